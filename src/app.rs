@@ -1,0 +1,117 @@
+//! The application: configuration, database, keys and services, shared by every handler.
+
+use std::ops::Deref;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::crypto::Secrets;
+use crate::keys::{KeySet, KeyStore};
+use crate::services::password::Hasher;
+use crate::store::Db;
+
+pub struct Inner {
+    pub config: Config,
+    pub db: Db,
+    pub clock: Clock,
+    pub secrets: Secrets,
+    pub hasher: Hasher,
+    pub key_store: KeyStore,
+    keys: RwLock<Arc<KeySet>>,
+    pub http: reqwest::Client,
+}
+
+/// Cheap to clone; every handler gets one.
+#[derive(Clone)]
+pub struct App(Arc<Inner>);
+
+impl Deref for App {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl App {
+    /// Connects the database (migrating it), loads or creates keys, and builds the services.
+    pub async fn new(config: Config) -> anyhow::Result<App> {
+        config.check()?;
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let clock = Clock::default();
+        let now = clock.now();
+        let key_store = KeyStore::new(&config.keys_dir);
+        key_store.ensure(now)?;
+        let secrets = Secrets::from_master(&key_store.secret()?)?;
+        let keys = key_store.load(now, publish_grace(&config))?;
+        let db = Db::connect(&config.database_url, config.database_max_connections).await?;
+        let hasher = Hasher::new(config.argon2_memory_kib, config.argon2_iterations)?;
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        Ok(App(Arc::new(Inner {
+            config,
+            db,
+            clock,
+            secrets,
+            hasher,
+            key_store,
+            keys: RwLock::new(Arc::new(keys)),
+            http,
+        })))
+    }
+
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    /// The current key set (parsed once; replaced whole on reload).
+    pub fn keys(&self) -> Arc<KeySet> {
+        match self.keys.read() {
+            Ok(k) => k.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Re-reads the keys folder (after `yunid keys rotate`, or to drop keys past their grace period).
+    pub fn reload_keys(&self) -> anyhow::Result<()> {
+        let keys = Arc::new(self.key_store.load(self.now(), publish_grace(&self.config))?);
+        match self.keys.write() {
+            Ok(mut k) => *k = keys,
+            Err(poisoned) => *poisoned.into_inner() = keys,
+        }
+        Ok(())
+    }
+
+    /// Background work every node runs: key reload, back-channel logout delivery, sweeping.
+    pub fn spawn_background(&self) {
+        let app = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                if let Err(e) = app.reload_keys() {
+                    tracing::warn!(error = %e, "key reload failed");
+                }
+                let now = app.now();
+                if let Err(e) = app.db.sweep(now, now - app.config.login_throttle_window).await {
+                    tracing::warn!(error = %e, "sweep failed");
+                }
+            }
+        });
+        let app = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(250));
+            loop {
+                tick.tick().await;
+                crate::services::logout::deliver_due(&app).await;
+            }
+        });
+    }
+}
+
+/// How long a retired key stays in the JWKS: longer than any token it signed lives.
+pub fn publish_grace(config: &Config) -> i64 {
+    config.id_token_ttl.max(config.access_token_ttl) + 300
+}

@@ -1,0 +1,133 @@
+//! Configuration: one optional TOML file plus `YUNID_*` environment variables.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Public URL of this provider, the `iss` of every token (`YUNID_ISSUER`).
+    pub issuer: Url,
+    /// Address and port to listen on (`YUNID_LISTEN`).
+    pub listen: SocketAddr,
+    /// `sqlite://data/yunid.db` (default) or `postgres://…` (`YUNID_DATABASE_URL`).
+    pub database_url: String,
+    /// Largest number of pooled database connections per node.
+    pub database_max_connections: u32,
+    /// Folder holding signing keys and the data-protection secret (`YUNID_KEYS_DIR`).
+    pub keys_dir: PathBuf,
+    /// Lifetime of authorization codes, seconds (at most 60).
+    pub code_ttl: i64,
+    /// Lifetime of pushed authorization request URIs, seconds (at most 90).
+    pub par_ttl: i64,
+    /// Lifetime of access tokens, seconds (5–15 minutes).
+    pub access_token_ttl: i64,
+    /// Lifetime of ID tokens, seconds.
+    pub id_token_ttl: i64,
+    /// Idle lifetime of a refresh token, seconds: unused for this long, it dies.
+    pub refresh_idle_ttl: i64,
+    /// Absolute lifetime of a refresh-token family, seconds.
+    pub refresh_absolute_ttl: i64,
+    /// SSO session idle timeout, seconds.
+    pub session_idle_ttl: i64,
+    /// SSO session absolute lifetime, seconds.
+    pub session_absolute_ttl: i64,
+    /// How long a pending authorization request (login, consent) may take, seconds.
+    pub auth_request_ttl: i64,
+    /// Failed password logins allowed per account, and per client address, in `login_throttle_window`.
+    pub login_max_failures: i64,
+    /// Window for counting failed logins, seconds.
+    pub login_throttle_window: i64,
+    /// Argon2id memory cost in KiB.
+    pub argon2_memory_kib: u32,
+    /// Argon2id iterations.
+    pub argon2_iterations: u32,
+    /// How often a back-channel logout delivery is tried before it is given up.
+    pub backchannel_max_attempts: i64,
+    /// Allow `http://` redirect URIs for clients (development only; loopback is always allowed).
+    pub allow_insecure_redirects: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            issuer: Url::parse("http://localhost:8080").unwrap_or_else(|_| unreachable!()),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database_url: "sqlite://data/yunid.db".into(),
+            database_max_connections: 16,
+            keys_dir: PathBuf::from("keys"),
+            code_ttl: 60,
+            par_ttl: 90,
+            access_token_ttl: 600,
+            id_token_ttl: 600,
+            refresh_idle_ttl: 7 * 24 * 3600,
+            refresh_absolute_ttl: 30 * 24 * 3600,
+            session_idle_ttl: 30 * 60,
+            session_absolute_ttl: 12 * 3600,
+            auth_request_ttl: 30 * 60,
+            login_max_failures: 10,
+            login_throttle_window: 15 * 60,
+            argon2_memory_kib: 19 * 1024,
+            argon2_iterations: 2,
+            backchannel_max_attempts: 6,
+            allow_insecure_redirects: false,
+        }
+    }
+}
+
+impl Config {
+    /// Defaults, then the file (if given), then `YUNID_*` variables.
+    pub fn load(file: Option<&std::path::Path>) -> anyhow::Result<Config> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            figment = figment.merge(Toml::file(file));
+        }
+        let config: Config = figment.merge(Env::prefixed("YUNID_")).extract()?;
+        config.check()?;
+        Ok(config)
+    }
+
+    pub fn check(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            (1..=60).contains(&self.code_ttl),
+            "code_ttl must be 1..=60 seconds"
+        );
+        anyhow::ensure!(
+            (1..=90).contains(&self.par_ttl),
+            "par_ttl must be 1..=90 seconds"
+        );
+        anyhow::ensure!(
+            (60..=900).contains(&self.access_token_ttl),
+            "access_token_ttl must be 60..=900 seconds"
+        );
+        anyhow::ensure!(
+            self.issuer.query().is_none() && self.issuer.fragment().is_none(),
+            "issuer must have no query or fragment"
+        );
+        Ok(())
+    }
+
+    /// True when the issuer is served over HTTPS (cookies then get `Secure` and the `__Host-` prefix).
+    pub fn secure_cookies(&self) -> bool {
+        self.issuer.scheme() == "https"
+    }
+
+    /// The issuer identifier as it appears in `iss`: the configured URL without a trailing slash.
+    pub fn iss(&self) -> &str {
+        self.issuer.as_str().trim_end_matches('/')
+    }
+
+    /// An endpoint URL below the issuer.
+    pub fn endpoint(&self, path: &str) -> String {
+        format!("{}{}", self.iss(), path)
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.database_url.starts_with("postgres")
+    }
+}

@@ -1,0 +1,150 @@
+//! Small cryptographic helpers shared by every layer: random tokens, hashes for storage, constant-time
+//! comparison, and the data-protection secret (keyed hashes, encryption at rest, CSRF tokens).
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use ring::rand::{SecureRandom, SystemRandom};
+use ring::{aead, digest, hmac};
+use subtle::ConstantTimeEq;
+
+pub fn b64url(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+pub fn b64url_decode(s: &str) -> Option<Vec<u8>> {
+    URL_SAFE_NO_PAD.decode(s).ok()
+}
+
+/// `n` bytes from the system CSPRNG.
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut out = [0u8; N];
+    // SystemRandom only fails when the OS has no entropy source at all; there is nothing safe to do then.
+    if SystemRandom::new().fill(&mut out).is_err() {
+        panic!("the operating system's random number generator failed");
+    }
+    out
+}
+
+/// A fresh opaque token with 256 bits of entropy, base64url.
+pub fn random_token() -> String {
+    b64url(&random_bytes::<32>())
+}
+
+/// SHA-256 of a token, base64url: what the database stores instead of a bearer secret.
+pub fn token_hash(token: &str) -> String {
+    b64url(digest::digest(&digest::SHA256, token.as_bytes()).as_ref())
+}
+
+pub fn sha256(data: &[u8]) -> Vec<u8> {
+    digest::digest(&digest::SHA256, data).as_ref().to_vec()
+}
+
+/// Constant-time equality of two byte strings (length may leak, content does not).
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.ct_eq(b).into()
+}
+
+/// The deployment's data-protection secret (`keys/secret.key`), from which purpose-bound keys derive.
+#[derive(Clone)]
+pub struct Secrets {
+    id_hash: hmac::Key,
+    pairwise: hmac::Key,
+    csrf: hmac::Key,
+    aead: aead::LessSafeKey,
+}
+
+impl Secrets {
+    pub fn from_master(master: &[u8]) -> anyhow::Result<Secrets> {
+        anyhow::ensure!(master.len() >= 32, "the data-protection secret is too short");
+        let root = hmac::Key::new(hmac::HMAC_SHA256, master);
+        let derive = |label: &str| hmac::sign(&root, label.as_bytes());
+        let aead_key = derive("yunid/aead/v1");
+        let unbound = aead::UnboundKey::new(&aead::AES_256_GCM, aead_key.as_ref())
+            .map_err(|_| anyhow::anyhow!("cannot build the data encryption key"))?;
+        Ok(Secrets {
+            id_hash: hmac::Key::new(hmac::HMAC_SHA256, derive("yunid/id-hash/v1").as_ref()),
+            pairwise: hmac::Key::new(hmac::HMAC_SHA256, derive("yunid/pairwise/v1").as_ref()),
+            csrf: hmac::Key::new(hmac::HMAC_SHA256, derive("yunid/csrf/v1").as_ref()),
+            aead: aead::LessSafeKey::new(unbound),
+        })
+    }
+
+    /// Keyed hash of an identifier (resident ID number): the database index, never the plaintext.
+    pub fn id_hash(&self, value: &str) -> String {
+        b64url(hmac::sign(&self.id_hash, value.as_bytes()).as_ref())
+    }
+
+    /// Pairwise subject for a sector (OIDC Core §8.1), stable and unlinkable across sectors.
+    pub fn pairwise_sub(&self, sector: &str, local_id: &str) -> String {
+        let mut input = Vec::with_capacity(sector.len() + local_id.len() + 1);
+        input.extend_from_slice(sector.as_bytes());
+        input.push(0);
+        input.extend_from_slice(local_id.as_bytes());
+        b64url(hmac::sign(&self.pairwise, &input).as_ref())
+    }
+
+    /// The form token that goes with a CSRF cookie value.
+    pub fn csrf_token(&self, cookie: &str) -> String {
+        b64url(hmac::sign(&self.csrf, cookie.as_bytes()).as_ref())
+    }
+
+    pub fn csrf_valid(&self, cookie: &str, token: &str) -> bool {
+        match b64url_decode(token) {
+            Some(tag) => hmac::verify(&self.csrf, cookie.as_bytes(), &tag).is_ok(),
+            None => false,
+        }
+    }
+
+    /// AES-256-GCM with a random nonce; output is base64(nonce ‖ ciphertext ‖ tag).
+    pub fn encrypt(&self, plaintext: &str, aad: &[u8]) -> anyhow::Result<String> {
+        let nonce_bytes = random_bytes::<12>();
+        let mut buf = plaintext.as_bytes().to_vec();
+        self.aead
+            .seal_in_place_append_tag(
+                aead::Nonce::assume_unique_for_key(nonce_bytes),
+                aead::Aad::from(aad),
+                &mut buf,
+            )
+            .map_err(|_| anyhow::anyhow!("encryption failed"))?;
+        let mut out = nonce_bytes.to_vec();
+        out.extend_from_slice(&buf);
+        Ok(STANDARD.encode(out))
+    }
+
+    pub fn decrypt(&self, sealed: &str, aad: &[u8]) -> anyhow::Result<String> {
+        let raw = STANDARD.decode(sealed)?;
+        anyhow::ensure!(raw.len() > 12 + 16, "sealed value too short");
+        let (nonce, rest) = raw.split_at(12);
+        let nonce = aead::Nonce::try_assume_unique_for_key(nonce)
+            .map_err(|_| anyhow::anyhow!("bad nonce"))?;
+        let mut buf = rest.to_vec();
+        let plain = self
+            .aead
+            .open_in_place(nonce, aead::Aad::from(aad), &mut buf)
+            .map_err(|_| anyhow::anyhow!("decryption failed"))?;
+        Ok(String::from_utf8(plain.to_vec())?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encryption_round_trips_and_binds_aad() {
+        let s = Secrets::from_master(&[7u8; 32]).unwrap();
+        let sealed = s.encrypt("11010519491231002X", b"person-1").unwrap();
+        assert!(!sealed.contains("11010519491231002X"));
+        assert_eq!(s.decrypt(&sealed, b"person-1").unwrap(), "11010519491231002X");
+        assert!(s.decrypt(&sealed, b"person-2").is_err());
+    }
+
+    #[test]
+    fn csrf_tokens_bind_to_their_cookie() {
+        let s = Secrets::from_master(&[9u8; 32]).unwrap();
+        let t = s.csrf_token("cookie-a");
+        assert!(s.csrf_valid("cookie-a", &t));
+        assert!(!s.csrf_valid("cookie-b", &t));
+        assert!(!s.csrf_valid("cookie-a", "garbage"));
+    }
+}

@@ -1,0 +1,128 @@
+//! Errors: OAuth/OIDC errors carry their RFC code; anything else is internal, logged, and shown generically.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+/// An error the protocol names (RFC 6749 §5.2, OIDC Core §3.1.2.6, RFC 6750 §3.1, …).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthError {
+    pub code: &'static str,
+    pub description: String,
+}
+
+macro_rules! oauth_errors {
+    ($($name:ident),* $(,)?) => {
+        impl OAuthError {
+            $(pub fn $name(description: impl Into<String>) -> OAuthError {
+                OAuthError { code: stringify!($name), description: description.into() }
+            })*
+        }
+    };
+}
+
+oauth_errors!(
+    invalid_request,
+    invalid_client,
+    invalid_grant,
+    unauthorized_client,
+    unsupported_grant_type,
+    invalid_scope,
+    access_denied,
+    unsupported_response_type,
+    server_error,
+    login_required,
+    consent_required,
+    interaction_required,
+    invalid_request_uri,
+    request_not_supported,
+    request_uri_not_supported,
+    invalid_token,
+    unsupported_token_type,
+);
+
+impl std::fmt::Display for OAuthError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.description)
+    }
+}
+
+impl std::error::Error for OAuthError {}
+
+/// What a handler returns on failure.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    OAuth(#[from] OAuthError),
+    /// 401 `invalid_client`, with a `WWW-Authenticate` challenge (RFC 6749 §5.2).
+    #[error("client authentication failed: {0}")]
+    ClientAuth(String),
+    /// 401 at a bearer-protected resource (RFC 6750 §3).
+    #[error("invalid bearer token: {0}")]
+    Bearer(String),
+    #[error("forbidden: {0}")]
+    Forbidden(&'static str),
+    #[error("not found")]
+    NotFound,
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Self {
+        Error::Internal(e.into())
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+fn json_error(status: StatusCode, code: &str, description: &str) -> Response {
+    let mut body = serde_json::json!({ "error": code });
+    if !description.is_empty() {
+        body["error_description"] = description.into();
+    }
+    let mut res = (status, Json(body)).into_response();
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        match self {
+            Error::OAuth(e) => {
+                let status = if e.code == "server_error" {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                } else {
+                    StatusCode::BAD_REQUEST
+                };
+                json_error(status, e.code, &e.description)
+            }
+            Error::ClientAuth(d) => {
+                let mut res = json_error(StatusCode::UNAUTHORIZED, "invalid_client", &d);
+                res.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"yunid\", charset=\"UTF-8\""),
+                );
+                res
+            }
+            Error::Bearer(d) => {
+                let mut res = json_error(StatusCode::UNAUTHORIZED, "invalid_token", &d);
+                let challenge = format!(
+                    "Bearer realm=\"yunid\", error=\"invalid_token\", error_description=\"{}\"",
+                    d.replace(['"', '\\'], "")
+                );
+                if let Ok(v) = HeaderValue::from_str(&challenge) {
+                    res.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+                }
+                res
+            }
+            Error::Forbidden(d) => (StatusCode::FORBIDDEN, d).into_response(),
+            Error::NotFound => (StatusCode::NOT_FOUND, "not found").into_response(),
+            Error::Internal(e) => {
+                tracing::error!(error = format!("{e:#}"), "internal error");
+                json_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "internal error")
+            }
+        }
+    }
+}

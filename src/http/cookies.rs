@@ -1,0 +1,73 @@
+//! Cookies: the SSO session and the CSRF double-submit cookie. `__Host-` prefixed and `Secure` over HTTPS.
+
+use axum_extra::extract::CookieJar;
+use axum_extra::extract::cookie::{Cookie, SameSite};
+
+use crate::app::App;
+use crate::crypto;
+use crate::store::persons::PersonRow;
+use crate::store::sessions::SessionRow;
+
+fn name(app: &App, base: &str) -> String {
+    if app.config.secure_cookies() {
+        format!("__Host-{base}")
+    } else {
+        base.to_owned()
+    }
+}
+
+fn build(app: &App, name: String, value: String, same_site: SameSite) -> Cookie<'static> {
+    let mut c = Cookie::new(name, value);
+    c.set_http_only(true);
+    c.set_path("/");
+    c.set_same_site(same_site);
+    c.set_secure(app.config.secure_cookies());
+    c
+}
+
+pub fn session_cookie(app: &App, value: String) -> Cookie<'static> {
+    build(app, name(app, "yunid_session"), value, SameSite::Lax)
+}
+
+pub fn clear_session(app: &App, jar: CookieJar) -> CookieJar {
+    let mut c = session_cookie(app, String::new());
+    c.make_removal();
+    jar.add(c)
+}
+
+/// The live session and its person, if the browser has one.
+pub async fn session(app: &App, jar: &CookieJar, now: i64) -> anyhow::Result<Option<(SessionRow, PersonRow)>> {
+    let Some(cookie) = jar.get(&name(app, "yunid_session")) else {
+        return Ok(None);
+    };
+    let Some(session) = crate::services::login::current_session(app, cookie.value(), now).await? else {
+        return Ok(None);
+    };
+    let Some(person) = app.db.person(&session.person_id).await? else {
+        return Ok(None);
+    };
+    if person.status != "active" {
+        return Ok(None);
+    }
+    Ok(Some((session, person)))
+}
+
+/// Ensures a CSRF cookie exists; returns the jar and the form token that goes with it.
+pub fn csrf(app: &App, jar: CookieJar) -> (CookieJar, String) {
+    let cookie_name = name(app, "yunid_csrf");
+    if let Some(existing) = jar.get(&cookie_name) {
+        let token = app.secrets.csrf_token(existing.value());
+        return (jar, token);
+    }
+    let value = crypto::random_token();
+    let token = app.secrets.csrf_token(&value);
+    (jar.add(build(app, cookie_name, value, SameSite::Strict)), token)
+}
+
+/// True when the form's token matches the browser's CSRF cookie.
+pub fn csrf_ok(app: &App, jar: &CookieJar, token: Option<&str>) -> bool {
+    match (jar.get(&name(app, "yunid_csrf")), token) {
+        (Some(cookie), Some(token)) => app.secrets.csrf_valid(cookie.value(), token),
+        _ => false,
+    }
+}

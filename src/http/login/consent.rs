@@ -1,0 +1,107 @@
+//! The consent page: what the app will receive, allow or deny; remembered per person and app.
+
+use axum::Form;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum_extra::extract::CookieJar;
+use serde::Deserialize;
+
+use crate::app::App;
+use crate::crypto;
+use crate::error::OAuthError;
+use crate::http::oidc::respond_error;
+use crate::http::{cookies, page};
+use crate::services::oidc::authorize::AuthRequest;
+
+#[derive(Deserialize)]
+pub struct Show {
+    req: String,
+}
+
+pub async fn show(State(app): State<App>, jar: CookieJar, Query(q): Query<Show>) -> Response {
+    let result: anyhow::Result<Response> = async {
+        let now = app.now();
+        let Some(pending) = app.db.auth_request(&crypto::token_hash(&q.req), now).await? else {
+            return Ok(page::error(StatusCode::BAD_REQUEST, "this sign-in request has expired"));
+        };
+        let Some((_, person)) = cookies::session(&app, &jar, now).await? else {
+            return Ok(Redirect::to(&format!("/login?req={}", urlencode(&q.req))).into_response());
+        };
+        let req: AuthRequest = serde_json::from_str(&pending.params)?;
+        let client = app.db.client(&pending.client_id).await?;
+        let (jar, csrf) = cookies::csrf(&app, jar);
+        let html = page::consent(&page::ConsentForm {
+            req: &q.req,
+            csrf: &csrf,
+            client_name: client.as_ref().map_or("", |c| c.name.as_str()),
+            person_name: &person.name,
+            scopes: &req.scopes,
+        });
+        Ok((jar, html).into_response())
+    }
+    .await;
+    result.unwrap_or_else(|e| {
+        tracing::error!(error = format!("{e:#}"), "consent page");
+        page::error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+    })
+}
+
+fn urlencode(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+#[derive(Deserialize)]
+pub struct Submit {
+    csrf: Option<String>,
+    req: String,
+    decision: String,
+}
+
+pub async fn submit(State(app): State<App>, jar: CookieJar, Form(f): Form<Submit>) -> Response {
+    if !cookies::csrf_ok(&app, &jar, f.csrf.as_deref()) {
+        return page::error(StatusCode::FORBIDDEN, "the form expired or did not come from this site; reload the page");
+    }
+    let result: anyhow::Result<Response> = async {
+        let now = app.now();
+        let id_hash = crypto::token_hash(&f.req);
+        let Some(pending) = app.db.auth_request(&id_hash, now).await? else {
+            return Ok(page::error(StatusCode::BAD_REQUEST, "this sign-in request has expired"));
+        };
+        let Some((session, _)) = cookies::session(&app, &jar, now).await? else {
+            return Ok(page::error(StatusCode::FORBIDDEN, "please sign in again"));
+        };
+        let req: AuthRequest = serde_json::from_str(&pending.params)?;
+        let Some(client) = app.db.client(&pending.client_id).await? else {
+            return Ok(page::error(StatusCode::BAD_REQUEST, "unknown client"));
+        };
+        if !app.db.finish_auth_request(&id_hash, now).await? {
+            return Ok(page::error(StatusCode::BAD_REQUEST, "this sign-in request was already answered"));
+        }
+        if f.decision != "allow" {
+            let e = OAuthError::access_denied("the person declined");
+            return Ok(respond_error(&app, &req.target, &e));
+        }
+        let mut scopes: Vec<String> = app
+            .db
+            .consent(&session.person_id, &client.id)
+            .await?
+            .map(|s| s.split(' ').map(str::to_owned).collect())
+            .unwrap_or_default();
+        for s in &req.scopes {
+            if !scopes.contains(s) {
+                scopes.push(s.clone());
+            }
+        }
+        app.db
+            .save_consent(&session.person_id, &client.id, &scopes.join(" "), now)
+            .await?;
+        let code = crate::http::oidc::issue_code(&app, &client, &req, &session, now).await?;
+        Ok(crate::http::oidc::respond(&app, &req.target, vec![("code", code)]))
+    }
+    .await;
+    result.unwrap_or_else(|e| {
+        tracing::error!(error = format!("{e:#}"), "consent");
+        page::error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+    })
+}

@@ -1,0 +1,84 @@
+//! HTTP: axum routers and thin handlers (parse, call a service, render).
+
+mod cookies;
+mod forms;
+mod login;
+mod oidc;
+mod page;
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderName, HeaderValue, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use crate::app::App;
+
+pub use forms::ClientAddr;
+
+/// Largest request body accepted anywhere.
+const BODY_LIMIT: usize = 64 * 1024;
+
+pub fn router(app: App) -> Router {
+    Router::new()
+        .merge(oidc::router())
+        .merge(login::router())
+        .route("/", get(home))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            HeaderName::from_static("cache-control"),
+            HeaderValue::from_static("no-store"),
+        ))
+        .with_state(app)
+}
+
+async fn ready(State(app): State<App>) -> impl IntoResponse {
+    if app.db.ping().await {
+        (axum::http::StatusCode::OK, "ready")
+    } else {
+        (axum::http::StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
+    }
+}
+
+async fn home(State(app): State<App>, jar: axum_extra::extract::CookieJar) -> impl IntoResponse {
+    let now = app.now();
+    let who = match cookies::session(&app, &jar, now).await {
+        Ok(Some((_, person))) => Some(person.name),
+        _ => None,
+    };
+    page::home(who.as_deref())
+}
+
+/// Serves until `shutdown` resolves, then drains in-flight requests.
+pub async fn serve(
+    app: App,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let service = router(app).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, service)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    Ok(())
+}

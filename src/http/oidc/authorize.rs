@@ -1,0 +1,281 @@
+//! The authorization endpoint (OIDC Core §3.1.2) and the resumption of a pending request after login
+//! or consent. Responses carry `iss` (RFC 9207); errors go to the client only once its redirect URI is
+//! trusted, otherwise to an error page.
+
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum_extra::extract::CookieJar;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::app::App;
+use crate::crypto;
+use crate::error::OAuthError;
+use crate::http::cookies;
+use crate::http::forms::ProtocolParams;
+use crate::http::page;
+use crate::services::oidc::authorize::{
+    self, AuthRequest, Decision, Rejection, ResponseMode, Situation, Target,
+};
+use crate::services::oidc::claims;
+use crate::store::clients::Client;
+use crate::store::families::{CodeRow, Family};
+use crate::store::sessions::SessionRow;
+
+pub const PAR_URN: &str = "urn:ietf:params:oauth:request_uri:";
+
+pub async fn authorize(State(app): State<App>, jar: CookieJar, ProtocolParams(params): ProtocolParams) -> Response {
+    let now = app.now();
+    let result: anyhow::Result<Response> = async {
+        // RFC 9126 §4: a pushed request replaces every other parameter but client_id.
+        if let Ok(Some(uri)) = params.get("request_uri") {
+            let Ok(Some(client_id)) = params.get("client_id") else {
+                return Ok(page::error(StatusCode::BAD_REQUEST, "client_id is required with request_uri"));
+            };
+            let pushed = match uri.strip_prefix(PAR_URN) {
+                Some(_) => app.db.take_par(&crypto::token_hash(uri), client_id, now).await?,
+                None => None,
+            };
+            let Some(json) = pushed else {
+                return Ok(page::error(
+                    StatusCode::BAD_REQUEST,
+                    "request_uri is unknown, expired, already used, or for another client",
+                ));
+            };
+            let req: AuthRequest = serde_json::from_str(&json)?;
+            let Some(client) = app.db.client(&req.client_id).await? else {
+                return Ok(page::error(StatusCode::BAD_REQUEST, "unknown client"));
+            };
+            return continue_request(&app, jar, &client, req, None, now).await;
+        }
+        let client = match params.get("client_id") {
+            Ok(Some(id)) => app.db.client(id).await?,
+            _ => None,
+        };
+        let req = authorize::trusted_target(&params, client.as_ref())
+            .and_then(|target| match &client {
+                Some(c) => authorize::validate(&params, c, target),
+                None => Err(Rejection::Page("unknown client".into())),
+            });
+        match (req, client) {
+            (Ok(req), Some(client)) => continue_request(&app, jar, &client, req, None, now).await,
+            (Err(Rejection::Redirect(target, e)), _) => Ok(respond_error(&app, &target, &e)),
+            (Err(Rejection::Page(m)), _) => Ok(page::error(StatusCode::BAD_REQUEST, &m)),
+            (Ok(_), None) => Ok(page::error(StatusCode::BAD_REQUEST, "unknown client")),
+        }
+    }
+    .await;
+    result.unwrap_or_else(internal)
+}
+
+fn internal(e: anyhow::Error) -> Response {
+    tracing::error!(error = format!("{e:#}"), "authorization failed");
+    page::error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+}
+
+#[derive(Deserialize)]
+pub struct Resume {
+    req: String,
+}
+
+/// After login or consent: picks up the pending request where it stopped.
+pub async fn resume(State(app): State<App>, jar: CookieJar, Query(q): Query<Resume>) -> Response {
+    let now = app.now();
+    let result: anyhow::Result<Response> = async {
+        let Some(pending) = app.db.auth_request(&crypto::token_hash(&q.req), now).await? else {
+            return Ok(page::error(StatusCode::BAD_REQUEST, "this sign-in request has expired"));
+        };
+        let req: AuthRequest = serde_json::from_str(&pending.params)?;
+        let Some(client) = app.db.client(&pending.client_id).await? else {
+            return Ok(page::error(StatusCode::BAD_REQUEST, "unknown client"));
+        };
+        continue_request(&app, jar, &client, req, Some((&q.req, pending.login_sid.as_deref())), now).await
+    }
+    .await;
+    result.unwrap_or_else(internal)
+}
+
+/// Decides and acts: send to login, to consent, or issue the code. `pending` is (request id, sid of a
+/// login made for it) when the request was already stored.
+pub async fn continue_request(
+    app: &App,
+    jar: CookieJar,
+    client: &Client,
+    req: AuthRequest,
+    pending: Option<(&str, Option<&str>)>,
+    now: i64,
+) -> anyhow::Result<Response> {
+    let session = cookies::session(app, &jar, now).await?;
+    let session_row = session.as_ref().map(|(s, _)| s);
+    let fresh_login = match (pending, session_row) {
+        (Some((_, Some(login_sid))), Some(s)) => s.sid == login_sid,
+        _ => false,
+    };
+    let hint_matches = match (&req.id_token_hint, session_row) {
+        (Some(hint), Some(s)) => match hint_subject(app, hint) {
+            Some(sub) => Some(sub == claims::subject(app, client, &s.person_id)),
+            None => {
+                let e = OAuthError::invalid_request("id_token_hint is not a valid ID token from this provider");
+                return Ok(respond_error(app, &req.target, &e));
+            }
+        },
+        _ => None,
+    };
+    let consented = match session_row {
+        Some(s) => app.db.consent(&s.person_id, &client.id).await?,
+        None => None,
+    };
+    let decision = authorize::decide(
+        &req,
+        client,
+        &Situation {
+            session: session_row,
+            fresh_login,
+            hint_matches,
+            consented: consented.as_deref(),
+            now,
+        },
+    );
+    match decision {
+        Decision::Fail(e) => {
+            if let Some((id, _)) = pending {
+                app.db.finish_auth_request(&crypto::token_hash(id), now).await?;
+            }
+            Ok(respond_error(app, &req.target, &e))
+        }
+        Decision::Issue => {
+            let Some(session) = session_row else {
+                return Ok(page::error(StatusCode::BAD_REQUEST, "no session"));
+            };
+            if let Some((id, _)) = pending {
+                if !app.db.finish_auth_request(&crypto::token_hash(id), now).await? {
+                    return Ok(page::error(StatusCode::BAD_REQUEST, "this sign-in request was already answered"));
+                }
+            }
+            let code = issue_code(app, client, &req, session, now).await?;
+            Ok(respond(app, &req.target, vec![("code", code)]))
+        }
+        Decision::Login | Decision::Consent => {
+            let id = match pending {
+                Some((id, _)) => id.to_owned(),
+                None => save_pending(app, &req, now).await?,
+            };
+            let path = if decision == Decision::Login { "/login" } else { "/consent" };
+            let mut url = url::Url::parse("http://x/")?;
+            url.set_path(path);
+            url.query_pairs_mut().append_pair("req", &id);
+            let location = format!("{}?{}", url.path(), url.query().unwrap_or(""));
+            Ok((jar, Redirect::to(&location)).into_response())
+        }
+    }
+}
+
+async fn save_pending(app: &App, req: &AuthRequest, now: i64) -> anyhow::Result<String> {
+    let id = crypto::random_token();
+    app.db
+        .insert_auth_request(
+            &crypto::token_hash(&id),
+            &req.client_id,
+            &serde_json::to_string(req)?,
+            now,
+            now + app.config.auth_request_ttl,
+        )
+        .await?;
+    Ok(id)
+}
+
+/// The `sub` of an ID token we issued (its expiry does not matter for a hint).
+fn hint_subject(app: &App, hint: &str) -> Option<String> {
+    let (header, claims) = app.keys().verify(hint).ok()?;
+    if header.get("typ").and_then(Value::as_str) == Some("at+jwt") {
+        return None;
+    }
+    if claims.get("iss").and_then(Value::as_str) != Some(app.config.iss()) {
+        return None;
+    }
+    claims.get("sub").and_then(Value::as_str).map(str::to_owned)
+}
+
+/// Creates the grant family and a single-use code bound to client, redirect URI and PKCE challenge.
+pub async fn issue_code(
+    app: &App,
+    client: &Client,
+    req: &AuthRequest,
+    session: &SessionRow,
+    now: i64,
+) -> anyhow::Result<String> {
+    let family = Family {
+        id: uuid::Uuid::now_v7().simple().to_string(),
+        client_id: client.id.clone(),
+        person_id: Some(session.person_id.clone()),
+        session_sid: Some(session.sid.clone()),
+        scope: req.scope_string(),
+        claims: req.claims.as_ref().map(Value::to_string),
+        acr: session.acr,
+        amr: session.amr.clone(),
+        auth_time: session.auth_time,
+        nonce: req.nonce.clone(),
+        created_at: now,
+        expires_at: now + app.config.refresh_absolute_ttl,
+        revoked_at: None,
+    };
+    app.db.insert_family(&family).await?;
+    let code = crypto::random_token();
+    app.db
+        .insert_code(
+            &crypto::token_hash(&code),
+            &CodeRow {
+                client_id: client.id.clone(),
+                redirect_uri: req.target.redirect_uri.clone(),
+                code_challenge: req.code_challenge.clone(),
+                family_id: family.id.clone(),
+                expires_at: now + app.config.code_ttl,
+            },
+        )
+        .await?;
+    app.db
+        .add_session_client(&session.sid, &client.id, &session.person_id, now)
+        .await?;
+    Ok(code)
+}
+
+pub fn respond_error(app: &App, target: &Target, e: &OAuthError) -> Response {
+    respond(
+        app,
+        target,
+        vec![("error", e.code.to_owned()), ("error_description", e.description.clone())],
+    )
+}
+
+/// Sends a response to the client's redirect URI, with `state` and `iss`, by the requested mode.
+pub fn respond(app: &App, target: &Target, mut fields: Vec<(&'static str, String)>) -> Response {
+    if let Some(state) = &target.state {
+        fields.push(("state", state.clone()));
+    }
+    fields.push(("iss", app.config.iss().to_owned()));
+    match target.mode {
+        ResponseMode::Query => {
+            let Ok(mut url) = url::Url::parse(&target.redirect_uri) else {
+                return page::error(StatusCode::BAD_REQUEST, "invalid redirect_uri");
+            };
+            url.query_pairs_mut().extend_pairs(fields.iter().map(|(k, v)| (*k, v.as_str())));
+            (StatusCode::SEE_OTHER, [(header::LOCATION, url.to_string())]).into_response()
+        }
+        ResponseMode::FormPost => {
+            let nonce = crypto::random_token();
+            let origin = url::Url::parse(&target.redirect_uri)
+                .map(|u| u.origin().ascii_serialization())
+                .unwrap_or_default();
+            let csp = format!(
+                "default-src 'none'; script-src 'nonce-{nonce}'; form-action {origin}; frame-ancestors 'none'"
+            );
+            let fields: Vec<(&str, String)> = fields.into_iter().collect();
+            (
+                [(header::CONTENT_SECURITY_POLICY, csp)],
+                page::form_post(&target.redirect_uri, &fields, &nonce),
+            )
+                .into_response()
+        }
+    }
+}

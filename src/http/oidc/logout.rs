@@ -1,0 +1,96 @@
+//! RP-Initiated Logout 1.0. With a valid `id_token_hint` the session ends at once and the browser goes
+//! back to an exactly registered `post_logout_redirect_uri`; otherwise the person confirms on our page
+//! first (no forced logout by a cross-site link) and stays on our origin.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum_extra::extract::CookieJar;
+use serde_json::Value;
+
+use crate::app::App;
+use crate::http::cookies;
+use crate::http::forms::ProtocolParams;
+use crate::http::page;
+use crate::services::logout;
+use crate::services::params::Params;
+
+pub async fn logout(State(app): State<App>, jar: CookieJar, ProtocolParams(params): ProtocolParams) -> Response {
+    match handle(&app, jar, &params).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "logout failed");
+            page::error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+        }
+    }
+}
+
+async fn handle(app: &App, jar: CookieJar, params: &Params) -> anyhow::Result<Response> {
+    let now = app.now();
+    let bad = |m: &str| Ok(page::error(StatusCode::BAD_REQUEST, m));
+    let get = |name: &str| params.get(name).ok().flatten().map(str::to_owned);
+    if params.any_repeated().is_some() {
+        return bad("a parameter is repeated");
+    }
+    // The hint must be an ID token we signed (any alg `none` or forged token fails verification).
+    let hint = match get("id_token_hint") {
+        None => None,
+        Some(h) => match app.keys().verify(&h) {
+            Ok((header, claims))
+                if header.get("typ").and_then(Value::as_str) != Some("at+jwt")
+                    && claims.get("iss").and_then(Value::as_str) == Some(app.config.iss()) =>
+            {
+                Some(claims)
+            }
+            _ => return bad("id_token_hint is not a valid ID token from this provider"),
+        },
+    };
+    let hint_client = hint
+        .as_ref()
+        .and_then(|c| c.get("aud"))
+        .and_then(|a| a.as_str().map(str::to_owned).or_else(|| a.get(0)?.as_str().map(str::to_owned)));
+    let client_id = match (get("client_id"), hint_client) {
+        (Some(a), Some(b)) if a != b => return bad("client_id does not match id_token_hint"),
+        (a, b) => a.or(b),
+    };
+    let redirect = get("post_logout_redirect_uri");
+    if let Some(uri) = &redirect {
+        let client = match &client_id {
+            Some(id) => app.db.client(id).await?,
+            None => None,
+        };
+        let registered = client.is_some_and(|c| c.post_logout_redirect_uris.iter().any(|r| r == uri));
+        if !registered {
+            return bad("post_logout_redirect_uri is not registered for this application");
+        }
+    }
+    let session = cookies::session(app, &jar, now).await?;
+    let confirmed = params.get("confirm").ok().flatten() == Some("yes")
+        && cookies::csrf_ok(app, &jar, params.get("csrf").ok().flatten());
+    if hint.is_none() && !confirmed {
+        if session.is_none() {
+            return Ok(page::logged_out().into_response());
+        }
+        let (jar, csrf) = cookies::csrf(app, jar);
+        let mut hidden = Vec::new();
+        if let Some(c) = &client_id {
+            hidden.push(("client_id", c.clone()));
+        }
+        return Ok((jar, page::logout_confirm(&csrf, &hidden)).into_response());
+    }
+    if let Some((s, _)) = &session {
+        logout::end_session(app, &s.sid, now).await?;
+    }
+    let jar = cookies::clear_session(app, jar);
+    // Only a logout proven by the hint returns to the client.
+    match (redirect, hint) {
+        (Some(uri), Some(_)) => {
+            let mut url = url::Url::parse(&uri)?;
+            if let Some(state) = get("state") {
+                url.query_pairs_mut().append_pair("state", &state);
+            }
+            Ok((jar, axum::response::Redirect::to(url.as_str())).into_response())
+        }
+        _ => Ok((jar, page::logged_out()).into_response()),
+    }
+}

@@ -1,0 +1,49 @@
+//! Pushed Authorization Requests (RFC 9126): the client posts its request, gets a single-use
+//! `request_uri` valid for at most 90 seconds.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::app::App;
+use crate::crypto;
+use crate::error::{Error, OAuthError};
+use crate::http::forms::ProtocolParams;
+use crate::http::oidc::authorize::PAR_URN;
+use crate::services::oidc::authorize::{self, Rejection};
+use crate::services::oidc::client_auth;
+
+pub async fn push(
+    State(app): State<App>,
+    headers: HeaderMap,
+    ProtocolParams(params): ProtocolParams,
+) -> Result<Response, Error> {
+    let now = app.now();
+    let presented = super::token::presented(&headers);
+    let client = client_auth::authenticate(&app, &presented, &params, now).await?;
+    if params.get("client_id")?.is_some_and(|id| id != client.id) {
+        return Err(OAuthError::invalid_request("client_id does not match the authenticated client").into());
+    }
+    if params.get("request_uri")?.is_some() {
+        return Err(OAuthError::invalid_request("request_uri is not allowed in a pushed request").into());
+    }
+    let req = authorize::trusted_target(&params, Some(&client))
+        .and_then(|target| authorize::validate(&params, &client, target))
+        .map_err(|r| match r {
+            Rejection::Page(m) => OAuthError::invalid_request(m),
+            Rejection::Redirect(_, e) => e,
+        })?;
+    let uri = format!("{PAR_URN}{}", crypto::random_token());
+    let json = serde_json::to_string(&req).map_err(anyhow::Error::from)?;
+    app.db
+        .insert_par(&crypto::token_hash(&uri), &client.id, &json, now + app.config.par_ttl)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(json!({ "request_uri": uri, "expires_in": app.config.par_ttl })),
+    )
+        .into_response())
+}

@@ -1,0 +1,224 @@
+//! The token endpoint (RFC 6749 §3.2): authorization_code (with PKCE), refresh_token (rotating, reuse
+//! revokes the family), client_credentials.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::app::App;
+use crate::crypto;
+use crate::error::{Error, OAuthError};
+use crate::http::forms::ProtocolParams;
+use crate::services::oidc::authorize::is_pkce_value;
+use crate::services::oidc::client_auth::{self, Presented};
+use crate::services::oidc::claims;
+use crate::services::oidc::tokens::{self, IdTokenInput, TokenResponse};
+use crate::services::params::Params;
+use crate::store::clients::Client;
+use crate::store::families::{Family, Redeemed};
+
+pub fn presented(headers: &HeaderMap) -> Presented {
+    Presented {
+        basic: headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(client_auth::parse_basic),
+    }
+}
+
+pub async fn token(
+    State(app): State<App>,
+    headers: HeaderMap,
+    ProtocolParams(params): ProtocolParams,
+) -> Result<Response, Error> {
+    let now = app.now();
+    let grant_type = params.require("grant_type")?.to_owned();
+    let client = client_auth::authenticate(&app, &presented(&headers), &params, now).await?;
+    let response = match grant_type.as_str() {
+        "authorization_code" => authorization_code(&app, &client, &params, now).await?,
+        "refresh_token" => refresh_token(&app, &client, &params, now).await?,
+        "client_credentials" => client_credentials(&app, &client, &params, now).await?,
+        _ => return Err(OAuthError::unsupported_grant_type("unsupported grant_type").into()),
+    };
+    Ok((
+        [(header::CACHE_CONTROL, "no-store"), (header::PRAGMA, "no-cache")],
+        Json(response),
+    )
+        .into_response())
+}
+
+fn grant_allowed(client: &Client, grant: &str) -> Result<(), Error> {
+    if client.allows_grant(grant) {
+        Ok(())
+    } else {
+        Err(OAuthError::unauthorized_client(format!("this client may not use {grant}")).into())
+    }
+}
+
+async fn authorization_code(app: &App, client: &Client, params: &Params, now: i64) -> Result<TokenResponse, Error> {
+    grant_allowed(client, "authorization_code")?;
+    let code = params.require("code")?;
+    let redirect_uri = params.require("redirect_uri")?;
+    let verifier = params.require("code_verifier")?;
+    let invalid = |m: &str| Error::from(OAuthError::invalid_grant(m));
+    let row = match app.db.redeem_code(&crypto::token_hash(code), now).await? {
+        Redeemed::Fresh(row) => row,
+        // RFC 6749 §4.1.2: a code used twice revokes what its first use issued.
+        Redeemed::Reused(family) => {
+            app.db.revoke_family(&family, now).await?;
+            tracing::warn!(client = %client.id, "authorization code reused; its grant is revoked");
+            return Err(invalid("authorization code already used"));
+        }
+        Redeemed::Unknown => return Err(invalid("unknown authorization code")),
+    };
+    if row.client_id != client.id {
+        return Err(invalid("authorization code was issued to another client"));
+    }
+    if row.expires_at <= now {
+        return Err(invalid("authorization code expired"));
+    }
+    if row.redirect_uri != redirect_uri {
+        return Err(invalid("redirect_uri does not match the authorization request"));
+    }
+    // RFC 7636 §4.6: BASE64URL(SHA256(code_verifier)) == code_challenge.
+    if !is_pkce_value(verifier) {
+        return Err(invalid("code_verifier is malformed"));
+    }
+    let computed = crypto::b64url(&crypto::sha256(verifier.as_bytes()));
+    if !crypto::ct_eq(computed.as_bytes(), row.code_challenge.as_bytes()) {
+        return Err(invalid("code_verifier does not match the code_challenge"));
+    }
+    let family = app
+        .db
+        .family(&row.family_id)
+        .await?
+        .filter(|f| f.revoked_at.is_none())
+        .ok_or_else(|| invalid("the grant was revoked"))?;
+    issue(app, client, &family, &family.scope, Some(code), true, now).await
+}
+
+async fn refresh_token(app: &App, client: &Client, params: &Params, now: i64) -> Result<TokenResponse, Error> {
+    grant_allowed(client, "refresh_token")?;
+    let token = params.require("refresh_token")?;
+    let hash = crypto::token_hash(token);
+    let invalid = |m: &str| Error::from(OAuthError::invalid_grant(m));
+    // Check the owner before consuming, so a stranger cannot burn someone else's token.
+    let Some((family_id, _, _)) = app.db.refresh_info(&hash).await? else {
+        return Err(invalid("unknown refresh token"));
+    };
+    let family = app
+        .db
+        .family(&family_id)
+        .await?
+        .ok_or_else(|| invalid("unknown refresh token"))?;
+    if family.client_id != client.id {
+        return Err(invalid("refresh token was issued to another client"));
+    }
+    let expires_at = match app.db.use_refresh(&hash, now).await? {
+        Redeemed::Fresh((_, expires_at)) => expires_at,
+        // RFC 9700 §4.14.2: reuse of a rotated refresh token revokes the whole family.
+        Redeemed::Reused(family) => {
+            app.db.revoke_family(&family, now).await?;
+            tracing::warn!(client = %client.id, "refresh token reused; its family is revoked");
+            return Err(invalid("refresh token already used"));
+        }
+        Redeemed::Unknown => return Err(invalid("unknown refresh token")),
+    };
+    if expires_at <= now || family.expires_at <= now {
+        return Err(invalid("refresh token expired"));
+    }
+    if family.revoked_at.is_some() {
+        return Err(invalid("the grant was revoked"));
+    }
+    let scope = match params.get("scope")? {
+        None => family.scope.clone(),
+        Some(asked) => {
+            let granted: Vec<&str> = family.scope.split(' ').collect();
+            if !asked.split(' ').filter(|s| !s.is_empty()).all(|s| granted.contains(&s)) {
+                return Err(OAuthError::invalid_scope("scope exceeds what was granted").into());
+            }
+            asked.to_owned()
+        }
+    };
+    issue(app, client, &family, &scope, None, true, now).await
+}
+
+/// Access token, ID token (when `openid` was granted) and a new refresh token (when the client may refresh).
+async fn issue(
+    app: &App,
+    client: &Client,
+    family: &Family,
+    scope: &str,
+    code: Option<&str>,
+    with_refresh: bool,
+    now: i64,
+) -> Result<TokenResponse, Error> {
+    let person_id = family
+        .person_id
+        .as_deref()
+        .ok_or_else(|| OAuthError::invalid_grant("the grant has no person"))?;
+    let person = app
+        .db
+        .person(person_id)
+        .await?
+        .filter(|p| p.status == "active")
+        .ok_or_else(|| OAuthError::invalid_grant("the account is not active"))?;
+    let sub = claims::subject(app, client, person_id);
+    let access_token = tokens::access_token(app, client, &sub, scope, Some(family), now)?;
+    let id_token = if scope.split(' ').any(|s| s == "openid") {
+        Some(tokens::id_token(
+            app,
+            client,
+            IdTokenInput {
+                family,
+                sub: &sub,
+                // OIDC Core §12.2: a refreshed ID token carries no nonce.
+                nonce: code.and(family.nonce.as_deref()),
+                access_token: Some(&access_token),
+                code,
+                person: Some(&person),
+                now,
+            },
+        )?)
+    } else {
+        None
+    };
+    let refresh_token = if with_refresh && client.allows_grant("refresh_token") {
+        Some(tokens::refresh_token(app, family, now).await?)
+    } else {
+        None
+    };
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: app.config.access_token_ttl,
+        scope: scope.to_owned(),
+        id_token,
+        refresh_token,
+    })
+}
+
+async fn client_credentials(app: &App, client: &Client, params: &Params, now: i64) -> Result<TokenResponse, Error> {
+    grant_allowed(client, "client_credentials")?;
+    let scope: Vec<&str> = match params.get("scope")? {
+        Some(asked) => {
+            let asked: Vec<&str> = asked.split(' ').filter(|s| !s.is_empty()).collect();
+            if let Some(bad) = asked.iter().find(|s| **s == "openid" || !client.allows_scope(s)) {
+                return Err(OAuthError::invalid_scope(format!("scope {bad} is not allowed for this client")).into());
+            }
+            asked
+        }
+        None => client.scopes.iter().map(String::as_str).filter(|s| *s != "openid").collect(),
+    };
+    let scope = scope.join(" ");
+    let access_token = tokens::access_token(app, client, &client.id, &scope, None, now)?;
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: app.config.access_token_ttl,
+        scope,
+        id_token: None,
+        refresh_token: None,
+    })
+}

@@ -1,0 +1,79 @@
+//! The UserInfo endpoint (OIDC Core §5.3): GET or POST, bearer token in the header (or, for POST, in
+//! the form body, RFC 6750 §2.2).
+
+use axum::Json;
+use axum::extract::{FromRequest, Request, State};
+use axum::http::{Method, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::app::App;
+use crate::error::{Error, OAuthError};
+use crate::http::forms::ProtocolParams;
+use crate::services::oidc::{claims, tokens};
+
+pub async fn userinfo(State(app): State<App>, req: Request) -> Result<Response, Error> {
+    let now = app.now();
+    let header_token = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(|t| t.trim().to_owned());
+    let body_token = if req.method() == Method::POST {
+        let is_form = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+        if is_form {
+            let ProtocolParams(params) = ProtocolParams::from_request(req, &app).await?;
+            params.get("access_token")?.map(str::to_owned)
+        } else {
+            None
+        }
+    } else {
+        None
+    };
+    let token = match (header_token, body_token) {
+        (Some(_), Some(_)) => {
+            return Err(OAuthError::invalid_request("access token sent in more than one way").into());
+        }
+        (Some(t), None) | (None, Some(t)) => t,
+        (None, None) => return Err(Error::Bearer("no access token".into())),
+    };
+    let at = tokens::parse_access_token(&app, &token, now).map_err(|e| Error::Bearer(e.description))?;
+    let family_id = at
+        .family_id
+        .as_deref()
+        .ok_or_else(|| Error::Bearer("this token does not represent a person".into()))?;
+    if app.db.access_token_revoked(&at.jti, Some(family_id)).await? {
+        return Err(Error::Bearer("token revoked".into()));
+    }
+    let family = app
+        .db
+        .family(family_id)
+        .await?
+        .ok_or_else(|| Error::Bearer("unknown grant".into()))?;
+    let scope = at.claims.get("scope").and_then(Value::as_str).unwrap_or("");
+    let scopes: Vec<&str> = scope.split(' ').collect();
+    if !scopes.contains(&"openid") {
+        return Err(Error::Bearer("the openid scope was not granted".into()));
+    }
+    let person = app
+        .db
+        .person(family.person_id.as_deref().unwrap_or(""))
+        .await?
+        .filter(|p| p.status == "active")
+        .ok_or_else(|| Error::Bearer("account not active".into()))?;
+    let claims_request: Option<Value> = family.claims.as_deref().and_then(|s| serde_json::from_str(s).ok());
+    let extra = claims::requested(claims_request.as_ref(), "userinfo");
+    let names = claims::released(&scopes, &extra);
+    let mut body = claims::person_claims(&app, &person, &names)?;
+    body.insert("sub".into(), json!(at.sub));
+    Ok((
+        [(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"), (header::CACHE_CONTROL, "no-store")],
+        Json(Value::Object(body)),
+    )
+        .into_response())
+}

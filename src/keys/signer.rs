@@ -1,0 +1,239 @@
+//! Parsed signing keys: JWS signing (RS256 with ring, ES256 with the fixed r‖s encoding, EdDSA) and
+//! verification of the provider's own tokens.
+
+use std::collections::{BTreeMap, HashMap};
+
+use ring::rand::SystemRandom;
+use ring::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::jwk::Jwk;
+use super::{Alg, Manifest};
+use crate::crypto;
+
+enum Signer {
+    Rsa(RsaKeyPair),
+    Ec(EcdsaKeyPair),
+    Ed(Ed25519KeyPair),
+}
+
+struct LoadedKey {
+    alg: Alg,
+    signer: Signer,
+    public: Vec<u8>,
+}
+
+/// Every published key, parsed once; the newest unretired key per algorithm signs.
+pub struct KeySet {
+    keys: HashMap<String, LoadedKey>,
+    active: HashMap<Alg, String>,
+    jwks: Vec<u8>,
+    rng: SystemRandom,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum VerifyError {
+    #[error("malformed token")]
+    Malformed,
+    #[error("unknown key")]
+    UnknownKey,
+    #[error("bad signature")]
+    BadSignature,
+}
+
+pub fn generate_pkcs8(alg: Alg) -> anyhow::Result<Vec<u8>> {
+    let rng = SystemRandom::new();
+    let bad = |_| anyhow::anyhow!("key generation failed");
+    Ok(match alg {
+        // ring cannot generate RSA keys; the `rsa` crate only generates here, ring does all signing.
+        Alg::RS256 => {
+            use rsa::pkcs8::EncodePrivateKey;
+            let key = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048)?;
+            key.to_pkcs8_der()?.as_bytes().to_vec()
+        }
+        Alg::ES256 => EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+            .map_err(bad)?
+            .as_ref()
+            .to_vec(),
+        Alg::EdDSA => Ed25519KeyPair::generate_pkcs8(&rng).map_err(bad)?.as_ref().to_vec(),
+    })
+}
+
+fn parse(alg: Alg, der: &[u8]) -> anyhow::Result<LoadedKey> {
+    let rng = SystemRandom::new();
+    let bad = |e: ring::error::KeyRejected| anyhow::anyhow!("{} key rejected: {e}", alg.as_str());
+    let signer = match alg {
+        Alg::RS256 => Signer::Rsa(RsaKeyPair::from_pkcs8(der).map_err(bad)?),
+        Alg::ES256 => Signer::Ec(
+            EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, der, &rng)
+                .map_err(bad)?,
+        ),
+        Alg::EdDSA => Signer::Ed(Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).map_err(bad)?),
+    };
+    let public = match &signer {
+        Signer::Rsa(k) => k.public().as_ref().to_vec(),
+        Signer::Ec(k) => k.public_key().as_ref().to_vec(),
+        Signer::Ed(k) => k.public_key().as_ref().to_vec(),
+    };
+    Ok(LoadedKey { alg, signer, public })
+}
+
+fn jwk_of(key: &LoadedKey, kid: &str) -> Jwk {
+    let base = |kty: &str| Jwk {
+        kty: kty.into(),
+        use_: Some("sig".into()),
+        alg: Some(key.alg.as_str().into()),
+        kid: (!kid.is_empty()).then(|| kid.to_owned()),
+        n: None,
+        e: None,
+        crv: None,
+        x: None,
+        y: None,
+    };
+    match &key.signer {
+        Signer::Rsa(k) => {
+            let c: signature::RsaPublicKeyComponents<Vec<u8>> = k.public().into();
+            Jwk {
+                n: Some(crypto::b64url(&c.n)),
+                e: Some(crypto::b64url(&c.e)),
+                ..base("RSA")
+            }
+        }
+        Signer::Ec(_) => {
+            // Uncompressed point: 0x04 ‖ x ‖ y.
+            let (x, y) = key.public[1..].split_at(32);
+            Jwk {
+                crv: Some("P-256".into()),
+                x: Some(crypto::b64url(x)),
+                y: Some(crypto::b64url(y)),
+                ..base("EC")
+            }
+        }
+        Signer::Ed(_) => Jwk {
+            crv: Some("Ed25519".into()),
+            x: Some(crypto::b64url(&key.public)),
+            ..base("OKP")
+        },
+    }
+}
+
+/// The public JWK of a PKCS#8 key (used to compute its `kid`).
+pub fn public_jwk(alg: Alg, der: &[u8], kid: &str) -> anyhow::Result<Jwk> {
+    Ok(jwk_of(&parse(alg, der)?, kid))
+}
+
+impl KeySet {
+    pub fn from_manifest(
+        manifest: &Manifest,
+        pkcs8: &BTreeMap<String, Vec<u8>>,
+        now: i64,
+        publish_grace: i64,
+    ) -> anyhow::Result<KeySet> {
+        let mut keys = HashMap::new();
+        let mut active: HashMap<Alg, (i64, String)> = HashMap::new();
+        let mut jwks = Vec::new();
+        for entry in &manifest.keys {
+            let Some(der) = pkcs8.get(&entry.kid) else {
+                continue;
+            };
+            if entry.retired_at.is_some_and(|r| r + publish_grace < now) {
+                continue;
+            }
+            let key = parse(entry.alg, der)?;
+            jwks.push(jwk_of(&key, &entry.kid));
+            if entry.retired_at.is_none() {
+                let newer = active
+                    .get(&entry.alg)
+                    .is_none_or(|(created, _)| entry.created_at >= *created);
+                if newer {
+                    active.insert(entry.alg, (entry.created_at, entry.kid.clone()));
+                }
+            }
+            keys.insert(entry.kid.clone(), key);
+        }
+        for alg in Alg::ALL {
+            anyhow::ensure!(active.contains_key(&alg), "no active {} key", alg.as_str());
+        }
+        Ok(KeySet {
+            keys,
+            active: active.into_iter().map(|(a, (_, kid))| (a, kid)).collect(),
+            jwks: serde_json::to_vec(&serde_json::json!({ "keys": jwks }))?,
+            rng: SystemRandom::new(),
+        })
+    }
+
+    /// The JWKS document, serialised once.
+    pub fn jwks_json(&self) -> &[u8] {
+        &self.jwks
+    }
+
+    pub fn active_kid(&self, alg: Alg) -> Option<&str> {
+        self.active.get(&alg).map(String::as_str)
+    }
+
+    /// A compact JWS over `claims`, signed by the active key for `alg`.
+    pub fn sign(&self, alg: Alg, typ: &str, claims: &impl Serialize) -> anyhow::Result<String> {
+        let kid = self
+            .active
+            .get(&alg)
+            .ok_or_else(|| anyhow::anyhow!("no active key for {}", alg.as_str()))?;
+        let key = self
+            .keys
+            .get(kid)
+            .ok_or_else(|| anyhow::anyhow!("active key missing"))?;
+        let header = serde_json::json!({ "alg": alg.as_str(), "typ": typ, "kid": kid });
+        let mut out = crypto::b64url(&serde_json::to_vec(&header)?);
+        out.push('.');
+        out.push_str(&crypto::b64url(&serde_json::to_vec(claims)?));
+        let sig = match &key.signer {
+            Signer::Rsa(k) => {
+                let mut sig = vec![0u8; k.public().modulus_len()];
+                k.sign(&signature::RSA_PKCS1_SHA256, &self.rng, out.as_bytes(), &mut sig)
+                    .map_err(|_| anyhow::anyhow!("RSA signing failed"))?;
+                sig
+            }
+            Signer::Ec(k) => k
+                .sign(&self.rng, out.as_bytes())
+                .map_err(|_| anyhow::anyhow!("ECDSA signing failed"))?
+                .as_ref()
+                .to_vec(),
+            Signer::Ed(k) => k.sign(out.as_bytes()).as_ref().to_vec(),
+        };
+        out.push('.');
+        out.push_str(&crypto::b64url(&sig));
+        Ok(out)
+    }
+
+    /// Verifies a JWS this provider signed (any published key) and returns header and claims.
+    /// Expiry and audience are the caller's to check.
+    pub fn verify(&self, token: &str) -> Result<(Value, Value), VerifyError> {
+        let mut parts = token.split('.');
+        let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(VerifyError::Malformed);
+        };
+        let decode = |part: &str| -> Result<Value, VerifyError> {
+            let bytes = crypto::b64url_decode(part).ok_or(VerifyError::Malformed)?;
+            serde_json::from_slice(&bytes).map_err(|_| VerifyError::Malformed)
+        };
+        let header = decode(h)?;
+        let kid = header.get("kid").and_then(Value::as_str).ok_or(VerifyError::UnknownKey)?;
+        let key = self.keys.get(kid).ok_or(VerifyError::UnknownKey)?;
+        // The algorithm comes from our key, never from the token: `alg` must merely agree.
+        if header.get("alg").and_then(Value::as_str) != Some(key.alg.as_str()) {
+            return Err(VerifyError::BadSignature);
+        }
+        let sig = crypto::b64url_decode(s).ok_or(VerifyError::Malformed)?;
+        let algorithm: &dyn signature::VerificationAlgorithm = match key.alg {
+            Alg::RS256 => &signature::RSA_PKCS1_2048_8192_SHA256,
+            Alg::ES256 => &signature::ECDSA_P256_SHA256_FIXED,
+            Alg::EdDSA => &signature::ED25519,
+        };
+        let signed_len = h.len() + 1 + p.len();
+        signature::UnparsedPublicKey::new(algorithm, &key.public)
+            .verify(&token.as_bytes()[..signed_len], &sig)
+            .map_err(|_| VerifyError::BadSignature)?;
+        Ok((header, decode(p)?))
+    }
+}

@@ -1,0 +1,17 @@
+//! yunid: a unified identity provider (OpenID Connect) for natural and legal persons.
+//!
+//! `main.rs` is the CLI; this library builds the application so tests can start it on port 0.
+
+pub mod app;
+pub mod clock;
+pub mod config;
+pub mod crypto;
+pub mod error;
+pub mod http;
+pub mod identity;
+pub mod keys;
+pub mod services;
+pub mod store;
+
+pub use app::App;
+pub use config::Config;

@@ -1,0 +1,244 @@
+//! The `yunid` command line: serve (default), migrate, keys, client, person.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use yunid::keys::{Alg, KeyStore};
+use yunid::services::registry::{self, NewClient, NewPerson};
+use yunid::store::clients::AuthMethod;
+use yunid::{App, Config};
+
+#[derive(Parser)]
+#[command(name = "yunid", version, about = "Unified identity provider (OpenID Connect)")]
+struct Cli {
+    /// Configuration file (TOML); `YUNID_*` environment variables override it.
+    #[arg(long, short, env = "YUNID_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the provider (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Signing keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Department applications (OIDC clients).
+    Client {
+        #[command(subcommand)]
+        command: ClientCommand,
+    },
+    /// Persons.
+    Person {
+        #[command(subcommand)]
+        command: PersonCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// List keys and their state.
+    List,
+    /// Add new active keys; the old ones stay published until their tokens have expired.
+    Rotate,
+}
+
+#[derive(Subcommand)]
+enum ClientCommand {
+    /// Register a client; prints its id and (once) its secret.
+    Add {
+        #[arg(long)]
+        name: String,
+        #[arg(long = "redirect-uri")]
+        redirect_uris: Vec<String>,
+        #[arg(long = "post-logout-redirect-uri")]
+        post_logout_redirect_uris: Vec<String>,
+        /// Allowed scopes (repeat or space-separate).
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// Allowed grants: authorization_code, refresh_token, client_credentials.
+        #[arg(long = "grant")]
+        grants: Vec<String>,
+        /// client_secret_basic (default), client_secret_post or private_key_jwt.
+        #[arg(long, default_value = "client_secret_basic")]
+        auth_method: String,
+        /// File with the client's public JWKS (for private_key_jwt).
+        #[arg(long)]
+        jwks_file: Option<PathBuf>,
+        /// ID token algorithm: RS256 (default), ES256 or EdDSA.
+        #[arg(long, default_value = "RS256")]
+        id_token_alg: String,
+        #[arg(long)]
+        backchannel_logout_uri: Option<String>,
+        /// Give this client the public subject instead of a pairwise one.
+        #[arg(long)]
+        public_subject: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum PersonCommand {
+    /// Create a person; with --password-stdin the password is read from standard input.
+    Add {
+        #[arg(long)]
+        id_number: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        phone: Option<String>,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let cli = Cli::parse();
+    let config = Config::load(cli.config.as_deref())?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(config).await,
+        Command::Migrate => {
+            App::new(config).await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Keys { command } => keys(config, command),
+        Command::Client { command } => client(config, command).await,
+        Command::Person { command } => person(config, command).await,
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let app = App::new(config).await?;
+    app.spawn_background();
+    tracing::info!(addr = %listener.local_addr()?, issuer = %app.config.issuer, "yunid listening");
+    yunid::http::serve(app, listener, shutdown_signal()).await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down: draining requests");
+}
+
+fn keys(config: Config, command: KeysCommand) -> anyhow::Result<()> {
+    let store = KeyStore::new(&config.keys_dir);
+    let now = yunid::clock::Clock::default().now();
+    store.ensure(now)?;
+    if let KeysCommand::Rotate = command {
+        for k in store.rotate(now)? {
+            println!("new active {} key {}", k.alg.as_str(), k.kid);
+        }
+    }
+    let grace = yunid::app::publish_grace(&config);
+    for k in store.manifest()?.keys {
+        let state = match k.retired_at {
+            None => "active".to_owned(),
+            Some(r) if r + grace >= now => format!("retiring (published until {})", r + grace),
+            Some(_) => "expired".to_owned(),
+        };
+        println!("{:<6} {}  {}", k.alg.as_str(), k.kid, state);
+    }
+    Ok(())
+}
+
+fn split(values: Vec<String>) -> Vec<String> {
+    values
+        .iter()
+        .flat_map(|v| v.split([' ', ',']))
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+async fn client(config: Config, command: ClientCommand) -> anyhow::Result<()> {
+    let ClientCommand::Add {
+        name,
+        redirect_uris,
+        post_logout_redirect_uris,
+        scopes,
+        grants,
+        auth_method,
+        jwks_file,
+        id_token_alg,
+        backchannel_logout_uri,
+        public_subject,
+    } = command;
+    let app = App::new(config).await?;
+    let defaults = NewClient::default();
+    let new = NewClient {
+        name,
+        redirect_uris,
+        post_logout_redirect_uris,
+        scopes: if scopes.is_empty() { defaults.scopes } else { split(scopes) },
+        grant_types: if grants.is_empty() { defaults.grant_types } else { split(grants) },
+        auth_method: AuthMethod::parse(&auth_method)
+            .ok_or_else(|| anyhow::anyhow!("unknown auth method {auth_method}"))?,
+        jwks: jwks_file.map(std::fs::read_to_string).transpose()?,
+        id_token_alg: Alg::parse(&id_token_alg).ok_or_else(|| anyhow::anyhow!("unknown alg {id_token_alg}"))?,
+        public_subject,
+        sector: None,
+        backchannel_logout_uri,
+        min_acr: 1,
+    };
+    let (client, secret) = registry::add_client(&app, new).await?;
+    println!("client_id:     {}", client.id);
+    if let Some(secret) = secret {
+        println!("client_secret: {secret}");
+        println!("(the secret is shown only now; yunid keeps only its hash)");
+    }
+    Ok(())
+}
+
+async fn person(config: Config, command: PersonCommand) -> anyhow::Result<()> {
+    let PersonCommand::Add {
+        id_number,
+        name,
+        phone,
+        password_stdin,
+    } = command;
+    let password = if password_stdin {
+        let mut s = String::new();
+        std::io::stdin().read_to_string(&mut s)?;
+        Some(s.trim_end_matches(['\r', '\n']).to_owned())
+    } else {
+        None
+    };
+    let app = App::new(config).await?;
+    let id = registry::add_person(
+        &app,
+        NewPerson {
+            id_number,
+            name,
+            phone,
+            password,
+        },
+    )
+    .await?;
+    println!("person_id: {id}");
+    Ok(())
+}

@@ -1,0 +1,102 @@
+//! Password login and SSO sessions.
+
+use crate::app::App;
+use crate::crypto;
+use crate::identity::{Phone, ResidentId};
+use crate::store::persons::PersonRow;
+use crate::store::sessions::SessionRow;
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum LoginError {
+    /// Wrong username or password (deliberately the same message for both).
+    Invalid,
+    /// Too many failures for this account or address; try later.
+    Throttled,
+    /// The account is locked or disabled (said only after a correct password).
+    Unavailable,
+}
+
+/// Finds a person by resident ID number or phone number.
+pub async fn find_person(app: &App, username: &str) -> anyhow::Result<Option<PersonRow>> {
+    if let Ok(id) = ResidentId::parse(username) {
+        return Ok(app.db.person_by_id_hash(&app.secrets.id_hash(id.as_str())).await?);
+    }
+    if let Ok(phone) = Phone::parse(username) {
+        return Ok(app.db.person_by_phone(phone.as_str()).await?);
+    }
+    Ok(None)
+}
+
+/// Checks a password login, counting failures per account and per address in the database (so the
+/// limit holds across nodes). Unknown accounts cost the same hash as known ones.
+pub async fn password_login(
+    app: &App,
+    username: &str,
+    password: &str,
+    address: &str,
+    now: i64,
+) -> anyhow::Result<Result<PersonRow, LoginError>> {
+    let person = find_person(app, username).await?;
+    let account_key = format!(
+        "acct:{}",
+        crypto::token_hash(person.as_ref().map_or(username.trim(), |p| p.id.as_str()))
+    );
+    let address_key = format!("addr:{address}");
+    let since = now - app.config.login_throttle_window;
+    let max = app.config.login_max_failures;
+    if app.db.login_failures_since(&account_key, since).await? >= max
+        || app.db.login_failures_since(&address_key, since).await? >= max * 5
+    {
+        return Ok(Err(LoginError::Throttled));
+    }
+    let stored = person.as_ref().and_then(|p| p.password_hash.clone());
+    let ok = app.hasher.verify(stored, password.to_owned()).await?;
+    let Some(person) = person.filter(|_| ok) else {
+        app.db.record_login_failure(&account_key, now).await?;
+        app.db.record_login_failure(&address_key, now).await?;
+        return Ok(Err(LoginError::Invalid));
+    };
+    if person.status != "active" {
+        return Ok(Err(LoginError::Unavailable));
+    }
+    app.db.clear_login_failures(&account_key).await?;
+    Ok(Ok(person))
+}
+
+/// A new SSO session (a new id at every login: no fixation). Returns the cookie value and the row.
+pub async fn start_session(
+    app: &App,
+    person_id: &str,
+    amr: &str,
+    acr: i64,
+    now: i64,
+) -> anyhow::Result<(String, SessionRow)> {
+    let cookie = crypto::random_token();
+    let row = SessionRow {
+        id_hash: crypto::token_hash(&cookie),
+        sid: uuid::Uuid::new_v4().simple().to_string(),
+        person_id: person_id.to_owned(),
+        auth_time: now,
+        amr: amr.to_owned(),
+        acr,
+        created_at: now,
+        last_seen: now,
+        expires_at: now + app.config.session_absolute_ttl,
+    };
+    app.db.insert_session(&row).await?;
+    Ok((cookie, row))
+}
+
+/// The live session a cookie names, refreshing its idle timer.
+pub async fn current_session(app: &App, cookie: &str, now: i64) -> anyhow::Result<Option<SessionRow>> {
+    let hash = crypto::token_hash(cookie);
+    let session = app
+        .db
+        .live_session(&hash, now, now - app.config.session_idle_ttl)
+        .await?;
+    // Refresh the idle timer at most every half minute: a write per request would cost more than it buys.
+    if session.as_ref().is_some_and(|s| now - s.last_seen > 30) {
+        app.db.touch_session(&hash, now).await?;
+    }
+    Ok(session)
+}

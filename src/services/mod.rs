@@ -1,0 +1,8 @@
+//! The domain: plain Rust, time passed in, no HTTP types.
+
+pub mod login;
+pub mod logout;
+pub mod oidc;
+pub mod params;
+pub mod password;
+pub mod registry;

@@ -1,0 +1,295 @@
+//! The authorization request (OIDC Core §3.1.2): validation and the decision what happens next.
+//! No HTTP here: the handler parses, calls these, and renders.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::OAuthError;
+use crate::services::params::Params;
+use crate::store::clients::Client;
+use crate::store::sessions::SessionRow;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResponseMode {
+    Query,
+    FormPost,
+}
+
+/// Where a response (success or error) goes once the redirect URI is trusted.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Target {
+    pub redirect_uri: String,
+    pub mode: ResponseMode,
+    pub state: Option<String>,
+}
+
+/// A validated authorization request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuthRequest {
+    pub client_id: String,
+    pub target: Target,
+    pub scopes: Vec<String>,
+    pub nonce: Option<String>,
+    pub code_challenge: String,
+    pub prompt: Vec<String>,
+    pub max_age: Option<i64>,
+    pub login_hint: Option<String>,
+    pub id_token_hint: Option<String>,
+    pub acr_values: Vec<String>,
+    pub claims: Option<serde_json::Value>,
+    pub ui_locales: Option<String>,
+}
+
+impl AuthRequest {
+    pub fn has_prompt(&self, p: &str) -> bool {
+        self.prompt.iter().any(|x| x == p)
+    }
+
+    pub fn scope_string(&self) -> String {
+        self.scopes.join(" ")
+    }
+
+    /// The lowest `acr` this request insists on: the client's minimum, or an essential `acr` claim.
+    pub fn required_acr(&self, client: &Client) -> i64 {
+        let essential = self
+            .claims
+            .as_ref()
+            .and_then(|c| c.get("id_token"))
+            .and_then(|c| c.get("acr"))
+            .filter(|acr| acr.get("essential").and_then(serde_json::Value::as_bool) == Some(true))
+            .and_then(|acr| {
+                let values = acr
+                    .get("values")
+                    .and_then(|v| v.as_array().cloned())
+                    .or_else(|| acr.get("value").map(|v| vec![v.clone()]))?;
+                values.iter().filter_map(|v| v.as_str()?.parse::<i64>().ok()).min()
+            });
+        client.min_acr.max(essential.unwrap_or(1))
+    }
+}
+
+/// Why an authorization request cannot go on.
+#[derive(Debug)]
+pub enum Rejection {
+    /// The redirect URI cannot be trusted: show an error page on our own origin.
+    Page(String),
+    /// Redirect the error to the client (with `state` and `iss`).
+    Redirect(Target, OAuthError),
+}
+
+pub const PROMPTS: [&str; 4] = ["none", "login", "consent", "select_account"];
+pub const SCOPES: [&str; 4] = ["openid", "profile", "phone", "offline_access"];
+
+/// Finds the client and trusts the redirect URI (exact string match, RFC 9700 §4.1.3), or says why not.
+pub fn trusted_target(params: &Params, client: Option<&Client>) -> Result<Target, Rejection> {
+    let page = |m: &str| Rejection::Page(m.to_owned());
+    if params.is_repeated("client_id") || params.is_repeated("redirect_uri") {
+        return Err(page("client_id or redirect_uri is repeated"));
+    }
+    let Some(client) = client else {
+        return Err(page("unknown or missing client_id"));
+    };
+    if client.disabled {
+        return Err(page("this application is disabled"));
+    }
+    let Ok(Some(redirect_uri)) = params.get("redirect_uri") else {
+        return Err(page("missing redirect_uri"));
+    };
+    if !client.redirect_uris.iter().any(|r| r == redirect_uri) {
+        return Err(page("redirect_uri is not registered for this application"));
+    }
+    let mode = match params.raw("response_mode") {
+        Some("form_post") => ResponseMode::FormPost,
+        _ => ResponseMode::Query,
+    };
+    Ok(Target {
+        redirect_uri: redirect_uri.to_owned(),
+        mode,
+        state: params.raw("state").filter(|s| !s.is_empty()).map(str::to_owned),
+    })
+}
+
+/// Validates everything after the redirect URI; errors go back to the client.
+pub fn validate(params: &Params, client: &Client, target: Target) -> Result<AuthRequest, Rejection> {
+    let fail = |e: OAuthError| Rejection::Redirect(target.clone(), e);
+    if let Some(name) = params.any_repeated() {
+        return Err(fail(OAuthError::invalid_request(format!("parameter {name} is repeated"))));
+    }
+    if params.get("request").map_err(fail)?.is_some() {
+        return Err(fail(OAuthError::request_not_supported("request objects are not supported")));
+    }
+    if params.get("request_uri").map_err(fail)?.is_some() {
+        return Err(fail(OAuthError::request_uri_not_supported(
+            "request_uri is only accepted from the pushed authorization request endpoint",
+        )));
+    }
+    match params.get("response_mode").map_err(fail)? {
+        None | Some("query") | Some("form_post") => {}
+        Some(_) => return Err(fail(OAuthError::invalid_request("unsupported response_mode"))),
+    }
+    match params.get("response_type").map_err(fail)? {
+        Some("code") => {}
+        Some(_) => {
+            return Err(fail(OAuthError::unsupported_response_type(
+                "only the authorization code flow (response_type=code) is supported",
+            )));
+        }
+        None => return Err(fail(OAuthError::invalid_request("response_type is missing"))),
+    }
+    if !client.allows_grant("authorization_code") {
+        return Err(fail(OAuthError::unauthorized_client(
+            "this client may not use the authorization code flow",
+        )));
+    }
+    // OIDC Core §3.1.2.1: scope values that are not understood are ignored; so are ones the client lacks.
+    let scopes: Vec<String> = params
+        .get("scope")
+        .map_err(fail)?
+        .unwrap_or("")
+        .split(' ')
+        .filter(|s| !s.is_empty() && SCOPES.contains(s) && client.allows_scope(s))
+        .fold(Vec::new(), |mut acc, s| {
+            if !acc.iter().any(|a| a == s) {
+                acc.push(s.to_owned());
+            }
+            acc
+        });
+    if scopes.is_empty() {
+        return Err(fail(OAuthError::invalid_scope("no scope this client may request was asked for")));
+    }
+    // RFC 9700 §2.1.1: PKCE with S256 is required.
+    let challenge = params
+        .get("code_challenge")
+        .map_err(fail)?
+        .ok_or_else(|| fail(OAuthError::invalid_request("code_challenge is required (PKCE)")))?;
+    if params.get("code_challenge_method").map_err(fail)? != Some("S256") {
+        return Err(fail(OAuthError::invalid_request("code_challenge_method must be S256")));
+    }
+    if !is_pkce_value(challenge) || challenge.len() != 43 {
+        return Err(fail(OAuthError::invalid_request("code_challenge is malformed")));
+    }
+    let prompt: Vec<String> = params
+        .get("prompt")
+        .map_err(fail)?
+        .unwrap_or("")
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if let Some(bad) = prompt.iter().find(|p| !PROMPTS.contains(&p.as_str())) {
+        return Err(fail(OAuthError::invalid_request(format!("unsupported prompt value {bad}"))));
+    }
+    if prompt.iter().any(|p| p == "none") && prompt.len() > 1 {
+        return Err(fail(OAuthError::invalid_request("prompt=none cannot be combined")));
+    }
+    let max_age = match params.get("max_age").map_err(fail)? {
+        None => None,
+        Some(v) => Some(
+            v.parse::<i64>()
+                .ok()
+                .filter(|n| *n >= 0)
+                .ok_or_else(|| fail(OAuthError::invalid_request("max_age must be a non-negative integer")))?,
+        ),
+    };
+    let claims = match params.get("claims").map_err(fail)? {
+        None => None,
+        Some(raw) => {
+            let value: serde_json::Value = serde_json::from_str(raw)
+                .map_err(|_| fail(OAuthError::invalid_request("claims is not valid JSON")))?;
+            if !value.is_object() {
+                return Err(fail(OAuthError::invalid_request("claims must be a JSON object")));
+            }
+            Some(value)
+        }
+    };
+    let opt = |name: &str| -> Result<Option<String>, Rejection> {
+        Ok(params.get(name).map_err(fail)?.map(str::to_owned))
+    };
+    Ok(AuthRequest {
+        client_id: client.id.clone(),
+        scopes,
+        nonce: opt("nonce")?,
+        code_challenge: challenge.to_owned(),
+        prompt,
+        max_age,
+        login_hint: opt("login_hint")?,
+        id_token_hint: opt("id_token_hint")?,
+        acr_values: opt("acr_values")?
+            .map(|v| v.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect())
+            .unwrap_or_default(),
+        claims,
+        ui_locales: opt("ui_locales")?,
+        target,
+    })
+}
+
+/// RFC 7636 §4.1: 43–128 characters of `[A-Z] / [a-z] / [0-9] / "-" / "." / "_" / "~"`.
+pub fn is_pkce_value(s: &str) -> bool {
+    (43..=128).contains(&s.len())
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+}
+
+/// What to do with a valid request given the browser's session.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Decision {
+    Login,
+    Consent,
+    Issue,
+    Fail(OAuthError),
+}
+
+pub struct Situation<'a> {
+    pub session: Option<&'a SessionRow>,
+    /// The session was created by a login made for this very request.
+    pub fresh_login: bool,
+    /// `Some(true)` when `id_token_hint` names the session's person, `Some(false)` when someone else.
+    pub hint_matches: Option<bool>,
+    /// Scopes the person already consented to for this client.
+    pub consented: Option<&'a str>,
+    pub now: i64,
+}
+
+pub fn decide(req: &AuthRequest, client: &Client, s: &Situation<'_>) -> Decision {
+    let none = req.has_prompt("none");
+    let login = |why: &str| {
+        if none {
+            Decision::Fail(OAuthError::login_required(why))
+        } else {
+            Decision::Login
+        }
+    };
+    let Some(session) = s.session else {
+        return login("no session");
+    };
+    if !s.fresh_login {
+        if req.has_prompt("login") || req.has_prompt("select_account") {
+            return login("login requested");
+        }
+        if req.max_age.is_some_and(|max| s.now - session.auth_time > max) {
+            return login("authentication too old for max_age");
+        }
+        if s.hint_matches == Some(false) {
+            return login("id_token_hint names another person");
+        }
+    }
+    if session.acr < req.required_acr(client) {
+        if s.fresh_login {
+            return Decision::Fail(OAuthError::access_denied(
+                "the authentication level this application requires was not reached",
+            ));
+        }
+        return login("a stronger authentication is required");
+    }
+    let consented = s.consented.unwrap_or("");
+    let covered = req
+        .scopes
+        .iter()
+        .all(|scope| consented.split(' ').any(|c| c == scope));
+    if req.has_prompt("consent") || !covered {
+        if none {
+            return Decision::Fail(OAuthError::consent_required("consent is needed"));
+        }
+        return Decision::Consent;
+    }
+    Decision::Issue
+}

@@ -1,0 +1,6 @@
+//! OpenID Connect: authorization requests, client authentication, claims, tokens.
+
+pub mod authorize;
+pub mod claims;
+pub mod client_auth;
+pub mod tokens;

@@ -1,0 +1,160 @@
+//! Issuing and checking tokens: JWT access tokens (RFC 9068, ES256), ID tokens (OIDC Core §2), and
+//! opaque rotating refresh tokens stored as hashes.
+
+use serde_json::{Value, json};
+
+use crate::app::App;
+use crate::crypto;
+use crate::error::{Error, OAuthError};
+use crate::keys::Alg;
+use crate::services::oidc::claims;
+use crate::store::clients::Client;
+use crate::store::families::Family;
+
+pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
+
+#[derive(Debug, serde::Serialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: i64,
+    pub scope: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+}
+
+/// OIDC Core §3.1.3.6: left half of the hash of the ASCII value, with the hash of the ID token's `alg`.
+pub fn half_hash(alg: Alg, value: &str) -> String {
+    let digest = match alg {
+        Alg::RS256 | Alg::ES256 => ring::digest::digest(&ring::digest::SHA256, value.as_bytes()),
+        Alg::EdDSA => ring::digest::digest(&ring::digest::SHA512, value.as_bytes()),
+    };
+    let bytes = digest.as_ref();
+    crypto::b64url(&bytes[..bytes.len() / 2])
+}
+
+/// Signs an access token. `family` is absent for client-credentials tokens.
+pub fn access_token(
+    app: &App,
+    client: &Client,
+    sub: &str,
+    scope: &str,
+    family: Option<&Family>,
+    now: i64,
+) -> Result<String, Error> {
+    let mut claims = json!({
+        "iss": app.config.iss(),
+        "sub": sub,
+        "aud": client.id,
+        "client_id": client.id,
+        "iat": now,
+        "exp": now + app.config.access_token_ttl,
+        "jti": uuid::Uuid::new_v4().simple().to_string(),
+        "scope": scope,
+    });
+    if let Some(f) = family {
+        claims["fid"] = json!(f.id);
+        claims["auth_time"] = json!(f.auth_time);
+        claims["acr"] = json!(f.acr.to_string());
+        claims["amr"] = json!(f.amr.split(' ').collect::<Vec<_>>());
+    }
+    Ok(app.keys().sign(Alg::ES256, ACCESS_TOKEN_TYP, &claims)?)
+}
+
+pub struct IdTokenInput<'a> {
+    pub family: &'a Family,
+    pub sub: &'a str,
+    pub nonce: Option<&'a str>,
+    pub access_token: Option<&'a str>,
+    pub code: Option<&'a str>,
+    /// Needed only when the request asked for person claims in the ID token.
+    pub person: Option<&'a crate::store::persons::PersonRow>,
+    pub now: i64,
+}
+
+pub fn id_token(app: &App, client: &Client, input: IdTokenInput<'_>) -> Result<String, Error> {
+    let f = input.family;
+    let alg = client.id_token_alg;
+    let mut c = json!({
+        "iss": app.config.iss(),
+        "sub": input.sub,
+        "aud": client.id,
+        "iat": input.now,
+        "exp": input.now + app.config.id_token_ttl,
+        "auth_time": f.auth_time,
+        "acr": f.acr.to_string(),
+        "amr": f.amr.split(' ').collect::<Vec<_>>(),
+    });
+    if let Some(sid) = &f.session_sid {
+        c["sid"] = json!(sid);
+    }
+    if let Some(nonce) = input.nonce {
+        c["nonce"] = json!(nonce);
+    }
+    if let Some(at) = input.access_token {
+        c["at_hash"] = json!(half_hash(alg, at));
+    }
+    if let Some(code) = input.code {
+        c["c_hash"] = json!(half_hash(alg, code));
+    }
+    // Claims go to userinfo; the ID token carries only those asked for in `claims.id_token`.
+    let claims_request: Option<Value> = f.claims.as_deref().and_then(|s| serde_json::from_str(s).ok());
+    let asked = claims::requested(claims_request.as_ref(), "id_token");
+    if let (false, Some(person)) = (asked.is_empty(), input.person) {
+        let scopes: Vec<&str> = f.scope.split(' ').collect();
+        let names = claims::released(&scopes, &asked);
+        let names: Vec<&str> = names.into_iter().filter(|n| asked.iter().any(|a| a == n)).collect();
+        for (k, v) in claims::person_claims(app, person, &names)? {
+            c[k] = v;
+        }
+    }
+    Ok(app.keys().sign(alg, "JWT", &c)?)
+}
+
+/// A verified access token of ours.
+#[derive(Debug, Clone)]
+pub struct AccessToken {
+    pub claims: Value,
+    pub jti: String,
+    pub client_id: String,
+    pub sub: String,
+    pub family_id: Option<String>,
+    pub exp: i64,
+}
+
+/// Verifies signature, type, issuer and expiry; revocation is checked by the caller when it matters.
+pub fn parse_access_token(app: &App, token: &str, now: i64) -> Result<AccessToken, OAuthError> {
+    let bad = |m: &str| OAuthError::invalid_token(m);
+    let (header, claims) = app.keys().verify(token).map_err(|_| bad("token is not valid"))?;
+    if header.get("typ").and_then(Value::as_str) != Some(ACCESS_TOKEN_TYP) {
+        return Err(bad("not an access token"));
+    }
+    if claims.get("iss").and_then(Value::as_str) != Some(app.config.iss()) {
+        return Err(bad("wrong issuer"));
+    }
+    let exp = claims.get("exp").and_then(Value::as_i64).ok_or_else(|| bad("no expiry"))?;
+    if exp <= now {
+        return Err(bad("token expired"));
+    }
+    let s = |k: &str| claims.get(k).and_then(Value::as_str).map(str::to_owned);
+    Ok(AccessToken {
+        jti: s("jti").ok_or_else(|| bad("no jti"))?,
+        client_id: s("client_id").ok_or_else(|| bad("no client_id"))?,
+        sub: s("sub").ok_or_else(|| bad("no sub"))?,
+        family_id: s("fid"),
+        exp,
+        claims,
+    })
+}
+
+/// A new refresh token for a family; the database keeps its hash.
+pub async fn refresh_token(app: &App, family: &Family, now: i64) -> Result<String, Error> {
+    let token = crypto::random_token();
+    let expires_at = (now + app.config.refresh_idle_ttl).min(family.expires_at);
+    app.db
+        .insert_refresh(&crypto::token_hash(&token), &family.id, now, expires_at)
+        .await?;
+    Ok(token)
+}

@@ -1,0 +1,192 @@
+//! Creating department apps and persons (CLI today, admin API later).
+
+use crate::app::App;
+use crate::crypto;
+use crate::identity::{Phone, ResidentId};
+use crate::keys::Alg;
+use crate::services::password;
+use crate::store::clients::{AuthMethod, Client, SubjectType};
+use crate::store::persons::PersonRow;
+
+#[derive(Debug, Clone)]
+pub struct NewClient {
+    pub name: String,
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub scopes: Vec<String>,
+    pub grant_types: Vec<String>,
+    pub auth_method: AuthMethod,
+    pub jwks: Option<String>,
+    pub id_token_alg: Alg,
+    pub public_subject: bool,
+    pub sector: Option<String>,
+    pub backchannel_logout_uri: Option<String>,
+    pub min_acr: i64,
+}
+
+impl Default for NewClient {
+    fn default() -> Self {
+        NewClient {
+            name: String::new(),
+            redirect_uris: Vec::new(),
+            post_logout_redirect_uris: Vec::new(),
+            scopes: ["openid", "profile", "phone", "offline_access"].map(String::from).to_vec(),
+            grant_types: ["authorization_code", "refresh_token"].map(String::from).to_vec(),
+            auth_method: AuthMethod::ClientSecretBasic,
+            jwks: None,
+            id_token_alg: Alg::RS256,
+            public_subject: false,
+            sector: None,
+            backchannel_logout_uri: None,
+            min_acr: 1,
+        }
+    }
+}
+
+/// A redirect URI must be absolute, without fragment, and https unless it is loopback (RFC 9700 §2.1)
+/// or insecure redirects are allowed for development.
+pub fn check_uri(uri: &str, allow_http: bool) -> anyhow::Result<url::Url> {
+    let url = url::Url::parse(uri).map_err(|e| anyhow::anyhow!("{uri}: {e}"))?;
+    anyhow::ensure!(url.fragment().is_none(), "{uri}: a redirect URI has no fragment");
+    let loopback = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback || allow_http => {}
+        s => anyhow::bail!("{uri}: scheme {s} is not allowed (use https)"),
+    }
+    Ok(url)
+}
+
+/// Registers a client; returns it with its secret (shown once, stored only as a hash).
+pub async fn add_client(app: &App, new: NewClient) -> anyhow::Result<(Client, Option<String>)> {
+    anyhow::ensure!(!new.name.trim().is_empty(), "a client needs a name");
+    let allow_http = app.config.allow_insecure_redirects;
+    let mut hosts = Vec::new();
+    for uri in new.redirect_uris.iter().chain(&new.post_logout_redirect_uris) {
+        let url = check_uri(uri, allow_http)?;
+        hosts.push(url.host_str().unwrap_or_default().to_owned());
+    }
+    if let Some(uri) = &new.backchannel_logout_uri {
+        check_uri(uri, allow_http)?;
+    }
+    if new.grant_types.iter().any(|g| g == "authorization_code") {
+        anyhow::ensure!(!new.redirect_uris.is_empty(), "a code-flow client needs a redirect URI");
+    }
+    for g in &new.grant_types {
+        anyhow::ensure!(
+            matches!(g.as_str(), "authorization_code" | "refresh_token" | "client_credentials"),
+            "unsupported grant type {g}"
+        );
+    }
+    // OIDC Core §8.1: the sector is the redirect URIs' host, which must then be unique.
+    let sector = match new.sector {
+        Some(s) => s,
+        None => {
+            hosts.sort();
+            hosts.dedup();
+            anyhow::ensure!(
+                hosts.len() <= 1,
+                "redirect URIs on several hosts need an explicit sector identifier"
+            );
+            hosts.pop().unwrap_or_else(|| "default".into())
+        }
+    };
+    let (secret, secret_hash) = match new.auth_method {
+        AuthMethod::PrivateKeyJwt => {
+            let jwks = new.jwks.as_deref().ok_or_else(|| anyhow::anyhow!("private_key_jwt needs a JWKS"))?;
+            let parsed: jsonwebtoken::jwk::JwkSet = serde_json::from_str(jwks)?;
+            anyhow::ensure!(!parsed.keys.is_empty(), "the JWKS has no keys");
+            (None, None)
+        }
+        _ => {
+            let secret = crypto::random_token();
+            let hash = crypto::token_hash(&secret);
+            (Some(secret), Some(hash))
+        }
+    };
+    let client = Client {
+        id: uuid::Uuid::now_v7().simple().to_string(),
+        name: new.name,
+        secret_hash,
+        redirect_uris: new.redirect_uris,
+        post_logout_redirect_uris: new.post_logout_redirect_uris,
+        scopes: new.scopes,
+        grant_types: new.grant_types,
+        auth_method: new.auth_method,
+        jwks: new.jwks,
+        id_token_alg: new.id_token_alg,
+        subject_type: if new.public_subject {
+            SubjectType::Public
+        } else {
+            SubjectType::Pairwise
+        },
+        sector,
+        backchannel_logout_uri: new.backchannel_logout_uri,
+        min_acr: new.min_acr,
+        disabled: false,
+    };
+    app.db.insert_client(&client, app.now()).await?;
+    Ok((client, secret))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PersonError {
+    #[error("invalid resident ID number: {0}")]
+    IdNumber(crate::identity::ResidentIdError),
+    #[error("invalid phone number: {0}")]
+    Phone(crate::identity::PhoneError),
+    #[error("the password must have at least {min} and at most {max} characters", min = password::MIN_LENGTH, max = password::MAX_LENGTH)]
+    Password,
+    #[error("a person with this resident ID number or phone already exists")]
+    Conflict,
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+pub struct NewPerson {
+    pub id_number: String,
+    pub name: String,
+    pub phone: Option<String>,
+    pub password: Option<String>,
+}
+
+/// Creates a person at real-name level 1. The ID number is stored encrypted, indexed by its keyed hash.
+pub async fn add_person(app: &App, new: NewPerson) -> Result<String, PersonError> {
+    let id_number = ResidentId::parse(&new.id_number).map_err(PersonError::IdNumber)?;
+    let phone = new
+        .phone
+        .as_deref()
+        .map(Phone::parse)
+        .transpose()
+        .map_err(PersonError::Phone)?;
+    let name = new.name.trim().to_owned();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(PersonError::Internal(anyhow::anyhow!("a name of 1 to 100 characters is required")));
+    }
+    let password_hash = match new.password {
+        Some(p) => {
+            let len = p.chars().count();
+            if !(password::MIN_LENGTH..=password::MAX_LENGTH).contains(&len) {
+                return Err(PersonError::Password);
+            }
+            Some(app.hasher.hash(p).await?)
+        }
+        None => None,
+    };
+    let id = uuid::Uuid::now_v7().to_string();
+    let row = PersonRow {
+        id_number_hash: app.secrets.id_hash(id_number.as_str()),
+        id_number_enc: app.secrets.encrypt(id_number.as_str(), id.as_bytes())?,
+        id: id.clone(),
+        name,
+        phone: phone.map(|p| p.as_str().to_owned()),
+        password_hash,
+        real_name_level: 1,
+        status: "active".into(),
+    };
+    match app.db.insert_person(&row, app.now()).await {
+        Ok(()) => Ok(id),
+        Err(e) if crate::store::is_unique_violation(&e) => Err(PersonError::Conflict),
+        Err(e) => Err(PersonError::Internal(e.into())),
+    }
+}

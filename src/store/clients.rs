@@ -1,0 +1,145 @@
+//! Department apps (OIDC clients).
+
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::Db;
+use crate::keys::Alg;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    ClientSecretBasic,
+    ClientSecretPost,
+    PrivateKeyJwt,
+}
+
+impl AuthMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::ClientSecretBasic => "client_secret_basic",
+            AuthMethod::ClientSecretPost => "client_secret_post",
+            AuthMethod::PrivateKeyJwt => "private_key_jwt",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<AuthMethod> {
+        [
+            AuthMethod::ClientSecretBasic,
+            AuthMethod::ClientSecretPost,
+            AuthMethod::PrivateKeyJwt,
+        ]
+        .into_iter()
+        .find(|m| m.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubjectType {
+    Pairwise,
+    Public,
+}
+
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub id: String,
+    pub name: String,
+    pub secret_hash: Option<String>,
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub scopes: Vec<String>,
+    pub grant_types: Vec<String>,
+    pub auth_method: AuthMethod,
+    pub jwks: Option<String>,
+    pub id_token_alg: Alg,
+    pub subject_type: SubjectType,
+    pub sector: String,
+    pub backchannel_logout_uri: Option<String>,
+    pub min_acr: i64,
+    pub disabled: bool,
+}
+
+impl Client {
+    pub fn allows_grant(&self, grant: &str) -> bool {
+        self.grant_types.iter().any(|g| g == grant)
+    }
+
+    pub fn allows_scope(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| s == scope)
+    }
+}
+
+fn from_row(row: &AnyRow) -> Result<Client, sqlx::Error> {
+    let list = |col: &str| -> Result<Vec<String>, sqlx::Error> {
+        let raw: String = row.try_get(col)?;
+        serde_json::from_str(&raw).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+    };
+    let auth: String = row.try_get("auth_method")?;
+    let alg: String = row.try_get("id_token_alg")?;
+    let subject: String = row.try_get("subject_type")?;
+    let disabled: i64 = row.try_get("disabled")?;
+    Ok(Client {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        secret_hash: row.try_get("secret_hash")?,
+        redirect_uris: list("redirect_uris")?,
+        post_logout_redirect_uris: list("post_logout_redirect_uris")?,
+        scopes: list("scopes")?,
+        grant_types: list("grant_types")?,
+        auth_method: AuthMethod::parse(&auth).unwrap_or(AuthMethod::ClientSecretBasic),
+        jwks: row.try_get("jwks")?,
+        id_token_alg: Alg::parse(&alg).unwrap_or(Alg::RS256),
+        subject_type: if subject == "public" {
+            SubjectType::Public
+        } else {
+            SubjectType::Pairwise
+        },
+        sector: row.try_get("sector")?,
+        backchannel_logout_uri: row.try_get("backchannel_logout_uri")?,
+        min_acr: row.try_get("min_acr")?,
+        disabled: disabled != 0,
+    })
+}
+
+const COLUMNS: &str = "id, name, secret_hash, redirect_uris, post_logout_redirect_uris, scopes, grant_types, \
+     auth_method, jwks, id_token_alg, subject_type, sector, backchannel_logout_uri, min_acr, disabled";
+
+impl Db {
+    pub async fn client(&self, id: &str) -> Result<Option<Client>, sqlx::Error> {
+        let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM clients WHERE id = $1"));
+        let row = sqlx::query(sql).bind(id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    pub async fn insert_client(&self, c: &Client, now: i64) -> Result<(), sqlx::Error> {
+        let json = |v: &Vec<String>| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
+        sqlx::query(
+            "INSERT INTO clients (id, name, secret_hash, redirect_uris, post_logout_redirect_uris, scopes, \
+             grant_types, auth_method, jwks, id_token_alg, subject_type, sector, backchannel_logout_uri, min_acr, \
+             disabled, created_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16)",
+        )
+        .bind(&c.id)
+        .bind(&c.name)
+        .bind(&c.secret_hash)
+        .bind(json(&c.redirect_uris))
+        .bind(json(&c.post_logout_redirect_uris))
+        .bind(json(&c.scopes))
+        .bind(json(&c.grant_types))
+        .bind(c.auth_method.as_str())
+        .bind(&c.jwks)
+        .bind(c.id_token_alg.as_str())
+        .bind(match c.subject_type {
+            SubjectType::Public => "public",
+            SubjectType::Pairwise => "pairwise",
+        })
+        .bind(&c.sector)
+        .bind(&c.backchannel_logout_uri)
+        .bind(c.min_acr)
+        .bind(i64::from(c.disabled))
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}

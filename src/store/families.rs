@@ -1,0 +1,211 @@
+//! Grant families: one authorization and everything issued from it (access and refresh tokens).
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::Db;
+
+#[derive(Debug, Clone)]
+pub struct Family {
+    pub id: String,
+    pub client_id: String,
+    pub person_id: Option<String>,
+    pub session_sid: Option<String>,
+    pub scope: String,
+    /// The `claims` request parameter (JSON) the authorization carried.
+    pub claims: Option<String>,
+    pub acr: i64,
+    pub amr: String,
+    pub auth_time: i64,
+    pub nonce: Option<String>,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+fn from_row(row: &AnyRow) -> Result<Family, sqlx::Error> {
+    Ok(Family {
+        id: row.try_get("id")?,
+        client_id: row.try_get("client_id")?,
+        person_id: row.try_get("person_id")?,
+        session_sid: row.try_get("session_sid")?,
+        scope: row.try_get("scope")?,
+        claims: row.try_get("claims")?,
+        acr: row.try_get("acr")?,
+        amr: row.try_get("amr")?,
+        auth_time: row.try_get("auth_time")?,
+        nonce: row.try_get("nonce")?,
+        created_at: row.try_get("created_at")?,
+        expires_at: row.try_get("expires_at")?,
+        revoked_at: row.try_get("revoked_at")?,
+    })
+}
+
+pub enum Redeemed<T> {
+    /// First use: the row.
+    Fresh(T),
+    /// Already used: the family it belonged to (to be revoked).
+    Reused(String),
+    Unknown,
+}
+
+#[derive(Debug, Clone)]
+pub struct CodeRow {
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub code_challenge: String,
+    pub family_id: String,
+    pub expires_at: i64,
+}
+
+impl Db {
+    pub async fn insert_family(&self, f: &Family) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO families (id, client_id, person_id, session_sid, scope, claims, acr, amr, auth_time, nonce, \
+             created_at, expires_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)",
+        )
+        .bind(&f.id)
+        .bind(&f.client_id)
+        .bind(&f.person_id)
+        .bind(&f.session_sid)
+        .bind(&f.scope)
+        .bind(&f.claims)
+        .bind(f.acr)
+        .bind(&f.amr)
+        .bind(f.auth_time)
+        .bind(&f.nonce)
+        .bind(f.created_at)
+        .bind(f.expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn family(&self, id: &str) -> Result<Option<Family>, sqlx::Error> {
+        let row = sqlx::query(
+            "SELECT id, client_id, person_id, session_sid, scope, claims, acr, amr, auth_time, nonce, created_at, \
+             expires_at, revoked_at FROM families WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    pub async fn revoke_family(&self, id: &str, now: i64) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE families SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(now)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Logout ends the grants a session made, except those the person gave for offline access.
+    pub async fn revoke_session_families(&self, sid: &str, now: i64) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE families SET revoked_at = $1 WHERE session_sid = $2 AND revoked_at IS NULL \
+             AND ' ' || scope || ' ' NOT LIKE '% offline_access %'",
+        )
+        .bind(now)
+        .bind(sid)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn insert_code(&self, code_hash: &str, c: &CodeRow) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO codes (code_hash, client_id, redirect_uri, code_challenge, family_id, expires_at) \
+             VALUES ($1,$2,$3,$4,$5,$6)",
+        )
+        .bind(code_hash)
+        .bind(&c.client_id)
+        .bind(&c.redirect_uri)
+        .bind(&c.code_challenge)
+        .bind(&c.family_id)
+        .bind(c.expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Marks a code used; of any number of concurrent callers exactly one gets `Fresh`.
+    pub async fn redeem_code(&self, code_hash: &str, now: i64) -> Result<Redeemed<CodeRow>, sqlx::Error> {
+        let row = sqlx::query(
+            "UPDATE codes SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL \
+             RETURNING client_id, redirect_uri, code_challenge, family_id, expires_at",
+        )
+        .bind(now)
+        .bind(code_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        if let Some(r) = row {
+            return Ok(Redeemed::Fresh(CodeRow {
+                client_id: r.try_get("client_id")?,
+                redirect_uri: r.try_get("redirect_uri")?,
+                code_challenge: r.try_get("code_challenge")?,
+                family_id: r.try_get("family_id")?,
+                expires_at: r.try_get("expires_at")?,
+            }));
+        }
+        let family: Option<String> = sqlx::query_scalar("SELECT family_id FROM codes WHERE code_hash = $1")
+            .bind(code_hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(family.map_or(Redeemed::Unknown, Redeemed::Reused))
+    }
+
+    pub async fn insert_refresh(
+        &self,
+        token_hash: &str,
+        family_id: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO refresh_tokens (token_hash, family_id, created_at, expires_at) VALUES ($1,$2,$3,$4)",
+        )
+        .bind(token_hash)
+        .bind(family_id)
+        .bind(now)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Marks a refresh token used (rotation). `Fresh` carries (family id, expiry).
+    pub async fn use_refresh(&self, token_hash: &str, now: i64) -> Result<Redeemed<(String, i64)>, sqlx::Error> {
+        let row = sqlx::query(
+            "UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL \
+             RETURNING family_id, expires_at",
+        )
+        .bind(now)
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        if let Some(r) = row {
+            return Ok(Redeemed::Fresh((r.try_get("family_id")?, r.try_get("expires_at")?)));
+        }
+        let family: Option<String> =
+            sqlx::query_scalar("SELECT family_id FROM refresh_tokens WHERE token_hash = $1")
+                .bind(token_hash)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(family.map_or(Redeemed::Unknown, Redeemed::Reused))
+    }
+
+    /// A refresh token that is still usable (for introspection): its family and expiry.
+    pub async fn refresh_info(&self, token_hash: &str) -> Result<Option<(String, i64, bool)>, sqlx::Error> {
+        let row = sqlx::query("SELECT family_id, expires_at, used_at FROM refresh_tokens WHERE token_hash = $1")
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            let used: Option<i64> = r.try_get("used_at")?;
+            Ok((r.try_get("family_id")?, r.try_get("expires_at")?, used.is_some()))
+        })
+        .transpose()
+    }
+}

@@ -1,0 +1,67 @@
+//! Replay caches and revocation lists.
+
+use super::{Db, is_unique_violation};
+
+impl Db {
+    pub async fn revoke_jti(&self, jti: &str, expires_at: i64) -> Result<(), sqlx::Error> {
+        sqlx::query("INSERT INTO revoked_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING")
+            .bind(jti)
+            .bind(expires_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Whether an access token is dead: its own `jti` revoked, or its family revoked.
+    pub async fn access_token_revoked(&self, jti: &str, family_id: Option<&str>) -> Result<bool, sqlx::Error> {
+        let revoked: i64 = sqlx::query_scalar(
+            "SELECT (SELECT COUNT(*) FROM revoked_tokens WHERE jti = $1) + \
+             (SELECT COUNT(*) FROM families WHERE id = $2 AND revoked_at IS NOT NULL)",
+        )
+        .bind(jti)
+        .bind(family_id.unwrap_or(""))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(revoked > 0)
+    }
+
+    /// Records a client assertion's `jti`; false when it was seen before (a replay).
+    pub async fn remember_assertion_jti(
+        &self,
+        client_id: &str,
+        jti: &str,
+        expires_at: i64,
+    ) -> Result<bool, sqlx::Error> {
+        let result = sqlx::query("INSERT INTO client_assertion_jtis (client_id, jti, expires_at) VALUES ($1,$2,$3)")
+            .bind(client_id)
+            .bind(jti)
+            .bind(expires_at)
+            .execute(&self.pool)
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_unique_violation(&e) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Deletes what has expired; safe to run on every node at once.
+    pub async fn sweep(&self, now: i64, keep_failures_since: i64) -> Result<u64, sqlx::Error> {
+        let mut n = 0;
+        for sql in [
+            "DELETE FROM codes WHERE expires_at < $1",
+            "DELETE FROM par_requests WHERE expires_at < $1",
+            "DELETE FROM auth_requests WHERE expires_at < $1",
+            "DELETE FROM revoked_tokens WHERE expires_at < $1",
+            "DELETE FROM client_assertion_jtis WHERE expires_at < $1",
+        ] {
+            n += sqlx::query(sql).bind(now - 60).execute(&self.pool).await?.rows_affected();
+        }
+        n += sqlx::query("DELETE FROM login_failures WHERE at < $1")
+            .bind(keep_failures_since)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(n)
+    }
+}

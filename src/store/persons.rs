@@ -1,0 +1,105 @@
+//! Natural persons. The resident ID number is stored encrypted and found through its keyed hash.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::Db;
+
+#[derive(Clone)]
+pub struct PersonRow {
+    pub id: String,
+    pub id_number_hash: String,
+    pub id_number_enc: String,
+    pub name: String,
+    pub phone: Option<String>,
+    pub password_hash: Option<String>,
+    pub real_name_level: i64,
+    pub status: String,
+}
+
+impl std::fmt::Debug for PersonRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PersonRow").field("id", &self.id).field("status", &self.status).finish()
+    }
+}
+
+fn from_row(row: &AnyRow) -> Result<PersonRow, sqlx::Error> {
+    Ok(PersonRow {
+        id: row.try_get("id")?,
+        id_number_hash: row.try_get("id_number_hash")?,
+        id_number_enc: row.try_get("id_number_enc")?,
+        name: row.try_get("name")?,
+        phone: row.try_get("phone")?,
+        password_hash: row.try_get("password_hash")?,
+        real_name_level: row.try_get("real_name_level")?,
+        status: row.try_get("status")?,
+    })
+}
+
+const SELECT: &str = "SELECT id, id_number_hash, id_number_enc, name, phone, password_hash, real_name_level, \
+                      status FROM persons";
+
+impl Db {
+    pub async fn insert_person(&self, p: &PersonRow, now: i64) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO persons (id, id_number_hash, id_number_enc, name, phone, password_hash, \
+             real_name_level, status, created_at, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$9)",
+        )
+        .bind(&p.id)
+        .bind(&p.id_number_hash)
+        .bind(&p.id_number_enc)
+        .bind(&p.name)
+        .bind(&p.phone)
+        .bind(&p.password_hash)
+        .bind(p.real_name_level)
+        .bind(&p.status)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn person(&self, id: &str) -> Result<Option<PersonRow>, sqlx::Error> {
+        let sql = sqlx::AssertSqlSafe(format!("{SELECT} WHERE id = $1"));
+        let row = sqlx::query(sql).bind(id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    pub async fn person_by_id_hash(&self, hash: &str) -> Result<Option<PersonRow>, sqlx::Error> {
+        let sql = sqlx::AssertSqlSafe(format!("{SELECT} WHERE id_number_hash = $1"));
+        let row = sqlx::query(sql).bind(hash).fetch_optional(&self.pool).await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    pub async fn person_by_phone(&self, phone: &str) -> Result<Option<PersonRow>, sqlx::Error> {
+        let sql = sqlx::AssertSqlSafe(format!("{SELECT} WHERE phone = $1"));
+        let row = sqlx::query(sql).bind(phone).fetch_optional(&self.pool).await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    /// Records a failed login against `key` (an account or an address).
+    pub async fn record_login_failure(&self, key: &str, now: i64) -> Result<(), sqlx::Error> {
+        sqlx::query("INSERT INTO login_failures (key, at) VALUES ($1, $2)")
+            .bind(key)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn login_failures_since(&self, key: &str, since: i64) -> Result<i64, sqlx::Error> {
+        sqlx::query_scalar("SELECT COUNT(*) FROM login_failures WHERE key = $1 AND at >= $2")
+            .bind(key)
+            .bind(since)
+            .fetch_one(&self.pool)
+            .await
+    }
+
+    pub async fn clear_login_failures(&self, key: &str) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM login_failures WHERE key = $1")
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,134 @@
+//! Pending authorization requests (while the person logs in or consents) and pushed requests (RFC 9126).
+
+use sqlx::Row;
+
+use super::Db;
+
+#[derive(Debug, Clone)]
+pub struct PendingRequest {
+    pub client_id: String,
+    pub login_sid: Option<String>,
+    pub params: String,
+    pub created_at: i64,
+}
+
+impl Db {
+    pub async fn insert_auth_request(
+        &self,
+        id_hash: &str,
+        client_id: &str,
+        params: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO auth_requests (id_hash, client_id, params, created_at, expires_at) VALUES ($1,$2,$3,$4,$5)",
+        )
+        .bind(id_hash)
+        .bind(client_id)
+        .bind(params)
+        .bind(now)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn auth_request(&self, id_hash: &str, now: i64) -> Result<Option<PendingRequest>, sqlx::Error> {
+        let row = sqlx::query(
+            "SELECT client_id, params, created_at, login_sid FROM auth_requests \
+             WHERE id_hash = $1 AND expires_at > $2 AND done_at IS NULL",
+        )
+        .bind(id_hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(PendingRequest {
+                client_id: r.try_get("client_id")?,
+                login_sid: r.try_get("login_sid")?,
+                params: r.try_get("params")?,
+                created_at: r.try_get("created_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Records that the person logged in (session `sid`) for this pending request.
+    pub async fn set_login_sid(&self, id_hash: &str, sid: &str) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE auth_requests SET login_sid = $1 WHERE id_hash = $2 AND done_at IS NULL")
+            .bind(sid)
+            .bind(id_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Marks a pending request answered; true for the one caller that did it.
+    pub async fn finish_auth_request(&self, id_hash: &str, now: i64) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query("UPDATE auth_requests SET done_at = $1 WHERE id_hash = $2 AND done_at IS NULL")
+            .bind(now)
+            .bind(id_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn insert_par(
+        &self,
+        uri_hash: &str,
+        client_id: &str,
+        params: &str,
+        expires_at: i64,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query("INSERT INTO par_requests (uri_hash, client_id, params, expires_at) VALUES ($1,$2,$3,$4)")
+            .bind(uri_hash)
+            .bind(client_id)
+            .bind(params)
+            .bind(expires_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Consumes a pushed request: once, before expiry, by the client that pushed it.
+    pub async fn take_par(&self, uri_hash: &str, client_id: &str, now: i64) -> Result<Option<String>, sqlx::Error> {
+        sqlx::query_scalar(
+            "UPDATE par_requests SET used_at = $1 WHERE uri_hash = $2 AND client_id = $3 AND used_at IS NULL \
+             AND expires_at > $1 RETURNING params",
+        )
+        .bind(now)
+        .bind(uri_hash)
+        .bind(client_id)
+        .fetch_optional(&self.pool)
+        .await
+    }
+
+    pub async fn consent(&self, person_id: &str, client_id: &str) -> Result<Option<String>, sqlx::Error> {
+        sqlx::query_scalar("SELECT scopes FROM consents WHERE person_id = $1 AND client_id = $2")
+            .bind(person_id)
+            .bind(client_id)
+            .fetch_optional(&self.pool)
+            .await
+    }
+
+    pub async fn save_consent(
+        &self,
+        person_id: &str,
+        client_id: &str,
+        scopes: &str,
+        now: i64,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO consents (person_id, client_id, scopes, created_at) VALUES ($1,$2,$3,$4) \
+             ON CONFLICT (person_id, client_id) DO UPDATE SET scopes = excluded.scopes, created_at = excluded.created_at",
+        )
+        .bind(person_id)
+        .bind(client_id)
+        .bind(scopes)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}

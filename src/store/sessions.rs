@@ -1,0 +1,136 @@
+//! SSO sessions: the cookie holds an opaque id, the database its hash and everything else.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::Db;
+
+#[derive(Debug, Clone)]
+pub struct SessionRow {
+    pub id_hash: String,
+    /// Public session id: the `sid` claim, never the cookie value.
+    pub sid: String,
+    pub person_id: String,
+    pub auth_time: i64,
+    /// Space-separated `amr` values.
+    pub amr: String,
+    pub acr: i64,
+    pub created_at: i64,
+    pub last_seen: i64,
+    pub expires_at: i64,
+}
+
+fn from_row(row: &AnyRow) -> Result<SessionRow, sqlx::Error> {
+    Ok(SessionRow {
+        id_hash: row.try_get("id_hash")?,
+        sid: row.try_get("sid")?,
+        person_id: row.try_get("person_id")?,
+        auth_time: row.try_get("auth_time")?,
+        amr: row.try_get("amr")?,
+        acr: row.try_get("acr")?,
+        created_at: row.try_get("created_at")?,
+        last_seen: row.try_get("last_seen")?,
+        expires_at: row.try_get("expires_at")?,
+    })
+}
+
+impl Db {
+    pub async fn insert_session(&self, s: &SessionRow) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO sessions (id_hash, sid, person_id, auth_time, amr, acr, created_at, last_seen, expires_at) \
+             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)",
+        )
+        .bind(&s.id_hash)
+        .bind(&s.sid)
+        .bind(&s.person_id)
+        .bind(s.auth_time)
+        .bind(&s.amr)
+        .bind(s.acr)
+        .bind(s.created_at)
+        .bind(s.last_seen)
+        .bind(s.expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A live session: not ended, not past its absolute expiry, seen within `idle_since`.
+    pub async fn live_session(
+        &self,
+        id_hash: &str,
+        now: i64,
+        idle_since: i64,
+    ) -> Result<Option<SessionRow>, sqlx::Error> {
+        let row = sqlx::query(
+            "SELECT id_hash, sid, person_id, auth_time, amr, acr, created_at, last_seen, expires_at FROM sessions \
+             WHERE id_hash = $1 AND ended_at IS NULL AND expires_at > $2 AND last_seen >= $3",
+        )
+        .bind(id_hash)
+        .bind(now)
+        .bind(idle_since)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    pub async fn session_by_sid(&self, sid: &str) -> Result<Option<SessionRow>, sqlx::Error> {
+        let row = sqlx::query(
+            "SELECT id_hash, sid, person_id, auth_time, amr, acr, created_at, last_seen, expires_at FROM sessions \
+             WHERE sid = $1 AND ended_at IS NULL",
+        )
+        .bind(sid)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    pub async fn touch_session(&self, id_hash: &str, now: i64) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE sessions SET last_seen = $1 WHERE id_hash = $2 AND last_seen < $1")
+            .bind(now)
+            .bind(id_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Ends a session; true when this call ended it.
+    pub async fn end_session(&self, sid: &str, now: i64) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query("UPDATE sessions SET ended_at = $1 WHERE sid = $2 AND ended_at IS NULL")
+            .bind(now)
+            .bind(sid)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Remembers that a session signed in to a client (back-channel logout goes to each).
+    pub async fn add_session_client(
+        &self,
+        sid: &str,
+        client_id: &str,
+        person_id: &str,
+        now: i64,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO session_clients (session_sid, client_id, person_id, created_at) VALUES ($1,$2,$3,$4) \
+             ON CONFLICT (session_sid, client_id) DO NOTHING",
+        )
+        .bind(sid)
+        .bind(client_id)
+        .bind(person_id)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn session_clients(&self, sid: &str) -> Result<Vec<(String, String)>, sqlx::Error> {
+        let rows = sqlx::query("SELECT client_id, person_id FROM session_clients WHERE session_sid = $1")
+            .bind(sid)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("client_id")?, r.try_get("person_id")?)))
+            .collect()
+    }
+}
