@@ -55,7 +55,10 @@ pub struct Secrets {
 
 impl Secrets {
     pub fn from_master(master: &[u8]) -> anyhow::Result<Secrets> {
-        anyhow::ensure!(master.len() >= 32, "the data-protection secret is too short");
+        anyhow::ensure!(
+            master.len() >= 32,
+            "the data-protection secret is too short"
+        );
         let root = hmac::Key::new(hmac::HMAC_SHA256, master);
         let derive = |label: &str| hmac::sign(&root, label.as_bytes());
         let aead_key = derive("yunid/aead/v1");
@@ -135,7 +138,10 @@ mod tests {
         let s = Secrets::from_master(&[7u8; 32]).unwrap();
         let sealed = s.encrypt("11010519491231002X", b"person-1").unwrap();
         assert!(!sealed.contains("11010519491231002X"));
-        assert_eq!(s.decrypt(&sealed, b"person-1").unwrap(), "11010519491231002X");
+        assert_eq!(
+            s.decrypt(&sealed, b"person-1").unwrap(),
+            "11010519491231002X"
+        );
         assert!(s.decrypt(&sealed, b"person-2").is_err());
     }
 

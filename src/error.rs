@@ -121,7 +121,11 @@ impl IntoResponse for Error {
             Error::NotFound => (StatusCode::NOT_FOUND, "not found").into_response(),
             Error::Internal(e) => {
                 tracing::error!(error = format!("{e:#}"), "internal error");
-                json_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "internal error")
+                json_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "server_error",
+                    "internal error",
+                )
             }
         }
     }

@@ -10,7 +10,11 @@ use yunid::store::clients::AuthMethod;
 use yunid::{App, Config};
 
 #[derive(Parser)]
-#[command(name = "yunid", version, about = "Unified identity provider (OpenID Connect)")]
+#[command(
+    name = "yunid",
+    version,
+    about = "Unified identity provider (OpenID Connect)"
+)]
 struct Cli {
     /// Configuration file (TOML); `YUNID_*` environment variables override it.
     #[arg(long, short, env = "YUNID_CONFIG", global = true)]
@@ -135,7 +139,8 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             s.recv().await;
         }
     };
@@ -194,12 +199,21 @@ async fn client(config: Config, command: ClientCommand) -> anyhow::Result<()> {
         name,
         redirect_uris,
         post_logout_redirect_uris,
-        scopes: if scopes.is_empty() { defaults.scopes } else { split(scopes) },
-        grant_types: if grants.is_empty() { defaults.grant_types } else { split(grants) },
+        scopes: if scopes.is_empty() {
+            defaults.scopes
+        } else {
+            split(scopes)
+        },
+        grant_types: if grants.is_empty() {
+            defaults.grant_types
+        } else {
+            split(grants)
+        },
         auth_method: AuthMethod::parse(&auth_method)
             .ok_or_else(|| anyhow::anyhow!("unknown auth method {auth_method}"))?,
         jwks: jwks_file.map(std::fs::read_to_string).transpose()?,
-        id_token_alg: Alg::parse(&id_token_alg).ok_or_else(|| anyhow::anyhow!("unknown alg {id_token_alg}"))?,
+        id_token_alg: Alg::parse(&id_token_alg)
+            .ok_or_else(|| anyhow::anyhow!("unknown alg {id_token_alg}"))?,
         public_subject,
         sector: None,
         backchannel_logout_uri,

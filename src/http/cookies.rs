@@ -36,11 +36,16 @@ pub fn clear_session(app: &App, jar: CookieJar) -> CookieJar {
 }
 
 /// The live session and its person, if the browser has one.
-pub async fn session(app: &App, jar: &CookieJar, now: i64) -> anyhow::Result<Option<(SessionRow, PersonRow)>> {
+pub async fn session(
+    app: &App,
+    jar: &CookieJar,
+    now: i64,
+) -> anyhow::Result<Option<(SessionRow, PersonRow)>> {
     let Some(cookie) = jar.get(&name(app, "yunid_session")) else {
         return Ok(None);
     };
-    let Some(session) = crate::services::login::current_session(app, cookie.value(), now).await? else {
+    let Some(session) = crate::services::login::current_session(app, cookie.value(), now).await?
+    else {
         return Ok(None);
     };
     let Some(person) = app.db.person(&session.person_id).await? else {
@@ -61,7 +66,10 @@ pub fn csrf(app: &App, jar: CookieJar) -> (CookieJar, String) {
     }
     let value = crypto::random_token();
     let token = app.secrets.csrf_token(&value);
-    (jar.add(build(app, cookie_name, value, SameSite::Strict)), token)
+    (
+        jar.add(build(app, cookie_name, value, SameSite::Strict)),
+        token,
+    )
 }
 
 /// True when the form's token matches the browser's CSRF cookie.

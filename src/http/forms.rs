@@ -16,7 +16,9 @@ impl<S: Send + Sync> FromRequest<S> for ProtocolParams {
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Error> {
         if req.method() == Method::GET {
-            return Ok(ProtocolParams(Params::from_query(req.uri().query().unwrap_or(""))));
+            return Ok(ProtocolParams(Params::from_query(
+                req.uri().query().unwrap_or(""),
+            )));
         }
         let is_form = req
             .headers()
@@ -24,7 +26,10 @@ impl<S: Send + Sync> FromRequest<S> for ProtocolParams {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
         if !is_form {
-            return Err(OAuthError::invalid_request("expected an application/x-www-form-urlencoded body").into());
+            return Err(OAuthError::invalid_request(
+                "expected an application/x-www-form-urlencoded body",
+            )
+            .into());
         }
         let body = axum::body::Bytes::from_request(req, state)
             .await

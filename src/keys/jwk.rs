@@ -30,7 +30,9 @@ pub fn thumbprint(jwk: &Jwk) -> String {
     let s = |v: &Option<String>| v.clone().unwrap_or_default();
     let canonical = match jwk.kty.as_str() {
         "RSA" => serde_json::json!({"e": s(&jwk.e), "kty": "RSA", "n": s(&jwk.n)}),
-        "EC" => serde_json::json!({"crv": s(&jwk.crv), "kty": "EC", "x": s(&jwk.x), "y": s(&jwk.y)}),
+        "EC" => {
+            serde_json::json!({"crv": s(&jwk.crv), "kty": "EC", "x": s(&jwk.x), "y": s(&jwk.y)})
+        }
         _ => serde_json::json!({"crv": s(&jwk.crv), "kty": jwk.kty, "x": s(&jwk.x)}),
     };
     // serde_json's map is ordered (BTreeMap) without the preserve_order feature, and compact.
@@ -55,6 +57,9 @@ mod tests {
             x: None,
             y: None,
         };
-        assert_eq!(thumbprint(&jwk), "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
+        assert_eq!(
+            thumbprint(&jwk),
+            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+        );
     }
 }

@@ -77,12 +77,19 @@ impl KeyStore {
         std::fs::create_dir_all(&self.dir)?;
         let secret = self.dir.join(SECRET);
         if !secret.exists() {
-            write_private(&secret, crypto::b64url(&crypto::random_bytes::<64>()).as_bytes())?;
+            write_private(
+                &secret,
+                crypto::b64url(&crypto::random_bytes::<64>()).as_bytes(),
+            )?;
         }
         let mut manifest = self.manifest()?;
         let mut changed = false;
         for alg in Alg::ALL {
-            if !manifest.keys.iter().any(|k| k.alg == alg && k.retired_at.is_none()) {
+            if !manifest
+                .keys
+                .iter()
+                .any(|k| k.alg == alg && k.retired_at.is_none())
+            {
                 manifest.keys.push(self.generate(alg, now)?);
                 changed = true;
             }
@@ -139,7 +146,10 @@ impl KeyStore {
             if entry.retired_at.is_some_and(|r| r + publish_grace < now) {
                 continue;
             }
-            pkcs8.insert(entry.kid.clone(), std::fs::read(self.dir.join(&entry.file))?);
+            pkcs8.insert(
+                entry.kid.clone(),
+                std::fs::read(self.dir.join(&entry.file))?,
+            );
         }
         KeySet::from_manifest(&manifest, &pkcs8, now, publish_grace)
     }

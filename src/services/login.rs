@@ -19,7 +19,10 @@ pub enum LoginError {
 /// Finds a person by resident ID number or phone number.
 pub async fn find_person(app: &App, username: &str) -> anyhow::Result<Option<PersonRow>> {
     if let Ok(id) = ResidentId::parse(username) {
-        return Ok(app.db.person_by_id_hash(&app.secrets.id_hash(id.as_str())).await?);
+        return Ok(app
+            .db
+            .person_by_id_hash(&app.secrets.id_hash(id.as_str()))
+            .await?);
     }
     if let Ok(phone) = Phone::parse(username) {
         return Ok(app.db.person_by_phone(phone.as_str()).await?);
@@ -88,7 +91,11 @@ pub async fn start_session(
 }
 
 /// The live session a cookie names, refreshing its idle timer.
-pub async fn current_session(app: &App, cookie: &str, now: i64) -> anyhow::Result<Option<SessionRow>> {
+pub async fn current_session(
+    app: &App,
+    cookie: &str,
+    now: i64,
+) -> anyhow::Result<Option<SessionRow>> {
     let hash = crypto::token_hash(cookie);
     let session = app
         .db

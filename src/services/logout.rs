@@ -36,7 +36,9 @@ pub async fn end_session(app: &App, sid: &str, now: i64) -> anyhow::Result<bool>
             "sid": session.sid,
             "events": { EVENT: {} },
         });
-        let token = app.keys().sign(client.id_token_alg, "logout+jwt", &claims)?;
+        let token = app
+            .keys()
+            .sign(client.id_token_alg, "logout+jwt", &claims)?;
         let delivery = Delivery {
             id: uuid::Uuid::now_v7().to_string(),
             client_id: client.id.clone(),
@@ -75,7 +77,8 @@ pub async fn deliver_due(app: &App) {
                     Err(e) => e.to_string(),
                 };
                 let attempts = d.attempts + 1;
-                let next = (attempts < app.config.backchannel_max_attempts).then(|| now + (1i64 << attempts.min(10)));
+                let next = (attempts < app.config.backchannel_max_attempts)
+                    .then(|| now + (1i64 << attempts.min(10)));
                 tracing::info!(client = %d.client_id, attempts, %error, "back-channel logout delivery failed");
                 app.db.logout_failed(&d.id, now, next, &error).await
             }

@@ -45,11 +45,15 @@ impl Params {
     /// A parameter's value; empty values count as absent, repeated or oversized ones are errors.
     pub fn get(&self, name: &str) -> Result<Option<&str>, OAuthError> {
         if self.is_repeated(name) {
-            return Err(OAuthError::invalid_request(format!("parameter {name} is repeated")));
+            return Err(OAuthError::invalid_request(format!(
+                "parameter {name} is repeated"
+            )));
         }
         match self.map.get(name).map(String::as_str) {
             Some("") | None => Ok(None),
-            Some(v) if v.len() > MAX_VALUE => Err(OAuthError::invalid_request(format!("parameter {name} is too long"))),
+            Some(v) if v.len() > MAX_VALUE => Err(OAuthError::invalid_request(format!(
+                "parameter {name} is too long"
+            ))),
             Some(v) => Ok(Some(v)),
         }
     }

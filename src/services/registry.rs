@@ -30,8 +30,12 @@ impl Default for NewClient {
             name: String::new(),
             redirect_uris: Vec::new(),
             post_logout_redirect_uris: Vec::new(),
-            scopes: ["openid", "profile", "phone", "offline_access"].map(String::from).to_vec(),
-            grant_types: ["authorization_code", "refresh_token"].map(String::from).to_vec(),
+            scopes: ["openid", "profile", "phone", "offline_access"]
+                .map(String::from)
+                .to_vec(),
+            grant_types: ["authorization_code", "refresh_token"]
+                .map(String::from)
+                .to_vec(),
             auth_method: AuthMethod::ClientSecretBasic,
             jwks: None,
             id_token_alg: Alg::RS256,
@@ -47,7 +51,10 @@ impl Default for NewClient {
 /// or insecure redirects are allowed for development.
 pub fn check_uri(uri: &str, allow_http: bool) -> anyhow::Result<url::Url> {
     let url = url::Url::parse(uri).map_err(|e| anyhow::anyhow!("{uri}: {e}"))?;
-    anyhow::ensure!(url.fragment().is_none(), "{uri}: a redirect URI has no fragment");
+    anyhow::ensure!(
+        url.fragment().is_none(),
+        "{uri}: a redirect URI has no fragment"
+    );
     let loopback = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
     match url.scheme() {
         "https" => {}
@@ -62,7 +69,11 @@ pub async fn add_client(app: &App, new: NewClient) -> anyhow::Result<(Client, Op
     anyhow::ensure!(!new.name.trim().is_empty(), "a client needs a name");
     let allow_http = app.config.allow_insecure_redirects;
     let mut hosts = Vec::new();
-    for uri in new.redirect_uris.iter().chain(&new.post_logout_redirect_uris) {
+    for uri in new
+        .redirect_uris
+        .iter()
+        .chain(&new.post_logout_redirect_uris)
+    {
         let url = check_uri(uri, allow_http)?;
         hosts.push(url.host_str().unwrap_or_default().to_owned());
     }
@@ -70,11 +81,17 @@ pub async fn add_client(app: &App, new: NewClient) -> anyhow::Result<(Client, Op
         check_uri(uri, allow_http)?;
     }
     if new.grant_types.iter().any(|g| g == "authorization_code") {
-        anyhow::ensure!(!new.redirect_uris.is_empty(), "a code-flow client needs a redirect URI");
+        anyhow::ensure!(
+            !new.redirect_uris.is_empty(),
+            "a code-flow client needs a redirect URI"
+        );
     }
     for g in &new.grant_types {
         anyhow::ensure!(
-            matches!(g.as_str(), "authorization_code" | "refresh_token" | "client_credentials"),
+            matches!(
+                g.as_str(),
+                "authorization_code" | "refresh_token" | "client_credentials"
+            ),
             "unsupported grant type {g}"
         );
     }
@@ -93,7 +110,10 @@ pub async fn add_client(app: &App, new: NewClient) -> anyhow::Result<(Client, Op
     };
     let (secret, secret_hash) = match new.auth_method {
         AuthMethod::PrivateKeyJwt => {
-            let jwks = new.jwks.as_deref().ok_or_else(|| anyhow::anyhow!("private_key_jwt needs a JWKS"))?;
+            let jwks = new
+                .jwks
+                .as_deref()
+                .ok_or_else(|| anyhow::anyhow!("private_key_jwt needs a JWKS"))?;
             let parsed: jsonwebtoken::jwk::JwkSet = serde_json::from_str(jwks)?;
             anyhow::ensure!(!parsed.keys.is_empty(), "the JWKS has no keys");
             (None, None)
@@ -161,7 +181,9 @@ pub async fn add_person(app: &App, new: NewPerson) -> Result<String, PersonError
         .map_err(PersonError::Phone)?;
     let name = new.name.trim().to_owned();
     if name.is_empty() || name.chars().count() > 100 {
-        return Err(PersonError::Internal(anyhow::anyhow!("a name of 1 to 100 characters is required")));
+        return Err(PersonError::Internal(anyhow::anyhow!(
+            "a name of 1 to 100 characters is required"
+        )));
     }
     let password_hash = match new.password {
         Some(p) => {

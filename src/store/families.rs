@@ -131,7 +131,11 @@ impl Db {
     }
 
     /// Marks a code used; of any number of concurrent callers exactly one gets `Fresh`.
-    pub async fn redeem_code(&self, code_hash: &str, now: i64) -> Result<Redeemed<CodeRow>, sqlx::Error> {
+    pub async fn redeem_code(
+        &self,
+        code_hash: &str,
+        now: i64,
+    ) -> Result<Redeemed<CodeRow>, sqlx::Error> {
         let row = sqlx::query(
             "UPDATE codes SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL \
              RETURNING client_id, redirect_uri, code_challenge, family_id, expires_at",
@@ -149,10 +153,11 @@ impl Db {
                 expires_at: r.try_get("expires_at")?,
             }));
         }
-        let family: Option<String> = sqlx::query_scalar("SELECT family_id FROM codes WHERE code_hash = $1")
-            .bind(code_hash)
-            .fetch_optional(&self.pool)
-            .await?;
+        let family: Option<String> =
+            sqlx::query_scalar("SELECT family_id FROM codes WHERE code_hash = $1")
+                .bind(code_hash)
+                .fetch_optional(&self.pool)
+                .await?;
         Ok(family.map_or(Redeemed::Unknown, Redeemed::Reused))
     }
 
@@ -176,7 +181,11 @@ impl Db {
     }
 
     /// Marks a refresh token used (rotation). `Fresh` carries (family id, expiry).
-    pub async fn use_refresh(&self, token_hash: &str, now: i64) -> Result<Redeemed<(String, i64)>, sqlx::Error> {
+    pub async fn use_refresh(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<Redeemed<(String, i64)>, sqlx::Error> {
         let row = sqlx::query(
             "UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL \
              RETURNING family_id, expires_at",
@@ -186,7 +195,10 @@ impl Db {
         .fetch_optional(&self.pool)
         .await?;
         if let Some(r) = row {
-            return Ok(Redeemed::Fresh((r.try_get("family_id")?, r.try_get("expires_at")?)));
+            return Ok(Redeemed::Fresh((
+                r.try_get("family_id")?,
+                r.try_get("expires_at")?,
+            )));
         }
         let family: Option<String> =
             sqlx::query_scalar("SELECT family_id FROM refresh_tokens WHERE token_hash = $1")
@@ -197,14 +209,23 @@ impl Db {
     }
 
     /// A refresh token that is still usable (for introspection): its family and expiry.
-    pub async fn refresh_info(&self, token_hash: &str) -> Result<Option<(String, i64, bool)>, sqlx::Error> {
-        let row = sqlx::query("SELECT family_id, expires_at, used_at FROM refresh_tokens WHERE token_hash = $1")
-            .bind(token_hash)
-            .fetch_optional(&self.pool)
-            .await?;
+    pub async fn refresh_info(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<(String, i64, bool)>, sqlx::Error> {
+        let row = sqlx::query(
+            "SELECT family_id, expires_at, used_at FROM refresh_tokens WHERE token_hash = $1",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
         row.map(|r| {
             let used: Option<i64> = r.try_get("used_at")?;
-            Ok((r.try_get("family_id")?, r.try_get("expires_at")?, used.is_some()))
+            Ok((
+                r.try_get("family_id")?,
+                r.try_get("expires_at")?,
+                used.is_some(),
+            ))
         })
         .transpose()
     }

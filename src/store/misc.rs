@@ -13,7 +13,11 @@ impl Db {
     }
 
     /// Whether an access token is dead: its own `jti` revoked, or its family revoked.
-    pub async fn access_token_revoked(&self, jti: &str, family_id: Option<&str>) -> Result<bool, sqlx::Error> {
+    pub async fn access_token_revoked(
+        &self,
+        jti: &str,
+        family_id: Option<&str>,
+    ) -> Result<bool, sqlx::Error> {
         let revoked: i64 = sqlx::query_scalar(
             "SELECT (SELECT COUNT(*) FROM revoked_tokens WHERE jti = $1) + \
              (SELECT COUNT(*) FROM families WHERE id = $2 AND revoked_at IS NOT NULL)",
@@ -32,12 +36,14 @@ impl Db {
         jti: &str,
         expires_at: i64,
     ) -> Result<bool, sqlx::Error> {
-        let result = sqlx::query("INSERT INTO client_assertion_jtis (client_id, jti, expires_at) VALUES ($1,$2,$3)")
-            .bind(client_id)
-            .bind(jti)
-            .bind(expires_at)
-            .execute(&self.pool)
-            .await;
+        let result = sqlx::query(
+            "INSERT INTO client_assertion_jtis (client_id, jti, expires_at) VALUES ($1,$2,$3)",
+        )
+        .bind(client_id)
+        .bind(jti)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await;
         match result {
             Ok(_) => Ok(true),
             Err(e) if is_unique_violation(&e) => Ok(false),
@@ -55,7 +61,11 @@ impl Db {
             "DELETE FROM revoked_tokens WHERE expires_at < $1",
             "DELETE FROM client_assertion_jtis WHERE expires_at < $1",
         ] {
-            n += sqlx::query(sql).bind(now - 60).execute(&self.pool).await?.rows_affected();
+            n += sqlx::query(sql)
+                .bind(now - 60)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
         }
         n += sqlx::query("DELETE FROM login_failures WHERE at < $1")
             .bind(keep_failures_since)

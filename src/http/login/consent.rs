@@ -22,8 +22,15 @@ pub struct Show {
 pub async fn show(State(app): State<App>, jar: CookieJar, Query(q): Query<Show>) -> Response {
     let result: anyhow::Result<Response> = async {
         let now = app.now();
-        let Some(pending) = app.db.auth_request(&crypto::token_hash(&q.req), now).await? else {
-            return Ok(page::error(StatusCode::BAD_REQUEST, "this sign-in request has expired"));
+        let Some(pending) = app
+            .db
+            .auth_request(&crypto::token_hash(&q.req), now)
+            .await?
+        else {
+            return Ok(page::error(
+                StatusCode::BAD_REQUEST,
+                "this sign-in request has expired",
+            ));
         };
         let Some((_, person)) = cookies::session(&app, &jar, now).await? else {
             return Ok(Redirect::to(&format!("/login?req={}", urlencode(&q.req))).into_response());
@@ -60,13 +67,19 @@ pub struct Submit {
 
 pub async fn submit(State(app): State<App>, jar: CookieJar, Form(f): Form<Submit>) -> Response {
     if !cookies::csrf_ok(&app, &jar, f.csrf.as_deref()) {
-        return page::error(StatusCode::FORBIDDEN, "the form expired or did not come from this site; reload the page");
+        return page::error(
+            StatusCode::FORBIDDEN,
+            "the form expired or did not come from this site; reload the page",
+        );
     }
     let result: anyhow::Result<Response> = async {
         let now = app.now();
         let id_hash = crypto::token_hash(&f.req);
         let Some(pending) = app.db.auth_request(&id_hash, now).await? else {
-            return Ok(page::error(StatusCode::BAD_REQUEST, "this sign-in request has expired"));
+            return Ok(page::error(
+                StatusCode::BAD_REQUEST,
+                "this sign-in request has expired",
+            ));
         };
         let Some((session, _)) = cookies::session(&app, &jar, now).await? else {
             return Ok(page::error(StatusCode::FORBIDDEN, "please sign in again"));
@@ -76,7 +89,10 @@ pub async fn submit(State(app): State<App>, jar: CookieJar, Form(f): Form<Submit
             return Ok(page::error(StatusCode::BAD_REQUEST, "unknown client"));
         };
         if !app.db.finish_auth_request(&id_hash, now).await? {
-            return Ok(page::error(StatusCode::BAD_REQUEST, "this sign-in request was already answered"));
+            return Ok(page::error(
+                StatusCode::BAD_REQUEST,
+                "this sign-in request was already answered",
+            ));
         }
         if f.decision != "allow" {
             let e = OAuthError::access_denied("the person declined");
@@ -97,7 +113,11 @@ pub async fn submit(State(app): State<App>, jar: CookieJar, Form(f): Form<Submit
             .save_consent(&session.person_id, &client.id, &scopes.join(" "), now)
             .await?;
         let code = crate::http::oidc::issue_code(&app, &client, &req, &session, now).await?;
-        Ok(crate::http::oidc::respond(&app, &req.target, vec![("code", code)]))
+        Ok(crate::http::oidc::respond(
+            &app,
+            &req.target,
+            vec![("code", code)],
+        ))
     }
     .await;
     result.unwrap_or_else(|e| {

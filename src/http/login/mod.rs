@@ -12,5 +12,8 @@ pub fn router() -> Router<App> {
     Router::new()
         .route("/login", get(password::show).post(password::submit))
         .route("/consent", get(consent::show).post(consent::submit))
-        .route("/static/style.css", get(|| async { crate::http::page::stylesheet() }))
+        .route(
+            "/static/style.css",
+            get(|| async { crate::http::page::stylesheet() }),
+        )
 }

@@ -20,7 +20,11 @@ pub struct Show {
 }
 
 /// The pending request's login hint and client name, if the request is still open.
-async fn request_context(app: &App, req: Option<&str>, now: i64) -> anyhow::Result<(Option<String>, Option<String>)> {
+async fn request_context(
+    app: &App,
+    req: Option<&str>,
+    now: i64,
+) -> anyhow::Result<(Option<String>, Option<String>)> {
     let Some(req) = req else {
         return Ok((None, None));
     };
@@ -70,7 +74,10 @@ pub async fn submit(
     Form(f): Form<Submit>,
 ) -> Response {
     if !cookies::csrf_ok(&app, &jar, f.csrf.as_deref()) {
-        return page::error(StatusCode::FORBIDDEN, "the form expired or did not come from this site; reload the page");
+        return page::error(
+            StatusCode::FORBIDDEN,
+            "the form expired or did not come from this site; reload the page",
+        );
     }
     let now = app.now();
     let outcome = login::password_login(&app, &f.username, &f.password, &addr, now).await;
@@ -88,13 +95,25 @@ pub async fn submit(
     let person = match outcome {
         Ok(Ok(p)) => p,
         Ok(Err(LoginError::Invalid)) => {
-            return fail(StatusCode::UNAUTHORIZED, "账号或密码不正确。The account or password is incorrect.", jar);
+            return fail(
+                StatusCode::UNAUTHORIZED,
+                "账号或密码不正确。The account or password is incorrect.",
+                jar,
+            );
         }
         Ok(Err(LoginError::Throttled)) => {
-            return fail(StatusCode::TOO_MANY_REQUESTS, "尝试次数过多，请稍后再试。Too many attempts; try again later.", jar);
+            return fail(
+                StatusCode::TOO_MANY_REQUESTS,
+                "尝试次数过多，请稍后再试。Too many attempts; try again later.",
+                jar,
+            );
         }
         Ok(Err(LoginError::Unavailable)) => {
-            return fail(StatusCode::FORBIDDEN, "该账号已被锁定或停用。This account is locked or disabled.", jar);
+            return fail(
+                StatusCode::FORBIDDEN,
+                "该账号已被锁定或停用。This account is locked or disabled.",
+                jar,
+            );
         }
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "password login failed");
@@ -113,7 +132,11 @@ pub async fn submit(
     let Some(req) = f.req else {
         return (jar, Redirect::to("/")).into_response();
     };
-    if let Err(e) = app.db.set_login_sid(&crypto::token_hash(&req), &session.sid).await {
+    if let Err(e) = app
+        .db
+        .set_login_sid(&crypto::token_hash(&req), &session.sid)
+        .await
+    {
         tracing::error!(error = %e, "cannot record login for request");
         return page::error(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
     }

@@ -25,16 +25,27 @@ use crate::store::sessions::SessionRow;
 
 pub const PAR_URN: &str = "urn:ietf:params:oauth:request_uri:";
 
-pub async fn authorize(State(app): State<App>, jar: CookieJar, ProtocolParams(params): ProtocolParams) -> Response {
+pub async fn authorize(
+    State(app): State<App>,
+    jar: CookieJar,
+    ProtocolParams(params): ProtocolParams,
+) -> Response {
     let now = app.now();
     let result: anyhow::Result<Response> = async {
         // RFC 9126 §4: a pushed request replaces every other parameter but client_id.
         if let Ok(Some(uri)) = params.get("request_uri") {
             let Ok(Some(client_id)) = params.get("client_id") else {
-                return Ok(page::error(StatusCode::BAD_REQUEST, "client_id is required with request_uri"));
+                return Ok(page::error(
+                    StatusCode::BAD_REQUEST,
+                    "client_id is required with request_uri",
+                ));
             };
             let pushed = match uri.strip_prefix(PAR_URN) {
-                Some(_) => app.db.take_par(&crypto::token_hash(uri), client_id, now).await?,
+                Some(_) => {
+                    app.db
+                        .take_par(&crypto::token_hash(uri), client_id, now)
+                        .await?
+                }
                 None => None,
             };
             let Some(json) = pushed else {
@@ -53,8 +64,8 @@ pub async fn authorize(State(app): State<App>, jar: CookieJar, ProtocolParams(pa
             Ok(Some(id)) => app.db.client(id).await?,
             _ => None,
         };
-        let req = authorize::trusted_target(&params, client.as_ref())
-            .and_then(|target| match &client {
+        let req =
+            authorize::trusted_target(&params, client.as_ref()).and_then(|target| match &client {
                 Some(c) => authorize::validate(&params, c, target),
                 None => Err(Rejection::Page("unknown client".into())),
             });
@@ -83,14 +94,29 @@ pub struct Resume {
 pub async fn resume(State(app): State<App>, jar: CookieJar, Query(q): Query<Resume>) -> Response {
     let now = app.now();
     let result: anyhow::Result<Response> = async {
-        let Some(pending) = app.db.auth_request(&crypto::token_hash(&q.req), now).await? else {
-            return Ok(page::error(StatusCode::BAD_REQUEST, "this sign-in request has expired"));
+        let Some(pending) = app
+            .db
+            .auth_request(&crypto::token_hash(&q.req), now)
+            .await?
+        else {
+            return Ok(page::error(
+                StatusCode::BAD_REQUEST,
+                "this sign-in request has expired",
+            ));
         };
         let req: AuthRequest = serde_json::from_str(&pending.params)?;
         let Some(client) = app.db.client(&pending.client_id).await? else {
             return Ok(page::error(StatusCode::BAD_REQUEST, "unknown client"));
         };
-        continue_request(&app, jar, &client, req, Some((&q.req, pending.login_sid.as_deref())), now).await
+        continue_request(
+            &app,
+            jar,
+            &client,
+            req,
+            Some((&q.req, pending.login_sid.as_deref())),
+            now,
+        )
+        .await
     }
     .await;
     result.unwrap_or_else(internal)
@@ -116,7 +142,9 @@ pub async fn continue_request(
         (Some(hint), Some(s)) => match hint_subject(app, hint) {
             Some(sub) => Some(sub == claims::subject(app, client, &s.person_id)),
             None => {
-                let e = OAuthError::invalid_request("id_token_hint is not a valid ID token from this provider");
+                let e = OAuthError::invalid_request(
+                    "id_token_hint is not a valid ID token from this provider",
+                );
                 return Ok(respond_error(app, &req.target, &e));
             }
         },
@@ -140,7 +168,9 @@ pub async fn continue_request(
     match decision {
         Decision::Fail(e) => {
             if let Some((id, _)) = pending {
-                app.db.finish_auth_request(&crypto::token_hash(id), now).await?;
+                app.db
+                    .finish_auth_request(&crypto::token_hash(id), now)
+                    .await?;
             }
             Ok(respond_error(app, &req.target, &e))
         }
@@ -149,8 +179,15 @@ pub async fn continue_request(
                 return Ok(page::error(StatusCode::BAD_REQUEST, "no session"));
             };
             if let Some((id, _)) = pending {
-                if !app.db.finish_auth_request(&crypto::token_hash(id), now).await? {
-                    return Ok(page::error(StatusCode::BAD_REQUEST, "this sign-in request was already answered"));
+                if !app
+                    .db
+                    .finish_auth_request(&crypto::token_hash(id), now)
+                    .await?
+                {
+                    return Ok(page::error(
+                        StatusCode::BAD_REQUEST,
+                        "this sign-in request was already answered",
+                    ));
                 }
             }
             let code = issue_code(app, client, &req, session, now).await?;
@@ -161,7 +198,11 @@ pub async fn continue_request(
                 Some((id, _)) => id.to_owned(),
                 None => save_pending(app, &req, now).await?,
             };
-            let path = if decision == Decision::Login { "/login" } else { "/consent" };
+            let path = if decision == Decision::Login {
+                "/login"
+            } else {
+                "/consent"
+            };
             let mut url = url::Url::parse("http://x/")?;
             url.set_path(path);
             url.query_pairs_mut().append_pair("req", &id);
@@ -244,7 +285,10 @@ pub fn respond_error(app: &App, target: &Target, e: &OAuthError) -> Response {
     respond(
         app,
         target,
-        vec![("error", e.code.to_owned()), ("error_description", e.description.clone())],
+        vec![
+            ("error", e.code.to_owned()),
+            ("error_description", e.description.clone()),
+        ],
     )
 }
 
@@ -259,7 +303,8 @@ pub fn respond(app: &App, target: &Target, mut fields: Vec<(&'static str, String
             let Ok(mut url) = url::Url::parse(&target.redirect_uri) else {
                 return page::error(StatusCode::BAD_REQUEST, "invalid redirect_uri");
             };
-            url.query_pairs_mut().extend_pairs(fields.iter().map(|(k, v)| (*k, v.as_str())));
+            url.query_pairs_mut()
+                .extend_pairs(fields.iter().map(|(k, v)| (*k, v.as_str())));
             (StatusCode::SEE_OTHER, [(header::LOCATION, url.to_string())]).into_response()
         }
         ResponseMode::FormPost => {

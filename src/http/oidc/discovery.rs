@@ -11,7 +11,7 @@ use crate::services::oidc::authorize::{PROMPTS, SCOPES};
 pub async fn configuration(State(app): State<App>) -> impl IntoResponse {
     let c = &app.config;
     let doc = json!({
-        "issuer": c.issuer.as_str(),
+        "issuer": c.iss(),
         "authorization_endpoint": c.endpoint("/authorize"),
         "token_endpoint": c.endpoint("/token"),
         "userinfo_endpoint": c.endpoint("/userinfo"),
@@ -47,7 +47,10 @@ pub async fn configuration(State(app): State<App>) -> impl IntoResponse {
         "ui_locales_supported": ["zh-CN", "en"],
     });
     (
-        [(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"), (header::CACHE_CONTROL, "public, max-age=300")],
+        [
+            (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
         axum::Json(doc),
     )
 }

@@ -15,7 +15,11 @@ use crate::http::page;
 use crate::services::logout;
 use crate::services::params::Params;
 
-pub async fn logout(State(app): State<App>, jar: CookieJar, ProtocolParams(params): ProtocolParams) -> Response {
+pub async fn logout(
+    State(app): State<App>,
+    jar: CookieJar,
+    ProtocolParams(params): ProtocolParams,
+) -> Response {
     match handle(&app, jar, &params).await {
         Ok(r) => r,
         Err(e) => {
@@ -45,10 +49,11 @@ async fn handle(app: &App, jar: CookieJar, params: &Params) -> anyhow::Result<Re
             _ => return bad("id_token_hint is not a valid ID token from this provider"),
         },
     };
-    let hint_client = hint
-        .as_ref()
-        .and_then(|c| c.get("aud"))
-        .and_then(|a| a.as_str().map(str::to_owned).or_else(|| a.get(0)?.as_str().map(str::to_owned)));
+    let hint_client = hint.as_ref().and_then(|c| c.get("aud")).and_then(|a| {
+        a.as_str()
+            .map(str::to_owned)
+            .or_else(|| a.get(0)?.as_str().map(str::to_owned))
+    });
     let client_id = match (get("client_id"), hint_client) {
         (Some(a), Some(b)) if a != b => return bad("client_id does not match id_token_hint"),
         (a, b) => a.or(b),
@@ -59,7 +64,8 @@ async fn handle(app: &App, jar: CookieJar, params: &Params) -> anyhow::Result<Re
             Some(id) => app.db.client(id).await?,
             None => None,
         };
-        let registered = client.is_some_and(|c| c.post_logout_redirect_uris.iter().any(|r| r == uri));
+        let registered =
+            client.is_some_and(|c| c.post_logout_redirect_uris.iter().any(|r| r == uri));
         if !registered {
             return bad("post_logout_redirect_uri is not registered for this application");
         }

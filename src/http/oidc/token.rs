@@ -11,8 +11,8 @@ use crate::crypto;
 use crate::error::{Error, OAuthError};
 use crate::http::forms::ProtocolParams;
 use crate::services::oidc::authorize::is_pkce_value;
-use crate::services::oidc::client_auth::{self, Presented};
 use crate::services::oidc::claims;
+use crate::services::oidc::client_auth::{self, Presented};
 use crate::services::oidc::tokens::{self, IdTokenInput, TokenResponse};
 use crate::services::params::Params;
 use crate::store::clients::Client;
@@ -42,7 +42,10 @@ pub async fn token(
         _ => return Err(OAuthError::unsupported_grant_type("unsupported grant_type").into()),
     };
     Ok((
-        [(header::CACHE_CONTROL, "no-store"), (header::PRAGMA, "no-cache")],
+        [
+            (header::CACHE_CONTROL, "no-store"),
+            (header::PRAGMA, "no-cache"),
+        ],
         Json(response),
     )
         .into_response())
@@ -56,7 +59,12 @@ fn grant_allowed(client: &Client, grant: &str) -> Result<(), Error> {
     }
 }
 
-async fn authorization_code(app: &App, client: &Client, params: &Params, now: i64) -> Result<TokenResponse, Error> {
+async fn authorization_code(
+    app: &App,
+    client: &Client,
+    params: &Params,
+    now: i64,
+) -> Result<TokenResponse, Error> {
     grant_allowed(client, "authorization_code")?;
     let code = params.require("code")?;
     let redirect_uri = params.require("redirect_uri")?;
@@ -79,7 +87,9 @@ async fn authorization_code(app: &App, client: &Client, params: &Params, now: i6
         return Err(invalid("authorization code expired"));
     }
     if row.redirect_uri != redirect_uri {
-        return Err(invalid("redirect_uri does not match the authorization request"));
+        return Err(invalid(
+            "redirect_uri does not match the authorization request",
+        ));
     }
     // RFC 7636 §4.6: BASE64URL(SHA256(code_verifier)) == code_challenge.
     if !is_pkce_value(verifier) {
@@ -98,7 +108,12 @@ async fn authorization_code(app: &App, client: &Client, params: &Params, now: i6
     issue(app, client, &family, &family.scope, Some(code), true, now).await
 }
 
-async fn refresh_token(app: &App, client: &Client, params: &Params, now: i64) -> Result<TokenResponse, Error> {
+async fn refresh_token(
+    app: &App,
+    client: &Client,
+    params: &Params,
+    now: i64,
+) -> Result<TokenResponse, Error> {
     grant_allowed(client, "refresh_token")?;
     let token = params.require("refresh_token")?;
     let hash = crypto::token_hash(token);
@@ -135,7 +150,11 @@ async fn refresh_token(app: &App, client: &Client, params: &Params, now: i64) ->
         None => family.scope.clone(),
         Some(asked) => {
             let granted: Vec<&str> = family.scope.split(' ').collect();
-            if !asked.split(' ').filter(|s| !s.is_empty()).all(|s| granted.contains(&s)) {
+            if !asked
+                .split(' ')
+                .filter(|s| !s.is_empty())
+                .all(|s| granted.contains(&s))
+            {
                 return Err(OAuthError::invalid_scope("scope exceeds what was granted").into());
             }
             asked.to_owned()
@@ -199,17 +218,33 @@ async fn issue(
     })
 }
 
-async fn client_credentials(app: &App, client: &Client, params: &Params, now: i64) -> Result<TokenResponse, Error> {
+async fn client_credentials(
+    app: &App,
+    client: &Client,
+    params: &Params,
+    now: i64,
+) -> Result<TokenResponse, Error> {
     grant_allowed(client, "client_credentials")?;
     let scope: Vec<&str> = match params.get("scope")? {
         Some(asked) => {
             let asked: Vec<&str> = asked.split(' ').filter(|s| !s.is_empty()).collect();
-            if let Some(bad) = asked.iter().find(|s| **s == "openid" || !client.allows_scope(s)) {
-                return Err(OAuthError::invalid_scope(format!("scope {bad} is not allowed for this client")).into());
+            if let Some(bad) = asked
+                .iter()
+                .find(|s| **s == "openid" || !client.allows_scope(s))
+            {
+                return Err(OAuthError::invalid_scope(format!(
+                    "scope {bad} is not allowed for this client"
+                ))
+                .into());
             }
             asked
         }
-        None => client.scopes.iter().map(String::as_str).filter(|s| *s != "openid").collect(),
+        None => client
+            .scopes
+            .iter()
+            .map(String::as_str)
+            .filter(|s| *s != "openid")
+            .collect(),
     };
     let scope = scope.join(" ");
     let access_token = tokens::access_token(app, client, &client.id, &scope, None, now)?;

@@ -62,7 +62,10 @@ impl AuthRequest {
                     .get("values")
                     .and_then(|v| v.as_array().cloned())
                     .or_else(|| acr.get("value").map(|v| vec![v.clone()]))?;
-                values.iter().filter_map(|v| v.as_str()?.parse::<i64>().ok()).min()
+                values
+                    .iter()
+                    .filter_map(|v| v.as_str()?.parse::<i64>().ok())
+                    .min()
             });
         client.min_acr.max(essential.unwrap_or(1))
     }
@@ -105,18 +108,29 @@ pub fn trusted_target(params: &Params, client: Option<&Client>) -> Result<Target
     Ok(Target {
         redirect_uri: redirect_uri.to_owned(),
         mode,
-        state: params.raw("state").filter(|s| !s.is_empty()).map(str::to_owned),
+        state: params
+            .raw("state")
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned),
     })
 }
 
 /// Validates everything after the redirect URI; errors go back to the client.
-pub fn validate(params: &Params, client: &Client, target: Target) -> Result<AuthRequest, Rejection> {
+pub fn validate(
+    params: &Params,
+    client: &Client,
+    target: Target,
+) -> Result<AuthRequest, Rejection> {
     let fail = |e: OAuthError| Rejection::Redirect(target.clone(), e);
     if let Some(name) = params.any_repeated() {
-        return Err(fail(OAuthError::invalid_request(format!("parameter {name} is repeated"))));
+        return Err(fail(OAuthError::invalid_request(format!(
+            "parameter {name} is repeated"
+        ))));
     }
     if params.get("request").map_err(fail)?.is_some() {
-        return Err(fail(OAuthError::request_not_supported("request objects are not supported")));
+        return Err(fail(OAuthError::request_not_supported(
+            "request objects are not supported",
+        )));
     }
     if params.get("request_uri").map_err(fail)?.is_some() {
         return Err(fail(OAuthError::request_uri_not_supported(
@@ -125,7 +139,11 @@ pub fn validate(params: &Params, client: &Client, target: Target) -> Result<Auth
     }
     match params.get("response_mode").map_err(fail)? {
         None | Some("query") | Some("form_post") => {}
-        Some(_) => return Err(fail(OAuthError::invalid_request("unsupported response_mode"))),
+        Some(_) => {
+            return Err(fail(OAuthError::invalid_request(
+                "unsupported response_mode",
+            )));
+        }
     }
     match params.get("response_type").map_err(fail)? {
         Some("code") => {}
@@ -134,7 +152,11 @@ pub fn validate(params: &Params, client: &Client, target: Target) -> Result<Auth
                 "only the authorization code flow (response_type=code) is supported",
             )));
         }
-        None => return Err(fail(OAuthError::invalid_request("response_type is missing"))),
+        None => {
+            return Err(fail(OAuthError::invalid_request(
+                "response_type is missing",
+            )));
+        }
     }
     if !client.allows_grant("authorization_code") {
         return Err(fail(OAuthError::unauthorized_client(
@@ -155,18 +177,25 @@ pub fn validate(params: &Params, client: &Client, target: Target) -> Result<Auth
             acc
         });
     if scopes.is_empty() {
-        return Err(fail(OAuthError::invalid_scope("no scope this client may request was asked for")));
+        return Err(fail(OAuthError::invalid_scope(
+            "no scope this client may request was asked for",
+        )));
     }
     // RFC 9700 §2.1.1: PKCE with S256 is required.
-    let challenge = params
-        .get("code_challenge")
-        .map_err(fail)?
-        .ok_or_else(|| fail(OAuthError::invalid_request("code_challenge is required (PKCE)")))?;
+    let challenge = params.get("code_challenge").map_err(fail)?.ok_or_else(|| {
+        fail(OAuthError::invalid_request(
+            "code_challenge is required (PKCE)",
+        ))
+    })?;
     if params.get("code_challenge_method").map_err(fail)? != Some("S256") {
-        return Err(fail(OAuthError::invalid_request("code_challenge_method must be S256")));
+        return Err(fail(OAuthError::invalid_request(
+            "code_challenge_method must be S256",
+        )));
     }
     if !is_pkce_value(challenge) || challenge.len() != 43 {
-        return Err(fail(OAuthError::invalid_request("code_challenge is malformed")));
+        return Err(fail(OAuthError::invalid_request(
+            "code_challenge is malformed",
+        )));
     }
     let prompt: Vec<String> = params
         .get("prompt")
@@ -177,19 +206,22 @@ pub fn validate(params: &Params, client: &Client, target: Target) -> Result<Auth
         .map(str::to_owned)
         .collect();
     if let Some(bad) = prompt.iter().find(|p| !PROMPTS.contains(&p.as_str())) {
-        return Err(fail(OAuthError::invalid_request(format!("unsupported prompt value {bad}"))));
+        return Err(fail(OAuthError::invalid_request(format!(
+            "unsupported prompt value {bad}"
+        ))));
     }
     if prompt.iter().any(|p| p == "none") && prompt.len() > 1 {
-        return Err(fail(OAuthError::invalid_request("prompt=none cannot be combined")));
+        return Err(fail(OAuthError::invalid_request(
+            "prompt=none cannot be combined",
+        )));
     }
     let max_age = match params.get("max_age").map_err(fail)? {
         None => None,
-        Some(v) => Some(
-            v.parse::<i64>()
-                .ok()
-                .filter(|n| *n >= 0)
-                .ok_or_else(|| fail(OAuthError::invalid_request("max_age must be a non-negative integer")))?,
-        ),
+        Some(v) => Some(v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+            fail(OAuthError::invalid_request(
+                "max_age must be a non-negative integer",
+            ))
+        })?),
     };
     let claims = match params.get("claims").map_err(fail)? {
         None => None,
@@ -197,7 +229,9 @@ pub fn validate(params: &Params, client: &Client, target: Target) -> Result<Auth
             let value: serde_json::Value = serde_json::from_str(raw)
                 .map_err(|_| fail(OAuthError::invalid_request("claims is not valid JSON")))?;
             if !value.is_object() {
-                return Err(fail(OAuthError::invalid_request("claims must be a JSON object")));
+                return Err(fail(OAuthError::invalid_request(
+                    "claims must be a JSON object",
+                )));
             }
             Some(value)
         }
@@ -215,7 +249,12 @@ pub fn validate(params: &Params, client: &Client, target: Target) -> Result<Auth
         login_hint: opt("login_hint")?,
         id_token_hint: opt("id_token_hint")?,
         acr_values: opt("acr_values")?
-            .map(|v| v.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect())
+            .map(|v| {
+                v.split(' ')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
             .unwrap_or_default(),
         claims,
         ui_locales: opt("ui_locales")?,
@@ -226,7 +265,8 @@ pub fn validate(params: &Params, client: &Client, target: Target) -> Result<Auth
 /// RFC 7636 §4.1: 43–128 characters of `[A-Z] / [a-z] / [0-9] / "-" / "." / "_" / "~"`.
 pub fn is_pkce_value(s: &str) -> bool {
     (43..=128).contains(&s.len())
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
 }
 
 /// What to do with a valid request given the browser's session.
@@ -265,7 +305,10 @@ pub fn decide(req: &AuthRequest, client: &Client, s: &Situation<'_>) -> Decision
         if req.has_prompt("login") || req.has_prompt("select_account") {
             return login("login requested");
         }
-        if req.max_age.is_some_and(|max| s.now - session.auth_time > max) {
+        if req
+            .max_age
+            .is_some_and(|max| s.now - session.auth_time > max)
+        {
             return login("authentication too old for max_age");
         }
         if s.hint_matches == Some(false) {

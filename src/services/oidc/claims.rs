@@ -56,12 +56,21 @@ pub fn released(scopes: &[&str], extra: &[String]) -> Vec<&'static str> {
 }
 
 /// The values of `names` for a person. The ID number is decrypted only if a claim derived from it is asked.
-pub fn person_claims(app: &App, person: &PersonRow, names: &[&str]) -> anyhow::Result<Map<String, Value>> {
+pub fn person_claims(
+    app: &App,
+    person: &PersonRow,
+    names: &[&str],
+) -> anyhow::Result<Map<String, Value>> {
     let mut out = Map::new();
     let needs_id = names.iter().any(|n| matches!(*n, "birthdate" | "gender"));
     let id = if needs_id {
-        let plain = app.secrets.decrypt(&person.id_number_enc, person.id.as_bytes())?;
-        Some(ResidentId::parse(&plain).map_err(|e| anyhow::anyhow!("stored ID number invalid: {}", e.code()))?)
+        let plain = app
+            .secrets
+            .decrypt(&person.id_number_enc, person.id.as_bytes())?;
+        Some(
+            ResidentId::parse(&plain)
+                .map_err(|e| anyhow::anyhow!("stored ID number invalid: {}", e.code()))?,
+        )
     } else {
         None
     };

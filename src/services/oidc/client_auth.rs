@@ -28,8 +28,12 @@ fn fail(m: &str) -> Error {
 /// Parses an `Authorization: Basic` header value.
 pub fn parse_basic(value: &str) -> Option<(String, String)> {
     use base64::Engine;
-    let encoded = value.strip_prefix("Basic ").or_else(|| value.strip_prefix("basic "))?;
-    let raw = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
+    let encoded = value
+        .strip_prefix("Basic ")
+        .or_else(|| value.strip_prefix("basic "))?;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
     let raw = String::from_utf8(raw).ok()?;
     let (id, secret) = raw.split_once(':')?;
     let decode = |s: &str| {
@@ -41,18 +45,32 @@ pub fn parse_basic(value: &str) -> Option<(String, String)> {
 }
 
 /// Authenticates the client by exactly one method: the one it registered.
-pub async fn authenticate(app: &App, presented: &Presented, params: &Params, now: i64) -> Result<Client, Error> {
+pub async fn authenticate(
+    app: &App,
+    presented: &Presented,
+    params: &Params,
+    now: i64,
+) -> Result<Client, Error> {
     let post_id = params.get("client_id")?;
     let post_secret = params.get("client_secret")?;
     let assertion_type = params.get("client_assertion_type")?;
     let assertion = params.get("client_assertion")?;
-    let methods = [presented.basic.is_some(), post_secret.is_some(), assertion.is_some()];
+    let methods = [
+        presented.basic.is_some(),
+        post_secret.is_some(),
+        assertion.is_some(),
+    ];
     if methods.iter().filter(|m| **m).count() > 1 {
-        return Err(OAuthError::invalid_request("more than one client authentication method used").into());
+        return Err(
+            OAuthError::invalid_request("more than one client authentication method used").into(),
+        );
     }
     if let Some((id, secret)) = &presented.basic {
         if post_id.is_some_and(|p| p != id) {
-            return Err(OAuthError::invalid_request("client_id does not match the Authorization header").into());
+            return Err(OAuthError::invalid_request(
+                "client_id does not match the Authorization header",
+            )
+            .into());
         }
         return by_secret(app, id, secret, AuthMethod::ClientSecretBasic).await;
     }
@@ -81,7 +99,9 @@ async fn by_secret(app: &App, id: &str, secret: &str, method: AuthMethod) -> Res
     match client {
         Some(c) if matches && !c.disabled && c.secret_hash.is_some() => {
             if c.auth_method != method {
-                return Err(fail("this client is registered for another authentication method"));
+                return Err(fail(
+                    "this client is registered for another authentication method",
+                ));
             }
             Ok(c)
         }
@@ -99,8 +119,14 @@ struct AssertionClaims {
     jti: String,
 }
 
-async fn by_assertion(app: &App, post_id: Option<&str>, assertion: &str, now: i64) -> Result<Client, Error> {
-    let header = jsonwebtoken::decode_header(assertion).map_err(|_| fail("client_assertion is malformed"))?;
+async fn by_assertion(
+    app: &App,
+    post_id: Option<&str>,
+    assertion: &str,
+    now: i64,
+) -> Result<Client, Error> {
+    let header = jsonwebtoken::decode_header(assertion)
+        .map_err(|_| fail("client_assertion is malformed"))?;
     let alg = header.alg;
     if !matches!(
         alg,
@@ -113,9 +139,14 @@ async fn by_assertion(app: &App, post_id: Option<&str>, assertion: &str, now: i6
     }
     // Who claims to be the client: `iss` of the (not yet verified) assertion, which must match `client_id`.
     let unverified: AssertionClaims = {
-        let payload = assertion.split('.').nth(1).ok_or_else(|| fail("client_assertion is malformed"))?;
-        let bytes = crypto::b64url_decode(payload).ok_or_else(|| fail("client_assertion is malformed"))?;
-        serde_json::from_slice(&bytes).map_err(|_| fail("client_assertion claims are incomplete"))?
+        let payload = assertion
+            .split('.')
+            .nth(1)
+            .ok_or_else(|| fail("client_assertion is malformed"))?;
+        let bytes =
+            crypto::b64url_decode(payload).ok_or_else(|| fail("client_assertion is malformed"))?;
+        serde_json::from_slice(&bytes)
+            .map_err(|_| fail("client_assertion claims are incomplete"))?
     };
     if post_id.is_some_and(|p| p != unverified.iss) {
         return Err(fail("client_id does not match the assertion"));
@@ -142,7 +173,7 @@ async fn by_assertion(app: &App, post_id: Option<&str>, assertion: &str, now: i6
     validation.set_audience(&[
         app.config.iss().to_owned(),
         app.config.endpoint("/token"),
-        app.config.iss().trim_end_matches('/').to_owned(),
+        app.config.issuer.as_str().to_owned(),
     ]);
     validation.set_issuer(&[&client.id]);
     validation.sub = Some(client.id.clone());
@@ -161,7 +192,11 @@ async fn by_assertion(app: &App, post_id: Option<&str>, assertion: &str, now: i6
     if claims.exp + 30 < now {
         return Err(fail("client_assertion expired"));
     }
-    if !app.db.remember_assertion_jti(&client.id, &claims.jti, claims.exp + 60).await? {
+    if !app
+        .db
+        .remember_assertion_jti(&client.id, &claims.jti, claims.exp + 60)
+        .await?
+    {
         return Err(fail("client_assertion replayed (jti seen before)"));
     }
     Ok(client)

@@ -100,12 +100,18 @@ pub fn id_token(app: &App, client: &Client, input: IdTokenInput<'_>) -> Result<S
         c["c_hash"] = json!(half_hash(alg, code));
     }
     // Claims go to userinfo; the ID token carries only those asked for in `claims.id_token`.
-    let claims_request: Option<Value> = f.claims.as_deref().and_then(|s| serde_json::from_str(s).ok());
+    let claims_request: Option<Value> = f
+        .claims
+        .as_deref()
+        .and_then(|s| serde_json::from_str(s).ok());
     let asked = claims::requested(claims_request.as_ref(), "id_token");
     if let (false, Some(person)) = (asked.is_empty(), input.person) {
         let scopes: Vec<&str> = f.scope.split(' ').collect();
         let names = claims::released(&scopes, &asked);
-        let names: Vec<&str> = names.into_iter().filter(|n| asked.iter().any(|a| a == n)).collect();
+        let names: Vec<&str> = names
+            .into_iter()
+            .filter(|n| asked.iter().any(|a| a == n))
+            .collect();
         for (k, v) in claims::person_claims(app, person, &names)? {
             c[k] = v;
         }
@@ -127,14 +133,20 @@ pub struct AccessToken {
 /// Verifies signature, type, issuer and expiry; revocation is checked by the caller when it matters.
 pub fn parse_access_token(app: &App, token: &str, now: i64) -> Result<AccessToken, OAuthError> {
     let bad = |m: &str| OAuthError::invalid_token(m);
-    let (header, claims) = app.keys().verify(token).map_err(|_| bad("token is not valid"))?;
+    let (header, claims) = app
+        .keys()
+        .verify(token)
+        .map_err(|_| bad("token is not valid"))?;
     if header.get("typ").and_then(Value::as_str) != Some(ACCESS_TOKEN_TYP) {
         return Err(bad("not an access token"));
     }
     if claims.get("iss").and_then(Value::as_str) != Some(app.config.iss()) {
         return Err(bad("wrong issuer"));
     }
-    let exp = claims.get("exp").and_then(Value::as_i64).ok_or_else(|| bad("no expiry"))?;
+    let exp = claims
+        .get("exp")
+        .and_then(Value::as_i64)
+        .ok_or_else(|| bad("no expiry"))?;
     if exp <= now {
         return Err(bad("token expired"));
     }
