@@ -19,7 +19,7 @@ const MIGRATIONS: &[Migration] = &[Migration {
     postgres: include_str!("../../migrations/postgres/0001_core.sql"),
 }];
 
-const LOCK_ID: i64 = 0x7975_6e69_64; // "yunid"
+const LOCK_ID: i64 = 0x79_756e_6964; // "yunid"
 
 pub async fn run(db: &Db) -> anyhow::Result<()> {
     let mut conn = db.pool.acquire().await?;

@@ -178,17 +178,16 @@ pub async fn continue_request(
             let Some(session) = session_row else {
                 return Ok(page::error(StatusCode::BAD_REQUEST, "no session"));
             };
-            if let Some((id, _)) = pending {
-                if !app
+            if let Some((id, _)) = pending
+                && !app
                     .db
                     .finish_auth_request(&crypto::token_hash(id), now)
                     .await?
-                {
-                    return Ok(page::error(
-                        StatusCode::BAD_REQUEST,
-                        "this sign-in request was already answered",
-                    ));
-                }
+            {
+                return Ok(page::error(
+                    StatusCode::BAD_REQUEST,
+                    "this sign-in request was already answered",
+                ));
             }
             let code = issue_code(app, client, &req, session, now).await?;
             Ok(respond(app, &req.target, vec![("code", code)]))

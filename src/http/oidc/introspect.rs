@@ -107,10 +107,10 @@ pub async fn revoke(
         }
     } else if let Some((family_id, _, _)) = app.db.refresh_info(&crypto::token_hash(token)).await? {
         // §2.1: revoking a refresh token also revokes the access tokens of the same grant.
-        if let Some(family) = app.db.family(&family_id).await? {
-            if family.client_id == client.id {
-                app.db.revoke_family(&family_id, now).await?;
-            }
+        if let Some(family) = app.db.family(&family_id).await?
+            && family.client_id == client.id
+        {
+            app.db.revoke_family(&family_id, now).await?;
         }
     }
     Ok(([(header::CACHE_CONTROL, "no-store")], "").into_response())

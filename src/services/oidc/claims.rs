@@ -94,10 +94,8 @@ pub fn person_claims(
                     out.insert("phone_number".into(), json!(phone));
                 }
             }
-            "phone_number_verified" => {
-                if person.phone.is_some() {
-                    out.insert("phone_number_verified".into(), json!(true));
-                }
+            "phone_number_verified" if person.phone.is_some() => {
+                out.insert("phone_number_verified".into(), json!(true));
             }
             _ => {}
         }
