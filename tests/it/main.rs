@@ -2,4 +2,10 @@
 
 mod common;
 
+mod authorize_errors;
+mod cluster;
 mod core_flow;
+mod keys;
+mod logout;
+mod token_errors;
+mod tokens;
