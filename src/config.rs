@@ -49,6 +49,8 @@ pub struct Config {
     pub argon2_iterations: u32,
     /// How often a back-channel logout delivery is tried before it is given up.
     pub backchannel_max_attempts: i64,
+    /// Whether people may register themselves (at real-name level 1) on `/register`.
+    pub self_registration: bool,
     /// Allow `http://` redirect URIs for clients (development only; loopback is always allowed).
     pub allow_insecure_redirects: bool,
 }
@@ -75,6 +77,7 @@ impl Default for Config {
             argon2_memory_kib: 19 * 1024,
             argon2_iterations: 2,
             backchannel_max_attempts: 6,
+            self_registration: false,
             allow_insecure_redirects: false,
         }
     }

@@ -44,6 +44,47 @@ enum Command {
         #[command(subcommand)]
         command: PersonCommand,
     },
+    /// Organisations (legal persons) and who represents them.
+    Org {
+        #[command(subcommand)]
+        command: OrgCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum OrgCommand {
+    /// Register an organisation by its unified social credit code.
+    Add {
+        #[arg(long)]
+        credit_code: String,
+        #[arg(long)]
+        name: String,
+        /// e.g. enterprise, institution, social_organisation.
+        #[arg(long, default_value = "enterprise")]
+        r#type: String,
+    },
+    /// Allow a lawful early pilot credit code that fails the check character.
+    AllowCode {
+        #[arg(long)]
+        credit_code: String,
+    },
+    /// Record that a person represents an organisation.
+    Represent {
+        /// The person's resident ID number.
+        #[arg(long)]
+        id_number: String,
+        #[arg(long)]
+        credit_code: String,
+        /// legal_representative, manager or agent.
+        #[arg(long)]
+        role: String,
+        /// Matter codes (repeat or comma-separate); none means all matters.
+        #[arg(long = "matter")]
+        matters: Vec<String>,
+        /// Days the representation is valid for; none means until revoked.
+        #[arg(long)]
+        days: Option<i64>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -122,6 +163,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Keys { command } => keys(config, command),
         Command::Client { command } => client(config, command).await,
         Command::Person { command } => person(config, command).await,
+        Command::Org { command } => org(config, command).await,
     }
 }
 
@@ -218,6 +260,7 @@ async fn client(config: Config, command: ClientCommand) -> anyhow::Result<()> {
         sector: None,
         backchannel_logout_uri,
         min_acr: 1,
+        matters: Vec::new(),
     };
     let (client, secret) = registry::add_client(&app, new).await?;
     println!("client_id:     {}", client.id);
@@ -248,11 +291,67 @@ async fn person(config: Config, command: PersonCommand) -> anyhow::Result<()> {
         NewPerson {
             id_number,
             name,
+            phone_verified: phone.is_some(),
             phone,
             password,
         },
     )
     .await?;
     println!("person_id: {id}");
+    Ok(())
+}
+
+async fn org(config: Config, command: OrgCommand) -> anyhow::Result<()> {
+    use yunid::services::identity::{self, NewRepresentation};
+    use yunid::store::orgs::{Matters, Role};
+    let app = App::new(config).await?;
+    match command {
+        OrgCommand::Add {
+            credit_code,
+            name,
+            r#type,
+        } => {
+            let org = identity::add_org(&app, &credit_code, &name, &r#type).await?;
+            println!("org_id: {}", org.id);
+        }
+        OrgCommand::AllowCode { credit_code } => {
+            let code = credit_code.trim().to_ascii_uppercase();
+            app.db.allow_credit_code(&code, "cli", app.now()).await?;
+            println!("allowed {code}");
+        }
+        OrgCommand::Represent {
+            id_number,
+            credit_code,
+            role,
+            matters,
+            days,
+        } => {
+            let person = yunid::services::login::find_person(&app, &id_number)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no person with that ID number"))?;
+            let org = app
+                .db
+                .org_by_code(&credit_code.trim().to_ascii_uppercase())
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no organisation with that credit code"))?;
+            let role = Role::parse(&role).ok_or_else(|| anyhow::anyhow!("unknown role {role}"))?;
+            let matters = split(matters);
+            let now = app.now();
+            let rep = identity::grant(
+                &app,
+                NewRepresentation {
+                    person_id: person.id,
+                    org_id: org.id,
+                    role,
+                    matters: if matters.is_empty() { Matters::all() } else { Matters::Only(matters) },
+                    valid_from: now,
+                    valid_until: days.map(|d| now + d * 86_400),
+                },
+                "cli",
+            )
+            .await?;
+            println!("representation_id: {}", rep.id);
+        }
+    }
     Ok(())
 }

@@ -105,6 +105,8 @@ fn scope_text(scope: &str) -> &'static str {
         "profile" => "姓名、出生日期、性别",
         "phone" => "手机号码",
         "offline_access" => "在您离开后继续访问上述信息",
+        "identity" => "身份证号码和实名认证等级",
+        "org" => "您代表的企业或组织（名称、统一社会信用代码、您的身份）",
         _ => "其他信息",
     }
 }
@@ -127,6 +129,51 @@ pub fn consent(f: &ConsentForm<'_>) -> Html<String> {
         req = esc(f.req),
     );
     layout("授权确认", &body)
+}
+
+pub struct ActChoice {
+    pub value: String,
+    pub org_name: String,
+    pub credit_code: String,
+    pub role: &'static str,
+}
+
+fn role_text(role: &str) -> &'static str {
+    match role {
+        "legal_representative" => "法定代表人",
+        "manager" => "管理员",
+        _ => "经办人",
+    }
+}
+
+pub fn act_as(req: &str, csrf: &str, person_name: &str, client_name: &str, choices: &[ActChoice]) -> Html<String> {
+    let options: String = choices
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            format!(
+                "<p><input type=\"radio\" id=\"act{i}\" name=\"acting\" value=\"{value}\">\
+                 <label for=\"act{i}\" style=\"display:inline\">{org}（{code}，{role}）</label></p>",
+                value = esc(&c.value),
+                org = esc(&c.org_name),
+                code = esc(&c.credit_code),
+                role = role_text(c.role),
+            )
+        })
+        .collect();
+    let body = format!(
+        "<h1>选择办事身份</h1><p>{person}，您要以什么身份使用 <strong>{client}</strong>？</p>\
+         <form method=\"post\" action=\"/act-as\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+         <input type=\"hidden\" name=\"req\" value=\"{req}\">\
+         <p><input type=\"radio\" id=\"self\" name=\"acting\" value=\"\" checked>\
+         <label for=\"self\" style=\"display:inline\">本人（个人办事）</label></p>{options}\
+         <button type=\"submit\">继续</button></form>",
+        person = esc(person_name),
+        client = esc(client_name),
+        csrf = esc(csrf),
+        req = esc(req),
+    );
+    layout("选择办事身份", &body)
 }
 
 /// OAuth 2.0 Form Post Response Mode: an auto-submitting form to the client (script allowed by nonce).
@@ -168,6 +215,46 @@ pub fn logout_confirm(csrf: &str, hidden: &[(&str, String)]) -> Html<String> {
         csrf = esc(csrf),
     );
     layout("退出登录", &body)
+}
+
+pub struct RegisterForm<'a> {
+    pub csrf: &'a str,
+    pub id_number: &'a str,
+    pub name: &'a str,
+    pub phone: &'a str,
+    pub error: Option<&'a str>,
+}
+
+pub fn register(f: &RegisterForm<'_>) -> Html<String> {
+    let error = f
+        .error
+        .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", esc(e)))
+        .unwrap_or_default();
+    let body = format!(
+        "<h1>注册</h1>{error}<form method=\"post\" action=\"/register\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+         <label for=\"id_number\">居民身份证号码</label>\
+         <input type=\"text\" id=\"id_number\" name=\"id_number\" autocomplete=\"off\" required maxlength=\"18\" value=\"{id}\">\
+         <label for=\"name\">姓名</label>\
+         <input type=\"text\" id=\"name\" name=\"name\" autocomplete=\"name\" required value=\"{name}\">\
+         <label for=\"phone\">手机号码</label>\
+         <input type=\"tel\" id=\"phone\" name=\"phone\" autocomplete=\"tel\" required value=\"{phone}\">\
+         <label for=\"password\">密码（至少 8 位）</label>\
+         <input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"new-password\" required minlength=\"8\">\
+         <button type=\"submit\">注册</button></form>",
+        csrf = esc(f.csrf),
+        id = esc(f.id_number),
+        name = esc(f.name),
+        phone = esc(f.phone),
+    );
+    layout("注册", &body)
+}
+
+pub fn registered() -> Html<String> {
+    layout(
+        "注册成功",
+        "<h1>注册成功</h1><p>您的账号已创建（实名等级 1）。<a href=\"/login\">登录</a></p>",
+    )
 }
 
 pub fn logged_out() -> Html<String> {

@@ -22,6 +22,8 @@ pub struct NewClient {
     pub sector: Option<String>,
     pub backchannel_logout_uri: Option<String>,
     pub min_acr: i64,
+    /// Matter codes the app handles (agents must hold them to act for an organisation here).
+    pub matters: Vec<String>,
 }
 
 impl Default for NewClient {
@@ -43,6 +45,7 @@ impl Default for NewClient {
             sector: None,
             backchannel_logout_uri: None,
             min_acr: 1,
+            matters: Vec::new(),
         }
     }
 }
@@ -144,6 +147,7 @@ pub async fn add_client(app: &App, new: NewClient) -> anyhow::Result<(Client, Op
         backchannel_logout_uri: new.backchannel_logout_uri,
         min_acr: new.min_acr,
         disabled: false,
+        matters: new.matters,
     };
     app.db.insert_client(&client, app.now()).await?;
     Ok((client, secret))
@@ -157,6 +161,8 @@ pub enum PersonError {
     Phone(crate::identity::PhoneError),
     #[error("the password must have at least {min} and at most {max} characters", min = password::MIN_LENGTH, max = password::MAX_LENGTH)]
     Password,
+    #[error("a name of 1 to 100 characters is required")]
+    Name,
     #[error("a person with this resident ID number or phone already exists")]
     Conflict,
     #[error(transparent)]
@@ -167,6 +173,8 @@ pub struct NewPerson {
     pub id_number: String,
     pub name: String,
     pub phone: Option<String>,
+    /// Whether the phone number was verified (by an admin or an SMS code) when the person was created.
+    pub phone_verified: bool,
     pub password: Option<String>,
 }
 
@@ -181,9 +189,7 @@ pub async fn add_person(app: &App, new: NewPerson) -> Result<String, PersonError
         .map_err(PersonError::Phone)?;
     let name = new.name.trim().to_owned();
     if name.is_empty() || name.chars().count() > 100 {
-        return Err(PersonError::Internal(anyhow::anyhow!(
-            "a name of 1 to 100 characters is required"
-        )));
+        return Err(PersonError::Name);
     }
     let password_hash = match new.password {
         Some(p) => {
@@ -205,6 +211,10 @@ pub async fn add_person(app: &App, new: NewPerson) -> Result<String, PersonError
         password_hash,
         real_name_level: 1,
         status: "active".into(),
+        phone_verified: new.phone_verified,
+        real_name_verified_at: None,
+        real_name_method: None,
+        real_name_verified_by: None,
     };
     match app.db.insert_person(&row, app.now()).await {
         Ok(()) => Ok(id),

@@ -58,6 +58,9 @@ pub struct Client {
     pub backchannel_logout_uri: Option<String>,
     pub min_acr: i64,
     pub disabled: bool,
+    /// Matter (service item) codes this app handles: an agent may act for an organisation here only if
+    /// the representation covers them.
+    pub matters: Vec<String>,
 }
 
 impl Client {
@@ -99,11 +102,12 @@ fn from_row(row: &AnyRow) -> Result<Client, sqlx::Error> {
         backchannel_logout_uri: row.try_get("backchannel_logout_uri")?,
         min_acr: row.try_get("min_acr")?,
         disabled: disabled != 0,
+        matters: list("matters")?,
     })
 }
 
 const COLUMNS: &str = "id, name, secret_hash, redirect_uris, post_logout_redirect_uris, scopes, grant_types, \
-     auth_method, jwks, id_token_alg, subject_type, sector, backchannel_logout_uri, min_acr, disabled";
+     auth_method, jwks, id_token_alg, subject_type, sector, backchannel_logout_uri, min_acr, disabled, matters";
 
 impl Db {
     pub async fn client(&self, id: &str) -> Result<Option<Client>, sqlx::Error> {
@@ -117,7 +121,7 @@ impl Db {
         sqlx::query(
             "INSERT INTO clients (id, name, secret_hash, redirect_uris, post_logout_redirect_uris, scopes, \
              grant_types, auth_method, jwks, id_token_alg, subject_type, sector, backchannel_logout_uri, min_acr, \
-             disabled, created_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16)",
+             disabled, created_at, matters) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17)",
         )
         .bind(&c.id)
         .bind(&c.name)
@@ -138,6 +142,7 @@ impl Db {
         .bind(c.min_acr)
         .bind(i64::from(c.disabled))
         .bind(now)
+        .bind(json(&c.matters))
         .execute(&self.pool)
         .await?;
         Ok(())

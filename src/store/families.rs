@@ -21,6 +21,8 @@ pub struct Family {
     pub created_at: i64,
     pub expires_at: i64,
     pub revoked_at: Option<i64>,
+    /// The representation the person acted under (the subject is then the organisation).
+    pub acting_rep_id: Option<String>,
 }
 
 fn from_row(row: &AnyRow) -> Result<Family, sqlx::Error> {
@@ -38,6 +40,7 @@ fn from_row(row: &AnyRow) -> Result<Family, sqlx::Error> {
         created_at: row.try_get("created_at")?,
         expires_at: row.try_get("expires_at")?,
         revoked_at: row.try_get("revoked_at")?,
+        acting_rep_id: row.try_get("acting_rep_id")?,
     })
 }
 
@@ -62,7 +65,7 @@ impl Db {
     pub async fn insert_family(&self, f: &Family) -> Result<(), sqlx::Error> {
         sqlx::query(
             "INSERT INTO families (id, client_id, person_id, session_sid, scope, claims, acr, amr, auth_time, nonce, \
-             created_at, expires_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)",
+             created_at, expires_at, acting_rep_id) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)",
         )
         .bind(&f.id)
         .bind(&f.client_id)
@@ -76,6 +79,7 @@ impl Db {
         .bind(&f.nonce)
         .bind(f.created_at)
         .bind(f.expires_at)
+        .bind(&f.acting_rep_id)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -84,7 +88,7 @@ impl Db {
     pub async fn family(&self, id: &str) -> Result<Option<Family>, sqlx::Error> {
         let row = sqlx::query(
             "SELECT id, client_id, person_id, session_sid, scope, claims, acr, amr, auth_time, nonce, created_at, \
-             expires_at, revoked_at FROM families WHERE id = $1",
+             expires_at, revoked_at, acting_rep_id FROM families WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)

@@ -12,12 +12,20 @@ struct Migration {
     postgres: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "core",
-    sqlite: include_str!("../../migrations/sqlite/0001_core.sql"),
-    postgres: include_str!("../../migrations/postgres/0001_core.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "core",
+        sqlite: include_str!("../../migrations/sqlite/0001_core.sql"),
+        postgres: include_str!("../../migrations/postgres/0001_core.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "identity",
+        sqlite: include_str!("../../migrations/sqlite/0002_identity.sql"),
+        postgres: include_str!("../../migrations/postgres/0002_identity.sql"),
+    },
+];
 
 const LOCK_ID: i64 = 0x79_756e_6964; // "yunid"
 

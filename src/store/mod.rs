@@ -7,6 +7,7 @@ pub mod clients;
 pub mod families;
 pub mod logout;
 pub mod misc;
+pub mod orgs;
 pub mod persons;
 pub mod requests;
 pub mod sessions;

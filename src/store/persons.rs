@@ -15,6 +15,11 @@ pub struct PersonRow {
     pub password_hash: Option<String>,
     pub real_name_level: i64,
     pub status: String,
+    pub phone_verified: bool,
+    /// How the real-name level was reached: when, by which method, by whom.
+    pub real_name_verified_at: Option<i64>,
+    pub real_name_method: Option<String>,
+    pub real_name_verified_by: Option<String>,
 }
 
 impl std::fmt::Debug for PersonRow {
@@ -36,17 +41,21 @@ fn from_row(row: &AnyRow) -> Result<PersonRow, sqlx::Error> {
         password_hash: row.try_get("password_hash")?,
         real_name_level: row.try_get("real_name_level")?,
         status: row.try_get("status")?,
+        phone_verified: row.try_get::<i64, _>("phone_verified")? != 0,
+        real_name_verified_at: row.try_get("real_name_verified_at")?,
+        real_name_method: row.try_get("real_name_method")?,
+        real_name_verified_by: row.try_get("real_name_verified_by")?,
     })
 }
 
 const SELECT: &str = "SELECT id, id_number_hash, id_number_enc, name, phone, password_hash, real_name_level, \
-                      status FROM persons";
+                      status, phone_verified, real_name_verified_at, real_name_method, real_name_verified_by FROM persons";
 
 impl Db {
     pub async fn insert_person(&self, p: &PersonRow, now: i64) -> Result<(), sqlx::Error> {
         sqlx::query(
             "INSERT INTO persons (id, id_number_hash, id_number_enc, name, phone, password_hash, \
-             real_name_level, status, created_at, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$9)",
+             real_name_level, status, created_at, updated_at, phone_verified) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$9,$10)",
         )
         .bind(&p.id)
         .bind(&p.id_number_hash)
@@ -57,6 +66,7 @@ impl Db {
         .bind(p.real_name_level)
         .bind(&p.status)
         .bind(now)
+        .bind(i64::from(p.phone_verified))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -110,5 +120,30 @@ impl Db {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+}
+
+impl Db {
+    /// Records a real-name verification (level 2 online against an authority, 3 in person at a counter).
+    pub async fn set_real_name(
+        &self,
+        person_id: &str,
+        level: i64,
+        method: &str,
+        by: &str,
+        now: i64,
+    ) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query(
+            "UPDATE persons SET real_name_level = $1, real_name_method = $2, real_name_verified_by = $3, \
+             real_name_verified_at = $4, updated_at = $4 WHERE id = $5",
+        )
+        .bind(level)
+        .bind(method)
+        .bind(by)
+        .bind(now)
+        .bind(person_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 }

@@ -58,6 +58,16 @@ impl Db {
         .transpose()
     }
 
+    /// Replaces a pending request's parameters (after consent or the acting-for choice).
+    pub async fn update_auth_request(&self, id_hash: &str, params: &str) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE auth_requests SET params = $1 WHERE id_hash = $2 AND done_at IS NULL")
+            .bind(params)
+            .bind(id_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Records that the person logged in (session `sid`) for this pending request.
     pub async fn set_login_sid(&self, id_hash: &str, sid: &str) -> Result<(), sqlx::Error> {
         sqlx::query(

@@ -84,23 +84,17 @@ pub async fn submit(State(app): State<App>, jar: CookieJar, Form(f): Form<Submit
         let Some((session, _)) = cookies::session(&app, &jar, now).await? else {
             return Ok(page::error(StatusCode::FORBIDDEN, "please sign in again"));
         };
-        let req: AuthRequest = serde_json::from_str(&pending.params)?;
-        let Some(client) = app.db.client(&pending.client_id).await? else {
-            return Ok(page::error(StatusCode::BAD_REQUEST, "unknown client"));
-        };
-        if !app.db.finish_auth_request(&id_hash, now).await? {
-            return Ok(page::error(
-                StatusCode::BAD_REQUEST,
-                "this sign-in request was already answered",
-            ));
-        }
+        let mut req: AuthRequest = serde_json::from_str(&pending.params)?;
         if f.decision != "allow" {
+            if !app.db.finish_auth_request(&id_hash, now).await? {
+                return Ok(page::error(StatusCode::BAD_REQUEST, "this sign-in request was already answered"));
+            }
             let e = OAuthError::access_denied("the person declined");
             return Ok(respond_error(&app, &req.target, &e));
         }
         let mut scopes: Vec<String> = app
             .db
-            .consent(&session.person_id, &client.id)
+            .consent(&session.person_id, &pending.client_id)
             .await?
             .map(|s| s.split(' ').map(str::to_owned).collect())
             .unwrap_or_default();
@@ -110,14 +104,14 @@ pub async fn submit(State(app): State<App>, jar: CookieJar, Form(f): Form<Submit
             }
         }
         app.db
-            .save_consent(&session.person_id, &client.id, &scopes.join(" "), now)
+            .save_consent(&session.person_id, &pending.client_id, &scopes.join(" "), now)
             .await?;
-        let code = crate::http::oidc::issue_code(&app, &client, &req, &session, now).await?;
-        Ok(crate::http::oidc::respond(
-            &app,
-            &req.target,
-            vec![("code", code)],
-        ))
+        // Back to the request, which now goes on (acting-for choice, then the code).
+        req.consent_given = true;
+        app.db.update_auth_request(&id_hash, &serde_json::to_string(&req)?).await?;
+        let query: String =
+            form_urlencoded::Serializer::new(String::new()).append_pair("req", &f.req).finish();
+        Ok(Redirect::to(&format!("/authorize/resume?{query}")).into_response())
     }
     .await;
     result.unwrap_or_else(|e| {

@@ -1,7 +1,9 @@
 //! Login and consent pages.
 
+mod act_as;
 mod consent;
 mod password;
+mod register;
 
 use axum::Router;
 use axum::routing::get;
@@ -12,6 +14,8 @@ pub fn router() -> Router<App> {
     Router::new()
         .route("/login", get(password::show).post(password::submit))
         .route("/consent", get(consent::show).post(consent::submit))
+        .route("/act-as", get(act_as::show).post(act_as::submit))
+        .route("/register", get(register::show).post(register::submit))
         .route(
             "/static/style.css",
             get(|| async { crate::http::page::stylesheet() }),

@@ -18,6 +18,7 @@ use crate::http::page;
 use crate::services::oidc::authorize::{
     self, AuthRequest, Decision, Rejection, ResponseMode, Situation, Target,
 };
+use crate::services::identity;
 use crate::services::oidc::claims;
 use crate::store::clients::Client;
 use crate::store::families::{CodeRow, Family};
@@ -178,37 +179,60 @@ pub async fn continue_request(
             let Some(session) = session_row else {
                 return Ok(page::error(StatusCode::BAD_REQUEST, "no session"));
             };
+            let mut req = req;
+            if req.acting.is_none() && req.scopes.iter().any(|s| s == "org") {
+                let options = identity::acting_options(app, &session.person_id, client, now).await?;
+                // An app may name the organisation: login_hint=org:<credit code>.
+                let hinted = req
+                    .login_hint
+                    .as_deref()
+                    .and_then(|h| h.strip_prefix("org:"))
+                    .map(|code| code.trim().to_ascii_uppercase())
+                    .and_then(|code| options.iter().find(|(_, o)| o.credit_code == code));
+                if let Some((rep, _)) = hinted {
+                    req.acting = Some(rep.id.clone());
+                } else if options.is_empty() {
+                    req.acting = Some(String::new());
+                } else if req.has_prompt("none") {
+                    let e = OAuthError::interaction_required("the person must choose whom to act for");
+                    return Ok(respond_error(app, &req.target, &e));
+                } else {
+                    return to_page(app, jar, "/act-as", pending, &req, now).await;
+                }
+            }
             if let Some((id, _)) = pending
-                && !app
-                    .db
-                    .finish_auth_request(&crypto::token_hash(id), now)
-                    .await?
+                && !app.db.finish_auth_request(&crypto::token_hash(id), now).await?
             {
-                return Ok(page::error(
-                    StatusCode::BAD_REQUEST,
-                    "this sign-in request was already answered",
-                ));
+                return Ok(page::error(StatusCode::BAD_REQUEST, "this sign-in request was already answered"));
             }
             let code = issue_code(app, client, &req, session, now).await?;
             Ok(respond(app, &req.target, vec![("code", code)]))
         }
-        Decision::Login | Decision::Consent => {
-            let id = match pending {
-                Some((id, _)) => id.to_owned(),
-                None => save_pending(app, &req, now).await?,
-            };
-            let path = if decision == Decision::Login {
-                "/login"
-            } else {
-                "/consent"
-            };
-            let mut url = url::Url::parse("http://x/")?;
-            url.set_path(path);
-            url.query_pairs_mut().append_pair("req", &id);
-            let location = format!("{}?{}", url.path(), url.query().unwrap_or(""));
-            Ok((jar, Redirect::to(&location)).into_response())
-        }
+        Decision::Login => to_page(app, jar, "/login", pending, &req, now).await,
+        Decision::Consent => to_page(app, jar, "/consent", pending, &req, now).await,
     }
+}
+
+/// Sends the browser to one of our pages for this request, storing the request first if needed.
+async fn to_page(
+    app: &App,
+    jar: CookieJar,
+    path: &str,
+    pending: Option<(&str, Option<&str>)>,
+    req: &AuthRequest,
+    now: i64,
+) -> anyhow::Result<Response> {
+    let id = match pending {
+        Some((id, _)) => {
+            app.db
+                .update_auth_request(&crypto::token_hash(id), &serde_json::to_string(req)?)
+                .await?;
+            id.to_owned()
+        }
+        None => save_pending(app, req, now).await?,
+    };
+    let query: String = form_urlencoded::Serializer::new(String::new()).append_pair("req", &id).finish();
+    Ok((jar, Redirect::to(&format!("{path}?{query}"))).into_response())
 }
 
 async fn save_pending(app: &App, req: &AuthRequest, now: i64) -> anyhow::Result<String> {
@@ -259,6 +283,7 @@ pub async fn issue_code(
         created_at: now,
         expires_at: now + app.config.refresh_absolute_ttl,
         revoked_at: None,
+        acting_rep_id: req.acting.clone().filter(|a| !a.is_empty()),
     };
     app.db.insert_family(&family).await?;
     let code = crypto::random_token();

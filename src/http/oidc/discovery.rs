@@ -7,6 +7,7 @@ use serde_json::json;
 
 use crate::app::App;
 use crate::services::oidc::authorize::{PROMPTS, SCOPES};
+use crate::services::oidc::claims;
 
 pub async fn configuration(State(app): State<App>) -> impl IntoResponse {
     let c = &app.config;
@@ -32,7 +33,14 @@ pub async fn configuration(State(app): State<App>) -> impl IntoResponse {
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
         "code_challenge_methods_supported": ["S256"],
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid",
-            "name", "birthdate", "gender", "phone_number", "phone_number_verified"],
+            "name", "birthdate", "gender", "phone_number", "phone_number_verified", "id_number",
+            "real_name_level", "act", "org", "verified_claims"],
+        // OpenID Connect for Identity Assurance 1.0 §8.
+        "verified_claims_supported": true,
+        "trust_frameworks_supported": [claims::TRUST_FRAMEWORK],
+        "evidence_supported": ["document"],
+        "documents_supported": ["idcard"],
+        "claims_in_verified_claims_supported": ["name", "birthdate", "gender"],
         "claims_parameter_supported": true,
         "claim_types_supported": ["normal"],
         "request_parameter_supported": false,

@@ -74,11 +74,12 @@ async fn describe(
     if used || expires_at <= now || family.revoked_at.is_some() || family.client_id != client.id {
         return Ok(None);
     }
-    let sub = family
-        .person_id
-        .as_deref()
-        .map(|p| claims::subject(app, client, p))
-        .unwrap_or_default();
+    // A refresh token is only as good as its subject: an ended representation makes it useless.
+    let sub = match claims::grant_subject(app, client, &family, now).await {
+        Ok(s) => s.sub,
+        Err(claims::SubjectError::Internal(e)) => return Err(e.into()),
+        Err(_) => return Ok(None),
+    };
     Ok(Some(json!({
         "active": true,
         "token_type": "refresh_token",

@@ -13,7 +13,7 @@ use axum::routing::{get, post};
 
 use crate::app::App;
 
-pub use authorize::{issue_code, respond, respond_error};
+pub use authorize::respond_error;
 
 pub fn router() -> Router<App> {
     Router::new()

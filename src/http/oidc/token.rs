@@ -173,30 +173,28 @@ async fn issue(
     with_refresh: bool,
     now: i64,
 ) -> Result<TokenResponse, Error> {
-    let person_id = family
-        .person_id
-        .as_deref()
-        .ok_or_else(|| OAuthError::invalid_grant("the grant has no person"))?;
-    let person = app
-        .db
-        .person(person_id)
-        .await?
-        .filter(|p| p.status == "active")
-        .ok_or_else(|| OAuthError::invalid_grant("the account is not active"))?;
-    let sub = claims::subject(app, client, person_id);
-    let access_token = tokens::access_token(app, client, &sub, scope, Some(family), now)?;
+    let subject = match claims::grant_subject(app, client, family, now).await {
+        Ok(s) => s,
+        Err(claims::SubjectError::Internal(e)) => return Err(e.into()),
+        Err(e) => return Err(OAuthError::invalid_grant(e.to_string()).into()),
+    };
+    let actor = subject
+        .acting
+        .as_ref()
+        .map(|_| claims::subject(app, client, &subject.person.id));
+    let access_token =
+        tokens::access_token(app, client, &subject.sub, scope, Some(family), actor.as_deref(), now)?;
     let id_token = if scope.split(' ').any(|s| s == "openid") {
         Some(tokens::id_token(
             app,
             client,
             IdTokenInput {
                 family,
-                sub: &sub,
+                subject: &subject,
                 // OIDC Core §12.2: a refreshed ID token carries no nonce.
                 nonce: code.and(family.nonce.as_deref()),
                 access_token: Some(&access_token),
                 code,
-                person: Some(&person),
                 now,
             },
         )?)
@@ -247,7 +245,7 @@ async fn client_credentials(
             .collect(),
     };
     let scope = scope.join(" ");
-    let access_token = tokens::access_token(app, client, &client.id, &scope, None, now)?;
+    let access_token = tokens::access_token(app, client, &client.id, &scope, None, None, now)?;
     Ok(TokenResponse {
         access_token,
         token_type: "Bearer",

@@ -70,20 +70,20 @@ pub async fn userinfo(State(app): State<App>, req: Request) -> Result<Response, 
     if !scopes.contains(&"openid") {
         return Err(Error::Bearer("the openid scope was not granted".into()));
     }
-    let person = app
+    let client = app
         .db
-        .person(family.person_id.as_deref().unwrap_or(""))
+        .client(&family.client_id)
         .await?
-        .filter(|p| p.status == "active")
-        .ok_or_else(|| Error::Bearer("account not active".into()))?;
-    let claims_request: Option<Value> = family
-        .claims
-        .as_deref()
-        .and_then(|s| serde_json::from_str(s).ok());
-    let extra = claims::requested(claims_request.as_ref(), "userinfo");
-    let names = claims::released(&scopes, &extra);
-    let mut body = claims::person_claims(&app, &person, &names)?;
-    body.insert("sub".into(), json!(at.sub));
+        .ok_or_else(|| Error::Bearer("unknown client".into()))?;
+    let subject = match claims::grant_subject(&app, &client, &family, now).await {
+        Ok(s) => s,
+        Err(claims::SubjectError::Internal(e)) => return Err(e.into()),
+        Err(e) => return Err(Error::Bearer(e.to_string())),
+    };
+    let claims_request: Option<Value> = family.claims.as_deref().and_then(|s| serde_json::from_str(s).ok());
+    let mut body =
+        claims::subject_claims(&app, &client, &subject, &scopes, claims_request.as_ref(), "userinfo", true)?;
+    body.insert("sub".into(), json!(subject.sub));
     Ok((
         [
             (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),

@@ -38,6 +38,13 @@ pub struct AuthRequest {
     pub acr_values: Vec<String>,
     pub claims: Option<serde_json::Value>,
     pub ui_locales: Option<String>,
+    /// Set once the person answered the consent page for this request.
+    #[serde(default)]
+    pub consent_given: bool,
+    /// Who the person acts as, once chosen: `Some("")` for themself, `Some(representation id)` for an
+    /// organisation. Only asked when the `org` scope is requested.
+    #[serde(default)]
+    pub acting: Option<String>,
 }
 
 impl AuthRequest {
@@ -81,7 +88,7 @@ pub enum Rejection {
 }
 
 pub const PROMPTS: [&str; 4] = ["none", "login", "consent", "select_account"];
-pub const SCOPES: [&str; 4] = ["openid", "profile", "phone", "offline_access"];
+pub const SCOPES: [&str; 6] = ["openid", "profile", "phone", "identity", "org", "offline_access"];
 
 /// Finds the client and trusts the redirect URI (exact string match, RFC 9700 §4.1.3), or says why not.
 pub fn trusted_target(params: &Params, client: Option<&Client>) -> Result<Target, Rejection> {
@@ -258,6 +265,8 @@ pub fn validate(
             .unwrap_or_default(),
         claims,
         ui_locales: opt("ui_locales")?,
+        consent_given: false,
+        acting: None,
         target,
     })
 }
@@ -328,7 +337,7 @@ pub fn decide(req: &AuthRequest, client: &Client, s: &Situation<'_>) -> Decision
         .scopes
         .iter()
         .all(|scope| consented.split(' ').any(|c| c == scope));
-    if req.has_prompt("consent") || !covered {
+    if !req.consent_given && (req.has_prompt("consent") || !covered) {
         if none {
             return Decision::Fail(OAuthError::consent_required("consent is needed"));
         }

@@ -1,18 +1,70 @@
-//! Subjects and claims about a person, computed only for what is released.
+//! Subjects and claims, computed only for what is released.
+//!
+//! A grant's subject is the person, or — when the person acts for an organisation — the organisation,
+//! with an `act` claim (RFC 8693 §4.1) naming the person and an `org` claim describing the organisation
+//! and the representation.
 
 use serde_json::{Map, Value, json};
 
 use crate::app::App;
 use crate::identity::ResidentId;
+use crate::services::identity;
 use crate::store::clients::{Client, SubjectType};
+use crate::store::families::Family;
+use crate::store::orgs::{Organisation, Representation};
 use crate::store::persons::PersonRow;
 
-/// The `sub` a client sees for a person: pairwise per sector by default (OIDC Core §8.1).
-pub fn subject(app: &App, client: &Client, person_id: &str) -> String {
+/// Trust framework named in `verified_claims` and advertised in discovery.
+pub const TRUST_FRAMEWORK: &str = "cn_gov";
+
+/// The `sub` a client sees for a person or organisation: pairwise per sector by default (OIDC Core §8.1).
+pub fn subject(app: &App, client: &Client, local_id: &str) -> String {
     match client.subject_type {
-        SubjectType::Public => person_id.to_owned(),
-        SubjectType::Pairwise => app.secrets.pairwise_sub(&client.sector, person_id),
+        SubjectType::Public => local_id.to_owned(),
+        SubjectType::Pairwise => app.secrets.pairwise_sub(&client.sector, local_id),
     }
+}
+
+/// Who a grant speaks about, checked now: an active person, and a still-current representation.
+pub struct GrantSubject {
+    pub sub: String,
+    pub person: PersonRow,
+    pub acting: Option<(Representation, Organisation)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SubjectError {
+    #[error("the account is not active")]
+    Inactive,
+    #[error("the representation this grant acts under is no longer current")]
+    RepresentationEnded,
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+pub async fn grant_subject(app: &App, client: &Client, family: &Family, now: i64) -> Result<GrantSubject, SubjectError> {
+    let person_id = family.person_id.as_deref().ok_or(SubjectError::Inactive)?;
+    let person = app
+        .db
+        .person(person_id)
+        .await
+        .map_err(anyhow::Error::from)?
+        .filter(|p| p.status == "active")
+        .ok_or(SubjectError::Inactive)?;
+    let acting = match &family.acting_rep_id {
+        None => None,
+        Some(rep_id) => Some(
+            identity::current_acting(app, rep_id, person_id, client, now)
+                .await
+                .map_err(|e| SubjectError::Internal(anyhow::anyhow!("{e}")))?
+                .ok_or(SubjectError::RepresentationEnded)?,
+        ),
+    };
+    let sub = match &acting {
+        Some((_, org)) => subject(app, client, &org.id),
+        None => subject(app, client, person_id),
+    };
+    Ok(GrantSubject { sub, person, acting })
 }
 
 /// Names of claims the request asks for in `member` (`userinfo` or `id_token`) of the `claims` parameter.
@@ -26,8 +78,21 @@ pub fn requested(claims: Option<&Value>, member: &str) -> Vec<String> {
 
 const PROFILE: [&str; 3] = ["name", "birthdate", "gender"];
 const PHONE: [&str; 2] = ["phone_number", "phone_number_verified"];
+const IDENTITY: [&str; 2] = ["id_number", "real_name_level"];
 
-/// Claim names released for these scopes plus individually requested ones.
+fn scope_of(claim: &str) -> Option<&'static str> {
+    if PROFILE.contains(&claim) {
+        Some("profile")
+    } else if PHONE.contains(&claim) {
+        Some("phone")
+    } else if IDENTITY.contains(&claim) {
+        Some("identity")
+    } else {
+        None
+    }
+}
+
+/// Claim names released for these scopes plus individually requested ones (only within granted scopes).
 pub fn released(scopes: &[&str], extra: &[String]) -> Vec<&'static str> {
     let mut out: Vec<&'static str> = Vec::new();
     let mut add = |name: &'static str| {
@@ -39,15 +104,14 @@ pub fn released(scopes: &[&str], extra: &[String]) -> Vec<&'static str> {
         match *scope {
             "profile" => PROFILE.into_iter().for_each(&mut add),
             "phone" => PHONE.into_iter().for_each(&mut add),
+            "identity" => IDENTITY.into_iter().for_each(&mut add),
             _ => {}
         }
     }
-    // A claim asked for individually is released only within the scopes the client was granted.
     for name in extra {
-        if let Some(c) = PROFILE.into_iter().chain(PHONE).find(|c| c == name) {
-            let scope_ok = (PROFILE.contains(&c) && scopes.contains(&"profile"))
-                || (PHONE.contains(&c) && scopes.contains(&"phone"));
-            if scope_ok {
+        let known = PROFILE.into_iter().chain(PHONE).chain(IDENTITY).find(|c| c == name);
+        if let Some(c) = known {
+            if scope_of(c).is_some_and(|s| scopes.contains(&s)) {
                 add(c);
             }
         }
@@ -55,49 +119,113 @@ pub fn released(scopes: &[&str], extra: &[String]) -> Vec<&'static str> {
     out
 }
 
+fn resident_id(app: &App, person: &PersonRow) -> anyhow::Result<ResidentId> {
+    let plain = app.secrets.decrypt(&person.id_number_enc, person.id.as_bytes())?;
+    ResidentId::parse(&plain).map_err(|e| anyhow::anyhow!("stored ID number invalid: {}", e.code()))
+}
+
 /// The values of `names` for a person. The ID number is decrypted only if a claim derived from it is asked.
-pub fn person_claims(
-    app: &App,
-    person: &PersonRow,
-    names: &[&str],
-) -> anyhow::Result<Map<String, Value>> {
+pub fn person_claims(app: &App, person: &PersonRow, names: &[&str]) -> anyhow::Result<Map<String, Value>> {
     let mut out = Map::new();
-    let needs_id = names.iter().any(|n| matches!(*n, "birthdate" | "gender"));
-    let id = if needs_id {
-        let plain = app
-            .secrets
-            .decrypt(&person.id_number_enc, person.id.as_bytes())?;
-        Some(
-            ResidentId::parse(&plain)
-                .map_err(|e| anyhow::anyhow!("stored ID number invalid: {}", e.code()))?,
-        )
-    } else {
-        None
-    };
+    let needs_id = names.iter().any(|n| matches!(*n, "birthdate" | "gender" | "id_number"));
+    let id = if needs_id { Some(resident_id(app, person)?) } else { None };
     for name in names {
-        match *name {
-            "name" => {
-                out.insert("name".into(), json!(person.name));
-            }
-            "birthdate" => {
-                if let Some(id) = &id {
-                    out.insert("birthdate".into(), json!(id.birthdate_iso()));
-                }
-            }
-            "gender" => {
-                if let Some(id) = &id {
-                    out.insert("gender".into(), json!(id.gender().as_oidc_str()));
-                }
-            }
-            "phone_number" => {
-                if let Some(phone) = &person.phone {
-                    out.insert("phone_number".into(), json!(phone));
-                }
-            }
-            "phone_number_verified" if person.phone.is_some() => {
-                out.insert("phone_number_verified".into(), json!(true));
-            }
-            _ => {}
+        let value = match (*name, &id) {
+            ("name", _) => json!(person.name),
+            ("birthdate", Some(id)) => json!(id.birthdate_iso()),
+            ("gender", Some(id)) => json!(id.gender().as_oidc_str()),
+            ("id_number", Some(id)) => json!(id.expose()),
+            ("real_name_level", _) => json!(person.real_name_level),
+            ("phone_number", _) => match &person.phone {
+                Some(phone) => json!(phone),
+                None => continue,
+            },
+            ("phone_number_verified", _) => match &person.phone {
+                Some(_) => json!(person.phone_verified),
+                None => continue,
+            },
+            _ => continue,
+        };
+        out.insert((*name).to_owned(), value);
+    }
+    Ok(out)
+}
+
+/// The real-name verification as an OIDC4IDA `verified_claims` element (evidence type `document`, an
+/// identity card), for persons verified online (level 2) or at a counter (level 3).
+pub fn real_name_verified_claims(app: &App, person: &PersonRow) -> anyhow::Result<Option<Value>> {
+    if person.real_name_level < 2 {
+        return Ok(None);
+    }
+    let id = resident_id(app, person)?;
+    let time = person
+        .real_name_verified_at
+        .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    let method = if person.real_name_level >= 3 { "pipp" } else { "data" };
+    let mut verification = json!({
+        "trust_framework": TRUST_FRAMEWORK,
+        "assurance_level": person.real_name_level.to_string(),
+        "evidence": [{
+            "type": "document",
+            "method": method,
+            "document_details": { "type": "idcard", "document_number": id.expose(), "issuer": { "country_code": "CHN" } }
+        }]
+    });
+    if let Some(time) = time {
+        verification["time"] = json!(time);
+    }
+    Ok(Some(json!({
+        "verification": verification,
+        "claims": {
+            "name": person.name,
+            "birthdate": id.birthdate_iso(),
+            "gender": id.gender().as_oidc_str(),
+        }
+    })))
+}
+
+/// Every claim about the subject for one member (`userinfo` or `id_token`). `standard` decides whether
+/// scope-based claims go in (userinfo) or only individually requested ones (ID token).
+pub fn subject_claims(
+    app: &App,
+    client: &Client,
+    gs: &GrantSubject,
+    scopes: &[&str],
+    claims_request: Option<&Value>,
+    member: &str,
+    standard: bool,
+) -> anyhow::Result<Map<String, Value>> {
+    let asked = requested(claims_request, member);
+    let names: Vec<&str> = released(scopes, &asked)
+        .into_iter()
+        .filter(|n| standard || asked.iter().any(|a| a == n))
+        .collect();
+    let person = person_claims(app, &gs.person, &names)?;
+    let mut out = Map::new();
+    match &gs.acting {
+        None => out.extend(person),
+        Some((rep, org)) => {
+            // The subject is the organisation; what is known of the person goes inside `act`.
+            let mut act = Map::new();
+            act.insert("sub".into(), json!(subject(app, client, &gs.person.id)));
+            act.extend(person);
+            out.insert("act".into(), Value::Object(act));
+            out.insert(
+                "org".into(),
+                json!({
+                    "credit_code": org.credit_code,
+                    "name": org.name,
+                    "type": org.org_type,
+                    "role": rep.role.as_str(),
+                    "matters": rep.matters,
+                }),
+            );
+        }
+    }
+    if asked.iter().any(|a| a == "verified_claims") && scopes.contains(&"identity") && gs.acting.is_none() {
+        if let Some(vc) = real_name_verified_claims(app, &gs.person)? {
+            out.insert("verified_claims".into(), vc);
         }
     }
     Ok(out)

@@ -42,6 +42,7 @@ pub fn access_token(
     sub: &str,
     scope: &str,
     family: Option<&Family>,
+    actor: Option<&str>,
     now: i64,
 ) -> Result<String, Error> {
     let mut claims = json!({
@@ -60,17 +61,19 @@ pub fn access_token(
         claims["acr"] = json!(f.acr.to_string());
         claims["amr"] = json!(f.amr.split(' ').collect::<Vec<_>>());
     }
+    // RFC 8693 §4.1: the person acting for the organisation that is the subject.
+    if let Some(actor) = actor {
+        claims["act"] = json!({ "sub": actor });
+    }
     Ok(app.keys().sign(Alg::ES256, ACCESS_TOKEN_TYP, &claims)?)
 }
 
 pub struct IdTokenInput<'a> {
     pub family: &'a Family,
-    pub sub: &'a str,
+    pub subject: &'a claims::GrantSubject,
     pub nonce: Option<&'a str>,
     pub access_token: Option<&'a str>,
     pub code: Option<&'a str>,
-    /// Needed only when the request asked for person claims in the ID token.
-    pub person: Option<&'a crate::store::persons::PersonRow>,
     pub now: i64,
 }
 
@@ -79,7 +82,7 @@ pub fn id_token(app: &App, client: &Client, input: IdTokenInput<'_>) -> Result<S
     let alg = client.id_token_alg;
     let mut c = json!({
         "iss": app.config.iss(),
-        "sub": input.sub,
+        "sub": input.subject.sub,
         "aud": client.id,
         "iat": input.now,
         "exp": input.now + app.config.id_token_ttl,
@@ -99,22 +102,21 @@ pub fn id_token(app: &App, client: &Client, input: IdTokenInput<'_>) -> Result<S
     if let Some(code) = input.code {
         c["c_hash"] = json!(half_hash(alg, code));
     }
-    // Claims go to userinfo; the ID token carries only those asked for in `claims.id_token`.
-    let claims_request: Option<Value> = f
-        .claims
-        .as_deref()
-        .and_then(|s| serde_json::from_str(s).ok());
-    let asked = claims::requested(claims_request.as_ref(), "id_token");
-    if let (false, Some(person)) = (asked.is_empty(), input.person) {
-        let scopes: Vec<&str> = f.scope.split(' ').collect();
-        let names = claims::released(&scopes, &asked);
-        let names: Vec<&str> = names
-            .into_iter()
-            .filter(|n| asked.iter().any(|a| a == n))
-            .collect();
-        for (k, v) in claims::person_claims(app, person, &names)? {
-            c[k] = v;
-        }
+    // Scope claims go to userinfo; the ID token carries those asked for in `claims.id_token`, and
+    // `act`/`org` when the person acts for an organisation.
+    let claims_request: Option<Value> = f.claims.as_deref().and_then(|s| serde_json::from_str(s).ok());
+    let scopes: Vec<&str> = f.scope.split(' ').collect();
+    let extra = claims::subject_claims(
+        app,
+        client,
+        input.subject,
+        &scopes,
+        claims_request.as_ref(),
+        "id_token",
+        false,
+    )?;
+    for (k, v) in extra {
+        c[k] = v;
     }
     Ok(app.keys().sign(alg, "JWT", &c)?)
 }

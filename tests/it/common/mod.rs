@@ -237,6 +237,7 @@ impl Server {
                 id_number: id_number.into(),
                 name: "张三".into(),
                 phone: Some(phone.into()),
+                phone_verified: true,
                 password: Some(password.into()),
             },
         )

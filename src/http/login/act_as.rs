@@ -1,0 +1,103 @@
+//! "Act for": a person who represents organisations chooses, for this app, to act as themself or for
+//! one of them (only representations that are current and cover the app's matters are offered).
+
+use axum::Form;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum_extra::extract::CookieJar;
+use serde::Deserialize;
+
+use crate::app::App;
+use crate::crypto;
+use crate::http::{cookies, page};
+use crate::services::identity;
+use crate::services::oidc::authorize::AuthRequest;
+
+#[derive(Deserialize)]
+pub struct Show {
+    req: String,
+}
+
+pub async fn show(State(app): State<App>, jar: CookieJar, Query(q): Query<Show>) -> Response {
+    let result: anyhow::Result<Response> = async {
+        let now = app.now();
+        let Some(pending) = app.db.auth_request(&crypto::token_hash(&q.req), now).await? else {
+            return Ok(page::error(StatusCode::BAD_REQUEST, "this sign-in request has expired"));
+        };
+        let Some((session, person)) = cookies::session(&app, &jar, now).await? else {
+            return Ok(page::error(StatusCode::FORBIDDEN, "please sign in again"));
+        };
+        let Some(client) = app.db.client(&pending.client_id).await? else {
+            return Ok(page::error(StatusCode::BAD_REQUEST, "unknown client"));
+        };
+        let options = identity::acting_options(&app, &session.person_id, &client, now).await?;
+        let (jar, csrf) = cookies::csrf(&app, jar);
+        let choices: Vec<page::ActChoice> = options
+            .iter()
+            .map(|(rep, org)| page::ActChoice {
+                value: rep.id.clone(),
+                org_name: org.name.clone(),
+                credit_code: org.credit_code.clone(),
+                role: rep.role.as_str(),
+            })
+            .collect();
+        let html = page::act_as(&q.req, &csrf, &person.name, &client.name, &choices);
+        Ok((jar, html).into_response())
+    }
+    .await;
+    result.unwrap_or_else(|e| {
+        tracing::error!(error = format!("{e:#}"), "act-as page");
+        page::error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+    })
+}
+
+#[derive(Deserialize)]
+pub struct Submit {
+    csrf: Option<String>,
+    req: String,
+    /// Empty for "myself", else a representation id.
+    acting: String,
+}
+
+pub async fn submit(State(app): State<App>, jar: CookieJar, Form(f): Form<Submit>) -> Response {
+    if !cookies::csrf_ok(&app, &jar, f.csrf.as_deref()) {
+        return page::error(StatusCode::FORBIDDEN, "the form expired or did not come from this site; reload the page");
+    }
+    let result: anyhow::Result<Response> = async {
+        let now = app.now();
+        let id_hash = crypto::token_hash(&f.req);
+        let Some(pending) = app.db.auth_request(&id_hash, now).await? else {
+            return Ok(page::error(StatusCode::BAD_REQUEST, "this sign-in request has expired"));
+        };
+        let Some((session, _)) = cookies::session(&app, &jar, now).await? else {
+            return Ok(page::error(StatusCode::FORBIDDEN, "please sign in again"));
+        };
+        let Some(client) = app.db.client(&pending.client_id).await? else {
+            return Ok(page::error(StatusCode::BAD_REQUEST, "unknown client"));
+        };
+        if !f.acting.is_empty() {
+            let allowed = identity::acting_options(&app, &session.person_id, &client, now)
+                .await?
+                .iter()
+                .any(|(rep, _)| rep.id == f.acting);
+            if !allowed {
+                return Ok(page::error(
+                    StatusCode::FORBIDDEN,
+                    "you cannot act for this organisation at this application",
+                ));
+            }
+        }
+        let mut req: AuthRequest = serde_json::from_str(&pending.params)?;
+        req.acting = Some(f.acting.clone());
+        app.db.update_auth_request(&id_hash, &serde_json::to_string(&req)?).await?;
+        let query: String =
+            form_urlencoded::Serializer::new(String::new()).append_pair("req", &f.req).finish();
+        Ok(Redirect::to(&format!("/authorize/resume?{query}")).into_response())
+    }
+    .await;
+    result.unwrap_or_else(|e| {
+        tracing::error!(error = format!("{e:#}"), "act-as");
+        page::error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+    })
+}

@@ -1,0 +1,253 @@
+//! Organisations (legal persons) and representations (a person acting for an organisation).
+
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::Db;
+
+#[derive(Debug, Clone)]
+pub struct Organisation {
+    pub id: String,
+    pub credit_code: String,
+    pub name: String,
+    pub org_type: String,
+    pub status: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    LegalRepresentative,
+    Manager,
+    Agent,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::LegalRepresentative => "legal_representative",
+            Role::Manager => "manager",
+            Role::Agent => "agent",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        [Role::LegalRepresentative, Role::Manager, Role::Agent]
+            .into_iter()
+            .find(|r| r.as_str() == s)
+    }
+
+    /// Legal representatives and managers may appoint agents; agents may appoint no one.
+    pub fn may_appoint(self) -> bool {
+        matches!(self, Role::LegalRepresentative | Role::Manager)
+    }
+}
+
+/// The matters (service item codes) a representation covers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Matters {
+    /// Stored as the string `"all"`.
+    All(AllMarker),
+    Only(Vec<String>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AllMarker {
+    All,
+}
+
+impl Matters {
+    pub fn all() -> Matters {
+        Matters::All(AllMarker::All)
+    }
+
+    pub fn is_all(&self) -> bool {
+        matches!(self, Matters::All(_))
+    }
+
+    /// Whether these matters include every one of `wanted` (`All` includes everything).
+    pub fn covers(&self, wanted: &[String]) -> bool {
+        match self {
+            Matters::All(_) => true,
+            Matters::Only(list) => !wanted.is_empty() && wanted.iter().all(|w| list.contains(w)),
+        }
+    }
+
+    /// Whether these matters are within `outer` (an appointee gets no more than the appointer has).
+    pub fn within(&self, outer: &Matters) -> bool {
+        match (self, outer) {
+            (_, Matters::All(_)) => true,
+            (Matters::All(_), Matters::Only(_)) => false,
+            (Matters::Only(inner), Matters::Only(outer)) => inner.iter().all(|m| outer.contains(m)),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Representation {
+    pub id: String,
+    pub person_id: String,
+    pub org_id: String,
+    pub role: Role,
+    pub matters: Matters,
+    pub valid_from: i64,
+    pub valid_until: Option<i64>,
+    pub granted_by: String,
+    pub revoked_at: Option<i64>,
+}
+
+impl Representation {
+    pub fn is_current(&self, now: i64) -> bool {
+        self.revoked_at.is_none() && self.valid_from <= now && self.valid_until.is_none_or(|u| now < u)
+    }
+}
+
+fn org_from_row(row: &AnyRow) -> Result<Organisation, sqlx::Error> {
+    Ok(Organisation {
+        id: row.try_get("id")?,
+        credit_code: row.try_get("credit_code")?,
+        name: row.try_get("name")?,
+        org_type: row.try_get("org_type")?,
+        status: row.try_get("status")?,
+    })
+}
+
+fn rep_from_row(row: &AnyRow) -> Result<Representation, sqlx::Error> {
+    let role: String = row.try_get("role")?;
+    let matters: String = row.try_get("matters")?;
+    Ok(Representation {
+        id: row.try_get("id")?,
+        person_id: row.try_get("person_id")?,
+        org_id: row.try_get("org_id")?,
+        role: Role::parse(&role).ok_or_else(|| sqlx::Error::Decode(format!("bad role {role}").into()))?,
+        matters: serde_json::from_str(&matters).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+        valid_from: row.try_get("valid_from")?,
+        valid_until: row.try_get("valid_until")?,
+        granted_by: row.try_get("granted_by")?,
+        revoked_at: row.try_get("revoked_at")?,
+    })
+}
+
+const REP_COLUMNS: &str =
+    "r.id, r.person_id, r.org_id, r.role, r.matters, r.valid_from, r.valid_until, r.granted_by, r.revoked_at";
+
+impl Db {
+    pub async fn insert_org(&self, o: &Organisation, now: i64) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO organisations (id, credit_code, name, org_type, status, created_at, updated_at) \
+             VALUES ($1,$2,$3,$4,$5,$6,$6)",
+        )
+        .bind(&o.id)
+        .bind(&o.credit_code)
+        .bind(&o.name)
+        .bind(&o.org_type)
+        .bind(&o.status)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn org(&self, id: &str) -> Result<Option<Organisation>, sqlx::Error> {
+        let row = sqlx::query("SELECT id, credit_code, name, org_type, status FROM organisations WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(org_from_row).transpose()
+    }
+
+    pub async fn org_by_code(&self, code: &str) -> Result<Option<Organisation>, sqlx::Error> {
+        let row =
+            sqlx::query("SELECT id, credit_code, name, org_type, status FROM organisations WHERE credit_code = $1")
+                .bind(code)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.as_ref().map(org_from_row).transpose()
+    }
+
+    pub async fn allow_credit_code(&self, code: &str, by: &str, now: i64) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO credit_code_allowlist (code, added_by, created_at) VALUES ($1,$2,$3) \
+             ON CONFLICT (code) DO NOTHING",
+        )
+        .bind(code)
+        .bind(by)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn credit_code_allowed(&self, code: &str) -> Result<bool, sqlx::Error> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM credit_code_allowlist WHERE code = $1")
+            .bind(code)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n > 0)
+    }
+
+    pub async fn insert_rep(&self, r: &Representation, now: i64) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO representations (id, person_id, org_id, role, matters, valid_from, valid_until, granted_by, \
+             created_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)",
+        )
+        .bind(&r.id)
+        .bind(&r.person_id)
+        .bind(&r.org_id)
+        .bind(r.role.as_str())
+        .bind(serde_json::to_string(&r.matters).unwrap_or_else(|_| "[]".into()))
+        .bind(r.valid_from)
+        .bind(r.valid_until)
+        .bind(&r.granted_by)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn rep(&self, id: &str) -> Result<Option<Representation>, sqlx::Error> {
+        let sql = sqlx::AssertSqlSafe(format!("SELECT {REP_COLUMNS} FROM representations r WHERE r.id = $1"));
+        let row = sqlx::query(sql).bind(id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(rep_from_row).transpose()
+    }
+
+    /// A person's current representations of active organisations, with the organisations.
+    pub async fn current_reps(
+        &self,
+        person_id: &str,
+        now: i64,
+    ) -> Result<Vec<(Representation, Organisation)>, sqlx::Error> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {REP_COLUMNS}, o.credit_code, o.name, o.org_type, o.status FROM representations r \
+             JOIN organisations o ON o.id = r.org_id \
+             WHERE r.person_id = $1 AND r.revoked_at IS NULL AND r.valid_from <= $2 \
+             AND (r.valid_until IS NULL OR r.valid_until > $2) AND o.status = 'active' ORDER BY o.name"
+        ));
+        let rows = sqlx::query(sql).bind(person_id).bind(now).fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|row| {
+                let rep = rep_from_row(row)?;
+                let org = Organisation {
+                    id: rep.org_id.clone(),
+                    credit_code: row.try_get("credit_code")?,
+                    name: row.try_get("name")?,
+                    org_type: row.try_get("org_type")?,
+                    status: row.try_get("status")?,
+                };
+                Ok((rep, org))
+            })
+            .collect()
+    }
+
+    pub async fn revoke_rep(&self, id: &str, now: i64) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query("UPDATE representations SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(now)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}
