@@ -76,10 +76,7 @@ impl App {
 
     /// Re-reads the keys folder (after `yunid keys rotate`, or to drop keys past their grace period).
     pub fn reload_keys(&self) -> anyhow::Result<()> {
-        let keys = Arc::new(
-            self.key_store
-                .load(self.now(), publish_grace(&self.config))?,
-        );
+        let keys = Arc::new(self.key_store.load(self.now(), publish_grace(&self.config))?);
         match self.keys.write() {
             Ok(mut k) => *k = keys,
             Err(poisoned) => *poisoned.into_inner() = keys,
@@ -98,11 +95,7 @@ impl App {
                     tracing::warn!(error = %e, "key reload failed");
                 }
                 let now = app.now();
-                if let Err(e) = app
-                    .db
-                    .sweep(now, now - app.config.login_throttle_window)
-                    .await
-                {
+                if let Err(e) = app.db.sweep(now, now - app.config.login_throttle_window).await {
                     tracing::warn!(error = %e, "sweep failed");
                 }
             }

@@ -100,10 +100,7 @@ impl Config {
             (1..=60).contains(&self.code_ttl),
             "code_ttl must be 1..=60 seconds"
         );
-        anyhow::ensure!(
-            (1..=90).contains(&self.par_ttl),
-            "par_ttl must be 1..=90 seconds"
-        );
+        anyhow::ensure!((1..=90).contains(&self.par_ttl), "par_ttl must be 1..=90 seconds");
         anyhow::ensure!(
             (60..=900).contains(&self.access_token_ttl),
             "access_token_ttl must be 60..=900 seconds"

@@ -55,10 +55,7 @@ pub struct Secrets {
 
 impl Secrets {
     pub fn from_master(master: &[u8]) -> anyhow::Result<Secrets> {
-        anyhow::ensure!(
-            master.len() >= 32,
-            "the data-protection secret is too short"
-        );
+        anyhow::ensure!(master.len() >= 32, "the data-protection secret is too short");
         let root = hmac::Key::new(hmac::HMAC_SHA256, master);
         let derive = |label: &str| hmac::sign(&root, label.as_bytes());
         let aead_key = derive("yunid/aead/v1");
@@ -118,8 +115,8 @@ impl Secrets {
         let raw = STANDARD.decode(sealed)?;
         anyhow::ensure!(raw.len() > 12 + 16, "sealed value too short");
         let (nonce, rest) = raw.split_at(12);
-        let nonce = aead::Nonce::try_assume_unique_for_key(nonce)
-            .map_err(|_| anyhow::anyhow!("bad nonce"))?;
+        let nonce =
+            aead::Nonce::try_assume_unique_for_key(nonce).map_err(|_| anyhow::anyhow!("bad nonce"))?;
         let mut buf = rest.to_vec();
         let plain = self
             .aead
@@ -138,10 +135,7 @@ mod tests {
         let s = Secrets::from_master(&[7u8; 32]).unwrap();
         let sealed = s.encrypt("11010519491231002X", b"person-1").unwrap();
         assert!(!sealed.contains("11010519491231002X"));
-        assert_eq!(
-            s.decrypt(&sealed, b"person-1").unwrap(),
-            "11010519491231002X"
-        );
+        assert_eq!(s.decrypt(&sealed, b"person-1").unwrap(), "11010519491231002X");
         assert!(s.decrypt(&sealed, b"person-2").is_err());
     }
 

@@ -10,11 +10,7 @@ use yunid::store::clients::AuthMethod;
 use yunid::{App, Config};
 
 #[derive(Parser)]
-#[command(
-    name = "yunid",
-    version,
-    about = "Unified identity provider (OpenID Connect)"
-)]
+#[command(name = "yunid", version, about = "Unified identity provider (OpenID Connect)")]
 struct Cli {
     /// Configuration file (TOML); `YUNID_*` environment variables override it.
     #[arg(long, short, env = "YUNID_CONFIG", global = true)]
@@ -181,8 +177,7 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             s.recv().await;
         }
     };
@@ -343,7 +338,11 @@ async fn org(config: Config, command: OrgCommand) -> anyhow::Result<()> {
                     person_id: person.id,
                     org_id: org.id,
                     role,
-                    matters: if matters.is_empty() { Matters::all() } else { Matters::Only(matters) },
+                    matters: if matters.is_empty() {
+                        Matters::all()
+                    } else {
+                        Matters::Only(matters)
+                    },
                     valid_from: now,
                     valid_until: days.map(|d| now + d * 86_400),
                 },

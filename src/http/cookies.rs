@@ -44,8 +44,7 @@ pub async fn session(
     let Some(cookie) = jar.get(&name(app, "yunid_session")) else {
         return Ok(None);
     };
-    let Some(session) = crate::services::login::current_session(app, cookie.value(), now).await?
-    else {
+    let Some(session) = crate::services::login::current_session(app, cookie.value(), now).await? else {
         return Ok(None);
     };
     let Some(person) = app.db.person(&session.person_id).await? else {
@@ -66,10 +65,7 @@ pub fn csrf(app: &App, jar: CookieJar) -> (CookieJar, String) {
     }
     let value = crypto::random_token();
     let token = app.secrets.csrf_token(&value);
-    (
-        jar.add(build(app, cookie_name, value, SameSite::Strict)),
-        token,
-    )
+    (jar.add(build(app, cookie_name, value, SameSite::Strict)), token)
 }
 
 /// True when the form's token matches the browser's CSRF cookie.

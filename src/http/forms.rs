@@ -26,10 +26,9 @@ impl<S: Send + Sync> FromRequest<S> for ProtocolParams {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
         if !is_form {
-            return Err(OAuthError::invalid_request(
-                "expected an application/x-www-form-urlencoded body",
-            )
-            .into());
+            return Err(
+                OAuthError::invalid_request("expected an application/x-www-form-urlencoded body").into(),
+            );
         }
         let body = axum::body::Bytes::from_request(req, state)
             .await

@@ -146,7 +146,13 @@ fn role_text(role: &str) -> &'static str {
     }
 }
 
-pub fn act_as(req: &str, csrf: &str, person_name: &str, client_name: &str, choices: &[ActChoice]) -> Html<String> {
+pub fn act_as(
+    req: &str,
+    csrf: &str,
+    person_name: &str,
+    client_name: &str,
+    choices: &[ActChoice],
+) -> Html<String> {
     let options: String = choices
         .iter()
         .enumerate()
@@ -180,13 +186,7 @@ pub fn act_as(req: &str, csrf: &str, person_name: &str, client_name: &str, choic
 pub fn form_post(action: &str, fields: &[(&str, String)], nonce: &str) -> Html<String> {
     let inputs: String = fields
         .iter()
-        .map(|(k, v)| {
-            format!(
-                "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
-                esc(k),
-                esc(v)
-            )
-        })
+        .map(|(k, v)| format!("<input type=\"hidden\" name=\"{}\" value=\"{}\">", esc(k), esc(v)))
         .collect();
     Html(format!(
         "<!doctype html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><title>正在返回应用</title></head>\
@@ -200,13 +200,7 @@ pub fn form_post(action: &str, fields: &[(&str, String)], nonce: &str) -> Html<S
 pub fn logout_confirm(csrf: &str, hidden: &[(&str, String)]) -> Html<String> {
     let inputs: String = hidden
         .iter()
-        .map(|(k, v)| {
-            format!(
-                "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
-                esc(k),
-                esc(v)
-            )
-        })
+        .map(|(k, v)| format!("<input type=\"hidden\" name=\"{}\" value=\"{}\">", esc(k), esc(v)))
         .collect();
     let body = format!(
         "<h1>退出登录</h1><p>确定要退出统一身份认证吗？您在所有应用的登录都将结束。</p>\
@@ -258,10 +252,7 @@ pub fn registered() -> Html<String> {
 }
 
 pub fn logged_out() -> Html<String> {
-    layout(
-        "已退出",
-        "<h1>您已退出登录</h1><p>You have been logged out.</p>",
-    )
+    layout("已退出", "<h1>您已退出登录</h1><p>You have been logged out.</p>")
 }
 
 pub fn home(who: Option<&str>) -> Html<String> {

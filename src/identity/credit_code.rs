@@ -27,14 +27,12 @@ const LENGTH: usize = 18;
 
 /// The 31 symbols of GB 32100-2015 Table 1, in value order.
 const ALPHABET: [char; 31] = [
-    '0', '1', '2', '3', '4', '5', '6', '7', '8', '9', 'A', 'B', 'C', 'D', 'E', 'F', 'G', 'H', 'J',
-    'K', 'L', 'M', 'N', 'P', 'Q', 'R', 'T', 'U', 'W', 'X', 'Y',
+    '0', '1', '2', '3', '4', '5', '6', '7', '8', '9', 'A', 'B', 'C', 'D', 'E', 'F', 'G', 'H', 'J', 'K', 'L',
+    'M', 'N', 'P', 'Q', 'R', 'T', 'U', 'W', 'X', 'Y',
 ];
 
 /// Weights `3^(i-1) mod 31` of positions 1–17, GB 32100-2015 §5.
-const WEIGHTS: [u32; 17] = [
-    1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28,
-];
+const WEIGHTS: [u32; 17] = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28];
 
 /// Zero-based character range of the area code (positions 3–8).
 const AREA: std::ops::Range<usize> = 2..8;
@@ -103,17 +101,11 @@ impl CreditCode {
     /// is its check character when `allow_list` returns `true` for the
     /// normalised code (some lawful codes issued during the early pilot do
     /// not satisfy the check).
-    pub fn parse_allowing(
-        s: &str,
-        allow_list: &dyn Fn(&str) -> bool,
-    ) -> Result<Self, CreditCodeError> {
+    pub fn parse_allowing(s: &str, allow_list: &dyn Fn(&str) -> bool) -> Result<Self, CreditCodeError> {
         Self::parse_inner(s, Some(allow_list))
     }
 
-    fn parse_inner(
-        s: &str,
-        allow_list: Option<&dyn Fn(&str) -> bool>,
-    ) -> Result<Self, CreditCodeError> {
+    fn parse_inner(s: &str, allow_list: Option<&dyn Fn(&str) -> bool>) -> Result<Self, CreditCodeError> {
         let normalised: String = s.trim().chars().map(|c| c.to_ascii_uppercase()).collect();
         if normalised.chars().count() != LENGTH {
             return Err(CreditCodeError::Length);
@@ -418,10 +410,7 @@ mod tests {
 
     /// Parses `s` every way and calls every accessor on success.
     fn exercise(s: &str) {
-        for result in [
-            CreditCode::parse(s),
-            CreditCode::parse_allowing(s, &|_| true),
-        ] {
+        for result in [CreditCode::parse(s), CreditCode::parse_allowing(s, &|_| true)] {
             match result {
                 Ok(code) => {
                     let _ = (code.as_str(), code.area_code(), code.to_string());

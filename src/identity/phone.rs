@@ -77,10 +77,7 @@ impl Phone {
     /// country prefix is removed; the remaining 11 digits must start with
     /// `1` followed by `3`–`9`.
     pub fn parse(s: &str) -> Result<Self, PhoneError> {
-        let compact: String = s
-            .chars()
-            .filter(|&c| !c.is_whitespace() && c != '-')
-            .collect();
+        let compact: String = s.chars().filter(|&c| !c.is_whitespace() && c != '-').collect();
         let (plus, digits) = match compact.strip_prefix('+') {
             Some(rest) => (true, rest),
             None => (false, compact.as_str()),
@@ -116,9 +113,7 @@ impl Phone {
         let end = national
             .get(national.len().saturating_sub(MASK_KEEP_END)..)
             .unwrap_or_default();
-        let hidden = national
-            .len()
-            .saturating_sub(MASK_KEEP_START + MASK_KEEP_END);
+        let hidden = national.len().saturating_sub(MASK_KEEP_START + MASK_KEEP_END);
         format!("{start}{}{end}", "*".repeat(hidden))
     }
 }
@@ -230,11 +225,7 @@ mod tests {
             "++8613800138000",
             "(138)00138000",
         ] {
-            assert_eq!(
-                Phone::parse(input),
-                Err(PhoneError::Characters),
-                "{input:?}"
-            );
+            assert_eq!(Phone::parse(input), Err(PhoneError::Characters), "{input:?}");
         }
     }
 
@@ -255,11 +246,7 @@ mod tests {
 
     #[test]
     fn error_codes_and_messages() {
-        let all = [
-            PhoneError::Length,
-            PhoneError::Characters,
-            PhoneError::Prefix,
-        ];
+        let all = [PhoneError::Length, PhoneError::Characters, PhoneError::Prefix];
         let codes: Vec<_> = all.iter().map(PhoneError::code).collect();
         assert_eq!(codes, ["length", "characters", "prefix"]);
         for err in &all {

@@ -251,16 +251,9 @@ fn split_digits_and_check(s: &str) -> Result<([u8; 17], char), ResidentIdError> 
 
 /// Check character for the first 17 digits (GB 11643-1999 §8.2, ISO 7064 MOD 11-2).
 fn check_character(digits: &[u8; 17]) -> char {
-    let sum: u32 = digits
-        .iter()
-        .zip(WEIGHTS)
-        .map(|(&d, w)| u32::from(d) * w)
-        .sum();
+    let sum: u32 = digits.iter().zip(WEIGHTS).map(|(&d, w)| u32::from(d) * w).sum();
     // `sum % 11` is below 11, so the lookup always succeeds.
-    CHECK_CHARACTERS
-        .get((sum % 11) as usize)
-        .copied()
-        .unwrap_or('?')
+    CHECK_CHARACTERS.get((sum % 11) as usize).copied().unwrap_or('?')
 }
 
 /// Birth date `(year, month, day)` from positions 7–14.
@@ -392,10 +385,7 @@ mod tests {
             ResidentId::parse("11010519491231002X1"),
             Err(ResidentIdError::Length { found: 19 })
         );
-        assert_eq!(
-            ResidentId::parse(""),
-            Err(ResidentIdError::Length { found: 0 })
-        );
+        assert_eq!(ResidentId::parse(""), Err(ResidentIdError::Length { found: 0 }));
         // Multi-byte characters are counted as characters, not bytes.
         assert_eq!(
             ResidentId::parse("身份证"),
@@ -520,13 +510,7 @@ mod tests {
         let codes: Vec<_> = all.iter().map(ResidentIdError::code).collect();
         assert_eq!(
             codes,
-            [
-                "length",
-                "characters",
-                "check_digit",
-                "birth_date",
-                "legacy_15"
-            ]
+            ["length", "characters", "check_digit", "birth_date", "legacy_15"]
         );
         for err in &all {
             assert!(!err.to_string().is_empty());
@@ -547,9 +531,8 @@ mod tests {
 
     /// Province-level prefixes of GB/T 2260 address codes.
     const PROVINCES: &[&str] = &[
-        "11", "12", "13", "14", "15", "21", "22", "23", "31", "32", "33", "34", "35", "36", "37",
-        "41", "42", "43", "44", "45", "46", "50", "51", "52", "53", "54", "61", "62", "63", "64",
-        "65", "71", "81", "82",
+        "11", "12", "13", "14", "15", "21", "22", "23", "31", "32", "33", "34", "35", "36", "37", "41", "42",
+        "43", "44", "45", "46", "50", "51", "52", "53", "54", "61", "62", "63", "64", "65", "71", "81", "82",
     ];
 
     /// Valid numbers with a random area, a real birth date and a random sequence.

@@ -77,10 +77,7 @@ impl KeyStore {
         std::fs::create_dir_all(&self.dir)?;
         let secret = self.dir.join(SECRET);
         if !secret.exists() {
-            write_private(
-                &secret,
-                crypto::b64url(&crypto::random_bytes::<64>()).as_bytes(),
-            )?;
+            write_private(&secret, crypto::b64url(&crypto::random_bytes::<64>()).as_bytes())?;
         }
         let mut manifest = self.manifest()?;
         let mut changed = false;
@@ -103,8 +100,7 @@ impl KeyStore {
     /// The data-protection secret (keyed hashes, encryption at rest, CSRF).
     pub fn secret(&self) -> anyhow::Result<Vec<u8>> {
         let raw = std::fs::read_to_string(self.dir.join(SECRET))?;
-        crypto::b64url_decode(raw.trim())
-            .ok_or_else(|| anyhow::anyhow!("keys/{SECRET} is not base64url"))
+        crypto::b64url_decode(raw.trim()).ok_or_else(|| anyhow::anyhow!("keys/{SECRET} is not base64url"))
     }
 
     pub fn manifest(&self) -> anyhow::Result<Manifest> {
@@ -146,10 +142,7 @@ impl KeyStore {
             if entry.retired_at.is_some_and(|r| r + publish_grace < now) {
                 continue;
             }
-            pkcs8.insert(
-                entry.kid.clone(),
-                std::fs::read(self.dir.join(&entry.file))?,
-            );
+            pkcs8.insert(entry.kid.clone(), std::fs::read(self.dir.join(&entry.file))?);
         }
         KeySet::from_manifest(&manifest, &pkcs8, now, publish_grace)
     }

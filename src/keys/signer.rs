@@ -52,12 +52,10 @@ pub fn generate_pkcs8(alg: Alg) -> anyhow::Result<Vec<u8>> {
             let key = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048)?;
             key.to_pkcs8_der()?.as_bytes().to_vec()
         }
-        Alg::ES256 => {
-            EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
-                .map_err(bad)?
-                .as_ref()
-                .to_vec()
-        }
+        Alg::ES256 => EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+            .map_err(bad)?
+            .as_ref()
+            .to_vec(),
         Alg::EdDSA => Ed25519KeyPair::generate_pkcs8(&rng)
             .map_err(bad)?
             .as_ref()
@@ -71,8 +69,7 @@ fn parse(alg: Alg, der: &[u8]) -> anyhow::Result<LoadedKey> {
     let signer = match alg {
         Alg::RS256 => Signer::Rsa(RsaKeyPair::from_pkcs8(der).map_err(bad)?),
         Alg::ES256 => Signer::Ec(
-            EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, der, &rng)
-                .map_err(bad)?,
+            EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, der, &rng).map_err(bad)?,
         ),
         Alg::EdDSA => Signer::Ed(Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).map_err(bad)?),
     };
@@ -81,11 +78,7 @@ fn parse(alg: Alg, der: &[u8]) -> anyhow::Result<LoadedKey> {
         Signer::Ec(k) => k.public_key().as_ref().to_vec(),
         Signer::Ed(k) => k.public_key().as_ref().to_vec(),
     };
-    Ok(LoadedKey {
-        alg,
-        signer,
-        public,
-    })
+    Ok(LoadedKey { alg, signer, public })
 }
 
 fn jwk_of(key: &LoadedKey, kid: &str) -> Jwk {
@@ -198,13 +191,8 @@ impl KeySet {
         let sig = match &key.signer {
             Signer::Rsa(k) => {
                 let mut sig = vec![0u8; k.public().modulus_len()];
-                k.sign(
-                    &signature::RSA_PKCS1_SHA256,
-                    &self.rng,
-                    out.as_bytes(),
-                    &mut sig,
-                )
-                .map_err(|_| anyhow::anyhow!("RSA signing failed"))?;
+                k.sign(&signature::RSA_PKCS1_SHA256, &self.rng, out.as_bytes(), &mut sig)
+                    .map_err(|_| anyhow::anyhow!("RSA signing failed"))?;
                 sig
             }
             Signer::Ec(k) => k
@@ -223,8 +211,7 @@ impl KeySet {
     /// Expiry and audience are the caller's to check.
     pub fn verify(&self, token: &str) -> Result<(Value, Value), VerifyError> {
         let mut parts = token.split('.');
-        let (Some(h), Some(p), Some(s), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
+        let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return Err(VerifyError::Malformed);
         };

@@ -44,11 +44,18 @@ pub async fn credit_code(app: &App, raw: &str) -> Result<CreditCode, IdentityErr
     }
 }
 
-pub async fn add_org(app: &App, code: &str, name: &str, org_type: &str) -> Result<Organisation, IdentityError> {
+pub async fn add_org(
+    app: &App,
+    code: &str,
+    name: &str,
+    org_type: &str,
+) -> Result<Organisation, IdentityError> {
     let code = credit_code(app, code).await?;
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 200 {
-        return Err(IdentityError::Invalid("an organisation name of 1 to 200 characters is required"));
+        return Err(IdentityError::Invalid(
+            "an organisation name of 1 to 200 characters is required",
+        ));
     }
     let org = Organisation {
         id: uuid::Uuid::now_v7().to_string(),
@@ -77,19 +84,31 @@ fn check_window(new: &NewRepresentation) -> Result<(), IdentityError> {
     if new.valid_until.is_some_and(|u| u <= new.valid_from) {
         return Err(IdentityError::Invalid("valid_until must be after valid_from"));
     }
-    if let Matters::Only(list) = &new.matters {
-        if list.is_empty() || list.iter().any(|m| m.trim().is_empty() || m.len() > 64) {
-            return Err(IdentityError::Invalid("matters must be 'all' or a non-empty list of matter codes"));
-        }
+    if let Matters::Only(list) = &new.matters
+        && (list.is_empty() || list.iter().any(|m| m.trim().is_empty() || m.len() > 64))
+    {
+        return Err(IdentityError::Invalid(
+            "matters must be 'all' or a non-empty list of matter codes",
+        ));
     }
     Ok(())
 }
 
 /// An administrator records a representation (e.g. from the business registry).
-pub async fn grant(app: &App, new: NewRepresentation, granted_by: &str) -> Result<Representation, IdentityError> {
+pub async fn grant(
+    app: &App,
+    new: NewRepresentation,
+    granted_by: &str,
+) -> Result<Representation, IdentityError> {
     check_window(&new)?;
-    app.db.person(&new.person_id).await?.ok_or(IdentityError::NotFound("person"))?;
-    app.db.org(&new.org_id).await?.ok_or(IdentityError::NotFound("organisation"))?;
+    app.db
+        .person(&new.person_id)
+        .await?
+        .ok_or(IdentityError::NotFound("person"))?;
+    app.db
+        .org(&new.org_id)
+        .await?
+        .ok_or(IdentityError::NotFound("organisation"))?;
     let rep = Representation {
         id: uuid::Uuid::now_v7().to_string(),
         person_id: new.person_id,
@@ -124,12 +143,16 @@ pub async fn appoint_agent(
         .into_iter()
         .map(|(r, _)| r)
         .find(|r| r.org_id == new.org_id)
-        .ok_or(IdentityError::Forbidden("the appointer does not represent this organisation"))?;
+        .ok_or(IdentityError::Forbidden(
+            "the appointer does not represent this organisation",
+        ))?;
     if !own.role.may_appoint() {
         return Err(IdentityError::Forbidden("an agent may not appoint anyone"));
     }
     if !new.matters.within(&own.matters) {
-        return Err(IdentityError::Forbidden("an agent cannot get matters the appointer does not hold"));
+        return Err(IdentityError::Forbidden(
+            "an agent cannot get matters the appointer does not hold",
+        ));
     }
     let ends_in_time = match (own.valid_until, new.valid_until) {
         (None, _) => true,
@@ -137,7 +160,9 @@ pub async fn appoint_agent(
         (Some(own_until), Some(until)) => until <= own_until,
     };
     if !ends_in_time {
-        return Err(IdentityError::Forbidden("an agent's appointment cannot outlast the appointer's"));
+        return Err(IdentityError::Forbidden(
+            "an agent's appointment cannot outlast the appointer's",
+        ));
     }
     grant(app, new, &format!("person:{appointer_id}")).await
 }

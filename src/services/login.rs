@@ -91,11 +91,7 @@ pub async fn start_session(
 }
 
 /// The live session a cookie names, refreshing its idle timer.
-pub async fn current_session(
-    app: &App,
-    cookie: &str,
-    now: i64,
-) -> anyhow::Result<Option<SessionRow>> {
+pub async fn current_session(app: &App, cookie: &str, now: i64) -> anyhow::Result<Option<SessionRow>> {
     let hash = crypto::token_hash(cookie);
     let session = app
         .db

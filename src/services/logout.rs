@@ -36,9 +36,7 @@ pub async fn end_session(app: &App, sid: &str, now: i64) -> anyhow::Result<bool>
             "sid": session.sid,
             "events": { EVENT: {} },
         });
-        let token = app
-            .keys()
-            .sign(client.id_token_alg, "logout+jwt", &claims)?;
+        let token = app.keys().sign(client.id_token_alg, "logout+jwt", &claims)?;
         let delivery = Delivery {
             id: uuid::Uuid::now_v7().to_string(),
             client_id: client.id.clone(),

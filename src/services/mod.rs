@@ -1,7 +1,7 @@
 //! The domain: plain Rust, time passed in, no HTTP types.
 
-pub mod login;
 pub mod identity;
+pub mod login;
 pub mod logout;
 pub mod oidc;
 pub mod params;

@@ -35,9 +35,7 @@ impl Default for NewClient {
             scopes: ["openid", "profile", "phone", "offline_access"]
                 .map(String::from)
                 .to_vec(),
-            grant_types: ["authorization_code", "refresh_token"]
-                .map(String::from)
-                .to_vec(),
+            grant_types: ["authorization_code", "refresh_token"].map(String::from).to_vec(),
             auth_method: AuthMethod::ClientSecretBasic,
             jwks: None,
             id_token_alg: Alg::RS256,
@@ -54,10 +52,7 @@ impl Default for NewClient {
 /// or insecure redirects are allowed for development.
 pub fn check_uri(uri: &str, allow_http: bool) -> anyhow::Result<url::Url> {
     let url = url::Url::parse(uri).map_err(|e| anyhow::anyhow!("{uri}: {e}"))?;
-    anyhow::ensure!(
-        url.fragment().is_none(),
-        "{uri}: a redirect URI has no fragment"
-    );
+    anyhow::ensure!(url.fragment().is_none(), "{uri}: a redirect URI has no fragment");
     let loopback = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
     match url.scheme() {
         "https" => {}
@@ -72,11 +67,7 @@ pub async fn add_client(app: &App, new: NewClient) -> anyhow::Result<(Client, Op
     anyhow::ensure!(!new.name.trim().is_empty(), "a client needs a name");
     let allow_http = app.config.allow_insecure_redirects;
     let mut hosts = Vec::new();
-    for uri in new
-        .redirect_uris
-        .iter()
-        .chain(&new.post_logout_redirect_uris)
-    {
+    for uri in new.redirect_uris.iter().chain(&new.post_logout_redirect_uris) {
         let url = check_uri(uri, allow_http)?;
         hosts.push(url.host_str().unwrap_or_default().to_owned());
     }

@@ -135,11 +135,7 @@ impl Db {
     }
 
     /// Marks a code used; of any number of concurrent callers exactly one gets `Fresh`.
-    pub async fn redeem_code(
-        &self,
-        code_hash: &str,
-        now: i64,
-    ) -> Result<Redeemed<CodeRow>, sqlx::Error> {
+    pub async fn redeem_code(&self, code_hash: &str, now: i64) -> Result<Redeemed<CodeRow>, sqlx::Error> {
         let row = sqlx::query(
             "UPDATE codes SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL \
              RETURNING client_id, redirect_uri, code_challenge, family_id, expires_at",
@@ -157,11 +153,10 @@ impl Db {
                 expires_at: r.try_get("expires_at")?,
             }));
         }
-        let family: Option<String> =
-            sqlx::query_scalar("SELECT family_id FROM codes WHERE code_hash = $1")
-                .bind(code_hash)
-                .fetch_optional(&self.pool)
-                .await?;
+        let family: Option<String> = sqlx::query_scalar("SELECT family_id FROM codes WHERE code_hash = $1")
+            .bind(code_hash)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(family.map_or(Redeemed::Unknown, Redeemed::Reused))
     }
 
@@ -213,23 +208,15 @@ impl Db {
     }
 
     /// A refresh token that is still usable (for introspection): its family and expiry.
-    pub async fn refresh_info(
-        &self,
-        token_hash: &str,
-    ) -> Result<Option<(String, i64, bool)>, sqlx::Error> {
-        let row = sqlx::query(
-            "SELECT family_id, expires_at, used_at FROM refresh_tokens WHERE token_hash = $1",
-        )
-        .bind(token_hash)
-        .fetch_optional(&self.pool)
-        .await?;
+    pub async fn refresh_info(&self, token_hash: &str) -> Result<Option<(String, i64, bool)>, sqlx::Error> {
+        let row =
+            sqlx::query("SELECT family_id, expires_at, used_at FROM refresh_tokens WHERE token_hash = $1")
+                .bind(token_hash)
+                .fetch_optional(&self.pool)
+                .await?;
         row.map(|r| {
             let used: Option<i64> = r.try_get("used_at")?;
-            Ok((
-                r.try_get("family_id")?,
-                r.try_get("expires_at")?,
-                used.is_some(),
-            ))
+            Ok((r.try_get("family_id")?, r.try_get("expires_at")?, used.is_some()))
         })
         .transpose()
     }

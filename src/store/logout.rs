@@ -30,11 +30,7 @@ impl Db {
     }
 
     /// Due deliveries, each claimed for `lease` seconds so only one node sends it.
-    pub async fn claim_logout_deliveries(
-        &self,
-        now: i64,
-        lease: i64,
-    ) -> Result<Vec<Delivery>, sqlx::Error> {
+    pub async fn claim_logout_deliveries(&self, now: i64, lease: i64) -> Result<Vec<Delivery>, sqlx::Error> {
         let rows = sqlx::query(
             "SELECT id FROM logout_deliveries WHERE delivered_at IS NULL AND failed_at IS NULL \
              AND next_attempt_at <= $1 AND locked_until <= $1 ORDER BY next_attempt_at LIMIT 32",
@@ -68,13 +64,11 @@ impl Db {
     }
 
     pub async fn logout_delivered(&self, id: &str, now: i64) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "UPDATE logout_deliveries SET delivered_at = $1, attempts = attempts + 1 WHERE id = $2",
-        )
-        .bind(now)
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
+        sqlx::query("UPDATE logout_deliveries SET delivered_at = $1, attempts = attempts + 1 WHERE id = $2")
+            .bind(now)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 

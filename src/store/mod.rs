@@ -75,9 +75,7 @@ impl Db {
 
 /// `sqlite://path` → an URL that creates the file, after creating its folder.
 fn sqlite_url(url: &str) -> anyhow::Result<String> {
-    let rest = url
-        .trim_start_matches("sqlite://")
-        .trim_start_matches("sqlite:");
+    let rest = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
     let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
     if path != ":memory:"
         && let Some(dir) = std::path::Path::new(path).parent()

@@ -152,19 +152,21 @@ impl Db {
     }
 
     pub async fn org(&self, id: &str) -> Result<Option<Organisation>, sqlx::Error> {
-        let row = sqlx::query("SELECT id, credit_code, name, org_type, status FROM organisations WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row =
+            sqlx::query("SELECT id, credit_code, name, org_type, status FROM organisations WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
         row.as_ref().map(org_from_row).transpose()
     }
 
     pub async fn org_by_code(&self, code: &str) -> Result<Option<Organisation>, sqlx::Error> {
-        let row =
-            sqlx::query("SELECT id, credit_code, name, org_type, status FROM organisations WHERE credit_code = $1")
-                .bind(code)
-                .fetch_optional(&self.pool)
-                .await?;
+        let row = sqlx::query(
+            "SELECT id, credit_code, name, org_type, status FROM organisations WHERE credit_code = $1",
+        )
+        .bind(code)
+        .fetch_optional(&self.pool)
+        .await?;
         row.as_ref().map(org_from_row).transpose()
     }
 
@@ -209,7 +211,9 @@ impl Db {
     }
 
     pub async fn rep(&self, id: &str) -> Result<Option<Representation>, sqlx::Error> {
-        let sql = sqlx::AssertSqlSafe(format!("SELECT {REP_COLUMNS} FROM representations r WHERE r.id = $1"));
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {REP_COLUMNS} FROM representations r WHERE r.id = $1"
+        ));
         let row = sqlx::query(sql).bind(id).fetch_optional(&self.pool).await?;
         row.as_ref().map(rep_from_row).transpose()
     }
@@ -226,7 +230,11 @@ impl Db {
              WHERE r.person_id = $1 AND r.revoked_at IS NULL AND r.valid_from <= $2 \
              AND (r.valid_until IS NULL OR r.valid_until > $2) AND o.status = 'active' ORDER BY o.name"
         ));
-        let rows = sqlx::query(sql).bind(person_id).bind(now).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(sql)
+            .bind(person_id)
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter()
             .map(|row| {
                 let rep = rep_from_row(row)?;
@@ -243,11 +251,12 @@ impl Db {
     }
 
     pub async fn revoke_rep(&self, id: &str, now: i64) -> Result<bool, sqlx::Error> {
-        let done = sqlx::query("UPDATE representations SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-            .bind(now)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        let done =
+            sqlx::query("UPDATE representations SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                .bind(now)
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
         Ok(done.rows_affected() == 1)
     }
 }

@@ -80,19 +80,13 @@ impl Db {
 
     pub async fn person_by_id_hash(&self, hash: &str) -> Result<Option<PersonRow>, sqlx::Error> {
         let sql = sqlx::AssertSqlSafe(format!("{SELECT} WHERE id_number_hash = $1"));
-        let row = sqlx::query(sql)
-            .bind(hash)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(sql).bind(hash).fetch_optional(&self.pool).await?;
         row.as_ref().map(from_row).transpose()
     }
 
     pub async fn person_by_phone(&self, phone: &str) -> Result<Option<PersonRow>, sqlx::Error> {
         let sql = sqlx::AssertSqlSafe(format!("{SELECT} WHERE phone = $1"));
-        let row = sqlx::query(sql)
-            .bind(phone)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(sql).bind(phone).fetch_optional(&self.pool).await?;
         row.as_ref().map(from_row).transpose()
     }
 

@@ -34,11 +34,7 @@ impl Db {
         Ok(())
     }
 
-    pub async fn auth_request(
-        &self,
-        id_hash: &str,
-        now: i64,
-    ) -> Result<Option<PendingRequest>, sqlx::Error> {
+    pub async fn auth_request(&self, id_hash: &str, now: i64) -> Result<Option<PendingRequest>, sqlx::Error> {
         let row = sqlx::query(
             "SELECT client_id, params, created_at, login_sid FROM auth_requests \
              WHERE id_hash = $1 AND expires_at > $2 AND done_at IS NULL",
@@ -70,25 +66,22 @@ impl Db {
 
     /// Records that the person logged in (session `sid`) for this pending request.
     pub async fn set_login_sid(&self, id_hash: &str, sid: &str) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "UPDATE auth_requests SET login_sid = $1 WHERE id_hash = $2 AND done_at IS NULL",
-        )
-        .bind(sid)
-        .bind(id_hash)
-        .execute(&self.pool)
-        .await?;
+        sqlx::query("UPDATE auth_requests SET login_sid = $1 WHERE id_hash = $2 AND done_at IS NULL")
+            .bind(sid)
+            .bind(id_hash)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
     /// Marks a pending request answered; true for the one caller that did it.
     pub async fn finish_auth_request(&self, id_hash: &str, now: i64) -> Result<bool, sqlx::Error> {
-        let done = sqlx::query(
-            "UPDATE auth_requests SET done_at = $1 WHERE id_hash = $2 AND done_at IS NULL",
-        )
-        .bind(now)
-        .bind(id_hash)
-        .execute(&self.pool)
-        .await?;
+        let done =
+            sqlx::query("UPDATE auth_requests SET done_at = $1 WHERE id_hash = $2 AND done_at IS NULL")
+                .bind(now)
+                .bind(id_hash)
+                .execute(&self.pool)
+                .await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -99,13 +92,15 @@ impl Db {
         params: &str,
         expires_at: i64,
     ) -> Result<(), sqlx::Error> {
-        sqlx::query("INSERT INTO par_requests (uri_hash, client_id, params, expires_at) VALUES ($1,$2,$3,$4)")
-            .bind(uri_hash)
-            .bind(client_id)
-            .bind(params)
-            .bind(expires_at)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "INSERT INTO par_requests (uri_hash, client_id, params, expires_at) VALUES ($1,$2,$3,$4)",
+        )
+        .bind(uri_hash)
+        .bind(client_id)
+        .bind(params)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -127,11 +122,7 @@ impl Db {
         .await
     }
 
-    pub async fn consent(
-        &self,
-        person_id: &str,
-        client_id: &str,
-    ) -> Result<Option<String>, sqlx::Error> {
+    pub async fn consent(&self, person_id: &str, client_id: &str) -> Result<Option<String>, sqlx::Error> {
         sqlx::query_scalar("SELECT scopes FROM consents WHERE person_id = $1 AND client_id = $2")
             .bind(person_id)
             .bind(client_id)

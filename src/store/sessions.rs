@@ -95,12 +95,11 @@ impl Db {
 
     /// Ends a session; true when this call ended it.
     pub async fn end_session(&self, sid: &str, now: i64) -> Result<bool, sqlx::Error> {
-        let done =
-            sqlx::query("UPDATE sessions SET ended_at = $1 WHERE sid = $2 AND ended_at IS NULL")
-                .bind(now)
-                .bind(sid)
-                .execute(&self.pool)
-                .await?;
+        let done = sqlx::query("UPDATE sessions SET ended_at = $1 WHERE sid = $2 AND ended_at IS NULL")
+            .bind(now)
+            .bind(sid)
+            .execute(&self.pool)
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -126,11 +125,10 @@ impl Db {
     }
 
     pub async fn session_clients(&self, sid: &str) -> Result<Vec<(String, String)>, sqlx::Error> {
-        let rows =
-            sqlx::query("SELECT client_id, person_id FROM session_clients WHERE session_sid = $1")
-                .bind(sid)
-                .fetch_all(&self.pool)
-                .await?;
+        let rows = sqlx::query("SELECT client_id, person_id FROM session_clients WHERE session_sid = $1")
+            .bind(sid)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter()
             .map(|r| Ok((r.try_get("client_id")?, r.try_get("person_id")?)))
             .collect()

@@ -14,17 +14,12 @@ async fn app_logs_a_citizen_in_with_code_and_pkce(backend: Backend) {
     let attempt = rp.start(&["profile", "phone"]);
 
     let browser = Browser::new(&env.base);
-    let back = browser
-        .sign_in(attempt.url.as_str(), ALICE_ID, PASSWORD)
-        .await;
+    let back = browser.sign_in(attempt.url.as_str(), ALICE_ID, PASSWORD).await;
     let params = back.params();
     assert_eq!(params["state"], *attempt.state.secret());
     assert_eq!(params["iss"], env.base);
 
-    let tokens = rp
-        .exchange(&params["code"], attempt.verifier)
-        .await
-        .unwrap();
+    let tokens = rp.exchange(&params["code"], attempt.verifier).await.unwrap();
     let id_token = tokens.id_token().expect("an ID token");
     let verifier = rp.client.id_token_verifier();
     let claims = id_token

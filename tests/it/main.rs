@@ -5,6 +5,7 @@ mod common;
 mod authorize_errors;
 mod cluster;
 mod core_flow;
+mod identity;
 mod keys;
 mod logout;
 mod token_errors;

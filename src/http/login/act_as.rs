@@ -23,7 +23,10 @@ pub async fn show(State(app): State<App>, jar: CookieJar, Query(q): Query<Show>)
     let result: anyhow::Result<Response> = async {
         let now = app.now();
         let Some(pending) = app.db.auth_request(&crypto::token_hash(&q.req), now).await? else {
-            return Ok(page::error(StatusCode::BAD_REQUEST, "this sign-in request has expired"));
+            return Ok(page::error(
+                StatusCode::BAD_REQUEST,
+                "this sign-in request has expired",
+            ));
         };
         let Some((session, person)) = cookies::session(&app, &jar, now).await? else {
             return Ok(page::error(StatusCode::FORBIDDEN, "please sign in again"));
@@ -62,13 +65,19 @@ pub struct Submit {
 
 pub async fn submit(State(app): State<App>, jar: CookieJar, Form(f): Form<Submit>) -> Response {
     if !cookies::csrf_ok(&app, &jar, f.csrf.as_deref()) {
-        return page::error(StatusCode::FORBIDDEN, "the form expired or did not come from this site; reload the page");
+        return page::error(
+            StatusCode::FORBIDDEN,
+            "the form expired or did not come from this site; reload the page",
+        );
     }
     let result: anyhow::Result<Response> = async {
         let now = app.now();
         let id_hash = crypto::token_hash(&f.req);
         let Some(pending) = app.db.auth_request(&id_hash, now).await? else {
-            return Ok(page::error(StatusCode::BAD_REQUEST, "this sign-in request has expired"));
+            return Ok(page::error(
+                StatusCode::BAD_REQUEST,
+                "this sign-in request has expired",
+            ));
         };
         let Some((session, _)) = cookies::session(&app, &jar, now).await? else {
             return Ok(page::error(StatusCode::FORBIDDEN, "please sign in again"));
@@ -90,9 +99,12 @@ pub async fn submit(State(app): State<App>, jar: CookieJar, Form(f): Form<Submit
         }
         let mut req: AuthRequest = serde_json::from_str(&pending.params)?;
         req.acting = Some(f.acting.clone());
-        app.db.update_auth_request(&id_hash, &serde_json::to_string(&req)?).await?;
-        let query: String =
-            form_urlencoded::Serializer::new(String::new()).append_pair("req", &f.req).finish();
+        app.db
+            .update_auth_request(&id_hash, &serde_json::to_string(&req)?)
+            .await?;
+        let query: String = form_urlencoded::Serializer::new(String::new())
+            .append_pair("req", &f.req)
+            .finish();
         Ok(Redirect::to(&format!("/authorize/resume?{query}")).into_response())
     }
     .await;

@@ -22,11 +22,7 @@ pub struct Show {
 pub async fn show(State(app): State<App>, jar: CookieJar, Query(q): Query<Show>) -> Response {
     let result: anyhow::Result<Response> = async {
         let now = app.now();
-        let Some(pending) = app
-            .db
-            .auth_request(&crypto::token_hash(&q.req), now)
-            .await?
-        else {
+        let Some(pending) = app.db.auth_request(&crypto::token_hash(&q.req), now).await? else {
             return Ok(page::error(
                 StatusCode::BAD_REQUEST,
                 "this sign-in request has expired",
@@ -87,7 +83,10 @@ pub async fn submit(State(app): State<App>, jar: CookieJar, Form(f): Form<Submit
         let mut req: AuthRequest = serde_json::from_str(&pending.params)?;
         if f.decision != "allow" {
             if !app.db.finish_auth_request(&id_hash, now).await? {
-                return Ok(page::error(StatusCode::BAD_REQUEST, "this sign-in request was already answered"));
+                return Ok(page::error(
+                    StatusCode::BAD_REQUEST,
+                    "this sign-in request was already answered",
+                ));
             }
             let e = OAuthError::access_denied("the person declined");
             return Ok(respond_error(&app, &req.target, &e));
@@ -108,9 +107,12 @@ pub async fn submit(State(app): State<App>, jar: CookieJar, Form(f): Form<Submit
             .await?;
         // Back to the request, which now goes on (acting-for choice, then the code).
         req.consent_given = true;
-        app.db.update_auth_request(&id_hash, &serde_json::to_string(&req)?).await?;
-        let query: String =
-            form_urlencoded::Serializer::new(String::new()).append_pair("req", &f.req).finish();
+        app.db
+            .update_auth_request(&id_hash, &serde_json::to_string(&req)?)
+            .await?;
+        let query: String = form_urlencoded::Serializer::new(String::new())
+            .append_pair("req", &f.req)
+            .finish();
         Ok(Redirect::to(&format!("/authorize/resume?{query}")).into_response())
     }
     .await;

@@ -53,7 +53,10 @@ pub async fn submit(State(app): State<App>, jar: CookieJar, Form(f): Form<Submit
         return page::error(StatusCode::NOT_FOUND, "self-registration is not offered here");
     }
     if !cookies::csrf_ok(&app, &jar, f.csrf.as_deref()) {
-        return page::error(StatusCode::FORBIDDEN, "the form expired or did not come from this site; reload the page");
+        return page::error(
+            StatusCode::FORBIDDEN,
+            "the form expired or did not come from this site; reload the page",
+        );
     }
     let outcome = registry::add_person(
         &app,

@@ -15,10 +15,10 @@ use crate::error::OAuthError;
 use crate::http::cookies;
 use crate::http::forms::ProtocolParams;
 use crate::http::page;
+use crate::services::identity;
 use crate::services::oidc::authorize::{
     self, AuthRequest, Decision, Rejection, ResponseMode, Situation, Target,
 };
-use crate::services::identity;
 use crate::services::oidc::claims;
 use crate::store::clients::Client;
 use crate::store::families::{CodeRow, Family};
@@ -42,11 +42,7 @@ pub async fn authorize(
                 ));
             };
             let pushed = match uri.strip_prefix(PAR_URN) {
-                Some(_) => {
-                    app.db
-                        .take_par(&crypto::token_hash(uri), client_id, now)
-                        .await?
-                }
+                Some(_) => app.db.take_par(&crypto::token_hash(uri), client_id, now).await?,
                 None => None,
             };
             let Some(json) = pushed else {
@@ -65,11 +61,10 @@ pub async fn authorize(
             Ok(Some(id)) => app.db.client(id).await?,
             _ => None,
         };
-        let req =
-            authorize::trusted_target(&params, client.as_ref()).and_then(|target| match &client {
-                Some(c) => authorize::validate(&params, c, target),
-                None => Err(Rejection::Page("unknown client".into())),
-            });
+        let req = authorize::trusted_target(&params, client.as_ref()).and_then(|target| match &client {
+            Some(c) => authorize::validate(&params, c, target),
+            None => Err(Rejection::Page("unknown client".into())),
+        });
         match (req, client) {
             (Ok(req), Some(client)) => continue_request(&app, jar, &client, req, None, now).await,
             (Err(Rejection::Redirect(target, e)), _) => Ok(respond_error(&app, &target, &e)),
@@ -95,11 +90,7 @@ pub struct Resume {
 pub async fn resume(State(app): State<App>, jar: CookieJar, Query(q): Query<Resume>) -> Response {
     let now = app.now();
     let result: anyhow::Result<Response> = async {
-        let Some(pending) = app
-            .db
-            .auth_request(&crypto::token_hash(&q.req), now)
-            .await?
-        else {
+        let Some(pending) = app.db.auth_request(&crypto::token_hash(&q.req), now).await? else {
             return Ok(page::error(
                 StatusCode::BAD_REQUEST,
                 "this sign-in request has expired",
@@ -143,9 +134,8 @@ pub async fn continue_request(
         (Some(hint), Some(s)) => match hint_subject(app, hint) {
             Some(sub) => Some(sub == claims::subject(app, client, &s.person_id)),
             None => {
-                let e = OAuthError::invalid_request(
-                    "id_token_hint is not a valid ID token from this provider",
-                );
+                let e =
+                    OAuthError::invalid_request("id_token_hint is not a valid ID token from this provider");
                 return Ok(respond_error(app, &req.target, &e));
             }
         },
@@ -169,9 +159,7 @@ pub async fn continue_request(
     match decision {
         Decision::Fail(e) => {
             if let Some((id, _)) = pending {
-                app.db
-                    .finish_auth_request(&crypto::token_hash(id), now)
-                    .await?;
+                app.db.finish_auth_request(&crypto::token_hash(id), now).await?;
             }
             Ok(respond_error(app, &req.target, &e))
         }
@@ -203,7 +191,10 @@ pub async fn continue_request(
             if let Some((id, _)) = pending
                 && !app.db.finish_auth_request(&crypto::token_hash(id), now).await?
             {
-                return Ok(page::error(StatusCode::BAD_REQUEST, "this sign-in request was already answered"));
+                return Ok(page::error(
+                    StatusCode::BAD_REQUEST,
+                    "this sign-in request was already answered",
+                ));
             }
             let code = issue_code(app, client, &req, session, now).await?;
             Ok(respond(app, &req.target, vec![("code", code)]))
@@ -231,7 +222,9 @@ async fn to_page(
         }
         None => save_pending(app, req, now).await?,
     };
-    let query: String = form_urlencoded::Serializer::new(String::new()).append_pair("req", &id).finish();
+    let query: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("req", &id)
+        .finish();
     Ok((jar, Redirect::to(&format!("{path}?{query}"))).into_response())
 }
 

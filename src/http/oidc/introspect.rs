@@ -19,8 +19,7 @@ pub async fn introspect(
     ProtocolParams(params): ProtocolParams,
 ) -> Result<Response, Error> {
     let now = app.now();
-    let client =
-        client_auth::authenticate(&app, &super::token::presented(&headers), &params, now).await?;
+    let client = client_auth::authenticate(&app, &super::token::presented(&headers), &params, now).await?;
     let token = params.require("token")?;
     let body = describe(&app, &client, token, now)
         .await?
@@ -28,12 +27,7 @@ pub async fn introspect(
     Ok(([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response())
 }
 
-async fn describe(
-    app: &App,
-    client: &Client,
-    token: &str,
-    now: i64,
-) -> Result<Option<Value>, Error> {
+async fn describe(app: &App, client: &Client, token: &str, now: i64) -> Result<Option<Value>, Error> {
     if let Ok(at) = tokens::parse_access_token(app, token, now) {
         if at.client_id != client.id
             || app
@@ -63,9 +57,7 @@ async fn describe(
         }
         return Ok(Some(out));
     }
-    let Some((family_id, expires_at, used)) =
-        app.db.refresh_info(&crypto::token_hash(token)).await?
-    else {
+    let Some((family_id, expires_at, used)) = app.db.refresh_info(&crypto::token_hash(token)).await? else {
         return Ok(None);
     };
     let Some(family) = app.db.family(&family_id).await? else {
@@ -99,8 +91,7 @@ pub async fn revoke(
     ProtocolParams(params): ProtocolParams,
 ) -> Result<Response, Error> {
     let now = app.now();
-    let client =
-        client_auth::authenticate(&app, &super::token::presented(&headers), &params, now).await?;
+    let client = client_auth::authenticate(&app, &super::token::presented(&headers), &params, now).await?;
     let token = params.require("token")?;
     if let Ok(at) = tokens::parse_access_token(&app, token, now) {
         if at.client_id == client.id {

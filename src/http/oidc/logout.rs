@@ -64,8 +64,7 @@ async fn handle(app: &App, jar: CookieJar, params: &Params) -> anyhow::Result<Re
             Some(id) => app.db.client(id).await?,
             None => None,
         };
-        let registered =
-            client.is_some_and(|c| c.post_logout_redirect_uris.iter().any(|r| r == uri));
+        let registered = client.is_some_and(|c| c.post_logout_redirect_uris.iter().any(|r| r == uri));
         if !registered {
             return bad("post_logout_redirect_uri is not registered for this application");
         }

@@ -24,15 +24,10 @@ pub async fn push(
     let presented = super::token::presented(&headers);
     let client = client_auth::authenticate(&app, &presented, &params, now).await?;
     if params.get("client_id")?.is_some_and(|id| id != client.id) {
-        return Err(OAuthError::invalid_request(
-            "client_id does not match the authenticated client",
-        )
-        .into());
+        return Err(OAuthError::invalid_request("client_id does not match the authenticated client").into());
     }
     if params.get("request_uri")?.is_some() {
-        return Err(
-            OAuthError::invalid_request("request_uri is not allowed in a pushed request").into(),
-        );
+        return Err(OAuthError::invalid_request("request_uri is not allowed in a pushed request").into());
     }
     let req = authorize::trusted_target(&params, Some(&client))
         .and_then(|target| authorize::validate(&params, &client, target))

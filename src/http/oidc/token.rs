@@ -42,10 +42,7 @@ pub async fn token(
         _ => return Err(OAuthError::unsupported_grant_type("unsupported grant_type").into()),
     };
     Ok((
-        [
-            (header::CACHE_CONTROL, "no-store"),
-            (header::PRAGMA, "no-cache"),
-        ],
+        [(header::CACHE_CONTROL, "no-store"), (header::PRAGMA, "no-cache")],
         Json(response),
     )
         .into_response())
@@ -87,9 +84,7 @@ async fn authorization_code(
         return Err(invalid("authorization code expired"));
     }
     if row.redirect_uri != redirect_uri {
-        return Err(invalid(
-            "redirect_uri does not match the authorization request",
-        ));
+        return Err(invalid("redirect_uri does not match the authorization request"));
     }
     // RFC 7636 §4.6: BASE64URL(SHA256(code_verifier)) == code_challenge.
     if !is_pkce_value(verifier) {
@@ -182,8 +177,15 @@ async fn issue(
         .acting
         .as_ref()
         .map(|_| claims::subject(app, client, &subject.person.id));
-    let access_token =
-        tokens::access_token(app, client, &subject.sub, scope, Some(family), actor.as_deref(), now)?;
+    let access_token = tokens::access_token(
+        app,
+        client,
+        &subject.sub,
+        scope,
+        Some(family),
+        actor.as_deref(),
+        now,
+    )?;
     let id_token = if scope.split(' ').any(|s| s == "openid") {
         Some(tokens::id_token(
             app,
@@ -226,14 +228,10 @@ async fn client_credentials(
     let scope: Vec<&str> = match params.get("scope")? {
         Some(asked) => {
             let asked: Vec<&str> = asked.split(' ').filter(|s| !s.is_empty()).collect();
-            if let Some(bad) = asked
-                .iter()
-                .find(|s| **s == "openid" || !client.allows_scope(s))
-            {
-                return Err(OAuthError::invalid_scope(format!(
-                    "scope {bad} is not allowed for this client"
-                ))
-                .into());
+            if let Some(bad) = asked.iter().find(|s| **s == "openid" || !client.allows_scope(s)) {
+                return Err(
+                    OAuthError::invalid_scope(format!("scope {bad} is not allowed for this client")).into(),
+                );
             }
             asked
         }

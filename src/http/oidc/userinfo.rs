@@ -18,10 +18,7 @@ pub async fn userinfo(State(app): State<App>, req: Request) -> Result<Response, 
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .map(|t| t.trim().to_owned());
     let body_token = if req.method() == Method::POST {
         let is_form = req
@@ -40,24 +37,17 @@ pub async fn userinfo(State(app): State<App>, req: Request) -> Result<Response, 
     };
     let token = match (header_token, body_token) {
         (Some(_), Some(_)) => {
-            return Err(
-                OAuthError::invalid_request("access token sent in more than one way").into(),
-            );
+            return Err(OAuthError::invalid_request("access token sent in more than one way").into());
         }
         (Some(t), None) | (None, Some(t)) => t,
         (None, None) => return Err(Error::Bearer("no access token".into())),
     };
-    let at =
-        tokens::parse_access_token(&app, &token, now).map_err(|e| Error::Bearer(e.description))?;
+    let at = tokens::parse_access_token(&app, &token, now).map_err(|e| Error::Bearer(e.description))?;
     let family_id = at
         .family_id
         .as_deref()
         .ok_or_else(|| Error::Bearer("this token does not represent a person".into()))?;
-    if app
-        .db
-        .access_token_revoked(&at.jti, Some(family_id))
-        .await?
-    {
+    if app.db.access_token_revoked(&at.jti, Some(family_id)).await? {
         return Err(Error::Bearer("token revoked".into()));
     }
     let family = app
@@ -80,9 +70,19 @@ pub async fn userinfo(State(app): State<App>, req: Request) -> Result<Response, 
         Err(claims::SubjectError::Internal(e)) => return Err(e.into()),
         Err(e) => return Err(Error::Bearer(e.to_string())),
     };
-    let claims_request: Option<Value> = family.claims.as_deref().and_then(|s| serde_json::from_str(s).ok());
-    let mut body =
-        claims::subject_claims(&app, &client, &subject, &scopes, claims_request.as_ref(), "userinfo", true)?;
+    let claims_request: Option<Value> = family
+        .claims
+        .as_deref()
+        .and_then(|s| serde_json::from_str(s).ok());
+    let mut body = claims::subject_claims(
+        &app,
+        &client,
+        &subject,
+        &scopes,
+        claims_request.as_ref(),
+        "userinfo",
+        true,
+    )?;
     body.insert("sub".into(), json!(subject.sub));
     Ok((
         [

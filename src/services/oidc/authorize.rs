@@ -115,19 +115,12 @@ pub fn trusted_target(params: &Params, client: Option<&Client>) -> Result<Target
     Ok(Target {
         redirect_uri: redirect_uri.to_owned(),
         mode,
-        state: params
-            .raw("state")
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned),
+        state: params.raw("state").filter(|s| !s.is_empty()).map(str::to_owned),
     })
 }
 
 /// Validates everything after the redirect URI; errors go back to the client.
-pub fn validate(
-    params: &Params,
-    client: &Client,
-    target: Target,
-) -> Result<AuthRequest, Rejection> {
+pub fn validate(params: &Params, client: &Client, target: Target) -> Result<AuthRequest, Rejection> {
     let fail = |e: OAuthError| Rejection::Redirect(target.clone(), e);
     if let Some(name) = params.any_repeated() {
         return Err(fail(OAuthError::invalid_request(format!(
@@ -147,9 +140,7 @@ pub fn validate(
     match params.get("response_mode").map_err(fail)? {
         None | Some("query") | Some("form_post") => {}
         Some(_) => {
-            return Err(fail(OAuthError::invalid_request(
-                "unsupported response_mode",
-            )));
+            return Err(fail(OAuthError::invalid_request("unsupported response_mode")));
         }
     }
     match params.get("response_type").map_err(fail)? {
@@ -160,9 +151,7 @@ pub fn validate(
             )));
         }
         None => {
-            return Err(fail(OAuthError::invalid_request(
-                "response_type is missing",
-            )));
+            return Err(fail(OAuthError::invalid_request("response_type is missing")));
         }
     }
     if !client.allows_grant("authorization_code") {
@@ -189,20 +178,17 @@ pub fn validate(
         )));
     }
     // RFC 9700 §2.1.1: PKCE with S256 is required.
-    let challenge = params.get("code_challenge").map_err(fail)?.ok_or_else(|| {
-        fail(OAuthError::invalid_request(
-            "code_challenge is required (PKCE)",
-        ))
-    })?;
+    let challenge = params
+        .get("code_challenge")
+        .map_err(fail)?
+        .ok_or_else(|| fail(OAuthError::invalid_request("code_challenge is required (PKCE)")))?;
     if params.get("code_challenge_method").map_err(fail)? != Some("S256") {
         return Err(fail(OAuthError::invalid_request(
             "code_challenge_method must be S256",
         )));
     }
     if !is_pkce_value(challenge) || challenge.len() != 43 {
-        return Err(fail(OAuthError::invalid_request(
-            "code_challenge is malformed",
-        )));
+        return Err(fail(OAuthError::invalid_request("code_challenge is malformed")));
     }
     let prompt: Vec<String> = params
         .get("prompt")
@@ -236,9 +222,7 @@ pub fn validate(
             let value: serde_json::Value = serde_json::from_str(raw)
                 .map_err(|_| fail(OAuthError::invalid_request("claims is not valid JSON")))?;
             if !value.is_object() {
-                return Err(fail(OAuthError::invalid_request(
-                    "claims must be a JSON object",
-                )));
+                return Err(fail(OAuthError::invalid_request("claims must be a JSON object")));
             }
             Some(value)
         }
@@ -314,10 +298,7 @@ pub fn decide(req: &AuthRequest, client: &Client, s: &Situation<'_>) -> Decision
         if req.has_prompt("login") || req.has_prompt("select_account") {
             return login("login requested");
         }
-        if req
-            .max_age
-            .is_some_and(|max| s.now - session.auth_time > max)
-        {
+        if req.max_age.is_some_and(|max| s.now - session.auth_time > max) {
             return login("authentication too old for max_age");
         }
         if s.hint_matches == Some(false) {

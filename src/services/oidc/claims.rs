@@ -42,7 +42,12 @@ pub enum SubjectError {
     Internal(#[from] anyhow::Error),
 }
 
-pub async fn grant_subject(app: &App, client: &Client, family: &Family, now: i64) -> Result<GrantSubject, SubjectError> {
+pub async fn grant_subject(
+    app: &App,
+    client: &Client,
+    family: &Family,
+    now: i64,
+) -> Result<GrantSubject, SubjectError> {
     let person_id = family.person_id.as_deref().ok_or(SubjectError::Inactive)?;
     let person = app
         .db
@@ -109,11 +114,15 @@ pub fn released(scopes: &[&str], extra: &[String]) -> Vec<&'static str> {
         }
     }
     for name in extra {
-        let known = PROFILE.into_iter().chain(PHONE).chain(IDENTITY).find(|c| c == name);
-        if let Some(c) = known {
-            if scope_of(c).is_some_and(|s| scopes.contains(&s)) {
-                add(c);
-            }
+        let known = PROFILE
+            .into_iter()
+            .chain(PHONE)
+            .chain(IDENTITY)
+            .find(|c| c == name);
+        if let Some(c) = known
+            && scope_of(c).is_some_and(|s| scopes.contains(&s))
+        {
+            add(c);
         }
     }
     out
@@ -127,8 +136,14 @@ fn resident_id(app: &App, person: &PersonRow) -> anyhow::Result<ResidentId> {
 /// The values of `names` for a person. The ID number is decrypted only if a claim derived from it is asked.
 pub fn person_claims(app: &App, person: &PersonRow, names: &[&str]) -> anyhow::Result<Map<String, Value>> {
     let mut out = Map::new();
-    let needs_id = names.iter().any(|n| matches!(*n, "birthdate" | "gender" | "id_number"));
-    let id = if needs_id { Some(resident_id(app, person)?) } else { None };
+    let needs_id = names
+        .iter()
+        .any(|n| matches!(*n, "birthdate" | "gender" | "id_number"));
+    let id = if needs_id {
+        Some(resident_id(app, person)?)
+    } else {
+        None
+    };
     for name in names {
         let value = match (*name, &id) {
             ("name", _) => json!(person.name),
@@ -162,7 +177,11 @@ pub fn real_name_verified_claims(app: &App, person: &PersonRow) -> anyhow::Resul
         .real_name_verified_at
         .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
-    let method = if person.real_name_level >= 3 { "pipp" } else { "data" };
+    let method = if person.real_name_level >= 3 {
+        "pipp"
+    } else {
+        "data"
+    };
     let mut verification = json!({
         "trust_framework": TRUST_FRAMEWORK,
         "assurance_level": person.real_name_level.to_string(),
@@ -223,10 +242,12 @@ pub fn subject_claims(
             );
         }
     }
-    if asked.iter().any(|a| a == "verified_claims") && scopes.contains(&"identity") && gs.acting.is_none() {
-        if let Some(vc) = real_name_verified_claims(app, &gs.person)? {
-            out.insert("verified_claims".into(), vc);
-        }
+    if asked.iter().any(|a| a == "verified_claims")
+        && scopes.contains(&"identity")
+        && gs.acting.is_none()
+        && let Some(vc) = real_name_verified_claims(app, &gs.person)?
+    {
+        out.insert("verified_claims".into(), vc);
     }
     Ok(out)
 }

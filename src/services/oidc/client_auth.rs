@@ -61,16 +61,13 @@ pub async fn authenticate(
         assertion.is_some(),
     ];
     if methods.iter().filter(|m| **m).count() > 1 {
-        return Err(
-            OAuthError::invalid_request("more than one client authentication method used").into(),
-        );
+        return Err(OAuthError::invalid_request("more than one client authentication method used").into());
     }
     if let Some((id, secret)) = &presented.basic {
         if post_id.is_some_and(|p| p != id) {
-            return Err(OAuthError::invalid_request(
-                "client_id does not match the Authorization header",
-            )
-            .into());
+            return Err(
+                OAuthError::invalid_request("client_id does not match the Authorization header").into(),
+            );
         }
         return by_secret(app, id, secret, AuthMethod::ClientSecretBasic).await;
     }
@@ -119,14 +116,8 @@ struct AssertionClaims {
     jti: String,
 }
 
-async fn by_assertion(
-    app: &App,
-    post_id: Option<&str>,
-    assertion: &str,
-    now: i64,
-) -> Result<Client, Error> {
-    let header = jsonwebtoken::decode_header(assertion)
-        .map_err(|_| fail("client_assertion is malformed"))?;
+async fn by_assertion(app: &App, post_id: Option<&str>, assertion: &str, now: i64) -> Result<Client, Error> {
+    let header = jsonwebtoken::decode_header(assertion).map_err(|_| fail("client_assertion is malformed"))?;
     let alg = header.alg;
     if !matches!(
         alg,
@@ -143,10 +134,8 @@ async fn by_assertion(
             .split('.')
             .nth(1)
             .ok_or_else(|| fail("client_assertion is malformed"))?;
-        let bytes =
-            crypto::b64url_decode(payload).ok_or_else(|| fail("client_assertion is malformed"))?;
-        serde_json::from_slice(&bytes)
-            .map_err(|_| fail("client_assertion claims are incomplete"))?
+        let bytes = crypto::b64url_decode(payload).ok_or_else(|| fail("client_assertion is malformed"))?;
+        serde_json::from_slice(&bytes).map_err(|_| fail("client_assertion claims are incomplete"))?
     };
     if post_id.is_some_and(|p| p != unverified.iss) {
         return Err(fail("client_id does not match the assertion"));

@@ -135,10 +135,7 @@ pub struct AccessToken {
 /// Verifies signature, type, issuer and expiry; revocation is checked by the caller when it matters.
 pub fn parse_access_token(app: &App, token: &str, now: i64) -> Result<AccessToken, OAuthError> {
     let bad = |m: &str| OAuthError::invalid_token(m);
-    let (header, claims) = app
-        .keys()
-        .verify(token)
-        .map_err(|_| bad("token is not valid"))?;
+    let (header, claims) = app.keys().verify(token).map_err(|_| bad("token is not valid"))?;
     if header.get("typ").and_then(Value::as_str) != Some(ACCESS_TOKEN_TYP) {
         return Err(bad("not an access token"));
     }

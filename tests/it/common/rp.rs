@@ -42,9 +42,7 @@ pub async fn http_client(req: HttpRequest) -> Result<HttpResponse, HttpError> {
         builder = builder.header(k, v);
     }
     let bytes = res.bytes().await.map_err(|e| HttpError(e.to_string()))?;
-    builder
-        .body(bytes.to_vec())
-        .map_err(|e| HttpError(e.to_string()))
+    builder.body(bytes.to_vec()).map_err(|e| HttpError(e.to_string()))
 }
 
 pub struct Rp {
@@ -63,12 +61,10 @@ pub struct Attempt {
 impl Rp {
     /// Discovers the provider and builds the client, as any OIDC RP library would.
     pub async fn discover(issuer: &str, client: &super::TestClient) -> Rp {
-        let metadata = CoreProviderMetadata::discover_async(
-            IssuerUrl::new(issuer.to_owned()).unwrap(),
-            &http_client,
-        )
-        .await
-        .expect("discovery");
+        let metadata =
+            CoreProviderMetadata::discover_async(IssuerUrl::new(issuer.to_owned()).unwrap(), &http_client)
+                .await
+                .expect("discovery");
         let client = CoreClient::from_provider_metadata(
             metadata.clone(),
             ClientId::new(client.id.clone()),
