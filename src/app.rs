@@ -20,6 +20,7 @@ pub struct Inner {
     pub key_store: KeyStore,
     keys: RwLock<Arc<KeySet>>,
     pub http: reqwest::Client,
+    pub sms: Box<dyn crate::services::sms::SmsGateway>,
 }
 
 /// Cheap to clone; every handler gets one.
@@ -46,6 +47,17 @@ impl App {
         let keys = key_store.load(now, publish_grace(&config))?;
         let db = Db::connect(&config.database_url, config.database_max_connections).await?;
         let hasher = Hasher::new(config.argon2_memory_kib, config.argon2_iterations)?;
+        let sms: Box<dyn crate::services::sms::SmsGateway> = match config.sms_gateway.as_str() {
+            "console" => Box::new(crate::services::sms::ConsoleGateway),
+            "webhook" => Box::new(crate::services::sms::WebhookGateway::new(
+                config
+                    .sms_webhook_url
+                    .clone()
+                    .ok_or_else(|| anyhow::anyhow!("sms_webhook_url is required for the webhook gateway"))?,
+                config.sms_webhook_secret.as_deref().unwrap_or(""),
+            )?),
+            other => anyhow::bail!("unknown sms_gateway {other}"),
+        };
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .redirect(reqwest::redirect::Policy::none())
@@ -59,6 +71,7 @@ impl App {
             key_store,
             keys: RwLock::new(Arc::new(keys)),
             http,
+            sms,
         })))
     }
 

@@ -49,6 +49,28 @@ pub struct Config {
     pub argon2_iterations: u32,
     /// How often a back-channel logout delivery is tried before it is given up.
     pub backchannel_max_attempts: i64,
+    /// A production deployment: development conveniences (the console SMS gateway) are refused.
+    pub production: bool,
+    /// `console` (development: codes go to the log) or `webhook`.
+    pub sms_gateway: String,
+    /// Where the webhook gateway POSTs messages.
+    pub sms_webhook_url: Option<String>,
+    /// HMAC-SHA256 key for the webhook's `X-Yunid-Signature` header.
+    pub sms_webhook_secret: Option<String>,
+    /// Lifetime of an SMS code, seconds (at most 300).
+    pub sms_code_ttl: i64,
+    /// Wrong codes allowed per attempt.
+    pub sms_max_tries: i64,
+    /// Seconds before another code may be sent to the same phone.
+    pub sms_resend_cooldown: i64,
+    /// Codes per phone per hour.
+    pub sms_per_phone_hour: i64,
+    /// Codes requested per client address per hour.
+    pub sms_per_address_hour: i64,
+    /// WebAuthn relying-party id (a domain; defaults to the issuer's host).
+    pub webauthn_rp_id: Option<String>,
+    /// Extra origins allowed for WebAuthn besides the issuer's.
+    pub webauthn_origins: Vec<String>,
     /// Whether people may register themselves (at real-name level 1) on `/register`.
     pub self_registration: bool,
     /// Allow `http://` redirect URIs for clients (development only; loopback is always allowed).
@@ -78,6 +100,17 @@ impl Default for Config {
             argon2_iterations: 2,
             backchannel_max_attempts: 6,
             self_registration: false,
+            production: false,
+            sms_gateway: "console".into(),
+            sms_webhook_url: None,
+            sms_webhook_secret: None,
+            sms_code_ttl: 300,
+            sms_max_tries: 5,
+            sms_resend_cooldown: 60,
+            sms_per_phone_hour: 5,
+            sms_per_address_hour: 20,
+            webauthn_rp_id: None,
+            webauthn_origins: Vec::new(),
             allow_insecure_redirects: false,
         }
     }
@@ -104,6 +137,14 @@ impl Config {
         anyhow::ensure!(
             (60..=900).contains(&self.access_token_ttl),
             "access_token_ttl must be 60..=900 seconds"
+        );
+        anyhow::ensure!(
+            (60..=300).contains(&self.sms_code_ttl),
+            "sms_code_ttl must be 60..=300 seconds"
+        );
+        anyhow::ensure!(
+            !(self.production && self.sms_gateway == "console"),
+            "the console SMS gateway is for development only; configure sms_gateway = \"webhook\" in production"
         );
         anyhow::ensure!(
             self.issuer.query().is_none() && self.issuer.fragment().is_none(),

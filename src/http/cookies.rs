@@ -75,3 +75,8 @@ pub fn csrf_ok(app: &App, jar: &CookieJar, token: Option<&str>) -> bool {
         _ => false,
     }
 }
+
+/// The raw session cookie value, if any (to raise that session on step-up).
+pub fn session_value(app: &App, jar: &CookieJar) -> Option<String> {
+    jar.get(&name(app, "yunid_session")).map(|c| c.value().to_owned())
+}

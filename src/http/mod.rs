@@ -1,6 +1,7 @@
 //! HTTP: axum routers and thin handlers (parse, call a service, render).
 
 mod cookies;
+pub mod i18n;
 mod forms;
 mod login;
 mod oidc;
@@ -27,6 +28,7 @@ pub fn router(app: App) -> Router {
         .merge(oidc::router())
         .merge(login::router())
         .route("/", get(home))
+        .route("/lang/{code}", get(switch_lang))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -46,7 +48,7 @@ pub fn router(app: App) -> Router {
         ))
         .layer(SetResponseHeaderLayer::overriding(
             header::REFERRER_POLICY,
-            HeaderValue::from_static("no-referrer"),
+            HeaderValue::from_static("same-origin"),
         ))
         .layer(SetResponseHeaderLayer::if_not_present(
             HeaderName::from_static("cache-control"),
@@ -66,13 +68,36 @@ async fn ready(State(app): State<App>) -> impl IntoResponse {
     }
 }
 
-async fn home(State(app): State<App>, jar: axum_extra::extract::CookieJar) -> impl IntoResponse {
+async fn home(State(app): State<App>, lang: i18n::Lang, jar: axum_extra::extract::CookieJar) -> axum::response::Response {
     let now = app.now();
-    let who = match cookies::session(&app, &jar, now).await {
-        Ok(Some((_, person))) => Some(person.name),
-        _ => None,
-    };
-    page::home(who.as_deref())
+    match cookies::session(&app, &jar, now).await {
+        Ok(Some(_)) => axum::response::Redirect::to("/account").into_response(),
+        _ => {
+            let t = lang.texts();
+            page::render(page::MessagePage { t, title: t.site, text: "", link: Some(("/login", t.sign_in)) })
+        }
+    }
+}
+
+/// The language switch: remembers the choice in a cookie and goes back to the page (same origin only).
+async fn switch_lang(
+    axum::extract::Path(code): axum::extract::Path<String>,
+    headers: axum::http::HeaderMap,
+) -> axum::response::Response {
+    let lang = i18n::Lang::parse(&code).unwrap_or_default();
+    let back = headers
+        .get(header::REFERER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|r| url::Url::parse(r).ok())
+        .map(|u| format!("{}{}", u.path(), u.query().map(|q| format!("?{q}")).unwrap_or_default()))
+        .filter(|p| p.starts_with('/') && !p.starts_with("//"))
+        .unwrap_or_else(|| "/".into());
+    let cookie = format!("{}={}; Path=/; Max-Age=31536000; SameSite=Lax", i18n::COOKIE, lang.code());
+    (
+        [(header::SET_COOKIE, cookie)],
+        axum::response::Redirect::to(&back),
+    )
+        .into_response()
 }
 
 /// Serves until `shutdown` resolves, then drains in-flight requests.

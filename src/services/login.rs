@@ -66,6 +66,46 @@ pub async fn password_login(
     Ok(Ok(person))
 }
 
+/// The level a set of methods reaches: 2 for two distinct factors or a user-verified passkey, else 1.
+pub fn acr_of(amr: &[&str]) -> i64 {
+    let factors = amr.iter().filter(|m| matches!(**m, "pwd" | "sms" | "hwk" | "swk")).count();
+    let verified_key = amr.iter().any(|m| matches!(*m, "hwk" | "swk")) && amr.contains(&"user");
+    if factors >= 2 || verified_key { 2 } else { 1 }
+}
+
+/// Signs a person in with `methods` (e.g. `["pwd"]`, `["sms"]`, `["hwk", "user"]`). A live session of
+/// the same person is renewed in place (same `sid`, so apps keep it; fresh `auth_time`) and gains these
+/// methods (step-up: both factors count); otherwise a new session starts. Either way the browser gets
+/// a new cookie value (no session fixation).
+pub async fn sign_in(
+    app: &App,
+    current: Option<(&str, &SessionRow)>,
+    person_id: &str,
+    methods: &[&str],
+    now: i64,
+) -> anyhow::Result<(String, SessionRow)> {
+    if let Some((cookie, session)) = current.filter(|(_, s)| s.person_id == person_id) {
+        let mut amr: Vec<&str> = session.amr.split(' ').filter(|m| !m.is_empty() && *m != "mfa").collect();
+        for m in methods {
+            if !amr.contains(m) {
+                amr.push(m);
+            }
+        }
+        let acr = acr_of(&amr);
+        if amr.iter().filter(|m| matches!(**m, "pwd" | "sms" | "hwk" | "swk")).count() >= 2 {
+            amr.push("mfa");
+        }
+        let amr = amr.join(" ");
+        let new_cookie = crypto::random_token();
+        let new_hash = crypto::token_hash(&new_cookie);
+        if app.db.upgrade_session(&crypto::token_hash(cookie), &new_hash, &amr, acr, now).await? {
+            let row = SessionRow { id_hash: new_hash, amr, acr, auth_time: now, last_seen: now, ..session.clone() };
+            return Ok((new_cookie, row));
+        }
+    }
+    start_session(app, person_id, &methods.join(" "), acr_of(methods), now).await
+}
+
 /// A new SSO session (a new id at every login: no fixation). Returns the cookie value and the row.
 pub async fn start_session(
     app: &App,

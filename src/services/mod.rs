@@ -7,3 +7,4 @@ pub mod oidc;
 pub mod params;
 pub mod password;
 pub mod registry;
+pub mod sms;

@@ -25,6 +25,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0002_identity.sql"),
         postgres: include_str!("../../migrations/postgres/0002_identity.sql"),
     },
+    Migration {
+        version: 3,
+        name: "login",
+        sqlite: include_str!("../../migrations/sqlite/0003_login.sql"),
+        postgres: include_str!("../../migrations/postgres/0003_login.sql"),
+    },
 ];
 
 const LOCK_ID: i64 = 0x79_756e_6964; // "yunid"

@@ -134,3 +134,42 @@ impl Db {
             .collect()
     }
 }
+
+impl Db {
+    /// Raises a session after a further factor: a new cookie id (no fixation), the combined methods and
+    /// level, a fresh `auth_time`; `sid` stays, so apps keep their session. False if it ended meanwhile.
+    pub async fn upgrade_session(
+        &self,
+        old_id_hash: &str,
+        new_id_hash: &str,
+        amr: &str,
+        acr: i64,
+        now: i64,
+    ) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query(
+            "UPDATE sessions SET id_hash = $1, amr = $2, acr = $3, auth_time = $4, last_seen = $4 \
+             WHERE id_hash = $5 AND ended_at IS NULL",
+        )
+        .bind(new_id_hash)
+        .bind(amr)
+        .bind(acr)
+        .bind(now)
+        .bind(old_id_hash)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// A person's live sessions, newest first.
+    pub async fn sessions_of(&self, person_id: &str, now: i64) -> Result<Vec<SessionRow>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT id_hash, sid, person_id, auth_time, amr, acr, created_at, last_seen, expires_at FROM sessions \
+             WHERE person_id = $1 AND ended_at IS NULL AND expires_at > $2 ORDER BY created_at DESC",
+        )
+        .bind(person_id)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(from_row).collect()
+    }
+}

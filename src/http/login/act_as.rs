@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use crate::app::App;
 use crate::crypto;
+use crate::http::i18n::Lang;
 use crate::http::{cookies, page};
 use crate::services::identity;
 use crate::services::oidc::authorize::AuthRequest;
@@ -19,7 +20,7 @@ pub struct Show {
     req: String,
 }
 
-pub async fn show(State(app): State<App>, jar: CookieJar, Query(q): Query<Show>) -> Response {
+pub async fn show(State(app): State<App>, lang: Lang, jar: CookieJar, Query(q): Query<Show>) -> Response {
     let result: anyhow::Result<Response> = async {
         let now = app.now();
         let Some(pending) = app.db.auth_request(&crypto::token_hash(&q.req), now).await? else {
@@ -42,10 +43,17 @@ pub async fn show(State(app): State<App>, jar: CookieJar, Query(q): Query<Show>)
                 value: rep.id.clone(),
                 org_name: org.name.clone(),
                 credit_code: org.credit_code.clone(),
-                role: rep.role.as_str(),
+                role: page::role_text(lang.texts(), rep.role.as_str()),
             })
             .collect();
-        let html = page::act_as(&q.req, &csrf, &person.name, &client.name, &choices);
+        let html = page::render(page::ActAsPage {
+            t: lang.texts(),
+            req: &q.req,
+            csrf: &csrf,
+            person_name: &person.name,
+            client_name: &client.name,
+            choices,
+        });
         Ok((jar, html).into_response())
     }
     .await;

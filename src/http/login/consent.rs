@@ -11,6 +11,7 @@ use crate::app::App;
 use crate::crypto;
 use crate::error::OAuthError;
 use crate::http::oidc::respond_error;
+use crate::http::i18n::Lang;
 use crate::http::{cookies, page};
 use crate::services::oidc::authorize::AuthRequest;
 
@@ -19,7 +20,7 @@ pub struct Show {
     req: String,
 }
 
-pub async fn show(State(app): State<App>, jar: CookieJar, Query(q): Query<Show>) -> Response {
+pub async fn show(State(app): State<App>, lang: Lang, jar: CookieJar, Query(q): Query<Show>) -> Response {
     let result: anyhow::Result<Response> = async {
         let now = app.now();
         let Some(pending) = app.db.auth_request(&crypto::token_hash(&q.req), now).await? else {
@@ -34,12 +35,14 @@ pub async fn show(State(app): State<App>, jar: CookieJar, Query(q): Query<Show>)
         let req: AuthRequest = serde_json::from_str(&pending.params)?;
         let client = app.db.client(&pending.client_id).await?;
         let (jar, csrf) = cookies::csrf(&app, jar);
-        let html = page::consent(&page::ConsentForm {
+        let t = lang.texts();
+        let html = page::render(page::ConsentPage {
+            t,
             req: &q.req,
             csrf: &csrf,
             client_name: client.as_ref().map_or("", |c| c.name.as_str()),
             person_name: &person.name,
-            scopes: &req.scopes,
+            items: req.scopes.iter().map(|s| page::scope_text(t, s)).filter(|s| !s.is_empty()).collect(),
         });
         Ok((jar, html).into_response())
     }

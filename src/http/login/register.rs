@@ -9,15 +9,17 @@ use axum_extra::extract::CookieJar;
 use serde::Deserialize;
 
 use crate::app::App;
+use crate::http::i18n::Lang;
 use crate::http::{cookies, page};
 use crate::services::registry::{self, NewPerson, PersonError};
 
-pub async fn show(State(app): State<App>, jar: CookieJar) -> Response {
+pub async fn show(State(app): State<App>, lang: Lang, jar: CookieJar) -> Response {
     if !app.config.self_registration {
         return page::error(StatusCode::NOT_FOUND, "self-registration is not offered here");
     }
     let (jar, csrf) = cookies::csrf(&app, jar);
-    let html = page::register(&page::RegisterForm {
+    let html = page::render(page::RegisterPage {
+        t: lang.texts(),
         csrf: &csrf,
         id_number: "",
         name: "",
@@ -48,7 +50,7 @@ fn message(e: &PersonError) -> String {
     }
 }
 
-pub async fn submit(State(app): State<App>, jar: CookieJar, Form(f): Form<Submit>) -> Response {
+pub async fn submit(State(app): State<App>, lang: Lang, jar: CookieJar, Form(f): Form<Submit>) -> Response {
     if !app.config.self_registration {
         return page::error(StatusCode::NOT_FOUND, "self-registration is not offered here");
     }
@@ -70,7 +72,15 @@ pub async fn submit(State(app): State<App>, jar: CookieJar, Form(f): Form<Submit
     )
     .await;
     match outcome {
-        Ok(_) => page::registered().into_response(),
+        Ok(_) => {
+            let t = lang.texts();
+            page::render(page::MessagePage {
+                t,
+                title: t.register_title,
+                text: t.registered,
+                link: Some(("/login", t.sign_in)),
+            })
+        }
         Err(e) => {
             if let PersonError::Internal(inner) = &e {
                 tracing::error!(error = format!("{inner:#}"), "registration failed");
@@ -81,7 +91,8 @@ pub async fn submit(State(app): State<App>, jar: CookieJar, Form(f): Form<Submit
                 _ => StatusCode::UNPROCESSABLE_ENTITY,
             };
             let (jar, csrf) = cookies::csrf(&app, jar);
-            let html = page::register(&page::RegisterForm {
+            let html = page::render(page::RegisterPage {
+                t: lang.texts(),
                 csrf: &csrf,
                 id_number: &f.id_number,
                 name: &f.name,

@@ -333,11 +333,17 @@ pub fn respond(app: &App, target: &Target, mut fields: Vec<(&'static str, String
                 "default-src 'none'; script-src 'nonce-{nonce}'; form-action {origin}; frame-ancestors 'none'"
             );
             let fields: Vec<(&str, String)> = fields.into_iter().collect();
-            (
-                [(header::CONTENT_SECURITY_POLICY, csp)],
-                page::form_post(&target.redirect_uri, &fields, &nonce),
-            )
-                .into_response()
+            let mut res = page::render(page::FormPostPage {
+                t: crate::http::i18n::Lang::default().texts(),
+                action: &target.redirect_uri,
+                fields: &fields,
+                nonce: &nonce,
+            });
+            if let Ok(v) = axum::http::HeaderValue::from_str(&csp) {
+                res.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
+            }
+            res
+
         }
     }
 }

@@ -11,16 +11,18 @@ use serde_json::Value;
 use crate::app::App;
 use crate::http::cookies;
 use crate::http::forms::ProtocolParams;
+use crate::http::i18n::Lang;
 use crate::http::page;
 use crate::services::logout;
 use crate::services::params::Params;
 
 pub async fn logout(
     State(app): State<App>,
+    lang: Lang,
     jar: CookieJar,
     ProtocolParams(params): ProtocolParams,
 ) -> Response {
-    match handle(&app, jar, &params).await {
+    match handle(&app, lang, jar, &params).await {
         Ok(r) => r,
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "logout failed");
@@ -29,7 +31,7 @@ pub async fn logout(
     }
 }
 
-async fn handle(app: &App, jar: CookieJar, params: &Params) -> anyhow::Result<Response> {
+async fn handle(app: &App, lang: Lang, jar: CookieJar, params: &Params) -> anyhow::Result<Response> {
     let now = app.now();
     let bad = |m: &str| Ok(page::error(StatusCode::BAD_REQUEST, m));
     let get = |name: &str| params.get(name).ok().flatten().map(str::to_owned);
@@ -72,22 +74,32 @@ async fn handle(app: &App, jar: CookieJar, params: &Params) -> anyhow::Result<Re
     let session = cookies::session(app, &jar, now).await?;
     let confirmed = params.get("confirm").ok().flatten() == Some("yes")
         && cookies::csrf_ok(app, &jar, params.get("csrf").ok().flatten());
-    if hint.is_none() && !confirmed {
+    // The hint proves the request comes from an app this very session signed in to only if its `sid`
+    // is this session's; otherwise (or with no hint) the person confirms first.
+    let hint_is_this_session = match (&hint, &session) {
+        (Some(claims), Some((s, _))) => claims.get("sid").and_then(Value::as_str) == Some(s.sid.as_str()),
+        (Some(_), None) => true,
+        _ => false,
+    };
+    if !hint_is_this_session && !confirmed {
         if session.is_none() {
-            return Ok(page::logged_out().into_response());
+            return Ok(page::logged_out(lang));
         }
         let (jar, csrf) = cookies::csrf(app, jar);
         let mut hidden = Vec::new();
-        if let Some(c) = &client_id {
-            hidden.push(("client_id", c.clone()));
+        for name in ["client_id", "id_token_hint", "post_logout_redirect_uri", "state"] {
+            if let Some(v) = get(name) {
+                hidden.push((name, v));
+            }
         }
-        return Ok((jar, page::logout_confirm(&csrf, &hidden)).into_response());
+        let html = page::render(page::LogoutConfirmPage { t: lang.texts(), csrf: &csrf, hidden });
+        return Ok((jar, html).into_response());
     }
     if let Some((s, _)) = &session {
         logout::end_session(app, &s.sid, now).await?;
     }
     let jar = cookies::clear_session(app, jar);
-    // Only a logout proven by the hint returns to the client.
+    // Only a logout backed by a valid hint returns to the app (a registered URI, checked above).
     match (redirect, hint) {
         (Some(uri), Some(_)) => {
             let mut url = url::Url::parse(&uri)?;
@@ -96,6 +108,6 @@ async fn handle(app: &App, jar: CookieJar, params: &Params) -> anyhow::Result<Re
             }
             Ok((jar, axum::response::Redirect::to(url.as_str())).into_response())
         }
-        _ => Ok((jar, page::logged_out()).into_response()),
+        _ => Ok((jar, page::logged_out(lang)).into_response()),
     }
 }

@@ -1,0 +1,337 @@
+//! Page languages: Simplified Chinese by default, English on request (a `yunid_lang` cookie set by the
+//! language switch, the authorization request's `ui_locales`, or `Accept-Language`).
+
+use axum::extract::FromRequestParts;
+use axum::http::{header, request::Parts};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Lang {
+    #[default]
+    Zh,
+    En,
+}
+
+pub const COOKIE: &str = "yunid_lang";
+
+impl Lang {
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::Zh => "zh-CN",
+            Lang::En => "en",
+        }
+    }
+
+    pub fn texts(self) -> &'static Texts {
+        match self {
+            Lang::Zh => &ZH,
+            Lang::En => &EN,
+        }
+    }
+
+    /// The first supported language in a list such as `ui_locales` ("en zh-CN") or
+    /// `Accept-Language` ("en-US,en;q=0.9,zh;q=0.8"), in the order given.
+    pub fn from_list(list: &str) -> Option<Lang> {
+        list.split([',', ' '])
+            .map(|item| item.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+            .find_map(|tag| {
+                if tag.starts_with("zh") {
+                    Some(Lang::Zh)
+                } else if tag.starts_with("en") {
+                    Some(Lang::En)
+                } else {
+                    None
+                }
+            })
+    }
+
+    pub fn parse(code: &str) -> Option<Lang> {
+        Lang::from_list(code)
+    }
+}
+
+/// The page language for a request: cookie, then `Accept-Language`, then Chinese.
+impl<S: Send + Sync> FromRequestParts<S> for Lang {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let cookie = parts
+            .headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|c| c.trim().split_once('='))
+            .find(|(k, _)| *k == COOKIE)
+            .and_then(|(_, v)| Lang::parse(v));
+        let accept = || {
+            parts
+                .headers
+                .get(header::ACCEPT_LANGUAGE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(Lang::from_list)
+        };
+        Ok(cookie.or_else(accept).unwrap_or_default())
+    }
+}
+
+/// Every string a page shows, per language.
+pub struct Texts {
+    pub lang: &'static str,
+    pub other_lang: &'static str,
+    pub other_lang_label: &'static str,
+    pub site: &'static str,
+    pub login_title: &'static str,
+    pub returning_to: &'static str,
+    pub username: &'static str,
+    pub password: &'static str,
+    pub sign_in: &'static str,
+    pub method_password: &'static str,
+    pub method_sms: &'static str,
+    pub method_passkey: &'static str,
+    pub phone: &'static str,
+    pub send_code: &'static str,
+    pub sms_code: &'static str,
+    pub sms_sent: &'static str,
+    pub verify: &'static str,
+    pub passkey_hint: &'static str,
+    pub passkey_button: &'static str,
+    pub passkey_needs_js: &'static str,
+    pub register_link: &'static str,
+    pub err_credentials: &'static str,
+    pub err_throttled: &'static str,
+    pub err_unavailable: &'static str,
+    pub err_code: &'static str,
+    pub err_code_expired: &'static str,
+    pub err_sms_throttled: &'static str,
+    pub err_passkey: &'static str,
+    pub stepup_title: &'static str,
+    pub stepup_text: &'static str,
+    pub consent_title: &'static str,
+    pub consent_asks: &'static str,
+    pub consent_remember: &'static str,
+    pub allow: &'static str,
+    pub deny: &'static str,
+    pub scope_openid: &'static str,
+    pub scope_profile: &'static str,
+    pub scope_phone: &'static str,
+    pub scope_identity: &'static str,
+    pub scope_org: &'static str,
+    pub scope_offline: &'static str,
+    pub scope_licences: &'static str,
+    pub act_title: &'static str,
+    pub act_question: &'static str,
+    pub act_myself: &'static str,
+    pub role_legal: &'static str,
+    pub role_manager: &'static str,
+    pub role_agent: &'static str,
+    pub continue_: &'static str,
+    pub register_title: &'static str,
+    pub id_number: &'static str,
+    pub name: &'static str,
+    pub new_password: &'static str,
+    pub register_button: &'static str,
+    pub registered: &'static str,
+    pub error_title: &'static str,
+    pub error_back: &'static str,
+    pub logout_title: &'static str,
+    pub logout_question: &'static str,
+    pub logout_button: &'static str,
+    pub logged_out: &'static str,
+    pub home_signed_in: &'static str,
+    pub account_title: &'static str,
+    pub account_profile: &'static str,
+    pub real_name_level: &'static str,
+    pub passkeys: &'static str,
+    pub passkey_add: &'static str,
+    pub passkey_name: &'static str,
+    pub passkey_none: &'static str,
+    pub remove: &'static str,
+    pub sessions: &'static str,
+    pub this_session: &'static str,
+    pub end_session: &'static str,
+    pub logout_everywhere: &'static str,
+    pub apps: &'static str,
+    pub apps_none: &'static str,
+    pub revoke: &'static str,
+    pub recent_signins: &'static str,
+    pub signed_in_at: &'static str,
+    pub redirecting: &'static str,
+}
+
+pub static ZH: Texts = Texts {
+    lang: "zh-CN",
+    other_lang: "en",
+    other_lang_label: "English",
+    site: "统一身份认证",
+    login_title: "登录",
+    returning_to: "登录后将返回",
+    username: "身份证号或手机号",
+    password: "密码",
+    sign_in: "登录",
+    method_password: "密码登录",
+    method_sms: "短信验证码登录",
+    method_passkey: "通行密钥登录",
+    phone: "手机号码",
+    send_code: "发送验证码",
+    sms_code: "短信验证码",
+    sms_sent: "如果该号码已注册，验证码已发送，5 分钟内有效。",
+    verify: "验证",
+    passkey_hint: "使用本设备上保存的通行密钥（指纹、面容或 PIN）登录。",
+    passkey_button: "使用通行密钥",
+    passkey_needs_js: "通行密钥登录需要启用 JavaScript。",
+    register_link: "没有账号？注册",
+    err_credentials: "账号或密码不正确。",
+    err_throttled: "尝试次数过多，请稍后再试。",
+    err_unavailable: "该账号已被锁定或停用，请联系服务窗口。",
+    err_code: "验证码不正确或已失效。",
+    err_code_expired: "验证码已失效，请重新获取。",
+    err_sms_throttled: "发送过于频繁，请稍后再试。",
+    err_passkey: "通行密钥验证未通过。",
+    stepup_title: "需要进一步验证",
+    stepup_text: "该应用要求更高等级的身份验证，请再完成一项验证。",
+    consent_title: "授权确认",
+    consent_asks: "请求获取以下信息：",
+    consent_remember: "您的选择将被记住，可随时在账号页面撤销。",
+    allow: "同意",
+    deny: "拒绝",
+    scope_openid: "您的账号标识（每个应用各不相同）",
+    scope_profile: "姓名、出生日期、性别",
+    scope_phone: "手机号码",
+    scope_identity: "身份证号码和实名认证等级",
+    scope_org: "您代表的企业或组织（名称、统一社会信用代码、您的身份）",
+    scope_offline: "在您离开后继续访问上述信息",
+    scope_licences: "您的电子证照",
+    act_title: "选择办事身份",
+    act_question: "您要以什么身份使用",
+    act_myself: "本人（个人办事）",
+    role_legal: "法定代表人",
+    role_manager: "管理员",
+    role_agent: "经办人",
+    continue_: "继续",
+    register_title: "注册",
+    id_number: "居民身份证号码",
+    name: "姓名",
+    new_password: "密码（至少 8 位）",
+    register_button: "注册",
+    registered: "注册成功，您的账号已创建（实名等级 1）。",
+    error_title: "无法继续",
+    error_back: "请返回您来自的应用重新开始。",
+    logout_title: "退出登录",
+    logout_question: "确定要退出统一身份认证吗？您在所有应用的登录都将结束。",
+    logout_button: "退出",
+    logged_out: "您已退出登录。",
+    home_signed_in: "您已登录：",
+    account_title: "我的账号",
+    account_profile: "个人信息",
+    real_name_level: "实名等级",
+    passkeys: "通行密钥",
+    passkey_add: "添加通行密钥",
+    passkey_name: "名称",
+    passkey_none: "尚未添加通行密钥。",
+    remove: "删除",
+    sessions: "登录设备",
+    this_session: "（当前）",
+    end_session: "结束",
+    logout_everywhere: "退出所有设备和应用",
+    apps: "已授权的应用",
+    apps_none: "没有已授权的应用。",
+    revoke: "撤销授权",
+    recent_signins: "最近登录",
+    signed_in_at: "登录时间",
+    redirecting: "正在返回应用",
+};
+
+pub static EN: Texts = Texts {
+    lang: "en",
+    other_lang: "zh-CN",
+    other_lang_label: "中文",
+    site: "Unified Identity",
+    login_title: "Sign in",
+    returning_to: "After signing in you return to",
+    username: "ID number or phone number",
+    password: "Password",
+    sign_in: "Sign in",
+    method_password: "Password",
+    method_sms: "SMS code",
+    method_passkey: "Passkey",
+    phone: "Phone number",
+    send_code: "Send code",
+    sms_code: "SMS code",
+    sms_sent: "If this number is registered, a code has been sent; it is valid for 5 minutes.",
+    verify: "Verify",
+    passkey_hint: "Sign in with a passkey saved on this device (fingerprint, face or PIN).",
+    passkey_button: "Use a passkey",
+    passkey_needs_js: "Signing in with a passkey needs JavaScript.",
+    register_link: "No account? Register",
+    err_credentials: "The account or password is incorrect.",
+    err_throttled: "Too many attempts; please try again later.",
+    err_unavailable: "This account is locked or disabled; please contact a service counter.",
+    err_code: "The code is wrong or no longer valid.",
+    err_code_expired: "The code has expired; please request a new one.",
+    err_sms_throttled: "Too many codes requested; please try again later.",
+    err_passkey: "The passkey could not be verified.",
+    stepup_title: "Further verification needed",
+    stepup_text: "This application requires a stronger sign-in; please complete one more step.",
+    consent_title: "Allow access",
+    consent_asks: "asks for:",
+    consent_remember: "Your choice is remembered; you can revoke it on your account page at any time.",
+    allow: "Allow",
+    deny: "Deny",
+    scope_openid: "An identifier for your account (different for each application)",
+    scope_profile: "Name, date of birth, gender",
+    scope_phone: "Phone number",
+    scope_identity: "Resident ID number and real-name verification level",
+    scope_org: "The organisation you represent (name, credit code, your role)",
+    scope_offline: "Access to the above after you leave",
+    scope_licences: "Your electronic licences",
+    act_title: "Act as",
+    act_question: "Who are you acting as at",
+    act_myself: "Myself",
+    role_legal: "legal representative",
+    role_manager: "manager",
+    role_agent: "agent",
+    continue_: "Continue",
+    register_title: "Register",
+    id_number: "Resident ID number",
+    name: "Name",
+    new_password: "Password (at least 8 characters)",
+    register_button: "Register",
+    registered: "Your account was created (real-name level 1).",
+    error_title: "Cannot continue",
+    error_back: "Please return to the application and start again.",
+    logout_title: "Sign out",
+    logout_question: "Sign out of Unified Identity? You will be signed out of every application.",
+    logout_button: "Sign out",
+    logged_out: "You have been signed out.",
+    home_signed_in: "Signed in as",
+    account_title: "My account",
+    account_profile: "Profile",
+    real_name_level: "Real-name level",
+    passkeys: "Passkeys",
+    passkey_add: "Add a passkey",
+    passkey_name: "Name",
+    passkey_none: "No passkeys yet.",
+    remove: "Remove",
+    sessions: "Signed-in devices",
+    this_session: "(this one)",
+    end_session: "End",
+    logout_everywhere: "Sign out everywhere",
+    apps: "Connected applications",
+    apps_none: "No connected applications.",
+    revoke: "Revoke",
+    recent_signins: "Recent sign-ins",
+    signed_in_at: "Signed in at",
+    redirecting: "Returning to the application",
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn language_lists_pick_the_first_supported() {
+        assert_eq!(Lang::from_list("en-US,en;q=0.9,zh-CN;q=0.8"), Some(Lang::En));
+        assert_eq!(Lang::from_list("fr, zh-TW;q=0.5, en"), Some(Lang::Zh));
+        assert_eq!(Lang::from_list("fr de"), None);
+    }
+}

@@ -1,0 +1,315 @@
+//! The login page and its methods: password, SMS code (passkeys in `passkey.rs`). Messages never reveal
+//! whether an account exists. With a weaker session than the app requires, the page asks for one more
+//! factor (step-up) instead of starting over; a failed step-up leaves the session as it was.
+
+use axum::Form;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum_extra::extract::CookieJar;
+use serde::Deserialize;
+
+use crate::app::App;
+use crate::crypto;
+use crate::http::forms::ClientAddr;
+use crate::http::i18n::Lang;
+use crate::http::{cookies, page};
+use crate::services::login::{self, LoginError};
+use crate::services::oidc::authorize::AuthRequest;
+use crate::services::sms::{self, Purpose, SendError, VerifyError};
+use crate::store::clients::Client;
+use crate::store::persons::PersonRow;
+use crate::store::sessions::SessionRow;
+
+/// What the login page knows about the request it serves.
+pub struct Ctx {
+    pub req: Option<String>,
+    pub pending: Option<(AuthRequest, Client)>,
+    pub lang: Lang,
+    pub session: Option<(SessionRow, PersonRow)>,
+    /// A session exists but is weaker than the app requires.
+    pub step_up: bool,
+}
+
+pub async fn context(app: &App, jar: &CookieJar, lang: Lang, req: Option<&str>, now: i64) -> anyhow::Result<Ctx> {
+    let mut pending = None;
+    if let Some(id) = req {
+        if let Some(p) = app.db.auth_request(&crypto::token_hash(id), now).await? {
+            let parsed: AuthRequest = serde_json::from_str(&p.params)?;
+            if let Some(client) = app.db.client(&p.client_id).await? {
+                pending = Some((parsed, client));
+            }
+        }
+    }
+    // The app's ui_locales choose the language when it names one we have.
+    let lang = pending
+        .as_ref()
+        .and_then(|(r, _)| r.ui_locales.as_deref())
+        .and_then(Lang::from_list)
+        .unwrap_or(lang);
+    let session = cookies::session(app, jar, now).await?;
+    let step_up = match (&session, &pending) {
+        (Some((s, _)), Some((r, c))) => s.acr < r.required_acr(c),
+        _ => false,
+    };
+    Ok(Ctx { req: req.map(str::to_owned), pending, lang, session, step_up })
+}
+
+#[derive(Default)]
+pub struct View<'a> {
+    pub method: &'a str,
+    pub error: Option<&'a str>,
+    pub notice: Option<&'a str>,
+    pub username: &'a str,
+    pub phone: &'a str,
+    pub sms_attempt: Option<&'a str>,
+}
+
+pub fn render(app: &App, jar: CookieJar, ctx: &Ctx, view: View<'_>, status: StatusCode) -> Response {
+    let (jar, csrf) = cookies::csrf(app, jar);
+    let link = |m: &str| {
+        let mut s = form_urlencoded::Serializer::new(String::new());
+        if let Some(r) = &ctx.req {
+            s.append_pair("req", r);
+        }
+        s.append_pair("method", m);
+        format!("/login?{}", s.finish())
+    };
+    let hint = ctx.pending.as_ref().and_then(|(r, _)| r.login_hint.as_deref()).filter(|h| !h.starts_with("org:"));
+    let has_pwd = ctx.session.as_ref().is_some_and(|(s, _)| s.amr.split(' ').any(|m| m == "pwd"));
+    let show_password = !(ctx.step_up && has_pwd);
+    let method = match view.method {
+        "sms" | "passkey" => view.method,
+        _ if show_password => "password",
+        _ => "sms",
+    };
+    let nonce = crypto::random_token();
+    let mut res = page::render(page::LoginPage {
+        t: ctx.lang.texts(),
+        step_up: ctx.step_up,
+        client_name: ctx.pending.as_ref().map(|(_, c)| c.name.as_str()),
+        error: view.error,
+        notice: view.notice,
+        show_password,
+        method,
+        method_links: (link("password"), link("sms"), link("passkey")),
+        csrf: &csrf,
+        req: ctx.req.as_deref(),
+        username: if view.username.is_empty() { hint.unwrap_or("") } else { view.username },
+        sms_attempt: view.sms_attempt,
+        phone: view.phone,
+        register: app.config.self_registration,
+        nonce: &nonce,
+    });
+    *res.status_mut() = status;
+    (jar, res).into_response()
+}
+
+fn internal(e: anyhow::Error) -> Response {
+    tracing::error!(error = format!("{e:#}"), "login failed");
+    page::error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+}
+
+fn forbidden_csrf(lang: Lang) -> Response {
+    let m = match lang {
+        Lang::Zh => "表单已过期或并非来自本站，请刷新页面后重试。",
+        Lang::En => "The form expired or did not come from this site; reload the page.",
+    };
+    page::error_in(lang, StatusCode::FORBIDDEN, m)
+}
+
+#[derive(Deserialize)]
+pub struct Show {
+    req: Option<String>,
+    method: Option<String>,
+}
+
+pub async fn show(State(app): State<App>, lang: Lang, jar: CookieJar, Query(q): Query<Show>) -> Response {
+    let now = app.now();
+    let ctx = match context(&app, &jar, lang, q.req.as_deref(), now).await {
+        Ok(c) => c,
+        Err(e) => return internal(e),
+    };
+    if q.req.is_some() && ctx.pending.is_none() {
+        return page::error_in(ctx.lang, StatusCode::BAD_REQUEST, "this sign-in request has expired");
+    }
+    let view = View { method: q.method.as_deref().unwrap_or("password"), ..View::default() };
+    render(&app, jar, &ctx, view, StatusCode::OK)
+}
+
+/// After a successful authentication: sets the cookie, remembers the login for the pending request,
+/// and goes back to it (or to the account page).
+pub async fn finish(
+    app: &App,
+    jar: CookieJar,
+    req: Option<&str>,
+    cookie: String,
+    session: &SessionRow,
+    method: &str,
+    address: &str,
+    now: i64,
+) -> anyhow::Result<Response> {
+    app.db.record_login_event(&session.person_id, method, address, "success", now).await?;
+    let jar = jar.add(cookies::session_cookie(app, cookie));
+    let Some(req) = req else {
+        return Ok((jar, Redirect::to("/account")).into_response());
+    };
+    app.db.set_login_sid(&crypto::token_hash(req), &session.sid).await?;
+    let query: String = form_urlencoded::Serializer::new(String::new()).append_pair("req", req).finish();
+    Ok((jar, Redirect::to(&format!("/authorize/resume?{query}"))).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct PasswordForm {
+    csrf: Option<String>,
+    req: Option<String>,
+    username: String,
+    password: String,
+}
+
+pub async fn password(
+    State(app): State<App>,
+    lang: Lang,
+    jar: CookieJar,
+    ClientAddr(addr): ClientAddr,
+    Form(f): Form<PasswordForm>,
+) -> Response {
+    if !cookies::csrf_ok(&app, &jar, f.csrf.as_deref()) {
+        return forbidden_csrf(lang);
+    }
+    let now = app.now();
+    let result: anyhow::Result<Response> = async {
+        let ctx = context(&app, &jar, lang, f.req.as_deref(), now).await?;
+        let t = ctx.lang.texts();
+        let fail = |status, message| {
+            let view = View { method: "password", error: Some(message), username: &f.username, ..View::default() };
+            render(&app, jar.clone(), &ctx, view, status)
+        };
+        let person = match login::password_login(&app, &f.username, &f.password, &addr, now).await? {
+            Ok(p) => p,
+            Err(LoginError::Invalid) => return Ok(fail(StatusCode::UNAUTHORIZED, t.err_credentials)),
+            Err(LoginError::Throttled) => return Ok(fail(StatusCode::TOO_MANY_REQUESTS, t.err_throttled)),
+            Err(LoginError::Unavailable) => return Ok(fail(StatusCode::FORBIDDEN, t.err_unavailable)),
+        };
+        let cookie = cookies::session_value(&app, &jar);
+        let current = cookie.as_deref().zip(ctx.session.as_ref().map(|(s, _)| s));
+        let (cookie, session) = login::sign_in(&app, current, &person.id, &["pwd"], now).await?;
+        finish(&app, jar, f.req.as_deref(), cookie, &session, "pwd", &addr, now).await
+    }
+    .await;
+    result.unwrap_or_else(internal)
+}
+
+#[derive(Deserialize)]
+pub struct SmsSendForm {
+    csrf: Option<String>,
+    req: Option<String>,
+    phone: Option<String>,
+}
+
+pub async fn sms_send(
+    State(app): State<App>,
+    lang: Lang,
+    jar: CookieJar,
+    ClientAddr(addr): ClientAddr,
+    Form(f): Form<SmsSendForm>,
+) -> Response {
+    if !cookies::csrf_ok(&app, &jar, f.csrf.as_deref()) {
+        return forbidden_csrf(lang);
+    }
+    let now = app.now();
+    let result: anyhow::Result<Response> = async {
+        let ctx = context(&app, &jar, lang, f.req.as_deref(), now).await?;
+        let t = ctx.lang.texts();
+        let phone = f.phone.as_deref().unwrap_or("");
+        // No phone typed while signed in: a second factor for the session's own person.
+        let purpose = match (&ctx.session, phone.trim().is_empty()) {
+            (Some((s, p)), true) => Purpose::StepUp { sid: &s.sid, person: p },
+            _ => Purpose::Login,
+        };
+        let sent = sms::send_code(&app, Some(phone), purpose, &addr, now).await?;
+        let (status, view) = match &sent {
+            Ok(attempt) => (
+                StatusCode::OK,
+                View { method: "sms", notice: Some(t.sms_sent), sms_attempt: Some(attempt), ..View::default() },
+            ),
+            Err(SendError::Phone(e)) => {
+                let message = match (ctx.lang, e.code()) {
+                    (Lang::Zh, _) => e.message_zh(),
+                    (Lang::En, "length") => "A mainland mobile number has 11 digits.",
+                    (Lang::En, "prefix") => "A mainland mobile number starts with 13–19.",
+                    (Lang::En, _) => "A phone number has digits only.",
+                };
+                (StatusCode::UNPROCESSABLE_ENTITY, View { method: "sms", error: Some(message), phone, ..View::default() })
+            }
+            Err(SendError::Throttled) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                View { method: "sms", error: Some(t.err_sms_throttled), phone, ..View::default() },
+            ),
+            Err(SendError::NoPhone) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                View { method: "sms", error: Some(t.err_code), ..View::default() },
+            ),
+        };
+        Ok(render(&app, jar, &ctx, view, status))
+    }
+    .await;
+    result.unwrap_or_else(internal)
+}
+
+#[derive(Deserialize)]
+pub struct SmsVerifyForm {
+    csrf: Option<String>,
+    req: Option<String>,
+    attempt: String,
+    code: String,
+}
+
+pub async fn sms_verify(
+    State(app): State<App>,
+    lang: Lang,
+    jar: CookieJar,
+    ClientAddr(addr): ClientAddr,
+    Form(f): Form<SmsVerifyForm>,
+) -> Response {
+    if !cookies::csrf_ok(&app, &jar, f.csrf.as_deref()) {
+        return forbidden_csrf(lang);
+    }
+    let now = app.now();
+    let result: anyhow::Result<Response> = async {
+        let ctx = context(&app, &jar, lang, f.req.as_deref(), now).await?;
+        let t = ctx.lang.texts();
+        let verified = match sms::verify_code(&app, &f.attempt, &f.code, now).await? {
+            Ok(v) => v,
+            Err(VerifyError::Wrong) => {
+                let view = View {
+                    method: "sms",
+                    error: Some(t.err_code),
+                    sms_attempt: Some(&f.attempt),
+                    ..View::default()
+                };
+                return Ok(render(&app, jar, &ctx, view, StatusCode::UNAUTHORIZED));
+            }
+            Err(VerifyError::Expired) => {
+                let view = View { method: "sms", error: Some(t.err_code_expired), ..View::default() };
+                return Ok(render(&app, jar, &ctx, view, StatusCode::UNAUTHORIZED));
+            }
+        };
+        let active = app.db.person(&verified.person_id).await?.is_some_and(|p| p.status == "active");
+        if !active {
+            let view = View { method: "sms", error: Some(t.err_unavailable), ..View::default() };
+            return Ok(render(&app, jar, &ctx, view, StatusCode::FORBIDDEN));
+        }
+        // A step-up code raises only the session it was sent for.
+        let cookie = cookies::session_value(&app, &jar);
+        let current = cookie.as_deref().zip(ctx.session.as_ref().map(|(s, _)| s));
+        let current = match verified.purpose.as_str() {
+            "stepup" => current.filter(|(_, s)| Some(&s.sid) == verified.session_sid.as_ref()),
+            _ => current,
+        };
+        let (cookie, session) = login::sign_in(&app, current, &verified.person_id, &["sms"], now).await?;
+        finish(&app, jar, f.req.as_deref(), cookie, &session, "sms", &addr, now).await
+    }
+    .await;
+    result.unwrap_or_else(internal)
+}

@@ -1,0 +1,298 @@
+//! SMS one-time codes: six digits, five minutes, single use, bound to one login attempt, stored hashed,
+//! at most five wrong tries; sending throttled per phone (cooldown and hourly cap) and per address,
+//! in the database so the limits hold across nodes. Unknown numbers get the same answer and no SMS.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use ring::hmac;
+
+use crate::app::App;
+use crate::crypto;
+use crate::identity::{Phone, PhoneError};
+use crate::store::login::SmsCode;
+use crate::store::persons::PersonRow;
+
+/// One message to send.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SmsMessage {
+    pub to: String,
+    pub template: &'static str,
+    pub code: String,
+    pub text: String,
+}
+
+pub type SendFuture<'a> = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send + 'a>>;
+
+/// Where codes go: a real SMS provider behind a webhook, or the log in development.
+pub trait SmsGateway: Send + Sync {
+    fn send<'a>(&'a self, message: &'a SmsMessage) -> SendFuture<'a>;
+}
+
+/// Development only: writes the message to the log. Refused at start in production.
+pub struct ConsoleGateway;
+
+impl SmsGateway for ConsoleGateway {
+    fn send<'a>(&'a self, message: &'a SmsMessage) -> SendFuture<'a> {
+        Box::pin(async move {
+            tracing::warn!(to = %mask(&message.to), code = %message.code, "SMS (console gateway, development only)");
+            Ok(())
+        })
+    }
+}
+
+fn mask(e164: &str) -> String {
+    Phone::parse(e164).map(|p| p.masked()).unwrap_or_else(|_| "***".into())
+}
+
+/// POSTs `{"to","template","code","text"}` as JSON, signed with HMAC-SHA256 over `timestamp.body` in
+/// `X-Yunid-Signature: sha256=<hex>` (with `X-Yunid-Timestamp`), retrying network errors and 5xx.
+pub struct WebhookGateway {
+    url: String,
+    key: hmac::Key,
+    http: reqwest::Client,
+    clock: fn() -> i64,
+}
+
+impl WebhookGateway {
+    pub fn new(url: String, secret: &str) -> anyhow::Result<WebhookGateway> {
+        anyhow::ensure!(secret.len() >= 16, "sms_webhook_secret must have at least 16 characters");
+        crate::services::registry::check_uri(&url, true)?;
+        Ok(WebhookGateway {
+            url,
+            key: hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes()),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .redirect(reqwest::redirect::Policy::none())
+                .build()?,
+            clock: || chrono::Utc::now().timestamp(),
+        })
+    }
+
+    /// The signature header value for a body sent at `timestamp`.
+    pub fn signature(key: &hmac::Key, timestamp: i64, body: &[u8]) -> String {
+        let mut signed = timestamp.to_string().into_bytes();
+        signed.push(b'.');
+        signed.extend_from_slice(body);
+        let tag = hmac::sign(key, &signed);
+        let hex: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        format!("sha256={hex}")
+    }
+}
+
+impl SmsGateway for WebhookGateway {
+    fn send<'a>(&'a self, message: &'a SmsMessage) -> SendFuture<'a> {
+        Box::pin(async move {
+            let body = serde_json::to_vec(message)?;
+            let mut last = String::new();
+            for attempt in 0..3u32 {
+                if attempt > 0 {
+                    tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+                }
+                let timestamp = (self.clock)();
+                let result = self
+                    .http
+                    .post(&self.url)
+                    .header("content-type", "application/json")
+                    .header("x-yunid-timestamp", timestamp.to_string())
+                    .header("x-yunid-signature", Self::signature(&self.key, timestamp, &body))
+                    .body(body.clone())
+                    .send()
+                    .await;
+                match result {
+                    Ok(res) if res.status().is_success() => return Ok(()),
+                    // A 4xx will not get better by retrying.
+                    Ok(res) if res.status().is_client_error() => {
+                        anyhow::bail!("SMS webhook refused the message: HTTP {}", res.status())
+                    }
+                    Ok(res) => last = format!("HTTP {}", res.status()),
+                    Err(e) => last = e.to_string(),
+                }
+            }
+            anyhow::bail!("SMS webhook failed after 3 attempts: {last}")
+        })
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum SendError {
+    Phone(PhoneError),
+    /// Cooldown or hourly cap reached (for this phone or this address).
+    Throttled,
+    /// The session has no verified phone to step up with.
+    NoPhone,
+}
+
+pub enum Purpose<'a> {
+    Login,
+    /// A second factor for the person of this session.
+    StepUp { sid: &'a str, person: &'a PersonRow },
+}
+
+fn phone_hash(app: &App, e164: &str) -> String {
+    app.secrets.id_hash(&format!("phone:{e164}"))
+}
+
+fn code_hash(attempt: &str, code: &str) -> String {
+    crypto::token_hash(&format!("{attempt}:{code}"))
+}
+
+/// A uniformly random six-digit code.
+fn six_digits() -> String {
+    loop {
+        let n = u32::from_be_bytes(crypto::random_bytes::<4>());
+        // Reject the top sliver so every code is equally likely.
+        if n < 4_294_000_000 {
+            return format!("{:06}", n % 1_000_000);
+        }
+    }
+}
+
+/// Starts an SMS attempt; returns its id (for the next form). Sends only to a registered, verified phone.
+pub async fn send_code(
+    app: &App,
+    phone: Option<&str>,
+    purpose: Purpose<'_>,
+    address: &str,
+    now: i64,
+) -> anyhow::Result<Result<String, SendError>> {
+    let (e164, person, kind, sid) = match purpose {
+        Purpose::Login => {
+            let phone = match Phone::parse(phone.unwrap_or("")) {
+                Ok(p) => p,
+                Err(e) => return Ok(Err(SendError::Phone(e))),
+            };
+            let person = app
+                .db
+                .person_by_phone(phone.as_str())
+                .await?
+                .filter(|p| p.phone_verified && p.status == "active");
+            (phone.as_str().to_owned(), person, "login", None)
+        }
+        Purpose::StepUp { sid, person } => match (&person.phone, person.phone_verified) {
+            (Some(p), true) => (p.clone(), Some(person.clone()), "stepup", Some(sid.to_owned())),
+            _ => return Ok(Err(SendError::NoPhone)),
+        },
+    };
+    let hash = phone_hash(app, &e164);
+    let c = &app.config;
+    let (per_phone, last, per_address) = app.db.sms_send_counts(&hash, address, now - 3600).await?;
+    if per_phone >= c.sms_per_phone_hour
+        || per_address >= c.sms_per_address_hour
+        || last.is_some_and(|l| now - l < c.sms_resend_cooldown)
+    {
+        return Ok(Err(SendError::Throttled));
+    }
+    app.db.record_sms_send(&hash, address, now).await?;
+    let attempt = crypto::random_token();
+    let code = six_digits();
+    app.db
+        .insert_sms_code(
+            &crypto::token_hash(&attempt),
+            &SmsCode {
+                phone_hash: hash,
+                person_id: person.as_ref().map(|p| p.id.clone()),
+                purpose: kind.to_owned(),
+                session_sid: sid,
+                code_hash: code_hash(&attempt, &code),
+                expires_at: now + c.sms_code_ttl,
+                tries: 0,
+                used: false,
+            },
+            now,
+        )
+        .await?;
+    if person.is_some() {
+        let message = SmsMessage {
+            to: e164,
+            template: "login_code",
+            text: format!(
+                "【统一身份认证】您的验证码是{code}，{}分钟内有效。请勿告诉他人。",
+                c.sms_code_ttl / 60
+            ),
+            code,
+        };
+        // The person sees the same page either way; a failed send is for the operator.
+        if let Err(e) = app.sms.send(&message).await {
+            tracing::error!(error = %e, "SMS could not be sent");
+        }
+    }
+    Ok(Ok(attempt))
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum VerifyError {
+    /// Wrong code (tries left).
+    Wrong,
+    /// Expired, used, unknown, or out of tries: start again.
+    Expired,
+}
+
+/// A verified code: who it proves, and for which purpose (and session, for step-up).
+#[derive(Debug)]
+pub struct Verified {
+    pub person_id: String,
+    pub purpose: String,
+    pub session_sid: Option<String>,
+}
+
+pub async fn verify_code(
+    app: &App,
+    attempt: &str,
+    code: &str,
+    now: i64,
+) -> anyhow::Result<Result<Verified, VerifyError>> {
+    let attempt_hash = crypto::token_hash(attempt);
+    let max = app.config.sms_max_tries;
+    let Some(row) = app.db.sms_code(&attempt_hash).await? else {
+        return Ok(Err(VerifyError::Expired));
+    };
+    if row.used || row.expires_at <= now || row.tries >= max {
+        return Ok(Err(VerifyError::Expired));
+    }
+    let presented = code_hash(attempt, code.trim());
+    let matches = crypto::ct_eq(presented.as_bytes(), row.code_hash.as_bytes());
+    match row.person_id {
+        Some(person_id) if matches => {
+            if !app.db.sms_use(&attempt_hash, max, now).await? {
+                return Ok(Err(VerifyError::Expired));
+            }
+            Ok(Ok(Verified {
+                person_id,
+                purpose: row.purpose,
+                session_sid: row.session_sid,
+            }))
+        }
+        _ => {
+            if app.db.sms_wrong_try(&attempt_hash, max).await? && row.tries + 1 < max {
+                Ok(Err(VerifyError::Wrong))
+            } else {
+                Ok(Err(VerifyError::Expired))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_six_digits() {
+        for _ in 0..1000 {
+            let c = six_digits();
+            assert_eq!(c.len(), 6);
+            assert!(c.bytes().all(|b| b.is_ascii_digit()));
+        }
+    }
+
+    #[test]
+    fn webhook_signature_covers_timestamp_and_body() {
+        let key = hmac::Key::new(hmac::HMAC_SHA256, b"0123456789abcdef");
+        let a = WebhookGateway::signature(&key, 1, b"{}");
+        assert!(a.starts_with("sha256=") && a.len() == 7 + 64);
+        assert_ne!(a, WebhookGateway::signature(&key, 2, b"{}"));
+        assert_ne!(a, WebhookGateway::signature(&key, 1, b"{ }"));
+    }
+}

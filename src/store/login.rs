@@ -1,0 +1,286 @@
+//! SMS codes and their sending throttles, sign-in history, passkeys and WebAuthn ceremony state.
+
+use sqlx::Row;
+
+use super::Db;
+
+#[derive(Debug, Clone)]
+pub struct SmsCode {
+    pub phone_hash: String,
+    pub person_id: Option<String>,
+    pub purpose: String,
+    pub session_sid: Option<String>,
+    pub code_hash: String,
+    pub expires_at: i64,
+    pub tries: i64,
+    pub used: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct LoginEvent {
+    pub at: i64,
+    pub method: String,
+    pub address: String,
+    pub outcome: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct PasskeyRow {
+    pub id: String,
+    pub person_id: String,
+    pub name: String,
+    pub credential_id: String,
+    pub passkey: String,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+}
+
+impl Db {
+    pub async fn insert_sms_code(&self, attempt_hash: &str, c: &SmsCode, now: i64) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO sms_codes (attempt_hash, phone_hash, person_id, purpose, session_sid, code_hash, \
+             created_at, expires_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)",
+        )
+        .bind(attempt_hash)
+        .bind(&c.phone_hash)
+        .bind(&c.person_id)
+        .bind(&c.purpose)
+        .bind(&c.session_sid)
+        .bind(&c.code_hash)
+        .bind(now)
+        .bind(c.expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn sms_code(&self, attempt_hash: &str) -> Result<Option<SmsCode>, sqlx::Error> {
+        let row = sqlx::query(
+            "SELECT phone_hash, person_id, purpose, session_sid, code_hash, expires_at, tries, used_at \
+             FROM sms_codes WHERE attempt_hash = $1",
+        )
+        .bind(attempt_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            let used: Option<i64> = r.try_get("used_at")?;
+            Ok(SmsCode {
+                phone_hash: r.try_get("phone_hash")?,
+                person_id: r.try_get("person_id")?,
+                purpose: r.try_get("purpose")?,
+                session_sid: r.try_get("session_sid")?,
+                code_hash: r.try_get("code_hash")?,
+                expires_at: r.try_get("expires_at")?,
+                tries: r.try_get("tries")?,
+                used: used.is_some(),
+            })
+        })
+        .transpose()
+    }
+
+    /// Counts a wrong code; false when the attempt is already out of tries.
+    pub async fn sms_wrong_try(&self, attempt_hash: &str, max: i64) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query(
+            "UPDATE sms_codes SET tries = tries + 1 WHERE attempt_hash = $1 AND tries < $2 AND used_at IS NULL",
+        )
+        .bind(attempt_hash)
+        .bind(max)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Uses a code once; true for the one caller that did.
+    pub async fn sms_use(&self, attempt_hash: &str, max: i64, now: i64) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query(
+            "UPDATE sms_codes SET used_at = $1 WHERE attempt_hash = $2 AND used_at IS NULL AND tries < $3 \
+             AND expires_at > $1",
+        )
+        .bind(now)
+        .bind(attempt_hash)
+        .bind(max)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn record_sms_send(&self, phone_hash: &str, address: &str, now: i64) -> Result<(), sqlx::Error> {
+        sqlx::query("INSERT INTO sms_sends (phone_hash, address, at) VALUES ($1,$2,$3)")
+            .bind(phone_hash)
+            .bind(address)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// (sends to this phone since `since`, latest send to it, sends from this address since `since`).
+    pub async fn sms_send_counts(
+        &self,
+        phone_hash: &str,
+        address: &str,
+        since: i64,
+    ) -> Result<(i64, Option<i64>, i64), sqlx::Error> {
+        let row = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM sms_sends WHERE phone_hash = $1 AND at >= $3) AS phone_count, \
+             (SELECT MAX(at) FROM sms_sends WHERE phone_hash = $1) AS phone_last, \
+             (SELECT COUNT(*) FROM sms_sends WHERE address = $2 AND at >= $3) AS address_count",
+        )
+        .bind(phone_hash)
+        .bind(address)
+        .bind(since)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((row.try_get("phone_count")?, row.try_get("phone_last")?, row.try_get("address_count")?))
+    }
+
+    pub async fn record_login_event(
+        &self,
+        person_id: &str,
+        method: &str,
+        address: &str,
+        outcome: &str,
+        now: i64,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO login_events (id, person_id, at, method, address, outcome) VALUES ($1,$2,$3,$4,$5,$6)",
+        )
+        .bind(uuid::Uuid::now_v7().to_string())
+        .bind(person_id)
+        .bind(now)
+        .bind(method)
+        .bind(address)
+        .bind(outcome)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn login_events(&self, person_id: &str, limit: i64) -> Result<Vec<LoginEvent>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT at, method, address, outcome FROM login_events WHERE person_id = $1 ORDER BY at DESC LIMIT $2",
+        )
+        .bind(person_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(LoginEvent {
+                    at: r.try_get("at")?,
+                    method: r.try_get("method")?,
+                    address: r.try_get("address")?,
+                    outcome: r.try_get("outcome")?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn insert_passkey(&self, p: &PasskeyRow) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO passkeys (id, person_id, name, credential_id, passkey, created_at) VALUES ($1,$2,$3,$4,$5,$6)",
+        )
+        .bind(&p.id)
+        .bind(&p.person_id)
+        .bind(&p.name)
+        .bind(&p.credential_id)
+        .bind(&p.passkey)
+        .bind(p.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn passkeys_of(&self, person_id: &str) -> Result<Vec<PasskeyRow>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT id, person_id, name, credential_id, passkey, created_at, last_used_at FROM passkeys \
+             WHERE person_id = $1 ORDER BY created_at",
+        )
+        .bind(person_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(passkey_from_row).collect()
+    }
+
+    pub async fn passkey_by_credential(&self, credential_id: &str) -> Result<Option<PasskeyRow>, sqlx::Error> {
+        let row = sqlx::query(
+            "SELECT id, person_id, name, credential_id, passkey, created_at, last_used_at FROM passkeys \
+             WHERE credential_id = $1",
+        )
+        .bind(credential_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(passkey_from_row).transpose()
+    }
+
+    pub async fn update_passkey(&self, id: &str, passkey: &str, now: i64) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE passkeys SET passkey = $1, last_used_at = $2 WHERE id = $3")
+            .bind(passkey)
+            .bind(now)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn delete_passkey(&self, id: &str, person_id: &str) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query("DELETE FROM passkeys WHERE id = $1 AND person_id = $2")
+            .bind(id)
+            .bind(person_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn insert_ceremony(
+        &self,
+        id_hash: &str,
+        kind: &str,
+        person_id: Option<&str>,
+        state: &str,
+        expires_at: i64,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO webauthn_ceremonies (id_hash, kind, person_id, state, expires_at) VALUES ($1,$2,$3,$4,$5)",
+        )
+        .bind(id_hash)
+        .bind(kind)
+        .bind(person_id)
+        .bind(state)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Takes a ceremony's state once, before it expires: (person id, state).
+    pub async fn take_ceremony(
+        &self,
+        id_hash: &str,
+        kind: &str,
+        now: i64,
+    ) -> Result<Option<(Option<String>, String)>, sqlx::Error> {
+        let row = sqlx::query(
+            "UPDATE webauthn_ceremonies SET used_at = $1 WHERE id_hash = $2 AND kind = $3 AND used_at IS NULL \
+             AND expires_at > $1 RETURNING person_id, state",
+        )
+        .bind(now)
+        .bind(id_hash)
+        .bind(kind)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| Ok((r.try_get("person_id")?, r.try_get("state")?))).transpose()
+    }
+}
+
+fn passkey_from_row(r: &sqlx::any::AnyRow) -> Result<PasskeyRow, sqlx::Error> {
+    Ok(PasskeyRow {
+        id: r.try_get("id")?,
+        person_id: r.try_get("person_id")?,
+        name: r.try_get("name")?,
+        credential_id: r.try_get("credential_id")?,
+        passkey: r.try_get("passkey")?,
+        created_at: r.try_get("created_at")?,
+        last_used_at: r.try_get("last_used_at")?,
+    })
+}

@@ -1,0 +1,1 @@
+// passkeys: filled in with the WebAuthn work
