@@ -1,8 +1,8 @@
 //! HTTP: axum routers and thin handlers (parse, call a service, render).
 
 mod cookies;
-pub mod i18n;
 mod forms;
+pub mod i18n;
 mod login;
 mod oidc;
 mod page;
@@ -68,13 +68,22 @@ async fn ready(State(app): State<App>) -> impl IntoResponse {
     }
 }
 
-async fn home(State(app): State<App>, lang: i18n::Lang, jar: axum_extra::extract::CookieJar) -> axum::response::Response {
+async fn home(
+    State(app): State<App>,
+    lang: i18n::Lang,
+    jar: axum_extra::extract::CookieJar,
+) -> axum::response::Response {
     let now = app.now();
     match cookies::session(&app, &jar, now).await {
         Ok(Some(_)) => axum::response::Redirect::to("/account").into_response(),
         _ => {
             let t = lang.texts();
-            page::render(page::MessagePage { t, title: t.site, text: "", link: Some(("/login", t.sign_in)) })
+            page::render(page::MessagePage {
+                t,
+                title: t.site,
+                text: "",
+                link: Some(("/login", t.sign_in)),
+            })
         }
     }
 }
@@ -89,10 +98,20 @@ async fn switch_lang(
         .get(header::REFERER)
         .and_then(|v| v.to_str().ok())
         .and_then(|r| url::Url::parse(r).ok())
-        .map(|u| format!("{}{}", u.path(), u.query().map(|q| format!("?{q}")).unwrap_or_default()))
+        .map(|u| {
+            format!(
+                "{}{}",
+                u.path(),
+                u.query().map(|q| format!("?{q}")).unwrap_or_default()
+            )
+        })
         .filter(|p| p.starts_with('/') && !p.starts_with("//"))
         .unwrap_or_else(|| "/".into());
-    let cookie = format!("{}={}; Path=/; Max-Age=31536000; SameSite=Lax", i18n::COOKIE, lang.code());
+    let cookie = format!(
+        "{}={}; Path=/; Max-Age=31536000; SameSite=Lax",
+        i18n::COOKIE,
+        lang.code()
+    );
     (
         [(header::SET_COOKIE, cookie)],
         axum::response::Redirect::to(&back),

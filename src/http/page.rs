@@ -49,7 +49,10 @@ struct ErrorPage<'a> {
 }
 
 pub fn error_in(lang: Lang, status: StatusCode, message: &str) -> Response {
-    let mut res = render(ErrorPage { t: lang.texts(), message });
+    let mut res = render(ErrorPage {
+        t: lang.texts(),
+        message,
+    });
     *res.status_mut() = status;
     res
 }
@@ -171,5 +174,10 @@ pub struct FormPostPage<'a> {
 
 pub fn logged_out(lang: Lang) -> Response {
     let t = lang.texts();
-    render(MessagePage { t, title: t.logout_title, text: t.logged_out, link: None })
+    render(MessagePage {
+        t,
+        title: t.logout_title,
+        text: t.logged_out,
+        link: None,
+    })
 }

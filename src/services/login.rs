@@ -68,7 +68,10 @@ pub async fn password_login(
 
 /// The level a set of methods reaches: 2 for two distinct factors or a user-verified passkey, else 1.
 pub fn acr_of(amr: &[&str]) -> i64 {
-    let factors = amr.iter().filter(|m| matches!(**m, "pwd" | "sms" | "hwk" | "swk")).count();
+    let factors = amr
+        .iter()
+        .filter(|m| matches!(**m, "pwd" | "sms" | "hwk" | "swk"))
+        .count();
     let verified_key = amr.iter().any(|m| matches!(*m, "hwk" | "swk")) && amr.contains(&"user");
     if factors >= 2 || verified_key { 2 } else { 1 }
 }
@@ -85,21 +88,41 @@ pub async fn sign_in(
     now: i64,
 ) -> anyhow::Result<(String, SessionRow)> {
     if let Some((cookie, session)) = current.filter(|(_, s)| s.person_id == person_id) {
-        let mut amr: Vec<&str> = session.amr.split(' ').filter(|m| !m.is_empty() && *m != "mfa").collect();
+        let mut amr: Vec<&str> = session
+            .amr
+            .split(' ')
+            .filter(|m| !m.is_empty() && *m != "mfa")
+            .collect();
         for m in methods {
             if !amr.contains(m) {
                 amr.push(m);
             }
         }
         let acr = acr_of(&amr);
-        if amr.iter().filter(|m| matches!(**m, "pwd" | "sms" | "hwk" | "swk")).count() >= 2 {
+        if amr
+            .iter()
+            .filter(|m| matches!(**m, "pwd" | "sms" | "hwk" | "swk"))
+            .count()
+            >= 2
+        {
             amr.push("mfa");
         }
         let amr = amr.join(" ");
         let new_cookie = crypto::random_token();
         let new_hash = crypto::token_hash(&new_cookie);
-        if app.db.upgrade_session(&crypto::token_hash(cookie), &new_hash, &amr, acr, now).await? {
-            let row = SessionRow { id_hash: new_hash, amr, acr, auth_time: now, last_seen: now, ..session.clone() };
+        if app
+            .db
+            .upgrade_session(&crypto::token_hash(cookie), &new_hash, &amr, acr, now)
+            .await?
+        {
+            let row = SessionRow {
+                id_hash: new_hash,
+                amr,
+                acr,
+                auth_time: now,
+                last_seen: now,
+                ..session.clone()
+            };
             return Ok((new_cookie, row));
         }
     }

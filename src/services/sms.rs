@@ -43,7 +43,9 @@ impl SmsGateway for ConsoleGateway {
 }
 
 fn mask(e164: &str) -> String {
-    Phone::parse(e164).map(|p| p.masked()).unwrap_or_else(|_| "***".into())
+    Phone::parse(e164)
+        .map(|p| p.masked())
+        .unwrap_or_else(|_| "***".into())
 }
 
 /// POSTs `{"to","template","code","text"}` as JSON, signed with HMAC-SHA256 over `timestamp.body` in
@@ -57,7 +59,10 @@ pub struct WebhookGateway {
 
 impl WebhookGateway {
     pub fn new(url: String, secret: &str) -> anyhow::Result<WebhookGateway> {
-        anyhow::ensure!(secret.len() >= 16, "sms_webhook_secret must have at least 16 characters");
+        anyhow::ensure!(
+            secret.len() >= 16,
+            "sms_webhook_secret must have at least 16 characters"
+        );
         crate::services::registry::check_uri(&url, true)?;
         Ok(WebhookGateway {
             url,
@@ -127,7 +132,10 @@ pub enum SendError {
 pub enum Purpose<'a> {
     Login,
     /// A second factor for the person of this session.
-    StepUp { sid: &'a str, person: &'a PersonRow },
+    StepUp {
+        sid: &'a str,
+        person: &'a PersonRow,
+    },
 }
 
 fn phone_hash(app: &App, e164: &str) -> String {

@@ -153,11 +153,16 @@ impl Db {
                 expires_at: r.try_get("expires_at")?,
             }));
         }
-        let family: Option<String> = sqlx::query_scalar("SELECT family_id FROM codes WHERE code_hash = $1")
+        let family = self.code_family(code_hash).await?;
+        Ok(family.map_or(Redeemed::Unknown, Redeemed::Reused))
+    }
+
+    /// The family a code belongs to, used or not (reads only).
+    pub async fn code_family(&self, code_hash: &str) -> Result<Option<String>, sqlx::Error> {
+        sqlx::query_scalar("SELECT family_id FROM codes WHERE code_hash = $1")
             .bind(code_hash)
             .fetch_optional(&self.pool)
-            .await?;
-        Ok(family.map_or(Redeemed::Unknown, Redeemed::Reused))
+            .await
     }
 
     pub async fn insert_refresh(

@@ -36,7 +36,12 @@ pub struct PasskeyRow {
 }
 
 impl Db {
-    pub async fn insert_sms_code(&self, attempt_hash: &str, c: &SmsCode, now: i64) -> Result<(), sqlx::Error> {
+    pub async fn insert_sms_code(
+        &self,
+        attempt_hash: &str,
+        c: &SmsCode,
+        now: i64,
+    ) -> Result<(), sqlx::Error> {
         sqlx::query(
             "INSERT INTO sms_codes (attempt_hash, phone_hash, person_id, purpose, session_sid, code_hash, \
              created_at, expires_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)",
@@ -104,7 +109,12 @@ impl Db {
         Ok(done.rows_affected() == 1)
     }
 
-    pub async fn record_sms_send(&self, phone_hash: &str, address: &str, now: i64) -> Result<(), sqlx::Error> {
+    pub async fn record_sms_send(
+        &self,
+        phone_hash: &str,
+        address: &str,
+        now: i64,
+    ) -> Result<(), sqlx::Error> {
         sqlx::query("INSERT INTO sms_sends (phone_hash, address, at) VALUES ($1,$2,$3)")
             .bind(phone_hash)
             .bind(address)
@@ -131,7 +141,11 @@ impl Db {
         .bind(since)
         .fetch_one(&self.pool)
         .await?;
-        Ok((row.try_get("phone_count")?, row.try_get("phone_last")?, row.try_get("address_count")?))
+        Ok((
+            row.try_get("phone_count")?,
+            row.try_get("phone_last")?,
+            row.try_get("address_count")?,
+        ))
     }
 
     pub async fn record_login_event(
@@ -202,7 +216,10 @@ impl Db {
         rows.iter().map(passkey_from_row).collect()
     }
 
-    pub async fn passkey_by_credential(&self, credential_id: &str) -> Result<Option<PasskeyRow>, sqlx::Error> {
+    pub async fn passkey_by_credential(
+        &self,
+        credential_id: &str,
+    ) -> Result<Option<PasskeyRow>, sqlx::Error> {
         let row = sqlx::query(
             "SELECT id, person_id, name, credential_id, passkey, created_at, last_used_at FROM passkeys \
              WHERE credential_id = $1",
@@ -269,7 +286,8 @@ impl Db {
         .bind(kind)
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|r| Ok((r.try_get("person_id")?, r.try_get("state")?))).transpose()
+        row.map(|r| Ok((r.try_get("person_id")?, r.try_get("state")?)))
+            .transpose()
     }
 }
 

@@ -10,8 +10,8 @@ use serde::Deserialize;
 use crate::app::App;
 use crate::crypto;
 use crate::error::OAuthError;
-use crate::http::oidc::respond_error;
 use crate::http::i18n::Lang;
+use crate::http::oidc::respond_error;
 use crate::http::{cookies, page};
 use crate::services::oidc::authorize::AuthRequest;
 
@@ -42,7 +42,12 @@ pub async fn show(State(app): State<App>, lang: Lang, jar: CookieJar, Query(q): 
             csrf: &csrf,
             client_name: client.as_ref().map_or("", |c| c.name.as_str()),
             person_name: &person.name,
-            items: req.scopes.iter().map(|s| page::scope_text(t, s)).filter(|s| !s.is_empty()).collect(),
+            items: req
+                .scopes
+                .iter()
+                .map(|s| page::scope_text(t, s))
+                .filter(|s| !s.is_empty())
+                .collect(),
         });
         Ok((jar, html).into_response())
     }

@@ -31,7 +31,13 @@ pub struct Ctx {
     pub step_up: bool,
 }
 
-pub async fn context(app: &App, jar: &CookieJar, lang: Lang, req: Option<&str>, now: i64) -> anyhow::Result<Ctx> {
+pub async fn context(
+    app: &App,
+    jar: &CookieJar,
+    lang: Lang,
+    req: Option<&str>,
+    now: i64,
+) -> anyhow::Result<Ctx> {
     let mut pending = None;
     if let Some(id) = req {
         if let Some(p) = app.db.auth_request(&crypto::token_hash(id), now).await? {
@@ -52,7 +58,13 @@ pub async fn context(app: &App, jar: &CookieJar, lang: Lang, req: Option<&str>, 
         (Some((s, _)), Some((r, c))) => s.acr < r.required_acr(c),
         _ => false,
     };
-    Ok(Ctx { req: req.map(str::to_owned), pending, lang, session, step_up })
+    Ok(Ctx {
+        req: req.map(str::to_owned),
+        pending,
+        lang,
+        session,
+        step_up,
+    })
 }
 
 #[derive(Default)]
@@ -75,8 +87,15 @@ pub fn render(app: &App, jar: CookieJar, ctx: &Ctx, view: View<'_>, status: Stat
         s.append_pair("method", m);
         format!("/login?{}", s.finish())
     };
-    let hint = ctx.pending.as_ref().and_then(|(r, _)| r.login_hint.as_deref()).filter(|h| !h.starts_with("org:"));
-    let has_pwd = ctx.session.as_ref().is_some_and(|(s, _)| s.amr.split(' ').any(|m| m == "pwd"));
+    let hint = ctx
+        .pending
+        .as_ref()
+        .and_then(|(r, _)| r.login_hint.as_deref())
+        .filter(|h| !h.starts_with("org:"));
+    let has_pwd = ctx
+        .session
+        .as_ref()
+        .is_some_and(|(s, _)| s.amr.split(' ').any(|m| m == "pwd"));
     let show_password = !(ctx.step_up && has_pwd);
     let method = match view.method {
         "sms" | "passkey" => view.method,
@@ -95,7 +114,11 @@ pub fn render(app: &App, jar: CookieJar, ctx: &Ctx, view: View<'_>, status: Stat
         method_links: (link("password"), link("sms"), link("passkey")),
         csrf: &csrf,
         req: ctx.req.as_deref(),
-        username: if view.username.is_empty() { hint.unwrap_or("") } else { view.username },
+        username: if view.username.is_empty() {
+            hint.unwrap_or("")
+        } else {
+            view.username
+        },
         sms_attempt: view.sms_attempt,
         phone: view.phone,
         register: app.config.self_registration,
@@ -131,9 +154,16 @@ pub async fn show(State(app): State<App>, lang: Lang, jar: CookieJar, Query(q): 
         Err(e) => return internal(e),
     };
     if q.req.is_some() && ctx.pending.is_none() {
-        return page::error_in(ctx.lang, StatusCode::BAD_REQUEST, "this sign-in request has expired");
+        return page::error_in(
+            ctx.lang,
+            StatusCode::BAD_REQUEST,
+            "this sign-in request has expired",
+        );
     }
-    let view = View { method: q.method.as_deref().unwrap_or("password"), ..View::default() };
+    let view = View {
+        method: q.method.as_deref().unwrap_or("password"),
+        ..View::default()
+    };
     render(&app, jar, &ctx, view, StatusCode::OK)
 }
 
@@ -149,13 +179,19 @@ pub async fn finish(
     address: &str,
     now: i64,
 ) -> anyhow::Result<Response> {
-    app.db.record_login_event(&session.person_id, method, address, "success", now).await?;
+    app.db
+        .record_login_event(&session.person_id, method, address, "success", now)
+        .await?;
     let jar = jar.add(cookies::session_cookie(app, cookie));
     let Some(req) = req else {
         return Ok((jar, Redirect::to("/account")).into_response());
     };
-    app.db.set_login_sid(&crypto::token_hash(req), &session.sid).await?;
-    let query: String = form_urlencoded::Serializer::new(String::new()).append_pair("req", req).finish();
+    app.db
+        .set_login_sid(&crypto::token_hash(req), &session.sid)
+        .await?;
+    let query: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("req", req)
+        .finish();
     Ok((jar, Redirect::to(&format!("/authorize/resume?{query}"))).into_response())
 }
 
@@ -182,7 +218,12 @@ pub async fn password(
         let ctx = context(&app, &jar, lang, f.req.as_deref(), now).await?;
         let t = ctx.lang.texts();
         let fail = |status, message| {
-            let view = View { method: "password", error: Some(message), username: &f.username, ..View::default() };
+            let view = View {
+                method: "password",
+                error: Some(message),
+                username: &f.username,
+                ..View::default()
+            };
             render(&app, jar.clone(), &ctx, view, status)
         };
         let person = match login::password_login(&app, &f.username, &f.password, &addr, now).await? {
@@ -224,14 +265,22 @@ pub async fn sms_send(
         let phone = f.phone.as_deref().unwrap_or("");
         // No phone typed while signed in: a second factor for the session's own person.
         let purpose = match (&ctx.session, phone.trim().is_empty()) {
-            (Some((s, p)), true) => Purpose::StepUp { sid: &s.sid, person: p },
+            (Some((s, p)), true) => Purpose::StepUp {
+                sid: &s.sid,
+                person: p,
+            },
             _ => Purpose::Login,
         };
         let sent = sms::send_code(&app, Some(phone), purpose, &addr, now).await?;
         let (status, view) = match &sent {
             Ok(attempt) => (
                 StatusCode::OK,
-                View { method: "sms", notice: Some(t.sms_sent), sms_attempt: Some(attempt), ..View::default() },
+                View {
+                    method: "sms",
+                    notice: Some(t.sms_sent),
+                    sms_attempt: Some(attempt),
+                    ..View::default()
+                },
             ),
             Err(SendError::Phone(e)) => {
                 let message = match (ctx.lang, e.code()) {
@@ -240,15 +289,32 @@ pub async fn sms_send(
                     (Lang::En, "prefix") => "A mainland mobile number starts with 13–19.",
                     (Lang::En, _) => "A phone number has digits only.",
                 };
-                (StatusCode::UNPROCESSABLE_ENTITY, View { method: "sms", error: Some(message), phone, ..View::default() })
+                (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    View {
+                        method: "sms",
+                        error: Some(message),
+                        phone,
+                        ..View::default()
+                    },
+                )
             }
             Err(SendError::Throttled) => (
                 StatusCode::TOO_MANY_REQUESTS,
-                View { method: "sms", error: Some(t.err_sms_throttled), phone, ..View::default() },
+                View {
+                    method: "sms",
+                    error: Some(t.err_sms_throttled),
+                    phone,
+                    ..View::default()
+                },
             ),
             Err(SendError::NoPhone) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
-                View { method: "sms", error: Some(t.err_code), ..View::default() },
+                View {
+                    method: "sms",
+                    error: Some(t.err_code),
+                    ..View::default()
+                },
             ),
         };
         Ok(render(&app, jar, &ctx, view, status))
@@ -291,13 +357,25 @@ pub async fn sms_verify(
                 return Ok(render(&app, jar, &ctx, view, StatusCode::UNAUTHORIZED));
             }
             Err(VerifyError::Expired) => {
-                let view = View { method: "sms", error: Some(t.err_code_expired), ..View::default() };
+                let view = View {
+                    method: "sms",
+                    error: Some(t.err_code_expired),
+                    ..View::default()
+                };
                 return Ok(render(&app, jar, &ctx, view, StatusCode::UNAUTHORIZED));
             }
         };
-        let active = app.db.person(&verified.person_id).await?.is_some_and(|p| p.status == "active");
+        let active = app
+            .db
+            .person(&verified.person_id)
+            .await?
+            .is_some_and(|p| p.status == "active");
         if !active {
-            let view = View { method: "sms", error: Some(t.err_unavailable), ..View::default() };
+            let view = View {
+                method: "sms",
+                error: Some(t.err_unavailable),
+                ..View::default()
+            };
             return Ok(render(&app, jar, &ctx, view, StatusCode::FORBIDDEN));
         }
         // A step-up code raises only the session it was sent for.

@@ -343,7 +343,6 @@ pub fn respond(app: &App, target: &Target, mut fields: Vec<(&'static str, String
                 res.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
             }
             res
-
         }
     }
 }

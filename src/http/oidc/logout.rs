@@ -92,7 +92,11 @@ async fn handle(app: &App, lang: Lang, jar: CookieJar, params: &Params) -> anyho
                 hidden.push((name, v));
             }
         }
-        let html = page::render(page::LogoutConfirmPage { t: lang.texts(), csrf: &csrf, hidden });
+        let html = page::render(page::LogoutConfirmPage {
+            t: lang.texts(),
+            csrf: &csrf,
+            hidden,
+        });
         return Ok((jar, html).into_response());
     }
     if let Some((s, _)) = &session {

@@ -67,7 +67,14 @@ async fn authorization_code(
     let redirect_uri = params.require("redirect_uri")?;
     let verifier = params.require("code_verifier")?;
     let invalid = |m: &str| Error::from(OAuthError::invalid_grant(m));
-    let row = match app.db.redeem_code(&crypto::token_hash(code), now).await? {
+    let hash = crypto::token_hash(code);
+    // Read the grant before using the code: a concurrent replay revokes it only after its own attempt
+    // failed, i.e. after the one successful redemption read it, so that one is not refused as well.
+    let family = match app.db.code_family(&hash).await? {
+        Some(id) => app.db.family(&id).await?,
+        None => None,
+    };
+    let row = match app.db.redeem_code(&hash, now).await? {
         Redeemed::Fresh(row) => row,
         // RFC 6749 §4.1.2: a code used twice revokes what its first use issued.
         Redeemed::Reused(family) => {
@@ -94,11 +101,8 @@ async fn authorization_code(
     if !crypto::ct_eq(computed.as_bytes(), row.code_challenge.as_bytes()) {
         return Err(invalid("code_verifier does not match the code_challenge"));
     }
-    let family = app
-        .db
-        .family(&row.family_id)
-        .await?
-        .filter(|f| f.revoked_at.is_none())
+    let family = family
+        .filter(|f| f.id == row.family_id && f.revoked_at.is_none())
         .ok_or_else(|| invalid("the grant was revoked"))?;
     issue(app, client, &family, &family.scope, Some(code), true, now).await
 }
@@ -114,7 +118,7 @@ async fn refresh_token(
     let hash = crypto::token_hash(token);
     let invalid = |m: &str| Error::from(OAuthError::invalid_grant(m));
     // Check the owner before consuming, so a stranger cannot burn someone else's token.
-    let Some((family_id, _, _)) = app.db.refresh_info(&hash).await? else {
+    let Some((family_id, _, used)) = app.db.refresh_info(&hash).await? else {
         return Err(invalid("unknown refresh token"));
     };
     let family = app
@@ -124,6 +128,12 @@ async fn refresh_token(
         .ok_or_else(|| invalid("unknown refresh token"))?;
     if family.client_id != client.id {
         return Err(invalid("refresh token was issued to another client"));
+    }
+    // A refused request must not consume the token (the app's retry would then look like reuse); a token
+    // already used still goes on to reuse detection.
+    let scope = requested_scope(&family, params);
+    if !used && let Err(e) = &scope {
+        return Err(e.clone().into());
     }
     let expires_at = match app.db.use_refresh(&hash, now).await? {
         Redeemed::Fresh((_, expires_at)) => expires_at,
@@ -141,8 +151,13 @@ async fn refresh_token(
     if family.revoked_at.is_some() {
         return Err(invalid("the grant was revoked"));
     }
-    let scope = match params.get("scope")? {
-        None => family.scope.clone(),
+    issue(app, client, &family, &scope?, None, true, now).await
+}
+
+/// The scope a refresh asks for: the granted one, or a subset of it (RFC 6749 §6).
+fn requested_scope(family: &Family, params: &Params) -> Result<String, OAuthError> {
+    match params.get("scope")? {
+        None => Ok(family.scope.clone()),
         Some(asked) => {
             let granted: Vec<&str> = family.scope.split(' ').collect();
             if !asked
@@ -150,12 +165,11 @@ async fn refresh_token(
                 .filter(|s| !s.is_empty())
                 .all(|s| granted.contains(&s))
             {
-                return Err(OAuthError::invalid_scope("scope exceeds what was granted").into());
+                return Err(OAuthError::invalid_scope("scope exceeds what was granted"));
             }
-            asked.to_owned()
+            Ok(asked.to_owned())
         }
-    };
-    issue(app, client, &family, &scope, None, true, now).await
+    }
 }
 
 /// Access token, ID token (when `openid` was granted) and a new refresh token (when the client may refresh).

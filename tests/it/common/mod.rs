@@ -4,7 +4,9 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod receiver;
 pub mod rp;
+pub mod wire;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
