@@ -106,7 +106,7 @@ async fn assert_error_page(res: reqwest::Response, untrusted: Option<&str>) {
     );
     let content_type = headers[header::CONTENT_TYPE].to_str().unwrap();
     assert!(content_type.starts_with("text/html"), "{content_type}");
-    assert!(body.contains("Cannot continue"), "{body}");
+    assert!(body.contains("class=\"error\" role=\"alert\""), "{body}");
     assert!(!body.contains("<form"), "{body}");
     assert!(!body.contains("document.forms"), "{body}");
     if let Some(uri) = untrusted {

@@ -133,7 +133,7 @@ async fn login_throttling_counts_failures_on_every_node(backend: Backend) {
         let page = browser.login(&page, ALICE_ID, PASSWORD).await;
         let (_, status, body) = page.html();
         assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
-        assert!(body.contains("Too many attempts"), "{body}");
+        assert!(body.contains("尝试次数过多"), "{body}");
     }
 }
 

@@ -39,12 +39,12 @@ pub async fn context(
     now: i64,
 ) -> anyhow::Result<Ctx> {
     let mut pending = None;
-    if let Some(id) = req {
-        if let Some(p) = app.db.auth_request(&crypto::token_hash(id), now).await? {
-            let parsed: AuthRequest = serde_json::from_str(&p.params)?;
-            if let Some(client) = app.db.client(&p.client_id).await? {
-                pending = Some((parsed, client));
-            }
+    if let Some(id) = req
+        && let Some(p) = app.db.auth_request(&crypto::token_hash(id), now).await?
+    {
+        let parsed: AuthRequest = serde_json::from_str(&p.params)?;
+        if let Some(client) = app.db.client(&p.client_id).await? {
+            pending = Some((parsed, client));
         }
     }
     // The app's ui_locales choose the language when it names one we have.
