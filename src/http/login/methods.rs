@@ -173,8 +173,7 @@ pub async fn finish(
     app: &App,
     jar: CookieJar,
     req: Option<&str>,
-    cookie: String,
-    session: &SessionRow,
+    (cookie, session): (String, SessionRow),
     method: &str,
     address: &str,
     now: i64,
@@ -234,8 +233,8 @@ pub async fn password(
         };
         let cookie = cookies::session_value(&app, &jar);
         let current = cookie.as_deref().zip(ctx.session.as_ref().map(|(s, _)| s));
-        let (cookie, session) = login::sign_in(&app, current, &person.id, &["pwd"], now).await?;
-        finish(&app, jar, f.req.as_deref(), cookie, &session, "pwd", &addr, now).await
+        let signed = login::sign_in(&app, current, &person.id, &["pwd"], now).await?;
+        finish(&app, jar, f.req.as_deref(), signed, "pwd", &addr, now).await
     }
     .await;
     result.unwrap_or_else(internal)
@@ -385,8 +384,8 @@ pub async fn sms_verify(
             "stepup" => current.filter(|(_, s)| Some(&s.sid) == verified.session_sid.as_ref()),
             _ => current,
         };
-        let (cookie, session) = login::sign_in(&app, current, &verified.person_id, &["sms"], now).await?;
-        finish(&app, jar, f.req.as_deref(), cookie, &session, "sms", &addr, now).await
+        let signed = login::sign_in(&app, current, &verified.person_id, &["sms"], now).await?;
+        finish(&app, jar, f.req.as_deref(), signed, "sms", &addr, now).await
     }
     .await;
     result.unwrap_or_else(internal)
