@@ -21,6 +21,8 @@ pub struct Inner {
     keys: RwLock<Arc<KeySet>>,
     pub http: reqwest::Client,
     pub sms: Box<dyn crate::services::sms::SmsGateway>,
+    /// The WebAuthn relying party; `None` when the issuer's host cannot serve passkeys.
+    pub webauthn: Option<webauthn_rs::Webauthn>,
 }
 
 /// Cheap to clone; every handler gets one.
@@ -58,6 +60,7 @@ impl App {
             )?),
             other => anyhow::bail!("unknown sms_gateway {other}"),
         };
+        let webauthn = crate::services::passkey::relying_party(&config)?;
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .redirect(reqwest::redirect::Policy::none())
@@ -72,6 +75,7 @@ impl App {
             keys: RwLock::new(Arc::new(keys)),
             http,
             sms,
+            webauthn,
         })))
     }
 

@@ -1,5 +1,6 @@
 //! HTTP: axum routers and thin handlers (parse, call a service, render).
 
+mod account;
 mod cookies;
 mod forms;
 pub mod i18n;
@@ -27,6 +28,7 @@ pub fn router(app: App) -> Router {
     Router::new()
         .merge(oidc::router())
         .merge(login::router())
+        .merge(account::router())
         .route("/", get(home))
         .route("/lang/{code}", get(switch_lang))
         .route("/healthz", get(|| async { "ok" }))

@@ -5,6 +5,7 @@ pub mod login;
 pub mod logout;
 pub mod oidc;
 pub mod params;
+pub mod passkey;
 pub mod password;
 pub mod registry;
 pub mod sms;

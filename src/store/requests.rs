@@ -150,3 +150,38 @@ impl Db {
         Ok(())
     }
 }
+
+impl Db {
+    /// The apps a person consented to: (client id, client name, scopes).
+    pub async fn consents_of(&self, person_id: &str) -> Result<Vec<(String, String, String)>, sqlx::Error> {
+        use sqlx::Row;
+        let rows = sqlx::query(
+            "SELECT c.client_id, k.name, c.scopes FROM consents c JOIN clients k ON k.id = c.client_id \
+             WHERE c.person_id = $1 ORDER BY k.name",
+        )
+        .bind(person_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("client_id")?, r.try_get("name")?, r.try_get("scopes")?)))
+            .collect()
+    }
+
+    /// Withdraws a consent and revokes every grant the person gave that app (refresh tokens included).
+    pub async fn revoke_app(&self, person_id: &str, client_id: &str, now: i64) -> Result<bool, sqlx::Error> {
+        let gone = sqlx::query("DELETE FROM consents WHERE person_id = $1 AND client_id = $2")
+            .bind(person_id)
+            .bind(client_id)
+            .execute(&self.pool)
+            .await?;
+        sqlx::query(
+            "UPDATE families SET revoked_at = $1 WHERE person_id = $2 AND client_id = $3 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(person_id)
+        .bind(client_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(gone.rows_affected() == 1)
+    }
+}

@@ -8,5 +8,6 @@ mod core_flow;
 mod identity;
 mod keys;
 mod logout;
+mod passkeys;
 mod token_errors;
 mod tokens;

@@ -2,7 +2,8 @@
 
 mod act_as;
 mod consent;
-mod methods;
+pub mod methods;
+mod passkey;
 mod register;
 
 use axum::Router;
@@ -15,6 +16,8 @@ pub fn router() -> Router<App> {
         .route("/login", get(methods::show).post(methods::password))
         .route("/login/sms/send", post(methods::sms_send))
         .route("/login/sms/verify", post(methods::sms_verify))
+        .route("/login/passkey/start", post(passkey::start))
+        .route("/login/passkey/finish", post(passkey::finish))
         .route("/consent", get(consent::show).post(consent::submit))
         .route("/act-as", get(act_as::show).post(act_as::submit))
         .route("/register", get(register::show).post(register::submit))

@@ -61,7 +61,8 @@ impl Page {
 /// The value of a hidden field in a page.
 pub fn field(body: &str, name: &str) -> Option<String> {
     let re = regex_lite::Regex::new(&format!(r#"name="{name}" value="([^"]*)""#)).unwrap();
-    re.captures(body).map(|c| c[1].replace("&amp;", "&"))
+    re.captures(body)
+        .map(|c| c[1].replace("&amp;", "&").replace("&#38;", "&"))
 }
 
 impl Browser {
@@ -102,7 +103,7 @@ impl Browser {
                 let action = regex_lite::Regex::new(r#"<form method="post" action="([^"]*)""#)
                     .unwrap()
                     .captures(&body)
-                    .map(|c| c[1].replace("&amp;", "&"))
+                    .map(|c| c[1].replace("&amp;", "&").replace("&#38;", "&"))
                     .unwrap();
                 let re = regex_lite::Regex::new(r#"name="([^"]*)" value="([^"]*)""#).unwrap();
                 let fields = re

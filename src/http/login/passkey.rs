@@ -1,0 +1,106 @@
+//! Passkey login: the page asks for options (JSON), the browser signs, and the form posts the answer.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Form, Json};
+use axum_extra::extract::CookieJar;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::app::App;
+use crate::http::cookies;
+use crate::http::forms::ClientAddr;
+use crate::http::i18n::Lang;
+use crate::http::login::methods::{self, View};
+use crate::services::login;
+use crate::services::passkey::{self, PasskeyError};
+
+/// Options for `navigator.credentials.get`, bound to a fresh single-use ceremony.
+pub async fn start(State(app): State<App>, jar: CookieJar, headers: HeaderMap) -> Response {
+    let token = headers.get("x-csrf-token").and_then(|v| v.to_str().ok());
+    if !cookies::csrf_ok(&app, &jar, token) {
+        return (StatusCode::FORBIDDEN, Json(json!({ "error": "csrf" }))).into_response();
+    }
+    match passkey::start_login(&app, app.now()).await {
+        Ok((ceremony, options)) => Json(json!({ "ceremony": ceremony, "options": options })).into_response(),
+        Err(PasskeyError::Disabled) => {
+            (StatusCode::NOT_FOUND, Json(json!({ "error": "disabled" }))).into_response()
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "passkey start failed");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Json(json!({ "error": "internal" })),
+            )
+                .into_response()
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct FinishForm {
+    csrf: Option<String>,
+    req: Option<String>,
+    ceremony: String,
+    /// The browser's `PublicKeyCredential`, as JSON.
+    credential: String,
+}
+
+pub async fn finish(
+    State(app): State<App>,
+    lang: Lang,
+    jar: CookieJar,
+    ClientAddr(addr): ClientAddr,
+    Form(f): Form<FinishForm>,
+) -> Response {
+    if !cookies::csrf_ok(&app, &jar, f.csrf.as_deref()) {
+        return crate::http::page::error_in(lang, StatusCode::FORBIDDEN, "invalid form token");
+    }
+    let now = app.now();
+    let result: anyhow::Result<Response> = async {
+        let ctx = methods::context(&app, &jar, lang, f.req.as_deref(), now).await?;
+        let t = ctx.lang.texts();
+        let rejected = |jar: CookieJar| {
+            let view = View {
+                method: "passkey",
+                error: Some(t.err_passkey),
+                ..View::default()
+            };
+            methods::render(&app, jar, &ctx, view, StatusCode::UNAUTHORIZED)
+        };
+        let Ok(credential) = serde_json::from_str(&f.credential) else {
+            return Ok(rejected(jar));
+        };
+        let person_id = match passkey::finish_login(&app, &f.ceremony, &credential, now).await {
+            Ok(p) => p,
+            Err(PasskeyError::Internal(e)) => return Err(e),
+            Err(e) => {
+                tracing::info!(error = %e, "passkey login failed");
+                return Ok(rejected(jar));
+            }
+        };
+        let active = app
+            .db
+            .person(&person_id)
+            .await?
+            .is_some_and(|p| p.status == "active");
+        if !active {
+            let view = View {
+                method: "passkey",
+                error: Some(t.err_unavailable),
+                ..View::default()
+            };
+            return Ok(methods::render(&app, jar, &ctx, view, StatusCode::FORBIDDEN));
+        }
+        let cookie = cookies::session_value(&app, &jar);
+        let current = cookie.as_deref().zip(ctx.session.as_ref().map(|(s, _)| s));
+        let signed = login::sign_in(&app, current, &person_id, &["hwk", "user"], now).await?;
+        methods::finish(&app, jar, f.req.as_deref(), signed, "passkey", &addr, now).await
+    }
+    .await;
+    result.unwrap_or_else(|e| {
+        tracing::error!(error = format!("{e:#}"), "passkey login");
+        crate::http::page::error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+    })
+}

@@ -1,0 +1,214 @@
+//! Passkeys (WebAuthn L3, via webauthn-rs): registration from the account page, passwordless login with
+//! discoverable credentials (conditional UI where the browser offers it), and passkeys as a second
+//! factor. Ceremony state lives in the database under an opaque id, is single use and expires quickly.
+
+use uuid::Uuid;
+use webauthn_rs::prelude::{
+    CreationChallengeResponse, DiscoverableAuthentication, Passkey, PasskeyRegistration, PublicKeyCredential,
+    RegisterPublicKeyCredential, RequestChallengeResponse,
+};
+use webauthn_rs::{Webauthn, WebauthnBuilder};
+use webauthn_rs_proto::ResidentKeyRequirement;
+
+use crate::app::App;
+use crate::config::Config;
+use crate::crypto;
+use crate::store::login::PasskeyRow;
+
+/// How long a ceremony may take, seconds.
+const CEREMONY_TTL: i64 = 300;
+
+/// The relying party: id from configuration (or the issuer's host), origins the issuer's plus extras.
+/// `None` when the issuer's host cannot be a relying-party id (e.g. an IP address): passkeys are off.
+pub fn relying_party(config: &Config) -> anyhow::Result<Option<Webauthn>> {
+    let origin = config.issuer.clone();
+    let rp_id = match &config.webauthn_rp_id {
+        Some(id) => id.clone(),
+        None => match origin.host() {
+            Some(url::Host::Domain(d)) => d.to_owned(),
+            _ => {
+                tracing::warn!("passkeys are off: the issuer's host is not a domain (set webauthn_rp_id)");
+                return Ok(None);
+            }
+        },
+    };
+    let mut builder = WebauthnBuilder::new(&rp_id, &origin)?.rp_name("统一身份认证");
+    let extra: Vec<url::Url> = config
+        .webauthn_origins
+        .iter()
+        .map(|o| url::Url::parse(o))
+        .collect::<Result<_, _>>()?;
+    for o in &extra {
+        builder = builder.append_allowed_origin(o);
+    }
+    Ok(Some(builder.build()?))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PasskeyError {
+    #[error("passkeys are not enabled on this deployment")]
+    Disabled,
+    #[error("the ceremony expired or was already used")]
+    Ceremony,
+    #[error("the passkey could not be verified")]
+    Rejected,
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for PasskeyError {
+    fn from(e: sqlx::Error) -> Self {
+        PasskeyError::Internal(e.into())
+    }
+}
+
+fn webauthn(app: &App) -> Result<&Webauthn, PasskeyError> {
+    app.webauthn.as_ref().ok_or(PasskeyError::Disabled)
+}
+
+fn person_uuid(person_id: &str) -> Result<Uuid, PasskeyError> {
+    Uuid::parse_str(person_id).map_err(|e| PasskeyError::Internal(e.into()))
+}
+
+fn stored(row: &PasskeyRow) -> Result<Passkey, PasskeyError> {
+    serde_json::from_str(&row.passkey).map_err(|e| PasskeyError::Internal(e.into()))
+}
+
+/// Starts registering a passkey for a signed-in person; returns (ceremony id, options for the browser).
+pub async fn start_registration(
+    app: &App,
+    person_id: &str,
+    user_name: &str,
+    display_name: &str,
+    now: i64,
+) -> Result<(String, CreationChallengeResponse), PasskeyError> {
+    let wa = webauthn(app)?;
+    let existing: Vec<_> = app
+        .db
+        .passkeys_of(person_id)
+        .await?
+        .iter()
+        .map(|r| stored(r).map(|p| p.cred_id().clone()))
+        .collect::<Result<_, _>>()?;
+    let (mut options, state) = wa
+        .start_passkey_registration(person_uuid(person_id)?, user_name, display_name, Some(existing))
+        .map_err(|e| PasskeyError::Internal(anyhow::anyhow!("{e}")))?;
+    // Usernameless login needs a discoverable credential (a resident key).
+    if let Some(sel) = options.public_key.authenticator_selection.as_mut() {
+        sel.resident_key = Some(ResidentKeyRequirement::Required);
+        sel.require_resident_key = true;
+    }
+    let ceremony = crypto::random_token();
+    let state = serde_json::to_string(&state).map_err(|e| PasskeyError::Internal(e.into()))?;
+    app.db
+        .insert_ceremony(
+            &crypto::token_hash(&ceremony),
+            "register",
+            Some(person_id),
+            &state,
+            now + CEREMONY_TTL,
+        )
+        .await?;
+    Ok((ceremony, options))
+}
+
+/// Finishes a registration: verifies the browser's answer against the stored challenge and keeps the key.
+pub async fn finish_registration(
+    app: &App,
+    person_id: &str,
+    ceremony: &str,
+    name: &str,
+    credential: &RegisterPublicKeyCredential,
+    now: i64,
+) -> Result<String, PasskeyError> {
+    let wa = webauthn(app)?;
+    let (owner, state) = app
+        .db
+        .take_ceremony(&crypto::token_hash(ceremony), "register", now)
+        .await?
+        .ok_or(PasskeyError::Ceremony)?;
+    if owner.as_deref() != Some(person_id) {
+        return Err(PasskeyError::Ceremony);
+    }
+    let state: PasskeyRegistration =
+        serde_json::from_str(&state).map_err(|e| PasskeyError::Internal(e.into()))?;
+    let passkey = wa.finish_passkey_registration(credential, &state).map_err(|e| {
+        tracing::info!(error = %e, "passkey registration rejected");
+        PasskeyError::Rejected
+    })?;
+    let name = name.trim();
+    let name = if name.is_empty() { "通行密钥" } else { name };
+    let row = PasskeyRow {
+        id: Uuid::now_v7().to_string(),
+        person_id: person_id.to_owned(),
+        name: name.chars().take(64).collect(),
+        credential_id: crypto::b64url(passkey.cred_id().as_ref()),
+        passkey: serde_json::to_string(&passkey).map_err(|e| PasskeyError::Internal(e.into()))?,
+        created_at: now,
+        last_used_at: None,
+    };
+    app.db.insert_passkey(&row).await?;
+    Ok(row.id)
+}
+
+/// Starts a passwordless login (no user named: the browser offers discoverable credentials).
+pub async fn start_login(app: &App, now: i64) -> Result<(String, RequestChallengeResponse), PasskeyError> {
+    let wa = webauthn(app)?;
+    let (options, state) = wa
+        .start_discoverable_authentication()
+        .map_err(|e| PasskeyError::Internal(anyhow::anyhow!("{e}")))?;
+    let ceremony = crypto::random_token();
+    let state = serde_json::to_string(&state).map_err(|e| PasskeyError::Internal(e.into()))?;
+    app.db
+        .insert_ceremony(
+            &crypto::token_hash(&ceremony),
+            "login",
+            None,
+            &state,
+            now + CEREMONY_TTL,
+        )
+        .await?;
+    Ok((ceremony, options))
+}
+
+/// Finishes a passkey login: returns the person it proves. Origin, rp id, challenge, user verification
+/// and the signature counter are checked by webauthn-rs; the ceremony works once.
+pub async fn finish_login(
+    app: &App,
+    ceremony: &str,
+    credential: &PublicKeyCredential,
+    now: i64,
+) -> Result<String, PasskeyError> {
+    let wa = webauthn(app)?;
+    let (_, state) = app
+        .db
+        .take_ceremony(&crypto::token_hash(ceremony), "login", now)
+        .await?
+        .ok_or(PasskeyError::Ceremony)?;
+    let state: DiscoverableAuthentication =
+        serde_json::from_str(&state).map_err(|e| PasskeyError::Internal(e.into()))?;
+    let (user, cred_id) = wa
+        .identify_discoverable_authentication(credential)
+        .map_err(|_| PasskeyError::Rejected)?;
+    let row = app
+        .db
+        .passkey_by_credential(&crypto::b64url(cred_id))
+        .await?
+        .filter(|r| Uuid::parse_str(&r.person_id).ok() == Some(user))
+        .ok_or(PasskeyError::Rejected)?;
+    let mut passkey = stored(&row)?;
+    let result = wa
+        .finish_discoverable_authentication_v2(credential, state, &passkey)
+        .map_err(|e| {
+            tracing::info!(error = %e, "passkey login rejected");
+            PasskeyError::Rejected
+        })?;
+    if !result.user_verified() {
+        return Err(PasskeyError::Rejected);
+    }
+    // Keep the signature counter (and backup state) current.
+    passkey.update_credential(&result);
+    let json = serde_json::to_string(&passkey).map_err(|e| PasskeyError::Internal(e.into()))?;
+    app.db.update_passkey(&row.id, &json, now).await?;
+    Ok(row.person_id)
+}
