@@ -57,7 +57,7 @@ async fn register_passkey(env: &Env, browser: &Browser, key: &mut SoftPasskey, n
             .public_key
             .authenticator_selection
             .as_ref()
-            .and_then(|s| s.resident_key.clone()),
+            .and_then(|s| s.resident_key),
         Some(webauthn_rs_proto::ResidentKeyRequirement::Required),
         "discoverable credentials are asked for"
     );
@@ -115,19 +115,13 @@ async fn passkey_assertion(
     // user handle a discoverable credential returns (it is not part of the signed data).
     options.public_key.allow_credentials = vec![webauthn_rs_proto::AllowCredentials {
         type_: "public-key".into(),
-        id: yunid::crypto::b64url_decode(credential_id).unwrap().into(),
+        id: yunid::crypto::b64url_decode(credential_id).unwrap(),
         transports: None,
     }];
     let mut credential = key
         .do_authentication(at, options)
         .expect("the authenticator signs");
-    credential.response.user_handle = Some(
-        uuid::Uuid::parse_str(person_id)
-            .unwrap()
-            .as_bytes()
-            .to_vec()
-            .into(),
-    );
+    credential.response.user_handle = Some(uuid::Uuid::parse_str(person_id).unwrap().as_bytes().to_vec());
     (
         start["ceremony"].as_str().unwrap().to_owned(),
         credential,
