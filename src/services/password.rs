@@ -17,6 +17,34 @@ pub struct Hasher {
 pub const MIN_LENGTH: usize = 8;
 pub const MAX_LENGTH: usize = 1024;
 
+const COMMON: &str = include_str!("data/common-passwords.txt");
+
+/// Why a new password is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Weakness {
+    Length,
+    Common,
+}
+
+/// Checks a new password: 8 to 1024 characters (never truncated) and not on the bundled list of common
+/// and breached passwords (compared case-insensitively), nor a single repeated character.
+pub fn check_new(password: &str) -> Result<(), Weakness> {
+    let len = password.chars().count();
+    if !(MIN_LENGTH..=MAX_LENGTH).contains(&len) {
+        return Err(Weakness::Length);
+    }
+    let lower = password.to_lowercase();
+    let repeated = lower.chars().all(|c| Some(c) == lower.chars().next());
+    let listed = COMMON
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .any(|l| l.trim().eq_ignore_ascii_case(&lower));
+    if repeated || listed {
+        return Err(Weakness::Common);
+    }
+    Ok(())
+}
+
 impl Hasher {
     pub fn new(memory_kib: u32, iterations: u32) -> anyhow::Result<Hasher> {
         let params = Params::new(memory_kib, iterations, 1, None)
@@ -67,5 +95,22 @@ impl Hasher {
         })
         .await?;
         Ok(ok && exists)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn common_and_short_passwords_are_refused() {
+        assert_eq!(check_new("short"), Err(Weakness::Length));
+        assert_eq!(check_new("woaini1314"), Err(Weakness::Common));
+        assert_eq!(check_new("PASSWORD123"), Err(Weakness::Common));
+        assert_eq!(check_new("zzzzzzzzzz"), Err(Weakness::Common));
+        assert_eq!(check_new("correct horse battery"), Ok(()));
+        // Never truncated: a long password is accepted whole (up to the limit), and over it refused.
+        assert_eq!(check_new(&"ab".repeat(512)), Ok(()));
+        assert_eq!(check_new(&"ab".repeat(513)), Err(Weakness::Length));
     }
 }

@@ -154,6 +154,8 @@ pub enum PersonError {
     Password,
     #[error("a name of 1 to 100 characters is required")]
     Name,
+    #[error("this password is too common (it appears in lists of breached passwords); choose another")]
+    CommonPassword,
     #[error("a person with this resident ID number or phone already exists")]
     Conflict,
     #[error(transparent)]
@@ -184,9 +186,10 @@ pub async fn add_person(app: &App, new: NewPerson) -> Result<String, PersonError
     }
     let password_hash = match new.password {
         Some(p) => {
-            let len = p.chars().count();
-            if !(password::MIN_LENGTH..=password::MAX_LENGTH).contains(&len) {
-                return Err(PersonError::Password);
+            match password::check_new(&p) {
+                Ok(()) => {}
+                Err(password::Weakness::Length) => return Err(PersonError::Password),
+                Err(password::Weakness::Common) => return Err(PersonError::CommonPassword),
             }
             Some(app.hasher.hash(p).await?)
         }

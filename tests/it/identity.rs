@@ -110,7 +110,7 @@ async fn userinfo(env: &Env, access_token: &str) -> (u16, Value) {
 async fn registration_says_which_check_failed(backend: Backend) {
     let env = Env::start_with(backend, |c| c.self_registration = true).await;
     let browser = Browser::new(&env.base);
-    let register = |id: &'static str, phone: &'static str| {
+    let register_with = |id: &'static str, phone: &'static str, password: &'static str| {
         let browser = &browser;
         async move {
             let page = browser.get("/register").await;
@@ -120,13 +120,14 @@ async fn registration_says_which_check_failed(backend: Backend) {
                 ("id_number", id),
                 ("name", "李四"),
                 ("phone", phone),
-                ("password", "a long passphrase"),
+                ("password", password),
             ];
             let page = browser.post("/register", &form).await;
             let (_, status, body) = page.html();
             (status.as_u16(), body.to_owned())
         }
     };
+    let register = |id: &'static str, phone: &'static str| register_with(id, phone, "a long passphrase");
     let (status, body) = register("110105194912310021", "13900139000").await;
     assert_eq!(status, 422);
     assert!(body.contains("校验位"), "{body}");
@@ -144,6 +145,10 @@ async fn registration_says_which_check_failed(backend: Backend) {
         body.to_lowercase().contains("phone") || body.contains("手机"),
         "{body}"
     );
+
+    let (status, body) = register_with("11010519491231002X", "13900139000", "woaini1314").await;
+    assert_eq!(status, 422);
+    assert!(body.contains("常见"), "a breached password is refused: {body}");
 
     // Lower-case x is the same number; nothing was written by the refusals above.
     let (status, body) = register("11010519491231002x", "13900139000").await;

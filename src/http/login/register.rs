@@ -45,6 +45,7 @@ fn message(e: &PersonError) -> String {
         PersonError::Phone(e) => format!("{} {}", e.message_zh(), e),
         PersonError::Password => format!("密码长度不符合要求。{e}"),
         PersonError::Name => format!("请填写姓名。{e}"),
+        PersonError::CommonPassword => format!("该密码过于常见，请换一个。{e}"),
         PersonError::Conflict => format!("该身份证号码或手机号码已注册，请直接登录。{e}"),
         PersonError::Internal(_) => "系统错误，请稍后再试。Internal error.".into(),
     }
