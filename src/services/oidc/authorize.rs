@@ -306,7 +306,9 @@ pub fn decide(req: &AuthRequest, client: &Client, s: &Situation<'_>) -> Decision
         }
     }
     if session.acr < req.required_acr(client) {
-        if s.fresh_login {
+        // A login made for this request that is one factor short goes on to step-up (the login page
+        // asks for the second factor); only when two factors are in and still not enough, give up.
+        if s.fresh_login && session.acr >= 2 {
             return Decision::Fail(OAuthError::access_denied(
                 "the authentication level this application requires was not reached",
             ));

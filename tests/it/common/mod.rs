@@ -6,6 +6,7 @@
 pub mod browser;
 pub mod receiver;
 pub mod rp;
+pub mod sms;
 pub mod wire;
 
 use std::net::SocketAddr;

@@ -1,0 +1,154 @@
+//! An SMS provider's webhook endpoint: a small HTTP listener on 127.0.0.1:0 that records every POST
+//! (raw body, headers, what it answered). It can be told to fail the first calls with a 500.
+
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use serde_json::Value;
+
+/// One call the gateway made.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub headers: HeaderMap,
+    /// The body exactly as received (what the signature covers).
+    pub body: Bytes,
+    /// What the listener answered.
+    pub status: u16,
+}
+
+impl Call {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "the webhook body is not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().expect("an ASCII header").to_owned())
+    }
+
+    /// The recipient, as sent (E.164).
+    pub fn to(&self) -> String {
+        self.json()["to"].as_str().expect("a `to` string").to_owned()
+    }
+
+    /// The one-time code, as sent.
+    pub fn code(&self) -> String {
+        self.json()["code"].as_str().expect("a `code` string").to_owned()
+    }
+}
+
+#[derive(Default)]
+struct Shared {
+    calls: Mutex<Vec<Call>>,
+    failures_left: Mutex<usize>,
+}
+
+pub struct SmsInbox {
+    pub url: String,
+    shared: Arc<Shared>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for SmsInbox {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn record(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let fail = {
+        let mut left = shared.failures_left.lock().unwrap();
+        let fail = *left > 0;
+        *left = left.saturating_sub(1);
+        fail
+    };
+    let status = if fail {
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else {
+        StatusCode::OK
+    };
+    shared.calls.lock().unwrap().push(Call {
+        headers,
+        body,
+        status: status.as_u16(),
+    });
+    status
+}
+
+impl SmsInbox {
+    /// A listener at `<base>/sms` that answers 500 to the first `fail_first` calls, then 200.
+    pub async fn start(fail_first: usize) -> SmsInbox {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shared = Arc::new(Shared {
+            failures_left: Mutex::new(fail_first),
+            ..Shared::default()
+        });
+        let app = Router::new()
+            .route("/sms", post(record))
+            .with_state(shared.clone());
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        SmsInbox {
+            url: format!("http://{addr}/sms"),
+            shared,
+            task,
+        }
+    }
+
+    /// Every call, failed ones included.
+    pub fn calls(&self) -> Vec<Call> {
+        self.shared.calls.lock().unwrap().clone()
+    }
+
+    /// The messages the listener accepted (answered 200).
+    pub fn delivered(&self) -> Vec<Call> {
+        self.calls().into_iter().filter(|c| c.status == 200).collect()
+    }
+
+    /// The code of the latest accepted message; panics when there is none.
+    pub fn last_code(&self) -> String {
+        self.delivered()
+            .last()
+            .expect("an SMS was delivered to the webhook")
+            .code()
+    }
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// Checks `X-Yunid-Signature: sha256=<hex>` of a call: HMAC-SHA256 with `secret` over
+/// `<X-Yunid-Timestamp>.<raw body>`, computed here with ring (independently of the server's code).
+pub fn signature_is_valid(call: &Call, secret: &str) -> Result<(), String> {
+    use ring::hmac;
+    let timestamp = call.header("x-yunid-timestamp").ok_or("no X-Yunid-Timestamp")?;
+    let signature = call.header("x-yunid-signature").ok_or("no X-Yunid-Signature")?;
+    let hex_tag = signature
+        .strip_prefix("sha256=")
+        .ok_or_else(|| format!("signature without sha256= prefix: {signature}"))?;
+    let tag = unhex(hex_tag).ok_or_else(|| format!("signature is not hex: {hex_tag}"))?;
+    let mut signed = timestamp.clone().into_bytes();
+    signed.push(b'.');
+    signed.extend_from_slice(&call.body);
+    let key = hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes());
+    hmac::verify(&key, &signed, &tag).map_err(|_| "the signature does not match".to_owned())
+}
