@@ -71,6 +71,7 @@ pub struct LoginPage<'a> {
     pub error: Option<&'a str>,
     pub notice: Option<&'a str>,
     pub show_password: bool,
+    pub show_sms: bool,
     /// `password`, `sms` or `passkey`.
     pub method: &'a str,
     /// Links to the three methods (password, sms, passkey) for this request.

@@ -61,6 +61,8 @@ impl Db {
             "DELETE FROM auth_requests WHERE expires_at < $1",
             "DELETE FROM revoked_tokens WHERE expires_at < $1",
             "DELETE FROM client_assertion_jtis WHERE expires_at < $1",
+            "DELETE FROM sms_codes WHERE expires_at < $1",
+            "DELETE FROM webauthn_ceremonies WHERE expires_at < $1",
         ] {
             n += sqlx::query(sql)
                 .bind(now - 60)
@@ -68,6 +70,12 @@ impl Db {
                 .await?
                 .rows_affected();
         }
+        // Sending counters matter for an hour.
+        n += sqlx::query("DELETE FROM sms_sends WHERE at < $1")
+            .bind(now - 3600)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
         n += sqlx::query("DELETE FROM login_failures WHERE at < $1")
             .bind(keep_failures_since)
             .execute(&self.pool)

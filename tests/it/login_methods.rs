@@ -301,8 +301,13 @@ async fn an_unregistered_phone_gets_the_same_page_and_no_sms(backend: Backend) {
     assert_eq!(notice(&unknown), notice(&known));
     assert_eq!(notice(&unknown).as_deref(), Some(ZH.sms_sent));
     assert!(has_code_form(&unknown), "{}", body(&unknown));
-    // The whole page is the same but for the attempt id.
-    let same = |p: &Page| body(p).replace(&attempt_of(p), "ATTEMPT");
+    // The whole page is the same but for the attempt id (and the per-response script nonce).
+    let nonce = regex_lite::Regex::new(r#"nonce="[^"]*""#).unwrap();
+    let same = |p: &Page| {
+        nonce
+            .replace_all(&body(p).replace(&attempt_of(p), "ATTEMPT"), "nonce")
+            .into_owned()
+    };
     assert_eq!(same(&unknown), same(&known));
     let delivered = inbox.delivered();
     assert_eq!(delivered.len(), 1, "only the registered phone got a message");
@@ -616,6 +621,33 @@ async fn an_essential_acr_claim_asks_for_step_up(backend: Backend) {
     assert_eq!(claims["acr"], "2");
 }
 
+async fn acr_values_asking_for_two_factors_asks_for_step_up(backend: Backend) {
+    let inbox = SmsInbox::start(0).await;
+    let env = provider(backend, &inbox).await;
+    let (_, plain) = plain_app(&env).await;
+    let browser = Browser::new(&env.base);
+    password_sign_in(&plain, &browser).await;
+
+    // "1 2" accepts what the session has; "2" alone needs the second factor.
+    let mut either = plain.start(&["profile"]);
+    either.url.query_pairs_mut().append_pair("acr_values", "1 2");
+    let page = browser.get(either.url.as_str()).await;
+    assert!(page.params().contains_key("code"), "{page:?}");
+
+    let mut attempt = plain.start(&["profile"]);
+    attempt.url.query_pairs_mut().append_pair("acr_values", "2");
+    let page = browser.get(attempt.url.as_str()).await;
+    assert!(page.html().2.contains(ZH.stepup_title), "{page:?}");
+    assert!(
+        !page.html().2.contains("name=\"password\""),
+        "the password the session already has is not offered again"
+    );
+    let sent = send(&browser, &page, None).await;
+    let back = through_consent(&browser, verify(&browser, &sent, &inbox.last_code()).await).await;
+    let claims = redeem(&plain, attempt, &back).await;
+    assert_eq!(claims["acr"], "2");
+}
+
 // 7. The page itself.
 
 async fn the_login_page_is_chinese_unless_english_is_asked_for(backend: Backend) {
@@ -832,6 +864,7 @@ on_both_backends!(
     a_password_at_a_strong_app_leads_on_to_step_up,
     a_failed_step_up_leaves_the_session_as_it_was,
     an_essential_acr_claim_asks_for_step_up,
+    acr_values_asking_for_two_factors_asks_for_step_up,
     the_login_page_is_chinese_unless_english_is_asked_for,
     the_login_page_helps_the_browser_and_keeps_scripts_out,
     forms_without_the_csrf_token_are_refused,

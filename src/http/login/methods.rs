@@ -92,15 +92,22 @@ pub fn render(app: &App, jar: CookieJar, ctx: &Ctx, view: View<'_>, status: Stat
         .as_ref()
         .and_then(|(r, _)| r.login_hint.as_deref())
         .filter(|h| !h.starts_with("org:"));
-    let has_pwd = ctx
-        .session
-        .as_ref()
-        .is_some_and(|(s, _)| s.amr.split(' ').any(|m| m == "pwd"));
-    let show_password = !(ctx.step_up && has_pwd);
+    // On step-up, a method the session already used adds nothing: offer only the others.
+    let used = |m: &str| {
+        ctx.step_up
+            && ctx
+                .session
+                .as_ref()
+                .is_some_and(|(s, _)| s.amr.split(' ').any(|x| x == m))
+    };
+    let show_password = !used("pwd");
+    let show_sms = !used("sms");
     let method = match view.method {
-        "sms" | "passkey" => view.method,
+        "sms" if show_sms => "sms",
+        "passkey" => "passkey",
         _ if show_password => "password",
-        _ => "sms",
+        _ if show_sms => "sms",
+        _ => "passkey",
     };
     let nonce = crypto::random_token();
     let mut res = page::render(page::LoginPage {
@@ -110,6 +117,7 @@ pub fn render(app: &App, jar: CookieJar, ctx: &Ctx, view: View<'_>, status: Stat
         error: view.error,
         notice: view.notice,
         show_password,
+        show_sms,
         method,
         method_links: (link("password"), link("sms"), link("passkey")),
         csrf: &csrf,

@@ -74,7 +74,17 @@ impl AuthRequest {
                     .filter_map(|v| v.as_str()?.parse::<i64>().ok())
                     .min()
             });
-        client.min_acr.max(essential.unwrap_or(1))
+        // `acr_values` (OIDC Core §3.1.2.1) lists acceptable levels: the lowest of those we know is needed.
+        let requested = self
+            .acr_values
+            .iter()
+            .filter_map(|v| v.parse::<i64>().ok())
+            .filter(|v| (1..=2).contains(v))
+            .min();
+        client
+            .min_acr
+            .max(essential.unwrap_or(1))
+            .max(requested.unwrap_or(1))
     }
 }
 
