@@ -34,7 +34,7 @@ pub fn check_new(password: &str) -> Result<(), Weakness> {
         return Err(Weakness::Length);
     }
     let lower = password.to_lowercase();
-    let repeated = lower.chars().all(|c| Some(c) == lower.chars().next());
+    let repeated = lower.chars().all(|c| lower.starts_with(c));
     let listed = COMMON
         .lines()
         .filter(|l| !l.starts_with('#'))
