@@ -71,6 +71,14 @@ pub struct Config {
     pub webauthn_rp_id: Option<String>,
     /// Extra origins allowed for WebAuthn besides the issuer's.
     pub webauthn_origins: Vec<String>,
+    /// Base URL of an upstream e-licence library to pull holders' licences from (optional).
+    pub licence_upstream_url: Option<String>,
+    /// Bearer token for the upstream library.
+    pub licence_upstream_token: Option<String>,
+    /// How long a login waits for the upstream library, milliseconds.
+    pub licence_upstream_timeout_ms: u64,
+    /// How long pulled licences are trusted before asking the library again, seconds.
+    pub licence_upstream_ttl: i64,
     /// Whether people may register themselves (at real-name level 1) on `/register`.
     pub self_registration: bool,
     /// Allow `http://` redirect URIs for clients (development only; loopback is always allowed).
@@ -100,6 +108,10 @@ impl Default for Config {
             argon2_iterations: 2,
             backchannel_max_attempts: 6,
             self_registration: false,
+            licence_upstream_url: None,
+            licence_upstream_token: None,
+            licence_upstream_timeout_ms: 2000,
+            licence_upstream_ttl: 300,
             production: false,
             sms_gateway: "console".into(),
             sms_webhook_url: None,

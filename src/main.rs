@@ -40,10 +40,49 @@ enum Command {
         #[command(subcommand)]
         command: PersonCommand,
     },
+    /// E-licences: the type catalogue, bulk import, which types an app may receive.
+    Licence {
+        #[command(subcommand)]
+        command: LicenceCommand,
+    },
     /// Organisations (legal persons) and who represents them.
     Org {
         #[command(subcommand)]
         command: OrgCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum LicenceCommand {
+    /// Add or change a licence type in the catalogue.
+    Type {
+        /// Defining authority's credit code + 3 digits.
+        #[arg(long)]
+        code: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        authority: String,
+        /// person or org.
+        #[arg(long)]
+        holder: String,
+        /// Surface fields that may be released (repeat or comma-separate).
+        #[arg(long = "field")]
+        fields: Vec<String>,
+    },
+    /// Import licences from a JSON Lines file (idempotent by identifier); bad lines are reported.
+    Import {
+        file: PathBuf,
+        /// All or nothing: any bad line means nothing is imported.
+        #[arg(long)]
+        atomic: bool,
+    },
+    /// Let an app receive a licence type.
+    Allow {
+        #[arg(long)]
+        client: String,
+        #[arg(long = "type")]
+        type_code: String,
     },
 }
 
@@ -160,6 +199,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Client { command } => client(config, command).await,
         Command::Person { command } => person(config, command).await,
         Command::Org { command } => org(config, command).await,
+        Command::Licence { command } => licence(config, command).await,
     }
 }
 
@@ -350,6 +390,58 @@ async fn org(config: Config, command: OrgCommand) -> anyhow::Result<()> {
             )
             .await?;
             println!("representation_id: {}", rep.id);
+        }
+    }
+    Ok(())
+}
+
+async fn licence(config: Config, command: LicenceCommand) -> anyhow::Result<()> {
+    let app = App::new(config).await?;
+    match command {
+        LicenceCommand::Type {
+            code,
+            name,
+            authority,
+            holder,
+            fields,
+        } => {
+            anyhow::ensure!(
+                matches!(holder.as_str(), "person" | "org"),
+                "--holder is person or org"
+            );
+            let ty = yunid::store::licences::LicenceType {
+                code: code.trim().to_ascii_uppercase(),
+                name,
+                authority,
+                holder_kind: holder,
+                released_fields: split(fields),
+            };
+            app.db.upsert_licence_type(&ty, app.now()).await?;
+            println!("licence type {} saved", ty.code);
+        }
+        LicenceCommand::Import { file, atomic } => {
+            let text = std::fs::read_to_string(&file)?;
+            let report = yunid::services::licence::import(&app, &text, atomic, app.now()).await?;
+            for (line, message) in &report.errors {
+                eprintln!("{}:{line}: {message}", file.display());
+            }
+            println!(
+                "imported {} licence(s), {} bad line(s)",
+                report.imported,
+                report.errors.len()
+            );
+            if !report.errors.is_empty() {
+                std::process::exit(1);
+            }
+        }
+        LicenceCommand::Allow { client, type_code } => {
+            anyhow::ensure!(app.db.client(&client).await?.is_some(), "no such client");
+            anyhow::ensure!(
+                app.db.licence_type(&type_code).await?.is_some(),
+                "no such licence type"
+            );
+            app.db.allow_licence_type(&client, &type_code).await?;
+            println!("client {client} may receive {type_code}");
         }
     }
     Ok(())

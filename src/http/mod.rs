@@ -1,6 +1,7 @@
 //! HTTP: axum routers and thin handlers (parse, call a service, render).
 
 mod account;
+mod admin;
 mod cookies;
 mod forms;
 pub mod i18n;
@@ -29,6 +30,7 @@ pub fn router(app: App) -> Router {
         .merge(oidc::router())
         .merge(login::router())
         .merge(account::router())
+        .merge(admin::router())
         .route("/", get(home))
         .route("/lang/{code}", get(switch_lang))
         .route("/healthz", get(|| async { "ok" }))

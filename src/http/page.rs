@@ -93,7 +93,7 @@ pub struct ConsentPage<'a> {
     pub csrf: &'a str,
     pub client_name: &'a str,
     pub person_name: &'a str,
-    pub items: Vec<&'static str>,
+    pub items: Vec<String>,
 }
 
 /// Plain words for what a scope releases.

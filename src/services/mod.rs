@@ -1,6 +1,8 @@
 //! The domain: plain Rust, time passed in, no HTTP types.
 
 pub mod identity;
+pub mod licence;
+pub mod licence_upstream;
 pub mod login;
 pub mod logout;
 pub mod oidc;

@@ -23,6 +23,8 @@ pub struct Family {
     pub revoked_at: Option<i64>,
     /// The representation the person acted under (the subject is then the organisation).
     pub acting_rep_id: Option<String>,
+    /// Licence types the person consented to release to this app (space-separated type codes).
+    pub licence_types: String,
 }
 
 fn from_row(row: &AnyRow) -> Result<Family, sqlx::Error> {
@@ -41,6 +43,7 @@ fn from_row(row: &AnyRow) -> Result<Family, sqlx::Error> {
         expires_at: row.try_get("expires_at")?,
         revoked_at: row.try_get("revoked_at")?,
         acting_rep_id: row.try_get("acting_rep_id")?,
+        licence_types: row.try_get("licence_types")?,
     })
 }
 
@@ -65,7 +68,8 @@ impl Db {
     pub async fn insert_family(&self, f: &Family) -> Result<(), sqlx::Error> {
         sqlx::query(
             "INSERT INTO families (id, client_id, person_id, session_sid, scope, claims, acr, amr, auth_time, nonce, \
-             created_at, expires_at, acting_rep_id) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)",
+             created_at, expires_at, acting_rep_id, licence_types) \
+             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)",
         )
         .bind(&f.id)
         .bind(&f.client_id)
@@ -80,6 +84,7 @@ impl Db {
         .bind(f.created_at)
         .bind(f.expires_at)
         .bind(&f.acting_rep_id)
+        .bind(&f.licence_types)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -88,7 +93,7 @@ impl Db {
     pub async fn family(&self, id: &str) -> Result<Option<Family>, sqlx::Error> {
         let row = sqlx::query(
             "SELECT id, client_id, person_id, session_sid, scope, claims, acr, amr, auth_time, nonce, created_at, \
-             expires_at, revoked_at, acting_rep_id FROM families WHERE id = $1",
+             expires_at, revoked_at, acting_rep_id, licence_types FROM families WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)

@@ -31,6 +31,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0003_login.sql"),
         postgres: include_str!("../../migrations/postgres/0003_login.sql"),
     },
+    Migration {
+        version: 4,
+        name: "licences",
+        sqlite: include_str!("../../migrations/sqlite/0004_licences.sql"),
+        postgres: include_str!("../../migrations/postgres/0004_licences.sql"),
+    },
 ];
 
 const LOCK_ID: i64 = 0x79_756e_6964; // "yunid"

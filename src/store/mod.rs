@@ -5,6 +5,7 @@ mod migrate;
 
 pub mod clients;
 pub mod families;
+pub mod licences;
 pub mod login;
 pub mod logout;
 pub mod misc;

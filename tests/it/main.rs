@@ -7,6 +7,7 @@ mod cluster;
 mod core_flow;
 mod identity;
 mod keys;
+mod licences;
 mod login_methods;
 mod logout;
 mod passkeys;

@@ -36,18 +36,28 @@ pub async fn show(State(app): State<App>, lang: Lang, jar: CookieJar, Query(q): 
         let client = app.db.client(&pending.client_id).await?;
         let (jar, csrf) = cookies::csrf(&app, jar);
         let t = lang.texts();
+        let mut items: Vec<String> = req
+            .scopes
+            .iter()
+            .filter(|s| *s != "licences")
+            .map(|s| page::scope_text(t, s).to_owned())
+            .filter(|s| !s.is_empty())
+            .collect();
+        // Each licence type by name: the person consents per type.
+        if let Some(c) = &client {
+            for ty in app.db.allowed_licence_types(&c.id).await? {
+                if req.licence_types.iter().flatten().any(|code| *code == ty.code) {
+                    items.push(format!("{}{}", t.scope_licences_item, ty.name));
+                }
+            }
+        }
         let html = page::render(page::ConsentPage {
             t,
             req: &q.req,
             csrf: &csrf,
             client_name: client.as_ref().map_or("", |c| c.name.as_str()),
             person_name: &person.name,
-            items: req
-                .scopes
-                .iter()
-                .map(|s| page::scope_text(t, s))
-                .filter(|s| !s.is_empty())
-                .collect(),
+            items,
         });
         Ok((jar, html).into_response())
     }
@@ -105,9 +115,10 @@ pub async fn submit(State(app): State<App>, jar: CookieJar, Form(f): Form<Submit
             .await?
             .map(|s| s.split(' ').map(str::to_owned).collect())
             .unwrap_or_default();
-        for s in &req.scopes {
-            if !scopes.contains(s) {
-                scopes.push(s.clone());
+        let licence_tokens = req.licence_types.iter().flatten().map(|t| format!("licence:{t}"));
+        for s in req.scopes.iter().cloned().chain(licence_tokens) {
+            if !scopes.contains(&s) {
+                scopes.push(s);
             }
         }
         app.db

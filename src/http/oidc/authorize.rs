@@ -124,6 +124,12 @@ pub async fn continue_request(
     pending: Option<(&str, Option<&str>)>,
     now: i64,
 ) -> anyhow::Result<Response> {
+    let mut req = req;
+    if req.licence_types.is_none() {
+        let types =
+            crate::services::licence::requested_types(app, client, &req.scopes, req.claims.as_ref()).await?;
+        req.licence_types = Some(types.into_iter().map(|t| t.code).collect());
+    }
     let session = cookies::session(app, &jar, now).await?;
     let session_row = session.as_ref().map(|(s, _)| s);
     let fresh_login = match (pending, session_row) {
@@ -167,7 +173,6 @@ pub async fn continue_request(
             let Some(session) = session_row else {
                 return Ok(page::error(StatusCode::BAD_REQUEST, "no session"));
             };
-            let mut req = req;
             if req.acting.is_none() && req.scopes.iter().any(|s| s == "org") {
                 let options = identity::acting_options(app, &session.person_id, client, now).await?;
                 // An app may name the organisation: login_hint=org:<credit code>.
@@ -277,6 +282,7 @@ pub async fn issue_code(
         expires_at: now + app.config.refresh_absolute_ttl,
         revoked_at: None,
         acting_rep_id: req.acting.clone().filter(|a| !a.is_empty()),
+        licence_types: req.licence_types.clone().unwrap_or_default().join(" "),
     };
     app.db.insert_family(&family).await?;
     let code = crypto::random_token();

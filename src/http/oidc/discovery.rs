@@ -38,9 +38,10 @@ pub async fn configuration(State(app): State<App>) -> impl IntoResponse {
         // OpenID Connect for Identity Assurance 1.0 §8.
         "verified_claims_supported": true,
         "trust_frameworks_supported": [claims::TRUST_FRAMEWORK],
-        "evidence_supported": ["document"],
+        "evidence_supported": ["document", "electronic_record"],
         "documents_supported": ["idcard"],
-        "claims_in_verified_claims_supported": ["name", "birthdate", "gender"],
+        "claims_in_verified_claims_supported": ["name", "birthdate", "gender", "licence_id", "licence_type_name",
+            "licence_number", "licence_status", "holder_name", "valid_from", "area_code"],
         "claims_parameter_supported": true,
         "claim_types_supported": ["normal"],
         "request_parameter_supported": false,

@@ -200,6 +200,19 @@ async fn issue(
         actor.as_deref(),
         now,
     )?;
+    let claims_request: Option<serde_json::Value> = family
+        .claims
+        .as_deref()
+        .and_then(|s| serde_json::from_str(s).ok());
+    let licences_in_id_token = claims_request
+        .as_ref()
+        .and_then(|c| c.pointer("/id_token/verified_claims"))
+        .is_some();
+    let licences = if licences_in_id_token {
+        crate::services::licence::release(app, client, &family.licence_types, &subject, now).await?
+    } else {
+        Vec::new()
+    };
     let id_token = if scope.split(' ').any(|s| s == "openid") {
         Some(tokens::id_token(
             app,
@@ -211,6 +224,7 @@ async fn issue(
                 nonce: code.and(family.nonce.as_deref()),
                 access_token: Some(&access_token),
                 code,
+                licences,
                 now,
             },
         )?)

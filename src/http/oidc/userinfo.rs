@@ -84,6 +84,9 @@ pub async fn userinfo(State(app): State<App>, req: Request) -> Result<Response, 
         true,
     )?;
     body.insert("sub".into(), json!(subject.sub));
+    let licences =
+        crate::services::licence::release(&app, &client, &family.licence_types, &subject, now).await?;
+    crate::services::licence::attach(&mut body, licences);
     Ok((
         [
             (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),

@@ -45,6 +45,9 @@ pub struct AuthRequest {
     /// organisation. Only asked when the `org` scope is requested.
     #[serde(default)]
     pub acting: Option<String>,
+    /// Licence type codes asked for (and allowed to this app), once worked out.
+    #[serde(default)]
+    pub licence_types: Option<Vec<String>>,
 }
 
 impl AuthRequest {
@@ -98,7 +101,15 @@ pub enum Rejection {
 }
 
 pub const PROMPTS: [&str; 4] = ["none", "login", "consent", "select_account"];
-pub const SCOPES: [&str; 6] = ["openid", "profile", "phone", "identity", "org", "offline_access"];
+pub const SCOPES: [&str; 7] = [
+    "openid",
+    "profile",
+    "phone",
+    "identity",
+    "org",
+    "licences",
+    "offline_access",
+];
 
 /// Finds the client and trusts the redirect URI (exact string match, RFC 9700 §4.1.3), or says why not.
 pub fn trusted_target(params: &Params, client: Option<&Client>) -> Result<Target, Rejection> {
@@ -261,6 +272,7 @@ pub fn validate(params: &Params, client: &Client, target: Target) -> Result<Auth
         ui_locales: opt("ui_locales")?,
         consent_given: false,
         acting: None,
+        licence_types: None,
         target,
     })
 }
@@ -326,9 +338,12 @@ pub fn decide(req: &AuthRequest, client: &Client, s: &Situation<'_>) -> Decision
         return login("a stronger authentication is required");
     }
     let consented = s.consented.unwrap_or("");
+    let licence_tokens = req.licence_types.iter().flatten().map(|t| format!("licence:{t}"));
     let covered = req
         .scopes
         .iter()
+        .cloned()
+        .chain(licence_tokens)
         .all(|scope| consented.split(' ').any(|c| c == scope));
     if !req.consent_given && (req.has_prompt("consent") || !covered) {
         if none {

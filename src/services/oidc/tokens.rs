@@ -74,6 +74,8 @@ pub struct IdTokenInput<'a> {
     pub nonce: Option<&'a str>,
     pub access_token: Option<&'a str>,
     pub code: Option<&'a str>,
+    /// Licence elements for the ID token (only when the claims request asked for them there).
+    pub licences: Vec<Value>,
     pub now: i64,
 }
 
@@ -117,6 +119,9 @@ pub fn id_token(app: &App, client: &Client, input: IdTokenInput<'_>) -> Result<S
     )?;
     for (k, v) in extra {
         c[k] = v;
+    }
+    if let Value::Object(map) = &mut c {
+        crate::services::licence::attach(map, input.licences);
     }
     Ok(app.keys().sign(alg, "JWT", &c)?)
 }

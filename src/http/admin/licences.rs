@@ -1,0 +1,225 @@
+//! `/admin/api/licence-types`, `/admin/api/licences`, and which licence types an app may receive.
+//! Scope `yunid:licences`.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{post, put};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{Caller, Problem};
+use crate::app::App;
+use crate::services::licence::{self, LicenceError, LicenceInput, STATUSES};
+use crate::store::licences::LicenceType;
+
+pub const SCOPE: &str = "yunid:licences";
+
+pub fn router() -> Router<App> {
+    Router::new()
+        .route("/admin/api/licence-types/{code}", put(put_type))
+        .route("/admin/api/licences", post(push))
+        .route("/admin/api/licences/import", post(import))
+        .route("/admin/api/licences/{id}/status", post(set_status))
+        .route("/admin/api/clients/{id}/licence-types", put(allow_types))
+}
+
+/// Turns a JSON body rejection into a problem naming what is wrong (unknown fields included).
+fn body<T>(parsed: Result<Json<T>, axum::extract::rejection::JsonRejection>) -> Result<T, Problem> {
+    parsed
+        .map(|Json(v)| v)
+        .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "malformed body", e.body_text()))
+}
+
+fn licence_problem(e: LicenceError) -> Problem {
+    let field = match &e {
+        LicenceError::Id(_) | LicenceError::TypeMismatch => "id",
+        LicenceError::UnknownType(_) => "type_code",
+        LicenceError::HolderCode(_) | LicenceError::NoHolder => "holder.code",
+        LicenceError::HolderType => "holder.code_type",
+        LicenceError::Dates(_) => "valid_until",
+        LicenceError::Status => "status",
+        LicenceError::Area => "area_code",
+        LicenceError::Empty(f) => f,
+        LicenceError::IssuerCode(_) => "issuer.code",
+        LicenceError::Internal(e) => return Problem::internal(e),
+    };
+    Problem::field(field, e.to_string())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TypeBody {
+    name: String,
+    authority: String,
+    holder_kind: String,
+    #[serde(default)]
+    released_fields: Vec<String>,
+}
+
+async fn put_type(
+    State(app): State<App>,
+    caller: Caller,
+    Path(code): Path<String>,
+    parsed: Result<Json<TypeBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, Problem> {
+    caller.require(SCOPE)?;
+    let b = body(parsed)?;
+    let code = code.trim().to_ascii_uppercase();
+    let well_formed = code.len() == 21
+        && code[18..].bytes().all(|c| c.is_ascii_digit())
+        && crate::identity::CreditCode::parse_allowing(&code[..18], &|_| true).is_ok();
+    if !well_formed {
+        return Err(Problem::field(
+            "code",
+            "a type code is the defining authority's credit code plus 3 digits",
+        ));
+    }
+    if !matches!(b.holder_kind.as_str(), "person" | "org") {
+        return Err(Problem::field("holder_kind", "holder_kind is person or org"));
+    }
+    if b.name.trim().is_empty() {
+        return Err(Problem::field("name", "name must not be empty"));
+    }
+    let ty = LicenceType {
+        code,
+        name: b.name.trim().to_owned(),
+        authority: b.authority.trim().to_owned(),
+        holder_kind: b.holder_kind,
+        released_fields: b.released_fields,
+    };
+    app.db
+        .upsert_licence_type(&ty, app.now())
+        .await
+        .map_err(Problem::internal)?;
+    Ok(Json(ty).into_response())
+}
+
+async fn push(
+    State(app): State<App>,
+    caller: Caller,
+    parsed: Result<Json<LicenceInput>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, Problem> {
+    caller.require(SCOPE)?;
+    let input = body(parsed)?;
+    let row = licence::push(&app, &input, "push", app.now())
+        .await
+        .map_err(licence_problem)?;
+    tracing::info!(client = %caller.client_id, licence = %row.id, "licence pushed");
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "id": row.id, "status": row.status })),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+struct ImportQuery {
+    #[serde(default)]
+    atomic: bool,
+}
+
+/// JSON Lines in the body; the report lists each bad line with its number.
+async fn import(
+    State(app): State<App>,
+    caller: Caller,
+    Query(q): Query<ImportQuery>,
+    text: String,
+) -> Result<Response, Problem> {
+    caller.require(SCOPE)?;
+    let report = licence::import(&app, &text, q.atomic, app.now())
+        .await
+        .map_err(Problem::internal)?;
+    let status = if report.errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    let errors: Vec<_> = report
+        .errors
+        .iter()
+        .map(|(line, m)| json!({ "line": line, "message": m }))
+        .collect();
+    Ok((
+        status,
+        Json(json!({ "imported": report.imported, "errors": errors })),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatusBody {
+    status: String,
+}
+
+async fn set_status(
+    State(app): State<App>,
+    caller: Caller,
+    Path(id): Path<String>,
+    parsed: Result<Json<StatusBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, Problem> {
+    caller.require(SCOPE)?;
+    let b = body(parsed)?;
+    if !STATUSES.contains(&b.status.as_str()) {
+        return Err(Problem::field(
+            "status",
+            "status must be one of 01, 02, 03, 04, 05, 07, 99",
+        ));
+    }
+    let id = crate::identity::LicenceId::parse(&id).map_err(|e| Problem::field("id", e.to_string()))?;
+    let found = app
+        .db
+        .set_licence_status(id.as_str(), &b.status, app.now())
+        .await
+        .map_err(Problem::internal)?;
+    if !found {
+        return Err(Problem::new(
+            StatusCode::NOT_FOUND,
+            "not found",
+            "no licence with this identifier",
+        ));
+    }
+    Ok(Json(json!({ "id": id.as_str(), "status": b.status })).into_response())
+}
+
+async fn allow_types(
+    State(app): State<App>,
+    caller: Caller,
+    Path(client_id): Path<String>,
+    parsed: Result<Json<Vec<String>>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, Problem> {
+    caller.require(SCOPE)?;
+    let codes = body(parsed)?;
+    if app
+        .db
+        .client(&client_id)
+        .await
+        .map_err(Problem::internal)?
+        .is_none()
+    {
+        return Err(Problem::new(StatusCode::NOT_FOUND, "not found", "no such client"));
+    }
+    for code in &codes {
+        if app
+            .db
+            .licence_type(code)
+            .await
+            .map_err(Problem::internal)?
+            .is_none()
+        {
+            return Err(Problem::field(
+                "type_code",
+                format!("{code} is not in the licence type catalogue"),
+            ));
+        }
+    }
+    for code in &codes {
+        app.db
+            .allow_licence_type(&client_id, code)
+            .await
+            .map_err(Problem::internal)?;
+    }
+    Ok(Json(json!({ "client_id": client_id, "licence_types": codes })).into_response())
+}

@@ -1,0 +1,143 @@
+//! Admin REST API (first part: the e-licence library's push interface). Callers are automation clients
+//! with a client-credentials access token carrying the right admin scope. Errors are RFC 9457 problem
+//! details.
+
+mod licences;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::FromRequestParts;
+use axum::http::{StatusCode, header, request::Parts};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::app::App;
+use crate::services::oidc::tokens;
+
+pub fn router() -> Router<App> {
+    licences::router()
+}
+
+/// An RFC 9457 problem.
+pub struct Problem {
+    pub status: StatusCode,
+    pub title: &'static str,
+    pub detail: String,
+    pub errors: Vec<Value>,
+}
+
+impl Problem {
+    pub fn new(status: StatusCode, title: &'static str, detail: impl Into<String>) -> Problem {
+        Problem {
+            status,
+            title,
+            detail: detail.into(),
+            errors: Vec::new(),
+        }
+    }
+
+    /// A validation failure naming the offending field.
+    pub fn field(field: &str, message: impl Into<String>) -> Problem {
+        let message = message.into();
+        Problem {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            title: "invalid input",
+            detail: message.clone(),
+            errors: vec![json!({ "field": field, "message": message })],
+        }
+    }
+
+    pub fn internal(e: impl std::fmt::Display) -> Problem {
+        tracing::error!(error = %e, "admin API internal error");
+        Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal error",
+            "internal error",
+        )
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let mut body = json!({
+            "type": "about:blank",
+            "title": self.title,
+            "status": self.status.as_u16(),
+            "detail": self.detail,
+        });
+        if !self.errors.is_empty() {
+            body["errors"] = Value::Array(self.errors);
+        }
+        (
+            self.status,
+            [(header::CONTENT_TYPE, "application/problem+json")],
+            Json(body),
+        )
+            .into_response()
+    }
+}
+
+/// The calling automation client, proven by a client-credentials access token.
+pub struct Caller {
+    pub client_id: String,
+    pub scopes: Vec<String>,
+}
+
+impl Caller {
+    pub fn require(&self, scope: &str) -> Result<(), Problem> {
+        if self.scopes.iter().any(|s| s == scope) {
+            Ok(())
+        } else {
+            Err(Problem::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!("the token lacks the {scope} scope"),
+            ))
+        }
+    }
+}
+
+impl FromRequestParts<App> for Caller {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
+        let unauthorized = |m: &str| {
+            let mut res = Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", m).into_response();
+            res.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer realm=\"yunid-admin\""),
+            );
+            res
+        };
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| unauthorized("a bearer token is required"))?;
+        let now = app.now();
+        let at =
+            tokens::parse_access_token(app, token.trim(), now).map_err(|e| unauthorized(&e.description))?;
+        // Only client-credentials tokens (no person behind them) administer.
+        if at.family_id.is_some() {
+            return Err(unauthorized("a client-credentials token is required"));
+        }
+        match app.db.access_token_revoked(&at.jti, None).await {
+            Ok(false) => {}
+            Ok(true) => return Err(unauthorized("token revoked")),
+            Err(e) => return Err(Problem::internal(e).into_response()),
+        }
+        let scopes = at
+            .claims
+            .get("scope")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .split(' ')
+            .map(str::to_owned)
+            .collect();
+        Ok(Caller {
+            client_id: at.client_id,
+            scopes,
+        })
+    }
+}

@@ -1,0 +1,404 @@
+//! E-licences: validating records pushed by the e-licence library (or pulled from it), and releasing a
+//! holder's currently valid licences to an app as OIDC4IDA `verified_claims` (evidence type
+//! `electronic_record`), only for licence types the admin allowed the app and the person consented to.
+
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use crate::app::App;
+use crate::identity::{LicenceId, LicenceIdError, ResidentId};
+use crate::services::identity as orgs;
+use crate::services::oidc::claims::{GrantSubject, TRUST_FRAMEWORK};
+use crate::store::clients::Client;
+use crate::store::licences::{LicenceRow, LicenceType, upsert_licence};
+
+/// Status codes of GB/T 36903: valid, suspended, withdrawn, cancelled, expired, revoked, other.
+pub const STATUSES: [&str; 7] = ["01", "02", "03", "04", "05", "07", "99"];
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Issuer {
+    pub name: String,
+    /// The issuing authority's unified social credit code.
+    pub code: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Holder {
+    pub name: String,
+    pub code: String,
+    /// `111` resident identity number, `001` unified social credit code.
+    pub code_type: String,
+}
+
+/// One licence as the library sends it (admin API, JSON Lines import, upstream pull).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LicenceInput {
+    pub id: String,
+    pub type_code: String,
+    pub number: String,
+    pub issuer: Issuer,
+    pub holder: Holder,
+    pub issued_on: String,
+    pub valid_from: String,
+    /// `None` (or absent) for a long-term licence.
+    #[serde(default)]
+    pub valid_until: Option<String>,
+    pub area_code: String,
+    pub status: String,
+    #[serde(default)]
+    pub surface: Map<String, Value>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LicenceError {
+    #[error("identifier: {0}")]
+    Id(LicenceIdError),
+    #[error("type_code {0} is not in the licence type catalogue")]
+    UnknownType(String),
+    #[error("type_code does not match the identifier's type code")]
+    TypeMismatch,
+    #[error("holder.code: {0}")]
+    HolderCode(String),
+    #[error(
+        "holder.code_type must be 111 (resident ID number) or 001 (credit code) and match the licence type"
+    )]
+    HolderType,
+    #[error("no person or organisation with this holder code is registered")]
+    NoHolder,
+    #[error("{0}")]
+    Dates(&'static str),
+    #[error("status must be one of 01, 02, 03, 04, 05, 07, 99")]
+    Status,
+    #[error("area_code must be a 6-digit GB/T 2260 code")]
+    Area,
+    #[error("{0} must not be empty")]
+    Empty(&'static str),
+    #[error("issuer.code: {0}")]
+    IssuerCode(String),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for LicenceError {
+    fn from(e: sqlx::Error) -> Self {
+        LicenceError::Internal(e.into())
+    }
+}
+
+fn date(s: &str, field: &'static str) -> Result<NaiveDate, LicenceError> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| LicenceError::Dates(field))
+}
+
+/// The keyed hash a holder is found by (the holder code of a person is an ID number: never stored plain).
+pub fn holder_hash(app: &App, code_type: &str, code: &str) -> String {
+    app.secrets.id_hash(&format!("holder:{code_type}:{code}"))
+}
+
+/// Checks a record completely; nothing is written.
+pub async fn validate(app: &App, input: &LicenceInput, source: &str) -> Result<LicenceRow, LicenceError> {
+    let id = LicenceId::parse(&input.id).map_err(LicenceError::Id)?;
+    let ty = app
+        .db
+        .licence_type(&input.type_code)
+        .await?
+        .ok_or_else(|| LicenceError::UnknownType(input.type_code.clone()))?;
+    if id.type_code() != ty.code {
+        return Err(LicenceError::TypeMismatch);
+    }
+    for (value, name) in [
+        (&input.number, "number"),
+        (&input.issuer.name, "issuer.name"),
+        (&input.holder.name, "holder.name"),
+    ] {
+        if value.trim().is_empty() {
+            return Err(LicenceError::Empty(name));
+        }
+    }
+    orgs::credit_code(app, &input.issuer.code)
+        .await
+        .map_err(|e| LicenceError::IssuerCode(e.to_string()))?;
+    let holder_code = match (input.holder.code_type.as_str(), ty.holder_kind.as_str()) {
+        ("111", "person") => {
+            let rid =
+                ResidentId::parse(&input.holder.code).map_err(|e| LicenceError::HolderCode(e.to_string()))?;
+            let known = app
+                .db
+                .person_by_id_hash(&app.secrets.id_hash(rid.as_str()))
+                .await?;
+            known.ok_or(LicenceError::NoHolder)?;
+            rid.as_str().to_owned()
+        }
+        ("001", "org") => {
+            let code = orgs::credit_code(app, &input.holder.code)
+                .await
+                .map_err(|e| LicenceError::HolderCode(e.to_string()))?;
+            app.db
+                .org_by_code(code.as_str())
+                .await?
+                .ok_or(LicenceError::NoHolder)?;
+            code.as_str().to_owned()
+        }
+        _ => return Err(LicenceError::HolderType),
+    };
+    let issued = date(&input.issued_on, "issued_on must be a date YYYY-MM-DD")?;
+    let from = date(&input.valid_from, "valid_from must be a date YYYY-MM-DD")?;
+    let until = match input.valid_until.as_deref() {
+        None | Some("") | Some("long-term") => None,
+        Some(u) => Some(date(
+            u,
+            "valid_until must be a date YYYY-MM-DD (or absent for long-term)",
+        )?),
+    };
+    if let Some(until) = until {
+        if until <= from {
+            return Err(LicenceError::Dates("valid_until must be after valid_from"));
+        }
+        if until < issued {
+            return Err(LicenceError::Dates("valid_until must not be before issued_on"));
+        }
+    }
+    if !STATUSES.contains(&input.status.as_str()) {
+        return Err(LicenceError::Status);
+    }
+    if input.area_code.len() != 6 || !input.area_code.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(LicenceError::Area);
+    }
+    Ok(LicenceRow {
+        id: id.as_str().to_owned(),
+        type_code: ty.code,
+        number: input.number.trim().to_owned(),
+        issuer_name: input.issuer.name.trim().to_owned(),
+        issuer_code: input.issuer.code.trim().to_ascii_uppercase(),
+        holder_name: input.holder.name.trim().to_owned(),
+        holder_code_type: input.holder.code_type.clone(),
+        holder_code_hash: holder_hash(app, &input.holder.code_type, &holder_code),
+        holder_code_enc: app.secrets.encrypt(&holder_code, id.as_str().as_bytes())?,
+        issued_on: issued.to_string(),
+        valid_from: from.to_string(),
+        valid_until: until.map(|u| u.to_string()),
+        area_code: input.area_code.clone(),
+        status: input.status.clone(),
+        surface: Value::Object(input.surface.clone()).to_string(),
+        source: source.to_owned(),
+    })
+}
+
+/// Validates and stores one licence (idempotent by identifier).
+pub async fn push(
+    app: &App,
+    input: &LicenceInput,
+    source: &str,
+    now: i64,
+) -> Result<LicenceRow, LicenceError> {
+    let row = validate(app, input, source).await?;
+    upsert_licence(&app.db.pool, &row, now).await?;
+    Ok(row)
+}
+
+/// The outcome of a bulk import: how many lines went in, and each bad line's number and reason.
+#[derive(Debug, Default, Serialize)]
+pub struct ImportReport {
+    pub imported: usize,
+    pub errors: Vec<(usize, String)>,
+}
+
+/// Imports JSON Lines: good lines go in, bad ones are reported by line number. With `atomic`, any bad
+/// line means nothing is written.
+pub async fn import(app: &App, text: &str, atomic: bool, now: i64) -> anyhow::Result<ImportReport> {
+    let mut report = ImportReport::default();
+    let mut rows = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let n = i + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let input: LicenceInput = match serde_json::from_str(line) {
+            Ok(v) => v,
+            Err(e) => {
+                report.errors.push((n, format!("not a licence record: {e}")));
+                continue;
+            }
+        };
+        match validate(app, &input, "import").await {
+            Ok(row) => rows.push(row),
+            Err(LicenceError::Internal(e)) => return Err(e),
+            Err(e) => report.errors.push((n, e.to_string())),
+        }
+    }
+    if atomic && !report.errors.is_empty() {
+        return Ok(report);
+    }
+    let mut tx = app.db.pool.begin().await?;
+    for row in &rows {
+        upsert_licence(&mut *tx, row, now).await?;
+    }
+    tx.commit().await?;
+    report.imported = rows.len();
+    Ok(report)
+}
+
+/// Licence types an authorization asks for: all types the app may receive with the `licences` scope,
+/// or those named in the claims request's `verified_claims` electronic_record `record.type`.
+pub async fn requested_types(
+    app: &App,
+    client: &Client,
+    scopes: &[String],
+    claims: Option<&Value>,
+) -> anyhow::Result<Vec<LicenceType>> {
+    let allowed = app.db.allowed_licence_types(&client.id).await?;
+    if scopes.iter().any(|s| s == "licences") {
+        return Ok(allowed);
+    }
+    let mut named = Vec::new();
+    for member in ["userinfo", "id_token"] {
+        let vc = claims
+            .and_then(|c| c.get(member))
+            .and_then(|m| m.get("verified_claims"));
+        let items = match vc {
+            Some(Value::Array(a)) => a.clone(),
+            Some(v @ Value::Object(_)) => vec![v.clone()],
+            _ => Vec::new(),
+        };
+        for item in items {
+            let evidence = item
+                .pointer("/verification/evidence")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            for e in evidence {
+                let t = e.pointer("/record/type");
+                let values: Vec<String> = match t {
+                    Some(Value::Object(o)) => o
+                        .get("value")
+                        .map(|v| vec![v.clone()])
+                        .or_else(|| o.get("values").and_then(Value::as_array).cloned())
+                        .unwrap_or_default()
+                        .iter()
+                        .filter_map(|v| v.as_str().map(str::to_owned))
+                        .collect(),
+                    Some(Value::String(s)) => vec![s.clone()],
+                    _ => Vec::new(),
+                };
+                named.extend(values);
+            }
+        }
+    }
+    Ok(allowed.into_iter().filter(|t| named.contains(&t.code)).collect())
+}
+
+/// Today in China Standard Time.
+fn today(now: i64) -> String {
+    chrono::DateTime::from_timestamp(now + 8 * 3600, 0)
+        .map(|d| d.date_naive().to_string())
+        .unwrap_or_default()
+}
+
+/// The `verified_claims` elements for the grant's holder, now: only types still allowed and consented,
+/// only licences that are valid at this moment. The upstream library is asked first when configured
+/// and the holder's cache is stale; if it fails, the local records are used and the failure is logged.
+pub async fn release(
+    app: &App,
+    client: &Client,
+    consented: &str,
+    subject: &GrantSubject,
+    now: i64,
+) -> anyhow::Result<Vec<Value>> {
+    let wanted: Vec<&str> = consented.split(' ').filter(|s| !s.is_empty()).collect();
+    if wanted.is_empty() {
+        return Ok(Vec::new());
+    }
+    let types: Vec<LicenceType> = app
+        .db
+        .allowed_licence_types(&client.id)
+        .await?
+        .into_iter()
+        .filter(|t| wanted.contains(&t.code.as_str()))
+        .collect();
+    let (code_type, code) = match &subject.acting {
+        Some((_, org)) => ("001", org.credit_code.clone()),
+        None => {
+            let plain = app
+                .secrets
+                .decrypt(&subject.person.id_number_enc, subject.person.id.as_bytes())?;
+            ("111", plain)
+        }
+    };
+    let hash = holder_hash(app, code_type, &code);
+    crate::services::licence_upstream::refresh(app, code_type, &code, &hash, now).await;
+    let today = today(now);
+    let mut out = Vec::new();
+    for l in app.db.licences_of_holder(&hash).await? {
+        let Some(ty) = types.iter().find(|t| t.code == l.type_code) else {
+            continue;
+        };
+        let current = l.status == "01"
+            && l.valid_from <= today
+            && l.valid_until.as_deref().is_none_or(|u| today.as_str() <= u);
+        if !current {
+            continue;
+        }
+        out.push(element(app, &l, ty)?);
+    }
+    Ok(out)
+}
+
+fn element(app: &App, l: &LicenceRow, ty: &LicenceType) -> anyhow::Result<Value> {
+    let holder_code = app.secrets.decrypt(&l.holder_code_enc, l.id.as_bytes())?;
+    let mut record = json!({
+        "type": l.type_code,
+        "personal_number": holder_code,
+        "created_at": l.issued_on,
+        "source": { "name": l.issuer_name, "organization_id": l.issuer_code },
+    });
+    if let Some(until) = &l.valid_until {
+        record["date_of_expiry"] = json!(until);
+    }
+    let surface: Map<String, Value> = serde_json::from_str(&l.surface).unwrap_or_default();
+    let mut claims = json!({
+        "licence_id": l.id,
+        "licence_type_name": ty.name,
+        "licence_number": l.number,
+        "licence_status": l.status,
+        "holder_name": l.holder_name,
+        "valid_from": l.valid_from,
+        "area_code": l.area_code,
+    });
+    // Only the surface fields the catalogue lets out.
+    for field in &ty.released_fields {
+        if let Some(v) = surface.get(field) {
+            claims[field] = v.clone();
+        }
+    }
+    Ok(json!({
+        "verification": {
+            "trust_framework": TRUST_FRAMEWORK,
+            "evidence": [{ "type": "electronic_record", "record": record }]
+        },
+        "claims": claims
+    }))
+}
+
+/// Adds licence elements to a claims object's `verified_claims` (turning it into an array if needed).
+pub fn attach(claims: &mut Map<String, Value>, licences: Vec<Value>) {
+    if licences.is_empty() {
+        return;
+    }
+    let mut all = match claims.remove("verified_claims") {
+        Some(Value::Array(a)) => a,
+        Some(v) => vec![v],
+        None => Vec::new(),
+    };
+    all.extend(licences);
+    claims.insert("verified_claims".into(), Value::Array(all));
+}
+
+/// How long the upstream library may take before a login goes on without it.
+pub fn upstream_timeout(app: &App) -> Duration {
+    Duration::from_millis(app.config.licence_upstream_timeout_ms)
+}
