@@ -115,6 +115,13 @@ impl App {
                 if let Err(e) = app.db.sweep(now, now - app.config.login_throttle_window).await {
                     tracing::warn!(error = %e, "sweep failed");
                 }
+                if let Err(e) = app
+                    .db
+                    .prune_audit(now - app.config.audit_retention_days * 86_400)
+                    .await
+                {
+                    tracing::warn!(error = %e, "audit pruning failed");
+                }
             }
         });
         let app = self.clone();

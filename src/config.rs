@@ -79,6 +79,8 @@ pub struct Config {
     pub licence_upstream_timeout_ms: u64,
     /// How long pulled licences are trusted before asking the library again, seconds.
     pub licence_upstream_ttl: i64,
+    /// Days audit events are kept (GB/T 22239 asks at least 180); older ones are pruned, the chain stays verifiable.
+    pub audit_retention_days: i64,
     /// Whether people may register themselves (at real-name level 1) on `/register`.
     pub self_registration: bool,
     /// Allow `http://` redirect URIs for clients (development only; loopback is always allowed).
@@ -108,6 +110,7 @@ impl Default for Config {
             argon2_iterations: 2,
             backchannel_max_attempts: 6,
             self_registration: false,
+            audit_retention_days: 180,
             licence_upstream_url: None,
             licence_upstream_token: None,
             licence_upstream_timeout_ms: 2000,

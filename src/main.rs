@@ -40,6 +40,16 @@ enum Command {
         #[command(subcommand)]
         command: PersonCommand,
     },
+    /// Administrators: the first super admin, and role grants.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+    /// The audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// E-licences: the type catalogue, bulk import, which types an app may receive.
     Licence {
         #[command(subcommand)]
@@ -49,6 +59,35 @@ enum Command {
     Org {
         #[command(subcommand)]
         command: OrgCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Make an existing person the first super admin (refused once one exists).
+    Bootstrap {
+        #[arg(long)]
+        id_number: String,
+    },
+    /// Grant an admin role: super_admin, department_admin (with --department), counter_clerk, auditor.
+    Grant {
+        #[arg(long)]
+        id_number: String,
+        #[arg(long)]
+        role: String,
+        #[arg(long, default_value = "")]
+        department: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check the hash chain: exits non-zero and names the first broken event if anything was changed.
+    Verify,
+    /// Write events as JSON Lines to standard output.
+    Export {
+        #[arg(long, default_value_t = 0)]
+        since: i64,
     },
 }
 
@@ -200,6 +239,8 @@ async fn main() -> anyhow::Result<()> {
         Command::Person { command } => person(config, command).await,
         Command::Org { command } => org(config, command).await,
         Command::Licence { command } => licence(config, command).await,
+        Command::Admin { command } => admin(config, command).await,
+        Command::Audit { command } => audit(config, command).await,
     }
 }
 
@@ -296,6 +337,7 @@ async fn client(config: Config, command: ClientCommand) -> anyhow::Result<()> {
         backchannel_logout_uri,
         min_acr: 1,
         matters: Vec::new(),
+        department: String::new(),
     };
     let (client, secret) = registry::add_client(&app, new).await?;
     println!("client_id:     {}", client.id);
@@ -442,6 +484,73 @@ async fn licence(config: Config, command: LicenceCommand) -> anyhow::Result<()> 
             );
             app.db.allow_licence_type(&client, &type_code).await?;
             println!("client {client} may receive {type_code}");
+        }
+    }
+    Ok(())
+}
+
+async fn admin(config: Config, command: AdminCommand) -> anyhow::Result<()> {
+    let app = App::new(config).await?;
+    let (id_number, role, department, bootstrap) = match command {
+        AdminCommand::Bootstrap { id_number } => (id_number, "super_admin".to_owned(), String::new(), true),
+        AdminCommand::Grant {
+            id_number,
+            role,
+            department,
+        } => (id_number, role, department, false),
+    };
+    anyhow::ensure!(
+        yunid::services::admin::Role::parse(&role, &department).is_some(),
+        "unknown role (or department_admin without --department)"
+    );
+    if bootstrap {
+        anyhow::ensure!(
+            app.db.super_admin_count().await? == 0,
+            "a super admin exists already"
+        );
+    }
+    let person = yunid::services::login::find_person(&app, &id_number)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no person with that ID number"))?;
+    app.db
+        .grant_admin_role(&person.id, &role, &department, "cli", app.now())
+        .await?;
+    yunid::services::audit::record(
+        &app,
+        yunid::store::audit::NewEvent {
+            actor: "cli",
+            action: "admin.grant",
+            subject: &person.id,
+            outcome: "success",
+            detail: serde_json::json!({ "role": role, "department": department }).to_string(),
+            ..Default::default()
+        },
+    )
+    .await?;
+    println!("{} is now {role}", person.id);
+    Ok(())
+}
+
+async fn audit(config: Config, command: AuditCommand) -> anyhow::Result<()> {
+    let app = App::new(config).await?;
+    match command {
+        AuditCommand::Verify => {
+            let v = yunid::services::audit::verify(&app).await?;
+            match v.broken {
+                None => println!("audit trail intact: {} event(s) verified", v.checked),
+                Some((seq, why)) => {
+                    eprintln!(
+                        "audit trail BROKEN at event {seq}: {why} ({} verified before it)",
+                        v.checked
+                    );
+                    std::process::exit(1);
+                }
+            }
+        }
+        AuditCommand::Export { since } => {
+            for e in app.db.audit_events(None, since, i64::MAX).await? {
+                println!("{}", serde_json::to_string(&e)?);
+            }
         }
     }
     Ok(())

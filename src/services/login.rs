@@ -54,6 +54,21 @@ pub async fn password_login(
     }
     let stored = person.as_ref().and_then(|p| p.password_hash.clone());
     let ok = app.hasher.verify(stored, password.to_owned()).await?;
+    if let (false, Some(p)) = (ok, &person) {
+        crate::services::audit::record_quietly(
+            app,
+            crate::store::audit::NewEvent {
+                actor: "anonymous",
+                action: "login",
+                subject: &p.id,
+                address,
+                outcome: "failure",
+                detail: r#"{"method":"pwd"}"#.into(),
+                ..Default::default()
+            },
+        )
+        .await;
+    }
     let Some(person) = person.filter(|_| ok) else {
         app.db.record_login_failure(&account_key, now).await?;
         app.db.record_login_failure(&address_key, now).await?;

@@ -1,5 +1,7 @@
 //! The domain: plain Rust, time passed in, no HTTP types.
 
+pub mod admin;
+pub mod audit;
 pub mod identity;
 pub mod licence;
 pub mod licence_upstream;

@@ -24,6 +24,7 @@ pub struct NewClient {
     pub min_acr: i64,
     /// Matter codes the app handles (agents must hold them to act for an organisation here).
     pub matters: Vec<String>,
+    pub department: String,
 }
 
 impl Default for NewClient {
@@ -44,6 +45,7 @@ impl Default for NewClient {
             backchannel_logout_uri: None,
             min_acr: 1,
             matters: Vec::new(),
+            department: String::new(),
         }
     }
 }
@@ -139,6 +141,7 @@ pub async fn add_client(app: &App, new: NewClient) -> anyhow::Result<(Client, Op
         min_acr: new.min_acr,
         disabled: false,
         matters: new.matters,
+        department: new.department,
     };
     app.db.insert_client(&client, app.now()).await?;
     Ok((client, secret))

@@ -61,6 +61,8 @@ pub struct Client {
     /// Matter (service item) codes this app handles: an agent may act for an organisation here only if
     /// the representation covers them.
     pub matters: Vec<String>,
+    /// The department that owns the app (its department admins manage it).
+    pub department: String,
 }
 
 impl Client {
@@ -103,11 +105,12 @@ fn from_row(row: &AnyRow) -> Result<Client, sqlx::Error> {
         min_acr: row.try_get("min_acr")?,
         disabled: disabled != 0,
         matters: list("matters")?,
+        department: row.try_get("department")?,
     })
 }
 
 const COLUMNS: &str = "id, name, secret_hash, redirect_uris, post_logout_redirect_uris, scopes, grant_types, \
-     auth_method, jwks, id_token_alg, subject_type, sector, backchannel_logout_uri, min_acr, disabled, matters";
+     auth_method, jwks, id_token_alg, subject_type, sector, backchannel_logout_uri, min_acr, disabled, matters, department";
 
 impl Db {
     pub async fn client(&self, id: &str) -> Result<Option<Client>, sqlx::Error> {
@@ -121,7 +124,8 @@ impl Db {
         sqlx::query(
             "INSERT INTO clients (id, name, secret_hash, redirect_uris, post_logout_redirect_uris, scopes, \
              grant_types, auth_method, jwks, id_token_alg, subject_type, sector, backchannel_logout_uri, min_acr, \
-             disabled, created_at, matters) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17)",
+             disabled, created_at, matters, department) \
+             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18)",
         )
         .bind(&c.id)
         .bind(&c.name)
@@ -143,8 +147,68 @@ impl Db {
         .bind(i64::from(c.disabled))
         .bind(now)
         .bind(json(&c.matters))
+        .bind(&c.department)
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+}
+
+impl Db {
+    /// Replaces an app's secret hash; the old secret stops working at once.
+    pub async fn set_client_secret(&self, id: &str, secret_hash: &str) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query("UPDATE clients SET secret_hash = $1, version = version + 1 WHERE id = $2")
+            .bind(secret_hash)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn set_client_disabled(&self, id: &str, disabled: bool) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query("UPDATE clients SET disabled = $1, version = version + 1 WHERE id = $2")
+            .bind(i64::from(disabled))
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn admin_roles_of(&self, person_id: &str) -> Result<Vec<(String, String)>, sqlx::Error> {
+        let rows = sqlx::query("SELECT role, department FROM admin_roles WHERE person_id = $1")
+            .bind(person_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("role")?, r.try_get("department")?)))
+            .collect()
+    }
+
+    pub async fn grant_admin_role(
+        &self,
+        person_id: &str,
+        role: &str,
+        department: &str,
+        by: &str,
+        now: i64,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO admin_roles (person_id, role, department, granted_by, created_at) VALUES ($1,$2,$3,$4,$5) \
+             ON CONFLICT (person_id, role, department) DO NOTHING",
+        )
+        .bind(person_id)
+        .bind(role)
+        .bind(department)
+        .bind(by)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn super_admin_count(&self) -> Result<i64, sqlx::Error> {
+        sqlx::query_scalar("SELECT COUNT(*) FROM admin_roles WHERE role = 'super_admin'")
+            .fetch_one(&self.pool)
+            .await
     }
 }

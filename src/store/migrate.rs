@@ -37,6 +37,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0004_licences.sql"),
         postgres: include_str!("../../migrations/postgres/0004_licences.sql"),
     },
+    Migration {
+        version: 5,
+        name: "admin",
+        sqlite: include_str!("../../migrations/sqlite/0005_admin.sql"),
+        postgres: include_str!("../../migrations/postgres/0005_admin.sql"),
+    },
 ];
 
 const LOCK_ID: i64 = 0x79_756e_6964; // "yunid"

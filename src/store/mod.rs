@@ -3,6 +3,7 @@
 
 mod migrate;
 
+pub mod audit;
 pub mod clients;
 pub mod families;
 pub mod licences;

@@ -2,6 +2,7 @@
 
 mod common;
 
+mod admin;
 mod authorize_errors;
 mod cluster;
 mod core_flow;

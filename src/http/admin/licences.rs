@@ -11,10 +11,9 @@ use serde_json::json;
 
 use super::{Caller, Problem};
 use crate::app::App;
+use crate::services::admin::Role;
 use crate::services::licence::{self, LicenceError, LicenceInput, STATUSES};
 use crate::store::licences::LicenceType;
-
-pub const SCOPE: &str = "yunid:licences";
 
 pub fn router() -> Router<App> {
     Router::new()
@@ -64,7 +63,7 @@ async fn put_type(
     Path(code): Path<String>,
     parsed: Result<Json<TypeBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, Problem> {
-    caller.require(SCOPE)?;
+    caller.require(caller.0.has(&Role::LicenceLibrary), "manage licences")?;
     let b = body(parsed)?;
     let code = code.trim().to_ascii_uppercase();
     let well_formed = code.len() == 21
@@ -101,12 +100,12 @@ async fn push(
     caller: Caller,
     parsed: Result<Json<LicenceInput>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, Problem> {
-    caller.require(SCOPE)?;
+    caller.require(caller.0.has(&Role::LicenceLibrary), "manage licences")?;
     let input = body(parsed)?;
     let row = licence::push(&app, &input, "push", app.now())
         .await
         .map_err(licence_problem)?;
-    tracing::info!(client = %caller.client_id, licence = %row.id, "licence pushed");
+    tracing::info!(actor = %caller.0.actor, licence = %row.id, "licence pushed");
     Ok((
         StatusCode::CREATED,
         Json(json!({ "id": row.id, "status": row.status })),
@@ -127,7 +126,7 @@ async fn import(
     Query(q): Query<ImportQuery>,
     text: String,
 ) -> Result<Response, Problem> {
-    caller.require(SCOPE)?;
+    caller.require(caller.0.has(&Role::LicenceLibrary), "manage licences")?;
     let report = licence::import(&app, &text, q.atomic, app.now())
         .await
         .map_err(Problem::internal)?;
@@ -160,7 +159,7 @@ async fn set_status(
     Path(id): Path<String>,
     parsed: Result<Json<StatusBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, Problem> {
-    caller.require(SCOPE)?;
+    caller.require(caller.0.has(&Role::LicenceLibrary), "manage licences")?;
     let b = body(parsed)?;
     if !STATUSES.contains(&b.status.as_str()) {
         return Err(Problem::field(
@@ -190,7 +189,7 @@ async fn allow_types(
     Path(client_id): Path<String>,
     parsed: Result<Json<Vec<String>>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, Problem> {
-    caller.require(SCOPE)?;
+    caller.require(caller.0.has(&Role::LicenceLibrary), "manage licences")?;
     let codes = body(parsed)?;
     if app
         .db

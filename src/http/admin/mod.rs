@@ -3,6 +3,7 @@
 //! details.
 
 mod licences;
+mod manage;
 
 use axum::Json;
 use axum::Router;
@@ -12,10 +13,11 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::app::App;
+use crate::services::admin::{Admin, Role};
 use crate::services::oidc::tokens;
 
 pub fn router() -> Router<App> {
-    licences::router()
+    licences::router().merge(manage::router())
 }
 
 /// An RFC 9457 problem.
@@ -77,21 +79,19 @@ impl IntoResponse for Problem {
     }
 }
 
-/// The calling automation client, proven by a client-credentials access token.
-pub struct Caller {
-    pub client_id: String,
-    pub scopes: Vec<String>,
-}
+/// The calling administrator: an automation client (client-credentials token, roles from its scopes)
+/// or a person with admin roles signed in with two factors (access token with `acr` 2).
+pub struct Caller(pub Admin);
 
 impl Caller {
-    pub fn require(&self, scope: &str) -> Result<(), Problem> {
-        if self.scopes.iter().any(|s| s == scope) {
+    pub fn require(&self, allowed: bool, what: &str) -> Result<(), Problem> {
+        if allowed {
             Ok(())
         } else {
             Err(Problem::new(
                 StatusCode::FORBIDDEN,
                 "forbidden",
-                format!("the token lacks the {scope} scope"),
+                format!("not allowed to {what}"),
             ))
         }
     }
@@ -118,26 +118,62 @@ impl FromRequestParts<App> for Caller {
         let now = app.now();
         let at =
             tokens::parse_access_token(app, token.trim(), now).map_err(|e| unauthorized(&e.description))?;
-        // Only client-credentials tokens (no person behind them) administer.
-        if at.family_id.is_some() {
-            return Err(unauthorized("a client-credentials token is required"));
-        }
-        match app.db.access_token_revoked(&at.jti, None).await {
+        match app
+            .db
+            .access_token_revoked(&at.jti, at.family_id.as_deref())
+            .await
+        {
             Ok(false) => {}
             Ok(true) => return Err(unauthorized("token revoked")),
             Err(e) => return Err(Problem::internal(e).into_response()),
         }
-        let scopes = at
-            .claims
-            .get("scope")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .split(' ')
-            .map(str::to_owned)
-            .collect();
-        Ok(Caller {
-            client_id: at.client_id,
-            scopes,
-        })
+        let admin = if at.family_id.is_none() {
+            let roles = at
+                .claims
+                .get("scope")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .split(' ')
+                .filter_map(Role::from_scope)
+                .collect();
+            Admin {
+                actor: format!("client:{}", at.client_id),
+                roles,
+            }
+        } else {
+            // A person: admin work needs two factors (or a user-verified passkey).
+            let acr = at.claims.get("acr").and_then(Value::as_str).unwrap_or("1");
+            if acr != "2" {
+                return Err(Problem::new(
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    "administration needs a two-factor sign-in",
+                )
+                .into_response());
+            }
+            let family = match app.db.family(at.family_id.as_deref().unwrap_or("")).await {
+                Ok(Some(f)) => f,
+                Ok(None) => return Err(unauthorized("unknown grant")),
+                Err(e) => return Err(Problem::internal(e).into_response()),
+            };
+            let person = family.person_id.unwrap_or_default();
+            let roles = match app.db.admin_roles_of(&person).await {
+                Ok(r) => r
+                    .iter()
+                    .filter_map(|(role, dept)| Role::parse(role, dept))
+                    .collect(),
+                Err(e) => return Err(Problem::internal(e).into_response()),
+            };
+            Admin {
+                actor: format!("person:{person}"),
+                roles,
+            }
+        };
+        if admin.roles.is_empty() {
+            return Err(
+                Problem::new(StatusCode::FORBIDDEN, "forbidden", "no administrative role").into_response(),
+            );
+        }
+        Ok(Caller(admin))
     }
 }

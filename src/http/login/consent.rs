@@ -124,6 +124,19 @@ pub async fn submit(State(app): State<App>, jar: CookieJar, Form(f): Form<Submit
         app.db
             .save_consent(&session.person_id, &pending.client_id, &scopes.join(" "), now)
             .await?;
+        crate::services::audit::record_quietly(
+            &app,
+            crate::store::audit::NewEvent {
+                actor: &format!("person:{}", session.person_id),
+                action: "consent",
+                subject: &session.person_id,
+                client_id: &pending.client_id,
+                outcome: "granted",
+                detail: serde_json::json!({ "scopes": scopes }).to_string(),
+                ..Default::default()
+            },
+        )
+        .await;
         // Back to the request, which now goes on (acting-for choice, then the code).
         req.consent_given = true;
         app.db

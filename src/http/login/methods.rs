@@ -189,6 +189,19 @@ pub async fn finish(
     app.db
         .record_login_event(&session.person_id, method, address, "success", now)
         .await?;
+    crate::services::audit::record_quietly(
+        app,
+        crate::store::audit::NewEvent {
+            actor: &format!("person:{}", session.person_id),
+            action: "login",
+            subject: &session.person_id,
+            address,
+            outcome: "success",
+            detail: serde_json::json!({ "method": method, "acr": session.acr }).to_string(),
+            ..Default::default()
+        },
+    )
+    .await;
     let jar = jar.add(cookies::session_cookie(app, cookie));
     let Some(req) = req else {
         return Ok((jar, Redirect::to("/account")).into_response());

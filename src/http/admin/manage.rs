@@ -1,0 +1,521 @@
+//! `/admin/api/…`: persons (look-up, lock, unlock, counter verification, end sessions), department
+//! apps (create, rotate secret, disable), the audit trail (search, JSON Lines export, verify), keys.
+//! Every change is audited; a refused one too.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{Caller, Problem};
+use crate::app::App;
+use crate::crypto;
+use crate::http::forms::ClientAddr;
+use crate::identity::{Phone, ResidentId};
+use crate::services::admin::Role;
+use crate::services::registry::{self, NewClient};
+use crate::services::{audit, logout};
+use crate::store::audit::NewEvent;
+use crate::store::persons::PersonRow;
+
+pub fn router() -> Router<App> {
+    Router::new()
+        .route("/admin/api/persons", get(find_persons))
+        .route("/admin/api/persons/{id}/{action}", post(person_action))
+        .route("/admin/api/clients", post(create_client))
+        .route("/admin/api/clients/{id}/rotate-secret", post(rotate_secret))
+        .route("/admin/api/clients/{id}/disable", post(disable_client))
+        .route("/admin/api/audit", get(search_audit))
+        .route("/admin/api/audit/export", get(export_audit))
+        .route("/admin/api/audit/verify", get(verify_audit))
+        .route("/admin/api/keys", get(list_keys))
+        .route("/admin/api/keys/rotate", post(rotate_keys))
+}
+
+struct Ctx<'a> {
+    app: &'a App,
+    caller: &'a Caller,
+    address: &'a str,
+}
+
+impl Ctx<'_> {
+    async fn audit(
+        &self,
+        action: &str,
+        subject: &str,
+        client: &str,
+        outcome: &str,
+        detail: Value,
+    ) -> Result<(), Problem> {
+        audit::record(
+            self.app,
+            NewEvent {
+                actor: &self.caller.0.actor,
+                action,
+                subject,
+                client_id: client,
+                address: self.address,
+                outcome,
+                detail: detail.to_string(),
+            },
+        )
+        .await
+        .map_err(Problem::internal)
+    }
+
+    /// Refuses, leaving a trace of the attempt.
+    async fn forbid(&self, allowed: bool, action: &str, subject: &str, client: &str) -> Result<(), Problem> {
+        if allowed {
+            return Ok(());
+        }
+        self.audit(action, subject, client, "forbidden", json!({}))
+            .await?;
+        Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("not allowed: {action}"),
+        ))
+    }
+}
+
+fn person_json(app: &App, p: &PersonRow) -> Value {
+    let id_masked = app
+        .secrets
+        .decrypt(&p.id_number_enc, p.id.as_bytes())
+        .ok()
+        .and_then(|n| ResidentId::parse(&n).ok())
+        .map(|n| n.masked())
+        .unwrap_or_default();
+    json!({
+        "id": p.id,
+        "name": p.name,
+        "id_number_masked": id_masked,
+        "phone_masked": p.phone.as_deref().and_then(|x| Phone::parse(x).ok()).map(|x| x.masked()),
+        "real_name_level": p.real_name_level,
+        "real_name_method": p.real_name_method,
+        "status": p.status,
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PersonQuery {
+    id_number: Option<String>,
+    phone: Option<String>,
+}
+
+/// Finds a person by resident ID number (through its keyed hash) or by phone.
+async fn find_persons(
+    State(app): State<App>,
+    caller: Caller,
+    ClientAddr(address): ClientAddr,
+    Query(q): Query<PersonQuery>,
+) -> Result<Response, Problem> {
+    let ctx = Ctx {
+        app: &app,
+        caller: &caller,
+        address: &address,
+    };
+    ctx.forbid(caller.0.can_look_up_persons(), "person.search", "", "")
+        .await?;
+    let found = match (q.id_number.as_deref(), q.phone.as_deref()) {
+        (Some(n), None) => {
+            let id = ResidentId::parse(n).map_err(|e| Problem::field("id_number", e.to_string()))?;
+            app.db
+                .person_by_id_hash(&app.secrets.id_hash(id.as_str()))
+                .await
+                .map_err(Problem::internal)?
+        }
+        (None, Some(p)) => {
+            let phone = Phone::parse(p).map_err(|e| Problem::field("phone", e.to_string()))?;
+            app.db
+                .person_by_phone(phone.as_str())
+                .await
+                .map_err(Problem::internal)?
+        }
+        _ => {
+            return Err(Problem::field(
+                "id_number",
+                "give exactly one of id_number or phone",
+            ));
+        }
+    };
+    let subject = found.as_ref().map(|p| p.id.clone()).unwrap_or_default();
+    ctx.audit(
+        "person.search",
+        &subject,
+        "",
+        "success",
+        json!({ "found": found.is_some() }),
+    )
+    .await?;
+    let list: Vec<Value> = found.iter().map(|p| person_json(&app, p)).collect();
+    Ok(Json(json!({ "persons": list })).into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct PersonActionBody {
+    /// For `verify`: the document checked at the counter.
+    document: Option<String>,
+}
+
+/// `lock`, `unlock`, `disable`, `verify` (counter: real-name level 3), `end-sessions`.
+async fn person_action(
+    State(app): State<App>,
+    caller: Caller,
+    ClientAddr(address): ClientAddr,
+    Path((id, action)): Path<(String, String)>,
+    raw: axum::body::Bytes,
+) -> Result<Response, Problem> {
+    let body: PersonActionBody = if raw.is_empty() {
+        PersonActionBody::default()
+    } else {
+        serde_json::from_slice(&raw)
+            .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "malformed body", e.to_string()))?
+    };
+    let ctx = Ctx {
+        app: &app,
+        caller: &caller,
+        address: &address,
+    };
+    let admin = &caller.0;
+    let allowed = match action.as_str() {
+        "lock" | "disable" => admin.is_super(),
+        "unlock" | "verify" | "end-sessions" => admin.has(&Role::CounterClerk),
+        _ => return Err(Problem::new(StatusCode::NOT_FOUND, "not found", "unknown action")),
+    };
+    ctx.forbid(allowed, &format!("person.{action}"), &id, "").await?;
+    let person = app
+        .db
+        .person(&id)
+        .await
+        .map_err(Problem::internal)?
+        .ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, "not found", "no such person"))?;
+    let now = app.now();
+    let pool = &app.db.pool;
+    let mut detail = json!({});
+    match action.as_str() {
+        "lock" | "unlock" | "disable" => {
+            let status = match action.as_str() {
+                "lock" => "locked",
+                "disable" => "disabled",
+                _ => "active",
+            };
+            sqlx::query("UPDATE persons SET status = $1, updated_at = $2 WHERE id = $3")
+                .bind(status)
+                .bind(now)
+                .bind(&person.id)
+                .execute(pool)
+                .await
+                .map_err(Problem::internal)?;
+            if status != "active" {
+                end_all_sessions(&app, &person.id).await?;
+            }
+            detail = json!({ "status": status });
+        }
+        "verify" => {
+            let document = body.document.unwrap_or_else(|| "idcard".into());
+            if document != "idcard" {
+                return Err(Problem::field(
+                    "document",
+                    "the counter verifies with the resident identity card (idcard)",
+                ));
+            }
+            app.db
+                .set_real_name(&person.id, 3, "counter:idcard", &admin.actor, now)
+                .await
+                .map_err(Problem::internal)?;
+            detail = json!({ "real_name_level": 3, "document": document });
+        }
+        _ => end_all_sessions(&app, &person.id).await?,
+    }
+    ctx.audit(
+        &format!("person.{action}"),
+        &person.id,
+        "",
+        "success",
+        detail.clone(),
+    )
+    .await?;
+    let person = app
+        .db
+        .person(&id)
+        .await
+        .map_err(Problem::internal)?
+        .unwrap_or(person);
+    Ok(Json(person_json(&app, &person)).into_response())
+}
+
+async fn end_all_sessions(app: &App, person_id: &str) -> Result<(), Problem> {
+    let now = app.now();
+    for s in app
+        .db
+        .sessions_of(person_id, now)
+        .await
+        .map_err(Problem::internal)?
+    {
+        logout::end_session(app, &s.sid, now)
+            .await
+            .map_err(Problem::internal)?;
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClientBody {
+    name: String,
+    #[serde(default)]
+    department: String,
+    #[serde(default)]
+    redirect_uris: Vec<String>,
+    #[serde(default)]
+    post_logout_redirect_uris: Vec<String>,
+    #[serde(default)]
+    scopes: Option<Vec<String>>,
+    #[serde(default)]
+    grant_types: Option<Vec<String>>,
+    #[serde(default)]
+    backchannel_logout_uri: Option<String>,
+    #[serde(default)]
+    min_acr: Option<i64>,
+}
+
+async fn create_client(
+    State(app): State<App>,
+    caller: Caller,
+    ClientAddr(address): ClientAddr,
+    parsed: Result<Json<ClientBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, Problem> {
+    let b = parsed
+        .map(|Json(b)| b)
+        .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "malformed body", e.body_text()))?;
+    let ctx = Ctx {
+        app: &app,
+        caller: &caller,
+        address: &address,
+    };
+    ctx.forbid(
+        caller.0.can_create_client_in(&b.department),
+        "client.create",
+        "",
+        "",
+    )
+    .await?;
+    if b.min_acr.is_some_and(|a| !(1..=2).contains(&a)) {
+        return Err(Problem::field("min_acr", "min_acr is 1 or 2"));
+    }
+    let defaults = NewClient::default();
+    // Admin-only scopes are never handed out through this path.
+    let scopes = b.scopes.unwrap_or(defaults.scopes);
+    if let Some(bad) = scopes.iter().find(|s| s.starts_with("yunid:")) {
+        return Err(Problem::field("scopes", format!("{bad} cannot be granted here")));
+    }
+    let new = NewClient {
+        name: b.name,
+        redirect_uris: b.redirect_uris,
+        post_logout_redirect_uris: b.post_logout_redirect_uris,
+        scopes,
+        grant_types: b.grant_types.unwrap_or(defaults.grant_types),
+        backchannel_logout_uri: b.backchannel_logout_uri,
+        min_acr: b.min_acr.unwrap_or(1),
+        department: b.department,
+        ..NewClient::default()
+    };
+    let (client, secret) = registry::add_client(&app, new)
+        .await
+        .map_err(|e| Problem::field("client", e.to_string()))?;
+    ctx.audit(
+        "client.create",
+        &client.id,
+        &client.id,
+        "success",
+        json!({ "department": client.department }),
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "client_id": client.id, "client_secret": secret })),
+    )
+        .into_response())
+}
+
+async fn managed_client(
+    ctx: &Ctx<'_>,
+    id: &str,
+    action: &str,
+) -> Result<crate::store::clients::Client, Problem> {
+    let client = ctx
+        .app
+        .db
+        .client(id)
+        .await
+        .map_err(Problem::internal)?
+        .ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, "not found", "no such client"))?;
+    ctx.forbid(ctx.caller.0.can_manage_client(&client), action, id, id)
+        .await?;
+    Ok(client)
+}
+
+/// A new secret, shown once; the old one stops working immediately.
+async fn rotate_secret(
+    State(app): State<App>,
+    caller: Caller,
+    ClientAddr(address): ClientAddr,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let ctx = Ctx {
+        app: &app,
+        caller: &caller,
+        address: &address,
+    };
+    let client = managed_client(&ctx, &id, "client.rotate_secret").await?;
+    let secret = crypto::random_token();
+    app.db
+        .set_client_secret(&client.id, &crypto::token_hash(&secret))
+        .await
+        .map_err(Problem::internal)?;
+    ctx.audit(
+        "client.rotate_secret",
+        &client.id,
+        &client.id,
+        "success",
+        json!({}),
+    )
+    .await?;
+    Ok(Json(json!({ "client_id": client.id, "client_secret": secret })).into_response())
+}
+
+async fn disable_client(
+    State(app): State<App>,
+    caller: Caller,
+    ClientAddr(address): ClientAddr,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let ctx = Ctx {
+        app: &app,
+        caller: &caller,
+        address: &address,
+    };
+    let client = managed_client(&ctx, &id, "client.disable").await?;
+    app.db
+        .set_client_disabled(&client.id, true)
+        .await
+        .map_err(Problem::internal)?;
+    ctx.audit("client.disable", &client.id, &client.id, "success", json!({}))
+        .await?;
+    Ok(Json(json!({ "client_id": client.id, "disabled": true })).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditQuery {
+    action: Option<String>,
+    actor: Option<String>,
+    subject: Option<String>,
+    client_id: Option<String>,
+    #[serde(default)]
+    since: i64,
+    #[serde(default)]
+    limit: Option<i64>,
+}
+
+async fn audit_events(app: &App, caller: &Caller, q: &AuditQuery) -> Result<Vec<Value>, Problem> {
+    let admin = &caller.0;
+    let departments = admin.departments();
+    if !admin.can_read_all_audit() && departments.is_empty() {
+        return Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "not allowed: audit.read",
+        ));
+    }
+    let filter = [
+        ("action", &q.action),
+        ("actor", &q.actor),
+        ("subject", &q.subject),
+        ("client_id", &q.client_id),
+    ]
+    .into_iter()
+    .find_map(|(k, v)| v.as_deref().map(|v| (k, v)));
+    let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
+    let events = app
+        .db
+        .audit_events(filter, q.since, limit)
+        .await
+        .map_err(Problem::internal)?;
+    let mut out = Vec::new();
+    for e in events {
+        // A department admin sees only the events of the department's apps.
+        if !admin.can_read_all_audit() {
+            let own = match app.db.client(&e.client_id).await.map_err(Problem::internal)? {
+                Some(c) => departments.contains(&c.department.as_str()),
+                None => false,
+            };
+            if !own {
+                continue;
+            }
+        }
+        out.push(serde_json::to_value(&e).map_err(Problem::internal)?);
+    }
+    Ok(out)
+}
+
+async fn search_audit(
+    State(app): State<App>,
+    caller: Caller,
+    Query(q): Query<AuditQuery>,
+) -> Result<Response, Problem> {
+    Ok(Json(json!({ "events": audit_events(&app, &caller, &q).await? })).into_response())
+}
+
+/// JSON Lines, one event a line.
+async fn export_audit(
+    State(app): State<App>,
+    caller: Caller,
+    Query(q): Query<AuditQuery>,
+) -> Result<Response, Problem> {
+    let events = audit_events(&app, &caller, &q).await?;
+    let body: String = events.iter().map(|e| format!("{e}\n")).collect();
+    Ok(([(header::CONTENT_TYPE, "application/jsonl")], body).into_response())
+}
+
+async fn verify_audit(State(app): State<App>, caller: Caller) -> Result<Response, Problem> {
+    caller.require(caller.0.can_read_all_audit(), "verify the audit trail")?;
+    let v = audit::verify(&app).await.map_err(Problem::internal)?;
+    Ok(Json(v).into_response())
+}
+
+async fn list_keys(State(app): State<App>, caller: Caller, _h: HeaderMap) -> Result<Response, Problem> {
+    caller.require(caller.0.is_super(), "see keys")?;
+    let manifest = app.key_store.manifest().map_err(Problem::internal)?;
+    let keys: Vec<Value> = manifest
+        .keys
+        .iter()
+        .map(|k| json!({ "kid": k.kid, "alg": k.alg.as_str(), "created_at": k.created_at, "retired_at": k.retired_at }))
+        .collect();
+    Ok(Json(json!({ "keys": keys })).into_response())
+}
+
+async fn rotate_keys(
+    State(app): State<App>,
+    caller: Caller,
+    ClientAddr(address): ClientAddr,
+) -> Result<Response, Problem> {
+    let ctx = Ctx {
+        app: &app,
+        caller: &caller,
+        address: &address,
+    };
+    ctx.forbid(caller.0.is_super(), "keys.rotate", "", "").await?;
+    let added = app.key_store.rotate(app.now()).map_err(Problem::internal)?;
+    app.reload_keys().map_err(Problem::internal)?;
+    let kids: Vec<&str> = added.iter().map(|k| k.kid.as_str()).collect();
+    ctx.audit("keys.rotate", "", "", "success", json!({ "new": kids }))
+        .await?;
+    Ok(Json(json!({ "new": kids })).into_response())
+}

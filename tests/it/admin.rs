@@ -1,0 +1,417 @@
+//! Administration: roles enforced by the API, the tamper-evident audit trail, counter verification,
+//! secret rotation, bootstrap.
+
+use serde_json::{Value, json};
+use yunid::services::registry::NewClient;
+
+use crate::common::{ALICE_ID, ALICE_PHONE, Backend, Browser, Env, PASSWORD, TestClient, http};
+use crate::on_both_backends;
+
+/// An automation client holding `scope`, and its access token.
+async fn admin_token(env: &Env, scope: &str) -> String {
+    let client = env
+        .client_with(NewClient {
+            name: format!("admin {scope}"),
+            scopes: vec![scope.to_owned()],
+            grant_types: vec!["client_credentials".into()],
+            ..NewClient::default()
+        })
+        .await;
+    let res: Value = http()
+        .post(env.url("/token"))
+        .basic_auth(&client.id, Some(&client.secret))
+        .form(&[("grant_type", "client_credentials"), ("scope", scope)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    res["access_token"].as_str().expect("an admin token").to_owned()
+}
+
+async fn call(
+    env: &Env,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = http().request(method, env.url(path)).bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status().as_u16();
+    let text = res.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+use reqwest::Method;
+
+async fn department_app(env: &Env, department: &str) -> TestClient {
+    env.client_with(NewClient {
+        name: format!("{department} app"),
+        redirect_uris: vec!["http://127.0.0.1:9/cb".into()],
+        department: department.into(),
+        ..NewClient::default()
+    })
+    .await
+}
+
+async fn each_role_does_what_it_may_and_nothing_else(backend: Backend) {
+    let env = Env::start(backend).await;
+    let alice = env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    let super_admin = admin_token(&env, "yunid:admin").await;
+    let clerk = admin_token(&env, "yunid:counter").await;
+    let auditor = admin_token(&env, "yunid:audit").await;
+    let tax_admin = admin_token(&env, "yunid:dept:tax").await;
+    let library = admin_token(&env, "yunid:licences").await;
+    let tax_app = department_app(&env, "tax").await;
+    let health_app = department_app(&env, "health").await;
+    let lock = format!("/admin/api/persons/{alice}/lock");
+    let unlock = format!("/admin/api/persons/{alice}/unlock");
+
+    // Persons: clerks look up and unlock, only super admins lock.
+    let find = format!("/admin/api/persons?id_number={ALICE_ID}");
+    let (s, found) = call(&env, &clerk, Method::GET, &find, None).await;
+    assert_eq!(s, 200, "{found}");
+    assert_eq!(found["persons"][0]["id"], alice);
+    assert_eq!(found["persons"][0]["id_number_masked"], "110*************2X");
+    assert!(
+        !found.to_string().contains(ALICE_ID),
+        "the API never shows the full number"
+    );
+    assert_eq!(call(&env, &library, Method::GET, &find, None).await.0, 403);
+    assert_eq!(call(&env, &auditor, Method::GET, &find, None).await.0, 403);
+    assert_eq!(call(&env, &clerk, Method::POST, &lock, None).await.0, 403);
+    assert_eq!(call(&env, &super_admin, Method::POST, &lock, None).await.0, 200);
+    assert_eq!(call(&env, &tax_admin, Method::POST, &unlock, None).await.0, 403);
+    let (s, p) = call(&env, &clerk, Method::POST, &unlock, None).await;
+    assert_eq!((s, p["status"].as_str()), (200, Some("active")));
+
+    // Apps: a department admin manages its own department's apps only.
+    let rotate_own = format!("/admin/api/clients/{}/rotate-secret", tax_app.id);
+    let rotate_other = format!("/admin/api/clients/{}/rotate-secret", health_app.id);
+    assert_eq!(
+        call(&env, &tax_admin, Method::POST, &rotate_own, None).await.0,
+        200
+    );
+    assert_eq!(
+        call(&env, &tax_admin, Method::POST, &rotate_other, None).await.0,
+        403
+    );
+    let create = json!({ "name": "新应用", "department": "health", "redirect_uris": ["https://health.example.gov.cn/cb"] });
+    assert_eq!(
+        call(
+            &env,
+            &tax_admin,
+            Method::POST,
+            "/admin/api/clients",
+            Some(create.clone())
+        )
+        .await
+        .0,
+        403
+    );
+    assert_eq!(
+        call(
+            &env,
+            &clerk,
+            Method::POST,
+            "/admin/api/clients",
+            Some(create.clone())
+        )
+        .await
+        .0,
+        403
+    );
+    let (s, created) = call(
+        &env,
+        &super_admin,
+        Method::POST,
+        "/admin/api/clients",
+        Some(create),
+    )
+    .await;
+    assert_eq!(s, 201, "{created}");
+    assert!(created["client_secret"].as_str().is_some_and(|x| x.len() >= 43));
+
+    // The audit trail: auditors read everything; the department admin only its apps' events, including
+    // its own refused attempt on the other department's app being invisible to it but visible to auditors.
+    let (s, all) = call(&env, &auditor, Method::GET, "/admin/api/audit", None).await;
+    assert_eq!(s, 200);
+    let events = all["events"].as_array().unwrap();
+    assert!(events.iter().any(|e| e["action"] == "client.rotate_secret"
+        && e["outcome"] == "forbidden"
+        && e["client_id"] == health_app.id));
+    assert!(
+        events
+            .iter()
+            .any(|e| e["action"] == "person.lock" && e["outcome"] == "success")
+    );
+    let (_, own) = call(&env, &tax_admin, Method::GET, "/admin/api/audit", None).await;
+    let own = own["events"].as_array().unwrap();
+    assert!(!own.is_empty());
+    assert!(own.iter().all(|e| e["client_id"] == tax_app.id), "{own:?}");
+    assert_eq!(
+        call(&env, &clerk, Method::GET, "/admin/api/audit", None).await.0,
+        403
+    );
+    assert_eq!(
+        call(&env, &clerk, Method::POST, "/admin/api/keys/rotate", None)
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        call(&env, &super_admin, Method::POST, "/admin/api/keys/rotate", None)
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        call(&env, "garbage", Method::GET, "/admin/api/audit", None)
+            .await
+            .0,
+        401
+    );
+}
+
+async fn a_rotated_secret_stops_working_at_once(backend: Backend) {
+    let env = Env::start(backend).await;
+    let super_admin = admin_token(&env, "yunid:admin").await;
+    let app = env
+        .client_with(NewClient {
+            name: "cc".into(),
+            scopes: vec!["profile".into()],
+            grant_types: vec!["client_credentials".into()],
+            department: "tax".into(),
+            ..NewClient::default()
+        })
+        .await;
+    let token_with = |secret: String| {
+        let url = env.url("/token");
+        let id = app.id.clone();
+        async move {
+            http()
+                .post(url)
+                .basic_auth(id, Some(secret))
+                .form(&[("grant_type", "client_credentials")])
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(token_with(app.secret.clone()).await, 200);
+    let (s, rotated) = call(
+        &env,
+        &super_admin,
+        Method::POST,
+        &format!("/admin/api/clients/{}/rotate-secret", app.id),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        token_with(app.secret.clone()).await,
+        401,
+        "the old secret is dead"
+    );
+    assert_eq!(
+        token_with(rotated["client_secret"].as_str().unwrap().to_owned()).await,
+        200
+    );
+}
+
+async fn counter_verification_raises_the_level_apps_see(backend: Backend) {
+    let env = Env::start(backend).await;
+    let alice = env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    let clerk = admin_token(&env, "yunid:counter").await;
+    let client = env
+        .client_with(NewClient {
+            name: "公安".into(),
+            redirect_uris: vec!["http://127.0.0.1:9/cb".into()],
+            scopes: ["openid", "identity"].map(String::from).to_vec(),
+            ..NewClient::default()
+        })
+        .await;
+    let rp = crate::common::rp::Rp::discover(&env.base, &client).await;
+    let signed = crate::common::wire::sign_in(&rp, &Browser::new(&env.base), &["identity"]).await;
+    let base = env.base.clone();
+    let level = |at: String| {
+        let base = base.clone();
+        async move { crate::common::wire::userinfo(&base, &at).await.1["real_name_level"].clone() }
+    };
+    assert_eq!(level(signed.access_token()).await, 1);
+    let (s, p) = call(
+        &env,
+        &clerk,
+        Method::POST,
+        &format!("/admin/api/persons/{alice}/verify"),
+        Some(json!({ "document": "idcard" })),
+    )
+    .await;
+    assert_eq!(s, 200, "{p}");
+    assert_eq!(level(signed.access_token()).await, 3);
+    let (s, _) = call(
+        &env,
+        &clerk,
+        Method::POST,
+        &format!("/admin/api/persons/{alice}/verify"),
+        Some(json!({ "document": "passport", "x": 1 })),
+    )
+    .await;
+    assert_eq!(s, 400, "unknown fields are refused");
+}
+
+async fn the_audit_trail_shows_an_edited_or_deleted_row(backend: Backend) {
+    let env = Env::start(backend).await;
+    let alice = env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    let auditor = admin_token(&env, "yunid:audit").await;
+    let super_admin = admin_token(&env, "yunid:admin").await;
+    // Some history: a failed and a good login, a lock and an unlock.
+    let browser = Browser::new(&env.base);
+    let login = browser.get("/login").await;
+    browser.login(&login, ALICE_ID, "wrong password!").await;
+    let login = browser.get("/login").await;
+    browser.login(&login, ALICE_ID, PASSWORD).await;
+    for action in ["lock", "unlock"] {
+        call(
+            &env,
+            &super_admin,
+            Method::POST,
+            &format!("/admin/api/persons/{alice}/{action}"),
+            None,
+        )
+        .await;
+    }
+    let (_, v) = call(&env, &auditor, Method::GET, "/admin/api/audit/verify", None).await;
+    assert_eq!(v["broken"], Value::Null, "{v}");
+    assert!(v["checked"].as_u64().unwrap() >= 4);
+    let (_, export) = call(&env, &auditor, Method::GET, "/admin/api/audit/export", None).await;
+    let export = export.as_str().unwrap().to_owned();
+    assert!(export.lines().count() >= 4 && export.contains("\"login\""));
+    assert!(
+        !export.contains(ALICE_ID) && !export.contains(&ALICE_ID[..17]),
+        "no ID numbers in the trail"
+    );
+
+    // Someone "fixes" the failed login in the database.
+    let pool = &env.app.db.pool;
+    sqlx::query("UPDATE audit_events SET outcome = 'success' WHERE outcome = 'failure'")
+        .execute(pool)
+        .await
+        .unwrap();
+    let (_, v) = call(&env, &auditor, Method::GET, "/admin/api/audit/verify", None).await;
+    assert!(
+        v["broken"][1].as_str().unwrap().contains("content changed"),
+        "{v}"
+    );
+    sqlx::query("UPDATE audit_events SET outcome = 'failure' WHERE action = 'login' AND actor = 'anonymous'")
+        .execute(pool)
+        .await
+        .unwrap();
+    let (_, v) = call(&env, &auditor, Method::GET, "/admin/api/audit/verify", None).await;
+    assert_eq!(v["broken"], Value::Null, "restored: {v}");
+
+    // Or deletes an event.
+    sqlx::query("DELETE FROM audit_events WHERE seq = 2")
+        .execute(pool)
+        .await
+        .unwrap();
+    let (_, v) = call(&env, &auditor, Method::GET, "/admin/api/audit/verify", None).await;
+    assert_eq!(v["broken"][0], 2, "{v}");
+    assert!(v["broken"][1].as_str().unwrap().contains("missing"));
+
+    // The CLI says the same, with a failing exit status.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_yunid"))
+        .args(["audit", "verify"])
+        .env("YUNID_DATABASE_URL", &env.db.url)
+        .env("YUNID_KEYS_DIR", env.keys.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("BROKEN at event 2"));
+}
+
+async fn pruning_old_events_keeps_the_chain_verifiable(backend: Backend) {
+    let env = Env::start(backend).await;
+    let alice = env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    let super_admin = admin_token(&env, "yunid:admin").await;
+    for action in ["lock", "unlock", "lock"] {
+        call(
+            &env,
+            &super_admin,
+            Method::POST,
+            &format!("/admin/api/persons/{alice}/{action}"),
+            None,
+        )
+        .await;
+    }
+    let now = env.app.now();
+    sqlx::query("UPDATE audit_events SET at = at - 200 * 86400 WHERE seq <= 2")
+        .execute(&env.app.db.pool)
+        .await
+        .unwrap();
+    // (Their hashes no longer match their content, but pruning removes them and keeps the last one's
+    // hash as the anchor the remaining chain starts from.)
+    let pruned = env.app.db.prune_audit(now - 180 * 86400).await.unwrap();
+    assert_eq!(pruned, 2);
+    let v = yunid::services::audit::verify(&env.app).await.unwrap();
+    assert_eq!(v.broken, None, "{v:?}");
+    assert_eq!(v.checked, 1);
+}
+
+async fn the_first_super_admin_is_bootstrapped_once(backend: Backend) {
+    let env = Env::start(backend).await;
+    env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_yunid"))
+            .args(args)
+            .env("YUNID_DATABASE_URL", &env.db.url)
+            .env("YUNID_KEYS_DIR", env.keys.path())
+            .output()
+            .unwrap()
+    };
+    assert!(
+        run(&["admin", "bootstrap", "--id-number", ALICE_ID])
+            .status
+            .success()
+    );
+    let again = run(&["admin", "bootstrap", "--id-number", ALICE_ID]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("exists already"));
+
+    // Her roles hold only with a two-factor sign-in: a password-only token is refused.
+    let admin_console = env
+        .client_with(NewClient {
+            name: "管理台".into(),
+            redirect_uris: vec!["http://127.0.0.1:9/admin".into()],
+            ..NewClient::default()
+        })
+        .await;
+    let rp = crate::common::rp::Rp::discover(&env.base, &admin_console).await;
+    let signed = crate::common::wire::sign_in(&rp, &Browser::new(&env.base), &[]).await;
+    let (s, p) = call(
+        &env,
+        &signed.access_token(),
+        Method::GET,
+        "/admin/api/audit",
+        None,
+    )
+    .await;
+    assert_eq!(s, 403, "{p}");
+    assert!(p["detail"].as_str().unwrap().contains("two-factor"));
+}
+
+on_both_backends!(
+    each_role_does_what_it_may_and_nothing_else,
+    a_rotated_secret_stops_working_at_once,
+    counter_verification_raises_the_level_apps_see,
+    the_audit_trail_shows_an_edited_or_deleted_row,
+    pruning_old_events_keeps_the_chain_verifiable,
+    the_first_super_admin_is_bootstrapped_once,
+);
