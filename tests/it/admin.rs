@@ -415,3 +415,49 @@ on_both_backends!(
     pruning_old_events_keeps_the_chain_verifiable,
     the_first_super_admin_is_bootstrapped_once,
 );
+
+mod openapi {
+    use super::*;
+
+    /// The admin API describes itself, the description is a valid OpenAPI 3 document (checked by the
+    /// independent `openapi-spec-validator`), and it names every admin route.
+    async fn the_admin_api_publishes_a_valid_openapi_document(backend: Backend) {
+        let env = Env::start(backend).await;
+        let doc: Value = http()
+            .get(env.url("/admin/api/openapi.json"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(doc["openapi"], "3.0.3");
+        for path in [
+            "/admin/api/persons",
+            "/admin/api/persons/{id}/{action}",
+            "/admin/api/clients",
+            "/admin/api/clients/{id}/rotate-secret",
+            "/admin/api/licences",
+            "/admin/api/licences/import",
+            "/admin/api/audit",
+            "/admin/api/audit/verify",
+            "/admin/api/keys/rotate",
+        ] {
+            assert!(doc["paths"].get(path).is_some(), "{path} is documented");
+        }
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), doc.to_string()).unwrap();
+        let out = std::process::Command::new("python3")
+            .args(["-c", "import sys, json; from openapi_spec_validator import validate; validate(json.load(open(sys.argv[1]))); print('valid')"])
+            .arg(file.path())
+            .output()
+            .expect("python3 runs");
+        assert!(
+            out.status.success(),
+            "openapi-spec-validator refused the document (or is missing: run .ci/run or `pip install openapi-spec-validator`): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    on_both_backends!(the_admin_api_publishes_a_valid_openapi_document);
+}

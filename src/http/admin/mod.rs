@@ -17,7 +17,15 @@ use crate::services::admin::{Admin, Role};
 use crate::services::oidc::tokens;
 
 pub fn router() -> Router<App> {
-    licences::router().merge(manage::router())
+    licences::router().merge(manage::router()).route(
+        "/admin/api/openapi.json",
+        axum::routing::get(|| async {
+            (
+                [(header::CONTENT_TYPE, "application/json")],
+                include_str!("../../../static/openapi.json"),
+            )
+        }),
+    )
 }
 
 /// An RFC 9457 problem.
