@@ -212,3 +212,12 @@ impl Db {
             .await
     }
 }
+
+impl Db {
+    /// Every app (for the console), by name.
+    pub async fn all_clients(&self) -> Result<Vec<Client>, sqlx::Error> {
+        let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM clients ORDER BY name"));
+        let rows = sqlx::query(sql).fetch_all(&self.pool).await?;
+        rows.iter().map(from_row).collect()
+    }
+}

@@ -15,7 +15,7 @@ use crate::app::App;
 use crate::crypto;
 use crate::http::forms::ClientAddr;
 use crate::identity::{Phone, ResidentId};
-use crate::services::admin::Role;
+use crate::services::admin::{Admin, Role};
 use crate::services::registry::{self, NewClient};
 use crate::services::{audit, logout};
 use crate::store::audit::NewEvent;
@@ -35,10 +35,11 @@ pub fn router() -> Router<App> {
         .route("/admin/api/keys/rotate", post(rotate_keys))
 }
 
-struct Ctx<'a> {
-    app: &'a App,
-    caller: &'a Caller,
-    address: &'a str,
+/// An admin acting through the API or the console.
+pub struct Ctx<'a> {
+    pub app: &'a App,
+    pub admin: &'a Admin,
+    pub address: &'a str,
 }
 
 impl Ctx<'_> {
@@ -53,7 +54,7 @@ impl Ctx<'_> {
         audit::record(
             self.app,
             NewEvent {
-                actor: &self.caller.0.actor,
+                actor: &self.admin.actor,
                 action,
                 subject,
                 client_id: client,
@@ -64,6 +65,14 @@ impl Ctx<'_> {
         )
         .await
         .map_err(Problem::internal)
+    }
+
+    pub async fn audit_forbidden(&self, action: &str) -> Result<(), Problem> {
+        self.audit(action, "", "", "forbidden", json!({})).await
+    }
+
+    pub async fn audit_success(&self, action: &str, client: &str) -> Result<(), Problem> {
+        self.audit(action, client, client, "success", json!({})).await
     }
 
     /// Refuses, leaving a trace of the attempt.
@@ -81,7 +90,7 @@ impl Ctx<'_> {
     }
 }
 
-fn person_json(app: &App, p: &PersonRow) -> Value {
+pub fn person_json(app: &App, p: &PersonRow) -> Value {
     let id_masked = app
         .secrets
         .decrypt(&p.id_number_enc, p.id.as_bytes())
@@ -116,12 +125,22 @@ async fn find_persons(
 ) -> Result<Response, Problem> {
     let ctx = Ctx {
         app: &app,
-        caller: &caller,
+        admin: &caller.0,
         address: &address,
     };
-    ctx.forbid(caller.0.can_look_up_persons(), "person.search", "", "")
+    let list = find_person(&ctx, q.id_number.as_deref(), q.phone.as_deref()).await?;
+    Ok(Json(json!({ "persons": list })).into_response())
+}
+
+pub async fn find_person(
+    ctx: &Ctx<'_>,
+    id_number: Option<&str>,
+    phone: Option<&str>,
+) -> Result<Vec<Value>, Problem> {
+    let app = ctx.app;
+    ctx.forbid(ctx.admin.can_look_up_persons(), "person.search", "", "")
         .await?;
-    let found = match (q.id_number.as_deref(), q.phone.as_deref()) {
+    let found = match (id_number, phone) {
         (Some(n), None) => {
             let id = ResidentId::parse(n).map_err(|e| Problem::field("id_number", e.to_string()))?;
             app.db
@@ -152,8 +171,7 @@ async fn find_persons(
         json!({ "found": found.is_some() }),
     )
     .await?;
-    let list: Vec<Value> = found.iter().map(|p| person_json(&app, p)).collect();
-    Ok(Json(json!({ "persons": list })).into_response())
+    Ok(found.iter().map(|p| person_json(app, p)).collect())
 }
 
 #[derive(Deserialize, Default)]
@@ -179,28 +197,37 @@ async fn person_action(
     };
     let ctx = Ctx {
         app: &app,
-        caller: &caller,
+        admin: &caller.0,
         address: &address,
     };
-    let admin = &caller.0;
-    let allowed = match action.as_str() {
+    Ok(Json(act_on_person(&ctx, &id, &action, body.document).await?).into_response())
+}
+
+pub async fn act_on_person(
+    ctx: &Ctx<'_>,
+    id: &str,
+    action: &str,
+    document: Option<String>,
+) -> Result<Value, Problem> {
+    let (app, admin) = (ctx.app, ctx.admin);
+    let allowed = match action {
         "lock" | "disable" => admin.is_super(),
         "unlock" | "verify" | "end-sessions" => admin.has(&Role::CounterClerk),
         _ => return Err(Problem::new(StatusCode::NOT_FOUND, "not found", "unknown action")),
     };
-    ctx.forbid(allowed, &format!("person.{action}"), &id, "").await?;
+    ctx.forbid(allowed, &format!("person.{action}"), id, "").await?;
     let person = app
         .db
-        .person(&id)
+        .person(id)
         .await
         .map_err(Problem::internal)?
         .ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, "not found", "no such person"))?;
     let now = app.now();
     let pool = &app.db.pool;
     let mut detail = json!({});
-    match action.as_str() {
+    match action {
         "lock" | "unlock" | "disable" => {
-            let status = match action.as_str() {
+            let status = match action {
                 "lock" => "locked",
                 "disable" => "disabled",
                 _ => "active",
@@ -213,12 +240,12 @@ async fn person_action(
                 .await
                 .map_err(Problem::internal)?;
             if status != "active" {
-                end_all_sessions(&app, &person.id).await?;
+                end_all_sessions(app, &person.id).await?;
             }
             detail = json!({ "status": status });
         }
         "verify" => {
-            let document = body.document.unwrap_or_else(|| "idcard".into());
+            let document = document.unwrap_or_else(|| "idcard".into());
             if document != "idcard" {
                 return Err(Problem::field(
                     "document",
@@ -231,23 +258,17 @@ async fn person_action(
                 .map_err(Problem::internal)?;
             detail = json!({ "real_name_level": 3, "document": document });
         }
-        _ => end_all_sessions(&app, &person.id).await?,
+        _ => end_all_sessions(app, &person.id).await?,
     }
-    ctx.audit(
-        &format!("person.{action}"),
-        &person.id,
-        "",
-        "success",
-        detail.clone(),
-    )
-    .await?;
+    ctx.audit(&format!("person.{action}"), &person.id, "", "success", detail)
+        .await?;
     let person = app
         .db
-        .person(&id)
+        .person(id)
         .await
         .map_err(Problem::internal)?
         .unwrap_or(person);
-    Ok(Json(person_json(&app, &person)).into_response())
+    Ok(person_json(app, &person))
 }
 
 async fn end_all_sessions(app: &App, person_id: &str) -> Result<(), Problem> {
@@ -296,7 +317,7 @@ async fn create_client(
         .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "malformed body", e.body_text()))?;
     let ctx = Ctx {
         app: &app,
-        caller: &caller,
+        admin: &caller.0,
         address: &address,
     };
     ctx.forbid(
@@ -356,7 +377,7 @@ async fn managed_client(
         .await
         .map_err(Problem::internal)?
         .ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, "not found", "no such client"))?;
-    ctx.forbid(ctx.caller.0.can_manage_client(&client), action, id, id)
+    ctx.forbid(ctx.admin.can_manage_client(&client), action, id, id)
         .await?;
     Ok(client)
 }
@@ -370,12 +391,18 @@ async fn rotate_secret(
 ) -> Result<Response, Problem> {
     let ctx = Ctx {
         app: &app,
-        caller: &caller,
+        admin: &caller.0,
         address: &address,
     };
-    let client = managed_client(&ctx, &id, "client.rotate_secret").await?;
+    let secret = rotate_client_secret(&ctx, &id).await?;
+    Ok(Json(json!({ "client_id": id, "client_secret": secret })).into_response())
+}
+
+pub async fn rotate_client_secret(ctx: &Ctx<'_>, id: &str) -> Result<String, Problem> {
+    let client = managed_client(ctx, id, "client.rotate_secret").await?;
     let secret = crypto::random_token();
-    app.db
+    ctx.app
+        .db
         .set_client_secret(&client.id, &crypto::token_hash(&secret))
         .await
         .map_err(Problem::internal)?;
@@ -387,7 +414,7 @@ async fn rotate_secret(
         json!({}),
     )
     .await?;
-    Ok(Json(json!({ "client_id": client.id, "client_secret": secret })).into_response())
+    Ok(secret)
 }
 
 async fn disable_client(
@@ -398,7 +425,7 @@ async fn disable_client(
 ) -> Result<Response, Problem> {
     let ctx = Ctx {
         app: &app,
-        caller: &caller,
+        admin: &caller.0,
         address: &address,
     };
     let client = managed_client(&ctx, &id, "client.disable").await?;
@@ -411,21 +438,20 @@ async fn disable_client(
     Ok(Json(json!({ "client_id": client.id, "disabled": true })).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-struct AuditQuery {
-    action: Option<String>,
-    actor: Option<String>,
-    subject: Option<String>,
-    client_id: Option<String>,
+pub struct AuditQuery {
+    pub action: Option<String>,
+    pub actor: Option<String>,
+    pub subject: Option<String>,
+    pub client_id: Option<String>,
     #[serde(default)]
-    since: i64,
+    pub since: i64,
     #[serde(default)]
-    limit: Option<i64>,
+    pub limit: Option<i64>,
 }
 
-async fn audit_events(app: &App, caller: &Caller, q: &AuditQuery) -> Result<Vec<Value>, Problem> {
-    let admin = &caller.0;
+pub async fn audit_events(app: &App, admin: &Admin, q: &AuditQuery) -> Result<Vec<Value>, Problem> {
     let departments = admin.departments();
     if !admin.can_read_all_audit() && departments.is_empty() {
         return Err(Problem::new(
@@ -470,7 +496,7 @@ async fn search_audit(
     caller: Caller,
     Query(q): Query<AuditQuery>,
 ) -> Result<Response, Problem> {
-    Ok(Json(json!({ "events": audit_events(&app, &caller, &q).await? })).into_response())
+    Ok(Json(json!({ "events": audit_events(&app, &caller.0, &q).await? })).into_response())
 }
 
 /// JSON Lines, one event a line.
@@ -479,7 +505,7 @@ async fn export_audit(
     caller: Caller,
     Query(q): Query<AuditQuery>,
 ) -> Result<Response, Problem> {
-    let events = audit_events(&app, &caller, &q).await?;
+    let events = audit_events(&app, &caller.0, &q).await?;
     let body: String = events.iter().map(|e| format!("{e}\n")).collect();
     Ok(([(header::CONTENT_TYPE, "application/jsonl")], body).into_response())
 }
@@ -508,7 +534,7 @@ async fn rotate_keys(
 ) -> Result<Response, Problem> {
     let ctx = Ctx {
         app: &app,
-        caller: &caller,
+        admin: &caller.0,
         address: &address,
     };
     ctx.forbid(caller.0.is_super(), "keys.rotate", "", "").await?;

@@ -2,8 +2,9 @@
 //! with a client-credentials access token carrying the right admin scope. Errors are RFC 9457 problem
 //! details.
 
+mod console;
 mod licences;
-mod manage;
+pub mod manage;
 
 use axum::Json;
 use axum::Router;
@@ -17,15 +18,18 @@ use crate::services::admin::{Admin, Role};
 use crate::services::oidc::tokens;
 
 pub fn router() -> Router<App> {
-    licences::router().merge(manage::router()).route(
-        "/admin/api/openapi.json",
-        axum::routing::get(|| async {
-            (
-                [(header::CONTENT_TYPE, "application/json")],
-                include_str!("../../../static/openapi.json"),
-            )
-        }),
-    )
+    licences::router()
+        .merge(manage::router())
+        .merge(console::router())
+        .route(
+            "/admin/api/openapi.json",
+            axum::routing::get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "application/json")],
+                    include_str!("../../../static/openapi.json"),
+                )
+            }),
+        )
 }
 
 /// An RFC 9457 problem.
