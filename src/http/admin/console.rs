@@ -275,10 +275,10 @@ async fn persons(
     if !admin.can_look_up_persons() {
         return page::error_in(lang, StatusCode::FORBIDDEN, "not allowed: person.search");
     }
-    if let Some(id) = q.person.as_deref() {
-        if let Ok(Some(p)) = app.db.person(id).await {
-            v.persons = vec![person_view(&manage::person_json(&app, &p))];
-        }
+    if let Some(id) = q.person.as_deref()
+        && let Ok(Some(p)) = app.db.person(id).await
+    {
+        v.persons = vec![person_view(&manage::person_json(&app, &p))];
     }
     render(&app, jar, lang, &admin, v, StatusCode::OK)
 }
