@@ -3,12 +3,14 @@
 mod common;
 
 mod authorize_errors;
+mod browser;
 mod cluster;
 mod core_flow;
 mod identity;
 mod keys;
 mod login_methods;
 mod logout;
+mod ops;
 mod passkeys;
 mod token_errors;
 mod tokens;
