@@ -23,6 +23,9 @@ pub struct Inner {
     pub sms: Box<dyn crate::services::sms::SmsGateway>,
     /// The WebAuthn relying party; `None` when the issuer's host cannot serve passkeys.
     pub webauthn: Option<webauthn_rs::Webauthn>,
+    pub metrics: crate::metrics::Metrics,
+    /// Peers whose `X-Forwarded-For` is believed (`Config::trusted_proxies`, parsed).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// Cheap to clone; every handler gets one.
@@ -61,6 +64,7 @@ impl App {
             other => anyhow::bail!("unknown sms_gateway {other}"),
         };
         let webauthn = crate::services::passkey::relying_party(&config)?;
+        let trusted_proxies = config.trusted_proxy_nets()?;
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .redirect(reqwest::redirect::Policy::none())
@@ -76,6 +80,8 @@ impl App {
             http,
             sms,
             webauthn,
+            metrics: crate::metrics::Metrics::default(),
+            trusted_proxies,
         })))
     }
 

@@ -85,6 +85,8 @@ pub struct Config {
     pub self_registration: bool,
     /// Allow `http://` redirect URIs for clients (development only; loopback is always allowed).
     pub allow_insecure_redirects: bool,
+    /// Reverse proxies (IPs or CIDRs) whose `X-Forwarded-For` is believed; from anyone else it is ignored.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for Config {
@@ -127,6 +129,7 @@ impl Default for Config {
             webauthn_rp_id: None,
             webauthn_origins: Vec::new(),
             allow_insecure_redirects: false,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -138,7 +141,11 @@ impl Config {
         if let Some(file) = file {
             figment = figment.merge(Toml::file(file));
         }
-        let config: Config = figment.merge(Env::prefixed("YUNID_")).extract()?;
+        // YUNID_CONFIG and YUNID_LOG_FORMAT are read by the command line, YUNID_TEST_* by the tests.
+        let env = Env::prefixed("YUNID_")
+            .ignore(&["config", "log_format"])
+            .filter(|k| !k.starts_with("test_"));
+        let config: Config = figment.merge(env).extract()?;
         config.check()?;
         Ok(config)
     }
@@ -165,7 +172,21 @@ impl Config {
             self.issuer.query().is_none() && self.issuer.fragment().is_none(),
             "issuer must have no query or fragment"
         );
+        self.trusted_proxy_nets()?;
         Ok(())
+    }
+
+    /// `trusted_proxies` parsed: each entry an address (`10.0.0.7`) or a network (`10.0.0.0/8`).
+    pub fn trusted_proxy_nets(&self) -> anyhow::Result<Vec<ipnet::IpNet>> {
+        self.trusted_proxies
+            .iter()
+            .map(|s| {
+                let s = s.trim();
+                s.parse::<ipnet::IpNet>()
+                    .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| anyhow::anyhow!("trusted_proxies: {s} is not an IP address or CIDR"))
+            })
+            .collect()
     }
 
     /// True when the issuer is served over HTTPS (cookies then get `Secure` and the `__Host-` prefix).

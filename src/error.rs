@@ -64,13 +64,26 @@ pub enum Error {
     Forbidden(&'static str),
     #[error("not found")]
     NotFound,
+    /// 503 `temporarily_unavailable`: the database cannot be reached right now.
+    #[error("temporarily unavailable: {0:#}")]
+    Unavailable(anyhow::Error),
     #[error(transparent)]
-    Internal(#[from] anyhow::Error),
+    Internal(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Error {
+    fn from(e: anyhow::Error) -> Self {
+        if crate::store::is_unavailable_chain(&e) {
+            Error::Unavailable(e)
+        } else {
+            Error::Internal(e)
+        }
+    }
 }
 
 impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Self {
-        Error::Internal(e.into())
+        anyhow::Error::from(e).into()
     }
 }
 
@@ -119,6 +132,17 @@ impl IntoResponse for Error {
             }
             Error::Forbidden(d) => (StatusCode::FORBIDDEN, d).into_response(),
             Error::NotFound => (StatusCode::NOT_FOUND, "not found").into_response(),
+            Error::Unavailable(e) => {
+                tracing::warn!(error = format!("{e:#}"), "database unavailable");
+                let mut res = json_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "temporarily_unavailable",
+                    "the service is temporarily unavailable; try again shortly",
+                );
+                res.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+                res
+            }
             Error::Internal(e) => {
                 tracing::error!(error = format!("{e:#}"), "internal error");
                 json_error(

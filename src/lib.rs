@@ -10,6 +10,7 @@ pub mod error;
 pub mod http;
 pub mod identity;
 pub mod keys;
+pub mod metrics;
 pub mod services;
 pub mod store;
 

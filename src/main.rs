@@ -25,6 +25,14 @@ enum Command {
     Serve,
     /// Apply database migrations and exit.
     Migrate,
+    /// Exit 0 when the local node answers `/healthz` (for container health checks: no curl needed).
+    Health,
+    /// Copy the SQLite database into a new file while the provider runs (PostgreSQL: use pg_dump).
+    Backup {
+        /// The file to write; it must not exist yet.
+        #[arg(long)]
+        to: PathBuf,
+    },
     /// Signing keys.
     Keys {
         #[command(subcommand)]
@@ -219,12 +227,19 @@ enum PersonCommand {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // YUNID_LOG_FORMAT=json: one JSON object per line, with the request span (and its request_id).
+    if std::env::var("YUNID_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
+        tracing_subscriber::fmt()
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_env_filter(filter)
+            .init();
+    } else {
+        tracing_subscriber::fmt().with_env_filter(filter).init();
+    }
     let cli = Cli::parse();
     let config = Config::load(cli.config.as_deref())?;
     match cli.command.unwrap_or(Command::Serve) {
@@ -232,6 +247,13 @@ async fn main() -> anyhow::Result<()> {
         Command::Migrate => {
             App::new(config).await?;
             println!("migrations applied");
+            Ok(())
+        }
+        Command::Health => health(&config).await,
+        Command::Backup { to } => {
+            let db = yunid::store::Db::open(&config.database_url, 1).await?;
+            db.backup_to(&to).await?;
+            println!("backed up to {}", to.display());
             Ok(())
         }
         Command::Keys { command } => keys(config, command),
@@ -250,6 +272,23 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     app.spawn_background();
     tracing::info!(addr = %listener.local_addr()?, issuer = %app.config.issuer, "yunid listening");
     yunid::http::serve(app, listener, shutdown_signal()).await
+}
+
+async fn health(config: &Config) -> anyhow::Result<()> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut addr = config.listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let res = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(3))
+        .build()?
+        .get(format!("http://{addr}/healthz"))
+        .send()
+        .await?;
+    anyhow::ensure!(res.status().is_success(), "/healthz answered {}", res.status());
+    println!("ok");
+    Ok(())
 }
 
 async fn shutdown_signal() {

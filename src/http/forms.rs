@@ -1,10 +1,13 @@
 //! Extractors for protocol requests: form bodies and query strings as [`Params`], the client address.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+
+use ipnet::IpNet;
 
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::{Method, header, request::Parts};
 
+use crate::app::App;
 use crate::error::{Error, OAuthError};
 use crate::services::params::Params;
 
@@ -39,18 +42,83 @@ impl<S: Send + Sync> FromRequest<S> for ProtocolParams {
     }
 }
 
-/// The address of the client, for throttling and audit.
+/// The address of the client, for throttling and audit: the TCP peer, or, when the peer is a trusted
+/// proxy, the rightmost `X-Forwarded-For` hop that is not itself a trusted proxy (the hops to its left
+/// were written by the client and prove nothing).
 pub struct ClientAddr(pub String);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+impl FromRequestParts<App> for ClientAddr {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let addr = parts
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
+        let Some(peer) = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip().to_string())
-            .unwrap_or_else(|| "unknown".into());
-        Ok(ClientAddr(addr))
+            .map(|c| c.0.ip())
+        else {
+            return Ok(ClientAddr("unknown".into()));
+        };
+        let forwarded = parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .collect::<Vec<_>>();
+        Ok(ClientAddr(
+            client_ip(peer, &forwarded, &app.trusted_proxies).to_string(),
+        ))
+    }
+}
+
+fn client_ip(peer: IpAddr, forwarded: &[&str], trusted: &[IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    let mut client = peer;
+    for hop in forwarded.iter().rev() {
+        if !is_trusted(&client) {
+            break;
+        }
+        // A hop a trusted proxy wrote but that is no address: keep that proxy as the client.
+        match hop.parse::<IpAddr>() {
+            Ok(ip) => client = ip,
+            Err(_) => break,
+        }
+    }
+    client
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn forwarded_for_counts_only_behind_trusted_proxies() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap(), "192.0.2.1/32".parse().unwrap()];
+        // From an untrusted peer the header is ignored.
+        assert_eq!(
+            client_ip(ip("198.51.100.9"), &["203.0.113.5"], &trusted),
+            ip("198.51.100.9")
+        );
+        // Behind one trusted proxy: the hop it appended.
+        assert_eq!(
+            client_ip(ip("10.1.2.3"), &["203.0.113.5"], &trusted),
+            ip("203.0.113.5")
+        );
+        // A spoofed hop on the left does not win over the rightmost untrusted one.
+        assert_eq!(
+            client_ip(ip("10.1.2.3"), &["1.1.1.1", "203.0.113.5", "192.0.2.1"], &trusted),
+            ip("203.0.113.5")
+        );
+        // Garbage from a trusted chain: the nearest trusted proxy is the client.
+        assert_eq!(client_ip(ip("10.1.2.3"), &["nonsense"], &trusted), ip("10.1.2.3"));
+        // No header: the peer.
+        assert_eq!(client_ip(ip("10.1.2.3"), &[], &trusted), ip("10.1.2.3"));
+        // Nothing trusted: the peer, whatever the header says.
+        assert_eq!(client_ip(ip("10.1.2.3"), &["203.0.113.5"], &[]), ip("10.1.2.3"));
     }
 }

@@ -6,6 +6,7 @@ mod cookies;
 mod forms;
 pub mod i18n;
 mod login;
+mod observe;
 mod oidc;
 mod page;
 
@@ -21,11 +22,13 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use crate::app::App;
 
 pub use forms::ClientAddr;
+pub use observe::{REQUEST_ID, RequestId};
 
 /// Largest request body accepted anywhere.
 const BODY_LIMIT: usize = 64 * 1024;
 
 pub fn router(app: App) -> Router {
+    let observe = axum::middleware::from_fn_with_state(app.clone(), observe::observe);
     Router::new()
         .merge(oidc::router())
         .merge(login::router())
@@ -35,12 +38,11 @@ pub fn router(app: App) -> Router {
         .route("/lang/{code}", get(switch_lang))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
+        .route("/metrics", get(observe::metrics))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(
-                "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
-            ),
+            HeaderValue::from_static(page::CSP),
         ))
         .layer(SetResponseHeaderLayer::overriding(
             header::X_FRAME_OPTIONS,
@@ -58,11 +60,14 @@ pub fn router(app: App) -> Router {
             HeaderName::from_static("cache-control"),
             HeaderValue::from_static("no-store"),
         ))
+        .layer(observe)
         .with_state(app)
 }
 
+/// Ready when the database answers within a second (a load balancer stops sending traffic otherwise).
 async fn ready(State(app): State<App>) -> impl IntoResponse {
-    if app.db.ping().await {
+    let ping = tokio::time::timeout(std::time::Duration::from_secs(1), app.db.ping());
+    if ping.await.unwrap_or(false) {
         (axum::http::StatusCode::OK, "ready")
     } else {
         (

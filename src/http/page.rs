@@ -18,6 +18,31 @@ pub fn render(page: impl Template) -> Response {
     }
 }
 
+/// The Content-Security-Policy of yunid's pages (the router adds it to every response that has none).
+pub const CSP: &str = "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'";
+
+/// For a page whose forms lead on to an app (login and step-up, consent, acting-for choice, logout
+/// confirmation): browsers check `form-action` on every redirect that follows a submission too, so the
+/// last hop to the app would be blocked unless the origin of `target` (a registered redirect URI) is
+/// allowed besides our own.
+pub fn allow_form_target(mut res: Response, target: &str) -> Response {
+    let Ok(origin) = url::Url::parse(target).map(|u| u.origin()) else {
+        return res;
+    };
+    if !origin.is_tuple() {
+        return res;
+    }
+    let csp = CSP.replace(
+        "form-action 'self'",
+        &format!("form-action 'self' {}", origin.ascii_serialization()),
+    );
+    if let Ok(value) = axum::http::HeaderValue::from_str(&csp) {
+        res.headers_mut()
+            .insert(axum::http::header::CONTENT_SECURITY_POLICY, value);
+    }
+    res
+}
+
 const STYLE: &str = include_str!("../../static/style.css");
 const PASSKEY_JS: &str = include_str!("../../static/passkey.js");
 
@@ -55,6 +80,25 @@ pub fn error_in(lang: Lang, status: StatusCode, message: &str) -> Response {
     });
     *res.status_mut() = status;
     res
+}
+
+/// The page for a failure the person cannot fix: 503 with `Retry-After` when the database is unreachable
+/// (worth trying again shortly), otherwise 500. The error is logged with its chain under `context`.
+pub fn internal(e: anyhow::Error, context: &str) -> Response {
+    if crate::store::is_unavailable_chain(&e) {
+        tracing::warn!(error = format!("{e:#}"), "{context}: database unavailable");
+        let mut res = error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "服务暂时不可用，请稍后再试。The service is temporarily unavailable; please try again shortly.",
+        );
+        res.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static("5"),
+        );
+        return res;
+    }
+    tracing::error!(error = format!("{e:#}"), "{context}");
+    error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
 }
 
 /// An error page in the default language (where the request's language is not at hand).

@@ -16,6 +16,17 @@ pub enum LoginError {
     Unavailable,
 }
 
+impl LoginError {
+    /// The `outcome` label of the login metric.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            LoginError::Invalid => "invalid",
+            LoginError::Throttled => "throttled",
+            LoginError::Unavailable => "unavailable",
+        }
+    }
+}
+
 /// Finds a person by resident ID number or phone number.
 pub async fn find_person(app: &App, username: &str) -> anyhow::Result<Option<PersonRow>> {
     if let Ok(id) = ResidentId::parse(username) {
@@ -47,9 +58,12 @@ pub async fn password_login(
     let address_key = format!("addr:{address}");
     let since = now - app.config.login_throttle_window;
     let max = app.config.login_max_failures;
-    if app.db.login_failures_since(&account_key, since).await? >= max
-        || app.db.login_failures_since(&address_key, since).await? >= max * 5
-    {
+    if app.db.login_failures_since(&account_key, since).await? >= max {
+        app.metrics.throttled("login_account");
+        return Ok(Err(LoginError::Throttled));
+    }
+    if app.db.login_failures_since(&address_key, since).await? >= max * 5 {
+        app.metrics.throttled("login_address");
         return Ok(Err(LoginError::Throttled));
     }
     let stored = person.as_ref().and_then(|p| p.password_hash.clone());

@@ -190,6 +190,8 @@ pub async fn send_code(
         || per_address >= c.sms_per_address_hour
         || last.is_some_and(|l| now - l < c.sms_resend_cooldown)
     {
+        app.metrics.throttled("sms_send");
+        app.metrics.sms("refused");
         return Ok(Err(SendError::Throttled));
     }
     app.db.record_sms_send(&hash, address, now).await?;
@@ -222,8 +224,12 @@ pub async fn send_code(
             code,
         };
         // The person sees the same page either way; a failed send is for the operator.
-        if let Err(e) = app.sms.send(&message).await {
-            tracing::error!(error = %e, "SMS could not be sent");
+        match app.sms.send(&message).await {
+            Ok(()) => app.metrics.sms("sent"),
+            Err(e) => {
+                app.metrics.sms("failed");
+                tracing::error!(error = %e, "SMS could not be sent");
+            }
         }
     }
     Ok(Ok(attempt))

@@ -27,6 +27,8 @@ pub enum Backend {
     Postgres,
 }
 
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// The database behind every node.
 #[derive(Clone)]
 pub struct Db {
@@ -37,6 +39,13 @@ pub struct Db {
 impl Db {
     /// Connects, creating the SQLite file (and its folder) when needed, and applies migrations.
     pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Db> {
+        let db = Db::open(url, max_connections).await?;
+        migrate::run(&db).await?;
+        Ok(db)
+    }
+
+    /// Connects without migrating (for tools that must not change the schema, such as backups).
+    pub async fn open(url: &str, max_connections: u32) -> anyhow::Result<Db> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("postgres") {
             Backend::Postgres
@@ -52,7 +61,9 @@ impl Db {
         let options = AnyConnectOptions::from_str(&url)?;
         let mut pool = AnyPoolOptions::new()
             .max_connections(max_connections.max(1))
-            .acquire_timeout(Duration::from_secs(5));
+            // Fail fast when the database is unreachable: a request gets 503 within seconds instead of
+            // hanging, and the pool reconnects by itself once the database is back.
+            .acquire_timeout(ACQUIRE_TIMEOUT);
         if backend == Backend::Sqlite {
             pool = pool.after_connect(|conn, _meta| {
                 Box::pin(async move {
@@ -66,13 +77,36 @@ impl Db {
             });
         }
         let pool = pool.connect_with(options).await?;
-        let db = Db { pool, backend };
-        migrate::run(&db).await?;
-        Ok(db)
+        Ok(Db { pool, backend })
     }
 
     pub async fn ping(&self) -> bool {
         sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+
+    /// A consistent copy of a SQLite database in a new file (`VACUUM INTO`), taken while nodes keep
+    /// serving. PostgreSQL has its own tools for this.
+    pub async fn backup_to(&self, path: &std::path::Path) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.backend == Backend::Sqlite,
+            "yunid backup is for SQLite; back up PostgreSQL with pg_dump (see deploy/OPERATIONS.md)"
+        );
+        anyhow::ensure!(!path.exists(), "{} already exists", path.display());
+        let path = path
+            .to_str()
+            .ok_or_else(|| anyhow::anyhow!("the backup path must be valid UTF-8"))?;
+        let versions: Result<i64, _> = sqlx::query_scalar("SELECT COUNT(*) FROM schema_migrations")
+            .fetch_one(&self.pool)
+            .await;
+        anyhow::ensure!(
+            versions.is_ok_and(|n| n > 0),
+            "the database is not a yunid database (no migrations applied)"
+        );
+        sqlx::query("VACUUM INTO $1")
+            .bind(path)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 }
 
@@ -94,6 +128,31 @@ fn sqlite_url(url: &str) -> anyhow::Result<String> {
         format!("{query}&mode=rwc")
     };
     Ok(format!("sqlite://{path}?{query}"))
+}
+
+/// True when a database error means the database cannot be reached or is not serving right now (pool
+/// timed out, connection lost or refused, server shutting down or out of connections, SQLite busy):
+/// the request fails fast with 503 and a retry later may succeed.
+pub fn is_unavailable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        // PostgreSQL class 08 (connection exception), 57P01–57P03 (shutdown, cannot connect now),
+        // 53300 (too many connections); SQLite 5 (busy) and 6 (locked).
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| {
+            c.starts_with("08") || matches!(c.as_ref(), "57P01" | "57P02" | "57P03" | "53300" | "5" | "6")
+        }),
+        _ => false,
+    }
+}
+
+/// [`is_unavailable`] anywhere in an error's chain.
+pub fn is_unavailable_chain(err: &anyhow::Error) -> bool {
+    err.chain()
+        .any(|e| e.downcast_ref::<sqlx::Error>().is_some_and(is_unavailable))
 }
 
 /// True when a database error is a unique-key violation (on either backend).

@@ -4,6 +4,7 @@ mod common;
 
 mod admin;
 mod authorize_errors;
+mod browser;
 mod cluster;
 mod core_flow;
 mod identity;
@@ -11,6 +12,7 @@ mod keys;
 mod licences;
 mod login_methods;
 mod logout;
+mod ops;
 mod passkeys;
 mod token_errors;
 mod tokens;

@@ -14,18 +14,18 @@ use crate::common::{ALICE_ID, ALICE_PHONE, Backend, Browser, Env, PASSWORD, http
 use crate::on_both_backends;
 
 /// A provider on `http://localhost:<port>` (a WebAuthn relying party must be a domain).
-async fn localhost_env(backend: Backend) -> Env {
+pub(crate) async fn localhost_env(backend: Backend) -> Env {
     Env::start_with(backend, |c| {
         c.issuer = url::Url::parse(&format!("http://localhost:{}", c.listen.port())).unwrap();
     })
     .await
 }
 
-fn origin(env: &Env) -> url::Url {
+pub(crate) fn origin(env: &Env) -> url::Url {
     url::Url::parse(env.app.config.iss()).unwrap()
 }
 
-fn data_csrf(body: &str) -> String {
+pub(crate) fn data_csrf(body: &str) -> String {
     let re = regex_lite::Regex::new(r#"data-csrf="([^"]*)""#).unwrap();
     re.captures(body)
         .map(|c| c[1].to_owned())
@@ -33,7 +33,7 @@ fn data_csrf(body: &str) -> String {
 }
 
 /// Signs in with the password, then registers a passkey named `name` from the account page.
-async fn register_passkey(env: &Env, browser: &Browser, key: &mut SoftPasskey, name: &str) -> Value {
+pub(crate) async fn register_passkey(env: &Env, browser: &Browser, key: &mut SoftPasskey, name: &str) -> Value {
     let login = browser.get("/login").await;
     let after = browser.login(&login, ALICE_ID, PASSWORD).await;
     let (_, status, body) = after.html();
@@ -85,7 +85,7 @@ async fn register_passkey(env: &Env, browser: &Browser, key: &mut SoftPasskey, n
 
 /// Asks the login page for passkey options, lets the authenticator answer for `at`, and returns
 /// (ceremony, credential JSON, csrf, req).
-async fn passkey_assertion(
+pub(crate) async fn passkey_assertion(
     browser: &Browser,
     page: &Page,
     key: &mut SoftPasskey,
@@ -130,7 +130,7 @@ async fn passkey_assertion(
     )
 }
 
-async fn finish(
+pub(crate) async fn finish(
     browser: &Browser,
     ceremony: &str,
     credential: &PublicKeyCredential,

@@ -63,8 +63,7 @@ async fn signed_in(app: &App, jar: &CookieJar) -> anyhow::Result<Option<(Session
 }
 
 fn internal(e: anyhow::Error) -> Response {
-    tracing::error!(error = format!("{e:#}"), "account page");
-    page::error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+    crate::http::page::internal(e, "account page")
 }
 
 async fn show(State(app): State<App>, lang: Lang, jar: CookieJar) -> Response {
@@ -100,7 +99,14 @@ async fn show(State(app): State<App>, lang: Lang, jar: CookieJar) -> Response {
             .into_iter()
             .map(|s| (time(s.auth_time), s.sid.clone(), s.sid == session.sid, s.amr))
             .collect();
-        let apps = app.db.consents_of(&person.id).await?;
+        // The store gives (client id, name, scopes); the page wants the name first.
+        let apps = app
+            .db
+            .consents_of(&person.id)
+            .await?
+            .into_iter()
+            .map(|(id, name, scopes)| (name, id, scopes))
+            .collect();
         let events = app
             .db
             .login_events(&person.id, 10)

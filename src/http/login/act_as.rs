@@ -54,13 +54,12 @@ pub async fn show(State(app): State<App>, lang: Lang, jar: CookieJar, Query(q): 
             client_name: &client.name,
             choices,
         });
+        let req: AuthRequest = serde_json::from_str(&pending.params)?;
+        let html = page::allow_form_target(html, &req.target.redirect_uri);
         Ok((jar, html).into_response())
     }
     .await;
-    result.unwrap_or_else(|e| {
-        tracing::error!(error = format!("{e:#}"), "act-as page");
-        page::error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
-    })
+    result.unwrap_or_else(|e| crate::http::page::internal(e, "act-as page"))
 }
 
 #[derive(Deserialize)]
@@ -116,8 +115,5 @@ pub async fn submit(State(app): State<App>, jar: CookieJar, Form(f): Form<Submit
         Ok(Redirect::to(&format!("/authorize/resume?{query}")).into_response())
     }
     .await;
-    result.unwrap_or_else(|e| {
-        tracing::error!(error = format!("{e:#}"), "act-as");
-        page::error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
-    })
+    result.unwrap_or_else(|e| crate::http::page::internal(e, "act-as"))
 }

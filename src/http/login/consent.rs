@@ -59,13 +59,11 @@ pub async fn show(State(app): State<App>, lang: Lang, jar: CookieJar, Query(q): 
             person_name: &person.name,
             items,
         });
+        let html = page::allow_form_target(html, &req.target.redirect_uri);
         Ok((jar, html).into_response())
     }
     .await;
-    result.unwrap_or_else(|e| {
-        tracing::error!(error = format!("{e:#}"), "consent page");
-        page::error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
-    })
+    result.unwrap_or_else(|e| crate::http::page::internal(e, "consent page"))
 }
 
 fn urlencode(s: &str) -> String {
@@ -148,8 +146,5 @@ pub async fn submit(State(app): State<App>, jar: CookieJar, Form(f): Form<Submit
         Ok(Redirect::to(&format!("/authorize/resume?{query}")).into_response())
     }
     .await;
-    result.unwrap_or_else(|e| {
-        tracing::error!(error = format!("{e:#}"), "consent");
-        page::error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
-    })
+    result.unwrap_or_else(|e| crate::http::page::internal(e, "consent"))
 }

@@ -133,12 +133,14 @@ pub fn render(app: &App, jar: CookieJar, ctx: &Ctx, view: View<'_>, status: Stat
         nonce: &nonce,
     });
     *res.status_mut() = status;
+    if let Some((r, _)) = &ctx.pending {
+        res = page::allow_form_target(res, &r.target.redirect_uri);
+    }
     (jar, res).into_response()
 }
 
 fn internal(e: anyhow::Error) -> Response {
-    tracing::error!(error = format!("{e:#}"), "login failed");
-    page::error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+    crate::http::page::internal(e, "login failed")
 }
 
 fn forbidden_csrf(lang: Lang) -> Response {
@@ -202,6 +204,7 @@ pub async fn finish(
         },
     )
     .await;
+    app.metrics.login(method, "success");
     let jar = jar.add(cookies::session_cookie(app, cookie));
     let Some(req) = req else {
         return Ok((jar, Redirect::to("/account")).into_response());
@@ -248,9 +251,15 @@ pub async fn password(
         };
         let person = match login::password_login(&app, &f.username, &f.password, &addr, now).await? {
             Ok(p) => p,
-            Err(LoginError::Invalid) => return Ok(fail(StatusCode::UNAUTHORIZED, t.err_credentials)),
-            Err(LoginError::Throttled) => return Ok(fail(StatusCode::TOO_MANY_REQUESTS, t.err_throttled)),
-            Err(LoginError::Unavailable) => return Ok(fail(StatusCode::FORBIDDEN, t.err_unavailable)),
+            Err(e) => {
+                app.metrics.login("pwd", e.outcome());
+                let (status, message) = match e {
+                    LoginError::Invalid => (StatusCode::UNAUTHORIZED, t.err_credentials),
+                    LoginError::Throttled => (StatusCode::TOO_MANY_REQUESTS, t.err_throttled),
+                    LoginError::Unavailable => (StatusCode::FORBIDDEN, t.err_unavailable),
+                };
+                return Ok(fail(status, message));
+            }
         };
         let cookie = cookies::session_value(&app, &jar);
         let current = cookie.as_deref().zip(ctx.session.as_ref().map(|(s, _)| s));
@@ -368,6 +377,7 @@ pub async fn sms_verify(
         let verified = match sms::verify_code(&app, &f.attempt, &f.code, now).await? {
             Ok(v) => v,
             Err(VerifyError::Wrong) => {
+                app.metrics.login("sms", "invalid");
                 let view = View {
                     method: "sms",
                     error: Some(t.err_code),
@@ -377,6 +387,7 @@ pub async fn sms_verify(
                 return Ok(render(&app, jar, &ctx, view, StatusCode::UNAUTHORIZED));
             }
             Err(VerifyError::Expired) => {
+                app.metrics.login("sms", "expired");
                 let view = View {
                     method: "sms",
                     error: Some(t.err_code_expired),
@@ -391,6 +402,7 @@ pub async fn sms_verify(
             .await?
             .is_some_and(|p| p.status == "active");
         if !active {
+            app.metrics.login("sms", "unavailable");
             let view = View {
                 method: "sms",
                 error: Some(t.err_unavailable),

@@ -70,6 +70,7 @@ pub async fn finish(
             methods::render(&app, jar, &ctx, view, StatusCode::UNAUTHORIZED)
         };
         let Ok(credential) = serde_json::from_str(&f.credential) else {
+            app.metrics.login("passkey", "invalid");
             return Ok(rejected(jar));
         };
         let person_id = match passkey::finish_login(&app, &f.ceremony, &credential, now).await {
@@ -77,6 +78,7 @@ pub async fn finish(
             Err(PasskeyError::Internal(e)) => return Err(e),
             Err(e) => {
                 tracing::info!(error = %e, "passkey login failed");
+                app.metrics.login("passkey", "invalid");
                 return Ok(rejected(jar));
             }
         };
@@ -86,6 +88,7 @@ pub async fn finish(
             .await?
             .is_some_and(|p| p.status == "active");
         if !active {
+            app.metrics.login("passkey", "unavailable");
             let view = View {
                 method: "passkey",
                 error: Some(t.err_unavailable),
@@ -99,8 +102,5 @@ pub async fn finish(
         methods::finish(&app, jar, f.req.as_deref(), signed, "passkey", &addr, now).await
     }
     .await;
-    result.unwrap_or_else(|e| {
-        tracing::error!(error = format!("{e:#}"), "passkey login");
-        crate::http::page::error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
-    })
+    result.unwrap_or_else(|e| crate::http::page::internal(e, "passkey login"))
 }

@@ -14,6 +14,7 @@ use crate::crypto;
 use crate::error::OAuthError;
 use crate::http::cookies;
 use crate::http::forms::ProtocolParams;
+use crate::http::i18n::Lang;
 use crate::http::page;
 use crate::services::identity;
 use crate::services::oidc::authorize::{
@@ -28,32 +29,35 @@ pub const PAR_URN: &str = "urn:ietf:params:oauth:request_uri:";
 
 pub async fn authorize(
     State(app): State<App>,
+    lang: Lang,
     jar: CookieJar,
     ProtocolParams(params): ProtocolParams,
 ) -> Response {
     let now = app.now();
     let result: anyhow::Result<Response> = async {
-        // RFC 9126 §4: a pushed request replaces every other parameter but client_id.
-        if let Ok(Some(uri)) = params.get("request_uri") {
+        // RFC 9126 §4: a pushed request replaces every other parameter but client_id. Any other
+        // request_uri is validated below and refused with request_uri_not_supported.
+        if let Ok(Some(uri)) = params.get("request_uri")
+            && uri.starts_with(PAR_URN)
+        {
             let Ok(Some(client_id)) = params.get("client_id") else {
-                return Ok(page::error(
+                return Ok(page::error_in(
+                    lang,
                     StatusCode::BAD_REQUEST,
                     "client_id is required with request_uri",
                 ));
             };
-            let pushed = match uri.strip_prefix(PAR_URN) {
-                Some(_) => app.db.take_par(&crypto::token_hash(uri), client_id, now).await?,
-                None => None,
-            };
+            let pushed = app.db.take_par(&crypto::token_hash(uri), client_id, now).await?;
             let Some(json) = pushed else {
-                return Ok(page::error(
+                return Ok(page::error_in(
+                    lang,
                     StatusCode::BAD_REQUEST,
                     "request_uri is unknown, expired, already used, or for another client",
                 ));
             };
             let req: AuthRequest = serde_json::from_str(&json)?;
             let Some(client) = app.db.client(&req.client_id).await? else {
-                return Ok(page::error(StatusCode::BAD_REQUEST, "unknown client"));
+                return Ok(page::error_in(lang, StatusCode::BAD_REQUEST, "unknown client"));
             };
             return continue_request(&app, jar, &client, req, None, now).await;
         }
@@ -68,8 +72,8 @@ pub async fn authorize(
         match (req, client) {
             (Ok(req), Some(client)) => continue_request(&app, jar, &client, req, None, now).await,
             (Err(Rejection::Redirect(target, e)), _) => Ok(respond_error(&app, &target, &e)),
-            (Err(Rejection::Page(m)), _) => Ok(page::error(StatusCode::BAD_REQUEST, &m)),
-            (Ok(_), None) => Ok(page::error(StatusCode::BAD_REQUEST, "unknown client")),
+            (Err(Rejection::Page(m)), _) => Ok(page::error_in(lang, StatusCode::BAD_REQUEST, &m)),
+            (Ok(_), None) => Ok(page::error_in(lang, StatusCode::BAD_REQUEST, "unknown client")),
         }
     }
     .await;
@@ -77,8 +81,7 @@ pub async fn authorize(
 }
 
 fn internal(e: anyhow::Error) -> Response {
-    tracing::error!(error = format!("{e:#}"), "authorization failed");
-    page::error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+    crate::http::page::internal(e, "authorization failed")
 }
 
 #[derive(Deserialize)]

@@ -24,10 +24,7 @@ pub async fn logout(
 ) -> Response {
     match handle(&app, lang, jar, &params).await {
         Ok(r) => r,
-        Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "logout failed");
-            page::error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
-        }
+        Err(e) => crate::http::page::internal(e, "logout failed"),
     }
 }
 
@@ -97,6 +94,11 @@ async fn handle(app: &App, lang: Lang, jar: CookieJar, params: &Params) -> anyho
             csrf: &csrf,
             hidden,
         });
+        // Confirmed, it goes back to the app (a registered URI, checked above).
+        let html = match &redirect {
+            Some(uri) => page::allow_form_target(html, uri),
+            None => html,
+        };
         return Ok((jar, html).into_response());
     }
     if let Some((s, _)) = &session {

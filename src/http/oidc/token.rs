@@ -41,6 +41,7 @@ pub async fn token(
         "client_credentials" => client_credentials(&app, &client, &params, now).await?,
         _ => return Err(OAuthError::unsupported_grant_type("unsupported grant_type").into()),
     };
+    app.metrics.token_issued(&grant_type);
     Ok((
         [(header::CACHE_CONTROL, "no-store"), (header::PRAGMA, "no-cache")],
         Json(response),

@@ -7,8 +7,8 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
-use serde_json::Value;
+use axum::routing::{get, post};
+use serde_json::{Value, json};
 
 /// One call the gateway made.
 #[derive(Debug, Clone)]
@@ -55,6 +55,8 @@ struct Shared {
 
 pub struct SmsInbox {
     pub url: String,
+    /// `GET` it for the latest accepted message (see [`latest`]).
+    pub latest_url: String,
     shared: Arc<Shared>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -85,8 +87,26 @@ async fn record(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
     status
 }
 
+/// `GET /latest`: the latest accepted message as JSON (`count` of accepted messages, `to`, `code`), or
+/// 404 when none arrived yet; for a browser test that reads the code a person would.
+async fn latest(State(shared): State<Arc<Shared>>) -> (StatusCode, axum::Json<Value>) {
+    let calls = shared.calls.lock().unwrap();
+    let delivered: Vec<&Call> = calls.iter().filter(|c| c.status == 200).collect();
+    match delivered.last() {
+        Some(last) => {
+            let body = last.json();
+            (
+                StatusCode::OK,
+                axum::Json(json!({ "count": delivered.len(), "to": body["to"], "code": body["code"] })),
+            )
+        }
+        None => (StatusCode::NOT_FOUND, axum::Json(json!({ "count": 0 }))),
+    }
+}
+
 impl SmsInbox {
-    /// A listener at `<base>/sms` that answers 500 to the first `fail_first` calls, then 200.
+    /// A listener at `<base>/sms` that answers 500 to the first `fail_first` calls, then 200; it also
+    /// shows the latest message at `<base>/latest`.
     pub async fn start(fail_first: usize) -> SmsInbox {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -96,12 +116,14 @@ impl SmsInbox {
         });
         let app = Router::new()
             .route("/sms", post(record))
+            .route("/latest", get(latest))
             .with_state(shared.clone());
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
         SmsInbox {
             url: format!("http://{addr}/sms"),
+            latest_url: format!("http://{addr}/latest"),
             shared,
             task,
         }
