@@ -118,7 +118,11 @@ impl App {
                     tracing::warn!(error = %e, "key reload failed");
                 }
                 let now = app.now();
-                if let Err(e) = app.db.sweep(now, now - app.config.login_throttle_window).await {
+                if let Err(e) = app
+                    .db
+                    .sweep(now, now - crate::services::login::THROTTLE_MEMORY)
+                    .await
+                {
                     tracing::warn!(error = %e, "sweep failed");
                 }
                 if let Err(e) = app

@@ -28,6 +28,11 @@ const FAMILIES: &[(&str, &str, &str)] = &[
         "HTTP request latency by method and route template.",
     ),
     (
+        "yunid_licence_upstream_total",
+        "counter",
+        "Calls to the upstream e-licence library by outcome (ok, error, timeout).",
+    ),
+    (
         "yunid_logins_total",
         "counter",
         "Login attempts by method (pwd, sms, passkey) and outcome.",
@@ -139,6 +144,11 @@ impl Metrics {
     /// `sent`, `refused` or `failed`.
     pub fn sms(&self, outcome: &str) {
         self.inc("yunid_sms_total", &[("outcome", outcome)]);
+    }
+
+    /// A call to the upstream e-licence library: `ok`, `error` or `timeout`.
+    pub fn licence_upstream(&self, outcome: &str) {
+        self.inc("yunid_licence_upstream_total", &[("outcome", outcome)]);
     }
 
     /// A throttle said no: `login_account`, `login_address` or `sms_send`.

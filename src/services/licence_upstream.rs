@@ -52,8 +52,13 @@ pub async fn refresh(app: &App, code_type: &str, code: &str, holder_hash: &str, 
         }),
     };
     let answer = match answer {
-        Ok(a) => a,
+        Ok(a) => {
+            app.metrics.licence_upstream("ok");
+            a
+        }
         Err(error) => {
+            app.metrics
+                .licence_upstream(if error == "timed out" { "timeout" } else { "error" });
             // Logged without the holder code: it may be an ID number.
             tracing::warn!(%error, "e-licence library unavailable; releasing local licences only");
             return;

@@ -41,6 +41,20 @@ pub async fn find_person(app: &App, username: &str) -> anyhow::Result<Option<Per
     Ok(None)
 }
 
+/// How long failed logins are remembered for progressive throttling.
+pub const THROTTLE_MEMORY: i64 = 24 * 3600;
+
+/// Progressive throttling: below `max` failures (in the last day) nothing is held back; from `max` on,
+/// the account or address waits `window` after its last failure, doubling for every further `max`
+/// failures (at most 32 windows).
+pub fn blocked(failures: i64, last_failure: Option<i64>, max: i64, window: i64, now: i64) -> bool {
+    if failures < max || max <= 0 {
+        return false;
+    }
+    let steps = ((failures - max) / max).min(5);
+    last_failure.is_some_and(|last| now - last < window << steps)
+}
+
 /// Checks a password login, counting failures per account and per address in the database (so the
 /// limit holds across nodes). Unknown accounts cost the same hash as known ones.
 pub async fn password_login(
@@ -56,13 +70,15 @@ pub async fn password_login(
         crypto::token_hash(person.as_ref().map_or(username.trim(), |p| p.id.as_str()))
     );
     let address_key = format!("addr:{address}");
-    let since = now - app.config.login_throttle_window;
-    let max = app.config.login_max_failures;
-    if app.db.login_failures_since(&account_key, since).await? >= max {
+    let since = now - THROTTLE_MEMORY;
+    let (max, window) = (app.config.login_max_failures, app.config.login_throttle_window);
+    let (count, last) = app.db.login_failures(&account_key, since).await?;
+    if blocked(count, last, max, window, now) {
         app.metrics.throttled("login_account");
         return Ok(Err(LoginError::Throttled));
     }
-    if app.db.login_failures_since(&address_key, since).await? >= max * 5 {
+    let (count, last) = app.db.login_failures(&address_key, since).await?;
+    if blocked(count, last, max * 5, window, now) {
         app.metrics.throttled("login_address");
         return Ok(Err(LoginError::Throttled));
     }
@@ -194,4 +210,33 @@ pub async fn current_session(app: &App, cookie: &str, now: i64) -> anyhow::Resul
         app.db.touch_session(&hash, now).await?;
     }
     Ok(session)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn throttling_grows_with_repeated_failures() {
+        let (max, window, now) = (10, 900, 1_000_000);
+        assert!(
+            !blocked(9, Some(now), max, window, now),
+            "below the limit nothing is held back"
+        );
+        assert!(
+            blocked(10, Some(now - 899), max, window, now),
+            "at the limit: one window"
+        );
+        assert!(!blocked(10, Some(now - 900), max, window, now));
+        assert!(
+            blocked(20, Some(now - 1799), max, window, now),
+            "twice the limit: two windows"
+        );
+        assert!(!blocked(20, Some(now - 1800), max, window, now));
+        assert!(
+            blocked(500, Some(now - 32 * 900 + 1), max, window, now),
+            "capped at 32 windows"
+        );
+        assert!(!blocked(500, Some(now - 32 * 900), max, window, now));
+    }
 }

@@ -100,12 +100,17 @@ impl Db {
         Ok(())
     }
 
-    pub async fn login_failures_since(&self, key: &str, since: i64) -> Result<i64, sqlx::Error> {
-        sqlx::query_scalar("SELECT COUNT(*) FROM login_failures WHERE key = $1 AND at >= $2")
-            .bind(key)
-            .bind(since)
-            .fetch_one(&self.pool)
-            .await
+    /// Failures recorded against `key` since `since`: how many, and the latest.
+    pub async fn login_failures(&self, key: &str, since: i64) -> Result<(i64, Option<i64>), sqlx::Error> {
+        use sqlx::Row;
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n, MAX(at) AS last FROM login_failures WHERE key = $1 AND at >= $2",
+        )
+        .bind(key)
+        .bind(since)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((row.try_get("n")?, row.try_get("last")?))
     }
 
     pub async fn clear_login_failures(&self, key: &str) -> Result<(), sqlx::Error> {

@@ -162,8 +162,8 @@ async fn app_allowed(env: &Env, token: &str, types: &[&str]) -> TestClient {
     client
 }
 
-/// Signs Alice in with `scopes`, consenting (and choosing whom to act for), and returns the tokens JSON
-/// plus the consent page seen.
+/// Signs Alice in through a real OIDC client (the `openidconnect` crate: PKCE, ID token checked against
+/// the JWKS), consenting and choosing whom to act for; returns the tokens and the consent page seen.
 async fn sign_in(
     env: &Env,
     client: &TestClient,
@@ -171,24 +171,21 @@ async fn sign_in(
     claims: Option<&str>,
     act_for: Option<&str>,
 ) -> (Value, String) {
-    let (verifier, challenge) = crate::common::pkce();
-    let mut url = url::Url::parse(&env.url("/authorize")).unwrap();
-    url.query_pairs_mut()
-        .append_pair("response_type", "code")
-        .append_pair("client_id", &client.id)
-        .append_pair("redirect_uri", &client.redirect_uri)
-        .append_pair("scope", scopes)
-        .append_pair("code_challenge", &challenge)
-        .append_pair("code_challenge_method", "S256");
+    use openidconnect::{OAuth2TokenResponse, TokenResponse};
+    let rp = crate::common::rp::Rp::discover(&env.base, client).await;
+    let scopes: Vec<&str> = scopes.split(' ').filter(|s| *s != "openid").collect();
+    let mut attempt = rp.start(&scopes);
     if let Some(c) = claims {
-        url.query_pairs_mut().append_pair("claims", c);
+        attempt.url.query_pairs_mut().append_pair("claims", c);
     }
     if let Some(code) = act_for {
-        url.query_pairs_mut()
+        attempt
+            .url
+            .query_pairs_mut()
             .append_pair("login_hint", &format!("org:{code}"));
     }
     let browser = Browser::new(&env.base);
-    let mut page = browser.get(url.as_str()).await;
+    let mut page = browser.get(attempt.url.as_str()).await;
     if page.is_login() {
         page = browser.login(&page, ALICE_ID, PASSWORD).await;
     }
@@ -205,23 +202,20 @@ async fn sign_in(
             .post("/act-as", &[("csrf", &csrf), ("req", &req), ("acting", "")])
             .await;
     }
-    let code = page.params()["code"].clone();
-    let res: Value = http()
-        .post(env.url("/token"))
-        .basic_auth(&client.id, Some(&client.secret))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", &client.redirect_uri),
-            ("code_verifier", &verifier),
-        ])
-        .send()
+    let tokens = rp
+        .exchange(&page.params()["code"], attempt.verifier)
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    (res, consent_text)
+        .expect("code exchange");
+    let id_token = tokens.id_token().expect("an ID token");
+    id_token
+        .claims(&rp.client.id_token_verifier(), &attempt.nonce)
+        .expect("the ID token verifies");
+    let json = json!({
+        "access_token": tokens.access_token().secret(),
+        "refresh_token": tokens.refresh_token().map(|r| r.secret().clone()),
+        "id_token": id_token.to_string(),
+    });
+    (json, consent_text)
 }
 
 async fn userinfo(env: &Env, tokens: &Value) -> Value {
@@ -643,6 +637,18 @@ async fn the_upstream_library_is_used_when_up_and_never_blocks_when_slow_or_down
     );
     assert!(licences(&info).is_empty());
     assert!(crate::common::captured_logs().contains("e-licence library unavailable"));
+    let metrics = http()
+        .get(env.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("yunid_licence_upstream_total{outcome=\"timeout\"}"),
+        "{metrics}"
+    );
     // Down.
     mode.store(2, Ordering::SeqCst);
     assert!(licences(&userinfo(&env, &tokens).await).is_empty());

@@ -33,7 +33,12 @@ pub(crate) fn data_csrf(body: &str) -> String {
 }
 
 /// Signs in with the password, then registers a passkey named `name` from the account page.
-pub(crate) async fn register_passkey(env: &Env, browser: &Browser, key: &mut SoftPasskey, name: &str) -> Value {
+pub(crate) async fn register_passkey(
+    env: &Env,
+    browser: &Browser,
+    key: &mut SoftPasskey,
+    name: &str,
+) -> Value {
     let login = browser.get("/login").await;
     let after = browser.login(&login, ALICE_ID, PASSWORD).await;
     let (_, status, body) = after.html();

@@ -138,17 +138,12 @@ fn json_error(status: StatusCode, code: &str) -> Response {
     (status, Json(json!({ "error": code }))).into_response()
 }
 
-#[derive(Deserialize)]
-struct StartBody {
-    #[serde(default)]
-    name: String,
-}
-
 async fn passkey_start(
     State(app): State<App>,
     jar: CookieJar,
     headers: HeaderMap,
-    Json(body): Json<StartBody>,
+    // The label comes with the finished registration; the start request carries nothing we need.
+    Json(_): Json<serde_json::Value>,
 ) -> Response {
     if !cookies::csrf_ok(
         &app,
@@ -160,12 +155,15 @@ async fn passkey_start(
     let Ok(Some((_, person))) = signed_in(&app, &jar).await else {
         return json_error(StatusCode::UNAUTHORIZED, "login_required");
     };
-    let label = if body.name.trim().is_empty() {
-        person.name.clone()
-    } else {
-        body.name.clone()
-    };
-    match passkey::start_registration(&app, &person.id, &person.id, &label, app.now()).await {
+    // The authenticator shows `user.name`: the masked ID number, never the full one or an internal id.
+    let masked = app
+        .secrets
+        .decrypt(&person.id_number_enc, person.id.as_bytes())
+        .ok()
+        .and_then(|n| crate::identity::ResidentId::parse(&n).ok())
+        .map(|id| id.masked())
+        .unwrap_or_else(|| person.name.clone());
+    match passkey::start_registration(&app, &person.id, &masked, &person.name, app.now()).await {
         Ok((ceremony, options)) => Json(json!({ "ceremony": ceremony, "options": options })).into_response(),
         Err(passkey::PasskeyError::Disabled) => json_error(StatusCode::NOT_FOUND, "disabled"),
         Err(e) => {

@@ -60,7 +60,10 @@ async fn preflight() -> impl IntoResponse {
         StatusCode::NO_CONTENT,
         [
             (header::ACCESS_CONTROL_ALLOW_METHODS, "GET, POST"),
-            (header::ACCESS_CONTROL_ALLOW_HEADERS, "Authorization, Content-Type"),
+            (
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                "Authorization, Content-Type",
+            ),
             (header::ACCESS_CONTROL_MAX_AGE, "600"),
         ],
     )
