@@ -165,6 +165,14 @@ async fn admin(app: &App, jar: &CookieJar, lang: Lang) -> Result<Admin, Response
     })
 }
 
+/// A form post from the console: the CSRF token first, then the signed-in admin.
+async fn form_admin(app: &App, jar: &CookieJar, lang: Lang, csrf: Option<&str>) -> Result<Admin, Response> {
+    if !cookies::csrf_ok(app, jar, csrf) {
+        return Err(page::error_in(lang, StatusCode::FORBIDDEN, "invalid form token"));
+    }
+    admin(app, jar, lang).await
+}
+
 #[derive(Default)]
 struct View<'a> {
     title: &'a str,
@@ -297,10 +305,7 @@ async fn search(
     ClientAddr(address): ClientAddr,
     Form(f): Form<SearchForm>,
 ) -> Response {
-    if !cookies::csrf_ok(&app, &jar, f.csrf.as_deref()) {
-        return page::error_in(lang, StatusCode::FORBIDDEN, "invalid form token");
-    }
-    let admin = match admin(&app, &jar, lang).await {
+    let admin = match form_admin(&app, &jar, lang, f.csrf.as_deref()).await {
         Ok(a) => a,
         Err(r) => return r,
     };
@@ -352,10 +357,7 @@ async fn person_action(
     Path((id, action)): Path<(String, String)>,
     Form(f): Form<ActionForm>,
 ) -> Response {
-    if !cookies::csrf_ok(&app, &jar, f.csrf.as_deref()) {
-        return page::error_in(lang, StatusCode::FORBIDDEN, "invalid form token");
-    }
-    let admin = match admin(&app, &jar, lang).await {
+    let admin = match form_admin(&app, &jar, lang, f.csrf.as_deref()).await {
         Ok(a) => a,
         Err(r) => return r,
     };
@@ -428,10 +430,7 @@ async fn create_app(
     ClientAddr(address): ClientAddr,
     Form(f): Form<NewAppForm>,
 ) -> Response {
-    if !cookies::csrf_ok(&app, &jar, f.csrf.as_deref()) {
-        return page::error_in(lang, StatusCode::FORBIDDEN, "invalid form token");
-    }
-    let admin = match admin(&app, &jar, lang).await {
+    let admin = match form_admin(&app, &jar, lang, f.csrf.as_deref()).await {
         Ok(a) => a,
         Err(r) => return r,
     };
@@ -492,10 +491,7 @@ async fn rotate(
     Path(id): Path<String>,
     Form(f): Form<CsrfForm>,
 ) -> Response {
-    if !cookies::csrf_ok(&app, &jar, f.csrf.as_deref()) {
-        return page::error_in(lang, StatusCode::FORBIDDEN, "invalid form token");
-    }
-    let admin = match admin(&app, &jar, lang).await {
+    let admin = match form_admin(&app, &jar, lang, f.csrf.as_deref()).await {
         Ok(a) => a,
         Err(r) => return r,
     };
