@@ -7,6 +7,9 @@ pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod error;
+/// Harnesses for the fuzz targets in `fuzz/` and the corpus replay test.
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod identity;
 pub mod keys;

@@ -72,6 +72,10 @@ impl LicenceId {
     pub fn parse(raw: &str) -> Result<LicenceId, LicenceIdError> {
         let raw = raw.trim().to_ascii_uppercase();
         let rest = raw.strip_prefix(PREFIX).ok_or(LicenceIdError::Prefix)?;
+        // Every part is ASCII; checked first, so the byte offsets below are character boundaries.
+        if !rest.is_ascii() {
+            return Err(LicenceIdError::Shape);
+        }
         let parts: Vec<&str> = rest.split('.').collect();
         let [type_code, issuer, serial, version, check] = parts.as_slice() else {
             return Err(LicenceIdError::Shape);

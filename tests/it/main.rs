@@ -3,11 +3,15 @@
 mod common;
 
 mod admin;
+mod attacks;
 mod authorize_errors;
 mod browser;
 mod cluster;
+mod conformance;
 mod core_flow;
+mod fuzz_corpus;
 mod identity;
+mod interop;
 mod keys;
 mod licences;
 mod login_methods;

@@ -106,21 +106,24 @@ async fn by_secret(app: &App, id: &str, secret: &str, method: AuthMethod) -> Res
     }
 }
 
-#[derive(Deserialize)]
-struct AssertionClaims {
-    iss: String,
-    sub: String,
-    exp: i64,
+/// The claims of a client assertion (RFC 7523 §3).
+#[derive(Debug, Deserialize)]
+pub struct AssertionClaims {
+    pub iss: String,
+    pub sub: String,
+    pub exp: i64,
     #[serde(default)]
-    iat: Option<i64>,
-    jti: String,
+    pub iat: Option<i64>,
+    pub jti: String,
 }
 
-async fn by_assertion(app: &App, post_id: Option<&str>, assertion: &str, now: i64) -> Result<Client, Error> {
+/// Reads a client assertion without trusting it yet: an asymmetric algorithm we accept, no key of its
+/// own (`jwk`, `jku`, `x5u`), and the claims that name the client. The signature is checked afterwards,
+/// against the keys the client registered.
+pub fn read_assertion(assertion: &str) -> Result<(jsonwebtoken::Header, AssertionClaims), Error> {
     let header = jsonwebtoken::decode_header(assertion).map_err(|_| fail("client_assertion is malformed"))?;
-    let alg = header.alg;
     if !matches!(
-        alg,
+        header.alg,
         Algorithm::RS256 | Algorithm::PS256 | Algorithm::ES256 | Algorithm::EdDSA
     ) {
         return Err(fail("client_assertion algorithm not accepted"));
@@ -128,15 +131,20 @@ async fn by_assertion(app: &App, post_id: Option<&str>, assertion: &str, now: i6
     if header.jku.is_some() || header.jwk.is_some() || header.x5u.is_some() {
         return Err(fail("client_assertion must not carry its own key"));
     }
+    let payload = assertion
+        .split('.')
+        .nth(1)
+        .ok_or_else(|| fail("client_assertion is malformed"))?;
+    let bytes = crypto::b64url_decode(payload).ok_or_else(|| fail("client_assertion is malformed"))?;
+    let claims =
+        serde_json::from_slice(&bytes).map_err(|_| fail("client_assertion claims are incomplete"))?;
+    Ok((header, claims))
+}
+
+async fn by_assertion(app: &App, post_id: Option<&str>, assertion: &str, now: i64) -> Result<Client, Error> {
     // Who claims to be the client: `iss` of the (not yet verified) assertion, which must match `client_id`.
-    let unverified: AssertionClaims = {
-        let payload = assertion
-            .split('.')
-            .nth(1)
-            .ok_or_else(|| fail("client_assertion is malformed"))?;
-        let bytes = crypto::b64url_decode(payload).ok_or_else(|| fail("client_assertion is malformed"))?;
-        serde_json::from_slice(&bytes).map_err(|_| fail("client_assertion claims are incomplete"))?
-    };
+    let (header, unverified) = read_assertion(assertion)?;
+    let alg = header.alg;
     if post_id.is_some_and(|p| p != unverified.iss) {
         return Err(fail("client_id does not match the assertion"));
     }

@@ -1,0 +1,451 @@
+//! `yunid-bench`: the load driver of issue 9. It starts a `yunid` (the built binary, pinned to core 0
+//! with `taskset`, on a fresh SQLite file or PostgreSQL database), seeds clients and persons through the
+//! library, pins itself to core 1, and runs complete scenarios (client credentials, introspection,
+//! userinfo, discovery, JWKS, refresh rotation, the SSO code flow, the password and SMS login flows)
+//! for a duration at a concurrency. Per scenario it reports throughput, p50/p95/p99 latency and the
+//! server's CPU-milliseconds per operation from `/proc/<pid>/stat`, which stay meaningful on a busy
+//! machine where throughput does not.
+//!
+//! ```text
+//! yunid-bench run   [--scenario cc,introspect,…] [--duration 10] [--concurrency 16] [--db sqlite|postgres]
+//! yunid-bench smoke                      every scenario for ~1.5 s, exit 1 on any error (CI)
+//! yunid-bench scale --persons 1000,1000000   login latency as the person table grows
+//! yunid-bench seed  --persons N --database-url … --keys-dir …   bulk-insert benchmark persons
+//! yunid-bench micro                      the crypto floor: ES256, RS256, argon2id on one core
+//! ```
+//! See BENCHMARKS.md for the method and the latest numbers.
+
+mod bare;
+mod flows;
+mod micro;
+mod report;
+mod scenarios;
+mod seed;
+mod server;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use scenarios::Scenario;
+
+#[derive(Parser)]
+#[command(
+    name = "yunid-bench",
+    about = "Load driver and micro-benchmarks for yunid (issue 9)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start a yunid and run scenarios against it.
+    Run(RunArgs),
+    /// Every scenario briefly at low concurrency on SQLite; exits non-zero on any error. No timing check.
+    Smoke {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// Seconds per scenario.
+        #[arg(long, default_value_t = 1.5)]
+        duration: f64,
+    },
+    /// Password login latency at growing numbers of persons (seeded in bulk between the steps).
+    Scale {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// Person counts, ascending, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "1000,1000000")]
+        persons: Vec<usize>,
+        /// Seconds per step.
+        #[arg(long, default_value_t = 20.0)]
+        duration: f64,
+        /// Concurrent virtual users (1 measures latency without queueing behind the hash semaphore).
+        #[arg(long, default_value_t = 1)]
+        concurrency: usize,
+    },
+    /// The same scenarios against yunid and a running peer (node oidc-provider, see bench/peer/run.sh)
+    /// in one run, with the ratio per scenario.
+    Compare {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// The peer's issuer URL (its token endpoint is `/token`, its JWKS `/jwks`).
+        #[arg(long)]
+        peer_base: String,
+        /// The peer's process id (for its CPU time).
+        #[arg(long)]
+        peer_pid: u32,
+        #[arg(long, default_value = "bench-cc")]
+        peer_client_id: String,
+        #[arg(long)]
+        peer_client_secret: String,
+        #[arg(long, value_delimiter = ',', default_value = "cc,cc_newconn,discovery,jwks")]
+        scenario: Vec<String>,
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+        #[arg(long, default_value_t = 1.0)]
+        warmup: f64,
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 0.7)]
+        latency_at: f64,
+    },
+    /// Bulk-insert benchmark persons into a database (keys folder as the server's).
+    Seed {
+        #[arg(long)]
+        persons: usize,
+        /// Index of the first person (to add to an earlier seed).
+        #[arg(long, default_value_t = 0)]
+        start: usize,
+        #[arg(long)]
+        database_url: String,
+        #[arg(long)]
+        keys_dir: PathBuf,
+    },
+    /// The crypto floor: ES256 and RS256 signing with yunid's key set, argon2id with production parameters.
+    Micro {
+        /// Seconds per measurement.
+        #[arg(long, default_value_t = 2.0)]
+        seconds: f64,
+    },
+    /// (internal) A bare axum endpoint that only signs an ES256 JWT with ring: the ceiling for `cc`.
+    #[command(hide = true)]
+    BareServe {
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+    },
+}
+
+#[derive(Args, Clone)]
+pub struct ServerArgs {
+    /// `sqlite` (a file in a temporary folder) or `postgres` (a fresh database, dropped afterwards).
+    #[arg(long, default_value = "sqlite")]
+    pub db: String,
+    /// PostgreSQL admin URL used to create the benchmark database.
+    #[arg(
+        long,
+        env = "YUNID_TEST_PG",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
+    pub pg: String,
+    /// The yunid binary (default: `yunid` next to this one).
+    #[arg(long)]
+    pub server_bin: Option<PathBuf>,
+    /// Do not pin with taskset (server on core 0, driver on core 1).
+    #[arg(long)]
+    pub no_pin: bool,
+    /// ID token algorithm of the code-flow client (RS256 is yunid's default).
+    #[arg(long, default_value = "RS256")]
+    pub id_token_alg: String,
+    /// Pooled database connections of the server.
+    #[arg(long, default_value_t = 16)]
+    pub db_connections: u32,
+    /// A command the server runs under, e.g. `valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.out`
+    /// (split on whitespace; the server is stopped with SIGTERM so the profiler writes its output).
+    #[arg(long)]
+    pub server_wrap: Option<String>,
+    /// Keep the temporary folder (database, keys, server log) for inspection.
+    #[arg(long)]
+    pub keep: bool,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// Scenarios, comma-separated (default: all). See `scenarios::Scenario`.
+    #[arg(long, value_delimiter = ',')]
+    scenario: Vec<String>,
+    /// Measured seconds per scenario (at saturation).
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Unmeasured seconds before each scenario.
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    /// Concurrent virtual users (closed loop).
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// After the saturation phase, a paced phase at this fraction of the measured throughput for the
+    /// latency percentiles (0 turns it off).
+    #[arg(long, default_value_t = 0.7)]
+    latency_at: f64,
+    /// Persons to seed for the login scenarios.
+    #[arg(long, default_value_t = 1000)]
+    persons: usize,
+    /// Also run the crypto micro-benchmarks (seconds each; 0 = off).
+    #[arg(long, default_value_t = 2.0)]
+    micro: f64,
+    /// Append one JSON object per result to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let pin_driver = match &cli.command {
+        Command::Run(a) => !a.server.no_pin,
+        Command::Smoke { server, .. } | Command::Scale { server, .. } | Command::Compare { server, .. } => {
+            !server.no_pin
+        }
+        Command::Micro { .. } => true,
+        Command::Seed { .. } | Command::BareServe { .. } => false,
+    };
+    if pin_driver {
+        server::pin_self(1);
+    }
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        match cli.command {
+            Command::Run(a) => run(a).await,
+            Command::Smoke { server, duration } => smoke(server, duration).await,
+            Command::Scale {
+                server,
+                persons,
+                duration,
+                concurrency,
+            } => scale(server, persons, duration, concurrency).await,
+            Command::Compare {
+                server,
+                peer_base,
+                peer_pid,
+                peer_client_id,
+                peer_client_secret,
+                scenario,
+                duration,
+                warmup,
+                concurrency,
+                latency_at,
+            } => {
+                let plan = scenarios::Plan {
+                    duration: Duration::from_secs_f64(duration),
+                    warmup: Duration::from_secs_f64(warmup),
+                    concurrency,
+                    latency_at,
+                };
+                let peer = server::Creds {
+                    id: peer_client_id,
+                    secret: peer_client_secret,
+                };
+                compare(server, peer_base, peer_pid, peer, &scenario, plan).await
+            }
+            Command::Seed {
+                persons,
+                start,
+                database_url,
+                keys_dir,
+            } => seed::seed_command(&database_url, &keys_dir, start, persons).await,
+            Command::Micro { seconds } => {
+                report::print_micro(&micro::run(Duration::from_secs_f64(seconds)).await?);
+                Ok(())
+            }
+            Command::BareServe { listen } => bare::serve(listen).await,
+        }
+    })
+}
+
+fn parse_scenarios(names: &[String]) -> anyhow::Result<Vec<Scenario>> {
+    if names.is_empty() || names.iter().any(|n| n == "all") {
+        return Ok(Scenario::ALL.to_vec());
+    }
+    names
+        .iter()
+        .map(|n| {
+            Scenario::parse(n).ok_or_else(|| {
+                let known: Vec<&str> = Scenario::ALL.iter().map(|s| s.name()).collect();
+                anyhow::anyhow!("unknown scenario {n}; known: {}", known.join(", "))
+            })
+        })
+        .collect()
+}
+
+async fn run(a: RunArgs) -> anyhow::Result<()> {
+    let scenarios = parse_scenarios(&a.scenario)?;
+    report::print_machine();
+    let bench = server::Bench::start(&a.server, a.persons).await?;
+    println!(
+        "server pid {} ({}), idle RSS {:.1} MB, persons {}",
+        bench.server.pid,
+        bench.server.describe(),
+        bench.server.rss_kb() as f64 / 1024.0,
+        a.persons
+    );
+    let plan = scenarios::Plan {
+        duration: Duration::from_secs_f64(a.duration),
+        warmup: Duration::from_secs_f64(a.warmup),
+        concurrency: a.concurrency,
+        latency_at: a.latency_at,
+    };
+    report::print_header();
+    let mut results = Vec::new();
+    for sc in scenarios {
+        let r = scenarios::run_scenario(&bench, sc, &plan).await;
+        report::print_result(&r);
+        if let Some(path) = &a.json {
+            report::append_json(path, &r)?;
+        }
+        results.push(r);
+    }
+    println!(
+        "server RSS after the run {:.1} MB",
+        bench.server.rss_kb() as f64 / 1024.0
+    );
+    if a.micro > 0.0 {
+        let m = micro::run(Duration::from_secs_f64(a.micro)).await?;
+        report::print_micro(&m);
+        if let Some(path) = &a.json {
+            report::append_micro_json(path, &m)?;
+        }
+    }
+    bench.stop().await;
+    let errors: u64 = results.iter().map(|r| r.errors).sum();
+    if errors > 0 {
+        eprintln!("{errors} operations failed (see the samples above)");
+    }
+    Ok(())
+}
+
+async fn smoke(server: ServerArgs, duration: f64) -> anyhow::Result<()> {
+    let bench = server::Bench::start(&server, 64).await?;
+    let plan = scenarios::Plan {
+        duration: Duration::from_secs_f64(duration),
+        warmup: Duration::ZERO,
+        concurrency: 4,
+        latency_at: 0.0,
+    };
+    let mut failed = Vec::new();
+    for sc in Scenario::ALL {
+        let r = scenarios::run_scenario(&bench, sc, &plan).await;
+        let ok = r.errors == 0 && r.ops > 0 && r.setup_error.is_none();
+        println!(
+            "smoke {:<14} {} ops {:>6} errors {:>3}{}",
+            sc.name(),
+            if ok { "ok  " } else { "FAIL" },
+            r.ops,
+            r.errors,
+            r.first_error()
+                .map(|e| format!("  first error: {e}"))
+                .unwrap_or_default()
+        );
+        if !ok {
+            failed.push(sc.name());
+        }
+    }
+    let m = micro::run(Duration::from_millis(200)).await;
+    match &m {
+        Ok(m) if m.iter().all(|x| x.ops > 0) => {
+            println!("smoke {:<14} ok   {} measurements", "micro", m.len())
+        }
+        _ => {
+            println!("smoke {:<14} FAIL", "micro");
+            failed.push("micro");
+        }
+    }
+    bench.stop().await;
+    if failed.is_empty() {
+        println!("smoke: every scenario completed without errors");
+        Ok(())
+    } else {
+        anyhow::bail!("smoke: failed scenarios: {}", failed.join(", "))
+    }
+}
+
+async fn scale(
+    server: ServerArgs,
+    sizes: Vec<usize>,
+    duration: f64,
+    concurrency: usize,
+) -> anyhow::Result<()> {
+    report::print_machine();
+    let first = sizes.first().copied().unwrap_or(1000);
+    let mut bench = server::Bench::start(&server, first).await?;
+    let plan = scenarios::Plan {
+        duration: Duration::from_secs_f64(duration),
+        warmup: Duration::from_secs(1),
+        concurrency,
+        latency_at: 0.0,
+    };
+    let mut base_p50 = None;
+    report::print_header();
+    for n in sizes {
+        if n > bench.persons {
+            let t = std::time::Instant::now();
+            let app = bench
+                .setup_app
+                .as_ref()
+                .ok_or_else(|| anyhow::anyhow!("cannot seed an attached server"))?;
+            seed::seed_range(app, bench.persons, n).await?;
+            println!(
+                "seeded persons {}..{} in {:.1} s",
+                bench.persons,
+                n,
+                t.elapsed().as_secs_f64()
+            );
+            bench.persons = n;
+        }
+        let mut r = scenarios::run_scenario(&bench, Scenario::Login, &plan).await;
+        r.label = format!("login@{n}");
+        report::print_result(&r);
+        let p50 = r.sat.percentile(0.5);
+        match base_p50 {
+            None => base_p50 = Some(p50),
+            Some(b) if b > 0 => println!(
+                "  p50 at {n} persons is {:.2}x the p50 at {first}",
+                p50 as f64 / b as f64
+            ),
+            _ => {}
+        }
+    }
+    bench.stop().await;
+    Ok(())
+}
+
+async fn compare(
+    server: ServerArgs,
+    peer_base: String,
+    peer_pid: u32,
+    peer_cc: server::Creds,
+    names: &[String],
+    plan: scenarios::Plan,
+) -> anyhow::Result<()> {
+    let scenarios = parse_scenarios(names)?;
+    report::print_machine();
+    let yunid = server::Bench::start(&server, 16).await?;
+    let peer = server::Bench::attach(
+        peer_pid,
+        peer_base.trim_end_matches('/').to_owned(),
+        peer_cc,
+        "oidc-provider".into(),
+    )
+    .await?;
+    report::print_header();
+    let mut ratios = Vec::new();
+    for sc in scenarios {
+        let a = scenarios::run_scenario(&yunid, sc, &plan).await;
+        report::print_result(&a);
+        let b = scenarios::run_scenario(&peer, sc, &plan).await;
+        report::print_result(&b);
+        ratios.push((sc.name(), a, b));
+    }
+    println!(
+        "| scenario | yunid ops/s | peer ops/s | ratio (throughput) | yunid CPU-ms/op | peer CPU-ms/op | ratio (peer/yunid CPU) |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for (name, a, b) in &ratios {
+        let (ta, tb) = (a.sat.throughput(), b.sat.throughput());
+        let (ca, cb) = (a.sat.cpu_ms_per_op(), b.sat.cpu_ms_per_op());
+        println!(
+            "| {name} | {ta:.0} | {tb:.0} | {:.2}x | {ca:.3} | {cb:.3} | {:.2}x |",
+            ta / tb.max(1e-9),
+            cb / ca.max(1e-9)
+        );
+    }
+    yunid.stop().await;
+    peer.stop().await;
+    Ok(())
+}

@@ -1,0 +1,155 @@
+//! Output: the machine, one Markdown table row per scenario (ready for BENCHMARKS.md), JSON lines.
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::micro::Micro;
+use crate::scenarios::{Phase, ScenarioResult};
+
+pub fn print_machine() {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, m)| m.trim().to_owned())
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let online = std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap_or_default();
+    println!(
+        "machine: {model}; cpus online {}; driver sees {cores}; load average {:.2}; {}",
+        online.trim(),
+        crate::server::loadavg(),
+        chrono::Utc::now().format("%Y-%m-%d %H:%M UTC")
+    );
+}
+
+pub fn print_header() {
+    println!(
+        "| scenario | db | conc | ops/s (sat.) | server CPU-ms/op | ops per server CPU-s | p50 ms | p95 ms | p99 ms | paced at ops/s | paced p50 / p95 / p99 ms | max RSS MB | load avg | errors |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+}
+
+fn ms(us: u32) -> String {
+    let v = f64::from(us) / 1000.0;
+    if v < 10.0 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.1}")
+    }
+}
+
+fn pcts(p: &Phase) -> (String, String, String) {
+    (
+        ms(p.percentile(0.5)),
+        ms(p.percentile(0.95)),
+        ms(p.percentile(0.99)),
+    )
+}
+
+pub fn print_result(r: &ScenarioResult) {
+    let s = &r.sat;
+    let (p50, p95, p99) = pcts(s);
+    let (paced_rate, paced) = match &r.paced {
+        Some((rate, p)) => {
+            let (a, b, c) = pcts(p);
+            (
+                format!("{:.0}", p.throughput().min(*rate)),
+                format!("{a} / {b} / {c}"),
+            )
+        }
+        None => ("–".into(), "–".into()),
+    };
+    let rss = r
+        .paced
+        .as_ref()
+        .map_or(s.rss_max_kb, |(_, p)| p.rss_max_kb.max(s.rss_max_kb));
+    println!(
+        "| {} | {} | {} | {:.0} | {:.3} | {:.0} | {p50} | {p95} | {p99} | {paced_rate} | {paced} | {:.1} | {:.1}–{:.1} | {} |",
+        r.label,
+        r.db,
+        r.concurrency,
+        s.throughput(),
+        s.cpu_ms_per_op(),
+        1000.0 / s.cpu_ms_per_op().max(1e-9),
+        rss as f64 / 1024.0,
+        s.load_start,
+        s.load_end,
+        r.errors,
+    );
+    if let Some(e) = &r.setup_error {
+        println!("  setup failed: {e}");
+    }
+    for e in s
+        .error_samples
+        .iter()
+        .chain(r.paced.iter().flat_map(|(_, p)| p.error_samples.iter()))
+    {
+        println!("  error: {e}");
+    }
+    if r.consents > 0 {
+        println!("  ({} consent pages answered)", r.consents);
+    }
+}
+
+pub fn print_micro(m: &[Micro]) {
+    println!("| crypto floor (one core) | ops/CPU-s | CPU-µs/op | ops/s wall | load avg |");
+    println!("|---|---|---|---|---|");
+    for x in m {
+        println!(
+            "| {} | {:.0} | {:.1} | {:.0} | {:.1} |",
+            x.name,
+            x.per_cpu_sec(),
+            1e6 / x.per_cpu_sec().max(1e-9),
+            x.per_sec(),
+            x.load
+        );
+    }
+}
+
+fn phase_json(p: &Phase) -> serde_json::Value {
+    serde_json::json!({
+        "ops": p.ops,
+        "errors": p.errors,
+        "seconds": p.elapsed.as_secs_f64(),
+        "ops_per_sec": p.throughput(),
+        "server_cpu_ms_per_op": p.cpu_ms_per_op(),
+        "p50_ms": f64::from(p.percentile(0.5)) / 1000.0,
+        "p95_ms": f64::from(p.percentile(0.95)) / 1000.0,
+        "p99_ms": f64::from(p.percentile(0.99)) / 1000.0,
+        "max_rss_mb": p.rss_max_kb as f64 / 1024.0,
+        "loadavg": [p.load_start, p.load_end],
+    })
+}
+
+fn append(path: &Path, v: serde_json::Value) -> anyhow::Result<()> {
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    writeln!(f, "{v}")?;
+    Ok(())
+}
+
+pub fn append_json(path: &Path, r: &ScenarioResult) -> anyhow::Result<()> {
+    append(
+        path,
+        serde_json::json!({
+            "scenario": r.label,
+            "db": r.db,
+            "concurrency": r.concurrency,
+            "saturation": phase_json(&r.sat),
+            "paced": r.paced.as_ref().map(|(rate, p)| serde_json::json!({"target_rate": rate, "phase": phase_json(p)})),
+            "errors": r.errors,
+            "time": chrono::Utc::now().to_rfc3339(),
+        }),
+    )
+}
+
+pub fn append_micro_json(path: &Path, m: &[Micro]) -> anyhow::Result<()> {
+    for x in m {
+        append(
+            path,
+            serde_json::json!({"micro": x.name, "ops_per_sec": x.per_sec(), "ops_per_cpu_sec": x.per_cpu_sec(), "loadavg": x.load}),
+        )?;
+    }
+    Ok(())
+}
