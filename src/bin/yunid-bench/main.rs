@@ -10,6 +10,7 @@
 //! yunid-bench run   [--scenario cc,introspect,…] [--duration 10] [--concurrency 16] [--db sqlite|postgres]
 //! yunid-bench smoke                      every scenario for ~1.5 s, exit 1 on any error (CI)
 //! yunid-bench scale --persons 1000,1000000   login latency as the person table grows
+//! yunid-bench compare --peer-base … --peer-pid …   the same scenarios against a running peer (bench/peer/run.sh)
 //! yunid-bench seed  --persons N --database-url … --keys-dir …   bulk-insert benchmark persons
 //! yunid-bench micro                      the crypto floor: ES256, RS256, argon2id on one core
 //! ```

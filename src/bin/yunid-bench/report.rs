@@ -88,6 +88,13 @@ pub fn print_result(r: &ScenarioResult) {
     {
         println!("  error: {e}");
     }
+    if s.side_ops > 0 {
+        println!(
+            "  (alongside: {} password logins, {:.1}/s; ops/s and latency above are the SMS logins only; CPU-ms/op is all server CPU per SMS login)",
+            s.side_ops,
+            s.side_ops as f64 / s.elapsed.as_secs_f64().max(1e-9)
+        );
+    }
     if r.consents > 0 {
         println!("  ({} consent pages answered)", r.consents);
     }

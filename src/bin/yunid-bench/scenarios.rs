@@ -33,12 +33,15 @@ pub enum Scenario {
     PasswordLogin,
     /// A fresh browser: authorize → SMS page → send → code from the webhook → verify → consent → token.
     SmsLogin,
+    /// SMS logins by the odd users while the even users flood password logins (closed loop, never
+    /// paced): ops/s and latency count the SMS logins only; does the argon2 queue starve them?
+    SmsFlood,
     /// The login page alone: GET /login, POST a password of a random person (scale runs).
     Login,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 12] = [
+    pub const ALL: [Scenario; 13] = [
         Scenario::Cc,
         Scenario::CcNewConn,
         Scenario::BareCc,
@@ -50,6 +53,7 @@ impl Scenario {
         Scenario::SsoCode,
         Scenario::PasswordLogin,
         Scenario::SmsLogin,
+        Scenario::SmsFlood,
         Scenario::Login,
     ];
 
@@ -66,6 +70,7 @@ impl Scenario {
             Scenario::SsoCode => "sso_code",
             Scenario::PasswordLogin => "password_login",
             Scenario::SmsLogin => "sms_login",
+            Scenario::SmsFlood => "sms_flood",
             Scenario::Login => "login",
         }
     }
@@ -138,6 +143,8 @@ pub struct Phase {
     pub load_start: f64,
     pub load_end: f64,
     pub error_samples: Vec<String>,
+    /// Operations done alongside and not counted in `ops` (the password flood of `sms_flood`).
+    pub side_ops: u64,
 }
 
 impl Phase {
@@ -318,6 +325,11 @@ async fn prepare_session(target: &Target<'_>, u: &mut User) -> Res<()> {
     Ok(())
 }
 
+/// In `sms_flood`, the even users send the password logins.
+fn is_flooder(sc: Scenario, u: &User) -> bool {
+    sc == Scenario::SmsFlood && u.id.is_multiple_of(2)
+}
+
 /// One operation of a scenario.
 async fn op(t: &Target<'_>, sc: Scenario, u: &mut User) -> Res<()> {
     let bench = t.bench;
@@ -364,13 +376,16 @@ async fn op(t: &Target<'_>, sc: Scenario, u: &mut User) -> Res<()> {
             }
         }
         Scenario::SsoCode => flows::sso_flow(bench, &u.http, &mut u.jar).await.map(drop),
-        Scenario::PasswordLogin | Scenario::SmsLogin => {
-            // User u takes persons u, u+C, u+2C, …: no two users share a person (or a phone) at once.
+        Scenario::PasswordLogin | Scenario::SmsLogin | Scenario::SmsFlood => {
+            // User u cycles through persons u, u+C, u+2C, … below N - N mod C: no two users ever share
+            // a person (or a phone), as long as there are at least C persons.
             let n = bench.persons.max(1) as u64;
-            let idx = (u.id as u64 + (u.iter - 1) * t.concurrency as u64) % n;
+            let c = t.concurrency.max(1) as u64;
+            let per_user = (n / c).max(1);
+            let idx = (u.id as u64 + c * ((u.iter - 1) % per_user)) % n;
             let person = seed::person(idx as usize);
             let addr = t.next_addr();
-            if sc == Scenario::PasswordLogin {
+            if sc == Scenario::PasswordLogin || is_flooder(sc, u) {
                 flows::password_flow(bench, &u.http, &person.id_number, &addr, &mut u.consents)
                     .await
                     .map(drop)
@@ -399,6 +414,8 @@ async fn phase(
     rate: Option<f64>,
 ) -> (Vec<User>, Phase) {
     let n = users.len().max(1);
+    // The paced rate is shared by the users that are paced (the flooders of `sms_flood` are not).
+    let paced_users = users.iter().filter(|u| !is_flooder(sc, u)).count().max(1);
     let load_start = server::loadavg();
     let cpu0 = server.cpu_ticks();
     let start = Instant::now();
@@ -423,7 +440,11 @@ async fn phase(
             let mut lat = Vec::with_capacity(4096);
             let mut errors = 0u64;
             let mut samples = Vec::new();
-            let interval = rate.map(|r| Duration::from_secs_f64(n as f64 / r));
+            let flooder = is_flooder(sc, &u);
+            let mut side_ops = 0u64;
+            let interval = rate
+                .filter(|_| !flooder)
+                .map(|r| Duration::from_secs_f64(paced_users as f64 / r));
             let mut k = 0u32;
             loop {
                 let scheduled = match interval {
@@ -445,6 +466,7 @@ async fn phase(
                     }
                 };
                 match op(&target, sc, &mut u).await {
+                    Ok(()) if flooder => side_ops += 1,
                     Ok(()) => lat.push(scheduled.elapsed().as_micros().min(u32::MAX as u128) as u32),
                     Err(e) => {
                         errors += 1;
@@ -454,7 +476,7 @@ async fn phase(
                     }
                 }
             }
-            (u, lat, errors, samples)
+            (u, lat, errors, samples, side_ops)
         }
     });
     let outcomes = futures_join_all(futures).await;
@@ -471,8 +493,9 @@ async fn phase(
         ..Phase::default()
     };
     let mut users = Vec::with_capacity(n);
-    for (u, lat, errors, samples) in outcomes {
+    for (u, lat, errors, samples, side_ops) in outcomes {
         users.push(u);
+        phase.side_ops += side_ops;
         phase.ops += lat.len() as u64;
         phase.lat_us.extend(lat);
         phase.errors += errors;

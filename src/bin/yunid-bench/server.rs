@@ -30,6 +30,16 @@ pub fn pin_self(core: usize) {
     }
 }
 
+/// Whether `taskset` can be run (util-linux); without it nothing is pinned.
+pub fn has_taskset() -> bool {
+    Command::new("taskset")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 /// Clock ticks per second for `/proc/<pid>/stat` (getconf CLK_TCK; 100 on Linux in practice).
 pub fn clk_tck() -> f64 {
     static TCK: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
@@ -376,11 +386,12 @@ impl Bench {
         .await?;
         crate::seed::seed_range(&setup_app, 0, persons).await?;
         let config_arg = config_path.display().to_string();
+        let pin = !args.no_pin && has_taskset();
         let server = Proc::spawn(
             &bin,
             &["--config", &config_arg, "serve"],
             &[("RUST_LOG", "warn")],
-            !args.no_pin,
+            pin,
             &args
                 .server_wrap
                 .as_deref()
@@ -404,7 +415,7 @@ impl Bench {
             persons,
             label: args.db.clone(),
             setup_app: Some(setup_app),
-            pin: !args.no_pin,
+            pin,
             dir,
             pg,
         })
