@@ -7,7 +7,8 @@ use std::time::Duration;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::crypto::Secrets;
-use crate::keys::{KeySet, KeyStore};
+use crate::keys::rotation::{self, Node};
+use crate::keys::{Kek, KeySet, KeyStore};
 use crate::services::password::Hasher;
 use crate::store::Db;
 
@@ -18,6 +19,10 @@ pub struct Inner {
     pub secrets: Secrets,
     pub hasher: Hasher,
     pub key_store: KeyStore,
+    /// Seals and opens the signing keys stored in the database.
+    pub kek: Kek,
+    /// This process's name in `key_nodes` (random per start).
+    pub node_id: String,
     keys: RwLock<Arc<KeySet>>,
     pub http: reqwest::Client,
     pub sms: Box<dyn crate::services::sms::SmsGateway>,
@@ -47,10 +52,14 @@ impl App {
         let clock = Clock::default();
         let now = clock.now();
         let key_store = KeyStore::new(&config.keys_dir);
-        key_store.ensure(now)?;
+        key_store.ensure(config.key_encryption_key.is_some())?;
         let secrets = Secrets::from_master(&key_store.secret()?)?;
-        let keys = key_store.load(now, publish_grace(&config))?;
+        let kek = key_store.kek(config.key_encryption_key.as_deref())?;
         let db = Db::connect(&config.database_url, config.database_max_connections).await?;
+        rotation::bootstrap(&db, &kek, &key_store, now).await?;
+        let node_id = crate::crypto::random_token();
+        // Serving nodes report what they publish (`reload_keys`); command-line tools only load.
+        let keys = rotation::load(&db, &kek, now, publish_grace(&config)).await?;
         let hasher = Hasher::new(config.argon2_memory_kib, config.argon2_iterations)?;
         let sms: Box<dyn crate::services::sms::SmsGateway> = match config.sms_gateway.as_str() {
             "console" => Box::new(crate::services::sms::ConsoleGateway),
@@ -76,6 +85,8 @@ impl App {
             secrets,
             hasher,
             key_store,
+            kek,
+            node_id,
             keys: RwLock::new(Arc::new(keys)),
             http,
             sms,
@@ -97,9 +108,11 @@ impl App {
         }
     }
 
-    /// Re-reads the keys folder (after `yunid keys rotate`, or to drop keys past their grace period).
-    pub fn reload_keys(&self) -> anyhow::Result<()> {
-        let keys = Arc::new(self.key_store.load(self.now(), publish_grace(&self.config))?);
+    /// Re-reads the signing keys, reports what this node publishes, and lets next keys sign once every
+    /// node publishes them (after `yunid keys rotate`; also drops keys past their grace period).
+    pub async fn reload_keys(&self) -> anyhow::Result<()> {
+        let node = key_node(&self.config, &self.node_id);
+        let keys = Arc::new(rotation::refresh(&self.db, &self.kek, &node, self.now()).await?);
         match self.keys.write() {
             Ok(mut k) => *k = keys,
             Err(poisoned) => *poisoned.into_inner() = keys,
@@ -111,13 +124,26 @@ impl App {
     pub fn spawn_background(&self) {
         let app = self.clone();
         tokio::spawn(async move {
+            let every = Duration::from_millis(app.config.key_refresh_interval_ms);
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(e) = app.reload_keys().await {
+                    tracing::warn!(error = %e, "key reload failed");
+                }
+            }
+        });
+        let app = self.clone();
+        tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(5));
             loop {
                 tick.tick().await;
-                if let Err(e) = app.reload_keys() {
-                    tracing::warn!(error = %e, "key reload failed");
-                }
                 let now = app.now();
+                let grace = publish_grace(&app.config);
+                if let Err(e) = app.db.sweep_keys(now - 86_400, now - grace - 86_400).await {
+                    tracing::warn!(error = %e, "key sweep failed");
+                }
                 if let Err(e) = app
                     .db
                     .sweep(now, now - crate::services::login::THROTTLE_MEMORY)
@@ -142,6 +168,18 @@ impl App {
                 crate::services::logout::deliver_due(&app).await;
             }
         });
+    }
+}
+
+/// How this node takes part in key rotation: a node unseen for three refresh intervals (at least
+/// 15 s) no longer holds a rotation back.
+pub fn key_node<'a>(config: &Config, id: &'a str) -> Node<'a> {
+    let interval = (config.key_refresh_interval_ms / 1000).max(1) as i64;
+    Node {
+        id,
+        grace: publish_grace(config),
+        publish_delay: config.key_publish_delay,
+        liveness: (3 * interval).max(15),
     }
 }
 

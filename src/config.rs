@@ -21,6 +21,15 @@ pub struct Config {
     pub database_max_connections: u32,
     /// Folder holding signing keys and the data-protection secret (`YUNID_KEYS_DIR`).
     pub keys_dir: PathBuf,
+    /// The key-encryption key sealing the signing keys in the database, base64url of 32 bytes
+    /// (`YUNID_KEY_ENCRYPTION_KEY`); when unset, `keys/kek.key` (created on first start). Every node
+    /// needs the same one.
+    pub key_encryption_key: Option<String>,
+    /// Seconds a new signing key is published in every node's JWKS before it may sign (covers relying
+    /// parties' JWKS caches; the JWKS is served with `max-age=60`).
+    pub key_publish_delay: i64,
+    /// How often a node re-reads the signing keys and reports what it publishes, milliseconds.
+    pub key_refresh_interval_ms: u64,
     /// Lifetime of authorization codes, seconds (at most 60).
     pub code_ttl: i64,
     /// Lifetime of pushed authorization request URIs, seconds (at most 90).
@@ -97,6 +106,9 @@ impl Default for Config {
             database_url: "sqlite://data/yunid.db".into(),
             database_max_connections: 16,
             keys_dir: PathBuf::from("keys"),
+            key_encryption_key: None,
+            key_publish_delay: 60,
+            key_refresh_interval_ms: 5000,
             code_ttl: 60,
             par_ttl: 90,
             access_token_ttl: 600,
@@ -156,6 +168,14 @@ impl Config {
             "code_ttl must be 1..=60 seconds"
         );
         anyhow::ensure!((1..=90).contains(&self.par_ttl), "par_ttl must be 1..=90 seconds");
+        anyhow::ensure!(
+            (0..=86_400).contains(&self.key_publish_delay),
+            "key_publish_delay must be 0..=86400 seconds"
+        );
+        anyhow::ensure!(
+            (100..=60_000).contains(&self.key_refresh_interval_ms),
+            "key_refresh_interval_ms must be 100..=60000"
+        );
         anyhow::ensure!(
             (60..=900).contains(&self.access_token_ttl),
             "access_token_ttl must be 60..=900 seconds"

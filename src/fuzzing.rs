@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::identity::licence_id::LicenceId;
 use crate::identity::{CreditCode, Phone, ResidentId};
-use crate::keys::{Alg, KeySet, KeyStore};
+use crate::keys::{Alg, KeySet};
 use crate::services::licence::LicenceInput;
 use crate::services::oidc::authorize::{self, AuthRequest, Rejection};
 use crate::services::oidc::client_auth;
@@ -264,17 +264,10 @@ pub fn client_assertion(data: &[u8]) {
     }
 }
 
-/// yunid's own signing keys, made once per process in a temporary folder.
+/// yunid's own signing keys, made once per process in memory.
 fn keys() -> &'static KeySet {
     static KEYS: OnceLock<KeySet> = OnceLock::new();
-    KEYS.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("yunid-fuzz-keys-{}", std::process::id()));
-        let store = KeyStore::new(&dir);
-        store.ensure(0).expect("fuzzing keys");
-        let set = store.load(0, 0).expect("fuzzing keys load");
-        let _ = std::fs::remove_dir_all(&dir);
-        set
-    })
+    KEYS.get_or_init(|| KeySet::generate(0).expect("fuzzing keys"))
 }
 
 /// A JWT as an ID token hint or bearer token: nothing made outside verifies against our keys (they exist

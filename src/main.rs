@@ -4,7 +4,7 @@ use std::io::Read;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use yunid::keys::{Alg, KeyStore};
+use yunid::keys::{Alg, KeyStore, rotation};
 use yunid::services::registry::{self, NewClient, NewPerson};
 use yunid::store::clients::AuthMethod;
 use yunid::{App, Config};
@@ -173,7 +173,9 @@ enum OrgCommand {
 enum KeysCommand {
     /// List keys and their state.
     List,
-    /// Add new active keys; the old ones stay published until their tokens have expired.
+    /// Add the next key per algorithm: published by every node at once, signing once every node
+    /// publishes it (and `key_publish_delay` has passed); the old ones stay published until their
+    /// tokens have expired.
     Rotate,
 }
 
@@ -256,7 +258,7 @@ async fn main() -> anyhow::Result<()> {
             println!("backed up to {}", to.display());
             Ok(())
         }
-        Command::Keys { command } => keys(config, command),
+        Command::Keys { command } => keys(config, command).await,
         Command::Client { command } => client(config, command).await,
         Command::Person { command } => person(config, command).await,
         Command::Org { command } => org(config, command).await,
@@ -269,9 +271,16 @@ async fn main() -> anyhow::Result<()> {
 async fn serve(config: Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let app = App::new(config).await?;
+    // Publish every key (and report it) before serving a request.
+    app.reload_keys().await?;
     app.spawn_background();
     tracing::info!(addr = %listener.local_addr()?, issuer = %app.config.issuer, "yunid listening");
-    yunid::http::serve(app, listener, shutdown_signal()).await
+    let result = yunid::http::serve(app.clone(), listener, shutdown_signal()).await;
+    // A node that has stopped no longer holds back key rotations.
+    if let Err(e) = app.db.forget_key_node(&app.node_id).await {
+        tracing::warn!(error = %e, "could not withdraw this node from key rotation");
+    }
+    result
 }
 
 async fn health(config: &Config) -> anyhow::Result<()> {
@@ -307,23 +316,25 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: draining requests");
 }
 
-fn keys(config: Config, command: KeysCommand) -> anyhow::Result<()> {
+async fn keys(config: Config, command: KeysCommand) -> anyhow::Result<()> {
     let store = KeyStore::new(&config.keys_dir);
     let now = yunid::clock::Clock::default().now();
-    store.ensure(now)?;
+    store.ensure(config.key_encryption_key.is_some())?;
+    let kek = store.kek(config.key_encryption_key.as_deref())?;
+    let db = yunid::store::Db::connect(&config.database_url, 2).await?;
+    rotation::bootstrap(&db, &kek, &store, now).await?;
     if let KeysCommand::Rotate = command {
-        for k in store.rotate(now)? {
-            println!("new active {} key {}", k.alg.as_str(), k.kid);
+        for k in rotation::rotate(&db, &kek, now).await? {
+            println!(
+                "next {} key {} (signs once every node publishes it)",
+                k.alg.as_str(),
+                k.kid
+            );
         }
     }
     let grace = yunid::app::publish_grace(&config);
-    for k in store.manifest()?.keys {
-        let state = match k.retired_at {
-            None => "active".to_owned(),
-            Some(r) if r + grace >= now => format!("retiring (published until {})", r + grace),
-            Some(_) => "expired".to_owned(),
-        };
-        println!("{:<6} {}  {}", k.alg.as_str(), k.kid, state);
+    for k in rotation::list(&db, now, grace).await? {
+        println!("{:<6} {}  {}", k.alg.as_str(), k.kid, k.state(grace, now));
     }
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! Parsed signing keys: JWS signing (RS256 with ring, ES256 with the fixed r‖s encoding, EdDSA) and
 //! verification of the provider's own tokens.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use ring::rand::SystemRandom;
 use ring::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair};
@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::jwk::Jwk;
-use super::{Alg, Manifest};
+use super::{Alg, KeyEntry};
 use crate::crypto;
 
 enum Signer {
@@ -126,30 +126,21 @@ pub fn public_jwk(alg: Alg, der: &[u8], kid: &str) -> anyhow::Result<Jwk> {
 }
 
 impl KeySet {
-    pub fn from_manifest(
-        manifest: &Manifest,
-        pkcs8: &BTreeMap<String, Vec<u8>>,
-        now: i64,
-        publish_grace: i64,
-    ) -> anyhow::Result<KeySet> {
+    /// Parses the published keys (`entries` with their PKCS#8 bytes); the newest signing key per
+    /// algorithm signs. Every algorithm needs one.
+    pub fn from_entries(entries: &[(KeyEntry, Vec<u8>)]) -> anyhow::Result<KeySet> {
         let mut keys = HashMap::new();
         let mut active: HashMap<Alg, (i64, String)> = HashMap::new();
         let mut jwks = Vec::new();
-        for entry in &manifest.keys {
-            let Some(der) = pkcs8.get(&entry.kid) else {
-                continue;
-            };
-            if entry.retired_at.is_some_and(|r| r + publish_grace < now) {
-                continue;
-            }
+        for (entry, der) in entries {
             let key = parse(entry.alg, der)?;
             jwks.push(jwk_of(&key, &entry.kid));
-            if entry.retired_at.is_none() {
+            if let (Some(since), true) = (entry.activated_at, entry.is_signing()) {
                 let newer = active
                     .get(&entry.alg)
-                    .is_none_or(|(created, _)| entry.created_at >= *created);
+                    .is_none_or(|(at, kid)| (since, &entry.kid) > (*at, kid));
                 if newer {
-                    active.insert(entry.alg, (entry.created_at, entry.kid.clone()));
+                    active.insert(entry.alg, (since, entry.kid.clone()));
                 }
             }
             keys.insert(entry.kid.clone(), key);
@@ -163,6 +154,24 @@ impl KeySet {
             jwks: serde_json::to_vec(&serde_json::json!({ "keys": jwks }))?,
             rng: SystemRandom::new(),
         })
+    }
+
+    /// A fresh key per algorithm, in memory only (fuzzing, micro-benchmarks).
+    pub fn generate(now: i64) -> anyhow::Result<KeySet> {
+        let mut entries = Vec::new();
+        for alg in Alg::ALL {
+            let (mut entry, der) = super::generate(alg, now)?;
+            entry.activated_at = Some(now);
+            entries.push((entry, der));
+        }
+        KeySet::from_entries(&entries)
+    }
+
+    /// The key ids this set publishes.
+    pub fn kids(&self) -> Vec<&str> {
+        let mut kids: Vec<&str> = self.keys.keys().map(String::as_str).collect();
+        kids.sort_unstable();
+        kids
     }
 
     /// The JWKS document, serialised once.

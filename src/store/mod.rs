@@ -6,6 +6,7 @@ mod migrate;
 pub mod audit;
 pub mod clients;
 pub mod families;
+pub mod keys;
 pub mod licences;
 pub mod login;
 pub mod logout;

@@ -6,12 +6,14 @@ use std::collections::BTreeSet;
 use openidconnect::{Nonce, TokenResponse};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use yunid::keys::KeyStore;
+use yunid::keys::{KeyStore, rotation};
 
 use crate::common::rp::Rp;
 use crate::common::wire::{self, alice_and_app, pair, refresh, sign_in};
-use crate::common::{Backend, Browser, Env, http};
+use crate::common::{Backend, Browser, Env, Server, TestClient, TestDb, http, test_config};
 use crate::on_both_backends;
+use yunid::Config;
+use yunid::services::registry::NewClient;
 
 const CALLBACK: &str = "http://127.0.0.1:9/callback";
 
@@ -40,16 +42,12 @@ fn kid_of(token: &str) -> String {
     wire::jwt_parts(token).0["kid"].as_str().unwrap().to_owned()
 }
 
-/// Permission bits of the private key material in the keys folder: (file name, mode).
+/// Every file in the keys folder with its permission bits: (file name, mode).
 fn private_files(dir: &std::path::Path) -> Vec<(String, u32)> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap())
-        .filter(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            name.ends_with(".pk8") || name == "secret.key"
-        })
         .map(|e| {
             let mode = e.metadata().unwrap().permissions().mode() & 0o777;
             (e.file_name().to_string_lossy().into_owned(), mode)
@@ -105,15 +103,69 @@ async fn first_start_publishes_one_key_per_algorithm_named_by_its_thumbprint(bac
     );
     assert_eq!(kid_set(&jwks).len(), 3, "kids are unique");
 
-    let files = private_files(&env.keys_dir);
+    // The folder holds only the data-protection secret and the key-encryption key, owner-only.
+    let mut files = private_files(&env.keys_dir);
+    files.sort();
     assert_eq!(
-        files.iter().filter(|(n, _)| n.ends_with(".pk8")).count(),
-        3,
-        "{files:?}"
+        files,
+        vec![("kek.key".to_owned(), 0o600), ("secret.key".to_owned(), 0o600)]
     );
-    assert!(files.iter().any(|(n, _)| n == "secret.key"), "{files:?}");
-    for (name, mode) in files {
-        assert_eq!(mode, 0o600, "{name} has mode {mode:o}");
+
+    // The signing keys are in the database, sealed: no row is a PKCS#8 document, and opening them
+    // with the folder's key-encryption key gives exactly the published keys.
+    let rows = stored_keys(&env).await;
+    assert_eq!(rows.len(), 3);
+    let kek = KeyStore::new(&env.keys_dir).kek(None).unwrap();
+    let mut opened = Vec::new();
+    for row in &rows {
+        let raw = wire::unb64(&row.sealed);
+        assert!(!looks_like_pkcs8(&raw), "{} is stored in the clear", row.kid);
+        let alg = yunid::keys::Alg::parse(&row.alg).unwrap();
+        let der = kek.open(&row.sealed, &row.kid, alg).unwrap();
+        assert!(looks_like_pkcs8(&der));
+        // Bound to its own id: a row's ciphertext does not open as another key.
+        assert!(kek.open(&row.sealed, "another-kid", alg).is_err());
+        opened.push((stored_entry(row), der));
+    }
+    let reopened: Value =
+        serde_json::from_slice(yunid::keys::KeySet::from_entries(&opened).unwrap().jwks_json()).unwrap();
+    let by_kid = |doc: &Value| -> std::collections::BTreeMap<String, Value> {
+        doc["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| (k["kid"].as_str().unwrap().to_owned(), k.clone()))
+            .collect()
+    };
+    assert_eq!(by_kid(&reopened), by_kid(&jwks));
+    let wrong = yunid::keys::Kek::from_bytes(&[7u8; 32]).unwrap();
+    let row = &rows[0];
+    let alg = yunid::keys::Alg::parse(&row.alg).unwrap();
+    let err = wrong.open(&row.sealed, &row.kid, alg).unwrap_err();
+    assert!(err.to_string().contains("key-encryption key"), "{err}");
+}
+
+/// A DER SEQUENCE with a long-form length, as every PKCS#8 key here starts.
+fn looks_like_pkcs8(bytes: &[u8]) -> bool {
+    bytes.len() > 40
+        && bytes[0] == 0x30
+        && (bytes[1] == 0x81 || bytes[1] == 0x82 || bytes[1] < 0x80)
+        && bytes
+            .windows(3)
+            .any(|w| w == [0x02, 0x01, 0x00] || w == [0x02, 0x01, 0x01])
+}
+
+async fn stored_keys(env: &Env) -> Vec<yunid::store::keys::StoredKey> {
+    env.app.db.signing_keys(i64::MIN).await.unwrap()
+}
+
+fn stored_entry(row: &yunid::store::keys::StoredKey) -> yunid::keys::KeyEntry {
+    yunid::keys::KeyEntry {
+        kid: row.kid.clone(),
+        alg: yunid::keys::Alg::parse(&row.alg).unwrap(),
+        created_at: row.created_at,
+        activated_at: row.activated_at,
+        retired_at: row.retired_at,
     }
 }
 
@@ -125,8 +177,10 @@ async fn rotated_keys_sign_new_tokens_while_old_tokens_stay_valid_until_the_grac
     let old_kids = kid_set(&wire::jwks(&env.base).await);
     let (old_id_kid, old_at_kid) = (kid_of(&before.id_token()), kid_of(&before.access_token()));
 
-    KeyStore::new(&env.keys_dir).rotate(env.app.now()).unwrap();
-    env.app.reload_keys().unwrap();
+    rotation::rotate(&env.app.db, &env.app.kek, env.app.now())
+        .await
+        .unwrap();
+    env.app.reload_keys().await.unwrap();
 
     let after = refresh(&rp, &before.refresh_token(), &[]).await.unwrap();
     let (access, refresh_token) = pair(&after);
@@ -143,9 +197,7 @@ async fn rotated_keys_sign_new_tokens_while_old_tokens_stay_valid_until_the_grac
     assert_eq!(published.len(), 6, "{jwks}");
     assert!(published.is_superset(&old_kids), "old keys stay published");
     assert!(published.contains(&new_id_kid) && published.contains(&new_at_kid));
-    for (name, mode) in private_files(&env.keys_dir) {
-        assert_eq!(mode, 0o600, "{name} has mode {mode:o}");
-    }
+    assert_eq!(stored_keys(&env).await.len(), 6);
 
     // An app that fetches the JWKS now accepts both the old and the new ID token.
     let fresh = Rp::discover(&env.base, &client).await;
@@ -172,7 +224,7 @@ async fn rotated_keys_sign_new_tokens_while_old_tokens_stay_valid_until_the_grac
     env.app
         .clock
         .advance(yunid::app::publish_grace(&env.app.config) + 1);
-    env.app.reload_keys().unwrap();
+    env.app.reload_keys().await.unwrap();
     let published = kid_set(&wire::jwks(&env.base).await);
     assert_eq!(published.len(), 3, "{published:?}");
     assert!(published.is_disjoint(&old_kids), "{published:?}");
@@ -188,7 +240,215 @@ async fn rotated_keys_sign_new_tokens_while_old_tokens_stay_valid_until_the_grac
         .expect("tokens signed after the grace period verify");
 }
 
+/// A client-credentials access token (ES256) from `base`, and its kid.
+async fn es256_kid(base: &str, client: &TestClient) -> String {
+    let (status, body) = wire::token(base, client, &[("grant_type", "client_credentials")]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let token = body["access_token"].as_str().unwrap();
+    // Whatever a node signs, every node publishes.
+    for node in [base] {
+        assert!(wire::verify_jws(&wire::jwks(node).await, token).is_ok());
+    }
+    kid_of(token)
+}
+
+fn es256_kids(jwks: &Value) -> BTreeSet<String> {
+    jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["alg"] == "ES256")
+        .map(|k| k["kid"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn a_rotated_key_signs_only_once_every_node_publishes_it(backend: Backend) {
+    // Refreshes are driven by the test: the background ones run at start, then not for a minute.
+    let slow = |c: &mut Config| {
+        c.key_refresh_interval_ms = 60_000;
+        c.key_publish_delay = 30;
+    };
+    let env = Env::start_with(backend, slow).await;
+    let b = Server::start(&env.db.url, &env.keys_dir, &slow).await;
+    let nodes = [&env.server, &b];
+    for n in nodes {
+        n.app.reload_keys().await.unwrap();
+    }
+    let client = env
+        .client_with(NewClient {
+            name: "机器客户端".into(),
+            grant_types: vec!["client_credentials".into()],
+            ..NewClient::default()
+        })
+        .await;
+    let old = es256_kid(&env.base, &client).await;
+    assert_eq!(es256_kid(&b.base, &client).await, old);
+
+    let added = rotation::rotate(&env.app.db, &env.app.kek, env.app.now())
+        .await
+        .unwrap();
+    let next = added
+        .iter()
+        .find(|k| k.alg == yunid::keys::Alg::ES256)
+        .unwrap()
+        .kid
+        .clone();
+
+    // A refreshes: it publishes the next key, but B does not yet, so nobody signs with it.
+    env.app.reload_keys().await.unwrap();
+    assert!(es256_kids(&wire::jwks(&env.base).await).contains(&next));
+    assert!(!es256_kids(&wire::jwks(&b.base).await).contains(&next));
+    assert_eq!(es256_kid(&env.base, &client).await, old);
+    assert_eq!(es256_kid(&b.base, &client).await, old);
+
+    // B refreshes: now both publish it, but it has not been published for key_publish_delay yet.
+    b.app.reload_keys().await.unwrap();
+    assert!(es256_kids(&wire::jwks(&b.base).await).contains(&next));
+    assert_eq!(es256_kid(&b.base, &client).await, old);
+    env.app.reload_keys().await.unwrap();
+    assert_eq!(es256_kid(&env.base, &client).await, old);
+
+    // Thirty seconds on (as A's clock sees it), A lets it sign; B goes on with the old key — still
+    // published everywhere — until its own refresh.
+    env.app.clock.advance(31);
+    env.app.reload_keys().await.unwrap();
+    assert_eq!(es256_kid(&env.base, &client).await, next);
+    assert_eq!(es256_kid(&b.base, &client).await, old);
+    for n in nodes {
+        let published = es256_kids(&wire::jwks(&n.base).await);
+        assert!(
+            published.contains(&old) && published.contains(&next),
+            "{published:?}"
+        );
+    }
+    b.app.clock.advance(31);
+    b.app.reload_keys().await.unwrap();
+    assert_eq!(es256_kid(&b.base, &client).await, next);
+
+    // The admin API shows the states.
+    let listed = rotation::list(
+        &env.app.db,
+        env.app.now(),
+        yunid::app::publish_grace(&env.app.config),
+    )
+    .await
+    .unwrap();
+    let state = |kid: &str| listed.iter().find(|k| k.kid == kid).unwrap().clone();
+    assert!(state(&next).is_signing());
+    assert!(state(&old).retired_at.is_some());
+}
+
+async fn a_node_that_stopped_reporting_no_longer_holds_a_rotation_back(backend: Backend) {
+    let slow = |c: &mut Config| c.key_refresh_interval_ms = 60_000;
+    let env = Env::start_with(backend, slow).await;
+    let b = Server::start(&env.db.url, &env.keys_dir, &slow).await;
+    b.app.reload_keys().await.unwrap();
+    drop(b);
+    let client = env
+        .client_with(NewClient {
+            name: "机器客户端".into(),
+            grant_types: vec!["client_credentials".into()],
+            ..NewClient::default()
+        })
+        .await;
+    let old = es256_kid(&env.base, &client).await;
+    rotation::rotate(&env.app.db, &env.app.kek, env.app.now())
+        .await
+        .unwrap();
+    env.app.reload_keys().await.unwrap();
+    assert_eq!(
+        es256_kid(&env.base, &client).await,
+        old,
+        "B was seen a moment ago and has not published the next key"
+    );
+    // Unseen for three refresh intervals (3 × 60 s here), B is taken for gone.
+    env.app.clock.advance(181);
+    env.app.reload_keys().await.unwrap();
+    assert_ne!(
+        es256_kid(&env.base, &client).await,
+        old,
+        "B, unseen for longer than the liveness window, is no longer waited for"
+    );
+}
+
+async fn a_node_with_another_key_encryption_key_refuses_to_start(backend: Backend) {
+    let env = Env::start(backend).await;
+    let other = tempfile::tempdir().unwrap();
+    let addr: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let mut config = test_config(&env.db.url, other.path(), addr);
+    config.key_encryption_key = Some(wire::b64(&[9u8; 32]));
+    let err = match yunid::app::App::new(config).await {
+        Ok(_) => panic!("a node with a foreign key-encryption key started"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("key-encryption key"), "{err}");
+
+    // The same key, given in the environment instead of the file, works.
+    let kek = std::fs::read_to_string(env.keys_dir.join("kek.key")).unwrap();
+    let mut config = test_config(&env.db.url, other.path(), addr);
+    config.key_encryption_key = Some(kek.trim().to_owned());
+    let app = yunid::app::App::new(config).await.unwrap();
+    assert_eq!(app.keys().jwks_json(), env.app.keys().jwks_json());
+    assert!(!other.path().join("kek.key").exists());
+}
+
+async fn keys_of_the_earlier_file_layout_are_imported_once(backend: Backend) {
+    use std::os::unix::fs::PermissionsExt;
+    let db = TestDb::new(backend).await;
+    let dir = tempfile::tempdir().unwrap();
+    // keys.json with one file per algorithm, and an ES256 key retired a minute ago (still published),
+    // as the first release wrote them.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let mut manifest = Vec::new();
+    let (mut active, mut published) = (BTreeSet::new(), BTreeSet::new());
+    for (alg, retired) in [
+        (yunid::keys::Alg::RS256, None),
+        (yunid::keys::Alg::ES256, Some(now - 60)),
+        (yunid::keys::Alg::ES256, None),
+        (yunid::keys::Alg::EdDSA, None),
+    ] {
+        let (entry, der) = yunid::keys::generate(alg, now - 3600).unwrap();
+        let file = format!("{}-{}.pk8", alg.as_str().to_lowercase(), &entry.kid[..8]);
+        std::fs::write(dir.path().join(&file), der).unwrap();
+        std::fs::set_permissions(dir.path().join(&file), std::fs::Permissions::from_mode(0o600)).unwrap();
+        if retired.is_none() {
+            active.insert(entry.kid.clone());
+        }
+        published.insert(entry.kid.clone());
+        manifest.push(json!({
+            "kid": entry.kid, "alg": alg.as_str(), "file": file, "created_at": now - 3600, "retired_at": retired,
+        }));
+    }
+    std::fs::write(
+        dir.path().join("keys.json"),
+        serde_json::to_vec(&json!({ "keys": manifest })).unwrap(),
+    )
+    .unwrap();
+    let server = Server::start(&db.url, dir.path(), &|_| {}).await;
+    // All four are published; the three active ones sign.
+    assert_eq!(kid_set(&wire::jwks(&server.base).await), published);
+    let client = server
+        .client_with(NewClient {
+            name: "机器客户端".into(),
+            grant_types: vec!["client_credentials".into()],
+            ..NewClient::default()
+        })
+        .await;
+    assert!(active.contains(&es256_kid(&server.base, &client).await));
+    assert_eq!(server.app.db.signing_key_count().await.unwrap(), 4);
+    // A second start imports nothing twice.
+    let again = Server::start(&db.url, dir.path(), &|_| {}).await;
+    assert_eq!(again.app.db.signing_key_count().await.unwrap(), 4);
+}
+
 on_both_backends!(
     first_start_publishes_one_key_per_algorithm_named_by_its_thumbprint,
     rotated_keys_sign_new_tokens_while_old_tokens_stay_valid_until_the_grace_ends,
+    a_rotated_key_signs_only_once_every_node_publishes_it,
+    a_node_that_stopped_reporting_no_longer_holds_a_rotation_back,
+    a_node_with_another_key_encryption_key_refuses_to_start,
+    keys_of_the_earlier_file_layout_are_imported_once,
 );

@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use yunid::keys::{Alg, KeyStore};
+use yunid::keys::{Alg, KeySet};
 
 pub struct Micro {
     pub name: &'static str,
@@ -75,11 +75,8 @@ pub async fn run(budget: Duration) -> anyhow::Result<Vec<Micro>> {
 }
 
 fn run_blocking(budget: Duration) -> anyhow::Result<Vec<Micro>> {
-    let dir = crate::server::TempDir::new("yunid-bench-keys", false)?;
     let now = chrono::Utc::now().timestamp();
-    let store = KeyStore::new(&dir.path);
-    store.ensure(now)?;
-    let keys = store.load(now, 900)?;
+    let keys = KeySet::generate(now)?;
     let claims = serde_json::json!({
         "iss": "http://127.0.0.1:8080",
         "sub": "0192f0c6a5b87c3e9d1f2a3b4c5d6e7f",

@@ -518,11 +518,26 @@ async fn verify_audit(State(app): State<App>, caller: Caller) -> Result<Response
 
 async fn list_keys(State(app): State<App>, caller: Caller, _h: HeaderMap) -> Result<Response, Problem> {
     caller.require(caller.0.is_super(), "see keys")?;
-    let manifest = app.key_store.manifest().map_err(Problem::internal)?;
-    let keys: Vec<Value> = manifest
-        .keys
+    let now = app.now();
+    let grace = crate::app::publish_grace(&app.config);
+    let entries = crate::keys::rotation::list(&app.db, now, grace)
+        .await
+        .map_err(Problem::internal)?;
+    let keys: Vec<Value> = entries
         .iter()
-        .map(|k| json!({ "kid": k.kid, "alg": k.alg.as_str(), "created_at": k.created_at, "retired_at": k.retired_at }))
+        .map(|k| {
+            let state = if k.is_signing() {
+                "active"
+            } else if k.is_next() {
+                "next"
+            } else {
+                "retiring"
+            };
+            json!({
+                "kid": k.kid, "alg": k.alg.as_str(), "state": state, "created_at": k.created_at,
+                "activated_at": k.activated_at, "retired_at": k.retired_at,
+            })
+        })
         .collect();
     Ok(Json(json!({ "keys": keys })).into_response())
 }
@@ -538,8 +553,11 @@ async fn rotate_keys(
         address: &address,
     };
     ctx.forbid(caller.0.is_super(), "keys.rotate", "", "").await?;
-    let added = app.key_store.rotate(app.now()).map_err(Problem::internal)?;
-    app.reload_keys().map_err(Problem::internal)?;
+    let added = crate::keys::rotation::rotate(&app.db, &app.kek, app.now())
+        .await
+        .map_err(Problem::internal)?;
+    // Published here at once; every node publishes it within its refresh interval, then it signs.
+    app.reload_keys().await.map_err(Problem::internal)?;
     let kids: Vec<&str> = added.iter().map(|k| k.kid.as_str()).collect();
     ctx.audit("keys.rotate", "", "", "success", json!({ "new": kids }))
         .await?;

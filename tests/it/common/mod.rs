@@ -178,6 +178,8 @@ pub fn test_config(db_url: &str, keys_dir: &Path, addr: SocketAddr) -> Config {
         // Cheap hashing keeps tests fast; production defaults are exercised by the benchmarks.
         argon2_memory_kib: 1024,
         argon2_iterations: 1,
+        // A rotated key signs as soon as every node publishes it (tests drive refreshes themselves).
+        key_publish_delay: 0,
         ..Config::default()
     }
 }
