@@ -16,7 +16,7 @@ use super::walk::{Tokens, Visitor, authorize_path, finish, flow, token, userinfo
 use super::{CALLBACK, yunid};
 use crate::common::browser::field;
 use crate::common::wire::{self, verify_jws};
-use crate::common::{ALICE_ID, ALICE_PHONE, Backend, PASSWORD, TestClient, TestDb, pkce};
+use crate::common::{ALICE_ID, ALICE_PHONE, Backend, Browser, PASSWORD, TestClient, TestDb, pkce};
 
 struct Node {
     base: String,
@@ -58,11 +58,24 @@ async fn cli(db: &str, keys: &Path, args: &[&str], stdin: Option<&str>) -> Strin
 
 /// Starts `yunid serve` and waits until it is ready. JSON logs go to `logs/<name>.log`.
 async fn start(name: &str, db: &str, keys: &Path, issuer: &str, logs: &Path) -> Node {
+    start_with(name, db, keys, issuer, logs, &[]).await
+}
+
+/// `start` with more `YUNID_*` variables.
+async fn start_with(
+    name: &str,
+    db: &str,
+    keys: &Path,
+    issuer: &str,
+    logs: &Path,
+    extra: &[(&str, &str)],
+) -> Node {
     let addr = free_port();
     let log = logs.join(format!("{name}.log"));
     let file = std::fs::File::create(&log).unwrap();
     let child = yunid()
         .arg("serve")
+        .envs(extra.iter().copied())
         .env("YUNID_ISSUER", issuer)
         .env("YUNID_LISTEN", addr.to_string())
         .env("YUNID_DATABASE_URL", db)
@@ -119,17 +132,7 @@ async fn three_processes_serve_one_flow_and_survive_a_kill() {
         None,
     )
     .await;
-    let value = |label: &str| {
-        out.lines()
-            .find_map(|l| l.strip_prefix(label))
-            .map(|v| v.trim().to_owned())
-            .unwrap_or_else(|| panic!("no {label} in {out}"))
-    };
-    let client = TestClient {
-        id: value("client_id:"),
-        secret: value("client_secret:"),
-        redirect_uri: CALLBACK.into(),
-    };
+    let client = client_from(&out, CALLBACK);
     let person = [
         "person",
         "add",
@@ -334,5 +337,211 @@ fn check_logs(path: &PathBuf, secrets: &[&str]) {
     assert!(requests > 10, "{requests} request lines");
     for secret in secrets {
         assert!(!text.contains(secret), "a secret is in the log");
+    }
+}
+
+/// What `yunid client add` printed: the client's id and secret.
+fn client_from(out: &str, redirect_uri: &str) -> TestClient {
+    let value = |label: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(label))
+            .map(|v| v.trim().to_owned())
+            .unwrap_or_else(|| panic!("no {label} in {out}"))
+    };
+    TestClient {
+        id: value("client_id:"),
+        secret: value("client_secret:"),
+        redirect_uri: redirect_uri.into(),
+    }
+}
+
+/// A relying party with a JWKS cache. A token with a kid it has not seen sends it to fetch the JWKS,
+/// and whichever node the load balancer picks must serve that key: so each node is asked here.
+#[derive(Default)]
+struct Verifier {
+    cache: std::collections::HashMap<String, Value>,
+}
+
+impl Verifier {
+    async fn check(&mut self, nodes: &[String], token: &str) -> Result<String, String> {
+        let kid = wire::jwt_parts(token).0["kid"]
+            .as_str()
+            .ok_or("no kid")?
+            .to_owned();
+        if !self.cache.contains_key(&kid) {
+            for node in nodes {
+                let jwks = wire::jwks(node).await;
+                verify_jws(&jwks, token)
+                    .map_err(|e| format!("{node} does not publish {kid}, which signed a token: {e}"))?;
+                self.cache.insert(kid.clone(), jwks);
+            }
+        }
+        verify_jws(&self.cache[&kid], token)?;
+        Ok(kid)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_processes_rotate_keys_during_a_stream_of_verifications_without_a_failure() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let db = TestDb::new(Backend::Postgres).await;
+    let keys = tempfile::tempdir().unwrap();
+    let logs = tempfile::tempdir().unwrap();
+    cli(&db.url, keys.path(), &["migrate"], None).await;
+    let out = cli(
+        &db.url,
+        keys.path(),
+        &[
+            "client",
+            "add",
+            "--name",
+            "数据交换",
+            "--grant",
+            "client_credentials",
+        ],
+        None,
+    )
+    .await;
+    let client = client_from(&out, "");
+    let issuer = format!("http://{}", free_port());
+    // Nodes re-read the keys every half, one and a half, two and a half seconds: a node that signed
+    // with a key as soon as it saw it would sign long before the slowest node publishes it. A next key
+    // waits a second after every node has it.
+    let mut nodes = Vec::new();
+    for (name, every) in [("a", "500"), ("b", "1500"), ("c", "2500")] {
+        let env = [
+            ("YUNID_KEY_REFRESH_INTERVAL_MS", every),
+            ("YUNID_KEY_PUBLISH_DELAY", "1"),
+        ];
+        nodes.push(start_with(name, &db.url, keys.path(), &issuer, logs.path(), &env).await);
+    }
+    let bases: Vec<String> = nodes.iter().map(|n| n.base.clone()).collect();
+
+    // Two workers ask the nodes in turn for ES256 access tokens and verify each as a relying party.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    type Seen = Arc<Mutex<Vec<(usize, Result<String, String>)>>>;
+    let seen: Seen = Arc::default();
+    let mut workers = Vec::new();
+    for w in 0..2 {
+        let (stop, seen, bases, client) = (stop.clone(), seen.clone(), bases.clone(), client.clone());
+        workers.push(tokio::spawn(async move {
+            let mut i = w;
+            let mut rp = Verifier::default();
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let node = i % bases.len();
+                let form = [("grant_type", "client_credentials")];
+                let outcome = match token(&bases[node], &client, &form).await {
+                    Ok(body) => {
+                        rp.check(&bases, body["access_token"].as_str().unwrap_or(""))
+                            .await
+                    }
+                    Err(e) => Err(format!("token from node {node}: {e}")),
+                };
+                seen.lock().unwrap().push((node, outcome));
+                i += 1;
+            }
+        }));
+    }
+    let count = |seen: &Seen| seen.lock().unwrap().len();
+    let started = Instant::now();
+    while count(&seen) < 100 {
+        assert!(started.elapsed() < Duration::from_secs(30), "the stream stalled");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let old: String = seen.lock().unwrap()[0].1.clone().unwrap();
+
+    // An operator rotates on any node's command line, in the middle of the stream.
+    let out = cli(&db.url, keys.path(), &["keys", "rotate"], None).await;
+    let next = out
+        .lines()
+        .find_map(|l| l.strip_prefix("next ES256 key "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no next ES256 key in {out}"))
+        .to_owned();
+
+    // Until every node signs with the new key, and a little after.
+    let signs_new = |seen: &Seen, node: usize| {
+        seen.lock()
+            .unwrap()
+            .iter()
+            .any(|(n, o)| *n == node && o.as_deref() == Ok(next.as_str()))
+    };
+    let started = Instant::now();
+    while !(0..3).all(|n| signs_new(&seen, n)) {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "not every node signs with the new key"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let total = count(&seen);
+    while count(&seen) < total + 100 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    for w in workers {
+        w.await.unwrap();
+    }
+
+    let seen = std::mem::take(&mut *seen.lock().unwrap());
+    let failures: Vec<_> = seen.iter().filter(|(_, o)| o.is_err()).collect();
+    assert!(failures.is_empty(), "{failures:?}");
+    let with = |kid: &str| seen.iter().filter(|(_, o)| o.as_deref() == Ok(kid)).count();
+    eprintln!(
+        "{} tokens verified: {} with the old key, {} with the new",
+        seen.len(),
+        with(&old),
+        with(&next)
+    );
+    assert!(with(&old) >= 100 && with(&next) >= 100);
+    assert_eq!(with(&old) + with(&next), seen.len());
+    for mut n in nodes {
+        n.child.start_kill().unwrap();
+        n.child.wait().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_add_up_failed_logins() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let db = TestDb::new(Backend::Postgres).await;
+    let keys = tempfile::tempdir().unwrap();
+    let logs = tempfile::tempdir().unwrap();
+    cli(&db.url, keys.path(), &["migrate"], None).await;
+    let person = [
+        "person",
+        "add",
+        "--id-number",
+        ALICE_ID,
+        "--name",
+        "张三",
+        "--phone",
+        ALICE_PHONE,
+        "--password-stdin",
+    ];
+    cli(&db.url, keys.path(), &person, Some(PASSWORD)).await;
+    let issuer = format!("http://{}", free_port());
+    let limit = [("YUNID_LOGIN_MAX_FAILURES", "4")];
+    let mut a = start_with("a", &db.url, keys.path(), &issuer, logs.path(), &limit).await;
+    let mut b = start_with("b", &db.url, keys.path(), &issuer, logs.path(), &limit).await;
+    let (at_a, at_b) = (Browser::new(&a.base), Browser::new(&b.base));
+
+    // Two wrong passwords on each process: each alone is under the limit of four.
+    for browser in [&at_a, &at_b, &at_a, &at_b] {
+        let page = browser.get("/login").await;
+        let page = browser.login(&page, ALICE_ID, "not the password").await;
+        let (_, status, body) = page.html();
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    }
+    // Together they reach it: the right password is refused by both.
+    for browser in [&at_a, &at_b] {
+        let page = browser.get("/login").await;
+        let page = browser.login(&page, ALICE_ID, PASSWORD).await;
+        let (_, status, body) = page.html();
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    }
+    for n in [&mut a, &mut b] {
+        n.child.start_kill().unwrap();
+        n.child.wait().await.unwrap();
     }
 }
