@@ -101,6 +101,28 @@ pub fn internal(e: anyhow::Error, context: &str) -> Response {
     error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
 }
 
+/// The JSON endpoints' counterpart of [`internal`]: `{"error":"temporarily_unavailable"}` with 503 and
+/// `Retry-After` when the database is unreachable, otherwise `{"error":"internal"}` with 500.
+pub fn json_internal(e: &anyhow::Error, context: &str) -> Response {
+    use axum::response::IntoResponse;
+    if crate::store::is_unavailable_chain(e) {
+        tracing::warn!(error = format!("{e:#}"), "{context}: database unavailable");
+        let body = axum::Json(serde_json::json!({ "error": "temporarily_unavailable" }));
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(axum::http::header::RETRY_AFTER, "5")],
+            body,
+        )
+            .into_response();
+    }
+    tracing::error!(error = format!("{e:#}"), "{context}");
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        axum::Json(serde_json::json!({ "error": "internal" })),
+    )
+        .into_response()
+}
+
 /// An error page in the default language (where the request's language is not at hand).
 pub fn error(status: StatusCode, message: &str) -> Response {
     error_in(Lang::default(), status, message)

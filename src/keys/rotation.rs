@@ -119,11 +119,12 @@ pub async fn refresh(db: &Db, kek: &Kek, node: &Node<'_>, now: i64) -> anyhow::R
         let everywhere = live
             .iter()
             .all(|(_, published)| published.split(' ').any(|k| k == next.kid));
-        if everywhere && now >= next.created_at + node.publish_delay {
-            if db.activate_signing_key(&next.kid, alg.as_str(), now).await? {
-                tracing::info!(kid = %next.kid, alg = alg.as_str(), "signing key activated: every node publishes it");
-                promoted = true;
-            }
+        if everywhere
+            && now >= next.created_at + node.publish_delay
+            && db.activate_signing_key(&next.kid, alg.as_str(), now).await?
+        {
+            tracing::info!(kid = %next.kid, alg = alg.as_str(), "signing key activated: every node publishes it");
+            promoted = true;
         }
     }
     if promoted {

@@ -166,10 +166,10 @@ async fn passkey_start(
     match passkey::start_registration(&app, &person.id, &masked, &person.name, app.now()).await {
         Ok((ceremony, options)) => Json(json!({ "ceremony": ceremony, "options": options })).into_response(),
         Err(passkey::PasskeyError::Disabled) => json_error(StatusCode::NOT_FOUND, "disabled"),
-        Err(e) => {
-            tracing::error!(error = %e, "passkey registration start");
-            json_error(StatusCode::INTERNAL_SERVER_ERROR, "internal")
+        Err(passkey::PasskeyError::Internal(e)) => {
+            crate::http::page::json_internal(&e, "passkey registration start")
         }
+        Err(e) => crate::http::page::json_internal(&anyhow::anyhow!("{e}"), "passkey registration start"),
     }
 }
 
@@ -209,8 +209,7 @@ async fn passkey_finish(
     {
         Ok(id) => Json(json!({ "id": id })).into_response(),
         Err(passkey::PasskeyError::Internal(e)) => {
-            tracing::error!(error = %e, "passkey registration finish");
-            json_error(StatusCode::INTERNAL_SERVER_ERROR, "internal")
+            crate::http::page::json_internal(&e, "passkey registration finish")
         }
         Err(e) => json_error(StatusCode::BAD_REQUEST, &e.to_string()),
     }

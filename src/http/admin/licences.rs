@@ -42,7 +42,7 @@ fn licence_problem(e: LicenceError) -> Problem {
         LicenceError::Area => "area_code",
         LicenceError::Empty(f) => f,
         LicenceError::IssuerCode(_) => "issuer.code",
-        LicenceError::Internal(e) => return Problem::internal(e),
+        LicenceError::Internal(e) => return Problem::from_error(e),
     };
     Problem::field(field, e.to_string())
 }

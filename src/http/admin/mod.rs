@@ -61,8 +61,22 @@ impl Problem {
         }
     }
 
-    pub fn internal(e: impl std::fmt::Display) -> Problem {
-        tracing::error!(error = %e, "admin API internal error");
+    /// 503 (try again shortly) when the database is unreachable, otherwise 500; logged either way.
+    pub fn internal(e: impl Into<anyhow::Error>) -> Problem {
+        Problem::from_error(&e.into())
+    }
+
+    /// [`Problem::internal`] for an error that is only borrowed.
+    pub fn from_error(e: &anyhow::Error) -> Problem {
+        if crate::store::is_unavailable_chain(e) {
+            tracing::warn!(error = format!("{e:#}"), "admin API: database unavailable");
+            return Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily unavailable",
+                "the database cannot be reached; try again shortly",
+            );
+        }
+        tracing::error!(error = format!("{e:#}"), "admin API internal error");
         Problem::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal error",
@@ -82,12 +96,17 @@ impl IntoResponse for Problem {
         if !self.errors.is_empty() {
             body["errors"] = Value::Array(self.errors);
         }
-        (
+        let mut res = (
             self.status,
             [(header::CONTENT_TYPE, "application/problem+json")],
             Json(body),
         )
-            .into_response()
+            .into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+        }
+        res
     }
 }
 

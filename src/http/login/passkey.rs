@@ -27,14 +27,8 @@ pub async fn start(State(app): State<App>, jar: CookieJar, headers: HeaderMap) -
         Err(PasskeyError::Disabled) => {
             (StatusCode::NOT_FOUND, Json(json!({ "error": "disabled" }))).into_response()
         }
-        Err(e) => {
-            tracing::error!(error = %e, "passkey start failed");
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                Json(json!({ "error": "internal" })),
-            )
-                .into_response()
-        }
+        Err(PasskeyError::Internal(e)) => crate::http::page::json_internal(&e, "passkey start"),
+        Err(e) => crate::http::page::json_internal(&anyhow::anyhow!("{e}"), "passkey start"),
     }
 }
 

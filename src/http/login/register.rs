@@ -82,13 +82,11 @@ pub async fn submit(State(app): State<App>, lang: Lang, jar: CookieJar, Form(f):
                 link: Some(("/login", t.sign_in)),
             })
         }
+        // 503 while the database is unreachable, else 500; the form is not worth showing again.
+        Err(PersonError::Internal(inner)) => page::internal(inner, "registration failed"),
         Err(e) => {
-            if let PersonError::Internal(inner) = &e {
-                tracing::error!(error = format!("{inner:#}"), "registration failed");
-            }
             let status = match e {
                 PersonError::Conflict => StatusCode::CONFLICT,
-                PersonError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
                 _ => StatusCode::UNPROCESSABLE_ENTITY,
             };
             let (jar, csrf) = cookies::csrf(&app, jar);

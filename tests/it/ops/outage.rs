@@ -7,8 +7,30 @@ use reqwest::StatusCode;
 
 use super::proxy::Proxy;
 use super::{CALLBACK, sample, scrape};
+use crate::common::browser::field;
 use crate::common::wire::{self, alice_and_app};
-use crate::common::{Backend, Browser, Env, TestClient, http, pg_admin_url};
+use crate::common::{Backend, Browser, Env, Server, TestClient, http, pg_admin_url};
+use yunid::services::registry::NewClient;
+
+/// A super-admin automation token (client credentials with `yunid:admin`).
+async fn admin_token(env: &Env) -> String {
+    let client = env
+        .client_with(NewClient {
+            name: "运维自动化".into(),
+            scopes: vec!["yunid:admin".into()],
+            grant_types: vec!["client_credentials".into()],
+            ..NewClient::default()
+        })
+        .await;
+    let (status, body) = wire::token(
+        &env.base,
+        &client,
+        &[("grant_type", "client_credentials"), ("scope", "yunid:admin")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["access_token"].as_str().unwrap().to_owned()
+}
 
 async fn ready(base: &str) -> StatusCode {
     http()
@@ -67,6 +89,19 @@ async fn a_database_outage_answers_503_fast_and_heals_without_restart() {
     })
     .await;
     let (client, rp) = alice_and_app(&env, CALLBACK).await;
+    let admin = admin_token(&env).await;
+    // A second node through the same proxy, on a host name (a WebAuthn relying party must be a domain)
+    // and open to registration, and a visitor with its login and registration forms open.
+    let node = Server::start(&env.app.config.database_url, &env.keys_dir, &|c| {
+        c.issuer = url::Url::parse(&format!("http://localhost:{}", c.listen.port())).unwrap();
+        c.self_registration = true;
+    })
+    .await;
+    let visitor = Browser::new(&node.base);
+    let login_page = visitor.get("/login").await;
+    let login_csrf = field(login_page.html().2, "csrf").unwrap();
+    let register_page = visitor.get("/register").await;
+    let register_csrf = field(register_page.html().2, "csrf").unwrap();
     let before = wire::sign_in(&rp, &Browser::new(&env.base), &["profile"]).await;
 
     // 1. PostgreSQL drops every connection, three times over: each time the pool notices and reconnects
@@ -105,6 +140,42 @@ async fn a_database_outage_answers_503_fast_and_heals_without_restart() {
     // A browser gets a page saying so, not a hang or a bare 500.
     let attempt = rp.start(&["profile"]);
     let res = http().get(attempt.url.as_str()).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(res.headers().contains_key("retry-after"));
+
+    // So do the passkey, registration and admin endpoints: 503 with Retry-After, never a 500.
+    let res = visitor
+        .http
+        .post(node.url("/login/passkey/start"))
+        .header("x-csrf-token", &login_csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(res.headers().contains_key("retry-after"));
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["error"], "temporarily_unavailable");
+    let res = visitor
+        .http
+        .post(node.url("/register"))
+        .form(&[
+            ("csrf", register_csrf.as_str()),
+            ("id_number", crate::common::resident_id(7).as_str()),
+            ("name", "李四"),
+            ("phone", "13900139007"),
+            ("password", "a long enough passphrase 2026"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(res.headers().contains_key("retry-after"));
+    let res = http()
+        .get(env.url("/admin/api/persons?phone=13800138000"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(res.headers().contains_key("retry-after"));
 
