@@ -482,6 +482,104 @@ async fn registered_app_signs_a_citizen_in_and_refreshes(backend: Backend) {
     assert_eq!(event["outcome"], "success");
 }
 
+/// A P-256 key: its public JWK, and a signed client assertion (RFC 7523) for `client_id`.
+fn app_key() -> (Value, impl Fn(&str, &str) -> String) {
+    use ring::rand::SystemRandom;
+    use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+    let rng = SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+    let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap();
+    let point = pair.public_key().as_ref().to_vec();
+    let jwk = json!({
+        "kty": "EC", "crv": "P-256", "x": wire::b64(&point[1..33]), "y": wire::b64(&point[33..]),
+        "kid": "app-key-1", "alg": "ES256", "use": "sig",
+    });
+    let der = pkcs8.as_ref().to_vec();
+    let assertion = move |client_id: &str, audience: &str| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+        header.kid = Some("app-key-1".into());
+        let claims = json!({ "iss": client_id, "sub": client_id, "aud": audience, "exp": now + 60,
+            "iat": now, "jti": yunid::crypto::random_token() });
+        jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_ec_der(&der)).unwrap()
+    };
+    (jwk, assertion)
+}
+
+async fn app_registered_with_private_key_jwt_redeems_a_code_with_its_assertion(backend: Backend) {
+    let env = enabled(backend).await;
+    env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    let admin = admin_token(&env, "yunid:admin").await;
+    let (_, token) = issue(&env, &admin, json!({ "max_uses": 2 })).await;
+    let (jwk, assertion) = app_key();
+
+    let mut leaked = jwk.clone();
+    leaked["d"] = "jpsQnnGQmL-YBIffH1136cspYG6-0iY7X1fCE9-E9LI".into();
+    let with_keys = |keys: Value| {
+        json!({ "redirect_uris": [CALLBACK], "token_endpoint_auth_method": "private_key_jwt",
+            "jwks": { "keys": keys } })
+    };
+    let (s, _, e) = register(&env, Some(&token), with_keys(json!([leaked]))).await;
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_client_metadata")),
+        "{e}"
+    );
+    assert!(
+        e["error_description"].as_str().unwrap().starts_with("jwks:"),
+        "{e}"
+    );
+
+    let (s, _, reg) = register(&env, Some(&token), with_keys(json!([jwk]))).await;
+    assert_eq!(s, StatusCode::CREATED, "{reg}");
+    assert!(
+        reg.get("client_secret").is_none(),
+        "no secret for a key-authenticated client: {reg}"
+    );
+    assert!(reg.get("client_secret_expires_at").is_none());
+    assert_eq!(reg["jwks"]["keys"][0]["kid"], "app-key-1");
+    let client_id = reg["client_id"].as_str().unwrap();
+
+    let (verifier, challenge) = crate::common::pkce();
+    let mut authorize = url::Url::parse(&env.url("/authorize")).unwrap();
+    authorize
+        .query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", client_id)
+        .append_pair("redirect_uri", CALLBACK)
+        .append_pair("scope", "openid profile")
+        .append_pair("state", "s1")
+        .append_pair("code_challenge", &challenge)
+        .append_pair("code_challenge_method", "S256");
+    let back = Browser::new(&env.base)
+        .sign_in(authorize.as_str(), ALICE_ID, PASSWORD)
+        .await;
+    let code = back.params()["code"].clone();
+    let redeem = |assertion: String| {
+        http()
+            .post(env.url("/token"))
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", code.as_str()),
+                ("redirect_uri", CALLBACK),
+                ("code_verifier", verifier.as_str()),
+                (
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                ),
+                ("client_assertion", assertion.as_str()),
+            ])
+            .send()
+    };
+    let res = redeem(assertion(client_id, &env.url("/token"))).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let tokens: Value = res.json().await.unwrap();
+    assert!(tokens["id_token"].as_str().is_some(), "{tokens}");
+}
+
 async fn registered_app_reads_updates_and_deletes_its_registration(backend: Backend) {
     let env = enabled(backend).await;
     env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
@@ -713,6 +811,15 @@ async fn only_super_admins_issue_initial_access_tokens(backend: Backend) {
     .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 
+    // The admin API's OpenAPI document describes these endpoints.
+    let (_, _, doc) = call(&env, Method::GET, "/admin/api/openapi.json", None, None).await;
+    for path in [
+        "/admin/api/registration-tokens",
+        "/admin/api/registration-tokens/{id}/revoke",
+    ] {
+        assert!(doc["paths"].get(path).is_some(), "{path} is documented");
+    }
+
     let (_, _, audit) = call(
         &env,
         Method::GET,
@@ -744,6 +851,7 @@ on_both_backends!(
     registration_needs_a_usable_initial_access_token,
     bad_metadata_is_refused_naming_the_field,
     registered_app_signs_a_citizen_in_and_refreshes,
+    app_registered_with_private_key_jwt_redeems_a_code_with_its_assertion,
     registered_app_reads_updates_and_deletes_its_registration,
     only_super_admins_issue_initial_access_tokens,
 );

@@ -411,7 +411,10 @@ fn public_jwks(value: &Value) -> Result<String> {
         .and_then(Value::as_array)
         .is_some_and(|keys| keys.iter().any(|k| private.iter().any(|m| k.get(m).is_some())));
     if leaks {
-        return Err(MetadataError::metadata("jwks", "must hold public keys only"));
+        return Err(MetadataError::metadata(
+            "jwks",
+            "must hold public keys only (no private members)",
+        ));
     }
     Ok(text)
 }
@@ -493,6 +496,8 @@ mod tests {
             "jwks": { "keys": [{ "kty": "EC", "crv": "P-256", "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
                 "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0", "d": "jpsQnnGQmL-YBIffH1136cspYG6-0iY7X1fCE9-E9LI" }] },
         });
-        assert_eq!(validate(&body).unwrap_err().code, "invalid_client_metadata");
+        let e = validate(&body).unwrap_err();
+        assert_eq!(e.code, "invalid_client_metadata");
+        assert!(e.description.contains("public keys only"), "{}", e.description);
     }
 }
