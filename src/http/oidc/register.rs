@@ -38,12 +38,9 @@ fn json_body(raw: &Bytes) -> Value {
     serde_json::from_slice(raw).unwrap_or(Value::Null)
 }
 
-fn enabled(app: &App) -> Result<(), Response> {
-    if app.config.dynamic_registration {
-        Ok(())
-    } else {
-        Err(Error::NotFound.into_response())
-    }
+/// Without `dynamic_registration` the endpoints do not exist.
+fn off(app: &App) -> Option<Response> {
+    (!app.config.dynamic_registration).then(|| Error::NotFound.into_response())
 }
 
 fn respond(status: StatusCode, result: Result<Value, RegistrationError>) -> Response {
@@ -59,7 +56,7 @@ pub async fn register(
     headers: HeaderMap,
     raw: Bytes,
 ) -> Response {
-    if let Err(off) = enabled(&app) {
+    if let Some(off) = off(&app) {
         return off;
     }
     let caller = Caller {
@@ -80,7 +77,7 @@ pub async fn read(
     Path(client_id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(off) = enabled(&app) {
+    if let Some(off) = off(&app) {
         return off;
     }
     let caller = Caller {
@@ -101,7 +98,7 @@ pub async fn update(
     headers: HeaderMap,
     raw: Bytes,
 ) -> Response {
-    if let Err(off) = enabled(&app) {
+    if let Some(off) = off(&app) {
         return off;
     }
     let caller = Caller {
@@ -122,7 +119,7 @@ pub async fn delete(
     Path(client_id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(off) = enabled(&app) {
+    if let Some(off) = off(&app) {
         return off;
     }
     let caller = Caller {

@@ -229,8 +229,12 @@ pub fn validate(body: &Value) -> Result<Registration> {
         Some(s) => s
             .split(' ')
             .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect(),
+            .fold(Vec::new(), |mut acc, s| {
+                if !acc.iter().any(|a| a == s) {
+                    acc.push(s.to_owned());
+                }
+                acc
+            }),
         None => {
             let mut d = vec!["openid".to_owned(), "profile".into(), "phone".into()];
             if grant_types.iter().any(|g| g == "refresh_token") {

@@ -74,11 +74,11 @@ pub fn new_token(
     if !(1..=MAX_TOKEN_USES).contains(&max_uses) {
         return Err(("max_uses", format!("max_uses is 1 to {MAX_TOKEN_USES}")));
     }
-    if req.note.chars().count() > 200 || req.department.chars().count() > 100 {
-        return Err((
-            "note",
-            "note is at most 200, department at most 100 characters".into(),
-        ));
+    if req.note.chars().count() > 200 {
+        return Err(("note", "note is at most 200 characters".into()));
+    }
+    if req.department.chars().count() > 100 {
+        return Err(("department", "department is at most 100 characters".into()));
     }
     let secret = crypto::random_token();
     let row = RegistrationToken {
