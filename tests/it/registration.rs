@@ -656,6 +656,23 @@ async fn registered_app_reads_updates_and_deletes_its_registration(backend: Back
         "identity scope: {e}"
     );
     body["scope"] = "openid profile offline_access".into();
+    // Pairwise subjects depend on the host and the subject type: neither changes after registration.
+    let mut moved = body.clone();
+    moved["redirect_uris"] = json!(["https://elsewhere.example.cn/cb"]);
+    let (s, _, e) = call(&env, Method::PUT, &uri, Some(&second), Some(moved)).await;
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_redirect_uri")),
+        "moved: {e}"
+    );
+    let mut public = body.clone();
+    public["subject_type"] = "public".into();
+    let (s, _, e) = call(&env, Method::PUT, &uri, Some(&second), Some(public)).await;
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_client_metadata")),
+        "public: {e}"
+    );
     let (s, _, updated) = call(&env, Method::PUT, &uri, Some(&second), Some(body)).await;
     assert_eq!(s, StatusCode::OK, "{updated}");
     assert_eq!(updated["redirect_uris"], json!([new_callback]));
@@ -733,6 +750,72 @@ async fn registered_app_reads_updates_and_deletes_its_registration(backend: Back
     ] {
         assert!(actions.contains(&expected), "{expected:?} audited: {actions:?}");
     }
+}
+
+/// `yunid registration-token issue|revoke` against this environment's database; stdout.
+async fn cli(env: &Env, args: &[&str]) -> String {
+    let out = crate::ops::yunid()
+        .arg("registration-token")
+        .args(args)
+        .env("YUNID_DATABASE_URL", &env.db.url)
+        .env("YUNID_KEYS_DIR", env.keys.path())
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+async fn operator_issues_and_revokes_initial_access_tokens_on_the_command_line(backend: Backend) {
+    let env = enabled(backend).await;
+    let line = |out: &str, key: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key} ")))
+            .unwrap()
+            .to_owned()
+    };
+    let issued = cli(&env, &["issue", "--department", "tax", "--note", "运维"]).await;
+    let (s, _, reg) = register(&env, Some(&line(&issued, "token")), minimal()).await;
+    assert_eq!(s, StatusCode::CREATED, "{reg}");
+    let client = env
+        .app
+        .db
+        .client(reg["client_id"].as_str().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(client.department, "tax");
+
+    let other = cli(&env, &["issue", "--max-uses", "3"]).await;
+    cli(&env, &["revoke", &line(&other, "id")]).await;
+    assert_invalid_token(
+        &register(&env, Some(&line(&other, "token")), minimal()).await,
+        "revoked by the CLI",
+    );
+    let admin = admin_token(&env, "yunid:admin").await;
+    let (_, _, audit) = call(
+        &env,
+        Method::GET,
+        "/admin/api/audit?actor=cli",
+        Some(&admin),
+        None,
+    )
+    .await;
+    let actions: Vec<&str> = audit["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions
+            .iter()
+            .filter(|a| **a == "registration_token.issue")
+            .count(),
+        2,
+        "{actions:?}"
+    );
+    assert!(actions.contains(&"registration_token.revoke"), "{actions:?}");
 }
 
 async fn only_super_admins_issue_initial_access_tokens(backend: Backend) {
@@ -854,4 +937,5 @@ on_both_backends!(
     app_registered_with_private_key_jwt_redeems_a_code_with_its_assertion,
     registered_app_reads_updates_and_deletes_its_registration,
     only_super_admins_issue_initial_access_tokens,
+    operator_issues_and_revokes_initial_access_tokens_on_the_command_line,
 );
