@@ -92,6 +92,9 @@ pub struct Config {
     pub audit_retention_days: i64,
     /// Whether people may register themselves (at real-name level 1) on `/register`.
     pub self_registration: bool,
+    /// Dynamic client registration (RFC 7591/7592) at `/connect/register`, for holders of an initial
+    /// access token a super admin issued. Off by default.
+    pub dynamic_registration: bool,
     /// Allow `http://` redirect URIs for clients (development only; loopback is always allowed).
     pub allow_insecure_redirects: bool,
     /// Reverse proxies (IPs or CIDRs) whose `X-Forwarded-For` is believed; from anyone else it is ignored.
@@ -140,6 +143,7 @@ impl Default for Config {
             sms_per_address_hour: 20,
             webauthn_rp_id: None,
             webauthn_origins: Vec::new(),
+            dynamic_registration: false,
             allow_insecure_redirects: false,
             trusted_proxies: Vec::new(),
         }

@@ -68,6 +68,31 @@ enum Command {
         #[command(subcommand)]
         command: OrgCommand,
     },
+    /// Initial access tokens for dynamic client registration (`dynamic_registration = true`).
+    RegistrationToken {
+        #[command(subcommand)]
+        command: RegistrationTokenCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum RegistrationTokenCommand {
+    /// Issue a token (printed once; only its hash is stored).
+    Issue {
+        /// Lifetime in seconds (default 7 days).
+        #[arg(long)]
+        expires_in: Option<i64>,
+        /// How many clients it may register (default 1).
+        #[arg(long)]
+        max_uses: Option<i64>,
+        /// The department the registered clients belong to.
+        #[arg(long, default_value = "")]
+        department: String,
+        #[arg(long, default_value = "")]
+        note: String,
+    },
+    /// Revoke a token by its id.
+    Revoke { id: String },
 }
 
 #[derive(Subcommand)]
@@ -265,6 +290,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Licence { command } => licence(config, command).await,
         Command::Admin { command } => admin(config, command).await,
         Command::Audit { command } => audit(config, command).await,
+        Command::RegistrationToken { command } => registration_token(config, command).await,
     }
 }
 
@@ -604,4 +630,52 @@ async fn audit(config: Config, command: AuditCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+async fn registration_token(config: Config, command: RegistrationTokenCommand) -> anyhow::Result<()> {
+    use yunid::services::registration::{self, TokenRequest};
+    let app = App::new(config).await?;
+    let now = app.now();
+    let (action, subject, detail) = match command {
+        RegistrationTokenCommand::Issue {
+            expires_in,
+            max_uses,
+            department,
+            note,
+        } => {
+            let request = TokenRequest {
+                expires_in,
+                max_uses,
+                department,
+                note,
+            };
+            let (secret, row) = registration::new_token(request, "cli", now)
+                .map_err(|(_, message)| anyhow::anyhow!(message))?;
+            app.db.insert_registration_token(&row).await?;
+            println!("id {}\ntoken {secret}", row.id);
+            let detail = serde_json::json!({ "department": row.department, "max_uses": row.max_uses,
+                "expires_at": row.expires_at });
+            ("registration_token.issue", row.id, detail)
+        }
+        RegistrationTokenCommand::Revoke { id } => {
+            anyhow::ensure!(
+                app.db.revoke_registration_token(&id, now).await?,
+                "no such unrevoked registration token"
+            );
+            println!("revoked {id}");
+            ("registration_token.revoke", id, serde_json::json!({}))
+        }
+    };
+    yunid::services::audit::record(
+        &app,
+        yunid::store::audit::NewEvent {
+            actor: "cli",
+            action,
+            subject: &subject,
+            outcome: "success",
+            detail: detail.to_string(),
+            ..Default::default()
+        },
+    )
+    .await
 }

@@ -11,5 +11,6 @@ pub mod oidc;
 pub mod params;
 pub mod passkey;
 pub mod password;
+pub mod registration;
 pub mod registry;
 pub mod sms;

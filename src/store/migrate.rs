@@ -44,6 +44,12 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../../migrations/postgres/0005_admin.sql"),
     },
     Migration {
+        version: 7,
+        name: "dcr",
+        sqlite: include_str!("../../migrations/sqlite/0007_dcr.sql"),
+        postgres: include_str!("../../migrations/postgres/0007_dcr.sql"),
+    },
+    Migration {
         version: 8,
         name: "signing_keys",
         sqlite: include_str!("../../migrations/sqlite/0008_signing_keys.sql"),

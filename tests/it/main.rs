@@ -18,5 +18,6 @@ mod login_methods;
 mod logout;
 mod ops;
 mod passkeys;
+mod registration;
 mod token_errors;
 mod tokens;

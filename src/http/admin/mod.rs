@@ -5,6 +5,7 @@
 mod console;
 mod licences;
 pub mod manage;
+mod registration_tokens;
 
 use axum::Json;
 use axum::Router;
@@ -20,6 +21,7 @@ use crate::services::oidc::tokens;
 pub fn router() -> Router<App> {
     licences::router()
         .merge(manage::router())
+        .merge(registration_tokens::router())
         .merge(console::router())
         .route(
             "/admin/api/openapi.json",

@@ -11,7 +11,7 @@ use crate::services::oidc::claims;
 
 pub async fn configuration(State(app): State<App>) -> impl IntoResponse {
     let c = &app.config;
-    let doc = json!({
+    let mut doc = json!({
         "issuer": c.iss(),
         "authorization_endpoint": c.endpoint("/authorize"),
         "token_endpoint": c.endpoint("/token"),
@@ -55,6 +55,9 @@ pub async fn configuration(State(app): State<App>) -> impl IntoResponse {
         "frontchannel_logout_supported": false,
         "ui_locales_supported": ["zh-CN", "en"],
     });
+    if c.dynamic_registration {
+        doc["registration_endpoint"] = c.endpoint("/connect/register").into();
+    }
     (
         [
             (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),

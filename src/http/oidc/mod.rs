@@ -5,6 +5,7 @@ mod discovery;
 mod introspect;
 mod logout;
 mod par;
+mod register;
 mod token;
 mod userinfo;
 
@@ -52,6 +53,11 @@ pub fn router() -> Router<App> {
         .route("/introspect", post(introspect::introspect))
         .route("/revoke", post(introspect::revoke))
         .route("/logout", get(logout::logout).post(logout::logout))
+        .route("/connect/register", post(register::register))
+        .route(
+            "/connect/register/{client_id}",
+            get(register::read).put(register::update).delete(register::delete),
+        )
 }
 
 /// A CORS preflight (Fetch, "CORS protocol"): the methods and request headers these endpoints take.
