@@ -1273,7 +1273,7 @@ async fn oidcc_discovery_endpoint_verification(backend: Backend) {
             "a private key is published: {key}"
         );
     }
-    // Deliberate difference (for now): no dynamic registration endpoint.
+    // Dynamic registration is off unless an operator turns it on (registration.rs tests it on).
     assert!(doc.get("registration_endpoint").is_none());
 
     // Deployed with an https issuer, every endpoint is https on that origin.
