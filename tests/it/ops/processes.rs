@@ -56,6 +56,22 @@ async fn cli(db: &str, keys: &Path, args: &[&str], stdin: Option<&str>) -> Strin
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// `yunid person add` for Alice, with her password on standard input.
+async fn add_alice(db: &str, keys: &Path) {
+    let person = [
+        "person",
+        "add",
+        "--id-number",
+        ALICE_ID,
+        "--name",
+        "张三",
+        "--phone",
+        ALICE_PHONE,
+        "--password-stdin",
+    ];
+    cli(db, keys, &person, Some(PASSWORD)).await;
+}
+
 /// Starts `yunid serve` and waits until it is ready. JSON logs go to `logs/<name>.log`.
 async fn start(name: &str, db: &str, keys: &Path, issuer: &str, logs: &Path) -> Node {
     start_with(name, db, keys, issuer, logs, &[]).await
@@ -133,18 +149,7 @@ async fn three_processes_serve_one_flow_and_survive_a_kill() {
     )
     .await;
     let client = client_from(&out, CALLBACK);
-    let person = [
-        "person",
-        "add",
-        "--id-number",
-        ALICE_ID,
-        "--name",
-        "张三",
-        "--phone",
-        ALICE_PHONE,
-        "--password-stdin",
-    ];
-    cli(&db.url, keys.path(), &person, Some(PASSWORD)).await;
+    add_alice(&db.url, keys.path()).await;
 
     // One issuer (what the load balancer presents); three nodes behind it.
     let issuer_addr = free_port();
@@ -508,18 +513,7 @@ async fn two_processes_add_up_failed_logins() {
     let keys = tempfile::tempdir().unwrap();
     let logs = tempfile::tempdir().unwrap();
     cli(&db.url, keys.path(), &["migrate"], None).await;
-    let person = [
-        "person",
-        "add",
-        "--id-number",
-        ALICE_ID,
-        "--name",
-        "张三",
-        "--phone",
-        ALICE_PHONE,
-        "--password-stdin",
-    ];
-    cli(&db.url, keys.path(), &person, Some(PASSWORD)).await;
+    add_alice(&db.url, keys.path()).await;
     let issuer = format!("http://{}", free_port());
     let limit = [("YUNID_LOGIN_MAX_FAILURES", "4")];
     let mut a = start_with("a", &db.url, keys.path(), &issuer, logs.path(), &limit).await;
