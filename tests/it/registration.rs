@@ -849,32 +849,17 @@ async fn only_super_admins_issue_initial_access_tokens(backend: Backend) {
     }
     // Bad input is a problem naming the field; unknown fields are refused.
     let path = "/admin/api/registration-tokens";
-    let (s, _, p) = call(
-        &env,
-        Method::POST,
-        path,
-        Some(&admin),
-        Some(json!({ "max_uses": 0 })),
-    )
-    .await;
-    assert_eq!(
-        (s, p["errors"][0]["field"].as_str()),
-        (StatusCode::UNPROCESSABLE_ENTITY, Some("max_uses")),
-        "{p}"
-    );
-    let (s, _, p) = call(
-        &env,
-        Method::POST,
-        path,
-        Some(&admin),
-        Some(json!({ "expires_in": 10 })),
-    )
-    .await;
-    assert_eq!(
-        (s, p["errors"][0]["field"].as_str()),
-        (StatusCode::UNPROCESSABLE_ENTITY, Some("expires_in")),
-        "{p}"
-    );
+    for (body, field) in [
+        (json!({ "max_uses": 0 }), "max_uses"),
+        (json!({ "expires_in": 10 }), "expires_in"),
+    ] {
+        let (s, _, p) = call(&env, Method::POST, path, Some(&admin), Some(body)).await;
+        assert_eq!(
+            (s, p["errors"][0]["field"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some(field)),
+            "{p}"
+        );
+    }
     let (s, _, _) = call(
         &env,
         Method::POST,

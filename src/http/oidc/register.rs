@@ -38,9 +38,16 @@ fn json_body(raw: &Bytes) -> Value {
     serde_json::from_slice(raw).unwrap_or(Value::Null)
 }
 
-/// Without `dynamic_registration` the endpoints do not exist.
-fn off(app: &App) -> Option<Response> {
-    (!app.config.dynamic_registration).then(|| Error::NotFound.into_response())
+/// What every endpoint starts with: 404 without `dynamic_registration` (the endpoints do not exist),
+/// otherwise who calls (bearer token, address).
+fn caller<'a>(app: &App, headers: &'a HeaderMap, address: &'a str) -> Result<Caller<'a>, Response> {
+    if !app.config.dynamic_registration {
+        return Err(Error::NotFound.into_response());
+    }
+    Ok(Caller {
+        bearer: bearer(headers),
+        address,
+    })
 }
 
 fn respond(status: StatusCode, result: Result<Value, RegistrationError>) -> Response {
@@ -56,12 +63,9 @@ pub async fn register(
     headers: HeaderMap,
     raw: Bytes,
 ) -> Response {
-    if let Some(off) = off(&app) {
-        return off;
-    }
-    let caller = Caller {
-        bearer: bearer(&headers),
-        address: &address,
+    let caller = match caller(&app, &headers, &address) {
+        Ok(c) => c,
+        Err(off) => return off,
     };
     let body = json_body(&raw);
     let now = app.now();
@@ -77,12 +81,9 @@ pub async fn read(
     Path(client_id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(off) = off(&app) {
-        return off;
-    }
-    let caller = Caller {
-        bearer: bearer(&headers),
-        address: &address,
+    let caller = match caller(&app, &headers, &address) {
+        Ok(c) => c,
+        Err(off) => return off,
     };
     let now = app.now();
     respond(
@@ -98,12 +99,9 @@ pub async fn update(
     headers: HeaderMap,
     raw: Bytes,
 ) -> Response {
-    if let Some(off) = off(&app) {
-        return off;
-    }
-    let caller = Caller {
-        bearer: bearer(&headers),
-        address: &address,
+    let caller = match caller(&app, &headers, &address) {
+        Ok(c) => c,
+        Err(off) => return off,
     };
     let body = json_body(&raw);
     let now = app.now();
@@ -119,12 +117,9 @@ pub async fn delete(
     Path(client_id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(off) = off(&app) {
-        return off;
-    }
-    let caller = Caller {
-        bearer: bearer(&headers),
-        address: &address,
+    let caller = match caller(&app, &headers, &address) {
+        Ok(c) => c,
+        Err(off) => return off,
     };
     let now = app.now();
     match registration::delete(&app, &client_id, caller, now).await {
