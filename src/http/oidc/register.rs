@@ -38,13 +38,10 @@ fn json_body(raw: &Bytes) -> Value {
     serde_json::from_slice(raw).unwrap_or(Value::Null)
 }
 
-/// What every endpoint starts with: 404 without `dynamic_registration` (the endpoints do not exist),
-/// otherwise who calls (bearer token, address).
-fn caller<'a>(app: &App, headers: &'a HeaderMap, address: &'a str) -> Result<Caller<'a>, Response> {
-    if !app.config.dynamic_registration {
-        return Err(Error::NotFound.into_response());
-    }
-    Ok(Caller {
+/// Who calls (bearer token, address); `None` without `dynamic_registration`, when the endpoints do not
+/// exist (404).
+fn caller<'a>(app: &App, headers: &'a HeaderMap, address: &'a str) -> Option<Caller<'a>> {
+    app.config.dynamic_registration.then(|| Caller {
         bearer: bearer(headers),
         address,
     })
@@ -63,9 +60,8 @@ pub async fn register(
     headers: HeaderMap,
     raw: Bytes,
 ) -> Response {
-    let caller = match caller(&app, &headers, &address) {
-        Ok(c) => c,
-        Err(off) => return off,
+    let Some(caller) = caller(&app, &headers, &address) else {
+        return Error::NotFound.into_response();
     };
     let body = json_body(&raw);
     let now = app.now();
@@ -81,9 +77,8 @@ pub async fn read(
     Path(client_id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let caller = match caller(&app, &headers, &address) {
-        Ok(c) => c,
-        Err(off) => return off,
+    let Some(caller) = caller(&app, &headers, &address) else {
+        return Error::NotFound.into_response();
     };
     let now = app.now();
     respond(
@@ -99,9 +94,8 @@ pub async fn update(
     headers: HeaderMap,
     raw: Bytes,
 ) -> Response {
-    let caller = match caller(&app, &headers, &address) {
-        Ok(c) => c,
-        Err(off) => return off,
+    let Some(caller) = caller(&app, &headers, &address) else {
+        return Error::NotFound.into_response();
     };
     let body = json_body(&raw);
     let now = app.now();
@@ -117,9 +111,8 @@ pub async fn delete(
     Path(client_id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let caller = match caller(&app, &headers, &address) {
-        Ok(c) => c,
-        Err(off) => return off,
+    let Some(caller) = caller(&app, &headers, &address) else {
+        return Error::NotFound.into_response();
     };
     let now = app.now();
     match registration::delete(&app, &client_id, caller, now).await {
