@@ -1,6 +1,9 @@
 //! The admin console: server-rendered pages over the same operations as the API (the same role checks
 //! and audit events), for a person with an admin role signed in with two factors.
 
+mod auth;
+mod orgs;
+
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -17,6 +20,7 @@ use crate::http::i18n::{Lang, Texts};
 use crate::http::{cookies, page};
 use crate::services::admin::{Admin, Role};
 use crate::services::registry::{self, NewClient};
+use auth::{admin, form_admin};
 
 pub fn router() -> Router<App> {
     Router::new()
@@ -26,6 +30,8 @@ pub fn router() -> Router<App> {
         .route("/admin/apps", get(apps).post(create_app))
         .route("/admin/apps/{id}/rotate", post(rotate))
         .route("/admin/audit", get(audit))
+        .merge(auth::router())
+        .merge(orgs::router())
 }
 
 /// Console words (the shared page texts cover the rest).
@@ -49,6 +55,29 @@ pub struct Labels {
     outcome: &'static str,
     needs_2fa: &'static str,
     done: &'static str,
+    skip: &'static str,
+    console: &'static str,
+    sign_out: &'static str,
+    sign_in_expired: &'static str,
+    no_role: &'static str,
+    not_found: &'static str,
+    orgs: &'static str,
+    credit_code: &'static str,
+    find_org: &'static str,
+    representatives: &'static str,
+    none: &'static str,
+    person_ref: &'static str,
+    person_ref_hint: &'static str,
+    role: &'static str,
+    matters: &'static str,
+    matters_hint: &'static str,
+    valid_from: &'static str,
+    valid_until: &'static str,
+    valid_until_hint: &'static str,
+    appoint: &'static str,
+    revoke: &'static str,
+    actions_for: &'static str,
+    subject: &'static str,
 }
 
 static ZH: Labels = Labels {
@@ -71,6 +100,29 @@ static ZH: Labels = Labels {
     outcome: "结果",
     needs_2fa: "管理操作需要两步验证登录。",
     done: "已完成。",
+    skip: "跳到主要内容",
+    console: "管理控制台",
+    sign_out: "退出管理控制台",
+    sign_in_expired: "登录已过期或已被使用，请重新登录。",
+    no_role: "您没有管理权限。",
+    not_found: "未找到。",
+    orgs: "企业代理",
+    credit_code: "统一社会信用代码",
+    find_org: "查找企业",
+    representatives: "代理人",
+    none: "无",
+    person_ref: "身份证号或手机号",
+    person_ref_hint: "被委托人的居民身份证号码或已验证的手机号",
+    role: "身份",
+    matters: "事项",
+    matters_hint: "填写 all 表示全部事项，或以逗号分隔的事项编码",
+    valid_from: "生效日期",
+    valid_until: "失效日期",
+    valid_until_hint: "留空表示长期有效",
+    appoint: "委托",
+    revoke: "撤销",
+    actions_for: "操作：",
+    subject: "对象",
 };
 
 static EN: Labels = Labels {
@@ -93,6 +145,29 @@ static EN: Labels = Labels {
     outcome: "Outcome",
     needs_2fa: "Administration needs a two-factor sign-in.",
     done: "Done.",
+    skip: "Skip to main content",
+    console: "Admin console",
+    sign_out: "Sign out of the console",
+    sign_in_expired: "This sign-in has expired or was already used: please sign in again.",
+    no_role: "You have no administrative role.",
+    not_found: "Not found.",
+    orgs: "Representation",
+    credit_code: "Unified social credit code",
+    find_org: "Find organisation",
+    representatives: "Representatives",
+    none: "None",
+    person_ref: "ID number or phone",
+    person_ref_hint: "The representative's resident ID number or verified mobile phone number",
+    role: "Role",
+    matters: "Matters",
+    matters_hint: "all for every matter, or matter codes separated by commas",
+    valid_from: "Valid from",
+    valid_until: "Valid until",
+    valid_until_hint: "Leave empty for no end date",
+    appoint: "Appoint",
+    revoke: "Revoke",
+    actions_for: "Actions for ",
+    subject: "Subject",
 };
 
 pub struct PersonView {
@@ -101,6 +176,24 @@ pub struct PersonView {
     id_masked: String,
     level: i64,
     status: String,
+}
+
+/// An organisation and its representatives, as the representation page shows them.
+pub struct OrgView {
+    id: String,
+    name: String,
+    credit_code: String,
+    reps: Vec<RepView>,
+}
+
+pub struct RepView {
+    id: String,
+    person_name: String,
+    id_masked: String,
+    role: &'static str,
+    matters: String,
+    from: String,
+    until: String,
 }
 
 #[derive(askama::Template)]
@@ -118,7 +211,11 @@ struct ConsolePage<'a> {
     persons: Vec<PersonView>,
     actions: Vec<(&'static str, &'static str)>,
     apps: Vec<(String, String, String)>,
-    events: Vec<(i64, String, String, String, String)>,
+    events: Vec<(i64, String, String, String, String, String)>,
+    code: &'a str,
+    org: Option<OrgView>,
+    rep_roles: Vec<(&'static str, &'static str)>,
+    nav: Vec<(&'static str, &'static str, bool)>,
 }
 
 fn labels(lang: Lang) -> &'static Labels {
@@ -128,49 +225,22 @@ fn labels(lang: Lang) -> &'static Labels {
     }
 }
 
-/// The signed-in admin, or the page to show instead.
-async fn admin(app: &App, jar: &CookieJar, lang: Lang) -> Result<Admin, Response> {
-    let session = cookies::session(app, jar, app.now()).await.map_err(|e| {
-        tracing::error!(error = %e, "console");
-        page::error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
-    })?;
-    let Some((session, person)) = session else {
-        return Err(Redirect::to("/login").into_response());
-    };
-    if session.acr < 2 {
-        return Err(page::error_in(
-            lang,
-            StatusCode::FORBIDDEN,
-            labels(lang).needs_2fa,
-        ));
-    }
-    let roles: Vec<Role> = app
-        .db
-        .admin_roles_of(&person.id)
-        .await
-        .map_err(|_| page::error(StatusCode::INTERNAL_SERVER_ERROR, "internal error"))?
+fn role_names(lang: Lang, roles: &[Role]) -> String {
+    roles
         .iter()
-        .filter_map(|(r, d)| Role::parse(r, d))
-        .collect();
-    if roles.is_empty() {
-        return Err(page::error_in(
-            lang,
-            StatusCode::FORBIDDEN,
-            "no administrative role",
-        ));
-    }
-    Ok(Admin {
-        actor: format!("person:{}", person.id),
-        roles,
-    })
-}
-
-/// A form post from the console: the CSRF token first, then the signed-in admin.
-async fn form_admin(app: &App, jar: &CookieJar, lang: Lang, csrf: Option<&str>) -> Result<Admin, Response> {
-    if !cookies::csrf_ok(app, jar, csrf) {
-        return Err(page::error_in(lang, StatusCode::FORBIDDEN, "invalid form token"));
-    }
-    admin(app, jar, lang).await
+        .map(|r| match (r, lang) {
+            (Role::SuperAdmin, Lang::Zh) => "超级管理员".to_owned(),
+            (Role::SuperAdmin, Lang::En) => "super admin".to_owned(),
+            (Role::DepartmentAdmin(d), Lang::Zh) => format!("部门管理员（{d}）"),
+            (Role::DepartmentAdmin(d), Lang::En) => format!("department admin ({d})"),
+            (Role::CounterClerk, Lang::Zh) => "窗口核验员".to_owned(),
+            (Role::CounterClerk, Lang::En) => "counter clerk".to_owned(),
+            (Role::Auditor, Lang::Zh) => "审计员".to_owned(),
+            (Role::Auditor, Lang::En) => "auditor".to_owned(),
+            (Role::LicenceLibrary, _) => "licence library".to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[derive(Default)]
@@ -182,12 +252,15 @@ struct View<'a> {
     secret: Option<(&'a str, &'a str)>,
     persons: Vec<PersonView>,
     apps: Vec<(String, String, String)>,
-    events: Vec<(i64, String, String, String, String)>,
+    events: Vec<(i64, String, String, String, String, String)>,
+    code: &'a str,
+    org: Option<OrgView>,
 }
 
 fn render(app: &App, jar: CookieJar, lang: Lang, admin: &Admin, v: View<'_>, status: StatusCode) -> Response {
     let (jar, csrf) = cookies::csrf(app, jar);
     let t = lang.texts();
+    let l = labels(lang);
     let actions = match lang {
         Lang::Zh => vec![
             ("unlock", "解锁"),
@@ -202,46 +275,72 @@ fn render(app: &App, jar: CookieJar, lang: Lang, admin: &Admin, v: View<'_>, sta
             ("lock", "Lock"),
         ],
     };
+    let rep_roles = ["agent", "manager", "legal_representative"]
+        .map(|r| (r, page::role_text(t, r)))
+        .to_vec();
+    let nav = [
+        ("persons", "/admin/persons", l.persons),
+        ("orgs", "/admin/orgs", l.orgs),
+        ("apps", "/admin/apps", l.apps),
+        ("audit", "/admin/audit", l.audit),
+    ]
+    .map(|(section, href, label)| (href, label, section == v.section))
+    .to_vec();
     let mut res = page::render(ConsolePage {
         t,
-        l: labels(lang),
+        l,
         title: v.title,
         section: v.section,
         csrf: &csrf,
         error: v.error,
         notice: v.notice,
         secret: v.secret,
-        roles: format!("{:?}", admin.roles),
+        roles: role_names(lang, &admin.roles),
         persons: v.persons,
         actions,
         apps: v.apps,
         events: v.events,
+        code: v.code,
+        org: v.org,
+        rep_roles,
+        nav,
     });
     *res.status_mut() = status;
+    // Admin pages are never cached (a shown secret must not come back from a cache).
+    res.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
     (jar, res).into_response()
 }
 
-async fn home(State(app): State<App>, lang: Lang, jar: CookieJar) -> Response {
-    let admin = match admin(&app, &jar, lang).await {
+#[derive(Deserialize, Default)]
+struct HomeQuery {
+    /// `signed-out` when RP-initiated logout brings the browser back.
+    state: Option<String>,
+}
+
+async fn home(State(app): State<App>, lang: Lang, jar: CookieJar, Query(q): Query<HomeQuery>) -> Response {
+    if q.state.as_deref() == Some("signed-out") {
+        let t = lang.texts();
+        let l = labels(lang);
+        return page::render(page::MessagePage {
+            t,
+            title: t.logout_title,
+            text: t.logged_out,
+            link: Some(("/admin", l.console)),
+        });
+    }
+    let admin = match admin(&app, &jar, lang, "/admin").await {
         Ok(a) => a,
         Err(r) => return r,
     };
-    let title = match lang {
-        Lang::Zh => "管理控制台",
-        Lang::En => "Admin console",
+    let v = View {
+        title: labels(lang).console,
+        section: "home",
+        ..View::default()
     };
-    render(
-        &app,
-        jar,
-        lang,
-        &admin,
-        View {
-            title,
-            section: "home",
-            ..View::default()
-        },
-        StatusCode::OK,
-    )
+    render(&app, jar, lang, &admin, v, StatusCode::OK)
 }
 
 #[derive(Deserialize, Default)]
@@ -265,9 +364,10 @@ async fn persons(
     State(app): State<App>,
     lang: Lang,
     jar: CookieJar,
+    uri: axum::http::Uri,
     Query(q): Query<PersonQuery>,
 ) -> Response {
-    let admin = match admin(&app, &jar, lang).await {
+    let admin = match admin(&app, &jar, lang, &uri.to_string()).await {
         Ok(a) => a,
         Err(r) => return r,
     };
@@ -314,6 +414,7 @@ async fn search(
         admin: &admin,
         address: &address,
     };
+    let l = labels(lang);
     match manage::find_person(&ctx, Some(f.id_number.trim()), None).await {
         Ok(list) => match list.first().and_then(|p| p["id"].as_str()) {
             Some(id) => {
@@ -324,9 +425,9 @@ async fn search(
             }
             None => {
                 let v = View {
-                    title: labels(lang).persons,
+                    title: l.persons,
                     section: "persons",
-                    error: Some("—"),
+                    error: Some(l.not_found),
                     ..View::default()
                 };
                 render(&app, jar, lang, &admin, v, StatusCode::NOT_FOUND)
@@ -334,7 +435,7 @@ async fn search(
         },
         Err(p) => {
             let v = View {
-                title: labels(lang).persons,
+                title: l.persons,
                 section: "persons",
                 error: Some(&p.detail),
                 ..View::default()
@@ -388,30 +489,24 @@ async fn app_list(app: &App, admin: &Admin) -> Vec<(String, String, String)> {
         .await
         .unwrap_or_default()
         .into_iter()
-        .filter(|c| admin.can_manage_client(c))
+        .filter(|c| admin.can_manage_client(c) && !crate::services::console::is_console(c))
         .map(|c| (c.name, c.id, c.department))
         .collect()
 }
 
 async fn apps(State(app): State<App>, lang: Lang, jar: CookieJar) -> Response {
-    let admin = match admin(&app, &jar, lang).await {
+    let admin = match admin(&app, &jar, lang, "/admin/apps").await {
         Ok(a) => a,
         Err(r) => return r,
     };
     let list = app_list(&app, &admin).await;
-    render(
-        &app,
-        jar,
-        lang,
-        &admin,
-        View {
-            title: labels(lang).apps,
-            section: "apps",
-            apps: list,
-            ..View::default()
-        },
-        StatusCode::OK,
-    )
+    let v = View {
+        title: labels(lang).apps,
+        section: "apps",
+        apps: list,
+        ..View::default()
+    };
+    render(&app, jar, lang, &admin, v, StatusCode::OK)
 }
 
 #[derive(Deserialize)]
@@ -516,8 +611,15 @@ async fn rotate(
     }
 }
 
+/// A time as shown in the console: China Standard Time, which has no daylight saving.
+pub fn local_time(at: i64, format: &str) -> String {
+    chrono::DateTime::from_timestamp(at + 8 * 3600, 0)
+        .map(|d| d.format(format).to_string())
+        .unwrap_or_default()
+}
+
 async fn audit(State(app): State<App>, lang: Lang, jar: CookieJar) -> Response {
-    let admin = match admin(&app, &jar, lang).await {
+    let admin = match admin(&app, &jar, lang, "/admin/audit").await {
         Ok(a) => a,
         Err(r) => return r,
     };
@@ -531,16 +633,13 @@ async fn audit(State(app): State<App>, lang: Lang, jar: CookieJar) -> Response {
                 .iter()
                 .rev()
                 .map(|e| {
-                    let at = e["at"].as_i64().unwrap_or(0);
-                    let when = chrono::DateTime::from_timestamp(at + 8 * 3600, 0)
-                        .map(|d| d.format("%Y-%m-%d %H:%M:%S").to_string())
-                        .unwrap_or_default();
                     let s = |k: &str| e[k].as_str().unwrap_or("").to_owned();
                     (
                         e["seq"].as_i64().unwrap_or(0),
-                        when,
+                        local_time(e["at"].as_i64().unwrap_or(0), "%Y-%m-%d %H:%M:%S"),
                         s("actor"),
                         s("action"),
+                        s("subject"),
                         s("outcome"),
                     )
                 })
