@@ -34,7 +34,7 @@ pub fn router() -> Router<App> {
 /// How long a browser may take between leaving for `/authorize` and coming back.
 const LOGIN_TTL: i64 = 15 * 60;
 
-fn cookie_name(app: &App, base: &str) -> String {
+pub(super) fn cookie_name(app: &App, base: &str) -> String {
     if app.config.secure_cookies() {
         format!("__Host-{base}")
     } else {
@@ -42,7 +42,7 @@ fn cookie_name(app: &App, base: &str) -> String {
     }
 }
 
-fn cookie(app: &App, base: &str, value: String) -> Cookie<'static> {
+pub(super) fn cookie(app: &App, base: &str, value: String) -> Cookie<'static> {
     let mut c = Cookie::new(cookie_name(app, base), value);
     c.set_http_only(true);
     c.set_path("/");
@@ -52,7 +52,7 @@ fn cookie(app: &App, base: &str, value: String) -> Cookie<'static> {
     c
 }
 
-fn removal(app: &App, base: &str) -> Cookie<'static> {
+pub(super) fn removal(app: &App, base: &str) -> Cookie<'static> {
     let mut c = cookie(app, base, String::new());
     c.make_removal();
     c

@@ -494,15 +494,51 @@ async fn app_list(app: &App, admin: &Admin) -> Vec<(String, String, String)> {
         .collect()
 }
 
+/// A new client secret travels from the form post to the page that shows it once in a short-lived,
+/// encrypted cookie (POST/redirect/GET): reloading the page neither shows it again nor registers twice.
+const SECRET_COOKIE: &str = "yunid_console_secret";
+const SECRET_AAD: &[u8] = b"yunid/console/secret-once";
+
+fn secret_once(app: &App, jar: CookieJar, client_id: &str, secret: &str) -> Response {
+    let sealed = app
+        .secrets
+        .encrypt(&serde_json::json!([client_id, secret, app.now()]).to_string(), SECRET_AAD);
+    match sealed {
+        Ok(sealed) => {
+            let c = auth::cookie(app, SECRET_COOKIE, sealed);
+            (jar.add(c), Redirect::to("/admin/apps")).into_response()
+        }
+        Err(e) => problem_page(Lang::Zh, Problem::internal(e)),
+    }
+}
+
+/// The secret to show now, if one is waiting (the cookie goes at once).
+fn take_secret(app: &App, jar: CookieJar) -> (CookieJar, Option<(String, String)>) {
+    let Some(c) = jar.get(&auth::cookie_name(app, SECRET_COOKIE)) else {
+        return (jar, None);
+    };
+    let shown = app
+        .secrets
+        .decrypt(c.value(), SECRET_AAD)
+        .ok()
+        .and_then(|s| serde_json::from_str::<(String, String, i64)>(&s).ok())
+        // Only moments after the form post: a cookie left behind shows nothing later.
+        .filter(|(_, _, at)| app.now() - at <= 120)
+        .map(|(id, secret, _)| (id, secret));
+    (jar.add(auth::removal(app, SECRET_COOKIE)), shown)
+}
+
 async fn apps(State(app): State<App>, lang: Lang, jar: CookieJar) -> Response {
     let admin = match admin(&app, &jar, lang, "/admin/apps").await {
         Ok(a) => a,
         Err(r) => return r,
     };
+    let (jar, shown) = take_secret(&app, jar);
     let list = app_list(&app, &admin).await;
     let v = View {
         title: labels(lang).apps,
         section: "apps",
+        secret: shown.as_ref().map(|(id, s)| (id.as_str(), s.as_str())),
         apps: list,
         ..View::default()
     };
@@ -547,16 +583,7 @@ async fn create_app(
     match registry::add_client(&app, new).await {
         Ok((client, secret)) => {
             let _ = ctx.audit_success("client.create", &client.id).await;
-            let secret = secret.unwrap_or_default();
-            let list = app_list(&app, &admin).await;
-            let v = View {
-                title: labels(lang).apps,
-                section: "apps",
-                secret: Some((&client.id, &secret)),
-                apps: list,
-                ..View::default()
-            };
-            render(&app, jar, lang, &admin, v, StatusCode::CREATED)
+            secret_once(&app, jar, &client.id, &secret.unwrap_or_default())
         }
         Err(e) => {
             let message = e.to_string();
@@ -596,17 +623,7 @@ async fn rotate(
         address: &address,
     };
     match manage::rotate_client_secret(&ctx, &id).await {
-        Ok(secret) => {
-            let list = app_list(&app, &admin).await;
-            let v = View {
-                title: labels(lang).apps,
-                section: "apps",
-                secret: Some((&id, &secret)),
-                apps: list,
-                ..View::default()
-            };
-            render(&app, jar, lang, &admin, v, StatusCode::OK)
-        }
+        Ok(secret) => secret_once(&app, jar, &id, &secret),
         Err(p) => problem_page(lang, p),
     }
 }
