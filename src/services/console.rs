@@ -93,12 +93,7 @@ pub struct SignedIn {
 /// Checks an ID token as a relying party must: signature with a published key and the console's
 /// algorithm, `iss`, `aud` (and `azp`), `exp`, the `nonce` this sign-in sent, then `acr` ≥ 2; `sid`
 /// binds the console session to the yunid session.
-pub fn check_id_token(
-    app: &App,
-    token: &str,
-    nonce: &str,
-    now: i64,
-) -> Result<SignedIn, IdTokenError> {
+pub fn check_id_token(app: &App, token: &str, nonce: &str, now: i64) -> Result<SignedIn, IdTokenError> {
     let (header, claims) = app.keys().verify(token).map_err(|_| IdTokenError::Signature)?;
     if header.get("alg").and_then(Value::as_str) != Some(Alg::RS256.as_str()) {
         return Err(IdTokenError::Claim("alg"));
@@ -135,9 +130,5 @@ pub fn check_id_token(
     }
     let person_id = s("sub").ok_or(IdTokenError::Claim("sub"))?.to_owned();
     let sid = s("sid").ok_or(IdTokenError::Claim("sid"))?.to_owned();
-    Ok(SignedIn {
-        person_id,
-        sid,
-        acr,
-    })
+    Ok(SignedIn { person_id, sid, acr })
 }

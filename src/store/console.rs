@@ -57,7 +57,11 @@ impl Db {
     }
 
     /// Takes a sign-in under way: it is used once, whatever the outcome.
-    pub async fn take_console_login(&self, id_hash: &str, now: i64) -> Result<Option<ConsoleLogin>, sqlx::Error> {
+    pub async fn take_console_login(
+        &self,
+        id_hash: &str,
+        now: i64,
+    ) -> Result<Option<ConsoleLogin>, sqlx::Error> {
         let row = sqlx::query(
             "DELETE FROM console_logins WHERE id_hash = $1 AND expires_at >= $2 \
              RETURNING state, nonce, verifier, return_to",

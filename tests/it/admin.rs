@@ -474,7 +474,13 @@ mod console {
     use yunid::http::i18n::ZH;
 
     /// A person holding `role`, signed in to the console through yunid.
-    async fn signed_in_admin(env: &Env, inbox: &SmsInbox, id_number: &str, phone: &str, role: &str) -> (Browser, String) {
+    async fn signed_in_admin(
+        env: &Env,
+        inbox: &SmsInbox,
+        id_number: &str,
+        phone: &str,
+        role: &str,
+    ) -> (Browser, String) {
         let person = env.person(id_number, phone, PASSWORD).await;
         env.app
             .db
@@ -605,7 +611,13 @@ mod console {
         let pairs: Vec<(String, String)> = forged
             .query_pairs()
             .into_owned()
-            .map(|(k, v)| if k == "state" { (k, "forged-state".to_owned()) } else { (k, v) })
+            .map(|(k, v)| {
+                if k == "state" {
+                    (k, "forged-state".to_owned())
+                } else {
+                    (k, v)
+                }
+            })
             .collect();
         forged.query_pairs_mut().clear().extend_pairs(pairs);
         let page = browser.get(forged.as_str()).await;
@@ -615,7 +627,9 @@ mod console {
         assert_eq!(status, 400, "{html}");
         assert!(html.contains("state mismatch"), "{html}");
         assert!(
-            redirect_of(&browser, "/admin").await.is_some_and(|l| l.contains("/authorize?")),
+            redirect_of(&browser, "/admin")
+                .await
+                .is_some_and(|l| l.contains("/authorize?")),
             "no console session came of it"
         );
         // The same callback again (a replay) finds no sign-in under way.
@@ -655,7 +669,10 @@ mod console {
         assert_eq!(forged.html().1, 403, "no CSRF token, no action");
 
         let apps = browser.get("/admin/apps").await;
-        assert!(!body(&apps).contains("yunid-console"), "the console's own client is not listed");
+        assert!(
+            !body(&apps).contains("yunid-console"),
+            "the console's own client is not listed"
+        );
         let csrf = field(body(&apps), "csrf").unwrap();
         let created = browser
             .post(
@@ -764,8 +781,14 @@ mod console {
             .await;
         let html = body(&appointed).to_owned();
         assert_eq!(appointed.html().1, 200, "{html}");
-        assert!(html.contains("已完成") && html.contains("<td>经办人</td>"), "{html}");
-        assert!(html.contains("tax.declare, social.enrol") && html.contains("2099-12-31"), "{html}");
+        assert!(
+            html.contains("已完成") && html.contains("<td>经办人</td>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("tax.declare, social.enrol") && html.contains("2099-12-31"),
+            "{html}"
+        );
         let now = env.app.now();
         let reps = env.app.db.current_reps(&bob, now).await.unwrap();
         assert_eq!(reps.len(), 1, "Bob now represents the company");
@@ -796,7 +819,14 @@ mod console {
         let after = browser.post(&revoke, &[("csrf", &csrf)]).await;
         assert!(body(&after).contains("已完成"), "{after:?}");
         assert!(!body(&after).contains("tax.declare"), "{}", body(&after));
-        assert!(env.app.db.current_reps(&bob, env.app.now()).await.unwrap().is_empty());
+        assert!(
+            env.app
+                .db
+                .current_reps(&bob, env.app.now())
+                .await
+                .unwrap()
+                .is_empty()
+        );
         let again = browser.post(&revoke, &[("csrf", &csrf)]).await;
         assert_eq!(again.html().1, 404, "revoked once only");
 

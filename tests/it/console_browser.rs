@@ -89,7 +89,10 @@ async fn an_admin_works_in_the_console_in_a_real_browser(backend: Backend) {
         output.status,
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(stdout.contains("ok   console") && stdout.contains("ok   keyboard"), "{stdout}");
+    assert!(
+        stdout.contains("ok   console") && stdout.contains("ok   keyboard"),
+        "{stdout}"
+    );
     // What the browser did, the server did.
     let person = env.app.db.person(&locked).await.unwrap().unwrap();
     assert_eq!((person.status.as_str(), person.real_name_level), ("active", 3));

@@ -62,7 +62,13 @@ pub async fn step_up(browser: &Browser, inbox: &SmsInbox, page: &Page) -> Page {
 
 /// From wherever `/authorize` led (login page or step-up page), signs in with the password and the
 /// SMS code; returns the page the browser ends on (the console, after its callback).
-pub async fn complete(browser: &Browser, inbox: &SmsInbox, page: Page, id_number: &str, password: &str) -> Page {
+pub async fn complete(
+    browser: &Browser,
+    inbox: &SmsInbox,
+    page: Page,
+    id_number: &str,
+    password: &str,
+) -> Page {
     let mut page = page;
     if page.is_login() {
         page = browser.login(&page, id_number, password).await;
@@ -87,10 +93,7 @@ pub async fn redirect_of(browser: &Browser, path: &str) -> Option<String> {
         .send()
         .await
         .unwrap();
-    res.status().is_redirection().then(|| {
-        res.headers()["location"]
-            .to_str()
-            .unwrap()
-            .to_owned()
-    })
+    res.status()
+        .is_redirection()
+        .then(|| res.headers()["location"].to_str().unwrap().to_owned())
 }

@@ -6,8 +6,8 @@
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::{Form, Router};
 use axum::routing::{get, post};
+use axum::{Form, Router};
 use axum_extra::extract::CookieJar;
 use axum_extra::extract::cookie::{Cookie, SameSite};
 use serde::Deserialize;
@@ -133,7 +133,11 @@ async fn callback(
     let now = app.now();
     let refuse = |m: &str| page::error_in(lang, StatusCode::BAD_REQUEST, m);
     let login = match jar.get(&cookie_name(&app, LOGIN)) {
-        Some(c) => match app.db.take_console_login(&crypto::token_hash(c.value()), now).await {
+        Some(c) => match app
+            .db
+            .take_console_login(&crypto::token_hash(c.value()), now)
+            .await
+        {
             Ok(l) => l,
             Err(e) => return internal(e),
         },
@@ -149,7 +153,11 @@ async fn callback(
         .as_deref()
         .is_some_and(|s| crypto::ct_eq(s.as_bytes(), login.state.as_bytes()));
     if !state_ok {
-        return (jar, refuse("state mismatch: this response is not for the sign-in you started")).into_response();
+        return (
+            jar,
+            refuse("state mismatch: this response is not for the sign-in you started"),
+        )
+            .into_response();
     }
     // RFC 9207: the response names its issuer.
     if q.iss.as_deref() != Some(app.config.iss()) {
@@ -219,12 +227,13 @@ async fn callback(
 /// with the console's secret; returns the ID token.
 async fn redeem(app: &App, code: &str, verifier: &str) -> anyhow::Result<String> {
     use base64::Engine;
-    let basic = base64::engine::general_purpose::STANDARD.encode(format!(
-        "{CLIENT_ID}:{}",
-        console::secret(&app.secrets)
-    ));
+    let basic = base64::engine::general_purpose::STANDARD
+        .encode(format!("{CLIENT_ID}:{}", console::secret(&app.secrets)));
     let mut headers = HeaderMap::new();
-    headers.insert(header::AUTHORIZATION, HeaderValue::from_str(&format!("Basic {basic}"))?);
+    headers.insert(
+        header::AUTHORIZATION,
+        HeaderValue::from_str(&format!("Basic {basic}"))?,
+    );
     let params = Params::from_pairs(
         [
             ("grant_type", "authorization_code"),
@@ -284,7 +293,11 @@ pub async fn admin(app: &App, jar: &CookieJar, lang: Lang, return_to: &str) -> R
         return Err(sign_in().await);
     }
     if session.acr < console::REQUIRED_ACR {
-        return Err(page::error_in(lang, StatusCode::FORBIDDEN, labels(lang).needs_2fa));
+        return Err(page::error_in(
+            lang,
+            StatusCode::FORBIDDEN,
+            labels(lang).needs_2fa,
+        ));
     }
     let roles: Vec<Role> = match app.db.admin_roles_of(&session.person_id).await {
         Ok(r) => r.iter().filter_map(|(r, d)| Role::parse(r, d)).collect(),
@@ -305,7 +318,12 @@ pub async fn admin(app: &App, jar: &CookieJar, lang: Lang, return_to: &str) -> R
 }
 
 /// A form post from the console: the CSRF token first, then the signed-in admin.
-pub async fn form_admin(app: &App, jar: &CookieJar, lang: Lang, csrf: Option<&str>) -> Result<Admin, Response> {
+pub async fn form_admin(
+    app: &App,
+    jar: &CookieJar,
+    lang: Lang,
+    csrf: Option<&str>,
+) -> Result<Admin, Response> {
     if !cookies::csrf_ok(app, jar, csrf) {
         return Err(page::error_in(lang, StatusCode::FORBIDDEN, "invalid form token"));
     }
@@ -318,7 +336,12 @@ struct SignOutForm {
 }
 
 /// Ends the console session and logs out of yunid (RP-Initiated Logout 1.0), coming back to `/admin`.
-async fn sign_out(State(app): State<App>, lang: Lang, jar: CookieJar, Form(f): Form<SignOutForm>) -> Response {
+async fn sign_out(
+    State(app): State<App>,
+    lang: Lang,
+    jar: CookieJar,
+    Form(f): Form<SignOutForm>,
+) -> Response {
     if !cookies::csrf_ok(&app, &jar, f.csrf.as_deref()) {
         return page::error_in(lang, StatusCode::FORBIDDEN, "invalid form token");
     }
@@ -345,7 +368,10 @@ async fn sign_out(State(app): State<App>, lang: Lang, jar: CookieJar, Form(f): F
         q.append_pair("client_id", CLIENT_ID);
         if let Some(h) = &hint {
             q.append_pair("id_token_hint", h);
-            q.append_pair("post_logout_redirect_uri", &console::post_logout_redirect_uri(&app.config));
+            q.append_pair(
+                "post_logout_redirect_uri",
+                &console::post_logout_redirect_uri(&app.config),
+            );
             q.append_pair("state", "signed-out");
         }
     }

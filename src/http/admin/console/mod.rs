@@ -500,9 +500,10 @@ const SECRET_COOKIE: &str = "yunid_console_secret";
 const SECRET_AAD: &[u8] = b"yunid/console/secret-once";
 
 fn secret_once(app: &App, jar: CookieJar, client_id: &str, secret: &str) -> Response {
-    let sealed = app
-        .secrets
-        .encrypt(&serde_json::json!([client_id, secret, app.now()]).to_string(), SECRET_AAD);
+    let sealed = app.secrets.encrypt(
+        &serde_json::json!([client_id, secret, app.now()]).to_string(),
+        SECRET_AAD,
+    );
     match sealed {
         Ok(sealed) => {
             let c = auth::cookie(app, SECRET_COOKIE, sealed);

@@ -100,16 +100,19 @@ async fn org_view(app: &App, lang: Lang, code: &str) -> Result<OrgView, Identity
     })
 }
 
-async fn show(
-    app: &App,
-    jar: CookieJar,
-    lang: Lang,
-    admin: &Admin,
-    code: &str,
-    error: Option<&str>,
-    notice: Option<&str>,
+/// What the page says above the organisation: an error or a notice, and the status it goes with.
+struct Said<'a> {
+    error: Option<&'a str>,
+    notice: Option<&'a str>,
     status: StatusCode,
-) -> Response {
+}
+
+async fn show(app: &App, jar: CookieJar, lang: Lang, admin: &Admin, code: &str, said: Said<'_>) -> Response {
+    let Said {
+        error,
+        notice,
+        status,
+    } = said;
     let l = labels(lang);
     let mut v = View {
         title: l.orgs,
@@ -150,7 +153,12 @@ async fn org_page(
     }
     let notice = q.notice.is_some().then_some(labels(lang).done);
     let code = q.code.unwrap_or_default();
-    show(&app, jar, lang, &admin, &code, None, notice, StatusCode::OK).await
+    let said = Said {
+        error: None,
+        notice,
+        status: StatusCode::OK,
+    };
+    show(&app, jar, lang, &admin, &code, said).await
 }
 
 async fn record(ctx: &Ctx<'_>, action: &str, subject: &str, outcome: &str, detail: serde_json::Value) {
@@ -274,14 +282,20 @@ async fn appoint(
     .await;
     match result {
         Ok(rep) => {
-            let detail = json!({ "org": org.credit_code, "role": rep.role.as_str(), "person": rep.person_id });
+            let detail =
+                json!({ "org": org.credit_code, "role": rep.role.as_str(), "person": rep.person_id });
             record(&ctx, "representation.appoint", &rep.id, "success", detail).await;
             back_to(&org.credit_code)
         }
         Err((status, m)) => {
             let detail = json!({ "org": org.credit_code, "error": m });
             record(&ctx, "representation.appoint", &org.id, "refused", detail).await;
-            show(&app, jar, lang, &admin, &org.credit_code, Some(&m), None, status).await
+            let said = Said {
+                error: Some(&m),
+                notice: None,
+                status,
+            };
+            show(&app, jar, lang, &admin, &org.credit_code, said).await
         }
     }
 }
@@ -319,7 +333,8 @@ async fn revoke(
     };
     match identity::revoke_representation(&app, &org.id, &rep_id, app.now()).await {
         Ok(rep) => {
-            let detail = json!({ "org": org.credit_code, "role": rep.role.as_str(), "person": rep.person_id });
+            let detail =
+                json!({ "org": org.credit_code, "role": rep.role.as_str(), "person": rep.person_id });
             record(&ctx, "representation.revoke", &rep.id, "success", detail).await;
             back_to(&org.credit_code)
         }
