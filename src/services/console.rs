@@ -58,15 +58,31 @@ fn registration(config: &Config, secrets: &Secrets) -> Client {
 
 /// Registers the console client, or brings it in line with this node's issuer and secret. Nodes
 /// starting together may race to insert it: the loser finds it there and aligns it.
+/// Called at start and before each console sign-in (an admin may have rotated or disabled it through
+/// the API: the console puts it back).
 pub async fn ensure_client(app: &App, now: i64) -> anyhow::Result<()> {
-    let client = registration(&app.config, &app.secrets);
-    if app.db.client(CLIENT_ID).await?.is_none()
-        && let Err(e) = app.db.insert_client(&client, now).await
-        && !crate::store::is_unique_violation(&e)
-    {
-        return Err(e.into());
+    let wanted = registration(&app.config, &app.secrets);
+    match app.db.client(CLIENT_ID).await? {
+        None => match app.db.insert_client(&wanted, now).await {
+            Ok(()) => return Ok(()),
+            Err(e) if crate::store::is_unique_violation(&e) => {}
+            Err(e) => return Err(e.into()),
+        },
+        Some(c)
+            if c.secret_hash == wanted.secret_hash
+                && c.redirect_uris == wanted.redirect_uris
+                && c.post_logout_redirect_uris == wanted.post_logout_redirect_uris
+                && c.scopes == wanted.scopes
+                && c.grant_types == wanted.grant_types
+                && c.sector == wanted.sector
+                && c.min_acr == wanted.min_acr
+                && !c.disabled =>
+        {
+            return Ok(());
+        }
+        Some(_) => {}
     }
-    app.db.align_internal_client(&client).await?;
+    app.db.align_internal_client(&wanted).await?;
     Ok(())
 }
 

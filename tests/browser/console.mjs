@@ -181,14 +181,14 @@ const flows = {
     await page.click('form[action="/admin/persons"] button[type="submit"]');
     await at(page, '/admin/persons');
     await expectNoText(page, PERSON_ID);
-    check((await rowValue(page, '状态')) === 'locked', `the person is ${await rowValue(page, '状态')}`);
+    check((await rowValue(page, '状态')) === '已锁定', `the person is ${await rowValue(page, '状态')}`);
     await page.click('form[action$="/verify"] button');
     await at(page, '/admin/persons');
     await expectText(page, '已完成');
     check((await rowValue(page, '实名等级')) === '3', 'counter verification raised the level to 3');
     await page.click('form[action$="/unlock"] button');
     await at(page, '/admin/persons');
-    check((await rowValue(page, '状态')) === 'active', 'the person is active again');
+    check((await rowValue(page, '状态')) === '正常', 'the person is active again');
     await shot(page, 'person');
 
     // Register an app: the secret is shown once; a reload does not show it again.

@@ -704,6 +704,42 @@ mod console {
 
         let trail = browser.get("/admin/audit").await;
         assert!(body(&trail).contains("person.lock") && body(&trail).contains("client.rotate_secret"));
+
+        // The same console in English.
+        browser.get("/lang/en").await;
+        let home = browser.get("/admin").await;
+        let html = body(&home);
+        assert!(html.contains("<html lang=\"en\">"), "{html}");
+        for text in [
+            "Skip to main content",
+            "Admin console",
+            "Sign out of the console",
+            "super admin",
+        ] {
+            assert!(html.contains(text), "{text} in {html}");
+        }
+    }
+
+    async fn the_console_repairs_its_client_when_its_secret_was_rotated_or_it_was_disabled(backend: Backend) {
+        let (env, inbox) = console::provider(backend).await;
+        let alice = env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+        env.app
+            .db
+            .grant_admin_role(&alice, "super_admin", "", "test", env.app.now())
+            .await
+            .unwrap();
+        let token = admin_token(&env, "yunid:admin").await;
+        for path in [
+            "/admin/api/clients/yunid-console/rotate-secret",
+            "/admin/api/clients/yunid-console/disable",
+        ] {
+            let (s, body) = call(&env, &token, Method::POST, path, None).await;
+            assert_eq!(s, 200, "{body}");
+        }
+        let browser = Browser::new(&env.base);
+        let home = console::sign_in(&browser, &inbox, ALICE_ID, PASSWORD).await;
+        assert_eq!(home.html().1, 200, "{home:?}");
+        assert!(home.html().0.ends_with("/admin"));
     }
 
     async fn a_counter_clerk_cannot_do_what_only_a_super_admin_may(backend: Backend) {
@@ -836,7 +872,69 @@ mod console {
         assert!(!text.contains(&resident_id(25)), "no ID number in the trail");
     }
 
+    /// The callback's checks, one claim at a time, on tokens signed with the provider's own keys (and one
+    /// signed with a key the provider never published).
+    async fn the_console_checks_its_id_token_like_any_relying_party(backend: Backend) {
+        use yunid::keys::Alg;
+        use yunid::services::console::{IdTokenError, check_id_token};
+        let env = Env::start(backend).await;
+        let now = env.app.now();
+        let good = json!({
+            "iss": env.app.config.iss(), "aud": "yunid-console", "sub": "p1", "sid": "s1",
+            "iat": now, "exp": now + 300, "nonce": "n-1", "acr": "2", "amr": ["pwd", "sms", "mfa"],
+        });
+        let sign = |claims: &Value| env.app.keys().sign(Alg::RS256, "JWT", claims).unwrap();
+        let with = |k: &str, v: Value| {
+            let mut c = good.clone();
+            c[k] = v;
+            sign(&c)
+        };
+        let ok = check_id_token(&env.app, &sign(&good), "n-1", now).unwrap();
+        assert_eq!((ok.person_id.as_str(), ok.sid.as_str(), ok.acr), ("p1", "s1", 2));
+        let cases = [
+            (
+                with("iss", json!("https://evil.example")),
+                Err(IdTokenError::Claim("iss")),
+            ),
+            (with("aud", json!("another-app")), Err(IdTokenError::Claim("aud"))),
+            (
+                with("aud", json!(["yunid-console", "another-app"])),
+                Err(IdTokenError::Claim("aud")),
+            ),
+            (with("nonce", json!("n-2")), Err(IdTokenError::Claim("nonce"))),
+            (with("exp", json!(now - 1)), Err(IdTokenError::Expired)),
+            (with("acr", json!("1")), Err(IdTokenError::WeakAcr(1))),
+        ];
+        for (token, expected) in cases {
+            assert_eq!(check_id_token(&env.app, &token, "n-1", now).map(|_| ()), expected);
+        }
+        let mut no_sid = good.clone();
+        no_sid.as_object_mut().unwrap().remove("sid");
+        assert_eq!(
+            check_id_token(&env.app, &sign(&no_sid), "n-1", now).map(|_| ()),
+            Err(IdTokenError::Claim("sid"))
+        );
+        // Another provider's key (same kid, different key): the signature does not verify.
+        let other = Env::start(backend).await;
+        let kid_of = |t: &str| {
+            let header = t.split('.').next().unwrap().to_owned();
+            serde_json::from_slice::<Value>(&yunid::crypto::b64url_decode(&header).unwrap()).unwrap()["kid"]
+                .clone()
+        };
+        let foreign = other.app.keys().sign(Alg::RS256, "JWT", &good).unwrap();
+        let ours = sign(&good);
+        let mut parts: Vec<&str> = foreign.split('.').collect();
+        parts[0] = ours.split('.').next().unwrap();
+        let spliced = parts.join(".");
+        assert_eq!(kid_of(&spliced), kid_of(&ours));
+        assert_eq!(
+            check_id_token(&env.app, &spliced, "n-1", now).map(|_| ()),
+            Err(IdTokenError::Signature)
+        );
+    }
+
     on_both_backends!(
+        the_console_checks_its_id_token_like_any_relying_party,
         a_password_alone_does_not_open_the_console_step_up_is_demanded,
         a_person_without_an_admin_role_gets_a_403_page,
         logging_out_of_yunid_ends_the_console_session,
@@ -845,5 +943,6 @@ mod console {
         an_admin_finds_a_person_locks_them_and_manages_an_app,
         a_counter_clerk_cannot_do_what_only_a_super_admin_may,
         an_admin_appoints_and_revokes_a_representative,
+        the_console_repairs_its_client_when_its_secret_was_rotated_or_it_was_disabled,
     );
 }

@@ -79,6 +79,9 @@ fn safe_return(path: &str) -> String {
 /// `/authorize` asking for two factors.
 pub async fn begin(app: &App, jar: CookieJar, lang: Lang, return_to: &str) -> Response {
     let now = app.now();
+    if let Err(e) = console::ensure_client(app, now).await {
+        return internal(e);
+    }
     let verifier = crypto::random_token();
     let login = ConsoleLogin {
         state: crypto::random_token(),

@@ -350,13 +350,25 @@ struct PersonQuery {
     notice: Option<String>,
 }
 
-fn person_view(p: &serde_json::Value) -> PersonView {
+fn status_text(lang: Lang, status: &str) -> String {
+    match (lang, status) {
+        (Lang::Zh, "active") => "正常".to_owned(),
+        (Lang::Zh, "locked") => "已锁定".to_owned(),
+        (Lang::Zh, "disabled") => "已停用".to_owned(),
+        (Lang::En, "active") => "active".to_owned(),
+        (Lang::En, "locked") => "locked".to_owned(),
+        (Lang::En, "disabled") => "disabled".to_owned(),
+        (_, other) => other.to_owned(),
+    }
+}
+
+fn person_view(lang: Lang, p: &serde_json::Value) -> PersonView {
     PersonView {
         id: p["id"].as_str().unwrap_or("").to_owned(),
         name: p["name"].as_str().unwrap_or("").to_owned(),
         id_masked: p["id_number_masked"].as_str().unwrap_or("").to_owned(),
         level: p["real_name_level"].as_i64().unwrap_or(1),
-        status: p["status"].as_str().unwrap_or("").to_owned(),
+        status: status_text(lang, p["status"].as_str().unwrap_or("")),
     }
 }
 
@@ -386,7 +398,7 @@ async fn persons(
     if let Some(id) = q.person.as_deref()
         && let Ok(Some(p)) = app.db.person(id).await
     {
-        v.persons = vec![person_view(&manage::person_json(&app, &p))];
+        v.persons = vec![person_view(lang, &manage::person_json(&app, &p))];
     }
     render(&app, jar, lang, &admin, v, StatusCode::OK)
 }
