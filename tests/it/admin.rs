@@ -755,6 +755,10 @@ mod console {
             )
             .await;
         assert!(body(&found).contains("110*************"), "clerks look people up");
+        assert!(
+            !body(&found).contains("href=\"/admin/audit\"") && !body(&found).contains("href=\"/admin/apps\""),
+            "the navigation offers only what a clerk may open"
+        );
         let lock = browser
             .post(&format!("/admin/persons/{bob}/lock"), &[("csrf", &csrf)])
             .await;
