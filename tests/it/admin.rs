@@ -582,6 +582,13 @@ mod console {
             browser.get("/account").await.is_login(),
             "the yunid session ended too"
         );
+        let trail = env
+            .app
+            .db
+            .audit_events(Some(("action", "console.sign_out")), 0, 10)
+            .await
+            .unwrap();
+        assert_eq!(trail.len(), 1, "the sign-out is audited");
     }
 
     async fn the_console_session_ends_when_an_admin_ends_the_persons_sessions(backend: Backend) {

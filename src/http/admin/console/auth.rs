@@ -343,6 +343,7 @@ async fn sign_out(
     State(app): State<App>,
     lang: Lang,
     jar: CookieJar,
+    ClientAddr(address): ClientAddr,
     Form(f): Form<SignOutForm>,
 ) -> Response {
     if !cookies::csrf_ok(&app, &jar, f.csrf.as_deref()) {
@@ -353,7 +354,22 @@ async fn sign_out(
     if let Some(c) = jar.get(&cookie_name(&app, SESSION)) {
         let hash = crypto::token_hash(c.value());
         match app.db.console_session(&hash, now, 0).await {
-            Ok(Some(s)) => hint = Some(s.id_token),
+            Ok(Some(s)) => {
+                crate::services::audit::record_quietly(
+                    &app,
+                    NewEvent {
+                        actor: &format!("person:{}", s.person_id),
+                        action: "console.sign_out",
+                        subject: &s.person_id,
+                        client_id: CLIENT_ID,
+                        address: &address,
+                        outcome: "success",
+                        detail: "{}".to_owned(),
+                    },
+                )
+                .await;
+                hint = Some(s.id_token);
+            }
             Ok(None) => {}
             Err(e) => return internal(e),
         }
