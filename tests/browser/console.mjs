@@ -1,10 +1,11 @@
 // The admin console in headless Chromium: an admin signs in through yunid (the console is an OIDC client
 // of yunid: password, then the SMS code of the step-up), finds a person, verifies them at the counter,
 // unlocks them, registers an app and sees its secret once, appoints and revokes a representative, reads
-// the audit trail; then does a task with the keyboard alone (Tab and Enter).
+// the audit trail; adds a passkey and signs in with it alone on another device; then does a task with
+// the keyboard alone (Tab and Enter).
 //
 // Run by tests/it/console_browser.rs, which starts yunid and an SMS inbox and passes:
-//   YUNID_URL               yunid's issuer
+//   YUNID_URL               yunid's issuer (http://localhost:<port>: WebAuthn needs a domain)
 //   ADMIN_ID_NUMBER, ADMIN_PASSWORD, ADMIN_PHONE    a super admin (verified phone)
 //   PERSON_ID_NUMBER        a locked person to find, verify and unlock
 //   ORG_CODE                an organisation's unified social credit code
@@ -12,7 +13,7 @@
 //   SMS_LATEST_URL          GET → {"count", "to", "code"} of the latest SMS yunid sent (404 before any)
 //   SCREENSHOT_DIR          where console-<step>.png and failure screenshots go
 //   CHROMIUM                the browser (default /usr/bin/chromium)
-//   SCENARIO                `all` (default), `console` or `keyboard`
+//   SCENARIO                `all` (default), `console`, `passkey` or `keyboard`
 //
 // Prints one line per flow; on the first failure prints what went wrong, saves a screenshot, exits 1.
 
@@ -132,6 +133,23 @@ async function signIn(page) {
   await expectText(page, '超级管理员');
 }
 
+/// A virtual platform authenticator (user-verifying, resident keys) for this page (DevTools protocol).
+async function virtualAuthenticator(page) {
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send('WebAuthn.enable');
+  const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
+    options: {
+      protocol: 'ctap2',
+      transport: 'internal',
+      hasResidentKey: true,
+      hasUserVerification: true,
+      isUserVerified: true,
+      automaticPresenceSimulation: true,
+    },
+  });
+  return { cdp, authenticatorId };
+}
+
 /// The cell next to the row header `label` in the page's first table that has one.
 async function rowValue(page, label) {
   return (await page.locator(`tr:has(th:text-is("${label}")) td`).first().innerText()).trim();
@@ -249,6 +267,54 @@ const flows = {
     await expectNoText(page, PERSON_ID);
     await shot(page, 'audit');
     await page.context().close();
+  },
+
+  // An admin who added a passkey signs in to the console with it alone: a user-verified passkey is
+  // enough for acr 2, so yunid asks for nothing else.
+  async passkey() {
+    const page = await newPage();
+    const first = await virtualAuthenticator(page);
+    await signIn(page);
+    await page.goto(`${YUNID}/account`);
+    await page.fill('#passkey-name', '控制台密钥');
+    await page.click('#passkey-add');
+    const listed = page.locator('li', { hasText: '控制台密钥' });
+    try {
+      await listed.waitFor();
+    } catch {
+      const said = await page.locator('#passkey-status').textContent({ timeout: 1000 }).catch(() => '');
+      throw new Failure(`the passkey is not listed; the page says: ${said}`);
+    }
+    const { credentials } = await first.cdp.send('WebAuthn.getCredentials', {
+      authenticatorId: first.authenticatorId,
+    });
+    check(credentials.length === 1, `the authenticator holds ${credentials.length} credentials`);
+
+    // The console's sign-out logs out of yunid as well (RP-initiated logout) and says so.
+    await page.goto(`${YUNID}/admin`);
+    await page.click('form[action="/admin/sign-out"] button');
+    await at(page, '/admin');
+    await expectText(page, '您已退出登录');
+    await page.context().close();
+
+    // Another device holding the passkey: the console sends it to yunid, the passkey signs in.
+    const device = await newPage();
+    const second = await virtualAuthenticator(device);
+    await device.goto(`${YUNID}/admin`);
+    await at(device, '/login');
+    await device.click('nav.methods a[href*="method=passkey"]');
+    await device.waitForSelector('#passkey-button');
+    await second.cdp.send('WebAuthn.addCredential', {
+      authenticatorId: second.authenticatorId,
+      credential: credentials[0],
+    });
+    const before = await smsCount();
+    await device.click('#passkey-button');
+    await at(device, '/admin');
+    await expectText(device, '超级管理员');
+    check((await smsCount()) === before, 'no SMS code was needed');
+    await shot(device, 'passkey-home');
+    await device.context().close();
   },
 
   async keyboard() {

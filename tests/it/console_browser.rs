@@ -1,7 +1,8 @@
 //! The admin console in a real browser: headless Chromium driven by `tests/browser/console.mjs`
 //! (playwright-core). An admin signs in through yunid's OIDC redirect with a password and an SMS code,
 //! finds, verifies and unlocks a person, registers an app (secret shown once), appoints and revokes a
-//! representative, reads the audit trail, and does a task with the keyboard alone. Screenshots go to
+//! representative, reads the audit trail, adds a passkey and signs in with it alone on another device,
+//! and does a task with the keyboard alone. Screenshots go to
 //! `test-artifacts/screenshots/<backend>/console-*.png`.
 //!
 //! Needs Node.js, Chromium and `tests/browser/node_modules` (`npm ci --prefix tests/browser`); the test
@@ -11,8 +12,9 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::common::console::provider;
-use crate::common::{ALICE_ID, ALICE_PHONE, Backend, PASSWORD, resident_id};
+use crate::common::console::sms_to;
+use crate::common::sms::SmsInbox;
+use crate::common::{ALICE_ID, ALICE_PHONE, Backend, Env, PASSWORD, resident_id};
 use crate::on_both_backends;
 
 const TIMEOUT: Duration = Duration::from_secs(180);
@@ -39,7 +41,14 @@ async fn an_admin_works_in_the_console_in_a_real_browser(backend: Backend) {
     let screenshots = crate_root().join("test-artifacts/screenshots").join(label);
     std::fs::create_dir_all(&screenshots).unwrap();
 
-    let (env, inbox) = provider(backend).await;
+    let inbox = SmsInbox::start(0).await;
+    let sms = sms_to(&inbox);
+    let env = Env::start_with(backend, move |c| {
+        sms(c);
+        // WebAuthn needs a domain: the provider is http://localhost:<port>.
+        c.issuer = url::Url::parse(&format!("http://localhost:{}", c.listen.port())).unwrap();
+    })
+    .await;
     let admin = env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
     env.app
         .db
