@@ -78,7 +78,7 @@ impl App {
             .timeout(Duration::from_secs(5))
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
-        Ok(App(Arc::new(Inner {
+        let app = App(Arc::new(Inner {
             config,
             db,
             clock,
@@ -93,7 +93,10 @@ impl App {
             webauthn,
             metrics: crate::metrics::Metrics::default(),
             trusted_proxies,
-        })))
+        }));
+        // The admin console signs in through yunid like any app: its client must exist.
+        crate::services::console::ensure_client(&app, now).await?;
+        Ok(app)
     }
 
     pub fn now(&self) -> i64 {

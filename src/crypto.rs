@@ -50,6 +50,7 @@ pub struct Secrets {
     id_hash: hmac::Key,
     pairwise: hmac::Key,
     csrf: hmac::Key,
+    internal_client: hmac::Key,
     aead: aead::LessSafeKey,
 }
 
@@ -65,6 +66,7 @@ impl Secrets {
             id_hash: hmac::Key::new(hmac::HMAC_SHA256, derive("yunid/id-hash/v1").as_ref()),
             pairwise: hmac::Key::new(hmac::HMAC_SHA256, derive("yunid/pairwise/v1").as_ref()),
             csrf: hmac::Key::new(hmac::HMAC_SHA256, derive("yunid/csrf/v1").as_ref()),
+            internal_client: hmac::Key::new(hmac::HMAC_SHA256, derive("yunid/internal-client/v1").as_ref()),
             aead: aead::LessSafeKey::new(unbound),
         })
     }
@@ -81,6 +83,12 @@ impl Secrets {
         input.push(0);
         input.extend_from_slice(local_id.as_bytes());
         b64url(hmac::sign(&self.pairwise, &input).as_ref())
+    }
+
+    /// The secret of a client yunid itself runs (the admin console): every node derives the same one
+    /// from the master secret, so it is never stored or shown, only its hash is registered.
+    pub fn internal_client_secret(&self, client_id: &str) -> String {
+        b64url(hmac::sign(&self.internal_client, client_id.as_bytes()).as_ref())
     }
 
     /// The form token that goes with a CSRF cookie value.

@@ -68,6 +68,12 @@ impl Admin {
         self.has(&Role::CounterClerk)
     }
 
+    /// Representations (who may act for an organisation): recorded and revoked by super admins and by
+    /// counter clerks, who check the papers (business licence, letter of authorisation) in person.
+    pub fn can_manage_representations(&self) -> bool {
+        self.has(&Role::CounterClerk)
+    }
+
     /// An app is managed by super admins and by the admins of its department.
     pub fn can_manage_client(&self, client: &Client) -> bool {
         self.is_super()

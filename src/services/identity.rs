@@ -196,3 +196,27 @@ pub async fn current_acting(
         .into_iter()
         .find(|(rep, _)| rep.id == rep_id))
 }
+
+/// The representatives an organisation has on record (not revoked), for administrators.
+pub async fn representatives(app: &App, org_id: &str) -> Result<Vec<Representation>, IdentityError> {
+    Ok(app.db.reps_of_org(org_id).await?)
+}
+
+/// An administrator revokes a representation of this organisation; from now on nobody acts under it.
+pub async fn revoke_representation(
+    app: &App,
+    org_id: &str,
+    rep_id: &str,
+    now: i64,
+) -> Result<Representation, IdentityError> {
+    let rep = app
+        .db
+        .rep(rep_id)
+        .await?
+        .filter(|r| r.org_id == org_id && r.revoked_at.is_none())
+        .ok_or(IdentityError::NotFound("representation"))?;
+    if !app.db.revoke_rep(&rep.id, now).await? {
+        return Err(IdentityError::NotFound("representation"));
+    }
+    Ok(rep)
+}

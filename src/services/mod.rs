@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod console;
 pub mod identity;
 pub mod licence;
 pub mod licence_upstream;

@@ -55,6 +55,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0008_signing_keys.sql"),
         postgres: include_str!("../../migrations/postgres/0008_signing_keys.sql"),
     },
+    Migration {
+        version: 9,
+        name: "console",
+        sqlite: include_str!("../../migrations/sqlite/0009_console.sql"),
+        postgres: include_str!("../../migrations/postgres/0009_console.sql"),
+    },
 ];
 
 const LOCK_ID: i64 = 0x79_756e_6964; // "yunid"

@@ -5,6 +5,7 @@ mod migrate;
 
 pub mod audit;
 pub mod clients;
+pub mod console;
 pub mod families;
 pub mod keys;
 pub mod licences;

@@ -260,3 +260,15 @@ impl Db {
         Ok(done.rows_affected() == 1)
     }
 }
+
+impl Db {
+    /// An organisation's representations that were not revoked (current, future and lapsed), oldest first.
+    pub async fn reps_of_org(&self, org_id: &str) -> Result<Vec<Representation>, sqlx::Error> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {REP_COLUMNS} FROM representations r WHERE r.org_id = $1 AND r.revoked_at IS NULL \
+             ORDER BY r.valid_from, r.id"
+        ));
+        let rows = sqlx::query(sql).bind(org_id).fetch_all(&self.pool).await?;
+        rows.iter().map(rep_from_row).collect()
+    }
+}

@@ -463,11 +463,24 @@ mod openapi {
 }
 
 mod console {
+    //! The console is an OIDC client of yunid: every test signs in through `/authorize` with a password
+    //! and an SMS code (the step-up `acr_values=2` demands).
+
     use super::*;
     use crate::common::browser::{Page, field};
+    use crate::common::console::{self, is_step_up, redirect_of};
     use crate::common::resident_id;
+    use crate::common::sms::SmsInbox;
+    use yunid::http::i18n::ZH;
 
-    async fn signed_in_admin(env: &Env, id_number: &str, phone: &str, role: &str) -> (Browser, String) {
+    /// A person holding `role`, signed in to the console through yunid.
+    async fn signed_in_admin(
+        env: &Env,
+        inbox: &SmsInbox,
+        id_number: &str,
+        phone: &str,
+        role: &str,
+    ) -> (Browser, String) {
         let person = env.person(id_number, phone, PASSWORD).await;
         env.app
             .db
@@ -475,40 +488,174 @@ mod console {
             .await
             .unwrap();
         let browser = Browser::new(&env.base);
-        let login = browser.get("/login").await;
-        browser.login(&login, id_number, PASSWORD).await;
+        let home = console::sign_in(&browser, inbox, id_number, PASSWORD).await;
+        assert_eq!(home.html().1, 200, "{home:?}");
+        assert!(home.html().0.ends_with("/admin"), "back on the console: {home:?}");
         (browser, person)
-    }
-
-    /// Two-factor sign-in is tested with SMS and passkeys elsewhere; here the session is raised directly.
-    async fn raise(env: &Env, person: &str) {
-        sqlx::query("UPDATE sessions SET acr = 2 WHERE person_id = $1")
-            .bind(person)
-            .execute(&env.app.db.pool)
-            .await
-            .unwrap();
     }
 
     fn body(p: &Page) -> &str {
         p.html().2
     }
 
+    async fn a_password_alone_does_not_open_the_console_step_up_is_demanded(backend: Backend) {
+        let (env, inbox) = console::provider(backend).await;
+        let alice = env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+        env.app
+            .db
+            .grant_admin_role(&alice, "super_admin", "", "test", env.app.now())
+            .await
+            .unwrap();
+        // Signed in to yunid with one factor (at the account page, say).
+        let browser = Browser::new(&env.base);
+        let login = browser.get("/login").await;
+        browser.login(&login, ALICE_ID, PASSWORD).await;
+
+        // The console sends her to yunid's /authorize as a client asking for acr 2 …
+        let start = redirect_of(&browser, "/admin").await.expect("a redirect");
+        let authorize = url::Url::parse(&start).unwrap();
+        assert_eq!(authorize.path(), "/authorize");
+        let q: std::collections::HashMap<_, _> = authorize.query_pairs().into_owned().collect();
+        assert_eq!(q["client_id"], "yunid-console");
+        assert_eq!(q["acr_values"], "2");
+        assert_eq!(q["code_challenge_method"], "S256");
+        assert_eq!(q["redirect_uri"], env.url("/admin/callback"));
+        assert!(q.contains_key("state") && q.contains_key("nonce"));
+
+        // … where the second factor is asked for, not the password again.
+        let page = browser.get(&start).await;
+        assert!(is_step_up(&page), "{page:?}");
+        assert!(body(&page).contains(ZH.stepup_title));
+        assert!(!body(&page).contains("name=\"password\""));
+        let home = console::step_up(&browser, &inbox, &page).await;
+        assert_eq!(home.html().1, 200, "{home:?}");
+        assert!(body(&home).contains("超级管理员"), "{}", body(&home));
+        let trail = env
+            .app
+            .db
+            .audit_events(Some(("action", "console.sign_in")), 0, 10)
+            .await
+            .unwrap();
+        assert_eq!(trail.len(), 1);
+        assert_eq!(trail[0].actor, format!("person:{alice}"));
+    }
+
+    async fn a_person_without_an_admin_role_gets_a_403_page(backend: Backend) {
+        let (env, inbox) = console::provider(backend).await;
+        env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+        let browser = Browser::new(&env.base);
+        let page = console::sign_in(&browser, &inbox, ALICE_ID, PASSWORD).await;
+        let (_, status, html) = page.html();
+        assert_eq!(status, 403, "{html}");
+        assert!(html.contains("您没有管理权限"), "{html}");
+        assert_eq!(browser.get("/admin/persons").await.html().1, 403);
+    }
+
+    async fn logging_out_of_yunid_ends_the_console_session(backend: Backend) {
+        let (env, inbox) = console::provider(backend).await;
+        let (browser, _) = signed_in_admin(&env, &inbox, ALICE_ID, ALICE_PHONE, "super_admin").await;
+        assert_eq!(redirect_of(&browser, "/admin/audit").await, None, "signed in");
+
+        // She logs out at yunid itself (the confirmation page, as from any app without a hint).
+        let confirm = browser.get("/logout").await;
+        let csrf = field(body(&confirm), "csrf").unwrap();
+        let out = browser
+            .post("/logout", &[("csrf", &csrf), ("confirm", "yes")])
+            .await;
+        assert!(body(&out).contains(ZH.logged_out), "{out:?}");
+
+        // The console session went with it: the console starts a new sign-in, at the login page.
+        let again = redirect_of(&browser, "/admin/audit").await.expect("a redirect");
+        assert!(again.contains("/authorize?"), "{again}");
+        assert!(browser.get("/admin/audit").await.is_login());
+
+        // Signed in again, the console's own sign-out logs out of yunid too (RP-initiated logout).
+        let home = console::complete(&browser, &inbox, browser.get("/admin").await, ALICE_ID, PASSWORD).await;
+        assert_eq!(home.html().1, 200, "{home:?}");
+        let csrf = field(body(&home), "csrf").unwrap();
+        let signed_out = browser.post("/admin/sign-out", &[("csrf", &csrf)]).await;
+        let (url, status, html) = signed_out.html();
+        assert_eq!(status, 200);
+        assert!(url.contains("/admin?state=signed-out"), "{url}");
+        assert!(html.contains(ZH.logged_out), "{html}");
+        assert!(
+            browser.get("/account").await.is_login(),
+            "the yunid session ended too"
+        );
+        let trail = env
+            .app
+            .db
+            .audit_events(Some(("action", "console.sign_out")), 0, 10)
+            .await
+            .unwrap();
+        assert_eq!(trail.len(), 1, "the sign-out is audited");
+    }
+
+    async fn the_console_session_ends_when_an_admin_ends_the_persons_sessions(backend: Backend) {
+        let (env, inbox) = console::provider(backend).await;
+        let (browser, alice) = signed_in_admin(&env, &inbox, ALICE_ID, ALICE_PHONE, "super_admin").await;
+        // Ended elsewhere (another admin, another node, a back-channel logout): the row is gone.
+        for s in env.app.db.sessions_of(&alice, env.app.now()).await.unwrap() {
+            yunid::services::logout::end_session(&env.app, &s.sid, env.app.now())
+                .await
+                .unwrap();
+        }
+        let again = redirect_of(&browser, "/admin").await.expect("a redirect");
+        assert!(again.contains("/authorize?"), "{again}");
+    }
+
+    async fn a_callback_with_another_state_is_refused(backend: Backend) {
+        let (env, inbox) = console::provider(backend).await;
+        let alice = env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+        env.app
+            .db
+            .grant_admin_role(&alice, "super_admin", "", "test", env.app.now())
+            .await
+            .unwrap();
+        let browser = Browser::new(&env.base);
+        let start = redirect_of(&browser, "/admin").await.expect("a redirect");
+        let mut forged = url::Url::parse(&start).unwrap();
+        let pairs: Vec<(String, String)> = forged
+            .query_pairs()
+            .into_owned()
+            .map(|(k, v)| {
+                if k == "state" {
+                    (k, "forged-state".to_owned())
+                } else {
+                    (k, v)
+                }
+            })
+            .collect();
+        forged.query_pairs_mut().clear().extend_pairs(pairs);
+        let page = browser.get(forged.as_str()).await;
+        let refused = console::complete(&browser, &inbox, page, ALICE_ID, PASSWORD).await;
+        let (url, status, html) = refused.html();
+        assert!(url.contains("/admin/callback?"), "{url}");
+        assert_eq!(status, 400, "{html}");
+        assert!(html.contains("state mismatch"), "{html}");
+        assert!(
+            redirect_of(&browser, "/admin")
+                .await
+                .is_some_and(|l| l.contains("/authorize?")),
+            "no console session came of it"
+        );
+        // The same callback again (a replay) finds no sign-in under way.
+        let replay = browser.get(&url.replace(env.base.as_str(), "")).await;
+        assert_eq!(replay.html().1, 400);
+        // A sign-in of her own goes through (yunid's session already has two factors).
+        let home = browser.get("/admin").await;
+        assert_eq!(home.html().1, 200, "{home:?}");
+    }
+
     async fn an_admin_finds_a_person_locks_them_and_manages_an_app(backend: Backend) {
-        let env = Env::start(backend).await;
+        let (env, inbox) = console::provider(backend).await;
         let bob_id = resident_id(21);
         let bob = env.person(&bob_id, "13900139021", PASSWORD).await;
-        let (browser, alice) = signed_in_admin(&env, ALICE_ID, ALICE_PHONE, "super_admin").await;
-        let refused = browser.get("/admin").await;
-        assert_eq!(
-            refused.html().1,
-            403,
-            "one factor is not enough: {}",
-            body(&refused)
-        );
-        raise(&env, &alice).await;
+        let (browser, _) = signed_in_admin(&env, &inbox, ALICE_ID, ALICE_PHONE, "super_admin").await;
         let home = browser.get("/admin").await;
         assert_eq!(home.html().1, 200);
         assert!(body(&home).contains("href=\"/admin/persons\""));
+        assert!(body(&home).contains("href=\"#main\""), "a skip link");
 
         let search = browser.get("/admin/persons").await;
         let csrf = field(body(&search), "csrf").unwrap();
@@ -529,6 +676,10 @@ mod console {
         assert_eq!(forged.html().1, 403, "no CSRF token, no action");
 
         let apps = browser.get("/admin/apps").await;
+        assert!(
+            !body(&apps).contains("yunid-console"),
+            "the console's own client is not listed"
+        );
         let csrf = field(body(&apps), "csrf").unwrap();
         let created = browser
             .post(
@@ -560,13 +711,48 @@ mod console {
 
         let trail = browser.get("/admin/audit").await;
         assert!(body(&trail).contains("person.lock") && body(&trail).contains("client.rotate_secret"));
+
+        // The same console in English.
+        browser.get("/lang/en").await;
+        let home = browser.get("/admin").await;
+        let html = body(&home);
+        assert!(html.contains("<html lang=\"en\">"), "{html}");
+        for text in [
+            "Skip to main content",
+            "Admin console",
+            "Sign out of the console",
+            "super admin",
+        ] {
+            assert!(html.contains(text), "{text} in {html}");
+        }
+    }
+
+    async fn the_console_repairs_its_client_when_its_secret_was_rotated_or_it_was_disabled(backend: Backend) {
+        let (env, inbox) = console::provider(backend).await;
+        let alice = env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+        env.app
+            .db
+            .grant_admin_role(&alice, "super_admin", "", "test", env.app.now())
+            .await
+            .unwrap();
+        let token = admin_token(&env, "yunid:admin").await;
+        for path in [
+            "/admin/api/clients/yunid-console/rotate-secret",
+            "/admin/api/clients/yunid-console/disable",
+        ] {
+            let (s, body) = call(&env, &token, Method::POST, path, None).await;
+            assert_eq!(s, 200, "{body}");
+        }
+        let browser = Browser::new(&env.base);
+        let home = console::sign_in(&browser, &inbox, ALICE_ID, PASSWORD).await;
+        assert_eq!(home.html().1, 200, "{home:?}");
+        assert!(home.html().0.ends_with("/admin"));
     }
 
     async fn a_counter_clerk_cannot_do_what_only_a_super_admin_may(backend: Backend) {
-        let env = Env::start(backend).await;
+        let (env, inbox) = console::provider(backend).await;
         let bob = env.person(&resident_id(23), "13900139023", PASSWORD).await;
-        let (browser, clerk) = signed_in_admin(&env, ALICE_ID, ALICE_PHONE, "counter_clerk").await;
-        raise(&env, &clerk).await;
+        let (browser, clerk) = signed_in_admin(&env, &inbox, ALICE_ID, ALICE_PHONE, "counter_clerk").await;
         let page = browser.get("/admin/persons").await;
         let csrf = field(body(&page), "csrf").unwrap();
         let found = browser
@@ -576,6 +762,10 @@ mod console {
             )
             .await;
         assert!(body(&found).contains("110*************"), "clerks look people up");
+        assert!(
+            !body(&found).contains("href=\"/admin/audit\"") && !body(&found).contains("href=\"/admin/apps\""),
+            "the navigation offers only what a clerk may open"
+        );
         let lock = browser
             .post(&format!("/admin/persons/{bob}/lock"), &[("csrf", &csrf)])
             .await;
@@ -603,8 +793,167 @@ mod console {
         );
     }
 
+    const COMPANY: &str = "91350100M000100Y43";
+
+    async fn an_admin_appoints_and_revokes_a_representative(backend: Backend) {
+        let (env, inbox) = console::provider(backend).await;
+        let bob = env.person(&resident_id(25), "13900139025", PASSWORD).await;
+        yunid::services::identity::add_org(&env.app, COMPANY, "福州示例科技有限公司", "enterprise")
+            .await
+            .unwrap();
+        let (browser, _) = signed_in_admin(&env, &inbox, ALICE_ID, ALICE_PHONE, "super_admin").await;
+        let org = browser.get(&format!("/admin/orgs?code={COMPANY}")).await;
+        let html = body(&org).to_owned();
+        assert!(html.contains("福州示例科技有限公司"), "{html}");
+        let action = regex_lite::Regex::new(r#"action="(/admin/orgs/[^/"]+/representatives)""#)
+            .unwrap()
+            .captures(&html)
+            .unwrap()[1]
+            .to_owned();
+        let csrf = field(&html, "csrf").unwrap();
+
+        // By phone, an agent for two matters until the end of next year.
+        let appointed = browser
+            .post(
+                &action,
+                &[
+                    ("csrf", &csrf),
+                    ("person", "13900139025"),
+                    ("role", "agent"),
+                    ("matters", "tax.declare, social.enrol"),
+                    ("valid_from", ""),
+                    ("valid_until", "2099-12-31"),
+                ],
+            )
+            .await;
+        let html = body(&appointed).to_owned();
+        assert_eq!(appointed.html().1, 200, "{html}");
+        assert!(
+            html.contains("已完成") && html.contains("<td>经办人</td>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("tax.declare, social.enrol") && html.contains("2099-12-31"),
+            "{html}"
+        );
+        let now = env.app.now();
+        let reps = env.app.db.current_reps(&bob, now).await.unwrap();
+        assert_eq!(reps.len(), 1, "Bob now represents the company");
+
+        // A window that ends before it starts is refused, and says why.
+        let refused = browser
+            .post(
+                &action,
+                &[
+                    ("csrf", &csrf),
+                    ("person", &resident_id(25)),
+                    ("role", "manager"),
+                    ("matters", "all"),
+                    ("valid_from", "2030-01-01"),
+                    ("valid_until", "2029-01-01"),
+                ],
+            )
+            .await;
+        assert_eq!(refused.html().1, 422, "{refused:?}");
+        assert!(body(&refused).contains("valid_until must be after valid_from"));
+
+        // Revoked, he acts for it no more.
+        let revoke = regex_lite::Regex::new(r#"action="(/admin/orgs/[^"]+/revoke)""#)
+            .unwrap()
+            .captures(&html)
+            .unwrap()[1]
+            .to_owned();
+        let after = browser.post(&revoke, &[("csrf", &csrf)]).await;
+        assert!(body(&after).contains("已完成"), "{after:?}");
+        assert!(!body(&after).contains("tax.declare"), "{}", body(&after));
+        assert!(
+            env.app
+                .db
+                .current_reps(&bob, env.app.now())
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let again = browser.post(&revoke, &[("csrf", &csrf)]).await;
+        assert_eq!(again.html().1, 404, "revoked once only");
+
+        let trail = browser.get("/admin/audit").await;
+        let text = body(&trail);
+        assert!(text.contains("representation.appoint") && text.contains("representation.revoke"));
+        assert!(!text.contains(&resident_id(25)), "no ID number in the trail");
+    }
+
+    /// The callback's checks, one claim at a time, on tokens signed with the provider's own keys (and one
+    /// signed with a key the provider never published).
+    async fn the_console_checks_its_id_token_like_any_relying_party(backend: Backend) {
+        use yunid::keys::Alg;
+        use yunid::services::console::{IdTokenError, check_id_token};
+        let env = Env::start(backend).await;
+        let now = env.app.now();
+        let good = json!({
+            "iss": env.app.config.iss(), "aud": "yunid-console", "sub": "p1", "sid": "s1",
+            "iat": now, "exp": now + 300, "nonce": "n-1", "acr": "2", "amr": ["pwd", "sms", "mfa"],
+        });
+        let sign = |claims: &Value| env.app.keys().sign(Alg::RS256, "JWT", claims).unwrap();
+        let with = |k: &str, v: Value| {
+            let mut c = good.clone();
+            c[k] = v;
+            sign(&c)
+        };
+        let ok = check_id_token(&env.app, &sign(&good), "n-1", now).unwrap();
+        assert_eq!((ok.person_id.as_str(), ok.sid.as_str(), ok.acr), ("p1", "s1", 2));
+        let cases = [
+            (
+                with("iss", json!("https://evil.example")),
+                Err(IdTokenError::Claim("iss")),
+            ),
+            (with("aud", json!("another-app")), Err(IdTokenError::Claim("aud"))),
+            (
+                with("aud", json!(["yunid-console", "another-app"])),
+                Err(IdTokenError::Claim("aud")),
+            ),
+            (with("nonce", json!("n-2")), Err(IdTokenError::Claim("nonce"))),
+            (with("exp", json!(now - 1)), Err(IdTokenError::Expired)),
+            (with("acr", json!("1")), Err(IdTokenError::WeakAcr(1))),
+        ];
+        for (token, expected) in cases {
+            assert_eq!(check_id_token(&env.app, &token, "n-1", now).map(|_| ()), expected);
+        }
+        let mut no_sid = good.clone();
+        no_sid.as_object_mut().unwrap().remove("sid");
+        assert_eq!(
+            check_id_token(&env.app, &sign(&no_sid), "n-1", now).map(|_| ()),
+            Err(IdTokenError::Claim("sid"))
+        );
+        // Another provider's key (same kid, different key): the signature does not verify.
+        let other = Env::start(backend).await;
+        let kid_of = |t: &str| {
+            let header = t.split('.').next().unwrap().to_owned();
+            serde_json::from_slice::<Value>(&yunid::crypto::b64url_decode(&header).unwrap()).unwrap()["kid"]
+                .clone()
+        };
+        let foreign = other.app.keys().sign(Alg::RS256, "JWT", &good).unwrap();
+        let ours = sign(&good);
+        let mut parts: Vec<&str> = foreign.split('.').collect();
+        parts[0] = ours.split('.').next().unwrap();
+        let spliced = parts.join(".");
+        assert_eq!(kid_of(&spliced), kid_of(&ours));
+        assert_eq!(
+            check_id_token(&env.app, &spliced, "n-1", now).map(|_| ()),
+            Err(IdTokenError::Signature)
+        );
+    }
+
     on_both_backends!(
+        the_console_checks_its_id_token_like_any_relying_party,
+        a_password_alone_does_not_open_the_console_step_up_is_demanded,
+        a_person_without_an_admin_role_gets_a_403_page,
+        logging_out_of_yunid_ends_the_console_session,
+        the_console_session_ends_when_an_admin_ends_the_persons_sessions,
+        a_callback_with_another_state_is_refused,
         an_admin_finds_a_person_locks_them_and_manages_an_app,
         a_counter_clerk_cannot_do_what_only_a_super_admin_may,
+        an_admin_appoints_and_revokes_a_representative,
+        the_console_repairs_its_client_when_its_secret_was_rotated_or_it_was_disabled,
     );
 }

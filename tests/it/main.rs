@@ -8,6 +8,7 @@ mod authorize_errors;
 mod browser;
 mod cluster;
 mod conformance;
+mod console_browser;
 mod core_flow;
 mod fuzz_corpus;
 mod identity;

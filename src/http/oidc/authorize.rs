@@ -151,6 +151,8 @@ pub async fn continue_request(
         _ => None,
     };
     let consented = match session_row {
+        // yunid's own console is first party: nothing to consent to.
+        Some(_) if crate::services::console::is_console(client) => Some(req.scope_string()),
         Some(s) => app.db.consent(&s.person_id, &client.id).await?,
         None => None,
     };

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod console;
 pub mod receiver;
 pub mod rp;
 pub mod sms;
