@@ -43,6 +43,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0005_admin.sql"),
         postgres: include_str!("../../migrations/postgres/0005_admin.sql"),
     },
+    Migration {
+        version: 6,
+        name: "versions",
+        sqlite: include_str!("../../migrations/sqlite/0006_versions.sql"),
+        postgres: include_str!("../../migrations/postgres/0006_versions.sql"),
+    },
 ];
 
 const LOCK_ID: i64 = 0x79_756e_6964; // "yunid"

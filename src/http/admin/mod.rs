@@ -2,9 +2,13 @@
 //! with a client-credentials access token carrying the right admin scope. Errors are RFC 9457 problem
 //! details.
 
+mod apps;
 mod console;
+mod edit;
 mod licences;
 pub mod manage;
+mod orgs;
+mod persons;
 
 use axum::Json;
 use axum::Router;
@@ -20,6 +24,9 @@ use crate::services::oidc::tokens;
 pub fn router() -> Router<App> {
     licences::router()
         .merge(manage::router())
+        .merge(persons::router())
+        .merge(orgs::router())
+        .merge(apps::router())
         .merge(console::router())
         .route(
             "/admin/api/openapi.json",
