@@ -442,6 +442,14 @@ mod openapi {
             "/admin/api/audit",
             "/admin/api/audit/verify",
             "/admin/api/keys/rotate",
+            "/admin/api/persons/{id}",
+            "/admin/api/persons/{id}/reset-password",
+            "/admin/api/clients/{id}",
+            "/admin/api/organisations",
+            "/admin/api/organisations/{id}",
+            "/admin/api/organisations/{id}/representations",
+            "/admin/api/representations/{id}",
+            "/admin/api/credit-code-allowlist",
         ] {
             assert!(doc["paths"].get(path).is_some(), "{path} is documented");
         }
