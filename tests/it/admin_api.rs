@@ -183,7 +183,43 @@ async fn a_counter_clerk_registers_a_person_then_resets_phone_and_password(backe
     assert!(browser.get("/account").await.is_login(), "old sessions end");
     let fresh = Browser::new(&env.base);
     assert_eq!(login_status(&env, &fresh, &bob_id, PASSWORD).await, 401);
-    assert_eq!(login_status(&env, &fresh, &bob_id, &temporary).await, 200);
+
+    // The temporary password opens only a form to choose a new one.
+    let page = fresh.get("/login").await;
+    let asked = fresh.login(&page, &bob_id, &temporary).await;
+    let (_, status, html) = asked.html();
+    assert_eq!(status, 200);
+    assert!(html.contains("name=\"new_password\""), "{html}");
+    assert!(fresh.get("/account").await.is_login(), "not signed in yet");
+    let choose = |new: &str| {
+        let csrf = crate::common::browser::field(html, "csrf").unwrap();
+        let form = [
+            ("csrf", csrf),
+            ("username", bob_id.clone()),
+            ("password", temporary.clone()),
+            ("new_password", new.to_owned()),
+        ];
+        let fresh = &fresh;
+        async move {
+            let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            fresh.post("/login", &form).await
+        }
+    };
+    assert_eq!(choose("12345678").await.html().1, 400, "the usual password rules");
+    assert_eq!(choose(&temporary).await.html().1, 400);
+    let chosen = choose("a new and private phrase").await;
+    assert_eq!(chosen.html().1, 200);
+    assert!(!fresh.get("/account").await.is_login(), "signed in");
+    let again = Browser::new(&env.base);
+    assert_eq!(login_status(&env, &again, &bob_id, &temporary).await, 401);
+    assert_eq!(
+        login_status(&env, &again, &bob_id, "a new and private phrase").await,
+        200
+    );
+
+    // An unused temporary password expires after a day.
+    let r = send(&env, &clerk, Method::POST, &reset, None, None).await;
+    let temporary = r.body["temporary_password"].as_str().unwrap().to_owned();
     env.app.clock.advance(24 * 3600 + 1);
     let later = Browser::new(&env.base);
     assert_eq!(
