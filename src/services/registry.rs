@@ -171,10 +171,7 @@ pub fn check_settings(c: &Client, allow_http: bool) -> Result<(), (&'static str,
         return Err(("grant_types", format!("unsupported grant type {g}")));
     }
     if c.allows_grant("authorization_code") && c.redirect_uris.is_empty() {
-        return Err((
-            "redirect_uris",
-            "a code-flow client needs a redirect URI".into(),
-        ));
+        return Err(("redirect_uris", "a code-flow client needs a redirect URI".into()));
     }
     if !(1..=2).contains(&c.min_acr) {
         return Err(("min_acr", "min_acr is 1 or 2".into()));

@@ -136,8 +136,7 @@ fn rep_from_row(row: &AnyRow) -> Result<Representation, sqlx::Error> {
     })
 }
 
-const REP_COLUMNS: &str =
-    "r.id, r.person_id, r.org_id, r.role, r.matters, r.valid_from, r.valid_until, r.granted_by, r.revoked_at, r.version";
+const REP_COLUMNS: &str = "r.id, r.person_id, r.org_id, r.role, r.matters, r.valid_from, r.valid_until, r.granted_by, r.revoked_at, r.version";
 
 impl Db {
     pub async fn insert_org(&self, o: &Organisation, now: i64) -> Result<(), sqlx::Error> {
@@ -157,11 +156,12 @@ impl Db {
     }
 
     pub async fn org(&self, id: &str) -> Result<Option<Organisation>, sqlx::Error> {
-        let row =
-            sqlx::query("SELECT id, credit_code, name, org_type, status, version FROM organisations WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?;
+        let row = sqlx::query(
+            "SELECT id, credit_code, name, org_type, status, version FROM organisations WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
         row.as_ref().map(org_from_row).transpose()
     }
 

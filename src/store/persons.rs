@@ -96,7 +96,11 @@ impl Db {
     /// Persons with exactly this name (names are not unique), at most `limit`.
     pub async fn persons_by_name(&self, name: &str, limit: i64) -> Result<Vec<PersonRow>, sqlx::Error> {
         let sql = sqlx::AssertSqlSafe(format!("{SELECT} WHERE name = $1 ORDER BY id LIMIT $2"));
-        let rows = sqlx::query(sql).bind(name).bind(limit).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(sql)
+            .bind(name)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(from_row).collect()
     }
 

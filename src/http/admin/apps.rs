@@ -174,10 +174,7 @@ async fn update(
             .iter()
             .find(|s| s.starts_with("yunid:") && !before.scopes.contains(s))
         {
-            return Err(Problem::field(
-                "scopes",
-                format!("{bad} cannot be granted here"),
-            ));
+            return Err(Problem::field("scopes", format!("{bad} cannot be granted here")));
         }
         client.scopes = v;
     }

@@ -46,11 +46,7 @@ pub fn if_match(headers: &HeaderMap, current: i64) -> Result<i64, Problem> {
                 .and_then(|t| t.strip_suffix('"'))
                 .is_some_and(|t| t == current.to_string())
     });
-    if matches {
-        Ok(current)
-    } else {
-        Err(stale())
-    }
+    if matches { Ok(current) } else { Err(stale()) }
 }
 
 /// The row changed since the caller read it.

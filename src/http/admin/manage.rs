@@ -28,10 +28,7 @@ pub fn router() -> Router<App> {
             get(find_persons).post(super::persons::create),
         )
         .route("/admin/api/persons/{id}/{action}", post(person_action))
-        .route(
-            "/admin/api/clients",
-            post(create_client).get(super::apps::list),
-        )
+        .route("/admin/api/clients", post(create_client).get(super::apps::list))
         .route("/admin/api/clients/{id}/rotate-secret", post(rotate_secret))
         .route("/admin/api/clients/{id}/disable", post(disable_client))
         .route("/admin/api/audit", get(search_audit))
@@ -82,7 +79,13 @@ impl Ctx<'_> {
     }
 
     /// Refuses, leaving a trace of the attempt.
-    pub(super) async fn forbid(&self, allowed: bool, action: &str, subject: &str, client: &str) -> Result<(), Problem> {
+    pub(super) async fn forbid(
+        &self,
+        allowed: bool,
+        action: &str,
+        subject: &str,
+        client: &str,
+    ) -> Result<(), Problem> {
         if allowed {
             return Ok(());
         }

@@ -89,21 +89,12 @@ fn identity_problem(e: IdentityError, rule_field: &str) -> Problem {
 }
 
 fn role(raw: &str) -> Result<Role, Problem> {
-    Role::parse(raw).ok_or_else(|| {
-        Problem::field(
-            "role",
-            "role is legal_representative, manager or agent",
-        )
-    })
+    Role::parse(raw).ok_or_else(|| Problem::field("role", "role is legal_representative, manager or agent"))
 }
 
 fn matters(raw: &Value) -> Result<Matters, Problem> {
-    serde_json::from_value(raw.clone()).map_err(|_| {
-        Problem::field(
-            "matters",
-            "matters is \"all\" or a list of matter codes",
-        )
-    })
+    serde_json::from_value(raw.clone())
+        .map_err(|_| Problem::field("matters", "matters is \"all\" or a list of matter codes"))
 }
 
 fn ctx<'a>(app: &'a App, caller: &'a Caller, address: &'a str) -> Ctx<'a> {
@@ -150,11 +141,7 @@ async fn list(
         .await?;
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let offset = q.offset.unwrap_or(0).max(0);
-    let orgs = app
-        .db
-        .orgs(limit, offset)
-        .await
-        .map_err(Problem::internal)?;
+    let orgs = app.db.orgs(limit, offset).await.map_err(Problem::internal)?;
     let list: Vec<Value> = orgs.iter().map(org_json).collect();
     Ok(Json(json!({ "organisations": list })).into_response())
 }
@@ -331,11 +318,7 @@ async fn list_reps(
         .await?;
     let org = load_org(&app, &id).await?;
     let now = app.now();
-    let reps = app
-        .db
-        .reps_of_org(&org.id)
-        .await
-        .map_err(Problem::internal)?;
+    let reps = app.db.reps_of_org(&org.id).await.map_err(Problem::internal)?;
     let list: Vec<Value> = reps.iter().map(|r| rep_json(r, now)).collect();
     Ok(Json(json!({ "representations": list })).into_response())
 }
@@ -474,12 +457,7 @@ async fn update_rep(
     rep.matters = new.matters;
     rep.valid_from = new.valid_from;
     rep.valid_until = new.valid_until;
-    if !app
-        .db
-        .edit_rep(&rep, version)
-        .await
-        .map_err(Problem::internal)?
-    {
+    if !app.db.edit_rep(&rep, version).await.map_err(Problem::internal)? {
         return Err(edit::stale());
     }
     ctx.audit(
@@ -514,11 +492,7 @@ async fn revoke_rep(
     let rep = load_rep(&app, &id).await?;
     let version = if_match(&headers, rep.version)?;
     if rep.revoked_at.is_some() {
-        return Err(Problem::new(
-            StatusCode::CONFLICT,
-            "conflict",
-            "already revoked",
-        ));
+        return Err(Problem::new(StatusCode::CONFLICT, "conflict", "already revoked"));
     }
     let now = app.now();
     if !app

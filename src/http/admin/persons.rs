@@ -85,8 +85,7 @@ pub async fn create(
     )
     .await
     .map_err(person_problem)?;
-    ctx.audit("person.create", &id, "", "success", json!({}))
-        .await?;
+    ctx.audit("person.create", &id, "", "success", json!({})).await?;
     let person = load(&app, &id).await?;
     let mut res = tagged(StatusCode::CREATED, person.version, person_json(&app, &person));
     if let Ok(v) = format!("/admin/api/persons/{id}").parse() {
@@ -252,11 +251,7 @@ pub async fn reset_password(ctx: &Ctx<'_>, id: &str) -> Result<Response, Problem
         "expires_at": expires_at,
         "must_change": true,
     });
-    Ok((
-        [(header::CACHE_CONTROL, "no-store")],
-        Json(body),
-    )
-        .into_response())
+    Ok(([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response())
 }
 
 /// Persons with exactly this name.
