@@ -189,6 +189,17 @@ pub fn check_settings(c: &Client, allow_http: bool) -> Result<(), (&'static str,
             if parsed.keys.is_empty() {
                 return Err(("jwks", "the JWKS has no keys".into()));
             }
+            // An app registers its public keys; a private part here means its key has leaked.
+            let raw: serde_json::Value = serde_json::from_str(jwks).unwrap_or_default();
+            let private = raw["keys"]
+                .as_array()
+                .is_some_and(|keys| keys.iter().any(|k| k.get("d").is_some()));
+            if private {
+                return Err((
+                    "jwks",
+                    "the JWKS holds a private key; register public keys only".into(),
+                ));
+            }
         }
         (None, AuthMethod::PrivateKeyJwt) => {
             return Err(("jwks", "private_key_jwt needs a JWKS".into()));

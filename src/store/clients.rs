@@ -226,8 +226,15 @@ impl Db {
 }
 
 impl Db {
-    /// Saves an app's settings if it is still at `version`; false when it changed meanwhile.
-    pub async fn edit_client(&self, c: &Client, version: i64) -> Result<bool, sqlx::Error> {
+    /// Saves an app's settings, and replaces the licence types it may receive when given, if it is still
+    /// at `version`; false (and nothing changed) when it changed meanwhile.
+    pub async fn edit_client(
+        &self,
+        c: &Client,
+        version: i64,
+        licence_types: Option<&[String]>,
+    ) -> Result<bool, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
         let json = |v: &Vec<String>| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
         let done = sqlx::query(
             "UPDATE clients SET name = $1, redirect_uris = $2, post_logout_redirect_uris = $3, scopes = $4, \
@@ -253,8 +260,28 @@ impl Db {
         .bind(json(&c.matters))
         .bind(&c.id)
         .bind(version)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        if let Some(codes) = licence_types {
+            sqlx::query("DELETE FROM client_licence_types WHERE client_id = $1")
+                .bind(&c.id)
+                .execute(&mut *tx)
+                .await?;
+            for code in codes {
+                sqlx::query(
+                    "INSERT INTO client_licence_types (client_id, type_code) VALUES ($1,$2) \
+                     ON CONFLICT (client_id, type_code) DO NOTHING",
+                )
+                .bind(&c.id)
+                .bind(code)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 }

@@ -382,6 +382,71 @@ async fn app_settings_are_edited_only_by_their_department(backend: Backend) {
             .iter()
             .any(|e| e["outcome"] == "success")
     );
+
+    // Keys: public ones only. Licence types: a super admin's decision, from the catalogue.
+    let tag = edited.etag.unwrap();
+    let public = json!({ "kty": "EC", "crv": "P-256", "kid": "1",
+        "x": "MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4", "y": "4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM" });
+    let mut private = public.clone();
+    private["d"] = json!("870MB6gfuTJ4HtUnUvYMyJpr5eUZNP4Bk43bVdj3eAE");
+    assert_eq!(
+        field_of(
+            &patch(
+                &tax_admin,
+                &own,
+                json!({ "jwks": { "keys": [private] } }),
+                Some(&tag)
+            )
+            .await
+        ),
+        "jwks"
+    );
+    let keyed = patch(
+        &tax_admin,
+        &own,
+        json!({ "jwks": { "keys": [public] }, "token_endpoint_auth_method": "private_key_jwt" }),
+        Some(&tag),
+    )
+    .await;
+    assert_eq!(keyed.status, 200, "{}", keyed.body);
+    assert_eq!(keyed.body["token_endpoint_auth_method"], "private_key_jwt");
+    let tag = keyed.etag.unwrap();
+    let library = admin_token(&env, "yunid:licences").await;
+    let code = "11100000000013338W032";
+    let put = send(
+        &env,
+        &library,
+        Method::PUT,
+        &format!("/admin/api/licence-types/{code}"),
+        Some(json!({ "name": "机动车驾驶证", "authority": "公安部", "holder_kind": "person" })),
+        None,
+    )
+    .await;
+    assert!(put.status < 300, "{}", put.body);
+    assert_eq!(
+        patch(&tax_admin, &own, json!({ "licence_types": [code] }), Some(&tag))
+            .await
+            .status,
+        403
+    );
+    let super_admin = admin_token(&env, "yunid:admin").await;
+    assert_eq!(
+        field_of(
+            &patch(
+                &super_admin,
+                &own,
+                json!({ "licence_types": ["nope"] }),
+                Some(&tag)
+            )
+            .await
+        ),
+        "licence_types"
+    );
+    let granted = patch(&super_admin, &own, json!({ "licence_types": [code] }), Some(&tag)).await;
+    assert_eq!(granted.body["licence_types"], json!([code]), "{}", granted.body);
+    let tag = granted.etag.unwrap();
+    let cleared = patch(&super_admin, &own, json!({ "licence_types": [] }), Some(&tag)).await;
+    assert_eq!(cleared.body["licence_types"], json!([]));
 }
 
 async fn two_edits_from_the_same_version_one_wins_and_nothing_is_lost(backend: Backend) {
@@ -515,6 +580,20 @@ async fn representations_are_managed_and_a_revocation_reaches_apps_at_once(backe
         409
     );
     let org_id = org.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        send(
+            &env,
+            &auditor,
+            Method::POST,
+            orgs,
+            Some(json!({ "credit_code": COMPANY, "name": "x" })),
+            None
+        )
+        .await
+        .status,
+        403,
+        "auditors only read"
+    );
     let listed = send(&env, &auditor, Method::GET, orgs, None, None).await;
     assert_eq!(listed.status, 200);
     assert_eq!(listed.body["organisations"].as_array().unwrap().len(), 2);

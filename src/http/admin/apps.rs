@@ -138,6 +138,9 @@ struct ClientPatch {
     matters: Option<Vec<String>>,
     #[serde(default)]
     disabled: Option<bool>,
+    /// The e-licence types the app may receive (replaces the list; super admins only).
+    #[serde(default)]
+    licence_types: Option<Vec<String>>,
 }
 
 /// `PATCH /admin/api/clients/{id}`. The pairwise sector stays as registered, so the subjects an app
@@ -157,6 +160,14 @@ async fn update(
     };
     let mut client = load(&ctx, &id, "client.update").await?;
     let b = body(parsed)?;
+    // Which licences an app receives is a data-release decision, not its department's.
+    ctx.forbid(
+        b.licence_types.is_none() || caller.0.is_super(),
+        "client.update",
+        &id,
+        &id,
+    )
+    .await?;
     let version = if_match(&headers, client.version)?;
     let before = client.clone();
     if let Some(v) = b.name {
@@ -224,9 +235,25 @@ async fn update(
             "this app has no secret: rotate one first, or keep private_key_jwt",
         ));
     }
+    if let Some(codes) = &b.licence_types {
+        for code in codes {
+            if app
+                .db
+                .licence_type(code)
+                .await
+                .map_err(Problem::internal)?
+                .is_none()
+            {
+                return Err(Problem::field(
+                    "licence_types",
+                    format!("{code} is not in the licence type catalogue"),
+                ));
+            }
+        }
+    }
     if !app
         .db
-        .edit_client(&client, version)
+        .edit_client(&client, version, b.licence_types.as_deref())
         .await
         .map_err(Problem::internal)?
     {
@@ -237,7 +264,7 @@ async fn update(
         &client.id,
         &client.id,
         "success",
-        json!({ "disabled": client.disabled }),
+        json!({ "disabled": client.disabled, "licence_types": b.licence_types }),
     )
     .await?;
     let client = load(&ctx, &id, "client.read").await?;
