@@ -9,6 +9,7 @@ mod licences;
 pub mod manage;
 mod orgs;
 mod persons;
+mod representations;
 
 use axum::Json;
 use axum::Router;
@@ -26,6 +27,7 @@ pub fn router() -> Router<App> {
         .merge(manage::router())
         .merge(persons::router())
         .merge(orgs::router())
+        .merge(representations::router())
         .merge(apps::router())
         .route(
             "/admin/api/openapi.json",
