@@ -796,11 +796,12 @@ on_both_backends!(
     two_edits_from_the_same_version_one_wins_and_nothing_is_lost,
     representations_are_managed_and_a_revocation_reaches_apps_at_once,
     schemathesis_finds_no_server_error,
-    nul_characters_are_refused_as_input_errors,
+    malformed_input_is_a_problem_never_a_server_error,
 );
 
-/// PostgreSQL refuses NUL characters in text: input carrying them is a field error, never a 500.
-async fn nul_characters_are_refused_as_input_errors(backend: Backend) {
+/// Input the API cannot take is a client error in RFC 9457 form, never a 500: NUL characters (which
+/// PostgreSQL cannot store in text), malformed query strings, wrong methods.
+async fn malformed_input_is_a_problem_never_a_server_error(backend: Backend) {
     let env = Env::start(backend).await;
     let super_admin = admin_token(&env, "yunid:admin").await;
     let app = department_app(&env, "tax").await;
@@ -847,6 +848,21 @@ async fn nul_characters_are_refused_as_input_errors(backend: Backend) {
             None,
         ),
     ];
+    // A malformed query string and a method the path does not have: problem details too.
+    for (method, path) in [
+        (Method::GET, "/admin/api/organisations?limit=many"),
+        (Method::GET, "/admin/api/organisations?colour=red"),
+        (Method::PUT, "/admin/api/organisations"),
+    ] {
+        let res = send(&env, &super_admin, method.clone(), path, None, None).await;
+        assert!(
+            (400..500).contains(&res.status),
+            "{method} {path}: {}",
+            res.status
+        );
+        assert_eq!(res.headers["content-type"], "application/problem+json", "{path}");
+        assert_eq!(res.body["status"], res.status, "{}", res.body);
+    }
     for (method, path, body, tag) in cases {
         let res = send(&env, &super_admin, method.clone(), &path, body, tag.as_deref()).await;
         assert!(

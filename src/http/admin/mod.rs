@@ -39,7 +39,33 @@ pub fn router() -> Router<App> {
             }),
         )
         .layer(axum::middleware::from_fn(refuse_nul))
+        .layer(axum::middleware::from_fn(as_problem))
         .merge(console::router())
+}
+
+/// Every API error is an RFC 9457 problem, those that axum's extractors and method routing produce too
+/// (a malformed query string, a method the path does not have).
+async fn as_problem(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let res = next.run(req).await;
+    let status = res.status();
+    let is_problem = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return res;
+    }
+    let allow = res.headers().get(header::ALLOW).cloned();
+    let detail = match axum::body::to_bytes(res.into_body(), 4096).await {
+        Ok(b) if !b.is_empty() => String::from_utf8_lossy(&b).into_owned(),
+        _ => status.canonical_reason().unwrap_or("error").to_owned(),
+    };
+    let title = status.canonical_reason().unwrap_or("error");
+    let mut res = Problem::new(status, title, detail).into_response();
+    if let Some(allow) = allow {
+        res.headers_mut().insert(header::ALLOW, allow);
+    }
+    res
 }
 
 /// Refuses NUL characters anywhere in the URL or the JSON body of an API call: PostgreSQL cannot store
