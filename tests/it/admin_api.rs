@@ -765,10 +765,14 @@ async fn schemathesis_finds_no_server_error(backend: Backend) {
     // A deeper run: YUNID_SCHEMATHESIS_EXAMPLES=200 YUNID_SCHEMATHESIS_SEED=… cargo test … schemathesis
     let examples = std::env::var("YUNID_SCHEMATHESIS_EXAMPLES").unwrap_or_else(|_| "8".into());
     let seed = std::env::var("YUNID_SCHEMATHESIS_SEED").unwrap_or_else(|_| "20261127".into());
+    let checks = std::env::var("YUNID_SCHEMATHESIS_CHECKS").unwrap_or_else(|_| {
+        "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
+            .into()
+    });
     let scratch = tempfile::tempdir().unwrap();
     let out = tokio::process::Command::new("schemathesis")
         .args(["run", &env.url("/admin/api/openapi.json")])
-        .args(["--checks", "not_a_server_error"])
+        .args(["--checks", &checks])
         .args(["--header", &format!("Authorization: Bearer {super_admin}")])
         .args(["--max-examples", &examples, "--seed", &seed, "--workers", "1"])
         .args(["--phases", "examples,coverage,fuzzing,stateful"])

@@ -48,11 +48,13 @@ pub fn router() -> Router<App> {
 async fn as_problem(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
     let res = next.run(req).await;
     let status = res.status();
-    let is_problem = res
+    // Only axum's own plain-text (or empty) rejections: a handler's JSON answer stays as it is (the
+    // licence import's 422 report, for one).
+    let plain = res
         .headers()
         .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        .is_none_or(|v| v.as_bytes().starts_with(b"text/plain"));
+    if !(status.is_client_error() || status.is_server_error()) || !plain {
         return res;
     }
     let allow = res.headers().get(header::ALLOW).cloned();
