@@ -714,6 +714,7 @@ async fn representations_are_managed_and_a_revocation_reaches_apps_at_once(backe
         .unwrap();
     assert!(refreshed.id_token().is_some() || refreshed.access_token().secret().len() > 10);
     assert_eq!(userinfo(&env, refreshed.access_token().secret()).await.0, 200);
+    assert!(crate::common::wire::is_active(&env.base, &client, refreshed.access_token().secret()).await);
 
     // Revocation needs the current version, and then the app is cut off at once.
     assert_eq!(
@@ -741,6 +742,10 @@ async fn representations_are_managed_and_a_revocation_reaches_apps_at_once(backe
     assert_eq!(revoked.status, 200, "{}", revoked.body);
     assert_eq!(revoked.body["current"], false);
     assert_eq!(userinfo(&env, refreshed.access_token().secret()).await.0, 401);
+    assert!(
+        !crate::common::wire::is_active(&env.base, &client, refreshed.access_token().secret()).await,
+        "introspection says so too"
+    );
     let err = rp
         .client
         .exchange_refresh_token(refreshed.refresh_token().unwrap())
