@@ -71,7 +71,7 @@ async fn as_problem(req: axum::extract::Request, next: axum::middleware::Next) -
 }
 
 /// Refuses NUL characters anywhere in the URL or the JSON body of an API call: PostgreSQL cannot store
-/// them in text, and no identifier, name or code contains one (found by schemathesis as a 500).
+/// them in text (a 500 before), and no identifier, name or code contains one.
 async fn refuse_nul(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
     let refuse = |what: &str| {
         Problem::new(
