@@ -164,6 +164,7 @@ pub fn fixed_client() -> &'static Client {
         disabled: false,
         matters: Vec::new(),
         department: String::new(),
+        version: 1,
     })
 }
 

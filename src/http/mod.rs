@@ -25,7 +25,7 @@ pub use forms::ClientAddr;
 pub use observe::{REQUEST_ID, RequestId};
 
 /// Largest request body accepted anywhere.
-const BODY_LIMIT: usize = 64 * 1024;
+pub(crate) const BODY_LIMIT: usize = 64 * 1024;
 
 pub fn router(app: App) -> Router {
     let observe = axum::middleware::from_fn_with_state(app.clone(), observe::observe);

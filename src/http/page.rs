@@ -149,6 +149,8 @@ pub struct LoginPage<'a> {
     pub phone: &'a str,
     pub register: bool,
     pub nonce: &'a str,
+    /// The person signed in with a temporary password and must choose a new one.
+    pub new_password: bool,
 }
 
 #[derive(Template)]

@@ -74,6 +74,37 @@ impl Admin {
         self.has(&Role::CounterClerk)
     }
 
+    /// Creating persons and resetting their credentials (password, phone) happens at the counter.
+    pub fn can_register_persons(&self) -> bool {
+        self.has(&Role::CounterClerk)
+    }
+
+    /// A name changes only on a super admin's decision (it is what apps see as the legal name).
+    pub fn can_rename_persons(&self) -> bool {
+        self.is_super()
+    }
+
+    /// Organisations and representations: read by counter clerks and auditors too.
+    pub fn can_read_orgs(&self) -> bool {
+        self.has(&Role::CounterClerk) || self.has(&Role::Auditor)
+    }
+
+    /// Organisations and representations recorded from the business registry: super admins only.
+    pub fn can_manage_orgs(&self) -> bool {
+        self.is_super()
+    }
+
+    /// A counter clerk records an agent appointment a representative makes in person (the appointment
+    /// rules still apply), and revokes a representation the organisation ends in person.
+    pub fn can_record_appointments(&self) -> bool {
+        self.has(&Role::CounterClerk)
+    }
+
+    /// Seeing an app's settings: whoever manages it, and auditors.
+    pub fn can_read_client(&self, client: &Client) -> bool {
+        self.can_manage_client(client) || self.has(&Role::Auditor)
+    }
+
     /// An app is managed by super admins and by the admins of its department.
     pub fn can_manage_client(&self, client: &Client) -> bool {
         self.is_super()

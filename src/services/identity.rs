@@ -63,6 +63,7 @@ pub async fn add_org(
         name: name.to_owned(),
         org_type: org_type.trim().to_owned(),
         status: "active".into(),
+        version: 1,
     };
     match app.db.insert_org(&org, app.now()).await {
         Ok(()) => Ok(org),
@@ -80,7 +81,7 @@ pub struct NewRepresentation {
     pub valid_until: Option<i64>,
 }
 
-fn check_window(new: &NewRepresentation) -> Result<(), IdentityError> {
+pub fn check_window(new: &NewRepresentation) -> Result<(), IdentityError> {
     if new.valid_until.is_some_and(|u| u <= new.valid_from) {
         return Err(IdentityError::Invalid("valid_until must be after valid_from"));
     }
@@ -119,6 +120,7 @@ pub async fn grant(
         valid_until: new.valid_until,
         granted_by: granted_by.to_owned(),
         revoked_at: None,
+        version: 1,
     };
     app.db.insert_rep(&rep, app.now()).await?;
     Ok(rep)
@@ -199,7 +201,7 @@ pub async fn current_acting(
 
 /// The representatives an organisation has on record (not revoked), for administrators.
 pub async fn representatives(app: &App, org_id: &str) -> Result<Vec<Representation>, IdentityError> {
-    Ok(app.db.reps_of_org(org_id).await?)
+    Ok(app.db.live_reps_of_org(org_id).await?)
 }
 
 /// An administrator revokes a representation of this organisation; from now on nobody acts under it.

@@ -83,7 +83,12 @@ pub async fn password_login(
         return Ok(Err(LoginError::Throttled));
     }
     let stored = person.as_ref().and_then(|p| p.password_hash.clone());
-    let ok = app.hasher.verify(stored, password.to_owned()).await?;
+    let ok = app.hasher.verify(stored, password.to_owned()).await?
+        // A temporary password from the counter stops working when it expires.
+        && person
+            .as_ref()
+            .and_then(|p| p.password_expires_at)
+            .is_none_or(|until| now < until);
     if let (false, Some(p)) = (ok, &person) {
         crate::services::audit::record_quietly(
             app,

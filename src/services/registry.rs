@@ -142,9 +142,71 @@ pub async fn add_client(app: &App, new: NewClient) -> anyhow::Result<(Client, Op
         disabled: false,
         matters: new.matters,
         department: new.department,
+        version: 1,
     };
     app.db.insert_client(&client, app.now()).await?;
     Ok((client, secret))
+}
+
+/// Checks an edited app's settings; on failure, the field at fault and why.
+pub fn check_settings(c: &Client, allow_http: bool) -> Result<(), (&'static str, String)> {
+    if c.name.trim().is_empty() || c.name.chars().count() > 200 {
+        return Err(("name", "a name of 1 to 200 characters is required".into()));
+    }
+    for uri in &c.redirect_uris {
+        check_uri(uri, allow_http).map_err(|e| ("redirect_uris", e.to_string()))?;
+    }
+    for uri in &c.post_logout_redirect_uris {
+        check_uri(uri, allow_http).map_err(|e| ("post_logout_redirect_uris", e.to_string()))?;
+    }
+    if let Some(uri) = &c.backchannel_logout_uri {
+        check_uri(uri, allow_http).map_err(|e| ("backchannel_logout_uri", e.to_string()))?;
+    }
+    if let Some(g) = c.grant_types.iter().find(|g| {
+        !matches!(
+            g.as_str(),
+            "authorization_code" | "refresh_token" | "client_credentials"
+        )
+    }) {
+        return Err(("grant_types", format!("unsupported grant type {g}")));
+    }
+    if c.allows_grant("authorization_code") && c.redirect_uris.is_empty() {
+        return Err(("redirect_uris", "a code-flow client needs a redirect URI".into()));
+    }
+    if !(1..=2).contains(&c.min_acr) {
+        return Err(("min_acr", "min_acr is 1 or 2".into()));
+    }
+    if let Some(bad) = c.scopes.iter().find(|s| s.is_empty() || s.contains(' ')) {
+        return Err(("scopes", format!("{bad:?} is not a scope")));
+    }
+    if let Some(bad) = c.matters.iter().find(|m| m.trim().is_empty() || m.len() > 64) {
+        return Err(("matters", format!("{bad:?} is not a matter code")));
+    }
+    match (&c.jwks, c.auth_method) {
+        (Some(jwks), _) => {
+            let parsed: jsonwebtoken::jwk::JwkSet =
+                serde_json::from_str(jwks).map_err(|e| ("jwks", format!("not a JWK set: {e}")))?;
+            if parsed.keys.is_empty() {
+                return Err(("jwks", "the JWKS has no keys".into()));
+            }
+            // An app registers its public keys; a private part here means its key has leaked.
+            let raw: serde_json::Value = serde_json::from_str(jwks).unwrap_or_default();
+            let private = raw["keys"]
+                .as_array()
+                .is_some_and(|keys| keys.iter().any(|k| k.get("d").is_some()));
+            if private {
+                return Err((
+                    "jwks",
+                    "the JWKS holds a private key; register public keys only".into(),
+                ));
+            }
+        }
+        (None, AuthMethod::PrivateKeyJwt) => {
+            return Err(("jwks", "private_key_jwt needs a JWKS".into()));
+        }
+        (None, _) => {}
+    }
+    Ok(())
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -212,6 +274,9 @@ pub async fn add_person(app: &App, new: NewPerson) -> Result<String, PersonError
         real_name_verified_at: None,
         real_name_method: None,
         real_name_verified_by: None,
+        version: 1,
+        password_expires_at: None,
+        password_must_change: false,
     };
     match app.db.insert_person(&row, app.now()).await {
         Ok(()) => Ok(id),

@@ -63,6 +63,8 @@ pub struct Client {
     pub matters: Vec<String>,
     /// The department that owns the app (its department admins manage it).
     pub department: String,
+    /// Bumped by every edit; the admin API's ETag.
+    pub version: i64,
 }
 
 impl Client {
@@ -106,11 +108,12 @@ fn from_row(row: &AnyRow) -> Result<Client, sqlx::Error> {
         disabled: disabled != 0,
         matters: list("matters")?,
         department: row.try_get("department")?,
+        version: row.try_get("version")?,
     })
 }
 
 const COLUMNS: &str = "id, name, secret_hash, redirect_uris, post_logout_redirect_uris, scopes, grant_types, \
-     auth_method, jwks, id_token_alg, subject_type, sector, backchannel_logout_uri, min_acr, disabled, matters, department";
+     auth_method, jwks, id_token_alg, subject_type, sector, backchannel_logout_uri, min_acr, disabled, matters, department, version";
 
 impl Db {
     pub async fn client(&self, id: &str) -> Result<Option<Client>, sqlx::Error> {
@@ -219,5 +222,66 @@ impl Db {
         let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM clients ORDER BY name"));
         let rows = sqlx::query(sql).fetch_all(&self.pool).await?;
         rows.iter().map(from_row).collect()
+    }
+}
+
+impl Db {
+    /// Saves an app's settings, and replaces the licence types it may receive when given, if it is still
+    /// at `version`; false (and nothing changed) when it changed meanwhile.
+    pub async fn edit_client(
+        &self,
+        c: &Client,
+        version: i64,
+        licence_types: Option<&[String]>,
+    ) -> Result<bool, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let json = |v: &Vec<String>| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
+        let done = sqlx::query(
+            "UPDATE clients SET name = $1, redirect_uris = $2, post_logout_redirect_uris = $3, scopes = $4, \
+             grant_types = $5, auth_method = $6, jwks = $7, subject_type = $8, sector = $9, \
+             backchannel_logout_uri = $10, min_acr = $11, disabled = $12, matters = $13, \
+             version = version + 1 WHERE id = $14 AND version = $15",
+        )
+        .bind(&c.name)
+        .bind(json(&c.redirect_uris))
+        .bind(json(&c.post_logout_redirect_uris))
+        .bind(json(&c.scopes))
+        .bind(json(&c.grant_types))
+        .bind(c.auth_method.as_str())
+        .bind(&c.jwks)
+        .bind(match c.subject_type {
+            SubjectType::Public => "public",
+            SubjectType::Pairwise => "pairwise",
+        })
+        .bind(&c.sector)
+        .bind(&c.backchannel_logout_uri)
+        .bind(c.min_acr)
+        .bind(i64::from(c.disabled))
+        .bind(json(&c.matters))
+        .bind(&c.id)
+        .bind(version)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        if let Some(codes) = licence_types {
+            sqlx::query("DELETE FROM client_licence_types WHERE client_id = $1")
+                .bind(&c.id)
+                .execute(&mut *tx)
+                .await?;
+            for code in codes {
+                sqlx::query(
+                    "INSERT INTO client_licence_types (client_id, type_code) VALUES ($1,$2) \
+                     ON CONFLICT (client_id, type_code) DO NOTHING",
+                )
+                .bind(&c.id)
+                .bind(code)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 }

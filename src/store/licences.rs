@@ -169,7 +169,7 @@ impl Db {
     }
 
     pub async fn allow_licence_type(&self, client_id: &str, type_code: &str) -> Result<(), sqlx::Error> {
-        sqlx::query(
+        let done = sqlx::query(
             "INSERT INTO client_licence_types (client_id, type_code) VALUES ($1,$2) \
              ON CONFLICT (client_id, type_code) DO NOTHING",
         )
@@ -177,6 +177,13 @@ impl Db {
         .bind(type_code)
         .execute(&self.pool)
         .await?;
+        // The app's settings changed: its admin API version (ETag) moves on.
+        if done.rows_affected() > 0 {
+            sqlx::query("UPDATE clients SET version = version + 1 WHERE id = $1")
+                .bind(client_id)
+                .execute(&self.pool)
+                .await?;
+        }
         Ok(())
     }
 

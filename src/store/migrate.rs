@@ -44,6 +44,12 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../../migrations/postgres/0005_admin.sql"),
     },
     Migration {
+        version: 6,
+        name: "versions",
+        sqlite: include_str!("../../migrations/sqlite/0006_versions.sql"),
+        postgres: include_str!("../../migrations/postgres/0006_versions.sql"),
+    },
+    Migration {
         version: 7,
         name: "dcr",
         sqlite: include_str!("../../migrations/sqlite/0007_dcr.sql"),

@@ -13,6 +13,8 @@ pub struct Organisation {
     pub name: String,
     pub org_type: String,
     pub status: String,
+    /// Bumped by every edit; the admin API's ETag.
+    pub version: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,6 +99,7 @@ pub struct Representation {
     pub valid_until: Option<i64>,
     pub granted_by: String,
     pub revoked_at: Option<i64>,
+    pub version: i64,
 }
 
 impl Representation {
@@ -112,6 +115,7 @@ fn org_from_row(row: &AnyRow) -> Result<Organisation, sqlx::Error> {
         name: row.try_get("name")?,
         org_type: row.try_get("org_type")?,
         status: row.try_get("status")?,
+        version: row.try_get("version")?,
     })
 }
 
@@ -128,11 +132,11 @@ fn rep_from_row(row: &AnyRow) -> Result<Representation, sqlx::Error> {
         valid_until: row.try_get("valid_until")?,
         granted_by: row.try_get("granted_by")?,
         revoked_at: row.try_get("revoked_at")?,
+        version: row.try_get("version")?,
     })
 }
 
-const REP_COLUMNS: &str =
-    "r.id, r.person_id, r.org_id, r.role, r.matters, r.valid_from, r.valid_until, r.granted_by, r.revoked_at";
+const REP_COLUMNS: &str = "r.id, r.person_id, r.org_id, r.role, r.matters, r.valid_from, r.valid_until, r.granted_by, r.revoked_at, r.version";
 
 impl Db {
     pub async fn insert_org(&self, o: &Organisation, now: i64) -> Result<(), sqlx::Error> {
@@ -152,17 +156,18 @@ impl Db {
     }
 
     pub async fn org(&self, id: &str) -> Result<Option<Organisation>, sqlx::Error> {
-        let row =
-            sqlx::query("SELECT id, credit_code, name, org_type, status FROM organisations WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?;
+        let row = sqlx::query(
+            "SELECT id, credit_code, name, org_type, status, version FROM organisations WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
         row.as_ref().map(org_from_row).transpose()
     }
 
     pub async fn org_by_code(&self, code: &str) -> Result<Option<Organisation>, sqlx::Error> {
         let row = sqlx::query(
-            "SELECT id, credit_code, name, org_type, status FROM organisations WHERE credit_code = $1",
+            "SELECT id, credit_code, name, org_type, status, version FROM organisations WHERE credit_code = $1",
         )
         .bind(code)
         .fetch_optional(&self.pool)
@@ -225,7 +230,8 @@ impl Db {
         now: i64,
     ) -> Result<Vec<(Representation, Organisation)>, sqlx::Error> {
         let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {REP_COLUMNS}, o.credit_code, o.name, o.org_type, o.status FROM representations r \
+            "SELECT {REP_COLUMNS}, o.credit_code, o.name, o.org_type, o.status, o.version AS org_version \
+             FROM representations r \
              JOIN organisations o ON o.id = r.org_id \
              WHERE r.person_id = $1 AND r.revoked_at IS NULL AND r.valid_from <= $2 \
              AND (r.valid_until IS NULL OR r.valid_until > $2) AND o.status = 'active' ORDER BY o.name"
@@ -244,6 +250,7 @@ impl Db {
                     name: row.try_get("name")?,
                     org_type: row.try_get("org_type")?,
                     status: row.try_get("status")?,
+                    version: row.try_get("org_version")?,
                 };
                 Ok((rep, org))
             })
@@ -252,7 +259,7 @@ impl Db {
 
     pub async fn revoke_rep(&self, id: &str, now: i64) -> Result<bool, sqlx::Error> {
         let done =
-            sqlx::query("UPDATE representations SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            sqlx::query("UPDATE representations SET revoked_at = $1, version = version + 1 WHERE id = $2 AND revoked_at IS NULL")
                 .bind(now)
                 .bind(id)
                 .execute(&self.pool)
@@ -263,12 +270,82 @@ impl Db {
 
 impl Db {
     /// An organisation's representations that were not revoked (current, future and lapsed), oldest first.
-    pub async fn reps_of_org(&self, org_id: &str) -> Result<Vec<Representation>, sqlx::Error> {
+    pub async fn live_reps_of_org(&self, org_id: &str) -> Result<Vec<Representation>, sqlx::Error> {
         let sql = sqlx::AssertSqlSafe(format!(
             "SELECT {REP_COLUMNS} FROM representations r WHERE r.org_id = $1 AND r.revoked_at IS NULL \
              ORDER BY r.valid_from, r.id"
         ));
         let rows = sqlx::query(sql).bind(org_id).fetch_all(&self.pool).await?;
         rows.iter().map(rep_from_row).collect()
+    }
+
+    /// Organisations by name, a page at a time.
+    pub async fn orgs(&self, limit: i64, offset: i64) -> Result<Vec<Organisation>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT id, credit_code, name, org_type, status, version FROM organisations \
+             ORDER BY name, id LIMIT $1 OFFSET $2",
+        )
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(org_from_row).collect()
+    }
+
+    /// Applies an edit if the organisation is still at `version`.
+    pub async fn edit_org(&self, o: &Organisation, version: i64, now: i64) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query(
+            "UPDATE organisations SET name = $1, org_type = $2, status = $3, updated_at = $4, \
+             version = version + 1 WHERE id = $5 AND version = $6",
+        )
+        .bind(&o.name)
+        .bind(&o.org_type)
+        .bind(&o.status)
+        .bind(now)
+        .bind(&o.id)
+        .bind(version)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Every representation of an organisation, revoked and expired ones included.
+    pub async fn reps_of_org(&self, org_id: &str) -> Result<Vec<Representation>, sqlx::Error> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {REP_COLUMNS} FROM representations r WHERE r.org_id = $1 ORDER BY r.id"
+        ));
+        let rows = sqlx::query(sql).bind(org_id).fetch_all(&self.pool).await?;
+        rows.iter().map(rep_from_row).collect()
+    }
+
+    /// Changes a live representation's role, matters and validity if it is still at `version`.
+    pub async fn edit_rep(&self, r: &Representation, version: i64) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query(
+            "UPDATE representations SET role = $1, matters = $2, valid_from = $3, valid_until = $4, \
+             version = version + 1 WHERE id = $5 AND version = $6 AND revoked_at IS NULL",
+        )
+        .bind(r.role.as_str())
+        .bind(serde_json::to_string(&r.matters).unwrap_or_else(|_| "[]".into()))
+        .bind(r.valid_from)
+        .bind(r.valid_until)
+        .bind(&r.id)
+        .bind(version)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Revokes a representation if it is still at `version` and not yet revoked.
+    pub async fn revoke_rep_at(&self, id: &str, version: i64, now: i64) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query(
+            "UPDATE representations SET revoked_at = $1, version = version + 1 \
+             WHERE id = $2 AND version = $3 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(id)
+        .bind(version)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 }

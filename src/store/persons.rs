@@ -20,6 +20,11 @@ pub struct PersonRow {
     pub real_name_verified_at: Option<i64>,
     pub real_name_method: Option<String>,
     pub real_name_verified_by: Option<String>,
+    /// Bumped by every edit; the admin API's ETag.
+    pub version: i64,
+    /// A temporary password (set at a counter) stops working at this time and must be replaced.
+    pub password_expires_at: Option<i64>,
+    pub password_must_change: bool,
 }
 
 impl std::fmt::Debug for PersonRow {
@@ -45,11 +50,15 @@ fn from_row(row: &AnyRow) -> Result<PersonRow, sqlx::Error> {
         real_name_verified_at: row.try_get("real_name_verified_at")?,
         real_name_method: row.try_get("real_name_method")?,
         real_name_verified_by: row.try_get("real_name_verified_by")?,
+        version: row.try_get("version")?,
+        password_expires_at: row.try_get("password_expires_at")?,
+        password_must_change: row.try_get::<i64, _>("password_must_change")? != 0,
     })
 }
 
 const SELECT: &str = "SELECT id, id_number_hash, id_number_enc, name, phone, password_hash, real_name_level, \
-                      status, phone_verified, real_name_verified_at, real_name_method, real_name_verified_by FROM persons";
+                      status, phone_verified, real_name_verified_at, real_name_method, real_name_verified_by, version, password_expires_at, \
+                      password_must_change FROM persons";
 
 impl Db {
     pub async fn insert_person(&self, p: &PersonRow, now: i64) -> Result<(), sqlx::Error> {
@@ -82,6 +91,17 @@ impl Db {
         let sql = sqlx::AssertSqlSafe(format!("{SELECT} WHERE id_number_hash = $1"));
         let row = sqlx::query(sql).bind(hash).fetch_optional(&self.pool).await?;
         row.as_ref().map(from_row).transpose()
+    }
+
+    /// Persons with exactly this name (names are not unique), at most `limit`.
+    pub async fn persons_by_name(&self, name: &str, limit: i64) -> Result<Vec<PersonRow>, sqlx::Error> {
+        let sql = sqlx::AssertSqlSafe(format!("{SELECT} WHERE name = $1 ORDER BY id LIMIT $2"));
+        let rows = sqlx::query(sql)
+            .bind(name)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(from_row).collect()
     }
 
     pub async fn person_by_phone(&self, phone: &str) -> Result<Option<PersonRow>, sqlx::Error> {
@@ -134,13 +154,80 @@ impl Db {
     ) -> Result<bool, sqlx::Error> {
         let done = sqlx::query(
             "UPDATE persons SET real_name_level = $1, real_name_method = $2, real_name_verified_by = $3, \
-             real_name_verified_at = $4, updated_at = $4 WHERE id = $5",
+             real_name_verified_at = $4, updated_at = $4, version = version + 1 WHERE id = $5",
         )
         .bind(level)
         .bind(method)
         .bind(by)
         .bind(now)
         .bind(person_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}
+
+/// An admin's edit of a person's name and phone.
+pub struct PersonEdit<'a> {
+    pub name: &'a str,
+    pub phone: Option<&'a str>,
+    pub phone_verified: bool,
+}
+
+impl Db {
+    /// Applies an edit if the person is still at `version`; false when it changed meanwhile (or is gone).
+    pub async fn edit_person(
+        &self,
+        id: &str,
+        version: i64,
+        edit: &PersonEdit<'_>,
+        now: i64,
+    ) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query(
+            "UPDATE persons SET name = $1, phone = $2, phone_verified = $3, updated_at = $4, \
+             version = version + 1 WHERE id = $5 AND version = $6",
+        )
+        .bind(edit.name)
+        .bind(edit.phone)
+        .bind(i64::from(edit.phone_verified))
+        .bind(now)
+        .bind(id)
+        .bind(version)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Sets the account status (`active`, `locked`, `disabled`).
+    pub async fn set_person_status(&self, id: &str, status: &str, now: i64) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query(
+            "UPDATE persons SET status = $1, updated_at = $2, version = version + 1 WHERE id = $3",
+        )
+        .bind(status)
+        .bind(now)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Replaces the password hash; a temporary one carries its expiry and must be changed at sign-in.
+    pub async fn set_password(
+        &self,
+        id: &str,
+        hash: &str,
+        expires_at: Option<i64>,
+        now: i64,
+    ) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query(
+            "UPDATE persons SET password_hash = $1, password_expires_at = $2, password_must_change = $3, \
+             updated_at = $4, version = version + 1 WHERE id = $5",
+        )
+        .bind(hash)
+        .bind(expires_at)
+        .bind(i64::from(expires_at.is_some()))
+        .bind(now)
+        .bind(id)
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)

@@ -8,7 +8,7 @@ use crate::common::{ALICE_ID, ALICE_PHONE, Backend, Browser, Env, PASSWORD, Test
 use crate::on_both_backends;
 
 /// An automation client holding `scope`, and its access token.
-async fn admin_token(env: &Env, scope: &str) -> String {
+pub(crate) async fn admin_token(env: &Env, scope: &str) -> String {
     let client = env
         .client_with(NewClient {
             name: format!("admin {scope}"),
@@ -49,7 +49,7 @@ async fn call(
 
 use reqwest::Method;
 
-async fn department_app(env: &Env, department: &str) -> TestClient {
+pub(crate) async fn department_app(env: &Env, department: &str) -> TestClient {
     env.client_with(NewClient {
         name: format!("{department} app"),
         redirect_uris: vec!["http://127.0.0.1:9/cb".into()],
@@ -442,6 +442,14 @@ mod openapi {
             "/admin/api/audit",
             "/admin/api/audit/verify",
             "/admin/api/keys/rotate",
+            "/admin/api/persons/{id}",
+            "/admin/api/persons/{id}/reset-password",
+            "/admin/api/clients/{id}",
+            "/admin/api/organisations",
+            "/admin/api/organisations/{id}",
+            "/admin/api/organisations/{id}/representations",
+            "/admin/api/representations/{id}",
+            "/admin/api/credit-code-allowlist",
         ] {
             assert!(doc["paths"].get(path).is_some(), "{path} is documented");
         }

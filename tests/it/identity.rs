@@ -14,7 +14,7 @@ use crate::common::rp::{Rp, http_client};
 use crate::common::{ALICE_ID, ALICE_PHONE, Backend, Browser, Env, PASSWORD, TestClient, http, resident_id};
 use crate::on_both_backends;
 
-const COMPANY: &str = "91350100M000100Y43";
+pub(crate) const COMPANY: &str = "91350100M000100Y43";
 
 /// The claims of a JWT (its signature is checked elsewhere: by the RP library, or not needed).
 fn payload(jwt: &str) -> Value {
@@ -22,7 +22,7 @@ fn payload(jwt: &str) -> Value {
     serde_json::from_slice(&yunid::crypto::b64url_decode(part).unwrap()).unwrap()
 }
 
-async fn org_client(env: &Env, host: &str, matters: &[&str]) -> TestClient {
+pub(crate) async fn org_client(env: &Env, host: &str, matters: &[&str]) -> TestClient {
     env.client_with(NewClient {
         name: "企业开办".into(),
         redirect_uris: vec![format!("http://{host}:9/cb")],
@@ -57,7 +57,7 @@ async fn company_with(env: &Env, person_id: &str, role: Role, matters: Matters) 
 }
 
 /// Signs in through the RP, choosing whom to act for when the act-as page appears.
-async fn sign_in_acting(
+pub(crate) async fn sign_in_acting(
     env: &Env,
     rp: &Rp,
     browser: &Browser,
@@ -96,7 +96,7 @@ async fn sign_in_acting(
     (tokens, offered)
 }
 
-async fn userinfo(env: &Env, access_token: &str) -> (u16, Value) {
+pub(crate) async fn userinfo(env: &Env, access_token: &str) -> (u16, Value) {
     let res = http()
         .get(env.url("/userinfo"))
         .bearer_auth(access_token)

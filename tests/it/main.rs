@@ -3,6 +3,7 @@
 mod common;
 
 mod admin;
+mod admin_api;
 mod attacks;
 mod authorize_errors;
 mod browser;

@@ -23,9 +23,12 @@ use crate::store::persons::PersonRow;
 
 pub fn router() -> Router<App> {
     Router::new()
-        .route("/admin/api/persons", get(find_persons))
+        .route(
+            "/admin/api/persons",
+            get(find_persons).post(super::persons::create),
+        )
         .route("/admin/api/persons/{id}/{action}", post(person_action))
-        .route("/admin/api/clients", post(create_client))
+        .route("/admin/api/clients", post(create_client).get(super::apps::list))
         .route("/admin/api/clients/{id}/rotate-secret", post(rotate_secret))
         .route("/admin/api/clients/{id}/disable", post(disable_client))
         .route("/admin/api/audit", get(search_audit))
@@ -43,7 +46,7 @@ pub struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    async fn audit(
+    pub(super) async fn audit(
         &self,
         action: &str,
         subject: &str,
@@ -76,7 +79,13 @@ impl Ctx<'_> {
     }
 
     /// Refuses, leaving a trace of the attempt.
-    async fn forbid(&self, allowed: bool, action: &str, subject: &str, client: &str) -> Result<(), Problem> {
+    pub(super) async fn forbid(
+        &self,
+        allowed: bool,
+        action: &str,
+        subject: &str,
+        client: &str,
+    ) -> Result<(), Problem> {
         if allowed {
             return Ok(());
         }
@@ -106,6 +115,9 @@ pub fn person_json(app: &App, p: &PersonRow) -> Value {
         "real_name_level": p.real_name_level,
         "real_name_method": p.real_name_method,
         "status": p.status,
+        "phone_verified": p.phone_verified,
+        "password_must_change": p.password_must_change,
+        "version": p.version,
     })
 }
 
@@ -114,9 +126,10 @@ pub fn person_json(app: &App, p: &PersonRow) -> Value {
 struct PersonQuery {
     id_number: Option<String>,
     phone: Option<String>,
+    name: Option<String>,
 }
 
-/// Finds a person by resident ID number (through its keyed hash) or by phone.
+/// Finds a person by resident ID number (through its keyed hash), by phone, or by name.
 async fn find_persons(
     State(app): State<App>,
     caller: Caller,
@@ -128,7 +141,16 @@ async fn find_persons(
         admin: &caller.0,
         address: &address,
     };
-    let list = find_person(&ctx, q.id_number.as_deref(), q.phone.as_deref()).await?;
+    let list = match (q.name.as_deref(), q.id_number.is_none() && q.phone.is_none()) {
+        (Some(name), true) => super::persons::find_by_name(&ctx, name).await?,
+        (Some(_), false) => {
+            return Err(Problem::field(
+                "name",
+                "give exactly one of id_number, phone or name",
+            ));
+        }
+        (None, _) => find_person(&ctx, q.id_number.as_deref(), q.phone.as_deref()).await?,
+    };
     Ok(Json(json!({ "persons": list })).into_response())
 }
 
@@ -158,7 +180,7 @@ pub async fn find_person(
         _ => {
             return Err(Problem::field(
                 "id_number",
-                "give exactly one of id_number or phone",
+                "give exactly one of id_number, phone or name",
             ));
         }
     };
@@ -181,7 +203,8 @@ struct PersonActionBody {
     document: Option<String>,
 }
 
-/// `lock`, `unlock`, `disable`, `verify` (counter: real-name level 3), `end-sessions`.
+/// `lock`, `unlock`, `disable`, `verify` (counter: real-name level 3), `end-sessions`,
+/// `reset-password` (a temporary password, shown once).
 async fn person_action(
     State(app): State<App>,
     caller: Caller,
@@ -200,6 +223,12 @@ async fn person_action(
         admin: &caller.0,
         address: &address,
     };
+    if action == "reset-password" {
+        if body.document.is_some() {
+            return Err(Problem::field("document", "only for verify"));
+        }
+        return super::persons::reset_password(&ctx, &id).await;
+    }
     Ok(Json(act_on_person(&ctx, &id, &action, body.document).await?).into_response())
 }
 
@@ -223,7 +252,6 @@ pub async fn act_on_person(
         .map_err(Problem::internal)?
         .ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, "not found", "no such person"))?;
     let now = app.now();
-    let pool = &app.db.pool;
     let mut detail = json!({});
     match action {
         "lock" | "unlock" | "disable" => {
@@ -232,11 +260,8 @@ pub async fn act_on_person(
                 "disable" => "disabled",
                 _ => "active",
             };
-            sqlx::query("UPDATE persons SET status = $1, updated_at = $2 WHERE id = $3")
-                .bind(status)
-                .bind(now)
-                .bind(&person.id)
-                .execute(pool)
+            app.db
+                .set_person_status(&person.id, status, now)
                 .await
                 .map_err(Problem::internal)?;
             if status != "active" {
@@ -271,7 +296,7 @@ pub async fn act_on_person(
     Ok(person_json(app, &person))
 }
 
-async fn end_all_sessions(app: &App, person_id: &str) -> Result<(), Problem> {
+pub(super) async fn end_all_sessions(app: &App, person_id: &str) -> Result<(), Problem> {
     let now = app.now();
     for s in app
         .db
@@ -365,7 +390,7 @@ async fn create_client(
         .into_response())
 }
 
-async fn managed_client(
+pub(super) async fn managed_client(
     ctx: &Ctx<'_>,
     id: &str,
     action: &str,

@@ -2,10 +2,15 @@
 //! with a client-credentials access token carrying the right admin scope. Errors are RFC 9457 problem
 //! details.
 
+mod apps;
 mod console;
+mod edit;
 mod licences;
 pub mod manage;
 mod registration_tokens;
+mod orgs;
+mod persons;
+mod representations;
 
 use axum::Json;
 use axum::Router;
@@ -22,7 +27,10 @@ pub fn router() -> Router<App> {
     licences::router()
         .merge(manage::router())
         .merge(registration_tokens::router())
-        .merge(console::router())
+        .merge(persons::router())
+        .merge(orgs::router())
+        .merge(representations::router())
+        .merge(apps::router())
         .route(
             "/admin/api/openapi.json",
             axum::routing::get(|| async {
@@ -32,6 +40,77 @@ pub fn router() -> Router<App> {
                 )
             }),
         )
+        .layer(axum::middleware::from_fn(refuse_nul))
+        .layer(axum::middleware::from_fn(as_problem))
+        .merge(console::router())
+}
+
+/// Every API error is an RFC 9457 problem, those that axum's extractors and method routing produce too
+/// (a malformed query string, a method the path does not have).
+async fn as_problem(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let res = next.run(req).await;
+    let status = res.status();
+    // Only axum's own plain-text (or empty) rejections: a handler's JSON answer stays as it is (the
+    // licence import's 422 report, for one).
+    let plain = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_none_or(|v| v.as_bytes().starts_with(b"text/plain"));
+    if !(status.is_client_error() || status.is_server_error()) || !plain {
+        return res;
+    }
+    let allow = res.headers().get(header::ALLOW).cloned();
+    let detail = match axum::body::to_bytes(res.into_body(), 4096).await {
+        Ok(b) if !b.is_empty() => String::from_utf8_lossy(&b).into_owned(),
+        _ => status.canonical_reason().unwrap_or("error").to_owned(),
+    };
+    let title = status.canonical_reason().unwrap_or("error");
+    let mut res = Problem::new(status, title, detail).into_response();
+    if let Some(allow) = allow {
+        res.headers_mut().insert(header::ALLOW, allow);
+    }
+    res
+}
+
+/// Refuses NUL characters anywhere in the URL or the JSON body of an API call: PostgreSQL cannot store
+/// them in text (a 500 before), and no identifier, name or code contains one.
+async fn refuse_nul(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let refuse = |what: &str| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "malformed request",
+            format!("NUL characters are not accepted in the {what}"),
+        )
+        .into_response()
+    };
+    if req
+        .uri()
+        .path_and_query()
+        .is_some_and(|pq| pq.as_str().contains("%00"))
+    {
+        return refuse("URL");
+    }
+    let (parts, body) = req.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, crate::http::BODY_LIMIT).await else {
+        return Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload too large",
+            "the request body is too large",
+        )
+        .into_response();
+    };
+    // In JSON a NUL can only be written as the escape \u0000 (a raw one is invalid JSON anyway).
+    let escaped = bytes
+        .windows(6)
+        .any(|w| w[0] == b'\\' && w[1] == b'u' && &w[2..] == b"0000");
+    if escaped || bytes.contains(&0) {
+        return refuse("body");
+    }
+    next.run(axum::extract::Request::from_parts(
+        parts,
+        axum::body::Body::from(bytes),
+    ))
+    .await
 }
 
 /// An RFC 9457 problem.

@@ -75,6 +75,7 @@ pub struct View<'a> {
     pub username: &'a str,
     pub phone: &'a str,
     pub sms_attempt: Option<&'a str>,
+    pub new_password: bool,
 }
 
 pub fn render(app: &App, jar: CookieJar, ctx: &Ctx, view: View<'_>, status: StatusCode) -> Response {
@@ -131,6 +132,7 @@ pub fn render(app: &App, jar: CookieJar, ctx: &Ctx, view: View<'_>, status: Stat
         phone: view.phone,
         register: app.config.self_registration,
         nonce: &nonce,
+        new_password: view.new_password,
     });
     *res.status_mut() = status;
     if let Some((r, _)) = &ctx.pending {
@@ -224,6 +226,8 @@ pub struct PasswordForm {
     req: Option<String>,
     username: String,
     password: String,
+    /// Replaces a temporary password from the counter.
+    new_password: Option<String>,
 }
 
 pub async fn password(
@@ -261,6 +265,41 @@ pub async fn password(
                 return Ok(fail(status, message));
             }
         };
+        if person.password_must_change {
+            let new = f.new_password.as_deref().unwrap_or("");
+            let ask = |error, status| {
+                let view = View {
+                    method: "password",
+                    error,
+                    notice: Some(t.must_change_password),
+                    username: &f.username,
+                    new_password: true,
+                    ..View::default()
+                };
+                render(&app, jar.clone(), &ctx, view, status)
+            };
+            if new.is_empty() {
+                return Ok(ask(None, StatusCode::OK));
+            }
+            if crate::services::password::check_new(new).is_err() || new == f.password {
+                return Ok(ask(Some(t.err_new_password), StatusCode::BAD_REQUEST));
+            }
+            let hash = app.hasher.hash(new.to_owned()).await?;
+            app.db.set_password(&person.id, &hash, None, now).await?;
+            crate::services::audit::record_quietly(
+                &app,
+                crate::store::audit::NewEvent {
+                    actor: &format!("person:{}", person.id),
+                    action: "password.change",
+                    subject: &person.id,
+                    address: &addr,
+                    outcome: "success",
+                    detail: r#"{"replaced":"temporary"}"#.into(),
+                    ..Default::default()
+                },
+            )
+            .await;
+        }
         let cookie = cookies::session_value(&app, &jar);
         let current = cookie.as_deref().zip(ctx.session.as_ref().map(|(s, _)| s));
         let signed = login::sign_in(&app, current, &person.id, &["pwd"], now).await?;

@@ -37,6 +37,18 @@ async fn describe(app: &App, client: &Client, token: &str, now: i64) -> Result<O
         {
             return Ok(None);
         }
+        // A person's token is only as good as its subject: a person locked or a representation ended
+        // since it was issued makes it inactive, as userinfo already treats it.
+        if let Some(family_id) = at.family_id.as_deref() {
+            let Some(family) = app.db.family(family_id).await? else {
+                return Ok(None);
+            };
+            match claims::grant_subject(app, client, &family, now).await {
+                Ok(_) => {}
+                Err(claims::SubjectError::Internal(e)) => return Err(e.into()),
+                Err(_) => return Ok(None),
+            }
+        }
         let c = &at.claims;
         let mut out = json!({
             "active": true,
