@@ -53,6 +53,7 @@ fn registration(config: &Config, secrets: &Secrets) -> Client {
         disabled: false,
         matters: Vec::new(),
         department: String::new(),
+        version: 1,
     }
 }
 

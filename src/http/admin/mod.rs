@@ -7,9 +7,9 @@ mod console;
 mod edit;
 mod licences;
 pub mod manage;
-mod registration_tokens;
 mod orgs;
 mod persons;
+mod registration_tokens;
 mod representations;
 
 use axum::Json;

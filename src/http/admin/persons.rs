@@ -41,7 +41,7 @@ fn person_problem(e: PersonError) -> Problem {
         PersonError::Conflict => {
             return Problem::new(StatusCode::CONFLICT, "conflict", e.to_string());
         }
-        PersonError::Internal(e) => return Problem::internal(e),
+        PersonError::Internal(e) => return Problem::from_error(e),
     };
     Problem::field(field, e.to_string())
 }
