@@ -465,6 +465,23 @@ mod openapi {
             "openapi-spec-validator refused the document (or is missing: run .ci/run or `pip install openapi-spec-validator`): {}",
             String::from_utf8_lossy(&out.stderr)
         );
+
+        // The same document as a page a browser reads without script or anything from elsewhere:
+        // every operation listed, every resource on this origin.
+        let res = http().get(env.url("/admin/api/docs")).send().await.unwrap();
+        assert_eq!(res.status(), reqwest::StatusCode::OK);
+        let html = res.text().await.unwrap();
+        assert!(!html.contains("<script"), "no script on the reference page");
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for method in ["get", "post", "put", "patch", "delete"] {
+                if item.get(method).is_some() {
+                    let label = format!("<code>{} {}</code>", method.to_uppercase(), path);
+                    assert!(html.contains(&label), "{label} is on the page");
+                }
+            }
+        }
+        let external = regex_lite::Regex::new(r#"(?:src|href)="(?:https?:)?//"#).unwrap();
+        assert!(!external.is_match(&html), "the page loads nothing from elsewhere");
     }
 
     on_both_backends!(the_admin_api_publishes_a_valid_openapi_document);

@@ -4,6 +4,7 @@
 
 mod apps;
 mod console;
+mod docs;
 mod edit;
 mod licences;
 pub mod manage;
@@ -33,17 +34,16 @@ pub fn router() -> Router<App> {
         .merge(apps::router())
         .route(
             "/admin/api/openapi.json",
-            axum::routing::get(|| async {
-                (
-                    [(header::CONTENT_TYPE, "application/json")],
-                    include_str!("../../../static/openapi.json"),
-                )
-            }),
+            axum::routing::get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }),
         )
         .layer(axum::middleware::from_fn(refuse_nul))
         .layer(axum::middleware::from_fn(as_problem))
         .merge(console::router())
+        .route("/admin/api/docs", axum::routing::get(docs::show))
 }
+
+/// The admin API's OpenAPI document, served as it is and rendered as a page (`/admin/api/docs`).
+pub const OPENAPI: &str = include_str!("../../../static/openapi.json");
 
 /// Every API error is an RFC 9457 problem, those that axum's extractors and method routing produce too
 /// (a malformed query string, a method the path does not have).
