@@ -51,6 +51,7 @@ impl App {
         let secrets = Secrets::from_master(&key_store.secret()?)?;
         let keys = key_store.load(now, publish_grace(&config))?;
         let db = Db::connect(&config.database_url, config.database_max_connections).await?;
+        db.watch_clients(&config.database_url);
         let hasher = Hasher::new(config.argon2_memory_kib, config.argon2_iterations)?;
         let sms: Box<dyn crate::services::sms::SmsGateway> = match config.sms_gateway.as_str() {
             "console" => Box::new(crate::services::sms::ConsoleGateway),
