@@ -165,10 +165,15 @@ pub fn parse_access_token(app: &App, token: &str, now: i64) -> Result<AccessToke
     })
 }
 
+/// When a refresh token issued now expires: after the idle limit, never after its family.
+pub fn refresh_expiry(app: &App, family: &Family, now: i64) -> i64 {
+    (now + app.config.refresh_idle_ttl).min(family.expires_at)
+}
+
 /// A new refresh token for a family; the database keeps its hash.
 pub async fn refresh_token(app: &App, family: &Family, now: i64) -> Result<String, Error> {
     let token = crypto::random_token();
-    let expires_at = (now + app.config.refresh_idle_ttl).min(family.expires_at);
+    let expires_at = refresh_expiry(app, family, now);
     app.db
         .insert_refresh(&crypto::token_hash(&token), &family.id, now, expires_at)
         .await?;
