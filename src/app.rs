@@ -24,6 +24,8 @@ pub struct Inner {
     /// The WebAuthn relying party; `None` when the issuer's host cannot serve passkeys.
     pub webauthn: Option<webauthn_rs::Webauthn>,
     pub metrics: crate::metrics::Metrics,
+    /// Access tokens this node verified already (`tokens::parse_access_token`).
+    pub verified_tokens: crate::services::oidc::tokens::VerifiedTokens,
     /// Peers whose `X-Forwarded-For` is believed (`Config::trusted_proxies`, parsed).
     pub trusted_proxies: Vec<ipnet::IpNet>,
 }
@@ -82,6 +84,7 @@ impl App {
             sms,
             webauthn,
             metrics: crate::metrics::Metrics::default(),
+            verified_tokens: Default::default(),
             trusted_proxies,
         })))
     }
