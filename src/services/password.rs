@@ -145,7 +145,9 @@ impl Hasher {
 fn parse_phc(stored: &str) -> Option<(Argon2<'static>, Vec<u8>, Vec<u8>)> {
     let phc = PasswordHash::new(stored).ok()?;
     let algorithm = Algorithm::try_from(phc.algorithm).ok()?;
-    let version = phc.version.map_or(Some(Version::V0x13), |v| Version::try_from(v).ok())?;
+    let version = phc
+        .version
+        .map_or(Some(Version::V0x13), |v| Version::try_from(v).ok())?;
     let params = Params::try_from(&phc).ok()?;
     let mut salt = [0u8; 64];
     let salt = phc.salt?.decode_b64(&mut salt).ok()?.to_vec();
@@ -200,19 +202,48 @@ mod tests {
         assert_ne!(first, second, "fresh salt each time");
         for phc in [&first, &second] {
             let parsed = PasswordHash::new(phc).unwrap();
-            assert!(hasher.argon_reference().verify_password(b"correct horse battery", &parsed).is_ok());
-            assert!(hasher.verify(Some(phc.clone()), "correct horse battery".into()).await.unwrap());
-            assert!(!hasher.verify(Some(phc.clone()), "correct horse battery!".into()).await.unwrap());
+            assert!(
+                hasher
+                    .argon_reference()
+                    .verify_password(b"correct horse battery", &parsed)
+                    .is_ok()
+            );
+            assert!(
+                hasher
+                    .verify(Some(phc.clone()), "correct horse battery".into())
+                    .await
+                    .unwrap()
+            );
+            assert!(
+                !hasher
+                    .verify(Some(phc.clone()), "correct horse battery!".into())
+                    .await
+                    .unwrap()
+            );
         }
         // A hash made with other parameters (before a configuration change) still verifies.
         let salt = SaltString::encode_b64(b"sixteen byte salt").unwrap();
-        let older = Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::new(32, 2, 1, None).unwrap())
-            .hash_password(b"old password 123", &salt)
-            .unwrap()
-            .to_string();
-        assert!(hasher.verify(Some(older.clone()), "old password 123".into()).await.unwrap());
+        let older = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(32, 2, 1, None).unwrap(),
+        )
+        .hash_password(b"old password 123", &salt)
+        .unwrap()
+        .to_string();
+        assert!(
+            hasher
+                .verify(Some(older.clone()), "old password 123".into())
+                .await
+                .unwrap()
+        );
         assert!(!hasher.verify(None, "old password 123".into()).await.unwrap());
-        assert!(!hasher.verify(Some("not a hash".into()), "x".into()).await.unwrap());
+        assert!(
+            !hasher
+                .verify(Some("not a hash".into()), "x".into())
+                .await
+                .unwrap()
+        );
         assert_eq!(hasher.memory.lock().unwrap().len(), 1, "one block, reused");
     }
 }

@@ -144,7 +144,11 @@ impl Db {
 
     /// Applies a change to one client row: the statement and, on PostgreSQL, the notification to the other
     /// nodes in one transaction; then this node's copy is evicted, before the caller hears of success.
-    async fn change_client(&self, id: &str, update: sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments>) -> Result<bool, sqlx::Error> {
+    async fn change_client(
+        &self,
+        id: &str,
+        update: sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments>,
+    ) -> Result<bool, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         let done = update.execute(&mut *tx).await?;
         if self.backend == Backend::Postgres {

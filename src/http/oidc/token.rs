@@ -128,7 +128,9 @@ async fn refresh_token(
     // A refused request must not consume the token (the app's retry would then look like reuse); a token
     // already used still goes on to reuse detection.
     let scope = requested_scope(&family, params);
-    if !state.used && let Err(e) = &scope {
+    if !state.used
+        && let Err(e) = &scope
+    {
         return Err(e.clone().into());
     }
     // The successor is stored in the same transaction that consumes the token, and only when the refresh
