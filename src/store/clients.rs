@@ -1,10 +1,10 @@
 //! Department apps (OIDC clients).
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
-
-use std::sync::Arc;
 
 use super::{Backend, Db};
 use crate::keys::Alg;
