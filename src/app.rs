@@ -29,6 +29,8 @@ pub struct Inner {
     /// The WebAuthn relying party; `None` when the issuer's host cannot serve passkeys.
     pub webauthn: Option<webauthn_rs::Webauthn>,
     pub metrics: crate::metrics::Metrics,
+    /// Access tokens this node verified already (`tokens::parse_access_token`).
+    pub verified_tokens: crate::services::oidc::tokens::VerifiedTokens,
     /// Peers whose `X-Forwarded-For` is believed (`Config::trusted_proxies`, parsed).
     pub trusted_proxies: Vec<ipnet::IpNet>,
 }
@@ -56,6 +58,7 @@ impl App {
         let secrets = Secrets::from_master(&key_store.secret()?)?;
         let kek = key_store.kek(config.key_encryption_key.as_deref())?;
         let db = Db::connect(&config.database_url, config.database_max_connections).await?;
+        db.watch_clients(&config.database_url);
         rotation::bootstrap(&db, &kek, &key_store, now).await?;
         let node_id = crate::crypto::random_token();
         // Serving nodes report what they publish (`reload_keys`); command-line tools only load.
@@ -92,6 +95,7 @@ impl App {
             sms,
             webauthn,
             metrics: crate::metrics::Metrics::default(),
+            verified_tokens: Default::default(),
             trusted_proxies,
         }));
         // The admin console signs in through yunid like any app: its client must exist.

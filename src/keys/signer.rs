@@ -179,6 +179,11 @@ impl KeySet {
         &self.jwks
     }
 
+    /// Whether the key `kid` is still published (and so still verifies tokens).
+    pub fn publishes(&self, kid: &str) -> bool {
+        self.keys.contains_key(kid)
+    }
+
     pub fn active_kid(&self, alg: Alg) -> Option<&str> {
         self.active.get(&alg).map(String::as_str)
     }

@@ -1,16 +1,19 @@
 //! Password hashing with argon2id in blocking tasks, at most one hash per core at a time, and a dummy
 //! verification for unknown accounts so timing does not tell who exists.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{PasswordHash, PasswordHasher as _, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use tokio::sync::Semaphore;
 
 #[derive(Clone)]
 pub struct Hasher {
     params: Params,
     permits: Arc<Semaphore>,
+    /// Argon2 memory blocks (19 MiB at the production parameters), at most one per permit, reused from
+    /// hash to hash: allocating them per hash costs time, and freed blocks pile up in the allocator.
+    memory: Arc<Mutex<Vec<Vec<Block>>>>,
     dummy: Arc<String>,
 }
 
@@ -60,41 +63,116 @@ impl Hasher {
         Ok(Hasher {
             params,
             permits: Arc::new(Semaphore::new(cores)),
+            memory: Arc::new(Mutex::new(Vec::new())),
             dummy: Arc::new(dummy),
         })
     }
 
-    fn argon(&self) -> Argon2<'static> {
-        Argon2::new(Algorithm::Argon2id, Version::V0x13, self.params.clone())
+    /// Runs `f` with a memory block of `blocks` blocks on the blocking pool, holding a permit; the block
+    /// goes back to the pool when it has the configured size (a stored hash with other parameters gets a
+    /// block of its own).
+    async fn with_memory<T: Send + 'static>(
+        &self,
+        blocks: usize,
+        f: impl FnOnce(&mut [Block]) -> T + Send + 'static,
+    ) -> anyhow::Result<T> {
+        let _permit = self.permits.acquire().await?;
+        let pool = self.memory.clone();
+        let pooled = self.params.block_count();
+        let out = tokio::task::spawn_blocking(move || {
+            let taken = if blocks == pooled { take(&pool) } else { None };
+            let mut memory = taken.unwrap_or_else(|| vec![Block::default(); blocks]);
+            let out = f(&mut memory);
+            if blocks == pooled {
+                give_back(&pool, memory);
+            }
+            out
+        })
+        .await?;
+        Ok(out)
     }
 
     pub async fn hash(&self, password: String) -> anyhow::Result<String> {
-        let _permit = self.permits.acquire().await?;
-        let argon = self.argon();
-        tokio::task::spawn_blocking(move || {
+        let params = self.params.clone();
+        self.with_memory(params.block_count(), move |memory| {
             let salt = SaltString::encode_b64(&crate::crypto::random_bytes::<16>())
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
-            argon
-                .hash_password(password.as_bytes(), &salt)
-                .map(|h| h.to_string())
-                .map_err(|e| anyhow::anyhow!("{e}"))
+            let mut salt_bytes = [0u8; 64];
+            let salt_bytes = salt
+                .decode_b64(&mut salt_bytes)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+            Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
+                .hash_password_into_with_memory(password.as_bytes(), salt_bytes, &mut out, memory)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let phc = PasswordHash {
+                algorithm: Algorithm::Argon2id.ident(),
+                version: Some(Version::V0x13.into()),
+                params: (&params).try_into().map_err(|e| anyhow::anyhow!("{e}"))?,
+                salt: Some(salt.as_salt()),
+                hash: Some(argon2::password_hash::Output::new(&out).map_err(|e| anyhow::anyhow!("{e}"))?),
+            };
+            Ok(phc.to_string())
         })
         .await?
     }
 
     /// Verifies `password` against `stored`, or against a dummy hash when there is no account.
     pub async fn verify(&self, stored: Option<String>, password: String) -> anyhow::Result<bool> {
-        let _permit = self.permits.acquire().await?;
         let exists = stored.is_some();
         let stored = stored.unwrap_or_else(|| self.dummy.as_str().to_owned());
-        let argon = self.argon();
-        let ok = tokio::task::spawn_blocking(move || {
-            PasswordHash::new(&stored)
-                .map(|h| argon.verify_password(password.as_bytes(), &h).is_ok())
-                .unwrap_or(false)
-        })
-        .await?;
+        // Parameters come from the stored hash (it may predate a change of the configured ones).
+        let Some((argon, salt, expected)) = parse_phc(&stored) else {
+            // Same work as a real verification, so a broken row does not stand out by its timing.
+            self.with_memory(self.params.block_count(), |_| ()).await?;
+            return Ok(false);
+        };
+        let blocks = argon.params().block_count();
+        let ok = self
+            .with_memory(blocks, move |memory| {
+                let mut out = vec![0u8; expected.len()];
+                argon
+                    .hash_password_into_with_memory(password.as_bytes(), &salt, &mut out, memory)
+                    .is_ok()
+                    && crate::crypto::ct_eq(&out, &expected)
+            })
+            .await?;
         Ok(ok && exists)
+    }
+}
+
+/// Algorithm, parameters, salt and hash of a PHC string (`$argon2id$v=19$m=…,t=…,p=…$salt$hash`).
+fn parse_phc(stored: &str) -> Option<(Argon2<'static>, Vec<u8>, Vec<u8>)> {
+    let phc = PasswordHash::new(stored).ok()?;
+    let algorithm = Algorithm::try_from(phc.algorithm).ok()?;
+    let version = phc
+        .version
+        .map_or(Some(Version::V0x13), |v| Version::try_from(v).ok())?;
+    let params = Params::try_from(&phc).ok()?;
+    let mut salt = [0u8; 64];
+    let salt = phc.salt?.decode_b64(&mut salt).ok()?.to_vec();
+    let expected = phc.hash?.as_bytes().to_vec();
+    Some((Argon2::new(algorithm, version, params), salt, expected))
+}
+
+fn take(pool: &Mutex<Vec<Vec<Block>>>) -> Option<Vec<Block>> {
+    match pool.lock() {
+        Ok(mut p) => p.pop(),
+        Err(poisoned) => poisoned.into_inner().pop(),
+    }
+}
+
+fn give_back(pool: &Mutex<Vec<Vec<Block>>>, memory: Vec<Block>) {
+    match pool.lock() {
+        Ok(mut p) => p.push(memory),
+        Err(poisoned) => poisoned.into_inner().push(memory),
+    }
+}
+
+#[cfg(test)]
+impl Hasher {
+    fn argon_reference(&self) -> Argon2<'static> {
+        Argon2::new(Algorithm::Argon2id, Version::V0x13, self.params.clone())
     }
 }
 
@@ -112,5 +190,60 @@ mod tests {
         // Never truncated: a long password is accepted whole (up to the limit), and over it refused.
         assert_eq!(check_new(&"ab".repeat(512)), Ok(()));
         assert_eq!(check_new(&"ab".repeat(513)), Err(Weakness::Length));
+    }
+
+    #[tokio::test]
+    async fn pooled_hashes_verify_like_the_reference_implementation() {
+        use argon2::PasswordVerifier as _;
+        let hasher = Hasher::new(64, 1).unwrap();
+        let first = hasher.hash("correct horse battery".into()).await.unwrap();
+        // The second hash reuses the first one's memory block.
+        let second = hasher.hash("correct horse battery".into()).await.unwrap();
+        assert_ne!(first, second, "fresh salt each time");
+        for phc in [&first, &second] {
+            let parsed = PasswordHash::new(phc).unwrap();
+            assert!(
+                hasher
+                    .argon_reference()
+                    .verify_password(b"correct horse battery", &parsed)
+                    .is_ok()
+            );
+            assert!(
+                hasher
+                    .verify(Some(phc.clone()), "correct horse battery".into())
+                    .await
+                    .unwrap()
+            );
+            assert!(
+                !hasher
+                    .verify(Some(phc.clone()), "correct horse battery!".into())
+                    .await
+                    .unwrap()
+            );
+        }
+        // A hash made with other parameters (before a configuration change) still verifies.
+        let salt = SaltString::encode_b64(b"sixteen byte salt").unwrap();
+        let older = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(32, 2, 1, None).unwrap(),
+        )
+        .hash_password(b"old password 123", &salt)
+        .unwrap()
+        .to_string();
+        assert!(
+            hasher
+                .verify(Some(older.clone()), "old password 123".into())
+                .await
+                .unwrap()
+        );
+        assert!(!hasher.verify(None, "old password 123".into()).await.unwrap());
+        assert!(
+            !hasher
+                .verify(Some("not a hash".into()), "x".into())
+                .await
+                .unwrap()
+        );
+        assert_eq!(hasher.memory.lock().unwrap().len(), 1, "one block, reused");
     }
 }

@@ -1,10 +1,12 @@
 //! Department apps (OIDC clients).
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::Db;
+use super::{Backend, Db};
 use crate::keys::Alg;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -116,10 +118,70 @@ const COLUMNS: &str = "id, name, secret_hash, redirect_uris, post_logout_redirec
      auth_method, jwks, id_token_alg, subject_type, sector, backchannel_logout_uri, min_acr, disabled, matters, department, version";
 
 impl Db {
-    pub async fn client(&self, id: &str) -> Result<Option<Client>, sqlx::Error> {
+    /// The client, from this node's cache when it holds a fresh copy ([`super::client_cache`]).
+    pub async fn client(&self, id: &str) -> Result<Option<Arc<Client>>, sqlx::Error> {
+        let generation = match self.clients.get(id) {
+            Ok(client) => return Ok(Some(client)),
+            Err(generation) => generation,
+        };
         let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM clients WHERE id = $1"));
         let row = sqlx::query(sql).bind(id).fetch_optional(&self.pool).await?;
-        row.as_ref().map(from_row).transpose()
+        let Some(client) = row.as_ref().map(from_row).transpose()? else {
+            return Ok(None);
+        };
+        let client = Arc::new(client);
+        self.clients.put(client.clone(), generation);
+        Ok(Some(client))
+    }
+
+    /// Starts listening for other nodes' client changes (PostgreSQL); until it listens, and whenever the
+    /// listening connection is down, this node reads clients from the database every time.
+    pub fn watch_clients(&self, url: &str) {
+        if self.backend == Backend::Postgres {
+            tokio::spawn(super::client_cache::listen(
+                url.to_owned(),
+                Arc::downgrade(&self.clients),
+            ));
+        }
+    }
+
+    /// Applies a change to one client row: the statement and, on PostgreSQL, the notification to the other
+    /// nodes in one transaction; then this node's copy is evicted, before the caller hears of success.
+    pub(super) async fn change_client(
+        &self,
+        id: &str,
+        update: sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments>,
+    ) -> Result<bool, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let done = update.execute(&mut *tx).await?;
+        self.announce_client_change(&mut tx, id).await?;
+        tx.commit().await?;
+        self.forget_client(id);
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Inside a transaction that changes the `clients` row `id`: every other node's cache forgets it
+    /// when the transaction commits (PostgreSQL delivers NOTIFY at commit). After the commit, call
+    /// [`Db::forget_client`] for this node. Every statement that changes `clients` goes through this
+    /// or [`Db::change_client`].
+    pub async fn announce_client_change(
+        &self,
+        tx: &mut sqlx::AnyConnection,
+        id: &str,
+    ) -> Result<(), sqlx::Error> {
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(super::client_cache::CHANNEL)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// This node's cache forgets client `id` (after a change committed).
+    pub fn forget_client(&self, id: &str) {
+        self.clients.evict(id);
     }
 
     pub async fn insert_client(&self, c: &Client, now: i64) -> Result<(), sqlx::Error> {
@@ -157,24 +219,22 @@ impl Db {
     }
 }
 
+// Every statement that changes a row of `clients` goes through `change_client`, so caches learn of it.
 impl Db {
     /// Replaces an app's secret hash; the old secret stops working at once.
     pub async fn set_client_secret(&self, id: &str, secret_hash: &str) -> Result<bool, sqlx::Error> {
-        let done = sqlx::query("UPDATE clients SET secret_hash = $1, version = version + 1 WHERE id = $2")
+        let update = sqlx::query("UPDATE clients SET secret_hash = $1, version = version + 1 WHERE id = $2")
             .bind(secret_hash)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() == 1)
+            .bind(id);
+        self.change_client(id, update).await
     }
 
+    /// Disables (or enables) an app; a disabled app is refused at once, on every node.
     pub async fn set_client_disabled(&self, id: &str, disabled: bool) -> Result<bool, sqlx::Error> {
-        let done = sqlx::query("UPDATE clients SET disabled = $1, version = version + 1 WHERE id = $2")
+        let update = sqlx::query("UPDATE clients SET disabled = $1, version = version + 1 WHERE id = $2")
             .bind(i64::from(disabled))
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() == 1)
+            .bind(id);
+        self.change_client(id, update).await
     }
 
     pub async fn admin_roles_of(&self, person_id: &str) -> Result<Vec<(String, String)>, sqlx::Error> {
@@ -265,6 +325,7 @@ impl Db {
         if done.rows_affected() != 1 {
             return Ok(false);
         }
+        self.announce_client_change(&mut tx, &c.id).await?;
         if let Some(codes) = licence_types {
             sqlx::query("DELETE FROM client_licence_types WHERE client_id = $1")
                 .bind(&c.id)
@@ -282,6 +343,7 @@ impl Db {
             }
         }
         tx.commit().await?;
+        self.forget_client(&c.id);
         Ok(true)
     }
 }

@@ -168,9 +168,10 @@ impl Db {
     /// keeping its id and everything that hangs off it.
     pub async fn align_internal_client(&self, c: &super::clients::Client) -> Result<(), sqlx::Error> {
         let json = |v: &Vec<String>| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
-        sqlx::query(
+        let update = sqlx::query(
             "UPDATE clients SET redirect_uris = $1, post_logout_redirect_uris = $2, secret_hash = $3, \
-             scopes = $4, grant_types = $5, sector = $6, min_acr = $7, disabled = 0 WHERE id = $8",
+             scopes = $4, grant_types = $5, sector = $6, min_acr = $7, disabled = 0, \
+             version = version + 1 WHERE id = $8",
         )
         .bind(json(&c.redirect_uris))
         .bind(json(&c.post_logout_redirect_uris))
@@ -179,9 +180,8 @@ impl Db {
         .bind(json(&c.grant_types))
         .bind(&c.sector)
         .bind(c.min_acr)
-        .bind(&c.id)
-        .execute(&self.pool)
-        .await?;
+        .bind(&c.id);
+        self.change_client(&c.id, update).await?;
         Ok(())
     }
 }

@@ -55,6 +55,13 @@ pub enum Redeemed<T> {
     Unknown,
 }
 
+/// A refresh token as stored: when it expires, and whether it was already used (rotated).
+#[derive(Debug, Clone, Copy)]
+pub struct RefreshState {
+    pub expires_at: i64,
+    pub used: bool,
+}
+
 #[derive(Debug, Clone)]
 pub struct CodeRow {
     pub client_id: String,
@@ -189,45 +196,72 @@ impl Db {
         Ok(())
     }
 
-    /// Marks a refresh token used (rotation). `Fresh` carries (family id, expiry).
-    pub async fn use_refresh(
+    /// A refresh token's expiry and whether it was used, with its family, in one read.
+    pub async fn refresh_with_family(
         &self,
         token_hash: &str,
+    ) -> Result<Option<(RefreshState, Family)>, sqlx::Error> {
+        let row = sqlx::query(
+            "SELECT r.expires_at AS token_expires_at, r.used_at AS token_used_at, f.id, f.client_id, \
+             f.person_id, f.session_sid, f.scope, f.claims, f.acr, f.amr, f.auth_time, f.nonce, f.created_at, \
+             f.expires_at, f.revoked_at, f.acting_rep_id, f.licence_types \
+             FROM refresh_tokens r JOIN families f ON f.id = r.family_id WHERE r.token_hash = $1",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            let used: Option<i64> = r.try_get("token_used_at")?;
+            let state = RefreshState {
+                expires_at: r.try_get("token_expires_at")?,
+                used: used.is_some(),
+            };
+            Ok((state, from_row(&r)?))
+        })
+        .transpose()
+    }
+
+    /// Rotation: marks a refresh token used and, when `next` is given (hash, expiry), stores its successor
+    /// in the same transaction (one commit). Of any number of concurrent callers exactly one gets `Fresh`
+    /// (with the used token's family and expiry); the others store nothing.
+    pub async fn rotate_refresh(
+        &self,
+        token_hash: &str,
+        next: Option<(&str, i64)>,
         now: i64,
     ) -> Result<Redeemed<(String, i64)>, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
         let row = sqlx::query(
             "UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL \
              RETURNING family_id, expires_at",
         )
         .bind(now)
         .bind(token_hash)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?;
-        if let Some(r) = row {
-            return Ok(Redeemed::Fresh((
-                r.try_get("family_id")?,
-                r.try_get("expires_at")?,
-            )));
+        let Some(r) = row else {
+            tx.rollback().await?;
+            let family: Option<String> =
+                sqlx::query_scalar("SELECT family_id FROM refresh_tokens WHERE token_hash = $1")
+                    .bind(token_hash)
+                    .fetch_optional(&self.pool)
+                    .await?;
+            return Ok(family.map_or(Redeemed::Unknown, Redeemed::Reused));
+        };
+        let family_id: String = r.try_get("family_id")?;
+        let expires_at: i64 = r.try_get("expires_at")?;
+        if let Some((next_hash, next_expires_at)) = next {
+            sqlx::query(
+                "INSERT INTO refresh_tokens (token_hash, family_id, created_at, expires_at) VALUES ($1,$2,$3,$4)",
+            )
+            .bind(next_hash)
+            .bind(&family_id)
+            .bind(now)
+            .bind(next_expires_at)
+            .execute(&mut *tx)
+            .await?;
         }
-        let family: Option<String> =
-            sqlx::query_scalar("SELECT family_id FROM refresh_tokens WHERE token_hash = $1")
-                .bind(token_hash)
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(family.map_or(Redeemed::Unknown, Redeemed::Reused))
-    }
-
-    /// A refresh token that is still usable (for introspection): its family and expiry.
-    pub async fn refresh_info(&self, token_hash: &str) -> Result<Option<(String, i64, bool)>, sqlx::Error> {
-        let row =
-            sqlx::query("SELECT family_id, expires_at, used_at FROM refresh_tokens WHERE token_hash = $1")
-                .bind(token_hash)
-                .fetch_optional(&self.pool)
-                .await?;
-        row.map(|r| {
-            let used: Option<i64> = r.try_get("used_at")?;
-            Ok((r.try_get("family_id")?, r.try_get("expires_at")?, used.is_some()))
-        })
-        .transpose()
+        tx.commit().await?;
+        Ok(Redeemed::Fresh((family_id, expires_at)))
     }
 }

@@ -179,10 +179,9 @@ impl Db {
         .await?;
         // The app's settings changed: its admin API version (ETag) moves on.
         if done.rows_affected() > 0 {
-            sqlx::query("UPDATE clients SET version = version + 1 WHERE id = $1")
-                .bind(client_id)
-                .execute(&self.pool)
-                .await?;
+            let update =
+                sqlx::query("UPDATE clients SET version = version + 1 WHERE id = $1").bind(client_id);
+            self.change_client(client_id, update).await?;
         }
         Ok(())
     }

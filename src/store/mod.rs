@@ -3,6 +3,8 @@
 
 mod migrate;
 
+pub mod client_cache;
+
 pub mod audit;
 pub mod clients;
 pub mod console;
@@ -37,6 +39,8 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct Db {
     pub pool: AnyPool,
     pub backend: Backend,
+    /// Client rows this node has read ([`client_cache`]); shared by every clone of this `Db`.
+    clients: std::sync::Arc<client_cache::ClientCache>,
 }
 
 impl Db {
@@ -80,7 +84,14 @@ impl Db {
             });
         }
         let pool = pool.connect_with(options).await?;
-        Ok(Db { pool, backend })
+        // SQLite serves one node, whose own writes evict exactly; PostgreSQL caches only once this node
+        // listens for other nodes' changes (`watch_clients`).
+        let clients = std::sync::Arc::new(client_cache::ClientCache::new(backend == Backend::Sqlite));
+        Ok(Db {
+            pool,
+            backend,
+            clients,
+        })
     }
 
     pub async fn ping(&self) -> bool {

@@ -242,7 +242,9 @@ impl Db {
         .bind(&c.id)
         .execute(&mut *tx)
         .await?;
+        self.announce_client_change(&mut tx, &c.id).await?;
         tx.commit().await?;
+        self.forget_client(&c.id);
         Ok(true)
     }
 
@@ -263,7 +265,9 @@ impl Db {
             .bind(client_id)
             .execute(&mut *tx)
             .await?;
+        self.announce_client_change(&mut tx, client_id).await?;
         tx.commit().await?;
+        self.forget_client(client_id);
         Ok(done.rows_affected() == 1)
     }
 }

@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 use yunid::services::registry::NewClient;
 
-use crate::common::{ALICE_ID, ALICE_PHONE, Backend, Browser, Env, PASSWORD, TestClient, http};
+use crate::common::{ALICE_ID, ALICE_PHONE, Backend, Browser, Env, PASSWORD, Server, TestClient, http};
 use crate::on_both_backends;
 
 /// An automation client holding `scope`, and its access token.
@@ -226,6 +226,114 @@ async fn a_rotated_secret_stops_working_at_once(backend: Backend) {
     );
 }
 
+/// Each node keeps the apps it authenticated in memory. A secret rotated or an app disabled through one
+/// node is refused by another within a second (PostgreSQL: two nodes, told by NOTIFY); on SQLite,
+/// which serves one node, by that same node.
+async fn a_rotated_or_disabled_client_is_refused_on_every_node_at_once(backend: Backend) {
+    let env = Env::start(backend).await;
+    let second;
+    let other: &Server = match backend {
+        Backend::Postgres => {
+            second = env.second_node().await;
+            &second
+        }
+        Backend::Sqlite => &env.server,
+    };
+    let super_admin = admin_token(&env, "yunid:admin").await;
+    let app = env
+        .client_with(NewClient {
+            name: "cc".into(),
+            scopes: vec!["profile".into()],
+            grant_types: vec!["client_credentials".into()],
+            department: "tax".into(),
+            ..NewClient::default()
+        })
+        .await;
+    let token_on_other = |secret: String| {
+        let url = other.url("/token");
+        let id = app.id.clone();
+        async move {
+            http()
+                .post(url)
+                .basic_auth(id, Some(secret))
+                .form(&[("grant_type", "client_credentials")])
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    let introspect_on_other = |secret: String| {
+        let url = other.url("/introspect");
+        let id = app.id.clone();
+        async move {
+            http()
+                .post(url)
+                .basic_auth(id, Some(secret))
+                .form(&[("token", "anything")])
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    // Within about a second, polled (a notification takes milliseconds; the cache would keep a row 5 s).
+    async fn within_a_second<F: std::future::Future<Output = u16>>(
+        mut call: impl FnMut() -> F,
+        want: u16,
+    ) -> bool {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+        loop {
+            if call().await == want {
+                return true;
+            }
+            if std::time::Instant::now() > deadline {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    // The other node has authenticated the app (and so holds it in memory).
+    assert_eq!(token_on_other(app.secret.clone()).await, 200);
+    assert_eq!(introspect_on_other(app.secret.clone()).await, 200);
+
+    let (s, rotated) = call(
+        &env,
+        &super_admin,
+        Method::POST,
+        &format!("/admin/api/clients/{}/rotate-secret", app.id),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    let new_secret = rotated["client_secret"].as_str().unwrap().to_owned();
+    assert!(
+        within_a_second(|| token_on_other(app.secret.clone()), 401).await,
+        "the old secret still works on the other node after a second"
+    );
+    assert_eq!(introspect_on_other(app.secret.clone()).await, 401);
+    assert_eq!(token_on_other(new_secret.clone()).await, 200);
+    assert_eq!(introspect_on_other(new_secret.clone()).await, 200);
+
+    let (s, _) = call(
+        &env,
+        &super_admin,
+        Method::POST,
+        &format!("/admin/api/clients/{}/disable", app.id),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert!(
+        within_a_second(|| token_on_other(new_secret.clone()), 401).await,
+        "the disabled app still gets tokens from the other node after a second"
+    );
+    assert_eq!(introspect_on_other(new_secret.clone()).await, 401);
+}
+
 async fn counter_verification_raises_the_level_apps_see(backend: Backend) {
     let env = Env::start(backend).await;
     let alice = env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
@@ -410,6 +518,7 @@ async fn the_first_super_admin_is_bootstrapped_once(backend: Backend) {
 on_both_backends!(
     each_role_does_what_it_may_and_nothing_else,
     a_rotated_secret_stops_working_at_once,
+    a_rotated_or_disabled_client_is_refused_on_every_node_at_once,
     counter_verification_raises_the_level_apps_see,
     the_audit_trail_shows_an_edited_or_deleted_row,
     pruning_old_events_keeps_the_chain_verifiable,

@@ -266,6 +266,26 @@ async fn introspection_reports_live_tokens_only_to_their_client(backend: Backend
     );
 }
 
+/// A node remembers the access tokens it verified (introspection and userinfo skip the signature check
+/// the second time), but a remembered token still expires.
+async fn a_remembered_access_token_still_expires(backend: Backend) {
+    let env = Env::start(backend).await;
+    let (client, rp) = alice_and_app(&env, CALLBACK).await;
+    let browser = Browser::new(&env.base);
+    let signed = sign_in(&rp, &browser, &["profile"]).await;
+    let access = signed.access_token();
+    for _ in 0..2 {
+        assert!(wire::is_active(&env.base, &client, &access).await);
+        assert_eq!(wire::userinfo(&env.base, &access).await.0, StatusCode::OK);
+    }
+    env.app.clock.advance(env.app.config.access_token_ttl);
+    assert!(!wire::is_active(&env.base, &client, &access).await);
+    assert_eq!(
+        wire::userinfo(&env.base, &access).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
 async fn revocation_kills_tokens_and_is_quiet_about_unknown_ones(backend: Backend) {
     let env = Env::start(backend).await;
     let (client, rp) = alice_and_app(&env, CALLBACK).await;
@@ -649,6 +669,7 @@ on_both_backends!(
     refresh_is_bound_to_its_client_and_scope_can_only_narrow,
     client_credentials_give_a_signed_jwt_and_nothing_else,
     introspection_reports_live_tokens_only_to_their_client,
+    a_remembered_access_token_still_expires,
     revocation_kills_tokens_and_is_quiet_about_unknown_ones,
     userinfo_takes_a_bearer_token_and_nothing_else,
     pushed_requests_are_single_use_short_lived_and_bound_to_their_client,

@@ -89,7 +89,7 @@ async fn load(ctx: &Ctx<'_>, id: &str, action: &str) -> Result<Client, Problem> 
         ctx.admin.can_manage_client(&client)
     };
     ctx.forbid(allowed, action, id, id).await?;
-    Ok(client)
+    Ok(Client::clone(&client))
 }
 
 async fn read(

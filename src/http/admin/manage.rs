@@ -394,7 +394,7 @@ pub(super) async fn managed_client(
     ctx: &Ctx<'_>,
     id: &str,
     action: &str,
-) -> Result<crate::store::clients::Client, Problem> {
+) -> Result<std::sync::Arc<crate::store::clients::Client>, Problem> {
     let client = ctx
         .app
         .db

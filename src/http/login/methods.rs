@@ -44,7 +44,7 @@ pub async fn context(
     {
         let parsed: AuthRequest = serde_json::from_str(&p.params)?;
         if let Some(client) = app.db.client(&p.client_id).await? {
-            pending = Some((parsed, client));
+            pending = Some((parsed, Client::clone(&client)));
         }
     }
     // The app's ui_locales choose the language when it names one we have.

@@ -65,7 +65,7 @@ pub async fn authorize(
             Ok(Some(id)) => app.db.client(id).await?,
             _ => None,
         };
-        let req = authorize::trusted_target(&params, client.as_ref()).and_then(|target| match &client {
+        let req = authorize::trusted_target(&params, client.as_deref()).and_then(|target| match &client {
             Some(c) => authorize::validate(&params, c, target),
             None => Err(Rejection::Page("unknown client".into())),
         });

@@ -69,13 +69,11 @@ async fn describe(app: &App, client: &Client, token: &str, now: i64) -> Result<O
         }
         return Ok(Some(out));
     }
-    let Some((family_id, expires_at, used)) = app.db.refresh_info(&crypto::token_hash(token)).await? else {
+    let Some((state, family)) = app.db.refresh_with_family(&crypto::token_hash(token)).await? else {
         return Ok(None);
     };
-    let Some(family) = app.db.family(&family_id).await? else {
-        return Ok(None);
-    };
-    if used || expires_at <= now || family.revoked_at.is_some() || family.client_id != client.id {
+    let expires_at = state.expires_at;
+    if state.used || expires_at <= now || family.revoked_at.is_some() || family.client_id != client.id {
         return Ok(None);
     }
     // A refresh token is only as good as its subject: an ended representation makes it useless.
@@ -109,12 +107,10 @@ pub async fn revoke(
         if at.client_id == client.id {
             app.db.revoke_jti(&at.jti, at.exp).await?;
         }
-    } else if let Some((family_id, _, _)) = app.db.refresh_info(&crypto::token_hash(token)).await? {
+    } else if let Some((_, family)) = app.db.refresh_with_family(&crypto::token_hash(token)).await? {
         // §2.1: revoking a refresh token also revokes the access tokens of the same grant.
-        if let Some(family) = app.db.family(&family_id).await?
-            && family.client_id == client.id
-        {
-            app.db.revoke_family(&family_id, now).await?;
+        if family.client_id == client.id {
+            app.db.revoke_family(&family.id, now).await?;
         }
     }
     Ok(([(header::CACHE_CONTROL, "no-store")], "").into_response())

@@ -105,7 +105,7 @@ async fn authorization_code(
     let family = family
         .filter(|f| f.id == row.family_id && f.revoked_at.is_none())
         .ok_or_else(|| invalid("the grant was revoked"))?;
-    issue(app, client, &family, &family.scope, Some(code), true, now).await
+    issue(app, client, &family, &family.scope, Some(code), None, now).await
 }
 
 async fn refresh_token(
@@ -119,24 +119,28 @@ async fn refresh_token(
     let hash = crypto::token_hash(token);
     let invalid = |m: &str| Error::from(OAuthError::invalid_grant(m));
     // Check the owner before consuming, so a stranger cannot burn someone else's token.
-    let Some((family_id, _, used)) = app.db.refresh_info(&hash).await? else {
+    let Some((state, family)) = app.db.refresh_with_family(&hash).await? else {
         return Err(invalid("unknown refresh token"));
     };
-    let family = app
-        .db
-        .family(&family_id)
-        .await?
-        .ok_or_else(|| invalid("unknown refresh token"))?;
     if family.client_id != client.id {
         return Err(invalid("refresh token was issued to another client"));
     }
     // A refused request must not consume the token (the app's retry would then look like reuse); a token
     // already used still goes on to reuse detection.
     let scope = requested_scope(&family, params);
-    if !used && let Err(e) = &scope {
+    if !state.used
+        && let Err(e) = &scope
+    {
         return Err(e.clone().into());
     }
-    let expires_at = match app.db.use_refresh(&hash, now).await? {
+    // The successor is stored in the same transaction that consumes the token, and only when the refresh
+    // can succeed.
+    let usable = state.expires_at > now && family.expires_at > now && family.revoked_at.is_none();
+    let next = crypto::random_token();
+    let next_hash = crypto::token_hash(&next);
+    let next_expires_at = tokens::refresh_expiry(app, &family, now);
+    let stored = usable.then_some((next_hash.as_str(), next_expires_at));
+    let expires_at = match app.db.rotate_refresh(&hash, stored, now).await? {
         Redeemed::Fresh((_, expires_at)) => expires_at,
         // RFC 9700 §4.14.2: reuse of a rotated refresh token revokes the whole family.
         Redeemed::Reused(family) => {
@@ -152,7 +156,7 @@ async fn refresh_token(
     if family.revoked_at.is_some() {
         return Err(invalid("the grant was revoked"));
     }
-    issue(app, client, &family, &scope?, None, true, now).await
+    issue(app, client, &family, &scope?, None, Some(next), now).await
 }
 
 /// The scope a refresh asks for: the granted one, or a subset of it (RFC 6749 §6).
@@ -173,14 +177,15 @@ fn requested_scope(family: &Family, params: &Params) -> Result<String, OAuthErro
     }
 }
 
-/// Access token, ID token (when `openid` was granted) and a new refresh token (when the client may refresh).
+/// Access token, ID token (when `openid` was granted) and a refresh token: `rotated` when a refresh
+/// already stored it, else a new one when the client may refresh.
 async fn issue(
     app: &App,
     client: &Client,
     family: &Family,
     scope: &str,
     code: Option<&str>,
-    with_refresh: bool,
+    rotated: Option<String>,
     now: i64,
 ) -> Result<TokenResponse, Error> {
     let subject = match claims::grant_subject(app, client, family, now).await {
@@ -232,10 +237,10 @@ async fn issue(
     } else {
         None
     };
-    let refresh_token = if with_refresh && client.allows_grant("refresh_token") {
-        Some(tokens::refresh_token(app, family, now).await?)
-    } else {
-        None
+    let refresh_token = match rotated {
+        Some(token) => Some(token),
+        None if client.allows_grant("refresh_token") => Some(tokens::refresh_token(app, family, now).await?),
+        None => None,
     };
     Ok(TokenResponse {
         access_token,

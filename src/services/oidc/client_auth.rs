@@ -1,6 +1,8 @@
 //! Client authentication at the token, introspection, revocation and PAR endpoints
 //! (RFC 6749 §2.3, OIDC Core §9): `client_secret_basic`, `client_secret_post`, `private_key_jwt`.
 
+use std::sync::Arc;
+
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, jwk::JwkSet};
 use serde::Deserialize;
 
@@ -50,7 +52,7 @@ pub async fn authenticate(
     presented: &Presented,
     params: &Params,
     now: i64,
-) -> Result<Client, Error> {
+) -> Result<Arc<Client>, Error> {
     let post_id = params.get("client_id")?;
     let post_secret = params.get("client_secret")?;
     let assertion_type = params.get("client_assertion_type")?;
@@ -84,7 +86,7 @@ pub async fn authenticate(
     Err(fail("client authentication is required"))
 }
 
-async fn by_secret(app: &App, id: &str, secret: &str, method: AuthMethod) -> Result<Client, Error> {
+async fn by_secret(app: &App, id: &str, secret: &str, method: AuthMethod) -> Result<Arc<Client>, Error> {
     let client = app.db.client(id).await?;
     let presented = crypto::token_hash(secret);
     // Compare against something even for unknown clients, so timing does not tell which exist.
@@ -141,7 +143,12 @@ pub fn read_assertion(assertion: &str) -> Result<(jsonwebtoken::Header, Assertio
     Ok((header, claims))
 }
 
-async fn by_assertion(app: &App, post_id: Option<&str>, assertion: &str, now: i64) -> Result<Client, Error> {
+async fn by_assertion(
+    app: &App,
+    post_id: Option<&str>,
+    assertion: &str,
+    now: i64,
+) -> Result<Arc<Client>, Error> {
     // Who claims to be the client: `iss` of the (not yet verified) assertion, which must match `client_id`.
     let (header, unverified) = read_assertion(assertion)?;
     let alg = header.alg;

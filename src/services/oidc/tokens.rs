@@ -137,10 +137,39 @@ pub struct AccessToken {
     pub exp: i64,
 }
 
+/// Access tokens this node has already verified (signature, type, issuer), so that a resource server
+/// introspecting the same token again does not pay for another ECDSA verification. An entry is used only
+/// while the token is unexpired and the key that signed it is still published; the cache is emptied when
+/// it reaches its bound.
+#[derive(Default)]
+pub struct VerifiedTokens {
+    map: std::sync::Mutex<std::collections::HashMap<String, (String, AccessToken)>>,
+}
+
+const VERIFIED_TOKENS_MAX: usize = 4096;
+
+impl VerifiedTokens {
+    fn map(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, (String, AccessToken)>> {
+        match self.map.lock() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+}
+
 /// Verifies signature, type, issuer and expiry; revocation is checked by the caller when it matters.
 pub fn parse_access_token(app: &App, token: &str, now: i64) -> Result<AccessToken, OAuthError> {
     let bad = |m: &str| OAuthError::invalid_token(m);
-    let (header, claims) = app.keys().verify(token).map_err(|_| bad("token is not valid"))?;
+    let keys = app.keys();
+    if let Some((kid, at)) = app.verified_tokens.map().get(token) {
+        if at.exp <= now {
+            return Err(bad("token expired"));
+        }
+        if keys.publishes(kid) {
+            return Ok(at.clone());
+        }
+    }
+    let (header, claims) = keys.verify(token).map_err(|_| bad("token is not valid"))?;
     if header.get("typ").and_then(Value::as_str) != Some(ACCESS_TOKEN_TYP) {
         return Err(bad("not an access token"));
     }
@@ -155,20 +184,33 @@ pub fn parse_access_token(app: &App, token: &str, now: i64) -> Result<AccessToke
         return Err(bad("token expired"));
     }
     let s = |k: &str| claims.get(k).and_then(Value::as_str).map(str::to_owned);
-    Ok(AccessToken {
+    let at = AccessToken {
         jti: s("jti").ok_or_else(|| bad("no jti"))?,
         client_id: s("client_id").ok_or_else(|| bad("no client_id"))?,
         sub: s("sub").ok_or_else(|| bad("no sub"))?,
         family_id: s("fid"),
         exp,
         claims,
-    })
+    };
+    if let Some(kid) = header.get("kid").and_then(Value::as_str) {
+        let mut map = app.verified_tokens.map();
+        if map.len() >= VERIFIED_TOKENS_MAX {
+            map.clear();
+        }
+        map.insert(token.to_owned(), (kid.to_owned(), at.clone()));
+    }
+    Ok(at)
+}
+
+/// When a refresh token issued now expires: after the idle limit, never after its family.
+pub fn refresh_expiry(app: &App, family: &Family, now: i64) -> i64 {
+    (now + app.config.refresh_idle_ttl).min(family.expires_at)
 }
 
 /// A new refresh token for a family; the database keeps its hash.
 pub async fn refresh_token(app: &App, family: &Family, now: i64) -> Result<String, Error> {
     let token = crypto::random_token();
-    let expires_at = (now + app.config.refresh_idle_ttl).min(family.expires_at);
+    let expires_at = refresh_expiry(app, family, now);
     app.db
         .insert_refresh(&crypto::token_hash(&token), &family.id, now, expires_at)
         .await?;

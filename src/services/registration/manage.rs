@@ -32,7 +32,7 @@ async fn authorised(
         None => None,
     };
     match (reg, client) {
-        (Some(reg), Some(client)) if matches => Ok((client, reg)),
+        (Some(reg), Some(client)) if matches => Ok((Client::clone(&client), reg)),
         (Some(_), Some(client)) => {
             record(
                 app,
