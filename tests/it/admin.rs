@@ -332,6 +332,24 @@ async fn a_rotated_or_disabled_client_is_refused_on_every_node_at_once(backend: 
         "the disabled app still gets tokens from the other node after a second"
     );
     assert_eq!(introspect_on_other(new_secret.clone()).await, 401);
+
+    // Settings edited through PATCH reach the other node the same way: enabled again, it works there.
+    let url = env.url(&format!("/admin/api/clients/{}", app.id));
+    let res = http().get(&url).bearer_auth(&super_admin).send().await.unwrap();
+    let etag = res.headers()["etag"].to_str().unwrap().to_owned();
+    let res = http()
+        .patch(&url)
+        .bearer_auth(&super_admin)
+        .header("if-match", etag)
+        .json(&json!({ "disabled": false }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    assert!(
+        within_a_second(|| token_on_other(new_secret.clone()), 200).await,
+        "the app enabled again is still refused by the other node after a second"
+    );
 }
 
 async fn counter_verification_raises_the_level_apps_see(backend: Backend) {
