@@ -31,6 +31,8 @@ pub struct Inner {
     pub metrics: crate::metrics::Metrics,
     /// Access tokens this node verified already (`tokens::parse_access_token`).
     pub verified_tokens: crate::services::oidc::tokens::VerifiedTokens,
+    /// Keys of private_key_jwt clients registered with a `jwks_uri`, as this node fetched them.
+    pub client_jwks: crate::services::oidc::remote_jwks::RemoteJwks,
     /// Peers whose `X-Forwarded-For` is believed (`Config::trusted_proxies`, parsed).
     pub trusted_proxies: Vec<ipnet::IpNet>,
 }
@@ -96,6 +98,7 @@ impl App {
             webauthn,
             metrics: crate::metrics::Metrics::default(),
             verified_tokens: Default::default(),
+            client_jwks: Default::default(),
             trusted_proxies,
         }));
         // The admin console signs in through yunid like any app: its client must exist.

@@ -156,6 +156,7 @@ pub fn fixed_client() -> &'static Client {
         grant_types: vec!["authorization_code".into(), "refresh_token".into()],
         auth_method: AuthMethod::ClientSecretBasic,
         jwks: None,
+        jwks_uri: None,
         id_token_alg: Alg::RS256,
         subject_type: SubjectType::Pairwise,
         sector: "app.example.gov.cn".into(),

@@ -224,8 +224,11 @@ enum ClientCommand {
         #[arg(long, default_value = "client_secret_basic")]
         auth_method: String,
         /// File with the client's public JWKS (for private_key_jwt).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "jwks_uri")]
         jwks_file: Option<PathBuf>,
+        /// URL where the client publishes its public JWKS (for private_key_jwt; instead of --jwks-file).
+        #[arg(long)]
+        jwks_uri: Option<String>,
         /// ID token algorithm: RS256 (default), ES256 or EdDSA.
         #[arg(long, default_value = "RS256")]
         id_token_alg: String,
@@ -383,6 +386,7 @@ async fn client(config: Config, command: ClientCommand) -> anyhow::Result<()> {
         grants,
         auth_method,
         jwks_file,
+        jwks_uri,
         id_token_alg,
         backchannel_logout_uri,
         public_subject,
@@ -406,6 +410,7 @@ async fn client(config: Config, command: ClientCommand) -> anyhow::Result<()> {
         auth_method: AuthMethod::parse(&auth_method)
             .ok_or_else(|| anyhow::anyhow!("unknown auth method {auth_method}"))?,
         jwks: jwks_file.map(std::fs::read_to_string).transpose()?,
+        jwks_uri,
         id_token_alg: Alg::parse(&id_token_alg)
             .ok_or_else(|| anyhow::anyhow!("unknown alg {id_token_alg}"))?,
         public_subject,

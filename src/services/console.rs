@@ -44,6 +44,7 @@ fn registration(config: &Config, secrets: &Secrets) -> Client {
         grant_types: vec!["authorization_code".to_owned()],
         auth_method: AuthMethod::ClientSecretBasic,
         jwks: None,
+        jwks_uri: None,
         id_token_alg: Alg::RS256,
         // The console reads roles by person id: the subject is the person's own id.
         subject_type: SubjectType::Public,

@@ -17,6 +17,8 @@ pub struct NewClient {
     pub grant_types: Vec<String>,
     pub auth_method: AuthMethod,
     pub jwks: Option<String>,
+    /// Where the client publishes its keys (private_key_jwt; instead of `jwks`).
+    pub jwks_uri: Option<String>,
     pub id_token_alg: Alg,
     pub public_subject: bool,
     pub sector: Option<String>,
@@ -39,6 +41,7 @@ impl Default for NewClient {
             grant_types: ["authorization_code", "refresh_token"].map(String::from).to_vec(),
             auth_method: AuthMethod::ClientSecretBasic,
             jwks: None,
+            jwks_uri: None,
             id_token_alg: Alg::RS256,
             public_subject: false,
             sector: None,
@@ -64,6 +67,17 @@ pub fn check_uri(uri: &str, allow_http: bool) -> anyhow::Result<url::Url> {
     Ok(url)
 }
 
+/// A JWKS URI: absolute, https (http only on loopback, or when insecure redirects are allowed for
+/// development), no fragment and no credentials in it.
+pub fn check_jwks_uri(uri: &str, allow_http: bool) -> anyhow::Result<url::Url> {
+    let url = check_uri(uri, allow_http)?;
+    anyhow::ensure!(
+        url.username().is_empty() && url.password().is_none(),
+        "{uri}: a JWKS URI carries no credentials"
+    );
+    Ok(url)
+}
+
 /// Registers a client; returns it with its secret (shown once, stored only as a hash).
 pub async fn add_client(app: &App, new: NewClient) -> anyhow::Result<(Client, Option<String>)> {
     anyhow::ensure!(!new.name.trim().is_empty(), "a client needs a name");
@@ -75,6 +89,10 @@ pub async fn add_client(app: &App, new: NewClient) -> anyhow::Result<(Client, Op
     }
     if let Some(uri) = &new.backchannel_logout_uri {
         check_uri(uri, allow_http)?;
+    }
+    if let Some(uri) = &new.jwks_uri {
+        check_jwks_uri(uri, allow_http)?;
+        anyhow::ensure!(new.jwks.is_none(), "a client has jwks or jwks_uri, not both");
     }
     if new.grant_types.iter().any(|g| g == "authorization_code") {
         anyhow::ensure!(
@@ -106,12 +124,15 @@ pub async fn add_client(app: &App, new: NewClient) -> anyhow::Result<(Client, Op
     };
     let (secret, secret_hash) = match new.auth_method {
         AuthMethod::PrivateKeyJwt => {
-            let jwks = new
-                .jwks
-                .as_deref()
-                .ok_or_else(|| anyhow::anyhow!("private_key_jwt needs a JWKS"))?;
-            let parsed: jsonwebtoken::jwk::JwkSet = serde_json::from_str(jwks)?;
-            anyhow::ensure!(!parsed.keys.is_empty(), "the JWKS has no keys");
+            if let Some(jwks) = new.jwks.as_deref() {
+                let parsed: jsonwebtoken::jwk::JwkSet = serde_json::from_str(jwks)?;
+                anyhow::ensure!(!parsed.keys.is_empty(), "the JWKS has no keys");
+            } else {
+                anyhow::ensure!(
+                    new.jwks_uri.is_some(),
+                    "private_key_jwt needs a JWKS or a JWKS URI"
+                );
+            }
             (None, None)
         }
         _ => {
@@ -130,6 +151,7 @@ pub async fn add_client(app: &App, new: NewClient) -> anyhow::Result<(Client, Op
         grant_types: new.grant_types,
         auth_method: new.auth_method,
         jwks: new.jwks,
+        jwks_uri: new.jwks_uri,
         id_token_alg: new.id_token_alg,
         subject_type: if new.public_subject {
             SubjectType::Public
@@ -182,6 +204,15 @@ pub fn check_settings(c: &Client, allow_http: bool) -> Result<(), (&'static str,
     if let Some(bad) = c.matters.iter().find(|m| m.trim().is_empty() || m.len() > 64) {
         return Err(("matters", format!("{bad:?} is not a matter code")));
     }
+    if let Some(uri) = &c.jwks_uri {
+        check_jwks_uri(uri, allow_http).map_err(|e| ("jwks_uri", e.to_string()))?;
+        if c.jwks.is_some() {
+            return Err((
+                "jwks_uri",
+                "an app has jwks or jwks_uri, never both (set the other to null)".into(),
+            ));
+        }
+    }
     match (&c.jwks, c.auth_method) {
         (Some(jwks), _) => {
             let parsed: jsonwebtoken::jwk::JwkSet =
@@ -201,8 +232,8 @@ pub fn check_settings(c: &Client, allow_http: bool) -> Result<(), (&'static str,
                 ));
             }
         }
-        (None, AuthMethod::PrivateKeyJwt) => {
-            return Err(("jwks", "private_key_jwt needs a JWKS".into()));
+        (None, AuthMethod::PrivateKeyJwt) if c.jwks_uri.is_none() => {
+            return Err(("jwks", "private_key_jwt needs a JWKS or a JWKS URI".into()));
         }
         (None, _) => {}
     }

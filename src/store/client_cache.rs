@@ -146,6 +146,7 @@ mod tests {
             grant_types: vec![],
             auth_method: AuthMethod::ClientSecretBasic,
             jwks: None,
+            jwks_uri: None,
             id_token_alg: Alg::ES256,
             subject_type: SubjectType::Public,
             sector: String::new(),

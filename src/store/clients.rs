@@ -54,6 +54,8 @@ pub struct Client {
     pub grant_types: Vec<String>,
     pub auth_method: AuthMethod,
     pub jwks: Option<String>,
+    /// Where a private_key_jwt client publishes its keys (instead of `jwks`; never both).
+    pub jwks_uri: Option<String>,
     pub id_token_alg: Alg,
     pub subject_type: SubjectType,
     pub sector: String,
@@ -98,6 +100,7 @@ fn from_row(row: &AnyRow) -> Result<Client, sqlx::Error> {
         grant_types: list("grant_types")?,
         auth_method: AuthMethod::parse(&auth).unwrap_or(AuthMethod::ClientSecretBasic),
         jwks: row.try_get("jwks")?,
+        jwks_uri: row.try_get("jwks_uri")?,
         id_token_alg: Alg::parse(&alg).unwrap_or(Alg::RS256),
         subject_type: if subject == "public" {
             SubjectType::Public
@@ -115,7 +118,8 @@ fn from_row(row: &AnyRow) -> Result<Client, sqlx::Error> {
 }
 
 const COLUMNS: &str = "id, name, secret_hash, redirect_uris, post_logout_redirect_uris, scopes, grant_types, \
-     auth_method, jwks, id_token_alg, subject_type, sector, backchannel_logout_uri, min_acr, disabled, matters, department, version";
+     auth_method, jwks, id_token_alg, subject_type, sector, backchannel_logout_uri, min_acr, disabled, matters, department, version, \
+     jwks_uri";
 
 impl Db {
     /// The client, from this node's cache when it holds a fresh copy ([`super::client_cache`]).
@@ -189,8 +193,8 @@ impl Db {
         sqlx::query(
             "INSERT INTO clients (id, name, secret_hash, redirect_uris, post_logout_redirect_uris, scopes, \
              grant_types, auth_method, jwks, id_token_alg, subject_type, sector, backchannel_logout_uri, min_acr, \
-             disabled, created_at, matters, department) \
-             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18)",
+             disabled, created_at, matters, department, jwks_uri) \
+             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19)",
         )
         .bind(&c.id)
         .bind(&c.name)
@@ -213,6 +217,7 @@ impl Db {
         .bind(now)
         .bind(json(&c.matters))
         .bind(&c.department)
+        .bind(&c.jwks_uri)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -299,8 +304,8 @@ impl Db {
         let done = sqlx::query(
             "UPDATE clients SET name = $1, redirect_uris = $2, post_logout_redirect_uris = $3, scopes = $4, \
              grant_types = $5, auth_method = $6, jwks = $7, subject_type = $8, sector = $9, \
-             backchannel_logout_uri = $10, min_acr = $11, disabled = $12, matters = $13, \
-             version = version + 1 WHERE id = $14 AND version = $15",
+             backchannel_logout_uri = $10, min_acr = $11, disabled = $12, matters = $13, jwks_uri = $14, \
+             version = version + 1 WHERE id = $15 AND version = $16",
         )
         .bind(&c.name)
         .bind(json(&c.redirect_uris))
@@ -318,6 +323,7 @@ impl Db {
         .bind(c.min_acr)
         .bind(i64::from(c.disabled))
         .bind(json(&c.matters))
+        .bind(&c.jwks_uri)
         .bind(&c.id)
         .bind(version)
         .execute(&mut *tx)

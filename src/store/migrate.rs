@@ -67,6 +67,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0009_console.sql"),
         postgres: include_str!("../../migrations/postgres/0009_console.sql"),
     },
+    Migration {
+        version: 10,
+        name: "jwks_uri",
+        sqlite: include_str!("../../migrations/sqlite/0010_jwks_uri.sql"),
+        postgres: include_str!("../../migrations/postgres/0010_jwks_uri.sql"),
+    },
 ];
 
 const LOCK_ID: i64 = 0x79_756e_6964; // "yunid"

@@ -227,7 +227,7 @@ impl Db {
         sqlx::query(
             "UPDATE clients SET name = $1, secret_hash = $2, redirect_uris = $3, post_logout_redirect_uris = $4, \
              scopes = $5, grant_types = $6, auth_method = $7, jwks = $8, id_token_alg = $9, \
-             backchannel_logout_uri = $10, version = version + 1 WHERE id = $11",
+             backchannel_logout_uri = $10, jwks_uri = $11, version = version + 1 WHERE id = $12",
         )
         .bind(&c.name)
         .bind(&c.secret_hash)
@@ -239,6 +239,7 @@ impl Db {
         .bind(&c.jwks)
         .bind(c.id_token_alg.as_str())
         .bind(&c.backchannel_logout_uri)
+        .bind(&c.jwks_uri)
         .bind(&c.id)
         .execute(&mut *tx)
         .await?;

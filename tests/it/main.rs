@@ -14,6 +14,7 @@ mod core_flow;
 mod fuzz_corpus;
 mod identity;
 mod interop;
+mod jwks_uri;
 mod keys;
 mod licences;
 mod login_methods;

@@ -286,7 +286,15 @@ async fn bad_metadata_is_refused_naming_the_field(backend: Backend) {
             "jwks",
         ),
         (
-            with("jwks_uri", json!("https://rp.example.cn/jwks")),
+            with("jwks_uri", json!("http://rp.example.cn/jwks"))
+                .tap(|b| b["token_endpoint_auth_method"] = json!("private_key_jwt")),
+            meta,
+            "jwks_uri",
+        ),
+        (
+            with("jwks_uri", json!("https://rp.example.cn/jwks"))
+                .tap(|b| b["token_endpoint_auth_method"] = json!("private_key_jwt"))
+                .tap(|b| b["jwks"] = json!({ "keys": [] })),
             meta,
             "jwks_uri",
         ),
@@ -578,6 +586,73 @@ async fn app_registered_with_private_key_jwt_redeems_a_code_with_its_assertion(b
     assert_eq!(res.status(), StatusCode::OK);
     let tokens: Value = res.json().await.unwrap();
     assert!(tokens["id_token"].as_str().is_some(), "{tokens}");
+}
+
+async fn app_registered_with_a_jwks_uri_redeems_a_code_with_its_assertion(backend: Backend) {
+    use crate::common::jwks_server::{AppKey, JwksServer, set};
+    let env = enabled(backend).await;
+    env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    let admin = admin_token(&env, "yunid:admin").await;
+    let (_, token) = issue(&env, &admin, json!({ "max_uses": 1 })).await;
+    let key = AppKey::new("app-key-1");
+    let server = JwksServer::start(set(&[&key])).await;
+    let jwks_uri = server.url("/jwks");
+
+    let (s, _, reg) = register(
+        &env,
+        Some(&token),
+        json!({ "redirect_uris": [CALLBACK], "token_endpoint_auth_method": "private_key_jwt",
+            "jwks_uri": jwks_uri }),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{reg}");
+    assert_eq!(reg["jwks_uri"], jwks_uri.as_str(), "echoed: {reg}");
+    assert!(reg.get("jwks").is_none(), "{reg}");
+    assert!(reg.get("client_secret").is_none(), "{reg}");
+    let client_id = reg["client_id"].as_str().unwrap();
+    assert_eq!(
+        server.hits(),
+        0,
+        "keys are fetched when needed, not at registration"
+    );
+
+    let (verifier, challenge) = crate::common::pkce();
+    let mut authorize = url::Url::parse(&env.url("/authorize")).unwrap();
+    authorize
+        .query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", client_id)
+        .append_pair("redirect_uri", CALLBACK)
+        .append_pair("scope", "openid profile")
+        .append_pair("state", "s1")
+        .append_pair("code_challenge", &challenge)
+        .append_pair("code_challenge_method", "S256");
+    let back = Browser::new(&env.base)
+        .sign_in(authorize.as_str(), ALICE_ID, PASSWORD)
+        .await;
+    let code = back.params()["code"].clone();
+    let assertion = key.assertion(client_id, &env.url("/token"), env.app.now());
+    let res = http()
+        .post(env.url("/token"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", CALLBACK),
+            ("code_verifier", verifier.as_str()),
+            (
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ),
+            ("client_assertion", assertion.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let status = res.status();
+    let tokens: Value = res.json().await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    assert!(tokens["id_token"].as_str().is_some(), "{tokens}");
+    assert_eq!(server.hits(), 1);
 }
 
 async fn registered_app_reads_updates_and_deletes_its_registration(backend: Backend) {
@@ -921,6 +996,7 @@ on_both_backends!(
     registered_app_signs_a_citizen_in_and_refreshes,
     app_registered_with_private_key_jwt_redeems_a_code_with_its_assertion,
     registered_app_reads_updates_and_deletes_its_registration,
+    app_registered_with_a_jwks_uri_redeems_a_code_with_its_assertion,
     only_super_admins_issue_initial_access_tokens,
     operator_issues_and_revokes_initial_access_tokens_on_the_command_line,
 );

@@ -41,6 +41,7 @@ async fn client_json(app: &App, c: &Client) -> Result<Value, Problem> {
         "grant_types": c.grant_types,
         "token_endpoint_auth_method": c.auth_method.as_str(),
         "jwks": jwks,
+        "jwks_uri": c.jwks_uri,
         "id_token_signed_response_alg": c.id_token_alg.as_str(),
         "subject_type": match c.subject_type {
             SubjectType::Public => "public",
@@ -128,6 +129,8 @@ struct ClientPatch {
     token_endpoint_auth_method: Option<String>,
     #[serde(default, deserialize_with = "edit::nullable")]
     jwks: Option<Option<Value>>,
+    #[serde(default, deserialize_with = "edit::nullable")]
+    jwks_uri: Option<Option<String>>,
     #[serde(default)]
     subject_type: Option<String>,
     #[serde(default, deserialize_with = "edit::nullable")]
@@ -202,6 +205,9 @@ async fn update(
     }
     if let Some(v) = b.jwks {
         client.jwks = v.map(|j| j.to_string());
+    }
+    if let Some(v) = b.jwks_uri {
+        client.jwks_uri = v;
     }
     if let Some(v) = b.subject_type {
         client.subject_type = match v.as_str() {

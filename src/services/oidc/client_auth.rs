@@ -161,11 +161,17 @@ async fn by_assertion(
         .await?
         .filter(|c| !c.disabled && c.auth_method == AuthMethod::PrivateKeyJwt)
         .ok_or_else(|| fail("client authentication failed"))?;
-    let jwks: JwkSet = client
-        .jwks
-        .as_deref()
-        .and_then(|j| serde_json::from_str(j).ok())
-        .ok_or_else(|| fail("client has no usable keys"))?;
+    let jwks: Arc<JwkSet> = match (&client.jwks, &client.jwks_uri) {
+        (Some(j), _) => serde_json::from_str(j)
+            .map(Arc::new)
+            .map_err(|_| fail("client has no usable keys"))?,
+        (None, Some(uri)) => app
+            .client_jwks
+            .keys(&app.http, &client.id, uri, header.kid.as_deref(), now)
+            .await
+            .map_err(|e| fail(&e))?,
+        (None, None) => return Err(fail("client has no usable keys")),
+    };
     let jwk = match &header.kid {
         Some(kid) => jwks.find(kid),
         None if jwks.keys.len() == 1 => jwks.keys.first(),

@@ -3,4 +3,5 @@
 pub mod authorize;
 pub mod claims;
 pub mod client_auth;
+pub mod remote_jwks;
 pub mod tokens;

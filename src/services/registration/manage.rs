@@ -218,6 +218,7 @@ async fn replace(
         grant_types: new.grant_types,
         auth_method: new.auth_method,
         jwks: new.jwks,
+        jwks_uri: new.jwks_uri,
         id_token_alg: new.id_token_alg,
         backchannel_logout_uri: new.backchannel_logout_uri,
         ..client.clone()

@@ -5,7 +5,7 @@
 use serde_json::{Map, Value};
 
 use crate::keys::Alg;
-use crate::services::registry::check_uri;
+use crate::services::registry::{check_jwks_uri, check_uri};
 use crate::store::clients::AuthMethod;
 
 /// Scopes a client may give itself. Identity, organisation and licence data (`identity`, `org`,
@@ -51,6 +51,8 @@ pub struct Registration {
     pub grant_types: Vec<String>,
     pub auth_method: AuthMethod,
     pub jwks: Option<String>,
+    /// Where the client publishes its keys (private_key_jwt; instead of `jwks`).
+    pub jwks_uri: Option<String>,
     pub id_token_alg: Alg,
     pub public_subject: bool,
     pub backchannel_logout_uri: Option<String>,
@@ -206,22 +208,28 @@ pub fn validate(body: &Value) -> Result<Registration> {
             ),
         )
     })?;
-    if member(body, "jwks_uri").is_some() {
+    // RFC 7591 §2: `jwks` and `jwks_uri` must not both be present.
+    let jwks_uri = string(body, "jwks_uri")?;
+    if jwks_uri.is_some() && member(body, "jwks").is_some() {
         return Err(MetadataError::metadata(
             "jwks_uri",
-            "keys by reference are not supported; register them by value in jwks",
+            "jwks and jwks_uri must not both be present",
         ));
     }
-    let jwks = match (auth_method, member(body, "jwks")) {
-        (AuthMethod::PrivateKeyJwt, None) => {
+    let (jwks, jwks_uri) = match (auth_method, member(body, "jwks"), jwks_uri) {
+        (AuthMethod::PrivateKeyJwt, None, None) => {
             return Err(MetadataError::metadata(
                 "jwks",
-                "private_key_jwt needs the client's public keys",
+                "private_key_jwt needs the client's public keys (jwks or jwks_uri)",
             ));
         }
-        (AuthMethod::PrivateKeyJwt, Some(v)) => Some(public_jwks(v)?),
+        (AuthMethod::PrivateKeyJwt, Some(v), _) => (Some(public_jwks(v)?), None),
+        (AuthMethod::PrivateKeyJwt, None, Some(uri)) => {
+            check_jwks_uri(&uri, false).map_err(|e| MetadataError::metadata("jwks_uri", e.to_string()))?;
+            (None, Some(uri))
+        }
         // Keys for anything else (encryption) are not used by yunid: not registered.
-        _ => None,
+        _ => (None, None),
     };
 
     let scope = string(body, "scope")?;
@@ -368,6 +376,9 @@ pub fn validate(body: &Value) -> Result<Registration> {
     if let Some(j) = &jwks {
         out.insert("jwks".into(), serde_json::from_str(j).unwrap_or(Value::Null));
     }
+    if let Some(uri) = &jwks_uri {
+        out.insert("jwks_uri".into(), uri.clone().into());
+    }
     if !post_logout_redirect_uris.is_empty() {
         out.insert(
             "post_logout_redirect_uris".into(),
@@ -392,6 +403,7 @@ pub fn validate(body: &Value) -> Result<Registration> {
         grant_types,
         auth_method,
         jwks,
+        jwks_uri,
         id_token_alg,
         public_subject,
         backchannel_logout_uri,

@@ -158,6 +158,7 @@ pub async fn register(app: &App, caller: Caller<'_>, body: &Value, now: i64) -> 
         grant_types: reg.grant_types,
         auth_method: reg.auth_method,
         jwks: reg.jwks,
+        jwks_uri: reg.jwks_uri,
         id_token_alg: reg.id_token_alg,
         public_subject: reg.public_subject,
         sector: Some(reg.sector),
