@@ -109,10 +109,9 @@ impl RemoteJwks {
         }
         match &entry.keys {
             Some(keys) if entry.uri == uri && now - entry.fetched_at < TTL => Ok(keys.clone()),
-            _ => Err(match &entry.last_error {
-                Some(e) => format!("the client's jwks_uri could not be fetched: {e}"),
-                None => "the client's jwks_uri could not be fetched".to_owned(),
-            }),
+            // The reason stays in the log: telling the caller (connection refused, status, size) would
+            // let a registrant probe what yunid can reach.
+            _ => Err("the client's jwks_uri could not be fetched (see the provider's log)".to_owned()),
         }
     }
 }

@@ -184,6 +184,10 @@ async fn replace(
         }
     }
     let new = metadata::validate(body)?;
+    metadata::check_fetch_target(
+        &new,
+        !app.config.production || app.config.allow_insecure_redirects,
+    )?;
     let public = client.subject_type == SubjectType::Public;
     if new.public_subject != public {
         return Err(MetadataError::metadata("subject_type", "cannot change after registration").into());

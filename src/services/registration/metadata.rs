@@ -130,6 +130,43 @@ fn language_tag(tag: &str) -> bool {
 }
 
 /// Validates a registration (or an update's full replacement) request body.
+/// Where yunid itself will fetch from (a `jwks_uri`): in production a self-registered client may not
+/// point yunid at this host or an internal network by address (`localhost`, loopback, private,
+/// link-local, unspecified) — server-side request forgery. Development (`production = false`) and
+/// `allow_insecure_redirects` allow it (tests and local apps run on loopback).
+pub fn check_fetch_target(reg: &Registration, internal_allowed: bool) -> Result<()> {
+    let Some(uri) = &reg.jwks_uri else {
+        return Ok(());
+    };
+    if internal_allowed {
+        return Ok(());
+    }
+    let internal = match url::Url::parse(uri)
+        .ok()
+        .and_then(|u| u.host().map(|h| h.to_owned()))
+    {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost") || d.ends_with(".localhost"),
+        Some(url::Host::Ipv4(ip)) => {
+            ip.is_loopback() || ip.is_private() || ip.is_link_local() || ip.is_unspecified()
+        }
+        Some(url::Host::Ipv6(ip)) => {
+            ip.is_loopback()
+                || ip.is_unspecified()
+                || ip.is_unique_local()
+                || ip.is_unicast_link_local()
+                || ip.to_ipv4_mapped().is_some()
+        }
+        None => true,
+    };
+    if internal {
+        return Err(MetadataError::metadata(
+            "jwks_uri",
+            "must name a public host (no loopback, private or link-local address)",
+        ));
+    }
+    Ok(())
+}
+
 pub fn validate(body: &Value) -> Result<Registration> {
     let body = body
         .as_object()
@@ -515,5 +552,32 @@ mod tests {
         let e = validate(&body).unwrap_err();
         assert_eq!(e.code, "invalid_client_metadata");
         assert!(e.description.contains("public keys only"), "{}", e.description);
+    }
+
+    #[test]
+    fn a_self_registered_jwks_uri_may_not_point_inside_in_production() {
+        let with = |uri: &str| {
+            let mut r = validate(&json!({ "redirect_uris": ["https://app.example.cn/cb"] })).unwrap();
+            r.jwks_uri = Some(uri.to_owned());
+            r
+        };
+        for inside in [
+            "https://localhost/jwks",
+            "https://127.0.0.1:8080/jwks",
+            "https://10.1.2.3/jwks",
+            "https://192.168.0.9/jwks",
+            "https://169.254.169.254/latest",
+            "https://[::1]/jwks",
+            "https://[fd00::1]/jwks",
+            "https://[::ffff:10.0.0.1]/jwks",
+        ] {
+            assert!(check_fetch_target(&with(inside), false).is_err(), "{inside}");
+            assert!(
+                check_fetch_target(&with(inside), true).is_ok(),
+                "{inside} in development"
+            );
+        }
+        assert!(check_fetch_target(&with("https://app.example.cn/jwks"), false).is_ok());
+        assert!(check_fetch_target(&with("https://203.0.113.7/jwks"), false).is_ok());
     }
 }

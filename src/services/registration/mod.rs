@@ -125,7 +125,11 @@ pub async fn register(app: &App, caller: Caller<'_>, body: &Value, now: i64) -> 
         .await?;
         return Err(RegistrationError::InvalidToken(why));
     }
-    let reg = match metadata::validate(body) {
+    let internal_allowed = !app.config.production || app.config.allow_insecure_redirects;
+    let reg = match metadata::validate(body).and_then(|r| {
+        metadata::check_fetch_target(&r, internal_allowed)?;
+        Ok(r)
+    }) {
         Ok(r) => r,
         Err(e) => {
             record(
