@@ -9,11 +9,17 @@ use axum_extra::extract::CookieJar;
 use serde::Deserialize;
 
 use crate::app::App;
-use crate::crypto;
 use crate::http::i18n::Lang;
 use crate::http::{cookies, page};
 use crate::services::identity;
 use crate::services::oidc::authorize::AuthRequest;
+
+use super::Pending;
+
+/// Nobody is signed in any more (the session ended while the page was open).
+fn sign_in_again() -> Response {
+    page::error(StatusCode::FORBIDDEN, "please sign in again")
+}
 
 #[derive(Deserialize)]
 pub struct Show {
@@ -23,14 +29,14 @@ pub struct Show {
 pub async fn show(State(app): State<App>, lang: Lang, jar: CookieJar, Query(q): Query<Show>) -> Response {
     let result: anyhow::Result<Response> = async {
         let now = app.now();
-        let Some(pending) = app.db.auth_request(&crypto::token_hash(&q.req), now).await? else {
-            return Ok(page::error(
-                StatusCode::BAD_REQUEST,
-                "this sign-in request has expired",
-            ));
-        };
-        let Some((session, person)) = cookies::session(&app, &jar, now).await? else {
-            return Ok(page::error(StatusCode::FORBIDDEN, "please sign in again"));
+        let Pending {
+            request: pending,
+            session,
+            person,
+            ..
+        } = match super::pending(&app, &jar, &q.req, now, sign_in_again).await? {
+            Ok(p) => p,
+            Err(page) => return Ok(page),
         };
         let Some(client) = app.db.client(&pending.client_id).await? else {
             return Ok(page::error(StatusCode::BAD_REQUEST, "unknown client"));
@@ -70,24 +76,20 @@ pub struct Submit {
     acting: String,
 }
 
-pub async fn submit(State(app): State<App>, jar: CookieJar, Form(f): Form<Submit>) -> Response {
+pub async fn submit(State(app): State<App>, lang: Lang, jar: CookieJar, Form(f): Form<Submit>) -> Response {
     if !cookies::csrf_ok(&app, &jar, f.csrf.as_deref()) {
-        return page::error(
-            StatusCode::FORBIDDEN,
-            "the form expired or did not come from this site; reload the page",
-        );
+        return super::forbidden_csrf(lang);
     }
     let result: anyhow::Result<Response> = async {
         let now = app.now();
-        let id_hash = crypto::token_hash(&f.req);
-        let Some(pending) = app.db.auth_request(&id_hash, now).await? else {
-            return Ok(page::error(
-                StatusCode::BAD_REQUEST,
-                "this sign-in request has expired",
-            ));
-        };
-        let Some((session, _)) = cookies::session(&app, &jar, now).await? else {
-            return Ok(page::error(StatusCode::FORBIDDEN, "please sign in again"));
+        let Pending {
+            id_hash,
+            request: pending,
+            session,
+            ..
+        } = match super::pending(&app, &jar, &f.req, now, sign_in_again).await? {
+            Ok(p) => p,
+            Err(page) => return Ok(page),
         };
         let Some(client) = app.db.client(&pending.client_id).await? else {
             return Ok(page::error(StatusCode::BAD_REQUEST, "unknown client"));

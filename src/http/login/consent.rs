@@ -8,12 +8,13 @@ use axum_extra::extract::CookieJar;
 use serde::Deserialize;
 
 use crate::app::App;
-use crate::crypto;
 use crate::error::OAuthError;
 use crate::http::i18n::Lang;
 use crate::http::oidc::respond_error;
 use crate::http::{cookies, page};
 use crate::services::oidc::authorize::AuthRequest;
+
+use super::Pending;
 
 #[derive(Deserialize)]
 pub struct Show {
@@ -23,14 +24,14 @@ pub struct Show {
 pub async fn show(State(app): State<App>, lang: Lang, jar: CookieJar, Query(q): Query<Show>) -> Response {
     let result: anyhow::Result<Response> = async {
         let now = app.now();
-        let Some(pending) = app.db.auth_request(&crypto::token_hash(&q.req), now).await? else {
-            return Ok(page::error(
-                StatusCode::BAD_REQUEST,
-                "this sign-in request has expired",
-            ));
-        };
-        let Some((_, person)) = cookies::session(&app, &jar, now).await? else {
-            return Ok(Redirect::to(&format!("/login?req={}", urlencode(&q.req))).into_response());
+        let to_login = || Redirect::to(&format!("/login?req={}", urlencode(&q.req))).into_response();
+        let Pending {
+            request: pending,
+            person,
+            ..
+        } = match super::pending(&app, &jar, &q.req, now, to_login).await? {
+            Ok(p) => p,
+            Err(page) => return Ok(page),
         };
         let req: AuthRequest = serde_json::from_str(&pending.params)?;
         let client = app.db.client(&pending.client_id).await?;
@@ -77,24 +78,21 @@ pub struct Submit {
     decision: String,
 }
 
-pub async fn submit(State(app): State<App>, jar: CookieJar, Form(f): Form<Submit>) -> Response {
+pub async fn submit(State(app): State<App>, lang: Lang, jar: CookieJar, Form(f): Form<Submit>) -> Response {
     if !cookies::csrf_ok(&app, &jar, f.csrf.as_deref()) {
-        return page::error(
-            StatusCode::FORBIDDEN,
-            "the form expired or did not come from this site; reload the page",
-        );
+        return super::forbidden_csrf(lang);
     }
     let result: anyhow::Result<Response> = async {
         let now = app.now();
-        let id_hash = crypto::token_hash(&f.req);
-        let Some(pending) = app.db.auth_request(&id_hash, now).await? else {
-            return Ok(page::error(
-                StatusCode::BAD_REQUEST,
-                "this sign-in request has expired",
-            ));
-        };
-        let Some((session, _)) = cookies::session(&app, &jar, now).await? else {
-            return Ok(page::error(StatusCode::FORBIDDEN, "please sign in again"));
+        let signed_out = || page::error(StatusCode::FORBIDDEN, "please sign in again");
+        let Pending {
+            id_hash,
+            request: pending,
+            session,
+            ..
+        } = match super::pending(&app, &jar, &f.req, now, signed_out).await? {
+            Ok(p) => p,
+            Err(page) => return Ok(page),
         };
         let mut req: AuthRequest = serde_json::from_str(&pending.params)?;
         if f.decision != "allow" {

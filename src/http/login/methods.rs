@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::CookieJar;
 use serde::Deserialize;
 
+use super::forbidden_csrf;
 use crate::app::App;
 use crate::crypto;
 use crate::http::forms::ClientAddr;
@@ -143,14 +144,6 @@ pub fn render(app: &App, jar: CookieJar, ctx: &Ctx, view: View<'_>, status: Stat
 
 fn internal(e: anyhow::Error) -> Response {
     crate::http::page::internal(e, "login failed")
-}
-
-fn forbidden_csrf(lang: Lang) -> Response {
-    let m = match lang {
-        Lang::Zh => "表单已过期或并非来自本站，请刷新页面后重试。",
-        Lang::En => "The form expired or did not come from this site; reload the page.",
-    };
-    page::error_in(lang, StatusCode::FORBIDDEN, m)
 }
 
 #[derive(Deserialize)]

@@ -7,9 +7,18 @@ mod passkey;
 mod register;
 
 use axum::Router;
+use axum::http::StatusCode;
+use axum::response::Response;
 use axum::routing::{get, post};
+use axum_extra::extract::CookieJar;
 
 use crate::app::App;
+use crate::crypto;
+use crate::http::i18n::Lang;
+use crate::http::{cookies, page};
+use crate::store::persons::PersonRow;
+use crate::store::requests::PendingRequest;
+use crate::store::sessions::SessionRow;
 
 pub fn router() -> Router<App> {
     Router::new()
@@ -29,4 +38,48 @@ pub fn router() -> Router<App> {
             "/static/passkey.js",
             get(|| async { crate::http::page::passkey_script() }),
         )
+}
+
+/// A form that failed its CSRF check (expired, or posted from elsewhere), in the page language.
+pub(crate) fn forbidden_csrf(lang: Lang) -> Response {
+    let m = match lang {
+        Lang::Zh => "表单已过期或并非来自本站，请刷新页面后重试。",
+        Lang::En => "The form expired or did not come from this site; reload the page.",
+    };
+    page::error_in(lang, StatusCode::FORBIDDEN, m)
+}
+
+/// A pending authorization request (`req` of the consent and act-as pages) and who answers it.
+pub(crate) struct Pending {
+    pub id_hash: String,
+    pub request: PendingRequest,
+    pub session: SessionRow,
+    pub person: PersonRow,
+}
+
+/// Loads the pending request `req` and the signed-in person. `Err` is the page to show instead: the
+/// request expired or was answered, or nobody is signed in (`signed_out` says what to show then).
+pub(crate) async fn pending(
+    app: &App,
+    jar: &CookieJar,
+    req: &str,
+    now: i64,
+    signed_out: impl FnOnce() -> Response,
+) -> anyhow::Result<Result<Pending, Response>> {
+    let id_hash = crypto::token_hash(req);
+    let Some(request) = app.db.auth_request(&id_hash, now).await? else {
+        return Ok(Err(page::error(
+            StatusCode::BAD_REQUEST,
+            "this sign-in request has expired",
+        )));
+    };
+    let Some((session, person)) = cookies::session(app, jar, now).await? else {
+        return Ok(Err(signed_out()));
+    };
+    Ok(Ok(Pending {
+        id_hash,
+        request,
+        session,
+        person,
+    }))
 }

@@ -56,10 +56,7 @@ pub async fn submit(State(app): State<App>, lang: Lang, jar: CookieJar, Form(f):
         return page::error(StatusCode::NOT_FOUND, "self-registration is not offered here");
     }
     if !cookies::csrf_ok(&app, &jar, f.csrf.as_deref()) {
-        return page::error(
-            StatusCode::FORBIDDEN,
-            "the form expired or did not come from this site; reload the page",
-        );
+        return super::forbidden_csrf(lang);
     }
     let outcome = registry::add_person(
         &app,
