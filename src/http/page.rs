@@ -162,6 +162,9 @@ pub struct ConsentPage<'a> {
     pub client_name: &'a str,
     pub person_name: &'a str,
     pub items: Vec<String>,
+    /// For a self-registered app (dynamic registration, not reviewed by an administrator): the host it
+    /// sends the person back to, shown with a warning — its name is whatever it chose to call itself.
+    pub self_registered: Option<&'a str>,
 }
 
 /// Plain words for what a scope releases.

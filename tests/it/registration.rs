@@ -449,6 +449,30 @@ async fn registered_app_signs_a_citizen_in_and_refreshes(backend: Backend) {
     // A standard RP library, discovering the provider, signs Alice in with code + PKCE and refreshes.
     let client = test_client(&reg, CALLBACK);
     let rp = Rp::discover(&env.base, &client).await;
+
+    // Its name is its own choice: the consent page says the app registered itself and shows where it
+    // sends Alice. An app an administrator registered carries no such note.
+    let notice = yunid::http::i18n::ZH.consent_self_registered;
+    let base = env.base.clone();
+    let consent_page = |rp: Rp| {
+        let base = base.clone();
+        async move {
+            let look = Browser::new(&base);
+            let page = look.get(rp.start(&["profile"]).url.as_str()).await;
+            let page = look.login(&page, ALICE_ID, PASSWORD).await;
+            assert!(page.is_consent());
+            page.html().2.to_owned()
+        }
+    };
+    let body = consent_page(Rp::discover(&env.base, &client).await).await;
+    assert!(
+        body.contains(notice) && body.contains("<strong>127.0.0.1</strong>"),
+        "{body}"
+    );
+    let reviewed = env.client(CALLBACK).await;
+    let body = consent_page(Rp::discover(&env.base, &reviewed).await).await;
+    assert!(!body.contains(notice), "{body}");
+
     let browser = Browser::new(&env.base);
     let signed = sign_in(&rp, &browser, &["profile", "phone"]).await;
     let (header, claims) = wire::jwt_parts(&signed.id_token());

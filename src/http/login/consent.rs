@@ -52,6 +52,13 @@ pub async fn show(State(app): State<App>, lang: Lang, jar: CookieJar, Query(q): 
                 }
             }
         }
+        let self_registered = match &client {
+            Some(c) => app.db.client_registration(&c.id).await?.is_some(),
+            None => false,
+        };
+        let target_host = url::Url::parse(&req.target.redirect_uri)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned));
         let html = page::render(page::ConsentPage {
             t,
             req: &q.req,
@@ -59,6 +66,11 @@ pub async fn show(State(app): State<App>, lang: Lang, jar: CookieJar, Query(q): 
             client_name: client.as_ref().map_or("", |c| c.name.as_str()),
             person_name: &person.name,
             items,
+            self_registered: if self_registered {
+                target_host.as_deref().or(Some(""))
+            } else {
+                None
+            },
         });
         let html = page::allow_form_target(html, &req.target.redirect_uri);
         Ok((jar, html).into_response())
