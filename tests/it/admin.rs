@@ -888,13 +888,25 @@ mod console {
             .await
             .unwrap();
         let token = admin_token(&env, "yunid:admin").await;
+        // The API leaves the console's own client alone…
         for path in [
             "/admin/api/clients/yunid-console/rotate-secret",
             "/admin/api/clients/yunid-console/disable",
         ] {
             let (s, body) = call(&env, &token, Method::POST, path, None).await;
-            assert_eq!(s, 200, "{body}");
+            assert_eq!(s, 409, "{body}");
         }
+        // …and should the row be changed behind yunid's back, the console puts it right before signing in.
+        env.app
+            .db
+            .set_client_disabled("yunid-console", true)
+            .await
+            .unwrap();
+        env.app
+            .db
+            .set_client_secret("yunid-console", "not the secret's hash")
+            .await
+            .unwrap();
         let browser = Browser::new(&env.base);
         let home = console::sign_in(&browser, &inbox, ALICE_ID, PASSWORD).await;
         assert_eq!(home.html().1, 200, "{home:?}");

@@ -90,6 +90,9 @@ async fn load(ctx: &Ctx<'_>, id: &str, action: &str) -> Result<Client, Problem> 
         ctx.admin.can_manage_client(&client)
     };
     ctx.forbid(allowed, action, id, id).await?;
+    if action != "client.read" {
+        super::manage::console_client_is_yunids(&client)?;
+    }
     Ok(Client::clone(&client))
 }
 

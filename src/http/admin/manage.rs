@@ -404,7 +404,21 @@ pub(super) async fn managed_client(
         .ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, "not found", "no such client"))?;
     ctx.forbid(ctx.admin.can_manage_client(&client), action, id, id)
         .await?;
+    console_client_is_yunids(&client)?;
     Ok(client)
+}
+
+/// The console's own client is yunid's to keep (its secret derives from the deployment's secret, its
+/// settings from the issuer): nobody rotates, disables or edits it through the API.
+pub(super) fn console_client_is_yunids(client: &crate::store::clients::Client) -> Result<(), Problem> {
+    if crate::services::console::is_console(client) {
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            "managed by yunid",
+            "the admin console's own client is kept by yunid and cannot be changed here",
+        ));
+    }
+    Ok(())
 }
 
 /// A new secret, shown once; the old one stops working immediately.
