@@ -178,33 +178,36 @@ async fn each_role_does_what_it_may_and_nothing_else(backend: Backend) {
     );
 }
 
+/// An app of the tax department that gets tokens for itself (client credentials).
+async fn cc_client(env: &Env) -> TestClient {
+    env.client_with(NewClient {
+        name: "cc".into(),
+        scopes: vec!["profile".into()],
+        grant_types: vec!["client_credentials".into()],
+        department: "tax".into(),
+        ..NewClient::default()
+    })
+    .await
+}
+
+/// The status of a client-credentials token request to `url` with this id and secret.
+async fn token_status(url: String, id: String, secret: String) -> u16 {
+    http()
+        .post(url)
+        .basic_auth(id, Some(secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
 async fn a_rotated_secret_stops_working_at_once(backend: Backend) {
     let env = Env::start(backend).await;
     let super_admin = admin_token(&env, "yunid:admin").await;
-    let app = env
-        .client_with(NewClient {
-            name: "cc".into(),
-            scopes: vec!["profile".into()],
-            grant_types: vec!["client_credentials".into()],
-            department: "tax".into(),
-            ..NewClient::default()
-        })
-        .await;
-    let token_with = |secret: String| {
-        let url = env.url("/token");
-        let id = app.id.clone();
-        async move {
-            http()
-                .post(url)
-                .basic_auth(id, Some(secret))
-                .form(&[("grant_type", "client_credentials")])
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }
-    };
+    let app = cc_client(&env).await;
+    let token_with = |secret: String| token_status(env.url("/token"), app.id.clone(), secret);
     assert_eq!(token_with(app.secret.clone()).await, 200);
     let (s, rotated) = call(
         &env,
@@ -240,30 +243,8 @@ async fn a_rotated_or_disabled_client_is_refused_on_every_node_at_once(backend: 
         Backend::Sqlite => &env.server,
     };
     let super_admin = admin_token(&env, "yunid:admin").await;
-    let app = env
-        .client_with(NewClient {
-            name: "cc".into(),
-            scopes: vec!["profile".into()],
-            grant_types: vec!["client_credentials".into()],
-            department: "tax".into(),
-            ..NewClient::default()
-        })
-        .await;
-    let token_on_other = |secret: String| {
-        let url = other.url("/token");
-        let id = app.id.clone();
-        async move {
-            http()
-                .post(url)
-                .basic_auth(id, Some(secret))
-                .form(&[("grant_type", "client_credentials")])
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }
-    };
+    let app = cc_client(&env).await;
+    let token_on_other = |secret: String| token_status(other.url("/token"), app.id.clone(), secret);
     let introspect_on_other = |secret: String| {
         let url = other.url("/introspect");
         let id = app.id.clone();
