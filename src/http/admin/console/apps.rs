@@ -127,7 +127,7 @@ async fn create_app(
         }
         Err(e) => {
             let message = e.to_string();
-            let list = app_list(&app, &admin).await;
+            let list = app_list(&app, admin).await;
             let v = View {
                 title: labels(lang).apps,
                 section: "apps",
@@ -135,7 +135,7 @@ async fn create_app(
                 apps: list,
                 ..View::default()
             };
-            render(&app, jar, lang, &admin, v, StatusCode::UNPROCESSABLE_ENTITY)
+            render(&app, jar, lang, admin, v, StatusCode::UNPROCESSABLE_ENTITY)
         }
     }
 }

@@ -311,7 +311,7 @@ async fn appoint(
                 notice: None,
                 status,
             };
-            show(&app, jar, lang, &admin, &org.credit_code, said).await
+            show(&app, jar, lang, admin, &org.credit_code, said).await
         }
     }
 }

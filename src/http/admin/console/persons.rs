@@ -107,7 +107,7 @@ async fn search(
                     error: Some(l.not_found),
                     ..View::default()
                 };
-                render(&app, jar, lang, &admin, v, StatusCode::NOT_FOUND)
+                render(&app, jar, lang, admin, v, StatusCode::NOT_FOUND)
             }
         },
         Err(p) => {
@@ -117,7 +117,7 @@ async fn search(
                 error: Some(&p.detail),
                 ..View::default()
             };
-            render(&app, jar, lang, &admin, v, p.status)
+            render(&app, jar, lang, admin, v, p.status)
         }
     }
 }
