@@ -190,17 +190,23 @@ async fn cc_client(env: &Env) -> TestClient {
     .await
 }
 
-/// The status of a client-credentials token request to `url` with this id and secret.
-async fn token_status(url: String, id: String, secret: String) -> u16 {
+/// The status of a form post to `url` authenticated as the app with this id and secret.
+async fn post_as_app(url: String, id: String, secret: String, form: &[(&str, &str)]) -> u16 {
     http()
         .post(url)
         .basic_auth(id, Some(secret))
-        .form(&[("grant_type", "client_credentials")])
+        .form(form)
         .send()
         .await
         .unwrap()
         .status()
         .as_u16()
+}
+
+/// The status of a client-credentials token request to `url` with this id and secret.
+async fn token_status(url: String, id: String, secret: String) -> u16 {
+    let form = [("grant_type", "client_credentials")];
+    post_as_app(url, id, secret, &form).await
 }
 
 async fn a_rotated_secret_stops_working_at_once(backend: Backend) {
@@ -246,19 +252,12 @@ async fn a_rotated_or_disabled_client_is_refused_on_every_node_at_once(backend: 
     let app = cc_client(&env).await;
     let token_on_other = |secret: String| token_status(other.url("/token"), app.id.clone(), secret);
     let introspect_on_other = |secret: String| {
-        let url = other.url("/introspect");
-        let id = app.id.clone();
-        async move {
-            http()
-                .post(url)
-                .basic_auth(id, Some(secret))
-                .form(&[("token", "anything")])
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }
+        post_as_app(
+            other.url("/introspect"),
+            app.id.clone(),
+            secret,
+            &[("token", "anything")],
+        )
     };
     // Within about a second, polled (a notification takes milliseconds; the cache would keep a row 5 s).
     async fn within_a_second<F: std::future::Future<Output = u16>>(
