@@ -178,52 +178,58 @@ async fn each_role_does_what_it_may_and_nothing_else(backend: Backend) {
     );
 }
 
+/// An app of the tax department that gets tokens for itself (client credentials).
+async fn cc_client(env: &Env) -> TestClient {
+    env.client_with(NewClient {
+        name: "cc".into(),
+        scopes: vec!["profile".into()],
+        grant_types: vec!["client_credentials".into()],
+        department: "tax".into(),
+        ..NewClient::default()
+    })
+    .await
+}
+
+/// The status of a form post to `url` authenticated as the app with this id and secret.
+async fn post_as_app(url: String, id: String, secret: String, form: &[(&str, &str)]) -> u16 {
+    http()
+        .post(url)
+        .basic_auth(id, Some(secret))
+        .form(form)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// The status of a client-credentials token request to `url` with this id and secret.
+async fn token_status(url: String, id: String, secret: String) -> u16 {
+    let form = [("grant_type", "client_credentials")];
+    post_as_app(url, id, secret, &form).await
+}
+
+/// Rotates the app's secret through the admin API (which must succeed) and returns the new one.
+async fn rotate_secret(env: &Env, token: &str, client_id: &str) -> String {
+    let path = format!("/admin/api/clients/{client_id}/rotate-secret");
+    let (s, rotated) = call(env, token, Method::POST, &path, None).await;
+    assert_eq!(s, 200);
+    rotated["client_secret"].as_str().unwrap().to_owned()
+}
+
 async fn a_rotated_secret_stops_working_at_once(backend: Backend) {
     let env = Env::start(backend).await;
     let super_admin = admin_token(&env, "yunid:admin").await;
-    let app = env
-        .client_with(NewClient {
-            name: "cc".into(),
-            scopes: vec!["profile".into()],
-            grant_types: vec!["client_credentials".into()],
-            department: "tax".into(),
-            ..NewClient::default()
-        })
-        .await;
-    let token_with = |secret: String| {
-        let url = env.url("/token");
-        let id = app.id.clone();
-        async move {
-            http()
-                .post(url)
-                .basic_auth(id, Some(secret))
-                .form(&[("grant_type", "client_credentials")])
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }
-    };
+    let app = cc_client(&env).await;
+    let token_with = |secret: String| token_status(env.url("/token"), app.id.clone(), secret);
     assert_eq!(token_with(app.secret.clone()).await, 200);
-    let (s, rotated) = call(
-        &env,
-        &super_admin,
-        Method::POST,
-        &format!("/admin/api/clients/{}/rotate-secret", app.id),
-        None,
-    )
-    .await;
-    assert_eq!(s, 200);
+    let new_secret = rotate_secret(&env, &super_admin, &app.id).await;
     assert_eq!(
         token_with(app.secret.clone()).await,
         401,
         "the old secret is dead"
     );
-    assert_eq!(
-        token_with(rotated["client_secret"].as_str().unwrap().to_owned()).await,
-        200
-    );
+    assert_eq!(token_with(new_secret).await, 200);
 }
 
 /// Each node keeps the apps it authenticated in memory. A secret rotated or an app disabled through one
@@ -240,44 +246,15 @@ async fn a_rotated_or_disabled_client_is_refused_on_every_node_at_once(backend: 
         Backend::Sqlite => &env.server,
     };
     let super_admin = admin_token(&env, "yunid:admin").await;
-    let app = env
-        .client_with(NewClient {
-            name: "cc".into(),
-            scopes: vec!["profile".into()],
-            grant_types: vec!["client_credentials".into()],
-            department: "tax".into(),
-            ..NewClient::default()
-        })
-        .await;
-    let token_on_other = |secret: String| {
-        let url = other.url("/token");
-        let id = app.id.clone();
-        async move {
-            http()
-                .post(url)
-                .basic_auth(id, Some(secret))
-                .form(&[("grant_type", "client_credentials")])
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }
-    };
+    let app = cc_client(&env).await;
+    let token_on_other = |secret: String| token_status(other.url("/token"), app.id.clone(), secret);
     let introspect_on_other = |secret: String| {
-        let url = other.url("/introspect");
-        let id = app.id.clone();
-        async move {
-            http()
-                .post(url)
-                .basic_auth(id, Some(secret))
-                .form(&[("token", "anything")])
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }
+        post_as_app(
+            other.url("/introspect"),
+            app.id.clone(),
+            secret,
+            &[("token", "anything")],
+        )
     };
     // Within about a second, polled (a notification takes milliseconds; the cache would keep a row 5 s).
     async fn within_a_second<F: std::future::Future<Output = u16>>(
@@ -300,16 +277,7 @@ async fn a_rotated_or_disabled_client_is_refused_on_every_node_at_once(backend: 
     assert_eq!(token_on_other(app.secret.clone()).await, 200);
     assert_eq!(introspect_on_other(app.secret.clone()).await, 200);
 
-    let (s, rotated) = call(
-        &env,
-        &super_admin,
-        Method::POST,
-        &format!("/admin/api/clients/{}/rotate-secret", app.id),
-        None,
-    )
-    .await;
-    assert_eq!(s, 200);
-    let new_secret = rotated["client_secret"].as_str().unwrap().to_owned();
+    let new_secret = rotate_secret(&env, &super_admin, &app.id).await;
     assert!(
         within_a_second(|| token_on_other(app.secret.clone()), 401).await,
         "the old secret still works on the other node after a second"

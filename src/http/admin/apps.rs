@@ -9,7 +9,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::edit::{self, body, if_match, tagged};
+use super::edit::{self, JsonBody, body, if_match, tagged};
 use super::manage::Ctx;
 use super::{Caller, Problem};
 use crate::app::App;
@@ -77,13 +77,7 @@ pub async fn list(State(app): State<App>, caller: Caller) -> Result<Response, Pr
 }
 
 async fn load(ctx: &Ctx<'_>, id: &str, action: &str) -> Result<Client, Problem> {
-    let client = ctx
-        .app
-        .db
-        .client(id)
-        .await
-        .map_err(Problem::internal)?
-        .ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, "not found", "no such client"))?;
+    let client = edit::found(ctx.app.db.client(id).await, "client")?;
     let allowed = if action == "client.read" {
         ctx.admin.can_read_client(&client)
     } else {
@@ -102,11 +96,7 @@ async fn read(
     ClientAddr(address): ClientAddr,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
-    let ctx = Ctx {
-        app: &app,
-        admin: &caller.0,
-        address: &address,
-    };
+    let ctx = Ctx::of(&app, &caller, &address);
     let client = load(&ctx, &id, "client.read").await?;
     Ok(tagged(
         StatusCode::OK,
@@ -157,13 +147,9 @@ async fn update(
     ClientAddr(address): ClientAddr,
     Path(id): Path<String>,
     headers: HeaderMap,
-    parsed: Result<Json<ClientPatch>, axum::extract::rejection::JsonRejection>,
+    parsed: JsonBody<ClientPatch>,
 ) -> Result<Response, Problem> {
-    let ctx = Ctx {
-        app: &app,
-        admin: &caller.0,
-        address: &address,
-    };
+    let ctx = Ctx::of(&app, &caller, &address);
     let mut client = load(&ctx, &id, "client.update").await?;
     let b = body(parsed)?;
     // Which licences an app receives is a data-release decision, not its department's.

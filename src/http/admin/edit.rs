@@ -11,8 +11,11 @@ use serde_json::Value;
 
 use super::Problem;
 
+/// A handler's JSON body as axum hands it over: parsed, or why not.
+pub type JsonBody<T> = Result<Json<T>, JsonRejection>;
+
 /// A JSON body, or a problem naming what is wrong with it (unknown fields included).
-pub fn body<T>(parsed: Result<Json<T>, JsonRejection>) -> Result<T, Problem> {
+pub fn body<T>(parsed: JsonBody<T>) -> Result<T, Problem> {
     parsed
         .map(|Json(v)| v)
         .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "malformed body", e.body_text()))
@@ -65,6 +68,12 @@ pub fn tagged(status: StatusCode, version: i64, json: Value) -> Response {
         res.headers_mut().insert(header::ETAG, v);
     }
     res
+}
+
+/// The row a lookup found, or 404 "no such {what}" (500 if the lookup failed).
+pub fn found<T>(row: Result<Option<T>, sqlx::Error>, what: &str) -> Result<T, Problem> {
+    row.map_err(Problem::internal)?
+        .ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, "not found", format!("no such {what}")))
 }
 
 /// Maps a unique-key violation to 409 and anything else to 500.

@@ -9,6 +9,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::edit::{JsonBody, body};
 use super::{Caller, Problem};
 use crate::app::App;
 use crate::services::admin::Role;
@@ -22,13 +23,6 @@ pub fn router() -> Router<App> {
         .route("/admin/api/licences/import", post(import))
         .route("/admin/api/licences/{id}/status", post(set_status))
         .route("/admin/api/clients/{id}/licence-types", put(allow_types))
-}
-
-/// Turns a JSON body rejection into a problem naming what is wrong (unknown fields included).
-fn body<T>(parsed: Result<Json<T>, axum::extract::rejection::JsonRejection>) -> Result<T, Problem> {
-    parsed
-        .map(|Json(v)| v)
-        .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "malformed body", e.body_text()))
 }
 
 fn licence_problem(e: LicenceError) -> Problem {
@@ -61,7 +55,7 @@ async fn put_type(
     State(app): State<App>,
     caller: Caller,
     Path(code): Path<String>,
-    parsed: Result<Json<TypeBody>, axum::extract::rejection::JsonRejection>,
+    parsed: JsonBody<TypeBody>,
 ) -> Result<Response, Problem> {
     caller.require(caller.0.has(&Role::LicenceLibrary), "manage licences")?;
     let b = body(parsed)?;
@@ -98,7 +92,7 @@ async fn put_type(
 async fn push(
     State(app): State<App>,
     caller: Caller,
-    parsed: Result<Json<LicenceInput>, axum::extract::rejection::JsonRejection>,
+    parsed: JsonBody<LicenceInput>,
 ) -> Result<Response, Problem> {
     caller.require(caller.0.has(&Role::LicenceLibrary), "manage licences")?;
     let input = body(parsed)?;
@@ -157,7 +151,7 @@ async fn set_status(
     State(app): State<App>,
     caller: Caller,
     Path(id): Path<String>,
-    parsed: Result<Json<StatusBody>, axum::extract::rejection::JsonRejection>,
+    parsed: JsonBody<StatusBody>,
 ) -> Result<Response, Problem> {
     caller.require(caller.0.has(&Role::LicenceLibrary), "manage licences")?;
     let b = body(parsed)?;
@@ -187,7 +181,7 @@ async fn allow_types(
     State(app): State<App>,
     caller: Caller,
     Path(client_id): Path<String>,
-    parsed: Result<Json<Vec<String>>, axum::extract::rejection::JsonRejection>,
+    parsed: JsonBody<Vec<String>>,
 ) -> Result<Response, Problem> {
     caller.require(caller.0.has(&Role::LicenceLibrary), "manage licences")?;
     let codes = body(parsed)?;

@@ -10,6 +10,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::edit::{self, JsonBody};
 use super::{Caller, Problem};
 use crate::app::App;
 use crate::crypto;
@@ -45,7 +46,16 @@ pub struct Ctx<'a> {
     pub address: &'a str,
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
+    /// The context of an admin API request.
+    pub fn of(app: &'a App, caller: &'a Caller, address: &'a str) -> Self {
+        Ctx {
+            app,
+            admin: &caller.0,
+            address,
+        }
+    }
+
     pub(super) async fn audit(
         &self,
         action: &str,
@@ -136,11 +146,7 @@ async fn find_persons(
     ClientAddr(address): ClientAddr,
     Query(q): Query<PersonQuery>,
 ) -> Result<Response, Problem> {
-    let ctx = Ctx {
-        app: &app,
-        admin: &caller.0,
-        address: &address,
-    };
+    let ctx = Ctx::of(&app, &caller, &address);
     let list = match (q.name.as_deref(), q.id_number.is_none() && q.phone.is_none()) {
         (Some(name), true) => super::persons::find_by_name(&ctx, name).await?,
         (Some(_), false) => {
@@ -218,11 +224,7 @@ async fn person_action(
         serde_json::from_slice(&raw)
             .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "malformed body", e.to_string()))?
     };
-    let ctx = Ctx {
-        app: &app,
-        admin: &caller.0,
-        address: &address,
-    };
+    let ctx = Ctx::of(&app, &caller, &address);
     if action == "reset-password" {
         if body.document.is_some() {
             return Err(Problem::field("document", "only for verify"));
@@ -245,12 +247,7 @@ pub async fn act_on_person(
         _ => return Err(Problem::new(StatusCode::NOT_FOUND, "not found", "unknown action")),
     };
     ctx.forbid(allowed, &format!("person.{action}"), id, "").await?;
-    let person = app
-        .db
-        .person(id)
-        .await
-        .map_err(Problem::internal)?
-        .ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, "not found", "no such person"))?;
+    let person = edit::found(app.db.person(id).await, "person")?;
     let now = app.now();
     let mut detail = json!({});
     match action {
@@ -335,16 +332,10 @@ async fn create_client(
     State(app): State<App>,
     caller: Caller,
     ClientAddr(address): ClientAddr,
-    parsed: Result<Json<ClientBody>, axum::extract::rejection::JsonRejection>,
+    parsed: JsonBody<ClientBody>,
 ) -> Result<Response, Problem> {
-    let b = parsed
-        .map(|Json(b)| b)
-        .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "malformed body", e.body_text()))?;
-    let ctx = Ctx {
-        app: &app,
-        admin: &caller.0,
-        address: &address,
-    };
+    let b = edit::body(parsed)?;
+    let ctx = Ctx::of(&app, &caller, &address);
     ctx.forbid(
         caller.0.can_create_client_in(&b.department),
         "client.create",
@@ -395,13 +386,7 @@ pub(super) async fn managed_client(
     id: &str,
     action: &str,
 ) -> Result<std::sync::Arc<crate::store::clients::Client>, Problem> {
-    let client = ctx
-        .app
-        .db
-        .client(id)
-        .await
-        .map_err(Problem::internal)?
-        .ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, "not found", "no such client"))?;
+    let client = edit::found(ctx.app.db.client(id).await, "client")?;
     ctx.forbid(ctx.admin.can_manage_client(&client), action, id, id)
         .await?;
     console_client_is_yunids(&client)?;
@@ -428,11 +413,7 @@ async fn rotate_secret(
     ClientAddr(address): ClientAddr,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
-    let ctx = Ctx {
-        app: &app,
-        admin: &caller.0,
-        address: &address,
-    };
+    let ctx = Ctx::of(&app, &caller, &address);
     let secret = rotate_client_secret(&ctx, &id).await?;
     Ok(Json(json!({ "client_id": id, "client_secret": secret })).into_response())
 }
@@ -462,11 +443,7 @@ async fn disable_client(
     ClientAddr(address): ClientAddr,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
-    let ctx = Ctx {
-        app: &app,
-        admin: &caller.0,
-        address: &address,
-    };
+    let ctx = Ctx::of(&app, &caller, &address);
     let client = managed_client(&ctx, &id, "client.disable").await?;
     app.db
         .set_client_disabled(&client.id, true)
@@ -586,11 +563,7 @@ async fn rotate_keys(
     caller: Caller,
     ClientAddr(address): ClientAddr,
 ) -> Result<Response, Problem> {
-    let ctx = Ctx {
-        app: &app,
-        admin: &caller.0,
-        address: &address,
-    };
+    let ctx = Ctx::of(&app, &caller, &address);
     ctx.forbid(caller.0.is_super(), "keys.rotate", "", "").await?;
     let added = crate::keys::rotation::rotate(&app.db, &app.kek, app.now())
         .await

@@ -10,7 +10,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::edit::{self, body, if_match, tagged};
+use super::edit::{self, JsonBody, body, if_match, tagged};
 use super::manage::Ctx;
 use super::{Caller, Problem};
 use crate::app::App;
@@ -18,8 +18,6 @@ use crate::http::forms::ClientAddr;
 use crate::identity::{CreditCode, CreditCodeError};
 use crate::services::identity::{self, IdentityError};
 use crate::store::orgs::Organisation;
-
-pub(super) type JsonBody<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
 
 pub fn router() -> Router<App> {
     Router::new()
@@ -62,20 +60,8 @@ pub(super) fn identity_problem(e: IdentityError, rule_field: &str) -> Problem {
     }
 }
 
-pub(super) fn ctx<'a>(app: &'a App, caller: &'a Caller, address: &'a str) -> Ctx<'a> {
-    Ctx {
-        app,
-        admin: &caller.0,
-        address,
-    }
-}
-
 pub(super) async fn load_org(app: &App, id: &str) -> Result<Organisation, Problem> {
-    app.db
-        .org(id)
-        .await
-        .map_err(Problem::internal)?
-        .ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, "not found", "no such organisation"))
+    edit::found(app.db.org(id).await, "organisation")
 }
 
 #[derive(Deserialize)]
@@ -93,7 +79,7 @@ async fn list(
     ClientAddr(address): ClientAddr,
     Query(q): Query<Page>,
 ) -> Result<Response, Problem> {
-    let ctx = ctx(&app, &caller, &address);
+    let ctx = Ctx::of(&app, &caller, &address);
     ctx.forbid(caller.0.can_read_orgs(), "organisation.list", "", "")
         .await?;
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
@@ -118,7 +104,7 @@ async fn create(
     ClientAddr(address): ClientAddr,
     parsed: JsonBody<NewOrg>,
 ) -> Result<Response, Problem> {
-    let ctx = ctx(&app, &caller, &address);
+    let ctx = Ctx::of(&app, &caller, &address);
     ctx.forbid(caller.0.can_manage_orgs(), "organisation.create", "", "")
         .await?;
     let b = body(parsed)?;
@@ -145,7 +131,7 @@ async fn read(
     ClientAddr(address): ClientAddr,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
-    let ctx = ctx(&app, &caller, &address);
+    let ctx = Ctx::of(&app, &caller, &address);
     ctx.forbid(caller.0.can_read_orgs(), "organisation.read", &id, "")
         .await?;
     let org = load_org(&app, &id).await?;
@@ -173,7 +159,7 @@ async fn update(
     headers: HeaderMap,
     parsed: JsonBody<OrgPatch>,
 ) -> Result<Response, Problem> {
-    let ctx = ctx(&app, &caller, &address);
+    let ctx = Ctx::of(&app, &caller, &address);
     ctx.forbid(caller.0.can_manage_orgs(), "organisation.update", &id, "")
         .await?;
     let b = body(parsed)?;
@@ -234,7 +220,7 @@ async fn allow_code(
     ClientAddr(address): ClientAddr,
     parsed: JsonBody<AllowBody>,
 ) -> Result<Response, Problem> {
-    let ctx = ctx(&app, &caller, &address);
+    let ctx = Ctx::of(&app, &caller, &address);
     ctx.forbid(caller.0.can_manage_orgs(), "credit_code.allow", "", "")
         .await?;
     let b = body(parsed)?;

@@ -15,7 +15,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::edit::{self, body, conflict_or_internal, if_match, tagged};
+use super::edit::{self, JsonBody, body, conflict_or_internal, if_match, tagged};
 use super::manage::{Ctx, end_all_sessions, person_json};
 use super::{Caller, Problem};
 use crate::app::App;
@@ -62,13 +62,9 @@ pub async fn create(
     State(app): State<App>,
     caller: Caller,
     ClientAddr(address): ClientAddr,
-    parsed: Result<Json<NewPersonBody>, axum::extract::rejection::JsonRejection>,
+    parsed: JsonBody<NewPersonBody>,
 ) -> Result<Response, Problem> {
-    let ctx = Ctx {
-        app: &app,
-        admin: &caller.0,
-        address: &address,
-    };
+    let ctx = Ctx::of(&app, &caller, &address);
     ctx.forbid(caller.0.can_register_persons(), "person.create", "", "")
         .await?;
     let b = body(parsed)?;
@@ -95,11 +91,7 @@ pub async fn create(
 }
 
 async fn load(app: &App, id: &str) -> Result<PersonRow, Problem> {
-    app.db
-        .person(id)
-        .await
-        .map_err(Problem::internal)?
-        .ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, "not found", "no such person"))
+    edit::found(app.db.person(id).await, "person")
 }
 
 async fn read(
@@ -108,11 +100,7 @@ async fn read(
     ClientAddr(address): ClientAddr,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
-    let ctx = Ctx {
-        app: &app,
-        admin: &caller.0,
-        address: &address,
-    };
+    let ctx = Ctx::of(&app, &caller, &address);
     ctx.forbid(caller.0.can_look_up_persons(), "person.read", &id, "")
         .await?;
     let person = load(&app, &id).await?;
@@ -138,14 +126,10 @@ async fn update(
     ClientAddr(address): ClientAddr,
     Path(id): Path<String>,
     headers: HeaderMap,
-    parsed: Result<Json<PersonPatch>, axum::extract::rejection::JsonRejection>,
+    parsed: JsonBody<PersonPatch>,
 ) -> Result<Response, Problem> {
     let admin = &caller.0;
-    let ctx = Ctx {
-        app: &app,
-        admin,
-        address: &address,
-    };
+    let ctx = Ctx::of(&app, &caller, &address);
     let b = body(parsed)?;
     let allowed = (b.name.is_none() || admin.can_rename_persons())
         && (b.phone.is_none() || admin.can_register_persons())

@@ -10,6 +10,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::edit;
 use super::{Caller, Problem};
 use crate::app::App;
 use crate::http::forms::ClientAddr;
@@ -172,12 +173,7 @@ async fn revoke_token(
         .revoke_registration_token(&id, now)
         .await
         .map_err(Problem::internal)?;
-    let token = app
-        .db
-        .registration_token(&id)
-        .await
-        .map_err(Problem::internal)?
-        .ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, "not found", "no such registration token"))?;
+    let token = edit::found(app.db.registration_token(&id).await, "registration token")?;
     if revoked {
         record(
             &app,

@@ -12,8 +12,9 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::edit::{self, body, if_match, tagged};
-use super::orgs::{JsonBody, ctx, identity_problem, load_org};
+use super::edit::{self, JsonBody, body, if_match, tagged};
+use super::manage::Ctx;
+use super::orgs::{identity_problem, load_org};
 use super::{Caller, Problem};
 use crate::app::App;
 use crate::http::forms::ClientAddr;
@@ -58,11 +59,7 @@ fn matters(raw: &Value) -> Result<Matters, Problem> {
 }
 
 async fn load_rep(app: &App, id: &str) -> Result<Representation, Problem> {
-    app.db
-        .rep(id)
-        .await
-        .map_err(Problem::internal)?
-        .ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, "not found", "no such representation"))
+    edit::found(app.db.rep(id).await, "representation")
 }
 
 async fn list(
@@ -71,7 +68,7 @@ async fn list(
     ClientAddr(address): ClientAddr,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
-    let ctx = ctx(&app, &caller, &address);
+    let ctx = Ctx::of(&app, &caller, &address);
     ctx.forbid(caller.0.can_read_orgs(), "representation.list", &id, "")
         .await?;
     let org = load_org(&app, &id).await?;
@@ -105,7 +102,7 @@ async fn appoint(
     Path(org_id): Path<String>,
     parsed: JsonBody<NewRep>,
 ) -> Result<Response, Problem> {
-    let ctx = ctx(&app, &caller, &address);
+    let ctx = Ctx::of(&app, &caller, &address);
     let admin = &caller.0;
     ctx.forbid(
         admin.can_manage_orgs() || admin.can_record_appointments(),
@@ -158,7 +155,7 @@ async fn read(
     ClientAddr(address): ClientAddr,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
-    let ctx = ctx(&app, &caller, &address);
+    let ctx = Ctx::of(&app, &caller, &address);
     ctx.forbid(caller.0.can_read_orgs(), "representation.read", &id, "")
         .await?;
     let rep = load_rep(&app, &id).await?;
@@ -186,7 +183,7 @@ async fn update(
     headers: HeaderMap,
     parsed: JsonBody<RepPatch>,
 ) -> Result<Response, Problem> {
-    let ctx = ctx(&app, &caller, &address);
+    let ctx = Ctx::of(&app, &caller, &address);
     ctx.forbid(caller.0.can_manage_orgs(), "representation.update", &id, "")
         .await?;
     let b = body(parsed)?;
@@ -238,7 +235,7 @@ async fn revoke(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    let ctx = ctx(&app, &caller, &address);
+    let ctx = Ctx::of(&app, &caller, &address);
     let admin = &caller.0;
     ctx.forbid(
         admin.can_manage_orgs() || admin.can_record_appointments(),

@@ -9,10 +9,10 @@ use axum::{Form, Router};
 use axum_extra::extract::CookieJar;
 use serde::Deserialize;
 
-use super::auth::{self, admin, form_admin};
+use super::auth::{self, admin};
 use super::labels::labels;
-use super::manage::{self, Ctx};
-use super::{Problem, View, problem_page, render};
+use super::manage;
+use super::{Posted, Problem, View, problem_page, render};
 use crate::app::App;
 use crate::http::forms::ClientAddr;
 use crate::http::i18n::Lang;
@@ -105,15 +105,11 @@ async fn create_app(
     ClientAddr(address): ClientAddr,
     Form(f): Form<NewAppForm>,
 ) -> Response {
-    let admin = match form_admin(&app, &jar, lang, f.csrf.as_deref()).await {
-        Ok(a) => a,
+    let posted = match Posted::check(&app, &jar, lang, f.csrf.as_deref(), address).await {
+        Ok(p) => p,
         Err(r) => return r,
     };
-    let ctx = Ctx {
-        app: &app,
-        admin: &admin,
-        address: &address,
-    };
+    let (admin, ctx) = (&posted.admin, posted.ctx(&app));
     if !admin.can_create_client_in(&f.department) {
         let _ = ctx.audit_forbidden("client.create").await;
         return page::error_in(lang, StatusCode::FORBIDDEN, "not allowed: client.create");
@@ -131,7 +127,7 @@ async fn create_app(
         }
         Err(e) => {
             let message = e.to_string();
-            let list = app_list(&app, &admin).await;
+            let list = app_list(&app, admin).await;
             let v = View {
                 title: labels(lang).apps,
                 section: "apps",
@@ -139,7 +135,7 @@ async fn create_app(
                 apps: list,
                 ..View::default()
             };
-            render(&app, jar, lang, &admin, v, StatusCode::UNPROCESSABLE_ENTITY)
+            render(&app, jar, lang, admin, v, StatusCode::UNPROCESSABLE_ENTITY)
         }
     }
 }
@@ -157,15 +153,11 @@ async fn rotate(
     Path(id): Path<String>,
     Form(f): Form<CsrfForm>,
 ) -> Response {
-    let admin = match form_admin(&app, &jar, lang, f.csrf.as_deref()).await {
-        Ok(a) => a,
+    let posted = match Posted::check(&app, &jar, lang, f.csrf.as_deref(), address).await {
+        Ok(p) => p,
         Err(r) => return r,
     };
-    let ctx = Ctx {
-        app: &app,
-        admin: &admin,
-        address: &address,
-    };
+    let ctx = posted.ctx(&app);
     match manage::rotate_client_secret(&ctx, &id).await {
         Ok(secret) => secret_once(&app, jar, &id, &secret),
         Err(p) => problem_page(lang, p),

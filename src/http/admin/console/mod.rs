@@ -197,6 +197,33 @@ async fn home(State(app): State<App>, lang: Lang, jar: CookieJar, Query(q): Quer
     render(&app, jar, lang, &admin, v, StatusCode::OK)
 }
 
+/// A console form post from a signed-in admin whose form token checked out, and where it came from.
+struct Posted {
+    admin: Admin,
+    address: String,
+}
+
+impl Posted {
+    async fn check(
+        app: &App,
+        jar: &CookieJar,
+        lang: Lang,
+        csrf: Option<&str>,
+        address: String,
+    ) -> Result<Self, Response> {
+        let admin = auth::form_admin(app, jar, lang, csrf).await?;
+        Ok(Self { admin, address })
+    }
+
+    fn ctx<'a>(&'a self, app: &'a App) -> manage::Ctx<'a> {
+        manage::Ctx {
+            app,
+            admin: &self.admin,
+            address: &self.address,
+        }
+    }
+}
+
 fn problem_page(lang: Lang, p: Problem) -> Response {
     page::error_in(lang, p.status, &p.detail)
 }

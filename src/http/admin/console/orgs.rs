@@ -10,9 +10,9 @@ use axum_extra::extract::CookieJar;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::auth::{admin, form_admin};
+use super::auth::admin;
 use super::manage::{self, Ctx};
-use super::{OrgView, RepView, View, labels, local_time, render};
+use super::{OrgView, Posted, RepView, View, labels, local_time, render};
 use crate::app::App;
 use crate::http::forms::ClientAddr;
 use crate::http::i18n::Lang;
@@ -21,7 +21,7 @@ use crate::identity::Phone;
 use crate::services::admin::Admin;
 use crate::services::identity::{self, IdentityError, NewRepresentation};
 use crate::store::audit::NewEvent;
-use crate::store::orgs::{Matters, Role};
+use crate::store::orgs::{Matters, Organisation, Role};
 
 pub fn router() -> Router<App> {
     Router::new()
@@ -177,6 +177,31 @@ async fn record(ctx: &Ctx<'_>, action: &str, subject: &str, outcome: &str, detai
     .await;
 }
 
+/// The organisation a representation form changes, once the admin may manage representations (a refusal
+/// is audited against `subject`).
+async fn org_to_change(
+    ctx: &Ctx<'_>,
+    lang: Lang,
+    action: &str,
+    subject: &str,
+    org_id: &str,
+) -> Result<Organisation, Response> {
+    if !ctx.admin.can_manage_representations() {
+        record(ctx, action, subject, "forbidden", json!({})).await;
+        let message = format!("not allowed: {action}");
+        return Err(page::error_in(lang, StatusCode::FORBIDDEN, &message));
+    }
+    match ctx.app.db.org(org_id).await {
+        Ok(Some(o)) => Ok(o),
+        Ok(None) => Err(page::error_in(
+            lang,
+            StatusCode::NOT_FOUND,
+            labels(lang).not_found,
+        )),
+        Err(e) => Err(super::problem_page(lang, super::Problem::internal(e))),
+    }
+}
+
 fn back_to(code: &str) -> Response {
     let query: String = form_urlencoded::Serializer::new(String::new())
         .append_pair("code", code)
@@ -235,23 +260,14 @@ async fn appoint(
     Path(org_id): Path<String>,
     Form(f): Form<AppointForm>,
 ) -> Response {
-    let admin = match form_admin(&app, &jar, lang, f.csrf.as_deref()).await {
-        Ok(a) => a,
+    let posted = match Posted::check(&app, &jar, lang, f.csrf.as_deref(), address).await {
+        Ok(p) => p,
         Err(r) => return r,
     };
-    let ctx = Ctx {
-        app: &app,
-        admin: &admin,
-        address: &address,
-    };
-    if !admin.can_manage_representations() {
-        record(&ctx, "representation.appoint", &org_id, "forbidden", json!({})).await;
-        return page::error_in(lang, StatusCode::FORBIDDEN, "not allowed: representation.appoint");
-    }
-    let org = match app.db.org(&org_id).await {
-        Ok(Some(o)) => o,
-        Ok(None) => return page::error_in(lang, StatusCode::NOT_FOUND, labels(lang).not_found),
-        Err(e) => return super::problem_page(lang, super::Problem::internal(e)),
+    let (admin, ctx) = (&posted.admin, posted.ctx(&app));
+    let org = match org_to_change(&ctx, lang, "representation.appoint", &org_id, &org_id).await {
+        Ok(o) => o,
+        Err(r) => return r,
     };
     let result: Result<_, (StatusCode, String)> = async {
         let person = f.person.trim();
@@ -295,7 +311,7 @@ async fn appoint(
                 notice: None,
                 status,
             };
-            show(&app, jar, lang, &admin, &org.credit_code, said).await
+            show(&app, jar, lang, admin, &org.credit_code, said).await
         }
     }
 }
@@ -313,23 +329,14 @@ async fn revoke(
     Path((org_id, rep_id)): Path<(String, String)>,
     Form(f): Form<RevokeForm>,
 ) -> Response {
-    let admin = match form_admin(&app, &jar, lang, f.csrf.as_deref()).await {
-        Ok(a) => a,
+    let posted = match Posted::check(&app, &jar, lang, f.csrf.as_deref(), address).await {
+        Ok(p) => p,
         Err(r) => return r,
     };
-    let ctx = Ctx {
-        app: &app,
-        admin: &admin,
-        address: &address,
-    };
-    if !admin.can_manage_representations() {
-        record(&ctx, "representation.revoke", &rep_id, "forbidden", json!({})).await;
-        return page::error_in(lang, StatusCode::FORBIDDEN, "not allowed: representation.revoke");
-    }
-    let org = match app.db.org(&org_id).await {
-        Ok(Some(o)) => o,
-        Ok(None) => return page::error_in(lang, StatusCode::NOT_FOUND, labels(lang).not_found),
-        Err(e) => return super::problem_page(lang, super::Problem::internal(e)),
+    let ctx = posted.ctx(&app);
+    let org = match org_to_change(&ctx, lang, "representation.revoke", &rep_id, &org_id).await {
+        Ok(o) => o,
+        Err(r) => return r,
     };
     match identity::revoke_representation(&app, &org.id, &rep_id, app.now()).await {
         Ok(rep) => {

@@ -9,10 +9,10 @@ use axum::{Form, Router};
 use axum_extra::extract::CookieJar;
 use serde::Deserialize;
 
-use super::auth::{admin, form_admin};
+use super::auth::admin;
 use super::labels::{labels, status_text};
-use super::manage::{self, Ctx};
-use super::{PersonView, View, problem_page, render};
+use super::manage;
+use super::{PersonView, Posted, View, problem_page, render};
 use crate::app::App;
 use crate::http::forms::ClientAddr;
 use crate::http::i18n::Lang;
@@ -86,15 +86,11 @@ async fn search(
     ClientAddr(address): ClientAddr,
     Form(f): Form<SearchForm>,
 ) -> Response {
-    let admin = match form_admin(&app, &jar, lang, f.csrf.as_deref()).await {
-        Ok(a) => a,
+    let posted = match Posted::check(&app, &jar, lang, f.csrf.as_deref(), address).await {
+        Ok(p) => p,
         Err(r) => return r,
     };
-    let ctx = Ctx {
-        app: &app,
-        admin: &admin,
-        address: &address,
-    };
+    let (admin, ctx) = (&posted.admin, posted.ctx(&app));
     let l = labels(lang);
     match manage::find_person(&ctx, Some(f.id_number.trim()), None).await {
         Ok(list) => match list.first().and_then(|p| p["id"].as_str()) {
@@ -111,7 +107,7 @@ async fn search(
                     error: Some(l.not_found),
                     ..View::default()
                 };
-                render(&app, jar, lang, &admin, v, StatusCode::NOT_FOUND)
+                render(&app, jar, lang, admin, v, StatusCode::NOT_FOUND)
             }
         },
         Err(p) => {
@@ -121,7 +117,7 @@ async fn search(
                 error: Some(&p.detail),
                 ..View::default()
             };
-            render(&app, jar, lang, &admin, v, p.status)
+            render(&app, jar, lang, admin, v, p.status)
         }
     }
 }
@@ -139,15 +135,11 @@ async fn person_action(
     Path((id, action)): Path<(String, String)>,
     Form(f): Form<ActionForm>,
 ) -> Response {
-    let admin = match form_admin(&app, &jar, lang, f.csrf.as_deref()).await {
-        Ok(a) => a,
+    let posted = match Posted::check(&app, &jar, lang, f.csrf.as_deref(), address).await {
+        Ok(p) => p,
         Err(r) => return r,
     };
-    let ctx = Ctx {
-        app: &app,
-        admin: &admin,
-        address: &address,
-    };
+    let ctx = posted.ctx(&app);
     match manage::act_on_person(&ctx, &id, &action, None).await {
         Ok(_) => {
             let query: String = form_urlencoded::Serializer::new(String::new())
