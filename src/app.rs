@@ -122,7 +122,7 @@ impl App {
     /// node publishes them (after `yunid keys rotate`; also drops keys past their grace period).
     pub async fn reload_keys(&self) -> anyhow::Result<()> {
         let node = key_node(&self.config, &self.node_id);
-        let keys = Arc::new(rotation::refresh(&self.db, &self.kek, &node, self.now()).await?);
+        let keys = rotation::refresh(&self.db, &self.kek, &node, self.now(), Some(self.keys())).await?;
         match self.keys.write() {
             Ok(mut k) => *k = keys,
             Err(poisoned) => *poisoned.into_inner() = keys,

@@ -8,6 +8,8 @@
 //! grace period. A node that has not reloaded yet goes on signing with the previous key, which every
 //! node still publishes. So no relying party ever receives a token whose key some node does not serve.
 
+use std::sync::Arc;
+
 use super::{Alg, Kek, KeyEntry, KeySet, KeyStore, generate};
 use crate::store::Db;
 use crate::store::keys::StoredKey;
@@ -80,9 +82,13 @@ pub async fn list(db: &Db, now: i64, grace: i64) -> anyhow::Result<Vec<KeyEntry>
 
 /// Opens and parses every key still published at `now`.
 pub async fn load(db: &Db, kek: &Kek, now: i64, grace: i64) -> anyhow::Result<KeySet> {
+    open(kek, &db.signing_keys(now - grace).await?)
+}
+
+fn open(kek: &Kek, rows: &[StoredKey]) -> anyhow::Result<KeySet> {
     let mut entries = Vec::new();
-    for k in db.signing_keys(now - grace).await? {
-        let e = entry(&k)?;
+    for k in rows {
+        let e = entry(k)?;
         let der = kek.open(&k.sealed, &e.kid, e.alg)?;
         entries.push((e, der));
     }
@@ -102,12 +108,23 @@ pub async fn rotate(db: &Db, kek: &Kek, now: i64) -> anyhow::Result<Vec<KeyEntry
     Ok(added)
 }
 
-/// One node's refresh: load what is published, report it, promote the next keys every live node
-/// publishes, and return the key set this node serves and signs with.
-pub async fn refresh(db: &Db, kek: &Kek, node: &Node<'_>, now: i64) -> anyhow::Result<KeySet> {
-    let set = load(db, kek, now, node.grace).await?;
+/// One node's refresh: read what is published, report it, promote the next keys every live node
+/// publishes, and return the key set this node serves and signs with — `current` again when nothing
+/// changed (keys are opened and parsed only when they did).
+pub async fn refresh(
+    db: &Db,
+    kek: &Kek,
+    node: &Node<'_>,
+    now: i64,
+    current: Option<Arc<KeySet>>,
+) -> anyhow::Result<Arc<KeySet>> {
+    let rows = db.signing_keys(now - node.grace).await?;
+    let entries = rows.iter().map(entry).collect::<anyhow::Result<Vec<_>>>()?;
+    let set = match current {
+        Some(set) if set.describes(&entries) => set,
+        _ => Arc::new(open(kek, &rows)?),
+    };
     db.report_key_node(node.id, now, &set.kids().join(" ")).await?;
-    let entries = list(db, now, node.grace).await?;
     let live = db.live_key_nodes(now - node.liveness).await?;
     let mut promoted = false;
     for alg in Alg::ALL {
@@ -128,7 +145,7 @@ pub async fn refresh(db: &Db, kek: &Kek, node: &Node<'_>, now: i64) -> anyhow::R
         }
     }
     if promoted {
-        return load(db, kek, now, node.grace).await;
+        return Ok(Arc::new(load(db, kek, now, node.grace).await?));
     }
     Ok(set)
 }

@@ -30,6 +30,8 @@ pub struct KeySet {
     active: HashMap<Alg, String>,
     jwks: Vec<u8>,
     rng: SystemRandom,
+    /// (kid, activated_at, retired_at) of every key, sorted: what the set was built from.
+    state: Vec<(String, Option<i64>, Option<i64>)>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -125,6 +127,15 @@ pub fn public_jwk(alg: Alg, der: &[u8], kid: &str) -> anyhow::Result<Jwk> {
     Ok(jwk_of(&parse(alg, der)?, kid))
 }
 
+fn state_of<'a>(entries: impl IntoIterator<Item = &'a KeyEntry>) -> Vec<(String, Option<i64>, Option<i64>)> {
+    let mut state: Vec<_> = entries
+        .into_iter()
+        .map(|e| (e.kid.clone(), e.activated_at, e.retired_at))
+        .collect();
+    state.sort();
+    state
+}
+
 impl KeySet {
     /// Parses the published keys (`entries` with their PKCS#8 bytes); the newest signing key per
     /// algorithm signs. Every algorithm needs one.
@@ -153,6 +164,7 @@ impl KeySet {
             active: active.into_iter().map(|(a, (_, kid))| (a, kid)).collect(),
             jwks: serde_json::to_vec(&serde_json::json!({ "keys": jwks }))?,
             rng: SystemRandom::new(),
+            state: state_of(entries.iter().map(|(e, _)| e)),
         })
     }
 
@@ -165,6 +177,12 @@ impl KeySet {
             entries.push((entry, der));
         }
         KeySet::from_entries(&entries)
+    }
+
+    /// Whether this set was built from exactly these keys in these states (then there is nothing to
+    /// open or parse again).
+    pub fn describes<'a>(&self, entries: impl IntoIterator<Item = &'a KeyEntry>) -> bool {
+        self.state == state_of(entries)
     }
 
     /// The key ids this set publishes.
