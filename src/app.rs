@@ -60,7 +60,7 @@ impl App {
         let secrets = Secrets::from_master(&key_store.secret()?)?;
         let kek = key_store.kek(config.key_encryption_key.as_deref())?;
         let db = Db::connect(&config.database_url, config.database_max_connections).await?;
-        db.watch_clients(&config.database_url);
+        db.watch_changes(&config.database_url);
         rotation::bootstrap(&db, &kek, &key_store, now).await?;
         let node_id = crate::crypto::random_token();
         // Serving nodes report what they publish (`reload_keys`); command-line tools only load.

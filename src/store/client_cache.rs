@@ -1,15 +1,22 @@
-//! A per-node cache of client rows, so `/token` and `/introspect` do not read the database to
-//! authenticate the app on every call.
+//! Per-node caches of what `/token`, `/introspect` and `/userinfo` would otherwise read from the database
+//! on every call: client rows (to authenticate the app) and "this access token is not revoked".
 //!
-//! A change must take effect at once (a rotated secret or a disabled app is refused immediately):
-//! - on this node, every write to `clients` evicts the row here before it returns ([`Db::client_changed`]);
-//! - on other nodes (PostgreSQL), the write sends `NOTIFY yunid_clients, '<id>'` in its transaction, and
-//!   each node LISTENs on a connection of its own ([`Db::watch_clients`]). The cache serves only while that
-//!   connection is up; when it drops, the whole cache is forgotten and bypassed until it is back;
+//! A change must take effect at once (a rotated secret, a disabled app or a revoked token is refused
+//! immediately):
+//! - on this node, every write evicts here before it returns ([`Db::forget_client`],
+//!   [`Db::forget_live_tokens`]);
+//! - on other nodes (PostgreSQL), the write sends a notification in its transaction (`NOTIFY yunid_clients,
+//!   '<id>'`, or `NOTIFY yunid_revocations`), and each node LISTENs on a connection of its own
+//!   ([`Db::watch_changes`]). The caches serve only while that connection is up; when it drops, they are
+//!   forgotten and bypassed until it is back;
 //! - a short time-to-live bounds what any missed notification could cost.
 //!
-//! A read that raced with an eviction must not put the old row back: evictions bump a generation, and a
-//! row read before the bump is not stored.
+//! A read that raced with an eviction must not put the old answer back: evictions bump a generation, and
+//! a value read before the bump is not stored.
+//!
+//! [`Db::forget_client`]: super::Db::forget_client
+//! [`Db::forget_live_tokens`]: super::Db::forget_live_tokens
+//! [`Db::watch_changes`]: super::Db::watch_changes
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,64 +25,84 @@ use std::time::{Duration, Instant};
 
 use super::clients::Client;
 
-/// How long a cached row is trusted without any notification.
+/// How long a cached value is trusted without any notification.
 pub const TTL: Duration = Duration::from_secs(5);
 /// The PostgreSQL channel that carries the ids of changed clients.
 pub const CHANNEL: &str = "yunid_clients";
+/// The PostgreSQL channel that says "some token or grant was revoked" (no payload: every node forgets
+/// all it knew to be live; revocations are rare next to the calls that check them).
+pub const REVOCATIONS: &str = "yunid_revocations";
 /// Wait before reconnecting a lost listener.
 const RECONNECT_DELAY: Duration = Duration::from_millis(500);
 
-#[derive(Default)]
-struct State {
+/// Client rows by id.
+pub type ClientCache = NodeCache<Arc<Client>>;
+/// Access tokens (`jti` and family) known not to be revoked (PostgreSQL only, see `Db::open`).
+pub type LiveTokens = NodeCache<()>;
+
+struct State<V> {
     generation: u64,
-    rows: HashMap<String, (Arc<Client>, Instant)>,
+    rows: HashMap<String, (V, Instant)>,
 }
 
-pub struct ClientCache {
-    state: Mutex<State>,
+pub struct NodeCache<V> {
+    state: Mutex<State<V>>,
     /// False on PostgreSQL until this node listens for changes (and while the listener is down).
     enabled: AtomicBool,
+    /// At most this many values; a full cache drops what has expired, or else everything.
+    capacity: usize,
 }
 
-impl ClientCache {
-    pub fn new(enabled: bool) -> ClientCache {
-        ClientCache {
-            state: Mutex::new(State::default()),
+impl<V: Clone> NodeCache<V> {
+    pub fn new(enabled: bool, capacity: usize) -> NodeCache<V> {
+        NodeCache {
+            state: Mutex::new(State {
+                generation: 0,
+                rows: HashMap::new(),
+            }),
             enabled: AtomicBool::new(enabled),
+            capacity: capacity.max(1),
         }
     }
 
-    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+    fn state(&self) -> std::sync::MutexGuard<'_, State<V>> {
         match self.state.lock() {
             Ok(s) => s,
             Err(poisoned) => poisoned.into_inner(),
         }
     }
 
-    /// A fresh cached row, and the generation to pass to [`ClientCache::put`] after a miss.
-    pub fn get(&self, id: &str) -> Result<Arc<Client>, u64> {
+    /// A fresh cached value, or the generation to pass to [`NodeCache::put`] after a miss.
+    pub fn get(&self, key: &str) -> Result<V, u64> {
         let state = self.state();
         if self.enabled.load(Ordering::Acquire)
-            && let Some((client, at)) = state.rows.get(id)
+            && let Some((value, at)) = state.rows.get(key)
             && at.elapsed() < TTL
         {
-            return Ok(client.clone());
+            return Ok(value.clone());
         }
         Err(state.generation)
     }
 
-    /// Stores a row read from the database, unless something changed since `generation` was taken.
-    pub fn put(&self, client: Arc<Client>, generation: u64) {
+    /// Stores a value read from the database, unless something changed since `generation` was taken.
+    pub fn put(&self, key: String, value: V, generation: u64) {
         let mut state = self.state();
-        if state.generation == generation && self.enabled.load(Ordering::Acquire) {
-            state.rows.insert(client.id.clone(), (client, Instant::now()));
+        if state.generation != generation || !self.enabled.load(Ordering::Acquire) {
+            return;
         }
+        if state.rows.len() >= self.capacity && !state.rows.contains_key(&key) {
+            state.rows.retain(|_, (_, at)| at.elapsed() < TTL);
+            if state.rows.len() >= self.capacity {
+                state.rows.clear();
+            }
+        }
+        state.rows.insert(key, (value, Instant::now()));
     }
 
-    pub fn evict(&self, id: &str) {
+    pub fn evict(&self, key: &str) {
         let mut state = self.state();
         state.generation += 1;
-        state.rows.remove(id);
+        state.rows.remove(key);
     }
 
     pub fn clear(&self) {
@@ -91,36 +118,60 @@ impl ClientCache {
     }
 }
 
-/// Listens for client changes on PostgreSQL and evicts them here; runs until the cache is dropped.
-pub async fn listen(url: String, cache: Weak<ClientCache>) {
+/// The caches one listener keeps up to date.
+pub struct Watched {
+    pub clients: Weak<ClientCache>,
+    pub live_tokens: Weak<LiveTokens>,
+}
+
+impl Watched {
+    /// Both caches, or none once the `Db` that owns them is gone.
+    fn upgrade(&self) -> Option<(Arc<ClientCache>, Arc<LiveTokens>)> {
+        Some((self.clients.upgrade()?, self.live_tokens.upgrade()?))
+    }
+}
+
+/// Listens for client changes and revocations on PostgreSQL and applies them here; runs until the caches
+/// are dropped.
+pub async fn listen(url: String, watched: Watched) {
     use sqlx::postgres::PgListener;
     loop {
         let mut listener = match PgListener::connect(&url).await {
             Ok(l) => l,
             Err(e) => {
-                tracing::warn!(error = %e, "client cache: cannot connect the change listener");
+                tracing::warn!(error = %e, "node caches: cannot connect the change listener");
                 tokio::time::sleep(RECONNECT_DELAY).await;
                 continue;
             }
         };
-        if let Err(e) = listener.listen(CHANNEL).await {
-            tracing::warn!(error = %e, "client cache: LISTEN failed");
+        if let Err(e) = listener.listen_all([CHANNEL, REVOCATIONS]).await {
+            tracing::warn!(error = %e, "node caches: LISTEN failed");
             tokio::time::sleep(RECONNECT_DELAY).await;
             continue;
         }
-        let Some(c) = cache.upgrade() else { return };
-        c.set_enabled(true);
-        drop(c);
+        let Some((clients, live)) = watched.upgrade() else {
+            return;
+        };
+        clients.set_enabled(true);
+        live.set_enabled(true);
+        drop((clients, live));
         loop {
             let received = listener.try_recv().await;
-            let Some(c) = cache.upgrade() else { return };
+            let Some((clients, live)) = watched.upgrade() else {
+                return;
+            };
             match received {
-                Ok(Some(note)) => c.evict(note.payload()),
+                Ok(Some(note)) if note.channel() == REVOCATIONS => live.clear(),
+                Ok(Some(note)) => clients.evict(note.payload()),
                 // The connection dropped and was re-established: notifications may have been missed.
-                Ok(None) => c.clear(),
+                Ok(None) => {
+                    clients.clear();
+                    live.clear();
+                }
                 Err(e) => {
-                    tracing::warn!(error = %e, "client cache: change listener lost; bypassing the cache");
-                    c.set_enabled(false);
+                    tracing::warn!(error = %e, "node caches: change listener lost; bypassing the caches");
+                    clients.set_enabled(false);
+                    live.set_enabled(false);
                     break;
                 }
             }
@@ -161,13 +212,13 @@ mod tests {
 
     #[test]
     fn a_row_read_before_an_eviction_is_not_stored() {
-        let cache = ClientCache::new(true);
+        let cache = ClientCache::new(true, 16);
         let generation = cache.get("a").unwrap_err();
         cache.evict("a");
-        cache.put(client("a"), generation);
+        cache.put("a".into(), client("a"), generation);
         assert!(cache.get("a").is_err());
         let generation = cache.get("a").unwrap_err();
-        cache.put(client("a"), generation);
+        cache.put("a".into(), client("a"), generation);
         assert!(cache.get("a").is_ok());
         cache.evict("a");
         assert!(cache.get("a").is_err());
@@ -175,9 +226,20 @@ mod tests {
 
     #[test]
     fn a_disabled_cache_serves_nothing() {
-        let cache = ClientCache::new(false);
+        let cache = ClientCache::new(false, 16);
         let generation = cache.get("a").unwrap_err();
-        cache.put(client("a"), generation);
+        cache.put("a".into(), client("a"), generation);
         assert!(cache.get("a").is_err());
+    }
+
+    #[test]
+    fn a_full_cache_stays_within_its_capacity() {
+        let cache = LiveTokens::new(true, 2);
+        for key in ["a", "b", "c"] {
+            let generation = cache.get(key).unwrap_err();
+            cache.put(key.into(), (), generation);
+        }
+        assert!(cache.get("c").is_ok(), "the newest value is kept");
+        assert!(cache.state().rows.len() <= 2);
     }
 }

@@ -134,17 +134,21 @@ impl Db {
             return Ok(None);
         };
         let client = Arc::new(client);
-        self.clients.put(client.clone(), generation);
+        self.clients.put(id.to_owned(), client.clone(), generation);
         Ok(Some(client))
     }
 
-    /// Starts listening for other nodes' client changes (PostgreSQL); until it listens, and whenever the
-    /// listening connection is down, this node reads clients from the database every time.
-    pub fn watch_clients(&self, url: &str) {
+    /// Starts listening for other nodes' client changes and revocations (PostgreSQL); until it listens,
+    /// and whenever the listening connection is down, this node reads clients and revocations from the
+    /// database every time.
+    pub fn watch_changes(&self, url: &str) {
         if self.backend == Backend::Postgres {
             tokio::spawn(super::client_cache::listen(
                 url.to_owned(),
-                Arc::downgrade(&self.clients),
+                super::client_cache::Watched {
+                    clients: Arc::downgrade(&self.clients),
+                    live_tokens: Arc::downgrade(&self.live_tokens),
+                },
             ));
         }
     }

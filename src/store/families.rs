@@ -109,23 +109,25 @@ impl Db {
     }
 
     pub async fn revoke_family(&self, id: &str, now: i64) -> Result<(), sqlx::Error> {
-        sqlx::query("UPDATE families SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-            .bind(now)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        self.revoking(
+            sqlx::query("UPDATE families SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                .bind(now)
+                .bind(id),
+        )
+        .await?;
         Ok(())
     }
 
     /// Logout ends the grants a session made, except those the person gave for offline access.
     pub async fn revoke_session_families(&self, sid: &str, now: i64) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "UPDATE families SET revoked_at = $1 WHERE session_sid = $2 AND revoked_at IS NULL \
-             AND ' ' || scope || ' ' NOT LIKE '% offline_access %'",
+        self.revoking(
+            sqlx::query(
+                "UPDATE families SET revoked_at = $1 WHERE session_sid = $2 AND revoked_at IS NULL \
+                 AND ' ' || scope || ' ' NOT LIKE '% offline_access %'",
+            )
+            .bind(now)
+            .bind(sid),
         )
-        .bind(now)
-        .bind(sid)
-        .execute(&self.pool)
         .await?;
         Ok(())
     }

@@ -1,34 +1,82 @@
 //! Replay caches and revocation lists.
 
-use super::{Db, is_unique_violation};
+use super::{Backend, Db, is_unique_violation};
+
+type Statement<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
 
 impl Db {
     pub async fn revoke_jti(&self, jti: &str, expires_at: i64) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "INSERT INTO revoked_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING",
+        self.revoking(
+            sqlx::query(
+                "INSERT INTO revoked_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING",
+            )
+            .bind(jti)
+            .bind(expires_at),
         )
-        .bind(jti)
-        .bind(expires_at)
-        .execute(&self.pool)
         .await?;
         Ok(())
     }
 
-    /// Whether an access token is dead: its own `jti` revoked, or its family revoked.
+    /// Whether an access token is dead: its own `jti` revoked, or its family revoked. A token this node
+    /// found live moments ago is answered from memory ([`super::client_cache`]): every revocation, on any
+    /// node, makes every node forget what it knew.
     pub async fn access_token_revoked(
         &self,
         jti: &str,
         family_id: Option<&str>,
     ) -> Result<bool, sqlx::Error> {
+        let family_id = family_id.unwrap_or("");
+        let key = format!("{jti}\n{family_id}");
+        let generation = match self.live_tokens.get(&key) {
+            Ok(()) => return Ok(false),
+            Err(generation) => generation,
+        };
         let revoked: i64 = sqlx::query_scalar(
             "SELECT (SELECT COUNT(*) FROM revoked_tokens WHERE jti = $1) + \
              (SELECT COUNT(*) FROM families WHERE id = $2 AND revoked_at IS NOT NULL)",
         )
         .bind(jti)
-        .bind(family_id.unwrap_or(""))
+        .bind(family_id)
         .fetch_one(&self.pool)
         .await?;
+        if revoked == 0 {
+            self.live_tokens.put(key, (), generation);
+        }
         Ok(revoked > 0)
+    }
+
+    /// Runs a statement that revokes tokens or grants, with (PostgreSQL) the notice to the other nodes in
+    /// its transaction; then this node forgets which tokens it knew to be live. Every statement that
+    /// inserts into `revoked_tokens` or sets `families.revoked_at` goes through this, or through
+    /// [`Db::announce_revocation`] and [`Db::forget_live_tokens`].
+    pub(super) async fn revoking(&self, statement: Statement<'_>) -> Result<u64, sqlx::Error> {
+        let done = if self.backend == Backend::Postgres {
+            let mut tx = self.pool.begin().await?;
+            let done = statement.execute(&mut *tx).await?;
+            self.announce_revocation(&mut tx).await?;
+            tx.commit().await?;
+            done
+        } else {
+            statement.execute(&self.pool).await?
+        };
+        self.forget_live_tokens();
+        Ok(done.rows_affected())
+    }
+
+    /// Inside a transaction that revokes: every other node forgets its live tokens when it commits.
+    pub async fn announce_revocation(&self, tx: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error> {
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_notify($1, '')")
+                .bind(super::client_cache::REVOCATIONS)
+                .execute(&mut *tx)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// This node forgets which access tokens it found live (after a revocation committed).
+    pub fn forget_live_tokens(&self) {
+        self.live_tokens.clear();
     }
 
     /// Records a client assertion's `jti`; false when it was seen before (a replay).

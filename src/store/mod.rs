@@ -41,6 +41,8 @@ pub struct Db {
     pub backend: Backend,
     /// Client rows this node has read ([`client_cache`]); shared by every clone of this `Db`.
     clients: std::sync::Arc<client_cache::ClientCache>,
+    /// Access tokens this node has found not revoked ([`client_cache`]); shared likewise.
+    live_tokens: std::sync::Arc<client_cache::LiveTokens>,
 }
 
 impl Db {
@@ -85,12 +87,17 @@ impl Db {
         }
         let pool = pool.connect_with(options).await?;
         // SQLite serves one node, whose own writes evict exactly; PostgreSQL caches only once this node
-        // listens for other nodes' changes (`watch_clients`).
-        let clients = std::sync::Arc::new(client_cache::ClientCache::new(backend == Backend::Sqlite));
+        // listens for other nodes' changes (`watch_changes`). Revocation answers are cached on PostgreSQL
+        // only: a SQLite file reads them in microseconds, and a second process on the same file (a rolling
+        // restart) would not hear of the other's revocations.
+        let single_node = backend == Backend::Sqlite;
+        let clients = std::sync::Arc::new(client_cache::ClientCache::new(single_node, 4_096));
+        let live_tokens = std::sync::Arc::new(client_cache::LiveTokens::new(false, 65_536));
         Ok(Db {
             pool,
             backend,
             clients,
+            live_tokens,
         })
     }
 

@@ -267,8 +267,10 @@ impl Db {
             .execute(&mut *tx)
             .await?;
         self.announce_client_change(&mut tx, client_id).await?;
+        self.announce_revocation(&mut tx).await?;
         tx.commit().await?;
         self.forget_client(client_id);
+        self.forget_live_tokens();
         Ok(done.rows_affected() == 1)
     }
 }

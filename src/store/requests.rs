@@ -174,13 +174,15 @@ impl Db {
             .bind(client_id)
             .execute(&self.pool)
             .await?;
-        sqlx::query(
-            "UPDATE families SET revoked_at = $1 WHERE person_id = $2 AND client_id = $3 AND revoked_at IS NULL",
+        self.revoking(
+            sqlx::query(
+                "UPDATE families SET revoked_at = $1 WHERE person_id = $2 AND client_id = $3 \
+                 AND revoked_at IS NULL",
+            )
+            .bind(now)
+            .bind(person_id)
+            .bind(client_id),
         )
-        .bind(now)
-        .bind(person_id)
-        .bind(client_id)
-        .execute(&self.pool)
         .await?;
         Ok(gone.rows_affected() == 1)
     }

@@ -4,22 +4,12 @@
 use openidconnect::OAuth2TokenResponse;
 use openidconnect::core::CoreIdToken;
 use reqwest::StatusCode;
-use yunid::Config;
 
 use crate::common::wire::{self, alice_and_app, pair, refresh};
 use crate::common::{ALICE_ID, ALICE_PHONE, Backend, Browser, Env, PASSWORD, Server, http};
 use crate::on_both_backends;
 
 const CALLBACK: &str = "http://127.0.0.1:9/callback";
-
-/// Another node on the same database and keys that answers for the same issuer as the first.
-async fn peer(env: &Env) -> Server {
-    let issuer = env.app.config.issuer.clone();
-    Server::start(&env.db.url, &env.keys_dir, &move |c: &mut Config| {
-        c.issuer = issuer.clone()
-    })
-    .await
-}
 
 /// The same URL on node `to` (same path and query, that node's port).
 fn on_node(url: &url::Url, to: &Server) -> url::Url {
@@ -30,7 +20,7 @@ fn on_node(url: &url::Url, to: &Server) -> url::Url {
 
 async fn a_second_node_continues_what_the_first_began(backend: Backend) {
     let env = Env::start(backend).await;
-    let b = peer(&env).await;
+    let b = env.peer_node().await;
     let (client, rp) = alice_and_app(&env, CALLBACK).await;
     let (browser, jar) = Browser::with_jar(&env.base);
 

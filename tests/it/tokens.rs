@@ -15,7 +15,7 @@ use yunid::store::clients::AuthMethod;
 
 use crate::common::rp::Rp;
 use crate::common::wire::{self, alice_and_app, pair, refresh, sign_in};
-use crate::common::{ALICE_ID, Backend, Browser, Env, PASSWORD, TestClient, http, pkce};
+use crate::common::{ALICE_ID, ALICE_PHONE, Backend, Browser, Env, PASSWORD, TestClient, http, pkce};
 use crate::on_both_backends;
 
 const CALLBACK: &str = "http://127.0.0.1:9/callback";
@@ -263,6 +263,95 @@ async fn introspection_reports_live_tokens_only_to_their_client(backend: Backend
     assert_eq!(
         wire::introspect(&env.base, &client, &signed.access_token()).await,
         inactive
+    );
+}
+
+/// A node remembers which access tokens it found unrevoked, but a revocation on another node ends them
+/// there at once: by the token itself, by its refresh token (the whole grant), or by a logout.
+async fn a_revocation_on_one_node_ends_the_token_on_every_node(backend: Backend) {
+    let env = Env::start(backend).await;
+    let second;
+    let other: &str = match backend {
+        Backend::Postgres => {
+            second = env.peer_node().await;
+            &second.base
+        }
+        Backend::Sqlite => &env.base,
+    };
+    let person = env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    let client = env.client(CALLBACK).await;
+    let rp = Rp::discover(&env.base, &client).await;
+    // Polled for a second: a notification takes milliseconds; a remembered answer would last 5 s.
+    async fn inactive_within_a_second(base: &str, client: &TestClient, token: &str) -> bool {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+        loop {
+            if !wire::is_active(base, client, token).await {
+                return true;
+            }
+            if std::time::Instant::now() > deadline {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+    let remembered_live = |access: String| {
+        let client = &client;
+        async move {
+            for _ in 0..3 {
+                let info = wire::introspect(other, client, &access).await;
+                assert_eq!(info["active"], true, "{info}");
+                assert_eq!(wire::userinfo(other, &access).await.0, StatusCode::OK);
+            }
+        }
+    };
+
+    // The access token itself.
+    let signed = sign_in(&rp, &Browser::new(&env.base), &["profile"]).await;
+    remembered_live(signed.access_token()).await;
+    assert_eq!(
+        wire::revoke(&env.base, &client, &signed.access_token()).await,
+        StatusCode::OK
+    );
+    assert!(
+        inactive_within_a_second(other, &client, &signed.access_token()).await,
+        "a revoked access token is still active on the other node after a second"
+    );
+    assert_eq!(
+        wire::userinfo(other, &signed.access_token()).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    // Its grant lives on: the refresh token still works.
+    assert!(wire::is_active(other, &client, &signed.refresh_token()).await);
+
+    // The refresh token: the grant ends, and with it every access token it gave.
+    let signed = sign_in(&rp, &Browser::new(&env.base), &["profile"]).await;
+    remembered_live(signed.access_token()).await;
+    assert_eq!(
+        wire::revoke(&env.base, &client, &signed.refresh_token()).await,
+        StatusCode::OK
+    );
+    assert!(
+        inactive_within_a_second(other, &client, &signed.access_token()).await,
+        "an access token of a revoked grant is still active on the other node after a second"
+    );
+    assert_eq!(
+        wire::userinfo(other, &signed.access_token()).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Withdrawing consent on the account page (through the store, as the page does) ends the grant too.
+    let signed = sign_in(&rp, &Browser::new(&env.base), &["profile"]).await;
+    remembered_live(signed.access_token()).await;
+    assert!(
+        env.app
+            .db
+            .revoke_app(&person, &client.id, env.app.now())
+            .await
+            .unwrap()
+    );
+    assert!(
+        inactive_within_a_second(other, &client, &signed.access_token()).await,
+        "an access token of a withdrawn consent is still active on the other node after a second"
     );
 }
 
@@ -665,6 +754,7 @@ async fn id_tokens_are_signed_with_the_algorithm_each_client_registered(backend:
 }
 
 on_both_backends!(
+    a_revocation_on_one_node_ends_the_token_on_every_node,
     refresh_rotates_tokens_and_reuse_revokes_the_family,
     refresh_is_bound_to_its_client_and_scope_can_only_narrow,
     client_credentials_give_a_signed_jwt_and_nothing_else,

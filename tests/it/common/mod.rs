@@ -168,6 +168,16 @@ impl Env {
     pub async fn second_node(&self) -> Server {
         Server::start(&self.db.url, self.keys.path(), &|_| {}).await
     }
+
+    /// Another node on the same database and keys that answers for the same issuer as the first (so the
+    /// tokens one node issues are valid on the other).
+    pub async fn peer_node(&self) -> Server {
+        let issuer = self.app.config.issuer.clone();
+        Server::start(&self.db.url, self.keys.path(), &move |c: &mut Config| {
+            c.issuer = issuer.clone()
+        })
+        .await
+    }
 }
 
 pub fn test_config(db_url: &str, keys_dir: &Path, addr: SocketAddr) -> Config {
