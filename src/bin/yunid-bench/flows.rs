@@ -103,7 +103,7 @@ pub struct Resp {
 }
 
 impl Resp {
-    fn expect(self, status: u16, what: &str) -> Res<Resp> {
+    pub fn expect(self, status: u16, what: &str) -> Res<Resp> {
         if self.status == status {
             Ok(self)
         } else {
@@ -115,7 +115,7 @@ impl Resp {
         }
     }
 
-    fn json(&self) -> Res<serde_json::Value> {
+    pub fn json(&self) -> Res<serde_json::Value> {
         serde_json::from_str(&self.body).map_err(|e| format!("not JSON ({e}): {}", self.body))
     }
 }
@@ -130,14 +130,8 @@ pub struct Req<'a> {
 }
 
 impl Req<'_> {
-    pub async fn send(
-        &mut self,
-        method: reqwest::Method,
-        url: &str,
-        form: Option<&[(&str, &str)]>,
-        basic: Option<&Creds>,
-        bearer: Option<&str>,
-    ) -> Res<Resp> {
+    /// A request builder with the browser's cookies and client address.
+    fn builder(&self, method: reqwest::Method, url: &str) -> reqwest::RequestBuilder {
         let mut b = self.http.request(method, url);
         if let Some(jar) = &self.jar
             && let Some(c) = jar.header()
@@ -147,15 +141,11 @@ impl Req<'_> {
         if let Some(a) = self.addr {
             b = b.header("x-forwarded-for", a);
         }
-        if let Some(f) = form {
-            b = b.form(f);
-        }
-        if let Some(c) = basic {
-            b = b.basic_auth(&c.id, Some(&c.secret));
-        }
-        if let Some(t) = bearer {
-            b = b.bearer_auth(t);
-        }
+        b
+    }
+
+    /// Sends, keeps the cookies the answer sets, and reads the whole body.
+    async fn execute(&mut self, b: reqwest::RequestBuilder, url: &str) -> Res<Resp> {
         let r = b.send().await.map_err(|e| format!("{url}: {e}"))?;
         if let Some(jar) = self.jar.as_deref_mut() {
             jar.store(r.headers());
@@ -172,6 +162,36 @@ impl Req<'_> {
             location,
             body,
         })
+    }
+
+    pub async fn send(
+        &mut self,
+        method: reqwest::Method,
+        url: &str,
+        form: Option<&[(&str, &str)]>,
+        basic: Option<&Creds>,
+        bearer: Option<&str>,
+    ) -> Res<Resp> {
+        let mut b = self.builder(method, url);
+        if let Some(f) = form {
+            b = b.form(f);
+        }
+        if let Some(c) = basic {
+            b = b.basic_auth(&c.id, Some(&c.secret));
+        }
+        if let Some(t) = bearer {
+            b = b.bearer_auth(t);
+        }
+        self.execute(b, url).await
+    }
+
+    /// A JSON POST as static/passkey.js sends it: the page's CSRF token in `X-CSRF-Token`.
+    pub async fn post_json(&mut self, url: &str, csrf: &str, body: &serde_json::Value) -> Res<Resp> {
+        let b = self
+            .builder(reqwest::Method::POST, url)
+            .header("x-csrf-token", csrf)
+            .json(body);
+        self.execute(b, url).await
     }
 
     pub async fn get(&mut self, url: &str) -> Res<Resp> {
@@ -303,7 +323,7 @@ pub async fn exchange(
 }
 
 /// Answers a consent page (allow) when the navigation ended on one; returns the code.
-async fn through_consent(
+pub async fn through_consent(
     bench: &Bench,
     req: &mut Req<'_>,
     landed: Landed,
@@ -329,7 +349,7 @@ async fn through_consent(
     }
 }
 
-fn page_error(what: &str, status: u16, body: &str) -> String {
+pub fn page_error(what: &str, status: u16, body: &str) -> String {
     let err = body
         .find("class=\"error\"")
         .map(|i| body[i..].chars().take(160).collect::<String>())

@@ -1,10 +1,10 @@
 //! `yunid-bench`: the load driver of issue 9. It starts a `yunid` (the built binary, pinned to core 0
 //! with `taskset`, on a fresh SQLite file or PostgreSQL database), seeds clients and persons through the
 //! library, pins itself to core 1, and runs complete scenarios (client credentials, introspection,
-//! userinfo, discovery, JWKS, refresh rotation, the SSO code flow, the password and SMS login flows)
-//! for a duration at a concurrency. Per scenario it reports throughput, p50/p95/p99 latency and the
-//! server's CPU-milliseconds per operation from `/proc/<pid>/stat`, which stay meaningful on a busy
-//! machine where throughput does not.
+//! userinfo, discovery, JWKS, refresh rotation, the SSO code flow, the password, SMS and passkey login
+//! flows, passkeys with a software authenticator) for a duration at a concurrency. Per scenario it
+//! reports throughput, p50/p95/p99 latency and the server's CPU-milliseconds per operation from
+//! `/proc/<pid>/stat`, which stay meaningful on a busy machine where throughput does not.
 //!
 //! ```text
 //! yunid-bench run   [--scenario cc,introspect,…] [--duration 10] [--concurrency 16] [--db sqlite|postgres]
@@ -19,10 +19,12 @@
 mod bare;
 mod flows;
 mod micro;
+mod passkeys;
 mod report;
 mod scenarios;
 mod seed;
 mod server;
+mod softkey;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -89,8 +89,13 @@ pub fn print_result(r: &ScenarioResult) {
         println!("  error: {e}");
     }
     if s.side_ops > 0 {
+        let measured = if r.label.starts_with("quick") {
+            "SMS and passkey logins"
+        } else {
+            "SMS logins"
+        };
         println!(
-            "  (alongside: {} password logins, {:.1}/s; ops/s and latency above are the SMS logins only; CPU-ms/op is all server CPU per SMS login)",
+            "  (alongside: {} password logins, {:.1}/s; ops/s and latency above are the {measured} only; CPU-ms/op is all server CPU per measured login)",
             s.side_ops,
             s.side_ops as f64 / s.elapsed.as_secs_f64().max(1e-9)
         );

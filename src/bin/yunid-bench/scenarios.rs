@@ -8,8 +8,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::flows::{self, Jar, Res};
-use crate::seed;
 use crate::server::{self, Bench, Proc};
+use crate::softkey::SoftKey;
+use crate::{passkeys, seed};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scenario {
@@ -36,12 +37,19 @@ pub enum Scenario {
     /// SMS logins by the odd users while the even users flood password logins (closed loop, never
     /// paced): ops/s and latency count the SMS logins only; does the argon2 queue starve them?
     SmsFlood,
+    /// A fresh browser: authorize → login page → passkey start → software authenticator → finish →
+    /// consent (first time) → code → token. Each user enrols one passkey before the run.
+    PasskeyLogin,
+    /// SMS and passkey logins alternating per user, each a whole login flow at the app.
+    QuickLogin,
+    /// `quick_login` by the odd users while the even users flood password logins (as `sms_flood`).
+    QuickFlood,
     /// The login page alone: GET /login, POST a password of a random person (scale runs).
     Login,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 13] = [
+    pub const ALL: [Scenario; 16] = [
         Scenario::Cc,
         Scenario::CcNewConn,
         Scenario::BareCc,
@@ -54,6 +62,9 @@ impl Scenario {
         Scenario::PasswordLogin,
         Scenario::SmsLogin,
         Scenario::SmsFlood,
+        Scenario::PasskeyLogin,
+        Scenario::QuickLogin,
+        Scenario::QuickFlood,
         Scenario::Login,
     ];
 
@@ -71,6 +82,9 @@ impl Scenario {
             Scenario::PasswordLogin => "password_login",
             Scenario::SmsLogin => "sms_login",
             Scenario::SmsFlood => "sms_flood",
+            Scenario::PasskeyLogin => "passkey_login",
+            Scenario::QuickLogin => "quick_login",
+            Scenario::QuickFlood => "quick_flood",
             Scenario::Login => "login",
         }
     }
@@ -82,6 +96,14 @@ impl Scenario {
     /// Whether each user needs a signed-in browser and its own tokens before the run.
     fn needs_session(self) -> bool {
         matches!(self, Scenario::Userinfo | Scenario::Refresh | Scenario::SsoCode)
+    }
+
+    /// Whether the scenario signs in with passkeys (each user then enrols one before the run).
+    fn uses_passkeys(self) -> bool {
+        matches!(
+            self,
+            Scenario::PasskeyLogin | Scenario::QuickLogin | Scenario::QuickFlood
+        )
     }
 }
 
@@ -102,6 +124,8 @@ struct User {
     refresh: Option<String>,
     rng: u64,
     consents: u64,
+    /// The user's passkey (its person's, enrolled once per bench) in the passkey scenarios.
+    key: Option<Arc<SoftKey>>,
 }
 
 impl User {
@@ -197,7 +221,7 @@ impl ScenarioResult {
 }
 
 fn new_http(keep_alive: bool) -> reqwest::Client {
-    let mut b = reqwest::Client::builder()
+    let mut b = server::http_client()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(30));
     if !keep_alive {
@@ -267,9 +291,13 @@ async fn run_inner(bench: &Bench, sc: Scenario, plan: &Plan, result: &mut Scenar
             refresh: None,
             rng: 0x9E37_79B9_7F4A_7C15 ^ ((id as u64 + 1) * 0x1000_0001),
             consents: 0,
+            key: None,
         };
         if sc.needs_session() {
             prepare_session(&target, &mut u).await?;
+        }
+        if sc.uses_passkeys() && !is_flooder(sc, &u) {
+            u.key = Some(passkey_of(&target, &mut u).await?);
         }
         users.push(u);
     }
@@ -325,9 +353,39 @@ async fn prepare_session(target: &Target<'_>, u: &mut User) -> Res<()> {
     Ok(())
 }
 
-/// In `sms_flood`, the even users send the password logins.
+/// The passkey of the user's person (user u is person u): registered now, through the password login
+/// and the account page, unless an earlier scenario of this bench did it.
+async fn passkey_of(target: &Target<'_>, u: &mut User) -> Res<Arc<SoftKey>> {
+    let bench = target.bench;
+    let idx = u.id % bench.persons.max(1);
+    if let Some(k) = bench.passkeys.lock().ok().and_then(|m| m.get(&idx).cloned()) {
+        return Ok(k);
+    }
+    let person = seed::person(idx);
+    let addr = target.next_addr();
+    let key = passkeys::enrol(bench, &u.http, &person.id_number, &addr, &mut u.consents)
+        .await
+        .map(Arc::new)
+        .map_err(|e| format!("passkey enrolment of person {idx}: {e}"))?;
+    if let Ok(mut m) = bench.passkeys.lock() {
+        m.insert(idx, key.clone());
+    }
+    Ok(key)
+}
+
+/// In `sms_flood` and `quick_flood`, the even users send the password logins.
 fn is_flooder(sc: Scenario, u: &User) -> bool {
-    sc == Scenario::SmsFlood && u.id.is_multiple_of(2)
+    matches!(sc, Scenario::SmsFlood | Scenario::QuickFlood) && u.id.is_multiple_of(2)
+}
+
+/// Whether this operation of the user is a passkey login (`quick_*` alternate with SMS, starting with
+/// passkeys on half of the users so both kinds run at every moment).
+fn passkey_turn(sc: Scenario, u: &User) -> bool {
+    match sc {
+        Scenario::PasskeyLogin => true,
+        Scenario::QuickLogin | Scenario::QuickFlood => (u.iter + (u.id as u64) / 2).is_multiple_of(2),
+        _ => false,
+    }
 }
 
 /// One operation of a scenario.
@@ -376,7 +434,12 @@ async fn op(t: &Target<'_>, sc: Scenario, u: &mut User) -> Res<()> {
             }
         }
         Scenario::SsoCode => flows::sso_flow(bench, &u.http, &mut u.jar).await.map(drop),
-        Scenario::PasswordLogin | Scenario::SmsLogin | Scenario::SmsFlood => {
+        Scenario::PasswordLogin
+        | Scenario::SmsLogin
+        | Scenario::SmsFlood
+        | Scenario::PasskeyLogin
+        | Scenario::QuickLogin
+        | Scenario::QuickFlood => {
             // User u cycles through persons u, u+C, u+2C, … below N - N mod C: no two users ever share
             // a person (or a phone), as long as there are at least C persons.
             let n = bench.persons.max(1) as u64;
@@ -387,6 +450,11 @@ async fn op(t: &Target<'_>, sc: Scenario, u: &mut User) -> Res<()> {
             let addr = t.next_addr();
             if sc == Scenario::PasswordLogin || is_flooder(sc, u) {
                 flows::password_flow(bench, &u.http, &person.id_number, &addr, &mut u.consents)
+                    .await
+                    .map(drop)
+            } else if passkey_turn(sc, u) {
+                let key = u.key.clone().ok_or("no passkey enrolled")?;
+                passkeys::login_flow(bench, &u.http, &key, &addr, &mut u.consents)
                     .await
                     .map(drop)
             } else {

@@ -1,9 +1,10 @@
 //! The server under test: a `yunid` process started from the built binary (pinned to core 0), its
 //! database and keys in a temporary folder, and what the driver seeds into it through the library.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use yunid::services::registry::{self, NewClient};
@@ -11,6 +12,7 @@ use yunid::{App, Config};
 
 use crate::ServerArgs;
 use crate::flows::Inbox;
+use crate::softkey::SoftKey;
 
 /// Pins this process (all threads) to `core` when the machine has it and `taskset` exists.
 pub fn pin_self(core: usize) {
@@ -179,7 +181,7 @@ impl Proc {
             log,
             pinned: pin,
         };
-        let http = reqwest::Client::new();
+        let http = http_client().build()?;
         let deadline = Instant::now() + Duration::from_secs(if wrap.is_empty() { 60 } else { 600 });
         loop {
             if let Some(Ok(Some(status))) = proc.child.as_mut().map(Child::try_wait) {
@@ -259,6 +261,13 @@ impl Drop for Proc {
     }
 }
 
+/// A client builder for the driver: `localhost` is 127.0.0.1 (never ::1, never the resolver), so the
+/// server's issuer can be `http://localhost:<port>` while it listens on IPv4 loopback only.
+pub fn http_client() -> reqwest::ClientBuilder {
+    // The port comes from each URL; the one here is ignored.
+    reqwest::Client::builder().resolve("localhost", std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+}
+
 /// Credentials of a registered client.
 #[derive(Clone, Debug)]
 pub struct Creds {
@@ -285,6 +294,9 @@ pub struct Bench {
     pub label: String,
     pub pin: bool,
     pub dir: TempDir,
+    /// The software authenticator registered for a person (by seed index), kept across scenarios so
+    /// each person enrols once.
+    pub passkeys: Mutex<HashMap<usize, Arc<SoftKey>>>,
     pg: Option<(String, String)>,
 }
 
@@ -331,7 +343,9 @@ impl Bench {
         };
         let inbox = Inbox::start().await?;
         let port = free_port()?;
-        let base = format!("http://127.0.0.1:{port}");
+        // WebAuthn needs a domain for the relying party: the issuer is `localhost`, the listener stays on
+        // 127.0.0.1, and every client of the driver resolves `localhost` to it (see `http_client`).
+        let base = format!("http://localhost:{port}");
         let toml = format!(
             "issuer = \"{base}\"\n\
              listen = \"127.0.0.1:{port}\"\n\
@@ -417,6 +431,7 @@ impl Bench {
             setup_app: Some(setup_app),
             pin,
             dir,
+            passkeys: Mutex::default(),
             pg,
         })
     }
@@ -434,6 +449,7 @@ impl Bench {
             label,
             pin: false,
             dir: TempDir::new("yunid-bench-peer", false)?,
+            passkeys: Mutex::default(),
             pg: None,
         })
     }
