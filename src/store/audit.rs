@@ -1,5 +1,6 @@
 //! The audit trail: append-only events, each carrying the hash of its content and of the previous event,
-//! so an edited or deleted row breaks the chain. Appends are serialised through the `audit_head` row.
+//! so an edited or deleted row breaks the chain. Appends are serialised through the `audit_head` row, and
+//! each node groups the events that arrive together into one transaction.
 
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
@@ -65,52 +66,139 @@ fn from_row(r: &sqlx::any::AnyRow) -> Result<AuditEvent, sqlx::Error> {
 
 const COLUMNS: &str = "seq, at, actor, action, subject, client_id, address, outcome, detail, prev_hash, hash";
 
-impl Db {
-    pub async fn append_audit(&self, e: &NewEvent<'_>, now: i64) -> Result<i64, sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
-        // Taking the head row's write lock orders appends across nodes.
-        let head = sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
-            .fetch_one(&mut *tx)
-            .await?;
-        let seq: i64 = head.try_get("seq")?;
-        let prev: String = head.try_get("hash")?;
-        let hash = chain_hash(
-            &prev,
+/// An event on its way to the writer, with the `now` it happened at and where to say how it went.
+pub(super) struct Job {
+    event: OwnedEvent,
+    now: i64,
+    done: tokio::sync::oneshot::Sender<Result<i64, sqlx::Error>>,
+}
+
+struct OwnedEvent {
+    fields: [String; 6],
+    detail: String,
+}
+
+impl OwnedEvent {
+    fn of(e: &NewEvent<'_>) -> OwnedEvent {
+        OwnedEvent {
+            fields: [e.actor, e.action, e.subject, e.client_id, e.address, e.outcome].map(str::to_owned),
+            detail: e.detail.clone(),
+        }
+    }
+
+    fn hashed(&self) -> [&str; 7] {
+        let [actor, action, subject, client_id, address, outcome] = &self.fields;
+        [actor, action, subject, client_id, address, outcome, &self.detail]
+    }
+}
+
+/// Most events one transaction appends.
+const BATCH: usize = 64;
+
+/// The node's one audit writer (group commit): events that arrive while a transaction is under way go
+/// into the next one together, so a busy node takes the `audit_head` lock once per batch rather than once
+/// per event. Each caller still waits for its own event's commit.
+pub(super) type AuditQueue = std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<Job>>;
+
+async fn writer(pool: sqlx::AnyPool, mut jobs: tokio::sync::mpsc::UnboundedReceiver<Job>) {
+    while let Some(first) = jobs.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let events: Vec<(&OwnedEvent, i64)> = batch.iter().map(|j| (&j.event, j.now)).collect();
+        match append_batch(&pool, &events).await {
+            Ok(first_seq) => {
+                for (i, job) in batch.into_iter().enumerate() {
+                    let _ = job.done.send(Ok(first_seq + i as i64));
+                }
+            }
+            // One at a time, so each caller hears its own error (a lost database is a 503, not a 500).
+            Err(_) => {
+                for job in batch {
+                    let result = append_batch(&pool, &[(&job.event, job.now)]).await;
+                    let _ = job.done.send(result);
+                }
+            }
+        }
+    }
+}
+
+/// One transaction: the head row's write lock (which orders appends across nodes), the events with
+/// their chained hashes in one INSERT, the new head. Returns the first event's sequence number.
+async fn append_batch(pool: &sqlx::AnyPool, events: &[(&OwnedEvent, i64)]) -> Result<i64, sqlx::Error> {
+    let n = events.len() as i64;
+    let mut tx = pool.begin().await?;
+    let head = sqlx::query("UPDATE audit_head SET seq = seq + $1 WHERE id = 1 RETURNING seq, hash")
+        .bind(n)
+        .fetch_one(&mut *tx)
+        .await?;
+    let first: i64 = head.try_get::<i64, _>("seq")? - n + 1;
+    let mut prev: String = head.try_get("hash")?;
+    let mut rows = Vec::with_capacity(events.len());
+    for (i, (event, now)) in events.iter().enumerate() {
+        let seq = first + i as i64;
+        let hash = chain_hash(&prev, seq, *now, event.hashed());
+        rows.push((
             seq,
-            now,
-            [
-                e.actor,
-                e.action,
-                e.subject,
-                e.client_id,
-                e.address,
-                e.outcome,
-                &e.detail,
-            ],
-        );
-        sqlx::query(
-            "INSERT INTO audit_events (seq, at, actor, action, subject, client_id, address, outcome, detail, \
-             prev_hash, hash) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)",
-        )
-        .bind(seq)
-        .bind(now)
-        .bind(e.actor)
-        .bind(e.action)
-        .bind(e.subject)
-        .bind(e.client_id)
-        .bind(e.address)
-        .bind(e.outcome)
-        .bind(&e.detail)
+            *now,
+            *event,
+            std::mem::replace(&mut prev, hash.clone()),
+            hash,
+        ));
+    }
+    let placeholders: Vec<String> = (0..rows.len())
+        .map(|r| {
+            let p: Vec<String> = (1..=11).map(|c| format!("${}", r * 11 + c)).collect();
+            format!("({})", p.join(","))
+        })
+        .collect();
+    let sql = sqlx::AssertSqlSafe(format!(
+        "INSERT INTO audit_events (seq, at, actor, action, subject, client_id, address, outcome, detail, \
+         prev_hash, hash) VALUES {}",
+        placeholders.join(",")
+    ));
+    let mut insert = sqlx::query(sql);
+    for (seq, at, event, prev_hash, hash) in &rows {
+        insert = insert.bind(*seq).bind(*at);
+        for f in &event.fields {
+            insert = insert.bind(f.as_str());
+        }
+        insert = insert
+            .bind(event.detail.as_str())
+            .bind(prev_hash.as_str())
+            .bind(hash.as_str());
+    }
+    insert.execute(&mut *tx).await?;
+    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
         .bind(&prev)
-        .bind(&hash)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
-            .bind(&hash)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(seq)
+    tx.commit().await?;
+    Ok(first)
+}
+
+impl Db {
+    /// Appends an event to the chain; returns its sequence number once it is committed.
+    pub async fn append_audit(&self, e: &NewEvent<'_>, now: i64) -> Result<i64, sqlx::Error> {
+        let queue = self.audit.get_or_init(|| {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            tokio::spawn(writer(self.pool.clone(), rx));
+            tx
+        });
+        let (done, answer) = tokio::sync::oneshot::channel();
+        let job = Job {
+            event: OwnedEvent::of(e),
+            now,
+            done,
+        };
+        if queue.send(job).is_err() {
+            return Err(sqlx::Error::WorkerCrashed);
+        }
+        answer.await.unwrap_or(Err(sqlx::Error::WorkerCrashed))
     }
 
     /// Events in order, optionally filtered by actor, action or subject, after `since` (seconds).

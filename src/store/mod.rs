@@ -43,6 +43,8 @@ pub struct Db {
     clients: std::sync::Arc<client_cache::ClientCache>,
     /// Access tokens this node has found not revoked ([`client_cache`]); shared likewise.
     live_tokens: std::sync::Arc<client_cache::LiveTokens>,
+    /// This node's audit writer, started by the first append ([`audit`]).
+    audit: std::sync::Arc<audit::AuditQueue>,
 }
 
 impl Db {
@@ -68,8 +70,16 @@ impl Db {
             Backend::Postgres => url.to_owned(),
         };
         let options = AnyConnectOptions::from_str(&url)?;
+        let max_connections = match (max_connections, backend) {
+            (0, Backend::Postgres) => 16,
+            (0, Backend::Sqlite) => {
+                let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+                (cores + 1).max(2)
+            }
+            (n, _) => n,
+        };
         let mut pool = AnyPoolOptions::new()
-            .max_connections(max_connections.max(1))
+            .max_connections(max_connections)
             // Fail fast when the database is unreachable: a request gets 503 within seconds instead of
             // hanging, and the pool reconnects by itself once the database is back.
             .acquire_timeout(ACQUIRE_TIMEOUT);
@@ -98,6 +108,7 @@ impl Db {
             backend,
             clients,
             live_tokens,
+            audit: Default::default(),
         })
     }
 

@@ -1,6 +1,8 @@
 //! Administration: roles enforced by the API, the tamper-evident audit trail, counter verification,
 //! secret rotation, bootstrap.
 
+use std::collections::BTreeSet;
+
 use serde_json::{Value, json};
 use yunid::services::registry::NewClient;
 
@@ -459,6 +461,58 @@ async fn pruning_old_events_keeps_the_chain_verifiable(backend: Backend) {
     assert_eq!(v.checked, 1);
 }
 
+/// Sign-ins on two nodes at once: each node groups the events that arrive together into one transaction,
+/// and the result is still one chain, every event in it once, that verifies.
+async fn events_recorded_at_once_on_two_nodes_form_one_chain(backend: Backend) {
+    use yunid::store::audit::NewEvent;
+    let env = Env::start(backend).await;
+    let second;
+    let other = match backend {
+        Backend::Postgres => {
+            second = env.second_node().await;
+            &second.app
+        }
+        Backend::Sqlite => &env.app,
+    };
+    let before = env.app.db.all_audit_events().await.unwrap().len();
+    let mut calls = Vec::new();
+    for i in 0..120 {
+        let app = if i % 2 == 0 {
+            env.app.clone()
+        } else {
+            other.clone()
+        };
+        calls.push(tokio::spawn(async move {
+            let subject = format!("person-{i}");
+            yunid::services::audit::record(
+                &app,
+                NewEvent {
+                    actor: &subject,
+                    action: "login",
+                    subject: &subject,
+                    outcome: "ok",
+                    ..NewEvent::default()
+                },
+            )
+            .await
+            .unwrap();
+        }));
+    }
+    for c in calls {
+        c.await.unwrap();
+    }
+    let events = env.app.db.all_audit_events().await.unwrap();
+    assert_eq!(events.len(), before + 120);
+    let subjects: BTreeSet<&str> = events[before..].iter().map(|e| e.subject.as_str()).collect();
+    assert_eq!(subjects.len(), 120, "every event once");
+    for pair in events.windows(2) {
+        assert_eq!(pair[1].seq, pair[0].seq + 1, "no gap in the sequence");
+        assert_eq!(pair[1].prev_hash, pair[0].hash, "each event names the one before");
+    }
+    let v = yunid::services::audit::verify(&env.app).await.unwrap();
+    assert_eq!(v.broken, None, "{v:?}");
+}
+
 async fn the_first_super_admin_is_bootstrapped_once(backend: Backend) {
     let env = Env::start(backend).await;
     env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
@@ -508,6 +562,7 @@ on_both_backends!(
     counter_verification_raises_the_level_apps_see,
     the_audit_trail_shows_an_edited_or_deleted_row,
     pruning_old_events_keeps_the_chain_verifiable,
+    events_recorded_at_once_on_two_nodes_form_one_chain,
     the_first_super_admin_is_bootstrapped_once,
 );
 

@@ -142,8 +142,8 @@ pub struct ServerArgs {
     /// ID token algorithm of the code-flow client (RS256 is yunid's default).
     #[arg(long, default_value = "RS256")]
     pub id_token_alg: String,
-    /// Pooled database connections of the server.
-    #[arg(long, default_value_t = 16)]
+    /// Pooled database connections of the server (0: yunid's own choice, see `database_max_connections`).
+    #[arg(long, default_value_t = 0)]
     pub db_connections: u32,
     /// A command the server runs under, e.g. `valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.out`
     /// (split on whitespace; the server is stopped with SIGTERM so the profiler writes its output).
@@ -152,6 +152,10 @@ pub struct ServerArgs {
     /// Keep the temporary folder (database, keys, server log) for inspection.
     #[arg(long)]
     pub keep: bool,
+    /// The server's RUST_LOG, e.g. `warn,sqlx::query=info` to log every statement into server.log (with
+    /// `--keep`) and count the statements of a flow.
+    #[arg(long, default_value = "warn")]
+    pub server_log: String,
 }
 
 #[derive(Args)]

@@ -404,7 +404,7 @@ impl Bench {
         let server = Proc::spawn(
             &bin,
             &["--config", &config_arg, "serve"],
-            &[("RUST_LOG", "warn")],
+            &[("RUST_LOG", args.server_log.as_str())],
             pin,
             &args
                 .server_wrap
