@@ -29,9 +29,11 @@ version=$(node -p "require('./node_modules/oidc-provider/package.json').version"
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 secret=$(head -c 24 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
+app_secret=$(head -c 24 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
 pin=(taskset -c 0)
 command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ] || pin=()
-NODE_ENV=production PORT=$port CC_SECRET=$secret "${pin[@]}" node provider.mjs >"$work/peer.log" 2>&1 &
+NODE_ENV=production PORT=$port CC_SECRET=$secret APP_SECRET=$app_secret \
+  PEER_ID_TOKEN_ALG=${PEER_ID_TOKEN_ALG:-RS256} "${pin[@]}" node provider.mjs >"$work/peer.log" 2>&1 &
 pid=$!
 for _ in $(seq 1 100); do
   curl -fsS "http://127.0.0.1:$port/.well-known/openid-configuration" >/dev/null 2>&1 && break
@@ -44,5 +46,6 @@ curl -fsS -u "bench-cc:$secret" -d grant_type=client_credentials "http://127.0.0
 echo "peer: oidc-provider $version on node $(node --version), pid $pid"
 
 "$bench" compare --peer-base "http://127.0.0.1:$port" --peer-pid "$pid" \
-  --peer-client-id bench-cc --peer-client-secret "$secret" "$@"
+  --peer-client-id bench-cc --peer-client-secret "$secret" \
+  --peer-app-id bench-app --peer-app-secret "$app_secret" "$@"
 echo "peer log (last lines):"; tail -5 "$work/peer.log" || true

@@ -78,11 +78,21 @@ enum Command {
         /// The peer's process id (for its CPU time).
         #[arg(long)]
         peer_pid: u32,
+        /// The peer's client-credentials client (also the introspection caller).
         #[arg(long, default_value = "bench-cc")]
         peer_client_id: String,
         #[arg(long)]
         peer_client_secret: String,
-        #[arg(long, value_delimiter = ',', default_value = "cc,cc_newconn,discovery,jwks")]
+        /// The peer's authorization-code client (redirect URI http://127.0.0.1:9/cb, PKCE S256).
+        #[arg(long, default_value = "bench-app")]
+        peer_app_id: String,
+        #[arg(long)]
+        peer_app_secret: String,
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "cc,cc_newconn,discovery,jwks,introspect,userinfo,refresh,sso_code,password_login"
+        )]
         scenario: Vec<String>,
         #[arg(long, default_value_t = 10.0)]
         duration: f64,
@@ -217,6 +227,8 @@ fn main() -> anyhow::Result<()> {
                 peer_pid,
                 peer_client_id,
                 peer_client_secret,
+                peer_app_id,
+                peer_app_secret,
                 scenario,
                 duration,
                 warmup,
@@ -229,11 +241,19 @@ fn main() -> anyhow::Result<()> {
                     concurrency,
                     latency_at,
                 };
-                let peer = server::Creds {
-                    id: peer_client_id,
-                    secret: peer_client_secret,
+                let peer = PeerArgs {
+                    base: peer_base.trim_end_matches('/').to_owned(),
+                    pid: peer_pid,
+                    cc: server::Creds {
+                        id: peer_client_id,
+                        secret: peer_client_secret,
+                    },
+                    app: server::Creds {
+                        id: peer_app_id,
+                        secret: peer_app_secret,
+                    },
                 };
-                compare(server, peer_base, peer_pid, peer, &scenario, plan).await
+                compare(server, peer, &scenario, plan).await
             }
             Command::Seed {
                 persons,
@@ -406,11 +426,17 @@ async fn scale(
     Ok(())
 }
 
+/// The running peer of `compare` and its two clients.
+struct PeerArgs {
+    base: String,
+    pid: u32,
+    cc: server::Creds,
+    app: server::Creds,
+}
+
 async fn compare(
     server: ServerArgs,
-    peer_base: String,
-    peer_pid: u32,
-    peer_cc: server::Creds,
+    peer: PeerArgs,
     names: &[String],
     plan: scenarios::Plan,
 ) -> anyhow::Result<()> {
@@ -418,9 +444,11 @@ async fn compare(
     report::print_machine();
     let yunid = server::Bench::start(&server, 16).await?;
     let peer = server::Bench::attach(
-        peer_pid,
-        peer_base.trim_end_matches('/').to_owned(),
-        peer_cc,
+        peer.pid,
+        peer.base,
+        peer.cc,
+        peer.app,
+        yunid.persons,
         "oidc-provider".into(),
     )
     .await?;
