@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The peer comparison of issue 9: installs the npm package oidc-provider into a temporary folder,
 # starts it (pinned to core 0, like yunid) with an equivalent configuration (provider.mjs), and runs
-# the same scenarios against yunid and the peer in one run; prints the ratio per scenario.
+# the same scenarios against yunid and the peer in one run; prints the ratio per scenario. Default
+# scenarios: cc, cc_newconn, discovery, jwks, introspect, userinfo, refresh, sso_code, password_login
+# (see BENCHMARKS.md for how the peer's side differs). PEER_ID_TOKEN_ALG=ES256 signs the peer's ID
+# tokens with ES256 (pass --id-token-alg ES256 for yunid's).
 #
 #   bench/peer/run.sh [extra yunid-bench compare options, e.g. --duration 20 --concurrency 32]
 #

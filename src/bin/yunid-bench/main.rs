@@ -72,7 +72,7 @@ enum Command {
     Compare {
         #[command(flatten)]
         server: ServerArgs,
-        /// The peer's issuer URL (its token endpoint is `/token`, its JWKS `/jwks`).
+        /// The peer's issuer URL (endpoints from its discovery document; its JWKS at `/jwks`).
         #[arg(long)]
         peer_base: String,
         /// The peer's process id (for its CPU time).
@@ -462,19 +462,30 @@ async fn compare(
         ratios.push((sc.name(), a, b));
     }
     println!(
-        "| scenario | yunid ops/s | peer ops/s | ratio (throughput) | yunid CPU-ms/op | peer CPU-ms/op | ratio (peer/yunid CPU) |"
+        "| scenario | yunid ops/s | peer ops/s | ratio (throughput) | yunid CPU-ms/op | peer CPU-ms/op | ratio (peer/yunid CPU) | errors (yunid / peer) |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     for (name, a, b) in &ratios {
         let (ta, tb) = (a.sat.throughput(), b.sat.throughput());
         let (ca, cb) = (a.sat.cpu_ms_per_op(), b.sat.cpu_ms_per_op());
         println!(
-            "| {name} | {ta:.0} | {tb:.0} | {:.2}x | {ca:.3} | {cb:.3} | {:.2}x |",
+            "| {name} | {ta:.0} | {tb:.0} | {:.2}x | {ca:.3} | {cb:.3} | {:.2}x | {} / {} |",
             ta / tb.max(1e-9),
-            cb / ca.max(1e-9)
+            cb / ca.max(1e-9),
+            a.errors,
+            b.errors
         );
+        for (side, r) in [("yunid", a), ("peer", b)] {
+            if let Some(e) = r.first_error() {
+                println!("  {name} on {side}: first error: {e}");
+            }
+        }
     }
     yunid.stop().await;
     peer.stop().await;
+    let errors: u64 = ratios.iter().map(|(_, a, b)| a.errors + b.errors).sum();
+    if errors > 0 {
+        eprintln!("{errors} operations failed (see the first errors above)");
+    }
     Ok(())
 }

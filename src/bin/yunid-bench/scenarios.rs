@@ -395,7 +395,9 @@ async fn op(t: &Target<'_>, sc: Scenario, u: &mut User) -> Res<()> {
                 }
             }
         }
-        Scenario::SsoCode if bench.is_peer => flows::peer::sso_flow(bench, &u.http, &mut u.jar).await.map(drop),
+        Scenario::SsoCode if bench.is_peer => {
+            flows::peer::sso_flow(bench, &u.http, &mut u.jar).await.map(drop)
+        }
         Scenario::SsoCode => flows::sso_flow(bench, &u.http, &mut u.jar).await.map(drop),
         Scenario::PasswordLogin | Scenario::SmsLogin | Scenario::SmsFlood => {
             // User u cycles through persons u, u+C, u+2C, … below N - N mod C: no two users ever share

@@ -34,7 +34,12 @@ async fn submit(bench: &Bench, req: &mut Req<'_>, body: &str, form: &[(&str, &st
 }
 
 /// Answers a consent page (the only decision the dev interactions offer is to allow); returns the code.
-async fn through_consent(bench: &Bench, req: &mut Req<'_>, landed: Landed, consents: &mut u64) -> Res<String> {
+async fn through_consent(
+    bench: &Bench,
+    req: &mut Req<'_>,
+    landed: Landed,
+    consents: &mut u64,
+) -> Res<String> {
     match landed {
         Landed::Code(c) => Ok(c),
         Landed::Page { status, body, .. } if prompt(&body).as_deref() == Some("consent") => {
@@ -120,7 +125,11 @@ pub async fn introspectable_token(bench: &Bench, http: &reqwest::Client) -> Res<
         )
         .await?;
     if r.status != 200 {
-        return Err(page_error("client_credentials (opaque resource)", r.status, &r.body));
+        return Err(page_error(
+            "client_credentials (opaque resource)",
+            r.status,
+            &r.body,
+        ));
     }
     let v: serde_json::Value =
         serde_json::from_str(&r.body).map_err(|e| format!("token: not JSON ({e}): {}", r.body))?;
