@@ -141,3 +141,26 @@ pub async fn introspectable_token(bench: &Bench, http: &reqwest::Client) -> Res<
 
 /// The peer's resource server whose access tokens are opaque (provider.mjs).
 const OPAQUE_RESOURCE: &str = "urn:yunid:bench:opaque";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_login_page_names_its_prompt_and_where_it_posts() {
+        let page = r#"<form autocomplete="off" action="http://127.0.0.1:3000/interaction/Ab-9_x" method="post">
+  <input type="hidden" name="prompt" value="login"/>
+  <input required type="text" name="login"></form>"#;
+        assert_eq!(prompt(page).as_deref(), Some("login"));
+        assert_eq!(
+            form_action(page).as_deref(),
+            Some("http://127.0.0.1:3000/interaction/Ab-9_x")
+        );
+    }
+
+    #[test]
+    fn a_page_without_a_form_is_no_interaction() {
+        assert_eq!(prompt("<p>oops</p>"), None);
+        assert_eq!(form_action("<p>oops</p>"), None);
+    }
+}
