@@ -1,7 +1,15 @@
 // The peer for issue 9: node oidc-provider (a certified OpenID Provider) configured like yunid's
-// benchmark setup: a client-credentials client whose access tokens are ES256 JWTs (resource
-// indicators), an authorization-code client with PKCE, the in-memory adapter and its own login form
-// (devInteractions). Started by run.sh; PORT and CC_SECRET come from the environment.
+// benchmark setup:
+// - bench-cc: client credentials, access tokens are ES256 JWTs for the resource urn:yunid:bench:api
+//   (resource indicators); it also calls introspection. The peer does not introspect JWT access
+//   tokens, so the introspect scenario asks for the resource urn:yunid:bench:opaque (opaque tokens).
+// - bench-app: authorization code with PKCE S256 and refresh tokens rotated on every use (yunid
+//   rotates every time); its access tokens carry no resource audience, so they are opaque tokens
+//   that userinfo accepts. ID tokens RS256, or PEER_ID_TOKEN_ALG (e.g. ES256).
+// - the in-memory adapter and the provider's own login and consent pages (devInteractions), which
+//   accept any login without checking a password. A person's consent to the app is remembered across
+//   browsers (in memory), as yunid remembers it.
+// Started by run.sh; PORT, CC_SECRET and APP_SECRET come from the environment.
 import { generateKeyPairSync } from 'node:crypto';
 import Provider from 'oidc-provider';
 
@@ -10,6 +18,23 @@ const issuer = `http://127.0.0.1:${port}`;
 const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' });
 const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'jwk' });
 const resource = 'urn:yunid:bench:api';
+const opaqueResource = 'urn:yunid:bench:opaque';
+const idTokenAlg = process.env.PEER_ID_TOKEN_ALG || 'RS256';
+
+// Grant ids by `${accountId} ${clientId}`: a fresh browser of a person who consented before finds
+// the grant (the default looks only in the browser's session).
+const grants = new Map();
+async function loadExistingGrant(ctx) {
+  const { client, session, result } = ctx.oidc;
+  const key = `${session.accountId} ${client.clientId}`;
+  const grantId = result?.consent?.grantId
+    || session.grantIdFor(client.clientId)
+    || (session.accountId && grants.get(key));
+  if (!grantId) return undefined;
+  const grant = await ctx.oidc.provider.Grant.find(grantId);
+  if (grant && session.accountId) grants.set(key, grantId);
+  return grant;
+}
 
 const provider = new Provider(issuer, {
   clients: [
@@ -24,11 +49,12 @@ const provider = new Provider(issuer, {
     },
     {
       client_id: 'bench-app',
-      client_secret: process.env.CC_SECRET,
+      client_secret: process.env.APP_SECRET || process.env.CC_SECRET,
       grant_types: ['authorization_code', 'refresh_token'],
       response_types: ['code'],
       redirect_uris: ['http://127.0.0.1:9/cb'],
       token_endpoint_auth_method: 'client_secret_basic',
+      id_token_signed_response_alg: idTokenAlg,
     },
   ],
   jwks: {
@@ -38,22 +64,36 @@ const provider = new Provider(issuer, {
     ],
   },
   scopes: ['openid', 'offline_access', 'api'],
+  claims: { openid: ['sub'], profile: ['name'] },
+  // devInteractions signs in whatever login is typed: the account is that login.
+  findAccount: (ctx, id) => ({ accountId: id, claims: () => ({ sub: id, name: `Bench ${id}` }) }),
   pkce: { required: () => true },
+  // Like yunid: a refresh token with every code (no offline_access and prompt=consent needed), and a
+  // new one on every refresh.
+  issueRefreshToken: (ctx, client) => client.grantTypeAllowed('refresh_token'),
+  rotateRefreshToken: () => true,
+  loadExistingGrant,
   features: {
     clientCredentials: { enabled: true },
     introspection: { enabled: true },
+    userinfo: { enabled: true },
     devInteractions: { enabled: true },
     resourceIndicators: {
       enabled: true,
-      defaultResource: () => resource,
+      // Only the service client gets the API audience; the app's token stays a userinfo token.
+      defaultResource: (ctx, client) => (client.clientId === 'bench-cc' ? resource : undefined),
       useGrantedResource: () => true,
-      getResourceServerInfo: () => ({
-        scope: 'api',
-        audience: resource,
-        accessTokenTTL: 600,
-        accessTokenFormat: 'jwt',
-        jwt: { sign: { alg: 'ES256' } },
-      }),
+      getResourceServerInfo: (ctx, indicator) => (indicator === opaqueResource
+        ? {
+          scope: 'api', audience: opaqueResource, accessTokenTTL: 600, accessTokenFormat: 'opaque',
+        }
+        : {
+          scope: 'api',
+          audience: resource,
+          accessTokenTTL: 600,
+          accessTokenFormat: 'jwt',
+          jwt: { sign: { alg: 'ES256' } },
+        }),
     },
   },
 });

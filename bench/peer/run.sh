@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The peer comparison of issue 9: installs the npm package oidc-provider into a temporary folder,
 # starts it (pinned to core 0, like yunid) with an equivalent configuration (provider.mjs), and runs
-# the same scenarios against yunid and the peer in one run; prints the ratio per scenario.
+# the same scenarios against yunid and the peer in one run; prints the ratio per scenario. Default
+# scenarios: cc, cc_newconn, discovery, jwks, introspect, userinfo, refresh, sso_code, password_login
+# (see BENCHMARKS.md for how the peer's side differs). PEER_ID_TOKEN_ALG=ES256 signs the peer's ID
+# tokens with ES256 (pass --id-token-alg ES256 for yunid's).
 #
 #   bench/peer/run.sh [extra yunid-bench compare options, e.g. --duration 20 --concurrency 32]
 #
@@ -29,9 +32,11 @@ version=$(node -p "require('./node_modules/oidc-provider/package.json').version"
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 secret=$(head -c 24 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
+app_secret=$(head -c 24 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
 pin=(taskset -c 0)
 command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ] || pin=()
-NODE_ENV=production PORT=$port CC_SECRET=$secret "${pin[@]}" node provider.mjs >"$work/peer.log" 2>&1 &
+NODE_ENV=production PORT=$port CC_SECRET=$secret APP_SECRET=$app_secret \
+  PEER_ID_TOKEN_ALG=${PEER_ID_TOKEN_ALG:-RS256} "${pin[@]}" node provider.mjs >"$work/peer.log" 2>&1 &
 pid=$!
 for _ in $(seq 1 100); do
   curl -fsS "http://127.0.0.1:$port/.well-known/openid-configuration" >/dev/null 2>&1 && break
@@ -44,5 +49,6 @@ curl -fsS -u "bench-cc:$secret" -d grant_type=client_credentials "http://127.0.0
 echo "peer: oidc-provider $version on node $(node --version), pid $pid"
 
 "$bench" compare --peer-base "http://127.0.0.1:$port" --peer-pid "$pid" \
-  --peer-client-id bench-cc --peer-client-secret "$secret" "$@"
+  --peer-client-id bench-cc --peer-client-secret "$secret" \
+  --peer-app-id bench-app --peer-app-secret "$app_secret" "$@"
 echo "peer log (last lines):"; tail -5 "$work/peer.log" || true

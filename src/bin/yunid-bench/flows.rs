@@ -1,5 +1,8 @@
 //! HTTP building blocks of the scenarios: a cookie jar, requests that never follow redirects, the
-//! pages a person goes through (login, SMS code, consent), and the SMS webhook inbox.
+//! pages a person goes through (login, SMS code, consent), and the SMS webhook inbox. The peer's own
+//! login and consent pages are in `peer`.
+
+pub mod peer;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -274,7 +277,7 @@ pub fn authorize_url(bench: &Bench) -> (String, String) {
         .append_pair("code_challenge", &challenge)
         .append_pair("code_challenge_method", "S256")
         .finish();
-    (format!("{}/authorize?{q}", bench.base), verifier)
+    (format!("{}?{q}", bench.endpoints.authorize), verifier)
 }
 
 /// The token endpoint's answer to an authorization code (or a refresh): (access token, refresh token).
@@ -291,7 +294,7 @@ pub async fn token_request(
     let r = req
         .send(
             reqwest::Method::POST,
-            &format!("{}/token", bench.base),
+            &bench.endpoints.token,
             Some(form),
             Some(&bench.code),
             None,
@@ -547,7 +550,7 @@ pub async fn introspect(bench: &Bench, http: &reqwest::Client, token: &str) -> R
     let r = req
         .send(
             reqwest::Method::POST,
-            &format!("{}/introspect", bench.base),
+            &bench.endpoints.introspect,
             Some(&[("token", token)]),
             Some(&bench.cc),
             None,
@@ -569,7 +572,7 @@ pub async fn userinfo(bench: &Bench, http: &reqwest::Client, token: &str) -> Res
     let r = req
         .send(
             reqwest::Method::GET,
-            &format!("{}/userinfo", bench.base),
+            &bench.endpoints.userinfo,
             None,
             None,
             Some(token),

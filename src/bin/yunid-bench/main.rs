@@ -74,17 +74,27 @@ enum Command {
     Compare {
         #[command(flatten)]
         server: ServerArgs,
-        /// The peer's issuer URL (its token endpoint is `/token`, its JWKS `/jwks`).
+        /// The peer's issuer URL (endpoints from its discovery document; its JWKS at `/jwks`).
         #[arg(long)]
         peer_base: String,
         /// The peer's process id (for its CPU time).
         #[arg(long)]
         peer_pid: u32,
+        /// The peer's client-credentials client (also the introspection caller).
         #[arg(long, default_value = "bench-cc")]
         peer_client_id: String,
         #[arg(long)]
         peer_client_secret: String,
-        #[arg(long, value_delimiter = ',', default_value = "cc,cc_newconn,discovery,jwks")]
+        /// The peer's authorization-code client (redirect URI http://127.0.0.1:9/cb, PKCE S256).
+        #[arg(long, default_value = "bench-app")]
+        peer_app_id: String,
+        #[arg(long)]
+        peer_app_secret: String,
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "cc,cc_newconn,discovery,jwks,introspect,userinfo,refresh,sso_code,password_login"
+        )]
         scenario: Vec<String>,
         #[arg(long, default_value_t = 10.0)]
         duration: f64,
@@ -223,6 +233,8 @@ fn main() -> anyhow::Result<()> {
                 peer_pid,
                 peer_client_id,
                 peer_client_secret,
+                peer_app_id,
+                peer_app_secret,
                 scenario,
                 duration,
                 warmup,
@@ -235,11 +247,19 @@ fn main() -> anyhow::Result<()> {
                     concurrency,
                     latency_at,
                 };
-                let peer = server::Creds {
-                    id: peer_client_id,
-                    secret: peer_client_secret,
+                let peer = PeerArgs {
+                    base: peer_base.trim_end_matches('/').to_owned(),
+                    pid: peer_pid,
+                    cc: server::Creds {
+                        id: peer_client_id,
+                        secret: peer_client_secret,
+                    },
+                    app: server::Creds {
+                        id: peer_app_id,
+                        secret: peer_app_secret,
+                    },
                 };
-                compare(server, peer_base, peer_pid, peer, &scenario, plan).await
+                compare(server, peer, &scenario, plan).await
             }
             Command::Seed {
                 persons,
@@ -412,11 +432,17 @@ async fn scale(
     Ok(())
 }
 
+/// The running peer of `compare` and its two clients.
+struct PeerArgs {
+    base: String,
+    pid: u32,
+    cc: server::Creds,
+    app: server::Creds,
+}
+
 async fn compare(
     server: ServerArgs,
-    peer_base: String,
-    peer_pid: u32,
-    peer_cc: server::Creds,
+    peer: PeerArgs,
     names: &[String],
     plan: scenarios::Plan,
 ) -> anyhow::Result<()> {
@@ -424,9 +450,11 @@ async fn compare(
     report::print_machine();
     let yunid = server::Bench::start(&server, 16).await?;
     let peer = server::Bench::attach(
-        peer_pid,
-        peer_base.trim_end_matches('/').to_owned(),
-        peer_cc,
+        peer.pid,
+        peer.base,
+        peer.cc,
+        peer.app,
+        yunid.persons,
         "oidc-provider".into(),
     )
     .await?;
@@ -440,19 +468,30 @@ async fn compare(
         ratios.push((sc.name(), a, b));
     }
     println!(
-        "| scenario | yunid ops/s | peer ops/s | ratio (throughput) | yunid CPU-ms/op | peer CPU-ms/op | ratio (peer/yunid CPU) |"
+        "| scenario | yunid ops/s | peer ops/s | ratio (throughput) | yunid CPU-ms/op | peer CPU-ms/op | ratio (peer/yunid CPU) | errors (yunid / peer) |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     for (name, a, b) in &ratios {
         let (ta, tb) = (a.sat.throughput(), b.sat.throughput());
         let (ca, cb) = (a.sat.cpu_ms_per_op(), b.sat.cpu_ms_per_op());
         println!(
-            "| {name} | {ta:.0} | {tb:.0} | {:.2}x | {ca:.3} | {cb:.3} | {:.2}x |",
+            "| {name} | {ta:.0} | {tb:.0} | {:.2}x | {ca:.3} | {cb:.3} | {:.2}x | {} / {} |",
             ta / tb.max(1e-9),
-            cb / ca.max(1e-9)
+            cb / ca.max(1e-9),
+            a.errors,
+            b.errors
         );
+        for (side, r) in [("yunid", a), ("peer", b)] {
+            if let Some(e) = r.first_error() {
+                println!("  {name} on {side}: first error: {e}");
+            }
+        }
     }
     yunid.stop().await;
     peer.stop().await;
+    let errors: u64 = ratios.iter().map(|(_, a, b)| a.errors + b.errors).sum();
+    if errors > 0 {
+        eprintln!("{errors} operations failed (see the first errors above)");
+    }
     Ok(())
 }

@@ -105,6 +105,21 @@ impl Scenario {
             Scenario::PasskeyLogin | Scenario::QuickLogin | Scenario::QuickFlood
         )
     }
+
+    /// Whether the peer (node oidc-provider, `compare`) can run it: it has no SMS login, no passkeys,
+    /// no login page outside an authorization request, and `bare_cc` measures yunid's own ceiling.
+    fn runs_on_peer(self) -> bool {
+        !matches!(
+            self,
+            Scenario::BareCc
+                | Scenario::SmsLogin
+                | Scenario::SmsFlood
+                | Scenario::Login
+                | Scenario::PasskeyLogin
+                | Scenario::QuickLogin
+                | Scenario::QuickFlood
+        )
+    }
 }
 
 pub struct Plan {
@@ -255,6 +270,9 @@ pub async fn run_scenario(bench: &Bench, sc: Scenario, plan: &Plan) -> ScenarioR
 }
 
 async fn run_inner(bench: &Bench, sc: Scenario, plan: &Plan, result: &mut ScenarioResult) -> Res<()> {
+    if bench.is_peer && !sc.runs_on_peer() {
+        return Err(format!("{} does not run on the peer", sc.name()));
+    }
     // bare_cc runs against its own process, started here on the same core.
     let bare = if sc == Scenario::BareCc {
         Some(start_bare(bench).await.map_err(|e| format!("bare server: {e}"))?)
@@ -263,10 +281,10 @@ async fn run_inner(bench: &Bench, sc: Scenario, plan: &Plan, result: &mut Scenar
     };
     let measured: &Proc = bare.as_ref().unwrap_or(&bench.server);
     let shared = new_http(true);
-    let cc_token = if sc == Scenario::Introspect {
-        flows::client_credentials(bench, &shared, &bench.base).await?
-    } else {
-        String::new()
+    let cc_token = match sc {
+        Scenario::Introspect if bench.is_peer => flows::peer::introspectable_token(bench, &shared).await?,
+        Scenario::Introspect => flows::client_credentials(bench, &shared, &bench.base).await?,
+        _ => String::new(),
     };
     let target = Arc::new(Target {
         bench,
@@ -344,10 +362,18 @@ async fn prepare_session(target: &Target<'_>, u: &mut User) -> Res<()> {
     let bench = target.bench;
     let person = seed::person(u.id % bench.persons.max(1));
     let addr = target.next_addr();
-    let ((_, _), jar) =
-        flows::password_flow(bench, &u.http, &person.id_number, &addr, &mut u.consents).await?;
-    u.jar = jar;
-    let (access, refresh) = flows::sso_flow(bench, &u.http, &mut u.jar).await?;
+    let (access, refresh) = if bench.is_peer {
+        let (_, jar) = flows::peer::password_flow(bench, &u.http, &person.id_number, &mut u.consents)
+            .await
+            .map_err(|e| format!("peer session: {e}"))?;
+        u.jar = jar;
+        flows::peer::sso_flow(bench, &u.http, &mut u.jar).await?
+    } else {
+        let ((_, _), jar) =
+            flows::password_flow(bench, &u.http, &person.id_number, &addr, &mut u.consents).await?;
+        u.jar = jar;
+        flows::sso_flow(bench, &u.http, &mut u.jar).await?
+    };
     u.access = access;
     u.refresh = refresh;
     Ok(())
@@ -433,6 +459,9 @@ async fn op(t: &Target<'_>, sc: Scenario, u: &mut User) -> Res<()> {
                 }
             }
         }
+        Scenario::SsoCode if bench.is_peer => {
+            flows::peer::sso_flow(bench, &u.http, &mut u.jar).await.map(drop)
+        }
         Scenario::SsoCode => flows::sso_flow(bench, &u.http, &mut u.jar).await.map(drop),
         Scenario::PasswordLogin
         | Scenario::SmsLogin
@@ -448,7 +477,11 @@ async fn op(t: &Target<'_>, sc: Scenario, u: &mut User) -> Res<()> {
             let idx = (u.id as u64 + c * ((u.iter - 1) % per_user)) % n;
             let person = seed::person(idx as usize);
             let addr = t.next_addr();
-            if sc == Scenario::PasswordLogin || is_flooder(sc, u) {
+            if bench.is_peer {
+                flows::peer::password_flow(bench, &u.http, &person.id_number, &mut u.consents)
+                    .await
+                    .map(drop)
+            } else if sc == Scenario::PasswordLogin || is_flooder(sc, u) {
                 flows::password_flow(bench, &u.http, &person.id_number, &addr, &mut u.consents)
                     .await
                     .map(drop)

@@ -279,10 +279,53 @@ pub const REDIRECT_URI: &str = "http://127.0.0.1:9/cb";
 pub const PASSWORD: &str = "bench passphrase 2026";
 const WEBHOOK_SECRET: &str = "bench-webhook-secret-0123456789";
 
+/// Where a provider's endpoints are: yunid's own paths, or the peer's from its discovery document.
+#[derive(Clone, Debug)]
+pub struct Endpoints {
+    pub authorize: String,
+    pub token: String,
+    pub introspect: String,
+    pub userinfo: String,
+}
+
+impl Endpoints {
+    fn yunid(base: &str) -> Endpoints {
+        Endpoints {
+            authorize: format!("{base}/authorize"),
+            token: format!("{base}/token"),
+            introspect: format!("{base}/introspect"),
+            userinfo: format!("{base}/userinfo"),
+        }
+    }
+
+    /// The endpoints a provider names in `/.well-known/openid-configuration`.
+    async fn discover(base: &str) -> anyhow::Result<Endpoints> {
+        let url = format!("{base}/.well-known/openid-configuration");
+        let r = reqwest::get(&url).await?;
+        anyhow::ensure!(r.status().is_success(), "discovery {url}: HTTP {}", r.status());
+        let doc: serde_json::Value = r.json().await?;
+        let get = |key: &str| {
+            doc[key]
+                .as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| anyhow::anyhow!("discovery {url}: no {key}"))
+        };
+        Ok(Endpoints {
+            authorize: get("authorization_endpoint")?,
+            token: get("token_endpoint")?,
+            introspect: get("introspection_endpoint")?,
+            userinfo: get("userinfo_endpoint")?,
+        })
+    }
+}
+
 /// Everything a scenario needs: the running server and what was seeded into it.
 pub struct Bench {
     pub server: Proc,
     pub base: String,
+    pub endpoints: Endpoints,
+    /// The peer (node oidc-provider): its own login and consent pages, no SMS.
+    pub is_peer: bool,
     pub cc: Creds,
     pub code: Creds,
     pub inbox: Arc<Inbox>,
@@ -422,6 +465,8 @@ impl Bench {
         };
         Ok(Bench {
             server,
+            endpoints: Endpoints::yunid(&base),
+            is_peer: false,
             base,
             cc: creds(cc),
             code: creds(code),
@@ -436,15 +481,25 @@ impl Bench {
         })
     }
 
-    /// A provider that is already running (the peer): only the client-credentials client is known.
-    pub async fn attach(pid: u32, base: String, cc: Creds, label: String) -> anyhow::Result<Bench> {
+    /// A provider that is already running (the peer), with its service and app clients; `persons` is
+    /// how many login names the login scenarios cycle through (the peer signs in any name).
+    pub async fn attach(
+        pid: u32,
+        base: String,
+        cc: Creds,
+        code: Creds,
+        persons: usize,
+        label: String,
+    ) -> anyhow::Result<Bench> {
         Ok(Bench {
             server: Proc::attach(pid, base.clone()),
+            endpoints: Endpoints::discover(&base).await?,
+            is_peer: true,
             base,
-            code: cc.clone(),
+            code,
             cc,
             inbox: Inbox::start().await?,
-            persons: 0,
+            persons,
             setup_app: None,
             label,
             pin: false,
