@@ -44,10 +44,8 @@ pub async fn session(
     let Some(cookie) = jar.get(&name(app, "yunid_session")) else {
         return Ok(None);
     };
-    let Some(session) = crate::services::login::current_session(app, cookie.value(), now).await? else {
-        return Ok(None);
-    };
-    let Some(person) = app.db.person(&session.person_id).await? else {
+    let Some((session, person)) = crate::services::login::current_session(app, cookie.value(), now).await?
+    else {
         return Ok(None);
     };
     if person.status != "active" {

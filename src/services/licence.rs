@@ -251,9 +251,8 @@ pub async fn requested_types(
     scopes: &[String],
     claims: Option<&Value>,
 ) -> anyhow::Result<Vec<LicenceType>> {
-    let allowed = app.db.allowed_licence_types(&client.id).await?;
     if scopes.iter().any(|s| s == "licences") {
-        return Ok(allowed);
+        return Ok(app.db.allowed_licence_types(&client.id).await?);
     }
     let mut named = Vec::new();
     for member in ["userinfo", "id_token"] {
@@ -289,6 +288,11 @@ pub async fn requested_types(
             }
         }
     }
+    if named.is_empty() {
+        // Nothing asked for: no need to read what the app may receive (most authorizations).
+        return Ok(Vec::new());
+    }
+    let allowed = app.db.allowed_licence_types(&client.id).await?;
     Ok(allowed.into_iter().filter(|t| named.contains(&t.code)).collect())
 }
 

@@ -203,18 +203,22 @@ pub async fn start_session(
     Ok((cookie, row))
 }
 
-/// The live session a cookie names, refreshing its idle timer.
-pub async fn current_session(app: &App, cookie: &str, now: i64) -> anyhow::Result<Option<SessionRow>> {
+/// The live session a cookie names and its person, refreshing the session's idle timer.
+pub async fn current_session(
+    app: &App,
+    cookie: &str,
+    now: i64,
+) -> anyhow::Result<Option<(SessionRow, PersonRow)>> {
     let hash = crypto::token_hash(cookie);
-    let session = app
+    let found = app
         .db
-        .live_session(&hash, now, now - app.config.session_idle_ttl)
+        .live_session_with_person(&hash, now, now - app.config.session_idle_ttl)
         .await?;
     // Refresh the idle timer at most every half minute: a write per request would cost more than it buys.
-    if session.as_ref().is_some_and(|s| now - s.last_seen > 30) {
+    if found.as_ref().is_some_and(|(s, _)| now - s.last_seen > 30) {
         app.db.touch_session(&hash, now).await?;
     }
-    Ok(session)
+    Ok(found)
 }
 
 #[cfg(test)]

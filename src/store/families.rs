@@ -4,6 +4,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::Db;
+use super::persons::PersonRow;
 
 #[derive(Debug, Clone)]
 pub struct Family {
@@ -95,6 +96,23 @@ impl Db {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// A family and its person (when it has one and the person still exists), in one read.
+    pub async fn family_with_person(
+        &self,
+        id: &str,
+    ) -> Result<Option<(Family, Option<PersonRow>)>, sqlx::Error> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT f.id, f.client_id, f.person_id, f.session_sid, f.scope, f.claims, f.acr, f.amr, f.auth_time, \
+             f.nonce, f.created_at, f.expires_at, f.revoked_at, f.acting_rep_id, f.licence_types, {} \
+             FROM families f LEFT JOIN persons p ON p.id = f.person_id WHERE f.id = $1",
+            super::persons::JOINED_AS_P_ID
+        ));
+        let row = sqlx::query(sql).bind(id).fetch_optional(&self.pool).await?;
+        row.as_ref()
+            .map(|r| Ok((from_row(r)?, super::persons::joined(r)?)))
+            .transpose()
     }
 
     pub async fn family(&self, id: &str) -> Result<Option<Family>, sqlx::Error> {
@@ -198,27 +216,31 @@ impl Db {
         Ok(())
     }
 
-    /// A refresh token's expiry and whether it was used, with its family, in one read.
+    /// A refresh token's expiry and whether it was used, with its family and the family's person, in one
+    /// read.
     pub async fn refresh_with_family(
         &self,
         token_hash: &str,
-    ) -> Result<Option<(RefreshState, Family)>, sqlx::Error> {
-        let row = sqlx::query(
+    ) -> Result<Option<(RefreshState, Family, Option<PersonRow>)>, sqlx::Error> {
+        let sql = sqlx::AssertSqlSafe(format!(
             "SELECT r.expires_at AS token_expires_at, r.used_at AS token_used_at, f.id, f.client_id, \
              f.person_id, f.session_sid, f.scope, f.claims, f.acr, f.amr, f.auth_time, f.nonce, f.created_at, \
-             f.expires_at, f.revoked_at, f.acting_rep_id, f.licence_types \
-             FROM refresh_tokens r JOIN families f ON f.id = r.family_id WHERE r.token_hash = $1",
-        )
-        .bind(token_hash)
-        .fetch_optional(&self.pool)
-        .await?;
+             f.expires_at, f.revoked_at, f.acting_rep_id, f.licence_types, {} \
+             FROM refresh_tokens r JOIN families f ON f.id = r.family_id LEFT JOIN persons p ON p.id = f.person_id \
+             WHERE r.token_hash = $1",
+            super::persons::JOINED_AS_P_ID
+        ));
+        let row = sqlx::query(sql)
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await?;
         row.map(|r| {
             let used: Option<i64> = r.try_get("token_used_at")?;
             let state = RefreshState {
                 expires_at: r.try_get("token_expires_at")?,
                 used: used.is_some(),
             };
-            Ok((state, from_row(&r)?))
+            Ok((state, from_row(&r)?, super::persons::joined(&r)?))
         })
         .transpose()
     }

@@ -36,9 +36,21 @@ impl std::fmt::Debug for PersonRow {
     }
 }
 
-fn from_row(row: &AnyRow) -> Result<PersonRow, sqlx::Error> {
+pub(super) fn from_row(row: &AnyRow) -> Result<PersonRow, sqlx::Error> {
+    from_row_with_id(row, "id")
+}
+
+/// A person read through `LEFT JOIN persons p` with [`JOINED_AS_P_ID`]: none when the join found none.
+pub(super) fn joined(row: &AnyRow) -> Result<Option<PersonRow>, sqlx::Error> {
+    match row.try_get::<Option<String>, _>("p_id")? {
+        None => Ok(None),
+        Some(_) => from_row_with_id(row, "p_id").map(Some),
+    }
+}
+
+fn from_row_with_id(row: &AnyRow, id: &str) -> Result<PersonRow, sqlx::Error> {
     Ok(PersonRow {
-        id: row.try_get("id")?,
+        id: row.try_get(id)?,
         id_number_hash: row.try_get("id_number_hash")?,
         id_number_enc: row.try_get("id_number_enc")?,
         name: row.try_get("name")?,
@@ -59,6 +71,18 @@ fn from_row(row: &AnyRow) -> Result<PersonRow, sqlx::Error> {
 const SELECT: &str = "SELECT id, id_number_hash, id_number_enc, name, phone, password_hash, real_name_level, \
                       status, phone_verified, real_name_verified_at, real_name_method, real_name_verified_by, version, password_expires_at, \
                       password_must_change FROM persons";
+
+/// The same columns of `persons p`, for a query that joins them to rows whose column names differ from
+/// these (sessions).
+pub(super) const JOINED: &str = "p.id, p.id_number_hash, p.id_number_enc, p.name, p.phone, p.password_hash, \
+                      p.real_name_level, p.status, p.phone_verified, p.real_name_verified_at, p.real_name_method, \
+                      p.real_name_verified_by, p.version, p.password_expires_at, p.password_must_change";
+
+/// The same, with the id as `p_id`, for a join with rows that have an `id` of their own (families).
+pub(super) const JOINED_AS_P_ID: &str = "p.id AS p_id, p.id_number_hash, p.id_number_enc, p.name, p.phone, \
+                      p.password_hash, p.real_name_level, p.status, p.phone_verified, p.real_name_verified_at, \
+                      p.real_name_method, p.real_name_verified_by, p.version, p.password_expires_at, \
+                      p.password_must_change";
 
 impl Db {
     pub async fn insert_person(&self, p: &PersonRow, now: i64) -> Result<(), sqlx::Error> {

@@ -54,23 +54,29 @@ impl Db {
         Ok(())
     }
 
-    /// A live session: not ended, not past its absolute expiry, seen within `idle_since`.
-    pub async fn live_session(
+    /// A live session (not ended, not past its absolute expiry, seen within `idle_since`) and its person,
+    /// in one read.
+    pub async fn live_session_with_person(
         &self,
         id_hash: &str,
         now: i64,
         idle_since: i64,
-    ) -> Result<Option<SessionRow>, sqlx::Error> {
-        let row = sqlx::query(
-            "SELECT id_hash, sid, person_id, auth_time, amr, acr, created_at, last_seen, expires_at FROM sessions \
-             WHERE id_hash = $1 AND ended_at IS NULL AND expires_at > $2 AND last_seen >= $3",
-        )
-        .bind(id_hash)
-        .bind(now)
-        .bind(idle_since)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(from_row).transpose()
+    ) -> Result<Option<(SessionRow, super::persons::PersonRow)>, sqlx::Error> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT s.id_hash, s.sid, s.person_id, s.auth_time, s.amr, s.acr, s.created_at, s.last_seen, \
+             s.expires_at, {} FROM sessions s JOIN persons p ON p.id = s.person_id \
+             WHERE s.id_hash = $1 AND s.ended_at IS NULL AND s.expires_at > $2 AND s.last_seen >= $3",
+            super::persons::JOINED
+        ));
+        let row = sqlx::query(sql)
+            .bind(id_hash)
+            .bind(now)
+            .bind(idle_since)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref()
+            .map(|r| Ok((from_row(r)?, super::persons::from_row(r)?)))
+            .transpose()
     }
 
     pub async fn session_by_sid(&self, sid: &str) -> Result<Option<SessionRow>, sqlx::Error> {

@@ -69,7 +69,7 @@ async fn describe(app: &App, client: &Client, token: &str, now: i64) -> Result<O
         }
         return Ok(Some(out));
     }
-    let Some((state, family)) = app.db.refresh_with_family(&crypto::token_hash(token)).await? else {
+    let Some((state, family, person)) = app.db.refresh_with_family(&crypto::token_hash(token)).await? else {
         return Ok(None);
     };
     let expires_at = state.expires_at;
@@ -77,7 +77,7 @@ async fn describe(app: &App, client: &Client, token: &str, now: i64) -> Result<O
         return Ok(None);
     }
     // A refresh token is only as good as its subject: an ended representation makes it useless.
-    let sub = match claims::grant_subject(app, client, &family, now).await {
+    let sub = match claims::grant_subject_of(app, client, &family, person, now).await {
         Ok(s) => s.sub,
         Err(claims::SubjectError::Internal(e)) => return Err(e.into()),
         Err(_) => return Ok(None),
@@ -107,7 +107,7 @@ pub async fn revoke(
         if at.client_id == client.id {
             app.db.revoke_jti(&at.jti, at.exp).await?;
         }
-    } else if let Some((_, family)) = app.db.refresh_with_family(&crypto::token_hash(token)).await? {
+    } else if let Some((_, family, _)) = app.db.refresh_with_family(&crypto::token_hash(token)).await? {
         // §2.1: revoking a refresh token also revokes the access tokens of the same grant.
         if family.client_id == client.id {
             app.db.revoke_family(&family.id, now).await?;

@@ -17,6 +17,7 @@ use crate::services::oidc::tokens::{self, IdTokenInput, TokenResponse};
 use crate::services::params::Params;
 use crate::store::clients::Client;
 use crate::store::families::{Family, Redeemed};
+use crate::store::persons::PersonRow;
 
 pub fn presented(headers: &HeaderMap) -> Presented {
     Presented {
@@ -72,7 +73,7 @@ async fn authorization_code(
     // Read the grant before using the code: a concurrent replay revokes it only after its own attempt
     // failed, i.e. after the one successful redemption read it, so that one is not refused as well.
     let family = match app.db.code_family(&hash).await? {
-        Some(id) => app.db.family(&id).await?,
+        Some(id) => app.db.family_with_person(&id).await?,
         None => None,
     };
     let row = match app.db.redeem_code(&hash, now).await? {
@@ -102,10 +103,11 @@ async fn authorization_code(
     if !crypto::ct_eq(computed.as_bytes(), row.code_challenge.as_bytes()) {
         return Err(invalid("code_verifier does not match the code_challenge"));
     }
-    let family = family
-        .filter(|f| f.id == row.family_id && f.revoked_at.is_none())
+    let (family, person) = family
+        .filter(|(f, _)| f.id == row.family_id && f.revoked_at.is_none())
         .ok_or_else(|| invalid("the grant was revoked"))?;
-    issue(app, client, &family, &family.scope, Some(code), None, now).await
+    let subject = subject_of(app, client, &family, person, now).await?;
+    issue(app, client, &family, subject, &family.scope, Via::Code(code), now).await
 }
 
 async fn refresh_token(
@@ -119,7 +121,7 @@ async fn refresh_token(
     let hash = crypto::token_hash(token);
     let invalid = |m: &str| Error::from(OAuthError::invalid_grant(m));
     // Check the owner before consuming, so a stranger cannot burn someone else's token.
-    let Some((state, family)) = app.db.refresh_with_family(&hash).await? else {
+    let Some((state, family, person)) = app.db.refresh_with_family(&hash).await? else {
         return Err(invalid("unknown refresh token"));
     };
     if family.client_id != client.id {
@@ -156,7 +158,9 @@ async fn refresh_token(
     if family.revoked_at.is_some() {
         return Err(invalid("the grant was revoked"));
     }
-    issue(app, client, &family, &scope?, None, Some(next), now).await
+    let scope = scope?;
+    let subject = subject_of(app, client, &family, person, now).await?;
+    issue(app, client, &family, subject, &scope, Via::Refresh(next), now).await
 }
 
 /// The scope a refresh asks for: the granted one, or a subset of it (RFC 6749 §6).
@@ -177,21 +181,44 @@ fn requested_scope(family: &Family, params: &Params) -> Result<String, OAuthErro
     }
 }
 
-/// Access token, ID token (when `openid` was granted) and a refresh token: `rotated` when a refresh
-/// already stored it, else a new one when the client may refresh.
+/// Who a grant speaks for now (the person read with the family, when it was); a locked person or an ended
+/// representation is `invalid_grant`.
+async fn subject_of(
+    app: &App,
+    client: &Client,
+    family: &Family,
+    person: Option<PersonRow>,
+    now: i64,
+) -> Result<claims::GrantSubject, Error> {
+    match claims::grant_subject_of(app, client, family, person, now).await {
+        Ok(s) => Ok(s),
+        Err(claims::SubjectError::Internal(e)) => Err(e.into()),
+        Err(e) => Err(OAuthError::invalid_grant(e.to_string()).into()),
+    }
+}
+
+/// What the tokens are issued for.
+enum Via<'a> {
+    /// An authorization code (its ID token carries the nonce and `c_hash`).
+    Code(&'a str),
+    /// A refresh, whose successor refresh token is already stored.
+    Refresh(String),
+}
+
+/// Access token, ID token (when `openid` was granted) and a refresh token: the rotated one after a
+/// refresh, else a new one when the client may refresh.
 async fn issue(
     app: &App,
     client: &Client,
     family: &Family,
+    subject: claims::GrantSubject,
     scope: &str,
-    code: Option<&str>,
-    rotated: Option<String>,
+    via: Via<'_>,
     now: i64,
 ) -> Result<TokenResponse, Error> {
-    let subject = match claims::grant_subject(app, client, family, now).await {
-        Ok(s) => s,
-        Err(claims::SubjectError::Internal(e)) => return Err(e.into()),
-        Err(e) => return Err(OAuthError::invalid_grant(e.to_string()).into()),
+    let (code, rotated) = match via {
+        Via::Code(code) => (Some(code), None),
+        Via::Refresh(next) => (None, Some(next)),
     };
     let actor = subject
         .acting

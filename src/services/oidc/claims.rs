@@ -48,12 +48,23 @@ pub async fn grant_subject(
     family: &Family,
     now: i64,
 ) -> Result<GrantSubject, SubjectError> {
+    grant_subject_of(app, client, family, None, now).await
+}
+
+/// [`grant_subject`], with the family's person when the caller read it together with the family.
+pub async fn grant_subject_of(
+    app: &App,
+    client: &Client,
+    family: &Family,
+    person: Option<PersonRow>,
+    now: i64,
+) -> Result<GrantSubject, SubjectError> {
     let person_id = family.person_id.as_deref().ok_or(SubjectError::Inactive)?;
-    let person = app
-        .db
-        .person(person_id)
-        .await
-        .map_err(anyhow::Error::from)?
+    let person = match person.filter(|p| p.id == person_id) {
+        Some(p) => Some(p),
+        None => app.db.person(person_id).await.map_err(anyhow::Error::from)?,
+    };
+    let person = person
         .filter(|p| p.status == "active")
         .ok_or(SubjectError::Inactive)?;
     let acting = match &family.acting_rep_id {
