@@ -245,47 +245,52 @@ impl Db {
         .transpose()
     }
 
-    /// Rotation: marks a refresh token used and, when `next` is given (hash, expiry), stores its successor
-    /// in the same transaction (one commit). Of any number of concurrent callers exactly one gets `Fresh`
-    /// (with the used token's family and expiry); the others store nothing.
+    /// Rotation of a refresh token the caller has just read (with its family): marks it used and, when
+    /// `next` is given (hash, expiry), stores its successor, in one statement (one commit, one round trip).
+    /// Of any number of concurrent callers exactly one gets `Fresh`; the others get `Reused`, and a
+    /// successor they stored belongs to the family they must then revoke.
     pub async fn rotate_refresh(
         &self,
         token_hash: &str,
+        family_id: &str,
         next: Option<(&str, i64)>,
         now: i64,
-    ) -> Result<Redeemed<(String, i64)>, sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
-        let row = sqlx::query(
-            "UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL \
-             RETURNING family_id, expires_at",
-        )
-        .bind(now)
-        .bind(token_hash)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(r) = row else {
-            tx.rollback().await?;
-            let family: Option<String> =
-                sqlx::query_scalar("SELECT family_id FROM refresh_tokens WHERE token_hash = $1")
-                    .bind(token_hash)
-                    .fetch_optional(&self.pool)
-                    .await?;
-            return Ok(family.map_or(Redeemed::Unknown, Redeemed::Reused));
+    ) -> Result<Redeemed<()>, sqlx::Error> {
+        let won = match next {
+            // The used token's row conflicts and is marked used only if it was not (the row's other values
+            // are never stored: it exists); the successor is a new row. RETURNING names the rows written.
+            Some((next_hash, next_expires_at)) => {
+                let written: Vec<String> = sqlx::query_scalar(
+                    "INSERT INTO refresh_tokens (token_hash, family_id, created_at, expires_at, used_at) \
+                     VALUES ($1, $2, $3, $3, $3), ($4, $2, $3, $5, NULL) \
+                     ON CONFLICT (token_hash) DO UPDATE SET used_at = excluded.used_at \
+                     WHERE refresh_tokens.used_at IS NULL RETURNING token_hash",
+                )
+                .bind(token_hash)
+                .bind(family_id)
+                .bind(now)
+                .bind(next_hash)
+                .bind(next_expires_at)
+                .fetch_all(&self.pool)
+                .await?;
+                written.iter().any(|h| h == token_hash)
+            }
+            None => {
+                sqlx::query(
+                    "UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL",
+                )
+                .bind(now)
+                .bind(token_hash)
+                .execute(&self.pool)
+                .await?
+                .rows_affected()
+                    == 1
+            }
         };
-        let family_id: String = r.try_get("family_id")?;
-        let expires_at: i64 = r.try_get("expires_at")?;
-        if let Some((next_hash, next_expires_at)) = next {
-            sqlx::query(
-                "INSERT INTO refresh_tokens (token_hash, family_id, created_at, expires_at) VALUES ($1,$2,$3,$4)",
-            )
-            .bind(next_hash)
-            .bind(&family_id)
-            .bind(now)
-            .bind(next_expires_at)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(Redeemed::Fresh((family_id, expires_at)))
+        Ok(if won {
+            Redeemed::Fresh(())
+        } else {
+            Redeemed::Reused(family_id.to_owned())
+        })
     }
 }

@@ -330,20 +330,28 @@ async fn unknown_code_is_invalid_grant(backend: Backend) {
     }
 }
 
-async fn fifty_concurrent_redemptions_of_one_code_succeed_exactly_once(backend: Backend) {
-    let (env, client, browser) = setup(backend).await;
-    let (code, verifier) = fresh_code(&env, &browser, &client).await;
+/// Fifty identical token requests released at once; the answers, and how many were 200 and how many
+/// `invalid_grant`.
+async fn fifty_at_once(
+    env: &Env,
+    client: &TestClient,
+    form: Vec<(&str, &str)>,
+) -> (Vec<Answer>, (usize, usize)) {
+    let form: Vec<(String, String)> = form
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
     let url = env.url("/token");
     let start = Arc::new(tokio::sync::Barrier::new(50));
     let tasks: Vec<_> = (0..50)
         .map(|_| {
-            let (url, client, code, verifier) = (url.clone(), client.clone(), code.clone(), verifier.clone());
+            let (url, client, form) = (url.clone(), client.clone(), form.clone());
             let start = start.clone();
             tokio::spawn(async move {
                 let req = http()
                     .post(url)
                     .basic_auth(&client.id, Some(&client.secret))
-                    .form(&code_form(&code, &client.redirect_uri, &verifier));
+                    .form(&form);
                 start.wait().await;
                 send(req).await
             })
@@ -358,19 +366,59 @@ async fn fifty_concurrent_redemptions_of_one_code_succeed_exactly_once(backend: 
         .iter()
         .filter(|a| a.status == StatusCode::BAD_REQUEST && a.error() == "invalid_grant")
         .count();
-    let mut seen: Vec<String> = answers
-        .iter()
-        .map(|a| format!("{} {}", a.status, a.body["error_description"]))
-        .collect();
-    seen.sort();
-    seen.dedup();
-    assert_eq!((ok, refused), (1, 49), "answers seen: {seen:?}");
+    if (ok, refused) != (1, 49) {
+        let mut seen: Vec<String> = answers
+            .iter()
+            .map(|a| format!("{} {}", a.status, a.body["error_description"]))
+            .collect();
+        seen.sort();
+        seen.dedup();
+        eprintln!("answers seen: {seen:?}");
+    }
+    (answers, (ok, refused))
+}
+
+async fn fifty_concurrent_redemptions_of_one_code_succeed_exactly_once(backend: Backend) {
+    let (env, client, browser) = setup(backend).await;
+    let (code, verifier) = fresh_code(&env, &browser, &client).await;
+    let (answers, counts) =
+        fifty_at_once(&env, &client, code_form(&code, &client.redirect_uri, &verifier)).await;
+    assert_eq!(counts, (1, 49));
     // The replays revoke what the one success received (RFC 6749 §4.1.2).
     let winner = answers.iter().find(|a| a.status == StatusCode::OK).unwrap();
     assert_eq!(
         introspect(&env, &client, &winner.str("access_token")).await.body,
         serde_json::json!({ "active": false })
     );
+}
+
+/// One refresh token sent fifty times at once: one rotation wins, the others are reuse, and reuse revokes
+/// the family, so even the winner's new tokens die (RFC 9700 §4.14.2).
+async fn fifty_concurrent_refreshes_of_one_token_succeed_exactly_once(backend: Backend) {
+    let (env, client, browser) = setup(backend).await;
+    let (code, verifier) = fresh_code(&env, &browser, &client).await;
+    let first = redeem(&env, &client, &code, &verifier).await;
+    assert_eq!(first.status, StatusCode::OK);
+    let refresh = first.str("refresh_token");
+    let form = vec![
+        ("grant_type", "refresh_token"),
+        ("refresh_token", refresh.as_str()),
+    ];
+    let (answers, counts) = fifty_at_once(&env, &client, form).await;
+    assert_eq!(counts, (1, 49));
+    let winner = answers.iter().find(|a| a.status == StatusCode::OK).unwrap();
+    for token in [winner.str("access_token"), winner.str("refresh_token")] {
+        assert_eq!(
+            introspect(&env, &client, &token).await.body,
+            serde_json::json!({ "active": false })
+        );
+    }
+    let again = send(token_request(&env, &client).form(&[
+        ("grant_type", "refresh_token"),
+        ("refresh_token", winner.str("refresh_token").as_str()),
+    ]))
+    .await;
+    again.assert_error(StatusCode::BAD_REQUEST, "invalid_grant");
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -617,6 +665,7 @@ on_both_backends!(
     redirect_uri_mismatch_at_the_token_endpoint_is_invalid_grant,
     unknown_code_is_invalid_grant,
     fifty_concurrent_redemptions_of_one_code_succeed_exactly_once,
+    fifty_concurrent_refreshes_of_one_token_succeed_exactly_once,
     wrong_client_secret_is_invalid_client_and_does_not_burn_the_code,
     unknown_client_is_invalid_client,
     missing_client_authentication_is_invalid_client,

@@ -135,15 +135,21 @@ async fn refresh_token(
     {
         return Err(e.clone().into());
     }
-    // The successor is stored in the same transaction that consumes the token, and only when the refresh
+    // The successor is stored by the same statement that consumes the token, and only when the refresh
     // can succeed.
     let usable = state.expires_at > now && family.expires_at > now && family.revoked_at.is_none();
     let next = crypto::random_token();
     let next_hash = crypto::token_hash(&next);
     let next_expires_at = tokens::refresh_expiry(app, &family, now);
     let stored = usable.then_some((next_hash.as_str(), next_expires_at));
-    let expires_at = match app.db.rotate_refresh(&hash, stored, now).await? {
-        Redeemed::Fresh((_, expires_at)) => expires_at,
+    // A token read as used is reuse already; otherwise the rotation decides which of concurrent uses won.
+    let redeemed = if state.used {
+        Redeemed::Reused(family.id.clone())
+    } else {
+        app.db.rotate_refresh(&hash, &family.id, stored, now).await?
+    };
+    let expires_at = match redeemed {
+        Redeemed::Fresh(()) => state.expires_at,
         // RFC 9700 §4.14.2: reuse of a rotated refresh token revokes the whole family.
         Redeemed::Reused(family) => {
             app.db.revoke_family(&family, now).await?;
