@@ -103,6 +103,22 @@ pub fn print_result(r: &ScenarioResult) {
     if r.consents > 0 {
         println!("  ({} consent pages answered)", r.consents);
     }
+    if s.ops > 0 && r.db == "postgres" {
+        let per_op = |ms: f64| ms / s.ops as f64;
+        let all = per_op(s.cpu_ms + s.pg_cpu_ms + s.driver_cpu_ms);
+        let cores = std::fs::read_to_string("/proc/cpuinfo").map_or(1, |c| {
+            c.lines().filter(|l| l.starts_with("processor")).count().max(1)
+        });
+        println!(
+            "  (CPU-ms per op: server {:.3}, PostgreSQL {:.3}, driver {:.3}; the three together {:.3}, i.e. at most {:.0}/s on this machine's {} cores)",
+            s.cpu_ms_per_op(),
+            per_op(s.pg_cpu_ms),
+            per_op(s.driver_cpu_ms),
+            all,
+            cores as f64 * 1000.0 / all.max(1e-9),
+            cores,
+        );
+    }
 }
 
 pub fn print_micro(m: &[Micro]) {
@@ -127,6 +143,8 @@ fn phase_json(p: &Phase) -> serde_json::Value {
         "seconds": p.elapsed.as_secs_f64(),
         "ops_per_sec": p.throughput(),
         "server_cpu_ms_per_op": p.cpu_ms_per_op(),
+        "postgres_cpu_ms": p.pg_cpu_ms,
+        "driver_cpu_ms": p.driver_cpu_ms,
         "p50_ms": f64::from(p.percentile(0.5)) / 1000.0,
         "p95_ms": f64::from(p.percentile(0.95)) / 1000.0,
         "p99_ms": f64::from(p.percentile(0.99)) / 1000.0,

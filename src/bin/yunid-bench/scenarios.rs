@@ -178,6 +178,9 @@ pub struct Phase {
     pub elapsed: Duration,
     pub lat_us: Vec<u32>,
     pub cpu_ms: f64,
+    /// CPU of the driver itself and of every PostgreSQL process during the phase.
+    pub driver_cpu_ms: f64,
+    pub pg_cpu_ms: f64,
     pub rss_max_kb: u64,
     pub load_start: f64,
     pub load_end: f64,
@@ -519,6 +522,7 @@ async fn phase(
     let paced_users = users.iter().filter(|u| !is_flooder(sc, u)).count().max(1);
     let load_start = server::loadavg();
     let cpu0 = server.cpu_ticks();
+    let (driver0, pg0) = (server::cpu_ticks(std::process::id()), server::postgres_ticks());
     let start = Instant::now();
     let deadline = start + duration;
     let rss_max = Arc::new(AtomicU64::new(server.rss_kb()));
@@ -583,11 +587,14 @@ async fn phase(
     let outcomes = futures_join_all(futures).await;
     let elapsed = start.elapsed();
     let cpu1 = server.cpu_ticks();
+    let (driver1, pg1) = (server::cpu_ticks(std::process::id()), server::postgres_ticks());
     stop_rss.store(true, Ordering::Relaxed);
     let _ = sampler.await;
     let mut phase = Phase {
         elapsed,
         cpu_ms: cpu1.saturating_sub(cpu0) as f64 * 1000.0 / server::clk_tck(),
+        driver_cpu_ms: driver1.saturating_sub(driver0) as f64 * 1000.0 / server::clk_tck(),
+        pg_cpu_ms: pg1.saturating_sub(pg0) as f64 * 1000.0 / server::clk_tck(),
         rss_max_kb: rss_max.load(Ordering::Relaxed).max(server.rss_kb()),
         load_start,
         load_end: server::loadavg(),

@@ -56,6 +56,21 @@ pub fn clk_tck() -> f64 {
     })
 }
 
+/// utime + stime of every PostgreSQL process on this machine (the server's backends among them), in clock
+/// ticks: what the database spends, which the yunid process's own figure leaves out.
+pub fn postgres_ticks() -> u64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    dir.filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "postgres")
+        })
+        .map(cpu_ticks)
+        .sum()
+}
+
 /// utime + stime of a process (all its threads, including exited ones), in clock ticks.
 pub fn cpu_ticks(pid: u32) -> u64 {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
