@@ -62,6 +62,16 @@ const FAMILIES: &[(&str, &str, &str)] = &[
         "gauge",
         "Largest number of connections this node's pool opens.",
     ),
+    (
+        "yunid_password_hashes_total",
+        "counter",
+        "Password hashes (argon2id) computed: sign-ins, changes, and the equal-cost check of unknown accounts.",
+    ),
+    (
+        "yunid_password_hash_cpu_seconds_total",
+        "counter",
+        "CPU time those hashes took, measured on the hashing threads.",
+    ),
 ];
 
 type Labels = Vec<(&'static str, String)>;

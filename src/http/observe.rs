@@ -68,6 +68,7 @@ pub async fn metrics(State(app): State<App>) -> Response {
     let size = f64::from(app.db.pool.size());
     let idle = app.db.pool.num_idle() as f64;
     let max = f64::from(app.db.pool.options().get_max_connections());
+    let (hashes, hash_seconds) = app.hasher.spent();
     let text = app.metrics.render(&[
         ("yunid_db_pool_connections", &[("state", "open")], size),
         ("yunid_db_pool_connections", &[("state", "idle")], idle),
@@ -77,6 +78,8 @@ pub async fn metrics(State(app): State<App>) -> Response {
             (size - idle).max(0.0),
         ),
         ("yunid_db_pool_max_connections", &[], max),
+        ("yunid_password_hashes_total", &[], hashes as f64),
+        ("yunid_password_hash_cpu_seconds_total", &[], hash_seconds),
     ]);
     (
         [(

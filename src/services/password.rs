@@ -15,6 +15,20 @@ pub struct Hasher {
     /// hash to hash: allocating them per hash costs time, and freed blocks pile up in the allocator.
     memory: Arc<Mutex<Vec<Vec<Block>>>>,
     dummy: Arc<String>,
+    spent: Arc<Spent>,
+}
+
+/// How many hashes this node computed and the CPU time they took (the hashing threads' own run time).
+#[derive(Default)]
+struct Spent {
+    hashes: std::sync::atomic::AtomicU64,
+    cpu_ns: std::sync::atomic::AtomicU64,
+}
+
+/// This thread's CPU time so far, in nanoseconds.
+fn thread_cpu_ns() -> Option<u64> {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Some(u64::try_from(t.tv_sec).ok()? * 1_000_000_000 + u64::try_from(t.tv_nsec).ok()?)
 }
 
 pub const MIN_LENGTH: usize = 8;
@@ -65,6 +79,7 @@ impl Hasher {
             permits: Arc::new(Semaphore::new(cores)),
             memory: Arc::new(Mutex::new(Vec::new())),
             dummy: Arc::new(dummy),
+            spent: Arc::default(),
         })
     }
 
@@ -79,10 +94,18 @@ impl Hasher {
         let _permit = self.permits.acquire().await?;
         let pool = self.memory.clone();
         let pooled = self.params.block_count();
+        let spent = self.spent.clone();
         let out = tokio::task::spawn_blocking(move || {
             let taken = if blocks == pooled { take(&pool) } else { None };
             let mut memory = taken.unwrap_or_else(|| vec![Block::default(); blocks]);
+            let before = thread_cpu_ns();
             let out = f(&mut memory);
+            if let (Some(a), Some(b)) = (before, thread_cpu_ns()) {
+                spent
+                    .cpu_ns
+                    .fetch_add(b.saturating_sub(a), std::sync::atomic::Ordering::Relaxed);
+            }
+            spent.hashes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             if blocks == pooled {
                 give_back(&pool, memory);
             }
@@ -90,6 +113,15 @@ impl Hasher {
         })
         .await?;
         Ok(out)
+    }
+
+    /// Hashes computed so far on this node, and the CPU seconds they took.
+    pub fn spent(&self) -> (u64, f64) {
+        let ns = self.spent.cpu_ns.load(std::sync::atomic::Ordering::Relaxed);
+        (
+            self.spent.hashes.load(std::sync::atomic::Ordering::Relaxed),
+            ns as f64 / 1e9,
+        )
     }
 
     pub async fn hash(&self, password: String) -> anyhow::Result<String> {

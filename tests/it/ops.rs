@@ -92,6 +92,10 @@ async fn metrics_count_logins_tokens_and_requests(backend: Backend) {
     assert_eq!(sample(&after, "yunid_db_pool_max_connections"), 8.0);
     assert!(sample(&after, r#"yunid_db_pool_connections{state="open"}"#) >= 1.0);
     assert!(after.contains("# TYPE yunid_http_request_duration_seconds histogram"));
+    // Two password checks (the wrong one and the right one), each an argon2id hash, and the CPU they took.
+    assert_eq!(moved("yunid_password_hashes_total"), 2.0);
+    let seconds = moved("yunid_password_hash_cpu_seconds_total");
+    assert!(seconds > 0.0 && seconds < 10.0, "{seconds}");
 }
 
 async fn every_response_carries_a_request_id(backend: Backend) {

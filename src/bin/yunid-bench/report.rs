@@ -103,6 +103,15 @@ pub fn print_result(r: &ScenarioResult) {
     if r.consents > 0 {
         println!("  ({} consent pages answered)", r.consents);
     }
+    if s.hashes > 0 && s.ops > 0 {
+        let per_hash = s.hash_cpu_ms / s.hashes as f64;
+        println!(
+            "  (argon2id inside the server: {} hashes, {:.3} CPU-ms each; everything else {:.3} CPU-ms per op)",
+            s.hashes,
+            per_hash,
+            (s.cpu_ms - s.hash_cpu_ms) / s.ops as f64,
+        );
+    }
     if s.ops > 0 && r.db == "postgres" {
         let per_op = |ms: f64| ms / s.ops as f64;
         let all = per_op(s.cpu_ms + s.pg_cpu_ms + s.driver_cpu_ms);
@@ -144,6 +153,8 @@ fn phase_json(p: &Phase) -> serde_json::Value {
         "ops_per_sec": p.throughput(),
         "server_cpu_ms_per_op": p.cpu_ms_per_op(),
         "postgres_cpu_ms": p.pg_cpu_ms,
+        "password_hashes": p.hashes,
+        "password_hash_cpu_ms": p.hash_cpu_ms,
         "driver_cpu_ms": p.driver_cpu_ms,
         "p50_ms": f64::from(p.percentile(0.5)) / 1000.0,
         "p95_ms": f64::from(p.percentile(0.95)) / 1000.0,

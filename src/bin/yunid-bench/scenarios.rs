@@ -181,6 +181,9 @@ pub struct Phase {
     /// CPU of the driver itself and of every PostgreSQL process during the phase.
     pub driver_cpu_ms: f64,
     pub pg_cpu_ms: f64,
+    /// Password hashes the server computed during the phase and their CPU time (from its /metrics).
+    pub hashes: u64,
+    pub hash_cpu_ms: f64,
     pub rss_max_kb: u64,
     pub load_start: f64,
     pub load_end: f64,
@@ -509,6 +512,32 @@ async fn op(t: &Target<'_>, sc: Scenario, u: &mut User) -> Res<()> {
 }
 
 /// Runs all users for `duration` (closed loop, or paced at `rate` ops/s in total).
+/// The server's password hashes so far and their CPU seconds (its `/metrics`); none for a peer.
+async fn hash_spent(base: &str) -> Option<(u64, f64)> {
+    let http = server::http_client().build().ok()?;
+    let text = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    let value = |name: &str| {
+        text.lines().find_map(|l| {
+            l.strip_prefix(name)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
+    };
+    Some((
+        value("yunid_password_hashes_total")? as u64,
+        value("yunid_password_hash_cpu_seconds_total")?,
+    ))
+}
+
 async fn phase(
     target: &Arc<Target<'_>>,
     sc: Scenario,
@@ -521,6 +550,7 @@ async fn phase(
     // The paced rate is shared by the users that are paced (the flooders of `sms_flood` are not).
     let paced_users = users.iter().filter(|u| !is_flooder(sc, u)).count().max(1);
     let load_start = server::loadavg();
+    let hashed0 = hash_spent(&server.base).await;
     let cpu0 = server.cpu_ticks();
     let (driver0, pg0) = (server::cpu_ticks(std::process::id()), server::postgres_ticks());
     let start = Instant::now();
@@ -588,6 +618,10 @@ async fn phase(
     let elapsed = start.elapsed();
     let cpu1 = server.cpu_ticks();
     let (driver1, pg1) = (server::cpu_ticks(std::process::id()), server::postgres_ticks());
+    let (hashes, hash_cpu_ms) = match (hashed0, hash_spent(&server.base).await) {
+        (Some((n0, s0)), Some((n1, s1))) => (n1.saturating_sub(n0), (s1 - s0).max(0.0) * 1000.0),
+        _ => (0, 0.0),
+    };
     stop_rss.store(true, Ordering::Relaxed);
     let _ = sampler.await;
     let mut phase = Phase {
@@ -595,6 +629,8 @@ async fn phase(
         cpu_ms: cpu1.saturating_sub(cpu0) as f64 * 1000.0 / server::clk_tck(),
         driver_cpu_ms: driver1.saturating_sub(driver0) as f64 * 1000.0 / server::clk_tck(),
         pg_cpu_ms: pg1.saturating_sub(pg0) as f64 * 1000.0 / server::clk_tck(),
+        hashes,
+        hash_cpu_ms,
         rss_max_kb: rss_max.load(Ordering::Relaxed).max(server.rss_kb()),
         load_start,
         load_end: server::loadavg(),
