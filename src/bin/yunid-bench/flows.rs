@@ -485,7 +485,11 @@ pub async fn sso_flow(bench: &Bench, http: &reqwest::Client, jar: &mut Jar) -> R
         let first = req.get(&url).await?;
         let mut consents = 0;
         let landed = navigate(bench, &mut req, first, url).await?;
-        through_consent(bench, &mut req, landed, &mut consents).await?
+        if bench.is_peer {
+            peer::through_consent(bench, &mut req, landed, &mut consents).await?
+        } else {
+            through_consent(bench, &mut req, landed, &mut consents).await?
+        }
     };
     exchange(bench, http, &code, &verifier).await
 }

@@ -373,7 +373,7 @@ async fn prepare_session(target: &Target<'_>, u: &mut User) -> Res<()> {
             .await
             .map_err(|e| format!("peer session: {e}"))?;
         u.jar = jar;
-        flows::peer::sso_flow(bench, &u.http, &mut u.jar).await?
+        flows::sso_flow(bench, &u.http, &mut u.jar).await?
     } else {
         let ((_, _), jar) =
             flows::password_flow(bench, &u.http, &person.id_number, &addr, &mut u.consents).await?;
@@ -464,9 +464,6 @@ async fn op(t: &Target<'_>, sc: Scenario, u: &mut User) -> Res<()> {
                     Err(e)
                 }
             }
-        }
-        Scenario::SsoCode if bench.is_peer => {
-            flows::peer::sso_flow(bench, &u.http, &mut u.jar).await.map(drop)
         }
         Scenario::SsoCode => flows::sso_flow(bench, &u.http, &mut u.jar).await.map(drop),
         Scenario::PasswordLogin

@@ -34,7 +34,7 @@ async fn submit(bench: &Bench, req: &mut Req<'_>, body: &str, form: &[(&str, &st
 }
 
 /// Answers a consent page (the only decision the dev interactions offer is to allow); returns the code.
-async fn through_consent(
+pub(super) async fn through_consent(
     bench: &Bench,
     req: &mut Req<'_>,
     landed: Landed,
@@ -84,23 +84,6 @@ pub async fn password_flow(
     };
     let tokens = exchange(bench, http, &code, &verifier).await?;
     Ok((tokens, jar))
-}
-
-/// A browser with a session signs in to the app again: authorize → code (no page) → token.
-pub async fn sso_flow(bench: &Bench, http: &reqwest::Client, jar: &mut Jar) -> Res<(String, Option<String>)> {
-    let (url, verifier) = authorize_url(bench);
-    let code = {
-        let mut req = Req {
-            http,
-            jar: Some(jar),
-            addr: None,
-        };
-        let first = req.get(&url).await?;
-        let mut consents = 0;
-        let landed = navigate(bench, &mut req, first, url).await?;
-        through_consent(bench, &mut req, landed, &mut consents).await?
-    };
-    exchange(bench, http, &code, &verifier).await
 }
 
 /// A client-credentials token the peer can introspect: it refuses to introspect its JWT access
