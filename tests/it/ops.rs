@@ -230,7 +230,20 @@ async fn backup_copies_a_running_sqlite_database() {
     assert!(!out.path().join("pg.db").exists());
 }
 
+/// Left at 0, the pool size is yunid's choice: 16 connections on PostgreSQL, and on SQLite (one writer
+/// at a time) one more than the cores the process may use.
+async fn the_default_pool_fits_the_database(backend: Backend) {
+    let env = Env::start_with(backend, |c| c.database_max_connections = 0).await;
+    let max = sample(&scrape(&env.base).await, "yunid_db_pool_max_connections");
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    match backend {
+        Backend::Postgres => assert_eq!(max, 16.0),
+        Backend::Sqlite => assert_eq!(max, (cores + 1.0).max(2.0)),
+    }
+}
+
 on_both_backends!(
+    the_default_pool_fits_the_database,
     metrics_count_logins_tokens_and_requests,
     every_response_carries_a_request_id,
     forwarded_for_is_believed_only_from_trusted_proxies,
