@@ -26,9 +26,11 @@ struct Spent {
 }
 
 /// This thread's CPU time so far, in nanoseconds.
-fn thread_cpu_ns() -> Option<u64> {
+fn thread_cpu_ns() -> u64 {
     let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
-    Some(u64::try_from(t.tv_sec).ok()? * 1_000_000_000 + u64::try_from(t.tv_nsec).ok()?)
+    (t.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(t.tv_nsec as u64)
 }
 
 pub const MIN_LENGTH: usize = 8;
@@ -100,11 +102,10 @@ impl Hasher {
             let mut memory = taken.unwrap_or_else(|| vec![Block::default(); blocks]);
             let before = thread_cpu_ns();
             let out = f(&mut memory);
-            if let (Some(a), Some(b)) = (before, thread_cpu_ns()) {
-                spent
-                    .cpu_ns
-                    .fetch_add(b.saturating_sub(a), std::sync::atomic::Ordering::Relaxed);
-            }
+            let cpu_ns = thread_cpu_ns().saturating_sub(before);
+            spent
+                .cpu_ns
+                .fetch_add(cpu_ns, std::sync::atomic::Ordering::Relaxed);
             spent.hashes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             if blocks == pooled {
                 give_back(&pool, memory);

@@ -40,7 +40,6 @@ use crate::passkeys;
 
 const CALLBACK: &str = "https://app.example.gov.cn/cb";
 const AFTER_LOGOUT: &str = "https://app.example.gov.cn/logged-out";
-const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 const SMS_SECRET: &str = "sms-webhook-secret-for-attack-tests";
 
 /// `kid` values that try to reach a file or break out of an SQL string.
@@ -303,22 +302,6 @@ async fn rsa_service(env: &Env) -> (TestClient, Value, impl Fn(&Header, &Value) 
     (client, jwk, sign)
 }
 
-async fn with_assertion(env: &Env, client_id: &str, assertion: &str) -> (StatusCode, Value) {
-    let res = http()
-        .post(env.url("/token"))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", client_id),
-            ("client_assertion_type", ASSERTION_TYPE),
-            ("client_assertion", assertion),
-        ])
-        .send()
-        .await
-        .unwrap();
-    let status = res.status();
-    (status, res.json().await.unwrap_or(Value::Null))
-}
-
 async fn client_assertions_with_borrowed_keys_injected_kids_or_future_times_are_refused(backend: Backend) {
     let env = Env::start(backend).await;
     let (client, jwk, sign) = rsa_service(&env).await;
@@ -341,32 +324,35 @@ async fn client_assertions_with_borrowed_keys_injected_kids_or_future_times_are_
         let forged = hs256(&header, &claims(&format!("hs-{n}")), &secret);
         refused(
             format!("HS256 with encoding {n}"),
-            with_assertion(&env, id, &forged).await,
+            wire::with_assertion(&env.base, id, &forged).await,
         );
     }
     // kid injection, with the client's real signature.
     for (n, kid) in KID_INJECTIONS.iter().enumerate() {
         let assertion = sign(&rs256(kid), &claims(&format!("kid-{n}")));
-        refused(format!("kid {kid:?}"), with_assertion(&env, id, &assertion).await);
+        refused(
+            format!("kid {kid:?}"),
+            wire::with_assertion(&env.base, id, &assertion).await,
+        );
     }
     // A key carried in the assertion is never used, not even the client's own one.
     let mut with_jwk = rs256("app-rsa-1");
     with_jwk.jwk = Some(serde_json::from_value(jwk.clone()).unwrap());
     refused(
         "jwk header".into(),
-        with_assertion(&env, id, &sign(&with_jwk, &claims("jwk"))).await,
+        wire::with_assertion(&env.base, id, &sign(&with_jwk, &claims("jwk"))).await,
     );
     let mut with_jku = rs256("app-rsa-1");
     with_jku.jku = Some("http://127.0.0.1:9/attacker/jwks.json".into());
     refused(
         "jku header".into(),
-        with_assertion(&env, id, &sign(&with_jku, &claims("jku"))).await,
+        wire::with_assertion(&env.base, id, &sign(&with_jku, &claims("jku"))).await,
     );
     let mut with_x5u = rs256("app-rsa-1");
     with_x5u.x5u = Some("http://127.0.0.1:9/attacker/cert.pem".into());
     refused(
         "x5u header".into(),
-        with_assertion(&env, id, &sign(&with_x5u, &claims("x5u"))).await,
+        wire::with_assertion(&env.base, id, &sign(&with_x5u, &claims("x5u"))).await,
     );
     // The attacker's own key in `jwk`, and the assertion signed with it.
     let (attacker_jwk, attacker_sign) = attacker_key();
@@ -379,7 +365,7 @@ async fn client_assertions_with_borrowed_keys_injected_kids_or_future_times_are_
     let forged = format!("{input}.{}", wire::b64(&attacker_sign(&input)));
     refused(
         "the attacker's own embedded key".into(),
-        with_assertion(&env, id, &forged).await,
+        wire::with_assertion(&env.base, id, &forged).await,
     );
 
     // Not yet valid, issued in the future, or valid for far too long.
@@ -388,23 +374,24 @@ async fn client_assertions_with_borrowed_keys_injected_kids_or_future_times_are_
     future["exp"] = json!(now + 400);
     refused(
         "nbf in 5 minutes".into(),
-        with_assertion(&env, id, &sign(&rs256("app-rsa-1"), &future)).await,
+        wire::with_assertion(&env.base, id, &sign(&rs256("app-rsa-1"), &future)).await,
     );
     let mut issued_later = claims("iat");
     issued_later["iat"] = json!(now + 300);
     refused(
         "iat in 5 minutes".into(),
-        with_assertion(&env, id, &sign(&rs256("app-rsa-1"), &issued_later)).await,
+        wire::with_assertion(&env.base, id, &sign(&rs256("app-rsa-1"), &issued_later)).await,
     );
     let mut long_lived = claims("long");
     long_lived["exp"] = json!(now + 86_400);
     refused(
         "valid for a day".into(),
-        with_assertion(&env, id, &sign(&rs256("app-rsa-1"), &long_lived)).await,
+        wire::with_assertion(&env.base, id, &sign(&rs256("app-rsa-1"), &long_lived)).await,
     );
 
     // Control: the client's own fresh assertion works, so every refusal above was the attack's doing.
-    let (status, body) = with_assertion(&env, id, &sign(&rs256("app-rsa-1"), &claims("good"))).await;
+    let (status, body) =
+        wire::with_assertion(&env.base, id, &sign(&rs256("app-rsa-1"), &claims("good"))).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
 
@@ -1488,7 +1475,7 @@ async fn oversized_and_deeply_nested_inputs_are_client_errors(backend: Backend) 
         wire::b64(nested_arrays(2_900).as_bytes()),
         wire::b64(b"sig")
     );
-    let (status, body) = with_assertion(&env, &client.id, &nested_jwt).await;
+    let (status, body) = wire::with_assertion(&env.base, &client.id, &nested_jwt).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     let res = browser
         .http

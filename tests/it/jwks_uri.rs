@@ -5,14 +5,13 @@
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use yunid::services::oidc::client_auth::ASSERTION_TYPE;
 use yunid::services::oidc::remote_jwks::{MIN_REFETCH, TTL};
 use yunid::services::registry::NewClient;
 use yunid::store::clients::AuthMethod;
 
 use crate::admin::{admin_token, department_app};
 use crate::common::jwks_server::{AppKey, JwksServer, dead_url, set};
-use crate::common::{Backend, Env, http};
+use crate::common::{Backend, Env, http, wire};
 use crate::on_both_backends;
 
 /// A machine-to-machine app authenticating with keys published at `jwks_uri`.
@@ -29,23 +28,6 @@ async fn app_at(env: &Env, jwks_uri: &str) -> String {
     .id
 }
 
-/// A client-credentials request authenticated by `assertion`: status and body.
-async fn token(env: &Env, client_id: &str, assertion: &str) -> (StatusCode, Value) {
-    let res = http()
-        .post(env.url("/token"))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", client_id),
-            ("client_assertion_type", ASSERTION_TYPE),
-            ("client_assertion", assertion),
-        ])
-        .send()
-        .await
-        .unwrap();
-    let status = res.status();
-    (status, res.json().await.unwrap_or(Value::Null))
-}
-
 fn assert_invalid_client((status, body): &(StatusCode, Value), case: &str) {
     assert_eq!(*status, StatusCode::UNAUTHORIZED, "{case}: {body}");
     assert_eq!(body["error"], "invalid_client", "{case}: {body}");
@@ -60,16 +42,19 @@ async fn keys_at_a_jwks_uri_are_fetched_cached_and_rotated(backend: Backend) {
     let aud = env.url("/token");
     let sign = |key: &AppKey| key.assertion(&id, &aud, env.app.now());
 
-    let ok = token(&env, &id, &sign(&old)).await;
+    let ok = wire::with_assertion(&env.base, &id, &sign(&old)).await;
     assert_eq!(ok.0, StatusCode::OK, "{}", ok.1);
-    let ok = token(&env, &id, &sign(&old)).await;
+    let ok = wire::with_assertion(&env.base, &id, &sign(&old)).await;
     assert_eq!(ok.0, StatusCode::OK, "{}", ok.1);
     assert_eq!(server.hits(), 1, "the keys are kept, not fetched per assertion");
 
     // 20 assertions naming a key the app never published: refused, and at most one more fetch.
     for _ in 0..20 {
         let forged = old.assertion_as("no-such-key", &id, &aud, env.app.now());
-        assert_invalid_client(&token(&env, &id, &forged).await, "unknown kid");
+        assert_invalid_client(
+            &wire::with_assertion(&env.base, &id, &forged).await,
+            "unknown kid",
+        );
     }
     assert_eq!(
         server.hits(),
@@ -79,31 +64,37 @@ async fn keys_at_a_jwks_uri_are_fetched_cached_and_rotated(backend: Backend) {
     env.app.clock.advance(MIN_REFETCH);
     for _ in 0..20 {
         let forged = old.assertion_as("no-such-key", &id, &aud, env.app.now());
-        assert_invalid_client(&token(&env, &id, &forged).await, "unknown kid");
+        assert_invalid_client(
+            &wire::with_assertion(&env.base, &id, &forged).await,
+            "unknown kid",
+        );
     }
     assert_eq!(
         server.hits(),
         2,
         "one fetch per {MIN_REFETCH} s, however many bad assertions"
     );
-    let ok = token(&env, &id, &sign(&old)).await;
+    let ok = wire::with_assertion(&env.base, &id, &sign(&old)).await;
     assert_eq!(ok.0, StatusCode::OK, "the published key still works: {}", ok.1);
 
     // The app rotates its key: the new key's first assertion (after the refetch pause) makes yunid
     // fetch again and is accepted; from then on the old key is refused.
     server.publish(set(&[&new]));
     env.app.clock.advance(MIN_REFETCH);
-    let ok = token(&env, &id, &sign(&new)).await;
+    let ok = wire::with_assertion(&env.base, &id, &sign(&new)).await;
     assert_eq!(ok.0, StatusCode::OK, "the rotated key: {}", ok.1);
     assert_eq!(server.hits(), 3);
-    assert_invalid_client(&token(&env, &id, &sign(&old)).await, "the retired key");
-    let ok = token(&env, &id, &sign(&new)).await;
+    assert_invalid_client(
+        &wire::with_assertion(&env.base, &id, &sign(&old)).await,
+        "the retired key",
+    );
+    let ok = wire::with_assertion(&env.base, &id, &sign(&new)).await;
     assert_eq!(ok.0, StatusCode::OK, "{}", ok.1);
     assert_eq!(server.hits(), 3);
 
     // Kept no longer than the TTL: a known key is fetched again once it has passed.
     env.app.clock.advance(TTL);
-    let ok = token(&env, &id, &sign(&new)).await;
+    let ok = wire::with_assertion(&env.base, &id, &sign(&new)).await;
     assert_eq!(ok.0, StatusCode::OK, "{}", ok.1);
     assert_eq!(server.hits(), 4, "fetched again after {TTL} s");
 }
@@ -123,7 +114,7 @@ async fn an_unreachable_or_unfit_jwks_is_invalid_client_not_a_server_error(backe
     ];
     for (uri, case) in cases {
         let id = app_at(&env, &uri).await;
-        let refused = token(&env, &id, &key.assertion(&id, &aud, env.app.now())).await;
+        let refused = wire::with_assertion(&env.base, &id, &key.assertion(&id, &aud, env.app.now())).await;
         assert_invalid_client(&refused, case);
         assert!(
             refused.1["error_description"]
@@ -137,12 +128,12 @@ async fn an_unreachable_or_unfit_jwks_is_invalid_client_not_a_server_error(backe
     // Once the app fixes its JWKS, it authenticates (after the refetch pause).
     let id = app_at(&env, &server.url("/jwks")).await;
     assert_invalid_client(
-        &token(&env, &id, &key.assertion(&id, &aud, env.app.now())).await,
+        &wire::with_assertion(&env.base, &id, &key.assertion(&id, &aud, env.app.now())).await,
         "private key published",
     );
     server.publish(set(&[&key]));
     env.app.clock.advance(MIN_REFETCH);
-    let ok = token(&env, &id, &key.assertion(&id, &aud, env.app.now())).await;
+    let ok = wire::with_assertion(&env.base, &id, &key.assertion(&id, &aud, env.app.now())).await;
     assert_eq!(ok.0, StatusCode::OK, "{}", ok.1);
 }
 
@@ -208,7 +199,7 @@ async fn admins_set_a_jwks_uri_never_alongside_jwks(backend: Backend) {
     assert_eq!(read["jwks_uri"], uri.as_str());
     assert_eq!(read["jwks"], Value::Null);
     let aud = env.url("/token");
-    let ok = token(&env, &app.id, &key.assertion(&app.id, &aud, env.app.now())).await;
+    let ok = wire::with_assertion(&env.base, &app.id, &key.assertion(&app.id, &aud, env.app.now())).await;
     assert_eq!(
         ok.0,
         StatusCode::OK,

@@ -541,6 +541,26 @@ fn app_key() -> (Value, impl Fn(&str, &str) -> String) {
     (jwk, assertion)
 }
 
+/// Alice signs in at a self-registered app (code flow with PKCE, `openid profile`): the code and its
+/// verifier.
+async fn code_for(env: &Env, client_id: &str) -> (String, String) {
+    let (verifier, challenge) = crate::common::pkce();
+    let mut authorize = url::Url::parse(&env.url("/authorize")).unwrap();
+    authorize
+        .query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", client_id)
+        .append_pair("redirect_uri", CALLBACK)
+        .append_pair("scope", "openid profile")
+        .append_pair("state", "s1")
+        .append_pair("code_challenge", &challenge)
+        .append_pair("code_challenge_method", "S256");
+    let back = Browser::new(&env.base)
+        .sign_in(authorize.as_str(), ALICE_ID, PASSWORD)
+        .await;
+    (back.params()["code"].clone(), verifier)
+}
+
 async fn app_registered_with_private_key_jwt_redeems_a_code_with_its_assertion(backend: Backend) {
     let env = enabled(backend).await;
     env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
@@ -575,21 +595,7 @@ async fn app_registered_with_private_key_jwt_redeems_a_code_with_its_assertion(b
     assert_eq!(reg["jwks"]["keys"][0]["kid"], "app-key-1");
     let client_id = reg["client_id"].as_str().unwrap();
 
-    let (verifier, challenge) = crate::common::pkce();
-    let mut authorize = url::Url::parse(&env.url("/authorize")).unwrap();
-    authorize
-        .query_pairs_mut()
-        .append_pair("response_type", "code")
-        .append_pair("client_id", client_id)
-        .append_pair("redirect_uri", CALLBACK)
-        .append_pair("scope", "openid profile")
-        .append_pair("state", "s1")
-        .append_pair("code_challenge", &challenge)
-        .append_pair("code_challenge_method", "S256");
-    let back = Browser::new(&env.base)
-        .sign_in(authorize.as_str(), ALICE_ID, PASSWORD)
-        .await;
-    let code = back.params()["code"].clone();
+    let (code, verifier) = code_for(&env, client_id).await;
     let redeem = |assertion: String| {
         http()
             .post(env.url("/token"))
@@ -640,21 +646,7 @@ async fn app_registered_with_a_jwks_uri_redeems_a_code_with_its_assertion(backen
         "keys are fetched when needed, not at registration"
     );
 
-    let (verifier, challenge) = crate::common::pkce();
-    let mut authorize = url::Url::parse(&env.url("/authorize")).unwrap();
-    authorize
-        .query_pairs_mut()
-        .append_pair("response_type", "code")
-        .append_pair("client_id", client_id)
-        .append_pair("redirect_uri", CALLBACK)
-        .append_pair("scope", "openid profile")
-        .append_pair("state", "s1")
-        .append_pair("code_challenge", &challenge)
-        .append_pair("code_challenge_method", "S256");
-    let back = Browser::new(&env.base)
-        .sign_in(authorize.as_str(), ALICE_ID, PASSWORD)
-        .await;
-    let code = back.params()["code"].clone();
+    let (code, verifier) = code_for(&env, client_id).await;
     let assertion = key.assertion(client_id, &env.url("/token"), env.app.now());
     let res = http()
         .post(env.url("/token"))

@@ -19,7 +19,6 @@ use crate::common::{ALICE_ID, ALICE_PHONE, Backend, Browser, Env, PASSWORD, Test
 use crate::on_both_backends;
 
 const CALLBACK: &str = "http://127.0.0.1:9/callback";
-const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /// A refreshed ID token carries no nonce (OIDC Core §12.2).
 fn no_nonce(n: Option<&Nonce>) -> Result<(), String> {
@@ -587,23 +586,6 @@ async fn pushed_requests_are_single_use_short_lived_and_bound_to_their_client(ba
     assert_error_page(&browser.get(&authorize_by_reference(&env, &client.id, &uri)).await);
 }
 
-/// A client-credentials request authenticated by a client assertion.
-async fn with_assertion(env: &Env, client_id: &str, assertion: &str) -> (StatusCode, Value) {
-    let res = http()
-        .post(env.url("/token"))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", client_id),
-            ("client_assertion_type", ASSERTION_TYPE),
-            ("client_assertion", assertion),
-        ])
-        .send()
-        .await
-        .unwrap();
-    let status = res.status();
-    (status, res.json().await.unwrap_or(Value::Null))
-}
-
 async fn private_key_jwt_clients_prove_themselves_with_fresh_signed_assertions(backend: Backend) {
     use ring::rand::SystemRandom;
     use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
@@ -638,7 +620,7 @@ async fn private_key_jwt_clients_prove_themselves_with_fresh_signed_assertions(b
     let sign = |claims: &Value| jsonwebtoken::encode(&es256(), claims, &key).unwrap();
 
     let good = sign(&claims("jti-1", &token_endpoint, now, now + 60));
-    let (status, body) = with_assertion(&env, id, &good).await;
+    let (status, body) = wire::with_assertion(&env.base, id, &good).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let (_, at) = wire::jwt_parts(body["access_token"].as_str().unwrap());
     assert_eq!(at["client_id"], id);
@@ -650,18 +632,18 @@ async fn private_key_jwt_clients_prove_themselves_with_fresh_signed_assertions(b
         }
     };
 
-    refused("replayed assertion")(with_assertion(&env, id, &good).await);
+    refused("replayed assertion")(wire::with_assertion(&env.base, id, &good).await);
     refused("expired assertion")(
-        with_assertion(
-            &env,
+        wire::with_assertion(
+            &env.base,
             id,
             &sign(&claims("jti-2", &token_endpoint, now - 300, now - 120)),
         )
         .await,
     );
     refused("wrong audience")(
-        with_assertion(
-            &env,
+        wire::with_assertion(
+            &env.base,
             id,
             &sign(&claims("jti-3", "https://elsewhere.example/token", now, now + 60)),
         )
@@ -676,7 +658,7 @@ async fn private_key_jwt_clients_prove_themselves_with_fresh_signed_assertions(b
                 .as_bytes()
         ),
     );
-    refused("alg none")(with_assertion(&env, id, &unsigned).await);
+    refused("alg none")(wire::with_assertion(&env.base, id, &unsigned).await);
     // HS256 with some secret, and with the public key itself as the HMAC secret (key confusion).
     for (n, secret) in [b"some shared secret".to_vec(), point.to_vec()]
         .into_iter()
@@ -690,12 +672,12 @@ async fn private_key_jwt_clients_prove_themselves_with_fresh_signed_assertions(b
             &EncodingKey::from_secret(&secret),
         )
         .unwrap();
-        refused("HS256")(with_assertion(&env, id, &forged).await);
+        refused("HS256")(wire::with_assertion(&env.base, id, &forged).await);
     }
 
     // None of that locked the client out: a fresh, correct assertion still works.
     let fresh = sign(&claims("jti-5", &token_endpoint, now, now + 60));
-    let (status, body) = with_assertion(&env, id, &fresh).await;
+    let (status, body) = wire::with_assertion(&env.base, id, &fresh).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
 

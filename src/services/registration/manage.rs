@@ -183,17 +183,21 @@ async fn replace(
             .into());
         }
     }
-    let new = metadata::validate(body)?;
+    let registration = metadata::validate(body)?;
     metadata::check_fetch_target(
-        &new,
+        &registration,
         !app.config.production || app.config.allow_insecure_redirects,
     )?;
+    let metadata::Registration {
+        client: new,
+        metadata: registered,
+    } = registration;
     let public = client.subject_type == SubjectType::Public;
     if new.public_subject != public {
         return Err(MetadataError::metadata("subject_type", "cannot change after registration").into());
     }
     // Pairwise subjects are derived from the sector: moving hosts would hand the app other identifiers.
-    if !public && new.sector != client.sector {
+    if !public && new.sector.as_deref() != Some(client.sector.as_str()) {
         return Err(MetadataError::redirect(
             "redirect_uris",
             "must stay on the registered host (pairwise identifiers depend on it); register a new client",
@@ -232,7 +236,7 @@ async fn replace(
         .db
         .replace_registered_client(
             &updated,
-            &Value::Object(new.metadata.clone()).to_string(),
+            &Value::Object(registered.clone()).to_string(),
             &reg.access_token_hash,
             &crypto::token_hash(&access_token),
             now,
@@ -243,7 +247,7 @@ async fn replace(
             "invalid registration access token",
         ));
     }
-    Ok((updated, secret, access_token, new.metadata))
+    Ok((updated, secret, access_token, registered))
 }
 
 /// RFC 7592 §2.3: deletes the registration. The client is disabled and every grant it holds revoked,

@@ -5,7 +5,7 @@
 use serde_json::{Map, Value};
 
 use crate::keys::Alg;
-use crate::services::registry::{check_jwks_uri, check_uri};
+use crate::services::registry::{NewClient, check_jwks_uri, check_uri};
 use crate::store::clients::AuthMethod;
 
 /// Scopes a client may give itself. Identity, organisation and licence data (`identity`, `org`,
@@ -44,20 +44,9 @@ impl MetadataError {
 /// What a valid registration asks for.
 #[derive(Debug, Clone)]
 pub struct Registration {
-    pub name: String,
-    pub redirect_uris: Vec<String>,
-    pub post_logout_redirect_uris: Vec<String>,
-    pub scopes: Vec<String>,
-    pub grant_types: Vec<String>,
-    pub auth_method: AuthMethod,
-    pub jwks: Option<String>,
-    /// Where the client publishes its keys (private_key_jwt; instead of `jwks`).
-    pub jwks_uri: Option<String>,
-    pub id_token_alg: Alg,
-    pub public_subject: bool,
-    pub backchannel_logout_uri: Option<String>,
-    /// OIDC Core §8.1: the redirect URIs' host.
-    pub sector: String,
+    /// The app's settings; its `sector` (OIDC Core §8.1) is always the redirect URIs' host, and
+    /// `department`, `min_acr` and `matters` are the defaults (the caller sets the department).
+    pub client: NewClient,
     /// The registered metadata as returned to the client (defaults filled in, unknown members dropped).
     pub metadata: Map<String, Value>,
 }
@@ -129,13 +118,12 @@ fn language_tag(tag: &str) -> bool {
             .all(|p| (1..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()))
 }
 
-/// Validates a registration (or an update's full replacement) request body.
 /// Where yunid itself will fetch from (a `jwks_uri`): in production a self-registered client may not
 /// point yunid at this host or an internal network by address (`localhost`, loopback, private,
 /// link-local, unspecified) — server-side request forgery. Development (`production = false`) and
 /// `allow_insecure_redirects` allow it (tests and local apps run on loopback).
 pub fn check_fetch_target(reg: &Registration, internal_allowed: bool) -> Result<()> {
-    let Some(uri) = &reg.jwks_uri else {
+    let Some(uri) = &reg.client.jwks_uri else {
         return Ok(());
     };
     if internal_allowed {
@@ -167,6 +155,7 @@ pub fn check_fetch_target(reg: &Registration, internal_allowed: bool) -> Result<
     Ok(())
 }
 
+/// Validates a registration (or an update's full replacement) request body.
 pub fn validate(body: &Value) -> Result<Registration> {
     let body = body
         .as_object()
@@ -433,18 +422,21 @@ pub fn validate(body: &Value) -> Result<Registration> {
         out.insert("contacts".into(), contacts.into());
     }
     Ok(Registration {
-        name,
-        redirect_uris,
-        post_logout_redirect_uris,
-        scopes,
-        grant_types,
-        auth_method,
-        jwks,
-        jwks_uri,
-        id_token_alg,
-        public_subject,
-        backchannel_logout_uri,
-        sector,
+        client: NewClient {
+            name,
+            redirect_uris,
+            post_logout_redirect_uris,
+            scopes,
+            grant_types,
+            auth_method,
+            jwks,
+            jwks_uri,
+            id_token_alg,
+            public_subject,
+            backchannel_logout_uri,
+            sector: Some(sector),
+            ..NewClient::default()
+        },
         metadata: out,
     })
 }
@@ -485,10 +477,10 @@ mod tests {
     #[test]
     fn defaults_are_filled_in_and_unknown_members_dropped() {
         let r = validate(&json!({ "redirect_uris": ["https://app.example.cn/cb"], "x_custom": 1 })).unwrap();
-        assert_eq!(r.grant_types, ["authorization_code"]);
-        assert_eq!(r.auth_method, AuthMethod::ClientSecretBasic);
-        assert_eq!(r.name, "app.example.cn");
-        assert_eq!(r.sector, "app.example.cn");
+        assert_eq!(r.client.grant_types, ["authorization_code"]);
+        assert_eq!(r.client.auth_method, AuthMethod::ClientSecretBasic);
+        assert_eq!(r.client.name, "app.example.cn");
+        assert_eq!(r.client.sector.as_deref(), Some("app.example.cn"));
         assert!(!r.metadata.contains_key("x_custom"));
         assert_eq!(r.metadata["response_types"], json!(["code"]));
     }
@@ -558,7 +550,7 @@ mod tests {
     fn a_self_registered_jwks_uri_may_not_point_inside_in_production() {
         let with = |uri: &str| {
             let mut r = validate(&json!({ "redirect_uris": ["https://app.example.cn/cb"] })).unwrap();
-            r.jwks_uri = Some(uri.to_owned());
+            r.client.jwks_uri = Some(uri.to_owned());
             r
         };
         for inside in [

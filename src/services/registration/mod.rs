@@ -153,23 +153,10 @@ pub async fn register(app: &App, caller: Caller<'_>, body: &Value, now: i64) -> 
             "the initial access token is used up",
         ));
     }
-    let metadata = reg.metadata.clone();
+    let metadata = reg.metadata;
     let new = NewClient {
-        name: reg.name,
-        redirect_uris: reg.redirect_uris,
-        post_logout_redirect_uris: reg.post_logout_redirect_uris,
-        scopes: reg.scopes,
-        grant_types: reg.grant_types,
-        auth_method: reg.auth_method,
-        jwks: reg.jwks,
-        jwks_uri: reg.jwks_uri,
-        id_token_alg: reg.id_token_alg,
-        public_subject: reg.public_subject,
-        sector: Some(reg.sector),
-        backchannel_logout_uri: reg.backchannel_logout_uri,
-        min_acr: 1,
-        matters: Vec::new(),
         department: token.department.clone(),
+        ..reg.client
     };
     let (client, secret) = registry::add_client(app, new)
         .await

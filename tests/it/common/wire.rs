@@ -270,3 +270,23 @@ pub fn pair(tokens: &CoreTokenResponse) -> (String, String) {
         tokens.refresh_token().expect("a refresh token").secret().clone(),
     )
 }
+
+/// A client-credentials request authenticated by a private_key_jwt `assertion`: status and body.
+pub async fn with_assertion(base: &str, client_id: &str, assertion: &str) -> (StatusCode, Value) {
+    let res = http()
+        .post(format!("{base}/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", client_id),
+            (
+                "client_assertion_type",
+                yunid::services::oidc::client_auth::ASSERTION_TYPE,
+            ),
+            ("client_assertion", assertion),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let status = res.status();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
