@@ -561,6 +561,26 @@ async fn code_for(env: &Env, client_id: &str) -> (String, String) {
     (back.params()["code"].clone(), verifier)
 }
 
+/// The code redeemed by a client that authenticates with a private_key_jwt `assertion`.
+async fn redeem_with_assertion(env: &Env, code: &str, verifier: &str, assertion: &str) -> reqwest::Response {
+    http()
+        .post(env.url("/token"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", CALLBACK),
+            ("code_verifier", verifier),
+            (
+                "client_assertion_type",
+                yunid::services::oidc::client_auth::ASSERTION_TYPE,
+            ),
+            ("client_assertion", assertion),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
 async fn app_registered_with_private_key_jwt_redeems_a_code_with_its_assertion(backend: Backend) {
     let env = enabled(backend).await;
     env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
@@ -596,23 +616,7 @@ async fn app_registered_with_private_key_jwt_redeems_a_code_with_its_assertion(b
     let client_id = reg["client_id"].as_str().unwrap();
 
     let (code, verifier) = code_for(&env, client_id).await;
-    let redeem = |assertion: String| {
-        http()
-            .post(env.url("/token"))
-            .form(&[
-                ("grant_type", "authorization_code"),
-                ("code", code.as_str()),
-                ("redirect_uri", CALLBACK),
-                ("code_verifier", verifier.as_str()),
-                (
-                    "client_assertion_type",
-                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-                ),
-                ("client_assertion", assertion.as_str()),
-            ])
-            .send()
-    };
-    let res = redeem(assertion(client_id, &env.url("/token"))).await.unwrap();
+    let res = redeem_with_assertion(&env, &code, &verifier, &assertion(client_id, &env.url("/token"))).await;
     assert_eq!(res.status(), StatusCode::OK);
     let tokens: Value = res.json().await.unwrap();
     assert!(tokens["id_token"].as_str().is_some(), "{tokens}");
@@ -648,22 +652,7 @@ async fn app_registered_with_a_jwks_uri_redeems_a_code_with_its_assertion(backen
 
     let (code, verifier) = code_for(&env, client_id).await;
     let assertion = key.assertion(client_id, &env.url("/token"), env.app.now());
-    let res = http()
-        .post(env.url("/token"))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", code.as_str()),
-            ("redirect_uri", CALLBACK),
-            ("code_verifier", verifier.as_str()),
-            (
-                "client_assertion_type",
-                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-            ),
-            ("client_assertion", assertion.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let res = redeem_with_assertion(&env, &code, &verifier, &assertion).await;
     let status = res.status();
     let tokens: Value = res.json().await.unwrap();
     assert_eq!(status, StatusCode::OK, "{tokens}");
