@@ -74,6 +74,30 @@ pub fn csrf_ok(app: &App, jar: &CookieJar, token: Option<&str>) -> bool {
     }
 }
 
+/// The browser's binding secret: a random value in an HttpOnly `__Host-` cookie, set when the browser
+/// starts its first authorization request. Every pending request stores the hash of it and answers only
+/// the browser that holds it (`services::oidc::pending`). One value per browser rather than one per
+/// request, so that two tabs with two sign-ins do not evict each other's binding.
+pub fn browser(app: &App, jar: CookieJar) -> (CookieJar, String) {
+    let cookie_name = name(app, "yunid_browser");
+    if let Some(existing) = jar.get(&cookie_name).filter(|c| !c.value().is_empty()) {
+        let value = existing.value().to_owned();
+        return (jar, value);
+    }
+    let value = crypto::random_token();
+    (
+        jar.add(build(app, cookie_name, value.clone(), SameSite::Lax)),
+        value,
+    )
+}
+
+/// The browser's binding secret, when it has one.
+pub fn browser_value(app: &App, jar: &CookieJar) -> Option<String> {
+    jar.get(&name(app, "yunid_browser"))
+        .map(|c| c.value().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
 /// The raw session cookie value, if any (to raise that session on step-up).
 pub fn session_value(app: &App, jar: &CookieJar) -> Option<String> {
     jar.get(&name(app, "yunid_session")).map(|c| c.value().to_owned())

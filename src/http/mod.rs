@@ -9,6 +9,7 @@ mod login;
 mod observe;
 mod oidc;
 mod page;
+mod pending;
 
 use std::net::SocketAddr;
 

@@ -73,6 +73,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0010_jwks_uri.sql"),
         postgres: include_str!("../../migrations/postgres/0010_jwks_uri.sql"),
     },
+    Migration {
+        version: 11,
+        name: "browser_binding",
+        sqlite: include_str!("../../migrations/sqlite/0011_browser_binding.sql"),
+        postgres: include_str!("../../migrations/postgres/0011_browser_binding.sql"),
+    },
 ];
 
 const LOCK_ID: i64 = 0x79_756e_6964; // "yunid"

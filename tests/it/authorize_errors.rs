@@ -818,6 +818,12 @@ async fn every_login_gets_a_new_session_id(backend: Backend) {
                 .await
                 .unwrap();
             assert_eq!(res.status(), StatusCode::SEE_OTHER);
+            // The pending request belongs to this browser: it keeps the binding cookie it was given.
+            let binding = set_cookies(res.headers())
+                .into_iter()
+                .find(|c| c.starts_with("yunid_browser="))
+                .expect("a browser binding cookie");
+            let cookie = format!("{cookie}; yunid_browser={}", cookie_value(&binding));
             let login = env.url(res.headers()[header::LOCATION].to_str().unwrap());
             assert!(login.contains("/login?"), "{login}");
             let res = raw

@@ -6,6 +6,7 @@ mod admin;
 mod admin_api;
 mod attacks;
 mod authorize_errors;
+mod binding;
 mod browser;
 mod cluster;
 mod conformance;

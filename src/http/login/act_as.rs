@@ -30,14 +30,14 @@ pub async fn show(State(app): State<App>, lang: Lang, jar: CookieJar, Query(q): 
     let result: anyhow::Result<Response> = async {
         let now = app.now();
         let Pending {
-            request: pending,
+            bound,
             session,
             person,
-            ..
         } = match super::pending(&app, &jar, &q.req, now, sign_in_again).await? {
             Ok(p) => p,
             Err(page) => return Ok(page),
         };
+        let pending = bound.row;
         let Some(client) = app.db.client(&pending.client_id).await? else {
             return Ok(page::error(StatusCode::BAD_REQUEST, "unknown client"));
         };
@@ -82,15 +82,12 @@ pub async fn submit(State(app): State<App>, lang: Lang, jar: CookieJar, Form(f):
     }
     let result: anyhow::Result<Response> = async {
         let now = app.now();
-        let Pending {
-            id_hash,
-            request: pending,
-            session,
-            ..
-        } = match super::pending(&app, &jar, &f.req, now, sign_in_again).await? {
-            Ok(p) => p,
-            Err(page) => return Ok(page),
-        };
+        let Pending { bound, session, .. } =
+            match super::pending(&app, &jar, &f.req, now, sign_in_again).await? {
+                Ok(p) => p,
+                Err(page) => return Ok(page),
+            };
+        let pending = &bound.row;
         let Some(client) = app.db.client(&pending.client_id).await? else {
             return Ok(page::error(StatusCode::BAD_REQUEST, "unknown client"));
         };
@@ -108,8 +105,9 @@ pub async fn submit(State(app): State<App>, lang: Lang, jar: CookieJar, Form(f):
         }
         let mut req: AuthRequest = serde_json::from_str(&pending.params)?;
         req.acting = Some(f.acting.clone());
+        req.acting_by = Some(session.person_id.clone());
         app.db
-            .update_auth_request(&id_hash, &serde_json::to_string(&req)?)
+            .update_auth_request(&bound.id_hash, &bound.browser_hash, &serde_json::to_string(&req)?)
             .await?;
         let query: String = form_urlencoded::Serializer::new(String::new())
             .append_pair("req", &f.req)

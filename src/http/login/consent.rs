@@ -25,14 +25,11 @@ pub async fn show(State(app): State<App>, lang: Lang, jar: CookieJar, Query(q): 
     let result: anyhow::Result<Response> = async {
         let now = app.now();
         let to_login = || Redirect::to(&format!("/login?req={}", urlencode(&q.req))).into_response();
-        let Pending {
-            request: pending,
-            person,
-            ..
-        } = match super::pending(&app, &jar, &q.req, now, to_login).await? {
+        let Pending { bound, person, .. } = match super::pending(&app, &jar, &q.req, now, to_login).await? {
             Ok(p) => p,
             Err(page) => return Ok(page),
         };
+        let pending = bound.row;
         let req: AuthRequest = serde_json::from_str(&pending.params)?;
         let client = app.db.client(&pending.client_id).await?;
         let (jar, csrf) = cookies::csrf(&app, jar);
@@ -97,18 +94,19 @@ pub async fn submit(State(app): State<App>, lang: Lang, jar: CookieJar, Form(f):
     let result: anyhow::Result<Response> = async {
         let now = app.now();
         let signed_out = || page::error(StatusCode::FORBIDDEN, "please sign in again");
-        let Pending {
-            id_hash,
-            request: pending,
-            session,
-            ..
-        } = match super::pending(&app, &jar, &f.req, now, signed_out).await? {
+        let Pending { bound, session, .. } = match super::pending(&app, &jar, &f.req, now, signed_out).await?
+        {
             Ok(p) => p,
             Err(page) => return Ok(page),
         };
+        let pending = &bound.row;
         let mut req: AuthRequest = serde_json::from_str(&pending.params)?;
         if f.decision != "allow" {
-            if !app.db.finish_auth_request(&id_hash, now).await? {
+            if !app
+                .db
+                .finish_auth_request(&bound.id_hash, &bound.browser_hash, now)
+                .await?
+            {
                 return Ok(page::error(
                     StatusCode::BAD_REQUEST,
                     "this sign-in request was already answered",
@@ -146,9 +144,9 @@ pub async fn submit(State(app): State<App>, lang: Lang, jar: CookieJar, Form(f):
         )
         .await;
         // Back to the request, which now goes on (acting-for choice, then the code).
-        req.consent_given = true;
+        req.consented_by = Some(session.person_id.clone());
         app.db
-            .update_auth_request(&id_hash, &serde_json::to_string(&req)?)
+            .update_auth_request(&bound.id_hash, &bound.browser_hash, &serde_json::to_string(&req)?)
             .await?;
         let query: String = form_urlencoded::Serializer::new(String::new())
             .append_pair("req", &f.req)

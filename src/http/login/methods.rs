@@ -14,7 +14,7 @@ use crate::app::App;
 use crate::crypto;
 use crate::http::forms::ClientAddr;
 use crate::http::i18n::Lang;
-use crate::http::{cookies, page};
+use crate::http::{cookies, page, pending};
 use crate::services::login::{self, LoginError};
 use crate::services::oidc::authorize::AuthRequest;
 use crate::services::sms::{self, Purpose, SendError, VerifyError};
@@ -26,10 +26,29 @@ use crate::store::sessions::SessionRow;
 pub struct Ctx {
     pub req: Option<String>,
     pub pending: Option<(AuthRequest, Client)>,
+    /// The stored request, when it belongs to this browser.
+    pub bound: Option<pending::Bound>,
+    /// `req` names a request started in another browser: it starts over here (`pending::restart`)
+    /// before anything is done for it.
+    pub foreign: bool,
     pub lang: Lang,
     pub session: Option<(SessionRow, PersonRow)>,
     /// A session exists but is weaker than the app requires.
     pub step_up: bool,
+    /// The app forces a re-authentication (`prompt=login`, `max_age`): a login here counts only its
+    /// own factors, never the earlier session's.
+    pub reauth: bool,
+}
+
+impl Ctx {
+    /// The session a successful login renews (a step-up: its factors and the new one count together),
+    /// or `None` when this login must stand on its own factors.
+    pub fn renewable<'a>(&'a self, cookie: Option<&'a str>) -> Option<(&'a str, &'a SessionRow)> {
+        if self.reauth {
+            return None;
+        }
+        cookie.zip(self.session.as_ref().map(|(s, _)| s))
+    }
 }
 
 pub async fn context(
@@ -39,13 +58,18 @@ pub async fn context(
     req: Option<&str>,
     now: i64,
 ) -> anyhow::Result<Ctx> {
-    let mut pending = None;
-    if let Some(id) = req
-        && let Some(p) = app.db.auth_request(&crypto::token_hash(id), now).await?
-    {
-        let parsed: AuthRequest = serde_json::from_str(&p.params)?;
-        if let Some(client) = app.db.client(&p.client_id).await? {
-            pending = Some((parsed, Client::clone(&client)));
+    let (mut pending, mut bound, mut foreign) = (None, None, false);
+    if let Some(id) = req {
+        match pending::load(app, jar, id, now).await? {
+            pending::Lookup::Missing => {}
+            pending::Lookup::Foreign(_) => foreign = true,
+            pending::Lookup::Bound(b) => {
+                let parsed: AuthRequest = serde_json::from_str(&b.row.params)?;
+                if let Some(client) = app.db.client(&b.row.client_id).await? {
+                    pending = Some((parsed, Client::clone(&client)));
+                }
+                bound = Some(b);
+            }
         }
     }
     // The app's ui_locales choose the language when it names one we have.
@@ -55,16 +79,26 @@ pub async fn context(
         .and_then(Lang::from_list)
         .unwrap_or(lang);
     let session = cookies::session(app, jar, now).await?;
-    let step_up = match (&session, &pending) {
-        (Some((s, _)), Some((r, c))) => s.acr < r.required_acr(c),
+    let reauth = match (&session, &pending, &bound) {
+        (Some((s, _)), Some((r, _)), Some(b)) => {
+            r.forces_reauthentication(s, b.row.login_sid.as_deref(), now)
+        }
         _ => false,
     };
+    let step_up = !reauth
+        && match (&session, &pending) {
+            (Some((s, _)), Some((r, c))) => s.acr < r.required_acr(c),
+            _ => false,
+        };
     Ok(Ctx {
         req: req.map(str::to_owned),
         pending,
+        bound,
+        foreign,
         lang,
         session,
         step_up,
+        reauth,
     })
 }
 
@@ -158,6 +192,9 @@ pub async fn show(State(app): State<App>, lang: Lang, jar: CookieJar, Query(q): 
         Ok(c) => c,
         Err(e) => return internal(e),
     };
+    if let (Some(req), true) = (&q.req, ctx.foreign) {
+        return pending::restart(req);
+    }
     if q.req.is_some() && ctx.pending.is_none() {
         return page::error_in(
             ctx.lang,
@@ -172,12 +209,12 @@ pub async fn show(State(app): State<App>, lang: Lang, jar: CookieJar, Query(q): 
     render(&app, jar, &ctx, view, StatusCode::OK)
 }
 
-/// After a successful authentication: sets the cookie, remembers the login for the pending request,
-/// and goes back to it (or to the account page).
+/// After a successful authentication: sets the cookie, remembers the login for the pending request (in
+/// this browser only), and goes back to it (or to the account page).
 pub async fn finish(
     app: &App,
     jar: CookieJar,
-    req: Option<&str>,
+    ctx: &Ctx,
     (cookie, session): (String, SessionRow),
     method: &str,
     address: &str,
@@ -201,16 +238,23 @@ pub async fn finish(
     .await;
     app.metrics.login(method, "success");
     let jar = jar.add(cookies::session_cookie(app, cookie));
-    let Some(req) = req else {
+    let Some(req) = &ctx.req else {
         return Ok((jar, Redirect::to("/account")).into_response());
     };
-    app.db
-        .set_login_sid(&crypto::token_hash(req), &session.sid)
-        .await?;
-    let query: String = form_urlencoded::Serializer::new(String::new())
-        .append_pair("req", req)
-        .finish();
-    Ok((jar, Redirect::to(&format!("/authorize/resume?{query}"))).into_response())
+    if let Some(b) = &ctx.bound {
+        app.db
+            .set_login_sid(&b.id_hash, &b.browser_hash, &session.sid)
+            .await?;
+    }
+    Ok((jar, Redirect::to(&pending::resume_path(req))).into_response())
+}
+
+/// A form posted for a request that belongs to another browser: nothing is done for it there.
+fn foreign(ctx: &Ctx) -> Option<Response> {
+    match (&ctx.req, ctx.foreign) {
+        (Some(req), true) => Some(pending::restart(req)),
+        _ => None,
+    }
 }
 
 #[derive(Deserialize)]
@@ -236,6 +280,9 @@ pub async fn password(
     let now = app.now();
     let result: anyhow::Result<Response> = async {
         let ctx = context(&app, &jar, lang, f.req.as_deref(), now).await?;
+        if let Some(restart) = foreign(&ctx) {
+            return Ok(restart);
+        }
         let t = ctx.lang.texts();
         let fail = |status, message| {
             let view = View {
@@ -294,9 +341,9 @@ pub async fn password(
             .await;
         }
         let cookie = cookies::session_value(&app, &jar);
-        let current = cookie.as_deref().zip(ctx.session.as_ref().map(|(s, _)| s));
-        let signed = login::sign_in(&app, current, &person.id, &["pwd"], now).await?;
-        finish(&app, jar, f.req.as_deref(), signed, "pwd", &addr, now).await
+        let signed =
+            login::sign_in(&app, ctx.renewable(cookie.as_deref()), &person.id, &["pwd"], now).await?;
+        finish(&app, jar, &ctx, signed, "pwd", &addr, now).await
     }
     .await;
     result.unwrap_or_else(internal)
@@ -322,6 +369,9 @@ pub async fn sms_send(
     let now = app.now();
     let result: anyhow::Result<Response> = async {
         let ctx = context(&app, &jar, lang, f.req.as_deref(), now).await?;
+        if let Some(restart) = foreign(&ctx) {
+            return Ok(restart);
+        }
         let t = ctx.lang.texts();
         let phone = f.phone.as_deref().unwrap_or("");
         // No phone typed while signed in: a second factor for the session's own person.
@@ -405,6 +455,9 @@ pub async fn sms_verify(
     let now = app.now();
     let result: anyhow::Result<Response> = async {
         let ctx = context(&app, &jar, lang, f.req.as_deref(), now).await?;
+        if let Some(restart) = foreign(&ctx) {
+            return Ok(restart);
+        }
         let t = ctx.lang.texts();
         let verified = match sms::verify_code(&app, &f.attempt, &f.code, now).await? {
             Ok(v) => v,
@@ -444,13 +497,13 @@ pub async fn sms_verify(
         }
         // A step-up code raises only the session it was sent for.
         let cookie = cookies::session_value(&app, &jar);
-        let current = cookie.as_deref().zip(ctx.session.as_ref().map(|(s, _)| s));
+        let current = ctx.renewable(cookie.as_deref());
         let current = match verified.purpose.as_str() {
             "stepup" => current.filter(|(_, s)| Some(&s.sid) == verified.session_sid.as_ref()),
             _ => current,
         };
         let signed = login::sign_in(&app, current, &verified.person_id, &["sms"], now).await?;
-        finish(&app, jar, f.req.as_deref(), signed, "sms", &addr, now).await
+        finish(&app, jar, &ctx, signed, "sms", &addr, now).await
     }
     .await;
     result.unwrap_or_else(internal)

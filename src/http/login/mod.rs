@@ -13,11 +13,9 @@ use axum::routing::{get, post};
 use axum_extra::extract::CookieJar;
 
 use crate::app::App;
-use crate::crypto;
 use crate::http::i18n::Lang;
-use crate::http::{cookies, page};
+use crate::http::{cookies, page, pending};
 use crate::store::persons::PersonRow;
-use crate::store::requests::PendingRequest;
 use crate::store::sessions::SessionRow;
 
 pub fn router() -> Router<App> {
@@ -51,14 +49,14 @@ pub(crate) fn forbidden_csrf(lang: Lang) -> Response {
 
 /// A pending authorization request (`req` of the consent and act-as pages) and who answers it.
 pub(crate) struct Pending {
-    pub id_hash: String,
-    pub request: PendingRequest,
+    pub bound: pending::Bound,
     pub session: SessionRow,
     pub person: PersonRow,
 }
 
-/// Loads the pending request `req` and the signed-in person. `Err` is the page to show instead: the
-/// request expired or was answered, or nobody is signed in (`signed_out` says what to show then).
+/// Loads the pending request `req`, bound to this browser, and the signed-in person. `Err` is the page
+/// to show instead: the request expired or was answered, it belongs to another browser (it starts over
+/// here), or nobody is signed in (`signed_out` says what to show then).
 pub(crate) async fn pending(
     app: &App,
     jar: &CookieJar,
@@ -66,19 +64,21 @@ pub(crate) async fn pending(
     now: i64,
     signed_out: impl FnOnce() -> Response,
 ) -> anyhow::Result<Result<Pending, Response>> {
-    let id_hash = crypto::token_hash(req);
-    let Some(request) = app.db.auth_request(&id_hash, now).await? else {
-        return Ok(Err(page::error(
-            StatusCode::BAD_REQUEST,
-            "this sign-in request has expired",
-        )));
+    let bound = match pending::load(app, jar, req, now).await? {
+        pending::Lookup::Missing => {
+            return Ok(Err(page::error(
+                StatusCode::BAD_REQUEST,
+                "this sign-in request has expired",
+            )));
+        }
+        pending::Lookup::Foreign(_) => return Ok(Err(pending::restart(req))),
+        pending::Lookup::Bound(b) => b,
     };
     let Some((session, person)) = cookies::session(app, jar, now).await? else {
         return Ok(Err(signed_out()));
     };
     Ok(Ok(Pending {
-        id_hash,
-        request,
+        bound,
         session,
         person,
     }))

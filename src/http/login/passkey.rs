@@ -54,6 +54,9 @@ pub async fn finish(
     let now = app.now();
     let result: anyhow::Result<Response> = async {
         let ctx = methods::context(&app, &jar, lang, f.req.as_deref(), now).await?;
+        if let (Some(req), true) = (&ctx.req, ctx.foreign) {
+            return Ok(crate::http::pending::restart(req));
+        }
         let t = ctx.lang.texts();
         let rejected = |jar: CookieJar| {
             let view = View {
@@ -91,9 +94,9 @@ pub async fn finish(
             return Ok(methods::render(&app, jar, &ctx, view, StatusCode::FORBIDDEN));
         }
         let cookie = cookies::session_value(&app, &jar);
-        let current = cookie.as_deref().zip(ctx.session.as_ref().map(|(s, _)| s));
+        let current = ctx.renewable(cookie.as_deref());
         let signed = login::sign_in(&app, current, &person_id, &["hwk", "user"], now).await?;
-        methods::finish(&app, jar, f.req.as_deref(), signed, "passkey", &addr, now).await
+        methods::finish(&app, jar, &ctx, signed, "passkey", &addr, now).await
     }
     .await;
     result.unwrap_or_else(|e| crate::http::page::internal(e, "passkey login"))

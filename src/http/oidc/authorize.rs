@@ -16,6 +16,7 @@ use crate::http::cookies;
 use crate::http::forms::ProtocolParams;
 use crate::http::i18n::Lang;
 use crate::http::page;
+use crate::http::pending;
 use crate::services::identity;
 use crate::services::oidc::authorize::{
     self, AuthRequest, Decision, Rejection, ResponseMode, Situation, Target,
@@ -89,42 +90,60 @@ pub struct Resume {
     req: String,
 }
 
-/// After login or consent: picks up the pending request where it stopped.
+/// After login or consent: picks up the pending request where it stopped. A request started in another
+/// browser starts over here instead: whatever was answered there (login, consent, acting-for choice)
+/// does not count, and the person signed in here sees the consent page before any code is issued.
 pub async fn resume(State(app): State<App>, jar: CookieJar, Query(q): Query<Resume>) -> Response {
     let now = app.now();
     let result: anyhow::Result<Response> = async {
-        let Some(pending) = app.db.auth_request(&crypto::token_hash(&q.req), now).await? else {
-            return Ok(page::error(
-                StatusCode::BAD_REQUEST,
-                "this sign-in request has expired",
-            ));
+        let (row, pending) = match pending::load(&app, &jar, &q.req, now).await? {
+            pending::Lookup::Missing => {
+                return Ok(page::error(
+                    StatusCode::BAD_REQUEST,
+                    "this sign-in request has expired",
+                ));
+            }
+            pending::Lookup::Foreign(row) => (row, None),
+            pending::Lookup::Bound(b) => (b.row.clone(), Some(b)),
         };
-        let req: AuthRequest = serde_json::from_str(&pending.params)?;
-        let Some(client) = app.db.client(&pending.client_id).await? else {
+        let mut req: AuthRequest = serde_json::from_str(&row.params)?;
+        let Some(client) = app.db.client(&row.client_id).await? else {
             return Ok(page::error(StatusCode::BAD_REQUEST, "unknown client"));
         };
-        continue_request(
-            &app,
-            jar,
-            &client,
-            req,
-            Some((&q.req, pending.login_sid.as_deref())),
-            now,
-        )
-        .await
+        if pending.is_none() {
+            tracing::info!(client_id = %row.client_id, "a pending request was opened in another browser; starting over");
+            req = req.restart();
+        }
+        let pending = pending.as_ref().map(|b| PendingRef {
+            id: &b.id,
+            id_hash: &b.id_hash,
+            browser_hash: &b.browser_hash,
+            login_sid: b.row.login_sid.as_deref(),
+        });
+        continue_request(&app, jar, &client, req, pending, now).await
     }
     .await;
     result.unwrap_or_else(internal)
 }
 
-/// Decides and acts: send to login, to consent, or issue the code. `pending` is (request id, sid of a
-/// login made for it) when the request was already stored.
+/// A pending request that belongs to this browser (see `http::pending`).
+#[derive(Clone, Copy)]
+pub struct PendingRef<'a> {
+    pub id: &'a str,
+    pub id_hash: &'a str,
+    pub browser_hash: &'a str,
+    /// The session of a login made for this request in this browser.
+    pub login_sid: Option<&'a str>,
+}
+
+/// Decides and acts: send to login, to consent, or issue the code. `pending` is the stored request when
+/// there is one (always one bound to this browser).
 pub async fn continue_request(
     app: &App,
     jar: CookieJar,
     client: &Client,
     req: AuthRequest,
-    pending: Option<(&str, Option<&str>)>,
+    pending: Option<PendingRef<'_>>,
     now: i64,
 ) -> anyhow::Result<Response> {
     let mut req = req;
@@ -135,8 +154,8 @@ pub async fn continue_request(
     }
     let session = cookies::session(app, &jar, now).await?;
     let session_row = session.as_ref().map(|(s, _)| s);
-    let fresh_login = match (pending, session_row) {
-        (Some((_, Some(login_sid))), Some(s)) => s.sid == login_sid,
+    let fresh_login = match (pending.and_then(|p| p.login_sid), session_row) {
+        (Some(login_sid), Some(s)) => s.sid == login_sid,
         _ => false,
     };
     let hint_matches = match (&req.id_token_hint, session_row) {
@@ -169,8 +188,8 @@ pub async fn continue_request(
     );
     match decision {
         Decision::Fail(e) => {
-            if let Some((id, _)) = pending {
-                app.db.finish_auth_request(&crypto::token_hash(id), now).await?;
+            if let Some(p) = pending {
+                app.db.finish_auth_request(p.id_hash, p.browser_hash, now).await?;
             }
             Ok(respond_error(app, &req.target, &e))
         }
@@ -178,6 +197,11 @@ pub async fn continue_request(
             let Some(session) = session_row else {
                 return Ok(page::error(StatusCode::BAD_REQUEST, "no session"));
             };
+            // An acting-for choice counts only for the person who made it.
+            if req.acting.is_some() && req.acting_of(&session.person_id).is_none() {
+                req.acting = None;
+                req.acting_by = None;
+            }
             if req.acting.is_none() && req.scopes.iter().any(|s| s == "org") {
                 let options = identity::acting_options(app, &session.person_id, client, now).await?;
                 // An app may name the organisation: login_hint=org:<credit code>.
@@ -189,8 +213,10 @@ pub async fn continue_request(
                     .and_then(|code| options.iter().find(|(_, o)| o.credit_code == code));
                 if let Some((rep, _)) = hinted {
                     req.acting = Some(rep.id.clone());
+                    req.acting_by = Some(session.person_id.clone());
                 } else if options.is_empty() {
                     req.acting = Some(String::new());
+                    req.acting_by = Some(session.person_id.clone());
                 } else if req.has_prompt("none") {
                     let e = OAuthError::interaction_required("the person must choose whom to act for");
                     return Ok(respond_error(app, &req.target, &e));
@@ -198,8 +224,8 @@ pub async fn continue_request(
                     return to_page(app, jar, "/act-as", pending, &req, now).await;
                 }
             }
-            if let Some((id, _)) = pending
-                && !app.db.finish_auth_request(&crypto::token_hash(id), now).await?
+            if let Some(p) = pending
+                && !app.db.finish_auth_request(p.id_hash, p.browser_hash, now).await?
             {
                 return Ok(page::error(
                     StatusCode::BAD_REQUEST,
@@ -214,23 +240,28 @@ pub async fn continue_request(
     }
 }
 
-/// Sends the browser to one of our pages for this request, storing the request first if needed.
+/// Sends the browser to one of our pages for this request, storing the request first if needed (bound
+/// to this browser: its binding cookie is set here when it has none yet).
 async fn to_page(
     app: &App,
     jar: CookieJar,
     path: &str,
-    pending: Option<(&str, Option<&str>)>,
+    pending: Option<PendingRef<'_>>,
     req: &AuthRequest,
     now: i64,
 ) -> anyhow::Result<Response> {
-    let id = match pending {
-        Some((id, _)) => {
+    let (jar, id) = match pending {
+        Some(p) => {
             app.db
-                .update_auth_request(&crypto::token_hash(id), &serde_json::to_string(req)?)
+                .update_auth_request(p.id_hash, p.browser_hash, &serde_json::to_string(req)?)
                 .await?;
-            id.to_owned()
+            (jar, p.id.to_owned())
         }
-        None => save_pending(app, req, now).await?,
+        None => {
+            let (jar, browser) = cookies::browser(app, jar);
+            let id = save_pending(app, req, &browser, now).await?;
+            (jar, id)
+        }
     };
     let query: String = form_urlencoded::Serializer::new(String::new())
         .append_pair("req", &id)
@@ -238,13 +269,14 @@ async fn to_page(
     Ok((jar, Redirect::to(&format!("{path}?{query}"))).into_response())
 }
 
-async fn save_pending(app: &App, req: &AuthRequest, now: i64) -> anyhow::Result<String> {
+async fn save_pending(app: &App, req: &AuthRequest, browser: &str, now: i64) -> anyhow::Result<String> {
     let id = crypto::random_token();
     app.db
         .insert_auth_request(
             &crypto::token_hash(&id),
             &req.client_id,
             &serde_json::to_string(req)?,
+            &crypto::token_hash(browser),
             now,
             now + app.config.auth_request_ttl,
         )

@@ -38,19 +38,61 @@ pub struct AuthRequest {
     pub acr_values: Vec<String>,
     pub claims: Option<serde_json::Value>,
     pub ui_locales: Option<String>,
-    /// Set once the person answered the consent page for this request.
+    /// The person who answered the consent page for this request (in the browser that started it). The
+    /// answer counts only while that same person is signed in: a consent is never carried to another.
     #[serde(default)]
-    pub consent_given: bool,
+    pub consented_by: Option<String>,
     /// Who the person acts as, once chosen: `Some("")` for themself, `Some(representation id)` for an
     /// organisation. Only asked when the `org` scope is requested.
     #[serde(default)]
     pub acting: Option<String>,
+    /// The person who made the acting-for choice; like `consented_by`, it binds the choice to them.
+    #[serde(default)]
+    pub acting_by: Option<String>,
+    /// The request was opened in a browser other than the one that started it, and started over there:
+    /// whoever is signed in there must see and answer the consent page (never a silent code).
+    #[serde(default)]
+    pub restarted: bool,
     /// Licence type codes asked for (and allowed to this app), once worked out.
     #[serde(default)]
     pub licence_types: Option<Vec<String>>,
 }
 
 impl AuthRequest {
+    /// The same request started over in another browser: every answer given so far (consent, the
+    /// acting-for choice) belonged to the first browser's person and is dropped.
+    pub fn restart(mut self) -> AuthRequest {
+        self.consented_by = None;
+        self.acting = None;
+        self.acting_by = None;
+        self.restarted = true;
+        self
+    }
+
+    /// Whether `person_id` answered this request's consent page.
+    pub fn consent_answered_by(&self, person_id: &str) -> bool {
+        self.consented_by.as_deref() == Some(person_id)
+    }
+
+    /// The acting-for choice, when `person_id` made it.
+    pub fn acting_of(&self, person_id: &str) -> Option<&str> {
+        match self.acting_by.as_deref() {
+            Some(by) if by == person_id => self.acting.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// A forced re-authentication (OIDC Core §3.1.2.1 `prompt=login`, `max_age`): the session's earlier
+    /// factors must not count towards it. `login_sid` is the session of a login made for this request.
+    pub fn forces_reauthentication(&self, session: &SessionRow, login_sid: Option<&str>, now: i64) -> bool {
+        if login_sid == Some(session.sid.as_str()) {
+            return false;
+        }
+        self.has_prompt("login")
+            || self.has_prompt("select_account")
+            || self.max_age.is_some_and(|max| now - session.auth_time > max)
+    }
+
     pub fn has_prompt(&self, p: &str) -> bool {
         self.prompt.iter().any(|x| x == p)
     }
@@ -270,8 +312,10 @@ pub fn validate(params: &Params, client: &Client, target: Target) -> Result<Auth
             .unwrap_or_default(),
         claims,
         ui_locales: opt("ui_locales")?,
-        consent_given: false,
+        consented_by: None,
         acting: None,
+        acting_by: None,
+        restarted: false,
         licence_types: None,
         target,
     })
@@ -345,7 +389,10 @@ pub fn decide(req: &AuthRequest, client: &Client, s: &Situation<'_>) -> Decision
         .cloned()
         .chain(licence_tokens)
         .all(|scope| consented.split(' ').any(|c| c == scope));
-    if !req.consent_given && (req.has_prompt("consent") || !covered) {
+    // A consent answered in this request counts only for the person who gave it (issue: a request
+    // carried to another browser or another person must not reuse it).
+    let answered = req.consent_answered_by(&session.person_id);
+    if !answered && (req.has_prompt("consent") || req.restarted || !covered) {
         if none {
             return Decision::Fail(OAuthError::consent_required("consent is needed"));
         }

@@ -1,0 +1,289 @@
+//! Whose is a pending authorization request? Each belongs to the browser that started it and to the
+//! person who answered its pages there: a link to a half-finished request opened in another browser,
+//! or answered by another person on the same browser, never yields a code without that person seeing
+//! the consent page. And a forced re-authentication (`prompt=login`, `max_age`) counts only the factors
+//! of that login, never the factors the old session had.
+
+use openidconnect::TokenResponse;
+use reqwest::StatusCode;
+use serde_json::Value;
+use yunid::services::registry::NewClient;
+
+use crate::common::browser::{Page, field};
+use crate::common::console::{is_step_up, sms_to, step_up};
+use crate::common::rp::{Attempt, Rp};
+use crate::common::sms::SmsInbox;
+use crate::common::wire::jwt_parts;
+use crate::common::{ALICE_ID, ALICE_PHONE, Backend, Browser, Env, PASSWORD, resident_id};
+use crate::on_both_backends;
+
+const CALLBACK: &str = "http://127.0.0.1:9/callback";
+const STRONG_CALLBACK: &str = "http://127.0.0.1:9/strong";
+const BOB_PHONE: &str = "13900139000";
+
+fn body(page: &Page) -> &str {
+    page.html().2
+}
+
+/// Alice's own app, and Alice and Bob as people.
+async fn alices_app(env: &Env) -> Rp {
+    env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    env.person(&resident_id(7), BOB_PHONE, PASSWORD).await;
+    let client = env.client(CALLBACK).await;
+    Rp::discover(&env.base, &client).await
+}
+
+/// Posts the consent page's "allow" without following the redirect; returns where it points.
+async fn allow_without_following(browser: &Browser, consent: &Page) -> String {
+    assert!(consent.is_consent(), "{consent:?}");
+    let csrf = field(body(consent), "csrf").unwrap();
+    let req = field(body(consent), "req").unwrap();
+    let res = browser
+        .http
+        .post(format!("{}/consent", browser.origin))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("req", req.as_str()),
+            ("decision", "allow"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    res.headers()["location"].to_str().unwrap().to_owned()
+}
+
+/// The app redeems the code it got back; returns the ID token's claims.
+async fn redeem(rp: &Rp, attempt: Attempt, back: &Page) -> Value {
+    let params = back.params();
+    let code = params
+        .get("code")
+        .unwrap_or_else(|| panic!("no code in {params:?}"));
+    let tokens = rp.exchange(code, attempt.verifier).await.expect("code exchange");
+    let id_token = tokens.id_token().expect("an ID token");
+    id_token
+        .claims(&rp.client.id_token_verifier(), &attempt.nonce)
+        .expect("the ID token verifies");
+    jwt_parts(&id_token.to_string()).1
+}
+
+/// Signs Bob in on `browser` (through the account page's login, no app involved).
+async fn bob_signs_in(browser: &Browser) {
+    let login = browser.get("/login").await;
+    let after = browser.login(&login, &resident_id(7), PASSWORD).await;
+    assert!(!after.is_login(), "Bob is signed in: {after:?}");
+}
+
+/// The reproduced attack: Alice consents for her own app without following the redirect and sends the
+/// resume link to Bob, who is signed in to yunid. Bob's browser must not be sent to Alice's app with a
+/// code for Bob; Bob sees the consent page for Alice's app instead (and may decline), while Alice's own
+/// browser still finishes her request.
+async fn a_consented_request_opened_in_another_browser_issues_no_code(backend: Backend) {
+    let env = Env::start(backend).await;
+    let rp = alices_app(&env).await;
+    let alice = Browser::new(&env.base);
+    let attempt = rp.start(&["profile"]);
+    let login = alice.get(attempt.url.as_str()).await;
+    let consent = alice.login(&login, ALICE_ID, PASSWORD).await;
+    let link = allow_without_following(&alice, &consent).await;
+    assert!(link.starts_with("/authorize/resume?req="), "{link}");
+
+    let bob = Browser::new(&env.base);
+    bob_signs_in(&bob).await;
+    let at_bob = bob.get(&link).await;
+    assert!(
+        !matches!(at_bob, Page::Left(_)),
+        "Bob's browser was sent to the app: {at_bob:?}"
+    );
+    assert!(at_bob.is_consent(), "Bob is asked himself: {at_bob:?}");
+    assert_ne!(
+        field(body(&at_bob), "req"),
+        field(body(&consent), "req"),
+        "Bob answers a request of his own browser, not Alice's"
+    );
+    let declined = bob.consent(&at_bob, false).await;
+    assert_eq!(
+        declined.params().get("error").map(String::as_str),
+        Some("access_denied")
+    );
+
+    // Alice's browser still finishes her own request, for her.
+    let back = alice.get(&link).await;
+    let claims = redeem(&rp, attempt, &back).await;
+    let alice_sub = claims["sub"].as_str().unwrap().to_owned();
+    // Bob, for comparison, has another subject at this app.
+    let bob_attempt = rp.start(&["profile"]);
+    let bob_back = bob.sign_in(bob_attempt.url.as_str(), "", "").await;
+    let bob_claims = redeem(&rp, bob_attempt, &bob_back).await;
+    assert_ne!(bob_claims["sub"].as_str().unwrap(), alice_sub);
+}
+
+/// Every page of a pending request, opened in another browser, starts the request over there: the
+/// login page, the consent page and the forms posted for it never continue the first browser's request.
+async fn every_step_of_a_foreign_request_starts_over(backend: Backend) {
+    let env = Env::start(backend).await;
+    let rp = alices_app(&env).await;
+    let alice = Browser::new(&env.base);
+    let attempt = rp.start(&["profile"]);
+    let login = alice.get(attempt.url.as_str()).await;
+    let req = field(body(&login), "req").expect("a pending request");
+
+    // A stranger (not signed in) opens Alice's login link: a login page for a request of his own.
+    let stranger = Browser::new(&env.base);
+    let q: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("req", &req)
+        .finish();
+    let his = stranger.get(&format!("/login?{q}")).await;
+    assert!(his.is_login(), "{his:?}");
+    let his_req = field(body(&his), "req").expect("a pending request");
+    assert_ne!(his_req, req);
+
+    // Bob, signed in, posts the consent form for Alice's request with his own form token: nothing is
+    // issued, he lands on a consent page of his own request.
+    let bob = Browser::new(&env.base);
+    bob_signs_in(&bob).await;
+    let mine = bob.get(&format!("/consent?{q}")).await;
+    assert!(mine.is_consent(), "{mine:?}");
+    let csrf = field(body(&mine), "csrf").unwrap();
+    let posted = bob
+        .post(
+            "/consent",
+            &[("csrf", &csrf), ("req", &req), ("decision", "allow")],
+        )
+        .await;
+    assert!(
+        posted.is_consent(),
+        "Bob's post for Alice's request issued nothing: {posted:?}"
+    );
+    assert_ne!(field(body(&posted), "req").as_deref(), Some(req.as_str()));
+
+    // A login posted by Bob's browser for Alice's request does not attach to it either.
+    let pwd = bob
+        .post(
+            "/login",
+            &[
+                ("csrf", &csrf),
+                ("req", &req),
+                ("username", ALICE_ID),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert!(!matches!(pwd, Page::Left(_)), "{pwd:?}");
+
+    // Alice's browser is unaffected: she signs in and her app gets her code.
+    let page = alice.login(&login, ALICE_ID, PASSWORD).await;
+    let back = alice.consent(&page, true).await;
+    let claims = redeem(&rp, attempt, &back).await;
+    assert!(claims["sub"].is_string());
+}
+
+/// A shared counter terminal: Alice consents for the app but does not follow the redirect; Bob then
+/// signs in on the same browser. Her consent is not his: he sees the consent page.
+async fn a_consent_counts_only_for_the_person_who_gave_it(backend: Backend) {
+    let env = Env::start(backend).await;
+    let rp = alices_app(&env).await;
+    let terminal = Browser::new(&env.base);
+    let attempt = rp.start(&["profile"]);
+    let login = terminal.get(attempt.url.as_str()).await;
+    let consent = terminal.login(&login, ALICE_ID, PASSWORD).await;
+    let link = allow_without_following(&terminal, &consent).await;
+
+    bob_signs_in(&terminal).await;
+    let next = terminal.get(&link).await;
+    assert!(next.is_consent(), "Bob must answer for himself: {next:?}");
+    let back = terminal.consent(&next, true).await;
+    let claims = redeem(&rp, attempt, &back).await;
+    let bob_view = rp.start(&["profile"]);
+    let again = terminal.get(bob_view.url.as_str()).await;
+    let bob_claims = redeem(&rp, bob_view, &again).await;
+    assert_eq!(
+        claims["sub"], bob_claims["sub"],
+        "the code that was issued is Bob's, by his consent"
+    );
+}
+
+/// An app that requires two factors.
+async fn strong_rp(env: &Env) -> Rp {
+    let client = env
+        .client_with(NewClient {
+            name: "公积金提取".into(),
+            redirect_uris: vec![STRONG_CALLBACK.into()],
+            min_acr: 2,
+            ..NewClient::default()
+        })
+        .await;
+    Rp::discover(&env.base, &client).await
+}
+
+fn amr(claims: &Value) -> Vec<String> {
+    claims["amr"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no amr in {claims}"))
+        .iter()
+        .map(|m| m.as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Alice holds a two-factor session (password + SMS). An app forcing re-authentication with
+/// `prompt=login` or `max_age` gets a login that counts only the password typed now: `acr` 1, `amr`
+/// `pwd` alone. An app that needs two factors and forces a fresh login gets both factors asked anew.
+async fn a_forced_reauthentication_counts_only_its_own_factors(backend: Backend) {
+    let inbox = SmsInbox::start(0).await;
+    let env = Env::start_with(backend, sms_to(&inbox)).await;
+    env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    let strong = strong_rp(&env).await;
+    let plain = Rp::discover(&env.base, &env.client(CALLBACK).await).await;
+    let browser = Browser::new(&env.base);
+
+    // Two factors at the strong app.
+    let attempt = strong.start(&["profile"]);
+    let login = browser.get(attempt.url.as_str()).await;
+    let up = browser.login(&login, ALICE_ID, PASSWORD).await;
+    let back = step_up(&browser, &inbox, &up).await;
+    let back = if back.is_consent() {
+        browser.consent(&back, true).await
+    } else {
+        back
+    };
+    let claims = redeem(&strong, attempt, &back).await;
+    assert_eq!(claims["acr"], "2");
+
+    for force in [("prompt", "login"), ("max_age", "0")] {
+        env.app.clock.advance(5);
+        let mut attempt = plain.start(&["profile"]);
+        attempt.url.query_pairs_mut().append_pair(force.0, force.1);
+        let page = browser.get(attempt.url.as_str()).await;
+        assert!(page.is_login(), "{force:?} asks for a login: {page:?}");
+        let mut back = browser.login(&page, ALICE_ID, PASSWORD).await;
+        if back.is_consent() {
+            back = browser.consent(&back, true).await;
+        }
+        let claims = redeem(&plain, attempt, &back).await;
+        assert_eq!(claims["acr"], "1", "{force:?}: one factor now");
+        assert_eq!(amr(&claims), vec!["pwd".to_owned()], "{force:?}");
+    }
+
+    // The strong app with prompt=login: the password alone is not enough, the SMS code is asked again.
+    let mut attempt = strong.start(&["profile"]);
+    attempt.url.query_pairs_mut().append_pair("prompt", "login");
+    let page = browser.get(attempt.url.as_str()).await;
+    assert!(page.is_login(), "{page:?}");
+    let up = browser.login(&page, ALICE_ID, PASSWORD).await;
+    assert!(is_step_up(&up), "the second factor is asked again: {up:?}");
+    let back = step_up(&browser, &inbox, &up).await;
+    let claims = redeem(&strong, attempt, &back).await;
+    assert_eq!(claims["acr"], "2");
+    let methods = amr(&claims);
+    assert!(
+        methods.contains(&"sms".to_owned()) && methods.contains(&"pwd".to_owned()),
+        "{methods:?}"
+    );
+}
+
+on_both_backends!(
+    a_consented_request_opened_in_another_browser_issues_no_code,
+    every_step_of_a_foreign_request_starts_over,
+    a_consent_counts_only_for_the_person_who_gave_it,
+    a_forced_reauthentication_counts_only_its_own_factors,
+);
