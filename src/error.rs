@@ -60,6 +60,12 @@ pub enum Error {
     /// 401 at a bearer-protected resource (RFC 6750 §3).
     #[error("invalid bearer token: {0}")]
     Bearer(String),
+    /// 401 with a bare challenge: the request carried no token at all (RFC 6750 §3.1: no error code).
+    #[error("no bearer token")]
+    BearerMissing,
+    /// 403 `insufficient_scope` (RFC 6750 §3.1): a valid token without the scope the resource needs.
+    #[error("insufficient scope: {0}")]
+    InsufficientScope(String),
     #[error("forbidden: {0}")]
     Forbidden(&'static str),
     #[error("not found")]
@@ -123,6 +129,25 @@ impl IntoResponse for Error {
                 let mut res = json_error(StatusCode::UNAUTHORIZED, "invalid_token", &d);
                 let challenge = format!(
                     "Bearer realm=\"yunid\", error=\"invalid_token\", error_description=\"{}\"",
+                    d.replace(['"', '\\'], "")
+                );
+                if let Ok(v) = HeaderValue::from_str(&challenge) {
+                    res.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+                }
+                res
+            }
+            Error::BearerMissing => {
+                let mut res = StatusCode::UNAUTHORIZED.into_response();
+                res.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"yunid\""),
+                );
+                res
+            }
+            Error::InsufficientScope(d) => {
+                let mut res = json_error(StatusCode::FORBIDDEN, "insufficient_scope", &d);
+                let challenge = format!(
+                    "Bearer realm=\"yunid\", error=\"insufficient_scope\", scope=\"openid\", error_description=\"{}\"",
                     d.replace(['"', '\\'], "")
                 );
                 if let Ok(v) = HeaderValue::from_str(&challenge) {

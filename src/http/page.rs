@@ -162,6 +162,9 @@ pub struct ConsentPage<'a> {
     pub client_name: &'a str,
     pub person_name: &'a str,
     pub items: Vec<String>,
+    /// The organisation the person acts for in this request ("name（credit code）"), if any: the consent
+    /// is given for it.
+    pub acting_for: Option<String>,
     /// For a self-registered app (dynamic registration, not reviewed by an administrator): the host it
     /// sends the person back to, shown with a warning — its name is whatever it chose to call itself.
     pub self_registered: Option<&'a str>,
@@ -186,6 +189,8 @@ pub struct ActChoice {
     pub org_name: String,
     pub credit_code: String,
     pub role: &'static str,
+    /// Preselected (the app's `login_hint=org:` named it); the person still chooses.
+    pub selected: bool,
 }
 
 pub fn role_text(t: &'static Texts, role: &str) -> &'static str {
@@ -204,6 +209,8 @@ pub struct ActAsPage<'a> {
     pub csrf: &'a str,
     pub person_name: &'a str,
     pub client_name: &'a str,
+    /// "Myself" is preselected unless the app named one of the organisations.
+    pub self_selected: bool,
     pub choices: Vec<ActChoice>,
 }
 

@@ -85,6 +85,10 @@ pub(crate) async fn sign_in_acting(
         page = browser
             .post("/act-as", &[("csrf", &csrf), ("req", &req), ("acting", &choice)])
             .await;
+        // Consent comes after the choice: it is given for the organisation chosen.
+        if page.is_consent() {
+            page = browser.consent(&page, true).await;
+        }
     }
     let params = page.params();
     assert_eq!(params["iss"], env.base);
@@ -364,7 +368,7 @@ async fn legal_representative_acts_for_the_company_end_to_end(backend: Backend) 
     assert_eq!(info["act"]["name"], "张三");
 }
 
-async fn an_app_can_name_the_company_in_login_hint(backend: Backend) {
+async fn an_app_can_preselect_the_company_in_login_hint(backend: Backend) {
     let env = Env::start(backend).await;
     let alice = env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
     company_with(&env, &alice, Role::Manager, Matters::all()).await;
@@ -381,6 +385,20 @@ async fn an_app_can_name_the_company_in_login_hint(backend: Backend) {
         .append_pair("code_challenge", &challenge)
         .append_pair("code_challenge_method", "S256");
     let page = browser.sign_in(url.as_str(), ALICE_ID, PASSWORD).await;
+    // The hint preselects the company on the act-as page; Alice still chooses (issue: the app must not
+    // choose for her), then consents for it.
+    let body = page.html().2;
+    let chosen = regex_lite::Regex::new(r#"name="acting" value="([^"]+)" checked"#)
+        .unwrap()
+        .captures(body)
+        .map(|c| c[1].to_owned())
+        .expect("the hinted company is preselected");
+    let csrf = field(body, "csrf").unwrap();
+    let req = field(body, "req").unwrap();
+    let page = browser
+        .post("/act-as", &[("csrf", &csrf), ("req", &req), ("acting", &chosen)])
+        .await;
+    let page = browser.consent(&page, true).await;
     let code = page.params()["code"].clone();
     let res = http()
         .post(env.url("/token"))
@@ -673,7 +691,7 @@ on_both_backends!(
     one_person_per_id_number_even_when_registered_concurrently,
     subjects_are_pairwise_per_sector,
     legal_representative_acts_for_the_company_end_to_end,
-    an_app_can_name_the_company_in_login_hint,
+    an_app_can_preselect_the_company_in_login_hint,
     agent_acts_for_company_only_within_matters,
     only_representatives_and_managers_appoint_agents,
     revoking_a_representation_cuts_refresh_at_once,

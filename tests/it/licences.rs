@@ -190,17 +190,30 @@ async fn sign_in(
         page = browser.login(&page, ALICE_ID, PASSWORD).await;
     }
     let mut consent_text = String::new();
-    if page.is_consent() {
-        consent_text = page.html().2.to_owned();
-        page = browser.consent(&page, true).await;
-    }
-    if let Page::Html { body, .. } = &page {
-        // The act-as page: take "myself".
-        let csrf = field(body, "csrf").unwrap();
-        let req = field(body, "req").unwrap();
-        page = browser
-            .post("/act-as", &[("csrf", &csrf), ("req", &req), ("acting", "")])
-            .await;
+    loop {
+        if page.is_consent() {
+            consent_text = page.html().2.to_owned();
+            page = browser.consent(&page, true).await;
+            continue;
+        }
+        if let Page::Html { body, .. } = &page
+            && body.contains("action=\"/act-as\"")
+        {
+            // The act-as page (before consent): Alice takes what is preselected — the company the app
+            // named in login_hint, else herself.
+            let choice = regex_lite::Regex::new(r#"name="acting" value="([^"]*)" checked"#)
+                .unwrap()
+                .captures(body)
+                .map(|c| c[1].to_owned())
+                .unwrap_or_default();
+            let csrf = field(body, "csrf").unwrap();
+            let req = field(body, "req").unwrap();
+            page = browser
+                .post("/act-as", &[("csrf", &csrf), ("req", &req), ("acting", &choice)])
+                .await;
+            continue;
+        }
+        break;
     }
     let tokens = rp
         .exchange(&page.params()["code"], attempt.verifier)

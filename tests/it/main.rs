@@ -23,5 +23,6 @@ mod logout;
 mod ops;
 mod passkeys;
 mod registration;
+mod release_edges;
 mod token_errors;
 mod tokens;

@@ -452,7 +452,14 @@ async fn userinfo_takes_a_bearer_token_and_nothing_else(backend: Backend) {
         assert_eq!(body["phone_number"], "+8613800138000");
     }
 
-    assert_bearer_challenge(&http().get(&url).send().await.unwrap());
+    // No token at all: a bare challenge, no error code (RFC 6750 §3.1).
+    let bare = http().get(&url).send().await.unwrap();
+    assert_eq!(bare.status(), StatusCode::UNAUTHORIZED);
+    let challenge = bare.headers()["www-authenticate"].to_str().unwrap();
+    assert!(
+        challenge.starts_with("Bearer") && !challenge.contains("error="),
+        "{challenge}"
+    );
     assert_bearer_challenge(&http().get(&url).bearer_auth("garbage").send().await.unwrap());
     // An ID token is not an access token.
     assert_bearer_challenge(

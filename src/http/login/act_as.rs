@@ -42,6 +42,9 @@ pub async fn show(State(app): State<App>, lang: Lang, jar: CookieJar, Query(q): 
             return Ok(page::error(StatusCode::BAD_REQUEST, "unknown client"));
         };
         let options = identity::acting_options(&app, &session.person_id, &client, now).await?;
+        let req: AuthRequest = serde_json::from_str(&pending.params)?;
+        // An app's login_hint=org:<code> only preselects; the person chooses.
+        let hinted = req.hinted_org(&options);
         let (jar, csrf) = cookies::csrf(&app, jar);
         let choices: Vec<page::ActChoice> = options
             .iter()
@@ -50,6 +53,7 @@ pub async fn show(State(app): State<App>, lang: Lang, jar: CookieJar, Query(q): 
                 org_name: org.name.clone(),
                 credit_code: org.credit_code.clone(),
                 role: page::role_text(lang.texts(), rep.role.as_str()),
+                selected: hinted.as_deref() == Some(rep.id.as_str()),
             })
             .collect();
         let html = page::render(page::ActAsPage {
@@ -58,9 +62,9 @@ pub async fn show(State(app): State<App>, lang: Lang, jar: CookieJar, Query(q): 
             csrf: &csrf,
             person_name: &person.name,
             client_name: &client.name,
+            self_selected: hinted.is_none(),
             choices,
         });
-        let req: AuthRequest = serde_json::from_str(&pending.params)?;
         let html = page::allow_form_target(html, &req.target.redirect_uri);
         Ok((jar, html).into_response())
     }
@@ -91,6 +95,14 @@ pub async fn submit(State(app): State<App>, lang: Lang, jar: CookieJar, Form(f):
         let Some(client) = app.db.client(&pending.client_id).await? else {
             return Ok(page::error(StatusCode::BAD_REQUEST, "unknown client"));
         };
+        let mut req: AuthRequest = serde_json::from_str(&pending.params)?;
+        // Acting for an organisation is for requests that asked for `org` (the app may learn of it).
+        if !req.scopes.iter().any(|s| s == "org") {
+            return Ok(page::error(
+                StatusCode::FORBIDDEN,
+                "this application did not ask to know whom you act for",
+            ));
+        }
         if !f.acting.is_empty() {
             let allowed = identity::acting_options(&app, &session.person_id, &client, now)
                 .await?
@@ -103,7 +115,6 @@ pub async fn submit(State(app): State<App>, lang: Lang, jar: CookieJar, Form(f):
                 ));
             }
         }
-        let mut req: AuthRequest = serde_json::from_str(&pending.params)?;
         req.acting = Some(f.acting.clone());
         req.acting_by = Some(session.person_id.clone());
         app.db

@@ -12,6 +12,7 @@ use crate::error::OAuthError;
 use crate::http::i18n::Lang;
 use crate::http::oidc::respond_error;
 use crate::http::{cookies, page};
+use crate::services::identity;
 use crate::services::oidc::authorize::AuthRequest;
 
 use super::Pending;
@@ -53,6 +54,14 @@ pub async fn show(State(app): State<App>, lang: Lang, jar: CookieJar, Query(q): 
             Some(c) => app.db.client_registration(&c.id).await?.is_some(),
             None => false,
         };
+        let acting_for = match (&client, req.acting_of(&person.id).filter(|a| !a.is_empty())) {
+            (Some(c), Some(rep)) => identity::acting_options(&app, &person.id, c, now)
+                .await?
+                .into_iter()
+                .find(|(r, _)| r.id == rep)
+                .map(|(_, org)| format!("{}（{}）", org.name, org.credit_code)),
+            _ => None,
+        };
         let target_host = url::Url::parse(&req.target.redirect_uri)
             .ok()
             .and_then(|u| u.host_str().map(str::to_owned));
@@ -63,6 +72,7 @@ pub async fn show(State(app): State<App>, lang: Lang, jar: CookieJar, Query(q): 
             client_name: client.as_ref().map_or("", |c| c.name.as_str()),
             person_name: &person.name,
             items,
+            acting_for,
             self_registered: if self_registered {
                 target_host.as_deref().or(Some(""))
             } else {
@@ -121,8 +131,20 @@ pub async fn submit(State(app): State<App>, lang: Lang, jar: CookieJar, Form(f):
             .await?
             .map(|s| s.split(' ').map(str::to_owned).collect())
             .unwrap_or_default();
-        let licence_tokens = req.licence_types.iter().flatten().map(|t| format!("licence:{t}"));
-        for s in req.scopes.iter().cloned().chain(licence_tokens) {
+        // The organisation the person acts for is consented for by name (`org:<id>`).
+        let client = app.db.client(&pending.client_id).await?;
+        let acting_org = match (
+            req.acting_of(&session.person_id).filter(|a| !a.is_empty()),
+            &client,
+        ) {
+            (Some(rep), Some(c)) => identity::acting_options(&app, &session.person_id, c, now)
+                .await?
+                .into_iter()
+                .find(|(r, _)| r.id == rep)
+                .map(|(_, org)| org.id),
+            _ => None,
+        };
+        for s in req.consent_tokens(acting_org.as_deref()) {
             if !scopes.contains(&s) {
                 scopes.push(s);
             }

@@ -24,6 +24,7 @@ use crate::services::oidc::authorize::{
 use crate::services::oidc::claims;
 use crate::store::clients::Client;
 use crate::store::families::{CodeRow, Family};
+use crate::store::orgs::{Organisation, Representation};
 use crate::store::sessions::SessionRow;
 
 pub const PAR_URN: &str = "urn:ietf:params:oauth:request_uri:";
@@ -158,16 +159,27 @@ pub async fn continue_request(
         (Some(login_sid), Some(s)) => s.sid == login_sid,
         _ => false,
     };
-    let hint_matches = match (&req.id_token_hint, session_row) {
-        (Some(hint), Some(s)) => match hint_subject(app, hint) {
-            Some(sub) => Some(sub == claims::subject(app, client, &s.person_id)),
-            None => {
-                let e =
-                    OAuthError::invalid_request("id_token_hint is not a valid ID token from this provider");
-                return Ok(respond_error(app, &req.target, &e));
-            }
-        },
-        _ => None,
+    let wants_org = req.scopes.iter().any(|s| s == "org");
+    let options = match session_row {
+        Some(s) if wants_org || req.id_token_hint.is_some() || req.requested_sub().is_some() => {
+            identity::acting_options(app, &s.person_id, client, now).await?
+        }
+        _ => Vec::new(),
+    };
+    // Whom the app names (id_token_hint, a `claims` sub value): the person, or an organisation the
+    // person currently represents for this app (the subject an acting grant gave the app).
+    let mut named = Vec::new();
+    if let Some(hint) = &req.id_token_hint {
+        let Some(sub) = hint_subject(app, hint) else {
+            let e = OAuthError::invalid_request("id_token_hint is not a valid ID token from this provider");
+            return Ok(respond_error(app, &req.target, &e));
+        };
+        named.push(sub);
+    }
+    named.extend(req.requested_sub().map(str::to_owned));
+    let (hint_matches, named_acting) = match session_row {
+        Some(s) if !named.is_empty() => named_subject(app, client, s, &options, &named, wants_org),
+        _ => (None, None),
     };
     let consented = match session_row {
         // yunid's own console is first party: nothing to consent to.
@@ -175,55 +187,85 @@ pub async fn continue_request(
         Some(s) => app.db.consent(&s.person_id, &client.id).await?,
         None => None,
     };
-    let decision = authorize::decide(
-        &req,
-        client,
-        &Situation {
-            session: session_row,
-            fresh_login,
-            hint_matches,
-            consented: consented.as_deref(),
-            now,
+    let situation = |acting_org| Situation {
+        session: session_row,
+        fresh_login,
+        hint_matches,
+        consented: consented.as_deref(),
+        acting_org,
+        now,
+    };
+    let session = match authorize::decide(&req, client, &situation(None)) {
+        Decision::Fail(e) => return fail(app, pending, &req, &e, now).await,
+        Decision::Login => return to_page(app, jar, "/login", pending, &req, now).await,
+        Decision::Consent | Decision::Issue => match session_row {
+            Some(s) => s,
+            None => return Ok(page::error(StatusCode::BAD_REQUEST, "no session")),
         },
-    );
-    match decision {
-        Decision::Fail(e) => {
-            if let Some(p) = pending {
-                app.db.finish_auth_request(p.id_hash, p.browser_hash, now).await?;
+    };
+    // Whom the person acts as: chosen by the person (never the app) before consent, since consent is
+    // given per organisation.
+    if req.acting_of(&session.person_id).is_none() {
+        req.acting = None;
+        req.acting_by = None;
+    }
+    if wants_org && req.acting.is_none() {
+        let silent = req.has_prompt("none");
+        let acting = match named_acting {
+            // The app holds this subject already (a grant as that organisation, or as the person).
+            Some(acting) => Some(acting),
+            None if options.is_empty() => Some(String::new()),
+            None if silent => match req.hinted_org(&options) {
+                // Without a page, only an organisation consented to before; the same answer for every
+                // other (none represented, another company, a company never consented) — no hint about
+                // which companies exist.
+                Some(rep) => {
+                    let org = options
+                        .iter()
+                        .find(|(r, _)| r.id == rep)
+                        .map(|(_, o)| o.id.as_str());
+                    match authorize::decide(&req, client, &situation(org)) {
+                        Decision::Issue => Some(rep),
+                        _ => {
+                            let e = OAuthError::consent_required("consent is needed");
+                            return fail(app, pending, &req, &e, now).await;
+                        }
+                    }
+                }
+                None if req.login_hint.as_deref().is_some_and(|h| h.starts_with("org:")) => {
+                    let e = OAuthError::consent_required("consent is needed");
+                    return fail(app, pending, &req, &e, now).await;
+                }
+                // No organisation named: the person as themself, whatever they represent.
+                None => Some(String::new()),
+            },
+            None => None,
+        };
+        match acting {
+            Some(a) => {
+                req.acting = Some(a);
+                req.acting_by = Some(session.person_id.clone());
             }
-            Ok(respond_error(app, &req.target, &e))
+            None => return to_page(app, jar, "/act-as", pending, &req, now).await,
         }
-        Decision::Issue => {
-            let Some(session) = session_row else {
-                return Ok(page::error(StatusCode::BAD_REQUEST, "no session"));
-            };
-            // An acting-for choice counts only for the person who made it.
-            if req.acting.is_some() && req.acting_of(&session.person_id).is_none() {
+    }
+    let acting_org = match req.acting.as_deref().filter(|a| !a.is_empty()) {
+        None => None,
+        Some(rep) => match options.iter().find(|(r, _)| r.id == rep) {
+            Some((_, org)) => Some(org.id.as_str()),
+            // The representation ended meanwhile: ask again.
+            None => {
                 req.acting = None;
                 req.acting_by = None;
+                return to_page(app, jar, "/act-as", pending, &req, now).await;
             }
-            if req.acting.is_none() && req.scopes.iter().any(|s| s == "org") {
-                let options = identity::acting_options(app, &session.person_id, client, now).await?;
-                // An app may name the organisation: login_hint=org:<credit code>.
-                let hinted = req
-                    .login_hint
-                    .as_deref()
-                    .and_then(|h| h.strip_prefix("org:"))
-                    .map(|code| code.trim().to_ascii_uppercase())
-                    .and_then(|code| options.iter().find(|(_, o)| o.credit_code == code));
-                if let Some((rep, _)) = hinted {
-                    req.acting = Some(rep.id.clone());
-                    req.acting_by = Some(session.person_id.clone());
-                } else if options.is_empty() {
-                    req.acting = Some(String::new());
-                    req.acting_by = Some(session.person_id.clone());
-                } else if req.has_prompt("none") {
-                    let e = OAuthError::interaction_required("the person must choose whom to act for");
-                    return Ok(respond_error(app, &req.target, &e));
-                } else {
-                    return to_page(app, jar, "/act-as", pending, &req, now).await;
-                }
-            }
+        },
+    };
+    match authorize::decide(&req, client, &situation(acting_org)) {
+        Decision::Fail(e) => fail(app, pending, &req, &e, now).await,
+        Decision::Login => to_page(app, jar, "/login", pending, &req, now).await,
+        Decision::Consent => to_page(app, jar, "/consent", pending, &req, now).await,
+        Decision::Issue => {
             if let Some(p) = pending
                 && !app.db.finish_auth_request(p.id_hash, p.browser_hash, now).await?
             {
@@ -235,9 +277,56 @@ pub async fn continue_request(
             let code = issue_code(app, client, &req, session, now).await?;
             Ok(respond(app, &req.target, vec![("code", code)]))
         }
-        Decision::Login => to_page(app, jar, "/login", pending, &req, now).await,
-        Decision::Consent => to_page(app, jar, "/consent", pending, &req, now).await,
     }
+}
+
+/// Ends a pending request with an error sent to the app.
+async fn fail(
+    app: &App,
+    pending: Option<PendingRef<'_>>,
+    req: &AuthRequest,
+    e: &OAuthError,
+    now: i64,
+) -> anyhow::Result<Response> {
+    if let Some(p) = pending {
+        app.db.finish_auth_request(p.id_hash, p.browser_hash, now).await?;
+    }
+    Ok(respond_error(app, &req.target, e))
+}
+
+type Options = [(Representation, Organisation)];
+
+/// Checks the subjects an app named against the signed-in person: `(Some(true), acting)` when every one
+/// is the person (`acting` = `""`) or one organisation they represent for this app (`acting` = its
+/// representation), `(Some(false), None)` otherwise. An organisation counts only when `org` is asked.
+fn named_subject(
+    app: &App,
+    client: &Client,
+    session: &SessionRow,
+    options: &Options,
+    named: &[String],
+    wants_org: bool,
+) -> (Option<bool>, Option<String>) {
+    let own = claims::subject(app, client, &session.person_id);
+    let mut acting: Option<String> = None;
+    for sub in named {
+        let this = if *sub == own {
+            Some(String::new())
+        } else if wants_org {
+            options
+                .iter()
+                .find(|(_, org)| claims::subject(app, client, &org.id) == *sub)
+                .map(|(rep, _)| rep.id.clone())
+        } else {
+            None
+        };
+        match (this, &acting) {
+            (None, _) => return (Some(false), None),
+            (Some(a), Some(b)) if a != *b => return (Some(false), None),
+            (Some(a), _) => acting = Some(a),
+        }
+    }
+    (Some(true), acting)
 }
 
 /// Sends the browser to one of our pages for this request, storing the request first if needed (bound
@@ -311,14 +400,18 @@ pub async fn issue_code(
         session_sid: Some(session.sid.clone()),
         scope: req.scope_string(),
         claims: req.claims.as_ref().map(Value::to_string),
-        acr: session.acr,
+        acr: req.reported_acr(session.acr),
         amr: session.amr.clone(),
         auth_time: session.auth_time,
         nonce: req.nonce.clone(),
         created_at: now,
         expires_at: now + app.config.refresh_absolute_ttl,
         revoked_at: None,
-        acting_rep_id: req.acting.clone().filter(|a| !a.is_empty()),
+        // Acting for an organisation only where the app asked for `org` (and so may learn of it).
+        acting_rep_id: req
+            .acting
+            .clone()
+            .filter(|a| !a.is_empty() && req.scopes.iter().any(|s| s == "org")),
         licence_types: req.licence_types.clone().unwrap_or_default().join(" "),
     };
     app.db.insert_family(&family).await?;

@@ -40,7 +40,7 @@ pub async fn userinfo(State(app): State<App>, req: Request) -> Result<Response, 
             return Err(OAuthError::invalid_request("access token sent in more than one way").into());
         }
         (Some(t), None) | (None, Some(t)) => t,
-        (None, None) => return Err(Error::Bearer("no access token".into())),
+        (None, None) => return Err(Error::BearerMissing),
     };
     let at = tokens::parse_access_token(&app, &token, now).map_err(|e| Error::Bearer(e.description))?;
     let family_id = at
@@ -58,7 +58,9 @@ pub async fn userinfo(State(app): State<App>, req: Request) -> Result<Response, 
     let scope = at.claims.get("scope").and_then(Value::as_str).unwrap_or("");
     let scopes: Vec<&str> = scope.split(' ').collect();
     if !scopes.contains(&"openid") {
-        return Err(Error::Bearer("the openid scope was not granted".into()));
+        return Err(Error::InsufficientScope(
+            "the openid scope was not granted".into(),
+        ));
     }
     let client = app
         .db

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::OAuthError;
 use crate::services::params::Params;
 use crate::store::clients::Client;
+use crate::store::orgs::{Organisation, Representation};
 use crate::store::sessions::SessionRow;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,6 +70,86 @@ impl AuthRequest {
         self
     }
 
+    /// What a consent to this request covers: its scopes, each licence type (`licence:<code>`) and, when
+    /// acting for an organisation, that organisation (`org:<id>`): a consent given as oneself or for one
+    /// company does not release another company's data.
+    pub fn consent_tokens(&self, acting_org: Option<&str>) -> Vec<String> {
+        let licences = self
+            .licence_types
+            .iter()
+            .flatten()
+            .map(|t| format!("licence:{t}"));
+        self.scopes
+            .iter()
+            .cloned()
+            .chain(licences)
+            .chain(acting_org.map(|o| format!("org:{o}")))
+            .collect()
+    }
+
+    /// The representation `login_hint=org:<credit code>` names among the person's options, if any.
+    pub fn hinted_org(&self, options: &[(Representation, Organisation)]) -> Option<String> {
+        let code = self
+            .login_hint
+            .as_deref()?
+            .strip_prefix("org:")?
+            .trim()
+            .to_ascii_uppercase();
+        options
+            .iter()
+            .find(|(_, o)| o.credit_code == code)
+            .map(|(rep, _)| rep.id.clone())
+    }
+
+    /// The `sub` value the `claims` parameter insists on for the ID token (OIDC Core §5.5.1).
+    pub fn requested_sub(&self) -> Option<&str> {
+        self.claims
+            .as_ref()?
+            .get("id_token")?
+            .get("sub")?
+            .get("value")?
+            .as_str()
+    }
+
+    /// The essential `acr` values of the `claims` parameter, as levels yunid knows (1, 2); `None` when
+    /// no essential `acr` is asked, `Some(empty)` when none of the values asked can be met.
+    fn essential_acr(&self) -> Option<Vec<i64>> {
+        let acr = self.claims.as_ref()?.get("id_token")?.get("acr")?;
+        if acr.get("essential").and_then(serde_json::Value::as_bool) != Some(true) {
+            return None;
+        }
+        let values = acr
+            .get("values")
+            .and_then(|v| v.as_array().cloned())
+            .or_else(|| acr.get("value").map(|v| vec![v.clone()]))?;
+        Some(
+            values
+                .iter()
+                .filter_map(|v| v.as_str()?.parse::<i64>().ok())
+                .filter(|v| (1..=2).contains(v))
+                .collect(),
+        )
+    }
+
+    /// Whether an essential `acr` asks only for values yunid cannot reach (OIDC Core §5.5.1.1).
+    pub fn unsatisfiable_acr(&self) -> bool {
+        self.essential_acr().is_some_and(|v| v.is_empty())
+    }
+
+    /// The `acr` to report for a session at `session_acr`: with essential values asked, the highest of
+    /// them the session reaches (so the answer is one the app asked for, OIDC Core §5.5.1.1); else the
+    /// session's own.
+    pub fn reported_acr(&self, session_acr: i64) -> i64 {
+        match self.essential_acr() {
+            Some(values) => values
+                .into_iter()
+                .filter(|v| *v <= session_acr)
+                .max()
+                .unwrap_or(session_acr),
+            None => session_acr,
+        }
+    }
+
     /// Whether `person_id` answered this request's consent page.
     pub fn consent_answered_by(&self, person_id: &str) -> bool {
         self.consented_by.as_deref() == Some(person_id)
@@ -103,22 +184,7 @@ impl AuthRequest {
 
     /// The lowest `acr` this request insists on: the client's minimum, or an essential `acr` claim.
     pub fn required_acr(&self, client: &Client) -> i64 {
-        let essential = self
-            .claims
-            .as_ref()
-            .and_then(|c| c.get("id_token"))
-            .and_then(|c| c.get("acr"))
-            .filter(|acr| acr.get("essential").and_then(serde_json::Value::as_bool) == Some(true))
-            .and_then(|acr| {
-                let values = acr
-                    .get("values")
-                    .and_then(|v| v.as_array().cloned())
-                    .or_else(|| acr.get("value").map(|v| vec![v.clone()]))?;
-                values
-                    .iter()
-                    .filter_map(|v| v.as_str()?.parse::<i64>().ok())
-                    .min()
-            });
+        let essential = self.essential_acr().and_then(|v| v.into_iter().min());
         // `acr_values` (OIDC Core §3.1.2.1) lists acceptable levels: the lowest of those we know is needed.
         let requested = self
             .acr_values
@@ -345,6 +411,8 @@ pub struct Situation<'a> {
     pub hint_matches: Option<bool>,
     /// Scopes the person already consented to for this client.
     pub consented: Option<&'a str>,
+    /// The organisation (id) the request acts for, once chosen: its consent is recorded apart.
+    pub acting_org: Option<&'a str>,
     pub now: i64,
 }
 
@@ -357,6 +425,12 @@ pub fn decide(req: &AuthRequest, client: &Client, s: &Situation<'_>) -> Decision
             Decision::Login
         }
     };
+    if req.unsatisfiable_acr() {
+        // OIDC Core §5.5.1.1: an essential `acr` the OP cannot satisfy is a failed authentication.
+        return Decision::Fail(OAuthError::access_denied(
+            "none of the essential acr values can be satisfied (yunid offers 1 and 2)",
+        ));
+    }
     let Some(session) = s.session else {
         return login("no session");
     };
@@ -370,6 +444,12 @@ pub fn decide(req: &AuthRequest, client: &Client, s: &Situation<'_>) -> Decision
         if s.hint_matches == Some(false) {
             return login("id_token_hint names another person");
         }
+    } else if s.hint_matches == Some(false) {
+        // OIDC Core §3.1.2.1 / §5.5.1: a login made for this request as someone other than the one the
+        // app named gets no positive answer.
+        return Decision::Fail(OAuthError::login_required(
+            "the person who signed in is not the one the request names",
+        ));
     }
     if session.acr < req.required_acr(client) {
         // A login made for this request that is one factor short goes on to step-up (the login page
@@ -382,12 +462,9 @@ pub fn decide(req: &AuthRequest, client: &Client, s: &Situation<'_>) -> Decision
         return login("a stronger authentication is required");
     }
     let consented = s.consented.unwrap_or("");
-    let licence_tokens = req.licence_types.iter().flatten().map(|t| format!("licence:{t}"));
     let covered = req
-        .scopes
+        .consent_tokens(s.acting_org)
         .iter()
-        .cloned()
-        .chain(licence_tokens)
         .all(|scope| consented.split(' ').any(|c| c == scope));
     // A consent answered in this request counts only for the person who gave it (issue: a request
     // carried to another browser or another person must not reuse it).

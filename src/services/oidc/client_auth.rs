@@ -180,9 +180,11 @@ async fn by_assertion(
     .ok_or_else(|| fail("no matching client key"))?;
     let key = DecodingKey::from_jwk(jwk).map_err(|_| fail("client key unusable"))?;
     let mut validation = Validation::new(alg);
+    // RFC 7523 §3, RFC 9126 §2: the issuer, the token endpoint, or the PAR endpoint identify yunid.
     validation.set_audience(&[
         app.config.iss().to_owned(),
         app.config.endpoint("/token"),
+        app.config.endpoint("/par"),
         app.config.issuer.as_str().to_owned(),
     ]);
     validation.set_issuer(&[&client.id]);
