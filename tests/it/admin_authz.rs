@@ -181,8 +181,16 @@ async fn an_admins_two_factor_token_from_an_ordinary_app_is_refused_a_console_to
             .contains("not issued for the admin API"),
         "{problem}"
     );
-    let (status, _) = call(&env, &app_token, Method::POST, "/admin/api/keys/rotate", None).await;
-    assert_eq!(status, 401, "nor can it change anything");
+    let res = http()
+        .post(env.url("/admin/api/keys/rotate"))
+        .bearer_auth(&app_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401, "nor can it change anything");
+    // RFC 6750 §3.1: the app is told its token is not for this resource.
+    let challenge = res.headers()["www-authenticate"].to_str().unwrap();
+    assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
 
     // The console's own token for the same sign-in works.
     let token = console_token(&env, &inbox).await;

@@ -215,20 +215,22 @@ impl FromRequestParts<App> for Caller {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
-        let unauthorized = |m: &str| {
+        // RFC 6750 §3: no error code when no token came, `invalid_token` for one that cannot be used here.
+        let challenge = |m: &str, value: &'static str| {
             let mut res = Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", m).into_response();
             res.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
-                axum::http::HeaderValue::from_static("Bearer realm=\"yunid-admin\""),
+                axum::http::HeaderValue::from_static(value),
             );
             res
         };
+        let unauthorized = |m: &str| challenge(m, "Bearer realm=\"yunid-admin\", error=\"invalid_token\"");
         let token = parts
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or_else(|| unauthorized("a bearer token is required"))?;
+            .ok_or_else(|| challenge("a bearer token is required", "Bearer realm=\"yunid-admin\""))?;
         let now = app.now();
         let at =
             tokens::parse_access_token(app, token.trim(), now).map_err(|e| unauthorized(&e.description))?;
