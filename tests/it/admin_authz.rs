@@ -535,6 +535,24 @@ async fn every_change_made_from_the_command_line_is_audited_with_the_operator(ba
             "示例公司",
         ],
     );
+    cli(
+        &env,
+        &[
+            "org",
+            "represent",
+            "--id-number",
+            &person_number,
+            "--credit-code",
+            "91350100M000100Y43",
+            "--role",
+            "manager",
+        ],
+    );
+    cli(
+        &env,
+        &["org", "allow-code", "--credit-code", "91350100M000100Y99"],
+    );
+    cli(&env, &["registration-token", "issue", "--department", "tax"]);
     cli(&env, &["keys", "rotate"]);
     cli(
         &env,
@@ -572,6 +590,9 @@ async fn every_change_made_from_the_command_line_is_audited_with_the_operator(ba
         "client.licence_types.allow",
         "licence.import",
         "organisation.create",
+        "representation.create",
+        "credit_code.allow",
+        "registration_token.issue",
         "keys.rotate",
         "admin.grant",
         "admin.revoke",
