@@ -1,4 +1,5 @@
-//! The `yunid` command line: serve (default), migrate, keys, client, person.
+//! The `yunid` command line: serve (default), migrate, keys, client, person. Every command that
+//! changes something records it in the audit trail as `cli:<operating-system user>`.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -104,6 +105,15 @@ enum AdminCommand {
     },
     /// Grant an admin role: super_admin, department_admin (with --department), counter_clerk, auditor.
     Grant {
+        #[arg(long)]
+        id_number: String,
+        #[arg(long)]
+        role: String,
+        #[arg(long, default_value = "")]
+        department: String,
+    },
+    /// Take an admin role away; the person's admin API tokens and console pages stop working at once.
+    Revoke {
         #[arg(long)]
         id_number: String,
         #[arg(long)]
@@ -353,13 +363,27 @@ async fn keys(config: Config, command: KeysCommand) -> anyhow::Result<()> {
     let db = yunid::store::Db::connect(&config.database_url, 2).await?;
     rotation::bootstrap(&db, &kek, &store, now).await?;
     if let KeysCommand::Rotate = command {
-        for k in rotation::rotate(&db, &kek, now).await? {
+        let added = rotation::rotate(&db, &kek, now).await?;
+        for k in &added {
             println!(
                 "next {} key {} (signs once every node publishes it)",
                 k.alg.as_str(),
                 k.kid
             );
         }
+        let kids: Vec<&str> = added.iter().map(|k| k.kid.as_str()).collect();
+        db.append_audit(
+            &yunid::store::audit::NewEvent {
+                actor: &cli_actor(),
+                action: "keys.rotate",
+                address: "cli",
+                outcome: "success",
+                detail: serde_json::json!({ "new": kids }).to_string(),
+                ..Default::default()
+            },
+            now,
+        )
+        .await?;
     }
     let grace = yunid::app::publish_grace(&config);
     for k in rotation::list(&db, now, grace).await? {
@@ -375,6 +399,48 @@ fn split(values: Vec<String>) -> Vec<String> {
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
         .collect()
+}
+
+/// Who ran a command, as the audit trail names them: `cli:<operating-system user>`, or `cli:operator`
+/// when the user is unknown or the name is not a plain one. (Whoever runs the CLI holds the database
+/// credentials: this attributes, it does not authenticate.)
+fn cli_actor() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_default();
+    let plain = !user.is_empty()
+        && user.len() <= 64
+        && user
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if plain {
+        format!("cli:{user}")
+    } else {
+        "cli:operator".to_owned()
+    }
+}
+
+/// Records a change made from the command line; a change that cannot be audited is reported as failed.
+async fn cli_audit(
+    app: &App,
+    action: &str,
+    subject: &str,
+    client_id: &str,
+    detail: serde_json::Value,
+) -> anyhow::Result<()> {
+    yunid::services::audit::record(
+        app,
+        yunid::store::audit::NewEvent {
+            actor: &cli_actor(),
+            action,
+            subject,
+            client_id,
+            address: "cli",
+            outcome: "success",
+            detail: detail.to_string(),
+        },
+    )
+    .await
 }
 
 async fn client(config: Config, command: ClientCommand) -> anyhow::Result<()> {
@@ -426,7 +492,15 @@ async fn client(config: Config, command: ClientCommand) -> anyhow::Result<()> {
         println!("client_secret: {secret}");
         println!("(the secret is shown only now; yunid keeps only its hash)");
     }
-    Ok(())
+    // After the secret is shown: a failure to audit must not lose it.
+    cli_audit(
+        &app,
+        "client.create",
+        &client.id,
+        &client.id,
+        serde_json::json!({ "name": client.name, "scopes": client.scopes, "grant_types": client.grant_types }),
+    )
+    .await
 }
 
 async fn person(config: Config, command: PersonCommand) -> anyhow::Result<()> {
@@ -444,6 +518,8 @@ async fn person(config: Config, command: PersonCommand) -> anyhow::Result<()> {
         None
     };
     let app = App::new(config).await?;
+    let with_phone = phone.is_some();
+    let with_password = password.is_some();
     let id = registry::add_person(
         &app,
         NewPerson {
@@ -453,6 +529,15 @@ async fn person(config: Config, command: PersonCommand) -> anyhow::Result<()> {
             phone,
             password,
         },
+    )
+    .await?;
+    // Never the ID number in the trail: the person's id names them.
+    cli_audit(
+        &app,
+        "person.create",
+        &id,
+        "",
+        serde_json::json!({ "phone": with_phone, "password": with_password }),
     )
     .await?;
     println!("person_id: {id}");
@@ -470,11 +555,20 @@ async fn org(config: Config, command: OrgCommand) -> anyhow::Result<()> {
             r#type,
         } => {
             let org = identity::add_org(&app, &credit_code, &name, &r#type).await?;
+            cli_audit(
+                &app,
+                "organisation.create",
+                &org.id,
+                "",
+                serde_json::json!({ "name": name, "type": r#type }),
+            )
+            .await?;
             println!("org_id: {}", org.id);
         }
         OrgCommand::AllowCode { credit_code } => {
             let code = credit_code.trim().to_ascii_uppercase();
-            app.db.allow_credit_code(&code, "cli", app.now()).await?;
+            app.db.allow_credit_code(&code, &cli_actor(), app.now()).await?;
+            cli_audit(&app, "credit_code.allow", &code, "", serde_json::json!({})).await?;
             println!("allowed {code}");
         }
         OrgCommand::Represent {
@@ -509,7 +603,15 @@ async fn org(config: Config, command: OrgCommand) -> anyhow::Result<()> {
                     valid_from: now,
                     valid_until: days.map(|d| now + d * 86_400),
                 },
-                "cli",
+                &cli_actor(),
+            )
+            .await?;
+            cli_audit(
+                &app,
+                "representation.create",
+                &rep.id,
+                "",
+                serde_json::json!({ "person_id": rep.person_id, "org_id": rep.org_id, "role": rep.role.as_str() }),
             )
             .await?;
             println!("representation_id: {}", rep.id);
@@ -539,12 +641,35 @@ async fn licence(config: Config, command: LicenceCommand) -> anyhow::Result<()> 
                 holder_kind: holder,
                 released_fields: split(fields),
             };
+            let created = app.db.licence_type(&ty.code).await?.is_none();
             app.db.upsert_licence_type(&ty, app.now()).await?;
+            cli_audit(
+                &app,
+                "licence_type.put",
+                &ty.code,
+                "",
+                serde_json::json!({
+                    "created": created, "name": ty.name, "authority": ty.authority,
+                    "holder_kind": ty.holder_kind, "released_fields": ty.released_fields,
+                }),
+            )
+            .await?;
             println!("licence type {} saved", ty.code);
         }
         LicenceCommand::Import { file, atomic } => {
             let text = std::fs::read_to_string(&file)?;
             let report = yunid::services::licence::import(&app, &text, atomic, app.now()).await?;
+            cli_audit(
+                &app,
+                "licence.import",
+                "",
+                "",
+                serde_json::json!({
+                    "atomic": atomic, "imported": report.imported, "ids": report.ids,
+                    "bad_lines": report.errors.len(),
+                }),
+            )
+            .await?;
             for (line, message) in &report.errors {
                 eprintln!("{}:{line}: {message}", file.display());
             }
@@ -564,6 +689,14 @@ async fn licence(config: Config, command: LicenceCommand) -> anyhow::Result<()> 
                 "no such licence type"
             );
             app.db.allow_licence_type(&client, &type_code).await?;
+            cli_audit(
+                &app,
+                "client.licence_types.allow",
+                &client,
+                &client,
+                serde_json::json!({ "licence_types": [type_code] }),
+            )
+            .await?;
             println!("client {client} may receive {type_code}");
         }
     }
@@ -579,6 +712,11 @@ async fn admin(config: Config, command: AdminCommand) -> anyhow::Result<()> {
             role,
             department,
         } => (id_number, role, department, false),
+        AdminCommand::Revoke {
+            id_number,
+            role,
+            department,
+        } => return revoke_admin(&app, &id_number, &role, &department).await,
     };
     anyhow::ensure!(
         yunid::services::admin::Role::parse(&role, &department).is_some(),
@@ -594,21 +732,37 @@ async fn admin(config: Config, command: AdminCommand) -> anyhow::Result<()> {
         .await?
         .ok_or_else(|| anyhow::anyhow!("no person with that ID number"))?;
     app.db
-        .grant_admin_role(&person.id, &role, &department, "cli", app.now())
+        .grant_admin_role(&person.id, &role, &department, &cli_actor(), app.now())
         .await?;
-    yunid::services::audit::record(
+    cli_audit(
         &app,
-        yunid::store::audit::NewEvent {
-            actor: "cli",
-            action: "admin.grant",
-            subject: &person.id,
-            outcome: "success",
-            detail: serde_json::json!({ "role": role, "department": department }).to_string(),
-            ..Default::default()
-        },
+        "admin.grant",
+        &person.id,
+        "",
+        serde_json::json!({ "role": role, "department": department, "bootstrap": bootstrap }),
     )
     .await?;
     println!("{} is now {role}", person.id);
+    Ok(())
+}
+
+async fn revoke_admin(app: &App, id_number: &str, role: &str, department: &str) -> anyhow::Result<()> {
+    let person = yunid::services::login::find_person(app, id_number)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no person with that ID number"))?;
+    anyhow::ensure!(
+        app.db.revoke_admin_role(&person.id, role, department).await?,
+        "the person does not hold that role"
+    );
+    cli_audit(
+        app,
+        "admin.revoke",
+        &person.id,
+        "",
+        serde_json::json!({ "role": role, "department": department }),
+    )
+    .await?;
+    println!("{} is no longer {role}", person.id);
     Ok(())
 }
 
@@ -654,7 +808,7 @@ async fn registration_token(config: Config, command: RegistrationTokenCommand) -
                 department,
                 note,
             };
-            let (secret, row) = registration::new_token(request, "cli", now)
+            let (secret, row) = registration::new_token(request, &cli_actor(), now)
                 .map_err(|(_, message)| anyhow::anyhow!(message))?;
             app.db.insert_registration_token(&row).await?;
             println!("id {}\ntoken {secret}", row.id);
@@ -671,16 +825,5 @@ async fn registration_token(config: Config, command: RegistrationTokenCommand) -
             ("registration_token.revoke", id, serde_json::json!({}))
         }
     };
-    yunid::services::audit::record(
-        &app,
-        yunid::store::audit::NewEvent {
-            actor: "cli",
-            action,
-            subject: &subject,
-            outcome: "success",
-            detail: detail.to_string(),
-            ..Default::default()
-        },
-    )
-    .await
+    cli_audit(&app, action, &subject, "", detail).await
 }

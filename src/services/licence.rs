@@ -205,6 +205,8 @@ pub async fn push(
 #[derive(Debug, Default, Serialize)]
 pub struct ImportReport {
     pub imported: usize,
+    /// The identifiers of the licences written.
+    pub ids: Vec<String>,
     pub errors: Vec<(usize, String)>,
 }
 
@@ -240,6 +242,7 @@ pub async fn import(app: &App, text: &str, atomic: bool, now: i64) -> anyhow::Re
     }
     tx.commit().await?;
     report.imported = rows.len();
+    report.ids = rows.into_iter().map(|r| r.id).collect();
     Ok(report)
 }
 

@@ -1,6 +1,7 @@
 //! The domain: plain Rust, time passed in, no HTTP types.
 
 pub mod admin;
+pub mod admin_access;
 pub mod audit;
 pub mod console;
 pub mod identity;

@@ -242,6 +242,19 @@ impl Db {
         rows.iter().map(from_row).collect()
     }
 
+    /// The newest events before sequence number `before`, newest first (a page of the console's list).
+    pub async fn audit_events_before(&self, before: i64, limit: i64) -> Result<Vec<AuditEvent>, sqlx::Error> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM audit_events WHERE seq < $1 ORDER BY seq DESC LIMIT $2"
+        ));
+        let rows = sqlx::query(sql)
+            .bind(before)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(from_row).collect()
+    }
+
     /// (anchor seq, anchor hash, head seq, head hash).
     pub async fn audit_head(&self) -> Result<(i64, String, i64, String), sqlx::Error> {
         let r = sqlx::query("SELECT seq, hash, anchor_seq, anchor_hash FROM audit_head WHERE id = 1")

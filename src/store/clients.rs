@@ -256,6 +256,23 @@ impl Db {
             .collect()
     }
 
+    /// Takes a role away; false when the person did not hold it.
+    pub async fn revoke_admin_role(
+        &self,
+        person_id: &str,
+        role: &str,
+        department: &str,
+    ) -> Result<bool, sqlx::Error> {
+        let done =
+            sqlx::query("DELETE FROM admin_roles WHERE person_id = $1 AND role = $2 AND department = $3")
+                .bind(person_id)
+                .bind(role)
+                .bind(department)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     pub async fn grant_admin_role(
         &self,
         person_id: &str,

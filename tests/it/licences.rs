@@ -139,7 +139,8 @@ async fn setup(env: &Env) -> String {
     token
 }
 
-async fn app_allowed(env: &Env, token: &str, types: &[&str]) -> TestClient {
+/// An app a super admin lets receive `types` (a data-release decision the library cannot make).
+async fn app_allowed(env: &Env, types: &[&str]) -> TestClient {
     let client = env
         .client_with(NewClient {
             name: "公积金中心".into(),
@@ -150,9 +151,10 @@ async fn app_allowed(env: &Env, token: &str, types: &[&str]) -> TestClient {
             ..NewClient::default()
         })
         .await;
+    let super_admin = crate::admin::admin_token(env, "yunid:admin").await;
     let (s, body) = admin(
         env,
-        token,
+        &super_admin,
         reqwest::Method::PUT,
         &format!("/admin/api/clients/{}/licence-types", client.id),
         json!(types),
@@ -275,7 +277,7 @@ async fn a_citizens_and_a_companys_licences_are_released_after_consent(backend: 
     )
     .await;
     assert_eq!(s, 201, "{body}");
-    let client = app_allowed(&env, &token, &[DRIVING, BUSINESS]).await;
+    let client = app_allowed(&env, &[DRIVING, BUSINESS]).await;
 
     let (tokens, consent) = sign_in(&env, &client, "openid licences", None, None).await;
     assert!(
@@ -348,7 +350,7 @@ async fn a_type_the_app_is_not_allowed_is_never_released(backend: Backend) {
         business_licence(),
     )
     .await;
-    let client = app_allowed(&env, &token, &[DRIVING]).await;
+    let client = app_allowed(&env, &[DRIVING]).await;
     // Asking for the business licence by name in the claims parameter changes nothing.
     let claims = format!(
         r#"{{"userinfo":{{"verified_claims":{{"verification":{{"evidence":[{{"type":"electronic_record","record":{{"type":{{"value":"{BUSINESS}"}}}}}}]}},"claims":null}}}}}}"#
@@ -373,7 +375,7 @@ async fn a_suspended_or_expired_licence_is_gone_at_once(backend: Backend) {
     old["valid_from"] = json!("2000-01-01");
     old["valid_until"] = json!("2010-01-01");
     admin(&env, &token, reqwest::Method::POST, "/admin/api/licences", old).await;
-    let client = app_allowed(&env, &token, &[DRIVING]).await;
+    let client = app_allowed(&env, &[DRIVING]).await;
     let (tokens, _) = sign_in(&env, &client, "openid licences", None, None).await;
     let released = licences(&userinfo(&env, &tokens).await);
     assert_eq!(released.len(), 1, "the expired one is not released");
@@ -422,7 +424,7 @@ async fn licences_go_in_the_id_token_only_when_asked_there(backend: Backend) {
         driving_licence("21"),
     )
     .await;
-    let client = app_allowed(&env, &token, &[DRIVING]).await;
+    let client = app_allowed(&env, &[DRIVING]).await;
     let (plain, _) = sign_in(&env, &client, "openid licences", None, None).await;
     let id = crate::common::wire::jwt_parts(plain["id_token"].as_str().unwrap()).1;
     assert!(licences(&id).is_empty());
@@ -637,8 +639,8 @@ async fn the_upstream_library_is_used_when_up_and_never_blocks_when_slow_or_down
         c.licence_upstream_ttl = 0;
     })
     .await;
-    let token = setup(&env).await;
-    let client = app_allowed(&env, &token, &[DRIVING]).await;
+    setup(&env).await;
+    let client = app_allowed(&env, &[DRIVING]).await;
     let (tokens, _) = sign_in(&env, &client, "openid licences", None, None).await;
 
     // Slow: the answer comes back without the licence, within the timeout, and the log says why.

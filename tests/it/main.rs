@@ -4,6 +4,7 @@ mod common;
 
 mod admin;
 mod admin_api;
+mod admin_authz;
 mod attacks;
 mod authorize_errors;
 mod binding;

@@ -839,6 +839,7 @@ async fn cli(env: &Env, args: &[&str]) -> String {
         .args(args)
         .env("YUNID_DATABASE_URL", &env.db.url)
         .env("YUNID_KEYS_DIR", env.keys.path())
+        .env("USER", "registrar")
         .output()
         .await
         .unwrap();
@@ -876,7 +877,7 @@ async fn operator_issues_and_revokes_initial_access_tokens_on_the_command_line(b
     let (_, _, audit) = call(
         &env,
         Method::GET,
-        "/admin/api/audit?actor=cli",
+        "/admin/api/audit?actor=cli:registrar",
         Some(&admin),
         None,
     )

@@ -1,5 +1,8 @@
 //! `/admin/api/licence-types`, `/admin/api/licences`, and which licence types an app may receive.
-//! Scope `yunid:licences`.
+//! The catalogue and the records: scope `yunid:licences` (the e-licence library) or a super admin.
+//! Which types an app receives is a data-release decision: super admins only (as in `PATCH` on an app).
+//! Every change is audited, a refused one too; events never carry a holder's code (it may be an ID
+//! number), only licence identifiers, type codes and counts.
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -10,8 +13,10 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::edit::{JsonBody, body};
+use super::manage::Ctx;
 use super::{Caller, Problem};
 use crate::app::App;
+use crate::http::forms::ClientAddr;
 use crate::services::admin::Role;
 use crate::services::licence::{self, LicenceError, LicenceInput, STATUSES};
 use crate::store::licences::LicenceType;
@@ -54,12 +59,15 @@ struct TypeBody {
 async fn put_type(
     State(app): State<App>,
     caller: Caller,
+    ClientAddr(address): ClientAddr,
     Path(code): Path<String>,
     parsed: JsonBody<TypeBody>,
 ) -> Result<Response, Problem> {
-    caller.require(caller.0.has(&Role::LicenceLibrary), "manage licences")?;
-    let b = body(parsed)?;
+    let ctx = Ctx::of(&app, &caller, &address);
     let code = code.trim().to_ascii_uppercase();
+    ctx.forbid(caller.0.has(&Role::LicenceLibrary), "licence_type.put", &code, "")
+        .await?;
+    let b = body(parsed)?;
     let well_formed = code.len() == 21
         && code[18..].bytes().all(|c| c.is_ascii_digit())
         && crate::identity::CreditCode::parse_allowing(&code[..18], &|_| true).is_ok();
@@ -82,23 +90,46 @@ async fn put_type(
         holder_kind: b.holder_kind,
         released_fields: b.released_fields,
     };
+    let before = app.db.licence_type(&ty.code).await.map_err(Problem::internal)?;
     app.db
         .upsert_licence_type(&ty, app.now())
         .await
         .map_err(Problem::internal)?;
+    ctx.audit(
+        "licence_type.put",
+        &ty.code,
+        "",
+        "success",
+        json!({
+            "created": before.is_none(), "name": ty.name, "authority": ty.authority,
+            "holder_kind": ty.holder_kind, "released_fields": ty.released_fields,
+        }),
+    )
+    .await?;
     Ok(Json(ty).into_response())
 }
 
 async fn push(
     State(app): State<App>,
     caller: Caller,
+    ClientAddr(address): ClientAddr,
     parsed: JsonBody<LicenceInput>,
 ) -> Result<Response, Problem> {
-    caller.require(caller.0.has(&Role::LicenceLibrary), "manage licences")?;
+    let ctx = Ctx::of(&app, &caller, &address);
+    ctx.forbid(caller.0.has(&Role::LicenceLibrary), "licence.push", "", "")
+        .await?;
     let input = body(parsed)?;
     let row = licence::push(&app, &input, "push", app.now())
         .await
         .map_err(licence_problem)?;
+    ctx.audit(
+        "licence.push",
+        &row.id,
+        "",
+        "success",
+        json!({ "type_code": row.type_code, "status": row.status }),
+    )
+    .await?;
     tracing::info!(actor = %caller.0.actor, licence = %row.id, "licence pushed");
     Ok((
         StatusCode::CREATED,
@@ -117,13 +148,33 @@ struct ImportQuery {
 async fn import(
     State(app): State<App>,
     caller: Caller,
+    ClientAddr(address): ClientAddr,
     Query(q): Query<ImportQuery>,
     text: String,
 ) -> Result<Response, Problem> {
-    caller.require(caller.0.has(&Role::LicenceLibrary), "manage licences")?;
+    let ctx = Ctx::of(&app, &caller, &address);
+    ctx.forbid(caller.0.has(&Role::LicenceLibrary), "licence.import", "", "")
+        .await?;
     let report = licence::import(&app, &text, q.atomic, app.now())
         .await
         .map_err(Problem::internal)?;
+    // One event per import, naming every licence it wrote (the body limit bounds the list).
+    let outcome = if report.errors.is_empty() {
+        "success"
+    } else {
+        "partial"
+    };
+    ctx.audit(
+        "licence.import",
+        "",
+        "",
+        outcome,
+        json!({
+            "atomic": q.atomic, "imported": report.imported, "ids": report.ids,
+            "bad_lines": report.errors.len(),
+        }),
+    )
+    .await?;
     let status = if report.errors.is_empty() {
         StatusCode::OK
     } else {
@@ -150,10 +201,13 @@ struct StatusBody {
 async fn set_status(
     State(app): State<App>,
     caller: Caller,
+    ClientAddr(address): ClientAddr,
     Path(id): Path<String>,
     parsed: JsonBody<StatusBody>,
 ) -> Result<Response, Problem> {
-    caller.require(caller.0.has(&Role::LicenceLibrary), "manage licences")?;
+    let ctx = Ctx::of(&app, &caller, &address);
+    ctx.forbid(caller.0.has(&Role::LicenceLibrary), "licence.status", &id, "")
+        .await?;
     let b = body(parsed)?;
     if !STATUSES.contains(&b.status.as_str()) {
         return Err(Problem::field(
@@ -162,6 +216,12 @@ async fn set_status(
         ));
     }
     let id = crate::identity::LicenceId::parse(&id).map_err(|e| Problem::field("id", e.to_string()))?;
+    let before = app
+        .db
+        .licence(id.as_str())
+        .await
+        .map_err(Problem::internal)?
+        .map(|l| l.status);
     let found = app
         .db
         .set_licence_status(id.as_str(), &b.status, app.now())
@@ -174,16 +234,35 @@ async fn set_status(
             "no licence with this identifier",
         ));
     }
+    ctx.audit(
+        "licence.status",
+        id.as_str(),
+        "",
+        "success",
+        json!({ "status": b.status, "before": before }),
+    )
+    .await?;
     Ok(Json(json!({ "id": id.as_str(), "status": b.status })).into_response())
 }
 
+/// Lets an app receive more licence types (added to those it may receive already).
 async fn allow_types(
     State(app): State<App>,
     caller: Caller,
+    ClientAddr(address): ClientAddr,
     Path(client_id): Path<String>,
     parsed: JsonBody<Vec<String>>,
 ) -> Result<Response, Problem> {
-    caller.require(caller.0.has(&Role::LicenceLibrary), "manage licences")?;
+    let ctx = Ctx::of(&app, &caller, &address);
+    // A data-release decision, as in `PATCH /admin/api/clients/{id}`: the library defines types and
+    // pushes records, it does not decide who receives them.
+    ctx.forbid(
+        caller.0.is_super(),
+        "client.licence_types.allow",
+        &client_id,
+        &client_id,
+    )
+    .await?;
     let codes = body(parsed)?;
     if app
         .db
@@ -214,5 +293,13 @@ async fn allow_types(
             .await
             .map_err(Problem::internal)?;
     }
+    ctx.audit(
+        "client.licence_types.allow",
+        &client_id,
+        &client_id,
+        "success",
+        json!({ "licence_types": codes }),
+    )
+    .await?;
     Ok(Json(json!({ "client_id": client_id, "licence_types": codes })).into_response())
 }

@@ -19,7 +19,7 @@ use crate::identity::{Phone, ResidentId};
 use crate::services::admin::{Admin, Role};
 use crate::services::registry::{self, NewClient};
 use crate::services::{audit, logout};
-use crate::store::audit::NewEvent;
+use crate::store::audit::{AuditEvent, NewEvent};
 use crate::store::persons::PersonRow;
 
 pub fn router() -> Router<App> {
@@ -505,6 +505,62 @@ pub async fn audit_events(app: &App, admin: &Admin, q: &AuditQuery) -> Result<Ve
         out.push(serde_json::to_value(&e).map_err(Problem::internal)?);
     }
     Ok(out)
+}
+
+/// One page of the trail as this admin may see it, newest first, starting below sequence number `before`
+/// (the newest when absent); with the `before` of the next (older) page when there is one.
+pub async fn newest_audit_events(
+    app: &App,
+    admin: &Admin,
+    before: Option<i64>,
+    page: usize,
+) -> Result<(Vec<AuditEvent>, Option<i64>), Problem> {
+    const BATCH: i64 = 500;
+    // A department admin's events may be sparse: scan at most this many rows for one page.
+    const SCAN: usize = 20_000;
+    let departments = admin.departments();
+    let all = admin.can_read_all_audit();
+    if !all && departments.is_empty() {
+        return Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "not allowed: audit.read",
+        ));
+    }
+    let mut out = Vec::new();
+    let mut cursor = before.unwrap_or(i64::MAX);
+    let mut scanned = 0;
+    loop {
+        let batch = app
+            .db
+            .audit_events_before(cursor, BATCH)
+            .await
+            .map_err(Problem::internal)?;
+        let exhausted = (batch.len() as i64) < BATCH;
+        for e in batch {
+            scanned += 1;
+            cursor = e.seq;
+            let visible = all
+                || match app.db.client(&e.client_id).await.map_err(Problem::internal)? {
+                    Some(c) => departments.contains(&c.department.as_str()),
+                    None => false,
+                };
+            if visible {
+                if out.len() == page {
+                    // There is an older one: the next page starts below the last one shown.
+                    let next = out.last().map(|l: &AuditEvent| l.seq);
+                    return Ok((out, next));
+                }
+                out.push(e);
+            }
+        }
+        if exhausted {
+            return Ok((out, None));
+        }
+        if scanned >= SCAN {
+            return Ok((out, Some(cursor)));
+        }
+    }
 }
 
 async fn search_audit(

@@ -21,7 +21,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::app::App;
-use crate::services::admin::{Admin, Role};
+use crate::services::admin::Admin;
+use crate::services::admin_access::{self, Refusal};
 use crate::services::oidc::tokens;
 
 pub fn router() -> Router<App> {
@@ -191,8 +192,9 @@ impl IntoResponse for Problem {
     }
 }
 
-/// The calling administrator: an automation client (client-credentials token, roles from its scopes)
-/// or a person with admin roles signed in with two factors (access token with `acr` 2).
+/// The calling administrator: an automation client (client-credentials token, roles from the admin
+/// scopes it still holds) or a person with admin roles signed in to the console with two factors (a
+/// token the console obtained; no other app's token is accepted). See `services::admin_access`.
 pub struct Caller(pub Admin);
 
 impl Caller {
@@ -213,20 +215,22 @@ impl FromRequestParts<App> for Caller {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
-        let unauthorized = |m: &str| {
+        // RFC 6750 §3: no error code when no token came, `invalid_token` for one that cannot be used here.
+        let challenge = |m: &str, value: &'static str| {
             let mut res = Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", m).into_response();
             res.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
-                axum::http::HeaderValue::from_static("Bearer realm=\"yunid-admin\""),
+                axum::http::HeaderValue::from_static(value),
             );
             res
         };
+        let unauthorized = |m: &str| challenge(m, "Bearer realm=\"yunid-admin\", error=\"invalid_token\"");
         let token = parts
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or_else(|| unauthorized("a bearer token is required"))?;
+            .ok_or_else(|| challenge("a bearer token is required", "Bearer realm=\"yunid-admin\""))?;
         let now = app.now();
         let at =
             tokens::parse_access_token(app, token.trim(), now).map_err(|e| unauthorized(&e.description))?;
@@ -239,53 +243,13 @@ impl FromRequestParts<App> for Caller {
             Ok(true) => return Err(unauthorized("token revoked")),
             Err(e) => return Err(Problem::internal(e).into_response()),
         }
-        let admin = if at.family_id.is_none() {
-            let roles = at
-                .claims
-                .get("scope")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .split(' ')
-                .filter_map(Role::from_scope)
-                .collect();
-            Admin {
-                actor: format!("client:{}", at.client_id),
-                roles,
+        match admin_access::admin_of(app, &at).await {
+            Ok(admin) => Ok(Caller(admin)),
+            Err(Refusal::InvalidToken(m)) => Err(unauthorized(m)),
+            Err(Refusal::Forbidden(m)) => {
+                Err(Problem::new(StatusCode::FORBIDDEN, "forbidden", m).into_response())
             }
-        } else {
-            // A person: admin work needs two factors (or a user-verified passkey).
-            let acr = at.claims.get("acr").and_then(Value::as_str).unwrap_or("1");
-            if acr != "2" {
-                return Err(Problem::new(
-                    StatusCode::FORBIDDEN,
-                    "forbidden",
-                    "administration needs a two-factor sign-in",
-                )
-                .into_response());
-            }
-            let family = match app.db.family(at.family_id.as_deref().unwrap_or("")).await {
-                Ok(Some(f)) => f,
-                Ok(None) => return Err(unauthorized("unknown grant")),
-                Err(e) => return Err(Problem::internal(e).into_response()),
-            };
-            let person = family.person_id.unwrap_or_default();
-            let roles = match app.db.admin_roles_of(&person).await {
-                Ok(r) => r
-                    .iter()
-                    .filter_map(|(role, dept)| Role::parse(role, dept))
-                    .collect(),
-                Err(e) => return Err(Problem::internal(e).into_response()),
-            };
-            Admin {
-                actor: format!("person:{person}"),
-                roles,
-            }
-        };
-        if admin.roles.is_empty() {
-            return Err(
-                Problem::new(StatusCode::FORBIDDEN, "forbidden", "no administrative role").into_response(),
-            );
+            Err(Refusal::Internal(e)) => Err(Problem::from_error(&e).into_response()),
         }
-        Ok(Caller(admin))
     }
 }

@@ -47,6 +47,7 @@ pub struct Labels {
     pub revoke: &'static str,
     pub actions_for: &'static str,
     pub subject: &'static str,
+    pub older: &'static str,
 }
 
 static ZH: Labels = Labels {
@@ -92,6 +93,7 @@ static ZH: Labels = Labels {
     revoke: "撤销",
     actions_for: "操作：",
     subject: "对象",
+    older: "更早的事件",
 };
 
 static EN: Labels = Labels {
@@ -137,6 +139,7 @@ static EN: Labels = Labels {
     revoke: "Revoke",
     actions_for: "Actions for ",
     subject: "Subject",
+    older: "Older events",
 };
 
 pub fn labels(lang: Lang) -> &'static Labels {

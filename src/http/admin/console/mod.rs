@@ -17,7 +17,7 @@ use axum_extra::extract::CookieJar;
 use serde::Deserialize;
 
 use super::Problem;
-use super::manage::{self, AuditQuery};
+use super::manage;
 use crate::app::App;
 use crate::http::i18n::{Lang, Texts};
 use crate::http::{cookies, page};
@@ -77,6 +77,8 @@ struct ConsolePage<'a> {
     actions: Vec<(&'static str, &'static str)>,
     apps: Vec<(String, String, String)>,
     events: Vec<(i64, String, String, String, String, String)>,
+    /// The link to the next, older page of the audit list.
+    older: Option<String>,
     code: &'a str,
     org: Option<OrgView>,
     rep_roles: Vec<(&'static str, &'static str)>,
@@ -93,6 +95,7 @@ struct View<'a> {
     persons: Vec<PersonView>,
     apps: Vec<(String, String, String)>,
     events: Vec<(i64, String, String, String, String, String)>,
+    older: Option<String>,
     code: &'a str,
     org: Option<OrgView>,
 }
@@ -154,6 +157,7 @@ fn render(app: &App, jar: CookieJar, lang: Lang, admin: &Admin, v: View<'_>, sta
         actions,
         apps: v.apps,
         events: v.events,
+        older: v.older,
         code: v.code,
         org: v.org,
         rep_roles,
@@ -235,36 +239,52 @@ pub fn local_time(at: i64, format: &str) -> String {
         .unwrap_or_default()
 }
 
-async fn audit(State(app): State<App>, lang: Lang, jar: CookieJar) -> Response {
+/// How many events one page of the console's audit list shows.
+const AUDIT_PAGE: usize = 200;
+
+#[derive(Deserialize, Default)]
+struct AuditPageQuery {
+    /// Show the events before this sequence number (the next, older page).
+    before: Option<i64>,
+}
+
+/// The audit trail, newest first, a page at a time; a link leads to the older events.
+async fn audit(
+    State(app): State<App>,
+    lang: Lang,
+    jar: CookieJar,
+    Query(q): Query<AuditPageQuery>,
+) -> Response {
     let admin = match admin(&app, &jar, lang, "/admin/audit").await {
         Ok(a) => a,
         Err(r) => return r,
     };
-    let q = AuditQuery {
-        limit: Some(200),
-        ..AuditQuery::default()
-    };
-    match manage::audit_events(&app, &admin, &q).await {
-        Ok(events) => {
+    match manage::newest_audit_events(&app, &admin, q.before, AUDIT_PAGE).await {
+        Ok((events, next)) => {
             let events = events
-                .iter()
-                .rev()
+                .into_iter()
                 .map(|e| {
-                    let s = |k: &str| e[k].as_str().unwrap_or("").to_owned();
                     (
-                        e["seq"].as_i64().unwrap_or(0),
-                        local_time(e["at"].as_i64().unwrap_or(0), "%Y-%m-%d %H:%M:%S"),
-                        s("actor"),
-                        s("action"),
-                        s("subject"),
-                        s("outcome"),
+                        e.seq,
+                        local_time(e.at, "%Y-%m-%d %H:%M:%S"),
+                        e.actor,
+                        e.action,
+                        e.subject,
+                        e.outcome,
                     )
                 })
                 .collect();
+            let older = next.map(|before| {
+                let query = url::form_urlencoded::Serializer::new(String::new())
+                    .append_pair("before", &before.to_string())
+                    .finish();
+                format!("/admin/audit?{query}")
+            });
             let v = View {
                 title: labels(lang).audit,
                 section: "audit",
                 events,
+                older,
                 ..View::default()
             };
             render(&app, jar, lang, &admin, v, StatusCode::OK)
