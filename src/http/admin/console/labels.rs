@@ -47,6 +47,11 @@ pub struct Labels {
     pub revoke: &'static str,
     pub actions_for: &'static str,
     pub subject: &'static str,
+    pub reset_password: &'static str,
+    pub keep_passkeys: &'static str,
+    pub temporary_once: &'static str,
+    pub new_phone: &'static str,
+    pub change_phone: &'static str,
 }
 
 static ZH: Labels = Labels {
@@ -92,6 +97,11 @@ static ZH: Labels = Labels {
     revoke: "撤销",
     actions_for: "操作：",
     subject: "对象",
+    reset_password: "重置密码（临时密码）",
+    keep_passkeys: "保留已登记的通行密钥（默认全部移除）",
+    temporary_once: "临时密码只显示这一次，请交给本人；首次登录须更换，24 小时内有效。",
+    new_phone: "新手机号",
+    change_phone: "更换手机号",
 };
 
 static EN: Labels = Labels {
@@ -137,6 +147,11 @@ static EN: Labels = Labels {
     revoke: "Revoke",
     actions_for: "Actions for ",
     subject: "Subject",
+    reset_password: "Reset password (temporary)",
+    keep_passkeys: "Keep the registered passkeys (by default all are removed)",
+    temporary_once: "The temporary password is shown only this once: hand it to the person; it must be replaced at the first sign-in and works for 24 hours.",
+    new_phone: "New phone",
+    change_phone: "Change phone",
 };
 
 pub fn labels(lang: Lang) -> &'static Labels {
