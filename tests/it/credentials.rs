@@ -539,6 +539,11 @@ async fn a_counter_clerk_cannot_take_over_an_administrator_in_the_console(backen
         .unwrap_or_else(|| panic!("the temporary password is shown: {reset:?}"))[1]
         .to_owned();
     assert_eq!(temporary.len(), 16);
+    let html = body(&reset);
+    assert!(
+        html.find("id=\"main\"") < html.find("id=\"temporary-password\""),
+        "shown in the page's main part: {html}"
+    );
     let v = version_of(&env, &citizen).await.to_string();
     let changed = console_post(
         &clerk,
@@ -570,9 +575,76 @@ async fn a_counter_clerk_cannot_take_over_an_administrator_in_the_console(backen
     );
 }
 
+async fn a_step_up_and_a_registration_count_only_for_the_session_and_person_they_were_made_for(
+    backend: Backend,
+) {
+    let env = localhost_env(backend).await;
+    env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    let bob_id = resident_id(42);
+    let bob = env.person(&bob_id, "13900139042", PASSWORD).await;
+    let sign_in = |id: String| {
+        let browser = Browser::new(env.app.config.iss());
+        async move {
+            let login = browser.get("/login").await;
+            browser.login(&login, &id, PASSWORD).await;
+            browser
+        }
+    };
+
+    // Alice starts a registration after her step-up; Bob, stepped up in his own browser, cannot finish it.
+    let alice = sign_in(ALICE_ID.to_owned()).await;
+    step_up_for_account(&alice, &env.sms).await;
+    let (status, start) = start_registration(&alice).await;
+    assert_eq!(status, 200, "{start}");
+    let bobs_browser = sign_in(bob_id.clone()).await;
+    step_up_for_account(&bobs_browser, &env.sms).await;
+    let csrf = field(body(&bobs_browser.get("/account").await), "csrf").unwrap();
+    let (status, refused) = account_json(
+        &bobs_browser,
+        "/account/passkeys/finish",
+        &csrf,
+        &answer(&env, &mut SoftPasskey::new(true), &start),
+    )
+    .await;
+    assert_eq!(status, 400, "{refused}");
+    assert_eq!(env.app.db.passkey_count(&bob).await.unwrap(), 0);
+
+    // A step-up code sent for one of Alice's sessions, typed into another of hers, does not make that
+    // one able to add a passkey.
+    let first = sign_in(ALICE_ID.to_owned()).await;
+    let step_up = first.get("/login?step_up=account").await;
+    let csrf = field(body(&step_up), "csrf").unwrap();
+    let sent = first.post("/login/sms/send", &[("csrf", &csrf)]).await;
+    let attempt = field(body(&sent), "attempt").unwrap();
+    let second = sign_in(ALICE_ID.to_owned()).await;
+    let page = second.get("/login?step_up=account").await;
+    let csrf = field(body(&page), "csrf").unwrap();
+    second
+        .post(
+            "/login/sms/verify",
+            &[
+                ("csrf", &csrf),
+                ("attempt", &attempt),
+                ("code", &env.sms.last_code()),
+            ],
+        )
+        .await;
+    let (status, refused) = start_registration(&second).await;
+    assert_eq!(
+        (status, refused["error"].as_str()),
+        (403, Some("step_up_required"))
+    );
+    let (status, _) = start_registration(&first).await;
+    assert_eq!(
+        status, 403,
+        "and the session it was sent for was not raised either"
+    );
+}
+
 on_both_backends!(
     a_password_alone_cannot_add_a_passkey_the_account_page_asks_for_a_second_factor,
     a_counter_password_reset_removes_the_passkeys_unless_the_clerk_keeps_them,
     a_counter_clerk_cannot_take_over_an_administrator_through_the_api,
     a_counter_clerk_cannot_take_over_an_administrator_in_the_console,
+    a_step_up_and_a_registration_count_only_for_the_session_and_person_they_were_made_for,
 );
