@@ -245,7 +245,7 @@ async fn edit_person(
     }
     let mut loud = false;
     for action in actions {
-        loud |= checked_person(&ctx, &id, action, "person.update").await?.1;
+        loud |= checked_person(ctx, &id, action, "person.update").await?.1;
     }
     let person = load(app, &id).await?;
     let version = if_match(headers, person.version)?;
