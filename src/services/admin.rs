@@ -9,7 +9,8 @@ pub enum Role {
     SuperAdmin,
     /// Only the apps of this department, and their audit.
     DepartmentAdmin(String),
-    /// Looks people up, verifies identity in person, resets a phone, unlocks.
+    /// Looks people up, verifies identity in person, resets a phone or password, unlocks — on persons
+    /// without an admin role, and not a super admin's lock ([`Admin::may_act_on`]).
     CounterClerk,
     /// Reads the audit trail.
     Auditor,

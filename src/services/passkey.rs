@@ -238,3 +238,30 @@ pub async fn finish_login(
     app.db.update_passkey(&row.id, &json, now).await?;
     Ok(row.person_id)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(acr: i64, auth_time: i64) -> SessionRow {
+        SessionRow {
+            id_hash: String::new(),
+            sid: String::new(),
+            person_id: String::new(),
+            auth_time,
+            amr: String::new(),
+            acr,
+            created_at: auth_time,
+            last_seen: auth_time,
+            expires_at: auth_time + 3600,
+        }
+    }
+
+    #[test]
+    fn only_a_recent_two_factor_sign_in_adds_credentials() {
+        let now = 1_000_000;
+        assert!(may_add_credentials(&session(2, now - 600), 600, now));
+        assert!(!may_add_credentials(&session(2, now - 601), 600, now), "too old");
+        assert!(!may_add_credentials(&session(1, now), 600, now), "one factor");
+    }
+}
