@@ -49,6 +49,9 @@ pub struct Config {
     pub session_idle_ttl: i64,
     /// SSO session absolute lifetime, seconds.
     pub session_absolute_ttl: i64,
+    /// Adding a credential (a passkey) needs a two-factor sign-in at most this old, seconds; an older
+    /// or one-factor session is sent through a step-up first.
+    pub credential_step_up_max_age: i64,
     /// How long a pending authorization request (login, consent) may take, seconds.
     pub auth_request_ttl: i64,
     /// Failed password logins allowed per account, and per client address, in `login_throttle_window`.
@@ -123,6 +126,7 @@ impl Default for Config {
             refresh_absolute_ttl: 30 * 24 * 3600,
             session_idle_ttl: 30 * 60,
             session_absolute_ttl: 12 * 3600,
+            credential_step_up_max_age: 600,
             auth_request_ttl: 30 * 60,
             login_max_failures: 10,
             login_throttle_window: 15 * 60,

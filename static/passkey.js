@@ -49,7 +49,14 @@
       method: 'POST', credentials: 'same-origin',
       headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': csrf },
       body: JSON.stringify(body || {})
-    }).then(function (r) { if (!r.ok) throw new Error('HTTP ' + r.status); return r.json(); });
+    }).then(function (r) {
+      if (r.ok) return r.json();
+      // Adding a credential needs a recent second factor: go through the step-up, which comes back here.
+      return r.json().catch(function () { return {}; }).then(function (body) {
+        if (body && body.step_up && body.step_up.charAt(0) === '/') window.location.assign(body.step_up);
+        throw new Error('HTTP ' + r.status);
+      });
+    });
   }
 
   // Login: the passkey button, and conditional UI (autofill) on the user-name field.

@@ -9,7 +9,8 @@ pub enum Role {
     SuperAdmin,
     /// Only the apps of this department, and their audit.
     DepartmentAdmin(String),
-    /// Looks people up, verifies identity in person, resets a phone, unlocks.
+    /// Looks people up, verifies identity in person, resets a phone or password, unlocks — on persons
+    /// without an admin role, and not a super admin's lock ([`Admin::may_act_on`]).
     CounterClerk,
     /// Reads the audit trail.
     Auditor,
@@ -132,5 +133,196 @@ impl Admin {
                 _ => None,
             })
             .collect()
+    }
+}
+
+/// What an admin does to a person's account (the counter's and the super admin's person actions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PersonAction {
+    Lock,
+    Disable,
+    Unlock,
+    Verify,
+    EndSessions,
+    ResetPassword,
+    ChangePhone,
+    Rename,
+}
+
+impl PersonAction {
+    /// What the admin's roles allow on an ordinary person (no admin role, no super admin's lock).
+    fn allowed_by_role(self, admin: &Admin) -> bool {
+        match self {
+            PersonAction::Lock | PersonAction::Disable | PersonAction::Rename => admin.is_super(),
+            PersonAction::Unlock | PersonAction::Verify | PersonAction::EndSessions => {
+                admin.has(&Role::CounterClerk)
+            }
+            PersonAction::ResetPassword | PersonAction::ChangePhone => admin.can_register_persons(),
+        }
+    }
+}
+
+/// The person acted on, as far as "who may act on whom" needs to know them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Target {
+    /// The person holds at least one admin role (any role: a clerk's credentials open the counter).
+    pub is_admin: bool,
+    /// The person is a super admin.
+    pub is_super: bool,
+    /// The account's lock (or disabling) was set by a super admin.
+    pub locked_by_super: bool,
+}
+
+/// The answer of [`Admin::may_act_on`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Allowed,
+    /// Allowed, but a super admin acts on a super admin: audited and logged loudly, because one super
+    /// admin taking over another's account is the one takeover no role check can stop.
+    AllowedLoudly,
+    /// The role does not allow it at all.
+    Forbidden,
+    /// The role would allow it on an ordinary person; this person is an admin, or the lock is a super
+    /// admin's: super admins only.
+    ForbiddenOnThisPerson,
+}
+
+impl Verdict {
+    pub fn allowed(self) -> bool {
+        matches!(self, Verdict::Allowed | Verdict::AllowedLoudly)
+    }
+}
+
+impl Admin {
+    /// Who may act on whom. A counter clerk's powers over credentials (password, phone) and status are
+    /// the powers to take an account over; on an administrator's account they would let a clerk become
+    /// that administrator. So every action on a person who holds an admin role, and lifting a lock a
+    /// super admin set, is for super admins only.
+    pub fn may_act_on(&self, target: &Target, action: PersonAction) -> Verdict {
+        if !action.allowed_by_role(self) {
+            return Verdict::Forbidden;
+        }
+        let lifts_super_lock = action == PersonAction::Unlock && target.locked_by_super;
+        if (target.is_admin || target.is_super || lifts_super_lock) && !self.is_super() {
+            return Verdict::ForbiddenOnThisPerson;
+        }
+        if target.is_super && self.is_super() {
+            return Verdict::AllowedLoudly;
+        }
+        Verdict::Allowed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn admin(roles: Vec<Role>) -> Admin {
+        Admin {
+            actor: "person:a".into(),
+            roles,
+        }
+    }
+
+    const ALL: [PersonAction; 8] = [
+        PersonAction::Lock,
+        PersonAction::Disable,
+        PersonAction::Unlock,
+        PersonAction::Verify,
+        PersonAction::EndSessions,
+        PersonAction::ResetPassword,
+        PersonAction::ChangePhone,
+        PersonAction::Rename,
+    ];
+
+    #[test]
+    fn a_clerk_acts_on_citizens_but_on_no_administrator() {
+        let clerk = admin(vec![Role::CounterClerk]);
+        let citizen = Target::default();
+        for action in [
+            PersonAction::Unlock,
+            PersonAction::Verify,
+            PersonAction::EndSessions,
+            PersonAction::ResetPassword,
+            PersonAction::ChangePhone,
+        ] {
+            assert_eq!(clerk.may_act_on(&citizen, action), Verdict::Allowed, "{action:?}");
+        }
+        for target in [
+            Target {
+                is_admin: true,
+                ..Target::default()
+            },
+            Target {
+                is_admin: true,
+                is_super: true,
+                ..Target::default()
+            },
+        ] {
+            for action in ALL {
+                assert!(
+                    !clerk.may_act_on(&target, action).allowed(),
+                    "{action:?} on {target:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn only_a_super_admin_lifts_a_super_admins_lock() {
+        let locked = Target {
+            locked_by_super: true,
+            ..Target::default()
+        };
+        assert_eq!(
+            admin(vec![Role::CounterClerk]).may_act_on(&locked, PersonAction::Unlock),
+            Verdict::ForbiddenOnThisPerson
+        );
+        assert_eq!(
+            admin(vec![Role::SuperAdmin]).may_act_on(&locked, PersonAction::Unlock),
+            Verdict::Allowed
+        );
+        assert_eq!(
+            admin(vec![Role::CounterClerk]).may_act_on(&Target::default(), PersonAction::Unlock),
+            Verdict::Allowed,
+            "a lock nobody with authority set is the counter's to lift"
+        );
+    }
+
+    #[test]
+    fn a_super_admin_acting_on_a_super_admin_is_loud() {
+        let root = admin(vec![Role::SuperAdmin]);
+        let other_root = Target {
+            is_admin: true,
+            is_super: true,
+            ..Target::default()
+        };
+        for action in ALL {
+            assert_eq!(root.may_act_on(&other_root, action), Verdict::AllowedLoudly);
+        }
+        let clerk = Target {
+            is_admin: true,
+            ..Target::default()
+        };
+        assert_eq!(
+            root.may_act_on(&clerk, PersonAction::ResetPassword),
+            Verdict::Allowed
+        );
+    }
+
+    #[test]
+    fn roles_without_person_powers_act_on_nobody() {
+        for roles in [
+            vec![Role::Auditor],
+            vec![Role::LicenceLibrary],
+            vec![Role::DepartmentAdmin("tax".into())],
+        ] {
+            for action in ALL {
+                assert_eq!(
+                    admin(roles.clone()).may_act_on(&Target::default(), action),
+                    Verdict::Forbidden
+                );
+            }
+        }
     }
 }

@@ -9,6 +9,7 @@ pub mod licence;
 pub mod licence_upstream;
 pub mod login;
 pub mod logout;
+pub mod notify;
 pub mod oidc;
 pub mod params;
 pub mod passkey;

@@ -14,6 +14,7 @@ use crate::app::App;
 use crate::config::Config;
 use crate::crypto;
 use crate::store::login::PasskeyRow;
+use crate::store::sessions::SessionRow;
 
 /// How long a ceremony may take, seconds.
 const CEREMONY_TTL: i64 = 300;
@@ -48,6 +49,9 @@ pub fn relying_party(config: &Config) -> anyhow::Result<Option<Webauthn>> {
 pub enum PasskeyError {
     #[error("passkeys are not enabled on this deployment")]
     Disabled,
+    /// Adding a credential needs a recent two-factor sign-in (see [`may_add_credentials`]).
+    #[error("a recent two-factor sign-in is needed first")]
+    StepUp,
     #[error("the ceremony expired or was already used")]
     Ceremony,
     #[error("the passkey could not be verified")]
@@ -74,15 +78,34 @@ fn stored(row: &PasskeyRow) -> Result<Passkey, PasskeyError> {
     serde_json::from_str(&row.passkey).map_err(|e| PasskeyError::Internal(e.into()))
 }
 
-/// Starts registering a passkey for a signed-in person; returns (ceremony id, options for the browser).
+/// Whether this session may add a credential: two factors (acr 2: password and SMS code, or a
+/// user-verified passkey) at most `max_age` seconds ago. A passkey signs in at level 2, so adding one
+/// from a one-factor session would turn one stolen factor (a password, one SMS code) into two-factor
+/// access that outlives a password reset.
+pub fn may_add_credentials(session: &SessionRow, max_age: i64, now: i64) -> bool {
+    session.acr >= 2 && now - session.auth_time <= max_age
+}
+
+fn step_up_done(app: &App, session: &SessionRow, now: i64) -> Result<(), PasskeyError> {
+    if may_add_credentials(session, app.config.credential_step_up_max_age, now) {
+        Ok(())
+    } else {
+        Err(PasskeyError::StepUp)
+    }
+}
+
+/// Starts registering a passkey for the person of `session`; returns (ceremony id, options for the
+/// browser). Refused ([`PasskeyError::StepUp`]) unless the session [may add credentials](may_add_credentials).
 pub async fn start_registration(
     app: &App,
-    person_id: &str,
+    session: &SessionRow,
     user_name: &str,
     display_name: &str,
     now: i64,
 ) -> Result<(String, CreationChallengeResponse), PasskeyError> {
     let wa = webauthn(app)?;
+    step_up_done(app, session, now)?;
+    let person_id = session.person_id.as_str();
     let existing: Vec<_> = app
         .db
         .passkeys_of(person_id)
@@ -113,15 +136,18 @@ pub async fn start_registration(
 }
 
 /// Finishes a registration: verifies the browser's answer against the stored challenge and keeps the key.
+/// The session is checked again (it may have lost its freshness, or been another, since the start).
 pub async fn finish_registration(
     app: &App,
-    person_id: &str,
+    session: &SessionRow,
     ceremony: &str,
     name: &str,
     credential: &RegisterPublicKeyCredential,
     now: i64,
 ) -> Result<String, PasskeyError> {
     let wa = webauthn(app)?;
+    step_up_done(app, session, now)?;
+    let person_id = session.person_id.as_str();
     let (owner, state) = app
         .db
         .take_ceremony(&crypto::token_hash(ceremony), "register", now)
@@ -211,4 +237,31 @@ pub async fn finish_login(
     let json = serde_json::to_string(&passkey).map_err(|e| PasskeyError::Internal(e.into()))?;
     app.db.update_passkey(&row.id, &json, now).await?;
     Ok(row.person_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(acr: i64, auth_time: i64) -> SessionRow {
+        SessionRow {
+            id_hash: String::new(),
+            sid: String::new(),
+            person_id: String::new(),
+            auth_time,
+            amr: String::new(),
+            acr,
+            created_at: auth_time,
+            last_seen: auth_time,
+            expires_at: auth_time + 3600,
+        }
+    }
+
+    #[test]
+    fn only_a_recent_two_factor_sign_in_adds_credentials() {
+        let now = 1_000_000;
+        assert!(may_add_credentials(&session(2, now - 600), 600, now));
+        assert!(!may_add_credentials(&session(2, now - 601), 600, now), "too old");
+        assert!(!may_add_credentials(&session(1, now), 600, now), "one factor");
+    }
 }

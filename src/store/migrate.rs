@@ -79,6 +79,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0011_browser_binding.sql"),
         postgres: include_str!("../../migrations/postgres/0011_browser_binding.sql"),
     },
+    Migration {
+        version: 13,
+        name: "credentials_lock_authority",
+        sqlite: include_str!("../../migrations/sqlite/0013_credentials_lock_authority.sql"),
+        postgres: include_str!("../../migrations/postgres/0013_credentials_lock_authority.sql"),
+    },
 ];
 
 const LOCK_ID: i64 = 0x79_756e_6964; // "yunid"

@@ -8,6 +8,7 @@ pub mod client_cache;
 pub mod audit;
 pub mod clients;
 pub mod console;
+pub mod credentials;
 pub mod families;
 pub mod keys;
 pub mod licences;

@@ -327,6 +327,13 @@ const flows = {
     await passwordLogin(page);
     await at(page, YUNID, '/account');
     await expectHeading(page, '我的账号');
+    // A password alone does not add a passkey: the account page sends the person through a step-up (an
+    // SMS code to the registered phone) and back.
+    check((await page.locator('#passkey-add').count()) === 0, 'no "add" button after a password alone');
+    await page.click('#passkey-step-up');
+    await at(page, YUNID, '/login');
+    await smsLogin(page);
+    await at(page, YUNID, '/account');
     await page.fill('#passkey-name', '测试密钥');
     await page.click('#passkey-add');
     const listed = page.locator('li', { hasText: '测试密钥' });

@@ -683,7 +683,7 @@ async fn account_forms_refuse_posts_without_the_csrf_token(backend: Backend) {
     sign_in(&rp, &phone, &["profile"]).await;
     let laptop = Browser::new(env.app.config.iss());
     let mut key = SoftPasskey::new(true);
-    passkeys::register_passkey(&env, &laptop, &mut key, "钥匙").await;
+    passkeys::register_passkey(&env, &env.sms, &laptop, &mut key, "钥匙").await;
     let account = laptop.get("/account").await;
     let body = account.html().2.to_owned();
     let csrf = passkeys::data_csrf(&body);
@@ -791,8 +791,10 @@ async fn sms_and_passkey_logins_never_keep_a_planted_session_id(backend: Backend
     let alice = env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
     let origin = env.app.config.iss().to_owned();
     let mut key = SoftPasskey::new(true);
-    let registered = passkeys::register_passkey(&env, &Browser::new(&origin), &mut key, "k").await;
+    let registered = passkeys::register_passkey(&env, &inbox, &Browser::new(&origin), &mut key, "k").await;
     let credential_id = registered["credential_id"].as_str().unwrap().to_owned();
+    // The registration's step-up code went to this phone just now: past the resend cooldown.
+    env.app.clock.advance(env.app.config.sms_resend_cooldown);
 
     // SMS.
     let (browser, jar) = Browser::with_jar(&origin);
@@ -1310,7 +1312,7 @@ async fn passkey_answers_do_not_tell_which_accounts_or_keys_exist(backend: Backe
     let alice = env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
     let origin = env.app.config.iss().to_owned();
     let mut key = SoftPasskey::new(true);
-    let registered = passkeys::register_passkey(&env, &Browser::new(&origin), &mut key, "k").await;
+    let registered = passkeys::register_passkey(&env, &env.sms, &Browser::new(&origin), &mut key, "k").await;
     let alices_key = registered["credential_id"].as_str().unwrap().to_owned();
     // A key registered on another provider: real, well-formed, and unknown here.
     let elsewhere = passkeys::localhost_env(backend).await;
@@ -1318,6 +1320,7 @@ async fn passkey_answers_do_not_tell_which_accounts_or_keys_exist(backend: Backe
     let mut stranger = SoftPasskey::new(true);
     let other = passkeys::register_passkey(
         &elsewhere,
+        &elsewhere.sms,
         &Browser::new(elsewhere.app.config.iss()),
         &mut stranger,
         "k",

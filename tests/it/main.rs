@@ -13,6 +13,7 @@ mod cluster;
 mod conformance;
 mod console_browser;
 mod core_flow;
+mod credentials;
 mod fuzz_corpus;
 mod identity;
 mod interop;

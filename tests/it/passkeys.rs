@@ -8,17 +8,58 @@ use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 use webauthn_rs_proto::{CreationChallengeResponse, PublicKeyCredential, RequestChallengeResponse};
 
 use crate::common::browser::{Page, field};
+use crate::common::console::sms_to;
 use crate::common::rp::Rp;
+use crate::common::sms::SmsInbox;
 use crate::common::wire::{jwt_parts, userinfo};
 use crate::common::{ALICE_ID, ALICE_PHONE, Backend, Browser, Env, PASSWORD, http};
 use crate::on_both_backends;
 
-/// A provider on `http://localhost:<port>` (a WebAuthn relying party must be a domain).
-pub(crate) async fn localhost_env(backend: Backend) -> Env {
-    Env::start_with(backend, |c| {
+/// A provider on `http://localhost:<port>` (a WebAuthn relying party must be a domain) whose SMS
+/// (codes and notices) arrive in `sms`.
+pub(crate) struct Localhost {
+    pub env: Env,
+    pub sms: SmsInbox,
+}
+
+impl std::ops::Deref for Localhost {
+    type Target = Env;
+    fn deref(&self) -> &Env {
+        &self.env
+    }
+}
+
+pub(crate) async fn localhost_env(backend: Backend) -> Localhost {
+    let sms = SmsInbox::start(0).await;
+    let to_inbox = sms_to(&sms);
+    let env = Env::start_with(backend, move |c| {
+        to_inbox(c);
         c.issuer = url::Url::parse(&format!("http://localhost:{}", c.listen.port())).unwrap();
     })
-    .await
+    .await;
+    Localhost { env, sms }
+}
+
+/// On the account page's step-up (a signed-in browser): asks for an SMS code to the registered phone,
+/// types it in, and returns where the browser lands (the account page).
+pub(crate) async fn step_up_for_account(browser: &Browser, sms: &SmsInbox) -> Page {
+    let page = browser.get("/login?step_up=account").await;
+    let (_, _, body) = page.html();
+    assert!(
+        crate::common::console::is_step_up(&page),
+        "the step-up page asks for a code to the registered phone: {body}"
+    );
+    let csrf = field(body, "csrf").unwrap();
+    let sent = browser.post("/login/sms/send", &[("csrf", &csrf)]).await;
+    let (_, _, body) = sent.html();
+    let attempt = field(body, "attempt").unwrap_or_else(|| panic!("a code form: {body}"));
+    let csrf = field(body, "csrf").unwrap();
+    browser
+        .post(
+            "/login/sms/verify",
+            &[("csrf", &csrf), ("attempt", &attempt), ("code", &sms.last_code())],
+        )
+        .await
 }
 
 pub(crate) fn origin(env: &Env) -> url::Url {
@@ -32,15 +73,30 @@ pub(crate) fn data_csrf(body: &str) -> String {
         .expect("the account page has a CSRF token")
 }
 
-/// Signs in with the password, then registers a passkey named `name` from the account page.
+/// Alice signs in with the password, steps up with an SMS code, then registers a passkey named `name`
+/// from the account page.
 pub(crate) async fn register_passkey(
     env: &Env,
+    sms: &SmsInbox,
     browser: &Browser,
     key: &mut SoftPasskey,
     name: &str,
 ) -> Value {
+    register_passkey_as(env, sms, browser, key, name, ALICE_ID).await
+}
+
+/// The same for the person with ID number `id_number` (password [`PASSWORD`]).
+pub(crate) async fn register_passkey_as(
+    env: &Env,
+    sms: &SmsInbox,
+    browser: &Browser,
+    key: &mut SoftPasskey,
+    name: &str,
+    id_number: &str,
+) -> Value {
     let login = browser.get("/login").await;
-    let after = browser.login(&login, ALICE_ID, PASSWORD).await;
+    browser.login(&login, id_number, PASSWORD).await;
+    let after = step_up_for_account(browser, sms).await;
     let (_, status, body) = after.html();
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("id=\"passkey-add\""), "{body}");
@@ -158,7 +214,14 @@ async fn a_passkey_signs_a_citizen_in_without_a_password(backend: Backend) {
     let env = localhost_env(backend).await;
     let alice = env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
     let mut key = SoftPasskey::new(true);
-    let registered = register_passkey(&env, &Browser::new(env.app.config.iss()), &mut key, "我的手机").await;
+    let registered = register_passkey(
+        &env,
+        &env.sms,
+        &Browser::new(env.app.config.iss()),
+        &mut key,
+        "我的手机",
+    )
+    .await;
     let credential_id = registered["credential_id"].as_str().unwrap().to_owned();
 
     let client = env.client("http://localhost:9/cb").await;
@@ -218,7 +281,14 @@ async fn a_passkey_answer_for_another_origin_is_refused(backend: Backend) {
     let env = localhost_env(backend).await;
     let alice = env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
     let mut key = SoftPasskey::new(true);
-    let registered = register_passkey(&env, &Browser::new(env.app.config.iss()), &mut key, "key").await;
+    let registered = register_passkey(
+        &env,
+        &env.sms,
+        &Browser::new(env.app.config.iss()),
+        &mut key,
+        "key",
+    )
+    .await;
     let credential_id = registered["credential_id"].as_str().unwrap().to_owned();
     let browser = Browser::new(env.app.config.iss());
     let login = browser.get("/login?method=passkey").await;
@@ -236,7 +306,7 @@ async fn a_removed_passkey_no_longer_signs_in(backend: Backend) {
     let alice = env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
     let mut key = SoftPasskey::new(true);
     let owner = Browser::new(env.app.config.iss());
-    let registered = register_passkey(&env, &owner, &mut key, "旧钥匙").await;
+    let registered = register_passkey(&env, &env.sms, &owner, &mut key, "旧钥匙").await;
     let credential_id = registered["credential_id"].as_str().unwrap().to_owned();
     let account = owner.get("/account").await;
     let body = account.html().2.to_owned();

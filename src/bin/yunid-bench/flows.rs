@@ -28,6 +28,8 @@ async fn receive(State(inbox): State<Arc<Inbox>>, body: axum::body::Bytes) -> St
         return StatusCode::BAD_REQUEST;
     };
     match (v["to"].as_str(), v["code"].as_str()) {
+        // A notice (no code) leaves the last code where it is.
+        (Some(_), Some("")) => StatusCode::OK,
         (Some(to), Some(code)) => {
             if let Ok(mut m) = inbox.codes.lock() {
                 m.insert(to.to_owned(), code.to_owned());

@@ -1,5 +1,6 @@
 //! The passkey pages as a browser with a software authenticator goes through them: registering a
-//! passkey from the account page after a password sign-in, and a passwordless login at the app.
+//! passkey from the account page after a password sign-in and the SMS step-up that adding a credential
+//! needs, and a passwordless login at the app.
 //! Request and answer shapes are those of static/passkey.js.
 
 use serde_json::json;
@@ -16,12 +17,14 @@ fn data_csrf(body: &str) -> Option<String> {
     Some(body[start..end].to_owned())
 }
 
-/// A person signs in with the password (a fresh browser at the app), opens the account page and adds a
-/// passkey: start (creation options) → authenticator → finish. Returns the authenticator.
+/// A person signs in with the password (a fresh browser at the app), steps up with an SMS code to
+/// `phone_e164` (a passkey is added only after a recent second factor), opens the account page and adds
+/// a passkey: start (creation options) → authenticator → finish. Returns the authenticator.
 pub async fn enrol(
     bench: &Bench,
     http: &reqwest::Client,
     username: &str,
+    phone_e164: &str,
     addr: &str,
     consents: &mut u64,
 ) -> Res<SoftKey> {
@@ -31,6 +34,29 @@ pub async fn enrol(
         jar: Some(&mut jar),
         addr: Some(addr),
     };
+    let step_up = req
+        .get(&format!("{}/login?step_up=account", bench.base))
+        .await?
+        .expect(200, "step-up page")?;
+    let csrf = flows::field(&step_up.body, "csrf").ok_or("step-up page without csrf")?;
+    let sent = req
+        .post(&format!("{}/login/sms/send", bench.base), &[("csrf", &csrf)])
+        .await?
+        .expect(200, "step-up code sent")?;
+    let attempt = flows::field(&sent.body, "attempt").ok_or("no attempt after sending")?;
+    let code = bench
+        .inbox
+        .take(phone_e164)
+        .ok_or("no step-up SMS reached the webhook")?;
+    let verified = req
+        .post(
+            &format!("{}/login/sms/verify", bench.base),
+            &[("csrf", &csrf), ("attempt", &attempt), ("code", &code)],
+        )
+        .await?;
+    if verified.location.as_deref() != Some("/account") {
+        return Err(format!("step-up verify answered {}", verified.status));
+    }
     let page = req
         .get(&format!("{}/account", bench.base))
         .await?

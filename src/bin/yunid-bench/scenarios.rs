@@ -395,7 +395,8 @@ async fn passkey_of(target: &Target<'_>, u: &mut User) -> Res<Arc<SoftKey>> {
     }
     let person = seed::person(idx);
     let addr = target.next_addr();
-    let key = passkeys::enrol(bench, &u.http, &person.id_number, &addr, &mut u.consents)
+    let phone = format!("+86{}", person.phone);
+    let key = passkeys::enrol(bench, &u.http, &person.id_number, &phone, &addr, &mut u.consents)
         .await
         .map(Arc::new)
         .map_err(|e| format!("passkey enrolment of person {idx}: {e}"))?;

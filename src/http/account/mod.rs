@@ -10,10 +10,13 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::app::App;
+use crate::http::forms::ClientAddr;
 use crate::http::i18n::Lang;
 use crate::http::{cookies, page};
 use crate::identity::Phone;
-use crate::services::{logout, passkey};
+use crate::services::notify::{self, Change};
+use crate::services::{audit, logout, passkey};
+use crate::store::audit::NewEvent;
 use crate::store::persons::PersonRow;
 use crate::store::sessions::SessionRow;
 
@@ -40,6 +43,9 @@ struct AccountPage<'a> {
     level: i64,
     /// (name, id)
     passkeys: Vec<(String, String)>,
+    /// This session may add a passkey now; otherwise the page offers the step-up first.
+    may_add: bool,
+    step_up: &'static str,
     /// (signed in at, sid, is this one, methods)
     sessions: Vec<(String, String, bool, String)>,
     /// (name, client id, scopes)
@@ -64,6 +70,39 @@ async fn signed_in(app: &App, jar: &CookieJar) -> anyhow::Result<Option<(Session
 
 fn internal(e: anyhow::Error) -> Response {
     crate::http::page::internal(e, "account page")
+}
+
+/// Where a session that may not add credentials yet goes first: the login page asking for one more
+/// factor for this session (an SMS code to the registered phone, or an existing passkey), which comes
+/// back to the account page.
+pub const STEP_UP: &str = "/login?step_up=account";
+
+/// Records a change to the person's own credentials and tells them by SMS.
+async fn credential_event(
+    app: &App,
+    person: &PersonRow,
+    action: &str,
+    address: &str,
+    detail: serde_json::Value,
+) {
+    audit::record_quietly(
+        app,
+        NewEvent {
+            actor: &format!("person:{}", person.id),
+            action,
+            subject: &person.id,
+            address,
+            outcome: "success",
+            detail: detail.to_string(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let change = match action {
+        "passkey.add" => Change::PasskeyAdded,
+        _ => Change::PasskeyRemoved,
+    };
+    notify::credential_changed(app, person.phone.as_deref(), change).await;
 }
 
 async fn show(State(app): State<App>, lang: Lang, jar: CookieJar) -> Response {
@@ -124,6 +163,8 @@ async fn show(State(app): State<App>, lang: Lang, jar: CookieJar) -> Response {
             phone_masked,
             level: person.real_name_level,
             passkeys,
+            may_add: passkey::may_add_credentials(&session, app.config.credential_step_up_max_age, now),
+            step_up: STEP_UP,
             sessions,
             apps,
             events,
@@ -152,7 +193,7 @@ async fn passkey_start(
     ) {
         return json_error(StatusCode::FORBIDDEN, "csrf");
     }
-    let Ok(Some((_, person))) = signed_in(&app, &jar).await else {
+    let Ok(Some((session, person))) = signed_in(&app, &jar).await else {
         return json_error(StatusCode::UNAUTHORIZED, "login_required");
     };
     // The authenticator shows `user.name`: the masked ID number, never the full one or an internal id.
@@ -163,9 +204,10 @@ async fn passkey_start(
         .and_then(|n| crate::identity::ResidentId::parse(&n).ok())
         .map(|id| id.masked())
         .unwrap_or_else(|| person.name.clone());
-    match passkey::start_registration(&app, &person.id, &masked, &person.name, app.now()).await {
+    match passkey::start_registration(&app, &session, &masked, &person.name, app.now()).await {
         Ok((ceremony, options)) => Json(json!({ "ceremony": ceremony, "options": options })).into_response(),
         Err(passkey::PasskeyError::Disabled) => json_error(StatusCode::NOT_FOUND, "disabled"),
+        Err(passkey::PasskeyError::StepUp) => step_up_required(),
         Err(passkey::PasskeyError::Internal(e)) => {
             crate::http::page::json_internal(&e, "passkey registration start")
         }
@@ -181,10 +223,20 @@ struct FinishBody {
     credential: webauthn_rs::prelude::RegisterPublicKeyCredential,
 }
 
+/// 403 with where to go: the page's script sends the browser through the step-up.
+fn step_up_required() -> Response {
+    (
+        StatusCode::FORBIDDEN,
+        Json(json!({ "error": "step_up_required", "step_up": STEP_UP })),
+    )
+        .into_response()
+}
+
 async fn passkey_finish(
     State(app): State<App>,
     jar: CookieJar,
     headers: HeaderMap,
+    ClientAddr(address): ClientAddr,
     Json(body): Json<FinishBody>,
 ) -> Response {
     if !cookies::csrf_ok(
@@ -194,12 +246,12 @@ async fn passkey_finish(
     ) {
         return json_error(StatusCode::FORBIDDEN, "csrf");
     }
-    let Ok(Some((_, person))) = signed_in(&app, &jar).await else {
+    let Ok(Some((session, person))) = signed_in(&app, &jar).await else {
         return json_error(StatusCode::UNAUTHORIZED, "login_required");
     };
     match passkey::finish_registration(
         &app,
-        &person.id,
+        &session,
         &body.ceremony,
         &body.name,
         &body.credential,
@@ -207,7 +259,11 @@ async fn passkey_finish(
     )
     .await
     {
-        Ok(id) => Json(json!({ "id": id })).into_response(),
+        Ok(id) => {
+            credential_event(&app, &person, "passkey.add", &address, json!({ "passkey": id })).await;
+            Json(json!({ "id": id })).into_response()
+        }
+        Err(passkey::PasskeyError::StepUp) => step_up_required(),
         Err(passkey::PasskeyError::Internal(e)) => {
             crate::http::page::json_internal(&e, "passkey registration finish")
         }
@@ -248,12 +304,15 @@ async fn passkey_delete(
     State(app): State<App>,
     lang: Lang,
     jar: CookieJar,
+    ClientAddr(address): ClientAddr,
     Path(id): Path<String>,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    let db = app.db.clone();
+    let a = app.clone();
     action(&app, lang, jar, form, |_, person| async move {
-        db.delete_passkey(&id, &person.id).await?;
+        if a.db.delete_passkey(&id, &person.id).await? {
+            credential_event(&a, &person, "passkey.delete", &address, json!({ "passkey": id })).await;
+        }
         Ok(true)
     })
     .await

@@ -16,7 +16,7 @@ use crate::app::App;
 use crate::crypto;
 use crate::http::forms::ClientAddr;
 use crate::identity::{Phone, ResidentId};
-use crate::services::admin::{Admin, Role};
+use crate::services::admin::{Admin, PersonAction};
 use crate::services::registry::{self, NewClient};
 use crate::services::{audit, logout};
 use crate::store::audit::{AuditEvent, NewEvent};
@@ -207,6 +207,8 @@ pub async fn find_person(
 struct PersonActionBody {
     /// For `verify`: the document checked at the counter.
     document: Option<String>,
+    /// For `reset-password`: keep the person's passkeys (by default they are removed).
+    keep_passkeys: Option<bool>,
 }
 
 /// `lock`, `unlock`, `disable`, `verify` (counter: real-name level 3), `end-sessions`,
@@ -229,7 +231,11 @@ async fn person_action(
         if body.document.is_some() {
             return Err(Problem::field("document", "only for verify"));
         }
-        return super::persons::reset_password(&ctx, &id).await;
+        let keep = body.keep_passkeys.unwrap_or(false);
+        return super::persons::reset_password(&ctx, &id, keep).await;
+    }
+    if body.keep_passkeys.is_some() {
+        return Err(Problem::field("keep_passkeys", "only for reset-password"));
     }
     Ok(Json(act_on_person(&ctx, &id, &action, body.document).await?).into_response())
 }
@@ -241,13 +247,15 @@ pub async fn act_on_person(
     document: Option<String>,
 ) -> Result<Value, Problem> {
     let (app, admin) = (ctx.app, ctx.admin);
-    let allowed = match action {
-        "lock" | "disable" => admin.is_super(),
-        "unlock" | "verify" | "end-sessions" => admin.has(&Role::CounterClerk),
+    let kind = match action {
+        "lock" => PersonAction::Lock,
+        "disable" => PersonAction::Disable,
+        "unlock" => PersonAction::Unlock,
+        "verify" => PersonAction::Verify,
+        "end-sessions" => PersonAction::EndSessions,
         _ => return Err(Problem::new(StatusCode::NOT_FOUND, "not found", "unknown action")),
     };
-    ctx.forbid(allowed, &format!("person.{action}"), id, "").await?;
-    let person = edit::found(app.db.person(id).await, "person")?;
+    let (person, loud) = super::persons::checked_person(ctx, id, kind, &format!("person.{action}")).await?;
     let now = app.now();
     let mut detail = json!({});
     match action {
@@ -257,8 +265,9 @@ pub async fn act_on_person(
                 "disable" => "disabled",
                 _ => "active",
             };
+            // A super admin's lock is a super admin's to lift (see `services::admin`).
             app.db
-                .set_person_status(&person.id, status, now)
+                .set_person_status_by(&person.id, status, admin.is_super(), now)
                 .await
                 .map_err(Problem::internal)?;
             if status != "active" {
@@ -282,6 +291,7 @@ pub async fn act_on_person(
         }
         _ => end_all_sessions(app, &person.id).await?,
     }
+    let detail = super::persons::marked(detail, loud);
     ctx.audit(&format!("person.{action}"), &person.id, "", "success", detail)
         .await?;
     let person = app

@@ -5,7 +5,12 @@
 //! Password reset: the person stands at the counter, identity checked in person, often because the
 //! phone is lost too — so no link can be sent. The clerk gets a temporary password, shown once, to hand
 //! over on paper; it works for [`TEMPORARY_PASSWORD_LIFETIME`] and must be replaced at the first
-//! sign-in. The person's sessions end at once.
+//! sign-in. The person's sessions end at once, and their passkeys are removed unless the clerk passes
+//! `keep_passkeys` (a passkey signs in at level 2 on its own: one left behind by whoever took the
+//! account over would outlive the reset).
+//!
+//! Who may act on whom ([`checked_person`], the rule in `services::admin`): an administrator's account
+//! is for super admins only, and so is lifting a lock a super admin set.
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -21,6 +26,8 @@ use super::{Caller, Problem};
 use crate::app::App;
 use crate::http::forms::ClientAddr;
 use crate::identity::Phone;
+use crate::services::admin::{PersonAction, Role, Target, Verdict};
+use crate::services::notify::{self, Change};
 use crate::services::password;
 use crate::services::registry::{self, NewPerson, PersonError};
 use crate::store::persons::{PersonEdit, PersonRow};
@@ -94,6 +101,72 @@ async fn load(app: &App, id: &str) -> Result<PersonRow, Problem> {
     edit::found(app.db.person(id).await, "person")
 }
 
+/// Loads the person `id` for `action` (audited as `audit_action`) if this admin may act on them:
+/// refused attempts are audited and answered 403. Returns the person and whether the action must be
+/// recorded loudly (a super admin on a super admin: then also a warning in the log).
+pub async fn checked_person(
+    ctx: &Ctx<'_>,
+    id: &str,
+    action: PersonAction,
+    audit_action: &str,
+) -> Result<(PersonRow, bool), Problem> {
+    // The role first: who may not do this at all learns nothing about the person.
+    let by_role = ctx.admin.may_act_on(&Target::default(), action);
+    ctx.forbid(by_role.allowed(), audit_action, id, "").await?;
+    let person = load(ctx.app, id).await?;
+    let standing = ctx.app.db.standing(&person.id).await.map_err(Problem::internal)?;
+    let roles: Vec<Role> = standing
+        .roles
+        .iter()
+        .filter_map(|(r, d)| Role::parse(r, d))
+        .collect();
+    let target = Target {
+        is_admin: !roles.is_empty(),
+        is_super: roles.contains(&Role::SuperAdmin),
+        locked_by_super: standing.locked_by_super,
+    };
+    match ctx.admin.may_act_on(&target, action) {
+        Verdict::Allowed => Ok((person, false)),
+        Verdict::AllowedLoudly => {
+            tracing::warn!(
+                actor = %ctx.admin.actor,
+                subject = %person.id,
+                action = audit_action,
+                "a super admin acts on another super admin's account"
+            );
+            Ok((person, true))
+        }
+        Verdict::Forbidden | Verdict::ForbiddenOnThisPerson => {
+            let reason = if target.is_admin {
+                "the person holds an admin role"
+            } else {
+                "the lock was set by a super admin"
+            };
+            ctx.audit(
+                audit_action,
+                &person.id,
+                "",
+                "forbidden",
+                json!({ "reason": reason }),
+            )
+            .await?;
+            Err(Problem::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!("not allowed: {audit_action} ({reason}: super admins only)"),
+            ))
+        }
+    }
+}
+
+/// The audit detail of an allowed action, marked when it was a super admin's on a super admin.
+pub fn marked(mut detail: Value, loud: bool) -> Value {
+    if loud && let Some(map) = detail.as_object_mut() {
+        map.insert("alert".into(), json!("super_admin_target"));
+    }
+    detail
+}
+
 async fn read(
     State(app): State<App>,
     caller: Caller,
@@ -128,15 +201,54 @@ async fn update(
     headers: HeaderMap,
     parsed: JsonBody<PersonPatch>,
 ) -> Result<Response, Problem> {
-    let admin = &caller.0;
     let ctx = Ctx::of(&app, &caller, &address);
     let b = body(parsed)?;
+    let person = edit_person(&ctx, &id, b, &headers).await?;
+    Ok(tagged(StatusCode::OK, person.version, person_json(&app, &person)))
+}
+
+/// A phone change from the console: the same edit, based on the version the page showed.
+pub async fn change_phone(
+    ctx: &Ctx<'_>,
+    id: &str,
+    phone: Option<String>,
+    version: i64,
+) -> Result<(), Problem> {
+    let mut headers = HeaderMap::new();
+    if let Ok(v) = format!("\"{version}\"").parse() {
+        headers.insert(header::IF_MATCH, v);
+    }
+    let patch = PersonPatch {
+        name: None,
+        phone: Some(phone),
+    };
+    edit_person(ctx, id, patch, &headers).await.map(|_| ())
+}
+
+async fn edit_person(
+    ctx: &Ctx<'_>,
+    id: &str,
+    b: PersonPatch,
+    headers: &HeaderMap,
+) -> Result<PersonRow, Problem> {
+    let (app, admin, id) = (ctx.app, ctx.admin, id.to_owned());
     let allowed = (b.name.is_none() || admin.can_rename_persons())
         && (b.phone.is_none() || admin.can_register_persons())
         && (admin.can_rename_persons() || admin.can_register_persons());
     ctx.forbid(allowed, "person.update", &id, "").await?;
-    let person = load(&app, &id).await?;
-    let version = if_match(&headers, person.version)?;
+    let mut actions = Vec::new();
+    if b.name.is_some() {
+        actions.push(PersonAction::Rename);
+    }
+    if b.phone.is_some() || actions.is_empty() {
+        actions.push(PersonAction::ChangePhone);
+    }
+    let mut loud = false;
+    for action in actions {
+        loud |= checked_person(ctx, &id, action, "person.update").await?.1;
+    }
+    let person = load(app, &id).await?;
+    let version = if_match(headers, person.version)?;
     let name = match &b.name {
         Some(n) => {
             let n = n.trim();
@@ -178,18 +290,21 @@ async fn update(
     }
     if phone_changed {
         // SMS codes went to the old number: whoever holds it keeps nothing.
-        end_all_sessions(&app, &person.id).await?;
+        end_all_sessions(app, &person.id).await?;
     }
     ctx.audit(
         "person.update",
         &person.id,
         "",
         "success",
-        json!({ "name": b.name.is_some(), "phone": phone_changed }),
+        marked(json!({ "name": b.name.is_some(), "phone": phone_changed }), loud),
     )
     .await?;
-    let person = load(&app, &id).await?;
-    Ok(tagged(StatusCode::OK, person.version, person_json(&app, &person)))
+    if phone_changed {
+        // To the old number: the rightful owner still holds it when someone else had it changed.
+        notify::credential_changed(app, person.phone.as_deref(), Change::PhoneChanged).await;
+    }
+    load(app, &id).await
 }
 
 /// Readable and long enough: 16 characters from 32 unambiguous ones (80 bits).
@@ -201,12 +316,32 @@ fn temporary_password() -> String {
         .collect()
 }
 
-/// `POST /admin/api/persons/{id}/reset-password`.
-pub async fn reset_password(ctx: &Ctx<'_>, id: &str) -> Result<Response, Problem> {
+/// A counter password reset: the temporary password (shown once) and when it stops working.
+pub struct Reset {
+    pub person_id: String,
+    pub temporary_password: String,
+    pub expires_at: i64,
+    pub passkeys_removed: u64,
+}
+
+/// `POST /admin/api/persons/{id}/reset-password` (body `{"keep_passkeys": true}` to keep them).
+pub async fn reset_password(ctx: &Ctx<'_>, id: &str, keep_passkeys: bool) -> Result<Response, Problem> {
+    let r = reset(ctx, id, keep_passkeys).await?;
+    let body: Value = json!({
+        "person_id": r.person_id,
+        "temporary_password": r.temporary_password,
+        "expires_at": r.expires_at,
+        "must_change": true,
+        "passkeys_removed": r.passkeys_removed,
+    });
+    Ok(([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response())
+}
+
+/// The reset itself, for the API and the console.
+pub async fn reset(ctx: &Ctx<'_>, id: &str, keep_passkeys: bool) -> Result<Reset, Problem> {
     let app = ctx.app;
-    ctx.forbid(ctx.admin.can_register_persons(), "person.reset_password", id, "")
-        .await?;
-    let person = load(app, id).await?;
+    let (person, loud) =
+        checked_person(ctx, id, PersonAction::ResetPassword, "person.reset_password").await?;
     let temporary = temporary_password();
     debug_assert!(password::check_new(&temporary).is_ok());
     let hash = app
@@ -220,22 +355,44 @@ pub async fn reset_password(ctx: &Ctx<'_>, id: &str) -> Result<Response, Problem
         .set_password(&person.id, &hash, Some(expires_at), now)
         .await
         .map_err(Problem::internal)?;
+    let passkeys_removed = if keep_passkeys {
+        0
+    } else {
+        app.db
+            .delete_passkeys_of(&person.id)
+            .await
+            .map_err(Problem::internal)?
+    };
     end_all_sessions(app, &person.id).await?;
     ctx.audit(
         "person.reset_password",
         &person.id,
         "",
         "success",
-        json!({ "expires_at": expires_at }),
+        marked(
+            json!({
+                "expires_at": expires_at,
+                "keep_passkeys": keep_passkeys,
+                "passkeys_removed": passkeys_removed,
+            }),
+            loud,
+        ),
     )
     .await?;
-    let body: Value = json!({
-        "person_id": person.id,
-        "temporary_password": temporary,
-        "expires_at": expires_at,
-        "must_change": true,
-    });
-    Ok(([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response())
+    notify::credential_changed(
+        app,
+        person.phone.as_deref(),
+        Change::PasswordReset {
+            passkeys_removed: passkeys_removed > 0,
+        },
+    )
+    .await;
+    Ok(Reset {
+        person_id: person.id,
+        temporary_password: temporary,
+        expires_at,
+        passkeys_removed,
+    })
 }
 
 /// Persons with exactly this name.

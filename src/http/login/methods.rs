@@ -119,6 +119,8 @@ pub fn render(app: &App, jar: CookieJar, ctx: &Ctx, view: View<'_>, status: Stat
         let mut s = form_urlencoded::Serializer::new(String::new());
         if let Some(r) = &ctx.req {
             s.append_pair("req", r);
+        } else if ctx.step_up {
+            s.append_pair("step_up", "account");
         }
         s.append_pair("method", m);
         format!("/login?{}", s.finish())
@@ -128,13 +130,14 @@ pub fn render(app: &App, jar: CookieJar, ctx: &Ctx, view: View<'_>, status: Stat
         .as_ref()
         .and_then(|(r, _)| r.login_hint.as_deref())
         .filter(|h| !h.starts_with("org:"));
-    // On step-up, a method the session already used adds nothing: offer only the others.
+    // On step-up, a method a one-factor session already used adds nothing: offer only the others. A
+    // two-factor session that is only too old (the account page's step-up) renews with either factor.
     let used = |m: &str| {
         ctx.step_up
             && ctx
                 .session
                 .as_ref()
-                .is_some_and(|(s, _)| s.amr.split(' ').any(|x| x == m))
+                .is_some_and(|(s, _)| s.acr < 2 && s.amr.split(' ').any(|x| x == m))
     };
     let show_password = !used("pwd");
     let show_sms = !used("sms");
@@ -184,16 +187,24 @@ fn internal(e: anyhow::Error) -> Response {
 pub struct Show {
     req: Option<String>,
     method: Option<String>,
+    /// `account`: the account page asks for one more factor for this session before a credential is
+    /// added (see `http::account::STEP_UP`); success comes back to the account page.
+    step_up: Option<String>,
 }
 
 pub async fn show(State(app): State<App>, lang: Lang, jar: CookieJar, Query(q): Query<Show>) -> Response {
     let now = app.now();
-    let ctx = match context(&app, &jar, lang, q.req.as_deref(), now).await {
+    let mut ctx = match context(&app, &jar, lang, q.req.as_deref(), now).await {
         Ok(c) => c,
         Err(e) => return internal(e),
     };
     if let (Some(req), true) = (&q.req, ctx.foreign) {
         return pending::restart(req);
+    }
+    // Without a session there is nothing to step up: the ordinary login page, which also ends on the
+    // account page.
+    if q.req.is_none() && q.step_up.as_deref() == Some("account") && ctx.session.is_some() {
+        ctx.step_up = true;
     }
     if q.req.is_some() && ctx.pending.is_none() {
         return page::error_in(

@@ -48,6 +48,11 @@ pub struct Labels {
     pub actions_for: &'static str,
     pub subject: &'static str,
     pub older: &'static str,
+    pub reset_password: &'static str,
+    pub keep_passkeys: &'static str,
+    pub temporary_once: &'static str,
+    pub new_phone: &'static str,
+    pub change_phone: &'static str,
 }
 
 static ZH: Labels = Labels {
@@ -94,6 +99,11 @@ static ZH: Labels = Labels {
     actions_for: "操作：",
     subject: "对象",
     older: "更早的事件",
+    reset_password: "重置密码（临时密码）",
+    keep_passkeys: "保留已登记的通行密钥（默认全部移除）",
+    temporary_once: "临时密码只显示这一次，请交给本人；首次登录须更换，24 小时内有效。",
+    new_phone: "新手机号",
+    change_phone: "更换手机号",
 };
 
 static EN: Labels = Labels {
@@ -140,6 +150,11 @@ static EN: Labels = Labels {
     actions_for: "Actions for ",
     subject: "Subject",
     older: "Older events",
+    reset_password: "Reset password (temporary)",
+    keep_passkeys: "Keep the registered passkeys (by default all are removed)",
+    temporary_once: "The temporary password is shown only this once: hand it to the person; it must be replaced at the first sign-in and works for 24 hours.",
+    new_phone: "New phone",
+    change_phone: "Change phone",
 };
 
 pub fn labels(lang: Lang) -> &'static Labels {

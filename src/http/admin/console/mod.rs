@@ -41,6 +41,8 @@ pub struct PersonView {
     id_masked: String,
     level: i64,
     status: String,
+    /// The version the page shows (a phone change is based on it).
+    version: i64,
 }
 
 /// An organisation and its representatives, as the representation page shows them.
@@ -72,6 +74,7 @@ struct ConsolePage<'a> {
     error: Option<&'a str>,
     notice: Option<&'a str>,
     secret: Option<(&'a str, &'a str)>,
+    temporary_password: Option<&'a str>,
     roles: String,
     persons: Vec<PersonView>,
     actions: Vec<(&'static str, &'static str)>,
@@ -92,6 +95,8 @@ struct View<'a> {
     error: Option<&'a str>,
     notice: Option<&'a str>,
     secret: Option<(&'a str, &'a str)>,
+    /// A counter reset's temporary password, shown once.
+    temporary_password: Option<&'a str>,
     persons: Vec<PersonView>,
     apps: Vec<(String, String, String)>,
     events: Vec<(i64, String, String, String, String, String)>,
@@ -152,6 +157,7 @@ fn render(app: &App, jar: CookieJar, lang: Lang, admin: &Admin, v: View<'_>, sta
         error: v.error,
         notice: v.notice,
         secret: v.secret,
+        temporary_password: v.temporary_password,
         roles: role_names(lang, &admin.roles),
         persons: v.persons,
         actions,

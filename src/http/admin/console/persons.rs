@@ -1,5 +1,7 @@
 //! Persons in the console: look-up by ID number (in the form body, never shown back), counter
-//! verification, unlock, lock, ending sessions, through the same operations as the admin API.
+//! verification, unlock, lock, ending sessions, a temporary password (passkeys removed unless the
+//! clerk ticks "keep"), a phone change — through the same operations, the same "who may act on whom"
+//! rule and the same audit events as the admin API.
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -38,6 +40,7 @@ fn person_view(lang: Lang, p: &serde_json::Value) -> PersonView {
         id_masked: p["id_number_masked"].as_str().unwrap_or("").to_owned(),
         level: p["real_name_level"].as_i64().unwrap_or(1),
         status: status_text(lang, p["status"].as_str().unwrap_or("")),
+        version: p["version"].as_i64().unwrap_or(0),
     }
 }
 
@@ -125,6 +128,11 @@ async fn search(
 #[derive(Deserialize)]
 struct ActionForm {
     csrf: Option<String>,
+    /// `reset-password`: the "keep passkeys" box (absent: unticked).
+    keep_passkeys: Option<String>,
+    /// `phone`: the new number and the version the page showed.
+    phone: Option<String>,
+    version: Option<i64>,
 }
 
 async fn person_action(
@@ -140,7 +148,25 @@ async fn person_action(
         Err(r) => return r,
     };
     let ctx = posted.ctx(&app);
-    match manage::act_on_person(&ctx, &id, &action, None).await {
+    let done = match action.as_str() {
+        "reset-password" => {
+            let keep = f.keep_passkeys.is_some();
+            return match crate::http::admin::persons::reset(&ctx, &id, keep).await {
+                Ok(reset) => {
+                    show_temporary(&app, jar, lang, &posted.admin, &id, &reset.temporary_password).await
+                }
+                Err(p) => problem_page(lang, p),
+            };
+        }
+        "phone" => {
+            let Some(phone) = f.phone.filter(|p| !p.trim().is_empty()) else {
+                return problem_page(lang, super::Problem::field("phone", "a new phone number"));
+            };
+            crate::http::admin::persons::change_phone(&ctx, &id, Some(phone), f.version.unwrap_or(0)).await
+        }
+        _ => manage::act_on_person(&ctx, &id, &action, None).await.map(|_| ()),
+    };
+    match done {
         Ok(_) => {
             let query: String = form_urlencoded::Serializer::new(String::new())
                 .append_pair("person", &id)
@@ -150,4 +176,26 @@ async fn person_action(
         }
         Err(p) => problem_page(lang, p),
     }
+}
+
+/// The person's page with the temporary password, shown this once (the page is `no-store`).
+async fn show_temporary(
+    app: &App,
+    jar: CookieJar,
+    lang: Lang,
+    admin: &crate::services::admin::Admin,
+    id: &str,
+    temporary: &str,
+) -> Response {
+    let l = labels(lang);
+    let mut v = View {
+        title: l.persons,
+        section: "persons",
+        temporary_password: Some(temporary),
+        ..View::default()
+    };
+    if let Ok(Some(p)) = app.db.person(id).await {
+        v.persons = vec![person_view(lang, &manage::person_json(app, &p))];
+    }
+    render(app, jar, lang, admin, v, StatusCode::OK)
 }

@@ -1,0 +1,76 @@
+//! Notices to a person about changes to their sign-in credentials, by SMS to the registered phone (for
+//! a phone change: to the old one, which is the one the rightful owner still holds). A notice carries
+//! no code and no link, and never text a user typed (a passkey's name could smuggle a phishing link
+//! into a message sent under the provider's name). A failed send never undoes the change: the audit
+//! trail has it, the operator sees the error.
+
+use crate::app::App;
+use crate::identity::Phone;
+use crate::services::sms::SmsMessage;
+
+/// What changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    PasskeyAdded,
+    PasskeyRemoved,
+    /// A counter reset of the password; `passkeys_removed` when the passkeys went with it.
+    PasswordReset {
+        passkeys_removed: bool,
+    },
+    /// The phone was changed (the notice goes to the old number).
+    PhoneChanged,
+}
+
+impl Change {
+    /// The SMS template name (what the provider's approved templates are keyed on).
+    pub fn template(self) -> &'static str {
+        match self {
+            Change::PasskeyAdded => "passkey_added",
+            Change::PasskeyRemoved => "passkey_removed",
+            Change::PasswordReset { .. } => "password_reset",
+            Change::PhoneChanged => "phone_changed",
+        }
+    }
+
+    fn text(self) -> &'static str {
+        match self {
+            Change::PasskeyAdded => {
+                "【统一身份认证】您的账号刚刚添加了一个通行密钥。如非本人操作，请立即到政务服务窗口办理。"
+            }
+            Change::PasskeyRemoved => {
+                "【统一身份认证】您的账号刚刚移除了一个通行密钥。如非本人操作，请立即到政务服务窗口办理。"
+            }
+            Change::PasswordReset {
+                passkeys_removed: true,
+            } => {
+                "【统一身份认证】您的账号密码已在政务服务窗口重置，已登记的通行密钥已全部移除。如非本人办理，请立即联系窗口。"
+            }
+            Change::PasswordReset {
+                passkeys_removed: false,
+            } => "【统一身份认证】您的账号密码已在政务服务窗口重置。如非本人办理，请立即联系窗口。",
+            Change::PhoneChanged => {
+                "【统一身份认证】您账号绑定的手机号已在政务服务窗口更换，本号码不再接收验证码。如非本人办理，请立即联系窗口。"
+            }
+        }
+    }
+}
+
+/// Sends the notice for `change` to `phone` (stored E.164); nothing when there is no usable phone.
+pub async fn credential_changed(app: &App, phone: Option<&str>, change: Change) {
+    let Some(phone) = phone.and_then(|p| Phone::parse(p).ok()) else {
+        return;
+    };
+    let message = SmsMessage {
+        to: phone.as_str().to_owned(),
+        template: change.template(),
+        code: String::new(),
+        text: change.text().to_owned(),
+    };
+    match app.sms.send(&message).await {
+        Ok(()) => app.metrics.sms("sent"),
+        Err(e) => {
+            app.metrics.sms("failed");
+            tracing::error!(error = %e, template = change.template(), "credential notice could not be sent");
+        }
+    }
+}
