@@ -7,6 +7,7 @@ mod admin_api;
 mod attacks;
 mod authorize_errors;
 mod browser;
+mod code_binding;
 mod cluster;
 mod conformance;
 mod console_browser;
