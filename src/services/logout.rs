@@ -60,19 +60,21 @@ pub async fn deliver_due(app: &App) {
         }
     };
     for d in due {
-        let result = app
-            .http
-            .post(&d.uri)
-            .form(&[("logout_token", d.token.as_str())])
-            .send()
-            .await;
+        let result = match app.client_http.post(&d.uri) {
+            Ok(request) => request
+                .form(&[("logout_token", d.token.as_str())])
+                .send()
+                .await
+                .map_err(crate::services::outbound::error_text),
+            Err(refused) => Err(format!("refused: {refused}")),
+        };
         let now = app.now();
         let outcome = match result {
             Ok(res) if res.status().is_success() => app.db.logout_delivered(&d.id, now).await,
             other => {
                 let error = match other {
                     Ok(res) => format!("HTTP {}", res.status()),
-                    Err(e) => e.to_string(),
+                    Err(e) => e,
                 };
                 let attempts = d.attempts + 1;
                 let next = (attempts < app.config.backchannel_max_attempts)

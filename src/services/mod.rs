@@ -9,6 +9,7 @@ pub mod licence_upstream;
 pub mod login;
 pub mod logout;
 pub mod oidc;
+pub mod outbound;
 pub mod params;
 pub mod passkey;
 pub mod password;
