@@ -180,10 +180,12 @@ impl App {
         });
         let app = self.clone();
         tokio::spawn(async move {
+            let slots = crate::services::logout::slots();
             let mut tick = tokio::time::interval(Duration::from_millis(250));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                crate::services::logout::deliver_due(&app).await;
+                crate::services::logout::deliver_due(&app, &slots).await;
             }
         });
     }

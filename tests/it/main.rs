@@ -20,6 +20,7 @@ mod keys;
 mod licences;
 mod login_methods;
 mod logout;
+mod logout_delivery;
 mod ops;
 mod passkeys;
 mod registration;
