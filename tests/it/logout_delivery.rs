@@ -197,7 +197,46 @@ async fn a_late_retry_carries_a_logout_token_made_when_it_is_sent(backend: Backe
     assert_eq!(first["sub"], claims["sub"]);
 }
 
+async fn one_app_never_has_more_than_its_share_of_deliveries_in_flight(backend: Backend) {
+    use yunid::services::logout::PER_APP;
+    let hanging = Hanging::start().await;
+    let receiver = Receiver::start(0).await;
+    let env = Env::start(backend).await;
+    env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    let stuck = app(&env, "stuck.example", format!("{}/logout", hanging.base)).await;
+    let other = app(&env, "other.example", receiver.url("/logout")).await;
+    let sessions = PER_APP as usize + 2;
+    let mut browsers = Vec::new();
+    for _ in 0..sessions {
+        browsers.push(signed_in_browser(&env, &stuck).await);
+    }
+    for (browser, hint) in &browsers {
+        log_out(&env, browser, hint).await;
+    }
+    wait_for(
+        Duration::from_secs(5),
+        "the hanging app's share is in flight",
+        || hanging.arrivals() == PER_APP as usize,
+    )
+    .await;
+    // Later ticks ran (another app's logout went out after these) and still sent no more to the hanging app.
+    let (at_other, other_hint) = signed_in_browser(&env, &other).await;
+    log_out(&env, &at_other, &other_hint).await;
+    receiver
+        .wait_until(Duration::from_secs(3), |hits| !hits.is_empty())
+        .await;
+    assert_eq!(hanging.arrivals(), PER_APP as usize);
+
+    // Once it answers, the rest follow.
+    hanging.release.send(true).unwrap();
+    wait_for(Duration::from_secs(5), "every logout reaches the app", || {
+        hanging.arrivals() >= sessions
+    })
+    .await;
+}
+
 on_both_backends!(
+    one_app_never_has_more_than_its_share_of_deliveries_in_flight,
     a_hanging_app_does_not_hold_back_another_apps_logout,
     a_late_retry_carries_a_logout_token_made_when_it_is_sent,
 );
