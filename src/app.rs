@@ -24,7 +24,10 @@ pub struct Inner {
     /// This process's name in `key_nodes` (random per start).
     pub node_id: String,
     keys: RwLock<Arc<KeySet>>,
+    /// Requests to services the operator configured (the e-licence library).
     pub http: reqwest::Client,
+    /// Requests made on behalf of apps, to URLs they registered: guarded against internal addresses.
+    pub client_http: crate::services::outbound::ClientHttp,
     pub sms: Box<dyn crate::services::sms::SmsGateway>,
     /// The WebAuthn relying party; `None` when the issuer's host cannot serve passkeys.
     pub webauthn: Option<webauthn_rs::Webauthn>,
@@ -83,6 +86,10 @@ impl App {
             .timeout(Duration::from_secs(5))
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
+        let client_http = crate::services::outbound::ClientHttp::new(
+            config.client_outbound_nets()?,
+            Duration::from_secs(5),
+        )?;
         let app = App(Arc::new(Inner {
             config,
             db,
@@ -94,6 +101,7 @@ impl App {
             node_id,
             keys: RwLock::new(Arc::new(keys)),
             http,
+            client_http,
             sms,
             webauthn,
             metrics: crate::metrics::Metrics::default(),
@@ -172,10 +180,12 @@ impl App {
         });
         let app = self.clone();
         tokio::spawn(async move {
+            let slots = crate::services::logout::slots();
             let mut tick = tokio::time::interval(Duration::from_millis(250));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                crate::services::logout::deliver_due(&app).await;
+                crate::services::logout::deliver_due(&app, &slots).await;
             }
         });
     }

@@ -105,6 +105,13 @@ pub struct Config {
     pub allow_insecure_redirects: bool,
     /// Reverse proxies (IPs or CIDRs) whose `X-Forwarded-For` is believed; from anyone else it is ignored.
     pub trusted_proxies: Vec<String>,
+    /// Networks (IPs or CIDRs) that requests yunid makes for apps (their `jwks_uri`, their back-channel
+    /// logout endpoint) may reach although they are not public: by default none, so an app can never
+    /// point yunid at loopback, private, link-local or other internal addresses (server-side request
+    /// forgery), whatever its URL's host name resolves to. Development with apps on this machine:
+    /// `["127.0.0.0/8", "::1"]`; apps on a department network: that network (e.g. `10.20.0.0/16`).
+    /// Self-registered apps may use `http://` only for an address literal inside these networks.
+    pub client_outbound_allow: Vec<String>,
 }
 
 impl Default for Config {
@@ -153,6 +160,7 @@ impl Default for Config {
             dynamic_registration: false,
             allow_insecure_redirects: false,
             trusted_proxies: Vec::new(),
+            client_outbound_allow: Vec::new(),
         }
     }
 }
@@ -204,20 +212,18 @@ impl Config {
             "issuer must have no query or fragment"
         );
         self.trusted_proxy_nets()?;
+        self.client_outbound_nets()?;
         Ok(())
     }
 
     /// `trusted_proxies` parsed: each entry an address (`10.0.0.7`) or a network (`10.0.0.0/8`).
     pub fn trusted_proxy_nets(&self) -> anyhow::Result<Vec<ipnet::IpNet>> {
-        self.trusted_proxies
-            .iter()
-            .map(|s| {
-                let s = s.trim();
-                s.parse::<ipnet::IpNet>()
-                    .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                    .map_err(|_| anyhow::anyhow!("trusted_proxies: {s} is not an IP address or CIDR"))
-            })
-            .collect()
+        nets("trusted_proxies", &self.trusted_proxies)
+    }
+
+    /// `client_outbound_allow` parsed, like `trusted_proxies`.
+    pub fn client_outbound_nets(&self) -> anyhow::Result<Vec<ipnet::IpNet>> {
+        nets("client_outbound_allow", &self.client_outbound_allow)
     }
 
     /// True when the issuer is served over HTTPS (cookies then get `Secure` and the `__Host-` prefix).
@@ -238,4 +244,16 @@ impl Config {
     pub fn is_postgres(&self) -> bool {
         self.database_url.starts_with("postgres")
     }
+}
+
+/// A list of addresses (`10.0.0.7`) or networks (`10.0.0.0/8`).
+fn nets(setting: &str, list: &[String]) -> anyhow::Result<Vec<ipnet::IpNet>> {
+    list.iter()
+        .map(|s| {
+            let s = s.trim();
+            s.parse::<ipnet::IpNet>()
+                .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| anyhow::anyhow!("{setting}: {s} is not an IP address or CIDR"))
+        })
+        .collect()
 }

@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use crate::app::App;
 use crate::services::licence::{self, LicenceInput};
+use crate::services::outbound::error_text;
 use crate::store::licences::upsert_licence;
 
 #[derive(Deserialize)]
@@ -42,14 +43,11 @@ pub async fn refresh(app: &App, code_type: &str, code: &str, holder_hash: &str, 
     if let Some(token) = &app.config.licence_upstream_token {
         req = req.bearer_auth(token);
     }
+    // A reqwest error names the URL, whose path holds the holder's code (an ID number): never logged.
     let answer = match req.send().await {
-        Ok(res) if res.status().is_success() => res.json::<Answer>().await.map_err(|e| e.to_string()),
+        Ok(res) if res.status().is_success() => res.json::<Answer>().await.map_err(error_text),
         Ok(res) => Err(format!("HTTP {}", res.status())),
-        Err(e) => Err(if e.is_timeout() {
-            "timed out".to_owned()
-        } else {
-            e.to_string()
-        }),
+        Err(e) => Err(error_text(e)),
     };
     let answer = match answer {
         Ok(a) => {
@@ -59,8 +57,9 @@ pub async fn refresh(app: &App, code_type: &str, code: &str, holder_hash: &str, 
         Err(error) => {
             app.metrics
                 .licence_upstream(if error == "timed out" { "timeout" } else { "error" });
-            // Logged without the holder code: it may be an ID number.
-            tracing::warn!(%error, "e-licence library unavailable; releasing local licences only");
+            // Logged without the holder code: it may be an ID number. The configured base URL is not
+            // personal and says which library failed.
+            tracing::warn!(%error, upstream = base, "e-licence library unavailable; releasing local licences only");
             return;
         }
     };

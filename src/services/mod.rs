@@ -11,6 +11,7 @@ pub mod login;
 pub mod logout;
 pub mod notify;
 pub mod oidc;
+pub mod outbound;
 pub mod params;
 pub mod passkey;
 pub mod password;

@@ -112,7 +112,7 @@ impl SmsGateway for WebhookGateway {
                         anyhow::bail!("SMS webhook refused the message: HTTP {}", res.status())
                     }
                     Ok(res) => last = format!("HTTP {}", res.status()),
-                    Err(e) => last = e.to_string(),
+                    Err(e) => last = crate::services::outbound::error_text(e),
                 }
             }
             anyhow::bail!("SMS webhook failed after 3 attempts: {last}")

@@ -63,6 +63,26 @@ pub struct RefreshState {
     pub used: bool,
 }
 
+/// What a token request presents with an authorization code.
+#[derive(Debug, Clone, Copy)]
+pub struct PresentedCode<'a> {
+    /// The authenticated client.
+    pub client_id: &'a str,
+    pub redirect_uri: &'a str,
+    /// BASE64URL(SHA256(code_verifier)) (RFC 7636 §4.6).
+    pub code_challenge: &'a str,
+}
+
+/// The outcome of [`Db::redeem_code`].
+#[derive(Debug, Clone)]
+pub enum CodeRedemption {
+    /// This call consumed the code: its family.
+    Redeemed(String),
+    /// Not consumed by this call: the code as stored, and whether it was used already.
+    Refused(CodeRow, bool),
+    Unknown,
+}
+
 #[derive(Debug, Clone)]
 pub struct CodeRow {
     pub client_id: String,
@@ -166,27 +186,53 @@ impl Db {
         Ok(())
     }
 
-    /// Marks a code used; of any number of concurrent callers exactly one gets `Fresh`.
-    pub async fn redeem_code(&self, code_hash: &str, now: i64) -> Result<Redeemed<CodeRow>, sqlx::Error> {
-        let row = sqlx::query(
-            "UPDATE codes SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL \
-             RETURNING client_id, redirect_uri, code_challenge, family_id, expires_at",
+    /// Marks a code used if, and only if, everything presented matches it: the client it was issued to,
+    /// the redirect URI of the authorization request, the PKCE challenge of the presented verifier, and
+    /// an expiry still ahead. All of it is checked by the one statement that consumes the code, so a
+    /// request that fails any check (another client holding a leaked code) leaves the code usable by the
+    /// rightful client. Of any number of concurrent matching callers exactly one gets `Redeemed`; a caller
+    /// the statement refused gets the code as stored, to tell why.
+    pub async fn redeem_code(
+        &self,
+        code_hash: &str,
+        presented: &PresentedCode<'_>,
+        now: i64,
+    ) -> Result<CodeRedemption, sqlx::Error> {
+        let family: Option<String> = sqlx::query_scalar(
+            "UPDATE codes SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL AND client_id = $3 \
+             AND redirect_uri = $4 AND code_challenge = $5 AND expires_at > $1 RETURNING family_id",
         )
         .bind(now)
         .bind(code_hash)
+        .bind(presented.client_id)
+        .bind(presented.redirect_uri)
+        .bind(presented.code_challenge)
         .fetch_optional(&self.pool)
         .await?;
-        if let Some(r) = row {
-            return Ok(Redeemed::Fresh(CodeRow {
+        if let Some(family_id) = family {
+            return Ok(CodeRedemption::Redeemed(family_id));
+        }
+        let row = sqlx::query(
+            "SELECT client_id, redirect_uri, code_challenge, family_id, expires_at, used_at FROM codes \
+             WHERE code_hash = $1",
+        )
+        .bind(code_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(r) = row else {
+            return Ok(CodeRedemption::Unknown);
+        };
+        let used_at: Option<i64> = r.try_get("used_at")?;
+        Ok(CodeRedemption::Refused(
+            CodeRow {
                 client_id: r.try_get("client_id")?,
                 redirect_uri: r.try_get("redirect_uri")?,
                 code_challenge: r.try_get("code_challenge")?,
                 family_id: r.try_get("family_id")?,
                 expires_at: r.try_get("expires_at")?,
-            }));
-        }
-        let family = self.code_family(code_hash).await?;
-        Ok(family.map_or(Redeemed::Unknown, Redeemed::Reused))
+            },
+            used_at.is_some(),
+        ))
     }
 
     /// The family a code belongs to, used or not (reads only).

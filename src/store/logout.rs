@@ -8,34 +8,60 @@ use super::Db;
 pub struct Delivery {
     pub id: String,
     pub client_id: String,
+    /// The endpoint when the logout happened (the client's current one is used when sending).
     pub uri: String,
-    pub token: String,
+    /// What the logout token says, signed when it is sent: the app's subject and the session id.
+    pub subject: String,
+    pub sid: String,
     pub attempts: i64,
+}
+
+/// A claimed delivery: what to say, or (queued by an older version) the token signed back then.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub delivery: Delivery,
+    pub legacy_token: Option<String>,
 }
 
 impl Db {
     pub async fn enqueue_logout(&self, d: &Delivery, now: i64) -> Result<(), sqlx::Error> {
         sqlx::query(
-            "INSERT INTO logout_deliveries (id, client_id, uri, token, attempts, next_attempt_at) \
-             VALUES ($1,$2,$3,$4,0,$5)",
+            "INSERT INTO logout_deliveries (id, client_id, uri, token, subject, sid, attempts, next_attempt_at) \
+             VALUES ($1,$2,$3,'',$4,$5,0,$6)",
         )
         .bind(&d.id)
         .bind(&d.client_id)
         .bind(&d.uri)
-        .bind(&d.token)
+        .bind(&d.subject)
+        .bind(&d.sid)
         .bind(now)
         .execute(&self.pool)
         .await?;
         Ok(())
     }
 
-    /// Due deliveries, each claimed for `lease` seconds so only one node sends it.
-    pub async fn claim_logout_deliveries(&self, now: i64, lease: i64) -> Result<Vec<Delivery>, sqlx::Error> {
+    /// Up to `limit` due deliveries, each claimed for `lease` seconds so only one node sends it, and at
+    /// most `per_client` in flight (claimed and not yet settled, on any node) for any one app, so an app
+    /// that hangs holds back only its own deliveries.
+    pub async fn claim_logout_deliveries(
+        &self,
+        now: i64,
+        lease: i64,
+        limit: i64,
+        per_client: i64,
+    ) -> Result<Vec<Claimed>, sqlx::Error> {
         let rows = sqlx::query(
-            "SELECT id FROM logout_deliveries WHERE delivered_at IS NULL AND failed_at IS NULL \
-             AND next_attempt_at <= $1 AND locked_until <= $1 ORDER BY next_attempt_at LIMIT 32",
+            "SELECT id FROM (SELECT d.id, d.next_attempt_at, \
+             ROW_NUMBER() OVER (PARTITION BY d.client_id ORDER BY d.next_attempt_at, d.id) AS n, \
+             (SELECT COUNT(*) FROM logout_deliveries f WHERE f.client_id = d.client_id \
+              AND f.delivered_at IS NULL AND f.failed_at IS NULL AND f.locked_until > $1) AS in_flight \
+             FROM logout_deliveries d WHERE d.delivered_at IS NULL AND d.failed_at IS NULL \
+             AND d.next_attempt_at <= $1 AND d.locked_until <= $1) due \
+             WHERE n + in_flight <= $2 ORDER BY next_attempt_at, id LIMIT $3",
         )
         .bind(now)
+        .bind(per_client)
+        .bind(limit)
         .fetch_all(&self.pool)
         .await?;
         let mut claimed = Vec::new();
@@ -43,7 +69,8 @@ impl Db {
             let id: String = row.try_get("id")?;
             let got = sqlx::query(
                 "UPDATE logout_deliveries SET locked_until = $1 WHERE id = $2 AND locked_until <= $3 \
-                 AND delivered_at IS NULL RETURNING id, client_id, uri, token, attempts",
+                 AND delivered_at IS NULL AND failed_at IS NULL \
+                 RETURNING id, client_id, uri, token, subject, sid, attempts",
             )
             .bind(now + lease)
             .bind(&id)
@@ -51,12 +78,19 @@ impl Db {
             .fetch_optional(&self.pool)
             .await?;
             if let Some(r) = got {
-                claimed.push(Delivery {
-                    id: r.try_get("id")?,
-                    client_id: r.try_get("client_id")?,
-                    uri: r.try_get("uri")?,
-                    token: r.try_get("token")?,
-                    attempts: r.try_get("attempts")?,
+                let subject: Option<String> = r.try_get("subject")?;
+                let sid: Option<String> = r.try_get("sid")?;
+                let token: String = r.try_get("token")?;
+                claimed.push(Claimed {
+                    legacy_token: subject.is_none().then_some(token),
+                    delivery: Delivery {
+                        id: r.try_get("id")?,
+                        client_id: r.try_get("client_id")?,
+                        uri: r.try_get("uri")?,
+                        subject: subject.unwrap_or_default(),
+                        sid: sid.unwrap_or_default(),
+                        attempts: r.try_get("attempts")?,
+                    },
                 });
             }
         }

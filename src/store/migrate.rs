@@ -85,6 +85,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0013_credentials_lock_authority.sql"),
         postgres: include_str!("../../migrations/postgres/0013_credentials_lock_authority.sql"),
     },
+    Migration {
+        version: 18,
+        name: "outbound_logout_at_delivery",
+        sqlite: include_str!("../../migrations/sqlite/0018_outbound_logout_at_delivery.sql"),
+        postgres: include_str!("../../migrations/postgres/0018_outbound_logout_at_delivery.sql"),
+    },
 ];
 
 const LOCK_ID: i64 = 0x79_756e_6964; // "yunid"

@@ -674,7 +674,38 @@ async fn the_upstream_library_is_used_when_up_and_never_blocks_when_slow_or_down
     assert_eq!(released[0]["claims"]["licence_id"], licence_id(DRIVING, "60"));
 }
 
+async fn a_failing_upstream_library_never_writes_the_holders_id_number_to_the_log(backend: Backend) {
+    // A library where nothing listens: the request fails with an error that names its URL, whose path
+    // holds Alice's ID number.
+    let url = crate::common::jwks_server::dead_url()
+        .await
+        .trim_end_matches("/jwks")
+        .to_owned();
+    let base = url.clone();
+    let env = Env::start_with(backend, move |c| {
+        c.licence_upstream_url = Some(base.clone());
+        c.licence_upstream_ttl = 0;
+    })
+    .await;
+    let token = setup(&env).await;
+    let client = app_allowed(&env, &token, &[DRIVING]).await;
+    let (tokens, _) = sign_in(&env, &client, "openid licences", None, None).await;
+    assert!(licences(&userinfo(&env, &tokens).await).is_empty());
+
+    let logs = crate::common::captured_logs();
+    let failure = logs
+        .lines()
+        .find(|l| l.contains("e-licence library unavailable") && l.contains(&url))
+        .unwrap_or_else(|| panic!("the failure of {url} is logged"));
+    assert!(failure.contains("error="), "{failure}");
+    assert!(
+        !logs.contains(ALICE_ID),
+        "an ID number reached the log: {failure}"
+    );
+}
+
 on_both_backends!(
+    a_failing_upstream_library_never_writes_the_holders_id_number_to_the_log,
     a_citizens_and_a_companys_licences_are_released_after_consent,
     a_type_the_app_is_not_allowed_is_never_released,
     a_suspended_or_expired_licence_is_gone_at_once,

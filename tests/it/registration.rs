@@ -995,7 +995,58 @@ async fn only_super_admins_issue_initial_access_tokens(backend: Backend) {
     );
 }
 
+async fn self_registered_urls_yunid_calls_must_be_https_on_a_public_host(backend: Backend) {
+    // As in production: no internal network allowed for requests made for apps.
+    let env = Env::start_with(backend, |c| {
+        c.dynamic_registration = true;
+        c.client_outbound_allow.clear();
+    })
+    .await;
+    let admin = admin_token(&env, "yunid:admin").await;
+    let (_, token) = issue(&env, &admin, json!({})).await;
+    let with = |field: &str, uri: &str| {
+        let mut body = minimal();
+        body[field] = json!(uri);
+        if field == "jwks_uri" {
+            body["token_endpoint_auth_method"] = json!("private_key_jwt");
+        }
+        body
+    };
+    let refused = [
+        ("backchannel_logout_uri", "http://127.0.0.1:9/bc"),
+        ("backchannel_logout_uri", "http://rp.example.cn/bc"),
+        ("backchannel_logout_uri", "https://localhost/bc"),
+        ("backchannel_logout_uri", "https://10.0.0.8/bc"),
+        ("backchannel_logout_uri", "https://[::1]/bc"),
+        ("jwks_uri", "http://127.0.0.1:9/jwks"),
+        ("jwks_uri", "https://169.254.169.254/latest/meta-data"),
+    ];
+    for (field, uri) in refused {
+        let (s, _, e) = register(&env, Some(&token), with(field, uri)).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{uri}: {e}");
+        assert_eq!(e["error"], "invalid_client_metadata", "{uri}: {e}");
+        let why = e["error_description"].as_str().unwrap_or_default();
+        assert!(why.starts_with(field), "{uri}: {why}");
+    }
+    // A public https endpoint is registered, and an update cannot then move it inside.
+    let public = "https://rp.example.cn/bc";
+    let (s, _, reg) = register(&env, Some(&token), with("backchannel_logout_uri", public)).await;
+    assert_eq!(s, StatusCode::CREATED, "{reg}");
+    assert_eq!(reg["backchannel_logout_uri"], public);
+    let client_id = reg["client_id"].as_str().unwrap();
+    let management = reg["registration_access_token"].as_str().unwrap();
+    let mut update = with("backchannel_logout_uri", "http://127.0.0.1:9/bc");
+    update["client_id"] = json!(client_id);
+    let uri = format!("/connect/register/{client_id}");
+    let (s, _, e) = call(&env, Method::PUT, &uri, Some(management), Some(update)).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    assert_eq!(e["error"], "invalid_client_metadata", "{e}");
+    let client = env.app.db.client(client_id).await.unwrap().unwrap();
+    assert_eq!(client.backchannel_logout_uri.as_deref(), Some(public));
+}
+
 on_both_backends!(
+    self_registered_urls_yunid_calls_must_be_https_on_a_public_host,
     registration_is_off_by_default,
     registration_needs_a_usable_initial_access_token,
     bad_metadata_is_refused_naming_the_field,

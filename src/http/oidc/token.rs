@@ -13,10 +13,11 @@ use crate::http::forms::ProtocolParams;
 use crate::services::oidc::authorize::is_pkce_value;
 use crate::services::oidc::claims;
 use crate::services::oidc::client_auth::{self, Presented};
+use crate::services::oidc::code::{Refusal, refusal};
 use crate::services::oidc::tokens::{self, IdTokenInput, TokenResponse};
 use crate::services::params::Params;
 use crate::store::clients::Client;
-use crate::store::families::{Family, Redeemed};
+use crate::store::families::{CodeRedemption, Family, PresentedCode, Redeemed};
 use crate::store::persons::PersonRow;
 
 pub fn presented(headers: &HeaderMap) -> Presented {
@@ -70,41 +71,38 @@ async fn authorization_code(
     let verifier = params.require("code_verifier")?;
     let invalid = |m: &str| Error::from(OAuthError::invalid_grant(m));
     let hash = crypto::token_hash(code);
+    // RFC 7636 §4.6: BASE64URL(SHA256(code_verifier)) == code_challenge; checked (with the client and the
+    // redirect URI) by the statement that consumes the code, so a refused request leaves it usable.
+    if !is_pkce_value(verifier) {
+        return Err(invalid("code_verifier is malformed"));
+    }
+    let challenge = crypto::b64url(&crypto::sha256(verifier.as_bytes()));
     // Read the grant before using the code: a concurrent replay revokes it only after its own attempt
     // failed, i.e. after the one successful redemption read it, so that one is not refused as well.
     let family = match app.db.code_family(&hash).await? {
         Some(id) => app.db.family_with_person(&id).await?,
         None => None,
     };
-    let row = match app.db.redeem_code(&hash, now).await? {
-        Redeemed::Fresh(row) => row,
-        // RFC 6749 §4.1.2: a code used twice revokes what its first use issued.
-        Redeemed::Reused(family) => {
-            app.db.revoke_family(&family, now).await?;
-            tracing::warn!(client = %client.id, "authorization code reused; its grant is revoked");
-            return Err(invalid("authorization code already used"));
-        }
-        Redeemed::Unknown => return Err(invalid("unknown authorization code")),
+    let presented = PresentedCode {
+        client_id: &client.id,
+        redirect_uri,
+        code_challenge: &challenge,
     };
-    if row.client_id != client.id {
-        return Err(invalid("authorization code was issued to another client"));
-    }
-    if row.expires_at <= now {
-        return Err(invalid("authorization code expired"));
-    }
-    if row.redirect_uri != redirect_uri {
-        return Err(invalid("redirect_uri does not match the authorization request"));
-    }
-    // RFC 7636 §4.6: BASE64URL(SHA256(code_verifier)) == code_challenge.
-    if !is_pkce_value(verifier) {
-        return Err(invalid("code_verifier is malformed"));
-    }
-    let computed = crypto::b64url(&crypto::sha256(verifier.as_bytes()));
-    if !crypto::ct_eq(computed.as_bytes(), row.code_challenge.as_bytes()) {
-        return Err(invalid("code_verifier does not match the code_challenge"));
-    }
+    let family_id = match app.db.redeem_code(&hash, &presented, now).await? {
+        CodeRedemption::Redeemed(family_id) => family_id,
+        CodeRedemption::Refused(row, used) => {
+            let why = refusal(&row, used, &client.id, redirect_uri, &challenge, now);
+            // RFC 6749 §4.1.2: a code used twice revokes what its first use issued.
+            if let Refusal::Reused(family) = &why {
+                app.db.revoke_family(family, now).await?;
+                tracing::warn!(client = %client.id, "authorization code reused; its grant is revoked");
+            }
+            return Err(invalid(why.description()));
+        }
+        CodeRedemption::Unknown => return Err(invalid("unknown authorization code")),
+    };
     let (family, person) = family
-        .filter(|(f, _)| f.id == row.family_id && f.revoked_at.is_none())
+        .filter(|(f, _)| f.id == family_id && f.revoked_at.is_none())
         .ok_or_else(|| invalid("the grant was revoked"))?;
     let subject = subject_of(app, client, &family, person, now).await?;
     issue(app, client, &family, subject, &family.scope, Via::Code(code), now).await

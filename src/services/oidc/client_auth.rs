@@ -167,7 +167,7 @@ async fn by_assertion(
             .map_err(|_| fail("client has no usable keys"))?,
         (None, Some(uri)) => app
             .client_jwks
-            .keys(&app.http, &client.id, uri, header.kid.as_deref(), now)
+            .keys(&app.client_http, &client.id, uri, header.kid.as_deref(), now)
             .await
             .map_err(|e| fail(&e))?,
         (None, None) => return Err(fail("client has no usable keys")),

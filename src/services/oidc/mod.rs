@@ -3,5 +3,6 @@
 pub mod authorize;
 pub mod claims;
 pub mod client_auth;
+pub mod code;
 pub mod remote_jwks;
 pub mod tokens;

@@ -1,5 +1,5 @@
 //! The keys of `private_key_jwt` clients that publish them at a `jwks_uri` (RFC 7591 §2): fetched with
-//! `app.http` (5 s timeout, no redirects), size-limited, public keys only, and kept per node for
+//! `app.client_http` (5 s timeout, no redirects, public addresses only: `services::outbound`), size-limited, public keys only, and kept per node for
 //! [`TTL`] seconds. An assertion naming a key the cached set lacks (the client rotated its key) makes
 //! this node fetch again, but at most once per [`MIN_REFETCH`] seconds per client, so a flood of bad
 //! assertions never makes yunid hammer the app's server.
@@ -9,6 +9,8 @@ use std::sync::{Arc, Mutex};
 
 use jsonwebtoken::jwk::JwkSet;
 use serde_json::Value;
+
+use crate::services::outbound::{ClientHttp, error_text};
 
 /// How long fetched keys are used without fetching again.
 pub const TTL: i64 = 300;
@@ -71,7 +73,7 @@ impl RemoteJwks {
     /// `Err` says why there are no usable keys (for the `invalid_client` description).
     pub async fn keys(
         &self,
-        http: &reqwest::Client,
+        http: &ClientHttp,
         client_id: &str,
         uri: &str,
         kid: Option<&str>,
@@ -116,16 +118,17 @@ impl RemoteJwks {
     }
 }
 
-async fn fetch(http: &reqwest::Client, uri: &str) -> Result<JwkSet, String> {
+async fn fetch(http: &ClientHttp, uri: &str) -> Result<JwkSet, String> {
     let mut res = http
         .get(uri)
+        .map_err(|e| format!("refused: {e}"))?
         .header(
             reqwest::header::ACCEPT,
             "application/jwk-set+json, application/json",
         )
         .send()
         .await
-        .map_err(|e| format!("request failed ({})", without_url(&e)))?;
+        .map_err(|e| format!("request failed ({})", error_text(e)))?;
     if res.status() != reqwest::StatusCode::OK {
         return Err(format!("status {}", res.status().as_u16()));
     }
@@ -136,7 +139,7 @@ async fn fetch(http: &reqwest::Client, uri: &str) -> Result<JwkSet, String> {
     while let Some(chunk) = res
         .chunk()
         .await
-        .map_err(|e| format!("reading failed ({})", without_url(&e)))?
+        .map_err(|e| format!("reading failed ({})", error_text(e)))?
     {
         if body.len() + chunk.len() > MAX_BODY {
             return Err(format!("the JWKS is larger than {MAX_BODY} bytes"));
@@ -144,16 +147,6 @@ async fn fetch(http: &reqwest::Client, uri: &str) -> Result<JwkSet, String> {
         body.extend_from_slice(&chunk);
     }
     public_jwks(&body)
-}
-
-fn without_url(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        "timed out".to_owned()
-    } else if e.is_connect() {
-        "connection failed".to_owned()
-    } else {
-        e.to_string()
-    }
 }
 
 /// A JWK Set of public keys only; a private member means the client published its private key, and

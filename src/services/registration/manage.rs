@@ -184,10 +184,7 @@ async fn replace(
         }
     }
     let registration = metadata::validate(body)?;
-    metadata::check_fetch_target(
-        &registration,
-        !app.config.production || app.config.allow_insecure_redirects,
-    )?;
+    metadata::check_fetch_target(&registration, app.client_http.guard())?;
     let metadata::Registration {
         client: new,
         metadata: registered,

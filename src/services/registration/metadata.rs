@@ -5,6 +5,7 @@
 use serde_json::{Map, Value};
 
 use crate::keys::Alg;
+use crate::services::outbound::Guard;
 use crate::services::registry::{NewClient, check_jwks_uri, check_uri};
 use crate::store::clients::AuthMethod;
 
@@ -118,39 +119,48 @@ fn language_tag(tag: &str) -> bool {
             .all(|p| (1..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()))
 }
 
-/// Where yunid itself will fetch from (a `jwks_uri`): in production a self-registered client may not
-/// point yunid at this host or an internal network by address (`localhost`, loopback, private,
-/// link-local, unspecified) — server-side request forgery. Development (`production = false`) and
-/// `allow_insecure_redirects` allow it (tests and local apps run on loopback).
-pub fn check_fetch_target(reg: &Registration, internal_allowed: bool) -> Result<()> {
-    let Some(uri) = &reg.client.jwks_uri else {
-        return Ok(());
-    };
-    if internal_allowed {
-        return Ok(());
-    }
-    let internal = match url::Url::parse(uri)
-        .ok()
-        .and_then(|u| u.host().map(|h| h.to_owned()))
-    {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost") || d.ends_with(".localhost"),
-        Some(url::Host::Ipv4(ip)) => {
-            ip.is_loopback() || ip.is_private() || ip.is_link_local() || ip.is_unspecified()
+/// The URLs yunid itself will call for a self-registered client (its `jwks_uri` and its back-channel
+/// logout endpoint) must be `https` and may not name this host or an internal network by address or as
+/// `localhost` — server-side request forgery. Only an address literal inside a network the operator
+/// allowed (`client_outbound_allow`, e.g. loopback in development) may be used, and then over `http`
+/// too. Names are checked again, after DNS resolution, whenever yunid connects (`services::outbound`).
+pub fn check_fetch_target(reg: &Registration, guard: &Guard) -> Result<()> {
+    let targets = [
+        ("jwks_uri", &reg.client.jwks_uri),
+        ("backchannel_logout_uri", &reg.client.backchannel_logout_uri),
+    ];
+    for (field, uri) in targets {
+        let Some(uri) = uri else { continue };
+        let url = url::Url::parse(uri).map_err(|e| MetadataError::metadata(field, e))?;
+        let allowed_literal = match url.host() {
+            Some(url::Host::Ipv4(ip)) => guard.allows_internal(ip.into()),
+            Some(url::Host::Ipv6(ip)) => guard.allows_internal(ip.into()),
+            _ => false,
+        };
+        if allowed_literal {
+            continue;
         }
-        Some(url::Host::Ipv6(ip)) => {
-            ip.is_loopback()
-                || ip.is_unspecified()
-                || ip.is_unique_local()
-                || ip.is_unicast_link_local()
-                || ip.to_ipv4_mapped().is_some()
+        if url.scheme() != "https" {
+            return Err(MetadataError::metadata(
+                field,
+                "must be an https URL (yunid calls it from its server)",
+            ));
         }
-        None => true,
-    };
-    if internal {
-        return Err(MetadataError::metadata(
-            "jwks_uri",
-            "must name a public host (no loopback, private or link-local address)",
-        ));
+        let internal = match url.host() {
+            Some(url::Host::Domain(d)) => {
+                let d = d.trim_end_matches('.').to_ascii_lowercase();
+                d == "localhost" || d.ends_with(".localhost")
+            }
+            Some(url::Host::Ipv4(ip)) => !guard.permits(ip.into()),
+            Some(url::Host::Ipv6(ip)) => !guard.permits(ip.into()),
+            None => true,
+        };
+        if internal {
+            return Err(MetadataError::metadata(
+                field,
+                "must name a public host (no loopback, private, link-local or other internal address)",
+            ));
+        }
     }
     Ok(())
 }
@@ -547,29 +557,49 @@ mod tests {
     }
 
     #[test]
-    fn a_self_registered_jwks_uri_may_not_point_inside_in_production() {
-        let with = |uri: &str| {
+    fn self_registered_urls_yunid_calls_are_https_and_public() {
+        let with = |field: &str, uri: &str| {
             let mut r = validate(&json!({ "redirect_uris": ["https://app.example.cn/cb"] })).unwrap();
-            r.client.jwks_uri = Some(uri.to_owned());
+            match field {
+                "jwks_uri" => r.client.jwks_uri = Some(uri.to_owned()),
+                _ => r.client.backchannel_logout_uri = Some(uri.to_owned()),
+            }
             r
         };
-        for inside in [
-            "https://localhost/jwks",
-            "https://127.0.0.1:8080/jwks",
-            "https://10.1.2.3/jwks",
-            "https://192.168.0.9/jwks",
-            "https://169.254.169.254/latest",
-            "https://[::1]/jwks",
-            "https://[fd00::1]/jwks",
-            "https://[::ffff:10.0.0.1]/jwks",
-        ] {
-            assert!(check_fetch_target(&with(inside), false).is_err(), "{inside}");
-            assert!(
-                check_fetch_target(&with(inside), true).is_ok(),
-                "{inside} in development"
-            );
+        let production = Guard::default();
+        let development = Guard::new(vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()]);
+        for field in ["jwks_uri", "backchannel_logout_uri"] {
+            for inside in [
+                "https://localhost/jwks",
+                "https://LOCALHOST./jwks",
+                "https://app.localhost/jwks",
+                "https://127.0.0.1:8080/jwks",
+                "https://10.1.2.3/jwks",
+                "https://192.168.0.9/jwks",
+                "https://100.64.0.1/jwks",
+                "https://169.254.169.254/latest",
+                "https://[::1]/jwks",
+                "https://[fd00::1]/jwks",
+                "https://[::ffff:10.0.0.1]/jwks",
+            ] {
+                let e = check_fetch_target(&with(field, inside), &production).unwrap_err();
+                assert!(e.description.starts_with(field), "{inside}: {}", e.description);
+            }
+            for plain in [
+                "http://app.example.cn/bc",
+                "http://127.0.0.1:9/bc",
+                "http://localhost:9/bc",
+            ] {
+                let e = check_fetch_target(&with(field, plain), &production).unwrap_err();
+                assert!(e.description.contains("https"), "{plain}: {}", e.description);
+            }
+            // Development: an address literal in an allowed network, over http too; never a name.
+            assert!(check_fetch_target(&with(field, "http://127.0.0.1:9/bc"), &development).is_ok());
+            assert!(check_fetch_target(&with(field, "https://[::1]:9/bc"), &development).is_ok());
+            assert!(check_fetch_target(&with(field, "http://localhost:9/bc"), &development).is_err());
+            assert!(check_fetch_target(&with(field, "http://10.1.2.3/bc"), &development).is_err());
+            assert!(check_fetch_target(&with(field, "https://app.example.cn/jwks"), &production).is_ok());
+            assert!(check_fetch_target(&with(field, "https://8.8.8.8/jwks"), &production).is_ok());
         }
-        assert!(check_fetch_target(&with("https://app.example.cn/jwks"), false).is_ok());
-        assert!(check_fetch_target(&with("https://203.0.113.7/jwks"), false).is_ok());
     }
 }

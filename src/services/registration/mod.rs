@@ -125,9 +125,8 @@ pub async fn register(app: &App, caller: Caller<'_>, body: &Value, now: i64) -> 
         .await?;
         return Err(RegistrationError::InvalidToken(why));
     }
-    let internal_allowed = !app.config.production || app.config.allow_insecure_redirects;
     let reg = match metadata::validate(body).and_then(|r| {
-        metadata::check_fetch_target(&r, internal_allowed)?;
+        metadata::check_fetch_target(&r, app.client_http.guard())?;
         Ok(r)
     }) {
         Ok(r) => r,

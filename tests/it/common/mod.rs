@@ -192,6 +192,8 @@ pub fn test_config(db_url: &str, keys_dir: &Path, addr: SocketAddr) -> Config {
         argon2_iterations: 1,
         // A rotated key signs as soon as every node publishes it (tests drive refreshes themselves).
         key_publish_delay: 0,
+        // The test doubles of apps (JWKS servers, back-channel receivers) listen on loopback.
+        client_outbound_allow: vec!["127.0.0.0/8".into(), "::1".into()],
         ..Config::default()
     }
 }
