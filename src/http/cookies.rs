@@ -85,10 +85,15 @@ pub fn browser(app: &App, jar: CookieJar) -> (CookieJar, String) {
         return (jar, value);
     }
     let value = crypto::random_token();
-    (
-        jar.add(build(app, cookie_name, value.clone(), SameSite::Lax)),
-        value,
-    )
+    // Sent on cross-site requests too (over https): a cross-site POST /authorize must not arrive without
+    // it and mint a new one, which would restart every open tab's request. It only names the browser;
+    // forms keep their CSRF token.
+    let same_site = if app.config.secure_cookies() {
+        SameSite::None
+    } else {
+        SameSite::Lax
+    };
+    (jar.add(build(app, cookie_name, value.clone(), same_site)), value)
 }
 
 /// The browser's binding secret, when it has one.

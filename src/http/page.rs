@@ -159,6 +159,9 @@ pub struct ConsentPage<'a> {
     pub t: &'static Texts,
     pub req: &'a str,
     pub csrf: &'a str,
+    /// Names the session the page was shown to (`http::pending::page_owner`): an answer posted after
+    /// someone else signed in on the same browser is not taken as theirs.
+    pub who: &'a str,
     pub client_name: &'a str,
     pub person_name: &'a str,
     pub items: Vec<String>,
@@ -207,6 +210,8 @@ pub struct ActAsPage<'a> {
     pub t: &'static Texts,
     pub req: &'a str,
     pub csrf: &'a str,
+    /// As on the consent page.
+    pub who: &'a str,
     pub person_name: &'a str,
     pub client_name: &'a str,
     /// "Myself" is preselected unless the app named one of the organisations.

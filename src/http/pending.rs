@@ -66,3 +66,14 @@ pub fn resume_path(req: &str) -> String {
         .finish();
     format!("/authorize/resume?{query}")
 }
+
+/// A token naming the session a consent or act-as page was shown to (a hash of its `sid`).
+pub fn page_owner(sid: &str) -> String {
+    crypto::token_hash(&format!("page-owner|{sid}"))
+}
+
+/// Whether an answer posted with `who` comes from the session the page was shown to. A form without
+/// `who` (not one of our pages) is judged by the CSRF token and the binding alone.
+pub fn same_owner(who: Option<&str>, sid: &str) -> bool {
+    who.is_none_or(|w| crypto::ct_eq(w.as_bytes(), page_owner(sid).as_bytes()))
+}

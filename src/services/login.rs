@@ -126,23 +126,41 @@ pub fn acr_of(amr: &[&str]) -> i64 {
     if factors >= 2 || verified_key { 2 } else { 1 }
 }
 
+/// How a login treats the browser's live session of the same person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Renewal {
+    /// A step-up may add this login's factor to the session's (both count).
+    StepUp,
+    /// A forced re-authentication (`prompt=login`, `max_age`): only this login's factors count.
+    Replace,
+}
+
 /// Signs a person in with `methods` (e.g. `["pwd"]`, `["sms"]`, `["hwk", "user"]`). A live session of
-/// the same person is renewed in place (same `sid`, so apps keep it; fresh `auth_time`) and gains these
-/// methods (step-up: both factors count); otherwise a new session starts. Either way the browser gets
-/// a new cookie value (no session fixation).
+/// the same person is renewed in place — same `sid`, so apps and logout keep finding it; fresh
+/// `auth_time` — and either gains these methods (a step-up: a factor the session lacked, both count) or,
+/// for any other login, holds only these (a re-authentication proves only what was typed now: a password
+/// typed again must not refresh an old second factor). A different person gets a new session. Either way
+/// the browser gets a new cookie value (no session fixation).
 pub async fn sign_in(
     app: &App,
     current: Option<(&str, &SessionRow)>,
     person_id: &str,
     methods: &[&str],
+    renewal: Renewal,
     now: i64,
 ) -> anyhow::Result<(String, SessionRow)> {
     if let Some((cookie, session)) = current.filter(|(_, s)| s.person_id == person_id) {
-        let mut amr: Vec<&str> = session
+        let held: Vec<&str> = session
             .amr
             .split(' ')
             .filter(|m| !m.is_empty() && *m != "mfa")
             .collect();
+        let adds_a_factor = methods.iter().any(|m| !held.contains(m));
+        let mut amr: Vec<&str> = if renewal == Renewal::StepUp && adds_a_factor {
+            held
+        } else {
+            Vec::new()
+        };
         for m in methods {
             if !amr.contains(m) {
                 amr.push(m);

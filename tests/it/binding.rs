@@ -248,6 +248,7 @@ async fn a_forced_reauthentication_counts_only_its_own_factors(backend: Backend)
     };
     let claims = redeem(&strong, attempt, &back).await;
     assert_eq!(claims["acr"], "2");
+    let sid = claims["sid"].clone();
 
     for force in [("prompt", "login"), ("max_age", "0")] {
         env.app.clock.advance(5);
@@ -262,6 +263,8 @@ async fn a_forced_reauthentication_counts_only_its_own_factors(backend: Backend)
         let claims = redeem(&plain, attempt, &back).await;
         assert_eq!(claims["acr"], "1", "{force:?}: one factor now");
         assert_eq!(amr(&claims), vec!["pwd".to_owned()], "{force:?}");
+        // The same SSO session, its factors replaced: logout still finds it and every app in it.
+        assert_eq!(claims["sid"], sid, "{force:?}");
     }
 
     // The strong app with prompt=login: the password alone is not enough, the SMS code is asked again.
@@ -281,7 +284,53 @@ async fn a_forced_reauthentication_counts_only_its_own_factors(backend: Backend)
     );
 }
 
+/// Alice holds a two-factor session; someone with only her password types it on the login page again
+/// (no app involved). The session now holds the password alone: an app that needs two factors asks
+/// for the second one again.
+async fn a_password_typed_again_does_not_refresh_an_old_second_factor(backend: Backend) {
+    let inbox = SmsInbox::start(0).await;
+    let env = Env::start_with(backend, sms_to(&inbox)).await;
+    env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    let strong = strong_rp(&env).await;
+    let browser = Browser::new(&env.base);
+    let attempt = strong.start(&["profile"]);
+    let login = browser.get(attempt.url.as_str()).await;
+    let up = browser.login(&login, ALICE_ID, PASSWORD).await;
+    let back = step_up(&browser, &inbox, &up).await;
+    let back = if back.is_consent() {
+        browser.consent(&back, true).await
+    } else {
+        back
+    };
+    assert_eq!(redeem(&strong, attempt, &back).await["acr"], "2");
+
+    let page = browser.get("/login").await;
+    assert!(page.is_login(), "{page:?}");
+    browser.login(&page, ALICE_ID, PASSWORD).await;
+    let attempt = strong.start(&["profile"]);
+    let next = browser.get(attempt.url.as_str()).await;
+    assert!(is_step_up(&next), "the second factor is asked again: {next:?}");
+}
+
+/// On a shared terminal Alice's consent page is still open when Bob signs in; the page's "allow",
+/// posted now, is not taken as Bob's answer: he is shown the consent page for himself.
+async fn an_open_consent_page_is_not_answered_for_the_next_person(backend: Backend) {
+    let env = Env::start(backend).await;
+    let rp = alices_app(&env).await;
+    let terminal = Browser::new(&env.base);
+    let attempt = rp.start(&["profile"]);
+    let login = terminal.get(attempt.url.as_str()).await;
+    let alices_page = terminal.login(&login, ALICE_ID, PASSWORD).await;
+    assert!(alices_page.is_consent());
+    bob_signs_in(&terminal).await;
+    let answered = terminal.consent(&alices_page, true).await;
+    assert!(answered.is_consent(), "Bob sees the page himself: {answered:?}");
+    assert!(answered.html().2.contains("name=\"who\""));
+}
+
 on_both_backends!(
+    a_password_typed_again_does_not_refresh_an_old_second_factor,
+    an_open_consent_page_is_not_answered_for_the_next_person,
     a_consented_request_opened_in_another_browser_issues_no_code,
     every_step_of_a_foreign_request_starts_over,
     a_consent_counts_only_for_the_person_who_gave_it,

@@ -687,8 +687,8 @@ async fn a_failing_upstream_library_never_writes_the_holders_id_number_to_the_lo
         c.licence_upstream_ttl = 0;
     })
     .await;
-    let token = setup(&env).await;
-    let client = app_allowed(&env, &token, &[DRIVING]).await;
+    setup(&env).await;
+    let client = app_allowed(&env, &[DRIVING]).await;
     let (tokens, _) = sign_in(&env, &client, "openid licences", None, None).await;
     assert!(licences(&userinfo(&env, &tokens).await).is_empty());
 

@@ -411,7 +411,84 @@ async fn discovery_lists_assertion_algorithms_for_every_endpoint(backend: Backen
     }
 }
 
+/// Consent for a company covers exactly what was consented for it: Alice allowed the app `profile` as
+/// herself and only `openid org` for the company; a silent request for the company with `profile` is
+/// `consent_required`. A `claims` sub value naming the company does not choose it either, and a person
+/// who represents nobody gets the same answer for a silent company hint as anyone else.
+async fn a_company_gets_only_what_was_consented_for_it(backend: Backend) {
+    let env = Env::start(backend).await;
+    let alice = env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    let (_, rep) = company(&env, &alice, FIRST, "福州示例科技有限公司").await;
+    env.person(&resident_id(9), "13900139009", PASSWORD).await;
+    let client = org_app(&env).await;
+    let browser = Browser::new(&env.base);
+
+    // As herself, with profile.
+    let (url, _) = authorize(&env, &client, "openid org profile", &[]);
+    let login = browser.get(&url).await;
+    let page = browser.login(&login, ALICE_ID, PASSWORD).await;
+    let consent = choose(&browser, &page, "").await;
+    let back = browser.consent(&consent, true).await;
+    assert!(back.params().contains_key("code"), "{back:?}");
+    // For the company, without profile.
+    let (url, verifier) = authorize(&env, &client, "openid org", &[]);
+    let page = browser.get(&url).await;
+    let consent = choose(&browser, &page, &rep).await;
+    let back = browser.consent(&consent, true).await;
+    let org_sub = id_claims(&redeem(&env, &client, &back, &verifier).await)["sub"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let hint = format!("org:{FIRST}");
+    let (url, _) = authorize(
+        &env,
+        &client,
+        "openid org profile",
+        &[("login_hint", &hint), ("prompt", "none")],
+    );
+    let page = browser.get(&url).await;
+    assert_eq!(
+        page.params().get("error").map(String::as_str),
+        Some("consent_required"),
+        "{page:?}"
+    );
+
+    let named = json!({ "id_token": { "sub": { "value": org_sub } } }).to_string();
+    let (url, _) = authorize(
+        &env,
+        &client,
+        "openid org",
+        &[("claims", &named), ("prompt", "none")],
+    );
+    let page = browser.get(&url).await;
+    assert_eq!(
+        page.params().get("error").map(String::as_str),
+        Some("consent_required"),
+        "{page:?}"
+    );
+
+    // Someone who represents nobody, consented as himself: the same answer for a company hint.
+    let other = Browser::new(&env.base);
+    let (url, _) = authorize(&env, &client, "openid org", &[]);
+    let back = other.sign_in(&url, &resident_id(9), PASSWORD).await;
+    assert!(back.params().contains_key("code"), "{back:?}");
+    let (url, _) = authorize(
+        &env,
+        &client,
+        "openid org",
+        &[("login_hint", &hint), ("prompt", "none")],
+    );
+    let page = other.get(&url).await;
+    assert_eq!(
+        page.params().get("error").map(String::as_str),
+        Some("consent_required"),
+        "{page:?}"
+    );
+}
+
 on_both_backends!(
+    a_company_gets_only_what_was_consented_for_it,
     the_person_chooses_the_company_and_consents_for_each,
     acting_needs_the_org_scope,
     an_id_token_hint_names_the_grant_subject,

@@ -56,10 +56,12 @@ pub async fn show(State(app): State<App>, lang: Lang, jar: CookieJar, Query(q): 
                 selected: hinted.as_deref() == Some(rep.id.as_str()),
             })
             .collect();
+        let who = crate::http::pending::page_owner(&session.sid);
         let html = page::render(page::ActAsPage {
             t: lang.texts(),
             req: &q.req,
             csrf: &csrf,
+            who: &who,
             person_name: &person.name,
             client_name: &client.name,
             self_selected: hinted.is_none(),
@@ -76,6 +78,7 @@ pub async fn show(State(app): State<App>, lang: Lang, jar: CookieJar, Query(q): 
 pub struct Submit {
     csrf: Option<String>,
     req: String,
+    who: Option<String>,
     /// Empty for "myself", else a representation id.
     acting: String,
 }
@@ -92,6 +95,12 @@ pub async fn submit(State(app): State<App>, lang: Lang, jar: CookieJar, Form(f):
                 Err(page) => return Ok(page),
             };
         let pending = &bound.row;
+        if !crate::http::pending::same_owner(f.who.as_deref(), &session.sid) {
+            let query: String = form_urlencoded::Serializer::new(String::new())
+                .append_pair("req", &f.req)
+                .finish();
+            return Ok(Redirect::to(&format!("/act-as?{query}")).into_response());
+        }
         let Some(client) = app.db.client(&pending.client_id).await? else {
             return Ok(page::error(StatusCode::BAD_REQUEST, "unknown client"));
         };
@@ -117,6 +126,8 @@ pub async fn submit(State(app): State<App>, lang: Lang, jar: CookieJar, Form(f):
         }
         req.acting = Some(f.acting.clone());
         req.acting_by = Some(session.person_id.clone());
+        // A consent answered earlier was for another choice: it is asked again for this one.
+        req.consented_by = None;
         app.db
             .update_auth_request(&bound.id_hash, &bound.browser_hash, &serde_json::to_string(&req)?)
             .await?;

@@ -26,10 +26,15 @@ pub async fn show(State(app): State<App>, lang: Lang, jar: CookieJar, Query(q): 
     let result: anyhow::Result<Response> = async {
         let now = app.now();
         let to_login = || Redirect::to(&format!("/login?req={}", urlencode(&q.req))).into_response();
-        let Pending { bound, person, .. } = match super::pending(&app, &jar, &q.req, now, to_login).await? {
+        let Pending {
+            bound,
+            person,
+            session,
+        } = match super::pending(&app, &jar, &q.req, now, to_login).await? {
             Ok(p) => p,
             Err(page) => return Ok(page),
         };
+        let bound_sid = session.sid;
         let pending = bound.row;
         let req: AuthRequest = serde_json::from_str(&pending.params)?;
         let client = app.db.client(&pending.client_id).await?;
@@ -65,10 +70,12 @@ pub async fn show(State(app): State<App>, lang: Lang, jar: CookieJar, Query(q): 
         let target_host = url::Url::parse(&req.target.redirect_uri)
             .ok()
             .and_then(|u| u.host_str().map(str::to_owned));
+        let who = crate::http::pending::page_owner(&bound_sid);
         let html = page::render(page::ConsentPage {
             t,
             req: &q.req,
             csrf: &csrf,
+            who: &who,
             client_name: client.as_ref().map_or("", |c| c.name.as_str()),
             person_name: &person.name,
             items,
@@ -94,6 +101,7 @@ fn urlencode(s: &str) -> String {
 pub struct Submit {
     csrf: Option<String>,
     req: String,
+    who: Option<String>,
     decision: String,
 }
 
@@ -110,6 +118,13 @@ pub async fn submit(State(app): State<App>, lang: Lang, jar: CookieJar, Form(f):
             Err(page) => return Ok(page),
         };
         let pending = &bound.row;
+        // Someone else signed in on this browser since the page was shown: they see it for themselves.
+        if !crate::http::pending::same_owner(f.who.as_deref(), &session.sid) {
+            let query: String = form_urlencoded::Serializer::new(String::new())
+                .append_pair("req", &f.req)
+                .finish();
+            return Ok(Redirect::to(&format!("/consent?{query}")).into_response());
+        }
         let mut req: AuthRequest = serde_json::from_str(&pending.params)?;
         if f.decision != "allow" {
             if !app

@@ -41,13 +41,18 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    /// The session a successful login renews (a step-up: its factors and the new one count together),
-    /// or `None` when this login must stand on its own factors.
+    /// The browser's live session that a successful login renews (same `sid`), with how: a step-up adds
+    /// the new factor, a forced re-authentication keeps only the factors of this login.
     pub fn renewable<'a>(&'a self, cookie: Option<&'a str>) -> Option<(&'a str, &'a SessionRow)> {
-        if self.reauth {
-            return None;
-        }
         cookie.zip(self.session.as_ref().map(|(s, _)| s))
+    }
+
+    pub fn renewal(&self) -> login::Renewal {
+        if self.reauth {
+            login::Renewal::Replace
+        } else {
+            login::Renewal::StepUp
+        }
     }
 }
 
@@ -352,8 +357,15 @@ pub async fn password(
             .await;
         }
         let cookie = cookies::session_value(&app, &jar);
-        let signed =
-            login::sign_in(&app, ctx.renewable(cookie.as_deref()), &person.id, &["pwd"], now).await?;
+        let signed = login::sign_in(
+            &app,
+            ctx.renewable(cookie.as_deref()),
+            &person.id,
+            &["pwd"],
+            ctx.renewal(),
+            now,
+        )
+        .await?;
         finish(&app, jar, &ctx, signed, "pwd", &addr, now).await
     }
     .await;
@@ -513,7 +525,7 @@ pub async fn sms_verify(
             "stepup" => current.filter(|(_, s)| Some(&s.sid) == verified.session_sid.as_ref()),
             _ => current,
         };
-        let signed = login::sign_in(&app, current, &verified.person_id, &["sms"], now).await?;
+        let signed = login::sign_in(&app, current, &verified.person_id, &["sms"], ctx.renewal(), now).await?;
         finish(&app, jar, &ctx, signed, "sms", &addr, now).await
     }
     .await;

@@ -95,7 +95,7 @@ pub async fn finish(
         }
         let cookie = cookies::session_value(&app, &jar);
         let current = ctx.renewable(cookie.as_deref());
-        let signed = login::sign_in(&app, current, &person_id, &["hwk", "user"], now).await?;
+        let signed = login::sign_in(&app, current, &person_id, &["hwk", "user"], ctx.renewal(), now).await?;
         methods::finish(&app, jar, &ctx, signed, "passkey", &addr, now).await
     }
     .await;

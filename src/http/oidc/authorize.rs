@@ -168,34 +168,52 @@ pub async fn continue_request(
     };
     // Whom the app names (id_token_hint, a `claims` sub value): the person, or an organisation the
     // person currently represents for this app (the subject an acting grant gave the app).
-    let mut named = Vec::new();
-    if let Some(hint) = &req.id_token_hint {
-        let Some(sub) = hint_subject(app, hint) else {
-            let e = OAuthError::invalid_request("id_token_hint is not a valid ID token from this provider");
-            return Ok(respond_error(app, &req.target, &e));
-        };
-        named.push(sub);
-    }
-    named.extend(req.requested_sub().map(str::to_owned));
+    let hint = match &req.id_token_hint {
+        None => None,
+        Some(raw) => match hint_claims(app, raw) {
+            Some(claims) => Some(claims),
+            None => {
+                let e =
+                    OAuthError::invalid_request("id_token_hint is not a valid ID token from this provider");
+                return Ok(respond_error(app, &req.target, &e));
+            }
+        },
+    };
     let (hint_matches, named_acting) = match session_row {
-        Some(s) if !named.is_empty() => named_subject(app, client, s, &options, &named, wants_org),
+        Some(s) if hint.is_some() || req.requested_sub().is_some() => named_subject(
+            app,
+            client,
+            s,
+            &options,
+            hint.as_ref(),
+            req.requested_sub(),
+            wants_org,
+        ),
         _ => (None, None),
     };
+    // Silently, a request for an organisation that names someone else gets the answer every other
+    // organisation request without consent gets: nothing tells the app whom the visitor represents.
+    if wants_org && req.has_prompt("none") && hint_matches == Some(false) {
+        let e = OAuthError::consent_required("consent is needed");
+        return fail(app, pending, &req, &e, now).await;
+    }
     let consented = match session_row {
         // yunid's own console is first party: nothing to consent to.
         Some(_) if crate::services::console::is_console(client) => Some(req.scope_string()),
         Some(s) => app.db.consent(&s.person_id, &client.id).await?,
         None => None,
     };
-    let situation = |acting_org| Situation {
+    let situation = |acting_org, defer_consent| Situation {
         session: session_row,
         fresh_login,
         hint_matches,
         consented: consented.as_deref(),
         acting_org,
+        defer_consent,
         now,
     };
-    let session = match authorize::decide(&req, client, &situation(None)) {
+    // Login and step-up first; consent once whom the person acts for is known.
+    let session = match authorize::decide(&req, client, &situation(None, wants_org)) {
         Decision::Fail(e) => return fail(app, pending, &req, &e, now).await,
         Decision::Login => return to_page(app, jar, "/login", pending, &req, now).await,
         Decision::Consent | Decision::Issue => match session_row {
@@ -214,7 +232,6 @@ pub async fn continue_request(
         let acting = match named_acting {
             // The app holds this subject already (a grant as that organisation, or as the person).
             Some(acting) => Some(acting),
-            None if options.is_empty() => Some(String::new()),
             None if silent => match req.hinted_org(&options) {
                 // Without a page, only an organisation consented to before; the same answer for every
                 // other (none represented, another company, a company never consented) — no hint about
@@ -224,7 +241,7 @@ pub async fn continue_request(
                         .iter()
                         .find(|(r, _)| r.id == rep)
                         .map(|(_, o)| o.id.as_str());
-                    match authorize::decide(&req, client, &situation(org)) {
+                    match authorize::decide(&req, client, &situation(org, false)) {
                         Decision::Issue => Some(rep),
                         _ => {
                             let e = OAuthError::consent_required("consent is needed");
@@ -239,6 +256,7 @@ pub async fn continue_request(
                 // No organisation named: the person as themself, whatever they represent.
                 None => Some(String::new()),
             },
+            None if options.is_empty() => Some(String::new()),
             None => None,
         };
         match acting {
@@ -253,15 +271,16 @@ pub async fn continue_request(
         None => None,
         Some(rep) => match options.iter().find(|(r, _)| r.id == rep) {
             Some((_, org)) => Some(org.id.as_str()),
-            // The representation ended meanwhile: ask again.
+            // The representation ended meanwhile: ask again (and consent again, for what is chosen).
             None => {
                 req.acting = None;
                 req.acting_by = None;
+                req.consented_by = None;
                 return to_page(app, jar, "/act-as", pending, &req, now).await;
             }
         },
     };
-    match authorize::decide(&req, client, &situation(acting_org)) {
+    match authorize::decide(&req, client, &situation(acting_org, false)) {
         Decision::Fail(e) => fail(app, pending, &req, &e, now).await,
         Decision::Login => to_page(app, jar, "/login", pending, &req, now).await,
         Decision::Consent => to_page(app, jar, "/consent", pending, &req, now).await,
@@ -296,35 +315,50 @@ async fn fail(
 
 type Options = [(Representation, Organisation)];
 
-/// Checks the subjects an app named against the signed-in person: `(Some(true), acting)` when every one
-/// is the person (`acting` = `""`) or one organisation they represent for this app (`acting` = its
-/// representation), `(Some(false), None)` otherwise. An organisation counts only when `org` is asked.
+/// Checks whom the app named against the signed-in person: `(Some(true), acting)` when the names are
+/// the person (`acting` = `""`) or, through an `id_token_hint` that this very app received from a grant
+/// the person made acting for an organisation they still represent (`aud` is the app, `act.sub` the
+/// person), that organisation (`acting` = its representation); `(Some(false), None)` otherwise. A
+/// `claims` sub value counts only for the person: an app cannot pick an organisation by naming it.
 fn named_subject(
     app: &App,
     client: &Client,
     session: &SessionRow,
     options: &Options,
-    named: &[String],
+    hint: Option<&Value>,
+    requested_sub: Option<&str>,
     wants_org: bool,
 ) -> (Option<bool>, Option<String>) {
     let own = claims::subject(app, client, &session.person_id);
     let mut acting: Option<String> = None;
-    for sub in named {
-        let this = if *sub == own {
+    if let Some(h) = hint {
+        let sub = h.get("sub").and_then(Value::as_str).unwrap_or("");
+        let for_this_app = match h.get("aud") {
+            Some(Value::String(a)) => *a == client.id,
+            Some(Value::Array(a)) => a.iter().any(|x| x.as_str() == Some(client.id.as_str())),
+            _ => false,
+        };
+        let actor = h.pointer("/act/sub").and_then(Value::as_str);
+        acting = if sub == own {
             Some(String::new())
-        } else if wants_org {
+        } else if wants_org && for_this_app && actor == Some(own.as_str()) {
             options
                 .iter()
-                .find(|(_, org)| claims::subject(app, client, &org.id) == *sub)
+                .find(|(_, org)| claims::subject(app, client, &org.id) == sub)
                 .map(|(rep, _)| rep.id.clone())
         } else {
             None
         };
-        match (this, &acting) {
-            (None, _) => return (Some(false), None),
-            (Some(a), Some(b)) if a != *b => return (Some(false), None),
-            (Some(a), _) => acting = Some(a),
+        if acting.is_none() {
+            return (Some(false), None);
         }
+    }
+    if let Some(sub) = requested_sub {
+        // The person's own subject only, and consistent with the hint.
+        if sub != own || acting.as_deref().is_some_and(|a| !a.is_empty()) {
+            return (Some(false), None);
+        }
+        acting = Some(String::new());
     }
     (Some(true), acting)
 }
@@ -373,8 +407,8 @@ async fn save_pending(app: &App, req: &AuthRequest, browser: &str, now: i64) -> 
     Ok(id)
 }
 
-/// The `sub` of an ID token we issued (its expiry does not matter for a hint).
-fn hint_subject(app: &App, hint: &str) -> Option<String> {
+/// The claims of an ID token we issued (its expiry does not matter for a hint).
+fn hint_claims(app: &App, hint: &str) -> Option<Value> {
     let (header, claims) = app.keys().verify(hint).ok()?;
     if header.get("typ").and_then(Value::as_str) == Some("at+jwt") {
         return None;
@@ -382,7 +416,8 @@ fn hint_subject(app: &App, hint: &str) -> Option<String> {
     if claims.get("iss").and_then(Value::as_str) != Some(app.config.iss()) {
         return None;
     }
-    claims.get("sub").and_then(Value::as_str).map(str::to_owned)
+    claims.get("sub").and_then(Value::as_str)?;
+    Some(claims)
 }
 
 /// Creates the grant family and a single-use code bound to client, redirect URI and PKCE challenge.

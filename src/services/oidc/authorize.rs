@@ -70,21 +70,24 @@ impl AuthRequest {
         self
     }
 
-    /// What a consent to this request covers: its scopes, each licence type (`licence:<code>`) and, when
-    /// acting for an organisation, that organisation (`org:<id>`): a consent given as oneself or for one
-    /// company does not release another company's data.
+    /// What a consent to this request covers: its scopes and each licence type (`licence:<code>`); when
+    /// acting for an organisation, each of those for that organisation (`org:<id>:<scope>`) and the
+    /// organisation itself (`org:<id>`): a consent given as oneself or for one company releases nothing
+    /// of another company's.
     pub fn consent_tokens(&self, acting_org: Option<&str>) -> Vec<String> {
         let licences = self
             .licence_types
             .iter()
             .flatten()
             .map(|t| format!("licence:{t}"));
-        self.scopes
-            .iter()
-            .cloned()
-            .chain(licences)
-            .chain(acting_org.map(|o| format!("org:{o}")))
-            .collect()
+        let own = self.scopes.iter().cloned().chain(licences);
+        match acting_org {
+            None => own.collect(),
+            Some(o) => own
+                .map(|t| format!("org:{o}:{t}"))
+                .chain(std::iter::once(format!("org:{o}")))
+                .collect(),
+        }
     }
 
     /// The representation `login_hint=org:<credit code>` names among the person's options, if any.
@@ -413,6 +416,8 @@ pub struct Situation<'a> {
     pub consented: Option<&'a str>,
     /// The organisation (id) the request acts for, once chosen: its consent is recorded apart.
     pub acting_org: Option<&'a str>,
+    /// Whom the person acts for is not chosen yet: consent is decided after that choice.
+    pub defer_consent: bool,
     pub now: i64,
 }
 
@@ -460,6 +465,9 @@ pub fn decide(req: &AuthRequest, client: &Client, s: &Situation<'_>) -> Decision
             ));
         }
         return login("a stronger authentication is required");
+    }
+    if s.defer_consent {
+        return Decision::Issue;
     }
     let consented = s.consented.unwrap_or("");
     let covered = req

@@ -157,9 +157,15 @@ impl Browser {
         let csrf = field(body, "csrf").unwrap();
         let req = field(body, "req").unwrap();
         let decision = if allow { "allow" } else { "deny" };
+        let who = field(body, "who").unwrap_or_default();
         self.post(
             "/consent",
-            &[("csrf", &csrf), ("req", &req), ("decision", decision)],
+            &[
+                ("csrf", &csrf),
+                ("req", &req),
+                ("who", &who),
+                ("decision", decision),
+            ],
         )
         .await
     }
