@@ -97,6 +97,18 @@ pub fn internal(e: anyhow::Error, context: &str) -> Response {
         );
         return res;
     }
+    if e.downcast_ref::<crate::services::password::Busy>().is_some() {
+        tracing::warn!("{context}: the password hashing queue is full");
+        let mut res = error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "系统繁忙，请稍后再试。The service is busy; please try again shortly.",
+        );
+        res.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static("5"),
+        );
+        return res;
+    }
     tracing::error!(error = format!("{e:#}"), "{context}");
     error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
 }

@@ -73,6 +73,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0010_jwks_uri.sql"),
         postgres: include_str!("../../migrations/postgres/0010_jwks_uri.sql"),
     },
+    Migration {
+        version: 15,
+        name: "throttle-sms_reservations_outbox",
+        sqlite: include_str!("../../migrations/sqlite/0015_throttle-sms_reservations_outbox.sql"),
+        postgres: include_str!("../../migrations/postgres/0015_throttle-sms_reservations_outbox.sql"),
+    },
 ];
 
 const LOCK_ID: i64 = 0x79_756e_6964; // "yunid"

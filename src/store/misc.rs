@@ -129,6 +129,11 @@ impl Db {
             .execute(&self.pool)
             .await?
             .rows_affected();
+        n += sqlx::query("DELETE FROM login_throttle WHERE last_at < $1")
+            .bind(keep_failures_since)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
         Ok(n)
     }
 }

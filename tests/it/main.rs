@@ -22,5 +22,6 @@ mod logout;
 mod ops;
 mod passkeys;
 mod registration;
+mod throttling;
 mod token_errors;
 mod tokens;
