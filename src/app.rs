@@ -26,6 +26,8 @@ pub struct Inner {
     keys: RwLock<Arc<KeySet>>,
     pub http: reqwest::Client,
     pub sms: Box<dyn crate::services::sms::SmsGateway>,
+    /// Wakes this node's SMS outbox worker when a message is queued.
+    pub sms_wake: tokio::sync::Notify,
     /// The WebAuthn relying party; `None` when the issuer's host cannot serve passkeys.
     pub webauthn: Option<webauthn_rs::Webauthn>,
     pub metrics: crate::metrics::Metrics,
@@ -96,6 +98,7 @@ impl App {
             keys: RwLock::new(Arc::new(keys)),
             http,
             sms,
+            sms_wake: tokio::sync::Notify::new(),
             webauthn,
             metrics: crate::metrics::Metrics::default(),
             verified_tokens: Default::default(),
@@ -131,7 +134,7 @@ impl App {
         Ok(())
     }
 
-    /// Background work every node runs: key reload, back-channel logout delivery, sweeping.
+    /// Background work every node runs: key reload, back-channel logout and SMS delivery, sweeping.
     pub fn spawn_background(&self) {
         let app = self.clone();
         tokio::spawn(async move {
@@ -177,6 +180,17 @@ impl App {
             loop {
                 tick.tick().await;
                 crate::services::logout::deliver_due(&app).await;
+            }
+        });
+        let app = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = app.sms_wake.notified() => {}
+                }
+                crate::services::sms::deliver_due(&app).await;
             }
         });
     }
