@@ -224,10 +224,13 @@ pub struct ActAsPage<'a> {
 pub struct RegisterPage<'a> {
     pub t: &'static Texts,
     pub csrf: &'a str,
+    /// Step 2 (code and details) for this attempt; step 1 (the phone) without one.
+    pub attempt: Option<&'a str>,
     pub id_number: &'a str,
     pub name: &'a str,
     pub phone: &'a str,
     pub error: Option<&'a str>,
+    pub notice: Option<&'a str>,
 }
 
 #[derive(Template)]

@@ -14,4 +14,5 @@ pub mod passkey;
 pub mod password;
 pub mod registration;
 pub mod registry;
+pub mod signup;
 pub mod sms;

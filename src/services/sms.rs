@@ -141,16 +141,16 @@ pub enum Purpose<'a> {
     },
 }
 
-fn phone_hash(app: &App, e164: &str) -> String {
+pub(crate) fn phone_hash(app: &App, e164: &str) -> String {
     app.secrets.id_hash(&format!("phone:{e164}"))
 }
 
-fn code_hash(attempt: &str, code: &str) -> String {
+pub(crate) fn code_hash(attempt: &str, code: &str) -> String {
     crypto::token_hash(&format!("{attempt}:{code}"))
 }
 
 /// A uniformly random six-digit code.
-fn six_digits() -> String {
+pub(crate) fn six_digits() -> String {
     loop {
         let n = u32::from_be_bytes(crypto::random_bytes::<4>());
         // Reject the top sliver so every code is equally likely.
@@ -158,6 +158,23 @@ fn six_digits() -> String {
             return format!("{:06}", n % 1_000_000);
         }
     }
+}
+
+/// Checks the sending limits for a phone (cooldown, hourly cap) and an address (hourly cap), and
+/// counts this send when they allow it.
+pub(crate) async fn may_send(app: &App, phone_hash: &str, address: &str, now: i64) -> anyhow::Result<bool> {
+    let c = &app.config;
+    let (per_phone, last, per_address) = app.db.sms_send_counts(phone_hash, address, now - 3600).await?;
+    if per_phone >= c.sms_per_phone_hour
+        || per_address >= c.sms_per_address_hour
+        || last.is_some_and(|l| now - l < c.sms_resend_cooldown)
+    {
+        app.metrics.throttled("sms_send");
+        app.metrics.sms("refused");
+        return Ok(false);
+    }
+    app.db.record_sms_send(phone_hash, address, now).await?;
+    Ok(true)
 }
 
 /// Starts an SMS attempt; returns its id (for the next form). Sends only to a registered, verified phone.
@@ -188,16 +205,9 @@ pub async fn send_code(
     };
     let hash = phone_hash(app, &e164);
     let c = &app.config;
-    let (per_phone, last, per_address) = app.db.sms_send_counts(&hash, address, now - 3600).await?;
-    if per_phone >= c.sms_per_phone_hour
-        || per_address >= c.sms_per_address_hour
-        || last.is_some_and(|l| now - l < c.sms_resend_cooldown)
-    {
-        app.metrics.throttled("sms_send");
-        app.metrics.sms("refused");
+    if !may_send(app, &hash, address, now).await? {
         return Ok(Err(SendError::Throttled));
     }
-    app.db.record_sms_send(&hash, address, now).await?;
     let attempt = crypto::random_token();
     let code = six_digits();
     app.db

@@ -22,6 +22,7 @@ mod logout;
 mod ops;
 mod passkeys;
 mod registration;
+mod signup;
 mod sms_outbox;
 mod throttling;
 mod token_errors;
