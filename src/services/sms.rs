@@ -259,7 +259,9 @@ pub async fn enqueue(
         Some(m) => Some(app.secrets.encrypt(&serde_json::to_string(m)?, id.as_bytes())?),
         None => None,
     };
-    app.db.enqueue_sms(&id, sealed.as_deref(), now, expires_at).await?;
+    app.db
+        .enqueue_sms(&id, sealed.as_deref(), now, expires_at)
+        .await?;
     app.sms_wake.notify_one();
     Ok(())
 }

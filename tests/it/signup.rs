@@ -101,7 +101,10 @@ async fn registration_answers_the_same_whether_or_not_the_phone_or_id_number_is_
     assert_eq!(fresh.html().1, taken.html().1);
     assert_eq!(normalised(&fresh, newcomer), normalised(&taken, ALICE_PHONE));
     let notice = latest_to(&inbox, ALICE_PHONE).expect("Alice is told by SMS");
-    assert_eq!(notice["code"], "", "no code for a phone that has an account: {notice}");
+    assert_eq!(
+        notice["code"], "",
+        "no code for a phone that has an account: {notice}"
+    );
     assert!(notice["text"].as_str().unwrap().contains("已有账号"), "{notice}");
     let code = latest_to(&inbox, newcomer).expect("a code for the new phone")["code"]
         .as_str()
@@ -121,7 +124,12 @@ async fn registration_answers_the_same_whether_or_not_the_phone_or_id_number_is_
         .to_owned();
     let new_id = resident_id(7);
     let with_new_id = complete(&other, &page, &other_code, &new_id, "a long enough passphrase 2").await;
-    assert_eq!(with_taken_id.html().1, StatusCode::OK, "{}", with_taken_id.html().2);
+    assert_eq!(
+        with_taken_id.html().1,
+        StatusCode::OK,
+        "{}",
+        with_taken_id.html().2
+    );
     assert_eq!(with_new_id.html().1, StatusCode::OK);
     assert_eq!(with_taken_id.html().2, with_new_id.html().2, "the same page");
     assert!(with_new_id.html().2.contains(ZH.registered));
@@ -153,7 +161,9 @@ async fn registration_answers_the_same_whether_or_not_the_phone_or_id_number_is_
         .unwrap()
         .expect("the account was created");
     assert!(person.phone_verified);
-    let page = login.login(&login.get("/login").await, &new_id, "a long enough passphrase 2").await;
+    let page = login
+        .login(&login.get("/login").await, &new_id, "a long enough passphrase 2")
+        .await;
     assert!(!page.is_login(), "{page:?}");
 }
 
@@ -172,10 +182,17 @@ async fn the_phone_is_proven_before_the_account_exists_or_the_password_is_hashed
     let refused = complete(&browser, &page, &wrong, &id, "a long enough passphrase").await;
     assert_eq!(refused.html().1, StatusCode::UNAUTHORIZED);
     assert_eq!(alert(&refused).as_deref(), Some(ZH.err_code));
-    assert!(field(refused.html().2, "attempt").is_some(), "the code can be typed again");
+    assert!(
+        field(refused.html().2, "attempt").is_some(),
+        "the code can be typed again"
+    );
     let after = scrape(&env.base).await;
     let hashes = "yunid_password_hashes_total";
-    assert_eq!(sample(&after, hashes), sample(&before, hashes), "no hash before the code checks out");
+    assert_eq!(
+        sample(&after, hashes),
+        sample(&before, hashes),
+        "no hash before the code checks out"
+    );
     assert!(
         yunid::services::login::find_person(&env.app, &id)
             .await
@@ -216,7 +233,14 @@ async fn the_phone_is_proven_before_the_account_exists_or_the_password_is_hashed
         .unwrap()
         .expect("created");
     assert!(person.phone_verified);
-    let again = complete(&browser, &page, &code, &resident_id(9), "a long enough passphrase").await;
+    let again = complete(
+        &browser,
+        &page,
+        &code,
+        &resident_id(9),
+        "a long enough passphrase",
+    )
+    .await;
     assert_eq!(again.html().1, StatusCode::UNAUTHORIZED, "a code works once");
     assert_eq!(alert(&again).as_deref(), Some(ZH.err_code_expired));
     assert!(
@@ -248,7 +272,10 @@ async fn registration_is_throttled_per_phone_address_and_id_number_on_every_node
     for (i, browser) in [&at_a, &at_b, &at_a, &at_b].into_iter().enumerate() {
         let phone = format!("1390013910{i}");
         let page = ask_code(browser, &phone).await;
-        let code = latest_to(&inbox, &phone).unwrap()["code"].as_str().unwrap().to_owned();
+        let code = latest_to(&inbox, &phone).unwrap()["code"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         let before = inbox.delivered().len();
         let answer = complete(browser, &page, &code, ALICE_ID, "a long enough passphrase").await;
         let notices = inbox.delivered()[before..]
@@ -268,7 +295,10 @@ async fn registration_is_throttled_per_phone_address_and_id_number_on_every_node
 
     // Per address: ten completions (here with a made-up attempt) and the next is held back.
     let page = ask_code(&at_a, "13900139200").await;
-    let body = page.html().2.replace(&field(page.html().2, "attempt").unwrap(), "made-up");
+    let body = page
+        .html()
+        .2
+        .replace(&field(page.html().2, "attempt").unwrap(), "made-up");
     let forged = Page::Html {
         url: String::new(),
         status: StatusCode::OK,
@@ -276,10 +306,24 @@ async fn registration_is_throttled_per_phone_address_and_id_number_on_every_node
     };
     // Four completions above already came from this address.
     for _ in 4..10 {
-        let answer = complete(&at_a, &forged, "123456", &resident_id(10), "a long enough passphrase").await;
+        let answer = complete(
+            &at_a,
+            &forged,
+            "123456",
+            &resident_id(10),
+            "a long enough passphrase",
+        )
+        .await;
         assert_eq!(answer.html().1, StatusCode::UNAUTHORIZED);
     }
-    let held = complete(&at_a, &forged, "123456", &resident_id(10), "a long enough passphrase").await;
+    let held = complete(
+        &at_a,
+        &forged,
+        "123456",
+        &resident_id(10),
+        "a long enough passphrase",
+    )
+    .await;
     assert_eq!(held.html().1, StatusCode::TOO_MANY_REQUESTS);
 }
 

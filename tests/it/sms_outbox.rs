@@ -132,10 +132,7 @@ async fn two_nodes_never_claim_the_same_message(backend: Backend) {
     }
     let mut claims = Vec::new();
     for _ in 0..4 {
-        let (a, b) = tokio::join!(
-            env.app.db.claim_sms(later, 60),
-            other.app.db.claim_sms(later, 60)
-        );
+        let (a, b) = tokio::join!(env.app.db.claim_sms(later, 60), other.app.db.claim_sms(later, 60));
         claims.extend(a.unwrap());
         claims.extend(b.unwrap());
     }

@@ -155,10 +155,7 @@ async fn a_full_hashing_queue_answers_at_once_without_a_hash(backend: Backend) {
     for ((_, alert, retry), done) in &busy {
         assert_eq!(alert.as_deref(), Some(ZH.err_busy));
         assert!(retry.is_some(), "a Retry-After header");
-        assert_eq!(
-            *done, 0.0,
-            "answered at once, before any queued check finished"
-        );
+        assert_eq!(*done, 0.0, "answered at once, before any queued check finished");
     }
     let wrong = answers
         .iter()
@@ -169,7 +166,9 @@ async fn a_full_hashing_queue_answers_at_once_without_a_hash(backend: Backend) {
     assert_eq!(hashes, wrong as f64, "no hash for a refused check");
 
     // Refused checks were not counted as failures, and the queue is free again: the password works.
-    let page = browser.login(&browser.get("/login").await, ALICE_ID, PASSWORD).await;
+    let page = browser
+        .login(&browser.get("/login").await, ALICE_ID, PASSWORD)
+        .await;
     assert_ne!(page.html().1, StatusCode::SERVICE_UNAVAILABLE);
     assert!(!page.is_login(), "signed in: {page:?}");
 }
@@ -218,10 +217,7 @@ async fn spellings_of_a_number_lock_alike_whether_or_not_it_is_registered(backen
 
     // The same for ID numbers: a lower-case x is the same number, registered or not.
     let (browser, csrf) = login_page(&env).await;
-    let unknown_id = (0..1000)
-        .map(resident_id)
-        .find(|id| id.ends_with('X'))
-        .unwrap();
+    let unknown_id = (0..1000).map(resident_id).find(|id| id.ends_with('X')).unwrap();
     let mut statuses = Vec::new();
     for i in 0..11 {
         let spelling = if i % 2 == 0 {

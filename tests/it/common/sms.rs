@@ -113,9 +113,7 @@ impl Drop for SmsInbox {
 }
 
 async fn record(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> StatusCode {
-    shared
-        .arrived
-        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    shared.arrived.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     loop {
         let released = shared.released.notified();
         if !*shared.held.lock().unwrap() {
@@ -212,9 +210,7 @@ impl SmsInbox {
     /// Every call, failed ones included, once the senders' outboxes are empty.
     pub fn calls(&self) -> Vec<Call> {
         let url = self.url.clone();
-        tokio::task::block_in_place(|| {
-            tokio::runtime::Handle::current().block_on(outboxes_drained(&url))
-        });
+        tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(outboxes_drained(&url)));
         self.shared.calls.lock().unwrap().clone()
     }
 
