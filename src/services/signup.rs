@@ -29,10 +29,12 @@ pub enum StartError {
 }
 
 /// Step 1: sends a registration code to `phone`, or, when the phone already has an account, a message
-/// saying so (and no code). Returns the attempt id for the next form either way.
+/// saying so (and no code). Returns the attempt id for the next form either way. The attempt is bound
+/// to `browser` (a value only that browser presents: its CSRF token), so it completes nowhere else.
 pub async fn start(
     app: &App,
     phone: &str,
+    browser: &str,
     address: &str,
     now: i64,
 ) -> anyhow::Result<Result<String, StartError>> {
@@ -54,7 +56,8 @@ pub async fn start(
                 phone_hash: hash,
                 person_id: None,
                 purpose: PURPOSE.into(),
-                session_sid: None,
+                // A registration has no session; the column holds the browser binding instead.
+                session_sid: Some(crypto::token_hash(browser)),
                 code_hash: sms::code_hash(&attempt, &code),
                 expires_at: now + ttl,
                 tries: 0,
@@ -91,6 +94,8 @@ pub async fn start(
 /// What step 2 brings back.
 pub struct Details<'a> {
     pub attempt: &'a str,
+    /// The same per-browser value as given to [`start`].
+    pub browser: &'a str,
     pub phone: &'a str,
     pub code: &'a str,
     pub id_number: &'a str,
@@ -144,7 +149,7 @@ pub async fn complete(
         app.metrics.throttled("register_address");
         return Ok(Err(CompleteError::Throttled));
     }
-    if let Err(e) = check_code(app, d.attempt, &phone, d.code, now).await? {
+    if let Err(e) = check_code(app, &d, &phone, now).await? {
         return Ok(Err(e));
     }
     // The phone is proven. Held back per ID number (the same key whether or not it is registered), so
@@ -202,14 +207,14 @@ pub async fn complete(
     Ok(Ok(()))
 }
 
-/// Uses the registration code of `attempt` once, for this phone only.
+/// Uses the registration code of the attempt once, for its phone and its browser only.
 async fn check_code(
     app: &App,
-    attempt: &str,
+    d: &Details<'_>,
     phone: &Phone,
-    code: &str,
     now: i64,
 ) -> anyhow::Result<Result<(), CompleteError>> {
+    let (attempt, code) = (d.attempt, d.code);
     let attempt_hash = crypto::token_hash(attempt);
     let max = app.config.sms_max_tries;
     let Some(row) = app.db.sms_code(&attempt_hash).await? else {
@@ -219,7 +224,18 @@ async fn check_code(
         row.phone_hash.as_bytes(),
         sms::phone_hash(app, phone.as_str()).as_bytes(),
     );
-    if row.purpose != PURPOSE || !same_phone || row.used || row.expires_at <= now || row.tries >= max {
+    let browser = crypto::token_hash(d.browser);
+    let same_browser = row
+        .session_sid
+        .as_deref()
+        .is_some_and(|b| crypto::ct_eq(b.as_bytes(), browser.as_bytes()));
+    if row.purpose != PURPOSE
+        || !same_phone
+        || !same_browser
+        || row.used
+        || row.expires_at <= now
+        || row.tries >= max
+    {
         return Ok(Err(CompleteError::Expired));
     }
     let presented = sms::code_hash(attempt, code.trim());

@@ -225,6 +225,33 @@ async fn the_phone_is_proven_before_the_account_exists_or_the_password_is_hashed
             .is_none()
     );
 
+    // The attempt belongs to the browser that asked for it: another browser, with the code, gets nowhere.
+    let thief = Browser::new(&env.base);
+    let their_page = thief.get("/register").await;
+    let their_csrf = field(their_page.html().2, "csrf").unwrap();
+    let stolen = thief
+        .post(
+            "/register",
+            &[
+                ("csrf", their_csrf.as_str()),
+                ("attempt", &attempt),
+                ("phone", phone),
+                ("code", &code),
+                ("id_number", &resident_id(11)),
+                ("name", "王五"),
+                ("password", "a long enough passphrase"),
+            ],
+        )
+        .await;
+    assert_eq!(stolen.html().1, StatusCode::UNAUTHORIZED);
+    assert_eq!(alert(&stolen).as_deref(), Some(ZH.err_code_expired));
+    assert!(
+        yunid::services::login::find_person(&env.app, phone)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
     // The right code creates the account, once.
     let done = complete(&browser, &refused, &code, &id, "a long enough passphrase").await;
     assert_eq!(done.html().1, StatusCode::OK, "{}", done.html().2);

@@ -82,7 +82,9 @@ pub async fn send_code(
         return super::forbidden_csrf(lang);
     }
     let t = lang.texts();
-    match signup::start(&app, &f.phone, &addr, app.now()).await {
+    // The CSRF token checked above stands for this browser: the attempt completes only here.
+    let browser = f.csrf.as_deref().unwrap_or_default();
+    match signup::start(&app, &f.phone, browser, &addr, app.now()).await {
         Ok(Ok(attempt)) => {
             let view = View {
                 attempt: Some(&attempt),
@@ -158,6 +160,7 @@ pub async fn submit(
     }
     let details = Details {
         attempt: &f.attempt,
+        browser: f.csrf.as_deref().unwrap_or_default(),
         phone: &f.phone,
         code: &f.code,
         id_number: &f.id_number,
