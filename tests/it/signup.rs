@@ -354,7 +354,73 @@ async fn registration_is_throttled_per_phone_address_and_id_number_on_every_node
     assert_eq!(held.html().1, StatusCode::TOO_MANY_REQUESTS);
 }
 
+async fn sign_in_codes_and_registration_codes_do_not_cross(backend: Backend) {
+    let inbox = SmsInbox::start(0).await;
+    let env = provider(backend, &inbox).await;
+    let browser = Browser::new(&env.base);
+
+    // Alice's sign-in code, brought to the registration form (same browser): it opens nothing.
+    let login = browser.get("/login?method=sms").await;
+    let csrf = field(login.html().2, "csrf").unwrap();
+    let sent = browser
+        .post("/login/sms/send", &[("csrf", &csrf), ("phone", ALICE_PHONE)])
+        .await;
+    let login_attempt = field(sent.html().2, "attempt").unwrap();
+    let login_code = inbox.last_code();
+    let id = resident_id(12);
+    let crossed = browser
+        .post(
+            "/register",
+            &[
+                ("csrf", csrf.as_str()),
+                ("attempt", &login_attempt),
+                ("phone", ALICE_PHONE),
+                ("code", &login_code),
+                ("id_number", &id),
+                ("name", "李四"),
+                ("password", "a long enough passphrase"),
+            ],
+        )
+        .await;
+    assert_eq!(crossed.html().1, StatusCode::UNAUTHORIZED);
+    assert!(
+        yunid::services::login::find_person(&env.app, &id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // A registration code, brought to the sign-in form: nobody is signed in.
+    let page = ask_code(&browser, "13900139000").await;
+    let attempt = field(page.html().2, "attempt").unwrap();
+    let code = inbox.last_code();
+    let crossed = browser
+        .post(
+            "/login/sms/verify",
+            &[("csrf", csrf.as_str()), ("attempt", &attempt), ("code", &code)],
+        )
+        .await;
+    assert_eq!(crossed.html().1, StatusCode::UNAUTHORIZED);
+    assert!(browser.get("/account").await.is_login(), "not signed in");
+
+    // Each still works where it belongs.
+    let done = complete(&browser, &page, &code, &id, "a long enough passphrase").await;
+    assert_eq!(done.html().1, StatusCode::OK, "{}", done.html().2);
+    let signed = browser
+        .post(
+            "/login/sms/verify",
+            &[
+                ("csrf", csrf.as_str()),
+                ("attempt", &login_attempt),
+                ("code", &login_code),
+            ],
+        )
+        .await;
+    assert!(signed.html().0.ends_with("/account"), "{signed:?}");
+}
+
 on_both_backends!(
+    sign_in_codes_and_registration_codes_do_not_cross,
     registration_answers_the_same_whether_or_not_the_phone_or_id_number_is_taken,
     the_phone_is_proven_before_the_account_exists_or_the_password_is_hashed,
     registration_is_throttled_per_phone_address_and_id_number_on_every_node,
