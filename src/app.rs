@@ -190,7 +190,7 @@ impl App {
                     _ = tick.tick() => {}
                     _ = app.sms_wake.notified() => {}
                 }
-                crate::services::sms::deliver_due(&app).await;
+                crate::services::sms_outbox::deliver_due(&app).await;
             }
         });
     }

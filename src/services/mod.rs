@@ -16,3 +16,4 @@ pub mod registration;
 pub mod registry;
 pub mod signup;
 pub mod sms;
+pub mod sms_outbox;

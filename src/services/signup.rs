@@ -11,6 +11,7 @@ use crate::services::login::reserve;
 use crate::services::password::{self, Weakness};
 use crate::services::registry::{self, NewPerson, PersonError};
 use crate::services::sms::{self, SmsMessage};
+use crate::services::sms_outbox;
 use crate::store::audit::NewEvent;
 use crate::store::login::SmsCode;
 
@@ -87,7 +88,7 @@ pub async fn start(
             code,
         }
     };
-    sms::enqueue(app, Some(&message), now, now + ttl).await?;
+    sms_outbox::enqueue(app, Some(&message), now, now + ttl).await?;
     Ok(Ok(attempt))
 }
 
@@ -183,7 +184,7 @@ pub async fn complete(
         Some(person_id) => {
             audit(app, &person_id, address, "success").await;
             // The same outbox write as the notice below.
-            sms::enqueue(app, None, now, now + app.config.sms_code_ttl).await?;
+            sms_outbox::enqueue(app, None, now, now + app.config.sms_code_ttl).await?;
         }
         None => {
             // The same hash as a new account costs.
@@ -201,7 +202,7 @@ pub async fn complete(
                        如非本人操作，请留意账号安全。"
                     .into(),
             });
-            sms::enqueue(app, notice.as_ref(), now, now + app.config.sms_code_ttl).await?;
+            sms_outbox::enqueue(app, notice.as_ref(), now, now + app.config.sms_code_ttl).await?;
         }
     }
     Ok(Ok(()))

@@ -14,6 +14,7 @@ use ring::hmac;
 use crate::app::App;
 use crate::crypto;
 use crate::identity::{Phone, PhoneError};
+use crate::services::sms_outbox as outbox;
 use crate::store::login::SmsCode;
 use crate::store::persons::PersonRow;
 
@@ -161,19 +162,23 @@ pub(crate) fn six_digits() -> String {
 }
 
 /// Checks the sending limits for a phone (cooldown, hourly cap) and an address (hourly cap), and
-/// counts this send when they allow it.
+/// counts this send when they allow it, atomically (concurrent requests cannot all pass).
 pub(crate) async fn may_send(app: &App, phone_hash: &str, address: &str, now: i64) -> anyhow::Result<bool> {
     let c = &app.config;
-    let (per_phone, last, per_address) = app.db.sms_send_counts(phone_hash, address, now - 3600).await?;
-    if per_phone >= c.sms_per_phone_hour
-        || per_address >= c.sms_per_address_hour
-        || last.is_some_and(|l| now - l < c.sms_resend_cooldown)
+    let limits = crate::store::login::SendLimits {
+        per_phone_hour: c.sms_per_phone_hour,
+        per_address_hour: c.sms_per_address_hour,
+        cooldown: c.sms_resend_cooldown,
+    };
+    if !app
+        .db
+        .try_record_sms_send(phone_hash, address, limits, now)
+        .await?
     {
         app.metrics.throttled("sms_send");
         app.metrics.sms("refused");
         return Ok(false);
     }
-    app.db.record_sms_send(phone_hash, address, now).await?;
     Ok(true)
 }
 
@@ -237,90 +242,8 @@ pub async fn send_code(
         ),
         code,
     });
-    enqueue(app, message.as_ref(), now, now + c.sms_code_ttl).await?;
+    outbox::enqueue(app, message.as_ref(), now, now + c.sms_code_ttl).await?;
     Ok(Ok(attempt))
-}
-
-/// How long a node holds a claimed message (longer than the webhook's three tries take).
-const LEASE: i64 = 60;
-/// Deliveries tried per message (each of them the gateway's own three tries), while the code lives.
-const MAX_ATTEMPTS: i64 = 3;
-
-/// Puts a message in the outbox, sealed with the data-protection secret (bound to its row); `None`
-/// writes a row with nothing to send, so that path costs the same. Wakes this node's worker.
-pub async fn enqueue(
-    app: &App,
-    message: Option<&SmsMessage>,
-    now: i64,
-    expires_at: i64,
-) -> anyhow::Result<()> {
-    let id = uuid::Uuid::now_v7().to_string();
-    let sealed = match message {
-        Some(m) => Some(app.secrets.encrypt(&serde_json::to_string(m)?, id.as_bytes())?),
-        None => None,
-    };
-    app.db
-        .enqueue_sms(&id, sealed.as_deref(), now, expires_at)
-        .await?;
-    app.sms_wake.notify_one();
-    Ok(())
-}
-
-/// Sends what is due in the outbox; any node may run it (each message is claimed with a lease). A
-/// message is deleted once delivered; a failed one is tried again with back-off while it is still
-/// worth sending, then given up (and deleted).
-pub async fn deliver_due(app: &App) {
-    let due = match app.db.claim_sms(app.now(), LEASE).await {
-        Ok(d) => d,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot read the SMS outbox");
-            return;
-        }
-    };
-    for m in due {
-        if let Err(e) = deliver(app, &m).await {
-            tracing::warn!(error = %e, "cannot update the SMS outbox");
-        }
-    }
-}
-
-async fn deliver(app: &App, m: &crate::store::sms_outbox::Outgoing) -> anyhow::Result<()> {
-    let Some(sealed) = &m.sealed else {
-        app.db.sms_done(&m.id).await?;
-        return Ok(());
-    };
-    let message: SmsMessage = match app
-        .secrets
-        .decrypt(sealed, m.id.as_bytes())
-        .and_then(|json| Ok(serde_json::from_str(&json)?))
-    {
-        Ok(message) => message,
-        Err(e) => {
-            app.metrics.sms("failed");
-            tracing::error!(error = %e, "an SMS in the outbox cannot be opened; dropped");
-            app.db.sms_done(&m.id).await?;
-            return Ok(());
-        }
-    };
-    match app.sms.send(&message).await {
-        Ok(()) => {
-            app.metrics.sms("sent");
-            app.db.sms_done(&m.id).await?;
-        }
-        Err(e) => {
-            let next = app.now() + (2i64 << m.attempts.min(6));
-            if m.attempts < MAX_ATTEMPTS && next < m.expires_at {
-                tracing::warn!(error = %e, attempts = m.attempts, "SMS not sent yet; will try again");
-                app.db.sms_retry(&m.id, next).await?;
-            } else {
-                // The person sees the same page either way; a failed send is for the operator.
-                app.metrics.sms("failed");
-                tracing::error!(error = %e, "SMS could not be sent");
-                app.db.sms_done(&m.id).await?;
-            }
-        }
-    }
-    Ok(())
 }
 
 #[derive(Debug, PartialEq, Eq)]

@@ -46,6 +46,14 @@ pub struct Limit {
     pub forget_before: i64,
 }
 
+/// Limits on sending SMS codes: per phone (hourly cap, cooldown) and per address (hourly cap).
+#[derive(Debug, Clone, Copy)]
+pub struct SendLimits {
+    pub per_phone_hour: i64,
+    pub per_address_hour: i64,
+    pub cooldown: i64,
+}
+
 impl Db {
     /// Reserves one attempt against `key` unless it is held back: below `max` attempts (since
     /// `forget_before`) nothing is held back; from `max` on, the key waits `window` after its latest
@@ -164,6 +172,60 @@ impl Db {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    /// Counts a send to `phone_hash` from `address` unless a limit is reached. One transaction that
+    /// first takes the write lock of the phone's and then the address's lock row (always in that order),
+    /// so concurrent sends on any node are counted one after the other. False when refused.
+    pub async fn try_record_sms_send(
+        &self,
+        phone_hash: &str,
+        address: &str,
+        limits: SendLimits,
+        now: i64,
+    ) -> Result<bool, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        for key in [
+            format!("sms-lock:phone:{phone_hash}"),
+            format!("sms-lock:addr:{address}"),
+        ] {
+            sqlx::query(
+                "INSERT INTO login_throttle (key, attempts, last_at) VALUES ($1, 0, $2) \
+                 ON CONFLICT (key) DO UPDATE SET last_at = $2",
+            )
+            .bind(key)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let row = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM sms_sends WHERE phone_hash = $1 AND at >= $3) AS phone_count, \
+             (SELECT MAX(at) FROM sms_sends WHERE phone_hash = $1) AS phone_last, \
+             (SELECT COUNT(*) FROM sms_sends WHERE address = $2 AND at >= $3) AS address_count",
+        )
+        .bind(phone_hash)
+        .bind(address)
+        .bind(now - 3600)
+        .fetch_one(&mut *tx)
+        .await?;
+        let per_phone: i64 = row.try_get("phone_count")?;
+        let last: Option<i64> = row.try_get("phone_last")?;
+        let per_address: i64 = row.try_get("address_count")?;
+        if per_phone >= limits.per_phone_hour
+            || per_address >= limits.per_address_hour
+            || last.is_some_and(|l| now - l < limits.cooldown)
+        {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        sqlx::query("INSERT INTO sms_sends (phone_hash, address, at) VALUES ($1,$2,$3)")
+            .bind(phone_hash)
+            .bind(address)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     pub async fn record_sms_send(

@@ -1,6 +1,7 @@
 //! SMS go through an outbox: the answer to "send me a code" never waits for the SMS provider (so a
 //! registered number answers like an unknown one), the message waits sealed and is deleted once
-//! delivered, and nodes sharing a database never claim the same message.
+//! delivered, and nodes sharing a database never claim the same message. Sending limits hold under a
+//! burst of requests.
 
 use std::time::Duration;
 
@@ -147,7 +148,54 @@ async fn two_nodes_never_claim_the_same_message(backend: Backend) {
     assert_eq!(other.app.db.claim_sms(later + 60, 60).await.unwrap().len(), 16);
 }
 
+/// Presses "send code" for `phone` `n` times at once (each on its own task); the statuses.
+async fn burst_of_sends(browser: &Browser, csrf: &str, phone: &str, n: usize) -> Vec<StatusCode> {
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let (http, origin) = (browser.http.clone(), browser.origin.clone());
+            let form = [("csrf", csrf.to_owned()), ("phone", phone.to_owned())];
+            tokio::spawn(async move {
+                let res = http
+                    .post(format!("{origin}/login/sms/send"))
+                    .form(&form)
+                    .send()
+                    .await
+                    .unwrap();
+                res.status()
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for task in tasks {
+        statuses.push(task.await.unwrap());
+    }
+    statuses
+}
+
+async fn a_burst_of_code_requests_sends_one_code(backend: Backend) {
+    let inbox = SmsInbox::start(0).await;
+    let env = Env::start_with(backend, webhook(&inbox)).await;
+    env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    let browser = Browser::new(&env.base);
+    let page = browser.get("/login?method=sms").await;
+    let csrf = field(page.html().2, "csrf").unwrap();
+
+    // Ten presses at once, for a registered and for an unregistered number: the cooldown lets one
+    // through, alike for both, on whatever connection it arrives.
+    for phone in [ALICE_PHONE, "13900139000"] {
+        let statuses = burst_of_sends(&browser, &csrf, phone, 10).await;
+        let sent = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+        let refused = statuses
+            .iter()
+            .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+            .count();
+        assert_eq!((sent, refused), (1, 9), "{phone}: {statuses:?}");
+    }
+    assert_eq!(inbox.delivered().len(), 1, "one SMS, to the registered phone");
+}
+
 on_both_backends!(
+    a_burst_of_code_requests_sends_one_code,
     sms_answers_never_wait_for_the_provider,
     two_nodes_never_claim_the_same_message,
 );
