@@ -230,7 +230,53 @@ async fn spellings_of_a_number_lock_alike_whether_or_not_it_is_registered(backen
     assert_eq!(statuses, expected, "an unregistered ID number");
 }
 
+/// The stored rule and its reference (`login::blocked`) agree on every step of a long attack: held
+/// back from `max` attempts on, for a window after the latest, doubling per further `max`, and
+/// forgotten after a day.
+async fn the_stored_throttle_follows_the_progressive_rule(backend: Backend) {
+    use yunid::services::login::{THROTTLE_MEMORY, blocked};
+    use yunid::store::login::Limit;
+    let env = Env::start(backend).await;
+    let (max, window) = (3, 100);
+    let start = env.app.now();
+    let mut history: Vec<i64> = Vec::new();
+    // Tries every 7 seconds for a while, then again after a day's silence.
+    let times: Vec<i64> = (0..400)
+        .map(|i| start + i * 7)
+        .chain((0..5).map(|i| start + 400 * 7 + THROTTLE_MEMORY + i))
+        .collect();
+    for now in times {
+        let recent: Vec<i64> = history
+            .iter()
+            .copied()
+            .filter(|t| *t >= now - THROTTLE_MEMORY)
+            .collect();
+        // The counter restarts once the latest attempt is older than a day.
+        let count = if history.last().is_some_and(|l| *l < now - THROTTLE_MEMORY) {
+            0
+        } else {
+            history.len() as i64
+        };
+        let expected = !blocked(count, recent.last().copied(), max, window, now);
+        let limit = Limit {
+            max,
+            window,
+            forget_before: now - THROTTLE_MEMORY,
+        };
+        let got = env.app.db.reserve_attempt("k", limit, now).await.unwrap();
+        assert_eq!(got, expected, "at +{}s after {count} attempts", now - start);
+        if got {
+            if count == 0 {
+                history.clear();
+            }
+            history.push(now);
+        }
+    }
+    assert!(history.len() < 400 / 2, "most of the attack was held back");
+}
+
 on_both_backends!(
+    the_stored_throttle_follows_the_progressive_rule,
     a_burst_of_guesses_gets_at_most_the_limit_of_hashes,
     a_full_hashing_queue_answers_at_once_without_a_hash,
     spellings_of_a_number_lock_alike_whether_or_not_it_is_registered,
