@@ -267,6 +267,38 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_full_queue_refuses_at_once_and_frees_its_places() {
+        let hasher = Hasher::new(64, 1).unwrap().with_queue(1);
+        let threads = hasher.permits.available_permits();
+        // Every hashing thread busy: the queued checks wait for a permit.
+        let held = hasher
+            .permits
+            .clone()
+            .acquire_many_owned(threads as u32)
+            .await
+            .unwrap();
+        let waiting: Vec<_> = (0..threads + 1)
+            .map(|_| {
+                let h = hasher.clone();
+                tokio::spawn(async move { h.verify(None, "guess".into()).await })
+            })
+            .collect();
+        while hasher.queued.load(std::sync::atomic::Ordering::SeqCst) < threads + 1 {
+            tokio::task::yield_now().await;
+        }
+        let refused = hasher.verify(None, "one too many".into()).await.unwrap_err();
+        assert!(refused.downcast_ref::<Busy>().is_some(), "{refused}");
+        assert_eq!(hasher.spent().0, 0, "no hash for the refused check");
+        drop(held);
+        for w in waiting {
+            assert!(!w.await.unwrap().unwrap());
+        }
+        assert_eq!(hasher.spent().0, threads as u64 + 1);
+        assert_eq!(hasher.queued.load(std::sync::atomic::Ordering::SeqCst), 0);
+        assert!(!hasher.verify(None, "later".into()).await.unwrap(), "room again");
+    }
+
+    #[tokio::test]
     async fn pooled_hashes_verify_like_the_reference_implementation() {
         use argon2::PasswordVerifier as _;
         let hasher = Hasher::new(64, 1).unwrap();
