@@ -29,6 +29,8 @@ pub struct Inner {
     /// Requests made on behalf of apps, to URLs they registered: guarded against internal addresses.
     pub client_http: crate::services::outbound::ClientHttp,
     pub sms: Box<dyn crate::services::sms::SmsGateway>,
+    /// Wakes this node's SMS outbox worker when a message is queued.
+    pub sms_wake: tokio::sync::Notify,
     /// The WebAuthn relying party; `None` when the issuer's host cannot serve passkeys.
     pub webauthn: Option<webauthn_rs::Webauthn>,
     pub metrics: crate::metrics::Metrics,
@@ -68,7 +70,8 @@ impl App {
         let node_id = crate::crypto::random_token();
         // Serving nodes report what they publish (`reload_keys`); command-line tools only load.
         let keys = rotation::load(&db, &kek, now, publish_grace(&config)).await?;
-        let hasher = Hasher::new(config.argon2_memory_kib, config.argon2_iterations)?;
+        let hasher = Hasher::new(config.argon2_memory_kib, config.argon2_iterations)?
+            .with_queue(config.password_hash_queue);
         let sms: Box<dyn crate::services::sms::SmsGateway> = match config.sms_gateway.as_str() {
             "console" => Box::new(crate::services::sms::ConsoleGateway),
             "webhook" => Box::new(crate::services::sms::WebhookGateway::new(
@@ -103,6 +106,7 @@ impl App {
             http,
             client_http,
             sms,
+            sms_wake: tokio::sync::Notify::new(),
             webauthn,
             metrics: crate::metrics::Metrics::default(),
             verified_tokens: Default::default(),
@@ -138,7 +142,7 @@ impl App {
         Ok(())
     }
 
-    /// Background work every node runs: key reload, back-channel logout delivery, sweeping.
+    /// Background work every node runs: key reload, back-channel logout and SMS delivery, sweeping.
     pub fn spawn_background(&self) {
         let app = self.clone();
         tokio::spawn(async move {
@@ -186,6 +190,17 @@ impl App {
             loop {
                 tick.tick().await;
                 crate::services::logout::deliver_due(&app, &slots).await;
+            }
+        });
+        let app = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = app.sms_wake.notified() => {}
+                }
+                crate::services::sms_outbox::deliver_due(&app).await;
             }
         });
     }

@@ -62,6 +62,9 @@ pub struct Config {
     pub argon2_memory_kib: u32,
     /// Argon2id iterations.
     pub argon2_iterations: u32,
+    /// Password checks that may wait for a free hashing thread (one per core); more are refused at
+    /// once with "try again shortly" (HTTP 503) and cost no hash.
+    pub password_hash_queue: usize,
     /// How often a back-channel logout delivery is tried before it is given up.
     pub backchannel_max_attempts: i64,
     /// A production deployment: development conveniences (the console SMS gateway) are refused.
@@ -139,6 +142,7 @@ impl Default for Config {
             login_throttle_window: 15 * 60,
             argon2_memory_kib: 19 * 1024,
             argon2_iterations: 2,
+            password_hash_queue: crate::services::password::DEFAULT_QUEUE,
             backchannel_max_attempts: 6,
             self_registration: false,
             audit_retention_days: 180,

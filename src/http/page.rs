@@ -97,6 +97,18 @@ pub fn internal(e: anyhow::Error, context: &str) -> Response {
         );
         return res;
     }
+    if e.downcast_ref::<crate::services::password::Busy>().is_some() {
+        tracing::warn!("{context}: the password hashing queue is full");
+        let mut res = error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "系统繁忙，请稍后再试。The service is busy; please try again shortly.",
+        );
+        res.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static("5"),
+        );
+        return res;
+    }
     tracing::error!(error = format!("{e:#}"), "{context}");
     error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
 }
@@ -224,10 +236,13 @@ pub struct ActAsPage<'a> {
 pub struct RegisterPage<'a> {
     pub t: &'static Texts,
     pub csrf: &'a str,
+    /// Step 2 (code and details) for this attempt; step 1 (the phone) without one.
+    pub attempt: Option<&'a str>,
     pub id_number: &'a str,
     pub name: &'a str,
     pub phone: &'a str,
     pub error: Option<&'a str>,
+    pub notice: Option<&'a str>,
 }
 
 #[derive(Template)]

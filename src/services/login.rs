@@ -14,6 +14,8 @@ pub enum LoginError {
     Throttled,
     /// The account is locked or disabled (said only after a correct password).
     Unavailable,
+    /// Too many password checks are waiting on this node: nothing was tried; try again shortly.
+    Busy,
 }
 
 impl LoginError {
@@ -23,6 +25,7 @@ impl LoginError {
             LoginError::Invalid => "invalid",
             LoginError::Throttled => "throttled",
             LoginError::Unavailable => "unavailable",
+            LoginError::Busy => "busy",
         }
     }
 }
@@ -46,7 +49,8 @@ pub const THROTTLE_MEMORY: i64 = 24 * 3600;
 
 /// Progressive throttling: below `max` failures (in the last day) nothing is held back; from `max` on,
 /// the account or address waits `window` after its last failure, doubling for every further `max`
-/// failures (at most 32 windows).
+/// failures (at most 32 windows). The store applies the same rule in one statement
+/// (`Db::reserve_attempt`); this is its reference.
 pub fn blocked(failures: i64, last_failure: Option<i64>, max: i64, window: i64, now: i64) -> bool {
     if failures < max || max <= 0 {
         return false;
@@ -55,8 +59,39 @@ pub fn blocked(failures: i64, last_failure: Option<i64>, max: i64, window: i64, 
     last_failure.is_some_and(|last| now - last < window << steps)
 }
 
-/// Checks a password login, counting failures per account and per address in the database (so the
-/// limit holds across nodes). Unknown accounts cost the same hash as known ones.
+/// The throttle key of what was typed as a username: its normalised identifier (every spelling of one
+/// ID number or phone number counts together), computed the same way whether or not an account has
+/// it, so throttling treats known and unknown accounts alike. Keyed hashes: no ID number in the table.
+pub fn account_key(app: &App, username: &str) -> String {
+    if let Ok(id) = ResidentId::parse(username) {
+        return format!("acct:id:{}", app.secrets.id_hash(id.as_str()));
+    }
+    if let Ok(phone) = Phone::parse(username) {
+        return format!("acct:phone:{}", app.secrets.id_hash(phone.as_str()));
+    }
+    // Matches no account; counted all the same, like any other name.
+    let other = username.trim().to_lowercase();
+    format!("acct:other:{}", app.secrets.id_hash(&other))
+}
+
+/// Reserves one attempt against `key` (see `Db::reserve_attempt`); a `max` of 0 or less turns the
+/// limit off.
+pub async fn reserve(app: &App, key: &str, max: i64, window: i64, now: i64) -> anyhow::Result<bool> {
+    if max <= 0 {
+        return Ok(true);
+    }
+    let limit = crate::store::login::Limit {
+        max,
+        window,
+        forget_before: now - THROTTLE_MEMORY,
+    };
+    Ok(app.db.reserve_attempt(key, limit, now).await?)
+}
+
+/// Checks a password login. An attempt is reserved against the account and the address (in the
+/// database, one statement each, so the limit holds across nodes and under concurrency) before the
+/// hash runs, and given back when it was not a failure. Unknown accounts cost the same hash as known
+/// ones, and the hashing queue is bounded: a full one is refused at once, without a hash.
 pub async fn password_login(
     app: &App,
     username: &str,
@@ -64,26 +99,32 @@ pub async fn password_login(
     address: &str,
     now: i64,
 ) -> anyhow::Result<Result<PersonRow, LoginError>> {
-    let person = find_person(app, username).await?;
-    let account_key = format!(
-        "acct:{}",
-        crypto::token_hash(person.as_ref().map_or(username.trim(), |p| p.id.as_str()))
-    );
+    let account_key = account_key(app, username);
     let address_key = format!("addr:{address}");
-    let since = now - THROTTLE_MEMORY;
     let (max, window) = (app.config.login_max_failures, app.config.login_throttle_window);
-    let (count, last) = app.db.login_failures(&account_key, since).await?;
-    if blocked(count, last, max, window, now) {
-        app.metrics.throttled("login_account");
-        return Ok(Err(LoginError::Throttled));
-    }
-    let (count, last) = app.db.login_failures(&address_key, since).await?;
-    if blocked(count, last, max * 5, window, now) {
+    if !reserve(app, &address_key, max.saturating_mul(5), window, now).await? {
         app.metrics.throttled("login_address");
         return Ok(Err(LoginError::Throttled));
     }
+    if !reserve(app, &account_key, max, window, now).await? {
+        app.db.refund_attempt(&address_key).await?;
+        app.metrics.throttled("login_account");
+        return Ok(Err(LoginError::Throttled));
+    }
+    let person = find_person(app, username).await?;
     let stored = person.as_ref().and_then(|p| p.password_hash.clone());
-    let ok = app.hasher.verify(stored, password.to_owned()).await?
+    let verified = match app.hasher.verify(stored, password.to_owned()).await {
+        Ok(v) => v,
+        Err(e) if e.downcast_ref::<crate::services::password::Busy>().is_some() => {
+            // Nothing was tried: the reservations go back.
+            app.db.refund_attempt(&account_key).await?;
+            app.db.refund_attempt(&address_key).await?;
+            app.metrics.throttled("password_queue");
+            return Ok(Err(LoginError::Busy));
+        }
+        Err(e) => return Err(e),
+    };
+    let ok = verified
         // A temporary password from the counter stops working when it expires.
         && person
             .as_ref()
@@ -104,15 +145,15 @@ pub async fn password_login(
         )
         .await;
     }
+    // A failure keeps its reservations: they are the record of it.
     let Some(person) = person.filter(|_| ok) else {
-        app.db.record_login_failure(&account_key, now).await?;
-        app.db.record_login_failure(&address_key, now).await?;
         return Ok(Err(LoginError::Invalid));
     };
+    app.db.refund_attempt(&address_key).await?;
+    app.db.clear_attempts(&account_key).await?;
     if person.status != "active" {
         return Ok(Err(LoginError::Unavailable));
     }
-    app.db.clear_login_failures(&account_key).await?;
     Ok(Ok(person))
 }
 

@@ -17,4 +17,6 @@ pub mod passkey;
 pub mod password;
 pub mod registration;
 pub mod registry;
+pub mod signup;
 pub mod sms;
+pub mod sms_outbox;

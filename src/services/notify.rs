@@ -55,22 +55,22 @@ impl Change {
     }
 }
 
-/// Sends the notice for `change` to `phone` (stored E.164); nothing when there is no usable phone.
+/// Queues the notice for `change` to `phone` (stored E.164) in the SMS outbox; nothing when there is no
+/// usable phone. A notice that cannot be queued is logged, never fails the change it reports.
 pub async fn credential_changed(app: &App, phone: Option<&str>, change: Change) {
     let Some(phone) = phone.and_then(|p| Phone::parse(p).ok()) else {
         return;
     };
     let message = SmsMessage {
         to: phone.as_str().to_owned(),
-        template: change.template(),
+        template: change.template().to_owned(),
         code: String::new(),
         text: change.text().to_owned(),
     };
-    match app.sms.send(&message).await {
-        Ok(()) => app.metrics.sms("sent"),
-        Err(e) => {
-            app.metrics.sms("failed");
-            tracing::error!(error = %e, template = change.template(), "credential notice could not be sent");
-        }
+    let now = app.now();
+    // Worth delivering for a day; after that a notice tells the person nothing new.
+    if let Err(e) = crate::services::sms_outbox::enqueue(app, Some(&message), now, now + 24 * 3600).await {
+        app.metrics.sms("failed");
+        tracing::error!(error = %e, template = change.template(), "credential notice could not be queued");
     }
 }

@@ -1,5 +1,6 @@
-//! Password hashing with argon2id in blocking tasks, at most one hash per core at a time, and a dummy
-//! verification for unknown accounts so timing does not tell who exists.
+//! Password hashing with argon2id in blocking tasks, at most one hash per core at a time behind a
+//! bounded queue (a full queue is refused at once, with no hash), and a dummy verification for unknown
+//! accounts so timing does not tell who exists.
 
 use std::sync::{Arc, Mutex};
 
@@ -11,6 +12,9 @@ use tokio::sync::Semaphore;
 pub struct Hasher {
     params: Params,
     permits: Arc<Semaphore>,
+    /// Hashes running or waiting for a permit, and how many may be (permits plus the queue).
+    queued: Arc<std::sync::atomic::AtomicUsize>,
+    capacity: usize,
     /// Argon2 memory blocks (19 MiB at the production parameters), at most one per permit, reused from
     /// hash to hash: allocating them per hash costs time, and freed blocks pile up in the allocator.
     memory: Arc<Mutex<Vec<Vec<Block>>>>,
@@ -31,6 +35,23 @@ fn thread_cpu_ns() -> u64 {
     (t.tv_sec as u64)
         .saturating_mul(1_000_000_000)
         .saturating_add(t.tv_nsec as u64)
+}
+
+/// Hashes that may wait for a permit unless configured otherwise.
+pub const DEFAULT_QUEUE: usize = 64;
+
+/// The hashing queue is full: the request is refused at once, without a hash; try again shortly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("too many password checks are waiting; try again shortly")]
+pub struct Busy;
+
+/// A place in the hashing queue, given back when dropped.
+struct Slot(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 pub const MIN_LENGTH: usize = 8;
@@ -79,10 +100,29 @@ impl Hasher {
         Ok(Hasher {
             params,
             permits: Arc::new(Semaphore::new(cores)),
+            queued: Arc::default(),
+            capacity: cores + DEFAULT_QUEUE,
             memory: Arc::new(Mutex::new(Vec::new())),
             dummy: Arc::new(dummy),
             spent: Arc::default(),
         })
+    }
+
+    /// At most `queue` hashes wait for a free permit; beyond that a hash is refused with [`Busy`]
+    /// (a queue without bound lets a flood of guesses pile up behind the throttle).
+    pub fn with_queue(mut self, queue: usize) -> Hasher {
+        self.capacity = self.permits.available_permits() + queue;
+        self
+    }
+
+    /// Takes a place in the queue, or refuses with [`Busy`] when it is full.
+    fn slot(&self) -> Result<Slot, Busy> {
+        use std::sync::atomic::Ordering::SeqCst;
+        if self.queued.fetch_add(1, SeqCst) >= self.capacity {
+            self.queued.fetch_sub(1, SeqCst);
+            return Err(Busy);
+        }
+        Ok(Slot(self.queued.clone()))
     }
 
     /// Runs `f` with a memory block of `blocks` blocks on the blocking pool, holding a permit; the block
@@ -93,6 +133,7 @@ impl Hasher {
         blocks: usize,
         f: impl FnOnce(&mut [Block]) -> T + Send + 'static,
     ) -> anyhow::Result<T> {
+        let _slot = self.slot()?;
         let _permit = self.permits.acquire().await?;
         let pool = self.memory.clone();
         let pooled = self.params.block_count();
@@ -223,6 +264,38 @@ mod tests {
         // Never truncated: a long password is accepted whole (up to the limit), and over it refused.
         assert_eq!(check_new(&"ab".repeat(512)), Ok(()));
         assert_eq!(check_new(&"ab".repeat(513)), Err(Weakness::Length));
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_refuses_at_once_and_frees_its_places() {
+        let hasher = Hasher::new(64, 1).unwrap().with_queue(1);
+        let threads = hasher.permits.available_permits();
+        // Every hashing thread busy: the queued checks wait for a permit.
+        let held = hasher
+            .permits
+            .clone()
+            .acquire_many_owned(threads as u32)
+            .await
+            .unwrap();
+        let waiting: Vec<_> = (0..threads + 1)
+            .map(|_| {
+                let h = hasher.clone();
+                tokio::spawn(async move { h.verify(None, "guess".into()).await })
+            })
+            .collect();
+        while hasher.queued.load(std::sync::atomic::Ordering::SeqCst) < threads + 1 {
+            tokio::task::yield_now().await;
+        }
+        let refused = hasher.verify(None, "one too many".into()).await.unwrap_err();
+        assert!(refused.downcast_ref::<Busy>().is_some(), "{refused}");
+        assert_eq!(hasher.spent().0, 0, "no hash for the refused check");
+        drop(held);
+        for w in waiting {
+            assert!(!w.await.unwrap().unwrap());
+        }
+        assert_eq!(hasher.spent().0, threads as u64 + 1);
+        assert_eq!(hasher.queued.load(std::sync::atomic::Ordering::SeqCst), 0);
+        assert!(!hasher.verify(None, "later".into()).await.unwrap(), "room again");
     }
 
     #[tokio::test]

@@ -1,6 +1,9 @@
 //! SMS one-time codes: six digits, five minutes, single use, bound to one login attempt, stored hashed,
 //! at most five wrong tries; sending throttled per phone (cooldown and hourly cap) and per address,
 //! in the database so the limits hold across nodes. Unknown numbers get the same answer and no SMS.
+//! Messages go through an outbox (sealed with the data-protection secret, deleted once delivered) that
+//! any node's worker drains, so no answer waits for the provider, and a registered number's answer
+//! takes as long as an unknown one's.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -11,14 +14,15 @@ use ring::hmac;
 use crate::app::App;
 use crate::crypto;
 use crate::identity::{Phone, PhoneError};
+use crate::services::sms_outbox as outbox;
 use crate::store::login::SmsCode;
 use crate::store::persons::PersonRow;
 
 /// One message to send.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct SmsMessage {
     pub to: String,
-    pub template: &'static str,
+    pub template: String,
     pub code: String,
     pub text: String,
 }
@@ -138,16 +142,16 @@ pub enum Purpose<'a> {
     },
 }
 
-fn phone_hash(app: &App, e164: &str) -> String {
+pub(crate) fn phone_hash(app: &App, e164: &str) -> String {
     app.secrets.id_hash(&format!("phone:{e164}"))
 }
 
-fn code_hash(attempt: &str, code: &str) -> String {
+pub(crate) fn code_hash(attempt: &str, code: &str) -> String {
     crypto::token_hash(&format!("{attempt}:{code}"))
 }
 
 /// A uniformly random six-digit code.
-fn six_digits() -> String {
+pub(crate) fn six_digits() -> String {
     loop {
         let n = u32::from_be_bytes(crypto::random_bytes::<4>());
         // Reject the top sliver so every code is equally likely.
@@ -155,6 +159,27 @@ fn six_digits() -> String {
             return format!("{:06}", n % 1_000_000);
         }
     }
+}
+
+/// Checks the sending limits for a phone (cooldown, hourly cap) and an address (hourly cap), and
+/// counts this send when they allow it, atomically (concurrent requests cannot all pass).
+pub(crate) async fn may_send(app: &App, phone_hash: &str, address: &str, now: i64) -> anyhow::Result<bool> {
+    let c = &app.config;
+    let limits = crate::store::login::SendLimits {
+        per_phone_hour: c.sms_per_phone_hour,
+        per_address_hour: c.sms_per_address_hour,
+        cooldown: c.sms_resend_cooldown,
+    };
+    if !app
+        .db
+        .try_record_sms_send(phone_hash, address, limits, now)
+        .await?
+    {
+        app.metrics.throttled("sms_send");
+        app.metrics.sms("refused");
+        return Ok(false);
+    }
+    Ok(true)
 }
 
 /// Starts an SMS attempt; returns its id (for the next form). Sends only to a registered, verified phone.
@@ -185,16 +210,9 @@ pub async fn send_code(
     };
     let hash = phone_hash(app, &e164);
     let c = &app.config;
-    let (per_phone, last, per_address) = app.db.sms_send_counts(&hash, address, now - 3600).await?;
-    if per_phone >= c.sms_per_phone_hour
-        || per_address >= c.sms_per_address_hour
-        || last.is_some_and(|l| now - l < c.sms_resend_cooldown)
-    {
-        app.metrics.throttled("sms_send");
-        app.metrics.sms("refused");
+    if !may_send(app, &hash, address, now).await? {
         return Ok(Err(SendError::Throttled));
     }
-    app.db.record_sms_send(&hash, address, now).await?;
     let attempt = crypto::random_token();
     let code = six_digits();
     app.db
@@ -213,25 +231,18 @@ pub async fn send_code(
             now,
         )
         .await?;
-    if person.is_some() {
-        let message = SmsMessage {
-            to: e164,
-            template: "login_code",
-            text: format!(
-                "【统一身份认证】您的验证码是{code}，{}分钟内有效。请勿告诉他人。",
-                c.sms_code_ttl / 60
-            ),
-            code,
-        };
-        // The person sees the same page either way; a failed send is for the operator.
-        match app.sms.send(&message).await {
-            Ok(()) => app.metrics.sms("sent"),
-            Err(e) => {
-                app.metrics.sms("failed");
-                tracing::error!(error = %e, "SMS could not be sent");
-            }
-        }
-    }
+    // The same work whether or not the number is registered: an outbox row either way, one with
+    // nothing to send for an unknown number.
+    let message = person.as_ref().map(|_| SmsMessage {
+        to: e164,
+        template: "login_code".into(),
+        text: format!(
+            "【统一身份认证】您的验证码是{code}，{}分钟内有效。请勿告诉他人。",
+            c.sms_code_ttl / 60
+        ),
+        code,
+    });
+    outbox::enqueue(app, message.as_ref(), now, now + c.sms_code_ttl).await?;
     Ok(Ok(attempt))
 }
 

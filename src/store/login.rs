@@ -35,6 +35,71 @@ pub struct PasskeyRow {
     pub last_used_at: Option<i64>,
 }
 
+/// A progressive limit on attempts against one key (an account, an address, an ID number).
+#[derive(Debug, Clone, Copy)]
+pub struct Limit {
+    /// Attempts let through before the key is held back (at least 1).
+    pub max: i64,
+    /// How long the key is held back after its latest attempt, doubling for every further `max`.
+    pub window: i64,
+    /// Attempts older than this are forgotten.
+    pub forget_before: i64,
+}
+
+/// Limits on sending SMS codes: per phone (hourly cap, cooldown) and per address (hourly cap).
+#[derive(Debug, Clone, Copy)]
+pub struct SendLimits {
+    pub per_phone_hour: i64,
+    pub per_address_hour: i64,
+    pub cooldown: i64,
+}
+
+impl Db {
+    /// Reserves one attempt against `key` unless it is held back: below `max` attempts (since
+    /// `forget_before`) nothing is held back; from `max` on, the key waits `window` after its latest
+    /// attempt, doubling for every further `max` attempts (at most 32 windows). One statement (the
+    /// upsert locks the row), so concurrent attempts on any node cannot all pass: at most `max` get
+    /// through before the hold. False when held back (nothing is counted then).
+    pub async fn reserve_attempt(&self, key: &str, limit: Limit, now: i64) -> Result<bool, sqlx::Error> {
+        let row = sqlx::query(
+            "INSERT INTO login_throttle (key, attempts, last_at) VALUES ($1, 1, $2) \
+             ON CONFLICT (key) DO UPDATE SET \
+             attempts = CASE WHEN login_throttle.last_at < $3 THEN 1 ELSE login_throttle.attempts + 1 END, \
+             last_at = $2 \
+             WHERE login_throttle.last_at < $3 OR login_throttle.attempts < $4 \
+             OR $2 - login_throttle.last_at >= $5 * CASE (login_throttle.attempts - $4) / $4 \
+             WHEN 0 THEN 1 WHEN 1 THEN 2 WHEN 2 THEN 4 WHEN 3 THEN 8 WHEN 4 THEN 16 ELSE 32 END \
+             RETURNING attempts",
+        )
+        .bind(key)
+        .bind(now)
+        .bind(limit.forget_before)
+        .bind(limit.max.max(1))
+        .bind(limit.window)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some())
+    }
+
+    /// Gives back a reserved attempt that turned out not to be a failure (or was never tried).
+    pub async fn refund_attempt(&self, key: &str) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE login_throttle SET attempts = attempts - 1 WHERE key = $1 AND attempts > 0")
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Forgets every attempt against `key` (after a successful sign-in to the account).
+    pub async fn clear_attempts(&self, key: &str) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM login_throttle WHERE key = $1")
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
 impl Db {
     pub async fn insert_sms_code(
         &self,
@@ -107,6 +172,60 @@ impl Db {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    /// Counts a send to `phone_hash` from `address` unless a limit is reached. One transaction that
+    /// first takes the write lock of the phone's and then the address's lock row (always in that order),
+    /// so concurrent sends on any node are counted one after the other. False when refused.
+    pub async fn try_record_sms_send(
+        &self,
+        phone_hash: &str,
+        address: &str,
+        limits: SendLimits,
+        now: i64,
+    ) -> Result<bool, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        for key in [
+            format!("sms-lock:phone:{phone_hash}"),
+            format!("sms-lock:addr:{address}"),
+        ] {
+            sqlx::query(
+                "INSERT INTO login_throttle (key, attempts, last_at) VALUES ($1, 0, $2) \
+                 ON CONFLICT (key) DO UPDATE SET last_at = $2",
+            )
+            .bind(key)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let row = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM sms_sends WHERE phone_hash = $1 AND at >= $3) AS phone_count, \
+             (SELECT MAX(at) FROM sms_sends WHERE phone_hash = $1) AS phone_last, \
+             (SELECT COUNT(*) FROM sms_sends WHERE address = $2 AND at >= $3) AS address_count",
+        )
+        .bind(phone_hash)
+        .bind(address)
+        .bind(now - 3600)
+        .fetch_one(&mut *tx)
+        .await?;
+        let per_phone: i64 = row.try_get("phone_count")?;
+        let last: Option<i64> = row.try_get("phone_last")?;
+        let per_address: i64 = row.try_get("address_count")?;
+        if per_phone >= limits.per_phone_hour
+            || per_address >= limits.per_address_hour
+            || last.is_some_and(|l| now - l < limits.cooldown)
+        {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        sqlx::query("INSERT INTO sms_sends (phone_hash, address, at) VALUES ($1,$2,$3)")
+            .bind(phone_hash)
+            .bind(address)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     pub async fn record_sms_send(

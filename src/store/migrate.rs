@@ -80,16 +80,22 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../../migrations/postgres/0011_browser_binding.sql"),
     },
     Migration {
-        version: 13,
+        version: 12,
         name: "credentials_lock_authority",
-        sqlite: include_str!("../../migrations/sqlite/0013_credentials_lock_authority.sql"),
-        postgres: include_str!("../../migrations/postgres/0013_credentials_lock_authority.sql"),
+        sqlite: include_str!("../../migrations/sqlite/0012_credentials_lock_authority.sql"),
+        postgres: include_str!("../../migrations/postgres/0012_credentials_lock_authority.sql"),
     },
     Migration {
-        version: 18,
+        version: 13,
         name: "outbound_logout_at_delivery",
-        sqlite: include_str!("../../migrations/sqlite/0018_outbound_logout_at_delivery.sql"),
-        postgres: include_str!("../../migrations/postgres/0018_outbound_logout_at_delivery.sql"),
+        sqlite: include_str!("../../migrations/sqlite/0013_outbound_logout_at_delivery.sql"),
+        postgres: include_str!("../../migrations/postgres/0013_outbound_logout_at_delivery.sql"),
+    },
+    Migration {
+        version: 14,
+        name: "throttle_reservations_outbox",
+        sqlite: include_str!("../../migrations/sqlite/0014_throttle_reservations_outbox.sql"),
+        postgres: include_str!("../../migrations/postgres/0014_throttle_reservations_outbox.sql"),
     },
 ];
 

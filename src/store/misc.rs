@@ -111,6 +111,7 @@ impl Db {
             "DELETE FROM client_assertion_jtis WHERE expires_at < $1",
             "DELETE FROM sms_codes WHERE expires_at < $1",
             "DELETE FROM webauthn_ceremonies WHERE expires_at < $1",
+            "DELETE FROM sms_outbox WHERE expires_at < $1",
         ] {
             n += sqlx::query(sql)
                 .bind(now - 60)
@@ -125,6 +126,11 @@ impl Db {
             .await?
             .rows_affected();
         n += sqlx::query("DELETE FROM login_failures WHERE at < $1")
+            .bind(keep_failures_since)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        n += sqlx::query("DELETE FROM login_throttle WHERE last_at < $1")
             .bind(keep_failures_since)
             .execute(&self.pool)
             .await?

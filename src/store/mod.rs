@@ -20,6 +20,7 @@ pub mod persons;
 pub mod registration;
 pub mod requests;
 pub mod sessions;
+pub mod sms_outbox;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -597,7 +597,16 @@ async fn sign_in_forms_refuse_posts_without_the_csrf_token(backend: Backend) {
         );
     }
     let id = resident_id(42);
+    for form in without_and_with_a_forged_token(&[("phone", "13900139000")]) {
+        assert_eq!(
+            post_status(&browser, "/register/code", &form).await,
+            StatusCode::FORBIDDEN
+        );
+    }
+    assert_eq!(inbox.delivered().len(), 1, "no registration code was sent");
     for form in without_and_with_a_forged_token(&[
+        ("attempt", "a"),
+        ("code", "123456"),
         ("id_number", &id),
         ("name", "李四"),
         ("phone", "13900139000"),
@@ -658,11 +667,20 @@ async fn sign_in_forms_refuse_posts_without_the_csrf_token(backend: Backend) {
     // Registration with the token works: the forged attempts did not take the ID number.
     let page = browser.get("/register").await;
     let token = field(page.html().2, "csrf").unwrap();
+    let page = browser
+        .post(
+            "/register/code",
+            &[("csrf", token.as_str()), ("phone", "13900139000")],
+        )
+        .await;
+    let attempt = field(page.html().2, "attempt").unwrap();
     let res = browser
         .http
         .post(env.url("/register"))
         .form(&[
             ("csrf", token.as_str()),
+            ("attempt", &attempt),
+            ("code", &inbox.last_code()),
             ("id_number", &id),
             ("name", "李四"),
             ("phone", "13900139000"),
@@ -672,6 +690,12 @@ async fn sign_in_forms_refuse_posts_without_the_csrf_token(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
+    assert!(
+        yunid::services::login::find_person(&env.app, &id)
+            .await
+            .unwrap()
+            .is_some()
+    );
 }
 
 async fn account_forms_refuse_posts_without_the_csrf_token(backend: Backend) {
@@ -1382,6 +1406,7 @@ async fn oversized_and_deeply_nested_inputs_are_client_errors(backend: Backend) 
         "/consent",
         "/act-as",
         "/register",
+        "/register/code",
         "/account/logout-all",
     ];
     for path in form_paths {

@@ -29,5 +29,8 @@ mod passkeys;
 mod registration;
 mod release_edges;
 mod ssrf;
+mod signup;
+mod sms_outbox;
+mod throttling;
 mod token_errors;
 mod tokens;

@@ -317,8 +317,16 @@ pub async fn password(
                     LoginError::Invalid => (StatusCode::UNAUTHORIZED, t.err_credentials),
                     LoginError::Throttled => (StatusCode::TOO_MANY_REQUESTS, t.err_throttled),
                     LoginError::Unavailable => (StatusCode::FORBIDDEN, t.err_unavailable),
+                    LoginError::Busy => (StatusCode::SERVICE_UNAVAILABLE, t.err_busy),
                 };
-                return Ok(fail(status, message));
+                let mut res = fail(status, message);
+                if e == LoginError::Busy {
+                    res.headers_mut().insert(
+                        axum::http::header::RETRY_AFTER,
+                        axum::http::HeaderValue::from_static("2"),
+                    );
+                }
+                return Ok(res);
             }
         };
         if person.password_must_change {

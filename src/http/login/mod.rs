@@ -28,6 +28,7 @@ pub fn router() -> Router<App> {
         .route("/consent", get(consent::show).post(consent::submit))
         .route("/act-as", get(act_as::show).post(act_as::submit))
         .route("/register", get(register::show).post(register::submit))
+        .route("/register/code", post(register::send_code))
         .route(
             "/static/style.css",
             get(|| async { crate::http::page::stylesheet() }),

@@ -134,6 +134,7 @@ pub struct Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.task.abort();
+        sms::forget_sender(&self.app);
     }
 }
 
@@ -206,6 +207,10 @@ impl Server {
         tweak(&mut config);
         let app = App::new(config).await.unwrap();
         app.spawn_background();
+        // Its SMS go through an outbox: an inbox waits for it to drain before it shows what arrived.
+        if let Some(url) = &app.config.sms_webhook_url {
+            sms::watch_sender(url, &app);
+        }
         let serving = app.clone();
         let task = tokio::spawn(async move {
             let _ = yunid::http::serve(serving, listener, std::future::pending()).await;

@@ -1,5 +1,9 @@
 //! An SMS provider's webhook endpoint: a small HTTP listener on 127.0.0.1:0 that records every POST
-//! (raw body, headers, what it answered). It can be told to fail the first calls with a 500.
+//! (raw body, headers, what it answered). It can be told to fail the first calls with a 500, or to hold
+//! every call until the test releases it.
+//!
+//! yunid sends through an outbox that a background worker drains, so what the inbox shows waits until
+//! the outbox of every node sending to it is empty (the message was delivered or given up).
 
 use std::sync::{Arc, Mutex};
 
@@ -51,6 +55,47 @@ impl Call {
 struct Shared {
     calls: Mutex<Vec<Call>>,
     failures_left: Mutex<usize>,
+    url: String,
+    /// While true, every call waits (unanswered) until [`SmsInbox::release`].
+    held: Mutex<bool>,
+    released: tokio::sync::Notify,
+    /// Calls that arrived, answered or not.
+    arrived: std::sync::atomic::AtomicUsize,
+}
+
+/// The nodes sending to each webhook URL (see [`watch_sender`]).
+static SENDERS: Mutex<Vec<(String, yunid::App)>> = Mutex::new(Vec::new());
+
+/// Remembers that `app` sends its SMS to `url`.
+pub fn watch_sender(url: &str, app: &yunid::App) {
+    SENDERS.lock().unwrap().push((url.to_owned(), app.clone()));
+}
+
+/// Forgets a node that stopped.
+pub fn forget_sender(app: &yunid::App) {
+    let mine = app.node_id.clone();
+    SENDERS.lock().unwrap().retain(|(_, a)| a.node_id != mine);
+}
+
+/// Waits (at most ten seconds) until no node sending to `url` has a message left in its outbox.
+async fn outboxes_drained(url: &str) {
+    let apps: Vec<yunid::App> = SENDERS
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(u, _)| u == url)
+        .map(|(_, a)| a.clone())
+        .collect();
+    for _ in 0..1000 {
+        let mut left = 0;
+        for app in &apps {
+            left += app.db.sms_outbox_len().await.unwrap_or(0);
+        }
+        if left == 0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
 }
 
 pub struct SmsInbox {
@@ -68,6 +113,14 @@ impl Drop for SmsInbox {
 }
 
 async fn record(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    shared.arrived.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    loop {
+        let released = shared.released.notified();
+        if !*shared.held.lock().unwrap() {
+            break;
+        }
+        released.await;
+    }
     let fail = {
         let mut left = shared.failures_left.lock().unwrap();
         let fail = *left > 0;
@@ -90,6 +143,7 @@ async fn record(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
 /// `GET /latest`: the latest accepted message as JSON (`count` of accepted messages, `to`, `code`), or
 /// 404 when none arrived yet; for a browser test that reads the code a person would.
 async fn latest(State(shared): State<Arc<Shared>>) -> (StatusCode, axum::Json<Value>) {
+    outboxes_drained(&shared.url).await;
     let calls = shared.calls.lock().unwrap();
     let delivered: Vec<&Call> = calls.iter().filter(|c| c.status == 200).collect();
     match delivered.last() {
@@ -112,6 +166,7 @@ impl SmsInbox {
         let addr = listener.local_addr().unwrap();
         let shared = Arc::new(Shared {
             failures_left: Mutex::new(fail_first),
+            url: format!("http://{addr}/sms"),
             ..Shared::default()
         });
         let app = Router::new()
@@ -129,8 +184,33 @@ impl SmsInbox {
         }
     }
 
-    /// Every call, failed ones included.
+    /// A listener that holds every call, unanswered, until [`SmsInbox::release`].
+    pub async fn start_held() -> SmsInbox {
+        let inbox = SmsInbox::start(0).await;
+        *inbox.shared.held.lock().unwrap() = true;
+        inbox
+    }
+
+    /// Answers the held calls, and every later one at once.
+    pub fn release(&self) {
+        *self.shared.held.lock().unwrap() = false;
+        self.shared.released.notify_waiters();
+    }
+
+    /// Calls that reached the listener so far, answered or still held (does not wait for the outbox).
+    pub fn arrived(&self) -> usize {
+        self.shared.arrived.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Calls answered so far (does not wait for the outbox).
+    pub fn answered(&self) -> usize {
+        self.shared.calls.lock().unwrap().len()
+    }
+
+    /// Every call, failed ones included, once the senders' outboxes are empty.
     pub fn calls(&self) -> Vec<Call> {
+        let url = self.url.clone();
+        tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(outboxes_drained(&url)));
         self.shared.calls.lock().unwrap().clone()
     }
 
