@@ -326,3 +326,96 @@ mod tests {
         }
     }
 }
+
+/// Scopes whose release is a province-wide decision: resident ID numbers, organisations, e-licences.
+pub const RELEASE_SCOPES: [&str; 3] = ["identity", "org", "licences"];
+
+/// An app's settings that decide whose data it may receive.
+pub struct ReleaseSettings<'a> {
+    pub scopes: &'a [String],
+    pub public_subjects: bool,
+    pub redirect_uris: &'a [String],
+}
+
+/// The first setting in `after` that only a super admin may give an app (`before`: what it has now,
+/// `None` for a new app): a release scope it did not hold, public subjects (every app would see the same
+/// identifier, joinable across departments), or a redirect URI on a host other than the app's pairwise
+/// sector (codes sent to another department's host). `None` when a department admin may make the change.
+pub fn needs_super_admin(
+    before: Option<(&ReleaseSettings<'_>, &str)>,
+    after: &ReleaseSettings<'_>,
+) -> Option<&'static str> {
+    let held = |s: &str| before.is_some_and(|(b, _)| b.scopes.iter().any(|h| h == s));
+    if after
+        .scopes
+        .iter()
+        .any(|s| RELEASE_SCOPES.contains(&s.as_str()) && !held(s))
+    {
+        return Some("scopes");
+    }
+    if after.public_subjects && !before.is_some_and(|(b, _)| b.public_subjects) {
+        return Some("subject_type");
+    }
+    if let Some((_, sector)) = before {
+        let elsewhere = after.redirect_uris.iter().any(|u| {
+            url::Url::parse(u)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_owned))
+                .is_none_or(|h| h != sector)
+        });
+        if elsewhere {
+            return Some("redirect_uris");
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod release_tests {
+    use super::*;
+
+    fn settings<'a>(scopes: &'a [String], public: bool, uris: &'a [String]) -> ReleaseSettings<'a> {
+        ReleaseSettings {
+            scopes,
+            public_subjects: public,
+            redirect_uris: uris,
+        }
+    }
+
+    #[test]
+    fn only_a_super_admin_widens_what_an_app_receives() {
+        let plain = vec!["openid".to_owned(), "profile".to_owned()];
+        let with_identity = vec!["openid".to_owned(), "identity".to_owned()];
+        let own = vec!["https://tax.example.gov.cn/cb".to_owned()];
+        let other = vec!["https://health.example.gov.cn/cb".to_owned()];
+        let now = settings(&plain, false, &own);
+        let before = Some((&now, "tax.example.gov.cn"));
+        assert_eq!(needs_super_admin(before, &settings(&plain, false, &own)), None);
+        assert_eq!(
+            needs_super_admin(before, &settings(&with_identity, false, &own)),
+            Some("scopes")
+        );
+        assert_eq!(
+            needs_super_admin(before, &settings(&plain, true, &own)),
+            Some("subject_type")
+        );
+        assert_eq!(
+            needs_super_admin(before, &settings(&plain, false, &other)),
+            Some("redirect_uris")
+        );
+        assert_eq!(
+            needs_super_admin(None, &settings(&with_identity, false, &own)),
+            Some("scopes")
+        );
+        assert_eq!(needs_super_admin(None, &settings(&plain, false, &other)), None);
+        // An app keeps what a super admin gave it.
+        let held = settings(&with_identity, true, &own);
+        assert_eq!(
+            needs_super_admin(
+                Some((&held, "tax.example.gov.cn")),
+                &settings(&with_identity, true, &own)
+            ),
+            None
+        );
+    }
+}

@@ -355,7 +355,8 @@ async fn app_settings_are_edited_only_by_their_department(backend: Backend) {
     let edited = patch(
         &tax_admin,
         &own,
-        json!({ "redirect_uris": ["https://tax.example.gov.cn/cb"], "min_acr": 2,
+        // (on the app's own host: another host would be a super admin's decision)
+        json!({ "redirect_uris": ["http://127.0.0.1:9/cb2"], "min_acr": 2,
                 "backchannel_logout_uri": "https://tax.example.gov.cn/bc", "disabled": true }),
         Some(&tag),
     )

@@ -487,7 +487,67 @@ async fn a_company_gets_only_what_was_consented_for_it(backend: Backend) {
     );
 }
 
+/// PATCHes app `id` as `token`; returns the status.
+async fn patch_app(env: &Env, token: &str, id: &str, body: Value) -> u16 {
+    let url = env.url(&format!("/admin/api/clients/{id}"));
+    let got = http().get(&url).bearer_auth(token).send().await.unwrap();
+    let etag = got.headers()["etag"].to_str().unwrap().to_owned();
+    http()
+        .patch(&url)
+        .bearer_auth(token)
+        .header("if-match", etag)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// A department admin manages its own app but cannot widen whose data it receives: no `identity`,
+/// `org` or `licences` scope, no public subjects, no redirect URI on another host, and no new app with
+/// those scopes; a super admin can.
+async fn only_a_super_admin_widens_what_an_app_receives(backend: Backend) {
+    let env = Env::start(backend).await;
+    let dept = crate::admin::admin_token(&env, "yunid:dept:tax").await;
+    let superadmin = crate::admin::admin_token(&env, "yunid:admin").await;
+    let app = crate::admin::department_app(&env, "tax").await;
+    assert_eq!(
+        patch_app(&env, &dept, &app.id, json!({ "name": "税务新名" })).await,
+        200
+    );
+    for body in [
+        json!({ "scopes": ["openid", "profile", "identity"] }),
+        json!({ "scopes": ["openid", "org"] }),
+        json!({ "subject_type": "public" }),
+        json!({ "redirect_uris": ["https://health.example.gov.cn/cb"] }),
+    ] {
+        assert_eq!(patch_app(&env, &dept, &app.id, body.clone()).await, 403, "{body}");
+    }
+    assert_eq!(
+        patch_app(
+            &env,
+            &superadmin,
+            &app.id,
+            json!({ "scopes": ["openid", "profile", "identity"] })
+        )
+        .await,
+        200
+    );
+    let create = json!({ "name": "新应用", "department": "tax", "redirect_uris": ["https://tax.example.gov.cn/cb"],
+        "scopes": ["openid", "identity"] });
+    let res = http()
+        .post(env.url("/admin/api/clients"))
+        .bearer_auth(&dept)
+        .json(&create)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+}
+
 on_both_backends!(
+    only_a_super_admin_widens_what_an_app_receives,
     a_company_gets_only_what_was_consented_for_it,
     the_person_chooses_the_company_and_consents_for_each,
     acting_needs_the_org_scope,

@@ -224,6 +224,32 @@ async fn update(
     }
     registry::check_settings(&client, app.config.allow_insecure_redirects)
         .map_err(|(field, message)| Problem::field(field, message))?;
+    // Whose data an app may receive (ID numbers, organisations, licences, public subjects, another host
+    // for its codes) is a super admin's decision, not its department's.
+    if !caller.0.is_super() {
+        let settings = |c: &crate::store::clients::Client| {
+            (
+                c.scopes.clone(),
+                c.subject_type == SubjectType::Public,
+                c.redirect_uris.clone(),
+            )
+        };
+        let (b_scopes, b_public, b_uris) = settings(&before);
+        let (a_scopes, a_public, a_uris) = settings(&client);
+        let release = |scopes, public_subjects, redirect_uris| crate::services::admin::ReleaseSettings {
+            scopes,
+            public_subjects,
+            redirect_uris,
+        };
+        let before_settings = release(&b_scopes, b_public, &b_uris);
+        if let Some(field) = crate::services::admin::needs_super_admin(
+            Some((&before_settings, before.sector.as_str())),
+            &release(&a_scopes, a_public, &a_uris),
+        ) {
+            ctx.forbid(false, "client.update", &id, &id).await?;
+            return Err(Problem::field(field, "only a super admin may change this"));
+        }
+    }
     if client.auth_method != AuthMethod::PrivateKeyJwt && client.secret_hash.is_none() {
         return Err(Problem::field(
             "token_endpoint_auth_method",

@@ -362,6 +362,16 @@ async fn create_client(
     if let Some(bad) = scopes.iter().find(|s| s.starts_with("yunid:")) {
         return Err(Problem::field("scopes", format!("{bad} cannot be granted here")));
     }
+    if !caller.0.is_super() {
+        let wanted = crate::services::admin::ReleaseSettings {
+            scopes: &scopes,
+            public_subjects: false,
+            redirect_uris: &b.redirect_uris,
+        };
+        if crate::services::admin::needs_super_admin(None, &wanted).is_some() {
+            ctx.forbid(false, "client.create", "", "").await?;
+        }
+    }
     let new = NewClient {
         name: b.name,
         redirect_uris: b.redirect_uris,
