@@ -131,19 +131,24 @@ pub async fn password_login(
             .and_then(|p| p.password_expires_at)
             .is_none_or(|until| now < until);
     if let (false, Some(p)) = (ok, &person) {
-        crate::services::audit::record_quietly(
-            app,
-            crate::store::audit::NewEvent {
-                actor: "anonymous",
-                action: "login",
-                subject: &p.id,
-                address,
-                outcome: "failure",
-                detail: r#"{"method":"pwd"}"#.into(),
-                ..Default::default()
-            },
-        )
-        .await;
+        // Written in the background: the answer must not wait for the audit chain only when the account
+        // exists (that wait would tell which accounts exist).
+        let (app, subject, address) = (app.clone(), p.id.clone(), address.to_owned());
+        tokio::spawn(async move {
+            crate::services::audit::record_quietly(
+                &app,
+                crate::store::audit::NewEvent {
+                    actor: "anonymous",
+                    action: "login",
+                    subject: &subject,
+                    address: &address,
+                    outcome: "failure",
+                    detail: r#"{"method":"pwd"}"#.into(),
+                    ..Default::default()
+                },
+            )
+            .await;
+        });
     }
     // A failure keeps its reservations: they are the record of it.
     let Some(person) = person.filter(|_| ok) else {

@@ -56,6 +56,19 @@ pub async fn end_session(app: &App, sid: &str, now: i64) -> anyhow::Result<bool>
     Ok(true)
 }
 
+/// Cuts a person off everywhere: every session ended (back-channel logout to each app), every grant
+/// revoked — `offline_access` ones too — and every SMS code not used yet dropped. For "sign out
+/// everywhere", an admin lock or disable, a counter password reset and a phone change: whoever held a
+/// refresh token, or a code sent to the old phone, keeps nothing.
+pub async fn end_everything(app: &App, person_id: &str, now: i64) -> anyhow::Result<()> {
+    for s in app.db.sessions_of(person_id, now).await? {
+        end_session(app, &s.sid, now).await?;
+    }
+    app.db.revoke_person_families(person_id, now).await?;
+    app.db.drop_sms_codes_of(person_id).await?;
+    Ok(())
+}
+
 /// The slots a node sends logout tokens through (one per delivery in flight).
 pub fn slots() -> Arc<Semaphore> {
     Arc::new(Semaphore::new(PER_NODE))

@@ -170,6 +170,26 @@ impl Db {
         Ok(())
     }
 
+    /// Revokes every grant a person gave, offline ones included (a reset, a lock, "sign out everywhere").
+    pub async fn revoke_person_families(&self, person_id: &str, now: i64) -> Result<(), sqlx::Error> {
+        self.revoking(
+            sqlx::query("UPDATE families SET revoked_at = $1 WHERE person_id = $2 AND revoked_at IS NULL")
+                .bind(now)
+                .bind(person_id),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Drops a person's SMS codes not used yet (sent to a phone that may no longer be theirs).
+    pub async fn drop_sms_codes_of(&self, person_id: &str) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM sms_codes WHERE person_id = $1 AND used_at IS NULL")
+            .bind(person_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     pub async fn insert_code(&self, code_hash: &str, c: &CodeRow) -> Result<(), sqlx::Error> {
         sqlx::query(
             "INSERT INTO codes (code_hash, client_id, redirect_uri, code_challenge, family_id, expires_at) \

@@ -328,7 +328,86 @@ async fn an_open_consent_page_is_not_answered_for_the_next_person(backend: Backe
     assert!(answered.html().2.contains("name=\"who\""));
 }
 
+/// Refreshes `refresh` at `client`; returns the status.
+async fn refresh_status(env: &Env, client: &crate::common::TestClient, refresh: &str) -> StatusCode {
+    crate::common::http()
+        .post(env.url("/token"))
+        .basic_auth(&client.id, Some(&client.secret))
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", refresh)])
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+/// Someone who signed in with Alice's stolen password holds an `offline_access` refresh token. A counter
+/// password reset ends it, and a login SMS code sent
+/// before the reset no longer signs in. (Sign out everywhere, a lock and a phone change take the same path,
+/// `logout::end_everything`.)
+async fn a_counter_reset_ends_offline_grants_and_earlier_sms_codes(backend: Backend) {
+    let inbox = SmsInbox::start(0).await;
+    let env = Env::start_with(backend, sms_to(&inbox)).await;
+    let alice = env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    let client = env.client(CALLBACK).await;
+    let rp = Rp::discover(&env.base, &client).await;
+    let sign_in = |browser: Browser| {
+        let rp = &rp;
+        async move {
+            let attempt = rp.start(&["profile", "offline_access"]);
+            let back = browser.sign_in(attempt.url.as_str(), ALICE_ID, PASSWORD).await;
+            let params = back.params();
+            let tokens = rp.exchange(&params["code"], attempt.verifier).await.unwrap();
+            use openidconnect::OAuth2TokenResponse;
+            (browser, tokens.refresh_token().unwrap().secret().clone())
+        }
+    };
+    let (_, thief) = sign_in(Browser::new(&env.base)).await;
+    assert_eq!(refresh_status(&env, &client, &thief).await, StatusCode::OK);
+    // A login code requested with the old phone before the reset.
+    let pending = Browser::new(&env.base);
+    let login = pending.get("/login?method=sms").await;
+    let csrf = field(body(&login), "csrf").unwrap();
+    let sent = pending
+        .post("/login/sms/send", &[("csrf", &csrf), ("phone", ALICE_PHONE)])
+        .await;
+    let attempt = field(body(&sent), "attempt").expect("a code form");
+
+    let clerk = crate::admin::admin_token(&env, "yunid:counter").await;
+    let res = crate::common::http()
+        .post(env.url(&format!("/admin/api/persons/{alice}/reset-password")))
+        .bearer_auth(&clerk)
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        refresh_status(&env, &client, &thief).await,
+        StatusCode::BAD_REQUEST
+    );
+    let csrf = field(body(&sent), "csrf").unwrap();
+    let late = pending
+        .post(
+            "/login/sms/verify",
+            &[
+                ("csrf", &csrf),
+                ("attempt", &attempt),
+                ("code", &inbox.last_code()),
+            ],
+        )
+        .await;
+    assert!(
+        !matches!(&late, Page::Html { url, .. } if url.ends_with("/account")),
+        "{late:?}"
+    );
+    assert!(
+        late.html().1.is_client_error(),
+        "the old code no longer signs in: {late:?}"
+    );
+}
+
 on_both_backends!(
+    a_counter_reset_ends_offline_grants_and_earlier_sms_codes,
     a_password_typed_again_does_not_refresh_an_old_second_factor,
     an_open_consent_page_is_not_answered_for_the_next_person,
     a_consented_request_opened_in_another_browser_issues_no_code,

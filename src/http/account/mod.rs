@@ -349,10 +349,8 @@ async fn logout_all(
 ) -> Response {
     let a = app.clone();
     action(&app, lang, jar, form, |_, person| async move {
-        let now = a.now();
-        for s in a.db.sessions_of(&person.id, now).await? {
-            logout::end_session(&a, &s.sid, now).await?;
-        }
+        // Sign out everywhere: offline grants too.
+        logout::end_everything(&a, &person.id, a.now()).await?;
         Ok(false)
     })
     .await

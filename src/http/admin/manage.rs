@@ -303,19 +303,12 @@ pub async fn act_on_person(
     Ok(person_json(app, &person))
 }
 
+/// Ends every session of the person and revokes every grant (offline ones too): see
+/// `logout::end_everything`.
 pub(super) async fn end_all_sessions(app: &App, person_id: &str) -> Result<(), Problem> {
-    let now = app.now();
-    for s in app
-        .db
-        .sessions_of(person_id, now)
+    logout::end_everything(app, person_id, app.now())
         .await
-        .map_err(Problem::internal)?
-    {
-        logout::end_session(app, &s.sid, now)
-            .await
-            .map_err(Problem::internal)?;
-    }
-    Ok(())
+        .map_err(Problem::internal)
 }
 
 #[derive(Deserialize)]

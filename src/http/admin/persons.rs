@@ -355,6 +355,8 @@ pub async fn reset(ctx: &Ctx<'_>, id: &str, keep_passkeys: bool) -> Result<Reset
         .set_password(&person.id, &hash, Some(expires_at), now)
         .await
         .map_err(Problem::internal)?;
+    // Sessions end first, so that no session can add a passkey after they are removed.
+    end_all_sessions(app, &person.id).await?;
     let passkeys_removed = if keep_passkeys {
         0
     } else {
@@ -363,7 +365,6 @@ pub async fn reset(ctx: &Ctx<'_>, id: &str, keep_passkeys: bool) -> Result<Reset
             .await
             .map_err(Problem::internal)?
     };
-    end_all_sessions(app, &person.id).await?;
     ctx.audit(
         "person.reset_password",
         &person.id,
