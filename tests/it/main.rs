@@ -21,6 +21,7 @@ mod login_methods;
 mod logout;
 mod ops;
 mod passkeys;
+mod readme;
 mod registration;
 mod token_errors;
 mod tokens;
