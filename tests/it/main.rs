@@ -16,6 +16,7 @@ mod identity;
 mod interop;
 mod jwks_uri;
 mod keys;
+mod languages;
 mod licences;
 mod login_methods;
 mod logout;
