@@ -170,19 +170,67 @@ impl Default for Config {
 }
 
 impl Config {
-    /// Defaults, then the file (if given), then `YUNID_*` variables.
-    pub fn load(file: Option<&std::path::Path>) -> anyhow::Result<Config> {
+    /// Defaults, then the file (if given), then `YUNID_*` variables. Variables that name no setting
+    /// (Kubernetes service links such as `YUNID_PORT=tcp://…` for a Service named `yunid`, a shell's
+    /// leftovers) are logged by name and ignored; a key the file does not know is refused.
+    pub fn load(file: Option<&std::path::Path>) -> Result<Config, ConfigError> {
+        let (config, ignored) = Config::from_sources(file, Env::prefixed("YUNID_"))?;
+        if !ignored.is_empty() {
+            tracing::warn!(
+                variables = %ignored.join(", "),
+                "ignoring environment variables that are not yunid settings"
+            );
+        }
+        Ok(config)
+    }
+
+    /// `load` with the environment given: the configuration and the names of the ignored variables.
+    pub fn from_sources(
+        file: Option<&std::path::Path>,
+        env: Env,
+    ) -> Result<(Config, Vec<String>), ConfigError> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         if let Some(file) = file {
-            figment = figment.merge(Toml::file(file));
+            // `file_exact`: a relative path is not looked for in parent folders, and a missing file is
+            // an error rather than silently the defaults.
+            if !file.is_file() {
+                return Err(ConfigError(format!(
+                    "configuration file {}: not found (--config / YUNID_CONFIG)",
+                    file.display()
+                )));
+            }
+            figment = figment.merge(Toml::file_exact(file));
         }
+        let known = Config::keys();
         // YUNID_CONFIG and YUNID_LOG_FORMAT are read by the command line, YUNID_TEST_* by the tests.
-        let env = Env::prefixed("YUNID_")
+        let env = env
             .ignore(&["config", "log_format"])
             .filter(|k| !k.starts_with("test_"));
-        let config: Config = figment.merge(env).extract()?;
-        config.check()?;
-        Ok(config)
+        let mut ignored: Vec<String> = env
+            .iter()
+            .map(|(k, _)| k.as_str().to_ascii_lowercase())
+            .filter(|k| !known.contains(k))
+            .map(|k| format!("YUNID_{}", k.to_ascii_uppercase()))
+            .collect();
+        ignored.sort();
+        let env = env.filter(move |k| known.iter().any(|name| k == name.as_str()));
+        let config: Config = figment
+            .merge(env)
+            .extract()
+            .map_err(|e| ConfigError::from_figment(e, file))?;
+        config
+            .check()
+            .map_err(|e| ConfigError(format!("configuration: {e}")))?;
+        Ok((config, ignored))
+    }
+
+    /// The setting names: the TOML keys, and `YUNID_` + the name in upper case in the environment.
+    pub fn keys() -> Vec<String> {
+        // Every field is serialised (none skipped), so the defaults name them all.
+        match serde_json::to_value(Config::default()) {
+            Ok(serde_json::Value::Object(map)) => map.keys().cloned().collect(),
+            _ => Vec::new(),
+        }
     }
 
     pub fn check(&self) -> anyhow::Result<()> {
@@ -260,4 +308,122 @@ fn nets(setting: &str, list: &[String]) -> anyhow::Result<Vec<ipnet::IpNet>> {
                 .map_err(|_| anyhow::anyhow!("{setting}: {s} is not an IP address or CIDR"))
         })
         .collect()
+}
+
+/// A configuration that cannot be used, as one line: which setting, from where, what is wrong and what is
+/// allowed.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(String);
+
+impl ConfigError {
+    fn from_figment(error: figment::Error, file: Option<&std::path::Path>) -> ConfigError {
+        use figment::error::Kind;
+        let lines: Vec<String> = error
+            .into_iter()
+            .map(|e| {
+                let key = e.path.join(".");
+                let from_env = e
+                    .metadata
+                    .as_ref()
+                    .is_some_and(|m| m.name.contains("environment"));
+                let setting = match from_env {
+                    true => format!("YUNID_{}", key.to_ascii_uppercase()),
+                    false => match file {
+                        Some(f) => format!("`{key}` in {}", f.display()),
+                        None => format!("`{key}`"),
+                    },
+                };
+                match &e.kind {
+                    Kind::UnknownField(found, allowed) => format!(
+                        "configuration: unknown setting `{found}` in {}; the settings are: {}",
+                        file.map_or_else(|| "the configuration".into(), |f| f.display().to_string()),
+                        allowed.join(", ")
+                    ),
+                    Kind::InvalidType(found, expected) | Kind::InvalidValue(found, expected) => {
+                        format!("configuration: {setting}: {found} is not allowed, expected {expected}")
+                    }
+                    kind => format!("configuration: {setting}: {kind}{}", allowed(&key)),
+                }
+            })
+            .collect();
+        ConfigError(lines.join("; "))
+    }
+}
+
+/// What a setting accepts, where the parser's own message does not say.
+fn allowed(key: &str) -> &'static str {
+    match key {
+        "listen" => "; expected an address and port, e.g. 127.0.0.1:8080 or 0.0.0.0:8080",
+        "issuer" => "; expected an absolute URL, e.g. https://id.example.gov.cn",
+        _ => "",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An environment with no variables: a prefix no process here sets.
+    fn no_env() -> Env {
+        Env::prefixed("YUNID_UNIT_TEST_NOTHING_")
+    }
+
+    fn file(text: &str) -> tempfile::NamedTempFile {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(f.path(), text).unwrap();
+        f
+    }
+
+    #[test]
+    fn a_file_with_an_unknown_key_is_refused_naming_the_key_and_the_file() {
+        let f = file("issuer = \"https://id.example.gov.cn\"\nport = 8080\n");
+        let e = Config::from_sources(Some(f.path()), no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown setting `port`"), "{e}");
+        assert!(e.contains(&f.path().display().to_string()), "{e}");
+        assert!(e.contains("listen"), "the allowed settings are listed: {e}");
+        assert!(!e.contains('\n'), "one line: {e}");
+    }
+
+    #[test]
+    fn a_bad_value_in_a_file_names_the_setting_the_file_and_what_is_allowed() {
+        let f = file("listen = \"everywhere\"\n");
+        let e = Config::from_sources(Some(f.path()), no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`listen`") && e.contains(&f.path().display().to_string()),
+            "{e}"
+        );
+        assert!(e.contains("expected an address and port"), "{e}");
+        assert!(!e.contains('\n'), "one line: {e}");
+    }
+
+    #[test]
+    fn a_missing_file_is_an_error_not_the_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("yunid.toml");
+        let e = Config::from_sources(Some(&missing), no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not found") && e.contains("yunid.toml"), "{e}");
+    }
+
+    #[test]
+    fn a_good_file_is_read() {
+        let f = file("listen = \"0.0.0.0:9000\"\ncode_ttl = 30\n");
+        let (config, ignored) = Config::from_sources(Some(f.path()), no_env()).unwrap();
+        assert_eq!(config.listen.port(), 9000);
+        assert_eq!(config.code_ttl, 30);
+        assert!(ignored.is_empty());
+    }
+
+    #[test]
+    fn every_field_is_a_key() {
+        let keys = Config::keys();
+        assert!(keys.iter().any(|k| k == "listen") && keys.iter().any(|k| k == "key_encryption_key"));
+        assert_eq!(keys.len(), 42, "{keys:?}");
+    }
 }

@@ -281,7 +281,14 @@ async fn main() -> anyhow::Result<()> {
         tracing_subscriber::fmt().with_env_filter(filter).init();
     }
     let cli = Cli::parse();
-    let config = Config::load(cli.config.as_deref())?;
+    // A configuration error is one line (the setting, what is wrong, what is allowed), not a backtrace.
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("yunid: {e}");
+            std::process::exit(2);
+        }
+    };
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(config).await,
         Command::Migrate => {

@@ -8,13 +8,13 @@
 #
 #   bench/peer/run.sh [extra yunid-bench compare options, e.g. --duration 20 --concurrency 32]
 #
-# Needs node and npm, and a release build: cargo build --release --bins.
+# Needs node and npm, and a release build: cargo build --release --workspace --bins.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 target=${CARGO_TARGET_DIR:-$root/target}
 bench=${BENCH_BIN:-$target/release/yunid-bench}
-[ -x "$bench" ] || { echo "no $bench: cargo build --release --bins first" >&2; exit 1; }
+[ -x "$bench" ] || { echo "no $bench: cargo build --release --workspace --bins first" >&2; exit 1; }
 
 work=$(mktemp -d /tmp/yunid-peer.XXXXXX)
 pid=""

@@ -13,6 +13,15 @@ pub enum Lang {
 
 pub const COOKIE: &str = "yunid_lang";
 
+/// The language switch's cookie: a year, the whole site, `Secure` when the issuer is https.
+pub fn cookie(lang: Lang, secure: bool) -> axum_extra::extract::cookie::Cookie<'static> {
+    use axum_extra::extract::cookie::Cookie;
+    let text = format!("{COOKIE}={}; Path=/; Max-Age=31536000; SameSite=Lax", lang.code());
+    let mut cookie = Cookie::parse(text).unwrap_or_else(|_| Cookie::new(COOKIE, lang.code()));
+    cookie.set_secure(secure);
+    cookie
+}
+
 impl Lang {
     pub fn code(self) -> &'static str {
         match self {
@@ -47,6 +56,46 @@ impl Lang {
     pub fn parse(code: &str) -> Option<Lang> {
         Lang::from_list(code)
     }
+
+    /// The supported language an `Accept-Language` header prefers most (RFC 9110 §12.5.4): the highest
+    /// `q` wins, the earlier of equals; `q=0` means "not this one"; `*` stands for the default, Chinese.
+    pub fn from_accept_language(header: &str) -> Option<Lang> {
+        let mut best: Option<(u16, Lang)> = None;
+        for item in header.split(',') {
+            let mut parts = item.split(';');
+            let tag = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+            let q = parts
+                .filter_map(|p| p.trim().strip_prefix("q="))
+                .map(qvalue)
+                .next()
+                .unwrap_or(Some(1000));
+            let lang = match tag.as_str() {
+                "*" => Lang::Zh,
+                t if t == "zh" || t.starts_with("zh-") => Lang::Zh,
+                t if t == "en" || t.starts_with("en-") => Lang::En,
+                _ => continue,
+            };
+            match q {
+                Some(q) if q > 0 && best.is_none_or(|(b, _)| q > b) => best = Some((q, lang)),
+                _ => {}
+            }
+        }
+        best.map(|(_, lang)| lang)
+    }
+}
+
+/// A `qvalue` ("0", "0.8", "1.000") in thousandths; `None` when malformed.
+fn qvalue(text: &str) -> Option<u16> {
+    let (int, frac) = text.trim().split_once('.').unwrap_or((text.trim(), ""));
+    if frac.len() > 3 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let thousandths = format!("{frac:0<3}").parse::<u16>().ok()?;
+    match int {
+        "0" => Some(thousandths),
+        "1" if thousandths == 0 => Some(1000),
+        _ => None,
+    }
 }
 
 /// The page language for a request: cookie, then `Accept-Language`, then Chinese.
@@ -68,7 +117,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Lang {
                 .headers
                 .get(header::ACCEPT_LANGUAGE)
                 .and_then(|v| v.to_str().ok())
-                .and_then(Lang::from_list)
+                .and_then(Lang::from_accept_language)
         };
         Ok(cookie.or_else(accept).unwrap_or_default())
     }
@@ -371,5 +420,35 @@ mod tests {
         assert_eq!(Lang::from_list("en-US,en;q=0.9,zh-CN;q=0.8"), Some(Lang::En));
         assert_eq!(Lang::from_list("fr, zh-TW;q=0.5, en"), Some(Lang::Zh));
         assert_eq!(Lang::from_list("fr de"), None);
+    }
+
+    #[test]
+    fn accept_language_follows_q_values() {
+        assert_eq!(
+            Lang::from_accept_language("en-US,en;q=0.9,zh-CN;q=0.8"),
+            Some(Lang::En)
+        );
+        // The order alone no longer decides: English is preferred here.
+        assert_eq!(
+            Lang::from_accept_language("zh-CN;q=0.5, en;q=0.9"),
+            Some(Lang::En)
+        );
+        assert_eq!(Lang::from_accept_language("fr, zh-TW;q=0.5, en"), Some(Lang::En));
+        // Equal weights: the first.
+        assert_eq!(Lang::from_accept_language("zh, en"), Some(Lang::Zh));
+        // q=0 refuses a language; * is the default.
+        assert_eq!(Lang::from_accept_language("en;q=0, zh;q=0.1"), Some(Lang::Zh));
+        assert_eq!(Lang::from_accept_language("en;q=0"), None);
+        assert_eq!(Lang::from_accept_language("fr, *;q=0.1"), Some(Lang::Zh));
+        // Not a language tag of ours, or a malformed weight.
+        assert_eq!(Lang::from_accept_language("enx, zhx"), None);
+        assert_eq!(Lang::from_accept_language("en;q=2"), None);
+        assert_eq!(
+            Lang::from_accept_language("en;q=0.8888, zh;q=0.3"),
+            Some(Lang::Zh)
+        );
+        assert_eq!(qvalue("0.5"), Some(500));
+        assert_eq!(qvalue("1.000"), Some(1000));
+        assert_eq!(qvalue("1.5"), None);
     }
 }

@@ -100,6 +100,8 @@ async fn home(
 
 /// The language switch: remembers the choice in a cookie and goes back to the page (same origin only).
 async fn switch_lang(
+    State(app): State<App>,
+    jar: axum_extra::extract::CookieJar,
     axum::extract::Path(code): axum::extract::Path<String>,
     headers: axum::http::HeaderMap,
 ) -> axum::response::Response {
@@ -117,16 +119,8 @@ async fn switch_lang(
         })
         .filter(|p| p.starts_with('/') && !p.starts_with("//"))
         .unwrap_or_else(|| "/".into());
-    let cookie = format!(
-        "{}={}; Path=/; Max-Age=31536000; SameSite=Lax",
-        i18n::COOKIE,
-        lang.code()
-    );
-    (
-        [(header::SET_COOKIE, cookie)],
-        axum::response::Redirect::to(&back),
-    )
-        .into_response()
+    let jar = jar.add(i18n::cookie(lang, app.config.secure_cookies()));
+    (jar, axum::response::Redirect::to(&back)).into_response()
 }
 
 /// Serves until `shutdown` resolves, then drains in-flight requests.

@@ -9,9 +9,11 @@ cd "$(dirname "$0")/../.."
 
 dir="${YUNID_INTEROP_DIR:-${TMPDIR:-/tmp}/yunid-interop}"
 mkdir -p "$dir/node" "$dir/python"
-npm install --prefix "$dir/node" --no-audit --no-fund --loglevel=error "openid-client@^6" >/dev/null
+# Pinned: openid-client in tests/interop/package-lock.json, authlib and requests in requirements.txt.
+cp tests/interop/package.json tests/interop/package-lock.json "$dir/node/"
+npm ci --prefix "$dir/node" --no-audit --no-fund --loglevel=error >/dev/null
 python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
-    --target "$dir/python" --upgrade "authlib>=1.3,<2" "requests>=2.31"
+    --target "$dir/python" --upgrade -r tests/interop/requirements.txt
 export YUNID_INTEROP_DIR="$dir"
 
 if [ "${1:-}" != "--install-only" ]; then

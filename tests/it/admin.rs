@@ -618,7 +618,7 @@ mod openapi {
             .expect("python3 runs");
         assert!(
             out.status.success(),
-            "openapi-spec-validator refused the document (or is missing: run .ci/run or `pip install openapi-spec-validator`): {}",
+            "openapi-spec-validator refused the document (or is missing: run scripts/test): {}",
             String::from_utf8_lossy(&out.stderr)
         );
 

@@ -789,7 +789,7 @@ async fn schemathesis_finds_no_server_error(backend: Backend) {
         .current_dir(&scratch)
         .output()
         .await
-        .expect("schemathesis runs (installed by .ci/run: pip install schemathesis)");
+        .expect("schemathesis runs (installed by scripts/test: tests/requirements.txt)");
     let stdout = String::from_utf8_lossy(&out.stdout);
     println!("{stdout}");
     assert!(

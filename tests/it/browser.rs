@@ -30,7 +30,7 @@ fn chromium() -> PathBuf {
 
 /// Node.js, Chromium and the script's node_modules must be there: a missing one fails the test.
 fn check_tools() {
-    const HOW: &str = "run `.ci/run` (it installs them), or by hand: `apt-get install -y chromium fonts-noto-cjk` \
+    const HOW: &str = "run `scripts/test` (it installs them), or by hand: `apt-get install -y chromium fonts-noto-cjk` \
                        (and Node.js 20 or later with npm), then `npm ci --prefix tests/browser`";
     let node = std::process::Command::new("node").arg("--version").output();
     assert!(

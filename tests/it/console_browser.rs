@@ -32,7 +32,7 @@ async fn an_admin_works_in_the_console_in_a_real_browser(backend: Backend) {
     let modules = crate_root().join("tests/browser/node_modules/playwright-core/package.json");
     assert!(
         chromium().exists() && modules.exists(),
-        "the browser tests need Chromium and tests/browser/node_modules: run `.ci/run`"
+        "the browser tests need Chromium and tests/browser/node_modules: run `scripts/test`"
     );
     let label = match backend {
         Backend::Sqlite => "sqlite",

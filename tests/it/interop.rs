@@ -28,7 +28,7 @@ fn installed(dir: &Path) {
     ] {
         assert!(
             dir.join(marker).exists(),
-            "{what} is not installed in {}: run .ci/run, or tests/interop/run.sh --install-only",
+            "{what} is not installed in {}: run scripts/test, or tests/interop/run.sh --install-only",
             dir.display()
         );
     }

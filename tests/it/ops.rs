@@ -1,7 +1,8 @@
 //! Operating yunid: metrics an operator scrapes, request ids that tie a complaint to a log line, client
 //! addresses behind a reverse proxy, backups, database outages (`outage.rs`) and several real yunid
-//! processes on one database (`processes.rs`).
+//! processes on one database (`processes.rs`), the deploy files' environments (`deploy.rs`).
 
+mod deploy;
 mod outage;
 mod processes;
 mod proxy;

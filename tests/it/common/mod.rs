@@ -9,6 +9,7 @@ pub mod jwks_server;
 pub mod receiver;
 pub mod rp;
 pub mod sms;
+pub mod tools;
 pub mod wire;
 
 use std::net::SocketAddr;
@@ -61,6 +62,7 @@ pub struct TestDb {
 
 impl TestDb {
     pub async fn new(backend: Backend) -> TestDb {
+        tools::require();
         let dir = tempfile::tempdir().unwrap();
         match backend {
             Backend::Sqlite => TestDb {

@@ -369,7 +369,7 @@ fn server_bin(args: &ServerArgs) -> anyhow::Result<PathBuf> {
         .ok_or_else(|| anyhow::anyhow!("no folder for the yunid binary"))?;
     anyhow::ensure!(
         bin.exists(),
-        "{} does not exist: build it first (cargo build --release --bins) or pass --server-bin",
+        "{} does not exist: build it first (cargo build --release --workspace --bins) or pass --server-bin",
         bin.display()
     );
     Ok(bin)
