@@ -88,6 +88,19 @@ pub async fn reserve(app: &App, key: &str, max: i64, window: i64, now: i64) -> a
     Ok(app.db.reserve_attempt(key, limit, now).await?)
 }
 
+/// The address a per-address limit counts against: an IPv4 address as it is, an IPv6 address by its /64
+/// (one subscriber is usually given a whole /64, and every /128 in it would otherwise be a fresh limit).
+pub fn address_bucket(address: &str) -> String {
+    match address.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        Ok(std::net::IpAddr::V6(v6)) => v6.to_ipv4_mapped().map_or_else(String::new, |v4| v4.to_string()),
+        _ => address.to_owned(),
+    }
+}
+
 /// Checks a password login. An attempt is reserved against the account and the address (in the
 /// database, one statement each, so the limit holds across nodes and under concurrency) before the
 /// hash runs, and given back when it was not a failure. Unknown accounts cost the same hash as known
@@ -100,7 +113,7 @@ pub async fn password_login(
     now: i64,
 ) -> anyhow::Result<Result<PersonRow, LoginError>> {
     let account_key = account_key(app, username);
-    let address_key = format!("addr:{address}");
+    let address_key = format!("addr:{}", address_bucket(address));
     let (max, window) = (app.config.login_max_failures, app.config.login_throttle_window);
     if !reserve(app, &address_key, max.saturating_mul(5), window, now).await? {
         app.metrics.throttled("login_address");
@@ -288,6 +301,21 @@ pub async fn current_session(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn per_address_limits_count_an_ipv6_subscriber_by_its_64() {
+        assert_eq!(address_bucket("203.0.113.9"), "203.0.113.9");
+        assert_eq!(address_bucket("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+        assert_eq!(
+            address_bucket("2001:db8:1:2:ffff::9"),
+            address_bucket("2001:db8:1:2::77")
+        );
+        assert_ne!(
+            address_bucket("2001:db8:1:3::1"),
+            address_bucket("2001:db8:1:2::1")
+        );
+        assert_eq!(address_bucket("::ffff:203.0.113.9"), "203.0.113.9");
+    }
 
     #[test]
     fn throttling_grows_with_repeated_failures() {

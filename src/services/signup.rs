@@ -146,7 +146,15 @@ pub async fn complete(
         Err(Weakness::Length) => return Ok(Err(CompleteError::Password)),
         Err(Weakness::Common) => return Ok(Err(CompleteError::CommonPassword)),
     }
-    if !reserve(app, &format!("reg-addr:{address}"), PER_ADDRESS, HOLD, now).await? {
+    if !reserve(
+        app,
+        &format!("reg-addr:{}", crate::services::login::address_bucket(address)),
+        PER_ADDRESS,
+        HOLD,
+        now,
+    )
+    .await?
+    {
         app.metrics.throttled("register_address");
         return Ok(Err(CompleteError::Throttled));
     }

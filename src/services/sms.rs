@@ -172,7 +172,12 @@ pub(crate) async fn may_send(app: &App, phone_hash: &str, address: &str, now: i6
     };
     if !app
         .db
-        .try_record_sms_send(phone_hash, address, limits, now)
+        .try_record_sms_send(
+            phone_hash,
+            &crate::services::login::address_bucket(address),
+            limits,
+            now,
+        )
         .await?
     {
         app.metrics.throttled("sms_send");

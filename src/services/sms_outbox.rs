@@ -42,11 +42,18 @@ pub async fn deliver_due(app: &App) {
             return;
         }
     };
+    // Sent side by side: the whole batch then takes one message's time (a hanging provider ~16 s), well
+    // inside the lease, so no message outlives its claim and is sent twice by another node.
+    let mut sending = tokio::task::JoinSet::new();
     for m in due {
-        if let Err(e) = deliver(app, &m).await {
-            tracing::warn!(error = %e, "cannot update the SMS outbox");
-        }
+        let app = app.clone();
+        sending.spawn(async move {
+            if let Err(e) = deliver(&app, &m).await {
+                tracing::warn!(error = %e, "cannot update the SMS outbox");
+            }
+        });
     }
+    while sending.join_next().await.is_some() {}
 }
 
 async fn deliver(app: &App, m: &Outgoing) -> anyhow::Result<()> {

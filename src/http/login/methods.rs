@@ -136,7 +136,9 @@ pub fn render(app: &App, jar: CookieJar, ctx: &Ctx, view: View<'_>, status: Stat
         .and_then(|(r, _)| r.login_hint.as_deref())
         .filter(|h| !h.starts_with("org:"));
     // On step-up, a method a one-factor session already used adds nothing: offer only the others. A
-    // two-factor session that is only too old (the account page's step-up) renews with either factor.
+    // two-factor session that is only too old (the account page's step-up) is offered both: a factor
+    // typed again replaces the session's factors (`login::sign_in`), so a fresh two-factor sign-in takes
+    // both, one after the other.
     let used = |m: &str| {
         ctx.step_up
             && ctx
