@@ -355,6 +355,22 @@ async fn only_a_super_admin_lets_an_app_receive_a_licence_type_and_every_licence
         200
     );
 
+    // Nor may it widen what an existing type releases (or whose licences it holds); a super admin may.
+    let wider = json!({ "name": "机动车驾驶证", "authority": "公安部", "holder_kind": "person",
+        "released_fields": ["准驾车型"] });
+    assert_eq!(
+        call(&env, &library_token, Method::PUT, &put_type, Some(wider.clone()))
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        call(&env, &super_admin, Method::PUT, &put_type, Some(wider))
+            .await
+            .0,
+        200
+    );
+
     // The library may not decide which apps receive its licences.
     let allow = format!("/admin/api/clients/{}/licence-types", app.id);
     let (status, problem) = call(&env, &library_token, Method::PUT, &allow, Some(json!([DRIVING]))).await;

@@ -91,6 +91,13 @@ async fn put_type(
         released_fields: b.released_fields,
     };
     let before = app.db.licence_type(&ty.code).await.map_err(Problem::internal)?;
+    // Which fields of a type apps that may receive it get, and whose licences it holds, decide what is
+    // released to apps already allowed and consented: a super admin's change, not the library's.
+    let widens = before.as_ref().is_some_and(|b| {
+        b.holder_kind != ty.holder_kind || ty.released_fields.iter().any(|f| !b.released_fields.contains(f))
+    });
+    ctx.forbid(!widens || caller.0.is_super(), "licence_type.put", &ty.code, "")
+        .await?;
     app.db
         .upsert_licence_type(&ty, app.now())
         .await
