@@ -77,3 +77,11 @@ pub fn page_owner(sid: &str) -> String {
 pub fn same_owner(who: Option<&str>, sid: &str) -> bool {
     who.is_none_or(|w| crypto::ct_eq(w.as_bytes(), page_owner(sid).as_bytes()))
 }
+
+/// The same page of a request shown again (after an answer posted for another session's page).
+pub fn reshow(path: &str, req: &str) -> Response {
+    let query: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("req", req)
+        .finish();
+    Redirect::to(&format!("{path}?{query}")).into_response()
+}

@@ -216,6 +216,20 @@ async fn strong_rp(env: &Env) -> Rp {
     Rp::discover(&env.base, &client).await
 }
 
+/// Alice signs in at the strong app with her password and the SMS code; returns the ID token's claims.
+async fn two_factors_at(strong: &Rp, browser: &Browser, inbox: &SmsInbox) -> Value {
+    let attempt = strong.start(&["profile"]);
+    let login = browser.get(attempt.url.as_str()).await;
+    let up = browser.login(&login, ALICE_ID, PASSWORD).await;
+    let mut back = step_up(browser, inbox, &up).await;
+    if back.is_consent() {
+        back = browser.consent(&back, true).await;
+    }
+    let claims = redeem(strong, attempt, &back).await;
+    assert_eq!(claims["acr"], "2");
+    claims
+}
+
 fn amr(claims: &Value) -> Vec<String> {
     claims["amr"]
         .as_array()
@@ -236,18 +250,7 @@ async fn a_forced_reauthentication_counts_only_its_own_factors(backend: Backend)
     let plain = Rp::discover(&env.base, &env.client(CALLBACK).await).await;
     let browser = Browser::new(&env.base);
 
-    // Two factors at the strong app.
-    let attempt = strong.start(&["profile"]);
-    let login = browser.get(attempt.url.as_str()).await;
-    let up = browser.login(&login, ALICE_ID, PASSWORD).await;
-    let back = step_up(&browser, &inbox, &up).await;
-    let back = if back.is_consent() {
-        browser.consent(&back, true).await
-    } else {
-        back
-    };
-    let claims = redeem(&strong, attempt, &back).await;
-    assert_eq!(claims["acr"], "2");
+    let claims = two_factors_at(&strong, &browser, &inbox).await;
     let sid = claims["sid"].clone();
 
     for force in [("prompt", "login"), ("max_age", "0")] {
@@ -293,16 +296,7 @@ async fn a_password_typed_again_does_not_refresh_an_old_second_factor(backend: B
     env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
     let strong = strong_rp(&env).await;
     let browser = Browser::new(&env.base);
-    let attempt = strong.start(&["profile"]);
-    let login = browser.get(attempt.url.as_str()).await;
-    let up = browser.login(&login, ALICE_ID, PASSWORD).await;
-    let back = step_up(&browser, &inbox, &up).await;
-    let back = if back.is_consent() {
-        browser.consent(&back, true).await
-    } else {
-        back
-    };
-    assert_eq!(redeem(&strong, attempt, &back).await["acr"], "2");
+    two_factors_at(&strong, &browser, &inbox).await;
 
     let page = browser.get("/login").await;
     assert!(page.is_login(), "{page:?}");

@@ -96,10 +96,7 @@ pub async fn submit(State(app): State<App>, lang: Lang, jar: CookieJar, Form(f):
             };
         let pending = &bound.row;
         if !crate::http::pending::same_owner(f.who.as_deref(), &session.sid) {
-            let query: String = form_urlencoded::Serializer::new(String::new())
-                .append_pair("req", &f.req)
-                .finish();
-            return Ok(Redirect::to(&format!("/act-as?{query}")).into_response());
+            return Ok(crate::http::pending::reshow("/act-as", &f.req));
         }
         let Some(client) = app.db.client(&pending.client_id).await? else {
             return Ok(page::error(StatusCode::BAD_REQUEST, "unknown client"));

@@ -120,10 +120,7 @@ pub async fn submit(State(app): State<App>, lang: Lang, jar: CookieJar, Form(f):
         let pending = &bound.row;
         // Someone else signed in on this browser since the page was shown: they see it for themselves.
         if !crate::http::pending::same_owner(f.who.as_deref(), &session.sid) {
-            let query: String = form_urlencoded::Serializer::new(String::new())
-                .append_pair("req", &f.req)
-                .finish();
-            return Ok(Redirect::to(&format!("/consent?{query}")).into_response());
+            return Ok(crate::http::pending::reshow("/consent", &f.req));
         }
         let mut req: AuthRequest = serde_json::from_str(&pending.params)?;
         if f.decision != "allow" {
