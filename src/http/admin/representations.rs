@@ -18,7 +18,7 @@ use super::orgs::{identity_problem, load_org};
 use super::{Caller, Problem};
 use crate::app::App;
 use crate::http::forms::ClientAddr;
-use crate::services::identity::{self, NewRepresentation};
+use crate::services::identity::{self, IdentityError, NewRepresentation};
 use crate::store::orgs::{Matters, Representation, Role};
 
 pub fn router() -> Router<App> {
@@ -46,6 +46,7 @@ fn rep_json(r: &Representation, now: i64) -> Value {
         "revoked_at": r.revoked_at,
         "current": r.is_current(now),
         "version": r.version,
+        "appointed_under": r.appointed_under,
     })
 }
 
@@ -129,14 +130,16 @@ async fn appoint(
         valid_from: b.valid_from.unwrap_or(now),
         valid_until: b.valid_until,
     };
-    let rep = match &b.appointed_by {
-        Some(appointer) => identity::appoint_agent(&app, appointer, new, now)
-            .await
-            .map_err(|e| identity_problem(e, "appointed_by"))?,
-        None => identity::grant(&app, new, &admin.actor)
-            .await
-            .map_err(|e| identity_problem(e, "role"))?,
-    };
+    let rep = identity::appoint(&app, admin, new, b.appointed_by.as_deref(), now)
+        .await
+        .map_err(|e| {
+            let field = match &e {
+                IdentityError::Forbidden(m) if *m == identity::SELF_APPOINTMENT => "person_id",
+                _ if b.appointed_by.is_some() => "appointed_by",
+                _ => "role",
+            };
+            identity_problem(e, field)
+        })?;
     ctx.audit(
         "representation.create",
         &rep.id,
@@ -212,6 +215,9 @@ async fn update(
     rep.matters = new.matters;
     rep.valid_from = new.valid_from;
     rep.valid_until = new.valid_until;
+    identity::check_edit(&app, &rep)
+        .await
+        .map_err(|e| identity_problem(e, "matters"))?;
     if !app.db.edit_rep(&rep, version).await.map_err(Problem::internal)? {
         return Err(edit::stale());
     }
