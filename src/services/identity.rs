@@ -342,3 +342,58 @@ pub async fn revoke_representation(
     }
     Ok(rep)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rep(id: &str, person: &str, role: Role, matters: &[&str], until: Option<i64>) -> Representation {
+        Representation {
+            id: id.into(),
+            person_id: person.into(),
+            org_id: "org".into(),
+            role,
+            matters: if matters.is_empty() {
+                Matters::all()
+            } else {
+                Matters::Only(matters.iter().map(|m| (*m).to_owned()).collect())
+            },
+            valid_from: 0,
+            valid_until: until,
+            granted_by: "registry".into(),
+            revoked_at: None,
+            version: 1,
+            appointed_under: None,
+        }
+    }
+
+    #[test]
+    fn an_agent_acts_only_inside_its_appointers_current_authority() {
+        let manager = rep("m", "bob", Role::Manager, &["A", "B"], Some(100));
+        let agent = Representation {
+            appointed_under: Some("m".into()),
+            ..rep("a", "alice", Role::Agent, &["A"], Some(50))
+        };
+        assert!(within_appointer(&agent, Some(&manager), 10));
+        assert!(!within_appointer(&agent, None, 10), "appointer gone");
+        let revoked = Representation {
+            revoked_at: Some(5),
+            ..manager.clone()
+        };
+        assert!(!within_appointer(&agent, Some(&revoked), 10));
+        assert!(!within_appointer(&agent, Some(&manager), 100), "appointer lapsed");
+        let narrowed = rep("m", "bob", Role::Manager, &["B"], Some(100));
+        assert!(!within_appointer(&agent, Some(&narrowed), 10));
+        let shortened = rep("m", "bob", Role::Manager, &["A"], Some(40));
+        assert!(!within_appointer(&agent, Some(&shortened), 10));
+        let demoted = rep("m", "bob", Role::Agent, &["A", "B"], Some(100));
+        assert!(!within_appointer(&agent, Some(&demoted), 10));
+        let other = rep("x", "bob", Role::Manager, &[], None);
+        assert!(
+            !within_appointer(&agent, Some(&other), 10),
+            "another representation"
+        );
+        let registry = rep("r", "alice", Role::Agent, &["A"], None);
+        assert!(within_appointer(&registry, None, 10), "nobody appointed it");
+    }
+}
