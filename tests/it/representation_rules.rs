@@ -264,7 +264,8 @@ async fn an_agent_stops_acting_for_the_company_once_the_appointing_manager_is_re
     let alice = env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
     let bob = env.person(&resident_id(42), "13900139042", PASSWORD).await;
     let (org_id, bob_rep) = company(&env, &bob, Matters::all(), None).await;
-    clerk_appoints(&env, &org_id, &alice, &bob, json!("all"), None).await;
+    let agent = clerk_appoints(&env, &org_id, &alice, &bob, json!("all"), None).await;
+    assert_eq!(agent["acts"], true, "{agent}");
     let client = org_client(&env, "127.0.0.1", &[]).await;
     let rp = Rp::discover(&env.base, &client).await;
     let browser = Browser::new(&env.base);
@@ -280,6 +281,22 @@ async fn an_agent_stops_acting_for_the_company_once_the_appointing_manager_is_re
     assert!(
         !company_offered(&env, &rp).await,
         "the act-as page no longer offers the company"
+    );
+    // Administrators see it too: the agent's record stands, but it no longer acts.
+    let auditor = admin_token(&env, "yunid:audit").await;
+    let path = format!("/admin/api/organisations/{org_id}/representations");
+    let (_, listed, _) = api(&env, &auditor, Method::GET, &path, None, None).await;
+    let shown = listed["representations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == agent["id"])
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (shown["current"].clone(), shown["acts"].clone()),
+        (json!(true), json!(false)),
+        "{shown}"
     );
 }
 

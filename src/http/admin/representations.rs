@@ -33,7 +33,8 @@ pub fn router() -> Router<App> {
         )
 }
 
-fn rep_json(r: &Representation, now: i64) -> Value {
+/// `appointer`: the representation `r.appointed_under` names, if any (for `acts`).
+fn rep_json(r: &Representation, appointer: Option<&Representation>, now: i64) -> Value {
     json!({
         "id": r.id,
         "person_id": r.person_id,
@@ -45,6 +46,7 @@ fn rep_json(r: &Representation, now: i64) -> Value {
         "granted_by": r.granted_by,
         "revoked_at": r.revoked_at,
         "current": r.is_current(now),
+        "acts": r.is_current(now) && identity::within_appointer(r, appointer, now),
         "version": r.version,
         "appointed_under": r.appointed_under,
     })
@@ -63,6 +65,15 @@ async fn load_rep(app: &App, id: &str) -> Result<Representation, Problem> {
     edit::found(app.db.rep(id).await, "representation")
 }
 
+/// A representation as the API shows it (its appointer loaded for `acts`).
+async fn shown(app: &App, rep: &Representation, now: i64) -> Result<Value, Problem> {
+    let appointer = match &rep.appointed_under {
+        Some(id) => app.db.rep(id).await.map_err(Problem::internal)?,
+        None => None,
+    };
+    Ok(rep_json(rep, appointer.as_ref(), now))
+}
+
 async fn list(
     State(app): State<App>,
     caller: Caller,
@@ -75,7 +86,12 @@ async fn list(
     let org = load_org(&app, &id).await?;
     let now = app.now();
     let reps = app.db.reps_of_org(&org.id).await.map_err(Problem::internal)?;
-    let list: Vec<Value> = reps.iter().map(|r| rep_json(r, now)).collect();
+    // An appointer represents the same organisation: its row is in this list.
+    let by_id = |id: &Option<String>| id.as_ref().and_then(|id| reps.iter().find(|a| &a.id == id));
+    let list: Vec<Value> = reps
+        .iter()
+        .map(|r| rep_json(r, by_id(&r.appointed_under), now))
+        .collect();
     Ok(Json(json!({ "representations": list })).into_response())
 }
 
@@ -149,7 +165,11 @@ async fn appoint(
                 "appointed_by": b.appointed_by }),
     )
     .await?;
-    Ok(tagged(StatusCode::CREATED, rep.version, rep_json(&rep, now)))
+    Ok(tagged(
+        StatusCode::CREATED,
+        rep.version,
+        shown(&app, &rep, now).await?,
+    ))
 }
 
 async fn read(
@@ -162,7 +182,11 @@ async fn read(
     ctx.forbid(caller.0.can_read_orgs(), "representation.read", &id, "")
         .await?;
     let rep = load_rep(&app, &id).await?;
-    Ok(tagged(StatusCode::OK, rep.version, rep_json(&rep, app.now())))
+    Ok(tagged(
+        StatusCode::OK,
+        rep.version,
+        shown(&app, &rep, app.now()).await?,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -230,7 +254,11 @@ async fn update(
     )
     .await?;
     let rep = load_rep(&app, &id).await?;
-    Ok(tagged(StatusCode::OK, rep.version, rep_json(&rep, app.now())))
+    Ok(tagged(
+        StatusCode::OK,
+        rep.version,
+        shown(&app, &rep, app.now()).await?,
+    ))
 }
 
 /// `DELETE`: revokes (the record stays, with `revoked_at`).
@@ -267,5 +295,5 @@ async fn revoke(
     ctx.audit("representation.revoke", &rep.id, "", "success", json!({}))
         .await?;
     let rep = load_rep(&app, &id).await?;
-    Ok(tagged(StatusCode::OK, rep.version, rep_json(&rep, now)))
+    Ok(tagged(StatusCode::OK, rep.version, shown(&app, &rep, now).await?))
 }
