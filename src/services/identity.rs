@@ -3,6 +3,7 @@
 
 use crate::app::App;
 use crate::identity::{CreditCode, CreditCodeError};
+use crate::services::admin::Admin;
 use crate::store::clients::Client;
 use crate::store::orgs::{Matters, Organisation, Representation, Role};
 
@@ -95,11 +96,22 @@ pub fn check_window(new: &NewRepresentation) -> Result<(), IdentityError> {
     Ok(())
 }
 
-/// An administrator records a representation (e.g. from the business registry).
+/// Records a representation as it stands in the business registry (the command line, and super admins
+/// through [`appoint`]). No appointment rule applies here: callers that act for an administrator go
+/// through [`appoint`].
 pub async fn grant(
     app: &App,
     new: NewRepresentation,
     granted_by: &str,
+) -> Result<Representation, IdentityError> {
+    insert(app, new, granted_by, None).await
+}
+
+async fn insert(
+    app: &App,
+    new: NewRepresentation,
+    granted_by: &str,
+    appointed_under: Option<String>,
 ) -> Result<Representation, IdentityError> {
     check_window(&new)?;
     app.db
@@ -121,13 +133,55 @@ pub async fn grant(
         granted_by: granted_by.to_owned(),
         revoked_at: None,
         version: 1,
+        appointed_under,
     };
     app.db.insert_rep(&rep, app.now()).await?;
     Ok(rep)
 }
 
+/// The refusal of a representation for the administrator who records it.
+pub const SELF_APPOINTMENT: &str = "nobody records a representation for themself";
+/// The refusal of a registry record (any role, no appointer) by someone other than a super admin.
+pub const NEEDS_APPOINTER: &str =
+    "a counter clerk records only an agent appointed by a legal representative or manager (appointed_by)";
+
+/// The one rule for recording who may act for an organisation, for the admin API and the console alike.
+/// A super admin records what the business registry says (any role, no appointer). Everyone else, a
+/// counter clerk, records only an agent appointment a representative (`appointed_by`, a person id) makes
+/// in person, under [`appoint_agent`]'s rules. Nobody records a representation for themself, neither as
+/// the appointee nor as the appointer naming themself.
+pub async fn appoint(
+    app: &App,
+    by: &Admin,
+    new: NewRepresentation,
+    appointed_by: Option<&str>,
+    now: i64,
+) -> Result<Representation, IdentityError> {
+    if !(by.can_manage_orgs() || by.can_record_appointments()) {
+        return Err(IdentityError::Forbidden("representation.create"));
+    }
+    if by.actor == format!("person:{}", new.person_id) {
+        return Err(IdentityError::Forbidden(SELF_APPOINTMENT));
+    }
+    match appointed_by {
+        None if by.can_manage_orgs() => grant(app, new, &by.actor).await,
+        None => Err(IdentityError::Forbidden(NEEDS_APPOINTER)),
+        Some(appointer) => appoint_agent(app, appointer, new, now).await,
+    }
+}
+
+/// Whether a representation ending at `inner` ends no later than one ending at `outer` (`None`: open).
+fn ends_within(inner: Option<i64>, outer: Option<i64>) -> bool {
+    match (outer, inner) {
+        (None, _) => true,
+        (Some(_), None) => false,
+        (Some(outer), Some(inner)) => inner <= outer,
+    }
+}
+
 /// A legal representative or manager appoints an agent, with no more matters and no longer than they
-/// hold themselves. Agents cannot appoint anyone.
+/// hold themselves, under one of their own current representations of this organisation (recorded as
+/// the agent's `appointed_under`). Agents cannot appoint anyone; nobody appoints themself.
 pub async fn appoint_agent(
     app: &App,
     appointer_id: &str,
@@ -137,52 +191,95 @@ pub async fn appoint_agent(
     if new.role != Role::Agent {
         return Err(IdentityError::Forbidden("only agents can be appointed this way"));
     }
+    if appointer_id == new.person_id {
+        return Err(IdentityError::Forbidden("an appointer does not appoint themself"));
+    }
     check_window(&new)?;
-    let own = app
+    let own: Vec<Representation> = app
         .db
         .current_reps(appointer_id, now)
         .await?
         .into_iter()
         .map(|(r, _)| r)
-        .find(|r| r.org_id == new.org_id)
-        .ok_or(IdentityError::Forbidden(
+        .filter(|r| r.org_id == new.org_id)
+        .collect();
+    if own.is_empty() {
+        return Err(IdentityError::Forbidden(
             "the appointer does not represent this organisation",
-        ))?;
-    if !own.role.may_appoint() {
+        ));
+    }
+    let appointing: Vec<&Representation> = own.iter().filter(|r| r.role.may_appoint()).collect();
+    if appointing.is_empty() {
         return Err(IdentityError::Forbidden("an agent may not appoint anyone"));
     }
-    if !new.matters.within(&own.matters) {
+    let covering: Vec<&Representation> = appointing
+        .into_iter()
+        .filter(|r| new.matters.within(&r.matters))
+        .collect();
+    if covering.is_empty() {
         return Err(IdentityError::Forbidden(
             "an agent cannot get matters the appointer does not hold",
         ));
     }
-    let ends_in_time = match (own.valid_until, new.valid_until) {
-        (None, _) => true,
-        (Some(_), None) => false,
-        (Some(own_until), Some(until)) => until <= own_until,
-    };
-    if !ends_in_time {
-        return Err(IdentityError::Forbidden(
+    let under = covering
+        .into_iter()
+        .find(|r| ends_within(new.valid_until, r.valid_until))
+        .ok_or(IdentityError::Forbidden(
             "an agent's appointment cannot outlast the appointer's",
-        ));
-    }
-    grant(app, new, &format!("person:{appointer_id}")).await
+        ))?
+        .id
+        .clone();
+    insert(app, new, &format!("person:{appointer_id}"), Some(under)).await
+}
+
+/// Whether an appointed agent's representation still sits inside its appointer's authority at `now`:
+/// the appointer's representation (`appointer`, loaded by `agent.appointed_under`) is current, of the
+/// same organisation, of a role that appoints, held by someone else, and covers the agent's matters and
+/// end. A representation nobody appointed (recorded from the registry) depends on nothing.
+pub fn within_appointer(agent: &Representation, appointer: Option<&Representation>, now: i64) -> bool {
+    let Some(under) = &agent.appointed_under else {
+        return true;
+    };
+    appointer.is_some_and(|a| {
+        &a.id == under
+            && a.org_id == agent.org_id
+            && a.person_id != agent.person_id
+            && a.role.may_appoint()
+            && a.is_current(now)
+            && agent.matters.within(&a.matters)
+            && ends_within(agent.valid_until, a.valid_until)
+    })
 }
 
 /// The organisations a person may act for at this app, now.
+///
+/// An appointed agent's authority is re-checked here, at every use, against the appointer's
+/// representation as it is now ([`within_appointer`]), rather than cascading revocations and edits to
+/// the agents when the appointer changes. Checked at use, it holds whatever ends or narrows the
+/// appointer: a revocation or an edit through the API, the console or the command line, and the
+/// appointer's validity simply running out, which no write ever announces. Every place that lets a
+/// person act for an organisation comes here: the act-as page and its answer, consent, and each
+/// refresh and userinfo call (through [`current_acting`]).
 pub async fn acting_options(
     app: &App,
     person_id: &str,
     client: &Client,
     now: i64,
 ) -> Result<Vec<(Representation, Organisation)>, IdentityError> {
-    Ok(app
-        .db
-        .current_reps(person_id, now)
-        .await?
-        .into_iter()
-        .filter(|(rep, _)| rep.matters.covers(&client.matters))
-        .collect())
+    let mut options = Vec::new();
+    for (rep, org) in app.db.current_reps(person_id, now).await? {
+        if !rep.matters.covers(&client.matters) {
+            continue;
+        }
+        let appointer = match &rep.appointed_under {
+            Some(id) => app.db.rep(id).await?,
+            None => None,
+        };
+        if within_appointer(&rep, appointer.as_ref(), now) {
+            options.push((rep, org));
+        }
+    }
+    Ok(options)
 }
 
 /// The representation a grant acts under, if it is still current and still covers the app.
@@ -197,6 +294,29 @@ pub async fn current_acting(
         .await?
         .into_iter()
         .find(|(rep, _)| rep.id == rep_id))
+}
+
+/// An edit of an appointed agent stays inside the appointer's authority: still an agent, no more
+/// matters and no later end than the appointer's representation (an edit past it would leave an agent
+/// who can act for no one, see [`within_appointer`]).
+pub async fn check_edit(app: &App, edited: &Representation) -> Result<(), IdentityError> {
+    let Some(under) = &edited.appointed_under else {
+        return Ok(());
+    };
+    if edited.role != Role::Agent {
+        return Err(IdentityError::Forbidden(
+            "an appointed agent stays an agent; the registry's record makes a manager",
+        ));
+    }
+    let appointer = app.db.rep(under).await?;
+    let fits = appointer
+        .is_some_and(|a| edited.matters.within(&a.matters) && ends_within(edited.valid_until, a.valid_until));
+    if !fits {
+        return Err(IdentityError::Forbidden(
+            "an agent cannot get matters or time the appointer does not hold",
+        ));
+    }
+    Ok(())
 }
 
 /// The representatives an organisation has on record (not revoked), for administrators.
@@ -221,4 +341,59 @@ pub async fn revoke_representation(
         return Err(IdentityError::NotFound("representation"));
     }
     Ok(rep)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rep(id: &str, person: &str, role: Role, matters: &[&str], until: Option<i64>) -> Representation {
+        Representation {
+            id: id.into(),
+            person_id: person.into(),
+            org_id: "org".into(),
+            role,
+            matters: if matters.is_empty() {
+                Matters::all()
+            } else {
+                Matters::Only(matters.iter().map(|m| (*m).to_owned()).collect())
+            },
+            valid_from: 0,
+            valid_until: until,
+            granted_by: "registry".into(),
+            revoked_at: None,
+            version: 1,
+            appointed_under: None,
+        }
+    }
+
+    #[test]
+    fn an_agent_acts_only_inside_its_appointers_current_authority() {
+        let manager = rep("m", "bob", Role::Manager, &["A", "B"], Some(100));
+        let agent = Representation {
+            appointed_under: Some("m".into()),
+            ..rep("a", "alice", Role::Agent, &["A"], Some(50))
+        };
+        assert!(within_appointer(&agent, Some(&manager), 10));
+        assert!(!within_appointer(&agent, None, 10), "appointer gone");
+        let revoked = Representation {
+            revoked_at: Some(5),
+            ..manager.clone()
+        };
+        assert!(!within_appointer(&agent, Some(&revoked), 10));
+        assert!(!within_appointer(&agent, Some(&manager), 100), "appointer lapsed");
+        let narrowed = rep("m", "bob", Role::Manager, &["B"], Some(100));
+        assert!(!within_appointer(&agent, Some(&narrowed), 10));
+        let shortened = rep("m", "bob", Role::Manager, &["A"], Some(40));
+        assert!(!within_appointer(&agent, Some(&shortened), 10));
+        let demoted = rep("m", "bob", Role::Agent, &["A", "B"], Some(100));
+        assert!(!within_appointer(&agent, Some(&demoted), 10));
+        let other = rep("x", "bob", Role::Manager, &[], None);
+        assert!(
+            !within_appointer(&agent, Some(&other), 10),
+            "another representation"
+        );
+        let registry = rep("r", "alice", Role::Agent, &["A"], None);
+        assert!(within_appointer(&registry, None, 10), "nobody appointed it");
+    }
 }

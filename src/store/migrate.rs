@@ -97,6 +97,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0014_throttle_reservations_outbox.sql"),
         postgres: include_str!("../../migrations/postgres/0014_throttle_reservations_outbox.sql"),
     },
+    Migration {
+        version: 15,
+        name: "reps_appointer",
+        sqlite: include_str!("../../migrations/sqlite/0015_reps_appointer.sql"),
+        postgres: include_str!("../../migrations/postgres/0015_reps_appointer.sql"),
+    },
 ];
 
 const LOCK_ID: i64 = 0x79_756e_6964; // "yunid"

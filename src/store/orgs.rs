@@ -100,6 +100,9 @@ pub struct Representation {
     pub granted_by: String,
     pub revoked_at: Option<i64>,
     pub version: i64,
+    /// For an agent a legal representative or manager appointed: the appointer's representation, on
+    /// which the agent's authority depends for as long as it lasts.
+    pub appointed_under: Option<String>,
 }
 
 impl Representation {
@@ -133,10 +136,11 @@ fn rep_from_row(row: &AnyRow) -> Result<Representation, sqlx::Error> {
         granted_by: row.try_get("granted_by")?,
         revoked_at: row.try_get("revoked_at")?,
         version: row.try_get("version")?,
+        appointed_under: row.try_get("appointed_under")?,
     })
 }
 
-const REP_COLUMNS: &str = "r.id, r.person_id, r.org_id, r.role, r.matters, r.valid_from, r.valid_until, r.granted_by, r.revoked_at, r.version";
+const REP_COLUMNS: &str = "r.id, r.person_id, r.org_id, r.role, r.matters, r.valid_from, r.valid_until, r.granted_by, r.revoked_at, r.version, r.appointed_under";
 
 impl Db {
     pub async fn insert_org(&self, o: &Organisation, now: i64) -> Result<(), sqlx::Error> {
@@ -199,7 +203,7 @@ impl Db {
     pub async fn insert_rep(&self, r: &Representation, now: i64) -> Result<(), sqlx::Error> {
         sqlx::query(
             "INSERT INTO representations (id, person_id, org_id, role, matters, valid_from, valid_until, granted_by, \
-             created_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)",
+             created_at, appointed_under) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)",
         )
         .bind(&r.id)
         .bind(&r.person_id)
@@ -210,6 +214,7 @@ impl Db {
         .bind(r.valid_until)
         .bind(&r.granted_by)
         .bind(now)
+        .bind(&r.appointed_under)
         .execute(&self.pool)
         .await?;
         Ok(())

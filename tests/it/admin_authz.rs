@@ -135,7 +135,7 @@ async fn redeem(env: &Env, client: &TestClient, code: &str, verifier: &str) -> S
 }
 
 /// An access token the console itself obtains for Alice (its client, its redirect URI, its secret).
-async fn console_token(env: &Env, inbox: &SmsInbox) -> String {
+pub(crate) async fn console_token(env: &Env, inbox: &SmsInbox) -> String {
     let console = TestClient {
         id: yunid::services::console::CLIENT_ID.into(),
         secret: yunid::services::console::secret(&env.app.secrets),

@@ -18,7 +18,7 @@ use super::orgs::{identity_problem, load_org};
 use super::{Caller, Problem};
 use crate::app::App;
 use crate::http::forms::ClientAddr;
-use crate::services::identity::{self, NewRepresentation};
+use crate::services::identity::{self, IdentityError, NewRepresentation};
 use crate::store::orgs::{Matters, Representation, Role};
 
 pub fn router() -> Router<App> {
@@ -33,7 +33,8 @@ pub fn router() -> Router<App> {
         )
 }
 
-fn rep_json(r: &Representation, now: i64) -> Value {
+/// `appointer`: the representation `r.appointed_under` names, if any (for `acts`).
+fn rep_json(r: &Representation, appointer: Option<&Representation>, now: i64) -> Value {
     json!({
         "id": r.id,
         "person_id": r.person_id,
@@ -45,7 +46,9 @@ fn rep_json(r: &Representation, now: i64) -> Value {
         "granted_by": r.granted_by,
         "revoked_at": r.revoked_at,
         "current": r.is_current(now),
+        "acts": r.is_current(now) && identity::within_appointer(r, appointer, now),
         "version": r.version,
+        "appointed_under": r.appointed_under,
     })
 }
 
@@ -62,6 +65,15 @@ async fn load_rep(app: &App, id: &str) -> Result<Representation, Problem> {
     edit::found(app.db.rep(id).await, "representation")
 }
 
+/// A representation as the API shows it (its appointer loaded for `acts`).
+async fn shown(app: &App, rep: &Representation, now: i64) -> Result<Value, Problem> {
+    let appointer = match &rep.appointed_under {
+        Some(id) => app.db.rep(id).await.map_err(Problem::internal)?,
+        None => None,
+    };
+    Ok(rep_json(rep, appointer.as_ref(), now))
+}
+
 async fn list(
     State(app): State<App>,
     caller: Caller,
@@ -74,7 +86,12 @@ async fn list(
     let org = load_org(&app, &id).await?;
     let now = app.now();
     let reps = app.db.reps_of_org(&org.id).await.map_err(Problem::internal)?;
-    let list: Vec<Value> = reps.iter().map(|r| rep_json(r, now)).collect();
+    // An appointer represents the same organisation: its row is in this list.
+    let by_id = |id: &Option<String>| id.as_ref().and_then(|id| reps.iter().find(|a| &a.id == id));
+    let list: Vec<Value> = reps
+        .iter()
+        .map(|r| rep_json(r, by_id(&r.appointed_under), now))
+        .collect();
     Ok(Json(json!({ "representations": list })).into_response())
 }
 
@@ -129,14 +146,16 @@ async fn appoint(
         valid_from: b.valid_from.unwrap_or(now),
         valid_until: b.valid_until,
     };
-    let rep = match &b.appointed_by {
-        Some(appointer) => identity::appoint_agent(&app, appointer, new, now)
-            .await
-            .map_err(|e| identity_problem(e, "appointed_by"))?,
-        None => identity::grant(&app, new, &admin.actor)
-            .await
-            .map_err(|e| identity_problem(e, "role"))?,
-    };
+    let rep = identity::appoint(&app, admin, new, b.appointed_by.as_deref(), now)
+        .await
+        .map_err(|e| {
+            let field = match &e {
+                IdentityError::Forbidden(m) if *m == identity::SELF_APPOINTMENT => "person_id",
+                _ if b.appointed_by.is_some() => "appointed_by",
+                _ => "role",
+            };
+            identity_problem(e, field)
+        })?;
     ctx.audit(
         "representation.create",
         &rep.id,
@@ -146,7 +165,11 @@ async fn appoint(
                 "appointed_by": b.appointed_by }),
     )
     .await?;
-    Ok(tagged(StatusCode::CREATED, rep.version, rep_json(&rep, now)))
+    Ok(tagged(
+        StatusCode::CREATED,
+        rep.version,
+        shown(&app, &rep, now).await?,
+    ))
 }
 
 async fn read(
@@ -159,7 +182,11 @@ async fn read(
     ctx.forbid(caller.0.can_read_orgs(), "representation.read", &id, "")
         .await?;
     let rep = load_rep(&app, &id).await?;
-    Ok(tagged(StatusCode::OK, rep.version, rep_json(&rep, app.now())))
+    Ok(tagged(
+        StatusCode::OK,
+        rep.version,
+        shown(&app, &rep, app.now()).await?,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -212,6 +239,9 @@ async fn update(
     rep.matters = new.matters;
     rep.valid_from = new.valid_from;
     rep.valid_until = new.valid_until;
+    identity::check_edit(&app, &rep)
+        .await
+        .map_err(|e| identity_problem(e, "matters"))?;
     if !app.db.edit_rep(&rep, version).await.map_err(Problem::internal)? {
         return Err(edit::stale());
     }
@@ -224,7 +254,11 @@ async fn update(
     )
     .await?;
     let rep = load_rep(&app, &id).await?;
-    Ok(tagged(StatusCode::OK, rep.version, rep_json(&rep, app.now())))
+    Ok(tagged(
+        StatusCode::OK,
+        rep.version,
+        shown(&app, &rep, app.now()).await?,
+    ))
 }
 
 /// `DELETE`: revokes (the record stays, with `revoked_at`).
@@ -261,5 +295,5 @@ async fn revoke(
     ctx.audit("representation.revoke", &rep.id, "", "success", json!({}))
         .await?;
     let rep = load_rep(&app, &id).await?;
-    Ok(tagged(StatusCode::OK, rep.version, rep_json(&rep, now)))
+    Ok(tagged(StatusCode::OK, rep.version, shown(&app, &rep, now).await?))
 }

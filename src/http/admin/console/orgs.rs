@@ -231,11 +231,28 @@ fn matters(raw: &str) -> Matters {
         .filter(|m| !m.is_empty())
         .map(str::to_owned)
         .collect();
-    if list.is_empty() || list.iter().any(|m| m.eq_ignore_ascii_case("all")) {
+    // Nothing typed is nothing granted (refused by `identity::check_window`), never every matter.
+    if !list.is_empty() && list.iter().any(|m| m.eq_ignore_ascii_case("all")) {
         Matters::all()
     } else {
         Matters::Only(list)
     }
+}
+
+/// The person a form names by resident ID number or phone.
+async fn person_by_ref(ctx: &Ctx<'_>, lang: Lang, raw: &str) -> Result<String, (StatusCode, String)> {
+    let raw = raw.trim();
+    let found = if Phone::parse(raw).is_ok() {
+        manage::find_person(ctx, None, Some(raw)).await
+    } else {
+        manage::find_person(ctx, Some(raw), None).await
+    }
+    .map_err(|p| (p.status, p.detail))?;
+    found
+        .first()
+        .and_then(|p| p["id"].as_str())
+        .map(str::to_owned)
+        .ok_or((StatusCode::NOT_FOUND, labels(lang).not_found.to_owned()))
 }
 
 #[derive(Deserialize)]
@@ -244,6 +261,10 @@ struct AppointForm {
     /// Resident ID number or phone: in the body, never in a URL.
     person: String,
     role: String,
+    /// The legal representative or manager who appoints an agent in person (ID number or phone);
+    /// empty for a super admin recording the business registry's word.
+    #[serde(default)]
+    appointed_by: String,
     #[serde(default)]
     matters: String,
     #[serde(default)]
@@ -270,18 +291,11 @@ async fn appoint(
         Err(r) => return r,
     };
     let result: Result<_, (StatusCode, String)> = async {
-        let person = f.person.trim();
-        let found = if Phone::parse(person).is_ok() {
-            manage::find_person(&ctx, None, Some(person)).await
-        } else {
-            manage::find_person(&ctx, Some(person), None).await
-        }
-        .map_err(|p| (p.status, p.detail))?;
-        let person_id = found
-            .first()
-            .and_then(|p| p["id"].as_str())
-            .map(str::to_owned)
-            .ok_or((StatusCode::NOT_FOUND, labels(lang).not_found.to_owned()))?;
+        let person_id = person_by_ref(&ctx, lang, &f.person).await?;
+        let appointed_by = match f.appointed_by.trim() {
+            "" => None,
+            appointer => Some(person_by_ref(&ctx, lang, appointer).await?),
+        };
         let fail = |e: IdentityError| (status_of(&e), message(&e));
         let role = Role::parse(&f.role).ok_or_else(|| fail(IdentityError::Invalid("unknown role")))?;
         let now = app.now();
@@ -293,13 +307,15 @@ async fn appoint(
             valid_from: day(&f.valid_from).map_err(fail)?.unwrap_or(now),
             valid_until: day(&f.valid_until).map_err(fail)?,
         };
-        identity::grant(&app, new, &admin.actor).await.map_err(fail)
+        identity::appoint(&app, admin, new, appointed_by.as_deref(), now)
+            .await
+            .map_err(fail)
     }
     .await;
     match result {
         Ok(rep) => {
-            let detail =
-                json!({ "org": org.credit_code, "role": rep.role.as_str(), "person": rep.person_id });
+            let detail = json!({ "org": org.credit_code, "role": rep.role.as_str(), "person": rep.person_id,
+                                 "appointed_under": rep.appointed_under });
             record(&ctx, "representation.appoint", &rep.id, "success", detail).await;
             back_to(&org.credit_code)
         }
