@@ -424,7 +424,12 @@ mod tests {
     fn every_field_is_a_key() {
         let keys = Config::keys();
         // Spot checks across the struct (no count: every new setting would have to edit it).
-        for key in ["listen", "key_encryption_key", "client_outbound_allow", "password_hash_queue"] {
+        for key in [
+            "listen",
+            "key_encryption_key",
+            "client_outbound_allow",
+            "password_hash_queue",
+        ] {
             assert!(keys.iter().any(|k| k == key), "{key} in {keys:?}");
         }
     }
