@@ -628,7 +628,8 @@ async fn upstream(mode: Arc<AtomicU8>) -> String {
                         2 => return (axum::http::StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({}))),
                         _ => {}
                     }
-                    let list = if kind == "111" && code == ALICE_ID {
+                    // Mode 3: the library has stopped listing Alice's licence.
+                    let list = if kind == "111" && code == ALICE_ID && mode.load(Ordering::SeqCst) != 3 {
                         vec![driving_licence("60")]
                     } else {
                         vec![]
@@ -691,6 +692,66 @@ async fn the_upstream_library_is_used_when_up_and_never_blocks_when_slow_or_down
     assert_eq!(released[0]["claims"]["licence_id"], licence_id(DRIVING, "60"));
 }
 
+/// A licence learnt from the library that a later successful answer no longer lists is withdrawn here
+/// (status 03) and released no more; a failed fetch withdraws nothing, a pushed licence is left alone,
+/// and a licence listed again is valid again.
+async fn a_licence_the_library_no_longer_lists_is_withdrawn(backend: Backend) {
+    let mode = Arc::new(AtomicU8::new(0));
+    let url = upstream(mode.clone()).await;
+    let env = Env::start_with(backend, move |c| {
+        c.licence_upstream_url = Some(url.clone());
+        c.licence_upstream_ttl = 0;
+    })
+    .await;
+    let token = setup(&env).await;
+    let (s, body) = admin(
+        &env,
+        &token,
+        reqwest::Method::POST,
+        "/admin/api/licences",
+        driving_licence("61"),
+    )
+    .await;
+    assert_eq!(s, 201, "{body}");
+    let client = app_allowed(&env, &[DRIVING]).await;
+    let (tokens, _) = sign_in(&env, &client, "openid licences", None, None).await;
+    let ids = |info: &Value| -> Vec<String> {
+        licences(info)
+            .iter()
+            .map(|l| l["claims"]["licence_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (pulled, pushed) = (licence_id(DRIVING, "60"), licence_id(DRIVING, "61"));
+    assert_eq!(
+        ids(&userinfo(&env, &tokens).await),
+        vec![pulled.clone(), pushed.clone()]
+    );
+
+    mode.store(3, Ordering::SeqCst);
+    assert_eq!(
+        ids(&userinfo(&env, &tokens).await),
+        vec![pushed.clone()],
+        "no longer listed: not released"
+    );
+    let status = |id: String| {
+        let env = &env;
+        async move { env.app.db.licence(&id).await.unwrap().unwrap().status }
+    };
+    assert_eq!(status(pulled.clone()).await, "03", "withdrawn locally");
+    assert_eq!(
+        status(pushed.clone()).await,
+        "01",
+        "a pushed licence is not the pull's to withdraw"
+    );
+
+    // The library down: nothing changes, the withdrawn licence stays withdrawn.
+    mode.store(2, Ordering::SeqCst);
+    assert_eq!(ids(&userinfo(&env, &tokens).await), vec![pushed.clone()]);
+    // Listed again: valid again.
+    mode.store(0, Ordering::SeqCst);
+    assert_eq!(ids(&userinfo(&env, &tokens).await), vec![pulled, pushed]);
+}
+
 async fn a_failing_upstream_library_never_writes_the_holders_id_number_to_the_log(backend: Backend) {
     // A library where nothing listens: the request fails with an error that names its URL, whose path
     // holds Alice's ID number.
@@ -722,6 +783,7 @@ async fn a_failing_upstream_library_never_writes_the_holders_id_number_to_the_lo
 }
 
 on_both_backends!(
+    a_licence_the_library_no_longer_lists_is_withdrawn,
     a_failing_upstream_library_never_writes_the_holders_id_number_to_the_log,
     a_citizens_and_a_companys_licences_are_released_after_consent,
     a_type_the_app_is_not_allowed_is_never_released,
