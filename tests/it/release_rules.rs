@@ -1,12 +1,18 @@
 //! What an app receives on each call follows the scope asked now and the app as it is now, not the
 //! grant once given: a refresh narrowed to `openid` carries no ID number and no licence; an app an admin
 //! takes `identity` or `org` from stops receiving ID numbers or acting for companies at once; disabling
-//! an app revokes its grants.
+//! an app revokes its grants; revoking a connected app tells it so by back-channel logout.
+
+use std::time::Duration;
 
 use serde_json::{Value, json};
+use yunid::services::registry::NewClient;
 
-use crate::common::wire::jwt_parts;
-use crate::common::{ALICE_ID, Backend, Env, TestClient, http};
+use crate::common::browser::field;
+use crate::common::receiver::Receiver;
+use crate::common::rp::Rp;
+use crate::common::wire::{self, jwt_parts};
+use crate::common::{ALICE_ID, ALICE_PHONE, Backend, Browser, Env, PASSWORD, TestClient, http};
 use crate::licences::{
     COMPANY, DRIVING, admin, app_with, driving_licence, licences, setup, sign_in, userinfo,
 };
@@ -166,7 +172,56 @@ async fn disabling_an_app_revokes_its_grants_at_once(backend: Backend) {
     refused(refresh(&env, &client, &tokens, None).await);
 }
 
+/// Alice revokes an app from her account page (on her laptop) while her phone is signed in to it: the
+/// app receives a logout token for the phone's session, naming her subject for that app.
+async fn revoking_a_connected_app_logs_it_out_by_back_channel(backend: Backend) {
+    let receiver = Receiver::start(0).await;
+    let env = Env::start(backend).await;
+    env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    let client = env
+        .client_with(NewClient {
+            name: "社保服务".into(),
+            redirect_uris: vec!["http://127.0.0.1:9/cb".into()],
+            backchannel_logout_uri: Some(receiver.url("/social/logout")),
+            ..NewClient::default()
+        })
+        .await;
+    let rp = Rp::discover(&env.base, &client).await;
+    let phone = Browser::new(&env.base);
+    let signed = wire::sign_in(&rp, &phone, &["profile"]).await;
+    let id = signed.id_claims();
+
+    let laptop = Browser::new(&env.base);
+    let login = laptop.get("/login").await;
+    let account = laptop.login(&login, ALICE_ID, PASSWORD).await;
+    let csrf = field(account.html().2, "csrf").unwrap();
+    laptop
+        .post(&format!("/account/apps/{}/revoke", client.id), &[("csrf", &csrf)])
+        .await;
+
+    let hits = receiver
+        .wait_until(Duration::from_secs(10), |hits| {
+            hits.iter().any(|h| h.path == "/social/logout" && h.status == 200)
+        })
+        .await;
+    let token = hits[0].form.get("logout_token").expect("a logout_token");
+    let claims = jwt_parts(token).1;
+    assert_eq!(claims["aud"], client.id.as_str());
+    assert_eq!(claims["sid"], id["sid"], "the phone's session: {claims}");
+    assert_eq!(claims["sub"], id["sub"]);
+    assert!(
+        claims["events"]
+            .get("http://schemas.openid.net/event/backchannel-logout")
+            .is_some()
+    );
+    assert!(
+        hits.iter().all(|h| h.form.get("logout_token") == Some(token)),
+        "{hits:?}"
+    );
+}
+
 on_both_backends!(
+    revoking_a_connected_app_logs_it_out_by_back_channel,
     a_refresh_narrowed_to_openid_carries_no_id_number_and_no_licence,
     an_app_that_loses_identity_or_org_stops_receiving_them_at_once,
     disabling_an_app_revokes_its_grants_at_once,
