@@ -259,37 +259,7 @@ pub async fn requested_types(
     }
     let mut named = Vec::new();
     for member in ["userinfo", "id_token"] {
-        let vc = claims
-            .and_then(|c| c.get(member))
-            .and_then(|m| m.get("verified_claims"));
-        let items = match vc {
-            Some(Value::Array(a)) => a.clone(),
-            Some(v @ Value::Object(_)) => vec![v.clone()],
-            _ => Vec::new(),
-        };
-        for item in items {
-            let evidence = item
-                .pointer("/verification/evidence")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            for e in evidence {
-                let t = e.pointer("/record/type");
-                let values: Vec<String> = match t {
-                    Some(Value::Object(o)) => o
-                        .get("value")
-                        .map(|v| vec![v.clone()])
-                        .or_else(|| o.get("values").and_then(Value::as_array).cloned())
-                        .unwrap_or_default()
-                        .iter()
-                        .filter_map(|v| v.as_str().map(str::to_owned))
-                        .collect(),
-                    Some(Value::String(s)) => vec![s.clone()],
-                    _ => Vec::new(),
-                };
-                named.extend(values);
-            }
-        }
+        named.extend(named_types(claims, member));
     }
     if named.is_empty() {
         // Nothing asked for: no need to read what the app may receive (most authorizations).
@@ -297,6 +267,90 @@ pub async fn requested_types(
     }
     let allowed = app.db.allowed_licence_types(&client.id).await?;
     Ok(allowed.into_iter().filter(|t| named.contains(&t.code)).collect())
+}
+
+/// Whether the claims request asks for `verified_claims` in `member` (`userinfo` or `id_token`).
+pub fn asks_verified_claims(claims: Option<&Value>, member: &str) -> bool {
+    claims
+        .and_then(|c| c.get(member))
+        .and_then(|m| m.get("verified_claims"))
+        .is_some()
+}
+
+/// Licence type codes named in `member` of the claims request (`record.type` of electronic_record evidence).
+fn named_types(claims: Option<&Value>, member: &str) -> Vec<String> {
+    let vc = claims
+        .and_then(|c| c.get(member))
+        .and_then(|m| m.get("verified_claims"));
+    let items = match vc {
+        Some(Value::Array(a)) => a.clone(),
+        Some(v @ Value::Object(_)) => vec![v.clone()],
+        _ => Vec::new(),
+    };
+    let mut named = Vec::new();
+    for item in items {
+        let evidence = item
+            .pointer("/verification/evidence")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        for e in evidence {
+            let values: Vec<String> = match e.pointer("/record/type") {
+                Some(Value::Object(o)) => o
+                    .get("value")
+                    .map(|v| vec![v.clone()])
+                    .or_else(|| o.get("values").and_then(Value::as_array).cloned())
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect(),
+                Some(Value::String(s)) => vec![s.clone()],
+                _ => Vec::new(),
+            };
+            named.extend(values);
+        }
+    }
+    named
+}
+
+/// What one token or userinfo answer may carry of a grant's licences, decided on each call from the
+/// effective scopes (asked now, still allowed the app), never from the grant alone.
+pub struct Release<'a> {
+    /// The licence types the person consented to for this grant (space-separated).
+    pub consented: &'a str,
+    /// The effective scopes of this call.
+    pub scopes: &'a [&'a str],
+    pub claims: Option<&'a Value>,
+    /// `userinfo` or `id_token`.
+    pub member: &'a str,
+}
+
+impl Release<'_> {
+    /// The consented types this call still asks for: all of them while the `licences` scope counts,
+    /// else those the claims request names for this member.
+    fn wanted(&self, client: &Client) -> Vec<&str> {
+        let consented = self.consented.split(' ').filter(|s| !s.is_empty());
+        if self.member == "id_token" && !asks_verified_claims(self.claims, "id_token") {
+            return Vec::new();
+        }
+        let by_scope = self
+            .scopes
+            .iter()
+            .any(|s| *s == "licences" && client.allows_scope(s));
+        if by_scope {
+            return consented.collect();
+        }
+        let named = named_types(self.claims, self.member);
+        consented.filter(|c| named.iter().any(|n| n == c)).collect()
+    }
+
+    /// The holder's resident ID number goes out (as `personal_number`) only under the `identity` scope,
+    /// the one whose consent line names the ID number.
+    fn shows_id_number(&self, client: &Client) -> bool {
+        self.scopes
+            .iter()
+            .any(|s| *s == "identity" && client.allows_scope(s))
+    }
 }
 
 /// Today in China Standard Time.
@@ -312,11 +366,11 @@ fn today(now: i64) -> String {
 pub async fn release(
     app: &App,
     client: &Client,
-    consented: &str,
+    asked: &Release<'_>,
     subject: &GrantSubject,
     now: i64,
 ) -> anyhow::Result<Vec<Value>> {
-    let wanted: Vec<&str> = consented.split(' ').filter(|s| !s.is_empty()).collect();
+    let wanted = asked.wanted(client);
     if wanted.is_empty() {
         return Ok(Vec::new());
     }
@@ -350,19 +404,21 @@ pub async fn release(
         if !current {
             continue;
         }
-        out.push(element(app, &l, ty)?);
+        out.push(element(app, &l, ty, asked.shows_id_number(client))?);
     }
     Ok(out)
 }
 
-fn element(app: &App, l: &LicenceRow, ty: &LicenceType) -> anyhow::Result<Value> {
-    let holder_code = app.secrets.decrypt(&l.holder_code_enc, l.id.as_bytes())?;
+fn element(app: &App, l: &LicenceRow, ty: &LicenceType, id_number: bool) -> anyhow::Result<Value> {
     let mut record = json!({
         "type": l.type_code,
-        "personal_number": holder_code,
         "created_at": l.issued_on,
         "source": { "name": l.issuer_name, "organization_id": l.issuer_code },
     });
+    // A credit code is public; a resident ID number only with `identity`.
+    if l.holder_code_type != "111" || id_number {
+        record["personal_number"] = json!(app.secrets.decrypt(&l.holder_code_enc, l.id.as_bytes())?);
+    }
     if let Some(until) = &l.valid_until {
         record["date_of_expiry"] = json!(until);
     }

@@ -4,6 +4,12 @@
 //! `Authorization: Bearer {licence_upstream_token}` answers `200 {"licences": [<licence record>…]}`
 //! (records as in the admin API). Results are cached for `licence_upstream_ttl` seconds per holder. An
 //! unreachable or slow library never blocks a login: the local records are used and the failure is logged.
+//!
+//! The library is the authority on what it lists: after a successful answer, a licence of that holder
+//! which was learnt from it (source `upstream`) and is still valid or suspended here, but which the
+//! answer no longer lists, is marked withdrawn (`03`) and is never released again unless the library
+//! lists it again. A failed or slow fetch withdraws nothing. Licences pushed or imported through the
+//! admin API are the pushing library's to change and are left as they are.
 
 use serde::Deserialize;
 
@@ -82,6 +88,28 @@ pub async fn refresh(app: &App, code_type: &str, code: &str, holder_hash: &str, 
         }
     }
     tracing::debug!(stored, "licences pulled from the e-licence library");
+    let listed = |id: &str| {
+        answer
+            .licences
+            .iter()
+            .any(|l| l.id.trim().eq_ignore_ascii_case(id))
+    };
+    match app.db.licences_of_holder(holder_hash).await {
+        Ok(known) => {
+            for l in known {
+                let live = l.status == "01" || l.status == "02";
+                if l.source == "upstream" && live && !listed(&l.id) {
+                    match app.db.set_licence_status(&l.id, "03", now).await {
+                        Ok(_) => {
+                            tracing::info!(licence = %l.id, "no longer listed by the e-licence library; withdrawn")
+                        }
+                        Err(e) => tracing::warn!(error = %e, "cannot withdraw an unlisted licence"),
+                    }
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot read the holder's licences"),
+    }
     if let Err(e) = app.db.set_licence_fetched(holder_hash, now).await {
         tracing::warn!(error = %e, "cannot record the licence fetch");
     }

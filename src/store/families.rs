@@ -181,6 +181,17 @@ impl Db {
         Ok(())
     }
 
+    /// Revokes every grant given to an app (it was disabled): its refresh and access tokens stop at once,
+    /// and enabling it again brings none of them back.
+    pub async fn revoke_client_families(&self, client_id: &str, now: i64) -> Result<u64, sqlx::Error> {
+        self.revoking(
+            sqlx::query("UPDATE families SET revoked_at = $1 WHERE client_id = $2 AND revoked_at IS NULL")
+                .bind(now)
+                .bind(client_id),
+        )
+        .await
+    }
+
     /// Drops a person's SMS codes not used yet (sent to a phone that may no longer be theirs).
     pub async fn drop_sms_codes_of(&self, person_id: &str) -> Result<(), sqlx::Error> {
         sqlx::query("DELETE FROM sms_codes WHERE person_id = $1 AND used_at IS NULL")

@@ -17,19 +17,19 @@ use crate::common::browser::{Page, field};
 use crate::common::{ALICE_ID, ALICE_PHONE, Backend, Browser, Env, PASSWORD, TestClient, http};
 use crate::on_both_backends;
 
-const COMPANY: &str = "91350100M000100Y43";
+pub(crate) const COMPANY: &str = "91350100M000100Y43";
 /// Defining authority + 3 digits (the DESIGN.md example's type code): a driving licence here.
-const DRIVING: &str = "11100000000013338W032";
+pub(crate) const DRIVING: &str = "11100000000013338W032";
 /// A business licence type, defined by another authority.
 const BUSINESS: &str = "91350100M000100Y43001";
 const ISSUER: &str = "11220000013544541J";
 
-fn licence_id(type_code: &str, serial: &str) -> String {
+pub(crate) fn licence_id(type_code: &str, serial: &str) -> String {
     let check = mod37_36(&format!("{type_code}{ISSUER}{serial}001")).unwrap();
     format!("1.2.156.3005.2.{type_code}.{ISSUER}.{serial}.001.{check}")
 }
 
-fn driving_licence(serial: &str) -> Value {
+pub(crate) fn driving_licence(serial: &str) -> Value {
     json!({
         "id": licence_id(DRIVING, serial),
         "type_code": DRIVING,
@@ -84,7 +84,13 @@ async fn library_token(env: &Env) -> String {
     res["access_token"].as_str().unwrap().to_owned()
 }
 
-async fn admin(env: &Env, token: &str, method: reqwest::Method, path: &str, body: Value) -> (u16, Value) {
+pub(crate) async fn admin(
+    env: &Env,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Value,
+) -> (u16, Value) {
     let res = http()
         .request(method, env.url(path))
         .bearer_auth(token)
@@ -97,7 +103,7 @@ async fn admin(env: &Env, token: &str, method: reqwest::Method, path: &str, body
 }
 
 /// Alice, her company, the two licence types, and the library's token.
-async fn setup(env: &Env) -> String {
+pub(crate) async fn setup(env: &Env) -> String {
     let alice = env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
     let org = identity::add_org(&env.app, COMPANY, "福州示例科技有限公司", "enterprise")
         .await
@@ -141,13 +147,21 @@ async fn setup(env: &Env) -> String {
 
 /// An app a super admin lets receive `types` (a data-release decision the library cannot make).
 async fn app_allowed(env: &Env, types: &[&str]) -> TestClient {
+    app_with(
+        env,
+        &["openid", "profile", "org", "licences", "offline_access"],
+        types,
+    )
+    .await
+}
+
+/// An app with these scopes that a super admin lets receive licences of `types`.
+pub(crate) async fn app_with(env: &Env, scopes: &[&str], types: &[&str]) -> TestClient {
     let client = env
         .client_with(NewClient {
             name: "公积金中心".into(),
             redirect_uris: vec!["http://127.0.0.1:9/cb".into()],
-            scopes: ["openid", "profile", "org", "licences", "offline_access"]
-                .map(String::from)
-                .to_vec(),
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
             ..NewClient::default()
         })
         .await;
@@ -166,7 +180,7 @@ async fn app_allowed(env: &Env, types: &[&str]) -> TestClient {
 
 /// Signs Alice in through a real OIDC client (the `openidconnect` crate: PKCE, ID token checked against
 /// the JWKS), consenting and choosing whom to act for; returns the tokens and the consent page seen.
-async fn sign_in(
+pub(crate) async fn sign_in(
     env: &Env,
     client: &TestClient,
     scopes: &str,
@@ -233,7 +247,7 @@ async fn sign_in(
     (json, consent_text)
 }
 
-async fn userinfo(env: &Env, tokens: &Value) -> Value {
+pub(crate) async fn userinfo(env: &Env, tokens: &Value) -> Value {
     http()
         .get(env.url("/userinfo"))
         .bearer_auth(tokens["access_token"].as_str().unwrap())
@@ -245,7 +259,7 @@ async fn userinfo(env: &Env, tokens: &Value) -> Value {
         .unwrap()
 }
 
-fn licences(claims: &Value) -> Vec<Value> {
+pub(crate) fn licences(claims: &Value) -> Vec<Value> {
     match &claims["verified_claims"] {
         Value::Array(a) => a
             .iter()
@@ -292,7 +306,10 @@ async fn a_citizens_and_a_companys_licences_are_released_after_consent(backend: 
     assert_eq!(dl["verification"]["trust_framework"], "cn_gov");
     let record = &dl["verification"]["evidence"][0]["record"];
     assert_eq!(record["type"], DRIVING);
-    assert_eq!(record["personal_number"], ALICE_ID);
+    assert!(
+        record.get("personal_number").is_none() && !info.to_string().contains(ALICE_ID),
+        "no ID number without the identity scope: {info}"
+    );
     assert_eq!(record["created_at"], "2020-01-01");
     assert_eq!(record["date_of_expiry"], "2099-12-31");
     assert_eq!(record["source"]["name"], "北京市公安局公安交通管理局");
@@ -611,7 +628,8 @@ async fn upstream(mode: Arc<AtomicU8>) -> String {
                         2 => return (axum::http::StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({}))),
                         _ => {}
                     }
-                    let list = if kind == "111" && code == ALICE_ID {
+                    // Mode 3: the library has stopped listing Alice's licence.
+                    let list = if kind == "111" && code == ALICE_ID && mode.load(Ordering::SeqCst) != 3 {
                         vec![driving_licence("60")]
                     } else {
                         vec![]
@@ -674,6 +692,66 @@ async fn the_upstream_library_is_used_when_up_and_never_blocks_when_slow_or_down
     assert_eq!(released[0]["claims"]["licence_id"], licence_id(DRIVING, "60"));
 }
 
+/// A licence learnt from the library that a later successful answer no longer lists is withdrawn here
+/// (status 03) and released no more; a failed fetch withdraws nothing, a pushed licence is left alone,
+/// and a licence listed again is valid again.
+async fn a_licence_the_library_no_longer_lists_is_withdrawn(backend: Backend) {
+    let mode = Arc::new(AtomicU8::new(0));
+    let url = upstream(mode.clone()).await;
+    let env = Env::start_with(backend, move |c| {
+        c.licence_upstream_url = Some(url.clone());
+        c.licence_upstream_ttl = 0;
+    })
+    .await;
+    let token = setup(&env).await;
+    let (s, body) = admin(
+        &env,
+        &token,
+        reqwest::Method::POST,
+        "/admin/api/licences",
+        driving_licence("61"),
+    )
+    .await;
+    assert_eq!(s, 201, "{body}");
+    let client = app_allowed(&env, &[DRIVING]).await;
+    let (tokens, _) = sign_in(&env, &client, "openid licences", None, None).await;
+    let ids = |info: &Value| -> Vec<String> {
+        licences(info)
+            .iter()
+            .map(|l| l["claims"]["licence_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (pulled, pushed) = (licence_id(DRIVING, "60"), licence_id(DRIVING, "61"));
+    assert_eq!(
+        ids(&userinfo(&env, &tokens).await),
+        vec![pulled.clone(), pushed.clone()]
+    );
+
+    mode.store(3, Ordering::SeqCst);
+    assert_eq!(
+        ids(&userinfo(&env, &tokens).await),
+        vec![pushed.clone()],
+        "no longer listed: not released"
+    );
+    let status = |id: String| {
+        let env = &env;
+        async move { env.app.db.licence(&id).await.unwrap().unwrap().status }
+    };
+    assert_eq!(status(pulled.clone()).await, "03", "withdrawn locally");
+    assert_eq!(
+        status(pushed.clone()).await,
+        "01",
+        "a pushed licence is not the pull's to withdraw"
+    );
+
+    // The library down: nothing changes, the withdrawn licence stays withdrawn.
+    mode.store(2, Ordering::SeqCst);
+    assert_eq!(ids(&userinfo(&env, &tokens).await), vec![pushed.clone()]);
+    // Listed again: valid again.
+    mode.store(0, Ordering::SeqCst);
+    assert_eq!(ids(&userinfo(&env, &tokens).await), vec![pulled, pushed]);
+}
+
 async fn a_failing_upstream_library_never_writes_the_holders_id_number_to_the_log(backend: Backend) {
     // A library where nothing listens: the request fails with an error that names its URL, whose path
     // holds Alice's ID number.
@@ -705,6 +783,7 @@ async fn a_failing_upstream_library_never_writes_the_holders_id_number_to_the_lo
 }
 
 on_both_backends!(
+    a_licence_the_library_no_longer_lists_is_withdrawn,
     a_failing_upstream_library_never_writes_the_holders_id_number_to_the_log,
     a_citizens_and_a_companys_licences_are_released_after_consent,
     a_type_the_app_is_not_allowed_is_never_released,

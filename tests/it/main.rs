@@ -30,6 +30,7 @@ mod passkeys;
 mod readme;
 mod registration;
 mod release_edges;
+mod release_rules;
 mod representation_rules;
 mod signup;
 mod sms_outbox;

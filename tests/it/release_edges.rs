@@ -488,7 +488,7 @@ async fn a_company_gets_only_what_was_consented_for_it(backend: Backend) {
 }
 
 /// PATCHes app `id` as `token`; returns the status.
-async fn patch_app(env: &Env, token: &str, id: &str, body: Value) -> u16 {
+pub(crate) async fn patch_app(env: &Env, token: &str, id: &str, body: Value) -> u16 {
     let url = env.url(&format!("/admin/api/clients/{id}"));
     let got = http().get(&url).bearer_auth(token).send().await.unwrap();
     let etag = got.headers()["etag"].to_str().unwrap().to_owned();

@@ -280,6 +280,13 @@ async fn update(
     {
         return Err(edit::stale());
     }
+    // A disabled app keeps none of its grants.
+    if client.disabled {
+        app.db
+            .revoke_client_families(&client.id, app.now())
+            .await
+            .map_err(Problem::internal)?;
+    }
     ctx.audit(
         "client.update",
         &client.id,

@@ -462,6 +462,11 @@ async fn disable_client(
         .set_client_disabled(&client.id, true)
         .await
         .map_err(Problem::internal)?;
+    // A disabled app keeps none of its grants.
+    app.db
+        .revoke_client_families(&client.id, app.now())
+        .await
+        .map_err(Problem::internal)?;
     ctx.audit("client.disable", &client.id, &client.id, "success", json!({}))
         .await?;
     Ok(Json(json!({ "client_id": client.id, "disabled": true })).into_response())

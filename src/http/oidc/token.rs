@@ -10,6 +10,7 @@ use crate::app::App;
 use crate::crypto;
 use crate::error::{Error, OAuthError};
 use crate::http::forms::ProtocolParams;
+use crate::services::licence;
 use crate::services::oidc::authorize::is_pkce_value;
 use crate::services::oidc::claims;
 use crate::services::oidc::client_auth::{self, Presented};
@@ -224,6 +225,10 @@ async fn issue(
         Via::Code(code) => (Some(code), None),
         Via::Refresh(next) => (None, Some(next)),
     };
+    // What this issue releases follows the scope asked now and the app as it is now (OIDC Core §5.4),
+    // not the scope once granted.
+    let scopes = claims::effective_scopes(client, scope);
+    let scope = scopes.join(" ");
     let actor = subject
         .acting
         .as_ref()
@@ -232,7 +237,7 @@ async fn issue(
         app,
         client,
         &subject.sub,
-        scope,
+        &scope,
         Some(family),
         actor.as_deref(),
         now,
@@ -241,22 +246,21 @@ async fn issue(
         .claims
         .as_deref()
         .and_then(|s| serde_json::from_str(s).ok());
-    let licences_in_id_token = claims_request
-        .as_ref()
-        .and_then(|c| c.pointer("/id_token/verified_claims"))
-        .is_some();
-    let licences = if licences_in_id_token {
-        crate::services::licence::release(app, client, &family.licence_types, &subject, now).await?
-    } else {
-        Vec::new()
-    };
-    let id_token = if scope.split(' ').any(|s| s == "openid") {
+    let id_token = if scopes.contains(&"openid") {
+        let asked = licence::Release {
+            consented: &family.licence_types,
+            scopes: &scopes,
+            claims: claims_request.as_ref(),
+            member: "id_token",
+        };
+        let licences = licence::release(app, client, &asked, &subject, now).await?;
         Some(tokens::id_token(
             app,
             client,
             IdTokenInput {
                 family,
                 subject: &subject,
+                scopes: &scopes,
                 // OIDC Core §12.2: a refreshed ID token carries no nonce.
                 nonce: code.and(family.nonce.as_deref()),
                 access_token: Some(&access_token),
@@ -277,7 +281,7 @@ async fn issue(
         access_token,
         token_type: "Bearer",
         expires_in: app.config.access_token_ttl,
-        scope: scope.to_owned(),
+        scope,
         id_token,
         refresh_token,
     })

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use crate::app::App;
 use crate::error::{Error, OAuthError};
 use crate::http::forms::ProtocolParams;
+use crate::services::licence;
 use crate::services::oidc::{claims, tokens};
 
 pub async fn userinfo(State(app): State<App>, req: Request) -> Result<Response, Error> {
@@ -67,6 +68,13 @@ pub async fn userinfo(State(app): State<App>, req: Request) -> Result<Response, 
         .client(&family.client_id)
         .await?
         .ok_or_else(|| Error::Bearer("unknown client".into()))?;
+    // The token's scopes that the app still has: an admin who took one away is obeyed at once.
+    let scopes = claims::effective_scopes(&client, scope);
+    if !scopes.contains(&"openid") {
+        return Err(Error::InsufficientScope(
+            "the openid scope was not granted".into(),
+        ));
+    }
     let subject = match claims::grant_subject(&app, &client, &family, now).await {
         Ok(s) => s,
         Err(claims::SubjectError::Internal(e)) => return Err(e.into()),
@@ -86,9 +94,14 @@ pub async fn userinfo(State(app): State<App>, req: Request) -> Result<Response, 
         true,
     )?;
     body.insert("sub".into(), json!(subject.sub));
-    let licences =
-        crate::services::licence::release(&app, &client, &family.licence_types, &subject, now).await?;
-    crate::services::licence::attach(&mut body, licences);
+    let asked = licence::Release {
+        consented: &family.licence_types,
+        scopes: &scopes,
+        claims: claims_request.as_ref(),
+        member: "userinfo",
+    };
+    let licences = licence::release(&app, &client, &asked, &subject, now).await?;
+    licence::attach(&mut body, licences);
     Ok((
         [
             (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),

@@ -38,6 +38,10 @@ pub enum SubjectError {
     Inactive,
     #[error("the representation this grant acts under is no longer current")]
     RepresentationEnded,
+    #[error("this app may no longer act for organisations")]
+    OrgScopeWithdrawn,
+    #[error("this app is disabled")]
+    AppDisabled,
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -60,6 +64,14 @@ pub async fn grant_subject_of(
     now: i64,
 ) -> Result<GrantSubject, SubjectError> {
     let person_id = family.person_id.as_deref().ok_or(SubjectError::Inactive)?;
+    // The app as it is now: a disabled app, or one whose `org` scope an admin took away, holds nothing
+    // more under a grant given before (its grants are revoked on disable; this covers the window).
+    if client.disabled {
+        return Err(SubjectError::AppDisabled);
+    }
+    if family.acting_rep_id.is_some() && !client.allows_scope("org") {
+        return Err(SubjectError::OrgScopeWithdrawn);
+    }
     let person = match person.filter(|p| p.id == person_id) {
         Some(p) => Some(p),
         None => app.db.person(person_id).await.map_err(anyhow::Error::from)?,
@@ -81,6 +93,19 @@ pub async fn grant_subject_of(
         None => subject(app, client, person_id),
     };
     Ok(GrantSubject { sub, person, acting })
+}
+
+/// The scopes that count for a token or a userinfo answer now: those asked for (the grant's, or fewer
+/// on a refresh, or the access token's) that the app is still allowed. An admin who takes a scope from
+/// an app stops the release at once, without waiting for its grants to expire.
+pub fn effective_scopes<'a>(client: &Client, asked: &'a str) -> Vec<&'a str> {
+    let mut out: Vec<&str> = Vec::new();
+    for s in asked.split(' ') {
+        if !s.is_empty() && client.allows_scope(s) && !out.contains(&s) {
+            out.push(s);
+        }
+    }
+    out
 }
 
 /// Names of claims the request asks for in `member` (`userinfo` or `id_token`) of the `claims` parameter.
@@ -227,6 +252,13 @@ pub fn subject_claims(
     standard: bool,
 ) -> anyhow::Result<Map<String, Value>> {
     let asked = requested(claims_request, member);
+    // Only scopes the app still has count, whatever the token says.
+    let scopes: Vec<&str> = scopes
+        .iter()
+        .copied()
+        .filter(|s| client.allows_scope(s))
+        .collect();
+    let scopes = scopes.as_slice();
     let names: Vec<&str> = released(scopes, &asked)
         .into_iter()
         .filter(|n| standard || asked.iter().any(|a| a == n))

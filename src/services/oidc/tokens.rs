@@ -71,6 +71,8 @@ pub fn access_token(
 pub struct IdTokenInput<'a> {
     pub family: &'a Family,
     pub subject: &'a claims::GrantSubject,
+    /// The effective scopes of this issue (granted or narrowed by the refresh, still allowed the app).
+    pub scopes: &'a [&'a str],
     pub nonce: Option<&'a str>,
     pub access_token: Option<&'a str>,
     pub code: Option<&'a str>,
@@ -107,12 +109,11 @@ pub fn id_token(app: &App, client: &Client, input: IdTokenInput<'_>) -> Result<S
     // Scope claims go to userinfo; the ID token carries those asked for in `claims.id_token`, and
     // `act`/`org` when the person acts for an organisation.
     let claims_request: Option<Value> = f.claims.as_deref().and_then(|s| serde_json::from_str(s).ok());
-    let scopes: Vec<&str> = f.scope.split(' ').collect();
     let extra = claims::subject_claims(
         app,
         client,
         input.subject,
-        &scopes,
+        input.scopes,
         claims_request.as_ref(),
         "id_token",
         false,
