@@ -6,6 +6,7 @@ mod cookies;
 mod forms;
 pub mod i18n;
 mod login;
+mod messages;
 mod observe;
 mod oidc;
 mod page;

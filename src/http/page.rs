@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 
 use crate::http::i18n::{Lang, Texts};
+use crate::http::messages::Msg;
 
 /// Renders a template; a rendering failure (a bug) becomes a plain 500.
 pub fn render(page: impl Template) -> Response {
@@ -80,6 +81,11 @@ pub fn error_in(lang: Lang, status: StatusCode, message: &str) -> Response {
     });
     *res.status_mut() = status;
     res
+}
+
+/// An error page whose sentence is one of [`Msg`], in the page language.
+pub fn fail(lang: Lang, status: StatusCode, msg: Msg<'_>) -> Response {
+    error_in(lang, status, &msg.text(lang))
 }
 
 /// The page for a failure the person cannot fix: 503 with `Retry-After` when the database is unreachable

@@ -328,7 +328,11 @@ pub async fn form_admin(
     csrf: Option<&str>,
 ) -> Result<Admin, Response> {
     if !cookies::csrf_ok(app, jar, csrf) {
-        return Err(page::error_in(lang, StatusCode::FORBIDDEN, "invalid form token"));
+        return Err(page::fail(
+            lang,
+            StatusCode::FORBIDDEN,
+            crate::http::messages::Msg::FormToken,
+        ));
     }
     admin(app, jar, lang, "/admin").await
 }
@@ -347,7 +351,7 @@ async fn sign_out(
     Form(f): Form<SignOutForm>,
 ) -> Response {
     if !cookies::csrf_ok(&app, &jar, f.csrf.as_deref()) {
-        return page::error_in(lang, StatusCode::FORBIDDEN, "invalid form token");
+        return page::fail(lang, StatusCode::FORBIDDEN, crate::http::messages::Msg::FormToken);
     }
     let now = app.now();
     let mut hint = None;
