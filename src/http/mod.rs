@@ -85,18 +85,22 @@ async fn home(
     jar: axum_extra::extract::CookieJar,
 ) -> axum::response::Response {
     let now = app.now();
-    match cookies::session(&app, &jar, now).await {
-        Ok(Some(_)) => axum::response::Redirect::to("/account").into_response(),
-        _ => {
-            let t = lang.texts();
-            page::render(page::MessagePage {
-                t,
-                title: t.site,
-                text: "",
-                link: Some(("/login", t.sign_in)),
-            })
-        }
-    }
+    let signed_in = match cookies::session(&app, &jar, now).await {
+        Ok(s) => s,
+        Err(e) => return page::internal(e, "home page"),
+    };
+    let admin = match &signed_in {
+        Some((session, _)) => match app.db.admin_roles_of(&session.person_id).await {
+            Ok(roles) => !roles.is_empty(),
+            Err(e) => return page::internal(e.into(), "home page"),
+        },
+        None => false,
+    };
+    page::render(page::HomePage {
+        t: lang.texts(),
+        person_name: signed_in.as_ref().map(|(_, person)| person.name.as_str()),
+        admin,
+    })
 }
 
 /// The language switch: remembers the choice in a cookie and goes back to the page (same origin only).

@@ -286,3 +286,14 @@ pub fn logged_out(lang: Lang) -> Response {
         link: None,
     })
 }
+
+/// The home page: what yunid is, and where to go from here.
+#[derive(Template)]
+#[template(path = "home.html")]
+pub struct HomePage<'a> {
+    pub t: &'static Texts,
+    /// The signed-in person's name, if anyone is signed in.
+    pub person_name: Option<&'a str>,
+    /// The signed-in person holds an administrator role: a link to the console.
+    pub admin: bool,
+}
