@@ -27,6 +27,13 @@ pub enum Msg<'a> {
     FormToken,
     /// The admin lacks this permission (named as the API names it).
     NotAllowed(&'a str),
+    /// The console's sign-in came back with this OAuth error code.
+    SignInRefused(&'a str),
+    SignInStateMismatch,
+    SignInWrongIssuer,
+    SignInIncomplete,
+    /// The console needs two factors; the sign-in had fewer.
+    SignInWeak,
 }
 
 impl Msg<'_> {
@@ -100,6 +107,27 @@ impl Msg<'_> {
                 "表单已过期或并非来自本站，请刷新页面后重试。",
                 "The form expired or did not come from this site; reload the page.",
             ),
+            Msg::SignInRefused(code) => Cow::Owned(if zh {
+                format!("登录未完成（{code}）。")
+            } else {
+                format!("The sign-in was not completed ({code}).")
+            }),
+            Msg::SignInStateMismatch => pick(
+                "此登录结果不属于您发起的登录（state 不符），请重新登录。",
+                "This response is not for the sign-in you started (state mismatch); sign in again.",
+            ),
+            Msg::SignInWrongIssuer => pick(
+                "此登录结果并非来自本平台。",
+                "The response does not come from this provider.",
+            ),
+            Msg::SignInIncomplete => pick(
+                "登录未能完成，请重新登录。",
+                "The sign-in could not be completed; sign in again.",
+            ),
+            Msg::SignInWeak => pick(
+                "管理控制台需要两种方式验证身份（如密码加短信验证码或通行密钥）。",
+                "The administration console needs two factors (a password and an SMS code, or a passkey).",
+            ),
             Msg::NotAllowed(permission) => Cow::Owned(if zh {
                 format!("无权执行此操作（{permission}）。")
             } else {
@@ -137,6 +165,11 @@ mod tests {
             Msg::RegistrationOff,
             Msg::FormToken,
             Msg::NotAllowed("client.create"),
+            Msg::SignInRefused("access_denied"),
+            Msg::SignInStateMismatch,
+            Msg::SignInWrongIssuer,
+            Msg::SignInIncomplete,
+            Msg::SignInWeak,
         ];
         for m in all {
             let zh = m.text(Lang::Zh);

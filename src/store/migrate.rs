@@ -220,7 +220,10 @@ fn dollar_tag(text: &str) -> Option<&str> {
     let body = &text[1..];
     let end = body.find('$')?;
     let name = &body[..end];
-    let valid = name.chars().next().is_none_or(|c| c.is_ascii_alphabetic() || c == '_')
+    let valid = name
+        .chars()
+        .next()
+        .is_none_or(|c| c.is_ascii_alphabetic() || c == '_')
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     valid.then(|| &text[..end + 2])
 }
@@ -244,12 +247,24 @@ SELECT * FROM t WHERE id = $1 AND note = \"weird;name\";
 INSERT INTO t (id) VALUES (1);";
         let got = statements(sql);
         assert_eq!(got.len(), 5, "{got:#?}");
-        assert!(got[0].starts_with("CREATE TABLE t") && got[0].contains("'a;b'"), "{}", got[0]);
+        assert!(
+            got[0].starts_with("CREATE TABLE t") && got[0].contains("'a;b'"),
+            "{}",
+            got[0]
+        );
         assert!(!got[0].contains("c; d"), "comments are dropped: {}", got[0]);
-        assert!(got[1].contains("RETURN NEW;\nEND;\n$$ LANGUAGE plpgsql;"), "{}", got[1]);
+        assert!(
+            got[1].contains("RETURN NEW;\nEND;\n$$ LANGUAGE plpgsql;"),
+            "{}",
+            got[1]
+        );
         assert!(got[1].contains("'it''s; here'"), "{}", got[1]);
         assert!(got[2].ends_with("$body$ LANGUAGE sql;"), "{}", got[2]);
-        assert!(got[3].contains("$1") && got[3].ends_with("\"weird;name\";"), "{}", got[3]);
+        assert!(
+            got[3].contains("$1") && got[3].ends_with("\"weird;name\";"),
+            "{}",
+            got[3]
+        );
         assert_eq!(got[4], "INSERT INTO t (id) VALUES (1);");
     }
 
