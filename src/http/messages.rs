@@ -34,6 +34,11 @@ pub enum Msg<'a> {
     SignInIncomplete,
     /// The console needs two factors; the sign-in had fewer.
     SignInWeak,
+    /// The database is unreachable (worth trying again shortly).
+    Unavailable,
+    /// The password hashing queue is full.
+    Busy,
+    Internal,
 }
 
 impl Msg<'_> {
@@ -128,6 +133,15 @@ impl Msg<'_> {
                 "管理控制台需要两种方式验证身份（如密码加短信验证码或通行密钥）。",
                 "The administration console needs two factors (a password and an SMS code, or a passkey).",
             ),
+            Msg::Unavailable => pick(
+                "服务暂时不可用，请稍后再试。",
+                "The service is temporarily unavailable; please try again shortly.",
+            ),
+            Msg::Busy => pick(
+                "系统繁忙，请稍后再试。",
+                "The service is busy; please try again shortly.",
+            ),
+            Msg::Internal => pick("系统内部错误。", "Internal error."),
             Msg::NotAllowed(permission) => Cow::Owned(if zh {
                 format!("无权执行此操作（{permission}）。")
             } else {
@@ -170,6 +184,9 @@ mod tests {
             Msg::SignInWrongIssuer,
             Msg::SignInIncomplete,
             Msg::SignInWeak,
+            Msg::Unavailable,
+            Msg::Busy,
+            Msg::Internal,
         ];
         for m in all {
             let zh = m.text(Lang::Zh);

@@ -64,7 +64,7 @@ const LOGIN: &str = "yunid_console_login";
 
 fn internal(e: impl std::fmt::Display) -> Response {
     tracing::error!(error = %e, "console");
-    page::error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+    page::untranslated(StatusCode::INTERNAL_SERVER_ERROR, Msg::Internal)
 }
 
 /// A console page path to come back to (never another origin).
