@@ -93,6 +93,19 @@ impl App {
             config.client_outbound_nets()?,
             Duration::from_secs(5),
         )?;
+        let metrics = {
+            let (pool, hasher) = (db.pool.clone(), hasher.clone());
+            crate::metrics::Metrics::new(move || {
+                let (hashes, hash_cpu_seconds) = hasher.spent();
+                crate::metrics::Sample {
+                    pool_open: i64::from(pool.size()),
+                    pool_idle: i64::try_from(pool.num_idle()).unwrap_or(i64::MAX),
+                    pool_max: i64::from(pool.options().get_max_connections()),
+                    hashes,
+                    hash_cpu_seconds,
+                }
+            })
+        };
         let app = App(Arc::new(Inner {
             config,
             db,
@@ -108,7 +121,7 @@ impl App {
             sms,
             sms_wake: tokio::sync::Notify::new(),
             webauthn,
-            metrics: crate::metrics::Metrics::default(),
+            metrics,
             verified_tokens: Default::default(),
             client_jwks: Default::default(),
             trusted_proxies,

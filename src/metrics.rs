@@ -1,225 +1,284 @@
-//! Metrics in the Prometheus text exposition format (0.0.4), kept per node in memory and rendered at
-//! scrape time. Written out by hand rather than through a global recorder so that every node (and every
-//! test server in one process) has its own counters. Labels carry route templates, methods and
-//! outcomes only: never a path, an address, a token or an identifier.
+//! Metrics in the Prometheus text exposition format (0.0.4), through `prometheus-client`: one registry
+//! per `App`, so that every node (and every test server in one process) has its own counters. Counters
+//! and histograms are atomics (a family takes a write lock only for a label set it has not seen).
+//! Labels carry route templates, methods and outcomes only: never a path, an address, a token or an
+//! identifier.
 
-use std::collections::BTreeMap;
-use std::fmt::Write;
-use std::sync::Mutex;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 
 /// Upper bounds of the latency histogram buckets, seconds.
 const BUCKETS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
-/// Name, type and help of every metric family yunid exposes.
-const FAMILIES: &[(&str, &str, &str)] = &[
-    (
-        "yunid_build_info",
-        "gauge",
-        "Always 1; the version label names the running release.",
-    ),
-    (
-        "yunid_http_requests_total",
-        "counter",
-        "HTTP requests by method, route template and status.",
-    ),
-    (
-        "yunid_http_request_duration_seconds",
-        "histogram",
-        "HTTP request latency by method and route template.",
-    ),
-    (
-        "yunid_licence_upstream_total",
-        "counter",
-        "Calls to the upstream e-licence library by outcome (ok, error, timeout).",
-    ),
-    (
-        "yunid_logins_total",
-        "counter",
-        "Login attempts by method (pwd, sms, passkey) and outcome.",
-    ),
-    (
-        "yunid_tokens_issued_total",
-        "counter",
-        "Token responses issued by grant type.",
-    ),
-    (
-        "yunid_sms_total",
-        "counter",
-        "SMS codes by outcome: sent, refused (throttled) or failed (gateway).",
-    ),
-    (
-        "yunid_throttle_hits_total",
-        "counter",
-        "Requests refused by a cross-node throttle, by which limit.",
-    ),
-    (
-        "yunid_db_pool_connections",
-        "gauge",
-        "Database connections held by this node's pool, by state.",
-    ),
-    (
-        "yunid_db_pool_max_connections",
-        "gauge",
-        "Largest number of connections this node's pool opens.",
-    ),
-    (
-        "yunid_password_hashes_total",
-        "counter",
-        "Password hashes (argon2id) computed: sign-ins, changes, and the equal-cost check of unknown accounts.",
-    ),
-    (
-        "yunid_password_hash_cpu_seconds_total",
-        "counter",
-        "CPU time those hashes took, measured on the hashing threads.",
-    ),
-];
+/// The `Content-Type` of [`Metrics::render`].
+pub use prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
-type Labels = Vec<(&'static str, String)>;
-
-/// A value sampled at scrape time: family name, labels, value.
-pub type Gauge<'a> = (&'static str, &'a [(&'static str, &'a str)], f64);
-
-#[derive(Default)]
-struct Histogram {
-    /// Per-bucket counts (not cumulative); the last slot is `+Inf`.
-    buckets: [u64; BUCKETS.len() + 1],
-    sum: f64,
-    count: u64,
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Request {
+    method: String,
+    route: String,
+    status: u16,
 }
 
-#[derive(Default)]
-struct Registry {
-    counters: BTreeMap<(&'static str, Labels), u64>,
-    histograms: BTreeMap<(&'static str, Labels), Histogram>,
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Route {
+    method: String,
+    route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Login {
+    method: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Grant {
+    grant: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Outcome {
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Limit {
+    limit: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Version {
+    version: &'static str,
+}
+
+type Latency = Family<Route, Histogram, fn() -> Histogram>;
+
+fn latency() -> Histogram {
+    Histogram::new(BUCKETS)
+}
+
+/// What is read at scrape time rather than counted as it happens.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Sample {
+    pub pool_open: i64,
+    pub pool_idle: i64,
+    pub pool_max: i64,
+    /// Password hashes computed on this node so far, and the CPU seconds they took.
+    pub hashes: u64,
+    pub hash_cpu_seconds: f64,
+}
+
+/// Samples a [`Sample`] on every scrape.
+struct Sampled(Box<dyn Fn() -> Sample + Send + Sync>);
+
+impl std::fmt::Debug for Sampled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sampled")
+    }
+}
+
+impl Collector for Sampled {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let s = (self.0)();
+        let mut pool = encoder.encode_descriptor(
+            "yunid_db_pool_connections",
+            "Database connections held by this node's pool, by state.",
+            None,
+            MetricType::Gauge,
+        )?;
+        let in_use = (s.pool_open - s.pool_idle).max(0);
+        for (state, value) in [("open", s.pool_open), ("idle", s.pool_idle), ("in_use", in_use)] {
+            ConstGauge::new(value).encode(pool.encode_family(&[("state", state)])?)?;
+        }
+        ConstGauge::new(s.pool_max).encode(encoder.encode_descriptor(
+            "yunid_db_pool_max_connections",
+            "Largest number of connections this node's pool opens.",
+            None,
+            MetricType::Gauge,
+        )?)?;
+        ConstCounter::new(s.hashes).encode(encoder.encode_descriptor(
+            "yunid_password_hashes",
+            "Password hashes (argon2id) computed: sign-ins, changes, and the equal-cost check of unknown accounts.",
+            None,
+            MetricType::Counter,
+        )?)?;
+        ConstCounter::new(s.hash_cpu_seconds).encode(encoder.encode_descriptor(
+            "yunid_password_hash_cpu_seconds",
+            "CPU time those hashes took, measured on the hashing threads.",
+            None,
+            MetricType::Counter,
+        )?)?;
+        Ok(())
+    }
 }
 
 /// This node's metrics.
-#[derive(Default)]
 pub struct Metrics {
-    registry: Mutex<Registry>,
+    registry: Registry,
+    requests: Family<Request, Counter>,
+    latency: Latency,
+    logins: Family<Login, Counter>,
+    tokens: Family<Grant, Counter>,
+    sms: Family<Outcome, Counter>,
+    upstream: Family<Outcome, Counter>,
+    throttled: Family<Limit, Counter>,
 }
 
-fn labels(pairs: &[(&'static str, &str)]) -> Labels {
-    pairs.iter().map(|(k, v)| (*k, (*v).to_owned())).collect()
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new(Sample::default)
+    }
 }
 
 impl Metrics {
-    fn with<R>(&self, f: impl FnOnce(&mut Registry) -> R) -> R {
-        match self.registry.lock() {
-            Ok(mut r) => f(&mut r),
-            Err(poisoned) => f(&mut poisoned.into_inner()),
+    /// `sample` is called on every scrape for the values read then (the pool, the hashing totals).
+    pub fn new(sample: impl Fn() -> Sample + Send + Sync + 'static) -> Metrics {
+        let mut registry = Registry::default();
+        // Counter names are registered without `_total`: the encoder adds it.
+        let build = Family::<Version, Gauge>::default();
+        build
+            .get_or_create(&Version {
+                version: env!("CARGO_PKG_VERSION"),
+            })
+            .set(1);
+        registry.register(
+            "yunid_build_info",
+            "Always 1; the version label names the running release",
+            build,
+        );
+        let requests = Family::default();
+        registry.register(
+            "yunid_http_requests",
+            "HTTP requests by method, route template and status",
+            requests.clone(),
+        );
+        let latency = Latency::new_with_constructor(latency);
+        registry.register(
+            "yunid_http_request_duration_seconds",
+            "HTTP request latency by method and route template",
+            latency.clone(),
+        );
+        let upstream = Family::default();
+        registry.register(
+            "yunid_licence_upstream",
+            "Calls to the upstream e-licence library by outcome (ok, error, timeout)",
+            upstream.clone(),
+        );
+        let logins = Family::default();
+        registry.register(
+            "yunid_logins",
+            "Login attempts by method (pwd, sms, passkey) and outcome",
+            logins.clone(),
+        );
+        let tokens = Family::default();
+        registry.register(
+            "yunid_tokens_issued",
+            "Token responses issued by grant type",
+            tokens.clone(),
+        );
+        let sms = Family::default();
+        registry.register(
+            "yunid_sms",
+            "SMS codes by outcome: sent, refused (throttled) or failed (gateway)",
+            sms.clone(),
+        );
+        let throttled = Family::default();
+        registry.register(
+            "yunid_throttle_hits",
+            "Requests refused by a cross-node throttle, by which limit",
+            throttled.clone(),
+        );
+        registry.register_collector(Box::new(Sampled(Box::new(sample))));
+        Metrics {
+            registry,
+            requests,
+            latency,
+            logins,
+            tokens,
+            sms,
+            upstream,
+            throttled,
         }
-    }
-
-    /// Adds one to a counter.
-    pub fn inc(&self, name: &'static str, pairs: &[(&'static str, &str)]) {
-        self.with(|r| *r.counters.entry((name, labels(pairs))).or_default() += 1);
-    }
-
-    /// Records one observation in a histogram.
-    pub fn observe(&self, name: &'static str, pairs: &[(&'static str, &str)], value: f64) {
-        self.with(|r| {
-            let h = r.histograms.entry((name, labels(pairs))).or_default();
-            let slot = BUCKETS.iter().position(|b| value <= *b).unwrap_or(BUCKETS.len());
-            h.buckets[slot] += 1;
-            h.sum += value;
-            h.count += 1;
-        });
     }
 
     /// One HTTP request, by route template (`unmatched` when no route matched).
     pub fn http_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
-        let status = status.to_string();
-        self.inc(
-            "yunid_http_requests_total",
-            &[("method", method), ("route", route), ("status", &status)],
-        );
-        self.observe(
-            "yunid_http_request_duration_seconds",
-            &[("method", method), ("route", route)],
-            seconds,
-        );
+        self.requests
+            .get_or_create(&Request {
+                method: method.to_owned(),
+                route: route.to_owned(),
+                status,
+            })
+            .inc();
+        self.latency
+            .get_or_create(&Route {
+                method: method.to_owned(),
+                route: route.to_owned(),
+            })
+            .observe(seconds);
     }
 
     /// A login attempt: `method` is pwd, sms or passkey; `outcome` success, invalid, throttled,
     /// unavailable (locked account) or expired.
     pub fn login(&self, method: &str, outcome: &str) {
-        self.inc("yunid_logins_total", &[("method", method), ("outcome", outcome)]);
+        self.logins
+            .get_or_create(&Login {
+                method: method.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
     }
 
     pub fn token_issued(&self, grant: &str) {
-        self.inc("yunid_tokens_issued_total", &[("grant", grant)]);
+        self.tokens
+            .get_or_create(&Grant {
+                grant: grant.to_owned(),
+            })
+            .inc();
     }
 
     /// `sent`, `refused` or `failed`.
     pub fn sms(&self, outcome: &str) {
-        self.inc("yunid_sms_total", &[("outcome", outcome)]);
+        self.sms
+            .get_or_create(&Outcome {
+                outcome: outcome.to_owned(),
+            })
+            .inc();
     }
 
     /// A call to the upstream e-licence library: `ok`, `error` or `timeout`.
     pub fn licence_upstream(&self, outcome: &str) {
-        self.inc("yunid_licence_upstream_total", &[("outcome", outcome)]);
+        self.upstream
+            .get_or_create(&Outcome {
+                outcome: outcome.to_owned(),
+            })
+            .inc();
     }
 
     /// A throttle said no: `login_account`, `login_address` or `sms_send`.
     pub fn throttled(&self, limit: &str) {
-        self.inc("yunid_throttle_hits_total", &[("limit", limit)]);
+        self.throttled
+            .get_or_create(&Limit {
+                limit: limit.to_owned(),
+            })
+            .inc();
     }
 
-    /// The exposition text; `gauges` are sampled by the caller at scrape time.
-    pub fn render(&self, gauges: &[Gauge<'_>]) -> String {
+    /// The exposition text ([`CONTENT_TYPE`]).
+    pub fn render(&self) -> String {
         let mut out = String::new();
-        self.with(|r| {
-            for (family, kind, help) in FAMILIES {
-                let _ = writeln!(out, "# HELP {family} {help}");
-                let _ = writeln!(out, "# TYPE {family} {kind}");
-                if *family == "yunid_build_info" {
-                    let _ = writeln!(
-                        out,
-                        "yunid_build_info{{version=\"{}\"}} 1",
-                        env!("CARGO_PKG_VERSION")
-                    );
-                }
-                for (name, pairs, value) in gauges.iter().filter(|g| g.0 == *family) {
-                    let _ = writeln!(out, "{name}{} {value}", render_labels(&labels(pairs), None));
-                }
-                for ((_, l), value) in r.counters.iter().filter(|((n, _), _)| n == family) {
-                    let _ = writeln!(out, "{family}{} {value}", render_labels(l, None));
-                }
-                for ((_, l), h) in r.histograms.iter().filter(|((n, _), _)| n == family) {
-                    let mut cumulative = 0;
-                    for (i, count) in h.buckets.iter().enumerate() {
-                        cumulative += count;
-                        let le = BUCKETS.get(i).map_or("+Inf".to_owned(), |b| b.to_string());
-                        let _ = writeln!(out, "{family}_bucket{} {cumulative}", render_labels(l, Some(&le)));
-                    }
-                    let _ = writeln!(out, "{family}_sum{} {}", render_labels(l, None), h.sum);
-                    let _ = writeln!(out, "{family}_count{} {}", render_labels(l, None), h.count);
-                }
-            }
-        });
+        if let Err(e) = prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry) {
+            tracing::error!(error = %e, "metrics encoding failed");
+        }
         out
     }
-}
-
-fn render_labels(labels: &Labels, le: Option<&str>) -> String {
-    let mut parts: Vec<String> = labels
-        .iter()
-        .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
-        .collect();
-    if let Some(le) = le {
-        parts.push(format!("le=\"{le}\""));
-    }
-    if parts.is_empty() {
-        String::new()
-    } else {
-        format!("{{{}}}", parts.join(","))
-    }
-}
-
-/// Label values escape backslash, double quote and line feed.
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
 #[cfg(test)]
@@ -228,13 +287,23 @@ mod tests {
 
     #[test]
     fn counters_and_histograms_render_in_the_text_format() {
-        let m = Metrics::default();
+        let m = Metrics::new(|| Sample {
+            pool_open: 4,
+            pool_idle: 3,
+            pool_max: 8,
+            hashes: 2,
+            hash_cpu_seconds: 0.5,
+        });
         m.login("pwd", "success");
         m.login("pwd", "success");
         m.http_request("GET", "/jwks", 200, 0.003);
         m.http_request("GET", "/jwks", 200, 0.2);
-        let text = m.render(&[("yunid_db_pool_connections", &[("state", "idle")], 3.0)]);
-        assert!(text.contains("yunid_logins_total{method=\"pwd\",outcome=\"success\"} 2\n"));
+        m.token_issued("refresh_token");
+        let text = m.render();
+        assert!(
+            text.contains("yunid_logins_total{method=\"pwd\",outcome=\"success\"} 2\n"),
+            "{text}"
+        );
         assert!(
             text.contains("yunid_http_requests_total{method=\"GET\",route=\"/jwks\",status=\"200\"} 2\n")
         );
@@ -248,14 +317,48 @@ mod tests {
             "yunid_http_request_duration_seconds_bucket{method=\"GET\",route=\"/jwks\",le=\"+Inf\"} 2\n"
         ));
         assert!(
-            text.contains("yunid_http_request_duration_seconds_count{method=\"GET\",route=\"/jwks\"} 2\n")
+            text.contains("yunid_http_request_duration_seconds_count{method=\"GET\",route=\"/jwks\"} 2\n"),
+            "{text}"
         );
-        assert!(text.contains("yunid_db_pool_connections{state=\"idle\"} 3\n"));
-        assert!(text.contains("# TYPE yunid_tokens_issued_total counter\n"));
+        assert!(
+            text.contains("yunid_db_pool_connections{state=\"idle\"} 3\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("yunid_db_pool_connections{state=\"in_use\"} 1\n"),
+            "{text}"
+        );
+        assert!(text.contains("yunid_db_pool_max_connections 8\n"), "{text}");
+        assert!(text.contains("yunid_password_hashes_total 2\n"), "{text}");
+        assert!(
+            text.contains("yunid_password_hash_cpu_seconds_total 0.5\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE yunid_tokens_issued_total counter\n"),
+            "{text}"
+        );
+        assert!(text.contains("yunid_tokens_issued_total{grant=\"refresh_token\"} 1\n"));
+        assert!(text.contains("# HELP yunid_password_hashes_total Password hashes (argon2id) computed"));
+        assert!(
+            text.contains("# TYPE yunid_http_request_duration_seconds histogram\n"),
+            "{text}"
+        );
+        assert!(text.contains(&format!(
+            "yunid_build_info{{version=\"{}\"}} 1\n",
+            env!("CARGO_PKG_VERSION")
+        )));
     }
 
     #[test]
     fn label_values_are_escaped() {
-        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+        let m = Metrics::default();
+        m.throttled("a\"b\\c\nd");
+        assert!(
+            m.render()
+                .contains("yunid_throttle_hits_total{limit=\"a\\\"b\\\\c\\nd\"} 1\n"),
+            "{}",
+            m.render()
+        );
     }
 }

@@ -6,6 +6,7 @@ mod cookies;
 mod forms;
 pub mod i18n;
 mod login;
+mod messages;
 mod observe;
 mod oidc;
 mod page;
@@ -40,6 +41,7 @@ pub fn router(app: App) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(observe::metrics))
+        .layer(axum::middleware::from_fn(page::in_request_language))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,
@@ -84,18 +86,22 @@ async fn home(
     jar: axum_extra::extract::CookieJar,
 ) -> axum::response::Response {
     let now = app.now();
-    match cookies::session(&app, &jar, now).await {
-        Ok(Some(_)) => axum::response::Redirect::to("/account").into_response(),
-        _ => {
-            let t = lang.texts();
-            page::render(page::MessagePage {
-                t,
-                title: t.site,
-                text: "",
-                link: Some(("/login", t.sign_in)),
-            })
-        }
-    }
+    let signed_in = match cookies::session(&app, &jar, now).await {
+        Ok(s) => s,
+        Err(e) => return page::internal(e, "home page"),
+    };
+    let admin = match &signed_in {
+        Some((session, _)) => match app.db.admin_roles_of(&session.person_id).await {
+            Ok(roles) => !roles.is_empty(),
+            Err(e) => return page::internal(e.into(), "home page"),
+        },
+        None => false,
+    };
+    page::render(page::HomePage {
+        t: lang.texts(),
+        person_name: signed_in.as_ref().map(|(_, person)| person.name.as_str()),
+        admin,
+    })
 }
 
 /// The language switch: remembers the choice in a cookie and goes back to the page (same origin only).

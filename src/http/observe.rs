@@ -63,30 +63,11 @@ pub async fn observe(State(app): State<App>, mut req: Request, next: Next) -> Re
     res
 }
 
-/// `GET /metrics`: the Prometheus exposition, with the database pool sampled now.
+/// `GET /metrics`: the Prometheus exposition, with the database pool and the hashing totals sampled now.
 pub async fn metrics(State(app): State<App>) -> Response {
-    let size = f64::from(app.db.pool.size());
-    let idle = app.db.pool.num_idle() as f64;
-    let max = f64::from(app.db.pool.options().get_max_connections());
-    let (hashes, hash_seconds) = app.hasher.spent();
-    let text = app.metrics.render(&[
-        ("yunid_db_pool_connections", &[("state", "open")], size),
-        ("yunid_db_pool_connections", &[("state", "idle")], idle),
-        (
-            "yunid_db_pool_connections",
-            &[("state", "in_use")],
-            (size - idle).max(0.0),
-        ),
-        ("yunid_db_pool_max_connections", &[], max),
-        ("yunid_password_hashes_total", &[], hashes as f64),
-        ("yunid_password_hash_cpu_seconds_total", &[], hash_seconds),
-    ]);
     (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        text,
+        [(axum::http::header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
+        app.metrics.render(),
     )
         .into_response()
 }

@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 
 use crate::http::i18n::{Lang, Texts};
+use crate::http::messages::Msg;
 
 /// Renders a template; a rendering failure (a bug) becomes a plain 500.
 pub fn render(page: impl Template) -> Response {
@@ -82,35 +83,66 @@ pub fn error_in(lang: Lang, status: StatusCode, message: &str) -> Response {
     res
 }
 
+/// An error page whose sentence is one of [`Msg`], in the page language.
+pub fn fail(lang: Lang, status: StatusCode, msg: Msg<'_>) -> Response {
+    error_in(lang, status, &msg.text(lang))
+}
+
+/// Marks an error page rendered where the request's language was not at hand;
+/// [`in_request_language`] renders it again in that language.
+#[derive(Debug, Clone, Copy)]
+pub struct Untranslated(pub Msg<'static>);
+
+/// An error page in the default language, put into the request's language on the way out.
+pub fn untranslated(status: StatusCode, msg: Msg<'static>) -> Response {
+    let mut res = fail(Lang::default(), status, msg);
+    res.extensions_mut().insert(Untranslated(msg));
+    res
+}
+
+/// Middleware: an [`Untranslated`] page is rendered again in the request's language (headers such as
+/// `Retry-After` kept).
+pub async fn in_request_language(
+    lang: Lang,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let res = next.run(req).await;
+    match res.extensions().get::<Untranslated>() {
+        Some(Untranslated(msg)) if lang != Lang::default() => {
+            let mut fresh = fail(lang, res.status(), *msg);
+            for (name, value) in res.headers() {
+                if name != axum::http::header::CONTENT_LENGTH {
+                    fresh.headers_mut().insert(name.clone(), value.clone());
+                }
+            }
+            fresh
+        }
+        _ => res,
+    }
+}
+
 /// The page for a failure the person cannot fix: 503 with `Retry-After` when the database is unreachable
 /// (worth trying again shortly), otherwise 500. The error is logged with its chain under `context`.
 pub fn internal(e: anyhow::Error, context: &str) -> Response {
-    if crate::store::is_unavailable_chain(&e) {
-        tracing::warn!(error = format!("{e:#}"), "{context}: database unavailable");
-        let mut res = error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "服务暂时不可用，请稍后再试。The service is temporarily unavailable; please try again shortly.",
-        );
+    let retry = |msg| {
+        let mut res = untranslated(StatusCode::SERVICE_UNAVAILABLE, msg);
         res.headers_mut().insert(
             axum::http::header::RETRY_AFTER,
             axum::http::HeaderValue::from_static("5"),
         );
-        return res;
+        res
+    };
+    if crate::store::is_unavailable_chain(&e) {
+        tracing::warn!(error = format!("{e:#}"), "{context}: database unavailable");
+        return retry(Msg::Unavailable);
     }
     if e.downcast_ref::<crate::services::password::Busy>().is_some() {
         tracing::warn!("{context}: the password hashing queue is full");
-        let mut res = error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "系统繁忙，请稍后再试。The service is busy; please try again shortly.",
-        );
-        res.headers_mut().insert(
-            axum::http::header::RETRY_AFTER,
-            axum::http::HeaderValue::from_static("5"),
-        );
-        return res;
+        return retry(Msg::Busy);
     }
     tracing::error!(error = format!("{e:#}"), "{context}");
-    error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+    untranslated(StatusCode::INTERNAL_SERVER_ERROR, Msg::Internal)
 }
 
 /// The JSON endpoints' counterpart of [`internal`]: `{"error":"temporarily_unavailable"}` with 503 and
@@ -133,11 +165,6 @@ pub fn json_internal(e: &anyhow::Error, context: &str) -> Response {
         axum::Json(serde_json::json!({ "error": "internal" })),
     )
         .into_response()
-}
-
-/// An error page in the default language (where the request's language is not at hand).
-pub fn error(status: StatusCode, message: &str) -> Response {
-    error_in(Lang::default(), status, message)
 }
 
 #[derive(Template)]
@@ -279,4 +306,15 @@ pub fn logged_out(lang: Lang) -> Response {
         text: t.logged_out,
         link: None,
     })
+}
+
+/// The home page: what yunid is, and where to go from here.
+#[derive(Template)]
+#[template(path = "home.html")]
+pub struct HomePage<'a> {
+    pub t: &'static Texts,
+    /// The signed-in person's name, if anyone is signed in.
+    pub person_name: Option<&'a str>,
+    /// The signed-in person holds an administrator role: a link to the console.
+    pub admin: bool,
 }

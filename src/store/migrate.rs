@@ -158,23 +158,133 @@ async fn apply(backend: Backend, conn: &mut sqlx::AnyConnection) -> anyhow::Resu
     Ok(())
 }
 
-/// Splits a migration into statements at semicolons that end a line, dropping comment lines.
+/// Splits a migration into statements at the semicolons that end them, dropping comments. A semicolon
+/// inside a string ('…'), a quoted identifier ("…"), a dollar-quoted body (PostgreSQL `$$ … $$` or
+/// `$tag$ … $tag$`, as in a function) or a comment does not end a statement.
 fn statements(sql: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut current = String::new();
-    for line in sql.lines() {
-        let trimmed = line.trim();
-        if trimmed.starts_with("--") || trimmed.is_empty() {
-            continue;
-        }
-        current.push_str(line);
-        current.push('\n');
-        if trimmed.ends_with(';') {
-            out.push(std::mem::take(&mut current));
-        }
+    let mut rest = sql;
+    while let Some(c) = rest.chars().next() {
+        let taken = match c {
+            '-' if rest.starts_with("--") => {
+                let end = rest.find('\n').unwrap_or(rest.len());
+                rest = &rest[end..];
+                continue;
+            }
+            '/' if rest.starts_with("/*") => {
+                let end = rest[2..].find("*/").map_or(rest.len(), |i| i + 4);
+                rest = &rest[end..];
+                current.push(' ');
+                continue;
+            }
+            '\'' | '"' => quoted(rest, c),
+            '$' => dollar_tag(rest).map_or(1, |tag| {
+                rest[tag.len()..]
+                    .find(tag)
+                    .map_or(rest.len(), |i| tag.len() + i + tag.len())
+            }),
+            ';' => {
+                current.push(';');
+                if !current.trim().trim_end_matches(';').trim().is_empty() {
+                    out.push(std::mem::take(&mut current).trim().to_owned());
+                }
+                current.clear();
+                rest = &rest[1..];
+                continue;
+            }
+            _ => c.len_utf8(),
+        };
+        current.push_str(&rest[..taken]);
+        rest = &rest[taken..];
     }
     if !current.trim().is_empty() {
-        out.push(current);
+        out.push(current.trim().to_owned());
     }
     out
+}
+
+/// The length of a quoted run starting at `text` (opening `quote` included), a doubled quote being an
+/// escaped one; the whole rest when it is not closed.
+fn quoted(text: &str, quote: char) -> usize {
+    let mut chars = text.char_indices().skip(1).peekable();
+    while let Some((i, c)) = chars.next() {
+        if c == quote {
+            if chars.peek().is_some_and(|(_, next)| *next == quote) {
+                chars.next();
+            } else {
+                return i + 1;
+            }
+        }
+    }
+    text.len()
+}
+
+/// The opening tag of a dollar-quoted body (`$$` or `$name$`) at the start of `text`; `None` for `$1`
+/// (a placeholder) or a lone `$`.
+fn dollar_tag(text: &str) -> Option<&str> {
+    let body = &text[1..];
+    let end = body.find('$')?;
+    let name = &body[..end];
+    let valid = name
+        .chars()
+        .next()
+        .is_none_or(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    valid.then(|| &text[..end + 2])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::statements;
+
+    #[test]
+    fn a_function_body_in_dollar_quotes_stays_one_statement() {
+        let sql = "-- a comment; with a semicolon
+CREATE TABLE t (id BIGINT PRIMARY KEY, note TEXT DEFAULT 'a;b' /* c; d */);
+CREATE FUNCTION touch() RETURNS trigger AS $$
+BEGIN
+    NEW.note := 'it''s; here';
+    RETURN NEW;
+END;
+$$ LANGUAGE plpgsql;
+CREATE FUNCTION tagged() RETURNS text AS $body$ SELECT 'x;$$;y' $body$ LANGUAGE sql;
+SELECT * FROM t WHERE id = $1 AND note = \"weird;name\";
+INSERT INTO t (id) VALUES (1);";
+        let got = statements(sql);
+        assert_eq!(got.len(), 5, "{got:#?}");
+        assert!(
+            got[0].starts_with("CREATE TABLE t") && got[0].contains("'a;b'"),
+            "{}",
+            got[0]
+        );
+        assert!(!got[0].contains("c; d"), "comments are dropped: {}", got[0]);
+        assert!(
+            got[1].contains("RETURN NEW;\nEND;\n$$ LANGUAGE plpgsql;"),
+            "{}",
+            got[1]
+        );
+        assert!(got[1].contains("'it''s; here'"), "{}", got[1]);
+        assert!(got[2].ends_with("$body$ LANGUAGE sql;"), "{}", got[2]);
+        assert!(
+            got[3].contains("$1") && got[3].ends_with("\"weird;name\";"),
+            "{}",
+            got[3]
+        );
+        assert_eq!(got[4], "INSERT INTO t (id) VALUES (1);");
+    }
+
+    #[test]
+    fn every_shipped_migration_splits_as_before() {
+        // Statements end with a semicolon at the end of a line in the files shipped so far.
+        for m in super::MIGRATIONS {
+            for sql in [m.sqlite, m.postgres] {
+                let ends = sql
+                    .lines()
+                    .filter(|l| !l.trim().starts_with("--") && l.trim().ends_with(';'))
+                    .count();
+                assert_eq!(statements(sql).len(), ends, "{}", m.name);
+            }
+        }
+    }
 }

@@ -442,8 +442,8 @@ const flows = {
   // f. Every page, in Chinese and in English.
   async 'screenshots of every page in zh-CN and en'() {
     for (const [lang, locale, seq, t] of [
-      ['zh-CN', 'zh-CN', 2, { login: '登录', stepUp: '需要进一步验证', consent: '授权确认', account: '我的账号', logout: '退出登录', error: '无法继续', register: '注册' }],
-      ['en', 'en-US', 3, { login: 'Sign in', stepUp: 'Further verification needed', consent: 'Allow access', account: 'My account', logout: 'Sign out', error: 'Cannot continue', register: 'Register' }],
+      ['zh-CN', 'zh-CN', 2, { login: '登录', stepUp: '需要进一步验证', consent: '授权确认', account: '我的账号', logout: '退出登录', error: '无法继续', register: '注册', home: '统一身份认证' }],
+      ['en', 'en-US', 3, { login: 'Sign in', stepUp: 'Further verification needed', consent: 'Allow access', account: 'My account', logout: 'Sign out', error: 'Cannot continue', register: 'Register', home: 'Unified Identity' }],
     ]) {
       const context = await newContext(locale);
       const page = await newPage(context);
@@ -452,6 +452,10 @@ const flows = {
         await expectHeading(page, title);
         await shot(page, lang, name);
       };
+
+      // A first visit.
+      await page.goto(`${YUNID}/`);
+      await page_('home', t.home);
 
       await page.goto(`${YUNID}/authorize?client_id=no-such-app&response_type=code&scope=openid`);
       await page_('error', t.error);

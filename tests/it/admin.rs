@@ -813,7 +813,7 @@ mod console {
         let (url, status, html) = refused.html();
         assert!(url.contains("/admin/callback?"), "{url}");
         assert_eq!(status, 400, "{html}");
-        assert!(html.contains("state mismatch"), "{html}");
+        assert!(html.contains("（state 不符）"), "{html}");
         assert!(
             redirect_of(&browser, "/admin")
                 .await

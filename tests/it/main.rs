@@ -16,6 +16,7 @@ mod console_browser;
 mod core_flow;
 mod credentials;
 mod fuzz_corpus;
+mod home;
 mod identity;
 mod interop;
 mod jwks_uri;

@@ -283,7 +283,7 @@ where
     Fut: std::future::Future<Output = anyhow::Result<bool>>,
 {
     if !cookies::csrf_ok(app, &jar, form.csrf.as_deref()) {
-        return page::error_in(lang, StatusCode::FORBIDDEN, "invalid form token");
+        return page::fail(lang, StatusCode::FORBIDDEN, crate::http::messages::Msg::FormToken);
     }
     let result: anyhow::Result<Response> = async {
         let Some((session, person)) = signed_in(app, &jar).await? else {

@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use crate::app::App;
 use crate::http::i18n::Lang;
+use crate::http::messages::Msg;
 use crate::http::{cookies, page};
 use crate::services::identity;
 use crate::services::oidc::authorize::AuthRequest;
@@ -17,8 +18,8 @@ use crate::services::oidc::authorize::AuthRequest;
 use super::Pending;
 
 /// Nobody is signed in any more (the session ended while the page was open).
-fn sign_in_again() -> Response {
-    page::error(StatusCode::FORBIDDEN, "please sign in again")
+fn sign_in_again(lang: Lang) -> Response {
+    page::fail(lang, StatusCode::FORBIDDEN, Msg::SignInAgain)
 }
 
 #[derive(Deserialize)]
@@ -33,13 +34,13 @@ pub async fn show(State(app): State<App>, lang: Lang, jar: CookieJar, Query(q): 
             bound,
             session,
             person,
-        } = match super::pending(&app, &jar, &q.req, now, sign_in_again).await? {
+        } = match super::pending(&app, lang, &jar, &q.req, now, || sign_in_again(lang)).await? {
             Ok(p) => p,
             Err(page) => return Ok(page),
         };
         let pending = bound.row;
         let Some(client) = app.db.client(&pending.client_id).await? else {
-            return Ok(page::error(StatusCode::BAD_REQUEST, "unknown client"));
+            return Ok(page::fail(lang, StatusCode::BAD_REQUEST, Msg::UnknownClient));
         };
         let options = identity::acting_options(&app, &session.person_id, &client, now).await?;
         let req: AuthRequest = serde_json::from_str(&pending.params)?;
@@ -90,7 +91,7 @@ pub async fn submit(State(app): State<App>, lang: Lang, jar: CookieJar, Form(f):
     let result: anyhow::Result<Response> = async {
         let now = app.now();
         let Pending { bound, session, .. } =
-            match super::pending(&app, &jar, &f.req, now, sign_in_again).await? {
+            match super::pending(&app, lang, &jar, &f.req, now, || sign_in_again(lang)).await? {
                 Ok(p) => p,
                 Err(page) => return Ok(page),
             };
@@ -99,15 +100,12 @@ pub async fn submit(State(app): State<App>, lang: Lang, jar: CookieJar, Form(f):
             return Ok(crate::http::pending::reshow("/act-as", &f.req));
         }
         let Some(client) = app.db.client(&pending.client_id).await? else {
-            return Ok(page::error(StatusCode::BAD_REQUEST, "unknown client"));
+            return Ok(page::fail(lang, StatusCode::BAD_REQUEST, Msg::UnknownClient));
         };
         let mut req: AuthRequest = serde_json::from_str(&pending.params)?;
         // Acting for an organisation is for requests that asked for `org` (the app may learn of it).
         if !req.scopes.iter().any(|s| s == "org") {
-            return Ok(page::error(
-                StatusCode::FORBIDDEN,
-                "this application did not ask to know whom you act for",
-            ));
+            return Ok(page::fail(lang, StatusCode::FORBIDDEN, Msg::NoOrgAsked));
         }
         if !f.acting.is_empty() {
             let allowed = identity::acting_options(&app, &session.person_id, &client, now)
@@ -115,10 +113,7 @@ pub async fn submit(State(app): State<App>, lang: Lang, jar: CookieJar, Form(f):
                 .iter()
                 .any(|(rep, _)| rep.id == f.acting);
             if !allowed {
-                return Ok(page::error(
-                    StatusCode::FORBIDDEN,
-                    "you cannot act for this organisation at this application",
-                ));
+                return Ok(page::fail(lang, StatusCode::FORBIDDEN, Msg::CannotActFor));
             }
         }
         req.acting = Some(f.acting.clone());

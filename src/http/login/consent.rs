@@ -10,6 +10,7 @@ use serde::Deserialize;
 use crate::app::App;
 use crate::error::OAuthError;
 use crate::http::i18n::Lang;
+use crate::http::messages::Msg;
 use crate::http::oidc::respond_error;
 use crate::http::{cookies, page};
 use crate::services::identity;
@@ -30,7 +31,7 @@ pub async fn show(State(app): State<App>, lang: Lang, jar: CookieJar, Query(q): 
             bound,
             person,
             session,
-        } = match super::pending(&app, &jar, &q.req, now, to_login).await? {
+        } = match super::pending(&app, lang, &jar, &q.req, now, to_login).await? {
             Ok(p) => p,
             Err(page) => return Ok(page),
         };
@@ -111,12 +112,12 @@ pub async fn submit(State(app): State<App>, lang: Lang, jar: CookieJar, Form(f):
     }
     let result: anyhow::Result<Response> = async {
         let now = app.now();
-        let signed_out = || page::error(StatusCode::FORBIDDEN, "please sign in again");
-        let Pending { bound, session, .. } = match super::pending(&app, &jar, &f.req, now, signed_out).await?
-        {
-            Ok(p) => p,
-            Err(page) => return Ok(page),
-        };
+        let signed_out = || page::fail(lang, StatusCode::FORBIDDEN, Msg::SignInAgain);
+        let Pending { bound, session, .. } =
+            match super::pending(&app, lang, &jar, &f.req, now, signed_out).await? {
+                Ok(p) => p,
+                Err(page) => return Ok(page),
+            };
         let pending = &bound.row;
         // Someone else signed in on this browser since the page was shown: they see it for themselves.
         if !crate::http::pending::same_owner(f.who.as_deref(), &session.sid) {
@@ -129,10 +130,7 @@ pub async fn submit(State(app): State<App>, lang: Lang, jar: CookieJar, Form(f):
                 .finish_auth_request(&bound.id_hash, &bound.browser_hash, now)
                 .await?
             {
-                return Ok(page::error(
-                    StatusCode::BAD_REQUEST,
-                    "this sign-in request was already answered",
-                ));
+                return Ok(page::fail(lang, StatusCode::BAD_REQUEST, Msg::RequestAnswered));
             }
             let e = OAuthError::access_denied("the person declined");
             return Ok(respond_error(&app, &req.target, &e));

@@ -14,6 +14,7 @@ use crate::app::App;
 use crate::crypto;
 use crate::http::forms::ClientAddr;
 use crate::http::i18n::Lang;
+use crate::http::messages::Msg;
 use crate::http::{cookies, page, pending};
 use crate::services::login::{self, LoginError};
 use crate::services::oidc::authorize::AuthRequest;
@@ -214,11 +215,7 @@ pub async fn show(State(app): State<App>, lang: Lang, jar: CookieJar, Query(q): 
         ctx.step_up = true;
     }
     if q.req.is_some() && ctx.pending.is_none() {
-        return page::error_in(
-            ctx.lang,
-            StatusCode::BAD_REQUEST,
-            "this sign-in request has expired",
-        );
+        return page::fail(ctx.lang, StatusCode::BAD_REQUEST, Msg::RequestExpired);
     }
     let view = View {
         method: q.method.as_deref().unwrap_or("password"),

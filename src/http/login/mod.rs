@@ -14,6 +14,7 @@ use axum_extra::extract::CookieJar;
 
 use crate::app::App;
 use crate::http::i18n::Lang;
+use crate::http::messages::Msg;
 use crate::http::{cookies, page, pending};
 use crate::store::persons::PersonRow;
 use crate::store::sessions::SessionRow;
@@ -41,11 +42,7 @@ pub fn router() -> Router<App> {
 
 /// A form that failed its CSRF check (expired, or posted from elsewhere), in the page language.
 pub(crate) fn forbidden_csrf(lang: Lang) -> Response {
-    let m = match lang {
-        Lang::Zh => "表单已过期或并非来自本站，请刷新页面后重试。",
-        Lang::En => "The form expired or did not come from this site; reload the page.",
-    };
-    page::error_in(lang, StatusCode::FORBIDDEN, m)
+    page::fail(lang, StatusCode::FORBIDDEN, Msg::FormToken)
 }
 
 /// A pending authorization request (`req` of the consent and act-as pages) and who answers it.
@@ -60,6 +57,7 @@ pub(crate) struct Pending {
 /// here), or nobody is signed in (`signed_out` says what to show then).
 pub(crate) async fn pending(
     app: &App,
+    lang: Lang,
     jar: &CookieJar,
     req: &str,
     now: i64,
@@ -67,9 +65,10 @@ pub(crate) async fn pending(
 ) -> anyhow::Result<Result<Pending, Response>> {
     let bound = match pending::load(app, jar, req, now).await? {
         pending::Lookup::Missing => {
-            return Ok(Err(page::error(
+            return Ok(Err(page::fail(
+                lang,
                 StatusCode::BAD_REQUEST,
-                "this sign-in request has expired",
+                Msg::RequestExpired,
             )));
         }
         pending::Lookup::Foreign(_) => return Ok(Err(pending::restart(req))),

@@ -49,7 +49,7 @@ pub async fn finish(
     Form(f): Form<FinishForm>,
 ) -> Response {
     if !cookies::csrf_ok(&app, &jar, f.csrf.as_deref()) {
-        return crate::http::page::error_in(lang, StatusCode::FORBIDDEN, "invalid form token");
+        return crate::http::page::fail(lang, StatusCode::FORBIDDEN, crate::http::messages::Msg::FormToken);
     }
     let now = app.now();
     let result: anyhow::Result<Response> = async {

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use crate::app::App;
 use crate::http::forms::ClientAddr;
 use crate::http::i18n::Lang;
+use crate::http::messages::Msg;
 use crate::http::{cookies, page};
 use crate::services::signup::{self, CompleteError, Details, StartError};
 
@@ -42,13 +43,13 @@ fn render(app: &App, jar: CookieJar, lang: Lang, view: View<'_>, status: StatusC
     (status, jar, html).into_response()
 }
 
-fn not_offered() -> Response {
-    page::error(StatusCode::NOT_FOUND, "self-registration is not offered here")
+fn not_offered(lang: Lang) -> Response {
+    page::fail(lang, StatusCode::NOT_FOUND, Msg::RegistrationOff)
 }
 
 pub async fn show(State(app): State<App>, lang: Lang, jar: CookieJar) -> Response {
     if !app.config.self_registration {
-        return not_offered();
+        return not_offered(lang);
     }
     render(&app, jar, lang, View::default(), StatusCode::OK)
 }
@@ -76,7 +77,7 @@ pub async fn send_code(
     Form(f): Form<SendCode>,
 ) -> Response {
     if !app.config.self_registration {
-        return not_offered();
+        return not_offered(lang);
     }
     if !cookies::csrf_ok(&app, &jar, f.csrf.as_deref()) {
         return super::forbidden_csrf(lang);
@@ -153,7 +154,7 @@ pub async fn submit(
     Form(f): Form<Submit>,
 ) -> Response {
     if !app.config.self_registration {
-        return not_offered();
+        return not_offered(lang);
     }
     if !cookies::csrf_ok(&app, &jar, f.csrf.as_deref()) {
         return super::forbidden_csrf(lang);

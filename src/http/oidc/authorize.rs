@@ -15,11 +15,12 @@ use crate::error::OAuthError;
 use crate::http::cookies;
 use crate::http::forms::ProtocolParams;
 use crate::http::i18n::Lang;
+use crate::http::messages::Msg;
 use crate::http::page;
 use crate::http::pending;
 use crate::services::identity;
 use crate::services::oidc::authorize::{
-    self, AuthRequest, Decision, Rejection, ResponseMode, Situation, Target,
+    self, AuthRequest, Decision, Rejection, ResponseMode, Situation, Target, Untrusted,
 };
 use crate::services::oidc::claims;
 use crate::store::clients::Client;
@@ -43,25 +44,17 @@ pub async fn authorize(
             && uri.starts_with(PAR_URN)
         {
             let Ok(Some(client_id)) = params.get("client_id") else {
-                return Ok(page::error_in(
-                    lang,
-                    StatusCode::BAD_REQUEST,
-                    "client_id is required with request_uri",
-                ));
+                return Ok(page::fail(lang, StatusCode::BAD_REQUEST, Msg::ClientIdRequired));
             };
             let pushed = app.db.take_par(&crypto::token_hash(uri), client_id, now).await?;
             let Some(json) = pushed else {
-                return Ok(page::error_in(
-                    lang,
-                    StatusCode::BAD_REQUEST,
-                    "request_uri is unknown, expired, already used, or for another client",
-                ));
+                return Ok(page::fail(lang, StatusCode::BAD_REQUEST, Msg::RequestUriUnknown));
             };
             let req: AuthRequest = serde_json::from_str(&json)?;
             let Some(client) = app.db.client(&req.client_id).await? else {
-                return Ok(page::error_in(lang, StatusCode::BAD_REQUEST, "unknown client"));
+                return Ok(page::fail(lang, StatusCode::BAD_REQUEST, Msg::UnknownClient));
             };
-            return continue_request(&app, jar, &client, req, None, now).await;
+            return continue_request(&app, lang, jar, &client, req, None, now).await;
         }
         let client = match params.get("client_id") {
             Ok(Some(id)) => app.db.client(id).await?,
@@ -69,13 +62,13 @@ pub async fn authorize(
         };
         let req = authorize::trusted_target(&params, client.as_deref()).and_then(|target| match &client {
             Some(c) => authorize::validate(&params, c, target),
-            None => Err(Rejection::Page("unknown client".into())),
+            None => Err(Rejection::Page(Untrusted::UnknownClient)),
         });
         match (req, client) {
-            (Ok(req), Some(client)) => continue_request(&app, jar, &client, req, None, now).await,
+            (Ok(req), Some(client)) => continue_request(&app, lang, jar, &client, req, None, now).await,
             (Err(Rejection::Redirect(target, e)), _) => Ok(respond_error(&app, &target, &e)),
-            (Err(Rejection::Page(m)), _) => Ok(page::error_in(lang, StatusCode::BAD_REQUEST, &m)),
-            (Ok(_), None) => Ok(page::error_in(lang, StatusCode::BAD_REQUEST, "unknown client")),
+            (Err(Rejection::Page(m)), _) => Ok(page::fail(lang, StatusCode::BAD_REQUEST, Msg::Untrusted(m))),
+            (Ok(_), None) => Ok(page::fail(lang, StatusCode::BAD_REQUEST, Msg::UnknownClient)),
         }
     }
     .await;
@@ -94,22 +87,19 @@ pub struct Resume {
 /// After login or consent: picks up the pending request where it stopped. A request started in another
 /// browser starts over here instead: whatever was answered there (login, consent, acting-for choice)
 /// does not count, and the person signed in here sees the consent page before any code is issued.
-pub async fn resume(State(app): State<App>, jar: CookieJar, Query(q): Query<Resume>) -> Response {
+pub async fn resume(State(app): State<App>, lang: Lang, jar: CookieJar, Query(q): Query<Resume>) -> Response {
     let now = app.now();
     let result: anyhow::Result<Response> = async {
         let (row, pending) = match pending::load(&app, &jar, &q.req, now).await? {
             pending::Lookup::Missing => {
-                return Ok(page::error(
-                    StatusCode::BAD_REQUEST,
-                    "this sign-in request has expired",
-                ));
+                return Ok(page::fail(lang, StatusCode::BAD_REQUEST, Msg::RequestExpired));
             }
             pending::Lookup::Foreign(row) => (row, None),
             pending::Lookup::Bound(b) => (b.row.clone(), Some(b)),
         };
         let mut req: AuthRequest = serde_json::from_str(&row.params)?;
         let Some(client) = app.db.client(&row.client_id).await? else {
-            return Ok(page::error(StatusCode::BAD_REQUEST, "unknown client"));
+            return Ok(page::fail(lang, StatusCode::BAD_REQUEST, Msg::UnknownClient));
         };
         if pending.is_none() {
             tracing::info!(client_id = %row.client_id, "a pending request was opened in another browser; starting over");
@@ -121,7 +111,7 @@ pub async fn resume(State(app): State<App>, jar: CookieJar, Query(q): Query<Resu
             browser_hash: &b.browser_hash,
             login_sid: b.row.login_sid.as_deref(),
         });
-        continue_request(&app, jar, &client, req, pending, now).await
+        continue_request(&app, lang, jar, &client, req, pending, now).await
     }
     .await;
     result.unwrap_or_else(internal)
@@ -141,6 +131,7 @@ pub struct PendingRef<'a> {
 /// there is one (always one bound to this browser).
 pub async fn continue_request(
     app: &App,
+    lang: Lang,
     jar: CookieJar,
     client: &Client,
     req: AuthRequest,
@@ -218,7 +209,7 @@ pub async fn continue_request(
         Decision::Login => return to_page(app, jar, "/login", pending, &req, now).await,
         Decision::Consent | Decision::Issue => match session_row {
             Some(s) => s,
-            None => return Ok(page::error(StatusCode::BAD_REQUEST, "no session")),
+            None => return Ok(page::fail(lang, StatusCode::BAD_REQUEST, Msg::SignInAgain)),
         },
     };
     // Whom the person acts as: chosen by the person (never the app) before consent, since consent is
@@ -288,10 +279,7 @@ pub async fn continue_request(
             if let Some(p) = pending
                 && !app.db.finish_auth_request(p.id_hash, p.browser_hash, now).await?
             {
-                return Ok(page::error(
-                    StatusCode::BAD_REQUEST,
-                    "this sign-in request was already answered",
-                ));
+                return Ok(page::fail(lang, StatusCode::BAD_REQUEST, Msg::RequestAnswered));
             }
             let code = issue_code(app, client, &req, session, now).await?;
             Ok(respond(app, &req.target, vec![("code", code)]))
@@ -489,7 +477,7 @@ pub fn respond(app: &App, target: &Target, mut fields: Vec<(&'static str, String
     match target.mode {
         ResponseMode::Query => {
             let Ok(mut url) = url::Url::parse(&target.redirect_uri) else {
-                return page::error(StatusCode::BAD_REQUEST, "invalid redirect_uri");
+                return page::fail(Lang::default(), StatusCode::BAD_REQUEST, Msg::InvalidRedirectUri);
             };
             url.query_pairs_mut()
                 .extend_pairs(fields.iter().map(|(k, v)| (*k, v.as_str())));

@@ -12,6 +12,7 @@ use crate::app::App;
 use crate::http::cookies;
 use crate::http::forms::ProtocolParams;
 use crate::http::i18n::Lang;
+use crate::http::messages::Msg;
 use crate::http::page;
 use crate::services::logout;
 use crate::services::params::Params;
@@ -30,10 +31,10 @@ pub async fn logout(
 
 async fn handle(app: &App, lang: Lang, jar: CookieJar, params: &Params) -> anyhow::Result<Response> {
     let now = app.now();
-    let bad = |m: &str| Ok(page::error(StatusCode::BAD_REQUEST, m));
+    let bad = |m: Msg| Ok(page::fail(lang, StatusCode::BAD_REQUEST, m));
     let get = |name: &str| params.get(name).ok().flatten().map(str::to_owned);
     if params.any_repeated().is_some() {
-        return bad("a parameter is repeated");
+        return bad(Msg::RepeatedParameter);
     }
     // The hint must be an ID token we signed (any alg `none` or forged token fails verification).
     let hint = match get("id_token_hint") {
@@ -45,7 +46,7 @@ async fn handle(app: &App, lang: Lang, jar: CookieJar, params: &Params) -> anyho
             {
                 Some(claims)
             }
-            _ => return bad("id_token_hint is not a valid ID token from this provider"),
+            _ => return bad(Msg::BadIdTokenHint),
         },
     };
     let hint_client = hint.as_ref().and_then(|c| c.get("aud")).and_then(|a| {
@@ -54,7 +55,7 @@ async fn handle(app: &App, lang: Lang, jar: CookieJar, params: &Params) -> anyho
             .or_else(|| a.get(0)?.as_str().map(str::to_owned))
     });
     let client_id = match (get("client_id"), hint_client) {
-        (Some(a), Some(b)) if a != b => return bad("client_id does not match id_token_hint"),
+        (Some(a), Some(b)) if a != b => return bad(Msg::ClientMismatch),
         (a, b) => a.or(b),
     };
     let redirect = get("post_logout_redirect_uri");
@@ -65,7 +66,7 @@ async fn handle(app: &App, lang: Lang, jar: CookieJar, params: &Params) -> anyho
         };
         let registered = client.is_some_and(|c| c.post_logout_redirect_uris.iter().any(|r| r == uri));
         if !registered {
-            return bad("post_logout_redirect_uri is not registered for this application");
+            return bad(Msg::PostLogoutUnregistered);
         }
     }
     let session = cookies::session(app, &jar, now).await?;

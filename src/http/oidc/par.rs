@@ -32,7 +32,7 @@ pub async fn push(
     let req = authorize::trusted_target(&params, Some(&client))
         .and_then(|target| authorize::validate(&params, &client, target))
         .map_err(|r| match r {
-            Rejection::Page(m) => OAuthError::invalid_request(m),
+            Rejection::Page(m) => OAuthError::invalid_request(m.to_string()),
             Rejection::Redirect(_, e) => e,
         })?;
     let uri = format!("{PAR_URN}{}", crypto::random_token());

@@ -206,9 +206,31 @@ impl AuthRequest {
 #[derive(Debug)]
 pub enum Rejection {
     /// The redirect URI cannot be trusted: show an error page on our own origin.
-    Page(String),
+    Page(Untrusted),
     /// Redirect the error to the client (with `state` and `iss`).
     Redirect(Target, OAuthError),
+}
+
+/// Why the redirect URI of a request cannot be trusted; `Display` is the English `error_description`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Untrusted {
+    Repeated,
+    UnknownClient,
+    Disabled,
+    MissingRedirectUri,
+    UnregisteredRedirectUri,
+}
+
+impl std::fmt::Display for Untrusted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Untrusted::Repeated => "client_id or redirect_uri is repeated",
+            Untrusted::UnknownClient => "unknown or missing client_id",
+            Untrusted::Disabled => "this application is disabled",
+            Untrusted::MissingRedirectUri => "missing redirect_uri",
+            Untrusted::UnregisteredRedirectUri => "redirect_uri is not registered for this application",
+        })
+    }
 }
 
 pub const PROMPTS: [&str; 4] = ["none", "login", "consent", "select_account"];
@@ -224,21 +246,21 @@ pub const SCOPES: [&str; 7] = [
 
 /// Finds the client and trusts the redirect URI (exact string match, RFC 9700 §4.1.3), or says why not.
 pub fn trusted_target(params: &Params, client: Option<&Client>) -> Result<Target, Rejection> {
-    let page = |m: &str| Rejection::Page(m.to_owned());
+    let page = Rejection::Page;
     if params.is_repeated("client_id") || params.is_repeated("redirect_uri") {
-        return Err(page("client_id or redirect_uri is repeated"));
+        return Err(page(Untrusted::Repeated));
     }
     let Some(client) = client else {
-        return Err(page("unknown or missing client_id"));
+        return Err(page(Untrusted::UnknownClient));
     };
     if client.disabled {
-        return Err(page("this application is disabled"));
+        return Err(page(Untrusted::Disabled));
     }
     let Ok(Some(redirect_uri)) = params.get("redirect_uri") else {
-        return Err(page("missing redirect_uri"));
+        return Err(page(Untrusted::MissingRedirectUri));
     };
     if !client.redirect_uris.iter().any(|r| r == redirect_uri) {
-        return Err(page("redirect_uri is not registered for this application"));
+        return Err(page(Untrusted::UnregisteredRedirectUri));
     }
     let mode = match params.raw("response_mode") {
         Some("form_post") => ResponseMode::FormPost,

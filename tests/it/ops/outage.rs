@@ -142,6 +142,26 @@ async fn a_database_outage_answers_503_fast_and_heals_without_restart() {
     let res = http().get(attempt.url.as_str()).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(res.headers().contains_key("retry-after"));
+    // In one language: Chinese by default, English when asked for.
+    let page = res.text().await.unwrap();
+    assert!(
+        page.contains("服务暂时不可用") && !page.contains("temporarily unavailable"),
+        "{page}"
+    );
+    let res = http()
+        .get(attempt.url.as_str())
+        .header("accept-language", "en")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(res.headers().contains_key("retry-after"));
+    let page = res.text().await.unwrap();
+    assert!(page.contains("<html lang=\"en\""), "{page}");
+    assert!(
+        page.contains("temporarily unavailable") && !page.contains("服务暂时不可用"),
+        "{page}"
+    );
 
     // So do the passkey, registration and admin endpoints: 503 with Retry-After, never a 500.
     let res = visitor

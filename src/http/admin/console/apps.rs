@@ -112,7 +112,11 @@ async fn create_app(
     let (admin, ctx) = (&posted.admin, posted.ctx(&app));
     if !admin.can_create_client_in(&f.department) {
         let _ = ctx.audit_forbidden("client.create").await;
-        return page::error_in(lang, StatusCode::FORBIDDEN, "not allowed: client.create");
+        return page::fail(
+            lang,
+            StatusCode::FORBIDDEN,
+            crate::http::messages::Msg::NotAllowed("client.create"),
+        );
     }
     let new = NewClient {
         name: f.name,

@@ -18,6 +18,7 @@ use crate::app::App;
 use crate::crypto;
 use crate::http::forms::ClientAddr;
 use crate::http::i18n::Lang;
+use crate::http::messages::Msg;
 use crate::http::{cookies, page};
 use crate::services::admin::{Admin, Role};
 use crate::services::console::{self, CLIENT_ID};
@@ -63,7 +64,7 @@ const LOGIN: &str = "yunid_console_login";
 
 fn internal(e: impl std::fmt::Display) -> Response {
     tracing::error!(error = %e, "console");
-    page::error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+    page::untranslated(StatusCode::INTERNAL_SERVER_ERROR, Msg::Internal)
 }
 
 /// A console page path to come back to (never another origin).
@@ -134,7 +135,7 @@ async fn callback(
     Query(q): Query<CallbackQuery>,
 ) -> Response {
     let now = app.now();
-    let refuse = |m: &str| page::error_in(lang, StatusCode::BAD_REQUEST, m);
+    let refuse = |m: Msg| page::fail(lang, StatusCode::BAD_REQUEST, m);
     let login = match jar.get(&cookie_name(&app, LOGIN)) {
         Some(c) => match app
             .db
@@ -148,7 +149,11 @@ async fn callback(
     };
     let jar = jar.add(removal(&app, LOGIN));
     let Some(login) = login else {
-        return (jar, refuse(labels(lang).sign_in_expired)).into_response();
+        return (
+            jar,
+            page::error_in(lang, StatusCode::BAD_REQUEST, labels(lang).sign_in_expired),
+        )
+            .into_response();
     };
     // RFC 6749 §10.12: the response must belong to the sign-in this browser started.
     let state_ok = q
@@ -156,41 +161,50 @@ async fn callback(
         .as_deref()
         .is_some_and(|s| crypto::ct_eq(s.as_bytes(), login.state.as_bytes()));
     if !state_ok {
-        return (
-            jar,
-            refuse("state mismatch: this response is not for the sign-in you started"),
-        )
-            .into_response();
+        return (jar, refuse(Msg::SignInStateMismatch)).into_response();
     }
     // RFC 9207: the response names its issuer.
     if q.iss.as_deref() != Some(app.config.iss()) {
-        return (jar, refuse("the response does not come from this provider")).into_response();
+        return (jar, refuse(Msg::SignInWrongIssuer)).into_response();
     }
     if let Some(error) = q.error {
-        let m = format!("{error}: {}", q.error_description.unwrap_or_default());
-        return (jar, page::error_in(lang, StatusCode::FORBIDDEN, &m)).into_response();
+        tracing::info!(error = %error, description = q.error_description.as_deref().unwrap_or(""), "console sign-in refused");
+        return (
+            jar,
+            page::fail(lang, StatusCode::FORBIDDEN, Msg::SignInRefused(&error)),
+        )
+            .into_response();
     }
     let Some(code) = q.code else {
-        return (jar, refuse("no code")).into_response();
+        return (jar, refuse(Msg::SignInIncomplete)).into_response();
     };
     let id_token = match redeem(&app, &code, &login.verifier).await {
         Ok(t) => t,
         Err(e) => {
             tracing::warn!(error = %e, "console code redemption failed");
-            return (jar, refuse("the sign-in could not be completed")).into_response();
+            return (jar, refuse(Msg::SignInIncomplete)).into_response();
         }
     };
     let signed_in = match console::check_id_token(&app, &id_token, &login.nonce, now) {
         Ok(s) => s,
-        Err(e @ console::IdTokenError::WeakAcr(_)) => {
-            return (jar, page::error_in(lang, StatusCode::FORBIDDEN, &e.to_string())).into_response();
+        Err(console::IdTokenError::WeakAcr(_)) => {
+            return (jar, page::fail(lang, StatusCode::FORBIDDEN, Msg::SignInWeak)).into_response();
         }
-        Err(e) => return (jar, refuse(&e.to_string())).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "console ID token refused");
+            return (jar, refuse(Msg::SignInIncomplete)).into_response();
+        }
     };
     // The yunid session the token speaks of must be alive and the same person's.
     let yunid = match app.db.session_by_sid(&signed_in.sid).await {
         Ok(Some(s)) if s.person_id == signed_in.person_id && s.expires_at > now => s,
-        Ok(_) => return (jar, refuse(labels(lang).sign_in_expired)).into_response(),
+        Ok(_) => {
+            return (
+                jar,
+                page::error_in(lang, StatusCode::BAD_REQUEST, labels(lang).sign_in_expired),
+            )
+                .into_response();
+        }
         Err(e) => return internal(e),
     };
     let value = crypto::random_token();
@@ -328,7 +342,7 @@ pub async fn form_admin(
     csrf: Option<&str>,
 ) -> Result<Admin, Response> {
     if !cookies::csrf_ok(app, jar, csrf) {
-        return Err(page::error_in(lang, StatusCode::FORBIDDEN, "invalid form token"));
+        return Err(page::fail(lang, StatusCode::FORBIDDEN, Msg::FormToken));
     }
     admin(app, jar, lang, "/admin").await
 }
@@ -347,7 +361,7 @@ async fn sign_out(
     Form(f): Form<SignOutForm>,
 ) -> Response {
     if !cookies::csrf_ok(&app, &jar, f.csrf.as_deref()) {
-        return page::error_in(lang, StatusCode::FORBIDDEN, "invalid form token");
+        return page::fail(lang, StatusCode::FORBIDDEN, Msg::FormToken);
     }
     let now = app.now();
     let mut hint = None;

@@ -149,7 +149,11 @@ async fn org_page(
         Err(r) => return r,
     };
     if !admin.can_manage_representations() {
-        return page::error_in(lang, StatusCode::FORBIDDEN, "not allowed: representation.manage");
+        return page::fail(
+            lang,
+            StatusCode::FORBIDDEN,
+            crate::http::messages::Msg::NotAllowed("representation.manage"),
+        );
     }
     let notice = q.notice.is_some().then_some(labels(lang).done);
     let code = q.code.unwrap_or_default();
@@ -188,8 +192,8 @@ async fn org_to_change(
 ) -> Result<Organisation, Response> {
     if !ctx.admin.can_manage_representations() {
         record(ctx, action, subject, "forbidden", json!({})).await;
-        let message = format!("not allowed: {action}");
-        return Err(page::error_in(lang, StatusCode::FORBIDDEN, &message));
+        let message = crate::http::messages::Msg::NotAllowed(action);
+        return Err(page::fail(lang, StatusCode::FORBIDDEN, message));
     }
     match ctx.app.db.org(org_id).await {
         Ok(Some(o)) => Ok(o),

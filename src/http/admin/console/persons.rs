@@ -65,7 +65,11 @@ async fn persons(
         v.notice = Some(l.done);
     }
     if !admin.can_look_up_persons() {
-        return page::error_in(lang, StatusCode::FORBIDDEN, "not allowed: person.search");
+        return page::fail(
+            lang,
+            StatusCode::FORBIDDEN,
+            crate::http::messages::Msg::NotAllowed("person.search"),
+        );
     }
     if let Some(id) = q.person.as_deref()
         && let Ok(Some(p)) = app.db.person(id).await
