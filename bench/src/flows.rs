@@ -21,6 +21,8 @@ pub type Res<T> = Result<T, String>;
 pub struct Inbox {
     pub url: String,
     codes: Mutex<HashMap<String, String>>,
+    /// Woken when a code arrives (yunid sends SMS from its outbox, after the page has answered).
+    arrived: tokio::sync::Notify,
 }
 
 async fn receive(State(inbox): State<Arc<Inbox>>, body: axum::body::Bytes) -> StatusCode {
@@ -34,6 +36,7 @@ async fn receive(State(inbox): State<Arc<Inbox>>, body: axum::body::Bytes) -> St
             if let Ok(mut m) = inbox.codes.lock() {
                 m.insert(to.to_owned(), code.to_owned());
             }
+            inbox.arrived.notify_waiters();
             StatusCode::OK
         }
         _ => StatusCode::BAD_REQUEST,
@@ -47,6 +50,7 @@ impl Inbox {
         let inbox = Arc::new(Inbox {
             url: format!("http://{addr}/sms"),
             codes: Mutex::new(HashMap::new()),
+            arrived: tokio::sync::Notify::new(),
         });
         let app = Router::new()
             .route("/sms", post(receive))
@@ -60,6 +64,23 @@ impl Inbox {
     /// The code last sent to `e164`, taken out of the inbox.
     pub fn take(&self, e164: &str) -> Option<String> {
         self.codes.lock().ok()?.remove(e164)
+    }
+
+    /// The next code sent to `e164`: waits (up to 10 s) for it, since yunid's outbox delivers it after
+    /// the page that asked for it has answered.
+    pub async fn next(&self, e164: &str) -> Option<String> {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let arrived = self.arrived.notified();
+            tokio::pin!(arrived);
+            arrived.as_mut().enable();
+            if let Some(code) = self.take(e164) {
+                return Some(code);
+            }
+            if tokio::time::timeout_at(deadline, arrived).await.is_err() {
+                return self.take(e164);
+            }
+        }
     }
 }
 
@@ -452,7 +473,8 @@ pub async fn sms_flow(
         let attempt = field(&sent.body, "attempt").ok_or("no attempt after sending")?;
         let sms_code = bench
             .inbox
-            .take(&format!("+86{phone_national}"))
+            .next(&format!("+86{phone_national}"))
+            .await
             .ok_or("no SMS reached the webhook")?;
         let verify = format!("{}/login/sms/verify", bench.base);
         let res = req

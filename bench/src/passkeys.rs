@@ -46,7 +46,8 @@ pub async fn enrol(
     let attempt = flows::field(&sent.body, "attempt").ok_or("no attempt after sending")?;
     let code = bench
         .inbox
-        .take(phone_e164)
+        .next(phone_e164)
+        .await
         .ok_or("no step-up SMS reached the webhook")?;
     let verified = req
         .post(
