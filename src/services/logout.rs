@@ -43,15 +43,23 @@ pub async fn end_session(app: &App, sid: &str, now: i64) -> anyhow::Result<bool>
         let Some(uri) = client.backchannel_logout_uri.clone() else {
             continue;
         };
-        let delivery = Delivery {
-            id: uuid::Uuid::now_v7().to_string(),
-            client_id: client.id.clone(),
-            uri,
-            subject: claims::subject(app, &client, &person_id),
-            sid: session.sid.clone(),
-            attempts: 0,
-        };
-        app.db.enqueue_logout(&delivery, now).await?;
+        // §2.4: the `sub` the app holds — the organisation's when the person acted for one; one
+        // delivery per subject the session's grants gave this app.
+        let mut local_ids = app.db.session_grant_subjects(sid, &client.id).await?;
+        if local_ids.is_empty() {
+            local_ids.push(person_id);
+        }
+        for local_id in local_ids {
+            let delivery = Delivery {
+                id: uuid::Uuid::now_v7().to_string(),
+                client_id: client.id.clone(),
+                uri: uri.clone(),
+                subject: claims::subject(app, &client, &local_id),
+                sid: session.sid.clone(),
+                attempts: 0,
+            };
+            app.db.enqueue_logout(&delivery, now).await?;
+        }
     }
     Ok(true)
 }

@@ -33,6 +33,7 @@ mod release_edges;
 mod signup;
 mod sms_outbox;
 mod ssrf;
+mod subjects;
 mod throttling;
 mod token_errors;
 mod tokens;

@@ -1,0 +1,93 @@
+//! The identifiers an app holds — `sub` (the person's or the organisation's, pairwise per app) and
+//! `sid` (per app) — and that every later message to the app (logout tokens) names them as it knows them.
+
+use std::time::Duration;
+
+use openidconnect::TokenResponse;
+use serde_json::Value;
+use yunid::services::identity::{self, NewRepresentation};
+use yunid::services::registry::NewClient;
+use yunid::store::orgs::{Matters, Role};
+
+use crate::common::receiver::{Hit, Receiver};
+use crate::common::rp::Rp;
+use crate::common::wire::jwt_parts;
+use crate::common::{ALICE_ID, ALICE_PHONE, Backend, Browser, Env, PASSWORD, TestClient};
+use crate::identity::{COMPANY, sign_in_acting};
+use crate::on_both_backends;
+
+/// Alice is the company's legal representative.
+async fn alice_represents_the_company(env: &Env) {
+    let alice = env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    let org = identity::add_org(&env.app, COMPANY, "福州示例科技有限公司", "enterprise")
+        .await
+        .unwrap();
+    identity::grant(
+        &env.app,
+        NewRepresentation {
+            person_id: alice,
+            org_id: org.id,
+            role: Role::LegalRepresentative,
+            matters: Matters::all(),
+            valid_from: env.app.now() - 10,
+            valid_until: None,
+        },
+        "test",
+    )
+    .await
+    .unwrap();
+}
+
+/// An app that takes back-channel logouts at `path` on the receiver.
+async fn app_with_back_channel(env: &Env, receiver: &Receiver, host: &str, path: &str) -> TestClient {
+    env.client_with(NewClient {
+        name: "企业开办".into(),
+        redirect_uris: vec![format!("http://{host}:9/cb")],
+        scopes: ["openid", "profile", "org"].map(String::from).to_vec(),
+        backchannel_logout_uri: Some(receiver.url(path)),
+        ..NewClient::default()
+    })
+    .await
+}
+
+fn logout_tokens(hits: &[Hit], path: &str) -> Vec<Value> {
+    hits.iter()
+        .filter(|h| h.path == path && h.status == 200)
+        .map(|h| jwt_parts(&h.form["logout_token"]).1)
+        .collect()
+}
+
+async fn log_out_with(env: &Env, browser: &Browser, id_token: &str) {
+    let mut url = url::Url::parse(&env.url("/logout")).unwrap();
+    url.query_pairs_mut().append_pair("id_token_hint", id_token);
+    browser.get(url.as_str()).await;
+}
+
+/// Back-Channel Logout 1.0 §2.4: the logout token's `sub` is the one the app's ID token carried —
+/// the organisation's when Alice signed in acting for it, not Alice's own.
+async fn logout_token_names_the_organisation_the_app_signed_in(backend: Backend) {
+    let receiver = Receiver::start(0).await;
+    let env = Env::start(backend).await;
+    alice_represents_the_company(&env).await;
+    let client = app_with_back_channel(&env, &receiver, "127.0.0.1", "/bl").await;
+    let rp = Rp::discover(&env.base, &client).await;
+    let browser = Browser::new(&env.base);
+    let (tokens, _) = sign_in_acting(&env, &rp, &browser, &["org", "profile"], Some(COMPANY)).await;
+    let id_token = tokens.id_token().unwrap().to_string();
+    let id = jwt_parts(&id_token).1;
+    assert!(id["act"]["sub"].is_string(), "signed in for the company: {id}");
+
+    log_out_with(&env, &browser, &id_token).await;
+    let hits = receiver
+        .wait_until(Duration::from_secs(10), |hits| {
+            !logout_tokens(hits, "/bl").is_empty()
+        })
+        .await;
+    let sent = logout_tokens(&hits, "/bl");
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0]["sub"], id["sub"], "the subject the app holds");
+    assert_ne!(sent[0]["sub"], id["act"]["sub"], "not the person's own subject");
+    assert_eq!(sent[0]["sid"], id["sid"]);
+}
+
+on_both_backends!(logout_token_names_the_organisation_the_app_signed_in,);
