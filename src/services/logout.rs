@@ -55,7 +55,7 @@ pub async fn end_session(app: &App, sid: &str, now: i64) -> anyhow::Result<bool>
                 client_id: client.id.clone(),
                 uri: uri.clone(),
                 subject: claims::subject(app, &client, &local_id),
-                sid: session.sid.clone(),
+                sid: app.secrets.client_sid(&session.sid, &client.id),
                 attempts: 0,
             };
             app.db.enqueue_logout(&delivery, now).await?;

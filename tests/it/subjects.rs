@@ -11,7 +11,7 @@ use yunid::store::orgs::{Matters, Role};
 
 use crate::common::receiver::{Hit, Receiver};
 use crate::common::rp::Rp;
-use crate::common::wire::jwt_parts;
+use crate::common::wire::{jwt_parts, sign_in};
 use crate::common::{ALICE_ID, ALICE_PHONE, Backend, Browser, Env, PASSWORD, TestClient};
 use crate::identity::{COMPANY, sign_in_acting};
 use crate::on_both_backends;
@@ -90,4 +90,53 @@ async fn logout_token_names_the_organisation_the_app_signed_in(backend: Backend)
     assert_eq!(sent[0]["sid"], id["sid"]);
 }
 
-on_both_backends!(logout_token_names_the_organisation_the_app_signed_in,);
+/// Two native apps on loopback redirect URIs, one SSO session: neither `sub` nor `sid` lets them join
+/// Alice's records; a logout at one (its own `sid` in the hint ends the session at once) reaches both,
+/// each with the identifiers it holds.
+async fn two_loopback_apps_cannot_join_alice_and_both_hear_of_her_logout(backend: Backend) {
+    let receiver = Receiver::start(0).await;
+    let env = Env::start(backend).await;
+    env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    let one = app_with_back_channel(&env, &receiver, "127.0.0.1", "/one").await;
+    let two = app_with_back_channel(&env, &receiver, "127.0.0.1", "/two").await;
+    let browser = Browser::new(&env.base);
+    let at_one = sign_in(&Rp::discover(&env.base, &one).await, &browser, &["profile"]).await;
+    let rp_two = Rp::discover(&env.base, &two).await;
+    let attempt = rp_two.start(&["profile"]);
+    let page = browser.get(attempt.url.as_str()).await;
+    assert!(!page.is_login(), "single sign-on: {page:?}");
+    let code = browser.consent(&page, true).await.params()["code"].clone();
+    let tokens = rp_two.exchange(&code, attempt.verifier).await.unwrap();
+    let id_one = at_one.id_claims();
+    let id_two = jwt_parts(&tokens.id_token().unwrap().to_string()).1;
+    assert_ne!(
+        id_one["sub"], id_two["sub"],
+        "loopback apps do not share a pairwise sector"
+    );
+    assert!(id_one["sid"].is_string() && id_two["sid"].is_string());
+    assert_ne!(
+        id_one["sid"], id_two["sid"],
+        "each app has its own sid for the session"
+    );
+
+    log_out_with(&env, &browser, &at_one.id_token()).await;
+    let hits = receiver
+        .wait_until(Duration::from_secs(10), |hits| {
+            !logout_tokens(hits, "/one").is_empty() && !logout_tokens(hits, "/two").is_empty()
+        })
+        .await;
+    for (path, id) in [("/one", &id_one), ("/two", &id_two)] {
+        let sent = logout_tokens(&hits, path);
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        assert_eq!(
+            (&sent[0]["sub"], &sent[0]["sid"]),
+            (&id["sub"], &id["sid"]),
+            "{path}"
+        );
+    }
+}
+
+on_both_backends!(
+    logout_token_names_the_organisation_the_app_signed_in,
+    two_loopback_apps_cannot_join_alice_and_both_hear_of_her_logout,
+);

@@ -45,7 +45,8 @@ impl MetadataError {
 /// What a valid registration asks for.
 #[derive(Debug, Clone)]
 pub struct Registration {
-    /// The app's settings; its `sector` (OIDC Core §8.1) is always the redirect URIs' host, and
+    /// The app's settings; its `sector` (OIDC Core §8.1) is the redirect URIs' host (a loopback host
+    /// becomes a sector of the client's own when it is added, `registry::sector_for`), and
     /// `department`, `min_acr` and `matters` are the defaults (the caller sets the department).
     pub client: NewClient,
     /// The registered metadata as returned to the client (defaults filled in, unknown members dropped).
