@@ -131,6 +131,10 @@ pub async fn add_client(app: &App, new: NewClient) -> anyhow::Result<(Client, Op
         None => {
             hosts.sort();
             hosts.dedup();
+            // 127.0.0.1 and [::1] of one native app: one sector, the client's own (`sector_for`).
+            if hosts.iter().all(|h| is_loopback_host(h)) {
+                hosts.truncate(1);
+            }
             anyhow::ensure!(
                 hosts.len() <= 1,
                 "redirect URIs on several hosts need an explicit sector identifier"

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use openidconnect::TokenResponse;
+use reqwest::StatusCode;
 use serde_json::Value;
 use yunid::services::identity::{self, NewRepresentation};
 use yunid::services::registry::NewClient;
@@ -11,7 +12,7 @@ use yunid::store::orgs::{Matters, Role};
 
 use crate::common::receiver::{Hit, Receiver};
 use crate::common::rp::Rp;
-use crate::common::wire::{jwt_parts, sign_in};
+use crate::common::wire::{self, jwt_parts, sign_in};
 use crate::common::{ALICE_ID, ALICE_PHONE, Backend, Browser, Env, PASSWORD, TestClient};
 use crate::identity::{COMPANY, sign_in_acting};
 use crate::on_both_backends;
@@ -136,7 +137,89 @@ async fn two_loopback_apps_cannot_join_alice_and_both_hear_of_her_logout(backend
     }
 }
 
+/// An authorization request at `redirect_uri` for `client`: the PKCE verifier and the URL.
+fn authorize_at(env: &Env, client: &TestClient, redirect_uri: &str) -> (String, String) {
+    let (verifier, challenge) = crate::common::pkce();
+    let mut url = url::Url::parse(&env.url("/authorize")).unwrap();
+    url.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", &client.id)
+        .append_pair("redirect_uri", redirect_uri)
+        .append_pair("scope", "openid")
+        .append_pair("nonce", "n-0S6_WzA2Mj")
+        .append_pair("code_challenge", &challenge)
+        .append_pair("code_challenge_method", "S256");
+    (verifier, url.to_string())
+}
+
+async fn redeem(
+    env: &Env,
+    client: &TestClient,
+    code: &str,
+    redirect_uri: &str,
+    verifier: &str,
+) -> (StatusCode, Value) {
+    wire::token(
+        &env.base,
+        client,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", redirect_uri),
+            ("code_verifier", verifier),
+        ],
+    )
+    .await
+}
+
+/// RFC 8252 §7.3: a native app registered at `http://127.0.0.1:<port>/cb` or `http://[::1]:<port>/cb`
+/// listens on whatever port it gets; /authorize takes any port with the rest exact, and the code is
+/// redeemed with the redirect URI /authorize received (not the registered one).
+async fn a_native_app_is_redirected_to_the_port_it_listens_on(backend: Backend) {
+    let env = Env::start(backend).await;
+    env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    let native = env
+        .client_with(NewClient {
+            name: "桌面客户端".into(),
+            redirect_uris: vec!["http://127.0.0.1:9/cb".into(), "http://[::1]:9/cb".into()],
+            ..NewClient::default()
+        })
+        .await;
+    let browser = Browser::new(&env.base);
+    for listening in ["http://127.0.0.1:53117/cb", "http://[::1]:49152/cb"] {
+        let (verifier, url) = authorize_at(&env, &native, listening);
+        let back = browser.sign_in(&url, ALICE_ID, PASSWORD).await;
+        let mut left = back.left().clone();
+        left.set_query(None);
+        assert_eq!(left.as_str(), listening, "back to the port the app listens on");
+        let code = back.params()["code"].clone();
+        let (status, body) = redeem(&env, &native, &code, "http://127.0.0.1:9/cb", &verifier).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+        );
+        let (verifier, url) = authorize_at(&env, &native, listening);
+        let code = browser.get(&url).await.params()["code"].clone();
+        let (status, body) = redeem(&env, &native, &code, listening, &verifier).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    // Only the port is free: another path, another host, or https are not the registered URI.
+    for other in [
+        "http://127.0.0.1:53117/elsewhere",
+        "http://localhost:53117/cb",
+        "https://127.0.0.1:53117/cb",
+        "http://127.0.0.1:53117/cb?x=1",
+        "http://127.0.0.1.evil.example:9/cb",
+    ] {
+        let (_, url) = authorize_at(&env, &native, other);
+        let page = browser.get(&url).await;
+        let (_, status, _) = page.html();
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{other}");
+    }
+}
+
 on_both_backends!(
+    a_native_app_is_redirected_to_the_port_it_listens_on,
     logout_token_names_the_organisation_the_app_signed_in,
     two_loopback_apps_cannot_join_alice_and_both_hear_of_her_logout,
 );

@@ -337,7 +337,11 @@ pub fn validate(body: &Value) -> Result<Registration> {
         ));
     }
     // OIDC Core §8.1: without a sector identifier URI the pairwise sector is the redirect URIs' host.
-    if !public_subject && hosts.len() > 1 {
+    // Loopback hosts only (127.0.0.1 and [::1] of one native app): a sector of the client's own.
+    let loopback = hosts
+        .iter()
+        .all(|h| crate::services::registry::is_loopback_host(h));
+    if !public_subject && hosts.len() > 1 && !loopback {
         return Err(MetadataError::redirect(
             "redirect_uris",
             "with pairwise subjects every redirect URI must be on the same host",
