@@ -1,11 +1,14 @@
 //! The identifiers an app holds — `sub` (the person's or the organisation's, pairwise per app) and
-//! `sid` (per app) — and that every later message to the app (logout tokens) names them as it knows them.
+//! `sid` (per app) — and that every later message to the app (logout tokens) names them as it knows them;
+//! the redirect URI a native app listens at; and the ID tokens it holds, which stay good as hints for
+//! as long as their session can live, across a key rotation.
 
 use std::time::Duration;
 
 use openidconnect::TokenResponse;
 use reqwest::StatusCode;
 use serde_json::Value;
+use yunid::keys::rotation;
 use yunid::services::identity::{self, NewRepresentation};
 use yunid::services::registry::NewClient;
 use yunid::store::orgs::{Matters, Role};
@@ -218,7 +221,80 @@ async fn a_native_app_is_redirected_to_the_port_it_listens_on(backend: Backend) 
     }
 }
 
+fn kid_of(jwt: &str) -> String {
+    jwt_parts(jwt).0["kid"].as_str().unwrap().to_owned()
+}
+
+/// After a key rotation, once the old key has left the JWKS (publication grace), the ID token Alice's
+/// app holds is still a genuine hint while her session can live: a silent re-authorization naming her
+/// by it succeeds, and RP-initiated logout with it ends her session and returns to the app. Past the
+/// session's absolute lifetime the old key verifies nothing.
+async fn an_id_token_from_before_a_key_rotation_still_logs_alice_out(backend: Backend) {
+    const AFTER_LOGOUT: &str = "http://127.0.0.1:9/logged-out";
+    let env = Env::start(backend).await;
+    env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    let client = env
+        .client_with(NewClient {
+            name: "社保服务".into(),
+            redirect_uris: vec!["http://127.0.0.1:9/cb".into()],
+            post_logout_redirect_uris: vec![AFTER_LOGOUT.into()],
+            ..NewClient::default()
+        })
+        .await;
+    let rp = Rp::discover(&env.base, &client).await;
+    let browser = Browser::new(&env.base);
+    let held = sign_in(&rp, &browser, &["profile"]).await.id_token();
+
+    rotation::rotate(&env.app.db, &env.app.kek, env.app.now())
+        .await
+        .unwrap();
+    env.app.reload_keys().await.unwrap();
+    env.app
+        .clock
+        .advance(yunid::app::publish_grace(&env.app.config) + 1);
+    env.app.reload_keys().await.unwrap();
+    let published = wire::kids(&wire::jwks(&env.base).await);
+    assert!(
+        !published.contains(&kid_of(&held)),
+        "the old key is no longer published"
+    );
+
+    let mut silent = rp.start(&["profile"]);
+    silent
+        .url
+        .query_pairs_mut()
+        .append_pair("prompt", "none")
+        .append_pair("id_token_hint", &held);
+    let back = browser.get(silent.url.as_str()).await.params();
+    assert!(back.contains_key("code"), "the hint names Alice: {back:?}");
+
+    let mut logout = url::Url::parse(&env.url("/logout")).unwrap();
+    logout
+        .query_pairs_mut()
+        .append_pair("id_token_hint", &held)
+        .append_pair("post_logout_redirect_uri", AFTER_LOGOUT);
+    let page = browser.get(logout.as_str()).await;
+    let mut left = page.left().clone();
+    left.set_query(None);
+    assert_eq!(left.as_str(), AFTER_LOGOUT, "logged out and back at the app");
+    let mut silent = rp.start(&["profile"]);
+    silent.url.query_pairs_mut().append_pair("prompt", "none");
+    let back = browser.get(silent.url.as_str()).await.params();
+    assert_eq!(
+        back.get("error").map(String::as_str),
+        Some("login_required"),
+        "{back:?}"
+    );
+
+    // No session issued with the old key can live any more: it verifies nothing.
+    env.app.clock.advance(env.app.config.session_absolute_ttl);
+    env.app.reload_keys().await.unwrap();
+    let (_, status, _) = browser.get(logout.as_str()).await.html();
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
 on_both_backends!(
+    an_id_token_from_before_a_key_rotation_still_logs_alice_out,
     a_native_app_is_redirected_to_the_port_it_listens_on,
     logout_token_names_the_organisation_the_app_signed_in,
     two_loopback_apps_cannot_join_alice_and_both_hear_of_her_logout,

@@ -38,7 +38,7 @@ async fn handle(app: &App, lang: Lang, jar: CookieJar, params: &Params) -> anyho
     // The hint must be an ID token we signed (any alg `none` or forged token fails verification).
     let hint = match get("id_token_hint") {
         None => None,
-        Some(h) => match app.keys().verify(&h) {
+        Some(h) => match app.keys().verify_hint(&h) {
             Ok((header, claims))
                 if header.get("typ").and_then(Value::as_str) != Some("at+jwt")
                     && claims.get("iss").and_then(Value::as_str) == Some(app.config.iss()) =>
