@@ -322,3 +322,54 @@ impl KeySet {
         Ok((header, decode(p)?))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One signing key per algorithm at `now`, and a retired EdDSA key.
+    fn entries_with_retired(retired_at: i64) -> Vec<(KeyEntry, Vec<u8>)> {
+        let mut entries: Vec<_> = Alg::ALL
+            .into_iter()
+            .map(|alg| {
+                let (mut e, der) = super::super::generate(alg, 0).unwrap();
+                e.activated_at = Some(0);
+                (e, der)
+            })
+            .collect();
+        let (mut old, der) = super::super::generate(Alg::EdDSA, -10).unwrap();
+        old.activated_at = Some(-10);
+        old.retired_at = Some(retired_at);
+        entries.push((old, der));
+        entries
+    }
+
+    #[test]
+    fn a_key_retired_past_the_grace_verifies_hints_only_and_is_not_published() {
+        let entries = entries_with_retired(0);
+        let old_kid = entries[3].0.kid.clone();
+        let mut signing = entries.clone();
+        signing[3].0.retired_at = None;
+        signing.truncate(4);
+        signing.swap_remove(2); // the old EdDSA key signs
+        let old = KeySet::from_entries(&signing).unwrap();
+        assert_eq!(old.active_kid(Alg::EdDSA), Some(old_kid.as_str()));
+        let token = old
+            .sign(Alg::EdDSA, "JWT", &serde_json::json!({ "sub": "a" }))
+            .unwrap();
+
+        let within_grace = KeySet::from_entries_at(&entries, 0).unwrap();
+        assert!(within_grace.publishes(&old_kid));
+        assert!(within_grace.verify(&token).is_ok());
+
+        let past_grace = KeySet::from_entries_at(&entries, 1).unwrap();
+        assert!(!past_grace.publishes(&old_kid));
+        assert!(!past_grace.kids().contains(&old_kid.as_str()));
+        let jwks = String::from_utf8(past_grace.jwks_json().to_vec()).unwrap();
+        assert!(!jwks.contains(&old_kid), "{jwks}");
+        assert_eq!(past_grace.verify(&token), Err(VerifyError::UnknownKey));
+        assert_eq!(past_grace.verify_hint(&token).unwrap().1["sub"], "a");
+        assert!(!past_grace.describes(entries.iter().map(|(e, _)| e), 0));
+        assert!(past_grace.describes(entries.iter().map(|(e, _)| e), 1));
+    }
+}

@@ -123,6 +123,15 @@ async fn two_loopback_apps_cannot_join_alice_and_both_hear_of_her_logout(backend
         "each app has its own sid for the session"
     );
 
+    // App two cannot pass app one's ID token off as its own.
+    let mut borrowed = url::Url::parse(&env.url("/logout")).unwrap();
+    borrowed
+        .query_pairs_mut()
+        .append_pair("id_token_hint", &at_one.id_token())
+        .append_pair("client_id", &two.id);
+    let (_, status, _) = browser.get(borrowed.as_str()).await.html();
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
     log_out_with(&env, &browser, &at_one.id_token()).await;
     let hits = receiver
         .wait_until(Duration::from_secs(10), |hits| {
