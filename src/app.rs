@@ -69,7 +69,7 @@ impl App {
         rotation::bootstrap(&db, &kek, &key_store, now).await?;
         let node_id = crate::crypto::random_token();
         // Serving nodes report what they publish (`reload_keys`); command-line tools only load.
-        let keys = rotation::load(&db, &kek, now, publish_grace(&config)).await?;
+        let keys = rotation::load(&db, &kek, now, publish_grace(&config), hint_grace(&config)).await?;
         let hasher = Hasher::new(config.argon2_memory_kib, config.argon2_iterations)?
             .with_queue(config.password_hash_queue);
         let sms: Box<dyn crate::services::sms::SmsGateway> = match config.sms_gateway.as_str() {
@@ -175,7 +175,7 @@ impl App {
             loop {
                 tick.tick().await;
                 let now = app.now();
-                let grace = publish_grace(&app.config);
+                let grace = hint_grace(&app.config);
                 if let Err(e) = app.db.sweep_keys(now - 86_400, now - grace - 86_400).await {
                     tracing::warn!(error = %e, "key sweep failed");
                 }
@@ -226,6 +226,7 @@ pub fn key_node<'a>(config: &Config, id: &'a str) -> Node<'a> {
     Node {
         id,
         grace: publish_grace(config),
+        hint_grace: hint_grace(config),
         publish_delay: config.key_publish_delay,
         liveness: (3 * interval).max(15),
     }
@@ -234,4 +235,10 @@ pub fn key_node<'a>(config: &Config, id: &'a str) -> Node<'a> {
 /// How long a retired key stays in the JWKS: longer than any token it signed lives.
 pub fn publish_grace(config: &Config) -> i64 {
     config.id_token_ttl.max(config.access_token_ttl) + 300
+}
+
+/// How long a retired key, no longer published, still verifies `id_token_hint`s: an ID token may be
+/// presented as a hint (at /logout, /authorize) for as long as the session it was issued in can live.
+pub fn hint_grace(config: &Config) -> i64 {
+    publish_grace(config).max(config.session_absolute_ttl)
 }

@@ -50,6 +50,7 @@ pub struct Secrets {
     id_hash: hmac::Key,
     pairwise: hmac::Key,
     csrf: hmac::Key,
+    client_sid: hmac::Key,
     internal_client: hmac::Key,
     aead: aead::LessSafeKey,
 }
@@ -66,6 +67,7 @@ impl Secrets {
             id_hash: hmac::Key::new(hmac::HMAC_SHA256, derive("yunid/id-hash/v1").as_ref()),
             pairwise: hmac::Key::new(hmac::HMAC_SHA256, derive("yunid/pairwise/v1").as_ref()),
             csrf: hmac::Key::new(hmac::HMAC_SHA256, derive("yunid/csrf/v1").as_ref()),
+            client_sid: hmac::Key::new(hmac::HMAC_SHA256, derive("yunid/client-sid/v1").as_ref()),
             internal_client: hmac::Key::new(hmac::HMAC_SHA256, derive("yunid/internal-client/v1").as_ref()),
             aead: aead::LessSafeKey::new(unbound),
         })
@@ -83,6 +85,16 @@ impl Secrets {
         input.push(0);
         input.extend_from_slice(local_id.as_bytes());
         b64url(hmac::sign(&self.pairwise, &input).as_ref())
+    }
+
+    /// The `sid` one app sees for a session (OIDC Core §2 / Back-Channel Logout §2.1): stable for the
+    /// session and the app, and unlinkable across apps, so two apps cannot join their users by it.
+    pub fn client_sid(&self, session_sid: &str, client_id: &str) -> String {
+        let mut input = Vec::with_capacity(session_sid.len() + client_id.len() + 1);
+        input.extend_from_slice(session_sid.as_bytes());
+        input.push(0);
+        input.extend_from_slice(client_id.as_bytes());
+        b64url(hmac::sign(&self.client_sid, &input).as_ref())
     }
 
     /// The secret of a client yunid itself runs (the admin console): every node derives the same one

@@ -19,6 +19,8 @@ pub struct Node<'a> {
     pub id: &'a str,
     /// Seconds a retired key stays published.
     pub grace: i64,
+    /// Seconds a retired key still verifies `id_token_hint`s (at least `grace`), unpublished.
+    pub hint_grace: i64,
     /// Seconds a next key is published before it may sign.
     pub publish_delay: i64,
     /// Nodes seen within this many seconds must publish a next key before it signs.
@@ -80,19 +82,21 @@ pub async fn list(db: &Db, now: i64, grace: i64) -> anyhow::Result<Vec<KeyEntry>
     db.signing_keys(now - grace).await?.iter().map(entry).collect()
 }
 
-/// Opens and parses every key still published at `now`.
-pub async fn load(db: &Db, kek: &Kek, now: i64, grace: i64) -> anyhow::Result<KeySet> {
-    open(kek, &db.signing_keys(now - grace).await?)
+/// Opens and parses every key still published at `now`, and those retired within `hint_grace` for
+/// `id_token_hint`s only.
+pub async fn load(db: &Db, kek: &Kek, now: i64, grace: i64, hint_grace: i64) -> anyhow::Result<KeySet> {
+    let rows = db.signing_keys(now - grace.max(hint_grace)).await?;
+    open(kek, &rows, now - grace)
 }
 
-fn open(kek: &Kek, rows: &[StoredKey]) -> anyhow::Result<KeySet> {
+fn open(kek: &Kek, rows: &[StoredKey], published_since: i64) -> anyhow::Result<KeySet> {
     let mut entries = Vec::new();
     for k in rows {
         let e = entry(k)?;
         let der = kek.open(&k.sealed, &e.kid, e.alg)?;
         entries.push((e, der));
     }
-    KeySet::from_entries(&entries)
+    KeySet::from_entries_at(&entries, published_since)
 }
 
 /// Adds the next key per algorithm (published at once, signing later). Returns them.
@@ -118,11 +122,12 @@ pub async fn refresh(
     now: i64,
     current: Option<Arc<KeySet>>,
 ) -> anyhow::Result<Arc<KeySet>> {
-    let rows = db.signing_keys(now - node.grace).await?;
+    let rows = db.signing_keys(now - node.grace.max(node.hint_grace)).await?;
     let entries = rows.iter().map(entry).collect::<anyhow::Result<Vec<_>>>()?;
+    let published_since = now - node.grace;
     let set = match current {
-        Some(set) if set.describes(&entries) => set,
-        _ => Arc::new(open(kek, &rows)?),
+        Some(set) if set.describes(&entries, published_since) => set,
+        _ => Arc::new(open(kek, &rows, published_since)?),
     };
     db.report_key_node(node.id, now, &set.kids().join(" ")).await?;
     let live = db.live_key_nodes(now - node.liveness).await?;
@@ -145,7 +150,7 @@ pub async fn refresh(
         }
     }
     if promoted {
-        return Ok(Arc::new(load(db, kek, now, node.grace).await?));
+        return Ok(Arc::new(load(db, kek, now, node.grace, node.hint_grace).await?));
     }
     Ok(set)
 }

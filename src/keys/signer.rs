@@ -24,14 +24,17 @@ struct LoadedKey {
     public: Vec<u8>,
 }
 
-/// Every published key, parsed once; the newest unretired key per algorithm signs.
+/// Every published key, parsed once; the newest unretired key per algorithm signs. Keys retired past
+/// the publication grace but still within a session's lifetime are kept apart: they verify only
+/// `id_token_hint`s ([`KeySet::verify_hint`]) and are neither published nor used for anything else.
 pub struct KeySet {
     keys: HashMap<String, LoadedKey>,
+    unpublished: HashMap<String, LoadedKey>,
     active: HashMap<Alg, String>,
     jwks: Vec<u8>,
     rng: SystemRandom,
-    /// (kid, activated_at, retired_at) of every key, sorted: what the set was built from.
-    state: Vec<(String, Option<i64>, Option<i64>)>,
+    /// (kid, activated_at, retired_at, published) of every key, sorted: what the set was built from.
+    state: Vec<(String, Option<i64>, Option<i64>, bool)>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -127,10 +130,25 @@ pub fn public_jwk(alg: Alg, der: &[u8], kid: &str) -> anyhow::Result<Jwk> {
     Ok(jwk_of(&parse(alg, der)?, kid))
 }
 
-fn state_of<'a>(entries: impl IntoIterator<Item = &'a KeyEntry>) -> Vec<(String, Option<i64>, Option<i64>)> {
+/// Whether a key is still in the JWKS: unretired, or retired at or after `published_since`.
+fn is_published(entry: &KeyEntry, published_since: i64) -> bool {
+    entry.retired_at.is_none_or(|r| r >= published_since)
+}
+
+fn state_of<'a>(
+    entries: impl IntoIterator<Item = &'a KeyEntry>,
+    published_since: i64,
+) -> Vec<(String, Option<i64>, Option<i64>, bool)> {
     let mut state: Vec<_> = entries
         .into_iter()
-        .map(|e| (e.kid.clone(), e.activated_at, e.retired_at))
+        .map(|e| {
+            (
+                e.kid.clone(),
+                e.activated_at,
+                e.retired_at,
+                is_published(e, published_since),
+            )
+        })
         .collect();
     state.sort();
     state
@@ -140,11 +158,21 @@ impl KeySet {
     /// Parses the published keys (`entries` with their PKCS#8 bytes); the newest signing key per
     /// algorithm signs. Every algorithm needs one.
     pub fn from_entries(entries: &[(KeyEntry, Vec<u8>)]) -> anyhow::Result<KeySet> {
+        KeySet::from_entries_at(entries, i64::MIN)
+    }
+
+    /// [`KeySet::from_entries`], where keys retired before `published_since` are kept for hints only.
+    pub fn from_entries_at(entries: &[(KeyEntry, Vec<u8>)], published_since: i64) -> anyhow::Result<KeySet> {
         let mut keys = HashMap::new();
+        let mut unpublished = HashMap::new();
         let mut active: HashMap<Alg, (i64, String)> = HashMap::new();
         let mut jwks = Vec::new();
         for (entry, der) in entries {
             let key = parse(entry.alg, der)?;
+            if !is_published(entry, published_since) {
+                unpublished.insert(entry.kid.clone(), key);
+                continue;
+            }
             jwks.push(jwk_of(&key, &entry.kid));
             if let (Some(since), true) = (entry.activated_at, entry.is_signing()) {
                 let newer = active
@@ -161,10 +189,11 @@ impl KeySet {
         }
         Ok(KeySet {
             keys,
+            unpublished,
             active: active.into_iter().map(|(a, (_, kid))| (a, kid)).collect(),
             jwks: serde_json::to_vec(&serde_json::json!({ "keys": jwks }))?,
             rng: SystemRandom::new(),
-            state: state_of(entries.iter().map(|(e, _)| e)),
+            state: state_of(entries.iter().map(|(e, _)| e), published_since),
         })
     }
 
@@ -181,8 +210,12 @@ impl KeySet {
 
     /// Whether this set was built from exactly these keys in these states (then there is nothing to
     /// open or parse again).
-    pub fn describes<'a>(&self, entries: impl IntoIterator<Item = &'a KeyEntry>) -> bool {
-        self.state == state_of(entries)
+    pub fn describes<'a>(
+        &self,
+        entries: impl IntoIterator<Item = &'a KeyEntry>,
+        published_since: i64,
+    ) -> bool {
+        self.state == state_of(entries, published_since)
     }
 
     /// The key ids this set publishes.
@@ -242,6 +275,17 @@ impl KeySet {
     /// Verifies a JWS this provider signed (any published key) and returns header and claims.
     /// Expiry and audience are the caller's to check.
     pub fn verify(&self, token: &str) -> Result<(Value, Value), VerifyError> {
+        self.verify_with(token, false)
+    }
+
+    /// [`KeySet::verify`] for an `id_token_hint` (OIDC Core §3.1.2.1, RP-Initiated Logout §2): an ID
+    /// token may be presented as a hint as long as the session it names can live, so keys retired
+    /// longer ago than the publication grace still verify it here (and only here).
+    pub fn verify_hint(&self, token: &str) -> Result<(Value, Value), VerifyError> {
+        self.verify_with(token, true)
+    }
+
+    fn verify_with(&self, token: &str, retired_too: bool) -> Result<(Value, Value), VerifyError> {
         let mut parts = token.split('.');
         let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
         else {
@@ -256,7 +300,11 @@ impl KeySet {
             .get("kid")
             .and_then(Value::as_str)
             .ok_or(VerifyError::UnknownKey)?;
-        let key = self.keys.get(kid).ok_or(VerifyError::UnknownKey)?;
+        let key = self
+            .keys
+            .get(kid)
+            .or_else(|| retired_too.then(|| self.unpublished.get(kid)).flatten())
+            .ok_or(VerifyError::UnknownKey)?;
         // The algorithm comes from our key, never from the token: `alg` must merely agree.
         if header.get("alg").and_then(Value::as_str) != Some(key.alg.as_str()) {
             return Err(VerifyError::BadSignature);
@@ -272,5 +320,56 @@ impl KeySet {
             .verify(&token.as_bytes()[..signed_len], &sig)
             .map_err(|_| VerifyError::BadSignature)?;
         Ok((header, decode(p)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One signing key per algorithm at `now`, and a retired EdDSA key.
+    fn entries_with_retired(retired_at: i64) -> Vec<(KeyEntry, Vec<u8>)> {
+        let mut entries: Vec<_> = Alg::ALL
+            .into_iter()
+            .map(|alg| {
+                let (mut e, der) = super::super::generate(alg, 0).unwrap();
+                e.activated_at = Some(0);
+                (e, der)
+            })
+            .collect();
+        let (mut old, der) = super::super::generate(Alg::EdDSA, -10).unwrap();
+        old.activated_at = Some(-10);
+        old.retired_at = Some(retired_at);
+        entries.push((old, der));
+        entries
+    }
+
+    #[test]
+    fn a_key_retired_past_the_grace_verifies_hints_only_and_is_not_published() {
+        let entries = entries_with_retired(0);
+        let old_kid = entries[3].0.kid.clone();
+        let mut signing = entries.clone();
+        signing[3].0.retired_at = None;
+        signing.truncate(4);
+        signing.swap_remove(2); // the old EdDSA key signs
+        let old = KeySet::from_entries(&signing).unwrap();
+        assert_eq!(old.active_kid(Alg::EdDSA), Some(old_kid.as_str()));
+        let token = old
+            .sign(Alg::EdDSA, "JWT", &serde_json::json!({ "sub": "a" }))
+            .unwrap();
+
+        let within_grace = KeySet::from_entries_at(&entries, 0).unwrap();
+        assert!(within_grace.publishes(&old_kid));
+        assert!(within_grace.verify(&token).is_ok());
+
+        let past_grace = KeySet::from_entries_at(&entries, 1).unwrap();
+        assert!(!past_grace.publishes(&old_kid));
+        assert!(!past_grace.kids().contains(&old_kid.as_str()));
+        let jwks = String::from_utf8(past_grace.jwks_json().to_vec()).unwrap();
+        assert!(!jwks.contains(&old_kid), "{jwks}");
+        assert_eq!(past_grace.verify(&token), Err(VerifyError::UnknownKey));
+        assert_eq!(past_grace.verify_hint(&token).unwrap().1["sub"], "a");
+        assert!(!past_grace.describes(entries.iter().map(|(e, _)| e), 0));
+        assert!(past_grace.describes(entries.iter().map(|(e, _)| e), 1));
     }
 }

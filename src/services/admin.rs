@@ -361,7 +361,10 @@ pub fn needs_super_admin(
             url::Url::parse(u)
                 .ok()
                 .and_then(|u| u.host_str().map(str::to_owned))
-                .is_none_or(|h| h != sector)
+                .is_none_or(|h| {
+                    h != sector
+                        && !(sector.starts_with("client:") && crate::services::registry::is_loopback_host(&h))
+                })
         });
         if elsewhere {
             return Some("redirect_uris");

@@ -3,17 +3,12 @@
 //! person it signed in to, through the same outbox as a logout.
 
 use crate::app::App;
-use crate::services::oidc::claims;
-use crate::store::logout::Delivery;
 
 /// Revokes what `client_id` holds of the person and queues a logout token for each of the person's
 /// live sessions that signed in to it. Returns whether a consent was withdrawn.
 pub async fn revoke(app: &App, person_id: &str, client_id: &str, now: i64) -> anyhow::Result<bool> {
     let withdrawn = app.db.revoke_app(person_id, client_id, now).await?;
     let Some(client) = app.db.client(client_id).await? else {
-        return Ok(withdrawn);
-    };
-    let Some(uri) = client.backchannel_logout_uri.clone() else {
         return Ok(withdrawn);
     };
     for session in app.db.sessions_of(person_id, now).await? {
@@ -23,19 +18,10 @@ pub async fn revoke(app: &App, person_id: &str, client_id: &str, now: i64) -> an
             .await?
             .iter()
             .any(|(c, p)| c == client_id && p == person_id);
-        if !signed_in {
-            continue;
+        if signed_in {
+            // The same message as when the session ends: the app drops its session with this person.
+            crate::services::logout::queue_for_app(app, &session.sid, &client, person_id, now).await?;
         }
-        // The same message as when the session ends: the app drops its session with this person.
-        let delivery = Delivery {
-            id: uuid::Uuid::now_v7().to_string(),
-            client_id: client.id.clone(),
-            uri: uri.clone(),
-            subject: claims::subject(app, &client, person_id),
-            sid: session.sid.clone(),
-            attempts: 0,
-        };
-        app.db.enqueue_logout(&delivery, now).await?;
     }
     Ok(withdrawn)
 }

@@ -15,6 +15,7 @@ use tokio::sync::Semaphore;
 use crate::app::App;
 use crate::services::oidc::claims;
 use crate::services::outbound::error_text;
+use crate::store::clients::Client;
 use crate::store::logout::{Claimed, Delivery};
 
 const EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
@@ -37,23 +38,42 @@ pub async fn end_session(app: &App, sid: &str, now: i64) -> anyhow::Result<bool>
     }
     app.db.revoke_session_families(sid, now).await?;
     for (client_id, person_id) in app.db.session_clients(sid).await? {
-        let Some(client) = app.db.client(&client_id).await? else {
-            continue;
-        };
-        let Some(uri) = client.backchannel_logout_uri.clone() else {
-            continue;
-        };
+        if let Some(client) = app.db.client(&client_id).await? {
+            queue_for_app(app, &session.sid, &client, &person_id, now).await?;
+        }
+    }
+    Ok(true)
+}
+
+/// Queues a logout token to `client` (when it takes back-channel logout) for session `sid`: one per
+/// subject the session's grants gave the app — the organisation's when the person acted for one
+/// (Back-Channel Logout §2.4), else the person's — each with the app's own `sid` for the session.
+pub async fn queue_for_app(
+    app: &App,
+    sid: &str,
+    client: &Client,
+    person_id: &str,
+    now: i64,
+) -> anyhow::Result<()> {
+    let Some(uri) = client.backchannel_logout_uri.clone() else {
+        return Ok(());
+    };
+    let mut local_ids = app.db.session_grant_subjects(sid, &client.id).await?;
+    if local_ids.is_empty() {
+        local_ids.push(person_id.to_owned());
+    }
+    for local_id in local_ids {
         let delivery = Delivery {
             id: uuid::Uuid::now_v7().to_string(),
             client_id: client.id.clone(),
-            uri,
-            subject: claims::subject(app, &client, &person_id),
-            sid: session.sid.clone(),
+            uri: uri.clone(),
+            subject: claims::subject(app, client, &local_id),
+            sid: app.secrets.client_sid(sid, &client.id),
             attempts: 0,
         };
         app.db.enqueue_logout(&delivery, now).await?;
     }
-    Ok(true)
+    Ok(())
 }
 
 /// Cuts a person off everywhere: every session ended (back-channel logout to each app), every grant

@@ -58,7 +58,7 @@ impl Default for NewClient {
 pub fn check_uri(uri: &str, allow_http: bool) -> anyhow::Result<url::Url> {
     let url = url::Url::parse(uri).map_err(|e| anyhow::anyhow!("{uri}: {e}"))?;
     anyhow::ensure!(url.fragment().is_none(), "{uri}: a redirect URI has no fragment");
-    let loopback = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+    let loopback = url.host_str().is_some_and(is_loopback_host);
     match url.scheme() {
         "https" => {}
         "http" if loopback || allow_http => {}
@@ -76,6 +76,22 @@ pub fn check_jwks_uri(uri: &str, allow_http: bool) -> anyhow::Result<url::Url> {
         "{uri}: a JWKS URI carries no credentials"
     );
     Ok(url)
+}
+
+/// Whether a redirect URI's host is the machine the app runs on (RFC 8252 §7.3), shared by every
+/// native app.
+pub fn is_loopback_host(host: &str) -> bool {
+    matches!(host, "127.0.0.1" | "localhost" | "[::1]")
+}
+
+/// The pairwise sector (OIDC Core §8.1) a new client gets for `sector`: a loopback host is every
+/// native app's, so such a client gets a sector of its own and two of them cannot join their users.
+pub fn sector_for(sector: &str, client_id: &str) -> String {
+    if is_loopback_host(sector) {
+        format!("client:{client_id}")
+    } else {
+        sector.to_owned()
+    }
 }
 
 /// Registers a client; returns it with its secret (shown once, stored only as a hash).
@@ -115,6 +131,10 @@ pub async fn add_client(app: &App, new: NewClient) -> anyhow::Result<(Client, Op
         None => {
             hosts.sort();
             hosts.dedup();
+            // 127.0.0.1 and [::1] of one native app: one sector, the client's own (`sector_for`).
+            if hosts.iter().all(|h| is_loopback_host(h)) {
+                hosts.truncate(1);
+            }
             anyhow::ensure!(
                 hosts.len() <= 1,
                 "redirect URIs on several hosts need an explicit sector identifier"
@@ -141,8 +161,10 @@ pub async fn add_client(app: &App, new: NewClient) -> anyhow::Result<(Client, Op
             (Some(secret), Some(hash))
         }
     };
+    let id = uuid::Uuid::now_v7().simple().to_string();
+    let sector = sector_for(&sector, &id);
     let client = Client {
-        id: uuid::Uuid::now_v7().simple().to_string(),
+        id,
         name: new.name,
         secret_hash,
         redirect_uris: new.redirect_uris,

@@ -139,6 +139,26 @@ impl Db {
             .map(|r| Ok((r.try_get("client_id")?, r.try_get("person_id")?)))
             .collect()
     }
+
+    /// Whom the grants a session made to `client_id` spoke about: the organisation's id for a grant
+    /// made acting for it, else the person's (one entry each, revoked grants included).
+    pub async fn session_grant_subjects(
+        &self,
+        sid: &str,
+        client_id: &str,
+    ) -> Result<Vec<String>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT COALESCE(r.org_id, f.person_id) AS local_id FROM families f \
+             LEFT JOIN representations r ON r.id = f.acting_rep_id \
+             WHERE f.session_sid = $1 AND f.client_id = $2 AND f.person_id IS NOT NULL \
+             ORDER BY local_id",
+        )
+        .bind(sid)
+        .bind(client_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| r.try_get("local_id")).collect()
+    }
 }
 
 impl Db {

@@ -13,7 +13,7 @@ use crate::common::browser::{Page, field};
 use crate::common::console::{is_step_up, sms_to, step_up};
 use crate::common::rp::{Attempt, Rp};
 use crate::common::sms::SmsInbox;
-use crate::common::wire::jwt_parts;
+use crate::common::wire::{alices_sid_at, jwt_parts};
 use crate::common::{ALICE_ID, ALICE_PHONE, Backend, Browser, Env, PASSWORD, resident_id};
 use crate::on_both_backends;
 
@@ -251,7 +251,7 @@ async fn a_forced_reauthentication_counts_only_its_own_factors(backend: Backend)
     let browser = Browser::new(&env.base);
 
     let claims = two_factors_at(&strong, &browser, &inbox).await;
-    let sid = claims["sid"].clone();
+    assert_eq!(claims["sid"], alices_sid_at(&env, &strong).await);
 
     for force in [("prompt", "login"), ("max_age", "0")] {
         env.app.clock.advance(5);
@@ -267,7 +267,7 @@ async fn a_forced_reauthentication_counts_only_its_own_factors(backend: Backend)
         assert_eq!(claims["acr"], "1", "{force:?}: one factor now");
         assert_eq!(amr(&claims), vec!["pwd".to_owned()], "{force:?}");
         // The same SSO session, its factors replaced: logout still finds it and every app in it.
-        assert_eq!(claims["sid"], sid, "{force:?}");
+        assert_eq!(claims["sid"], alices_sid_at(&env, &plain).await, "{force:?}");
     }
 
     // The strong app with prompt=login: the password alone is not enough, the SMS code is asked again.

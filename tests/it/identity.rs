@@ -302,8 +302,14 @@ async fn one_person_per_id_number_even_when_registered_concurrently(backend: Bac
 async fn subjects_are_pairwise_per_sector(backend: Backend) {
     let env = Env::start(backend).await;
     env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
-    let sector_a1 = env.client("http://127.0.0.1:9/one").await;
-    let sector_a2 = env.client("http://127.0.0.1:9/two").await;
+    let in_sector_a = |path: &str| NewClient {
+        name: "测试应用".into(),
+        redirect_uris: vec![format!("http://127.0.0.1:9/{path}")],
+        sector: Some("a.example".into()),
+        ..NewClient::default()
+    };
+    let sector_a1 = env.client_with(in_sector_a("one")).await;
+    let sector_a2 = env.client_with(in_sector_a("two")).await;
     let sector_b = env.client("http://localhost:9/cb").await;
     let public = env
         .client_with(NewClient {

@@ -12,7 +12,7 @@ use yunid::services::registry::NewClient;
 use crate::common::browser::{Page, field};
 use crate::common::rp::{Attempt, Rp};
 use crate::common::sms::{SmsInbox, signature_is_valid};
-use crate::common::wire::{cookie, jwt_parts};
+use crate::common::wire::{alices_sid_at, cookie, jwt_parts};
 use crate::common::{
     ALICE_ID, ALICE_PHONE, Backend, Browser, Env, PASSWORD, Server, TestClient, resident_id, test_config,
 };
@@ -545,7 +545,12 @@ async fn a_strong_app_gets_a_second_factor_by_sms(backend: Backend) {
     for m in ["pwd", "sms", "mfa"] {
         assert!(methods.iter().any(|x| x == m), "{m} in {methods:?}");
     }
-    assert_eq!(claims["sid"], first["sid"], "the same SSO session, raised");
+    assert_eq!(first["sid"], alices_sid_at(&env, &plain).await);
+    assert_eq!(
+        claims["sid"],
+        alices_sid_at(&env, &strong).await,
+        "the same SSO session, raised"
+    );
     let cookie_after = cookie(&jar, &env.base, "yunid_session").expect("a session cookie");
     assert_ne!(cookie_after, cookie_before, "a new session id after step-up");
 }

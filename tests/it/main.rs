@@ -36,6 +36,7 @@ mod representation_rules;
 mod signup;
 mod sms_outbox;
 mod ssrf;
+mod subjects;
 mod throttling;
 mod token_errors;
 mod tokens;

@@ -1045,7 +1045,28 @@ async fn self_registered_urls_yunid_calls_must_be_https_on_a_public_host(backend
     assert_eq!(client.backchannel_logout_uri.as_deref(), Some(public));
 }
 
+/// README: public subjects (one identifier for a person across apps) need an administrator. Whoever holds
+/// an initial access token cannot choose them; the token is not spent on the refusal.
+async fn self_registration_cannot_choose_public_subjects(backend: Backend) {
+    let env = enabled(backend).await;
+    let admin = admin_token(&env, "yunid:admin").await;
+    let (_, token) = issue(&env, &admin, json!({ "department": "tax", "max_uses": 1 })).await;
+    let mut public = minimal();
+    public["subject_type"] = json!("public");
+    let (s, _, e) = register(&env, Some(&token), public).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    assert_eq!(e["error"], "invalid_client_metadata", "{e}");
+    assert!(
+        e["error_description"].as_str().unwrap().contains("subject_type"),
+        "{e}"
+    );
+    let (s, _, reg) = register(&env, Some(&token), minimal()).await;
+    assert_eq!(s, StatusCode::CREATED, "{reg}");
+    assert_eq!(reg["subject_type"], "pairwise");
+}
+
 on_both_backends!(
+    self_registration_cannot_choose_public_subjects,
     self_registered_urls_yunid_calls_must_be_https_on_a_public_host,
     registration_is_off_by_default,
     registration_needs_a_usable_initial_access_token,

@@ -131,8 +131,10 @@ async fn a_full_hashing_queue_answers_at_once_without_a_hash(backend: Backend) {
     // hashes keep those threads busy while the rest of the burst arrives.
     let env = Env::start_with(backend, |c| {
         // Slow by iterations rather than memory: a hashing thread per core each holds its block.
+        // Wide enough (seconds per hash) that the whole burst arrives while the first checks still hash,
+        // even on a loaded machine.
         c.argon2_memory_kib = 16 * 1024;
-        c.argon2_iterations = 32;
+        c.argon2_iterations = 160;
         c.password_hash_queue = 0;
         c.login_max_failures = 1_000;
     })

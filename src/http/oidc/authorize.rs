@@ -397,7 +397,7 @@ async fn save_pending(app: &App, req: &AuthRequest, browser: &str, now: i64) -> 
 
 /// The claims of an ID token we issued (its expiry does not matter for a hint).
 fn hint_claims(app: &App, hint: &str) -> Option<Value> {
-    let (header, claims) = app.keys().verify(hint).ok()?;
+    let (header, claims) = app.keys().verify_hint(hint).ok()?;
     if header.get("typ").and_then(Value::as_str) == Some("at+jwt") {
         return None;
     }

@@ -39,7 +39,7 @@ async fn handle(app: &App, lang: Lang, jar: CookieJar, params: &Params) -> anyho
     // The hint must be an ID token we signed (any alg `none` or forged token fails verification).
     let hint = match get("id_token_hint") {
         None => None,
-        Some(h) => match app.keys().verify(&h) {
+        Some(h) => match app.keys().verify_hint(&h) {
             Ok((header, claims))
                 if header.get("typ").and_then(Value::as_str) != Some("at+jwt")
                     && claims.get("iss").and_then(Value::as_str) == Some(app.config.iss()) =>
@@ -74,8 +74,13 @@ async fn handle(app: &App, lang: Lang, jar: CookieJar, params: &Params) -> anyho
         && cookies::csrf_ok(app, &jar, params.get("csrf").ok().flatten());
     // The hint proves the request comes from an app this very session signed in to only if its `sid`
     // is this session's; otherwise (or with no hint) the person confirms first.
+    // Each app holds its own `sid` for the session; ID tokens issued before that carry the session's.
     let hint_is_this_session = match (&hint, &session) {
-        (Some(claims), Some((s, _))) => claims.get("sid").and_then(Value::as_str) == Some(s.sid.as_str()),
+        (Some(claims), Some((s, _))) => {
+            let held = claims.get("sid").and_then(Value::as_str);
+            let own = client_id.as_deref().map(|id| app.secrets.client_sid(&s.sid, id));
+            held.is_some() && (held == own.as_deref() || held == Some(s.sid.as_str()))
+        }
         (Some(_), None) => true,
         _ => false,
     };

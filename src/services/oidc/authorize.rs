@@ -244,7 +244,25 @@ pub const SCOPES: [&str; 7] = [
     "offline_access",
 ];
 
-/// Finds the client and trusts the redirect URI (exact string match, RFC 9700 §4.1.3), or says why not.
+/// Whether `given` is the registered redirect URI: the exact string (RFC 9700 §4.1.3), except that for a
+/// loopback IP literal over http any port will do (RFC 8252 §7.3: a native app listens on the port it
+/// gets); everything else must still be identical, and both in their normal form.
+fn redirect_matches(registered: &str, given: &str) -> bool {
+    if registered == given {
+        return true;
+    }
+    let (Ok(r), Ok(mut g)) = (url::Url::parse(registered), url::Url::parse(given)) else {
+        return false;
+    };
+    let loopback_ip = matches!(r.host_str(), Some("127.0.0.1" | "[::1]"));
+    if r.scheme() != "http" || !loopback_ip || r.as_str() != registered || g.as_str() != given {
+        return false;
+    }
+    g.set_port(r.port()).is_ok() && g.as_str() == registered
+}
+
+/// Finds the client and trusts the redirect URI (exact string match, RFC 9700 §4.1.3; any port on a
+/// loopback IP, RFC 8252 §7.3), or says why not.
 pub fn trusted_target(params: &Params, client: Option<&Client>) -> Result<Target, Rejection> {
     let page = Rejection::Page;
     if params.is_repeated("client_id") || params.is_repeated("redirect_uri") {
@@ -259,7 +277,11 @@ pub fn trusted_target(params: &Params, client: Option<&Client>) -> Result<Target
     let Ok(Some(redirect_uri)) = params.get("redirect_uri") else {
         return Err(page(Untrusted::MissingRedirectUri));
     };
-    if !client.redirect_uris.iter().any(|r| r == redirect_uri) {
+    if !client
+        .redirect_uris
+        .iter()
+        .any(|r| redirect_matches(r, redirect_uri))
+    {
         return Err(page(Untrusted::UnregisteredRedirectUri));
     }
     let mode = match params.raw("response_mode") {

@@ -94,8 +94,9 @@ pub fn id_token(app: &App, client: &Client, input: IdTokenInput<'_>) -> Result<S
         "acr": f.acr.to_string(),
         "amr": f.amr.split(' ').collect::<Vec<_>>(),
     });
+    // Per app, so that two apps cannot join their users by the session they share.
     if let Some(sid) = &f.session_sid {
-        c["sid"] = json!(sid);
+        c["sid"] = json!(app.secrets.client_sid(sid, &client.id));
     }
     if let Some(nonce) = input.nonce {
         c["nonce"] = json!(nonce);

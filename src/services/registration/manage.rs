@@ -194,7 +194,11 @@ async fn replace(
         return Err(MetadataError::metadata("subject_type", "cannot change after registration").into());
     }
     // Pairwise subjects are derived from the sector: moving hosts would hand the app other identifiers.
-    if !public && new.sector.as_deref() != Some(client.sector.as_str()) {
+    // (A loopback app registered before sectors per loopback client keeps the shared host sector.)
+    let stays = new.sector.as_deref().is_some_and(|s| {
+        s == client.sector || crate::services::registry::sector_for(s, &client.id) == client.sector
+    });
+    if !public && !stays {
         return Err(MetadataError::redirect(
             "redirect_uris",
             "must stay on the registered host (pairwise identifiers depend on it); register a new client",

@@ -45,7 +45,8 @@ impl MetadataError {
 /// What a valid registration asks for.
 #[derive(Debug, Clone)]
 pub struct Registration {
-    /// The app's settings; its `sector` (OIDC Core §8.1) is always the redirect URIs' host, and
+    /// The app's settings; its `sector` (OIDC Core §8.1) is the redirect URIs' host (a loopback host
+    /// becomes a sector of the client's own when it is added, `registry::sector_for`), and
     /// `department`, `min_acr` and `matters` are the defaults (the caller sets the department).
     pub client: NewClient,
     /// The registered metadata as returned to the client (defaults filled in, unknown members dropped).
@@ -336,7 +337,11 @@ pub fn validate(body: &Value) -> Result<Registration> {
         ));
     }
     // OIDC Core §8.1: without a sector identifier URI the pairwise sector is the redirect URIs' host.
-    if !public_subject && hosts.len() > 1 {
+    // Loopback hosts only (127.0.0.1 and [::1] of one native app): a sector of the client's own.
+    let loopback = hosts
+        .iter()
+        .all(|h| crate::services::registry::is_loopback_host(h));
+    if !public_subject && hosts.len() > 1 && !loopback {
         return Err(MetadataError::redirect(
             "redirect_uris",
             "with pairwise subjects every redirect URI must be on the same host",

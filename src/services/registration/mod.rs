@@ -126,6 +126,13 @@ pub async fn register(app: &App, caller: Caller<'_>, body: &Value, now: i64) -> 
         return Err(RegistrationError::InvalidToken(why));
     }
     let reg = match metadata::validate(body).and_then(|r| {
+        // Public subjects let apps join their users; only an administrator gives them.
+        if r.client.public_subject {
+            return Err(MetadataError::metadata(
+                "subject_type",
+                "public subjects are given by an administrator; register with pairwise",
+            ));
+        }
         metadata::check_fetch_target(&r, app.client_http.guard())?;
         Ok(r)
     }) {

@@ -290,3 +290,16 @@ pub async fn with_assertion(base: &str, client_id: &str, assertion: &str) -> (St
     let status = res.status();
     (status, res.json().await.unwrap_or(Value::Null))
 }
+
+/// The `sid` the app behind `rp` holds for Alice's one live SSO session (each app has its own).
+pub async fn alices_sid_at(env: &super::Env, rp: &Rp) -> String {
+    let person = yunid::services::login::find_person(&env.app, ALICE_ID)
+        .await
+        .unwrap()
+        .expect("Alice");
+    let live = env.app.db.sessions_of(&person.id, env.app.now()).await.unwrap();
+    assert_eq!(live.len(), 1, "Alice has one SSO session");
+    env.app
+        .secrets
+        .client_sid(&live[0].sid, rp.client.client_id().as_str())
+}

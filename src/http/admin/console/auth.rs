@@ -195,22 +195,28 @@ async fn callback(
             return (jar, refuse(Msg::SignInIncomplete)).into_response();
         }
     };
-    // The yunid session the token speaks of must be alive and the same person's.
-    let yunid = match app.db.session_by_sid(&signed_in.sid).await {
-        Ok(Some(s)) if s.person_id == signed_in.person_id && s.expires_at > now => s,
-        Ok(_) => {
-            return (
-                jar,
-                page::error_in(lang, StatusCode::BAD_REQUEST, labels(lang).sign_in_expired),
-            )
-                .into_response();
-        }
+    // The yunid session the token speaks of must be alive and the same person's. The token carries
+    // the console's own `sid` for it, so it is found among the person's live sessions.
+    let yunid = match app.db.sessions_of(&signed_in.person_id, now).await {
+        Ok(sessions) => match sessions
+            .into_iter()
+            .find(|s| app.secrets.client_sid(&s.sid, CLIENT_ID) == signed_in.sid)
+        {
+            Some(s) => s,
+            None => {
+                return (
+                    jar,
+                    page::error_in(lang, StatusCode::BAD_REQUEST, labels(lang).sign_in_expired),
+                )
+                    .into_response();
+            }
+        },
         Err(e) => return internal(e),
     };
     let value = crypto::random_token();
     let session = ConsoleSession {
         person_id: signed_in.person_id.clone(),
-        sid: signed_in.sid,
+        sid: yunid.sid.clone(),
         acr: signed_in.acr,
         id_token,
         last_seen: now,
