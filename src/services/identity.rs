@@ -163,6 +163,10 @@ pub async fn appoint(
     if by.actor == format!("person:{}", new.person_id) {
         return Err(IdentityError::Forbidden(SELF_APPOINTMENT));
     }
+    // Only a super admin records an appointment no one else witnessed: a clerk names another appointer.
+    if !by.can_manage_orgs() && appointed_by.is_some_and(|a| by.actor == format!("person:{a}")) {
+        return Err(IdentityError::Forbidden(SELF_APPOINTMENT));
+    }
     match appointed_by {
         None if by.can_manage_orgs() => grant(app, new, &by.actor).await,
         None => Err(IdentityError::Forbidden(NEEDS_APPOINTER)),

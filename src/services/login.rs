@@ -253,6 +253,11 @@ pub async fn sign_in(
             return Ok((new_cookie, row));
         }
     }
+    // Another person signs in on this browser (a shared counter terminal): the previous person's
+    // session ends, with its grants and a back-channel logout to its apps.
+    if let Some((_, previous)) = current.filter(|(_, s)| s.person_id != person_id) {
+        crate::services::logout::end_session(app, &previous.sid, now).await?;
+    }
     start_session(app, person_id, &methods.join(" "), acr_of(methods), now).await
 }
 

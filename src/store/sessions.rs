@@ -90,6 +90,19 @@ impl Db {
         row.as_ref().map(from_row).transpose()
     }
 
+    /// Whether the session `sid` is live: not ended, not past its absolute expiry, seen since `idle_since`.
+    pub async fn session_is_live(&self, sid: &str, now: i64, idle_since: i64) -> Result<bool, sqlx::Error> {
+        let found: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM sessions WHERE sid = $1 AND ended_at IS NULL AND expires_at > $2 AND last_seen >= $3",
+        )
+        .bind(sid)
+        .bind(now)
+        .bind(idle_since)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(found.is_some())
+    }
+
     pub async fn touch_session(&self, id_hash: &str, now: i64) -> Result<(), sqlx::Error> {
         sqlx::query("UPDATE sessions SET last_seen = $1 WHERE id_hash = $2 AND last_seen < $1")
             .bind(now)

@@ -400,7 +400,50 @@ async fn a_counter_reset_ends_offline_grants_and_earlier_sms_codes(backend: Back
     );
 }
 
+/// Alice signs in at `rp` on `browser` with `scopes`; returns the refresh token.
+async fn alices_refresh_token(rp: &Rp, browser: &Browser, scopes: &[&str]) -> String {
+    use openidconnect::OAuth2TokenResponse;
+    let attempt = rp.start(scopes);
+    let back = browser.sign_in(attempt.url.as_str(), ALICE_ID, PASSWORD).await;
+    let tokens = rp
+        .exchange(&back.params()["code"], attempt.verifier)
+        .await
+        .unwrap();
+    tokens.refresh_token().expect("a refresh token").secret().clone()
+}
+
+/// Alice signs in to an app without `offline_access` and one with it. Her session idles out: the first
+/// app's refresh token stops working with it, the offline one goes on. On a shared terminal, Bob signing
+/// in ends Alice's session, and with it her non-offline grants.
+async fn a_grant_without_offline_access_ends_with_its_session(backend: Backend) {
+    let env = Env::start(backend).await;
+    env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    env.person(&resident_id(7), BOB_PHONE, PASSWORD).await;
+    let client = env.client(CALLBACK).await;
+    let rp = Rp::discover(&env.base, &client).await;
+    let browser = Browser::new(&env.base);
+    let online = alices_refresh_token(&rp, &browser, &["profile"]).await;
+    let offline = alices_refresh_token(&rp, &browser, &["profile", "offline_access"]).await;
+    env.app.clock.advance(env.app.config.session_idle_ttl + 1);
+    assert_eq!(
+        refresh_status(&env, &client, &online).await,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(refresh_status(&env, &client, &offline).await, StatusCode::OK);
+
+    let terminal = Browser::new(&env.base);
+    let alices = alices_refresh_token(&rp, &terminal, &["profile"]).await;
+    assert_eq!(refresh_status(&env, &client, &alices).await, StatusCode::OK);
+    bob_signs_in(&terminal).await;
+    assert_eq!(
+        refresh_status(&env, &client, &alices).await,
+        StatusCode::BAD_REQUEST,
+        "Bob's sign-in ended Alice's session on the terminal"
+    );
+}
+
 on_both_backends!(
+    a_grant_without_offline_access_ends_with_its_session,
     a_counter_reset_ends_offline_grants_and_earlier_sms_codes,
     a_password_typed_again_does_not_refresh_an_old_second_factor,
     an_open_consent_page_is_not_answered_for_the_next_person,

@@ -546,7 +546,47 @@ async fn only_a_super_admin_widens_what_an_app_receives(backend: Backend) {
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
 }
 
+/// A grant acting for a company, refreshed with only `openid`: the subject stays the company's, but who
+/// acted and the company's details are not in the new ID token (they follow the effective scope).
+async fn a_refresh_without_org_carries_no_organisation_details(backend: Backend) {
+    let env = Env::start(backend).await;
+    let alice = env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    let (_, rep) = company(&env, &alice, FIRST, "福州示例科技有限公司").await;
+    let client = org_app(&env).await;
+    let browser = Browser::new(&env.base);
+    let (url, verifier) = authorize(&env, &client, "openid org", &[]);
+    let login = browser.get(&url).await;
+    let page = browser.login(&login, ALICE_ID, PASSWORD).await;
+    let consent = choose(&browser, &page, &rep).await;
+    let back = browser.consent(&consent, true).await;
+    let tokens = redeem(&env, &client, &back, &verifier).await;
+    let first = id_claims(&tokens);
+    assert_eq!(first["org"]["credit_code"], FIRST);
+    let res = http()
+        .post(env.url("/token"))
+        .basic_auth(&client.id, Some(&client.secret))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            (
+                "refresh_token",
+                tokens["refresh_token"].as_str().expect("a refresh token"),
+            ),
+            ("scope", "openid"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let narrowed = id_claims(&res.json().await.unwrap());
+    assert_eq!(narrowed["sub"], first["sub"], "still the company's subject");
+    assert!(
+        narrowed.get("org").is_none() && narrowed.get("act").is_none(),
+        "{narrowed}"
+    );
+}
+
 on_both_backends!(
+    a_refresh_without_org_carries_no_organisation_details,
     only_a_super_admin_widens_what_an_app_receives,
     a_company_gets_only_what_was_consented_for_it,
     the_person_chooses_the_company_and_consents_for_each,

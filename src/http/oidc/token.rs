@@ -134,6 +134,21 @@ async fn refresh_token(
     {
         return Err(e.clone().into());
     }
+    // A grant without offline_access lives only as long as the SSO session that made it (OIDC Core §11):
+    // once that session ended, or expired idle or absolute, the app must send the person back to sign in.
+    if !state.used && !family.scope.split(' ').any(|s| s == "offline_access") {
+        let live = match &family.session_sid {
+            Some(sid) => {
+                app.db
+                    .session_is_live(sid, now, now - app.config.session_idle_ttl)
+                    .await?
+            }
+            None => false,
+        };
+        if !live {
+            return Err(invalid("the session this grant belongs to has ended"));
+        }
+    }
     // The successor is stored by the same statement that consumes the token, and only when the refresh
     // can succeed.
     let usable = state.expires_at > now && family.expires_at > now && family.revoked_at.is_none();

@@ -267,6 +267,9 @@ pub fn subject_claims(
     let mut out = Map::new();
     match &gs.acting {
         None => out.extend(person),
+        // The subject stays the organisation's; who acted and the organisation's details go out only
+        // while `org` is in the effective scope.
+        Some(_) if !scopes.contains(&"org") => {}
         Some((rep, org)) => {
             // The subject is the organisation; what is known of the person goes inside `act`.
             let mut act = Map::new();
