@@ -32,7 +32,8 @@ pub(crate) async fn admin_token(env: &Env, scope: &str) -> String {
     res["access_token"].as_str().expect("an admin token").to_owned()
 }
 
-async fn call(
+/// Calls the admin API as `token`; returns the status and the JSON (or text) answer.
+pub(crate) async fn call(
     env: &Env,
     token: &str,
     method: reqwest::Method,

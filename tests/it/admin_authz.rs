@@ -23,16 +23,7 @@ use crate::on_both_backends;
 const DRIVING: &str = "11100000000013338W032";
 const ISSUER: &str = "11220000013544541J";
 
-async fn call(env: &Env, token: &str, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut req = http().request(method, env.url(path)).bearer_auth(token);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let res = req.send().await.unwrap();
-    let status = res.status().as_u16();
-    let text = res.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
-}
+use crate::admin::call;
 
 /// What the admin API answers this token on a call every admin role may make (its audit listing is
 /// open to super admins and auditors).

@@ -112,6 +112,11 @@ async fn redeem(env: &Env, client: &TestClient, page: &Page, verifier: &str) -> 
     res.json().await.unwrap()
 }
 
+/// The `error` the app got back on `page`, if any.
+fn error_code(page: &Page) -> Option<String> {
+    page.params().get("error").cloned()
+}
+
 fn id_claims(tokens: &Value) -> Value {
     jwt_parts(tokens["id_token"].as_str().unwrap()).1
 }
@@ -189,7 +194,7 @@ async fn the_person_chooses_the_company_and_consents_for_each(backend: Backend) 
     ] {
         let (page, _) = silent(code.clone()).await;
         assert_eq!(
-            page.params().get("error").map(String::as_str),
+            error_code(&page).as_deref(),
             Some("consent_required"),
             "{code}: {page:?}"
         );
@@ -266,7 +271,7 @@ async fn an_id_token_hint_names_the_grant_subject(backend: Backend) {
     let login = other.get(&url).await;
     let answer = other.login(&login, &resident_id(8), PASSWORD).await;
     assert_eq!(
-        answer.params().get("error").map(String::as_str),
+        error_code(&answer).as_deref(),
         Some("login_required"),
         "{answer:?}"
     );
@@ -287,10 +292,7 @@ async fn the_claims_parameter_is_honoured_or_refused(backend: Backend) {
     let other = json!({ "id_token": { "sub": { "value": "someone-else" } } }).to_string();
     let (url, _) = authorize(&env, &client, "openid", &[("claims", &other), ("prompt", "none")]);
     let page = browser.get(&url).await;
-    assert_eq!(
-        page.params().get("error").map(String::as_str),
-        Some("login_required")
-    );
+    assert_eq!(error_code(&page).as_deref(), Some("login_required"));
     let own = json!({ "id_token": { "sub": { "value": alice_sub } } }).to_string();
     let (url, verifier) = authorize(&env, &client, "openid", &[("claims", &own), ("prompt", "none")]);
     let page = browser.get(&url).await;
@@ -303,10 +305,7 @@ async fn the_claims_parameter_is_honoured_or_refused(backend: Backend) {
         json!({ "id_token": { "acr": { "essential": true, "values": ["urn:example:loa:4"] } } }).to_string();
     let (url, _) = authorize(&env, &client, "openid", &[("claims", &impossible)]);
     let page = browser.get(&url).await;
-    assert_eq!(
-        page.params().get("error").map(String::as_str),
-        Some("access_denied")
-    );
+    assert_eq!(error_code(&page).as_deref(), Some("access_denied"));
 
     // A passkey-less two-factor session is not needed: a one-factor session asked for "1" reports "1".
     let one = json!({ "id_token": { "acr": { "essential": true, "values": ["1", "urn:x"] } } }).to_string();
@@ -448,11 +447,7 @@ async fn a_company_gets_only_what_was_consented_for_it(backend: Backend) {
         &[("login_hint", &hint), ("prompt", "none")],
     );
     let page = browser.get(&url).await;
-    assert_eq!(
-        page.params().get("error").map(String::as_str),
-        Some("consent_required"),
-        "{page:?}"
-    );
+    assert_eq!(error_code(&page).as_deref(), Some("consent_required"), "{page:?}");
 
     let named = json!({ "id_token": { "sub": { "value": org_sub } } }).to_string();
     let (url, _) = authorize(
@@ -462,11 +457,7 @@ async fn a_company_gets_only_what_was_consented_for_it(backend: Backend) {
         &[("claims", &named), ("prompt", "none")],
     );
     let page = browser.get(&url).await;
-    assert_eq!(
-        page.params().get("error").map(String::as_str),
-        Some("consent_required"),
-        "{page:?}"
-    );
+    assert_eq!(error_code(&page).as_deref(), Some("consent_required"), "{page:?}");
 
     // Someone who represents nobody, consented as himself: the same answer for a company hint.
     let other = Browser::new(&env.base);
@@ -480,11 +471,7 @@ async fn a_company_gets_only_what_was_consented_for_it(backend: Backend) {
         &[("login_hint", &hint), ("prompt", "none")],
     );
     let page = other.get(&url).await;
-    assert_eq!(
-        page.params().get("error").map(String::as_str),
-        Some("consent_required"),
-        "{page:?}"
-    );
+    assert_eq!(error_code(&page).as_deref(), Some("consent_required"), "{page:?}");
 }
 
 /// PATCHes app `id` as `token`; returns the status.
