@@ -40,6 +40,8 @@ pub struct Inner {
     pub client_jwks: crate::services::oidc::remote_jwks::RemoteJwks,
     /// Peers whose `X-Forwarded-For` is believed (`Config::trusted_proxies`, parsed).
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Randomness handed to the services (`crypto::Random`).
+    pub random: Box<dyn crate::crypto::Random>,
 }
 
 /// Cheap to clone; every handler gets one.
@@ -125,6 +127,7 @@ impl App {
             verified_tokens: Default::default(),
             client_jwks: Default::default(),
             trusted_proxies,
+            random: Box::new(crate::crypto::OsRandom),
         }));
         // The admin console signs in through yunid like any app: its client must exist.
         crate::services::console::ensure_client(&app, now).await?;

@@ -30,6 +30,31 @@ pub fn random_token() -> String {
     b64url(&random_bytes::<32>())
 }
 
+/// Randomness as the domain receives it: services take a `&dyn Random` instead of reading the OS
+/// generator themselves, so a test can hand them a fixed sequence. `OsRandom` is the production one.
+pub trait Random: Send + Sync {
+    fn fill(&self, out: &mut [u8]);
+
+    /// A fresh opaque token with 256 bits of entropy, base64url.
+    fn token(&self) -> String {
+        let mut bytes = [0u8; 32];
+        self.fill(&mut bytes);
+        b64url(&bytes)
+    }
+}
+
+/// The operating system's CSPRNG.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct OsRandom;
+
+impl Random for OsRandom {
+    fn fill(&self, out: &mut [u8]) {
+        if SystemRandom::new().fill(out).is_err() {
+            panic!("the operating system's random number generator failed");
+        }
+    }
+}
+
 /// SHA-256 of a token, base64url: what the database stores instead of a bearer secret.
 pub fn token_hash(token: &str) -> String {
     b64url(digest::digest(&digest::SHA256, token.as_bytes()).as_ref())
