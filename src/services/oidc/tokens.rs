@@ -321,3 +321,86 @@ pub async fn refresh_token(
         .await?;
     Ok(token)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_800_000_000;
+
+    fn signed(keys: &KeySet, claims: &Value) -> String {
+        keys.sign(Alg::ES256, ACCESS_TOKEN_TYP, claims).unwrap()
+    }
+
+    fn claims(exp: i64) -> Value {
+        json!({ "iss": "https://id.example", "sub": "s", "client_id": "c", "jti": "j", "iat": NOW, "exp": exp })
+    }
+
+    #[test]
+    fn verified_tokens_expire_when_the_given_clock_passes_them() {
+        let keys = Arc::new(KeySet::generate(NOW).unwrap());
+        let cache = VerifiedTokens::default();
+        let v = Verifier {
+            keys: keys.clone(),
+            iss: "https://id.example",
+            cache: &cache,
+        };
+        let token = signed(&keys, &claims(NOW + 600));
+        assert_eq!(parse_access_token(&v, &token, NOW).unwrap().exp, NOW + 600);
+        assert_eq!(cache.len(), 1);
+        // Served from the cache while unexpired.
+        assert!(parse_access_token(&v, &token, NOW + 599).is_ok());
+        // The clock moves past `exp`: refused, and the entry is dropped.
+        assert_eq!(parse_access_token(&v, &token, NOW + 600).unwrap_err(), EXPIRED);
+        assert!(cache.is_empty());
+        assert_eq!(parse_access_token(&v, &token, NOW + 600).unwrap_err(), EXPIRED);
+    }
+
+    #[test]
+    fn access_tokens_are_checked_for_issuer_type_and_not_before() {
+        let keys = Arc::new(KeySet::generate(NOW).unwrap());
+        let cache = VerifiedTokens::default();
+        let v = Verifier {
+            keys: keys.clone(),
+            iss: "https://id.example",
+            cache: &cache,
+        };
+        let mut other_iss = claims(NOW + 600);
+        other_iss["iss"] = json!("https://other.example");
+        let err = parse_access_token(&v, &signed(&keys, &other_iss), NOW).unwrap_err();
+        assert_eq!(err.description, "wrong issuer");
+        let id_token = keys.sign(Alg::ES256, "JWT", &claims(NOW + 600)).unwrap();
+        let err = parse_access_token(&v, &id_token, NOW).unwrap_err();
+        assert_eq!(err.description, "not an access token");
+        let mut later = claims(NOW + 600);
+        later["nbf"] = json!(NOW + 60);
+        let later = signed(&keys, &later);
+        assert_eq!(
+            parse_access_token(&v, &later, NOW).unwrap_err().description,
+            "token not yet valid"
+        );
+        assert!(parse_access_token(&v, &later, NOW + 60).is_ok());
+    }
+
+    #[test]
+    fn the_cache_drops_expired_entries_first_when_full() {
+        let keys = Arc::new(KeySet::generate(NOW).unwrap());
+        let cache = VerifiedTokens::default();
+        let at = |exp: i64| AccessToken {
+            claims: Value::Null,
+            jti: "j".into(),
+            client_id: "c".into(),
+            sub: "s".into(),
+            family_id: None,
+            exp,
+        };
+        let kid = keys.active_kid(Alg::ES256).unwrap().to_owned();
+        for n in 0..VERIFIED_TOKENS_MAX {
+            let exp = if n % 2 == 0 { NOW - 1 } else { NOW + 600 };
+            cache.put(&format!("t{n}"), &kid, &at(exp), NOW - 10);
+        }
+        cache.put("fresh", &kid, &at(NOW + 600), NOW);
+        assert_eq!(cache.len(), VERIFIED_TOKENS_MAX / 2 + 1);
+        assert!(cache.get("t1", &keys, NOW).is_some_and(|r| r.is_ok()));
+    }
+}

@@ -207,3 +207,6 @@ impl From<sqlx::Error> for GrantError {
         GrantError::Internal(e.into())
     }
 }
+
+#[cfg(test)]
+mod tests;
