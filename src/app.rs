@@ -296,6 +296,21 @@ impl App {
         }
     }
 
+    pub fn userinfo(&self) -> crate::services::oidc::userinfo::Ctx<'_> {
+        crate::services::oidc::userinfo::Ctx {
+            verifier: self.access_tokens(),
+            subjects: self.subjects(),
+            licences: self,
+        }
+    }
+
+    pub fn introspection(&self) -> crate::services::oidc::introspection::Ctx<'_> {
+        crate::services::oidc::introspection::Ctx {
+            verifier: self.access_tokens(),
+            subjects: self.subjects(),
+        }
+    }
+
     pub fn grants(&self) -> crate::services::oidc::grants::Ctx<'_> {
         crate::services::oidc::grants::Ctx {
             db: &self.db,
@@ -334,7 +349,7 @@ impl crate::services::oidc::claims::Representations for App {
     }
 }
 
-impl crate::services::oidc::grants::Licences for App {
+impl crate::services::oidc::Licences for App {
     fn release<'a>(
         &'a self,
         client: &'a crate::store::clients::Client,

@@ -233,7 +233,7 @@ impl FromRequestParts<App> for Caller {
             .ok_or_else(|| challenge("a bearer token is required", "Bearer realm=\"yunid-admin\""))?;
         let now = app.now();
         let at = tokens::parse_access_token(&app.access_tokens(), token.trim(), now)
-            .map_err(|e| unauthorized(&e.description))?;
+            .map_err(|e| unauthorized(e.description))?;
         match app
             .db
             .access_token_revoked(&at.jti, at.family_id.as_deref())

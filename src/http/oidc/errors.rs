@@ -3,7 +3,9 @@
 use crate::error::{Error, OAuthError};
 use crate::services::oidc::client_auth::ClientAuthError;
 use crate::services::oidc::grants::GrantError;
+use crate::services::oidc::introspection::IntrospectionError;
 use crate::services::oidc::tokens::TokenError;
+use crate::services::oidc::userinfo::UserinfoError;
 
 impl From<GrantError> for Error {
     fn from(e: GrantError) -> Error {
@@ -44,6 +46,24 @@ impl From<TokenError> for Error {
     fn from(e: TokenError) -> Error {
         match e {
             TokenError::Internal(e) => e.into(),
+        }
+    }
+}
+
+impl From<UserinfoError> for Error {
+    fn from(e: UserinfoError) -> Error {
+        match e {
+            UserinfoError::InvalidToken(m) => Error::Bearer(m),
+            UserinfoError::NoOpenid => Error::InsufficientScope(e.to_string()),
+            UserinfoError::Internal(e) => e.into(),
+        }
+    }
+}
+
+impl From<IntrospectionError> for Error {
+    fn from(e: IntrospectionError) -> Error {
+        match e {
+            IntrospectionError::Internal(e) => e.into(),
         }
     }
 }

@@ -7,6 +7,7 @@ mod introspect;
 mod logout;
 mod par;
 mod register;
+mod revoke;
 mod token;
 mod userinfo;
 
@@ -52,7 +53,7 @@ pub fn router() -> Router<App> {
         .route("/authorize/resume", get(authorize::resume))
         .route("/par", post(par::push))
         .route("/introspect", post(introspect::introspect))
-        .route("/revoke", post(introspect::revoke))
+        .route("/revoke", post(revoke::revoke))
         .route("/logout", get(logout::logout).post(logout::logout))
         .route("/connect/register", post(register::register))
         .route(

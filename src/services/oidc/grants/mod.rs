@@ -14,12 +14,9 @@ mod issue;
 
 use std::fmt;
 
-use serde_json::Value;
-
 use crate::crypto::Random;
-use crate::services::licence::Release;
-use crate::services::oidc::BoxFuture;
-use crate::services::oidc::claims::{self, GrantSubject, Representations, SubjectError};
+pub use crate::services::oidc::Licences;
+use crate::services::oidc::claims::{self, Representations, SubjectError};
 use crate::services::oidc::code::Refusal;
 use crate::services::oidc::tokens::{Minting, TokenError, TokenResponse};
 use crate::store::Db;
@@ -30,17 +27,6 @@ use crate::store::clients::Client;
 pub struct Settings {
     /// How long an SSO session lives without being used: a grant without `offline_access` ends with it.
     pub session_idle_ttl: i64,
-}
-
-/// The licences a token may carry, as the licence service releases them.
-pub trait Licences: Send + Sync {
-    fn release<'a>(
-        &'a self,
-        client: &'a Client,
-        asked: &'a Release<'a>,
-        subject: &'a GrantSubject,
-        now: i64,
-    ) -> BoxFuture<'a, anyhow::Result<Vec<Value>>>;
 }
 
 /// What the grants need: the store, token issuance (keys, secrets, settings), the services that decide
