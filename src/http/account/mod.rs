@@ -20,8 +20,14 @@ use crate::store::audit::NewEvent;
 use crate::store::persons::PersonRow;
 use crate::store::sessions::SessionRow;
 
+mod organisations;
+mod proofing_texts;
+mod verify;
+
 pub fn router() -> Router<App> {
     Router::new()
+        .merge(verify::router())
+        .merge(organisations::router())
         .route("/account", get(show))
         .route("/account/passkeys/start", post(passkey_start))
         .route("/account/passkeys/finish", post(passkey_finish))

@@ -25,6 +25,9 @@ pub async fn of(db: &Db, person: &PersonRow) -> anyhow::Result<Vec<EvidenceRow>>
 
 /// The evidence elements for a person and their recorded checks.
 pub fn elements(person: &PersonRow, rows: &[EvidenceRow]) -> Vec<Value> {
+    let rank = |t: &str| ["population", "carrier", "face"].iter().position(|k| *k == t);
+    let mut rows: Vec<&EvidenceRow> = rows.iter().collect();
+    rows.sort_by_key(|r| rank(&r.check_type));
     let mut out = Vec::new();
     for row in rows {
         let time = rfc3339(row.at);

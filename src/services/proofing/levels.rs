@@ -258,3 +258,12 @@ pub async fn recheck_due(ctx: &Ctx<'_>, now: i64) -> Result<(), ProofingError> {
     }
     Ok(())
 }
+
+/// What `/account/verify` shows, after re-checking a population record that is due: `None` when the
+/// re-check found it closed and locked the account.
+pub async fn page(ctx: &Ctx<'_>, person: &PersonRow, now: i64) -> Result<Option<Standing>, ProofingError> {
+    if recheck(ctx, person, now).await? {
+        return Ok(None);
+    }
+    Ok(Some(standing(ctx, person)))
+}

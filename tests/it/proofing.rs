@@ -1,0 +1,391 @@
+//! Real-name proofing online and legal persons by themselves (issue 18), against the authorities' test
+//! double (`common::authorities`): a citizen raises her level from 1 to 3 and an app sees the evidence;
+//! a mismatch, a slow, a down and a malformed connector; throttling; the face session bound to its
+//! browser and person, once; a closed population record locking the account; a legal representative
+//! binding her company and appointing an agent who acts for it until the registry says it is cancelled.
+//! No ID number in any log, audit detail or connector error.
+
+use openidconnect::OAuth2TokenResponse;
+use serde_json::Value;
+use yunid::services::registry::NewClient;
+
+use crate::common::authorities::{Answer, Authorities};
+use crate::common::browser::{Page, field};
+use crate::common::rp::{Rp, http_client};
+use crate::common::{ALICE_ID, ALICE_PHONE, Backend, Browser, Env, PASSWORD, TestClient, captured_logs, resident_id};
+use crate::identity::userinfo;
+use crate::on_both_backends;
+
+const COMPANY: &str = "91350100M000100Y43";
+const CLAIMS: &str = r#"{"userinfo":{"verified_claims":{"verification":{"trust_framework":null,"evidence":null},"claims":{"name":null}}}}"#;
+
+async fn start(backend: Backend, authorities: &Authorities) -> Env {
+    Env::start_with(backend, |c| {
+        authorities.configure(c);
+        c.proofing_recheck_ttl = 600;
+    })
+    .await
+}
+
+/// A browser signed in at yunid itself (no app) as `username`.
+async fn signed_in(env: &Env, username: &str) -> Browser {
+    let browser = Browser::new(&env.base);
+    let login = browser.get("/login").await;
+    let page = browser.login(&login, username, PASSWORD).await;
+    let (url, _, body) = page.html();
+    assert!(url.ends_with("/account"), "signed in: {url} {body}");
+    browser
+}
+
+/// Submits the form posting to `action` on the page at `path`.
+async fn submit(browser: &Browser, path: &str, action: &str, extra: &[(&str, &str)]) -> Page {
+    let page = browser.get(path).await;
+    let (_, _, body) = page.html();
+    assert!(body.contains(&format!("action=\"{action}\"")), "no form to {action}: {body}");
+    let csrf = field(body, "csrf").unwrap();
+    let mut form = vec![("csrf", csrf.as_str())];
+    form.extend_from_slice(extra);
+    browser.post(action, &form).await
+}
+
+fn level_shown(page: &Page) -> String {
+    let (_, _, body) = page.html();
+    let re = regex_lite::Regex::new(r#"<strong id="level">(\d)</strong>"#).unwrap();
+    re.captures(body).map(|c| c[1].to_owned()).unwrap_or_default()
+}
+
+fn message_shown(page: &Page) -> String {
+    let (_, _, body) = page.html();
+    let re = regex_lite::Regex::new(r#"id="proofing-message">([^<]*)<"#).unwrap();
+    re.captures(body).map(|c| c[1].to_owned()).unwrap_or_default()
+}
+
+/// Starts face verification and follows the provider's page back to yunid (in `browser`); the page
+/// it ends on, and the provider page's URL.
+async fn face(browser: &Browser) -> (Page, String) {
+    let go = submit(browser, "/account/verify", "/account/verify/face/start", &[]).await;
+    let (_, _, body) = go.html();
+    let re = regex_lite::Regex::new(r#"id="face-continue" href="([^"]*)""#).unwrap();
+    let target = re.captures(body).expect("a link to the provider")[1].replace("&amp;", "&");
+    (browser.get(&target).await, target)
+}
+
+async fn identity_client(env: &Env) -> TestClient {
+    env.client_with(NewClient {
+        name: "公积金".into(),
+        redirect_uris: vec!["http://127.0.0.1:9/cb".into()],
+        scopes: ["openid", "identity", "offline_access"].map(String::from).to_vec(),
+        ..NewClient::default()
+    })
+    .await
+}
+
+/// Alice signs in to the identity app in `browser` (already signed in at yunid), consents, and the app
+/// reads userinfo with the `verified_claims` claims request.
+async fn app_sees(env: &Env, browser: &Browser, client: &TestClient) -> (Value, openidconnect::core::CoreTokenResponse) {
+    let rp = Rp::discover(&env.base, client).await;
+    let attempt = rp.start(&["identity", "offline_access"]);
+    let url = url::Url::parse_with_params(attempt.url.as_str(), [("claims", CLAIMS), ("prompt", "consent")]).unwrap();
+    let mut page = browser.get(url.as_str()).await;
+    if page.is_login() {
+        page = browser.login(&page, ALICE_ID, PASSWORD).await;
+    }
+    if page.is_consent() {
+        page = browser.consent(&page, true).await;
+    }
+    let tokens = rp.exchange(&page.params()["code"], attempt.verifier).await.unwrap();
+    let (status, info) = userinfo(env, tokens.access_token().secret()).await;
+    assert_eq!(status, 200, "{info}");
+    (info, tokens)
+}
+
+async fn citizen_raises_her_level_from_one_to_three_and_an_app_sees_the_evidence(backend: Backend) {
+    let authorities = Authorities::start().await;
+    let env = start(backend, &authorities).await;
+    env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    let browser = signed_in(&env, ALICE_ID).await;
+
+    let page = browser.get("/account/verify").await;
+    assert_eq!(level_shown(&page), "1");
+    assert!(page.html().2.contains("lang=\"zh-CN\""), "Chinese by default");
+    let page = submit(&browser, "/account/verify", "/account/verify/online", &[]).await;
+    assert_eq!(level_shown(&page), "2", "{}", page.html().2);
+    assert!(message_shown(&page).contains("二级"), "{}", message_shown(&page));
+    // What the authorities were asked: the person's own data, with the bearer token.
+    let asked = authorities.calls("population");
+    assert_eq!(asked.len(), 1);
+    assert_eq!(asked[0]["id_number"], ALICE_ID);
+    assert_eq!(authorities.calls("carrier")[0]["phone"], format!("+86{ALICE_PHONE}"));
+
+    let client = identity_client(&env).await;
+    let (info, _) = app_sees(&env, &browser, &client).await;
+    let verification = &info["verified_claims"]["verification"];
+    assert_eq!(verification["assurance_level"], "2", "{info}");
+    let evidence = verification["evidence"].as_array().unwrap();
+    let records: Vec<&Value> = evidence.iter().filter(|e| e["type"] == "electronic_record").collect();
+    assert_eq!(records.len(), 2, "population and carrier: {info}");
+    assert_eq!(records[0]["record"]["type"], "population_register");
+    assert!(records[0]["check_details"][0]["txn"].as_str().unwrap().starts_with("pop-"));
+    assert_eq!(records[1]["record"]["type"], "mobile_subscription");
+
+    let (back, provider_page) = face(&browser).await;
+    assert!(provider_page.starts_with(&authorities.base), "sent to the provider: {provider_page}");
+    assert_eq!(level_shown(&back), "3", "{}", back.html().2);
+    assert!(message_shown(&back).contains("三级"));
+
+    let (info, _) = app_sees(&env, &browser, &client).await;
+    let verification = &info["verified_claims"]["verification"];
+    assert_eq!(verification["assurance_level"], "3", "{info}");
+    let face = verification["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["method"] == "bvr")
+        .expect("face evidence");
+    assert!(face["time"].as_str().is_some_and(|t| t.ends_with('Z')), "{face}");
+    assert!(face["check_details"][0]["txn"].as_str().unwrap().starts_with("face-"));
+    assert_eq!(info["real_name_level"], 3);
+    // The evidence names checks and transactions, never the number.
+    let evidence_text = verification["evidence"].as_array().unwrap()[1..]
+        .iter()
+        .map(Value::to_string)
+        .collect::<String>();
+    assert!(!evidence_text.contains(ALICE_ID), "{evidence_text}");
+
+    // English on request.
+    let _ = browser.get("/lang/en").await;
+    let page = browser.get("/account/verify").await;
+    assert!(page.html().2.contains("Real-name verification"), "{}", page.html().2);
+}
+
+async fn a_mismatch_says_which_check_failed_and_sends_to_the_counter(backend: Backend) {
+    let authorities = Authorities::start().await;
+    let env = start(backend, &authorities).await;
+    env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    let browser = signed_in(&env, ALICE_ID).await;
+
+    authorities.answer("population", Answer::NoMatch);
+    let page = submit(&browser, "/account/verify", "/account/verify/online", &[]).await;
+    assert_eq!(level_shown(&page), "1");
+    let msg = message_shown(&page);
+    assert!(msg.contains("人口基础信息库") && msg.contains("窗口"), "{msg}");
+    assert!(authorities.calls("carrier").is_empty(), "the carrier is not asked after a failed population check");
+
+    authorities.answer("population", Answer::Match);
+    authorities.answer("carrier", Answer::NoMatch);
+    let page = submit(&browser, "/account/verify", "/account/verify/online", &[]).await;
+    assert_eq!(level_shown(&page), "1");
+    let msg = message_shown(&page);
+    assert!(msg.contains("运营商") && msg.contains("窗口"), "{msg}");
+
+    // Level 3 is not offered before level 2, and the face endpoint refuses it.
+    assert!(!page.html().2.contains("/account/verify/face/start"));
+    let csrf = field(page.html().2, "csrf").unwrap();
+    let page = browser.post("/account/verify/face/start", &[("csrf", &csrf)]).await;
+    assert!(message_shown(&page).contains("上一级"), "{}", message_shown(&page));
+    assert!(authorities.calls("face").is_empty());
+}
+
+async fn a_slow_down_or_malformed_connector_says_try_later_and_never_blocks_a_login(backend: Backend) {
+    let authorities = Authorities::start().await;
+    let env = start(backend, &authorities).await;
+    env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    let browser = signed_in(&env, ALICE_ID).await;
+    for answer in [Answer::Slow, Answer::Down, Answer::Malformed] {
+        authorities.answer("population", answer);
+        let started = std::time::Instant::now();
+        let page = submit(&browser, "/account/verify", "/account/verify/online", &[]).await;
+        assert!(started.elapsed() < std::time::Duration::from_secs(2), "{answer:?} waited");
+        assert_eq!(level_shown(&page), "1");
+        assert!(message_shown(&page).contains("稍后再试"), "{answer:?}: {}", message_shown(&page));
+    }
+    // Signing in to an app meanwhile works as ever.
+    let client = env.client("http://127.0.0.1:9/cb").await;
+    let rp = Rp::discover(&env.base, &client).await;
+    let attempt = rp.start(&[]);
+    let page = Browser::new(&env.base)
+        .sign_in(attempt.url.as_str(), ALICE_ID, PASSWORD)
+        .await;
+    assert!(rp.exchange(&page.params()["code"], attempt.verifier).await.is_ok());
+    // The operator sees each failure per connector.
+    let metrics = crate::common::http()
+        .get(env.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for outcome in ["timeout", "down", "malformed"] {
+        let line = format!("yunid_proofing_calls_total{{connector=\"population\",outcome=\"{outcome}\"}} 1");
+        assert!(metrics.contains(&line), "{line} in {metrics}");
+    }
+    assert!(metrics.contains("yunid_proofing_call_duration_seconds_count{connector=\"population\"} 3"));
+}
+
+async fn attempts_are_throttled_per_person_and_per_address(backend: Backend) {
+    let authorities = Authorities::start().await;
+    let env = Env::start_with(backend, |c| {
+        authorities.configure(c);
+        c.proofing_attempts_per_person = 2;
+        c.proofing_attempts_per_address = 3;
+    })
+    .await;
+    env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    let bob_id = resident_id(7);
+    env.person(&bob_id, "13900139000", PASSWORD).await;
+    authorities.answer("population", Answer::NoMatch);
+    let alice = signed_in(&env, ALICE_ID).await;
+    for _ in 0..2 {
+        let page = submit(&alice, "/account/verify", "/account/verify/online", &[]).await;
+        assert!(message_shown(&page).contains("人口基础信息库"));
+    }
+    let page = submit(&alice, "/account/verify", "/account/verify/online", &[]).await;
+    assert!(message_shown(&page).contains("次数过多"), "{}", message_shown(&page));
+    assert_eq!(authorities.calls("population").len(), 2, "a held-back attempt asks no authority");
+    // Another person from the same address: one more, then the address is held back too.
+    let bob = signed_in(&env, &bob_id).await;
+    let page = submit(&bob, "/account/verify", "/account/verify/online", &[]).await;
+    assert!(message_shown(&page).contains("人口基础信息库"));
+    let page = submit(&bob, "/account/verify", "/account/verify/online", &[]).await;
+    assert!(message_shown(&page).contains("次数过多"), "{}", message_shown(&page));
+    assert_eq!(authorities.calls("population").len(), 3);
+}
+
+async fn a_face_session_answers_only_its_browser_and_person_once(backend: Backend) {
+    let authorities = Authorities::start().await;
+    let env = start(backend, &authorities).await;
+    let alice_id = env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    let bob_id = resident_id(8);
+    let bob = env.person(&bob_id, "13900139001", PASSWORD).await;
+    for p in [&alice_id, &bob] {
+        env.app.db.set_real_name(p, 2, "online", "test", env.app.now()).await.unwrap();
+    }
+    let alice = signed_in(&env, ALICE_ID).await;
+    let go = submit(&alice, "/account/verify", "/account/verify/face/start", &[]).await;
+    let re = regex_lite::Regex::new(r#"id="face-continue" href="([^"]*)""#).unwrap();
+    let provider_page = re.captures(go.html().2).unwrap()[1].replace("&amp;", "&");
+    // Where the provider sends the browser back: yunid's return URL with the state.
+    let back_to = {
+        let res = crate::common::http().get(&provider_page).send().await.unwrap();
+        res.headers()["location"].to_str().unwrap().to_owned()
+    };
+    assert!(back_to.starts_with(&env.url("/account/verify/face/return?state=")), "{back_to}");
+
+    // Another person's browser, and a browser with no session, get nothing from it.
+    let other = signed_in(&env, &bob_id).await;
+    let page = other.get(&back_to).await;
+    assert!(message_shown(&page).contains("失效"), "{}", message_shown(&page));
+    assert_eq!(level_shown(&page), "2");
+    let nobody = Browser::new(&env.base);
+    assert!(nobody.get(&back_to).await.is_login());
+    // Bob's refused use did not spend it: Alice's own browser completes it, once.
+    let page = alice.get(&back_to).await;
+    assert_eq!(level_shown(&page), "3", "{}", message_shown(&page));
+    assert_eq!(authorities.calls("face_result").len(), 1);
+    let page = alice.get(&back_to).await;
+    assert!(message_shown(&page).contains("失效"), "replayed: {}", message_shown(&page));
+    assert_eq!(authorities.calls("face_result").len(), 1, "a replay asks the provider nothing");
+
+    // A session left too long expires; a failed verification changes nothing.
+    let bob_browser = signed_in(&env, &bob_id).await;
+    let go = submit(&bob_browser, "/account/verify", "/account/verify/face/start", &[]).await;
+    let provider_page = re.captures(go.html().2).unwrap()[1].replace("&amp;", "&");
+    env.app.clock.advance(601);
+    let page = bob_browser.get(&provider_page).await;
+    assert!(message_shown(&page).contains("失效"), "expired: {}", message_shown(&page));
+    authorities.answer("face", Answer::NoMatch);
+    let bob_browser = signed_in(&env, &bob_id).await;
+    let (page, _) = face(&bob_browser).await;
+    assert_eq!(level_shown(&page), "2");
+    assert!(message_shown(&page).contains("人脸核验未通过"), "{}", message_shown(&page));
+}
+
+async fn a_closed_population_record_locks_the_account_and_ends_its_sessions(backend: Backend) {
+    let authorities = Authorities::start().await;
+    let env = start(backend, &authorities).await;
+    env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    let browser = signed_in(&env, ALICE_ID).await;
+    let page = submit(&browser, "/account/verify", "/account/verify/online", &[]).await;
+    assert_eq!(level_shown(&page), "2");
+    let client = identity_client(&env).await;
+    let (_, tokens) = app_sees(&env, &browser, &client).await;
+    let refresh = tokens.refresh_token().unwrap().clone();
+
+    // Within the TTL nobody asks again; past it, the record is found closed.
+    authorities.answer("population", Answer::Deceased);
+    let page = browser.get("/account/verify").await;
+    assert_eq!(level_shown(&page), "2");
+    assert_eq!(authorities.calls("population").len(), 1);
+    env.app.clock.advance(601);
+    let page = browser.get("/account/verify").await;
+    let (_, status, body) = page.html();
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("锁定"), "{body}");
+    // Signed out here, the app's grant is gone, and the password no longer signs in.
+    assert!(browser.get("/account").await.is_login());
+    let rp = Rp::discover(&env.base, &client).await;
+    let err = rp
+        .client
+        .exchange_refresh_token(&refresh)
+        .unwrap()
+        .request_async(&http_client)
+        .await
+        .expect_err("refresh after the lock");
+    assert!(format!("{err:?}").contains("invalid_grant"), "{err:?}");
+    let again = Browser::new(&env.base);
+    let login = again.get("/login").await;
+    assert!(again.login(&login, ALICE_ID, PASSWORD).await.is_login());
+    let events = env.app.db.all_audit_events().await.unwrap();
+    let lock = events.iter().find(|e| e.action == "person.lock").expect("audited");
+    assert!(lock.detail.contains("deceased"), "{}", lock.detail);
+}
+
+async fn no_id_number_in_any_log_audit_detail_or_connector_error(backend: Backend) {
+    let authorities = Authorities::start().await;
+    // Attempts are not what this test is about.
+    let env = Env::start_with(backend, |c| {
+        authorities.configure(c);
+        c.proofing_attempts_per_person = 50;
+    })
+    .await;
+    let lr_id = resident_id(21);
+    env.person(&lr_id, ALICE_PHONE, PASSWORD).await;
+    let browser = signed_in(&env, &lr_id).await;
+    for answer in [Answer::Malformed, Answer::Down, Answer::Slow, Answer::NoMatch] {
+        authorities.answer("population", answer);
+        submit(&browser, "/account/verify", "/account/verify/online", &[]).await;
+    }
+    authorities.answer("population", Answer::Match);
+    authorities.answer("carrier", Answer::Malformed);
+    submit(&browser, "/account/verify", "/account/verify/online", &[]).await;
+    authorities.answer("carrier", Answer::Match);
+    let page = submit(&browser, "/account/verify", "/account/verify/online", &[]).await;
+    assert_eq!(level_shown(&page), "2");
+    authorities.answer("face_open", Answer::Malformed);
+    submit(&browser, "/account/verify", "/account/verify/face/start", &[]).await;
+    authorities.answer("registry", Answer::Malformed);
+    submit(&browser, "/account/organisations", "/account/organisations/bind", &[("credit_code", COMPANY)]).await;
+    // The authorities did get the number (so the checks below can fail) ...
+    assert!(authorities.calls("population").iter().any(|b| b["id_number"] == lr_id.as_str()));
+    // ... and it is nowhere else: not in a log line, an audit detail, or a recorded check.
+    let logs = captured_logs();
+    assert!(logs.contains("proofing connector gave no usable answer"), "failures are logged");
+    assert!(!logs.contains(&lr_id), "an ID number in the logs");
+    for e in env.app.db.all_audit_events().await.unwrap() {
+        assert!(!format!("{e:?}").contains(&lr_id), "an ID number in the audit trail: {e:?}");
+    }
+    for c in env.app.db.proofing_checks(None, None, None, 100).await.unwrap() {
+        assert!(!format!("{c:?}").contains(&lr_id), "{c:?}");
+    }
+}
+
+on_both_backends!(
+    citizen_raises_her_level_from_one_to_three_and_an_app_sees_the_evidence,
+    a_mismatch_says_which_check_failed_and_sends_to_the_counter,
+    a_slow_down_or_malformed_connector_says_try_later_and_never_blocks_a_login,
+    attempts_are_throttled_per_person_and_per_address,
+    a_face_session_answers_only_its_browser_and_person_once,
+    a_closed_population_record_locks_the_account_and_ends_its_sessions,
+    no_id_number_in_any_log_audit_detail_or_connector_error,
+);
