@@ -380,7 +380,179 @@ async fn no_id_number_in_any_log_audit_detail_or_connector_error(backend: Backen
     }
 }
 
+/// Signs `username` in to the org app in `browser` and acts for `code` on the act-as page.
+async fn act_for(env: &Env, rp: &Rp, browser: &Browser, username: &str, code: &str) -> openidconnect::core::CoreTokenResponse {
+    let attempt = rp.start(&["org", "offline_access"]);
+    let mut page = browser.sign_in(attempt.url.as_str(), username, PASSWORD).await;
+    if let Page::Html { body, .. } = &page {
+        assert!(body.contains("action=\"/act-as\""), "unexpected page: {body}");
+        let re = regex_lite::Regex::new(&format!(r#"value="([^"]*)">\s*<label[^>]*>[^<]*{code}"#)).unwrap();
+        let choice = re.captures(body).map(|c| c[1].to_owned()).expect("the organisation is offered");
+        let csrf = field(body, "csrf").unwrap();
+        let req = field(body, "req").unwrap();
+        page = browser
+            .post("/act-as", &[("csrf", &csrf), ("req", &req), ("acting", &choice)])
+            .await;
+        if page.is_consent() {
+            page = browser.consent(&page, true).await;
+        }
+    }
+    rp.exchange(&page.params()["code"], attempt.verifier).await.unwrap()
+}
+
+fn option_value(page: &Page, select: &str) -> String {
+    let (_, _, body) = page.html();
+    let re = regex_lite::Regex::new(&format!(r#"<select id="{select}" name="{select}"><option value="([^"]*)""#)).unwrap();
+    re.captures(body).map(|c| c[1].to_owned()).unwrap_or_else(|| panic!("no {select} in {body}"))
+}
+
+async fn a_legal_representative_binds_her_company_and_an_agent_acts_for_it_until_the_registry_cancels_it(
+    backend: Backend,
+) {
+    let authorities = Authorities::start().await;
+    let inbox = crate::common::sms::SmsInbox::start(0).await;
+    let env = Env::start_with(backend, |c| {
+        authorities.configure(c);
+        c.proofing_recheck_ttl = 600;
+        c.sms_gateway = "webhook".into();
+        c.sms_webhook_url = Some(inbox.url.clone());
+        c.sms_webhook_secret = Some("proofing-test-webhook-secret".into());
+    })
+    .await;
+    let alice = env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    env.app.db.set_real_name(&alice, 2, "online", "test", env.app.now()).await.unwrap();
+    let agent_id = resident_id(31);
+    env.person(&agent_id, "13900139031", PASSWORD).await;
+    authorities.enterprise(COMPANY, "福州示例科技有限公司", "active", "张三", ALICE_ID);
+
+    let browser = signed_in(&env, ALICE_ID).await;
+    let page = submit(&browser, "/account/organisations", "/account/organisations/bind", &[("credit_code", COMPANY)]).await;
+    assert!(message_shown(&page).contains("已绑定"), "{}", message_shown(&page));
+    assert!(page.html().2.contains(COMPANY) && page.html().2.contains("福州示例科技有限公司"));
+    assert_eq!(authorities.calls("registry")[0]["credit_code"], COMPANY);
+    // Binding twice is refused, saying so.
+    let again = submit(&browser, "/account/organisations", "/account/organisations/bind", &[("credit_code", COMPANY)]).await;
+    assert!(message_shown(&again).contains("已绑定该企业"), "{}", message_shown(&again));
+
+    // She appoints an agent by phone number; it waits for the agent.
+    let org_id = option_value(&page, "org_id");
+    let page = submit(
+        &browser,
+        "/account/organisations",
+        "/account/organisations/appoint",
+        &[("org_id", &org_id), ("role", "agent"), ("appointee", "13900139031"), ("matters", "all"), ("valid_days", "30")],
+    )
+    .await;
+    assert!(message_shown(&page).contains("授权已发出"), "{}", message_shown(&page));
+    let client = env
+        .client_with(NewClient {
+            name: "企业开办".into(),
+            redirect_uris: vec!["http://127.0.0.1:9/cb".into()],
+            scopes: ["openid", "org", "offline_access"].map(String::from).to_vec(),
+            ..NewClient::default()
+        })
+        .await;
+    let rp = Rp::discover(&env.base, &client).await;
+    let agent = signed_in(&env, &agent_id).await;
+    let pending = agent.get("/account/organisations").await;
+    assert!(pending.html().2.contains("待接受"), "{}", pending.html().2);
+    let re = regex_lite::Regex::new(r#"action="(/account/organisations/appointments/[^"]*/accept)""#).unwrap();
+    let accept = re.captures(pending.html().2).expect("an accept form")[1].to_owned();
+    let page = submit(&agent, "/account/organisations", &accept, &[]).await;
+    assert!(message_shown(&page).contains("接受"), "{}", message_shown(&page));
+
+    // The agent acts for the company at a real OIDC client.
+    let tokens = act_for(&env, &rp, &agent, &agent_id, COMPANY).await;
+    let (status, info) = userinfo(&env, tokens.access_token().secret()).await;
+    assert_eq!(status, 200);
+    assert_eq!(info["org"]["credit_code"], COMPANY, "{info}");
+    assert_eq!(info["org"]["role"], "agent");
+    let refresh = tokens.refresh_token().unwrap().clone();
+
+    // Every change was audited, and both were told by SMS.
+    let actions: Vec<String> = env.app.db.all_audit_events().await.unwrap().into_iter().map(|e| e.action).collect();
+    for action in ["org.bind", "org.appoint", "org.appointment.accept"] {
+        assert!(actions.iter().any(|a| a == action), "{action} in {actions:?}");
+    }
+    let sent: Vec<String> = inbox.delivered().iter().map(|c| c.to()).collect();
+    assert!(sent.iter().any(|t| t.ends_with(ALICE_PHONE)) && sent.iter().any(|t| t.ends_with("13900139031")), "{sent:?}");
+
+    // The registry now says the company is cancelled: at the next re-check its representations stop,
+    // and the agent's next refresh fails.
+    authorities.enterprise(COMPANY, "福州示例科技有限公司", "cancelled", "张三", ALICE_ID);
+    env.app.clock.advance(601);
+    let mut refused = false;
+    for _ in 0..40 {
+        let result = rp.client.exchange_refresh_token(&refresh).unwrap().request_async(&http_client).await;
+        match result {
+            Err(e) => {
+                assert!(format!("{e:?}").contains("invalid_grant"), "{e:?}");
+                refused = true;
+                break;
+            }
+            Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(500)).await,
+        }
+    }
+    assert!(refused, "the agent's refresh still works after the registry cancelled the company");
+    // Her binding shows as suspended (the re-check may still be finishing).
+    let mut shown = String::new();
+    for _ in 0..20 {
+        shown = browser.get("/account/organisations").await.html().2.to_owned();
+        if shown.contains("已暂停") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    assert!(shown.contains("已暂停"), "{shown}");
+    assert!(authorities.calls("registry").len() >= 3, "the registry was asked again");
+}
+
+async fn a_binding_is_refused_saying_why(backend: Backend) {
+    let authorities = Authorities::start().await;
+    let env = Env::start_with(backend, |c| {
+        authorities.configure(c);
+        c.proofing_attempts_per_person = 50;
+    })
+    .await;
+    let alice = env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    let browser = signed_in(&env, ALICE_ID).await;
+    let bind = |code: &'static str| {
+        let browser = &browser;
+        async move {
+            let page = submit(browser, "/account/organisations", "/account/organisations/bind", &[("credit_code", code)]).await;
+            message_shown(&page)
+        }
+    };
+    // Level 1: the page offers no form and the endpoint refuses.
+    let page = browser.get("/account/organisations").await;
+    assert!(!page.html().2.contains("/account/organisations/bind"));
+    let verify = browser.get("/account/verify").await;
+    let csrf = field(verify.html().2, "csrf").unwrap();
+    let refused = browser.post("/account/organisations/bind", &[("csrf", &csrf), ("credit_code", COMPANY)]).await;
+    assert!(message_shown(&refused).contains("上一级"), "{}", message_shown(&refused));
+    assert!(authorities.calls("registry").is_empty());
+
+    env.app.db.set_real_name(&alice, 2, "online", "test", env.app.now()).await.unwrap();
+    assert!(bind("91350100M000100Y4X").await.contains("不正确"));
+    assert!(bind(COMPANY).await.contains("没有这个统一社会信用代码"));
+    authorities.enterprise(COMPANY, "福州示例科技有限公司", "revoked", "张三", ALICE_ID);
+    assert!(bind(COMPANY).await.contains("吊销或注销"));
+    authorities.enterprise(COMPANY, "福州示例科技有限公司", "active", "李四", &resident_id(40));
+    assert!(bind(COMPANY).await.contains("不是您本人"));
+    // The same name with another person's number is not her either.
+    authorities.enterprise(COMPANY, "福州示例科技有限公司", "active", "张三", &resident_id(41));
+    assert!(bind(COMPANY).await.contains("不是您本人"));
+    authorities.answer("registry", Answer::Down);
+    assert!(bind(COMPANY).await.contains("稍后再试"));
+    // Nothing was recorded for her.
+    let page = browser.get("/account/organisations").await;
+    assert!(page.html().2.contains("尚未绑定企业"));
+    assert!(env.app.db.org_by_code(COMPANY).await.unwrap().is_none());
+}
+
 on_both_backends!(
+    a_legal_representative_binds_her_company_and_an_agent_acts_for_it_until_the_registry_cancels_it,
+    a_binding_is_refused_saying_why,
     citizen_raises_her_level_from_one_to_three_and_an_app_sees_the_evidence,
     a_mismatch_says_which_check_failed_and_sends_to_the_counter,
     a_slow_down_or_malformed_connector_says_try_later_and_never_blocks_a_login,

@@ -54,9 +54,10 @@ async fn show(State(app): State<App>, lang: Lang, jar: CookieJar, Query(q): Quer
         Err(e) => return page::internal(anyhow::anyhow!("{e}"), "organisations page"),
     };
     let (jar, csrf) = cookies::csrf(&app, jar);
+    let p = texts(lang);
     let html = page::render(OrganisationsPage {
         t: lang.texts(),
-        p: texts(lang),
+        p,
         csrf: &csrf,
         message: q.m.as_deref().and_then(|m| message(lang, m)),
         level: person.real_name_level,
@@ -65,7 +66,11 @@ async fn show(State(app): State<App>, lang: Lang, jar: CookieJar, Query(q): Quer
             .into_iter()
             .map(|(b, o)| {
                 let (name, code) = o.map(|o| (o.name, o.credit_code)).unwrap_or_default();
-                (name, code, b.status)
+                let status = match b.status.as_str() {
+                    "active" => p.status_active,
+                    _ => p.status_suspended,
+                };
+                (name, code, status.to_owned())
             })
             .collect(),
         may_appoint: overview.may_appoint,
