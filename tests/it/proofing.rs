@@ -381,7 +381,7 @@ async fn no_id_number_in_any_log_audit_detail_or_connector_error(backend: Backen
 }
 
 /// Signs `username` in to the org app in `browser` and acts for `code` on the act-as page.
-async fn act_for(env: &Env, rp: &Rp, browser: &Browser, username: &str, code: &str) -> openidconnect::core::CoreTokenResponse {
+async fn act_for(rp: &Rp, browser: &Browser, username: &str, code: &str) -> openidconnect::core::CoreTokenResponse {
     let attempt = rp.start(&["org", "offline_access"]);
     let mut page = browser.sign_in(attempt.url.as_str(), username, PASSWORD).await;
     if let Page::Html { body, .. } = &page {
@@ -462,7 +462,7 @@ async fn a_legal_representative_binds_her_company_and_an_agent_acts_for_it_until
     assert!(message_shown(&page).contains("接受"), "{}", message_shown(&page));
 
     // The agent acts for the company at a real OIDC client.
-    let tokens = act_for(&env, &rp, &agent, &agent_id, COMPANY).await;
+    let tokens = act_for(&rp, &agent, &agent_id, COMPANY).await;
     let (status, info) = userinfo(&env, tokens.access_token().secret()).await;
     assert_eq!(status, 200);
     assert_eq!(info["org"]["credit_code"], COMPANY, "{info}");
@@ -550,7 +550,66 @@ async fn a_binding_is_refused_saying_why(backend: Backend) {
     assert!(env.app.db.org_by_code(COMPANY).await.unwrap().is_none());
 }
 
+async fn a_super_admin_finds_outcomes_and_bindings_and_suspends_a_binding(backend: Backend) {
+    use reqwest::Method;
+    let authorities = Authorities::start().await;
+    let env = start(backend, &authorities).await;
+    let alice = env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    env.app.db.set_real_name(&alice, 2, "online", "test", env.app.now()).await.unwrap();
+    authorities.enterprise(COMPANY, "福州示例科技有限公司", "active", "张三", ALICE_ID);
+    let browser = signed_in(&env, ALICE_ID).await;
+    submit(&browser, "/account/organisations", "/account/organisations/bind", &[("credit_code", COMPANY)]).await;
+    let client = env
+        .client_with(NewClient {
+            name: "企业开办".into(),
+            redirect_uris: vec!["http://127.0.0.1:9/cb".into()],
+            scopes: ["openid", "org", "offline_access"].map(String::from).to_vec(),
+            ..NewClient::default()
+        })
+        .await;
+    let rp = Rp::discover(&env.base, &client).await;
+    let tokens = act_for(&rp, &Browser::new(&env.base), ALICE_ID, COMPANY).await;
+    let refresh = tokens.refresh_token().unwrap().clone();
+
+    let root = crate::admin::admin_token(&env, "yunid:admin").await;
+    let clerk = crate::admin::admin_token(&env, "yunid:counter").await;
+    let path = format!("/admin/api/proofing/checks?person_id={alice}&connector=registry");
+    let (status, body) = crate::admin::call(&env, &clerk, Method::GET, &path, None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["checks"][0]["outcome"], "match", "{body}");
+    assert!(body["checks"][0]["transaction_id"].as_str().unwrap().starts_with("reg-"));
+    assert!(!body.to_string().contains(ALICE_ID));
+    let (status, body) =
+        crate::admin::call(&env, &root, Method::GET, "/admin/api/proofing/bindings?status=active", None).await;
+    assert_eq!(status, 200, "{body}");
+    let binding = body["bindings"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(body["bindings"][0]["person_id"], alice.as_str());
+
+    // Only a super admin suspends; a clerk's attempt is refused and audited.
+    let suspend = format!("/admin/api/proofing/bindings/{binding}/suspend");
+    let (status, _) = crate::admin::call(&env, &clerk, Method::POST, &suspend, None).await;
+    assert_eq!(status, 403);
+    let (status, body) = crate::admin::call(&env, &root, Method::POST, &suspend, None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "suspended");
+    let (status, _) = crate::admin::call(&env, &root, Method::POST, &suspend, None).await;
+    assert_eq!(status, 409, "suspended already");
+    // The app sees it at the next refresh.
+    let err = rp
+        .client
+        .exchange_refresh_token(&refresh)
+        .unwrap()
+        .request_async(&http_client)
+        .await
+        .expect_err("refresh after the suspension");
+    assert!(format!("{err:?}").contains("invalid_grant"), "{err:?}");
+    let events = env.app.db.all_audit_events().await.unwrap();
+    assert!(events.iter().any(|e| e.action == "org.binding.suspend" && e.outcome == "forbidden"));
+    assert!(events.iter().any(|e| e.action == "org.binding.suspend" && e.outcome == "success"));
+}
+
 on_both_backends!(
+    a_super_admin_finds_outcomes_and_bindings_and_suspends_a_binding,
     a_legal_representative_binds_her_company_and_an_agent_acts_for_it_until_the_registry_cancels_it,
     a_binding_is_refused_saying_why,
     citizen_raises_her_level_from_one_to_three_and_an_app_sees_the_evidence,

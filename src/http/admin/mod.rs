@@ -10,6 +10,7 @@ mod licences;
 pub mod manage;
 mod orgs;
 mod persons;
+mod proofing;
 mod registration_tokens;
 mod representations;
 
@@ -33,6 +34,7 @@ pub fn router() -> Router<App> {
         .merge(orgs::router())
         .merge(representations::router())
         .merge(apps::router())
+        .merge(proofing::router())
         .route(
             "/admin/api/openapi.json",
             axum::routing::get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }),
