@@ -608,7 +608,57 @@ async fn a_super_admin_finds_outcomes_and_bindings_and_suspends_a_binding(backen
     assert!(events.iter().any(|e| e.action == "org.binding.suspend" && e.outcome == "success"));
 }
 
+async fn the_legal_person_entry_signs_in_and_goes_straight_to_the_enterprises(backend: Backend) {
+    let authorities = Authorities::start().await;
+    let env = start(backend, &authorities).await;
+    let alice = env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    env.app.db.set_real_name(&alice, 2, "online", "test", env.app.now()).await.unwrap();
+
+    // At yunid itself: the login page offers the entry; through it, the sign-in lands on the enterprises,
+    // where a person with none is told how to bind one.
+    let browser = Browser::new(&env.base);
+    let login = browser.get("/login").await;
+    assert!(login.html().2.contains("href=\"/login/legal\"") && login.html().2.contains("法人登录"));
+    let login = browser.get("/login/legal").await;
+    let page = browser.login(&login, ALICE_ID, PASSWORD).await;
+    let (url, _, body) = page.html();
+    assert!(url.ends_with("/account/organisations?entry=legal"), "{url}");
+    assert!(body.contains("还没有可以代表的企业") && body.contains("action=\"/account/organisations/bind\""), "{body}");
+    authorities.enterprise(COMPANY, "福州示例科技有限公司", "active", "张三", ALICE_ID);
+    let page = submit(&browser, "/account/organisations", "/account/organisations/bind", &[("credit_code", COMPANY)]).await;
+    assert!(page.html().2.contains("id=\"represents\""), "{}", page.html().2);
+    // The entry is used once: the account page is the account page again.
+    let page = browser.get("/account").await;
+    assert!(page.html().0.ends_with("/account"), "{}", page.html().0);
+    // Signed in already, the entry goes straight there.
+    let page = browser.get("/login/legal").await;
+    assert!(page.html().0.ends_with("/account/organisations?entry=legal"), "{}", page.html().0);
+
+    // In an app's request: the entry keeps the request, and the sign-in leads to the choice of whom to
+    // act for, without the app naming the company in `login_hint`.
+    let client = env
+        .client_with(NewClient {
+            name: "企业开办".into(),
+            redirect_uris: vec!["http://127.0.0.1:9/cb".into()],
+            scopes: ["openid", "org"].map(String::from).to_vec(),
+            ..NewClient::default()
+        })
+        .await;
+    let rp = Rp::discover(&env.base, &client).await;
+    let attempt = rp.start(&["org"]);
+    let fresh = Browser::new(&env.base);
+    let login = fresh.get(attempt.url.as_str()).await;
+    let re = regex_lite::Regex::new(r#"id="legal-entry" href="([^"]*)""#).unwrap();
+    let entry = re.captures(login.html().2).expect("the entry on the app's login page")[1].replace("&amp;", "&");
+    assert!(entry.starts_with("/login/legal?req="), "{entry}");
+    let login = fresh.get(&entry).await;
+    let page = fresh.login(&login, ALICE_ID, PASSWORD).await;
+    let (_, _, body) = page.html();
+    assert!(body.contains("action=\"/act-as\"") && body.contains(COMPANY), "{body}");
+}
+
 on_both_backends!(
+    the_legal_person_entry_signs_in_and_goes_straight_to_the_enterprises,
     a_super_admin_finds_outcomes_and_bindings_and_suspends_a_binding,
     a_legal_representative_binds_her_company_and_an_agent_acts_for_it_until_the_registry_cancels_it,
     a_binding_is_refused_saying_why,

@@ -37,6 +37,10 @@ struct OrganisationsPage<'a> {
     csrf: &'a str,
     message: Option<(&'static str, bool)>,
     level: i64,
+    /// Arrived through the legal-person entry: the page opens with the choice.
+    legal_entry: bool,
+    /// (name, credit code, role text)
+    represents: Vec<(String, String, &'static str)>,
     /// (name, credit code, status)
     bindings: Vec<(String, String, String)>,
     /// (org id, name)
@@ -61,6 +65,12 @@ async fn show(State(app): State<App>, lang: Lang, jar: CookieJar, Query(q): Quer
         csrf: &csrf,
         message: q.m.as_deref().and_then(|m| message(lang, m)),
         level: person.real_name_level,
+        legal_entry: q.entry.as_deref() == Some("legal"),
+        represents: overview
+            .represents
+            .into_iter()
+            .map(|(name, code, role)| (name, code, crate::http::page::role_text(lang.texts(), &role)))
+            .collect(),
         bindings: overview
             .bindings
             .into_iter()

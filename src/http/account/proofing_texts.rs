@@ -46,6 +46,8 @@ pub struct ProofingTexts {
     pub pending: &'static str,
     pub accepted: &'static str,
     pub act_for: &'static str,
+    pub act_for_text: &'static str,
+    pub none_represented: &'static str,
     pub back: &'static str,
 }
 
@@ -90,6 +92,8 @@ static ZH: ProofingTexts = ProofingTexts {
     pending: "待接受",
     accepted: "生效中",
     act_for: "以企业身份办事",
+    act_for_text: "以下是您可以代表的企业。进入各办事系统时，选择以哪家企业的身份办理。",
+    none_represented: "您还没有可以代表的企业：如果您是企业的法定代表人，请在下方绑定；经办人请由法定代表人授权。",
     back: "返回账号",
 };
 
@@ -138,6 +142,8 @@ static EN: ProofingTexts = ProofingTexts {
     pending: "waiting for acceptance",
     accepted: "in effect",
     act_for: "Act for an enterprise",
+    act_for_text: "These are the enterprises you may act for. When you enter a service, you choose which one you act for.",
+    none_represented: "You represent no enterprise yet: if you are an enterprise's legal representative, bind it below; an agent is appointed by the legal representative.",
     back: "Back to my account",
 };
 

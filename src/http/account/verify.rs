@@ -53,6 +53,8 @@ struct GoPage<'a> {
 #[derive(Deserialize)]
 pub(super) struct MessageQuery {
     pub(super) m: Option<String>,
+    /// `legal`: arrived through the legal-person entry of the login page.
+    pub(super) entry: Option<String>,
 }
 
 #[derive(Deserialize)]

@@ -447,6 +447,8 @@ async fn changed(
 pub struct Overview {
     /// (binding, organisation)
     pub bindings: Vec<(BindingRow, Option<Organisation>)>,
+    /// Organisations the person may act for now, in any role: (name, credit code, role).
+    pub represents: Vec<(String, String, String)>,
     /// Organisations the person may appoint agents for now: (id, name).
     pub may_appoint: Vec<(String, String)>,
     /// (appointment, organisation name, the other person's name, made by this person)
@@ -459,10 +461,12 @@ pub async fn overview(ctx: &Ctx<'_>, person: &PersonRow, now: i64) -> Result<Ove
         let org = ctx.db.org(&b.org_id).await?;
         bindings.push((b, org));
     }
-    let may_appoint = ctx
-        .db
-        .current_reps(&person.id, now)
-        .await?
+    let current = ctx.db.current_reps(&person.id, now).await?;
+    let represents = current
+        .iter()
+        .map(|(r, o)| (o.name.clone(), o.credit_code.clone(), r.role.as_str().to_owned()))
+        .collect();
+    let may_appoint = current
         .into_iter()
         .filter(|(r, _)| r.role.may_appoint())
         .map(|(_, o)| (o.id, o.name))
@@ -476,6 +480,7 @@ pub async fn overview(ctx: &Ctx<'_>, person: &PersonRow, now: i64) -> Result<Ove
         appointments.push((a, org, other, mine));
     }
     Ok(Overview {
+        represents,
         bindings,
         may_appoint,
         appointments,
