@@ -657,7 +657,80 @@ async fn the_legal_person_entry_signs_in_and_goes_straight_to_the_enterprises(ba
     assert!(body.contains("action=\"/act-as\"") && body.contains(COMPANY), "{body}");
 }
 
+/// What yunid believes of an authority: only an answer of the contract, for what it asked, from the
+/// adapter holding the token; a provider page only when it is a web page.
+async fn a_connector_is_trusted_only_within_its_contract(backend: Backend) {
+    let authorities = Authorities::start().await;
+    let env = Env::start_with(backend, |c| {
+        authorities.configure(c);
+        c.proofing_attempts_per_person = 50;
+        c.proofing_carrier_token = Some("not-the-token".into());
+    })
+    .await;
+    let alice = env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    let browser = signed_in(&env, ALICE_ID).await;
+    // The carrier adapter refuses yunid's token (401): "try later", no level.
+    let page = submit(&browser, "/account/verify", "/account/verify/online", &[]).await;
+    assert!(message_shown(&page).contains("稍后再试"), "{}", message_shown(&page));
+    assert_eq!(level_shown(&page), "1");
+
+    env.app.db.set_real_name(&alice, 2, "online", "test", env.app.now()).await.unwrap();
+    // A registry answer about another enterprise binds nothing.
+    authorities.enterprise(COMPANY, "福州示例科技有限公司", "active", "张三", ALICE_ID);
+    authorities.answer("registry", Answer::Foreign);
+    let page = submit(&browser, "/account/organisations", "/account/organisations/bind", &[("credit_code", COMPANY)]).await;
+    assert!(message_shown(&page).contains("稍后再试"), "{}", message_shown(&page));
+    assert!(env.app.db.org_by_code(COMPANY).await.unwrap().is_none());
+    // A provider "page" that is a script is never where the browser is sent.
+    authorities.answer("face_open", Answer::Foreign);
+    let page = submit(&browser, "/account/verify", "/account/verify/face/start", &[]).await;
+    assert!(!page.html().2.contains("javascript:"), "{}", page.html().2);
+    assert!(message_shown(&page).contains("稍后再试"), "{}", message_shown(&page));
+    // A state nobody issued, or none, is refused without asking the provider.
+    let page = browser.get("/account/verify/face/return?state=forged").await;
+    assert!(message_shown(&page).contains("失效"));
+    let page = browser.get("/account/verify/face/return").await;
+    assert!(message_shown(&page).contains("失效"));
+    assert!(authorities.calls("face_result").is_empty());
+    // Forms need their CSRF token.
+    let refused = browser.post("/account/verify/online", &[("csrf", "forged")]).await;
+    assert_eq!(refused.html().1, 403);
+    let refused = browser.post("/account/organisations/bind", &[("credit_code", COMPANY)]).await;
+    assert_eq!(refused.html().1, 403);
+}
+
+/// The registry later names someone else: the binding and the agents its holder appointed stop, and the
+/// new legal representative binds the enterprise for themself.
+async fn another_legal_representative_in_the_registry_ends_the_old_binding(backend: Backend) {
+    let authorities = Authorities::start().await;
+    let env = start(backend, &authorities).await;
+    let alice = env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    let bob_id = resident_id(51);
+    let bob = env.person(&bob_id, "13900139051", PASSWORD).await;
+    for p in [&alice, &bob] {
+        env.app.db.set_real_name(p, 2, "online", "test", env.app.now()).await.unwrap();
+    }
+    authorities.enterprise(COMPANY, "福州示例科技有限公司", "active", "张三", ALICE_ID);
+    let alice_browser = signed_in(&env, ALICE_ID).await;
+    submit(&alice_browser, "/account/organisations", "/account/organisations/bind", &[("credit_code", COMPANY)]).await;
+    // Bob cannot bind it while the registry names Alice.
+    let bob_browser = signed_in(&env, &bob_id).await;
+    let page = submit(&bob_browser, "/account/organisations", "/account/organisations/bind", &[("credit_code", COMPANY)]).await;
+    assert!(message_shown(&page).contains("不是您本人"));
+    // The registry changes: Bob binds it, and Alice's binding is suspended.
+    authorities.enterprise(COMPANY, "福州示例科技有限公司", "active", "张三", &bob_id);
+    let page = submit(&bob_browser, "/account/organisations", "/account/organisations/bind", &[("credit_code", COMPANY)]).await;
+    assert!(message_shown(&page).contains("已绑定"), "{}", message_shown(&page));
+    let page = alice_browser.get("/account/organisations").await;
+    assert!(page.html().2.contains("已暂停"), "{}", page.html().2);
+    assert!(page.html().2.contains("还没有可以代表的企业"), "Alice represents it no more");
+    let page = bob_browser.get("/account/organisations").await;
+    assert!(page.html().2.contains("id=\"represents\""));
+}
+
 on_both_backends!(
+    a_connector_is_trusted_only_within_its_contract,
+    another_legal_representative_in_the_registry_ends_the_old_binding,
     the_legal_person_entry_signs_in_and_goes_straight_to_the_enterprises,
     a_super_admin_finds_outcomes_and_bindings_and_suspends_a_binding,
     a_legal_representative_binds_her_company_and_an_agent_acts_for_it_until_the_registry_cancels_it,
