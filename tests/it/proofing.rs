@@ -728,7 +728,54 @@ async fn another_legal_representative_in_the_registry_ends_the_old_binding(backe
     assert!(page.html().2.contains("id=\"represents\""));
 }
 
+/// The same in headless Chromium (`tests/browser/proofing.mjs`): the 法人登录 entry, levels 1 → 3 with the
+/// face step through the provider's page, binding the company; language, autocomplete, no CSP violation.
+async fn a_citizen_verifies_and_binds_her_company_in_a_real_browser(backend: Backend) {
+    crate::browser::check_tools();
+    let label = match backend {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
+    };
+    let root = crate::browser::crate_root();
+    let shots = root.join("test-artifacts").join("screenshots").join("proofing").join(label);
+    std::fs::create_dir_all(&shots).unwrap();
+    let authorities = Authorities::start().await;
+    let env = Env::start_with(backend, |c| {
+        authorities.configure(c);
+        // A domain, as in the other browser flows (cookies of `localhost`).
+        c.issuer = url::Url::parse(&format!("http://localhost:{}", c.listen.port())).unwrap();
+    })
+    .await;
+    env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    authorities.enterprise(COMPANY, "福州示例科技有限公司", "active", "张三", ALICE_ID);
+    let run = tokio::process::Command::new("node")
+        .arg("tests/browser/proofing.mjs")
+        .current_dir(root)
+        .env("YUNID_URL", env.app.config.iss())
+        .env("PERSON_ID_NUMBER", ALICE_ID)
+        .env("PERSON_PASSWORD", PASSWORD)
+        .env("COMPANY", COMPANY)
+        .env("PROVIDER_ORIGIN", &authorities.base)
+        .env("SCREENSHOT_DIR", &shots)
+        .env("CHROMIUM", crate::browser::chromium())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(120), run)
+        .await
+        .expect("the browser script finished in time")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "proofing.mjs failed:\n{stdout}\n{stderr}");
+    assert!(stdout.contains("all proofing flows passed"), "{stdout}");
+    // What the browser did is what the server recorded.
+    let alice = env.app.db.person_by_id_hash(&env.app.secrets.id_hash(ALICE_ID)).await.unwrap().unwrap();
+    assert_eq!(alice.real_name_level, 3);
+    assert!(env.app.db.org_by_code(COMPANY).await.unwrap().is_some());
+}
+
 on_both_backends!(
+    a_citizen_verifies_and_binds_her_company_in_a_real_browser,
     a_connector_is_trusted_only_within_its_contract,
     another_legal_representative_in_the_registry_ends_the_old_binding,
     the_legal_person_entry_signs_in_and_goes_straight_to_the_enterprises,
