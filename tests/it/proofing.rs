@@ -774,7 +774,61 @@ async fn a_citizen_verifies_and_binds_her_company_in_a_real_browser(backend: Bac
     assert!(env.app.db.org_by_code(COMPANY).await.unwrap().is_some());
 }
 
+/// The console shows the same: outcomes and bindings, searchable; a super admin suspends a binding there
+/// (a counter clerk sees the checks but no suspend button, and a forged post is refused and audited).
+async fn the_console_finds_outcomes_and_a_super_admin_suspends_a_binding_there(backend: Backend) {
+    let authorities = Authorities::start().await;
+    let inbox = crate::common::sms::SmsInbox::start(0).await;
+    let sms = crate::common::console::sms_to(&inbox);
+    let env = Env::start_with(backend, |c| {
+        sms(c);
+        authorities.configure(c);
+    })
+    .await;
+    let alice = env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    env.app.db.set_real_name(&alice, 2, "online", "test", env.app.now()).await.unwrap();
+    authorities.enterprise(COMPANY, "福州示例科技有限公司", "active", "张三", ALICE_ID);
+    let browser = signed_in(&env, ALICE_ID).await;
+    submit(&browser, "/account/organisations", "/account/organisations/bind", &[("credit_code", COMPANY)]).await;
+
+    let carol_id = resident_id(61);
+    let carol = env.person(&carol_id, "13900139061", PASSWORD).await;
+    env.app.db.grant_admin_role(&carol, "counter_clerk", "", "test", env.app.now()).await.unwrap();
+    let root_id = resident_id(62);
+    let root = env.person(&root_id, "13900139062", PASSWORD).await;
+    env.app.db.grant_admin_role(&root, "super_admin", "", "test", env.app.now()).await.unwrap();
+
+    let clerk = Browser::new(&env.base);
+    crate::common::console::sign_in(&clerk, &inbox, &carol_id, PASSWORD).await;
+    let page = clerk.get(&format!("/admin/proofing?person_id={alice}&connector=registry")).await;
+    let (_, status, body) = page.html();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("reg-") && body.contains("match"), "{body}");
+    assert!(!body.contains(ALICE_ID), "no ID number on the page");
+    assert!(!body.contains("/suspend\""), "a clerk gets no suspend button");
+
+    let admin = Browser::new(&env.base);
+    crate::common::console::sign_in(&admin, &inbox, &root_id, PASSWORD).await;
+    let page = admin.get("/admin/proofing").await;
+    let body = page.html().2.to_owned();
+    let re = regex_lite::Regex::new(r#"action="(/admin/proofing/bindings/[^"]*/suspend)""#).unwrap();
+    let action = re.captures(&body).expect("a suspend button for the super admin")[1].to_owned();
+    // The clerk posting it (with her browser's own form token) is refused.
+    let csrf = field(clerk.get("/account/verify").await.html().2, "csrf").unwrap();
+    let refused = clerk.post(&action, &[("csrf", &csrf)]).await;
+    assert_eq!(refused.html().1, 403);
+    let csrf = field(&body, "csrf").unwrap();
+    let done = admin.post(&action, &[("csrf", &csrf)]).await;
+    assert!(done.html().2.contains("绑定已暂停"), "{}", done.html().2);
+    let page = browser.get("/account/organisations").await;
+    assert!(page.html().2.contains("已暂停"));
+    let events = env.app.db.all_audit_events().await.unwrap();
+    assert!(events.iter().any(|e| e.action == "org.binding.suspend" && e.outcome == "forbidden"));
+    assert!(events.iter().any(|e| e.action == "org.binding.suspend" && e.outcome == "success" && e.actor == format!("person:{root}")));
+}
+
 on_both_backends!(
+    the_console_finds_outcomes_and_a_super_admin_suspends_a_binding_there,
     a_citizen_verifies_and_binds_her_company_in_a_real_browser,
     a_connector_is_trusted_only_within_its_contract,
     another_legal_representative_in_the_registry_ends_the_old_binding,
