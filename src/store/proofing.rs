@@ -185,7 +185,12 @@ impl Db {
             .collect()
     }
 
-    pub async fn set_population_state(&self, person_id: &str, state: &str, now: i64) -> Result<(), sqlx::Error> {
+    pub async fn set_population_state(
+        &self,
+        person_id: &str,
+        state: &str,
+        now: i64,
+    ) -> Result<(), sqlx::Error> {
         sqlx::query(
             "INSERT INTO proofing_population (person_id, state, checked_at) VALUES ($1,$2,$3) \
              ON CONFLICT (person_id) DO UPDATE SET state = $2, checked_at = $3",
@@ -284,7 +289,9 @@ impl Db {
     }
 
     pub async fn binding(&self, id: &str) -> Result<Option<BindingRow>, sqlx::Error> {
-        let sql = sqlx::AssertSqlSafe(format!("SELECT {BINDING_COLUMNS} FROM org_bindings WHERE id = $1"));
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {BINDING_COLUMNS} FROM org_bindings WHERE id = $1"
+        ));
         let row = sqlx::query(sql).bind(id).fetch_optional(&self.pool).await?;
         row.as_ref().map(binding_from_row).transpose()
     }
@@ -317,7 +324,11 @@ impl Db {
             "SELECT {BINDING_COLUMNS} FROM org_bindings WHERE status = 'active' AND checked_at < $1 \
              ORDER BY checked_at LIMIT $2"
         ));
-        let rows = sqlx::query(sql).bind(before).bind(limit).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(sql)
+            .bind(before)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(binding_from_row).collect()
     }
 
@@ -331,7 +342,13 @@ impl Db {
     }
 
     /// Suspends an active binding; false when it was not active.
-    pub async fn suspend_binding(&self, id: &str, reason: &str, by: &str, now: i64) -> Result<bool, sqlx::Error> {
+    pub async fn suspend_binding(
+        &self,
+        id: &str,
+        reason: &str,
+        by: &str,
+        now: i64,
+    ) -> Result<bool, sqlx::Error> {
         let done = sqlx::query(
             "UPDATE org_bindings SET status = 'suspended', reason = $1, suspended_by = $2, suspended_at = $3, \
              checked_at = $3 WHERE id = $4 AND status = 'active'",
@@ -346,12 +363,14 @@ impl Db {
     }
 
     pub async fn set_org_status(&self, org_id: &str, status: &str, now: i64) -> Result<(), sqlx::Error> {
-        sqlx::query("UPDATE organisations SET status = $1, updated_at = $2, version = version + 1 WHERE id = $3")
-            .bind(status)
-            .bind(now)
-            .bind(org_id)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE organisations SET status = $1, updated_at = $2, version = version + 1 WHERE id = $3",
+        )
+        .bind(status)
+        .bind(now)
+        .bind(org_id)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -375,7 +394,9 @@ impl Db {
     }
 
     pub async fn appointment(&self, id: &str) -> Result<Option<AppointmentRow>, sqlx::Error> {
-        let sql = sqlx::AssertSqlSafe(format!("SELECT {APPOINTMENT_COLUMNS} FROM org_appointments WHERE id = $1"));
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {APPOINTMENT_COLUMNS} FROM org_appointments WHERE id = $1"
+        ));
         let row = sqlx::query(sql).bind(id).fetch_optional(&self.pool).await?;
         row.as_ref().map(appointment_from_row).transpose()
     }

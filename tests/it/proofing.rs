@@ -12,7 +12,9 @@ use yunid::services::registry::NewClient;
 use crate::common::authorities::{Answer, Authorities};
 use crate::common::browser::{Page, field};
 use crate::common::rp::{Rp, http_client};
-use crate::common::{ALICE_ID, ALICE_PHONE, Backend, Browser, Env, PASSWORD, TestClient, captured_logs, resident_id};
+use crate::common::{
+    ALICE_ID, ALICE_PHONE, Backend, Browser, Env, PASSWORD, TestClient, captured_logs, resident_id,
+};
 use crate::identity::userinfo;
 use crate::on_both_backends;
 
@@ -41,7 +43,10 @@ async fn signed_in(env: &Env, username: &str) -> Browser {
 async fn submit(browser: &Browser, path: &str, action: &str, extra: &[(&str, &str)]) -> Page {
     let page = browser.get(path).await;
     let (_, _, body) = page.html();
-    assert!(body.contains(&format!("action=\"{action}\"")), "no form to {action}: {body}");
+    assert!(
+        body.contains(&format!("action=\"{action}\"")),
+        "no form to {action}: {body}"
+    );
     let csrf = field(body, "csrf").unwrap();
     let mut form = vec![("csrf", csrf.as_str())];
     form.extend_from_slice(extra);
@@ -74,7 +79,9 @@ async fn identity_client(env: &Env) -> TestClient {
     env.client_with(NewClient {
         name: "公积金".into(),
         redirect_uris: vec!["http://127.0.0.1:9/cb".into()],
-        scopes: ["openid", "identity", "offline_access"].map(String::from).to_vec(),
+        scopes: ["openid", "identity", "offline_access"]
+            .map(String::from)
+            .to_vec(),
         ..NewClient::default()
     })
     .await
@@ -82,10 +89,15 @@ async fn identity_client(env: &Env) -> TestClient {
 
 /// Alice signs in to the identity app in `browser` (already signed in at yunid), consents, and the app
 /// reads userinfo with the `verified_claims` claims request.
-async fn app_sees(env: &Env, browser: &Browser, client: &TestClient) -> (Value, openidconnect::core::CoreTokenResponse) {
+async fn app_sees(
+    env: &Env,
+    browser: &Browser,
+    client: &TestClient,
+) -> (Value, openidconnect::core::CoreTokenResponse) {
     let rp = Rp::discover(&env.base, client).await;
     let attempt = rp.start(&["identity", "offline_access"]);
-    let url = url::Url::parse_with_params(attempt.url.as_str(), [("claims", CLAIMS), ("prompt", "consent")]).unwrap();
+    let url = url::Url::parse_with_params(attempt.url.as_str(), [("claims", CLAIMS), ("prompt", "consent")])
+        .unwrap();
     let mut page = browser.get(url.as_str()).await;
     if page.is_login() {
         page = browser.login(&page, ALICE_ID, PASSWORD).await;
@@ -93,7 +105,10 @@ async fn app_sees(env: &Env, browser: &Browser, client: &TestClient) -> (Value, 
     if page.is_consent() {
         page = browser.consent(&page, true).await;
     }
-    let tokens = rp.exchange(&page.params()["code"], attempt.verifier).await.unwrap();
+    let tokens = rp
+        .exchange(&page.params()["code"], attempt.verifier)
+        .await
+        .unwrap();
     let (status, info) = userinfo(env, tokens.access_token().secret()).await;
     assert_eq!(status, 200, "{info}");
     (info, tokens)
@@ -115,21 +130,35 @@ async fn citizen_raises_her_level_from_one_to_three_and_an_app_sees_the_evidence
     let asked = authorities.calls("population");
     assert_eq!(asked.len(), 1);
     assert_eq!(asked[0]["id_number"], ALICE_ID);
-    assert_eq!(authorities.calls("carrier")[0]["phone"], format!("+86{ALICE_PHONE}"));
+    assert_eq!(
+        authorities.calls("carrier")[0]["phone"],
+        format!("+86{ALICE_PHONE}")
+    );
 
     let client = identity_client(&env).await;
     let (info, _) = app_sees(&env, &browser, &client).await;
     let verification = &info["verified_claims"]["verification"];
     assert_eq!(verification["assurance_level"], "2", "{info}");
     let evidence = verification["evidence"].as_array().unwrap();
-    let records: Vec<&Value> = evidence.iter().filter(|e| e["type"] == "electronic_record").collect();
+    let records: Vec<&Value> = evidence
+        .iter()
+        .filter(|e| e["type"] == "electronic_record")
+        .collect();
     assert_eq!(records.len(), 2, "population and carrier: {info}");
     assert_eq!(records[0]["record"]["type"], "population_register");
-    assert!(records[0]["check_details"][0]["txn"].as_str().unwrap().starts_with("pop-"));
+    assert!(
+        records[0]["check_details"][0]["txn"]
+            .as_str()
+            .unwrap()
+            .starts_with("pop-")
+    );
     assert_eq!(records[1]["record"]["type"], "mobile_subscription");
 
     let (back, provider_page) = face(&browser).await;
-    assert!(provider_page.starts_with(&authorities.base), "sent to the provider: {provider_page}");
+    assert!(
+        provider_page.starts_with(&authorities.base),
+        "sent to the provider: {provider_page}"
+    );
     assert_eq!(level_shown(&back), "3", "{}", back.html().2);
     assert!(message_shown(&back).contains("三级"));
 
@@ -143,7 +172,12 @@ async fn citizen_raises_her_level_from_one_to_three_and_an_app_sees_the_evidence
         .find(|e| e["method"] == "bvr")
         .expect("face evidence");
     assert!(face["time"].as_str().is_some_and(|t| t.ends_with('Z')), "{face}");
-    assert!(face["check_details"][0]["txn"].as_str().unwrap().starts_with("face-"));
+    assert!(
+        face["check_details"][0]["txn"]
+            .as_str()
+            .unwrap()
+            .starts_with("face-")
+    );
     assert_eq!(info["real_name_level"], 3);
     // The evidence names checks and transactions, never the number.
     let evidence_text = verification["evidence"].as_array().unwrap()[1..]
@@ -155,7 +189,11 @@ async fn citizen_raises_her_level_from_one_to_three_and_an_app_sees_the_evidence
     // English on request.
     let _ = browser.get("/lang/en").await;
     let page = browser.get("/account/verify").await;
-    assert!(page.html().2.contains("Real-name verification"), "{}", page.html().2);
+    assert!(
+        page.html().2.contains("Real-name verification"),
+        "{}",
+        page.html().2
+    );
 }
 
 async fn a_mismatch_says_which_check_failed_and_sends_to_the_counter(backend: Backend) {
@@ -169,7 +207,10 @@ async fn a_mismatch_says_which_check_failed_and_sends_to_the_counter(backend: Ba
     assert_eq!(level_shown(&page), "1");
     let msg = message_shown(&page);
     assert!(msg.contains("人口基础信息库") && msg.contains("窗口"), "{msg}");
-    assert!(authorities.calls("carrier").is_empty(), "the carrier is not asked after a failed population check");
+    assert!(
+        authorities.calls("carrier").is_empty(),
+        "the carrier is not asked after a failed population check"
+    );
 
     authorities.answer("population", Answer::Match);
     authorities.answer("carrier", Answer::NoMatch);
@@ -181,8 +222,14 @@ async fn a_mismatch_says_which_check_failed_and_sends_to_the_counter(backend: Ba
     // Level 3 is not offered before level 2, and the face endpoint refuses it.
     assert!(!page.html().2.contains("/account/verify/face/start"));
     let csrf = field(page.html().2, "csrf").unwrap();
-    let page = browser.post("/account/verify/face/start", &[("csrf", &csrf)]).await;
-    assert!(message_shown(&page).contains("上一级"), "{}", message_shown(&page));
+    let page = browser
+        .post("/account/verify/face/start", &[("csrf", &csrf)])
+        .await;
+    assert!(
+        message_shown(&page).contains("上一级"),
+        "{}",
+        message_shown(&page)
+    );
     assert!(authorities.calls("face").is_empty());
 }
 
@@ -195,9 +242,16 @@ async fn a_slow_down_or_malformed_connector_says_try_later_and_never_blocks_a_lo
         authorities.answer("population", answer);
         let started = std::time::Instant::now();
         let page = submit(&browser, "/account/verify", "/account/verify/online", &[]).await;
-        assert!(started.elapsed() < std::time::Duration::from_secs(2), "{answer:?} waited");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(2),
+            "{answer:?} waited"
+        );
         assert_eq!(level_shown(&page), "1");
-        assert!(message_shown(&page).contains("稍后再试"), "{answer:?}: {}", message_shown(&page));
+        assert!(
+            message_shown(&page).contains("稍后再试"),
+            "{answer:?}: {}",
+            message_shown(&page)
+        );
     }
     // Signing in to an app meanwhile works as ever.
     let client = env.client("http://127.0.0.1:9/cb").await;
@@ -206,7 +260,11 @@ async fn a_slow_down_or_malformed_connector_says_try_later_and_never_blocks_a_lo
     let page = Browser::new(&env.base)
         .sign_in(attempt.url.as_str(), ALICE_ID, PASSWORD)
         .await;
-    assert!(rp.exchange(&page.params()["code"], attempt.verifier).await.is_ok());
+    assert!(
+        rp.exchange(&page.params()["code"], attempt.verifier)
+            .await
+            .is_ok()
+    );
     // The operator sees each failure per connector.
     let metrics = crate::common::http()
         .get(env.url("/metrics"))
@@ -241,14 +299,26 @@ async fn attempts_are_throttled_per_person_and_per_address(backend: Backend) {
         assert!(message_shown(&page).contains("人口基础信息库"));
     }
     let page = submit(&alice, "/account/verify", "/account/verify/online", &[]).await;
-    assert!(message_shown(&page).contains("次数过多"), "{}", message_shown(&page));
-    assert_eq!(authorities.calls("population").len(), 2, "a held-back attempt asks no authority");
+    assert!(
+        message_shown(&page).contains("次数过多"),
+        "{}",
+        message_shown(&page)
+    );
+    assert_eq!(
+        authorities.calls("population").len(),
+        2,
+        "a held-back attempt asks no authority"
+    );
     // Another person from the same address: one more, then the address is held back too.
     let bob = signed_in(&env, &bob_id).await;
     let page = submit(&bob, "/account/verify", "/account/verify/online", &[]).await;
     assert!(message_shown(&page).contains("人口基础信息库"));
     let page = submit(&bob, "/account/verify", "/account/verify/online", &[]).await;
-    assert!(message_shown(&page).contains("次数过多"), "{}", message_shown(&page));
+    assert!(
+        message_shown(&page).contains("次数过多"),
+        "{}",
+        message_shown(&page)
+    );
     assert_eq!(authorities.calls("population").len(), 3);
 }
 
@@ -259,7 +329,11 @@ async fn a_face_session_answers_only_its_browser_and_person_once(backend: Backen
     let bob_id = resident_id(8);
     let bob = env.person(&bob_id, "13900139001", PASSWORD).await;
     for p in [&alice_id, &bob] {
-        env.app.db.set_real_name(p, 2, "online", "test", env.app.now()).await.unwrap();
+        env.app
+            .db
+            .set_real_name(p, 2, "online", "test", env.app.now())
+            .await
+            .unwrap();
     }
     let alice = signed_in(&env, ALICE_ID).await;
     let go = submit(&alice, "/account/verify", "/account/verify/face/start", &[]).await;
@@ -270,7 +344,10 @@ async fn a_face_session_answers_only_its_browser_and_person_once(backend: Backen
         let res = crate::common::http().get(&provider_page).send().await.unwrap();
         res.headers()["location"].to_str().unwrap().to_owned()
     };
-    assert!(back_to.starts_with(&env.url("/account/verify/face/return?state=")), "{back_to}");
+    assert!(
+        back_to.starts_with(&env.url("/account/verify/face/return?state=")),
+        "{back_to}"
+    );
 
     // Another person's browser, and a browser with no session, get nothing from it.
     let other = signed_in(&env, &bob_id).await;
@@ -284,8 +361,16 @@ async fn a_face_session_answers_only_its_browser_and_person_once(backend: Backen
     assert_eq!(level_shown(&page), "3", "{}", message_shown(&page));
     assert_eq!(authorities.calls("face_result").len(), 1);
     let page = alice.get(&back_to).await;
-    assert!(message_shown(&page).contains("失效"), "replayed: {}", message_shown(&page));
-    assert_eq!(authorities.calls("face_result").len(), 1, "a replay asks the provider nothing");
+    assert!(
+        message_shown(&page).contains("失效"),
+        "replayed: {}",
+        message_shown(&page)
+    );
+    assert_eq!(
+        authorities.calls("face_result").len(),
+        1,
+        "a replay asks the provider nothing"
+    );
 
     // A session left too long expires; a failed verification changes nothing.
     let bob_browser = signed_in(&env, &bob_id).await;
@@ -293,12 +378,20 @@ async fn a_face_session_answers_only_its_browser_and_person_once(backend: Backen
     let provider_page = re.captures(go.html().2).unwrap()[1].replace("&amp;", "&");
     env.app.clock.advance(601);
     let page = bob_browser.get(&provider_page).await;
-    assert!(message_shown(&page).contains("失效"), "expired: {}", message_shown(&page));
+    assert!(
+        message_shown(&page).contains("失效"),
+        "expired: {}",
+        message_shown(&page)
+    );
     authorities.answer("face", Answer::NoMatch);
     let bob_browser = signed_in(&env, &bob_id).await;
     let (page, _) = face(&bob_browser).await;
     assert_eq!(level_shown(&page), "2");
-    assert!(message_shown(&page).contains("人脸核验未通过"), "{}", message_shown(&page));
+    assert!(
+        message_shown(&page).contains("人脸核验未通过"),
+        "{}",
+        message_shown(&page)
+    );
 }
 
 async fn a_closed_population_record_locks_the_account_and_ends_its_sessions(backend: Backend) {
@@ -337,7 +430,10 @@ async fn a_closed_population_record_locks_the_account_and_ends_its_sessions(back
     let login = again.get("/login").await;
     assert!(again.login(&login, ALICE_ID, PASSWORD).await.is_login());
     let events = env.app.db.all_audit_events().await.unwrap();
-    let lock = events.iter().find(|e| e.action == "person.lock").expect("audited");
+    let lock = events
+        .iter()
+        .find(|e| e.action == "person.lock")
+        .expect("audited");
     assert!(lock.detail.contains("deceased"), "{}", lock.detail);
 }
 
@@ -365,15 +461,32 @@ async fn no_id_number_in_any_log_audit_detail_or_connector_error(backend: Backen
     authorities.answer("face_open", Answer::Malformed);
     submit(&browser, "/account/verify", "/account/verify/face/start", &[]).await;
     authorities.answer("registry", Answer::Malformed);
-    submit(&browser, "/account/organisations", "/account/organisations/bind", &[("credit_code", COMPANY)]).await;
+    submit(
+        &browser,
+        "/account/organisations",
+        "/account/organisations/bind",
+        &[("credit_code", COMPANY)],
+    )
+    .await;
     // The authorities did get the number (so the checks below can fail) ...
-    assert!(authorities.calls("population").iter().any(|b| b["id_number"] == lr_id.as_str()));
+    assert!(
+        authorities
+            .calls("population")
+            .iter()
+            .any(|b| b["id_number"] == lr_id.as_str())
+    );
     // ... and it is nowhere else: not in a log line, an audit detail, or a recorded check.
     let logs = captured_logs();
-    assert!(logs.contains("proofing connector gave no usable answer"), "failures are logged");
+    assert!(
+        logs.contains("proofing connector gave no usable answer"),
+        "failures are logged"
+    );
     assert!(!logs.contains(&lr_id), "an ID number in the logs");
     for e in env.app.db.all_audit_events().await.unwrap() {
-        assert!(!format!("{e:?}").contains(&lr_id), "an ID number in the audit trail: {e:?}");
+        assert!(
+            !format!("{e:?}").contains(&lr_id),
+            "an ID number in the audit trail: {e:?}"
+        );
     }
     for c in env.app.db.proofing_checks(None, None, None, 100).await.unwrap() {
         assert!(!format!("{c:?}").contains(&lr_id), "{c:?}");
@@ -381,13 +494,21 @@ async fn no_id_number_in_any_log_audit_detail_or_connector_error(backend: Backen
 }
 
 /// Signs `username` in to the org app in `browser` and acts for `code` on the act-as page.
-async fn act_for(rp: &Rp, browser: &Browser, username: &str, code: &str) -> openidconnect::core::CoreTokenResponse {
+async fn act_for(
+    rp: &Rp,
+    browser: &Browser,
+    username: &str,
+    code: &str,
+) -> openidconnect::core::CoreTokenResponse {
     let attempt = rp.start(&["org", "offline_access"]);
     let mut page = browser.sign_in(attempt.url.as_str(), username, PASSWORD).await;
     if let Page::Html { body, .. } = &page {
         assert!(body.contains("action=\"/act-as\""), "unexpected page: {body}");
         let re = regex_lite::Regex::new(&format!(r#"value="([^"]*)">\s*<label[^>]*>[^<]*{code}"#)).unwrap();
-        let choice = re.captures(body).map(|c| c[1].to_owned()).expect("the organisation is offered");
+        let choice = re
+            .captures(body)
+            .map(|c| c[1].to_owned())
+            .expect("the organisation is offered");
         let csrf = field(body, "csrf").unwrap();
         let req = field(body, "req").unwrap();
         page = browser
@@ -397,13 +518,20 @@ async fn act_for(rp: &Rp, browser: &Browser, username: &str, code: &str) -> open
             page = browser.consent(&page, true).await;
         }
     }
-    rp.exchange(&page.params()["code"], attempt.verifier).await.unwrap()
+    rp.exchange(&page.params()["code"], attempt.verifier)
+        .await
+        .unwrap()
 }
 
 fn option_value(page: &Page, select: &str) -> String {
     let (_, _, body) = page.html();
-    let re = regex_lite::Regex::new(&format!(r#"<select id="{select}" name="{select}"><option value="([^"]*)""#)).unwrap();
-    re.captures(body).map(|c| c[1].to_owned()).unwrap_or_else(|| panic!("no {select} in {body}"))
+    let re = regex_lite::Regex::new(&format!(
+        r#"<select id="{select}" name="{select}"><option value="([^"]*)""#
+    ))
+    .unwrap();
+    re.captures(body)
+        .map(|c| c[1].to_owned())
+        .unwrap_or_else(|| panic!("no {select} in {body}"))
 }
 
 async fn a_legal_representative_binds_her_company_and_an_agent_acts_for_it_until_the_registry_cancels_it(
@@ -420,19 +548,43 @@ async fn a_legal_representative_binds_her_company_and_an_agent_acts_for_it_until
     })
     .await;
     let alice = env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
-    env.app.db.set_real_name(&alice, 2, "online", "test", env.app.now()).await.unwrap();
+    env.app
+        .db
+        .set_real_name(&alice, 2, "online", "test", env.app.now())
+        .await
+        .unwrap();
     let agent_id = resident_id(31);
     env.person(&agent_id, "13900139031", PASSWORD).await;
     authorities.enterprise(COMPANY, "福州示例科技有限公司", "active", "张三", ALICE_ID);
 
     let browser = signed_in(&env, ALICE_ID).await;
-    let page = submit(&browser, "/account/organisations", "/account/organisations/bind", &[("credit_code", COMPANY)]).await;
-    assert!(message_shown(&page).contains("已绑定"), "{}", message_shown(&page));
+    let page = submit(
+        &browser,
+        "/account/organisations",
+        "/account/organisations/bind",
+        &[("credit_code", COMPANY)],
+    )
+    .await;
+    assert!(
+        message_shown(&page).contains("已绑定"),
+        "{}",
+        message_shown(&page)
+    );
     assert!(page.html().2.contains(COMPANY) && page.html().2.contains("福州示例科技有限公司"));
     assert_eq!(authorities.calls("registry")[0]["credit_code"], COMPANY);
     // Binding twice is refused, saying so.
-    let again = submit(&browser, "/account/organisations", "/account/organisations/bind", &[("credit_code", COMPANY)]).await;
-    assert!(message_shown(&again).contains("已绑定该企业"), "{}", message_shown(&again));
+    let again = submit(
+        &browser,
+        "/account/organisations",
+        "/account/organisations/bind",
+        &[("credit_code", COMPANY)],
+    )
+    .await;
+    assert!(
+        message_shown(&again).contains("已绑定该企业"),
+        "{}",
+        message_shown(&again)
+    );
 
     // She appoints an agent by phone number; it waits for the agent.
     let org_id = option_value(&page, "org_id");
@@ -440,10 +592,20 @@ async fn a_legal_representative_binds_her_company_and_an_agent_acts_for_it_until
         &browser,
         "/account/organisations",
         "/account/organisations/appoint",
-        &[("org_id", &org_id), ("role", "agent"), ("appointee", "13900139031"), ("matters", "all"), ("valid_days", "30")],
+        &[
+            ("org_id", &org_id),
+            ("role", "agent"),
+            ("appointee", "13900139031"),
+            ("matters", "all"),
+            ("valid_days", "30"),
+        ],
     )
     .await;
-    assert!(message_shown(&page).contains("授权已发出"), "{}", message_shown(&page));
+    assert!(
+        message_shown(&page).contains("授权已发出"),
+        "{}",
+        message_shown(&page)
+    );
     let client = env
         .client_with(NewClient {
             name: "企业开办".into(),
@@ -456,7 +618,8 @@ async fn a_legal_representative_binds_her_company_and_an_agent_acts_for_it_until
     let agent = signed_in(&env, &agent_id).await;
     let pending = agent.get("/account/organisations").await;
     assert!(pending.html().2.contains("待接受"), "{}", pending.html().2);
-    let re = regex_lite::Regex::new(r#"action="(/account/organisations/appointments/[^"]*/accept)""#).unwrap();
+    let re =
+        regex_lite::Regex::new(r#"action="(/account/organisations/appointments/[^"]*/accept)""#).unwrap();
     let accept = re.captures(pending.html().2).expect("an accept form")[1].to_owned();
     let page = submit(&agent, "/account/organisations", &accept, &[]).await;
     assert!(message_shown(&page).contains("接受"), "{}", message_shown(&page));
@@ -470,12 +633,23 @@ async fn a_legal_representative_binds_her_company_and_an_agent_acts_for_it_until
     let refresh = tokens.refresh_token().unwrap().clone();
 
     // Every change was audited, and both were told by SMS.
-    let actions: Vec<String> = env.app.db.all_audit_events().await.unwrap().into_iter().map(|e| e.action).collect();
+    let actions: Vec<String> = env
+        .app
+        .db
+        .all_audit_events()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
     for action in ["org.bind", "org.appoint", "org.appointment.accept"] {
         assert!(actions.iter().any(|a| a == action), "{action} in {actions:?}");
     }
     let sent: Vec<String> = inbox.delivered().iter().map(|c| c.to()).collect();
-    assert!(sent.iter().any(|t| t.ends_with(ALICE_PHONE)) && sent.iter().any(|t| t.ends_with("13900139031")), "{sent:?}");
+    assert!(
+        sent.iter().any(|t| t.ends_with(ALICE_PHONE)) && sent.iter().any(|t| t.ends_with("13900139031")),
+        "{sent:?}"
+    );
 
     // The registry now says the company is cancelled: at the next re-check its representations stop,
     // and the agent's next refresh fails.
@@ -483,7 +657,12 @@ async fn a_legal_representative_binds_her_company_and_an_agent_acts_for_it_until
     env.app.clock.advance(601);
     let mut refused = false;
     for _ in 0..40 {
-        let result = rp.client.exchange_refresh_token(&refresh).unwrap().request_async(&http_client).await;
+        let result = rp
+            .client
+            .exchange_refresh_token(&refresh)
+            .unwrap()
+            .request_async(&http_client)
+            .await;
         match result {
             Err(e) => {
                 assert!(format!("{e:?}").contains("invalid_grant"), "{e:?}");
@@ -493,7 +672,10 @@ async fn a_legal_representative_binds_her_company_and_an_agent_acts_for_it_until
             Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(500)).await,
         }
     }
-    assert!(refused, "the agent's refresh still works after the registry cancelled the company");
+    assert!(
+        refused,
+        "the agent's refresh still works after the registry cancelled the company"
+    );
     // Her binding shows as suspended (the re-check may still be finishing).
     let mut shown = String::new();
     for _ in 0..20 {
@@ -504,7 +686,10 @@ async fn a_legal_representative_binds_her_company_and_an_agent_acts_for_it_until
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
     assert!(shown.contains("已暂停"), "{shown}");
-    assert!(authorities.calls("registry").len() >= 3, "the registry was asked again");
+    assert!(
+        authorities.calls("registry").len() >= 3,
+        "the registry was asked again"
+    );
 }
 
 async fn a_binding_is_refused_saying_why(backend: Backend) {
@@ -519,7 +704,13 @@ async fn a_binding_is_refused_saying_why(backend: Backend) {
     let bind = |code: &'static str| {
         let browser = &browser;
         async move {
-            let page = submit(browser, "/account/organisations", "/account/organisations/bind", &[("credit_code", code)]).await;
+            let page = submit(
+                browser,
+                "/account/organisations",
+                "/account/organisations/bind",
+                &[("credit_code", code)],
+            )
+            .await;
             message_shown(&page)
         }
     };
@@ -528,19 +719,44 @@ async fn a_binding_is_refused_saying_why(backend: Backend) {
     assert!(!page.html().2.contains("/account/organisations/bind"));
     let verify = browser.get("/account/verify").await;
     let csrf = field(verify.html().2, "csrf").unwrap();
-    let refused = browser.post("/account/organisations/bind", &[("csrf", &csrf), ("credit_code", COMPANY)]).await;
-    assert!(message_shown(&refused).contains("上一级"), "{}", message_shown(&refused));
+    let refused = browser
+        .post(
+            "/account/organisations/bind",
+            &[("csrf", &csrf), ("credit_code", COMPANY)],
+        )
+        .await;
+    assert!(
+        message_shown(&refused).contains("上一级"),
+        "{}",
+        message_shown(&refused)
+    );
     assert!(authorities.calls("registry").is_empty());
 
-    env.app.db.set_real_name(&alice, 2, "online", "test", env.app.now()).await.unwrap();
+    env.app
+        .db
+        .set_real_name(&alice, 2, "online", "test", env.app.now())
+        .await
+        .unwrap();
     assert!(bind("91350100M000100Y4X").await.contains("不正确"));
     assert!(bind(COMPANY).await.contains("没有这个统一社会信用代码"));
     authorities.enterprise(COMPANY, "福州示例科技有限公司", "revoked", "张三", ALICE_ID);
     assert!(bind(COMPANY).await.contains("吊销或注销"));
-    authorities.enterprise(COMPANY, "福州示例科技有限公司", "active", "李四", &resident_id(40));
+    authorities.enterprise(
+        COMPANY,
+        "福州示例科技有限公司",
+        "active",
+        "李四",
+        &resident_id(40),
+    );
     assert!(bind(COMPANY).await.contains("不是您本人"));
     // The same name with another person's number is not her either.
-    authorities.enterprise(COMPANY, "福州示例科技有限公司", "active", "张三", &resident_id(41));
+    authorities.enterprise(
+        COMPANY,
+        "福州示例科技有限公司",
+        "active",
+        "张三",
+        &resident_id(41),
+    );
     assert!(bind(COMPANY).await.contains("不是您本人"));
     authorities.answer("registry", Answer::Down);
     assert!(bind(COMPANY).await.contains("稍后再试"));
@@ -555,10 +771,20 @@ async fn a_super_admin_finds_outcomes_and_bindings_and_suspends_a_binding(backen
     let authorities = Authorities::start().await;
     let env = start(backend, &authorities).await;
     let alice = env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
-    env.app.db.set_real_name(&alice, 2, "online", "test", env.app.now()).await.unwrap();
+    env.app
+        .db
+        .set_real_name(&alice, 2, "online", "test", env.app.now())
+        .await
+        .unwrap();
     authorities.enterprise(COMPANY, "福州示例科技有限公司", "active", "张三", ALICE_ID);
     let browser = signed_in(&env, ALICE_ID).await;
-    submit(&browser, "/account/organisations", "/account/organisations/bind", &[("credit_code", COMPANY)]).await;
+    submit(
+        &browser,
+        "/account/organisations",
+        "/account/organisations/bind",
+        &[("credit_code", COMPANY)],
+    )
+    .await;
     let client = env
         .client_with(NewClient {
             name: "企业开办".into(),
@@ -577,10 +803,21 @@ async fn a_super_admin_finds_outcomes_and_bindings_and_suspends_a_binding(backen
     let (status, body) = crate::admin::call(&env, &clerk, Method::GET, &path, None).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["checks"][0]["outcome"], "match", "{body}");
-    assert!(body["checks"][0]["transaction_id"].as_str().unwrap().starts_with("reg-"));
+    assert!(
+        body["checks"][0]["transaction_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("reg-")
+    );
     assert!(!body.to_string().contains(ALICE_ID));
-    let (status, body) =
-        crate::admin::call(&env, &root, Method::GET, "/admin/api/proofing/bindings?status=active", None).await;
+    let (status, body) = crate::admin::call(
+        &env,
+        &root,
+        Method::GET,
+        "/admin/api/proofing/bindings?status=active",
+        None,
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     let binding = body["bindings"][0]["id"].as_str().unwrap().to_owned();
     assert_eq!(body["bindings"][0]["person_id"], alice.as_str());
@@ -604,15 +841,27 @@ async fn a_super_admin_finds_outcomes_and_bindings_and_suspends_a_binding(backen
         .expect_err("refresh after the suspension");
     assert!(format!("{err:?}").contains("invalid_grant"), "{err:?}");
     let events = env.app.db.all_audit_events().await.unwrap();
-    assert!(events.iter().any(|e| e.action == "org.binding.suspend" && e.outcome == "forbidden"));
-    assert!(events.iter().any(|e| e.action == "org.binding.suspend" && e.outcome == "success"));
+    assert!(
+        events
+            .iter()
+            .any(|e| e.action == "org.binding.suspend" && e.outcome == "forbidden")
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e.action == "org.binding.suspend" && e.outcome == "success")
+    );
 }
 
 async fn the_legal_person_entry_signs_in_and_goes_straight_to_the_enterprises(backend: Backend) {
     let authorities = Authorities::start().await;
     let env = start(backend, &authorities).await;
     let alice = env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
-    env.app.db.set_real_name(&alice, 2, "online", "test", env.app.now()).await.unwrap();
+    env.app
+        .db
+        .set_real_name(&alice, 2, "online", "test", env.app.now())
+        .await
+        .unwrap();
 
     // At yunid itself: the login page offers the entry; through it, the sign-in lands on the enterprises,
     // where a person with none is told how to bind one.
@@ -623,16 +872,29 @@ async fn the_legal_person_entry_signs_in_and_goes_straight_to_the_enterprises(ba
     let page = browser.login(&login, ALICE_ID, PASSWORD).await;
     let (url, _, body) = page.html();
     assert!(url.ends_with("/account/organisations?entry=legal"), "{url}");
-    assert!(body.contains("还没有可以代表的企业") && body.contains("action=\"/account/organisations/bind\""), "{body}");
+    assert!(
+        body.contains("还没有可以代表的企业") && body.contains("action=\"/account/organisations/bind\""),
+        "{body}"
+    );
     authorities.enterprise(COMPANY, "福州示例科技有限公司", "active", "张三", ALICE_ID);
-    let page = submit(&browser, "/account/organisations", "/account/organisations/bind", &[("credit_code", COMPANY)]).await;
+    let page = submit(
+        &browser,
+        "/account/organisations",
+        "/account/organisations/bind",
+        &[("credit_code", COMPANY)],
+    )
+    .await;
     assert!(page.html().2.contains("id=\"represents\""), "{}", page.html().2);
     // The entry is used once: the account page is the account page again.
     let page = browser.get("/account").await;
     assert!(page.html().0.ends_with("/account"), "{}", page.html().0);
     // Signed in already, the entry goes straight there.
     let page = browser.get("/login/legal").await;
-    assert!(page.html().0.ends_with("/account/organisations?entry=legal"), "{}", page.html().0);
+    assert!(
+        page.html().0.ends_with("/account/organisations?entry=legal"),
+        "{}",
+        page.html().0
+    );
 
     // In an app's request: the entry keeps the request, and the sign-in leads to the choice of whom to
     // act for, without the app naming the company in `login_hint`.
@@ -649,12 +911,18 @@ async fn the_legal_person_entry_signs_in_and_goes_straight_to_the_enterprises(ba
     let fresh = Browser::new(&env.base);
     let login = fresh.get(attempt.url.as_str()).await;
     let re = regex_lite::Regex::new(r#"id="legal-entry" href="([^"]*)""#).unwrap();
-    let entry = re.captures(login.html().2).expect("the entry on the app's login page")[1].replace("&amp;", "&");
+    let entry = re
+        .captures(login.html().2)
+        .expect("the entry on the app's login page")[1]
+        .replace("&amp;", "&");
     assert!(entry.starts_with("/login/legal?req="), "{entry}");
     let login = fresh.get(&entry).await;
     let page = fresh.login(&login, ALICE_ID, PASSWORD).await;
     let (_, _, body) = page.html();
-    assert!(body.contains("action=\"/act-as\"") && body.contains(COMPANY), "{body}");
+    assert!(
+        body.contains("action=\"/act-as\"") && body.contains(COMPANY),
+        "{body}"
+    );
 }
 
 /// What yunid believes of an authority: only an answer of the contract, for what it asked, from the
@@ -671,21 +939,43 @@ async fn a_connector_is_trusted_only_within_its_contract(backend: Backend) {
     let browser = signed_in(&env, ALICE_ID).await;
     // The carrier adapter refuses yunid's token (401): "try later", no level.
     let page = submit(&browser, "/account/verify", "/account/verify/online", &[]).await;
-    assert!(message_shown(&page).contains("稍后再试"), "{}", message_shown(&page));
+    assert!(
+        message_shown(&page).contains("稍后再试"),
+        "{}",
+        message_shown(&page)
+    );
     assert_eq!(level_shown(&page), "1");
 
-    env.app.db.set_real_name(&alice, 2, "online", "test", env.app.now()).await.unwrap();
+    env.app
+        .db
+        .set_real_name(&alice, 2, "online", "test", env.app.now())
+        .await
+        .unwrap();
     // A registry answer about another enterprise binds nothing.
     authorities.enterprise(COMPANY, "福州示例科技有限公司", "active", "张三", ALICE_ID);
     authorities.answer("registry", Answer::Foreign);
-    let page = submit(&browser, "/account/organisations", "/account/organisations/bind", &[("credit_code", COMPANY)]).await;
-    assert!(message_shown(&page).contains("稍后再试"), "{}", message_shown(&page));
+    let page = submit(
+        &browser,
+        "/account/organisations",
+        "/account/organisations/bind",
+        &[("credit_code", COMPANY)],
+    )
+    .await;
+    assert!(
+        message_shown(&page).contains("稍后再试"),
+        "{}",
+        message_shown(&page)
+    );
     assert!(env.app.db.org_by_code(COMPANY).await.unwrap().is_none());
     // A provider "page" that is a script is never where the browser is sent.
     authorities.answer("face_open", Answer::Foreign);
     let page = submit(&browser, "/account/verify", "/account/verify/face/start", &[]).await;
     assert!(!page.html().2.contains("javascript:"), "{}", page.html().2);
-    assert!(message_shown(&page).contains("稍后再试"), "{}", message_shown(&page));
+    assert!(
+        message_shown(&page).contains("稍后再试"),
+        "{}",
+        message_shown(&page)
+    );
     // A state nobody issued, or none, is refused without asking the provider.
     let page = browser.get("/account/verify/face/return?state=forged").await;
     assert!(message_shown(&page).contains("失效"));
@@ -693,9 +983,13 @@ async fn a_connector_is_trusted_only_within_its_contract(backend: Backend) {
     assert!(message_shown(&page).contains("失效"));
     assert!(authorities.calls("face_result").is_empty());
     // Forms need their CSRF token.
-    let refused = browser.post("/account/verify/online", &[("csrf", "forged")]).await;
+    let refused = browser
+        .post("/account/verify/online", &[("csrf", "forged")])
+        .await;
     assert_eq!(refused.html().1, 403);
-    let refused = browser.post("/account/organisations/bind", &[("credit_code", COMPANY)]).await;
+    let refused = browser
+        .post("/account/organisations/bind", &[("credit_code", COMPANY)])
+        .await;
     assert_eq!(refused.html().1, 403);
 }
 
@@ -708,22 +1002,51 @@ async fn another_legal_representative_in_the_registry_ends_the_old_binding(backe
     let bob_id = resident_id(51);
     let bob = env.person(&bob_id, "13900139051", PASSWORD).await;
     for p in [&alice, &bob] {
-        env.app.db.set_real_name(p, 2, "online", "test", env.app.now()).await.unwrap();
+        env.app
+            .db
+            .set_real_name(p, 2, "online", "test", env.app.now())
+            .await
+            .unwrap();
     }
     authorities.enterprise(COMPANY, "福州示例科技有限公司", "active", "张三", ALICE_ID);
     let alice_browser = signed_in(&env, ALICE_ID).await;
-    submit(&alice_browser, "/account/organisations", "/account/organisations/bind", &[("credit_code", COMPANY)]).await;
+    submit(
+        &alice_browser,
+        "/account/organisations",
+        "/account/organisations/bind",
+        &[("credit_code", COMPANY)],
+    )
+    .await;
     // Bob cannot bind it while the registry names Alice.
     let bob_browser = signed_in(&env, &bob_id).await;
-    let page = submit(&bob_browser, "/account/organisations", "/account/organisations/bind", &[("credit_code", COMPANY)]).await;
+    let page = submit(
+        &bob_browser,
+        "/account/organisations",
+        "/account/organisations/bind",
+        &[("credit_code", COMPANY)],
+    )
+    .await;
     assert!(message_shown(&page).contains("不是您本人"));
     // The registry changes: Bob binds it, and Alice's binding is suspended.
     authorities.enterprise(COMPANY, "福州示例科技有限公司", "active", "张三", &bob_id);
-    let page = submit(&bob_browser, "/account/organisations", "/account/organisations/bind", &[("credit_code", COMPANY)]).await;
-    assert!(message_shown(&page).contains("已绑定"), "{}", message_shown(&page));
+    let page = submit(
+        &bob_browser,
+        "/account/organisations",
+        "/account/organisations/bind",
+        &[("credit_code", COMPANY)],
+    )
+    .await;
+    assert!(
+        message_shown(&page).contains("已绑定"),
+        "{}",
+        message_shown(&page)
+    );
     let page = alice_browser.get("/account/organisations").await;
     assert!(page.html().2.contains("已暂停"), "{}", page.html().2);
-    assert!(page.html().2.contains("还没有可以代表的企业"), "Alice represents it no more");
+    assert!(
+        page.html().2.contains("还没有可以代表的企业"),
+        "Alice represents it no more"
+    );
     let page = bob_browser.get("/account/organisations").await;
     assert!(page.html().2.contains("id=\"represents\""));
 }
@@ -737,7 +1060,11 @@ async fn a_citizen_verifies_and_binds_her_company_in_a_real_browser(backend: Bac
         Backend::Postgres => "postgres",
     };
     let root = crate::browser::crate_root();
-    let shots = root.join("test-artifacts").join("screenshots").join("proofing").join(label);
+    let shots = root
+        .join("test-artifacts")
+        .join("screenshots")
+        .join("proofing")
+        .join(label);
     std::fs::create_dir_all(&shots).unwrap();
     let authorities = Authorities::start().await;
     let env = Env::start_with(backend, |c| {
@@ -769,7 +1096,13 @@ async fn a_citizen_verifies_and_binds_her_company_in_a_real_browser(backend: Bac
     assert!(out.status.success(), "proofing.mjs failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("all proofing flows passed"), "{stdout}");
     // What the browser did is what the server recorded.
-    let alice = env.app.db.person_by_id_hash(&env.app.secrets.id_hash(ALICE_ID)).await.unwrap().unwrap();
+    let alice = env
+        .app
+        .db
+        .person_by_id_hash(&env.app.secrets.id_hash(ALICE_ID))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(alice.real_name_level, 3);
     assert!(env.app.db.org_by_code(COMPANY).await.unwrap().is_some());
 }
@@ -786,21 +1119,41 @@ async fn the_console_finds_outcomes_and_a_super_admin_suspends_a_binding_there(b
     })
     .await;
     let alice = env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
-    env.app.db.set_real_name(&alice, 2, "online", "test", env.app.now()).await.unwrap();
+    env.app
+        .db
+        .set_real_name(&alice, 2, "online", "test", env.app.now())
+        .await
+        .unwrap();
     authorities.enterprise(COMPANY, "福州示例科技有限公司", "active", "张三", ALICE_ID);
     let browser = signed_in(&env, ALICE_ID).await;
-    submit(&browser, "/account/organisations", "/account/organisations/bind", &[("credit_code", COMPANY)]).await;
+    submit(
+        &browser,
+        "/account/organisations",
+        "/account/organisations/bind",
+        &[("credit_code", COMPANY)],
+    )
+    .await;
 
     let carol_id = resident_id(61);
     let carol = env.person(&carol_id, "13900139061", PASSWORD).await;
-    env.app.db.grant_admin_role(&carol, "counter_clerk", "", "test", env.app.now()).await.unwrap();
+    env.app
+        .db
+        .grant_admin_role(&carol, "counter_clerk", "", "test", env.app.now())
+        .await
+        .unwrap();
     let root_id = resident_id(62);
     let root = env.person(&root_id, "13900139062", PASSWORD).await;
-    env.app.db.grant_admin_role(&root, "super_admin", "", "test", env.app.now()).await.unwrap();
+    env.app
+        .db
+        .grant_admin_role(&root, "super_admin", "", "test", env.app.now())
+        .await
+        .unwrap();
 
     let clerk = Browser::new(&env.base);
     crate::common::console::sign_in(&clerk, &inbox, &carol_id, PASSWORD).await;
-    let page = clerk.get(&format!("/admin/proofing?person_id={alice}&connector=registry")).await;
+    let page = clerk
+        .get(&format!("/admin/proofing?person_id={alice}&connector=registry"))
+        .await;
     let (_, status, body) = page.html();
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("reg-") && body.contains("match"), "{body}");
@@ -823,8 +1176,14 @@ async fn the_console_finds_outcomes_and_a_super_admin_suspends_a_binding_there(b
     let page = browser.get("/account/organisations").await;
     assert!(page.html().2.contains("已暂停"));
     let events = env.app.db.all_audit_events().await.unwrap();
-    assert!(events.iter().any(|e| e.action == "org.binding.suspend" && e.outcome == "forbidden"));
-    assert!(events.iter().any(|e| e.action == "org.binding.suspend" && e.outcome == "success" && e.actor == format!("person:{root}")));
+    assert!(
+        events
+            .iter()
+            .any(|e| e.action == "org.binding.suspend" && e.outcome == "forbidden")
+    );
+    assert!(events.iter().any(|e| e.action == "org.binding.suspend"
+        && e.outcome == "success"
+        && e.actor == format!("person:{root}")));
 }
 
 on_both_backends!(

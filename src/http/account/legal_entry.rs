@@ -4,10 +4,10 @@
 //! the app's `org` scope already leads to the act-as choice; the entry keeps the request (`req`).
 //! The cookie is a preference only: it grants nothing and is cleared when used.
 
+use axum::Router;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
-use axum::Router;
 use axum_extra::extract::CookieJar;
 use axum_extra::extract::cookie::{Cookie, SameSite};
 use serde::Deserialize;

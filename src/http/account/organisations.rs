@@ -150,7 +150,12 @@ async fn appoint(
         "" => None,
         d => match d.parse::<i64>() {
             Ok(n) => Some(n),
-            Err(_) => return outcome(HERE, Err(crate::services::proofing::ProofingError::Invalid("valid_days"))),
+            Err(_) => {
+                return outcome(
+                    HERE,
+                    Err(crate::services::proofing::ProofingError::Invalid("valid_days")),
+                );
+            }
         },
     };
     let new = NewAppointment {

@@ -54,7 +54,11 @@ pub struct ProofingTexts {
 static ZH: ProofingTexts = ProofingTexts {
     verify_title: "实名认证",
     level_now: "当前实名等级",
-    level_names: ["一级（本人声明，手机号已验证）", "二级（人口库与运营商核验）", "三级（人脸核验或窗口核验）"],
+    level_names: [
+        "一级（本人声明，手机号已验证）",
+        "二级（人口库与运营商核验）",
+        "三级（人脸核验或窗口核验）",
+    ],
     step2_title: "升级到二级：人口库与运营商核验",
     step2_text: "以您登记的姓名、身份证号码和已验证的手机号，向人口基础信息库和手机运营商核验。",
     step2_button: "开始核验",
@@ -185,31 +189,155 @@ pub fn message(lang: Lang, code: &str) -> Option<(&'static str, bool)> {
     let zh = lang == Lang::Zh;
     let pick = |z: &'static str, e: &'static str| if zh { z } else { e };
     let (text, ok) = match code {
-        "raised2" => (pick("核验通过，您的实名等级已升为二级。", "Verified: your real-name level is now 2."), true),
-        "raised3" => (pick("人脸核验通过，您的实名等级已升为三级。", "Face verification passed: your real-name level is now 3."), true),
-        "bound" => (pick("企业已绑定，您已是其法定代表人。", "The enterprise is bound; you are its legal representative."), true),
-        "appointed" => (pick("授权已发出，待对方在其账号中接受。", "Appointment sent; the appointee accepts it on their account page."), true),
-        "accepted" => (pick("您已接受授权，可以企业身份办事。", "Accepted: you can now act for the enterprise."), true),
+        "raised2" => (
+            pick(
+                "核验通过，您的实名等级已升为二级。",
+                "Verified: your real-name level is now 2.",
+            ),
+            true,
+        ),
+        "raised3" => (
+            pick(
+                "人脸核验通过，您的实名等级已升为三级。",
+                "Face verification passed: your real-name level is now 3.",
+            ),
+            true,
+        ),
+        "bound" => (
+            pick(
+                "企业已绑定，您已是其法定代表人。",
+                "The enterprise is bound; you are its legal representative.",
+            ),
+            true,
+        ),
+        "appointed" => (
+            pick(
+                "授权已发出，待对方在其账号中接受。",
+                "Appointment sent; the appointee accepts it on their account page.",
+            ),
+            true,
+        ),
+        "accepted" => (
+            pick(
+                "您已接受授权，可以企业身份办事。",
+                "Accepted: you can now act for the enterprise.",
+            ),
+            true,
+        ),
         "ended" => (pick("授权已终止。", "The appointment has ended."), true),
-        "offline" => (pick("本站暂未开通此项在线核验，请携带居民身份证到政务服务窗口办理。", "This online check is not available here; please visit a government service counter."), false),
-        "try_later" => (pick("核验服务暂时无法连接，请稍后再试（不影响您登录和使用其他服务）。", "The verification service cannot be reached right now; please try later (signing in and other services are not affected)."), false),
-        "mismatch_population" => (pick("人口基础信息库核验未通过：姓名与身份证号码不一致。请携带居民身份证到政务服务窗口办理。", "The population database check failed: the name and ID number do not match. Please visit a government service counter with your identity card."), false),
-        "mismatch_carrier" => (pick("运营商三要素核验未通过：手机号不是以您本人身份登记的。请更换本人手机号，或到政务服务窗口办理。", "The carrier check failed: the phone is not registered in your name. Use a phone registered to you, or visit a government service counter."), false),
-        "mismatch_face" => (pick("人脸核验未通过。可以稍后重试，或携带居民身份证到政务服务窗口办理。", "Face verification did not pass. Try again later, or visit a government service counter with your identity card."), false),
-        "throttled" => (pick("尝试次数过多，请明天再试，或到政务服务窗口办理。", "Too many attempts; please try again tomorrow or visit a government service counter."), false),
-        "needs_level" => (pick("请先完成上一级实名认证。", "Please complete the previous level first."), false),
+        "offline" => (
+            pick(
+                "本站暂未开通此项在线核验，请携带居民身份证到政务服务窗口办理。",
+                "This online check is not available here; please visit a government service counter.",
+            ),
+            false,
+        ),
+        "try_later" => (
+            pick(
+                "核验服务暂时无法连接，请稍后再试（不影响您登录和使用其他服务）。",
+                "The verification service cannot be reached right now; please try later (signing in and other services are not affected).",
+            ),
+            false,
+        ),
+        "mismatch_population" => (
+            pick(
+                "人口基础信息库核验未通过：姓名与身份证号码不一致。请携带居民身份证到政务服务窗口办理。",
+                "The population database check failed: the name and ID number do not match. Please visit a government service counter with your identity card.",
+            ),
+            false,
+        ),
+        "mismatch_carrier" => (
+            pick(
+                "运营商三要素核验未通过：手机号不是以您本人身份登记的。请更换本人手机号，或到政务服务窗口办理。",
+                "The carrier check failed: the phone is not registered in your name. Use a phone registered to you, or visit a government service counter.",
+            ),
+            false,
+        ),
+        "mismatch_face" => (
+            pick(
+                "人脸核验未通过。可以稍后重试，或携带居民身份证到政务服务窗口办理。",
+                "Face verification did not pass. Try again later, or visit a government service counter with your identity card.",
+            ),
+            false,
+        ),
+        "throttled" => (
+            pick(
+                "尝试次数过多，请明天再试，或到政务服务窗口办理。",
+                "Too many attempts; please try again tomorrow or visit a government service counter.",
+            ),
+            false,
+        ),
+        "needs_level" => (
+            pick(
+                "请先完成上一级实名认证。",
+                "Please complete the previous level first.",
+            ),
+            false,
+        ),
         "needs_phone" => (ZH.needs_phone, false),
-        "face_session" => (pick("这次人脸核验已失效或不属于当前登录，请重新开始。", "This face verification is no longer valid for this sign-in; please start again."), false),
-        "invalid" => (pick("填写的内容不正确，请检查后重试。", "Something you entered is not valid; please check it."), false),
-        "unknown_enterprise" => (pick("市场主体登记库中没有这个统一社会信用代码。", "The registry has no enterprise with this credit code."), false),
-        "enterprise_inactive" => (pick("该企业在市场主体登记库中已吊销或注销，不能绑定。", "The enterprise is revoked or cancelled in the registry and cannot be bound."), false),
-        "not_legal_representative" => (pick("登记库记载的法定代表人不是您本人，不能绑定。如有变更，请先办理变更登记，或到政务服务窗口办理。", "The registry names someone else as the legal representative. Register the change first, or visit a government service counter."), false),
-        "already_bound" => (pick("您已绑定该企业。", "You have already bound this enterprise."), false),
-        "not_found" => (pick("没有找到对应的记录或用户。", "No such record or user."), false),
-        "forbidden" => (pick("您没有这项权限（授权不能超出您本人的授权范围和期限）。", "You may not do this (an appointment cannot exceed your own authority or time)."), false),
-        "internal" => (pick("系统繁忙，请稍后再试。", "Something went wrong; please try later."), false),
+        "face_session" => (
+            pick(
+                "这次人脸核验已失效或不属于当前登录，请重新开始。",
+                "This face verification is no longer valid for this sign-in; please start again.",
+            ),
+            false,
+        ),
+        "invalid" => (
+            pick(
+                "填写的内容不正确，请检查后重试。",
+                "Something you entered is not valid; please check it.",
+            ),
+            false,
+        ),
+        "unknown_enterprise" => (
+            pick(
+                "市场主体登记库中没有这个统一社会信用代码。",
+                "The registry has no enterprise with this credit code.",
+            ),
+            false,
+        ),
+        "enterprise_inactive" => (
+            pick(
+                "该企业在市场主体登记库中已吊销或注销，不能绑定。",
+                "The enterprise is revoked or cancelled in the registry and cannot be bound.",
+            ),
+            false,
+        ),
+        "not_legal_representative" => (
+            pick(
+                "登记库记载的法定代表人不是您本人，不能绑定。如有变更，请先办理变更登记，或到政务服务窗口办理。",
+                "The registry names someone else as the legal representative. Register the change first, or visit a government service counter.",
+            ),
+            false,
+        ),
+        "already_bound" => (
+            pick("您已绑定该企业。", "You have already bound this enterprise."),
+            false,
+        ),
+        "not_found" => (
+            pick("没有找到对应的记录或用户。", "No such record or user."),
+            false,
+        ),
+        "forbidden" => (
+            pick(
+                "您没有这项权限（授权不能超出您本人的授权范围和期限）。",
+                "You may not do this (an appointment cannot exceed your own authority or time).",
+            ),
+            false,
+        ),
+        "internal" => (
+            pick(
+                "系统繁忙，请稍后再试。",
+                "Something went wrong; please try later.",
+            ),
+            false,
+        ),
         _ => return None,
     };
-    let text = if code == "needs_phone" && !zh { EN.needs_phone } else { text };
+    let text = if code == "needs_phone" && !zh {
+        EN.needs_phone
+    } else {
+        text
+    };
     Some((text, ok))
 }

@@ -86,8 +86,12 @@ pub(super) fn outcome(path: &str, result: Result<&'static str, ProofingError>) -
 /// The account was just locked (its population record closed): it is signed out here.
 pub(super) fn locked(app: &App, lang: Lang, jar: CookieJar) -> Response {
     let text = match lang {
-        Lang::Zh => "您的户籍记录已注销，账号已锁定，各处登录均已退出。如有疑问，请携带有效证件到政务服务窗口办理。",
-        Lang::En => "Your population record is closed: the account is locked and signed out everywhere. Please visit a government service counter.",
+        Lang::Zh => {
+            "您的户籍记录已注销，账号已锁定，各处登录均已退出。如有疑问，请携带有效证件到政务服务窗口办理。"
+        }
+        Lang::En => {
+            "Your population record is closed: the account is locked and signed out everywhere. Please visit a government service counter."
+        }
     };
     let t = lang.texts();
     let mut res = page::render(crate::http::page::MessagePage {

@@ -39,7 +39,8 @@ async fn checks(
     Query(q): Query<ChecksQuery>,
 ) -> Result<Response, Problem> {
     let ctx = Ctx::of(&app, &caller, &address);
-    ctx.forbid(caller.0.can_look_up_persons(), "proofing.checks", "", "").await?;
+    ctx.forbid(caller.0.can_look_up_persons(), "proofing.checks", "", "")
+        .await?;
     let list = app
         .db
         .proofing_checks(
@@ -69,7 +70,8 @@ async fn bindings(
     Query(q): Query<BindingsQuery>,
 ) -> Result<Response, Problem> {
     let ctx = Ctx::of(&app, &caller, &address);
-    ctx.forbid(caller.0.can_read_orgs(), "proofing.bindings", "", "").await?;
+    ctx.forbid(caller.0.can_read_orgs(), "proofing.bindings", "", "")
+        .await?;
     let list = app
         .db
         .bindings(
@@ -90,10 +92,15 @@ async fn suspend(
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
     let ctx = Ctx::of(&app, &caller, &address);
-    ctx.forbid(caller.0.is_super(), "org.binding.suspend", &id, "").await?;
+    ctx.forbid(caller.0.is_super(), "org.binding.suspend", &id, "")
+        .await?;
     match orgs::suspend(&app.proofing(), &id, &caller.0.actor, app.now()).await {
         Ok(b) => Ok(Json(json!(b)).into_response()),
-        Err(ProofingError::NotFound) => Err(Problem::new(StatusCode::NOT_FOUND, "not found", "no such binding")),
+        Err(ProofingError::NotFound) => Err(Problem::new(
+            StatusCode::NOT_FOUND,
+            "not found",
+            "no such binding",
+        )),
         Err(ProofingError::Invalid(m)) => Err(Problem::new(StatusCode::CONFLICT, "conflict", m)),
         Err(e) => Err(Problem::internal(anyhow::anyhow!("{e}"))),
     }

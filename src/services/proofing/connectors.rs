@@ -52,7 +52,9 @@ pub struct Endpoint {
 
 impl std::fmt::Debug for Endpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Endpoint").field("base", &self.base.as_str()).finish()
+        f.debug_struct("Endpoint")
+            .field("base", &self.base.as_str())
+            .finish()
     }
 }
 
@@ -296,7 +298,12 @@ impl Connectors<'_> {
         })?;
         serde_json::from_slice(&bytes).map_err(|e| {
             // Position and category only: serde's message quotes the value it choked on.
-            Upstream::Malformed(format!("{:?} at line {} column {}", e.classify(), e.line(), e.column()))
+            Upstream::Malformed(format!(
+                "{:?} at line {} column {}",
+                e.classify(),
+                e.line(),
+                e.column()
+            ))
         })
     }
 
@@ -338,8 +345,12 @@ impl Connectors<'_> {
 
     /// The result of a face verification session.
     pub async fn face_result(&self, session_id: &str) -> Result<FaceResult, Upstream> {
-        self.call(Connector::Face, &["v1", "face", "sessions", session_id, "result"], None)
-            .await
+        self.call(
+            Connector::Face,
+            &["v1", "face", "sessions", session_id, "result"],
+            None,
+        )
+        .await
     }
 
     /// The registry's record of an enterprise.

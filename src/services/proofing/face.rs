@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::connectors::Connector;
 use super::levels::{BY_ONLINE, METHOD_FACE, id_number, record_check, unavailable};
-use super::{Ctx, ProofingError};
+use super::{Ctx, Event, ProofingError};
 use crate::store::persons::PersonRow;
 use crate::store::sessions::SessionRow;
 
@@ -43,7 +43,16 @@ pub async fn start(
     {
         Ok(s) => s,
         Err(e) => {
-            record_check(ctx, &person.id, Connector::Face, "unavailable", None, address, now).await?;
+            record_check(
+                ctx,
+                &person.id,
+                Connector::Face,
+                "unavailable",
+                None,
+                address,
+                now,
+            )
+            .await?;
             return Err(unavailable(Connector::Face, e));
         }
     };
@@ -84,7 +93,16 @@ pub async fn finish(
     let result = match ctx.connectors().face_result(&provider_session).await {
         Ok(r) => r,
         Err(e) => {
-            record_check(ctx, &person.id, Connector::Face, "unavailable", None, address, now).await?;
+            record_check(
+                ctx,
+                &person.id,
+                Connector::Face,
+                "unavailable",
+                None,
+                address,
+                now,
+            )
+            .await?;
             return Err(unavailable(Connector::Face, e));
         }
     };
@@ -93,25 +111,40 @@ pub async fn finish(
         && result.liveness
         && result.score >= ctx.settings.face_min_score as f64;
     let outcome = if passed { "match" } else { "no_match" };
-    record_check(ctx, &person.id, Connector::Face, outcome, Some(&result.transaction_id), address, now).await?;
-    let actor = format!("person:{}", person.id);
-    if !passed {
-        ctx.audit(&actor, "proofing.face", &person.id, address, "failure",
-            json!({ "failed": "face", "transaction_id": result.transaction_id }), now).await;
-        return Err(ProofingError::FaceFailed);
-    }
-    ctx.db.put_evidence(&person.id, "face", &result.transaction_id, now).await?;
-    let level = person.real_name_level.max(3);
-    ctx.db.set_real_name(&person.id, level, METHOD_FACE, BY_ONLINE, now).await?;
-    ctx.audit(
-        &actor,
-        "proofing.level",
+    record_check(
+        ctx,
         &person.id,
+        Connector::Face,
+        outcome,
+        Some(&result.transaction_id),
         address,
-        "success",
-        json!({ "real_name_level": level, "checks": [{ "check": "face", "transaction_id": result.transaction_id }] }),
         now,
     )
+    .await?;
+    let actor = format!("person:{}", person.id);
+    if !passed {
+        ctx.audit(
+            Event {
+                actor: &actor,
+                action: "proofing.face",
+                subject: &person.id,
+                address,
+                outcome: "failure",
+            },
+            json!({ "failed": "face", "transaction_id": result.transaction_id }),
+            now,
+        )
+        .await;
+        return Err(ProofingError::FaceFailed);
+    }
+    ctx.db
+        .put_evidence(&person.id, "face", &result.transaction_id, now)
+        .await?;
+    let level = person.real_name_level.max(3);
+    ctx.db
+        .set_real_name(&person.id, level, METHOD_FACE, BY_ONLINE, now)
+        .await?;
+    ctx.audit(Event { actor: &actor, action: "proofing.level", subject: &person.id, address, outcome: "success" }, json!({ "real_name_level": level, "checks": [{ "check": "face", "transaction_id": result.transaction_id }] }), now)
     .await;
     Ok(level)
 }

@@ -6,7 +6,7 @@
 use serde_json::json;
 
 use super::connectors::{Connector, RecordState, Upstream};
-use super::{Ctx, ProofingError};
+use super::{Ctx, Event, ProofingError};
 use crate::identity::ResidentId;
 use crate::store::persons::PersonRow;
 use crate::store::proofing::CheckRow;
@@ -112,7 +112,16 @@ pub async fn raise_online(
     let population = match c.population(&person.name, id.expose()).await {
         Ok(a) => a,
         Err(e) => {
-            record_check(ctx, &person.id, Connector::Population, "unavailable", None, address, now).await?;
+            record_check(
+                ctx,
+                &person.id,
+                Connector::Population,
+                "unavailable",
+                None,
+                address,
+                now,
+            )
+            .await?;
             return Err(unavailable(Connector::Population, e));
         }
     };
@@ -133,8 +142,18 @@ pub async fn raise_online(
     )
     .await?;
     if !population.matched {
-        ctx.audit(&actor, "proofing.online", &person.id, address, "failure",
-            json!({ "failed": "population", "transaction_id": population.transaction_id }), now).await;
+        ctx.audit(
+            Event {
+                actor: &actor,
+                action: "proofing.online",
+                subject: &person.id,
+                address,
+                outcome: "failure",
+            },
+            json!({ "failed": "population", "transaction_id": population.transaction_id }),
+            now,
+        )
+        .await;
         return Err(ProofingError::Mismatch(Connector::Population));
     }
     if state != RecordState::Normal {
@@ -145,16 +164,43 @@ pub async fn raise_online(
     let carrier = match c.carrier(&person.name, id.expose(), &phone).await {
         Ok(a) => a,
         Err(e) => {
-            record_check(ctx, &person.id, Connector::Carrier, "unavailable", None, address, now).await?;
+            record_check(
+                ctx,
+                &person.id,
+                Connector::Carrier,
+                "unavailable",
+                None,
+                address,
+                now,
+            )
+            .await?;
             return Err(unavailable(Connector::Carrier, e));
         }
     };
     let outcome = if carrier.matched { "match" } else { "no_match" };
-    record_check(ctx, &person.id, Connector::Carrier, outcome, Some(&carrier.transaction_id), address, now)
-        .await?;
+    record_check(
+        ctx,
+        &person.id,
+        Connector::Carrier,
+        outcome,
+        Some(&carrier.transaction_id),
+        address,
+        now,
+    )
+    .await?;
     if !carrier.matched {
-        ctx.audit(&actor, "proofing.online", &person.id, address, "failure",
-            json!({ "failed": "carrier", "transaction_id": carrier.transaction_id }), now).await;
+        ctx.audit(
+            Event {
+                actor: &actor,
+                action: "proofing.online",
+                subject: &person.id,
+                address,
+                outcome: "failure",
+            },
+            json!({ "failed": "carrier", "transaction_id": carrier.transaction_id }),
+            now,
+        )
+        .await;
         return Err(ProofingError::Mismatch(Connector::Carrier));
     }
 
@@ -169,11 +215,13 @@ pub async fn raise_online(
         .set_real_name(&person.id, 2, METHOD_ONLINE, BY_ONLINE, now)
         .await?;
     ctx.audit(
-        &actor,
-        "proofing.level",
-        &person.id,
-        address,
-        "success",
+        Event {
+            actor: &actor,
+            action: "proofing.level",
+            subject: &person.id,
+            address,
+            outcome: "success",
+        },
         json!({
             "real_name_level": 2,
             "checks": [
@@ -196,15 +244,19 @@ async fn close_record(
     address: &str,
     now: i64,
 ) -> Result<(), ProofingError> {
-    ctx.db.set_population_state(&person.id, state.as_str(), now).await?;
+    ctx.db
+        .set_population_state(&person.id, state.as_str(), now)
+        .await?;
     ctx.db.set_person_status(&person.id, "locked", now).await?;
     ctx.host.end_everything(&person.id, now).await?;
     ctx.audit(
-        BY_ONLINE,
-        "person.lock",
-        &person.id,
-        address,
-        "success",
+        Event {
+            actor: BY_ONLINE,
+            action: "person.lock",
+            subject: &person.id,
+            address,
+            outcome: "success",
+        },
         json!({ "reason": "population_record", "state": state.as_str(), "transaction_id": transaction_id }),
         now,
     )
@@ -235,8 +287,16 @@ pub async fn recheck(ctx: &Ctx<'_>, person: &PersonRow, now: i64) -> Result<bool
         (true, RecordState::Normal) => "match",
         (true, s) => s.as_str(),
     };
-    record_check(ctx, &person.id, Connector::Population, outcome, Some(&answer.transaction_id), "recheck", now)
-        .await?;
+    record_check(
+        ctx,
+        &person.id,
+        Connector::Population,
+        outcome,
+        Some(&answer.transaction_id),
+        "recheck",
+        now,
+    )
+    .await?;
     if answer.matched && state != RecordState::Normal {
         close_record(ctx, person, state, &answer.transaction_id, "recheck", now).await?;
         return Ok(true);

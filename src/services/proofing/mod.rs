@@ -62,6 +62,15 @@ pub trait Host: Send + Sync {
     ) -> Pin<Box<dyn Future<Output = Result<String, String>> + Send + 'a>>;
 }
 
+/// Who did what to whom, from where, with what outcome: an audit event's head.
+pub struct Event<'a> {
+    pub actor: &'a str,
+    pub action: &'a str,
+    pub subject: &'a str,
+    pub address: &'a str,
+    pub outcome: &'a str,
+}
+
 /// Everything proofing works with.
 pub struct Ctx<'a> {
     pub db: &'a Db,
@@ -83,27 +92,18 @@ impl Ctx<'_> {
     }
 
     /// Records an audit event; proofing's events name people by internal id and checks by transaction.
-    pub async fn audit(
-        &self,
-        actor: &str,
-        action: &str,
-        subject: &str,
-        address: &str,
-        outcome: &str,
-        detail: serde_json::Value,
-        now: i64,
-    ) {
+    pub async fn audit(&self, e: Event<'_>, detail: serde_json::Value, now: i64) {
         let event = NewEvent {
-            actor,
-            action,
-            subject,
-            address,
-            outcome,
+            actor: e.actor,
+            action: e.action,
+            subject: e.subject,
+            address: e.address,
+            outcome: e.outcome,
             detail: detail.to_string(),
             ..Default::default()
         };
-        if let Err(e) = self.db.append_audit(&event, now).await {
-            tracing::error!(error = %e, action, "audit event could not be recorded");
+        if let Err(err) = self.db.append_audit(&event, now).await {
+            tracing::error!(error = %err, action = e.action, "audit event could not be recorded");
         }
     }
 
@@ -193,7 +193,12 @@ impl From<sqlx::Error> for ProofingError {
 
 /// Reserves one attempt against the person and one against the address (in the database, so the limits
 /// hold across nodes); false when either is held back.
-pub async fn reserve_attempt(ctx: &Ctx<'_>, person_id: &str, address: &str, now: i64) -> Result<bool, ProofingError> {
+pub async fn reserve_attempt(
+    ctx: &Ctx<'_>,
+    person_id: &str,
+    address: &str,
+    now: i64,
+) -> Result<bool, ProofingError> {
     let window = 24 * 3600;
     let person = crate::store::login::Limit {
         max: ctx.settings.attempts_per_person.max(1),
@@ -233,7 +238,10 @@ pub fn settings(config: &crate::config::Config) -> anyhow::Result<Settings> {
             c.proofing_population_url.as_deref(),
             c.proofing_population_token.as_deref(),
         )?,
-        carrier: Endpoint::from_config(c.proofing_carrier_url.as_deref(), c.proofing_carrier_token.as_deref())?,
+        carrier: Endpoint::from_config(
+            c.proofing_carrier_url.as_deref(),
+            c.proofing_carrier_token.as_deref(),
+        )?,
         face: Endpoint::from_config(c.proofing_face_url.as_deref(), c.proofing_face_token.as_deref())?,
         registry: Endpoint::from_config(
             c.proofing_registry_url.as_deref(),

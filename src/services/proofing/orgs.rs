@@ -13,7 +13,7 @@ use serde_json::json;
 
 use super::connectors::{Connector, Upstream};
 use super::levels::{record_check, unavailable};
-use super::{Ctx, ProofingError};
+use super::{Ctx, Event, ProofingError};
 use crate::identity::{CreditCode, CreditCodeError, Phone, ResidentId};
 use crate::services::identity::NewRepresentation;
 use crate::store::orgs::{Matters, Organisation, Representation, Role};
@@ -43,7 +43,8 @@ fn is_person(ctx: &Ctx<'_>, person: &PersonRow, name: &str, id_number: &str) -> 
         return false;
     };
     let hash = ctx.secrets.id_hash(id.as_str());
-    name.trim() == person.name.trim() && crate::crypto::ct_eq(hash.as_bytes(), person.id_number_hash.as_bytes())
+    name.trim() == person.name.trim()
+        && crate::crypto::ct_eq(hash.as_bytes(), person.id_number_hash.as_bytes())
 }
 
 const NOTICE: &str = "【统一身份认证】您账号下的企业授权有变更，请登录统一身份认证“我的企业”查看。如非本人操作，请联系政务服务窗口。";
@@ -70,16 +71,35 @@ pub async fn bind(
     let record = match ctx.connectors().enterprise(code.as_str()).await {
         Ok(r) => r,
         Err(Upstream::NotFound) => {
-            record_check(ctx, &person.id, Connector::Registry, "not_found", None, address, now).await?;
+            record_check(
+                ctx,
+                &person.id,
+                Connector::Registry,
+                "not_found",
+                None,
+                address,
+                now,
+            )
+            .await?;
             return Err(ProofingError::UnknownEnterprise);
         }
         Err(e) => {
-            record_check(ctx, &person.id, Connector::Registry, "unavailable", None, address, now).await?;
+            record_check(
+                ctx,
+                &person.id,
+                Connector::Registry,
+                "unavailable",
+                None,
+                address,
+                now,
+            )
+            .await?;
             return Err(unavailable(Connector::Registry, e));
         }
     };
     let txn = record.transaction_id.clone();
-    let fail = |outcome: &'static str| refused(ctx, person, &code, &record.transaction_id, outcome, address, now);
+    let fail =
+        |outcome: &'static str| refused(ctx, person, &code, &record.transaction_id, outcome, address, now);
     if record.credit_code.trim().to_ascii_uppercase() != code.as_str() {
         fail("malformed").await?;
         return Err(ProofingError::Unavailable(Connector::Registry));
@@ -95,11 +115,23 @@ pub async fn bind(
         fail("not_representative").await?;
         return Err(ProofingError::NotLegalRepresentative);
     }
-    record_check(ctx, &person.id, Connector::Registry, "match", Some(&txn), address, now).await?;
+    record_check(
+        ctx,
+        &person.id,
+        Connector::Registry,
+        "match",
+        Some(&txn),
+        address,
+        now,
+    )
+    .await?;
 
     let org = match ctx.db.org_by_code(code.as_str()).await? {
         Some(org) => {
-            let mine = ctx.db.bindings(Some(&person.id), Some(&org.id), Some("active"), 1).await?;
+            let mine = ctx
+                .db
+                .bindings(Some(&person.id), Some(&org.id), Some("active"), 1)
+                .await?;
             if !mine.is_empty() {
                 return Err(ProofingError::AlreadyBound);
             }
@@ -153,10 +185,10 @@ pub async fn bind(
         suspended_by: None,
     };
     ctx.db.insert_binding(&binding).await?;
-    ctx.audit(&actor, "org.bind", &org.id, address, "success",
-        json!({ "binding": binding.id, "representation": rep.id, "credit_code": org.credit_code, "transaction_id": txn }), now)
+    ctx.audit(Event { actor: &actor, action: "org.bind", subject: &org.id, address, outcome: "success" }, json!({ "binding": binding.id, "representation": rep.id, "credit_code": org.credit_code, "transaction_id": txn }), now)
         .await;
-    ctx.notify(person.phone.as_deref(), "org_change", NOTICE, now).await;
+    ctx.notify(person.phone.as_deref(), "org_change", NOTICE, now)
+        .await;
     Ok(org)
 }
 
@@ -170,21 +202,55 @@ async fn refused(
     address: &str,
     now: i64,
 ) -> Result<(), ProofingError> {
-    record_check(ctx, &person.id, Connector::Registry, outcome, Some(txn), address, now).await?;
-    ctx.audit(&format!("person:{}", person.id), "org.bind", &person.id, address, "failure",
-        json!({ "credit_code": code.as_str(), "failed": outcome, "transaction_id": txn }), now)
-        .await;
+    record_check(
+        ctx,
+        &person.id,
+        Connector::Registry,
+        outcome,
+        Some(txn),
+        address,
+        now,
+    )
+    .await?;
+    ctx.audit(
+        Event {
+            actor: &format!("person:{}", person.id),
+            action: "org.bind",
+            subject: &person.id,
+            address,
+            outcome: "failure",
+        },
+        json!({ "credit_code": code.as_str(), "failed": outcome, "transaction_id": txn }),
+        now,
+    )
+    .await;
     Ok(())
 }
 
 /// Suspends one binding and revokes its representation (agents appointed under it lapse with it).
-async fn suspend_one(ctx: &Ctx<'_>, b: &BindingRow, reason: &str, by: &str, now: i64) -> Result<bool, ProofingError> {
+async fn suspend_one(
+    ctx: &Ctx<'_>,
+    b: &BindingRow,
+    reason: &str,
+    by: &str,
+    now: i64,
+) -> Result<bool, ProofingError> {
     if !ctx.db.suspend_binding(&b.id, reason, by, now).await? {
         return Ok(false);
     }
     ctx.db.revoke_rep(&b.rep_id, now).await?;
-    ctx.audit(by, "org.binding.suspend", &b.org_id, "", "success",
-        json!({ "binding": b.id, "representation": b.rep_id, "reason": reason }), now).await;
+    ctx.audit(
+        Event {
+            actor: by,
+            action: "org.binding.suspend",
+            subject: &b.org_id,
+            address: "",
+            outcome: "success",
+        },
+        json!({ "binding": b.id, "representation": b.rep_id, "reason": reason }),
+        now,
+    )
+    .await;
     if let Some(p) = ctx.db.person(&b.person_id).await? {
         ctx.notify(p.phone.as_deref(), "org_change", NOTICE, now).await;
     }
@@ -192,7 +258,12 @@ async fn suspend_one(ctx: &Ctx<'_>, b: &BindingRow, reason: &str, by: &str, now:
 }
 
 /// A super admin suspends a binding (`by` is the admin's actor).
-pub async fn suspend(ctx: &Ctx<'_>, binding_id: &str, by: &str, now: i64) -> Result<BindingRow, ProofingError> {
+pub async fn suspend(
+    ctx: &Ctx<'_>,
+    binding_id: &str,
+    by: &str,
+    now: i64,
+) -> Result<BindingRow, ProofingError> {
     let b = ctx.db.binding(binding_id).await?.ok_or(ProofingError::NotFound)?;
     if !suspend_one(ctx, &b, "admin", by, now).await? {
         return Err(ProofingError::Invalid("the binding is not active"));
@@ -208,7 +279,16 @@ pub async fn recheck(ctx: &Ctx<'_>, b: &BindingRow, now: i64) -> Result<String, 
     let record = match ctx.connectors().enterprise(&org.credit_code).await {
         Ok(r) => r,
         Err(Upstream::NotFound) => {
-            record_check(ctx, &b.person_id, Connector::Registry, "not_found", None, "recheck", now).await?;
+            record_check(
+                ctx,
+                &b.person_id,
+                Connector::Registry,
+                "not_found",
+                None,
+                "recheck",
+                now,
+            )
+            .await?;
             ctx.db.set_org_status(&org.id, "cancelled", now).await?;
             suspend_one(ctx, b, "cancelled", "registry", now).await?;
             return Ok("suspended".into());
@@ -232,8 +312,16 @@ pub async fn recheck(ctx: &Ctx<'_>, b: &BindingRow, now: i64) -> Result<String, 
         ("active", false) => "not_representative",
         _ => "inactive",
     };
-    record_check(ctx, &b.person_id, Connector::Registry, outcome, Some(&record.transaction_id), "recheck", now)
-        .await?;
+    record_check(
+        ctx,
+        &b.person_id,
+        Connector::Registry,
+        outcome,
+        Some(&record.transaction_id),
+        "recheck",
+        now,
+    )
+    .await?;
     if status != "active" {
         // Every representation of a revoked or cancelled enterprise stops (`current_reps` reads only
         // active organisations).
@@ -309,7 +397,9 @@ pub async fn appoint(
         .into_iter()
         .any(|(r, _)| r.org_id == new.org_id && r.role.may_appoint());
     if !holds {
-        return Err(ProofingError::Forbidden("you do not represent this organisation".into()));
+        return Err(ProofingError::Forbidden(
+            "you do not represent this organisation".into(),
+        ));
     }
     let matters = parse_matters(new.matters)?;
     let valid_until = match new.valid_days {
@@ -322,7 +412,9 @@ pub async fn appoint(
     }
     let raw = new.appointee.trim();
     let appointee = if let Ok(id) = ResidentId::parse(raw) {
-        ctx.db.person_by_id_hash(&ctx.secrets.id_hash(id.as_str())).await?
+        ctx.db
+            .person_by_id_hash(&ctx.secrets.id_hash(id.as_str()))
+            .await?
     } else if let Ok(phone) = Phone::parse(raw) {
         ctx.db.person_by_phone(phone.as_str()).await?
     } else {
@@ -347,11 +439,12 @@ pub async fn appoint(
         created_at: now,
     };
     ctx.db.insert_appointment(&row).await?;
-    ctx.audit(&format!("person:{}", appointer.id), "org.appoint", new.org_id, address, "success",
-        json!({ "appointment": row.id, "appointee": appointee.id, "role": row.role, "matters": matters, "valid_until": valid_until }), now)
+    ctx.audit(Event { actor: &format!("person:{}", appointer.id), action: "org.appoint", subject: new.org_id, address, outcome: "success" }, json!({ "appointment": row.id, "appointee": appointee.id, "role": row.role, "matters": matters, "valid_until": valid_until }), now)
         .await;
-    ctx.notify(appointer.phone.as_deref(), "org_change", NOTICE, now).await;
-    ctx.notify(appointee.phone.as_deref(), "org_change", NOTICE, now).await;
+    ctx.notify(appointer.phone.as_deref(), "org_change", NOTICE, now)
+        .await;
+    ctx.notify(appointee.phone.as_deref(), "org_change", NOTICE, now)
+        .await;
     Ok(row)
 }
 
@@ -385,7 +478,14 @@ pub async fn accept(
         .map_err(ProofingError::Forbidden)?;
     if !ctx
         .db
-        .decide_appointment(&a.id, "pending", "accepted", Some(&rep_id), &format!("person:{}", person.id), now)
+        .decide_appointment(
+            &a.id,
+            "pending",
+            "accepted",
+            Some(&rep_id),
+            &format!("person:{}", person.id),
+            now,
+        )
         .await?
     {
         // Ended meanwhile by the other side: the representation just recorded goes too.
@@ -413,7 +513,14 @@ pub async fn end(
         .ok_or(ProofingError::NotFound)?;
     if !ctx
         .db
-        .decide_appointment(&a.id, &a.status, "ended", None, &format!("person:{}", person.id), now)
+        .decide_appointment(
+            &a.id,
+            &a.status,
+            "ended",
+            None,
+            &format!("person:{}", person.id),
+            now,
+        )
         .await?
     {
         return Err(ProofingError::NotFound);
@@ -432,9 +539,18 @@ async fn changed(
     address: &str,
     now: i64,
 ) -> Result<(), ProofingError> {
-    ctx.audit(&format!("person:{}", by.id), action, &a.org_id, address, "success",
-        json!({ "appointment": a.id, "appointer": a.appointer_id, "appointee": a.appointee_id }), now)
-        .await;
+    ctx.audit(
+        Event {
+            actor: &format!("person:{}", by.id),
+            action,
+            subject: &a.org_id,
+            address,
+            outcome: "success",
+        },
+        json!({ "appointment": a.id, "appointer": a.appointer_id, "appointee": a.appointee_id }),
+        now,
+    )
+    .await;
     for id in [&a.appointer_id, &a.appointee_id] {
         if let Some(p) = ctx.db.person(id).await? {
             ctx.notify(p.phone.as_deref(), "org_change", NOTICE, now).await;

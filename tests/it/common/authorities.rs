@@ -63,7 +63,12 @@ impl Drop for Authorities {
 
 impl Shared {
     fn answer(&self, connector: &'static str) -> Answer {
-        *self.answers.lock().unwrap().get(connector).unwrap_or(&Answer::Match)
+        *self
+            .answers
+            .lock()
+            .unwrap()
+            .get(connector)
+            .unwrap_or(&Answer::Match)
     }
 
     fn record(&self, connector: &str, body: Value) {
@@ -129,11 +134,7 @@ async fn carrier(State(s): State<Arc<Shared>>, headers: HeaderMap, Json(body): J
     Json(json!({ "transaction_id": txn("mno"), "match": answer != Answer::NoMatch })).into_response()
 }
 
-async fn face_open(
-    State(s): State<Arc<Shared>>,
-    headers: HeaderMap,
-    Json(body): Json<Value>,
-) -> Response {
+async fn face_open(State(s): State<Arc<Shared>>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
     if !authorised(&headers) {
         return StatusCode::UNAUTHORIZED.into_response();
     }
@@ -149,8 +150,7 @@ async fn face_open(
         Answer::Foreign => "javascript:alert(document.cookie)".to_owned(),
         _ => format!("{base}/h5/face?session={id}"),
     };
-    Json(json!({ "session_id": id, "redirect_url": page, "expires_in": 600 }))
-        .into_response()
+    Json(json!({ "session_id": id, "redirect_url": page, "expires_in": 600 })).into_response()
 }
 
 /// The provider's page: the person "does" the verification and is sent back to the return URL.

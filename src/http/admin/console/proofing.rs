@@ -115,14 +115,24 @@ async fn show(State(app): State<App>, lang: Lang, jar: CookieJar, Query(q): Quer
     if !(admin.can_look_up_persons() || admin.can_read_orgs()) {
         return page::error_in(lang, StatusCode::FORBIDDEN, words(lang).title);
     }
-    let nonempty = |v: &Option<String>| v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
-    let (person, connector, outcome) = (nonempty(&q.person_id), nonempty(&q.connector), nonempty(&q.outcome));
+    let nonempty = |v: &Option<String>| {
+        v.as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    let (person, connector, outcome) = (
+        nonempty(&q.person_id),
+        nonempty(&q.connector),
+        nonempty(&q.outcome),
+    );
     let result = async {
         let checks = match admin.can_look_up_persons() {
-            true => app
-                .db
-                .proofing_checks(person.as_deref(), connector.as_deref(), outcome.as_deref(), 200)
-                .await?,
+            true => {
+                app.db
+                    .proofing_checks(person.as_deref(), connector.as_deref(), outcome.as_deref(), 200)
+                    .await?
+            }
             false => Vec::new(),
         };
         let mut bindings = Vec::new();
@@ -130,7 +140,14 @@ async fn show(State(app): State<App>, lang: Lang, jar: CookieJar, Query(q): Quer
             for b in app.db.bindings(person.as_deref(), None, None, 200).await? {
                 let org = app.db.org(&b.org_id).await?;
                 let (name, code) = org.map(|o| (o.name, o.credit_code)).unwrap_or_default();
-                bindings.push((b.id, name, code, b.person_id, b.status, b.reason.unwrap_or_default()));
+                bindings.push((
+                    b.id,
+                    name,
+                    code,
+                    b.person_id,
+                    b.status,
+                    b.reason.unwrap_or_default(),
+                ));
             }
         }
         anyhow::Ok((checks, bindings))
