@@ -12,6 +12,7 @@ mod orgs;
 mod persons;
 mod registration_tokens;
 mod representations;
+mod upstreams;
 
 use axum::Json;
 use axum::Router;
@@ -33,6 +34,7 @@ pub fn router() -> Router<App> {
         .merge(orgs::router())
         .merge(representations::router())
         .merge(apps::router())
+        .merge(upstreams::router())
         .route(
             "/admin/api/openapi.json",
             axum::routing::get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }),
