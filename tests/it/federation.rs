@@ -482,6 +482,150 @@ async fn upstreams_are_registered_by_super_admins_and_their_secret_is_never_show
     assert!(!captured_logs().contains("s3cr3t-value-for-the-upstream"));
 }
 
+/// node oidc-provider running tests/interop/upstream_op.mjs (installed by tests/interop/run.sh).
+struct NodeOp {
+    base: String,
+    _child: tokio::process::Child,
+}
+
+async fn node_op(client_id: &str, secret: &str, redirect_uri: &str, logout_uri: &str) -> NodeOp {
+    use tokio::io::AsyncBufReadExt;
+    let dir = std::env::var_os("YUNID_INTEROP_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join("yunid-interop"));
+    // Node resolves `import 'oidc-provider'` from the script's folder: a copy beside node_modules.
+    let script = dir.join("node/upstream_op.mjs");
+    std::fs::copy(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/upstream_op.mjs"),
+        &script,
+    )
+    .unwrap();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut child = tokio::process::Command::new("node")
+        .arg(&script)
+        .env("PORT", port.to_string())
+        .env("CLIENT_ID", client_id)
+        .env("CLIENT_SECRET", secret)
+        .env("REDIRECT_URI", redirect_uri)
+        .env("LOGOUT_URI", logout_uri)
+        .stdout(std::process::Stdio::piped())
+        // Its own log, for when it answers with an error page.
+        .stderr(std::fs::File::create(dir.join("node/upstream_op.log")).unwrap())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let ready = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.trim() == "ready" {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(ready, Ok(true), "node oidc-provider did not start");
+    // It goes on writing notices: keep reading them (a closed pipe would end the process).
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    NodeOp {
+        base: format!("http://127.0.0.1:{port}"),
+        _child: child,
+    }
+}
+
+/// Answers node oidc-provider's development login and consent pages until it sends the browser away.
+async fn through_node(browser: &Browser, to: &url::Url, login: &str) -> url::Url {
+    let form_re = regex_lite::Regex::new(r#"<form[^>]*action="([^"]*)"[^>]*method="post""#).unwrap();
+    let hidden_re = regex_lite::Regex::new(r#"<input type="hidden" name="([^"]*)" value="([^"]*)""#).unwrap();
+    let mut page = browser.get(to.as_str()).await;
+    for _ in 0..4 {
+        let (_, status, body) = match &page {
+            Page::Left(u) => return u.clone(),
+            p => p.html(),
+        };
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let action = form_re.captures(body).unwrap_or_else(|| panic!("no form: {body}"))[1].to_owned();
+        let mut form: Vec<(String, String)> = hidden_re
+            .captures_iter(body)
+            .map(|c| (c[1].to_owned(), c[2].to_owned()))
+            .collect();
+        if body.contains("name=\"login\"") {
+            form.push(("login".into(), login.into()));
+            form.push(("password".into(), "any".into()));
+        }
+        let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        page = browser.post(&action, &form).await;
+    }
+    page.left().clone()
+}
+
+async fn node_oidc_provider_as_the_upstream_links_by_verified_number(backend: Backend) {
+    let down = Env::start(backend).await;
+    let secret = format!("node-secret-{}", yunid::crypto::random_token());
+    let op = node_op(
+        "yunid",
+        &secret,
+        &down.url("/login/upstream/callback"),
+        &down.url("/login/upstream/node/logout"),
+    )
+    .await;
+    let admin = admin_token(&down).await;
+    let (status, body) = call(
+        &down,
+        Method::POST,
+        "/admin/api/upstreams",
+        &admin,
+        Some(json!({
+            "id": "node",
+            "display_name": "node-oidc-provider",
+            "discovery_url": format!("{}/.well-known/openid-configuration", op.base),
+            "client_id": "yunid",
+            "client_secret": secret,
+            "scopes": ["openid", "profile", "identity"],
+            "mapping": {
+                "id_number": "resident_id",
+                "level": "loa",
+                "levels": { "high": 2 },
+                "link_min_level": 2,
+            },
+        })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let number = resident_id(717);
+    person_at(&down, &number, PHONE, 1).await;
+    let (_, rp) = department_app(&down).await;
+
+    let browser = Browser::new(&down.base);
+    let attempt = rp.start(&["openid"]);
+    let login = browser.get(attempt.url.as_str()).await;
+    let to = press(&browser, &login, "node").await;
+    assert!(to.as_str().starts_with(&op.base), "{to}");
+    let back = through_node(&Browser::new(&op.base), &to, &number).await;
+    let code = to_app(&browser, browser.get(back.as_str()).await).await;
+    let fed = id_claims(&rp, &code, attempt.verifier).await;
+    assert_eq!(fed["amr"], json!(["fed"]), "{fed}");
+
+    let direct = Browser::new(&down.base);
+    let attempt = rp.start(&["openid"]);
+    let page = direct.sign_in(attempt.url.as_str(), &number, PASSWORD).await;
+    let pwd = id_claims(&rp, &page.params()["code"], attempt.verifier).await;
+    assert_eq!(pwd["sub"], fed["sub"], "the person with that number");
+
+    // An account the upstream asserts no number for is not linked on its say-so.
+    let other = Browser::new(&down.base);
+    let attempt = rp.start(&["openid"]);
+    let login = other.get(attempt.url.as_str()).await;
+    let to = press(&other, &login, "node").await;
+    let back = through_node(&Browser::new(&op.base), &to, "someone-else").await;
+    let page = other.get(back.as_str()).await;
+    assert!(page.is_login(), "a yunid sign-in is asked for: {page:?}");
+    assert!(!captured_logs().contains(&secret));
+}
+
 on_both_backends!(
     a_verified_id_number_at_the_upstream_links_and_signs_in_to_a_department_app,
     an_unknown_verified_number_creates_a_person_at_the_mapped_level,
@@ -490,4 +634,5 @@ on_both_backends!(
     back_channel_logout_at_the_upstream_ends_the_yunid_session,
     forged_misaudienced_wrong_nonce_and_expired_upstream_id_tokens_are_refused,
     upstreams_are_registered_by_super_admins_and_their_secret_is_never_shown,
+    node_oidc_provider_as_the_upstream_links_by_verified_number,
 );
