@@ -365,14 +365,14 @@ async fn scripted(backend: Backend) -> (Env, FakeOp) {
 }
 
 /// Through the scripted upstream up to yunid's callback: the page the browser lands on.
-async fn via_scripted(browser: &Browser, env: &Env, rp: &Rp) -> Page {
+async fn via_scripted(browser: &Browser, env: &Env, rp: &Rp) -> (Page, crate::common::rp::Attempt) {
     let attempt = rp.start(&["openid"]);
     let login = browser.get(attempt.url.as_str()).await;
     let to = press(browser, &login, "scripted").await;
     let res = http().get(to.as_str()).send().await.unwrap();
     let back = res.headers()["location"].to_str().unwrap().to_owned();
     assert!(back.starts_with(&env.url("/login/upstream/callback")), "{back}");
-    browser.get(&back).await
+    (browser.get(&back).await, attempt)
 }
 
 async fn forged_misaudienced_wrong_nonce_and_expired_upstream_id_tokens_are_refused(backend: Backend) {
@@ -392,7 +392,7 @@ async fn forged_misaudienced_wrong_nonce_and_expired_upstream_id_tokens_are_refu
     ] {
         op.answer(bad, "national-subject-1", claims.clone(), env.app.now());
         let browser = Browser::new(&env.base);
-        let page = via_scripted(&browser, &env, &rp).await;
+        let (page, _) = via_scripted(&browser, &env, &rp).await;
         let (_, status, body) = page.html();
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad:?}: {body}");
         assert!(browser.get("/account").await.is_login(), "{bad:?} signed someone in");
@@ -400,7 +400,7 @@ async fn forged_misaudienced_wrong_nonce_and_expired_upstream_id_tokens_are_refu
     // The same answer, well made, signs the person in with the upstream's acr mapped.
     op.answer(IdToken::Good, "national-subject-1", claims.clone(), env.app.now());
     let browser = Browser::new(&env.base);
-    let page = via_scripted(&browser, &env, &rp).await;
+    let (page, attempt) = via_scripted(&browser, &env, &rp).await;
     assert!(page.is_consent(), "{page:?}");
     assert_eq!(op.pkce_ok(), Some(true), "the PKCE verifier matched the challenge");
     let sent = op.last_token_request();
@@ -408,7 +408,10 @@ async fn forged_misaudienced_wrong_nonce_and_expired_upstream_id_tokens_are_refu
     assert_eq!(sent["redirect_uri"], env.url("/login/upstream/callback"));
     let asked = op.last_authorize();
     assert!(asked["claims"].contains("resident_id"), "mapped claims asked in the ID token");
-    browser.consent(&page, true).await;
+    let code = to_app(&browser, page).await;
+    let fed = id_claims(&rp, &code, attempt.verifier).await;
+    assert_eq!(fed["acr"], "2", "the upstream's acr, mapped: {fed}");
+    assert_eq!(fed["amr"], json!(["fed"]));
     let account = browser.get("/account").await;
     assert!(!account.is_login());
     assert!(account.html().2.contains("fed"), "the session's methods show fed");
