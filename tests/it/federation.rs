@@ -639,3 +639,29 @@ on_both_backends!(
     upstreams_are_registered_by_super_admins_and_their_secret_is_never_shown,
     node_oidc_provider_as_the_upstream_links_by_verified_number,
 );
+
+/// The README's upstream configuration, read as yunid reads its configuration file.
+#[test]
+fn the_readme_upstream_example_is_a_valid_configuration() {
+    let readme = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let start = readme.find("```toml\n[[upstreams]]").expect("the README's upstream example") + "```toml\n".len();
+    let block = &readme[start..start + readme[start..].find("```").unwrap()];
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("yunid.toml");
+    std::fs::write(&file, block).unwrap();
+    let config = yunid::Config::load(Some(&file)).unwrap();
+    let u = &config.upstreams[0];
+    assert_eq!(u.id.as_deref(), Some("national"));
+    assert_eq!(u.mapping.link_min_level, Some(2));
+    assert_eq!(u.mapping.levels.get("3"), Some(&3));
+    assert!(!format!("{config:?}").contains(&u.client_secret.as_ref().unwrap().0), "the secret is not in Debug");
+    let row = yunid::services::federation::settings::row(
+        &yunid::crypto::Secrets::from_master(&[7; 32]).unwrap(),
+        "national",
+        u.clone(),
+        None,
+        "config",
+        0,
+    );
+    assert!(row.is_ok(), "{:?}", row.err());
+}
