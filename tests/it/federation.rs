@@ -479,9 +479,15 @@ async fn upstreams_are_registered_by_super_admins_and_their_secret_is_never_show
     assert_eq!(status, StatusCode::OK, "{res}");
     let (status, _) = call(&env, Method::GET, "/admin/api/upstreams", res["access_token"].as_str().unwrap(), None).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    // The login page offers it.
-    let login = Browser::new(&env.base).get("/login").await;
+    // The login page offers it; starting a sign-in takes the page's CSRF token (another site cannot
+    // start one in this browser).
+    let browser = Browser::new(&env.base);
+    let login = browser.get("/login").await;
     assert!(login.html().2.contains("湖北政务服务网"));
+    let forced = browser.post("/login/upstream/hubei", &[]).await;
+    assert_eq!(forced.html().1, StatusCode::FORBIDDEN);
+    let forced = browser.post("/login/upstream/hubei", &[("csrf", "forged")]).await;
+    assert_eq!(forced.html().1, StatusCode::FORBIDDEN);
     assert!(!captured_logs().contains("s3cr3t-value-for-the-upstream"));
 }
 
