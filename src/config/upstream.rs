@@ -89,4 +89,3 @@ fn default_scopes() -> Vec<String> {
 fn default_enabled() -> bool {
     true
 }
-

@@ -207,7 +207,11 @@ impl Db {
         .transpose()
     }
 
-    pub async fn upstream_link(&self, upstream_id: &str, subject: &str) -> Result<Option<String>, sqlx::Error> {
+    pub async fn upstream_link(
+        &self,
+        upstream_id: &str,
+        subject: &str,
+    ) -> Result<Option<String>, sqlx::Error> {
         sqlx::query_scalar("SELECT person_id FROM upstream_links WHERE upstream_id = $1 AND subject = $2")
             .bind(upstream_id)
             .bind(subject)
@@ -254,7 +258,11 @@ impl Db {
     }
 
     /// Removes a person's link to an upstream; false when there was none.
-    pub async fn delete_upstream_link(&self, person_id: &str, upstream_id: &str) -> Result<bool, sqlx::Error> {
+    pub async fn delete_upstream_link(
+        &self,
+        person_id: &str,
+        upstream_id: &str,
+    ) -> Result<bool, sqlx::Error> {
         let done = sqlx::query("DELETE FROM upstream_links WHERE person_id = $1 AND upstream_id = $2")
             .bind(person_id)
             .bind(upstream_id)
@@ -388,7 +396,11 @@ impl Db {
             "DELETE FROM upstream_sessions WHERE expires_at < $1",
             "DELETE FROM upstream_logout_jtis WHERE expires_at < $1",
         ] {
-            n += sqlx::query(sql).bind(now - 60).execute(&self.pool).await?.rows_affected();
+            n += sqlx::query(sql)
+                .bind(now - 60)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
         }
         Ok(n)
     }

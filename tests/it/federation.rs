@@ -36,7 +36,13 @@ async fn admin_token(env: &Env) -> String {
     res["access_token"].as_str().unwrap().to_owned()
 }
 
-async fn call(env: &Env, method: Method, path: &str, bearer: &str, body: Option<Value>) -> (StatusCode, Value) {
+async fn call(
+    env: &Env,
+    method: Method,
+    path: &str,
+    bearer: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
     let mut req = http().request(method, env.url(path)).bearer_auth(bearer);
     if let Some(b) = body {
         req = req.json(&b);
@@ -75,7 +81,11 @@ async fn press(browser: &Browser, login: &Page, upstream: &str) -> url::Url {
     if let Some(r) = &req {
         form.push(("req", r.as_str()));
     }
-    browser.post(&format!("/login/upstream/{upstream}"), &form).await.left().clone()
+    browser
+        .post(&format!("/login/upstream/{upstream}"), &form)
+        .await
+        .left()
+        .clone()
 }
 
 /// The app's code from the redirect back to it, after consenting on yunid when asked.
@@ -164,7 +174,11 @@ async fn person_at(env: &Env, id_number: &str, phone: &str, level: i64) -> Strin
 /// At the upstream: the person signs in (and consents), and the upstream sends the browser back.
 async fn at_upstream(up: &Env, to: &url::Url, username: &str) -> url::Url {
     let up_browser = Browser::new(&up.base);
-    up_browser.sign_in(to.as_str(), username, PASSWORD).await.left().clone()
+    up_browser
+        .sign_in(to.as_str(), username, PASSWORD)
+        .await
+        .left()
+        .clone()
 }
 
 async fn a_verified_id_number_at_the_upstream_links_and_signs_in_to_a_department_app(backend: Backend) {
@@ -188,7 +202,10 @@ async fn a_verified_id_number_at_the_upstream_links_and_signs_in_to_a_department
     let code = to_app(&browser, browser.get(back.as_str()).await).await;
     let fed = id_claims(&rp, &code, attempt.verifier).await;
     assert_eq!(fed["amr"], json!(["fed"]), "{fed}");
-    assert_eq!(fed["acr"], "1", "a one-factor sign-in at the upstream maps to acr 1: {fed}");
+    assert_eq!(
+        fed["acr"], "1",
+        "a one-factor sign-in at the upstream maps to acr 1: {fed}"
+    );
 
     // The same person as a password sign-in at yunid.
     let direct = Browser::new(&p.down.base);
@@ -210,7 +227,14 @@ async fn a_verified_id_number_at_the_upstream_links_and_signs_in_to_a_department
     assert!(!body.contains("/account/upstreams/national/unlink"), "{body}");
     let admin = admin_token(&p.down).await;
     for action in ["upstream.link", "upstream.unlink", "upstream.create"] {
-        let (status, found) = call(&p.down, Method::GET, &format!("/admin/api/audit?action={action}"), &admin, None).await;
+        let (status, found) = call(
+            &p.down,
+            Method::GET,
+            &format!("/admin/api/audit?action={action}"),
+            &admin,
+            None,
+        )
+        .await;
         assert_eq!(status, StatusCode::OK, "{found}");
         assert_eq!(found["events"].as_array().unwrap().len(), 1, "{action}: {found}");
     }
@@ -242,7 +266,10 @@ async fn an_unknown_verified_number_creates_a_person_at_the_mapped_level(backend
     let tokens = rp.exchange(&code, attempt.verifier).await.unwrap();
     let (status, info) = wire::userinfo(&p.down.base, tokens.access_token().secret()).await;
     assert_eq!(status, StatusCode::OK, "{info}");
-    assert_eq!(info["real_name_level"], 3, "created at the upstream's level: {info}");
+    assert_eq!(
+        info["real_name_level"], 3,
+        "created at the upstream's level: {info}"
+    );
     assert_eq!(info["id_number"], number.as_str());
     assert_eq!(info["name"], "张三");
 }
@@ -262,7 +289,10 @@ async fn without_a_trusted_number_the_first_yunid_sign_in_links_the_account(back
     let back = at_upstream(&p.up, &to, &number).await;
     let page = browser.get(back.as_str()).await;
     assert!(page.is_login(), "a yunid sign-in is asked for: {page:?}");
-    assert!(page.html().2.contains("国家政务服务平台"), "the page names the upstream");
+    assert!(
+        page.html().2.contains("国家政务服务平台"),
+        "the page names the upstream"
+    );
     let page = browser.login(&page, &number, PASSWORD).await;
     let code = to_app(&browser, page).await;
     let first = id_claims(&rp, &code, attempt.verifier).await;
@@ -314,7 +344,11 @@ async fn back_channel_logout_at_the_upstream_ends_the_yunid_session(backend: Bac
     let attempt = rp.start(&["openid"]);
     let login = browser.get(attempt.url.as_str()).await;
     let to = press(&browser, &login, "national").await;
-    let back = up_browser.sign_in(to.as_str(), &number, PASSWORD).await.left().clone();
+    let back = up_browser
+        .sign_in(to.as_str(), &number, PASSWORD)
+        .await
+        .left()
+        .clone();
     to_app(&browser, browser.get(back.as_str()).await).await;
     assert!(!browser.get("/account").await.is_login(), "signed in at yunid");
 
@@ -327,12 +361,18 @@ async fn back_channel_logout_at_the_upstream_ends_the_yunid_session(backend: Bac
         if browser.get("/account").await.is_login() {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "the yunid session did not end");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the yunid session did not end"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     let logs = captured_logs();
     assert!(!logs.contains(&number), "an ID number in the log");
-    assert!(!logs.contains(&p.up_client.secret), "the upstream secret in the log");
+    assert!(
+        !logs.contains(&p.up_client.secret),
+        "the upstream secret in the log"
+    );
 }
 
 /// yunid and a scripted upstream registered in its configuration file.
@@ -395,19 +435,29 @@ async fn forged_misaudienced_wrong_nonce_and_expired_upstream_id_tokens_are_refu
         let (page, _) = via_scripted(&browser, &env, &rp).await;
         let (_, status, body) = page.html();
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad:?}: {body}");
-        assert!(browser.get("/account").await.is_login(), "{bad:?} signed someone in");
+        assert!(
+            browser.get("/account").await.is_login(),
+            "{bad:?} signed someone in"
+        );
     }
     // The same answer, well made, signs the person in with the upstream's acr mapped.
     op.answer(IdToken::Good, "national-subject-1", claims.clone(), env.app.now());
     let browser = Browser::new(&env.base);
     let (page, attempt) = via_scripted(&browser, &env, &rp).await;
     assert!(page.is_consent(), "{page:?}");
-    assert_eq!(op.pkce_ok(), Some(true), "the PKCE verifier matched the challenge");
+    assert_eq!(
+        op.pkce_ok(),
+        Some(true),
+        "the PKCE verifier matched the challenge"
+    );
     let sent = op.last_token_request();
     assert_eq!(sent["client_secret"], op.secret, "client_secret_post");
     assert_eq!(sent["redirect_uri"], env.url("/login/upstream/callback"));
     let asked = op.last_authorize();
-    assert!(asked["claims"].contains("resident_id"), "mapped claims asked in the ID token");
+    assert!(
+        asked["claims"].contains("resident_id"),
+        "mapped claims asked in the ID token"
+    );
     let code = to_app(&browser, page).await;
     let fed = id_claims(&rp, &code, attempt.verifier).await;
     assert_eq!(fed["acr"], "2", "the upstream's acr, mapped: {fed}");
@@ -419,11 +469,25 @@ async fn forged_misaudienced_wrong_nonce_and_expired_upstream_id_tokens_are_refu
     // A logout token: forged refused, valid ends the session, replayed refused.
     let post = |token: String| {
         let url = env.url("/login/upstream/scripted/logout");
-        async move { http().post(url).form(&[("logout_token", token)]).send().await.unwrap().status() }
+        async move {
+            http()
+                .post(url)
+                .form(&[("logout_token", token)])
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
     };
     let now = env.app.now();
-    assert_eq!(post(op.logout_token("national-subject-1", now, true)).await, StatusCode::BAD_REQUEST);
-    assert!(!browser.get("/account").await.is_login(), "a forged logout token ends nothing");
+    assert_eq!(
+        post(op.logout_token("national-subject-1", now, true)).await,
+        StatusCode::BAD_REQUEST
+    );
+    assert!(
+        !browser.get("/account").await.is_login(),
+        "a forged logout token ends nothing"
+    );
     let good = op.logout_token("national-subject-1", now, false);
     assert_eq!(post(good.clone()).await, StatusCode::OK);
     assert!(browser.get("/account").await.is_login(), "the session ended");
@@ -443,7 +507,14 @@ async fn upstreams_are_registered_by_super_admins_and_their_secret_is_never_show
         "client_id": "yunid",
         "client_secret": "s3cr3t-value-for-the-upstream",
     });
-    let (status, created) = call(&env, Method::POST, "/admin/api/upstreams", &admin, Some(body.clone())).await;
+    let (status, created) = call(
+        &env,
+        Method::POST,
+        "/admin/api/upstreams",
+        &admin,
+        Some(body.clone()),
+    )
+    .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     assert_eq!(created["has_client_secret"], true);
     assert!(!created.to_string().contains("s3cr3t"), "{created}");
@@ -477,7 +548,14 @@ async fn upstreams_are_registered_by_super_admins_and_their_secret_is_never_show
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{res}");
-    let (status, _) = call(&env, Method::GET, "/admin/api/upstreams", res["access_token"].as_str().unwrap(), None).await;
+    let (status, _) = call(
+        &env,
+        Method::GET,
+        "/admin/api/upstreams",
+        res["access_token"].as_str().unwrap(),
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     // The login page offers it; starting a sign-in takes the page's CSRF token (another site cannot
     // start one in this browser).
@@ -556,7 +634,10 @@ async fn through_node(browser: &Browser, to: &url::Url, login: &str) -> url::Url
             p => p.html(),
         };
         assert_eq!(status, StatusCode::OK, "{body}");
-        let action = form_re.captures(body).unwrap_or_else(|| panic!("no form: {body}"))[1].to_owned();
+        let action = form_re
+            .captures(body)
+            .unwrap_or_else(|| panic!("no form: {body}"))[1]
+            .to_owned();
         let mut form: Vec<(String, String)> = hidden_re
             .captures_iter(body)
             .map(|c| (c[1].to_owned(), c[2].to_owned()))
@@ -649,8 +730,12 @@ on_both_backends!(
 /// The README's upstream configuration, read as yunid reads its configuration file.
 #[test]
 fn the_readme_upstream_example_is_a_valid_configuration() {
-    let readme = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
-    let start = readme.find("```toml\n[[upstreams]]").expect("the README's upstream example") + "```toml\n".len();
+    let readme =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let start = readme
+        .find("```toml\n[[upstreams]]")
+        .expect("the README's upstream example")
+        + "```toml\n".len();
     let block = &readme[start..start + readme[start..].find("```").unwrap()];
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("yunid.toml");
@@ -660,7 +745,10 @@ fn the_readme_upstream_example_is_a_valid_configuration() {
     assert_eq!(u.id.as_deref(), Some("national"));
     assert_eq!(u.mapping.link_min_level, Some(2));
     assert_eq!(u.mapping.levels.get("3"), Some(&3));
-    assert!(!format!("{config:?}").contains(&u.client_secret.as_ref().unwrap().0), "the secret is not in Debug");
+    assert!(
+        !format!("{config:?}").contains(&u.client_secret.as_ref().unwrap().0),
+        "the secret is not in Debug"
+    );
     let row = yunid::services::federation::settings::row(
         &yunid::crypto::Secrets::from_master(&[7; 32]).unwrap(),
         "national",

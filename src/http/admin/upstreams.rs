@@ -146,8 +146,21 @@ async fn create(
     let row = settings::create(&app.federation(), &id, new, app.now())
         .await
         .map_err(problem)?;
-    record(&app, &caller, &address, "upstream.create", &row.id, "success", detail).await?;
-    Ok(edit::tagged(StatusCode::CREATED, row.version, upstream_json(&row)))
+    record(
+        &app,
+        &caller,
+        &address,
+        "upstream.create",
+        &row.id,
+        "success",
+        detail,
+    )
+    .await?;
+    Ok(edit::tagged(
+        StatusCode::CREATED,
+        row.version,
+        upstream_json(&row),
+    ))
 }
 
 /// Replaces an upstream's settings (`If-Match` with the version read); a missing `client_secret` keeps
@@ -172,6 +185,15 @@ async fn replace(
         .await
         .map_err(problem)?
         .ok_or_else(edit::stale)?;
-    record(&app, &caller, &address, "upstream.update", &row.id, "success", detail).await?;
+    record(
+        &app,
+        &caller,
+        &address,
+        "upstream.update",
+        &row.id,
+        "success",
+        detail,
+    )
+    .await?;
     Ok(edit::tagged(StatusCode::OK, row.version, upstream_json(&row)))
 }

@@ -181,7 +181,8 @@ pub async fn callback(
                 }
                 // Another person's session in this browser ends (a shared terminal), as with any login.
                 let cookie = cookies::session_value(&app, &jar);
-                if let Some((previous, _)) = ctx.session.as_ref().filter(|(s, _)| s.person_id != fed.person_id)
+                if let Some((previous, _)) =
+                    ctx.session.as_ref().filter(|(s, _)| s.person_id != fed.person_id)
                 {
                     crate::services::logout::end_session(&app, &previous.sid, now).await?;
                 }
@@ -196,11 +197,16 @@ pub async fn callback(
                         &app,
                         NewEvent {
                             actor: &format!("upstream:{}", fed.upstream_id),
-                            action: if fed.created { "upstream.person_create" } else { "upstream.link" },
+                            action: if fed.created {
+                                "upstream.person_create"
+                            } else {
+                                "upstream.link"
+                            },
                             subject: &fed.person_id,
                             address: &addr,
                             outcome: "success",
-                            detail: json!({ "upstream": fed.upstream_id, "by": "verified_id_number" }).to_string(),
+                            detail: json!({ "upstream": fed.upstream_id, "by": "verified_id_number" })
+                                .to_string(),
                             ..Default::default()
                         },
                     )

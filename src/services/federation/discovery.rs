@@ -22,10 +22,13 @@ pub struct Metadata {
     pub jwks_uri: String,
 }
 
+/// What was fetched for one upstream: from which URL, when, and the metadata.
+type Entry = (String, i64, Arc<Metadata>);
+
 /// Per-node cache of upstream metadata, by upstream id.
 #[derive(Default)]
 pub struct Discovered {
-    entries: Mutex<HashMap<String, (String, i64, Arc<Metadata>)>>,
+    entries: Mutex<HashMap<String, Entry>>,
 }
 
 impl Discovered {
@@ -76,7 +79,10 @@ async fn fetch(http: &ClientHttp, discovery_url: &str) -> Result<Metadata, Feder
     let metadata: Metadata =
         serde_json::from_slice(&body).map_err(|e| unavailable(format!("not metadata: {e}")))?;
     // Discovery §4.3: the issuer is the URL the metadata was fetched under.
-    let expected = format!("{}/.well-known/openid-configuration", metadata.issuer.trim_end_matches('/'));
+    let expected = format!(
+        "{}/.well-known/openid-configuration",
+        metadata.issuer.trim_end_matches('/')
+    );
     if expected != discovery_url {
         return Err(unavailable("the issuer does not match the discovery URL".into()));
     }

@@ -88,7 +88,10 @@ pub async fn start(
     rng: &dyn Random,
 ) -> Result<String, FederationError> {
     let upstream = enabled_upstream(ctx, id).await?;
-    let metadata = ctx.discovered.get(ctx.http, id, &upstream.discovery_url, now).await?;
+    let metadata = ctx
+        .discovered
+        .get(ctx.http, id, &upstream.discovery_url, now)
+        .await?;
     let (state, nonce, verifier) = (rng.token(), rng.token(), rng.token());
     let state_hash = crypto::token_hash(&state);
     ctx.db
@@ -112,7 +115,10 @@ pub async fn start(
             .append_pair("scope", &upstream.scopes)
             .append_pair("state", &state)
             .append_pair("nonce", &nonce)
-            .append_pair("code_challenge", &crypto::b64url(&crypto::sha256(verifier.as_bytes())))
+            .append_pair(
+                "code_challenge",
+                &crypto::b64url(&crypto::sha256(verifier.as_bytes())),
+            )
             .append_pair("code_challenge_method", "S256");
         // The mapped claims are asked for in the ID token: only a signed token is believed.
         if let Some(claims) = claims_request(&mapping(&upstream)) {
@@ -192,7 +198,10 @@ pub async fn callback(
     if params.iss.as_deref().is_some_and(|iss| iss != metadata.issuer) {
         return Err(FederationError::Token(TokenError::Issuer));
     }
-    let code = params.code.as_deref().ok_or(FederationError::Refused("invalid_request"))?;
+    let code = params
+        .code
+        .as_deref()
+        .ok_or(FederationError::Refused("invalid_request"))?;
     let verifier = ctx.secrets.decrypt(&flow.verifier_enc, state_hash.as_bytes())?;
     let id_token = redeem(ctx, &upstream, &metadata, code, &verifier, now, rng).await?;
     let cache_key = format!("upstream:{}", upstream.id);
@@ -233,7 +242,11 @@ pub async fn callback(
         };
         ctx.db.insert_upstream_link(&link).await?;
         // A concurrent callback may have linked the subject first: the stored link decides.
-        fed.person_id = ctx.db.upstream_link(&upstream.id, &subject).await?.unwrap_or(person_id);
+        fed.person_id = ctx
+            .db
+            .upstream_link(&upstream.id, &subject)
+            .await?
+            .unwrap_or(person_id);
         (fed.created, fed.linked) = (created, true);
     } else {
         let offer = rng.token();
@@ -373,7 +386,11 @@ async fn by_verified_number(
     let Some(level) = level.filter(|l| *l >= min) else {
         return Ok(None);
     };
-    let Some(Ok(number)) = claims.get(id_claim).and_then(Value::as_str).map(ResidentId::parse) else {
+    let Some(Ok(number)) = claims
+        .get(id_claim)
+        .and_then(Value::as_str)
+        .map(ResidentId::parse)
+    else {
         return Ok(None);
     };
     let hash = ctx.secrets.id_hash(number.as_str());
@@ -556,7 +573,11 @@ pub async fn backchannel_logout(
     token: &str,
     now: i64,
 ) -> Result<Vec<String>, FederationError> {
-    let upstream = ctx.db.upstream(upstream_id).await?.ok_or(FederationError::Unknown)?;
+    let upstream = ctx
+        .db
+        .upstream(upstream_id)
+        .await?
+        .ok_or(FederationError::Unknown)?;
     let metadata = ctx
         .discovered
         .get(ctx.http, &upstream.id, &upstream.discovery_url, now)

@@ -50,7 +50,10 @@ pub struct Ctx<'a> {
 impl Ctx<'_> {
     pub fn redirect_uri(&self) -> String {
         let mut url = self.issuer.clone();
-        url.set_path(&format!("{}/login/upstream/callback", self.issuer.path().trim_end_matches('/')));
+        url.set_path(&format!(
+            "{}/login/upstream/callback",
+            self.issuer.path().trim_end_matches('/')
+        ));
         url.to_string()
     }
 }

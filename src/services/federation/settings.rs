@@ -58,14 +58,20 @@ pub fn row(
     }
     let discovery = http_url("discovery_url", &new.discovery_url)?;
     if !discovery.path().ends_with("/.well-known/openid-configuration") || discovery.query().is_some() {
-        return Err(bad("discovery_url", "must end with /.well-known/openid-configuration"));
+        return Err(bad(
+            "discovery_url",
+            "must end with /.well-known/openid-configuration",
+        ));
     }
     let client_id = new.client_id.trim().to_owned();
     if client_id.is_empty() || client_id.len() > 255 {
         return Err(bad("client_id", "1–255 characters"));
     }
     if !AUTH_METHODS.contains(&new.auth_method.as_str()) {
-        return Err(bad("auth_method", "client_secret_basic, client_secret_post or private_key_jwt"));
+        return Err(bad(
+            "auth_method",
+            "client_secret_basic, client_secret_post or private_key_jwt",
+        ));
     }
     if !new.scopes.iter().any(|s| s == "openid")
         || new
@@ -79,12 +85,16 @@ pub fn row(
     if m.acr.values().any(|v| !(1..=2).contains(v)) {
         return Err(bad("mapping.acr", "yunid acr values are 1 or 2"));
     }
-    if m.levels.values().any(|v| !(1..=3).contains(v)) || m.link_min_level.is_some_and(|v| !(1..=3).contains(&v))
+    if m.levels.values().any(|v| !(1..=3).contains(v))
+        || m.link_min_level.is_some_and(|v| !(1..=3).contains(&v))
     {
         return Err(bad("mapping.levels", "real-name levels are 1, 2 or 3"));
     }
     if m.link_min_level.is_some() && (m.id_number.is_none() || m.level.is_none()) {
-        return Err(bad("mapping.link_min_level", "needs the id_number and level claims"));
+        return Err(bad(
+            "mapping.link_min_level",
+            "needs the id_number and level claims",
+        ));
     }
     let client_secret_enc = match (&new.client_secret, new.auth_method.as_str()) {
         (_, "private_key_jwt") => None,
@@ -113,7 +123,12 @@ pub fn row(
 }
 
 /// Creates an upstream; `Ok(false)` when the id is taken.
-pub async fn create(ctx: &Ctx<'_>, id: &str, new: NewUpstream, now: i64) -> Result<UpstreamRow, FederationError> {
+pub async fn create(
+    ctx: &Ctx<'_>,
+    id: &str,
+    new: NewUpstream,
+    now: i64,
+) -> Result<UpstreamRow, FederationError> {
     let row = row(ctx.secrets, id, new, None, "api", now)?;
     if !ctx.db.insert_upstream(&row).await? {
         return Err(bad("id", "taken"));

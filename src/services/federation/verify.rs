@@ -144,7 +144,10 @@ pub async fn id_token(
     nonce_hash: &str,
 ) -> Result<Map<String, Value>, TokenError> {
     let claims = signed_claims(http, jwks, token, expect, true).await?;
-    let nonce = claims.get("nonce").and_then(Value::as_str).ok_or(TokenError::Nonce)?;
+    let nonce = claims
+        .get("nonce")
+        .and_then(Value::as_str)
+        .ok_or(TokenError::Nonce)?;
     let presented = crate::crypto::token_hash(nonce);
     if !crate::crypto::ct_eq(presented.as_bytes(), nonce_hash.as_bytes()) {
         return Err(TokenError::Nonce);
@@ -166,10 +169,16 @@ pub async fn logout_token(
         .get("events")
         .and_then(Value::as_object)
         .is_some_and(|e| e.get(LOGOUT_EVENT).is_some_and(Value::is_object));
-    let has_target = ["sub", "sid"]
-        .iter()
-        .any(|c| claims.get(*c).and_then(Value::as_str).is_some_and(|v| !v.is_empty()));
-    let has_jti = claims.get("jti").and_then(Value::as_str).is_some_and(|v| !v.is_empty());
+    let has_target = ["sub", "sid"].iter().any(|c| {
+        claims
+            .get(*c)
+            .and_then(Value::as_str)
+            .is_some_and(|v| !v.is_empty())
+    });
+    let has_jti = claims
+        .get("jti")
+        .and_then(Value::as_str)
+        .is_some_and(|v| !v.is_empty());
     if !has_event || !has_target || !has_jti || claims.contains_key("nonce") {
         return Err(TokenError::NotLogout);
     }

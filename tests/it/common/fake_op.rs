@@ -85,13 +85,19 @@ async fn jwks(State((_, key, _, _)): State<St>) -> Response {
     axum::Json(set(&[&key])).into_response()
 }
 
-async fn authorize(State((shared, _, _, _)): State<St>, Query(q): Query<HashMap<String, String>>) -> Response {
+async fn authorize(
+    State((shared, _, _, _)): State<St>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     let code = yunid::crypto::random_token();
     let mut s = shared.lock().unwrap();
     s.last_authorize = q.clone();
     s.codes.insert(
         code.clone(),
-        (q["nonce"].clone(), q.get("code_challenge").cloned().unwrap_or_default()),
+        (
+            q["nonce"].clone(),
+            q.get("code_challenge").cloned().unwrap_or_default(),
+        ),
     );
     let mut back = url::Url::parse(&q["redirect_uri"]).unwrap();
     back.query_pairs_mut()
@@ -112,7 +118,10 @@ async fn token(
     }
     s.last_token = seen;
     let Some((nonce, challenge)) = s.codes.remove(&f["code"]) else {
-        return (axum::http::StatusCode::BAD_REQUEST, axum::Json(json!({ "error": "invalid_grant" })))
+        return (
+            axum::http::StatusCode::BAD_REQUEST,
+            axum::Json(json!({ "error": "invalid_grant" })),
+        )
             .into_response();
     };
     let verifier = f.get("code_verifier").cloned().unwrap_or_default();
@@ -159,7 +168,8 @@ async fn token(
     } else {
         signer.sign(&claims)
     };
-    axum::Json(json!({ "access_token": "opaque", "token_type": "Bearer", "id_token": id_token })).into_response()
+    axum::Json(json!({ "access_token": "opaque", "token_type": "Bearer", "id_token": id_token }))
+        .into_response()
 }
 
 impl FakeOp {
