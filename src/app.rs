@@ -42,6 +42,9 @@ pub struct Inner {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Randomness handed to the services (`crypto::Random`).
     pub random: Box<dyn crate::crypto::Random>,
+    /// Upstream providers' keys and metadata, as this node fetched them (`services::federation`).
+    pub upstream_jwks: crate::services::oidc::remote_jwks::RemoteJwks,
+    pub upstream_metadata: crate::services::federation::Discovered,
 }
 
 /// Cheap to clone; every handler gets one.
@@ -128,10 +131,28 @@ impl App {
             client_jwks: Default::default(),
             trusted_proxies,
             random: Box::new(crate::crypto::OsRandom),
+            upstream_jwks: Default::default(),
+            upstream_metadata: Default::default(),
         }));
+        crate::services::federation::settings::sync_config(&app.db, &app.secrets, &app.config.upstreams, now)
+            .await?;
         // The admin console signs in through yunid like any app: its client must exist.
         crate::services::console::ensure_client(&app, now).await?;
         Ok(app)
+    }
+
+    /// What identity brokering needs (`services::federation`).
+    pub fn federation(&self) -> crate::services::federation::Ctx<'_> {
+        crate::services::federation::Ctx {
+            db: &self.db,
+            secrets: &self.secrets,
+            http: &self.client_http,
+            jwks: &self.upstream_jwks,
+            discovered: &self.upstream_metadata,
+            keys: self.keys(),
+            issuer: &self.config.issuer,
+            session_ttl: self.config.session_absolute_ttl,
+        }
     }
 
     pub fn now(&self) -> i64 {

@@ -3,6 +3,8 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+pub mod upstream;
+
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
@@ -115,6 +117,11 @@ pub struct Config {
     /// `["127.0.0.0/8", "::1"]`; apps on a department network: that network (e.g. `10.20.0.0/16`).
     /// Self-registered apps may use `http://` only for an address literal inside these networks.
     pub client_outbound_allow: Vec<String>,
+    /// Upstream OpenID Connect providers people may sign in through (`[[upstreams]]`; see the README).
+    /// Written into the database at every start, replacing an upstream of the same id; more can be
+    /// registered through the admin API. Their URLs are reached through the same guard as apps' URLs
+    /// (`client_outbound_allow`).
+    pub upstreams: Vec<upstream::UpstreamConfig>,
 }
 
 impl Default for Config {
@@ -165,6 +172,7 @@ impl Default for Config {
             allow_insecure_redirects: false,
             trusted_proxies: Vec::new(),
             client_outbound_allow: Vec::new(),
+            upstreams: Vec::new(),
         }
     }
 }

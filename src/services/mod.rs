@@ -5,6 +5,7 @@ pub mod admin_access;
 pub mod audit;
 pub mod connected_apps;
 pub mod console;
+pub mod federation;
 pub mod identity;
 pub mod licence;
 pub mod licence_upstream;

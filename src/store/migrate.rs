@@ -103,6 +103,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0015_reps_appointer.sql"),
         postgres: include_str!("../../migrations/postgres/0015_reps_appointer.sql"),
     },
+    Migration {
+        version: 20,
+        name: "federation",
+        sqlite: include_str!("../../migrations/sqlite/0020_federation.sql"),
+        postgres: include_str!("../../migrations/postgres/0020_federation.sql"),
+    },
 ];
 
 const LOCK_ID: i64 = 0x79_756e_6964; // "yunid"

@@ -21,6 +21,7 @@ pub mod registration;
 pub mod requests;
 pub mod sessions;
 pub mod sms_outbox;
+pub mod upstreams;
 
 use std::str::FromStr;
 use std::time::Duration;

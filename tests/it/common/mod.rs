@@ -5,6 +5,7 @@
 
 pub mod browser;
 pub mod console;
+pub mod fake_op;
 pub mod jwks_server;
 pub mod receiver;
 pub mod rp;
