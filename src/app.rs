@@ -45,6 +45,8 @@ pub struct Inner {
     /// Upstream providers' keys and metadata, as this node fetched them (`services::federation`).
     pub upstream_jwks: crate::services::oidc::remote_jwks::RemoteJwks,
     pub upstream_metadata: crate::services::federation::Discovered,
+    /// Real-name proofing and enterprise binding settings (`services::proofing`).
+    pub proofing: crate::services::proofing::Settings,
 }
 
 /// Cheap to clone; every handler gets one.
@@ -90,6 +92,7 @@ impl App {
         };
         let webauthn = crate::services::passkey::relying_party(&config)?;
         let trusted_proxies = config.trusted_proxy_nets()?;
+        let proofing = crate::services::proofing::settings(&config)?;
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .redirect(reqwest::redirect::Policy::none())
@@ -133,6 +136,7 @@ impl App {
             random: Box::new(crate::crypto::OsRandom),
             upstream_jwks: Default::default(),
             upstream_metadata: Default::default(),
+            proofing,
         }));
         crate::services::federation::settings::sync_config(&app.db, &app.secrets, &app.config.upstreams, now)
             .await?;
@@ -157,6 +161,19 @@ impl App {
 
     pub fn now(&self) -> i64 {
         self.clock.now()
+    }
+
+    /// What real-name proofing works with.
+    pub fn proofing(&self) -> crate::services::proofing::Ctx<'_> {
+        crate::services::proofing::Ctx {
+            db: &self.db,
+            secrets: &self.secrets,
+            http: &self.http,
+            settings: &self.proofing,
+            rng: &*self.random,
+            metrics: &self.metrics,
+            host: self,
+        }
     }
 
     /// The current key set (parsed once; replaced whole on reload).
@@ -210,6 +227,9 @@ impl App {
                 {
                     tracing::warn!(error = %e, "sweep failed");
                 }
+                if let Err(e) = crate::services::proofing::sweep(&app.proofing(), now).await {
+                    tracing::warn!(error = %e, "proofing re-check failed");
+                }
                 if let Err(e) = app
                     .db
                     .prune_audit(now - app.config.audit_retention_days * 86_400)
@@ -240,6 +260,30 @@ impl App {
                 crate::services::sms_outbox::deliver_due(&app).await;
             }
         });
+    }
+}
+
+impl crate::services::proofing::Host for App {
+    fn end_everything<'a>(
+        &'a self,
+        person_id: &'a str,
+        now: i64,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send + 'a>> {
+        Box::pin(crate::services::logout::end_everything(self, person_id, now))
+    }
+
+    fn appoint_agent<'a>(
+        &'a self,
+        appointer_id: &'a str,
+        new: crate::services::identity::NewRepresentation,
+        now: i64,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, String>> + Send + 'a>> {
+        Box::pin(async move {
+            crate::services::identity::appoint_agent(self, appointer_id, new, now)
+                .await
+                .map(|rep| rep.id)
+                .map_err(|e| e.to_string())
+        })
     }
 }
 

@@ -17,6 +17,7 @@ pub mod outbound;
 pub mod params;
 pub mod passkey;
 pub mod password;
+pub mod proofing;
 pub mod registration;
 pub mod registry;
 pub mod signup;

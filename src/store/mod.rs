@@ -17,6 +17,7 @@ pub mod logout;
 pub mod misc;
 pub mod orgs;
 pub mod persons;
+pub mod proofing;
 pub mod registration;
 pub mod requests;
 pub mod sessions;

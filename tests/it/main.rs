@@ -29,6 +29,7 @@ mod logout;
 mod logout_delivery;
 mod ops;
 mod passkeys;
+mod proofing;
 mod readme;
 mod registration;
 mod release_edges;

@@ -10,6 +10,7 @@ mod licences;
 pub mod manage;
 mod orgs;
 mod persons;
+mod proofing;
 mod registration_tokens;
 mod representations;
 mod upstreams;
@@ -35,6 +36,7 @@ pub fn router() -> Router<App> {
         .merge(representations::router())
         .merge(apps::router())
         .merge(upstreams::router())
+        .merge(proofing::router())
         .route(
             "/admin/api/openapi.json",
             axum::routing::get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }),
