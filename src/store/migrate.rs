@@ -103,6 +103,18 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0015_reps_appointer.sql"),
         postgres: include_str!("../../migrations/postgres/0015_reps_appointer.sql"),
     },
+    Migration {
+        version: 18,
+        name: "device_grant",
+        sqlite: include_str!("../../migrations/sqlite/0018_device_grant.sql"),
+        postgres: include_str!("../../migrations/postgres/0018_device_grant.sql"),
+    },
+    Migration {
+        version: 19,
+        name: "scan_login",
+        sqlite: include_str!("../../migrations/sqlite/0019_scan_login.sql"),
+        postgres: include_str!("../../migrations/postgres/0019_scan_login.sql"),
+    },
 ];
 
 const LOCK_ID: i64 = 0x79_756e_6964; // "yunid"

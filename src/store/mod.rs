@@ -9,6 +9,7 @@ pub mod audit;
 pub mod clients;
 pub mod console;
 pub mod credentials;
+pub mod device;
 pub mod families;
 pub mod keys;
 pub mod licences;
@@ -19,6 +20,7 @@ pub mod orgs;
 pub mod persons;
 pub mod registration;
 pub mod requests;
+pub mod scan;
 pub mod sessions;
 pub mod sms_outbox;
 

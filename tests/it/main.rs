@@ -15,6 +15,7 @@ mod conformance;
 mod console_browser;
 mod core_flow;
 mod credentials;
+mod device;
 mod fuzz_corpus;
 mod home;
 mod identity;

@@ -42,6 +42,10 @@ pub async fn token(
         "authorization_code" => authorization_code(&app, &client, &params, now).await?,
         "refresh_token" => refresh_token(&app, &client, &params, now).await?,
         "client_credentials" => client_credentials(&app, &client, &params, now).await?,
+        // For an app not registered for it, the device grant stays unsupported (as it was before).
+        g if g == crate::services::device::GRANT_TYPE && client.allows_grant(g) => {
+            super::device::grant(&app, &client, &params, now).await?
+        }
         _ => return Err(OAuthError::unsupported_grant_type("unsupported grant_type").into()),
     };
     app.metrics.token_issued(&grant_type);
@@ -203,7 +207,7 @@ fn requested_scope(family: &Family, params: &Params) -> Result<String, OAuthErro
 
 /// Who a grant speaks for now (the person read with the family, when it was); a locked person or an ended
 /// representation is `invalid_grant`.
-async fn subject_of(
+pub(super) async fn subject_of(
     app: &App,
     client: &Client,
     family: &Family,
@@ -218,16 +222,18 @@ async fn subject_of(
 }
 
 /// What the tokens are issued for.
-enum Via<'a> {
+pub(super) enum Via<'a> {
     /// An authorization code (its ID token carries the nonce and `c_hash`).
     Code(&'a str),
     /// A refresh, whose successor refresh token is already stored.
     Refresh(String),
+    /// A device code (RFC 8628): no nonce, no `c_hash`; a refresh token when the client may refresh.
+    Device,
 }
 
 /// Access token, ID token (when `openid` was granted) and a refresh token: the rotated one after a
 /// refresh, else a new one when the client may refresh.
-async fn issue(
+pub(super) async fn issue(
     app: &App,
     client: &Client,
     family: &Family,
@@ -239,6 +245,7 @@ async fn issue(
     let (code, rotated) = match via {
         Via::Code(code) => (Some(code), None),
         Via::Refresh(next) => (None, Some(next)),
+        Via::Device => (None, None),
     };
     // What this issue releases follows the scope asked now and the app as it is now (OIDC Core §5.4),
     // not the scope once granted.

@@ -4,5 +4,6 @@ pub mod authorize;
 pub mod claims;
 pub mod client_auth;
 pub mod code;
+pub mod grants;
 pub mod remote_jwks;
 pub mod tokens;
