@@ -34,6 +34,7 @@ mod registration;
 mod release_edges;
 mod release_rules;
 mod representation_rules;
+mod scan;
 mod signup;
 mod sms_outbox;
 mod ssrf;
