@@ -264,12 +264,6 @@ impl App {
         }
     }
 
-    pub fn device_grant_settings(&self) -> crate::services::oidc::grants::device_code::Settings {
-        crate::services::oidc::grants::device_code::Settings {
-            grant_ttl: self.config.refresh_absolute_ttl,
-        }
-    }
-
     pub fn scan(&self) -> crate::services::scan::Ctx<'_> {
         crate::services::scan::Ctx {
             db: &self.db,
@@ -277,5 +271,122 @@ impl App {
             apps: &self.config.scan_apps,
             rng: self.random.as_ref(),
         }
+    }
+}
+
+/// What the domain services receive: narrow pieces of the application, and the ports through which they
+/// reach services that still take the whole `App`.
+impl App {
+    pub fn token_settings(&self) -> crate::services::oidc::tokens::TokenSettings<'_> {
+        crate::services::oidc::tokens::TokenSettings {
+            iss: self.config.iss(),
+            access_token_ttl: self.config.access_token_ttl,
+            id_token_ttl: self.config.id_token_ttl,
+            refresh_idle_ttl: self.config.refresh_idle_ttl,
+        }
+    }
+
+    pub fn minting(&self) -> crate::services::oidc::tokens::Minting<'_> {
+        crate::services::oidc::tokens::Minting {
+            keys: self.keys(),
+            secrets: &self.secrets,
+            settings: self.token_settings(),
+        }
+    }
+
+    pub fn access_tokens(&self) -> crate::services::oidc::tokens::Verifier<'_> {
+        crate::services::oidc::tokens::Verifier {
+            keys: self.keys(),
+            iss: self.config.iss(),
+            cache: &self.verified_tokens,
+        }
+    }
+
+    pub fn subjects(&self) -> crate::services::oidc::claims::Subjects<'_> {
+        crate::services::oidc::claims::Subjects {
+            db: &self.db,
+            secrets: &self.secrets,
+            representations: self,
+        }
+    }
+
+    pub fn client_auth(&self) -> crate::services::oidc::client_auth::Ctx<'_> {
+        crate::services::oidc::client_auth::Ctx {
+            db: &self.db,
+            jwks: &self.client_jwks,
+            http: &self.client_http,
+            audiences: vec![
+                self.config.iss().to_owned(),
+                self.config.endpoint("/token"),
+                self.config.endpoint("/par"),
+                self.config.issuer.as_str().to_owned(),
+            ],
+        }
+    }
+
+    pub fn grants(&self) -> crate::services::oidc::grants::Ctx<'_> {
+        crate::services::oidc::grants::Ctx {
+            db: &self.db,
+            minting: self.minting(),
+            settings: crate::services::oidc::grants::Settings {
+                session_idle_ttl: self.config.session_idle_ttl,
+                grant_ttl: self.config.refresh_absolute_ttl,
+            },
+            representations: self,
+            licences: self,
+            rng: &*self.random,
+        }
+    }
+}
+
+impl crate::services::oidc::claims::Representations for App {
+    fn current_acting<'a>(
+        &'a self,
+        rep_id: &'a str,
+        person_id: &'a str,
+        client: &'a crate::store::clients::Client,
+        now: i64,
+    ) -> crate::services::oidc::BoxFuture<
+        'a,
+        anyhow::Result<
+            Option<(
+                crate::store::orgs::Representation,
+                crate::store::orgs::Organisation,
+            )>,
+        >,
+    > {
+        Box::pin(async move {
+            crate::services::identity::current_acting(self, rep_id, person_id, client, now)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))
+        })
+    }
+}
+
+impl crate::services::oidc::grants::Licences for App {
+    fn release<'a>(
+        &'a self,
+        client: &'a crate::store::clients::Client,
+        asked: &'a crate::services::licence::Release<'a>,
+        subject: &'a crate::services::oidc::claims::GrantSubject,
+        now: i64,
+    ) -> crate::services::oidc::BoxFuture<'a, anyhow::Result<Vec<serde_json::Value>>> {
+        Box::pin(crate::services::licence::release(
+            self, client, asked, subject, now,
+        ))
+    }
+}
+
+impl crate::services::connected_apps::Backchannel for App {
+    fn queue_for_app<'a>(
+        &'a self,
+        sid: &'a str,
+        client: &'a crate::store::clients::Client,
+        person_id: &'a str,
+        now: i64,
+    ) -> crate::services::oidc::BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(crate::services::logout::queue_for_app(
+            self, sid, client, person_id, now,
+        ))
     }
 }

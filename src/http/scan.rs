@@ -378,7 +378,8 @@ async fn phone(app: &App, headers: &HeaderMap, address: &str, now: i64) -> Resul
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .map(str::trim)
         .ok_or_else(|| unauthorized("a bearer access token is required"))?;
-    let at = tokens::parse_access_token(app, token, now).map_err(|e| unauthorized(&e.description))?;
+    let at = tokens::parse_access_token(&app.access_tokens(), token, now)
+        .map_err(|e| unauthorized(e.description))?;
     let internal = |e: sqlx::Error| page::internal(e.into(), "scan api");
     let family_id = at
         .family_id

@@ -365,7 +365,7 @@ async fn revoke_app(
 ) -> Response {
     let a = app.clone();
     action(&app, lang, jar, form, |_, person| async move {
-        crate::services::connected_apps::revoke(&a, &person.id, &client, a.now()).await?;
+        crate::services::connected_apps::revoke(&a.db, &a, &person.id, &client, a.now()).await?;
         Ok(true)
     })
     .await

@@ -234,8 +234,8 @@ impl FromRequestParts<App> for Caller {
             .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or_else(|| challenge("a bearer token is required", "Bearer realm=\"yunid-admin\""))?;
         let now = app.now();
-        let at =
-            tokens::parse_access_token(app, token.trim(), now).map_err(|e| unauthorized(&e.description))?;
+        let at = tokens::parse_access_token(&app.access_tokens(), token.trim(), now)
+            .map_err(|e| unauthorized(&e.description))?;
         match app
             .db
             .access_token_revoked(&at.jti, at.family_id.as_deref())
@@ -245,7 +245,7 @@ impl FromRequestParts<App> for Caller {
             Ok(true) => return Err(unauthorized("token revoked")),
             Err(e) => return Err(Problem::internal(e).into_response()),
         }
-        match admin_access::admin_of(app, &at).await {
+        match admin_access::admin_of(&app.db, &at).await {
             Ok(admin) => Ok(Caller(admin)),
             Err(Refusal::InvalidToken(m)) => Err(unauthorized(m)),
             Err(Refusal::Forbidden(m)) => {

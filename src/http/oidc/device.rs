@@ -6,16 +6,12 @@ use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 
-use super::token::{Via, issue, presented, subject_of};
+use super::token::presented;
 use crate::app::App;
 use crate::error::{Error, OAuthError};
 use crate::http::forms::{ClientAddr, ProtocolParams};
 use crate::services::device::{self, DeviceError};
 use crate::services::oidc::client_auth;
-use crate::services::oidc::grants::device_code::{self, DeviceGrantError};
-use crate::services::oidc::tokens::TokenResponse;
-use crate::services::params::Params;
-use crate::store::clients::Client;
 
 impl From<DeviceError> for Error {
     fn from(e: DeviceError) -> Self {
@@ -30,21 +26,6 @@ impl From<DeviceError> for Error {
     }
 }
 
-impl From<DeviceGrantError> for Error {
-    fn from(e: DeviceGrantError) -> Self {
-        let d = e.to_string();
-        match e {
-            DeviceGrantError::AuthorizationPending => OAuthError::authorization_pending(d).into(),
-            DeviceGrantError::SlowDown => OAuthError::slow_down(d).into(),
-            DeviceGrantError::ExpiredToken => OAuthError::expired_token(d).into(),
-            DeviceGrantError::AccessDenied => OAuthError::access_denied(d).into(),
-            DeviceGrantError::InvalidGrant(_) => OAuthError::invalid_grant(d).into(),
-            DeviceGrantError::UnauthorizedClient => OAuthError::unauthorized_client(d).into(),
-            DeviceGrantError::Internal(e) => e.into(),
-        }
-    }
-}
-
 /// `POST /device_authorization`: the client authenticates as at the token endpoint.
 pub async fn authorize(
     State(app): State<App>,
@@ -53,7 +34,7 @@ pub async fn authorize(
     ProtocolParams(params): ProtocolParams,
 ) -> Result<Response, Error> {
     let now = app.now();
-    let client = client_auth::authenticate(&app, &presented(&headers), &params, now).await?;
+    let client = client_auth::authenticate(&app.client_auth(), &presented(&headers, &params)?, now).await?;
     let started = device::start(&app.device(), &client, params.get("scope")?, now).await?;
     crate::services::audit::record_quietly(
         &app,
@@ -74,18 +55,4 @@ pub async fn authorize(
         Json(started),
     )
         .into_response())
-}
-
-/// The token endpoint's `urn:ietf:params:oauth:grant-type:device_code`.
-pub async fn grant(app: &App, client: &Client, params: &Params, now: i64) -> Result<TokenResponse, Error> {
-    let code = params.require("device_code")?;
-    let id = uuid::Uuid::now_v7().simple().to_string();
-    let family = device_code::exchange(&app.db, app.device_grant_settings(), client, code, id, now).await?;
-    let person = match &family.person_id {
-        Some(p) => app.db.person(p).await?,
-        None => None,
-    };
-    let subject = subject_of(app, client, &family, person, now).await?;
-    let scope = family.scope.clone();
-    issue(app, client, &family, subject, &scope, Via::Device, now).await
 }

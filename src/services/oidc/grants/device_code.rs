@@ -1,93 +1,65 @@
 //! The device code grant at the token endpoint (RFC 8628 §3.4–3.5): the device polls with its device
-//! code until the person answered. Each poll is recorded in the database (so `slow_down` holds across
-//! nodes), and an approved code is redeemed by one statement, once.
+//! code until the person answered on `/device` (`services::device`). Each poll is recorded in the
+//! database (so `slow_down` holds across nodes), and an approved code is redeemed by one statement, once;
+//! the grant it makes belongs to the session that approved it.
 
+use super::issue::{Via, issue, subject_of};
+use super::{Ctx, GrantError};
 use crate::crypto;
-use crate::services::device::GRANT_TYPE;
-use crate::store::Db;
+use crate::services::oidc::scope::ScopeSet;
+use crate::services::oidc::tokens::TokenResponse;
 use crate::store::clients::Client;
 use crate::store::device::{DeviceStatus, Poll};
 use crate::store::families::Family;
 
-/// What the grant needs from the configuration.
+/// The request's `device_code`.
 #[derive(Debug, Clone, Copy)]
-pub struct Settings {
-    /// The longest a grant lives (`refresh_absolute_ttl`).
-    pub grant_ttl: i64,
+pub struct Input<'a> {
+    pub device_code: &'a str,
 }
 
-/// RFC 8628 §3.5 error responses, and `invalid_grant`/`unauthorized_client` (RFC 6749 §5.2).
-#[derive(Debug, thiserror::Error)]
-pub enum DeviceGrantError {
-    #[error("the person has not answered yet")]
-    AuthorizationPending,
-    #[error("polling too fast: wait 5 seconds more between polls")]
-    SlowDown,
-    #[error("the device code expired; start again")]
-    ExpiredToken,
-    #[error("the person denied the request")]
-    AccessDenied,
-    #[error("{0}")]
-    InvalidGrant(&'static str),
-    #[error("this client may not use the device authorization grant")]
-    UnauthorizedClient,
-    #[error(transparent)]
-    Internal(#[from] anyhow::Error),
-}
-
-impl From<sqlx::Error> for DeviceGrantError {
-    fn from(e: sqlx::Error) -> Self {
-        DeviceGrantError::Internal(e.into())
-    }
-}
-
-/// One poll with `device_code` by the authenticated `client`: the grant to issue tokens for, once the
-/// person approved.
-pub async fn exchange(
-    db: &Db,
-    settings: Settings,
+/// One poll with the device code by the authenticated `client`: the tokens, once the person approved.
+pub async fn redeem(
+    ctx: &Ctx<'_>,
     client: &Client,
-    device_code: &str,
-    new_id: String,
+    input: Input<'_>,
     now: i64,
-) -> Result<Family, DeviceGrantError> {
-    if !client.allows_grant(GRANT_TYPE) {
-        return Err(DeviceGrantError::UnauthorizedClient);
-    }
-    let hash = crypto::token_hash(device_code);
+) -> Result<TokenResponse, GrantError> {
+    let hash = crypto::token_hash(input.device_code);
     // Another client's device code is unknown to this one (and its poll records nothing).
-    let Poll::Seen { row, too_fast } = db.poll_device_grant(&hash, &client.id, now).await? else {
-        return Err(DeviceGrantError::InvalidGrant("unknown device code"));
+    let Poll::Seen { row, too_fast } = ctx.db.poll_device_grant(&hash, &client.id, now).await? else {
+        return Err(GrantError::DeviceCodeRefused("unknown device code"));
     };
     if row.status == DeviceStatus::Used {
-        return Err(DeviceGrantError::InvalidGrant("the device code was used already"));
+        return Err(GrantError::DeviceCodeRefused("the device code was used already"));
     }
     if row.expires_at <= now {
-        return Err(DeviceGrantError::ExpiredToken);
+        return Err(GrantError::ExpiredToken);
     }
     match row.status {
-        DeviceStatus::Pending if too_fast => return Err(DeviceGrantError::SlowDown),
-        DeviceStatus::Pending => return Err(DeviceGrantError::AuthorizationPending),
+        DeviceStatus::Pending if too_fast => return Err(GrantError::SlowDown),
+        DeviceStatus::Pending => return Err(GrantError::AuthorizationPending),
         DeviceStatus::Denied => {
             // Said once; the code is spent.
-            db.close_device_grant(&hash).await?;
-            return Err(DeviceGrantError::AccessDenied);
+            ctx.db.close_device_grant(&hash).await?;
+            return Err(GrantError::AccessDenied);
         }
         DeviceStatus::Approved | DeviceStatus::Used => {}
     }
-    let Some(row) = db.use_device_grant(&hash, &client.id, now).await? else {
-        return Err(DeviceGrantError::InvalidGrant("the device code was used already"));
+    let Some(row) = ctx.db.use_device_grant(&hash, &client.id, now).await? else {
+        return Err(GrantError::DeviceCodeRefused("the device code was used already"));
     };
     let (Some(person_id), Some(sid)) = (row.person_id, row.session_sid) else {
-        return Err(DeviceGrantError::InvalidGrant("the device code was not approved"));
+        return Err(GrantError::DeviceCodeRefused("the device code was not approved"));
     };
     // An app marked as a kiosk keeps what it gets for its short session only.
-    let ttl = match db.device_client(&client.id).await?.flatten() {
-        Some(kiosk) => kiosk.min(settings.grant_ttl),
-        None => settings.grant_ttl,
+    let grant_ttl = ctx.settings.grant_ttl;
+    let ttl = match ctx.db.device_client(&client.id).await?.flatten() {
+        Some(kiosk) => kiosk.min(grant_ttl),
+        None => grant_ttl,
     };
     let family = Family {
-        id: new_id,
+        id: uuid::Uuid::now_v7().simple().to_string(),
         client_id: client.id.clone(),
         person_id: Some(person_id.clone()),
         session_sid: Some(sid.clone()),
@@ -103,8 +75,13 @@ pub async fn exchange(
         acting_rep_id: None,
         licence_types: String::new(),
     };
-    db.insert_family(&family).await?;
+    ctx.db.insert_family(&family).await?;
     // Signing out of the session that approved it logs the device out too (back-channel logout).
-    db.add_session_client(&sid, &client.id, &person_id, now).await?;
-    Ok(family)
+    ctx.db
+        .add_session_client(&sid, &client.id, &person_id, now)
+        .await?;
+    let person = ctx.db.person(&person_id).await?;
+    let subject = subject_of(ctx, client, &family, person, now).await?;
+    let scope = ScopeSet::parse(&family.scope);
+    issue(ctx, client, &family, subject, &scope, Via::Device, now).await
 }
