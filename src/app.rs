@@ -42,6 +42,9 @@ pub struct Inner {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Randomness handed to the services (`crypto::Random`).
     pub random: Box<dyn crate::crypto::Random>,
+    /// Upstream providers' keys and metadata, as this node fetched them (`services::federation`).
+    pub upstream_jwks: crate::services::oidc::remote_jwks::RemoteJwks,
+    pub upstream_metadata: crate::services::federation::Discovered,
     /// Real-name proofing and enterprise binding settings (`services::proofing`).
     pub proofing: crate::services::proofing::Settings,
 }
@@ -131,11 +134,29 @@ impl App {
             client_jwks: Default::default(),
             trusted_proxies,
             random: Box::new(crate::crypto::OsRandom),
+            upstream_jwks: Default::default(),
+            upstream_metadata: Default::default(),
             proofing,
         }));
+        crate::services::federation::settings::sync_config(&app.db, &app.secrets, &app.config.upstreams, now)
+            .await?;
         // The admin console signs in through yunid like any app: its client must exist.
         crate::services::console::ensure_client(&app, now).await?;
         Ok(app)
+    }
+
+    /// What identity brokering needs (`services::federation`).
+    pub fn federation(&self) -> crate::services::federation::Ctx<'_> {
+        crate::services::federation::Ctx {
+            db: &self.db,
+            secrets: &self.secrets,
+            http: &self.client_http,
+            jwks: &self.upstream_jwks,
+            discovered: &self.upstream_metadata,
+            keys: self.keys(),
+            issuer: &self.config.issuer,
+            session_ttl: self.config.session_absolute_ttl,
+        }
     }
 
     pub fn now(&self) -> i64 {
@@ -290,6 +311,34 @@ pub fn hint_grace(config: &Config) -> i64 {
     publish_grace(config).max(config.session_absolute_ttl)
 }
 
+/// What the cross-device services (device grant, scan to sign in) are handed.
+impl App {
+    pub fn device(&self) -> crate::services::device::Ctx<'_> {
+        let c = &self.config;
+        crate::services::device::Ctx {
+            db: &self.db,
+            settings: crate::services::device::Settings {
+                code_ttl: c.device_code_ttl,
+                interval: c.device_poll_interval,
+                verification_uri: url::Url::parse(&c.endpoint("/device"))
+                    .unwrap_or_else(|_| c.issuer.clone()),
+                throttle_window: c.login_throttle_window,
+                throttle_memory: crate::services::login::THROTTLE_MEMORY,
+            },
+            rng: self.random.as_ref(),
+        }
+    }
+
+    pub fn scan(&self) -> crate::services::scan::Ctx<'_> {
+        crate::services::scan::Ctx {
+            db: &self.db,
+            ttl: self.config.scan_ttl,
+            apps: &self.config.scan_apps,
+            rng: self.random.as_ref(),
+        }
+    }
+}
+
 /// What the domain services receive: narrow pieces of the application, and the ports through which they
 /// reach services that still take the whole `App`.
 impl App {
@@ -346,6 +395,7 @@ impl App {
             minting: self.minting(),
             settings: crate::services::oidc::grants::Settings {
                 session_idle_ttl: self.config.session_idle_ttl,
+                grant_ttl: self.config.refresh_absolute_ttl,
             },
             representations: self,
             licences: self,

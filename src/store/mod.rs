@@ -9,6 +9,7 @@ pub mod audit;
 pub mod clients;
 pub mod console;
 pub mod credentials;
+pub mod device;
 pub mod families;
 pub mod keys;
 pub mod licences;
@@ -20,8 +21,10 @@ pub mod persons;
 pub mod proofing;
 pub mod registration;
 pub mod requests;
+pub mod scan;
 pub mod sessions;
 pub mod sms_outbox;
+pub mod upstreams;
 
 use std::str::FromStr;
 use std::time::Duration;

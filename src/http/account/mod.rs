@@ -1,5 +1,7 @@
 //! The person's own page: profile, passkeys, signed-in sessions, connected apps, recent sign-ins.
 
+mod upstreams;
+
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -37,6 +39,7 @@ pub fn router() -> Router<App> {
         .route("/account/sessions/{sid}/end", post(end_session))
         .route("/account/logout-all", post(logout_all))
         .route("/account/apps/{client}/revoke", post(revoke_app))
+        .route("/account/upstreams/{id}/unlink", post(upstreams::unlink))
 }
 
 #[derive(askama::Template)]
@@ -60,6 +63,8 @@ struct AccountPage<'a> {
     apps: Vec<(String, String, String)>,
     /// (at, method, address, outcome)
     events: Vec<(String, String, String, String)>,
+    /// Upstream accounts linked to this person: (upstream id, display name, linked at).
+    linked: Vec<(String, String, String)>,
 }
 
 fn time(t: i64) -> String {
@@ -164,8 +169,10 @@ async fn show(State(app): State<App>, lang: Lang, jar: CookieJar) -> Response {
             .into_iter()
             .map(|e| (time(e.at), e.method, e.address, e.outcome))
             .collect();
+        let linked = upstreams::linked(&app, &person.id).await?;
         let (jar, csrf) = cookies::csrf(&app, jar);
         let html = page::render(AccountPage {
+            linked,
             t: lang.texts(),
             csrf: &csrf,
             notice: None,
