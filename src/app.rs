@@ -42,6 +42,11 @@ pub struct Inner {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Randomness handed to the services (`crypto::Random`).
     pub random: Box<dyn crate::crypto::Random>,
+    /// Upstream providers' keys and metadata, as this node fetched them (`services::federation`).
+    pub upstream_jwks: crate::services::oidc::remote_jwks::RemoteJwks,
+    pub upstream_metadata: crate::services::federation::Discovered,
+    /// Real-name proofing and enterprise binding settings (`services::proofing`).
+    pub proofing: crate::services::proofing::Settings,
 }
 
 /// Cheap to clone; every handler gets one.
@@ -87,6 +92,7 @@ impl App {
         };
         let webauthn = crate::services::passkey::relying_party(&config)?;
         let trusted_proxies = config.trusted_proxy_nets()?;
+        let proofing = crate::services::proofing::settings(&config)?;
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .redirect(reqwest::redirect::Policy::none())
@@ -128,14 +134,46 @@ impl App {
             client_jwks: Default::default(),
             trusted_proxies,
             random: Box::new(crate::crypto::OsRandom),
+            upstream_jwks: Default::default(),
+            upstream_metadata: Default::default(),
+            proofing,
         }));
+        crate::services::federation::settings::sync_config(&app.db, &app.secrets, &app.config.upstreams, now)
+            .await?;
         // The admin console signs in through yunid like any app: its client must exist.
         crate::services::console::ensure_client(&app, now).await?;
         Ok(app)
     }
 
+    /// What identity brokering needs (`services::federation`).
+    pub fn federation(&self) -> crate::services::federation::Ctx<'_> {
+        crate::services::federation::Ctx {
+            db: &self.db,
+            secrets: &self.secrets,
+            http: &self.client_http,
+            jwks: &self.upstream_jwks,
+            discovered: &self.upstream_metadata,
+            keys: self.keys(),
+            issuer: &self.config.issuer,
+            session_ttl: self.config.session_absolute_ttl,
+        }
+    }
+
     pub fn now(&self) -> i64 {
         self.clock.now()
+    }
+
+    /// What real-name proofing works with.
+    pub fn proofing(&self) -> crate::services::proofing::Ctx<'_> {
+        crate::services::proofing::Ctx {
+            db: &self.db,
+            secrets: &self.secrets,
+            http: &self.http,
+            settings: &self.proofing,
+            rng: &*self.random,
+            metrics: &self.metrics,
+            host: self,
+        }
     }
 
     /// The current key set (parsed once; replaced whole on reload).
@@ -189,6 +227,9 @@ impl App {
                 {
                     tracing::warn!(error = %e, "sweep failed");
                 }
+                if let Err(e) = crate::services::proofing::sweep(&app.proofing(), now).await {
+                    tracing::warn!(error = %e, "proofing re-check failed");
+                }
                 if let Err(e) = app
                     .db
                     .prune_audit(now - app.config.audit_retention_days * 86_400)
@@ -219,6 +260,30 @@ impl App {
                 crate::services::sms_outbox::deliver_due(&app).await;
             }
         });
+    }
+}
+
+impl crate::services::proofing::Host for App {
+    fn end_everything<'a>(
+        &'a self,
+        person_id: &'a str,
+        now: i64,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send + 'a>> {
+        Box::pin(crate::services::logout::end_everything(self, person_id, now))
+    }
+
+    fn appoint_agent<'a>(
+        &'a self,
+        appointer_id: &'a str,
+        new: crate::services::identity::NewRepresentation,
+        now: i64,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, String>> + Send + 'a>> {
+        Box::pin(async move {
+            crate::services::identity::appoint_agent(self, appointer_id, new, now)
+                .await
+                .map(|rep| rep.id)
+                .map_err(|e| e.to_string())
+        })
     }
 }
 

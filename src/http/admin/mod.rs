@@ -11,8 +11,10 @@ mod licences;
 pub mod manage;
 mod orgs;
 mod persons;
+mod proofing;
 mod registration_tokens;
 mod representations;
+mod upstreams;
 
 use axum::Json;
 use axum::Router;
@@ -34,6 +36,8 @@ pub fn router() -> Router<App> {
         .merge(orgs::router())
         .merge(representations::router())
         .merge(apps::router())
+        .merge(upstreams::router())
+        .merge(proofing::router())
         .merge(device_clients::router())
         .route(
             "/admin/api/openapi.json",
@@ -235,7 +239,7 @@ impl FromRequestParts<App> for Caller {
             .ok_or_else(|| challenge("a bearer token is required", "Bearer realm=\"yunid-admin\""))?;
         let now = app.now();
         let at = tokens::parse_access_token(&app.access_tokens(), token.trim(), now)
-            .map_err(|e| unauthorized(&e.description))?;
+            .map_err(|e| unauthorized(e.description))?;
         match app
             .db
             .access_token_revoked(&at.jti, at.family_id.as_deref())
