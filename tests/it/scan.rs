@@ -526,6 +526,98 @@ async fn only_the_provinces_app_with_a_live_token_may_answer(backend: Backend) {
     assert!(opened.html().2.contains("App"), "{}", opened.html().2);
 }
 
+/// The same in headless Chromium (`tests/browser/scan.mjs`): the page's script shows the number once the
+/// phone scanned and continues once it approved; a denial is shown; without JavaScript the page says
+/// what to do and its Refresh link and Continue button do the same.
+async fn in_chromium_the_page_follows_the_phone_with_and_without_script(backend: Backend) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let chromium = std::env::var_os("YUNID_CHROMIUM").map_or_else(
+        || std::path::PathBuf::from("/usr/bin/chromium"),
+        std::path::PathBuf::from,
+    );
+    assert!(
+        chromium.exists() && root.join("tests/browser/node_modules/playwright-core").exists(),
+        "Chromium and tests/browser/node_modules are needed: run scripts/test"
+    );
+    let s = scan_env(backend).await;
+    let phone = phone_token(&s, true).await;
+    let mut child = tokio::process::Command::new("node")
+        .arg(root.join("tests/browser/scan.mjs"))
+        .env("YUNID_URL", &s.node.base)
+        .env("CHROMIUM", &chromium)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut qr = String::new();
+    let mut seen = Vec::new();
+    loop {
+        let line = tokio::time::timeout(std::time::Duration::from_secs(90), lines.next_line())
+            .await
+            .expect("Chromium reported in time")
+            .unwrap();
+        let Some(line) = line else { break };
+        let step: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line}: {e}"));
+        assert_ne!(step["step"], "error", "{step}");
+        let flow = step["flow"].as_str().unwrap().to_owned();
+        match step["step"].as_str().unwrap() {
+            "shown" => {
+                assert_eq!(step["qr"], 1, "the QR code is an inline SVG: {step}");
+                assert_eq!(
+                    step["noscript"], true,
+                    "the page tells script-less browsers what to do"
+                );
+                qr = step["c"].as_str().unwrap().to_owned();
+                let (code, body) = api(&s, "/scan/api/scan", Some(&phone), json!({ "code": qr })).await;
+                assert_eq!(code, StatusCode::OK, "{body}");
+                if flow == "noscript" {
+                    stdin.write_all(b"go\n").await.unwrap();
+                }
+            }
+            "number" => {
+                let number: i64 = step["number"].as_str().unwrap().parse().unwrap();
+                let answer = if flow == "deny" {
+                    json!({ "code": qr, "decision": "deny" })
+                } else {
+                    json!({ "code": qr, "decision": "approve", "number": number })
+                };
+                let (code, body) = api(&s, "/scan/api/answer", Some(&phone), answer).await;
+                assert_eq!(code, StatusCode::OK, "{body}");
+                if flow == "noscript" {
+                    stdin.write_all(b"go\n").await.unwrap();
+                }
+            }
+            "signed_in" => assert!(step["url"].as_str().unwrap().ends_with("/account"), "{step}"),
+            "denied" => assert!(
+                step["url"].as_str().unwrap().contains("/login"),
+                "signed out: {step}"
+            ),
+            other => panic!("unexpected step {other}: {step}"),
+        }
+        seen.push(format!("{flow}:{}", step["step"].as_str().unwrap()));
+    }
+    assert!(child.wait().await.unwrap().success());
+    assert_eq!(
+        seen,
+        [
+            "approve:shown",
+            "approve:number",
+            "approve:signed_in",
+            "deny:shown",
+            "deny:number",
+            "deny:denied",
+            "noscript:shown",
+            "noscript:number",
+            "noscript:signed_in",
+        ]
+    );
+}
+
 on_both_backends!(
     approving_on_the_phone_signs_the_computer_in_at_the_phones_level,
     a_one_factor_phone_gives_a_one_factor_session,
@@ -535,4 +627,5 @@ on_both_backends!(
     a_second_scan_is_refused_whoever_makes_it,
     an_approved_code_finishes_only_in_the_browser_that_showed_it,
     only_the_provinces_app_with_a_live_token_may_answer,
+    in_chromium_the_page_follows_the_phone_with_and_without_script,
 );

@@ -47,7 +47,7 @@ fn view(client: &Client, setting: Option<Option<i64>>) -> Response {
     Json(json!({
         "client_id": client.id,
         "device_grant": client.allows_grant(GRANT_TYPE),
-        "kiosk": setting.is_some(),
+        "kiosk": setting.flatten().is_some(),
         "session_ttl": setting.flatten(),
     }))
     .into_response()
