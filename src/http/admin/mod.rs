@@ -4,14 +4,17 @@
 
 mod apps;
 mod console;
+mod device_clients;
 mod docs;
 mod edit;
 mod licences;
 pub mod manage;
 mod orgs;
 mod persons;
+mod proofing;
 mod registration_tokens;
 mod representations;
+mod upstreams;
 
 use axum::Json;
 use axum::Router;
@@ -33,6 +36,9 @@ pub fn router() -> Router<App> {
         .merge(orgs::router())
         .merge(representations::router())
         .merge(apps::router())
+        .merge(upstreams::router())
+        .merge(proofing::router())
+        .merge(device_clients::router())
         .route(
             "/admin/api/openapi.json",
             axum::routing::get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }),
