@@ -83,6 +83,7 @@ impl Ctx<'_> {
     }
 
     /// Records an audit event; proofing's events name people by internal id and checks by transaction.
+    #[allow(clippy::too_many_arguments)]
     pub async fn audit(
         &self,
         actor: &str,
