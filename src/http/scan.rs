@@ -180,14 +180,13 @@ pub async fn show(
         let (jar, browser) = cookies::browser(&app, jar);
         let browser_hash = crypto::token_hash(&browser);
         let scan_ctx = app.scan();
-        if let Some(handle) = q.handle.as_deref() {
-            if let Ok(view) = scan::view(&scan_ctx, handle, &browser_hash, now).await
-                && !matches!(view, BrowserView::Expired | BrowserView::Used)
-            {
-                let token = q.c.as_deref().unwrap_or("");
-                let shown = Shown { handle, token, view };
-                return Ok(render(&app, jar, &ctx, Some(shown), None, StatusCode::OK));
-            }
+        if let Some(handle) = q.handle.as_deref()
+            && let Ok(view) = scan::view(&scan_ctx, handle, &browser_hash, now).await
+            && !matches!(view, BrowserView::Expired | BrowserView::Used)
+        {
+            let token = q.c.as_deref().unwrap_or("");
+            let shown = Shown { handle, token, view };
+            return Ok(render(&app, jar, &ctx, Some(shown), None, StatusCode::OK));
         }
         let client_id = ctx.pending.as_ref().map(|(_, c)| c.id.as_str());
         match scan::start(&scan_ctx, &browser_hash, client_id, &addr, now).await {

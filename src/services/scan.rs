@@ -222,7 +222,7 @@ fn check_app(ctx: &Ctx<'_>, phone: &Phone) -> Result<(), ScanError> {
     if ctx.apps.is_empty() {
         return Err(ScanError::Disabled);
     }
-    if !ctx.apps.iter().any(|a| *a == phone.client_id) {
+    if !ctx.apps.contains(&phone.client_id) {
         return Err(ScanError::NotScanApp);
     }
     Ok(())

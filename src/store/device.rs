@@ -94,7 +94,7 @@ pub enum Poll {
     Unknown,
     /// The row, read after this poll was recorded; `too_fast` when it came within the interval (the
     /// interval has then grown by 5 seconds, RFC 8628 §3.5).
-    Seen { row: DeviceRow, too_fast: bool },
+    Seen { row: Box<DeviceRow>, too_fast: bool },
 }
 
 impl Db {
@@ -216,7 +216,10 @@ impl Db {
         };
         // The interval grew only when this poll came too early (a concurrent poll may have grown it too).
         let too_fast = row.interval_secs > before;
-        Ok(Poll::Seen { row, too_fast })
+        Ok(Poll::Seen {
+            row: Box::new(row),
+            too_fast,
+        })
     }
 
     /// Redeems an approved request once, for the client it was made for; the row as approved.

@@ -46,7 +46,6 @@ pub async fn authorize(
             address: &address,
             outcome: "success",
             detail: serde_json::json!({ "expires_in": started.expires_in }).to_string(),
-            ..Default::default()
         },
     )
     .await;
