@@ -390,6 +390,10 @@ async fn back_channel_logout_at_the_upstream_ends_the_yunid_session(backend: Bac
 
 /// yunid and a scripted upstream registered in its configuration file.
 async fn scripted(backend: Backend) -> (Env, FakeOp) {
+    scripted_with(backend, "client_secret_post").await
+}
+
+async fn scripted_with(backend: Backend, auth_method: &'static str) -> (Env, FakeOp) {
     let op = FakeOp::start("yunid-at-national").await;
     let (discovery, client_id, secret) = (op.discovery_url(), op.client_id.clone(), op.secret.clone());
     let env = Env::start_with(backend, move |c| {
@@ -400,7 +404,7 @@ async fn scripted(backend: Backend) -> (Env, FakeOp) {
             discovery_url: discovery.clone(),
             client_id: client_id.clone(),
             client_secret: Some(yunid::config::upstream::SecretText(secret.clone())),
-            auth_method: "client_secret_post".into(),
+            auth_method: auth_method.into(),
             scopes: vec!["openid".into()],
             mapping: serde_json::from_value(json!({
                 "id_number": "resident_id",
@@ -508,6 +512,49 @@ async fn forged_misaudienced_wrong_nonce_and_expired_upstream_id_tokens_are_refu
     let logs = captured_logs();
     assert!(!logs.contains(&op.secret), "the upstream secret in the log");
     assert!(!logs.contains(&number), "an ID number in the log");
+    let admin = admin_token(&env).await;
+    let (_, refused) = call(
+        &env,
+        Method::GET,
+        "/admin/api/audit?action=upstream.token_refused",
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!(
+        refused["events"].as_array().unwrap().len(),
+        7,
+        "every refused token is audited: {refused}"
+    );
+}
+
+async fn private_key_jwt_at_the_upstream_is_signed_with_yunids_published_key(backend: Backend) {
+    let (env, op) = scripted_with(backend, "private_key_jwt").await;
+    let number = resident_id(718);
+    person_at(&env, &number, PHONE, 1).await;
+    let (_, rp) = department_app(&env).await;
+    op.answer(
+        IdToken::Good,
+        "national-subject-2",
+        json!({ "resident_id": number, "loa": "high" }),
+        env.app.now(),
+    );
+    let browser = Browser::new(&env.base);
+    let (page, _) = via_scripted(&browser, &env, &rp).await;
+    assert!(page.is_consent(), "{page:?}");
+    let sent = op.last_token_request();
+    assert!(!sent.contains_key("client_secret") && !sent.contains_key("authorization"));
+    assert_eq!(
+        sent["client_assertion_type"],
+        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+    );
+    // RFC 7523 §3, checked against yunid's own JWKS (what the upstream registered as jwks_uri).
+    let (header, claims) = wire::verify_jws(&wire::jwks(&env.base).await, &sent["client_assertion"]).unwrap();
+    assert_eq!(header["alg"], "RS256");
+    assert_eq!(claims["iss"], op.client_id);
+    assert_eq!(claims["sub"], op.client_id);
+    assert_eq!(claims["aud"], format!("{}/token", op.base));
+    assert!(claims["exp"].as_i64().unwrap() <= env.app.now() + 60);
 }
 
 async fn upstreams_are_registered_by_super_admins_and_their_secret_is_never_shown(backend: Backend) {
@@ -754,6 +801,7 @@ on_both_backends!(
     forged_misaudienced_wrong_nonce_and_expired_upstream_id_tokens_are_refused,
     upstreams_are_registered_by_super_admins_and_their_secret_is_never_shown,
     node_oidc_provider_as_the_upstream_links_by_verified_number,
+    private_key_jwt_at_the_upstream_is_signed_with_yunids_published_key,
 );
 
 /// The README's upstream configuration, read as yunid reads its configuration file.
