@@ -163,6 +163,11 @@ pub fn render(app: &App, jar: CookieJar, ctx: &Ctx, view: View<'_>, status: Stat
         _ => "passkey",
     };
     let nonce = crypto::random_token();
+    let upstream_links = if ctx.step_up {
+        Vec::new()
+    } else {
+        super::upstream::links(&ctx.upstreams, &csrf, ctx.req.as_deref())
+    };
     let mut res = page::render(page::LoginPage {
         t: ctx.lang.texts(),
         step_up: ctx.step_up,
@@ -185,7 +190,7 @@ pub fn render(app: &App, jar: CookieJar, ctx: &Ctx, view: View<'_>, status: Stat
         register: app.config.self_registration,
         nonce: &nonce,
         new_password: view.new_password,
-        upstreams: if ctx.step_up { &[] } else { &ctx.upstreams },
+        upstreams: &upstream_links,
         scan_link: (!ctx.step_up && !app.config.scan_apps.is_empty()).then(|| match &ctx.req {
             Some(r) => pending_link("/login/scan", r),
             None => "/login/scan".to_owned(),
@@ -194,6 +199,9 @@ pub fn render(app: &App, jar: CookieJar, ctx: &Ctx, view: View<'_>, status: Stat
     *res.status_mut() = status;
     if let Some((r, _)) = &ctx.pending {
         res = page::allow_form_target(res, &r.target.redirect_uri);
+    }
+    if !ctx.step_up {
+        res = super::upstream::allow_logos(res, &ctx.upstreams);
     }
     (jar, res).into_response()
 }
