@@ -67,7 +67,7 @@ pub async fn queue_for_app(
             id: uuid::Uuid::now_v7().to_string(),
             client_id: client.id.clone(),
             uri: uri.clone(),
-            subject: claims::subject(app, client, &local_id),
+            subject: claims::subject(&app.secrets, client, &local_id),
             sid: app.secrets.client_sid(sid, &client.id),
             attempts: 0,
         };

@@ -1,11 +1,14 @@
 //! Protocol endpoints.
 
 mod authorize;
+mod device;
 mod discovery;
+mod errors;
 mod introspect;
 mod logout;
 mod par;
 mod register;
+mod revoke;
 mod token;
 mod userinfo;
 
@@ -18,8 +21,6 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use crate::app::App;
 
 pub use authorize::respond_error;
-/// The token endpoint's handler, which the admin console calls in-process to redeem its code.
-pub use token::token as token_endpoint;
 
 pub fn router() -> Router<App> {
     // What a browser-based app may call from its own origin: discovery, the JWKS, the token endpoint and
@@ -52,8 +53,9 @@ pub fn router() -> Router<App> {
         .route("/authorize", get(authorize::authorize).post(authorize::authorize))
         .route("/authorize/resume", get(authorize::resume))
         .route("/par", post(par::push))
+        .route("/device_authorization", post(device::authorize))
         .route("/introspect", post(introspect::introspect))
-        .route("/revoke", post(introspect::revoke))
+        .route("/revoke", post(revoke::revoke))
         .route("/logout", get(logout::logout).post(logout::logout))
         .route("/connect/register", post(register::register))
         .route(

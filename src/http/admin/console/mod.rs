@@ -7,6 +7,8 @@ mod auth;
 mod labels;
 mod orgs;
 mod persons;
+mod problem_text;
+mod proofing;
 
 use axum::Router;
 use axum::extract::{Query, State};
@@ -33,6 +35,7 @@ pub fn router() -> Router<App> {
         .merge(persons::router())
         .merge(apps::router())
         .merge(orgs::router())
+        .merge(proofing::router())
 }
 
 pub struct PersonView {
@@ -235,7 +238,7 @@ impl Posted {
 }
 
 fn problem_page(lang: Lang, p: Problem) -> Response {
-    page::error_in(lang, p.status, &p.detail)
+    page::error_in(lang, p.status, &problem_text::detail(lang, p.status, &p.detail))
 }
 
 /// A time as shown in the console: China Standard Time, which has no daylight saving.
