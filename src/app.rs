@@ -45,6 +45,8 @@ pub struct Inner {
     /// Upstream providers' keys and metadata, as this node fetched them (`services::federation`).
     pub upstream_jwks: crate::services::oidc::remote_jwks::RemoteJwks,
     pub upstream_metadata: crate::services::federation::Discovered,
+    /// Real-name proofing and enterprise binding settings (`services::proofing`).
+    pub proofing: crate::services::proofing::Settings,
 }
 
 /// Cheap to clone; every handler gets one.
@@ -90,6 +92,7 @@ impl App {
         };
         let webauthn = crate::services::passkey::relying_party(&config)?;
         let trusted_proxies = config.trusted_proxy_nets()?;
+        let proofing = crate::services::proofing::settings(&config)?;
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .redirect(reqwest::redirect::Policy::none())
@@ -133,6 +136,7 @@ impl App {
             random: Box::new(crate::crypto::OsRandom),
             upstream_jwks: Default::default(),
             upstream_metadata: Default::default(),
+            proofing,
         }));
         crate::services::federation::settings::sync_config(&app.db, &app.secrets, &app.config.upstreams, now)
             .await?;
@@ -157,6 +161,19 @@ impl App {
 
     pub fn now(&self) -> i64 {
         self.clock.now()
+    }
+
+    /// What real-name proofing works with.
+    pub fn proofing(&self) -> crate::services::proofing::Ctx<'_> {
+        crate::services::proofing::Ctx {
+            db: &self.db,
+            secrets: &self.secrets,
+            http: &self.http,
+            settings: &self.proofing,
+            rng: &*self.random,
+            metrics: &self.metrics,
+            host: self,
+        }
     }
 
     /// The current key set (parsed once; replaced whole on reload).
@@ -210,6 +227,9 @@ impl App {
                 {
                     tracing::warn!(error = %e, "sweep failed");
                 }
+                if let Err(e) = crate::services::proofing::sweep(&app.proofing(), now).await {
+                    tracing::warn!(error = %e, "proofing re-check failed");
+                }
                 if let Err(e) = app
                     .db
                     .prune_audit(now - app.config.audit_retention_days * 86_400)
@@ -243,6 +263,30 @@ impl App {
     }
 }
 
+impl crate::services::proofing::Host for App {
+    fn end_everything<'a>(
+        &'a self,
+        person_id: &'a str,
+        now: i64,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send + 'a>> {
+        Box::pin(crate::services::logout::end_everything(self, person_id, now))
+    }
+
+    fn appoint_agent<'a>(
+        &'a self,
+        appointer_id: &'a str,
+        new: crate::services::identity::NewRepresentation,
+        now: i64,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, String>> + Send + 'a>> {
+        Box::pin(async move {
+            crate::services::identity::appoint_agent(self, appointer_id, new, now)
+                .await
+                .map(|rep| rep.id)
+                .map_err(|e| e.to_string())
+        })
+    }
+}
+
 /// How this node takes part in key rotation: a node unseen for three refresh intervals (at least
 /// 15 s) no longer holds a rotation back.
 pub fn key_node<'a>(config: &Config, id: &'a str) -> Node<'a> {
@@ -265,6 +309,34 @@ pub fn publish_grace(config: &Config) -> i64 {
 /// presented as a hint (at /logout, /authorize) for as long as the session it was issued in can live.
 pub fn hint_grace(config: &Config) -> i64 {
     publish_grace(config).max(config.session_absolute_ttl)
+}
+
+/// What the cross-device services (device grant, scan to sign in) are handed.
+impl App {
+    pub fn device(&self) -> crate::services::device::Ctx<'_> {
+        let c = &self.config;
+        crate::services::device::Ctx {
+            db: &self.db,
+            settings: crate::services::device::Settings {
+                code_ttl: c.device_code_ttl,
+                interval: c.device_poll_interval,
+                verification_uri: url::Url::parse(&c.endpoint("/device"))
+                    .unwrap_or_else(|_| c.issuer.clone()),
+                throttle_window: c.login_throttle_window,
+                throttle_memory: crate::services::login::THROTTLE_MEMORY,
+            },
+            rng: self.random.as_ref(),
+        }
+    }
+
+    pub fn scan(&self) -> crate::services::scan::Ctx<'_> {
+        crate::services::scan::Ctx {
+            db: &self.db,
+            ttl: self.config.scan_ttl,
+            apps: &self.config.scan_apps,
+            rng: self.random.as_ref(),
+        }
+    }
 }
 
 /// What the domain services receive: narrow pieces of the application, and the ports through which they
@@ -323,6 +395,7 @@ impl App {
             minting: self.minting(),
             settings: crate::services::oidc::grants::Settings {
                 session_idle_ttl: self.config.session_idle_ttl,
+                grant_ttl: self.config.refresh_absolute_ttl,
             },
             representations: self,
             licences: self,

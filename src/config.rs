@@ -122,6 +122,44 @@ pub struct Config {
     /// registered through the admin API. Their URLs are reached through the same guard as apps' URLs
     /// (`client_outbound_allow`).
     pub upstreams: Vec<upstream::UpstreamConfig>,
+    /// Base URL of the population base database connector (docs/CONNECTORS.md); unset: off.
+    pub proofing_population_url: Option<String>,
+    /// Bearer token for the population connector.
+    pub proofing_population_token: Option<String>,
+    /// Base URL of the mobile carrier three-element check connector; unset: off.
+    pub proofing_carrier_url: Option<String>,
+    /// Bearer token for the carrier connector.
+    pub proofing_carrier_token: Option<String>,
+    /// Base URL of the face verification provider's server API; unset: off.
+    pub proofing_face_url: Option<String>,
+    /// Bearer token for the face verification provider.
+    pub proofing_face_token: Option<String>,
+    /// Base URL of the legal-person (market regulation) registry connector; unset: off.
+    pub proofing_registry_url: Option<String>,
+    /// Bearer token for the registry connector.
+    pub proofing_registry_token: Option<String>,
+    /// How long a page waits for one connector call, milliseconds; slower is "try later".
+    pub proofing_timeout_ms: u64,
+    /// Seconds after which a person's population record (and an enterprise's registry record) is asked
+    /// again; a record found cancelled or deceased locks the account.
+    pub proofing_recheck_ttl: i64,
+    /// Proofing attempts (online checks, face sessions, enterprise bindings) per person a day.
+    pub proofing_attempts_per_person: i64,
+    /// Proofing attempts per client address a day.
+    pub proofing_attempts_per_address: i64,
+    /// Lifetime of a face verification session, seconds.
+    pub proofing_face_session_ttl: i64,
+    /// Lowest face comparison score (0–100) that passes, with liveness.
+    pub proofing_face_min_score: i64,
+    /// How long a device code and its user code live (RFC 8628 §3.2 `expires_in`), in seconds.
+    pub device_code_ttl: i64,
+    /// The polling interval a device is told (RFC 8628 §3.2 `interval`), in seconds.
+    pub device_poll_interval: i64,
+    /// How long a scan-to-sign-in QR code on the login page can be scanned and answered, in seconds.
+    pub scan_ttl: i64,
+    /// Client ids of the province's mobile app(s): only their access tokens may answer a scanned login
+    /// (see docs/SCAN-API.md). Empty: scan to sign in is off and the login page does not offer it.
+    pub scan_apps: Vec<String>,
 }
 
 impl Default for Config {
@@ -173,6 +211,24 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
             client_outbound_allow: Vec::new(),
             upstreams: Vec::new(),
+            proofing_population_url: None,
+            proofing_population_token: None,
+            proofing_carrier_url: None,
+            proofing_carrier_token: None,
+            proofing_face_url: None,
+            proofing_face_token: None,
+            proofing_registry_url: None,
+            proofing_registry_token: None,
+            proofing_timeout_ms: 3000,
+            proofing_recheck_ttl: 7 * 24 * 3600,
+            proofing_attempts_per_person: 5,
+            proofing_attempts_per_address: 20,
+            proofing_face_session_ttl: 600,
+            proofing_face_min_score: 80,
+            device_code_ttl: 600,
+            device_poll_interval: 5,
+            scan_ttl: 120,
+            scan_apps: Vec::new(),
         }
     }
 }
@@ -270,6 +326,14 @@ impl Config {
         anyhow::ensure!(
             self.issuer.query().is_none() && self.issuer.fragment().is_none(),
             "issuer must have no query or fragment"
+        );
+        anyhow::ensure!(
+            (60..=1800).contains(&self.device_code_ttl) && (1..=60).contains(&self.device_poll_interval),
+            "device_code_ttl must be 60..=1800 and device_poll_interval 1..=60 seconds"
+        );
+        anyhow::ensure!(
+            (30..=600).contains(&self.scan_ttl),
+            "scan_ttl must be 30..=600 seconds"
         );
         self.trusted_proxy_nets()?;
         self.client_outbound_nets()?;

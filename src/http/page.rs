@@ -192,6 +192,8 @@ pub struct LoginPage<'a> {
     pub new_password: bool,
     /// Upstream providers to sign in through: (link that starts the sign-in, display name, logo URL).
     pub upstreams: &'a [(String, String, Option<String>)],
+    /// The scan-to-sign-in page for this request, when scanning is on.
+    pub scan_link: Option<String>,
 }
 
 #[derive(Template)]

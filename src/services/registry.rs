@@ -120,7 +120,10 @@ pub async fn add_client(app: &App, new: NewClient) -> anyhow::Result<(Client, Op
         anyhow::ensure!(
             matches!(
                 g.as_str(),
-                "authorization_code" | "refresh_token" | "client_credentials"
+                "authorization_code"
+                    | "refresh_token"
+                    | "client_credentials"
+                    | crate::services::device::GRANT_TYPE
             ),
             "unsupported grant type {g}"
         );
@@ -209,7 +212,10 @@ pub fn check_settings(c: &Client, allow_http: bool) -> Result<(), (&'static str,
     if let Some(g) = c.grant_types.iter().find(|g| {
         !matches!(
             g.as_str(),
-            "authorization_code" | "refresh_token" | "client_credentials"
+            "authorization_code"
+                | "refresh_token"
+                | "client_credentials"
+                | crate::services::device::GRANT_TYPE
         )
     }) {
         return Err(("grant_types", format!("unsupported grant type {g}")));

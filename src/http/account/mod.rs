@@ -22,8 +22,16 @@ use crate::store::audit::NewEvent;
 use crate::store::persons::PersonRow;
 use crate::store::sessions::SessionRow;
 
+mod legal_entry;
+mod organisations;
+mod proofing_texts;
+mod verify;
+
 pub fn router() -> Router<App> {
     Router::new()
+        .merge(verify::router())
+        .merge(organisations::router())
+        .merge(legal_entry::router())
         .route("/account", get(show))
         .route("/account/passkeys/start", post(passkey_start))
         .route("/account/passkeys/finish", post(passkey_finish))
@@ -115,6 +123,9 @@ async fn show(State(app): State<App>, lang: Lang, jar: CookieJar) -> Response {
         let Some((session, person)) = signed_in(&app, &jar).await? else {
             return Ok(Redirect::to("/login").into_response());
         };
+        if let (jar, true) = legal_entry::take(&app, jar.clone()) {
+            return Ok((jar, Redirect::to(legal_entry::LANDING)).into_response());
+        }
         let now = app.now();
         let id_masked = app
             .secrets

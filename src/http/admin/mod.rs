@@ -4,12 +4,14 @@
 
 mod apps;
 mod console;
+mod device_clients;
 mod docs;
 mod edit;
 mod licences;
 pub mod manage;
 mod orgs;
 mod persons;
+mod proofing;
 mod registration_tokens;
 mod representations;
 mod upstreams;
@@ -35,6 +37,8 @@ pub fn router() -> Router<App> {
         .merge(representations::router())
         .merge(apps::router())
         .merge(upstreams::router())
+        .merge(proofing::router())
+        .merge(device_clients::router())
         .route(
             "/admin/api/openapi.json",
             axum::routing::get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }),

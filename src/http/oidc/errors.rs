@@ -24,7 +24,12 @@ impl From<GrantError> for Error {
             | GrantError::SessionEnded
             | GrantError::RefreshTokenReused
             | GrantError::RefreshTokenExpired
-            | GrantError::Subject(_) => OAuthError::invalid_grant(description).into(),
+            | GrantError::Subject(_)
+            | GrantError::DeviceCodeRefused(_) => OAuthError::invalid_grant(description).into(),
+            GrantError::AuthorizationPending => OAuthError::authorization_pending(description).into(),
+            GrantError::SlowDown => OAuthError::slow_down(description).into(),
+            GrantError::ExpiredToken => OAuthError::expired_token(description).into(),
+            GrantError::AccessDenied => OAuthError::access_denied(description).into(),
             GrantError::Internal(e) => e.into(),
         }
     }

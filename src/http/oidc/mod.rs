@@ -1,6 +1,7 @@
 //! Protocol endpoints.
 
 mod authorize;
+mod device;
 mod discovery;
 mod errors;
 mod introspect;
@@ -51,6 +52,7 @@ pub fn router() -> Router<App> {
         .route("/authorize", get(authorize::authorize).post(authorize::authorize))
         .route("/authorize/resume", get(authorize::resume))
         .route("/par", post(par::push))
+        .route("/device_authorization", post(device::authorize))
         .route("/introspect", post(introspect::introspect))
         .route("/revoke", post(introspect::revoke))
         .route("/logout", get(logout::logout).post(logout::logout))

@@ -53,6 +53,9 @@ pub struct GrantSubject {
     pub sub: String,
     pub person: PersonRow,
     pub acting: Option<(Representation, Organisation)>,
+    /// The checks behind the person's real-name level (`services::proofing::evidence`), read only for
+    /// an app allowed `identity`.
+    pub evidence: Vec<crate::store::proofing::EvidenceRow>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -115,7 +118,16 @@ pub async fn grant_subject_of(
         Some((_, org)) => subject(ctx.secrets, client, &org.id),
         None => subject(ctx.secrets, client, person_id),
     };
-    Ok(GrantSubject { sub, person, acting })
+    let evidence = match client.allows_scope("identity") {
+        true => crate::services::proofing::evidence::of(ctx.db, &person).await?,
+        false => Vec::new(),
+    };
+    Ok(GrantSubject {
+        sub,
+        person,
+        acting,
+        evidence,
+    })
 }
 
 /// The scopes that count for a token or a userinfo answer now: those asked for (the grant's, or fewer
@@ -307,8 +319,9 @@ pub fn subject_claims(
     if asked.iter().any(|a| a == "verified_claims")
         && scopes.contains("identity")
         && gs.acting.is_none()
-        && let Some(vc) = real_name_verified_claims(secrets, &gs.person)?
+        && let Some(mut vc) = real_name_verified_claims(secrets, &gs.person)?
     {
+        crate::services::proofing::evidence::attach(&mut vc, &gs.person, &gs.evidence);
         out.insert("verified_claims".into(), vc);
     }
     Ok(out)

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod authorities;
 pub mod browser;
 pub mod console;
 pub mod fake_op;

@@ -131,6 +131,7 @@ impl World {
             },
             settings: Settings {
                 session_idle_ttl: 1800,
+                grant_ttl: 30 * 24 * 3600,
             },
             representations: &NoRepresentations,
             licences: &NoLicences,
