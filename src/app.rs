@@ -326,6 +326,7 @@ impl App {
                 throttle_memory: crate::services::login::THROTTLE_MEMORY,
             },
             rng: self.random.as_ref(),
+            secrets: &self.secrets,
         }
     }
 

@@ -77,6 +77,7 @@ pub struct Secrets {
     csrf: hmac::Key,
     client_sid: hmac::Key,
     internal_client: hmac::Key,
+    device: hmac::Key,
     aead: std::sync::Arc<aead::LessSafeKey>,
 }
 
@@ -94,6 +95,7 @@ impl Secrets {
             csrf: hmac::Key::new(hmac::HMAC_SHA256, derive("yunid/csrf/v1").as_ref()),
             client_sid: hmac::Key::new(hmac::HMAC_SHA256, derive("yunid/client-sid/v1").as_ref()),
             internal_client: hmac::Key::new(hmac::HMAC_SHA256, derive("yunid/internal-client/v1").as_ref()),
+            device: hmac::Key::new(hmac::HMAC_SHA256, derive("yunid/device/v1").as_ref()),
             aead: std::sync::Arc::new(aead::LessSafeKey::new(unbound)),
         })
     }
@@ -126,6 +128,24 @@ impl Secrets {
     /// from the master secret, so it is never stored or shown, only its hash is registered.
     pub fn internal_client_secret(&self, client_id: &str) -> String {
         b64url(hmac::sign(&self.internal_client, client_id.as_bytes()).as_ref())
+    }
+
+    /// Keyed hash of a device-grant user code (RFC 8628 §5.1: a copy of the database does not give the
+    /// ~2^34.6 live codes back to whoever tries them all).
+    pub fn device_user_code(&self, normalized: &str) -> String {
+        b64url(hmac::sign(&self.device, format!("user-code\0{normalized}").as_bytes()).as_ref())
+    }
+
+    /// The consent token a device consent page carries: bound to the request (its device-code hash) and
+    /// to the session the page was shown to.
+    pub fn device_consent(&self, device_hash: &str, session_sid: &str) -> String {
+        b64url(
+            hmac::sign(
+                &self.device,
+                format!("consent\0{device_hash}\0{session_sid}").as_bytes(),
+            )
+            .as_ref(),
+        )
     }
 
     /// The form token that goes with a CSRF cookie value.

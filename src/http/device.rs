@@ -38,6 +38,7 @@ struct DevicePage<'a> {
     user_code: &'a str,
     csrf: &'a str,
     who: &'a str,
+    consent: &'a str,
     person_name: &'a str,
     client_name: &'a str,
     items: Vec<String>,
@@ -54,6 +55,7 @@ impl<'a> DevicePage<'a> {
             user_code: "",
             csrf: "",
             who: "",
+            consent: "",
             person_name: "",
             client_name: "",
             items: Vec::new(),
@@ -133,7 +135,9 @@ pub async fn show(
         let (jar, csrf) = cookies::csrf(&app, jar);
         let t = lang.texts();
         let who = pending::page_owner(&session.sid);
+        let consent = device::consent_token(&app.device(), &found, &session.sid);
         let mut p = DevicePage::new(lang, "consent");
+        p.consent = &consent;
         p.user_code = &found.user_code;
         p.csrf = &csrf;
         p.who = &who;
@@ -158,6 +162,7 @@ pub struct AnswerForm {
     csrf: Option<String>,
     user_code: String,
     who: Option<String>,
+    consent: Option<String>,
     decision: String,
 }
 
@@ -183,8 +188,9 @@ pub async fn answer(
         let Some((session, person)) = cookies::session(&app, &jar, now).await? else {
             return Ok(again());
         };
-        // An answer from a page shown to another session (someone else signed in meanwhile) is shown again.
-        if !pending::same_owner(f.who.as_deref(), &session.sid) {
+        // An answer from a page shown to another session (someone else signed in meanwhile), or from a
+        // form that is not our page, is shown again.
+        if f.who.is_none() || !pending::same_owner(f.who.as_deref(), &session.sid) {
             return Ok(again());
         }
         let allow = f.decision == "allow";
@@ -199,7 +205,30 @@ pub async fn answer(
         } else {
             Answer::Deny
         };
-        let outcome = device::answer(&app.device(), &f.user_code, decision, now).await;
+        let outcome = device::answer(
+            &app.device(),
+            &f.user_code,
+            f.consent.as_deref(),
+            &session.sid,
+            decision,
+            &addr,
+            now,
+        )
+        .await;
+        match &outcome {
+            // Not answered at all: the page is shown again (with the checks GET makes), nothing audited.
+            Err(DeviceError::NotShown | DeviceError::TooWeak) => return Ok(again()),
+            Err(DeviceError::Throttled) => {
+                let mut p = DevicePage::new(lang, "enter");
+                p.error = Some(x.err_throttled);
+                return Ok(with_status(p, StatusCode::TOO_MANY_REQUESTS));
+            }
+            _ => {}
+        }
+        let client_id = outcome
+            .as_ref()
+            .map(|row| row.client_id.clone())
+            .unwrap_or_default();
         crate::services::audit::record_quietly(
             &app,
             crate::store::audit::NewEvent {
@@ -208,12 +237,13 @@ pub async fn answer(
                 subject: &person.id,
                 address: &addr,
                 outcome: if outcome.is_ok() { "success" } else { "failure" },
+                client_id: &client_id,
                 ..Default::default()
             },
         )
         .await;
         match outcome {
-            Ok(()) => Ok(page::render(DevicePage::new(
+            Ok(_) => Ok(page::render(DevicePage::new(
                 lang,
                 if allow { "approved" } else { "denied" },
             ))),

@@ -3,7 +3,7 @@
 //! throttling and answered with approval or denial. The token endpoint's side is
 //! `services::oidc::grants::device_code`.
 
-use crate::crypto::{self, Random};
+use crate::crypto::{self, Random, Secrets};
 use crate::store::Db;
 use crate::store::clients::Client;
 use crate::store::device::{DeviceApproval, DeviceRow, DeviceStatus};
@@ -42,6 +42,8 @@ pub struct Ctx<'a> {
     pub db: &'a Db,
     pub settings: Settings,
     pub rng: &'a dyn Random,
+    /// Keys the user-code hash and the consent token.
+    pub secrets: &'a Secrets,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +57,13 @@ pub enum DeviceError {
     UnknownCode,
     #[error("too many codes tried; wait and try again")]
     Throttled,
+    /// The answer does not come with the consent token of a page shown to this session for this request
+    /// (forged, or shown to another session, or to an earlier request under the same code).
+    #[error("this answer was not given on the page shown for this request")]
+    NotShown,
+    /// The session is weaker than the app requires (it steps up first).
+    #[error("this app requires a stronger sign-in")]
+    TooWeak,
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -125,9 +134,9 @@ pub fn normalize(typed: &str) -> Option<String> {
     (code.len() == USER_CODE_LEN && code.bytes().all(|b| ALPHABET.contains(&b))).then_some(code)
 }
 
-/// How a user code is stored and looked up.
-pub fn code_hash(normalized: &str) -> String {
-    crypto::token_hash(&format!("device-user-code|{normalized}"))
+/// How a user code is stored and looked up: keyed with the server's secret.
+pub fn code_hash(secrets: &Secrets, normalized: &str) -> String {
+    secrets.device_user_code(normalized)
 }
 
 /// RFC 8628 §3.1: a device asks to be authorized. `session_ttl` is `Some` for an app marked as a kiosk
@@ -153,7 +162,7 @@ pub async fn start(
         let code = user_code(ctx.rng);
         let row = DeviceRow {
             device_hash: crypto::token_hash(&device_code),
-            user_code_hash: code_hash(&code),
+            user_code_hash: code_hash(ctx.secrets, &code),
             client_id: client.id.clone(),
             scope: scopes.join(" "),
             status: DeviceStatus::Pending,
@@ -215,7 +224,7 @@ pub async fn lookup(ctx: &Ctx<'_>, typed: &str, address: &str, now: i64) -> Resu
     let Some(code) = normalize(typed) else {
         return Err(DeviceError::UnknownCode);
     };
-    let hash = code_hash(&code);
+    let hash = code_hash(ctx.secrets, &code);
     let code_key = format!("device:code:{hash}");
     if !ctx.db.reserve_attempt(&code_key, limit(CODE_MAX), now).await? {
         ctx.db.refund_attempt(&address_key).await?;
@@ -231,23 +240,51 @@ pub async fn lookup(ctx: &Ctx<'_>, typed: &str, address: &str, now: i64) -> Resu
     })
 }
 
+/// The token the consent page for `found` carries when shown to session `sid`; [`answer`] requires it.
+pub fn consent_token(ctx: &Ctx<'_>, found: &Found, sid: &str) -> String {
+    ctx.secrets.device_consent(&found.row.device_hash, sid)
+}
+
 /// The signed-in person's answer to a pending request.
 pub enum Answer<'a> {
     Approve(DeviceApproval<'a>),
     Deny,
 }
 
-/// Answers the pending request `user_code` names; `UnknownCode` when it expired or was answered.
-pub async fn answer(ctx: &Ctx<'_>, user_code: &str, answer: Answer<'_>, now: i64) -> Result<(), DeviceError> {
-    let hash = normalize(user_code)
-        .map(|c| code_hash(&c))
-        .ok_or(DeviceError::UnknownCode)?;
+/// Answers the pending request `user_code` names, from the consent page shown to session `sid` (its
+/// `consent` token). Everything the page checked is checked again: the lookup is throttled as on the
+/// page, the token binds the answer to that very request (its row, not just its code) and to that
+/// session, the app must still be enabled and, for an approval, the session strong enough for it.
+/// Returns the request answered; `UnknownCode` when it expired or was answered.
+pub async fn answer(
+    ctx: &Ctx<'_>,
+    user_code: &str,
+    consent: Option<&str>,
+    sid: &str,
+    answer: Answer<'_>,
+    address: &str,
+    now: i64,
+) -> Result<DeviceRow, DeviceError> {
+    let found = lookup(ctx, user_code, address, now).await?;
+    let expected = consent_token(ctx, &found, sid);
+    if !consent.is_some_and(|c| crypto::ct_eq(c.as_bytes(), expected.as_bytes())) {
+        return Err(DeviceError::NotShown);
+    }
+    let Some(client) = ctx.db.client(&found.row.client_id).await?.filter(|c| !c.disabled) else {
+        return Err(DeviceError::UnknownCode);
+    };
+    let device_hash = &found.row.device_hash;
     let done = match answer {
-        Answer::Approve(by) => ctx.db.approve_device_grant(&hash, &by, now).await?,
-        Answer::Deny => ctx.db.deny_device_grant(&hash, now).await?,
+        Answer::Approve(by) => {
+            if by.acr < client.min_acr {
+                return Err(DeviceError::TooWeak);
+            }
+            ctx.db.approve_device_grant(device_hash, &by, now).await?
+        }
+        Answer::Deny => ctx.db.deny_device_grant(device_hash, now).await?,
     };
     if done {
-        Ok(())
+        Ok(found.row)
     } else {
         Err(DeviceError::UnknownCode)
     }

@@ -147,20 +147,20 @@ impl Db {
     /// Approves a pending, unexpired request; true for the one answer that did.
     pub async fn approve_device_grant(
         &self,
-        user_code_hash: &str,
+        device_hash: &str,
         by: &DeviceApproval<'_>,
         now: i64,
     ) -> Result<bool, sqlx::Error> {
         let done = sqlx::query(
             "UPDATE device_grants SET status = 'approved', person_id = $1, session_sid = $2, acr = $3, amr = $4, \
-             auth_time = $5 WHERE user_code_hash = $6 AND status = 'pending' AND expires_at > $7",
+             auth_time = $5 WHERE device_hash = $6 AND status = 'pending' AND expires_at > $7",
         )
         .bind(by.person_id)
         .bind(by.session_sid)
         .bind(by.acr)
         .bind(by.amr)
         .bind(by.auth_time)
-        .bind(user_code_hash)
+        .bind(device_hash)
         .bind(now)
         .execute(&self.pool)
         .await?;
@@ -168,12 +168,12 @@ impl Db {
     }
 
     /// Denies a pending, unexpired request; true for the one answer that did.
-    pub async fn deny_device_grant(&self, user_code_hash: &str, now: i64) -> Result<bool, sqlx::Error> {
+    pub async fn deny_device_grant(&self, device_hash: &str, now: i64) -> Result<bool, sqlx::Error> {
         let done = sqlx::query(
-            "UPDATE device_grants SET status = 'denied' WHERE user_code_hash = $1 AND status = 'pending' \
+            "UPDATE device_grants SET status = 'denied' WHERE device_hash = $1 AND status = 'pending' \
              AND expires_at > $2",
         )
-        .bind(user_code_hash)
+        .bind(device_hash)
         .bind(now)
         .execute(&self.pool)
         .await?;

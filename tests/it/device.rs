@@ -76,6 +76,7 @@ async fn answer(browser: &Browser, page: &Page, allow: bool) -> Page {
     let csrf = field(body, "csrf").unwrap();
     let code = field(body, "user_code").unwrap();
     let who = field(body, "who").unwrap();
+    let consent = field(body, "consent").unwrap();
     let decision = if allow { "allow" } else { "deny" };
     browser
         .post(
@@ -84,6 +85,7 @@ async fn answer(browser: &Browser, page: &Page, allow: bool) -> Page {
                 ("csrf", &csrf),
                 ("user_code", &code),
                 ("who", &who),
+                ("consent", &consent),
                 ("decision", decision),
             ],
         )
@@ -495,7 +497,76 @@ async fn openid_client_drives_the_kiosk_side(backend: Backend) {
     }
 }
 
+/// Finding: POST /device approved whatever code it was given. An answer now needs the consent token of
+/// the page shown to this session for this very request, and the `who` of that page; a signed-in
+/// attacker posting guessed codes is refused and throttled like the page, and a stranger's kiosk is
+/// never signed in to the attacker's account.
+async fn an_answer_needs_the_page_shown_for_that_request(backend: Backend) {
+    let env = Env::start(backend).await;
+    env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    let app = kiosk(&env, "自助终端").await;
+    let (_, own) = device_authorization(&env, &app, "openid").await;
+    let (_, stranger) = device_authorization(&env, &app, "openid").await;
+    let browser = Browser::new(&env.base);
+    // Alice opens her own request's page: she has a CSRF token, `who` and a consent token for it.
+    let page = alice_opens(&browser, own["verification_uri_complete"].as_str().unwrap()).await;
+    let (_, _, body) = page.html();
+    let csrf = field(body, "csrf").unwrap();
+    let who = field(body, "who").unwrap();
+    let consent = field(body, "consent").unwrap();
+    let theirs = stranger["user_code"].as_str().unwrap();
+    let mine = own["user_code"].as_str().unwrap();
+    let post = |code: &'static str, fields: Vec<(&'static str, String)>| {
+        let browser = &browser;
+        let csrf = csrf.clone();
+        async move {
+            let mut form: Vec<(&str, String)> = vec![
+                ("csrf", csrf),
+                ("user_code", code.to_owned()),
+                ("decision", "allow".to_owned()),
+            ];
+            form.extend(fields);
+            let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            browser.post("/device", &form).await
+        }
+    };
+    let theirs: &'static str = Box::leak(theirs.to_owned().into_boxed_str());
+    let mine: &'static str = Box::leak(mine.to_owned().into_boxed_str());
+    // The stranger's code without a consent token, and with the token of Alice's own page: not answered.
+    post(theirs, vec![("who", who.clone())]).await;
+    post(theirs, vec![("who", who.clone()), ("consent", consent.clone())]).await;
+    // Her own request without `who`: not answered either.
+    post(mine, vec![("consent", consent.clone())]).await;
+    let stranger_code = stranger["device_code"].as_str().unwrap();
+    assert_error(&poll(&env, &app, stranger_code).await, "authorization_pending");
+    assert_error(
+        &poll(&env, &app, own["device_code"].as_str().unwrap()).await,
+        "authorization_pending",
+    );
+    // Posting the stranger's code again and again is throttled like looking it up.
+    let mut last = StatusCode::OK;
+    for _ in 0..6 {
+        last = post(theirs, vec![("who", who.clone())]).await.html().1;
+    }
+    assert_eq!(last, StatusCode::TOO_MANY_REQUESTS);
+    env.app.clock.advance(10);
+    assert_error(&poll(&env, &app, stranger_code).await, "authorization_pending");
+    // The page's own answer works, and the audit names the app.
+    let done = post(mine, vec![("who", who.clone()), ("consent", consent.clone())]).await;
+    assert_eq!(done.html().1, StatusCode::OK, "{}", done.html().2);
+    let (status, _) = poll(&env, &app, own["device_code"].as_str().unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    let events = env.app.db.all_audit_events().await.unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.action == "device.approve" && e.outcome == "success" && e.client_id == app.id),
+        "{events:?}"
+    );
+}
+
 on_both_backends!(
+    an_answer_needs_the_page_shown_for_that_request,
     kiosk_signs_in_with_every_polling_answer_and_its_code_works_once,
     a_denied_request_answers_access_denied_once,
     an_unanswered_code_expires,

@@ -18,9 +18,10 @@ impl From<DeviceError> for Error {
         match e {
             DeviceError::NotRegistered => OAuthError::unauthorized_client(e.to_string()).into(),
             DeviceError::NoScope => OAuthError::invalid_scope(e.to_string()).into(),
-            DeviceError::UnknownCode | DeviceError::Throttled => {
-                OAuthError::invalid_request(e.to_string()).into()
-            }
+            DeviceError::UnknownCode
+            | DeviceError::Throttled
+            | DeviceError::NotShown
+            | DeviceError::TooWeak => OAuthError::invalid_request(e.to_string()).into(),
             DeviceError::Internal(e) => e.into(),
         }
     }
