@@ -138,6 +138,43 @@ impl App {
         self.clock.now()
     }
 
+    /// Ends sessions and queues their back-channel logouts.
+    pub fn logout(&self) -> crate::services::logout::Logout<'_> {
+        crate::services::logout::Logout {
+            db: &self.db,
+            secrets: &self.secrets,
+        }
+    }
+
+    /// Queues SMS messages (codes, notices) for this node's outbox worker.
+    pub fn sms_outbox(&self) -> crate::services::sms_outbox::Outbox<'_> {
+        crate::services::sms_outbox::Outbox {
+            db: &self.db,
+            secrets: &self.secrets,
+            metrics: &self.metrics,
+            wake: &self.sms_wake,
+        }
+    }
+
+    /// Sends and checks SMS one-time codes.
+    pub fn sms(&self) -> crate::services::sms::Sms<'_> {
+        let c = &self.config;
+        crate::services::sms::Sms {
+            db: &self.db,
+            secrets: &self.secrets,
+            metrics: &self.metrics,
+            outbox: self.sms_outbox(),
+            rng: &*self.random,
+            settings: crate::services::sms::Settings {
+                code_ttl: c.sms_code_ttl,
+                max_tries: c.sms_max_tries,
+                resend_cooldown: c.sms_resend_cooldown,
+                per_phone_hour: c.sms_per_phone_hour,
+                per_address_hour: c.sms_per_address_hour,
+            },
+        }
+    }
+
     /// The current key set (parsed once; replaced whole on reload).
     pub fn keys(&self) -> Arc<KeySet> {
         match self.keys.read() {
@@ -205,7 +242,24 @@ impl App {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                crate::services::logout::deliver_due(&app, &slots).await;
+                for (claimed, permit) in crate::services::logout::claim_due(&app.db, &slots, app.now()).await
+                {
+                    let app = app.clone();
+                    tokio::spawn(async move {
+                        let keys = app.keys();
+                        let sender = crate::services::logout::Sender {
+                            db: &app.db,
+                            keys: &keys,
+                            client_http: &app.client_http,
+                            clock: &app.clock,
+                            rng: &*app.random,
+                            iss: app.config.iss(),
+                            max_attempts: app.config.backchannel_max_attempts,
+                        };
+                        sender.deliver(claimed).await;
+                        drop(permit);
+                    });
+                }
             }
         });
         let app = self.clone();
@@ -216,7 +270,13 @@ impl App {
                     _ = tick.tick() => {}
                     _ = app.sms_wake.notified() => {}
                 }
-                crate::services::sms_outbox::deliver_due(&app).await;
+                let delivery = crate::services::sms_outbox::Delivery {
+                    db: &app.db,
+                    secrets: &app.secrets,
+                    metrics: &app.metrics,
+                    gateway: &*app.sms,
+                };
+                delivery.deliver_due(app.now()).await;
             }
         });
     }

@@ -436,7 +436,8 @@ async fn cli_audit(
     detail: serde_json::Value,
 ) -> anyhow::Result<()> {
     yunid::services::audit::record(
-        app,
+        &app.db,
+        app.now(),
         yunid::store::audit::NewEvent {
             actor: &cli_actor(),
             action,
@@ -561,7 +562,7 @@ async fn org(config: Config, command: OrgCommand) -> anyhow::Result<()> {
             name,
             r#type,
         } => {
-            let org = identity::add_org(&app, &credit_code, &name, &r#type).await?;
+            let org = identity::add_org(&app.db, &credit_code, &name, &r#type, app.now()).await?;
             cli_audit(
                 &app,
                 "organisation.create",
@@ -597,7 +598,7 @@ async fn org(config: Config, command: OrgCommand) -> anyhow::Result<()> {
             let matters = split(matters);
             let now = app.now();
             let rep = identity::grant(
-                &app,
+                &app.db,
                 NewRepresentation {
                     person_id: person.id,
                     org_id: org.id,
@@ -611,6 +612,7 @@ async fn org(config: Config, command: OrgCommand) -> anyhow::Result<()> {
                     valid_until: days.map(|d| now + d * 86_400),
                 },
                 &cli_actor(),
+                now,
             )
             .await?;
             cli_audit(
@@ -777,7 +779,7 @@ async fn audit(config: Config, command: AuditCommand) -> anyhow::Result<()> {
     let app = App::new(config).await?;
     match command {
         AuditCommand::Verify => {
-            let v = yunid::services::audit::verify(&app).await?;
+            let v = yunid::services::audit::verify(&app.db).await?;
             match v.broken {
                 None => println!("audit trail intact: {} event(s) verified", v.checked),
                 Some((seq, why)) => {

@@ -20,7 +20,9 @@ pub async fn revoke(app: &App, person_id: &str, client_id: &str, now: i64) -> an
             .any(|(c, p)| c == client_id && p == person_id);
         if signed_in {
             // The same message as when the session ends: the app drops its session with this person.
-            crate::services::logout::queue_for_app(app, &session.sid, &client, person_id, now).await?;
+            app.logout()
+                .queue_for_app(&session.sid, &client, person_id, now)
+                .await?;
         }
     }
     Ok(withdrawn)

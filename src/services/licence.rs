@@ -120,7 +120,7 @@ pub async fn validate(app: &App, input: &LicenceInput, source: &str) -> Result<L
             return Err(LicenceError::Empty(name));
         }
     }
-    orgs::credit_code(app, &input.issuer.code)
+    orgs::credit_code(&app.db, &input.issuer.code)
         .await
         .map_err(|e| LicenceError::IssuerCode(e.to_string()))?;
     let holder_code = match (input.holder.code_type.as_str(), ty.holder_kind.as_str()) {
@@ -135,7 +135,7 @@ pub async fn validate(app: &App, input: &LicenceInput, source: &str) -> Result<L
             rid.as_str().to_owned()
         }
         ("001", "org") => {
-            let code = orgs::credit_code(app, &input.holder.code)
+            let code = orgs::credit_code(&app.db, &input.holder.code)
                 .await
                 .map_err(|e| LicenceError::HolderCode(e.to_string()))?;
             app.db

@@ -11,7 +11,6 @@ use crate::services::login::reserve;
 use crate::services::password::{self, Weakness};
 use crate::services::registry::{self, NewPerson, PersonError};
 use crate::services::sms::{self, SmsMessage};
-use crate::services::sms_outbox;
 use crate::store::audit::NewEvent;
 use crate::store::login::SmsCode;
 
@@ -43,12 +42,12 @@ pub async fn start(
         Ok(p) => p,
         Err(e) => return Ok(Err(StartError::Phone(e))),
     };
-    let hash = sms::phone_hash(app, phone.as_str());
-    if !sms::may_send(app, &hash, address, now).await? {
+    let hash = sms::phone_hash(&app.secrets, phone.as_str());
+    if !app.sms().may_send(&hash, address, now).await? {
         return Ok(Err(StartError::Throttled));
     }
     let attempt = crypto::random_token();
-    let code = sms::six_digits();
+    let code = sms::six_digits(&*app.random);
     let ttl = app.config.sms_code_ttl;
     app.db
         .insert_sms_code(
@@ -88,7 +87,7 @@ pub async fn start(
             code,
         }
     };
-    sms_outbox::enqueue(app, Some(&message), now, now + ttl).await?;
+    app.sms_outbox().enqueue(Some(&message), now, now + ttl).await?;
     Ok(Ok(attempt))
 }
 
@@ -192,7 +191,9 @@ pub async fn complete(
         Some(person_id) => {
             audit(app, &person_id, address, "success").await;
             // The same outbox write as the notice below.
-            sms_outbox::enqueue(app, None, now, now + app.config.sms_code_ttl).await?;
+            app.sms_outbox()
+                .enqueue(None, now, now + app.config.sms_code_ttl)
+                .await?;
         }
         None => {
             // The same hash as a new account costs.
@@ -210,7 +211,9 @@ pub async fn complete(
                        如非本人操作，请留意账号安全。"
                     .into(),
             });
-            sms_outbox::enqueue(app, notice.as_ref(), now, now + app.config.sms_code_ttl).await?;
+            app.sms_outbox()
+                .enqueue(notice.as_ref(), now, now + app.config.sms_code_ttl)
+                .await?;
         }
     }
     Ok(Ok(()))
@@ -231,7 +234,7 @@ async fn check_code(
     };
     let same_phone = crypto::ct_eq(
         row.phone_hash.as_bytes(),
-        sms::phone_hash(app, phone.as_str()).as_bytes(),
+        sms::phone_hash(&app.secrets, phone.as_str()).as_bytes(),
     );
     let browser = crypto::token_hash(d.browser);
     let same_browser = row
@@ -263,7 +266,8 @@ async fn check_code(
 
 async fn audit(app: &App, subject: &str, address: &str, outcome: &str) {
     crate::services::audit::record_quietly(
-        app,
+        &app.db,
+        app.now(),
         NewEvent {
             actor: "self-registration",
             action: "person.register",

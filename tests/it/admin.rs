@@ -458,7 +458,7 @@ async fn pruning_old_events_keeps_the_chain_verifiable(backend: Backend) {
     // hash as the anchor the remaining chain starts from.)
     let pruned = env.app.db.prune_audit(now - 180 * 86400).await.unwrap();
     assert_eq!(pruned, 2);
-    let v = yunid::services::audit::verify(&env.app).await.unwrap();
+    let v = yunid::services::audit::verify(&env.app.db).await.unwrap();
     assert_eq!(v.broken, None, "{v:?}");
     assert_eq!(v.checked, 1);
 }
@@ -487,7 +487,8 @@ async fn events_recorded_at_once_on_two_nodes_form_one_chain(backend: Backend) {
         calls.push(tokio::spawn(async move {
             let subject = format!("person-{i}");
             yunid::services::audit::record(
-                &app,
+                &app.db,
+                app.now(),
                 NewEvent {
                     actor: &subject,
                     action: "login",
@@ -511,7 +512,7 @@ async fn events_recorded_at_once_on_two_nodes_form_one_chain(backend: Backend) {
         assert_eq!(pair[1].seq, pair[0].seq + 1, "no gap in the sequence");
         assert_eq!(pair[1].prev_hash, pair[0].hash, "each event names the one before");
     }
-    let v = yunid::services::audit::verify(&env.app).await.unwrap();
+    let v = yunid::services::audit::verify(&env.app.db).await.unwrap();
     assert_eq!(v.broken, None, "{v:?}");
 }
 
@@ -778,9 +779,7 @@ mod console {
         let (browser, alice) = signed_in_admin(&env, &inbox, ALICE_ID, ALICE_PHONE, "super_admin").await;
         // Ended elsewhere (another admin, another node, a back-channel logout): the row is gone.
         for s in env.app.db.sessions_of(&alice, env.app.now()).await.unwrap() {
-            yunid::services::logout::end_session(&env.app, &s.sid, env.app.now())
-                .await
-                .unwrap();
+            env.app.logout().end_session(&s.sid, env.app.now()).await.unwrap();
         }
         let again = redirect_of(&browser, "/admin").await.expect("a redirect");
         assert!(again.contains("/authorize?"), "{again}");
@@ -992,9 +991,15 @@ mod console {
     async fn an_admin_appoints_and_revokes_a_representative(backend: Backend) {
         let (env, inbox) = console::provider(backend).await;
         let bob = env.person(&resident_id(25), "13900139025", PASSWORD).await;
-        yunid::services::identity::add_org(&env.app, COMPANY, "福州示例科技有限公司", "enterprise")
-            .await
-            .unwrap();
+        yunid::services::identity::add_org(
+            &env.app.db,
+            COMPANY,
+            "福州示例科技有限公司",
+            "enterprise",
+            env.app.now(),
+        )
+        .await
+        .unwrap();
         let (browser, _) = signed_in_admin(&env, &inbox, ALICE_ID, ALICE_PHONE, "super_admin").await;
         let org = browser.get(&format!("/admin/orgs?code={COMPANY}")).await;
         let html = body(&org).to_owned();

@@ -12,8 +12,8 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::ctx::Ctx;
 use super::edit::{JsonBody, body};
-use super::manage::Ctx;
 use super::{Caller, Problem};
 use crate::app::App;
 use crate::http::forms::ClientAddr;

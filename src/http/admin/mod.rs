@@ -4,6 +4,7 @@
 
 mod apps;
 mod console;
+mod ctx;
 mod docs;
 mod edit;
 mod licences;

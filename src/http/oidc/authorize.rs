@@ -153,7 +153,7 @@ pub async fn continue_request(
     let wants_org = req.scopes.iter().any(|s| s == "org");
     let options = match session_row {
         Some(s) if wants_org || req.id_token_hint.is_some() || req.requested_sub().is_some() => {
-            identity::acting_options(app, &s.person_id, client, now).await?
+            identity::acting_options(&app.db, &s.person_id, client, now).await?
         }
         _ => Vec::new(),
     };

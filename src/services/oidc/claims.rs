@@ -82,7 +82,7 @@ pub async fn grant_subject_of(
     let acting = match &family.acting_rep_id {
         None => None,
         Some(rep_id) => Some(
-            identity::current_acting(app, rep_id, person_id, client, now)
+            identity::current_acting(&app.db, rep_id, person_id, client, now)
                 .await
                 .map_err(|e| SubjectError::Internal(anyhow::anyhow!("{e}")))?
                 .ok_or(SubjectError::RepresentationEnded)?,

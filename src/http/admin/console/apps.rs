@@ -11,7 +11,6 @@ use serde::Deserialize;
 
 use super::auth::{self, admin};
 use super::labels::labels;
-use super::manage;
 use super::{Posted, Problem, View, problem_page, render};
 use crate::app::App;
 use crate::http::forms::ClientAddr;
@@ -162,7 +161,7 @@ async fn rotate(
         Err(r) => return r,
     };
     let ctx = posted.ctx(&app);
-    match manage::rotate_client_secret(&ctx, &id).await {
+    match crate::http::admin::apps::rotate_client_secret(&ctx, &id).await {
         Ok(secret) => secret_once(&app, jar, &id, &secret),
         Err(p) => problem_page(lang, p),
     }

@@ -230,7 +230,8 @@ async fn callback(
         return internal(e);
     }
     crate::services::audit::record_quietly(
-        &app,
+        &app.db,
+        app.now(),
         NewEvent {
             actor: &format!("person:{}", signed_in.person_id),
             action: "console.sign_in",
@@ -376,7 +377,8 @@ async fn sign_out(
         match app.db.console_session(&hash, now, 0).await {
             Ok(Some(s)) => {
                 crate::services::audit::record_quietly(
-                    &app,
+                    &app.db,
+                    app.now(),
                     NewEvent {
                         actor: &format!("person:{}", s.person_id),
                         action: "console.sign_out",
