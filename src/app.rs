@@ -130,12 +130,63 @@ impl App {
             random: Box::new(crate::crypto::OsRandom),
         }));
         // The admin console signs in through yunid like any app: its client must exist.
-        crate::services::console::ensure_client(&app, now).await?;
+        crate::services::console::ensure_client(&app.db, &app.config, &app.secrets, now).await?;
         Ok(app)
     }
 
     pub fn now(&self) -> i64 {
         self.clock.now()
+    }
+
+    /// Self-registration.
+    pub fn signup(&self) -> crate::services::signup::Signup<'_> {
+        crate::services::signup::Signup {
+            db: &self.db,
+            secrets: &self.secrets,
+            metrics: &self.metrics,
+            rng: &*self.random,
+            sms: self.sms(),
+            registry: self.registry(),
+        }
+    }
+
+    /// Pulls a holder's licences from the upstream e-licence library (when configured).
+    pub fn licence_upstream(&self) -> crate::services::licence_upstream::Upstream<'_> {
+        let c = &self.config;
+        crate::services::licence_upstream::Upstream {
+            db: &self.db,
+            secrets: &self.secrets,
+            http: &self.http,
+            metrics: &self.metrics,
+            settings: crate::services::licence_upstream::Settings {
+                url: c.licence_upstream_url.as_deref(),
+                token: c.licence_upstream_token.as_deref(),
+                ttl: c.licence_upstream_ttl,
+                timeout: Duration::from_millis(c.licence_upstream_timeout_ms),
+            },
+        }
+    }
+
+    /// Dynamic client registration (RFC 7591, 7592).
+    pub fn registration(&self) -> crate::services::registration::Ctx<'_> {
+        crate::services::registration::Ctx {
+            db: &self.db,
+            issuer: &self.config.issuer,
+            guard: self.client_http.guard(),
+            registry: self.registry(),
+            rng: &*self.random,
+        }
+    }
+
+    /// Registers apps and persons.
+    pub fn registry(&self) -> crate::services::registry::Registry<'_> {
+        crate::services::registry::Registry {
+            db: &self.db,
+            secrets: &self.secrets,
+            hasher: &self.hasher,
+            rng: &*self.random,
+            allow_http: self.config.allow_insecure_redirects,
+        }
     }
 
     /// Ends sessions and queues their back-channel logouts.

@@ -1099,7 +1099,7 @@ mod console {
             c[k] = v;
             sign(&c)
         };
-        let ok = check_id_token(&env.app, &sign(&good), "n-1", now).unwrap();
+        let ok = check_id_token(&env.app.keys(), env.app.config.iss(), &sign(&good), "n-1", now).unwrap();
         assert_eq!((ok.person_id.as_str(), ok.sid.as_str(), ok.acr), ("p1", "s1", 2));
         let cases = [
             (
@@ -1116,12 +1116,15 @@ mod console {
             (with("acr", json!("1")), Err(IdTokenError::WeakAcr(1))),
         ];
         for (token, expected) in cases {
-            assert_eq!(check_id_token(&env.app, &token, "n-1", now).map(|_| ()), expected);
+            assert_eq!(
+                check_id_token(&env.app.keys(), env.app.config.iss(), &token, "n-1", now).map(|_| ()),
+                expected
+            );
         }
         let mut no_sid = good.clone();
         no_sid.as_object_mut().unwrap().remove("sid");
         assert_eq!(
-            check_id_token(&env.app, &sign(&no_sid), "n-1", now).map(|_| ()),
+            check_id_token(&env.app.keys(), env.app.config.iss(), &sign(&no_sid), "n-1", now).map(|_| ()),
             Err(IdTokenError::Claim("sid"))
         );
         // Another provider's key (same kid, different key): the signature does not verify.
@@ -1138,7 +1141,7 @@ mod console {
         let spliced = parts.join(".");
         assert_eq!(kid_of(&spliced), kid_of(&ours));
         assert_eq!(
-            check_id_token(&env.app, &spliced, "n-1", now).map(|_| ()),
+            check_id_token(&env.app.keys(), env.app.config.iss(), &spliced, "n-1", now).map(|_| ()),
             Err(IdTokenError::Signature)
         );
     }

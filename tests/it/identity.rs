@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use openidconnect::{OAuth2TokenResponse, TokenResponse};
 use serde_json::Value;
 use yunid::services::identity::{self, IdentityError, NewRepresentation};
-use yunid::services::registry::{self, NewClient, NewPerson, PersonError};
+use yunid::services::registry::{NewClient, NewPerson, PersonError};
 use yunid::store::orgs::{Matters, Role};
 
 use crate::common::browser::{Page, field};
@@ -295,17 +295,18 @@ async fn one_person_per_id_number_even_when_registered_concurrently(backend: Bac
     for i in 0..10 {
         let app = env.app.clone();
         tasks.push(tokio::spawn(async move {
-            registry::add_person(
-                &app,
-                NewPerson {
-                    id_number: ALICE_ID.into(),
-                    name: "张三".into(),
-                    phone: Some(format!("1380013{:04}", 8000 + i)),
-                    phone_verified: true,
-                    password: None,
-                },
-            )
-            .await
+            app.registry()
+                .add_person(
+                    NewPerson {
+                        id_number: ALICE_ID.into(),
+                        name: "张三".into(),
+                        phone: Some(format!("1380013{:04}", 8000 + i)),
+                        phone_verified: true,
+                        password: None,
+                    },
+                    app.now(),
+                )
+                .await
         }));
     }
     let mut ok = 0;

@@ -359,7 +359,9 @@ async fn create_client(
         department: b.department,
         ..NewClient::default()
     };
-    let (client, secret) = registry::add_client(&app, new)
+    let (client, secret) = app
+        .registry()
+        .add_client(new, app.now())
         .await
         .map_err(|e| Problem::field("client", e.to_string()))?;
     ctx.audit(

@@ -30,7 +30,7 @@ use crate::services::admin::PersonAction;
 use crate::services::admin::persons::{self as admin_persons, Allowed};
 use crate::services::notify::{self, Change};
 use crate::services::password;
-use crate::services::registry::{self, NewPerson, PersonError};
+use crate::services::registry::{NewPerson, PersonError};
 use crate::store::persons::{PersonEdit, PersonRow};
 
 /// How long a counter-issued temporary password works.
@@ -79,19 +79,21 @@ pub async fn create(
     ctx.forbid(caller.0.can_register_persons(), "person.create", "", "")
         .await?;
     let b = body(parsed)?;
-    let id = registry::add_person(
-        &app,
-        NewPerson {
-            id_number: b.id_number,
-            name: b.name,
-            // Recorded by a clerk who has the person (and the phone) in front of them.
-            phone_verified: b.phone.is_some(),
-            phone: b.phone,
-            password: b.password,
-        },
-    )
-    .await
-    .map_err(person_problem)?;
+    let id = app
+        .registry()
+        .add_person(
+            NewPerson {
+                id_number: b.id_number,
+                name: b.name,
+                // Recorded by a clerk who has the person (and the phone) in front of them.
+                phone_verified: b.phone.is_some(),
+                phone: b.phone,
+                password: b.password,
+            },
+            app.now(),
+        )
+        .await
+        .map_err(person_problem)?;
     ctx.audit("person.create", &id, "", "success", json!({})).await?;
     let person = load(&app, &id).await?;
     let mut res = tagged(StatusCode::CREATED, person.version, person_json(&app, &person));

@@ -141,7 +141,8 @@ pub async fn continue_request(
     let mut req = req;
     if req.licence_types.is_none() {
         let types =
-            crate::services::licence::requested_types(app, client, &req.scopes, req.claims.as_ref()).await?;
+            crate::services::licence::requested_types(&app.db, client, &req.scopes, req.claims.as_ref())
+                .await?;
         req.licence_types = Some(types.into_iter().map(|t| t.code).collect());
     }
     let session = cookies::session(app, &jar, now).await?;

@@ -268,7 +268,7 @@ async fn issue(
             claims: claims_request.as_ref(),
             member: "id_token",
         };
-        let licences = licence::release(app, client, &asked, &subject, now).await?;
+        let licences = licence::release(&app.licence_upstream(), client, &asked, &subject, now).await?;
         Some(tokens::id_token(
             app,
             client,

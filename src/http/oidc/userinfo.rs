@@ -100,7 +100,7 @@ pub async fn userinfo(State(app): State<App>, req: Request) -> Result<Response, 
         claims: claims_request.as_ref(),
         member: "userinfo",
     };
-    let licences = licence::release(&app, &client, &asked, &subject, now).await?;
+    let licences = licence::release(&app.licence_upstream(), &client, &asked, &subject, now).await?;
     licence::attach(&mut body, licences);
     Ok((
         [

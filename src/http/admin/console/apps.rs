@@ -17,7 +17,7 @@ use crate::http::forms::ClientAddr;
 use crate::http::i18n::Lang;
 use crate::http::page;
 use crate::services::admin::Admin;
-use crate::services::registry::{self, NewClient};
+use crate::services::registry::NewClient;
 
 pub fn router() -> Router<App> {
     Router::new()
@@ -123,7 +123,7 @@ async fn create_app(
         department: f.department,
         ..NewClient::default()
     };
-    match registry::add_client(&app, new).await {
+    match app.registry().add_client(new, app.now()).await {
         Ok((client, secret)) => {
             let _ = ctx.audit_success("client.create", &client.id).await;
             secret_once(&app, jar, &client.id, &secret.unwrap_or_default())
