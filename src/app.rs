@@ -42,6 +42,11 @@ pub struct Inner {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Randomness handed to the services (`crypto::Random`).
     pub random: Box<dyn crate::crypto::Random>,
+    /// Upstream providers' keys and metadata, as this node fetched them (`services::federation`).
+    pub upstream_jwks: crate::services::oidc::remote_jwks::RemoteJwks,
+    pub upstream_metadata: crate::services::federation::Discovered,
+    /// Real-name proofing and enterprise binding settings (`services::proofing`).
+    pub proofing: crate::services::proofing::Settings,
 }
 
 /// Cheap to clone; every handler gets one.
@@ -87,6 +92,7 @@ impl App {
         };
         let webauthn = crate::services::passkey::relying_party(&config)?;
         let trusted_proxies = config.trusted_proxy_nets()?;
+        let proofing = crate::services::proofing::settings(&config)?;
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .redirect(reqwest::redirect::Policy::none())
@@ -128,10 +134,29 @@ impl App {
             client_jwks: Default::default(),
             trusted_proxies,
             random: Box::new(crate::crypto::OsRandom),
+            upstream_jwks: Default::default(),
+            upstream_metadata: Default::default(),
+            proofing,
         }));
+        crate::services::federation::settings::sync_config(&app.db, &app.secrets, &app.config.upstreams, now)
+            .await?;
         // The admin console signs in through yunid like any app: its client must exist.
         crate::services::console::ensure_client(&app.db, &app.config, &app.secrets, now).await?;
         Ok(app)
+    }
+
+    /// What identity brokering needs (`services::federation`).
+    pub fn federation(&self) -> crate::services::federation::Ctx<'_> {
+        crate::services::federation::Ctx {
+            db: &self.db,
+            secrets: &self.secrets,
+            http: &self.client_http,
+            jwks: &self.upstream_jwks,
+            discovered: &self.upstream_metadata,
+            keys: self.keys(),
+            issuer: &self.config.issuer,
+            session_ttl: self.config.session_absolute_ttl,
+        }
     }
 
     pub fn now(&self) -> i64 {
@@ -226,6 +251,19 @@ impl App {
         }
     }
 
+    /// What real-name proofing works with.
+    pub fn proofing(&self) -> crate::services::proofing::Ctx<'_> {
+        crate::services::proofing::Ctx {
+            db: &self.db,
+            secrets: &self.secrets,
+            http: &self.http,
+            settings: &self.proofing,
+            rng: &*self.random,
+            metrics: &self.metrics,
+            host: self,
+        }
+    }
+
     /// The current key set (parsed once; replaced whole on reload).
     pub fn keys(&self) -> Arc<KeySet> {
         match self.keys.read() {
@@ -276,6 +314,9 @@ impl App {
                     .await
                 {
                     tracing::warn!(error = %e, "sweep failed");
+                }
+                if let Err(e) = crate::services::proofing::sweep(&app.proofing(), now).await {
+                    tracing::warn!(error = %e, "proofing re-check failed");
                 }
                 if let Err(e) = app
                     .db
@@ -333,6 +374,30 @@ impl App {
     }
 }
 
+impl crate::services::proofing::Host for App {
+    fn end_everything<'a>(
+        &'a self,
+        person_id: &'a str,
+        now: i64,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send + 'a>> {
+        Box::pin(async move { self.logout().end_everything(person_id, now).await })
+    }
+
+    fn appoint_agent<'a>(
+        &'a self,
+        appointer_id: &'a str,
+        new: crate::services::identity::NewRepresentation,
+        now: i64,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, String>> + Send + 'a>> {
+        Box::pin(async move {
+            crate::services::identity::appoint_agent(&self.db, appointer_id, new, now)
+                .await
+                .map(|rep| rep.id)
+                .map_err(|e| e.to_string())
+        })
+    }
+}
+
 /// How this node takes part in key rotation: a node unseen for three refresh intervals (at least
 /// 15 s) no longer holds a rotation back.
 pub fn key_node<'a>(config: &Config, id: &'a str) -> Node<'a> {
@@ -355,4 +420,118 @@ pub fn publish_grace(config: &Config) -> i64 {
 /// presented as a hint (at /logout, /authorize) for as long as the session it was issued in can live.
 pub fn hint_grace(config: &Config) -> i64 {
     publish_grace(config).max(config.session_absolute_ttl)
+}
+
+/// What the domain services receive: narrow pieces of the application, and the ports through which they
+/// reach services that still take the whole `App`.
+impl App {
+    pub fn token_settings(&self) -> crate::services::oidc::tokens::TokenSettings<'_> {
+        crate::services::oidc::tokens::TokenSettings {
+            iss: self.config.iss(),
+            access_token_ttl: self.config.access_token_ttl,
+            id_token_ttl: self.config.id_token_ttl,
+            refresh_idle_ttl: self.config.refresh_idle_ttl,
+        }
+    }
+
+    pub fn minting(&self) -> crate::services::oidc::tokens::Minting<'_> {
+        crate::services::oidc::tokens::Minting {
+            keys: self.keys(),
+            secrets: &self.secrets,
+            settings: self.token_settings(),
+        }
+    }
+
+    pub fn access_tokens(&self) -> crate::services::oidc::tokens::Verifier<'_> {
+        crate::services::oidc::tokens::Verifier {
+            keys: self.keys(),
+            iss: self.config.iss(),
+            cache: &self.verified_tokens,
+        }
+    }
+
+    pub fn subjects(&self) -> crate::services::oidc::claims::Subjects<'_> {
+        crate::services::oidc::claims::Subjects {
+            db: &self.db,
+            secrets: &self.secrets,
+            representations: self,
+        }
+    }
+
+    pub fn client_auth(&self) -> crate::services::oidc::client_auth::Ctx<'_> {
+        crate::services::oidc::client_auth::Ctx {
+            db: &self.db,
+            jwks: &self.client_jwks,
+            http: &self.client_http,
+            audiences: vec![
+                self.config.iss().to_owned(),
+                self.config.endpoint("/token"),
+                self.config.endpoint("/par"),
+                self.config.issuer.as_str().to_owned(),
+            ],
+        }
+    }
+
+    pub fn grants(&self) -> crate::services::oidc::grants::Ctx<'_> {
+        crate::services::oidc::grants::Ctx {
+            db: &self.db,
+            minting: self.minting(),
+            settings: crate::services::oidc::grants::Settings {
+                session_idle_ttl: self.config.session_idle_ttl,
+            },
+            representations: self,
+            licences: self,
+            rng: &*self.random,
+        }
+    }
+}
+
+impl crate::services::oidc::claims::Representations for App {
+    fn current_acting<'a>(
+        &'a self,
+        rep_id: &'a str,
+        person_id: &'a str,
+        client: &'a crate::store::clients::Client,
+        now: i64,
+    ) -> crate::services::oidc::BoxFuture<
+        'a,
+        anyhow::Result<
+            Option<(
+                crate::store::orgs::Representation,
+                crate::store::orgs::Organisation,
+            )>,
+        >,
+    > {
+        Box::pin(async move {
+            crate::services::identity::current_acting(&self.db, rep_id, person_id, client, now)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))
+        })
+    }
+}
+
+impl crate::services::oidc::grants::Licences for App {
+    fn release<'a>(
+        &'a self,
+        client: &'a crate::store::clients::Client,
+        asked: &'a crate::services::licence::Release<'a>,
+        subject: &'a crate::services::oidc::claims::GrantSubject,
+        now: i64,
+    ) -> crate::services::oidc::BoxFuture<'a, anyhow::Result<Vec<serde_json::Value>>> {
+        Box::pin(async move {
+            crate::services::licence::release(&self.licence_upstream(), client, asked, subject, now).await
+        })
+    }
+}
+
+impl crate::services::connected_apps::Backchannel for App {
+    fn queue_for_app<'a>(
+        &'a self,
+        sid: &'a str,
+        client: &'a crate::store::clients::Client,
+        person_id: &'a str,
+        now: i64,
+    ) -> crate::services::oidc::BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move { self.logout().queue_for_app(sid, client, person_id, now).await })
+    }
 }

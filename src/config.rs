@@ -3,6 +3,8 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+pub mod upstream;
+
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
@@ -115,6 +117,40 @@ pub struct Config {
     /// `["127.0.0.0/8", "::1"]`; apps on a department network: that network (e.g. `10.20.0.0/16`).
     /// Self-registered apps may use `http://` only for an address literal inside these networks.
     pub client_outbound_allow: Vec<String>,
+    /// Upstream OpenID Connect providers people may sign in through (`[[upstreams]]`; see the README).
+    /// Written into the database at every start, replacing an upstream of the same id; more can be
+    /// registered through the admin API. Their URLs are reached through the same guard as apps' URLs
+    /// (`client_outbound_allow`).
+    pub upstreams: Vec<upstream::UpstreamConfig>,
+    /// Base URL of the population base database connector (docs/CONNECTORS.md); unset: off.
+    pub proofing_population_url: Option<String>,
+    /// Bearer token for the population connector.
+    pub proofing_population_token: Option<String>,
+    /// Base URL of the mobile carrier three-element check connector; unset: off.
+    pub proofing_carrier_url: Option<String>,
+    /// Bearer token for the carrier connector.
+    pub proofing_carrier_token: Option<String>,
+    /// Base URL of the face verification provider's server API; unset: off.
+    pub proofing_face_url: Option<String>,
+    /// Bearer token for the face verification provider.
+    pub proofing_face_token: Option<String>,
+    /// Base URL of the legal-person (market regulation) registry connector; unset: off.
+    pub proofing_registry_url: Option<String>,
+    /// Bearer token for the registry connector.
+    pub proofing_registry_token: Option<String>,
+    /// How long a page waits for one connector call, milliseconds; slower is "try later".
+    pub proofing_timeout_ms: u64,
+    /// Seconds after which a person's population record (and an enterprise's registry record) is asked
+    /// again; a record found cancelled or deceased locks the account.
+    pub proofing_recheck_ttl: i64,
+    /// Proofing attempts (online checks, face sessions, enterprise bindings) per person a day.
+    pub proofing_attempts_per_person: i64,
+    /// Proofing attempts per client address a day.
+    pub proofing_attempts_per_address: i64,
+    /// Lifetime of a face verification session, seconds.
+    pub proofing_face_session_ttl: i64,
+    /// Lowest face comparison score (0–100) that passes, with liveness.
+    pub proofing_face_min_score: i64,
 }
 
 impl Default for Config {
@@ -165,6 +201,21 @@ impl Default for Config {
             allow_insecure_redirects: false,
             trusted_proxies: Vec::new(),
             client_outbound_allow: Vec::new(),
+            upstreams: Vec::new(),
+            proofing_population_url: None,
+            proofing_population_token: None,
+            proofing_carrier_url: None,
+            proofing_carrier_token: None,
+            proofing_face_url: None,
+            proofing_face_token: None,
+            proofing_registry_url: None,
+            proofing_registry_token: None,
+            proofing_timeout_ms: 3000,
+            proofing_recheck_ttl: 7 * 24 * 3600,
+            proofing_attempts_per_person: 5,
+            proofing_attempts_per_address: 20,
+            proofing_face_session_ttl: 600,
+            proofing_face_min_score: 80,
         }
     }
 }

@@ -54,6 +54,19 @@ struct Limit {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ConnectorCall {
+    connector: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ConnectorName {
+    connector: String,
+}
+
+type ConnectorLatency = Family<ConnectorName, Histogram, fn() -> Histogram>;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Version {
     version: &'static str,
 }
@@ -129,6 +142,8 @@ pub struct Metrics {
     sms: Family<Outcome, Counter>,
     upstream: Family<Outcome, Counter>,
     throttled: Family<Limit, Counter>,
+    proofing: Family<ConnectorCall, Counter>,
+    proofing_latency: ConnectorLatency,
 }
 
 impl Default for Metrics {
@@ -195,6 +210,18 @@ impl Metrics {
             "Requests refused by a cross-node throttle, by which limit",
             throttled.clone(),
         );
+        let proofing = Family::default();
+        registry.register(
+            "yunid_proofing_calls",
+            "Calls to proofing connectors by connector and outcome (ok, down, timeout, malformed, not_found)",
+            proofing.clone(),
+        );
+        let proofing_latency = ConnectorLatency::new_with_constructor(self::latency);
+        registry.register(
+            "yunid_proofing_call_duration_seconds",
+            "Latency of proofing connector calls by connector",
+            proofing_latency.clone(),
+        );
         registry.register_collector(Box::new(Sampled(Box::new(sample))));
         Metrics {
             registry,
@@ -205,7 +232,24 @@ impl Metrics {
             sms,
             upstream,
             throttled,
+            proofing,
+            proofing_latency,
         }
+    }
+
+    /// A call to a proofing connector (`population`, `carrier`, `face`, `registry`).
+    pub fn proofing_call(&self, connector: &str, outcome: &str, seconds: f64) {
+        self.proofing
+            .get_or_create(&ConnectorCall {
+                connector: connector.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+        self.proofing_latency
+            .get_or_create(&ConnectorName {
+                connector: connector.to_owned(),
+            })
+            .observe(seconds);
     }
 
     /// One HTTP request, by route template (`unmatched` when no route matched).

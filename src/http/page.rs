@@ -190,6 +190,8 @@ pub struct LoginPage<'a> {
     pub nonce: &'a str,
     /// The person signed in with a temporary password and must choose a new one.
     pub new_password: bool,
+    /// Upstream providers to sign in through: (id, display name, logo URL).
+    pub upstreams: &'a [(String, String, Option<String>)],
 }
 
 #[derive(Template)]

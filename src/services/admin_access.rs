@@ -7,10 +7,11 @@
 
 use serde_json::Value;
 
-use crate::app::App;
 use crate::services::admin::{Admin, Role};
 use crate::services::console;
+use crate::services::oidc::scope::ScopeSet;
 use crate::services::oidc::tokens::AccessToken;
+use crate::store::Db;
 use crate::store::clients::Client;
 
 #[derive(Debug, thiserror::Error)]
@@ -32,8 +33,8 @@ impl From<sqlx::Error> for Refusal {
 }
 
 /// The administrator behind a verified, unrevoked access token.
-pub async fn admin_of(app: &App, at: &AccessToken) -> Result<Admin, Refusal> {
-    let client = app.db.client(&at.client_id).await?.ok_or(Refusal::InvalidToken(
+pub async fn admin_of(db: &Db, at: &AccessToken) -> Result<Admin, Refusal> {
+    let client = db.client(&at.client_id).await?.ok_or(Refusal::InvalidToken(
         "the client this token was issued to is unknown",
     ))?;
     if client.disabled {
@@ -43,7 +44,7 @@ pub async fn admin_of(app: &App, at: &AccessToken) -> Result<Admin, Refusal> {
     }
     let admin = match at.family_id.as_deref() {
         None => automation(&client, at)?,
-        Some(family) => person(app, &client, at, family).await?,
+        Some(family) => person(db, &client, at, family).await?,
     };
     if admin.roles.is_empty() {
         return Err(Refusal::Forbidden("no administrative role"));
@@ -59,13 +60,10 @@ fn automation(client: &Client, at: &AccessToken) -> Result<Admin, Refusal> {
             "this token was not issued for the admin API",
         ));
     }
-    let roles = at
-        .claims
-        .get("scope")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .split(' ')
-        .filter(|s| client.allows_scope(s))
+    let scope = ScopeSet::parse(at.claims.get("scope").and_then(Value::as_str).unwrap_or(""));
+    let roles = scope
+        .allowed_for(client)
+        .iter()
         .filter_map(Role::from_scope)
         .collect();
     Ok(Admin {
@@ -88,14 +86,13 @@ fn for_console(at: &AccessToken) -> bool {
 
 /// A person's token: obtained by the console, two factors, the person active and acting in their own
 /// name, roles as held now.
-async fn person(app: &App, client: &Client, at: &AccessToken, family_id: &str) -> Result<Admin, Refusal> {
+async fn person(db: &Db, client: &Client, at: &AccessToken, family_id: &str) -> Result<Admin, Refusal> {
     if !console::is_console(client) || !for_console(at) {
         return Err(Refusal::InvalidToken(
             "this token was not issued for the admin API",
         ));
     }
-    let family = app
-        .db
+    let family = db
         .family(family_id)
         .await?
         .filter(|f| f.client_id == client.id)
@@ -119,16 +116,11 @@ async fn person(app: &App, client: &Client, at: &AccessToken, family_id: &str) -
     if acr.min(family.acr) < console::REQUIRED_ACR {
         return Err(Refusal::Forbidden("administration needs a two-factor sign-in"));
     }
-    let active = app
-        .db
-        .person(person_id)
-        .await?
-        .is_some_and(|p| p.status == "active");
+    let active = db.person(person_id).await?.is_some_and(|p| p.status == "active");
     if !active {
         return Err(Refusal::InvalidToken("the person's account is not active"));
     }
-    let roles = app
-        .db
+    let roles = db
         .admin_roles_of(person_id)
         .await?
         .iter()

@@ -15,9 +15,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::clock::Clock;
 use crate::crypto::{Random, Secrets};
 use crate::keys::KeySet;
+use crate::services::oidc::claims;
 use crate::services::outbound::{ClientHttp, error_text};
 use crate::store::Db;
-use crate::store::clients::{Client, SubjectType};
+use crate::store::clients::Client;
 use crate::store::logout::{Claimed, Delivery};
 
 const EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
@@ -76,7 +77,7 @@ impl Logout<'_> {
                 id: uuid::Uuid::now_v7().to_string(),
                 client_id: client.id.clone(),
                 uri: uri.clone(),
-                subject: subject(self.secrets, client, &local_id),
+                subject: claims::subject(self.secrets, client, &local_id),
                 sid: self.secrets.client_sid(sid, &client.id),
                 attempts: 0,
             };
@@ -96,14 +97,6 @@ impl Logout<'_> {
         self.db.revoke_person_families(person_id, now).await?;
         self.db.drop_sms_codes_of(person_id).await?;
         Ok(())
-    }
-}
-
-/// The `sub` an app knows the subject `local_id` by (pairwise per sector, or the local id).
-fn subject(secrets: &Secrets, client: &Client, local_id: &str) -> String {
-    match client.subject_type {
-        SubjectType::Public => local_id.to_owned(),
-        SubjectType::Pairwise => secrets.pairwise_sub(&client.sector, local_id),
     }
 }
 

@@ -103,6 +103,24 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0015_reps_appointer.sql"),
         postgres: include_str!("../../migrations/postgres/0015_reps_appointer.sql"),
     },
+    Migration {
+        version: 16,
+        name: "proofing",
+        sqlite: include_str!("../../migrations/sqlite/0016_proofing.sql"),
+        postgres: include_str!("../../migrations/postgres/0016_proofing.sql"),
+    },
+    Migration {
+        version: 17,
+        name: "org_bindings",
+        sqlite: include_str!("../../migrations/sqlite/0017_org_bindings.sql"),
+        postgres: include_str!("../../migrations/postgres/0017_org_bindings.sql"),
+    },
+    Migration {
+        version: 20,
+        name: "federation",
+        sqlite: include_str!("../../migrations/sqlite/0020_federation.sql"),
+        postgres: include_str!("../../migrations/postgres/0020_federation.sql"),
+    },
 ];
 
 const LOCK_ID: i64 = 0x79_756e_6964; // "yunid"

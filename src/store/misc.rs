@@ -135,6 +135,7 @@ impl Db {
             .execute(&self.pool)
             .await?
             .rows_affected();
+        n += self.sweep_upstream_state(now).await?;
         Ok(n)
     }
 }

@@ -17,10 +17,12 @@ pub mod logout;
 pub mod misc;
 pub mod orgs;
 pub mod persons;
+pub mod proofing;
 pub mod registration;
 pub mod requests;
 pub mod sessions;
 pub mod sms_outbox;
+pub mod upstreams;
 
 use std::str::FromStr;
 use std::time::Duration;

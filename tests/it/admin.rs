@@ -1053,8 +1053,41 @@ mod console {
                 ],
             )
             .await;
+        // The page is Chinese, and so is the reason (the admin API says it in English to integrators).
         assert_eq!(refused.html().1, 422, "{refused:?}");
-        assert!(body(&refused).contains("valid_until must be after valid_from"));
+        assert!(
+            body(&refused).contains("有效期止必须晚于有效期起"),
+            "{}",
+            body(&refused)
+        );
+        assert!(
+            !body(&refused).contains("valid_until must be after"),
+            "{}",
+            body(&refused)
+        );
+        // In English, the same refusal reads in English.
+        browser.get("/lang/en").await;
+        let refused_en = browser
+            .post(
+                &action,
+                &[
+                    ("csrf", &csrf),
+                    ("person", &resident_id(25)),
+                    ("role", "manager"),
+                    ("matters", "all"),
+                    ("valid_from", "2030-01-01"),
+                    ("valid_until", "2029-01-01"),
+                ],
+            )
+            .await;
+        assert_eq!(refused_en.html().1, 422, "{refused_en:?}");
+        assert!(
+            body(&refused_en).contains("valid_until must be after valid_from"),
+            "{}",
+            body(&refused_en)
+        );
+        assert!(!body(&refused_en).contains("有效期止"), "{}", body(&refused_en));
+        browser.get("/lang/zh").await;
 
         // Revoked, he acts for it no more.
         let revoke = regex_lite::Regex::new(r#"action="(/admin/orgs/[^"]+/revoke)""#)

@@ -1,5 +1,7 @@
 //! The person's own page: profile, passkeys, signed-in sessions, connected apps, recent sign-ins.
 
+mod upstreams;
+
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -20,8 +22,16 @@ use crate::store::audit::NewEvent;
 use crate::store::persons::PersonRow;
 use crate::store::sessions::SessionRow;
 
+mod legal_entry;
+mod organisations;
+mod proofing_texts;
+mod verify;
+
 pub fn router() -> Router<App> {
     Router::new()
+        .merge(verify::router())
+        .merge(organisations::router())
+        .merge(legal_entry::router())
         .route("/account", get(show))
         .route("/account/passkeys/start", post(passkey_start))
         .route("/account/passkeys/finish", post(passkey_finish))
@@ -29,6 +39,7 @@ pub fn router() -> Router<App> {
         .route("/account/sessions/{sid}/end", post(end_session))
         .route("/account/logout-all", post(logout_all))
         .route("/account/apps/{client}/revoke", post(revoke_app))
+        .route("/account/upstreams/{id}/unlink", post(upstreams::unlink))
 }
 
 #[derive(askama::Template)]
@@ -52,6 +63,8 @@ struct AccountPage<'a> {
     apps: Vec<(String, String, String)>,
     /// (at, method, address, outcome)
     events: Vec<(String, String, String, String)>,
+    /// Upstream accounts linked to this person: (upstream id, display name, linked at).
+    linked: Vec<(String, String, String)>,
 }
 
 fn time(t: i64) -> String {
@@ -111,6 +124,9 @@ async fn show(State(app): State<App>, lang: Lang, jar: CookieJar) -> Response {
         let Some((session, person)) = signed_in(&app, &jar).await? else {
             return Ok(Redirect::to("/login").into_response());
         };
+        if let (jar, true) = legal_entry::take(&app, jar.clone()) {
+            return Ok((jar, Redirect::to(legal_entry::LANDING)).into_response());
+        }
         let now = app.now();
         let id_masked = app
             .secrets
@@ -154,8 +170,10 @@ async fn show(State(app): State<App>, lang: Lang, jar: CookieJar) -> Response {
             .into_iter()
             .map(|e| (time(e.at), e.method, e.address, e.outcome))
             .collect();
+        let linked = upstreams::linked(&app, &person.id).await?;
         let (jar, csrf) = cookies::csrf(&app, jar);
         let html = page::render(AccountPage {
+            linked,
             t: lang.texts(),
             csrf: &csrf,
             notice: None,
@@ -366,7 +384,7 @@ async fn revoke_app(
 ) -> Response {
     let a = app.clone();
     action(&app, lang, jar, form, |_, person| async move {
-        crate::services::connected_apps::revoke(&a, &person.id, &client, a.now()).await?;
+        crate::services::connected_apps::revoke(&a.db, &a, &person.id, &client, a.now()).await?;
         Ok(true)
     })
     .await

@@ -11,8 +11,10 @@ mod licences;
 pub mod manage;
 mod orgs;
 mod persons;
+mod proofing;
 mod registration_tokens;
 mod representations;
+mod upstreams;
 
 use axum::Json;
 use axum::Router;
@@ -34,6 +36,8 @@ pub fn router() -> Router<App> {
         .merge(orgs::router())
         .merge(representations::router())
         .merge(apps::router())
+        .merge(upstreams::router())
+        .merge(proofing::router())
         .route(
             "/admin/api/openapi.json",
             axum::routing::get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }),
@@ -233,8 +237,8 @@ impl FromRequestParts<App> for Caller {
             .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or_else(|| challenge("a bearer token is required", "Bearer realm=\"yunid-admin\""))?;
         let now = app.now();
-        let at =
-            tokens::parse_access_token(app, token.trim(), now).map_err(|e| unauthorized(&e.description))?;
+        let at = tokens::parse_access_token(&app.access_tokens(), token.trim(), now)
+            .map_err(|e| unauthorized(e.description))?;
         match app
             .db
             .access_token_revoked(&at.jti, at.family_id.as_deref())
@@ -244,7 +248,7 @@ impl FromRequestParts<App> for Caller {
             Ok(true) => return Err(unauthorized("token revoked")),
             Err(e) => return Err(Problem::internal(e).into_response()),
         }
-        match admin_access::admin_of(app, &at).await {
+        match admin_access::admin_of(&app.db, &at).await {
             Ok(admin) => Ok(Caller(admin)),
             Err(Refusal::InvalidToken(m)) => Err(unauthorized(m)),
             Err(Refusal::Forbidden(m)) => {

@@ -39,6 +39,8 @@ pub struct Ctx {
     /// The app forces a re-authentication (`prompt=login`, `max_age`): a login here counts only its
     /// own factors, never the earlier session's.
     pub reauth: bool,
+    /// Upstream providers offered on the page: (id, display name, logo URL).
+    pub upstreams: Vec<(String, String, Option<String>)>,
 }
 
 impl Ctx {
@@ -96,7 +98,11 @@ pub async fn context(
             (Some((s, _)), Some((r, c))) => s.acr < r.required_acr(c),
             _ => false,
         };
+    let upstreams = crate::services::federation::flow::offered(&app.federation())
+        .await
+        .map_err(anyhow::Error::from)?;
     Ok(Ctx {
+        upstreams,
         req: req.map(str::to_owned),
         pending,
         bound,
@@ -179,6 +185,7 @@ pub fn render(app: &App, jar: CookieJar, ctx: &Ctx, view: View<'_>, status: Stat
         register: app.config.self_registration,
         nonce: &nonce,
         new_password: view.new_password,
+        upstreams: if ctx.step_up { &[] } else { &ctx.upstreams },
     });
     *res.status_mut() = status;
     if let Some((r, _)) = &ctx.pending {
@@ -254,6 +261,7 @@ pub async fn finish(
     .await;
     app.metrics.login(method, "success");
     let jar = jar.add(cookies::session_cookie(app, cookie));
+    let jar = super::upstream::accept_offer(app, jar, &session.person_id, address, now).await;
     let Some(req) = &ctx.req else {
         return Ok((jar, Redirect::to("/account")).into_response());
     };

@@ -5,6 +5,7 @@ mod consent;
 pub mod methods;
 mod passkey;
 mod register;
+pub(crate) mod upstream;
 
 use axum::Router;
 use axum::http::StatusCode;
@@ -28,6 +29,9 @@ pub fn router() -> Router<App> {
         .route("/login/passkey/finish", post(passkey::finish))
         .route("/consent", get(consent::show).post(consent::submit))
         .route("/act-as", get(act_as::show).post(act_as::submit))
+        .route("/login/upstream/callback", get(upstream::callback))
+        .route("/login/upstream/{id}", post(upstream::start))
+        .route("/login/upstream/{id}/logout", post(upstream::backchannel_logout))
         .route("/register", get(register::show).post(register::submit))
         .route("/register/code", post(register::send_code))
         .route(

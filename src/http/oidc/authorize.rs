@@ -318,7 +318,7 @@ fn named_subject(
     requested_sub: Option<&str>,
     wants_org: bool,
 ) -> (Option<bool>, Option<String>) {
-    let own = claims::subject(app, client, &session.person_id);
+    let own = claims::subject(&app.secrets, client, &session.person_id);
     let mut acting: Option<String> = None;
     if let Some(h) = hint {
         let sub = h.get("sub").and_then(Value::as_str).unwrap_or("");
@@ -333,7 +333,7 @@ fn named_subject(
         } else if wants_org && for_this_app && actor == Some(own.as_str()) {
             options
                 .iter()
-                .find(|(_, org)| claims::subject(app, client, &org.id) == sub)
+                .find(|(_, org)| claims::subject(&app.secrets, client, &org.id) == sub)
                 .map(|(rep, _)| rep.id.clone())
         } else {
             None

@@ -19,7 +19,8 @@ pub async fn introspect(
     ProtocolParams(params): ProtocolParams,
 ) -> Result<Response, Error> {
     let now = app.now();
-    let client = client_auth::authenticate(&app, &super::token::presented(&headers), &params, now).await?;
+    let presented = super::token::presented(&headers, &params)?;
+    let client = client_auth::authenticate(&app.client_auth(), &presented, now).await?;
     let token = params.require("token")?;
     let body = describe(&app, &client, token, now)
         .await?
@@ -28,7 +29,7 @@ pub async fn introspect(
 }
 
 async fn describe(app: &App, client: &Client, token: &str, now: i64) -> Result<Option<Value>, Error> {
-    if let Ok(at) = tokens::parse_access_token(app, token, now) {
+    if let Ok(at) = tokens::parse_access_token(&app.access_tokens(), token, now) {
         if at.client_id != client.id
             || app
                 .db
@@ -43,7 +44,7 @@ async fn describe(app: &App, client: &Client, token: &str, now: i64) -> Result<O
             let Some(family) = app.db.family(family_id).await? else {
                 return Ok(None);
             };
-            match claims::grant_subject(app, client, &family, now).await {
+            match claims::grant_subject(&app.subjects(), client, &family, now).await {
                 Ok(_) => {}
                 Err(claims::SubjectError::Internal(e)) => return Err(e.into()),
                 Err(_) => return Ok(None),
@@ -77,7 +78,7 @@ async fn describe(app: &App, client: &Client, token: &str, now: i64) -> Result<O
         return Ok(None);
     }
     // A refresh token is only as good as its subject: an ended representation makes it useless.
-    let sub = match claims::grant_subject_of(app, client, &family, person, now).await {
+    let sub = match claims::grant_subject_of(&app.subjects(), client, &family, person, now).await {
         Ok(s) => s.sub,
         Err(claims::SubjectError::Internal(e)) => return Err(e.into()),
         Err(_) => return Ok(None),
@@ -101,9 +102,10 @@ pub async fn revoke(
     ProtocolParams(params): ProtocolParams,
 ) -> Result<Response, Error> {
     let now = app.now();
-    let client = client_auth::authenticate(&app, &super::token::presented(&headers), &params, now).await?;
+    let presented = super::token::presented(&headers, &params)?;
+    let client = client_auth::authenticate(&app.client_auth(), &presented, now).await?;
     let token = params.require("token")?;
-    if let Ok(at) = tokens::parse_access_token(&app, token, now) {
+    if let Ok(at) = tokens::parse_access_token(&app.access_tokens(), token, now) {
         if at.client_id == client.id {
             app.db.revoke_jti(&at.jti, at.exp).await?;
         }

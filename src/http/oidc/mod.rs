@@ -2,6 +2,7 @@
 
 mod authorize;
 mod discovery;
+mod errors;
 mod introspect;
 mod logout;
 mod par;
@@ -18,8 +19,6 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use crate::app::App;
 
 pub use authorize::respond_error;
-/// The token endpoint's handler, which the admin console calls in-process to redeem its code.
-pub use token::token as token_endpoint;
 
 pub fn router() -> Router<App> {
     // What a browser-based app may call from its own origin: discovery, the JWKS, the token endpoint and

@@ -21,8 +21,8 @@ pub async fn push(
     ProtocolParams(params): ProtocolParams,
 ) -> Result<Response, Error> {
     let now = app.now();
-    let presented = super::token::presented(&headers);
-    let client = client_auth::authenticate(&app, &presented, &params, now).await?;
+    let presented = super::token::presented(&headers, &params)?;
+    let client = client_auth::authenticate(&app.client_auth(), &presented, now).await?;
     if params.get("client_id")?.is_some_and(|id| id != client.id) {
         return Err(OAuthError::invalid_request("client_id does not match the authenticated client").into());
     }

@@ -11,6 +11,7 @@ use crate::app::App;
 use crate::error::{Error, OAuthError};
 use crate::http::forms::ProtocolParams;
 use crate::services::licence;
+use crate::services::oidc::scope::ScopeSet;
 use crate::services::oidc::{claims, tokens};
 
 pub async fn userinfo(State(app): State<App>, req: Request) -> Result<Response, Error> {
@@ -43,7 +44,8 @@ pub async fn userinfo(State(app): State<App>, req: Request) -> Result<Response, 
         (Some(t), None) | (None, Some(t)) => t,
         (None, None) => return Err(Error::BearerMissing),
     };
-    let at = tokens::parse_access_token(&app, &token, now).map_err(|e| Error::Bearer(e.description))?;
+    let at = tokens::parse_access_token(&app.access_tokens(), &token, now)
+        .map_err(|e| Error::Bearer(e.description.to_owned()))?;
     let family_id = at
         .family_id
         .as_deref()
@@ -56,9 +58,8 @@ pub async fn userinfo(State(app): State<App>, req: Request) -> Result<Response, 
         .family(family_id)
         .await?
         .ok_or_else(|| Error::Bearer("unknown grant".into()))?;
-    let scope = at.claims.get("scope").and_then(Value::as_str).unwrap_or("");
-    let scopes: Vec<&str> = scope.split(' ').collect();
-    if !scopes.contains(&"openid") {
+    let scope = ScopeSet::parse(at.claims.get("scope").and_then(Value::as_str).unwrap_or(""));
+    if !scope.contains("openid") {
         return Err(Error::InsufficientScope(
             "the openid scope was not granted".into(),
         ));
@@ -69,13 +70,13 @@ pub async fn userinfo(State(app): State<App>, req: Request) -> Result<Response, 
         .await?
         .ok_or_else(|| Error::Bearer("unknown client".into()))?;
     // The token's scopes that the app still has: an admin who took one away is obeyed at once.
-    let scopes = claims::effective_scopes(&client, scope);
-    if !scopes.contains(&"openid") {
+    let scopes = claims::effective_scopes(&client, &scope);
+    if !scopes.contains("openid") {
         return Err(Error::InsufficientScope(
             "the openid scope was not granted".into(),
         ));
     }
-    let subject = match claims::grant_subject(&app, &client, &family, now).await {
+    let subject = match claims::grant_subject(&app.subjects(), &client, &family, now).await {
         Ok(s) => s,
         Err(claims::SubjectError::Internal(e)) => return Err(e.into()),
         Err(e) => return Err(Error::Bearer(e.to_string())),
@@ -85,7 +86,7 @@ pub async fn userinfo(State(app): State<App>, req: Request) -> Result<Response, 
         .as_deref()
         .and_then(|s| serde_json::from_str(s).ok());
     let mut body = claims::subject_claims(
-        &app,
+        &app.secrets,
         &client,
         &subject,
         &scopes,
@@ -94,9 +95,10 @@ pub async fn userinfo(State(app): State<App>, req: Request) -> Result<Response, 
         true,
     )?;
     body.insert("sub".into(), json!(subject.sub));
+    let scope_list = scopes.as_strs();
     let asked = licence::Release {
         consented: &family.licence_types,
-        scopes: &scopes,
+        scopes: &scope_list,
         claims: claims_request.as_ref(),
         member: "userinfo",
     };

@@ -6,9 +6,11 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::app::App;
+use crate::crypto::Secrets;
 use crate::identity::ResidentId;
-use crate::services::identity;
+use crate::services::oidc::BoxFuture;
+use crate::services::oidc::scope::ScopeSet;
+use crate::store::Db;
 use crate::store::clients::{Client, SubjectType};
 use crate::store::families::Family;
 use crate::store::orgs::{Organisation, Representation};
@@ -18,11 +20,32 @@ use crate::store::persons::PersonRow;
 pub const TRUST_FRAMEWORK: &str = "cn_gov";
 
 /// The `sub` a client sees for a person or organisation: pairwise per sector by default (OIDC Core §8.1).
-pub fn subject(app: &App, client: &Client, local_id: &str) -> String {
+pub fn subject(secrets: &Secrets, client: &Client, local_id: &str) -> String {
     match client.subject_type {
         SubjectType::Public => local_id.to_owned(),
-        SubjectType::Pairwise => app.secrets.pairwise_sub(&client.sector, local_id),
+        SubjectType::Pairwise => secrets.pairwise_sub(&client.sector, local_id),
     }
+}
+
+/// The representations a person may act under, as the identity service decides them (every place that
+/// lets a person act for an organisation asks it, so the rules live in one place).
+pub trait Representations: Send + Sync {
+    /// The representation `rep_id` of `person_id`, if it is still current and still covers the app.
+    fn current_acting<'a>(
+        &'a self,
+        rep_id: &'a str,
+        person_id: &'a str,
+        client: &'a Client,
+        now: i64,
+    ) -> BoxFuture<'a, anyhow::Result<Option<(Representation, Organisation)>>>;
+}
+
+/// What finding a grant's subject needs.
+#[derive(Clone, Copy)]
+pub struct Subjects<'a> {
+    pub db: &'a Db,
+    pub secrets: &'a Secrets,
+    pub representations: &'a dyn Representations,
 }
 
 /// Who a grant speaks about, checked now: an active person, and a still-current representation.
@@ -30,6 +53,9 @@ pub struct GrantSubject {
     pub sub: String,
     pub person: PersonRow,
     pub acting: Option<(Representation, Organisation)>,
+    /// The checks behind the person's real-name level (`services::proofing::evidence`), read only for
+    /// an app allowed `identity`.
+    pub evidence: Vec<crate::store::proofing::EvidenceRow>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -47,17 +73,17 @@ pub enum SubjectError {
 }
 
 pub async fn grant_subject(
-    app: &App,
+    ctx: &Subjects<'_>,
     client: &Client,
     family: &Family,
     now: i64,
 ) -> Result<GrantSubject, SubjectError> {
-    grant_subject_of(app, client, family, None, now).await
+    grant_subject_of(ctx, client, family, None, now).await
 }
 
 /// [`grant_subject`], with the family's person when the caller read it together with the family.
 pub async fn grant_subject_of(
-    app: &App,
+    ctx: &Subjects<'_>,
     client: &Client,
     family: &Family,
     person: Option<PersonRow>,
@@ -74,7 +100,7 @@ pub async fn grant_subject_of(
     }
     let person = match person.filter(|p| p.id == person_id) {
         Some(p) => Some(p),
-        None => app.db.person(person_id).await.map_err(anyhow::Error::from)?,
+        None => ctx.db.person(person_id).await.map_err(anyhow::Error::from)?,
     };
     let person = person
         .filter(|p| p.status == "active")
@@ -82,30 +108,33 @@ pub async fn grant_subject_of(
     let acting = match &family.acting_rep_id {
         None => None,
         Some(rep_id) => Some(
-            identity::current_acting(&app.db, rep_id, person_id, client, now)
-                .await
-                .map_err(|e| SubjectError::Internal(anyhow::anyhow!("{e}")))?
+            ctx.representations
+                .current_acting(rep_id, person_id, client, now)
+                .await?
                 .ok_or(SubjectError::RepresentationEnded)?,
         ),
     };
     let sub = match &acting {
-        Some((_, org)) => subject(app, client, &org.id),
-        None => subject(app, client, person_id),
+        Some((_, org)) => subject(ctx.secrets, client, &org.id),
+        None => subject(ctx.secrets, client, person_id),
     };
-    Ok(GrantSubject { sub, person, acting })
+    let evidence = match client.allows_scope("identity") {
+        true => crate::services::proofing::evidence::of(ctx.db, &person).await?,
+        false => Vec::new(),
+    };
+    Ok(GrantSubject {
+        sub,
+        person,
+        acting,
+        evidence,
+    })
 }
 
 /// The scopes that count for a token or a userinfo answer now: those asked for (the grant's, or fewer
 /// on a refresh, or the access token's) that the app is still allowed. An admin who takes a scope from
 /// an app stops the release at once, without waiting for its grants to expire.
-pub fn effective_scopes<'a>(client: &Client, asked: &'a str) -> Vec<&'a str> {
-    let mut out: Vec<&str> = Vec::new();
-    for s in asked.split(' ') {
-        if !s.is_empty() && client.allows_scope(s) && !out.contains(&s) {
-            out.push(s);
-        }
-    }
-    out
+pub fn effective_scopes(client: &Client, asked: &ScopeSet) -> ScopeSet {
+    asked.allowed_for(client)
 }
 
 /// Names of claims the request asks for in `member` (`userinfo` or `id_token`) of the `claims` parameter.
@@ -134,15 +163,15 @@ fn scope_of(claim: &str) -> Option<&'static str> {
 }
 
 /// Claim names released for these scopes plus individually requested ones (only within granted scopes).
-pub fn released(scopes: &[&str], extra: &[String]) -> Vec<&'static str> {
+pub fn released(scopes: &ScopeSet, extra: &[String]) -> Vec<&'static str> {
     let mut out: Vec<&'static str> = Vec::new();
     let mut add = |name: &'static str| {
         if !out.contains(&name) {
             out.push(name);
         }
     };
-    for scope in scopes {
-        match *scope {
+    for scope in scopes.iter() {
+        match scope {
             "profile" => PROFILE.into_iter().for_each(&mut add),
             "phone" => PHONE.into_iter().for_each(&mut add),
             "identity" => IDENTITY.into_iter().for_each(&mut add),
@@ -156,7 +185,7 @@ pub fn released(scopes: &[&str], extra: &[String]) -> Vec<&'static str> {
             .chain(IDENTITY)
             .find(|c| c == name);
         if let Some(c) = known
-            && scope_of(c).is_some_and(|s| scopes.contains(&s))
+            && scope_of(c).is_some_and(|s| scopes.contains(s))
         {
             add(c);
         }
@@ -164,19 +193,23 @@ pub fn released(scopes: &[&str], extra: &[String]) -> Vec<&'static str> {
     out
 }
 
-fn resident_id(app: &App, person: &PersonRow) -> anyhow::Result<ResidentId> {
-    let plain = app.secrets.decrypt(&person.id_number_enc, person.id.as_bytes())?;
+fn resident_id(secrets: &Secrets, person: &PersonRow) -> anyhow::Result<ResidentId> {
+    let plain = secrets.decrypt(&person.id_number_enc, person.id.as_bytes())?;
     ResidentId::parse(&plain).map_err(|e| anyhow::anyhow!("stored ID number invalid: {}", e.code()))
 }
 
 /// The values of `names` for a person. The ID number is decrypted only if a claim derived from it is asked.
-pub fn person_claims(app: &App, person: &PersonRow, names: &[&str]) -> anyhow::Result<Map<String, Value>> {
+pub fn person_claims(
+    secrets: &Secrets,
+    person: &PersonRow,
+    names: &[&str],
+) -> anyhow::Result<Map<String, Value>> {
     let mut out = Map::new();
     let needs_id = names
         .iter()
         .any(|n| matches!(*n, "birthdate" | "gender" | "id_number"));
     let id = if needs_id {
-        Some(resident_id(app, person)?)
+        Some(resident_id(secrets, person)?)
     } else {
         None
     };
@@ -204,11 +237,11 @@ pub fn person_claims(app: &App, person: &PersonRow, names: &[&str]) -> anyhow::R
 
 /// The real-name verification as an OIDC4IDA `verified_claims` element (evidence type `document`, an
 /// identity card), for persons verified online (level 2) or at a counter (level 3).
-pub fn real_name_verified_claims(app: &App, person: &PersonRow) -> anyhow::Result<Option<Value>> {
+pub fn real_name_verified_claims(secrets: &Secrets, person: &PersonRow) -> anyhow::Result<Option<Value>> {
     if person.real_name_level < 2 {
         return Ok(None);
     }
-    let id = resident_id(app, person)?;
+    let id = resident_id(secrets, person)?;
     let time = person
         .real_name_verified_at
         .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
@@ -243,37 +276,32 @@ pub fn real_name_verified_claims(app: &App, person: &PersonRow) -> anyhow::Resul
 /// Every claim about the subject for one member (`userinfo` or `id_token`). `standard` decides whether
 /// scope-based claims go in (userinfo) or only individually requested ones (ID token).
 pub fn subject_claims(
-    app: &App,
+    secrets: &Secrets,
     client: &Client,
     gs: &GrantSubject,
-    scopes: &[&str],
+    scopes: &ScopeSet,
     claims_request: Option<&Value>,
     member: &str,
     standard: bool,
 ) -> anyhow::Result<Map<String, Value>> {
     let asked = requested(claims_request, member);
     // Only scopes the app still has count, whatever the token says.
-    let scopes: Vec<&str> = scopes
-        .iter()
-        .copied()
-        .filter(|s| client.allows_scope(s))
-        .collect();
-    let scopes = scopes.as_slice();
+    let scopes = &scopes.allowed_for(client);
     let names: Vec<&str> = released(scopes, &asked)
         .into_iter()
         .filter(|n| standard || asked.iter().any(|a| a == n))
         .collect();
-    let person = person_claims(app, &gs.person, &names)?;
+    let person = person_claims(secrets, &gs.person, &names)?;
     let mut out = Map::new();
     match &gs.acting {
         None => out.extend(person),
         // The subject stays the organisation's; who acted and the organisation's details go out only
         // while `org` is in the effective scope.
-        Some(_) if !scopes.contains(&"org") => {}
+        Some(_) if !scopes.contains("org") => {}
         Some((rep, org)) => {
             // The subject is the organisation; what is known of the person goes inside `act`.
             let mut act = Map::new();
-            act.insert("sub".into(), json!(subject(app, client, &gs.person.id)));
+            act.insert("sub".into(), json!(subject(secrets, client, &gs.person.id)));
             act.extend(person);
             out.insert("act".into(), Value::Object(act));
             out.insert(
@@ -289,10 +317,11 @@ pub fn subject_claims(
         }
     }
     if asked.iter().any(|a| a == "verified_claims")
-        && scopes.contains(&"identity")
+        && scopes.contains("identity")
         && gs.acting.is_none()
-        && let Some(vc) = real_name_verified_claims(app, &gs.person)?
+        && let Some(mut vc) = real_name_verified_claims(secrets, &gs.person)?
     {
+        crate::services::proofing::evidence::attach(&mut vc, &gs.person, &gs.evidence);
         out.insert("verified_claims".into(), vc);
     }
     Ok(out)

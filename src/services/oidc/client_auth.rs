@@ -6,25 +6,62 @@ use std::sync::Arc;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, jwk::JwkSet};
 use serde::Deserialize;
 
-use crate::app::App;
 use crate::crypto;
-use crate::error::{Error, OAuthError};
-use crate::services::params::Params;
+use crate::services::oidc::remote_jwks::RemoteJwks;
+use crate::services::outbound::ClientHttp;
+use crate::store::Db;
 use crate::store::clients::{AuthMethod, Client};
 
 pub const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 /// Longest lifetime accepted for a client assertion.
 const MAX_ASSERTION_LIFETIME: i64 = 600;
+/// Clock skew tolerated on a client assertion's `exp` and `nbf`.
+const LEEWAY: i64 = 30;
 
 /// What the request presented as client credentials.
-#[derive(Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Presented {
     /// From `Authorization: Basic` (already URL-decoded, RFC 6749 §2.3.1).
     pub basic: Option<(String, String)>,
+    /// The form's `client_id`, `client_secret`, `client_assertion_type` and `client_assertion`.
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+    pub assertion_type: Option<String>,
+    pub assertion: Option<String>,
 }
 
-fn fail(m: &str) -> Error {
-    Error::ClientAuth(m.to_owned())
+/// Why a client was not authenticated.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientAuthError {
+    /// The request itself is wrong (RFC 6749 §5.2 `invalid_request`).
+    #[error("{0}")]
+    Request(&'static str),
+    /// The client did not prove who it is (RFC 6749 §5.2 `invalid_client`, 401).
+    #[error("{0}")]
+    Failed(String),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for ClientAuthError {
+    fn from(e: sqlx::Error) -> Self {
+        ClientAuthError::Internal(e.into())
+    }
+}
+
+fn fail(m: &str) -> ClientAuthError {
+    ClientAuthError::Failed(m.to_owned())
+}
+
+/// What authenticating a client needs.
+pub struct Ctx<'a> {
+    pub db: &'a Db,
+    /// Keys of clients registered with a `jwks_uri`, as this node fetched them, and how it fetches.
+    pub jwks: &'a RemoteJwks,
+    pub http: &'a ClientHttp,
+    /// The `aud` values that name yunid in a client assertion (RFC 7523 §3, RFC 9126 §2): the issuer,
+    /// the token endpoint, the PAR endpoint.
+    pub audiences: Vec<String>,
 }
 
 /// Parses an `Authorization: Basic` header value.
@@ -48,46 +85,52 @@ pub fn parse_basic(value: &str) -> Option<(String, String)> {
 
 /// Authenticates the client by exactly one method: the one it registered.
 pub async fn authenticate(
-    app: &App,
+    ctx: &Ctx<'_>,
     presented: &Presented,
-    params: &Params,
     now: i64,
-) -> Result<Arc<Client>, Error> {
-    let post_id = params.get("client_id")?;
-    let post_secret = params.get("client_secret")?;
-    let assertion_type = params.get("client_assertion_type")?;
-    let assertion = params.get("client_assertion")?;
+) -> Result<Arc<Client>, ClientAuthError> {
+    let post_id = presented.client_id.as_deref();
+    let post_secret = presented.client_secret.as_deref();
+    let assertion_type = presented.assertion_type.as_deref();
+    let assertion = presented.assertion.as_deref();
     let methods = [
         presented.basic.is_some(),
         post_secret.is_some(),
         assertion.is_some(),
     ];
     if methods.iter().filter(|m| **m).count() > 1 {
-        return Err(OAuthError::invalid_request("more than one client authentication method used").into());
+        return Err(ClientAuthError::Request(
+            "more than one client authentication method used",
+        ));
     }
     if let Some((id, secret)) = &presented.basic {
         if post_id.is_some_and(|p| p != id) {
-            return Err(
-                OAuthError::invalid_request("client_id does not match the Authorization header").into(),
-            );
+            return Err(ClientAuthError::Request(
+                "client_id does not match the Authorization header",
+            ));
         }
-        return by_secret(app, id, secret, AuthMethod::ClientSecretBasic).await;
+        return by_secret(ctx.db, id, secret, AuthMethod::ClientSecretBasic).await;
     }
     if let Some(secret) = post_secret {
         let id = post_id.ok_or_else(|| fail("client_id is missing"))?;
-        return by_secret(app, id, secret, AuthMethod::ClientSecretPost).await;
+        return by_secret(ctx.db, id, secret, AuthMethod::ClientSecretPost).await;
     }
     if let Some(assertion) = assertion {
         if assertion_type != Some(ASSERTION_TYPE) {
             return Err(fail("unsupported client_assertion_type"));
         }
-        return by_assertion(app, post_id, assertion, now).await;
+        return by_assertion(ctx, post_id, assertion, now).await;
     }
     Err(fail("client authentication is required"))
 }
 
-async fn by_secret(app: &App, id: &str, secret: &str, method: AuthMethod) -> Result<Arc<Client>, Error> {
-    let client = app.db.client(id).await?;
+async fn by_secret(
+    db: &Db,
+    id: &str,
+    secret: &str,
+    method: AuthMethod,
+) -> Result<Arc<Client>, ClientAuthError> {
+    let client = db.client(id).await?;
     let presented = crypto::token_hash(secret);
     // Compare against something even for unknown clients, so timing does not tell which exist.
     let stored = client
@@ -116,13 +159,15 @@ pub struct AssertionClaims {
     pub exp: i64,
     #[serde(default)]
     pub iat: Option<i64>,
+    #[serde(default)]
+    pub nbf: Option<i64>,
     pub jti: String,
 }
 
 /// Reads a client assertion without trusting it yet: an asymmetric algorithm we accept, no key of its
 /// own (`jwk`, `jku`, `x5u`), and the claims that name the client. The signature is checked afterwards,
 /// against the keys the client registered.
-pub fn read_assertion(assertion: &str) -> Result<(jsonwebtoken::Header, AssertionClaims), Error> {
+pub fn read_assertion(assertion: &str) -> Result<(jsonwebtoken::Header, AssertionClaims), ClientAuthError> {
     let header = jsonwebtoken::decode_header(assertion).map_err(|_| fail("client_assertion is malformed"))?;
     if !matches!(
         header.alg,
@@ -144,18 +189,18 @@ pub fn read_assertion(assertion: &str) -> Result<(jsonwebtoken::Header, Assertio
 }
 
 async fn by_assertion(
-    app: &App,
+    ctx: &Ctx<'_>,
     post_id: Option<&str>,
     assertion: &str,
     now: i64,
-) -> Result<Arc<Client>, Error> {
+) -> Result<Arc<Client>, ClientAuthError> {
     // Who claims to be the client: `iss` of the (not yet verified) assertion, which must match `client_id`.
     let (header, unverified) = read_assertion(assertion)?;
     let alg = header.alg;
     if post_id.is_some_and(|p| p != unverified.iss) {
         return Err(fail("client_id does not match the assertion"));
     }
-    let client = app
+    let client = ctx
         .db
         .client(&unverified.iss)
         .await?
@@ -165,9 +210,9 @@ async fn by_assertion(
         (Some(j), _) => serde_json::from_str(j)
             .map(Arc::new)
             .map_err(|_| fail("client has no usable keys"))?,
-        (None, Some(uri)) => app
-            .client_jwks
-            .keys(&app.client_http, &client.id, uri, header.kid.as_deref(), now)
+        (None, Some(uri)) => ctx
+            .jwks
+            .keys(ctx.http, &client.id, uri, header.kid.as_deref(), now)
             .await
             .map_err(|e| fail(&e))?,
         (None, None) => return Err(fail("client has no usable keys")),
@@ -181,30 +226,21 @@ async fn by_assertion(
     let key = DecodingKey::from_jwk(jwk).map_err(|_| fail("client key unusable"))?;
     let mut validation = Validation::new(alg);
     // RFC 7523 §3, RFC 9126 §2: the issuer, the token endpoint, or the PAR endpoint identify yunid.
-    validation.set_audience(&[
-        app.config.iss().to_owned(),
-        app.config.endpoint("/token"),
-        app.config.endpoint("/par"),
-        app.config.issuer.as_str().to_owned(),
-    ]);
+    validation.set_audience(&ctx.audiences);
     validation.set_issuer(&[&client.id]);
     validation.sub = Some(client.id.clone());
     validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
-    validation.leeway = 30;
-    validation.validate_nbf = true;
+    // The times are checked below against yunid's clock (`now`), not the library's own reading of it.
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
     let data = jsonwebtoken::decode::<AssertionClaims>(assertion, &key, &validation)
         .map_err(|e| fail(&format!("client_assertion rejected: {e}")))?;
     let claims = data.claims;
+    check_times(&claims, now)?;
     if claims.iss != client.id || claims.sub != client.id {
         return Err(fail("client_assertion iss and sub must be the client_id"));
     }
-    if claims.exp > now + MAX_ASSERTION_LIFETIME || claims.iat.is_some_and(|iat| iat > now + 60) {
-        return Err(fail("client_assertion lifetime too long"));
-    }
-    if claims.exp + 30 < now {
-        return Err(fail("client_assertion expired"));
-    }
-    if !app
+    if !ctx
         .db
         .remember_assertion_jti(&client.id, &claims.jti, claims.exp + 60)
         .await?
@@ -212,4 +248,51 @@ async fn by_assertion(
         return Err(fail("client_assertion replayed (jti seen before)"));
     }
     Ok(client)
+}
+
+/// RFC 7523 §3: expired (`exp`), not yet valid (`nbf`), issued in the future (`iat`), or valid for
+/// longer than yunid accepts, each judged at `now` with [`LEEWAY`] for clock skew.
+fn check_times(claims: &AssertionClaims, now: i64) -> Result<(), ClientAuthError> {
+    if claims.exp < now - LEEWAY {
+        return Err(fail("client_assertion rejected: ExpiredSignature"));
+    }
+    if claims.nbf.is_some_and(|nbf| nbf > now + LEEWAY) {
+        return Err(fail("client_assertion rejected: ImmatureSignature"));
+    }
+    if claims.exp > now + MAX_ASSERTION_LIFETIME || claims.iat.is_some_and(|iat| iat > now + 60) {
+        return Err(fail("client_assertion lifetime too long"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(exp: i64, nbf: Option<i64>, iat: Option<i64>) -> AssertionClaims {
+        AssertionClaims {
+            iss: "app".into(),
+            sub: "app".into(),
+            exp,
+            iat,
+            nbf,
+            jti: "j".into(),
+        }
+    }
+
+    #[test]
+    fn assertion_times_are_judged_at_the_given_now() {
+        let now = 1_000_000;
+        assert!(check_times(&claims(now + 60, None, Some(now)), now).is_ok());
+        // Within the leeway, then past it.
+        assert!(check_times(&claims(now - LEEWAY, None, None), now).is_ok());
+        let expired = check_times(&claims(now - LEEWAY - 1, None, None), now).unwrap_err();
+        assert!(expired.to_string().contains("ExpiredSignature"));
+        // The same assertion, judged a little earlier, is fine: only `now` decides.
+        assert!(check_times(&claims(now - LEEWAY - 1, None, None), now - 100).is_ok());
+        let early = check_times(&claims(now + 400, Some(now + 300), None), now).unwrap_err();
+        assert!(early.to_string().contains("ImmatureSignature"));
+        assert!(check_times(&claims(now + 400, None, Some(now + 300)), now).is_err());
+        assert!(check_times(&claims(now + 86_400, None, None), now).is_err());
+    }
 }

@@ -1,17 +1,57 @@
 //! Issuing and checking tokens: JWT access tokens (RFC 9068, ES256), ID tokens (OIDC Core §2), and
-//! opaque rotating refresh tokens stored as hashes.
+//! opaque rotating refresh tokens stored as hashes. Time is the caller's `now`; randomness its `rng`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::{Value, json};
 
-use crate::app::App;
-use crate::crypto;
-use crate::error::{Error, OAuthError};
-use crate::keys::Alg;
+use crate::crypto::{self, Random, Secrets};
+use crate::keys::{Alg, KeySet};
 use crate::services::oidc::claims;
+use crate::services::oidc::scope::ScopeSet;
+use crate::store::Db;
 use crate::store::clients::Client;
 use crate::store::families::Family;
 
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
+
+/// The settings token issuance reads (from `Config`).
+#[derive(Debug, Clone, Copy)]
+pub struct TokenSettings<'a> {
+    pub iss: &'a str,
+    pub access_token_ttl: i64,
+    pub id_token_ttl: i64,
+    pub refresh_idle_ttl: i64,
+}
+
+/// What signing tokens needs: the key set, the data-protection secret (per-app `sid`), the settings.
+#[derive(Clone)]
+pub struct Minting<'a> {
+    pub keys: Arc<KeySet>,
+    pub secrets: &'a Secrets,
+    pub settings: TokenSettings<'a>,
+}
+
+/// Issuing a token failed (signing, storage): an internal error, never the client's doing.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for TokenError {
+    fn from(e: sqlx::Error) -> Self {
+        TokenError::Internal(e.into())
+    }
+}
+
+/// Why a presented access token is not accepted (RFC 6750 §3.1 `invalid_token`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{description}")]
+pub struct InvalidToken {
+    pub description: &'static str,
+}
 
 #[derive(Debug, serde::Serialize)]
 pub struct TokenResponse {
@@ -35,25 +75,42 @@ pub fn half_hash(alg: Alg, value: &str) -> String {
     crypto::b64url(&bytes[..bytes.len() / 2])
 }
 
-/// Signs an access token. `family` is absent for client-credentials tokens.
+/// What an access token is issued for.
+pub struct AccessTokenInput<'a> {
+    pub client: &'a Client,
+    pub sub: &'a str,
+    pub scope: &'a ScopeSet,
+    /// Absent for client-credentials tokens.
+    pub family: Option<&'a Family>,
+    /// The person acting for the organisation that is the subject.
+    pub actor: Option<&'a str>,
+}
+
+/// Signs an access token.
 pub fn access_token(
-    app: &App,
-    client: &Client,
-    sub: &str,
-    scope: &str,
-    family: Option<&Family>,
-    actor: Option<&str>,
+    m: &Minting<'_>,
+    rng: &dyn Random,
+    input: AccessTokenInput<'_>,
     now: i64,
-) -> Result<String, Error> {
+) -> Result<String, TokenError> {
+    let AccessTokenInput {
+        client,
+        sub,
+        scope,
+        family,
+        actor,
+    } = input;
+    let mut jti = [0u8; 16];
+    rng.fill(&mut jti);
     let mut claims = json!({
-        "iss": app.config.iss(),
+        "iss": m.settings.iss,
         "sub": sub,
         "aud": client.id,
         "client_id": client.id,
         "iat": now,
-        "exp": now + app.config.access_token_ttl,
-        "jti": uuid::Uuid::new_v4().simple().to_string(),
-        "scope": scope,
+        "exp": now + m.settings.access_token_ttl,
+        "jti": uuid::Builder::from_random_bytes(jti).into_uuid().simple().to_string(),
+        "scope": scope.to_string(),
     });
     if let Some(f) = family {
         claims["fid"] = json!(f.id);
@@ -65,14 +122,14 @@ pub fn access_token(
     if let Some(actor) = actor {
         claims["act"] = json!({ "sub": actor });
     }
-    Ok(app.keys().sign(Alg::ES256, ACCESS_TOKEN_TYP, &claims)?)
+    Ok(m.keys.sign(Alg::ES256, ACCESS_TOKEN_TYP, &claims)?)
 }
 
 pub struct IdTokenInput<'a> {
     pub family: &'a Family,
     pub subject: &'a claims::GrantSubject,
     /// The effective scopes of this issue (granted or narrowed by the refresh, still allowed the app).
-    pub scopes: &'a [&'a str],
+    pub scopes: &'a ScopeSet,
     pub nonce: Option<&'a str>,
     pub access_token: Option<&'a str>,
     pub code: Option<&'a str>,
@@ -81,22 +138,22 @@ pub struct IdTokenInput<'a> {
     pub now: i64,
 }
 
-pub fn id_token(app: &App, client: &Client, input: IdTokenInput<'_>) -> Result<String, Error> {
+pub fn id_token(m: &Minting<'_>, client: &Client, input: IdTokenInput<'_>) -> Result<String, TokenError> {
     let f = input.family;
     let alg = client.id_token_alg;
     let mut c = json!({
-        "iss": app.config.iss(),
+        "iss": m.settings.iss,
         "sub": input.subject.sub,
         "aud": client.id,
         "iat": input.now,
-        "exp": input.now + app.config.id_token_ttl,
+        "exp": input.now + m.settings.id_token_ttl,
         "auth_time": f.auth_time,
         "acr": f.acr.to_string(),
         "amr": f.amr.split(' ').collect::<Vec<_>>(),
     });
     // Per app, so that two apps cannot join their users by the session they share.
     if let Some(sid) = &f.session_sid {
-        c["sid"] = json!(app.secrets.client_sid(sid, &client.id));
+        c["sid"] = json!(m.secrets.client_sid(sid, &client.id));
     }
     if let Some(nonce) = input.nonce {
         c["nonce"] = json!(nonce);
@@ -111,7 +168,7 @@ pub fn id_token(app: &App, client: &Client, input: IdTokenInput<'_>) -> Result<S
     // `act`/`org` when the person acts for an organisation.
     let claims_request: Option<Value> = f.claims.as_deref().and_then(|s| serde_json::from_str(s).ok());
     let extra = claims::subject_claims(
-        app,
+        m.secrets,
         client,
         input.subject,
         input.scopes,
@@ -125,7 +182,7 @@ pub fn id_token(app: &App, client: &Client, input: IdTokenInput<'_>) -> Result<S
     if let Value::Object(map) = &mut c {
         crate::services::licence::attach(map, input.licences);
     }
-    Ok(app.keys().sign(alg, "JWT", &c)?)
+    Ok(m.keys.sign(alg, "JWT", &c)?)
 }
 
 /// A verified access token of ours.
@@ -141,41 +198,78 @@ pub struct AccessToken {
 
 /// Access tokens this node has already verified (signature, type, issuer), so that a resource server
 /// introspecting the same token again does not pay for another ECDSA verification. An entry is used only
-/// while the token is unexpired and the key that signed it is still published; the cache is emptied when
-/// it reaches its bound.
+/// while the token is unexpired at the caller's `now` and the key that signed it is still published;
+/// expired entries are dropped when the cache reaches its bound, and the rest only if that is not enough.
 #[derive(Default)]
 pub struct VerifiedTokens {
-    map: std::sync::Mutex<std::collections::HashMap<String, (String, AccessToken)>>,
+    map: Mutex<HashMap<String, (String, AccessToken)>>,
 }
 
 const VERIFIED_TOKENS_MAX: usize = 4096;
 
 impl VerifiedTokens {
-    fn map(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, (String, AccessToken)>> {
+    fn map(&self) -> MutexGuard<'_, HashMap<String, (String, AccessToken)>> {
         match self.map.lock() {
             Ok(m) => m,
             Err(poisoned) => poisoned.into_inner(),
         }
     }
+
+    /// The token as verified before, while it is unexpired at `now` and its key still published.
+    fn get(&self, token: &str, keys: &KeySet, now: i64) -> Option<Result<AccessToken, InvalidToken>> {
+        let mut map = self.map();
+        let (kid, at) = map.get(token)?;
+        if at.exp <= now {
+            map.remove(token);
+            return Some(Err(EXPIRED));
+        }
+        keys.publishes(kid).then(|| Ok(at.clone()))
+    }
+
+    fn put(&self, token: &str, kid: &str, at: &AccessToken, now: i64) {
+        let mut map = self.map();
+        if map.len() >= VERIFIED_TOKENS_MAX {
+            map.retain(|_, (_, at)| at.exp > now);
+            if map.len() >= VERIFIED_TOKENS_MAX {
+                map.clear();
+            }
+        }
+        map.insert(token.to_owned(), (kid.to_owned(), at.clone()));
+    }
+
+    /// How many verified tokens are kept.
+    pub fn len(&self) -> usize {
+        self.map().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
-/// Verifies signature, type, issuer and expiry; revocation is checked by the caller when it matters.
-pub fn parse_access_token(app: &App, token: &str, now: i64) -> Result<AccessToken, OAuthError> {
-    let bad = |m: &str| OAuthError::invalid_token(m);
-    let keys = app.keys();
-    if let Some((kid, at)) = app.verified_tokens.map().get(token) {
-        if at.exp <= now {
-            return Err(bad("token expired"));
-        }
-        if keys.publishes(kid) {
-            return Ok(at.clone());
-        }
+/// What checking an access token needs: the published keys, our issuer, this node's cache.
+pub struct Verifier<'a> {
+    pub keys: Arc<KeySet>,
+    pub iss: &'a str,
+    pub cache: &'a VerifiedTokens,
+}
+
+const EXPIRED: InvalidToken = InvalidToken {
+    description: "token expired",
+};
+
+/// Verifies signature, type, issuer and the times (`exp`, and `nbf` when present) against `now`;
+/// revocation is checked by the caller when it matters.
+pub fn parse_access_token(v: &Verifier<'_>, token: &str, now: i64) -> Result<AccessToken, InvalidToken> {
+    let bad = |description: &'static str| InvalidToken { description };
+    if let Some(cached) = v.cache.get(token, &v.keys, now) {
+        return cached;
     }
-    let (header, claims) = keys.verify(token).map_err(|_| bad("token is not valid"))?;
+    let (header, claims) = v.keys.verify(token).map_err(|_| bad("token is not valid"))?;
     if header.get("typ").and_then(Value::as_str) != Some(ACCESS_TOKEN_TYP) {
         return Err(bad("not an access token"));
     }
-    if claims.get("iss").and_then(Value::as_str) != Some(app.config.iss()) {
+    if claims.get("iss").and_then(Value::as_str) != Some(v.iss) {
         return Err(bad("wrong issuer"));
     }
     let exp = claims
@@ -183,7 +277,15 @@ pub fn parse_access_token(app: &App, token: &str, now: i64) -> Result<AccessToke
         .and_then(Value::as_i64)
         .ok_or_else(|| bad("no expiry"))?;
     if exp <= now {
-        return Err(bad("token expired"));
+        return Err(EXPIRED);
+    }
+    // RFC 7519 §4.1.5: not to be accepted before `nbf` (yunid sets none; a token with one is honoured).
+    if claims
+        .get("nbf")
+        .and_then(Value::as_i64)
+        .is_some_and(|nbf| nbf > now)
+    {
+        return Err(bad("token not yet valid"));
     }
     let s = |k: &str| claims.get(k).and_then(Value::as_str).map(str::to_owned);
     let at = AccessToken {
@@ -195,26 +297,110 @@ pub fn parse_access_token(app: &App, token: &str, now: i64) -> Result<AccessToke
         claims,
     };
     if let Some(kid) = header.get("kid").and_then(Value::as_str) {
-        let mut map = app.verified_tokens.map();
-        if map.len() >= VERIFIED_TOKENS_MAX {
-            map.clear();
-        }
-        map.insert(token.to_owned(), (kid.to_owned(), at.clone()));
+        v.cache.put(token, kid, &at, now);
     }
     Ok(at)
 }
 
 /// When a refresh token issued now expires: after the idle limit, never after its family.
-pub fn refresh_expiry(app: &App, family: &Family, now: i64) -> i64 {
-    (now + app.config.refresh_idle_ttl).min(family.expires_at)
+pub fn refresh_expiry(refresh_idle_ttl: i64, family: &Family, now: i64) -> i64 {
+    (now + refresh_idle_ttl).min(family.expires_at)
 }
 
 /// A new refresh token for a family; the database keeps its hash.
-pub async fn refresh_token(app: &App, family: &Family, now: i64) -> Result<String, Error> {
-    let token = crypto::random_token();
-    let expires_at = refresh_expiry(app, family, now);
-    app.db
-        .insert_refresh(&crypto::token_hash(&token), &family.id, now, expires_at)
+pub async fn refresh_token(
+    db: &Db,
+    rng: &dyn Random,
+    refresh_idle_ttl: i64,
+    family: &Family,
+    now: i64,
+) -> Result<String, TokenError> {
+    let token = rng.token();
+    let expires_at = refresh_expiry(refresh_idle_ttl, family, now);
+    db.insert_refresh(&crypto::token_hash(&token), &family.id, now, expires_at)
         .await?;
     Ok(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_800_000_000;
+
+    fn signed(keys: &KeySet, claims: &Value) -> String {
+        keys.sign(Alg::ES256, ACCESS_TOKEN_TYP, claims).unwrap()
+    }
+
+    fn claims(exp: i64) -> Value {
+        json!({ "iss": "https://id.example", "sub": "s", "client_id": "c", "jti": "j", "iat": NOW, "exp": exp })
+    }
+
+    #[test]
+    fn verified_tokens_expire_when_the_given_clock_passes_them() {
+        let keys = Arc::new(KeySet::generate(NOW).unwrap());
+        let cache = VerifiedTokens::default();
+        let v = Verifier {
+            keys: keys.clone(),
+            iss: "https://id.example",
+            cache: &cache,
+        };
+        let token = signed(&keys, &claims(NOW + 600));
+        assert_eq!(parse_access_token(&v, &token, NOW).unwrap().exp, NOW + 600);
+        assert_eq!(cache.len(), 1);
+        // Served from the cache while unexpired.
+        assert!(parse_access_token(&v, &token, NOW + 599).is_ok());
+        // The clock moves past `exp`: refused, and the entry is dropped.
+        assert_eq!(parse_access_token(&v, &token, NOW + 600).unwrap_err(), EXPIRED);
+        assert!(cache.is_empty());
+        assert_eq!(parse_access_token(&v, &token, NOW + 600).unwrap_err(), EXPIRED);
+    }
+
+    #[test]
+    fn access_tokens_are_checked_for_issuer_type_and_not_before() {
+        let keys = Arc::new(KeySet::generate(NOW).unwrap());
+        let cache = VerifiedTokens::default();
+        let v = Verifier {
+            keys: keys.clone(),
+            iss: "https://id.example",
+            cache: &cache,
+        };
+        let mut other_iss = claims(NOW + 600);
+        other_iss["iss"] = json!("https://other.example");
+        let err = parse_access_token(&v, &signed(&keys, &other_iss), NOW).unwrap_err();
+        assert_eq!(err.description, "wrong issuer");
+        let id_token = keys.sign(Alg::ES256, "JWT", &claims(NOW + 600)).unwrap();
+        let err = parse_access_token(&v, &id_token, NOW).unwrap_err();
+        assert_eq!(err.description, "not an access token");
+        let mut later = claims(NOW + 600);
+        later["nbf"] = json!(NOW + 60);
+        let later = signed(&keys, &later);
+        assert_eq!(
+            parse_access_token(&v, &later, NOW).unwrap_err().description,
+            "token not yet valid"
+        );
+        assert!(parse_access_token(&v, &later, NOW + 60).is_ok());
+    }
+
+    #[test]
+    fn the_cache_drops_expired_entries_first_when_full() {
+        let keys = Arc::new(KeySet::generate(NOW).unwrap());
+        let cache = VerifiedTokens::default();
+        let at = |exp: i64| AccessToken {
+            claims: Value::Null,
+            jti: "j".into(),
+            client_id: "c".into(),
+            sub: "s".into(),
+            family_id: None,
+            exp,
+        };
+        let kid = keys.active_kid(Alg::ES256).unwrap().to_owned();
+        for n in 0..VERIFIED_TOKENS_MAX {
+            let exp = if n % 2 == 0 { NOW - 1 } else { NOW + 600 };
+            cache.put(&format!("t{n}"), &kid, &at(exp), NOW - 10);
+        }
+        cache.put("fresh", &kid, &at(NOW + 600), NOW);
+        assert_eq!(cache.len(), VERIFIED_TOKENS_MAX / 2 + 1);
+        assert!(cache.get("t1", &keys, NOW).is_some_and(|r| r.is_ok()));
+    }
 }

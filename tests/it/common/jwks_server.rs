@@ -122,6 +122,13 @@ impl AppKey {
         jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ec_der(&self.pkcs8)).unwrap()
     }
 
+    /// Any claims, signed with this key (ES256, `kid` in the header).
+    pub fn sign(&self, claims: &Value) -> String {
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, claims, &EncodingKey::from_ec_der(&self.pkcs8)).unwrap()
+    }
+
     pub fn assertion(&self, client_id: &str, audience: &str, now: i64) -> String {
         self.assertion_as(&self.kid, client_id, audience, now)
     }

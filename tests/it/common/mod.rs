@@ -3,8 +3,10 @@
 
 #![allow(dead_code)]
 
+pub mod authorities;
 pub mod browser;
 pub mod console;
+pub mod fake_op;
 pub mod jwks_server;
 pub mod receiver;
 pub mod rp;

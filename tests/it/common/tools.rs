@@ -54,6 +54,12 @@ pub fn missing() -> Vec<&'static str> {
                 .exists(),
         ),
         (
+            "oidc-provider (tests/interop)",
+            interop
+                .join("node/node_modules/oidc-provider/package.json")
+                .exists(),
+        ),
+        (
             "authlib (tests/interop)",
             interop.join("python/authlib/__init__.py").exists(),
         ),

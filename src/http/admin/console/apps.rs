@@ -129,7 +129,7 @@ async fn create_app(
             secret_once(&app, jar, &client.id, &secret.unwrap_or_default())
         }
         Err(e) => {
-            let message = e.to_string();
+            let message = super::problem_text::detail(lang, StatusCode::UNPROCESSABLE_ENTITY, &e.to_string());
             let list = app_list(&app, admin).await;
             let v = View {
                 title: labels(lang).apps,

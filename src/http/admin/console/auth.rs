@@ -1,17 +1,17 @@
 //! The console signs in through yunid like any app (authorization code, PKCE S256, state, nonce,
-//! `acr_values=2`), redeems the code in-process at the token endpoint, checks the ID token like any
+//! `acr_values=2`), redeems the code in-process with the authorization code grant, checks the ID token like any
 //! relying party, and keeps its own server-side session bound to the yunid session (`sid`). Signing out
 //! is RP-initiated logout.
 
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use axum_extra::extract::CookieJar;
 use axum_extra::extract::cookie::{Cookie, SameSite};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::labels;
 use crate::app::App;
@@ -22,7 +22,7 @@ use crate::http::messages::Msg;
 use crate::http::{cookies, page};
 use crate::services::admin::{Admin, Role};
 use crate::services::console::{self, CLIENT_ID};
-use crate::services::params::Params;
+use crate::services::oidc::grants::{self, GrantRequest, authorization_code};
 use crate::store::audit::NewEvent;
 use crate::store::console::{ConsoleLogin, ConsoleSession};
 
@@ -248,40 +248,28 @@ async fn callback(
     (jar, Redirect::to(&login.return_to)).into_response()
 }
 
-/// Redeems the code at our own token endpoint (in-process: the very handler apps call), authenticated
-/// with the console's secret; returns the ID token.
+/// Redeems the code with the authorization code grant, in-process (the very function the token endpoint
+/// runs for apps), as the console's client; returns the ID token.
 async fn redeem(app: &App, code: &str, verifier: &str) -> anyhow::Result<String> {
-    use base64::Engine;
-    let basic = base64::engine::general_purpose::STANDARD
-        .encode(format!("{CLIENT_ID}:{}", console::secret(&app.secrets)));
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        header::AUTHORIZATION,
-        HeaderValue::from_str(&format!("Basic {basic}"))?,
-    );
-    let params = Params::from_pairs(
-        [
-            ("grant_type", "authorization_code"),
-            ("code", code),
-            ("redirect_uri", &console::redirect_uri(&app.config)),
-            ("code_verifier", verifier),
-        ]
-        .map(|(k, v)| (k.to_owned(), v.to_owned())),
-    );
-    let res = crate::http::oidc::token_endpoint(
-        State(app.clone()),
-        headers,
-        crate::http::forms::ProtocolParams(params),
-    )
-    .await
-    .into_response();
-    let status = res.status();
-    let body = axum::body::to_bytes(res.into_body(), 256 * 1024).await?;
-    let json: Value = serde_json::from_slice(&body)?;
-    anyhow::ensure!(status.is_success(), "token endpoint answered {status}: {json}");
-    json.get("id_token")
-        .and_then(Value::as_str)
-        .map(str::to_owned)
+    let client = app
+        .db
+        .client(CLIENT_ID)
+        .await?
+        .filter(|c| !c.disabled)
+        .ok_or_else(|| anyhow::anyhow!("the console's client is missing or disabled"))?;
+    let redirect_uri = console::redirect_uri(&app.config);
+    let request = GrantRequest::AuthorizationCode(authorization_code::Input {
+        code,
+        redirect_uri: &redirect_uri,
+        code_verifier: verifier,
+    });
+    let grant_type = request.grant_type();
+    let response = grants::exchange(&app.grants(), &client, request, app.now())
+        .await
+        .map_err(|e| anyhow::anyhow!("the code was not redeemed: {e}"))?;
+    app.metrics.token_issued(grant_type.as_str());
+    response
+        .id_token
         .ok_or_else(|| anyhow::anyhow!("no id_token in the token response"))
 }
 

@@ -7,6 +7,7 @@ mod auth;
 mod labels;
 mod orgs;
 mod persons;
+mod problem_text;
 
 use axum::Router;
 use axum::extract::{Query, State};
@@ -235,7 +236,7 @@ impl Posted {
 }
 
 fn problem_page(lang: Lang, p: Problem) -> Response {
-    page::error_in(lang, p.status, &p.detail)
+    page::error_in(lang, p.status, &problem_text::detail(lang, p.status, &p.detail))
 }
 
 /// A time as shown in the console: China Standard Time, which has no daylight saving.

@@ -114,10 +114,11 @@ async fn show(app: &App, jar: CookieJar, lang: Lang, admin: &Admin, code: &str, 
         status,
     } = said;
     let l = labels(lang);
+    let shown = error.map(|e| super::problem_text::detail(lang, status, e));
     let mut v = View {
         title: l.orgs,
         section: "orgs",
-        error,
+        error: shown.as_deref(),
         notice,
         code,
         ..View::default()
@@ -129,7 +130,7 @@ async fn show(app: &App, jar: CookieJar, lang: Lang, admin: &Admin, code: &str, 
             Ok(org) => v.org = Some(org),
             Err(e) => {
                 status = status_of(&e);
-                failure = message(&e);
+                failure = super::problem_text::detail(lang, status, &message(&e));
                 v.error = Some(&failure);
             }
         }

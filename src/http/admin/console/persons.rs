@@ -118,10 +118,11 @@ async fn search(
             }
         },
         Err(p) => {
+            let shown = super::problem_text::detail(lang, p.status, &p.detail);
             let v = View {
                 title: l.persons,
                 section: "persons",
-                error: Some(&p.detail),
+                error: Some(&shown),
                 ..View::default()
             };
             render(&app, jar, lang, admin, v, p.status)

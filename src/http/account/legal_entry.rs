@@ -1,0 +1,62 @@
+//! The "法人登录" (legal person) entry of the login page: the same sign-in, remembered for this browser
+//! in a short-lived cookie, after which a person signing in at yunid itself goes straight to their
+//! enterprises (to choose one, or to bind one when there is none). In an app's authorization request
+//! the app's `org` scope already leads to the act-as choice; the entry keeps the request (`req`).
+//! The cookie is a preference only: it grants nothing and is cleared when used.
+
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum_extra::extract::CookieJar;
+use axum_extra::extract::cookie::{Cookie, SameSite};
+use serde::Deserialize;
+
+use crate::app::App;
+use crate::http::cookies;
+
+const COOKIE: &str = "yunid_entry";
+/// Where a legal person lands.
+pub const LANDING: &str = "/account/organisations?entry=legal";
+
+pub fn router() -> Router<App> {
+    Router::new().route("/login/legal", get(enter))
+}
+
+/// The entry cookie (HttpOnly, Lax, half an hour); `max_age` 0 removes it.
+fn cookie(app: &App, value: &str, max_age: i64) -> Cookie<'static> {
+    let text = format!("{COOKIE}={value}; Path=/; Max-Age={max_age}; SameSite=Lax; HttpOnly");
+    let mut c = Cookie::parse(text).unwrap_or_else(|_| Cookie::new(COOKIE, value.to_owned()));
+    c.set_same_site(SameSite::Lax);
+    c.set_secure(app.config.secure_cookies());
+    c
+}
+
+#[derive(Deserialize)]
+struct EntryQuery {
+    req: Option<String>,
+}
+
+async fn enter(State(app): State<App>, jar: CookieJar, Query(q): Query<EntryQuery>) -> Response {
+    let signed_in = matches!(cookies::session(&app, &jar, app.now()).await, Ok(Some(_)));
+    match q.req.filter(|r| !r.is_empty() && r.len() <= 128) {
+        // An app's request: sign in for it (the act-as choice follows for an app that asks `org`).
+        Some(req) => {
+            let mut login = url::Url::parse("http://x/login").unwrap_or_else(|_| unreachable!());
+            login.query_pairs_mut().append_pair("req", &req);
+            let target = format!("/login?{}", login.query().unwrap_or(""));
+            Redirect::to(&target).into_response()
+        }
+        None if signed_in => Redirect::to(LANDING).into_response(),
+        None => (jar.add(cookie(&app, "legal", 1800)), Redirect::to("/login")).into_response(),
+    }
+}
+
+/// For the account page: whether this browser came in through the legal-person entry (the cookie is
+/// cleared either way it is read).
+pub fn take(app: &App, jar: CookieJar) -> (CookieJar, bool) {
+    if jar.get(COOKIE).is_none() {
+        return (jar, false);
+    }
+    (jar.add(cookie(app, "", 0)), true)
+}

@@ -1,0 +1,206 @@
+//! `/account/organisations`: a person at level 2 or above binds an enterprise they legally represent
+//! (through the legal-person registry), appoints agents, and accepts or ends appointments.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use axum_extra::extract::CookieJar;
+use serde::Deserialize;
+
+use super::proofing_texts::{ProofingTexts, message, texts};
+use super::verify::{CsrfForm, MessageQuery, outcome, signed_in};
+use crate::app::App;
+use crate::http::forms::ClientAddr;
+use crate::http::i18n::{Lang, Texts};
+use crate::http::messages::Msg;
+use crate::http::{cookies, page};
+use crate::services::proofing::orgs::{self, NewAppointment};
+
+const HERE: &str = "/account/organisations";
+
+pub fn router() -> Router<App> {
+    Router::new()
+        .route(HERE, get(show))
+        .route("/account/organisations/bind", post(bind))
+        .route("/account/organisations/appoint", post(appoint))
+        .route("/account/organisations/appointments/{id}/accept", post(accept))
+        .route("/account/organisations/appointments/{id}/end", post(end))
+}
+
+#[derive(askama::Template)]
+#[template(path = "organisations.html")]
+struct OrganisationsPage<'a> {
+    t: &'static Texts,
+    p: &'static ProofingTexts,
+    csrf: &'a str,
+    message: Option<(&'static str, bool)>,
+    level: i64,
+    /// Arrived through the legal-person entry: the page opens with the choice.
+    legal_entry: bool,
+    /// (name, credit code, role text)
+    represents: Vec<(String, String, &'static str)>,
+    /// (name, credit code, status)
+    bindings: Vec<(String, String, String)>,
+    /// (org id, name)
+    may_appoint: Vec<(String, String)>,
+    /// (id, organisation, other person, made by me, accepted)
+    appointments: Vec<(String, String, String, bool, bool)>,
+}
+
+async fn show(State(app): State<App>, lang: Lang, jar: CookieJar, Query(q): Query<MessageQuery>) -> Response {
+    let Ok(Some((_, person))) = signed_in(&app, &jar).await else {
+        return Redirect::to("/login").into_response();
+    };
+    let overview = match orgs::overview(&app.proofing(), &person, app.now()).await {
+        Ok(o) => o,
+        Err(e) => return page::internal(anyhow::anyhow!("{e}"), "organisations page"),
+    };
+    let (jar, csrf) = cookies::csrf(&app, jar);
+    let p = texts(lang);
+    let html = page::render(OrganisationsPage {
+        t: lang.texts(),
+        p,
+        csrf: &csrf,
+        message: q.m.as_deref().and_then(|m| message(lang, m)),
+        level: person.real_name_level,
+        legal_entry: q.entry.as_deref() == Some("legal"),
+        represents: overview
+            .represents
+            .into_iter()
+            .map(|(name, code, role)| (name, code, crate::http::page::role_text(lang.texts(), &role)))
+            .collect(),
+        bindings: overview
+            .bindings
+            .into_iter()
+            .map(|(b, o)| {
+                let (name, code) = o.map(|o| (o.name, o.credit_code)).unwrap_or_default();
+                let status = match b.status.as_str() {
+                    "active" => p.status_active,
+                    _ => p.status_suspended,
+                };
+                (name, code, status.to_owned())
+            })
+            .collect(),
+        may_appoint: overview.may_appoint,
+        appointments: overview
+            .appointments
+            .into_iter()
+            .map(|(a, org, other, mine)| (a.id, org, other, mine, a.status == "accepted"))
+            .collect(),
+    });
+    (jar, html).into_response()
+}
+
+#[derive(Deserialize)]
+struct BindForm {
+    csrf: Option<String>,
+    #[serde(default)]
+    credit_code: String,
+}
+
+async fn bind(
+    State(app): State<App>,
+    lang: Lang,
+    jar: CookieJar,
+    ClientAddr(address): ClientAddr,
+    Form(form): Form<BindForm>,
+) -> Response {
+    if !cookies::csrf_ok(&app, &jar, form.csrf.as_deref()) {
+        return page::fail(lang, StatusCode::FORBIDDEN, Msg::FormToken);
+    }
+    let Ok(Some((_, person))) = signed_in(&app, &jar).await else {
+        return Redirect::to("/login").into_response();
+    };
+    let result = orgs::bind(&app.proofing(), &person, &form.credit_code, &address, app.now()).await;
+    outcome(HERE, result.map(|_| "bound"))
+}
+
+#[derive(Deserialize)]
+struct AppointForm {
+    csrf: Option<String>,
+    #[serde(default)]
+    org_id: String,
+    #[serde(default)]
+    appointee: String,
+    #[serde(default)]
+    role: String,
+    #[serde(default)]
+    matters: String,
+    #[serde(default)]
+    valid_days: String,
+}
+
+async fn appoint(
+    State(app): State<App>,
+    lang: Lang,
+    jar: CookieJar,
+    ClientAddr(address): ClientAddr,
+    Form(form): Form<AppointForm>,
+) -> Response {
+    if !cookies::csrf_ok(&app, &jar, form.csrf.as_deref()) {
+        return page::fail(lang, StatusCode::FORBIDDEN, Msg::FormToken);
+    }
+    let Ok(Some((_, person))) = signed_in(&app, &jar).await else {
+        return Redirect::to("/login").into_response();
+    };
+    let days = form.valid_days.trim();
+    let valid_days = match days {
+        "" => None,
+        d => match d.parse::<i64>() {
+            Ok(n) => Some(n),
+            Err(_) => {
+                return outcome(
+                    HERE,
+                    Err(crate::services::proofing::ProofingError::Invalid("valid_days")),
+                );
+            }
+        },
+    };
+    let new = NewAppointment {
+        org_id: &form.org_id,
+        appointee: &form.appointee,
+        role: &form.role,
+        matters: &form.matters,
+        valid_days,
+    };
+    let result = orgs::appoint(&app.proofing(), &person, new, &address, app.now()).await;
+    outcome(HERE, result.map(|_| "appointed"))
+}
+
+async fn accept(
+    State(app): State<App>,
+    lang: Lang,
+    jar: CookieJar,
+    ClientAddr(address): ClientAddr,
+    Path(id): Path<String>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    if !cookies::csrf_ok(&app, &jar, form.csrf.as_deref()) {
+        return page::fail(lang, StatusCode::FORBIDDEN, Msg::FormToken);
+    }
+    let Ok(Some((_, person))) = signed_in(&app, &jar).await else {
+        return Redirect::to("/login").into_response();
+    };
+    let result = orgs::accept(&app.proofing(), &person, &id, &address, app.now()).await;
+    outcome(HERE, result.map(|_| "accepted"))
+}
+
+async fn end(
+    State(app): State<App>,
+    lang: Lang,
+    jar: CookieJar,
+    ClientAddr(address): ClientAddr,
+    Path(id): Path<String>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    if !cookies::csrf_ok(&app, &jar, form.csrf.as_deref()) {
+        return page::fail(lang, StatusCode::FORBIDDEN, Msg::FormToken);
+    }
+    let Ok(Some((_, person))) = signed_in(&app, &jar).await else {
+        return Redirect::to("/login").into_response();
+    };
+    let result = orgs::end(&app.proofing(), &person, &id, &address, app.now()).await;
+    outcome(HERE, result.map(|_| "ended"))
+}

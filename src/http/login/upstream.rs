@@ -1,0 +1,341 @@
+//! Signing in through an upstream provider (`services::federation`): the login page's buttons post to
+//! `/login/upstream/{id}` (CSRF token; the sign-in is bound to this browser and its pending request),
+//! the upstream sends the browser back to `/login/upstream/callback`, and the upstream's back-channel
+//! logout arrives at `/login/upstream/{id}/logout`.
+
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum_extra::extract::CookieJar;
+use axum_extra::extract::cookie::{Cookie, SameSite};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::forbidden_csrf;
+use super::methods::{self, View};
+use crate::app::App;
+use crate::crypto;
+use crate::http::forms::ClientAddr;
+use crate::http::i18n::Lang;
+use crate::http::messages::Msg;
+use crate::http::{cookies, page, pending};
+use crate::services::federation::flow::{self, Callback, Outcome};
+use crate::services::federation::{FederationError, TokenError};
+use crate::store::audit::NewEvent;
+
+/// The cookie holding a link offer until the person signs in to yunid (this browser only).
+const LINK_COOKIE: &str = "yunid_link";
+
+fn link_cookie_name(app: &App) -> String {
+    if app.config.secure_cookies() {
+        format!("__Host-{LINK_COOKIE}")
+    } else {
+        LINK_COOKIE.to_owned()
+    }
+}
+
+fn link_cookie(app: &App, value: String) -> Cookie<'static> {
+    let mut c = Cookie::new(link_cookie_name(app), value);
+    c.set_http_only(true);
+    c.set_path("/");
+    c.set_same_site(SameSite::Lax);
+    c.set_secure(app.config.secure_cookies());
+    c
+}
+
+fn say(lang: Lang, zh: &'static str, en: &'static str) -> &'static str {
+    if lang == Lang::Zh { zh } else { en }
+}
+
+/// The error page for a failed federated sign-in: what went wrong in general terms (the details stay
+/// in the log, which never holds a secret or an ID number).
+fn failed(lang: Lang, e: &FederationError) -> Response {
+    let (status, zh, en) = match e {
+        FederationError::Unknown | FederationError::Disabled => (
+            StatusCode::NOT_FOUND,
+            "此登录方式不可用。",
+            "This sign-in option is not available.",
+        ),
+        FederationError::State => (
+            StatusCode::BAD_REQUEST,
+            "此登录已过期或不是在本浏览器中发起的，请重新登录。",
+            "This sign-in expired or was not started in this browser; please sign in again.",
+        ),
+        FederationError::Refused(_) => (
+            StatusCode::FORBIDDEN,
+            "对方平台未完成登录。",
+            "The other platform did not complete the sign-in.",
+        ),
+        FederationError::Token(_) => (
+            StatusCode::BAD_REQUEST,
+            "对方平台返回的登录凭证无效，登录未完成。",
+            "The other platform's sign-in token is not valid; you are not signed in.",
+        ),
+        FederationError::PersonUnavailable => (
+            StatusCode::FORBIDDEN,
+            "该账号当前不可用。",
+            "This account is not available.",
+        ),
+        FederationError::Unavailable(_) | FederationError::Setting(..) | FederationError::Internal(_) => (
+            StatusCode::BAD_GATEWAY,
+            "暂时无法连接对方平台，请稍后再试。",
+            "The other platform cannot be reached right now; please try again later.",
+        ),
+    };
+    match e {
+        FederationError::Internal(err) => tracing::error!(error = ?err, "federated sign-in failed"),
+        other => tracing::info!(error = %other, "federated sign-in refused"),
+    }
+    page::error_in(lang, status, say(lang, zh, en))
+}
+
+#[derive(Deserialize)]
+pub struct StartForm {
+    csrf: Option<String>,
+    req: Option<String>,
+}
+
+/// `POST /login/upstream/{id}`: starts a sign-in at the upstream for this browser (and its pending
+/// request, which must belong to this browser).
+pub async fn start(
+    State(app): State<App>,
+    lang: Lang,
+    jar: CookieJar,
+    Path(id): Path<String>,
+    Form(f): Form<StartForm>,
+) -> Response {
+    if !cookies::csrf_ok(&app, &jar, f.csrf.as_deref()) {
+        return forbidden_csrf(lang);
+    }
+    let now = app.now();
+    let ctx = match methods::context(&app, &jar, lang, f.req.as_deref(), now).await {
+        Ok(c) => c,
+        Err(e) => return page::internal(e, "upstream sign-in"),
+    };
+    if let (Some(req), true) = (&f.req, ctx.foreign) {
+        return pending::restart(req);
+    }
+    if f.req.is_some() && ctx.pending.is_none() {
+        return page::fail(ctx.lang, StatusCode::BAD_REQUEST, Msg::RequestExpired);
+    }
+    let (jar, browser) = cookies::browser(&app, jar);
+    let started = flow::start(
+        &app.federation(),
+        &id,
+        &crypto::token_hash(&browser),
+        f.req.as_deref(),
+        ctx.reauth,
+        now,
+        app.random.as_ref(),
+    )
+    .await;
+    match started {
+        Ok(url) => (jar, Redirect::to(&url)).into_response(),
+        Err(e) => failed(ctx.lang, &e),
+    }
+}
+
+/// `GET /login/upstream/callback`: the upstream's answer, in the browser that started the sign-in.
+pub async fn callback(
+    State(app): State<App>,
+    lang: Lang,
+    jar: CookieJar,
+    ClientAddr(addr): ClientAddr,
+    Query(q): Query<Callback>,
+) -> Response {
+    let now = app.now();
+    let Some(browser) = cookies::browser_value(&app, &jar) else {
+        return failed(lang, &FederationError::State);
+    };
+    let browser_hash = crypto::token_hash(&browser);
+    let outcome = flow::callback(&app.federation(), &q, &browser_hash, now, app.random.as_ref()).await;
+    let result: anyhow::Result<Response> = async {
+        match outcome {
+            Err(e) => {
+                if let FederationError::Token(t) = &e {
+                    refused_token(&app, t, &addr).await;
+                }
+                Ok(failed(lang, &e))
+            }
+            Ok(Outcome::Link {
+                offer,
+                upstream_name,
+                req,
+                ..
+            }) => {
+                let ctx = methods::context(&app, &jar, lang, req.as_deref(), now).await?;
+                let jar = jar.add(link_cookie(&app, offer));
+                let t = ctx.lang.texts();
+                let notice = format!("{} {upstream_name}", t.upstream_link_notice);
+                let view = View {
+                    notice: Some(&notice),
+                    ..View::default()
+                };
+                Ok(methods::render(&app, jar, &ctx, view, StatusCode::OK))
+            }
+            Ok(Outcome::SignedIn(fed)) => {
+                let ctx = methods::context(&app, &jar, lang, fed.req.as_deref(), now).await?;
+                if let (Some(req), true) = (&fed.req, ctx.foreign) {
+                    return Ok(pending::restart(req));
+                }
+                // Another person's session in this browser ends (a shared terminal), as with any login.
+                let cookie = cookies::session_value(&app, &jar);
+                if let Some((previous, _)) =
+                    ctx.session.as_ref().filter(|(s, _)| s.person_id != fed.person_id)
+                {
+                    app.logout().end_session(&previous.sid, now).await?;
+                }
+                let current = ctx
+                    .renewable(cookie.as_deref())
+                    .filter(|(_, s)| s.person_id == fed.person_id);
+                let signed = flow::open_session(&app.federation(), current, &fed, now, app.random.as_ref())
+                    .await
+                    .map_err(anyhow::Error::from)?;
+                if fed.linked {
+                    crate::services::audit::record_quietly(
+                        &app.db,
+                        app.now(),
+                        NewEvent {
+                            actor: &format!("upstream:{}", fed.upstream_id),
+                            action: if fed.created {
+                                "upstream.person_create"
+                            } else {
+                                "upstream.link"
+                            },
+                            subject: &fed.person_id,
+                            address: &addr,
+                            outcome: "success",
+                            detail: json!({ "upstream": fed.upstream_id, "by": "verified_id_number" })
+                                .to_string(),
+                            ..Default::default()
+                        },
+                    )
+                    .await;
+                }
+                methods::finish(&app, jar, &ctx, signed, "fed", &addr, now).await
+            }
+        }
+    }
+    .await;
+    result.unwrap_or_else(|e| page::internal(e, "upstream callback"))
+}
+
+/// A refused upstream token leaves a trace in the audit trail (which upstream, why).
+async fn refused_token(app: &App, why: &TokenError, addr: &str) {
+    crate::services::audit::record_quietly(
+        &app.db,
+        app.now(),
+        NewEvent {
+            actor: "anonymous",
+            action: "upstream.token_refused",
+            subject: "",
+            address: addr,
+            outcome: "failure",
+            detail: json!({ "reason": why.to_string() }).to_string(),
+            ..Default::default()
+        },
+    )
+    .await;
+}
+
+/// After any successful yunid sign-in: a link offer this browser holds links the upstream account to
+/// the person who signed in, once; the cookie goes either way.
+pub async fn accept_offer(app: &App, jar: CookieJar, person_id: &str, addr: &str, now: i64) -> CookieJar {
+    let name = link_cookie_name(app);
+    let Some(offer) = jar.get(&name).map(|c| c.value().to_owned()) else {
+        return jar;
+    };
+    let mut removal = link_cookie(app, String::new());
+    removal.make_removal();
+    let jar = jar.add(removal);
+    let Some(browser) = cookies::browser_value(app, &jar) else {
+        return jar;
+    };
+    let accepted = flow::accept_offer(
+        &app.federation(),
+        &offer,
+        &crypto::token_hash(&browser),
+        person_id,
+        now,
+    )
+    .await;
+    match accepted {
+        Ok(Some(upstream)) => {
+            crate::services::audit::record_quietly(
+                &app.db,
+                app.now(),
+                NewEvent {
+                    actor: &format!("person:{person_id}"),
+                    action: "upstream.link",
+                    subject: person_id,
+                    address: addr,
+                    outcome: "success",
+                    detail: json!({ "upstream": upstream, "by": "yunid_sign_in" }).to_string(),
+                    ..Default::default()
+                },
+            )
+            .await;
+        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "link offer could not be taken"),
+    }
+    jar
+}
+
+#[derive(Deserialize)]
+pub struct LogoutForm {
+    logout_token: Option<String>,
+}
+
+/// `POST /login/upstream/{id}/logout`: the upstream's back-channel logout (Back-Channel Logout 1.0
+/// §2.5, §2.8): 200 when the token is valid (whether or not a session was still open), 400 otherwise.
+pub async fn backchannel_logout(
+    State(app): State<App>,
+    ClientAddr(addr): ClientAddr,
+    Path(id): Path<String>,
+    Form(f): Form<LogoutForm>,
+) -> Response {
+    let now = app.now();
+    let bad = |description: String| {
+        (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({ "error": "invalid_request", "error_description": description })),
+        )
+            .into_response()
+    };
+    let Some(token) = f.logout_token else {
+        return bad("logout_token is required".into());
+    };
+    let sids = match flow::backchannel_logout(&app.federation(), &id, &token, now).await {
+        Ok(s) => s,
+        Err(FederationError::Internal(e)) => return page::json_internal(&e, "upstream logout"),
+        Err(e) => {
+            tracing::info!(upstream = %id, error = %e, "upstream logout token refused");
+            return bad(e.to_string());
+        }
+    };
+    let mut ended = 0;
+    for sid in &sids {
+        match app.logout().end_session(sid, now).await {
+            Ok(true) => ended += 1,
+            Ok(false) => {}
+            Err(e) => return page::json_internal(&e, "upstream logout"),
+        }
+    }
+    crate::services::audit::record_quietly(
+        &app.db,
+        app.now(),
+        NewEvent {
+            actor: &format!("upstream:{id}"),
+            action: "upstream.logout",
+            subject: "",
+            address: &addr,
+            outcome: "success",
+            detail: json!({ "sessions_ended": ended }).to_string(),
+            ..Default::default()
+        },
+    )
+    .await;
+    StatusCode::OK.into_response()
+}

@@ -1,0 +1,77 @@
+//! The authorization code grant (RFC 6749 §4.1.3) with PKCE S256 (RFC 7636 §4.6): a code works once, for
+//! the client it was issued to, with the redirect URI of the authorization request and the verifier of
+//! its challenge; a code used twice revokes what its first use issued.
+
+use super::issue::{Via, issue, subject_of};
+use super::{Ctx, GrantError};
+use crate::crypto;
+use crate::services::oidc::authorize::is_pkce_value;
+use crate::services::oidc::code::{Refusal, refusal};
+use crate::services::oidc::scope::ScopeSet;
+use crate::services::oidc::tokens::TokenResponse;
+use crate::store::clients::Client;
+use crate::store::families::{CodeRedemption, PresentedCode};
+
+/// The request's `code`, `redirect_uri` and `code_verifier`.
+#[derive(Debug, Clone, Copy)]
+pub struct Input<'a> {
+    pub code: &'a str,
+    pub redirect_uri: &'a str,
+    pub code_verifier: &'a str,
+}
+
+/// RFC 7636 §4.6: BASE64URL(SHA256(code_verifier)), the only method yunid accepts (S256).
+pub fn s256_challenge(verifier: &str) -> String {
+    crypto::b64url(&crypto::sha256(verifier.as_bytes()))
+}
+
+/// Redeems a code: the tokens of its grant, or why not.
+pub async fn redeem(
+    ctx: &Ctx<'_>,
+    client: &Client,
+    input: Input<'_>,
+    now: i64,
+) -> Result<TokenResponse, GrantError> {
+    let Input {
+        code,
+        redirect_uri,
+        code_verifier,
+    } = input;
+    let hash = crypto::token_hash(code);
+    // The verifier is checked (with the client and the redirect URI) by the statement that consumes the
+    // code, so a refused request leaves it usable.
+    if !is_pkce_value(code_verifier) {
+        return Err(GrantError::MalformedVerifier);
+    }
+    let challenge = s256_challenge(code_verifier);
+    // Read the grant before using the code: a concurrent replay revokes it only after its own attempt
+    // failed, i.e. after the one successful redemption read it, so that one is not refused as well.
+    let family = match ctx.db.code_family(&hash).await? {
+        Some(id) => ctx.db.family_with_person(&id).await?,
+        None => None,
+    };
+    let presented = PresentedCode {
+        client_id: &client.id,
+        redirect_uri,
+        code_challenge: &challenge,
+    };
+    let family_id = match ctx.db.redeem_code(&hash, &presented, now).await? {
+        CodeRedemption::Redeemed(family_id) => family_id,
+        CodeRedemption::Refused(row, used) => {
+            let why = refusal(&row, used, &client.id, redirect_uri, &challenge, now);
+            // RFC 6749 §4.1.2: a code used twice revokes what its first use issued.
+            if let Refusal::Reused(family) = &why {
+                ctx.db.revoke_family(family, now).await?;
+                tracing::warn!(client = %client.id, "authorization code reused; its grant is revoked");
+            }
+            return Err(GrantError::CodeRefused(why));
+        }
+        CodeRedemption::Unknown => return Err(GrantError::UnknownCode),
+    };
+    let (family, person) = family
+        .filter(|(f, _)| f.id == family_id && f.revoked_at.is_none())
+        .ok_or(GrantError::GrantRevoked)?;
+    let subject = subject_of(ctx, client, &family, person, now).await?;
+    let scope = ScopeSet::parse(&family.scope);
+    issue(ctx, client, &family, subject, &scope, Via::Code(code), now).await
+}

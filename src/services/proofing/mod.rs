@@ -1,0 +1,264 @@
+//! Real-name proofing online and legal persons by themselves: a person raises their real-name level
+//! against the authorities' databases (population, mobile carrier, face verification) and binds an
+//! enterprise they legally represent through the legal-person registry.
+//!
+//! Every authority is a connector with an HTTP JSON contract (docs/CONNECTORS.md). What is kept of a
+//! check is its connector, outcome, transaction id and time: never the raw answer, never an ID number
+//! (not in the database beyond the person's own encrypted one, not in a log, an audit detail or an
+//! error). An authority that is slow, down or answers nonsense is "try later", never a failed login.
+//!
+//! Like every new service, this one takes what it uses ([`Ctx`]) and `now`; it never reads the clock or
+//! the application.
+
+pub mod connectors;
+pub mod evidence;
+pub mod face;
+pub mod levels;
+pub mod orgs;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::crypto::{Random, Secrets};
+use crate::metrics::Metrics;
+use crate::store::Db;
+use crate::store::audit::NewEvent;
+
+pub use connectors::{Connector, Connectors, Endpoint};
+
+/// The settings proofing uses, built by `app.rs` from the configuration.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    pub population: Option<Endpoint>,
+    pub carrier: Option<Endpoint>,
+    pub face: Option<Endpoint>,
+    pub registry: Option<Endpoint>,
+    /// How long one connector call may take.
+    pub timeout: std::time::Duration,
+    /// Seconds after which a population or registry record is asked again.
+    pub recheck_ttl: i64,
+    pub attempts_per_person: i64,
+    pub attempts_per_address: i64,
+    pub face_session_ttl: i64,
+    pub face_min_score: i64,
+    /// Where the face provider sends the browser back (`{issuer}/account/verify/face/return`).
+    pub face_return_url: String,
+}
+
+type Effect<'a> = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send + 'a>>;
+
+/// What proofing asks of the rest of yunid that is not its own to do: cutting a person off everywhere
+/// (sessions ended with back-channel logout, grants revoked — what an admin lock does) and recording an
+/// appointment under the appointment rules (`services::identity`). Implemented by `app.rs`.
+pub trait Host: Send + Sync {
+    fn end_everything<'a>(&'a self, person_id: &'a str, now: i64) -> Effect<'a>;
+    /// Records an agent appointed by `appointer_id` under `services::identity::appoint_agent`'s rules;
+    /// returns the representation id, or the rule that refused it.
+    fn appoint_agent<'a>(
+        &'a self,
+        appointer_id: &'a str,
+        new: crate::services::identity::NewRepresentation,
+        now: i64,
+    ) -> Pin<Box<dyn Future<Output = Result<String, String>> + Send + 'a>>;
+}
+
+/// Everything proofing works with.
+pub struct Ctx<'a> {
+    pub db: &'a Db,
+    pub secrets: &'a Secrets,
+    pub http: &'a reqwest::Client,
+    pub settings: &'a Settings,
+    pub rng: &'a dyn Random,
+    pub metrics: &'a Metrics,
+    pub host: &'a dyn Host,
+}
+
+impl Ctx<'_> {
+    pub fn connectors(&self) -> Connectors<'_> {
+        Connectors {
+            http: self.http,
+            settings: self.settings,
+            metrics: self.metrics,
+        }
+    }
+
+    /// Records an audit event; proofing's events name people by internal id and checks by transaction.
+    pub async fn audit(
+        &self,
+        actor: &str,
+        action: &str,
+        subject: &str,
+        address: &str,
+        outcome: &str,
+        detail: serde_json::Value,
+        now: i64,
+    ) {
+        let event = NewEvent {
+            actor,
+            action,
+            subject,
+            address,
+            outcome,
+            detail: detail.to_string(),
+            ..Default::default()
+        };
+        if let Err(e) = self.db.append_audit(&event, now).await {
+            tracing::error!(error = %e, action, "audit event could not be recorded");
+        }
+    }
+
+    /// Queues an SMS notice (no code, no link, no typed text) in the SMS outbox, worth a day.
+    pub async fn notify(&self, phone: Option<&str>, template: &str, text: &str, now: i64) {
+        let Some(phone) = phone.and_then(|p| crate::identity::Phone::parse(p).ok()) else {
+            return;
+        };
+        let message = crate::services::sms::SmsMessage {
+            to: phone.as_str().to_owned(),
+            template: template.to_owned(),
+            code: String::new(),
+            text: text.to_owned(),
+        };
+        let id = uuid::Uuid::now_v7().to_string();
+        let queued = async {
+            let sealed = self
+                .secrets
+                .encrypt(&serde_json::to_string(&message)?, id.as_bytes())?;
+            self.db
+                .enqueue_sms(&id, Some(&sealed), now, now + 24 * 3600)
+                .await?;
+            anyhow::Ok(())
+        };
+        if let Err(e) = queued.await {
+            tracing::error!(error = %e, template, "proofing notice could not be queued");
+        }
+    }
+}
+
+/// Why a proofing step did not go through. The page says which and what to do; none of them carries an
+/// ID number or an authority's answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ProofingError {
+    /// The connector this step needs is not configured here.
+    #[error("the {0} check is not available here")]
+    NotConfigured(Connector),
+    /// The authority was slow, down or answered something unreadable: try later.
+    #[error("the {0} check is unavailable; try later")]
+    Unavailable(Connector),
+    /// The authority answered: no match. The counter is the way on.
+    #[error("the {0} check did not match")]
+    Mismatch(Connector),
+    /// Too many attempts for this person or from this address.
+    #[error("too many attempts; try later")]
+    Throttled,
+    /// A step needs the one before it (a verified phone for level 2, level 2 for level 3 or a binding).
+    #[error("needs real-name level {0} first")]
+    NeedsLevel(i64),
+    #[error("needs a verified phone first")]
+    NeedsPhone,
+    /// The population record is cancelled or the person deceased: the account is locked.
+    #[error("the population record is closed; the account is locked")]
+    RecordClosed,
+    /// The face session is unknown, used, expired, or belongs to another browser or person.
+    #[error("this face verification session is not valid here")]
+    FaceSession,
+    /// The face verification did not pass (no liveness, low score, or the person gave up).
+    #[error("the face verification did not pass")]
+    FaceFailed,
+    #[error("invalid: {0}")]
+    Invalid(&'static str),
+    /// The registry does not know the credit code.
+    #[error("the registry has no enterprise with this credit code")]
+    UnknownEnterprise,
+    /// The enterprise is not active in the registry (revoked, cancelled).
+    #[error("the enterprise is {0} in the registry")]
+    EnterpriseInactive(String),
+    /// The registry names someone else as the legal representative.
+    #[error("the registry names another legal representative")]
+    NotLegalRepresentative,
+    #[error("already bound")]
+    AlreadyBound,
+    #[error("not found")]
+    NotFound,
+    #[error("not allowed: {0}")]
+    Forbidden(String),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for ProofingError {
+    fn from(e: sqlx::Error) -> Self {
+        ProofingError::Internal(e.into())
+    }
+}
+
+/// Reserves one attempt against the person and one against the address (in the database, so the limits
+/// hold across nodes); false when either is held back.
+pub async fn reserve_attempt(
+    ctx: &Ctx<'_>,
+    person_id: &str,
+    address: &str,
+    now: i64,
+) -> Result<bool, ProofingError> {
+    let window = 24 * 3600;
+    let person = crate::store::login::Limit {
+        max: ctx.settings.attempts_per_person.max(1),
+        window,
+        forget_before: now - window,
+    };
+    let addr = crate::store::login::Limit {
+        max: ctx.settings.attempts_per_address.max(1),
+        window,
+        forget_before: now - window,
+    };
+    let bucket = crate::services::login::address_bucket(address);
+    let by_person = ctx
+        .db
+        .reserve_attempt(&format!("proofing:person:{person_id}"), person, now)
+        .await?;
+    if !by_person {
+        ctx.metrics.throttled("proofing_person");
+        return Ok(false);
+    }
+    if !ctx
+        .db
+        .reserve_attempt(&format!("proofing:addr:{bucket}"), addr, now)
+        .await?
+    {
+        ctx.metrics.throttled("proofing_address");
+        return Ok(false);
+    }
+    Ok(true)
+}
+
+/// The proofing settings from the configuration (connector URLs checked here, at start).
+pub fn settings(config: &crate::config::Config) -> anyhow::Result<Settings> {
+    let c = config;
+    Ok(Settings {
+        population: Endpoint::from_config(
+            c.proofing_population_url.as_deref(),
+            c.proofing_population_token.as_deref(),
+        )?,
+        carrier: Endpoint::from_config(
+            c.proofing_carrier_url.as_deref(),
+            c.proofing_carrier_token.as_deref(),
+        )?,
+        face: Endpoint::from_config(c.proofing_face_url.as_deref(), c.proofing_face_token.as_deref())?,
+        registry: Endpoint::from_config(
+            c.proofing_registry_url.as_deref(),
+            c.proofing_registry_token.as_deref(),
+        )?,
+        timeout: std::time::Duration::from_millis(c.proofing_timeout_ms.clamp(100, 30_000)),
+        recheck_ttl: c.proofing_recheck_ttl.max(60),
+        attempts_per_person: c.proofing_attempts_per_person,
+        attempts_per_address: c.proofing_attempts_per_address,
+        face_session_ttl: c.proofing_face_session_ttl.clamp(60, 3600),
+        face_min_score: c.proofing_face_min_score.clamp(0, 100),
+        face_return_url: c.endpoint("/account/verify/face/return"),
+    })
+}
+
+/// Background work: population records and registry records due for a re-check.
+pub async fn sweep(ctx: &Ctx<'_>, now: i64) -> Result<(), ProofingError> {
+    levels::recheck_due(ctx, now).await?;
+    orgs::recheck_due(ctx, now).await
+}

@@ -1,0 +1,438 @@
+//! Proofing: checks asked of the authorities, the evidence behind online real-name levels, population
+//! re-checks, face verification sessions, enterprise bindings and appointments. No ID numbers here.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::Db;
+
+/// One check asked of an authority.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CheckRow {
+    pub id: String,
+    pub person_id: String,
+    pub connector: String,
+    pub outcome: String,
+    pub transaction_id: Option<String>,
+    pub address: String,
+    pub at: i64,
+}
+
+/// One piece of evidence behind a person's level.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct EvidenceRow {
+    pub check_type: String,
+    pub transaction_id: String,
+    pub at: i64,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BindingRow {
+    pub id: String,
+    pub org_id: String,
+    pub person_id: String,
+    pub rep_id: String,
+    pub status: String,
+    pub reason: Option<String>,
+    pub transaction_id: String,
+    pub bound_at: i64,
+    pub checked_at: i64,
+    pub suspended_at: Option<i64>,
+    pub suspended_by: Option<String>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AppointmentRow {
+    pub id: String,
+    pub org_id: String,
+    pub appointer_id: String,
+    pub appointee_id: String,
+    pub role: String,
+    /// JSON, as representations store it.
+    pub matters: String,
+    pub valid_until: Option<i64>,
+    /// `pending`, `accepted`, `declined`, `ended`.
+    pub status: String,
+    pub rep_id: Option<String>,
+    pub created_at: i64,
+}
+
+fn check_from_row(r: &AnyRow) -> Result<CheckRow, sqlx::Error> {
+    Ok(CheckRow {
+        id: r.try_get("id")?,
+        person_id: r.try_get("person_id")?,
+        connector: r.try_get("connector")?,
+        outcome: r.try_get("outcome")?,
+        transaction_id: r.try_get("transaction_id")?,
+        address: r.try_get("address")?,
+        at: r.try_get("at")?,
+    })
+}
+
+const BINDING_COLUMNS: &str = "id, org_id, person_id, rep_id, status, reason, transaction_id, bound_at, \
+                               checked_at, suspended_at, suspended_by";
+
+fn binding_from_row(r: &AnyRow) -> Result<BindingRow, sqlx::Error> {
+    Ok(BindingRow {
+        id: r.try_get("id")?,
+        org_id: r.try_get("org_id")?,
+        person_id: r.try_get("person_id")?,
+        rep_id: r.try_get("rep_id")?,
+        status: r.try_get("status")?,
+        reason: r.try_get("reason")?,
+        transaction_id: r.try_get("transaction_id")?,
+        bound_at: r.try_get("bound_at")?,
+        checked_at: r.try_get("checked_at")?,
+        suspended_at: r.try_get("suspended_at")?,
+        suspended_by: r.try_get("suspended_by")?,
+    })
+}
+
+const APPOINTMENT_COLUMNS: &str =
+    "id, org_id, appointer_id, appointee_id, role, matters, valid_until, status, rep_id, created_at";
+
+fn appointment_from_row(r: &AnyRow) -> Result<AppointmentRow, sqlx::Error> {
+    Ok(AppointmentRow {
+        id: r.try_get("id")?,
+        org_id: r.try_get("org_id")?,
+        appointer_id: r.try_get("appointer_id")?,
+        appointee_id: r.try_get("appointee_id")?,
+        role: r.try_get("role")?,
+        matters: r.try_get("matters")?,
+        valid_until: r.try_get("valid_until")?,
+        status: r.try_get("status")?,
+        rep_id: r.try_get("rep_id")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+impl Db {
+    pub async fn insert_proofing_check(&self, c: &CheckRow) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO proofing_checks (id, person_id, connector, outcome, transaction_id, address, at) \
+             VALUES ($1,$2,$3,$4,$5,$6,$7)",
+        )
+        .bind(&c.id)
+        .bind(&c.person_id)
+        .bind(&c.connector)
+        .bind(&c.outcome)
+        .bind(&c.transaction_id)
+        .bind(&c.address)
+        .bind(c.at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Checks, newest first, optionally of one person / connector / outcome.
+    pub async fn proofing_checks(
+        &self,
+        person_id: Option<&str>,
+        connector: Option<&str>,
+        outcome: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<CheckRow>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT id, person_id, connector, outcome, transaction_id, address, at FROM proofing_checks \
+             WHERE ($1 = '' OR person_id = $1) AND ($2 = '' OR connector = $2) AND ($3 = '' OR outcome = $3) \
+             ORDER BY at DESC, id DESC LIMIT $4",
+        )
+        .bind(person_id.unwrap_or(""))
+        .bind(connector.unwrap_or(""))
+        .bind(outcome.unwrap_or(""))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(check_from_row).collect()
+    }
+
+    /// Replaces one kind of evidence of a person.
+    pub async fn put_evidence(
+        &self,
+        person_id: &str,
+        check_type: &str,
+        transaction_id: &str,
+        at: i64,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO proofing_evidence (person_id, check_type, transaction_id, at) VALUES ($1,$2,$3,$4) \
+             ON CONFLICT (person_id, check_type) DO UPDATE SET transaction_id = $3, at = $4",
+        )
+        .bind(person_id)
+        .bind(check_type)
+        .bind(transaction_id)
+        .bind(at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn evidence_of(&self, person_id: &str) -> Result<Vec<EvidenceRow>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT check_type, transaction_id, at FROM proofing_evidence WHERE person_id = $1 ORDER BY at, check_type",
+        )
+        .bind(person_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(EvidenceRow {
+                    check_type: r.try_get("check_type")?,
+                    transaction_id: r.try_get("transaction_id")?,
+                    at: r.try_get("at")?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn set_population_state(
+        &self,
+        person_id: &str,
+        state: &str,
+        now: i64,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO proofing_population (person_id, state, checked_at) VALUES ($1,$2,$3) \
+             ON CONFLICT (person_id) DO UPDATE SET state = $2, checked_at = $3",
+        )
+        .bind(person_id)
+        .bind(state)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// When the person's population record was last asked, if ever.
+    pub async fn population_checked_at(&self, person_id: &str) -> Result<Option<i64>, sqlx::Error> {
+        sqlx::query_scalar("SELECT checked_at FROM proofing_population WHERE person_id = $1")
+            .bind(person_id)
+            .fetch_optional(&self.pool)
+            .await
+    }
+
+    /// Active persons whose normal population record was last asked before `before`.
+    pub async fn population_due(&self, before: i64, limit: i64) -> Result<Vec<String>, sqlx::Error> {
+        sqlx::query_scalar(
+            "SELECT pp.person_id FROM proofing_population pp JOIN persons p ON p.id = pp.person_id \
+             WHERE pp.state = 'normal' AND pp.checked_at < $1 AND p.status = 'active' \
+             ORDER BY pp.checked_at LIMIT $2",
+        )
+        .bind(before)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    pub async fn insert_face_session(
+        &self,
+        state_hash: &str,
+        person_id: &str,
+        sid: &str,
+        provider_session: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO proofing_face_sessions (state_hash, person_id, sid, provider_session, created_at, expires_at) \
+             VALUES ($1,$2,$3,$4,$5,$6)",
+        )
+        .bind(state_hash)
+        .bind(person_id)
+        .bind(sid)
+        .bind(provider_session)
+        .bind(now)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Uses a face session once: only for the person and SSO session that opened it, before it expires.
+    /// One statement, so two returns racing on any nodes cannot both have it. The provider's session id.
+    pub async fn take_face_session(
+        &self,
+        state_hash: &str,
+        person_id: &str,
+        sid: &str,
+        now: i64,
+    ) -> Result<Option<String>, sqlx::Error> {
+        sqlx::query_scalar(
+            "UPDATE proofing_face_sessions SET used_at = $4 WHERE state_hash = $1 AND person_id = $2 \
+             AND sid = $3 AND used_at IS NULL AND expires_at > $4 RETURNING provider_session",
+        )
+        .bind(state_hash)
+        .bind(person_id)
+        .bind(sid)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+    }
+
+    pub async fn insert_binding(&self, b: &BindingRow) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO org_bindings (id, org_id, person_id, rep_id, status, reason, transaction_id, bound_at, checked_at) \
+             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)",
+        )
+        .bind(&b.id)
+        .bind(&b.org_id)
+        .bind(&b.person_id)
+        .bind(&b.rep_id)
+        .bind(&b.status)
+        .bind(&b.reason)
+        .bind(&b.transaction_id)
+        .bind(b.bound_at)
+        .bind(b.checked_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn binding(&self, id: &str) -> Result<Option<BindingRow>, sqlx::Error> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {BINDING_COLUMNS} FROM org_bindings WHERE id = $1"
+        ));
+        let row = sqlx::query(sql).bind(id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(binding_from_row).transpose()
+    }
+
+    /// Bindings, newest first, optionally of one person / organisation / status.
+    pub async fn bindings(
+        &self,
+        person_id: Option<&str>,
+        org_id: Option<&str>,
+        status: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<BindingRow>, sqlx::Error> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {BINDING_COLUMNS} FROM org_bindings WHERE ($1 = '' OR person_id = $1) \
+             AND ($2 = '' OR org_id = $2) AND ($3 = '' OR status = $3) ORDER BY bound_at DESC, id DESC LIMIT $4"
+        ));
+        let rows = sqlx::query(sql)
+            .bind(person_id.unwrap_or(""))
+            .bind(org_id.unwrap_or(""))
+            .bind(status.unwrap_or(""))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(binding_from_row).collect()
+    }
+
+    /// Active bindings last checked before `before`.
+    pub async fn bindings_due(&self, before: i64, limit: i64) -> Result<Vec<BindingRow>, sqlx::Error> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {BINDING_COLUMNS} FROM org_bindings WHERE status = 'active' AND checked_at < $1 \
+             ORDER BY checked_at LIMIT $2"
+        ));
+        let rows = sqlx::query(sql)
+            .bind(before)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(binding_from_row).collect()
+    }
+
+    pub async fn binding_checked(&self, id: &str, now: i64) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE org_bindings SET checked_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Suspends an active binding; false when it was not active.
+    pub async fn suspend_binding(
+        &self,
+        id: &str,
+        reason: &str,
+        by: &str,
+        now: i64,
+    ) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query(
+            "UPDATE org_bindings SET status = 'suspended', reason = $1, suspended_by = $2, suspended_at = $3, \
+             checked_at = $3 WHERE id = $4 AND status = 'active'",
+        )
+        .bind(reason)
+        .bind(by)
+        .bind(now)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn set_org_status(&self, org_id: &str, status: &str, now: i64) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE organisations SET status = $1, updated_at = $2, version = version + 1 WHERE id = $3",
+        )
+        .bind(status)
+        .bind(now)
+        .bind(org_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn insert_appointment(&self, a: &AppointmentRow) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO org_appointments (id, org_id, appointer_id, appointee_id, role, matters, valid_until, status, created_at) \
+             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)",
+        )
+        .bind(&a.id)
+        .bind(&a.org_id)
+        .bind(&a.appointer_id)
+        .bind(&a.appointee_id)
+        .bind(&a.role)
+        .bind(&a.matters)
+        .bind(a.valid_until)
+        .bind(&a.status)
+        .bind(a.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn appointment(&self, id: &str) -> Result<Option<AppointmentRow>, sqlx::Error> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {APPOINTMENT_COLUMNS} FROM org_appointments WHERE id = $1"
+        ));
+        let row = sqlx::query(sql).bind(id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(appointment_from_row).transpose()
+    }
+
+    /// Appointments a person made or received that are pending or accepted.
+    pub async fn appointments_of(&self, person_id: &str) -> Result<Vec<AppointmentRow>, sqlx::Error> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {APPOINTMENT_COLUMNS} FROM org_appointments WHERE (appointer_id = $1 OR appointee_id = $1) \
+             AND status IN ('pending', 'accepted') ORDER BY created_at, id"
+        ));
+        let rows = sqlx::query(sql).bind(person_id).fetch_all(&self.pool).await?;
+        rows.iter().map(appointment_from_row).collect()
+    }
+
+    /// Moves an appointment from `from` to `to` (one statement: the first decision wins).
+    pub async fn decide_appointment(
+        &self,
+        id: &str,
+        from: &str,
+        to: &str,
+        rep_id: Option<&str>,
+        by: &str,
+        now: i64,
+    ) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query(
+            "UPDATE org_appointments SET status = $1, rep_id = COALESCE($2, rep_id), decided_at = $3, ended_by = $4 \
+             WHERE id = $5 AND status = $6",
+        )
+        .bind(to)
+        .bind(rep_id)
+        .bind(now)
+        .bind(by)
+        .bind(id)
+        .bind(from)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}

@@ -1,0 +1,761 @@
+//! Signing in to a department app through an upstream OpenID Provider (identity brokering): another
+//! yunid acting as the upstream, and a scripted upstream that answers with the ID token a test chooses.
+//! The department app is a relying party built with the `openidconnect` crate.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use yunid::services::registry::NewClient;
+
+use crate::common::browser::{Page, field};
+use crate::common::fake_op::{FakeOp, IdToken};
+use crate::common::rp::Rp;
+use crate::common::wire::{self, jwt_parts};
+use crate::common::{Backend, Browser, Env, PASSWORD, TestClient, captured_logs, http, resident_id};
+use crate::on_both_backends;
+
+const APP_CALLBACK: &str = "http://127.0.0.1:9/cb";
+const PHONE: &str = "13900139071";
+
+/// An automation client with the super admin's scope, and its token.
+async fn admin_token(env: &Env) -> String {
+    let client = env
+        .client_with(NewClient {
+            name: "平台管理".into(),
+            scopes: vec!["yunid:admin".into()],
+            grant_types: vec!["client_credentials".into()],
+            ..NewClient::default()
+        })
+        .await;
+    let (status, res) = wire::token(
+        &env.base,
+        &client,
+        &[("grant_type", "client_credentials"), ("scope", "yunid:admin")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{res}");
+    res["access_token"].as_str().unwrap().to_owned()
+}
+
+async fn call(
+    env: &Env,
+    method: Method,
+    path: &str,
+    bearer: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut req = http().request(method, env.url(path)).bearer_auth(bearer);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status();
+    let text = res.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+/// The department app on `down`, allowed the identity scope.
+async fn department_app(down: &Env) -> (TestClient, Rp) {
+    let app = down
+        .client_with(NewClient {
+            name: "公积金中心".into(),
+            redirect_uris: vec![APP_CALLBACK.into()],
+            scopes: ["openid", "profile", "identity"].map(String::from).to_vec(),
+            ..NewClient::default()
+        })
+        .await;
+    let rp = Rp::discover(&down.base, &app).await;
+    (app, rp)
+}
+
+/// Presses the upstream's button on a login page: where the browser is sent (the upstream's
+/// authorization endpoint).
+async fn press(browser: &Browser, login: &Page, upstream: &str) -> url::Url {
+    let (_, _, body) = login.html();
+    assert!(
+        body.contains(&format!("action=\"/login/upstream/{upstream}\"")),
+        "no button for {upstream}: {body}"
+    );
+    let csrf = field(body, "csrf").unwrap();
+    let mut form = vec![("csrf", csrf.as_str())];
+    let req = field(body, "req");
+    if let Some(r) = &req {
+        form.push(("req", r.as_str()));
+    }
+    browser
+        .post(&format!("/login/upstream/{upstream}"), &form)
+        .await
+        .left()
+        .clone()
+}
+
+/// The app's code from the redirect back to it, after consenting on yunid when asked.
+async fn to_app(browser: &Browser, mut page: Page) -> String {
+    if page.is_consent() {
+        page = browser.consent(&page, true).await;
+    }
+    page.params()
+        .get("code")
+        .unwrap_or_else(|| panic!("no code: {page:?}"))
+        .clone()
+}
+
+/// Redeems the app's code; the ID token's claims.
+async fn id_claims(rp: &Rp, code: &str, attempt_verifier: openidconnect::PkceCodeVerifier) -> Value {
+    use openidconnect::TokenResponse;
+    let tokens = rp.exchange(code, attempt_verifier).await.expect("code exchange");
+    jwt_parts(&tokens.id_token().expect("an ID token").to_string()).1
+}
+
+/// An upstream yunid and the yunid people sign in to, with the upstream registered (admin API).
+struct Pair {
+    up: Env,
+    down: Env,
+    up_client: TestClient,
+}
+
+async fn pair(backend: Backend, mapping: Value) -> Pair {
+    let up = Env::start(backend).await;
+    let down = Env::start(backend).await;
+    let up_client = up
+        .client_with(NewClient {
+            name: "省统一身份认证".into(),
+            redirect_uris: vec![down.url("/login/upstream/callback")],
+            scopes: ["openid", "profile", "identity"].map(String::from).to_vec(),
+            backchannel_logout_uri: Some(down.url("/login/upstream/national/logout")),
+            ..NewClient::default()
+        })
+        .await;
+    let admin = admin_token(&down).await;
+    let (status, body) = call(
+        &down,
+        Method::POST,
+        "/admin/api/upstreams",
+        &admin,
+        Some(json!({
+            "id": "national",
+            "display_name": "国家政务服务平台",
+            "discovery_url": up.url("/.well-known/openid-configuration"),
+            "client_id": up_client.id,
+            "client_secret": up_client.secret,
+            "scopes": ["openid", "profile", "identity"],
+            "mapping": mapping,
+        })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    Pair { up, down, up_client }
+}
+
+fn trusted_numbers() -> Value {
+    json!({
+        "id_number": "id_number",
+        "name": "name",
+        "level": "real_name_level",
+        "levels": { "2": 2, "3": 3 },
+        "link_min_level": 2,
+        "create_persons": true,
+        "acr": { "1": 1, "2": 2 },
+    })
+}
+
+/// A person on `env` with a password, at real-name level `level`.
+async fn person_at(env: &Env, id_number: &str, phone: &str, level: i64) -> String {
+    let id = env.person(id_number, phone, PASSWORD).await;
+    if level > 1 {
+        env.app
+            .db
+            .set_real_name(&id, level, "counter", "test", env.app.now())
+            .await
+            .unwrap();
+    }
+    id
+}
+
+/// At the upstream: the person signs in (and consents), and the upstream sends the browser back.
+async fn at_upstream(up: &Env, to: &url::Url, username: &str) -> url::Url {
+    let up_browser = Browser::new(&up.base);
+    up_browser
+        .sign_in(to.as_str(), username, PASSWORD)
+        .await
+        .left()
+        .clone()
+}
+
+async fn a_verified_id_number_at_the_upstream_links_and_signs_in_to_a_department_app(backend: Backend) {
+    let p = pair(backend, trusted_numbers()).await;
+    let number = resident_id(711);
+    person_at(&p.up, &number, PHONE, 2).await;
+    person_at(&p.down, &number, "13900139072", 1).await;
+    let (_, rp) = department_app(&p.down).await;
+
+    // Signed in through the upstream.
+    let browser = Browser::new(&p.down.base);
+    let attempt = rp.start(&["identity"]);
+    let login = browser.get(attempt.url.as_str()).await;
+    assert!(login.is_login());
+    let to = press(&browser, &login, "national").await;
+    assert!(to.as_str().starts_with(&p.up.base), "{to}");
+    let sent: std::collections::HashMap<String, String> = to.query_pairs().into_owned().collect();
+    assert_eq!(sent["code_challenge_method"], "S256");
+    assert!(sent.contains_key("nonce") && sent.contains_key("state"));
+    let back = at_upstream(&p.up, &to, &number).await;
+    let code = to_app(&browser, browser.get(back.as_str()).await).await;
+    let fed = id_claims(&rp, &code, attempt.verifier).await;
+    assert_eq!(fed["amr"], json!(["fed"]), "{fed}");
+    assert_eq!(
+        fed["acr"], "1",
+        "a one-factor sign-in at the upstream maps to acr 1: {fed}"
+    );
+
+    // The same person as a password sign-in at yunid.
+    let direct = Browser::new(&p.down.base);
+    let attempt = rp.start(&["identity"]);
+    let page = direct.sign_in(attempt.url.as_str(), &number, PASSWORD).await;
+    let code = page.params()["code"].clone();
+    let pwd = id_claims(&rp, &code, attempt.verifier).await;
+    assert_eq!(pwd["sub"], fed["sub"], "linked to the person with that number");
+
+    // The account page shows the link; unlinked, the next upstream sign-in asks for a yunid sign-in.
+    let account = browser.get("/account").await;
+    let (_, _, body) = account.html();
+    assert!(body.contains("国家政务服务平台") && body.contains("/account/upstreams/national/unlink"));
+    let csrf = field(body, "csrf").unwrap();
+    browser
+        .post("/account/upstreams/national/unlink", &[("csrf", &csrf)])
+        .await;
+    let (_, _, body) = browser.get("/account").await.html().to_owned_tuple();
+    assert!(!body.contains("/account/upstreams/national/unlink"), "{body}");
+    let admin = admin_token(&p.down).await;
+    for action in ["upstream.link", "upstream.unlink", "upstream.create"] {
+        let (status, found) = call(
+            &p.down,
+            Method::GET,
+            &format!("/admin/api/audit?action={action}"),
+            &admin,
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{found}");
+        assert_eq!(found["events"].as_array().unwrap().len(), 1, "{action}: {found}");
+    }
+}
+
+/// `Page::html` borrowed; an owned copy for after the page is gone.
+trait Owned {
+    fn to_owned_tuple(&self) -> (String, StatusCode, String);
+}
+
+impl Owned for (&str, StatusCode, &str) {
+    fn to_owned_tuple(&self) -> (String, StatusCode, String) {
+        (self.0.to_owned(), self.1, self.2.to_owned())
+    }
+}
+
+async fn an_unknown_verified_number_creates_a_person_at_the_mapped_level(backend: Backend) {
+    let p = pair(backend, trusted_numbers()).await;
+    let number = resident_id(712);
+    person_at(&p.up, &number, PHONE, 3).await;
+    let (_, rp) = department_app(&p.down).await;
+    let browser = Browser::new(&p.down.base);
+    let attempt = rp.start(&["identity", "profile"]);
+    let login = browser.get(attempt.url.as_str()).await;
+    let to = press(&browser, &login, "national").await;
+    let back = at_upstream(&p.up, &to, &number).await;
+    let code = to_app(&browser, browser.get(back.as_str()).await).await;
+    use openidconnect::OAuth2TokenResponse;
+    let tokens = rp.exchange(&code, attempt.verifier).await.unwrap();
+    let (status, info) = wire::userinfo(&p.down.base, tokens.access_token().secret()).await;
+    assert_eq!(status, StatusCode::OK, "{info}");
+    assert_eq!(
+        info["real_name_level"], 3,
+        "created at the upstream's level: {info}"
+    );
+    assert_eq!(info["id_number"], number.as_str());
+    assert_eq!(info["name"], "张三");
+}
+
+async fn without_a_trusted_number_the_first_yunid_sign_in_links_the_account(backend: Backend) {
+    // The upstream's numbers are not trusted for linking here.
+    let p = pair(backend, json!({ "acr": { "1": 1 } })).await;
+    let number = resident_id(713);
+    person_at(&p.up, &number, PHONE, 2).await;
+    person_at(&p.down, &number, "13900139073", 1).await;
+    let (_, rp) = department_app(&p.down).await;
+
+    let browser = Browser::new(&p.down.base);
+    let attempt = rp.start(&["openid"]);
+    let login = browser.get(attempt.url.as_str()).await;
+    let to = press(&browser, &login, "national").await;
+    let back = at_upstream(&p.up, &to, &number).await;
+    let page = browser.get(back.as_str()).await;
+    assert!(page.is_login(), "a yunid sign-in is asked for: {page:?}");
+    assert!(
+        page.html().2.contains("国家政务服务平台"),
+        "the page names the upstream"
+    );
+    let page = browser.login(&page, &number, PASSWORD).await;
+    let code = to_app(&browser, page).await;
+    let first = id_claims(&rp, &code, attempt.verifier).await;
+    assert_eq!(first["amr"], json!(["pwd"]));
+
+    // From now on the upstream alone signs the person in, in any browser.
+    let other = Browser::new(&p.down.base);
+    let attempt = rp.start(&["openid"]);
+    let login = other.get(attempt.url.as_str()).await;
+    let to = press(&other, &login, "national").await;
+    let back = at_upstream(&p.up, &to, &number).await;
+    let code = to_app(&other, other.get(back.as_str()).await).await;
+    let fed = id_claims(&rp, &code, attempt.verifier).await;
+    assert_eq!(fed["sub"], first["sub"]);
+    assert_eq!(fed["amr"], json!(["fed"]));
+}
+
+async fn a_callback_opened_in_another_browser_signs_nobody_in(backend: Backend) {
+    let p = pair(backend, trusted_numbers()).await;
+    let number = resident_id(714);
+    person_at(&p.up, &number, PHONE, 2).await;
+    let (_, rp) = department_app(&p.down).await;
+    let browser = Browser::new(&p.down.base);
+    let attempt = rp.start(&["openid"]);
+    let login = browser.get(attempt.url.as_str()).await;
+    let to = press(&browser, &login, "national").await;
+    let back = at_upstream(&p.up, &to, &number).await;
+
+    // The attacker's browser (never started a sign-in, or started its own) gets nothing.
+    let attacker = Browser::new(&p.down.base);
+    let page = attacker.get(back.as_str()).await;
+    let (_, status, _) = page.html();
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(attacker.get("/account").await.is_login(), "not signed in");
+    // The browser that started it still finishes; a second use of the same answer is refused.
+    let code = to_app(&browser, browser.get(back.as_str()).await).await;
+    assert!(!code.is_empty());
+    let (_, status, _) = browser.get(back.as_str()).await.html().to_owned_tuple();
+    assert_eq!(status, StatusCode::BAD_REQUEST, "the state works once");
+}
+
+async fn back_channel_logout_at_the_upstream_ends_the_yunid_session(backend: Backend) {
+    let p = pair(backend, trusted_numbers()).await;
+    let number = resident_id(715);
+    person_at(&p.up, &number, PHONE, 2).await;
+    let (_, rp) = department_app(&p.down).await;
+    let browser = Browser::new(&p.down.base);
+    let up_browser = Browser::new(&p.up.base);
+    let attempt = rp.start(&["openid"]);
+    let login = browser.get(attempt.url.as_str()).await;
+    let to = press(&browser, &login, "national").await;
+    let back = up_browser
+        .sign_in(to.as_str(), &number, PASSWORD)
+        .await
+        .left()
+        .clone();
+    to_app(&browser, browser.get(back.as_str()).await).await;
+    assert!(!browser.get("/account").await.is_login(), "signed in at yunid");
+
+    // The person signs out everywhere at the upstream; its back-channel logout reaches yunid.
+    let account = up_browser.get("/account").await;
+    let csrf = field(account.html().2, "csrf").unwrap();
+    up_browser.post("/account/logout-all", &[("csrf", &csrf)]).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if browser.get("/account").await.is_login() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the yunid session did not end"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let logs = captured_logs();
+    assert!(!logs.contains(&number), "an ID number in the log");
+    assert!(
+        !logs.contains(&p.up_client.secret),
+        "the upstream secret in the log"
+    );
+}
+
+/// yunid and a scripted upstream registered in its configuration file.
+async fn scripted(backend: Backend) -> (Env, FakeOp) {
+    let op = FakeOp::start("yunid-at-national").await;
+    let (discovery, client_id, secret) = (op.discovery_url(), op.client_id.clone(), op.secret.clone());
+    let env = Env::start_with(backend, move |c| {
+        c.upstreams = vec![yunid::services::federation::NewUpstream {
+            id: Some("scripted".into()),
+            display_name: "国家平台（测试）".into(),
+            logo_url: None,
+            discovery_url: discovery.clone(),
+            client_id: client_id.clone(),
+            client_secret: Some(yunid::config::upstream::SecretText(secret.clone())),
+            auth_method: "client_secret_post".into(),
+            scopes: vec!["openid".into()],
+            mapping: serde_json::from_value(json!({
+                "id_number": "resident_id",
+                "level": "loa",
+                "levels": { "high": 2 },
+                "link_min_level": 2,
+                "acr": { "urn:national:loa:high": 2 },
+            }))
+            .unwrap(),
+            enabled: true,
+        }]
+    })
+    .await;
+    (env, op)
+}
+
+/// Through the scripted upstream up to yunid's callback: the page the browser lands on.
+async fn via_scripted(browser: &Browser, env: &Env, rp: &Rp) -> (Page, crate::common::rp::Attempt) {
+    let attempt = rp.start(&["openid"]);
+    let login = browser.get(attempt.url.as_str()).await;
+    let to = press(browser, &login, "scripted").await;
+    let res = http().get(to.as_str()).send().await.unwrap();
+    let back = res.headers()["location"].to_str().unwrap().to_owned();
+    assert!(back.starts_with(&env.url("/login/upstream/callback")), "{back}");
+    (browser.get(&back).await, attempt)
+}
+
+async fn forged_misaudienced_wrong_nonce_and_expired_upstream_id_tokens_are_refused(backend: Backend) {
+    let (env, op) = scripted(backend).await;
+    let number = resident_id(716);
+    person_at(&env, &number, PHONE, 1).await;
+    let (_, rp) = department_app(&env).await;
+    let claims = json!({ "resident_id": number, "loa": "high" });
+    for bad in [
+        IdToken::Forged,
+        IdToken::OtherAudience,
+        IdToken::OtherAzp,
+        IdToken::WrongNonce,
+        IdToken::Expired,
+        IdToken::Unsigned,
+        IdToken::OtherIssuer,
+    ] {
+        op.answer(bad, "national-subject-1", claims.clone(), env.app.now());
+        let browser = Browser::new(&env.base);
+        let (page, _) = via_scripted(&browser, &env, &rp).await;
+        let (_, status, body) = page.html();
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad:?}: {body}");
+        assert!(
+            browser.get("/account").await.is_login(),
+            "{bad:?} signed someone in"
+        );
+    }
+    // The same answer, well made, signs the person in with the upstream's acr mapped.
+    op.answer(IdToken::Good, "national-subject-1", claims.clone(), env.app.now());
+    let browser = Browser::new(&env.base);
+    let (page, attempt) = via_scripted(&browser, &env, &rp).await;
+    assert!(page.is_consent(), "{page:?}");
+    assert_eq!(
+        op.pkce_ok(),
+        Some(true),
+        "the PKCE verifier matched the challenge"
+    );
+    let sent = op.last_token_request();
+    assert_eq!(sent["client_secret"], op.secret, "client_secret_post");
+    assert_eq!(sent["redirect_uri"], env.url("/login/upstream/callback"));
+    let asked = op.last_authorize();
+    assert!(
+        asked["claims"].contains("resident_id"),
+        "mapped claims asked in the ID token"
+    );
+    let code = to_app(&browser, page).await;
+    let fed = id_claims(&rp, &code, attempt.verifier).await;
+    assert_eq!(fed["acr"], "2", "the upstream's acr, mapped: {fed}");
+    assert_eq!(fed["amr"], json!(["fed"]));
+    let account = browser.get("/account").await;
+    assert!(!account.is_login());
+    assert!(account.html().2.contains("fed"), "the session's methods show fed");
+
+    // A logout token: forged refused, valid ends the session, replayed refused.
+    let post = |token: String| {
+        let url = env.url("/login/upstream/scripted/logout");
+        async move {
+            http()
+                .post(url)
+                .form(&[("logout_token", token)])
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    let now = env.app.now();
+    assert_eq!(
+        post(op.logout_token("national-subject-1", now, true)).await,
+        StatusCode::BAD_REQUEST
+    );
+    assert!(
+        !browser.get("/account").await.is_login(),
+        "a forged logout token ends nothing"
+    );
+    let good = op.logout_token("national-subject-1", now, false);
+    assert_eq!(post(good.clone()).await, StatusCode::OK);
+    assert!(browser.get("/account").await.is_login(), "the session ended");
+    assert_eq!(post(good).await, StatusCode::BAD_REQUEST, "replayed");
+    let logs = captured_logs();
+    assert!(!logs.contains(&op.secret), "the upstream secret in the log");
+    assert!(!logs.contains(&number), "an ID number in the log");
+}
+
+async fn upstreams_are_registered_by_super_admins_and_their_secret_is_never_shown(backend: Backend) {
+    let env = Env::start(backend).await;
+    let admin = admin_token(&env).await;
+    let body = json!({
+        "id": "hubei",
+        "display_name": "湖北政务服务网",
+        "discovery_url": "https://id.hubei.example/.well-known/openid-configuration",
+        "client_id": "yunid",
+        "client_secret": "s3cr3t-value-for-the-upstream",
+    });
+    let (status, created) = call(
+        &env,
+        Method::POST,
+        "/admin/api/upstreams",
+        &admin,
+        Some(body.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["has_client_secret"], true);
+    assert!(!created.to_string().contains("s3cr3t"), "{created}");
+    let (_, listed) = call(&env, Method::GET, "/admin/api/upstreams", &admin, None).await;
+    assert!(!listed.to_string().contains("s3cr3t"), "{listed}");
+    assert_eq!(listed["upstreams"][0]["id"], "hubei");
+    let (status, _) = call(&env, Method::POST, "/admin/api/upstreams", &admin, Some(body)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "the id is taken");
+    let (status, bad) = call(
+        &env,
+        Method::POST,
+        "/admin/api/upstreams",
+        &admin,
+        Some(json!({ "id": "x", "display_name": "x", "discovery_url": "https://x.example/", "client_id": "c", "client_secret": "s" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+    // The licence library's automation token is refused.
+    let library = env
+        .client_with(NewClient {
+            name: "电子证照库".into(),
+            scopes: vec!["yunid:licences".into()],
+            grant_types: vec!["client_credentials".into()],
+            ..NewClient::default()
+        })
+        .await;
+    let (status, res) = wire::token(
+        &env.base,
+        &library,
+        &[("grant_type", "client_credentials"), ("scope", "yunid:licences")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{res}");
+    let (status, _) = call(
+        &env,
+        Method::GET,
+        "/admin/api/upstreams",
+        res["access_token"].as_str().unwrap(),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // The login page offers it; starting a sign-in takes the page's CSRF token (another site cannot
+    // start one in this browser).
+    let browser = Browser::new(&env.base);
+    let login = browser.get("/login").await;
+    assert!(login.html().2.contains("湖北政务服务网"));
+    let forced = browser.post("/login/upstream/hubei", &[]).await;
+    assert_eq!(forced.html().1, StatusCode::FORBIDDEN);
+    let forced = browser.post("/login/upstream/hubei", &[("csrf", "forged")]).await;
+    assert_eq!(forced.html().1, StatusCode::FORBIDDEN);
+    assert!(!captured_logs().contains("s3cr3t-value-for-the-upstream"));
+}
+
+/// node oidc-provider running tests/interop/upstream_op.mjs (installed by tests/interop/run.sh).
+struct NodeOp {
+    base: String,
+    _child: tokio::process::Child,
+}
+
+async fn node_op(client_id: &str, secret: &str, redirect_uri: &str, logout_uri: &str) -> NodeOp {
+    use tokio::io::AsyncBufReadExt;
+    let dir = std::env::var_os("YUNID_INTEROP_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join("yunid-interop"));
+    // Node resolves `import 'oidc-provider'` from the script's folder: a copy beside node_modules.
+    let script = dir.join("node/upstream_op.mjs");
+    std::fs::copy(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/upstream_op.mjs"),
+        &script,
+    )
+    .unwrap();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut child = tokio::process::Command::new("node")
+        .arg(&script)
+        .env("PORT", port.to_string())
+        .env("CLIENT_ID", client_id)
+        .env("CLIENT_SECRET", secret)
+        .env("REDIRECT_URI", redirect_uri)
+        .env("LOGOUT_URI", logout_uri)
+        .stdout(std::process::Stdio::piped())
+        // Its own log, for when it answers with an error page.
+        .stderr(std::fs::File::create(dir.join("node/upstream_op.log")).unwrap())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let ready = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.trim() == "ready" {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(ready, Ok(true), "node oidc-provider did not start");
+    // It goes on writing notices: keep reading them (a closed pipe would end the process).
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    NodeOp {
+        base: format!("http://127.0.0.1:{port}"),
+        _child: child,
+    }
+}
+
+/// Answers node oidc-provider's development login and consent pages until it sends the browser away.
+async fn through_node(browser: &Browser, to: &url::Url, login: &str) -> url::Url {
+    let form_re = regex_lite::Regex::new(r#"<form[^>]*action="([^"]*)"[^>]*method="post""#).unwrap();
+    let hidden_re = regex_lite::Regex::new(r#"<input type="hidden" name="([^"]*)" value="([^"]*)""#).unwrap();
+    let mut page = browser.get(to.as_str()).await;
+    for _ in 0..4 {
+        let (_, status, body) = match &page {
+            Page::Left(u) => return u.clone(),
+            p => p.html(),
+        };
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let action = form_re
+            .captures(body)
+            .unwrap_or_else(|| panic!("no form: {body}"))[1]
+            .to_owned();
+        let mut form: Vec<(String, String)> = hidden_re
+            .captures_iter(body)
+            .map(|c| (c[1].to_owned(), c[2].to_owned()))
+            .collect();
+        if body.contains("name=\"login\"") {
+            form.push(("login".into(), login.into()));
+            form.push(("password".into(), "any".into()));
+        }
+        let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        page = browser.post(&action, &form).await;
+    }
+    page.left().clone()
+}
+
+async fn node_oidc_provider_as_the_upstream_links_by_verified_number(backend: Backend) {
+    let down = Env::start(backend).await;
+    let secret = format!("node-secret-{}", yunid::crypto::random_token());
+    let op = node_op(
+        "yunid",
+        &secret,
+        &down.url("/login/upstream/callback"),
+        &down.url("/login/upstream/node/logout"),
+    )
+    .await;
+    let admin = admin_token(&down).await;
+    let (status, body) = call(
+        &down,
+        Method::POST,
+        "/admin/api/upstreams",
+        &admin,
+        Some(json!({
+            "id": "node",
+            "display_name": "node-oidc-provider",
+            "discovery_url": format!("{}/.well-known/openid-configuration", op.base),
+            "client_id": "yunid",
+            "client_secret": secret,
+            "scopes": ["openid", "profile", "identity"],
+            "mapping": {
+                "id_number": "resident_id",
+                "level": "loa",
+                "levels": { "high": 2 },
+                "link_min_level": 2,
+            },
+        })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let number = resident_id(717);
+    person_at(&down, &number, PHONE, 1).await;
+    let (_, rp) = department_app(&down).await;
+
+    let browser = Browser::new(&down.base);
+    let attempt = rp.start(&["openid"]);
+    let login = browser.get(attempt.url.as_str()).await;
+    let to = press(&browser, &login, "node").await;
+    assert!(to.as_str().starts_with(&op.base), "{to}");
+    let back = through_node(&Browser::new(&op.base), &to, &number).await;
+    let code = to_app(&browser, browser.get(back.as_str()).await).await;
+    let fed = id_claims(&rp, &code, attempt.verifier).await;
+    assert_eq!(fed["amr"], json!(["fed"]), "{fed}");
+
+    let direct = Browser::new(&down.base);
+    let attempt = rp.start(&["openid"]);
+    let page = direct.sign_in(attempt.url.as_str(), &number, PASSWORD).await;
+    let pwd = id_claims(&rp, &page.params()["code"], attempt.verifier).await;
+    assert_eq!(pwd["sub"], fed["sub"], "the person with that number");
+
+    // An account the upstream asserts no number for is not linked on its say-so.
+    let other = Browser::new(&down.base);
+    let attempt = rp.start(&["openid"]);
+    let login = other.get(attempt.url.as_str()).await;
+    let to = press(&other, &login, "node").await;
+    let back = through_node(&Browser::new(&op.base), &to, "someone-else").await;
+    let page = other.get(back.as_str()).await;
+    assert!(page.is_login(), "a yunid sign-in is asked for: {page:?}");
+    assert!(!captured_logs().contains(&secret));
+}
+
+on_both_backends!(
+    a_verified_id_number_at_the_upstream_links_and_signs_in_to_a_department_app,
+    an_unknown_verified_number_creates_a_person_at_the_mapped_level,
+    without_a_trusted_number_the_first_yunid_sign_in_links_the_account,
+    a_callback_opened_in_another_browser_signs_nobody_in,
+    back_channel_logout_at_the_upstream_ends_the_yunid_session,
+    forged_misaudienced_wrong_nonce_and_expired_upstream_id_tokens_are_refused,
+    upstreams_are_registered_by_super_admins_and_their_secret_is_never_shown,
+    node_oidc_provider_as_the_upstream_links_by_verified_number,
+);
+
+/// The README's upstream configuration, read as yunid reads its configuration file.
+#[test]
+fn the_readme_upstream_example_is_a_valid_configuration() {
+    let readme =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let start = readme
+        .find("```toml\n[[upstreams]]")
+        .expect("the README's upstream example")
+        + "```toml\n".len();
+    let block = &readme[start..start + readme[start..].find("```").unwrap()];
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("yunid.toml");
+    std::fs::write(&file, block).unwrap();
+    let config = yunid::Config::load(Some(&file)).unwrap();
+    let u = &config.upstreams[0];
+    assert_eq!(u.id.as_deref(), Some("national"));
+    assert_eq!(u.mapping.link_min_level, Some(2));
+    assert_eq!(u.mapping.levels.get("3"), Some(&3));
+    assert!(
+        !format!("{config:?}").contains(&u.client_secret.as_ref().unwrap().0),
+        "the secret is not in Debug"
+    );
+    let row = yunid::services::federation::settings::row(
+        &yunid::crypto::Secrets::from_master(&[7; 32]).unwrap(),
+        "national",
+        u.clone(),
+        None,
+        "config",
+        0,
+    );
+    assert!(row.is_ok(), "{:?}", row.err());
+}

@@ -1,0 +1,940 @@
+//! Real-name proofing online and legal persons by themselves (issue 18), against the authorities' test
+//! double (`common::authorities`): a citizen raises her level from 1 to 3 and an app sees the evidence;
+//! a mismatch, a slow, a down and a malformed connector; throttling; the face session bound to its
+//! browser and person, once; a closed population record locking the account; a legal representative
+//! binding her company and appointing an agent who acts for it until the registry says it is cancelled.
+//! No ID number in any log, audit detail or connector error.
+
+use openidconnect::OAuth2TokenResponse;
+use serde_json::Value;
+use yunid::services::registry::NewClient;
+
+use crate::common::authorities::{Answer, Authorities};
+use crate::common::browser::{Page, field};
+use crate::common::rp::{Rp, http_client};
+use crate::common::{
+    ALICE_ID, ALICE_PHONE, Backend, Browser, Env, PASSWORD, TestClient, captured_logs, resident_id,
+};
+use crate::identity::userinfo;
+use crate::on_both_backends;
+
+const COMPANY: &str = "91350100M000100Y43";
+const CLAIMS: &str = r#"{"userinfo":{"verified_claims":{"verification":{"trust_framework":null,"evidence":null},"claims":{"name":null}}}}"#;
+
+async fn start(backend: Backend, authorities: &Authorities) -> Env {
+    Env::start_with(backend, |c| {
+        authorities.configure(c);
+        c.proofing_recheck_ttl = 600;
+    })
+    .await
+}
+
+/// A browser signed in at yunid itself (no app) as `username`.
+async fn signed_in(env: &Env, username: &str) -> Browser {
+    let browser = Browser::new(&env.base);
+    let login = browser.get("/login").await;
+    let page = browser.login(&login, username, PASSWORD).await;
+    let (url, _, body) = page.html();
+    assert!(url.ends_with("/account"), "signed in: {url} {body}");
+    browser
+}
+
+/// Submits the form posting to `action` on the page at `path`.
+async fn submit(browser: &Browser, path: &str, action: &str, extra: &[(&str, &str)]) -> Page {
+    let page = browser.get(path).await;
+    let (_, _, body) = page.html();
+    assert!(
+        body.contains(&format!("action=\"{action}\"")),
+        "no form to {action}: {body}"
+    );
+    let csrf = field(body, "csrf").unwrap();
+    let mut form = vec![("csrf", csrf.as_str())];
+    form.extend_from_slice(extra);
+    browser.post(action, &form).await
+}
+
+fn level_shown(page: &Page) -> String {
+    let (_, _, body) = page.html();
+    let re = regex_lite::Regex::new(r#"<strong id="level">(\d)</strong>"#).unwrap();
+    re.captures(body).map(|c| c[1].to_owned()).unwrap_or_default()
+}
+
+fn message_shown(page: &Page) -> String {
+    let (_, _, body) = page.html();
+    let re = regex_lite::Regex::new(r#"id="proofing-message">([^<]*)<"#).unwrap();
+    re.captures(body).map(|c| c[1].to_owned()).unwrap_or_default()
+}
+
+/// Starts face verification and follows the provider's page back to yunid (in `browser`); the page
+/// it ends on, and the provider page's URL.
+async fn face(browser: &Browser) -> (Page, String) {
+    let go = submit(browser, "/account/verify", "/account/verify/face/start", &[]).await;
+    let (_, _, body) = go.html();
+    let re = regex_lite::Regex::new(r#"id="face-continue" href="([^"]*)""#).unwrap();
+    let target = re.captures(body).expect("a link to the provider")[1].replace("&amp;", "&");
+    (browser.get(&target).await, target)
+}
+
+async fn identity_client(env: &Env) -> TestClient {
+    env.client_with(NewClient {
+        name: "公积金".into(),
+        redirect_uris: vec!["http://127.0.0.1:9/cb".into()],
+        scopes: ["openid", "identity", "offline_access"]
+            .map(String::from)
+            .to_vec(),
+        ..NewClient::default()
+    })
+    .await
+}
+
+/// Alice signs in to the identity app in `browser` (already signed in at yunid), consents, and the app
+/// reads userinfo with the `verified_claims` claims request.
+async fn app_sees(
+    env: &Env,
+    browser: &Browser,
+    client: &TestClient,
+) -> (Value, openidconnect::core::CoreTokenResponse) {
+    let rp = Rp::discover(&env.base, client).await;
+    let attempt = rp.start(&["identity", "offline_access"]);
+    let url = url::Url::parse_with_params(attempt.url.as_str(), [("claims", CLAIMS), ("prompt", "consent")])
+        .unwrap();
+    let mut page = browser.get(url.as_str()).await;
+    if page.is_login() {
+        page = browser.login(&page, ALICE_ID, PASSWORD).await;
+    }
+    if page.is_consent() {
+        page = browser.consent(&page, true).await;
+    }
+    let tokens = rp
+        .exchange(&page.params()["code"], attempt.verifier)
+        .await
+        .unwrap();
+    let (status, info) = userinfo(env, tokens.access_token().secret()).await;
+    assert_eq!(status, 200, "{info}");
+    (info, tokens)
+}
+
+async fn citizen_raises_her_level_from_one_to_three_and_an_app_sees_the_evidence(backend: Backend) {
+    let authorities = Authorities::start().await;
+    let env = start(backend, &authorities).await;
+    env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    let browser = signed_in(&env, ALICE_ID).await;
+
+    let page = browser.get("/account/verify").await;
+    assert_eq!(level_shown(&page), "1");
+    assert!(page.html().2.contains("lang=\"zh-CN\""), "Chinese by default");
+    let page = submit(&browser, "/account/verify", "/account/verify/online", &[]).await;
+    assert_eq!(level_shown(&page), "2", "{}", page.html().2);
+    assert!(message_shown(&page).contains("二级"), "{}", message_shown(&page));
+    // What the authorities were asked: the person's own data, with the bearer token.
+    let asked = authorities.calls("population");
+    assert_eq!(asked.len(), 1);
+    assert_eq!(asked[0]["id_number"], ALICE_ID);
+    assert_eq!(
+        authorities.calls("carrier")[0]["phone"],
+        format!("+86{ALICE_PHONE}")
+    );
+
+    let client = identity_client(&env).await;
+    let (info, _) = app_sees(&env, &browser, &client).await;
+    let verification = &info["verified_claims"]["verification"];
+    assert_eq!(verification["assurance_level"], "2", "{info}");
+    let evidence = verification["evidence"].as_array().unwrap();
+    let records: Vec<&Value> = evidence
+        .iter()
+        .filter(|e| e["type"] == "electronic_record")
+        .collect();
+    assert_eq!(records.len(), 2, "population and carrier: {info}");
+    assert_eq!(records[0]["record"]["type"], "population_register");
+    assert!(
+        records[0]["check_details"][0]["txn"]
+            .as_str()
+            .unwrap()
+            .starts_with("pop-")
+    );
+    assert_eq!(records[1]["record"]["type"], "mobile_subscription");
+
+    let (back, provider_page) = face(&browser).await;
+    assert!(
+        provider_page.starts_with(&authorities.base),
+        "sent to the provider: {provider_page}"
+    );
+    assert_eq!(level_shown(&back), "3", "{}", back.html().2);
+    assert!(message_shown(&back).contains("三级"));
+
+    let (info, _) = app_sees(&env, &browser, &client).await;
+    let verification = &info["verified_claims"]["verification"];
+    assert_eq!(verification["assurance_level"], "3", "{info}");
+    let face = verification["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["method"] == "bvr")
+        .expect("face evidence");
+    assert!(face["time"].as_str().is_some_and(|t| t.ends_with('Z')), "{face}");
+    assert!(
+        face["check_details"][0]["txn"]
+            .as_str()
+            .unwrap()
+            .starts_with("face-")
+    );
+    assert_eq!(info["real_name_level"], 3);
+    // The evidence names checks and transactions, never the number.
+    let evidence_text = verification["evidence"].as_array().unwrap()[1..]
+        .iter()
+        .map(Value::to_string)
+        .collect::<String>();
+    assert!(!evidence_text.contains(ALICE_ID), "{evidence_text}");
+
+    // English on request.
+    let _ = browser.get("/lang/en").await;
+    let page = browser.get("/account/verify").await;
+    assert!(
+        page.html().2.contains("Real-name verification"),
+        "{}",
+        page.html().2
+    );
+}
+
+async fn a_mismatch_says_which_check_failed_and_sends_to_the_counter(backend: Backend) {
+    let authorities = Authorities::start().await;
+    let env = start(backend, &authorities).await;
+    env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    let browser = signed_in(&env, ALICE_ID).await;
+
+    authorities.answer("population", Answer::NoMatch);
+    let page = submit(&browser, "/account/verify", "/account/verify/online", &[]).await;
+    assert_eq!(level_shown(&page), "1");
+    let msg = message_shown(&page);
+    assert!(msg.contains("人口基础信息库") && msg.contains("窗口"), "{msg}");
+    assert!(
+        authorities.calls("carrier").is_empty(),
+        "the carrier is not asked after a failed population check"
+    );
+
+    authorities.answer("population", Answer::Match);
+    authorities.answer("carrier", Answer::NoMatch);
+    let page = submit(&browser, "/account/verify", "/account/verify/online", &[]).await;
+    assert_eq!(level_shown(&page), "1");
+    let msg = message_shown(&page);
+    assert!(msg.contains("运营商") && msg.contains("窗口"), "{msg}");
+
+    // Level 3 is not offered before level 2, and the face endpoint refuses it.
+    assert!(!page.html().2.contains("/account/verify/face/start"));
+    let csrf = field(page.html().2, "csrf").unwrap();
+    let page = browser
+        .post("/account/verify/face/start", &[("csrf", &csrf)])
+        .await;
+    assert!(
+        message_shown(&page).contains("上一级"),
+        "{}",
+        message_shown(&page)
+    );
+    assert!(authorities.calls("face").is_empty());
+}
+
+async fn a_slow_down_or_malformed_connector_says_try_later_and_never_blocks_a_login(backend: Backend) {
+    let authorities = Authorities::start().await;
+    let env = start(backend, &authorities).await;
+    env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    let browser = signed_in(&env, ALICE_ID).await;
+    for answer in [Answer::Slow, Answer::Down, Answer::Malformed] {
+        authorities.answer("population", answer);
+        let started = std::time::Instant::now();
+        let page = submit(&browser, "/account/verify", "/account/verify/online", &[]).await;
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(2),
+            "{answer:?} waited"
+        );
+        assert_eq!(level_shown(&page), "1");
+        assert!(
+            message_shown(&page).contains("稍后再试"),
+            "{answer:?}: {}",
+            message_shown(&page)
+        );
+    }
+    // Signing in to an app meanwhile works as ever.
+    let client = env.client("http://127.0.0.1:9/cb").await;
+    let rp = Rp::discover(&env.base, &client).await;
+    let attempt = rp.start(&[]);
+    let page = Browser::new(&env.base)
+        .sign_in(attempt.url.as_str(), ALICE_ID, PASSWORD)
+        .await;
+    assert!(
+        rp.exchange(&page.params()["code"], attempt.verifier)
+            .await
+            .is_ok()
+    );
+    // The operator sees each failure per connector.
+    let metrics = crate::common::http()
+        .get(env.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for outcome in ["timeout", "down", "malformed"] {
+        let line = format!("yunid_proofing_calls_total{{connector=\"population\",outcome=\"{outcome}\"}} 1");
+        assert!(metrics.contains(&line), "{line} in {metrics}");
+    }
+    assert!(metrics.contains("yunid_proofing_call_duration_seconds_count{connector=\"population\"} 3"));
+}
+
+async fn attempts_are_throttled_per_person_and_per_address(backend: Backend) {
+    let authorities = Authorities::start().await;
+    let env = Env::start_with(backend, |c| {
+        authorities.configure(c);
+        c.proofing_attempts_per_person = 2;
+        c.proofing_attempts_per_address = 3;
+    })
+    .await;
+    env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    let bob_id = resident_id(7);
+    env.person(&bob_id, "13900139000", PASSWORD).await;
+    authorities.answer("population", Answer::NoMatch);
+    let alice = signed_in(&env, ALICE_ID).await;
+    for _ in 0..2 {
+        let page = submit(&alice, "/account/verify", "/account/verify/online", &[]).await;
+        assert!(message_shown(&page).contains("人口基础信息库"));
+    }
+    let page = submit(&alice, "/account/verify", "/account/verify/online", &[]).await;
+    assert!(
+        message_shown(&page).contains("次数过多"),
+        "{}",
+        message_shown(&page)
+    );
+    assert_eq!(
+        authorities.calls("population").len(),
+        2,
+        "a held-back attempt asks no authority"
+    );
+    // Another person from the same address: one more, then the address is held back too.
+    let bob = signed_in(&env, &bob_id).await;
+    let page = submit(&bob, "/account/verify", "/account/verify/online", &[]).await;
+    assert!(message_shown(&page).contains("人口基础信息库"));
+    let page = submit(&bob, "/account/verify", "/account/verify/online", &[]).await;
+    assert!(
+        message_shown(&page).contains("次数过多"),
+        "{}",
+        message_shown(&page)
+    );
+    assert_eq!(authorities.calls("population").len(), 3);
+}
+
+async fn a_face_session_answers_only_its_browser_and_person_once(backend: Backend) {
+    let authorities = Authorities::start().await;
+    let env = start(backend, &authorities).await;
+    let alice_id = env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    let bob_id = resident_id(8);
+    let bob = env.person(&bob_id, "13900139001", PASSWORD).await;
+    for p in [&alice_id, &bob] {
+        env.app
+            .db
+            .set_real_name(p, 2, "online", "test", env.app.now())
+            .await
+            .unwrap();
+    }
+    let alice = signed_in(&env, ALICE_ID).await;
+    let go = submit(&alice, "/account/verify", "/account/verify/face/start", &[]).await;
+    let re = regex_lite::Regex::new(r#"id="face-continue" href="([^"]*)""#).unwrap();
+    let provider_page = re.captures(go.html().2).unwrap()[1].replace("&amp;", "&");
+    // Where the provider sends the browser back: yunid's return URL with the state.
+    let back_to = {
+        let res = crate::common::http().get(&provider_page).send().await.unwrap();
+        res.headers()["location"].to_str().unwrap().to_owned()
+    };
+    assert!(
+        back_to.starts_with(&env.url("/account/verify/face/return?state=")),
+        "{back_to}"
+    );
+
+    // Another person's browser, and a browser with no session, get nothing from it.
+    let other = signed_in(&env, &bob_id).await;
+    let page = other.get(&back_to).await;
+    assert!(message_shown(&page).contains("失效"), "{}", message_shown(&page));
+    assert_eq!(level_shown(&page), "2");
+    let nobody = Browser::new(&env.base);
+    assert!(nobody.get(&back_to).await.is_login());
+    // Bob's refused use did not spend it: Alice's own browser completes it, once.
+    let page = alice.get(&back_to).await;
+    assert_eq!(level_shown(&page), "3", "{}", message_shown(&page));
+    assert_eq!(authorities.calls("face_result").len(), 1);
+    let page = alice.get(&back_to).await;
+    assert!(
+        message_shown(&page).contains("失效"),
+        "replayed: {}",
+        message_shown(&page)
+    );
+    assert_eq!(
+        authorities.calls("face_result").len(),
+        1,
+        "a replay asks the provider nothing"
+    );
+
+    // A session left too long expires; a failed verification changes nothing.
+    let bob_browser = signed_in(&env, &bob_id).await;
+    let go = submit(&bob_browser, "/account/verify", "/account/verify/face/start", &[]).await;
+    let provider_page = re.captures(go.html().2).unwrap()[1].replace("&amp;", "&");
+    env.app.clock.advance(601);
+    let page = bob_browser.get(&provider_page).await;
+    assert!(
+        message_shown(&page).contains("失效"),
+        "expired: {}",
+        message_shown(&page)
+    );
+    authorities.answer("face", Answer::NoMatch);
+    let bob_browser = signed_in(&env, &bob_id).await;
+    let (page, _) = face(&bob_browser).await;
+    assert_eq!(level_shown(&page), "2");
+    assert!(
+        message_shown(&page).contains("人脸核验未通过"),
+        "{}",
+        message_shown(&page)
+    );
+}
+
+async fn a_closed_population_record_locks_the_account_and_ends_its_sessions(backend: Backend) {
+    let authorities = Authorities::start().await;
+    let env = start(backend, &authorities).await;
+    env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    let browser = signed_in(&env, ALICE_ID).await;
+    let page = submit(&browser, "/account/verify", "/account/verify/online", &[]).await;
+    assert_eq!(level_shown(&page), "2");
+    let client = identity_client(&env).await;
+    let (_, tokens) = app_sees(&env, &browser, &client).await;
+    let refresh = tokens.refresh_token().unwrap().clone();
+
+    // Within the TTL nobody asks again; past it, the record is found closed.
+    authorities.answer("population", Answer::Deceased);
+    let page = browser.get("/account/verify").await;
+    assert_eq!(level_shown(&page), "2");
+    assert_eq!(authorities.calls("population").len(), 1);
+    env.app.clock.advance(601);
+    let page = browser.get("/account/verify").await;
+    let (_, status, body) = page.html();
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("锁定"), "{body}");
+    // Signed out here, the app's grant is gone, and the password no longer signs in.
+    assert!(browser.get("/account").await.is_login());
+    let rp = Rp::discover(&env.base, &client).await;
+    let err = rp
+        .client
+        .exchange_refresh_token(&refresh)
+        .unwrap()
+        .request_async(&http_client)
+        .await
+        .expect_err("refresh after the lock");
+    assert!(format!("{err:?}").contains("invalid_grant"), "{err:?}");
+    let again = Browser::new(&env.base);
+    let login = again.get("/login").await;
+    assert!(again.login(&login, ALICE_ID, PASSWORD).await.is_login());
+    let events = env.app.db.all_audit_events().await.unwrap();
+    let lock = events
+        .iter()
+        .find(|e| e.action == "person.lock")
+        .expect("audited");
+    assert!(lock.detail.contains("deceased"), "{}", lock.detail);
+}
+
+async fn no_id_number_in_any_log_audit_detail_or_connector_error(backend: Backend) {
+    let authorities = Authorities::start().await;
+    // Attempts are not what this test is about.
+    let env = Env::start_with(backend, |c| {
+        authorities.configure(c);
+        c.proofing_attempts_per_person = 50;
+    })
+    .await;
+    let lr_id = resident_id(21);
+    env.person(&lr_id, ALICE_PHONE, PASSWORD).await;
+    let browser = signed_in(&env, &lr_id).await;
+    for answer in [Answer::Malformed, Answer::Down, Answer::Slow, Answer::NoMatch] {
+        authorities.answer("population", answer);
+        submit(&browser, "/account/verify", "/account/verify/online", &[]).await;
+    }
+    authorities.answer("population", Answer::Match);
+    authorities.answer("carrier", Answer::Malformed);
+    submit(&browser, "/account/verify", "/account/verify/online", &[]).await;
+    authorities.answer("carrier", Answer::Match);
+    let page = submit(&browser, "/account/verify", "/account/verify/online", &[]).await;
+    assert_eq!(level_shown(&page), "2");
+    authorities.answer("face_open", Answer::Malformed);
+    submit(&browser, "/account/verify", "/account/verify/face/start", &[]).await;
+    authorities.answer("registry", Answer::Malformed);
+    submit(
+        &browser,
+        "/account/organisations",
+        "/account/organisations/bind",
+        &[("credit_code", COMPANY)],
+    )
+    .await;
+    // The authorities did get the number (so the checks below can fail) ...
+    assert!(
+        authorities
+            .calls("population")
+            .iter()
+            .any(|b| b["id_number"] == lr_id.as_str())
+    );
+    // ... and it is nowhere else: not in a log line, an audit detail, or a recorded check.
+    let logs = captured_logs();
+    assert!(
+        logs.contains("proofing connector gave no usable answer"),
+        "failures are logged"
+    );
+    assert!(!logs.contains(&lr_id), "an ID number in the logs");
+    for e in env.app.db.all_audit_events().await.unwrap() {
+        assert!(
+            !format!("{e:?}").contains(&lr_id),
+            "an ID number in the audit trail: {e:?}"
+        );
+    }
+    for c in env.app.db.proofing_checks(None, None, None, 100).await.unwrap() {
+        assert!(!format!("{c:?}").contains(&lr_id), "{c:?}");
+    }
+}
+
+/// Signs `username` in to the org app in `browser` and acts for `code` on the act-as page.
+async fn act_for(
+    rp: &Rp,
+    browser: &Browser,
+    username: &str,
+    code: &str,
+) -> openidconnect::core::CoreTokenResponse {
+    let attempt = rp.start(&["org", "offline_access"]);
+    let mut page = browser.sign_in(attempt.url.as_str(), username, PASSWORD).await;
+    if let Page::Html { body, .. } = &page {
+        assert!(body.contains("action=\"/act-as\""), "unexpected page: {body}");
+        let re = regex_lite::Regex::new(&format!(r#"value="([^"]*)">\s*<label[^>]*>[^<]*{code}"#)).unwrap();
+        let choice = re
+            .captures(body)
+            .map(|c| c[1].to_owned())
+            .expect("the organisation is offered");
+        let csrf = field(body, "csrf").unwrap();
+        let req = field(body, "req").unwrap();
+        page = browser
+            .post("/act-as", &[("csrf", &csrf), ("req", &req), ("acting", &choice)])
+            .await;
+        if page.is_consent() {
+            page = browser.consent(&page, true).await;
+        }
+    }
+    rp.exchange(&page.params()["code"], attempt.verifier)
+        .await
+        .unwrap()
+}
+
+fn option_value(page: &Page, select: &str) -> String {
+    let (_, _, body) = page.html();
+    let re = regex_lite::Regex::new(&format!(
+        r#"<select id="{select}" name="{select}"><option value="([^"]*)""#
+    ))
+    .unwrap();
+    re.captures(body)
+        .map(|c| c[1].to_owned())
+        .unwrap_or_else(|| panic!("no {select} in {body}"))
+}
+
+async fn a_legal_representative_binds_her_company_and_an_agent_acts_for_it_until_the_registry_cancels_it(
+    backend: Backend,
+) {
+    let authorities = Authorities::start().await;
+    let inbox = crate::common::sms::SmsInbox::start(0).await;
+    let env = Env::start_with(backend, |c| {
+        authorities.configure(c);
+        c.proofing_recheck_ttl = 600;
+        c.sms_gateway = "webhook".into();
+        c.sms_webhook_url = Some(inbox.url.clone());
+        c.sms_webhook_secret = Some("proofing-test-webhook-secret".into());
+    })
+    .await;
+    let alice = env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    env.app
+        .db
+        .set_real_name(&alice, 2, "online", "test", env.app.now())
+        .await
+        .unwrap();
+    let agent_id = resident_id(31);
+    env.person(&agent_id, "13900139031", PASSWORD).await;
+    authorities.enterprise(COMPANY, "福州示例科技有限公司", "active", "张三", ALICE_ID);
+
+    let browser = signed_in(&env, ALICE_ID).await;
+    let page = submit(
+        &browser,
+        "/account/organisations",
+        "/account/organisations/bind",
+        &[("credit_code", COMPANY)],
+    )
+    .await;
+    assert!(
+        message_shown(&page).contains("已绑定"),
+        "{}",
+        message_shown(&page)
+    );
+    assert!(page.html().2.contains(COMPANY) && page.html().2.contains("福州示例科技有限公司"));
+    assert_eq!(authorities.calls("registry")[0]["credit_code"], COMPANY);
+    // Binding twice is refused, saying so.
+    let again = submit(
+        &browser,
+        "/account/organisations",
+        "/account/organisations/bind",
+        &[("credit_code", COMPANY)],
+    )
+    .await;
+    assert!(
+        message_shown(&again).contains("已绑定该企业"),
+        "{}",
+        message_shown(&again)
+    );
+
+    // She appoints an agent by phone number; it waits for the agent.
+    let org_id = option_value(&page, "org_id");
+    let page = submit(
+        &browser,
+        "/account/organisations",
+        "/account/organisations/appoint",
+        &[
+            ("org_id", &org_id),
+            ("role", "agent"),
+            ("appointee", "13900139031"),
+            ("matters", "all"),
+            ("valid_days", "30"),
+        ],
+    )
+    .await;
+    assert!(
+        message_shown(&page).contains("授权已发出"),
+        "{}",
+        message_shown(&page)
+    );
+    let client = env
+        .client_with(NewClient {
+            name: "企业开办".into(),
+            redirect_uris: vec!["http://127.0.0.1:9/cb".into()],
+            scopes: ["openid", "org", "offline_access"].map(String::from).to_vec(),
+            ..NewClient::default()
+        })
+        .await;
+    let rp = Rp::discover(&env.base, &client).await;
+    let agent = signed_in(&env, &agent_id).await;
+    let pending = agent.get("/account/organisations").await;
+    assert!(pending.html().2.contains("待接受"), "{}", pending.html().2);
+    let re =
+        regex_lite::Regex::new(r#"action="(/account/organisations/appointments/[^"]*/accept)""#).unwrap();
+    let accept = re.captures(pending.html().2).expect("an accept form")[1].to_owned();
+    let page = submit(&agent, "/account/organisations", &accept, &[]).await;
+    assert!(message_shown(&page).contains("接受"), "{}", message_shown(&page));
+
+    // The agent acts for the company at a real OIDC client.
+    let tokens = act_for(&rp, &agent, &agent_id, COMPANY).await;
+    let (status, info) = userinfo(&env, tokens.access_token().secret()).await;
+    assert_eq!(status, 200);
+    assert_eq!(info["org"]["credit_code"], COMPANY, "{info}");
+    assert_eq!(info["org"]["role"], "agent");
+    let refresh = tokens.refresh_token().unwrap().clone();
+
+    // Every change was audited, and both were told by SMS.
+    let actions: Vec<String> = env
+        .app
+        .db
+        .all_audit_events()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    for action in ["org.bind", "org.appoint", "org.appointment.accept"] {
+        assert!(actions.iter().any(|a| a == action), "{action} in {actions:?}");
+    }
+    let sent: Vec<String> = inbox.delivered().iter().map(|c| c.to()).collect();
+    assert!(
+        sent.iter().any(|t| t.ends_with(ALICE_PHONE)) && sent.iter().any(|t| t.ends_with("13900139031")),
+        "{sent:?}"
+    );
+
+    // The registry now says the company is cancelled: at the next re-check its representations stop,
+    // and the agent's next refresh fails.
+    authorities.enterprise(COMPANY, "福州示例科技有限公司", "cancelled", "张三", ALICE_ID);
+    env.app.clock.advance(601);
+    let mut refused = false;
+    for _ in 0..40 {
+        let result = rp
+            .client
+            .exchange_refresh_token(&refresh)
+            .unwrap()
+            .request_async(&http_client)
+            .await;
+        match result {
+            Err(e) => {
+                assert!(format!("{e:?}").contains("invalid_grant"), "{e:?}");
+                refused = true;
+                break;
+            }
+            Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(500)).await,
+        }
+    }
+    assert!(
+        refused,
+        "the agent's refresh still works after the registry cancelled the company"
+    );
+    // Her binding shows as suspended (the re-check may still be finishing).
+    let mut shown = String::new();
+    for _ in 0..20 {
+        shown = browser.get("/account/organisations").await.html().2.to_owned();
+        if shown.contains("已暂停") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    assert!(shown.contains("已暂停"), "{shown}");
+    assert!(
+        authorities.calls("registry").len() >= 3,
+        "the registry was asked again"
+    );
+}
+
+async fn a_binding_is_refused_saying_why(backend: Backend) {
+    let authorities = Authorities::start().await;
+    let env = Env::start_with(backend, |c| {
+        authorities.configure(c);
+        c.proofing_attempts_per_person = 50;
+    })
+    .await;
+    let alice = env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    let browser = signed_in(&env, ALICE_ID).await;
+    let bind = |code: &'static str| {
+        let browser = &browser;
+        async move {
+            let page = submit(
+                browser,
+                "/account/organisations",
+                "/account/organisations/bind",
+                &[("credit_code", code)],
+            )
+            .await;
+            message_shown(&page)
+        }
+    };
+    // Level 1: the page offers no form and the endpoint refuses.
+    let page = browser.get("/account/organisations").await;
+    assert!(!page.html().2.contains("/account/organisations/bind"));
+    let verify = browser.get("/account/verify").await;
+    let csrf = field(verify.html().2, "csrf").unwrap();
+    let refused = browser
+        .post(
+            "/account/organisations/bind",
+            &[("csrf", &csrf), ("credit_code", COMPANY)],
+        )
+        .await;
+    assert!(
+        message_shown(&refused).contains("上一级"),
+        "{}",
+        message_shown(&refused)
+    );
+    assert!(authorities.calls("registry").is_empty());
+
+    env.app
+        .db
+        .set_real_name(&alice, 2, "online", "test", env.app.now())
+        .await
+        .unwrap();
+    assert!(bind("91350100M000100Y4X").await.contains("不正确"));
+    assert!(bind(COMPANY).await.contains("没有这个统一社会信用代码"));
+    authorities.enterprise(COMPANY, "福州示例科技有限公司", "revoked", "张三", ALICE_ID);
+    assert!(bind(COMPANY).await.contains("吊销或注销"));
+    authorities.enterprise(
+        COMPANY,
+        "福州示例科技有限公司",
+        "active",
+        "李四",
+        &resident_id(40),
+    );
+    assert!(bind(COMPANY).await.contains("不是您本人"));
+    // The same name with another person's number is not her either.
+    authorities.enterprise(
+        COMPANY,
+        "福州示例科技有限公司",
+        "active",
+        "张三",
+        &resident_id(41),
+    );
+    assert!(bind(COMPANY).await.contains("不是您本人"));
+    authorities.answer("registry", Answer::Down);
+    assert!(bind(COMPANY).await.contains("稍后再试"));
+    // Nothing was recorded for her.
+    let page = browser.get("/account/organisations").await;
+    assert!(page.html().2.contains("尚未绑定企业"));
+    assert!(env.app.db.org_by_code(COMPANY).await.unwrap().is_none());
+}
+
+async fn a_super_admin_finds_outcomes_and_bindings_and_suspends_a_binding(backend: Backend) {
+    use reqwest::Method;
+    let authorities = Authorities::start().await;
+    let env = start(backend, &authorities).await;
+    let alice = env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    env.app
+        .db
+        .set_real_name(&alice, 2, "online", "test", env.app.now())
+        .await
+        .unwrap();
+    authorities.enterprise(COMPANY, "福州示例科技有限公司", "active", "张三", ALICE_ID);
+    let browser = signed_in(&env, ALICE_ID).await;
+    submit(
+        &browser,
+        "/account/organisations",
+        "/account/organisations/bind",
+        &[("credit_code", COMPANY)],
+    )
+    .await;
+    let client = env
+        .client_with(NewClient {
+            name: "企业开办".into(),
+            redirect_uris: vec!["http://127.0.0.1:9/cb".into()],
+            scopes: ["openid", "org", "offline_access"].map(String::from).to_vec(),
+            ..NewClient::default()
+        })
+        .await;
+    let rp = Rp::discover(&env.base, &client).await;
+    let tokens = act_for(&rp, &Browser::new(&env.base), ALICE_ID, COMPANY).await;
+    let refresh = tokens.refresh_token().unwrap().clone();
+
+    let root = crate::admin::admin_token(&env, "yunid:admin").await;
+    let clerk = crate::admin::admin_token(&env, "yunid:counter").await;
+    let path = format!("/admin/api/proofing/checks?person_id={alice}&connector=registry");
+    let (status, body) = crate::admin::call(&env, &clerk, Method::GET, &path, None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["checks"][0]["outcome"], "match", "{body}");
+    assert!(
+        body["checks"][0]["transaction_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("reg-")
+    );
+    assert!(!body.to_string().contains(ALICE_ID));
+    let (status, body) = crate::admin::call(
+        &env,
+        &root,
+        Method::GET,
+        "/admin/api/proofing/bindings?status=active",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let binding = body["bindings"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(body["bindings"][0]["person_id"], alice.as_str());
+
+    // Only a super admin suspends; a clerk's attempt is refused and audited.
+    let suspend = format!("/admin/api/proofing/bindings/{binding}/suspend");
+    let (status, _) = crate::admin::call(&env, &clerk, Method::POST, &suspend, None).await;
+    assert_eq!(status, 403);
+    let (status, body) = crate::admin::call(&env, &root, Method::POST, &suspend, None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "suspended");
+    let (status, _) = crate::admin::call(&env, &root, Method::POST, &suspend, None).await;
+    assert_eq!(status, 409, "suspended already");
+    // The app sees it at the next refresh.
+    let err = rp
+        .client
+        .exchange_refresh_token(&refresh)
+        .unwrap()
+        .request_async(&http_client)
+        .await
+        .expect_err("refresh after the suspension");
+    assert!(format!("{err:?}").contains("invalid_grant"), "{err:?}");
+    let events = env.app.db.all_audit_events().await.unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.action == "org.binding.suspend" && e.outcome == "forbidden")
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e.action == "org.binding.suspend" && e.outcome == "success")
+    );
+}
+
+async fn the_legal_person_entry_signs_in_and_goes_straight_to_the_enterprises(backend: Backend) {
+    let authorities = Authorities::start().await;
+    let env = start(backend, &authorities).await;
+    let alice = env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    env.app
+        .db
+        .set_real_name(&alice, 2, "online", "test", env.app.now())
+        .await
+        .unwrap();
+
+    // At yunid itself: the login page offers the entry; through it, the sign-in lands on the enterprises,
+    // where a person with none is told how to bind one.
+    let browser = Browser::new(&env.base);
+    let login = browser.get("/login").await;
+    assert!(login.html().2.contains("href=\"/login/legal\"") && login.html().2.contains("法人登录"));
+    let login = browser.get("/login/legal").await;
+    let page = browser.login(&login, ALICE_ID, PASSWORD).await;
+    let (url, _, body) = page.html();
+    assert!(url.ends_with("/account/organisations?entry=legal"), "{url}");
+    assert!(
+        body.contains("还没有可以代表的企业") && body.contains("action=\"/account/organisations/bind\""),
+        "{body}"
+    );
+    authorities.enterprise(COMPANY, "福州示例科技有限公司", "active", "张三", ALICE_ID);
+    let page = submit(
+        &browser,
+        "/account/organisations",
+        "/account/organisations/bind",
+        &[("credit_code", COMPANY)],
+    )
+    .await;
+    assert!(page.html().2.contains("id=\"represents\""), "{}", page.html().2);
+    // The entry is used once: the account page is the account page again.
+    let page = browser.get("/account").await;
+    assert!(page.html().0.ends_with("/account"), "{}", page.html().0);
+    // Signed in already, the entry goes straight there.
+    let page = browser.get("/login/legal").await;
+    assert!(
+        page.html().0.ends_with("/account/organisations?entry=legal"),
+        "{}",
+        page.html().0
+    );
+
+    // In an app's request: the entry keeps the request, and the sign-in leads to the choice of whom to
+    // act for, without the app naming the company in `login_hint`.
+    let client = env
+        .client_with(NewClient {
+            name: "企业开办".into(),
+            redirect_uris: vec!["http://127.0.0.1:9/cb".into()],
+            scopes: ["openid", "org"].map(String::from).to_vec(),
+            ..NewClient::default()
+        })
+        .await;
+    let rp = Rp::discover(&env.base, &client).await;
+    let attempt = rp.start(&["org"]);
+    let fresh = Browser::new(&env.base);
+    let login = fresh.get(attempt.url.as_str()).await;
+    let re = regex_lite::Regex::new(r#"id="legal-entry" href="([^"]*)""#).unwrap();
+    let entry = re
+        .captures(login.html().2)
+        .expect("the entry on the app's login page")[1]
+        .replace("&amp;", "&");
+    assert!(entry.starts_with("/login/legal?req="), "{entry}");
+    let login = fresh.get(&entry).await;
+    let page = fresh.login(&login, ALICE_ID, PASSWORD).await;
+    let (_, _, body) = page.html();
+    assert!(
+        body.contains("action=\"/act-as\"") && body.contains(COMPANY),
+        "{body}"
+    );
+}
+
+on_both_backends!(
+    the_legal_person_entry_signs_in_and_goes_straight_to_the_enterprises,
+    a_super_admin_finds_outcomes_and_bindings_and_suspends_a_binding,
+    a_legal_representative_binds_her_company_and_an_agent_acts_for_it_until_the_registry_cancels_it,
+    a_binding_is_refused_saying_why,
+    citizen_raises_her_level_from_one_to_three_and_an_app_sees_the_evidence,
+    a_mismatch_says_which_check_failed_and_sends_to_the_counter,
+    a_slow_down_or_malformed_connector_says_try_later_and_never_blocks_a_login,
+    attempts_are_throttled_per_person_and_per_address,
+    a_face_session_answers_only_its_browser_and_person_once,
+    a_closed_population_record_locks_the_account_and_ends_its_sessions,
+    no_id_number_in_any_log_audit_detail_or_connector_error,
+);
