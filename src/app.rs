@@ -5,7 +5,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::config::{Config, SmsGatewayKind};
 use crate::crypto::Secrets;
 use crate::keys::rotation::{self, Node};
 use crate::keys::{Kek, KeySet, KeyStore};
@@ -79,16 +79,16 @@ impl App {
         let keys = rotation::load(&db, &kek, now, publish_grace(&config), hint_grace(&config)).await?;
         let hasher = Hasher::new(config.argon2_memory_kib, config.argon2_iterations)?
             .with_queue(config.password_hash_queue);
-        let sms: Box<dyn crate::services::sms::SmsGateway> = match config.sms_gateway.as_str() {
-            "console" => Box::new(crate::services::sms::ConsoleGateway),
-            "webhook" => Box::new(crate::services::sms::WebhookGateway::new(
+        let sms: Box<dyn crate::services::sms::SmsGateway> = match &config.sms_gateway {
+            SmsGatewayKind::Console => Box::new(crate::services::sms::ConsoleGateway),
+            SmsGatewayKind::Webhook => Box::new(crate::services::sms::WebhookGateway::new(
                 config
                     .sms_webhook_url
                     .clone()
                     .ok_or_else(|| anyhow::anyhow!("sms_webhook_url is required for the webhook gateway"))?,
                 config.sms_webhook_secret.as_deref().unwrap_or(""),
             )?),
-            other => anyhow::bail!("unknown sms_gateway {other}"),
+            SmsGatewayKind::Other(other) => anyhow::bail!("unknown sms_gateway {other}"),
         };
         let webauthn = crate::services::passkey::relying_party(&config)?;
         let trusted_proxies = config.trusted_proxy_nets()?;

@@ -4,6 +4,7 @@ use crate::crypto::{self, Random, Secrets};
 use crate::identity::{Phone, ResidentId};
 use crate::keys::Alg;
 use crate::services::password::{self, Hasher};
+use crate::services::admin::persons::PersonStatus;
 use crate::store::Db;
 use crate::store::clients::{AuthMethod, Client, SubjectType};
 use crate::store::persons::PersonRow;
@@ -343,7 +344,7 @@ async fn add_person(r: &Registry<'_>, new: NewPerson, now: i64) -> Result<String
         phone: phone.map(|p| p.as_str().to_owned()),
         password_hash,
         real_name_level: 1,
-        status: "active".into(),
+        status: PersonStatus::Active.as_str().into(),
         phone_verified: new.phone_verified,
         real_name_verified_at: None,
         real_name_method: None,

@@ -27,7 +27,7 @@ use crate::app::App;
 use crate::http::forms::ClientAddr;
 use crate::identity::{Phone, ResidentId};
 use crate::services::admin::PersonAction;
-use crate::services::admin::persons::{self as admin_persons, Allowed};
+use crate::services::admin::persons::{self as admin_persons, Allowed, PersonStatus};
 use crate::services::notify::{self, Change};
 use crate::services::password;
 use crate::services::registry::{NewPerson, PersonError};
@@ -531,20 +531,16 @@ pub async fn act_on_person(
     let mut detail = json!({});
     match action {
         "lock" | "unlock" | "disable" => {
-            let status = match action {
-                "lock" => "locked",
-                "disable" => "disabled",
-                _ => "active",
-            };
+            let status = PersonStatus::set_by(kind).unwrap_or(PersonStatus::Active);
             // A super admin's lock is a super admin's to lift (see `services::admin`).
             app.db
-                .set_person_status_by(&person.id, status, admin.is_super(), now)
+                .set_person_status_by(&person.id, status.as_str(), admin.is_super(), now)
                 .await
                 .map_err(Problem::internal)?;
-            if status != "active" {
+            if status != PersonStatus::Active {
                 end_all_sessions(app, &person.id).await?;
             }
-            detail = json!({ "status": status });
+            detail = json!({ "status": status.as_str() });
         }
         "verify" => {
             let document = admin_persons::verification_document(document).map_err(super::ctx::problem)?;
