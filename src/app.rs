@@ -422,6 +422,34 @@ pub fn hint_grace(config: &Config) -> i64 {
     publish_grace(config).max(config.session_absolute_ttl)
 }
 
+/// What the cross-device services (device grant, scan to sign in) are handed.
+impl App {
+    pub fn device(&self) -> crate::services::device::Ctx<'_> {
+        let c = &self.config;
+        crate::services::device::Ctx {
+            db: &self.db,
+            settings: crate::services::device::Settings {
+                code_ttl: c.device_code_ttl,
+                interval: c.device_poll_interval,
+                verification_uri: url::Url::parse(&c.endpoint("/device"))
+                    .unwrap_or_else(|_| c.issuer.clone()),
+                throttle_window: c.login_throttle_window,
+                throttle_memory: crate::services::login::THROTTLE_MEMORY,
+            },
+            rng: self.random.as_ref(),
+        }
+    }
+
+    pub fn scan(&self) -> crate::services::scan::Ctx<'_> {
+        crate::services::scan::Ctx {
+            db: &self.db,
+            ttl: self.config.scan_ttl,
+            apps: &self.config.scan_apps,
+            rng: self.random.as_ref(),
+        }
+    }
+}
+
 /// What the domain services receive: narrow pieces of the application, and the ports through which they
 /// reach services that still take the whole `App`.
 impl App {
@@ -472,12 +500,28 @@ impl App {
         }
     }
 
+    pub fn userinfo(&self) -> crate::services::oidc::userinfo::Ctx<'_> {
+        crate::services::oidc::userinfo::Ctx {
+            verifier: self.access_tokens(),
+            subjects: self.subjects(),
+            licences: self,
+        }
+    }
+
+    pub fn introspection(&self) -> crate::services::oidc::introspection::Ctx<'_> {
+        crate::services::oidc::introspection::Ctx {
+            verifier: self.access_tokens(),
+            subjects: self.subjects(),
+        }
+    }
+
     pub fn grants(&self) -> crate::services::oidc::grants::Ctx<'_> {
         crate::services::oidc::grants::Ctx {
             db: &self.db,
             minting: self.minting(),
             settings: crate::services::oidc::grants::Settings {
                 session_idle_ttl: self.config.session_idle_ttl,
+                grant_ttl: self.config.refresh_absolute_ttl,
             },
             representations: self,
             licences: self,
@@ -510,7 +554,7 @@ impl crate::services::oidc::claims::Representations for App {
     }
 }
 
-impl crate::services::oidc::grants::Licences for App {
+impl crate::services::oidc::Licences for App {
     fn release<'a>(
         &'a self,
         client: &'a crate::store::clients::Client,

@@ -151,6 +151,15 @@ pub struct Config {
     pub proofing_face_session_ttl: i64,
     /// Lowest face comparison score (0–100) that passes, with liveness.
     pub proofing_face_min_score: i64,
+    /// How long a device code and its user code live (RFC 8628 §3.2 `expires_in`), in seconds.
+    pub device_code_ttl: i64,
+    /// The polling interval a device is told (RFC 8628 §3.2 `interval`), in seconds.
+    pub device_poll_interval: i64,
+    /// How long a scan-to-sign-in QR code on the login page can be scanned and answered, in seconds.
+    pub scan_ttl: i64,
+    /// Client ids of the province's mobile app(s): only their access tokens may answer a scanned login
+    /// (see docs/SCAN-API.md). Empty: scan to sign in is off and the login page does not offer it.
+    pub scan_apps: Vec<String>,
 }
 
 impl Default for Config {
@@ -216,6 +225,10 @@ impl Default for Config {
             proofing_attempts_per_address: 20,
             proofing_face_session_ttl: 600,
             proofing_face_min_score: 80,
+            device_code_ttl: 600,
+            device_poll_interval: 5,
+            scan_ttl: 120,
+            scan_apps: Vec::new(),
         }
     }
 }
@@ -313,6 +326,14 @@ impl Config {
         anyhow::ensure!(
             self.issuer.query().is_none() && self.issuer.fragment().is_none(),
             "issuer must have no query or fragment"
+        );
+        anyhow::ensure!(
+            (60..=1800).contains(&self.device_code_ttl) && (1..=60).contains(&self.device_poll_interval),
+            "device_code_ttl must be 60..=1800 and device_poll_interval 1..=60 seconds"
+        );
+        anyhow::ensure!(
+            (30..=600).contains(&self.scan_ttl),
+            "scan_ttl must be 30..=600 seconds"
         );
         self.trusted_proxy_nets()?;
         self.client_outbound_nets()?;

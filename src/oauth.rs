@@ -37,6 +37,10 @@ oauth_errors!(
     request_uri_not_supported,
     invalid_token,
     unsupported_token_type,
+    // RFC 8628 §3.5 (device authorization grant).
+    authorization_pending,
+    slow_down,
+    expired_token,
 );
 
 impl std::fmt::Display for OAuthError {

@@ -107,3 +107,32 @@ pub fn browser_value(app: &App, jar: &CookieJar) -> Option<String> {
 pub fn session_value(app: &App, jar: &CookieJar) -> Option<String> {
     jar.get(&name(app, "yunid_session")).map(|c| c.value().to_owned())
 }
+
+/// Where a sign-in made without an authorization request continues (`/device?user_code=…`): a short-lived
+/// cookie set by the device verification page before it sends the person to sign in.
+pub fn device_continuation(app: &App, user_code: &str) -> Cookie<'static> {
+    let base = build(
+        app,
+        name(app, "yunid_device"),
+        user_code.to_owned(),
+        SameSite::Lax,
+    );
+    // Ten minutes, the longest a device code lives by default.
+    let mut c = Cookie::parse(format!("{}; Max-Age=600", base.stripped())).unwrap_or(base.clone());
+    c.set_http_only(true);
+    c.set_path("/");
+    c.set_same_site(SameSite::Lax);
+    c.set_secure(app.config.secure_cookies());
+    c
+}
+
+/// The user code a sign-in continues with, if the device page set one; the cookie is removed.
+pub fn take_device_continuation(app: &App, jar: CookieJar) -> (CookieJar, Option<String>) {
+    let cookie_name = name(app, "yunid_device");
+    let Some(value) = jar.get(&cookie_name).map(|c| c.value().to_owned()) else {
+        return (jar, None);
+    };
+    let mut gone = build(app, cookie_name, String::new(), SameSite::Lax);
+    gone.make_removal();
+    (jar.add(gone), Some(value).filter(|v| !v.is_empty()))
+}

@@ -3,6 +3,8 @@
 mod account;
 mod admin;
 mod cookies;
+mod cross_texts;
+mod device;
 mod forms;
 pub mod i18n;
 mod login;
@@ -11,6 +13,8 @@ mod observe;
 mod oidc;
 mod page;
 mod pending;
+mod qr;
+mod scan;
 
 use std::net::SocketAddr;
 
@@ -36,6 +40,8 @@ pub fn router(app: App) -> Router {
         .merge(login::router())
         .merge(account::router())
         .merge(admin::router())
+        .merge(device::router())
+        .merge(scan::router())
         .route("/", get(home))
         .route("/lang/{code}", get(switch_lang))
         .route("/healthz", get(|| async { "ok" }))

@@ -190,8 +190,10 @@ pub struct LoginPage<'a> {
     pub nonce: &'a str,
     /// The person signed in with a temporary password and must choose a new one.
     pub new_password: bool,
-    /// Upstream providers to sign in through: (id, display name, logo URL).
+    /// Upstream providers to sign in through: (link that starts the sign-in, display name, logo URL).
     pub upstreams: &'a [(String, String, Option<String>)],
+    /// The scan-to-sign-in page for this request, when scanning is on.
+    pub scan_link: Option<String>,
 }
 
 #[derive(Template)]

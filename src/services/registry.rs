@@ -3,8 +3,8 @@
 use crate::crypto::{self, Random, Secrets};
 use crate::identity::{Phone, ResidentId};
 use crate::keys::Alg;
-use crate::services::password::{self, Hasher};
 use crate::services::admin::persons::PersonStatus;
+use crate::services::password::{self, Hasher};
 use crate::store::Db;
 use crate::store::clients::{AuthMethod, Client, SubjectType};
 use crate::store::persons::PersonRow;
@@ -143,7 +143,10 @@ async fn add_client(r: &Registry<'_>, new: NewClient, now: i64) -> anyhow::Resul
         anyhow::ensure!(
             matches!(
                 g.as_str(),
-                "authorization_code" | "refresh_token" | "client_credentials"
+                "authorization_code"
+                    | "refresh_token"
+                    | "client_credentials"
+                    | crate::services::device::GRANT_TYPE
             ),
             "unsupported grant type {g}"
         );
@@ -232,7 +235,10 @@ pub fn check_settings(c: &Client, allow_http: bool) -> Result<(), (&'static str,
     if let Some(g) = c.grant_types.iter().find(|g| {
         !matches!(
             g.as_str(),
-            "authorization_code" | "refresh_token" | "client_credentials"
+            "authorization_code"
+                | "refresh_token"
+                | "client_credentials"
+                | crate::services::device::GRANT_TYPE
         )
     }) {
         return Err(("grant_types", format!("unsupported grant type {g}")));

@@ -116,6 +116,18 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../../migrations/postgres/0017_org_bindings.sql"),
     },
     Migration {
+        version: 18,
+        name: "device_grant",
+        sqlite: include_str!("../../migrations/sqlite/0018_device_grant.sql"),
+        postgres: include_str!("../../migrations/postgres/0018_device_grant.sql"),
+    },
+    Migration {
+        version: 19,
+        name: "scan_login",
+        sqlite: include_str!("../../migrations/sqlite/0019_scan_login.sql"),
+        postgres: include_str!("../../migrations/postgres/0019_scan_login.sql"),
+    },
+    Migration {
         version: 20,
         name: "federation",
         sqlite: include_str!("../../migrations/sqlite/0020_federation.sql"),

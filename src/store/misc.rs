@@ -112,6 +112,8 @@ impl Db {
             "DELETE FROM sms_codes WHERE expires_at < $1",
             "DELETE FROM webauthn_ceremonies WHERE expires_at < $1",
             "DELETE FROM sms_outbox WHERE expires_at < $1",
+            "DELETE FROM device_grants WHERE expires_at < $1",
+            "DELETE FROM scan_requests WHERE expires_at < $1",
         ] {
             n += sqlx::query(sql)
                 .bind(now - 60)

@@ -20,16 +20,16 @@ use crate::on_both_backends;
 /// How long the whole browser script may take.
 const FLOWS_TIMEOUT: Duration = Duration::from_secs(300);
 
-fn crate_root() -> &'static Path {
+pub(crate) fn crate_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn chromium() -> PathBuf {
+pub(crate) fn chromium() -> PathBuf {
     std::env::var_os("YUNID_CHROMIUM").map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from)
 }
 
 /// Node.js, Chromium and the script's node_modules must be there: a missing one fails the test.
-fn check_tools() {
+pub(crate) fn check_tools() {
     const HOW: &str = "run `scripts/test` (it installs them), or by hand: `apt-get install -y chromium fonts-noto-cjk` \
                        (and Node.js 20 or later with npm), then `npm ci --prefix tests/browser`";
     let node = std::process::Command::new("node").arg("--version").output();

@@ -67,25 +67,38 @@ async fn department_app(down: &Env) -> (TestClient, Rp) {
     (app, rp)
 }
 
-/// Presses the upstream's button on a login page: where the browser is sent (the upstream's
+/// The login page's link to an upstream.
+fn upstream_link(login: &Page, upstream: &str) -> String {
+    let (_, _, body) = login.html();
+    let re = regex_lite::Regex::new(&format!(r#"href="(/login/upstream/{upstream}\?[^"]*)""#)).unwrap();
+    let link = re
+        .captures(body)
+        .unwrap_or_else(|| panic!("no link to {upstream}: {body}"))[1]
+        .to_owned();
+    link.replace("&amp;", "&").replace("&#38;", "&")
+}
+
+/// Follows the login page's link to an upstream: where the browser is sent (the upstream's
 /// authorization endpoint).
 async fn press(browser: &Browser, login: &Page, upstream: &str) -> url::Url {
-    let (_, _, body) = login.html();
-    assert!(
-        body.contains(&format!("action=\"/login/upstream/{upstream}\"")),
-        "no button for {upstream}: {body}"
-    );
-    let csrf = field(body, "csrf").unwrap();
-    let mut form = vec![("csrf", csrf.as_str())];
-    let req = field(body, "req");
-    if let Some(r) = &req {
-        form.push(("req", r.as_str()));
-    }
-    browser
-        .post(&format!("/login/upstream/{upstream}"), &form)
-        .await
-        .left()
-        .clone()
+    browser.get(&upstream_link(login, upstream)).await.left().clone()
+}
+
+/// Back at yunid's callback: the page the browser ends on (after the "signed in" page moves on by its
+/// `Refresh`, as a browser does).
+async fn back_at(browser: &Browser, callback: &str) -> Page {
+    let page = browser.get(callback).await;
+    let Page::Html { body, .. } = &page else {
+        return page;
+    };
+    let Some(target) = regex_lite::Regex::new(r#"<a id="continue" href="([^"]*)""#)
+        .unwrap()
+        .captures(body)
+        .map(|c| c[1].replace("&amp;", "&").replace("&#38;", "&"))
+    else {
+        return page;
+    };
+    browser.get(&target).await
 }
 
 /// The app's code from the redirect back to it, after consenting on yunid when asked.
@@ -199,7 +212,7 @@ async fn a_verified_id_number_at_the_upstream_links_and_signs_in_to_a_department
     assert_eq!(sent["code_challenge_method"], "S256");
     assert!(sent.contains_key("nonce") && sent.contains_key("state"));
     let back = at_upstream(&p.up, &to, &number).await;
-    let code = to_app(&browser, browser.get(back.as_str()).await).await;
+    let code = to_app(&browser, back_at(&browser, back.as_str()).await).await;
     let fed = id_claims(&rp, &code, attempt.verifier).await;
     assert_eq!(fed["amr"], json!(["fed"]), "{fed}");
     assert_eq!(
@@ -261,7 +274,7 @@ async fn an_unknown_verified_number_creates_a_person_at_the_mapped_level(backend
     let login = browser.get(attempt.url.as_str()).await;
     let to = press(&browser, &login, "national").await;
     let back = at_upstream(&p.up, &to, &number).await;
-    let code = to_app(&browser, browser.get(back.as_str()).await).await;
+    let code = to_app(&browser, back_at(&browser, back.as_str()).await).await;
     use openidconnect::OAuth2TokenResponse;
     let tokens = rp.exchange(&code, attempt.verifier).await.unwrap();
     let (status, info) = wire::userinfo(&p.down.base, tokens.access_token().secret()).await;
@@ -287,7 +300,7 @@ async fn without_a_trusted_number_the_first_yunid_sign_in_links_the_account(back
     let login = browser.get(attempt.url.as_str()).await;
     let to = press(&browser, &login, "national").await;
     let back = at_upstream(&p.up, &to, &number).await;
-    let page = browser.get(back.as_str()).await;
+    let page = back_at(&browser, back.as_str()).await;
     assert!(page.is_login(), "a yunid sign-in is asked for: {page:?}");
     assert!(
         page.html().2.contains("国家政务服务平台"),
@@ -304,7 +317,7 @@ async fn without_a_trusted_number_the_first_yunid_sign_in_links_the_account(back
     let login = other.get(attempt.url.as_str()).await;
     let to = press(&other, &login, "national").await;
     let back = at_upstream(&p.up, &to, &number).await;
-    let code = to_app(&other, other.get(back.as_str()).await).await;
+    let code = to_app(&other, back_at(&other, back.as_str()).await).await;
     let fed = id_claims(&rp, &code, attempt.verifier).await;
     assert_eq!(fed["sub"], first["sub"]);
     assert_eq!(fed["amr"], json!(["fed"]));
@@ -323,14 +336,14 @@ async fn a_callback_opened_in_another_browser_signs_nobody_in(backend: Backend) 
 
     // The attacker's browser (never started a sign-in, or started its own) gets nothing.
     let attacker = Browser::new(&p.down.base);
-    let page = attacker.get(back.as_str()).await;
+    let page = back_at(&attacker, back.as_str()).await;
     let (_, status, _) = page.html();
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(attacker.get("/account").await.is_login(), "not signed in");
     // The browser that started it still finishes; a second use of the same answer is refused.
-    let code = to_app(&browser, browser.get(back.as_str()).await).await;
+    let code = to_app(&browser, back_at(&browser, back.as_str()).await).await;
     assert!(!code.is_empty());
-    let (_, status, _) = browser.get(back.as_str()).await.html().to_owned_tuple();
+    let (_, status, _) = back_at(&browser, back.as_str()).await.html().to_owned_tuple();
     assert_eq!(status, StatusCode::BAD_REQUEST, "the state works once");
 }
 
@@ -349,7 +362,7 @@ async fn back_channel_logout_at_the_upstream_ends_the_yunid_session(backend: Bac
         .await
         .left()
         .clone();
-    to_app(&browser, browser.get(back.as_str()).await).await;
+    to_app(&browser, back_at(&browser, back.as_str()).await).await;
     assert!(!browser.get("/account").await.is_login(), "signed in at yunid");
 
     // The person signs out everywhere at the upstream; its back-channel logout reaches yunid.
@@ -377,6 +390,10 @@ async fn back_channel_logout_at_the_upstream_ends_the_yunid_session(backend: Bac
 
 /// yunid and a scripted upstream registered in its configuration file.
 async fn scripted(backend: Backend) -> (Env, FakeOp) {
+    scripted_with(backend, "client_secret_post").await
+}
+
+async fn scripted_with(backend: Backend, auth_method: &'static str) -> (Env, FakeOp) {
     let op = FakeOp::start("yunid-at-national").await;
     let (discovery, client_id, secret) = (op.discovery_url(), op.client_id.clone(), op.secret.clone());
     let env = Env::start_with(backend, move |c| {
@@ -387,7 +404,7 @@ async fn scripted(backend: Backend) -> (Env, FakeOp) {
             discovery_url: discovery.clone(),
             client_id: client_id.clone(),
             client_secret: Some(yunid::config::upstream::SecretText(secret.clone())),
-            auth_method: "client_secret_post".into(),
+            auth_method: auth_method.into(),
             scopes: vec!["openid".into()],
             mapping: serde_json::from_value(json!({
                 "id_number": "resident_id",
@@ -412,7 +429,7 @@ async fn via_scripted(browser: &Browser, env: &Env, rp: &Rp) -> (Page, crate::co
     let res = http().get(to.as_str()).send().await.unwrap();
     let back = res.headers()["location"].to_str().unwrap().to_owned();
     assert!(back.starts_with(&env.url("/login/upstream/callback")), "{back}");
-    (browser.get(&back).await, attempt)
+    (back_at(browser, &back).await, attempt)
 }
 
 async fn forged_misaudienced_wrong_nonce_and_expired_upstream_id_tokens_are_refused(backend: Backend) {
@@ -495,6 +512,49 @@ async fn forged_misaudienced_wrong_nonce_and_expired_upstream_id_tokens_are_refu
     let logs = captured_logs();
     assert!(!logs.contains(&op.secret), "the upstream secret in the log");
     assert!(!logs.contains(&number), "an ID number in the log");
+    let admin = admin_token(&env).await;
+    let (_, refused) = call(
+        &env,
+        Method::GET,
+        "/admin/api/audit?action=upstream.token_refused",
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!(
+        refused["events"].as_array().unwrap().len(),
+        7,
+        "every refused token is audited: {refused}"
+    );
+}
+
+async fn private_key_jwt_at_the_upstream_is_signed_with_yunids_published_key(backend: Backend) {
+    let (env, op) = scripted_with(backend, "private_key_jwt").await;
+    let number = resident_id(718);
+    person_at(&env, &number, PHONE, 1).await;
+    let (_, rp) = department_app(&env).await;
+    op.answer(
+        IdToken::Good,
+        "national-subject-2",
+        json!({ "resident_id": number, "loa": "high" }),
+        env.app.now(),
+    );
+    let browser = Browser::new(&env.base);
+    let (page, _) = via_scripted(&browser, &env, &rp).await;
+    assert!(page.is_consent(), "{page:?}");
+    let sent = op.last_token_request();
+    assert!(!sent.contains_key("client_secret") && !sent.contains_key("authorization"));
+    assert_eq!(
+        sent["client_assertion_type"],
+        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+    );
+    // RFC 7523 §3, checked against yunid's own JWKS (what the upstream registered as jwks_uri).
+    let (header, claims) = wire::verify_jws(&wire::jwks(&env.base).await, &sent["client_assertion"]).unwrap();
+    assert_eq!(header["alg"], "RS256");
+    assert_eq!(claims["iss"], op.client_id);
+    assert_eq!(claims["sub"], op.client_id);
+    assert_eq!(claims["aud"], format!("{}/token", op.base));
+    assert!(claims["exp"].as_i64().unwrap() <= env.app.now() + 60);
 }
 
 async fn upstreams_are_registered_by_super_admins_and_their_secret_is_never_shown(backend: Backend) {
@@ -506,6 +566,7 @@ async fn upstreams_are_registered_by_super_admins_and_their_secret_is_never_show
         "discovery_url": "https://id.hubei.example/.well-known/openid-configuration",
         "client_id": "yunid",
         "client_secret": "s3cr3t-value-for-the-upstream",
+        "logo_url": "https://static.hubei.example/logo.svg",
     });
     let (status, created) = call(
         &env,
@@ -560,12 +621,27 @@ async fn upstreams_are_registered_by_super_admins_and_their_secret_is_never_show
     // The login page offers it; starting a sign-in takes the page's CSRF token (another site cannot
     // start one in this browser).
     let browser = Browser::new(&env.base);
+    let res = http().get(env.url("/login")).send().await.unwrap();
+    let csp = res.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains("img-src 'self' https://static.hubei.example"),
+        "{csp}"
+    );
     let login = browser.get("/login").await;
     assert!(login.html().2.contains("湖北政务服务网"));
-    let forced = browser.post("/login/upstream/hubei", &[]).await;
+    assert!(login.html().2.contains("https://static.hubei.example/logo.svg"));
+    let forced = browser.get("/login/upstream/hubei").await;
     assert_eq!(forced.html().1, StatusCode::FORBIDDEN);
-    let forced = browser.post("/login/upstream/hubei", &[("csrf", "forged")]).await;
+    let forced = browser.get("/login/upstream/hubei?csrf=forged").await;
     assert_eq!(forced.html().1, StatusCode::FORBIDDEN);
+    // Another site's link carries no CSRF cookie (SameSite=Strict): a browser holding the page's token
+    // but not the cookie is refused too.
+    let link = upstream_link(&login, "hubei");
+    let elsewhere = Browser::new(&env.base).get(&link).await;
+    assert_eq!(elsewhere.html().1, StatusCode::FORBIDDEN);
     assert!(!captured_logs().contains("s3cr3t-value-for-the-upstream"));
 }
 
@@ -695,7 +771,7 @@ async fn node_oidc_provider_as_the_upstream_links_by_verified_number(backend: Ba
     let to = press(&browser, &login, "node").await;
     assert!(to.as_str().starts_with(&op.base), "{to}");
     let back = through_node(&Browser::new(&op.base), &to, &number).await;
-    let code = to_app(&browser, browser.get(back.as_str()).await).await;
+    let code = to_app(&browser, back_at(&browser, back.as_str()).await).await;
     let fed = id_claims(&rp, &code, attempt.verifier).await;
     assert_eq!(fed["amr"], json!(["fed"]), "{fed}");
 
@@ -711,7 +787,7 @@ async fn node_oidc_provider_as_the_upstream_links_by_verified_number(backend: Ba
     let login = other.get(attempt.url.as_str()).await;
     let to = press(&other, &login, "node").await;
     let back = through_node(&Browser::new(&op.base), &to, "someone-else").await;
-    let page = other.get(back.as_str()).await;
+    let page = back_at(&other, back.as_str()).await;
     assert!(page.is_login(), "a yunid sign-in is asked for: {page:?}");
     assert!(!captured_logs().contains(&secret));
 }
@@ -725,6 +801,7 @@ on_both_backends!(
     forged_misaudienced_wrong_nonce_and_expired_upstream_id_tokens_are_refused,
     upstreams_are_registered_by_super_admins_and_their_secret_is_never_shown,
     node_oidc_provider_as_the_upstream_links_by_verified_number,
+    private_key_jwt_at_the_upstream_is_signed_with_yunids_published_key,
 );
 
 /// The README's upstream configuration, read as yunid reads its configuration file.

@@ -14,14 +14,14 @@ use crate::common::receiver::Receiver;
 use crate::common::{ALICE_ID, ALICE_PHONE, Backend, Env, PASSWORD};
 use crate::on_both_backends;
 
-fn interop_dir() -> PathBuf {
+pub fn interop_dir() -> PathBuf {
     std::env::var_os("YUNID_INTEROP_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| std::env::temp_dir().join("yunid-interop"))
 }
 
 /// The installed libraries, or a failure that says how to install them.
-fn installed(dir: &Path) {
+pub fn installed(dir: &Path) {
     for (what, marker) in [
         ("openid-client", "node/node_modules/openid-client/package.json"),
         ("authlib", "python/authlib/__init__.py"),

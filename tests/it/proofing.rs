@@ -925,7 +925,272 @@ async fn the_legal_person_entry_signs_in_and_goes_straight_to_the_enterprises(ba
     );
 }
 
+/// What yunid believes of an authority: only an answer of the contract, for what it asked, from the
+/// adapter holding the token; a provider page only when it is a web page.
+async fn a_connector_is_trusted_only_within_its_contract(backend: Backend) {
+    let authorities = Authorities::start().await;
+    let env = Env::start_with(backend, |c| {
+        authorities.configure(c);
+        c.proofing_attempts_per_person = 50;
+        c.proofing_carrier_token = Some("not-the-token".into());
+    })
+    .await;
+    let alice = env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    let browser = signed_in(&env, ALICE_ID).await;
+    // The carrier adapter refuses yunid's token (401): "try later", no level.
+    let page = submit(&browser, "/account/verify", "/account/verify/online", &[]).await;
+    assert!(
+        message_shown(&page).contains("稍后再试"),
+        "{}",
+        message_shown(&page)
+    );
+    assert_eq!(level_shown(&page), "1");
+
+    env.app
+        .db
+        .set_real_name(&alice, 2, "online", "test", env.app.now())
+        .await
+        .unwrap();
+    // A registry answer about another enterprise binds nothing.
+    authorities.enterprise(COMPANY, "福州示例科技有限公司", "active", "张三", ALICE_ID);
+    authorities.answer("registry", Answer::Foreign);
+    let page = submit(
+        &browser,
+        "/account/organisations",
+        "/account/organisations/bind",
+        &[("credit_code", COMPANY)],
+    )
+    .await;
+    assert!(
+        message_shown(&page).contains("稍后再试"),
+        "{}",
+        message_shown(&page)
+    );
+    assert!(env.app.db.org_by_code(COMPANY).await.unwrap().is_none());
+    // A provider "page" that is a script is never where the browser is sent.
+    authorities.answer("face_open", Answer::Foreign);
+    let page = submit(&browser, "/account/verify", "/account/verify/face/start", &[]).await;
+    assert!(!page.html().2.contains("javascript:"), "{}", page.html().2);
+    assert!(
+        message_shown(&page).contains("稍后再试"),
+        "{}",
+        message_shown(&page)
+    );
+    // A state nobody issued, or none, is refused without asking the provider.
+    let page = browser.get("/account/verify/face/return?state=forged").await;
+    assert!(message_shown(&page).contains("失效"));
+    let page = browser.get("/account/verify/face/return").await;
+    assert!(message_shown(&page).contains("失效"));
+    assert!(authorities.calls("face_result").is_empty());
+    // Forms need their CSRF token.
+    let refused = browser
+        .post("/account/verify/online", &[("csrf", "forged")])
+        .await;
+    assert_eq!(refused.html().1, 403);
+    let refused = browser
+        .post("/account/organisations/bind", &[("credit_code", COMPANY)])
+        .await;
+    assert_eq!(refused.html().1, 403);
+}
+
+/// The registry later names someone else: the binding and the agents its holder appointed stop, and the
+/// new legal representative binds the enterprise for themself.
+async fn another_legal_representative_in_the_registry_ends_the_old_binding(backend: Backend) {
+    let authorities = Authorities::start().await;
+    let env = start(backend, &authorities).await;
+    let alice = env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    let bob_id = resident_id(51);
+    let bob = env.person(&bob_id, "13900139051", PASSWORD).await;
+    for p in [&alice, &bob] {
+        env.app
+            .db
+            .set_real_name(p, 2, "online", "test", env.app.now())
+            .await
+            .unwrap();
+    }
+    authorities.enterprise(COMPANY, "福州示例科技有限公司", "active", "张三", ALICE_ID);
+    let alice_browser = signed_in(&env, ALICE_ID).await;
+    submit(
+        &alice_browser,
+        "/account/organisations",
+        "/account/organisations/bind",
+        &[("credit_code", COMPANY)],
+    )
+    .await;
+    // Bob cannot bind it while the registry names Alice.
+    let bob_browser = signed_in(&env, &bob_id).await;
+    let page = submit(
+        &bob_browser,
+        "/account/organisations",
+        "/account/organisations/bind",
+        &[("credit_code", COMPANY)],
+    )
+    .await;
+    assert!(message_shown(&page).contains("不是您本人"));
+    // The registry changes: Bob binds it, and Alice's binding is suspended.
+    authorities.enterprise(COMPANY, "福州示例科技有限公司", "active", "张三", &bob_id);
+    let page = submit(
+        &bob_browser,
+        "/account/organisations",
+        "/account/organisations/bind",
+        &[("credit_code", COMPANY)],
+    )
+    .await;
+    assert!(
+        message_shown(&page).contains("已绑定"),
+        "{}",
+        message_shown(&page)
+    );
+    let page = alice_browser.get("/account/organisations").await;
+    assert!(page.html().2.contains("已暂停"), "{}", page.html().2);
+    assert!(
+        page.html().2.contains("还没有可以代表的企业"),
+        "Alice represents it no more"
+    );
+    let page = bob_browser.get("/account/organisations").await;
+    assert!(page.html().2.contains("id=\"represents\""));
+}
+
+/// The same in headless Chromium (`tests/browser/proofing.mjs`): the 法人登录 entry, levels 1 → 3 with the
+/// face step through the provider's page, binding the company; language, autocomplete, no CSP violation.
+async fn a_citizen_verifies_and_binds_her_company_in_a_real_browser(backend: Backend) {
+    crate::browser::check_tools();
+    let label = match backend {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
+    };
+    let root = crate::browser::crate_root();
+    let shots = root
+        .join("test-artifacts")
+        .join("screenshots")
+        .join("proofing")
+        .join(label);
+    std::fs::create_dir_all(&shots).unwrap();
+    let authorities = Authorities::start().await;
+    let env = Env::start_with(backend, |c| {
+        authorities.configure(c);
+        // A domain, as in the other browser flows (cookies of `localhost`).
+        c.issuer = url::Url::parse(&format!("http://localhost:{}", c.listen.port())).unwrap();
+    })
+    .await;
+    env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    authorities.enterprise(COMPANY, "福州示例科技有限公司", "active", "张三", ALICE_ID);
+    let run = tokio::process::Command::new("node")
+        .arg("tests/browser/proofing.mjs")
+        .current_dir(root)
+        .env("YUNID_URL", env.app.config.iss())
+        .env("PERSON_ID_NUMBER", ALICE_ID)
+        .env("PERSON_PASSWORD", PASSWORD)
+        .env("COMPANY", COMPANY)
+        .env("PROVIDER_ORIGIN", &authorities.base)
+        .env("SCREENSHOT_DIR", &shots)
+        .env("CHROMIUM", crate::browser::chromium())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(120), run)
+        .await
+        .expect("the browser script finished in time")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "proofing.mjs failed:\n{stdout}\n{stderr}");
+    assert!(stdout.contains("all proofing flows passed"), "{stdout}");
+    // What the browser did is what the server recorded.
+    let alice = env
+        .app
+        .db
+        .person_by_id_hash(&env.app.secrets.id_hash(ALICE_ID))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(alice.real_name_level, 3);
+    assert!(env.app.db.org_by_code(COMPANY).await.unwrap().is_some());
+}
+
+/// The console shows the same: outcomes and bindings, searchable; a super admin suspends a binding there
+/// (a counter clerk sees the checks but no suspend button, and a forged post is refused and audited).
+async fn the_console_finds_outcomes_and_a_super_admin_suspends_a_binding_there(backend: Backend) {
+    let authorities = Authorities::start().await;
+    let inbox = crate::common::sms::SmsInbox::start(0).await;
+    let sms = crate::common::console::sms_to(&inbox);
+    let env = Env::start_with(backend, |c| {
+        sms(c);
+        authorities.configure(c);
+    })
+    .await;
+    let alice = env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    env.app
+        .db
+        .set_real_name(&alice, 2, "online", "test", env.app.now())
+        .await
+        .unwrap();
+    authorities.enterprise(COMPANY, "福州示例科技有限公司", "active", "张三", ALICE_ID);
+    let browser = signed_in(&env, ALICE_ID).await;
+    submit(
+        &browser,
+        "/account/organisations",
+        "/account/organisations/bind",
+        &[("credit_code", COMPANY)],
+    )
+    .await;
+
+    let carol_id = resident_id(61);
+    let carol = env.person(&carol_id, "13900139061", PASSWORD).await;
+    env.app
+        .db
+        .grant_admin_role(&carol, "counter_clerk", "", "test", env.app.now())
+        .await
+        .unwrap();
+    let root_id = resident_id(62);
+    let root = env.person(&root_id, "13900139062", PASSWORD).await;
+    env.app
+        .db
+        .grant_admin_role(&root, "super_admin", "", "test", env.app.now())
+        .await
+        .unwrap();
+
+    let clerk = Browser::new(&env.base);
+    crate::common::console::sign_in(&clerk, &inbox, &carol_id, PASSWORD).await;
+    let page = clerk
+        .get(&format!("/admin/proofing?person_id={alice}&connector=registry"))
+        .await;
+    let (_, status, body) = page.html();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("reg-") && body.contains("match"), "{body}");
+    assert!(!body.contains(ALICE_ID), "no ID number on the page");
+    assert!(!body.contains("/suspend\""), "a clerk gets no suspend button");
+
+    let admin = Browser::new(&env.base);
+    crate::common::console::sign_in(&admin, &inbox, &root_id, PASSWORD).await;
+    let page = admin.get("/admin/proofing").await;
+    let body = page.html().2.to_owned();
+    let re = regex_lite::Regex::new(r#"action="(/admin/proofing/bindings/[^"]*/suspend)""#).unwrap();
+    let action = re.captures(&body).expect("a suspend button for the super admin")[1].to_owned();
+    // The clerk posting it (with her browser's own form token) is refused.
+    let csrf = field(clerk.get("/account/verify").await.html().2, "csrf").unwrap();
+    let refused = clerk.post(&action, &[("csrf", &csrf)]).await;
+    assert_eq!(refused.html().1, 403);
+    let csrf = field(&body, "csrf").unwrap();
+    let done = admin.post(&action, &[("csrf", &csrf)]).await;
+    assert!(done.html().2.contains("绑定已暂停"), "{}", done.html().2);
+    let page = browser.get("/account/organisations").await;
+    assert!(page.html().2.contains("已暂停"));
+    let events = env.app.db.all_audit_events().await.unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.action == "org.binding.suspend" && e.outcome == "forbidden")
+    );
+    assert!(events.iter().any(|e| e.action == "org.binding.suspend"
+        && e.outcome == "success"
+        && e.actor == format!("person:{root}")));
+}
+
 on_both_backends!(
+    the_console_finds_outcomes_and_a_super_admin_suspends_a_binding_there,
+    a_citizen_verifies_and_binds_her_company_in_a_real_browser,
+    a_connector_is_trusted_only_within_its_contract,
+    another_legal_representative_in_the_registry_ends_the_old_binding,
     the_legal_person_entry_signs_in_and_goes_straight_to_the_enterprises,
     a_super_admin_finds_outcomes_and_bindings_and_suspends_a_binding,
     a_legal_representative_binds_her_company_and_an_agent_acts_for_it_until_the_registry_cancels_it,

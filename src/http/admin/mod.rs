@@ -5,6 +5,7 @@
 mod apps;
 mod console;
 mod ctx;
+mod device_clients;
 mod docs;
 mod edit;
 mod licences;
@@ -38,6 +39,7 @@ pub fn router() -> Router<App> {
         .merge(apps::router())
         .merge(upstreams::router())
         .merge(proofing::router())
+        .merge(device_clients::router())
         .route(
             "/admin/api/openapi.json",
             axum::routing::get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }),

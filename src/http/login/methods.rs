@@ -163,6 +163,11 @@ pub fn render(app: &App, jar: CookieJar, ctx: &Ctx, view: View<'_>, status: Stat
         _ => "passkey",
     };
     let nonce = crypto::random_token();
+    let upstream_links = if ctx.step_up {
+        Vec::new()
+    } else {
+        super::upstream::links(&ctx.upstreams, &csrf, ctx.req.as_deref())
+    };
     let mut res = page::render(page::LoginPage {
         t: ctx.lang.texts(),
         step_up: ctx.step_up,
@@ -185,13 +190,28 @@ pub fn render(app: &App, jar: CookieJar, ctx: &Ctx, view: View<'_>, status: Stat
         register: app.config.self_registration,
         nonce: &nonce,
         new_password: view.new_password,
-        upstreams: if ctx.step_up { &[] } else { &ctx.upstreams },
+        upstreams: &upstream_links,
+        scan_link: (!ctx.step_up && !app.config.scan_apps.is_empty()).then(|| match &ctx.req {
+            Some(r) => pending_link("/login/scan", r),
+            None => "/login/scan".to_owned(),
+        }),
     });
     *res.status_mut() = status;
     if let Some((r, _)) = &ctx.pending {
         res = page::allow_form_target(res, &r.target.redirect_uri);
     }
+    if !ctx.step_up {
+        res = super::upstream::allow_logos(res, &ctx.upstreams);
+    }
     (jar, res).into_response()
+}
+
+/// `path?req=…`
+fn pending_link(path: &str, req: &str) -> String {
+    let query: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("req", req)
+        .finish();
+    format!("{path}?{query}")
 }
 
 fn internal(e: anyhow::Error) -> Response {
@@ -263,7 +283,9 @@ pub async fn finish(
     let jar = jar.add(cookies::session_cookie(app, cookie));
     let jar = super::upstream::accept_offer(app, jar, &session.person_id, address, now).await;
     let Some(req) = &ctx.req else {
-        return Ok((jar, Redirect::to("/account")).into_response());
+        // A sign-in the device verification page asked for goes back there.
+        let (jar, next) = crate::http::device::after_login(app, jar);
+        return Ok((jar, Redirect::to(&next)).into_response());
     };
     if let Some(b) = &ctx.bound {
         app.db

@@ -1,7 +1,12 @@
-//! Signing in through an upstream provider (`services::federation`): the login page's buttons post to
-//! `/login/upstream/{id}` (CSRF token; the sign-in is bound to this browser and its pending request),
-//! the upstream sends the browser back to `/login/upstream/callback`, and the upstream's back-channel
-//! logout arrives at `/login/upstream/{id}/logout`.
+//! Signing in through an upstream provider (`services::federation`): the login page's links lead to
+//! `/login/upstream/{id}` (with the page's CSRF token; the sign-in is bound to this browser and its
+//! pending request), the upstream sends the browser back to `/login/upstream/callback`, and the
+//! upstream's back-channel logout arrives at `/login/upstream/{id}/logout`.
+//!
+//! Links and a `Refresh`, not forms and redirects, carry the browser across origins: browsers check a
+//! page's `form-action` on every redirect that follows a form submission, so a form posted on yunid's
+//! login page could not be redirected to the upstream, nor a form posted on the upstream's login page
+//! (whose policy names yunid's callback only) be redirected on from the callback to the app.
 
 use axum::Form;
 use axum::extract::{Path, Query, State};
@@ -90,20 +95,110 @@ fn failed(lang: Lang, e: &FederationError) -> Response {
     page::error_in(lang, status, say(lang, zh, en))
 }
 
+/// The login page's links to the upstreams: (href, display name, logo URL).
+pub fn links(
+    upstreams: &[(String, String, Option<String>)],
+    csrf: &str,
+    req: Option<&str>,
+) -> Vec<(String, String, Option<String>)> {
+    upstreams
+        .iter()
+        .map(|(id, name, logo)| {
+            let mut q = form_urlencoded::Serializer::new(String::new());
+            q.append_pair("csrf", csrf);
+            if let Some(r) = req {
+                q.append_pair("req", r);
+            }
+            let id: String = form_urlencoded::byte_serialize(id.as_bytes()).collect();
+            (
+                format!("/login/upstream/{id}?{}", q.finish()),
+                name.clone(),
+                logo.clone(),
+            )
+        })
+        .collect()
+}
+
+/// Lets the login page show the upstreams' logos: their origins are added to the page's `img-src`
+/// (the policy otherwise allows images from yunid only).
+pub fn allow_logos(mut res: Response, upstreams: &[(String, String, Option<String>)]) -> Response {
+    let origins: Vec<String> = upstreams
+        .iter()
+        .filter_map(|(_, _, logo)| logo.as_deref())
+        .filter_map(|l| url::Url::parse(l).ok())
+        .filter(|u| matches!(u.scheme(), "https" | "http"))
+        .map(|u| u.origin().ascii_serialization())
+        .collect();
+    if origins.is_empty() {
+        return res;
+    }
+    let header = axum::http::header::CONTENT_SECURITY_POLICY;
+    let current = res
+        .headers()
+        .get(&header)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or(page::CSP)
+        .to_owned();
+    let csp = format!("{current}; img-src 'self' {}", origins.join(" "));
+    if let Ok(v) = axum::http::HeaderValue::from_str(&csp) {
+        res.headers_mut().insert(header, v);
+    }
+    res
+}
+
+#[derive(askama::Template)]
+#[template(path = "upstream_continue.html")]
+struct ContinuePage<'a> {
+    t: &'static crate::http::i18n::Texts,
+    target: &'a str,
+}
+
+/// A redirect made into a page that moves on by itself (`Refresh`) or by its link: a new navigation,
+/// which the upstream page's `form-action` does not govern.
+fn continue_page(lang: Lang, res: Response) -> Response {
+    let Some(target) = res
+        .headers()
+        .get(axum::http::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .filter(|t| t.starts_with('/') && !t.starts_with("//"))
+        .map(str::to_owned)
+    else {
+        return res;
+    };
+    let (mut parts, _) = res.into_parts();
+    let page = page::render(ContinuePage {
+        t: lang.texts(),
+        target: &target,
+    });
+    let (page_parts, body) = page.into_parts();
+    parts.status = StatusCode::OK;
+    parts.headers.remove(axum::http::header::LOCATION);
+    for (k, v) in page_parts.headers.iter() {
+        parts.headers.insert(k, v.clone());
+    }
+    if let Ok(v) = axum::http::HeaderValue::from_str(&format!("0; url={target}")) {
+        parts
+            .headers
+            .insert(axum::http::HeaderName::from_static("refresh"), v);
+    }
+    Response::from_parts(parts, body)
+}
+
 #[derive(Deserialize)]
 pub struct StartForm {
     csrf: Option<String>,
     req: Option<String>,
 }
 
-/// `POST /login/upstream/{id}`: starts a sign-in at the upstream for this browser (and its pending
-/// request, which must belong to this browser).
+/// `GET /login/upstream/{id}?csrf=…&req=…`: starts a sign-in at the upstream for this browser (and its
+/// pending request, which must belong to this browser). The CSRF token is the login page's (its cookie
+/// is `SameSite=Strict`: a link from another site arrives without it).
 pub async fn start(
     State(app): State<App>,
     lang: Lang,
     jar: CookieJar,
     Path(id): Path<String>,
-    Form(f): Form<StartForm>,
+    Query(f): Query<StartForm>,
 ) -> Response {
     if !cookies::csrf_ok(&app, &jar, f.csrf.as_deref()) {
         return forbidden_csrf(lang);
@@ -213,7 +308,8 @@ pub async fn callback(
                     )
                     .await;
                 }
-                methods::finish(&app, jar, &ctx, signed, "fed", &addr, now).await
+                let res = methods::finish(&app, jar, &ctx, signed, "fed", &addr, now).await?;
+                Ok(continue_page(ctx.lang, res))
             }
         }
     }

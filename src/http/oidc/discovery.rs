@@ -58,6 +58,11 @@ pub async fn configuration(State(app): State<App>) -> impl IntoResponse {
         "frontchannel_logout_supported": false,
         "ui_locales_supported": ["zh-CN", "en"],
     });
+    // RFC 8628 §4: the device authorization grant.
+    doc["device_authorization_endpoint"] = c.endpoint("/device_authorization").into();
+    if let Some(grants) = doc["grant_types_supported"].as_array_mut() {
+        grants.push(crate::services::device::GRANT_TYPE.into());
+    }
     if c.dynamic_registration {
         doc["registration_endpoint"] = c.endpoint("/connect/register").into();
     }

@@ -3,7 +3,9 @@
 use crate::error::{Error, OAuthError};
 use crate::services::oidc::client_auth::ClientAuthError;
 use crate::services::oidc::grants::GrantError;
+use crate::services::oidc::introspection::IntrospectionError;
 use crate::services::oidc::tokens::TokenError;
+use crate::services::oidc::userinfo::UserinfoError;
 
 impl From<GrantError> for Error {
     fn from(e: GrantError) -> Error {
@@ -24,7 +26,12 @@ impl From<GrantError> for Error {
             | GrantError::SessionEnded
             | GrantError::RefreshTokenReused
             | GrantError::RefreshTokenExpired
-            | GrantError::Subject(_) => OAuthError::invalid_grant(description).into(),
+            | GrantError::Subject(_)
+            | GrantError::DeviceCodeRefused(_) => OAuthError::invalid_grant(description).into(),
+            GrantError::AuthorizationPending => OAuthError::authorization_pending(description).into(),
+            GrantError::SlowDown => OAuthError::slow_down(description).into(),
+            GrantError::ExpiredToken => OAuthError::expired_token(description).into(),
+            GrantError::AccessDenied => OAuthError::access_denied(description).into(),
             GrantError::Internal(e) => e.into(),
         }
     }
@@ -44,6 +51,24 @@ impl From<TokenError> for Error {
     fn from(e: TokenError) -> Error {
         match e {
             TokenError::Internal(e) => e.into(),
+        }
+    }
+}
+
+impl From<UserinfoError> for Error {
+    fn from(e: UserinfoError) -> Error {
+        match e {
+            UserinfoError::InvalidToken(m) => Error::Bearer(m),
+            UserinfoError::NoOpenid => Error::InsufficientScope(e.to_string()),
+            UserinfoError::Internal(e) => e.into(),
+        }
+    }
+}
+
+impl From<IntrospectionError> for Error {
+    fn from(e: IntrospectionError) -> Error {
+        match e {
+            IntrospectionError::Internal(e) => e.into(),
         }
     }
 }

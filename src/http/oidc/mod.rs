@@ -1,12 +1,14 @@
 //! Protocol endpoints.
 
 mod authorize;
+mod device;
 mod discovery;
 mod errors;
 mod introspect;
 mod logout;
 mod par;
 mod register;
+mod revoke;
 mod token;
 mod userinfo;
 
@@ -51,8 +53,9 @@ pub fn router() -> Router<App> {
         .route("/authorize", get(authorize::authorize).post(authorize::authorize))
         .route("/authorize/resume", get(authorize::resume))
         .route("/par", post(par::push))
+        .route("/device_authorization", post(device::authorize))
         .route("/introspect", post(introspect::introspect))
-        .route("/revoke", post(introspect::revoke))
+        .route("/revoke", post(revoke::revoke))
         .route("/logout", get(logout::logout).post(logout::logout))
         .route("/connect/register", post(register::register))
         .route(

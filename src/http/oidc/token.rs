@@ -11,7 +11,8 @@ use crate::error::Error;
 use crate::http::forms::ProtocolParams;
 use crate::services::oidc::client_auth::{self, Presented};
 use crate::services::oidc::grants::{
-    self, GrantError, GrantRequest, GrantType, authorization_code, client_credentials, refresh_token,
+    self, GrantError, GrantRequest, GrantType, authorization_code, client_credentials, device_code,
+    refresh_token,
 };
 use crate::services::oidc::scope::ScopeSet;
 use crate::services::params::Params;
@@ -51,6 +52,9 @@ fn request<'a>(grant_type: &str, client: &Client, params: &'a Params) -> Result<
         GrantType::ClientCredentials => {
             GrantRequest::ClientCredentials(client_credentials::Input { scope: scope()? })
         }
+        GrantType::DeviceCode => GrantRequest::DeviceCode(device_code::Input {
+            device_code: params.require("device_code")?,
+        }),
     })
 }
 

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::connectors::Connector;
 use super::levels::{BY_ONLINE, METHOD_FACE, id_number, record_check, unavailable};
-use super::{Ctx, ProofingError};
+use super::{Ctx, Event, ProofingError};
 use crate::store::persons::PersonRow;
 use crate::store::sessions::SessionRow;
 
@@ -124,11 +124,13 @@ pub async fn finish(
     let actor = format!("person:{}", person.id);
     if !passed {
         ctx.audit(
-            &actor,
-            "proofing.face",
-            &person.id,
-            address,
-            "failure",
+            Event {
+                actor: &actor,
+                action: "proofing.face",
+                subject: &person.id,
+                address,
+                outcome: "failure",
+            },
             json!({ "failed": "face", "transaction_id": result.transaction_id }),
             now,
         )
@@ -142,15 +144,7 @@ pub async fn finish(
     ctx.db
         .set_real_name(&person.id, level, METHOD_FACE, BY_ONLINE, now)
         .await?;
-    ctx.audit(
-        &actor,
-        "proofing.level",
-        &person.id,
-        address,
-        "success",
-        json!({ "real_name_level": level, "checks": [{ "check": "face", "transaction_id": result.transaction_id }] }),
-        now,
-    )
+    ctx.audit(Event { actor: &actor, action: "proofing.level", subject: &person.id, address, outcome: "success" }, json!({ "real_name_level": level, "checks": [{ "check": "face", "transaction_id": result.transaction_id }] }), now)
     .await;
     Ok(level)
 }

@@ -6,7 +6,7 @@
 use serde_json::json;
 
 use super::connectors::{Connector, RecordState, Upstream};
-use super::{Ctx, ProofingError};
+use super::{Ctx, Event, ProofingError};
 use crate::identity::ResidentId;
 use crate::store::persons::PersonRow;
 use crate::store::proofing::CheckRow;
@@ -143,11 +143,13 @@ pub async fn raise_online(
     .await?;
     if !population.matched {
         ctx.audit(
-            &actor,
-            "proofing.online",
-            &person.id,
-            address,
-            "failure",
+            Event {
+                actor: &actor,
+                action: "proofing.online",
+                subject: &person.id,
+                address,
+                outcome: "failure",
+            },
             json!({ "failed": "population", "transaction_id": population.transaction_id }),
             now,
         )
@@ -188,11 +190,13 @@ pub async fn raise_online(
     .await?;
     if !carrier.matched {
         ctx.audit(
-            &actor,
-            "proofing.online",
-            &person.id,
-            address,
-            "failure",
+            Event {
+                actor: &actor,
+                action: "proofing.online",
+                subject: &person.id,
+                address,
+                outcome: "failure",
+            },
             json!({ "failed": "carrier", "transaction_id": carrier.transaction_id }),
             now,
         )
@@ -211,11 +215,13 @@ pub async fn raise_online(
         .set_real_name(&person.id, 2, METHOD_ONLINE, BY_ONLINE, now)
         .await?;
     ctx.audit(
-        &actor,
-        "proofing.level",
-        &person.id,
-        address,
-        "success",
+        Event {
+            actor: &actor,
+            action: "proofing.level",
+            subject: &person.id,
+            address,
+            outcome: "success",
+        },
         json!({
             "real_name_level": 2,
             "checks": [
@@ -244,11 +250,13 @@ async fn close_record(
     ctx.db.set_person_status(&person.id, "locked", now).await?;
     ctx.host.end_everything(&person.id, now).await?;
     ctx.audit(
-        BY_ONLINE,
-        "person.lock",
-        &person.id,
-        address,
-        "success",
+        Event {
+            actor: BY_ONLINE,
+            action: "person.lock",
+            subject: &person.id,
+            address,
+            outcome: "success",
+        },
         json!({ "reason": "population_record", "state": state.as_str(), "transaction_id": transaction_id }),
         now,
     )

@@ -62,6 +62,15 @@ pub trait Host: Send + Sync {
     ) -> Pin<Box<dyn Future<Output = Result<String, String>> + Send + 'a>>;
 }
 
+/// Who did what to whom, from where, with what outcome: an audit event's head.
+pub struct Event<'a> {
+    pub actor: &'a str,
+    pub action: &'a str,
+    pub subject: &'a str,
+    pub address: &'a str,
+    pub outcome: &'a str,
+}
+
 /// Everything proofing works with.
 pub struct Ctx<'a> {
     pub db: &'a Db,
@@ -83,27 +92,18 @@ impl Ctx<'_> {
     }
 
     /// Records an audit event; proofing's events name people by internal id and checks by transaction.
-    pub async fn audit(
-        &self,
-        actor: &str,
-        action: &str,
-        subject: &str,
-        address: &str,
-        outcome: &str,
-        detail: serde_json::Value,
-        now: i64,
-    ) {
+    pub async fn audit(&self, e: Event<'_>, detail: serde_json::Value, now: i64) {
         let event = NewEvent {
-            actor,
-            action,
-            subject,
-            address,
-            outcome,
+            actor: e.actor,
+            action: e.action,
+            subject: e.subject,
+            address: e.address,
+            outcome: e.outcome,
             detail: detail.to_string(),
             ..Default::default()
         };
-        if let Err(e) = self.db.append_audit(&event, now).await {
-            tracing::error!(error = %e, action, "audit event could not be recorded");
+        if let Err(err) = self.db.append_audit(&event, now).await {
+            tracing::error!(error = %err, action = e.action, "audit event could not be recorded");
         }
     }
 

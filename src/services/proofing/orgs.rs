@@ -13,7 +13,7 @@ use serde_json::json;
 
 use super::connectors::{Connector, Upstream};
 use super::levels::{record_check, unavailable};
-use super::{Ctx, ProofingError};
+use super::{Ctx, Event, ProofingError};
 use crate::identity::{CreditCode, CreditCodeError, Phone, ResidentId};
 use crate::services::identity::NewRepresentation;
 use crate::store::orgs::{Matters, Organisation, Representation, Role};
@@ -185,8 +185,7 @@ pub async fn bind(
         suspended_by: None,
     };
     ctx.db.insert_binding(&binding).await?;
-    ctx.audit(&actor, "org.bind", &org.id, address, "success",
-        json!({ "binding": binding.id, "representation": rep.id, "credit_code": org.credit_code, "transaction_id": txn }), now)
+    ctx.audit(Event { actor: &actor, action: "org.bind", subject: &org.id, address, outcome: "success" }, json!({ "binding": binding.id, "representation": rep.id, "credit_code": org.credit_code, "transaction_id": txn }), now)
         .await;
     ctx.notify(person.phone.as_deref(), "org_change", NOTICE, now)
         .await;
@@ -214,11 +213,13 @@ async fn refused(
     )
     .await?;
     ctx.audit(
-        &format!("person:{}", person.id),
-        "org.bind",
-        &person.id,
-        address,
-        "failure",
+        Event {
+            actor: &format!("person:{}", person.id),
+            action: "org.bind",
+            subject: &person.id,
+            address,
+            outcome: "failure",
+        },
         json!({ "credit_code": code.as_str(), "failed": outcome, "transaction_id": txn }),
         now,
     )
@@ -239,11 +240,13 @@ async fn suspend_one(
     }
     ctx.db.revoke_rep(&b.rep_id, now).await?;
     ctx.audit(
-        by,
-        "org.binding.suspend",
-        &b.org_id,
-        "",
-        "success",
+        Event {
+            actor: by,
+            action: "org.binding.suspend",
+            subject: &b.org_id,
+            address: "",
+            outcome: "success",
+        },
         json!({ "binding": b.id, "representation": b.rep_id, "reason": reason }),
         now,
     )
@@ -436,8 +439,7 @@ pub async fn appoint(
         created_at: now,
     };
     ctx.db.insert_appointment(&row).await?;
-    ctx.audit(&format!("person:{}", appointer.id), "org.appoint", new.org_id, address, "success",
-        json!({ "appointment": row.id, "appointee": appointee.id, "role": row.role, "matters": matters, "valid_until": valid_until }), now)
+    ctx.audit(Event { actor: &format!("person:{}", appointer.id), action: "org.appoint", subject: new.org_id, address, outcome: "success" }, json!({ "appointment": row.id, "appointee": appointee.id, "role": row.role, "matters": matters, "valid_until": valid_until }), now)
         .await;
     ctx.notify(appointer.phone.as_deref(), "org_change", NOTICE, now)
         .await;
@@ -538,11 +540,13 @@ async fn changed(
     now: i64,
 ) -> Result<(), ProofingError> {
     ctx.audit(
-        &format!("person:{}", by.id),
-        action,
-        &a.org_id,
-        address,
-        "success",
+        Event {
+            actor: &format!("person:{}", by.id),
+            action,
+            subject: &a.org_id,
+            address,
+            outcome: "success",
+        },
         json!({ "appointment": a.id, "appointer": a.appointer_id, "appointee": a.appointee_id }),
         now,
     )

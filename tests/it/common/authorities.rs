@@ -32,6 +32,8 @@ pub enum Answer {
     /// Population only: the record matches but is cancelled / the person deceased.
     Cancelled,
     Deceased,
+    /// Registry: the record of another enterprise; face: a provider page that is not an http(s) URL.
+    Foreign,
 }
 
 #[derive(Default)]
@@ -144,8 +146,11 @@ async fn face_open(State(s): State<Arc<Shared>>, headers: HeaderMap, Json(body):
     let return_url = body["return_url"].as_str().unwrap_or_default().to_owned();
     s.faces.lock().unwrap().insert(id.clone(), return_url);
     let base = s.base.lock().unwrap().clone();
-    Json(json!({ "session_id": id, "redirect_url": format!("{base}/h5/face?session={id}"), "expires_in": 600 }))
-        .into_response()
+    let page = match s.answer("face_open") {
+        Answer::Foreign => "javascript:alert(document.cookie)".to_owned(),
+        _ => format!("{base}/h5/face?session={id}"),
+    };
+    Json(json!({ "session_id": id, "redirect_url": page, "expires_in": 600 })).into_response()
 }
 
 /// The provider's page: the person "does" the verification and is sent back to the return URL.
@@ -186,13 +191,18 @@ async fn enterprise(State(s): State<Arc<Shared>>, headers: HeaderMap, Path(code)
         return StatusCode::UNAUTHORIZED.into_response();
     }
     s.record("registry", json!({ "credit_code": code }));
-    if let Some(res) = failure(s.answer("registry"), &Value::Null).await {
+    let answer = s.answer("registry");
+    if let Some(res) = failure(answer, &Value::Null).await {
         return res;
     }
-    match s.enterprises.lock().unwrap().get(&code) {
+    let known = s.enterprises.lock().unwrap().get(&code).cloned();
+    match known {
         Some(record) => {
             let mut record = record.clone();
             record["transaction_id"] = json!(txn("reg"));
+            if answer == Answer::Foreign {
+                record["credit_code"] = json!("91110000100000000X");
+            }
             Json(record).into_response()
         }
         None => (StatusCode::NOT_FOUND, Json(json!({ "error": "not_found" }))).into_response(),

@@ -8,6 +8,7 @@ mod labels;
 mod orgs;
 mod persons;
 mod problem_text;
+mod proofing;
 
 use axum::Router;
 use axum::extract::{Query, State};
@@ -34,6 +35,7 @@ pub fn router() -> Router<App> {
         .merge(persons::router())
         .merge(apps::router())
         .merge(orgs::router())
+        .merge(proofing::router())
 }
 
 pub struct PersonView {

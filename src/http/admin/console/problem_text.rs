@@ -116,6 +116,11 @@ fn by_status(status: StatusCode) -> &'static str {
 
 /// Whole sentences.
 const SENTENCES: &[(&str, &str)] = &[
+    // Kiosk (device grant) apps.
+    (
+        "session_ttl is 60 to 86400 seconds, or null",
+        "session_ttl 为 60 到 86400 秒，或 null",
+    ),
     // Persons, phones, identity numbers.
     (
         "a mainland China mobile number must have 11 digits",

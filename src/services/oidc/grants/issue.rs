@@ -16,6 +16,8 @@ pub(super) enum Via<'a> {
     Code(&'a str),
     /// A refresh, whose successor refresh token is already stored.
     Refresh(String),
+    /// A device code (RFC 8628): no nonce, no `c_hash`; a refresh token when the client may refresh.
+    Device,
 }
 
 /// Who a grant speaks for now (the person read with the family, when it was); a locked person or an
@@ -44,6 +46,7 @@ pub(super) async fn issue(
     let (code, rotated) = match via {
         Via::Code(code) => (Some(code), None),
         Via::Refresh(next) => (None, Some(next)),
+        Via::Device => (None, None),
     };
     // What this issue releases follows the scope asked now and the app as it is now (OIDC Core §5.4),
     // not the scope once granted.

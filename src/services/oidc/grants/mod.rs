@@ -8,18 +8,16 @@
 
 pub mod authorization_code;
 pub mod client_credentials;
+pub mod device_code;
 pub mod refresh_token;
 
 mod issue;
 
 use std::fmt;
 
-use serde_json::Value;
-
 use crate::crypto::Random;
-use crate::services::licence::Release;
-use crate::services::oidc::BoxFuture;
-use crate::services::oidc::claims::{self, GrantSubject, Representations, SubjectError};
+pub use crate::services::oidc::Licences;
+use crate::services::oidc::claims::{self, Representations, SubjectError};
 use crate::services::oidc::code::Refusal;
 use crate::services::oidc::tokens::{Minting, TokenError, TokenResponse};
 use crate::store::Db;
@@ -30,17 +28,8 @@ use crate::store::clients::Client;
 pub struct Settings {
     /// How long an SSO session lives without being used: a grant without `offline_access` ends with it.
     pub session_idle_ttl: i64,
-}
-
-/// The licences a token may carry, as the licence service releases them.
-pub trait Licences: Send + Sync {
-    fn release<'a>(
-        &'a self,
-        client: &'a Client,
-        asked: &'a Release<'a>,
-        subject: &'a GrantSubject,
-        now: i64,
-    ) -> BoxFuture<'a, anyhow::Result<Vec<Value>>>;
+    /// The longest a grant lives (`refresh_absolute_ttl`): what the device grant's family gets.
+    pub grant_ttl: i64,
 }
 
 /// What the grants need: the store, token issuance (keys, secrets, settings), the services that decide
@@ -70,13 +59,16 @@ pub enum GrantType {
     AuthorizationCode,
     RefreshToken,
     ClientCredentials,
+    /// RFC 8628 §3.4.
+    DeviceCode,
 }
 
 impl GrantType {
-    pub const ALL: [GrantType; 3] = [
+    pub const ALL: [GrantType; 4] = [
         GrantType::AuthorizationCode,
         GrantType::RefreshToken,
         GrantType::ClientCredentials,
+        GrantType::DeviceCode,
     ];
 
     /// The `grant_type` value (exact, case-sensitive); `None` for grants yunid does not serve.
@@ -89,6 +81,7 @@ impl GrantType {
             GrantType::AuthorizationCode => "authorization_code",
             GrantType::RefreshToken => "refresh_token",
             GrantType::ClientCredentials => "client_credentials",
+            GrantType::DeviceCode => crate::services::device::GRANT_TYPE,
         }
     }
 
@@ -96,6 +89,10 @@ impl GrantType {
     pub fn allowed_for(self, client: &Client) -> Result<(), GrantError> {
         if client.allows_grant(self.as_str()) {
             Ok(())
+        } else if self == GrantType::DeviceCode {
+            // For an app not registered for it, the device grant stays unsupported (as before yunid
+            // served it): no app learns of a grant its registration does not name.
+            Err(GrantError::UnsupportedGrantType)
         } else {
             Err(GrantError::UnauthorizedClient(self))
         }
@@ -114,6 +111,7 @@ pub enum GrantRequest<'a> {
     AuthorizationCode(authorization_code::Input<'a>),
     RefreshToken(refresh_token::Input<'a>),
     ClientCredentials(client_credentials::Input),
+    DeviceCode(device_code::Input<'a>),
 }
 
 impl GrantRequest<'_> {
@@ -122,6 +120,7 @@ impl GrantRequest<'_> {
             GrantRequest::AuthorizationCode(_) => GrantType::AuthorizationCode,
             GrantRequest::RefreshToken(_) => GrantType::RefreshToken,
             GrantRequest::ClientCredentials(_) => GrantType::ClientCredentials,
+            GrantRequest::DeviceCode(_) => GrantType::DeviceCode,
         }
     }
 }
@@ -138,6 +137,7 @@ pub async fn exchange(
         GrantRequest::AuthorizationCode(input) => authorization_code::redeem(ctx, client, input, now).await,
         GrantRequest::RefreshToken(input) => refresh_token::refresh(ctx, client, input, now).await,
         GrantRequest::ClientCredentials(input) => client_credentials::issue(ctx, client, input, now),
+        GrantRequest::DeviceCode(input) => device_code::redeem(ctx, client, input, now).await,
     }
 }
 
@@ -181,6 +181,21 @@ pub enum GrantError {
     /// `invalid_scope`: a scope the client may not have.
     #[error("scope {0} is not allowed for this client")]
     InvalidScope(String),
+    /// RFC 8628 §3.5: the person has not answered yet (`authorization_pending`).
+    #[error("the person has not answered yet")]
+    AuthorizationPending,
+    /// `slow_down`: polled within the interval, which has grown by 5 seconds.
+    #[error("polling too fast: wait 5 seconds more between polls")]
+    SlowDown,
+    /// `expired_token`: the device code expired unanswered.
+    #[error("the device code expired; start again")]
+    ExpiredToken,
+    /// `access_denied`: the person denied the device.
+    #[error("the person denied the request")]
+    AccessDenied,
+    /// `invalid_grant`: an unknown, used or another client's device code.
+    #[error("{0}")]
+    DeviceCodeRefused(&'static str),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }

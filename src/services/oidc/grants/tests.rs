@@ -9,6 +9,9 @@ use serde_json::Value;
 use super::*;
 use crate::crypto::{self, Secrets};
 use crate::keys::{Alg, KeySet};
+use crate::services::licence::Release;
+use crate::services::oidc::BoxFuture;
+use crate::services::oidc::claims::GrantSubject;
 use crate::services::oidc::code::Refusal;
 use crate::services::oidc::scope::ScopeSet;
 use crate::services::oidc::tokens::TokenSettings;
@@ -131,6 +134,7 @@ impl World {
             },
             settings: Settings {
                 session_idle_ttl: 1800,
+                grant_ttl: 30 * 24 * 3600,
             },
             representations: &NoRepresentations,
             licences: &NoLicences,

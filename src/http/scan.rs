@@ -1,0 +1,529 @@
+//! Scan to sign in, over HTTP: the login page's QR code and its status (`/login/scan…`, for the browser
+//! that shows it), and the API the province's mobile app calls with what it scanned (`/scan/api/…`,
+//! bearer access token; docs/SCAN-API.md). The domain is `services::scan`.
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Form, Json, Router};
+use axum_extra::extract::CookieJar;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::app::App;
+use crate::crypto;
+use crate::http::cross_texts::{self, CrossTexts};
+use crate::http::forms::ClientAddr;
+use crate::http::i18n::{Lang, Texts};
+use crate::http::login::methods;
+use crate::http::messages::Msg;
+use crate::http::{cookies, page, pending};
+use crate::services::login;
+use crate::services::oidc::tokens;
+use crate::services::scan::{self, BrowserView, Decision, Phone, ScanError};
+
+pub fn router() -> Router<App> {
+    Router::new()
+        .route("/login/scan", get(show))
+        .route("/login/scan/status", get(status))
+        .route("/login/scan/finish", post(finish))
+        .route("/scan", get(opened_elsewhere))
+        .route("/scan/api/scan", post(api_scan))
+        .route("/scan/api/answer", post(api_answer))
+        .route("/static/scan.js", get(script))
+}
+
+const SCAN_JS: &str = include_str!("../../static/scan.js");
+
+async fn script() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        SCAN_JS,
+    )
+}
+
+#[derive(Template)]
+#[template(path = "scan_login.html")]
+struct ScanPage<'a> {
+    t: &'static Texts,
+    x: &'static CrossTexts,
+    client_name: Option<&'a str>,
+    error: Option<&'a str>,
+    handle: Option<&'a str>,
+    qr_token: &'a str,
+    qr_svg: Option<String>,
+    number: Option<i64>,
+    status_text: &'a str,
+    csrf: &'a str,
+    req: Option<&'a str>,
+    refresh_link: String,
+    new_link: String,
+    login_link: String,
+}
+
+/// `path?req=…&…` with the pairs given (empty values left out).
+fn link(path: &str, pairs: &[(&str, &str)]) -> String {
+    let mut s = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs.iter().filter(|(_, v)| !v.is_empty()) {
+        s.append_pair(k, v);
+    }
+    let query = s.finish();
+    if query.is_empty() {
+        path.to_owned()
+    } else {
+        format!("{path}?{query}")
+    }
+}
+
+/// What the QR code carries: a URL of ours (a phone camera that opens it in a browser is told to use
+/// the app), whose `c` is the request's token.
+fn qr_value(app: &App, token: &str) -> String {
+    let mut url =
+        url::Url::parse(&app.config.endpoint("/scan")).unwrap_or_else(|_| app.config.issuer.clone());
+    url.query_pairs_mut().append_pair("c", token);
+    url.to_string()
+}
+
+#[derive(Deserialize)]
+pub struct Show {
+    req: Option<String>,
+    handle: Option<String>,
+    c: Option<String>,
+}
+
+/// A page showing the request `handle` (this browser's), or a new one when there is none.
+struct Shown<'a> {
+    handle: &'a str,
+    token: &'a str,
+    view: BrowserView,
+}
+
+fn render(
+    app: &App,
+    jar: CookieJar,
+    ctx: &methods::Ctx,
+    shown: Option<Shown<'_>>,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Response {
+    let x = cross_texts::of(ctx.lang);
+    let (jar, csrf) = cookies::csrf(app, jar);
+    let req = ctx.req.as_deref().unwrap_or("");
+    let (handle, token, view) = match &shown {
+        Some(s) => (Some(s.handle), s.token, s.view.clone()),
+        None => (None, "", BrowserView::Expired),
+    };
+    let status_text = match view {
+        BrowserView::Waiting | BrowserView::Scanned { .. } => x.scan_waiting,
+        BrowserView::Approved => x.scan_approved,
+        BrowserView::Denied => x.scan_denied,
+        BrowserView::Expired | BrowserView::Used => x.scan_expired,
+    };
+    // The code is drawn only while it can still be scanned.
+    let qr_svg = match view {
+        BrowserView::Waiting if !token.is_empty() => crate::http::qr::svg(&qr_value(app, token)),
+        _ => None,
+    };
+    let number = match view {
+        BrowserView::Scanned { number } => Some(number),
+        _ => None,
+    };
+    let mut res = page::render(ScanPage {
+        t: ctx.lang.texts(),
+        x,
+        client_name: ctx.pending.as_ref().map(|(_, c)| c.name.as_str()),
+        error,
+        handle,
+        qr_token: token,
+        qr_svg,
+        number,
+        status_text,
+        csrf: &csrf,
+        req: ctx.req.as_deref(),
+        refresh_link: link(
+            "/login/scan",
+            &[("req", req), ("handle", handle.unwrap_or("")), ("c", token)],
+        ),
+        new_link: link("/login/scan", &[("req", req)]),
+        login_link: link("/login", &[("req", req)]),
+    });
+    *res.status_mut() = status;
+    if let Some((r, _)) = &ctx.pending {
+        res = page::allow_form_target(res, &r.target.redirect_uri);
+    }
+    (jar, res).into_response()
+}
+
+/// `GET /login/scan`: shows a new QR code bound to this browser (its binding cookie is set here when it
+/// has none), or — with `handle` — the one it shows already.
+pub async fn show(
+    State(app): State<App>,
+    lang: Lang,
+    jar: CookieJar,
+    ClientAddr(addr): ClientAddr,
+    Query(q): Query<Show>,
+) -> Response {
+    let result: anyhow::Result<Response> = async {
+        let now = app.now();
+        let ctx = methods::context(&app, &jar, lang, q.req.as_deref(), now).await?;
+        if let (Some(req), true) = (&q.req, ctx.foreign) {
+            return Ok(pending::restart(req));
+        }
+        if q.req.is_some() && ctx.pending.is_none() {
+            return Ok(page::fail(ctx.lang, StatusCode::BAD_REQUEST, Msg::RequestExpired));
+        }
+        let (jar, browser) = cookies::browser(&app, jar);
+        let browser_hash = crypto::token_hash(&browser);
+        let scan_ctx = app.scan();
+        if let Some(handle) = q.handle.as_deref()
+            && let Ok(view) = scan::view(&scan_ctx, handle, &browser_hash, now).await
+            && !matches!(view, BrowserView::Expired | BrowserView::Used)
+        {
+            let token = q.c.as_deref().unwrap_or("");
+            let shown = Shown { handle, token, view };
+            return Ok(render(&app, jar, &ctx, Some(shown), None, StatusCode::OK));
+        }
+        let client_id = ctx.pending.as_ref().map(|(_, c)| c.id.as_str());
+        match scan::start(&scan_ctx, &browser_hash, client_id, &addr, now).await {
+            Ok(started) => {
+                let shown = Shown {
+                    handle: &started.handle,
+                    token: &started.qr_token,
+                    view: BrowserView::Waiting,
+                };
+                Ok(render(&app, jar, &ctx, Some(shown), None, StatusCode::OK))
+            }
+            Err(ScanError::Disabled) => Ok(page::fail(ctx.lang, StatusCode::NOT_FOUND, Msg::RequestExpired)),
+            Err(e) => Err(anyhow::anyhow!("{e}")),
+        }
+    }
+    .await;
+    result.unwrap_or_else(|e| page::internal(e, "scan login page"))
+}
+
+#[derive(Deserialize)]
+pub struct StatusQuery {
+    handle: String,
+}
+
+/// `GET /login/scan/status?handle=…`: where this browser's request stands (JSON, for the page's
+/// script). Another browser's handle is `unknown`.
+pub async fn status(State(app): State<App>, jar: CookieJar, Query(q): Query<StatusQuery>) -> Response {
+    let now = app.now();
+    let browser_hash = cookies::browser_value(&app, &jar)
+        .map(|b| crypto::token_hash(&b))
+        .unwrap_or_default();
+    let body = match scan::view(&app.scan(), &q.handle, &browser_hash, now).await {
+        Ok(BrowserView::Scanned { number }) => json!({ "status": "scanned", "number": number }),
+        Ok(view) => json!({ "status": view.as_str() }),
+        Err(ScanError::Internal) => {
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Json(json!({ "status": "error" })),
+            )
+                .into_response();
+        }
+        Err(_) => return (StatusCode::NOT_FOUND, Json(json!({ "status": "unknown" }))).into_response(),
+    };
+    Json(body).into_response()
+}
+
+#[derive(Deserialize)]
+pub struct FinishForm {
+    csrf: Option<String>,
+    req: Option<String>,
+    handle: String,
+    c: Option<String>,
+}
+
+/// `POST /login/scan/finish`: the browser that showed an approved request signs in with it, once.
+pub async fn finish(
+    State(app): State<App>,
+    lang: Lang,
+    jar: CookieJar,
+    ClientAddr(addr): ClientAddr,
+    Form(f): Form<FinishForm>,
+) -> Response {
+    if !cookies::csrf_ok(&app, &jar, f.csrf.as_deref()) {
+        return crate::http::login::forbidden_csrf(lang);
+    }
+    let result: anyhow::Result<Response> = async {
+        let now = app.now();
+        let ctx = methods::context(&app, &jar, lang, f.req.as_deref(), now).await?;
+        if let (Some(req), true) = (&f.req, ctx.foreign) {
+            return Ok(pending::restart(req));
+        }
+        let x = cross_texts::of(ctx.lang);
+        let browser_hash = cookies::browser_value(&app, &jar)
+            .map(|b| crypto::token_hash(&b))
+            .unwrap_or_default();
+        let scan_ctx = app.scan();
+        let approved = match scan::finish(&scan_ctx, &f.handle, &browser_hash, now).await {
+            Ok(a) => a,
+            // Pressed before the phone answered: the same page again.
+            Err(ScanError::NotApproved) => {
+                let view = scan::view(&scan_ctx, &f.handle, &browser_hash, now)
+                    .await
+                    .unwrap_or(BrowserView::Expired);
+                let shown = Shown {
+                    handle: &f.handle,
+                    token: f.c.as_deref().unwrap_or(""),
+                    view,
+                };
+                return Ok(render(&app, jar, &ctx, Some(shown), None, StatusCode::CONFLICT));
+            }
+            Err(ScanError::Internal) => anyhow::bail!("scan finish failed"),
+            Err(e) => {
+                app.metrics.login("scan", "invalid");
+                let status = match e {
+                    ScanError::Unknown => StatusCode::FORBIDDEN,
+                    _ => StatusCode::BAD_REQUEST,
+                };
+                return Ok(render(&app, jar, &ctx, None, Some(x.scan_refused), status));
+            }
+        };
+        let active = app
+            .db
+            .person(&approved.person_id)
+            .await?
+            .is_some_and(|p| p.status == "active");
+        if !active {
+            app.metrics.login("scan", "unavailable");
+            return Ok(render(
+                &app,
+                jar,
+                &ctx,
+                None,
+                Some(x.scan_refused),
+                StatusCode::FORBIDDEN,
+            ));
+        }
+        // The session takes the phone's factors: its level is the phone's (a passkey there is two).
+        let methods: Vec<&str> = approved.amr.iter().map(String::as_str).collect();
+        let cookie = cookies::session_value(&app, &jar);
+        let signed = login::sign_in(
+            &app,
+            ctx.renewable(cookie.as_deref()),
+            &approved.person_id,
+            &methods,
+            ctx.renewal(),
+            now,
+        )
+        .await?;
+        methods::finish(&app, jar, &ctx, signed, "scan", &addr, now).await
+    }
+    .await;
+    result.unwrap_or_else(|e| page::internal(e, "scan sign-in"))
+}
+
+/// `GET /scan?c=…`: what a phone camera that is not the app opens. Nothing happens here.
+pub async fn opened_elsewhere(lang: Lang) -> Response {
+    page::error_in(lang, StatusCode::OK, cross_texts::of(lang).scan_not_here)
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The app's API
+
+/// An API error: a status and a JSON body `{"error", "error_description"}`.
+fn api_error(status: StatusCode, code: &str, description: &str) -> Response {
+    let mut res = (
+        status,
+        Json(json!({ "error": code, "error_description": description })),
+    )
+        .into_response();
+    res.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    res
+}
+
+fn scan_error(e: ScanError) -> Response {
+    let (status, code) = match e {
+        ScanError::Disabled => (StatusCode::NOT_FOUND, "not_enabled"),
+        ScanError::NotScanApp => (StatusCode::FORBIDDEN, "not_scan_app"),
+        ScanError::Unknown => (StatusCode::NOT_FOUND, "unknown_code"),
+        ScanError::Expired => (StatusCode::GONE, "expired"),
+        ScanError::AlreadyScanned => (StatusCode::CONFLICT, "already_scanned"),
+        ScanError::NotYours => (StatusCode::CONFLICT, "not_yours"),
+        ScanError::NumberMismatch => (StatusCode::CONFLICT, "number_mismatch"),
+        ScanError::Denied | ScanError::NotApproved | ScanError::Used => (StatusCode::CONFLICT, "not_scanned"),
+        ScanError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "server_error"),
+    };
+    api_error(status, code, &e.to_string())
+}
+
+/// A 401 with the RFC 6750 challenge.
+fn unauthorized(description: &str) -> Response {
+    let mut res = api_error(StatusCode::UNAUTHORIZED, "invalid_token", description);
+    res.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer realm=\"yunid\", error=\"invalid_token\""),
+    );
+    res
+}
+
+/// The phone behind a request: its access token verified, not revoked, for a live grant of an active
+/// person.
+async fn phone(app: &App, headers: &HeaderMap, address: &str, now: i64) -> Result<Phone, Response> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+        .ok_or_else(|| unauthorized("a bearer access token is required"))?;
+    let at = tokens::parse_access_token(&app.access_tokens(), token, now)
+        .map_err(|e| unauthorized(e.description))?;
+    let internal = |e: sqlx::Error| page::internal(e.into(), "scan api");
+    let family_id = at
+        .family_id
+        .as_deref()
+        .ok_or_else(|| unauthorized("this token does not represent a person"))?;
+    if app
+        .db
+        .access_token_revoked(&at.jti, Some(family_id))
+        .await
+        .map_err(internal)?
+    {
+        return Err(unauthorized("token revoked"));
+    }
+    let family = app
+        .db
+        .family(family_id)
+        .await
+        .map_err(internal)?
+        .filter(|f| f.revoked_at.is_none() && f.expires_at > now)
+        .ok_or_else(|| unauthorized("the grant was revoked"))?;
+    let person_id = family
+        .person_id
+        .clone()
+        .ok_or_else(|| unauthorized("this token does not represent a person"))?;
+    let active = app
+        .db
+        .person(&person_id)
+        .await
+        .map_err(internal)?
+        .is_some_and(|p| p.status == "active");
+    if !active {
+        return Err(unauthorized("the person cannot sign in"));
+    }
+    Ok(Phone {
+        client_id: at.client_id,
+        person_id,
+        amr: family
+            .amr
+            .split(' ')
+            .filter(|m| !m.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        address: address.to_owned(),
+    })
+}
+
+#[derive(Deserialize)]
+pub struct ScanBody {
+    /// What the QR code carries (the whole URL, or its `c` alone).
+    code: String,
+}
+
+/// `POST /scan/api/scan`: the app scanned a code; the first scan claims it for the app's person.
+pub async fn api_scan(
+    State(app): State<App>,
+    headers: HeaderMap,
+    ClientAddr(address): ClientAddr,
+    Json(body): Json<ScanBody>,
+) -> Response {
+    let now = app.now();
+    let phone = match phone(&app, &headers, &address, now).await {
+        Ok(p) => p,
+        Err(res) => return res,
+    };
+    let asking = scan::scan(&app.scan(), &phone, &body.code, now).await;
+    audit(&app, &phone, "scan.scan", asking.is_ok()).await;
+    let asking = match asking {
+        Ok(a) => a,
+        Err(e) => return scan_error(e),
+    };
+    let client = match &asking.client_id {
+        Some(id) => app.db.client(id).await.ok().flatten(),
+        None => None,
+    };
+    (
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(json!({
+            "app": client.map(|c| json!({ "client_id": c.id, "name": c.name })),
+            "browser_network": asking.browser_network,
+            "same_network": asking.same_network,
+            "requested_at": asking.created_at,
+            "expires_at": asking.expires_at,
+            "choices": asking.choices,
+        })),
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+pub struct AnswerBody {
+    code: String,
+    /// `approve` or `deny`.
+    decision: String,
+    /// The number the person picked (with `approve`).
+    number: Option<i64>,
+}
+
+/// `POST /scan/api/answer`: the person who scanned approves (with the number they picked) or denies.
+pub async fn api_answer(
+    State(app): State<App>,
+    headers: HeaderMap,
+    ClientAddr(address): ClientAddr,
+    Json(body): Json<AnswerBody>,
+) -> Response {
+    let now = app.now();
+    let phone = match phone(&app, &headers, &address, now).await {
+        Ok(p) => p,
+        Err(res) => return res,
+    };
+    let decision = match (body.decision.as_str(), body.number) {
+        ("approve", Some(number)) => Decision::Approve { number },
+        ("deny", _) => Decision::Deny,
+        _ => {
+            return api_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "decision is approve (with number) or deny",
+            );
+        }
+    };
+    let action = match decision {
+        Decision::Approve { .. } => "scan.approve",
+        Decision::Deny => "scan.deny",
+    };
+    let answered = scan::answer(&app.scan(), &phone, &body.code, decision, now).await;
+    audit(&app, &phone, action, answered.is_ok()).await;
+    match answered {
+        Ok(()) => (StatusCode::OK, Json(json!({ "status": "ok" }))).into_response(),
+        Err(e) => scan_error(e),
+    }
+}
+
+async fn audit(app: &App, phone: &Phone, action: &str, ok: bool) {
+    crate::services::audit::record_quietly(
+        &app.db,
+        app.now(),
+        crate::store::audit::NewEvent {
+            actor: &format!("person:{}", phone.person_id),
+            action,
+            subject: &phone.person_id,
+            client_id: &phone.client_id,
+            address: &phone.address,
+            outcome: if ok { "success" } else { "failure" },
+            ..Default::default()
+        },
+    )
+    .await;
+}

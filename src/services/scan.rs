@@ -1,0 +1,394 @@
+//! Scan to sign in: the login page of one browser shows a QR code carrying a single-use, short-lived
+//! login request; the province's mobile app (a native client of yunid, holding the person's tokens)
+//! scans it, shows the person what is asking and a number-matching challenge, and approves or denies.
+//! The browser that showed the code — and only that browser — then continues with a session of the
+//! person, at the level the phone's own sign-in reached. The app-side API is docs/SCAN-API.md.
+
+use crate::crypto::{self, Random};
+use crate::store::Db;
+use crate::store::scan::{ScanRow, ScanStatus};
+
+/// The pieces the scan service works with.
+pub struct Ctx<'a> {
+    pub db: &'a Db,
+    /// How long a QR code can be scanned and answered.
+    pub ttl: i64,
+    /// Client ids of the province's app: only their tokens answer a scan.
+    pub apps: &'a [String],
+    pub rng: &'a dyn Random,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ScanError {
+    #[error("scan to sign in is not enabled")]
+    Disabled,
+    #[error("this app may not answer a scanned sign-in")]
+    NotScanApp,
+    #[error("unknown code")]
+    Unknown,
+    #[error("the code expired")]
+    Expired,
+    #[error("the code was scanned already")]
+    AlreadyScanned,
+    #[error("the code was scanned by someone else")]
+    NotYours,
+    #[error("the number chosen is not the one the browser shows; the sign-in was refused")]
+    NumberMismatch,
+    #[error("the sign-in was denied on the phone")]
+    Denied,
+    #[error("the sign-in was not approved yet")]
+    NotApproved,
+    #[error("the sign-in was used already")]
+    Used,
+    #[error("internal error")]
+    Internal,
+}
+
+fn internal(e: impl std::fmt::Display) -> ScanError {
+    tracing::error!(error = %e, "scan to sign in failed");
+    ScanError::Internal
+}
+
+/// A request just shown in a browser.
+#[derive(Debug)]
+pub struct Started {
+    /// What the QR code carries (with the issuer's `/scan?c=` in front of it).
+    pub qr_token: String,
+    /// The browser's own handle for polling and finishing (useless without its binding cookie).
+    pub handle: String,
+    pub expires_at: i64,
+}
+
+/// A number from 10 to 99, uniformly.
+fn two_digits(rng: &dyn Random) -> i64 {
+    loop {
+        let mut b = [0u8; 1];
+        rng.fill(&mut b);
+        // 180 = 2 × 90: larger bytes would favour the low numbers.
+        if b[0] < 180 {
+            return 10 + i64::from(b[0] % 90);
+        }
+    }
+}
+
+/// Shows a new request in the browser whose binding cookie hashes to `browser_hash`, for the app
+/// `client_id` the browser is signing in to (none: yunid's own account page).
+pub async fn start(
+    ctx: &Ctx<'_>,
+    browser_hash: &str,
+    client_id: Option<&str>,
+    address: &str,
+    now: i64,
+) -> Result<Started, ScanError> {
+    if ctx.apps.is_empty() {
+        return Err(ScanError::Disabled);
+    }
+    let (qr_token, handle) = (ctx.rng.token(), ctx.rng.token());
+    let row = ScanRow {
+        qr_hash: crypto::token_hash(&qr_token),
+        handle_hash: crypto::token_hash(&handle),
+        browser_hash: browser_hash.to_owned(),
+        client_id: client_id.map(str::to_owned),
+        address: address.to_owned(),
+        number: two_digits(ctx.rng),
+        status: ScanStatus::Waiting,
+        person_id: None,
+        amr: None,
+        created_at: now,
+        expires_at: now + ctx.ttl,
+    };
+    ctx.db.insert_scan(&row).await.map_err(internal)?;
+    Ok(Started {
+        qr_token,
+        handle,
+        expires_at: row.expires_at,
+    })
+}
+
+/// What the browser that showed a request may know of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BrowserView {
+    Waiting,
+    /// Scanned: the browser shows the number the person must pick on the phone.
+    Scanned {
+        number: i64,
+    },
+    Approved,
+    Denied,
+    Expired,
+    Used,
+}
+
+impl BrowserView {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            BrowserView::Waiting => "waiting",
+            BrowserView::Scanned { .. } => "scanned",
+            BrowserView::Approved => "approved",
+            BrowserView::Denied => "denied",
+            BrowserView::Expired => "expired",
+            BrowserView::Used => "used",
+        }
+    }
+}
+
+/// The request `handle` names, when this browser showed it (constant-time comparison of the binding
+/// hashes); any other browser learns nothing of it.
+async fn own(ctx: &Ctx<'_>, handle: &str, browser_hash: &str) -> Result<ScanRow, ScanError> {
+    let row = ctx
+        .db
+        .scan_by_handle(&crypto::token_hash(handle))
+        .await
+        .map_err(internal)?
+        .ok_or(ScanError::Unknown)?;
+    if !crypto::ct_eq(row.browser_hash.as_bytes(), browser_hash.as_bytes()) {
+        return Err(ScanError::Unknown);
+    }
+    Ok(row)
+}
+
+/// Where the request stands, for the browser that showed it.
+pub async fn view(
+    ctx: &Ctx<'_>,
+    handle: &str,
+    browser_hash: &str,
+    now: i64,
+) -> Result<BrowserView, ScanError> {
+    let row = own(ctx, handle, browser_hash).await?;
+    Ok(match row.status {
+        ScanStatus::Used => BrowserView::Used,
+        _ if row.expires_at <= now => BrowserView::Expired,
+        ScanStatus::Waiting => BrowserView::Waiting,
+        ScanStatus::Scanned => BrowserView::Scanned { number: row.number },
+        ScanStatus::Approved => BrowserView::Approved,
+        ScanStatus::Denied => BrowserView::Denied,
+    })
+}
+
+/// The app's caller, as its access token (verified and live) says.
+#[derive(Debug, Clone)]
+pub struct Phone {
+    pub client_id: String,
+    pub person_id: String,
+    /// How the person signed in to the app (the grant's `amr`).
+    pub amr: Vec<String>,
+    /// The address the phone's request came from.
+    pub address: String,
+}
+
+/// What the phone shows the person after a scan.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Asking {
+    /// The app the browser is signing in to (`None`: the yunid account page).
+    pub client_id: Option<String>,
+    /// The browser's network (IPv4 /24, IPv6 /48), never its full address.
+    pub browser_network: String,
+    /// Whether the phone's request came from that network too.
+    pub same_network: bool,
+    pub created_at: i64,
+    pub expires_at: i64,
+    /// Three numbers, one of them the number the browser shows.
+    pub choices: [i64; 3],
+}
+
+/// The token in what the QR code carries: the whole URL (`…/scan?c=TOKEN`) or the token alone.
+pub fn token_of(scanned: &str) -> &str {
+    let scanned = scanned.trim();
+    match scanned.split_once("?c=") {
+        Some((_, token)) => token.split('&').next().unwrap_or(token),
+        None => scanned,
+    }
+}
+
+/// The network an address is shown as: IPv4 by its /24, IPv6 by its /48.
+pub fn network(address: &str) -> String {
+    match address.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(v4)) => {
+            let o = v4.octets();
+            format!("{}.{}.{}.0/24", o[0], o[1], o[2])
+        }
+        Ok(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => network(&v4.to_string()),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2])
+            }
+        },
+        Err(_) => String::new(),
+    }
+}
+
+fn check_app(ctx: &Ctx<'_>, phone: &Phone) -> Result<(), ScanError> {
+    if ctx.apps.is_empty() {
+        return Err(ScanError::Disabled);
+    }
+    if !ctx.apps.contains(&phone.client_id) {
+        return Err(ScanError::NotScanApp);
+    }
+    Ok(())
+}
+
+/// The phone scanned `scanned`: the first scan claims the request for its person; any later scan (by
+/// anyone) is refused.
+pub async fn scan(ctx: &Ctx<'_>, phone: &Phone, scanned: &str, now: i64) -> Result<Asking, ScanError> {
+    check_app(ctx, phone)?;
+    let qr_hash = crypto::token_hash(token_of(scanned));
+    let row = ctx
+        .db
+        .scan_by_qr(&qr_hash)
+        .await
+        .map_err(internal)?
+        .ok_or(ScanError::Unknown)?;
+    if row.expires_at <= now {
+        return Err(ScanError::Expired);
+    }
+    if row.status != ScanStatus::Waiting
+        || !ctx
+            .db
+            .claim_scan(&qr_hash, &phone.person_id, now)
+            .await
+            .map_err(internal)?
+    {
+        return Err(ScanError::AlreadyScanned);
+    }
+    // Two decoys, different from the number and from each other, and the number at a random place.
+    let mut choices = [row.number, 0, 0];
+    for i in 1..3 {
+        choices[i] = loop {
+            let n = two_digits(ctx.rng);
+            if !choices[..i].contains(&n) {
+                break n;
+            }
+        };
+    }
+    let mut at = [0u8; 1];
+    ctx.rng.fill(&mut at);
+    choices.swap(0, usize::from(at[0] % 3));
+    let browser_network = network(&row.address);
+    Ok(Asking {
+        client_id: row.client_id,
+        same_network: !browser_network.is_empty() && network(&phone.address) == browser_network,
+        browser_network,
+        created_at: row.created_at,
+        expires_at: row.expires_at,
+        choices,
+    })
+}
+
+/// The person's answer on the phone.
+#[derive(Debug, Clone, Copy)]
+pub enum Decision {
+    /// Approve, with the number picked from the choices.
+    Approve {
+        number: i64,
+    },
+    Deny,
+}
+
+/// Answers the request the phone's person scanned. A wrong number refuses the request for good (a
+/// guess is not given a second try).
+pub async fn answer(
+    ctx: &Ctx<'_>,
+    phone: &Phone,
+    scanned: &str,
+    decision: Decision,
+    now: i64,
+) -> Result<(), ScanError> {
+    check_app(ctx, phone)?;
+    let qr_hash = crypto::token_hash(token_of(scanned));
+    let row = ctx
+        .db
+        .scan_by_qr(&qr_hash)
+        .await
+        .map_err(internal)?
+        .ok_or(ScanError::Unknown)?;
+    if row.expires_at <= now {
+        return Err(ScanError::Expired);
+    }
+    if row.person_id.as_deref() != Some(phone.person_id.as_str()) {
+        return Err(if row.status == ScanStatus::Waiting {
+            ScanError::NotApproved
+        } else {
+            ScanError::NotYours
+        });
+    }
+    let amr = phone.amr.join(" ");
+    let (approve_with, refusal) = match decision {
+        Decision::Approve { number } if number == row.number => (Some(amr.as_str()), None),
+        Decision::Approve { .. } => (None, Some(ScanError::NumberMismatch)),
+        Decision::Deny => (None, None),
+    };
+    if !ctx
+        .db
+        .answer_scan(&qr_hash, &phone.person_id, approve_with, now)
+        .await
+        .map_err(internal)?
+    {
+        return Err(ScanError::AlreadyScanned);
+    }
+    match refusal {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// An approved request turned into a sign-in.
+#[derive(Debug, Clone)]
+pub struct Approved {
+    pub person_id: String,
+    /// The phone's authentication methods, which the browser's session takes over.
+    pub amr: Vec<String>,
+}
+
+/// The browser that showed the request continues with it, once; any other browser is refused.
+pub async fn finish(
+    ctx: &Ctx<'_>,
+    handle: &str,
+    browser_hash: &str,
+    now: i64,
+) -> Result<Approved, ScanError> {
+    let handle_hash = crypto::token_hash(handle);
+    if let Some(row) = ctx
+        .db
+        .use_scan(&handle_hash, browser_hash, now)
+        .await
+        .map_err(internal)?
+    {
+        let person_id = row.person_id.ok_or(ScanError::NotApproved)?;
+        let amr = row
+            .amr
+            .unwrap_or_default()
+            .split(' ')
+            .filter(|m| !m.is_empty() && *m != "mfa")
+            .map(str::to_owned)
+            .collect();
+        return Ok(Approved { person_id, amr });
+    }
+    // Why not: said only to the browser that showed it.
+    Err(match view(ctx, handle, browser_hash, now).await? {
+        BrowserView::Expired => ScanError::Expired,
+        BrowserView::Denied => ScanError::Denied,
+        BrowserView::Used => ScanError::Used,
+        _ => ScanError::NotApproved,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_token_is_read_from_the_url_or_alone() {
+        assert_eq!(token_of("https://id.example/scan?c=abc_-1"), "abc_-1");
+        assert_eq!(token_of(" abc "), "abc");
+        assert_eq!(token_of("https://id.example/scan?c=abc&x=1"), "abc");
+    }
+
+    #[test]
+    fn networks_hide_the_host() {
+        assert_eq!(network("203.0.113.9"), "203.0.113.0/24");
+        assert_eq!(network("2001:db8:1:2::9"), "2001:db8:1::/48");
+        assert_eq!(network("::ffff:203.0.113.9"), "203.0.113.0/24");
+        assert_eq!(network("nonsense"), "");
+    }
+}

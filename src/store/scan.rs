@@ -1,0 +1,180 @@
+//! Scan-to-sign-in requests: a QR code on one browser's login page, answered by the provincial app.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::Db;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScanStatus {
+    /// Shown, not scanned yet.
+    Waiting,
+    /// Scanned by one person's app (no other scan counts); waiting for their answer.
+    Scanned,
+    Approved,
+    Denied,
+    /// Approved and turned into a session in the browser that showed it (once).
+    Used,
+}
+
+impl ScanStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScanStatus::Waiting => "waiting",
+            ScanStatus::Scanned => "scanned",
+            ScanStatus::Approved => "approved",
+            ScanStatus::Denied => "denied",
+            ScanStatus::Used => "used",
+        }
+    }
+
+    fn parse(s: &str) -> ScanStatus {
+        match s {
+            "waiting" => ScanStatus::Waiting,
+            "scanned" => ScanStatus::Scanned,
+            "approved" => ScanStatus::Approved,
+            "denied" => ScanStatus::Denied,
+            _ => ScanStatus::Used,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ScanRow {
+    pub qr_hash: String,
+    pub handle_hash: String,
+    pub browser_hash: String,
+    pub client_id: Option<String>,
+    pub address: String,
+    pub number: i64,
+    pub status: ScanStatus,
+    pub person_id: Option<String>,
+    pub amr: Option<String>,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+const COLUMNS: &str = "qr_hash, handle_hash, browser_hash, client_id, address, number, status, person_id, amr, \
+     created_at, expires_at";
+
+fn from_row(r: &AnyRow) -> Result<ScanRow, sqlx::Error> {
+    let status: String = r.try_get("status")?;
+    Ok(ScanRow {
+        qr_hash: r.try_get("qr_hash")?,
+        handle_hash: r.try_get("handle_hash")?,
+        browser_hash: r.try_get("browser_hash")?,
+        client_id: r.try_get("client_id")?,
+        address: r.try_get("address")?,
+        number: r.try_get("number")?,
+        status: ScanStatus::parse(&status),
+        person_id: r.try_get("person_id")?,
+        amr: r.try_get("amr")?,
+        created_at: r.try_get("created_at")?,
+        expires_at: r.try_get("expires_at")?,
+    })
+}
+
+impl Db {
+    pub async fn insert_scan(&self, r: &ScanRow) -> Result<(), sqlx::Error> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "INSERT INTO scan_requests ({COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)"
+        ));
+        sqlx::query(sql)
+            .bind(&r.qr_hash)
+            .bind(&r.handle_hash)
+            .bind(&r.browser_hash)
+            .bind(&r.client_id)
+            .bind(&r.address)
+            .bind(r.number)
+            .bind(r.status.as_str())
+            .bind(&r.person_id)
+            .bind(&r.amr)
+            .bind(r.created_at)
+            .bind(r.expires_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// A request by the browser's handle (expired or not: the caller tells the browser which).
+    pub async fn scan_by_handle(&self, handle_hash: &str) -> Result<Option<ScanRow>, sqlx::Error> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM scan_requests WHERE handle_hash = $1"
+        ));
+        let row = sqlx::query(sql)
+            .bind(handle_hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    /// A request by its QR token's hash.
+    pub async fn scan_by_qr(&self, qr_hash: &str) -> Result<Option<ScanRow>, sqlx::Error> {
+        let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM scan_requests WHERE qr_hash = $1"));
+        let row = sqlx::query(sql).bind(qr_hash).fetch_optional(&self.pool).await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    /// The first scan claims the request for `person_id`; true for the one scan that did.
+    pub async fn claim_scan(&self, qr_hash: &str, person_id: &str, now: i64) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query(
+            "UPDATE scan_requests SET status = 'scanned', person_id = $1 WHERE qr_hash = $2 \
+             AND status = 'waiting' AND expires_at > $3",
+        )
+        .bind(person_id)
+        .bind(qr_hash)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The claiming person's answer: `Some(amr)` approves (with the phone's authentication), `None`
+    /// denies; true for the one answer that counted.
+    pub async fn answer_scan(
+        &self,
+        qr_hash: &str,
+        person_id: &str,
+        approve_with: Option<&str>,
+        now: i64,
+    ) -> Result<bool, sqlx::Error> {
+        let status = if approve_with.is_some() {
+            ScanStatus::Approved
+        } else {
+            ScanStatus::Denied
+        };
+        let done = sqlx::query(
+            "UPDATE scan_requests SET status = $1, amr = $2 WHERE qr_hash = $3 AND person_id = $4 \
+             AND status = 'scanned' AND expires_at > $5",
+        )
+        .bind(status.as_str())
+        .bind(approve_with)
+        .bind(qr_hash)
+        .bind(person_id)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Turns an approved request into a sign-in, once, in the browser that showed it; the row as
+    /// approved.
+    pub async fn use_scan(
+        &self,
+        handle_hash: &str,
+        browser_hash: &str,
+        now: i64,
+    ) -> Result<Option<ScanRow>, sqlx::Error> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "UPDATE scan_requests SET status = 'used' WHERE handle_hash = $1 AND browser_hash = $2 \
+             AND status = 'approved' AND expires_at > $3 RETURNING {COLUMNS}"
+        ));
+        let row = sqlx::query(sql)
+            .bind(handle_hash)
+            .bind(browser_hash)
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+}

@@ -1,0 +1,507 @@
+//! The device authorization grant (RFC 8628) for service-hall kiosks, counter screens and TVs: the kiosk
+//! asks for a code, the person types it on `/device` in their own browser (or follows the QR code), signs
+//! in, sees which app asks and allows or denies; the kiosk polls the token endpoint and hears
+//! `authorization_pending`, `slow_down`, `access_denied` or `expired_token` until it gets its tokens,
+//! once. A certified relying-party library (openid-client) drives the kiosk's side end to end.
+
+use std::path::Path;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio::io::AsyncBufReadExt;
+use yunid::services::registry::NewClient;
+
+use crate::common::browser::{Page, field};
+use crate::common::{ALICE_ID, ALICE_PHONE, Backend, Browser, Env, PASSWORD, TestClient, http, wire};
+use crate::on_both_backends;
+
+const GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
+/// A kiosk app registered for the device grant (and refresh tokens).
+async fn kiosk(env: &Env, name: &str) -> TestClient {
+    env.client_with(NewClient {
+        name: name.into(),
+        grant_types: vec![GRANT.into(), "refresh_token".into()],
+        ..NewClient::default()
+    })
+    .await
+}
+
+/// RFC 8628 §3.1 with client_secret_basic: status and body.
+async fn device_authorization(env: &Env, client: &TestClient, scope: &str) -> (StatusCode, Value) {
+    let res = http()
+        .post(env.url("/device_authorization"))
+        .basic_auth(&client.id, Some(&client.secret))
+        .form(&[("scope", scope)])
+        .send()
+        .await
+        .unwrap();
+    let status = res.status();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+/// One poll of the token endpoint: status and body.
+async fn poll(env: &Env, client: &TestClient, device_code: &str) -> (StatusCode, Value) {
+    wire::token(
+        &env.base,
+        client,
+        &[("grant_type", GRANT), ("device_code", device_code)],
+    )
+    .await
+}
+
+fn assert_error(answer: &(StatusCode, Value), code: &str) {
+    assert_eq!(answer.0, StatusCode::BAD_REQUEST, "{}", answer.1);
+    assert_eq!(answer.1["error"], code, "{}", answer.1);
+}
+
+/// Alice, in her own browser, opens `url` (the QR code's link or `/device?user_code=…`), signs in when
+/// asked, and arrives at the device consent page.
+async fn alice_opens(browser: &Browser, url: &str) -> Page {
+    let mut page = browser.get(url).await;
+    if page.is_login() {
+        page = browser.login(&page, ALICE_ID, PASSWORD).await;
+    }
+    page
+}
+
+/// Answers the device consent page.
+async fn answer(browser: &Browser, page: &Page, allow: bool) -> Page {
+    let (_, _, body) = page.html();
+    assert!(
+        body.contains("action=\"/device\""),
+        "not the device consent page: {body}"
+    );
+    let csrf = field(body, "csrf").unwrap();
+    let code = field(body, "user_code").unwrap();
+    let who = field(body, "who").unwrap();
+    let decision = if allow { "allow" } else { "deny" };
+    browser
+        .post(
+            "/device",
+            &[
+                ("csrf", &csrf),
+                ("user_code", &code),
+                ("who", &who),
+                ("decision", decision),
+            ],
+        )
+        .await
+}
+
+async fn kiosk_signs_in_with_every_polling_answer_and_its_code_works_once(backend: Backend) {
+    let env = Env::start(backend).await;
+    env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    let app = kiosk(&env, "办事大厅自助终端").await;
+
+    let (status, started) = device_authorization(&env, &app, "openid profile").await;
+    assert_eq!(status, StatusCode::OK, "{started}");
+    let user_code = started["user_code"].as_str().unwrap().to_owned();
+    let shape = regex_lite::Regex::new("^[BCDFGHJKLMNPQRSTVWXZ]{4}-[BCDFGHJKLMNPQRSTVWXZ]{4}$").unwrap();
+    assert!(shape.is_match(&user_code), "{user_code}");
+    assert_eq!(started["verification_uri"], env.url("/device"));
+    let complete = started["verification_uri_complete"].as_str().unwrap();
+    assert!(complete.starts_with(&env.url("/device?user_code=")), "{complete}");
+    assert_eq!(started["expires_in"], 600);
+    assert_eq!(started["interval"], 5);
+    let device_code = started["device_code"].as_str().unwrap().to_owned();
+
+    // Nobody answered yet; then the kiosk polls again at once: slow down.
+    assert_error(&poll(&env, &app, &device_code).await, "authorization_pending");
+    assert_error(&poll(&env, &app, &device_code).await, "slow_down");
+    // The interval grew by 5 s (RFC 8628 §3.5): 6 s later is still too early (and it grows again to
+    // 15 s); waiting that long is fine.
+    env.app.clock.advance(6);
+    assert_error(&poll(&env, &app, &device_code).await, "slow_down");
+    env.app.clock.advance(15);
+    assert_error(&poll(&env, &app, &device_code).await, "authorization_pending");
+
+    // Alice types the code in lower case in her own browser, signs in, and sees the app and the code.
+    let browser = Browser::new(&env.base);
+    let typed = user_code.to_lowercase();
+    let page = alice_opens(&browser, &format!("/device?user_code={typed}")).await;
+    let (_, status, body) = page.html();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(
+        body.contains("办事大厅自助终端"),
+        "the page names the app: {body}"
+    );
+    assert!(
+        body.contains(&user_code),
+        "the page shows the code to compare: {body}"
+    );
+    let done = answer(&browser, &page, true).await;
+    assert_eq!(done.html().1, StatusCode::OK, "{}", done.html().2);
+
+    env.app.clock.advance(15);
+    let (status, tokens) = poll(&env, &app, &device_code).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    assert!(tokens["refresh_token"].is_string(), "{tokens}");
+    let (_, claims) = wire::jwt_parts(tokens["id_token"].as_str().unwrap());
+    assert_eq!(claims["aud"], app.id.as_str());
+    assert_eq!(claims["acr"], "1", "a password sign-in: {claims}");
+    assert!(
+        claims.get("nonce").is_none() && claims.get("c_hash").is_none(),
+        "{claims}"
+    );
+    let (status, info) = wire::userinfo(&env.base, tokens["access_token"].as_str().unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{info}");
+    assert_eq!(info["sub"], claims["sub"]);
+    assert_eq!(info["name"], "张三");
+
+    // Single use: the same device code again is refused, and the approval is not reused.
+    env.app.clock.advance(15);
+    assert_error(&poll(&env, &app, &device_code).await, "invalid_grant");
+    // The refresh token works like any other.
+    let (status, refreshed) = wire::token(
+        &env.base,
+        &app,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{refreshed}");
+}
+
+async fn a_denied_request_answers_access_denied_once(backend: Backend) {
+    let env = Env::start(backend).await;
+    env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    let app = kiosk(&env, "柜台屏").await;
+    let (_, started) = device_authorization(&env, &app, "openid").await;
+    let browser = Browser::new(&env.base);
+    let page = alice_opens(&browser, started["verification_uri_complete"].as_str().unwrap()).await;
+    let done = answer(&browser, &page, false).await;
+    assert_eq!(done.html().1, StatusCode::OK);
+    let device_code = started["device_code"].as_str().unwrap();
+    assert_error(&poll(&env, &app, device_code).await, "access_denied");
+    env.app.clock.advance(10);
+    assert_error(&poll(&env, &app, device_code).await, "invalid_grant");
+    // The code cannot be approved after the denial either.
+    let again = browser
+        .get(started["verification_uri_complete"].as_str().unwrap())
+        .await;
+    assert_eq!(again.html().1, StatusCode::BAD_REQUEST, "{}", again.html().2);
+}
+
+async fn an_unanswered_code_expires(backend: Backend) {
+    let env = Env::start(backend).await;
+    env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    let app = kiosk(&env, "电视").await;
+    let (_, started) = device_authorization(&env, &app, "openid").await;
+    let device_code = started["device_code"].as_str().unwrap();
+    env.app.clock.advance(601);
+    assert_error(&poll(&env, &app, device_code).await, "expired_token");
+    // Typed after expiry: not valid (the person is never sent to sign in for it).
+    let browser = Browser::new(&env.base);
+    let page = browser
+        .get(started["verification_uri_complete"].as_str().unwrap())
+        .await;
+    let (_, status, body) = page.html();
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(!page.is_login(), "{body}");
+}
+
+async fn codes_are_bound_to_their_app_and_unregistered_apps_are_refused(backend: Backend) {
+    let env = Env::start(backend).await;
+    env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    let app = kiosk(&env, "自助终端").await;
+    let other = kiosk(&env, "另一终端").await;
+    let web = env.client("https://app.example.gov.cn/cb").await;
+
+    // An app not registered for the grant gets no device code, and cannot poll.
+    let refused = device_authorization(&env, &web, "openid").await;
+    assert_error(&refused, "unauthorized_client");
+    // Client authentication is required, as at the token endpoint.
+    let res = http()
+        .post(env.url("/device_authorization"))
+        .form(&[("client_id", app.id.as_str()), ("scope", "openid")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let wrong = TestClient {
+        secret: "wrong".into(),
+        ..app.clone()
+    };
+    assert_eq!(
+        device_authorization(&env, &wrong, "openid").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    // Scopes the app may not have are dropped; none left is invalid_scope.
+    assert_error(
+        &device_authorization(&env, &app, "identity org").await,
+        "invalid_scope",
+    );
+
+    let (_, started) = device_authorization(&env, &app, "openid").await;
+    let device_code = started["device_code"].as_str().unwrap();
+    let browser = Browser::new(&env.base);
+    let page = alice_opens(&browser, started["verification_uri_complete"].as_str().unwrap()).await;
+    answer(&browser, &page, true).await;
+    // Another app presenting the code (stolen from the first) learns nothing and takes nothing.
+    assert_error(&poll(&env, &other, device_code).await, "invalid_grant");
+    let web_poll = poll(&env, &web, device_code).await;
+    assert_error(&web_poll, "unsupported_grant_type");
+    let (status, tokens) = poll(&env, &app, device_code).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the code still works for its own app: {tokens}"
+    );
+}
+
+async fn user_codes_are_throttled_per_address_and_per_code(backend: Backend) {
+    let env = Env::start(backend).await;
+    env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    let app = kiosk(&env, "自助终端").await;
+    let (_, started) = device_authorization(&env, &app, "openid").await;
+    let user_code = started["user_code"].as_str().unwrap().to_owned();
+    let browser = Browser::new(&env.base);
+    let lookup = |code: String| {
+        let browser = &browser;
+        async move {
+            let page = browser.get(&format!("/device?user_code={code}")).await;
+            match page {
+                Page::Html { status, .. } => status,
+                other => panic!("{other:?}"),
+            }
+        }
+    };
+    // The same (valid) code looked up again and again: after 5 lookups it waits.
+    for _ in 0..5 {
+        assert_eq!(lookup(user_code.clone()).await, StatusCode::OK, "sent to sign in");
+    }
+    assert_eq!(lookup(user_code.clone()).await, StatusCode::TOO_MANY_REQUESTS);
+    // Wrong codes from one address: after 10 the address waits, even for a real code.
+    let (_, second) = device_authorization(&env, &app, "openid").await;
+    let real = second["user_code"].as_str().unwrap().to_owned();
+    for i in 0..10 {
+        let wrong = format!("BCDF-{}", ["GHJK", "GHJL", "GHJM", "GHJN", "GHJP"][i % 5]);
+        let wrong = if wrong == real { "ZZZZ-ZZZZ".into() } else { wrong };
+        assert_eq!(lookup(wrong).await, StatusCode::BAD_REQUEST);
+    }
+    assert_eq!(lookup(real.clone()).await, StatusCode::TOO_MANY_REQUESTS);
+    // Held in the database: another node says the same.
+    let node = env.peer_node().await;
+    let page = Browser::new(&node.base)
+        .get(&format!("/device?user_code={real}"))
+        .await;
+    assert_eq!(page.html().1, StatusCode::TOO_MANY_REQUESTS);
+    // Later it works again (for a code still alive then).
+    env.app.clock.advance(env.app.config.login_throttle_window + 1);
+    let (_, third) = device_authorization(&env, &app, "openid").await;
+    let fresh = third["user_code"].as_str().unwrap().to_owned();
+    assert_eq!(lookup(fresh).await, StatusCode::OK);
+}
+
+async fn a_kiosk_app_is_marked_by_an_admin_and_gets_short_sessions(backend: Backend) {
+    let env = Env::start(backend).await;
+    env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    // An ordinary app, then marked as a kiosk through the admin API.
+    let app = env.client("https://hall.example.gov.cn/cb").await;
+    let admin = env
+        .client_with(NewClient {
+            name: "automation".into(),
+            scopes: vec!["yunid:admin".into()],
+            grant_types: vec!["client_credentials".into()],
+            ..NewClient::default()
+        })
+        .await;
+    let (_, t) = wire::token(
+        &env.base,
+        &admin,
+        &[("grant_type", "client_credentials"), ("scope", "yunid:admin")],
+    )
+    .await;
+    let admin_token = t["access_token"].as_str().unwrap().to_owned();
+    let url = env.url(&format!("/admin/api/clients/{}/device", app.id));
+    let bad = http()
+        .put(&url)
+        .bearer_auth(&admin_token)
+        .json(&json!({ "session_ttl": 5 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let res = http()
+        .put(&url)
+        .bearer_auth(&admin_token)
+        .json(&json!({ "session_ttl": 900 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let marked: Value = res.json().await.unwrap();
+    assert_eq!(marked["device_grant"], true, "{marked}");
+    assert_eq!(marked["session_ttl"], 900, "{marked}");
+    // Without an admin token: refused.
+    let anonymous = http().put(&url).json(&json!({})).send().await.unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+
+    let (status, started) = device_authorization(&env, &app, "openid offline_access").await;
+    assert_eq!(status, StatusCode::OK, "{started}");
+    let browser = Browser::new(&env.base);
+    let page = alice_opens(&browser, started["verification_uri_complete"].as_str().unwrap()).await;
+    assert!(
+        page.html().2.contains("公用终端"),
+        "the page says it is a shared terminal"
+    );
+    answer(&browser, &page, true).await;
+    let (status, tokens) = poll(&env, &app, started["device_code"].as_str().unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let scope = tokens["scope"].as_str().unwrap();
+    assert!(
+        !scope.contains("offline_access"),
+        "a kiosk never keeps offline access: {scope}"
+    );
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let refresh_with = |token: String| {
+        let env = &env;
+        let app = &app;
+        async move {
+            wire::token(
+                &env.base,
+                app,
+                &[("grant_type", "refresh_token"), ("refresh_token", token.as_str())],
+            )
+            .await
+        }
+    };
+    // Within the short session the kiosk refreshes; after it, nothing works.
+    env.app.clock.advance(600);
+    let (status, next) = refresh_with(refresh).await;
+    assert_eq!(status, StatusCode::OK, "{next}");
+    env.app.clock.advance(301);
+    let (status, late) = refresh_with(next["refresh_token"].as_str().unwrap().to_owned()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{late}");
+    assert_eq!(late["error"], "invalid_grant");
+
+    // Unmarked: the app may no longer start the grant.
+    let (_, t) = wire::token(
+        &env.base,
+        &admin,
+        &[("grant_type", "client_credentials"), ("scope", "yunid:admin")],
+    )
+    .await;
+    let admin_token = t["access_token"].as_str().unwrap().to_owned();
+    let gone = http()
+        .delete(&url)
+        .bearer_auth(&admin_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), StatusCode::NO_CONTENT);
+    assert_error(
+        &device_authorization(&env, &app, "openid").await,
+        "unauthorized_client",
+    );
+}
+
+async fn discovery_advertises_the_device_grant_and_the_qr_code_is_drawn_on_the_server(backend: Backend) {
+    let env = Env::start(backend).await;
+    let doc: Value = http()
+        .get(env.url("/.well-known/openid-configuration"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        doc["device_authorization_endpoint"],
+        env.url("/device_authorization")
+    );
+    let grants: Vec<&str> = doc["grant_types_supported"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(grants.contains(&GRANT), "{grants:?}");
+    let res = http()
+        .get(env.url("/device/qr.svg?user_code=bcdf-ghjk"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["content-type"], "image/svg+xml");
+    let svg = res.text().await.unwrap();
+    assert!(svg.starts_with("<?xml") || svg.starts_with("<svg"), "{svg}");
+    let bad = http()
+        .get(env.url("/device/qr.svg?user_code=<script>"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+}
+
+/// The kiosk is openid-client (a certified relying party): it starts the device flow and polls with the
+/// library's own loop while Alice allows (or denies) in her browser.
+async fn openid_client_drives_the_kiosk_side(backend: Backend) {
+    let dir = crate::interop::interop_dir();
+    crate::interop::installed(&dir);
+    let env = Env::start_with(backend, |c| {
+        c.issuer = url::Url::parse(&format!("http://localhost:{}", c.listen.port())).unwrap();
+        c.device_poll_interval = 1;
+    })
+    .await;
+    env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    let app = kiosk(&env, "openid-client 自助终端").await;
+    for allow in [true, false] {
+        let copy = dir.join("node/openid_client_device.mjs");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/openid_client_device.mjs");
+        std::fs::copy(script, &copy).unwrap();
+        let mut child = tokio::process::Command::new("node")
+            .arg(&copy)
+            .env("ISSUER", env.app.config.iss())
+            .env("CLIENT_ID", &app.id)
+            .env("CLIENT_SECRET", &app.secret)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let next = async |lines: &mut tokio::io::Lines<_>| -> Value {
+            let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+                .await
+                .expect("openid-client answered in time")
+                .unwrap()
+                .expect("a line from openid-client");
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line}: {e}"))
+        };
+        let started = next(&mut lines).await;
+        assert_eq!(started["step"], "started", "{started}");
+        // Let it poll (pending) a little before Alice answers.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        // The person's browser on the issuer's own host (`localhost`), as the QR code's link says.
+        let browser = Browser::new(env.app.config.iss());
+        let page = alice_opens(&browser, started["verification_uri_complete"].as_str().unwrap()).await;
+        answer(&browser, &page, allow).await;
+        let end = next(&mut lines).await;
+        if allow {
+            assert_eq!(end["step"], "done", "{end}");
+            assert!(end["sub"].as_str().is_some_and(|s| !s.is_empty()), "{end}");
+            assert_eq!(end["userinfo_sub"], end["sub"], "{end}");
+            assert!(end["polls"].as_i64().unwrap() >= 1, "{end}");
+        } else {
+            assert_eq!(end["step"], "error", "{end}");
+            assert_eq!(end["error"], "access_denied", "{end}");
+        }
+        let _ = child.wait().await;
+    }
+}
+
+on_both_backends!(
+    kiosk_signs_in_with_every_polling_answer_and_its_code_works_once,
+    a_denied_request_answers_access_denied_once,
+    an_unanswered_code_expires,
+    codes_are_bound_to_their_app_and_unregistered_apps_are_refused,
+    user_codes_are_throttled_per_address_and_per_code,
+    a_kiosk_app_is_marked_by_an_admin_and_gets_short_sessions,
+    discovery_advertises_the_device_grant_and_the_qr_code_is_drawn_on_the_server,
+    openid_client_drives_the_kiosk_side,
+);

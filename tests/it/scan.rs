@@ -1,0 +1,631 @@
+//! Scan to sign in: a computer's login page shows a QR code; the province's mobile app (scripted here,
+//! with Alice's access token from its own sign-in) scans it, sees what asks and three numbers, and
+//! approves with the number the computer shows, or denies. The computer — only the browser that showed
+//! the code — continues with a session at the phone's level. Denial, expiry, a second scan, a wrong
+//! number and finishing in another browser all fail cleanly.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use yunid::services::registry::NewClient;
+
+use crate::common::browser::{Page, field};
+use crate::common::console::sms_to;
+use crate::common::rp::Rp;
+use crate::common::sms::SmsInbox;
+use crate::common::{ALICE_ID, ALICE_PHONE, Backend, Browser, Env, PASSWORD, Server, TestClient, http, wire};
+use crate::on_both_backends;
+
+/// A provider node whose configuration names the province's app (`scan_apps`), and that app.
+struct ScanEnv {
+    node: Server,
+    sms: SmsInbox,
+    alice: String,
+    phone_app: TestClient,
+    env: Env,
+}
+
+async fn scan_env(backend: Backend) -> ScanEnv {
+    let sms = SmsInbox::start(0).await;
+    let env = Env::start(backend).await;
+    let alice = env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    let phone_app = env
+        .client_with(NewClient {
+            name: "省政务服务App".into(),
+            redirect_uris: vec!["http://127.0.0.1/app/callback".into()],
+            ..NewClient::default()
+        })
+        .await;
+    let id = phone_app.id.clone();
+    let to_inbox = sms_to(&sms);
+    // A node of the same deployment configured with the app's client id.
+    let node = Server::start(&env.db.url, env.keys.path(), &move |c| {
+        to_inbox(c);
+        c.scan_apps = vec![id.clone()];
+    })
+    .await;
+    ScanEnv {
+        node,
+        sms,
+        alice,
+        phone_app,
+        env,
+    }
+}
+
+/// The app on Alice's phone: she signed in to it (password, and an SMS code as well when `two_factor`);
+/// its access token.
+async fn phone_token(s: &ScanEnv, two_factor: bool) -> String {
+    let base = &s.node.base;
+    let browser = Browser::new(base);
+    if two_factor {
+        let login = browser.get("/login").await;
+        browser.login(&login, ALICE_ID, PASSWORD).await;
+        crate::passkeys::step_up_for_account(&browser, &s.sms).await;
+    }
+    let rp = Rp::discover(s.node.app.config.iss(), &s.phone_app).await;
+    let attempt = rp.start(&["profile"]);
+    let back = browser.sign_in(attempt.url.as_str(), ALICE_ID, PASSWORD).await;
+    let tokens = rp
+        .exchange(&back.params()["code"], attempt.verifier)
+        .await
+        .unwrap();
+    openidconnect::OAuth2TokenResponse::access_token(&tokens)
+        .secret()
+        .clone()
+}
+
+/// The computer: opens a department app's sign-in and its scan page. The page, the QR code's value (as
+/// a camera reads it) and the browser's handle.
+struct Shown {
+    page: Page,
+    qr: String,
+    handle: String,
+}
+
+async fn show_code(s: &ScanEnv, browser: &Browser, app: &Rp) -> Shown {
+    show_code_for(s, browser, app).await.0
+}
+
+/// [`show_code`], with the app's authorization attempt (to redeem the code the app gets).
+async fn show_code_for(s: &ScanEnv, browser: &Browser, app: &Rp) -> (Shown, crate::common::rp::Attempt) {
+    let attempt = app.start(&["profile"]);
+    let login = browser.get(attempt.url.as_str()).await;
+    assert!(login.is_login());
+    let body = login.html().2;
+    let link = regex_lite::Regex::new(r#"href="(/login/scan\?req=[^"]*)""#)
+        .unwrap()
+        .captures(body)
+        .unwrap_or_else(|| panic!("the login page offers scanning: {body}"))[1]
+        .replace("&amp;", "&");
+    let page = browser.get(&link).await;
+    let (_, status, body) = page.html();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(
+        body.contains("<svg"),
+        "the QR code is drawn on the server: {body}"
+    );
+    let token = field(body, "c").unwrap();
+    let handle = field(body, "handle").unwrap();
+    let shown = Shown {
+        qr: format!("{}/scan?c={token}", s.node.base),
+        handle,
+        page: page.clone_html(),
+    };
+    (shown, attempt)
+}
+
+trait CloneHtml {
+    fn clone_html(&self) -> Page;
+}
+
+impl CloneHtml for Page {
+    fn clone_html(&self) -> Page {
+        let (url, status, body) = self.html();
+        Page::Html {
+            url: url.to_owned(),
+            status,
+            body: body.to_owned(),
+        }
+    }
+}
+
+/// The app's API call: status and body.
+async fn api(s: &ScanEnv, path: &str, token: Option<&str>, body: Value) -> (StatusCode, Value) {
+    let mut req = http().post(s.node.url(path)).json(&body);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+/// What the computer's page asks about its request.
+async fn status(browser: &Browser, handle: &str) -> (StatusCode, Value) {
+    let res = browser
+        .http
+        .get(format!("{}/login/scan/status?handle={handle}", browser.origin))
+        .send()
+        .await
+        .unwrap();
+    let status = res.status();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+/// The computer presses Continue (what the page's script does once approved).
+async fn finish(browser: &Browser, shown: &Shown) -> Page {
+    let body = shown.page.html().2;
+    let mut form = vec![
+        ("csrf", field(body, "csrf").unwrap()),
+        ("handle", shown.handle.clone()),
+    ];
+    if let Some(req) = field(body, "req") {
+        form.push(("req", req));
+    }
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    browser.post("/login/scan/finish", &form).await
+}
+
+/// Past the consent page, when the app asks for the first time.
+async fn to_app(browser: &Browser, page: Page) -> Page {
+    if page.is_consent() {
+        browser.consent(&page, true).await
+    } else {
+        page
+    }
+}
+
+async fn department_app(s: &ScanEnv) -> Rp {
+    let client = s
+        .env
+        .client_with(NewClient {
+            name: "不动产登记".into(),
+            redirect_uris: vec!["https://estate.example.gov.cn/cb".into()],
+            ..NewClient::default()
+        })
+        .await;
+    Rp::discover(s.node.app.config.iss(), &client).await
+}
+
+async fn approving_on_the_phone_signs_the_computer_in_at_the_phones_level(backend: Backend) {
+    let s = scan_env(backend).await;
+    let phone = phone_token(&s, true).await;
+    let app = department_app(&s).await;
+    let computer = Browser::new(&s.node.base);
+    let (shown, attempt) = show_code_for(&s, &computer, &app).await;
+    assert_eq!(status(&computer, &shown.handle).await.1["status"], "waiting");
+
+    let (code, asking) = api(&s, "/scan/api/scan", Some(&phone), json!({ "code": shown.qr })).await;
+    assert_eq!(code, StatusCode::OK, "{asking}");
+    assert_eq!(asking["app"]["name"], "不动产登记", "{asking}");
+    assert_eq!(asking["browser_network"], "127.0.0.0/24", "{asking}");
+    assert_eq!(asking["same_network"], true, "{asking}");
+    assert!(asking["expires_at"].as_i64().unwrap() > asking["requested_at"].as_i64().unwrap());
+    let choices: Vec<i64> = asking["choices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_i64().unwrap())
+        .collect();
+    assert_eq!(choices.len(), 3);
+    assert!(choices[0] != choices[1] && choices[1] != choices[2] && choices[0] != choices[2]);
+
+    // Once scanned, the computer shows the number to pick; it is one of the phone's choices.
+    let (_, scanned) = status(&computer, &shown.handle).await;
+    assert_eq!(scanned["status"], "scanned", "{scanned}");
+    let number = scanned["number"].as_i64().unwrap();
+    assert!(choices.contains(&number), "{choices:?} {number}");
+    // Continue pressed too early (no script): the same page again, nothing signed in.
+    let early = finish(&computer, &shown).await;
+    assert_eq!(early.html().1, StatusCode::CONFLICT);
+
+    let (code, answered) = api(
+        &s,
+        "/scan/api/answer",
+        Some(&phone),
+        json!({ "code": shown.qr, "decision": "approve", "number": number }),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK, "{answered}");
+    assert_eq!(status(&computer, &shown.handle).await.1["status"], "approved");
+
+    // The computer continues to the app; the app's ID token says two factors, as on the phone.
+    let back = to_app(&computer, finish(&computer, &shown).await).await;
+    let tokens = app
+        .exchange(&back.params()["code"], attempt.verifier)
+        .await
+        .unwrap();
+    let id_token = openidconnect::TokenResponse::id_token(&tokens)
+        .unwrap()
+        .to_string();
+    let claims = wire::jwt_parts(&id_token).1;
+    assert_eq!(claims["acr"], "2", "the phone's two factors: {claims}");
+    let amr: Vec<&str> = claims["amr"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(amr.contains(&"pwd") && amr.contains(&"sms"), "{amr:?}");
+
+    // Used once: pressing Continue again, or answering again, changes nothing.
+    let replay = finish(&computer, &shown).await;
+    assert_eq!(replay.html().1, StatusCode::BAD_REQUEST);
+    let (code, again) = api(
+        &s,
+        "/scan/api/answer",
+        Some(&phone),
+        json!({ "code": shown.qr, "decision": "approve", "number": number }),
+    )
+    .await;
+    assert_eq!(code, StatusCode::CONFLICT, "{again}");
+}
+
+async fn a_one_factor_phone_gives_a_one_factor_session(backend: Backend) {
+    let s = scan_env(backend).await;
+    let phone = phone_token(&s, false).await;
+    let computer = Browser::new(&s.node.base);
+    // The account page's own sign-in (no app asking).
+    let page = computer.get("/login/scan").await;
+    let body = page.html().2;
+    let shown = Shown {
+        qr: format!("{}/scan?c={}", s.node.base, field(body, "c").unwrap()),
+        handle: field(body, "handle").unwrap(),
+        page: page.clone_html(),
+    };
+    let (code, asking) = api(&s, "/scan/api/scan", Some(&phone), json!({ "code": shown.qr })).await;
+    assert_eq!(code, StatusCode::OK, "{asking}");
+    assert_eq!(asking["app"], Value::Null, "no app: the account page");
+    let number = status(&computer, &shown.handle).await.1["number"]
+        .as_i64()
+        .unwrap();
+    api(
+        &s,
+        "/scan/api/answer",
+        Some(&phone),
+        json!({ "code": shown.qr, "decision": "approve", "number": number }),
+    )
+    .await;
+    let landed = finish(&computer, &shown).await;
+    let (url, status, body) = landed.html();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(url.ends_with("/account"), "{url}");
+    let app = department_app(&s).await;
+    let attempt = app.start(&["profile"]);
+    let mut page = computer.get(attempt.url.as_str()).await;
+    if page.is_consent() {
+        page = computer.consent(&page, true).await;
+    }
+    let tokens = app
+        .exchange(&page.params()["code"], attempt.verifier)
+        .await
+        .unwrap();
+    let id_token = openidconnect::TokenResponse::id_token(&tokens)
+        .unwrap()
+        .to_string();
+    assert_eq!(wire::jwt_parts(&id_token).1["acr"], "1");
+}
+
+async fn a_denial_on_the_phone_leaves_the_computer_signed_out(backend: Backend) {
+    let s = scan_env(backend).await;
+    let phone = phone_token(&s, false).await;
+    let app = department_app(&s).await;
+    let computer = Browser::new(&s.node.base);
+    let shown = show_code(&s, &computer, &app).await;
+    api(&s, "/scan/api/scan", Some(&phone), json!({ "code": shown.qr })).await;
+    let (code, _) = api(
+        &s,
+        "/scan/api/answer",
+        Some(&phone),
+        json!({ "code": shown.qr, "decision": "deny" }),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(status(&computer, &shown.handle).await.1["status"], "denied");
+    let refused = finish(&computer, &shown).await;
+    assert_eq!(refused.html().1, StatusCode::BAD_REQUEST);
+    let account = computer.get("/account").await;
+    assert!(account.is_login(), "nobody is signed in on the computer");
+}
+
+async fn a_wrong_number_refuses_the_sign_in_for_good(backend: Backend) {
+    let s = scan_env(backend).await;
+    let phone = phone_token(&s, false).await;
+    let app = department_app(&s).await;
+    let computer = Browser::new(&s.node.base);
+    let shown = show_code(&s, &computer, &app).await;
+    let (_, asking) = api(&s, "/scan/api/scan", Some(&phone), json!({ "code": shown.qr })).await;
+    let number = status(&computer, &shown.handle).await.1["number"]
+        .as_i64()
+        .unwrap();
+    let wrong = asking["choices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_i64().unwrap())
+        .find(|n| *n != number)
+        .unwrap();
+    let (code, body) = api(
+        &s,
+        "/scan/api/answer",
+        Some(&phone),
+        json!({ "code": shown.qr, "decision": "approve", "number": wrong }),
+    )
+    .await;
+    assert_eq!(code, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"], "number_mismatch");
+    // No second guess.
+    let (code, _) = api(
+        &s,
+        "/scan/api/answer",
+        Some(&phone),
+        json!({ "code": shown.qr, "decision": "approve", "number": number }),
+    )
+    .await;
+    assert_eq!(code, StatusCode::CONFLICT);
+    assert_eq!(status(&computer, &shown.handle).await.1["status"], "denied");
+}
+
+async fn an_expired_code_cannot_be_scanned(backend: Backend) {
+    let s = scan_env(backend).await;
+    let phone = phone_token(&s, false).await;
+    let app = department_app(&s).await;
+    let computer = Browser::new(&s.node.base);
+    let shown = show_code(&s, &computer, &app).await;
+    s.node.app.clock.advance(s.node.app.config.scan_ttl + 1);
+    let (code, body) = api(&s, "/scan/api/scan", Some(&phone), json!({ "code": shown.qr })).await;
+    assert_eq!(code, StatusCode::GONE, "{body}");
+    assert_eq!(body["error"], "expired");
+    assert_eq!(status(&computer, &shown.handle).await.1["status"], "expired");
+    // Scanned in time but answered too late: refused as well.
+    let late = show_code(&s, &computer, &app).await;
+    let phone = phone_token(&s, false).await;
+    api(&s, "/scan/api/scan", Some(&phone), json!({ "code": late.qr })).await;
+    let number = status(&computer, &late.handle).await.1["number"]
+        .as_i64()
+        .unwrap();
+    s.node.app.clock.advance(s.node.app.config.scan_ttl + 1);
+    let (code, _) = api(
+        &s,
+        "/scan/api/answer",
+        Some(&phone),
+        json!({ "code": late.qr, "decision": "approve", "number": number }),
+    )
+    .await;
+    assert_eq!(code, StatusCode::GONE);
+    assert_eq!(finish(&computer, &late).await.html().1, StatusCode::BAD_REQUEST);
+}
+
+async fn a_second_scan_is_refused_whoever_makes_it(backend: Backend) {
+    let s = scan_env(backend).await;
+    let phone = phone_token(&s, false).await;
+    let app = department_app(&s).await;
+    let computer = Browser::new(&s.node.base);
+    let shown = show_code(&s, &computer, &app).await;
+    let (code, _) = api(&s, "/scan/api/scan", Some(&phone), json!({ "code": shown.qr })).await;
+    assert_eq!(code, StatusCode::OK);
+    // The same phone again, and Bob's phone (someone who photographed the screen): refused.
+    let (code, body) = api(&s, "/scan/api/scan", Some(&phone), json!({ "code": shown.qr })).await;
+    assert_eq!(code, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"], "already_scanned");
+    let bob_id = crate::common::resident_id(7);
+    s.node.person(&bob_id, "13900139007", PASSWORD).await;
+    let bob_browser = Browser::new(&s.node.base);
+    let rp = Rp::discover(s.node.app.config.iss(), &s.phone_app).await;
+    let attempt = rp.start(&["profile"]);
+    let back = bob_browser.sign_in(attempt.url.as_str(), &bob_id, PASSWORD).await;
+    let tokens = rp
+        .exchange(&back.params()["code"], attempt.verifier)
+        .await
+        .unwrap();
+    let bob = openidconnect::OAuth2TokenResponse::access_token(&tokens)
+        .secret()
+        .clone();
+    let (code, _) = api(&s, "/scan/api/scan", Some(&bob), json!({ "code": shown.qr })).await;
+    assert_eq!(code, StatusCode::CONFLICT);
+    // Bob cannot answer Alice's scan either.
+    let number = status(&computer, &shown.handle).await.1["number"]
+        .as_i64()
+        .unwrap();
+    let (code, body) = api(
+        &s,
+        "/scan/api/answer",
+        Some(&bob),
+        json!({ "code": shown.qr, "decision": "approve", "number": number }),
+    )
+    .await;
+    assert_eq!(code, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"], "not_yours");
+    assert_eq!(status(&computer, &shown.handle).await.1["status"], "scanned");
+}
+
+async fn an_approved_code_finishes_only_in_the_browser_that_showed_it(backend: Backend) {
+    let s = scan_env(backend).await;
+    let phone = phone_token(&s, false).await;
+    let app = department_app(&s).await;
+    let computer = Browser::new(&s.node.base);
+    let shown = show_code(&s, &computer, &app).await;
+    api(&s, "/scan/api/scan", Some(&phone), json!({ "code": shown.qr })).await;
+    let number = status(&computer, &shown.handle).await.1["number"]
+        .as_i64()
+        .unwrap();
+    api(
+        &s,
+        "/scan/api/answer",
+        Some(&phone),
+        json!({ "code": shown.qr, "decision": "approve", "number": number }),
+    )
+    .await;
+    // Another browser that learned the handle (and has its own CSRF token) is refused and learns nothing.
+    let other = Browser::new(&s.node.base);
+    assert_eq!(status(&other, &shown.handle).await.0, StatusCode::NOT_FOUND);
+    let own_page = other.get("/login/scan").await;
+    let csrf = field(own_page.html().2, "csrf").unwrap();
+    let stolen = other
+        .post(
+            "/login/scan/finish",
+            &[("csrf", &csrf), ("handle", &shown.handle)],
+        )
+        .await;
+    assert_eq!(stolen.html().1, StatusCode::FORBIDDEN, "{}", stolen.html().2);
+    assert!(
+        other.get("/account").await.is_login(),
+        "the other browser is not signed in"
+    );
+    // The browser that showed it still finishes.
+    let back = to_app(&computer, finish(&computer, &shown).await).await;
+    assert!(back.params().contains_key("code"), "{back:?}");
+}
+
+async fn only_the_provinces_app_with_a_live_token_may_answer(backend: Backend) {
+    let s = scan_env(backend).await;
+    let app = department_app(&s).await;
+    let computer = Browser::new(&s.node.base);
+    let shown = show_code(&s, &computer, &app).await;
+    // No token, a forged one, and a token of another app of Alice's.
+    let (code, _) = api(&s, "/scan/api/scan", None, json!({ "code": shown.qr })).await;
+    assert_eq!(code, StatusCode::UNAUTHORIZED);
+    let (code, _) = api(
+        &s,
+        "/scan/api/scan",
+        Some("not.a.token"),
+        json!({ "code": shown.qr }),
+    )
+    .await;
+    assert_eq!(code, StatusCode::UNAUTHORIZED);
+    let attempt = app.start(&["profile"]);
+    let other_browser = Browser::new(&s.node.base);
+    let back = other_browser
+        .sign_in(attempt.url.as_str(), ALICE_ID, PASSWORD)
+        .await;
+    let tokens = app
+        .exchange(&back.params()["code"], attempt.verifier)
+        .await
+        .unwrap();
+    let foreign = openidconnect::OAuth2TokenResponse::access_token(&tokens)
+        .secret()
+        .clone();
+    let (code, body) = api(&s, "/scan/api/scan", Some(&foreign), json!({ "code": shown.qr })).await;
+    assert_eq!(code, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["error"], "not_scan_app");
+    // The app's token after Alice signed out everywhere on the phone: refused.
+    let phone = phone_token(&s, false).await;
+    s.node
+        .app
+        .db
+        .revoke_person_families(&s.alice, s.node.app.now())
+        .await
+        .unwrap();
+    let (code, _) = api(&s, "/scan/api/scan", Some(&phone), json!({ "code": shown.qr })).await;
+    assert_eq!(code, StatusCode::UNAUTHORIZED);
+    // Nothing was claimed by the refused calls.
+    assert_eq!(status(&computer, &shown.handle).await.1["status"], "waiting");
+    // A camera that opens the code in a browser is told to use the app.
+    let opened = Browser::new(&s.node.base).get(&shown.qr).await;
+    assert_eq!(opened.html().1, StatusCode::OK);
+    assert!(opened.html().2.contains("App"), "{}", opened.html().2);
+}
+
+/// The same in headless Chromium (`tests/browser/scan.mjs`): the page's script shows the number once the
+/// phone scanned and continues once it approved; a denial is shown; without JavaScript the page says
+/// what to do and its Refresh link and Continue button do the same.
+async fn in_chromium_the_page_follows_the_phone_with_and_without_script(backend: Backend) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let chromium = std::env::var_os("YUNID_CHROMIUM").map_or_else(
+        || std::path::PathBuf::from("/usr/bin/chromium"),
+        std::path::PathBuf::from,
+    );
+    assert!(
+        chromium.exists() && root.join("tests/browser/node_modules/playwright-core").exists(),
+        "Chromium and tests/browser/node_modules are needed: run scripts/test"
+    );
+    let s = scan_env(backend).await;
+    let phone = phone_token(&s, true).await;
+    let mut child = tokio::process::Command::new("node")
+        .arg(root.join("tests/browser/scan.mjs"))
+        .env("YUNID_URL", &s.node.base)
+        .env("CHROMIUM", &chromium)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut qr = String::new();
+    let mut seen = Vec::new();
+    loop {
+        let line = tokio::time::timeout(std::time::Duration::from_secs(90), lines.next_line())
+            .await
+            .expect("Chromium reported in time")
+            .unwrap();
+        let Some(line) = line else { break };
+        let step: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line}: {e}"));
+        assert_ne!(step["step"], "error", "{step}");
+        let flow = step["flow"].as_str().unwrap().to_owned();
+        match step["step"].as_str().unwrap() {
+            "shown" => {
+                assert_eq!(step["qr"], 1, "the QR code is an inline SVG: {step}");
+                assert_eq!(
+                    step["noscript"], true,
+                    "the page tells script-less browsers what to do"
+                );
+                qr = step["c"].as_str().unwrap().to_owned();
+                let (code, body) = api(&s, "/scan/api/scan", Some(&phone), json!({ "code": qr })).await;
+                assert_eq!(code, StatusCode::OK, "{body}");
+                if flow == "noscript" {
+                    stdin.write_all(b"go\n").await.unwrap();
+                }
+            }
+            "number" => {
+                let number: i64 = step["number"].as_str().unwrap().parse().unwrap();
+                let answer = if flow == "deny" {
+                    json!({ "code": qr, "decision": "deny" })
+                } else {
+                    json!({ "code": qr, "decision": "approve", "number": number })
+                };
+                let (code, body) = api(&s, "/scan/api/answer", Some(&phone), answer).await;
+                assert_eq!(code, StatusCode::OK, "{body}");
+                if flow == "noscript" {
+                    stdin.write_all(b"go\n").await.unwrap();
+                }
+            }
+            "signed_in" => assert!(step["url"].as_str().unwrap().ends_with("/account"), "{step}"),
+            "denied" => assert!(
+                step["url"].as_str().unwrap().contains("/login"),
+                "signed out: {step}"
+            ),
+            other => panic!("unexpected step {other}: {step}"),
+        }
+        seen.push(format!("{flow}:{}", step["step"].as_str().unwrap()));
+    }
+    assert!(child.wait().await.unwrap().success());
+    assert_eq!(
+        seen,
+        [
+            "approve:shown",
+            "approve:number",
+            "approve:signed_in",
+            "deny:shown",
+            "deny:number",
+            "deny:denied",
+            "noscript:shown",
+            "noscript:number",
+            "noscript:signed_in",
+        ]
+    );
+}
+
+on_both_backends!(
+    approving_on_the_phone_signs_the_computer_in_at_the_phones_level,
+    a_one_factor_phone_gives_a_one_factor_session,
+    a_denial_on_the_phone_leaves_the_computer_signed_out,
+    a_wrong_number_refuses_the_sign_in_for_good,
+    an_expired_code_cannot_be_scanned,
+    a_second_scan_is_refused_whoever_makes_it,
+    an_approved_code_finishes_only_in_the_browser_that_showed_it,
+    only_the_provinces_app_with_a_live_token_may_answer,
+    in_chromium_the_page_follows_the_phone_with_and_without_script,
+);
