@@ -64,7 +64,7 @@ impl App {
     /// Connects the database (migrating it), loads or creates keys, and builds the services.
     pub async fn new(config: Config) -> anyhow::Result<App> {
         config.check()?;
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let clock = Clock::default();
         let now = clock.now();
         let key_store = KeyStore::new(&config.keys_dir);

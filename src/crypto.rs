@@ -3,8 +3,8 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use ring::rand::{SecureRandom, SystemRandom};
-use ring::{aead, digest, hmac};
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use aws_lc_rs::{aead, digest, hmac};
 use subtle::ConstantTimeEq;
 
 pub fn b64url(bytes: &[u8]) -> String {
@@ -78,7 +78,7 @@ pub struct Secrets {
     client_sid: hmac::Key,
     internal_client: hmac::Key,
     device: hmac::Key,
-    aead: aead::LessSafeKey,
+    aead: std::sync::Arc<aead::LessSafeKey>,
 }
 
 impl Secrets {
@@ -96,7 +96,7 @@ impl Secrets {
             client_sid: hmac::Key::new(hmac::HMAC_SHA256, derive("yunid/client-sid/v1").as_ref()),
             internal_client: hmac::Key::new(hmac::HMAC_SHA256, derive("yunid/internal-client/v1").as_ref()),
             device: hmac::Key::new(hmac::HMAC_SHA256, derive("yunid/device/v1").as_ref()),
-            aead: aead::LessSafeKey::new(unbound),
+            aead: std::sync::Arc::new(aead::LessSafeKey::new(unbound)),
         })
     }
 

@@ -330,7 +330,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 }
 
 async fn health(config: &Config) -> anyhow::Result<()> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let mut addr = config.listen;
     if addr.ip().is_unspecified() {
         addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());

@@ -6,12 +6,18 @@
 // - bench-app: authorization code with PKCE S256 and refresh tokens rotated on every use (yunid
 //   rotates every time); its access tokens carry no resource audience, so they are opaque tokens
 //   that userinfo accepts. ID tokens RS256, or PEER_ID_TOKEN_ALG (e.g. ES256).
-// - the in-memory adapter and the provider's own login and consent pages (devInteractions), which
-//   accept any login without checking a password. A person's consent to the app is remembered across
-//   browsers (in memory), as yunid remembers it.
+// - the provider's own login and consent pages (devInteractions), which accept any login without
+//   checking a password. A person's consent to the app is remembered across browsers, as yunid
+//   remembers it.
+// - PEER_ADAPTER=memory (default): the provider's in-memory adapter (a development setting: a restart
+//   loses everything, a second node sees nothing), the consent memory in a Map.
+//   PEER_ADAPTER=redis: sessions, interactions, grants, codes and tokens in Redis (PEER_REDIS_URL,
+//   default redis://127.0.0.1:6379) through redis_adapter.mjs, the consent memory there too; every key
+//   under a prefix of this run, removed on SIGTERM.
 // Started by run.sh; PORT, CC_SECRET and APP_SECRET come from the environment.
-import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import Provider from 'oidc-provider';
+import { redisAdapter } from './redis_adapter.mjs';
 
 const port = Number(process.env.PORT || 3000);
 const issuer = `http://127.0.0.1:${port}`;
@@ -21,22 +27,37 @@ const resource = 'urn:yunid:bench:api';
 const opaqueResource = 'urn:yunid:bench:opaque';
 const idTokenAlg = process.env.PEER_ID_TOKEN_ALG || 'RS256';
 
+const adapterKind = process.env.PEER_ADAPTER || 'memory';
+let adapter;
+let grants = new Map();
+let clear = async () => {};
+if (adapterKind === 'redis') {
+  const prefix = `yunid-bench-peer:${randomBytes(6).toString('hex')}:`;
+  const redis = redisAdapter(process.env.PEER_REDIS_URL || 'redis://127.0.0.1:6379', prefix);
+  adapter = redis.RedisAdapter;
+  grants = redis.consents;
+  clear = redis.clear;
+} else if (adapterKind !== 'memory') {
+  throw new Error(`PEER_ADAPTER must be memory or redis, not ${adapterKind}`);
+}
+
 // Grant ids by `${accountId} ${clientId}`: a fresh browser of a person who consented before finds
 // the grant (the default looks only in the browser's session).
-const grants = new Map();
 async function loadExistingGrant(ctx) {
   const { client, session, result } = ctx.oidc;
   const key = `${session.accountId} ${client.clientId}`;
+  let remembered;
   const grantId = result?.consent?.grantId
     || session.grantIdFor(client.clientId)
-    || (session.accountId && grants.get(key));
+    || (session.accountId && (remembered = await grants.get(key)));
   if (!grantId) return undefined;
   const grant = await ctx.oidc.provider.Grant.find(grantId);
-  if (grant && session.accountId) grants.set(key, grantId);
+  if (grant && session.accountId && grantId !== remembered) await grants.set(key, grantId);
   return grant;
 }
 
 const provider = new Provider(issuer, {
+  ...(adapter ? { adapter } : {}),
   clients: [
     {
       client_id: 'bench-cc',
@@ -98,4 +119,8 @@ const provider = new Provider(issuer, {
   },
 });
 provider.on('server_error', (ctx, err) => console.error('server_error', err));
-provider.listen(port, '127.0.0.1', () => console.log(`oidc-provider listening on ${issuer}`));
+const server = provider.listen(port, '127.0.0.1', () => console.log(`oidc-provider (${adapterKind} adapter) listening on ${issuer}`));
+process.on('SIGTERM', () => {
+  server.close();
+  clear().then(() => process.exit(0), (err) => { console.error('cleanup failed', err); process.exit(1); });
+});

@@ -12,7 +12,8 @@
 //! yunid-bench scale --persons 1000,1000000   login latency as the person table grows
 //! yunid-bench compare --peer-base … --peer-pid …   the same scenarios against a running peer (bench/peer/run.sh)
 //! yunid-bench seed  --persons N --database-url … --keys-dir …   bulk-insert benchmark persons
-//! yunid-bench micro                      the crypto floor: ES256, RS256, argon2id on one core
+//! yunid-bench micro                      the crypto floor: ES256, RS256, argon2id on one core, and
+//!                                        ring, aws-lc-rs and OpenSSL side by side
 //! ```
 //! See BENCHMARKS.md for the method and the latest numbers.
 
@@ -74,12 +75,17 @@ enum Command {
     Compare {
         #[command(flatten)]
         server: ServerArgs,
-        /// The peer's issuer URL (endpoints from its discovery document; its JWKS at `/jwks`).
+        /// The peer's issuer URL (endpoints from its discovery document; its JWKS at `/jwks`). Repeat
+        /// it (with `--peer-pid` and `--peer-label` in the same order) for several peers in one run,
+        /// e.g. oidc-provider with its in-memory adapter and with Redis; all share the clients below.
+        #[arg(long, required = true)]
+        peer_base: Vec<String>,
+        /// The peer's process id (for its CPU time), one per `--peer-base`.
+        #[arg(long, required = true)]
+        peer_pid: Vec<u32>,
+        /// What the results call each peer (default: its position).
         #[arg(long)]
-        peer_base: String,
-        /// The peer's process id (for its CPU time).
-        #[arg(long)]
-        peer_pid: u32,
+        peer_label: Vec<String>,
         /// The peer's client-credentials client (also the introspection caller).
         #[arg(long, default_value = "bench-cc")]
         peer_client_id: String,
@@ -117,11 +123,21 @@ enum Command {
         #[arg(long)]
         keys_dir: PathBuf,
     },
-    /// The crypto floor: ES256 and RS256 signing with yunid's key set, argon2id with production parameters.
+    /// The crypto floor: ES256 and RS256 signing with yunid's key set, argon2id with production
+    /// parameters; then RS256, ES256 and Ed25519 with ring, aws-lc-rs and OpenSSL side by side.
     Micro {
         /// Seconds per measurement.
         #[arg(long, default_value_t = 2.0)]
         seconds: f64,
+        /// Rounds of the library comparison (median and spread across them).
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
+        /// Only the library comparison (not yunid's key set and argon2id).
+        #[arg(long)]
+        libs_only: bool,
+        /// Append one JSON object per result to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
     },
     /// (internal) A bare axum endpoint that only signs an ES256 JWT with ring: the ceiling for `cc`.
     #[command(hide = true)]
@@ -231,6 +247,7 @@ fn main() -> anyhow::Result<()> {
                 server,
                 peer_base,
                 peer_pid,
+                peer_label,
                 peer_client_id,
                 peer_client_secret,
                 peer_app_id,
@@ -247,19 +264,29 @@ fn main() -> anyhow::Result<()> {
                     concurrency,
                     latency_at,
                 };
-                let peer = PeerArgs {
-                    base: peer_base.trim_end_matches('/').to_owned(),
-                    pid: peer_pid,
-                    cc: server::Creds {
-                        id: peer_client_id,
-                        secret: peer_client_secret,
-                    },
-                    app: server::Creds {
-                        id: peer_app_id,
-                        secret: peer_app_secret,
-                    },
-                };
-                compare(server, peer, &scenario, plan).await
+                anyhow::ensure!(
+                    peer_base.len() == peer_pid.len(),
+                    "one --peer-pid per --peer-base"
+                );
+                let peers = peer_base
+                    .iter()
+                    .zip(&peer_pid)
+                    .enumerate()
+                    .map(|(i, (base, pid))| PeerArgs {
+                        base: base.trim_end_matches('/').to_owned(),
+                        pid: *pid,
+                        label: peer_label.get(i).cloned().unwrap_or_else(|| format!("peer {}", i + 1)),
+                        cc: server::Creds {
+                            id: peer_client_id.clone(),
+                            secret: peer_client_secret.clone(),
+                        },
+                        app: server::Creds {
+                            id: peer_app_id.clone(),
+                            secret: peer_app_secret.clone(),
+                        },
+                    })
+                    .collect();
+                compare(server, peers, &scenario, plan).await
             }
             Command::Seed {
                 persons,
@@ -267,10 +294,12 @@ fn main() -> anyhow::Result<()> {
                 database_url,
                 keys_dir,
             } => seed::seed_command(&database_url, &keys_dir, start, persons).await,
-            Command::Micro { seconds } => {
-                report::print_micro(&micro::run(Duration::from_secs_f64(seconds)).await?);
-                Ok(())
-            }
+            Command::Micro {
+                seconds,
+                repeat,
+                libs_only,
+                json,
+            } => micro_command(Duration::from_secs_f64(seconds), repeat, libs_only, json).await,
             Command::BareServe { listen } => bare::serve(listen).await,
         }
     })
@@ -337,6 +366,31 @@ async fn run(a: RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn micro_command(
+    budget: Duration,
+    repeat: usize,
+    libs_only: bool,
+    json: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    report::print_machine();
+    if !libs_only {
+        let m = micro::run(budget).await?;
+        report::print_micro(&m);
+        if let Some(path) = &json {
+            report::append_micro_json(path, &m)?;
+        }
+    }
+    let mut runs = Vec::new();
+    for _ in 0..repeat.max(1) {
+        runs.push(micro::libraries(budget).await?);
+    }
+    report::print_libraries(&runs);
+    if let Some(path) = &json {
+        report::append_libraries_json(path, &runs)?;
+    }
+    Ok(())
+}
+
 async fn smoke(server: ServerArgs, duration: f64) -> anyhow::Result<()> {
     let bench = server::Bench::start(&server, 64).await?;
     let plan = scenarios::Plan {
@@ -364,9 +418,14 @@ async fn smoke(server: ServerArgs, duration: f64) -> anyhow::Result<()> {
         }
     }
     let m = micro::run(Duration::from_millis(200)).await;
-    match &m {
-        Ok(m) if m.iter().all(|x| x.ops > 0) => {
-            println!("smoke {:<14} ok   {} measurements", "micro", m.len())
+    let libs = micro::libraries(Duration::from_millis(20)).await;
+    match (&m, &libs) {
+        (Ok(m), Ok(libs)) if m.iter().all(|x| x.ops > 0) && libs.iter().all(|x| x.m.ops > 0) => {
+            println!(
+                "smoke {:<14} ok   {} measurements",
+                "micro",
+                m.len() + libs.len()
+            )
         }
         _ => {
             println!("smoke {:<14} FAIL", "micro");
@@ -432,64 +491,61 @@ async fn scale(
     Ok(())
 }
 
-/// The running peer of `compare` and its two clients.
+/// A running peer of `compare` and its two clients.
 struct PeerArgs {
     base: String,
     pid: u32,
+    /// e.g. `memory` or `redis` (oidc-provider's adapter).
+    label: String,
     cc: server::Creds,
     app: server::Creds,
 }
 
 async fn compare(
     server: ServerArgs,
-    peer: PeerArgs,
+    peers: Vec<PeerArgs>,
     names: &[String],
     plan: scenarios::Plan,
 ) -> anyhow::Result<()> {
     let scenarios = parse_scenarios(names)?;
     report::print_machine();
     let yunid = server::Bench::start(&server, 16).await?;
-    let peer = server::Bench::attach(
-        peer.pid,
-        peer.base,
-        peer.cc,
-        peer.app,
-        yunid.persons,
-        "oidc-provider".into(),
-    )
-    .await?;
+    let mut attached = Vec::new();
+    for p in peers {
+        attached.push(
+            server::Bench::attach(
+                p.pid,
+                p.base,
+                p.cc,
+                p.app,
+                yunid.persons,
+                format!("oidc-provider ({})", p.label),
+            )
+            .await?,
+        );
+    }
     report::print_header();
-    let mut ratios = Vec::new();
+    let mut rows = Vec::new();
     for sc in scenarios {
         let a = scenarios::run_scenario(&yunid, sc, &plan).await;
         report::print_result(&a);
-        let b = scenarios::run_scenario(&peer, sc, &plan).await;
-        report::print_result(&b);
-        ratios.push((sc.name(), a, b));
-    }
-    println!(
-        "| scenario | yunid ops/s | peer ops/s | ratio (throughput) | yunid CPU-ms/op | peer CPU-ms/op | ratio (peer/yunid CPU) | errors (yunid / peer) |"
-    );
-    println!("|---|---|---|---|---|---|---|---|");
-    for (name, a, b) in &ratios {
-        let (ta, tb) = (a.sat.throughput(), b.sat.throughput());
-        let (ca, cb) = (a.sat.cpu_ms_per_op(), b.sat.cpu_ms_per_op());
-        println!(
-            "| {name} | {ta:.0} | {tb:.0} | {:.2}x | {ca:.3} | {cb:.3} | {:.2}x | {} / {} |",
-            ta / tb.max(1e-9),
-            cb / ca.max(1e-9),
-            a.errors,
-            b.errors
-        );
-        for (side, r) in [("yunid", a), ("peer", b)] {
-            if let Some(e) = r.first_error() {
-                println!("  {name} on {side}: first error: {e}");
-            }
+        let mut others = Vec::new();
+        for peer in &attached {
+            let b = scenarios::run_scenario(peer, sc, &plan).await;
+            report::print_result(&b);
+            others.push(b);
         }
+        rows.push((sc.name(), a, others));
     }
+    report::print_comparison(&rows);
     yunid.stop().await;
-    peer.stop().await;
-    let errors: u64 = ratios.iter().map(|(_, a, b)| a.errors + b.errors).sum();
+    for peer in attached {
+        peer.stop().await;
+    }
+    let errors: u64 = rows
+        .iter()
+        .map(|(_, a, b)| a.errors + b.iter().map(|r| r.errors).sum::<u64>())
+        .sum();
     if errors > 0 {
         eprintln!("{errors} operations failed (see the first errors above)");
     }

@@ -128,3 +128,169 @@ fn run_blocking(budget: Duration) -> anyhow::Result<Vec<Micro>> {
     })?);
     Ok(out)
 }
+
+/// The signature libraries side by side (issue 17): the same keys (PKCS#8 as yunid generates and stores
+/// them) and the same message — the signing input of an ID token — through ring, aws-lc-rs and OpenSSL
+/// (the `openssl` crate over the system's libssl). One row per operation and library.
+pub struct LibMicro {
+    pub op: &'static str,
+    pub lib: &'static str,
+    pub m: Micro,
+}
+
+pub const LIBS: [&str; 3] = ["ring", "aws-lc-rs", "openssl"];
+
+pub async fn libraries(budget: Duration) -> anyhow::Result<Vec<LibMicro>> {
+    tokio::task::spawn_blocking(move || libraries_blocking(budget)).await?
+}
+
+fn libraries_blocking(budget: Duration) -> anyhow::Result<Vec<LibMicro>> {
+    use aws_lc_rs::signature::KeyPair as _;
+    use openssl::ecdsa::EcdsaSig;
+    use openssl::hash::MessageDigest;
+    use openssl::pkey::PKey;
+    use openssl::sign::{Signer, Verifier};
+    use ring::signature::KeyPair as _;
+
+    let now = chrono::Utc::now().timestamp();
+    let (_, rsa_der) = yunid::keys::generate(Alg::RS256, now)?;
+    let (_, ec_der) = yunid::keys::generate(Alg::ES256, now)?;
+    let (_, ed_der) = yunid::keys::generate(Alg::EdDSA, now)?;
+    // An ID token's signing input: base64url(header) '.' base64url(claims), about 600 bytes.
+    let msg: Vec<u8> = std::iter::repeat_n(b"eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9", 17)
+        .flatten()
+        .copied()
+        .collect();
+    let fail = |what: &str| anyhow::anyhow!("{what} failed");
+    let mut out = Vec::new();
+    let mut row = |op: &'static str, lib: &'static str, m: Micro| out.push(LibMicro { op, lib, m });
+
+    // ring
+    {
+        use ring::signature as s;
+        let rng = ring::rand::SystemRandom::new();
+        let rsa = s::RsaKeyPair::from_pkcs8(&rsa_der).map_err(|e| anyhow::anyhow!("ring RSA: {e}"))?;
+        let ec = s::EcdsaKeyPair::from_pkcs8(&s::ECDSA_P256_SHA256_FIXED_SIGNING, &ec_der, &rng)
+            .map_err(|e| anyhow::anyhow!("ring EC: {e}"))?;
+        let ed = s::Ed25519KeyPair::from_pkcs8_maybe_unchecked(&ed_der)
+            .map_err(|e| anyhow::anyhow!("ring Ed25519: {e}"))?;
+        let mut rsa_sig = vec![0u8; rsa.public().modulus_len()];
+        rsa.sign(&s::RSA_PKCS1_SHA256, &rng, &msg, &mut rsa_sig)
+            .map_err(|_| fail("ring RSA sign"))?;
+        let ec_sig = ec.sign(&rng, &msg).map_err(|_| fail("ring ECDSA sign"))?;
+        let rsa_pub = s::UnparsedPublicKey::new(&s::RSA_PKCS1_2048_8192_SHA256, rsa.public().as_ref().to_vec());
+        let ec_pub = s::UnparsedPublicKey::new(&s::ECDSA_P256_SHA256_FIXED, ec.public_key().as_ref().to_vec());
+        row("rs256_sign", "ring", measure("rs256_sign ring", budget, || {
+            let mut sig = vec![0u8; rsa.public().modulus_len()];
+            rsa.sign(&s::RSA_PKCS1_SHA256, &rng, &msg, &mut sig)
+                .map_err(|_| fail("ring RSA sign"))
+        })?);
+        row("rs256_verify", "ring", measure("rs256_verify ring", budget, || {
+            rsa_pub.verify(&msg, &rsa_sig).map_err(|_| fail("ring RSA verify"))
+        })?);
+        row("es256_sign", "ring", measure("es256_sign ring", budget, || {
+            ec.sign(&rng, &msg).map(drop).map_err(|_| fail("ring ECDSA sign"))
+        })?);
+        row("es256_verify", "ring", measure("es256_verify ring", budget, || {
+            ec_pub.verify(&msg, ec_sig.as_ref()).map_err(|_| fail("ring ECDSA verify"))
+        })?);
+        row("ed25519_sign", "ring", measure("ed25519_sign ring", budget, || {
+            std::hint::black_box(ed.sign(&msg));
+            Ok(())
+        })?);
+    }
+
+    // aws-lc-rs (ring's API; AWS-LC underneath)
+    {
+        use aws_lc_rs::signature as s;
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let rsa = s::RsaKeyPair::from_pkcs8(&rsa_der).map_err(|e| anyhow::anyhow!("aws-lc-rs RSA: {e}"))?;
+        let ec = s::EcdsaKeyPair::from_pkcs8(&s::ECDSA_P256_SHA256_FIXED_SIGNING, &ec_der)
+            .map_err(|e| anyhow::anyhow!("aws-lc-rs EC: {e}"))?;
+        let ed = s::Ed25519KeyPair::from_pkcs8_maybe_unchecked(&ed_der)
+            .map_err(|e| anyhow::anyhow!("aws-lc-rs Ed25519: {e}"))?;
+        let mut rsa_sig = vec![0u8; rsa.public_modulus_len()];
+        rsa.sign(&s::RSA_PKCS1_SHA256, &rng, &msg, &mut rsa_sig)
+            .map_err(|_| fail("aws-lc-rs RSA sign"))?;
+        let ec_sig = ec.sign(&rng, &msg).map_err(|_| fail("aws-lc-rs ECDSA sign"))?;
+        let rsa_pub = s::ParsedPublicKey::new(&s::RSA_PKCS1_2048_8192_SHA256, rsa.public_key().as_ref())
+            .map_err(|e| anyhow::anyhow!("aws-lc-rs RSA public: {e}"))?;
+        let ec_pub = s::ParsedPublicKey::new(&s::ECDSA_P256_SHA256_FIXED, ec.public_key().as_ref())
+            .map_err(|e| anyhow::anyhow!("aws-lc-rs EC public: {e}"))?;
+        let ec_unparsed = s::UnparsedPublicKey::new(&s::ECDSA_P256_SHA256_FIXED, ec.public_key().as_ref().to_vec());
+        row("rs256_sign", "aws-lc-rs", measure("rs256_sign aws-lc-rs", budget, || {
+            let mut sig = vec![0u8; rsa.public_modulus_len()];
+            rsa.sign(&s::RSA_PKCS1_SHA256, &rng, &msg, &mut sig)
+                .map_err(|_| fail("aws-lc-rs RSA sign"))
+        })?);
+        row("rs256_verify", "aws-lc-rs", measure("rs256_verify aws-lc-rs", budget, || {
+            rsa_pub.verify_sig(&msg, &rsa_sig).map_err(|_| fail("aws-lc-rs RSA verify"))
+        })?);
+        row("es256_sign", "aws-lc-rs", measure("es256_sign aws-lc-rs", budget, || {
+            ec.sign(&rng, &msg).map(drop).map_err(|_| fail("aws-lc-rs ECDSA sign"))
+        })?);
+        row("es256_verify", "aws-lc-rs", measure("es256_verify aws-lc-rs", budget, || {
+            ec_pub.verify_sig(&msg, ec_sig.as_ref()).map_err(|_| fail("aws-lc-rs ECDSA verify"))
+        })?);
+        row("es256_verify (key parsed per call)", "aws-lc-rs", measure("es256_verify aws-lc-rs unparsed", budget, || {
+            ec_unparsed.verify(&msg, ec_sig.as_ref()).map_err(|_| fail("aws-lc-rs ECDSA verify"))
+        })?);
+        row("ed25519_sign", "aws-lc-rs", measure("ed25519_sign aws-lc-rs", budget, || {
+            std::hint::black_box(ed.sign(&msg));
+            Ok(())
+        })?);
+    }
+
+    // OpenSSL (libssl of the system), through the `openssl` crate: EVP, one Signer per signature.
+    {
+        let ossl = |e: openssl::error::ErrorStack| anyhow::anyhow!("openssl: {e}");
+        let rsa = PKey::private_key_from_pkcs8(&rsa_der).map_err(ossl)?;
+        let ec = PKey::private_key_from_pkcs8(&ec_der).map_err(ossl)?;
+        let ed = PKey::private_key_from_pkcs8(&ed_der).map_err(ossl)?;
+        let rsa_sign = || -> Result<Vec<u8>, openssl::error::ErrorStack> {
+            let mut signer = Signer::new(MessageDigest::sha256(), &rsa)?;
+            signer.sign_oneshot_to_vec(&msg)
+        };
+        // A JWS carries r ‖ s (RFC 7518 §3.4); OpenSSL returns DER, so the conversion is part of the cost.
+        let ec_sign = || -> Result<Vec<u8>, openssl::error::ErrorStack> {
+            let mut signer = Signer::new(MessageDigest::sha256(), &ec)?;
+            let der = signer.sign_oneshot_to_vec(&msg)?;
+            let sig = EcdsaSig::from_der(&der)?;
+            let mut raw = sig.r().to_vec_padded(32)?;
+            raw.extend(sig.s().to_vec_padded(32)?);
+            Ok(raw)
+        };
+        let rsa_sig = rsa_sign().map_err(ossl)?;
+        let ec_sig = ec_sign().map_err(ossl)?;
+        let rsa_pub = PKey::public_key_from_der(&rsa.public_key_to_der().map_err(ossl)?).map_err(ossl)?;
+        let ec_pub = PKey::public_key_from_der(&ec.public_key_to_der().map_err(ossl)?).map_err(ossl)?;
+        row("rs256_sign", "openssl", measure("rs256_sign openssl", budget, || {
+            rsa_sign().map(drop).map_err(ossl)
+        })?);
+        row("rs256_verify", "openssl", measure("rs256_verify openssl", budget, || {
+            let mut v = Verifier::new(MessageDigest::sha256(), &rsa_pub).map_err(ossl)?;
+            anyhow::ensure!(v.verify_oneshot(&rsa_sig, &msg).map_err(ossl)?, "openssl RSA verify failed");
+            Ok(())
+        })?);
+        row("es256_sign", "openssl", measure("es256_sign openssl", budget, || {
+            ec_sign().map(drop).map_err(ossl)
+        })?);
+        row("es256_verify", "openssl", measure("es256_verify openssl", budget, || {
+            let (r, s) = ec_sig.split_at(32);
+            let sig = EcdsaSig::from_private_components(
+                openssl::bn::BigNum::from_slice(r).map_err(ossl)?,
+                openssl::bn::BigNum::from_slice(s).map_err(ossl)?,
+            )
+            .map_err(ossl)?;
+            let der = sig.to_der().map_err(ossl)?;
+            let mut v = Verifier::new(MessageDigest::sha256(), &ec_pub).map_err(ossl)?;
+            anyhow::ensure!(v.verify_oneshot(&der, &msg).map_err(ossl)?, "openssl ECDSA verify failed");
+            Ok(())
+        })?);
+        row("ed25519_sign", "openssl", measure("ed25519_sign openssl", budget, || {
+            let mut signer = Signer::new_without_digest(&ed).map_err(ossl)?;
+            signer.sign_oneshot_to_vec(&msg).map(drop).map_err(ossl)
+        })?);
+    }
+    Ok(out)
+}

@@ -194,3 +194,109 @@ pub fn append_micro_json(path: &Path, m: &[Micro]) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// The libraries side by side: CPU-µs per operation, the median of the runs and (with more than one
+/// run) the fastest and slowest, so the spread on a shared machine shows.
+pub fn print_libraries(runs: &[Vec<crate::micro::LibMicro>]) {
+    use crate::micro::LIBS;
+    let Some(first) = runs.first() else { return };
+    let mut ops: Vec<&'static str> = Vec::new();
+    for r in first {
+        if !ops.contains(&r.op) {
+            ops.push(r.op);
+        }
+    }
+    println!(
+        "| CPU-µs per operation, median of {} run(s) (min–max) | {} |",
+        runs.len(),
+        LIBS.join(" | ")
+    );
+    println!("|---|{}", "---|".repeat(LIBS.len()));
+    for op in ops {
+        let cells: Vec<String> = LIBS
+            .iter()
+            .map(|lib| {
+                let mut us: Vec<f64> = runs
+                    .iter()
+                    .flatten()
+                    .filter(|r| r.op == op && r.lib == *lib)
+                    .map(|r| 1e6 / r.m.per_cpu_sec().max(1e-9))
+                    .collect();
+                if us.is_empty() {
+                    return "–".to_owned();
+                }
+                us.sort_by(f64::total_cmp);
+                let median = us[us.len() / 2];
+                if us.len() > 1 {
+                    format!("{median:.1} ({:.1}–{:.1})", us[0], us[us.len() - 1])
+                } else {
+                    format!("{median:.1}")
+                }
+            })
+            .collect();
+        println!("| {op} | {} |", cells.join(" | "));
+    }
+    let loads: Vec<String> = runs
+        .iter()
+        .map(|r| format!("{:.1}", r.first().map_or(0.0, |x| x.m.load)))
+        .collect();
+    println!("load average at the start of each run: {}", loads.join(", "));
+}
+
+pub fn append_libraries_json(path: &Path, runs: &[Vec<crate::micro::LibMicro>]) -> anyhow::Result<()> {
+    for (i, run) in runs.iter().enumerate() {
+        for x in run {
+            append(
+                path,
+                serde_json::json!({"micro_lib": x.op, "lib": x.lib, "run": i, "ops_per_cpu_sec": x.m.per_cpu_sec(), "ops_per_sec": x.m.per_sec(), "loadavg": x.m.load}),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// The comparison table of `compare`: yunid and each peer per scenario, with the peer's CPU per
+/// operation over yunid's (and, for a peer whose store is Redis, Redis's own CPU beside it).
+pub fn print_comparison(rows: &[(&str, ScenarioResult, Vec<ScenarioResult>)]) {
+    let Some((_, _, first)) = rows.first() else {
+        return;
+    };
+    let mut head = String::from("| scenario | yunid ops/s | yunid CPU-ms/op |");
+    let mut rule = String::from("|---|---|---|");
+    for p in first {
+        head.push_str(&format!(
+            " {l} ops/s | {l} CPU-ms/op | Redis CPU-ms/op | {l} ÷ yunid CPU | (peer + Redis) ÷ yunid |",
+            l = p.db
+        ));
+        rule.push_str("---|---|---|---|---|");
+    }
+    head.push_str(" errors |");
+    rule.push_str("---|");
+    println!("{head}\n{rule}");
+    for (name, a, peers) in rows {
+        let ca = a.sat.cpu_ms_per_op().max(1e-9);
+        let mut line = format!("| {name} | {:.0} | {:.3} |", a.sat.throughput(), a.sat.cpu_ms_per_op());
+        let mut errors = vec![a.errors.to_string()];
+        for b in peers {
+            let cb = b.sat.cpu_ms_per_op();
+            let redis = if b.sat.ops > 0 {
+                b.sat.redis_cpu_ms / b.sat.ops as f64
+            } else {
+                0.0
+            };
+            line.push_str(&format!(
+                " {:.0} | {cb:.3} | {redis:.3} | {:.2}x | {:.2}x |",
+                b.sat.throughput(),
+                cb / ca,
+                (cb + redis) / ca
+            ));
+            errors.push(b.errors.to_string());
+        }
+        println!("{line} {} |", errors.join(" / "));
+        for r in std::iter::once(a).chain(peers) {
+            if let Some(e) = r.first_error() {
+                println!("  {name} on {}: first error: {e}", r.db);
+            }
+        }
+    }
+}

@@ -181,6 +181,8 @@ pub struct Phase {
     /// CPU of the driver itself and of every PostgreSQL process during the phase.
     pub driver_cpu_ms: f64,
     pub pg_cpu_ms: f64,
+    /// CPU of every Redis server during the phase (the Redis-backed peer's store).
+    pub redis_cpu_ms: f64,
     /// Password hashes the server computed during the phase and their CPU time (from its /metrics).
     pub hashes: u64,
     pub hash_cpu_ms: f64,
@@ -550,7 +552,11 @@ async fn phase(
     let load_start = server::loadavg();
     let hashed0 = hash_spent(&server.base).await;
     let cpu0 = server.cpu_ticks();
-    let (driver0, pg0) = (server::cpu_ticks(std::process::id()), server::postgres_ticks());
+    let (driver0, pg0, redis0) = (
+        server::cpu_ticks(std::process::id()),
+        server::postgres_ticks(),
+        server::redis_ticks(),
+    );
     let start = Instant::now();
     let deadline = start + duration;
     let rss_max = Arc::new(AtomicU64::new(server.rss_kb()));
@@ -615,7 +621,11 @@ async fn phase(
     let outcomes = futures_join_all(futures).await;
     let elapsed = start.elapsed();
     let cpu1 = server.cpu_ticks();
-    let (driver1, pg1) = (server::cpu_ticks(std::process::id()), server::postgres_ticks());
+    let (driver1, pg1, redis1) = (
+        server::cpu_ticks(std::process::id()),
+        server::postgres_ticks(),
+        server::redis_ticks(),
+    );
     let (hashes, hash_cpu_ms) = match (hashed0, hash_spent(&server.base).await) {
         (Some((n0, s0)), Some((n1, s1))) => (n1.saturating_sub(n0), (s1 - s0).max(0.0) * 1000.0),
         _ => (0, 0.0),
@@ -627,6 +637,7 @@ async fn phase(
         cpu_ms: cpu1.saturating_sub(cpu0) as f64 * 1000.0 / server::clk_tck(),
         driver_cpu_ms: driver1.saturating_sub(driver0) as f64 * 1000.0 / server::clk_tck(),
         pg_cpu_ms: pg1.saturating_sub(pg0) as f64 * 1000.0 / server::clk_tck(),
+        redis_cpu_ms: redis1.saturating_sub(redis0) as f64 * 1000.0 / server::clk_tck(),
         hashes,
         hash_cpu_ms,
         rss_max_kb: rss_max.load(Ordering::Relaxed).max(server.rss_kb()),

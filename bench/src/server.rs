@@ -59,14 +59,23 @@ pub fn clk_tck() -> f64 {
 /// utime + stime of every PostgreSQL process on this machine (the server's backends among them), in clock
 /// ticks: what the database spends, which the yunid process's own figure leaves out.
 pub fn postgres_ticks() -> u64 {
+    ticks_of("postgres")
+}
+
+/// utime + stime of every Redis server on this machine (the store of the Redis-backed peer), in clock
+/// ticks.
+pub fn redis_ticks() -> u64 {
+    ticks_of("redis-server")
+}
+
+/// utime + stime of every process whose command name is `comm`, in clock ticks.
+fn ticks_of(comm: &str) -> u64 {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return 0;
     };
     dir.filter_map(Result::ok)
         .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "postgres")
-        })
+        .filter(|pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == comm))
         .map(cpu_ticks)
         .sum()
 }

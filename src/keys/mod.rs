@@ -13,7 +13,7 @@ mod signer;
 
 use std::path::{Path, PathBuf};
 
-use ::ring::aead;
+use aws_lc_rs::aead;
 use serde::{Deserialize, Serialize};
 
 pub use jwk::Jwk;

@@ -1,10 +1,12 @@
-//! Parsed signing keys: JWS signing (RS256 with ring, ES256 with the fixed r‖s encoding, EdDSA) and
-//! verification of the provider's own tokens.
+//! Parsed signing keys: JWS signing (RS256, ES256 with the fixed r‖s encoding, EdDSA) and
+//! verification of the provider's own tokens, with aws-lc-rs (AWS-LC: BoringSSL's and OpenSSL's
+//! assembly; its RSA-2048 signature costs half of ring's, see BENCHMARKS.md round 4).
 
 use std::collections::HashMap;
 
-use ring::rand::SystemRandom;
-use ring::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair};
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair, ParsedPublicKey, RsaKeyPair};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -21,7 +23,10 @@ enum Signer {
 struct LoadedKey {
     alg: Alg,
     signer: Signer,
+    /// RSAPublicKey DER (RS256), the uncompressed point (ES256) or the 32 bytes (EdDSA).
     public: Vec<u8>,
+    /// The public key parsed once for verification.
+    verifier: ParsedPublicKey,
 }
 
 /// Every published key, parsed once; the newest unretired key per algorithm signs. Keys retired past
@@ -51,12 +56,13 @@ pub fn generate_pkcs8(alg: Alg) -> anyhow::Result<Vec<u8>> {
     let rng = SystemRandom::new();
     let bad = |_| anyhow::anyhow!("key generation failed");
     Ok(match alg {
-        // ring cannot generate RSA keys; the `rsa` crate only generates here, ring does all signing.
-        Alg::RS256 => {
-            use rsa::pkcs8::EncodePrivateKey;
-            let key = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048)?;
-            key.to_pkcs8_der()?.as_bytes().to_vec()
-        }
+        // PKCS#8 v1, as the `rsa` crate wrote RSA keys before (and as ring reads them).
+        Alg::RS256 => RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
+            .map_err(bad)?
+            .as_der()
+            .map_err(bad)?
+            .as_ref()
+            .to_vec(),
         Alg::ES256 => EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
             .map_err(bad)?
             .as_ref()
@@ -69,21 +75,40 @@ pub fn generate_pkcs8(alg: Alg) -> anyhow::Result<Vec<u8>> {
 }
 
 fn parse(alg: Alg, der: &[u8]) -> anyhow::Result<LoadedKey> {
-    let rng = SystemRandom::new();
-    let bad = |e: ring::error::KeyRejected| anyhow::anyhow!("{} key rejected: {e}", alg.as_str());
+    let bad = |e: aws_lc_rs::error::KeyRejected| anyhow::anyhow!("{} key rejected: {e}", alg.as_str());
     let signer = match alg {
-        Alg::RS256 => Signer::Rsa(RsaKeyPair::from_pkcs8(der).map_err(bad)?),
+        Alg::RS256 => {
+            let key = RsaKeyPair::from_pkcs8(der).map_err(bad)?;
+            // What ring accepted, so that every node (an older one too) can use every key.
+            anyhow::ensure!(
+                (2048..=4096).contains(&(key.public_modulus_len() * 8)),
+                "RS256 key rejected: a modulus of {} bits",
+                key.public_modulus_len() * 8
+            );
+            Signer::Rsa(key)
+        }
         Alg::ES256 => Signer::Ec(
-            EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, der, &rng).map_err(bad)?,
+            EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, der).map_err(bad)?,
         ),
         Alg::EdDSA => Signer::Ed(Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).map_err(bad)?),
     };
     let public = match &signer {
-        Signer::Rsa(k) => k.public().as_ref().to_vec(),
+        Signer::Rsa(k) => k.public_key().as_ref().to_vec(),
         Signer::Ec(k) => k.public_key().as_ref().to_vec(),
         Signer::Ed(k) => k.public_key().as_ref().to_vec(),
     };
-    Ok(LoadedKey { alg, signer, public })
+    let algorithm: &'static dyn signature::VerificationAlgorithm = match alg {
+        Alg::RS256 => &signature::RSA_PKCS1_2048_8192_SHA256,
+        Alg::ES256 => &signature::ECDSA_P256_SHA256_FIXED,
+        Alg::EdDSA => &signature::ED25519,
+    };
+    let verifier = ParsedPublicKey::new(algorithm, &public).map_err(bad)?;
+    Ok(LoadedKey {
+        alg,
+        signer,
+        public,
+        verifier,
+    })
 }
 
 fn jwk_of(key: &LoadedKey, kid: &str) -> Jwk {
@@ -100,7 +125,7 @@ fn jwk_of(key: &LoadedKey, kid: &str) -> Jwk {
     };
     match &key.signer {
         Signer::Rsa(k) => {
-            let c: signature::RsaPublicKeyComponents<Vec<u8>> = k.public().into();
+            let c: signature::RsaPublicKeyComponents<Vec<u8>> = k.public_key().into();
             Jwk {
                 n: Some(crypto::b64url(&c.n)),
                 e: Some(crypto::b64url(&c.e)),
@@ -123,6 +148,24 @@ fn jwk_of(key: &LoadedKey, kid: &str) -> Jwk {
             ..base("OKP")
         },
     }
+}
+
+/// The JWS signature of `input` (RFC 7518 §3: PKCS#1 v1.5 for RS256, r ‖ s for ES256).
+fn sign_raw(key: &LoadedKey, rng: &SystemRandom, input: &[u8]) -> anyhow::Result<Vec<u8>> {
+    Ok(match &key.signer {
+        Signer::Rsa(k) => {
+            let mut sig = vec![0u8; k.public_modulus_len()];
+            k.sign(&signature::RSA_PKCS1_SHA256, rng, input, &mut sig)
+                .map_err(|_| anyhow::anyhow!("RSA signing failed"))?;
+            sig
+        }
+        Signer::Ec(k) => k
+            .sign(rng, input)
+            .map_err(|_| anyhow::anyhow!("ECDSA signing failed"))?
+            .as_ref()
+            .to_vec(),
+        Signer::Ed(k) => k.sign(input).as_ref().to_vec(),
+    })
 }
 
 /// The public JWK of a PKCS#8 key (used to compute its `kid`).
@@ -253,20 +296,7 @@ impl KeySet {
         let mut out = crypto::b64url(&serde_json::to_vec(&header)?);
         out.push('.');
         out.push_str(&crypto::b64url(&serde_json::to_vec(claims)?));
-        let sig = match &key.signer {
-            Signer::Rsa(k) => {
-                let mut sig = vec![0u8; k.public().modulus_len()];
-                k.sign(&signature::RSA_PKCS1_SHA256, &self.rng, out.as_bytes(), &mut sig)
-                    .map_err(|_| anyhow::anyhow!("RSA signing failed"))?;
-                sig
-            }
-            Signer::Ec(k) => k
-                .sign(&self.rng, out.as_bytes())
-                .map_err(|_| anyhow::anyhow!("ECDSA signing failed"))?
-                .as_ref()
-                .to_vec(),
-            Signer::Ed(k) => k.sign(out.as_bytes()).as_ref().to_vec(),
-        };
+        let sig = sign_raw(key, &self.rng, out.as_bytes())?;
         out.push('.');
         out.push_str(&crypto::b64url(&sig));
         Ok(out)
@@ -310,14 +340,9 @@ impl KeySet {
             return Err(VerifyError::BadSignature);
         }
         let sig = crypto::b64url_decode(s).ok_or(VerifyError::Malformed)?;
-        let algorithm: &dyn signature::VerificationAlgorithm = match key.alg {
-            Alg::RS256 => &signature::RSA_PKCS1_2048_8192_SHA256,
-            Alg::ES256 => &signature::ECDSA_P256_SHA256_FIXED,
-            Alg::EdDSA => &signature::ED25519,
-        };
         let signed_len = h.len() + 1 + p.len();
-        signature::UnparsedPublicKey::new(algorithm, &key.public)
-            .verify(&token.as_bytes()[..signed_len], &sig)
+        key.verifier
+            .verify_sig(&token.as_bytes()[..signed_len], &sig)
             .map_err(|_| VerifyError::BadSignature)?;
         Ok((header, decode(p)?))
     }
@@ -342,6 +367,82 @@ mod tests {
         old.retired_at = Some(retired_at);
         entries.push((old, der));
         entries
+    }
+
+    /// Keys as the ring-era code generated and stored them (RSA by the `rsa` crate, P-256 and Ed25519 by
+    /// ring, PKCS#8), their JWKs as that code published them, and for the deterministic algorithms the
+    /// signature OpenSSL (`openssl dgst -sign`, `openssl pkeyutl -sign -rawin`) makes with the same key.
+    fn ring_era_keys() -> Vec<serde_json::Value> {
+        serde_json::from_str(include_str!("testdata/keys_ring_era.json")).unwrap()
+    }
+
+    #[test]
+    fn keys_stored_by_earlier_releases_load_and_publish_the_same_jwks() {
+        let rng = SystemRandom::new();
+        for fixture in ring_era_keys() {
+            let alg = Alg::parse(fixture["alg"].as_str().unwrap()).unwrap();
+            let der = crypto::b64url_decode(fixture["pkcs8"].as_str().unwrap()).unwrap();
+            let expected: Jwk = serde_json::from_value(fixture["jwk"].clone()).unwrap();
+            let kid = expected.kid.clone().unwrap();
+            assert_eq!(public_jwk(alg, &der, &kid).unwrap(), expected, "{alg:?}");
+            assert_eq!(super::super::jwk::thumbprint(&expected), kid, "{alg:?}");
+            let key = parse(alg, &der).unwrap();
+            if let Some(input) = fixture["signing_input"].as_str() {
+                let sig = sign_raw(&key, &rng, input.as_bytes()).unwrap();
+                assert_eq!(crypto::b64url(&sig), fixture["signature_by_openssl"].as_str().unwrap(), "{alg:?}");
+            }
+            // Every algorithm: a token signed now verifies with the key set built from the stored key.
+            let entry = KeyEntry {
+                kid: kid.clone(),
+                alg,
+                created_at: 0,
+                activated_at: Some(0),
+                retired_at: None,
+            };
+            let mut entries = vec![(entry, der)];
+            for other in Alg::ALL.into_iter().filter(|a| *a != alg) {
+                let (mut e, d) = super::super::generate(other, 0).unwrap();
+                e.activated_at = Some(0);
+                entries.push((e, d));
+            }
+            let set = KeySet::from_entries(&entries).unwrap();
+            assert_eq!(set.active_kid(alg), Some(kid.as_str()));
+            let token = set.sign(alg, "JWT", &serde_json::json!({ "sub": "a" })).unwrap();
+            assert_eq!(set.verify(&token).unwrap().1["sub"], "a");
+            let jwks: serde_json::Value = serde_json::from_slice(set.jwks_json()).unwrap();
+            assert!(jwks["keys"].as_array().unwrap().contains(&fixture["jwk"]), "{jwks}");
+        }
+    }
+
+    /// A node of an earlier release (ring) opens the keys a newer node generates, and verifies what it
+    /// signs: during a rolling upgrade both sign and publish the same keys.
+    #[test]
+    fn generated_keys_and_their_signatures_work_with_ring() {
+        use ring::signature as r;
+        let set = KeySet::generate(0).unwrap();
+        for alg in Alg::ALL {
+            let (_, der) = super::super::generate(alg, 0).unwrap();
+            let ring_rng = ring::rand::SystemRandom::new();
+            match alg {
+                Alg::RS256 => drop(r::RsaKeyPair::from_pkcs8(&der).unwrap()),
+                Alg::ES256 => drop(
+                    r::EcdsaKeyPair::from_pkcs8(&r::ECDSA_P256_SHA256_FIXED_SIGNING, &der, &ring_rng).unwrap(),
+                ),
+                Alg::EdDSA => drop(r::Ed25519KeyPair::from_pkcs8_maybe_unchecked(&der).unwrap()),
+            }
+            let token = set.sign(alg, "JWT", &serde_json::json!({ "sub": "a" })).unwrap();
+            let (input, sig) = token.rsplit_once('.').unwrap();
+            let kid = set.active_kid(alg).unwrap();
+            let key = &set.keys[kid];
+            let ring_alg: &dyn r::VerificationAlgorithm = match alg {
+                Alg::RS256 => &r::RSA_PKCS1_2048_8192_SHA256,
+                Alg::ES256 => &r::ECDSA_P256_SHA256_FIXED,
+                Alg::EdDSA => &r::ED25519,
+            };
+            r::UnparsedPublicKey::new(ring_alg, &key.public)
+                .verify(input.as_bytes(), &crypto::b64url_decode(sig).unwrap())
+                .unwrap();
+        }
     }
 
     #[test]
@@ -373,3 +474,4 @@ mod tests {
         assert!(past_grace.describes(entries.iter().map(|(e, _)| e), 1));
     }
 }
+

@@ -9,7 +9,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use ring::hmac;
+use aws_lc_rs::hmac;
 
 use crate::app::App;
 use crate::crypto;

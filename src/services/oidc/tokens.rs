@@ -68,8 +68,8 @@ pub struct TokenResponse {
 /// OIDC Core §3.1.3.6: left half of the hash of the ASCII value, with the hash of the ID token's `alg`.
 pub fn half_hash(alg: Alg, value: &str) -> String {
     let digest = match alg {
-        Alg::RS256 | Alg::ES256 => ring::digest::digest(&ring::digest::SHA256, value.as_bytes()),
-        Alg::EdDSA => ring::digest::digest(&ring::digest::SHA512, value.as_bytes()),
+        Alg::RS256 | Alg::ES256 => aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, value.as_bytes()),
+        Alg::EdDSA => aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA512, value.as_bytes()),
     };
     let bytes = digest.as_ref();
     crypto::b64url(&bytes[..bytes.len() / 2])
