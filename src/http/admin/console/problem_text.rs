@@ -184,6 +184,7 @@ const SENTENCES: &[(&str, &str)] = &[
     ("only for verify", "仅用于实名核验"),
     ("only for reset-password", "仅用于重置密码"),
     ("unknown action", "未知的操作"),
+    ("cannot change", "不能修改"),
     (
         "the counter verifies with the resident identity card (idcard)",
         "柜台核验须使用居民身份证（idcard）",
