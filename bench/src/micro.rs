@@ -305,7 +305,13 @@ fn libraries_blocking(budget: Duration) -> anyhow::Result<Vec<LibMicro>> {
         let ossl = |e: openssl::error::ErrorStack| anyhow::anyhow!("openssl: {e}");
         let rsa = PKey::private_key_from_pkcs8(&rsa_der).map_err(ossl)?;
         let ec = PKey::private_key_from_pkcs8(&ec_der).map_err(ossl)?;
-        let ed = PKey::private_key_from_pkcs8(&ed_der).map_err(ossl)?;
+        // OpenSSL 3.0 reads no PKCS#8 v2 (ring's Ed25519 form, with the public key): its seed instead.
+        let seed = aws_lc_rs::signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(&ed_der)
+            .map_err(|e| anyhow::anyhow!("aws-lc-rs Ed25519: {e}"))?
+            .seed()
+            .map_err(|_| fail("Ed25519 seed"))?;
+        let seed = aws_lc_rs::encoding::AsBigEndian::as_be_bytes(&seed).map_err(|_| fail("Ed25519 seed"))?;
+        let ed = PKey::private_key_from_raw_bytes(seed.as_ref(), openssl::pkey::Id::ED25519).map_err(ossl)?;
         let rsa_sign = || -> Result<Vec<u8>, openssl::error::ErrorStack> {
             let mut signer = Signer::new(MessageDigest::sha256(), &rsa)?;
             signer.sign_oneshot_to_vec(&msg)
