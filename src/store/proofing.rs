@@ -203,6 +203,17 @@ impl Db {
         Ok(())
     }
 
+    /// Sets when the person's population record counts as last asked (to ask again later after an
+    /// unusable answer), leaving its state.
+    pub async fn population_checked(&self, person_id: &str, at: i64) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE proofing_population SET checked_at = $1 WHERE person_id = $2")
+            .bind(at)
+            .bind(person_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// When the person's population record was last asked, if ever.
     pub async fn population_checked_at(&self, person_id: &str) -> Result<Option<i64>, sqlx::Error> {
         sqlx::query_scalar("SELECT checked_at FROM proofing_population WHERE person_id = $1")

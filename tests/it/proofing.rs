@@ -1186,7 +1186,161 @@ async fn the_console_finds_outcomes_and_a_super_admin_suspends_a_binding_there(b
         && e.actor == format!("person:{root}")));
 }
 
+/// The evidence an app sees never carries the ID number, and claims in-person proofing (`pipp`) only
+/// when a counter verified the person: a level reached online by face is `data` evidence.
+async fn evidence_never_carries_the_id_number_nor_claims_a_counter_for_an_online_check(backend: Backend) {
+    let authorities = Authorities::start().await;
+    let env = start(backend, &authorities).await;
+    let alice = env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    env.app
+        .db
+        .set_real_name(&alice, 3, "online:face", "proofing", env.app.now())
+        .await
+        .unwrap();
+    let browser = signed_in(&env, ALICE_ID).await;
+    let client = identity_client(&env).await;
+    let methods = |info: &Value| -> Vec<String> {
+        info["verified_claims"]["verification"]["evidence"]
+            .as_array()
+            .unwrap_or_else(|| panic!("evidence: {info}"))
+            .iter()
+            .filter_map(|e| e["method"].as_str().map(str::to_owned))
+            .collect()
+    };
+
+    let (info, _) = app_sees(&env, &browser, &client).await;
+    let evidence = info["verified_claims"]["verification"]["evidence"].to_string();
+    assert!(
+        !evidence.contains(ALICE_ID),
+        "no ID number in evidence: {evidence}"
+    );
+    assert!(!evidence.contains("document_number"), "{evidence}");
+    assert!(
+        !methods(&info).iter().any(|m| m == "pipp"),
+        "an online check is not in person: {evidence}"
+    );
+    assert_eq!(info["verified_claims"]["verification"]["assurance_level"], "3");
+
+    // Verified at a counter: in person, still without the number.
+    env.app
+        .db
+        .set_real_name(&alice, 3, "counter:idcard", "admin", env.app.now())
+        .await
+        .unwrap();
+    let (info, _) = app_sees(&env, &browser, &client).await;
+    let evidence = info["verified_claims"]["verification"]["evidence"].to_string();
+    assert!(
+        !evidence.contains(ALICE_ID),
+        "no ID number in evidence: {evidence}"
+    );
+    assert!(methods(&info).iter().any(|m| m == "pipp"), "{evidence}");
+}
+
+/// A `404` without the contract's body (a proxy, a gateway) on the re-check is an outage, not a
+/// cancelled enterprise: the binding stays active.
+async fn a_gateway_404_on_the_recheck_does_not_cancel_the_enterprise(backend: Backend) {
+    let authorities = Authorities::start().await;
+    let env = start(backend, &authorities).await;
+    let alice = env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    env.app
+        .db
+        .set_real_name(&alice, 2, "online", "test", env.app.now())
+        .await
+        .unwrap();
+    authorities.enterprise(COMPANY, "福州示例科技有限公司", "active", "张三", ALICE_ID);
+    let browser = signed_in(&env, ALICE_ID).await;
+    let page = submit(
+        &browser,
+        "/account/organisations",
+        "/account/organisations/bind",
+        &[("credit_code", COMPANY)],
+    )
+    .await;
+    assert!(
+        message_shown(&page).contains("已绑定"),
+        "{}",
+        message_shown(&page)
+    );
+
+    authorities.answer("registry", Answer::Gateway);
+    env.app.clock.advance(601);
+    for _ in 0..60 {
+        if authorities.calls("registry").len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    assert!(
+        authorities.calls("registry").len() >= 2,
+        "the registry was asked again"
+    );
+    // Let the re-check that got the 404 finish.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let shown = browser.get("/account/organisations").await.html().2.to_owned();
+    assert!(shown.contains(COMPANY), "{shown}");
+    assert!(
+        !shown.contains("已暂停"),
+        "a gateway 404 suspended the binding: {shown}"
+    );
+}
+
+/// A population record that cannot be re-checked (its stored ID number unreadable) holds up no other
+/// re-check: the registry re-check still suspends a cancelled company's binding.
+async fn one_bad_record_does_not_stop_the_rechecks(backend: Backend) {
+    let authorities = Authorities::start().await;
+    let env = start(backend, &authorities).await;
+    let alice = env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    env.app
+        .db
+        .set_real_name(&alice, 2, "online", "test", env.app.now())
+        .await
+        .unwrap();
+    let bob = env.person(&resident_id(32), "13900139032", PASSWORD).await;
+    env.app
+        .db
+        .set_population_state(&bob, "normal", env.app.now())
+        .await
+        .unwrap();
+    sqlx::query("UPDATE persons SET id_number_enc = 'unreadable' WHERE id = $1")
+        .bind(&bob)
+        .execute(&env.app.db.pool)
+        .await
+        .unwrap();
+    authorities.enterprise(COMPANY, "福州示例科技有限公司", "active", "张三", ALICE_ID);
+    let browser = signed_in(&env, ALICE_ID).await;
+    let page = submit(
+        &browser,
+        "/account/organisations",
+        "/account/organisations/bind",
+        &[("credit_code", COMPANY)],
+    )
+    .await;
+    assert!(
+        message_shown(&page).contains("已绑定"),
+        "{}",
+        message_shown(&page)
+    );
+
+    authorities.enterprise(COMPANY, "福州示例科技有限公司", "cancelled", "张三", ALICE_ID);
+    env.app.clock.advance(601);
+    let mut shown = String::new();
+    for _ in 0..60 {
+        shown = browser.get("/account/organisations").await.html().2.to_owned();
+        if shown.contains("已暂停") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    assert!(
+        shown.contains("已暂停"),
+        "the registry re-check never ran: {shown}"
+    );
+}
+
 on_both_backends!(
+    one_bad_record_does_not_stop_the_rechecks,
+    a_gateway_404_on_the_recheck_does_not_cancel_the_enterprise,
+    evidence_never_carries_the_id_number_nor_claims_a_counter_for_an_online_check,
     the_console_finds_outcomes_and_a_super_admin_suspends_a_binding_there,
     a_citizen_verifies_and_binds_her_company_in_a_real_browser,
     a_connector_is_trusted_only_within_its_contract,

@@ -236,7 +236,8 @@ pub fn person_claims(
 }
 
 /// The real-name verification as an OIDC4IDA `verified_claims` element (evidence type `document`, an
-/// identity card), for persons verified online (level 2) or at a counter (level 3).
+/// identity card), for persons verified online (level 2) or at a counter (level 3). The evidence never
+/// carries the ID number (it is released only as the `id_number` claim, under its own scope).
 pub fn real_name_verified_claims(secrets: &Secrets, person: &PersonRow) -> anyhow::Result<Option<Value>> {
     if person.real_name_level < 2 {
         return Ok(None);
@@ -246,7 +247,9 @@ pub fn real_name_verified_claims(secrets: &Secrets, person: &PersonRow) -> anyho
         .real_name_verified_at
         .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
-    let method = if person.real_name_level >= 3 {
+    // In-person proofing (`pipp`) only for a check at a counter; an online check validated the card's
+    // data against the authorities (`data`), whatever level a face comparison then reached.
+    let method = if crate::services::proofing::evidence::at_counter(person) {
         "pipp"
     } else {
         "data"
@@ -257,7 +260,7 @@ pub fn real_name_verified_claims(secrets: &Secrets, person: &PersonRow) -> anyho
         "evidence": [{
             "type": "document",
             "method": method,
-            "document_details": { "type": "idcard", "document_number": id.expose(), "issuer": { "country_code": "CHN" } }
+            "document_details": { "type": "idcard", "issuer": { "country_code": "CHN" } }
         }]
     });
     if let Some(time) = time {

@@ -95,8 +95,13 @@ pub enum Upstream {
     Slow,
     /// An answer that is not of the contract.
     Malformed(String),
-    /// The registry does not know this enterprise (404); other connectors never say this.
-    NotFound,
+    /// The registry does not know this enterprise: a `404` with the contract's body (its
+    /// `transaction_id`, and the `credit_code` asked about when given). A `404` without that body (a
+    /// proxy, a gateway, a wrong path) is `Down`.
+    NotFound {
+        transaction_id: String,
+        credit_code: Option<String>,
+    },
 }
 
 impl Upstream {
@@ -106,7 +111,7 @@ impl Upstream {
             Upstream::Down(_) => "down",
             Upstream::Slow => "timeout",
             Upstream::Malformed(_) => "malformed",
-            Upstream::NotFound => "not_found",
+            Upstream::NotFound { .. } => "not_found",
         }
     }
 }
@@ -287,7 +292,19 @@ impl Connectors<'_> {
         })?;
         let status = res.status();
         if status == reqwest::StatusCode::NOT_FOUND && body.is_none() {
-            return Err(Upstream::NotFound);
+            #[derive(Deserialize)]
+            struct Gone {
+                transaction_id: String,
+                credit_code: Option<String>,
+            }
+            let bytes = res.bytes().await.unwrap_or_default();
+            return match serde_json::from_slice::<Gone>(&bytes) {
+                Ok(g) if !g.transaction_id.trim().is_empty() => Err(Upstream::NotFound {
+                    transaction_id: g.transaction_id,
+                    credit_code: g.credit_code,
+                }),
+                _ => Err(Upstream::Down("HTTP 404 without the contract's body".into())),
+            };
         }
         if !status.is_success() {
             return Err(Upstream::Down(format!("HTTP {status}")));

@@ -23,6 +23,14 @@ pub async fn of(db: &Db, person: &PersonRow) -> anyhow::Result<Vec<EvidenceRow>>
     Ok(db.evidence_of(&person.id).await?)
 }
 
+/// Whether the person's real-name level was set at a government service counter (in person).
+pub fn at_counter(person: &PersonRow) -> bool {
+    person
+        .real_name_method
+        .as_deref()
+        .is_some_and(|m| m.starts_with("counter"))
+}
+
 /// The evidence elements for a person and their recorded checks.
 pub fn elements(person: &PersonRow, rows: &[EvidenceRow]) -> Vec<Value> {
     let rank = |t: &str| ["population", "carrier", "face"].iter().position(|k| *k == t);
@@ -55,11 +63,7 @@ pub fn elements(person: &PersonRow, rows: &[EvidenceRow]) -> Vec<Value> {
         };
         out.push(element);
     }
-    let at_counter = person
-        .real_name_method
-        .as_deref()
-        .is_some_and(|m| m.starts_with("counter"));
-    if at_counter {
+    if at_counter(person) {
         let time = person.real_name_verified_at.and_then(rfc3339);
         out.push(json!({
             "type": "vouch",

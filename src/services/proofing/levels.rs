@@ -279,7 +279,13 @@ pub async fn recheck(ctx: &Ctx<'_>, person: &PersonRow, now: i64) -> Result<bool
     let id = id_number(ctx, person)?;
     let answer = match ctx.connectors().population(&person.name, id.expose()).await {
         Ok(a) => a,
-        Err(_) => return Ok(false),
+        Err(_) => {
+            // Asked again in a few minutes, behind the others due, rather than first at every sweep.
+            ctx.db
+                .population_checked(&person.id, now - ctx.settings.recheck_ttl + 300)
+                .await?;
+            return Ok(false);
+        }
     };
     let state = answer.state.unwrap_or(RecordState::Normal);
     let outcome = match (answer.matched, state) {
@@ -312,8 +318,18 @@ pub async fn recheck_due(ctx: &Ctx<'_>, now: i64) -> Result<(), ProofingError> {
         return Ok(());
     }
     for person_id in ctx.db.population_due(now - ctx.settings.recheck_ttl, 20).await? {
-        if let Some(person) = ctx.db.person(&person_id).await? {
-            recheck(ctx, &person, now).await?;
+        // One record that cannot be re-checked holds up no other.
+        let result = match ctx.db.person(&person_id).await {
+            Ok(Some(person)) => recheck(ctx, &person, now).await.map(|_| ()),
+            Ok(None) => Ok(()),
+            Err(e) => Err(e.into()),
+        };
+        if let Err(e) = result {
+            tracing::warn!(person = %person_id, error = %e, "population re-check failed; asked again later");
+            let _ = ctx
+                .db
+                .population_checked(&person_id, now - ctx.settings.recheck_ttl + 300)
+                .await;
         }
     }
     Ok(())

@@ -259,6 +259,8 @@ pub fn settings(config: &crate::config::Config) -> anyhow::Result<Settings> {
 
 /// Background work: population records and registry records due for a re-check.
 pub async fn sweep(ctx: &Ctx<'_>, now: i64) -> Result<(), ProofingError> {
-    levels::recheck_due(ctx, now).await?;
-    orgs::recheck_due(ctx, now).await
+    // The population sweep failing does not hold up the registry sweep.
+    let population = levels::recheck_due(ctx, now).await;
+    let registry = orgs::recheck_due(ctx, now).await;
+    population.and(registry)
 }

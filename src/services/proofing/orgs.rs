@@ -70,13 +70,16 @@ pub async fn bind(
     let actor = format!("person:{}", person.id);
     let record = match ctx.connectors().enterprise(code.as_str()).await {
         Ok(r) => r,
-        Err(Upstream::NotFound) => {
+        Err(Upstream::NotFound {
+            transaction_id,
+            credit_code,
+        }) if about(credit_code.as_deref(), code.as_str()) => {
             record_check(
                 ctx,
                 &person.id,
                 Connector::Registry,
                 "not_found",
-                None,
+                Some(&transaction_id),
                 address,
                 now,
             )
@@ -271,6 +274,12 @@ pub async fn suspend(
     ctx.db.binding(binding_id).await?.ok_or(ProofingError::NotFound)
 }
 
+/// Whether a registry answer is about the enterprise asked for: a `credit_code` it names must be that
+/// code (an absent one, allowed on a `404`, names nothing else).
+fn about(answered: Option<&str>, asked: &str) -> bool {
+    answered.is_none_or(|c| c.trim().eq_ignore_ascii_case(asked))
+}
+
 /// Asks the registry again about a bound enterprise. Returns the new status of the binding.
 pub async fn recheck(ctx: &Ctx<'_>, b: &BindingRow, now: i64) -> Result<String, ProofingError> {
     let Some(org) = ctx.db.org(&b.org_id).await? else {
@@ -278,13 +287,16 @@ pub async fn recheck(ctx: &Ctx<'_>, b: &BindingRow, now: i64) -> Result<String, 
     };
     let record = match ctx.connectors().enterprise(&org.credit_code).await {
         Ok(r) => r,
-        Err(Upstream::NotFound) => {
+        Err(Upstream::NotFound {
+            transaction_id,
+            credit_code,
+        }) if about(credit_code.as_deref(), &org.credit_code) => {
             record_check(
                 ctx,
                 &b.person_id,
                 Connector::Registry,
                 "not_found",
-                None,
+                Some(&transaction_id),
                 "recheck",
                 now,
             )
@@ -301,6 +313,14 @@ pub async fn recheck(ctx: &Ctx<'_>, b: &BindingRow, now: i64) -> Result<String, 
             return Ok(b.status.clone());
         }
     };
+    if !about(Some(&record.credit_code), &org.credit_code) {
+        // An answer about another enterprise says nothing about this one: malformed, asked again later.
+        tracing::warn!(binding = %b.id, "registry answered about another enterprise");
+        ctx.db
+            .binding_checked(&b.id, now - ctx.settings.recheck_ttl + 300)
+            .await?;
+        return Ok(b.status.clone());
+    }
     let status = record.status.as_str();
     let lr = record.legal_representative.clone();
     let same = match ctx.db.person(&b.person_id).await? {
@@ -342,7 +362,14 @@ pub async fn recheck_due(ctx: &Ctx<'_>, now: i64) -> Result<(), ProofingError> {
         return Ok(());
     }
     for b in ctx.db.bindings_due(now - ctx.settings.recheck_ttl, 20).await? {
-        recheck(ctx, &b, now).await?;
+        // One binding that cannot be re-checked holds up no other.
+        if let Err(e) = recheck(ctx, &b, now).await {
+            tracing::warn!(binding = %b.id, error = %e, "registry re-check failed; asked again later");
+            let _ = ctx
+                .db
+                .binding_checked(&b.id, now - ctx.settings.recheck_ttl + 300)
+                .await;
+        }
     }
     Ok(())
 }

@@ -34,6 +34,8 @@ pub enum Answer {
     Deceased,
     /// Registry: the record of another enterprise; face: a provider page that is not an http(s) URL.
     Foreign,
+    /// Registry: a bare `404` such as a proxy or gateway gives (not the contract's body).
+    Gateway,
 }
 
 #[derive(Default)]
@@ -195,6 +197,9 @@ async fn enterprise(State(s): State<Arc<Shared>>, headers: HeaderMap, Path(code)
     if let Some(res) = failure(answer, &Value::Null).await {
         return res;
     }
+    if answer == Answer::Gateway {
+        return (StatusCode::NOT_FOUND, "Not Found").into_response();
+    }
     let known = s.enterprises.lock().unwrap().get(&code).cloned();
     match known {
         Some(record) => {
@@ -205,7 +210,11 @@ async fn enterprise(State(s): State<Arc<Shared>>, headers: HeaderMap, Path(code)
             }
             Json(record).into_response()
         }
-        None => (StatusCode::NOT_FOUND, Json(json!({ "error": "not_found" }))).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(json!({ "transaction_id": txn("reg"), "credit_code": code, "error": "not_found" })),
+        )
+            .into_response(),
     }
 }
 
