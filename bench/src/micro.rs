@@ -178,52 +178,26 @@ fn libraries_blocking(budget: Duration) -> anyhow::Result<Vec<LibMicro>> {
         rsa.sign(&s::RSA_PKCS1_SHA256, &rng, &msg, &mut rsa_sig)
             .map_err(|_| fail("ring RSA sign"))?;
         let ec_sig = ec.sign(&rng, &msg).map_err(|_| fail("ring ECDSA sign"))?;
-        let rsa_pub =
-            s::UnparsedPublicKey::new(&s::RSA_PKCS1_2048_8192_SHA256, rsa.public().as_ref().to_vec());
-        let ec_pub =
-            s::UnparsedPublicKey::new(&s::ECDSA_P256_SHA256_FIXED, ec.public_key().as_ref().to_vec());
-        row(
-            "rs256_sign",
-            "ring",
-            measure("rs256_sign ring", budget, || {
-                let mut sig = vec![0u8; rsa.public().modulus_len()];
-                rsa.sign(&s::RSA_PKCS1_SHA256, &rng, &msg, &mut sig)
-                    .map_err(|_| fail("ring RSA sign"))
-            })?,
-        );
-        row(
-            "rs256_verify",
-            "ring",
-            measure("rs256_verify ring", budget, || {
-                rsa_pub
-                    .verify(&msg, &rsa_sig)
-                    .map_err(|_| fail("ring RSA verify"))
-            })?,
-        );
-        row(
-            "es256_sign",
-            "ring",
-            measure("es256_sign ring", budget, || {
-                ec.sign(&rng, &msg).map(drop).map_err(|_| fail("ring ECDSA sign"))
-            })?,
-        );
-        row(
-            "es256_verify",
-            "ring",
-            measure("es256_verify ring", budget, || {
-                ec_pub
-                    .verify(&msg, ec_sig.as_ref())
-                    .map_err(|_| fail("ring ECDSA verify"))
-            })?,
-        );
-        row(
-            "ed25519_sign",
-            "ring",
-            measure("ed25519_sign ring", budget, || {
-                std::hint::black_box(ed.sign(&msg));
-                Ok(())
-            })?,
-        );
+        let rsa_pub = s::UnparsedPublicKey::new(&s::RSA_PKCS1_2048_8192_SHA256, rsa.public().as_ref().to_vec());
+        let ec_pub = s::UnparsedPublicKey::new(&s::ECDSA_P256_SHA256_FIXED, ec.public_key().as_ref().to_vec());
+        row("rs256_sign", "ring", measure("rs256_sign ring", budget, || {
+            let mut sig = vec![0u8; rsa.public().modulus_len()];
+            rsa.sign(&s::RSA_PKCS1_SHA256, &rng, &msg, &mut sig)
+                .map_err(|_| fail("ring RSA sign"))
+        })?);
+        row("rs256_verify", "ring", measure("rs256_verify ring", budget, || {
+            rsa_pub.verify(&msg, &rsa_sig).map_err(|_| fail("ring RSA verify"))
+        })?);
+        row("es256_sign", "ring", measure("es256_sign ring", budget, || {
+            ec.sign(&rng, &msg).map(drop).map_err(|_| fail("ring ECDSA sign"))
+        })?);
+        row("es256_verify", "ring", measure("es256_verify ring", budget, || {
+            ec_pub.verify(&msg, ec_sig.as_ref()).map_err(|_| fail("ring ECDSA verify"))
+        })?);
+        row("ed25519_sign", "ring", measure("ed25519_sign ring", budget, || {
+            std::hint::black_box(ed.sign(&msg));
+            Ok(())
+        })?);
     }
 
     // aws-lc-rs (ring's API; AWS-LC underneath)
@@ -243,61 +217,28 @@ fn libraries_blocking(budget: Duration) -> anyhow::Result<Vec<LibMicro>> {
             .map_err(|e| anyhow::anyhow!("aws-lc-rs RSA public: {e}"))?;
         let ec_pub = s::ParsedPublicKey::new(&s::ECDSA_P256_SHA256_FIXED, ec.public_key().as_ref())
             .map_err(|e| anyhow::anyhow!("aws-lc-rs EC public: {e}"))?;
-        let ec_unparsed =
-            s::UnparsedPublicKey::new(&s::ECDSA_P256_SHA256_FIXED, ec.public_key().as_ref().to_vec());
-        row(
-            "rs256_sign",
-            "aws-lc-rs",
-            measure("rs256_sign aws-lc-rs", budget, || {
-                let mut sig = vec![0u8; rsa.public_modulus_len()];
-                rsa.sign(&s::RSA_PKCS1_SHA256, &rng, &msg, &mut sig)
-                    .map_err(|_| fail("aws-lc-rs RSA sign"))
-            })?,
-        );
-        row(
-            "rs256_verify",
-            "aws-lc-rs",
-            measure("rs256_verify aws-lc-rs", budget, || {
-                rsa_pub
-                    .verify_sig(&msg, &rsa_sig)
-                    .map_err(|_| fail("aws-lc-rs RSA verify"))
-            })?,
-        );
-        row(
-            "es256_sign",
-            "aws-lc-rs",
-            measure("es256_sign aws-lc-rs", budget, || {
-                ec.sign(&rng, &msg)
-                    .map(drop)
-                    .map_err(|_| fail("aws-lc-rs ECDSA sign"))
-            })?,
-        );
-        row(
-            "es256_verify",
-            "aws-lc-rs",
-            measure("es256_verify aws-lc-rs", budget, || {
-                ec_pub
-                    .verify_sig(&msg, ec_sig.as_ref())
-                    .map_err(|_| fail("aws-lc-rs ECDSA verify"))
-            })?,
-        );
-        row(
-            "es256_verify (key parsed per call)",
-            "aws-lc-rs",
-            measure("es256_verify aws-lc-rs unparsed", budget, || {
-                ec_unparsed
-                    .verify(&msg, ec_sig.as_ref())
-                    .map_err(|_| fail("aws-lc-rs ECDSA verify"))
-            })?,
-        );
-        row(
-            "ed25519_sign",
-            "aws-lc-rs",
-            measure("ed25519_sign aws-lc-rs", budget, || {
-                std::hint::black_box(ed.sign(&msg));
-                Ok(())
-            })?,
-        );
+        let ec_unparsed = s::UnparsedPublicKey::new(&s::ECDSA_P256_SHA256_FIXED, ec.public_key().as_ref().to_vec());
+        row("rs256_sign", "aws-lc-rs", measure("rs256_sign aws-lc-rs", budget, || {
+            let mut sig = vec![0u8; rsa.public_modulus_len()];
+            rsa.sign(&s::RSA_PKCS1_SHA256, &rng, &msg, &mut sig)
+                .map_err(|_| fail("aws-lc-rs RSA sign"))
+        })?);
+        row("rs256_verify", "aws-lc-rs", measure("rs256_verify aws-lc-rs", budget, || {
+            rsa_pub.verify_sig(&msg, &rsa_sig).map_err(|_| fail("aws-lc-rs RSA verify"))
+        })?);
+        row("es256_sign", "aws-lc-rs", measure("es256_sign aws-lc-rs", budget, || {
+            ec.sign(&rng, &msg).map(drop).map_err(|_| fail("aws-lc-rs ECDSA sign"))
+        })?);
+        row("es256_verify", "aws-lc-rs", measure("es256_verify aws-lc-rs", budget, || {
+            ec_pub.verify_sig(&msg, ec_sig.as_ref()).map_err(|_| fail("aws-lc-rs ECDSA verify"))
+        })?);
+        row("es256_verify (key parsed per call)", "aws-lc-rs", measure("es256_verify aws-lc-rs unparsed", budget, || {
+            ec_unparsed.verify(&msg, ec_sig.as_ref()).map_err(|_| fail("aws-lc-rs ECDSA verify"))
+        })?);
+        row("ed25519_sign", "aws-lc-rs", measure("ed25519_sign aws-lc-rs", budget, || {
+            std::hint::black_box(ed.sign(&msg));
+            Ok(())
+        })?);
     }
 
     // OpenSSL (libssl of the system), through the `openssl` crate: EVP, one Signer per signature.
@@ -323,57 +264,33 @@ fn libraries_blocking(budget: Duration) -> anyhow::Result<Vec<LibMicro>> {
         let ec_sig = ec_sign().map_err(ossl)?;
         let rsa_pub = PKey::public_key_from_der(&rsa.public_key_to_der().map_err(ossl)?).map_err(ossl)?;
         let ec_pub = PKey::public_key_from_der(&ec.public_key_to_der().map_err(ossl)?).map_err(ossl)?;
-        row(
-            "rs256_sign",
-            "openssl",
-            measure("rs256_sign openssl", budget, || {
-                rsa_sign().map(drop).map_err(ossl)
-            })?,
-        );
-        row(
-            "rs256_verify",
-            "openssl",
-            measure("rs256_verify openssl", budget, || {
-                let mut v = Verifier::new(MessageDigest::sha256(), &rsa_pub).map_err(ossl)?;
-                anyhow::ensure!(
-                    v.verify_oneshot(&rsa_sig, &msg).map_err(ossl)?,
-                    "openssl RSA verify failed"
-                );
-                Ok(())
-            })?,
-        );
-        row(
-            "es256_sign",
-            "openssl",
-            measure("es256_sign openssl", budget, || ec_sign().map(drop).map_err(ossl))?,
-        );
-        row(
-            "es256_verify",
-            "openssl",
-            measure("es256_verify openssl", budget, || {
-                let (r, s) = ec_sig.split_at(32);
-                let sig = EcdsaSig::from_private_components(
-                    openssl::bn::BigNum::from_slice(r).map_err(ossl)?,
-                    openssl::bn::BigNum::from_slice(s).map_err(ossl)?,
-                )
-                .map_err(ossl)?;
-                let der = sig.to_der().map_err(ossl)?;
-                let mut v = Verifier::new(MessageDigest::sha256(), &ec_pub).map_err(ossl)?;
-                anyhow::ensure!(
-                    v.verify_oneshot(&der, &msg).map_err(ossl)?,
-                    "openssl ECDSA verify failed"
-                );
-                Ok(())
-            })?,
-        );
-        row(
-            "ed25519_sign",
-            "openssl",
-            measure("ed25519_sign openssl", budget, || {
-                let mut signer = Signer::new_without_digest(&ed).map_err(ossl)?;
-                signer.sign_oneshot_to_vec(&msg).map(drop).map_err(ossl)
-            })?,
-        );
+        row("rs256_sign", "openssl", measure("rs256_sign openssl", budget, || {
+            rsa_sign().map(drop).map_err(ossl)
+        })?);
+        row("rs256_verify", "openssl", measure("rs256_verify openssl", budget, || {
+            let mut v = Verifier::new(MessageDigest::sha256(), &rsa_pub).map_err(ossl)?;
+            anyhow::ensure!(v.verify_oneshot(&rsa_sig, &msg).map_err(ossl)?, "openssl RSA verify failed");
+            Ok(())
+        })?);
+        row("es256_sign", "openssl", measure("es256_sign openssl", budget, || {
+            ec_sign().map(drop).map_err(ossl)
+        })?);
+        row("es256_verify", "openssl", measure("es256_verify openssl", budget, || {
+            let (r, s) = ec_sig.split_at(32);
+            let sig = EcdsaSig::from_private_components(
+                openssl::bn::BigNum::from_slice(r).map_err(ossl)?,
+                openssl::bn::BigNum::from_slice(s).map_err(ossl)?,
+            )
+            .map_err(ossl)?;
+            let der = sig.to_der().map_err(ossl)?;
+            let mut v = Verifier::new(MessageDigest::sha256(), &ec_pub).map_err(ossl)?;
+            anyhow::ensure!(v.verify_oneshot(&der, &msg).map_err(ossl)?, "openssl ECDSA verify failed");
+            Ok(())
+        })?);
+        row("ed25519_sign", "openssl", measure("ed25519_sign openssl", budget, || {
+            let mut signer = Signer::new_without_digest(&ed).map_err(ossl)?;
+            signer.sign_oneshot_to_vec(&msg).map(drop).map_err(ossl)
+        })?);
     }
     Ok(out)
 }
