@@ -5,7 +5,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::config::{Config, SmsGatewayKind};
 use crate::crypto::Secrets;
 use crate::keys::rotation::{self, Node};
 use crate::keys::{Kek, KeySet, KeyStore};
@@ -79,16 +79,16 @@ impl App {
         let keys = rotation::load(&db, &kek, now, publish_grace(&config), hint_grace(&config)).await?;
         let hasher = Hasher::new(config.argon2_memory_kib, config.argon2_iterations)?
             .with_queue(config.password_hash_queue);
-        let sms: Box<dyn crate::services::sms::SmsGateway> = match config.sms_gateway.as_str() {
-            "console" => Box::new(crate::services::sms::ConsoleGateway),
-            "webhook" => Box::new(crate::services::sms::WebhookGateway::new(
+        let sms: Box<dyn crate::services::sms::SmsGateway> = match &config.sms_gateway {
+            SmsGatewayKind::Console => Box::new(crate::services::sms::ConsoleGateway),
+            SmsGatewayKind::Webhook => Box::new(crate::services::sms::WebhookGateway::new(
                 config
                     .sms_webhook_url
                     .clone()
                     .ok_or_else(|| anyhow::anyhow!("sms_webhook_url is required for the webhook gateway"))?,
                 config.sms_webhook_secret.as_deref().unwrap_or(""),
             )?),
-            other => anyhow::bail!("unknown sms_gateway {other}"),
+            SmsGatewayKind::Other(other) => anyhow::bail!("unknown sms_gateway {other}"),
         };
         let webauthn = crate::services::passkey::relying_party(&config)?;
         let trusted_proxies = config.trusted_proxy_nets()?;
@@ -141,7 +141,7 @@ impl App {
         crate::services::federation::settings::sync_config(&app.db, &app.secrets, &app.config.upstreams, now)
             .await?;
         // The admin console signs in through yunid like any app: its client must exist.
-        crate::services::console::ensure_client(&app, now).await?;
+        crate::services::console::ensure_client(&app.db, &app.config, &app.secrets, now).await?;
         Ok(app)
     }
 
@@ -161,6 +161,94 @@ impl App {
 
     pub fn now(&self) -> i64 {
         self.clock.now()
+    }
+
+    /// Self-registration.
+    pub fn signup(&self) -> crate::services::signup::Signup<'_> {
+        crate::services::signup::Signup {
+            db: &self.db,
+            secrets: &self.secrets,
+            metrics: &self.metrics,
+            rng: &*self.random,
+            sms: self.sms(),
+            registry: self.registry(),
+        }
+    }
+
+    /// Pulls a holder's licences from the upstream e-licence library (when configured).
+    pub fn licence_upstream(&self) -> crate::services::licence_upstream::Upstream<'_> {
+        let c = &self.config;
+        crate::services::licence_upstream::Upstream {
+            db: &self.db,
+            secrets: &self.secrets,
+            http: &self.http,
+            metrics: &self.metrics,
+            settings: crate::services::licence_upstream::Settings {
+                url: c.licence_upstream_url.as_deref(),
+                token: c.licence_upstream_token.as_deref(),
+                ttl: c.licence_upstream_ttl,
+                timeout: Duration::from_millis(c.licence_upstream_timeout_ms),
+            },
+        }
+    }
+
+    /// Dynamic client registration (RFC 7591, 7592).
+    pub fn registration(&self) -> crate::services::registration::Ctx<'_> {
+        crate::services::registration::Ctx {
+            db: &self.db,
+            issuer: &self.config.issuer,
+            guard: self.client_http.guard(),
+            registry: self.registry(),
+            rng: &*self.random,
+        }
+    }
+
+    /// Registers apps and persons.
+    pub fn registry(&self) -> crate::services::registry::Registry<'_> {
+        crate::services::registry::Registry {
+            db: &self.db,
+            secrets: &self.secrets,
+            hasher: &self.hasher,
+            rng: &*self.random,
+            allow_http: self.config.allow_insecure_redirects,
+        }
+    }
+
+    /// Ends sessions and queues their back-channel logouts.
+    pub fn logout(&self) -> crate::services::logout::Logout<'_> {
+        crate::services::logout::Logout {
+            db: &self.db,
+            secrets: &self.secrets,
+        }
+    }
+
+    /// Queues SMS messages (codes, notices) for this node's outbox worker.
+    pub fn sms_outbox(&self) -> crate::services::sms_outbox::Outbox<'_> {
+        crate::services::sms_outbox::Outbox {
+            db: &self.db,
+            secrets: &self.secrets,
+            metrics: &self.metrics,
+            wake: &self.sms_wake,
+        }
+    }
+
+    /// Sends and checks SMS one-time codes.
+    pub fn sms(&self) -> crate::services::sms::Sms<'_> {
+        let c = &self.config;
+        crate::services::sms::Sms {
+            db: &self.db,
+            secrets: &self.secrets,
+            metrics: &self.metrics,
+            outbox: self.sms_outbox(),
+            rng: &*self.random,
+            settings: crate::services::sms::Settings {
+                code_ttl: c.sms_code_ttl,
+                max_tries: c.sms_max_tries,
+                resend_cooldown: c.sms_resend_cooldown,
+                per_phone_hour: c.sms_per_phone_hour,
+                per_address_hour: c.sms_per_address_hour,
+            },
+        }
     }
 
     /// What real-name proofing works with.
@@ -246,7 +334,24 @@ impl App {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                crate::services::logout::deliver_due(&app, &slots).await;
+                for (claimed, permit) in crate::services::logout::claim_due(&app.db, &slots, app.now()).await
+                {
+                    let app = app.clone();
+                    tokio::spawn(async move {
+                        let keys = app.keys();
+                        let sender = crate::services::logout::Sender {
+                            db: &app.db,
+                            keys: &keys,
+                            client_http: &app.client_http,
+                            clock: &app.clock,
+                            rng: &*app.random,
+                            iss: app.config.iss(),
+                            max_attempts: app.config.backchannel_max_attempts,
+                        };
+                        sender.deliver(claimed).await;
+                        drop(permit);
+                    });
+                }
             }
         });
         let app = self.clone();
@@ -257,7 +362,13 @@ impl App {
                     _ = tick.tick() => {}
                     _ = app.sms_wake.notified() => {}
                 }
-                crate::services::sms_outbox::deliver_due(&app).await;
+                let delivery = crate::services::sms_outbox::Delivery {
+                    db: &app.db,
+                    secrets: &app.secrets,
+                    metrics: &app.metrics,
+                    gateway: &*app.sms,
+                };
+                delivery.deliver_due(app.now()).await;
             }
         });
     }
@@ -269,7 +380,7 @@ impl crate::services::proofing::Host for App {
         person_id: &'a str,
         now: i64,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send + 'a>> {
-        Box::pin(crate::services::logout::end_everything(self, person_id, now))
+        Box::pin(async move { self.logout().end_everything(person_id, now).await })
     }
 
     fn appoint_agent<'a>(
@@ -279,7 +390,7 @@ impl crate::services::proofing::Host for App {
         now: i64,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, String>> + Send + 'a>> {
         Box::pin(async move {
-            crate::services::identity::appoint_agent(self, appointer_id, new, now)
+            crate::services::identity::appoint_agent(&self.db, appointer_id, new, now)
                 .await
                 .map(|rep| rep.id)
                 .map_err(|e| e.to_string())
@@ -437,7 +548,7 @@ impl crate::services::oidc::claims::Representations for App {
         >,
     > {
         Box::pin(async move {
-            crate::services::identity::current_acting(self, rep_id, person_id, client, now)
+            crate::services::identity::current_acting(&self.db, rep_id, person_id, client, now)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))
         })
@@ -452,9 +563,9 @@ impl crate::services::oidc::Licences for App {
         subject: &'a crate::services::oidc::claims::GrantSubject,
         now: i64,
     ) -> crate::services::oidc::BoxFuture<'a, anyhow::Result<Vec<serde_json::Value>>> {
-        Box::pin(crate::services::licence::release(
-            self, client, asked, subject, now,
-        ))
+        Box::pin(async move {
+            crate::services::licence::release(&self.licence_upstream(), client, asked, subject, now).await
+        })
     }
 }
 
@@ -466,8 +577,6 @@ impl crate::services::connected_apps::Backchannel for App {
         person_id: &'a str,
         now: i64,
     ) -> crate::services::oidc::BoxFuture<'a, anyhow::Result<()>> {
-        Box::pin(crate::services::logout::queue_for_app(
-            self, sid, client, person_id, now,
-        ))
+        Box::pin(async move { self.logout().queue_for_app(sid, client, person_id, now).await })
     }
 }

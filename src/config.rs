@@ -72,7 +72,7 @@ pub struct Config {
     /// A production deployment: development conveniences (the console SMS gateway) are refused.
     pub production: bool,
     /// `console` (development: codes go to the log) or `webhook`.
-    pub sms_gateway: String,
+    pub sms_gateway: SmsGatewayKind,
     /// Where the webhook gateway POSTs messages.
     pub sms_webhook_url: Option<String>,
     /// HMAC-SHA256 key for the webhook's `X-Yunid-Signature` header.
@@ -196,7 +196,7 @@ impl Default for Config {
             licence_upstream_timeout_ms: 2000,
             licence_upstream_ttl: 300,
             production: false,
-            sms_gateway: "console".into(),
+            sms_gateway: SmsGatewayKind::Console,
             sms_webhook_url: None,
             sms_webhook_secret: None,
             sms_code_ttl: 300,
@@ -320,7 +320,7 @@ impl Config {
             "sms_code_ttl must be 60..=300 seconds"
         );
         anyhow::ensure!(
-            !(self.production && self.sms_gateway == "console"),
+            !(self.production && self.sms_gateway == SmsGatewayKind::Console),
             "the console SMS gateway is for development only; configure sms_gateway = \"webhook\" in production"
         );
         anyhow::ensure!(
@@ -504,5 +504,61 @@ mod tests {
         ] {
             assert!(keys.iter().any(|k| k == key), "{key} in {keys:?}");
         }
+    }
+}
+
+/// Where SMS messages go (`sms_gateway`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum SmsGatewayKind {
+    /// Development only: messages go to the log.
+    Console,
+    /// A provider behind a signed webhook (`sms_webhook_url`, `sms_webhook_secret`).
+    Webhook,
+    /// A name yunid does not know: refused at start.
+    Other(String),
+}
+
+impl SmsGatewayKind {
+    pub fn as_str(&self) -> &str {
+        match self {
+            SmsGatewayKind::Console => "console",
+            SmsGatewayKind::Webhook => "webhook",
+            SmsGatewayKind::Other(name) => name,
+        }
+    }
+}
+
+impl From<&str> for SmsGatewayKind {
+    fn from(name: &str) -> Self {
+        match name {
+            "console" => SmsGatewayKind::Console,
+            "webhook" => SmsGatewayKind::Webhook,
+            other => SmsGatewayKind::Other(other.to_owned()),
+        }
+    }
+}
+
+impl From<String> for SmsGatewayKind {
+    fn from(name: String) -> Self {
+        SmsGatewayKind::from(name.as_str())
+    }
+}
+
+impl From<SmsGatewayKind> for String {
+    fn from(kind: SmsGatewayKind) -> Self {
+        kind.as_str().to_owned()
+    }
+}
+
+impl PartialEq<&str> for SmsGatewayKind {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl std::fmt::Display for SmsGatewayKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }

@@ -1,10 +1,10 @@
 //! Small cryptographic helpers shared by every layer: random tokens, hashes for storage, constant-time
 //! comparison, and the data-protection secret (keyed hashes, encryption at rest, CSRF tokens).
 
-use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use aws_lc_rs::{aead, digest, hmac};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use subtle::ConstantTimeEq;
 
 pub fn b64url(bytes: &[u8]) -> String {

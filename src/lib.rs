@@ -14,6 +14,7 @@ pub mod http;
 pub mod identity;
 pub mod keys;
 pub mod metrics;
+pub mod oauth;
 pub mod services;
 pub mod store;
 

@@ -275,7 +275,10 @@ fn main() -> anyhow::Result<()> {
                     .map(|(i, (base, pid))| PeerArgs {
                         base: base.trim_end_matches('/').to_owned(),
                         pid: *pid,
-                        label: peer_label.get(i).cloned().unwrap_or_else(|| format!("peer {}", i + 1)),
+                        label: peer_label
+                            .get(i)
+                            .cloned()
+                            .unwrap_or_else(|| format!("peer {}", i + 1)),
                         cc: server::Creds {
                             id: peer_client_id.clone(),
                             secret: peer_client_secret.clone(),
@@ -421,11 +424,7 @@ async fn smoke(server: ServerArgs, duration: f64) -> anyhow::Result<()> {
     let libs = micro::libraries(Duration::from_millis(20)).await;
     match (&m, &libs) {
         (Ok(m), Ok(libs)) if m.iter().all(|x| x.ops > 0) && libs.iter().all(|x| x.m.ops > 0) => {
-            println!(
-                "smoke {:<14} ok   {} measurements",
-                "micro",
-                m.len() + libs.len()
-            )
+            println!("smoke {:<14} ok   {} measurements", "micro", m.len() + libs.len())
         }
         _ => {
             println!("smoke {:<14} FAIL", "micro");

@@ -178,26 +178,52 @@ fn libraries_blocking(budget: Duration) -> anyhow::Result<Vec<LibMicro>> {
         rsa.sign(&s::RSA_PKCS1_SHA256, &rng, &msg, &mut rsa_sig)
             .map_err(|_| fail("ring RSA sign"))?;
         let ec_sig = ec.sign(&rng, &msg).map_err(|_| fail("ring ECDSA sign"))?;
-        let rsa_pub = s::UnparsedPublicKey::new(&s::RSA_PKCS1_2048_8192_SHA256, rsa.public().as_ref().to_vec());
-        let ec_pub = s::UnparsedPublicKey::new(&s::ECDSA_P256_SHA256_FIXED, ec.public_key().as_ref().to_vec());
-        row("rs256_sign", "ring", measure("rs256_sign ring", budget, || {
-            let mut sig = vec![0u8; rsa.public().modulus_len()];
-            rsa.sign(&s::RSA_PKCS1_SHA256, &rng, &msg, &mut sig)
-                .map_err(|_| fail("ring RSA sign"))
-        })?);
-        row("rs256_verify", "ring", measure("rs256_verify ring", budget, || {
-            rsa_pub.verify(&msg, &rsa_sig).map_err(|_| fail("ring RSA verify"))
-        })?);
-        row("es256_sign", "ring", measure("es256_sign ring", budget, || {
-            ec.sign(&rng, &msg).map(drop).map_err(|_| fail("ring ECDSA sign"))
-        })?);
-        row("es256_verify", "ring", measure("es256_verify ring", budget, || {
-            ec_pub.verify(&msg, ec_sig.as_ref()).map_err(|_| fail("ring ECDSA verify"))
-        })?);
-        row("ed25519_sign", "ring", measure("ed25519_sign ring", budget, || {
-            std::hint::black_box(ed.sign(&msg));
-            Ok(())
-        })?);
+        let rsa_pub =
+            s::UnparsedPublicKey::new(&s::RSA_PKCS1_2048_8192_SHA256, rsa.public().as_ref().to_vec());
+        let ec_pub =
+            s::UnparsedPublicKey::new(&s::ECDSA_P256_SHA256_FIXED, ec.public_key().as_ref().to_vec());
+        row(
+            "rs256_sign",
+            "ring",
+            measure("rs256_sign ring", budget, || {
+                let mut sig = vec![0u8; rsa.public().modulus_len()];
+                rsa.sign(&s::RSA_PKCS1_SHA256, &rng, &msg, &mut sig)
+                    .map_err(|_| fail("ring RSA sign"))
+            })?,
+        );
+        row(
+            "rs256_verify",
+            "ring",
+            measure("rs256_verify ring", budget, || {
+                rsa_pub
+                    .verify(&msg, &rsa_sig)
+                    .map_err(|_| fail("ring RSA verify"))
+            })?,
+        );
+        row(
+            "es256_sign",
+            "ring",
+            measure("es256_sign ring", budget, || {
+                ec.sign(&rng, &msg).map(drop).map_err(|_| fail("ring ECDSA sign"))
+            })?,
+        );
+        row(
+            "es256_verify",
+            "ring",
+            measure("es256_verify ring", budget, || {
+                ec_pub
+                    .verify(&msg, ec_sig.as_ref())
+                    .map_err(|_| fail("ring ECDSA verify"))
+            })?,
+        );
+        row(
+            "ed25519_sign",
+            "ring",
+            measure("ed25519_sign ring", budget, || {
+                std::hint::black_box(ed.sign(&msg));
+                Ok(())
+            })?,
+        );
     }
 
     // aws-lc-rs (ring's API; AWS-LC underneath)
@@ -217,28 +243,61 @@ fn libraries_blocking(budget: Duration) -> anyhow::Result<Vec<LibMicro>> {
             .map_err(|e| anyhow::anyhow!("aws-lc-rs RSA public: {e}"))?;
         let ec_pub = s::ParsedPublicKey::new(&s::ECDSA_P256_SHA256_FIXED, ec.public_key().as_ref())
             .map_err(|e| anyhow::anyhow!("aws-lc-rs EC public: {e}"))?;
-        let ec_unparsed = s::UnparsedPublicKey::new(&s::ECDSA_P256_SHA256_FIXED, ec.public_key().as_ref().to_vec());
-        row("rs256_sign", "aws-lc-rs", measure("rs256_sign aws-lc-rs", budget, || {
-            let mut sig = vec![0u8; rsa.public_modulus_len()];
-            rsa.sign(&s::RSA_PKCS1_SHA256, &rng, &msg, &mut sig)
-                .map_err(|_| fail("aws-lc-rs RSA sign"))
-        })?);
-        row("rs256_verify", "aws-lc-rs", measure("rs256_verify aws-lc-rs", budget, || {
-            rsa_pub.verify_sig(&msg, &rsa_sig).map_err(|_| fail("aws-lc-rs RSA verify"))
-        })?);
-        row("es256_sign", "aws-lc-rs", measure("es256_sign aws-lc-rs", budget, || {
-            ec.sign(&rng, &msg).map(drop).map_err(|_| fail("aws-lc-rs ECDSA sign"))
-        })?);
-        row("es256_verify", "aws-lc-rs", measure("es256_verify aws-lc-rs", budget, || {
-            ec_pub.verify_sig(&msg, ec_sig.as_ref()).map_err(|_| fail("aws-lc-rs ECDSA verify"))
-        })?);
-        row("es256_verify (key parsed per call)", "aws-lc-rs", measure("es256_verify aws-lc-rs unparsed", budget, || {
-            ec_unparsed.verify(&msg, ec_sig.as_ref()).map_err(|_| fail("aws-lc-rs ECDSA verify"))
-        })?);
-        row("ed25519_sign", "aws-lc-rs", measure("ed25519_sign aws-lc-rs", budget, || {
-            std::hint::black_box(ed.sign(&msg));
-            Ok(())
-        })?);
+        let ec_unparsed =
+            s::UnparsedPublicKey::new(&s::ECDSA_P256_SHA256_FIXED, ec.public_key().as_ref().to_vec());
+        row(
+            "rs256_sign",
+            "aws-lc-rs",
+            measure("rs256_sign aws-lc-rs", budget, || {
+                let mut sig = vec![0u8; rsa.public_modulus_len()];
+                rsa.sign(&s::RSA_PKCS1_SHA256, &rng, &msg, &mut sig)
+                    .map_err(|_| fail("aws-lc-rs RSA sign"))
+            })?,
+        );
+        row(
+            "rs256_verify",
+            "aws-lc-rs",
+            measure("rs256_verify aws-lc-rs", budget, || {
+                rsa_pub
+                    .verify_sig(&msg, &rsa_sig)
+                    .map_err(|_| fail("aws-lc-rs RSA verify"))
+            })?,
+        );
+        row(
+            "es256_sign",
+            "aws-lc-rs",
+            measure("es256_sign aws-lc-rs", budget, || {
+                ec.sign(&rng, &msg)
+                    .map(drop)
+                    .map_err(|_| fail("aws-lc-rs ECDSA sign"))
+            })?,
+        );
+        row(
+            "es256_verify",
+            "aws-lc-rs",
+            measure("es256_verify aws-lc-rs", budget, || {
+                ec_pub
+                    .verify_sig(&msg, ec_sig.as_ref())
+                    .map_err(|_| fail("aws-lc-rs ECDSA verify"))
+            })?,
+        );
+        row(
+            "es256_verify (key parsed per call)",
+            "aws-lc-rs",
+            measure("es256_verify aws-lc-rs unparsed", budget, || {
+                ec_unparsed
+                    .verify(&msg, ec_sig.as_ref())
+                    .map_err(|_| fail("aws-lc-rs ECDSA verify"))
+            })?,
+        );
+        row(
+            "ed25519_sign",
+            "aws-lc-rs",
+            measure("ed25519_sign aws-lc-rs", budget, || {
+                std::hint::black_box(ed.sign(&msg));
+                Ok(())
+            })?,
+        );
     }
 
     // OpenSSL (libssl of the system), through the `openssl` crate: EVP, one Signer per signature.
@@ -246,7 +305,13 @@ fn libraries_blocking(budget: Duration) -> anyhow::Result<Vec<LibMicro>> {
         let ossl = |e: openssl::error::ErrorStack| anyhow::anyhow!("openssl: {e}");
         let rsa = PKey::private_key_from_pkcs8(&rsa_der).map_err(ossl)?;
         let ec = PKey::private_key_from_pkcs8(&ec_der).map_err(ossl)?;
-        let ed = PKey::private_key_from_pkcs8(&ed_der).map_err(ossl)?;
+        // OpenSSL 3.0 reads no PKCS#8 v2 (ring's Ed25519 form, with the public key): its seed instead.
+        let seed = aws_lc_rs::signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(&ed_der)
+            .map_err(|e| anyhow::anyhow!("aws-lc-rs Ed25519: {e}"))?
+            .seed()
+            .map_err(|_| fail("Ed25519 seed"))?;
+        let seed = aws_lc_rs::encoding::AsBigEndian::as_be_bytes(&seed).map_err(|_| fail("Ed25519 seed"))?;
+        let ed = PKey::private_key_from_raw_bytes(seed.as_ref(), openssl::pkey::Id::ED25519).map_err(ossl)?;
         let rsa_sign = || -> Result<Vec<u8>, openssl::error::ErrorStack> {
             let mut signer = Signer::new(MessageDigest::sha256(), &rsa)?;
             signer.sign_oneshot_to_vec(&msg)
@@ -264,33 +329,57 @@ fn libraries_blocking(budget: Duration) -> anyhow::Result<Vec<LibMicro>> {
         let ec_sig = ec_sign().map_err(ossl)?;
         let rsa_pub = PKey::public_key_from_der(&rsa.public_key_to_der().map_err(ossl)?).map_err(ossl)?;
         let ec_pub = PKey::public_key_from_der(&ec.public_key_to_der().map_err(ossl)?).map_err(ossl)?;
-        row("rs256_sign", "openssl", measure("rs256_sign openssl", budget, || {
-            rsa_sign().map(drop).map_err(ossl)
-        })?);
-        row("rs256_verify", "openssl", measure("rs256_verify openssl", budget, || {
-            let mut v = Verifier::new(MessageDigest::sha256(), &rsa_pub).map_err(ossl)?;
-            anyhow::ensure!(v.verify_oneshot(&rsa_sig, &msg).map_err(ossl)?, "openssl RSA verify failed");
-            Ok(())
-        })?);
-        row("es256_sign", "openssl", measure("es256_sign openssl", budget, || {
-            ec_sign().map(drop).map_err(ossl)
-        })?);
-        row("es256_verify", "openssl", measure("es256_verify openssl", budget, || {
-            let (r, s) = ec_sig.split_at(32);
-            let sig = EcdsaSig::from_private_components(
-                openssl::bn::BigNum::from_slice(r).map_err(ossl)?,
-                openssl::bn::BigNum::from_slice(s).map_err(ossl)?,
-            )
-            .map_err(ossl)?;
-            let der = sig.to_der().map_err(ossl)?;
-            let mut v = Verifier::new(MessageDigest::sha256(), &ec_pub).map_err(ossl)?;
-            anyhow::ensure!(v.verify_oneshot(&der, &msg).map_err(ossl)?, "openssl ECDSA verify failed");
-            Ok(())
-        })?);
-        row("ed25519_sign", "openssl", measure("ed25519_sign openssl", budget, || {
-            let mut signer = Signer::new_without_digest(&ed).map_err(ossl)?;
-            signer.sign_oneshot_to_vec(&msg).map(drop).map_err(ossl)
-        })?);
+        row(
+            "rs256_sign",
+            "openssl",
+            measure("rs256_sign openssl", budget, || {
+                rsa_sign().map(drop).map_err(ossl)
+            })?,
+        );
+        row(
+            "rs256_verify",
+            "openssl",
+            measure("rs256_verify openssl", budget, || {
+                let mut v = Verifier::new(MessageDigest::sha256(), &rsa_pub).map_err(ossl)?;
+                anyhow::ensure!(
+                    v.verify_oneshot(&rsa_sig, &msg).map_err(ossl)?,
+                    "openssl RSA verify failed"
+                );
+                Ok(())
+            })?,
+        );
+        row(
+            "es256_sign",
+            "openssl",
+            measure("es256_sign openssl", budget, || ec_sign().map(drop).map_err(ossl))?,
+        );
+        row(
+            "es256_verify",
+            "openssl",
+            measure("es256_verify openssl", budget, || {
+                let (r, s) = ec_sig.split_at(32);
+                let sig = EcdsaSig::from_private_components(
+                    openssl::bn::BigNum::from_slice(r).map_err(ossl)?,
+                    openssl::bn::BigNum::from_slice(s).map_err(ossl)?,
+                )
+                .map_err(ossl)?;
+                let der = sig.to_der().map_err(ossl)?;
+                let mut v = Verifier::new(MessageDigest::sha256(), &ec_pub).map_err(ossl)?;
+                anyhow::ensure!(
+                    v.verify_oneshot(&der, &msg).map_err(ossl)?,
+                    "openssl ECDSA verify failed"
+                );
+                Ok(())
+            })?,
+        );
+        row(
+            "ed25519_sign",
+            "openssl",
+            measure("ed25519_sign openssl", budget, || {
+                let mut signer = Signer::new_without_digest(&ed).map_err(ossl)?;
+                signer.sign_oneshot_to_vec(&msg).map(drop).map_err(ossl)
+            })?,
+        );
     }
     Ok(out)
 }

@@ -275,7 +275,11 @@ pub fn print_comparison(rows: &[(&str, ScenarioResult, Vec<ScenarioResult>)]) {
     println!("{head}\n{rule}");
     for (name, a, peers) in rows {
         let ca = a.sat.cpu_ms_per_op().max(1e-9);
-        let mut line = format!("| {name} | {:.0} | {:.3} |", a.sat.throughput(), a.sat.cpu_ms_per_op());
+        let mut line = format!(
+            "| {name} | {:.0} | {:.3} |",
+            a.sat.throughput(),
+            a.sat.cpu_ms_per_op()
+        );
         let mut errors = vec![a.errors.to_string()];
         for b in peers {
             let cb = b.sat.cpu_ms_per_op();

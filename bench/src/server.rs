@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use yunid::services::registry::{self, NewClient};
+use yunid::services::registry::NewClient;
 use yunid::{App, Config};
 
 use crate::ServerArgs;
@@ -443,28 +443,32 @@ impl Bench {
         config.check()?;
         config.database_max_connections = 4;
         let setup_app = App::new(config).await?;
-        let cc = registry::add_client(
-            &setup_app,
-            NewClient {
-                name: "bench service".into(),
-                scopes: vec!["api".into()],
-                grant_types: vec!["client_credentials".into()],
-                ..NewClient::default()
-            },
-        )
-        .await?;
+        let cc = setup_app
+            .registry()
+            .add_client(
+                NewClient {
+                    name: "bench service".into(),
+                    scopes: vec!["api".into()],
+                    grant_types: vec!["client_credentials".into()],
+                    ..NewClient::default()
+                },
+                setup_app.now(),
+            )
+            .await?;
         let alg = yunid::keys::Alg::parse(&args.id_token_alg)
             .ok_or_else(|| anyhow::anyhow!("unknown --id-token-alg {}", args.id_token_alg))?;
-        let code = registry::add_client(
-            &setup_app,
-            NewClient {
-                name: "bench app".into(),
-                redirect_uris: vec![REDIRECT_URI.into()],
-                id_token_alg: alg,
-                ..NewClient::default()
-            },
-        )
-        .await?;
+        let code = setup_app
+            .registry()
+            .add_client(
+                NewClient {
+                    name: "bench app".into(),
+                    redirect_uris: vec![REDIRECT_URI.into()],
+                    id_token_alg: alg,
+                    ..NewClient::default()
+                },
+                setup_app.now(),
+            )
+            .await?;
         crate::seed::seed_range(&setup_app, 0, persons).await?;
         let config_arg = config_path.display().to_string();
         let pin = !args.no_pin && has_taskset();

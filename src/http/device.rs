@@ -230,7 +230,8 @@ pub async fn answer(
             .map(|row| row.client_id.clone())
             .unwrap_or_default();
         crate::services::audit::record_quietly(
-            &app,
+            &app.db,
+            app.now(),
             crate::store::audit::NewEvent {
                 actor: &format!("person:{}", person.id),
                 action: if allow { "device.approve" } else { "device.deny" },

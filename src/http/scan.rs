@@ -513,7 +513,8 @@ pub async fn api_answer(
 
 async fn audit(app: &App, phone: &Phone, action: &str, ok: bool) {
     crate::services::audit::record_quietly(
-        app,
+        &app.db,
+        app.now(),
         crate::store::audit::NewEvent {
             actor: &format!("person:{}", phone.person_id),
             action,

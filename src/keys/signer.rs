@@ -389,7 +389,11 @@ mod tests {
             let key = parse(alg, &der).unwrap();
             if let Some(input) = fixture["signing_input"].as_str() {
                 let sig = sign_raw(&key, &rng, input.as_bytes()).unwrap();
-                assert_eq!(crypto::b64url(&sig), fixture["signature_by_openssl"].as_str().unwrap(), "{alg:?}");
+                assert_eq!(
+                    crypto::b64url(&sig),
+                    fixture["signature_by_openssl"].as_str().unwrap(),
+                    "{alg:?}"
+                );
             }
             // Every algorithm: a token signed now verifies with the key set built from the stored key.
             let entry = KeyEntry {
@@ -410,7 +414,10 @@ mod tests {
             let token = set.sign(alg, "JWT", &serde_json::json!({ "sub": "a" })).unwrap();
             assert_eq!(set.verify(&token).unwrap().1["sub"], "a");
             let jwks: serde_json::Value = serde_json::from_slice(set.jwks_json()).unwrap();
-            assert!(jwks["keys"].as_array().unwrap().contains(&fixture["jwk"]), "{jwks}");
+            assert!(
+                jwks["keys"].as_array().unwrap().contains(&fixture["jwk"]),
+                "{jwks}"
+            );
         }
     }
 
@@ -426,7 +433,8 @@ mod tests {
             match alg {
                 Alg::RS256 => drop(r::RsaKeyPair::from_pkcs8(&der).unwrap()),
                 Alg::ES256 => drop(
-                    r::EcdsaKeyPair::from_pkcs8(&r::ECDSA_P256_SHA256_FIXED_SIGNING, &der, &ring_rng).unwrap(),
+                    r::EcdsaKeyPair::from_pkcs8(&r::ECDSA_P256_SHA256_FIXED_SIGNING, &der, &ring_rng)
+                        .unwrap(),
                 ),
                 Alg::EdDSA => drop(r::Ed25519KeyPair::from_pkcs8_maybe_unchecked(&der).unwrap()),
             }
@@ -474,4 +482,3 @@ mod tests {
         assert!(past_grace.describes(entries.iter().map(|(e, _)| e), 1));
     }
 }
-

@@ -1,7 +1,28 @@
 //! Who may administer what. Roles come from a person's grants (`admin_roles`) or, for automation, from
 //! the scopes of a client-credentials token. Enforced here, in the services, not only in the UI.
 
+pub mod clients;
+pub mod persons;
+
 use crate::store::clients::Client;
+
+/// Why an administrator's request is refused (the admin API maps these to problems, the console to
+/// pages).
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// The administrator's roles do not allow the action.
+    #[error("not allowed")]
+    Forbidden,
+    /// The roles would allow it on an ordinary person; on this one, super admins only.
+    #[error("not allowed ({reason}: super admins only)")]
+    NotOnThisPerson { person_id: String, reason: &'static str },
+    #[error("no such {0}")]
+    NotFound(&'static str),
+    #[error("{message}")]
+    Invalid { field: &'static str, message: String },
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Role {

@@ -3,18 +3,18 @@
 
 use serde::Serialize;
 
-use crate::app::App;
+use crate::store::Db;
 use crate::store::audit::{NewEvent, chain_hash};
 
 /// Records an event. Failures are returned: an admin action that cannot be audited does not happen.
-pub async fn record(app: &App, event: NewEvent<'_>) -> anyhow::Result<()> {
-    app.db.append_audit(&event, app.now()).await?;
+pub async fn record(db: &Db, now: i64, event: NewEvent<'_>) -> anyhow::Result<()> {
+    db.append_audit(&event, now).await?;
     Ok(())
 }
 
 /// Records an event where the caller must not fail because of it (sign-ins): a failure is logged.
-pub async fn record_quietly(app: &App, event: NewEvent<'_>) {
-    if let Err(e) = app.db.append_audit(&event, app.now()).await {
+pub async fn record_quietly(db: &Db, now: i64, event: NewEvent<'_>) {
+    if let Err(e) = db.append_audit(&event, now).await {
         tracing::error!(error = %e, action = event.action, "audit event could not be recorded");
     }
 }
@@ -28,9 +28,9 @@ pub struct Verification {
 
 /// Walks the chain from its anchor: a changed field breaks that event's hash, a deleted event leaves a
 /// gap (or a head that no longer matches), an inserted one breaks the next `prev_hash`.
-pub async fn verify(app: &App) -> anyhow::Result<Verification> {
-    let (anchor_seq, anchor_hash, head_seq, head_hash) = app.db.audit_head().await?;
-    let events = app.db.all_audit_events().await?;
+pub async fn verify(db: &Db) -> anyhow::Result<Verification> {
+    let (anchor_seq, anchor_hash, head_seq, head_hash) = db.audit_head().await?;
+    let events = db.all_audit_events().await?;
     let mut expected_seq = anchor_seq + 1;
     let mut prev = anchor_hash;
     let mut checked = 0;

@@ -3,10 +3,10 @@
 
 use serde_json::Value;
 
-use crate::app::App;
 use crate::config::Config;
 use crate::crypto::{self, Secrets};
-use crate::keys::Alg;
+use crate::keys::{Alg, KeySet};
+use crate::store::Db;
 use crate::store::clients::{AuthMethod, Client, SubjectType};
 
 /// The console's client id (fixed: every node and every restart means the same client).
@@ -62,10 +62,10 @@ fn registration(config: &Config, secrets: &Secrets) -> Client {
 /// starting together may race to insert it: the loser finds it there and aligns it.
 /// Called at start and before each console sign-in (an admin may have rotated or disabled it through
 /// the API: the console puts it back).
-pub async fn ensure_client(app: &App, now: i64) -> anyhow::Result<()> {
-    let wanted = registration(&app.config, &app.secrets);
-    match app.db.client(CLIENT_ID).await? {
-        None => match app.db.insert_client(&wanted, now).await {
+pub async fn ensure_client(db: &Db, config: &Config, secrets: &Secrets, now: i64) -> anyhow::Result<()> {
+    let wanted = registration(config, secrets);
+    match db.client(CLIENT_ID).await? {
+        None => match db.insert_client(&wanted, now).await {
             Ok(()) => return Ok(()),
             Err(e) if crate::store::is_unique_violation(&e) => {}
             Err(e) => return Err(e.into()),
@@ -84,7 +84,7 @@ pub async fn ensure_client(app: &App, now: i64) -> anyhow::Result<()> {
         }
         Some(_) => {}
     }
-    app.db.align_internal_client(&wanted).await?;
+    db.align_internal_client(&wanted).await?;
     Ok(())
 }
 
@@ -111,13 +111,19 @@ pub struct SignedIn {
 /// Checks an ID token as a relying party must: signature with a published key and the console's
 /// algorithm, `iss`, `aud` (and `azp`), `exp`, the `nonce` this sign-in sent, then `acr` ≥ 2; `sid`
 /// binds the console session to the yunid session.
-pub fn check_id_token(app: &App, token: &str, nonce: &str, now: i64) -> Result<SignedIn, IdTokenError> {
-    let (header, claims) = app.keys().verify(token).map_err(|_| IdTokenError::Signature)?;
+pub fn check_id_token(
+    keys: &KeySet,
+    iss: &str,
+    token: &str,
+    nonce: &str,
+    now: i64,
+) -> Result<SignedIn, IdTokenError> {
+    let (header, claims) = keys.verify(token).map_err(|_| IdTokenError::Signature)?;
     if header.get("alg").and_then(Value::as_str) != Some(Alg::RS256.as_str()) {
         return Err(IdTokenError::Claim("alg"));
     }
     let s = |k: &str| claims.get(k).and_then(Value::as_str);
-    if s("iss") != Some(app.config.iss()) {
+    if s("iss") != Some(iss) {
         return Err(IdTokenError::Claim("iss"));
     }
     let aud_ok = match claims.get("aud") {

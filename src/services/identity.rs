@@ -1,9 +1,9 @@
 //! Legal persons and representation: organisations keyed by the unified social credit code, and the
 //! natural persons who may act for them (legal representative, manager, agent), within matters and time.
 
-use crate::app::App;
 use crate::identity::{CreditCode, CreditCodeError};
 use crate::services::admin::Admin;
+use crate::store::Db;
 use crate::store::clients::Client;
 use crate::store::orgs::{Matters, Organisation, Representation, Role};
 
@@ -30,12 +30,12 @@ impl From<sqlx::Error> for IdentityError {
 }
 
 /// Parses a credit code; one that fails only its check character passes if an admin allow-listed it.
-pub async fn credit_code(app: &App, raw: &str) -> Result<CreditCode, IdentityError> {
+pub async fn credit_code(db: &Db, raw: &str) -> Result<CreditCode, IdentityError> {
     match CreditCode::parse(raw) {
         Ok(code) => Ok(code),
         Err(e @ CreditCodeError::CheckCharacter { .. }) => {
             let normalised = raw.trim().to_ascii_uppercase();
-            if app.db.credit_code_allowed(&normalised).await? {
+            if db.credit_code_allowed(&normalised).await? {
                 CreditCode::parse_allowing(raw, &|_| true).map_err(IdentityError::CreditCode)
             } else {
                 Err(IdentityError::CreditCode(e))
@@ -46,12 +46,13 @@ pub async fn credit_code(app: &App, raw: &str) -> Result<CreditCode, IdentityErr
 }
 
 pub async fn add_org(
-    app: &App,
+    db: &Db,
     code: &str,
     name: &str,
     org_type: &str,
+    now: i64,
 ) -> Result<Organisation, IdentityError> {
-    let code = credit_code(app, code).await?;
+    let code = credit_code(db, code).await?;
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 200 {
         return Err(IdentityError::Invalid(
@@ -66,7 +67,7 @@ pub async fn add_org(
         status: "active".into(),
         version: 1,
     };
-    match app.db.insert_org(&org, app.now()).await {
+    match db.insert_org(&org, now).await {
         Ok(()) => Ok(org),
         Err(e) if crate::store::is_unique_violation(&e) => Err(IdentityError::Conflict),
         Err(e) => Err(e.into()),
@@ -100,26 +101,26 @@ pub fn check_window(new: &NewRepresentation) -> Result<(), IdentityError> {
 /// through [`appoint`]). No appointment rule applies here: callers that act for an administrator go
 /// through [`appoint`].
 pub async fn grant(
-    app: &App,
+    db: &Db,
     new: NewRepresentation,
     granted_by: &str,
+    now: i64,
 ) -> Result<Representation, IdentityError> {
-    insert(app, new, granted_by, None).await
+    insert(db, new, granted_by, None, now).await
 }
 
 async fn insert(
-    app: &App,
+    db: &Db,
     new: NewRepresentation,
     granted_by: &str,
     appointed_under: Option<String>,
+    now: i64,
 ) -> Result<Representation, IdentityError> {
     check_window(&new)?;
-    app.db
-        .person(&new.person_id)
+    db.person(&new.person_id)
         .await?
         .ok_or(IdentityError::NotFound("person"))?;
-    app.db
-        .org(&new.org_id)
+    db.org(&new.org_id)
         .await?
         .ok_or(IdentityError::NotFound("organisation"))?;
     let rep = Representation {
@@ -135,7 +136,7 @@ async fn insert(
         version: 1,
         appointed_under,
     };
-    app.db.insert_rep(&rep, app.now()).await?;
+    db.insert_rep(&rep, now).await?;
     Ok(rep)
 }
 
@@ -151,7 +152,7 @@ pub const NEEDS_APPOINTER: &str =
 /// in person, under [`appoint_agent`]'s rules. Nobody records a representation for themself, neither as
 /// the appointee nor as the appointer naming themself.
 pub async fn appoint(
-    app: &App,
+    db: &Db,
     by: &Admin,
     new: NewRepresentation,
     appointed_by: Option<&str>,
@@ -168,9 +169,9 @@ pub async fn appoint(
         return Err(IdentityError::Forbidden(SELF_APPOINTMENT));
     }
     match appointed_by {
-        None if by.can_manage_orgs() => grant(app, new, &by.actor).await,
+        None if by.can_manage_orgs() => grant(db, new, &by.actor, now).await,
         None => Err(IdentityError::Forbidden(NEEDS_APPOINTER)),
-        Some(appointer) => appoint_agent(app, appointer, new, now).await,
+        Some(appointer) => appoint_agent(db, appointer, new, now).await,
     }
 }
 
@@ -187,7 +188,7 @@ fn ends_within(inner: Option<i64>, outer: Option<i64>) -> bool {
 /// hold themselves, under one of their own current representations of this organisation (recorded as
 /// the agent's `appointed_under`). Agents cannot appoint anyone; nobody appoints themself.
 pub async fn appoint_agent(
-    app: &App,
+    db: &Db,
     appointer_id: &str,
     new: NewRepresentation,
     now: i64,
@@ -199,8 +200,7 @@ pub async fn appoint_agent(
         return Err(IdentityError::Forbidden("an appointer does not appoint themself"));
     }
     check_window(&new)?;
-    let own: Vec<Representation> = app
-        .db
+    let own: Vec<Representation> = db
         .current_reps(appointer_id, now)
         .await?
         .into_iter()
@@ -233,7 +233,7 @@ pub async fn appoint_agent(
         ))?
         .id
         .clone();
-    insert(app, new, &format!("person:{appointer_id}"), Some(under)).await
+    insert(db, new, &format!("person:{appointer_id}"), Some(under), now).await
 }
 
 /// Whether an appointed agent's representation still sits inside its appointer's authority at `now`:
@@ -265,18 +265,18 @@ pub fn within_appointer(agent: &Representation, appointer: Option<&Representatio
 /// person act for an organisation comes here: the act-as page and its answer, consent, and each
 /// refresh and userinfo call (through [`current_acting`]).
 pub async fn acting_options(
-    app: &App,
+    db: &Db,
     person_id: &str,
     client: &Client,
     now: i64,
 ) -> Result<Vec<(Representation, Organisation)>, IdentityError> {
     let mut options = Vec::new();
-    for (rep, org) in app.db.current_reps(person_id, now).await? {
+    for (rep, org) in db.current_reps(person_id, now).await? {
         if !rep.matters.covers(&client.matters) {
             continue;
         }
         let appointer = match &rep.appointed_under {
-            Some(id) => app.db.rep(id).await?,
+            Some(id) => db.rep(id).await?,
             None => None,
         };
         if within_appointer(&rep, appointer.as_ref(), now) {
@@ -288,13 +288,13 @@ pub async fn acting_options(
 
 /// The representation a grant acts under, if it is still current and still covers the app.
 pub async fn current_acting(
-    app: &App,
+    db: &Db,
     rep_id: &str,
     person_id: &str,
     client: &Client,
     now: i64,
 ) -> Result<Option<(Representation, Organisation)>, IdentityError> {
-    Ok(acting_options(app, person_id, client, now)
+    Ok(acting_options(db, person_id, client, now)
         .await?
         .into_iter()
         .find(|(rep, _)| rep.id == rep_id))
@@ -303,7 +303,7 @@ pub async fn current_acting(
 /// An edit of an appointed agent stays inside the appointer's authority: still an agent, no more
 /// matters and no later end than the appointer's representation (an edit past it would leave an agent
 /// who can act for no one, see [`within_appointer`]).
-pub async fn check_edit(app: &App, edited: &Representation) -> Result<(), IdentityError> {
+pub async fn check_edit(db: &Db, edited: &Representation) -> Result<(), IdentityError> {
     let Some(under) = &edited.appointed_under else {
         return Ok(());
     };
@@ -312,7 +312,7 @@ pub async fn check_edit(app: &App, edited: &Representation) -> Result<(), Identi
             "an appointed agent stays an agent; the registry's record makes a manager",
         ));
     }
-    let appointer = app.db.rep(under).await?;
+    let appointer = db.rep(under).await?;
     let fits = appointer
         .is_some_and(|a| edited.matters.within(&a.matters) && ends_within(edited.valid_until, a.valid_until));
     if !fits {
@@ -324,24 +324,23 @@ pub async fn check_edit(app: &App, edited: &Representation) -> Result<(), Identi
 }
 
 /// The representatives an organisation has on record (not revoked), for administrators.
-pub async fn representatives(app: &App, org_id: &str) -> Result<Vec<Representation>, IdentityError> {
-    Ok(app.db.live_reps_of_org(org_id).await?)
+pub async fn representatives(db: &Db, org_id: &str) -> Result<Vec<Representation>, IdentityError> {
+    Ok(db.live_reps_of_org(org_id).await?)
 }
 
 /// An administrator revokes a representation of this organisation; from now on nobody acts under it.
 pub async fn revoke_representation(
-    app: &App,
+    db: &Db,
     org_id: &str,
     rep_id: &str,
     now: i64,
 ) -> Result<Representation, IdentityError> {
-    let rep = app
-        .db
+    let rep = db
         .rep(rep_id)
         .await?
         .filter(|r| r.org_id == org_id && r.revoked_at.is_none())
         .ok_or(IdentityError::NotFound("representation"))?;
-    if !app.db.revoke_rep(&rep.id, now).await? {
+    if !db.revoke_rep(&rep.id, now).await? {
         return Err(IdentityError::NotFound("representation"));
     }
     Ok(rep)

@@ -2,16 +2,16 @@
 //! holder's currently valid licences to an app as OIDC4IDA `verified_claims` (evidence type
 //! `electronic_record`), only for licence types the admin allowed the app and the person consented to.
 
-use std::time::Duration;
-
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use crate::app::App;
+use crate::crypto::Secrets;
 use crate::identity::{LicenceId, LicenceIdError, ResidentId};
 use crate::services::identity as orgs;
+use crate::services::licence_upstream::{self, Upstream};
 use crate::services::oidc::claims::{GrantSubject, TRUST_FRAMEWORK};
+use crate::store::Db;
 use crate::store::clients::Client;
 use crate::store::licences::{LicenceRow, LicenceType, upsert_licence};
 
@@ -96,15 +96,19 @@ fn date(s: &str, field: &'static str) -> Result<NaiveDate, LicenceError> {
 }
 
 /// The keyed hash a holder is found by (the holder code of a person is an ID number: never stored plain).
-pub fn holder_hash(app: &App, code_type: &str, code: &str) -> String {
-    app.secrets.id_hash(&format!("holder:{code_type}:{code}"))
+pub fn holder_hash(secrets: &Secrets, code_type: &str, code: &str) -> String {
+    secrets.id_hash(&format!("holder:{code_type}:{code}"))
 }
 
 /// Checks a record completely; nothing is written.
-pub async fn validate(app: &App, input: &LicenceInput, source: &str) -> Result<LicenceRow, LicenceError> {
+pub async fn validate(
+    db: &Db,
+    secrets: &Secrets,
+    input: &LicenceInput,
+    source: &str,
+) -> Result<LicenceRow, LicenceError> {
     let id = LicenceId::parse(&input.id).map_err(LicenceError::Id)?;
-    let ty = app
-        .db
+    let ty = db
         .licence_type(&input.type_code)
         .await?
         .ok_or_else(|| LicenceError::UnknownType(input.type_code.clone()))?;
@@ -120,26 +124,22 @@ pub async fn validate(app: &App, input: &LicenceInput, source: &str) -> Result<L
             return Err(LicenceError::Empty(name));
         }
     }
-    orgs::credit_code(app, &input.issuer.code)
+    orgs::credit_code(db, &input.issuer.code)
         .await
         .map_err(|e| LicenceError::IssuerCode(e.to_string()))?;
     let holder_code = match (input.holder.code_type.as_str(), ty.holder_kind.as_str()) {
         ("111", "person") => {
             let rid =
                 ResidentId::parse(&input.holder.code).map_err(|e| LicenceError::HolderCode(e.to_string()))?;
-            let known = app
-                .db
-                .person_by_id_hash(&app.secrets.id_hash(rid.as_str()))
-                .await?;
+            let known = db.person_by_id_hash(&secrets.id_hash(rid.as_str())).await?;
             known.ok_or(LicenceError::NoHolder)?;
             rid.as_str().to_owned()
         }
         ("001", "org") => {
-            let code = orgs::credit_code(app, &input.holder.code)
+            let code = orgs::credit_code(db, &input.holder.code)
                 .await
                 .map_err(|e| LicenceError::HolderCode(e.to_string()))?;
-            app.db
-                .org_by_code(code.as_str())
+            db.org_by_code(code.as_str())
                 .await?
                 .ok_or(LicenceError::NoHolder)?;
             code.as_str().to_owned()
@@ -177,8 +177,8 @@ pub async fn validate(app: &App, input: &LicenceInput, source: &str) -> Result<L
         issuer_code: input.issuer.code.trim().to_ascii_uppercase(),
         holder_name: input.holder.name.trim().to_owned(),
         holder_code_type: input.holder.code_type.clone(),
-        holder_code_hash: holder_hash(app, &input.holder.code_type, &holder_code),
-        holder_code_enc: app.secrets.encrypt(&holder_code, id.as_str().as_bytes())?,
+        holder_code_hash: holder_hash(secrets, &input.holder.code_type, &holder_code),
+        holder_code_enc: secrets.encrypt(&holder_code, id.as_str().as_bytes())?,
         issued_on: issued.to_string(),
         valid_from: from.to_string(),
         valid_until: until.map(|u| u.to_string()),
@@ -191,13 +191,14 @@ pub async fn validate(app: &App, input: &LicenceInput, source: &str) -> Result<L
 
 /// Validates and stores one licence (idempotent by identifier).
 pub async fn push(
-    app: &App,
+    db: &Db,
+    secrets: &Secrets,
     input: &LicenceInput,
     source: &str,
     now: i64,
 ) -> Result<LicenceRow, LicenceError> {
-    let row = validate(app, input, source).await?;
-    upsert_licence(&app.db.pool, &row, now).await?;
+    let row = validate(db, secrets, input, source).await?;
+    upsert_licence(&db.pool, &row, now).await?;
     Ok(row)
 }
 
@@ -212,7 +213,13 @@ pub struct ImportReport {
 
 /// Imports JSON Lines: good lines go in, bad ones are reported by line number. With `atomic`, any bad
 /// line means nothing is written.
-pub async fn import(app: &App, text: &str, atomic: bool, now: i64) -> anyhow::Result<ImportReport> {
+pub async fn import(
+    db: &Db,
+    secrets: &Secrets,
+    text: &str,
+    atomic: bool,
+    now: i64,
+) -> anyhow::Result<ImportReport> {
     let mut report = ImportReport::default();
     let mut rows = Vec::new();
     for (i, line) in text.lines().enumerate() {
@@ -227,7 +234,7 @@ pub async fn import(app: &App, text: &str, atomic: bool, now: i64) -> anyhow::Re
                 continue;
             }
         };
-        match validate(app, &input, "import").await {
+        match validate(db, secrets, &input, "import").await {
             Ok(row) => rows.push(row),
             Err(LicenceError::Internal(e)) => return Err(e),
             Err(e) => report.errors.push((n, e.to_string())),
@@ -236,7 +243,7 @@ pub async fn import(app: &App, text: &str, atomic: bool, now: i64) -> anyhow::Re
     if atomic && !report.errors.is_empty() {
         return Ok(report);
     }
-    let mut tx = app.db.pool.begin().await?;
+    let mut tx = db.pool.begin().await?;
     for row in &rows {
         upsert_licence(&mut *tx, row, now).await?;
     }
@@ -249,13 +256,13 @@ pub async fn import(app: &App, text: &str, atomic: bool, now: i64) -> anyhow::Re
 /// Licence types an authorization asks for: all types the app may receive with the `licences` scope,
 /// or those named in the claims request's `verified_claims` electronic_record `record.type`.
 pub async fn requested_types(
-    app: &App,
+    db: &Db,
     client: &Client,
     scopes: &[String],
     claims: Option<&Value>,
 ) -> anyhow::Result<Vec<LicenceType>> {
     if scopes.iter().any(|s| s == "licences") {
-        return Ok(app.db.allowed_licence_types(&client.id).await?);
+        return Ok(db.allowed_licence_types(&client.id).await?);
     }
     let mut named = Vec::new();
     for member in ["userinfo", "id_token"] {
@@ -265,7 +272,7 @@ pub async fn requested_types(
         // Nothing asked for: no need to read what the app may receive (most authorizations).
         return Ok(Vec::new());
     }
-    let allowed = app.db.allowed_licence_types(&client.id).await?;
+    let allowed = db.allowed_licence_types(&client.id).await?;
     Ok(allowed.into_iter().filter(|t| named.contains(&t.code)).collect())
 }
 
@@ -364,7 +371,7 @@ fn today(now: i64) -> String {
 /// only licences that are valid at this moment. The upstream library is asked first when configured
 /// and the holder's cache is stale; if it fails, the local records are used and the failure is logged.
 pub async fn release(
-    app: &App,
+    up: &Upstream<'_>,
     client: &Client,
     asked: &Release<'_>,
     subject: &GrantSubject,
@@ -374,7 +381,7 @@ pub async fn release(
     if wanted.is_empty() {
         return Ok(Vec::new());
     }
-    let types: Vec<LicenceType> = app
+    let types: Vec<LicenceType> = up
         .db
         .allowed_licence_types(&client.id)
         .await?
@@ -384,17 +391,17 @@ pub async fn release(
     let (code_type, code) = match &subject.acting {
         Some((_, org)) => ("001", org.credit_code.clone()),
         None => {
-            let plain = app
+            let plain = up
                 .secrets
                 .decrypt(&subject.person.id_number_enc, subject.person.id.as_bytes())?;
             ("111", plain)
         }
     };
-    let hash = holder_hash(app, code_type, &code);
-    crate::services::licence_upstream::refresh(app, code_type, &code, &hash, now).await;
+    let hash = holder_hash(up.secrets, code_type, &code);
+    licence_upstream::refresh(up, code_type, &code, &hash, now).await;
     let today = today(now);
     let mut out = Vec::new();
-    for l in app.db.licences_of_holder(&hash).await? {
+    for l in up.db.licences_of_holder(&hash).await? {
         let Some(ty) = types.iter().find(|t| t.code == l.type_code) else {
             continue;
         };
@@ -404,12 +411,12 @@ pub async fn release(
         if !current {
             continue;
         }
-        out.push(element(app, &l, ty, asked.shows_id_number(client))?);
+        out.push(element(up.secrets, &l, ty, asked.shows_id_number(client))?);
     }
     Ok(out)
 }
 
-fn element(app: &App, l: &LicenceRow, ty: &LicenceType, id_number: bool) -> anyhow::Result<Value> {
+fn element(secrets: &Secrets, l: &LicenceRow, ty: &LicenceType, id_number: bool) -> anyhow::Result<Value> {
     let mut record = json!({
         "type": l.type_code,
         "created_at": l.issued_on,
@@ -417,7 +424,7 @@ fn element(app: &App, l: &LicenceRow, ty: &LicenceType, id_number: bool) -> anyh
     });
     // A credit code is public; a resident ID number only with `identity`.
     if l.holder_code_type != "111" || id_number {
-        record["personal_number"] = json!(app.secrets.decrypt(&l.holder_code_enc, l.id.as_bytes())?);
+        record["personal_number"] = json!(secrets.decrypt(&l.holder_code_enc, l.id.as_bytes())?);
     }
     if let Some(until) = &l.valid_until {
         record["date_of_expiry"] = json!(until);
@@ -459,9 +466,4 @@ pub fn attach(claims: &mut Map<String, Value>, licences: Vec<Value>) {
     };
     all.extend(licences);
     claims.insert("verified_claims".into(), Value::Array(all));
-}
-
-/// How long the upstream library may take before a login goes on without it.
-pub fn upstream_timeout(app: &App) -> Duration {
-    Duration::from_millis(app.config.licence_upstream_timeout_ms)
 }

@@ -11,11 +11,15 @@
 //! lists it again. A failed or slow fetch withdraws nothing. Licences pushed or imported through the
 //! admin API are the pushing library's to change and are left as they are.
 
+use std::time::Duration;
+
 use serde::Deserialize;
 
-use crate::app::App;
+use crate::crypto::Secrets;
+use crate::metrics::Metrics;
 use crate::services::licence::{self, LicenceInput};
 use crate::services::outbound::error_text;
+use crate::store::Db;
 use crate::store::licences::upsert_licence;
 
 #[derive(Deserialize)]
@@ -23,13 +27,35 @@ struct Answer {
     licences: Vec<LicenceInput>,
 }
 
+/// The upstream library as configured (`licence_upstream_*`).
+#[derive(Debug, Clone, Copy)]
+pub struct Settings<'a> {
+    /// The library's base URL; `None`: no upstream, local records only.
+    pub url: Option<&'a str>,
+    pub token: Option<&'a str>,
+    /// How long a holder's answer is reused, in seconds.
+    pub ttl: i64,
+    /// How long the library may take before a login goes on without it.
+    pub timeout: Duration,
+}
+
+/// What pulling licences needs; app.rs builds it.
+pub struct Upstream<'a> {
+    pub db: &'a Db,
+    pub secrets: &'a Secrets,
+    /// Requests to services the operator configured.
+    pub http: &'a reqwest::Client,
+    pub metrics: &'a Metrics,
+    pub settings: Settings<'a>,
+}
+
 /// Refreshes a holder's licences from upstream when configured and stale. Never fails: problems are logged.
-pub async fn refresh(app: &App, code_type: &str, code: &str, holder_hash: &str, now: i64) {
-    let Some(base) = app.config.licence_upstream_url.as_deref() else {
+pub async fn refresh(up: &Upstream<'_>, code_type: &str, code: &str, holder_hash: &str, now: i64) {
+    let Some(base) = up.settings.url else {
         return;
     };
-    match app.db.licence_fetched_at(holder_hash).await {
-        Ok(Some(at)) if now - at < app.config.licence_upstream_ttl => return,
+    match up.db.licence_fetched_at(holder_hash).await {
+        Ok(Some(at)) if now - at < up.settings.ttl => return,
         Err(e) => {
             tracing::warn!(error = %e, "licence cache unreadable");
             return;
@@ -45,8 +71,8 @@ pub async fn refresh(app: &App, code_type: &str, code: &str, holder_hash: &str, 
             .pop_if_empty()
             .extend(["holders", code_type, code, "licences"]);
     }
-    let mut req = app.http.get(url).timeout(licence::upstream_timeout(app));
-    if let Some(token) = &app.config.licence_upstream_token {
+    let mut req = up.http.get(url).timeout(up.settings.timeout);
+    if let Some(token) = up.settings.token {
         req = req.bearer_auth(token);
     }
     // A reqwest error names the URL, whose path holds the holder's code (an ID number): never logged.
@@ -57,11 +83,11 @@ pub async fn refresh(app: &App, code_type: &str, code: &str, holder_hash: &str, 
     };
     let answer = match answer {
         Ok(a) => {
-            app.metrics.licence_upstream("ok");
+            up.metrics.licence_upstream("ok");
             a
         }
         Err(error) => {
-            app.metrics
+            up.metrics
                 .licence_upstream(if error == "timed out" { "timeout" } else { "error" });
             // Logged without the holder code: it may be an ID number. The configured base URL is not
             // personal and says which library failed.
@@ -71,9 +97,9 @@ pub async fn refresh(app: &App, code_type: &str, code: &str, holder_hash: &str, 
     };
     let mut stored = 0;
     for input in &answer.licences {
-        match licence::validate(app, input, "upstream").await {
+        match licence::validate(up.db, up.secrets, input, "upstream").await {
             Ok(row) if row.holder_code_hash == holder_hash => {
-                if let Err(e) = upsert_licence(&app.db.pool, &row, now).await {
+                if let Err(e) = upsert_licence(&up.db.pool, &row, now).await {
                     tracing::warn!(error = %e, "cannot store an upstream licence");
                 } else {
                     stored += 1;
@@ -94,12 +120,12 @@ pub async fn refresh(app: &App, code_type: &str, code: &str, holder_hash: &str, 
             .iter()
             .any(|l| l.id.trim().eq_ignore_ascii_case(id))
     };
-    match app.db.licences_of_holder(holder_hash).await {
+    match up.db.licences_of_holder(holder_hash).await {
         Ok(known) => {
             for l in known {
                 let live = l.status == "01" || l.status == "02";
                 if l.source == "upstream" && live && !listed(&l.id) {
-                    match app.db.set_licence_status(&l.id, "03", now).await {
+                    match up.db.set_licence_status(&l.id, "03", now).await {
                         Ok(_) => {
                             tracing::info!(licence = %l.id, "no longer listed by the e-licence library; withdrawn")
                         }
@@ -110,7 +136,7 @@ pub async fn refresh(app: &App, code_type: &str, code: &str, holder_hash: &str, 
         }
         Err(e) => tracing::warn!(error = %e, "cannot read the holder's licences"),
     }
-    if let Err(e) = app.db.set_licence_fetched(holder_hash, now).await {
+    if let Err(e) = up.db.set_licence_fetched(holder_hash, now).await {
         tracing::warn!(error = %e, "cannot record the licence fetch");
     }
 }

@@ -149,7 +149,8 @@ pub async fn password_login(
         let (app, subject, address) = (app.clone(), p.id.clone(), address.to_owned());
         tokio::spawn(async move {
             crate::services::audit::record_quietly(
-                &app,
+                &app.db,
+                app.now(),
                 crate::store::audit::NewEvent {
                     actor: "anonymous",
                     action: "login",
@@ -256,7 +257,7 @@ pub async fn sign_in(
     // Another person signs in on this browser (a shared counter terminal): the previous person's
     // session ends, with its grants and a back-channel logout to its apps.
     if let Some((_, previous)) = current.filter(|(_, s)| s.person_id != person_id) {
-        crate::services::logout::end_session(app, &previous.sid, now).await?;
+        app.logout().end_session(&previous.sid, now).await?;
     }
     start_session(app, person_id, &methods.join(" "), acr_of(methods), now).await
 }

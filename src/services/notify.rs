@@ -4,9 +4,9 @@
 //! into a message sent under the provider's name). A failed send never undoes the change: the audit
 //! trail has it, the operator sees the error.
 
-use crate::app::App;
 use crate::identity::Phone;
 use crate::services::sms::SmsMessage;
+use crate::services::sms_outbox::Outbox;
 
 /// What changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,9 +55,9 @@ impl Change {
     }
 }
 
-/// Queues the notice for `change` to `phone` (stored E.164) in the SMS outbox; nothing when there is no
-/// usable phone. A notice that cannot be queued is logged, never fails the change it reports.
-pub async fn credential_changed(app: &App, phone: Option<&str>, change: Change) {
+/// Queues the notice for `change` to `phone` (stored E.164) in the SMS outbox at `now`; nothing when
+/// there is no usable phone. A notice that cannot be queued is logged, never fails the change it reports.
+pub async fn credential_changed(outbox: &Outbox<'_>, phone: Option<&str>, change: Change, now: i64) {
     let Some(phone) = phone.and_then(|p| Phone::parse(p).ok()) else {
         return;
     };
@@ -67,10 +67,9 @@ pub async fn credential_changed(app: &App, phone: Option<&str>, change: Change) 
         code: String::new(),
         text: change.text().to_owned(),
     };
-    let now = app.now();
     // Worth delivering for a day; after that a notice tells the person nothing new.
-    if let Err(e) = crate::services::sms_outbox::enqueue(app, Some(&message), now, now + 24 * 3600).await {
-        app.metrics.sms("failed");
+    if let Err(e) = outbox.enqueue(Some(&message), now, now + 24 * 3600).await {
+        outbox.metrics.sms("failed");
         tracing::error!(error = %e, template = change.template(), "credential notice could not be queued");
     }
 }

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use crate::error::OAuthError;
+use crate::oauth::OAuthError;
 
 /// Longest value accepted for any single parameter.
 pub const MAX_VALUE: usize = 8192;

@@ -1,10 +1,11 @@
 //! Creating department apps and persons (CLI today, admin API later).
 
-use crate::app::App;
-use crate::crypto;
+use crate::crypto::{self, Random, Secrets};
 use crate::identity::{Phone, ResidentId};
 use crate::keys::Alg;
-use crate::services::password;
+use crate::services::admin::persons::PersonStatus;
+use crate::services::password::{self, Hasher};
+use crate::store::Db;
 use crate::store::clients::{AuthMethod, Client, SubjectType};
 use crate::store::persons::PersonRow;
 
@@ -94,10 +95,32 @@ pub fn sector_for(sector: &str, client_id: &str) -> String {
     }
 }
 
-/// Registers a client; returns it with its secret (shown once, stored only as a hash).
-pub async fn add_client(app: &App, new: NewClient) -> anyhow::Result<(Client, Option<String>)> {
+/// What registering apps and persons needs; app.rs builds it.
+pub struct Registry<'a> {
+    pub db: &'a Db,
+    pub secrets: &'a Secrets,
+    pub hasher: &'a Hasher,
+    pub rng: &'a dyn Random,
+    /// `allow_insecure_redirects`: http URIs off loopback (development only).
+    pub allow_http: bool,
+}
+
+impl Registry<'_> {
+    /// Registers a client at `now`; returns it with its secret (shown once, stored only as a hash).
+    pub async fn add_client(&self, new: NewClient, now: i64) -> anyhow::Result<(Client, Option<String>)> {
+        add_client(self, new, now).await
+    }
+
+    /// Creates a person at real-name level 1 at `now`. The ID number is stored encrypted, indexed by
+    /// its keyed hash.
+    pub async fn add_person(&self, new: NewPerson, now: i64) -> Result<String, PersonError> {
+        add_person(self, new, now).await
+    }
+}
+
+async fn add_client(r: &Registry<'_>, new: NewClient, now: i64) -> anyhow::Result<(Client, Option<String>)> {
     anyhow::ensure!(!new.name.trim().is_empty(), "a client needs a name");
-    let allow_http = app.config.allow_insecure_redirects;
+    let allow_http = r.allow_http;
     let mut hosts = Vec::new();
     for uri in new.redirect_uris.iter().chain(&new.post_logout_redirect_uris) {
         let url = check_uri(uri, allow_http)?;
@@ -159,7 +182,7 @@ pub async fn add_client(app: &App, new: NewClient) -> anyhow::Result<(Client, Op
             (None, None)
         }
         _ => {
-            let secret = crypto::random_token();
+            let secret = r.rng.token();
             let hash = crypto::token_hash(&secret);
             (Some(secret), Some(hash))
         }
@@ -191,7 +214,7 @@ pub async fn add_client(app: &App, new: NewClient) -> anyhow::Result<(Client, Op
         department: new.department,
         version: 1,
     };
-    app.db.insert_client(&client, app.now()).await?;
+    r.db.insert_client(&client, now).await?;
     Ok((client, secret))
 }
 
@@ -295,8 +318,7 @@ pub struct NewPerson {
     pub password: Option<String>,
 }
 
-/// Creates a person at real-name level 1. The ID number is stored encrypted, indexed by its keyed hash.
-pub async fn add_person(app: &App, new: NewPerson) -> Result<String, PersonError> {
+async fn add_person(r: &Registry<'_>, new: NewPerson, now: i64) -> Result<String, PersonError> {
     let id_number = ResidentId::parse(&new.id_number).map_err(PersonError::IdNumber)?;
     let phone = new
         .phone
@@ -315,20 +337,20 @@ pub async fn add_person(app: &App, new: NewPerson) -> Result<String, PersonError
                 Err(password::Weakness::Length) => return Err(PersonError::Password),
                 Err(password::Weakness::Common) => return Err(PersonError::CommonPassword),
             }
-            Some(app.hasher.hash(p).await?)
+            Some(r.hasher.hash(p).await?)
         }
         None => None,
     };
     let id = uuid::Uuid::now_v7().to_string();
     let row = PersonRow {
-        id_number_hash: app.secrets.id_hash(id_number.as_str()),
-        id_number_enc: app.secrets.encrypt(id_number.as_str(), id.as_bytes())?,
+        id_number_hash: r.secrets.id_hash(id_number.as_str()),
+        id_number_enc: r.secrets.encrypt(id_number.as_str(), id.as_bytes())?,
         id: id.clone(),
         name,
         phone: phone.map(|p| p.as_str().to_owned()),
         password_hash,
         real_name_level: 1,
-        status: "active".into(),
+        status: PersonStatus::Active.as_str().into(),
         phone_verified: new.phone_verified,
         real_name_verified_at: None,
         real_name_method: None,
@@ -337,7 +359,7 @@ pub async fn add_person(app: &App, new: NewPerson) -> Result<String, PersonError
         password_expires_at: None,
         password_must_change: false,
     };
-    match app.db.insert_person(&row, app.now()).await {
+    match r.db.insert_person(&row, now).await {
         Ok(()) => Ok(id),
         Err(e) if crate::store::is_unique_violation(&e) => Err(PersonError::Conflict),
         Err(e) => Err(PersonError::Internal(e.into())),

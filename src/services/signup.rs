@@ -4,14 +4,14 @@
 //! has an account: the owner of that account is told by SMS instead. Sending is throttled per phone and
 //! per address, completing per address and per ID number, all in the database (across nodes).
 
-use crate::app::App;
-use crate::crypto;
+use crate::crypto::{self, Random, Secrets};
 use crate::identity::{Phone, PhoneError, ResidentId, ResidentIdError};
-use crate::services::login::reserve;
+use crate::metrics::Metrics;
+use crate::services::login::THROTTLE_MEMORY;
 use crate::services::password::{self, Weakness};
-use crate::services::registry::{self, NewPerson, PersonError};
-use crate::services::sms::{self, SmsMessage};
-use crate::services::sms_outbox;
+use crate::services::registry::{NewPerson, PersonError, Registry};
+use crate::services::sms::{self, Sms, SmsMessage};
+use crate::store::Db;
 use crate::store::audit::NewEvent;
 use crate::store::login::SmsCode;
 
@@ -21,6 +21,17 @@ const PER_ADDRESS: i64 = 10;
 /// Registrations of one ID number (each with a verified phone) before it is held back for `HOLD`.
 const PER_ID_NUMBER: i64 = 3;
 const HOLD: i64 = 3600;
+
+/// What self-registration needs; app.rs builds it.
+pub struct Signup<'a> {
+    pub db: &'a Db,
+    pub secrets: &'a Secrets,
+    pub metrics: &'a Metrics,
+    pub rng: &'a dyn Random,
+    /// Codes, their limits and the outbox.
+    pub sms: Sms<'a>,
+    pub registry: Registry<'a>,
+}
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum StartError {
@@ -33,7 +44,7 @@ pub enum StartError {
 /// saying so (and no code). Returns the attempt id for the next form either way. The attempt is bound
 /// to `browser` (a value only that browser presents: its CSRF token), so it completes nowhere else.
 pub async fn start(
-    app: &App,
+    ctx: &Signup<'_>,
     phone: &str,
     browser: &str,
     address: &str,
@@ -43,14 +54,14 @@ pub async fn start(
         Ok(p) => p,
         Err(e) => return Ok(Err(StartError::Phone(e))),
     };
-    let hash = sms::phone_hash(app, phone.as_str());
-    if !sms::may_send(app, &hash, address, now).await? {
+    let hash = sms::phone_hash(ctx.secrets, phone.as_str());
+    if !ctx.sms.may_send(&hash, address, now).await? {
         return Ok(Err(StartError::Throttled));
     }
-    let attempt = crypto::random_token();
-    let code = sms::six_digits();
-    let ttl = app.config.sms_code_ttl;
-    app.db
+    let attempt = ctx.rng.token();
+    let code = sms::six_digits(ctx.rng);
+    let ttl = ctx.sms.settings.code_ttl;
+    ctx.db
         .insert_sms_code(
             &crypto::token_hash(&attempt),
             &SmsCode {
@@ -67,7 +78,7 @@ pub async fn start(
             now,
         )
         .await?;
-    let registered = app.db.person_by_phone(phone.as_str()).await?.is_some();
+    let registered = ctx.db.person_by_phone(phone.as_str()).await?.is_some();
     let message = if registered {
         SmsMessage {
             to: phone.as_str().into(),
@@ -88,7 +99,7 @@ pub async fn start(
             code,
         }
     };
-    sms_outbox::enqueue(app, Some(&message), now, now + ttl).await?;
+    ctx.sms.outbox.enqueue(Some(&message), now, now + ttl).await?;
     Ok(Ok(attempt))
 }
 
@@ -123,7 +134,7 @@ pub enum CompleteError {
 /// account was created or the ID number already had one (its owner is told by SMS): the registrant
 /// cannot tell which, and both cost one hash.
 pub async fn complete(
-    app: &App,
+    ctx: &Signup<'_>,
     d: Details<'_>,
     address: &str,
     now: i64,
@@ -147,7 +158,7 @@ pub async fn complete(
         Err(Weakness::Common) => return Ok(Err(CompleteError::CommonPassword)),
     }
     if !reserve(
-        app,
+        ctx.db,
         &format!("reg-addr:{}", crate::services::login::address_bucket(address)),
         PER_ADDRESS,
         HOLD,
@@ -155,20 +166,20 @@ pub async fn complete(
     )
     .await?
     {
-        app.metrics.throttled("register_address");
+        ctx.metrics.throttled("register_address");
         return Ok(Err(CompleteError::Throttled));
     }
-    if let Err(e) = check_code(app, &d, &phone, now).await? {
+    if let Err(e) = check_code(ctx, &d, &phone, now).await? {
         return Ok(Err(e));
     }
     // The phone is proven. Held back per ID number (the same key whether or not it is registered), so
     // nobody floods an account's owner with notices.
-    let id_hash = app.secrets.id_hash(id.as_str());
-    if !reserve(app, &format!("reg-id:{id_hash}"), PER_ID_NUMBER, HOLD, now).await? {
-        app.metrics.throttled("register_id_number");
+    let id_hash = ctx.secrets.id_hash(id.as_str());
+    if !reserve(ctx.db, &format!("reg-id:{id_hash}"), PER_ID_NUMBER, HOLD, now).await? {
+        ctx.metrics.throttled("register_id_number");
         return Ok(Err(CompleteError::Throttled));
     }
-    let existing = app.db.person_by_id_hash(&id_hash).await?;
+    let existing = ctx.db.person_by_id_hash(&id_hash).await?;
     let created = match existing {
         Some(_) => None,
         None => {
@@ -179,7 +190,7 @@ pub async fn complete(
                 phone_verified: true,
                 password: Some(d.password.into()),
             };
-            match registry::add_person(app, new).await {
+            match ctx.registry.add_person(new, now).await {
                 Ok(person_id) => Some(person_id),
                 // Registered meanwhile (ID number or phone): like an existing one.
                 Err(PersonError::Conflict) => None,
@@ -190,16 +201,19 @@ pub async fn complete(
     };
     match created {
         Some(person_id) => {
-            audit(app, &person_id, address, "success").await;
+            audit(ctx, &person_id, address, "success", now).await;
             // The same outbox write as the notice below.
-            sms_outbox::enqueue(app, None, now, now + app.config.sms_code_ttl).await?;
+            ctx.sms
+                .outbox
+                .enqueue(None, now, now + ctx.sms.settings.code_ttl)
+                .await?;
         }
         None => {
             // The same hash as a new account costs.
-            app.hasher.verify(None, d.password.to_owned()).await?;
-            let owner = app.db.person_by_id_hash(&id_hash).await?;
+            ctx.registry.hasher.verify(None, d.password.to_owned()).await?;
+            let owner = ctx.db.person_by_id_hash(&id_hash).await?;
             if let Some(owner) = &owner {
-                audit(app, &owner.id, address, "conflict").await;
+                audit(ctx, &owner.id, address, "conflict", now).await;
             }
             let to = owner.filter(|o| o.phone_verified).and_then(|o| o.phone);
             let notice = to.map(|to| SmsMessage {
@@ -210,7 +224,10 @@ pub async fn complete(
                        如非本人操作，请留意账号安全。"
                     .into(),
             });
-            sms_outbox::enqueue(app, notice.as_ref(), now, now + app.config.sms_code_ttl).await?;
+            ctx.sms
+                .outbox
+                .enqueue(notice.as_ref(), now, now + ctx.sms.settings.code_ttl)
+                .await?;
         }
     }
     Ok(Ok(()))
@@ -218,20 +235,20 @@ pub async fn complete(
 
 /// Uses the registration code of the attempt once, for its phone and its browser only.
 async fn check_code(
-    app: &App,
+    ctx: &Signup<'_>,
     d: &Details<'_>,
     phone: &Phone,
     now: i64,
 ) -> anyhow::Result<Result<(), CompleteError>> {
     let (attempt, code) = (d.attempt, d.code);
     let attempt_hash = crypto::token_hash(attempt);
-    let max = app.config.sms_max_tries;
-    let Some(row) = app.db.sms_code(&attempt_hash).await? else {
+    let max = ctx.sms.settings.max_tries;
+    let Some(row) = ctx.db.sms_code(&attempt_hash).await? else {
         return Ok(Err(CompleteError::Expired));
     };
     let same_phone = crypto::ct_eq(
         row.phone_hash.as_bytes(),
-        sms::phone_hash(app, phone.as_str()).as_bytes(),
+        sms::phone_hash(ctx.secrets, phone.as_str()).as_bytes(),
     );
     let browser = crypto::token_hash(d.browser);
     let same_browser = row
@@ -249,21 +266,22 @@ async fn check_code(
     }
     let presented = sms::code_hash(attempt, code.trim());
     if crypto::ct_eq(presented.as_bytes(), row.code_hash.as_bytes()) {
-        if app.db.sms_use(&attempt_hash, max, now).await? {
+        if ctx.db.sms_use(&attempt_hash, max, now).await? {
             return Ok(Ok(()));
         }
         return Ok(Err(CompleteError::Expired));
     }
-    if app.db.sms_wrong_try(&attempt_hash, max).await? && row.tries + 1 < max {
+    if ctx.db.sms_wrong_try(&attempt_hash, max).await? && row.tries + 1 < max {
         Ok(Err(CompleteError::WrongCode))
     } else {
         Ok(Err(CompleteError::Expired))
     }
 }
 
-async fn audit(app: &App, subject: &str, address: &str, outcome: &str) {
+async fn audit(ctx: &Signup<'_>, subject: &str, address: &str, outcome: &str, now: i64) {
     crate::services::audit::record_quietly(
-        app,
+        ctx.db,
+        now,
         NewEvent {
             actor: "self-registration",
             action: "person.register",
@@ -275,4 +293,15 @@ async fn audit(app: &App, subject: &str, address: &str, outcome: &str) {
         },
     )
     .await;
+}
+
+/// Counts one attempt against `key` (at most `max` in `window` seconds); false when the limit is
+/// reached. In the database, one statement, so it holds across nodes.
+async fn reserve(db: &Db, key: &str, max: i64, window: i64, now: i64) -> anyhow::Result<bool> {
+    let limit = crate::store::login::Limit {
+        max,
+        window,
+        forget_before: now - THROTTLE_MEMORY,
+    };
+    Ok(db.reserve_attempt(key, limit, now).await?)
 }

@@ -11,10 +11,12 @@ use std::time::Duration;
 
 use aws_lc_rs::hmac;
 
-use crate::app::App;
-use crate::crypto;
+use crate::crypto::{self, Random, Secrets};
 use crate::identity::{Phone, PhoneError};
-use crate::services::sms_outbox as outbox;
+use crate::metrics::Metrics;
+use crate::services::admin::persons::PersonStatus;
+use crate::services::sms_outbox::Outbox;
+use crate::store::Db;
 use crate::store::login::SmsCode;
 use crate::store::persons::PersonRow;
 
@@ -29,16 +31,17 @@ pub struct SmsMessage {
 
 pub type SendFuture<'a> = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send + 'a>>;
 
-/// Where codes go: a real SMS provider behind a webhook, or the log in development.
+/// Where codes go: a real SMS provider behind a webhook, or the log in development. `now` is when
+/// the message is handed over (epoch seconds).
 pub trait SmsGateway: Send + Sync {
-    fn send<'a>(&'a self, message: &'a SmsMessage) -> SendFuture<'a>;
+    fn send<'a>(&'a self, message: &'a SmsMessage, now: i64) -> SendFuture<'a>;
 }
 
 /// Development only: writes the message to the log. Refused at start in production.
 pub struct ConsoleGateway;
 
 impl SmsGateway for ConsoleGateway {
-    fn send<'a>(&'a self, message: &'a SmsMessage) -> SendFuture<'a> {
+    fn send<'a>(&'a self, message: &'a SmsMessage, _now: i64) -> SendFuture<'a> {
         Box::pin(async move {
             tracing::warn!(to = %mask(&message.to), code = %message.code, "SMS (console gateway, development only)");
             Ok(())
@@ -58,7 +61,6 @@ pub struct WebhookGateway {
     url: String,
     key: hmac::Key,
     http: reqwest::Client,
-    clock: fn() -> i64,
 }
 
 impl WebhookGateway {
@@ -75,7 +77,6 @@ impl WebhookGateway {
                 .timeout(Duration::from_secs(5))
                 .redirect(reqwest::redirect::Policy::none())
                 .build()?,
-            clock: || chrono::Utc::now().timestamp(),
         })
     }
 
@@ -91,7 +92,7 @@ impl WebhookGateway {
 }
 
 impl SmsGateway for WebhookGateway {
-    fn send<'a>(&'a self, message: &'a SmsMessage) -> SendFuture<'a> {
+    fn send<'a>(&'a self, message: &'a SmsMessage, now: i64) -> SendFuture<'a> {
         Box::pin(async move {
             let body = serde_json::to_vec(message)?;
             let mut last = String::new();
@@ -99,7 +100,9 @@ impl SmsGateway for WebhookGateway {
                 if attempt > 0 {
                     tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
                 }
-                let timestamp = (self.clock)();
+                // Every try carries the time the message was handed over: the provider's replay
+                // window is minutes, the three tries take seconds.
+                let timestamp = now;
                 let result = self
                     .http
                     .post(&self.url)
@@ -142,8 +145,8 @@ pub enum Purpose<'a> {
     },
 }
 
-pub(crate) fn phone_hash(app: &App, e164: &str) -> String {
-    app.secrets.id_hash(&format!("phone:{e164}"))
+pub(crate) fn phone_hash(secrets: &Secrets, e164: &str) -> String {
+    secrets.id_hash(&format!("phone:{e164}"))
 }
 
 pub(crate) fn code_hash(attempt: &str, code: &str) -> String {
@@ -151,104 +154,16 @@ pub(crate) fn code_hash(attempt: &str, code: &str) -> String {
 }
 
 /// A uniformly random six-digit code.
-pub(crate) fn six_digits() -> String {
+pub(crate) fn six_digits(rng: &dyn Random) -> String {
     loop {
-        let n = u32::from_be_bytes(crypto::random_bytes::<4>());
+        let mut bytes = [0u8; 4];
+        rng.fill(&mut bytes);
+        let n = u32::from_be_bytes(bytes);
         // Reject the top sliver so every code is equally likely.
         if n < 4_294_000_000 {
             return format!("{:06}", n % 1_000_000);
         }
     }
-}
-
-/// Checks the sending limits for a phone (cooldown, hourly cap) and an address (hourly cap), and
-/// counts this send when they allow it, atomically (concurrent requests cannot all pass).
-pub(crate) async fn may_send(app: &App, phone_hash: &str, address: &str, now: i64) -> anyhow::Result<bool> {
-    let c = &app.config;
-    let limits = crate::store::login::SendLimits {
-        per_phone_hour: c.sms_per_phone_hour,
-        per_address_hour: c.sms_per_address_hour,
-        cooldown: c.sms_resend_cooldown,
-    };
-    if !app
-        .db
-        .try_record_sms_send(
-            phone_hash,
-            &crate::services::login::address_bucket(address),
-            limits,
-            now,
-        )
-        .await?
-    {
-        app.metrics.throttled("sms_send");
-        app.metrics.sms("refused");
-        return Ok(false);
-    }
-    Ok(true)
-}
-
-/// Starts an SMS attempt; returns its id (for the next form). Sends only to a registered, verified phone.
-pub async fn send_code(
-    app: &App,
-    phone: Option<&str>,
-    purpose: Purpose<'_>,
-    address: &str,
-    now: i64,
-) -> anyhow::Result<Result<String, SendError>> {
-    let (e164, person, kind, sid) = match purpose {
-        Purpose::Login => {
-            let phone = match Phone::parse(phone.unwrap_or("")) {
-                Ok(p) => p,
-                Err(e) => return Ok(Err(SendError::Phone(e))),
-            };
-            let person = app
-                .db
-                .person_by_phone(phone.as_str())
-                .await?
-                .filter(|p| p.phone_verified && p.status == "active");
-            (phone.as_str().to_owned(), person, "login", None)
-        }
-        Purpose::StepUp { sid, person } => match (&person.phone, person.phone_verified) {
-            (Some(p), true) => (p.clone(), Some(person.clone()), "stepup", Some(sid.to_owned())),
-            _ => return Ok(Err(SendError::NoPhone)),
-        },
-    };
-    let hash = phone_hash(app, &e164);
-    let c = &app.config;
-    if !may_send(app, &hash, address, now).await? {
-        return Ok(Err(SendError::Throttled));
-    }
-    let attempt = crypto::random_token();
-    let code = six_digits();
-    app.db
-        .insert_sms_code(
-            &crypto::token_hash(&attempt),
-            &SmsCode {
-                phone_hash: hash,
-                person_id: person.as_ref().map(|p| p.id.clone()),
-                purpose: kind.to_owned(),
-                session_sid: sid,
-                code_hash: code_hash(&attempt, &code),
-                expires_at: now + c.sms_code_ttl,
-                tries: 0,
-                used: false,
-            },
-            now,
-        )
-        .await?;
-    // The same work whether or not the number is registered: an outbox row either way, one with
-    // nothing to send for an unknown number.
-    let message = person.as_ref().map(|_| SmsMessage {
-        to: e164,
-        template: "login_code".into(),
-        text: format!(
-            "【统一身份认证】您的验证码是{code}，{}分钟内有效。请勿告诉他人。",
-            c.sms_code_ttl / 60
-        ),
-        code,
-    });
-    outbox::enqueue(app, message.as_ref(), now, now + c.sms_code_ttl).await?;
-    Ok(Ok(attempt))
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -267,38 +182,152 @@ pub struct Verified {
     pub session_sid: Option<String>,
 }
 
-pub async fn verify_code(
-    app: &App,
-    attempt: &str,
-    code: &str,
-    now: i64,
-) -> anyhow::Result<Result<Verified, VerifyError>> {
-    let attempt_hash = crypto::token_hash(attempt);
-    let max = app.config.sms_max_tries;
-    let Some(row) = app.db.sms_code(&attempt_hash).await? else {
-        return Ok(Err(VerifyError::Expired));
-    };
-    if row.used || row.expires_at <= now || row.tries >= max {
-        return Ok(Err(VerifyError::Expired));
-    }
-    let presented = code_hash(attempt, code.trim());
-    let matches = crypto::ct_eq(presented.as_bytes(), row.code_hash.as_bytes());
-    match row.person_id {
-        Some(person_id) if matches => {
-            if !app.db.sms_use(&attempt_hash, max, now).await? {
-                return Ok(Err(VerifyError::Expired));
-            }
-            Ok(Ok(Verified {
-                person_id,
-                purpose: row.purpose,
-                session_sid: row.session_sid,
-            }))
+/// The sending limits and code lifetime, from the configuration (`sms_*`).
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    pub code_ttl: i64,
+    pub max_tries: i64,
+    pub resend_cooldown: i64,
+    pub per_phone_hour: i64,
+    pub per_address_hour: i64,
+}
+
+/// What sending and checking codes needs; app.rs builds it.
+pub struct Sms<'a> {
+    pub db: &'a Db,
+    pub secrets: &'a Secrets,
+    pub metrics: &'a Metrics,
+    pub outbox: Outbox<'a>,
+    pub rng: &'a dyn Random,
+    pub settings: Settings,
+}
+
+impl Sms<'_> {
+    /// Checks the sending limits for a phone (cooldown, hourly cap) and an address (hourly cap), and
+    /// counts this send when they allow it, atomically (concurrent requests cannot all pass).
+    pub(crate) async fn may_send(&self, phone_hash: &str, address: &str, now: i64) -> anyhow::Result<bool> {
+        let c = &self.settings;
+        let limits = crate::store::login::SendLimits {
+            per_phone_hour: c.per_phone_hour,
+            per_address_hour: c.per_address_hour,
+            cooldown: c.resend_cooldown,
+        };
+        if !self
+            .db
+            .try_record_sms_send(
+                phone_hash,
+                &crate::services::login::address_bucket(address),
+                limits,
+                now,
+            )
+            .await?
+        {
+            self.metrics.throttled("sms_send");
+            self.metrics.sms("refused");
+            return Ok(false);
         }
-        _ => {
-            if app.db.sms_wrong_try(&attempt_hash, max).await? && row.tries + 1 < max {
-                Ok(Err(VerifyError::Wrong))
-            } else {
-                Ok(Err(VerifyError::Expired))
+        Ok(true)
+    }
+
+    /// Starts an SMS attempt; returns its id (for the next form). Sends only to a registered, verified phone.
+    pub async fn send_code(
+        &self,
+        phone: Option<&str>,
+        purpose: Purpose<'_>,
+        address: &str,
+        now: i64,
+    ) -> anyhow::Result<Result<String, SendError>> {
+        let (e164, person, kind, sid) = match purpose {
+            Purpose::Login => {
+                let phone = match Phone::parse(phone.unwrap_or("")) {
+                    Ok(p) => p,
+                    Err(e) => return Ok(Err(SendError::Phone(e))),
+                };
+                let person = self
+                    .db
+                    .person_by_phone(phone.as_str())
+                    .await?
+                    .filter(|p| p.phone_verified && PersonStatus::Active.is(&p.status));
+                (phone.as_str().to_owned(), person, "login", None)
+            }
+            Purpose::StepUp { sid, person } => match (&person.phone, person.phone_verified) {
+                (Some(p), true) => (p.clone(), Some(person.clone()), "stepup", Some(sid.to_owned())),
+                _ => return Ok(Err(SendError::NoPhone)),
+            },
+        };
+        let hash = phone_hash(self.secrets, &e164);
+        let c = &self.settings;
+        if !self.may_send(&hash, address, now).await? {
+            return Ok(Err(SendError::Throttled));
+        }
+        let attempt = self.rng.token();
+        let code = six_digits(self.rng);
+        self.db
+            .insert_sms_code(
+                &crypto::token_hash(&attempt),
+                &SmsCode {
+                    phone_hash: hash,
+                    person_id: person.as_ref().map(|p| p.id.clone()),
+                    purpose: kind.to_owned(),
+                    session_sid: sid,
+                    code_hash: code_hash(&attempt, &code),
+                    expires_at: now + c.code_ttl,
+                    tries: 0,
+                    used: false,
+                },
+                now,
+            )
+            .await?;
+        // The same work whether or not the number is registered: an outbox row either way, one with
+        // nothing to send for an unknown number.
+        let message = person.as_ref().map(|_| SmsMessage {
+            to: e164,
+            template: "login_code".into(),
+            text: format!(
+                "【统一身份认证】您的验证码是{code}，{}分钟内有效。请勿告诉他人。",
+                c.code_ttl / 60
+            ),
+            code,
+        });
+        self.outbox
+            .enqueue(message.as_ref(), now, now + c.code_ttl)
+            .await?;
+        Ok(Ok(attempt))
+    }
+
+    pub async fn verify_code(
+        &self,
+        attempt: &str,
+        code: &str,
+        now: i64,
+    ) -> anyhow::Result<Result<Verified, VerifyError>> {
+        let attempt_hash = crypto::token_hash(attempt);
+        let max = self.settings.max_tries;
+        let Some(row) = self.db.sms_code(&attempt_hash).await? else {
+            return Ok(Err(VerifyError::Expired));
+        };
+        if row.used || row.expires_at <= now || row.tries >= max {
+            return Ok(Err(VerifyError::Expired));
+        }
+        let presented = code_hash(attempt, code.trim());
+        let matches = crypto::ct_eq(presented.as_bytes(), row.code_hash.as_bytes());
+        match row.person_id {
+            Some(person_id) if matches => {
+                if !self.db.sms_use(&attempt_hash, max, now).await? {
+                    return Ok(Err(VerifyError::Expired));
+                }
+                Ok(Ok(Verified {
+                    person_id,
+                    purpose: row.purpose,
+                    session_sid: row.session_sid,
+                }))
+            }
+            _ => {
+                if self.db.sms_wrong_try(&attempt_hash, max).await? && row.tries + 1 < max {
+                    Ok(Err(VerifyError::Wrong))
+                } else {
+                    Ok(Err(VerifyError::Expired))
+                }
             }
         }
     }
@@ -311,7 +340,7 @@ mod tests {
     #[test]
     fn codes_are_six_digits() {
         for _ in 0..1000 {
-            let c = six_digits();
+            let c = six_digits(&crypto::OsRandom);
             assert_eq!(c.len(), 6);
             assert!(c.bytes().all(|b| b.is_ascii_digit()));
         }

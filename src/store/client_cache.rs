@@ -23,8 +23,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use super::clients::Client;
-
 /// How long a cached value is trusted without any notification.
 pub const TTL: Duration = Duration::from_secs(5);
 /// The PostgreSQL channel that carries the ids of changed clients.
@@ -35,8 +33,6 @@ pub const REVOCATIONS: &str = "yunid_revocations";
 /// Wait before reconnecting a lost listener.
 const RECONNECT_DELAY: Duration = Duration::from_millis(500);
 
-/// Client rows by id.
-pub type ClientCache = NodeCache<Arc<Client>>;
 /// Access tokens (`jti` and family) known not to be revoked (PostgreSQL only, see `Db::open`).
 pub type LiveTokens = NodeCache<()>;
 
@@ -118,22 +114,22 @@ impl<V: Clone> NodeCache<V> {
     }
 }
 
-/// The caches one listener keeps up to date.
-pub struct Watched {
-    pub clients: Weak<ClientCache>,
+/// The caches one listener keeps up to date: rows by id (`C`, the client rows) and live tokens.
+pub struct Watched<C> {
+    pub clients: Weak<NodeCache<C>>,
     pub live_tokens: Weak<LiveTokens>,
 }
 
-impl Watched {
+impl<C> Watched<C> {
     /// Both caches, or none once the `Db` that owns them is gone.
-    fn upgrade(&self) -> Option<(Arc<ClientCache>, Arc<LiveTokens>)> {
+    fn upgrade(&self) -> Option<(Arc<NodeCache<C>>, Arc<LiveTokens>)> {
         Some((self.clients.upgrade()?, self.live_tokens.upgrade()?))
     }
 }
 
 /// Listens for client changes and revocations on PostgreSQL and applies them here; runs until the caches
 /// are dropped.
-pub async fn listen(url: String, watched: Watched) {
+pub async fn listen<C: Clone + Send + Sync + 'static>(url: String, watched: Watched<C>) {
     use sqlx::postgres::PgListener;
     loop {
         let mut listener = match PgListener::connect(&url).await {
@@ -183,31 +179,12 @@ pub async fn listen(url: String, watched: Watched) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::Alg;
-    use crate::store::clients::{AuthMethod, SubjectType};
 
-    fn client(id: &str) -> Arc<Client> {
-        Arc::new(Client {
-            id: id.into(),
-            name: String::new(),
-            secret_hash: None,
-            redirect_uris: vec![],
-            post_logout_redirect_uris: vec![],
-            scopes: vec![],
-            grant_types: vec![],
-            auth_method: AuthMethod::ClientSecretBasic,
-            jwks: None,
-            jwks_uri: None,
-            id_token_alg: Alg::ES256,
-            subject_type: SubjectType::Public,
-            sector: String::new(),
-            backchannel_logout_uri: None,
-            min_acr: 1,
-            disabled: false,
-            matters: vec![],
-            department: String::new(),
-            version: 1,
-        })
+    /// Rows by id, as the client cache holds them.
+    type ClientCache = NodeCache<Arc<String>>;
+
+    fn client(id: &str) -> Arc<String> {
+        Arc::new(id.to_owned())
     }
 
     #[test]

@@ -71,6 +71,9 @@ pub struct Client {
     pub version: i64,
 }
 
+/// Client rows by id, this node's copies ([`super::client_cache`]).
+pub type ClientCache = super::client_cache::NodeCache<Arc<Client>>;
+
 impl Client {
     pub fn allows_grant(&self, grant: &str) -> bool {
         self.grant_types.iter().any(|g| g == grant)

@@ -46,7 +46,7 @@ pub struct Db {
     pub pool: AnyPool,
     pub backend: Backend,
     /// Client rows this node has read ([`client_cache`]); shared by every clone of this `Db`.
-    clients: std::sync::Arc<client_cache::ClientCache>,
+    clients: std::sync::Arc<clients::ClientCache>,
     /// Access tokens this node has found not revoked ([`client_cache`]); shared likewise.
     live_tokens: std::sync::Arc<client_cache::LiveTokens>,
     /// This node's audit writer, started by the first append ([`audit`]).
@@ -107,7 +107,7 @@ impl Db {
         // only: a SQLite file reads them in microseconds, and a second process on the same file (a rolling
         // restart) would not hear of the other's revocations.
         let single_node = backend == Backend::Sqlite;
-        let clients = std::sync::Arc::new(client_cache::ClientCache::new(single_node, 4_096));
+        let clients = std::sync::Arc::new(clients::ClientCache::new(single_node, 4_096));
         let live_tokens = std::sync::Arc::new(client_cache::LiveTokens::new(false, 65_536));
         Ok(Db {
             pool,

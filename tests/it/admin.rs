@@ -458,7 +458,7 @@ async fn pruning_old_events_keeps_the_chain_verifiable(backend: Backend) {
     // hash as the anchor the remaining chain starts from.)
     let pruned = env.app.db.prune_audit(now - 180 * 86400).await.unwrap();
     assert_eq!(pruned, 2);
-    let v = yunid::services::audit::verify(&env.app).await.unwrap();
+    let v = yunid::services::audit::verify(&env.app.db).await.unwrap();
     assert_eq!(v.broken, None, "{v:?}");
     assert_eq!(v.checked, 1);
 }
@@ -487,7 +487,8 @@ async fn events_recorded_at_once_on_two_nodes_form_one_chain(backend: Backend) {
         calls.push(tokio::spawn(async move {
             let subject = format!("person-{i}");
             yunid::services::audit::record(
-                &app,
+                &app.db,
+                app.now(),
                 NewEvent {
                     actor: &subject,
                     action: "login",
@@ -511,7 +512,7 @@ async fn events_recorded_at_once_on_two_nodes_form_one_chain(backend: Backend) {
         assert_eq!(pair[1].seq, pair[0].seq + 1, "no gap in the sequence");
         assert_eq!(pair[1].prev_hash, pair[0].hash, "each event names the one before");
     }
-    let v = yunid::services::audit::verify(&env.app).await.unwrap();
+    let v = yunid::services::audit::verify(&env.app.db).await.unwrap();
     assert_eq!(v.broken, None, "{v:?}");
 }
 
@@ -778,9 +779,7 @@ mod console {
         let (browser, alice) = signed_in_admin(&env, &inbox, ALICE_ID, ALICE_PHONE, "super_admin").await;
         // Ended elsewhere (another admin, another node, a back-channel logout): the row is gone.
         for s in env.app.db.sessions_of(&alice, env.app.now()).await.unwrap() {
-            yunid::services::logout::end_session(&env.app, &s.sid, env.app.now())
-                .await
-                .unwrap();
+            env.app.logout().end_session(&s.sid, env.app.now()).await.unwrap();
         }
         let again = redirect_of(&browser, "/admin").await.expect("a redirect");
         assert!(again.contains("/authorize?"), "{again}");
@@ -992,9 +991,15 @@ mod console {
     async fn an_admin_appoints_and_revokes_a_representative(backend: Backend) {
         let (env, inbox) = console::provider(backend).await;
         let bob = env.person(&resident_id(25), "13900139025", PASSWORD).await;
-        yunid::services::identity::add_org(&env.app, COMPANY, "福州示例科技有限公司", "enterprise")
-            .await
-            .unwrap();
+        yunid::services::identity::add_org(
+            &env.app.db,
+            COMPANY,
+            "福州示例科技有限公司",
+            "enterprise",
+            env.app.now(),
+        )
+        .await
+        .unwrap();
         let (browser, _) = signed_in_admin(&env, &inbox, ALICE_ID, ALICE_PHONE, "super_admin").await;
         let org = browser.get(&format!("/admin/orgs?code={COMPANY}")).await;
         let html = body(&org).to_owned();
@@ -1127,7 +1132,7 @@ mod console {
             c[k] = v;
             sign(&c)
         };
-        let ok = check_id_token(&env.app, &sign(&good), "n-1", now).unwrap();
+        let ok = check_id_token(&env.app.keys(), env.app.config.iss(), &sign(&good), "n-1", now).unwrap();
         assert_eq!((ok.person_id.as_str(), ok.sid.as_str(), ok.acr), ("p1", "s1", 2));
         let cases = [
             (
@@ -1144,12 +1149,15 @@ mod console {
             (with("acr", json!("1")), Err(IdTokenError::WeakAcr(1))),
         ];
         for (token, expected) in cases {
-            assert_eq!(check_id_token(&env.app, &token, "n-1", now).map(|_| ()), expected);
+            assert_eq!(
+                check_id_token(&env.app.keys(), env.app.config.iss(), &token, "n-1", now).map(|_| ()),
+                expected
+            );
         }
         let mut no_sid = good.clone();
         no_sid.as_object_mut().unwrap().remove("sid");
         assert_eq!(
-            check_id_token(&env.app, &sign(&no_sid), "n-1", now).map(|_| ()),
+            check_id_token(&env.app.keys(), env.app.config.iss(), &sign(&no_sid), "n-1", now).map(|_| ()),
             Err(IdTokenError::Claim("sid"))
         );
         // Another provider's key (same kid, different key): the signature does not verify.
@@ -1166,7 +1174,7 @@ mod console {
         let spliced = parts.join(".");
         assert_eq!(kid_of(&spliced), kid_of(&ours));
         assert_eq!(
-            check_id_token(&env.app, &spliced, "n-1", now).map(|_| ()),
+            check_id_token(&env.app.keys(), env.app.config.iss(), &spliced, "n-1", now).map(|_| ()),
             Err(IdTokenError::Signature)
         );
     }

@@ -627,7 +627,8 @@ async fn the_console_audit_page_shows_the_newest_events_first_a_page_at_a_time(b
     assert_eq!(home.html().1, 200, "{home:?}");
     for n in 0..250 {
         yunid::services::audit::record(
-            &env.app,
+            &env.app.db,
+            env.app.now(),
             yunid::store::audit::NewEvent {
                 actor: "test",
                 action: "test.event",

@@ -64,9 +64,15 @@ async fn an_admin_works_in_the_console_in_a_real_browser(backend: Backend) {
         .unwrap();
     let rep_phone = "13900139032";
     env.person(&resident_id(32), rep_phone, PASSWORD).await;
-    yunid::services::identity::add_org(&env.app, ORG_CODE, "福州示例科技有限公司", "enterprise")
-        .await
-        .unwrap();
+    yunid::services::identity::add_org(
+        &env.app.db,
+        ORG_CODE,
+        "福州示例科技有限公司",
+        "enterprise",
+        env.app.now(),
+    )
+    .await
+    .unwrap();
 
     let run = tokio::process::Command::new("node")
         .arg("tests/browser/console.mjs")

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use openidconnect::{OAuth2TokenResponse, TokenResponse};
 use serde_json::Value;
 use yunid::services::identity::{self, IdentityError, NewRepresentation};
-use yunid::services::registry::{self, NewClient, NewPerson, PersonError};
+use yunid::services::registry::{NewClient, NewPerson, PersonError};
 use yunid::store::orgs::{Matters, Role};
 
 use crate::common::browser::{Page, field};
@@ -36,11 +36,17 @@ pub(crate) async fn org_client(env: &Env, host: &str, matters: &[&str]) -> TestC
 }
 
 async fn company_with(env: &Env, person_id: &str, role: Role, matters: Matters) -> (String, String) {
-    let org = identity::add_org(&env.app, COMPANY, "福州示例科技有限公司", "enterprise")
-        .await
-        .unwrap();
+    let org = identity::add_org(
+        &env.app.db,
+        COMPANY,
+        "福州示例科技有限公司",
+        "enterprise",
+        env.app.now(),
+    )
+    .await
+    .unwrap();
     let rep = identity::grant(
-        &env.app,
+        &env.app.db,
         NewRepresentation {
             person_id: person_id.to_owned(),
             org_id: org.id.clone(),
@@ -50,6 +56,7 @@ async fn company_with(env: &Env, person_id: &str, role: Role, matters: Matters) 
             valid_until: None,
         },
         "test",
+        env.app.now(),
     )
     .await
     .unwrap();
@@ -186,13 +193,20 @@ async fn registration_says_which_check_failed(backend: Backend) {
 
 async fn credit_codes_are_checked_and_pilot_codes_can_be_allowed(backend: Backend) {
     let env = Env::start(backend).await;
-    identity::add_org(&env.app, COMPANY, "福州示例", "enterprise")
+    identity::add_org(&env.app.db, COMPANY, "福州示例", "enterprise", env.app.now())
         .await
         .unwrap();
-    let dup = identity::add_org(&env.app, &COMPANY.to_lowercase(), "again", "enterprise").await;
+    let dup = identity::add_org(
+        &env.app.db,
+        &COMPANY.to_lowercase(),
+        "again",
+        "enterprise",
+        env.app.now(),
+    )
+    .await;
     assert!(matches!(dup, Err(IdentityError::Conflict)), "{dup:?}");
     let bad = "91350100M000100Y44";
-    let refused = identity::add_org(&env.app, bad, "pilot", "enterprise").await;
+    let refused = identity::add_org(&env.app.db, bad, "pilot", "enterprise", env.app.now()).await;
     match refused {
         Err(IdentityError::CreditCode(e)) => assert_eq!(e.code(), "check_character"),
         other => panic!("expected a check-character error, got {other:?}"),
@@ -202,10 +216,17 @@ async fn credit_codes_are_checked_and_pilot_codes_can_be_allowed(backend: Backen
         .allow_credit_code(bad, "admin", env.app.now())
         .await
         .unwrap();
-    identity::add_org(&env.app, bad, "pilot", "enterprise")
+    identity::add_org(&env.app.db, bad, "pilot", "enterprise", env.app.now())
         .await
         .expect("allow-listed pilot code");
-    let garbage = identity::add_org(&env.app, "91350100M000100IO3", "x", "enterprise").await;
+    let garbage = identity::add_org(
+        &env.app.db,
+        "91350100M000100IO3",
+        "x",
+        "enterprise",
+        env.app.now(),
+    )
+    .await;
     assert!(matches!(garbage, Err(IdentityError::CreditCode(_))));
 }
 
@@ -274,17 +295,18 @@ async fn one_person_per_id_number_even_when_registered_concurrently(backend: Bac
     for i in 0..10 {
         let app = env.app.clone();
         tasks.push(tokio::spawn(async move {
-            registry::add_person(
-                &app,
-                NewPerson {
-                    id_number: ALICE_ID.into(),
-                    name: "张三".into(),
-                    phone: Some(format!("1380013{:04}", 8000 + i)),
-                    phone_verified: true,
-                    password: None,
-                },
-            )
-            .await
+            app.registry()
+                .add_person(
+                    NewPerson {
+                        id_number: ALICE_ID.into(),
+                        name: "张三".into(),
+                        phone: Some(format!("1380013{:04}", 8000 + i)),
+                        phone_verified: true,
+                        password: None,
+                    },
+                    app.now(),
+                )
+                .await
         }));
     }
     let mut ok = 0;
@@ -502,17 +524,17 @@ async fn only_representatives_and_managers_appoint_agents(backend: Backend) {
         valid_until: until,
     };
     identity::appoint_agent(
-        &env.app,
+        &env.app.db,
         &boss,
         agent(&clerk, Matters::Only(vec!["A".into()]), Some(now + 3600)),
         now,
     )
     .await
     .expect("a manager appoints an agent within her matters");
-    let beyond = identity::appoint_agent(&env.app, &boss, agent(&other, Matters::all(), None), now).await;
+    let beyond = identity::appoint_agent(&env.app.db, &boss, agent(&other, Matters::all(), None), now).await;
     assert!(matches!(beyond, Err(IdentityError::Forbidden(_))), "{beyond:?}");
     let by_agent = identity::appoint_agent(
-        &env.app,
+        &env.app.db,
         &clerk,
         agent(&other, Matters::Only(vec!["A".into()]), Some(now + 60)),
         now,
@@ -523,7 +545,7 @@ async fn only_representatives_and_managers_appoint_agents(backend: Backend) {
         "an agent may not appoint: {by_agent:?}"
     );
     let outsider = identity::appoint_agent(
-        &env.app,
+        &env.app.db,
         &other,
         agent(&clerk, Matters::Only(vec!["A".into()]), None),
         now,
@@ -531,7 +553,7 @@ async fn only_representatives_and_managers_appoint_agents(backend: Backend) {
     .await;
     assert!(matches!(outsider, Err(IdentityError::Forbidden(_))));
     let backwards = identity::appoint_agent(
-        &env.app,
+        &env.app.db,
         &boss,
         NewRepresentation {
             valid_until: Some(now - 10),

@@ -105,11 +105,17 @@ pub(crate) async fn admin(
 /// Alice, her company, the two licence types, and the library's token.
 pub(crate) async fn setup(env: &Env) -> String {
     let alice = env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
-    let org = identity::add_org(&env.app, COMPANY, "福州示例科技有限公司", "enterprise")
-        .await
-        .unwrap();
+    let org = identity::add_org(
+        &env.app.db,
+        COMPANY,
+        "福州示例科技有限公司",
+        "enterprise",
+        env.app.now(),
+    )
+    .await
+    .unwrap();
     identity::grant(
-        &env.app,
+        &env.app.db,
         NewRepresentation {
             person_id: alice,
             org_id: org.id,
@@ -119,6 +125,7 @@ pub(crate) async fn setup(env: &Env) -> String {
             valid_until: None,
         },
         "test",
+        env.app.now(),
     )
     .await
     .unwrap();

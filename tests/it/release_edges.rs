@@ -24,11 +24,11 @@ const SECOND_NAME: &str = "厦门第二贸易有限公司";
 
 /// A company Alice manages; returns (org id, representation id).
 async fn company(env: &Env, alice: &str, code: &str, name: &str) -> (String, String) {
-    let org = identity::add_org(&env.app, code, name, "enterprise")
+    let org = identity::add_org(&env.app.db, code, name, "enterprise", env.app.now())
         .await
         .unwrap();
     let rep = identity::grant(
-        &env.app,
+        &env.app.db,
         NewRepresentation {
             person_id: alice.to_owned(),
             org_id: org.id.clone(),
@@ -38,6 +38,7 @@ async fn company(env: &Env, alice: &str, code: &str, name: &str) -> (String, Str
             valid_until: None,
         },
         "test",
+        env.app.now(),
     )
     .await
     .unwrap();

@@ -20,11 +20,17 @@ use crate::on_both_backends;
 
 /// The company, with `manager` as its manager from the registry (any role the test names).
 async fn company(env: &Env, manager: &str, matters: Matters, until: Option<i64>) -> (String, String) {
-    let org = identity::add_org(&env.app, COMPANY, "福州示例科技有限公司", "enterprise")
-        .await
-        .unwrap();
+    let org = identity::add_org(
+        &env.app.db,
+        COMPANY,
+        "福州示例科技有限公司",
+        "enterprise",
+        env.app.now(),
+    )
+    .await
+    .unwrap();
     let rep = identity::grant(
-        &env.app,
+        &env.app.db,
         NewRepresentation {
             person_id: manager.to_owned(),
             org_id: org.id.clone(),
@@ -34,6 +40,7 @@ async fn company(env: &Env, manager: &str, matters: Matters, until: Option<i64>)
             valid_until: until,
         },
         "registry",
+        env.app.now(),
     )
     .await
     .unwrap();

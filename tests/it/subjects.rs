@@ -23,11 +23,17 @@ use crate::on_both_backends;
 /// Alice is the company's legal representative.
 async fn alice_represents_the_company(env: &Env) {
     let alice = env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
-    let org = identity::add_org(&env.app, COMPANY, "福州示例科技有限公司", "enterprise")
-        .await
-        .unwrap();
+    let org = identity::add_org(
+        &env.app.db,
+        COMPANY,
+        "福州示例科技有限公司",
+        "enterprise",
+        env.app.now(),
+    )
+    .await
+    .unwrap();
     identity::grant(
-        &env.app,
+        &env.app.db,
         NewRepresentation {
             person_id: alice,
             org_id: org.id,
@@ -37,6 +43,7 @@ async fn alice_represents_the_company(env: &Env) {
             valid_until: None,
         },
         "test",
+        env.app.now(),
     )
     .await
     .unwrap();

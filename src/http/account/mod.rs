@@ -17,7 +17,7 @@ use crate::http::i18n::Lang;
 use crate::http::{cookies, page};
 use crate::identity::Phone;
 use crate::services::notify::{self, Change};
-use crate::services::{audit, logout, passkey};
+use crate::services::{audit, passkey};
 use crate::store::audit::NewEvent;
 use crate::store::persons::PersonRow;
 use crate::store::sessions::SessionRow;
@@ -99,7 +99,8 @@ async fn credential_event(
     detail: serde_json::Value,
 ) {
     audit::record_quietly(
-        app,
+        &app.db,
+        app.now(),
         NewEvent {
             actor: &format!("person:{}", person.id),
             action,
@@ -115,7 +116,7 @@ async fn credential_event(
         "passkey.add" => Change::PasskeyAdded,
         _ => Change::PasskeyRemoved,
     };
-    notify::credential_changed(app, person.phone.as_deref(), change).await;
+    notify::credential_changed(&app.sms_outbox(), person.phone.as_deref(), change, app.now()).await;
 }
 
 async fn show(State(app): State<App>, lang: Lang, jar: CookieJar) -> Response {
@@ -352,7 +353,7 @@ async fn end_session(
             .await?
             .is_some_and(|s| s.person_id == person.id)
         {
-            logout::end_session(&a, &sid, now).await?;
+            a.logout().end_session(&sid, now).await?;
         }
         Ok(sid != session.sid)
     })
@@ -368,7 +369,7 @@ async fn logout_all(
     let a = app.clone();
     action(&app, lang, jar, form, |_, person| async move {
         // Sign out everywhere: offline grants too.
-        logout::end_everything(&a, &person.id, a.now()).await?;
+        a.logout().end_everything(&person.id, a.now()).await?;
         Ok(false)
     })
     .await

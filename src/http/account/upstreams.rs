@@ -39,7 +39,8 @@ pub(super) async fn unlink(
             .map_err(anyhow::Error::from)?
         {
             crate::services::audit::record_quietly(
-                &a,
+                &a.db,
+                a.now(),
                 NewEvent {
                     actor: &format!("person:{}", person.id),
                     action: "upstream.unlink",

@@ -4,21 +4,27 @@
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::ctx::{Ctx, console_client_is_yunids, managed_client};
 use super::edit::{self, JsonBody, body, if_match, tagged};
-use super::manage::Ctx;
 use super::{Caller, Problem};
 use crate::app::App;
+use crate::crypto;
 use crate::http::forms::ClientAddr;
-use crate::services::registry;
+use crate::services::admin::clients as admin_clients;
+use crate::services::registry::{self, NewClient};
 use crate::store::clients::{AuthMethod, Client, SubjectType};
 
 pub fn router() -> Router<App> {
-    Router::new().route("/admin/api/clients/{id}", get(read).patch(update))
+    Router::new()
+        .route("/admin/api/clients", post(create_client).get(list))
+        .route("/admin/api/clients/{id}", get(read).patch(update))
+        .route("/admin/api/clients/{id}/rotate-secret", post(rotate_secret))
+        .route("/admin/api/clients/{id}/disable", post(disable_client))
 }
 
 async fn client_json(app: &App, c: &Client) -> Result<Value, Problem> {
@@ -85,7 +91,7 @@ async fn load(ctx: &Ctx<'_>, id: &str, action: &str) -> Result<Client, Problem> 
     };
     ctx.forbid(allowed, action, id, id).await?;
     if action != "client.read" {
-        super::manage::console_client_is_yunids(&client)?;
+        console_client_is_yunids(&client)?;
     }
     Ok(Client::clone(&client))
 }
@@ -301,4 +307,127 @@ async fn update(
         client.version,
         client_json(&app, &client).await?,
     ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClientBody {
+    name: String,
+    #[serde(default)]
+    department: String,
+    #[serde(default)]
+    redirect_uris: Vec<String>,
+    #[serde(default)]
+    post_logout_redirect_uris: Vec<String>,
+    #[serde(default)]
+    scopes: Option<Vec<String>>,
+    #[serde(default)]
+    grant_types: Option<Vec<String>>,
+    #[serde(default)]
+    backchannel_logout_uri: Option<String>,
+    #[serde(default)]
+    min_acr: Option<i64>,
+}
+
+async fn create_client(
+    State(app): State<App>,
+    caller: Caller,
+    ClientAddr(address): ClientAddr,
+    parsed: JsonBody<ClientBody>,
+) -> Result<Response, Problem> {
+    let b = edit::body(parsed)?;
+    let ctx = Ctx::of(&app, &caller, &address);
+    let defaults = NewClient::default();
+    let scopes = b.scopes.unwrap_or(defaults.scopes);
+    let wanted = admin_clients::Wanted {
+        department: &b.department,
+        scopes: &scopes,
+        redirect_uris: &b.redirect_uris,
+        min_acr: b.min_acr,
+    };
+    if let Err(e) = admin_clients::may_create_client(&caller.0, &wanted) {
+        return Err(ctx.refused(e, "client.create", "", "").await);
+    }
+    let new = NewClient {
+        name: b.name,
+        redirect_uris: b.redirect_uris,
+        post_logout_redirect_uris: b.post_logout_redirect_uris,
+        scopes,
+        grant_types: b.grant_types.unwrap_or(defaults.grant_types),
+        backchannel_logout_uri: b.backchannel_logout_uri,
+        min_acr: b.min_acr.unwrap_or(1),
+        department: b.department,
+        ..NewClient::default()
+    };
+    let (client, secret) = app
+        .registry()
+        .add_client(new, app.now())
+        .await
+        .map_err(|e| Problem::field("client", e.to_string()))?;
+    ctx.audit(
+        "client.create",
+        &client.id,
+        &client.id,
+        "success",
+        json!({ "department": client.department }),
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "client_id": client.id, "client_secret": secret })),
+    )
+        .into_response())
+}
+
+/// A new secret, shown once; the old one stops working immediately.
+async fn rotate_secret(
+    State(app): State<App>,
+    caller: Caller,
+    ClientAddr(address): ClientAddr,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let ctx = Ctx::of(&app, &caller, &address);
+    let secret = rotate_client_secret(&ctx, &id).await?;
+    Ok(Json(json!({ "client_id": id, "client_secret": secret })).into_response())
+}
+
+pub async fn rotate_client_secret(ctx: &Ctx<'_>, id: &str) -> Result<String, Problem> {
+    let client = managed_client(ctx, id, "client.rotate_secret").await?;
+    let secret = crypto::random_token();
+    ctx.app
+        .db
+        .set_client_secret(&client.id, &crypto::token_hash(&secret))
+        .await
+        .map_err(Problem::internal)?;
+    ctx.audit(
+        "client.rotate_secret",
+        &client.id,
+        &client.id,
+        "success",
+        json!({}),
+    )
+    .await?;
+    Ok(secret)
+}
+
+async fn disable_client(
+    State(app): State<App>,
+    caller: Caller,
+    ClientAddr(address): ClientAddr,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let ctx = Ctx::of(&app, &caller, &address);
+    let client = managed_client(&ctx, &id, "client.disable").await?;
+    app.db
+        .set_client_disabled(&client.id, true)
+        .await
+        .map_err(Problem::internal)?;
+    // A disabled app keeps none of its grants.
+    app.db
+        .revoke_client_families(&client.id, app.now())
+        .await
+        .map_err(Problem::internal)?;
+    ctx.audit("client.disable", &client.id, &client.id, "success", json!({}))
+        .await?;
+    Ok(Json(json!({ "client_id": client.id, "disabled": true })).into_response())
 }

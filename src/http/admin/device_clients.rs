@@ -10,8 +10,8 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::ctx::{Ctx, console_client_is_yunids};
 use super::edit::{self, JsonBody, body};
-use super::manage::{Ctx, console_client_is_yunids};
 use super::{Caller, Problem};
 use crate::app::App;
 use crate::http::forms::ClientAddr;

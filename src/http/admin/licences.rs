@@ -12,8 +12,8 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::ctx::Ctx;
 use super::edit::{JsonBody, body};
-use super::manage::Ctx;
 use super::{Caller, Problem};
 use crate::app::App;
 use crate::http::forms::ClientAddr;
@@ -126,7 +126,7 @@ async fn push(
     ctx.forbid(caller.0.has(&Role::LicenceLibrary), "licence.push", "", "")
         .await?;
     let input = body(parsed)?;
-    let row = licence::push(&app, &input, "push", app.now())
+    let row = licence::push(&app.db, &app.secrets, &input, "push", app.now())
         .await
         .map_err(licence_problem)?;
     ctx.audit(
@@ -162,7 +162,7 @@ async fn import(
     let ctx = Ctx::of(&app, &caller, &address);
     ctx.forbid(caller.0.has(&Role::LicenceLibrary), "licence.import", "", "")
         .await?;
-    let report = licence::import(&app, &text, q.atomic, app.now())
+    let report = licence::import(&app.db, &app.secrets, &text, q.atomic, app.now())
         .await
         .map_err(Problem::internal)?;
     // One event per import, naming every licence it wrote (the body limit bounds the list).

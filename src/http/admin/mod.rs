@@ -4,6 +4,7 @@
 
 mod apps;
 mod console;
+mod ctx;
 mod device_clients;
 mod docs;
 mod edit;

@@ -10,8 +10,8 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::ctx::Ctx;
 use super::edit::{self, JsonBody, body, if_match, tagged};
-use super::manage::Ctx;
 use super::{Caller, Problem};
 use crate::app::App;
 use crate::http::forms::ClientAddr;
@@ -111,7 +111,7 @@ async fn create(
     if b.org_type.chars().count() > 64 {
         return Err(Problem::field("org_type", "at most 64 characters"));
     }
-    let org = identity::add_org(&app, &b.credit_code, &b.name, &b.org_type)
+    let org = identity::add_org(&app.db, &b.credit_code, &b.name, &b.org_type, app.now())
         .await
         .map_err(|e| identity_problem(e, "credit_code"))?;
     ctx.audit(

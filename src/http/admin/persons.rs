@@ -12,31 +12,35 @@
 //! Who may act on whom ([`checked_person`], the rule in `services::admin`): an administrator's account
 //! is for super admins only, and so is lifting a lock a super admin set.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::ctx::{Ctx, end_all_sessions, person_json};
 use super::edit::{self, JsonBody, body, conflict_or_internal, if_match, tagged};
-use super::manage::{Ctx, end_all_sessions, person_json};
 use super::{Caller, Problem};
 use crate::app::App;
 use crate::http::forms::ClientAddr;
-use crate::identity::Phone;
-use crate::services::admin::{PersonAction, Role, Target, Verdict};
+use crate::identity::{Phone, ResidentId};
+use crate::services::admin::PersonAction;
+use crate::services::admin::persons::{self as admin_persons, Allowed, PersonStatus};
 use crate::services::notify::{self, Change};
 use crate::services::password;
-use crate::services::registry::{self, NewPerson, PersonError};
+use crate::services::registry::{NewPerson, PersonError};
 use crate::store::persons::{PersonEdit, PersonRow};
 
 /// How long a counter-issued temporary password works.
 pub const TEMPORARY_PASSWORD_LIFETIME: i64 = 24 * 3600;
 
 pub fn router() -> Router<App> {
-    Router::new().route("/admin/api/persons/{id}", get(read).patch(update))
+    Router::new()
+        .route("/admin/api/persons", get(find_persons).post(create))
+        .route("/admin/api/persons/{id}", get(read).patch(update))
+        .route("/admin/api/persons/{id}/{action}", post(person_action))
 }
 
 fn person_problem(e: PersonError) -> Problem {
@@ -75,19 +79,21 @@ pub async fn create(
     ctx.forbid(caller.0.can_register_persons(), "person.create", "", "")
         .await?;
     let b = body(parsed)?;
-    let id = registry::add_person(
-        &app,
-        NewPerson {
-            id_number: b.id_number,
-            name: b.name,
-            // Recorded by a clerk who has the person (and the phone) in front of them.
-            phone_verified: b.phone.is_some(),
-            phone: b.phone,
-            password: b.password,
-        },
-    )
-    .await
-    .map_err(person_problem)?;
+    let id = app
+        .registry()
+        .add_person(
+            NewPerson {
+                id_number: b.id_number,
+                name: b.name,
+                // Recorded by a clerk who has the person (and the phone) in front of them.
+                phone_verified: b.phone.is_some(),
+                phone: b.phone,
+                password: b.password,
+            },
+            app.now(),
+        )
+        .await
+        .map_err(person_problem)?;
     ctx.audit("person.create", &id, "", "success", json!({})).await?;
     let person = load(&app, &id).await?;
     let mut res = tagged(StatusCode::CREATED, person.version, person_json(&app, &person));
@@ -101,61 +107,29 @@ async fn load(app: &App, id: &str) -> Result<PersonRow, Problem> {
     edit::found(app.db.person(id).await, "person")
 }
 
-/// Loads the person `id` for `action` (audited as `audit_action`) if this admin may act on them:
-/// refused attempts are audited and answered 403. Returns the person and whether the action must be
-/// recorded loudly (a super admin on a super admin: then also a warning in the log).
+/// Loads the person `id` for `action` (audited as `audit_action`) if this admin may act on them (the
+/// rule: `services::admin::persons`): refused attempts are audited and answered 403. Returns the person
+/// and whether the action must be recorded loudly (a super admin on a super admin: then also a warning
+/// in the log).
 pub async fn checked_person(
     ctx: &Ctx<'_>,
     id: &str,
     action: PersonAction,
     audit_action: &str,
 ) -> Result<(PersonRow, bool), Problem> {
-    // The role first: who may not do this at all learns nothing about the person.
-    let by_role = ctx.admin.may_act_on(&Target::default(), action);
-    ctx.forbid(by_role.allowed(), audit_action, id, "").await?;
-    let person = load(ctx.app, id).await?;
-    let standing = ctx.app.db.standing(&person.id).await.map_err(Problem::internal)?;
-    let roles: Vec<Role> = standing
-        .roles
-        .iter()
-        .filter_map(|(r, d)| Role::parse(r, d))
-        .collect();
-    let target = Target {
-        is_admin: !roles.is_empty(),
-        is_super: roles.contains(&Role::SuperAdmin),
-        locked_by_super: standing.locked_by_super,
-    };
-    match ctx.admin.may_act_on(&target, action) {
-        Verdict::Allowed => Ok((person, false)),
-        Verdict::AllowedLoudly => {
-            tracing::warn!(
-                actor = %ctx.admin.actor,
-                subject = %person.id,
-                action = audit_action,
-                "a super admin acts on another super admin's account"
-            );
-            Ok((person, true))
+    match admin_persons::person_to_act_on(&ctx.app.db, ctx.admin, id, action).await {
+        Ok(Allowed { person, loud }) => {
+            if loud {
+                tracing::warn!(
+                    actor = %ctx.admin.actor,
+                    subject = %person.id,
+                    action = audit_action,
+                    "a super admin acts on another super admin's account"
+                );
+            }
+            Ok((person, loud))
         }
-        Verdict::Forbidden | Verdict::ForbiddenOnThisPerson => {
-            let reason = if target.is_admin {
-                "the person holds an admin role"
-            } else {
-                "the lock was set by a super admin"
-            };
-            ctx.audit(
-                audit_action,
-                &person.id,
-                "",
-                "forbidden",
-                json!({ "reason": reason }),
-            )
-            .await?;
-            Err(Problem::new(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                format!("not allowed: {audit_action} ({reason}: super admins only)"),
-            ))
-        }
+        Err(e) => Err(ctx.refused(e, audit_action, id, "").await),
     }
 }
 
@@ -302,7 +276,13 @@ async fn edit_person(
     .await?;
     if phone_changed {
         // To the old number: the rightful owner still holds it when someone else had it changed.
-        notify::credential_changed(app, person.phone.as_deref(), Change::PhoneChanged).await;
+        notify::credential_changed(
+            &app.sms_outbox(),
+            person.phone.as_deref(),
+            Change::PhoneChanged,
+            app.now(),
+        )
+        .await;
     }
     load(app, &id).await
 }
@@ -381,11 +361,12 @@ pub async fn reset(ctx: &Ctx<'_>, id: &str, keep_passkeys: bool) -> Result<Reset
     )
     .await?;
     notify::credential_changed(
-        app,
+        &app.sms_outbox(),
         person.phone.as_deref(),
         Change::PasswordReset {
             passkeys_removed: passkeys_removed > 0,
         },
+        app.now(),
     )
     .await;
     Ok(Reset {
@@ -419,4 +400,166 @@ pub async fn find_by_name(ctx: &Ctx<'_>, name: &str) -> Result<Vec<Value>, Probl
     )
     .await?;
     Ok(found.iter().map(|p| person_json(ctx.app, p)).collect())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PersonQuery {
+    id_number: Option<String>,
+    phone: Option<String>,
+    name: Option<String>,
+}
+
+/// Finds a person by resident ID number (through its keyed hash), by phone, or by name.
+async fn find_persons(
+    State(app): State<App>,
+    caller: Caller,
+    ClientAddr(address): ClientAddr,
+    Query(q): Query<PersonQuery>,
+) -> Result<Response, Problem> {
+    let ctx = Ctx::of(&app, &caller, &address);
+    let list = match (q.name.as_deref(), q.id_number.is_none() && q.phone.is_none()) {
+        (Some(name), true) => find_by_name(&ctx, name).await?,
+        (Some(_), false) => {
+            return Err(Problem::field(
+                "name",
+                "give exactly one of id_number, phone or name",
+            ));
+        }
+        (None, _) => find_person(&ctx, q.id_number.as_deref(), q.phone.as_deref()).await?,
+    };
+    Ok(Json(json!({ "persons": list })).into_response())
+}
+
+pub async fn find_person(
+    ctx: &Ctx<'_>,
+    id_number: Option<&str>,
+    phone: Option<&str>,
+) -> Result<Vec<Value>, Problem> {
+    let app = ctx.app;
+    ctx.forbid(ctx.admin.can_look_up_persons(), "person.search", "", "")
+        .await?;
+    let found = match (id_number, phone) {
+        (Some(n), None) => {
+            let id = ResidentId::parse(n).map_err(|e| Problem::field("id_number", e.to_string()))?;
+            app.db
+                .person_by_id_hash(&app.secrets.id_hash(id.as_str()))
+                .await
+                .map_err(Problem::internal)?
+        }
+        (None, Some(p)) => {
+            let phone = Phone::parse(p).map_err(|e| Problem::field("phone", e.to_string()))?;
+            app.db
+                .person_by_phone(phone.as_str())
+                .await
+                .map_err(Problem::internal)?
+        }
+        _ => {
+            return Err(Problem::field(
+                "id_number",
+                "give exactly one of id_number, phone or name",
+            ));
+        }
+    };
+    let subject = found.as_ref().map(|p| p.id.clone()).unwrap_or_default();
+    ctx.audit(
+        "person.search",
+        &subject,
+        "",
+        "success",
+        json!({ "found": found.is_some() }),
+    )
+    .await?;
+    Ok(found.iter().map(|p| person_json(app, p)).collect())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct PersonActionBody {
+    /// For `verify`: the document checked at the counter.
+    document: Option<String>,
+    /// For `reset-password`: keep the person's passkeys (by default they are removed).
+    keep_passkeys: Option<bool>,
+}
+
+/// `lock`, `unlock`, `disable`, `verify` (counter: real-name level 3), `end-sessions`,
+/// `reset-password` (a temporary password, shown once).
+async fn person_action(
+    State(app): State<App>,
+    caller: Caller,
+    ClientAddr(address): ClientAddr,
+    Path((id, action)): Path<(String, String)>,
+    raw: axum::body::Bytes,
+) -> Result<Response, Problem> {
+    let body: PersonActionBody = if raw.is_empty() {
+        PersonActionBody::default()
+    } else {
+        serde_json::from_slice(&raw)
+            .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "malformed body", e.to_string()))?
+    };
+    let ctx = Ctx::of(&app, &caller, &address);
+    if action == "reset-password" {
+        if body.document.is_some() {
+            return Err(Problem::field("document", "only for verify"));
+        }
+        let keep = body.keep_passkeys.unwrap_or(false);
+        return reset_password(&ctx, &id, keep).await;
+    }
+    if body.keep_passkeys.is_some() {
+        return Err(Problem::field("keep_passkeys", "only for reset-password"));
+    }
+    Ok(Json(act_on_person(&ctx, &id, &action, body.document).await?).into_response())
+}
+
+pub async fn act_on_person(
+    ctx: &Ctx<'_>,
+    id: &str,
+    action: &str,
+    document: Option<String>,
+) -> Result<Value, Problem> {
+    let (app, admin) = (ctx.app, ctx.admin);
+    let kind = match action {
+        "lock" => PersonAction::Lock,
+        "disable" => PersonAction::Disable,
+        "unlock" => PersonAction::Unlock,
+        "verify" => PersonAction::Verify,
+        "end-sessions" => PersonAction::EndSessions,
+        _ => return Err(Problem::new(StatusCode::NOT_FOUND, "not found", "unknown action")),
+    };
+    let (person, loud) = checked_person(ctx, id, kind, &format!("person.{action}")).await?;
+    let now = app.now();
+    let mut detail = json!({});
+    match action {
+        "lock" | "unlock" | "disable" => {
+            let status = PersonStatus::set_by(kind).unwrap_or(PersonStatus::Active);
+            // A super admin's lock is a super admin's to lift (see `services::admin`).
+            app.db
+                .set_person_status_by(&person.id, status.as_str(), admin.is_super(), now)
+                .await
+                .map_err(Problem::internal)?;
+            if status != PersonStatus::Active {
+                end_all_sessions(app, &person.id).await?;
+            }
+            detail = json!({ "status": status.as_str() });
+        }
+        "verify" => {
+            let document = admin_persons::verification_document(document).map_err(super::ctx::problem)?;
+            app.db
+                .set_real_name(&person.id, 3, "counter:idcard", &admin.actor, now)
+                .await
+                .map_err(Problem::internal)?;
+            detail = json!({ "real_name_level": 3, "document": document });
+        }
+        _ => end_all_sessions(app, &person.id).await?,
+    }
+    let detail = marked(detail, loud);
+    ctx.audit(&format!("person.{action}"), &person.id, "", "success", detail)
+        .await?;
+    let person = app
+        .db
+        .person(id)
+        .await
+        .map_err(Problem::internal)?
+        .unwrap_or(person);
+    Ok(person_json(app, &person))
 }

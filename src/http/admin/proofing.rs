@@ -10,7 +10,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::manage::Ctx;
+use super::ctx::Ctx;
 use super::{Caller, Problem};
 use crate::app::App;
 use crate::http::forms::ClientAddr;

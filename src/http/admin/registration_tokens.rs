@@ -59,7 +59,8 @@ async fn record(
     detail: Value,
 ) -> Result<(), Problem> {
     audit::record(
-        app,
+        &app.db,
+        app.now(),
         NewEvent {
             actor: &caller.0.actor,
             action,

@@ -12,8 +12,8 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::ctx::Ctx;
 use super::edit::{self, JsonBody, body, if_match, tagged};
-use super::manage::Ctx;
 use super::orgs::{identity_problem, load_org};
 use super::{Caller, Problem};
 use crate::app::App;
@@ -146,7 +146,7 @@ async fn appoint(
         valid_from: b.valid_from.unwrap_or(now),
         valid_until: b.valid_until,
     };
-    let rep = identity::appoint(&app, admin, new, b.appointed_by.as_deref(), now)
+    let rep = identity::appoint(&app.db, admin, new, b.appointed_by.as_deref(), now)
         .await
         .map_err(|e| {
             let field = match &e {
@@ -239,7 +239,7 @@ async fn update(
     rep.matters = new.matters;
     rep.valid_from = new.valid_from;
     rep.valid_until = new.valid_until;
-    identity::check_edit(&app, &rep)
+    identity::check_edit(&app.db, &rep)
         .await
         .map_err(|e| identity_problem(e, "matters"))?;
     if !app.db.edit_rep(&rep, version).await.map_err(Problem::internal)? {

@@ -42,7 +42,7 @@ pub async fn show(State(app): State<App>, lang: Lang, jar: CookieJar, Query(q): 
         let Some(client) = app.db.client(&pending.client_id).await? else {
             return Ok(page::fail(lang, StatusCode::BAD_REQUEST, Msg::UnknownClient));
         };
-        let options = identity::acting_options(&app, &session.person_id, &client, now).await?;
+        let options = identity::acting_options(&app.db, &session.person_id, &client, now).await?;
         let req: AuthRequest = serde_json::from_str(&pending.params)?;
         // An app's login_hint=org:<code> only preselects; the person chooses.
         let hinted = req.hinted_org(&options);
@@ -108,7 +108,7 @@ pub async fn submit(State(app): State<App>, lang: Lang, jar: CookieJar, Form(f):
             return Ok(page::fail(lang, StatusCode::FORBIDDEN, Msg::NoOrgAsked));
         }
         if !f.acting.is_empty() {
-            let allowed = identity::acting_options(&app, &session.person_id, &client, now)
+            let allowed = identity::acting_options(&app.db, &session.person_id, &client, now)
                 .await?
                 .iter()
                 .any(|(rep, _)| rep.id == f.acting);

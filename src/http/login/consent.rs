@@ -61,7 +61,7 @@ pub async fn show(State(app): State<App>, lang: Lang, jar: CookieJar, Query(q): 
             None => false,
         };
         let acting_for = match (&client, req.acting_of(&person.id).filter(|a| !a.is_empty())) {
-            (Some(c), Some(rep)) => identity::acting_options(&app, &person.id, c, now)
+            (Some(c), Some(rep)) => identity::acting_options(&app.db, &person.id, c, now)
                 .await?
                 .into_iter()
                 .find(|(r, _)| r.id == rep)
@@ -147,7 +147,7 @@ pub async fn submit(State(app): State<App>, lang: Lang, jar: CookieJar, Form(f):
             req.acting_of(&session.person_id).filter(|a| !a.is_empty()),
             &client,
         ) {
-            (Some(rep), Some(c)) => identity::acting_options(&app, &session.person_id, c, now)
+            (Some(rep), Some(c)) => identity::acting_options(&app.db, &session.person_id, c, now)
                 .await?
                 .into_iter()
                 .find(|(r, _)| r.id == rep)
@@ -163,7 +163,8 @@ pub async fn submit(State(app): State<App>, lang: Lang, jar: CookieJar, Form(f):
             .save_consent(&session.person_id, &pending.client_id, &scopes.join(" "), now)
             .await?;
         crate::services::audit::record_quietly(
-            &app,
+            &app.db,
+            app.now(),
             crate::store::audit::NewEvent {
                 actor: &format!("person:{}", session.person_id),
                 action: "consent",

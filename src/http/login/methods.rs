@@ -18,7 +18,7 @@ use crate::http::messages::Msg;
 use crate::http::{cookies, page, pending};
 use crate::services::login::{self, LoginError};
 use crate::services::oidc::authorize::AuthRequest;
-use crate::services::sms::{self, Purpose, SendError, VerifyError};
+use crate::services::sms::{Purpose, SendError, VerifyError};
 use crate::store::clients::Client;
 use crate::store::persons::PersonRow;
 use crate::store::sessions::SessionRow;
@@ -266,7 +266,8 @@ pub async fn finish(
         .record_login_event(&session.person_id, method, address, "success", now)
         .await?;
     crate::services::audit::record_quietly(
-        app,
+        &app.db,
+        app.now(),
         crate::store::audit::NewEvent {
             actor: &format!("person:{}", session.person_id),
             action: "login",
@@ -389,7 +390,8 @@ pub async fn password(
             let hash = app.hasher.hash(new.to_owned()).await?;
             app.db.set_password(&person.id, &hash, None, now).await?;
             crate::services::audit::record_quietly(
-                &app,
+                &app.db,
+                app.now(),
                 crate::store::audit::NewEvent {
                     actor: &format!("person:{}", person.id),
                     action: "password.change",
@@ -451,7 +453,7 @@ pub async fn sms_send(
             },
             _ => Purpose::Login,
         };
-        let sent = sms::send_code(&app, Some(phone), purpose, &addr, now).await?;
+        let sent = app.sms().send_code(Some(phone), purpose, &addr, now).await?;
         let (status, view) = match &sent {
             Ok(attempt) => (
                 StatusCode::OK,
@@ -528,7 +530,7 @@ pub async fn sms_verify(
             return Ok(restart);
         }
         let t = ctx.lang.texts();
-        let verified = match sms::verify_code(&app, &f.attempt, &f.code, now).await? {
+        let verified = match app.sms().verify_code(&f.attempt, &f.code, now).await? {
             Ok(v) => v,
             Err(VerifyError::Wrong) => {
                 app.metrics.login("sms", "invalid");

@@ -85,7 +85,7 @@ pub async fn send_code(
     let t = lang.texts();
     // The CSRF token checked above stands for this browser: the attempt completes only here.
     let browser = f.csrf.as_deref().unwrap_or_default();
-    match signup::start(&app, &f.phone, browser, &addr, app.now()).await {
+    match signup::start(&app.signup(), &f.phone, browser, &addr, app.now()).await {
         Ok(Ok(attempt)) => {
             let view = View {
                 attempt: Some(&attempt),
@@ -169,7 +169,7 @@ pub async fn submit(
         password: &f.password,
     };
     let t = lang.texts();
-    match signup::complete(&app, details, &addr, app.now()).await {
+    match signup::complete(&app.signup(), details, &addr, app.now()).await {
         Ok(Ok(())) => page::render(page::MessagePage {
             t,
             title: t.register_title,

@@ -279,7 +279,7 @@ pub async fn callback(
                 if let Some((previous, _)) =
                     ctx.session.as_ref().filter(|(s, _)| s.person_id != fed.person_id)
                 {
-                    crate::services::logout::end_session(&app, &previous.sid, now).await?;
+                    app.logout().end_session(&previous.sid, now).await?;
                 }
                 let current = ctx
                     .renewable(cookie.as_deref())
@@ -289,7 +289,8 @@ pub async fn callback(
                     .map_err(anyhow::Error::from)?;
                 if fed.linked {
                     crate::services::audit::record_quietly(
-                        &app,
+                        &app.db,
+                        app.now(),
                         NewEvent {
                             actor: &format!("upstream:{}", fed.upstream_id),
                             action: if fed.created {
@@ -319,7 +320,8 @@ pub async fn callback(
 /// A refused upstream token leaves a trace in the audit trail (which upstream, why).
 async fn refused_token(app: &App, why: &TokenError, addr: &str) {
     crate::services::audit::record_quietly(
-        app,
+        &app.db,
+        app.now(),
         NewEvent {
             actor: "anonymous",
             action: "upstream.token_refused",
@@ -481,7 +483,8 @@ pub async fn confirm(
         .map_err(anyhow::Error::from)?;
         if let Some(upstream) = linked {
             crate::services::audit::record_quietly(
-                &app,
+                &app.db,
+                app.now(),
                 NewEvent {
                     actor: &format!("person:{}", session.person_id),
                     action: "upstream.link",
@@ -534,14 +537,15 @@ pub async fn backchannel_logout(
     };
     let mut ended = 0;
     for sid in &sids {
-        match crate::services::logout::end_session(&app, sid, now).await {
+        match app.logout().end_session(sid, now).await {
             Ok(true) => ended += 1,
             Ok(false) => {}
             Err(e) => return page::json_internal(&e, "upstream logout"),
         }
     }
     crate::services::audit::record_quietly(
-        &app,
+        &app.db,
+        app.now(),
         NewEvent {
             actor: &format!("upstream:{id}"),
             action: "upstream.logout",

@@ -141,7 +141,8 @@ pub async fn continue_request(
     let mut req = req;
     if req.licence_types.is_none() {
         let types =
-            crate::services::licence::requested_types(app, client, &req.scopes, req.claims.as_ref()).await?;
+            crate::services::licence::requested_types(&app.db, client, &req.scopes, req.claims.as_ref())
+                .await?;
         req.licence_types = Some(types.into_iter().map(|t| t.code).collect());
     }
     let session = cookies::session(app, &jar, now).await?;
@@ -153,7 +154,7 @@ pub async fn continue_request(
     let wants_org = req.scopes.iter().any(|s| s == "org");
     let options = match session_row {
         Some(s) if wants_org || req.id_token_hint.is_some() || req.requested_sub().is_some() => {
-            identity::acting_options(app, &s.person_id, client, now).await?
+            identity::acting_options(&app.db, &s.person_id, client, now).await?
         }
         _ => Vec::new(),
     };

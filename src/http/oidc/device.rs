@@ -38,7 +38,8 @@ pub async fn authorize(
     let client = client_auth::authenticate(&app.client_auth(), &presented(&headers, &params)?, now).await?;
     let started = device::start(&app.device(), &client, params.get("scope")?, now).await?;
     crate::services::audit::record_quietly(
-        &app,
+        &app.db,
+        app.now(),
         crate::store::audit::NewEvent {
             actor: &format!("client:{}", client.id),
             action: "device.authorize",

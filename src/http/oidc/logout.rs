@@ -14,7 +14,6 @@ use crate::http::forms::ProtocolParams;
 use crate::http::i18n::Lang;
 use crate::http::messages::Msg;
 use crate::http::page;
-use crate::services::logout;
 use crate::services::params::Params;
 
 pub async fn logout(
@@ -108,7 +107,7 @@ async fn handle(app: &App, lang: Lang, jar: CookieJar, params: &Params) -> anyho
         return Ok((jar, html).into_response());
     }
     if let Some((s, _)) = &session {
-        logout::end_session(app, &s.sid, now).await?;
+        app.logout().end_session(&s.sid, now).await?;
     }
     let jar = cookies::clear_session(app, jar);
     // Only a logout backed by a valid hint returns to the app (a registered URI, checked above).

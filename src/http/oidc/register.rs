@@ -67,7 +67,7 @@ pub async fn register(
     let now = app.now();
     respond(
         StatusCode::CREATED,
-        registration::register(&app, caller, &body, now).await,
+        registration::register(&app.registration(), caller, &body, now).await,
     )
 }
 
@@ -83,7 +83,7 @@ pub async fn read(
     let now = app.now();
     respond(
         StatusCode::OK,
-        registration::read(&app, &client_id, caller, now).await,
+        registration::read(&app.registration(), &client_id, caller, now).await,
     )
 }
 
@@ -101,7 +101,7 @@ pub async fn update(
     let now = app.now();
     respond(
         StatusCode::OK,
-        registration::update(&app, &client_id, caller, &body, now).await,
+        registration::update(&app.registration(), &client_id, caller, &body, now).await,
     )
 }
 
@@ -115,7 +115,7 @@ pub async fn delete(
         return Error::NotFound.into_response();
     };
     let now = app.now();
-    match registration::delete(&app, &client_id, caller, now).await {
+    match registration::delete(&app.registration(), &client_id, caller, now).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => render(e),
     }

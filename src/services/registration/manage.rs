@@ -3,8 +3,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{Caller, MetadataError, RegistrationError, Result, information, metadata, record};
-use crate::app::App;
+use super::{Caller, Ctx, MetadataError, RegistrationError, Result, information, metadata, record};
 use crate::crypto;
 use crate::store::audit::NewEvent;
 use crate::store::clients::{AuthMethod, Client, SubjectType};
@@ -14,28 +13,28 @@ use crate::store::registration::ClientRegistration;
 /// constant time; an unknown client costs the same comparison). Anything else is `invalid_token`,
 /// recorded when the client exists.
 async fn authorised(
-    app: &App,
+    ctx: &Ctx<'_>,
     client_id: &str,
     caller: &Caller<'_>,
     action: &str,
     now: i64,
 ) -> Result<(Client, ClientRegistration)> {
     let presented = crypto::token_hash(caller.bearer.unwrap_or_default());
-    let reg = app.db.client_registration(client_id).await?;
+    let reg = ctx.db.client_registration(client_id).await?;
     let stored = reg
         .as_ref()
         .map(|r| r.access_token_hash.clone())
         .unwrap_or_else(|| crypto::token_hash("no such registration"));
     let matches = crypto::ct_eq(presented.as_bytes(), stored.as_bytes()) && caller.bearer.is_some();
     let client = match &reg {
-        Some(_) => app.db.client(client_id).await?,
+        Some(_) => ctx.db.client(client_id).await?,
         None => None,
     };
     match (reg, client) {
         (Some(reg), Some(client)) if matches => Ok((Client::clone(&client), reg)),
         (Some(_), Some(client)) => {
             record(
-                app,
+                ctx,
                 now,
                 NewEvent {
                     actor: &format!("client:{}", client.id),
@@ -60,14 +59,14 @@ async fn authorised(
 }
 
 async fn record_success(
-    app: &App,
+    ctx: &Ctx<'_>,
     client_id: &str,
     caller: &Caller<'_>,
     action: &str,
     now: i64,
 ) -> Result<()> {
     record(
-        app,
+        ctx,
         now,
         NewEvent {
             actor: &format!("client:{client_id}"),
@@ -91,10 +90,10 @@ fn stored_metadata(reg: &ClientRegistration) -> Result<Map<String, Value>> {
 
 /// RFC 7592 §2.1: reads the registration. The registration access token is rotated (only its hash is
 /// kept, so the response can carry no other): the new one is in the response, the old one is spent.
-pub async fn read(app: &App, client_id: &str, caller: Caller<'_>, now: i64) -> Result<Value> {
-    let (client, reg) = authorised(app, client_id, &caller, "client.registration.read", now).await?;
-    let access_token = crypto::random_token();
-    if !app
+pub async fn read(ctx: &Ctx<'_>, client_id: &str, caller: Caller<'_>, now: i64) -> Result<Value> {
+    let (client, reg) = authorised(ctx, client_id, &caller, "client.registration.read", now).await?;
+    let access_token = ctx.rng.token();
+    if !ctx
         .db
         .rotate_registration_access_token(
             &client.id,
@@ -108,9 +107,9 @@ pub async fn read(app: &App, client_id: &str, caller: Caller<'_>, now: i64) -> R
             "invalid registration access token",
         ));
     }
-    record_success(app, &client.id, &caller, "client.registration.read", now).await?;
+    record_success(ctx, &client.id, &caller, "client.registration.read", now).await?;
     Ok(information(
-        app,
+        ctx,
         &client.id,
         reg.issued_at,
         None,
@@ -123,14 +122,20 @@ pub async fn read(app: &App, client_id: &str, caller: Caller<'_>, now: i64) -> R
 /// RFC 7592 §2.2: replaces the registration with the one in `body`, validated as a new registration.
 /// The body carries the client's `client_id`; a `client_secret` in it must be the current one (the
 /// client cannot choose its secret). A secret is issued only when the client newly needs one.
-pub async fn update(app: &App, client_id: &str, caller: Caller<'_>, body: &Value, now: i64) -> Result<Value> {
-    let (client, reg) = authorised(app, client_id, &caller, "client.registration.update", now).await?;
-    let outcome = replace(app, &client, &reg, body, now).await;
+pub async fn update(
+    ctx: &Ctx<'_>,
+    client_id: &str,
+    caller: Caller<'_>,
+    body: &Value,
+    now: i64,
+) -> Result<Value> {
+    let (client, reg) = authorised(ctx, client_id, &caller, "client.registration.update", now).await?;
+    let outcome = replace(ctx, &client, &reg, body, now).await;
     let (updated, secret, access_token, metadata) = match outcome {
         Ok(done) => done,
         Err(RegistrationError::Metadata(e)) => {
             record(
-                app,
+                ctx,
                 now,
                 NewEvent {
                     actor: &format!("client:{}", client.id),
@@ -147,9 +152,9 @@ pub async fn update(app: &App, client_id: &str, caller: Caller<'_>, body: &Value
         }
         Err(e) => return Err(e),
     };
-    record_success(app, &client.id, &caller, "client.registration.update", now).await?;
+    record_success(ctx, &client.id, &caller, "client.registration.update", now).await?;
     Ok(information(
-        app,
+        ctx,
         &client.id,
         reg.issued_at,
         secret.as_deref(),
@@ -160,7 +165,7 @@ pub async fn update(app: &App, client_id: &str, caller: Caller<'_>, body: &Value
 }
 
 async fn replace(
-    app: &App,
+    ctx: &Ctx<'_>,
     client: &Client,
     reg: &ClientRegistration,
     body: &Value,
@@ -184,7 +189,7 @@ async fn replace(
         }
     }
     let registration = metadata::validate(body)?;
-    metadata::check_fetch_target(&registration, app.client_http.guard())?;
+    metadata::check_fetch_target(&registration, ctx.guard)?;
     let metadata::Registration {
         client: new,
         metadata: registered,
@@ -211,7 +216,7 @@ async fn replace(
         _ => match &client.secret_hash {
             Some(h) => Some(h.clone()),
             None => {
-                let s = crypto::random_token();
+                let s = ctx.rng.token();
                 let h = crypto::token_hash(&s);
                 secret = Some(s);
                 Some(h)
@@ -232,8 +237,8 @@ async fn replace(
         backchannel_logout_uri: new.backchannel_logout_uri,
         ..client.clone()
     };
-    let access_token = crypto::random_token();
-    let replaced = app
+    let access_token = ctx.rng.token();
+    let replaced = ctx
         .db
         .replace_registered_client(
             &updated,
@@ -253,12 +258,12 @@ async fn replace(
 
 /// RFC 7592 §2.3: deletes the registration. The client is disabled and every grant it holds revoked,
 /// so its access and refresh tokens stop working; the registration access token dies with it.
-pub async fn delete(app: &App, client_id: &str, caller: Caller<'_>, now: i64) -> Result<()> {
-    let (client, _) = authorised(app, client_id, &caller, "client.registration.delete", now).await?;
-    if !app.db.deregister_client(&client.id, now).await? {
+pub async fn delete(ctx: &Ctx<'_>, client_id: &str, caller: Caller<'_>, now: i64) -> Result<()> {
+    let (client, _) = authorised(ctx, client_id, &caller, "client.registration.delete", now).await?;
+    if !ctx.db.deregister_client(&client.id, now).await? {
         return Err(RegistrationError::InvalidToken(
             "invalid registration access token",
         ));
     }
-    record_success(app, &client.id, &caller, "client.registration.delete", now).await
+    record_success(ctx, &client.id, &caller, "client.registration.delete", now).await
 }

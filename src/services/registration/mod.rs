@@ -7,9 +7,11 @@ mod tokens;
 
 use serde_json::{Map, Value, json};
 
-use crate::app::App;
 use crate::crypto;
-use crate::services::registry::{self, NewClient};
+use crate::crypto::Random;
+use crate::services::outbound::Guard;
+use crate::services::registry::{NewClient, Registry};
+use crate::store::Db;
 use crate::store::audit::NewEvent;
 use crate::store::registration::ClientRegistration;
 
@@ -44,19 +46,30 @@ impl From<sqlx::Error> for RegistrationError {
 
 pub(crate) type Result<T, E = RegistrationError> = std::result::Result<T, E>;
 /// Who made a registration call, for the audit trail.
+/// What dynamic registration needs; app.rs builds it.
+pub struct Ctx<'a> {
+    pub db: &'a Db,
+    /// The issuer, which registration client URIs are built on.
+    pub issuer: &'a url::Url,
+    /// Where URLs an app registers may point (nothing internal).
+    pub guard: &'a Guard,
+    pub registry: Registry<'a>,
+    pub rng: &'a dyn Random,
+}
+
 pub struct Caller<'a> {
     pub bearer: Option<&'a str>,
     pub address: &'a str,
 }
 
-pub(crate) async fn record(app: &App, now: i64, e: NewEvent<'_>) -> Result<()> {
-    app.db.append_audit(&e, now).await?;
+pub(crate) async fn record(ctx: &Ctx<'_>, now: i64, e: NewEvent<'_>) -> Result<()> {
+    ctx.db.append_audit(&e, now).await?;
     Ok(())
 }
 
 /// The client information response (RFC 7591 §3.2.1, RFC 7592 §3).
 pub(crate) fn information(
-    app: &App,
+    ctx: &Ctx<'_>,
     client_id: &str,
     issued_at: i64,
     secret: Option<&str>,
@@ -77,14 +90,14 @@ pub(crate) fn information(
     out.insert("registration_access_token".into(), access_token.into());
     out.insert(
         "registration_client_uri".into(),
-        client_uri(app, client_id).into(),
+        client_uri(ctx, client_id).into(),
     );
     Value::Object(out)
 }
 
-pub fn client_uri(app: &App, client_id: &str) -> String {
-    let mut url = app.config.issuer.clone();
-    let base = app.config.issuer.path().trim_end_matches('/').to_owned();
+pub fn client_uri(ctx: &Ctx<'_>, client_id: &str) -> String {
+    let mut url = ctx.issuer.clone();
+    let base = ctx.issuer.path().trim_end_matches('/').to_owned();
     url.set_path(&format!("{base}/connect/register/"));
     url.path_segments_mut()
         .map(|mut s| {
@@ -97,11 +110,11 @@ pub fn client_uri(app: &App, client_id: &str) -> String {
 
 /// RFC 7591 §3: registers a client with an initial access token; the response carries the client's
 /// credentials and its registration access token, each shown only this once.
-pub async fn register(app: &App, caller: Caller<'_>, body: &Value, now: i64) -> Result<Value> {
+pub async fn register(ctx: &Ctx<'_>, caller: Caller<'_>, body: &Value, now: i64) -> Result<Value> {
     let presented = caller.bearer.ok_or(RegistrationError::InvalidToken(
         "an initial access token is required",
     ))?;
-    let token = app
+    let token = ctx
         .db
         .registration_token_by_hash(&crypto::token_hash(presented))
         .await?
@@ -118,7 +131,7 @@ pub async fn register(app: &App, caller: Caller<'_>, body: &Value, now: i64) -> 
     };
     if let Some(why) = unusable(&token, now) {
         record(
-            app,
+            ctx,
             now,
             event("client.register", "refused", json!({ "reason": why })),
         )
@@ -133,13 +146,13 @@ pub async fn register(app: &App, caller: Caller<'_>, body: &Value, now: i64) -> 
                 "public subjects are given by an administrator; register with pairwise",
             ));
         }
-        metadata::check_fetch_target(&r, app.client_http.guard())?;
+        metadata::check_fetch_target(&r, ctx.guard)?;
         Ok(r)
     }) {
         Ok(r) => r,
         Err(e) => {
             record(
-                app,
+                ctx,
                 now,
                 event("client.register", "invalid", json!({ "error": e.code })),
             )
@@ -148,9 +161,9 @@ pub async fn register(app: &App, caller: Caller<'_>, body: &Value, now: i64) -> 
         }
     };
     // Counted only now, atomically: a racing registration may have taken the last use.
-    if !app.db.use_registration_token(&token.id, now).await? {
+    if !ctx.db.use_registration_token(&token.id, now).await? {
         record(
-            app,
+            ctx,
             now,
             event("client.register", "refused", json!({ "reason": "used up" })),
         )
@@ -164,11 +177,13 @@ pub async fn register(app: &App, caller: Caller<'_>, body: &Value, now: i64) -> 
         department: token.department.clone(),
         ..reg.client
     };
-    let (client, secret) = registry::add_client(app, new)
+    let (client, secret) = ctx
+        .registry
+        .add_client(new, now)
         .await
         .map_err(|e| MetadataError::metadata("client", e))?;
-    let access_token = crypto::random_token();
-    app.db
+    let access_token = ctx.rng.token();
+    ctx.db
         .insert_client_registration(
             &ClientRegistration {
                 client_id: client.id.clone(),
@@ -181,7 +196,7 @@ pub async fn register(app: &App, caller: Caller<'_>, body: &Value, now: i64) -> 
         )
         .await?;
     record(
-        app,
+        ctx,
         now,
         NewEvent {
             subject: &client.id,
@@ -195,7 +210,7 @@ pub async fn register(app: &App, caller: Caller<'_>, body: &Value, now: i64) -> 
     )
     .await?;
     Ok(information(
-        app,
+        ctx,
         &client.id,
         now,
         secret.as_deref(),

@@ -17,7 +17,7 @@ pub mod wire;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use yunid::services::registry::{self, NewClient, NewPerson};
+use yunid::services::registry::{NewClient, NewPerson};
 use yunid::{App, Config};
 
 pub use browser::Browser;
@@ -244,7 +244,7 @@ impl Server {
 
     pub async fn client_with(&self, new: NewClient) -> TestClient {
         let redirect_uri = new.redirect_uris.first().cloned().unwrap_or_default();
-        let (client, secret) = registry::add_client(&self.app, new).await.unwrap();
+        let (client, secret) = self.app.registry().add_client(new, self.app.now()).await.unwrap();
         TestClient {
             id: client.id,
             secret: secret.unwrap_or_default(),
@@ -254,18 +254,20 @@ impl Server {
 
     /// Creates a person who can log in with `password`.
     pub async fn person(&self, id_number: &str, phone: &str, password: &str) -> String {
-        registry::add_person(
-            &self.app,
-            NewPerson {
-                id_number: id_number.into(),
-                name: "张三".into(),
-                phone: Some(phone.into()),
-                phone_verified: true,
-                password: Some(password.into()),
-            },
-        )
-        .await
-        .unwrap()
+        self.app
+            .registry()
+            .add_person(
+                NewPerson {
+                    id_number: id_number.into(),
+                    name: "张三".into(),
+                    phone: Some(phone.into()),
+                    phone_verified: true,
+                    password: Some(password.into()),
+                },
+                self.app.now(),
+            )
+            .await
+            .unwrap()
     }
 }
 

@@ -11,14 +11,13 @@ use serde::Deserialize;
 
 use super::auth::{self, admin};
 use super::labels::labels;
-use super::manage;
 use super::{Posted, Problem, View, problem_page, render};
 use crate::app::App;
 use crate::http::forms::ClientAddr;
 use crate::http::i18n::Lang;
 use crate::http::page;
 use crate::services::admin::Admin;
-use crate::services::registry::{self, NewClient};
+use crate::services::registry::NewClient;
 
 pub fn router() -> Router<App> {
     Router::new()
@@ -124,7 +123,7 @@ async fn create_app(
         department: f.department,
         ..NewClient::default()
     };
-    match registry::add_client(&app, new).await {
+    match app.registry().add_client(new, app.now()).await {
         Ok((client, secret)) => {
             let _ = ctx.audit_success("client.create", &client.id).await;
             secret_once(&app, jar, &client.id, &secret.unwrap_or_default())
@@ -162,7 +161,7 @@ async fn rotate(
         Err(r) => return r,
     };
     let ctx = posted.ctx(&app);
-    match manage::rotate_client_secret(&ctx, &id).await {
+    match crate::http::admin::apps::rotate_client_secret(&ctx, &id).await {
         Ok(secret) => secret_once(&app, jar, &id, &secret),
         Err(p) => problem_page(lang, p),
     }

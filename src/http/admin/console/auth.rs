@@ -80,7 +80,7 @@ fn safe_return(path: &str) -> String {
 /// `/authorize` asking for two factors.
 pub async fn begin(app: &App, jar: CookieJar, lang: Lang, return_to: &str) -> Response {
     let now = app.now();
-    if let Err(e) = console::ensure_client(app, now).await {
+    if let Err(e) = console::ensure_client(&app.db, &app.config, &app.secrets, now).await {
         return internal(e);
     }
     let verifier = crypto::random_token();
@@ -185,7 +185,8 @@ async fn callback(
             return (jar, refuse(Msg::SignInIncomplete)).into_response();
         }
     };
-    let signed_in = match console::check_id_token(&app, &id_token, &login.nonce, now) {
+    let signed_in = match console::check_id_token(&app.keys(), app.config.iss(), &id_token, &login.nonce, now)
+    {
         Ok(s) => s,
         Err(console::IdTokenError::WeakAcr(_)) => {
             return (jar, page::fail(lang, StatusCode::FORBIDDEN, Msg::SignInWeak)).into_response();
@@ -230,7 +231,8 @@ async fn callback(
         return internal(e);
     }
     crate::services::audit::record_quietly(
-        &app,
+        &app.db,
+        app.now(),
         NewEvent {
             actor: &format!("person:{}", signed_in.person_id),
             action: "console.sign_in",
@@ -364,7 +366,8 @@ async fn sign_out(
         match app.db.console_session(&hash, now, 0).await {
             Ok(Some(s)) => {
                 crate::services::audit::record_quietly(
-                    &app,
+                    &app.db,
+                    app.now(),
                     NewEvent {
                         actor: &format!("person:{}", s.person_id),
                         action: "console.sign_out",

@@ -19,7 +19,7 @@ use axum_extra::extract::CookieJar;
 use serde::Deserialize;
 
 use super::Problem;
-use super::manage;
+use super::{ctx, manage};
 use crate::app::App;
 use crate::http::i18n::{Lang, Texts};
 use crate::http::{cookies, page};
@@ -228,8 +228,8 @@ impl Posted {
         Ok(Self { admin, address })
     }
 
-    fn ctx<'a>(&'a self, app: &'a App) -> manage::Ctx<'a> {
-        manage::Ctx {
+    fn ctx<'a>(&'a self, app: &'a App) -> ctx::Ctx<'a> {
+        ctx::Ctx {
             app,
             admin: &self.admin,
             address: &self.address,

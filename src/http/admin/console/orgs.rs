@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::auth::admin;
-use super::manage::{self, Ctx};
+use super::ctx::{self, Ctx};
 use super::{OrgView, Posted, RepView, View, labels, local_time, render};
 use crate::app::App;
 use crate::http::forms::ClientAddr;
@@ -58,7 +58,7 @@ fn message(e: &IdentityError) -> String {
 
 /// The organisation with this credit code and its representatives.
 async fn org_view(app: &App, lang: Lang, code: &str) -> Result<OrgView, IdentityError> {
-    let code = identity::credit_code(app, code).await?;
+    let code = identity::credit_code(&app.db, code).await?;
     let org = app
         .db
         .org_by_code(code.as_str())
@@ -66,9 +66,9 @@ async fn org_view(app: &App, lang: Lang, code: &str) -> Result<OrgView, Identity
         .ok_or(IdentityError::NotFound("organisation"))?;
     let t = lang.texts();
     let mut reps = Vec::new();
-    for rep in identity::representatives(app, &org.id).await? {
+    for rep in identity::representatives(&app.db, &org.id).await? {
         let person = app.db.person(&rep.person_id).await?;
-        let shown = person.as_ref().map(|p| manage::person_json(app, p));
+        let shown = person.as_ref().map(|p| ctx::person_json(app, p));
         let text = |k: &str| {
             shown
                 .as_ref()
@@ -168,7 +168,8 @@ async fn org_page(
 
 async fn record(ctx: &Ctx<'_>, action: &str, subject: &str, outcome: &str, detail: serde_json::Value) {
     crate::services::audit::record_quietly(
-        ctx.app,
+        &ctx.app.db,
+        ctx.app.now(),
         NewEvent {
             actor: &ctx.admin.actor,
             action,
@@ -248,9 +249,9 @@ fn matters(raw: &str) -> Matters {
 async fn person_by_ref(ctx: &Ctx<'_>, lang: Lang, raw: &str) -> Result<String, (StatusCode, String)> {
     let raw = raw.trim();
     let found = if Phone::parse(raw).is_ok() {
-        manage::find_person(ctx, None, Some(raw)).await
+        crate::http::admin::persons::find_person(ctx, None, Some(raw)).await
     } else {
-        manage::find_person(ctx, Some(raw), None).await
+        crate::http::admin::persons::find_person(ctx, Some(raw), None).await
     }
     .map_err(|p| (p.status, p.detail))?;
     found
@@ -312,7 +313,7 @@ async fn appoint(
             valid_from: day(&f.valid_from).map_err(fail)?.unwrap_or(now),
             valid_until: day(&f.valid_until).map_err(fail)?,
         };
-        identity::appoint(&app, admin, new, appointed_by.as_deref(), now)
+        identity::appoint(&app.db, admin, new, appointed_by.as_deref(), now)
             .await
             .map_err(fail)
     }
@@ -359,7 +360,7 @@ async fn revoke(
         Ok(o) => o,
         Err(r) => return r,
     };
-    match identity::revoke_representation(&app, &org.id, &rep_id, app.now()).await {
+    match identity::revoke_representation(&app.db, &org.id, &rep_id, app.now()).await {
         Ok(rep) => {
             let detail =
                 json!({ "org": org.credit_code, "role": rep.role.as_str(), "person": rep.person_id });

@@ -12,8 +12,8 @@ use axum_extra::extract::CookieJar;
 use serde::Deserialize;
 
 use super::auth::admin;
+use super::ctx;
 use super::labels::{labels, status_text};
-use super::manage;
 use super::{PersonView, Posted, View, problem_page, render};
 use crate::app::App;
 use crate::http::forms::ClientAddr;
@@ -74,7 +74,7 @@ async fn persons(
     if let Some(id) = q.person.as_deref()
         && let Ok(Some(p)) = app.db.person(id).await
     {
-        v.persons = vec![person_view(lang, &manage::person_json(&app, &p))];
+        v.persons = vec![person_view(lang, &ctx::person_json(&app, &p))];
     }
     render(&app, jar, lang, &admin, v, StatusCode::OK)
 }
@@ -99,7 +99,7 @@ async fn search(
     };
     let (admin, ctx) = (&posted.admin, posted.ctx(&app));
     let l = labels(lang);
-    match manage::find_person(&ctx, Some(f.id_number.trim()), None).await {
+    match crate::http::admin::persons::find_person(&ctx, Some(f.id_number.trim()), None).await {
         Ok(list) => match list.first().and_then(|p| p["id"].as_str()) {
             Some(id) => {
                 let query: String = form_urlencoded::Serializer::new(String::new())
@@ -169,7 +169,9 @@ async fn person_action(
             };
             crate::http::admin::persons::change_phone(&ctx, &id, Some(phone), f.version.unwrap_or(0)).await
         }
-        _ => manage::act_on_person(&ctx, &id, &action, None).await.map(|_| ()),
+        _ => crate::http::admin::persons::act_on_person(&ctx, &id, &action, None)
+            .await
+            .map(|_| ()),
     };
     match done {
         Ok(_) => {
@@ -200,7 +202,7 @@ async fn show_temporary(
         ..View::default()
     };
     if let Ok(Some(p)) = app.db.person(id).await {
-        v.persons = vec![person_view(lang, &manage::person_json(app, &p))];
+        v.persons = vec![person_view(lang, &ctx::person_json(app, &p))];
     }
     render(app, jar, lang, admin, v, StatusCode::OK)
 }

@@ -184,6 +184,8 @@ const SENTENCES: &[(&str, &str)] = &[
     ("only for verify", "仅用于实名核验"),
     ("only for reset-password", "仅用于重置密码"),
     ("unknown action", "未知的操作"),
+    ("not allowed", "无权执行此操作"),
+    ("cannot change", "不能修改"),
     (
         "the counter verifies with the resident identity card (idcard)",
         "柜台核验须使用居民身份证（idcard）",
@@ -377,6 +379,10 @@ const TEMPLATES: &[(&str, &str)] = &[
     (
         "not allowed: {} ({}: super admins only)",
         "无权执行此操作（{}，{}）：仅限超级管理员",
+    ),
+    (
+        "not allowed ({}: super admins only)",
+        "无权执行此操作（{}）：仅限超级管理员",
     ),
     ("not allowed: {t}", "不允许：{t}"),
     ("not allowed to {}", "无权执行此操作（{}）"),
