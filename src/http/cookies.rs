@@ -32,7 +32,8 @@ pub fn session_cookie(app: &App, value: String) -> Cookie<'static> {
 pub fn clear_session(app: &App, jar: CookieJar) -> CookieJar {
     let mut c = session_cookie(app, String::new());
     c.make_removal();
-    jar.add(c)
+    // A pending upstream link offer goes with the session (a shared terminal's next user never sees it).
+    crate::http::login::upstream::drop_offer(app, jar.add(c))
 }
 
 /// The live session and its person, if the browser has one.

@@ -293,6 +293,26 @@ impl Db {
         Ok(())
     }
 
+    /// A link offer not yet used, in the browser it was made for, before it expires: `(upstream, expires_at)`.
+    pub async fn link_offer(
+        &self,
+        id_hash: &str,
+        browser_hash: &str,
+        now: i64,
+    ) -> Result<Option<(String, i64)>, sqlx::Error> {
+        let row = sqlx::query(
+            "SELECT upstream_id, expires_at FROM upstream_link_offers \
+             WHERE id_hash = $1 AND browser_hash = $2 AND used_at IS NULL AND expires_at > $3",
+        )
+        .bind(id_hash)
+        .bind(browser_hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| Ok((r.try_get("upstream_id")?, r.try_get("expires_at")?)))
+            .transpose()
+    }
+
     /// Takes a link offer once, in the browser it was made for, before it expires: `(upstream, subject)`.
     pub async fn take_link_offer(
         &self,

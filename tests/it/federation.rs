@@ -307,6 +307,7 @@ async fn without_a_trusted_number_the_first_yunid_sign_in_links_the_account(back
         "the page names the upstream"
     );
     let page = browser.login(&page, &number, PASSWORD).await;
+    let page = answer_link(&browser, &page, "国家政务服务平台", "link").await;
     let code = to_app(&browser, page).await;
     let first = id_claims(&rp, &code, attempt.verifier).await;
     assert_eq!(first["amr"], json!(["pwd"]));
@@ -321,6 +322,136 @@ async fn without_a_trusted_number_the_first_yunid_sign_in_links_the_account(back
     let fed = id_claims(&rp, &code, attempt.verifier).await;
     assert_eq!(fed["sub"], first["sub"]);
     assert_eq!(fed["amr"], json!(["fed"]));
+}
+
+/// The confirmation page after a yunid sign-in in a browser holding a link offer: it names the
+/// upstream; `answer` ("link" or "decline") is posted with the page's CSRF token.
+async fn answer_link(browser: &Browser, page: &Page, upstream: &str, answer: &str) -> Page {
+    let (left, _, body) = page.html();
+    assert!(
+        left.contains("/login/upstream/link"),
+        "the link is asked about: {page:?}"
+    );
+    assert!(body.contains(upstream), "the question names the upstream: {body}");
+    let csrf = field(body, "csrf").expect("csrf field");
+    let mut form = vec![("csrf", csrf.as_str()), ("answer", answer)];
+    let req = field(body, "req");
+    if let Some(r) = &req {
+        form.push(("req", r.as_str()));
+    }
+    browser.post("/login/upstream/link", &form).await
+}
+
+/// Leaves an unlinked upstream account's link offer in `browser` (the upstream person `number`).
+async fn offer_in(p: &Pair, browser: &Browser, number: &str) {
+    let login = browser.get("/login").await;
+    let to = press(browser, &login, "national").await;
+    let back = at_upstream(&p.up, &to, number).await;
+    let page = back_at(browser, back.as_str()).await;
+    assert!(page.is_login(), "a yunid sign-in is asked for: {page:?}");
+}
+
+/// Whether the upstream person `number` signs in to yunid by the upstream alone (a fresh browser).
+async fn upstream_alone_signs_in(p: &Pair, rp: &Rp, number: &str) -> bool {
+    let other = Browser::new(&p.down.base);
+    let attempt = rp.start(&["openid"]);
+    let login = other.get(attempt.url.as_str()).await;
+    let to = press(&other, &login, "national").await;
+    let back = at_upstream(&p.up, &to, number).await;
+    !back_at(&other, back.as_str()).await.is_login()
+}
+
+async fn a_link_offer_is_linked_only_when_confirmed_right_after_a_sign_in(backend: Backend) {
+    let p = pair(backend, json!({ "acr": { "1": 1 } })).await;
+    let attacker = resident_id(721);
+    person_at(&p.up, &attacker, PHONE, 2).await;
+    let victim = resident_id(722);
+    person_at(&p.down, &victim, "13900139072", 1).await;
+    let (_, rp) = department_app(&p.down).await;
+    let terminal = Browser::new(&p.down.base);
+
+    // The attacker's offer waits in the terminal; the victim signs in with her password: she is asked,
+    // declines, and goes on to the app, unlinked.
+    offer_in(&p, &terminal, &attacker).await;
+    let attempt = rp.start(&["openid"]);
+    let login = terminal.get(attempt.url.as_str()).await;
+    let page = terminal.login(&login, &victim, PASSWORD).await;
+    let page = answer_link(&terminal, &page, "国家政务服务平台", "decline").await;
+    let code = to_app(&terminal, page).await;
+    assert_eq!(
+        id_claims(&rp, &code, attempt.verifier).await["amr"],
+        json!(["pwd"])
+    );
+    assert!(
+        !upstream_alone_signs_in(&p, &rp, &attacker).await,
+        "declined: not linked"
+    );
+
+    // Declined, the offer is gone: a forged answer links nothing.
+    let login = terminal.get("/login").await;
+    let csrf = field(login.html().2, "csrf").expect("csrf field");
+    terminal
+        .post("/login/upstream/link", &[("csrf", &csrf), ("answer", "link")])
+        .await;
+    assert!(
+        !upstream_alone_signs_in(&p, &rp, &attacker).await,
+        "a used offer links nothing"
+    );
+
+    // An offer made after the sign-in is never asked about (nor linked) by that sign-in, and a post
+    // without the page's CSRF token is refused.
+    p.down.app.clock.advance(1);
+    offer_in(&p, &terminal, &attacker).await;
+    let asked = terminal.get("/login/upstream/link").await;
+    assert!(!asked.html().2.contains("国家政务服务平台"), "{asked:?}");
+    let forged = terminal
+        .post("/login/upstream/link", &[("csrf", "forged"), ("answer", "link")])
+        .await;
+    assert_eq!(forged.html().1, StatusCode::FORBIDDEN);
+    terminal
+        .post("/login/upstream/link", &[("csrf", &csrf), ("answer", "link")])
+        .await;
+    assert!(
+        !upstream_alone_signs_in(&p, &rp, &attacker).await,
+        "a later offer links nothing"
+    );
+}
+
+async fn logging_out_drops_the_link_offer_of_the_browser(backend: Backend) {
+    let p = pair(backend, json!({ "acr": { "1": 1 } })).await;
+    let attacker = resident_id(723);
+    person_at(&p.up, &attacker, PHONE, 2).await;
+    let first = resident_id(724);
+    person_at(&p.down, &first, "13900139074", 1).await;
+    let next = resident_id(725);
+    person_at(&p.down, &next, "13900139075", 1).await;
+    let (_, rp) = department_app(&p.down).await;
+    let terminal = Browser::new(&p.down.base);
+
+    // Someone signed in at a shared terminal leaves an offer behind and logs out.
+    let attempt = rp.start(&["openid"]);
+    let login = terminal.get(attempt.url.as_str()).await;
+    to_app(&terminal, terminal.login(&login, &first, PASSWORD).await).await;
+    offer_in(&p, &terminal, &attacker).await;
+    let confirm = terminal.get("/logout").await;
+    let csrf = field(confirm.html().2, "csrf").expect("csrf field");
+    terminal
+        .post("/logout", &[("csrf", &csrf), ("confirm", "yes")])
+        .await;
+
+    // The next person's password sign-in goes straight on to the app; nothing is linked.
+    let attempt = rp.start(&["openid"]);
+    let login = terminal.get(attempt.url.as_str()).await;
+    let page = terminal.login(&login, &next, PASSWORD).await;
+    let code = to_app(&terminal, page).await;
+    assert_eq!(
+        id_claims(&rp, &code, attempt.verifier).await["amr"],
+        json!(["pwd"])
+    );
+    assert!(
+        !upstream_alone_signs_in(&p, &rp, &attacker).await,
+        "nothing linked"
+    );
 }
 
 async fn a_callback_opened_in_another_browser_signs_nobody_in(backend: Backend) {
@@ -796,6 +927,8 @@ on_both_backends!(
     a_verified_id_number_at_the_upstream_links_and_signs_in_to_a_department_app,
     an_unknown_verified_number_creates_a_person_at_the_mapped_level,
     without_a_trusted_number_the_first_yunid_sign_in_links_the_account,
+    a_link_offer_is_linked_only_when_confirmed_right_after_a_sign_in,
+    logging_out_drops_the_link_offer_of_the_browser,
     a_callback_opened_in_another_browser_signs_nobody_in,
     back_channel_logout_at_the_upstream_ends_the_yunid_session,
     forged_misaudienced_wrong_nonce_and_expired_upstream_id_tokens_are_refused,

@@ -281,7 +281,16 @@ pub async fn finish(
     .await;
     app.metrics.login(method, "success");
     let jar = jar.add(cookies::session_cookie(app, cookie));
-    let jar = super::upstream::accept_offer(app, jar, &session.person_id, address, now).await;
+    let (jar, ask_link) = super::upstream::after_sign_in(app, jar, method);
+    if ask_link {
+        if let (Some(b), Some(_)) = (&ctx.bound, &ctx.req) {
+            app.db
+                .set_login_sid(&b.id_hash, &b.browser_hash, &session.sid)
+                .await?;
+        }
+        let to = super::upstream::confirm_path(ctx.req.as_deref());
+        return Ok((jar, Redirect::to(&to)).into_response());
+    }
     let Some(req) = &ctx.req else {
         // A sign-in the device verification page asked for goes back there.
         let (jar, next) = crate::http::device::after_login(app, jar);

@@ -30,6 +30,10 @@ pub fn router() -> Router<App> {
         .route("/consent", get(consent::show).post(consent::submit))
         .route("/act-as", get(act_as::show).post(act_as::submit))
         .route("/login/upstream/callback", get(upstream::callback))
+        .route(
+            "/login/upstream/link",
+            get(upstream::confirm_page).post(upstream::confirm),
+        )
         .route("/login/upstream/{id}", get(upstream::start))
         .route("/login/upstream/{id}/logout", post(upstream::backchannel_logout))
         .route("/register", get(register::show).post(register::submit))

@@ -335,48 +335,172 @@ async fn refused_token(app: &App, why: &TokenError, addr: &str) {
     .await;
 }
 
-/// After any successful yunid sign-in: a link offer this browser holds links the upstream account to
-/// the person who signed in, once; the cookie goes either way.
-pub async fn accept_offer(app: &App, jar: CookieJar, person_id: &str, addr: &str, now: i64) -> CookieJar {
-    let name = link_cookie_name(app);
-    let Some(offer) = jar.get(&name).map(|c| c.value().to_owned()) else {
+/// The jar without the link offer cookie.
+pub fn drop_offer(app: &App, jar: CookieJar) -> CookieJar {
+    if jar.get(&link_cookie_name(app)).is_none() {
         return jar;
-    };
+    }
     let mut removal = link_cookie(app, String::new());
     removal.make_removal();
-    let jar = jar.add(removal);
-    let Some(browser) = cookies::browser_value(app, &jar) else {
-        return jar;
-    };
-    let accepted = flow::accept_offer(
-        &app.federation(),
-        &offer,
-        &crypto::token_hash(&browser),
-        person_id,
-        now,
-    )
+    jar.add(removal)
+}
+
+/// After any successful yunid sign-in by `method`: true when this browser holds a link offer that the
+/// person is to be asked about (a credential entered here: password, SMS code, passkey). After any
+/// other sign-in (a scan, an upstream) the offer is dropped, never accepted.
+pub fn after_sign_in(app: &App, jar: CookieJar, method: &str) -> (CookieJar, bool) {
+    if jar.get(&link_cookie_name(app)).is_none() {
+        return (jar, false);
+    }
+    if matches!(method, "pwd" | "sms" | "passkey") {
+        return (jar, true);
+    }
+    (drop_offer(app, jar), false)
+}
+
+/// The confirmation page's path (the pending request, if any, goes along).
+pub fn confirm_path(req: Option<&str>) -> String {
+    match req {
+        Some(r) => format!(
+            "/login/upstream/link?req={}",
+            form_urlencoded::byte_serialize(r.as_bytes()).collect::<String>()
+        ),
+        None => "/login/upstream/link".into(),
+    }
+}
+
+#[derive(askama::Template)]
+#[template(path = "upstream_link.html")]
+struct LinkPage<'a> {
+    t: &'static crate::http::i18n::Texts,
+    title: &'a str,
+    question: &'a str,
+    upstream: &'a str,
+    accept: &'a str,
+    decline: &'a str,
+    csrf: &'a str,
+    req: Option<&'a str>,
+}
+
+#[derive(Deserialize)]
+pub struct LinkQuery {
+    req: Option<String>,
+}
+
+/// Where the browser goes once the question is answered (or cannot be asked).
+fn onwards(app: &App, jar: CookieJar, req: Option<&str>) -> Response {
+    let jar = drop_offer(app, jar);
+    match req {
+        Some(r) => (jar, Redirect::to(&crate::http::pending::resume_path(r))).into_response(),
+        None => {
+            let (jar, next) = crate::http::device::after_login(app, jar);
+            (jar, Redirect::to(&next)).into_response()
+        }
+    }
+}
+
+/// `GET /login/upstream/link`: right after a sign-in with a credential entered in this browser, asks
+/// the person whether the upstream account this browser's link offer names is to be linked to them.
+pub async fn confirm_page(
+    State(app): State<App>,
+    lang: Lang,
+    jar: CookieJar,
+    Query(q): Query<LinkQuery>,
+) -> Response {
+    let now = app.now();
+    let result: anyhow::Result<Response> = async {
+        let ctx = methods::context(&app, &jar, lang, q.req.as_deref(), now).await?;
+        let offer = jar.get(&link_cookie_name(&app)).map(|c| c.value().to_owned());
+        let browser = cookies::browser_value(&app, &jar);
+        let (Some((session, _)), Some(offer), Some(browser)) = (&ctx.session, offer, browser) else {
+            return Ok(onwards(&app, jar, q.req.as_deref()));
+        };
+        let named = flow::offer_to_confirm(&app.federation(), &offer, &crypto::token_hash(&browser), session, now)
+            .await
+            .map_err(anyhow::Error::from)?;
+        let Some((_, name)) = named else {
+            return Ok(onwards(&app, jar, q.req.as_deref()));
+        };
+        let lang = ctx.lang;
+        let (jar, csrf) = cookies::csrf(&app, jar);
+        let page = page::render(LinkPage {
+            t: lang.texts(),
+            title: say(lang, "关联账号", "Link account"),
+            question: say(
+                lang,
+                "是否将以下平台的账号关联到您刚登录的云身份账号？关联后，该平台账号可直接登录您的账号：",
+                "Link this platform's account to the yunid account you just signed in to? Once linked, it signs you in directly:",
+            ),
+            upstream: &name,
+            accept: say(lang, "关联", "Link"),
+            decline: say(lang, "不关联", "Do not link"),
+            csrf: &csrf,
+            req: q.req.as_deref(),
+        });
+        Ok((jar, page).into_response())
+    }
     .await;
-    match accepted {
-        Ok(Some(upstream)) => {
+    result.unwrap_or_else(|e| page::internal(e, "upstream link"))
+}
+
+#[derive(Deserialize)]
+pub struct LinkForm {
+    csrf: Option<String>,
+    req: Option<String>,
+    answer: Option<String>,
+}
+
+/// `POST /login/upstream/link`: the answer (CSRF token of this browser). The offer is used up and its
+/// cookie removed either way; a link is made only when accepted and still confirmable.
+pub async fn confirm(
+    State(app): State<App>,
+    lang: Lang,
+    jar: CookieJar,
+    ClientAddr(addr): ClientAddr,
+    Form(f): Form<LinkForm>,
+) -> Response {
+    if !cookies::csrf_ok(&app, &jar, f.csrf.as_deref()) {
+        return forbidden_csrf(lang);
+    }
+    let now = app.now();
+    let result: anyhow::Result<Response> = async {
+        let ctx = methods::context(&app, &jar, lang, f.req.as_deref(), now).await?;
+        let offer = jar.get(&link_cookie_name(&app)).map(|c| c.value().to_owned());
+        let browser = cookies::browser_value(&app, &jar);
+        let (Some((session, _)), Some(offer), Some(browser)) = (&ctx.session, offer, browser) else {
+            return Ok(onwards(&app, jar, f.req.as_deref()));
+        };
+        let accept = f.answer.as_deref() == Some("link");
+        let linked = flow::confirm_offer(
+            &app.federation(),
+            &offer,
+            &crypto::token_hash(&browser),
+            session,
+            accept,
+            now,
+        )
+        .await
+        .map_err(anyhow::Error::from)?;
+        if let Some(upstream) = linked {
             crate::services::audit::record_quietly(
                 &app.db,
                 app.now(),
                 NewEvent {
-                    actor: &format!("person:{person_id}"),
+                    actor: &format!("person:{}", session.person_id),
                     action: "upstream.link",
-                    subject: person_id,
-                    address: addr,
+                    subject: &session.person_id,
+                    address: &addr,
                     outcome: "success",
-                    detail: json!({ "upstream": upstream, "by": "yunid_sign_in" }).to_string(),
+                    detail: json!({ "upstream": upstream, "by": "confirmed_after_sign_in" }).to_string(),
                     ..Default::default()
                 },
             )
             .await;
         }
-        Ok(None) => {}
-        Err(e) => tracing::warn!(error = %e, "link offer could not be taken"),
+        Ok(onwards(&app, jar, f.req.as_deref()))
     }
-    jar
+    .await;
+    result.unwrap_or_else(|e| page::internal(e, "upstream link"))
 }
 
 #[derive(Deserialize)]

@@ -512,15 +512,64 @@ pub async fn open_session(
     Ok((cookie, row))
 }
 
-/// After a yunid sign-in in the browser that holds link offer `offer`: links the offered upstream
-/// account to `person_id`, once. Returns the upstream's id when a link was made.
-pub async fn accept_offer(
+/// How long after a sign-in its confirmation page may still link an offered upstream account.
+pub const CONFIRM_WINDOW: i64 = 300;
+
+/// A session opened by a credential entered in this browser (password, SMS code, passkey), not by a
+/// scan on a phone or another upstream: only such a sign-in may confirm a link offer.
+fn entered_here(session: &SessionRow) -> bool {
+    !session.amr.is_empty()
+        && session
+            .amr
+            .split(' ')
+            .all(|m| matches!(m, "pwd" | "sms" | "hwk" | "swk" | "user"))
+}
+
+/// The upstream `(id, display name)` that the link offer this browser holds would link to the signed-in
+/// person, if it may be confirmed: the session was opened moments ago by a credential entered in this
+/// browser, and the offer (unused, unexpired, made for this browser) was issued before that sign-in.
+pub async fn offer_to_confirm(
     ctx: &Ctx<'_>,
     offer: &str,
     browser_hash: &str,
-    person_id: &str,
+    session: &SessionRow,
+    now: i64,
+) -> Result<Option<(String, String)>, FederationError> {
+    if !entered_here(session) || session.auth_time + CONFIRM_WINDOW < now {
+        return Ok(None);
+    }
+    let Some((upstream_id, expires_at)) = ctx
+        .db
+        .link_offer(&crypto::token_hash(offer), browser_hash, now)
+        .await?
+    else {
+        return Ok(None);
+    };
+    if expires_at - OFFER_TTL > session.auth_time {
+        return Ok(None);
+    }
+    Ok(ctx
+        .db
+        .upstream(&upstream_id)
+        .await?
+        .filter(|u| u.enabled)
+        .map(|u| (upstream_id, u.display_name)))
+}
+
+/// The answer on the confirmation page: the offer is used up either way; accepted (and still
+/// confirmable, see [`offer_to_confirm`]) it links the upstream account to the signed-in person.
+/// Returns the upstream's id when a link was made.
+pub async fn confirm_offer(
+    ctx: &Ctx<'_>,
+    offer: &str,
+    browser_hash: &str,
+    session: &SessionRow,
+    accept: bool,
     now: i64,
 ) -> Result<Option<String>, FederationError> {
+    let confirmable = offer_to_confirm(ctx, offer, browser_hash, session, now)
+        .await?
+        .is_some();
     let Some((upstream_id, subject)) = ctx
         .db
         .take_link_offer(&crypto::token_hash(offer), browser_hash, now)
@@ -528,12 +577,15 @@ pub async fn accept_offer(
     else {
         return Ok(None);
     };
+    if !(accept && confirmable) {
+        return Ok(None);
+    }
     let linked = ctx
         .db
         .insert_upstream_link(&LinkRow {
             upstream_id: upstream_id.clone(),
             subject,
-            person_id: person_id.to_owned(),
+            person_id: session.person_id.clone(),
             created_at: now,
         })
         .await?;
