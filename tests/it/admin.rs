@@ -1040,19 +1040,16 @@ mod console {
         assert_eq!(reps.len(), 1, "Bob now represents the company");
 
         // A window that ends before it starts is refused, and says why.
-        let refused = browser
-            .post(
-                &action,
-                &[
-                    ("csrf", &csrf),
-                    ("person", &resident_id(25)),
-                    ("role", "manager"),
-                    ("matters", "all"),
-                    ("valid_from", "2030-01-01"),
-                    ("valid_until", "2029-01-01"),
-                ],
-            )
-            .await;
+        let bob_id = resident_id(25);
+        let backwards: &[(&str, &str)] = &[
+            ("csrf", &csrf),
+            ("person", &bob_id),
+            ("role", "manager"),
+            ("matters", "all"),
+            ("valid_from", "2030-01-01"),
+            ("valid_until", "2029-01-01"),
+        ];
+        let refused = browser.post(&action, backwards).await;
         // The page is Chinese, and so is the reason (the admin API says it in English to integrators).
         assert_eq!(refused.html().1, 422, "{refused:?}");
         assert!(
@@ -1067,19 +1064,7 @@ mod console {
         );
         // In English, the same refusal reads in English.
         browser.get("/lang/en").await;
-        let refused_en = browser
-            .post(
-                &action,
-                &[
-                    ("csrf", &csrf),
-                    ("person", &resident_id(25)),
-                    ("role", "manager"),
-                    ("matters", "all"),
-                    ("valid_from", "2030-01-01"),
-                    ("valid_until", "2029-01-01"),
-                ],
-            )
-            .await;
+        let refused_en = browser.post(&action, backwards).await;
         assert_eq!(refused_en.html().1, 422, "{refused_en:?}");
         assert!(
             body(&refused_en).contains("valid_until must be after valid_from"),
