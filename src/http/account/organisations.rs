@@ -43,17 +43,21 @@ struct OrganisationsPage<'a> {
     represents: Vec<(String, String, &'static str)>,
     /// (name, credit code, status)
     bindings: Vec<(String, String, String)>,
-    /// (org id, name)
-    may_appoint: Vec<(String, String)>,
-    /// (id, organisation, other person, made by me, accepted)
-    appointments: Vec<(String, String, String, bool, bool)>,
+    /// (org id, name, may appoint managers too)
+    may_appoint: Vec<(String, String, bool)>,
+    /// Some organisation offered lets this person appoint managers (the legal representative).
+    may_appoint_managers: bool,
+    /// (id, organisation, other person: the appointer's name, or what this person typed, masked;
+    /// made by me, status text, may be accepted)
+    appointments: Vec<(String, String, String, bool, &'static str, bool)>,
 }
 
 async fn show(State(app): State<App>, lang: Lang, jar: CookieJar, Query(q): Query<MessageQuery>) -> Response {
     let Ok(Some((_, person))) = signed_in(&app, &jar).await else {
         return Redirect::to("/login").into_response();
     };
-    let overview = match orgs::overview(&app.proofing(), &person, app.now()).await {
+    let now = app.now();
+    let overview = match orgs::overview(&app.proofing(), &person, now).await {
         Ok(o) => o,
         Err(e) => return page::internal(anyhow::anyhow!("{e}"), "organisations page"),
     };
@@ -76,18 +80,29 @@ async fn show(State(app): State<App>, lang: Lang, jar: CookieJar, Query(q): Quer
             .into_iter()
             .map(|(b, o)| {
                 let (name, code) = o.map(|o| (o.name, o.credit_code)).unwrap_or_default();
-                let status = match b.status.as_str() {
-                    "active" => p.status_active,
-                    _ => p.status_suspended,
+                let status = match (b.status.as_str(), b.suspended_by.as_deref()) {
+                    ("active", _) => p.status_active,
+                    (_, Some("registry") | Some("migration")) => p.status_suspended,
+                    _ => p.status_suspended_admin,
                 };
                 (name, code, status.to_owned())
             })
             .collect(),
+        may_appoint_managers: overview.may_appoint.iter().any(|o| o.2),
         may_appoint: overview.may_appoint,
         appointments: overview
             .appointments
             .into_iter()
-            .map(|(a, org, other, mine)| (a.id, org, other, mine, a.status == "accepted"))
+            .map(|(a, org, other, mine)| {
+                let expired = a.expired(now);
+                let status = match (a.status.as_str(), expired) {
+                    ("accepted", _) => p.accepted,
+                    (_, true) => p.expired,
+                    _ => p.pending,
+                };
+                let acceptable = !mine && a.status == "pending" && !expired;
+                (a.id, org, other, mine, status, acceptable)
+            })
             .collect(),
     });
     (jar, html).into_response()
