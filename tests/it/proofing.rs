@@ -1975,7 +1975,71 @@ async fn the_legal_representative_appoints_a_manager_who_appoints_an_agent(backe
     }
 }
 
+/// Through the 法人登录 entry inside an app's request, a person with no enterprise is sent to bind one
+/// (not signed in to the app as themself) and from there goes back to the request, acting for it.
+async fn a_legal_person_without_an_enterprise_binds_one_inside_the_apps_request(backend: Backend) {
+    let authorities = Authorities::start().await;
+    let env = start(backend, &authorities).await;
+    level_two(&env, ALICE_ID, ALICE_PHONE).await;
+    authorities.enterprise(COMPANY, "福州示例科技有限公司", "active", "张三", ALICE_ID);
+    let client = org_client(&env).await;
+    let rp = Rp::discover(&env.base, &client).await;
+    let attempt = rp.start(&["org"]);
+    let browser = Browser::new(&env.base);
+    let login = browser.get(attempt.url.as_str()).await;
+    let re = regex_lite::Regex::new(r#"id="legal-entry" href="([^"]*)""#).unwrap();
+    let entry = re.captures(login.html().2).expect("the entry")[1].replace("&amp;", "&");
+    let login = browser.get(&entry).await;
+    let page = browser.login(&login, ALICE_ID, PASSWORD).await;
+    let (url, _, body) = page.html();
+    assert!(
+        url.contains("/account/organisations?entry=legal&req="),
+        "{url} {body}"
+    );
+    assert!(body.contains("action=\"/account/organisations/bind\""), "{body}");
+    let csrf = field(body, "csrf").unwrap();
+    let req = field(body, "req").expect("the bind form keeps the request");
+    // A code the registry does not know: back on the page, the request kept.
+    let page = browser
+        .post(
+            "/account/organisations/bind",
+            &[("csrf", &csrf), ("req", &req), ("credit_code", COMPANY2)],
+        )
+        .await;
+    assert!(message_shown(&page).contains("没有"), "{}", message_shown(&page));
+    assert_eq!(field(page.html().2, "req").as_deref(), Some(req.as_str()));
+    let page = browser
+        .post(
+            "/account/organisations/bind",
+            &[("csrf", &csrf), ("req", &req), ("credit_code", COMPANY)],
+        )
+        .await;
+    let (_, _, body) = page.html();
+    assert!(
+        body.contains("action=\"/act-as\"") && body.contains(COMPANY),
+        "{body}"
+    );
+    let re = regex_lite::Regex::new(&format!(r#"value="([^"]*)">\s*<label[^>]*>[^<]*{COMPANY}"#)).unwrap();
+    let choice = re.captures(body).expect("the organisation is offered")[1].to_owned();
+    let csrf = field(body, "csrf").unwrap();
+    let req = field(body, "req").unwrap();
+    let mut page = browser
+        .post("/act-as", &[("csrf", &csrf), ("req", &req), ("acting", &choice)])
+        .await;
+    if page.is_consent() {
+        page = browser.consent(&page, true).await;
+    }
+    let tokens = rp
+        .exchange(&page.params()["code"], attempt.verifier)
+        .await
+        .unwrap();
+    let (status, info) = userinfo(&env, tokens.access_token().secret()).await;
+    assert_eq!(status, 200);
+    assert_eq!(info["org"]["credit_code"], COMPANY, "{info}");
+}
+
 on_both_backends!(
+    a_legal_person_without_an_enterprise_binds_one_inside_the_apps_request,
     an_appointment_answers_the_same_for_anyone_and_waits_for_a_level_two_appointee,
     a_gone_or_cancelled_enterprise_is_suspended_and_restored_when_active_again,
     a_sweep_stops_at_its_brake,

@@ -39,6 +39,9 @@ struct OrganisationsPage<'a> {
     level: i64,
     /// Arrived through the legal-person entry: the page opens with the choice.
     legal_entry: bool,
+    /// Inside an app's request: its reference (kept by the bind form) and where it resumes.
+    req: Option<String>,
+    resume: Option<String>,
     /// (name, credit code, role text)
     represents: Vec<(String, String, &'static str)>,
     /// (name, credit code, status)
@@ -57,6 +60,7 @@ async fn show(State(app): State<App>, lang: Lang, jar: CookieJar, Query(q): Quer
         return Redirect::to("/login").into_response();
     };
     let now = app.now();
+    let req = q.req.clone().filter(|r| super::legal_entry::valid_req(r));
     let overview = match orgs::overview(&app.proofing(), &person, now).await {
         Ok(o) => o,
         Err(e) => return page::internal(anyhow::anyhow!("{e}"), "organisations page"),
@@ -70,6 +74,8 @@ async fn show(State(app): State<App>, lang: Lang, jar: CookieJar, Query(q): Quer
         message: q.m.as_deref().and_then(|m| message(lang, m)),
         level: person.real_name_level,
         legal_entry: q.entry.as_deref() == Some("legal"),
+        resume: req.as_deref().map(crate::http::pending::resume_path),
+        req,
         represents: overview
             .represents
             .into_iter()
@@ -113,6 +119,8 @@ struct BindForm {
     csrf: Option<String>,
     #[serde(default)]
     credit_code: String,
+    /// The app's request this binding is for: on success the request goes on.
+    req: Option<String>,
 }
 
 async fn bind(
@@ -129,7 +137,29 @@ async fn bind(
         return Redirect::to("/login").into_response();
     };
     let result = orgs::bind(&app.proofing(), &person, &form.credit_code, &address, app.now()).await;
-    outcome(HERE, result.map(|_| "bound"))
+    match form.req.filter(|r| super::legal_entry::valid_req(r)) {
+        Some(req) if result.is_ok() => Redirect::to(&crate::http::pending::resume_path(&req)).into_response(),
+        Some(req) => {
+            // Back to the page for this request, with the message.
+            let code = match result {
+                Err(crate::services::proofing::ProofingError::Internal(e)) => {
+                    tracing::error!(error = format!("{e:#}"), "proofing step failed");
+                    "internal"
+                }
+                Err(e) => super::proofing_texts::code_of(&e),
+                Ok(_) => "bound",
+            };
+            let to = format!(
+                "{}&{}",
+                super::legal_entry::bind_path(&req),
+                url::form_urlencoded::Serializer::new(String::new())
+                    .append_pair("m", code)
+                    .finish()
+            );
+            Redirect::to(&to).into_response()
+        }
+        None => outcome(HERE, result.map(|_| "bound")),
+    }
 }
 
 #[derive(Deserialize)]
