@@ -133,6 +133,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0020_federation.sql"),
         postgres: include_str!("../../migrations/postgres/0020_federation.sql"),
     },
+    Migration {
+        version: 21,
+        name: "cross_device_review",
+        sqlite: include_str!("../../migrations/sqlite/0021_cross_device_review.sql"),
+        postgres: include_str!("../../migrations/postgres/0021_cross_device_review.sql"),
+    },
 ];
 
 const LOCK_ID: i64 = 0x79_756e_6964; // "yunid"
