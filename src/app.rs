@@ -480,6 +480,7 @@ impl App {
             keys: self.keys(),
             iss: self.config.iss(),
             cache: &self.verified_tokens,
+            revocations: self.db.revocation_epoch(),
         }
     }
 

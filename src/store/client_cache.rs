@@ -95,6 +95,12 @@ impl<V: Clone> NodeCache<V> {
         state.rows.insert(key, (value, Instant::now()));
     }
 
+    /// How many evictions and clears this cache has seen: it moves whenever something cached here may
+    /// have become wrong (for the live tokens: whenever this node hears of a revocation).
+    pub fn generation(&self) -> u64 {
+        self.state().generation
+    }
+
     pub fn evict(&self, key: &str) {
         let mut state = self.state();
         state.generation += 1;

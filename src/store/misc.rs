@@ -74,6 +74,13 @@ impl Db {
         Ok(())
     }
 
+    /// This node's revocation epoch: it moves whenever the node forgets its live tokens (a revocation
+    /// here, a notice from another node, or the change listener lost), so that anything else kept
+    /// per token (the verified access tokens) is dropped too.
+    pub fn revocation_epoch(&self) -> u64 {
+        self.live_tokens.generation()
+    }
+
     /// This node forgets which access tokens it found live (after a revocation committed).
     pub fn forget_live_tokens(&self) {
         self.live_tokens.clear();

@@ -110,7 +110,19 @@ async fn a_burst_of_guesses_gets_at_most_the_limit_of_hashes(backend: Backend) {
         wrong as i64 <= limit && wrong > 0,
         "at most {limit} guesses were checked, got {wrong}: {answers:?}"
     );
-    assert_eq!(wrong + throttled, guesses, "the rest were throttled: {answers:?}");
+    // On a loaded machine a guess may also wait too long for a database connection: it is answered
+    // "try again shortly" (503 with Retry-After) without a hash. Never more than a few of the burst.
+    let shed = answers
+        .iter()
+        .filter(|(s, _, r)| *s == StatusCode::SERVICE_UNAVAILABLE && r.as_deref() == Some("5"))
+        .count();
+    assert!(shed < guesses / 2, "most guesses were answered: {answers:?}");
+    assert!(throttled > 0, "the burst was throttled: {answers:?}");
+    assert_eq!(
+        wrong + throttled + shed,
+        guesses,
+        "the rest were throttled (or shed): {answers:?}"
+    );
     assert_eq!(
         hashes, wrong as f64,
         "one argon2 hash per checked guess, none for a throttled one"
@@ -119,6 +131,7 @@ async fn a_burst_of_guesses_gets_at_most_the_limit_of_hashes(backend: Backend) {
     for (status, alert, _) in &answers {
         let expected = match *status {
             StatusCode::UNAUTHORIZED => zh.err_credentials,
+            StatusCode::SERVICE_UNAVAILABLE => continue,
             _ => zh.err_throttled,
         };
         assert_eq!(alert.as_deref(), Some(expected));

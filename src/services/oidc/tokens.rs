@@ -203,49 +203,75 @@ pub struct AccessToken {
 }
 
 /// Access tokens this node has already verified (signature, type, issuer), so that a resource server
-/// introspecting the same token again does not pay for another ECDSA verification. An entry is used only
-/// while the token is unexpired at the caller's `now` and the key that signed it is still published;
-/// expired entries are dropped when the cache reaches its bound, and the rest only if that is not enough.
+/// introspecting the same token again does not pay for another ECDSA verification. Entries are keyed by
+/// the token's SHA-256 (the memory of a node holds no usable bearer token). An entry is used only while
+/// the token is unexpired at the caller's `now` and the key that signed it is still published; the whole
+/// cache is dropped when this node hears of a revocation (its epoch, [`Verifier::revocations`], moved),
+/// and at its bound expired entries go first, the rest only if that is not enough.
 #[derive(Default)]
 pub struct VerifiedTokens {
-    map: Mutex<HashMap<String, (String, AccessToken)>>,
+    map: Mutex<Verified>,
+}
+
+#[derive(Default)]
+struct Verified {
+    /// The revocation epoch the entries were verified under.
+    epoch: u64,
+    entries: HashMap<Vec<u8>, (String, AccessToken)>,
 }
 
 const VERIFIED_TOKENS_MAX: usize = 4096;
 
 impl VerifiedTokens {
-    fn map(&self) -> MutexGuard<'_, HashMap<String, (String, AccessToken)>> {
-        match self.map.lock() {
+    /// The entries, emptied first when a revocation was heard of since they were stored.
+    fn map(&self, epoch: u64) -> MutexGuard<'_, Verified> {
+        let mut m = match self.map.lock() {
             Ok(m) => m,
             Err(poisoned) => poisoned.into_inner(),
+        };
+        if m.epoch != epoch {
+            m.entries.clear();
+            m.epoch = epoch;
         }
+        m
     }
 
     /// The token as verified before, while it is unexpired at `now` and its key still published.
-    fn get(&self, token: &str, keys: &KeySet, now: i64) -> Option<Result<AccessToken, InvalidToken>> {
-        let mut map = self.map();
-        let (kid, at) = map.get(token)?;
+    fn get(
+        &self,
+        token: &str,
+        keys: &KeySet,
+        now: i64,
+        epoch: u64,
+    ) -> Option<Result<AccessToken, InvalidToken>> {
+        let key = crypto::sha256(token.as_bytes());
+        let mut map = self.map(epoch);
+        let (kid, at) = map.entries.get(&key)?;
         if at.exp <= now {
-            map.remove(token);
+            map.entries.remove(&key);
             return Some(Err(EXPIRED));
         }
         keys.publishes(kid).then(|| Ok(at.clone()))
     }
 
-    fn put(&self, token: &str, kid: &str, at: &AccessToken, now: i64) {
-        let mut map = self.map();
-        if map.len() >= VERIFIED_TOKENS_MAX {
-            map.retain(|_, (_, at)| at.exp > now);
-            if map.len() >= VERIFIED_TOKENS_MAX {
-                map.clear();
+    fn put(&self, token: &str, kid: &str, at: &AccessToken, now: i64, epoch: u64) {
+        let mut map = self.map(epoch);
+        if map.entries.len() >= VERIFIED_TOKENS_MAX {
+            map.entries.retain(|_, (_, at)| at.exp > now);
+            if map.entries.len() >= VERIFIED_TOKENS_MAX {
+                map.entries.clear();
             }
         }
-        map.insert(token.to_owned(), (kid.to_owned(), at.clone()));
+        map.entries
+            .insert(crypto::sha256(token.as_bytes()), (kid.to_owned(), at.clone()));
     }
 
     /// How many verified tokens are kept.
     pub fn len(&self) -> usize {
-        self.map().len()
+        match self.map.lock() {
+            Ok(m) => m.entries.len(),
+            Err(poisoned) => poisoned.into_inner().entries.len(),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -258,6 +284,9 @@ pub struct Verifier<'a> {
     pub keys: Arc<KeySet>,
     pub iss: &'a str,
     pub cache: &'a VerifiedTokens,
+    /// This node's revocation epoch ([`Db::revocation_epoch`]): it moves whenever the node hears of a
+    /// revocation, and the verified tokens are then dropped.
+    pub revocations: u64,
 }
 
 const EXPIRED: InvalidToken = InvalidToken {
@@ -268,7 +297,7 @@ const EXPIRED: InvalidToken = InvalidToken {
 /// revocation is checked by the caller when it matters.
 pub fn parse_access_token(v: &Verifier<'_>, token: &str, now: i64) -> Result<AccessToken, InvalidToken> {
     let bad = |description: &'static str| InvalidToken { description };
-    if let Some(cached) = v.cache.get(token, &v.keys, now) {
+    if let Some(cached) = v.cache.get(token, &v.keys, now, v.revocations) {
         return cached;
     }
     let (header, claims) = v.keys.verify(token).map_err(|_| bad("token is not valid"))?;
@@ -303,7 +332,7 @@ pub fn parse_access_token(v: &Verifier<'_>, token: &str, now: i64) -> Result<Acc
         claims,
     };
     if let Some(kid) = header.get("kid").and_then(Value::as_str) {
-        v.cache.put(token, kid, &at, now);
+        v.cache.put(token, kid, &at, now, v.revocations);
     }
     Ok(at)
 }
@@ -350,6 +379,7 @@ mod tests {
             keys: keys.clone(),
             iss: "https://id.example",
             cache: &cache,
+            revocations: 0,
         };
         let token = signed(&keys, &claims(NOW + 600));
         assert_eq!(parse_access_token(&v, &token, NOW).unwrap().exp, NOW + 600);
@@ -370,6 +400,7 @@ mod tests {
             keys: keys.clone(),
             iss: "https://id.example",
             cache: &cache,
+            revocations: 0,
         };
         let mut other_iss = claims(NOW + 600);
         other_iss["iss"] = json!("https://other.example");
@@ -403,10 +434,36 @@ mod tests {
         let kid = keys.active_kid(Alg::ES256).unwrap().to_owned();
         for n in 0..VERIFIED_TOKENS_MAX {
             let exp = if n % 2 == 0 { NOW - 1 } else { NOW + 600 };
-            cache.put(&format!("t{n}"), &kid, &at(exp), NOW - 10);
+            cache.put(&format!("t{n}"), &kid, &at(exp), NOW - 10, 0);
         }
-        cache.put("fresh", &kid, &at(NOW + 600), NOW);
+        cache.put("fresh", &kid, &at(NOW + 600), NOW, 0);
         assert_eq!(cache.len(), VERIFIED_TOKENS_MAX / 2 + 1);
-        assert!(cache.get("t1", &keys, NOW).is_some_and(|r| r.is_ok()));
+        assert!(cache.get("t1", &keys, NOW, 0).is_some_and(|r| r.is_ok()));
+    }
+
+    #[test]
+    fn verified_tokens_are_kept_by_hash_and_dropped_when_a_revocation_is_heard() {
+        let keys = Arc::new(KeySet::generate(NOW).unwrap());
+        let cache = VerifiedTokens::default();
+        let token = signed(&keys, &claims(NOW + 600));
+        let mut v = Verifier {
+            keys: keys.clone(),
+            iss: "https://id.example",
+            cache: &cache,
+            revocations: 7,
+        };
+        parse_access_token(&v, &token, NOW).unwrap();
+        assert_eq!(cache.len(), 1);
+        // The node's memory holds the token's hash, never the token.
+        let kept = cache.map.lock().unwrap();
+        assert!(kept.entries.contains_key(&crypto::sha256(token.as_bytes())));
+        assert!(!kept.entries.keys().any(|k| k.as_slice() == token.as_bytes()));
+        drop(kept);
+        // Another revocation epoch: everything verified before is forgotten, and verified again.
+        v.revocations = 8;
+        assert!(cache.get(&token, &keys, NOW, 8).is_none());
+        assert!(cache.is_empty());
+        parse_access_token(&v, &token, NOW).unwrap();
+        assert_eq!(cache.len(), 1);
     }
 }
