@@ -138,8 +138,14 @@ impl App {
             upstream_metadata: Default::default(),
             proofing,
         }));
-        crate::services::federation::settings::sync_config(&app.db, &app.secrets, &app.config.upstreams, now)
-            .await?;
+        crate::services::federation::settings::sync_config(
+            &app.db,
+            &app.secrets,
+            &app.config.upstreams,
+            app.config.allow_insecure_redirects,
+            now,
+        )
+        .await?;
         // The admin console signs in through yunid like any app: its client must exist.
         crate::services::console::ensure_client(&app.db, &app.config, &app.secrets, now).await?;
         Ok(app)
@@ -156,6 +162,7 @@ impl App {
             keys: self.keys(),
             issuer: &self.config.issuer,
             session_ttl: self.config.session_absolute_ttl,
+            allow_http: self.config.allow_insecure_redirects,
         }
     }
 

@@ -337,6 +337,14 @@ impl Config {
         );
         self.trusted_proxy_nets()?;
         self.client_outbound_nets()?;
+        for u in &self.upstreams {
+            u.check(self.allow_insecure_redirects).map_err(|(field, why)| {
+                anyhow::anyhow!(
+                    "upstreams: {}: {field} {why}",
+                    u.id.as_deref().unwrap_or("(no id)")
+                )
+            })?;
+        }
         Ok(())
     }
 

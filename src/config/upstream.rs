@@ -78,6 +78,54 @@ pub struct NewUpstream {
     pub enabled: bool,
 }
 
+/// Why an upstream's URL is refused: `(field, reason)`.
+pub type UrlRefusal = (&'static str, String);
+
+/// A URL yunid fetches from an upstream or shows for it (discovery, logo; the endpoints and `jwks_uri`
+/// its metadata names): absolute, with a host, no fragment, no credentials, and https — plain http only
+/// with `allow_http` (the development switch `allow_insecure_redirects`), loopback included.
+pub fn check_url(field: &'static str, s: &str, allow_http: bool) -> Result<url::Url, UrlRefusal> {
+    let url = url::Url::parse(s).map_err(|_| (field, "not an absolute URL".to_owned()))?;
+    if url.host().is_none()
+        || url.fragment().is_some()
+        || !url.username().is_empty()
+        || url.password().is_some()
+    {
+        return Err((
+            field,
+            "a URL with a host, without a fragment or credentials".to_owned(),
+        ));
+    }
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if allow_http => Ok(url),
+        _ => Err((field, HTTPS_ONLY.to_owned())),
+    }
+}
+
+/// The refusal of a plain-http upstream URL.
+pub const HTTPS_ONLY: &str =
+    "must be an https URL (http only with allow_insecure_redirects, for development)";
+
+impl NewUpstream {
+    /// The checks the configuration file's entries get when it is loaded (the admin API's bodies get
+    /// the same through `services::federation::settings`): https URLs, and numbers trusted only at real-name
+    /// level 2 or above.
+    pub fn check(&self, allow_http: bool) -> Result<(), UrlRefusal> {
+        check_url("discovery_url", &self.discovery_url, allow_http)?;
+        if let Some(logo) = &self.logo_url {
+            check_url("logo_url", logo, allow_http)?;
+        }
+        if self.mapping.link_min_level.is_some_and(|l| !(2..=3).contains(&l)) {
+            return Err(("mapping.link_min_level", LINK_MIN_LEVEL.to_owned()));
+        }
+        Ok(())
+    }
+}
+
+/// The refusal of a `link_min_level` below 2.
+pub const LINK_MIN_LEVEL: &str = "2 or 3: a number asserted at level 1 is not verified";
+
 fn default_auth_method() -> String {
     "client_secret_basic".into()
 }

@@ -135,9 +135,15 @@ const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 21,
+        name: "federation_links",
+        sqlite: include_str!("../../migrations/sqlite/0021_federation_links.sql"),
+        postgres: include_str!("../../migrations/postgres/0021_federation_links.sql"),
+    },
+    Migration {
+        version: 22,
         name: "cross_device_review",
-        sqlite: include_str!("../../migrations/sqlite/0021_cross_device_review.sql"),
-        postgres: include_str!("../../migrations/postgres/0021_cross_device_review.sql"),
+        sqlite: include_str!("../../migrations/sqlite/0022_cross_device_review.sql"),
+        postgres: include_str!("../../migrations/postgres/0022_cross_device_review.sql"),
     },
 ];
 

@@ -70,14 +70,18 @@ pub struct FlowRow {
     pub nonce_hash: String,
     pub verifier_enc: String,
     pub expires_at: i64,
+    /// The earliest upstream `auth_time` accepted (the app asked for `prompt=login` or `max_age`).
+    pub min_auth_time: Option<i64>,
 }
 
-/// A link between an upstream subject and a person.
+/// A link between an upstream account (its issuer and subject) and a person.
 #[derive(Debug, Clone)]
 pub struct LinkRow {
-    pub upstream_id: String,
+    pub issuer: String,
     pub subject: String,
     pub person_id: String,
+    /// The upstream registration that made the link.
+    pub upstream_id: String,
     pub created_at: i64,
 }
 
@@ -151,8 +155,8 @@ impl Db {
 
     pub async fn insert_upstream_flow(&self, f: &FlowRow) -> Result<(), sqlx::Error> {
         sqlx::query(
-            "INSERT INTO upstream_flows (state_hash, upstream_id, browser_hash, req, nonce_hash, verifier_enc, expires_at) \
-             VALUES ($1,$2,$3,$4,$5,$6,$7)",
+            "INSERT INTO upstream_flows (state_hash, upstream_id, browser_hash, req, nonce_hash, verifier_enc, \
+             expires_at, min_auth_time) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)",
         )
         .bind(&f.state_hash)
         .bind(&f.upstream_id)
@@ -161,34 +165,38 @@ impl Db {
         .bind(&f.nonce_hash)
         .bind(&f.verifier_enc)
         .bind(f.expires_at)
+        .bind(f.min_auth_time)
         .execute(&self.pool)
         .await?;
         Ok(())
     }
 
-    /// Takes a sign-in under way, once, in the browser that started it and before it expires: one
-    /// statement marks it used, so two callbacks with the same `state` cannot both proceed.
+    /// Takes a sign-in under way at `upstream_id`, once, in the browser that started it and before it
+    /// expires: one statement marks it used, so two callbacks with the same `state` cannot both proceed.
     pub async fn take_upstream_flow(
         &self,
         state_hash: &str,
+        upstream_id: &str,
         browser_hash: &str,
         now: i64,
     ) -> Result<Option<FlowRow>, sqlx::Error> {
         let done = sqlx::query(
             "UPDATE upstream_flows SET used_at = $1 \
-             WHERE state_hash = $2 AND browser_hash = $3 AND used_at IS NULL AND expires_at > $1",
+             WHERE state_hash = $2 AND browser_hash = $3 AND upstream_id = $4 AND used_at IS NULL \
+             AND expires_at > $1",
         )
         .bind(now)
         .bind(state_hash)
         .bind(browser_hash)
+        .bind(upstream_id)
         .execute(&self.pool)
         .await?;
         if done.rows_affected() != 1 {
             return Ok(None);
         }
         let row = sqlx::query(
-            "SELECT state_hash, upstream_id, browser_hash, req, nonce_hash, verifier_enc, expires_at \
-             FROM upstream_flows WHERE state_hash = $1",
+            "SELECT state_hash, upstream_id, browser_hash, req, nonce_hash, verifier_enc, expires_at, \
+             min_auth_time FROM upstream_flows WHERE state_hash = $1",
         )
         .bind(state_hash)
         .fetch_optional(&self.pool)
@@ -202,31 +210,31 @@ impl Db {
                 nonce_hash: r.try_get("nonce_hash")?,
                 verifier_enc: r.try_get("verifier_enc")?,
                 expires_at: r.try_get("expires_at")?,
+                min_auth_time: r.try_get("min_auth_time")?,
             })
         })
         .transpose()
     }
 
-    pub async fn upstream_link(
-        &self,
-        upstream_id: &str,
-        subject: &str,
-    ) -> Result<Option<String>, sqlx::Error> {
-        sqlx::query_scalar("SELECT person_id FROM upstream_links WHERE upstream_id = $1 AND subject = $2")
-            .bind(upstream_id)
+    /// The person an upstream account (issuer, subject) is linked to.
+    pub async fn upstream_link(&self, issuer: &str, subject: &str) -> Result<Option<String>, sqlx::Error> {
+        sqlx::query_scalar("SELECT person_id FROM upstream_links WHERE issuer = $1 AND subject = $2")
+            .bind(issuer)
             .bind(subject)
             .fetch_optional(&self.pool)
             .await
     }
 
-    /// Links an upstream subject to a person; false when that subject is linked already.
+    /// Links an upstream account to a person; false when that account is linked already.
     pub async fn insert_upstream_link(&self, l: &LinkRow) -> Result<bool, sqlx::Error> {
         let result = sqlx::query(
-            "INSERT INTO upstream_links (upstream_id, subject, person_id, created_at) VALUES ($1,$2,$3,$4)",
+            "INSERT INTO upstream_links (issuer, subject, person_id, upstream_id, created_at) \
+             VALUES ($1,$2,$3,$4,$5)",
         )
-        .bind(&l.upstream_id)
+        .bind(&l.issuer)
         .bind(&l.subject)
         .bind(&l.person_id)
+        .bind(&l.upstream_id)
         .bind(l.created_at)
         .execute(&self.pool)
         .await;
@@ -239,8 +247,8 @@ impl Db {
 
     pub async fn upstream_links_of(&self, person_id: &str) -> Result<Vec<LinkRow>, sqlx::Error> {
         let rows = sqlx::query(
-            "SELECT upstream_id, subject, person_id, created_at FROM upstream_links WHERE person_id = $1 \
-             ORDER BY created_at, upstream_id",
+            "SELECT issuer, subject, person_id, upstream_id, created_at FROM upstream_links \
+             WHERE person_id = $1 ORDER BY created_at, issuer",
         )
         .bind(person_id)
         .fetch_all(&self.pool)
@@ -248,27 +256,72 @@ impl Db {
         rows.iter()
             .map(|r| {
                 Ok(LinkRow {
-                    upstream_id: r.try_get("upstream_id")?,
+                    issuer: r.try_get("issuer")?,
                     subject: r.try_get("subject")?,
                     person_id: r.try_get("person_id")?,
+                    upstream_id: r.try_get("upstream_id")?,
                     created_at: r.try_get("created_at")?,
                 })
             })
             .collect()
     }
 
-    /// Removes a person's link to an upstream; false when there was none.
+    /// Removes a person's link to an upstream account; false when there was none.
     pub async fn delete_upstream_link(
         &self,
         person_id: &str,
-        upstream_id: &str,
+        issuer: &str,
+        subject: &str,
     ) -> Result<bool, sqlx::Error> {
-        let done = sqlx::query("DELETE FROM upstream_links WHERE person_id = $1 AND upstream_id = $2")
+        let done =
+            sqlx::query("DELETE FROM upstream_links WHERE person_id = $1 AND issuer = $2 AND subject = $3")
+                .bind(person_id)
+                .bind(issuer)
+                .bind(subject)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Records that a person unlinked `issuer`: its numbers no longer link them by themselves.
+    pub async fn insert_upstream_opt_out(
+        &self,
+        issuer: &str,
+        person_id: &str,
+        now: i64,
+    ) -> Result<(), sqlx::Error> {
+        let result =
+            sqlx::query("INSERT INTO upstream_opt_outs (issuer, person_id, created_at) VALUES ($1,$2,$3)")
+                .bind(issuer)
+                .bind(person_id)
+                .bind(now)
+                .execute(&self.pool)
+                .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_unique_violation(&e) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn upstream_opted_out(&self, issuer: &str, person_id: &str) -> Result<bool, sqlx::Error> {
+        let found: Option<i64> = sqlx::query_scalar(
+            "SELECT created_at FROM upstream_opt_outs WHERE issuer = $1 AND person_id = $2",
+        )
+        .bind(issuer)
+        .bind(person_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(found.is_some())
+    }
+
+    pub async fn delete_upstream_opt_out(&self, issuer: &str, person_id: &str) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM upstream_opt_outs WHERE issuer = $1 AND person_id = $2")
+            .bind(issuer)
             .bind(person_id)
-            .bind(upstream_id)
             .execute(&self.pool)
             .await?;
-        Ok(done.rows_affected() > 0)
+        Ok(())
     }
 
     pub async fn insert_link_offer(

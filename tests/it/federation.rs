@@ -126,13 +126,19 @@ struct Pair {
     up_client: TestClient,
 }
 
+/// yunid with plain-http upstreams allowed (`allow_insecure_redirects`, development): the test upstreams
+/// listen on http://127.0.0.1.
+async fn down_env(backend: Backend) -> Env {
+    Env::start_with(backend, |c| c.allow_insecure_redirects = true).await
+}
+
 async fn pair(backend: Backend, mapping: Value) -> Pair {
     let up = Env::start(backend).await;
-    let down = Env::start(backend).await;
+    let down = down_env(backend).await;
     let up_client = up
         .client_with(NewClient {
             name: "省统一身份认证".into(),
-            redirect_uris: vec![down.url("/login/upstream/callback")],
+            redirect_uris: vec![down.url("/login/upstream/national/callback")],
             scopes: ["openid", "profile", "identity"].map(String::from).to_vec(),
             backchannel_logout_uri: Some(down.url("/login/upstream/national/logout")),
             ..NewClient::default()
@@ -528,6 +534,7 @@ async fn scripted_with(backend: Backend, auth_method: &'static str) -> (Env, Fak
     let op = FakeOp::start("yunid-at-national").await;
     let (discovery, client_id, secret) = (op.discovery_url(), op.client_id.clone(), op.secret.clone());
     let env = Env::start_with(backend, move |c| {
+        c.allow_insecure_redirects = true;
         c.upstreams = vec![yunid::services::federation::NewUpstream {
             id: Some("scripted".into()),
             display_name: "国家平台（测试）".into(),
@@ -559,7 +566,10 @@ async fn via_scripted(browser: &Browser, env: &Env, rp: &Rp) -> (Page, crate::co
     let to = press(browser, &login, "scripted").await;
     let res = http().get(to.as_str()).send().await.unwrap();
     let back = res.headers()["location"].to_str().unwrap().to_owned();
-    assert!(back.starts_with(&env.url("/login/upstream/callback")), "{back}");
+    assert!(
+        back.starts_with(&env.url("/login/upstream/scripted/callback")),
+        "{back}"
+    );
     (back_at(browser, &back).await, attempt)
 }
 
@@ -600,7 +610,7 @@ async fn forged_misaudienced_wrong_nonce_and_expired_upstream_id_tokens_are_refu
     );
     let sent = op.last_token_request();
     assert_eq!(sent["client_secret"], op.secret, "client_secret_post");
-    assert_eq!(sent["redirect_uri"], env.url("/login/upstream/callback"));
+    assert_eq!(sent["redirect_uri"], env.url("/login/upstream/scripted/callback"));
     let asked = op.last_authorize();
     assert!(
         asked["claims"].contains("resident_id"),
@@ -860,12 +870,12 @@ async fn through_node(browser: &Browser, to: &url::Url, login: &str) -> url::Url
 }
 
 async fn node_oidc_provider_as_the_upstream_links_by_verified_number(backend: Backend) {
-    let down = Env::start(backend).await;
+    let down = down_env(backend).await;
     let secret = format!("node-secret-{}", yunid::crypto::random_token());
     let op = node_op(
         "yunid",
         &secret,
-        &down.url("/login/upstream/callback"),
+        &down.url("/login/upstream/node/callback"),
         &down.url("/login/upstream/node/logout"),
     )
     .await;
@@ -923,6 +933,575 @@ async fn node_oidc_provider_as_the_upstream_links_by_verified_number(backend: Ba
     assert!(!captured_logs().contains(&secret));
 }
 
+// ---- The hostile review's findings (issue 19): https, mix-up, token checks, links by issuer,
+// ---- linking stronger accounts, the upstream's auth_time, lasting unlinks, evidence.
+
+/// The scripted upstream's mapping: numbers trusted at `loa` `high` (level 2), persons created.
+fn scripted_mapping() -> Value {
+    json!({
+        "id_number": "resident_id",
+        "name": "name",
+        "level": "loa",
+        "levels": { "high": 2 },
+        "link_min_level": 2,
+        "create_persons": true,
+        "acr": { "urn:national:loa:high": 2 },
+    })
+}
+
+/// yunid (plain-http upstreams allowed) with scripted upstreams registered in its configuration file:
+/// `(id, upstream, mapping)`.
+async fn scripted_env(backend: Backend, upstreams: &[(&str, &FakeOp, Value)]) -> Env {
+    let configured: Vec<yunid::services::federation::NewUpstream> = upstreams
+        .iter()
+        .map(|(id, op, mapping)| yunid::services::federation::NewUpstream {
+            id: Some((*id).into()),
+            display_name: format!("上游 {id}"),
+            logo_url: None,
+            discovery_url: op.discovery_url(),
+            client_id: op.client_id.clone(),
+            client_secret: Some(yunid::config::upstream::SecretText(op.secret.clone())),
+            auth_method: "client_secret_post".into(),
+            scopes: vec!["openid".into()],
+            mapping: serde_json::from_value(mapping.clone()).unwrap(),
+            enabled: true,
+        })
+        .collect();
+    Env::start_with(backend, move |c| {
+        c.allow_insecure_redirects = true;
+        c.upstreams = configured.clone();
+    })
+    .await
+}
+
+/// From `url` (an app's authorization request, or a yunid page) through the login page's link to
+/// scripted upstream `id`: the callback URL the upstream sends the browser back to.
+async fn scripted_answer(browser: &Browser, url: &str, id: &str) -> String {
+    let login = browser.get(url).await;
+    let to = press(browser, &login, id).await;
+    let res = http().get(to.as_str()).send().await.unwrap();
+    res.headers()["location"].to_str().unwrap().to_owned()
+}
+
+/// `url` with query parameter `key` set to `value`.
+fn with_param(url: &str, key: &str, value: &str) -> String {
+    let mut u = url::Url::parse(url).unwrap();
+    let kept: Vec<(String, String)> = u.query_pairs().into_owned().filter(|(k, _)| k != key).collect();
+    u.query_pairs_mut()
+        .clear()
+        .extend_pairs(kept)
+        .append_pair(key, value);
+    u.to_string()
+}
+
+async fn post_logout(env: &Env, upstream: &str, token: String) -> StatusCode {
+    http()
+        .post(env.url(&format!("/login/upstream/{upstream}/logout")))
+        .form(&[("logout_token", token)])
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+fn upstream_body(id: &str, discovery_url: &str, mapping: Value) -> Value {
+    json!({
+        "id": id,
+        "display_name": "湖北政务服务网",
+        "discovery_url": discovery_url,
+        "client_id": "yunid",
+        "client_secret": "s3cr3t",
+        "mapping": mapping,
+    })
+}
+
+async fn http_upstream_urls_are_refused_unless_allowed_for_development(backend: Backend) {
+    let env = Env::start(backend).await;
+    let admin = admin_token(&env).await;
+    let trusted =
+        json!({ "id_number": "id_number", "level": "lvl", "levels": { "2": 2 }, "link_min_level": 2 });
+    for (body, field) in [
+        (
+            upstream_body(
+                "hubei",
+                "http://id.hubei.example/.well-known/openid-configuration",
+                trusted.clone(),
+            ),
+            "discovery_url",
+        ),
+        (
+            upstream_body(
+                "hubei",
+                "http://127.0.0.1:1/.well-known/openid-configuration",
+                trusted.clone(),
+            ),
+            "discovery_url",
+        ),
+        (
+            {
+                let mut b = upstream_body(
+                    "hubei",
+                    "https://id.hubei.example/.well-known/openid-configuration",
+                    trusted.clone(),
+                );
+                b["logo_url"] = json!("http://static.hubei.example/logo.svg");
+                b
+            },
+            "logo_url",
+        ),
+    ] {
+        let (status, refused) = call(&env, Method::POST, "/admin/api/upstreams", &admin, Some(body)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+        assert_eq!(refused["errors"][0]["field"], field, "{refused}");
+        let message = refused["errors"][0]["message"].as_str().unwrap();
+        assert!(
+            message.contains("https") && message.contains("allow_insecure_redirects"),
+            "a clear reason: {message}"
+        );
+    }
+    let https = upstream_body(
+        "hubei",
+        "https://id.hubei.example/.well-known/openid-configuration",
+        trusted,
+    );
+    let (status, created) = call(&env, Method::POST, "/admin/api/upstreams", &admin, Some(https)).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let (_, listed) = call(&env, Method::GET, "/admin/api/upstreams", &admin, None).await;
+    assert_eq!(listed["upstreams"].as_array().unwrap().len(), 1, "{listed}");
+
+    // With the development switch, plain http is accepted.
+    let dev = down_env(backend).await;
+    let admin = admin_token(&dev).await;
+    let (status, created) = call(
+        &dev,
+        Method::POST,
+        "/admin/api/upstreams",
+        &admin,
+        Some(upstream_body(
+            "local",
+            "http://127.0.0.1:1/.well-known/openid-configuration",
+            json!({}),
+        )),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+}
+
+/// The configuration file: an http upstream is refused at load (unless the development switch is on),
+/// and so is a `link_min_level` below 2.
+#[test]
+fn the_configuration_file_refuses_http_upstreams_and_numbers_trusted_below_level_two() {
+    let dir = tempfile::tempdir().unwrap();
+    let load = |text: &str| {
+        let file = dir.path().join("yunid.toml");
+        std::fs::write(&file, text).unwrap();
+        yunid::Config::load(Some(&file))
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    let upstream = |url: &str, min: i64| {
+        format!(
+            "[[upstreams]]\nid = \"national\"\ndisplay_name = \"国家\"\ndiscovery_url = \"{url}\"\n\
+             client_id = \"c\"\nclient_secret = \"s\"\n[upstreams.mapping]\nid_number = \"id\"\n\
+             level = \"l\"\nlevels = {{ \"2\" = 2 }}\nlink_min_level = {min}\n"
+        )
+    };
+    let http = upstream("http://id.example/.well-known/openid-configuration", 2);
+    let refused = load(&http).unwrap_err();
+    assert!(
+        refused.contains("national")
+            && refused.contains("discovery_url")
+            && refused.contains("https")
+            && refused.contains("allow_insecure_redirects"),
+        "{refused}"
+    );
+    assert_eq!(load(&format!("allow_insecure_redirects = true\n{http}")), Ok(()));
+    let https = "https://id.example/.well-known/openid-configuration";
+    assert_eq!(load(&upstream(https, 2)), Ok(()));
+    let refused = load(&upstream(https, 1)).unwrap_err();
+    assert!(refused.contains("link_min_level"), "{refused}");
+}
+
+async fn link_min_level_below_two_is_refused_at_the_admin_api(backend: Backend) {
+    let env = Env::start(backend).await;
+    let admin = admin_token(&env).await;
+    let body = upstream_body(
+        "hubei",
+        "https://id.hubei.example/.well-known/openid-configuration",
+        json!({ "id_number": "id_number", "level": "lvl", "levels": { "1": 1 }, "link_min_level": 1 }),
+    );
+    let (status, refused) = call(&env, Method::POST, "/admin/api/upstreams", &admin, Some(body)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert_eq!(refused["errors"][0]["field"], "mapping.link_min_level");
+}
+
+async fn an_answer_is_taken_only_at_the_callback_of_the_upstream_it_was_asked_of(backend: Backend) {
+    let op = FakeOp::start("yunid-at-national").await;
+    let other = FakeOp::start("yunid-at-other").await;
+    // `other` names itself in its answers (RFC 9207) and says so.
+    other.names_itself(true, true);
+    let env = scripted_env(
+        backend,
+        &[
+            ("scripted", &op, scripted_mapping()),
+            ("other", &other, scripted_mapping()),
+        ],
+    )
+    .await;
+    let number = resident_id(731);
+    person_at(&env, &number, PHONE, 1).await;
+    let (_, rp) = department_app(&env).await;
+    let claims = json!({ "resident_id": number, "loa": "high" });
+    op.answer(IdToken::Good, "national-subject-1", claims.clone(), env.app.now());
+    other.answer(IdToken::Good, "other-subject-1", claims, env.app.now());
+
+    // The answer to a sign-in at `scripted`, delivered at `other`'s callback: refused, nobody signed in.
+    let browser = Browser::new(&env.base);
+    let attempt = rp.start(&["openid"]);
+    let back = scripted_answer(&browser, attempt.url.as_str(), "scripted").await;
+    let mixed = back.replace(
+        "/login/upstream/scripted/callback",
+        "/login/upstream/other/callback",
+    );
+    assert_ne!(mixed, back);
+    let page = back_at(&browser, &mixed).await;
+    assert_eq!(page.html().1, StatusCode::BAD_REQUEST, "{page:?}");
+    assert!(browser.get("/account").await.is_login(), "not signed in");
+    // At its own callback it still finishes.
+    assert!(back_at(&browser, &back).await.is_consent());
+
+    // An upstream that names itself: an answer without `iss`, or naming another issuer, is refused.
+    for iss in [None, Some(op.base.as_str())] {
+        let b = Browser::new(&env.base);
+        let attempt = rp.start(&["openid"]);
+        let back = scripted_answer(&b, attempt.url.as_str(), "other").await;
+        assert!(back.contains("iss="), "{back}");
+        let tampered = match iss {
+            Some(i) => with_param(&back, "iss", i),
+            None => {
+                let mut u = url::Url::parse(&back).unwrap();
+                let kept: Vec<(String, String)> =
+                    u.query_pairs().into_owned().filter(|(k, _)| k != "iss").collect();
+                u.query_pairs_mut().clear().extend_pairs(kept);
+                u.to_string()
+            }
+        };
+        let page = back_at(&b, &tampered).await;
+        assert_eq!(page.html().1, StatusCode::BAD_REQUEST, "{iss:?}: {page:?}");
+        assert!(b.get("/account").await.is_login(), "{iss:?} signed someone in");
+    }
+    let b = Browser::new(&env.base);
+    let attempt = rp.start(&["openid"]);
+    let back = scripted_answer(&b, attempt.url.as_str(), "other").await;
+    assert!(back_at(&b, &back).await.is_consent(), "with its own iss");
+}
+
+async fn not_yet_valid_tokens_keys_for_other_uses_and_logout_tokens_as_id_tokens_are_refused(
+    backend: Backend,
+) {
+    let op = FakeOp::start("yunid-at-national").await;
+    let env = scripted_env(backend, &[("scripted", &op, scripted_mapping())]).await;
+    let number = resident_id(732);
+    person_at(&env, &number, PHONE, 1).await;
+    let (_, rp) = department_app(&env).await;
+    let claims = json!({ "resident_id": number, "loa": "high" });
+    for bad in [
+        IdToken::NotYetValid,
+        IdToken::EncryptionKey,
+        IdToken::OtherAlgKey,
+        IdToken::LogoutTyped,
+        IdToken::WithEvents,
+    ] {
+        op.answer(bad, "national-subject-1", claims.clone(), env.app.now());
+        let browser = Browser::new(&env.base);
+        let (page, _) = via_scripted(&browser, &env, &rp).await;
+        assert_eq!(page.html().1, StatusCode::BAD_REQUEST, "{bad:?}: {page:?}");
+        assert!(
+            browser.get("/account").await.is_login(),
+            "{bad:?} signed someone in"
+        );
+    }
+    // `nbf` within the tolerated clock difference is fine.
+    op.answer(IdToken::NbfSoon, "national-subject-1", claims, env.app.now());
+    let browser = Browser::new(&env.base);
+    let (page, _) = via_scripted(&browser, &env, &rp).await;
+    assert!(page.is_consent(), "{page:?}");
+
+    // Logout tokens: typed other than logout+jwt, or an ID token, end nothing; untyped or typed
+    // logout+jwt are logout tokens.
+    let now = env.app.now();
+    let sub = "national-subject-1";
+    for (token, what) in [
+        (op.logout_token_typed(sub, now, Some("JWT")), "typ JWT"),
+        (op.id_token(sub, now), "an ID token"),
+    ] {
+        assert_eq!(
+            post_logout(&env, "scripted", token).await,
+            StatusCode::BAD_REQUEST,
+            "{what}"
+        );
+        assert!(
+            !browser.get("/account").await.is_login(),
+            "{what} ended the session"
+        );
+    }
+    assert_eq!(
+        post_logout(&env, "scripted", op.logout_token_typed(sub, now, None)).await,
+        StatusCode::OK
+    );
+    assert!(browser.get("/account").await.is_login(), "the session ended");
+    assert_eq!(
+        post_logout(&env, "scripted", op.logout_token(sub, now, false)).await,
+        StatusCode::OK
+    );
+}
+
+async fn links_belong_to_the_issuer_not_to_the_upstreams_registration_id(backend: Backend) {
+    let op = FakeOp::start("yunid-at-national").await;
+    let elsewhere = FakeOp::start("yunid-at-national").await;
+    let env = scripted_env(backend, &[("scripted", &op, scripted_mapping())]).await;
+    let number = resident_id(733);
+    person_at(&env, &number, PHONE, 1).await;
+    let (_, rp) = department_app(&env).await;
+    op.answer(
+        IdToken::Good,
+        "national-subject-1",
+        json!({ "resident_id": number, "loa": "high" }),
+        env.app.now(),
+    );
+    let browser = Browser::new(&env.base);
+    let (page, attempt) = via_scripted(&browser, &env, &rp).await;
+    let first = id_claims(&rp, &to_app(&browser, page).await, attempt.verifier).await;
+
+    // The same issuer registered again under another id, its numbers not trusted there: the account is
+    // linked already, and no number is needed.
+    let admin = admin_token(&env).await;
+    let mut again = upstream_body("again", &op.discovery_url(), json!({}));
+    again["client_id"] = json!(op.client_id);
+    again["client_secret"] = json!(op.secret);
+    again["auth_method"] = json!("client_secret_post");
+    let (status, body) = call(
+        &env,
+        Method::POST,
+        "/admin/api/upstreams",
+        &admin,
+        Some(again.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    op.answer(IdToken::Good, "national-subject-1", json!({}), env.app.now());
+    let other = Browser::new(&env.base);
+    let attempt = rp.start(&["openid"]);
+    let back = scripted_answer(&other, attempt.url.as_str(), "again").await;
+    let page = back_at(&other, &back).await;
+    assert!(!page.is_login(), "one identity per issuer and subject: {page:?}");
+    let fed = id_claims(&rp, &to_app(&other, page).await, attempt.verifier).await;
+    assert_eq!(fed["sub"], first["sub"]);
+
+    // The id given to another issuer: the same subject there is another account, linked to nobody.
+    again["discovery_url"] = json!(elsewhere.discovery_url());
+    again["client_id"] = json!(elsewhere.client_id);
+    again["client_secret"] = json!(elsewhere.secret);
+    let res = http()
+        .put(env.url("/admin/api/upstreams/again"))
+        .bearer_auth(&admin)
+        .header("if-match", "\"1\"")
+        .json(&again)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK, "{}", res.text().await.unwrap());
+    elsewhere.answer(IdToken::Good, "national-subject-1", json!({}), env.app.now());
+    let third = Browser::new(&env.base);
+    let attempt = rp.start(&["openid"]);
+    let back = scripted_answer(&third, attempt.url.as_str(), "again").await;
+    let page = back_at(&third, &back).await;
+    assert!(
+        page.is_login(),
+        "no inherited link: a yunid sign-in is asked for: {page:?}"
+    );
+}
+
+async fn a_stronger_yunid_account_is_linked_only_after_its_own_sign_in(backend: Backend) {
+    let op = FakeOp::start("yunid-at-national").await;
+    // The upstream asserts one factor (its acr is not mapped).
+    let mut mapping = scripted_mapping();
+    mapping["acr"] = json!({});
+    let env = scripted_env(backend, &[("scripted", &op, mapping)]).await;
+    let (_, rp) = department_app(&env).await;
+
+    // A person at real-name level 3, the upstream asserting level 2.
+    let higher = resident_id(734);
+    person_at(&env, &higher, PHONE, 3).await;
+    op.answer(
+        IdToken::Good,
+        "subject-higher",
+        json!({ "resident_id": higher, "loa": "high" }),
+        env.app.now(),
+    );
+    let browser = Browser::new(&env.base);
+    let (page, attempt) = via_scripted(&browser, &env, &rp).await;
+    assert!(page.is_login(), "a yunid sign-in is asked for: {page:?}");
+    // Signed in with the password and confirmed, it is linked.
+    let page = browser.login(&page, &higher, PASSWORD).await;
+    let page = answer_link(&browser, &page, "上游 scripted", "link").await;
+    let pwd = id_claims(&rp, &to_app(&browser, page).await, attempt.verifier).await;
+    let again = Browser::new(&env.base);
+    let (page, attempt) = via_scripted(&again, &env, &rp).await;
+    let fed = id_claims(&rp, &to_app(&again, page).await, attempt.verifier).await;
+    assert_eq!(fed["sub"], pwd["sub"]);
+    assert_eq!(fed["amr"], json!(["fed"]));
+
+    // A person with a passkey (two factors), the upstream asserting one.
+    let with_passkey = resident_id(735);
+    let id = person_at(&env, &with_passkey, "13900139075", 1).await;
+    env.app
+        .db
+        .insert_passkey(&yunid::store::login::PasskeyRow {
+            id: "pk-1".into(),
+            person_id: id,
+            name: "手机".into(),
+            credential_id: "cred-1".into(),
+            passkey: "{}".into(),
+            created_at: env.app.now(),
+            last_used_at: None,
+        })
+        .await
+        .unwrap();
+    op.answer(
+        IdToken::Good,
+        "subject-passkey",
+        json!({ "resident_id": with_passkey, "loa": "high" }),
+        env.app.now(),
+    );
+    let browser = Browser::new(&env.base);
+    let (page, _) = via_scripted(&browser, &env, &rp).await;
+    assert!(page.is_login(), "a yunid sign-in is asked for: {page:?}");
+}
+
+async fn prompt_login_and_max_age_are_passed_on_and_the_upstreams_auth_time_checked(backend: Backend) {
+    let op = FakeOp::start("yunid-at-national").await;
+    let env = scripted_env(backend, &[("scripted", &op, scripted_mapping())]).await;
+    let number = resident_id(736);
+    person_at(&env, &number, PHONE, 1).await;
+    let (_, rp) = department_app(&env).await;
+    let claims = |auth_time: Option<i64>| {
+        let mut c = json!({ "resident_id": number, "loa": "high" });
+        if let Some(t) = auth_time {
+            c["auth_time"] = json!(t);
+        }
+        c
+    };
+    let now = env.app.now();
+    for (extra, auth_time, accepted) in [
+        (("prompt", "login"), None, false),
+        (("prompt", "login"), Some(now - 3600), false),
+        (("prompt", "login"), Some(now), true),
+        (("max_age", "60"), None, false),
+        (("max_age", "60"), Some(now - 600), false),
+        (("max_age", "60"), Some(now - 30), true),
+    ] {
+        op.answer(IdToken::Good, "national-subject-1", claims(auth_time), now);
+        let browser = Browser::new(&env.base);
+        let attempt = rp.start(&["openid"]);
+        let url = url::Url::parse_with_params(attempt.url.as_str(), [extra]).unwrap();
+        let back = scripted_answer(&browser, url.as_str(), "scripted").await;
+        assert_eq!(op.last_authorize()[extra.0], extra.1, "passed on");
+        let page = back_at(&browser, &back).await;
+        if accepted {
+            assert!(page.is_consent(), "{extra:?} {auth_time:?}: {page:?}");
+        } else {
+            let (_, status, body) = page.html();
+            assert_eq!(status, StatusCode::FORBIDDEN, "{extra:?} {auth_time:?}: {body}");
+            assert!(body.contains("没有重新验证您的身份"), "a clear page: {body}");
+            assert!(browser.get("/account").await.is_login(), "not signed in");
+        }
+    }
+}
+
+async fn an_unlinked_upstream_does_not_link_again_by_number_and_its_sessions_end(backend: Backend) {
+    let op = FakeOp::start("yunid-at-national").await;
+    let env = scripted_env(backend, &[("scripted", &op, scripted_mapping())]).await;
+    let number = resident_id(737);
+    person_at(&env, &number, PHONE, 1).await;
+    let (_, rp) = department_app(&env).await;
+    op.answer(
+        IdToken::Good,
+        "national-subject-1",
+        json!({ "resident_id": number, "loa": "high" }),
+        env.app.now(),
+    );
+    // Signed in through the upstream in one browser (linked by the number), with the password in another.
+    let federated = Browser::new(&env.base);
+    let (page, _) = via_scripted(&federated, &env, &rp).await;
+    assert!(page.is_consent(), "{page:?}");
+    let own = Browser::new(&env.base);
+    let login = own.get("/login").await;
+    own.login(&login, &number, PASSWORD).await;
+    let account = own.get("/account").await;
+    let (_, _, body) = account.html();
+    assert!(body.contains("/account/upstreams/scripted/unlink"), "{body}");
+    let csrf = field(body, "csrf").unwrap();
+    own.post("/account/upstreams/scripted/unlink", &[("csrf", &csrf)])
+        .await;
+    assert!(
+        federated.get("/account").await.is_login(),
+        "the session that came through the link ended"
+    );
+    assert!(
+        !own.get("/account").await.is_login(),
+        "the password session goes on"
+    );
+
+    // The number no longer links by itself: a yunid sign-in is asked for, and confirming links again.
+    let browser = Browser::new(&env.base);
+    let (page, attempt) = via_scripted(&browser, &env, &rp).await;
+    assert!(page.is_login(), "not linked again by number: {page:?}");
+    let page = browser.login(&page, &number, PASSWORD).await;
+    let page = answer_link(&browser, &page, "上游 scripted", "link").await;
+    let pwd = id_claims(&rp, &to_app(&browser, page).await, attempt.verifier).await;
+    let again = Browser::new(&env.base);
+    let (page, attempt) = via_scripted(&again, &env, &rp).await;
+    let fed = id_claims(&rp, &to_app(&again, page).await, attempt.verifier).await;
+    assert_eq!(fed["sub"], pwd["sub"], "linked again by the person's own choice");
+}
+
+async fn a_person_an_upstream_created_shows_the_upstream_as_evidence(backend: Backend) {
+    let op = FakeOp::start("yunid-at-national").await;
+    let env = scripted_env(backend, &[("scripted", &op, scripted_mapping())]).await;
+    let number = resident_id(738);
+    let (_, rp) = department_app(&env).await;
+    op.answer(
+        IdToken::Good,
+        "national-subject-new",
+        json!({ "resident_id": number, "loa": "high", "name": "李四" }),
+        env.app.now(),
+    );
+    let browser = Browser::new(&env.base);
+    let attempt = rp.start(&["identity"]);
+    let claims = r#"{"userinfo":{"verified_claims":{"verification":{"trust_framework":null,"evidence":null},"claims":{"name":null}}}}"#;
+    let url = url::Url::parse_with_params(attempt.url.as_str(), [("claims", claims)]).unwrap();
+    let back = scripted_answer(&browser, url.as_str(), "scripted").await;
+    let code = to_app(&browser, back_at(&browser, &back).await).await;
+    use openidconnect::OAuth2TokenResponse;
+    let tokens = rp.exchange(&code, attempt.verifier).await.unwrap();
+    let (status, info) = wire::userinfo(&env.base, tokens.access_token().secret()).await;
+    assert_eq!(status, StatusCode::OK, "{info}");
+    let verification = &info["verified_claims"]["verification"];
+    assert_eq!(verification["assurance_level"], "2", "{info}");
+    let evidence = verification["evidence"].as_array().unwrap();
+    let vouch = evidence
+        .iter()
+        .find(|e| e["type"] == "vouch")
+        .unwrap_or_else(|| panic!("the upstream's vouch: {info}"));
+    assert_eq!(vouch["attestation"]["voucher"]["organization"], op.base.as_str());
+    assert!(vouch["time"].is_string(), "{vouch}");
+    assert!(
+        !verification.to_string().contains(&number),
+        "no ID number: {verification}"
+    );
+}
+
 on_both_backends!(
     a_verified_id_number_at_the_upstream_links_and_signs_in_to_a_department_app,
     an_unknown_verified_number_creates_a_person_at_the_mapped_level,
@@ -935,6 +1514,15 @@ on_both_backends!(
     upstreams_are_registered_by_super_admins_and_their_secret_is_never_shown,
     node_oidc_provider_as_the_upstream_links_by_verified_number,
     private_key_jwt_at_the_upstream_is_signed_with_yunids_published_key,
+    http_upstream_urls_are_refused_unless_allowed_for_development,
+    link_min_level_below_two_is_refused_at_the_admin_api,
+    an_answer_is_taken_only_at_the_callback_of_the_upstream_it_was_asked_of,
+    not_yet_valid_tokens_keys_for_other_uses_and_logout_tokens_as_id_tokens_are_refused,
+    links_belong_to_the_issuer_not_to_the_upstreams_registration_id,
+    a_stronger_yunid_account_is_linked_only_after_its_own_sign_in,
+    prompt_login_and_max_age_are_passed_on_and_the_upstreams_auth_time_checked,
+    an_unlinked_upstream_does_not_link_again_by_number_and_its_sessions_end,
+    a_person_an_upstream_created_shows_the_upstream_as_evidence,
 );
 
 /// The README's upstream configuration, read as yunid reads its configuration file.
@@ -965,6 +1553,7 @@ fn the_readme_upstream_example_is_a_valid_configuration() {
         u.clone(),
         None,
         "config",
+        false,
         0,
     );
     assert!(row.is_ok(), "{:?}", row.err());

@@ -1,5 +1,6 @@
 //! The account page's linked upstream accounts, and unlinking one (`POST /account/upstreams/{id}/unlink`:
-//! the signed-in person, CSRF token, only their own link).
+//! the signed-in person, CSRF token, only their own link; the sessions it started end, and it does not
+//! link again by number).
 
 use axum::Form;
 use axum::extract::{Path, State};
@@ -33,27 +34,33 @@ pub(super) async fn unlink(
     Form(form): Form<CsrfForm>,
 ) -> Response {
     let a = app.clone();
-    action(&app, lang, jar, form, |_, person| async move {
-        if flow::unlink(&a.federation(), &person.id, &id)
+    action(&app, lang, jar, form, |session, person| async move {
+        let now = a.now();
+        let Some(sids) = flow::unlink(&a.federation(), &person.id, &id, now)
             .await
             .map_err(anyhow::Error::from)?
-        {
-            crate::services::audit::record_quietly(
-                &a.db,
-                a.now(),
-                NewEvent {
-                    actor: &format!("person:{}", person.id),
-                    action: "upstream.unlink",
-                    subject: &person.id,
-                    address: &address,
-                    outcome: "success",
-                    detail: json!({ "upstream": id }).to_string(),
-                    ..Default::default()
-                },
-            )
-            .await;
+        else {
+            return Ok(true);
+        };
+        // The yunid sessions that upstream account started end with the link (this one too, if so).
+        for sid in &sids {
+            a.logout().end_session(sid, now).await?;
         }
-        Ok(true)
+        crate::services::audit::record_quietly(
+            &a.db,
+            a.now(),
+            NewEvent {
+                actor: &format!("person:{}", person.id),
+                action: "upstream.unlink",
+                subject: &person.id,
+                address: &address,
+                outcome: "success",
+                detail: json!({ "upstream": id, "sessions_ended": sids.len() }).to_string(),
+                ..Default::default()
+            },
+        )
+        .await;
+        Ok(!sids.contains(&session.sid))
     })
     .await
 }

@@ -29,12 +29,12 @@ pub fn router() -> Router<App> {
         .route("/login/passkey/finish", post(passkey::finish))
         .route("/consent", get(consent::show).post(consent::submit))
         .route("/act-as", get(act_as::show).post(act_as::submit))
-        .route("/login/upstream/callback", get(upstream::callback))
         .route(
             "/login/upstream/link",
             get(upstream::confirm_page).post(upstream::confirm),
         )
         .route("/login/upstream/{id}", get(upstream::start))
+        .route("/login/upstream/{id}/callback", get(upstream::callback))
         .route("/login/upstream/{id}/logout", post(upstream::backchannel_logout))
         .route("/register", get(register::show).post(register::submit))
         .route("/register/code", post(register::send_code))

@@ -1,6 +1,7 @@
 //! Signing in through an upstream provider (`services::federation`): the login page's links lead to
 //! `/login/upstream/{id}` (with the page's CSRF token; the sign-in is bound to this browser and its
-//! pending request), the upstream sends the browser back to `/login/upstream/callback`, and the
+//! pending request), the upstream sends the browser back to `/login/upstream/{id}/callback` (one per
+//! upstream: an answer is taken only for a sign-in started at that upstream), and the
 //! upstream's back-channel logout arrives at `/login/upstream/{id}/logout`.
 //!
 //! Links and a `Refresh`, not forms and redirects, carry the browser across origins: browsers check a
@@ -71,6 +72,11 @@ fn failed(lang: Lang, e: &FederationError) -> Response {
             StatusCode::FORBIDDEN,
             "对方平台未完成登录。",
             "The other platform did not complete the sign-in.",
+        ),
+        FederationError::Token(TokenError::AuthTime) => (
+            StatusCode::FORBIDDEN,
+            "此应用要求您刚刚验证过身份，但对方平台没有重新验证您的身份，登录未完成。请重新登录。",
+            "This app requires that you proved who you are just now, and the other platform did not check you again; you are not signed in. Please sign in again.",
         ),
         FederationError::Token(_) => (
             StatusCode::BAD_REQUEST,
@@ -215,12 +221,17 @@ pub async fn start(
         return page::fail(ctx.lang, StatusCode::BAD_REQUEST, Msg::RequestExpired);
     }
     let (jar, browser) = cookies::browser(&app, jar);
+    // What the app asked of yunid's authentication is asked of the upstream's, and checked.
+    let fresh = flow::Freshness {
+        login: ctx.reauth || ctx.pending.as_ref().is_some_and(|(r, _)| r.has_prompt("login")),
+        max_age: ctx.pending.as_ref().and_then(|(r, _)| r.max_age),
+    };
     let started = flow::start(
         &app.federation(),
         &id,
         &crypto::token_hash(&browser),
         f.req.as_deref(),
-        ctx.reauth,
+        fresh,
         now,
         app.random.as_ref(),
     )
@@ -231,12 +242,14 @@ pub async fn start(
     }
 }
 
-/// `GET /login/upstream/callback`: the upstream's answer, in the browser that started the sign-in.
+/// `GET /login/upstream/{id}/callback`: upstream `id`'s answer, in the browser that started the sign-in
+/// there.
 pub async fn callback(
     State(app): State<App>,
     lang: Lang,
     jar: CookieJar,
     ClientAddr(addr): ClientAddr,
+    Path(id): Path<String>,
     Query(q): Query<Callback>,
 ) -> Response {
     let now = app.now();
@@ -244,7 +257,15 @@ pub async fn callback(
         return failed(lang, &FederationError::State);
     };
     let browser_hash = crypto::token_hash(&browser);
-    let outcome = flow::callback(&app.federation(), &q, &browser_hash, now, app.random.as_ref()).await;
+    let outcome = flow::callback(
+        &app.federation(),
+        &id,
+        &q,
+        &browser_hash,
+        now,
+        app.random.as_ref(),
+    )
+    .await;
     let result: anyhow::Result<Response> = async {
         match outcome {
             Err(e) => {

@@ -75,22 +75,42 @@ pub async fn offered(ctx: &Ctx<'_>) -> Result<Vec<(String, String, Option<String
         .collect())
 }
 
+/// How recent the upstream's authentication must be: what the app asked of yunid, passed on.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Freshness {
+    /// `prompt=login` (or yunid must authenticate the person again): the upstream is asked the same, and
+    /// its `auth_time` must be after the sign-in started.
+    pub login: bool,
+    /// The app's `max_age`: passed on, and the upstream's `auth_time` must be at most that old.
+    pub max_age: Option<i64>,
+}
+
+impl Freshness {
+    /// The earliest `auth_time` accepted for a sign-in started at `now`; none: any.
+    fn min_auth_time(self, now: i64) -> Option<i64> {
+        let by_prompt = self.login.then_some(now);
+        let by_age = self.max_age.map(|m| now - m.max(0));
+        by_prompt.max(by_age)
+    }
+}
+
 /// Starts a sign-in at upstream `id` for the browser whose binding secret hashes to `browser_hash`
-/// (and, when given, its pending request `req`): returns the upstream's authorization URL. With
-/// `force_login` the upstream is asked to authenticate the person again (`prompt=login`).
+/// (and, when given, its pending request `req`): returns the upstream's authorization URL. With `fresh`
+/// the upstream is asked to authenticate the person again (`prompt=login`) or recently (`max_age`), and
+/// the callback checks its `auth_time`.
 pub async fn start(
     ctx: &Ctx<'_>,
     id: &str,
     browser_hash: &str,
     req: Option<&str>,
-    force_login: bool,
+    fresh: Freshness,
     now: i64,
     rng: &dyn Random,
 ) -> Result<String, FederationError> {
     let upstream = enabled_upstream(ctx, id).await?;
     let metadata = ctx
         .discovered
-        .get(ctx.http, id, &upstream.discovery_url, now)
+        .get(ctx.http, id, &upstream.discovery_url, ctx.allow_http, now)
         .await?;
     let (state, nonce, verifier) = (rng.token(), rng.token(), rng.token());
     let state_hash = crypto::token_hash(&state);
@@ -103,6 +123,7 @@ pub async fn start(
             req: req.map(str::to_owned),
             nonce_hash: crypto::token_hash(&nonce),
             expires_at: now + FLOW_TTL,
+            min_auth_time: fresh.min_auth_time(now),
         })
         .await?;
     let mut url = url::Url::parse(&metadata.authorization_endpoint)
@@ -111,7 +132,7 @@ pub async fn start(
         let mut q = url.query_pairs_mut();
         q.append_pair("response_type", "code")
             .append_pair("client_id", &upstream.client_id)
-            .append_pair("redirect_uri", &ctx.redirect_uri())
+            .append_pair("redirect_uri", &ctx.redirect_uri(id))
             .append_pair("scope", &upstream.scopes)
             .append_pair("state", &state)
             .append_pair("nonce", &nonce)
@@ -124,8 +145,11 @@ pub async fn start(
         if let Some(claims) = claims_request(&mapping(&upstream)) {
             q.append_pair("claims", &claims);
         }
-        if force_login {
+        if fresh.login {
             q.append_pair("prompt", "login");
+        }
+        if let Some(max_age) = fresh.max_age {
+            q.append_pair("max_age", &max_age.max(0).to_string());
         }
     }
     Ok(url.to_string())
@@ -169,11 +193,13 @@ fn refused_code(code: &str) -> &'static str {
     KNOWN.into_iter().find(|k| *k == code).unwrap_or("error")
 }
 
-/// Finishes a sign-in at the callback: the `state` must name a sign-in started in this browser, not
-/// used and not expired (taken once, whatever follows); then the code is redeemed with the PKCE
-/// verifier and the ID token verified; then the person is found, linked or created.
+/// Finishes a sign-in at upstream `upstream_id`'s callback: the `state` must name a sign-in started in
+/// this browser at that same upstream, not used and not expired (taken once, whatever follows); then
+/// the code is redeemed with the PKCE verifier and the ID token verified; then the person is found,
+/// linked or created.
 pub async fn callback(
     ctx: &Ctx<'_>,
+    upstream_id: &str,
     params: &Callback,
     browser_hash: &str,
     now: i64,
@@ -181,22 +207,35 @@ pub async fn callback(
 ) -> Result<Outcome, FederationError> {
     let state = params.state.as_deref().ok_or(FederationError::State)?;
     let state_hash = crypto::token_hash(state);
+    // An answer arriving at another upstream's callback than the one the sign-in went to is a mix-up:
+    // it does not match (and leaves the sign-in to its own callback).
     let flow = ctx
         .db
-        .take_upstream_flow(&state_hash, browser_hash, now)
+        .take_upstream_flow(&state_hash, upstream_id, browser_hash, now)
         .await?
         .ok_or(FederationError::State)?;
     let upstream = enabled_upstream(ctx, &flow.upstream_id).await?;
-    if let Some(code) = &params.error {
-        return Err(FederationError::Refused(refused_code(code)));
-    }
     let metadata = ctx
         .discovered
-        .get(ctx.http, &upstream.id, &upstream.discovery_url, now)
+        .get(
+            ctx.http,
+            &upstream.id,
+            &upstream.discovery_url,
+            ctx.allow_http,
+            now,
+        )
         .await?;
-    // RFC 9207: an answer naming another issuer is a mix-up.
-    if params.iss.as_deref().is_some_and(|iss| iss != metadata.issuer) {
-        return Err(FederationError::Token(TokenError::Issuer));
+    // RFC 9207: an answer naming another issuer is a mix-up; an upstream that says it names itself
+    // must do so (§2.4), errors included.
+    match params.iss.as_deref() {
+        Some(iss) if iss != metadata.issuer => return Err(FederationError::Token(TokenError::Issuer)),
+        None if metadata.authorization_response_iss_parameter_supported => {
+            return Err(FederationError::Token(TokenError::IssMissing));
+        }
+        _ => {}
+    }
+    if let Some(code) = &params.error {
+        return Err(FederationError::Refused(refused_code(code)));
     }
     let code = params
         .code
@@ -214,6 +253,15 @@ pub async fn callback(
     };
     let claims = verify::id_token(ctx.http, ctx.jwks, &id_token, &expect, &flow.nonce_hash).await?;
     let subject = verify::subject(&claims)?.to_owned();
+    // Core §3.1.2.1/§3.1.3.7 item 13: asked to authenticate again or recently, the upstream answers
+    // with `auth_time`, and it must be that recent.
+    if let Some(min) = flow.min_auth_time {
+        match claims.get("auth_time").and_then(Value::as_i64) {
+            Some(t) if t + verify::LEEWAY >= min && t <= now + verify::LEEWAY => {}
+            _ => return Err(FederationError::Token(TokenError::AuthTime)),
+        }
+    }
+    let issuer = issuer_of(&upstream);
     let m = mapping(&upstream);
     let acr = claims
         .get("acr")
@@ -231,20 +279,23 @@ pub async fn callback(
         created: false,
         linked: false,
     };
-    if let Some(person_id) = ctx.db.upstream_link(&upstream.id, &subject).await? {
+    if let Some(person_id) = ctx.db.upstream_link(&issuer, &subject).await? {
         fed.person_id = person_id;
-    } else if let Some((person_id, created)) = by_verified_number(ctx, &upstream, &m, &claims, now).await? {
+    } else if let Some((person_id, created)) =
+        by_verified_number(ctx, &upstream, &issuer, &m, &claims, acr, now).await?
+    {
         let link = LinkRow {
-            upstream_id: upstream.id.clone(),
+            issuer: issuer.clone(),
             subject: subject.clone(),
             person_id: person_id.clone(),
+            upstream_id: upstream.id.clone(),
             created_at: now,
         };
         ctx.db.insert_upstream_link(&link).await?;
         // A concurrent callback may have linked the subject first: the stored link decides.
         fed.person_id = ctx
             .db
-            .upstream_link(&upstream.id, &subject)
+            .upstream_link(&issuer, &subject)
             .await?
             .unwrap_or(person_id);
         (fed.created, fed.linked) = (created, true);
@@ -287,7 +338,7 @@ async fn redeem(
     now: i64,
     rng: &dyn Random,
 ) -> Result<String, FederationError> {
-    let redirect_uri = ctx.redirect_uri();
+    let redirect_uri = ctx.redirect_uri(&upstream.id);
     let mut form: Vec<(&str, String)> = vec![
         ("grant_type", "authorization_code".into()),
         ("code", code.into()),
@@ -371,8 +422,10 @@ async fn redeem(
 async fn by_verified_number(
     ctx: &Ctx<'_>,
     upstream: &UpstreamRow,
+    issuer: &str,
     m: &Mapping,
     claims: &Map<String, Value>,
+    acr: i64,
     now: i64,
 ) -> Result<Option<(String, bool)>, FederationError> {
     let (Some(min), Some(id_claim), Some(level_claim)) = (m.link_min_level, &m.id_number, &m.level) else {
@@ -395,6 +448,13 @@ async fn by_verified_number(
     };
     let hash = ctx.secrets.id_hash(number.as_str());
     if let Some(p) = ctx.db.person_by_id_hash(&hash).await? {
+        // Not on the upstream's say-so (the person is asked to sign in to yunid once to link): a person
+        // who unlinked this issuer, or an account stronger than this sign-in — a real-name level above
+        // the asserted one, or a passkey while the upstream asserted one factor.
+        let stronger = p.real_name_level > level || (acr < 2 && ctx.db.passkey_count(&p.id).await? > 0);
+        if stronger || ctx.db.upstream_opted_out(issuer, &p.id).await? {
+            return Ok(None);
+        }
         return Ok(Some((p.id, false)));
     }
     if !m.create_persons {
@@ -449,6 +509,8 @@ async fn by_verified_number(
         ctx.db
             .set_real_name(&id, level, "upstream", &format!("upstream:{}", upstream.id), now)
             .await?;
+        // The evidence behind the level (`proofing::evidence`): which issuer asserted it, and when.
+        ctx.db.put_evidence(&id, "upstream", issuer, now).await?;
     }
     Ok(Some((id, true)))
 }
@@ -580,19 +642,42 @@ pub async fn confirm_offer(
     if !(accept && confirmable) {
         return Ok(None);
     }
+    let Some(upstream) = ctx.db.upstream(&upstream_id).await? else {
+        return Ok(None);
+    };
+    let issuer = issuer_of(&upstream);
     let linked = ctx
         .db
         .insert_upstream_link(&LinkRow {
-            upstream_id: upstream_id.clone(),
+            issuer: issuer.clone(),
             subject,
             person_id: session.person_id.clone(),
+            upstream_id: upstream_id.clone(),
             created_at: now,
         })
         .await?;
+    if linked {
+        // Linked by the person's own choice: an earlier unlinking no longer stands.
+        ctx.db
+            .delete_upstream_opt_out(&issuer, &session.person_id)
+            .await?;
+    }
     Ok(linked.then_some(upstream_id))
 }
 
-/// A person's links: `(upstream id, display name, linked at)`.
+/// The issuer an upstream's links are kept under: its discovery URL without
+/// `/.well-known/openid-configuration` (discovery checks the metadata's `issuer` says the same, bar a
+/// trailing `/`).
+pub fn issuer_of(upstream: &UpstreamRow) -> String {
+    upstream
+        .discovery_url
+        .strip_suffix("/.well-known/openid-configuration")
+        .unwrap_or(&upstream.discovery_url)
+        .to_owned()
+}
+
+/// A person's links: `(upstream id, display name, linked at)`. The upstream is the one that made the
+/// link while it still has that issuer, else any registered under that issuer.
 pub async fn links_of(ctx: &Ctx<'_>, person_id: &str) -> Result<Vec<(String, String, i64)>, FederationError> {
     let upstreams = ctx.db.upstreams().await?;
     Ok(ctx
@@ -601,18 +686,62 @@ pub async fn links_of(ctx: &Ctx<'_>, person_id: &str) -> Result<Vec<(String, Str
         .await?
         .into_iter()
         .map(|l| {
-            let name = upstreams
+            let current = upstreams
                 .iter()
-                .find(|u| u.id == l.upstream_id)
-                .map_or_else(|| l.upstream_id.clone(), |u| u.display_name.clone());
-            (l.upstream_id, name, l.created_at)
+                .find(|u| u.id == l.upstream_id && issuer_of(u) == l.issuer)
+                .or_else(|| upstreams.iter().find(|u| issuer_of(u) == l.issuer));
+            match current {
+                Some(u) => (u.id.clone(), u.display_name.clone(), l.created_at),
+                None => (l.upstream_id.clone(), l.issuer.clone(), l.created_at),
+            }
         })
         .collect())
 }
 
-/// Removes the person's link to an upstream; false when there was none.
-pub async fn unlink(ctx: &Ctx<'_>, person_id: &str, upstream_id: &str) -> Result<bool, FederationError> {
-    Ok(ctx.db.delete_upstream_link(person_id, upstream_id).await?)
+/// Removes the person's link to upstream `upstream_id` (its issuer's accounts): from now on that
+/// issuer's numbers do not link the person by themselves (an opt-out), only a link the person confirms
+/// after a yunid sign-in does. Returns the yunid sessions those upstream accounts started, which the
+/// caller ends; `None` when there was no link.
+pub async fn unlink(
+    ctx: &Ctx<'_>,
+    person_id: &str,
+    upstream_id: &str,
+    now: i64,
+) -> Result<Option<Vec<String>>, FederationError> {
+    let upstreams = ctx.db.upstreams().await?;
+    let issuer = upstreams.iter().find(|u| u.id == upstream_id).map(issuer_of);
+    let links: Vec<_> = ctx
+        .db
+        .upstream_links_of(person_id)
+        .await?
+        .into_iter()
+        .filter(|l| {
+            issuer
+                .as_deref()
+                .map_or(l.upstream_id == upstream_id, |i| l.issuer == i)
+        })
+        .collect();
+    let mut removed = false;
+    let mut sids = Vec::new();
+    for l in &links {
+        if !ctx
+            .db
+            .delete_upstream_link(person_id, &l.issuer, &l.subject)
+            .await?
+        {
+            continue;
+        }
+        removed = true;
+        ctx.db.insert_upstream_opt_out(&l.issuer, person_id, now).await?;
+        for u in upstreams.iter().filter(|u| issuer_of(u) == l.issuer) {
+            sids.extend(
+                ctx.db
+                    .upstream_session_sids(&u.id, Some(&l.subject), None, now + verify::LEEWAY)
+                    .await?,
+            );
+        }
+    }
+    Ok(removed.then_some(sids))
 }
 
 /// An upstream's back-channel logout (Back-Channel Logout 1.0 §2.5): the logout token is verified like
@@ -632,7 +761,13 @@ pub async fn backchannel_logout(
         .ok_or(FederationError::Unknown)?;
     let metadata = ctx
         .discovered
-        .get(ctx.http, &upstream.id, &upstream.discovery_url, now)
+        .get(
+            ctx.http,
+            &upstream.id,
+            &upstream.discovery_url,
+            ctx.allow_http,
+            now,
+        )
         .await?;
     let cache_key = format!("upstream:{}", upstream.id);
     let expect = Expect {

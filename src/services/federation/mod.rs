@@ -41,17 +41,21 @@ pub struct Ctx<'a> {
     pub discovered: &'a Discovered,
     /// Signs `private_key_jwt` client assertions (the upstream reads yunid's `/jwks`).
     pub keys: Arc<KeySet>,
-    /// yunid's issuer: the callback URL is `<issuer>/login/upstream/callback`.
+    /// yunid's issuer: an upstream's callback URL is `<issuer>/login/upstream/<id>/callback`.
     pub issuer: &'a url::Url,
     /// Lifetime of the sessions this starts (the absolute session lifetime).
     pub session_ttl: i64,
+    /// `allow_insecure_redirects` (development): upstream URLs may be plain http.
+    pub allow_http: bool,
 }
 
 impl Ctx<'_> {
-    pub fn redirect_uri(&self) -> String {
+    /// The callback registered at upstream `id`: one per upstream, so that an answer is taken only for
+    /// a sign-in started at the upstream it arrives for (mix-up, RFC 9700 §4.4).
+    pub fn redirect_uri(&self, id: &str) -> String {
         let mut url = self.issuer.clone();
         url.set_path(&format!(
-            "{}/login/upstream/callback",
+            "{}/login/upstream/{id}/callback",
             self.issuer.path().trim_end_matches('/')
         ));
         url.to_string()

@@ -31,21 +31,20 @@ pub fn check_id(id: &str) -> Result<(), FederationError> {
     }
 }
 
-fn http_url(field: &'static str, s: &str) -> Result<url::Url, FederationError> {
-    let url = url::Url::parse(s).map_err(|_| bad(field, "not an absolute URL"))?;
-    if !matches!(url.scheme(), "https" | "http") || url.host().is_none() || url.fragment().is_some() {
-        return Err(bad(field, "an http(s) URL without a fragment"));
-    }
-    Ok(url)
+fn checked_url(field: &'static str, s: &str, allow_http: bool) -> Result<url::Url, FederationError> {
+    crate::config::upstream::check_url(field, s, allow_http)
+        .map_err(|(f, why)| FederationError::Setting(f, why))
 }
 
-/// The row to store for `new` (replacing `existing`, whose secret stays when none is given).
+/// The row to store for `new` (replacing `existing`, whose secret stays when none is given). URLs must
+/// be https; plain http only with `allow_http` (`allow_insecure_redirects`, development).
 pub fn row(
     secrets: &Secrets,
     id: &str,
     new: NewUpstream,
     existing: Option<&UpstreamRow>,
     source: &str,
+    allow_http: bool,
     now: i64,
 ) -> Result<UpstreamRow, FederationError> {
     check_id(id)?;
@@ -54,9 +53,9 @@ pub fn row(
         return Err(bad("display_name", "1–100 characters"));
     }
     if let Some(logo) = &new.logo_url {
-        http_url("logo_url", logo)?;
+        checked_url("logo_url", logo, allow_http)?;
     }
-    let discovery = http_url("discovery_url", &new.discovery_url)?;
+    let discovery = checked_url("discovery_url", &new.discovery_url, allow_http)?;
     if !discovery.path().ends_with("/.well-known/openid-configuration") || discovery.query().is_some() {
         return Err(bad(
             "discovery_url",
@@ -85,10 +84,15 @@ pub fn row(
     if m.acr.values().any(|v| !(1..=2).contains(v)) {
         return Err(bad("mapping.acr", "yunid acr values are 1 or 2"));
     }
-    if m.levels.values().any(|v| !(1..=3).contains(v))
-        || m.link_min_level.is_some_and(|v| !(1..=3).contains(&v))
-    {
+    if m.levels.values().any(|v| !(1..=3).contains(v)) {
         return Err(bad("mapping.levels", "real-name levels are 1, 2 or 3"));
+    }
+    // A number is trusted to name a person only when the upstream verified it (level 2 or above).
+    if m.link_min_level.is_some_and(|v| !(2..=3).contains(&v)) {
+        return Err(bad(
+            "mapping.link_min_level",
+            crate::config::upstream::LINK_MIN_LEVEL,
+        ));
     }
     if m.link_min_level.is_some() && (m.id_number.is_none() || m.level.is_none()) {
         return Err(bad(
@@ -129,7 +133,7 @@ pub async fn create(
     new: NewUpstream,
     now: i64,
 ) -> Result<UpstreamRow, FederationError> {
-    let row = row(ctx.secrets, id, new, None, "api", now)?;
+    let row = row(ctx.secrets, id, new, None, "api", ctx.allow_http, now)?;
     if !ctx.db.insert_upstream(&row).await? {
         return Err(bad("id", "taken"));
     }
@@ -144,7 +148,15 @@ pub async fn update(
     new: NewUpstream,
     now: i64,
 ) -> Result<Option<UpstreamRow>, FederationError> {
-    let row = row(ctx.secrets, &existing.id, new, Some(existing), "api", now)?;
+    let row = row(
+        ctx.secrets,
+        &existing.id,
+        new,
+        Some(existing),
+        "api",
+        ctx.allow_http,
+        now,
+    )?;
     if !ctx.db.update_upstream(&row, existing.version).await? {
         return Ok(None);
     }
@@ -158,13 +170,22 @@ pub async fn sync_config(
     db: &Db,
     secrets: &Secrets,
     upstreams: &[UpstreamConfig],
+    allow_http: bool,
     now: i64,
 ) -> Result<(), FederationError> {
     for u in upstreams {
         let id = u.id.clone().unwrap_or_default();
         let existing = db.upstream(&id).await?;
-        let row = row(secrets, &id, u.clone(), existing.as_ref(), "config", now)
-            .map_err(|e| FederationError::Setting("upstreams", format!("{id}: {e}")))?;
+        let row = row(
+            secrets,
+            &id,
+            u.clone(),
+            existing.as_ref(),
+            "config",
+            allow_http,
+            now,
+        )
+        .map_err(|e| FederationError::Setting("upstreams", format!("{id}: {e}")))?;
         match &existing {
             Some(e) => {
                 db.update_upstream(&row, e.version).await?;

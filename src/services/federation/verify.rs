@@ -5,6 +5,7 @@
 //! injected `now`, and the nonce or the logout event are checked here. Nothing of a token is used before
 //! all of this passed.
 
+use jsonwebtoken::jwk::{KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
 
@@ -35,6 +36,12 @@ pub enum TokenError {
     Alg,
     #[error("no key of the upstream matches")]
     Key,
+    /// The key the header names is published for another use than signatures (`use`).
+    #[error("the key is not published for signatures")]
+    KeyUse,
+    /// The key the header names is published for another algorithm than the header's (`alg`).
+    #[error("the key is published for another algorithm")]
+    KeyAlg,
     #[error("the upstream's keys could not be fetched")]
     Keys,
     #[error("bad signature")]
@@ -49,6 +56,19 @@ pub enum TokenError {
     Expired,
     #[error("issued at an unacceptable time")]
     IssuedAt,
+    #[error("not valid yet (nbf)")]
+    NotYetValid,
+    /// RFC 9207: the upstream says it names itself in its answers, and this one does not.
+    #[error("the answer does not name its issuer (iss)")]
+    IssMissing,
+    /// A logout token (`typ` `logout+jwt`, or its `events`) presented as an ID token.
+    #[error("a logout token is not an ID token")]
+    LogoutAsIdToken,
+    #[error("the token's type (typ) is not logout+jwt")]
+    Typ,
+    /// The upstream did not authenticate the person as recently as the app asked (`auth_time`).
+    #[error("the sign-in at the upstream is older than the app allows (auth_time)")]
+    AuthTime,
     #[error("nonce does not match the sign-in")]
     Nonce,
     #[error("no subject")]
@@ -93,6 +113,18 @@ pub async fn signed_claims(
         None => None,
     }
     .ok_or(TokenError::Key)?;
+    // RFC 7517 §4.2, §4.4: a key published for encryption, or for another algorithm, does not verify.
+    match &jwk.common.public_key_use {
+        None | Some(PublicKeyUse::Signature) => {}
+        Some(_) => return Err(TokenError::KeyUse),
+    }
+    if jwk
+        .common
+        .key_algorithm
+        .is_some_and(|a| a != KeyAlgorithm::from(header.alg))
+    {
+        return Err(TokenError::KeyAlg);
+    }
     let key = DecodingKey::from_jwk(jwk).map_err(|_| TokenError::Key)?;
     let mut validation = Validation::new(header.alg);
     // Times and audience are checked below against the injected clock; the library checks the
@@ -132,6 +164,12 @@ pub async fn signed_claims(
         Some(iat) if iat <= now + LEEWAY && iat >= now - MAX_AGE => {}
         _ => return Err(TokenError::IssuedAt),
     }
+    // RFC 7519 §4.1.5, at the injected clock with the same leeway; present but not a number: refused.
+    match claims.get("nbf").map(Value::as_i64) {
+        None => {}
+        Some(Some(nbf)) if nbf <= now + LEEWAY => {}
+        Some(_) => return Err(TokenError::NotYetValid),
+    }
     Ok(claims)
 }
 
@@ -143,7 +181,15 @@ pub async fn id_token(
     expect: &Expect<'_>,
     nonce_hash: &str,
 ) -> Result<Map<String, Value>, TokenError> {
+    let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
+    if header.typ.as_deref().is_some_and(is_logout_typ) {
+        return Err(TokenError::LogoutAsIdToken);
+    }
     let claims = signed_claims(http, jwks, token, expect, true).await?;
+    // Back-Channel Logout 1.0 §2.4: a logout token carries `events`; an ID token never does.
+    if claims.contains_key("events") {
+        return Err(TokenError::LogoutAsIdToken);
+    }
     let nonce = claims
         .get("nonce")
         .and_then(Value::as_str)
@@ -156,14 +202,24 @@ pub async fn id_token(
     Ok(claims)
 }
 
-/// A logout token (Back-Channel Logout 1.0 §2.4): the logout event, a `sub` or a `sid`, a `jti`, and
-/// no `nonce`.
+/// Whether a JWT `typ` names a logout token (RFC 7515 §4.1.9: `application/` may be left out, case
+/// does not matter).
+fn is_logout_typ(typ: &str) -> bool {
+    typ.eq_ignore_ascii_case("logout+jwt") || typ.eq_ignore_ascii_case("application/logout+jwt")
+}
+
+/// A logout token (Back-Channel Logout 1.0 §2.4): `typ` `logout+jwt` when a `typ` is given, the logout
+/// event, a `sub` or a `sid`, a `jti`, and no `nonce` (so an ID token is never one).
 pub async fn logout_token(
     http: &ClientHttp,
     jwks: &RemoteJwks,
     token: &str,
     expect: &Expect<'_>,
 ) -> Result<Map<String, Value>, TokenError> {
+    let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
+    if header.typ.as_deref().is_some_and(|t| !is_logout_typ(t)) {
+        return Err(TokenError::Typ);
+    }
     let claims = signed_claims(http, jwks, token, expect, false).await?;
     let has_event = claims
         .get("events")
@@ -192,4 +248,15 @@ pub fn subject(claims: &Map<String, Value>) -> Result<&str, TokenError> {
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty() && s.len() <= 255)
         .ok_or(TokenError::Subject)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_logout_typ;
+
+    #[test]
+    fn logout_typ_is_matched_with_or_without_its_media_type_prefix() {
+        assert!(is_logout_typ("logout+jwt") && is_logout_typ("application/logout+JWT"));
+        assert!(!is_logout_typ("JWT") && !is_logout_typ("at+jwt"));
+    }
 }

@@ -2,8 +2,9 @@
 //! `evidence` elements added to the real-name `verified_claims` (`services::oidc::claims`):
 //! `electronic_record` for each database check (population base database, carrier), an
 //! `electronic_record` checked by biometric comparison (`bvr`) with its time for a face verification,
-//! and `vouch` for a counter verification. Each names its check and transaction id (`txn`) and time;
-//! never the authority's answer, never an ID number.
+//! `vouch` for a counter verification, and a digital `vouch` naming the upstream's issuer for a person
+//! an upstream created at its verified level (`services::federation`). Each names its check and
+//! transaction id (`txn`) or issuer, and time; never the authority's answer, never an ID number.
 
 use serde_json::{Value, json};
 
@@ -33,7 +34,11 @@ pub fn at_counter(person: &PersonRow) -> bool {
 
 /// The evidence elements for a person and their recorded checks.
 pub fn elements(person: &PersonRow, rows: &[EvidenceRow]) -> Vec<Value> {
-    let rank = |t: &str| ["population", "carrier", "face"].iter().position(|k| *k == t);
+    let rank = |t: &str| {
+        ["population", "carrier", "face", "upstream"]
+            .iter()
+            .position(|k| *k == t)
+    };
     let mut rows: Vec<&EvidenceRow> = rows.iter().collect();
     rows.sort_by_key(|r| rank(&r.check_type));
     let mut out = Vec::new();
@@ -58,6 +63,14 @@ pub fn elements(person: &PersonRow, rows: &[EvidenceRow]) -> Vec<Value> {
                 "check_details": [{ "check_method": "bvr", "organization": "face", "txn": row.transaction_id, "time": time }],
                 "time": time,
                 "record": { "type": "population_register", "source": { "name": "population base database", "country_code": "CHN" } },
+            }),
+            // A person created by an upstream's verified assertion: the upstream (its issuer) vouched
+            // for the identity, digitally, at that time.
+            "upstream" => json!({
+                "type": "vouch",
+                "check_details": [{ "check_method": "data", "organization": row.transaction_id, "time": time }],
+                "time": time,
+                "attestation": { "type": "digital_attestation", "voucher": { "organization": row.transaction_id } },
             }),
             _ => continue,
         };

@@ -32,6 +32,18 @@ pub enum IdToken {
     Unsigned,
     /// Another issuer.
     OtherIssuer,
+    /// `nbf` an hour ahead.
+    NotYetValid,
+    /// `nbf` 30 s ahead: within the tolerated clock difference.
+    NbfSoon,
+    /// Signed by a published key whose `use` is `enc`.
+    EncryptionKey,
+    /// Signed (ES256) by a published key whose `alg` is ES384.
+    OtherAlgKey,
+    /// Typed `logout+jwt` (a logout token's type), otherwise a good ID token.
+    LogoutTyped,
+    /// With a logout token's `events` claim, otherwise a good ID token.
+    WithEvents,
 }
 
 #[derive(Default)]
@@ -45,6 +57,9 @@ struct Shared {
     /// The last token request's form, and whether its verifier matched.
     last_token: HashMap<String, String>,
     pkce_ok: Option<bool>,
+    /// RFC 9207: discovery says the answers name the issuer; `send_iss`: they do.
+    advertise_iss: bool,
+    send_iss: bool,
     mode: Option<IdToken>,
     sub: String,
     claims: Value,
@@ -55,7 +70,7 @@ pub struct FakeOp {
     pub base: String,
     pub client_id: String,
     pub secret: String,
-    key: Arc<AppKey>,
+    key: Arc<Keys>,
     shared: Arc<Mutex<Shared>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -66,10 +81,14 @@ impl Drop for FakeOp {
     }
 }
 
-type St = (Arc<Mutex<Shared>>, Arc<AppKey>, String, String);
+/// The published signing key, then a key published for encryption, then one published for ES384.
+type Keys = [AppKey; 3];
+type St = (Arc<Mutex<Shared>>, Arc<Keys>, String, String);
 
-async fn discovery(State((_, _, base, _)): State<St>) -> Response {
+async fn discovery(State((shared, _, base, _)): State<St>) -> Response {
+    let advertise_iss = shared.lock().unwrap().advertise_iss;
     axum::Json(json!({
+        "authorization_response_iss_parameter_supported": advertise_iss,
         "issuer": base,
         "authorization_endpoint": format!("{base}/authorize"),
         "token_endpoint": format!("{base}/token"),
@@ -81,12 +100,12 @@ async fn discovery(State((_, _, base, _)): State<St>) -> Response {
     .into_response()
 }
 
-async fn jwks(State((_, key, _, _)): State<St>) -> Response {
-    axum::Json(set(&[&key])).into_response()
+async fn jwks(State((_, keys, _, _)): State<St>) -> Response {
+    axum::Json(set(&[&keys[0], &keys[1], &keys[2]])).into_response()
 }
 
 async fn authorize(
-    State((shared, _, _, _)): State<St>,
+    State((shared, _, base, _)): State<St>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     let code = yunid::crypto::random_token();
@@ -103,11 +122,14 @@ async fn authorize(
     back.query_pairs_mut()
         .append_pair("code", &code)
         .append_pair("state", &q["state"]);
+    if s.send_iss {
+        back.query_pairs_mut().append_pair("iss", &base);
+    }
     Redirect::to(back.as_str()).into_response()
 }
 
 async fn token(
-    State((shared, key, base, client_id)): State<St>,
+    State((shared, keys, base, client_id)): State<St>,
     headers: axum::http::HeaderMap,
     Form(f): Form<HashMap<String, String>>,
 ) -> Response {
@@ -144,9 +166,15 @@ async fn token(
             claims[k] = v.clone();
         }
     }
+    let forged;
     let signer = match mode {
-        IdToken::Forged => Arc::new(AppKey::new(&key.kid)),
-        _ => key.clone(),
+        IdToken::Forged => {
+            forged = AppKey::new(&keys[0].kid);
+            &forged
+        }
+        IdToken::EncryptionKey => &keys[1],
+        IdToken::OtherAlgKey => &keys[2],
+        _ => &keys[0],
     };
     match mode {
         IdToken::OtherAudience => claims["aud"] = json!("someone-else"),
@@ -160,13 +188,20 @@ async fn token(
             claims["exp"] = json!(now - 3300);
         }
         IdToken::OtherIssuer => claims["iss"] = json!("https://elsewhere.example"),
+        IdToken::NotYetValid => claims["nbf"] = json!(now + 3600),
+        IdToken::NbfSoon => claims["nbf"] = json!(now + 30),
+        IdToken::WithEvents => {
+            claims["events"] = json!({ "http://schemas.openid.net/event/backchannel-logout": {} })
+        }
         _ => {}
     }
-    let id_token = if mode == IdToken::Unsigned {
-        let b64 = |v: &Value| yunid::crypto::b64url(v.to_string().as_bytes());
-        format!("{}.{}.", b64(&json!({ "alg": "none" })), b64(&claims))
-    } else {
-        signer.sign(&claims)
+    let id_token = match mode {
+        IdToken::Unsigned => {
+            let b64 = |v: &Value| yunid::crypto::b64url(v.to_string().as_bytes());
+            format!("{}.{}.", b64(&json!({ "alg": "none" })), b64(&claims))
+        }
+        IdToken::LogoutTyped => signer.sign_typed(Some("logout+jwt"), &claims),
+        _ => signer.sign(&claims),
     };
     axum::Json(json!({ "access_token": "opaque", "token_type": "Bearer", "id_token": id_token }))
         .into_response()
@@ -177,7 +212,12 @@ impl FakeOp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let base = format!("http://{addr}");
-        let key = Arc::new(AppKey::new("upstream-key-1"));
+        let mut encryption = AppKey::new("upstream-enc-key");
+        encryption.jwk["use"] = json!("enc");
+        encryption.jwk.as_object_mut().unwrap().remove("alg");
+        let mut es384 = AppKey::new("upstream-es384-key");
+        es384.jwk["alg"] = json!("ES384");
+        let key = Arc::new([AppKey::new("upstream-key-1"), encryption, es384]);
         let shared = Arc::new(Mutex::new(Shared {
             sub: "national-subject-1".into(),
             claims: json!({}),
@@ -229,10 +269,45 @@ impl FakeOp {
         self.shared.lock().unwrap().pkce_ok
     }
 
-    /// A logout token (Back-Channel Logout 1.0 §2.4) for `sub`, signed with the published key (or,
-    /// `forged`, a key of the same `kid` that is not published).
+    /// From now on discovery says (`advertise`) the answers name the issuer (RFC 9207), and they do
+    /// (`send`) or not.
+    pub fn names_itself(&self, advertise: bool, send: bool) {
+        let mut s = self.shared.lock().unwrap();
+        s.advertise_iss = advertise;
+        s.send_iss = send;
+    }
+
+    /// A logout token (Back-Channel Logout 1.0 §2.4, `typ` `logout+jwt`) for `sub`, signed with the
+    /// published key (or, `forged`, a key of the same `kid` that is not published).
     pub fn logout_token(&self, sub: &str, now: i64, forged: bool) -> String {
-        let claims = json!({
+        let claims = self.logout_claims(sub, now);
+        if forged {
+            AppKey::new(&self.key[0].kid).sign_typed(Some("logout+jwt"), &claims)
+        } else {
+            self.key[0].sign_typed(Some("logout+jwt"), &claims)
+        }
+    }
+
+    /// A well-made logout token for `sub` but with the header `typ` given (none: no `typ`).
+    pub fn logout_token_typed(&self, sub: &str, now: i64, typ: Option<&str>) -> String {
+        self.key[0].sign_typed(typ, &self.logout_claims(sub, now))
+    }
+
+    /// An ID token for `sub`, signed with the published key (a nonce, no `events`).
+    pub fn id_token(&self, sub: &str, now: i64) -> String {
+        self.key[0].sign(&json!({
+            "iss": self.base,
+            "sub": sub,
+            "aud": self.client_id,
+            "iat": now,
+            "exp": now + 300,
+            "nonce": "a-nonce",
+            "jti": yunid::crypto::random_token(),
+        }))
+    }
+
+    fn logout_claims(&self, sub: &str, now: i64) -> Value {
+        json!({
             "iss": self.base,
             "aud": self.client_id,
             "iat": now,
@@ -240,11 +315,6 @@ impl FakeOp {
             "jti": yunid::crypto::random_token(),
             "sub": sub,
             "events": { "http://schemas.openid.net/event/backchannel-logout": {} },
-        });
-        if forged {
-            AppKey::new(&self.key.kid).sign(&claims)
-        } else {
-            self.key.sign(&claims)
-        }
+        })
     }
 }

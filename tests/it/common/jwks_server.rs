@@ -129,6 +129,14 @@ impl AppKey {
         jsonwebtoken::encode(&header, claims, &EncodingKey::from_ec_der(&self.pkcs8)).unwrap()
     }
 
+    /// Signed with a header `typ` of `typ` (none: no `typ`).
+    pub fn sign_typed(&self, typ: Option<&str>, claims: &Value) -> String {
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(self.kid.clone());
+        header.typ = typ.map(str::to_owned);
+        jsonwebtoken::encode(&header, claims, &EncodingKey::from_ec_der(&self.pkcs8)).unwrap()
+    }
+
     pub fn assertion(&self, client_id: &str, audience: &str, now: i64) -> String {
         self.assertion_as(&self.kid, client_id, audience, now)
     }

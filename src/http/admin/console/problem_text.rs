@@ -116,6 +116,15 @@ fn by_status(status: StatusCode) -> &'static str {
 
 /// Whole sentences.
 const SENTENCES: &[(&str, &str)] = &[
+    // Upstream providers (services::federation::settings, config::upstream).
+    (
+        "must be an https URL (http only with allow_insecure_redirects, for development)",
+        "必须是 https 地址（仅在开发用的 allow_insecure_redirects 开启时可用 http）",
+    ),
+    (
+        "2 or 3: a number asserted at level 1 is not verified",
+        "只能是 2 或 3：一级断言的身份号码未经核验",
+    ),
     // Kiosk (device grant) apps.
     (
         "session_ttl is 60 to 86400 seconds, or null",
