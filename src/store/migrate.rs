@@ -141,9 +141,15 @@ const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 22,
+        name: "cross_device_review",
+        sqlite: include_str!("../../migrations/sqlite/0022_cross_device_review.sql"),
+        postgres: include_str!("../../migrations/postgres/0022_cross_device_review.sql"),
+    },
+    Migration {
+        version: 23,
         name: "proofing_review",
-        sqlite: include_str!("../../migrations/sqlite/0022_proofing_review.sql"),
-        postgres: include_str!("../../migrations/postgres/0022_proofing_review.sql"),
+        sqlite: include_str!("../../migrations/sqlite/0023_proofing_review.sql"),
+        postgres: include_str!("../../migrations/postgres/0023_proofing_review.sql"),
     },
 ];
 
