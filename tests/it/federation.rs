@@ -1593,9 +1593,7 @@ async fn a_number_held_by_an_unverified_account_is_a_conflict_not_a_link(backend
     assert!(page.is_consent(), "{page:?}");
 }
 
-async fn an_administrators_number_never_links_silently_and_the_console_refuses_upstream_sign_ins(
-    backend: Backend,
-) {
+async fn an_administrators_number_never_links_silently(backend: Backend) {
     let op = FakeOp::start("yunid-at-national").await;
     let env = scripted_env(backend, &[("scripted", &op, scripted_mapping())]).await;
     let (_, rp) = department_app(&env).await;
@@ -1613,8 +1611,20 @@ async fn an_administrators_number_never_links_silently_and_the_console_refuses_u
     let (page, _) = via_scripted(&browser, &env, &rp).await;
     assert!(page.is_login(), "not linked silently: {page:?}");
     assert!(env.app.db.upstream_links_of(&admin_id).await.unwrap().is_empty());
+}
 
-    // Linked (here directly), an upstream sign-in is still no way into the console.
+async fn the_admin_console_refuses_a_sign_in_made_at_an_upstream(backend: Backend) {
+    let op = FakeOp::start("yunid-at-national").await;
+    let env = scripted_env(backend, &[("scripted", &op, scripted_mapping())]).await;
+    let number = resident_id(745);
+    let admin_id = person_at(&env, &number, PHONE, 2).await;
+    env.app
+        .db
+        .grant_admin_role(&admin_id, "super_admin", "", "test", env.app.now())
+        .await
+        .unwrap();
+    let claims = json!({ "resident_id": number, "loa": "high", "acr": "urn:national:loa:high" });
+    // Linked (here directly), an upstream sign-in at acr 2 is still no way into the console.
     let upstream = env.app.db.upstream("scripted").await.unwrap().unwrap();
     env.app
         .db
@@ -1676,9 +1686,16 @@ async fn an_old_upstream_sign_in_never_satisfies_an_apps_max_age(backend: Backen
         let page = browser.get(url.as_str()).await;
         assert!(page.is_login(), "{auth_time:?}: max_age not satisfied: {page:?}");
     }
+}
 
-    // max_age counts to the answer, not to the start: five minutes at the upstream, an auth_time
-    // 30 s before the start is 330 s old.
+async fn max_age_counts_to_the_upstreams_answer_not_to_its_start(backend: Backend) {
+    let op = FakeOp::start("yunid-at-national").await;
+    let env = scripted_env(backend, &[("scripted", &op, scripted_mapping())]).await;
+    let number = resident_id(746);
+    person_at(&env, &number, PHONE, 2).await;
+    let (_, rp) = department_app(&env).await;
+    let claims = |auth_time: i64| json!({ "resident_id": number, "loa": "high", "auth_time": auth_time });
+    // Five minutes at the upstream: an auth_time 30 s before the start is 330 s old at the answer.
     let browser = Browser::new(&env.base);
     let attempt = rp.start(&["openid"]);
     let url = url::Url::parse_with_params(attempt.url.as_str(), [("max_age", "60")]).unwrap();
@@ -1689,7 +1706,7 @@ async fn an_old_upstream_sign_in_never_satisfies_an_apps_max_age(backend: Backen
     op.answer(
         IdToken::Good,
         "national-subject-1",
-        claims(Some(started - 30)),
+        claims(started - 30),
         env.app.now(),
     );
     let res = http().get(to.as_str()).send().await.unwrap();
@@ -1698,6 +1715,73 @@ async fn an_old_upstream_sign_in_never_satisfies_an_apps_max_age(backend: Backen
     let (_, status, body) = page.html();
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert!(browser.get("/account").await.is_login(), "not signed in");
+}
+
+async fn migration_21_keeps_one_link_of_an_issuer_registered_twice(backend: Backend) {
+    use yunid::store::Db;
+    // Before 0021 links were kept per registration, and one issuer could be registered twice.
+    let test_db = crate::common::TestDb::new(backend).await;
+    let db = Db::open(&test_db.url, 2).await.unwrap();
+    db.migrate_until(20).await.unwrap();
+    let person = yunid::store::persons::PersonRow {
+        id: "p-1".into(),
+        id_number_hash: "hash-1".into(),
+        id_number_enc: "sealed".into(),
+        name: "张三".into(),
+        phone: None,
+        phone_verified: false,
+        password_hash: None,
+        real_name_level: 2,
+        status: "active".into(),
+        real_name_verified_at: None,
+        real_name_method: None,
+        real_name_verified_by: None,
+        version: 1,
+        password_expires_at: None,
+        password_must_change: false,
+    };
+    db.insert_person(&person, 100).await.unwrap();
+    for id in ["old", "again"] {
+        sqlx::query(
+            "INSERT INTO upstreams (id, display_name, logo_url, discovery_url, client_id, client_secret_enc, \
+             auth_method, scopes, mapping, enabled, source, version, created_at, updated_at) \
+             VALUES ($1, 'x', NULL, 'https://national.example/.well-known/openid-configuration', 'c', NULL, \
+             'private_key_jwt', 'openid', '{}', 1, 'api', 1, 1, 1)",
+        )
+        .bind(id)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    }
+    for (upstream, subject, at) in [("again", "s-1", 300), ("old", "s-1", 200), ("old", "s-2", 250)] {
+        sqlx::query("INSERT INTO upstream_links (upstream_id, subject, person_id, created_at) VALUES ($1,$2,'p-1',$3)")
+            .bind(upstream)
+            .bind(subject)
+            .bind(at)
+            .execute(&db.pool)
+            .await
+            .unwrap();
+    }
+    db.pool.close().await;
+
+    // The upgrade applies 0021 (and what follows): one link per issuer and subject, the oldest kept.
+    let db = Db::connect(&test_db.url, 2).await.expect("the upgrade");
+    let mut links: Vec<(String, String, String, i64)> = db
+        .upstream_links_of("p-1")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| (l.issuer, l.subject, l.upstream_id, l.created_at))
+        .collect();
+    links.sort();
+    let issuer = "https://national.example".to_owned();
+    assert_eq!(
+        links,
+        [
+            (issuer.clone(), "s-1".into(), "old".into(), 200),
+            (issuer, "s-2".into(), "old".into(), 250),
+        ]
+    );
 }
 
 async fn unlinking_and_the_upstreams_logout_end_offline_grants_too(backend: Backend) {
@@ -1787,7 +1871,10 @@ on_both_backends!(
     an_unlinked_upstream_does_not_link_again_by_number_and_its_sessions_end,
     a_person_an_upstream_created_shows_the_upstream_as_evidence,
     a_number_held_by_an_unverified_account_is_a_conflict_not_a_link,
-    an_administrators_number_never_links_silently_and_the_console_refuses_upstream_sign_ins,
+    an_administrators_number_never_links_silently,
+    the_admin_console_refuses_a_sign_in_made_at_an_upstream,
+    max_age_counts_to_the_upstreams_answer_not_to_its_start,
+    migration_21_keeps_one_link_of_an_issuer_registered_twice,
     an_old_upstream_sign_in_never_satisfies_an_apps_max_age,
     unlinking_and_the_upstreams_logout_end_offline_grants_too,
 );
