@@ -1784,6 +1784,71 @@ async fn migration_21_keeps_one_link_of_an_issuer_registered_twice(backend: Back
     );
 }
 
+async fn a_link_whose_issuer_is_no_longer_registered_can_be_removed(backend: Backend) {
+    let op = FakeOp::start("yunid-at-national").await;
+    let elsewhere = FakeOp::start("yunid-at-national").await;
+    let env = scripted_env(backend, &[]).await;
+    let number = resident_id(747);
+    let person = person_at(&env, &number, PHONE, 2).await;
+    let admin = admin_token(&env).await;
+    let mut body = upstream_body("national", &op.discovery_url(), scripted_mapping());
+    body["client_id"] = json!(op.client_id);
+    body["client_secret"] = json!(op.secret);
+    body["auth_method"] = json!("client_secret_post");
+    let (status, created) = call(
+        &env,
+        Method::POST,
+        "/admin/api/upstreams",
+        &admin,
+        Some(body.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    op.answer(
+        IdToken::Good,
+        "national-subject-1",
+        json!({ "resident_id": number, "loa": "high" }),
+        env.app.now(),
+    );
+    let browser = Browser::new(&env.base);
+    let back = scripted_answer(&browser, &env.url("/login"), "national").await;
+    back_at(&browser, &back).await;
+    assert_eq!(
+        env.app.db.upstream_links_of(&person).await.unwrap().len(),
+        1,
+        "linked"
+    );
+
+    // The registration moved to another issuer: the old issuer's link is shown, and removable.
+    body["discovery_url"] = json!(elsewhere.discovery_url());
+    body["client_id"] = json!(elsewhere.client_id);
+    body["client_secret"] = json!(elsewhere.secret);
+    let res = http()
+        .put(env.url("/admin/api/upstreams/national"))
+        .bearer_auth(&admin)
+        .header("if-match", "\"1\"")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK, "{}", res.text().await.unwrap());
+    let own = Browser::new(&env.base);
+    let login = own.get("/login").await;
+    own.login(&login, &number, PASSWORD).await;
+    let account = own.get("/account").await;
+    let (_, _, page) = account.html();
+    assert!(page.contains("/account/upstreams/national/unlink"), "{page}");
+    let csrf = field(page, "csrf").unwrap();
+    own.post("/account/upstreams/national/unlink", &[("csrf", &csrf)])
+        .await;
+    assert!(
+        env.app.db.upstream_links_of(&person).await.unwrap().is_empty(),
+        "the orphan link is gone"
+    );
+    let (_, _, page) = own.get("/account").await.html().to_owned_tuple();
+    assert!(!page.contains("/account/upstreams/national/unlink"), "{page}");
+}
+
 async fn unlinking_and_the_upstreams_logout_end_offline_grants_too(backend: Backend) {
     use openidconnect::OAuth2TokenResponse;
     let op = FakeOp::start("yunid-at-national").await;
@@ -1875,6 +1940,7 @@ on_both_backends!(
     the_admin_console_refuses_a_sign_in_made_at_an_upstream,
     max_age_counts_to_the_upstreams_answer_not_to_its_start,
     migration_21_keeps_one_link_of_an_issuer_registered_twice,
+    a_link_whose_issuer_is_no_longer_registered_can_be_removed,
     an_old_upstream_sign_in_never_satisfies_an_apps_max_age,
     unlinking_and_the_upstreams_logout_end_offline_grants_too,
 );

@@ -792,10 +792,11 @@ pub async fn unlink(
         .upstream_links_of(person_id)
         .await?
         .into_iter()
+        // The registration's issuer's links; and the links this registration made under an issuer no
+        // longer registered (the account page shows them under this id, see `links_of`).
         .filter(|l| {
-            issuer
-                .as_deref()
-                .map_or(l.upstream_id == upstream_id, |i| l.issuer == i)
+            issuer.as_deref() == Some(l.issuer.as_str())
+                || (l.upstream_id == upstream_id && !upstreams.iter().any(|u| issuer_of(u) == l.issuer))
         })
         .collect();
     let mut removed = false;
