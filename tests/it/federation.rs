@@ -1849,6 +1849,51 @@ async fn a_link_whose_issuer_is_no_longer_registered_can_be_removed(backend: Bac
     assert!(!page.contains("/account/upstreams/national/unlink"), "{page}");
 }
 
+async fn a_key_whose_key_ops_exclude_verify_is_refused(backend: Backend) {
+    let op = FakeOp::start("yunid-at-national").await;
+    let env = scripted_env(backend, &[("scripted", &op, scripted_mapping())]).await;
+    let number = resident_id(748);
+    person_at(&env, &number, PHONE, 2).await;
+    let (_, rp) = department_app(&env).await;
+    let claims = json!({ "resident_id": number, "loa": "high" });
+    op.answer(
+        IdToken::EncryptOpsKey,
+        "national-subject-1",
+        claims.clone(),
+        env.app.now(),
+    );
+    let browser = Browser::new(&env.base);
+    let (page, _) = via_scripted(&browser, &env, &rp).await;
+    assert_eq!(page.html().1, StatusCode::BAD_REQUEST, "{page:?}");
+    assert!(browser.get("/account").await.is_login(), "signed in");
+}
+
+async fn a_logout_token_with_a_malformed_exp_is_refused(backend: Backend) {
+    let op = FakeOp::start("yunid-at-national").await;
+    let env = scripted_env(backend, &[("scripted", &op, scripted_mapping())]).await;
+    let number = resident_id(749);
+    person_at(&env, &number, PHONE, 2).await;
+    let (_, rp) = department_app(&env).await;
+    let claims = json!({ "resident_id": number, "loa": "high" });
+    op.answer(IdToken::Good, "national-subject-1", claims, env.app.now());
+    let browser = Browser::new(&env.base);
+    let (page, _) = via_scripted(&browser, &env, &rp).await;
+    assert!(page.is_consent(), "{page:?}");
+    let now = env.app.now();
+    for exp in [json!("never"), json!(null), json!(true), json!([now + 60])] {
+        let token = op.logout_token_with("national-subject-1", now, json!({ "exp": exp }));
+        assert_eq!(
+            post_logout(&env, "scripted", token).await,
+            StatusCode::BAD_REQUEST,
+            "exp {exp}"
+        );
+        assert!(
+            !browser.get("/account").await.is_login(),
+            "exp {exp} ended the session"
+        );
+    }
+}
+
 async fn unlinking_and_the_upstreams_logout_end_offline_grants_too(backend: Backend) {
     use openidconnect::OAuth2TokenResponse;
     let op = FakeOp::start("yunid-at-national").await;
@@ -1941,6 +1986,8 @@ on_both_backends!(
     max_age_counts_to_the_upstreams_answer_not_to_its_start,
     migration_21_keeps_one_link_of_an_issuer_registered_twice,
     a_link_whose_issuer_is_no_longer_registered_can_be_removed,
+    a_key_whose_key_ops_exclude_verify_is_refused,
+    a_logout_token_with_a_malformed_exp_is_refused,
     an_old_upstream_sign_in_never_satisfies_an_apps_max_age,
     unlinking_and_the_upstreams_logout_end_offline_grants_too,
 );
