@@ -454,6 +454,10 @@ impl App {
             ttl: self.config.scan_ttl,
             apps: &self.config.scan_apps,
             rng: self.random.as_ref(),
+            throttle: crate::services::scan::Throttle {
+                window: self.config.login_throttle_window,
+                memory: crate::services::login::THROTTLE_MEMORY,
+            },
         }
     }
 }

@@ -306,7 +306,7 @@ impl Metrics {
             .inc();
     }
 
-    /// A throttle said no: `login_account`, `login_address` or `sms_send`.
+    /// A throttle said no: `login_account`, `login_address`, `sms_send`, `scan_start`, `device_start`, ….
     pub fn throttled(&self, limit: &str) {
         self.throttled
             .get_or_create(&Limit {

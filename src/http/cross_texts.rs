@@ -31,6 +31,15 @@ pub struct CrossTexts {
     pub scan_other_methods: &'static str,
     pub scan_not_here: &'static str,
     pub scan_refused: &'static str,
+    pub scan_fresh_login: &'static str,
+    pub scan_throttled: &'static str,
+    pub scan_other_request: &'static str,
+    pub scan_too_old: &'static str,
+    pub device_network: &'static str,
+    pub device_same_network: &'static str,
+    pub device_issued_now: &'static str,
+    /// `{n}` is the number of minutes.
+    pub device_issued_minutes: &'static str,
 }
 
 pub static ZH: CrossTexts = CrossTexts {
@@ -51,7 +60,7 @@ pub static ZH: CrossTexts = CrossTexts {
     scan_title: "扫码登录",
     scan_intro: "请用省政务服务 App 扫描二维码，并在手机上确认。",
     scan_for: "正在登录",
-    scan_number: "请在手机上选择这个数字：",
+    scan_number: "请在手机上输入这个数字：",
     scan_waiting: "等待扫码……",
     scan_approved: "手机已确认，正在登录……",
     scan_denied: "手机上拒绝了这次登录。",
@@ -62,6 +71,14 @@ pub static ZH: CrossTexts = CrossTexts {
     scan_other_methods: "用其他方式登录",
     scan_not_here: "请使用省政务服务 App 扫描此二维码，不要在浏览器中打开。",
     scan_refused: "这次扫码登录没有完成：可能已过期、被拒绝、已使用，或不是在这个浏览器中显示的。",
+    scan_fresh_login: "这个应用要求您现在重新登录。扫码使用的是手机上之前的登录，不能用于这里：请用密码、短信验证码或通行密钥登录。",
+    scan_throttled: "从您所在的网络生成的二维码太多了，请一分钟后再试，或用其他方式登录。",
+    scan_other_request: "这个二维码是为另一次登录生成的，不能用于这里。请换一个二维码。",
+    scan_too_old: "这个应用要求近期的登录，而手机上的登录时间太早。请在 App 中重新登录后扫描新的二维码，或用其他方式登录。",
+    device_network: "设备所在网络：",
+    device_same_network: "（与您现在的网络相同）",
+    device_issued_now: "代码刚刚生成。",
+    device_issued_minutes: "代码生成于 {n} 分钟前。",
 };
 
 pub static EN: CrossTexts = CrossTexts {
@@ -82,7 +99,7 @@ pub static EN: CrossTexts = CrossTexts {
     scan_title: "Scan to sign in",
     scan_intro: "Scan the QR code with the province's app and confirm on your phone.",
     scan_for: "Signing in to",
-    scan_number: "On your phone, choose this number:",
+    scan_number: "On your phone, type this number:",
     scan_waiting: "Waiting for a scan…",
     scan_approved: "Confirmed on the phone; signing in…",
     scan_denied: "The sign-in was denied on the phone.",
@@ -93,6 +110,14 @@ pub static EN: CrossTexts = CrossTexts {
     scan_other_methods: "Other ways to sign in",
     scan_not_here: "Scan this QR code with the province's app; it does not open in a browser.",
     scan_refused: "This scan sign-in did not complete: it expired, was denied, was used already, or was not shown in this browser.",
+    scan_fresh_login: "This app asks you to sign in again now. Scanning uses the earlier sign-in on your phone, so it cannot be used here: sign in with your password, an SMS code or a passkey.",
+    scan_throttled: "Too many QR codes were drawn from your network. Wait a minute and try again, or use another way to sign in.",
+    scan_other_request: "This QR code was shown for another sign-in and cannot be used here. Draw a new one.",
+    scan_too_old: "This app asks for a recent sign-in and the sign-in on your phone is older. Sign in again in the app and scan a new code, or use another way to sign in.",
+    device_network: "The device's network:",
+    device_same_network: "(the same network as yours now)",
+    device_issued_now: "The code was issued just now.",
+    device_issued_minutes: "The code was issued {n} minutes ago.",
 };
 
 pub fn of(lang: Lang) -> &'static CrossTexts {

@@ -43,6 +43,11 @@ struct DevicePage<'a> {
     client_name: &'a str,
     items: Vec<String>,
     kiosk: bool,
+    /// The device's network (IPv4 /24, IPv6 /48), never its full address.
+    network: String,
+    same_network: bool,
+    /// How long ago the device asked for the code.
+    issued: String,
 }
 
 impl<'a> DevicePage<'a> {
@@ -60,6 +65,9 @@ impl<'a> DevicePage<'a> {
             client_name: "",
             items: Vec::new(),
             kiosk: false,
+            network: String::new(),
+            same_network: false,
+            issued: String::new(),
         }
     }
 }
@@ -150,7 +158,17 @@ pub async fn show(
             .map(|s| page::scope_text(t, s).to_owned())
             .filter(|s| !s.is_empty())
             .collect();
-        p.kiosk = app.db.device_client(&client.id).await?.flatten().is_some();
+        p.kiosk = app.db.device_client(&client.id).await?.is_some();
+        // Where and when the device asked: a code relayed from far away, or long ago, looks different
+        // from the kiosk in front of the person.
+        p.network = crate::services::scan::network(&found.row.address);
+        p.same_network = !p.network.is_empty() && crate::services::scan::network(&addr) == p.network;
+        let minutes = (now - found.row.created_at).max(0) / 60;
+        p.issued = if minutes == 0 {
+            x.device_issued_now.to_owned()
+        } else {
+            x.device_issued_minutes.replace("{n}", &minutes.to_string())
+        };
         Ok((jar, page::render(p)).into_response())
     }
     .await;

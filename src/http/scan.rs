@@ -22,7 +22,7 @@ use crate::http::messages::Msg;
 use crate::http::{cookies, page, pending};
 use crate::services::login;
 use crate::services::oidc::tokens;
-use crate::services::scan::{self, BrowserView, Decision, Phone, ScanError};
+use crate::services::scan::{self, BrowserView, Decision, Phone, ScanError, ShownFor};
 
 pub fn router() -> Router<App> {
     Router::new()
@@ -188,8 +188,17 @@ pub async fn show(
             let shown = Shown { handle, token, view };
             return Ok(render(&app, jar, &ctx, Some(shown), None, StatusCode::OK));
         }
-        let client_id = ctx.pending.as_ref().map(|(_, c)| c.id.as_str());
-        match scan::start(&scan_ctx, &browser_hash, client_id, &addr, now).await {
+        let shown_for = match (&ctx.pending, &ctx.bound) {
+            (Some((r, c)), Some(b)) => Some(ShownFor {
+                request_hash: &b.id_hash,
+                client_id: &c.id,
+                max_age: r.max_age,
+                prompt_login: r.has_prompt("login"),
+            }),
+            _ => None,
+        };
+        let x = cross_texts::of(ctx.lang);
+        match scan::start(&scan_ctx, &browser_hash, shown_for, &addr, now).await {
             Ok(started) => {
                 let shown = Shown {
                     handle: &started.handle,
@@ -199,6 +208,26 @@ pub async fn show(
                 Ok(render(&app, jar, &ctx, Some(shown), None, StatusCode::OK))
             }
             Err(ScanError::Disabled) => Ok(page::fail(ctx.lang, StatusCode::NOT_FOUND, Msg::RequestExpired)),
+            // The app wants a new sign-in now: the page says so and offers the other ways (no code).
+            Err(ScanError::FreshSignInRequired) => Ok(render(
+                &app,
+                jar,
+                &ctx,
+                None,
+                Some(x.scan_fresh_login),
+                StatusCode::FORBIDDEN,
+            )),
+            Err(ScanError::Throttled) => {
+                app.metrics.throttled("scan_start");
+                Ok(render(
+                    &app,
+                    jar,
+                    &ctx,
+                    None,
+                    Some(x.scan_throttled),
+                    StatusCode::TOO_MANY_REQUESTS,
+                ))
+            }
             Err(e) => Err(anyhow::anyhow!("{e}")),
         }
     }
@@ -263,7 +292,8 @@ pub async fn finish(
             .map(|b| crypto::token_hash(&b))
             .unwrap_or_default();
         let scan_ctx = app.scan();
-        let approved = match scan::finish(&scan_ctx, &f.handle, &browser_hash, now).await {
+        let request_hash = ctx.bound.as_ref().map(|b| b.id_hash.as_str());
+        let approved = match scan::finish(&scan_ctx, &f.handle, &browser_hash, request_hash, now).await {
             Ok(a) => a,
             // Pressed before the phone answered: the same page again.
             Err(ScanError::NotApproved) => {
@@ -280,11 +310,13 @@ pub async fn finish(
             Err(ScanError::Internal) => anyhow::bail!("scan finish failed"),
             Err(e) => {
                 app.metrics.login("scan", "invalid");
-                let status = match e {
-                    ScanError::Unknown => StatusCode::FORBIDDEN,
-                    _ => StatusCode::BAD_REQUEST,
+                let (status, message) = match e {
+                    ScanError::Unknown => (StatusCode::FORBIDDEN, x.scan_refused),
+                    ScanError::OtherRequest => (StatusCode::FORBIDDEN, x.scan_other_request),
+                    ScanError::TooOld => (StatusCode::FORBIDDEN, x.scan_too_old),
+                    _ => (StatusCode::BAD_REQUEST, x.scan_refused),
                 };
-                return Ok(render(&app, jar, &ctx, None, Some(x.scan_refused), status));
+                return Ok(render(&app, jar, &ctx, None, Some(message), status));
             }
         };
         let active = app
@@ -303,15 +335,19 @@ pub async fn finish(
                 StatusCode::FORBIDDEN,
             ));
         }
-        // The session takes the phone's factors: its level is the phone's (a passkey there is two).
-        let methods: Vec<&str> = approved.amr.iter().map(String::as_str).collect();
+        // The session takes the phone's sign-in as it is: its level (a passkey there is two), its time
+        // and its methods, with the scan's `mca` — never more, and never newer, than the phone's.
         let cookie = cookies::session_value(&app, &jar);
-        let signed = login::sign_in(
+        let carried = login::Carried {
+            amr: &approved.amr,
+            acr: approved.acr,
+            auth_time: approved.auth_time,
+        };
+        let signed = login::sign_in_carried(
             &app,
             ctx.renewable(cookie.as_deref()),
             &approved.person_id,
-            &methods,
-            ctx.renewal(),
+            carried,
             now,
         )
         .await?;
@@ -352,6 +388,11 @@ fn scan_error(e: ScanError) -> Response {
         ScanError::AlreadyScanned => (StatusCode::CONFLICT, "already_scanned"),
         ScanError::NotYours => (StatusCode::CONFLICT, "not_yours"),
         ScanError::NumberMismatch => (StatusCode::CONFLICT, "number_mismatch"),
+        ScanError::TooManyWrongNumbers | ScanError::Throttled => {
+            (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts")
+        }
+        ScanError::TooOld | ScanError::FreshSignInRequired => (StatusCode::CONFLICT, "sign_in_too_old"),
+        ScanError::OtherRequest => (StatusCode::CONFLICT, "not_scanned"),
         ScanError::Denied | ScanError::NotApproved | ScanError::Used => (StatusCode::CONFLICT, "not_scanned"),
         ScanError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "server_error"),
     };
@@ -421,6 +462,8 @@ async fn phone(app: &App, headers: &HeaderMap, address: &str, now: i64) -> Resul
             .filter(|m| !m.is_empty())
             .map(str::to_owned)
             .collect(),
+        acr: family.acr,
+        auth_time: family.auth_time,
         address: address.to_owned(),
     })
 }
@@ -461,7 +504,7 @@ pub async fn api_scan(
             "same_network": asking.same_network,
             "requested_at": asking.created_at,
             "expires_at": asking.expires_at,
-            "choices": asking.choices,
+            "number_digits": 2,
         })),
     )
         .into_response()
@@ -472,8 +515,30 @@ pub struct AnswerBody {
     code: String,
     /// `approve` or `deny`.
     decision: String,
-    /// The number the person picked (with `approve`).
-    number: Option<i64>,
+    /// The number the person typed (with `approve`): a JSON number, or the digits as a string.
+    number: Option<Typed>,
+}
+
+/// A number as the app sends what was typed.
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub enum Typed {
+    Number(i64),
+    Digits(String),
+}
+
+impl Typed {
+    fn value(&self) -> Option<i64> {
+        match self {
+            Typed::Number(n) => Some(*n),
+            Typed::Digits(s) => {
+                let s = s.trim();
+                (!s.is_empty() && s.len() <= 4 && s.bytes().all(|b| b.is_ascii_digit()))
+                    .then(|| s.parse().ok())
+                    .flatten()
+            }
+        }
+    }
 }
 
 /// `POST /scan/api/answer`: the person who scanned approves (with the number they picked) or denies.
@@ -488,14 +553,17 @@ pub async fn api_answer(
         Ok(p) => p,
         Err(res) => return res,
     };
-    let decision = match (body.decision.as_str(), body.number) {
+    let decision = match (
+        body.decision.as_str(),
+        body.number.as_ref().and_then(Typed::value),
+    ) {
         ("approve", Some(number)) => Decision::Approve { number },
         ("deny", _) => Decision::Deny,
         _ => {
             return api_error(
                 StatusCode::BAD_REQUEST,
                 "invalid_request",
-                "decision is approve (with number) or deny",
+                "decision is approve (with the number typed) or deny",
             );
         }
     };
@@ -505,6 +573,17 @@ pub async fn api_answer(
     };
     let answered = scan::answer(&app.scan(), &phone, &body.code, decision, now).await;
     audit(&app, &phone, action, answered.is_ok()).await;
+    if answered == Err(ScanError::NumberMismatch) {
+        // A failed sign-in attempt of the person: in their login history and the login metric.
+        app.metrics.login("scan", "invalid");
+        if let Err(e) = app
+            .db
+            .record_login_event(&phone.person_id, "scan", &phone.address, "failure", now)
+            .await
+        {
+            return page::internal(e.into(), "scan api");
+        }
+    }
     match answered {
         Ok(()) => (StatusCode::OK, Json(json!({ "status": "ok" }))).into_response(),
         Err(e) => scan_error(e),

@@ -21,6 +21,20 @@ pub const USER_CODE_LEN: usize = 8;
 const ADDRESS_MAX: i64 = 10;
 /// Times one user code may be looked up before it waits.
 const CODE_MAX: i64 = 5;
+/// Device authorization requests one address (per /64 for IPv6) may make in a burst before it waits
+/// [`START_WINDOW`] between requests; a quiet [`START_WINDOW`] starts the count again. A kiosk asks for
+/// one code every `device_code_ttl` (ten minutes), so a service hall's kiosks behind one address stay far
+/// below it.
+pub const STARTS_PER_ADDRESS: i64 = 60;
+pub const START_WINDOW: i64 = 60;
+/// The longest a kiosk app's grant lives when it was marked without a limit of its own.
+pub const DEFAULT_KIOSK_TTL: i64 = 15 * 60;
+
+/// How long a grant of a kiosk app lives: its own `session_ttl`, else [`DEFAULT_KIOSK_TTL`]. A kiosk is
+/// never left with the ordinary, long limits.
+pub fn kiosk_ttl(session_ttl: Option<i64>) -> i64 {
+    session_ttl.unwrap_or(DEFAULT_KIOSK_TTL)
+}
 
 /// What the device service needs from the configuration.
 #[derive(Debug, Clone)]
@@ -57,6 +71,9 @@ pub enum DeviceError {
     UnknownCode,
     #[error("too many codes tried; wait and try again")]
     Throttled,
+    /// Too many device authorization requests from this address.
+    #[error("too many device authorization requests from this address; wait and try again")]
+    TooManyStarts,
     /// The answer does not come with the consent token of a page shown to this session for this request
     /// (forged, or shown to another session, or to an earlier request under the same code).
     #[error("this answer was not given on the page shown for this request")]
@@ -139,21 +156,31 @@ pub fn code_hash(secrets: &Secrets, normalized: &str) -> String {
     secrets.device_user_code(normalized)
 }
 
-/// RFC 8628 §3.1: a device asks to be authorized. `session_ttl` is `Some` for an app marked as a kiosk
-/// or device client.
+/// RFC 8628 §3.1: a device at `address` asks to be authorized. Every request is counted against the
+/// address (see [`STARTS_PER_ADDRESS`]) before a row is written.
 pub async fn start(
     ctx: &Ctx<'_>,
     client: &Client,
     scope: Option<&str>,
+    address: &str,
     now: i64,
 ) -> Result<Started, DeviceError> {
     if !client.allows_grant(GRANT_TYPE) {
         return Err(DeviceError::NotRegistered);
     }
-    let kiosk = ctx.db.device_client(&client.id).await?.flatten().is_some();
+    let kiosk = ctx.db.device_client(&client.id).await?.is_some();
     let scopes = scopes_for(client, scope, kiosk);
     if scopes.is_empty() {
         return Err(DeviceError::NoScope);
+    }
+    let key = format!("device:start:{}", crate::services::login::address_bucket(address));
+    let limit = Limit {
+        max: STARTS_PER_ADDRESS,
+        window: START_WINDOW,
+        forget_before: now - START_WINDOW,
+    };
+    if !ctx.db.reserve_attempt(&key, limit, now).await? {
+        return Err(DeviceError::TooManyStarts);
     }
     let device_code = ctx.rng.token();
     let s = &ctx.settings;
@@ -175,6 +202,7 @@ pub async fn start(
             last_poll_at: None,
             created_at: now,
             expires_at: now + s.code_ttl,
+            address: address.to_owned(),
         };
         if ctx.db.insert_device_grant(&row).await? {
             let shown = display(&code);

@@ -262,6 +262,71 @@ pub async fn sign_in(
     start_session(app, person_id, &methods.join(" "), acr_of(methods), now).await
 }
 
+/// A sign-in made elsewhere and carried over as it is (scan to sign in: the phone's grant): its methods,
+/// level and time.
+#[derive(Debug, Clone, Copy)]
+pub struct Carried<'a> {
+    pub amr: &'a str,
+    pub acr: i64,
+    pub auth_time: i64,
+}
+
+/// Signs a person in with a sign-in `carried` from elsewhere: the session holds exactly its methods,
+/// level and `auth_time` — nothing of the browser's earlier session is added, and the time is the
+/// original sign-in's, not now. A live session of the same person is renewed in place (same `sid`, new
+/// cookie); another person's session ends first. The browser gets a new cookie value either way.
+pub async fn sign_in_carried(
+    app: &App,
+    current: Option<(&str, &SessionRow)>,
+    person_id: &str,
+    carried: Carried<'_>,
+    now: i64,
+) -> anyhow::Result<(String, SessionRow)> {
+    if let Some((cookie, session)) = current.filter(|(_, s)| s.person_id == person_id) {
+        let new_cookie = crypto::random_token();
+        let new_hash = crypto::token_hash(&new_cookie);
+        let renewed = app
+            .db
+            .renew_session_as(
+                &crypto::token_hash(cookie),
+                &new_hash,
+                carried.amr,
+                carried.acr,
+                carried.auth_time,
+                now,
+            )
+            .await?;
+        if renewed {
+            let row = SessionRow {
+                id_hash: new_hash,
+                amr: carried.amr.to_owned(),
+                acr: carried.acr,
+                auth_time: carried.auth_time,
+                last_seen: now,
+                ..session.clone()
+            };
+            return Ok((new_cookie, row));
+        }
+    }
+    if let Some((_, previous)) = current.filter(|(_, s)| s.person_id != person_id) {
+        app.logout().end_session(&previous.sid, now).await?;
+    }
+    let cookie = crypto::random_token();
+    let row = SessionRow {
+        id_hash: crypto::token_hash(&cookie),
+        sid: uuid::Uuid::new_v4().simple().to_string(),
+        person_id: person_id.to_owned(),
+        auth_time: carried.auth_time,
+        amr: carried.amr.to_owned(),
+        acr: carried.acr,
+        created_at: now,
+        last_seen: now,
+        expires_at: now + app.config.session_absolute_ttl,
+    };
+    app.db.insert_session(&row).await?;
+    Ok((cookie, row))
+}
+
 /// A new SSO session (a new id at every login: no fixation). Returns the cookie value and the row.
 pub async fn start_session(
     app: &App,

@@ -47,6 +47,8 @@ impl Logout<'_> {
             return Ok(false);
         }
         self.db.revoke_session_families(sid, now).await?;
+        // A device code the session approved and no device redeemed yet ends too (`expired_token`).
+        self.db.expire_session_device_grants(sid, now).await?;
         for (client_id, person_id) in self.db.session_clients(sid).await? {
             if let Some(client) = self.db.client(&client_id).await? {
                 self.queue_for_app(&session.sid, &client, &person_id, now).await?;

@@ -2,11 +2,32 @@
 //! login request; the province's mobile app (a native client of yunid, holding the person's tokens)
 //! scans it, shows the person what is asking and a number-matching challenge, and approves or denies.
 //! The browser that showed the code — and only that browser — then continues with a session of the
-//! person, at the level the phone's own sign-in reached. The app-side API is docs/SCAN-API.md.
+//! person, with the phone's own sign-in: its level (`acr`), its time (`auth_time`) and its methods, with
+//! `mca` added (RFC 8176: more than one channel took part) — never more than the phone had. The
+//! app-side API is docs/SCAN-API.md.
 
 use crate::crypto::{self, Random};
 use crate::store::Db;
-use crate::store::scan::{ScanRow, ScanStatus};
+use crate::store::login::Limit;
+use crate::store::scan::{ScanApproval, ScanRow, ScanStatus};
+
+/// The `amr` value a scan adds to the phone's methods (RFC 8176 §2: multiple-channel authentication).
+pub const AMR: &str = "mca";
+/// New QR codes one address (per /64 for IPv6) may have drawn in a burst before it waits
+/// [`START_WINDOW`] between codes; a quiet [`START_WINDOW`] starts the count again. A page shows one code
+/// every `scan_ttl` (two minutes), so this is far above what the people behind one service hall's
+/// address need, and far below what filling the table would take.
+pub const STARTS_PER_ADDRESS: i64 = 60;
+pub const START_WINDOW: i64 = 60;
+/// Wrong numbers one person may type (each refuses its request) before their answers wait.
+pub const WRONG_NUMBERS: i64 = 5;
+
+/// How long the person's wrong numbers hold their answers back, and how long they are remembered.
+#[derive(Debug, Clone, Copy)]
+pub struct Throttle {
+    pub window: i64,
+    pub memory: i64,
+}
 
 /// The pieces the scan service works with.
 pub struct Ctx<'a> {
@@ -16,6 +37,7 @@ pub struct Ctx<'a> {
     /// Client ids of the province's app: only their tokens answer a scan.
     pub apps: &'a [String],
     pub rng: &'a dyn Random,
+    pub throttle: Throttle,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -32,8 +54,22 @@ pub enum ScanError {
     AlreadyScanned,
     #[error("the code was scanned by someone else")]
     NotYours,
-    #[error("the number chosen is not the one the browser shows; the sign-in was refused")]
+    #[error("the number typed is not the one the browser shows; the sign-in was refused")]
     NumberMismatch,
+    #[error("too many wrong numbers; wait and try again")]
+    TooManyWrongNumbers,
+    #[error("too many QR codes were drawn from this network; wait a minute")]
+    Throttled,
+    /// The app asks for a new sign-in now (`prompt=login`): a phone's earlier sign-in is not one.
+    #[error("the app asks for a new sign-in, which scanning cannot give")]
+    FreshSignInRequired,
+    /// The phone's sign-in is older than the app's `max_age` allows.
+    #[error("the phone's sign-in is older than the app accepts; sign in again in the app")]
+    TooOld,
+    /// Finished for another authorization request than the one the code was shown (and the phone
+    /// told) for.
+    #[error("the code was shown for another sign-in")]
+    OtherRequest,
     #[error("the sign-in was denied on the phone")]
     Denied,
     #[error("the sign-in was not approved yet")]
@@ -71,24 +107,49 @@ fn two_digits(rng: &dyn Random) -> i64 {
     }
 }
 
-/// Shows a new request in the browser whose binding cookie hashes to `browser_hash`, for the app
-/// `client_id` the browser is signing in to (none: yunid's own account page).
+/// The authorization request a code is shown for.
+#[derive(Debug, Clone, Copy)]
+pub struct ShownFor<'a> {
+    /// The hash of the request's id (`req`) in this browser.
+    pub request_hash: &'a str,
+    pub client_id: &'a str,
+    /// The request's `max_age`.
+    pub max_age: Option<i64>,
+    /// The request says `prompt=login`.
+    pub prompt_login: bool,
+}
+
+/// Shows a new request in the browser whose binding cookie hashes to `browser_hash`, for the
+/// authorization request `shown_for` (none: yunid's own account page). Each new code is counted against
+/// the address asking (see [`STARTS_PER_ADDRESS`]).
 pub async fn start(
     ctx: &Ctx<'_>,
     browser_hash: &str,
-    client_id: Option<&str>,
+    shown_for: Option<ShownFor<'_>>,
     address: &str,
     now: i64,
 ) -> Result<Started, ScanError> {
     if ctx.apps.is_empty() {
         return Err(ScanError::Disabled);
     }
+    if shown_for.is_some_and(|f| f.prompt_login) {
+        return Err(ScanError::FreshSignInRequired);
+    }
+    let key = format!("scan:start:{}", crate::services::login::address_bucket(address));
+    let limit = Limit {
+        max: STARTS_PER_ADDRESS,
+        window: START_WINDOW,
+        forget_before: now - START_WINDOW,
+    };
+    if !ctx.db.reserve_attempt(&key, limit, now).await.map_err(internal)? {
+        return Err(ScanError::Throttled);
+    }
     let (qr_token, handle) = (ctx.rng.token(), ctx.rng.token());
     let row = ScanRow {
         qr_hash: crypto::token_hash(&qr_token),
         handle_hash: crypto::token_hash(&handle),
         browser_hash: browser_hash.to_owned(),
-        client_id: client_id.map(str::to_owned),
+        client_id: shown_for.map(|f| f.client_id.to_owned()),
         address: address.to_owned(),
         number: two_digits(ctx.rng),
         status: ScanStatus::Waiting,
@@ -96,6 +157,10 @@ pub async fn start(
         amr: None,
         created_at: now,
         expires_at: now + ctx.ttl,
+        request_hash: shown_for.map(|f| f.request_hash.to_owned()),
+        max_age: shown_for.and_then(|f| f.max_age),
+        acr: None,
+        auth_time: None,
     };
     ctx.db.insert_scan(&row).await.map_err(internal)?;
     Ok(Started {
@@ -109,7 +174,7 @@ pub async fn start(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BrowserView {
     Waiting,
-    /// Scanned: the browser shows the number the person must pick on the phone.
+    /// Scanned: the browser shows the number the person must type on the phone.
     Scanned {
         number: i64,
     },
@@ -170,8 +235,10 @@ pub async fn view(
 pub struct Phone {
     pub client_id: String,
     pub person_id: String,
-    /// How the person signed in to the app (the grant's `amr`).
+    /// How the person signed in to the app: the grant's `amr`, `acr` and `auth_time`.
     pub amr: Vec<String>,
+    pub acr: i64,
+    pub auth_time: i64,
     /// The address the phone's request came from.
     pub address: String,
 }
@@ -187,8 +254,6 @@ pub struct Asking {
     pub same_network: bool,
     pub created_at: i64,
     pub expires_at: i64,
-    /// Three numbers, one of them the number the browser shows.
-    pub choices: [i64; 3],
 }
 
 /// The token in what the QR code carries: the whole URL (`…/scan?c=TOKEN`) or the token alone.
@@ -228,8 +293,14 @@ fn check_app(ctx: &Ctx<'_>, phone: &Phone) -> Result<(), ScanError> {
     Ok(())
 }
 
+/// Whether the phone's sign-in is too old for the request's `max_age`.
+fn too_old(max_age: Option<i64>, auth_time: i64, now: i64) -> bool {
+    max_age.is_some_and(|max| now - auth_time > max)
+}
+
 /// The phone scanned `scanned`: the first scan claims the request for its person; any later scan (by
-/// anyone) is refused.
+/// anyone) is refused. A phone whose sign-in is older than the request's `max_age` claims nothing (the
+/// person can sign in again in the app and scan the same code).
 pub async fn scan(ctx: &Ctx<'_>, phone: &Phone, scanned: &str, now: i64) -> Result<Asking, ScanError> {
     check_app(ctx, phone)?;
     let qr_hash = crypto::token_hash(token_of(scanned));
@@ -242,6 +313,9 @@ pub async fn scan(ctx: &Ctx<'_>, phone: &Phone, scanned: &str, now: i64) -> Resu
     if row.expires_at <= now {
         return Err(ScanError::Expired);
     }
+    if row.status == ScanStatus::Waiting && too_old(row.max_age, phone.auth_time, now) {
+        return Err(ScanError::TooOld);
+    }
     if row.status != ScanStatus::Waiting
         || !ctx
             .db
@@ -251,19 +325,6 @@ pub async fn scan(ctx: &Ctx<'_>, phone: &Phone, scanned: &str, now: i64) -> Resu
     {
         return Err(ScanError::AlreadyScanned);
     }
-    // Two decoys, different from the number and from each other, and the number at a random place.
-    let mut choices = [row.number, 0, 0];
-    for i in 1..3 {
-        choices[i] = loop {
-            let n = two_digits(ctx.rng);
-            if !choices[..i].contains(&n) {
-                break n;
-            }
-        };
-    }
-    let mut at = [0u8; 1];
-    ctx.rng.fill(&mut at);
-    choices.swap(0, usize::from(at[0] % 3));
     let browser_network = network(&row.address);
     Ok(Asking {
         client_id: row.client_id,
@@ -271,14 +332,13 @@ pub async fn scan(ctx: &Ctx<'_>, phone: &Phone, scanned: &str, now: i64) -> Resu
         browser_network,
         created_at: row.created_at,
         expires_at: row.expires_at,
-        choices,
     })
 }
 
 /// The person's answer on the phone.
 #[derive(Debug, Clone, Copy)]
 pub enum Decision {
-    /// Approve, with the number picked from the choices.
+    /// Approve, with the number the person typed (read from the browser's screen).
     Approve {
         number: i64,
     },
@@ -286,7 +346,9 @@ pub enum Decision {
 }
 
 /// Answers the request the phone's person scanned. A wrong number refuses the request for good (a
-/// guess is not given a second try).
+/// guess is not given a second try) and counts against the person: after [`WRONG_NUMBERS`] of them
+/// (remembered for `throttle.memory`) their approvals wait `throttle.window`, doubling, answering
+/// nothing meanwhile. An approval hands on the phone's `acr`, `auth_time` and `amr` (with [`AMR`]).
 pub async fn answer(
     ctx: &Ctx<'_>,
     phone: &Phone,
@@ -312,10 +374,43 @@ pub async fn answer(
             ScanError::NotYours
         });
     }
-    let amr = phone.amr.join(" ");
+    let mut amr: Vec<&str> = phone.amr.iter().map(String::as_str).collect();
+    if !amr.contains(&AMR) {
+        amr.push(AMR);
+    }
+    let amr = amr.join(" ");
+    let approval = ScanApproval {
+        amr: &amr,
+        acr: phone.acr,
+        auth_time: phone.auth_time,
+    };
+    let wrong_key = format!("scan:number:{}", phone.person_id);
     let (approve_with, refusal) = match decision {
-        Decision::Approve { number } if number == row.number => (Some(amr.as_str()), None),
-        Decision::Approve { .. } => (None, Some(ScanError::NumberMismatch)),
+        Decision::Approve { number } => {
+            let limit = Limit {
+                max: WRONG_NUMBERS,
+                window: ctx.throttle.window,
+                forget_before: now - ctx.throttle.memory,
+            };
+            if !ctx
+                .db
+                .reserve_attempt(&wrong_key, limit, now)
+                .await
+                .map_err(internal)?
+            {
+                return Err(ScanError::TooManyWrongNumbers);
+            }
+            if number == row.number {
+                ctx.db.refund_attempt(&wrong_key).await.map_err(internal)?;
+                if too_old(row.max_age, phone.auth_time, now) {
+                    return Err(ScanError::TooOld);
+                }
+                (Some(approval), None)
+            } else {
+                // The reservation stays: it is the record of the wrong number.
+                (None, Some(ScanError::NumberMismatch))
+            }
+        }
         Decision::Deny => (None, None),
     };
     if !ctx
@@ -332,21 +427,31 @@ pub async fn answer(
     }
 }
 
-/// An approved request turned into a sign-in.
+/// An approved request turned into a sign-in: the phone's own authentication, which the browser's
+/// session takes over as it is (level, time and methods, with [`AMR`]).
 #[derive(Debug, Clone)]
 pub struct Approved {
     pub person_id: String,
-    /// The phone's authentication methods, which the browser's session takes over.
-    pub amr: Vec<String>,
+    pub amr: String,
+    pub acr: i64,
+    pub auth_time: i64,
 }
 
-/// The browser that showed the request continues with it, once; any other browser is refused.
+/// The browser that showed the request continues with it, once, for the authorization request it was
+/// shown for (`request_hash`, `None` for the account page); any other browser, or another request, is
+/// refused. A phone sign-in that has grown older than the request's `max_age` meanwhile is refused too.
 pub async fn finish(
     ctx: &Ctx<'_>,
     handle: &str,
     browser_hash: &str,
+    request_hash: Option<&str>,
     now: i64,
 ) -> Result<Approved, ScanError> {
+    let shown = own(ctx, handle, browser_hash).await?;
+    let answerable = shown.status == ScanStatus::Approved && shown.expires_at > now;
+    if answerable && shown.request_hash.as_deref() != request_hash {
+        return Err(ScanError::OtherRequest);
+    }
     let handle_hash = crypto::token_hash(handle);
     if let Some(row) = ctx
         .db
@@ -354,15 +459,18 @@ pub async fn finish(
         .await
         .map_err(internal)?
     {
-        let person_id = row.person_id.ok_or(ScanError::NotApproved)?;
-        let amr = row
-            .amr
-            .unwrap_or_default()
-            .split(' ')
-            .filter(|m| !m.is_empty() && *m != "mfa")
-            .map(str::to_owned)
-            .collect();
-        return Ok(Approved { person_id, amr });
+        let (Some(person_id), Some(acr), Some(auth_time)) = (row.person_id, row.acr, row.auth_time) else {
+            return Err(ScanError::NotApproved);
+        };
+        if too_old(row.max_age, auth_time, now) {
+            return Err(ScanError::TooOld);
+        }
+        return Ok(Approved {
+            person_id,
+            amr: row.amr.unwrap_or_default(),
+            acr,
+            auth_time,
+        });
     }
     // Why not: said only to the browser that showed it.
     Err(match view(ctx, handle, browser_hash, now).await? {

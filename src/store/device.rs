@@ -52,6 +52,8 @@ pub struct DeviceRow {
     pub last_poll_at: Option<i64>,
     pub created_at: i64,
     pub expires_at: i64,
+    /// The address the device asked from (its network is shown on the consent page).
+    pub address: String,
 }
 
 /// Who approved a device request, with the session's authentication.
@@ -65,7 +67,7 @@ pub struct DeviceApproval<'a> {
 }
 
 const COLUMNS: &str = "device_hash, user_code_hash, client_id, scope, status, person_id, session_sid, acr, amr, \
-     auth_time, interval_secs, last_poll_at, created_at, expires_at";
+     auth_time, interval_secs, last_poll_at, created_at, expires_at, address";
 
 fn from_row(r: &AnyRow) -> Result<DeviceRow, sqlx::Error> {
     let status: String = r.try_get("status")?;
@@ -84,6 +86,7 @@ fn from_row(r: &AnyRow) -> Result<DeviceRow, sqlx::Error> {
         last_poll_at: r.try_get("last_poll_at")?,
         created_at: r.try_get("created_at")?,
         expires_at: r.try_get("expires_at")?,
+        address: r.try_get("address")?,
     })
 }
 
@@ -101,7 +104,7 @@ impl Db {
     /// Stores a new request; false when the user code's hash is taken (the caller draws another).
     pub async fn insert_device_grant(&self, r: &DeviceRow) -> Result<bool, sqlx::Error> {
         let sql = sqlx::AssertSqlSafe(format!(
-            "INSERT INTO device_grants ({COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)"
+            "INSERT INTO device_grants ({COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15)"
         ));
         let done = sqlx::query(sql)
             .bind(&r.device_hash)
@@ -118,6 +121,7 @@ impl Db {
             .bind(r.last_poll_at)
             .bind(r.created_at)
             .bind(r.expires_at)
+            .bind(&r.address)
             .execute(&self.pool)
             .await;
         match done {
@@ -242,6 +246,20 @@ impl Db {
         row.as_ref().map(from_row).transpose()
     }
 
+    /// Ends, as expired, the requests session `sid` approved that no device redeemed yet (the session
+    /// ended: its approval goes with it). A later poll hears `expired_token`.
+    pub async fn expire_session_device_grants(&self, sid: &str, now: i64) -> Result<u64, sqlx::Error> {
+        let done = sqlx::query(
+            "UPDATE device_grants SET expires_at = $1 WHERE session_sid = $2 AND status = 'approved' \
+             AND expires_at > $1",
+        )
+        .bind(now)
+        .bind(sid)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     /// Ends a denied request once it was reported (a later poll finds it gone: `invalid_grant`).
     pub async fn close_device_grant(&self, device_hash: &str) -> Result<(), sqlx::Error> {
         sqlx::query("UPDATE device_grants SET status = 'used' WHERE device_hash = $1 AND status = 'denied'")
@@ -251,7 +269,8 @@ impl Db {
         Ok(())
     }
 
-    /// The kiosk settings of an app: `Some(session_ttl)` when it is marked as a device client.
+    /// The kiosk settings of an app: `Some(session_ttl)` when it is marked as a device client (a `None`
+    /// limit means the default one, `services::device::kiosk_ttl`).
     pub async fn device_client(&self, client_id: &str) -> Result<Option<Option<i64>>, sqlx::Error> {
         let row = sqlx::query("SELECT session_ttl FROM device_clients WHERE client_id = $1")
             .bind(client_id)

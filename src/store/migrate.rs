@@ -139,6 +139,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0021_federation_links.sql"),
         postgres: include_str!("../../migrations/postgres/0021_federation_links.sql"),
     },
+    Migration {
+        version: 22,
+        name: "cross_device_review",
+        sqlite: include_str!("../../migrations/sqlite/0022_cross_device_review.sql"),
+        postgres: include_str!("../../migrations/postgres/0022_cross_device_review.sql"),
+    },
 ];
 
 const LOCK_ID: i64 = 0x79_756e_6964; // "yunid"

@@ -52,10 +52,26 @@ pub struct ScanRow {
     pub amr: Option<String>,
     pub created_at: i64,
     pub expires_at: i64,
+    /// The hash of the id of the authorization request the code was shown for (`None`: yunid's own
+    /// account page); only that request continues with it.
+    pub request_hash: Option<String>,
+    /// That request's `max_age`: a phone sign-in older than this does not answer it.
+    pub max_age: Option<i64>,
+    /// The level and the time of the phone's own sign-in, once approved.
+    pub acr: Option<i64>,
+    pub auth_time: Option<i64>,
+}
+
+/// The phone's authentication an approval hands on to the browser.
+#[derive(Debug, Clone, Copy)]
+pub struct ScanApproval<'a> {
+    pub amr: &'a str,
+    pub acr: i64,
+    pub auth_time: i64,
 }
 
 const COLUMNS: &str = "qr_hash, handle_hash, browser_hash, client_id, address, number, status, person_id, amr, \
-     created_at, expires_at";
+     created_at, expires_at, request_hash, max_age, acr, auth_time";
 
 fn from_row(r: &AnyRow) -> Result<ScanRow, sqlx::Error> {
     let status: String = r.try_get("status")?;
@@ -71,13 +87,17 @@ fn from_row(r: &AnyRow) -> Result<ScanRow, sqlx::Error> {
         amr: r.try_get("amr")?,
         created_at: r.try_get("created_at")?,
         expires_at: r.try_get("expires_at")?,
+        request_hash: r.try_get("request_hash")?,
+        max_age: r.try_get("max_age")?,
+        acr: r.try_get("acr")?,
+        auth_time: r.try_get("auth_time")?,
     })
 }
 
 impl Db {
     pub async fn insert_scan(&self, r: &ScanRow) -> Result<(), sqlx::Error> {
         let sql = sqlx::AssertSqlSafe(format!(
-            "INSERT INTO scan_requests ({COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)"
+            "INSERT INTO scan_requests ({COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15)"
         ));
         sqlx::query(sql)
             .bind(&r.qr_hash)
@@ -91,6 +111,10 @@ impl Db {
             .bind(&r.amr)
             .bind(r.created_at)
             .bind(r.expires_at)
+            .bind(&r.request_hash)
+            .bind(r.max_age)
+            .bind(r.acr)
+            .bind(r.auth_time)
             .execute(&self.pool)
             .await?;
         Ok(())
@@ -129,13 +153,13 @@ impl Db {
         Ok(done.rows_affected() == 1)
     }
 
-    /// The claiming person's answer: `Some(amr)` approves (with the phone's authentication), `None`
-    /// denies; true for the one answer that counted.
+    /// The claiming person's answer: `Some` approves (with the phone's authentication), `None` denies;
+    /// true for the one answer that counted.
     pub async fn answer_scan(
         &self,
         qr_hash: &str,
         person_id: &str,
-        approve_with: Option<&str>,
+        approve_with: Option<ScanApproval<'_>>,
         now: i64,
     ) -> Result<bool, sqlx::Error> {
         let status = if approve_with.is_some() {
@@ -144,11 +168,13 @@ impl Db {
             ScanStatus::Denied
         };
         let done = sqlx::query(
-            "UPDATE scan_requests SET status = $1, amr = $2 WHERE qr_hash = $3 AND person_id = $4 \
-             AND status = 'scanned' AND expires_at > $5",
+            "UPDATE scan_requests SET status = $1, amr = $2, acr = $3, auth_time = $4 WHERE qr_hash = $5 \
+             AND person_id = $6 AND status = 'scanned' AND expires_at > $7",
         )
         .bind(status.as_str())
-        .bind(approve_with)
+        .bind(approve_with.map(|a| a.amr))
+        .bind(approve_with.map(|a| a.acr))
+        .bind(approve_with.map(|a| a.auth_time))
         .bind(qr_hash)
         .bind(person_id)
         .bind(now)

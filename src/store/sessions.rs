@@ -201,6 +201,32 @@ impl Db {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Renews a session with a sign-in carried from elsewhere (scan to sign in): a new cookie id, exactly
+    /// these methods and level, and that sign-in's own `auth_time` (not now). False if it ended meanwhile.
+    pub async fn renew_session_as(
+        &self,
+        old_id_hash: &str,
+        new_id_hash: &str,
+        amr: &str,
+        acr: i64,
+        auth_time: i64,
+        now: i64,
+    ) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query(
+            "UPDATE sessions SET id_hash = $1, amr = $2, acr = $3, auth_time = $4, last_seen = $5 \
+             WHERE id_hash = $6 AND ended_at IS NULL",
+        )
+        .bind(new_id_hash)
+        .bind(amr)
+        .bind(acr)
+        .bind(auth_time)
+        .bind(now)
+        .bind(old_id_hash)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// A person's live sessions, newest first.
     pub async fn sessions_of(&self, person_id: &str, now: i64) -> Result<Vec<SessionRow>, sqlx::Error> {
         let rows = sqlx::query(

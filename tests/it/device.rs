@@ -92,6 +92,50 @@ async fn answer(browser: &Browser, page: &Page, allow: bool) -> Page {
         .await
 }
 
+/// An admin token (client credentials with `yunid:admin`).
+async fn admin_token(env: &Env) -> String {
+    let admin = env
+        .client_with(NewClient {
+            name: "automation".into(),
+            scopes: vec!["yunid:admin".into()],
+            grant_types: vec!["client_credentials".into()],
+            ..NewClient::default()
+        })
+        .await;
+    let (_, t) = wire::token(
+        &env.base,
+        &admin,
+        &[("grant_type", "client_credentials"), ("scope", "yunid:admin")],
+    )
+    .await;
+    t["access_token"].as_str().unwrap().to_owned()
+}
+
+/// Marks `app` as a kiosk through the admin API with `body`: the answer.
+async fn mark_kiosk(env: &Env, app: &TestClient, body: Value) -> Value {
+    let res = http()
+        .put(env.url(&format!("/admin/api/clients/{}/device", app.id)))
+        .bearer_auth(admin_token(env).await)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    res.json().await.unwrap()
+}
+
+/// A device flow of `app` that Alice approves in `browser`: the token response.
+async fn approved_tokens(env: &Env, app: &TestClient, browser: &Browser, scope: &str) -> Value {
+    let (status, started) = device_authorization(env, app, scope).await;
+    assert_eq!(status, StatusCode::OK, "{started}");
+    let page = alice_opens(browser, started["verification_uri_complete"].as_str().unwrap()).await;
+    let done = answer(browser, &page, true).await;
+    assert_eq!(done.html().1, StatusCode::OK, "{}", done.html().2);
+    let (status, tokens) = poll(env, app, started["device_code"].as_str().unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    tokens
+}
+
 async fn kiosk_signs_in_with_every_polling_answer_and_its_code_works_once(backend: Backend) {
     let env = Env::start(backend).await;
     env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
@@ -565,8 +609,171 @@ async fn an_answer_needs_the_page_shown_for_that_request(backend: Backend) {
     );
 }
 
+/// Finding: a kiosk's `session_ttl` bounded only the refresh token; its access and ID tokens outlived
+/// the session, and userinfo and introspection kept answering for them. Now every token ends with the
+/// grant, and the grant's end makes userinfo refuse and introspection say inactive.
+async fn a_kiosks_tokens_end_with_its_short_session(backend: Backend) {
+    let env = Env::start(backend).await;
+    env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    let app = kiosk(&env, "自助终端").await;
+    let marked = mark_kiosk(&env, &app, json!({ "session_ttl": 120 })).await;
+    assert_eq!(marked["session_ttl"], 120, "{marked}");
+    assert!(env.app.config.access_token_ttl > 120 && env.app.config.id_token_ttl > 120);
+    let browser = Browser::new(&env.base);
+    let tokens = approved_tokens(&env, &app, &browser, "openid profile").await;
+    let access_token = tokens["access_token"].as_str().unwrap().to_owned();
+    assert!(tokens["expires_in"].as_i64().unwrap() <= 120, "{tokens}");
+    let (_, at) = wire::jwt_parts(&access_token);
+    assert!(
+        at["exp"].as_i64().unwrap() - at["iat"].as_i64().unwrap() <= 120,
+        "{at}"
+    );
+    let (_, id) = wire::jwt_parts(tokens["id_token"].as_str().unwrap());
+    assert!(
+        id["exp"].as_i64().unwrap() - id["iat"].as_i64().unwrap() <= 120,
+        "{id}"
+    );
+    // Within the session both answer.
+    assert_eq!(wire::userinfo(&env.base, &access_token).await.0, StatusCode::OK);
+    assert!(wire::is_active(&env.base, &app, &access_token).await);
+    // Past it, neither does — even had the token carried a later `exp`.
+    env.app.clock.advance(121);
+    let (status, body) = wire::userinfo(&env.base, &access_token).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert!(!wire::is_active(&env.base, &app, &access_token).await);
+}
+
+/// Finding: an app marked as a kiosk without a `session_ttl` got no kiosk behaviour at all (ordinary
+/// long grants, `offline_access` kept). Now it is a kiosk with the default limit (15 minutes).
+async fn a_kiosk_marked_without_a_limit_gets_the_default_one(backend: Backend) {
+    let env = Env::start(backend).await;
+    env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    let app = kiosk(&env, "自助终端").await;
+    let marked = mark_kiosk(&env, &app, json!({})).await;
+    assert_eq!(marked["kiosk"], true, "{marked}");
+    assert_eq!(
+        marked["session_ttl"],
+        yunid::services::device::DEFAULT_KIOSK_TTL,
+        "{marked}"
+    );
+    let browser = Browser::new(&env.base);
+    let (_, started) = device_authorization(&env, &app, "openid offline_access").await;
+    let page = alice_opens(&browser, started["verification_uri_complete"].as_str().unwrap()).await;
+    assert!(page.html().2.contains("公用终端"), "a shared terminal");
+    answer(&browser, &page, true).await;
+    let (status, tokens) = poll(&env, &app, started["device_code"].as_str().unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    assert!(
+        !tokens["scope"].as_str().unwrap().contains("offline_access"),
+        "{tokens}"
+    );
+    env.app
+        .clock
+        .advance(yunid::services::device::DEFAULT_KIOSK_TTL + 1);
+    let (status, late) = wire::token(
+        &env.base,
+        &app,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{late}");
+    assert_eq!(late["error"], "invalid_grant");
+}
+
+/// Finding: a code approved and not redeemed yet outlived the approving session's sign-out. Logout now
+/// ends it: the kiosk's next poll hears `expired_token` (RFC 8628 §3.5: the authorization session has
+/// concluded; the kiosk starts over — it was not the person's denial).
+async fn signing_out_ends_an_approval_no_device_redeemed_yet(backend: Backend) {
+    let env = Env::start(backend).await;
+    env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    let app = kiosk(&env, "自助终端").await;
+    let (_, started) = device_authorization(&env, &app, "openid").await;
+    let browser = Browser::new(&env.base);
+    let page = alice_opens(&browser, started["verification_uri_complete"].as_str().unwrap()).await;
+    answer(&browser, &page, true).await;
+    // Alice signs out before the kiosk polls again.
+    let ask = browser.get("/logout").await;
+    let csrf = field(ask.html().2, "csrf").unwrap();
+    let out = browser
+        .post("/logout", &[("csrf", csrf.as_str()), ("confirm", "yes")])
+        .await;
+    assert_eq!(out.html().1, StatusCode::OK);
+    assert!(browser.get("/account").await.is_login(), "signed out");
+    let device_code = started["device_code"].as_str().unwrap();
+    assert_error(&poll(&env, &app, device_code).await, "expired_token");
+    env.app.clock.advance(10);
+    assert_error(&poll(&env, &app, device_code).await, "expired_token");
+    // A code approved by a session that is still live is unaffected.
+    let other = Browser::new(&env.base);
+    approved_tokens(&env, &app, &other, "openid").await;
+}
+
+/// Finding: `/device_authorization` wrote a row for every request, without limit. Requests are counted
+/// per address in the database: past the burst the answer is 429 `slow_down` with `Retry-After`, and a
+/// quiet minute later it works again.
+async fn device_authorization_is_limited_per_address(backend: Backend) {
+    let env = Env::start(backend).await;
+    let app = kiosk(&env, "自助终端").await;
+    for _ in 0..yunid::services::device::STARTS_PER_ADDRESS {
+        assert_eq!(device_authorization(&env, &app, "openid").await.0, StatusCode::OK);
+    }
+    let res = http()
+        .post(env.url("/device_authorization"))
+        .basic_auth(&app.id, Some(&app.secret))
+        .form(&[("scope", "openid")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(res.headers().contains_key("retry-after"));
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"], "slow_down", "{body}");
+    // Held in the database: another node says the same.
+    let node = env.peer_node().await;
+    let res = http()
+        .post(node.url("/device_authorization"))
+        .basic_auth(&app.id, Some(&app.secret))
+        .form(&[("scope", "openid")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    env.app.clock.advance(yunid::services::device::START_WINDOW + 1);
+    assert_eq!(device_authorization(&env, &app, "openid").await.0, StatusCode::OK);
+}
+
+/// Finding: the consent page did not say where or when the device asked. It now shows the device's
+/// network (never its full address), whether it is the person's own, and how long ago the code was
+/// issued.
+async fn the_consent_page_shows_the_devices_network_and_the_codes_age(backend: Backend) {
+    let env = Env::start(backend).await;
+    env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    let app = kiosk(&env, "自助终端").await;
+    let (_, started) = device_authorization(&env, &app, "openid").await;
+    env.app.clock.advance(3 * 60 + 10);
+    let browser = Browser::new(&env.base);
+    let page = alice_opens(&browser, started["verification_uri_complete"].as_str().unwrap()).await;
+    let (_, status, body) = page.html();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("127.0.0.0/24"), "the device's network: {body}");
+    assert!(!body.contains("127.0.0.1"), "never its full address: {body}");
+    assert!(
+        body.contains("与您现在的网络相同"),
+        "the same network as Alice: {body}"
+    );
+    assert!(body.contains("3 分钟前"), "issued three minutes ago: {body}");
+}
+
 on_both_backends!(
     an_answer_needs_the_page_shown_for_that_request,
+    a_kiosks_tokens_end_with_its_short_session,
+    a_kiosk_marked_without_a_limit_gets_the_default_one,
+    signing_out_ends_an_approval_no_device_redeemed_yet,
+    device_authorization_is_limited_per_address,
+    the_consent_page_shows_the_devices_network_and_the_codes_age,
     kiosk_signs_in_with_every_polling_answer_and_its_code_works_once,
     a_denied_request_answers_access_denied_once,
     an_unanswered_code_expires,

@@ -1,8 +1,9 @@
 //! Scan to sign in: a computer's login page shows a QR code; the province's mobile app (scripted here,
-//! with Alice's access token from its own sign-in) scans it, sees what asks and three numbers, and
-//! approves with the number the computer shows, or denies. The computer — only the browser that showed
-//! the code — continues with a session at the phone's level. Denial, expiry, a second scan, a wrong
-//! number and finishing in another browser all fail cleanly.
+//! with Alice's access token from its own sign-in) scans it, sees what asks, and approves by typing the
+//! number the computer shows, or denies. The computer — only the browser that showed the code, and only
+//! for the sign-in it was shown for — continues with the phone's own sign-in: its level, its time, its
+//! methods plus `mca`. Denial, expiry, a second scan, a wrong number, finishing in another browser or for
+//! another request, and a phone sign-in older than the app accepts all fail cleanly.
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -55,6 +56,11 @@ async fn scan_env(backend: Backend) -> ScanEnv {
 /// The app on Alice's phone: she signed in to it (password, and an SMS code as well when `two_factor`);
 /// its access token.
 async fn phone_token(s: &ScanEnv, two_factor: bool) -> String {
+    phone_sign_in(s, two_factor).await.0
+}
+
+/// [`phone_token`], with the time Alice signed in to the app (its ID token's `auth_time`).
+async fn phone_sign_in(s: &ScanEnv, two_factor: bool) -> (String, i64) {
     let base = &s.node.base;
     let browser = Browser::new(base);
     if two_factor {
@@ -69,9 +75,14 @@ async fn phone_token(s: &ScanEnv, two_factor: bool) -> String {
         .exchange(&back.params()["code"], attempt.verifier)
         .await
         .unwrap();
-    openidconnect::OAuth2TokenResponse::access_token(&tokens)
+    let id_token = openidconnect::TokenResponse::id_token(&tokens)
+        .unwrap()
+        .to_string();
+    let auth_time = wire::jwt_parts(&id_token).1["auth_time"].as_i64().unwrap();
+    let token = openidconnect::OAuth2TokenResponse::access_token(&tokens)
         .secret()
-        .clone()
+        .clone();
+    (token, auth_time)
 }
 
 /// The computer: opens a department app's sign-in and its scan page. The page, the QR code's value (as
@@ -88,7 +99,20 @@ async fn show_code(s: &ScanEnv, browser: &Browser, app: &Rp) -> Shown {
 
 /// [`show_code`], with the app's authorization attempt (to redeem the code the app gets).
 async fn show_code_for(s: &ScanEnv, browser: &Browser, app: &Rp) -> (Shown, crate::common::rp::Attempt) {
-    let attempt = app.start(&["profile"]);
+    show_code_with(s, browser, app, &[]).await
+}
+
+/// [`show_code_for`], the app's request carrying `extra` parameters (`max_age`, …).
+async fn show_code_with(
+    s: &ScanEnv,
+    browser: &Browser,
+    app: &Rp,
+    extra: &[(&str, &str)],
+) -> (Shown, crate::common::rp::Attempt) {
+    let mut attempt = app.start(&["profile"]);
+    for (k, v) in extra {
+        attempt.url.query_pairs_mut().append_pair(k, v);
+    }
     let login = browser.get(attempt.url.as_str()).await;
     assert!(login.is_login());
     let body = login.html().2;
@@ -154,16 +178,74 @@ async fn status(browser: &Browser, handle: &str) -> (StatusCode, Value) {
 
 /// The computer presses Continue (what the page's script does once approved).
 async fn finish(browser: &Browser, shown: &Shown) -> Page {
+    let req = field(shown.page.html().2, "req");
+    finish_for(browser, shown, req.as_deref()).await
+}
+
+/// Continue posted with the code's handle for the request `req` (none: the account page).
+async fn finish_for(browser: &Browser, shown: &Shown, req: Option<&str>) -> Page {
     let body = shown.page.html().2;
     let mut form = vec![
         ("csrf", field(body, "csrf").unwrap()),
         ("handle", shown.handle.clone()),
     ];
-    if let Some(req) = field(body, "req") {
-        form.push(("req", req));
+    if let Some(req) = req {
+        form.push(("req", req.to_owned()));
     }
     let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
     browser.post("/login/scan/finish", &form).await
+}
+
+/// The computer shows a code for yunid's own account page.
+async fn account_code(s: &ScanEnv, computer: &Browser) -> Shown {
+    let page = computer.get("/login/scan").await;
+    let body = page.html().2;
+    Shown {
+        qr: format!("{}/scan?c={}", s.node.base, field(body, "c").unwrap()),
+        handle: field(body, "handle").unwrap(),
+        page: page.clone_html(),
+    }
+}
+
+/// The phone scans the code, Alice reads the number off the computer and types it (as the app sends
+/// what was typed: a string of digits): the answer's status and body.
+async fn scan_and_approve(
+    s: &ScanEnv,
+    phone: &str,
+    computer: &Browser,
+    shown: &Shown,
+) -> (StatusCode, Value) {
+    let (code, asking) = api(s, "/scan/api/scan", Some(phone), json!({ "code": shown.qr })).await;
+    assert_eq!(code, StatusCode::OK, "{asking}");
+    let number = status(computer, &shown.handle).await.1["number"]
+        .as_i64()
+        .unwrap();
+    api(
+        s,
+        "/scan/api/answer",
+        Some(phone),
+        json!({ "code": shown.qr, "decision": "approve", "number": number.to_string() }),
+    )
+    .await
+}
+
+/// The `req` of the page the browser landed on.
+fn req_of(page: &Page) -> String {
+    let url = url::Url::parse(page.html().0).unwrap();
+    url.query_pairs()
+        .find(|(k, _)| k == "req")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_else(|| panic!("no req in {url}"))
+}
+
+fn amr_of(claims: &Value) -> Vec<String> {
+    claims["amr"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Past the consent page, when the app asks for the first time.
@@ -201,20 +283,15 @@ async fn approving_on_the_phone_signs_the_computer_in_at_the_phones_level(backen
     assert_eq!(asking["browser_network"], "127.0.0.0/24", "{asking}");
     assert_eq!(asking["same_network"], true, "{asking}");
     assert!(asking["expires_at"].as_i64().unwrap() > asking["requested_at"].as_i64().unwrap());
-    let choices: Vec<i64> = asking["choices"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_i64().unwrap())
-        .collect();
-    assert_eq!(choices.len(), 3);
-    assert!(choices[0] != choices[1] && choices[1] != choices[2] && choices[0] != choices[2]);
+    // The phone is given no numbers to choose from: Alice types the one the computer shows.
+    assert!(asking.get("choices").is_none(), "{asking}");
+    assert_eq!(asking["number_digits"], 2, "{asking}");
 
-    // Once scanned, the computer shows the number to pick; it is one of the phone's choices.
+    // Once scanned, the computer shows the number to type.
     let (_, scanned) = status(&computer, &shown.handle).await;
     assert_eq!(scanned["status"], "scanned", "{scanned}");
     let number = scanned["number"].as_i64().unwrap();
-    assert!(choices.contains(&number), "{choices:?} {number}");
+    assert!((10..=99).contains(&number), "{number}");
     // Continue pressed too early (no script): the same page again, nothing signed in.
     let early = finish(&computer, &shown).await;
     assert_eq!(early.html().1, StatusCode::CONFLICT);
@@ -240,13 +317,11 @@ async fn approving_on_the_phone_signs_the_computer_in_at_the_phones_level(backen
         .to_string();
     let claims = wire::jwt_parts(&id_token).1;
     assert_eq!(claims["acr"], "2", "the phone's two factors: {claims}");
-    let amr: Vec<&str> = claims["amr"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
-    assert!(amr.contains(&"pwd") && amr.contains(&"sms"), "{amr:?}");
+    let amr = amr_of(&claims);
+    assert!(
+        amr.iter().any(|m| m == "pwd") && amr.iter().any(|m| m == "sms") && amr.iter().any(|m| m == "mca"),
+        "the phone's factors, and the scan: {amr:?}"
+    );
 
     // Used once: pressing Continue again, or answering again, changes nothing.
     let replay = finish(&computer, &shown).await;
@@ -334,17 +409,11 @@ async fn a_wrong_number_refuses_the_sign_in_for_good(backend: Backend) {
     let app = department_app(&s).await;
     let computer = Browser::new(&s.node.base);
     let shown = show_code(&s, &computer, &app).await;
-    let (_, asking) = api(&s, "/scan/api/scan", Some(&phone), json!({ "code": shown.qr })).await;
+    api(&s, "/scan/api/scan", Some(&phone), json!({ "code": shown.qr })).await;
     let number = status(&computer, &shown.handle).await.1["number"]
         .as_i64()
         .unwrap();
-    let wrong = asking["choices"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_i64().unwrap())
-        .find(|n| *n != number)
-        .unwrap();
+    let wrong = if number == 99 { 10 } else { number + 1 };
     let (code, body) = api(
         &s,
         "/scan/api/answer",
@@ -364,6 +433,267 @@ async fn a_wrong_number_refuses_the_sign_in_for_good(backend: Backend) {
     .await;
     assert_eq!(code, StatusCode::CONFLICT);
     assert_eq!(status(&computer, &shown.handle).await.1["status"], "denied");
+}
+
+/// Finding: the app was handed three numbers to pick from (a one-in-three guess). Now the app gets none:
+/// the person types what the computer shows; a wrong number ends that code, is a failed sign-in in the
+/// person's login history, and after five of them the person's approvals wait (a deny still works).
+async fn the_number_is_typed_and_wrong_numbers_count_as_failed_attempts(backend: Backend) {
+    let s = scan_env(backend).await;
+    let phone = phone_token(&s, false).await;
+    let computer = Browser::new(&s.node.base);
+    for _ in 0..yunid::services::scan::WRONG_NUMBERS {
+        let shown = account_code(&s, &computer).await;
+        let (code, asking) = api(&s, "/scan/api/scan", Some(&phone), json!({ "code": shown.qr })).await;
+        assert_eq!(code, StatusCode::OK, "{asking}");
+        assert!(asking.get("choices").is_none(), "nothing to pick from: {asking}");
+        let number = status(&computer, &shown.handle).await.1["number"]
+            .as_i64()
+            .unwrap();
+        let wrong = if number == 99 { 10 } else { number + 1 };
+        let (code, body) = api(
+            &s,
+            "/scan/api/answer",
+            Some(&phone),
+            json!({ "code": shown.qr, "decision": "approve", "number": wrong.to_string() }),
+        )
+        .await;
+        assert_eq!(code, StatusCode::CONFLICT, "{body}");
+        assert_eq!(body["error"], "number_mismatch", "{body}");
+        assert_eq!(status(&computer, &shown.handle).await.1["status"], "denied");
+    }
+    let history = s.node.app.db.login_events(&s.alice, 50).await.unwrap();
+    let failures = history
+        .iter()
+        .filter(|e| e.method == "scan" && e.outcome == "failure")
+        .count();
+    assert_eq!(
+        failures,
+        yunid::services::scan::WRONG_NUMBERS as usize,
+        "{history:?}"
+    );
+    // Now even the right number waits; nothing is answered, and Alice can still deny.
+    let shown = account_code(&s, &computer).await;
+    let (code, body) = scan_and_approve(&s, &phone, &computer, &shown).await;
+    assert_eq!(code, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(body["error"], "too_many_attempts", "{body}");
+    assert_eq!(status(&computer, &shown.handle).await.1["status"], "scanned");
+    let (code, _) = api(
+        &s,
+        "/scan/api/answer",
+        Some(&phone),
+        json!({ "code": shown.qr, "decision": "deny" }),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK);
+    // A number that is not digits is not an answer.
+    let shown = account_code(&s, &computer).await;
+    api(&s, "/scan/api/scan", Some(&phone), json!({ "code": shown.qr })).await;
+    let (code, _) = api(
+        &s,
+        "/scan/api/answer",
+        Some(&phone),
+        json!({ "code": shown.qr, "decision": "approve", "number": "4x" }),
+    )
+    .await;
+    assert_eq!(code, StatusCode::BAD_REQUEST);
+    // After the throttle window (and with a new token: the old one expired meanwhile) the right number
+    // signs the computer in.
+    s.node
+        .app
+        .clock
+        .advance(s.node.app.config.login_throttle_window + 1);
+    let phone = phone_token(&s, false).await;
+    let shown = account_code(&s, &computer).await;
+    let (code, body) = scan_and_approve(&s, &phone, &computer, &shown).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert!(finish(&computer, &shown).await.html().0.ends_with("/account"));
+}
+
+/// Finding: the computer's session took the phone's factors with `auth_time` = the scan. Now it takes the
+/// phone's own sign-in time and level, and `amr` says a scan carried it (`mca`); an app asking that
+/// session for a recent sign-in sees the real age.
+async fn a_scan_hands_on_the_phones_sign_in_time_and_marks_the_scan(backend: Backend) {
+    let s = scan_env(backend).await;
+    let (phone, signed_in_at) = phone_sign_in(&s, false).await;
+    // Eight minutes later (the app's access token still valid: it lives ten).
+    s.node.app.clock.advance(480);
+    let app = department_app(&s).await;
+    let computer = Browser::new(&s.node.base);
+    let (shown, attempt) = show_code_for(&s, &computer, &app).await;
+    let (code, body) = scan_and_approve(&s, &phone, &computer, &shown).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let back = to_app(&computer, finish(&computer, &shown).await).await;
+    let tokens = app
+        .exchange(&back.params()["code"], attempt.verifier)
+        .await
+        .unwrap();
+    let id_token = openidconnect::TokenResponse::id_token(&tokens)
+        .unwrap()
+        .to_string();
+    let claims = wire::jwt_parts(&id_token).1;
+    assert_eq!(
+        claims["auth_time"].as_i64(),
+        Some(signed_in_at),
+        "the phone's sign-in time, not the scan's: {claims}"
+    );
+    assert!(claims["iat"].as_i64().unwrap() >= signed_in_at + 480, "{claims}");
+    assert_eq!(claims["acr"], "1", "no more than the phone had: {claims}");
+    let amr = amr_of(&claims);
+    assert!(
+        amr.iter().any(|m| m == "pwd") && amr.iter().any(|m| m == "mca"),
+        "{amr:?}"
+    );
+    // The app asks again for a sign-in at most five minutes old: the scan-made session (from a sign-in
+    // eight minutes old) does not pass for one.
+    let mut again = app.start(&["profile"]);
+    again.url.query_pairs_mut().append_pair("max_age", "300");
+    assert!(computer.get(again.url.as_str()).await.is_login());
+}
+
+/// Finding: an app asking for `max_age` or `prompt=login` got a scan-made session from an old phone
+/// sign-in. A phone sign-in older than `max_age` claims nothing (the app is told to have the person sign
+/// in again), and the computer checks again when it continues; `prompt=login` is not offered scanning.
+async fn an_app_asking_for_a_recent_or_new_sign_in_gets_no_scan_of_an_older_one(backend: Backend) {
+    let s = scan_env(backend).await;
+    let (phone, _) = phone_sign_in(&s, false).await;
+    s.node.app.clock.advance(480);
+    let app = department_app(&s).await;
+    let computer = Browser::new(&s.node.base);
+
+    // max_age=120 and a phone sign-in eight minutes old: refused, nothing claimed.
+    let (shown, _) = show_code_with(&s, &computer, &app, &[("max_age", "120")]).await;
+    let (code, body) = api(&s, "/scan/api/scan", Some(&phone), json!({ "code": shown.qr })).await;
+    assert_eq!(code, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"], "sign_in_too_old", "{body}");
+    assert_eq!(status(&computer, &shown.handle).await.1["status"], "waiting");
+    // Alice signs in to the app again: the same code now works, and the app gets a recent sign-in.
+    let (fresh, fresh_at) = phone_sign_in(&s, false).await;
+    let (code, body) = scan_and_approve(&s, &fresh, &computer, &shown).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let back = to_app(&computer, finish(&computer, &shown).await).await;
+    assert!(back.params().contains_key("code"), "{back:?}");
+    let _ = fresh_at;
+
+    // max_age=30: approved in time, but Continue comes 31 s later — refused, nobody signed in.
+    let other = Browser::new(&s.node.base);
+    let (shown, _) = show_code_with(&s, &other, &app, &[("max_age", "30")]).await;
+    let (fresh, _) = phone_sign_in(&s, false).await;
+    let (code, body) = scan_and_approve(&s, &fresh, &other, &shown).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    s.node.app.clock.advance(31);
+    let late = finish(&other, &shown).await;
+    let (_, status_code, body) = late.html();
+    assert_eq!(status_code, StatusCode::FORBIDDEN, "{body}");
+    assert!(body.contains("手机上的登录时间太早"), "{body}");
+    assert!(other.get("/account").await.is_login(), "nobody signed in");
+
+    // prompt=login: the login page offers no scanning, and the scan page says why, with no code.
+    let third = Browser::new(&s.node.base);
+    let mut attempt = app.start(&["profile"]);
+    attempt.url.query_pairs_mut().append_pair("prompt", "login");
+    let login = third.get(attempt.url.as_str()).await;
+    assert!(login.is_login());
+    assert!(!login.html().2.contains("/login/scan"), "{}", login.html().2);
+    let req = req_of(&login);
+    let page = third.get(&format!("/login/scan?req={req}")).await;
+    let (_, status_code, body) = page.html();
+    assert_eq!(status_code, StatusCode::FORBIDDEN, "{body}");
+    assert!(body.contains("要求您现在重新登录"), "{body}");
+    assert!(!body.contains("<svg"), "no code to scan: {body}");
+}
+
+/// Finding: `finish` did not check that the browser continues the sign-in the phone was shown. The code
+/// is bound to the request it was shown for; Continue for another request of the same browser (or for
+/// none) is refused, and the request it was shown for still finishes.
+async fn a_code_finishes_only_for_the_sign_in_it_was_shown_for(backend: Backend) {
+    let s = scan_env(backend).await;
+    let phone = phone_token(&s, false).await;
+    let estate = department_app(&s).await;
+    let other_client = s
+        .env
+        .client_with(NewClient {
+            name: "社保查询".into(),
+            redirect_uris: vec!["https://social.example.gov.cn/cb".into()],
+            ..NewClient::default()
+        })
+        .await;
+    let social = Rp::discover(s.node.app.config.iss(), &other_client).await;
+    let computer = Browser::new(&s.node.base);
+    let (shown, _) = show_code_for(&s, &computer, &estate).await;
+    // The same browser opens another app's sign-in too.
+    let other_login = computer.get(social.start(&["profile"]).url.as_str()).await;
+    assert!(other_login.is_login());
+    let other_req = req_of(&other_login);
+    let (code, asking) = api(&s, "/scan/api/scan", Some(&phone), json!({ "code": shown.qr })).await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(asking["app"]["name"], "不动产登记", "what the phone shows");
+    let number = status(&computer, &shown.handle).await.1["number"]
+        .as_i64()
+        .unwrap();
+    let (code, _) = api(
+        &s,
+        "/scan/api/answer",
+        Some(&phone),
+        json!({ "code": shown.qr, "decision": "approve", "number": number }),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK);
+    // Continue for the other app's request, or for the account page: refused, nobody signed in.
+    let wrong = finish_for(&computer, &shown, Some(&other_req)).await;
+    assert_eq!(wrong.html().1, StatusCode::FORBIDDEN, "{}", wrong.html().2);
+    assert!(wrong.html().2.contains("另一次登录"), "{}", wrong.html().2);
+    let none = finish_for(&computer, &shown, None).await;
+    assert_eq!(none.html().1, StatusCode::FORBIDDEN, "{}", none.html().2);
+    assert!(computer.get("/account").await.is_login(), "nobody signed in");
+    // The request it was shown for continues.
+    let back = to_app(&computer, finish(&computer, &shown).await).await;
+    assert!(back.params().contains_key("code"), "{back:?}");
+    assert!(
+        back.left()
+            .as_str()
+            .starts_with("https://estate.example.gov.cn/cb"),
+        "{back:?}"
+    );
+}
+
+/// Finding: anyone could have `GET /login/scan` write rows without limit. New codes are counted per
+/// address in the database: past the burst the page says to wait (429, no code); a code already shown
+/// is shown again meanwhile; a quiet minute later it works again.
+async fn new_codes_are_limited_per_address(backend: Backend) {
+    let s = scan_env(backend).await;
+    let computer = Browser::new(&s.node.base);
+    let mut first = None;
+    for _ in 0..yunid::services::scan::STARTS_PER_ADDRESS {
+        let page = computer.get("/login/scan").await;
+        assert_eq!(page.html().1, StatusCode::OK);
+        first.get_or_insert_with(|| page.clone_html());
+    }
+    let page = computer.get("/login/scan").await;
+    let (_, code, body) = page.html();
+    assert_eq!(code, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert!(!body.contains("<svg"), "{body}");
+    assert!(body.contains("二维码太多"), "{body}");
+    // Another browser at the same address is held back too (the count is the address's).
+    let other = Browser::new(&s.node.base);
+    assert_eq!(
+        other.get("/login/scan").await.html().1,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // The code shown first is still shown (no new row).
+    let first = first.unwrap();
+    let body = first.html().2;
+    let again = computer
+        .get(&format!(
+            "/login/scan?handle={}&c={}",
+            field(body, "handle").unwrap(),
+            field(body, "c").unwrap()
+        ))
+        .await;
+    assert_eq!(again.html().1, StatusCode::OK);
+    assert!(again.html().2.contains("<svg"));
+    s.node.app.clock.advance(yunid::services::scan::START_WINDOW + 1);
+    assert_eq!(computer.get("/login/scan").await.html().1, StatusCode::OK);
 }
 
 async fn an_expired_code_cannot_be_scanned(backend: Backend) {
@@ -623,6 +953,11 @@ on_both_backends!(
     a_one_factor_phone_gives_a_one_factor_session,
     a_denial_on_the_phone_leaves_the_computer_signed_out,
     a_wrong_number_refuses_the_sign_in_for_good,
+    the_number_is_typed_and_wrong_numbers_count_as_failed_attempts,
+    a_scan_hands_on_the_phones_sign_in_time_and_marks_the_scan,
+    an_app_asking_for_a_recent_or_new_sign_in_gets_no_scan_of_an_older_one,
+    a_code_finishes_only_for_the_sign_in_it_was_shown_for,
+    new_codes_are_limited_per_address,
     an_expired_code_cannot_be_scanned,
     a_second_scan_is_refused_whoever_makes_it,
     an_approved_code_finishes_only_in_the_browser_that_showed_it,

@@ -47,8 +47,9 @@ fn view(client: &Client, setting: Option<Option<i64>>) -> Response {
     Json(json!({
         "client_id": client.id,
         "device_grant": client.allows_grant(GRANT_TYPE),
-        "kiosk": setting.flatten().is_some(),
-        "session_ttl": setting.flatten(),
+        "kiosk": setting.is_some(),
+        // What applies: the app's own limit, or the default one for a kiosk marked without.
+        "session_ttl": setting.map(crate::services::device::kiosk_ttl),
     }))
     .into_response()
 }
@@ -68,7 +69,8 @@ async fn read(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Mark {
-    /// The longest a grant obtained on this device lives, in seconds (`null`: the ordinary limits).
+    /// The longest a grant obtained on this device lives, in seconds (`null`: the default kiosk limit,
+    /// `services::device::DEFAULT_KIOSK_TTL`).
     #[serde(default)]
     session_ttl: Option<i64>,
 }

@@ -191,7 +191,12 @@ pub fn render(app: &App, jar: CookieJar, ctx: &Ctx, view: View<'_>, status: Stat
         nonce: &nonce,
         new_password: view.new_password,
         upstreams: &upstream_links,
-        scan_link: (!ctx.step_up && !app.config.scan_apps.is_empty()).then(|| match &ctx.req {
+        // A request that asks for a new sign-in now (`prompt=login`) is not offered scanning: the phone's
+        // sign-in is an earlier one (`services::scan::start` refuses it too).
+        scan_link: (!ctx.step_up
+            && !app.config.scan_apps.is_empty()
+            && !ctx.pending.as_ref().is_some_and(|(r, _)| r.has_prompt("login")))
+        .then(|| match &ctx.req {
             Some(r) => pending_link("/login/scan", r),
             None => "/login/scan".to_owned(),
         }),

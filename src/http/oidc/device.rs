@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::token::presented;
@@ -20,6 +20,7 @@ impl From<DeviceError> for Error {
             DeviceError::NoScope => OAuthError::invalid_scope(e.to_string()).into(),
             DeviceError::UnknownCode
             | DeviceError::Throttled
+            | DeviceError::TooManyStarts
             | DeviceError::NotShown
             | DeviceError::TooWeak => OAuthError::invalid_request(e.to_string()).into(),
             DeviceError::Internal(e) => e.into(),
@@ -36,7 +37,24 @@ pub async fn authorize(
 ) -> Result<Response, Error> {
     let now = app.now();
     let client = client_auth::authenticate(&app.client_auth(), &presented(&headers, &params)?, now).await?;
-    let started = device::start(&app.device(), &client, params.get("scope")?, now).await?;
+    let started = match device::start(&app.device(), &client, params.get("scope")?, &address, now).await {
+        Ok(s) => s,
+        // Too many requests from this address: 429 with RFC 8628's `slow_down` (the device waits and asks
+        // again), and how long to wait.
+        Err(e @ DeviceError::TooManyStarts) => {
+            app.metrics.throttled("device_start");
+            let mut res = (
+                StatusCode::TOO_MANY_REQUESTS,
+                [(header::CACHE_CONTROL, "no-store")],
+                Json(serde_json::json!({ "error": "slow_down", "error_description": e.to_string() })),
+            )
+                .into_response();
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(device::START_WINDOW));
+            return Ok(res);
+        }
+        Err(e) => return Err(e.into()),
+    };
     crate::services::audit::record_quietly(
         &app.db,
         app.now(),

@@ -54,7 +54,7 @@ async fn describe(
         // A person's token is only as good as its subject: a person locked or a representation ended
         // since it was issued makes it inactive, as userinfo already treats it.
         if let Some(family_id) = at.family_id.as_deref() {
-            let Some(family) = db.family(family_id).await? else {
+            let Some(family) = db.family(family_id).await?.filter(|f| f.expires_at > now) else {
                 return Ok(None);
             };
             match claims::grant_subject(&ctx.subjects, client, &family, now).await {

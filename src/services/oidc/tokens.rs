@@ -86,6 +86,11 @@ pub struct AccessTokenInput<'a> {
     pub actor: Option<&'a str>,
 }
 
+/// When a token issued for `family` ends: at `end`, or at the end of the grant when that comes first.
+pub fn lifetime_end(end: i64, family: Option<&Family>) -> i64 {
+    family.map_or(end, |f| end.min(f.expires_at))
+}
+
 /// Signs an access token.
 pub fn access_token(
     m: &Minting<'_>,
@@ -108,7 +113,8 @@ pub fn access_token(
         "aud": client.id,
         "client_id": client.id,
         "iat": now,
-        "exp": now + m.settings.access_token_ttl,
+        // Never past the end of the grant (a kiosk app's short session): RFC 9068 §2.2.
+        "exp": lifetime_end(now + m.settings.access_token_ttl, family),
         "jti": uuid::Builder::from_random_bytes(jti).into_uuid().simple().to_string(),
         "scope": scope.to_string(),
     });
@@ -146,7 +152,7 @@ pub fn id_token(m: &Minting<'_>, client: &Client, input: IdTokenInput<'_>) -> Re
         "sub": input.subject.sub,
         "aud": client.id,
         "iat": input.now,
-        "exp": input.now + m.settings.id_token_ttl,
+        "exp": lifetime_end(input.now + m.settings.id_token_ttl, Some(f)),
         "auth_time": f.auth_time,
         "acr": f.acr.to_string(),
         "amr": f.amr.split(' ').collect::<Vec<_>>(),

@@ -51,6 +51,10 @@ pub async fn userinfo(ctx: &Ctx<'_>, token: &str, now: i64) -> Result<Map<String
         .family(family_id)
         .await?
         .ok_or_else(|| invalid("unknown grant"))?;
+    // A grant that has run out (a kiosk app's short session) answers for none of its tokens.
+    if family.expires_at <= now {
+        return Err(invalid("the grant has ended"));
+    }
     let scope = ScopeSet::parse(at.claims.get("scope").and_then(Value::as_str).unwrap_or(""));
     if !scope.contains("openid") {
         return Err(UserinfoError::NoOpenid);

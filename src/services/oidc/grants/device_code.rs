@@ -52,10 +52,11 @@ pub async fn redeem(
     let (Some(person_id), Some(sid)) = (row.person_id, row.session_sid) else {
         return Err(GrantError::DeviceCodeRefused("the device code was not approved"));
     };
-    // An app marked as a kiosk keeps what it gets for its short session only.
+    // An app marked as a kiosk keeps what it gets for its short session only (its own limit, or the
+    // default one when it was marked without).
     let grant_ttl = ctx.settings.grant_ttl;
-    let ttl = match ctx.db.device_client(&client.id).await?.flatten() {
-        Some(kiosk) => kiosk.min(grant_ttl),
+    let ttl = match ctx.db.device_client(&client.id).await? {
+        Some(setting) => crate::services::device::kiosk_ttl(setting).min(grant_ttl),
         None => grant_ttl,
     };
     let family = Family {
@@ -80,6 +81,13 @@ pub async fn redeem(
     ctx.db
         .add_session_client(&sid, &client.id, &person_id, now)
         .await?;
+    // The approving session ended before the grant was written (its logout found no grant to revoke):
+    // the approval ended with it. Logout ends the session before it revokes, so a session still found
+    // here will revoke this grant if it ends now.
+    if ctx.db.session_by_sid(&sid).await?.is_none() {
+        ctx.db.revoke_family(&family.id, now).await?;
+        return Err(GrantError::ExpiredToken);
+    }
     let person = ctx.db.person(&person_id).await?;
     let subject = subject_of(ctx, client, &family, person, now).await?;
     let scope = ScopeSet::parse(&family.scope);

@@ -115,7 +115,7 @@ pub(super) async fn issue(
     Ok(TokenResponse {
         access_token,
         token_type: "Bearer",
-        expires_in: ctx.minting.settings.access_token_ttl,
+        expires_in: tokens::lifetime_end(now + ctx.minting.settings.access_token_ttl, Some(family)) - now,
         scope: scopes.to_string(),
         id_token,
         refresh_token,
