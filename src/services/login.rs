@@ -240,7 +240,7 @@ pub async fn sign_in(
         let new_hash = crypto::token_hash(&new_cookie);
         if app
             .db
-            .upgrade_session(&crypto::token_hash(cookie), &new_hash, &amr, acr, now)
+            .upgrade_session(&crypto::token_hash(cookie), &new_hash, &amr, acr, now, now)
             .await?
         {
             let row = SessionRow {

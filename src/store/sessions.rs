@@ -183,15 +183,17 @@ impl Db {
         new_id_hash: &str,
         amr: &str,
         acr: i64,
+        auth_time: i64,
         now: i64,
     ) -> Result<bool, sqlx::Error> {
         let done = sqlx::query(
-            "UPDATE sessions SET id_hash = $1, amr = $2, acr = $3, auth_time = $4, last_seen = $4 \
-             WHERE id_hash = $5 AND ended_at IS NULL",
+            "UPDATE sessions SET id_hash = $1, amr = $2, acr = $3, auth_time = $4, last_seen = $5 \
+             WHERE id_hash = $6 AND ended_at IS NULL",
         )
         .bind(new_id_hash)
         .bind(amr)
         .bind(acr)
+        .bind(auth_time)
         .bind(now)
         .bind(old_id_hash)
         .execute(&self.pool)
