@@ -314,6 +314,7 @@ pub async fn finish(
                     ScanError::Unknown => (StatusCode::FORBIDDEN, x.scan_refused),
                     ScanError::OtherRequest => (StatusCode::FORBIDDEN, x.scan_other_request),
                     ScanError::TooOld => (StatusCode::FORBIDDEN, x.scan_too_old),
+                    ScanError::GrantEnded => (StatusCode::FORBIDDEN, x.scan_refused),
                     _ => (StatusCode::BAD_REQUEST, x.scan_refused),
                 };
                 return Ok(render(&app, jar, &ctx, None, Some(message), status));
@@ -351,6 +352,23 @@ pub async fn finish(
             now,
         )
         .await?;
+        // A sign-out everywhere or a revocation of the phone's grant that ran while the session was
+        // being made: it missed the new session, so end it here (either order ends it).
+        if !scan::grant_live(&scan_ctx, &approved.family_id, &approved.person_id, now)
+            .await
+            .map_err(|_| anyhow::anyhow!("scan grant check failed"))?
+        {
+            app.logout().end_session(&signed.1.sid, now).await?;
+            app.metrics.login("scan", "unavailable");
+            return Ok(render(
+                &app,
+                jar,
+                &ctx,
+                None,
+                Some(x.scan_refused),
+                StatusCode::FORBIDDEN,
+            ));
+        }
         methods::finish(&app, jar, &ctx, signed, "scan", &addr, now).await
     }
     .await;
@@ -393,7 +411,9 @@ fn scan_error(e: ScanError) -> Response {
         }
         ScanError::TooOld | ScanError::FreshSignInRequired => (StatusCode::CONFLICT, "sign_in_too_old"),
         ScanError::OtherRequest => (StatusCode::CONFLICT, "not_scanned"),
-        ScanError::Denied | ScanError::NotApproved | ScanError::Used => (StatusCode::CONFLICT, "not_scanned"),
+        ScanError::Denied | ScanError::NotApproved | ScanError::Used | ScanError::GrantEnded => {
+            (StatusCode::CONFLICT, "not_scanned")
+        }
         ScanError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "server_error"),
     };
     api_error(status, code, &e.to_string())
@@ -465,6 +485,7 @@ async fn phone(app: &App, headers: &HeaderMap, address: &str, now: i64) -> Resul
         acr: family.acr,
         auth_time: family.auth_time,
         address: address.to_owned(),
+        family_id: family.id.clone(),
     })
 }
 

@@ -856,6 +856,56 @@ async fn only_the_provinces_app_with_a_live_token_may_answer(backend: Backend) {
     assert!(opened.html().2.contains("App"), "{}", opened.html().2);
 }
 
+/// An approval lasts only as long as the phone grant that gave it: Alice approves on her phone, then
+/// signs out everywhere (a password reset does the same) before the computer presses Continue — the
+/// computer stays signed out; likewise when only the phone's grant is revoked.
+async fn an_approval_ends_with_sign_out_everywhere_or_the_phones_grant(backend: Backend) {
+    let s = scan_env(backend).await;
+    let app = department_app(&s).await;
+    // Sign out everywhere after the approval.
+    let phone = phone_token(&s, false).await;
+    let computer = Browser::new(&s.node.base);
+    let shown = show_code(&s, &computer, &app).await;
+    let (code, body) = scan_and_approve(&s, &phone, &computer, &shown).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert_eq!(status(&computer, &shown.handle).await.1["status"], "approved");
+    s.node
+        .app
+        .logout()
+        .end_everything(&s.alice, s.node.app.now())
+        .await
+        .unwrap();
+    assert_eq!(status(&computer, &shown.handle).await.1["status"], "denied");
+    let refused = finish(&computer, &shown).await;
+    assert_ne!(refused.html().1, StatusCode::OK, "{}", refused.html().2);
+    assert!(
+        computer.get("/account").await.is_login(),
+        "nobody is signed in on the computer"
+    );
+    // Only the phone's grant revoked after the approval (the row still says approved).
+    let phone = phone_token(&s, false).await;
+    let computer = Browser::new(&s.node.base);
+    let shown = show_code(&s, &computer, &app).await;
+    let (code, body) = scan_and_approve(&s, &phone, &computer, &shown).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let fid = wire::jwt_parts(&phone).1["fid"].as_str().unwrap().to_owned();
+    s.node.app.db.revoke_family(&fid, s.node.app.now()).await.unwrap();
+    assert_eq!(status(&computer, &shown.handle).await.1["status"], "approved");
+    let refused = finish(&computer, &shown).await;
+    assert_eq!(refused.html().1, StatusCode::FORBIDDEN, "{}", refused.html().2);
+    assert!(
+        computer.get("/account").await.is_login(),
+        "nobody is signed in on the computer"
+    );
+    // A live grant still finishes (the check refuses only ended ones).
+    let phone = phone_token(&s, false).await;
+    let computer = Browser::new(&s.node.base);
+    let shown = show_code(&s, &computer, &app).await;
+    scan_and_approve(&s, &phone, &computer, &shown).await;
+    let back = to_app(&computer, finish(&computer, &shown).await).await;
+    assert!(back.params().contains_key("code"), "{back:?}");
+}
+
 /// The same in headless Chromium (`tests/browser/scan.mjs`): the page's script shows the number once the
 /// phone scanned and continues once it approved; a denial is shown; without JavaScript the page says
 /// what to do and its Refresh link and Continue button do the same.
@@ -962,5 +1012,6 @@ on_both_backends!(
     a_second_scan_is_refused_whoever_makes_it,
     an_approved_code_finishes_only_in_the_browser_that_showed_it,
     only_the_provinces_app_with_a_live_token_may_answer,
+    an_approval_ends_with_sign_out_everywhere_or_the_phones_grant,
     in_chromium_the_page_follows_the_phone_with_and_without_script,
 );
