@@ -419,6 +419,25 @@ fn scan_error(e: ScanError) -> Response {
     api_error(status, code, &e.to_string())
 }
 
+/// The scope a token must carry for `/scan/api/*`.
+pub const SCAN_SCOPE: &str = "scan";
+
+/// A 403 `insufficient_scope` with the RFC 6750 §3.1 challenge.
+fn insufficient_scope() -> Response {
+    let mut res = api_error(
+        StatusCode::FORBIDDEN,
+        "insufficient_scope",
+        "the token lacks the scan scope",
+    );
+    res.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static(
+            "Bearer realm=\"yunid\", error=\"insufficient_scope\", scope=\"scan\"",
+        ),
+    );
+    res
+}
+
 /// A 401 with the RFC 6750 challenge.
 fn unauthorized(description: &str) -> Response {
     let mut res = api_error(StatusCode::UNAUTHORIZED, "invalid_token", description);
@@ -460,6 +479,14 @@ async fn phone(app: &App, headers: &HeaderMap, address: &str, now: i64) -> Resul
         .map_err(internal)?
         .filter(|f| f.revoked_at.is_none() && f.expires_at > now)
         .ok_or_else(|| unauthorized("the grant was revoked"))?;
+    // RFC 6750 §3.1: the token must carry the `scan` scope, which the app asks for only for this and
+    // never sends to a resource server (a token an API received does not answer scans).
+    let scoped = at.claims["scope"]
+        .as_str()
+        .is_some_and(|s| s.split(' ').any(|s| s == SCAN_SCOPE));
+    if !scoped {
+        return Err(insufficient_scope());
+    }
     let person_id = family
         .person_id
         .clone()

@@ -33,6 +33,9 @@ async fn scan_env(backend: Backend) -> ScanEnv {
         .client_with(NewClient {
             name: "省政务服务App".into(),
             redirect_uris: vec!["http://127.0.0.1/app/callback".into()],
+            scopes: ["openid", "profile", "phone", "offline_access", "scan"]
+                .map(String::from)
+                .to_vec(),
             ..NewClient::default()
         })
         .await;
@@ -61,6 +64,11 @@ async fn phone_token(s: &ScanEnv, two_factor: bool) -> String {
 
 /// [`phone_token`], with the time Alice signed in to the app (its ID token's `auth_time`).
 async fn phone_sign_in(s: &ScanEnv, two_factor: bool) -> (String, i64) {
+    phone_sign_in_for(s, two_factor, &["profile", "scan"]).await
+}
+
+/// [`phone_sign_in`], the app asking for `scopes`.
+async fn phone_sign_in_for(s: &ScanEnv, two_factor: bool, scopes: &[&str]) -> (String, i64) {
     let base = &s.node.base;
     let browser = Browser::new(base);
     if two_factor {
@@ -69,7 +77,7 @@ async fn phone_sign_in(s: &ScanEnv, two_factor: bool) -> (String, i64) {
         crate::passkeys::step_up_for_account(&browser, &s.sms).await;
     }
     let rp = Rp::discover(s.node.app.config.iss(), &s.phone_app).await;
-    let attempt = rp.start(&["profile"]);
+    let attempt = rp.start(scopes);
     let back = browser.sign_in(attempt.url.as_str(), ALICE_ID, PASSWORD).await;
     let tokens = rp
         .exchange(&back.params()["code"], attempt.verifier)
@@ -742,7 +750,7 @@ async fn a_second_scan_is_refused_whoever_makes_it(backend: Backend) {
     s.node.person(&bob_id, "13900139007", PASSWORD).await;
     let bob_browser = Browser::new(&s.node.base);
     let rp = Rp::discover(s.node.app.config.iss(), &s.phone_app).await;
-    let attempt = rp.start(&["profile"]);
+    let attempt = rp.start(&["profile", "scan"]);
     let back = bob_browser.sign_in(attempt.url.as_str(), &bob_id, PASSWORD).await;
     let tokens = rp
         .exchange(&back.params()["code"], attempt.verifier)
@@ -837,7 +845,25 @@ async fn only_the_provinces_app_with_a_live_token_may_answer(backend: Backend) {
         .clone();
     let (code, body) = api(&s, "/scan/api/scan", Some(&foreign), json!({ "code": shown.qr })).await;
     assert_eq!(code, StatusCode::FORBIDDEN, "{body}");
-    assert_eq!(body["error"], "not_scan_app");
+    assert_eq!(body["error"], "insufficient_scope");
+    // The province app's own token without the `scan` scope (one it sends to resource servers): 403
+    // insufficient_scope (RFC 6750 §3.1), nothing claimed.
+    let (unscoped, _) = phone_sign_in_for(&s, false, &["profile"]).await;
+    let res = http()
+        .post(s.node.url("/scan/api/scan"))
+        .bearer_auth(&unscoped)
+        .json(&json!({ "code": shown.qr }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let challenge = res.headers()["www-authenticate"].to_str().unwrap().to_owned();
+    assert!(
+        challenge.contains("error=\"insufficient_scope\"") && challenge.contains("scope=\"scan\""),
+        "{challenge}"
+    );
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"], "insufficient_scope");
     // The app's token after Alice signed out everywhere on the phone: refused.
     let phone = phone_token(&s, false).await;
     s.node
