@@ -322,15 +322,26 @@ impl App {
                 {
                     tracing::warn!(error = %e, "sweep failed");
                 }
-                if let Err(e) = crate::services::proofing::sweep(&app.proofing(), now).await {
-                    tracing::warn!(error = %e, "proofing re-check failed");
-                }
                 if let Err(e) = app
                     .db
                     .prune_audit(now - app.config.audit_retention_days * 86_400)
                     .await
                 {
                     tracing::warn!(error = %e, "audit pruning failed");
+                }
+            }
+        });
+        let app = self.clone();
+        tokio::spawn(async move {
+            // The proofing re-check sweep, at its own interval; one node at a time (a lease).
+            let every = Duration::from_secs(app.proofing.sweep_interval.max(1) as u64);
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let now = app.now();
+                if let Err(e) = crate::services::proofing::sweep(&app.proofing(), &app.node_id, now).await {
+                    tracing::warn!(error = %e, "proofing re-check failed");
                 }
             }
         });
@@ -390,17 +401,20 @@ impl crate::services::proofing::Host for App {
         Box::pin(async move { self.logout().end_everything(person_id, now).await })
     }
 
-    fn appoint_agent<'a>(
+    fn appoint<'a>(
         &'a self,
         appointer_id: &'a str,
         new: crate::services::identity::NewRepresentation,
         now: i64,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, String>> + Send + 'a>> {
         Box::pin(async move {
-            crate::services::identity::appoint_agent(&self.db, appointer_id, new, now)
-                .await
-                .map(|rep| rep.id)
-                .map_err(|e| e.to_string())
+            let recorded = match new.role {
+                crate::store::orgs::Role::Manager => {
+                    crate::services::identity::appoint_manager(&self.db, appointer_id, new, now).await
+                }
+                _ => crate::services::identity::appoint_agent(&self.db, appointer_id, new, now).await,
+            };
+            recorded.map(|rep| rep.id).map_err(|e| e.to_string())
         })
     }
 }

@@ -151,6 +151,15 @@ pub struct Config {
     pub proofing_face_session_ttl: i64,
     /// Lowest face comparison score (0–100) that passes, with liveness.
     pub proofing_face_min_score: i64,
+    /// The face provider's page the browser is sent to, `?session=<session_id>` added (https; unset:
+    /// `{proofing_face_url}/v1/face/page`). Never taken from the provider's answer.
+    pub proofing_face_page_url: Option<String>,
+    /// Seconds between proofing re-check sweeps (one node at a time runs one, by a lease in the database).
+    pub proofing_sweep_interval: i64,
+    /// Most enterprises one registry sweep may suspend, and most accounts one population sweep may lock:
+    /// past it the sweep stops, logs a warning, counts `yunid_proofing_brake_total` and records an audit
+    /// event `proofing.brake` (a burst is likelier a wrong answer stream than that many closures at once).
+    pub proofing_suspend_brake: i64,
     /// How long a device code and its user code live (RFC 8628 §3.2 `expires_in`), in seconds.
     pub device_code_ttl: i64,
     /// The polling interval a device is told (RFC 8628 §3.2 `interval`), in seconds.
@@ -225,6 +234,9 @@ impl Default for Config {
             proofing_attempts_per_address: 20,
             proofing_face_session_ttl: 600,
             proofing_face_min_score: 80,
+            proofing_face_page_url: None,
+            proofing_sweep_interval: 300,
+            proofing_suspend_brake: 20,
             device_code_ttl: 600,
             device_poll_interval: 5,
             scan_ttl: 120,

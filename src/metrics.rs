@@ -144,6 +144,12 @@ pub struct Metrics {
     throttled: Family<Limit, Counter>,
     proofing: Family<ConnectorCall, Counter>,
     proofing_latency: ConnectorLatency,
+    proofing_brake: Family<Sweep, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Sweep {
+    sweep: String,
 }
 
 impl Default for Metrics {
@@ -222,6 +228,12 @@ impl Metrics {
             "Latency of proofing connector calls by connector",
             proofing_latency.clone(),
         );
+        let proofing_brake = Family::default();
+        registry.register(
+            "yunid_proofing_brake",
+            "Proofing re-check sweeps stopped at their brake (too many suspensions or locks at once), by sweep",
+            proofing_brake.clone(),
+        );
         registry.register_collector(Box::new(Sampled(Box::new(sample))));
         Metrics {
             registry,
@@ -234,7 +246,17 @@ impl Metrics {
             throttled,
             proofing,
             proofing_latency,
+            proofing_brake,
         }
+    }
+
+    /// A proofing sweep (`registry`, `population`) stopped at its brake.
+    pub fn proofing_brake(&self, sweep: &str) {
+        self.proofing_brake
+            .get_or_create(&Sweep {
+                sweep: sweep.to_owned(),
+            })
+            .inc();
     }
 
     /// A call to a proofing connector (`population`, `carrier`, `face`, `registry`).

@@ -236,6 +236,39 @@ pub async fn appoint_agent(
     insert(db, new, &format!("person:{appointer_id}"), Some(under), now).await
 }
 
+/// A legal representative appoints a manager (who may then appoint agents), under one of their own
+/// current legal-representative representations of this organisation (recorded as `appointed_under`):
+/// no more matters and no longer than they hold themselves, never themself. Managers and agents do
+/// not appoint managers.
+pub async fn appoint_manager(
+    db: &Db,
+    appointer_id: &str,
+    new: NewRepresentation,
+    now: i64,
+) -> Result<Representation, IdentityError> {
+    if new.role != Role::Manager {
+        return Err(IdentityError::Forbidden(
+            "only managers can be appointed this way",
+        ));
+    }
+    if appointer_id == new.person_id {
+        return Err(IdentityError::Forbidden("an appointer does not appoint themself"));
+    }
+    check_window(&new)?;
+    let under = db
+        .current_reps(appointer_id, now)
+        .await?
+        .into_iter()
+        .map(|(r, _)| r)
+        .filter(|r| r.org_id == new.org_id && r.role == Role::LegalRepresentative)
+        .find(|r| new.matters.within(&r.matters) && ends_within(new.valid_until, r.valid_until))
+        .ok_or(IdentityError::Forbidden(
+            "only the legal representative appoints managers, within their own authority",
+        ))?
+        .id;
+    insert(db, new, &format!("person:{appointer_id}"), Some(under), now).await
+}
+
 /// Whether an appointed agent's representation still sits inside its appointer's authority at `now`:
 /// the appointer's representation (`appointer`, loaded by `agent.appointed_under`) is current, of the
 /// same organisation, of a role that appoints, held by someone else, and covers the agent's matters and
@@ -271,19 +304,43 @@ pub async fn acting_options(
     now: i64,
 ) -> Result<Vec<(Representation, Organisation)>, IdentityError> {
     let mut options = Vec::new();
+    let level = db.person(person_id).await?.map_or(0, |p| p.real_name_level);
     for (rep, org) in db.current_reps(person_id, now).await? {
         if !rep.matters.covers(&client.matters) {
             continue;
         }
-        let appointer = match &rep.appointed_under {
-            Some(id) => db.rep(id).await?,
-            None => None,
-        };
-        if within_appointer(&rep, appointer.as_ref(), now) {
-            options.push((rep, org));
+        if !chain_holds(db, &rep, now).await? {
+            continue;
         }
+        // Someone appointed online acts only at real-name level 2 or above (a level lowered since
+        // they accepted stops them here, at every use).
+        if level < 2 && db.appointed_online(&rep.id).await? {
+            continue;
+        }
+        options.push((rep, org));
     }
     Ok(options)
+}
+
+/// Whether every appointer above `rep` still covers the one below ([`within_appointer`]), up to a
+/// representation nobody appointed: an agent a manager appointed stops when the legal representative
+/// who appointed that manager stops.
+async fn chain_holds(db: &Db, rep: &Representation, now: i64) -> Result<bool, IdentityError> {
+    let mut below = rep.clone();
+    for _ in 0..4 {
+        let Some(under) = &below.appointed_under else {
+            return Ok(true);
+        };
+        let appointer = db.rep(under).await?;
+        if !within_appointer(&below, appointer.as_ref(), now) {
+            return Ok(false);
+        }
+        match appointer {
+            Some(a) => below = a,
+            None => return Ok(false),
+        }
+    }
+    Ok(false)
 }
 
 /// The representation a grant acts under, if it is still current and still covers the app.

@@ -147,9 +147,15 @@ const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 23,
+        name: "proofing_review",
+        sqlite: include_str!("../../migrations/sqlite/0023_proofing_review.sql"),
+        postgres: include_str!("../../migrations/postgres/0023_proofing_review.sql"),
+    },
+    Migration {
+        version: 24,
         name: "scan_grant",
-        sqlite: include_str!("../../migrations/sqlite/0023_scan_grant.sql"),
-        postgres: include_str!("../../migrations/postgres/0023_scan_grant.sql"),
+        sqlite: include_str!("../../migrations/sqlite/0024_scan_grant.sql"),
+        postgres: include_str!("../../migrations/postgres/0024_scan_grant.sql"),
     },
 ];
 

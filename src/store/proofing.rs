@@ -46,7 +46,11 @@ pub struct AppointmentRow {
     pub id: String,
     pub org_id: String,
     pub appointer_id: String,
-    pub appointee_id: String,
+    /// None when what the appointer typed belongs to nobody registered (such an appointment waits, is
+    /// never accepted, and expires: the appointer is answered the same either way).
+    pub appointee_id: Option<String>,
+    /// What the appointer typed, masked (`138****5678`, `3501**********1234`): what they are shown.
+    pub appointee_label: String,
     pub role: String,
     /// JSON, as representations store it.
     pub matters: String,
@@ -55,6 +59,15 @@ pub struct AppointmentRow {
     pub status: String,
     pub rep_id: Option<String>,
     pub created_at: i64,
+    /// A pending appointment not accepted by then can no longer be.
+    pub expires_at: i64,
+}
+
+impl AppointmentRow {
+    /// Pending and past its expiry.
+    pub fn expired(&self, now: i64) -> bool {
+        self.status == "pending" && self.expires_at <= now
+    }
 }
 
 fn check_from_row(r: &AnyRow) -> Result<CheckRow, sqlx::Error> {
@@ -88,8 +101,8 @@ fn binding_from_row(r: &AnyRow) -> Result<BindingRow, sqlx::Error> {
     })
 }
 
-const APPOINTMENT_COLUMNS: &str =
-    "id, org_id, appointer_id, appointee_id, role, matters, valid_until, status, rep_id, created_at";
+const APPOINTMENT_COLUMNS: &str = "id, org_id, appointer_id, appointee_id, appointee_label, role, matters, \
+                                   valid_until, status, rep_id, created_at, expires_at";
 
 fn appointment_from_row(r: &AnyRow) -> Result<AppointmentRow, sqlx::Error> {
     Ok(AppointmentRow {
@@ -97,12 +110,14 @@ fn appointment_from_row(r: &AnyRow) -> Result<AppointmentRow, sqlx::Error> {
         org_id: r.try_get("org_id")?,
         appointer_id: r.try_get("appointer_id")?,
         appointee_id: r.try_get("appointee_id")?,
+        appointee_label: r.try_get("appointee_label")?,
         role: r.try_get("role")?,
         matters: r.try_get("matters")?,
         valid_until: r.try_get("valid_until")?,
         status: r.try_get("status")?,
         rep_id: r.try_get("rep_id")?,
         created_at: r.try_get("created_at")?,
+        expires_at: r.try_get("expires_at")?,
     })
 }
 
@@ -329,10 +344,12 @@ impl Db {
         rows.iter().map(binding_from_row).collect()
     }
 
-    /// Active bindings last checked before `before`.
+    /// Bindings last checked before `before`: active ones, and ones the registry's answer suspended
+    /// (enterprise gone, revoked or cancelled), which a later `active` answer restores.
     pub async fn bindings_due(&self, before: i64, limit: i64) -> Result<Vec<BindingRow>, sqlx::Error> {
         let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {BINDING_COLUMNS} FROM org_bindings WHERE status = 'active' AND checked_at < $1 \
+            "SELECT {BINDING_COLUMNS} FROM org_bindings WHERE checked_at < $1 AND (status = 'active' OR \
+             (status = 'suspended' AND suspended_by = 'registry' AND reason IN ('gone', 'revoked', 'cancelled'))) \
              ORDER BY checked_at LIMIT $2"
         ));
         let rows = sqlx::query(sql)
@@ -373,6 +390,92 @@ impl Db {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Restores a binding the registry's answer suspended (enterprise gone, revoked, cancelled) when the
+    /// registry answers `active` again with the same legal representative; false when it was not so
+    /// suspended (an admin's suspension is never undone here).
+    pub async fn restore_binding(&self, id: &str, now: i64) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query(
+            "UPDATE org_bindings SET status = 'active', reason = NULL, suspended_by = NULL, suspended_at = NULL, \
+             checked_at = $1 WHERE id = $2 AND status = 'suspended' AND suspended_by = 'registry' \
+             AND reason IN ('gone', 'revoked', 'cancelled')",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Makes a suspended binding's suspension final (`reason`), so no later answer restores it.
+    pub async fn end_binding(&self, id: &str, reason: &str, now: i64) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE org_bindings SET reason = $1, checked_at = $2 WHERE id = $3 AND status = 'suspended'",
+        )
+        .bind(reason)
+        .bind(now)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Sets an organisation's status only when it is one of `from` (so the registry never reactivates
+    /// an organisation an admin deactivated); false when it was not.
+    pub async fn set_org_status_from(
+        &self,
+        org_id: &str,
+        from: &[&str],
+        status: &str,
+        now: i64,
+    ) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query(
+            "UPDATE organisations SET status = $1, updated_at = $2, version = version + 1 WHERE id = $3 \
+             AND status IN ($4, $5, $6)",
+        )
+        .bind(status)
+        .bind(now)
+        .bind(org_id)
+        .bind(from.first().copied().unwrap_or(""))
+        .bind(from.get(1).copied().unwrap_or(""))
+        .bind(from.get(2).copied().unwrap_or(""))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Takes (or keeps) the lease `name` for `holder` until `until`, when it is free, expired at `now`
+    /// or already this holder's. One statement, so two nodes asking at once cannot both have it.
+    pub async fn take_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: i64,
+        until: i64,
+    ) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query(
+            "INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET holder = $2, expires_at = $3 \
+             WHERE leases.expires_at <= $4 OR leases.holder = $2",
+        )
+        .bind(name)
+        .bind(holder)
+        .bind(until)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Gives the lease back (if still this holder's).
+    pub async fn release_lease(&self, name: &str, holder: &str) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM leases WHERE name = $1 AND holder = $2")
+            .bind(name)
+            .bind(holder)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     pub async fn set_org_status(&self, org_id: &str, status: &str, now: i64) -> Result<(), sqlx::Error> {
         sqlx::query(
             "UPDATE organisations SET status = $1, updated_at = $2, version = version + 1 WHERE id = $3",
@@ -387,18 +490,20 @@ impl Db {
 
     pub async fn insert_appointment(&self, a: &AppointmentRow) -> Result<(), sqlx::Error> {
         sqlx::query(
-            "INSERT INTO org_appointments (id, org_id, appointer_id, appointee_id, role, matters, valid_until, status, created_at) \
-             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)",
+            "INSERT INTO org_appointments (id, org_id, appointer_id, appointee_id, appointee_label, role, matters, \
+             valid_until, status, created_at, expires_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)",
         )
         .bind(&a.id)
         .bind(&a.org_id)
         .bind(&a.appointer_id)
         .bind(&a.appointee_id)
+        .bind(&a.appointee_label)
         .bind(&a.role)
         .bind(&a.matters)
         .bind(a.valid_until)
         .bind(&a.status)
         .bind(a.created_at)
+        .bind(a.expires_at)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -420,6 +525,15 @@ impl Db {
         ));
         let rows = sqlx::query(sql).bind(person_id).fetch_all(&self.pool).await?;
         rows.iter().map(appointment_from_row).collect()
+    }
+
+    /// Whether a representation was recorded by accepting an appointment made online.
+    pub async fn appointed_online(&self, rep_id: &str) -> Result<bool, sqlx::Error> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM org_appointments WHERE rep_id = $1")
+            .bind(rep_id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n > 0)
     }
 
     /// Moves an appointment from `from` to `to` (one statement: the first decision wins).

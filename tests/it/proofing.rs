@@ -554,7 +554,12 @@ async fn a_legal_representative_binds_her_company_and_an_agent_acts_for_it_until
         .await
         .unwrap();
     let agent_id = resident_id(31);
-    env.person(&agent_id, "13900139031", PASSWORD).await;
+    let agent = env.person(&agent_id, "13900139031", PASSWORD).await;
+    env.app
+        .db
+        .set_real_name(&agent, 2, "online", "test", env.app.now())
+        .await
+        .unwrap();
     authorities.enterprise(COMPANY, "福州示例科技有限公司", "active", "张三", ALICE_ID);
 
     let browser = signed_in(&env, ALICE_ID).await;
@@ -967,14 +972,17 @@ async fn a_connector_is_trusted_only_within_its_contract(backend: Backend) {
         message_shown(&page)
     );
     assert!(env.app.db.org_by_code(COMPANY).await.unwrap().is_none());
-    // A provider "page" that is a script is never where the browser is sent.
+    // The provider's answer naming a page elsewhere is not where the browser is sent: the configured
+    // provider page is, with the session id.
     authorities.answer("face_open", Answer::Foreign);
     let page = submit(&browser, "/account/verify", "/account/verify/face/start", &[]).await;
-    assert!(!page.html().2.contains("javascript:"), "{}", page.html().2);
+    let body = page.html().2;
+    assert!(!body.contains("phish.example"), "{body}");
+    let re = regex_lite::Regex::new(r#"id="face-continue" href="([^"]*)""#).unwrap();
+    let target = re.captures(body).expect("a link to the provider")[1].replace("&amp;", "&");
     assert!(
-        message_shown(&page).contains("稍后再试"),
-        "{}",
-        message_shown(&page)
+        target.starts_with(&format!("{}/v1/face/page?session=fs-", authorities.base)),
+        "{target}"
     );
     // A state nobody issued, or none, is refused without asking the provider.
     let page = browser.get("/account/verify/face/return?state=forged").await;
@@ -1337,7 +1345,708 @@ async fn one_bad_record_does_not_stop_the_rechecks(backend: Backend) {
     );
 }
 
+// ---- The hostile review of issue 18 ----
+
+const COMPANY2: &str = "91350100M000200Y4T";
+const COMPANY3: &str = "91350100M000300Y4J";
+
+/// A person at real-name level 2 (set directly), registered with `phone`.
+async fn level_two(env: &Env, id_number: &str, phone: &str) -> String {
+    let id = env.person(id_number, phone, PASSWORD).await;
+    env.app
+        .db
+        .set_real_name(&id, 2, "online", "test", env.app.now())
+        .await
+        .unwrap();
+    id
+}
+
+/// Alice (level 2) binds `code` in `browser`; the page after.
+async fn bind(browser: &Browser, code: &str) -> Page {
+    let page = submit(
+        browser,
+        "/account/organisations",
+        "/account/organisations/bind",
+        &[("credit_code", code)],
+    )
+    .await;
+    assert!(
+        message_shown(&page).contains("已绑定"),
+        "{}",
+        message_shown(&page)
+    );
+    page
+}
+
+async fn org_client(env: &Env) -> TestClient {
+    env.client_with(NewClient {
+        name: "企业开办".into(),
+        redirect_uris: vec!["http://127.0.0.1:9/cb".into()],
+        scopes: ["openid", "org", "offline_access"].map(String::from).to_vec(),
+        ..NewClient::default()
+    })
+    .await
+}
+
+/// Appoints `appointee` (ID number or phone) for the first organisation offered, as `role`.
+async fn appoint(browser: &Browser, appointee: &str, role: &str) -> Page {
+    let page = browser.get("/account/organisations").await;
+    let org_id = option_value(&page, "org_id");
+    submit(
+        browser,
+        "/account/organisations",
+        "/account/organisations/appoint",
+        &[
+            ("org_id", &org_id),
+            ("role", role),
+            ("appointee", appointee),
+            ("matters", "all"),
+            // A manager's time covers the agents they appoint later.
+            ("valid_days", if role == "manager" { "60" } else { "30" }),
+        ],
+    )
+    .await
+}
+
+/// Accepts the first appointment offered on `browser`'s organisations page; the page after.
+async fn accept_first(browser: &Browser) -> Page {
+    let pending = browser.get("/account/organisations").await;
+    let re =
+        regex_lite::Regex::new(r#"action="(/account/organisations/appointments/[^"]*/accept)""#).unwrap();
+    let accept = re
+        .captures(pending.html().2)
+        .unwrap_or_else(|| panic!("an accept form: {}", pending.html().2))[1]
+        .to_owned();
+    submit(browser, "/account/organisations", &accept, &[]).await
+}
+
+/// Appointing answers the same whether or not the number belongs to someone, and never shows the
+/// appointee's name; the appointee accepts only at real-name level 2, acts only while at level 2, and
+/// an appointment not accepted within 14 days has expired.
+async fn an_appointment_answers_the_same_for_anyone_and_waits_for_a_level_two_appointee(backend: Backend) {
+    let authorities = Authorities::start().await;
+    let env = start(backend, &authorities).await;
+    level_two(&env, ALICE_ID, ALICE_PHONE).await;
+    let bob_id = resident_id(41);
+    let bob = env.person(&bob_id, "13900139041", PASSWORD).await;
+    sqlx::query("UPDATE persons SET name = '李四' WHERE id = $1")
+        .bind(&bob)
+        .execute(&env.app.db.pool)
+        .await
+        .unwrap();
+    let carol_id = resident_id(42);
+    level_two(&env, &carol_id, "13900139042").await;
+    authorities.enterprise(COMPANY, "福州示例科技有限公司", "active", "张三", ALICE_ID);
+    let alice = signed_in(&env, ALICE_ID).await;
+    bind(&alice, COMPANY).await;
+
+    // Someone registered, and a number nobody has: the same answer, and no name on the page.
+    let to_bob = appoint(&alice, "13900139041", "agent").await;
+    let to_nobody = appoint(&alice, "13900139099", "agent").await;
+    let by_id_nobody = appoint(&alice, &resident_id(49), "agent").await;
+    assert_eq!(message_shown(&to_bob), message_shown(&to_nobody));
+    assert_eq!(message_shown(&to_bob), message_shown(&by_id_nobody));
+    assert!(
+        message_shown(&to_bob).contains("如该人员已注册"),
+        "{}",
+        message_shown(&to_bob)
+    );
+    let body = to_nobody.html().2;
+    assert!(!body.contains("李四"), "the appointee's name is shown: {body}");
+    assert!(
+        body.contains("139****9041") && body.contains("139****9099"),
+        "{body}"
+    );
+    assert!(!body.contains(&resident_id(49)), "{body}");
+
+    // Bob, at level 1, sees it and cannot accept it yet.
+    let bob_browser = signed_in(&env, &bob_id).await;
+    let page = accept_first(&bob_browser).await;
+    assert!(
+        message_shown(&page).contains("实名认证"),
+        "{}",
+        message_shown(&page)
+    );
+    assert!(
+        env.app
+            .db
+            .current_reps(&bob, env.app.now())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // At level 2 he can, and acts for the company at an app.
+    env.app
+        .db
+        .set_real_name(&bob, 2, "online", "test", env.app.now())
+        .await
+        .unwrap();
+    let page = accept_first(&bob_browser).await;
+    assert!(message_shown(&page).contains("接受"), "{}", message_shown(&page));
+    let client = org_client(&env).await;
+    let rp = Rp::discover(&env.base, &client).await;
+    let tokens = act_for(&rp, &Browser::new(&env.base), &bob_id, COMPANY).await;
+    let (status, info) = userinfo(&env, tokens.access_token().secret()).await;
+    assert_eq!(status, 200);
+    assert_eq!(info["org"]["credit_code"], COMPANY, "{info}");
+    // His level lowered (say, by the counter), the app's next refresh no longer acts for it.
+    env.app
+        .db
+        .set_real_name(&bob, 1, "self", "test", env.app.now())
+        .await
+        .unwrap();
+    let err = rp
+        .client
+        .exchange_refresh_token(tokens.refresh_token().unwrap())
+        .unwrap()
+        .request_async(&http_client)
+        .await
+        .expect_err("a level 1 appointee acts for nobody");
+    assert!(format!("{err:?}").contains("invalid_grant"), "{err:?}");
+
+    // Carol's appointment waits 14 days, then has expired: shown so, and cannot be accepted.
+    appoint(&alice, "13900139042", "agent").await;
+    let carol = signed_in(&env, &carol_id).await;
+    let pending = carol.get("/account/organisations").await;
+    let re =
+        regex_lite::Regex::new(r#"action="(/account/organisations/appointments/[^"]*/accept)""#).unwrap();
+    let accept = re.captures(pending.html().2).expect("an accept form")[1].to_owned();
+    env.app.clock.advance(14 * 86_400 + 1);
+    let carol = signed_in(&env, &carol_id).await;
+    let page = carol.get("/account/organisations").await;
+    assert!(page.html().2.contains("已过期"), "{}", page.html().2);
+    assert!(!page.html().2.contains("/accept\""), "{}", page.html().2);
+    let csrf = field(page.html().2, "csrf").unwrap();
+    let page = carol.post(&accept, &[("csrf", &csrf)]).await;
+    assert!(message_shown(&page).contains("过期"), "{}", message_shown(&page));
+    let carol_pid = env
+        .app
+        .db
+        .person_by_id_hash(&env.app.secrets.id_hash(&carol_id))
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    assert!(
+        env.app
+            .db
+            .current_reps(&carol_pid, env.app.now())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// Waits (the background sweep runs every second here) until `browser`'s organisations page shows
+/// `wanted` (or not).
+async fn until_shown(browser: &Browser, wanted: &str, present: bool) -> String {
+    let mut shown = String::new();
+    for _ in 0..60 {
+        shown = browser.get("/account/organisations").await.html().2.to_owned();
+        if shown.contains(wanted) == present {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    shown
+}
+
+/// The registry saying the enterprise is gone (a contract 404) or cancelled suspends, and a later
+/// `active` answer with the same legal representative restores the binding and what it allows.
+async fn a_gone_or_cancelled_enterprise_is_suspended_and_restored_when_active_again(backend: Backend) {
+    let authorities = Authorities::start().await;
+    let env = start(backend, &authorities).await;
+    level_two(&env, ALICE_ID, ALICE_PHONE).await;
+    authorities.enterprise(COMPANY, "福州示例科技有限公司", "active", "张三", ALICE_ID);
+    let browser = signed_in(&env, ALICE_ID).await;
+    bind(&browser, COMPANY).await;
+
+    for status in ["cancelled", "active", "gone", "active"] {
+        match status {
+            "gone" => authorities.forget_enterprise(COMPANY),
+            s => authorities.enterprise(COMPANY, "福州示例科技有限公司", s, "张三", ALICE_ID),
+        }
+        env.app.clock.advance(601);
+        let suspended = status != "active";
+        let shown = until_shown(&browser, "已暂停", suspended).await;
+        assert_eq!(shown.contains("已暂停"), suspended, "after {status}: {shown}");
+        assert_eq!(
+            shown.contains("id=\"represents\""),
+            !suspended,
+            "after {status}: {shown}"
+        );
+    }
+    let events = env.app.db.all_audit_events().await.unwrap();
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.action == "org.binding.restore")
+            .count(),
+        2
+    );
+}
+
+/// One wrong answer stream cannot suspend every enterprise or lock every account: a sweep stops at its
+/// brake, says so in the log, the metrics and the audit trail, and the rest wait.
+async fn a_sweep_stops_at_its_brake(backend: Backend) {
+    let authorities = Authorities::start().await;
+    let env = Env::start_with(backend, |c| {
+        authorities.configure(c);
+        c.proofing_recheck_ttl = 600;
+        c.proofing_attempts_per_person = 50;
+        c.proofing_sweep_interval = 86_400;
+        c.proofing_suspend_brake = 2;
+    })
+    .await;
+    let alice = level_two(&env, ALICE_ID, ALICE_PHONE).await;
+    let browser = signed_in(&env, ALICE_ID).await;
+    for code in [COMPANY, COMPANY2, COMPANY3] {
+        authorities.enterprise(code, "福州示例科技有限公司", "active", "张三", ALICE_ID);
+        bind(&browser, code).await;
+    }
+    let mut people = vec![];
+    for n in 61..64 {
+        let p = level_two(&env, &resident_id(n), &format!("139001390{n}")).await;
+        env.app
+            .db
+            .set_population_state(&p, "normal", env.app.now())
+            .await
+            .unwrap();
+        people.push(p);
+    }
+    for code in [COMPANY, COMPANY2, COMPANY3] {
+        authorities.enterprise(code, "福州示例科技有限公司", "cancelled", "张三", ALICE_ID);
+    }
+    authorities.answer("population", Answer::Deceased);
+    env.app.clock.advance(601);
+    let ran = yunid::services::proofing::sweep(&env.app.proofing(), &env.app.node_id, env.app.now())
+        .await
+        .unwrap();
+    assert!(ran);
+    let bindings = env.app.db.bindings(Some(&alice), None, None, 10).await.unwrap();
+    let suspended = bindings.iter().filter(|b| b.status == "suspended").count();
+    assert_eq!(suspended, 2, "{bindings:?}");
+    let mut locked = 0;
+    for p in &people {
+        if env.app.db.person(p).await.unwrap().unwrap().status == "locked" {
+            locked += 1;
+        }
+    }
+    assert_eq!(locked, 2);
+    let events = env.app.db.all_audit_events().await.unwrap();
+    for sweep in ["registry", "population"] {
+        assert!(
+            events
+                .iter()
+                .any(|e| e.action == "proofing.brake" && e.subject == sweep && e.outcome == "failure"),
+            "{sweep}"
+        );
+    }
+    let metrics = crate::common::http()
+        .get(env.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("yunid_proofing_brake_total{sweep=\"registry\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("yunid_proofing_brake_total{sweep=\"population\"} 1"));
+    // An admin finds it in the audit search.
+    let root = crate::admin::admin_token(&env, "yunid:admin").await;
+    let (status, body) = crate::admin::call(
+        &env,
+        &root,
+        reqwest::Method::GET,
+        "/admin/api/audit?action=proofing.brake",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.to_string().contains("proofing.brake"), "{body}");
+}
+
+/// Binding again does not undo a super admin's suspension of the binding, nor reactivate an
+/// organisation an admin deactivated; the page says why. One active binding per organisation, by a
+/// unique index.
+async fn binding_again_keeps_an_admin_suspension_and_an_admin_deactivation(backend: Backend) {
+    let authorities = Authorities::start().await;
+    let env = Env::start_with(backend, |c| {
+        authorities.configure(c);
+        c.proofing_attempts_per_person = 50;
+    })
+    .await;
+    let alice = level_two(&env, ALICE_ID, ALICE_PHONE).await;
+    authorities.enterprise(COMPANY, "福州示例科技有限公司", "active", "张三", ALICE_ID);
+    let browser = signed_in(&env, ALICE_ID).await;
+    bind(&browser, COMPANY).await;
+    let binding = env.app.db.bindings(Some(&alice), None, None, 1).await.unwrap()[0].clone();
+    // A second active binding of the same organisation cannot be recorded.
+    let mut twin = binding.clone();
+    twin.id = "twin".into();
+    assert!(env.app.db.insert_binding(&twin).await.is_err());
+
+    yunid::services::proofing::orgs::suspend(&env.app.proofing(), &binding.id, "admin:root", env.app.now())
+        .await
+        .unwrap();
+    let page = submit(
+        &browser,
+        "/account/organisations",
+        "/account/organisations/bind",
+        &[("credit_code", COMPANY)],
+    )
+    .await;
+    assert!(
+        message_shown(&page).contains("管理员已暂停"),
+        "{}",
+        message_shown(&page)
+    );
+    assert!(page.html().2.contains("管理员暂停"), "{}", page.html().2);
+    assert!(
+        env.app
+            .db
+            .current_reps(&alice, env.app.now())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let all = env.app.db.bindings(Some(&alice), None, None, 10).await.unwrap();
+    assert!(all.iter().all(|b| b.status == "suspended"), "{all:?}");
+
+    // An organisation an admin deactivated stays so.
+    env.app
+        .db
+        .insert_org(
+            &yunid::store::orgs::Organisation {
+                id: "org-deactivated".into(),
+                credit_code: COMPANY2.into(),
+                name: "福州停用示例有限公司".into(),
+                org_type: "有限责任公司".into(),
+                status: "inactive".into(),
+                version: 1,
+            },
+            env.app.now(),
+        )
+        .await
+        .unwrap();
+    authorities.enterprise(COMPANY2, "福州停用示例有限公司", "active", "张三", ALICE_ID);
+    let page = submit(
+        &browser,
+        "/account/organisations",
+        "/account/organisations/bind",
+        &[("credit_code", COMPANY2)],
+    )
+    .await;
+    assert!(
+        message_shown(&page).contains("管理员已停用"),
+        "{}",
+        message_shown(&page)
+    );
+    let org = env.app.db.org_by_code(COMPANY2).await.unwrap().unwrap();
+    assert_eq!(org.status, "inactive");
+}
+
+/// The browser goes only to the configured provider page; identifiers outside the contract's format
+/// are never stored; connector URLs must be https unless the development switch is on.
+async fn identifiers_outside_the_contract_are_refused_and_connector_urls_need_https(backend: Backend) {
+    let authorities = Authorities::start().await;
+    let env = Env::start_with(backend, |c| {
+        authorities.configure(c);
+        c.proofing_attempts_per_person = 50;
+    })
+    .await;
+    let alice = env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    let browser = signed_in(&env, ALICE_ID).await;
+    authorities.answer("population", Answer::BadId);
+    let page = submit(&browser, "/account/verify", "/account/verify/online", &[]).await;
+    assert!(
+        message_shown(&page).contains("稍后再试"),
+        "{}",
+        message_shown(&page)
+    );
+    assert_eq!(level_shown(&page), "1");
+    authorities.answer("population", Answer::Match);
+    authorities.answer("carrier", Answer::BadId);
+    let page = submit(&browser, "/account/verify", "/account/verify/online", &[]).await;
+    assert!(
+        message_shown(&page).contains("稍后再试"),
+        "{}",
+        message_shown(&page)
+    );
+    assert_eq!(level_shown(&page), "1");
+    authorities.answer("carrier", Answer::Match);
+    let page = submit(&browser, "/account/verify", "/account/verify/online", &[]).await;
+    assert_eq!(level_shown(&page), "2");
+    authorities.answer("face_open", Answer::BadId);
+    let page = submit(&browser, "/account/verify", "/account/verify/face/start", &[]).await;
+    assert!(
+        message_shown(&page).contains("稍后再试"),
+        "{}",
+        message_shown(&page)
+    );
+    authorities.answer("face_open", Answer::Match);
+    authorities.answer("face", Answer::BadId);
+    let (back, _) = face(&browser).await;
+    assert!(
+        message_shown(&back).contains("稍后再试"),
+        "{}",
+        message_shown(&back)
+    );
+    assert_eq!(level_shown(&back), "2");
+    authorities.answer("registry", Answer::BadId);
+    authorities.enterprise(COMPANY, "福州示例科技有限公司", "active", "张三", ALICE_ID);
+    let page = submit(
+        &browser,
+        "/account/organisations",
+        "/account/organisations/bind",
+        &[("credit_code", COMPANY)],
+    )
+    .await;
+    assert!(
+        message_shown(&page).contains("稍后再试"),
+        "{}",
+        message_shown(&page)
+    );
+    for c in env
+        .app
+        .db
+        .proofing_checks(Some(&alice), None, None, 100)
+        .await
+        .unwrap()
+    {
+        let txn = c.transaction_id.unwrap_or_default();
+        assert!(!txn.contains('<') && txn.len() <= 128, "{txn}");
+    }
+    let evidence = env.app.db.evidence_of(&alice).await.unwrap();
+    assert!(
+        evidence.iter().all(|e| !e.transaction_id.contains('<')),
+        "{evidence:?}"
+    );
+
+    // Configuration: http connector URLs only with the development switch.
+    let mut config = env.app.config.clone();
+    config.allow_insecure_redirects = false;
+    let err = yunid::services::proofing::settings(&config).unwrap_err();
+    assert!(err.to_string().contains("https"), "{err}");
+    config.proofing_population_url = Some("https://population.example/".into());
+    config.proofing_carrier_url = Some("https://carrier.example/".into());
+    config.proofing_face_url = Some("https://face.example/".into());
+    config.proofing_registry_url = Some("https://registry.example/".into());
+    let settings = yunid::services::proofing::settings(&config).unwrap();
+    assert_eq!(
+        settings.face_page.unwrap().as_str(),
+        "https://face.example/v1/face/page"
+    );
+    config.proofing_face_page_url = Some("http://face.example/h5".into());
+    assert!(yunid::services::proofing::settings(&config).is_err());
+}
+
+/// One node at a time runs the re-check sweep: while another node holds the lease in the database, a
+/// sweep here asks nobody; once it has expired, it runs.
+async fn only_one_node_runs_the_recheck_sweep_at_a_time(backend: Backend) {
+    let authorities = Authorities::start().await;
+    let env = Env::start_with(backend, |c| {
+        authorities.configure(c);
+        c.proofing_recheck_ttl = 600;
+        c.proofing_sweep_interval = 86_400;
+    })
+    .await;
+    let alice = level_two(&env, ALICE_ID, ALICE_PHONE).await;
+    authorities.enterprise(COMPANY, "福州示例科技有限公司", "active", "张三", ALICE_ID);
+    let browser = signed_in(&env, ALICE_ID).await;
+    bind(&browser, COMPANY).await;
+    authorities.enterprise(COMPANY, "福州示例科技有限公司", "cancelled", "张三", ALICE_ID);
+    env.app.clock.advance(601);
+    let now = env.app.now();
+    let lease = yunid::services::proofing::SWEEP_LEASE;
+    assert!(
+        env.app
+            .db
+            .take_lease(lease, "other-node", now, now + 300)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !env.app
+            .db
+            .take_lease(lease, &env.app.node_id, now, now + 300)
+            .await
+            .unwrap()
+    );
+    let asked = authorities.calls("registry").len();
+    let ran = yunid::services::proofing::sweep(&env.app.proofing(), &env.app.node_id, now)
+        .await
+        .unwrap();
+    assert!(!ran);
+    assert_eq!(authorities.calls("registry").len(), asked);
+    let binding = &env.app.db.bindings(Some(&alice), None, None, 1).await.unwrap()[0];
+    assert_eq!(binding.status, "active");
+    env.app.clock.advance(300);
+    let ran = yunid::services::proofing::sweep(&env.app.proofing(), &env.app.node_id, env.app.now())
+        .await
+        .unwrap();
+    assert!(ran);
+    let binding = &env.app.db.bindings(Some(&alice), None, None, 1).await.unwrap()[0];
+    assert_eq!(binding.status, "suspended");
+    // Given back after the sweep: the other node may take it at once.
+    assert!(
+        env.app
+            .db
+            .take_lease(lease, "other-node", env.app.now(), env.app.now() + 300)
+            .await
+            .unwrap()
+    );
+}
+
+/// The legal representative appoints a manager on the account page; the manager (at level 2) accepts
+/// and appoints an agent, who acts for the company, until the legal representative's binding stops.
+async fn the_legal_representative_appoints_a_manager_who_appoints_an_agent(backend: Backend) {
+    let authorities = Authorities::start().await;
+    let env = Env::start_with(backend, |c| {
+        authorities.configure(c);
+        c.proofing_attempts_per_person = 50;
+    })
+    .await;
+    let alice = level_two(&env, ALICE_ID, ALICE_PHONE).await;
+    let bob_id = resident_id(71);
+    level_two(&env, &bob_id, "13900139071").await;
+    let carol_id = resident_id(72);
+    level_two(&env, &carol_id, "13900139072").await;
+    authorities.enterprise(COMPANY, "福州示例科技有限公司", "active", "张三", ALICE_ID);
+    let browser = signed_in(&env, ALICE_ID).await;
+    let page = bind(&browser, COMPANY).await;
+    assert!(
+        page.html().2.contains("<option value=\"manager\">"),
+        "{}",
+        page.html().2
+    );
+    let page = appoint(&browser, &bob_id, "manager").await;
+    assert!(
+        message_shown(&page).contains("授权已发出"),
+        "{}",
+        message_shown(&page)
+    );
+    let bob = signed_in(&env, &bob_id).await;
+    let page = accept_first(&bob).await;
+    assert!(message_shown(&page).contains("接受"), "{}", message_shown(&page));
+    // The manager appoints agents, not managers.
+    let page = bob.get("/account/organisations").await;
+    assert!(
+        page.html()
+            .2
+            .contains("action=\"/account/organisations/appoint\"")
+    );
+    assert!(!page.html().2.contains("<option value=\"manager\">"));
+    let page = appoint(&bob, "13900139073", "manager").await;
+    assert!(
+        !message_shown(&page).contains("授权已发出"),
+        "{}",
+        message_shown(&page)
+    );
+    appoint(&bob, "13900139072", "agent").await;
+    let carol = signed_in(&env, &carol_id).await;
+    let page = accept_first(&carol).await;
+    assert!(message_shown(&page).contains("接受"), "{}", message_shown(&page));
+    let client = org_client(&env).await;
+    let rp = Rp::discover(&env.base, &client).await;
+    let tokens = act_for(&rp, &Browser::new(&env.base), &carol_id, COMPANY).await;
+    let (_, info) = userinfo(&env, tokens.access_token().secret()).await;
+    assert_eq!(info["org"]["role"], "agent", "{info}");
+    let tokens_bob = act_for(&rp, &Browser::new(&env.base), &bob_id, COMPANY).await;
+    let (_, info) = userinfo(&env, tokens_bob.access_token().secret()).await;
+    assert_eq!(info["org"]["role"], "manager", "{info}");
+    // The legal representative's binding suspended: the manager and the agent under him stop too.
+    let binding = env.app.db.bindings(Some(&alice), None, None, 1).await.unwrap()[0].clone();
+    yunid::services::proofing::orgs::suspend(&env.app.proofing(), &binding.id, "admin:root", env.app.now())
+        .await
+        .unwrap();
+    for t in [&tokens, &tokens_bob] {
+        let err = rp
+            .client
+            .exchange_refresh_token(t.refresh_token().unwrap())
+            .unwrap()
+            .request_async(&http_client)
+            .await
+            .expect_err("no refresh after the legal representative's binding stopped");
+        assert!(format!("{err:?}").contains("invalid_grant"), "{err:?}");
+    }
+}
+
+/// Through the 法人登录 entry inside an app's request, a person with no enterprise is sent to bind one
+/// (not signed in to the app as themself) and from there goes back to the request, acting for it.
+async fn a_legal_person_without_an_enterprise_binds_one_inside_the_apps_request(backend: Backend) {
+    let authorities = Authorities::start().await;
+    let env = start(backend, &authorities).await;
+    level_two(&env, ALICE_ID, ALICE_PHONE).await;
+    authorities.enterprise(COMPANY, "福州示例科技有限公司", "active", "张三", ALICE_ID);
+    let client = org_client(&env).await;
+    let rp = Rp::discover(&env.base, &client).await;
+    let attempt = rp.start(&["org"]);
+    let browser = Browser::new(&env.base);
+    let login = browser.get(attempt.url.as_str()).await;
+    let re = regex_lite::Regex::new(r#"id="legal-entry" href="([^"]*)""#).unwrap();
+    let entry = re.captures(login.html().2).expect("the entry")[1].replace("&amp;", "&");
+    let login = browser.get(&entry).await;
+    let page = browser.login(&login, ALICE_ID, PASSWORD).await;
+    let (url, _, body) = page.html();
+    assert!(
+        url.contains("/account/organisations?entry=legal&req="),
+        "{url} {body}"
+    );
+    assert!(body.contains("action=\"/account/organisations/bind\""), "{body}");
+    let csrf = field(body, "csrf").unwrap();
+    let req = field(body, "req").expect("the bind form keeps the request");
+    // A code the registry does not know: back on the page, the request kept.
+    let page = browser
+        .post(
+            "/account/organisations/bind",
+            &[("csrf", &csrf), ("req", &req), ("credit_code", COMPANY2)],
+        )
+        .await;
+    assert!(message_shown(&page).contains("没有"), "{}", message_shown(&page));
+    assert_eq!(field(page.html().2, "req").as_deref(), Some(req.as_str()));
+    let page = browser
+        .post(
+            "/account/organisations/bind",
+            &[("csrf", &csrf), ("req", &req), ("credit_code", COMPANY)],
+        )
+        .await;
+    let (_, _, body) = page.html();
+    assert!(
+        body.contains("action=\"/act-as\"") && body.contains(COMPANY),
+        "{body}"
+    );
+    let re = regex_lite::Regex::new(&format!(r#"value="([^"]*)">\s*<label[^>]*>[^<]*{COMPANY}"#)).unwrap();
+    let choice = re.captures(body).expect("the organisation is offered")[1].to_owned();
+    let csrf = field(body, "csrf").unwrap();
+    let req = field(body, "req").unwrap();
+    let mut page = browser
+        .post("/act-as", &[("csrf", &csrf), ("req", &req), ("acting", &choice)])
+        .await;
+    if page.is_consent() {
+        page = browser.consent(&page, true).await;
+    }
+    let tokens = rp
+        .exchange(&page.params()["code"], attempt.verifier)
+        .await
+        .unwrap();
+    let (status, info) = userinfo(&env, tokens.access_token().secret()).await;
+    assert_eq!(status, 200);
+    assert_eq!(info["org"]["credit_code"], COMPANY, "{info}");
+}
+
 on_both_backends!(
+    a_legal_person_without_an_enterprise_binds_one_inside_the_apps_request,
+    an_appointment_answers_the_same_for_anyone_and_waits_for_a_level_two_appointee,
+    a_gone_or_cancelled_enterprise_is_suspended_and_restored_when_active_again,
+    a_sweep_stops_at_its_brake,
+    binding_again_keeps_an_admin_suspension_and_an_admin_deactivation,
+    identifiers_outside_the_contract_are_refused_and_connector_urls_need_https,
+    only_one_node_runs_the_recheck_sweep_at_a_time,
+    the_legal_representative_appoints_a_manager_who_appoints_an_agent,
     one_bad_record_does_not_stop_the_rechecks,
     a_gateway_404_on_the_recheck_does_not_cancel_the_enterprise,
     evidence_never_carries_the_id_number_nor_claims_a_counter_for_an_online_check,

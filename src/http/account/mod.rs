@@ -22,7 +22,7 @@ use crate::store::audit::NewEvent;
 use crate::store::persons::PersonRow;
 use crate::store::sessions::SessionRow;
 
-mod legal_entry;
+pub mod legal_entry;
 mod organisations;
 mod proofing_texts;
 mod verify;

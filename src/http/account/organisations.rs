@@ -39,21 +39,29 @@ struct OrganisationsPage<'a> {
     level: i64,
     /// Arrived through the legal-person entry: the page opens with the choice.
     legal_entry: bool,
+    /// Inside an app's request: its reference (kept by the bind form) and where it resumes.
+    req: Option<String>,
+    resume: Option<String>,
     /// (name, credit code, role text)
     represents: Vec<(String, String, &'static str)>,
     /// (name, credit code, status)
     bindings: Vec<(String, String, String)>,
-    /// (org id, name)
-    may_appoint: Vec<(String, String)>,
-    /// (id, organisation, other person, made by me, accepted)
-    appointments: Vec<(String, String, String, bool, bool)>,
+    /// (org id, name, may appoint managers too)
+    may_appoint: Vec<(String, String, bool)>,
+    /// Some organisation offered lets this person appoint managers (the legal representative).
+    may_appoint_managers: bool,
+    /// (id, organisation, other person: the appointer's name, or what this person typed, masked;
+    /// made by me, status text, may be accepted)
+    appointments: Vec<(String, String, String, bool, &'static str, bool)>,
 }
 
 async fn show(State(app): State<App>, lang: Lang, jar: CookieJar, Query(q): Query<MessageQuery>) -> Response {
     let Ok(Some((_, person))) = signed_in(&app, &jar).await else {
         return Redirect::to("/login").into_response();
     };
-    let overview = match orgs::overview(&app.proofing(), &person, app.now()).await {
+    let now = app.now();
+    let req = q.req.clone().filter(|r| super::legal_entry::valid_req(r));
+    let overview = match orgs::overview(&app.proofing(), &person, now).await {
         Ok(o) => o,
         Err(e) => return page::internal(anyhow::anyhow!("{e}"), "organisations page"),
     };
@@ -66,6 +74,8 @@ async fn show(State(app): State<App>, lang: Lang, jar: CookieJar, Query(q): Quer
         message: q.m.as_deref().and_then(|m| message(lang, m)),
         level: person.real_name_level,
         legal_entry: q.entry.as_deref() == Some("legal"),
+        resume: req.as_deref().map(crate::http::pending::resume_path),
+        req,
         represents: overview
             .represents
             .into_iter()
@@ -76,18 +86,29 @@ async fn show(State(app): State<App>, lang: Lang, jar: CookieJar, Query(q): Quer
             .into_iter()
             .map(|(b, o)| {
                 let (name, code) = o.map(|o| (o.name, o.credit_code)).unwrap_or_default();
-                let status = match b.status.as_str() {
-                    "active" => p.status_active,
-                    _ => p.status_suspended,
+                let status = match (b.status.as_str(), b.suspended_by.as_deref()) {
+                    ("active", _) => p.status_active,
+                    (_, Some("registry") | Some("migration")) => p.status_suspended,
+                    _ => p.status_suspended_admin,
                 };
                 (name, code, status.to_owned())
             })
             .collect(),
+        may_appoint_managers: overview.may_appoint.iter().any(|o| o.2),
         may_appoint: overview.may_appoint,
         appointments: overview
             .appointments
             .into_iter()
-            .map(|(a, org, other, mine)| (a.id, org, other, mine, a.status == "accepted"))
+            .map(|(a, org, other, mine)| {
+                let expired = a.expired(now);
+                let status = match (a.status.as_str(), expired) {
+                    ("accepted", _) => p.accepted,
+                    (_, true) => p.expired,
+                    _ => p.pending,
+                };
+                let acceptable = !mine && a.status == "pending" && !expired;
+                (a.id, org, other, mine, status, acceptable)
+            })
             .collect(),
     });
     (jar, html).into_response()
@@ -98,6 +119,8 @@ struct BindForm {
     csrf: Option<String>,
     #[serde(default)]
     credit_code: String,
+    /// The app's request this binding is for: on success the request goes on.
+    req: Option<String>,
 }
 
 async fn bind(
@@ -114,7 +137,29 @@ async fn bind(
         return Redirect::to("/login").into_response();
     };
     let result = orgs::bind(&app.proofing(), &person, &form.credit_code, &address, app.now()).await;
-    outcome(HERE, result.map(|_| "bound"))
+    match form.req.filter(|r| super::legal_entry::valid_req(r)) {
+        Some(req) if result.is_ok() => Redirect::to(&crate::http::pending::resume_path(&req)).into_response(),
+        Some(req) => {
+            // Back to the page for this request, with the message.
+            let code = match result {
+                Err(crate::services::proofing::ProofingError::Internal(e)) => {
+                    tracing::error!(error = format!("{e:#}"), "proofing step failed");
+                    "internal"
+                }
+                Err(e) => super::proofing_texts::code_of(&e),
+                Ok(_) => "bound",
+            };
+            let to = format!(
+                "{}&{}",
+                super::legal_entry::bind_path(&req),
+                url::form_urlencoded::Serializer::new(String::new())
+                    .append_pair("m", code)
+                    .finish()
+            );
+            Redirect::to(&to).into_response()
+        }
+        None => outcome(HERE, result.map(|_| "bound")),
+    }
 }
 
 #[derive(Deserialize)]

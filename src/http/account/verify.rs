@@ -55,6 +55,8 @@ pub(super) struct MessageQuery {
     pub(super) m: Option<String>,
     /// `legal`: arrived through the legal-person entry of the login page.
     pub(super) entry: Option<String>,
+    /// The app's request a legal person binds an enterprise for, to go back to.
+    pub(super) req: Option<String>,
 }
 
 #[derive(Deserialize)]

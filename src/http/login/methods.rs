@@ -306,6 +306,12 @@ pub async fn finish(
             .set_login_sid(&b.id_hash, &b.browser_hash, &session.sid)
             .await?;
     }
+    // Through the legal-person entry, with no enterprise to act for: binding one first, then back.
+    let (jar, legal) = crate::http::account::legal_entry::for_request(app, jar, req);
+    if legal && app.db.current_reps(&session.person_id, now).await?.is_empty() {
+        let to = crate::http::account::legal_entry::bind_path(req);
+        return Ok((jar, Redirect::to(&to)).into_response());
+    }
     Ok((jar, Redirect::to(&pending::resume_path(req))).into_response())
 }
 

@@ -58,21 +58,46 @@ impl std::fmt::Debug for Endpoint {
     }
 }
 
+/// A configured connector URL: absolute, https, or http only when the development switch for insecure
+/// URLs (`allow_insecure_redirects`) is on; no query, fragment or credentials.
+pub fn checked_url(setting: &str, url: &str, allow_http: bool) -> anyhow::Result<url::Url> {
+    let parsed = url::Url::parse(url).map_err(|e| anyhow::anyhow!("{setting}: {e}"))?;
+    anyhow::ensure!(
+        parsed.scheme() == "https" || (allow_http && parsed.scheme() == "http"),
+        "{setting} must be an https URL (http only with allow_insecure_redirects, for development)"
+    );
+    anyhow::ensure!(
+        parsed.host().is_some()
+            && parsed.query().is_none()
+            && parsed.fragment().is_none()
+            && parsed.username().is_empty()
+            && parsed.password().is_none(),
+        "{setting} must be a plain URL: a host, no query, fragment or credentials"
+    );
+    Ok(parsed)
+}
+
 impl Endpoint {
-    /// A configured base URL and token; `None` when the URL is unset.
-    pub fn from_config(url: Option<&str>, token: Option<&str>) -> anyhow::Result<Option<Endpoint>> {
+    /// A configured base URL and token; `None` when the URL is unset. `setting` names it in errors.
+    pub fn from_config(
+        setting: &str,
+        url: Option<&str>,
+        token: Option<&str>,
+        allow_http: bool,
+    ) -> anyhow::Result<Option<Endpoint>> {
         let Some(url) = url.map(str::trim).filter(|u| !u.is_empty()) else {
             return Ok(None);
         };
-        let base = url::Url::parse(url).map_err(|e| anyhow::anyhow!("connector URL {url}: {e}"))?;
-        anyhow::ensure!(
-            matches!(base.scheme(), "http" | "https"),
-            "connector URL {url}: http or https"
-        );
+        let base = checked_url(setting, url, allow_http)?;
         Ok(Some(Endpoint {
             base,
             token: token.map(str::to_owned),
         }))
+    }
+
+    /// The face provider's page by default: `{base}/v1/face/page`.
+    pub fn page_url(&self) -> url::Url {
+        self.url(&["v1", "face", "page"])
     }
 
     /// The base URL with `segments` appended as path segments (each percent-encoded).
@@ -82,6 +107,26 @@ impl Endpoint {
             path.pop_if_empty().extend(segments);
         }
         url
+    }
+}
+
+/// Whether an identifier an authority gave (a transaction id, a face session id) is one yunid stores
+/// and puts in URLs: 1 to 128 characters of `A-Z a-z 0-9 . _ : -`. Anything else makes the answer
+/// malformed.
+pub fn valid_id(id: &str) -> bool {
+    (1..=128).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+}
+
+/// Checks the identifiers of an answer before anything is kept of it.
+fn ids_ok<T>(answer: T, ids: &[&str]) -> Result<T, Upstream> {
+    match ids.iter().all(|id| valid_id(id)) {
+        true => Ok(answer),
+        false => Err(Upstream::Malformed(
+            "an identifier outside the contract's format".into(),
+        )),
     }
 }
 
@@ -157,7 +202,9 @@ pub struct CarrierAnswer {
 #[derive(Debug, Clone, Deserialize)]
 pub struct FaceSession {
     pub session_id: String,
-    /// The provider's page the browser is sent to.
+    /// The provider's page, as the provider names it: not used (the browser goes to the configured
+    /// `proofing_face_page_url`); optional in the contract.
+    #[serde(default)]
     pub redirect_url: String,
 }
 
@@ -299,7 +346,7 @@ impl Connectors<'_> {
             }
             let bytes = res.bytes().await.unwrap_or_default();
             return match serde_json::from_slice::<Gone>(&bytes) {
-                Ok(g) if !g.transaction_id.trim().is_empty() => Err(Upstream::NotFound {
+                Ok(g) if valid_id(&g.transaction_id) => Err(Upstream::NotFound {
                     transaction_id: g.transaction_id,
                     credit_code: g.credit_code,
                 }),
@@ -333,6 +380,11 @@ impl Connectors<'_> {
             Some(json!({ "name": name, "id_number": id_number })),
         )
         .await
+        .and_then(|a: PopulationAnswer| {
+            let id = a.transaction_id.clone();
+            ids_ok(a, &[&id])
+        })
+        .inspect_err(|e| self.malformed(Connector::Population, e))
     }
 
     /// Carrier three-element check: is this phone number registered to this name and ID number.
@@ -343,6 +395,11 @@ impl Connectors<'_> {
             Some(json!({ "name": name, "id_number": id_number, "phone": phone })),
         )
         .await
+        .and_then(|a: CarrierAnswer| {
+            let id = a.transaction_id.clone();
+            ids_ok(a, &[&id])
+        })
+        .inspect_err(|e| self.malformed(Connector::Carrier, e))
     }
 
     /// Opens a face verification session for this person, coming back to `return_url`.
@@ -358,6 +415,11 @@ impl Connectors<'_> {
             Some(json!({ "name": name, "id_number": id_number, "return_url": return_url })),
         )
         .await
+        .and_then(|a: FaceSession| {
+            let id = a.session_id.clone();
+            ids_ok(a, &[&id])
+        })
+        .inspect_err(|e| self.malformed(Connector::Face, e))
     }
 
     /// The result of a face verification session.
@@ -368,11 +430,35 @@ impl Connectors<'_> {
             None,
         )
         .await
+        .and_then(|a: FaceResult| {
+            let id = a.transaction_id.clone();
+            ids_ok(a, &[&id])
+        })
+        .inspect_err(|e| self.malformed(Connector::Face, e))
     }
 
     /// The registry's record of an enterprise.
     pub async fn enterprise(&self, credit_code: &str) -> Result<Enterprise, Upstream> {
         self.call(Connector::Registry, &["v1", "enterprises", credit_code], None)
             .await
+            .and_then(|a: Enterprise| {
+                let id = a.transaction_id.clone();
+                ids_ok(a, &[&id])
+            })
+            .inspect_err(|e| self.malformed(Connector::Registry, e))
+    }
+
+    /// Counts and logs an answer refused after it was read (an identifier outside the contract): the
+    /// call itself was counted `ok`.
+    fn malformed(&self, which: Connector, e: &Upstream) {
+        if let Upstream::Malformed(why) = e
+            && why.starts_with("an identifier")
+        {
+            self.metrics.proofing_call(which.as_str(), "malformed", 0.0);
+            tracing::warn!(
+                connector = which.as_str(),
+                "proofing connector answered an identifier outside the contract"
+            );
+        }
     }
 }

@@ -56,11 +56,14 @@ pub async fn start(
             return Err(unavailable(Connector::Face, e));
         }
     };
-    // Only an http(s) page: the provider's answer decides where the browser goes next.
-    let page = url::Url::parse(&opened.redirect_url)
-        .ok()
-        .filter(|u| matches!(u.scheme(), "https" | "http"))
-        .ok_or(ProofingError::Unavailable(Connector::Face))?;
+    // The browser goes to the configured provider page, never to a place the answer names: the
+    // session id (checked against the contract's format by the connector) is all the answer adds.
+    let mut page = ctx
+        .settings
+        .face_page
+        .clone()
+        .ok_or(ProofingError::NotConfigured(Connector::Face))?;
+    page.query_pairs_mut().append_pair("session", &opened.session_id);
     ctx.db
         .insert_face_session(
             &crate::crypto::token_hash(&state),

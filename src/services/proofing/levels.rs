@@ -268,7 +268,14 @@ async fn close_record(
 /// Asks the population base database again about a person proofed online whose last answer is older
 /// than the TTL. Returns true when the account was locked. An unavailable database changes nothing
 /// (the next re-check asks again).
-pub async fn recheck(ctx: &Ctx<'_>, person: &PersonRow, now: i64) -> Result<bool, ProofingError> {
+/// `may_lock` false (the sweep's brake) leaves an account that would be locked as it is and returns
+/// `Err(ProofingError::Throttled)` for the sweep to stop at.
+pub async fn recheck(
+    ctx: &Ctx<'_>,
+    person: &PersonRow,
+    may_lock: bool,
+    now: i64,
+) -> Result<bool, ProofingError> {
     if person.status != "active" {
         return Ok(false);
     }
@@ -293,6 +300,10 @@ pub async fn recheck(ctx: &Ctx<'_>, person: &PersonRow, now: i64) -> Result<bool
         (true, RecordState::Normal) => "match",
         (true, s) => s.as_str(),
     };
+    if answer.matched && state != RecordState::Normal && !may_lock {
+        // Braked: nothing recorded, the record stays due and is asked again at the next sweep.
+        return Err(ProofingError::Throttled);
+    }
     record_check(
         ctx,
         &person.id,
@@ -317,19 +328,30 @@ pub async fn recheck_due(ctx: &Ctx<'_>, now: i64) -> Result<(), ProofingError> {
     if !ctx.connectors().configured(Connector::Population) {
         return Ok(());
     }
-    for person_id in ctx.db.population_due(now - ctx.settings.recheck_ttl, 20).await? {
+    let mut locked = 0;
+    for person_id in ctx.db.population_due(now - ctx.settings.recheck_ttl, 100).await? {
+        let may_lock = locked < ctx.settings.suspend_brake;
         // One record that cannot be re-checked holds up no other.
         let result = match ctx.db.person(&person_id).await {
-            Ok(Some(person)) => recheck(ctx, &person, now).await.map(|_| ()),
-            Ok(None) => Ok(()),
+            Ok(Some(person)) => recheck(ctx, &person, may_lock, now).await,
+            Ok(None) => Ok(false),
             Err(e) => Err(e.into()),
         };
-        if let Err(e) = result {
-            tracing::warn!(person = %person_id, error = %e, "population re-check failed; asked again later");
-            let _ = ctx
-                .db
-                .population_checked(&person_id, now - ctx.settings.recheck_ttl + 300)
-                .await;
+        match result {
+            Ok(true) => locked += 1,
+            Ok(false) => {}
+            Err(ProofingError::Throttled) => {
+                // A burst of locks from one answer stream stops here (see `super::braked`).
+                super::braked(ctx, "population", locked, now).await;
+                break;
+            }
+            Err(e) => {
+                tracing::warn!(person = %person_id, error = %e, "population re-check failed; asked again later");
+                let _ = ctx
+                    .db
+                    .population_checked(&person_id, now - ctx.settings.recheck_ttl + 300)
+                    .await;
+            }
         }
     }
     Ok(())
@@ -338,7 +360,7 @@ pub async fn recheck_due(ctx: &Ctx<'_>, now: i64) -> Result<(), ProofingError> {
 /// What `/account/verify` shows, after re-checking a population record that is due: `None` when the
 /// re-check found it closed and locked the account.
 pub async fn page(ctx: &Ctx<'_>, person: &PersonRow, now: i64) -> Result<Option<Standing>, ProofingError> {
-    if recheck(ctx, person, now).await? {
+    if recheck(ctx, person, true, now).await? {
         return Ok(None);
     }
     Ok(Some(standing(ctx, person)))

@@ -43,6 +43,14 @@ pub struct Settings {
     pub face_min_score: i64,
     /// Where the face provider sends the browser back (`{issuer}/account/verify/face/return`).
     pub face_return_url: String,
+    /// The provider's page the browser is sent to (`?session=` added): configured, never taken from the
+    /// provider's answer.
+    pub face_page: Option<url::Url>,
+    /// Most enterprises one registry sweep may suspend, and most accounts one population sweep may
+    /// lock; past it the sweep stops and says so.
+    pub suspend_brake: i64,
+    /// How long one node holds the sweep's lease, seconds (the sweep's interval).
+    pub sweep_interval: i64,
 }
 
 type Effect<'a> = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send + 'a>>;
@@ -52,9 +60,10 @@ type Effect<'a> = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send + 'a>>;
 /// appointment under the appointment rules (`services::identity`). Implemented by `app.rs`.
 pub trait Host: Send + Sync {
     fn end_everything<'a>(&'a self, person_id: &'a str, now: i64) -> Effect<'a>;
-    /// Records an agent appointed by `appointer_id` under `services::identity::appoint_agent`'s rules;
-    /// returns the representation id, or the rule that refused it.
-    fn appoint_agent<'a>(
+    /// Records an agent or manager appointed by `appointer_id` under `services::identity`'s appointment
+    /// rules (`appoint_agent`, `appoint_manager`); returns the representation id, or the rule that
+    /// refused it.
+    fn appoint<'a>(
         &'a self,
         appointer_id: &'a str,
         new: crate::services::identity::NewRepresentation,
@@ -177,6 +186,15 @@ pub enum ProofingError {
     NotLegalRepresentative,
     #[error("already bound")]
     AlreadyBound,
+    /// A super admin suspended this person's binding of the enterprise: binding again does not undo it.
+    #[error("an administrator suspended this binding")]
+    SuspendedByAdmin,
+    /// An admin deactivated the organisation: binding does not reactivate it.
+    #[error("an administrator deactivated this organisation")]
+    OrgDeactivated,
+    /// The appointment was not accepted in time.
+    #[error("this appointment has expired")]
+    Expired,
     #[error("not found")]
     NotFound,
     #[error("not allowed: {0}")]
@@ -233,20 +251,44 @@ pub async fn reserve_attempt(
 /// The proofing settings from the configuration (connector URLs checked here, at start).
 pub fn settings(config: &crate::config::Config) -> anyhow::Result<Settings> {
     let c = config;
+    // https only, unless the development switch for insecure URLs is on.
+    let http = c.allow_insecure_redirects;
+    let face = Endpoint::from_config(
+        "proofing_face_url",
+        c.proofing_face_url.as_deref(),
+        c.proofing_face_token.as_deref(),
+        http,
+    )?;
+    let face_page = match (&face, c.proofing_face_page_url.as_deref().map(str::trim)) {
+        (None, _) => None,
+        (Some(_), Some(page)) if !page.is_empty() => {
+            Some(connectors::checked_url("proofing_face_page_url", page, http)?)
+        }
+        (Some(f), _) => Some(f.page_url()),
+    };
     Ok(Settings {
         population: Endpoint::from_config(
+            "proofing_population_url",
             c.proofing_population_url.as_deref(),
             c.proofing_population_token.as_deref(),
+            http,
         )?,
         carrier: Endpoint::from_config(
+            "proofing_carrier_url",
             c.proofing_carrier_url.as_deref(),
             c.proofing_carrier_token.as_deref(),
+            http,
         )?,
-        face: Endpoint::from_config(c.proofing_face_url.as_deref(), c.proofing_face_token.as_deref())?,
+        face,
+        face_page,
         registry: Endpoint::from_config(
+            "proofing_registry_url",
             c.proofing_registry_url.as_deref(),
             c.proofing_registry_token.as_deref(),
+            http,
         )?,
+        suspend_brake: c.proofing_suspend_brake.max(1),
+        sweep_interval: c.proofing_sweep_interval.clamp(1, 86_400),
         timeout: std::time::Duration::from_millis(c.proofing_timeout_ms.clamp(100, 30_000)),
         recheck_ttl: c.proofing_recheck_ttl.max(60),
         attempts_per_person: c.proofing_attempts_per_person,
@@ -257,10 +299,47 @@ pub fn settings(config: &crate::config::Config) -> anyhow::Result<Settings> {
     })
 }
 
-/// Background work: population records and registry records due for a re-check.
-pub async fn sweep(ctx: &Ctx<'_>, now: i64) -> Result<(), ProofingError> {
+/// The lease that lets one node at a time run the re-check sweep.
+pub const SWEEP_LEASE: &str = "proofing_sweep";
+
+/// Background work: population records and registry records due for a re-check. Only the node
+/// (`node`) holding the sweep's lease in the database runs it, so the nodes of a cluster never sweep
+/// (and ask the authorities, and count towards the brake) twice at once; false when another node held
+/// it. The lease runs one sweep interval, long enough for a sweep, and is given back after it.
+pub async fn sweep(ctx: &Ctx<'_>, node: &str, now: i64) -> Result<bool, ProofingError> {
+    let lease = ctx.settings.sweep_interval.max(60);
+    if !ctx.db.take_lease(SWEEP_LEASE, node, now, now + lease).await? {
+        return Ok(false);
+    }
     // The population sweep failing does not hold up the registry sweep.
     let population = levels::recheck_due(ctx, now).await;
     let registry = orgs::recheck_due(ctx, now).await;
-    population.and(registry)
+    if let Err(e) = ctx.db.release_lease(SWEEP_LEASE, node).await {
+        tracing::warn!(error = %e, "proofing sweep lease not given back; it expires by itself");
+    }
+    population.and(registry).map(|_| true)
+}
+
+/// A sweep stopped at its brake: a warning in the log, the `yunid_proofing_brake_total` counter, and
+/// an audit event (`proofing.brake`, outcome `failure`) an admin finds in the audit search.
+pub async fn braked(ctx: &Ctx<'_>, sweep: &'static str, done: i64, now: i64) {
+    tracing::warn!(
+        sweep,
+        done,
+        brake = ctx.settings.suspend_brake,
+        "proofing sweep stopped at its brake: more suspensions or locks than one sweep may make; check the authority's answers"
+    );
+    ctx.metrics.proofing_brake(sweep);
+    ctx.audit(
+        Event {
+            actor: "proofing",
+            action: "proofing.brake",
+            subject: sweep,
+            address: "",
+            outcome: "failure",
+        },
+        serde_json::json!({ "sweep": sweep, "done": done, "brake": ctx.settings.suspend_brake }),
+        now,
+    )
+    .await;
 }

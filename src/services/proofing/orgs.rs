@@ -49,6 +49,9 @@ fn is_person(ctx: &Ctx<'_>, person: &PersonRow, name: &str, id_number: &str) -> 
 
 const NOTICE: &str = "【统一身份认证】您账号下的企业授权有变更，请登录统一身份认证“我的企业”查看。如非本人操作，请联系政务服务窗口。";
 
+/// The organisation statuses the registry sets (and a later `active` answer or binding lifts).
+const REGISTRY_STATUSES: [&str; 3] = ["revoked", "cancelled", "gone"];
+
 /// A person binds an enterprise they legally represent.
 pub async fn bind(
     ctx: &Ctx<'_>,
@@ -133,13 +136,29 @@ pub async fn bind(
         Some(org) => {
             let mine = ctx
                 .db
-                .bindings(Some(&person.id), Some(&org.id), Some("active"), 1)
+                .bindings(Some(&person.id), Some(&org.id), None, 100)
                 .await?;
-            if !mine.is_empty() {
+            if mine.iter().any(|b| b.status == "active") {
                 return Err(ProofingError::AlreadyBound);
             }
+            // A super admin's suspension of this person's binding stands: binding again does not undo it.
+            if mine
+                .iter()
+                .any(|b| b.status == "suspended" && b.suspended_by.as_deref() != Some("registry"))
+            {
+                fail("admin_suspended").await?;
+                return Err(ProofingError::SuspendedByAdmin);
+            }
             if org.status != "active" {
-                ctx.db.set_org_status(&org.id, "active", now).await?;
+                // The registry's own statuses are the registry's to lift; an admin's deactivation is not.
+                if !ctx
+                    .db
+                    .set_org_status_from(&org.id, &REGISTRY_STATUSES, "active", now)
+                    .await?
+                {
+                    fail("org_deactivated").await?;
+                    return Err(ProofingError::OrgDeactivated);
+                }
             }
             org
         }
@@ -156,6 +175,34 @@ pub async fn bind(
             org
         }
     };
+    // A binding the registry's answer had suspended: this person's comes back (the registry names
+    // them again), anyone else's is over.
+    for old in ctx
+        .db
+        .bindings(None, Some(&org.id), Some("suspended"), 100)
+        .await?
+    {
+        let restorable = old.suspended_by.as_deref() == Some("registry")
+            && old
+                .reason
+                .as_deref()
+                .is_some_and(|r| REGISTRY_STATUSES.contains(&r));
+        if !restorable {
+            continue;
+        }
+        if old.person_id == person.id && rep_live(ctx, &old.rep_id).await? {
+            if ctx.db.restore_binding(&old.id, now).await? {
+                ctx.audit(Event { actor: &actor, action: "org.bind", subject: &org.id, address, outcome: "success" }, json!({ "binding": old.id, "representation": old.rep_id, "restored": true, "credit_code": org.credit_code, "transaction_id": txn }), now)
+                    .await;
+                ctx.notify(person.phone.as_deref(), "org_change", NOTICE, now)
+                    .await;
+                return Ok(org);
+            }
+        } else {
+            ctx.db.end_binding(&old.id, "representative_changed", now).await?;
+            ctx.db.revoke_rep(&old.rep_id, now).await?;
+        }
+    }
     // The registry names this person now: whoever bound it before is no longer its representative.
     for old in ctx.db.bindings(None, Some(&org.id), Some("active"), 100).await? {
         suspend_one(ctx, &old, "representative_changed", "registry", now).await?;
@@ -187,7 +234,15 @@ pub async fn bind(
         suspended_at: None,
         suspended_by: None,
     };
-    ctx.db.insert_binding(&binding).await?;
+    if let Err(e) = ctx.db.insert_binding(&binding).await {
+        // Another binding of this organisation became active meanwhile (one active binding per
+        // organisation, by a unique index): this one did not happen.
+        ctx.db.revoke_rep(&rep.id, now).await?;
+        return match ctx.db.bindings(None, Some(&org.id), Some("active"), 1).await? {
+            b if !b.is_empty() => Err(ProofingError::AlreadyBound),
+            _ => Err(e.into()),
+        };
+    }
     ctx.audit(Event { actor: &actor, action: "org.bind", subject: &org.id, address, outcome: "success" }, json!({ "binding": binding.id, "representation": rep.id, "credit_code": org.credit_code, "transaction_id": txn }), now)
         .await;
     ctx.notify(person.phone.as_deref(), "org_change", NOTICE, now)
@@ -241,7 +296,12 @@ async fn suspend_one(
     if !ctx.db.suspend_binding(&b.id, reason, by, now).await? {
         return Ok(false);
     }
-    ctx.db.revoke_rep(&b.rep_id, now).await?;
+    // The enterprise gone, revoked or cancelled in the registry suspends: its organisation is inactive
+    // (so no representation of it is current) and a later `active` answer restores it. Anything else
+    // (another legal representative, an admin) ends the representation for good.
+    if by != "registry" || !REGISTRY_STATUSES.contains(&reason) {
+        ctx.db.revoke_rep(&b.rep_id, now).await?;
+    }
     ctx.audit(
         Event {
             actor: by,
@@ -280,11 +340,38 @@ fn about(answered: Option<&str>, asked: &str) -> bool {
     answered.is_none_or(|c| c.trim().eq_ignore_ascii_case(asked))
 }
 
-/// Asks the registry again about a bound enterprise. Returns the new status of the binding.
-pub async fn recheck(ctx: &Ctx<'_>, b: &BindingRow, now: i64) -> Result<String, ProofingError> {
+/// Whether a binding's representation was never revoked (so restoring the binding restores it).
+async fn rep_live(ctx: &Ctx<'_>, rep_id: &str) -> Result<bool, ProofingError> {
+    Ok(ctx.db.rep(rep_id).await?.is_some_and(|r| r.revoked_at.is_none()))
+}
+
+/// What one re-check decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recheck {
+    /// Nothing changed (still active, or no usable answer: asked again later).
+    Unchanged,
+    /// The binding was suspended.
+    Suspended,
+    /// The binding would be suspended, but the sweep's brake allows no more: left as it is.
+    Braked,
+    /// A binding the registry's answer had suspended is active again.
+    Restored,
+}
+
+/// Asks the registry again about a bound enterprise: gone (a contract `404`), revoked or cancelled
+/// suspends the binding and the organisation, another legal representative ends the binding, and an
+/// `active` answer naming the same legal representative restores a binding the registry's answer had
+/// suspended. `may_suspend` false (the sweep's brake) leaves a binding that would be suspended as it is.
+pub async fn recheck(
+    ctx: &Ctx<'_>,
+    b: &BindingRow,
+    may_suspend: bool,
+    now: i64,
+) -> Result<Recheck, ProofingError> {
     let Some(org) = ctx.db.org(&b.org_id).await? else {
-        return Ok(b.status.clone());
+        return Ok(Recheck::Unchanged);
     };
+    let later = now - ctx.settings.recheck_ttl + 300;
     let record = match ctx.connectors().enterprise(&org.credit_code).await {
         Ok(r) => r,
         Err(Upstream::NotFound {
@@ -301,25 +388,19 @@ pub async fn recheck(ctx: &Ctx<'_>, b: &BindingRow, now: i64) -> Result<String, 
                 now,
             )
             .await?;
-            ctx.db.set_org_status(&org.id, "cancelled", now).await?;
-            suspend_one(ctx, b, "cancelled", "registry", now).await?;
-            return Ok("suspended".into());
+            return suspend_enterprise(ctx, b, &org.id, "gone", may_suspend, now).await;
         }
         Err(_) => {
             // Asked again in a few minutes rather than at every sweep.
-            ctx.db
-                .binding_checked(&b.id, now - ctx.settings.recheck_ttl + 300)
-                .await?;
-            return Ok(b.status.clone());
+            ctx.db.binding_checked(&b.id, later).await?;
+            return Ok(Recheck::Unchanged);
         }
     };
     if !about(Some(&record.credit_code), &org.credit_code) {
         // An answer about another enterprise says nothing about this one: malformed, asked again later.
         tracing::warn!(binding = %b.id, "registry answered about another enterprise");
-        ctx.db
-            .binding_checked(&b.id, now - ctx.settings.recheck_ttl + 300)
-            .await?;
-        return Ok(b.status.clone());
+        ctx.db.binding_checked(&b.id, later).await?;
+        return Ok(Recheck::Unchanged);
     }
     let status = record.status.as_str();
     let lr = record.legal_representative.clone();
@@ -343,32 +424,112 @@ pub async fn recheck(ctx: &Ctx<'_>, b: &BindingRow, now: i64) -> Result<String, 
     )
     .await?;
     if status != "active" {
-        // Every representation of a revoked or cancelled enterprise stops (`current_reps` reads only
-        // active organisations).
-        ctx.db.set_org_status(&org.id, status, now).await?;
-        suspend_one(ctx, b, status, "registry", now).await?;
-        return Ok("suspended".into());
+        if b.status != "active" {
+            // Still gone: asked again after the TTL.
+            ctx.db.binding_checked(&b.id, now).await?;
+            return Ok(Recheck::Unchanged);
+        }
+        return suspend_enterprise(ctx, b, &org.id, status, may_suspend, now).await;
     }
     if !same {
+        if b.status != "active" {
+            // Active again, but under someone else: this binding does not come back.
+            ctx.db.binding_checked(&b.id, now).await?;
+            return Ok(Recheck::Unchanged);
+        }
+        if !may_suspend {
+            return Ok(Recheck::Braked);
+        }
         suspend_one(ctx, b, "representative_changed", "registry", now).await?;
-        return Ok("suspended".into());
+        return Ok(Recheck::Suspended);
+    }
+    if b.status != "active" {
+        // Active again with the same legal representative: the registry's suspension is lifted. An
+        // organisation an admin deactivated meanwhile stays so.
+        if !rep_live(ctx, &b.rep_id).await? {
+            // Suspended before suspensions were reversible (its representation revoked): stays over.
+            ctx.db.end_binding(&b.id, "representative_changed", now).await?;
+            return Ok(Recheck::Unchanged);
+        }
+        ctx.db
+            .set_org_status_from(&org.id, &REGISTRY_STATUSES, "active", now)
+            .await?;
+        if ctx.db.restore_binding(&b.id, now).await? {
+            ctx.audit(
+                Event {
+                    actor: "registry",
+                    action: "org.binding.restore",
+                    subject: &b.org_id,
+                    address: "",
+                    outcome: "success",
+                },
+                json!({ "binding": b.id, "representation": b.rep_id, "transaction_id": record.transaction_id }),
+                now,
+            )
+            .await;
+            if let Some(p) = ctx.db.person(&b.person_id).await? {
+                ctx.notify(p.phone.as_deref(), "org_change", NOTICE, now).await;
+            }
+            return Ok(Recheck::Restored);
+        }
+        return Ok(Recheck::Unchanged);
     }
     ctx.db.binding_checked(&b.id, now).await?;
-    Ok("active".into())
+    Ok(Recheck::Unchanged)
 }
 
+/// The registry says the enterprise is gone, revoked or cancelled: the organisation becomes inactive
+/// (every representation of it stops; `current_reps` reads only active organisations) and the binding
+/// is suspended, both to be restored by a later `active` answer. An organisation an admin deactivated
+/// keeps the admin's status.
+async fn suspend_enterprise(
+    ctx: &Ctx<'_>,
+    b: &BindingRow,
+    org_id: &str,
+    status: &str,
+    may_suspend: bool,
+    now: i64,
+) -> Result<Recheck, ProofingError> {
+    if b.status != "active" {
+        ctx.db.binding_checked(&b.id, now).await?;
+        return Ok(Recheck::Unchanged);
+    }
+    if !may_suspend {
+        return Ok(Recheck::Braked);
+    }
+    ctx.db
+        .set_org_status_from(org_id, &["active", "revoked", "cancelled"], status, now)
+        .await?;
+    suspend_one(ctx, b, status, "registry", now).await?;
+    Ok(Recheck::Suspended)
+}
+
+/// The registry sweep: bindings due, at most `suspend_brake` suspensions per sweep. Past the brake the
+/// sweep stops, logs a warning, counts it (`yunid_proofing_brake_total`) and records an audit event
+/// an admin sees (`proofing.brake`): a burst of suspensions is more likely a wrong answer stream than
+/// that many enterprises closing at once.
 pub async fn recheck_due(ctx: &Ctx<'_>, now: i64) -> Result<(), ProofingError> {
     if !ctx.connectors().configured(Connector::Registry) {
         return Ok(());
     }
-    for b in ctx.db.bindings_due(now - ctx.settings.recheck_ttl, 20).await? {
+    let mut suspended = 0;
+    for b in ctx.db.bindings_due(now - ctx.settings.recheck_ttl, 100).await? {
+        let may_suspend = suspended < ctx.settings.suspend_brake;
         // One binding that cannot be re-checked holds up no other.
-        if let Err(e) = recheck(ctx, &b, now).await {
-            tracing::warn!(binding = %b.id, error = %e, "registry re-check failed; asked again later");
-            let _ = ctx
-                .db
-                .binding_checked(&b.id, now - ctx.settings.recheck_ttl + 300)
-                .await;
+        match recheck(ctx, &b, may_suspend, now).await {
+            Ok(Recheck::Suspended) => suspended += 1,
+            Ok(Recheck::Braked) => {
+                super::braked(ctx, "registry", suspended, now).await;
+                break;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(binding = %b.id, error = %e, "registry re-check failed; asked again later");
+                let _ = ctx
+                    .db
+                    .binding_checked(&b.id, now - ctx.settings.recheck_ttl + 300)
+                    .await;
+            }
         }
     }
     Ok(())
@@ -403,7 +564,27 @@ fn parse_matters(raw: &str) -> Result<Matters, ProofingError> {
     Ok(Matters::Only(list))
 }
 
-/// The legal representative appoints an agent; pending until the appointee accepts.
+/// How long a pending appointment waits for its appointee.
+pub const APPOINTMENT_TTL: i64 = 14 * 86_400;
+
+/// What the appointer typed, masked for their own list: a phone as `139****9031`, an ID number as its
+/// last four characters only. Never the appointee's name.
+fn mask(raw: &str, phone: bool) -> String {
+    let raw = raw.strip_prefix("+86").unwrap_or(raw);
+    let chars: Vec<char> = raw.chars().collect();
+    let tail: String = chars[chars.len().saturating_sub(4)..].iter().collect();
+    if phone {
+        let head: String = chars.iter().take(3).collect();
+        format!("{head}****{tail}")
+    } else {
+        format!("**************{tail}")
+    }
+}
+
+/// The legal representative (or a manager) appoints an agent, and the legal representative a manager;
+/// pending until the appointee accepts, for [`APPOINTMENT_TTL`]. The answer is the same whether or not
+/// the ID number or phone belongs to a registered person (an appointment to nobody waits and expires),
+/// and the appointer is never shown the appointee's name: finding people is not what this form is for.
 pub async fn appoint(
     ctx: &Ctx<'_>,
     appointer: &PersonRow,
@@ -412,20 +593,27 @@ pub async fn appoint(
     now: i64,
 ) -> Result<AppointmentRow, ProofingError> {
     let role = Role::parse(new.role).ok_or(ProofingError::Invalid("role"))?;
-    if role != Role::Agent {
+    if !matches!(role, Role::Agent | Role::Manager) {
         return Err(ProofingError::Forbidden(
-            "managers are recorded from the registry or at the counter; appoint agents here".into(),
+            "legal representatives are recorded from the registry; appoint managers or agents here".into(),
         ));
     }
-    let holds = ctx
+    let own: Vec<Role> = ctx
         .db
         .current_reps(&appointer.id, now)
         .await?
         .into_iter()
-        .any(|(r, _)| r.org_id == new.org_id && r.role.may_appoint());
-    if !holds {
+        .filter(|(r, _)| r.org_id == new.org_id)
+        .map(|(r, _)| r.role)
+        .collect();
+    if !own.iter().any(|r| r.may_appoint()) {
         return Err(ProofingError::Forbidden(
             "you do not represent this organisation".into(),
+        ));
+    }
+    if role == Role::Manager && !own.contains(&Role::LegalRepresentative) {
+        return Err(ProofingError::Forbidden(
+            "only the legal representative appoints managers".into(),
         ));
     }
     let matters = parse_matters(new.matters)?;
@@ -438,44 +626,49 @@ pub async fn appoint(
         return Err(ProofingError::Throttled);
     }
     let raw = new.appointee.trim();
-    let appointee = if let Ok(id) = ResidentId::parse(raw) {
-        ctx.db
+    let (appointee, label) = if let Ok(id) = ResidentId::parse(raw) {
+        let found = ctx
+            .db
             .person_by_id_hash(&ctx.secrets.id_hash(id.as_str()))
-            .await?
+            .await?;
+        (found, mask(id.as_str(), false))
     } else if let Ok(phone) = Phone::parse(raw) {
-        ctx.db.person_by_phone(phone.as_str()).await?
+        let found = ctx.db.person_by_phone(phone.as_str()).await?;
+        (found, mask(phone.as_str(), true))
     } else {
         return Err(ProofingError::Invalid("appointee"));
     };
-    let appointee = appointee
-        .filter(|p| p.status == "active")
-        .ok_or(ProofingError::NotFound)?;
-    if appointee.id == appointer.id {
+    if appointee.as_ref().is_some_and(|p| p.id == appointer.id) {
         return Err(ProofingError::Forbidden("nobody appoints themself".into()));
     }
+    let appointee = appointee.filter(|p| p.status == "active");
     let row = AppointmentRow {
         id: uuid::Uuid::now_v7().to_string(),
         org_id: new.org_id.to_owned(),
         appointer_id: appointer.id.clone(),
-        appointee_id: appointee.id.clone(),
+        appointee_id: appointee.as_ref().map(|p| p.id.clone()),
+        appointee_label: label,
         role: role.as_str().to_owned(),
         matters: serde_json::to_string(&matters).map_err(anyhow::Error::from)?,
         valid_until,
         status: "pending".into(),
         rep_id: None,
         created_at: now,
+        expires_at: now + APPOINTMENT_TTL,
     };
     ctx.db.insert_appointment(&row).await?;
-    ctx.audit(Event { actor: &format!("person:{}", appointer.id), action: "org.appoint", subject: new.org_id, address, outcome: "success" }, json!({ "appointment": row.id, "appointee": appointee.id, "role": row.role, "matters": matters, "valid_until": valid_until }), now)
+    ctx.audit(Event { actor: &format!("person:{}", appointer.id), action: "org.appoint", subject: new.org_id, address, outcome: "success" }, json!({ "appointment": row.id, "appointee": row.appointee_id, "role": row.role, "matters": matters, "valid_until": valid_until, "expires_at": row.expires_at }), now)
         .await;
     ctx.notify(appointer.phone.as_deref(), "org_change", NOTICE, now)
         .await;
-    ctx.notify(appointee.phone.as_deref(), "org_change", NOTICE, now)
-        .await;
+    if let Some(p) = &appointee {
+        ctx.notify(p.phone.as_deref(), "org_change", NOTICE, now).await;
+    }
     Ok(row)
 }
 
-/// The appointee accepts: the representation is recorded under the appointment rules.
+/// The appointee accepts, at real-name level 2 or above, before the appointment expires: the
+/// representation is recorded under the appointment rules.
 pub async fn accept(
     ctx: &Ctx<'_>,
     person: &PersonRow,
@@ -487,20 +680,27 @@ pub async fn accept(
         .db
         .appointment(appointment_id)
         .await?
-        .filter(|a| a.appointee_id == person.id && a.status == "pending")
+        .filter(|a| a.appointee_id.as_deref() == Some(person.id.as_str()) && a.status == "pending")
         .ok_or(ProofingError::NotFound)?;
+    if a.expired(now) {
+        return Err(ProofingError::Expired);
+    }
+    if person.real_name_level < 2 {
+        return Err(ProofingError::NeedsLevel(2));
+    }
     let matters: Matters = serde_json::from_str(&a.matters).map_err(anyhow::Error::from)?;
+    let role = Role::parse(&a.role).ok_or(ProofingError::Invalid("role"))?;
     let new = NewRepresentation {
         person_id: person.id.clone(),
         org_id: a.org_id.clone(),
-        role: Role::Agent,
+        role,
         matters,
         valid_from: now,
         valid_until: a.valid_until,
     };
     let rep_id = ctx
         .host
-        .appoint_agent(&a.appointer_id, new, now)
+        .appoint(&a.appointer_id, new, now)
         .await
         .map_err(ProofingError::Forbidden)?;
     if !ctx
@@ -535,7 +735,7 @@ pub async fn end(
         .db
         .appointment(appointment_id)
         .await?
-        .filter(|a| a.appointee_id == person.id || a.appointer_id == person.id)
+        .filter(|a| a.appointee_id.as_deref() == Some(person.id.as_str()) || a.appointer_id == person.id)
         .filter(|a| a.status == "pending" || a.status == "accepted")
         .ok_or(ProofingError::NotFound)?;
     if !ctx
@@ -578,7 +778,10 @@ async fn changed(
         now,
     )
     .await;
-    for id in [&a.appointer_id, &a.appointee_id] {
+    for id in [Some(&a.appointer_id), a.appointee_id.as_ref()]
+        .into_iter()
+        .flatten()
+    {
         if let Some(p) = ctx.db.person(id).await? {
             ctx.notify(p.phone.as_deref(), "org_change", NOTICE, now).await;
         }
@@ -592,8 +795,8 @@ pub struct Overview {
     pub bindings: Vec<(BindingRow, Option<Organisation>)>,
     /// Organisations the person may act for now, in any role: (name, credit code, role).
     pub represents: Vec<(String, String, String)>,
-    /// Organisations the person may appoint agents for now: (id, name).
-    pub may_appoint: Vec<(String, String)>,
+    /// Organisations the person may appoint agents for now: (id, name, may also appoint managers).
+    pub may_appoint: Vec<(String, String, bool)>,
     /// (appointment, organisation name, the other person's name, made by this person)
     pub appointments: Vec<(AppointmentRow, String, String, bool)>,
 }
@@ -609,17 +812,29 @@ pub async fn overview(ctx: &Ctx<'_>, person: &PersonRow, now: i64) -> Result<Ove
         .iter()
         .map(|(r, o)| (o.name.clone(), o.credit_code.clone(), r.role.as_str().to_owned()))
         .collect();
-    let may_appoint = current
-        .into_iter()
-        .filter(|(r, _)| r.role.may_appoint())
-        .map(|(_, o)| (o.id, o.name))
-        .collect();
+    let mut may_appoint: Vec<(String, String, bool)> = Vec::new();
+    for (r, o) in current.into_iter().filter(|(r, _)| r.role.may_appoint()) {
+        let lr = r.role == Role::LegalRepresentative;
+        match may_appoint.iter_mut().find(|(id, _, _)| *id == o.id) {
+            Some(entry) => entry.2 |= lr,
+            None => may_appoint.push((o.id, o.name, lr)),
+        }
+    }
     let mut appointments = Vec::new();
     for a in ctx.db.appointments_of(&person.id).await? {
         let org = ctx.db.org(&a.org_id).await?.map(|o| o.name).unwrap_or_default();
         let mine = a.appointer_id == person.id;
-        let other_id = if mine { &a.appointee_id } else { &a.appointer_id };
-        let other = ctx.db.person(other_id).await?.map(|p| p.name).unwrap_or_default();
+        // The appointer sees what they typed, masked, never the appointee's name; the appointee sees
+        // who appointed them.
+        let other = match mine {
+            true => a.appointee_label.clone(),
+            false => ctx
+                .db
+                .person(&a.appointer_id)
+                .await?
+                .map(|p| p.name)
+                .unwrap_or_default(),
+        };
         appointments.push((a, org, other, mine));
     }
     Ok(Overview {

@@ -36,6 +36,16 @@ pub enum Answer {
     Foreign,
     /// Registry: a bare `404` such as a proxy or gateway gives (not the contract's body).
     Gateway,
+    /// A transaction id (face: a session id) outside the contract's format (markup, too long).
+    BadId,
+}
+
+/// The identifier an answer carries: a fresh one, or one outside the contract for `Answer::BadId`.
+fn id_for(answer: Answer, prefix: &str) -> String {
+    match answer {
+        Answer::BadId => format!("{prefix}-<img src=x onerror=alert(1)>-{}", "x".repeat(200)),
+        _ => txn(prefix),
+    }
 }
 
 #[derive(Default)]
@@ -121,7 +131,7 @@ async fn population(State(s): State<Arc<Shared>>, headers: HeaderMap, Json(body)
         Answer::Deceased => (true, Some("deceased")),
         _ => (true, Some("normal")),
     };
-    Json(json!({ "transaction_id": txn("pop"), "match": matched, "state": state })).into_response()
+    Json(json!({ "transaction_id": id_for(answer, "pop"), "match": matched, "state": state })).into_response()
 }
 
 async fn carrier(State(s): State<Arc<Shared>>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
@@ -133,7 +143,8 @@ async fn carrier(State(s): State<Arc<Shared>>, headers: HeaderMap, Json(body): J
     if let Some(res) = failure(answer, &body).await {
         return res;
     }
-    Json(json!({ "transaction_id": txn("mno"), "match": answer != Answer::NoMatch })).into_response()
+    Json(json!({ "transaction_id": id_for(answer, "mno"), "match": answer != Answer::NoMatch }))
+        .into_response()
 }
 
 async fn face_open(State(s): State<Arc<Shared>>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
@@ -144,13 +155,14 @@ async fn face_open(State(s): State<Arc<Shared>>, headers: HeaderMap, Json(body):
     if let Some(res) = failure(s.answer("face_open"), &body).await {
         return res;
     }
-    let id = txn("fs");
+    let id = id_for(s.answer("face_open"), "fs");
     let return_url = body["return_url"].as_str().unwrap_or_default().to_owned();
     s.faces.lock().unwrap().insert(id.clone(), return_url);
     let base = s.base.lock().unwrap().clone();
     let page = match s.answer("face_open") {
-        Answer::Foreign => "javascript:alert(document.cookie)".to_owned(),
-        _ => format!("{base}/h5/face?session={id}"),
+        // A page elsewhere: yunid sends the browser to the configured page, never here.
+        Answer::Foreign => format!("https://phish.example/face?session={id}"),
+        _ => format!("{base}/v1/face/page?session={id}"),
     };
     Json(json!({ "session_id": id, "redirect_url": page, "expires_in": 600 })).into_response()
 }
@@ -178,7 +190,7 @@ async fn face_result(State(s): State<Arc<Shared>>, headers: HeaderMap, Path(id):
     }
     let passed = answer != Answer::NoMatch;
     Json(json!({
-        "transaction_id": txn("face"),
+        "transaction_id": id_for(answer, "face"),
         "status": "completed",
         "passed": passed,
         "liveness": passed,
@@ -204,7 +216,7 @@ async fn enterprise(State(s): State<Arc<Shared>>, headers: HeaderMap, Path(code)
     match known {
         Some(record) => {
             let mut record = record.clone();
-            record["transaction_id"] = json!(txn("reg"));
+            record["transaction_id"] = json!(id_for(answer, "reg"));
             if answer == Answer::Foreign {
                 record["credit_code"] = json!("91110000100000000X");
             }
@@ -226,7 +238,7 @@ impl Authorities {
             .route("/v1/carrier/verify", post(carrier))
             .route("/v1/face/sessions", post(face_open))
             .route("/v1/face/sessions/{id}/result", get(face_result))
-            .route("/h5/face", get(face_page))
+            .route("/v1/face/page", get(face_page))
             .route("/v1/enterprises/{code}", get(enterprise))
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -254,6 +266,9 @@ impl Authorities {
             *token = Some(TOKEN.into());
         }
         c.proofing_timeout_ms = 500;
+        // The double speaks plain http on loopback: the development switch for insecure URLs.
+        c.allow_insecure_redirects = true;
+        c.proofing_sweep_interval = 1;
     }
 
     /// How `connector` (`population`, `carrier`, `face_open`, `face`, `registry`) answers from now on.
@@ -273,6 +288,11 @@ impl Authorities {
                 "legal_representative": { "name": lr_name, "id_number": lr_id },
             }),
         );
+    }
+
+    /// The registry no longer knows `code` (answers the contract's `404`).
+    pub fn forget_enterprise(&self, code: &str) {
+        self.shared.enterprises.lock().unwrap().remove(code);
     }
 
     /// The bodies yunid sent to `connector`.
