@@ -151,6 +151,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0023_proofing_review.sql"),
         postgres: include_str!("../../migrations/postgres/0023_proofing_review.sql"),
     },
+    Migration {
+        version: 24,
+        name: "scan_grant",
+        sqlite: include_str!("../../migrations/sqlite/0024_scan_grant.sql"),
+        postgres: include_str!("../../migrations/postgres/0024_scan_grant.sql"),
+    },
 ];
 
 const LOCK_ID: i64 = 0x79_756e_6964; // "yunid"
