@@ -1551,8 +1551,9 @@ async fn until_shown(browser: &Browser, wanted: &str, present: bool) -> String {
     shown
 }
 
-/// The registry saying the enterprise is gone (a contract 404) or cancelled suspends, and a later
-/// `active` answer with the same legal representative restores the binding and what it allows.
+/// The registry saying the enterprise is gone (a contract 404) or cancelled suspends. A later
+/// `active` answer with the same legal representative restores a binding suspended as gone, and what
+/// it allows; a cancellation (注销) is final: no `active` answer restores it.
 async fn a_gone_or_cancelled_enterprise_is_suspended_and_restored_when_active_again(backend: Backend) {
     let authorities = Authorities::start().await;
     let env = start(backend, &authorities).await;
@@ -1561,7 +1562,7 @@ async fn a_gone_or_cancelled_enterprise_is_suspended_and_restored_when_active_ag
     let browser = signed_in(&env, ALICE_ID).await;
     bind(&browser, COMPANY).await;
 
-    for status in ["cancelled", "active", "gone", "active"] {
+    for status in ["gone", "active", "cancelled"] {
         match status {
             "gone" => authorities.forget_enterprise(COMPANY),
             s => authorities.enterprise(COMPANY, "福州示例科技有限公司", s, "张三", ALICE_ID),
@@ -1576,13 +1577,24 @@ async fn a_gone_or_cancelled_enterprise_is_suspended_and_restored_when_active_ag
             "after {status}: {shown}"
         );
     }
+    // Active again after the cancellation: a sweep runs, the binding stays suspended.
+    authorities.enterprise(COMPANY, "福州示例科技有限公司", "active", "张三", ALICE_ID);
+    env.app.clock.advance(601);
+    // (Whether this sweep or the node's own background one asks, it has been asked once this returns.)
+    yunid::services::proofing::sweep(&env.app.proofing(), &env.app.node_id, env.app.now())
+        .await
+        .unwrap();
+    let shown = browser.get("/account/organisations").await;
+    let (_, _, shown) = shown.html();
+    assert!(shown.contains("已暂停"), "{shown}");
+    assert!(!shown.contains("id=\"represents\""), "{shown}");
     let events = env.app.db.all_audit_events().await.unwrap();
     assert_eq!(
         events
             .iter()
             .filter(|e| e.action == "org.binding.restore")
             .count(),
-        2
+        1
     );
 }
 

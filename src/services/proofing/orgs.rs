@@ -446,6 +446,17 @@ pub async fn recheck(
     if b.status != "active" {
         // Active again with the same legal representative: the registry's suspension is lifted. An
         // organisation an admin deactivated meanwhile stays so.
+        // Restored automatically only from "no longer registered" (a contract 404): a cancellation
+        // (注销) or revocation is final unless an admin restores it; and only for a holder still
+        // active at level 2 or above (as binding needs).
+        let holder = ctx.db.person(&b.person_id).await?;
+        let holder_fit = holder
+            .as_ref()
+            .is_some_and(|p| p.status == "active" && p.real_name_level >= 2);
+        if b.reason.as_deref() != Some("gone") || !holder_fit {
+            ctx.db.binding_checked(&b.id, now).await?;
+            return Ok(Recheck::Unchanged);
+        }
         if !rep_live(ctx, &b.rep_id).await? {
             // Suspended before suspensions were reversible (its representation revoked): stays over.
             ctx.db.end_binding(&b.id, "representative_changed", now).await?;
