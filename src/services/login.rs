@@ -287,7 +287,7 @@ pub async fn sign_in_carried(
         let new_hash = crypto::token_hash(&new_cookie);
         let renewed = app
             .db
-            .renew_session_as(
+            .upgrade_session(
                 &crypto::token_hash(cookie),
                 &new_hash,
                 carried.amr,
