@@ -1,5 +1,5 @@
 // Scan to sign in: asks the server, while the QR code is shown, whether the phone has answered; shows the
-// number to pick once the code was scanned, and continues when the phone approved. Without scripts the
+// number to type once the code was scanned, and continues when the phone approved. Without scripts the
 // page works all the same with its Continue button and Refresh link.
 (function () {
   'use strict';

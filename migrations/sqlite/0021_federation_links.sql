@@ -3,6 +3,8 @@
 -- reused id finds none. `upstream_id` says which registration made the link (for the account page).
 -- The issuer of an upstream is its discovery URL without `/.well-known/openid-configuration` (33
 -- characters; discovery checks that the metadata's issuer says the same).
+-- The same issuer may have been registered twice with one subject linked under both: the oldest link
+-- is kept, the others dropped (`WHERE true` lets SQLite read the ON CONFLICT clause after a join).
 CREATE TABLE upstream_links_by_issuer (
     issuer TEXT NOT NULL,
     subject TEXT NOT NULL,
@@ -13,7 +15,10 @@ CREATE TABLE upstream_links_by_issuer (
 );
 INSERT INTO upstream_links_by_issuer (issuer, subject, person_id, upstream_id, created_at)
 SELECT substr(u.discovery_url, 1, length(u.discovery_url) - 33), l.subject, l.person_id, l.upstream_id, l.created_at
-FROM upstream_links l JOIN upstreams u ON u.id = l.upstream_id;
+FROM upstream_links l JOIN upstreams u ON u.id = l.upstream_id
+WHERE true
+ORDER BY l.created_at, l.upstream_id
+ON CONFLICT (issuer, subject) DO NOTHING;
 DROP TABLE upstream_links;
 ALTER TABLE upstream_links_by_issuer RENAME TO upstream_links;
 CREATE INDEX upstream_links_person ON upstream_links (person_id);

@@ -226,6 +226,7 @@ pub fn scope_text(t: &'static Texts, scope: &str) -> &'static str {
         "org" => t.scope_org,
         "offline_access" => t.scope_offline,
         "licences" => t.scope_licences,
+        "scan" => t.scope_scan,
         _ => "",
     }
 }

@@ -319,6 +319,7 @@ pub async fn finish(
                         ScanError::Unknown => (StatusCode::FORBIDDEN, x.scan_refused),
                         ScanError::OtherRequest => (StatusCode::FORBIDDEN, x.scan_other_request),
                         ScanError::TooOld => (StatusCode::FORBIDDEN, x.scan_too_old),
+                        ScanError::GrantEnded => (StatusCode::FORBIDDEN, x.scan_refused),
                         _ => (StatusCode::BAD_REQUEST, x.scan_refused),
                     };
                     return Ok(render(&app, jar, &ctx, None, Some(message), status));
@@ -332,27 +333,33 @@ pub async fn finish(
             auth_time: approved.auth_time,
         };
         let authn = app.authn();
-        let done = steps::carried(
-            &authn,
-            &ctx.login,
-            ctx.browser(),
-            &approved.person_id,
-            carried,
-            &addr,
-            now,
-        )
-        .await?;
-        match done {
-            Some(done) => methods::finish(&app, jar, ctx.lang, "scan", done).await,
-            None => Ok(render(
-                &app,
+        let refused = |app: &App, jar: CookieJar| -> anyhow::Result<Response> {
+            Ok(render(
+                app,
                 jar,
                 &ctx,
                 None,
                 Some(x.scan_refused),
                 StatusCode::FORBIDDEN,
-            )),
+            ))
+        };
+        let Some(signed) =
+            steps::carried(&authn, &ctx.login, ctx.browser(), &approved.person_id, carried, now).await?
+        else {
+            return refused(&app, jar);
+        };
+        // A sign-out everywhere or a revocation of the phone's grant that ran while the session was
+        // being made: it missed the new session, so end it here (either order ends it).
+        if !scan::grant_live(&scan_ctx, &approved.family_id, &approved.person_id, now)
+            .await
+            .map_err(|_| anyhow::anyhow!("scan grant check failed"))?
+        {
+            app.logout().end_session(&signed.session.sid, now).await?;
+            app.metrics.login("scan", "unavailable");
+            return refused(&app, jar);
         }
+        let done = steps::signed_in(&authn, &ctx.login, signed, "scan", &addr, now).await?;
+        methods::finish(&app, jar, ctx.lang, "scan", done).await
     }
     .await;
     result.unwrap_or_else(|e| page::internal(e, "scan sign-in"))
@@ -394,10 +401,31 @@ fn scan_error(e: ScanError) -> Response {
         }
         ScanError::TooOld | ScanError::FreshSignInRequired => (StatusCode::CONFLICT, "sign_in_too_old"),
         ScanError::OtherRequest => (StatusCode::CONFLICT, "not_scanned"),
-        ScanError::Denied | ScanError::NotApproved | ScanError::Used => (StatusCode::CONFLICT, "not_scanned"),
+        ScanError::Denied | ScanError::NotApproved | ScanError::Used | ScanError::GrantEnded => {
+            (StatusCode::CONFLICT, "not_scanned")
+        }
         ScanError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "server_error"),
     };
     api_error(status, code, &e.to_string())
+}
+
+/// The scope a token must carry for `/scan/api/*`.
+pub const SCAN_SCOPE: &str = "scan";
+
+/// A 403 `insufficient_scope` with the RFC 6750 §3.1 challenge.
+fn insufficient_scope() -> Response {
+    let mut res = api_error(
+        StatusCode::FORBIDDEN,
+        "insufficient_scope",
+        "the token lacks the scan scope",
+    );
+    res.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static(
+            "Bearer realm=\"yunid\", error=\"insufficient_scope\", scope=\"scan\"",
+        ),
+    );
+    res
 }
 
 /// A 401 with the RFC 6750 challenge.
@@ -441,6 +469,14 @@ async fn phone(app: &App, headers: &HeaderMap, address: &str, now: i64) -> Resul
         .map_err(internal)?
         .filter(|f| f.revoked_at.is_none() && f.expires_at > now)
         .ok_or_else(|| unauthorized("the grant was revoked"))?;
+    // RFC 6750 §3.1: the token must carry the `scan` scope, which the app asks for only for this and
+    // never sends to a resource server (a token an API received does not answer scans).
+    let scoped = at.claims["scope"]
+        .as_str()
+        .is_some_and(|s| s.split(' ').any(|s| s == SCAN_SCOPE));
+    if !scoped {
+        return Err(insufficient_scope());
+    }
     let person_id = family
         .person_id
         .clone()
@@ -466,6 +502,7 @@ async fn phone(app: &App, headers: &HeaderMap, address: &str, now: i64) -> Resul
         acr: family.acr,
         auth_time: family.auth_time,
         address: address.to_owned(),
+        family_id: family.id.clone(),
     })
 }
 

@@ -396,7 +396,7 @@ pub async fn sign_in(
         let new_hash = crypto::token_hash(&new_cookie);
         if ctx
             .db
-            .upgrade_session(&crypto::token_hash(cookie), &new_hash, &amr, acr, now)
+            .upgrade_session(&crypto::token_hash(cookie), &new_hash, &amr, acr, now, now)
             .await?
         {
             let session = SessionRow {
@@ -459,7 +459,7 @@ pub async fn sign_in_carried(
         let new_hash = crypto::token_hash(&new_cookie);
         let renewed = ctx
             .db
-            .renew_session_as(
+            .upgrade_session(
                 &crypto::token_hash(cookie),
                 &new_hash,
                 carried.amr,

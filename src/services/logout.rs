@@ -97,6 +97,8 @@ impl Logout<'_> {
             self.end_session(&s.sid, now).await?;
         }
         self.db.revoke_person_families(person_id, now).await?;
+        // Scan codes the person's phone claimed or approved but no browser finished yet.
+        self.db.deny_person_scans(person_id).await?;
         self.db.drop_sms_codes_of(person_id).await?;
         Ok(())
     }

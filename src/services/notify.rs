@@ -19,6 +19,9 @@ pub enum Change {
     },
     /// The phone was changed (the notice goes to the old number).
     PhoneChanged,
+    /// Someone signed in at an upstream with a verified ID number this account (real-name level 1)
+    /// holds unverified: nothing was linked; the number is to be settled at a counter.
+    NumberClaimedUpstream,
 }
 
 impl Change {
@@ -29,6 +32,7 @@ impl Change {
             Change::PasskeyRemoved => "passkey_removed",
             Change::PasswordReset { .. } => "password_reset",
             Change::PhoneChanged => "phone_changed",
+            Change::NumberClaimedUpstream => "number_claimed_upstream",
         }
     }
 
@@ -48,6 +52,9 @@ impl Change {
             Change::PasswordReset {
                 passkeys_removed: false,
             } => "【统一身份认证】您的账号密码已在政务服务窗口重置。如非本人办理，请立即联系窗口。",
+            Change::NumberClaimedUpstream => {
+                "【统一身份认证】有人通过其他平台以经核验的身份使用了您账号登记的身份证号，未作关联。您的账号尚未实名核验，请到政务服务窗口办理。"
+            }
             Change::PhoneChanged => {
                 "【统一身份认证】您账号绑定的手机号已在政务服务窗口更换，本号码不再接收验证码。如非本人办理，请立即联系窗口。"
             }

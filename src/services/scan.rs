@@ -72,6 +72,10 @@ pub enum ScanError {
     OtherRequest,
     #[error("the sign-in was denied on the phone")]
     Denied,
+    /// The phone's grant that approved has ended since (revoked, signed out everywhere, expired), or
+    /// the person can no longer sign in.
+    #[error("the phone's sign-in has ended; scan again")]
+    GrantEnded,
     #[error("the sign-in was not approved yet")]
     NotApproved,
     #[error("the sign-in was used already")]
@@ -161,6 +165,7 @@ pub async fn start(
         max_age: shown_for.and_then(|f| f.max_age),
         acr: None,
         auth_time: None,
+        family_id: None,
     };
     ctx.db.insert_scan(&row).await.map_err(internal)?;
     Ok(Started {
@@ -241,6 +246,8 @@ pub struct Phone {
     pub auth_time: i64,
     /// The address the phone's request came from.
     pub address: String,
+    /// The phone's grant (family): an approval lasts only while it is live.
+    pub family_id: String,
 }
 
 /// What the phone shows the person after a scan.
@@ -383,6 +390,7 @@ pub async fn answer(
         amr: &amr,
         acr: phone.acr,
         auth_time: phone.auth_time,
+        family_id: &phone.family_id,
     };
     let wrong_key = format!("scan:number:{}", phone.person_id);
     let (approve_with, refusal) = match decision {
@@ -435,6 +443,35 @@ pub struct Approved {
     pub amr: String,
     pub acr: i64,
     pub auth_time: i64,
+    /// The phone grant that approved; checked again once the browser's session exists.
+    pub family_id: String,
+}
+
+/// Whether the phone grant `family_id` of `person_id` is still live (not revoked, not expired) and the
+/// person may still sign in.
+pub async fn grant_live(
+    ctx: &Ctx<'_>,
+    family_id: &str,
+    person_id: &str,
+    now: i64,
+) -> Result<bool, ScanError> {
+    let live = ctx
+        .db
+        .family(family_id)
+        .await
+        .map_err(internal)?
+        .is_some_and(|f| {
+            f.revoked_at.is_none() && f.expires_at > now && f.person_id.as_deref() == Some(person_id)
+        });
+    if !live {
+        return Ok(false);
+    }
+    Ok(ctx
+        .db
+        .person(person_id)
+        .await
+        .map_err(internal)?
+        .is_some_and(|p| p.status == "active"))
 }
 
 /// The browser that showed the request continues with it, once, for the authorization request it was
@@ -465,11 +502,18 @@ pub async fn finish(
         if too_old(row.max_age, auth_time, now) {
             return Err(ScanError::TooOld);
         }
+        let Some(family_id) = row.family_id else {
+            return Err(ScanError::GrantEnded);
+        };
+        if !grant_live(ctx, &family_id, &person_id, now).await? {
+            return Err(ScanError::GrantEnded);
+        }
         return Ok(Approved {
             person_id,
             amr: row.amr.unwrap_or_default(),
             acr,
             auth_time,
+            family_id,
         });
     }
     // Why not: said only to the browser that showed it.

@@ -192,6 +192,18 @@ impl Db {
         Ok(())
     }
 
+    /// Ends every grant a session made, offline ones included (the way in that session came through is
+    /// gone: an unlinked upstream account, the upstream's own logout).
+    pub async fn revoke_all_session_families(&self, sid: &str, now: i64) -> Result<(), sqlx::Error> {
+        self.revoking(
+            sqlx::query("UPDATE families SET revoked_at = $1 WHERE session_sid = $2 AND revoked_at IS NULL")
+                .bind(now)
+                .bind(sid),
+        )
+        .await?;
+        Ok(())
+    }
+
     /// Revokes every grant a person gave, offline ones included (a reset, a lock, "sign out everywhere").
     pub async fn revoke_person_families(&self, person_id: &str, now: i64) -> Result<(), sqlx::Error> {
         self.revoking(

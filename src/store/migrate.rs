@@ -151,11 +151,22 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0023_proofing_review.sql"),
         postgres: include_str!("../../migrations/postgres/0023_proofing_review.sql"),
     },
+    Migration {
+        version: 24,
+        name: "scan_grant",
+        sqlite: include_str!("../../migrations/sqlite/0024_scan_grant.sql"),
+        postgres: include_str!("../../migrations/postgres/0024_scan_grant.sql"),
+    },
 ];
 
 const LOCK_ID: i64 = 0x79_756e_6964; // "yunid"
 
 pub async fn run(db: &Db) -> anyhow::Result<()> {
+    run_until(db, i64::MAX).await
+}
+
+/// Applies the migrations up to version `last` (upgrade tests seed data in an older schema).
+pub async fn run_until(db: &Db, last: i64) -> anyhow::Result<()> {
     let mut conn = db.pool.acquire().await?;
     if db.backend == Backend::Postgres {
         sqlx::query("SELECT pg_advisory_lock($1)")
@@ -163,7 +174,7 @@ pub async fn run(db: &Db) -> anyhow::Result<()> {
             .execute(&mut *conn)
             .await?;
     }
-    let result = apply(db.backend, &mut conn).await;
+    let result = apply(db.backend, &mut conn, last).await;
     if db.backend == Backend::Postgres {
         sqlx::query("SELECT pg_advisory_unlock($1)")
             .bind(LOCK_ID)
@@ -173,12 +184,12 @@ pub async fn run(db: &Db) -> anyhow::Result<()> {
     result
 }
 
-async fn apply(backend: Backend, conn: &mut sqlx::AnyConnection) -> anyhow::Result<()> {
+async fn apply(backend: Backend, conn: &mut sqlx::AnyConnection, last: i64) -> anyhow::Result<()> {
     conn.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL)",
     )
     .await?;
-    for m in MIGRATIONS {
+    for m in MIGRATIONS.iter().filter(|m| m.version <= last) {
         let done: Option<i64> =
             sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = $1")
                 .bind(m.version)

@@ -61,6 +61,12 @@ impl Db {
         Ok(db)
     }
 
+    /// Applies the migrations up to version `last` only (upgrade tests: data seeded in an older schema,
+    /// then [`Db::connect`] applies the rest).
+    pub async fn migrate_until(&self, last: i64) -> anyhow::Result<()> {
+        migrate::run_until(self, last).await
+    }
+
     /// Connects without migrating (for tools that must not change the schema, such as backups).
     pub async fn open(url: &str, max_connections: u32) -> anyhow::Result<Db> {
         sqlx::any::install_default_drivers();

@@ -466,6 +466,87 @@ impl Db {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Whether `holder` still holds the lease `name` (a sweep checks it before each write: one that
+    /// outlived its lease, taken over by another node, stops).
+    pub async fn lease_held(&self, name: &str, holder: &str) -> Result<bool, sqlx::Error> {
+        let row = sqlx::query("SELECT 1 AS one FROM leases WHERE name = $1 AND holder = $2")
+            .bind(name)
+            .bind(holder)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    /// Latches a proofing brake (`kind`: `population` or `registry`): a `leases` row named
+    /// `proofing_brake:<kind>` that never expires, so every node sees it until a super admin clears
+    /// it. True when this call tripped it (false: already tripped).
+    pub async fn trip_brake(&self, kind: &str, by: &str) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query(
+            "INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(format!("proofing_brake:{kind}"))
+        .bind(by)
+        .bind(i64::MAX)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The proofing brakes tripped (`population`, `registry`), each with what tripped it.
+    pub async fn brakes_tripped(&self) -> Result<Vec<(String, String)>, sqlx::Error> {
+        let rows =
+            sqlx::query("SELECT name, holder FROM leases WHERE name LIKE 'proofing_brake:%' ORDER BY name")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|r| {
+                let name: String = r.try_get("name")?;
+                Ok((
+                    name.trim_start_matches("proofing_brake:").to_owned(),
+                    r.try_get("holder")?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Clears every tripped proofing brake, and starts its 24-hour count again from `now` (a row
+    /// `proofing_brake_cleared` whose `expires_at` is when); how many were tripped.
+    pub async fn clear_brakes(&self, by: &str, now: i64) -> Result<u64, sqlx::Error> {
+        let done = sqlx::query("DELETE FROM leases WHERE name LIKE 'proofing_brake:%'")
+            .execute(&self.pool)
+            .await?;
+        sqlx::query(
+            "INSERT INTO leases (name, holder, expires_at) VALUES ('proofing_brake_cleared', $1, $2) \
+             ON CONFLICT (name) DO UPDATE SET holder = $1, expires_at = $2",
+        )
+        .bind(by)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// When a super admin last cleared the proofing brakes.
+    pub async fn brake_cleared_at(&self) -> Result<Option<i64>, sqlx::Error> {
+        let row = sqlx::query("SELECT expires_at FROM leases WHERE name = 'proofing_brake_cleared'")
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| r.try_get("expires_at")).transpose()
+    }
+
+    /// Automatic closures since `since`, across the cluster: accounts locked by a population re-check
+    /// (`population`), or bindings the registry's answer suspended (`registry`).
+    pub async fn closures_since(&self, kind: &str, since: i64) -> Result<i64, sqlx::Error> {
+        let sql = if kind == "population" {
+            "SELECT COUNT(*) AS n FROM proofing_checks WHERE connector = 'population' AND address = 'recheck' \
+             AND at >= $1 AND outcome NOT IN ('match', 'no_match')"
+        } else {
+            "SELECT COUNT(*) AS n FROM org_bindings WHERE suspended_by = 'registry' AND suspended_at >= $1"
+        };
+        let row = sqlx::query(sql).bind(since).fetch_one(&self.pool).await?;
+        row.try_get("n")
+    }
+
     /// Gives the lease back (if still this holder's).
     pub async fn release_lease(&self, name: &str, holder: &str) -> Result<(), sqlx::Error> {
         sqlx::query("DELETE FROM leases WHERE name = $1 AND holder = $2")

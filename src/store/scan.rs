@@ -60,6 +60,8 @@ pub struct ScanRow {
     /// The level and the time of the phone's own sign-in, once approved.
     pub acr: Option<i64>,
     pub auth_time: Option<i64>,
+    /// The phone grant (family) that approved: Continue finishes only while it is live.
+    pub family_id: Option<String>,
 }
 
 /// The phone's authentication an approval hands on to the browser.
@@ -68,10 +70,11 @@ pub struct ScanApproval<'a> {
     pub amr: &'a str,
     pub acr: i64,
     pub auth_time: i64,
+    pub family_id: &'a str,
 }
 
 const COLUMNS: &str = "qr_hash, handle_hash, browser_hash, client_id, address, number, status, person_id, amr, \
-     created_at, expires_at, request_hash, max_age, acr, auth_time";
+     created_at, expires_at, request_hash, max_age, acr, auth_time, family_id";
 
 fn from_row(r: &AnyRow) -> Result<ScanRow, sqlx::Error> {
     let status: String = r.try_get("status")?;
@@ -91,13 +94,14 @@ fn from_row(r: &AnyRow) -> Result<ScanRow, sqlx::Error> {
         max_age: r.try_get("max_age")?,
         acr: r.try_get("acr")?,
         auth_time: r.try_get("auth_time")?,
+        family_id: r.try_get("family_id")?,
     })
 }
 
 impl Db {
     pub async fn insert_scan(&self, r: &ScanRow) -> Result<(), sqlx::Error> {
         let sql = sqlx::AssertSqlSafe(format!(
-            "INSERT INTO scan_requests ({COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15)"
+            "INSERT INTO scan_requests ({COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16)"
         ));
         sqlx::query(sql)
             .bind(&r.qr_hash)
@@ -115,6 +119,7 @@ impl Db {
             .bind(r.max_age)
             .bind(r.acr)
             .bind(r.auth_time)
+            .bind(&r.family_id)
             .execute(&self.pool)
             .await?;
         Ok(())
@@ -168,13 +173,14 @@ impl Db {
             ScanStatus::Denied
         };
         let done = sqlx::query(
-            "UPDATE scan_requests SET status = $1, amr = $2, acr = $3, auth_time = $4 WHERE qr_hash = $5 \
-             AND person_id = $6 AND status = 'scanned' AND expires_at > $7",
+            "UPDATE scan_requests SET status = $1, amr = $2, acr = $3, auth_time = $4, family_id = $5 \
+             WHERE qr_hash = $6 AND person_id = $7 AND status = 'scanned' AND expires_at > $8",
         )
         .bind(status.as_str())
         .bind(approve_with.map(|a| a.amr))
         .bind(approve_with.map(|a| a.acr))
         .bind(approve_with.map(|a| a.auth_time))
+        .bind(approve_with.map(|a| a.family_id))
         .bind(qr_hash)
         .bind(person_id)
         .bind(now)
@@ -202,5 +208,18 @@ impl Db {
             .fetch_optional(&self.pool)
             .await?;
         row.as_ref().map(from_row).transpose()
+    }
+
+    /// Refuses every request of the person that was scanned or approved but not finished yet ("sign
+    /// out everywhere", a password reset, a lock).
+    pub async fn deny_person_scans(&self, person_id: &str) -> Result<u64, sqlx::Error> {
+        let done = sqlx::query(
+            "UPDATE scan_requests SET status = 'denied' WHERE person_id = $1 \
+             AND status IN ('scanned', 'approved')",
+        )
+        .bind(person_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
     }
 }

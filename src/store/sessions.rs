@@ -215,33 +215,10 @@ impl Db {
 }
 
 impl Db {
-    /// Raises a session after a further factor: a new cookie id (no fixation), the combined methods and
-    /// level, a fresh `auth_time`; `sid` stays, so apps keep their session. False if it ended meanwhile.
+    /// Raises or renews a session: a new cookie id (no fixation), the given methods and level and the
+    /// given `auth_time` (now after a further factor here; the original sign-in's time for one carried
+    /// from an upstream or a phone); `sid` stays, so apps keep their session. False if it ended meanwhile.
     pub async fn upgrade_session(
-        &self,
-        old_id_hash: &str,
-        new_id_hash: &str,
-        amr: &str,
-        acr: i64,
-        now: i64,
-    ) -> Result<bool, sqlx::Error> {
-        let done = sqlx::query(
-            "UPDATE sessions SET id_hash = $1, amr = $2, acr = $3, auth_time = $4, last_seen = $4 \
-             WHERE id_hash = $5 AND ended_at IS NULL",
-        )
-        .bind(new_id_hash)
-        .bind(amr)
-        .bind(acr)
-        .bind(now)
-        .bind(old_id_hash)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    /// Renews a session with a sign-in carried from elsewhere (scan to sign in): a new cookie id, exactly
-    /// these methods and level, and that sign-in's own `auth_time` (not now). False if it ended meanwhile.
-    pub async fn renew_session_as(
         &self,
         old_id_hash: &str,
         new_id_hash: &str,

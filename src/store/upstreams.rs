@@ -266,42 +266,38 @@ impl Db {
             .collect()
     }
 
-    /// Removes a person's link to an upstream account; false when there was none.
-    pub async fn delete_upstream_link(
+    /// Unlinks one upstream account from a person, recording the opt-out first, in one transaction: no
+    /// callback sees the link gone without the opt-out. False when there was no such link.
+    pub async fn unlink_upstream(
         &self,
         person_id: &str,
         issuer: &str,
         subject: &str,
+        now: i64,
     ) -> Result<bool, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO upstream_opt_outs (issuer, person_id, created_at) VALUES ($1,$2,$3) \
+             ON CONFLICT (issuer, person_id) DO NOTHING",
+        )
+        .bind(issuer)
+        .bind(person_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
         let done =
             sqlx::query("DELETE FROM upstream_links WHERE person_id = $1 AND issuer = $2 AND subject = $3")
                 .bind(person_id)
                 .bind(issuer)
                 .bind(subject)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    /// Records that a person unlinked `issuer`: its numbers no longer link them by themselves.
-    pub async fn insert_upstream_opt_out(
-        &self,
-        issuer: &str,
-        person_id: &str,
-        now: i64,
-    ) -> Result<(), sqlx::Error> {
-        let result =
-            sqlx::query("INSERT INTO upstream_opt_outs (issuer, person_id, created_at) VALUES ($1,$2,$3)")
-                .bind(issuer)
-                .bind(person_id)
-                .bind(now)
-                .execute(&self.pool)
-                .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if is_unique_violation(&e) => Ok(()),
-            Err(e) => Err(e),
+        if done.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(false);
         }
+        tx.commit().await?;
+        Ok(true)
     }
 
     pub async fn upstream_opted_out(&self, issuer: &str, person_id: &str) -> Result<bool, sqlx::Error> {

@@ -9,6 +9,7 @@ use yunid::services::registry::NewClient;
 use crate::common::browser::{Page, field};
 use crate::common::fake_op::{FakeOp, IdToken};
 use crate::common::rp::Rp;
+use crate::common::sms::SmsInbox;
 use crate::common::wire::{self, jwt_parts};
 use crate::common::{Backend, Browser, Env, PASSWORD, TestClient, captured_logs, http, resident_id};
 use crate::on_both_backends;
@@ -204,7 +205,7 @@ async fn a_verified_id_number_at_the_upstream_links_and_signs_in_to_a_department
     let p = pair(backend, trusted_numbers()).await;
     let number = resident_id(711);
     person_at(&p.up, &number, PHONE, 2).await;
-    person_at(&p.down, &number, "13900139072", 1).await;
+    person_at(&p.down, &number, "13900139072", 2).await;
     let (_, rp) = department_app(&p.down).await;
 
     // Signed in through the upstream.
@@ -576,7 +577,7 @@ async fn via_scripted(browser: &Browser, env: &Env, rp: &Rp) -> (Page, crate::co
 async fn forged_misaudienced_wrong_nonce_and_expired_upstream_id_tokens_are_refused(backend: Backend) {
     let (env, op) = scripted(backend).await;
     let number = resident_id(716);
-    person_at(&env, &number, PHONE, 1).await;
+    person_at(&env, &number, PHONE, 2).await;
     let (_, rp) = department_app(&env).await;
     let claims = json!({ "resident_id": number, "loa": "high" });
     for bad in [
@@ -672,7 +673,7 @@ async fn forged_misaudienced_wrong_nonce_and_expired_upstream_id_tokens_are_refu
 async fn private_key_jwt_at_the_upstream_is_signed_with_yunids_published_key(backend: Backend) {
     let (env, op) = scripted_with(backend, "private_key_jwt").await;
     let number = resident_id(718);
-    person_at(&env, &number, PHONE, 1).await;
+    person_at(&env, &number, PHONE, 2).await;
     let (_, rp) = department_app(&env).await;
     op.answer(
         IdToken::Good,
@@ -903,7 +904,7 @@ async fn node_oidc_provider_as_the_upstream_links_by_verified_number(backend: Ba
     .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let number = resident_id(717);
-    person_at(&down, &number, PHONE, 1).await;
+    person_at(&down, &number, PHONE, 2).await;
     let (_, rp) = department_app(&down).await;
 
     let browser = Browser::new(&down.base);
@@ -1149,7 +1150,7 @@ async fn an_answer_is_taken_only_at_the_callback_of_the_upstream_it_was_asked_of
     )
     .await;
     let number = resident_id(731);
-    person_at(&env, &number, PHONE, 1).await;
+    person_at(&env, &number, PHONE, 2).await;
     let (_, rp) = department_app(&env).await;
     let claims = json!({ "resident_id": number, "loa": "high" });
     op.answer(IdToken::Good, "national-subject-1", claims.clone(), env.app.now());
@@ -1202,7 +1203,7 @@ async fn not_yet_valid_tokens_keys_for_other_uses_and_logout_tokens_as_id_tokens
     let op = FakeOp::start("yunid-at-national").await;
     let env = scripted_env(backend, &[("scripted", &op, scripted_mapping())]).await;
     let number = resident_id(732);
-    person_at(&env, &number, PHONE, 1).await;
+    person_at(&env, &number, PHONE, 2).await;
     let (_, rp) = department_app(&env).await;
     let claims = json!({ "resident_id": number, "loa": "high" });
     for bad in [
@@ -1261,7 +1262,7 @@ async fn links_belong_to_the_issuer_not_to_the_upstreams_registration_id(backend
     let elsewhere = FakeOp::start("yunid-at-national").await;
     let env = scripted_env(backend, &[("scripted", &op, scripted_mapping())]).await;
     let number = resident_id(733);
-    person_at(&env, &number, PHONE, 1).await;
+    person_at(&env, &number, PHONE, 2).await;
     let (_, rp) = department_app(&env).await;
     op.answer(
         IdToken::Good,
@@ -1354,7 +1355,7 @@ async fn a_stronger_yunid_account_is_linked_only_after_its_own_sign_in(backend: 
 
     // A person with a passkey (two factors), the upstream asserting one.
     let with_passkey = resident_id(735);
-    let id = person_at(&env, &with_passkey, "13900139075", 1).await;
+    let id = person_at(&env, &with_passkey, "13900139075", 2).await;
     env.app
         .db
         .insert_passkey(&yunid::store::login::PasskeyRow {
@@ -1383,7 +1384,7 @@ async fn prompt_login_and_max_age_are_passed_on_and_the_upstreams_auth_time_chec
     let op = FakeOp::start("yunid-at-national").await;
     let env = scripted_env(backend, &[("scripted", &op, scripted_mapping())]).await;
     let number = resident_id(736);
-    person_at(&env, &number, PHONE, 1).await;
+    person_at(&env, &number, PHONE, 2).await;
     let (_, rp) = department_app(&env).await;
     let claims = |auth_time: Option<i64>| {
         let mut c = json!({ "resident_id": number, "loa": "high" });
@@ -1423,7 +1424,7 @@ async fn an_unlinked_upstream_does_not_link_again_by_number_and_its_sessions_end
     let op = FakeOp::start("yunid-at-national").await;
     let env = scripted_env(backend, &[("scripted", &op, scripted_mapping())]).await;
     let number = resident_id(737);
-    person_at(&env, &number, PHONE, 1).await;
+    person_at(&env, &number, PHONE, 2).await;
     let (_, rp) = department_app(&env).await;
     op.answer(
         IdToken::Good,
@@ -1502,6 +1503,462 @@ async fn a_person_an_upstream_created_shows_the_upstream_as_evidence(backend: Ba
     );
 }
 
+/// yunid with scripted upstream `scripted` (its usual mapping) whose SMS goes to `sms`.
+async fn scripted_env_sms(backend: Backend, op: &FakeOp, sms: &SmsInbox) -> Env {
+    let configured = yunid::services::federation::NewUpstream {
+        id: Some("scripted".into()),
+        display_name: "上游 scripted".into(),
+        logo_url: None,
+        discovery_url: op.discovery_url(),
+        client_id: op.client_id.clone(),
+        client_secret: Some(yunid::config::upstream::SecretText(op.secret.clone())),
+        auth_method: "client_secret_post".into(),
+        scopes: vec!["openid".into()],
+        mapping: serde_json::from_value(scripted_mapping()).unwrap(),
+        enabled: true,
+    };
+    let to_sms = crate::common::console::sms_to(sms);
+    Env::start_with(backend, move |c| {
+        c.allow_insecure_redirects = true;
+        c.upstreams = vec![configured.clone()];
+        to_sms(c);
+    })
+    .await
+}
+
+/// The notices (no code) `sms` delivered to `to`: their templates.
+fn notices_to(sms: &SmsInbox, to: &str) -> Vec<String> {
+    sms.delivered()
+        .iter()
+        .map(|c| c.json())
+        .filter(|m| m["to"] == to && m["code"] == "")
+        .map(|m| m["template"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn a_number_held_by_an_unverified_account_is_a_conflict_not_a_link(backend: Backend) {
+    let op = FakeOp::start("yunid-at-national").await;
+    let sms = SmsInbox::start(0).await;
+    let env = scripted_env_sms(backend, &op, &sms).await;
+    let (_, rp) = department_app(&env).await;
+    // Someone self-registered the victim's number (real-name level 1: the number is only claimed).
+    let number = resident_id(741);
+    let squatter = person_at(&env, &number, PHONE, 1).await;
+    op.answer(
+        IdToken::Good,
+        "national-victim",
+        json!({ "resident_id": number, "loa": "high", "acr": "urn:national:loa:high" }),
+        env.app.now(),
+    );
+    let browser = Browser::new(&env.base);
+    let (page, _) = via_scripted(&browser, &env, &rp).await;
+    let (_, status, body) = page.html();
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(
+        body.contains("未经实名核验") && body.contains("窗口"),
+        "a clear page: {body}"
+    );
+    assert!(!body.contains(&number), "no ID number on the page");
+    assert!(browser.get("/account").await.is_login(), "nobody signed in");
+    assert!(
+        env.app.db.upstream_links_of(&squatter).await.unwrap().is_empty(),
+        "not linked"
+    );
+    assert_eq!(
+        notices_to(&sms, &format!("+86{PHONE}")),
+        ["number_claimed_upstream"],
+        "the holder's phone is told"
+    );
+    let admin = admin_token(&env).await;
+    let (status, found) = call(
+        &env,
+        Method::GET,
+        "/admin/api/audit?action=upstream.number_conflict",
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{found}");
+    assert_eq!(found["events"].as_array().unwrap().len(), 1, "{found}");
+    assert!(!found.to_string().contains(&number), "no ID number in the audit");
+
+    // Once the holder's number is verified (at a counter), the same upstream sign-in links.
+    env.app
+        .db
+        .set_real_name(&squatter, 2, "counter", "test", env.app.now())
+        .await
+        .unwrap();
+    let browser = Browser::new(&env.base);
+    let (page, _) = via_scripted(&browser, &env, &rp).await;
+    assert!(page.is_consent(), "{page:?}");
+}
+
+async fn an_administrators_number_never_links_silently(backend: Backend) {
+    let op = FakeOp::start("yunid-at-national").await;
+    let env = scripted_env(backend, &[("scripted", &op, scripted_mapping())]).await;
+    let (_, rp) = department_app(&env).await;
+    let number = resident_id(742);
+    let admin_id = person_at(&env, &number, PHONE, 2).await;
+    env.app
+        .db
+        .grant_admin_role(&admin_id, "super_admin", "", "test", env.app.now())
+        .await
+        .unwrap();
+    let claims = json!({ "resident_id": number, "loa": "high", "acr": "urn:national:loa:high" });
+    op.answer(IdToken::Good, "national-admin", claims.clone(), env.app.now());
+    // The upstream asserts the admin's number at their level with two factors: a yunid sign-in is asked.
+    let browser = Browser::new(&env.base);
+    let (page, _) = via_scripted(&browser, &env, &rp).await;
+    assert!(page.is_login(), "not linked silently: {page:?}");
+    assert!(env.app.db.upstream_links_of(&admin_id).await.unwrap().is_empty());
+}
+
+async fn the_admin_console_refuses_a_sign_in_made_at_an_upstream(backend: Backend) {
+    let op = FakeOp::start("yunid-at-national").await;
+    let env = scripted_env(backend, &[("scripted", &op, scripted_mapping())]).await;
+    let number = resident_id(745);
+    let admin_id = person_at(&env, &number, PHONE, 2).await;
+    env.app
+        .db
+        .grant_admin_role(&admin_id, "super_admin", "", "test", env.app.now())
+        .await
+        .unwrap();
+    let claims = json!({ "resident_id": number, "loa": "high", "acr": "urn:national:loa:high" });
+    // Linked (here directly), an upstream sign-in at acr 2 is still no way into the console.
+    let upstream = env.app.db.upstream("scripted").await.unwrap().unwrap();
+    env.app
+        .db
+        .insert_upstream_link(&yunid::store::upstreams::LinkRow {
+            issuer: yunid::services::federation::flow::issuer_of(&upstream),
+            subject: "national-admin".into(),
+            person_id: admin_id.clone(),
+            upstream_id: "scripted".into(),
+            created_at: env.app.now(),
+        })
+        .await
+        .unwrap();
+    op.answer(IdToken::Good, "national-admin", claims, env.app.now());
+    let browser = Browser::new(&env.base);
+    let login = browser.get("/admin").await;
+    assert!(login.is_login(), "{login:?}");
+    let to = press(&browser, &login, "scripted").await;
+    let res = http().get(to.as_str()).send().await.unwrap();
+    let back = res.headers()["location"].to_str().unwrap().to_owned();
+    let page = back_at(&browser, &back).await;
+    let (_, status, body) = page.html();
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(body.contains("不接受通过其他平台的登录"), "{body}");
+    assert_eq!(
+        browser.get("/admin/persons").await.html().1,
+        StatusCode::FORBIDDEN
+    );
+}
+
+async fn an_old_upstream_sign_in_never_satisfies_an_apps_max_age(backend: Backend) {
+    let op = FakeOp::start("yunid-at-national").await;
+    let env = scripted_env(backend, &[("scripted", &op, scripted_mapping())]).await;
+    let number = resident_id(743);
+    person_at(&env, &number, PHONE, 2).await;
+    let (_, rp) = department_app(&env).await;
+    let claims = |auth_time: Option<i64>| {
+        let mut c = json!({ "resident_id": number, "loa": "high" });
+        if let Some(t) = auth_time {
+            c["auth_time"] = json!(t);
+        }
+        c
+    };
+
+    // Started from the login page alone (no app's request), the upstream reusing an hour-old sign-in
+    // — or not saying when it was: an app's max_age=60 then asks for a sign-in.
+    for auth_time in [Some(env.app.now() - 3600), None] {
+        op.answer(
+            IdToken::Good,
+            "national-subject-1",
+            claims(auth_time),
+            env.app.now(),
+        );
+        let browser = Browser::new(&env.base);
+        let back = scripted_answer(&browser, &env.url("/login"), "scripted").await;
+        back_at(&browser, &back).await;
+        assert!(!browser.get("/account").await.is_login(), "signed in");
+        let attempt = rp.start(&["openid"]);
+        let url = url::Url::parse_with_params(attempt.url.as_str(), [("max_age", "60")]).unwrap();
+        let page = browser.get(url.as_str()).await;
+        assert!(page.is_login(), "{auth_time:?}: max_age not satisfied: {page:?}");
+    }
+}
+
+async fn max_age_counts_to_the_upstreams_answer_not_to_its_start(backend: Backend) {
+    let op = FakeOp::start("yunid-at-national").await;
+    let env = scripted_env(backend, &[("scripted", &op, scripted_mapping())]).await;
+    let number = resident_id(746);
+    person_at(&env, &number, PHONE, 2).await;
+    let (_, rp) = department_app(&env).await;
+    let claims = |auth_time: i64| json!({ "resident_id": number, "loa": "high", "auth_time": auth_time });
+    // Five minutes at the upstream: an auth_time 30 s before the start is 330 s old at the answer.
+    let browser = Browser::new(&env.base);
+    let attempt = rp.start(&["openid"]);
+    let url = url::Url::parse_with_params(attempt.url.as_str(), [("max_age", "60")]).unwrap();
+    let started = env.app.now();
+    let login = browser.get(url.as_str()).await;
+    let to = press(&browser, &login, "scripted").await;
+    env.app.clock.advance(300);
+    op.answer(
+        IdToken::Good,
+        "national-subject-1",
+        claims(started - 30),
+        env.app.now(),
+    );
+    let res = http().get(to.as_str()).send().await.unwrap();
+    let back = res.headers()["location"].to_str().unwrap().to_owned();
+    let page = back_at(&browser, &back).await;
+    let (_, status, body) = page.html();
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(browser.get("/account").await.is_login(), "not signed in");
+}
+
+async fn migration_21_keeps_one_link_of_an_issuer_registered_twice(backend: Backend) {
+    use yunid::store::Db;
+    // Before 0021 links were kept per registration, and one issuer could be registered twice.
+    let test_db = crate::common::TestDb::new(backend).await;
+    let db = Db::open(&test_db.url, 2).await.unwrap();
+    db.migrate_until(20).await.unwrap();
+    let person = yunid::store::persons::PersonRow {
+        id: "p-1".into(),
+        id_number_hash: "hash-1".into(),
+        id_number_enc: "sealed".into(),
+        name: "张三".into(),
+        phone: None,
+        phone_verified: false,
+        password_hash: None,
+        real_name_level: 2,
+        status: "active".into(),
+        real_name_verified_at: None,
+        real_name_method: None,
+        real_name_verified_by: None,
+        version: 1,
+        password_expires_at: None,
+        password_must_change: false,
+    };
+    db.insert_person(&person, 100).await.unwrap();
+    for id in ["old", "again"] {
+        sqlx::query(
+            "INSERT INTO upstreams (id, display_name, logo_url, discovery_url, client_id, client_secret_enc, \
+             auth_method, scopes, mapping, enabled, source, version, created_at, updated_at) \
+             VALUES ($1, 'x', NULL, 'https://national.example/.well-known/openid-configuration', 'c', NULL, \
+             'private_key_jwt', 'openid', '{}', 1, 'api', 1, 1, 1)",
+        )
+        .bind(id)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    }
+    for (upstream, subject, at) in [("again", "s-1", 300), ("old", "s-1", 200), ("old", "s-2", 250)] {
+        sqlx::query("INSERT INTO upstream_links (upstream_id, subject, person_id, created_at) VALUES ($1,$2,'p-1',$3)")
+            .bind(upstream)
+            .bind(subject)
+            .bind(at)
+            .execute(&db.pool)
+            .await
+            .unwrap();
+    }
+    db.pool.close().await;
+
+    // The upgrade applies 0021 (and what follows): one link per issuer and subject, the oldest kept.
+    let db = Db::connect(&test_db.url, 2).await.expect("the upgrade");
+    let mut links: Vec<(String, String, String, i64)> = db
+        .upstream_links_of("p-1")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| (l.issuer, l.subject, l.upstream_id, l.created_at))
+        .collect();
+    links.sort();
+    let issuer = "https://national.example".to_owned();
+    assert_eq!(
+        links,
+        [
+            (issuer.clone(), "s-1".into(), "old".into(), 200),
+            (issuer, "s-2".into(), "old".into(), 250),
+        ]
+    );
+}
+
+async fn a_link_whose_issuer_is_no_longer_registered_can_be_removed(backend: Backend) {
+    let op = FakeOp::start("yunid-at-national").await;
+    let elsewhere = FakeOp::start("yunid-at-national").await;
+    let env = scripted_env(backend, &[]).await;
+    let number = resident_id(747);
+    let person = person_at(&env, &number, PHONE, 2).await;
+    let admin = admin_token(&env).await;
+    let mut body = upstream_body("national", &op.discovery_url(), scripted_mapping());
+    body["client_id"] = json!(op.client_id);
+    body["client_secret"] = json!(op.secret);
+    body["auth_method"] = json!("client_secret_post");
+    let (status, created) = call(
+        &env,
+        Method::POST,
+        "/admin/api/upstreams",
+        &admin,
+        Some(body.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    op.answer(
+        IdToken::Good,
+        "national-subject-1",
+        json!({ "resident_id": number, "loa": "high" }),
+        env.app.now(),
+    );
+    let browser = Browser::new(&env.base);
+    let back = scripted_answer(&browser, &env.url("/login"), "national").await;
+    back_at(&browser, &back).await;
+    assert_eq!(
+        env.app.db.upstream_links_of(&person).await.unwrap().len(),
+        1,
+        "linked"
+    );
+
+    // The registration moved to another issuer: the old issuer's link is shown, and removable.
+    body["discovery_url"] = json!(elsewhere.discovery_url());
+    body["client_id"] = json!(elsewhere.client_id);
+    body["client_secret"] = json!(elsewhere.secret);
+    let res = http()
+        .put(env.url("/admin/api/upstreams/national"))
+        .bearer_auth(&admin)
+        .header("if-match", "\"1\"")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK, "{}", res.text().await.unwrap());
+    let own = Browser::new(&env.base);
+    let login = own.get("/login").await;
+    own.login(&login, &number, PASSWORD).await;
+    let account = own.get("/account").await;
+    let (_, _, page) = account.html();
+    assert!(page.contains("/account/upstreams/national/unlink"), "{page}");
+    let csrf = field(page, "csrf").unwrap();
+    own.post("/account/upstreams/national/unlink", &[("csrf", &csrf)])
+        .await;
+    assert!(
+        env.app.db.upstream_links_of(&person).await.unwrap().is_empty(),
+        "the orphan link is gone"
+    );
+    let (_, _, page) = own.get("/account").await.html().to_owned_tuple();
+    assert!(!page.contains("/account/upstreams/national/unlink"), "{page}");
+}
+
+async fn a_key_whose_key_ops_exclude_verify_is_refused(backend: Backend) {
+    let op = FakeOp::start("yunid-at-national").await;
+    let env = scripted_env(backend, &[("scripted", &op, scripted_mapping())]).await;
+    let number = resident_id(748);
+    person_at(&env, &number, PHONE, 2).await;
+    let (_, rp) = department_app(&env).await;
+    let claims = json!({ "resident_id": number, "loa": "high" });
+    op.answer(
+        IdToken::EncryptOpsKey,
+        "national-subject-1",
+        claims.clone(),
+        env.app.now(),
+    );
+    let browser = Browser::new(&env.base);
+    let (page, _) = via_scripted(&browser, &env, &rp).await;
+    assert_eq!(page.html().1, StatusCode::BAD_REQUEST, "{page:?}");
+    assert!(browser.get("/account").await.is_login(), "signed in");
+}
+
+async fn a_logout_token_with_a_malformed_exp_is_refused(backend: Backend) {
+    let op = FakeOp::start("yunid-at-national").await;
+    let env = scripted_env(backend, &[("scripted", &op, scripted_mapping())]).await;
+    let number = resident_id(749);
+    person_at(&env, &number, PHONE, 2).await;
+    let (_, rp) = department_app(&env).await;
+    let claims = json!({ "resident_id": number, "loa": "high" });
+    op.answer(IdToken::Good, "national-subject-1", claims, env.app.now());
+    let browser = Browser::new(&env.base);
+    let (page, _) = via_scripted(&browser, &env, &rp).await;
+    assert!(page.is_consent(), "{page:?}");
+    let now = env.app.now();
+    for exp in [json!("never"), json!(null), json!(true), json!([now + 60])] {
+        let token = op.logout_token_with("national-subject-1", now, json!({ "exp": exp }));
+        assert_eq!(
+            post_logout(&env, "scripted", token).await,
+            StatusCode::BAD_REQUEST,
+            "exp {exp}"
+        );
+        assert!(
+            !browser.get("/account").await.is_login(),
+            "exp {exp} ended the session"
+        );
+    }
+}
+
+async fn unlinking_and_the_upstreams_logout_end_offline_grants_too(backend: Backend) {
+    use openidconnect::OAuth2TokenResponse;
+    let op = FakeOp::start("yunid-at-national").await;
+    let env = scripted_env(backend, &[("scripted", &op, scripted_mapping())]).await;
+    let number = resident_id(744);
+    person_at(&env, &number, PHONE, 2).await;
+    let app = env
+        .client_with(NewClient {
+            name: "离线应用".into(),
+            redirect_uris: vec![APP_CALLBACK.into()],
+            ..NewClient::default()
+        })
+        .await;
+    let rp = Rp::discover(&env.base, &app).await;
+    let offline = |browser: Browser| {
+        let (env, rp, op, number) = (&env, &rp, &op, &number);
+        async move {
+            op.answer(
+                IdToken::Good,
+                "national-subject-1",
+                json!({ "resident_id": number, "loa": "high" }),
+                env.app.now(),
+            );
+            let attempt = rp.start(&["offline_access"]);
+            let url = url::Url::parse_with_params(attempt.url.as_str(), [("prompt", "consent")]).unwrap();
+            let back = scripted_answer(&browser, url.as_str(), "scripted").await;
+            let code = to_app(&browser, back_at(&browser, &back).await).await;
+            let tokens = rp.exchange(&code, attempt.verifier).await.unwrap();
+            tokens.refresh_token().expect("a refresh token").secret().clone()
+        }
+    };
+
+    // The upstream's back-channel logout.
+    let refresh = offline(Browser::new(&env.base)).await;
+    assert_eq!(
+        post_logout(
+            &env,
+            "scripted",
+            op.logout_token("national-subject-1", env.app.now(), false)
+        )
+        .await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        wire::refresh(&rp, &refresh, &[]).await.unwrap_err(),
+        "invalid_grant",
+        "the offline grant ended with the upstream's logout"
+    );
+
+    // Unlinking.
+    let refresh = offline(Browser::new(&env.base)).await;
+    let own = Browser::new(&env.base);
+    let login = own.get("/login").await;
+    own.login(&login, &number, PASSWORD).await;
+    let account = own.get("/account").await;
+    let csrf = field(account.html().2, "csrf").unwrap();
+    own.post("/account/upstreams/scripted/unlink", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(
+        wire::refresh(&rp, &refresh, &[]).await.unwrap_err(),
+        "invalid_grant",
+        "the offline grant ended with the link"
+    );
+}
+
 on_both_backends!(
     a_verified_id_number_at_the_upstream_links_and_signs_in_to_a_department_app,
     an_unknown_verified_number_creates_a_person_at_the_mapped_level,
@@ -1523,6 +1980,16 @@ on_both_backends!(
     prompt_login_and_max_age_are_passed_on_and_the_upstreams_auth_time_checked,
     an_unlinked_upstream_does_not_link_again_by_number_and_its_sessions_end,
     a_person_an_upstream_created_shows_the_upstream_as_evidence,
+    a_number_held_by_an_unverified_account_is_a_conflict_not_a_link,
+    an_administrators_number_never_links_silently,
+    the_admin_console_refuses_a_sign_in_made_at_an_upstream,
+    max_age_counts_to_the_upstreams_answer_not_to_its_start,
+    migration_21_keeps_one_link_of_an_issuer_registered_twice,
+    a_link_whose_issuer_is_no_longer_registered_can_be_removed,
+    a_key_whose_key_ops_exclude_verify_is_refused,
+    a_logout_token_with_a_malformed_exp_is_refused,
+    an_old_upstream_sign_in_never_satisfies_an_apps_max_age,
+    unlinking_and_the_upstreams_logout_end_offline_grants_too,
 );
 
 /// The README's upstream configuration, read as yunid reads its configuration file.

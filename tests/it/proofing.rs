@@ -1551,8 +1551,9 @@ async fn until_shown(browser: &Browser, wanted: &str, present: bool) -> String {
     shown
 }
 
-/// The registry saying the enterprise is gone (a contract 404) or cancelled suspends, and a later
-/// `active` answer with the same legal representative restores the binding and what it allows.
+/// The registry saying the enterprise is gone (a contract 404) or cancelled suspends. A later
+/// `active` answer with the same legal representative restores a binding suspended as gone, and what
+/// it allows; a cancellation (注销) is final: no `active` answer restores it.
 async fn a_gone_or_cancelled_enterprise_is_suspended_and_restored_when_active_again(backend: Backend) {
     let authorities = Authorities::start().await;
     let env = start(backend, &authorities).await;
@@ -1561,7 +1562,7 @@ async fn a_gone_or_cancelled_enterprise_is_suspended_and_restored_when_active_ag
     let browser = signed_in(&env, ALICE_ID).await;
     bind(&browser, COMPANY).await;
 
-    for status in ["cancelled", "active", "gone", "active"] {
+    for status in ["gone", "active", "cancelled"] {
         match status {
             "gone" => authorities.forget_enterprise(COMPANY),
             s => authorities.enterprise(COMPANY, "福州示例科技有限公司", s, "张三", ALICE_ID),
@@ -1576,13 +1577,24 @@ async fn a_gone_or_cancelled_enterprise_is_suspended_and_restored_when_active_ag
             "after {status}: {shown}"
         );
     }
+    // Active again after the cancellation: a sweep runs, the binding stays suspended.
+    authorities.enterprise(COMPANY, "福州示例科技有限公司", "active", "张三", ALICE_ID);
+    env.app.clock.advance(601);
+    // (Whether this sweep or the node's own background one asks, it has been asked once this returns.)
+    yunid::services::proofing::sweep(&env.app.proofing(), &env.app.node_id, env.app.now())
+        .await
+        .unwrap();
+    let shown = browser.get("/account/organisations").await;
+    let (_, _, shown) = shown.html();
+    assert!(shown.contains("已暂停"), "{shown}");
+    assert!(!shown.contains("id=\"represents\""), "{shown}");
     let events = env.app.db.all_audit_events().await.unwrap();
     assert_eq!(
         events
             .iter()
             .filter(|e| e.action == "org.binding.restore")
             .count(),
-        2
+        1
     );
 }
 
@@ -1862,6 +1874,8 @@ async fn only_one_node_runs_the_recheck_sweep_at_a_time(backend: Backend) {
     env.app.clock.advance(601);
     let now = env.app.now();
     let lease = yunid::services::proofing::SWEEP_LEASE;
+    // This node's own sweep at start-up keeps the lease for its interval; as if it had not run.
+    env.app.db.release_lease(lease, &env.app.node_id).await.unwrap();
     assert!(
         env.app
             .db
@@ -1891,14 +1905,130 @@ async fn only_one_node_runs_the_recheck_sweep_at_a_time(backend: Backend) {
     assert!(ran);
     let binding = &env.app.db.bindings(Some(&alice), None, None, 1).await.unwrap()[0];
     assert_eq!(binding.status, "suspended");
-    // Given back after the sweep: the other node may take it at once.
+    // Kept for the whole sweep interval, not given back after the sweep: the other node may not take
+    // it at once, so N nodes still sweep once per interval.
     assert!(
-        env.app
+        !env.app
             .db
             .take_lease(lease, "other-node", env.app.now(), env.app.now() + 300)
             .await
             .unwrap()
     );
+}
+
+/// The brake stops, it does not slow: once a re-check would lock more accounts than the brake allows,
+/// it latches in the database, and no later sweep (on this node or another) nor the account page locks
+/// anyone until a super admin clears it; then locking resumes. Only super admins clear it, audited.
+async fn the_brake_latches_until_a_super_admin_clears_it(backend: Backend) {
+    let authorities = Authorities::start().await;
+    let env = Env::start_with(backend, |c| {
+        authorities.configure(c);
+        c.proofing_recheck_ttl = 600;
+        c.proofing_attempts_per_person = 50;
+        c.proofing_sweep_interval = 86_400;
+        c.proofing_suspend_brake = 1;
+    })
+    .await;
+    let mut people = vec![];
+    for n in 71..75 {
+        let id = resident_id(n);
+        let p = level_two(&env, &id, &format!("139001390{n}")).await;
+        env.app
+            .db
+            .set_population_state(&p, "normal", env.app.now())
+            .await
+            .unwrap();
+        people.push((p, id));
+    }
+    let locked = |env: &Env, people: &Vec<(String, String)>| {
+        let db = env.app.db.clone();
+        let ids: Vec<String> = people.iter().map(|(p, _)| p.clone()).collect();
+        async move {
+            let mut n = 0;
+            for p in &ids {
+                if db.person(p).await.unwrap().unwrap().status == "locked" {
+                    n += 1;
+                }
+            }
+            n
+        }
+    };
+    authorities.answer("population", Answer::Deceased);
+    env.app.clock.advance(601);
+    let proofing = env.app.proofing();
+    assert!(
+        yunid::services::proofing::sweep(&proofing, &env.app.node_id, env.app.now())
+            .await
+            .unwrap()
+    );
+    assert_eq!(locked(&env, &people).await, 1);
+    // Sweep 2, a day later (the lease ran out, and the 24 hours' count alone would allow a lock
+    // again), on another node sharing the database: the brake is latched, nothing more.
+    env.app.clock.advance(86_401);
+    assert!(
+        yunid::services::proofing::sweep(&proofing, "node-b", env.app.now())
+            .await
+            .unwrap()
+    );
+    assert_eq!(locked(&env, &people).await, 1);
+    // The account page goes through the same brake: a person due opening it is not locked.
+    let mut open = None;
+    for (p, id) in &people {
+        if env.app.db.person(p).await.unwrap().unwrap().status == "active" {
+            open = Some(id.clone());
+            break;
+        }
+    }
+    let browser = signed_in(&env, &open.unwrap()).await;
+    let page = browser.get("/account/verify").await;
+    let (_, status, body) = page.html();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(locked(&env, &people).await, 1);
+    // Admins see it tripped; only a super admin clears it.
+    let root = crate::admin::admin_token(&env, "yunid:admin").await;
+    let (status, body) = crate::admin::call(
+        &env,
+        &root,
+        reqwest::Method::GET,
+        "/admin/api/proofing/brake",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["tripped"][0]["kind"], "population", "{body}");
+    let (status, body) = crate::admin::call(
+        &env,
+        &root,
+        reqwest::Method::DELETE,
+        "/admin/api/proofing/brake",
+        None,
+    )
+    .await;
+    assert_eq!(status, 204, "{body}");
+    let events = env.app.db.all_audit_events().await.unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.action == "proofing.brake.clear" && e.outcome == "success")
+    );
+    env.app.clock.advance(86_401);
+    assert!(
+        yunid::services::proofing::sweep(&proofing, &env.app.node_id, env.app.now())
+            .await
+            .unwrap()
+    );
+    // One more (the brake again), and it latched again.
+    assert_eq!(locked(&env, &people).await, 2);
+    let root = crate::admin::admin_token(&env, "yunid:admin").await;
+    let (_, body) = crate::admin::call(
+        &env,
+        &root,
+        reqwest::Method::GET,
+        "/admin/api/proofing/brake",
+        None,
+    )
+    .await;
+    assert_eq!(body["tripped"][0]["kind"], "population", "{body}");
 }
 
 /// The legal representative appoints a manager on the account page; the manager (at level 2) accepts
@@ -2043,6 +2173,7 @@ on_both_backends!(
     an_appointment_answers_the_same_for_anyone_and_waits_for_a_level_two_appointee,
     a_gone_or_cancelled_enterprise_is_suspended_and_restored_when_active_again,
     a_sweep_stops_at_its_brake,
+    the_brake_latches_until_a_super_admin_clears_it,
     binding_again_keeps_an_admin_suspension_and_an_admin_deactivation,
     identifiers_outside_the_contract_are_refused_and_connector_urls_need_https,
     only_one_node_runs_the_recheck_sweep_at_a_time,

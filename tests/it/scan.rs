@@ -33,6 +33,9 @@ async fn scan_env(backend: Backend) -> ScanEnv {
         .client_with(NewClient {
             name: "省政务服务App".into(),
             redirect_uris: vec!["http://127.0.0.1/app/callback".into()],
+            scopes: ["openid", "profile", "phone", "offline_access", "scan"]
+                .map(String::from)
+                .to_vec(),
             ..NewClient::default()
         })
         .await;
@@ -61,6 +64,11 @@ async fn phone_token(s: &ScanEnv, two_factor: bool) -> String {
 
 /// [`phone_token`], with the time Alice signed in to the app (its ID token's `auth_time`).
 async fn phone_sign_in(s: &ScanEnv, two_factor: bool) -> (String, i64) {
+    phone_sign_in_for(s, two_factor, &["profile", "scan"]).await
+}
+
+/// [`phone_sign_in`], the app asking for `scopes`.
+async fn phone_sign_in_for(s: &ScanEnv, two_factor: bool, scopes: &[&str]) -> (String, i64) {
     let base = &s.node.base;
     let browser = Browser::new(base);
     if two_factor {
@@ -69,7 +77,7 @@ async fn phone_sign_in(s: &ScanEnv, two_factor: bool) -> (String, i64) {
         crate::passkeys::step_up_for_account(&browser, &s.sms).await;
     }
     let rp = Rp::discover(s.node.app.config.iss(), &s.phone_app).await;
-    let attempt = rp.start(&["profile"]);
+    let attempt = rp.start(scopes);
     let back = browser.sign_in(attempt.url.as_str(), ALICE_ID, PASSWORD).await;
     let tokens = rp
         .exchange(&back.params()["code"], attempt.verifier)
@@ -742,7 +750,7 @@ async fn a_second_scan_is_refused_whoever_makes_it(backend: Backend) {
     s.node.person(&bob_id, "13900139007", PASSWORD).await;
     let bob_browser = Browser::new(&s.node.base);
     let rp = Rp::discover(s.node.app.config.iss(), &s.phone_app).await;
-    let attempt = rp.start(&["profile"]);
+    let attempt = rp.start(&["profile", "scan"]);
     let back = bob_browser.sign_in(attempt.url.as_str(), &bob_id, PASSWORD).await;
     let tokens = rp
         .exchange(&back.params()["code"], attempt.verifier)
@@ -837,7 +845,25 @@ async fn only_the_provinces_app_with_a_live_token_may_answer(backend: Backend) {
         .clone();
     let (code, body) = api(&s, "/scan/api/scan", Some(&foreign), json!({ "code": shown.qr })).await;
     assert_eq!(code, StatusCode::FORBIDDEN, "{body}");
-    assert_eq!(body["error"], "not_scan_app");
+    assert_eq!(body["error"], "insufficient_scope");
+    // The province app's own token without the `scan` scope (one it sends to resource servers): 403
+    // insufficient_scope (RFC 6750 §3.1), nothing claimed.
+    let (unscoped, _) = phone_sign_in_for(&s, false, &["profile"]).await;
+    let res = http()
+        .post(s.node.url("/scan/api/scan"))
+        .bearer_auth(&unscoped)
+        .json(&json!({ "code": shown.qr }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let challenge = res.headers()["www-authenticate"].to_str().unwrap().to_owned();
+    assert!(
+        challenge.contains("error=\"insufficient_scope\"") && challenge.contains("scope=\"scan\""),
+        "{challenge}"
+    );
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"], "insufficient_scope");
     // The app's token after Alice signed out everywhere on the phone: refused.
     let phone = phone_token(&s, false).await;
     s.node
@@ -854,6 +880,56 @@ async fn only_the_provinces_app_with_a_live_token_may_answer(backend: Backend) {
     let opened = Browser::new(&s.node.base).get(&shown.qr).await;
     assert_eq!(opened.html().1, StatusCode::OK);
     assert!(opened.html().2.contains("App"), "{}", opened.html().2);
+}
+
+/// An approval lasts only as long as the phone grant that gave it: Alice approves on her phone, then
+/// signs out everywhere (a password reset does the same) before the computer presses Continue — the
+/// computer stays signed out; likewise when only the phone's grant is revoked.
+async fn an_approval_ends_with_sign_out_everywhere_or_the_phones_grant(backend: Backend) {
+    let s = scan_env(backend).await;
+    let app = department_app(&s).await;
+    // Sign out everywhere after the approval.
+    let phone = phone_token(&s, false).await;
+    let computer = Browser::new(&s.node.base);
+    let shown = show_code(&s, &computer, &app).await;
+    let (code, body) = scan_and_approve(&s, &phone, &computer, &shown).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert_eq!(status(&computer, &shown.handle).await.1["status"], "approved");
+    s.node
+        .app
+        .logout()
+        .end_everything(&s.alice, s.node.app.now())
+        .await
+        .unwrap();
+    assert_eq!(status(&computer, &shown.handle).await.1["status"], "denied");
+    let refused = finish(&computer, &shown).await;
+    assert_ne!(refused.html().1, StatusCode::OK, "{}", refused.html().2);
+    assert!(
+        computer.get("/account").await.is_login(),
+        "nobody is signed in on the computer"
+    );
+    // Only the phone's grant revoked after the approval (the row still says approved).
+    let phone = phone_token(&s, false).await;
+    let computer = Browser::new(&s.node.base);
+    let shown = show_code(&s, &computer, &app).await;
+    let (code, body) = scan_and_approve(&s, &phone, &computer, &shown).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let fid = wire::jwt_parts(&phone).1["fid"].as_str().unwrap().to_owned();
+    s.node.app.db.revoke_family(&fid, s.node.app.now()).await.unwrap();
+    assert_eq!(status(&computer, &shown.handle).await.1["status"], "approved");
+    let refused = finish(&computer, &shown).await;
+    assert_eq!(refused.html().1, StatusCode::FORBIDDEN, "{}", refused.html().2);
+    assert!(
+        computer.get("/account").await.is_login(),
+        "nobody is signed in on the computer"
+    );
+    // A live grant still finishes (the check refuses only ended ones).
+    let phone = phone_token(&s, false).await;
+    let computer = Browser::new(&s.node.base);
+    let shown = show_code(&s, &computer, &app).await;
+    scan_and_approve(&s, &phone, &computer, &shown).await;
+    let back = to_app(&computer, finish(&computer, &shown).await).await;
+    assert!(back.params().contains_key("code"), "{back:?}");
 }
 
 /// The same in headless Chromium (`tests/browser/scan.mjs`): the page's script shows the number once the
@@ -962,5 +1038,6 @@ on_both_backends!(
     a_second_scan_is_refused_whoever_makes_it,
     an_approved_code_finishes_only_in_the_browser_that_showed_it,
     only_the_provinces_app_with_a_live_token_may_answer,
+    an_approval_ends_with_sign_out_everywhere_or_the_phones_grant,
     in_chromium_the_page_follows_the_phone_with_and_without_script,
 );

@@ -43,8 +43,10 @@ pub(super) async fn unlink(
             return Ok(true);
         };
         // The yunid sessions that upstream account started end with the link (this one too, if so).
+        // So do their grants, offline ones included: apps see it at the next refresh.
         for sid in &sids {
             a.logout().end_session(sid, now).await?;
+            a.db.revoke_all_session_families(sid, now).await?;
         }
         crate::services::audit::record_quietly(
             &a.db,

@@ -21,6 +21,51 @@ pub fn router() -> Router<App> {
         .route("/admin/api/proofing/checks", get(checks))
         .route("/admin/api/proofing/bindings", get(bindings))
         .route("/admin/api/proofing/bindings/{id}/suspend", post(suspend))
+        .route("/admin/api/proofing/brake", get(brake).delete(clear_brake))
+}
+
+/// The proofing brakes tripped (`population`, `registry`): while one is, no node locks (or suspends)
+/// automatically.
+async fn brake(
+    State(app): State<App>,
+    caller: Caller,
+    ClientAddr(address): ClientAddr,
+) -> Result<Response, Problem> {
+    let ctx = Ctx::of(&app, &caller, &address);
+    ctx.forbid(caller.0.can_read_orgs(), "proofing.brake.read", "", "")
+        .await?;
+    let tripped = app.db.brakes_tripped().await.map_err(Problem::internal)?;
+    let list: Vec<_> = tripped
+        .iter()
+        .map(|(kind, by)| json!({ "kind": kind, "tripped_by": by }))
+        .collect();
+    Ok(Json(json!({ "tripped": list })).into_response())
+}
+
+/// A super admin clears the tripped brakes (after checking the authority's answers): automatic locks
+/// and suspensions resume, still at most the brake per 24 hours. Audited (`proofing.brake.clear`).
+async fn clear_brake(
+    State(app): State<App>,
+    caller: Caller,
+    ClientAddr(address): ClientAddr,
+) -> Result<Response, Problem> {
+    let ctx = Ctx::of(&app, &caller, &address);
+    ctx.forbid(caller.0.is_super(), "proofing.brake.clear", "", "")
+        .await?;
+    let cleared = app
+        .db
+        .clear_brakes(&caller.0.actor, app.now())
+        .await
+        .map_err(Problem::internal)?;
+    ctx.audit(
+        "proofing.brake.clear",
+        "proofing",
+        "",
+        "success",
+        json!({ "cleared": cleared }),
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 #[derive(Deserialize)]

@@ -297,6 +297,44 @@ pub async fn callback(
                 };
                 Ok(methods::render(&app, jar, &ctx, view, StatusCode::OK))
             }
+            Ok(Outcome::Conflict {
+                upstream_id,
+                holder,
+                holder_phone,
+                ..
+            }) => {
+                // The holder of the number is told by SMS (no code, no link), and the trail has it.
+                crate::services::notify::credential_changed(
+                    &app.sms().outbox,
+                    holder_phone.as_deref(),
+                    crate::services::notify::Change::NumberClaimedUpstream,
+                    now,
+                )
+                .await;
+                crate::services::audit::record_quietly(
+                    &app.db,
+                    app.now(),
+                    NewEvent {
+                        actor: &format!("upstream:{upstream_id}"),
+                        action: "upstream.number_conflict",
+                        subject: &holder,
+                        address: &addr,
+                        outcome: "failure",
+                        detail: json!({ "upstream": upstream_id, "holder_level": 1 }).to_string(),
+                        ..Default::default()
+                    },
+                )
+                .await;
+                Ok(page::error_in(
+                    lang,
+                    StatusCode::CONFLICT,
+                    say(
+                        lang,
+                        "您的身份证号已被一个未经实名核验的云身份账号登记，因此未能登录，也未关联任何账号。请携带身份证到政务服务窗口办理；如果该账号是您本人注册的，请用它登录并完成实名核验后再试。该账号的手机已收到通知。",
+                        "Your ID number is held by a yunid account whose real name was never verified, so you are not signed in and nothing was linked. Please bring your ID card to a service counter; if that account is yours, sign in to it and verify your real name, then try again. The account's phone has been notified.",
+                    ),
+                ))
+            }
             Ok(Outcome::SignedIn(fed)) => {
                 let ctx = methods::context(&app, &jar, lang, fed.req.as_deref(), now).await?;
                 if let (Some(req), true) = (&fed.req, ctx.login.foreign) {
@@ -576,6 +614,10 @@ pub async fn backchannel_logout(
             Ok(true) => ended += 1,
             Ok(false) => {}
             Err(e) => return page::json_internal(&e, "upstream logout"),
+        }
+        // The grants made in those sessions end too, offline ones included.
+        if let Err(e) = app.db.revoke_all_session_families(sid, now).await {
+            return page::json_internal(&e.into(), "upstream logout");
         }
     }
     crate::services::audit::record_quietly(

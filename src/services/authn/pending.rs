@@ -86,6 +86,12 @@ pub fn load(secrets: &Secrets, sealed: &str, browser_secret: Option<&str>, now: 
     }
 }
 
+/// The `max_age` the app asked for in the sealed request `sealed`, if it opens (any browser's: it can
+/// only make a check stricter).
+pub fn max_age(secrets: &Secrets, sealed: &str, now: i64) -> Option<i64> {
+    Pending::open(secrets, sealed, now).and_then(|p| p.req.max_age)
+}
+
 fn base64_standard_decode(s: &str) -> anyhow::Result<Vec<u8>> {
     use base64::Engine;
     Ok(base64::engine::general_purpose::STANDARD.decode(s)?)

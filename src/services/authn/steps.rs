@@ -713,15 +713,14 @@ pub async fn carried(
     browser: Browser<'_>,
     person_id: &str,
     carried: login::Carried<'_>,
-    address: &str,
     now: i64,
-) -> anyhow::Result<Option<LoggedIn>> {
+) -> anyhow::Result<Option<SignedIn>> {
     let current = browser.session.zip(page.session.as_ref().map(|(s, _)| s));
-    let Some(signed) = login::sign_in_carried(&ctx.login, current, person_id, carried, now).await? else {
+    let signed = login::sign_in_carried(&ctx.login, current, person_id, carried, now).await?;
+    if signed.is_none() {
         ctx.login.metrics.login("scan", "unavailable");
-        return Ok(None);
-    };
-    Ok(Some(logged_in(ctx, page, signed, "scan", address, now).await?))
+    }
+    Ok(signed)
 }
 
 /// Records an audit event through the node's group commit; a failure is logged (a sign-in does not

@@ -30,6 +30,9 @@ pub struct Federated {
     pub created: bool,
     /// The link was made by this sign-in (a verified ID number).
     pub linked: bool,
+    /// When the person authenticated: the upstream's `auth_time` (never later than the callback), or 0
+    /// when the upstream did not say: such a session never satisfies an app's `max_age`.
+    pub auth_time: i64,
 }
 
 /// What a callback leads to.
@@ -44,6 +47,25 @@ pub enum Outcome {
         upstream_name: String,
         req: Option<String>,
     },
+    /// The verified number is held by a yunid account whose number nobody verified (self-registered,
+    /// real-name level 1): neither linked nor signed in. The holder is told (`holder`, its phone when
+    /// verified), the person is sent to a counter or to that account.
+    Conflict {
+        upstream_id: String,
+        holder: String,
+        holder_phone: Option<String>,
+        req: Option<String>,
+    },
+}
+
+/// Whom a verified number leads to.
+enum ByNumber {
+    /// This person (created by this sign-in: `true`).
+    Person(String, bool),
+    /// Nobody silently: a yunid sign-in is asked for (a link offer).
+    Offer,
+    /// A level-1 holder: a conflict, `(person id, verified phone)`.
+    Unverified(String, Option<String>),
 }
 
 /// The callback's query (Core §3.1.2.5/§3.1.2.6, RFC 9207 `iss`).
@@ -255,12 +277,26 @@ pub async fn callback(
     let subject = verify::subject(&claims)?.to_owned();
     // Core §3.1.2.1/§3.1.3.7 item 13: asked to authenticate again or recently, the upstream answers
     // with `auth_time`, and it must be that recent.
+    let auth_time = claims.get("auth_time").and_then(Value::as_i64);
     if let Some(min) = flow.min_auth_time {
-        match claims.get("auth_time").and_then(Value::as_i64) {
+        match auth_time {
             Some(t) if t + verify::LEEWAY >= min && t <= now + verify::LEEWAY => {}
             _ => return Err(FederationError::Token(TokenError::AuthTime)),
         }
     }
+    // The app's `max_age` counts to now, not to when the sign-in at the upstream started.
+    if let Some(max_age) = pending_max_age(ctx, flow.req.as_deref(), now) {
+        match auth_time {
+            Some(t) if t + verify::LEEWAY >= now - max_age.max(0) => {}
+            _ => return Err(FederationError::Token(TokenError::AuthTime)),
+        }
+    }
+    // A claimed time in the future is now at most; none at all: "long ago" (0).
+    let auth_time = match auth_time {
+        Some(t) if t <= now + verify::LEEWAY => t.min(now),
+        Some(_) => return Err(FederationError::Token(TokenError::AuthTime)),
+        None => 0,
+    };
     let issuer = issuer_of(&upstream);
     let m = mapping(&upstream);
     let acr = claims
@@ -278,11 +314,22 @@ pub async fn callback(
         req: flow.req.clone(),
         created: false,
         linked: false,
+        auth_time,
     };
     if let Some(person_id) = ctx.db.upstream_link(&issuer, &subject).await? {
         fed.person_id = person_id;
-    } else if let Some((person_id, created)) =
-        by_verified_number(ctx, &upstream, &issuer, &m, &claims, acr, now).await?
+    } else if let ByNumber::Person(person_id, created) =
+        match by_verified_number(ctx, &upstream, &issuer, &m, &claims, acr, now).await? {
+            ByNumber::Unverified(holder, holder_phone) => {
+                return Ok(Outcome::Conflict {
+                    upstream_id: upstream.id,
+                    holder,
+                    holder_phone,
+                    req: flow.req,
+                });
+            }
+            other => other,
+        }
     {
         let link = LinkRow {
             issuer: issuer.clone(),
@@ -427,9 +474,9 @@ async fn by_verified_number(
     claims: &Map<String, Value>,
     acr: i64,
     now: i64,
-) -> Result<Option<(String, bool)>, FederationError> {
+) -> Result<ByNumber, FederationError> {
     let (Some(min), Some(id_claim), Some(level_claim)) = (m.link_min_level, &m.id_number, &m.level) else {
-        return Ok(None);
+        return Ok(ByNumber::Offer);
     };
     let level = match claims.get(level_claim) {
         Some(Value::String(s)) => m.levels.get(s).copied(),
@@ -437,28 +484,21 @@ async fn by_verified_number(
         _ => None,
     };
     let Some(level) = level.filter(|l| *l >= min) else {
-        return Ok(None);
+        return Ok(ByNumber::Offer);
     };
     let Some(Ok(number)) = claims
         .get(id_claim)
         .and_then(Value::as_str)
         .map(ResidentId::parse)
     else {
-        return Ok(None);
+        return Ok(ByNumber::Offer);
     };
     let hash = ctx.secrets.id_hash(number.as_str());
     if let Some(p) = ctx.db.person_by_id_hash(&hash).await? {
-        // Not on the upstream's say-so (the person is asked to sign in to yunid once to link): a person
-        // who unlinked this issuer, or an account stronger than this sign-in — a real-name level above
-        // the asserted one, or a passkey while the upstream asserted one factor.
-        let stronger = p.real_name_level > level || (acr < 2 && ctx.db.passkey_count(&p.id).await? > 0);
-        if stronger || ctx.db.upstream_opted_out(issuer, &p.id).await? {
-            return Ok(None);
-        }
-        return Ok(Some((p.id, false)));
+        return holder(ctx, p, issuer, level, acr).await;
     }
     if !m.create_persons {
-        return Ok(None);
+        return Ok(ByNumber::Offer);
     }
     let name_claim = m.name.as_deref().unwrap_or("name");
     let Some(name) = claims
@@ -467,7 +507,7 @@ async fn by_verified_number(
         .map(str::trim)
         .filter(|n| !n.is_empty() && n.chars().count() <= 100)
     else {
-        return Ok(None);
+        return Ok(ByNumber::Offer);
     };
     let phone_claim = m.phone.as_deref().unwrap_or("phone_number");
     let phone = claims
@@ -501,7 +541,10 @@ async fn by_verified_number(
         Ok(()) => {}
         // Created meanwhile (another callback, a registration): that person it is.
         Err(e) if crate::store::is_unique_violation(&e) => {
-            return Ok(ctx.db.person_by_id_hash(&hash).await?.map(|p| (p.id, false)));
+            return match ctx.db.person_by_id_hash(&hash).await? {
+                Some(p) => holder(ctx, p, issuer, level, acr).await,
+                None => Ok(ByNumber::Offer),
+            };
         }
         Err(e) => return Err(e.into()),
     }
@@ -512,7 +555,34 @@ async fn by_verified_number(
         // The evidence behind the level (`proofing::evidence`): which issuer asserted it, and when.
         ctx.db.put_evidence(&id, "upstream", issuer, now).await?;
     }
-    Ok(Some((id, true)))
+    Ok(ByNumber::Person(id, true))
+}
+
+/// What an upstream's verified number (at `level`, the sign-in at `acr`) does with the yunid person who
+/// holds it. A holder whose number yunid never verified (level 1: self-declared) is a conflict, never a
+/// match: anyone may register any number. Not on the upstream's say-so either (the person is asked to
+/// sign in to yunid once to link): an administrator, a person who unlinked this issuer, or an account
+/// stronger than this sign-in — a real-name level above the asserted one, or a passkey while the
+/// upstream asserted one factor.
+async fn holder(
+    ctx: &Ctx<'_>,
+    p: PersonRow,
+    issuer: &str,
+    level: i64,
+    acr: i64,
+) -> Result<ByNumber, FederationError> {
+    if p.real_name_level < 2 {
+        let phone = p.phone.filter(|_| p.phone_verified);
+        return Ok(ByNumber::Unverified(p.id, phone));
+    }
+    if !ctx.db.admin_roles_of(&p.id).await?.is_empty() {
+        return Ok(ByNumber::Offer);
+    }
+    let stronger = p.real_name_level > level || (acr < 2 && ctx.db.passkey_count(&p.id).await? > 0);
+    if stronger || ctx.db.upstream_opted_out(issuer, &p.id).await? {
+        return Ok(ByNumber::Offer);
+    }
+    Ok(ByNumber::Person(p.id, false))
 }
 
 /// Opens the yunid session of a federated sign-in (`amr` `fed`, the mapped `acr`). A live session of
@@ -531,13 +601,20 @@ pub async fn open_session(
     let renewed = match current.filter(|(_, s)| s.person_id == fed.person_id) {
         Some((old, session)) => ctx
             .db
-            .upgrade_session(&crypto::token_hash(old), &id_hash, "fed", fed.acr, now)
+            .upgrade_session(
+                &crypto::token_hash(old),
+                &id_hash,
+                "fed",
+                fed.acr,
+                fed.auth_time,
+                now,
+            )
             .await?
             .then(|| SessionRow {
                 id_hash: id_hash.clone(),
                 amr: "fed".into(),
                 acr: fed.acr,
-                auth_time: now,
+                auth_time: fed.auth_time,
                 last_seen: now,
                 ..session.clone()
             }),
@@ -550,7 +627,7 @@ pub async fn open_session(
                 id_hash,
                 sid: uuid::Uuid::new_v4().simple().to_string(),
                 person_id: fed.person_id.clone(),
-                auth_time: now,
+                auth_time: fed.auth_time,
                 amr: "fed".into(),
                 acr: fed.acr,
                 created_at: now,
@@ -715,10 +792,11 @@ pub async fn unlink(
         .upstream_links_of(person_id)
         .await?
         .into_iter()
+        // The registration's issuer's links; and the links this registration made under an issuer no
+        // longer registered (the account page shows them under this id, see `links_of`).
         .filter(|l| {
-            issuer
-                .as_deref()
-                .map_or(l.upstream_id == upstream_id, |i| l.issuer == i)
+            issuer.as_deref() == Some(l.issuer.as_str())
+                || (l.upstream_id == upstream_id && !upstreams.iter().any(|u| issuer_of(u) == l.issuer))
         })
         .collect();
     let mut removed = false;
@@ -726,13 +804,12 @@ pub async fn unlink(
     for l in &links {
         if !ctx
             .db
-            .delete_upstream_link(person_id, &l.issuer, &l.subject)
+            .unlink_upstream(person_id, &l.issuer, &l.subject, now)
             .await?
         {
             continue;
         }
         removed = true;
-        ctx.db.insert_upstream_opt_out(&l.issuer, person_id, now).await?;
         for u in upstreams.iter().filter(|u| issuer_of(u) == l.issuer) {
             sids.extend(
                 ctx.db
@@ -793,4 +870,10 @@ pub async fn backchannel_logout(
         .db
         .upstream_session_sids(&upstream.id, sub, sid, iat + verify::LEEWAY)
         .await?)
+}
+
+/// The `max_age` of the pending authorization request a sign-in was made for, if any (the request is
+/// carried sealed by the browser; the flow row keeps its `req`).
+fn pending_max_age(ctx: &Ctx<'_>, req: Option<&str>, now: i64) -> Option<i64> {
+    req.and_then(|req| crate::services::authn::pending::max_age(ctx.secrets, req, now))
 }

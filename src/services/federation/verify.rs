@@ -5,7 +5,7 @@
 //! injected `now`, and the nonce or the logout event are checked here. Nothing of a token is used before
 //! all of this passed.
 
-use jsonwebtoken::jwk::{KeyAlgorithm, PublicKeyUse};
+use jsonwebtoken::jwk::{KeyAlgorithm, KeyOperations, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
 
@@ -118,6 +118,15 @@ pub async fn signed_claims(
         None | Some(PublicKeyUse::Signature) => {}
         Some(_) => return Err(TokenError::KeyUse),
     }
+    // RFC 7517 §4.3: `key_ops`, when present, must allow verifying.
+    if jwk
+        .common
+        .key_operations
+        .as_ref()
+        .is_some_and(|ops| !ops.contains(&KeyOperations::Verify))
+    {
+        return Err(TokenError::KeyUse);
+    }
     if jwk
         .common
         .key_algorithm
@@ -155,10 +164,14 @@ pub async fn signed_claims(
         _ => {}
     }
     let now = expect.now;
-    match claims.get("exp").and_then(Value::as_i64) {
-        Some(exp) if exp + LEEWAY <= now => return Err(TokenError::Expired),
+    // Present but not a number (RFC 7519 NumericDate): refused, for logout tokens too (where a missing
+    // `exp` is still accepted, for upstreams written before the errata made it required).
+    match claims.get("exp").map(|e| e.as_f64().map(|f| f.floor() as i64)) {
+        Some(Some(exp)) if exp + LEEWAY <= now => return Err(TokenError::Expired),
+        Some(Some(_)) => {}
+        Some(None) => return Err(TokenError::Expired),
         None if exp_required => return Err(TokenError::Expired),
-        _ => {}
+        None => {}
     }
     match claims.get("iat").and_then(Value::as_i64) {
         Some(iat) if iat <= now + LEEWAY && iat >= now - MAX_AGE => {}

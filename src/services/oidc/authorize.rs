@@ -294,7 +294,7 @@ impl std::fmt::Display for Untrusted {
 }
 
 pub const PROMPTS: [&str; 4] = ["none", "login", "consent", "select_account"];
-pub const SCOPES: [&str; 7] = [
+pub const SCOPES: [&str; 8] = [
     "openid",
     "profile",
     "phone",
@@ -302,6 +302,8 @@ pub const SCOPES: [&str; 7] = [
     "org",
     "licences",
     "offline_access",
+    // The province app's own use of scan to sign in (`/scan/api/*`); never a resource server's.
+    "scan",
 ];
 
 /// Whether `given` is the registered redirect URI: the exact string (RFC 9700 §4.1.3), except that for a

@@ -323,14 +323,18 @@ pub async fn recheck(
     Ok(false)
 }
 
-/// The background re-check: a few persons due at a time.
-pub async fn recheck_due(ctx: &Ctx<'_>, now: i64) -> Result<(), ProofingError> {
+/// The background re-check: a few persons due at a time, while this node (`node`) holds the sweep's
+/// lease; locks only while the brake allows (see `super::may_close`).
+pub async fn recheck_due(ctx: &Ctx<'_>, node: &str, now: i64) -> Result<(), ProofingError> {
     if !ctx.connectors().configured(Connector::Population) {
         return Ok(());
     }
-    let mut locked = 0;
     for person_id in ctx.db.population_due(now - ctx.settings.recheck_ttl, 100).await? {
-        let may_lock = locked < ctx.settings.suspend_brake;
+        if !super::still_holds(ctx, node).await? {
+            tracing::warn!("population sweep stopped: another node took the sweep's lease");
+            break;
+        }
+        let may_lock = super::may_close(ctx, "population", now).await?;
         // One record that cannot be re-checked holds up no other.
         let result = match ctx.db.person(&person_id).await {
             Ok(Some(person)) => recheck(ctx, &person, may_lock, now).await,
@@ -338,11 +342,10 @@ pub async fn recheck_due(ctx: &Ctx<'_>, now: i64) -> Result<(), ProofingError> {
             Err(e) => Err(e.into()),
         };
         match result {
-            Ok(true) => locked += 1,
-            Ok(false) => {}
+            Ok(_) => {}
             Err(ProofingError::Throttled) => {
                 // A burst of locks from one answer stream stops here (see `super::braked`).
-                super::braked(ctx, "population", locked, now).await;
+                super::braked(ctx, "population", "sweep", now).await;
                 break;
             }
             Err(e) => {
@@ -360,8 +363,13 @@ pub async fn recheck_due(ctx: &Ctx<'_>, now: i64) -> Result<(), ProofingError> {
 /// What `/account/verify` shows, after re-checking a population record that is due: `None` when the
 /// re-check found it closed and locked the account.
 pub async fn page(ctx: &Ctx<'_>, person: &PersonRow, now: i64) -> Result<Option<Standing>, ProofingError> {
-    if recheck(ctx, person, true, now).await? {
-        return Ok(None);
+    // The same brake as the sweep's: a wrong answer stream does not lock everyone who opens the page.
+    let may_lock = super::may_close(ctx, "population", now).await?;
+    match recheck(ctx, person, may_lock, now).await {
+        Ok(true) => return Ok(None),
+        Ok(false) => {}
+        Err(ProofingError::Throttled) => super::braked(ctx, "population", "page", now).await,
+        Err(e) => return Err(e),
     }
     Ok(Some(standing(ctx, person)))
 }

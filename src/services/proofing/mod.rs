@@ -304,41 +304,71 @@ pub const SWEEP_LEASE: &str = "proofing_sweep";
 
 /// Background work: population records and registry records due for a re-check. Only the node
 /// (`node`) holding the sweep's lease in the database runs it, so the nodes of a cluster never sweep
-/// (and ask the authorities, and count towards the brake) twice at once; false when another node held
-/// it. The lease runs one sweep interval, long enough for a sweep, and is given back after it.
+/// (and ask the authorities) twice at once; false when another node held it. The lease is kept for
+/// the whole sweep interval (not given back after the sweep), so the cluster sweeps once per interval
+/// whatever the number of nodes; a sweep checks it still holds the lease before each write and stops
+/// when another node took it over.
 pub async fn sweep(ctx: &Ctx<'_>, node: &str, now: i64) -> Result<bool, ProofingError> {
     let lease = ctx.settings.sweep_interval.max(60);
     if !ctx.db.take_lease(SWEEP_LEASE, node, now, now + lease).await? {
         return Ok(false);
     }
     // The population sweep failing does not hold up the registry sweep.
-    let population = levels::recheck_due(ctx, now).await;
-    let registry = orgs::recheck_due(ctx, now).await;
-    if let Err(e) = ctx.db.release_lease(SWEEP_LEASE, node).await {
-        tracing::warn!(error = %e, "proofing sweep lease not given back; it expires by itself");
-    }
+    let population = levels::recheck_due(ctx, node, now).await;
+    let registry = orgs::recheck_due(ctx, node, now).await;
     population.and(registry).map(|_| true)
 }
 
-/// A sweep stopped at its brake: a warning in the log, the `yunid_proofing_brake_total` counter, and
-/// an audit event (`proofing.brake`, outcome `failure`) an admin finds in the audit search.
-pub async fn braked(ctx: &Ctx<'_>, sweep: &'static str, done: i64, now: i64) {
+/// The window of the brake, seconds: at most `suspend_brake` automatic locks (population) or
+/// suspensions (registry) per rolling 24 hours across the cluster.
+pub const BRAKE_WINDOW: i64 = 86_400;
+
+/// Whether one more automatic lock (`population`) or suspension (`registry`) is allowed: not once
+/// that brake is tripped (latched in the database until a super admin clears it), nor once
+/// `suspend_brake` of them were made in the last 24 hours (or since a super admin last cleared the
+/// brake), by any node, sweep or page.
+pub async fn may_close(ctx: &Ctx<'_>, kind: &str, now: i64) -> Result<bool, ProofingError> {
+    if ctx.db.brakes_tripped().await?.iter().any(|(k, _)| k == kind) {
+        return Ok(false);
+    }
+    // A super admin clearing the brake starts the count again.
+    let since = (now - BRAKE_WINDOW).max(ctx.db.brake_cleared_at().await?.unwrap_or(0));
+    Ok(ctx.db.closures_since(kind, since).await? < ctx.settings.suspend_brake)
+}
+
+/// Whether this sweep may still write: it holds the sweep's lease.
+pub async fn still_holds(ctx: &Ctx<'_>, node: &str) -> Result<bool, ProofingError> {
+    Ok(ctx.db.lease_held(SWEEP_LEASE, node).await?)
+}
+
+/// A lock or suspension held back by the brake (`kind`: `population` or `registry`; `by`: `sweep` or
+/// `page`): the brake is latched in the database (no node locks or suspends automatically until a
+/// super admin clears it, `DELETE /admin/api/proofing/brake`). When this call tripped it: a warning
+/// in the log, the `yunid_proofing_brake_total` counter, and an audit event (`proofing.brake`,
+/// outcome `failure`) an admin finds in the audit search.
+pub async fn braked(ctx: &Ctx<'_>, kind: &'static str, by: &str, now: i64) {
+    match ctx.db.trip_brake(kind, by).await {
+        Ok(true) => {}
+        Ok(false) => return,
+        Err(e) => {
+            tracing::warn!(error = %e, "proofing brake not latched");
+        }
+    }
     tracing::warn!(
-        sweep,
-        done,
+        sweep = kind,
         brake = ctx.settings.suspend_brake,
-        "proofing sweep stopped at its brake: more suspensions or locks than one sweep may make; check the authority's answers"
+        "proofing brake tripped: more automatic suspensions or locks than allowed in 24 hours; none more until a super admin clears it; check the authority's answers"
     );
-    ctx.metrics.proofing_brake(sweep);
+    ctx.metrics.proofing_brake(kind);
     ctx.audit(
         Event {
             actor: "proofing",
             action: "proofing.brake",
-            subject: sweep,
+            subject: kind,
             address: "",
             outcome: "failure",
         },
-        serde_json::json!({ "sweep": sweep, "done": done, "brake": ctx.settings.suspend_brake }),
+        serde_json::json!({ "sweep": kind, "by": by, "brake": ctx.settings.suspend_brake }),
         now,
     )
     .await;

@@ -446,6 +446,17 @@ pub async fn recheck(
     if b.status != "active" {
         // Active again with the same legal representative: the registry's suspension is lifted. An
         // organisation an admin deactivated meanwhile stays so.
+        // Restored automatically only from "no longer registered" (a contract 404): a cancellation
+        // (注销) or revocation is final unless an admin restores it; and only for a holder still
+        // active at level 2 or above (as binding needs).
+        let holder = ctx.db.person(&b.person_id).await?;
+        let holder_fit = holder
+            .as_ref()
+            .is_some_and(|p| p.status == "active" && p.real_name_level >= 2);
+        if b.reason.as_deref() != Some("gone") || !holder_fit {
+            ctx.db.binding_checked(&b.id, now).await?;
+            return Ok(Recheck::Unchanged);
+        }
         if !rep_live(ctx, &b.rep_id).await? {
             // Suspended before suspensions were reversible (its representation revoked): stays over.
             ctx.db.end_binding(&b.id, "representative_changed", now).await?;
@@ -504,22 +515,25 @@ async fn suspend_enterprise(
     Ok(Recheck::Suspended)
 }
 
-/// The registry sweep: bindings due, at most `suspend_brake` suspensions per sweep. Past the brake the
-/// sweep stops, logs a warning, counts it (`yunid_proofing_brake_total`) and records an audit event
-/// an admin sees (`proofing.brake`): a burst of suspensions is more likely a wrong answer stream than
-/// that many enterprises closing at once.
-pub async fn recheck_due(ctx: &Ctx<'_>, now: i64) -> Result<(), ProofingError> {
+/// The registry sweep: bindings due, while this node (`node`) holds the sweep's lease; suspends only
+/// while the brake allows (at most `suspend_brake` registry suspensions per rolling 24 hours across the
+/// cluster, and none once the brake is tripped, see `super::may_close`). Past it the sweep stops and
+/// the brake latches until a super admin clears it (`super::braked`): a burst of suspensions is more
+/// likely a wrong answer stream than that many enterprises closing at once.
+pub async fn recheck_due(ctx: &Ctx<'_>, node: &str, now: i64) -> Result<(), ProofingError> {
     if !ctx.connectors().configured(Connector::Registry) {
         return Ok(());
     }
-    let mut suspended = 0;
     for b in ctx.db.bindings_due(now - ctx.settings.recheck_ttl, 100).await? {
-        let may_suspend = suspended < ctx.settings.suspend_brake;
+        if !super::still_holds(ctx, node).await? {
+            tracing::warn!("registry sweep stopped: another node took the sweep's lease");
+            break;
+        }
+        let may_suspend = super::may_close(ctx, "registry", now).await?;
         // One binding that cannot be re-checked holds up no other.
         match recheck(ctx, &b, may_suspend, now).await {
-            Ok(Recheck::Suspended) => suspended += 1,
             Ok(Recheck::Braked) => {
-                super::braked(ctx, "registry", suspended, now).await;
+                super::braked(ctx, "registry", "sweep", now).await;
                 break;
             }
             Ok(_) => {}

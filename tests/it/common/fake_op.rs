@@ -44,6 +44,8 @@ pub enum IdToken {
     LogoutTyped,
     /// With a logout token's `events` claim, otherwise a good ID token.
     WithEvents,
+    /// Signed by a published key with no `use` whose `key_ops` are `["encrypt"]`.
+    EncryptOpsKey,
 }
 
 #[derive(Default)]
@@ -82,7 +84,7 @@ impl Drop for FakeOp {
 }
 
 /// The published signing key, then a key published for encryption, then one published for ES384.
-type Keys = [AppKey; 3];
+type Keys = [AppKey; 4];
 type St = (Arc<Mutex<Shared>>, Arc<Keys>, String, String);
 
 async fn discovery(State((shared, _, base, _)): State<St>) -> Response {
@@ -101,7 +103,7 @@ async fn discovery(State((shared, _, base, _)): State<St>) -> Response {
 }
 
 async fn jwks(State((_, keys, _, _)): State<St>) -> Response {
-    axum::Json(set(&[&keys[0], &keys[1], &keys[2]])).into_response()
+    axum::Json(set(&[&keys[0], &keys[1], &keys[2], &keys[3]])).into_response()
 }
 
 async fn authorize(
@@ -174,6 +176,7 @@ async fn token(
         }
         IdToken::EncryptionKey => &keys[1],
         IdToken::OtherAlgKey => &keys[2],
+        IdToken::EncryptOpsKey => &keys[3],
         _ => &keys[0],
     };
     match mode {
@@ -217,7 +220,10 @@ impl FakeOp {
         encryption.jwk.as_object_mut().unwrap().remove("alg");
         let mut es384 = AppKey::new("upstream-es384-key");
         es384.jwk["alg"] = json!("ES384");
-        let key = Arc::new([AppKey::new("upstream-key-1"), encryption, es384]);
+        let mut encrypt_ops = AppKey::new("upstream-key-ops-encrypt");
+        encrypt_ops.jwk.as_object_mut().unwrap().remove("use");
+        encrypt_ops.jwk["key_ops"] = json!(["encrypt"]);
+        let key = Arc::new([AppKey::new("upstream-key-1"), encryption, es384, encrypt_ops]);
         let shared = Arc::new(Mutex::new(Shared {
             sub: "national-subject-1".into(),
             claims: json!({}),
@@ -304,6 +310,15 @@ impl FakeOp {
             "nonce": "a-nonce",
             "jti": yunid::crypto::random_token(),
         }))
+    }
+
+    /// A logout token for `sub` with `claims` set over the usual ones (typed `logout+jwt`).
+    pub fn logout_token_with(&self, sub: &str, now: i64, claims: Value) -> String {
+        let mut all = self.logout_claims(sub, now);
+        for (k, v) in claims.as_object().unwrap() {
+            all[k] = v.clone();
+        }
+        self.key[0].sign_typed(Some("logout+jwt"), &all)
     }
 
     fn logout_claims(&self, sub: &str, now: i64) -> Value {

@@ -289,9 +289,12 @@ pub async fn admin(app: &App, jar: &CookieJar, lang: Lang, return_to: &str) -> R
         Err(e) => return Err(internal(e)),
     };
     // Logged out of yunid (here, at another app, by an admin, or back-channel): the console ends too.
-    let alive = match app.db.session_by_sid(&session.sid).await {
-        Ok(Some(s)) => s.person_id == session.person_id && s.expires_at > now,
-        Ok(None) => false,
+    let (alive, federated) = match app.db.session_by_sid(&session.sid).await {
+        Ok(Some(s)) => (
+            s.person_id == session.person_id && s.expires_at > now,
+            s.amr.split(' ').any(|m| m == "fed"),
+        ),
+        Ok(None) => (false, false),
         Err(e) => return Err(internal(e)),
     };
     let person = match app.db.person(&session.person_id).await {
@@ -304,6 +307,14 @@ pub async fn admin(app: &App, jar: &CookieJar, lang: Lang, return_to: &str) -> R
             return Err(internal(e));
         }
         return Err(sign_in().await);
+    }
+    // Admins sign in with yunid's own factors: a sign-in made at an upstream is that upstream's word.
+    if federated {
+        return Err(page::error_in(
+            lang,
+            StatusCode::FORBIDDEN,
+            labels(lang).federated_session,
+        ));
     }
     if session.acr < console::REQUIRED_ACR {
         return Err(page::error_in(

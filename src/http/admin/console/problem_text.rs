@@ -243,6 +243,11 @@ const SENTENCES: &[(&str, &str)] = &[
     ),
     ("already revoked", "已撤销"),
     ("only agents can be appointed this way", "此方式只能指定经办人"),
+    ("only managers can be appointed this way", "此方式只能指定管理员"),
+    (
+        "only the legal representative appoints managers, within their own authority",
+        "只有法定代表人可以在其权限范围内指定管理员",
+    ),
     ("an appointer does not appoint themself", "指定人不能指定自己"),
     ("an agent may not appoint anyone", "经办人不能指定他人"),
     (
