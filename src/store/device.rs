@@ -260,6 +260,20 @@ impl Db {
         Ok(done.rows_affected())
     }
 
+    /// Ends, as expired, every request the person approved that no device redeemed yet, whichever of
+    /// their sessions approved it ("sign out everywhere", a lock, a reset).
+    pub async fn expire_person_device_grants(&self, person_id: &str, now: i64) -> Result<u64, sqlx::Error> {
+        let done = sqlx::query(
+            "UPDATE device_grants SET expires_at = $1 WHERE person_id = $2 AND status = 'approved' \
+             AND expires_at > $1",
+        )
+        .bind(now)
+        .bind(person_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     /// Ends a denied request once it was reported (a later poll finds it gone: `invalid_grant`).
     pub async fn close_device_grant(&self, device_hash: &str) -> Result<(), sqlx::Error> {
         sqlx::query("UPDATE device_grants SET status = 'used' WHERE device_hash = $1 AND status = 'denied'")

@@ -387,7 +387,7 @@ async fn a_kiosk_app_is_marked_by_an_admin_and_gets_short_sessions(backend: Back
     let anonymous = http().put(&url).json(&json!({})).send().await.unwrap();
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
 
-    let (status, started) = device_authorization(&env, &app, "openid offline_access").await;
+    let (status, started) = device_authorization(&env, &app, "openid").await;
     assert_eq!(status, StatusCode::OK, "{started}");
     let browser = Browser::new(&env.base);
     let page = alice_opens(&browser, started["verification_uri_complete"].as_str().unwrap()).await;
@@ -666,7 +666,7 @@ async fn a_kiosk_marked_without_a_limit_gets_the_default_one(backend: Backend) {
         "{marked}"
     );
     let browser = Browser::new(&env.base);
-    let (_, started) = device_authorization(&env, &app, "openid offline_access").await;
+    let (_, started) = device_authorization(&env, &app, "openid").await;
     let page = alice_opens(&browser, started["verification_uri_complete"].as_str().unwrap()).await;
     assert!(page.html().2.contains("公用终端"), "a shared terminal");
     answer(&browser, &page, true).await;
@@ -718,6 +718,85 @@ async fn signing_out_ends_an_approval_no_device_redeemed_yet(backend: Backend) {
     // A code approved by a session that is still live is unaffected.
     let other = Browser::new(&env.base);
     approved_tokens(&env, &app, &other, "openid").await;
+}
+
+/// Review F5: redemption checked only that the approving session had not been ended, not that it was
+/// still live. An approval is worth no more than its session: once the session has timed out — idle or
+/// past its absolute end — the kiosk hears `expired_token`, well within the device code's own life.
+async fn an_approval_ends_when_its_session_times_out(backend: Backend) {
+    let env = Env::start_with(backend, |c| {
+        c.session_idle_ttl = 240;
+        c.session_absolute_ttl = 400;
+    })
+    .await;
+    let alice = env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    let app = kiosk(&env, "自助终端").await;
+    // Idle: Alice approves and leaves her browser alone for longer than the idle limit.
+    let (_, started) = device_authorization(&env, &app, "openid").await;
+    let browser = Browser::new(&env.base);
+    let page = alice_opens(&browser, started["verification_uri_complete"].as_str().unwrap()).await;
+    answer(&browser, &page, true).await;
+    env.app.clock.advance(241);
+    let device_code = started["device_code"].as_str().unwrap();
+    assert_error(&poll(&env, &app, device_code).await, "expired_token");
+    // Absolute: the session kept busy, but past its absolute end.
+    let (_, started) = device_authorization(&env, &app, "openid").await;
+    let browser = Browser::new(&env.base);
+    let page = alice_opens(&browser, started["verification_uri_complete"].as_str().unwrap()).await;
+    answer(&browser, &page, true).await;
+    env.app.clock.advance(200);
+    assert!(!browser.get("/account").await.is_login(), "still signed in");
+    env.app.clock.advance(201);
+    let device_code = started["device_code"].as_str().unwrap();
+    assert_error(&poll(&env, &app, device_code).await, "expired_token");
+    // Sign out everywhere ends the approval of a session that timed out too (it is not among the live
+    // sessions it ends), and a live session's approval still works.
+    let (_, started) = device_authorization(&env, &app, "openid").await;
+    let browser = Browser::new(&env.base);
+    let page = alice_opens(&browser, started["verification_uri_complete"].as_str().unwrap()).await;
+    answer(&browser, &page, true).await;
+    env.app.clock.advance(241);
+    env.app
+        .logout()
+        .end_everything(&alice, env.app.now())
+        .await
+        .unwrap();
+    let device_code = started["device_code"].as_str().unwrap();
+    assert_error(&poll(&env, &app, device_code).await, "expired_token");
+    approved_tokens(&env, &app, &Browser::new(&env.base), "openid").await;
+}
+
+/// The race between a redemption and a logout, arranged in the database: the logout ends the session
+/// right after the redemption claimed the approved code (so the logout finds no grant to revoke and no
+/// approval to expire). The redemption checks the session after writing the grant: the kiosk hears
+/// `expired_token` and keeps no live grant.
+async fn a_logout_racing_a_redemption_leaves_the_kiosk_nothing(backend: Backend) {
+    let env = Env::start(backend).await;
+    env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    let app = kiosk(&env, "自助终端").await;
+    let (_, started) = device_authorization(&env, &app, "openid").await;
+    let browser = Browser::new(&env.base);
+    let page = alice_opens(&browser, started["verification_uri_complete"].as_str().unwrap()).await;
+    answer(&browser, &page, true).await;
+    crate::common::races::on(
+        &env.app.db,
+        env.db.is_sqlite(),
+        "device_grants",
+        "UPDATE OF status",
+        "NEW.status = 'used'",
+        "UPDATE sessions SET ended_at = NEW.created_at WHERE sid = NEW.session_sid",
+    )
+    .await;
+    let device_code = started["device_code"].as_str().unwrap();
+    assert_error(&poll(&env, &app, device_code).await, "expired_token");
+    let live: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM families WHERE client_id = $1 AND revoked_at IS NULL")
+            .bind(&app.id)
+            .fetch_one(&env.app.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(live, 0, "no live grant for the kiosk");
+    assert!(browser.get("/account").await.is_login(), "the session ended");
 }
 
 /// Finding: `/device_authorization` wrote a row for every request, without limit. Requests are counted
@@ -781,6 +860,8 @@ on_both_backends!(
     a_kiosks_tokens_end_with_its_short_session,
     a_kiosk_marked_without_a_limit_gets_the_default_one,
     signing_out_ends_an_approval_no_device_redeemed_yet,
+    an_approval_ends_when_its_session_times_out,
+    a_logout_racing_a_redemption_leaves_the_kiosk_nothing,
     device_authorization_is_limited_per_address,
     the_consent_page_shows_the_devices_network_and_the_codes_age,
     kiosk_signs_in_with_every_polling_answer_and_its_code_works_once,

@@ -559,6 +559,66 @@ async fn a_scan_hands_on_the_phones_sign_in_time_and_marks_the_scan(backend: Bac
     assert!(computer.get(again.url.as_str()).await.is_login());
 }
 
+/// Review F6: a scan-made session holds the phone's methods (its `pwd` perhaps months old). An app
+/// asking for two factors sends the computer to step up; one SMS code typed there must not join the
+/// phone's password into a "fresh" two-factor session. The step-up counts only what this browser proves:
+/// after the SMS code it asks for the password too, and only then does the app get its code, with
+/// `acr` 2 from the browser's own two factors (no `mca`).
+async fn a_browser_step_up_never_joins_the_phones_factors(backend: Backend) {
+    let s = scan_env(backend).await;
+    let phone = phone_token(&s, false).await;
+    let computer = Browser::new(&s.node.base);
+    let shown = account_code(&s, &computer).await;
+    let (code, body) = scan_and_approve(&s, &phone, &computer, &shown).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let landed = finish(&computer, &shown).await;
+    let (url, status, body) = landed.html();
+    assert!(url.ends_with("/account"), "{status} {body}");
+    // An app asking for two factors.
+    let app = department_app(&s).await;
+    let mut attempt = app.start(&["profile"]);
+    attempt.url.query_pairs_mut().append_pair("acr_values", "2");
+    let up = computer.get(attempt.url.as_str()).await;
+    let req = req_of(&up);
+    assert!(
+        up.html().2.contains("/login/sms/send") || up.html().2.contains("method=sms"),
+        "the step-up page: {up:?}"
+    );
+    let sms_page = computer
+        .get(&format!("/login?req={}&method=sms", urlencoding(&req)))
+        .await;
+    let after_sms = crate::common::console::step_up(&computer, &s.sms, &sms_page).await;
+    let (_, status, body) = after_sms.html();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(
+        after_sms.is_login(),
+        "one SMS code in a scan-made session is one factor: the password is asked for too: {body}"
+    );
+    let back = to_app(&computer, computer.login(&after_sms, ALICE_ID, PASSWORD).await).await;
+    let tokens = app
+        .exchange(&back.params()["code"], attempt.verifier)
+        .await
+        .unwrap();
+    let id_token = openidconnect::TokenResponse::id_token(&tokens)
+        .unwrap()
+        .to_string();
+    let claims = wire::jwt_parts(&id_token).1;
+    assert_eq!(claims["acr"], "2", "{claims}");
+    let amr = amr_of(&claims);
+    assert!(
+        amr.iter().any(|m| m == "sms") && amr.iter().any(|m| m == "pwd"),
+        "{amr:?}"
+    );
+    assert!(
+        !amr.iter().any(|m| m == "mca"),
+        "nothing of the scan is left: {amr:?}"
+    );
+}
+
+fn urlencoding(v: &str) -> String {
+    url::form_urlencoded::byte_serialize(v.as_bytes()).collect()
+}
+
 /// Finding: an app asking for `max_age` or `prompt=login` got a scan-made session from an old phone
 /// sign-in. A phone sign-in older than `max_age` claims nothing (the app is told to have the person sign
 /// in again), and the computer checks again when it continues; `prompt=login` is not offered scanning.
@@ -932,6 +992,35 @@ async fn an_approval_ends_with_sign_out_everywhere_or_the_phones_grant(backend: 
     assert!(back.params().contains_key("code"), "{back:?}");
 }
 
+/// The race between Continue and "sign out everywhere", arranged in the database: the sign-out listed
+/// the person's sessions just before Continue made the computer's, and revokes the phone's grant right
+/// after (here: as the session row is written). Continue checks the grant again once the session exists,
+/// ends it and refuses: nobody is signed in on the computer.
+async fn a_sign_out_everywhere_racing_continue_signs_nobody_in(backend: Backend) {
+    let s = scan_env(backend).await;
+    let app = department_app(&s).await;
+    let phone = phone_token(&s, false).await;
+    let computer = Browser::new(&s.node.base);
+    let shown = show_code(&s, &computer, &app).await;
+    let (code, body) = scan_and_approve(&s, &phone, &computer, &shown).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    crate::common::races::on(
+        &s.node.app.db,
+        s.env.db.is_sqlite(),
+        "sessions",
+        "INSERT",
+        "NEW.person_id IS NOT NULL",
+        "UPDATE families SET revoked_at = NEW.created_at WHERE person_id = NEW.person_id AND revoked_at IS NULL",
+    )
+    .await;
+    let refused = finish(&computer, &shown).await;
+    assert_eq!(refused.html().1, StatusCode::FORBIDDEN, "{}", refused.html().2);
+    assert!(
+        computer.get("/account").await.is_login(),
+        "nobody is signed in on the computer"
+    );
+}
+
 /// The same in headless Chromium (`tests/browser/scan.mjs`): the page's script shows the number once the
 /// phone scanned and continues once it approved; a denial is shown; without JavaScript the page says
 /// what to do and its Refresh link and Continue button do the same.
@@ -1031,6 +1120,7 @@ on_both_backends!(
     a_wrong_number_refuses_the_sign_in_for_good,
     the_number_is_typed_and_wrong_numbers_count_as_failed_attempts,
     a_scan_hands_on_the_phones_sign_in_time_and_marks_the_scan,
+    a_browser_step_up_never_joins_the_phones_factors,
     an_app_asking_for_a_recent_or_new_sign_in_gets_no_scan_of_an_older_one,
     a_code_finishes_only_for_the_sign_in_it_was_shown_for,
     new_codes_are_limited_per_address,
@@ -1039,5 +1129,6 @@ on_both_backends!(
     an_approved_code_finishes_only_in_the_browser_that_showed_it,
     only_the_provinces_app_with_a_live_token_may_answer,
     an_approval_ends_with_sign_out_everywhere_or_the_phones_grant,
+    a_sign_out_everywhere_racing_continue_signs_nobody_in,
     in_chromium_the_page_follows_the_phone_with_and_without_script,
 );

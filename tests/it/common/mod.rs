@@ -8,6 +8,7 @@ pub mod browser;
 pub mod console;
 pub mod fake_op;
 pub mod jwks_server;
+pub mod races;
 pub mod receiver;
 pub mod rp;
 pub mod sms;
