@@ -13,6 +13,7 @@ pub mod licence;
 pub mod licence_upstream;
 pub mod login;
 pub mod logout;
+pub mod new_codes;
 pub mod notify;
 pub mod oidc;
 pub mod outbound;

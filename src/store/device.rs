@@ -131,6 +131,17 @@ impl Db {
         }
     }
 
+    /// Requests not expired yet, counted up to `cap` (the count stops there: it is only compared with it).
+    pub async fn live_device_grants(&self, now: i64, cap: i64) -> Result<i64, sqlx::Error> {
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM device_grants WHERE expires_at > $1 LIMIT $2) AS live",
+        )
+        .bind(now)
+        .bind(cap)
+        .fetch_one(&self.pool)
+        .await
+    }
+
     /// A request by its user code's hash, while it waits for an answer and has not expired.
     pub async fn pending_device_grant(
         &self,

@@ -799,38 +799,118 @@ async fn a_logout_racing_a_redemption_leaves_the_kiosk_nothing(backend: Backend)
     assert!(browser.get("/account").await.is_login(), "the session ended");
 }
 
-/// Finding: `/device_authorization` wrote a row for every request, without limit. Requests are counted
-/// per address in the database: past the burst the answer is 429 `slow_down` with `Retry-After`, and a
-/// quiet minute later it works again.
-async fn device_authorization_is_limited_per_address(backend: Backend) {
-    let env = Env::start(backend).await;
-    let app = kiosk(&env, "自助终端").await;
-    for _ in 0..yunid::services::device::STARTS_PER_ADDRESS {
-        assert_eq!(device_authorization(&env, &app, "openid").await.0, StatusCode::OK);
+/// `POST /device_authorization` by `client` as if from `from` (behind a trusted proxy): status, body
+/// and `Retry-After`.
+async fn device_authorization_from(
+    base: &str,
+    client: &TestClient,
+    from: &str,
+) -> (StatusCode, Value, Option<i64>) {
+    let res = http()
+        .post(format!("{base}/device_authorization"))
+        .basic_auth(&client.id, Some(&client.secret))
+        .header("x-forwarded-for", from)
+        .form(&[("scope", "openid")])
+        .send()
+        .await
+        .unwrap();
+    let status = res.status();
+    let wait = res
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().parse().unwrap());
+    (status, res.json().await.unwrap_or(Value::Null), wait)
+}
+
+/// Findings F3/F4: `/device_authorization` was limited per address for all apps together (a guest's app
+/// on a service hall's network could block every kiosk there), with a one-window memory, and answered
+/// `slow_down`, which RFC 8628 defines only at the token endpoint. Now: a leaky bucket per app and
+/// address (and IPv6 /48) in the database, refused asks counting; past it 429 `temporarily_unavailable`
+/// with `Retry-After`; another app at the same address is unaffected; a /48 stops a spread over /64s.
+async fn device_authorization_is_limited_per_app_and_network(backend: Backend) {
+    // A small bucket draining slowly (one code per ten minutes), so the test's own running time drains
+    // nothing that matters.
+    let tweak = |c: &mut yunid::config::Config| {
+        c.trusted_proxies = vec!["127.0.0.1".into()];
+        c.new_code_burst = 10;
+        c.new_code_interval_ms = 600_000;
+    };
+    let env = Env::start_with(backend, tweak).await;
+    let node = env.peer_node_with(tweak).await;
+    let burst = env.app.config.new_code_burst;
+    let burst_48 = burst * yunid::services::new_codes::PER_48;
+    let guest = kiosk(&env, "访客应用").await;
+    let hall = kiosk(&env, "大厅自助终端").await;
+    let at = "2001:db8:1:1::5";
+    for _ in 0..burst {
+        assert_eq!(
+            device_authorization_from(&env.base, &guest, at).await.0,
+            StatusCode::OK
+        );
     }
-    let res = http()
-        .post(env.url("/device_authorization"))
-        .basic_auth(&app.id, Some(&app.secret))
-        .form(&[("scope", "openid")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
-    assert!(res.headers().contains_key("retry-after"));
-    let body: Value = res.json().await.unwrap();
-    assert_eq!(body["error"], "slow_down", "{body}");
+    let (status, body, wait) = device_authorization_from(&env.base, &guest, at).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(body["error"], "temporarily_unavailable", "{body}");
+    assert!(wait.is_some_and(|w| w >= 1), "{wait:?}");
     // Held in the database: another node says the same.
-    let node = env.peer_node().await;
-    let res = http()
-        .post(node.url("/device_authorization"))
-        .basic_auth(&app.id, Some(&app.secret))
-        .form(&[("scope", "openid")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
-    env.app.clock.advance(yunid::services::device::START_WINDOW + 1);
-    assert_eq!(device_authorization(&env, &app, "openid").await.0, StatusCode::OK);
+    let (status, _, wait) = device_authorization_from(&node.base, &guest, at).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    // The hall's kiosks at the same address are not blocked by the guest's app.
+    let (status, body, _) = device_authorization_from(&env.base, &hall, at).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // After the wait it was told, the guest's app gets a code again.
+    env.app.clock.advance(wait.unwrap());
+    node.app.clock.advance(wait.unwrap());
+    assert_eq!(
+        device_authorization_from(&env.base, &guest, at).await.0,
+        StatusCode::OK
+    );
+    // Spread over the /64s of one /48: the /48 stops it at its own burst.
+    let mut passed = 0;
+    for net in 2..=6 {
+        for _ in 0..burst {
+            let from = format!("2001:db8:1:{net:x}::5");
+            if device_authorization_from(&env.base, &guest, &from).await.0 == StatusCode::OK {
+                passed += 1;
+            }
+        }
+    }
+    assert!(passed <= burst_48 && passed < 5 * burst, "{passed}");
+    let (status, _, _) = device_authorization_from(&env.base, &guest, "2001:db8:1:7::5").await;
+    assert_eq!(
+        status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "a fresh /64 of the same /48"
+    );
+    let (status, _, _) = device_authorization_from(&env.base, &guest, "2001:db8:2:7::5").await;
+    assert_eq!(status, StatusCode::OK, "another /48");
+}
+
+/// Finding F3: nothing capped the live device codes in total (many addresses could fill the table).
+/// Past `device_max_live`: 503 `temporarily_unavailable` with `Retry-After`, until codes expire.
+async fn device_codes_are_capped_in_total(backend: Backend) {
+    let env = Env::start_with(backend, |c| {
+        c.trusted_proxies = vec!["127.0.0.1".into()];
+        c.device_max_live = 3;
+    })
+    .await;
+    let app = kiosk(&env, "自助终端").await;
+    for n in 1..=3 {
+        let from = format!("203.0.113.{n}");
+        assert_eq!(
+            device_authorization_from(&env.base, &app, &from).await.0,
+            StatusCode::OK
+        );
+    }
+    let (status, body, wait) = device_authorization_from(&env.base, &app, "198.51.100.9").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"], "temporarily_unavailable", "{body}");
+    assert!(wait.is_some(), "Retry-After");
+    env.app.clock.advance(env.app.config.device_code_ttl + 1);
+    assert_eq!(
+        device_authorization_from(&env.base, &app, "198.51.100.9").await.0,
+        StatusCode::OK
+    );
 }
 
 /// Finding: the consent page did not say where or when the device asked. It now shows the device's
@@ -862,7 +942,8 @@ on_both_backends!(
     signing_out_ends_an_approval_no_device_redeemed_yet,
     an_approval_ends_when_its_session_times_out,
     a_logout_racing_a_redemption_leaves_the_kiosk_nothing,
-    device_authorization_is_limited_per_address,
+    device_authorization_is_limited_per_app_and_network,
+    device_codes_are_capped_in_total,
     the_consent_page_shows_the_devices_network_and_the_codes_age,
     kiosk_signs_in_with_every_polling_answer_and_its_code_works_once,
     a_denied_request_answers_access_denied_once,

@@ -725,14 +725,25 @@ async fn a_code_finishes_only_for_the_sign_in_it_was_shown_for(backend: Backend)
     );
 }
 
-/// Finding: anyone could have `GET /login/scan` write rows without limit. New codes are counted per
-/// address in the database: past the burst the page says to wait (429, no code); a code already shown
-/// is shown again meanwhile; a quiet minute later it works again.
+/// Finding F3: new codes were counted with a memory of one window, so a refused ask did not count and a
+/// fresh burst came every ~61 s. Now a leaky bucket per address (and IPv6 /48) in the database: a burst of
+/// `new_code_burst`, then one per `new_code_interval_ms`; a refused ask counts too, so whoever keeps
+/// asking faster gets nothing more and, once they stop, waits what `Retry-After` says.
 async fn new_codes_are_limited_per_address(backend: Backend) {
     let s = scan_env(backend).await;
-    let computer = Browser::new(&s.node.base);
+    // A small bucket draining slowly (one code per ten minutes), so the test's own running time
+    // drains nothing that matters.
+    let id = s.phone_app.id.clone();
+    let node = crate::common::Server::start(&s.env.db.url, s.env.keys.path(), &move |c| {
+        c.scan_apps = vec![id.clone()];
+        c.new_code_burst = 10;
+        c.new_code_interval_ms = 600_000;
+    })
+    .await;
+    let (burst, interval) = (node.app.config.new_code_burst, 600);
+    let computer = Browser::new(&node.base);
     let mut first = None;
-    for _ in 0..yunid::services::scan::STARTS_PER_ADDRESS {
+    for _ in 0..burst {
         let page = computer.get("/login/scan").await;
         assert_eq!(page.html().1, StatusCode::OK);
         first.get_or_insert_with(|| page.clone_html());
@@ -743,7 +754,7 @@ async fn new_codes_are_limited_per_address(backend: Backend) {
     assert!(!body.contains("<svg"), "{body}");
     assert!(body.contains("二维码太多"), "{body}");
     // Another browser at the same address is held back too (the count is the address's).
-    let other = Browser::new(&s.node.base);
+    let other = Browser::new(&node.base);
     assert_eq!(
         other.get("/login/scan").await.html().1,
         StatusCode::TOO_MANY_REQUESTS
@@ -760,8 +771,81 @@ async fn new_codes_are_limited_per_address(backend: Backend) {
         .await;
     assert_eq!(again.html().1, StatusCode::OK);
     assert!(again.html().2.contains("<svg"));
-    s.node.app.clock.advance(yunid::services::scan::START_WINDOW + 1);
+    // Asking twice per drain interval, far longer than the old one-window memory: nothing.
+    for _ in 0..15 {
+        node.app.clock.advance(interval);
+        for _ in 0..2 {
+            assert_eq!(
+                computer.get("/login/scan").await.html().1,
+                StatusCode::TOO_MANY_REQUESTS,
+                "a refused ask counts: no new burst"
+            );
+        }
+    }
+    // Once it stops, it waits what it is told, then gets one code per interval.
+    let res = computer.http.get(node.url("/login/scan")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    let wait: i64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=(2 * burst + 1) * interval).contains(&wait), "{wait}");
+    node.app.clock.advance(wait);
     assert_eq!(computer.get("/login/scan").await.html().1, StatusCode::OK);
+    for _ in 0..3 {
+        node.app.clock.advance(interval);
+        assert_eq!(computer.get("/login/scan").await.html().1, StatusCode::OK);
+    }
+    assert_eq!(
+        computer.get("/login/scan").await.html().1,
+        StatusCode::TOO_MANY_REQUESTS,
+        "one per interval, not more"
+    );
+}
+
+/// Finding F4: any site could make browsers load `/login/scan` (an image, a frame) and use up the
+/// address's new codes for everyone behind it. A cross-site load gets no code and costs nothing; the
+/// login page's own link (same-origin), a typed address (`none`) and browsers without Fetch Metadata
+/// still get one. And however many addresses ask, the live codes stop at `scan_max_live`: 503 with
+/// `Retry-After` until codes expire.
+async fn scan_codes_are_refused_to_other_sites_and_capped_in_total(backend: Backend) {
+    let s = scan_env(backend).await;
+    let id = s.phone_app.id.clone();
+    let node = crate::common::Server::start(&s.env.db.url, s.env.keys.path(), &move |c| {
+        c.scan_apps = vec![id.clone()];
+        c.scan_max_live = 3;
+    })
+    .await;
+    let from = |site: &str| Browser::with_headers(&node.base, &[("sec-fetch-site", site)]);
+    for _ in 0..yunid::services::new_codes::BURST + 5 {
+        let page = from("cross-site").get("/login/scan").await;
+        let (_, status, body) = page.html();
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+        assert!(
+            field(body, "c").is_none() && !body.contains("<svg"),
+            "no code: {body}"
+        );
+    }
+    // None of those counted: the live cap (3) is reached by the pages that may have codes.
+    for site in ["same-origin", "none"] {
+        let page = from(site).get("/login/scan").await;
+        assert_eq!(page.html().1, StatusCode::OK, "{site}");
+        assert!(field(page.html().2, "c").is_some(), "{site}");
+    }
+    let page = Browser::new(&node.base).get("/login/scan").await;
+    assert_eq!(page.html().1, StatusCode::OK, "no Fetch Metadata");
+    let res = Browser::new(&node.base)
+        .http
+        .get(node.url("/login/scan"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(res.headers().contains_key("retry-after"));
+    let body = res.text().await.unwrap();
+    assert!(field(&body, "c").is_none() && body.contains("稍后再试"), "{body}");
+    node.app.clock.advance(node.app.config.scan_ttl + 1);
+    assert_eq!(
+        Browser::new(&node.base).get("/login/scan").await.html().1,
+        StatusCode::OK
+    );
 }
 
 async fn an_expired_code_cannot_be_scanned(backend: Backend) {
@@ -1124,6 +1208,7 @@ on_both_backends!(
     an_app_asking_for_a_recent_or_new_sign_in_gets_no_scan_of_an_older_one,
     a_code_finishes_only_for_the_sign_in_it_was_shown_for,
     new_codes_are_limited_per_address,
+    scan_codes_are_refused_to_other_sites_and_capped_in_total,
     an_expired_code_cannot_be_scanned,
     a_second_scan_is_refused_whoever_makes_it,
     an_approved_code_finishes_only_in_the_browser_that_showed_it,

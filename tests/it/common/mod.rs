@@ -175,6 +175,16 @@ impl Env {
         Server::start(&self.db.url, self.keys.path(), &|_| {}).await
     }
 
+    /// [`Env::peer_node`], its configuration tweaked.
+    pub async fn peer_node_with(&self, tweak: impl Fn(&mut Config) + 'static) -> Server {
+        let issuer = self.app.config.issuer.clone();
+        Server::start(&self.db.url, self.keys.path(), &move |c: &mut Config| {
+            c.issuer = issuer.clone();
+            tweak(c);
+        })
+        .await
+    }
+
     /// Another node on the same database and keys that answers for the same issuer as the first (so the
     /// tokens one node issues are valid on the other).
     pub async fn peer_node(&self) -> Server {
