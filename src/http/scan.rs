@@ -173,8 +173,9 @@ pub async fn show(
     let result: anyhow::Result<Response> = async {
         let now = app.now();
         let ctx = methods::context(&app, &jar, lang, q.req.as_deref(), now).await?;
-        if let (Some(req), true) = (&q.req, ctx.login.foreign) {
-            return Ok(pending::restart(req));
+        // Another browser's request starts over there; one answered already gets no code.
+        if let Some(next) = ctx.login.restart() {
+            return Ok(pending::render(&app, ctx.lang, jar, next));
         }
         if q.req.is_some() && ctx.login.request.is_none() {
             return Ok(page::fail(ctx.lang, StatusCode::BAD_REQUEST, Msg::RequestExpired));
@@ -328,8 +329,9 @@ pub async fn finish(
     let result: anyhow::Result<Response> = async {
         let now = app.now();
         let ctx = methods::context(&app, &jar, lang, f.req.as_deref(), now).await?;
-        if let (Some(req), true) = (&f.req, ctx.login.foreign) {
-            return Ok(pending::restart(req));
+        // Another browser's request starts over there; one answered already signs nobody in for it.
+        if let Some(next) = ctx.login.restart() {
+            return Ok(pending::render(&app, ctx.lang, jar, next));
         }
         let x = cross_texts::of(ctx.lang);
         let browser_hash = cookies::browser_value(&app, &jar)

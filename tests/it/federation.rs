@@ -1909,6 +1909,51 @@ async fn a_logout_token_without_or_with_a_malformed_exp_is_refused(backend: Back
     assert!(browser.get("/account").await.is_login(), "signed out");
 }
 
+/// Item 6 of the cross-device review: an upstream callback for a request whose app has its code already
+/// (a second upstream sign-in started from the same login page, finished after the first) signs nobody
+/// in for it: the page says the sign-in was finished, and the other person gets no session.
+async fn a_callback_for_an_answered_request_signs_nobody_in(backend: Backend) {
+    let op = FakeOp::start("yunid-at-national").await;
+    let env = scripted_env(backend, &[("scripted", &op, scripted_mapping())]).await;
+    let first = resident_id(761);
+    person_at(&env, &first, PHONE, 2).await;
+    let second = resident_id(762);
+    let other = person_at(&env, &second, "13900139072", 2).await;
+    let (_, rp) = department_app(&env).await;
+    let browser = Browser::new(&env.base);
+    let attempt = rp.start(&["openid"]);
+    let login = browser.get(attempt.url.as_str()).await;
+    // Two upstream sign-ins started from the same page, for the same request.
+    let mut callbacks = Vec::new();
+    for _ in 0..2 {
+        let to = press(&browser, &login, "scripted").await;
+        let res = http().get(to.as_str()).send().await.unwrap();
+        callbacks.push(res.headers()["location"].to_str().unwrap().to_owned());
+    }
+    op.answer(
+        IdToken::Good,
+        "national-subject-1",
+        json!({ "resident_id": first, "loa": "high" }),
+        env.app.now(),
+    );
+    let code = to_app(&browser, back_at(&browser, &callbacks[0]).await).await;
+    assert!(!code.is_empty());
+    // The second callback, now that the app has its code, answers for another person.
+    op.answer(
+        IdToken::Good,
+        "national-subject-2",
+        json!({ "resident_id": second, "loa": "high" }),
+        env.app.now(),
+    );
+    let page = browser.get(&callbacks[1]).await;
+    assert!(
+        !matches!(page, Page::Left(_)),
+        "nothing goes to the app: {page:?}"
+    );
+    let sessions = env.app.db.sessions_of(&other, env.app.now()).await.unwrap();
+    assert!(sessions.is_empty(), "nobody signed in for the answered request");
+}
+
 /// Review F10: registrations now need an https logo, but a logo stored over http before that rule was
 /// still shown on the login page (mixed content, an address anyone on the path can change). It is left
 /// out; the upstream is still offered by name. Where http is allowed (development), it is shown.
@@ -2027,6 +2072,7 @@ on_both_backends!(
     a_key_whose_key_ops_exclude_verify_is_refused,
     a_logout_token_without_or_with_a_malformed_exp_is_refused,
     a_logo_stored_over_http_is_not_shown,
+    a_callback_for_an_answered_request_signs_nobody_in,
     an_old_upstream_sign_in_never_satisfies_an_apps_max_age,
     unlinking_and_the_upstreams_logout_end_offline_grants_too,
 );

@@ -337,8 +337,10 @@ pub async fn callback(
             }
             Ok(Outcome::SignedIn(fed)) => {
                 let ctx = methods::context(&app, &jar, lang, fed.req.as_deref(), now).await?;
-                if let (Some(req), true) = (&fed.req, ctx.login.foreign) {
-                    return Ok(pending::restart(req));
+                // Another browser's request starts over there; one answered already (its app has its
+                // code) signs nobody in for it (a second callback for the same `req`).
+                if let Some(next) = ctx.login.restart() {
+                    return Ok(pending::render(&app, ctx.lang, jar, next));
                 }
                 // Another person's session in this browser ends (a shared terminal), as with any login.
                 if let Some((previous, _)) = ctx
