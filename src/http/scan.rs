@@ -343,8 +343,15 @@ pub async fn finish(
                 StatusCode::FORBIDDEN,
             ))
         };
-        let Some(signed) =
-            steps::carried(&authn, &ctx.login, ctx.browser(), &approved.person_id, carried, now).await?
+        let Some(signed) = steps::carried(
+            &authn,
+            &ctx.login,
+            ctx.browser(),
+            &approved.person_id,
+            carried,
+            now,
+        )
+        .await?
         else {
             return refused(&app, jar);
         };
