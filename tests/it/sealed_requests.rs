@@ -210,7 +210,7 @@ async fn an_oversized_request_is_refused_and_an_oversized_req_not_opened(backend
         .await;
     assert!(page.is_login(), "{page:?}");
 
-    let huge = "A".repeat(64 * 1024);
+    let huge = "A".repeat(20 * 1024);
     for path in ["/login", "/consent", "/authorize/resume"] {
         let page = alice.get(&format!("{path}?req={huge}")).await;
         let (_, status, body) = page.html();
