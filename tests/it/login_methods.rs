@@ -378,6 +378,15 @@ async fn a_code_works_once_and_only_for_five_minutes(backend: Backend) {
         "{}",
         body(&again)
     );
+    // Posted for a new request of the same browser (one that asks for a new sign-in): the code was
+    // used, whatever request it is posted for.
+    let fresh = rp.start(&["profile"]);
+    let fresh = browser.get(&format!("{}&prompt=login", fresh.url)).await;
+    let fresh = sms_method(&browser, &fresh).await;
+    assert!(field(body(&fresh), "req").is_some(), "{}", body(&fresh));
+    let replayed = verify_attempt(&browser, &fresh, &attempt_of(&sent), &code).await;
+    assert_eq!(status(&replayed), StatusCode::UNAUTHORIZED, "{}", body(&replayed));
+    assert_eq!(error(&replayed).as_deref(), Some(ZH.err_code_expired));
 
     // Still valid just before five minutes…
     let browser = Browser::new(&env.base);

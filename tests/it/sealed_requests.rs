@@ -142,9 +142,90 @@ async fn an_expired_request_is_refused_in_its_own_browser(backend: Backend) {
     assert!(body.contains("此登录请求已过期"), "{body}");
 }
 
+/// A consented request whose resume link was not followed, then a logout in the same browser: the link
+/// opened afterwards gives the app no code (the login sealed into the request ended with the session),
+/// and neither does a `prompt=none` request started after the logout.
+async fn a_request_consented_before_a_logout_gives_no_code_after_it(backend: Backend) {
+    let env = Env::start(backend).await;
+    env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    let client = env.client(CALLBACK).await;
+    let rp = Rp::discover(&env.base, &client).await;
+    let alice = Browser::new(&env.base);
+    let attempt = rp.start(&["profile"]);
+    let login = alice.get(attempt.url.as_str()).await;
+    let consent = alice.login(&login, ALICE_ID, PASSWORD).await;
+    assert!(consent.is_consent(), "{consent:?}");
+    let link = allow_without_following(&alice, &consent).await;
+
+    // Logged out: the confirmation form, confirmed.
+    let ask = alice.get("/logout").await;
+    let body = ask.html().2;
+    let csrf = field(body, "csrf").expect("a logout confirmation form");
+    let out = alice
+        .post("/logout", &[("csrf", csrf.as_str()), ("confirm", "yes")])
+        .await;
+    assert_eq!(out.html().1, StatusCode::OK);
+
+    let replayed = alice.get(&link).await;
+    let gave_code = matches!(&replayed, Page::Left(u) if u.query_pairs().any(|(k, _)| k == "code"));
+    assert!(
+        !gave_code,
+        "a request answered for a session that ended must give no code: {replayed:?}"
+    );
+    let silent = alice
+        .get(&format!("{}&prompt=none", rp.start(&["profile"]).url))
+        .await;
+    assert_eq!(
+        silent.params().get("error").map(String::as_str),
+        Some("login_required"),
+        "{silent:?}"
+    );
+}
+
+/// Review L1: a request too large to travel in URLs is refused to the app (`invalid_request`, with its
+/// `state`), and a `req` longer than any sealed request can be is not even opened (the expired page).
+async fn an_oversized_request_is_refused_and_an_oversized_req_not_opened(backend: Backend) {
+    let env = Env::start(backend).await;
+    env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    let client = env.client(CALLBACK).await;
+    let rp = Rp::discover(&env.base, &client).await;
+    let alice = Browser::new(&env.base);
+    let attempt = rp.start(&["profile"]);
+    // Each value within the per-parameter limit, the whole over 6 KiB.
+    let big = "n".repeat(4000);
+    let page = alice
+        .get(&format!("{}&login_hint={big}&ui_locales={big}", attempt.url))
+        .await;
+    let params = page.params();
+    assert_eq!(
+        params.get("error").map(String::as_str),
+        Some("invalid_request"),
+        "{page:?}"
+    );
+    assert_eq!(params.get("state"), Some(attempt.state.secret()));
+    // Just under: a sign-in page.
+    let fits = rp.start(&["profile"]);
+    let page = alice
+        .get(&format!("{}&login_hint={}", fits.url, "n".repeat(4000)))
+        .await;
+    assert!(page.is_login(), "{page:?}");
+
+    let huge = "A".repeat(20 * 1024);
+    for path in ["/login", "/consent", "/authorize/resume"] {
+        let page = alice.get(&format!("{path}?req={huge}")).await;
+        let (_, status, body) = page.html();
+        assert!(
+            status == StatusCode::BAD_REQUEST && body.contains("此登录请求已过期"),
+            "{path}: {status} {body}"
+        );
+    }
+}
+
 on_both_backends!(
     a_request_is_answered_once_whatever_state_comes_back,
     an_altered_request_is_refused_as_expired,
     an_answered_request_saves_no_consent_when_replayed,
     an_expired_request_is_refused_in_its_own_browser,
+    a_request_consented_before_a_logout_gives_no_code_after_it,
+    an_oversized_request_is_refused_and_an_oversized_req_not_opened,
 );

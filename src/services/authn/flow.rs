@@ -286,7 +286,7 @@ pub fn to_page(
     };
     Ok(Next::Page {
         page,
-        req: pending.seal(ctx.secrets)?,
+        req: pending.seal(ctx.secrets, now)?,
         binding,
     })
 }

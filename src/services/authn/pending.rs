@@ -55,20 +55,29 @@ impl Pending {
         crypto::token_hash(&self.id)
     }
 
-    /// The value the browser carries (`req`): base64url, safe in a URL and a form.
-    pub fn seal(&self, secrets: &Secrets) -> anyhow::Result<String> {
-        let sealed = secrets.encrypt(&serde_json::to_string(self)?, AAD)?;
-        let raw = base64_standard_decode(&sealed)?;
-        Ok(crypto::b64url(&raw))
+    /// The value the browser carries (`req`): base64url, safe in a URL and a form. Sealed under the
+    /// day key for carried values (`Secrets::seal_carried`), never the at-rest key.
+    pub fn seal(&self, secrets: &Secrets, now: i64) -> anyhow::Result<String> {
+        let sealed = secrets.seal_carried(&serde_json::to_vec(self)?, AAD, now)?;
+        Ok(crypto::b64url(&sealed))
     }
 
     fn open(secrets: &Secrets, sealed: &str, now: i64) -> Option<Pending> {
+        // Review L1: nothing larger than a request can be is decoded or decrypted.
+        if sealed.len() > MAX_SEALED {
+            return None;
+        }
         let raw = crypto::b64url_decode(sealed)?;
-        let json = secrets.decrypt(&base64_standard_encode(&raw), AAD).ok()?;
-        let pending: Pending = serde_json::from_str(&json).ok()?;
+        let json = secrets.open_carried(&raw, AAD, now)?;
+        let pending: Pending = serde_json::from_slice(&json).ok()?;
         (pending.expires_at > now).then_some(pending)
     }
 }
+
+/// The longest `req` a browser may present: a request is at most `authorize::MAX_REQUEST_BYTES` of JSON
+/// (refused at `/authorize` beyond that), plus what the steps add (consent, the acting choice, the login
+/// session) and the sealing, base64url-encoded.
+pub const MAX_SEALED: usize = (crate::services::oidc::authorize::MAX_REQUEST_BYTES + 1024) * 4 / 3 + 64;
 
 /// Opens `sealed` and says whether it belongs to the browser holding `browser_secret` (constant-time
 /// comparison of the binding hashes).
@@ -90,16 +99,6 @@ pub fn load(secrets: &Secrets, sealed: &str, browser_secret: Option<&str>, now: 
 /// only make a check stricter).
 pub fn max_age(secrets: &Secrets, sealed: &str, now: i64) -> Option<i64> {
     Pending::open(secrets, sealed, now).and_then(|p| p.req.max_age)
-}
-
-fn base64_standard_decode(s: &str) -> anyhow::Result<Vec<u8>> {
-    use base64::Engine;
-    Ok(base64::engine::general_purpose::STANDARD.decode(s)?)
-}
-
-fn base64_standard_encode(raw: &[u8]) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(raw)
 }
 
 #[cfg(test)]
@@ -129,7 +128,7 @@ mod tests {
     fn a_sealed_request_opens_only_in_its_browser_and_only_before_expiry() {
         let secrets = Secrets::from_master(&[9u8; 32]).unwrap();
         let p = Pending::new(&OsRandom, request(), "browser-a", 100, 60);
-        let sealed = p.seal(&secrets).unwrap();
+        let sealed = p.seal(&secrets, 100).unwrap();
         assert!(
             sealed
                 .bytes()

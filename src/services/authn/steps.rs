@@ -310,7 +310,7 @@ pub async fn answer_consent(
     .await;
     // Back to the request, which now goes on (acting-for choice, then the code).
     pending.req.consented_by = Some(session.person_id.clone());
-    Ok(Next::Resume(pending.seal(ctx.secrets)?))
+    Ok(Next::Resume(pending.seal(ctx.secrets, now)?))
 }
 
 /// What the act-as page shows.
@@ -396,7 +396,7 @@ pub async fn answer_acting(
     pending.req.acting = Some(acting.to_owned());
     pending.req.acting_by = Some(a.session.person_id.clone());
     pending.req.consented_by = None;
-    Ok(Next::Resume(pending.seal(ctx.secrets)?))
+    Ok(Next::Resume(pending.seal(ctx.secrets, now)?))
 }
 
 /// The same page of a request shown again (after an answer posted for another session's page).
@@ -567,7 +567,7 @@ async fn logged_in(
             login_sid: Some(session.sid.clone()),
             ..p.clone()
         }
-        .seal(ctx.secrets)?,
+        .seal(ctx.secrets, now)?,
         None => req.clone(),
     };
     Ok(LoggedIn {

@@ -465,7 +465,7 @@ pub fn validate(params: &Params, client: &Client, target: Target) -> Result<Auth
         }
     };
     let opt = |name: &str| -> Result<Option<String>, Rejection> { Ok(got(name)?.map(str::to_owned)) };
-    Ok(AuthRequest {
+    let request = AuthRequest {
         client_id: client.id.clone(),
         scopes,
         nonce: opt("nonce")?,
@@ -490,8 +490,21 @@ pub fn validate(params: &Params, client: &Client, target: Target) -> Result<Auth
         restarted: false,
         licence_types: None,
         target,
-    })
+    };
+    // The request travels sealed with the browser, in URLs: a bound on its size keeps those URLs within
+    // what browsers and proxies take, and bounds what a browser may present back (review L1).
+    if serde_json::to_vec(&request).map_or(true, |json| json.len() > MAX_REQUEST_BYTES) {
+        return Err(Rejection::Redirect(
+            request.target,
+            Refusal::invalid_request("the authorization request is too large"),
+        ));
+    }
+    Ok(request)
 }
+
+/// The largest authorization request taken (its JSON form): 6 KiB, room for an RSA-4096 `id_token_hint`
+/// and a `claims` request.
+pub const MAX_REQUEST_BYTES: usize = 6 * 1024;
 
 /// RFC 7636 §4.1: 43–128 characters of `[A-Z] / [a-z] / [0-9] / "-" / "." / "_" / "~"`.
 pub fn is_pkce_value(s: &str) -> bool {
