@@ -272,12 +272,13 @@ fn with_retry_after(mut res: Response, seconds: i64) -> Response {
     res
 }
 
-/// Whether a request came from another site (Fetch Metadata: `Sec-Fetch-Site: cross-site`). Same-origin,
-/// same-site, a typed address or bookmark (`none`) and browsers that send no such header pass.
+/// Whether a request came from another origin (Fetch Metadata `Sec-Fetch-Site`: `cross-site`, or
+/// `same-site` — a department app or a page on a sibling subdomain is another party). Same-origin, a typed
+/// address or bookmark (`none`) and browsers that send no such header pass.
 fn cross_site(headers: &HeaderMap) -> bool {
     headers
         .get("sec-fetch-site")
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site"))
+        .is_some_and(|v| !matches!(v.as_bytes(), b"same-origin" | b"none"))
 }
 
 #[derive(Deserialize)]
@@ -454,7 +455,6 @@ fn scan_error(e: ScanError) -> Response {
             (StatusCode::CONFLICT, "not_scanned")
         }
         ScanError::Full { .. } => (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable"),
-        ScanError::CrossSite => (StatusCode::FORBIDDEN, "cross_site"),
         ScanError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "server_error"),
     };
     api_error(status, code, &e.to_string())

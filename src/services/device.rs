@@ -176,10 +176,26 @@ pub async fn start(
     if scopes.is_empty() {
         return Err(DeviceError::NoScope);
     }
-    let scope = format!("device:{}", client.id);
     let limit = ctx.settings.limit;
-    let live = ctx.db.live_device_grants(now, limit.max_live);
-    match new_codes::admit(ctx.db, &scope, address, live, limit, now).await? {
+    // Per app first (a guest's app refused there charges nothing more), then per address for all apps
+    // together at twice the allowance (what one address may write in all), then the live cap.
+    let per_app = new_codes::Settings { max_live: 0, ..limit };
+    let all_apps = new_codes::Settings {
+        burst: limit.burst * 2,
+        interval_ms: (limit.interval_ms / 2).max(1),
+        ..limit
+    };
+    let scope = format!("device:{}", client.id);
+    let no_count = async { Ok(0) };
+    let first = new_codes::admit(ctx.db, &scope, address, no_count, per_app, now).await?;
+    let admitted = match first {
+        Admit::Yes => {
+            let live = ctx.db.live_device_grants(now, limit.max_live);
+            new_codes::admit(ctx.db, "device", address, live, all_apps, now).await?
+        }
+        refused => refused,
+    };
+    match admitted {
         Admit::Yes => {}
         Admit::Throttled { retry_after } => return Err(DeviceError::TooManyStarts { retry_after }),
         Admit::Full { retry_after } => return Err(DeviceError::Full { retry_after }),

@@ -3,13 +3,15 @@
 //!
 //! Each key is a leaky bucket held in the database (one statement per key, so it holds across nodes):
 //! `new_code_burst` (default [`BURST`]) new codes at once, then one every `new_code_interval_ms` (default
-//! [`INTERVAL_MS`]) as the bucket drains. A refused request
-//! still counts (the bucket may fill to twice its size): a party that keeps asking faster than the bucket
-//! drains keeps being refused, and after it stops it waits until the bucket is back below its size
-//! (at most about a minute). Keys: the IPv4 address, or for IPv6 both the /64 (one subscriber) and the
-//! /48 (one site, [`PER_48`] times the burst and the rate). Device codes are counted per app and address, so
-//! one app on a shared network cannot block another app's kiosks. Beside the buckets, the number of live
-//! rows of each table is capped (`scan_max_live`, `device_max_live`): a distributed flood fills no table.
+//! [`INTERVAL_MS`]) as the bucket drains. A refused request still counts (the bucket may fill to one
+//! interval past its size): a party that keeps asking faster than the bucket drains keeps being refused,
+//! and once it stops the key is free again within two intervals. Keys, narrowest first: the IPv4
+//! address, or for IPv6 the /64 (one subscriber) then the /48 (one site, [`PER_48`] times the burst and
+//! the rate). Device codes are counted per app and address, then per address for all apps together at
+//! twice the per-app allowance, so one app on a shared network cannot block another app's kiosks. Beside
+//! the buckets, the live rows of each table are capped (`scan_max_live`, `device_max_live`): an emergency
+//! stop against a flood from many addresses (it is global: such a flood then blocks everyone, see the
+//! threat model's known limits).
 
 use crate::store::Db;
 use crate::store::login::Bucket;
@@ -70,8 +72,9 @@ fn keys(address: &str, limit: Settings) -> Vec<(String, Bucket)> {
     out
 }
 
-/// Takes one new code for `scope` (e.g. `scan`, `device:{client_id}`) from `address`'s buckets; then
-/// checks the table's live rows (`live`, counted up to `limit.max_live`). Every bucket is charged, refused or not.
+/// Takes one new code for `scope` (e.g. `scan`, `device:{client_id}`) from `address`'s buckets, the
+/// narrowest first, stopping at the first that refuses (it is charged all the same); then checks the
+/// table's live rows (`live`, counted up to `limit.max_live`; 0: not checked).
 pub async fn admit(
     db: &Db,
     scope: &str,
@@ -80,15 +83,13 @@ pub async fn admit(
     limit: Settings,
     now: i64,
 ) -> Result<Admit, sqlx::Error> {
-    let mut wait = 0;
+    // Narrowest key first; a refusal stops there, so one /64 asking too often never charges (and
+    // locks out) the rest of its /48.
     for (key, bucket) in keys(address, limit) {
         let key = format!("new:{scope}:{key}");
         if let Some(retry_after) = db.take_from_bucket(&key, bucket, now).await? {
-            wait = wait.max(retry_after);
+            return Ok(Admit::Throttled { retry_after });
         }
-    }
-    if wait > 0 {
-        return Ok(Admit::Throttled { retry_after: wait });
     }
     if limit.max_live > 0 && live.await? >= limit.max_live {
         return Ok(Admit::Full {

@@ -60,9 +60,7 @@ pub enum ScanError {
     /// The deployment holds its cap of live codes (`scan_max_live`).
     #[error("too many QR codes are live; try again shortly")]
     Full { retry_after: i64 },
-    /// `GET /login/scan` loaded from another site (an image or a frame): no code is made for it.
-    #[error("a QR code is drawn only for yunid's own pages")]
-    CrossSite,
+
     /// The app asks for a new sign-in now (`prompt=login`): a phone's earlier sign-in is not one.
     #[error("the app asks for a new sign-in, which scanning cannot give")]
     FreshSignInRequired,

@@ -115,7 +115,7 @@ impl Db {
         .bind(key)
         .bind(bucket.interval_ms)
         .bind(now)
-        .bind(2 * size)
+        .bind(size + bucket.interval_ms)
         .fetch_one(&self.pool)
         .await?;
         if level <= size {

@@ -387,7 +387,7 @@ async fn a_kiosk_app_is_marked_by_an_admin_and_gets_short_sessions(backend: Back
     let anonymous = http().put(&url).json(&json!({})).send().await.unwrap();
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
 
-    let (status, started) = device_authorization(&env, &app, "openid").await;
+    let (status, started) = device_authorization(&env, &app, "openid offline_access").await;
     assert_eq!(status, StatusCode::OK, "{started}");
     let browser = Browser::new(&env.base);
     let page = alice_opens(&browser, started["verification_uri_complete"].as_str().unwrap()).await;
@@ -666,7 +666,7 @@ async fn a_kiosk_marked_without_a_limit_gets_the_default_one(backend: Backend) {
         "{marked}"
     );
     let browser = Browser::new(&env.base);
-    let (_, started) = device_authorization(&env, &app, "openid").await;
+    let (_, started) = device_authorization(&env, &app, "openid offline_access").await;
     let page = alice_opens(&browser, started["verification_uri_complete"].as_str().unwrap()).await;
     assert!(page.html().2.contains("公用终端"), "a shared terminal");
     answer(&browser, &page, true).await;
@@ -755,13 +755,16 @@ async fn an_approval_ends_when_its_session_times_out(backend: Backend) {
     let browser = Browser::new(&env.base);
     let page = alice_opens(&browser, started["verification_uri_complete"].as_str().unwrap()).await;
     answer(&browser, &page, true).await;
-    env.app.clock.advance(241);
+    env.app.clock.advance(401); // past its absolute end: no longer among the sessions "sign out everywhere" ends
     env.app
         .logout()
         .end_everything(&alice, env.app.now())
         .await
         .unwrap();
     let device_code = started["device_code"].as_str().unwrap();
+    assert_error(&poll(&env, &app, device_code).await, "expired_token");
+    // Ended by the sign-out itself (not only refused at redemption, which spends the code): polled
+    // again, still `expired_token`.
     assert_error(&poll(&env, &app, device_code).await, "expired_token");
     approved_tokens(&env, &app, &Browser::new(&env.base), "openid").await;
 }

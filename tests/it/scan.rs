@@ -615,6 +615,28 @@ async fn a_browser_step_up_never_joins_the_phones_factors(backend: Backend) {
     );
 }
 
+/// Review of F6 (H2): a scan-made session from a two-factor phone sign-in is `acr` 2 and recent, but its
+/// factors were proven on the phone. Adding a passkey from it would make them the browser's own (a
+/// passkey then signs in at level 2 without `mca`): the account page asks for a step-up in this browser
+/// first.
+async fn a_scan_made_session_adds_no_passkey_without_its_own_factors(backend: Backend) {
+    let s = scan_env(backend).await;
+    let phone = phone_token(&s, true).await;
+    let computer = Browser::new(&s.node.base);
+    let shown = account_code(&s, &computer).await;
+    let (code, body) = scan_and_approve(&s, &phone, &computer, &shown).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let landed = finish(&computer, &shown).await;
+    let (url, _, _) = landed.html();
+    assert!(url.ends_with("/account"), "{url}");
+    let account = computer.get("/account").await;
+    let html = account.html().2;
+    assert!(
+        html.contains("href=\"/login?step_up=account\""),
+        "a step-up in this browser first: {html}"
+    );
+}
+
 fn urlencoding(v: &str) -> String {
     url::form_urlencoded::byte_serialize(v.as_bytes()).collect()
 }
@@ -801,9 +823,9 @@ async fn new_codes_are_limited_per_address(backend: Backend) {
 }
 
 /// Finding F4: any site could make browsers load `/login/scan` (an image, a frame) and use up the
-/// address's new codes for everyone behind it. A cross-site load gets no code and costs nothing; the
-/// login page's own link (same-origin), a typed address (`none`) and browsers without Fetch Metadata
-/// still get one. And however many addresses ask, the live codes stop at `scan_max_live`: 503 with
+/// address's new codes for everyone behind it. A cross-site or same-site load (a department app on a
+/// sibling subdomain is another party) gets no code and costs nothing; the login page's own link
+/// (same-origin), a typed address (`none`) and browsers without Fetch Metadata still get one. And however many addresses ask, the live codes stop at `scan_max_live`: 503 with
 /// `Retry-After` until codes expire.
 async fn scan_codes_are_refused_to_other_sites_and_capped_in_total(backend: Backend) {
     let s = scan_env(backend).await;
@@ -814,14 +836,16 @@ async fn scan_codes_are_refused_to_other_sites_and_capped_in_total(backend: Back
     })
     .await;
     let from = |site: &str| Browser::with_headers(&node.base, &[("sec-fetch-site", site)]);
-    for _ in 0..yunid::services::new_codes::BURST + 5 {
-        let page = from("cross-site").get("/login/scan").await;
-        let (_, status, body) = page.html();
-        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
-        assert!(
-            field(body, "c").is_none() && !body.contains("<svg"),
-            "no code: {body}"
-        );
+    for site in ["cross-site", "same-site"] {
+        for _ in 0..yunid::services::new_codes::BURST + 5 {
+            let page = from(site).get("/login/scan").await;
+            let (_, status, body) = page.html();
+            assert_eq!(status, StatusCode::FORBIDDEN, "{site}: {body}");
+            assert!(
+                field(body, "c").is_none() && !body.contains("<svg"),
+                "no code: {body}"
+            );
+        }
     }
     // None of those counted: the live cap (3) is reached by the pages that may have codes.
     for site in ["same-origin", "none"] {
@@ -1205,6 +1229,7 @@ on_both_backends!(
     the_number_is_typed_and_wrong_numbers_count_as_failed_attempts,
     a_scan_hands_on_the_phones_sign_in_time_and_marks_the_scan,
     a_browser_step_up_never_joins_the_phones_factors,
+    a_scan_made_session_adds_no_passkey_without_its_own_factors,
     an_app_asking_for_a_recent_or_new_sign_in_gets_no_scan_of_an_older_one,
     a_code_finishes_only_for_the_sign_in_it_was_shown_for,
     new_codes_are_limited_per_address,
