@@ -216,8 +216,9 @@ pub async fn start(
         Ok(c) => c,
         Err(e) => return page::internal(e, "upstream sign-in"),
     };
-    if let (Some(req), true) = (&f.req, ctx.login.foreign) {
-        return pending::restart(req);
+    // Another browser's request starts over there; one answered already starts no upstream sign-in.
+    if let Some(next) = ctx.login.restart() {
+        return pending::render(&app, ctx.lang, jar, next);
     }
     if f.req.is_some() && ctx.login.request.is_none() {
         return page::fail(ctx.lang, StatusCode::BAD_REQUEST, Msg::RequestExpired);
