@@ -89,11 +89,11 @@ async fn enabled_upstream(ctx: &Ctx<'_>, id: &str) -> Result<UpstreamRow, Federa
 pub async fn offered(ctx: &Ctx<'_>) -> Result<Vec<(String, String, Option<String>)>, FederationError> {
     Ok(ctx
         .db
-        .upstreams()
+        .listed_upstreams()
         .await?
-        .into_iter()
+        .iter()
         .filter(|u| u.enabled)
-        .map(|u| (u.id, u.display_name, u.logo_url))
+        .map(|u| (u.id.clone(), u.display_name.clone(), u.logo_url.clone()))
         .collect())
 }
 
