@@ -39,7 +39,10 @@ async fn brake(
         .iter()
         .map(|(kind, by)| json!({ "kind": kind, "tripped_by": by }))
         .collect();
-    Ok(Json(json!({ "tripped": list })).into_response())
+    let state = crate::services::proofing::brake_state(&app.proofing(), app.now())
+        .await
+        .map_err(|e| Problem::internal(anyhow::anyhow!("{e}")))?;
+    Ok(Json(json!({ "tripped": list, "brakes": state })).into_response())
 }
 
 /// A super admin clears the tripped brakes (after checking the authority's answers): automatic locks
