@@ -110,7 +110,8 @@ pub struct Representation {
 pub struct Standing {
     pub holder_status: String,
     pub holder_level: i64,
-    /// Made online: bound from the registry (`granted_by = registry`) or accepted from an appointment.
+    /// Made online: bound on `/account/organisations` (an `org_bindings` row) or accepted from an
+    /// appointment there (an admin's record, even one from the registry, is not).
     pub online: bool,
     /// A binding of this representation is suspended (by the registry or an admin).
     pub binding_held: bool,
@@ -279,12 +280,13 @@ impl Db {
     }
 
     /// What a representation's authority stands on beyond its own row: its holder's account status
-    /// and real-name level, whether it was made online (bound from the registry, or accepted from an
-    /// appointment), and whether a binding of it is not active. None for no such representation.
+    /// and real-name level, whether it was made online (bound on the account page, or accepted from an
+    /// appointment there), and whether a binding of it is not active. None for no such representation.
     pub async fn rep_standing(&self, id: &str) -> Result<Option<Standing>, sqlx::Error> {
         let row = sqlx::query(
-            "SELECT p.status, p.real_name_level, r.granted_by, \
+            "SELECT p.status, p.real_name_level, \
              (SELECT COUNT(*) FROM org_appointments a WHERE a.rep_id = r.id) AS appointed, \
+             (SELECT COUNT(*) FROM org_bindings b WHERE b.rep_id = r.id) AS bound, \
              (SELECT COUNT(*) FROM org_bindings b WHERE b.rep_id = r.id AND b.status <> 'active') AS held \
              FROM representations r JOIN persons p ON p.id = r.person_id WHERE r.id = $1",
         )
@@ -294,13 +296,13 @@ impl Db {
         let Some(row) = row else {
             return Ok(None);
         };
-        let granted_by: String = row.try_get("granted_by")?;
         let appointed: i64 = row.try_get("appointed")?;
+        let bound: i64 = row.try_get("bound")?;
         let held: i64 = row.try_get("held")?;
         Ok(Some(Standing {
             holder_status: row.try_get("status")?,
             holder_level: row.try_get("real_name_level")?,
-            online: granted_by == "registry" || appointed > 0,
+            online: bound > 0 || appointed > 0,
             binding_held: held > 0,
         }))
     }
