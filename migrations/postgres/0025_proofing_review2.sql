@@ -8,3 +8,6 @@ UPDATE org_bindings SET suspended_at = CAST(EXTRACT(EPOCH FROM now()) AS BIGINT)
 WHERE status = 'suspended' AND reason = 'duplicate' AND suspended_by = 'migration' AND suspended_at IS NULL;
 
 ALTER TABLE org_bindings ADD COLUMN restored_at BIGINT;
+
+ALTER TABLE org_bindings ADD COLUMN registry_suspended_at BIGINT;
+UPDATE org_bindings SET registry_suspended_at = suspended_at WHERE suspended_by = 'registry';

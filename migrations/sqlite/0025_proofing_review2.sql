@@ -15,3 +15,8 @@ WHERE status = 'suspended' AND reason = 'duplicate' AND suspended_by = 'migratio
 -- When the registry sweep last restored a binding (an `active` answer after "gone"): the restore brake
 -- counts these, so an "active for everything" answer stream cannot restore every suspended enterprise.
 ALTER TABLE org_bindings ADD COLUMN restored_at INTEGER;
+
+-- When the registry's answer last suspended a binding: the suspension brake counts these, so a binding
+-- restored (or pinned by a super admin) since still counts for the 24 hours.
+ALTER TABLE org_bindings ADD COLUMN registry_suspended_at INTEGER;
+UPDATE org_bindings SET registry_suspended_at = suspended_at WHERE suspended_by = 'registry';

@@ -326,7 +326,7 @@ pub async fn reps_in_force(
 }
 
 /// Whether a representation's holder still carries it: no binding of it is suspended, and one made
-/// online (bound from the registry, or accepted from an appointment) is held by an active account at
+/// online (bound on the account page, or accepted from an appointment there) is held by an active account at
 /// real-name level 2 or above — a level lowered, or an account locked or disabled, since it was made
 /// stops it here, at every use, and with it everyone appointed under it.
 async fn stands(db: &Db, rep_id: &str) -> Result<bool, IdentityError> {

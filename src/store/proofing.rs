@@ -379,7 +379,8 @@ impl Db {
     ) -> Result<bool, sqlx::Error> {
         let done = sqlx::query(
             "UPDATE org_bindings SET status = 'suspended', reason = $1, suspended_by = $2, suspended_at = $3, \
-             checked_at = $3 WHERE id = $4 AND status = 'active'",
+             checked_at = $3, registry_suspended_at = CASE WHEN $2 = 'registry' THEN $3 \
+             ELSE registry_suspended_at END WHERE id = $4 AND status = 'active'",
         )
         .bind(reason)
         .bind(by)
@@ -561,9 +562,7 @@ impl Db {
                  AND address = 'recheck' AND at >= $1 AND outcome NOT IN ('match', 'no_match')"
             }
             "restore" => "SELECT COUNT(*) AS n FROM org_bindings WHERE restored_at >= $1",
-            _ => {
-                "SELECT COUNT(*) AS n FROM org_bindings WHERE suspended_by = 'registry' AND suspended_at >= $1"
-            }
+            _ => "SELECT COUNT(*) AS n FROM org_bindings WHERE registry_suspended_at >= $1",
         };
         let row = sqlx::query(sql).bind(since).fetch_one(&self.pool).await?;
         row.try_get("n")

@@ -2751,7 +2751,95 @@ async fn the_console_shows_the_brakes_and_a_super_admin_clears_them(backend: Bac
     );
 }
 
+/// A registry suspension is lifted by the registry's `active` answer or by a super admin explicitly
+/// (`POST /admin/api/proofing/bindings/{id}/restore`, audited); a clerk cannot, and an admin's own
+/// suspension is not lifted this way.
+async fn a_super_admin_lifts_a_registry_suspension(backend: Backend) {
+    let authorities = Authorities::start().await;
+    let env = sweep_env(backend, &authorities, |_| {}).await;
+    let alice = level_two(&env, ALICE_ID, ALICE_PHONE).await;
+    authorities.enterprise(COMPANY, "福州示例科技有限公司", "active", "张三", ALICE_ID);
+    let browser = signed_in(&env, ALICE_ID).await;
+    bind(&browser, COMPANY).await;
+    // Cancelled: never restored by a later answer alone.
+    authorities.enterprise(COMPANY, "福州示例科技有限公司", "cancelled", "张三", ALICE_ID);
+    env.app.clock.advance(601);
+    sweep_now(&env, &env.app.node_id).await;
+    let binding = env.app.db.bindings(Some(&alice), None, None, 1).await.unwrap()[0].clone();
+    assert_eq!(binding.status, "suspended");
+    let path = format!("/admin/api/proofing/bindings/{}/restore", binding.id);
+    let clerk = crate::admin::admin_token(&env, "yunid:counter").await;
+    let (status, _) = crate::admin::call(&env, &clerk, reqwest::Method::POST, &path, None).await;
+    assert_eq!(status, 403);
+    let root = crate::admin::admin_token(&env, "yunid:admin").await;
+    let (status, body) = crate::admin::call(&env, &root, reqwest::Method::POST, &path, None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "active", "{body}");
+    let page = browser.get("/account/organisations").await;
+    assert!(page.html().2.contains("id=\"represents\""), "{}", page.html().2);
+    let events = env.app.db.all_audit_events().await.unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.action == "org.binding.restore" && e.outcome == "forbidden")
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e.action == "org.binding.restore" && e.outcome == "success" && e.actor != "registry")
+    );
+    // An admin's own suspension is not lifted here.
+    let (status, _) = crate::admin::call(
+        &env,
+        &root,
+        reqwest::Method::POST,
+        &format!("/admin/api/proofing/bindings/{}/suspend", binding.id),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, body) = crate::admin::call(&env, &root, reqwest::Method::POST, &path, None).await;
+    assert_eq!(status, 409, "{body}");
+    let page = browser.get("/account/organisations").await;
+    assert!(!page.html().2.contains("id=\"represents\""), "{}", page.html().2);
+}
+
+/// A binding the registry suspended and then restored still counts against the suspension brake for
+/// 24 hours: restoring it does not make room for suspending more.
+async fn a_restored_binding_still_counts_against_the_suspension_brake(backend: Backend) {
+    let authorities = Authorities::start().await;
+    let env = sweep_env(backend, &authorities, |c| c.proofing_suspend_brake = 2).await;
+    let alice = level_two(&env, ALICE_ID, ALICE_PHONE).await;
+    let browser = signed_in(&env, ALICE_ID).await;
+    for code in [COMPANY, COMPANY2, COMPANY3] {
+        authorities.enterprise(code, "福州示例科技有限公司", "active", "张三", ALICE_ID);
+        bind(&browser, code).await;
+    }
+    authorities.forget_enterprise(COMPANY);
+    env.app.clock.advance(601);
+    sweep_now(&env, &env.app.node_id).await;
+    authorities.enterprise(COMPANY, "福州示例科技有限公司", "active", "张三", ALICE_ID);
+    env.app.clock.advance(601);
+    sweep_now(&env, &env.app.node_id).await;
+    let bindings = env.app.db.bindings(Some(&alice), None, None, 10).await.unwrap();
+    assert!(bindings.iter().all(|b| b.status == "active"), "{bindings:?}");
+    // The other two cancelled: one suspension counted already (the restored one), so only one more.
+    for code in [COMPANY2, COMPANY3] {
+        authorities.enterprise(code, "福州示例科技有限公司", "cancelled", "张三", ALICE_ID);
+    }
+    env.app.clock.advance(601);
+    sweep_now(&env, &env.app.node_id).await;
+    let bindings = env.app.db.bindings(Some(&alice), None, None, 10).await.unwrap();
+    let suspended = bindings.iter().filter(|b| b.status == "suspended").count();
+    assert_eq!(
+        suspended, 1,
+        "the restored binding's suspension was not counted: {bindings:?}"
+    );
+}
+
 on_both_backends!(
+    a_restored_binding_still_counts_against_the_suspension_brake,
+    a_super_admin_lifts_a_registry_suspension,
     a_registry_suspension_survives_the_organisation_set_active_and_a_super_admin_pins_it,
     migration_25_ends_the_representation_of_a_duplicate_binding,
     an_appointer_below_level_two_or_locked_appoints_nobody_and_their_appointees_stop,

@@ -356,6 +356,59 @@ pub async fn suspend(
     ctx.db.binding(binding_id).await?.ok_or(ProofingError::NotFound)
 }
 
+/// A super admin lifts a suspension the registry's answer made (gone, revoked or cancelled), having
+/// checked the enterprise by other means: the binding and the organisation are active again, audited
+/// `org.binding.restore` with the admin as actor. Only such a suspension, whose representation was
+/// never revoked, and only while no other binding of the organisation is active; an admin's own
+/// suspension or pin stays (the person binds again, which the registry must confirm).
+pub async fn lift(ctx: &Ctx<'_>, binding_id: &str, by: &str, now: i64) -> Result<BindingRow, ProofingError> {
+    let b = ctx.db.binding(binding_id).await?.ok_or(ProofingError::NotFound)?;
+    let registry_suspended = b.status == "suspended"
+        && b.suspended_by.as_deref() == Some("registry")
+        && b.reason
+            .as_deref()
+            .is_some_and(|r| REGISTRY_STATUSES.contains(&r));
+    if !registry_suspended || !rep_live(ctx, &b.rep_id).await? {
+        return Err(ProofingError::Invalid(
+            "only a suspension the registry's answer made can be lifted",
+        ));
+    }
+    if !ctx
+        .db
+        .bindings(None, Some(&b.org_id), Some("active"), 1)
+        .await?
+        .is_empty()
+    {
+        return Err(ProofingError::Invalid(
+            "another binding of this organisation is active",
+        ));
+    }
+    ctx.db
+        .set_org_status_from(&b.org_id, &REGISTRY_STATUSES, "active", now)
+        .await?;
+    if !ctx.db.restore_binding(&b.id, now).await? {
+        return Err(ProofingError::Invalid(
+            "only a suspension the registry's answer made can be lifted",
+        ));
+    }
+    ctx.audit(
+        Event {
+            actor: by,
+            action: "org.binding.restore",
+            subject: &b.org_id,
+            address: "",
+            outcome: "success",
+        },
+        json!({ "binding": b.id, "representation": b.rep_id, "lifted": b.reason }),
+        now,
+    )
+    .await;
+    if let Some(p) = ctx.db.person(&b.person_id).await? {
+        ctx.notify(p.phone.as_deref(), "org_change", NOTICE, now).await;
+    }
+    ctx.db.binding(binding_id).await?.ok_or(ProofingError::NotFound)
+}
+
 /// Whether a registry answer is about the enterprise asked for: a `credit_code` it names must be that
 /// code (an absent one, allowed on a `404`, names nothing else).
 fn about(answered: Option<&str>, asked: &str) -> bool {
