@@ -629,15 +629,6 @@ impl Db {
         rows.iter().map(appointment_from_row).collect()
     }
 
-    /// Whether a representation was recorded by accepting an appointment made online.
-    pub async fn appointed_online(&self, rep_id: &str) -> Result<bool, sqlx::Error> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM org_appointments WHERE rep_id = $1")
-            .bind(rep_id)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(n > 0)
-    }
-
     /// Moves an appointment from `from` to `to` (one statement: the first decision wins).
     pub async fn decide_appointment(
         &self,

@@ -702,7 +702,8 @@ fn mask_name(name: &str) -> String {
 /// The legal representative (or a manager) appoints an agent, and the legal representative a manager;
 /// pending until the appointee accepts, for [`APPOINTMENT_TTL`]. The answer is the same whether or not
 /// the ID number or phone belongs to a registered person (an appointment to nobody waits and expires),
-/// and the appointer is never shown the appointee's name: finding people is not what this form is for.
+/// and so is the work done (the same writes, an outbox row for nobody too); the appointer is shown the
+/// appointee's name, masked, only once they accepted: finding people is not what this form is for.
 pub async fn appoint(
     ctx: &Ctx<'_>,
     appointer: &PersonRow,
