@@ -272,6 +272,55 @@ impl App {
         }
     }
 
+    /// Signing in (`services::login`); ending another person's session goes through the logout
+    /// service (`http::login::ports`).
+    pub fn login(&self) -> crate::services::login::Ctx<'_> {
+        crate::services::login::Ctx {
+            db: &self.db,
+            secrets: &self.secrets,
+            hasher: &self.hasher,
+            metrics: &self.metrics,
+            settings: crate::services::login::Settings {
+                max_failures: self.config.login_max_failures,
+                throttle_window: self.config.login_throttle_window,
+                session_absolute_ttl: self.config.session_absolute_ttl,
+                session_idle_ttl: self.config.session_idle_ttl,
+            },
+            rng: self.random.as_ref(),
+            sessions: self,
+        }
+    }
+
+    /// Passkey ceremonies (`services::passkey`).
+    pub fn passkeys(&self) -> crate::services::passkey::Ctx<'_> {
+        crate::services::passkey::Ctx {
+            db: &self.db,
+            webauthn: self.webauthn.as_ref(),
+            step_up_max_age: self.config.credential_step_up_max_age,
+            rng: self.random.as_ref(),
+        }
+    }
+
+    /// The sign-in path (`services::authn`); acting options and licence types come from their
+    /// services (`http::login::ports`).
+    pub fn authn(&self) -> crate::services::authn::Ctx<'_> {
+        crate::services::authn::Ctx {
+            db: &self.db,
+            secrets: &self.secrets,
+            keys: self.keys(),
+            settings: crate::services::authn::Settings {
+                issuer: self.config.iss().to_owned(),
+                auth_request_ttl: self.config.auth_request_ttl,
+                code_ttl: self.config.code_ttl,
+                refresh_absolute_ttl: self.config.refresh_absolute_ttl,
+                session_idle_ttl: self.config.session_idle_ttl,
+            },
+            rng: self.random.as_ref(),
+            directory: self,
+            login: self.login(),
+        }
+    }
+
     /// The current key set (parsed once; replaced whole on reload).
     pub fn keys(&self) -> Arc<KeySet> {
         match self.keys.read() {

@@ -79,6 +79,8 @@ pub struct Secrets {
     internal_client: hmac::Key,
     device: hmac::Key,
     aead: std::sync::Arc<aead::LessSafeKey>,
+    /// Root of the day keys that seal what browsers carry (`seal_carried`).
+    carried: hmac::Key,
 }
 
 impl Secrets {
@@ -97,6 +99,7 @@ impl Secrets {
             internal_client: hmac::Key::new(hmac::HMAC_SHA256, derive("yunid/internal-client/v1").as_ref()),
             device: hmac::Key::new(hmac::HMAC_SHA256, derive("yunid/device/v1").as_ref()),
             aead: std::sync::Arc::new(aead::LessSafeKey::new(unbound)),
+            carried: hmac::Key::new(hmac::HMAC_SHA256, derive("yunid/carried/v1").as_ref()),
         })
     }
 
@@ -176,6 +179,59 @@ impl Secrets {
         Ok(STANDARD.encode(out))
     }
 
+    /// Seals a value that browsers carry (the pending authorization request) under a key of its own,
+    /// derived from the master secret for the UTC day of `now`; that day is the key id, sent in the clear
+    /// in front: `kid (4 bytes, big-endian) ‖ nonce (12) ‖ ciphertext ‖ tag`. Such values are made at
+    /// every sign-in, so one key would soon meet AES-GCM's bound for random nonces (2^32 values per
+    /// key); a key per day keeps that bound at ~50,000 values a second, sustained, and keeps these
+    /// values apart from what is encrypted at rest (`encrypt`).
+    pub fn seal_carried(&self, plaintext: &[u8], aad: &[u8], now: i64) -> anyhow::Result<Vec<u8>> {
+        let kid = u32::try_from(now.div_euclid(86_400)).map_err(|_| anyhow::anyhow!("time out of range"))?;
+        let key = self.carried_key(kid)?;
+        let nonce_bytes = random_bytes::<12>();
+        let mut buf = plaintext.to_vec();
+        key.seal_in_place_append_tag(
+            aead::Nonce::assume_unique_for_key(nonce_bytes),
+            aead::Aad::from(carried_aad(kid, aad)),
+            &mut buf,
+        )
+        .map_err(|_| anyhow::anyhow!("encryption failed"))?;
+        let mut out = Vec::with_capacity(4 + 12 + buf.len());
+        out.extend_from_slice(&kid.to_be_bytes());
+        out.extend_from_slice(&nonce_bytes);
+        out.extend_from_slice(&buf);
+        Ok(out)
+    }
+
+    /// Opens what `seal_carried` made with the same `aad`, when its key id is the day of `now` or one of
+    /// the two days before (nothing carried lives longer); `None` otherwise.
+    pub fn open_carried(&self, sealed: &[u8], aad: &[u8], now: i64) -> Option<Vec<u8>> {
+        if sealed.len() <= 4 + 12 + 16 {
+            return None;
+        }
+        let (kid, rest) = sealed.split_at(4);
+        let kid = u32::from_be_bytes(kid.try_into().ok()?);
+        let today = now.div_euclid(86_400);
+        if !(today - 2..=today).contains(&i64::from(kid)) {
+            return None;
+        }
+        let key = self.carried_key(kid).ok()?;
+        let (nonce, rest) = rest.split_at(12);
+        let nonce = aead::Nonce::try_assume_unique_for_key(nonce).ok()?;
+        let mut buf = rest.to_vec();
+        let plain = key
+            .open_in_place(nonce, aead::Aad::from(carried_aad(kid, aad)), &mut buf)
+            .ok()?;
+        Some(plain.to_vec())
+    }
+
+    fn carried_key(&self, kid: u32) -> anyhow::Result<aead::LessSafeKey> {
+        let derived = hmac::sign(&self.carried, &kid.to_be_bytes());
+        let unbound = aead::UnboundKey::new(&aead::AES_256_GCM, derived.as_ref())
+            .map_err(|_| anyhow::anyhow!("cannot build the day key"))?;
+        Ok(aead::LessSafeKey::new(unbound))
+    }
+
     pub fn decrypt(&self, sealed: &str, aad: &[u8]) -> anyhow::Result<String> {
         let raw = STANDARD.decode(sealed)?;
         anyhow::ensure!(raw.len() > 12 + 16, "sealed value too short");
@@ -191,9 +247,54 @@ impl Secrets {
     }
 }
 
+/// The associated data of a carried value: the key id it names, then the caller's purpose.
+fn carried_aad(kid: u32, aad: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4 + aad.len());
+    out.extend_from_slice(&kid.to_be_bytes());
+    out.extend_from_slice(aad);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn carried_values_open_with_their_day_key_only_while_young() {
+        let s = Secrets::from_master(&[7u8; 32]).unwrap();
+        let day = 20_000 * 86_400;
+        let sealed = s.seal_carried(b"hello", b"purpose", day + 5).unwrap();
+        assert_eq!(&sealed[..4], &20_000u32.to_be_bytes());
+        assert_eq!(
+            s.open_carried(&sealed, b"purpose", day + 5).as_deref(),
+            Some(&b"hello"[..])
+        );
+        assert_eq!(
+            s.open_carried(&sealed, b"purpose", day + 2 * 86_400 + 9)
+                .as_deref(),
+            Some(&b"hello"[..])
+        );
+        assert!(
+            s.open_carried(&sealed, b"purpose", day + 3 * 86_400).is_none(),
+            "too old"
+        );
+        assert!(
+            s.open_carried(&sealed, b"purpose", day - 1).is_none(),
+            "from a future day"
+        );
+        assert!(
+            s.open_carried(&sealed, b"other", day + 5).is_none(),
+            "another purpose"
+        );
+        // The key id is bound: the same bytes under another day's id do not open.
+        let mut moved = sealed.clone();
+        moved[..4].copy_from_slice(&20_001u32.to_be_bytes());
+        assert!(s.open_carried(&moved, b"purpose", day + 86_400).is_none());
+        // Not the at-rest key: `decrypt` does not open it, another master does not either.
+        assert!(s.decrypt(&STANDARD.encode(&sealed[4..]), b"purpose").is_err());
+        let other = Secrets::from_master(&[8u8; 32]).unwrap();
+        assert!(other.open_carried(&sealed, b"purpose", day + 5).is_none());
+    }
 
     #[test]
     fn encryption_round_trips_and_binds_aad() {

@@ -202,7 +202,7 @@ pub fn authorization_request(data: &[u8]) {
         }
         Err(Rejection::Redirect(target, error)) => {
             assert!(client.redirect_uris.contains(&target.redirect_uri));
-            assert!(!error.code.is_empty());
+            assert!(!error.code.as_str().is_empty());
         }
         Err(Rejection::Page(_)) => panic!("validation shows a page after the redirect URI was trusted"),
     }

@@ -45,7 +45,9 @@ pub async fn session(
     let Some(cookie) = jar.get(&name(app, "yunid_session")) else {
         return Ok(None);
     };
-    let Some((session, person)) = crate::services::login::current_session(app, cookie.value(), now).await?
+    let Some((session, person)) =
+        crate::services::login::current_session(&app.db, app.config.session_idle_ttl, cookie.value(), now)
+            .await?
     else {
         return Ok(None);
     };
@@ -75,17 +77,12 @@ pub fn csrf_ok(app: &App, jar: &CookieJar, token: Option<&str>) -> bool {
     }
 }
 
-/// The browser's binding secret: a random value in an HttpOnly `__Host-` cookie, set when the browser
-/// starts its first authorization request. Every pending request stores the hash of it and answers only
-/// the browser that holds it (`services::oidc::pending`). One value per browser rather than one per
-/// request, so that two tabs with two sign-ins do not evict each other's binding.
-pub fn browser(app: &App, jar: CookieJar) -> (CookieJar, String) {
-    let cookie_name = name(app, "yunid_browser");
-    if let Some(existing) = jar.get(&cookie_name).filter(|c| !c.value().is_empty()) {
-        let value = existing.value().to_owned();
-        return (jar, value);
-    }
-    let value = crypto::random_token();
+/// Sets the browser's binding secret: a random value (made by the flow, `services::authn`) in an
+/// HttpOnly `__Host-` cookie, set when the browser starts its first authorization request. Every
+/// pending request carries the hash of it, sealed, and answers only the browser that holds it
+/// (`services::authn::pending`). One value per browser rather than one per request, so that two tabs
+/// with two sign-ins do not evict each other's binding.
+pub fn set_browser(app: &App, jar: CookieJar, value: String) -> CookieJar {
     // Sent on cross-site requests too (over https): a cross-site POST /authorize must not arrive without
     // it and mint a new one, which would restart every open tab's request. It only names the browser;
     // forms keep their CSRF token.
@@ -94,7 +91,17 @@ pub fn browser(app: &App, jar: CookieJar) -> (CookieJar, String) {
     } else {
         SameSite::Lax
     };
-    (jar.add(build(app, cookie_name, value.clone(), same_site)), value)
+    jar.add(build(app, name(app, "yunid_browser"), value, same_site))
+}
+
+/// The browser's binding secret, set now (from the application's randomness source) when it has none:
+/// for the sign-ins that bind their own state to the browser (upstream, scan).
+pub fn browser(app: &App, jar: CookieJar) -> (CookieJar, String) {
+    if let Some(existing) = browser_value(app, &jar) {
+        return (jar, existing);
+    }
+    let value = app.random.token();
+    (set_browser(app, jar, value.clone()), value)
 }
 
 /// The browser's binding secret, when it has one.

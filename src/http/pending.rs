@@ -1,70 +1,91 @@
-//! Pending authorization requests as the browser sees them: each belongs to the browser that started
-//! it (the hash of that browser's binding cookie is stored with it). A step of a request opened in any
-//! other browser starts it over there (`/authorize/resume` does it) and never continues it: no code,
-//! no consent and no login made elsewhere carry over.
+//! The sign-in path's answers as HTTP: where a step of `services::authn` sends the browser (a page of
+//! ours with the sealed request, `/authorize/resume`, the app with a code or an error, an error page),
+//! and the `who` token that ties a consent or act-as form to the session it was shown to.
 
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::CookieJar;
 
 use crate::app::App;
 use crate::crypto;
+use crate::error::OAuthError;
 use crate::http::cookies;
-use crate::store::requests::PendingRequest;
+use crate::http::i18n::Lang;
+use crate::http::messages::Msg;
+use crate::http::oidc::{respond, respond_error};
+use crate::http::page;
+use crate::services::authn::{Browser, Next, Stop};
+use crate::services::oidc::authorize::Refusal;
 
-/// A pending request loaded for this browser.
-pub struct Bound {
-    /// The request's id as the browser knows it (`req`).
-    pub id: String,
-    pub id_hash: String,
-    /// The hash of this browser's binding secret (the row's `browser_hash`).
-    pub browser_hash: String,
-    pub row: PendingRequest,
-}
-
-pub enum Lookup {
-    /// Expired, answered, or never existed.
-    Missing,
-    /// Started in this browser.
-    Bound(Bound),
-    /// Started in another browser: to be started over here.
-    Foreign(PendingRequest),
-}
-
-/// Loads the pending request `req` and says whether it belongs to this browser (constant-time
-/// comparison of the binding hashes).
-pub async fn load(app: &App, jar: &CookieJar, req: &str, now: i64) -> anyhow::Result<Lookup> {
-    let id_hash = crypto::token_hash(req);
-    let Some(row) = app.db.auth_request(&id_hash, now).await? else {
-        return Ok(Lookup::Missing);
-    };
-    let presented = cookies::browser_value(app, jar).map(|v| crypto::token_hash(&v));
-    let bound = match (&row.browser_hash, &presented) {
-        (Some(stored), Some(presented)) => crypto::ct_eq(stored.as_bytes(), presented.as_bytes()),
-        _ => false,
-    };
-    if !bound {
-        return Ok(Lookup::Foreign(row));
+/// The browser as the flow sees it: its binding secret and session cookie.
+pub fn browser<'a>(binding: &'a Option<String>, session: &'a Option<String>) -> Browser<'a> {
+    Browser {
+        binding: binding.as_deref(),
+        session: session.as_deref(),
     }
-    Ok(Lookup::Bound(Bound {
-        id: req.to_owned(),
-        id_hash,
-        browser_hash: presented.unwrap_or_default(),
-        row,
-    }))
 }
 
-/// Where a step of a request that belongs to another browser goes: `/authorize/resume` starts it over
-/// for this browser.
-pub fn restart(req: &str) -> Response {
-    Redirect::to(&resume_path(req)).into_response()
+/// The cookies of `jar` the flow reads: (binding secret, session cookie).
+pub fn cookies_of(app: &App, jar: &CookieJar) -> (Option<String>, Option<String>) {
+    (cookies::browser_value(app, jar), cookies::session_value(app, jar))
+}
+
+/// The OAuth error a refusal is rendered as.
+pub fn oauth(r: &Refusal) -> OAuthError {
+    OAuthError {
+        code: r.code.as_str(),
+        description: r.description.clone(),
+    }
+}
+
+/// Renders where a step sends the browser.
+pub fn render(app: &App, lang: Lang, jar: CookieJar, next: Next) -> Response {
+    match next {
+        Next::Page { page, req, binding } => {
+            let jar = match binding {
+                Some(b) => cookies::set_browser(app, jar, b),
+                None => jar,
+            };
+            (jar, Redirect::to(&with_req(page.path(), &req))).into_response()
+        }
+        Next::Resume(req) => (jar, Redirect::to(&resume_path(&req))).into_response(),
+        Next::Code { target, code } => respond(app, &target, vec![("code", code)]),
+        Next::Refused { target, refusal } => respond_error(app, &target, &oauth(&refusal)),
+        Next::Stop(stop) => {
+            let (status, msg) = stopped(stop);
+            page::fail(lang, status, msg)
+        }
+    }
+}
+
+fn stopped(stop: Stop) -> (StatusCode, Msg<'static>) {
+    let bad = StatusCode::BAD_REQUEST;
+    let forbidden = StatusCode::FORBIDDEN;
+    match stop {
+        Stop::RequestExpired => (bad, Msg::RequestExpired),
+        Stop::RequestAnswered => (bad, Msg::RequestAnswered),
+        Stop::UnknownClient => (bad, Msg::UnknownClient),
+        Stop::SignInAgain => (bad, Msg::SignInAgain),
+        Stop::SignedOut => (forbidden, Msg::SignInAgain),
+        Stop::ClientIdRequired => (bad, Msg::ClientIdRequired),
+        Stop::RequestUriUnknown => (bad, Msg::RequestUriUnknown),
+        Stop::Untrusted(m) => (bad, Msg::Untrusted(m)),
+        Stop::NoOrgAsked => (forbidden, Msg::NoOrgAsked),
+        Stop::CannotActFor => (forbidden, Msg::CannotActFor),
+    }
+}
+
+/// `path?req=…`
+fn with_req(path: &str, req: &str) -> String {
+    let query: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("req", req)
+        .finish();
+    format!("{path}?{query}")
 }
 
 /// `/authorize/resume?req=…`
 pub fn resume_path(req: &str) -> String {
-    let query: String = form_urlencoded::Serializer::new(String::new())
-        .append_pair("req", req)
-        .finish();
-    format!("/authorize/resume?{query}")
+    with_req("/authorize/resume", req)
 }
 
 /// A token naming the session a consent or act-as page was shown to (a hash of its `sid`).
@@ -78,10 +99,8 @@ pub fn same_owner(who: Option<&str>, sid: &str) -> bool {
     who.is_none_or(|w| crypto::ct_eq(w.as_bytes(), page_owner(sid).as_bytes()))
 }
 
-/// The same page of a request shown again (after an answer posted for another session's page).
-pub fn reshow(path: &str, req: &str) -> Response {
-    let query: String = form_urlencoded::Serializer::new(String::new())
-        .append_pair("req", req)
-        .finish();
-    Redirect::to(&format!("{path}?{query}")).into_response()
+/// Where a step of a request that belongs to another browser goes: `/authorize/resume` starts it over
+/// for this browser.
+pub fn restart(req: &str) -> Response {
+    Redirect::to(&resume_path(req)).into_response()
 }

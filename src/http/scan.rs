@@ -20,6 +20,7 @@ use crate::http::i18n::{Lang, Texts};
 use crate::http::login::methods;
 use crate::http::messages::Msg;
 use crate::http::{cookies, page, pending};
+use crate::services::authn::steps;
 use crate::services::login;
 use crate::services::oidc::tokens;
 use crate::services::scan::{self, BrowserView, Decision, Phone, ScanError, ShownFor};
@@ -113,7 +114,7 @@ fn render(
 ) -> Response {
     let x = cross_texts::of(ctx.lang);
     let (jar, csrf) = cookies::csrf(app, jar);
-    let req = ctx.req.as_deref().unwrap_or("");
+    let req = ctx.login.req.as_deref().unwrap_or("");
     let (handle, token, view) = match &shown {
         Some(s) => (Some(s.handle), s.token, s.view.clone()),
         None => (None, "", BrowserView::Expired),
@@ -136,7 +137,7 @@ fn render(
     let mut res = page::render(ScanPage {
         t: ctx.lang.texts(),
         x,
-        client_name: ctx.pending.as_ref().map(|(_, c)| c.name.as_str()),
+        client_name: ctx.login.request.as_ref().map(|(_, c)| c.name.as_str()),
         error,
         handle,
         qr_token: token,
@@ -144,7 +145,7 @@ fn render(
         number,
         status_text,
         csrf: &csrf,
-        req: ctx.req.as_deref(),
+        req: ctx.login.req.as_deref(),
         refresh_link: link(
             "/login/scan",
             &[("req", req), ("handle", handle.unwrap_or("")), ("c", token)],
@@ -153,7 +154,7 @@ fn render(
         login_link: link("/login", &[("req", req)]),
     });
     *res.status_mut() = status;
-    if let Some((r, _)) = &ctx.pending {
+    if let Some((r, _)) = &ctx.login.request {
         res = page::allow_form_target(res, &r.target.redirect_uri);
     }
     (jar, res).into_response()
@@ -171,10 +172,10 @@ pub async fn show(
     let result: anyhow::Result<Response> = async {
         let now = app.now();
         let ctx = methods::context(&app, &jar, lang, q.req.as_deref(), now).await?;
-        if let (Some(req), true) = (&q.req, ctx.foreign) {
+        if let (Some(req), true) = (&q.req, ctx.login.foreign) {
             return Ok(pending::restart(req));
         }
-        if q.req.is_some() && ctx.pending.is_none() {
+        if q.req.is_some() && ctx.login.request.is_none() {
             return Ok(page::fail(ctx.lang, StatusCode::BAD_REQUEST, Msg::RequestExpired));
         }
         let (jar, browser) = cookies::browser(&app, jar);
@@ -188,12 +189,15 @@ pub async fn show(
             let shown = Shown { handle, token, view };
             return Ok(render(&app, jar, &ctx, Some(shown), None, StatusCode::OK));
         }
-        let shown_for = match (&ctx.pending, &ctx.bound) {
-            (Some((r, c)), Some(b)) => Some(ShownFor {
-                request_hash: &b.id_hash,
-                client_id: &c.id,
-                max_age: r.max_age,
-                prompt_login: r.has_prompt("login"),
+        // The scan is bound to the pending request by a stable id of it (the hash of its id, the same
+        // at every step), never by the sealed value, which changes as the request goes on.
+        let request_hash = ctx.login.pending.as_ref().map(|p| p.id_hash());
+        let shown_for = match (&ctx.login.pending, &request_hash) {
+            (Some(p), Some(h)) => Some(ShownFor {
+                request_hash: h,
+                client_id: &p.req.client_id,
+                max_age: p.req.max_age,
+                prompt_login: p.req.has_prompt("login"),
             }),
             _ => None,
         };
@@ -284,7 +288,7 @@ pub async fn finish(
     let result: anyhow::Result<Response> = async {
         let now = app.now();
         let ctx = methods::context(&app, &jar, lang, f.req.as_deref(), now).await?;
-        if let (Some(req), true) = (&f.req, ctx.foreign) {
+        if let (Some(req), true) = (&f.req, ctx.login.foreign) {
             return Ok(pending::restart(req));
         }
         let x = cross_texts::of(ctx.lang);
@@ -292,84 +296,77 @@ pub async fn finish(
             .map(|b| crypto::token_hash(&b))
             .unwrap_or_default();
         let scan_ctx = app.scan();
-        let request_hash = ctx.bound.as_ref().map(|b| b.id_hash.as_str());
-        let approved = match scan::finish(&scan_ctx, &f.handle, &browser_hash, request_hash, now).await {
-            Ok(a) => a,
-            // Pressed before the phone answered: the same page again.
-            Err(ScanError::NotApproved) => {
-                let view = scan::view(&scan_ctx, &f.handle, &browser_hash, now)
-                    .await
-                    .unwrap_or(BrowserView::Expired);
-                let shown = Shown {
-                    handle: &f.handle,
-                    token: f.c.as_deref().unwrap_or(""),
-                    view,
-                };
-                return Ok(render(&app, jar, &ctx, Some(shown), None, StatusCode::CONFLICT));
-            }
-            Err(ScanError::Internal) => anyhow::bail!("scan finish failed"),
-            Err(e) => {
-                app.metrics.login("scan", "invalid");
-                let (status, message) = match e {
-                    ScanError::Unknown => (StatusCode::FORBIDDEN, x.scan_refused),
-                    ScanError::OtherRequest => (StatusCode::FORBIDDEN, x.scan_other_request),
-                    ScanError::TooOld => (StatusCode::FORBIDDEN, x.scan_too_old),
-                    ScanError::GrantEnded => (StatusCode::FORBIDDEN, x.scan_refused),
-                    _ => (StatusCode::BAD_REQUEST, x.scan_refused),
-                };
-                return Ok(render(&app, jar, &ctx, None, Some(message), status));
-            }
-        };
-        let active = app
-            .db
-            .person(&approved.person_id)
-            .await?
-            .is_some_and(|p| p.status == "active");
-        if !active {
-            app.metrics.login("scan", "unavailable");
-            return Ok(render(
-                &app,
-                jar,
-                &ctx,
-                None,
-                Some(x.scan_refused),
-                StatusCode::FORBIDDEN,
-            ));
-        }
+        let request_hash = ctx.login.pending.as_ref().map(|p| p.id_hash());
+        let approved =
+            match scan::finish(&scan_ctx, &f.handle, &browser_hash, request_hash.as_deref(), now).await {
+                Ok(a) => a,
+                // Pressed before the phone answered: the same page again.
+                Err(ScanError::NotApproved) => {
+                    let view = scan::view(&scan_ctx, &f.handle, &browser_hash, now)
+                        .await
+                        .unwrap_or(BrowserView::Expired);
+                    let shown = Shown {
+                        handle: &f.handle,
+                        token: f.c.as_deref().unwrap_or(""),
+                        view,
+                    };
+                    return Ok(render(&app, jar, &ctx, Some(shown), None, StatusCode::CONFLICT));
+                }
+                Err(ScanError::Internal) => anyhow::bail!("scan finish failed"),
+                Err(e) => {
+                    app.metrics.login("scan", "invalid");
+                    let (status, message) = match e {
+                        ScanError::Unknown => (StatusCode::FORBIDDEN, x.scan_refused),
+                        ScanError::OtherRequest => (StatusCode::FORBIDDEN, x.scan_other_request),
+                        ScanError::TooOld => (StatusCode::FORBIDDEN, x.scan_too_old),
+                        ScanError::GrantEnded => (StatusCode::FORBIDDEN, x.scan_refused),
+                        _ => (StatusCode::BAD_REQUEST, x.scan_refused),
+                    };
+                    return Ok(render(&app, jar, &ctx, None, Some(message), status));
+                }
+            };
         // The session takes the phone's sign-in as it is: its level (a passkey there is two), its time
         // and its methods, with the scan's `mca` — never more, and never newer, than the phone's.
-        let cookie = cookies::session_value(&app, &jar);
         let carried = login::Carried {
             amr: &approved.amr,
             acr: approved.acr,
             auth_time: approved.auth_time,
         };
-        let signed = login::sign_in_carried(
-            &app,
-            ctx.renewable(cookie.as_deref()),
+        let authn = app.authn();
+        let refused = |app: &App, jar: CookieJar| -> anyhow::Result<Response> {
+            Ok(render(
+                app,
+                jar,
+                &ctx,
+                None,
+                Some(x.scan_refused),
+                StatusCode::FORBIDDEN,
+            ))
+        };
+        let Some(signed) = steps::carried(
+            &authn,
+            &ctx.login,
+            ctx.browser(),
             &approved.person_id,
             carried,
             now,
         )
-        .await?;
+        .await?
+        else {
+            return refused(&app, jar);
+        };
         // A sign-out everywhere or a revocation of the phone's grant that ran while the session was
         // being made: it missed the new session, so end it here (either order ends it).
         if !scan::grant_live(&scan_ctx, &approved.family_id, &approved.person_id, now)
             .await
             .map_err(|_| anyhow::anyhow!("scan grant check failed"))?
         {
-            app.logout().end_session(&signed.1.sid, now).await?;
+            app.logout().end_session(&signed.session.sid, now).await?;
             app.metrics.login("scan", "unavailable");
-            return Ok(render(
-                &app,
-                jar,
-                &ctx,
-                None,
-                Some(x.scan_refused),
-                StatusCode::FORBIDDEN,
-            ));
+            return refused(&app, jar);
         }
-        methods::finish(&app, jar, &ctx, signed, "scan", &addr, now).await
+        let done = steps::signed_in(&authn, &ctx.login, signed, "scan", &addr, now).await?;
+        methods::finish(&app, jar, ctx.lang, "scan", done).await
     }
     .await;
     result.unwrap_or_else(|e| page::internal(e, "scan sign-in"))

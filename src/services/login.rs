@@ -1,21 +1,70 @@
-//! Password login and SSO sessions.
+//! Password login and SSO sessions. No HTTP, no `App`: a login takes the narrow pieces it uses
+//! ([`Ctx`]), `now` and the randomness source, and returns a domain result.
 
-use crate::app::App;
-use crate::crypto;
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::crypto::{self, Random, Secrets};
 use crate::identity::{Phone, ResidentId};
+use crate::metrics::Metrics;
+use crate::services::password::Hasher;
+use crate::store::Db;
 use crate::store::persons::PersonRow;
 use crate::store::sessions::SessionRow;
 
-#[derive(Debug, PartialEq, Eq)]
+/// The configuration a login reads.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// Failed password logins allowed per account (five times as many per address) in `throttle_window`.
+    pub max_failures: i64,
+    pub throttle_window: i64,
+    pub session_absolute_ttl: i64,
+    pub session_idle_ttl: i64,
+}
+
+/// Ends another person's session on this browser (with its grants and a back-channel logout to its
+/// apps): the logout service's work, reached through this port.
+pub trait EndSession: Send + Sync {
+    fn end_session<'a>(
+        &'a self,
+        sid: &'a str,
+        now: i64,
+    ) -> Pin<Box<dyn Future<Output = anyhow::Result<bool>> + Send + 'a>>;
+}
+
+/// What a login needs; built by `App::login`.
+pub struct Ctx<'a> {
+    pub db: &'a Db,
+    pub secrets: &'a Secrets,
+    pub hasher: &'a Hasher,
+    pub metrics: &'a Metrics,
+    pub settings: Settings,
+    pub rng: &'a dyn Random,
+    pub sessions: &'a dyn EndSession,
+}
+
+#[derive(Debug, thiserror::Error)]
 pub enum LoginError {
     /// Wrong username or password (deliberately the same message for both).
+    #[error("wrong username or password")]
     Invalid,
     /// Too many failures for this account or address; try later.
+    #[error("too many failed logins")]
     Throttled,
     /// The account is locked or disabled (said only after a correct password).
+    #[error("the account is not active")]
     Unavailable,
     /// Too many password checks are waiting on this node: nothing was tried; try again shortly.
+    #[error("too many password checks are waiting")]
     Busy,
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for LoginError {
+    fn from(e: sqlx::Error) -> Self {
+        LoginError::Internal(e.into())
+    }
 }
 
 impl LoginError {
@@ -26,20 +75,145 @@ impl LoginError {
             LoginError::Throttled => "throttled",
             LoginError::Unavailable => "unavailable",
             LoginError::Busy => "busy",
+            LoginError::Internal(_) => "error",
         }
     }
 }
 
+/// An authentication method reference (RFC 8176) yunid records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// A password.
+    Pwd,
+    /// An SMS one-time code.
+    Sms,
+    /// A hardware-protected key (a passkey).
+    Hwk,
+    /// A software-protected key.
+    Swk,
+    /// The user was verified by the authenticator (PIN, biometrics).
+    User,
+    /// More than one factor.
+    Mfa,
+    /// An upstream provider's sign-in (a session opened by federation, carried on by a scan).
+    Fed,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Pwd => "pwd",
+            Method::Sms => "sms",
+            Method::Hwk => "hwk",
+            Method::Swk => "swk",
+            Method::User => "user",
+            Method::Mfa => "mfa",
+            Method::Fed => "fed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Method> {
+        Some(match s {
+            "pwd" => Method::Pwd,
+            "sms" => Method::Sms,
+            "hwk" => Method::Hwk,
+            "swk" => Method::Swk,
+            "user" => Method::User,
+            "mfa" => Method::Mfa,
+            "fed" => Method::Fed,
+            _ => return None,
+        })
+    }
+
+    /// A factor of its own (`user` and `mfa` only qualify others).
+    fn is_factor(self) -> bool {
+        matches!(self, Method::Pwd | Method::Sms | Method::Hwk | Method::Swk)
+    }
+}
+
+/// The methods of a sign-in, in order, each once (the `amr` claim, stored space-separated).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Amr(Vec<Method>);
+
+impl Amr {
+    pub fn of(methods: &[Method]) -> Amr {
+        let mut amr = Amr::default();
+        amr.add(methods);
+        amr
+    }
+
+    /// The stored form (`"pwd sms mfa"`); unknown values are dropped.
+    pub fn parse(stored: &str) -> Amr {
+        let methods: Vec<Method> = stored.split(' ').filter_map(Method::parse).collect();
+        Amr::of(&methods)
+    }
+
+    fn add(&mut self, methods: &[Method]) {
+        for m in methods {
+            if !self.0.contains(m) {
+                self.0.push(*m);
+            }
+        }
+    }
+
+    pub fn contains(&self, m: Method) -> bool {
+        self.0.contains(&m)
+    }
+
+    fn factors(&self) -> usize {
+        self.0.iter().filter(|m| m.is_factor()).count()
+    }
+
+    /// The level these methods reach: 2 for two distinct factors or a user-verified passkey, else 1.
+    pub fn acr(&self) -> i64 {
+        let verified_key =
+            (self.contains(Method::Hwk) || self.contains(Method::Swk)) && self.contains(Method::User);
+        if self.factors() >= 2 || verified_key { 2 } else { 1 }
+    }
+
+    /// The same methods, marked `mfa` when two factors are in.
+    fn with_mfa(mut self) -> Amr {
+        self.0.retain(|m| *m != Method::Mfa);
+        if self.factors() >= 2 {
+            self.0.push(Method::Mfa);
+        }
+        self
+    }
+}
+
+impl std::fmt::Display for Amr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.0.iter().map(|m| m.as_str()).collect();
+        f.write_str(&names.join(" "))
+    }
+}
+
+/// Where persons are looked up: the database, and the keyed hash of their identifiers.
+pub trait People {
+    fn db(&self) -> &Db;
+    fn secrets(&self) -> &Secrets;
+}
+
+impl People for Ctx<'_> {
+    fn db(&self) -> &Db {
+        self.db
+    }
+    fn secrets(&self) -> &Secrets {
+        self.secrets
+    }
+}
+
 /// Finds a person by resident ID number or phone number.
-pub async fn find_person(app: &App, username: &str) -> anyhow::Result<Option<PersonRow>> {
+pub async fn find_person(
+    people: &(impl People + ?Sized),
+    username: &str,
+) -> anyhow::Result<Option<PersonRow>> {
+    let (db, secrets) = (people.db(), people.secrets());
     if let Ok(id) = ResidentId::parse(username) {
-        return Ok(app
-            .db
-            .person_by_id_hash(&app.secrets.id_hash(id.as_str()))
-            .await?);
+        return Ok(db.person_by_id_hash(&secrets.id_hash(id.as_str())).await?);
     }
     if let Ok(phone) = Phone::parse(username) {
-        return Ok(app.db.person_by_phone(phone.as_str()).await?);
+        return Ok(db.person_by_phone(phone.as_str()).await?);
     }
     Ok(None)
 }
@@ -62,21 +236,21 @@ pub fn blocked(failures: i64, last_failure: Option<i64>, max: i64, window: i64, 
 /// The throttle key of what was typed as a username: its normalised identifier (every spelling of one
 /// ID number or phone number counts together), computed the same way whether or not an account has
 /// it, so throttling treats known and unknown accounts alike. Keyed hashes: no ID number in the table.
-pub fn account_key(app: &App, username: &str) -> String {
+pub fn account_key(secrets: &Secrets, username: &str) -> String {
     if let Ok(id) = ResidentId::parse(username) {
-        return format!("acct:id:{}", app.secrets.id_hash(id.as_str()));
+        return format!("acct:id:{}", secrets.id_hash(id.as_str()));
     }
     if let Ok(phone) = Phone::parse(username) {
-        return format!("acct:phone:{}", app.secrets.id_hash(phone.as_str()));
+        return format!("acct:phone:{}", secrets.id_hash(phone.as_str()));
     }
     // Matches no account; counted all the same, like any other name.
     let other = username.trim().to_lowercase();
-    format!("acct:other:{}", app.secrets.id_hash(&other))
+    format!("acct:other:{}", secrets.id_hash(&other))
 }
 
 /// Reserves one attempt against `key` (see `Db::reserve_attempt`); a `max` of 0 or less turns the
 /// limit off.
-pub async fn reserve(app: &App, key: &str, max: i64, window: i64, now: i64) -> anyhow::Result<bool> {
+pub async fn reserve(db: &Db, key: &str, max: i64, window: i64, now: i64) -> anyhow::Result<bool> {
     if max <= 0 {
         return Ok(true);
     }
@@ -85,7 +259,7 @@ pub async fn reserve(app: &App, key: &str, max: i64, window: i64, now: i64) -> a
         window,
         forget_before: now - THROTTLE_MEMORY,
     };
-    Ok(app.db.reserve_attempt(key, limit, now).await?)
+    Ok(db.reserve_attempt(key, limit, now).await?)
 }
 
 /// The address a per-address limit counts against: an IPv4 address as it is, an IPv6 address by its /64
@@ -106,36 +280,37 @@ pub fn address_bucket(address: &str) -> String {
 /// hash runs, and given back when it was not a failure. Unknown accounts cost the same hash as known
 /// ones, and the hashing queue is bounded: a full one is refused at once, without a hash.
 pub async fn password_login(
-    app: &App,
+    ctx: &Ctx<'_>,
     username: &str,
     password: &str,
     address: &str,
     now: i64,
-) -> anyhow::Result<Result<PersonRow, LoginError>> {
-    let account_key = account_key(app, username);
+) -> Result<PersonRow, LoginError> {
+    let db = ctx.db;
+    let account_key = account_key(ctx.secrets, username);
     let address_key = format!("addr:{}", address_bucket(address));
-    let (max, window) = (app.config.login_max_failures, app.config.login_throttle_window);
-    if !reserve(app, &address_key, max.saturating_mul(5), window, now).await? {
-        app.metrics.throttled("login_address");
-        return Ok(Err(LoginError::Throttled));
+    let (max, window) = (ctx.settings.max_failures, ctx.settings.throttle_window);
+    if !reserve(db, &address_key, max.saturating_mul(5), window, now).await? {
+        ctx.metrics.throttled("login_address");
+        return Err(LoginError::Throttled);
     }
-    if !reserve(app, &account_key, max, window, now).await? {
-        app.db.refund_attempt(&address_key).await?;
-        app.metrics.throttled("login_account");
-        return Ok(Err(LoginError::Throttled));
+    if !reserve(db, &account_key, max, window, now).await? {
+        db.refund_attempt(&address_key).await?;
+        ctx.metrics.throttled("login_account");
+        return Err(LoginError::Throttled);
     }
-    let person = find_person(app, username).await?;
+    let person = find_person(ctx, username).await?;
     let stored = person.as_ref().and_then(|p| p.password_hash.clone());
-    let verified = match app.hasher.verify(stored, password.to_owned()).await {
+    let verified = match ctx.hasher.verify(stored, password.to_owned()).await {
         Ok(v) => v,
         Err(e) if e.downcast_ref::<crate::services::password::Busy>().is_some() => {
             // Nothing was tried: the reservations go back.
-            app.db.refund_attempt(&account_key).await?;
-            app.db.refund_attempt(&address_key).await?;
-            app.metrics.throttled("password_queue");
-            return Ok(Err(LoginError::Busy));
+            db.refund_attempt(&account_key).await?;
+            db.refund_attempt(&address_key).await?;
+            ctx.metrics.throttled("password_queue");
+            return Err(LoginError::Busy);
         }
-        Err(e) => return Err(e),
+        Err(e) => return Err(e.into()),
     };
     let ok = verified
         // A temporary password from the counter stops working when it expires.
@@ -146,11 +321,11 @@ pub async fn password_login(
     if let (false, Some(p)) = (ok, &person) {
         // Written in the background: the answer must not wait for the audit chain only when the account
         // exists (that wait would tell which accounts exist).
-        let (app, subject, address) = (app.clone(), p.id.clone(), address.to_owned());
+        let (db, subject, address) = (db.clone(), p.id.clone(), address.to_owned());
         tokio::spawn(async move {
             crate::services::audit::record_quietly(
-                &app.db,
-                app.now(),
+                &db,
+                now,
                 crate::store::audit::NewEvent {
                     actor: "anonymous",
                     action: "login",
@@ -166,24 +341,14 @@ pub async fn password_login(
     }
     // A failure keeps its reservations: they are the record of it.
     let Some(person) = person.filter(|_| ok) else {
-        return Ok(Err(LoginError::Invalid));
+        return Err(LoginError::Invalid);
     };
-    app.db.refund_attempt(&address_key).await?;
-    app.db.clear_attempts(&account_key).await?;
+    db.refund_attempt(&address_key).await?;
+    db.clear_attempts(&account_key).await?;
     if person.status != "active" {
-        return Ok(Err(LoginError::Unavailable));
+        return Err(LoginError::Unavailable);
     }
-    Ok(Ok(person))
-}
-
-/// The level a set of methods reaches: 2 for two distinct factors or a user-verified passkey, else 1.
-pub fn acr_of(amr: &[&str]) -> i64 {
-    let factors = amr
-        .iter()
-        .filter(|m| matches!(**m, "pwd" | "sms" | "hwk" | "swk"))
-        .count();
-    let verified_key = amr.iter().any(|m| matches!(*m, "hwk" | "swk")) && amr.contains(&"user");
-    if factors >= 2 || verified_key { 2 } else { 1 }
+    Ok(person)
 }
 
 /// How a login treats the browser's live session of the same person.
@@ -195,55 +360,46 @@ pub enum Renewal {
     Replace,
 }
 
-/// Signs a person in with `methods` (e.g. `["pwd"]`, `["sms"]`, `["hwk", "user"]`). A live session of
-/// the same person is renewed in place — same `sid`, so apps and logout keep finding it; fresh
-/// `auth_time` — and either gains these methods (a step-up: a factor the session lacked, both count) or,
-/// for any other login, holds only these (a re-authentication proves only what was typed now: a password
-/// typed again must not refresh an old second factor). A different person gets a new session. Either way
-/// the browser gets a new cookie value (no session fixation).
+/// A sign-in: the new session cookie value and the session as stored.
+pub struct SignedIn {
+    pub cookie: String,
+    pub session: SessionRow,
+}
+
+/// Signs a person in with `methods` (e.g. `[Pwd]`, `[Sms]`, `[Hwk, User]`). A live session of the same
+/// person is renewed in place — same `sid`, so apps and logout keep finding it; fresh `auth_time` — and
+/// either gains these methods (a step-up: a factor the session lacked, both count) or, for any other
+/// login, holds only these (a re-authentication proves only what was typed now: a password typed again
+/// must not refresh an old second factor). A different person gets a new session. Either way the
+/// browser gets a new cookie value (no session fixation). `None` when the person is not active (checked
+/// by the statement that writes the session).
 pub async fn sign_in(
-    app: &App,
+    ctx: &Ctx<'_>,
     current: Option<(&str, &SessionRow)>,
     person_id: &str,
-    methods: &[&str],
+    methods: &[Method],
     renewal: Renewal,
     now: i64,
-) -> anyhow::Result<(String, SessionRow)> {
+) -> anyhow::Result<Option<SignedIn>> {
     if let Some((cookie, session)) = current.filter(|(_, s)| s.person_id == person_id) {
-        let held: Vec<&str> = session
-            .amr
-            .split(' ')
-            .filter(|m| !m.is_empty() && *m != "mfa")
-            .collect();
-        let adds_a_factor = methods.iter().any(|m| !held.contains(m));
-        let mut amr: Vec<&str> = if renewal == Renewal::StepUp && adds_a_factor {
+        let held = Amr::parse(&session.amr);
+        let adds_a_factor = methods.iter().any(|m| !held.contains(*m));
+        let mut amr = if renewal == Renewal::StepUp && adds_a_factor {
             held
         } else {
-            Vec::new()
+            Amr::default()
         };
-        for m in methods {
-            if !amr.contains(m) {
-                amr.push(m);
-            }
-        }
-        let acr = acr_of(&amr);
-        if amr
-            .iter()
-            .filter(|m| matches!(**m, "pwd" | "sms" | "hwk" | "swk"))
-            .count()
-            >= 2
-        {
-            amr.push("mfa");
-        }
-        let amr = amr.join(" ");
-        let new_cookie = crypto::random_token();
+        amr.add(methods);
+        let acr = amr.acr();
+        let amr = amr.with_mfa().to_string();
+        let new_cookie = ctx.rng.token();
         let new_hash = crypto::token_hash(&new_cookie);
-        if app
+        if ctx
             .db
             .upgrade_session(&crypto::token_hash(cookie), &new_hash, &amr, acr, now, now)
             .await?
         {
-            let row = SessionRow {
+            let session = SessionRow {
                 id_hash: new_hash,
                 amr,
                 acr,
@@ -251,15 +407,22 @@ pub async fn sign_in(
                 last_seen: now,
                 ..session.clone()
             };
-            return Ok((new_cookie, row));
+            return Ok(Some(SignedIn {
+                cookie: new_cookie,
+                session,
+            }));
         }
     }
-    // Another person signs in on this browser (a shared counter terminal): the previous person's
+    let amr = Amr::of(methods);
+    let Some(signed) = start_session(ctx, person_id, &amr.to_string(), amr.acr(), now).await? else {
+        return Ok(None);
+    };
+    // Another person signed in on this browser (a shared counter terminal): the previous person's
     // session ends, with its grants and a back-channel logout to its apps.
     if let Some((_, previous)) = current.filter(|(_, s)| s.person_id != person_id) {
-        app.logout().end_session(&previous.sid, now).await?;
+        ctx.sessions.end_session(&previous.sid, now).await?;
     }
-    start_session(app, person_id, &methods.join(" "), acr_of(methods), now).await
+    Ok(Some(signed))
 }
 
 /// A sign-in made elsewhere and carried over as it is (scan to sign in: the phone's grant): its methods,
@@ -274,18 +437,27 @@ pub struct Carried<'a> {
 /// Signs a person in with a sign-in `carried` from elsewhere: the session holds exactly its methods,
 /// level and `auth_time` — nothing of the browser's earlier session is added, and the time is the
 /// original sign-in's, not now. A live session of the same person is renewed in place (same `sid`, new
-/// cookie); another person's session ends first. The browser gets a new cookie value either way.
+/// cookie); another person's session ends. The browser gets a new cookie value either way. `None` when
+/// the person is not active.
 pub async fn sign_in_carried(
-    app: &App,
+    ctx: &Ctx<'_>,
     current: Option<(&str, &SessionRow)>,
     person_id: &str,
     carried: Carried<'_>,
     now: i64,
-) -> anyhow::Result<(String, SessionRow)> {
+) -> anyhow::Result<Option<SignedIn>> {
+    let active = ctx
+        .db
+        .person(person_id)
+        .await?
+        .is_some_and(|p| p.status == "active");
+    if !active {
+        return Ok(None);
+    }
     if let Some((cookie, session)) = current.filter(|(_, s)| s.person_id == person_id) {
-        let new_cookie = crypto::random_token();
+        let new_cookie = ctx.rng.token();
         let new_hash = crypto::token_hash(&new_cookie);
-        let renewed = app
+        let renewed = ctx
             .db
             .upgrade_session(
                 &crypto::token_hash(cookie),
@@ -297,7 +469,7 @@ pub async fn sign_in_carried(
             )
             .await?;
         if renewed {
-            let row = SessionRow {
+            let session = SessionRow {
                 id_hash: new_hash,
                 amr: carried.amr.to_owned(),
                 acr: carried.acr,
@@ -305,66 +477,73 @@ pub async fn sign_in_carried(
                 last_seen: now,
                 ..session.clone()
             };
-            return Ok((new_cookie, row));
+            return Ok(Some(SignedIn {
+                cookie: new_cookie,
+                session,
+            }));
         }
     }
-    if let Some((_, previous)) = current.filter(|(_, s)| s.person_id != person_id) {
-        app.logout().end_session(&previous.sid, now).await?;
-    }
-    let cookie = crypto::random_token();
-    let row = SessionRow {
-        id_hash: crypto::token_hash(&cookie),
-        sid: uuid::Uuid::new_v4().simple().to_string(),
-        person_id: person_id.to_owned(),
-        auth_time: carried.auth_time,
-        amr: carried.amr.to_owned(),
-        acr: carried.acr,
-        created_at: now,
-        last_seen: now,
-        expires_at: now + app.config.session_absolute_ttl,
+    let Some(signed) =
+        start_session_at(ctx, person_id, carried.amr, carried.acr, carried.auth_time, now).await?
+    else {
+        return Ok(None);
     };
-    app.db.insert_session(&row).await?;
-    Ok((cookie, row))
+    if let Some((_, previous)) = current.filter(|(_, s)| s.person_id != person_id) {
+        ctx.sessions.end_session(&previous.sid, now).await?;
+    }
+    Ok(Some(signed))
 }
 
-/// A new SSO session (a new id at every login: no fixation). Returns the cookie value and the row.
-pub async fn start_session(
-    app: &App,
+/// A new SSO session for an active person (a new id at every login: no fixation).
+async fn start_session(
+    ctx: &Ctx<'_>,
     person_id: &str,
     amr: &str,
     acr: i64,
     now: i64,
-) -> anyhow::Result<(String, SessionRow)> {
-    let cookie = crypto::random_token();
-    let row = SessionRow {
+) -> anyhow::Result<Option<SignedIn>> {
+    start_session_at(ctx, person_id, amr, acr, now, now).await
+}
+
+/// A new SSO session whose sign-in happened at `auth_time`.
+async fn start_session_at(
+    ctx: &Ctx<'_>,
+    person_id: &str,
+    amr: &str,
+    acr: i64,
+    auth_time: i64,
+    now: i64,
+) -> anyhow::Result<Option<SignedIn>> {
+    let cookie = ctx.rng.token();
+    let session = SessionRow {
         id_hash: crypto::token_hash(&cookie),
         sid: uuid::Uuid::new_v4().simple().to_string(),
         person_id: person_id.to_owned(),
-        auth_time: now,
+        auth_time,
         amr: amr.to_owned(),
         acr,
         created_at: now,
         last_seen: now,
-        expires_at: now + app.config.session_absolute_ttl,
+        expires_at: now + ctx.settings.session_absolute_ttl,
     };
-    app.db.insert_session(&row).await?;
-    Ok((cookie, row))
+    if !ctx.db.insert_session_if_active(&session).await? {
+        return Ok(None);
+    }
+    Ok(Some(SignedIn { cookie, session }))
 }
 
 /// The live session a cookie names and its person, refreshing the session's idle timer.
 pub async fn current_session(
-    app: &App,
+    db: &Db,
+    idle_ttl: i64,
     cookie: &str,
     now: i64,
 ) -> anyhow::Result<Option<(SessionRow, PersonRow)>> {
     let hash = crypto::token_hash(cookie);
-    let found = app
-        .db
-        .live_session_with_person(&hash, now, now - app.config.session_idle_ttl)
-        .await?;
+    let found = db.live_session_with_person(&hash, now, now - idle_ttl).await?;
     // Refresh the idle timer at most every half minute: a write per request would cost more than it buys.
     if found.as_ref().is_some_and(|(s, _)| now - s.last_seen > 30) {
-        app.db.touch_session(&hash, now).await?;
+        db.touch_session(&hash, now).await?;
     }
     Ok(found)
 }
@@ -372,6 +551,18 @@ pub async fn current_session(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn amr_counts_factors_and_marks_mfa() {
+        assert_eq!(Amr::of(&[Method::Pwd]).acr(), 1);
+        assert_eq!(Amr::of(&[Method::Hwk, Method::User]).acr(), 2);
+        assert_eq!(Amr::of(&[Method::Hwk]).acr(), 1);
+        let both = Amr::of(&[Method::Pwd, Method::Sms]);
+        assert_eq!(both.acr(), 2);
+        assert_eq!(both.with_mfa().to_string(), "pwd sms mfa");
+        assert_eq!(Amr::parse("pwd sms mfa").with_mfa().to_string(), "pwd sms mfa");
+        assert_eq!(Amr::parse("pwd pwd").to_string(), "pwd");
+    }
 
     #[test]
     fn per_address_limits_count_an_ipv6_subscriber_by_its_64() {

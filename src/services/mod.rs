@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod admin_access;
 pub mod audit;
+pub mod authn;
 pub mod connected_apps;
 pub mod console;
 pub mod device;

@@ -10,9 +10,9 @@ use webauthn_rs::prelude::{
 use webauthn_rs::{Webauthn, WebauthnBuilder};
 use webauthn_rs_proto::ResidentKeyRequirement;
 
-use crate::app::App;
 use crate::config::Config;
-use crate::crypto;
+use crate::crypto::{self, Random};
+use crate::store::Db;
 use crate::store::login::PasskeyRow;
 use crate::store::sessions::SessionRow;
 
@@ -66,8 +66,18 @@ impl From<sqlx::Error> for PasskeyError {
     }
 }
 
-fn webauthn(app: &App) -> Result<&Webauthn, PasskeyError> {
-    app.webauthn.as_ref().ok_or(PasskeyError::Disabled)
+/// What the passkey ceremonies need; built by `App::passkeys`.
+pub struct Ctx<'a> {
+    pub db: &'a Db,
+    /// The relying party; `None` when passkeys are off.
+    pub webauthn: Option<&'a Webauthn>,
+    /// How recent a two-factor sign-in must be to add a credential (seconds).
+    pub step_up_max_age: i64,
+    pub rng: &'a dyn Random,
+}
+
+fn webauthn<'a>(ctx: &Ctx<'a>) -> Result<&'a Webauthn, PasskeyError> {
+    ctx.webauthn.ok_or(PasskeyError::Disabled)
 }
 
 fn person_uuid(person_id: &str) -> Result<Uuid, PasskeyError> {
@@ -86,8 +96,8 @@ pub fn may_add_credentials(session: &SessionRow, max_age: i64, now: i64) -> bool
     session.acr >= 2 && now - session.auth_time <= max_age
 }
 
-fn step_up_done(app: &App, session: &SessionRow, now: i64) -> Result<(), PasskeyError> {
-    if may_add_credentials(session, app.config.credential_step_up_max_age, now) {
+fn step_up_done(ctx: &Ctx<'_>, session: &SessionRow, now: i64) -> Result<(), PasskeyError> {
+    if may_add_credentials(session, ctx.step_up_max_age, now) {
         Ok(())
     } else {
         Err(PasskeyError::StepUp)
@@ -97,16 +107,16 @@ fn step_up_done(app: &App, session: &SessionRow, now: i64) -> Result<(), Passkey
 /// Starts registering a passkey for the person of `session`; returns (ceremony id, options for the
 /// browser). Refused ([`PasskeyError::StepUp`]) unless the session [may add credentials](may_add_credentials).
 pub async fn start_registration(
-    app: &App,
+    ctx: &Ctx<'_>,
     session: &SessionRow,
     user_name: &str,
     display_name: &str,
     now: i64,
 ) -> Result<(String, CreationChallengeResponse), PasskeyError> {
-    let wa = webauthn(app)?;
-    step_up_done(app, session, now)?;
+    let wa = webauthn(ctx)?;
+    step_up_done(ctx, session, now)?;
     let person_id = session.person_id.as_str();
-    let existing: Vec<_> = app
+    let existing: Vec<_> = ctx
         .db
         .passkeys_of(person_id)
         .await?
@@ -121,9 +131,9 @@ pub async fn start_registration(
         sel.resident_key = Some(ResidentKeyRequirement::Required);
         sel.require_resident_key = true;
     }
-    let ceremony = crypto::random_token();
+    let ceremony = ctx.rng.token();
     let state = serde_json::to_string(&state).map_err(|e| PasskeyError::Internal(e.into()))?;
-    app.db
+    ctx.db
         .insert_ceremony(
             &crypto::token_hash(&ceremony),
             "register",
@@ -138,17 +148,17 @@ pub async fn start_registration(
 /// Finishes a registration: verifies the browser's answer against the stored challenge and keeps the key.
 /// The session is checked again (it may have lost its freshness, or been another, since the start).
 pub async fn finish_registration(
-    app: &App,
+    ctx: &Ctx<'_>,
     session: &SessionRow,
     ceremony: &str,
     name: &str,
     credential: &RegisterPublicKeyCredential,
     now: i64,
 ) -> Result<String, PasskeyError> {
-    let wa = webauthn(app)?;
-    step_up_done(app, session, now)?;
+    let wa = webauthn(ctx)?;
+    step_up_done(ctx, session, now)?;
     let person_id = session.person_id.as_str();
-    let (owner, state) = app
+    let (owner, state) = ctx
         .db
         .take_ceremony(&crypto::token_hash(ceremony), "register", now)
         .await?
@@ -173,19 +183,22 @@ pub async fn finish_registration(
         created_at: now,
         last_used_at: None,
     };
-    app.db.insert_passkey(&row).await?;
+    ctx.db.insert_passkey(&row).await?;
     Ok(row.id)
 }
 
 /// Starts a passwordless login (no user named: the browser offers discoverable credentials).
-pub async fn start_login(app: &App, now: i64) -> Result<(String, RequestChallengeResponse), PasskeyError> {
-    let wa = webauthn(app)?;
+pub async fn start_login(
+    ctx: &Ctx<'_>,
+    now: i64,
+) -> Result<(String, RequestChallengeResponse), PasskeyError> {
+    let wa = webauthn(ctx)?;
     let (options, state) = wa
         .start_discoverable_authentication()
         .map_err(|e| PasskeyError::Internal(anyhow::anyhow!("{e}")))?;
-    let ceremony = crypto::random_token();
+    let ceremony = ctx.rng.token();
     let state = serde_json::to_string(&state).map_err(|e| PasskeyError::Internal(e.into()))?;
-    app.db
+    ctx.db
         .insert_ceremony(
             &crypto::token_hash(&ceremony),
             "login",
@@ -200,13 +213,13 @@ pub async fn start_login(app: &App, now: i64) -> Result<(String, RequestChalleng
 /// Finishes a passkey login: returns the person it proves. Origin, rp id, challenge, user verification
 /// and the signature counter are checked by webauthn-rs; the ceremony works once.
 pub async fn finish_login(
-    app: &App,
+    ctx: &Ctx<'_>,
     ceremony: &str,
     credential: &PublicKeyCredential,
     now: i64,
 ) -> Result<String, PasskeyError> {
-    let wa = webauthn(app)?;
-    let (_, state) = app
+    let wa = webauthn(ctx)?;
+    let (_, state) = ctx
         .db
         .take_ceremony(&crypto::token_hash(ceremony), "login", now)
         .await?
@@ -216,7 +229,7 @@ pub async fn finish_login(
     let (user, cred_id) = wa
         .identify_discoverable_authentication(credential)
         .map_err(|_| PasskeyError::Rejected)?;
-    let row = app
+    let row = ctx
         .db
         .passkey_by_credential(&crypto::b64url(cred_id))
         .await?
@@ -235,7 +248,7 @@ pub async fn finish_login(
     // Keep the signature counter (and backup state) current.
     passkey.update_credential(&result);
     let json = serde_json::to_string(&passkey).map_err(|e| PasskeyError::Internal(e.into()))?;
-    app.db.update_passkey(&row.id, &json, now).await?;
+    ctx.db.update_passkey(&row.id, &json, now).await?;
     Ok(row.person_id)
 }
 

@@ -303,32 +303,31 @@ impl Sms<'_> {
     ) -> anyhow::Result<Result<Verified, VerifyError>> {
         let attempt_hash = crypto::token_hash(attempt);
         let max = self.settings.max_tries;
+        let presented = code_hash(attempt, code.trim());
+        // The right code is used by the statement that finds it (one write, nothing read before).
+        if let Some((person_id, purpose, session_sid)) = self
+            .db
+            .sms_use_matching(&attempt_hash, &presented, max, now)
+            .await?
+        {
+            return Ok(Ok(Verified {
+                person_id,
+                purpose,
+                session_sid,
+            }));
+        }
+        // Not used: unknown, used, expired, out of tries, or a wrong code (a right code for a phone
+        // of no account counts as wrong).
         let Some(row) = self.db.sms_code(&attempt_hash).await? else {
             return Ok(Err(VerifyError::Expired));
         };
         if row.used || row.expires_at <= now || row.tries >= max {
             return Ok(Err(VerifyError::Expired));
         }
-        let presented = code_hash(attempt, code.trim());
-        let matches = crypto::ct_eq(presented.as_bytes(), row.code_hash.as_bytes());
-        match row.person_id {
-            Some(person_id) if matches => {
-                if !self.db.sms_use(&attempt_hash, max, now).await? {
-                    return Ok(Err(VerifyError::Expired));
-                }
-                Ok(Ok(Verified {
-                    person_id,
-                    purpose: row.purpose,
-                    session_sid: row.session_sid,
-                }))
-            }
-            _ => {
-                if self.db.sms_wrong_try(&attempt_hash, max).await? && row.tries + 1 < max {
-                    Ok(Err(VerifyError::Wrong))
-                } else {
-                    Ok(Err(VerifyError::Expired))
-                }
-            }
+        if self.db.sms_wrong_try(&attempt_hash, max).await? && row.tries + 1 < max {
+            Ok(Err(VerifyError::Wrong))
+        } else {
+            Ok(Err(VerifyError::Expired))
         }
     }
 }

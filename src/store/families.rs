@@ -135,6 +135,28 @@ impl Db {
             .transpose()
     }
 
+    /// The grant family a code belongs to, with the family's person, in one read (before the code is
+    /// used: see `grants::authorization_code::redeem`).
+    pub async fn code_family_with_person(
+        &self,
+        code_hash: &str,
+    ) -> Result<Option<(Family, Option<PersonRow>)>, sqlx::Error> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT f.id, f.client_id, f.person_id, f.session_sid, f.scope, f.claims, f.acr, f.amr, f.auth_time, \
+             f.nonce, f.created_at, f.expires_at, f.revoked_at, f.acting_rep_id, f.licence_types, {} \
+             FROM codes c JOIN families f ON f.id = c.family_id LEFT JOIN persons p ON p.id = f.person_id \
+             WHERE c.code_hash = $1",
+            super::persons::JOINED_AS_P_ID
+        ));
+        let row = sqlx::query(sql)
+            .bind(code_hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref()
+            .map(|r| Ok((from_row(r)?, super::persons::joined(r)?)))
+            .transpose()
+    }
+
     pub async fn family(&self, id: &str) -> Result<Option<Family>, sqlx::Error> {
         let row = sqlx::query(
             "SELECT id, client_id, person_id, session_sid, scope, claims, acr, amr, auth_time, nonce, created_at, \
@@ -279,13 +301,6 @@ impl Db {
     }
 
     /// The family a code belongs to, used or not (reads only).
-    pub async fn code_family(&self, code_hash: &str) -> Result<Option<String>, sqlx::Error> {
-        sqlx::query_scalar("SELECT family_id FROM codes WHERE code_hash = $1")
-            .bind(code_hash)
-            .fetch_optional(&self.pool)
-            .await
-    }
-
     pub async fn insert_refresh(
         &self,
         token_hash: &str,

@@ -160,6 +160,37 @@ impl Db {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Uses a code once, if `code_hash` is its code, it belongs to a person and it is unused, unexpired
+    /// and within its tries: the code's person, purpose and session for the one caller that did (one
+    /// statement: the read and the use of a right code are the same write).
+    pub async fn sms_use_matching(
+        &self,
+        attempt_hash: &str,
+        code_hash: &str,
+        max: i64,
+        now: i64,
+    ) -> Result<Option<(String, String, Option<String>)>, sqlx::Error> {
+        let row = sqlx::query(
+            "UPDATE sms_codes SET used_at = $1 WHERE attempt_hash = $2 AND code_hash = $3 \
+             AND person_id IS NOT NULL AND used_at IS NULL AND tries < $4 AND expires_at > $1 \
+             RETURNING person_id, purpose, session_sid",
+        )
+        .bind(now)
+        .bind(attempt_hash)
+        .bind(code_hash)
+        .bind(max)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok((
+                r.try_get("person_id")?,
+                r.try_get("purpose")?,
+                r.try_get("session_sid")?,
+            ))
+        })
+        .transpose()
+    }
+
     /// Uses a code once; true for the one caller that did.
     pub async fn sms_use(&self, attempt_hash: &str, max: i64, now: i64) -> Result<bool, sqlx::Error> {
         let done = sqlx::query(
@@ -175,8 +206,9 @@ impl Db {
     }
 
     /// Counts a send to `phone_hash` from `address` unless a limit is reached. One transaction that
-    /// first takes the write lock of the phone's and then the address's lock row (always in that order),
-    /// so concurrent sends on any node are counted one after the other. False when refused.
+    /// first takes the write locks of the phone's and the address's lock rows (one statement, always in
+    /// that order), so concurrent sends on any node are counted one after the other, then records the
+    /// send only if the limits still allow it (one conditional insert). False when refused.
     pub async fn try_record_sms_send(
         &self,
         phone_hash: &str,
@@ -185,45 +217,34 @@ impl Db {
         now: i64,
     ) -> Result<bool, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
-        for key in [
-            format!("sms-lock:phone:{phone_hash}"),
-            format!("sms-lock:addr:{address}"),
-        ] {
-            sqlx::query(
-                "INSERT INTO login_throttle (key, attempts, last_at) VALUES ($1, 0, $2) \
-                 ON CONFLICT (key) DO UPDATE SET last_at = $2",
-            )
-            .bind(key)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        }
-        let row = sqlx::query(
-            "SELECT (SELECT COUNT(*) FROM sms_sends WHERE phone_hash = $1 AND at >= $3) AS phone_count, \
-             (SELECT MAX(at) FROM sms_sends WHERE phone_hash = $1) AS phone_last, \
-             (SELECT COUNT(*) FROM sms_sends WHERE address = $2 AND at >= $3) AS address_count",
+        sqlx::query(
+            "INSERT INTO login_throttle (key, attempts, last_at) VALUES ($1, 0, $3), ($2, 0, $3) \
+             ON CONFLICT (key) DO UPDATE SET last_at = excluded.last_at",
+        )
+        .bind(format!("sms-lock:phone:{phone_hash}"))
+        .bind(format!("sms-lock:addr:{address}"))
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let done = sqlx::query(
+            "INSERT INTO sms_sends (phone_hash, address, at) SELECT $1, $2, $3 \
+             WHERE (SELECT COUNT(*) FROM sms_sends WHERE phone_hash = $1 AND at >= $4) < $5 \
+             AND (SELECT COUNT(*) FROM sms_sends WHERE address = $2 AND at >= $4) < $6 \
+             AND COALESCE((SELECT MAX(at) FROM sms_sends WHERE phone_hash = $1), $7) <= $7",
         )
         .bind(phone_hash)
         .bind(address)
+        .bind(now)
         .bind(now - 3600)
-        .fetch_one(&mut *tx)
+        .bind(limits.per_phone_hour)
+        .bind(limits.per_address_hour)
+        .bind(now - limits.cooldown)
+        .execute(&mut *tx)
         .await?;
-        let per_phone: i64 = row.try_get("phone_count")?;
-        let last: Option<i64> = row.try_get("phone_last")?;
-        let per_address: i64 = row.try_get("address_count")?;
-        if per_phone >= limits.per_phone_hour
-            || per_address >= limits.per_address_hour
-            || last.is_some_and(|l| now - l < limits.cooldown)
-        {
+        if done.rows_affected() != 1 {
             tx.rollback().await?;
             return Ok(false);
         }
-        sqlx::query("INSERT INTO sms_sends (phone_hash, address, at) VALUES ($1,$2,$3)")
-            .bind(phone_hash)
-            .bind(address)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
         tx.commit().await?;
         Ok(true)
     }

@@ -1,120 +1,41 @@
-//! Pending authorization requests (while the person logs in or consents) and pushed requests (RFC 9126).
-
-use sqlx::Row;
+//! Answered markers of pending authorization requests (the requests themselves travel sealed with the
+//! browser, `services::authn::pending`), pushed requests (RFC 9126), and consents.
 
 use super::Db;
 
-#[derive(Debug, Clone)]
-pub struct PendingRequest {
-    pub client_id: String,
-    pub login_sid: Option<String>,
-    pub params: String,
-    pub created_at: i64,
-    /// Hash of the binding cookie of the browser that started the request (`None` for none).
-    pub browser_hash: Option<String>,
-}
-
 impl Db {
-    pub async fn insert_auth_request(
+    /// Marks a pending request (carried sealed by its browser, `services::authn::pending`) answered:
+    /// one statement that only the first caller gets through (the row's key is the request's id hash).
+    /// The row lives until the request would have expired anyway.
+    pub async fn answer_auth_request(
         &self,
         id_hash: &str,
         client_id: &str,
-        params: &str,
         browser_hash: &str,
         now: i64,
         expires_at: i64,
-    ) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "INSERT INTO auth_requests (id_hash, client_id, params, browser_hash, created_at, expires_at) \
-             VALUES ($1,$2,$3,$4,$5,$6)",
+    ) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query(
+            "INSERT INTO auth_requests (id_hash, client_id, params, browser_hash, created_at, expires_at, done_at) \
+             VALUES ($1,$2,'',$3,$4,$5,$4) ON CONFLICT (id_hash) DO NOTHING",
         )
         .bind(id_hash)
         .bind(client_id)
-        .bind(params)
         .bind(browser_hash)
         .bind(now)
         .bind(expires_at)
         .execute(&self.pool)
         .await?;
-        Ok(())
-    }
-
-    pub async fn auth_request(&self, id_hash: &str, now: i64) -> Result<Option<PendingRequest>, sqlx::Error> {
-        let row = sqlx::query(
-            "SELECT client_id, params, created_at, login_sid, browser_hash FROM auth_requests \
-             WHERE id_hash = $1 AND expires_at > $2 AND done_at IS NULL",
-        )
-        .bind(id_hash)
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| {
-            Ok(PendingRequest {
-                client_id: r.try_get("client_id")?,
-                login_sid: r.try_get("login_sid")?,
-                params: r.try_get("params")?,
-                created_at: r.try_get("created_at")?,
-                browser_hash: r.try_get("browser_hash")?,
-            })
-        })
-        .transpose()
-    }
-
-    /// Replaces a pending request's parameters (after consent or the acting-for choice), only from the
-    /// browser that started it; true when it was.
-    pub async fn update_auth_request(
-        &self,
-        id_hash: &str,
-        browser_hash: &str,
-        params: &str,
-    ) -> Result<bool, sqlx::Error> {
-        let done = sqlx::query(
-            "UPDATE auth_requests SET params = $1 WHERE id_hash = $2 AND browser_hash = $3 AND done_at IS NULL",
-        )
-        .bind(params)
-        .bind(id_hash)
-        .bind(browser_hash)
-        .execute(&self.pool)
-        .await?;
         Ok(done.rows_affected() == 1)
     }
 
-    /// Records that the person logged in (session `sid`) for this pending request, in the browser that
-    /// started it.
-    pub async fn set_login_sid(
-        &self,
-        id_hash: &str,
-        browser_hash: &str,
-        sid: &str,
-    ) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "UPDATE auth_requests SET login_sid = $1 WHERE id_hash = $2 AND browser_hash = $3 AND done_at IS NULL",
-        )
-        .bind(sid)
-        .bind(id_hash)
-        .bind(browser_hash)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    /// Marks a pending request answered, in the browser that started it; true for the one caller that
-    /// did it.
-    pub async fn finish_auth_request(
-        &self,
-        id_hash: &str,
-        browser_hash: &str,
-        now: i64,
-    ) -> Result<bool, sqlx::Error> {
-        let done = sqlx::query(
-            "UPDATE auth_requests SET done_at = $1 WHERE id_hash = $2 AND browser_hash = $3 AND done_at IS NULL",
-        )
-        .bind(now)
-        .bind(id_hash)
-        .bind(browser_hash)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+    /// Whether a pending request was answered already (one read by its key).
+    pub async fn auth_request_answered(&self, id_hash: &str) -> Result<bool, sqlx::Error> {
+        let found: Option<i32> = sqlx::query_scalar("SELECT 1 FROM auth_requests WHERE id_hash = $1")
+            .bind(id_hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(found.is_some())
     }
 
     pub async fn insert_par(

@@ -54,6 +54,61 @@ impl Db {
         Ok(())
     }
 
+    /// Starts a session for a person who is active, checked by the same statement; false (nothing
+    /// written) when the person is locked, disabled or gone.
+    pub async fn insert_session_if_active(&self, s: &SessionRow) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query(
+            "INSERT INTO sessions (id_hash, sid, person_id, auth_time, amr, acr, created_at, last_seen, expires_at) \
+             SELECT $1,$2,$3,$4,$5,$6,$7,$8,$9 FROM persons WHERE id = $3 AND status = 'active'",
+        )
+        .bind(&s.id_hash)
+        .bind(&s.sid)
+        .bind(&s.person_id)
+        .bind(s.auth_time)
+        .bind(&s.amr)
+        .bind(s.acr)
+        .bind(s.created_at)
+        .bind(s.last_seen)
+        .bind(s.expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// A live session, its person, and what the person consented to for `client_id`, in one read (the
+    /// authorization request's whole view of the browser's sign-in).
+    pub async fn live_session_for_client(
+        &self,
+        id_hash: &str,
+        client_id: &str,
+        now: i64,
+        idle_since: i64,
+    ) -> Result<Option<(SessionRow, super::persons::PersonRow, Option<String>)>, sqlx::Error> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT s.id_hash, s.sid, s.person_id, s.auth_time, s.amr, s.acr, s.created_at, s.last_seen, \
+             s.expires_at, c.scopes AS consented, {} FROM sessions s JOIN persons p ON p.id = s.person_id \
+             LEFT JOIN consents c ON c.person_id = s.person_id AND c.client_id = $4 \
+             WHERE s.id_hash = $1 AND s.ended_at IS NULL AND s.expires_at > $2 AND s.last_seen >= $3",
+            super::persons::JOINED
+        ));
+        let row = sqlx::query(sql)
+            .bind(id_hash)
+            .bind(now)
+            .bind(idle_since)
+            .bind(client_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref()
+            .map(|r| {
+                Ok((
+                    from_row(r)?,
+                    super::persons::from_row(r)?,
+                    r.try_get("consented")?,
+                ))
+            })
+            .transpose()
+    }
+
     /// A live session (not ended, not past its absolute expiry, seen within `idle_since`) and its person,
     /// in one read.
     pub async fn live_session_with_person(
@@ -122,32 +177,17 @@ impl Db {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Remembers that a session signed in to a client (back-channel logout goes to each).
-    pub async fn add_session_client(
-        &self,
-        sid: &str,
-        client_id: &str,
-        person_id: &str,
-        now: i64,
-    ) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "INSERT INTO session_clients (session_sid, client_id, person_id, created_at) VALUES ($1,$2,$3,$4) \
-             ON CONFLICT (session_sid, client_id) DO NOTHING",
+    /// The apps a session signed in to, with the person each grant was for: every grant family the
+    /// session made (one per app), and the rows an earlier version kept apart in `session_clients`.
+    pub async fn session_clients(&self, sid: &str) -> Result<Vec<(String, String)>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT client_id, person_id FROM families WHERE session_sid = $1 AND person_id IS NOT NULL \
+             UNION SELECT client_id, person_id FROM session_clients WHERE session_sid = $1 \
+             ORDER BY client_id",
         )
         .bind(sid)
-        .bind(client_id)
-        .bind(person_id)
-        .bind(now)
-        .execute(&self.pool)
+        .fetch_all(&self.pool)
         .await?;
-        Ok(())
-    }
-
-    pub async fn session_clients(&self, sid: &str) -> Result<Vec<(String, String)>, sqlx::Error> {
-        let rows = sqlx::query("SELECT client_id, person_id FROM session_clients WHERE session_sid = $1")
-            .bind(sid)
-            .fetch_all(&self.pool)
-            .await?;
         rows.iter()
             .map(|r| Ok((r.try_get("client_id")?, r.try_get("person_id")?)))
             .collect()

@@ -370,9 +370,23 @@ async fn a_code_works_once_and_only_for_five_minutes(backend: Backend) {
     let code = inbox.last_code();
     let back = through_consent(&browser, verify(&browser, &sent, &code).await).await;
     assert!(back.params().contains_key("code"), "{back:?}");
+    // Posted again for its request, answered now: nobody is signed in against it.
     let again = verify(&browser, &sent, &code).await;
-    assert_eq!(status(&again), StatusCode::UNAUTHORIZED);
-    assert_eq!(error(&again).as_deref(), Some(ZH.err_code_expired));
+    assert_eq!(status(&again), StatusCode::BAD_REQUEST);
+    assert!(
+        body(&again).contains("此登录请求已经处理过了"),
+        "{}",
+        body(&again)
+    );
+    // Posted for a new request of the same browser (one that asks for a new sign-in): the code was
+    // used, whatever request it is posted for.
+    let fresh = rp.start(&["profile"]);
+    let fresh = browser.get(&format!("{}&prompt=login", fresh.url)).await;
+    let fresh = sms_method(&browser, &fresh).await;
+    assert!(field(body(&fresh), "req").is_some(), "{}", body(&fresh));
+    let replayed = verify_attempt(&browser, &fresh, &attempt_of(&sent), &code).await;
+    assert_eq!(status(&replayed), StatusCode::UNAUTHORIZED, "{}", body(&replayed));
+    assert_eq!(error(&replayed).as_deref(), Some(ZH.err_code_expired));
 
     // Still valid just before five minutes…
     let browser = Browser::new(&env.base);

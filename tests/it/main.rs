@@ -37,6 +37,7 @@ mod release_edges;
 mod release_rules;
 mod representation_rules;
 mod scan;
+mod sealed_requests;
 mod signup;
 mod sms_outbox;
 mod ssrf;

@@ -40,7 +40,8 @@ struct EntryQuery {
 
 async fn enter(State(app): State<App>, jar: CookieJar, Query(q): Query<EntryQuery>) -> Response {
     let signed_in = matches!(cookies::session(&app, &jar, app.now()).await, Ok(Some(_)));
-    match q.req.filter(|r| !r.is_empty() && r.len() <= 128) {
+    // A request is carried sealed (`services::authn::pending`): a few hundred bytes to a few KiB.
+    match q.req.filter(|r| !r.is_empty() && r.len() <= 16 * 1024) {
         // An app's request: sign in for it (the act-as choice follows for an app that asks `org`).
         // A person with no enterprise to act for is sent to bind one after signing in, and from there
         // back to the request (`for_request`, `bind_path`).
@@ -82,9 +83,10 @@ pub fn for_request(app: &App, jar: CookieJar, req: &str) -> (CookieJar, bool) {
     }
 }
 
-/// A request reference as the pending request store makes them: short, URL-safe.
+/// A request reference as the sign-in path makes them: a sealed request, base64url (a few hundred bytes
+/// to a few KiB).
 pub fn valid_req(req: &str) -> bool {
-    (1..=128).contains(&req.len())
+    (1..=16 * 1024).contains(&req.len())
         && req
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))

@@ -223,7 +223,7 @@ async fn passkey_start(
         .and_then(|n| crate::identity::ResidentId::parse(&n).ok())
         .map(|id| id.masked())
         .unwrap_or_else(|| person.name.clone());
-    match passkey::start_registration(&app, &session, &masked, &person.name, app.now()).await {
+    match passkey::start_registration(&app.passkeys(), &session, &masked, &person.name, app.now()).await {
         Ok((ceremony, options)) => Json(json!({ "ceremony": ceremony, "options": options })).into_response(),
         Err(passkey::PasskeyError::Disabled) => json_error(StatusCode::NOT_FOUND, "disabled"),
         Err(passkey::PasskeyError::StepUp) => step_up_required(),
@@ -269,7 +269,7 @@ async fn passkey_finish(
         return json_error(StatusCode::UNAUTHORIZED, "login_required");
     };
     match passkey::finish_registration(
-        &app,
+        &app.passkeys(),
         &session,
         &body.ceremony,
         &body.name,

@@ -1,6 +1,7 @@
 //! The login page and its methods: password, SMS code (passkeys in `passkey.rs`). Messages never reveal
 //! whether an account exists. With a weaker session than the app requires, the page asks for one more
-//! factor (step-up) instead of starting over; a failed step-up leaves the session as it was.
+//! factor (step-up) instead of starting over; a failed step-up leaves the session as it was. The steps
+//! themselves are `services::authn::steps`; this file parses and renders.
 
 use axum::Form;
 use axum::extract::{Query, State};
@@ -16,46 +17,24 @@ use crate::http::forms::ClientAddr;
 use crate::http::i18n::Lang;
 use crate::http::messages::Msg;
 use crate::http::{cookies, page, pending};
-use crate::services::login::{self, LoginError};
-use crate::services::oidc::authorize::AuthRequest;
+use crate::services::authn::{Next, steps};
+use crate::services::login::{LoginError, Method};
 use crate::services::sms::{Purpose, SendError, VerifyError};
-use crate::store::clients::Client;
-use crate::store::persons::PersonRow;
-use crate::store::sessions::SessionRow;
 
-/// What the login page knows about the request it serves.
+/// What the login page knows about the request it serves, and its language.
 pub struct Ctx {
-    pub req: Option<String>,
-    pub pending: Option<(AuthRequest, Client)>,
-    /// The stored request, when it belongs to this browser.
-    pub bound: Option<pending::Bound>,
-    /// `req` names a request started in another browser: it starts over here (`pending::restart`)
-    /// before anything is done for it.
-    pub foreign: bool,
+    pub login: steps::Login,
     pub lang: Lang,
-    pub session: Option<(SessionRow, PersonRow)>,
-    /// A session exists but is weaker than the app requires.
-    pub step_up: bool,
-    /// The app forces a re-authentication (`prompt=login`, `max_age`): a login here counts only its
-    /// own factors, never the earlier session's.
-    pub reauth: bool,
+    /// The browser's binding secret and session cookie.
+    pub binding: Option<String>,
+    pub cookie: Option<String>,
     /// Upstream providers offered on the page: (id, display name, logo URL).
     pub upstreams: Vec<(String, String, Option<String>)>,
 }
 
 impl Ctx {
-    /// The browser's live session that a successful login renews (same `sid`), with how: a step-up adds
-    /// the new factor, a forced re-authentication keeps only the factors of this login.
-    pub fn renewable<'a>(&'a self, cookie: Option<&'a str>) -> Option<(&'a str, &'a SessionRow)> {
-        cookie.zip(self.session.as_ref().map(|(s, _)| s))
-    }
-
-    pub fn renewal(&self) -> login::Renewal {
-        if self.reauth {
-            login::Renewal::Replace
-        } else {
-            login::Renewal::StepUp
-        }
+    pub fn browser(&self) -> crate::services::authn::Browser<'_> {
+        pending::browser(&self.binding, &self.cookie)
     }
 }
 
@@ -66,51 +45,28 @@ pub async fn context(
     req: Option<&str>,
     now: i64,
 ) -> anyhow::Result<Ctx> {
-    let (mut pending, mut bound, mut foreign) = (None, None, false);
-    if let Some(id) = req {
-        match pending::load(app, jar, id, now).await? {
-            pending::Lookup::Missing => {}
-            pending::Lookup::Foreign(_) => foreign = true,
-            pending::Lookup::Bound(b) => {
-                let parsed: AuthRequest = serde_json::from_str(&b.row.params)?;
-                if let Some(client) = app.db.client(&b.row.client_id).await? {
-                    pending = Some((parsed, Client::clone(&client)));
-                }
-                bound = Some(b);
-            }
-        }
-    }
+    let (binding, cookie) = pending::cookies_of(app, jar);
+    let login = steps::login_page(&app.authn(), req, pending::browser(&binding, &cookie), now).await?;
     // The app's ui_locales choose the language when it names one we have.
-    let lang = pending
+    let lang = login
+        .request
         .as_ref()
         .and_then(|(r, _)| r.ui_locales.as_deref())
         .and_then(Lang::from_list)
         .unwrap_or(lang);
-    let session = cookies::session(app, jar, now).await?;
-    let reauth = match (&session, &pending, &bound) {
-        (Some((s, _)), Some((r, _)), Some(b)) => {
-            r.forces_reauthentication(s, b.row.login_sid.as_deref(), now)
-        }
-        _ => false,
-    };
-    let step_up = !reauth
-        && match (&session, &pending) {
-            (Some((s, _)), Some((r, c))) => s.acr < r.required_acr(c),
-            _ => false,
-        };
+    // The database's own error stays the error (a lost database is a 503 page, not a 500).
     let upstreams = crate::services::federation::flow::offered(&app.federation())
         .await
-        .map_err(anyhow::Error::from)?;
+        .map_err(|e| match e {
+            crate::services::federation::FederationError::Internal(e) => e,
+            other => anyhow::Error::from(other),
+        })?;
     Ok(Ctx {
+        login,
         upstreams,
-        req: req.map(str::to_owned),
-        pending,
-        bound,
-        foreign,
         lang,
-        session,
-        step_up,
-        reauth,
+        binding,
+        cookie,
     })
 }
 
@@ -127,18 +83,19 @@ pub struct View<'a> {
 
 pub fn render(app: &App, jar: CookieJar, ctx: &Ctx, view: View<'_>, status: StatusCode) -> Response {
     let (jar, csrf) = cookies::csrf(app, jar);
+    let l = &ctx.login;
     let link = |m: &str| {
         let mut s = form_urlencoded::Serializer::new(String::new());
-        if let Some(r) = &ctx.req {
+        if let Some(r) = &l.req {
             s.append_pair("req", r);
-        } else if ctx.step_up {
+        } else if l.step_up {
             s.append_pair("step_up", "account");
         }
         s.append_pair("method", m);
         format!("/login?{}", s.finish())
     };
-    let hint = ctx
-        .pending
+    let hint = l
+        .request
         .as_ref()
         .and_then(|(r, _)| r.login_hint.as_deref())
         .filter(|h| !h.starts_with("org:"));
@@ -147,9 +104,8 @@ pub fn render(app: &App, jar: CookieJar, ctx: &Ctx, view: View<'_>, status: Stat
     // typed again replaces the session's factors (`login::sign_in`), so a fresh two-factor sign-in takes
     // both, one after the other.
     let used = |m: &str| {
-        ctx.step_up
-            && ctx
-                .session
+        l.step_up
+            && l.session
                 .as_ref()
                 .is_some_and(|(s, _)| s.acr < 2 && s.amr.split(' ').any(|x| x == m))
     };
@@ -163,15 +119,15 @@ pub fn render(app: &App, jar: CookieJar, ctx: &Ctx, view: View<'_>, status: Stat
         _ => "passkey",
     };
     let nonce = crypto::random_token();
-    let upstream_links = if ctx.step_up {
+    let upstream_links = if l.step_up {
         Vec::new()
     } else {
-        super::upstream::links(&ctx.upstreams, &csrf, ctx.req.as_deref())
+        super::upstream::links(&ctx.upstreams, &csrf, l.req.as_deref())
     };
     let mut res = page::render(page::LoginPage {
         t: ctx.lang.texts(),
-        step_up: ctx.step_up,
-        client_name: ctx.pending.as_ref().map(|(_, c)| c.name.as_str()),
+        step_up: l.step_up,
+        client_name: l.request.as_ref().map(|(_, c)| c.name.as_str()),
         error: view.error,
         notice: view.notice,
         show_password,
@@ -179,7 +135,7 @@ pub fn render(app: &App, jar: CookieJar, ctx: &Ctx, view: View<'_>, status: Stat
         method,
         method_links: (link("password"), link("sms"), link("passkey")),
         csrf: &csrf,
-        req: ctx.req.as_deref(),
+        req: l.req.as_deref(),
         username: if view.username.is_empty() {
             hint.unwrap_or("")
         } else {
@@ -193,19 +149,19 @@ pub fn render(app: &App, jar: CookieJar, ctx: &Ctx, view: View<'_>, status: Stat
         upstreams: &upstream_links,
         // A request that asks for a new sign-in now (`prompt=login`) is not offered scanning: the phone's
         // sign-in is an earlier one (`services::scan::start` refuses it too).
-        scan_link: (!ctx.step_up
+        scan_link: (!l.step_up
             && !app.config.scan_apps.is_empty()
-            && !ctx.pending.as_ref().is_some_and(|(r, _)| r.has_prompt("login")))
-        .then(|| match &ctx.req {
+            && !l.request.as_ref().is_some_and(|(r, _)| r.has_prompt("login")))
+        .then(|| match &l.req {
             Some(r) => pending_link("/login/scan", r),
             None => "/login/scan".to_owned(),
         }),
     });
     *res.status_mut() = status;
-    if let Some((r, _)) = &ctx.pending {
+    if let Some((r, _)) = &l.request {
         res = page::allow_form_target(res, &r.target.redirect_uri);
     }
-    if !ctx.step_up {
+    if !l.step_up {
         res = super::upstream::allow_logos(res, &ctx.upstreams);
     }
     (jar, res).into_response()
@@ -238,15 +194,15 @@ pub async fn show(State(app): State<App>, lang: Lang, jar: CookieJar, Query(q): 
         Ok(c) => c,
         Err(e) => return internal(e),
     };
-    if let (Some(req), true) = (&q.req, ctx.foreign) {
-        return pending::restart(req);
+    if let Some(restart) = ctx.login.restart() {
+        return pending::render(&app, ctx.lang, jar, restart);
     }
     // Without a session there is nothing to step up: the ordinary login page, which also ends on the
     // account page.
-    if q.req.is_none() && q.step_up.as_deref() == Some("account") && ctx.session.is_some() {
-        ctx.step_up = true;
+    if q.req.is_none() && q.step_up.as_deref() == Some("account") && ctx.login.session.is_some() {
+        ctx.login.step_up = true;
     }
-    if q.req.is_some() && ctx.pending.is_none() {
+    if q.req.is_some() && ctx.login.request.is_none() {
         return page::fail(ctx.lang, StatusCode::BAD_REQUEST, Msg::RequestExpired);
     }
     let view = View {
@@ -256,71 +212,52 @@ pub async fn show(State(app): State<App>, lang: Lang, jar: CookieJar, Query(q): 
     render(&app, jar, &ctx, view, StatusCode::OK)
 }
 
-/// After a successful authentication: sets the cookie, remembers the login for the pending request (in
-/// this browser only), and goes back to it (or to the account page).
+/// After a successful authentication: sets the session cookie and goes back to the request (or, without
+/// one, to the device verification page that asked for the sign-in, else the account page). A sign-in
+/// with a credential entered here first asks about this browser's upstream link offer, if it holds one.
 pub async fn finish(
     app: &App,
     jar: CookieJar,
-    ctx: &Ctx,
-    (cookie, session): (String, SessionRow),
+    lang: Lang,
     method: &str,
-    address: &str,
-    now: i64,
+    done: steps::LoggedIn,
 ) -> anyhow::Result<Response> {
-    app.db
-        .record_login_event(&session.person_id, method, address, "success", now)
-        .await?;
-    crate::services::audit::record_quietly(
-        &app.db,
-        app.now(),
-        crate::store::audit::NewEvent {
-            actor: &format!("person:{}", session.person_id),
-            action: "login",
-            subject: &session.person_id,
-            address,
-            outcome: "success",
-            detail: serde_json::json!({ "method": method, "acr": session.acr }).to_string(),
-            ..Default::default()
-        },
-    )
-    .await;
-    app.metrics.login(method, "success");
-    let jar = jar.add(cookies::session_cookie(app, cookie));
+    let jar = jar.add(cookies::session_cookie(app, done.cookie));
     let (jar, ask_link) = super::upstream::after_sign_in(app, jar, method);
     if ask_link {
-        if let (Some(b), Some(_)) = (&ctx.bound, &ctx.req) {
-            app.db
-                .set_login_sid(&b.id_hash, &b.browser_hash, &session.sid)
-                .await?;
+        let req = match &done.next {
+            Some(Next::Resume(r)) => Some(r.as_str()),
+            _ => None,
+        };
+        let to = super::upstream::confirm_path(req);
+        return Ok((jar, Redirect::to(&to)).into_response());
+    }
+    match done.next {
+        None => {
+            // A sign-in the device verification page asked for goes back there.
+            let (jar, next) = crate::http::device::after_login(app, jar);
+            Ok((jar, Redirect::to(&next)).into_response())
         }
-        let to = super::upstream::confirm_path(ctx.req.as_deref());
-        return Ok((jar, Redirect::to(&to)).into_response());
+        Some(next) => {
+            // Through the legal-person entry, with no enterprise to act for: binding one first, then back.
+            if let (Some(req), Next::Resume(resume)) = (&done.req, &next) {
+                let (jar, legal) = crate::http::account::legal_entry::for_request(app, jar, req);
+                if legal && app.db.current_reps(&done.person_id, done.now).await?.is_empty() {
+                    let to = crate::http::account::legal_entry::bind_path(resume);
+                    return Ok((jar, Redirect::to(&to)).into_response());
+                }
+                return Ok(pending::render(app, lang, jar, next));
+            }
+            Ok(pending::render(app, lang, jar, next))
+        }
     }
-    let Some(req) = &ctx.req else {
-        // A sign-in the device verification page asked for goes back there.
-        let (jar, next) = crate::http::device::after_login(app, jar);
-        return Ok((jar, Redirect::to(&next)).into_response());
-    };
-    if let Some(b) = &ctx.bound {
-        app.db
-            .set_login_sid(&b.id_hash, &b.browser_hash, &session.sid)
-            .await?;
-    }
-    // Through the legal-person entry, with no enterprise to act for: binding one first, then back.
-    let (jar, legal) = crate::http::account::legal_entry::for_request(app, jar, req);
-    if legal && app.db.current_reps(&session.person_id, now).await?.is_empty() {
-        let to = crate::http::account::legal_entry::bind_path(req);
-        return Ok((jar, Redirect::to(&to)).into_response());
-    }
-    Ok((jar, Redirect::to(&pending::resume_path(req))).into_response())
 }
 
 /// A form posted for a request that belongs to another browser: nothing is done for it there.
-fn foreign(ctx: &Ctx) -> Option<Response> {
-    match (&ctx.req, ctx.foreign) {
-        (Some(req), true) => Some(pending::restart(req)),
-        _ => None,
-    }
+fn foreign(app: &App, jar: &CookieJar, ctx: &Ctx) -> Option<Response> {
+    ctx.login
+        .restart()
+        .map(|next| pending::render(app, ctx.lang, jar.clone(), next))
 }
 
 #[derive(Deserialize)]
@@ -346,7 +283,7 @@ pub async fn password(
     let now = app.now();
     let result: anyhow::Result<Response> = async {
         let ctx = context(&app, &jar, lang, f.req.as_deref(), now).await?;
-        if let Some(restart) = foreign(&ctx) {
+        if let Some(restart) = foreign(&app, &jar, &ctx) {
             return Ok(restart);
         }
         let t = ctx.lang.texts();
@@ -359,73 +296,59 @@ pub async fn password(
             };
             render(&app, jar.clone(), &ctx, view, status)
         };
-        let person = match login::password_login(&app, &f.username, &f.password, &addr, now).await? {
-            Ok(p) => p,
-            Err(e) => {
-                app.metrics.login("pwd", e.outcome());
+        let done = steps::password(
+            &app.authn(),
+            &ctx.login,
+            ctx.browser(),
+            steps::PasswordForm {
+                username: &f.username,
+                password: &f.password,
+                new_password: f.new_password.as_deref(),
+            },
+            &addr,
+            now,
+        )
+        .await?;
+        let stop = match done {
+            Ok(done) => return finish(&app, jar, ctx.lang, "pwd", done).await,
+            Err(stop) => stop,
+        };
+        match stop {
+            steps::PasswordStop::Refused(e) => {
                 let (status, message) = match e {
-                    LoginError::Invalid => (StatusCode::UNAUTHORIZED, t.err_credentials),
                     LoginError::Throttled => (StatusCode::TOO_MANY_REQUESTS, t.err_throttled),
                     LoginError::Unavailable => (StatusCode::FORBIDDEN, t.err_unavailable),
                     LoginError::Busy => (StatusCode::SERVICE_UNAVAILABLE, t.err_busy),
+                    LoginError::Invalid | LoginError::Internal(_) => {
+                        (StatusCode::UNAUTHORIZED, t.err_credentials)
+                    }
                 };
                 let mut res = fail(status, message);
-                if e == LoginError::Busy {
+                if matches!(e, LoginError::Busy) {
                     res.headers_mut().insert(
                         axum::http::header::RETRY_AFTER,
                         axum::http::HeaderValue::from_static("2"),
                     );
                 }
-                return Ok(res);
+                Ok(res)
             }
-        };
-        if person.password_must_change {
-            let new = f.new_password.as_deref().unwrap_or("");
-            let ask = |error, status| {
+            steps::PasswordStop::MustChange { weak } => {
                 let view = View {
                     method: "password",
-                    error,
+                    error: weak.then_some(t.err_new_password),
                     notice: Some(t.must_change_password),
                     username: &f.username,
                     new_password: true,
                     ..View::default()
                 };
-                render(&app, jar.clone(), &ctx, view, status)
-            };
-            if new.is_empty() {
-                return Ok(ask(None, StatusCode::OK));
+                let status = if weak {
+                    StatusCode::BAD_REQUEST
+                } else {
+                    StatusCode::OK
+                };
+                Ok(render(&app, jar.clone(), &ctx, view, status))
             }
-            if crate::services::password::check_new(new).is_err() || new == f.password {
-                return Ok(ask(Some(t.err_new_password), StatusCode::BAD_REQUEST));
-            }
-            let hash = app.hasher.hash(new.to_owned()).await?;
-            app.db.set_password(&person.id, &hash, None, now).await?;
-            crate::services::audit::record_quietly(
-                &app.db,
-                app.now(),
-                crate::store::audit::NewEvent {
-                    actor: &format!("person:{}", person.id),
-                    action: "password.change",
-                    subject: &person.id,
-                    address: &addr,
-                    outcome: "success",
-                    detail: r#"{"replaced":"temporary"}"#.into(),
-                    ..Default::default()
-                },
-            )
-            .await;
         }
-        let cookie = cookies::session_value(&app, &jar);
-        let signed = login::sign_in(
-            &app,
-            ctx.renewable(cookie.as_deref()),
-            &person.id,
-            &["pwd"],
-            ctx.renewal(),
-            now,
-        )
-        .await?;
-        finish(&app, jar, &ctx, signed, "pwd", &addr, now).await
     }
     .await;
     result.unwrap_or_else(internal)
@@ -451,13 +374,13 @@ pub async fn sms_send(
     let now = app.now();
     let result: anyhow::Result<Response> = async {
         let ctx = context(&app, &jar, lang, f.req.as_deref(), now).await?;
-        if let Some(restart) = foreign(&ctx) {
+        if let Some(restart) = foreign(&app, &jar, &ctx) {
             return Ok(restart);
         }
         let t = ctx.lang.texts();
         let phone = f.phone.as_deref().unwrap_or("");
         // No phone typed while signed in: a second factor for the session's own person.
-        let purpose = match (&ctx.session, phone.trim().is_empty()) {
+        let purpose = match (&ctx.login.session, phone.trim().is_empty()) {
             (Some((s, p)), true) => Purpose::StepUp {
                 sid: &s.sid,
                 person: p,
@@ -537,7 +460,7 @@ pub async fn sms_verify(
     let now = app.now();
     let result: anyhow::Result<Response> = async {
         let ctx = context(&app, &jar, lang, f.req.as_deref(), now).await?;
-        if let Some(restart) = foreign(&ctx) {
+        if let Some(restart) = foreign(&app, &jar, &ctx) {
             return Ok(restart);
         }
         let t = ctx.lang.texts();
@@ -563,29 +486,28 @@ pub async fn sms_verify(
                 return Ok(render(&app, jar, &ctx, view, StatusCode::UNAUTHORIZED));
             }
         };
-        let active = app
-            .db
-            .person(&verified.person_id)
-            .await?
-            .is_some_and(|p| p.status == "active");
-        if !active {
-            app.metrics.login("sms", "unavailable");
-            let view = View {
-                method: "sms",
-                error: Some(t.err_unavailable),
-                ..View::default()
-            };
-            return Ok(render(&app, jar, &ctx, view, StatusCode::FORBIDDEN));
-        }
         // A step-up code raises only the session it was sent for.
-        let cookie = cookies::session_value(&app, &jar);
-        let current = ctx.renewable(cookie.as_deref());
-        let current = match verified.purpose.as_str() {
-            "stepup" => current.filter(|(_, s)| Some(&s.sid) == verified.session_sid.as_ref()),
-            _ => current,
+        let step_up_sid = match verified.purpose.as_str() {
+            "stepup" => Some(verified.session_sid.as_deref().unwrap_or("")),
+            _ => None,
         };
-        let signed = login::sign_in(&app, current, &verified.person_id, &["sms"], ctx.renewal(), now).await?;
-        finish(&app, jar, &ctx, signed, "sms", &addr, now).await
+        let proof = steps::Proven {
+            person_id: &verified.person_id,
+            methods: &[Method::Sms],
+            method: "sms",
+            step_up_sid,
+        };
+        match steps::proven(&app.authn(), &ctx.login, ctx.browser(), proof, &addr, now).await? {
+            Some(done) => finish(&app, jar, ctx.lang, "sms", done).await,
+            None => {
+                let view = View {
+                    method: "sms",
+                    error: Some(t.err_unavailable),
+                    ..View::default()
+                };
+                Ok(render(&app, jar, &ctx, view, StatusCode::FORBIDDEN))
+            }
+        }
     }
     .await;
     result.unwrap_or_else(internal)

@@ -13,7 +13,8 @@ use crate::http::cookies;
 use crate::http::forms::ClientAddr;
 use crate::http::i18n::Lang;
 use crate::http::login::methods::{self, View};
-use crate::services::login;
+use crate::services::authn::steps;
+use crate::services::login::Method;
 use crate::services::passkey::{self, PasskeyError};
 
 /// Options for `navigator.credentials.get`, bound to a fresh single-use ceremony.
@@ -22,7 +23,7 @@ pub async fn start(State(app): State<App>, jar: CookieJar, headers: HeaderMap) -
     if !cookies::csrf_ok(&app, &jar, token) {
         return (StatusCode::FORBIDDEN, Json(json!({ "error": "csrf" }))).into_response();
     }
-    match passkey::start_login(&app, app.now()).await {
+    match passkey::start_login(&app.passkeys(), app.now()).await {
         Ok((ceremony, options)) => Json(json!({ "ceremony": ceremony, "options": options })).into_response(),
         Err(PasskeyError::Disabled) => {
             (StatusCode::NOT_FOUND, Json(json!({ "error": "disabled" }))).into_response()
@@ -54,8 +55,8 @@ pub async fn finish(
     let now = app.now();
     let result: anyhow::Result<Response> = async {
         let ctx = methods::context(&app, &jar, lang, f.req.as_deref(), now).await?;
-        if let (Some(req), true) = (&ctx.req, ctx.foreign) {
-            return Ok(crate::http::pending::restart(req));
+        if let Some(restart) = ctx.login.restart() {
+            return Ok(crate::http::pending::render(&app, ctx.lang, jar, restart));
         }
         let t = ctx.lang.texts();
         let rejected = |jar: CookieJar| {
@@ -70,7 +71,7 @@ pub async fn finish(
             app.metrics.login("passkey", "invalid");
             return Ok(rejected(jar));
         };
-        let person_id = match passkey::finish_login(&app, &f.ceremony, &credential, now).await {
+        let person_id = match passkey::finish_login(&app.passkeys(), &f.ceremony, &credential, now).await {
             Ok(p) => p,
             Err(PasskeyError::Internal(e)) => return Err(e),
             Err(e) => {
@@ -79,24 +80,23 @@ pub async fn finish(
                 return Ok(rejected(jar));
             }
         };
-        let active = app
-            .db
-            .person(&person_id)
-            .await?
-            .is_some_and(|p| p.status == "active");
-        if !active {
-            app.metrics.login("passkey", "unavailable");
-            let view = View {
-                method: "passkey",
-                error: Some(t.err_unavailable),
-                ..View::default()
-            };
-            return Ok(methods::render(&app, jar, &ctx, view, StatusCode::FORBIDDEN));
+        let proof = steps::Proven {
+            person_id: &person_id,
+            methods: &[Method::Hwk, Method::User],
+            method: "passkey",
+            step_up_sid: None,
+        };
+        match steps::proven(&app.authn(), &ctx.login, ctx.browser(), proof, &addr, now).await? {
+            Some(done) => methods::finish(&app, jar, ctx.lang, "passkey", done).await,
+            None => {
+                let view = View {
+                    method: "passkey",
+                    error: Some(t.err_unavailable),
+                    ..View::default()
+                };
+                Ok(methods::render(&app, jar, &ctx, view, StatusCode::FORBIDDEN))
+            }
         }
-        let cookie = cookies::session_value(&app, &jar);
-        let current = ctx.renewable(cookie.as_deref());
-        let signed = login::sign_in(&app, current, &person_id, &["hwk", "user"], ctx.renewal(), now).await?;
-        methods::finish(&app, jar, &ctx, signed, "passkey", &addr, now).await
     }
     .await;
     result.unwrap_or_else(|e| crate::http::page::internal(e, "passkey login"))

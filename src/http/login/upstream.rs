@@ -26,8 +26,10 @@ use crate::http::forms::ClientAddr;
 use crate::http::i18n::Lang;
 use crate::http::messages::Msg;
 use crate::http::{cookies, page, pending};
+use crate::services::authn::steps;
 use crate::services::federation::flow::{self, Callback, Outcome};
 use crate::services::federation::{FederationError, TokenError};
+use crate::services::login::SignedIn;
 use crate::store::audit::NewEvent;
 
 /// The cookie holding a link offer until the person signs in to yunid (this browser only).
@@ -214,17 +216,22 @@ pub async fn start(
         Ok(c) => c,
         Err(e) => return page::internal(e, "upstream sign-in"),
     };
-    if let (Some(req), true) = (&f.req, ctx.foreign) {
+    if let (Some(req), true) = (&f.req, ctx.login.foreign) {
         return pending::restart(req);
     }
-    if f.req.is_some() && ctx.pending.is_none() {
+    if f.req.is_some() && ctx.login.request.is_none() {
         return page::fail(ctx.lang, StatusCode::BAD_REQUEST, Msg::RequestExpired);
     }
     let (jar, browser) = cookies::browser(&app, jar);
     // What the app asked of yunid's authentication is asked of the upstream's, and checked.
     let fresh = flow::Freshness {
-        login: ctx.reauth || ctx.pending.as_ref().is_some_and(|(r, _)| r.has_prompt("login")),
-        max_age: ctx.pending.as_ref().and_then(|(r, _)| r.max_age),
+        login: ctx.login.reauth
+            || ctx
+                .login
+                .request
+                .as_ref()
+                .is_some_and(|(r, _)| r.has_prompt("login")),
+        max_age: ctx.login.request.as_ref().and_then(|(r, _)| r.max_age),
     };
     let started = flow::start(
         &app.federation(),
@@ -330,22 +337,27 @@ pub async fn callback(
             }
             Ok(Outcome::SignedIn(fed)) => {
                 let ctx = methods::context(&app, &jar, lang, fed.req.as_deref(), now).await?;
-                if let (Some(req), true) = (&fed.req, ctx.foreign) {
+                if let (Some(req), true) = (&fed.req, ctx.login.foreign) {
                     return Ok(pending::restart(req));
                 }
                 // Another person's session in this browser ends (a shared terminal), as with any login.
-                let cookie = cookies::session_value(&app, &jar);
-                if let Some((previous, _)) =
-                    ctx.session.as_ref().filter(|(s, _)| s.person_id != fed.person_id)
+                if let Some((previous, _)) = ctx
+                    .login
+                    .session
+                    .as_ref()
+                    .filter(|(s, _)| s.person_id != fed.person_id)
                 {
                     app.logout().end_session(&previous.sid, now).await?;
                 }
                 let current = ctx
-                    .renewable(cookie.as_deref())
+                    .cookie
+                    .as_deref()
+                    .zip(ctx.login.session.as_ref().map(|(s, _)| s))
                     .filter(|(_, s)| s.person_id == fed.person_id);
-                let signed = flow::open_session(&app.federation(), current, &fed, now, app.random.as_ref())
-                    .await
-                    .map_err(anyhow::Error::from)?;
+                let (cookie, session) =
+                    flow::open_session(&app.federation(), current, &fed, now, app.random.as_ref())
+                        .await
+                        .map_err(anyhow::Error::from)?;
                 if fed.linked {
                     crate::services::audit::record_quietly(
                         &app.db,
@@ -367,7 +379,9 @@ pub async fn callback(
                     )
                     .await;
                 }
-                let res = methods::finish(&app, jar, &ctx, signed, "fed", &addr, now).await?;
+                let signed = SignedIn { cookie, session };
+                let done = steps::signed_in(&app.authn(), &ctx.login, signed, "fed", &addr, now).await?;
+                let res = methods::finish(&app, jar, ctx.lang, "fed", done).await?;
                 Ok(continue_page(ctx.lang, res))
             }
         }
@@ -471,7 +485,7 @@ pub async fn confirm_page(
         let ctx = methods::context(&app, &jar, lang, q.req.as_deref(), now).await?;
         let offer = jar.get(&link_cookie_name(&app)).map(|c| c.value().to_owned());
         let browser = cookies::browser_value(&app, &jar);
-        let (Some((session, _)), Some(offer), Some(browser)) = (&ctx.session, offer, browser) else {
+        let (Some((session, _)), Some(offer), Some(browser)) = (&ctx.login.session, offer, browser) else {
             return Ok(onwards(&app, jar, q.req.as_deref()));
         };
         let named = flow::offer_to_confirm(&app.federation(), &offer, &crypto::token_hash(&browser), session, now)
@@ -526,7 +540,7 @@ pub async fn confirm(
         let ctx = methods::context(&app, &jar, lang, f.req.as_deref(), now).await?;
         let offer = jar.get(&link_cookie_name(&app)).map(|c| c.value().to_owned());
         let browser = cookies::browser_value(&app, &jar);
-        let (Some((session, _)), Some(offer), Some(browser)) = (&ctx.session, offer, browser) else {
+        let (Some((session, _)), Some(offer), Some(browser)) = (&ctx.login.session, offer, browser) else {
             return Ok(onwards(&app, jar, f.req.as_deref()));
         };
         let accept = f.answer.as_deref() == Some("link");

@@ -8,10 +8,10 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::app::App;
-use crate::crypto;
 use crate::error::{Error, OAuthError};
 use crate::http::forms::ProtocolParams;
-use crate::http::oidc::authorize::PAR_URN;
+use crate::http::pending::oauth;
+use crate::services::authn::steps;
 use crate::services::oidc::authorize::{self, Rejection};
 use crate::services::oidc::client_auth;
 
@@ -33,18 +33,9 @@ pub async fn push(
         .and_then(|target| authorize::validate(&params, &client, target))
         .map_err(|r| match r {
             Rejection::Page(m) => OAuthError::invalid_request(m.to_string()),
-            Rejection::Redirect(_, e) => e,
+            Rejection::Redirect(_, e) => oauth(&e),
         })?;
-    let uri = format!("{PAR_URN}{}", crypto::random_token());
-    let json = serde_json::to_string(&req).map_err(anyhow::Error::from)?;
-    app.db
-        .insert_par(
-            &crypto::token_hash(&uri),
-            &client.id,
-            &json,
-            now + app.config.par_ttl,
-        )
-        .await?;
+    let uri = steps::push(&app.authn(), &client, &req, app.config.par_ttl, now).await?;
     Ok((
         StatusCode::CREATED,
         [(header::CACHE_CONTROL, "no-store")],

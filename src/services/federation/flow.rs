@@ -285,7 +285,7 @@ pub async fn callback(
         }
     }
     // The app's `max_age` counts to now, not to when the sign-in at the upstream started.
-    if let Some(max_age) = pending_max_age(ctx, flow.req.as_deref(), now).await? {
+    if let Some(max_age) = pending_max_age(ctx, flow.req.as_deref(), now) {
         match auth_time {
             Some(t) if t + verify::LEEWAY >= now - max_age.max(0) => {}
             _ => return Err(FederationError::Token(TokenError::AuthTime)),
@@ -872,15 +872,8 @@ pub async fn backchannel_logout(
         .await?)
 }
 
-/// The `max_age` of the pending authorization request a sign-in was made for, if any.
-async fn pending_max_age(ctx: &Ctx<'_>, req: Option<&str>, now: i64) -> Result<Option<i64>, FederationError> {
-    let Some(req) = req else {
-        return Ok(None);
-    };
-    let Some(row) = ctx.db.auth_request(&crypto::token_hash(req), now).await? else {
-        return Ok(None);
-    };
-    let parsed: crate::services::oidc::authorize::AuthRequest =
-        serde_json::from_str(&row.params).map_err(anyhow::Error::from)?;
-    Ok(parsed.max_age)
+/// The `max_age` of the pending authorization request a sign-in was made for, if any (the request is
+/// carried sealed by the browser; the flow row keeps its `req`).
+fn pending_max_age(ctx: &Ctx<'_>, req: Option<&str>, now: i64) -> Option<i64> {
+    req.and_then(|req| crate::services::authn::pending::max_age(ctx.secrets, req, now))
 }

@@ -3,11 +3,71 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::OAuthError;
 use crate::services::params::Params;
 use crate::store::clients::Client;
 use crate::store::orgs::{Organisation, Representation};
 use crate::store::sessions::SessionRow;
+
+/// An error answer to an authorization request (RFC 6749 §4.1.2.1, OIDC Core §3.1.2.6), sent to the
+/// app once its redirect URI is trusted. The HTTP layer renders it; `Display` is `code: description`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {description}", code.as_str())]
+pub struct Refusal {
+    pub code: RefusalCode,
+    pub description: String,
+}
+
+/// The RFC error codes an authorization request can end with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusalCode {
+    InvalidRequest,
+    UnauthorizedClient,
+    InvalidScope,
+    AccessDenied,
+    UnsupportedResponseType,
+    LoginRequired,
+    ConsentRequired,
+    RequestNotSupported,
+    RequestUriNotSupported,
+}
+
+impl RefusalCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefusalCode::InvalidRequest => "invalid_request",
+            RefusalCode::UnauthorizedClient => "unauthorized_client",
+            RefusalCode::InvalidScope => "invalid_scope",
+            RefusalCode::AccessDenied => "access_denied",
+            RefusalCode::UnsupportedResponseType => "unsupported_response_type",
+            RefusalCode::LoginRequired => "login_required",
+            RefusalCode::ConsentRequired => "consent_required",
+            RefusalCode::RequestNotSupported => "request_not_supported",
+            RefusalCode::RequestUriNotSupported => "request_uri_not_supported",
+        }
+    }
+}
+
+macro_rules! refusals {
+    ($($name:ident => $code:ident),* $(,)?) => {
+        impl Refusal {
+            $(pub fn $name(description: impl Into<String>) -> Refusal {
+                Refusal { code: RefusalCode::$code, description: description.into() }
+            })*
+        }
+    };
+}
+
+refusals!(
+    invalid_request => InvalidRequest,
+    unauthorized_client => UnauthorizedClient,
+    invalid_scope => InvalidScope,
+    access_denied => AccessDenied,
+    unsupported_response_type => UnsupportedResponseType,
+    login_required => LoginRequired,
+    consent_required => ConsentRequired,
+    request_not_supported => RequestNotSupported,
+    request_uri_not_supported => RequestUriNotSupported,
+);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -208,7 +268,7 @@ pub enum Rejection {
     /// The redirect URI cannot be trusted: show an error page on our own origin.
     Page(Untrusted),
     /// Redirect the error to the client (with `state` and `iss`).
-    Redirect(Target, OAuthError),
+    Redirect(Target, Refusal),
 }
 
 /// Why the redirect URI of a request cannot be trusted; `Display` is the English `error_description`.
@@ -299,48 +359,52 @@ pub fn trusted_target(params: &Params, client: Option<&Client>) -> Result<Target
 
 /// Validates everything after the redirect URI; errors go back to the client.
 pub fn validate(params: &Params, client: &Client, target: Target) -> Result<AuthRequest, Rejection> {
-    let fail = |e: OAuthError| Rejection::Redirect(target.clone(), e);
+    let fail = |e: Refusal| Rejection::Redirect(target.clone(), e);
+    // Parameter errors (repeated, too long) are all `invalid_request`.
+    let got = |name: &str| {
+        params
+            .get(name)
+            .map_err(|e| fail(Refusal::invalid_request(e.description)))
+    };
     if let Some(name) = params.any_repeated() {
-        return Err(fail(OAuthError::invalid_request(format!(
+        return Err(fail(Refusal::invalid_request(format!(
             "parameter {name} is repeated"
         ))));
     }
-    if params.get("request").map_err(fail)?.is_some() {
-        return Err(fail(OAuthError::request_not_supported(
+    if got("request")?.is_some() {
+        return Err(fail(Refusal::request_not_supported(
             "request objects are not supported",
         )));
     }
-    if params.get("request_uri").map_err(fail)?.is_some() {
-        return Err(fail(OAuthError::request_uri_not_supported(
+    if got("request_uri")?.is_some() {
+        return Err(fail(Refusal::request_uri_not_supported(
             "request_uri is only accepted from the pushed authorization request endpoint",
         )));
     }
-    match params.get("response_mode").map_err(fail)? {
+    match got("response_mode")? {
         None | Some("query") | Some("form_post") => {}
         Some(_) => {
-            return Err(fail(OAuthError::invalid_request("unsupported response_mode")));
+            return Err(fail(Refusal::invalid_request("unsupported response_mode")));
         }
     }
-    match params.get("response_type").map_err(fail)? {
+    match got("response_type")? {
         Some("code") => {}
         Some(_) => {
-            return Err(fail(OAuthError::unsupported_response_type(
+            return Err(fail(Refusal::unsupported_response_type(
                 "only the authorization code flow (response_type=code) is supported",
             )));
         }
         None => {
-            return Err(fail(OAuthError::invalid_request("response_type is missing")));
+            return Err(fail(Refusal::invalid_request("response_type is missing")));
         }
     }
     if !client.allows_grant("authorization_code") {
-        return Err(fail(OAuthError::unauthorized_client(
+        return Err(fail(Refusal::unauthorized_client(
             "this client may not use the authorization code flow",
         )));
     }
     // OIDC Core §3.1.2.1: scope values that are not understood are ignored; so are ones the client lacks.
-    let scopes: Vec<String> = params
-        .get("scope")
-        .map_err(fail)?
+    let scopes: Vec<String> = got("scope")?
         .unwrap_or("")
         .split(' ')
         .filter(|s| !s.is_empty() && SCOPES.contains(s) && client.allows_scope(s))
@@ -351,64 +415,57 @@ pub fn validate(params: &Params, client: &Client, target: Target) -> Result<Auth
             acc
         });
     if scopes.is_empty() {
-        return Err(fail(OAuthError::invalid_scope(
+        return Err(fail(Refusal::invalid_scope(
             "no scope this client may request was asked for",
         )));
     }
     // RFC 9700 §2.1.1: PKCE with S256 is required.
-    let challenge = params
-        .get("code_challenge")
-        .map_err(fail)?
-        .ok_or_else(|| fail(OAuthError::invalid_request("code_challenge is required (PKCE)")))?;
-    if params.get("code_challenge_method").map_err(fail)? != Some("S256") {
-        return Err(fail(OAuthError::invalid_request(
+    let challenge = got("code_challenge")?
+        .ok_or_else(|| fail(Refusal::invalid_request("code_challenge is required (PKCE)")))?;
+    if got("code_challenge_method")? != Some("S256") {
+        return Err(fail(Refusal::invalid_request(
             "code_challenge_method must be S256",
         )));
     }
     if !is_pkce_value(challenge) || challenge.len() != 43 {
-        return Err(fail(OAuthError::invalid_request("code_challenge is malformed")));
+        return Err(fail(Refusal::invalid_request("code_challenge is malformed")));
     }
-    let prompt: Vec<String> = params
-        .get("prompt")
-        .map_err(fail)?
+    let prompt: Vec<String> = got("prompt")?
         .unwrap_or("")
         .split(' ')
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
         .collect();
     if let Some(bad) = prompt.iter().find(|p| !PROMPTS.contains(&p.as_str())) {
-        return Err(fail(OAuthError::invalid_request(format!(
+        return Err(fail(Refusal::invalid_request(format!(
             "unsupported prompt value {bad}"
         ))));
     }
     if prompt.iter().any(|p| p == "none") && prompt.len() > 1 {
-        return Err(fail(OAuthError::invalid_request(
-            "prompt=none cannot be combined",
-        )));
+        return Err(fail(Refusal::invalid_request("prompt=none cannot be combined")));
     }
-    let max_age = match params.get("max_age").map_err(fail)? {
+    let max_age = match got("max_age")? {
         None => None,
-        Some(v) => Some(v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
-            fail(OAuthError::invalid_request(
-                "max_age must be a non-negative integer",
-            ))
-        })?),
+        Some(v) => Some(
+            v.parse::<i64>()
+                .ok()
+                .filter(|n| *n >= 0)
+                .ok_or_else(|| fail(Refusal::invalid_request("max_age must be a non-negative integer")))?,
+        ),
     };
-    let claims = match params.get("claims").map_err(fail)? {
+    let claims = match got("claims")? {
         None => None,
         Some(raw) => {
             let value: serde_json::Value = serde_json::from_str(raw)
-                .map_err(|_| fail(OAuthError::invalid_request("claims is not valid JSON")))?;
+                .map_err(|_| fail(Refusal::invalid_request("claims is not valid JSON")))?;
             if !value.is_object() {
-                return Err(fail(OAuthError::invalid_request("claims must be a JSON object")));
+                return Err(fail(Refusal::invalid_request("claims must be a JSON object")));
             }
             Some(value)
         }
     };
-    let opt = |name: &str| -> Result<Option<String>, Rejection> {
-        Ok(params.get(name).map_err(fail)?.map(str::to_owned))
-    };
-    Ok(AuthRequest {
+    let opt = |name: &str| -> Result<Option<String>, Rejection> { Ok(got(name)?.map(str::to_owned)) };
+    let request = AuthRequest {
         client_id: client.id.clone(),
         scopes,
         nonce: opt("nonce")?,
@@ -433,8 +490,21 @@ pub fn validate(params: &Params, client: &Client, target: Target) -> Result<Auth
         restarted: false,
         licence_types: None,
         target,
-    })
+    };
+    // The request travels sealed with the browser, in URLs: a bound on its size keeps those URLs within
+    // what browsers and proxies take, and bounds what a browser may present back (review L1).
+    if serde_json::to_vec(&request).map_or(true, |json| json.len() > MAX_REQUEST_BYTES) {
+        return Err(Rejection::Redirect(
+            request.target,
+            Refusal::invalid_request("the authorization request is too large"),
+        ));
+    }
+    Ok(request)
 }
+
+/// The largest authorization request taken (its JSON form): 6 KiB, room for an RSA-4096 `id_token_hint`
+/// and a `claims` request.
+pub const MAX_REQUEST_BYTES: usize = 6 * 1024;
 
 /// RFC 7636 §4.1: 43–128 characters of `[A-Z] / [a-z] / [0-9] / "-" / "." / "_" / "~"`.
 pub fn is_pkce_value(s: &str) -> bool {
@@ -449,7 +519,7 @@ pub enum Decision {
     Login,
     Consent,
     Issue,
-    Fail(OAuthError),
+    Fail(Refusal),
 }
 
 pub struct Situation<'a> {
@@ -471,14 +541,14 @@ pub fn decide(req: &AuthRequest, client: &Client, s: &Situation<'_>) -> Decision
     let none = req.has_prompt("none");
     let login = |why: &str| {
         if none {
-            Decision::Fail(OAuthError::login_required(why))
+            Decision::Fail(Refusal::login_required(why))
         } else {
             Decision::Login
         }
     };
     if req.unsatisfiable_acr() {
         // OIDC Core §5.5.1.1: an essential `acr` the OP cannot satisfy is a failed authentication.
-        return Decision::Fail(OAuthError::access_denied(
+        return Decision::Fail(Refusal::access_denied(
             "none of the essential acr values can be satisfied (yunid offers 1 and 2)",
         ));
     }
@@ -498,7 +568,7 @@ pub fn decide(req: &AuthRequest, client: &Client, s: &Situation<'_>) -> Decision
     } else if s.hint_matches == Some(false) {
         // OIDC Core §3.1.2.1 / §5.5.1: a login made for this request as someone other than the one the
         // app named gets no positive answer.
-        return Decision::Fail(OAuthError::login_required(
+        return Decision::Fail(Refusal::login_required(
             "the person who signed in is not the one the request names",
         ));
     }
@@ -506,7 +576,7 @@ pub fn decide(req: &AuthRequest, client: &Client, s: &Situation<'_>) -> Decision
         // A login made for this request that is one factor short goes on to step-up (the login page
         // asks for the second factor); only when two factors are in and still not enough, give up.
         if s.fresh_login && session.acr >= 2 {
-            return Decision::Fail(OAuthError::access_denied(
+            return Decision::Fail(Refusal::access_denied(
                 "the authentication level this application requires was not reached",
             ));
         }
@@ -525,7 +595,7 @@ pub fn decide(req: &AuthRequest, client: &Client, s: &Situation<'_>) -> Decision
     let answered = req.consent_answered_by(&session.person_id);
     if !answered && (req.has_prompt("consent") || req.restarted || !covered) {
         if none {
-            return Decision::Fail(OAuthError::consent_required("consent is needed"));
+            return Decision::Fail(Refusal::consent_required("consent is needed"));
         }
         return Decision::Consent;
     }

@@ -137,9 +137,15 @@ async fn a_database_outage_answers_503_fast_and_heals_without_restart() {
         started.elapsed()
     );
 
-    // A browser gets a page saying so, not a hang or a bare 500.
+    // A browser gets a page saying so, not a hang or a bare 500. The authorization request itself needs
+    // no database (it travels sealed with the browser, `services::authn::pending`): the login page it
+    // leads to is the first step that does.
     let attempt = rp.start(&["profile"]);
     let res = http().get(attempt.url.as_str()).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let login = env.url(res.headers()["location"].to_str().unwrap());
+    assert!(login.contains("/login?req="), "{login}");
+    let res = http().get(&login).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(res.headers().contains_key("retry-after"));
     // In one language: Chinese by default, English when asked for.
@@ -149,7 +155,7 @@ async fn a_database_outage_answers_503_fast_and_heals_without_restart() {
         "{page}"
     );
     let res = http()
-        .get(attempt.url.as_str())
+        .get(&login)
         .header("accept-language", "en")
         .send()
         .await

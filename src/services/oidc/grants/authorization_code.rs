@@ -46,10 +46,7 @@ pub async fn redeem(
     let challenge = s256_challenge(code_verifier);
     // Read the grant before using the code: a concurrent replay revokes it only after its own attempt
     // failed, i.e. after the one successful redemption read it, so that one is not refused as well.
-    let family = match ctx.db.code_family(&hash).await? {
-        Some(id) => ctx.db.family_with_person(&id).await?,
-        None => None,
-    };
+    let family = ctx.db.code_family_with_person(&hash).await?;
     let presented = PresentedCode {
         client_id: &client.id,
         redirect_uri,

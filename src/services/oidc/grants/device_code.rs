@@ -77,10 +77,8 @@ pub async fn redeem(
         licence_types: String::new(),
     };
     ctx.db.insert_family(&family).await?;
-    // Signing out of the session that approved it logs the device out too (back-channel logout).
-    ctx.db
-        .add_session_client(&sid, &client.id, &person_id, now)
-        .await?;
+    // Signing out of the session that approved it logs the device out too (back-channel logout): the
+    // family carries the session's `sid` (`Db::session_clients`).
     // The approving session ended before the grant was written (its logout found no grant to revoke):
     // the approval ended with it. Logout ends the session before it revokes, so a session still found
     // here will revoke this grant if it ends now.
