@@ -268,6 +268,7 @@ impl App {
             rng: &*self.random,
             metrics: &self.metrics,
             host: self,
+            clock: &self.clock,
         }
     }
 

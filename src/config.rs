@@ -160,6 +160,10 @@ pub struct Config {
     /// past it the sweep stops, logs a warning, counts `yunid_proofing_brake_total` and records an audit
     /// event `proofing.brake` (a burst is likelier a wrong answer stream than that many closures at once).
     pub proofing_suspend_brake: i64,
+    /// Most bindings the registry sweep may restore automatically (an `active` answer after "gone") per
+    /// rolling 24 hours across the cluster: past it the restore brake latches like the suspension brake
+    /// (an "active for everything" answer stream cannot restore every suspended enterprise in one sweep).
+    pub proofing_restore_brake: i64,
     /// How long a device code and its user code live (RFC 8628 §3.2 `expires_in`), in seconds.
     pub device_code_ttl: i64,
     /// The polling interval a device is told (RFC 8628 §3.2 `interval`), in seconds.
@@ -248,6 +252,7 @@ impl Default for Config {
             proofing_face_page_url: None,
             proofing_sweep_interval: 300,
             proofing_suspend_brake: 20,
+            proofing_restore_brake: 20,
             device_code_ttl: 600,
             device_poll_interval: 5,
             scan_ttl: 120,

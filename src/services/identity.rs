@@ -200,8 +200,7 @@ pub async fn appoint_agent(
         return Err(IdentityError::Forbidden("an appointer does not appoint themself"));
     }
     check_window(&new)?;
-    let own: Vec<Representation> = db
-        .current_reps(appointer_id, now)
+    let own: Vec<Representation> = reps_in_force(db, appointer_id, now)
         .await?
         .into_iter()
         .map(|(r, _)| r)
@@ -255,8 +254,7 @@ pub async fn appoint_manager(
         return Err(IdentityError::Forbidden("an appointer does not appoint themself"));
     }
     check_window(&new)?;
-    let under = db
-        .current_reps(appointer_id, now)
+    let under = reps_in_force(db, appointer_id, now)
         .await?
         .into_iter()
         .map(|(r, _)| r)
@@ -303,18 +301,23 @@ pub async fn acting_options(
     client: &Client,
     now: i64,
 ) -> Result<Vec<(Representation, Organisation)>, IdentityError> {
+    Ok(reps_in_force(db, person_id, now)
+        .await?
+        .into_iter()
+        .filter(|(rep, _)| rep.matters.covers(&client.matters))
+        .collect())
+}
+
+/// A person's current representations that give authority now, for any app: each [`stands`], and so
+/// does every appointer above it ([`chain_holds`]). What a person may act under, and appoint under.
+pub async fn reps_in_force(
+    db: &Db,
+    person_id: &str,
+    now: i64,
+) -> Result<Vec<(Representation, Organisation)>, IdentityError> {
     let mut options = Vec::new();
-    let level = db.person(person_id).await?.map_or(0, |p| p.real_name_level);
     for (rep, org) in db.current_reps(person_id, now).await? {
-        if !rep.matters.covers(&client.matters) {
-            continue;
-        }
-        if !chain_holds(db, &rep, now).await? {
-            continue;
-        }
-        // Someone appointed online acts only at real-name level 2 or above (a level lowered since
-        // they accepted stops them here, at every use).
-        if level < 2 && db.appointed_online(&rep.id).await? {
+        if !stands(db, &rep.id).await? || !chain_holds(db, &rep, now).await? {
             continue;
         }
         options.push((rep, org));
@@ -322,9 +325,24 @@ pub async fn acting_options(
     Ok(options)
 }
 
-/// Whether every appointer above `rep` still covers the one below ([`within_appointer`]), up to a
-/// representation nobody appointed: an agent a manager appointed stops when the legal representative
-/// who appointed that manager stops.
+/// Whether a representation's holder still carries it: no binding of it is suspended, and one made
+/// online (bound on the account page, or accepted from an appointment there) is held by an active account at
+/// real-name level 2 or above — a level lowered, or an account locked or disabled, since it was made
+/// stops it here, at every use, and with it everyone appointed under it.
+async fn stands(db: &Db, rep_id: &str) -> Result<bool, IdentityError> {
+    let Some(s) = db.rep_standing(rep_id).await? else {
+        return Ok(false);
+    };
+    if s.binding_held {
+        return Ok(false);
+    }
+    Ok(!s.online || (s.holder_status == "active" && s.holder_level >= 2))
+}
+
+/// Whether every appointer above `rep` still covers the one below ([`within_appointer`]) and still
+/// [`stands`], up to a representation nobody appointed: an agent a manager appointed stops when the
+/// legal representative who appointed that manager stops, or when either's real-name level drops below
+/// 2 or their account is locked.
 async fn chain_holds(db: &Db, rep: &Representation, now: i64) -> Result<bool, IdentityError> {
     let mut below = rep.clone();
     for _ in 0..4 {
@@ -336,8 +354,8 @@ async fn chain_holds(db: &Db, rep: &Representation, now: i64) -> Result<bool, Id
             return Ok(false);
         }
         match appointer {
-            Some(a) => below = a,
-            None => return Ok(false),
+            Some(a) if stands(db, &a.id).await? => below = a,
+            _ => return Ok(false),
         }
     }
     Ok(false)

@@ -157,6 +157,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0024_scan_grant.sql"),
         postgres: include_str!("../../migrations/postgres/0024_scan_grant.sql"),
     },
+    Migration {
+        version: 25,
+        name: "proofing_review2",
+        sqlite: include_str!("../../migrations/sqlite/0025_proofing_review2.sql"),
+        postgres: include_str!("../../migrations/postgres/0025_proofing_review2.sql"),
+    },
 ];
 
 const LOCK_ID: i64 = 0x79_756e_6964; // "yunid"

@@ -105,6 +105,18 @@ pub struct Representation {
     pub appointed_under: Option<String>,
 }
 
+/// What a representation's authority stands on beyond its own row (see [`Db::rep_standing`]).
+#[derive(Debug, Clone)]
+pub struct Standing {
+    pub holder_status: String,
+    pub holder_level: i64,
+    /// Made online: bound on `/account/organisations` (an `org_bindings` row) or accepted from an
+    /// appointment there (an admin's record, even one from the registry, is not).
+    pub online: bool,
+    /// A binding of this representation is suspended (by the registry or an admin).
+    pub binding_held: bool,
+}
+
 impl Representation {
     pub fn is_current(&self, now: i64) -> bool {
         self.revoked_at.is_none() && self.valid_from <= now && self.valid_until.is_none_or(|u| now < u)
@@ -228,7 +240,10 @@ impl Db {
         row.as_ref().map(rep_from_row).transpose()
     }
 
-    /// A person's current representations of active organisations, with the organisations.
+    /// A person's current representations of active organisations, with the organisations. A
+    /// representation whose binding (`org_bindings`) is not active is not current, whatever the
+    /// organisation's status: a registry suspension rests on the binding, so an admin setting the
+    /// organisation active again does not revive it.
     pub async fn current_reps(
         &self,
         person_id: &str,
@@ -239,7 +254,9 @@ impl Db {
              FROM representations r \
              JOIN organisations o ON o.id = r.org_id \
              WHERE r.person_id = $1 AND r.revoked_at IS NULL AND r.valid_from <= $2 \
-             AND (r.valid_until IS NULL OR r.valid_until > $2) AND o.status = 'active' ORDER BY o.name"
+             AND (r.valid_until IS NULL OR r.valid_until > $2) AND o.status = 'active' \
+             AND NOT EXISTS (SELECT 1 FROM org_bindings b WHERE b.rep_id = r.id AND b.status <> 'active') \
+             ORDER BY o.name"
         ));
         let rows = sqlx::query(sql)
             .bind(person_id)
@@ -260,6 +277,34 @@ impl Db {
                 Ok((rep, org))
             })
             .collect()
+    }
+
+    /// What a representation's authority stands on beyond its own row: its holder's account status
+    /// and real-name level, whether it was made online (bound on the account page, or accepted from an
+    /// appointment there), and whether a binding of it is not active. None for no such representation.
+    pub async fn rep_standing(&self, id: &str) -> Result<Option<Standing>, sqlx::Error> {
+        let row = sqlx::query(
+            "SELECT p.status, p.real_name_level, \
+             (SELECT COUNT(*) FROM org_appointments a WHERE a.rep_id = r.id) AS appointed, \
+             (SELECT COUNT(*) FROM org_bindings b WHERE b.rep_id = r.id) AS bound, \
+             (SELECT COUNT(*) FROM org_bindings b WHERE b.rep_id = r.id AND b.status <> 'active') AS held \
+             FROM representations r JOIN persons p ON p.id = r.person_id WHERE r.id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let appointed: i64 = row.try_get("appointed")?;
+        let bound: i64 = row.try_get("bound")?;
+        let held: i64 = row.try_get("held")?;
+        Ok(Some(Standing {
+            holder_status: row.try_get("status")?,
+            holder_level: row.try_get("real_name_level")?,
+            online: bound > 0 || appointed > 0,
+            binding_held: held > 0,
+        }))
     }
 
     pub async fn revoke_rep(&self, id: &str, now: i64) -> Result<bool, sqlx::Error> {

@@ -379,7 +379,8 @@ impl Db {
     ) -> Result<bool, sqlx::Error> {
         let done = sqlx::query(
             "UPDATE org_bindings SET status = 'suspended', reason = $1, suspended_by = $2, suspended_at = $3, \
-             checked_at = $3 WHERE id = $4 AND status = 'active'",
+             checked_at = $3, registry_suspended_at = CASE WHEN $2 = 'registry' THEN $3 \
+             ELSE registry_suspended_at END WHERE id = $4 AND status = 'active'",
         )
         .bind(reason)
         .bind(by)
@@ -396,9 +397,24 @@ impl Db {
     pub async fn restore_binding(&self, id: &str, now: i64) -> Result<bool, sqlx::Error> {
         let done = sqlx::query(
             "UPDATE org_bindings SET status = 'active', reason = NULL, suspended_by = NULL, suspended_at = NULL, \
-             checked_at = $1 WHERE id = $2 AND status = 'suspended' AND suspended_by = 'registry' \
+             checked_at = $1, restored_at = $1 WHERE id = $2 AND status = 'suspended' AND suspended_by = 'registry' \
              AND reason IN ('gone', 'revoked', 'cancelled')",
         )
+        .bind(now)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// A super admin pins a suspension the registry's answer made: it becomes the admin's (`by`), so no
+    /// later registry answer restores it; false when the binding was not so suspended.
+    pub async fn pin_binding(&self, id: &str, by: &str, now: i64) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query(
+            "UPDATE org_bindings SET reason = 'admin', suspended_by = $1, suspended_at = $2, checked_at = $2 \
+             WHERE id = $3 AND status = 'suspended' AND suspended_by = 'registry'",
+        )
+        .bind(by)
         .bind(now)
         .bind(id)
         .execute(&self.pool)
@@ -466,14 +482,16 @@ impl Db {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Whether `holder` still holds the lease `name` (a sweep checks it before each write: one that
-    /// outlived its lease, taken over by another node, stops).
-    pub async fn lease_held(&self, name: &str, holder: &str) -> Result<bool, sqlx::Error> {
-        let row = sqlx::query("SELECT 1 AS one FROM leases WHERE name = $1 AND holder = $2")
-            .bind(name)
-            .bind(holder)
-            .fetch_optional(&self.pool)
-            .await?;
+    /// Whether `holder` still holds the lease `name` at `now` (a sweep checks it before each write: one
+    /// that outlived its lease, expired or taken over by another node, stops).
+    pub async fn lease_held(&self, name: &str, holder: &str, now: i64) -> Result<bool, sqlx::Error> {
+        let row =
+            sqlx::query("SELECT 1 AS one FROM leases WHERE name = $1 AND holder = $2 AND expires_at > $3")
+                .bind(name)
+                .bind(holder)
+                .bind(now)
+                .fetch_optional(&self.pool)
+                .await?;
         Ok(row.is_some())
     }
 
@@ -535,13 +553,16 @@ impl Db {
     }
 
     /// Automatic closures since `since`, across the cluster: accounts locked by a population re-check
-    /// (`population`), or bindings the registry's answer suspended (`registry`).
+    /// (`population`), bindings the registry's answer suspended (`registry`), or bindings restored
+    /// (`restore`).
     pub async fn closures_since(&self, kind: &str, since: i64) -> Result<i64, sqlx::Error> {
-        let sql = if kind == "population" {
-            "SELECT COUNT(*) AS n FROM proofing_checks WHERE connector = 'population' AND address = 'recheck' \
-             AND at >= $1 AND outcome NOT IN ('match', 'no_match')"
-        } else {
-            "SELECT COUNT(*) AS n FROM org_bindings WHERE suspended_by = 'registry' AND suspended_at >= $1"
+        let sql = match kind {
+            "population" => {
+                "SELECT COUNT(*) AS n FROM proofing_checks WHERE connector = 'population' \
+                 AND address = 'recheck' AND at >= $1 AND outcome NOT IN ('match', 'no_match')"
+            }
+            "restore" => "SELECT COUNT(*) AS n FROM org_bindings WHERE restored_at >= $1",
+            _ => "SELECT COUNT(*) AS n FROM org_bindings WHERE registry_suspended_at >= $1",
         };
         let row = sqlx::query(sql).bind(since).fetch_one(&self.pool).await?;
         row.try_get("n")
@@ -606,15 +627,6 @@ impl Db {
         ));
         let rows = sqlx::query(sql).bind(person_id).fetch_all(&self.pool).await?;
         rows.iter().map(appointment_from_row).collect()
-    }
-
-    /// Whether a representation was recorded by accepting an appointment made online.
-    pub async fn appointed_online(&self, rep_id: &str) -> Result<bool, sqlx::Error> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM org_appointments WHERE rep_id = $1")
-            .bind(rep_id)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(n > 0)
     }
 
     /// Moves an appointment from `from` to `to` (one statement: the first decision wins).

@@ -1453,6 +1453,7 @@ async fn an_appointment_answers_the_same_for_anyone_and_waits_for_a_level_two_ap
     );
     let body = to_nobody.html().2;
     assert!(!body.contains("李四"), "the appointee's name is shown: {body}");
+    assert!(!body.contains("李*"), "a name is shown before acceptance: {body}");
     assert!(
         body.contains("139****9041") && body.contains("139****9099"),
         "{body}"
@@ -1483,6 +1484,10 @@ async fn an_appointment_answers_the_same_for_anyone_and_waits_for_a_level_two_ap
         .unwrap();
     let page = accept_first(&bob_browser).await;
     assert!(message_shown(&page).contains("接受"), "{}", message_shown(&page));
+    // Now Alice sees who accepted: the masked name next to the masked number, never the full name.
+    let shown = alice.get("/account/organisations").await.html().2.to_owned();
+    assert!(shown.contains("139****9041 李*"), "{shown}");
+    assert!(!shown.contains("李四"), "{shown}");
     let client = org_client(&env).await;
     let rp = Rp::discover(&env.base, &client).await;
     let tokens = act_for(&rp, &Browser::new(&env.base), &bob_id, COMPANY).await;
@@ -2168,7 +2173,681 @@ async fn a_legal_person_without_an_enterprise_binds_one_inside_the_apps_request(
     assert_eq!(info["org"]["credit_code"], COMPANY, "{info}");
 }
 
+/// A registry env for the sweep tests: the background sweep kept quiet (its lease at start-up lasts a
+/// day), so each test runs its own sweeps.
+async fn sweep_env(
+    backend: Backend,
+    authorities: &Authorities,
+    tune: impl Fn(&mut yunid::config::Config),
+) -> Env {
+    Env::start_with(backend, |c| {
+        authorities.configure(c);
+        c.proofing_recheck_ttl = 600;
+        c.proofing_attempts_per_person = 50;
+        c.proofing_sweep_interval = 86_400;
+        tune(c);
+    })
+    .await
+}
+
+/// Runs one sweep on `node` at the current time.
+async fn sweep_now(env: &Env, node: &str) {
+    assert!(
+        yunid::services::proofing::sweep(&env.app.proofing(), node, env.app.now())
+            .await
+            .unwrap(),
+        "{node} holds the sweep's lease"
+    );
+}
+
+/// Tries the app's refresh; true when the app still acts (false: `invalid_grant`).
+async fn refresh_works(rp: &Rp, tokens: &openidconnect::core::CoreTokenResponse) -> bool {
+    match rp
+        .client
+        .exchange_refresh_token(tokens.refresh_token().unwrap())
+        .unwrap()
+        .request_async(&http_client)
+        .await
+    {
+        Ok(_) => true,
+        Err(e) => {
+            assert!(format!("{e:?}").contains("invalid_grant"), "{e:?}");
+            false
+        }
+    }
+}
+
+/// A registry suspension rests on the binding, not on the organisation's status: an admin setting the
+/// organisation active again revives nobody. A super admin pins a suspension the registry made, and then
+/// the registry's later `active` answer lifts nothing.
+async fn a_registry_suspension_survives_the_organisation_set_active_and_a_super_admin_pins_it(
+    backend: Backend,
+) {
+    let authorities = Authorities::start().await;
+    let env = sweep_env(backend, &authorities, |_| {}).await;
+    let alice = level_two(&env, ALICE_ID, ALICE_PHONE).await;
+    let bob_id = resident_id(81);
+    level_two(&env, &bob_id, "13900139081").await;
+    authorities.enterprise(COMPANY, "福州示例科技有限公司", "active", "张三", ALICE_ID);
+    let browser = signed_in(&env, ALICE_ID).await;
+    bind(&browser, COMPANY).await;
+    appoint(&browser, "13900139081", "agent").await;
+    let bob = signed_in(&env, &bob_id).await;
+    accept_first(&bob).await;
+    let client = org_client(&env).await;
+    let rp = Rp::discover(&env.base, &client).await;
+    let tokens = act_for(&rp, &Browser::new(&env.base), &bob_id, COMPANY).await;
+
+    // The registry no longer knows the company: suspended, the agent stops.
+    authorities.forget_enterprise(COMPANY);
+    env.app.clock.advance(601);
+    sweep_now(&env, &env.app.node_id).await;
+    let binding = env.app.db.bindings(Some(&alice), None, None, 1).await.unwrap()[0].clone();
+    assert_eq!(
+        (binding.status.as_str(), binding.suspended_by.as_deref()),
+        ("suspended", Some("registry"))
+    );
+    assert!(!refresh_works(&rp, &tokens).await);
+    // An admin sets the organisation active again: the binding's suspension stands, nobody acts.
+    env.app
+        .db
+        .set_org_status(&binding.org_id, "active", env.app.now())
+        .await
+        .unwrap();
+    let tokens = act_for_or_none(&env, &rp, &bob_id).await;
+    assert!(
+        tokens.is_none(),
+        "the agent acts again after the organisation was set active"
+    );
+    let page = browser.get("/account/organisations").await;
+    assert!(!page.html().2.contains("id=\"represents\""), "{}", page.html().2);
+
+    // A super admin pins the registry's suspension.
+    let root = crate::admin::admin_token(&env, "yunid:admin").await;
+    let (status, body) = crate::admin::call(
+        &env,
+        &root,
+        reqwest::Method::POST,
+        &format!("/admin/api/proofing/bindings/{}/suspend", binding.id),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["reason"], "admin", "{body}");
+    // The registry says active again: the pinned binding stays suspended.
+    authorities.enterprise(COMPANY, "福州示例科技有限公司", "active", "张三", ALICE_ID);
+    env.app.clock.advance(601);
+    sweep_now(&env, &env.app.node_id).await;
+    let binding = env.app.db.binding(&binding.id).await.unwrap().unwrap();
+    assert_eq!(binding.status, "suspended");
+    let page = browser.get("/account/organisations").await;
+    assert!(!page.html().2.contains("id=\"represents\""), "{}", page.html().2);
+    assert!(act_for_or_none(&env, &rp, &bob_id).await.is_none());
+    let events = env.app.db.all_audit_events().await.unwrap();
+    assert!(!events.iter().any(|e| e.action == "org.binding.restore"));
+}
+
+/// Signs `username` in to the org app in a fresh browser; the tokens when it is offered the company.
+async fn act_for_or_none(
+    env: &Env,
+    rp: &Rp,
+    username: &str,
+) -> Option<openidconnect::core::CoreTokenResponse> {
+    let browser = Browser::new(&env.base);
+    let attempt = rp.start(&["org", "offline_access"]);
+    let page = browser.sign_in(attempt.url.as_str(), username, PASSWORD).await;
+    match &page {
+        Page::Html { body, .. } if body.contains(COMPANY) && body.contains("action=\"/act-as\"") => {
+            Some(act_for(rp, &browser, username, COMPANY).await)
+        }
+        _ => None,
+    }
+}
+
+/// Migration 0023 suspended the older of two active bindings of one organisation; 0025 revokes the
+/// representation behind it (0023 had left it live).
+async fn migration_25_ends_the_representation_of_a_duplicate_binding(backend: Backend) {
+    use yunid::store::Db;
+    let test_db = crate::common::TestDb::new(backend).await;
+    let db = Db::open(&test_db.url, 2).await.unwrap();
+    db.migrate_until(22).await.unwrap();
+    for (id, name) in [("p-1", "张三"), ("p-2", "李四")] {
+        let person = yunid::store::persons::PersonRow {
+            id: id.into(),
+            id_number_hash: format!("hash-{id}"),
+            id_number_enc: "sealed".into(),
+            name: name.into(),
+            phone: None,
+            phone_verified: false,
+            password_hash: None,
+            real_name_level: 2,
+            status: "active".into(),
+            real_name_verified_at: None,
+            real_name_method: None,
+            real_name_verified_by: None,
+            version: 1,
+            password_expires_at: None,
+            password_must_change: false,
+        };
+        db.insert_person(&person, 100).await.unwrap();
+    }
+    sqlx::query(
+        "INSERT INTO organisations (id, credit_code, name, org_type, status, version, created_at, updated_at) \
+         VALUES ('o-1', $1, '福州示例科技有限公司', '', 'active', 1, 100, 100)",
+    )
+    .bind(COMPANY)
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    for (rep, person, binding) in [("r-1", "p-1", "b-1"), ("r-2", "p-2", "b-2")] {
+        sqlx::query(
+            "INSERT INTO representations (id, person_id, org_id, role, matters, valid_from, granted_by, created_at) \
+             VALUES ($1, $2, 'o-1', 'legal_representative', '\"all\"', 100, 'registry', 100)",
+        )
+        .bind(rep)
+        .bind(person)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO org_bindings (id, org_id, person_id, rep_id, status, transaction_id, bound_at, checked_at) \
+             VALUES ($1, 'o-1', $2, $3, 'active', 'reg-1', 100, 100)",
+        )
+        .bind(binding)
+        .bind(person)
+        .bind(rep)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    }
+    db.pool.close().await;
+
+    let db = Db::connect(&test_db.url, 2).await.expect("the upgrade");
+    let old = db.binding("b-1").await.unwrap().unwrap();
+    assert_eq!(
+        (old.status.as_str(), old.reason.as_deref()),
+        ("suspended", Some("duplicate"))
+    );
+    assert!(old.suspended_at.is_some());
+    assert!(
+        db.rep("r-1").await.unwrap().unwrap().revoked_at.is_some(),
+        "the duplicate binding's representation is still live"
+    );
+    assert!(db.rep("r-2").await.unwrap().unwrap().revoked_at.is_none());
+    assert_eq!(db.binding("b-2").await.unwrap().unwrap().status, "active");
+}
+
+/// An online appointer whose real-name level drops below 2, or whose account is locked, appoints
+/// nobody, and everyone appointed under them stops at the next refresh.
+async fn an_appointer_below_level_two_or_locked_appoints_nobody_and_their_appointees_stop(backend: Backend) {
+    let authorities = Authorities::start().await;
+    let env = sweep_env(backend, &authorities, |_| {}).await;
+    let alice = level_two(&env, ALICE_ID, ALICE_PHONE).await;
+    let bob_id = resident_id(82);
+    let bob = level_two(&env, &bob_id, "13900139082").await;
+    let carol_id = resident_id(83);
+    level_two(&env, &carol_id, "13900139083").await;
+    let dave_id = resident_id(84);
+    level_two(&env, &dave_id, "13900139084").await;
+    authorities.enterprise(COMPANY, "福州示例科技有限公司", "active", "张三", ALICE_ID);
+    let browser = signed_in(&env, ALICE_ID).await;
+    bind(&browser, COMPANY).await;
+    appoint(&browser, &bob_id, "manager").await;
+    let bob_browser = signed_in(&env, &bob_id).await;
+    accept_first(&bob_browser).await;
+    appoint(&bob_browser, "13900139083", "agent").await;
+    let carol = signed_in(&env, &carol_id).await;
+    accept_first(&carol).await;
+    // Bob also appoints Dave, who has not accepted yet.
+    appoint(&bob_browser, "13900139084", "agent").await;
+    let client = org_client(&env).await;
+    let rp = Rp::discover(&env.base, &client).await;
+    let carol_tokens = act_for(&rp, &Browser::new(&env.base), &carol_id, COMPANY).await;
+    let bob_tokens = act_for(&rp, &Browser::new(&env.base), &bob_id, COMPANY).await;
+
+    // Bob's level lowered: Carol, his agent, stops; he can no longer appoint; Dave can no longer accept.
+    env.app
+        .db
+        .set_real_name(&bob, 1, "self", "test", env.app.now())
+        .await
+        .unwrap();
+    assert!(
+        !refresh_works(&rp, &carol_tokens).await,
+        "the agent of a level-1 manager still acts"
+    );
+    let page = bob_browser.get("/account/organisations").await;
+    assert!(
+        !page
+            .html()
+            .2
+            .contains("action=\"/account/organisations/appoint\""),
+        "{}",
+        page.html().2
+    );
+    let dave = signed_in(&env, &dave_id).await;
+    let page = accept_first(&dave).await;
+    assert!(
+        !message_shown(&page).contains("已接受"),
+        "{}",
+        message_shown(&page)
+    );
+    let dave_pid = env
+        .app
+        .db
+        .person_by_phone("+8613900139084")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    assert!(
+        env.app
+            .db
+            .current_reps(&dave_pid, env.app.now())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Bob back at level 2, but Alice, the legal representative, locked: Bob stops too.
+    env.app
+        .db
+        .set_real_name(&bob, 2, "online", "test", env.app.now())
+        .await
+        .unwrap();
+    sqlx::query("UPDATE persons SET status = 'locked' WHERE id = $1")
+        .bind(&alice)
+        .execute(&env.app.db.pool)
+        .await
+        .unwrap();
+    assert!(
+        !refresh_works(&rp, &bob_tokens).await,
+        "the manager of a locked legal representative still acts"
+    );
+    assert!(act_for_or_none(&env, &rp, &carol_id).await.is_none());
+}
+
+/// An "active for everything" answer stream restores at most `proofing_restore_brake` bindings: then
+/// the restore brake latches (audited, seen by admins) until a super admin clears it.
+async fn restores_stop_at_their_own_brake_until_a_super_admin_clears_it(backend: Backend) {
+    let authorities = Authorities::start().await;
+    let env = sweep_env(backend, &authorities, |c| {
+        c.proofing_restore_brake = 1;
+        c.proofing_suspend_brake = 10;
+    })
+    .await;
+    let alice = level_two(&env, ALICE_ID, ALICE_PHONE).await;
+    let browser = signed_in(&env, ALICE_ID).await;
+    for code in [COMPANY, COMPANY2, COMPANY3] {
+        authorities.enterprise(code, "福州示例科技有限公司", "active", "张三", ALICE_ID);
+        bind(&browser, code).await;
+        authorities.forget_enterprise(code);
+    }
+    env.app.clock.advance(601);
+    sweep_now(&env, &env.app.node_id).await;
+    let active = |env: &Env| {
+        let db = env.app.db.clone();
+        let alice = alice.clone();
+        async move {
+            db.bindings(Some(&alice), None, None, 10)
+                .await
+                .unwrap()
+                .iter()
+                .filter(|b| b.status == "active")
+                .count()
+        }
+    };
+    assert_eq!(active(&env).await, 0);
+    for code in [COMPANY, COMPANY2, COMPANY3] {
+        authorities.enterprise(code, "福州示例科技有限公司", "active", "张三", ALICE_ID);
+    }
+    env.app.clock.advance(601);
+    sweep_now(&env, &env.app.node_id).await;
+    assert_eq!(active(&env).await, 1, "more restores than the brake allows");
+    let events = env.app.db.all_audit_events().await.unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.action == "proofing.brake" && e.subject == "restore" && e.outcome == "failure")
+    );
+    // A day later, on another node: latched, nothing more.
+    env.app.clock.advance(86_401);
+    sweep_now(&env, "node-b").await;
+    assert_eq!(active(&env).await, 1);
+    let root = crate::admin::admin_token(&env, "yunid:admin").await;
+    let (status, body) = crate::admin::call(
+        &env,
+        &root,
+        reqwest::Method::GET,
+        "/admin/api/proofing/brake",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["tripped"][0]["kind"], "restore", "{body}");
+    let (status, _) = crate::admin::call(
+        &env,
+        &root,
+        reqwest::Method::DELETE,
+        "/admin/api/proofing/brake",
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    env.app.clock.advance(601);
+    sweep_now(&env, "node-b").await;
+    assert_eq!(
+        active(&env).await,
+        2,
+        "one more restore after the clear, then the brake again"
+    );
+}
+
+/// A binding suspended as gone comes back on an `active` answer only for a holder who is an active
+/// account at real-name level 2 or above.
+async fn a_restore_needs_an_active_holder_at_level_two(backend: Backend) {
+    let authorities = Authorities::start().await;
+    let env = sweep_env(backend, &authorities, |_| {}).await;
+    let alice = level_two(&env, ALICE_ID, ALICE_PHONE).await;
+    authorities.enterprise(COMPANY, "福州示例科技有限公司", "active", "张三", ALICE_ID);
+    let browser = signed_in(&env, ALICE_ID).await;
+    bind(&browser, COMPANY).await;
+    authorities.forget_enterprise(COMPANY);
+    env.app.clock.advance(601);
+    sweep_now(&env, &env.app.node_id).await;
+    let status = |env: &Env| {
+        let db = env.app.db.clone();
+        let alice = alice.clone();
+        async move {
+            db.bindings(Some(&alice), None, None, 1).await.unwrap()[0]
+                .status
+                .clone()
+        }
+    };
+    assert_eq!(status(&env).await, "suspended");
+    authorities.enterprise(COMPANY, "福州示例科技有限公司", "active", "张三", ALICE_ID);
+    // At level 1: not restored.
+    env.app
+        .db
+        .set_real_name(&alice, 1, "self", "test", env.app.now())
+        .await
+        .unwrap();
+    env.app.clock.advance(601);
+    sweep_now(&env, &env.app.node_id).await;
+    assert_eq!(status(&env).await, "suspended", "restored for a level-1 holder");
+    // At level 2 but locked: not restored.
+    env.app
+        .db
+        .set_real_name(&alice, 2, "online", "test", env.app.now())
+        .await
+        .unwrap();
+    sqlx::query("UPDATE persons SET status = 'locked' WHERE id = $1")
+        .bind(&alice)
+        .execute(&env.app.db.pool)
+        .await
+        .unwrap();
+    env.app.clock.advance(601);
+    sweep_now(&env, &env.app.node_id).await;
+    assert_eq!(status(&env).await, "suspended", "restored for a locked holder");
+    // Active at level 2: restored.
+    sqlx::query("UPDATE persons SET status = 'active' WHERE id = $1")
+        .bind(&alice)
+        .execute(&env.app.db.pool)
+        .await
+        .unwrap();
+    env.app.clock.advance(601);
+    sweep_now(&env, &env.app.node_id).await;
+    assert_eq!(status(&env).await, "active");
+}
+
+/// The registry brake latches like the population one: a sweep stops at it, later sweeps on any node
+/// suspend nothing more until a super admin clears it, and then it counts again from the clear.
+async fn the_registry_brake_latches_until_a_super_admin_clears_it(backend: Backend) {
+    let authorities = Authorities::start().await;
+    let env = sweep_env(backend, &authorities, |c| c.proofing_suspend_brake = 1).await;
+    let alice = level_two(&env, ALICE_ID, ALICE_PHONE).await;
+    let browser = signed_in(&env, ALICE_ID).await;
+    for code in [COMPANY, COMPANY2, COMPANY3] {
+        authorities.enterprise(code, "福州示例科技有限公司", "active", "张三", ALICE_ID);
+        bind(&browser, code).await;
+        authorities.enterprise(code, "福州示例科技有限公司", "cancelled", "张三", ALICE_ID);
+    }
+    let suspended = |env: &Env| {
+        let db = env.app.db.clone();
+        let alice = alice.clone();
+        async move {
+            db.bindings(Some(&alice), None, None, 10)
+                .await
+                .unwrap()
+                .iter()
+                .filter(|b| b.status == "suspended")
+                .count()
+        }
+    };
+    env.app.clock.advance(601);
+    sweep_now(&env, &env.app.node_id).await;
+    assert_eq!(suspended(&env).await, 1);
+    // A day later (the 24 hours' count alone would allow one more), on another node: latched.
+    env.app.clock.advance(86_401);
+    sweep_now(&env, "node-b").await;
+    assert_eq!(suspended(&env).await, 1, "the registry brake did not latch");
+    let root = crate::admin::admin_token(&env, "yunid:admin").await;
+    let (_, body) = crate::admin::call(
+        &env,
+        &root,
+        reqwest::Method::GET,
+        "/admin/api/proofing/brake",
+        None,
+    )
+    .await;
+    assert_eq!(body["tripped"][0]["kind"], "registry", "{body}");
+    let (status, _) = crate::admin::call(
+        &env,
+        &root,
+        reqwest::Method::DELETE,
+        "/admin/api/proofing/brake",
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    env.app.clock.advance(601);
+    sweep_now(&env, "node-b").await;
+    assert_eq!(suspended(&env).await, 2);
+    let root = crate::admin::admin_token(&env, "yunid:admin").await;
+    let (_, body) = crate::admin::call(
+        &env,
+        &root,
+        reqwest::Method::GET,
+        "/admin/api/proofing/brake",
+        None,
+    )
+    .await;
+    assert_eq!(body["tripped"][0]["kind"], "registry", "latched again: {body}");
+}
+
+/// A sweep that started long ago stops once its lease has expired by the clock, item by item, even
+/// when no other node took the lease over.
+async fn a_sweep_that_outlived_its_lease_stops(backend: Backend) {
+    let authorities = Authorities::start().await;
+    let env = sweep_env(backend, &authorities, |c| c.proofing_sweep_interval = 300).await;
+    let alice = level_two(&env, ALICE_ID, ALICE_PHONE).await;
+    authorities.enterprise(COMPANY, "福州示例科技有限公司", "active", "张三", ALICE_ID);
+    let browser = signed_in(&env, ALICE_ID).await;
+    bind(&browser, COMPANY).await;
+    authorities.enterprise(COMPANY, "福州示例科技有限公司", "cancelled", "张三", ALICE_ID);
+    env.app.clock.advance(2_000);
+    // A sweep whose `now` is 400 s old: its lease (300 s) ran out 100 s ago.
+    let started = env.app.now() - 400;
+    let asked = authorities.calls("registry").len();
+    yunid::services::proofing::sweep(&env.app.proofing(), &env.app.node_id, started)
+        .await
+        .unwrap();
+    let binding = &env.app.db.bindings(Some(&alice), None, None, 1).await.unwrap()[0];
+    assert_eq!(binding.status, "active", "a sweep past its lease went on");
+    assert_eq!(authorities.calls("registry").len(), asked);
+    // A sweep on time does it.
+    sweep_now(&env, &env.app.node_id).await;
+    let binding = &env.app.db.bindings(Some(&alice), None, None, 1).await.unwrap()[0];
+    assert_eq!(binding.status, "suspended");
+}
+
+/// The console shows the brakes (held back or not, counts and limits) to admins who read
+/// organisations, in Chinese by default and in English; a super admin clears them there with the
+/// page's form (CSRF token), audited; a form without the token changes nothing.
+async fn the_console_shows_the_brakes_and_a_super_admin_clears_them(backend: Backend) {
+    let authorities = Authorities::start().await;
+    let inbox = crate::common::sms::SmsInbox::start(0).await;
+    let sms = crate::common::console::sms_to(&inbox);
+    let env = Env::start_with(backend, |c| {
+        sms(c);
+        authorities.configure(c);
+    })
+    .await;
+    env.app.db.trip_brake("registry", "sweep").await.unwrap();
+    let root_id = resident_id(85);
+    let root = env.person(&root_id, "13900139085", PASSWORD).await;
+    env.app
+        .db
+        .grant_admin_role(&root, "super_admin", "", "test", env.app.now())
+        .await
+        .unwrap();
+    let admin = Browser::new(&env.base);
+    crate::common::console::sign_in(&admin, &inbox, &root_id, PASSWORD).await;
+    let page = admin.get("/admin/proofing").await;
+    let (_, status, body) = page.html();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("id=\"brakes\""), "{body}");
+    assert!(
+        body.contains("企业复核暂停绑定") && body.contains("已熔断"),
+        "{body}"
+    );
+    assert!(body.contains("0 / 20"), "{body}");
+    assert!(body.contains("action=\"/admin/proofing/brake/clear\""), "{body}");
+    let csrf = field(body, "csrf").unwrap();
+    // Without the form's token: refused, still latched.
+    admin.post("/admin/proofing/brake/clear", &[]).await;
+    assert_eq!(env.app.db.brakes_tripped().await.unwrap().len(), 1);
+    let done = admin
+        .post("/admin/proofing/brake/clear", &[("csrf", &csrf)])
+        .await;
+    let body = done.html().2;
+    assert!(body.contains("熔断已解除"), "{body}");
+    assert!(body.contains("未熔断") && !body.contains("已熔断："), "{body}");
+    assert!(env.app.db.brakes_tripped().await.unwrap().is_empty());
+    let events = env.app.db.all_audit_events().await.unwrap();
+    assert!(events.iter().any(|e| e.action == "proofing.brake.clear"
+        && e.outcome == "success"
+        && e.actor == format!("person:{root}")));
+    // In English.
+    env.app.db.trip_brake("restore", "sweep").await.unwrap();
+    let english = Browser::new(&env.base);
+    crate::common::console::sign_in(&english, &inbox, &root_id, PASSWORD).await;
+    english.get("/lang/en").await;
+    let body = english.get("/admin/proofing").await.html().2.to_owned();
+    assert!(
+        body.contains("Automatic action brakes")
+            && body.contains("Held back")
+            && body.contains("Bindings restored"),
+        "{body}"
+    );
+}
+
+/// A registry suspension is lifted by the registry's `active` answer or by a super admin explicitly
+/// (`POST /admin/api/proofing/bindings/{id}/restore`, audited); a clerk cannot, and an admin's own
+/// suspension is not lifted this way.
+async fn a_super_admin_lifts_a_registry_suspension(backend: Backend) {
+    let authorities = Authorities::start().await;
+    let env = sweep_env(backend, &authorities, |_| {}).await;
+    let alice = level_two(&env, ALICE_ID, ALICE_PHONE).await;
+    authorities.enterprise(COMPANY, "福州示例科技有限公司", "active", "张三", ALICE_ID);
+    let browser = signed_in(&env, ALICE_ID).await;
+    bind(&browser, COMPANY).await;
+    // Cancelled: never restored by a later answer alone.
+    authorities.enterprise(COMPANY, "福州示例科技有限公司", "cancelled", "张三", ALICE_ID);
+    env.app.clock.advance(601);
+    sweep_now(&env, &env.app.node_id).await;
+    let binding = env.app.db.bindings(Some(&alice), None, None, 1).await.unwrap()[0].clone();
+    assert_eq!(binding.status, "suspended");
+    let path = format!("/admin/api/proofing/bindings/{}/restore", binding.id);
+    let clerk = crate::admin::admin_token(&env, "yunid:counter").await;
+    let (status, _) = crate::admin::call(&env, &clerk, reqwest::Method::POST, &path, None).await;
+    assert_eq!(status, 403);
+    let root = crate::admin::admin_token(&env, "yunid:admin").await;
+    let (status, body) = crate::admin::call(&env, &root, reqwest::Method::POST, &path, None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "active", "{body}");
+    let page = browser.get("/account/organisations").await;
+    assert!(page.html().2.contains("id=\"represents\""), "{}", page.html().2);
+    let events = env.app.db.all_audit_events().await.unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.action == "org.binding.restore" && e.outcome == "forbidden")
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e.action == "org.binding.restore" && e.outcome == "success" && e.actor != "registry")
+    );
+    // An admin's own suspension is not lifted here.
+    let (status, _) = crate::admin::call(
+        &env,
+        &root,
+        reqwest::Method::POST,
+        &format!("/admin/api/proofing/bindings/{}/suspend", binding.id),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, body) = crate::admin::call(&env, &root, reqwest::Method::POST, &path, None).await;
+    assert_eq!(status, 409, "{body}");
+    let page = browser.get("/account/organisations").await;
+    assert!(!page.html().2.contains("id=\"represents\""), "{}", page.html().2);
+}
+
+/// A binding the registry suspended and then restored still counts against the suspension brake for
+/// 24 hours: restoring it does not make room for suspending more.
+async fn a_restored_binding_still_counts_against_the_suspension_brake(backend: Backend) {
+    let authorities = Authorities::start().await;
+    let env = sweep_env(backend, &authorities, |c| c.proofing_suspend_brake = 2).await;
+    let alice = level_two(&env, ALICE_ID, ALICE_PHONE).await;
+    let browser = signed_in(&env, ALICE_ID).await;
+    for code in [COMPANY, COMPANY2, COMPANY3] {
+        authorities.enterprise(code, "福州示例科技有限公司", "active", "张三", ALICE_ID);
+        bind(&browser, code).await;
+    }
+    authorities.forget_enterprise(COMPANY);
+    env.app.clock.advance(601);
+    sweep_now(&env, &env.app.node_id).await;
+    authorities.enterprise(COMPANY, "福州示例科技有限公司", "active", "张三", ALICE_ID);
+    env.app.clock.advance(601);
+    sweep_now(&env, &env.app.node_id).await;
+    let bindings = env.app.db.bindings(Some(&alice), None, None, 10).await.unwrap();
+    assert!(bindings.iter().all(|b| b.status == "active"), "{bindings:?}");
+    // The other two cancelled: one suspension counted already (the restored one), so only one more.
+    for code in [COMPANY2, COMPANY3] {
+        authorities.enterprise(code, "福州示例科技有限公司", "cancelled", "张三", ALICE_ID);
+    }
+    env.app.clock.advance(601);
+    sweep_now(&env, &env.app.node_id).await;
+    let bindings = env.app.db.bindings(Some(&alice), None, None, 10).await.unwrap();
+    let suspended = bindings.iter().filter(|b| b.status == "suspended").count();
+    assert_eq!(
+        suspended, 1,
+        "the restored binding's suspension was not counted: {bindings:?}"
+    );
+}
+
 on_both_backends!(
+    a_restored_binding_still_counts_against_the_suspension_brake,
+    a_super_admin_lifts_a_registry_suspension,
+    a_registry_suspension_survives_the_organisation_set_active_and_a_super_admin_pins_it,
+    migration_25_ends_the_representation_of_a_duplicate_binding,
+    an_appointer_below_level_two_or_locked_appoints_nobody_and_their_appointees_stop,
+    restores_stop_at_their_own_brake_until_a_super_admin_clears_it,
+    a_restore_needs_an_active_holder_at_level_two,
+    the_registry_brake_latches_until_a_super_admin_clears_it,
+    a_sweep_that_outlived_its_lease_stops,
+    the_console_shows_the_brakes_and_a_super_admin_clears_them,
     a_legal_person_without_an_enterprise_binds_one_inside_the_apps_request,
     an_appointment_answers_the_same_for_anyone_and_waits_for_a_level_two_appointee,
     a_gone_or_cancelled_enterprise_is_suspended_and_restored_when_active_again,

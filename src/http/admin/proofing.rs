@@ -21,6 +21,7 @@ pub fn router() -> Router<App> {
         .route("/admin/api/proofing/checks", get(checks))
         .route("/admin/api/proofing/bindings", get(bindings))
         .route("/admin/api/proofing/bindings/{id}/suspend", post(suspend))
+        .route("/admin/api/proofing/bindings/{id}/restore", post(restore))
         .route("/admin/api/proofing/brake", get(brake).delete(clear_brake))
 }
 
@@ -39,7 +40,10 @@ async fn brake(
         .iter()
         .map(|(kind, by)| json!({ "kind": kind, "tripped_by": by }))
         .collect();
-    Ok(Json(json!({ "tripped": list })).into_response())
+    let state = crate::services::proofing::brake_state(&app.proofing(), app.now())
+        .await
+        .map_err(|e| Problem::internal(anyhow::anyhow!("{e}")))?;
+    Ok(Json(json!({ "tripped": list, "brakes": state })).into_response())
 }
 
 /// A super admin clears the tripped brakes (after checking the authority's answers): automatic locks
@@ -140,6 +144,29 @@ async fn suspend(
     ctx.forbid(caller.0.is_super(), "org.binding.suspend", &id, "")
         .await?;
     match orgs::suspend(&app.proofing(), &id, &caller.0.actor, app.now()).await {
+        Ok(b) => Ok(Json(json!(b)).into_response()),
+        Err(ProofingError::NotFound) => Err(Problem::new(
+            StatusCode::NOT_FOUND,
+            "not found",
+            "no such binding",
+        )),
+        Err(ProofingError::Invalid(m)) => Err(Problem::new(StatusCode::CONFLICT, "conflict", m)),
+        Err(e) => Err(Problem::internal(anyhow::anyhow!("{e}"))),
+    }
+}
+
+/// A super admin lifts a suspension the registry's answer made (`orgs::lift`); audited
+/// `org.binding.restore`, a refusal `org.binding.restore` forbidden.
+async fn restore(
+    State(app): State<App>,
+    caller: Caller,
+    ClientAddr(address): ClientAddr,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let ctx = Ctx::of(&app, &caller, &address);
+    ctx.forbid(caller.0.is_super(), "org.binding.restore", &id, "")
+        .await?;
+    match orgs::lift(&app.proofing(), &id, &caller.0.actor, app.now()).await {
         Ok(b) => Ok(Json(json!(b)).into_response()),
         Err(ProofingError::NotFound) => Err(Problem::new(
             StatusCode::NOT_FOUND,

@@ -93,11 +93,17 @@ pub async fn offered(ctx: &Ctx<'_>) -> Result<Vec<(String, String, Option<String
     };
     Ok(ctx
         .db
-        .upstreams()
+        .listed_upstreams()
         .await?
-        .into_iter()
+        .iter()
         .filter(|u| u.enabled)
-        .map(|u| (u.id, u.display_name, u.logo_url.filter(shown)))
+        .map(|u| {
+            (
+                u.id.clone(),
+                u.display_name.clone(),
+                u.logo_url.clone().filter(shown),
+            )
+        })
         .collect())
 }
 

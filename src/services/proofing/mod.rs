@@ -49,6 +49,8 @@ pub struct Settings {
     /// Most enterprises one registry sweep may suspend, and most accounts one population sweep may
     /// lock; past it the sweep stops and says so.
     pub suspend_brake: i64,
+    /// Most bindings the registry sweep may restore automatically per rolling 24 hours.
+    pub restore_brake: i64,
     /// How long one node holds the sweep's lease, seconds (the sweep's interval).
     pub sweep_interval: i64,
 }
@@ -89,6 +91,9 @@ pub struct Ctx<'a> {
     pub rng: &'a dyn Random,
     pub metrics: &'a Metrics,
     pub host: &'a dyn Host,
+    /// Read only to fence a long sweep by its lease (each item checks the lease against the time then,
+    /// not the sweep's start); every decision still takes the `now` it was given.
+    pub clock: &'a crate::clock::Clock,
 }
 
 impl Ctx<'_> {
@@ -118,11 +123,22 @@ impl Ctx<'_> {
 
     /// Queues an SMS notice (no code, no link, no typed text) in the SMS outbox, worth a day.
     pub async fn notify(&self, phone: Option<&str>, template: &str, text: &str, now: i64) {
-        let Some(phone) = phone.and_then(|p| crate::identity::Phone::parse(p).ok()) else {
+        if phone
+            .and_then(|p| crate::identity::Phone::parse(p).ok())
+            .is_none()
+        {
             return;
-        };
+        }
+        self.notify_or_nobody(phone, template, text, now).await;
+    }
+
+    /// Like [`Ctx::notify`], but with no (usable) phone it still does the same work: the message is
+    /// sealed and a row written to the outbox, one with nothing in it that the outbox drops unsent
+    /// (`sealed` NULL). Where an answer must not show whether someone is registered.
+    pub async fn notify_or_nobody(&self, phone: Option<&str>, template: &str, text: &str, now: i64) {
+        let phone = phone.and_then(|p| crate::identity::Phone::parse(p).ok());
         let message = crate::services::sms::SmsMessage {
-            to: phone.as_str().to_owned(),
+            to: phone.as_ref().map_or("+8613800000000", |p| p.as_str()).to_owned(),
             template: template.to_owned(),
             code: String::new(),
             text: text.to_owned(),
@@ -132,8 +148,9 @@ impl Ctx<'_> {
             let sealed = self
                 .secrets
                 .encrypt(&serde_json::to_string(&message)?, id.as_bytes())?;
+            let sealed = phone.is_some().then_some(sealed);
             self.db
-                .enqueue_sms(&id, Some(&sealed), now, now + 24 * 3600)
+                .enqueue_sms(&id, sealed.as_deref(), now, now + 24 * 3600)
                 .await?;
             anyhow::Ok(())
         };
@@ -288,6 +305,7 @@ pub fn settings(config: &crate::config::Config) -> anyhow::Result<Settings> {
             http,
         )?,
         suspend_brake: c.proofing_suspend_brake.max(1),
+        restore_brake: c.proofing_restore_brake.max(1),
         sweep_interval: c.proofing_sweep_interval.clamp(1, 86_400),
         timeout: std::time::Duration::from_millis(c.proofing_timeout_ms.clamp(100, 30_000)),
         recheck_ttl: c.proofing_recheck_ttl.max(60),
@@ -333,12 +351,51 @@ pub async fn may_close(ctx: &Ctx<'_>, kind: &str, now: i64) -> Result<bool, Proo
     }
     // A super admin clearing the brake starts the count again.
     let since = (now - BRAKE_WINDOW).max(ctx.db.brake_cleared_at().await?.unwrap_or(0));
-    Ok(ctx.db.closures_since(kind, since).await? < ctx.settings.suspend_brake)
+    Ok(ctx.db.closures_since(kind, since).await? < brake_of(ctx, kind))
 }
 
-/// Whether this sweep may still write: it holds the sweep's lease.
+/// The brake of `kind`: `restore` has its own (`proofing_restore_brake`), locks and suspensions share
+/// `proofing_suspend_brake`.
+pub fn brake_of(ctx: &Ctx<'_>, kind: &str) -> i64 {
+    match kind {
+        "restore" => ctx.settings.restore_brake,
+        _ => ctx.settings.suspend_brake,
+    }
+}
+
+/// The brakes as an admin sees them: each kind (`population`, `registry`, `restore`), whether it is
+/// latched (and by what: `sweep` or `page`), how many it counted in the current window and its limit.
+pub async fn brake_state(ctx: &Ctx<'_>, now: i64) -> Result<Vec<BrakeState>, ProofingError> {
+    let tripped = ctx.db.brakes_tripped().await?;
+    let since = (now - BRAKE_WINDOW).max(ctx.db.brake_cleared_at().await?.unwrap_or(0));
+    let mut out = Vec::new();
+    for kind in ["population", "registry", "restore"] {
+        out.push(BrakeState {
+            kind,
+            tripped_by: tripped.iter().find(|(k, _)| k == kind).map(|(_, by)| by.clone()),
+            counted: ctx.db.closures_since(kind, since).await?,
+            limit: brake_of(ctx, kind),
+        });
+    }
+    Ok(out)
+}
+
+/// One brake's state (see [`brake_state`]).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BrakeState {
+    pub kind: &'static str,
+    /// `sweep` or `page` when latched; none when not.
+    pub tripped_by: Option<String>,
+    /// Automatic actions counted in the last 24 hours (or since a super admin last cleared the brakes).
+    pub counted: i64,
+    pub limit: i64,
+}
+
+/// Whether this sweep may still write: it holds the sweep's lease, and the lease has not expired by the
+/// time it is asked (a fresh reading of the clock, not the sweep's start: a node whose sweep outlived
+/// its lease stops even before another node takes the lease over).
 pub async fn still_holds(ctx: &Ctx<'_>, node: &str) -> Result<bool, ProofingError> {
-    Ok(ctx.db.lease_held(SWEEP_LEASE, node).await?)
+    Ok(ctx.db.lease_held(SWEEP_LEASE, node, ctx.clock.now()).await?)
 }
 
 /// A lock or suspension held back by the brake (`kind`: `population` or `registry`; `by`: `sweep` or
@@ -356,8 +413,8 @@ pub async fn braked(ctx: &Ctx<'_>, kind: &'static str, by: &str, now: i64) {
     }
     tracing::warn!(
         sweep = kind,
-        brake = ctx.settings.suspend_brake,
-        "proofing brake tripped: more automatic suspensions or locks than allowed in 24 hours; none more until a super admin clears it; check the authority's answers"
+        brake = brake_of(ctx, kind),
+        "proofing brake tripped: more automatic suspensions, locks or restores than allowed in 24 hours; none more until a super admin clears it; check the authority's answers"
     );
     ctx.metrics.proofing_brake(kind);
     ctx.audit(
@@ -368,7 +425,7 @@ pub async fn braked(ctx: &Ctx<'_>, kind: &'static str, by: &str, now: i64) {
             address: "",
             outcome: "failure",
         },
-        serde_json::json!({ "sweep": kind, "by": by, "brake": ctx.settings.suspend_brake }),
+        serde_json::json!({ "sweep": kind, "by": by, "brake": brake_of(ctx, kind) }),
         now,
     )
     .await;

@@ -320,7 +320,9 @@ async fn suspend_one(
     Ok(true)
 }
 
-/// A super admin suspends a binding (`by` is the admin's actor).
+/// A super admin suspends a binding (`by` is the admin's actor). One the registry's answer already
+/// suspended is **pinned**: the suspension becomes the admin's (its representation revoked), so no
+/// later `active` answer from the registry lifts it.
 pub async fn suspend(
     ctx: &Ctx<'_>,
     binding_id: &str,
@@ -328,8 +330,81 @@ pub async fn suspend(
     now: i64,
 ) -> Result<BindingRow, ProofingError> {
     let b = ctx.db.binding(binding_id).await?.ok_or(ProofingError::NotFound)?;
-    if !suspend_one(ctx, &b, "admin", by, now).await? {
+    if b.status == "suspended" && b.suspended_by.as_deref() == Some("registry") {
+        if !ctx.db.pin_binding(&b.id, by, now).await? {
+            return Err(ProofingError::Invalid("the binding is not active"));
+        }
+        ctx.db.revoke_rep(&b.rep_id, now).await?;
+        ctx.audit(
+            Event {
+                actor: by,
+                action: "org.binding.suspend",
+                subject: &b.org_id,
+                address: "",
+                outcome: "success",
+            },
+            json!({ "binding": b.id, "representation": b.rep_id, "reason": "admin", "pinned": b.reason }),
+            now,
+        )
+        .await;
+        if let Some(p) = ctx.db.person(&b.person_id).await? {
+            ctx.notify(p.phone.as_deref(), "org_change", NOTICE, now).await;
+        }
+    } else if !suspend_one(ctx, &b, "admin", by, now).await? {
         return Err(ProofingError::Invalid("the binding is not active"));
+    }
+    ctx.db.binding(binding_id).await?.ok_or(ProofingError::NotFound)
+}
+
+/// A super admin lifts a suspension the registry's answer made (gone, revoked or cancelled), having
+/// checked the enterprise by other means: the binding and the organisation are active again, audited
+/// `org.binding.restore` with the admin as actor. Only such a suspension, whose representation was
+/// never revoked, and only while no other binding of the organisation is active; an admin's own
+/// suspension or pin stays (the person binds again, which the registry must confirm).
+pub async fn lift(ctx: &Ctx<'_>, binding_id: &str, by: &str, now: i64) -> Result<BindingRow, ProofingError> {
+    let b = ctx.db.binding(binding_id).await?.ok_or(ProofingError::NotFound)?;
+    let registry_suspended = b.status == "suspended"
+        && b.suspended_by.as_deref() == Some("registry")
+        && b.reason
+            .as_deref()
+            .is_some_and(|r| REGISTRY_STATUSES.contains(&r));
+    if !registry_suspended || !rep_live(ctx, &b.rep_id).await? {
+        return Err(ProofingError::Invalid(
+            "only a suspension the registry's answer made can be lifted",
+        ));
+    }
+    if !ctx
+        .db
+        .bindings(None, Some(&b.org_id), Some("active"), 1)
+        .await?
+        .is_empty()
+    {
+        return Err(ProofingError::Invalid(
+            "another binding of this organisation is active",
+        ));
+    }
+    ctx.db
+        .set_org_status_from(&b.org_id, &REGISTRY_STATUSES, "active", now)
+        .await?;
+    if !ctx.db.restore_binding(&b.id, now).await? {
+        return Err(ProofingError::Invalid(
+            "only a suspension the registry's answer made can be lifted",
+        ));
+    }
+    ctx.audit(
+        Event {
+            actor: by,
+            action: "org.binding.restore",
+            subject: &b.org_id,
+            address: "",
+            outcome: "success",
+        },
+        json!({ "binding": b.id, "representation": b.rep_id, "lifted": b.reason }),
+        now,
+    )
+    .await;
+    if let Some(p) = ctx.db.person(&b.person_id).await? {
+        ctx.notify(p.phone.as_deref(), "org_change", NOTICE, now).await;
     }
     ctx.db.binding(binding_id).await?.ok_or(ProofingError::NotFound)
 }
@@ -354,6 +429,8 @@ pub enum Recheck {
     Suspended,
     /// The binding would be suspended, but the sweep's brake allows no more: left as it is.
     Braked,
+    /// The binding would be restored, but the restore brake allows no more: left suspended.
+    RestoreBraked,
     /// A binding the registry's answer had suspended is active again.
     Restored,
 }
@@ -361,11 +438,13 @@ pub enum Recheck {
 /// Asks the registry again about a bound enterprise: gone (a contract `404`), revoked or cancelled
 /// suspends the binding and the organisation, another legal representative ends the binding, and an
 /// `active` answer naming the same legal representative restores a binding the registry's answer had
-/// suspended. `may_suspend` false (the sweep's brake) leaves a binding that would be suspended as it is.
+/// suspended. `may_suspend` false (the sweep's brake) leaves a binding that would be suspended as it is;
+/// `may_restore` false (the restore brake) leaves one that would be restored suspended.
 pub async fn recheck(
     ctx: &Ctx<'_>,
     b: &BindingRow,
     may_suspend: bool,
+    may_restore: bool,
     now: i64,
 ) -> Result<Recheck, ProofingError> {
     let Some(org) = ctx.db.org(&b.org_id).await? else {
@@ -462,6 +541,9 @@ pub async fn recheck(
             ctx.db.end_binding(&b.id, "representative_changed", now).await?;
             return Ok(Recheck::Unchanged);
         }
+        if !may_restore {
+            return Ok(Recheck::RestoreBraked);
+        }
         ctx.db
             .set_org_status_from(&org.id, &REGISTRY_STATUSES, "active", now)
             .await?;
@@ -530,11 +612,20 @@ pub async fn recheck_due(ctx: &Ctx<'_>, node: &str, now: i64) -> Result<(), Proo
             break;
         }
         let may_suspend = super::may_close(ctx, "registry", now).await?;
+        let may_restore = super::may_close(ctx, "restore", now).await?;
         // One binding that cannot be re-checked holds up no other.
-        match recheck(ctx, &b, may_suspend, now).await {
+        match recheck(ctx, &b, may_suspend, may_restore, now).await {
             Ok(Recheck::Braked) => {
                 super::braked(ctx, "registry", "sweep", now).await;
                 break;
+            }
+            Ok(Recheck::RestoreBraked) => {
+                // Restores stop (the brake is latched) but the sweep goes on: an enterprise closing is
+                // still suspended. The binding held back is asked again in a few minutes.
+                super::braked(ctx, "restore", "sweep", now).await;
+                ctx.db
+                    .binding_checked(&b.id, now - ctx.settings.recheck_ttl + 300)
+                    .await?;
             }
             Ok(_) => {}
             Err(e) => {
@@ -595,10 +686,24 @@ fn mask(raw: &str, phone: bool) -> String {
     }
 }
 
+/// A person's name as the appointer sees it once accepted: the first character, then one `*` for each
+/// other (`张*`, `欧**`).
+fn mask_name(name: &str) -> String {
+    let mut chars = name.trim().chars();
+    match chars.next() {
+        Some(first) => {
+            let rest = chars.count().max(1);
+            format!("{first}{}", "*".repeat(rest))
+        }
+        None => String::new(),
+    }
+}
+
 /// The legal representative (or a manager) appoints an agent, and the legal representative a manager;
 /// pending until the appointee accepts, for [`APPOINTMENT_TTL`]. The answer is the same whether or not
 /// the ID number or phone belongs to a registered person (an appointment to nobody waits and expires),
-/// and the appointer is never shown the appointee's name: finding people is not what this form is for.
+/// and so is the work done (the same writes, an outbox row for nobody too); the appointer is shown the
+/// appointee's name, masked, only once they accepted: finding people is not what this form is for.
 pub async fn appoint(
     ctx: &Ctx<'_>,
     appointer: &PersonRow,
@@ -612,10 +717,11 @@ pub async fn appoint(
             "legal representatives are recorded from the registry; appoint managers or agents here".into(),
         ));
     }
-    let own: Vec<Role> = ctx
-        .db
-        .current_reps(&appointer.id, now)
-        .await?
+    // What the appointer holds in force now: an online appointer below level 2, locked, or under a
+    // suspended binding or a fallen appointer, appoints nobody.
+    let own: Vec<Role> = crate::services::identity::reps_in_force(ctx.db, &appointer.id, now)
+        .await
+        .map_err(|e| ProofingError::Internal(anyhow::anyhow!("{e}")))?
         .into_iter()
         .filter(|(r, _)| r.org_id == new.org_id)
         .map(|(r, _)| r.role)
@@ -675,9 +781,15 @@ pub async fn appoint(
         .await;
     ctx.notify(appointer.phone.as_deref(), "org_change", NOTICE, now)
         .await;
-    if let Some(p) = &appointee {
-        ctx.notify(p.phone.as_deref(), "org_change", NOTICE, now).await;
-    }
+    // The same work whether or not anyone has that number: a registered appointee's notice, or a row
+    // that is never sent (sealed the same way), so the answer takes as long either way.
+    ctx.notify_or_nobody(
+        appointee.as_ref().and_then(|p| p.phone.as_deref()),
+        "org_change",
+        NOTICE,
+        now,
+    )
+    .await;
     Ok(row)
 }
 
@@ -821,7 +933,9 @@ pub async fn overview(ctx: &Ctx<'_>, person: &PersonRow, now: i64) -> Result<Ove
         let org = ctx.db.org(&b.org_id).await?;
         bindings.push((b, org));
     }
-    let current = ctx.db.current_reps(&person.id, now).await?;
+    let current = crate::services::identity::reps_in_force(ctx.db, &person.id, now)
+        .await
+        .map_err(|e| ProofingError::Internal(anyhow::anyhow!("{e}")))?;
     let represents = current
         .iter()
         .map(|(r, o)| (o.name.clone(), o.credit_code.clone(), r.role.as_str().to_owned()))
@@ -838,9 +952,20 @@ pub async fn overview(ctx: &Ctx<'_>, person: &PersonRow, now: i64) -> Result<Ove
     for a in ctx.db.appointments_of(&person.id).await? {
         let org = ctx.db.org(&a.org_id).await?.map(|o| o.name).unwrap_or_default();
         let mine = a.appointer_id == person.id;
-        // The appointer sees what they typed, masked, never the appointee's name; the appointee sees
-        // who appointed them.
+        // The appointer sees what they typed, masked, and once the appointee accepted, the accepting
+        // person's name masked (`张*`): never a name before acceptance (the form finds nobody). The
+        // appointee sees who appointed them.
         let other = match mine {
+            true if a.status == "accepted" => {
+                let name = match &a.appointee_id {
+                    Some(id) => ctx.db.person(id).await?.map(|p| mask_name(&p.name)),
+                    None => None,
+                };
+                match name {
+                    Some(n) => format!("{} {n}", a.appointee_label),
+                    None => a.appointee_label.clone(),
+                }
+            }
             true => a.appointee_label.clone(),
             false => ctx
                 .db

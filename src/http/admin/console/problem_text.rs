@@ -125,6 +125,17 @@ const SENTENCES: &[(&str, &str)] = &[
         "2 or 3: a number asserted at level 1 is not verified",
         "只能是 2 或 3：一级断言的身份号码未经核验",
     ),
+    // Enterprise bindings (services::proofing::orgs).
+    ("the binding is not active", "该企业绑定不处于有效状态"),
+    ("no such binding", "未找到该企业绑定"),
+    (
+        "only a suspension the registry's answer made can be lifted",
+        "只能解除因登记机关答复而暂停的绑定",
+    ),
+    (
+        "another binding of this organisation is active",
+        "该企业已有其他有效绑定",
+    ),
     // Kiosk (device grant) apps.
     (
         "session_ttl is 60 to 86400 seconds, or null",

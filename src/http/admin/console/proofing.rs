@@ -24,6 +24,7 @@ pub fn router() -> Router<App> {
     Router::new()
         .route("/admin/proofing", get(show))
         .route("/admin/proofing/bindings/{id}/suspend", post(suspend))
+        .route("/admin/proofing/brake/clear", post(clear_brake))
 }
 
 struct Words {
@@ -41,6 +42,17 @@ struct Words {
     suspend: &'static str,
     suspended: &'static str,
     back: &'static str,
+    brakes: &'static str,
+    brake_kind: &'static str,
+    brake_state: &'static str,
+    brake_count: &'static str,
+    held: &'static str,
+    not_held: &'static str,
+    population: &'static str,
+    registry: &'static str,
+    restore: &'static str,
+    clear: &'static str,
+    cleared: &'static str,
 }
 
 fn words(lang: Lang) -> &'static Words {
@@ -59,6 +71,17 @@ fn words(lang: Lang) -> &'static Words {
         suspend: "暂停绑定",
         suspended: "绑定已暂停。",
         back: "返回控制台",
+        brakes: "自动处置熔断",
+        brake_kind: "类别",
+        brake_state: "状态",
+        brake_count: "24 小时内次数 / 上限",
+        held: "已熔断：自动处置已停止，待超级管理员核查后解除",
+        not_held: "未熔断",
+        population: "户籍复核锁定账号",
+        registry: "企业复核暂停绑定",
+        restore: "企业复核自动恢复绑定",
+        clear: "解除熔断",
+        cleared: "熔断已解除，自动处置恢复（仍受上限约束）。",
     };
     static EN: Words = Words {
         title: "Proofing and enterprise bindings",
@@ -75,6 +98,17 @@ fn words(lang: Lang) -> &'static Words {
         suspend: "Suspend binding",
         suspended: "The binding is suspended.",
         back: "Back to the console",
+        brakes: "Automatic action brakes",
+        brake_kind: "Kind",
+        brake_state: "State",
+        brake_count: "Count in 24 hours / limit",
+        held: "Held back: automatic actions stopped until a super admin clears the brake",
+        not_held: "Not held back",
+        population: "Accounts locked by population re-checks",
+        registry: "Bindings suspended by registry re-checks",
+        restore: "Bindings restored by registry re-checks",
+        clear: "Clear the brakes",
+        cleared: "The brakes are cleared; automatic actions resume (still within the limits).",
     };
     match lang {
         Lang::Zh => &ZH,
@@ -93,10 +127,14 @@ struct ProofingPage<'a> {
     connector: &'a str,
     outcome: &'a str,
     may_suspend: bool,
+    /// (kind label, held back, counted, limit); empty for an admin who may not read organisations.
+    brakes: Vec<(&'static str, bool, i64, i64)>,
+    any_held: bool,
     /// (time, person, connector, outcome, transaction)
     checks: Vec<(String, String, String, String, String)>,
-    /// (id, organisation, credit code, person, status, reason)
-    bindings: Vec<(String, String, String, String, String, String)>,
+    /// (id, organisation, credit code, person, status, reason, suspendable: active, or suspended by
+    /// the registry's answer (a super admin pins it))
+    bindings: Vec<(String, String, String, String, String, String, bool)>,
 }
 
 #[derive(Deserialize, Default)]
@@ -140,6 +178,7 @@ async fn show(State(app): State<App>, lang: Lang, jar: CookieJar, Query(q): Quer
             for b in app.db.bindings(person.as_deref(), None, None, 200).await? {
                 let org = app.db.org(&b.org_id).await?;
                 let (name, code) = org.map(|o| (o.name, o.credit_code)).unwrap_or_default();
+                let suspendable = b.status == "active" || b.suspended_by.as_deref() == Some("registry");
                 bindings.push((
                     b.id,
                     name,
@@ -147,13 +186,20 @@ async fn show(State(app): State<App>, lang: Lang, jar: CookieJar, Query(q): Quer
                     b.person_id,
                     b.status,
                     b.reason.unwrap_or_default(),
+                    suspendable,
                 ));
             }
         }
-        anyhow::Ok((checks, bindings))
+        let brakes = match admin.can_read_orgs() {
+            true => crate::services::proofing::brake_state(&app.proofing(), app.now())
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
+            false => Vec::new(),
+        };
+        anyhow::Ok((checks, bindings, brakes))
     }
     .await;
-    let (checks, bindings) = match result {
+    let (checks, bindings, brakes) = match result {
         Ok(r) => r,
         Err(e) => return page::internal(e, "console proofing"),
     };
@@ -163,7 +209,23 @@ async fn show(State(app): State<App>, lang: Lang, jar: CookieJar, Query(q): Quer
         t: lang.texts(),
         w,
         csrf: &csrf,
-        notice: (q.notice.as_deref() == Some("suspended")).then_some(w.suspended),
+        notice: match q.notice.as_deref() {
+            Some("suspended") => Some(w.suspended),
+            Some("cleared") => Some(w.cleared),
+            _ => None,
+        },
+        any_held: brakes.iter().any(|b| b.tripped_by.is_some()),
+        brakes: brakes
+            .iter()
+            .map(|b| {
+                let label = match b.kind {
+                    "population" => w.population,
+                    "registry" => w.registry,
+                    _ => w.restore,
+                };
+                (label, b.tripped_by.is_some(), b.counted, b.limit)
+            })
+            .collect(),
         person: person.as_deref().unwrap_or(""),
         connector: connector.as_deref().unwrap_or(""),
         outcome: outcome.as_deref().unwrap_or(""),
@@ -225,4 +287,43 @@ async fn suspend(
         Err(crate::services::proofing::ProofingError::Internal(e)) => page::internal(e, "console proofing"),
         Err(e) => page::error_in(lang, StatusCode::CONFLICT, &e.to_string()),
     }
+}
+
+/// A super admin clears the tripped brakes from the console (as `DELETE /admin/api/proofing/brake`):
+/// CSRF-checked form, refusals and clearing audited (`proofing.brake.clear`).
+async fn clear_brake(
+    State(app): State<App>,
+    lang: Lang,
+    jar: CookieJar,
+    ClientAddr(address): ClientAddr,
+    Form(form): Form<SuspendForm>,
+) -> Response {
+    let admin = match form_admin(&app, &jar, lang, form.csrf.as_deref()).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let now = app.now();
+    let (outcome, detail) = match admin.is_super() {
+        true => match app.db.clear_brakes(&admin.actor, now).await {
+            Ok(cleared) => ("success", json!({ "cleared": cleared })),
+            Err(e) => return page::internal(e.into(), "console proofing"),
+        },
+        false => ("forbidden", json!({})),
+    };
+    let event = NewEvent {
+        actor: &admin.actor,
+        action: "proofing.brake.clear",
+        subject: "proofing",
+        address: &address,
+        outcome,
+        detail: detail.to_string(),
+        ..Default::default()
+    };
+    if let Err(e) = app.db.append_audit(&event, now).await {
+        return page::internal(e.into(), "console proofing");
+    }
+    if outcome != "success" {
+        return page::error_in(lang, StatusCode::FORBIDDEN, words(lang).clear);
+    }
+    Redirect::to("/admin/proofing?notice=cleared").into_response()
 }
