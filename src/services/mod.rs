@@ -14,6 +14,7 @@ pub mod licence_record;
 pub mod licence_upstream;
 pub mod login;
 pub mod logout;
+pub mod new_codes;
 pub mod notify;
 pub mod oidc;
 pub mod outbound;
