@@ -257,8 +257,8 @@ impl Default for Config {
             device_poll_interval: 5,
             scan_ttl: 120,
             scan_apps: Vec::new(),
-            scan_max_live: 20_000,
-            device_max_live: 20_000,
+            scan_max_live: 200_000,
+            device_max_live: 200_000,
             new_code_burst: crate::services::new_codes::BURST,
             new_code_interval_ms: crate::services::new_codes::INTERVAL_MS,
         }
