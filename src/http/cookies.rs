@@ -33,7 +33,7 @@ pub fn clear_session(app: &App, jar: CookieJar) -> CookieJar {
     let mut c = session_cookie(app, String::new());
     c.make_removal();
     // A pending upstream link offer goes with the session (a shared terminal's next user never sees it).
-    crate::http::login::upstream::drop_offer(app, jar.add(c))
+    drop_offer(app, jar.add(c))
 }
 
 /// The live session and its person, if the browser has one.
@@ -143,4 +143,24 @@ pub fn take_device_continuation(app: &App, jar: CookieJar) -> (CookieJar, Option
     let mut gone = build(app, cookie_name, String::new(), SameSite::Lax);
     gone.make_removal();
     (jar.add(gone), Some(value).filter(|v| !v.is_empty()))
+}
+
+/// The cookie holding an upstream's link offer until the person signs in to yunid (this browser only;
+/// `login::upstream`).
+pub fn link_offer_name(app: &App) -> String {
+    name(app, "yunid_link")
+}
+
+pub fn link_offer(app: &App, value: String) -> Cookie<'static> {
+    build(app, link_offer_name(app), value, SameSite::Lax)
+}
+
+/// The jar without the link offer cookie.
+pub fn drop_offer(app: &App, jar: CookieJar) -> CookieJar {
+    if jar.get(&link_offer_name(app)).is_none() {
+        return jar;
+    }
+    let mut removal = link_offer(app, String::new());
+    removal.make_removal();
+    jar.add(removal)
 }

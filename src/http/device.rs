@@ -192,7 +192,7 @@ pub async fn answer(
     Form(f): Form<AnswerForm>,
 ) -> Response {
     if !cookies::csrf_ok(&app, &jar, f.csrf.as_deref()) {
-        return crate::http::login::forbidden_csrf(lang);
+        return crate::http::page::forbidden_csrf(lang);
     }
     let result: anyhow::Result<Response> = async {
         let now = app.now();

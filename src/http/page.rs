@@ -323,3 +323,8 @@ pub struct HomePage<'a> {
     /// The signed-in person holds an administrator role: a link to the console.
     pub admin: bool,
 }
+
+/// A form that failed its CSRF check (expired, or posted from elsewhere), in the page language.
+pub fn forbidden_csrf(lang: Lang) -> Response {
+    fail(lang, StatusCode::FORBIDDEN, Msg::FormToken)
+}

@@ -2,7 +2,7 @@
 //! ours with the sealed request, `/authorize/resume`, the app with a code or an error, an error page),
 //! and the `who` token that ties a consent or act-as form to the session it was shown to.
 
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::CookieJar;
 
@@ -12,10 +12,9 @@ use crate::error::OAuthError;
 use crate::http::cookies;
 use crate::http::i18n::Lang;
 use crate::http::messages::Msg;
-use crate::http::oidc::{respond, respond_error};
 use crate::http::page;
 use crate::services::authn::{Browser, Next, Stop};
-use crate::services::oidc::authorize::Refusal;
+use crate::services::oidc::authorize::{Refusal, ResponseMode, Target};
 
 /// The browser as the flow sees it: its binding secret and session cookie.
 pub fn browser<'a>(binding: &'a Option<String>, session: &'a Option<String>) -> Browser<'a> {
@@ -97,4 +96,54 @@ pub fn page_owner(sid: &str) -> String {
 /// `who` (not one of our pages) is judged by the CSRF token and the binding alone.
 pub fn same_owner(who: Option<&str>, sid: &str) -> bool {
     who.is_none_or(|w| crypto::ct_eq(w.as_bytes(), page_owner(sid).as_bytes()))
+}
+
+/// An error for the app, at its redirect URI.
+fn respond_error(app: &App, target: &Target, e: &OAuthError) -> Response {
+    respond(
+        app,
+        target,
+        vec![
+            ("error", e.code.to_owned()),
+            ("error_description", e.description.clone()),
+        ],
+    )
+}
+
+/// Sends a response to the client's redirect URI, with `state` and `iss`, by the requested mode.
+fn respond(app: &App, target: &Target, mut fields: Vec<(&'static str, String)>) -> Response {
+    if let Some(state) = &target.state {
+        fields.push(("state", state.clone()));
+    }
+    fields.push(("iss", app.config.iss().to_owned()));
+    match target.mode {
+        ResponseMode::Query => {
+            let Ok(mut url) = url::Url::parse(&target.redirect_uri) else {
+                return page::fail(Lang::default(), StatusCode::BAD_REQUEST, Msg::InvalidRedirectUri);
+            };
+            url.query_pairs_mut()
+                .extend_pairs(fields.iter().map(|(k, v)| (*k, v.as_str())));
+            (StatusCode::SEE_OTHER, [(header::LOCATION, url.to_string())]).into_response()
+        }
+        ResponseMode::FormPost => {
+            let nonce = crypto::random_token();
+            let origin = url::Url::parse(&target.redirect_uri)
+                .map(|u| u.origin().ascii_serialization())
+                .unwrap_or_default();
+            let csp = format!(
+                "default-src 'none'; script-src 'nonce-{nonce}'; form-action {origin}; frame-ancestors 'none'"
+            );
+            let fields: Vec<(&str, String)> = fields.into_iter().collect();
+            let mut res = page::render(page::FormPostPage {
+                t: crate::http::i18n::Lang::default().texts(),
+                action: &target.redirect_uri,
+                fields: &fields,
+                nonce: &nonce,
+            });
+            if let Ok(v) = axum::http::HeaderValue::from_str(&csp) {
+                res.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
+            }
+            res
+        }
+    }
 }

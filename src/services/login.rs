@@ -80,6 +80,10 @@ impl LoginError {
     }
 }
 
+/// The `amr` value a scan to sign in adds ("multiple-channel authentication", RFC 8176): the session's
+/// factors were proven on the phone, not in this browser.
+pub const SCAN_AMR: &str = "mca";
+
 /// An authentication method reference (RFC 8176) yunid records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
@@ -432,8 +436,7 @@ pub async fn sign_in(
 /// than one channel) or an upstream provider (`fed`). Such factors are never combined with a factor
 /// proven in this browser.
 pub fn is_carried(amr: &str) -> bool {
-    amr.split(' ')
-        .any(|m| m == crate::services::scan::AMR || m == Method::Fed.as_str())
+    amr.split(' ').any(|m| m == SCAN_AMR || m == Method::Fed.as_str())
 }
 
 /// A sign-in made elsewhere and carried over as it is (scan to sign in: the phone's grant): its methods,

@@ -13,7 +13,7 @@ use crate::store::login::Limit;
 use crate::store::scan::{ScanApproval, ScanRow, ScanStatus};
 
 /// The `amr` value a scan adds to the phone's methods (RFC 8176 §2: multiple-channel authentication).
-pub const AMR: &str = "mca";
+pub use crate::services::login::SCAN_AMR as AMR;
 /// Wrong numbers one person may type (each refuses its request) before their answers wait.
 pub const WRONG_NUMBERS: i64 = 5;
 

@@ -68,7 +68,7 @@ pub struct Submit {
 
 pub async fn submit(State(app): State<App>, lang: Lang, jar: CookieJar, Form(f): Form<Submit>) -> Response {
     if !cookies::csrf_ok(&app, &jar, f.csrf.as_deref()) {
-        return super::forbidden_csrf(lang);
+        return crate::http::page::forbidden_csrf(lang);
     }
     let (binding, session) = pending::cookies_of(&app, &jar);
     let browser = pending::browser(&binding, &session);

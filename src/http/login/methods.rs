@@ -10,12 +10,12 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::CookieJar;
 use serde::Deserialize;
 
-use super::forbidden_csrf;
 use crate::app::App;
 use crate::crypto;
 use crate::http::forms::ClientAddr;
 use crate::http::i18n::Lang;
 use crate::http::messages::Msg;
+use crate::http::page::forbidden_csrf;
 use crate::http::{cookies, page, pending};
 use crate::services::authn::{Next, steps};
 use crate::services::login::{self, LoginError, Method};
@@ -124,7 +124,7 @@ pub fn render(app: &App, jar: CookieJar, ctx: &Ctx, view: View<'_>, status: Stat
     let upstream_links = if l.step_up {
         Vec::new()
     } else {
-        super::upstream::links(&ctx.upstreams, &csrf, l.req.as_deref())
+        super::upstream_entry::links(&ctx.upstreams, &csrf, l.req.as_deref())
     };
     let mut res = page::render(page::LoginPage {
         t: ctx.lang.texts(),
@@ -164,7 +164,7 @@ pub fn render(app: &App, jar: CookieJar, ctx: &Ctx, view: View<'_>, status: Stat
         res = page::allow_form_target(res, &r.target.redirect_uri);
     }
     if !l.step_up {
-        res = super::upstream::allow_logos(res, &ctx.upstreams);
+        res = super::upstream_entry::allow_logos(res, &ctx.upstreams);
     }
     (jar, res).into_response()
 }
@@ -225,13 +225,13 @@ pub async fn finish(
     done: steps::LoggedIn,
 ) -> anyhow::Result<Response> {
     let jar = jar.add(cookies::session_cookie(app, done.cookie));
-    let (jar, ask_link) = super::upstream::after_sign_in(app, jar, method);
+    let (jar, ask_link) = super::upstream_entry::after_sign_in(app, jar, method);
     if ask_link {
         let req = match &done.next {
             Some(Next::Resume(r)) => Some(r.as_str()),
             _ => None,
         };
-        let to = super::upstream::confirm_path(req);
+        let to = super::upstream_entry::confirm_path(req);
         return Ok((jar, Redirect::to(&to)).into_response());
     }
     match done.next {

@@ -7,16 +7,12 @@ mod passkey;
 mod ports;
 mod register;
 pub(crate) mod upstream;
+mod upstream_entry;
 
 use axum::Router;
-use axum::http::StatusCode;
-use axum::response::Response;
 use axum::routing::{get, post};
 
 use crate::app::App;
-use crate::http::i18n::Lang;
-use crate::http::messages::Msg;
-use crate::http::page;
 
 pub fn router() -> Router<App> {
     Router::new()
@@ -44,9 +40,4 @@ pub fn router() -> Router<App> {
             "/static/passkey.js",
             get(|| async { crate::http::page::passkey_script() }),
         )
-}
-
-/// A form that failed its CSRF check (expired, or posted from elsewhere), in the page language.
-pub(crate) fn forbidden_csrf(lang: Lang) -> Response {
-    page::fail(lang, StatusCode::FORBIDDEN, Msg::FormToken)
 }

@@ -80,7 +80,7 @@ pub async fn send_code(
         return not_offered(lang);
     }
     if !cookies::csrf_ok(&app, &jar, f.csrf.as_deref()) {
-        return super::forbidden_csrf(lang);
+        return crate::http::page::forbidden_csrf(lang);
     }
     let t = lang.texts();
     // The CSRF token checked above stands for this browser: the attempt completes only here.
@@ -157,7 +157,7 @@ pub async fn submit(
         return not_offered(lang);
     }
     if !cookies::csrf_ok(&app, &jar, f.csrf.as_deref()) {
-        return super::forbidden_csrf(lang);
+        return crate::http::page::forbidden_csrf(lang);
     }
     let details = Details {
         attempt: &f.attempt,

@@ -14,44 +14,22 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::CookieJar;
-use axum_extra::extract::cookie::{Cookie, SameSite};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::forbidden_csrf;
 use super::methods::{self, View};
 use crate::app::App;
 use crate::crypto;
 use crate::http::forms::ClientAddr;
 use crate::http::i18n::Lang;
 use crate::http::messages::Msg;
+use crate::http::page::forbidden_csrf;
 use crate::http::{cookies, page, pending};
 use crate::services::authn::steps;
 use crate::services::federation::flow::{self, Callback, Outcome};
 use crate::services::federation::{FederationError, TokenError};
 use crate::services::login::SignedIn;
 use crate::store::audit::NewEvent;
-
-/// The cookie holding a link offer until the person signs in to yunid (this browser only).
-const LINK_COOKIE: &str = "yunid_link";
-
-fn link_cookie_name(app: &App) -> String {
-    if app.config.secure_cookies() {
-        format!("__Host-{LINK_COOKIE}")
-    } else {
-        LINK_COOKIE.to_owned()
-    }
-}
-
-fn link_cookie(app: &App, value: String) -> Cookie<'static> {
-    let mut c = Cookie::new(link_cookie_name(app), value);
-    c.set_http_only(true);
-    c.set_path("/");
-    c.set_same_site(SameSite::Lax);
-    c.set_secure(app.config.secure_cookies());
-    c
-}
-
 fn say(lang: Lang, zh: &'static str, en: &'static str) -> &'static str {
     if lang == Lang::Zh { zh } else { en }
 }
@@ -101,57 +79,6 @@ fn failed(lang: Lang, e: &FederationError) -> Response {
         other => tracing::info!(error = %other, "federated sign-in refused"),
     }
     page::error_in(lang, status, say(lang, zh, en))
-}
-
-/// The login page's links to the upstreams: (href, display name, logo URL).
-pub fn links(
-    upstreams: &[(String, String, Option<String>)],
-    csrf: &str,
-    req: Option<&str>,
-) -> Vec<(String, String, Option<String>)> {
-    upstreams
-        .iter()
-        .map(|(id, name, logo)| {
-            let mut q = form_urlencoded::Serializer::new(String::new());
-            q.append_pair("csrf", csrf);
-            if let Some(r) = req {
-                q.append_pair("req", r);
-            }
-            let id: String = form_urlencoded::byte_serialize(id.as_bytes()).collect();
-            (
-                format!("/login/upstream/{id}?{}", q.finish()),
-                name.clone(),
-                logo.clone(),
-            )
-        })
-        .collect()
-}
-
-/// Lets the login page show the upstreams' logos: their origins are added to the page's `img-src`
-/// (the policy otherwise allows images from yunid only).
-pub fn allow_logos(mut res: Response, upstreams: &[(String, String, Option<String>)]) -> Response {
-    let origins: Vec<String> = upstreams
-        .iter()
-        .filter_map(|(_, _, logo)| logo.as_deref())
-        .filter_map(|l| url::Url::parse(l).ok())
-        .filter(|u| matches!(u.scheme(), "https" | "http"))
-        .map(|u| u.origin().ascii_serialization())
-        .collect();
-    if origins.is_empty() {
-        return res;
-    }
-    let header = axum::http::header::CONTENT_SECURITY_POLICY;
-    let current = res
-        .headers()
-        .get(&header)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or(page::CSP)
-        .to_owned();
-    let csp = format!("{current}; img-src 'self' {}", origins.join(" "));
-    if let Ok(v) = axum::http::HeaderValue::from_str(&csp) {
-        res.headers_mut().insert(header, v);
-    }
-    res
 }
 
 #[derive(askama::Template)]
@@ -289,7 +216,7 @@ pub async fn callback(
                 ..
             }) => {
                 let ctx = methods::context(&app, &jar, lang, req.as_deref(), now).await?;
-                let jar = jar.add(link_cookie(&app, offer));
+                let jar = jar.add(cookies::link_offer(&app, offer));
                 let t = ctx.lang.texts();
                 let notice = format!("{} {upstream_name}", t.upstream_link_notice);
                 let view = View {
@@ -411,40 +338,6 @@ async fn refused_token(app: &App, why: &TokenError, addr: &str) {
     .await;
 }
 
-/// The jar without the link offer cookie.
-pub fn drop_offer(app: &App, jar: CookieJar) -> CookieJar {
-    if jar.get(&link_cookie_name(app)).is_none() {
-        return jar;
-    }
-    let mut removal = link_cookie(app, String::new());
-    removal.make_removal();
-    jar.add(removal)
-}
-
-/// After any successful yunid sign-in by `method`: true when this browser holds a link offer that the
-/// person is to be asked about (a credential entered here: password, SMS code, passkey). After any
-/// other sign-in (a scan, an upstream) the offer is dropped, never accepted.
-pub fn after_sign_in(app: &App, jar: CookieJar, method: &str) -> (CookieJar, bool) {
-    if jar.get(&link_cookie_name(app)).is_none() {
-        return (jar, false);
-    }
-    if matches!(method, "pwd" | "sms" | "passkey") {
-        return (jar, true);
-    }
-    (drop_offer(app, jar), false)
-}
-
-/// The confirmation page's path (the pending request, if any, goes along).
-pub fn confirm_path(req: Option<&str>) -> String {
-    match req {
-        Some(r) => format!(
-            "/login/upstream/link?req={}",
-            form_urlencoded::byte_serialize(r.as_bytes()).collect::<String>()
-        ),
-        None => "/login/upstream/link".into(),
-    }
-}
-
 #[derive(askama::Template)]
 #[template(path = "upstream_link.html")]
 struct LinkPage<'a> {
@@ -465,7 +358,7 @@ pub struct LinkQuery {
 
 /// Where the browser goes once the question is answered (or cannot be asked).
 fn onwards(app: &App, jar: CookieJar, req: Option<&str>) -> Response {
-    let jar = drop_offer(app, jar);
+    let jar = cookies::drop_offer(app, jar);
     match req {
         Some(r) => (jar, Redirect::to(&crate::http::pending::resume_path(r))).into_response(),
         None => {
@@ -486,7 +379,7 @@ pub async fn confirm_page(
     let now = app.now();
     let result: anyhow::Result<Response> = async {
         let ctx = methods::context(&app, &jar, lang, q.req.as_deref(), now).await?;
-        let offer = jar.get(&link_cookie_name(&app)).map(|c| c.value().to_owned());
+        let offer = jar.get(&cookies::link_offer_name(&app)).map(|c| c.value().to_owned());
         let browser = cookies::browser_value(&app, &jar);
         let (Some((session, _)), Some(offer), Some(browser)) = (&ctx.login.session, offer, browser) else {
             return Ok(onwards(&app, jar, q.req.as_deref()));
@@ -541,7 +434,9 @@ pub async fn confirm(
     let now = app.now();
     let result: anyhow::Result<Response> = async {
         let ctx = methods::context(&app, &jar, lang, f.req.as_deref(), now).await?;
-        let offer = jar.get(&link_cookie_name(&app)).map(|c| c.value().to_owned());
+        let offer = jar
+            .get(&cookies::link_offer_name(&app))
+            .map(|c| c.value().to_owned());
         let browser = cookies::browser_value(&app, &jar);
         let (Some((session, _)), Some(offer), Some(browser)) = (&ctx.login.session, offer, browser) else {
             return Ok(onwards(&app, jar, f.req.as_deref()));

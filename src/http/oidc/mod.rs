@@ -20,8 +20,6 @@ use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::app::App;
 
-pub use authorize::{respond, respond_error};
-
 pub fn router() -> Router<App> {
     // What a browser-based app may call from its own origin: discovery, the JWKS, the token endpoint and
     // userinfo. No cookie is involved, so any origin (`*`) and never credentials. The authorization and
