@@ -140,12 +140,18 @@ async fn a_database_outage_answers_503_fast_and_heals_without_restart() {
     // A browser gets a page saying so, not a hang or a bare 500. The authorization request itself needs
     // no database (it travels sealed with the browser, `services::authn::pending`): the login page it
     // leads to is the first step that does.
+    // A browser keeps its cookies (the request is bound to it), so the login page is its own request's.
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
+        .build()
+        .unwrap();
     let attempt = rp.start(&["profile"]);
-    let res = http().get(attempt.url.as_str()).send().await.unwrap();
+    let res = browser.get(attempt.url.as_str()).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     let login = env.url(res.headers()["location"].to_str().unwrap());
     assert!(login.contains("/login?req="), "{login}");
-    let res = http().get(&login).send().await.unwrap();
+    let res = browser.get(&login).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(res.headers().contains_key("retry-after"));
     // In one language: Chinese by default, English when asked for.
@@ -154,7 +160,7 @@ async fn a_database_outage_answers_503_fast_and_heals_without_restart() {
         page.contains("服务暂时不可用") && !page.contains("temporarily unavailable"),
         "{page}"
     );
-    let res = http()
+    let res = browser
         .get(&login)
         .header("accept-language", "en")
         .send()
