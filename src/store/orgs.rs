@@ -113,6 +113,9 @@ pub struct Standing {
     /// Made online: bound on `/account/organisations` (an `org_bindings` row) or accepted from an
     /// appointment there (an admin's record, even one from the registry, is not).
     pub online: bool,
+    /// Accepted from an appointment on `/account/organisations` (an `org_appointments` row): the
+    /// appointer is held to level 2 as long as it lasts.
+    pub appointed_online: bool,
     /// A binding of this representation is suspended (by the registry or an admin).
     pub binding_held: bool,
 }
@@ -303,6 +306,7 @@ impl Db {
             holder_status: row.try_get("status")?,
             holder_level: row.try_get("real_name_level")?,
             online: bound > 0 || appointed > 0,
+            appointed_online: appointed > 0,
             binding_held: held > 0,
         }))
     }

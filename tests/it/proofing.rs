@@ -2837,7 +2837,138 @@ async fn a_restored_binding_still_counts_against_the_suspension_brake(backend: B
     );
 }
 
+// ---- The hostile review of proof3 ----
+
+/// Records `person` as the legal representative of a new organisation `code`, as an admin does at the
+/// counter (no binding, no appointment); the organisation's id.
+async fn recorded_legal_rep(env: &Env, person: &str, code: &str) -> String {
+    use yunid::services::identity;
+    use yunid::store::orgs::{Matters, Role};
+    let now = env.app.now();
+    let org = identity::add_org(&env.app.db, code, "福州示例科技有限公司", "company", now)
+        .await
+        .unwrap();
+    identity::grant(
+        &env.app.db,
+        identity::NewRepresentation {
+            person_id: person.to_owned(),
+            org_id: org.id.clone(),
+            role: Role::LegalRepresentative,
+            matters: Matters::all(),
+            valid_from: now - 1,
+            valid_until: None,
+        },
+        "admin:counter",
+        now,
+    )
+    .await
+    .unwrap();
+    org.id
+}
+
+async fn set_status(env: &Env, person: &str, status: &str) {
+    sqlx::query("UPDATE persons SET status = $1 WHERE id = $2")
+        .bind(status)
+        .bind(person)
+        .execute(&env.app.db.pool)
+        .await
+        .unwrap();
+}
+
+/// A legal representative an admin recorded at the counter appoints online only at level 2 and while
+/// active, and the agent she appointed there stops when she is locked or drops below level 2 (review
+/// H1: the admin's record itself is not held to level 2, its appointees' chain is).
+async fn an_admin_recorded_appointer_is_held_to_level_two_and_an_active_account(backend: Backend) {
+    let authorities = Authorities::start().await;
+    let env = sweep_env(backend, &authorities, |_| {}).await;
+    let alice = env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    let carol_id = resident_id(91);
+    level_two(&env, &carol_id, "13900139091").await;
+    let org_id = recorded_legal_rep(&env, &alice, COMPANY).await;
+    let browser = signed_in(&env, ALICE_ID).await;
+
+    // Below level 2: no appointment form, and a forged post is refused.
+    let page = browser.get("/account/organisations").await;
+    let body = page.html().2.to_owned();
+    assert!(body.contains(COMPANY), "the recorded company is shown: {body}");
+    assert!(
+        !body.contains("action=\"/account/organisations/appoint\""),
+        "{body}"
+    );
+    let csrf = field(browser.get("/account/verify").await.html().2, "csrf").unwrap();
+    let page = browser
+        .post(
+            "/account/organisations/appoint",
+            &[
+                ("csrf", csrf.as_str()),
+                ("org_id", org_id.as_str()),
+                ("role", "agent"),
+                ("appointee", "13900139091"),
+                ("matters", "all"),
+                ("valid_days", "30"),
+            ],
+        )
+        .await;
+    assert!(
+        !message_shown(&page).contains("已发出"),
+        "a level-1 appointer appointed: {}",
+        message_shown(&page)
+    );
+    assert!(
+        env.app.db.appointments_of(&alice).await.unwrap().is_empty(),
+        "a level-1 appointer's appointment was recorded"
+    );
+
+    // At level 2 she appoints Carol, who accepts and acts.
+    env.app
+        .db
+        .set_real_name(&alice, 2, "online", "test", env.app.now())
+        .await
+        .unwrap();
+    appoint(&browser, "13900139091", "agent").await;
+    let carol = signed_in(&env, &carol_id).await;
+    accept_first(&carol).await;
+    let client = org_client(&env).await;
+    let rp = Rp::discover(&env.base, &client).await;
+    let tokens = act_for(&rp, &Browser::new(&env.base), &carol_id, COMPANY).await;
+    assert!(refresh_works(&rp, &tokens).await);
+
+    // Alice locked: Carol's refresh is refused, and she is offered the company nowhere.
+    set_status(&env, &alice, "locked").await;
+    assert!(
+        !refresh_works(&rp, &tokens).await,
+        "the agent of a locked admin-recorded appointer still acts"
+    );
+    assert!(act_for_or_none(&env, &rp, &carol_id).await.is_none());
+
+    // Active again but at level 1: still nobody acts under her appointment; back at 2, Carol acts.
+    set_status(&env, &alice, "active").await;
+    env.app
+        .db
+        .set_real_name(&alice, 1, "self", "test", env.app.now())
+        .await
+        .unwrap();
+    assert!(
+        act_for_or_none(&env, &rp, &carol_id).await.is_none(),
+        "the agent of a level-1 admin-recorded appointer still acts"
+    );
+    env.app
+        .db
+        .set_real_name(&alice, 2, "online", "test", env.app.now())
+        .await
+        .unwrap();
+    let tokens = act_for_or_none(&env, &rp, &carol_id)
+        .await
+        .expect("Carol acts again");
+    // A locked holder of an admin's record never acts herself either.
+    let alice_tokens = act_for(&rp, &Browser::new(&env.base), ALICE_ID, COMPANY).await;
+    set_status(&env, &alice, "locked").await;
+    assert!(!refresh_works(&rp, &alice_tokens).await);
+    assert!(!refresh_works(&rp, &tokens).await);
+}
+
 on_both_backends!(
+    an_admin_recorded_appointer_is_held_to_level_two_and_an_active_account,
     a_restored_binding_still_counts_against_the_suspension_brake,
     a_super_admin_lifts_a_registry_suspension,
     a_registry_suspension_survives_the_organisation_set_active_and_a_super_admin_pins_it,

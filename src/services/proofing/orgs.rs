@@ -717,8 +717,16 @@ pub async fn appoint(
             "legal representatives are recorded from the registry; appoint managers or agents here".into(),
         ));
     }
-    // What the appointer holds in force now: an online appointer below level 2, locked, or under a
-    // suspended binding or a fallen appointer, appoints nobody.
+    // Whoever appoints here is an active account at real-name level 2, whatever recorded their own
+    // representation (an admin at the counter included): what they appoint is held to that at every use.
+    if appointer.status != "active" {
+        return Err(ProofingError::Forbidden("this account is not active".into()));
+    }
+    if appointer.real_name_level < 2 {
+        return Err(ProofingError::NeedsLevel(2));
+    }
+    // What the appointer holds in force now: a representation under a suspended binding or a fallen
+    // appointer appoints nobody.
     let own: Vec<Role> = crate::services::identity::reps_in_force(ctx.db, &appointer.id, now)
         .await
         .map_err(|e| ProofingError::Internal(anyhow::anyhow!("{e}")))?
@@ -941,7 +949,12 @@ pub async fn overview(ctx: &Ctx<'_>, person: &PersonRow, now: i64) -> Result<Ove
         .map(|(r, o)| (o.name.clone(), o.credit_code.clone(), r.role.as_str().to_owned()))
         .collect();
     let mut may_appoint: Vec<(String, String, bool)> = Vec::new();
-    for (r, o) in current.into_iter().filter(|(r, _)| r.role.may_appoint()) {
+    // Only an active account at level 2 appoints (see [`appoint`]).
+    let appoints = person.status == "active" && person.real_name_level >= 2;
+    for (r, o) in current
+        .into_iter()
+        .filter(|(r, _)| appoints && r.role.may_appoint())
+    {
         let lr = r.role == Role::LegalRepresentative;
         match may_appoint.iter_mut().find(|(id, _, _)| *id == o.id) {
             Some(entry) => entry.2 |= lr,
