@@ -2967,7 +2967,58 @@ async fn an_admin_recorded_appointer_is_held_to_level_two_and_an_active_account(
     assert!(!refresh_works(&rp, &tokens).await);
 }
 
+/// An organisation the registry reported cancelled is not set active again by an admin who is not a
+/// super admin (refused, audited); a super admin's override is audited with the status it overrode
+/// (review M1).
+async fn only_a_super_admin_sets_an_organisation_the_registry_cancelled_active(backend: Backend) {
+    use crate::representation_rules::api;
+    use reqwest::Method;
+    let authorities = Authorities::start().await;
+    let env = sweep_env(backend, &authorities, |_| {}).await;
+    let alice = level_two(&env, ALICE_ID, ALICE_PHONE).await;
+    let org_id = recorded_legal_rep(&env, &alice, COMPANY).await;
+    env.app
+        .db
+        .set_org_status(&org_id, "cancelled", env.app.now())
+        .await
+        .unwrap();
+    let client = org_client(&env).await;
+    let rp = Rp::discover(&env.base, &client).await;
+    assert!(act_for_or_none(&env, &rp, ALICE_ID).await.is_none());
+
+    let path = format!("/admin/api/organisations/{org_id}");
+    let clerk = crate::admin::admin_token(&env, "yunid:counter").await;
+    let (_, _, tag) = api(&env, &clerk, Method::GET, &path, None, None).await;
+    let patch = Some(serde_json::json!({ "status": "active" }));
+    let (status, body, _) = api(&env, &clerk, Method::PATCH, &path, patch.clone(), tag.as_deref()).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(
+        env.app.db.org(&org_id).await.unwrap().unwrap().status,
+        "cancelled"
+    );
+    assert!(act_for_or_none(&env, &rp, ALICE_ID).await.is_none());
+    let events = env.app.db.all_audit_events().await.unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.action == "organisation.update" && e.outcome == "forbidden"),
+        "the refusal is audited"
+    );
+
+    let root = crate::admin::admin_token(&env, "yunid:admin").await;
+    let (status, body, _) = api(&env, &root, Method::PATCH, &path, patch, tag.as_deref()).await;
+    assert_eq!(status, 200, "{body}");
+    let events = env.app.db.all_audit_events().await.unwrap();
+    let update = events
+        .iter()
+        .find(|e| e.action == "organisation.update" && e.outcome == "success")
+        .expect("the override is audited");
+    assert!(update.detail.contains("cancelled"), "{}", update.detail);
+    assert!(act_for_or_none(&env, &rp, ALICE_ID).await.is_some());
+}
+
 on_both_backends!(
+    only_a_super_admin_sets_an_organisation_the_registry_cancelled_active,
     an_admin_recorded_appointer_is_held_to_level_two_and_an_active_account,
     a_restored_binding_still_counts_against_the_suspension_brake,
     a_super_admin_lifts_a_registry_suspension,

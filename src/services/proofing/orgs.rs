@@ -50,7 +50,9 @@ fn is_person(ctx: &Ctx<'_>, person: &PersonRow, name: &str, id_number: &str) -> 
 const NOTICE: &str = "【统一身份认证】您账号下的企业授权有变更，请登录统一身份认证“我的企业”查看。如非本人操作，请联系政务服务窗口。";
 
 /// The organisation statuses the registry sets (and a later `active` answer or binding lifts).
-const REGISTRY_STATUSES: [&str; 3] = ["revoked", "cancelled", "gone"];
+/// The organisation statuses the registry's answer sets (an admin's PATCH does not undo them, see
+/// `http::admin::orgs`).
+pub const REGISTRY_STATUSES: [&str; 3] = ["revoked", "cancelled", "gone"];
 
 /// A person binds an enterprise they legally represent.
 pub async fn bind(
