@@ -527,26 +527,39 @@ impl Db {
             .collect()
     }
 
-    /// Clears every tripped proofing brake, and starts its 24-hour count again from `now` (a row
-    /// `proofing_brake_cleared` whose `expires_at` is when); how many were tripped.
+    /// Clears every tripped proofing brake and starts that brake's 24-hour count again from `now` (a
+    /// row `proofing_brake_cleared:<kind>` whose `expires_at` is when), in one transaction: a kind whose
+    /// latch was not there keeps its count, so a replayed clear changes nothing. How many were tripped.
     pub async fn clear_brakes(&self, by: &str, now: i64) -> Result<u64, sqlx::Error> {
-        let done = sqlx::query("DELETE FROM leases WHERE name LIKE 'proofing_brake:%'")
-            .execute(&self.pool)
+        let mut tx = self.pool.begin().await?;
+        let mut cleared = 0;
+        for kind in ["population", "registry", "restore"] {
+            let done = sqlx::query("DELETE FROM leases WHERE name = $1")
+                .bind(format!("proofing_brake:{kind}"))
+                .execute(&mut *tx)
+                .await?;
+            if done.rows_affected() == 0 {
+                continue;
+            }
+            cleared += done.rows_affected();
+            sqlx::query(
+                "INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (name) DO UPDATE SET holder = $2, expires_at = $3",
+            )
+            .bind(format!("proofing_brake_cleared:{kind}"))
+            .bind(by)
+            .bind(now)
+            .execute(&mut *tx)
             .await?;
-        sqlx::query(
-            "INSERT INTO leases (name, holder, expires_at) VALUES ('proofing_brake_cleared', $1, $2) \
-             ON CONFLICT (name) DO UPDATE SET holder = $1, expires_at = $2",
-        )
-        .bind(by)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
+        }
+        tx.commit().await?;
+        Ok(cleared)
     }
 
-    /// When a super admin last cleared the proofing brakes.
-    pub async fn brake_cleared_at(&self) -> Result<Option<i64>, sqlx::Error> {
-        let row = sqlx::query("SELECT expires_at FROM leases WHERE name = 'proofing_brake_cleared'")
+    /// When a super admin last cleared the proofing brake of `kind` (a clear that found it latched).
+    pub async fn brake_cleared_at(&self, kind: &str) -> Result<Option<i64>, sqlx::Error> {
+        let row = sqlx::query("SELECT expires_at FROM leases WHERE name = $1")
+            .bind(format!("proofing_brake_cleared:{kind}"))
             .fetch_optional(&self.pool)
             .await?;
         row.map(|r| r.try_get("expires_at")).transpose()

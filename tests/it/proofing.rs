@@ -3017,7 +3017,97 @@ async fn only_a_super_admin_sets_an_organisation_the_registry_cancelled_active(b
     assert!(act_for_or_none(&env, &rp, ALICE_ID).await.is_some());
 }
 
+/// What `GET /admin/api/proofing/brake` counts for `kind` in its window.
+async fn counted(env: &Env, kind: &str) -> i64 {
+    let root = crate::admin::admin_token(env, "yunid:admin").await;
+    let (_, body) = crate::admin::call(
+        env,
+        &root,
+        reqwest::Method::GET,
+        "/admin/api/proofing/brake",
+        None,
+    )
+    .await;
+    body["brakes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["kind"] == kind)
+        .unwrap_or_else(|| panic!("{body}"))["counted"]
+        .as_i64()
+        .unwrap()
+}
+
+async fn clear_brakes_by_api(env: &Env) {
+    let root = crate::admin::admin_token(env, "yunid:admin").await;
+    let (status, body) = crate::admin::call(
+        env,
+        &root,
+        reqwest::Method::DELETE,
+        "/admin/api/proofing/brake",
+        None,
+    )
+    .await;
+    assert_eq!(status, 204, "{body}");
+}
+
+/// Clearing a brake starts the count again only for a brake that was latched, and a replayed clear
+/// changes nothing: the registry's count stands while the population brake is cleared, and a second
+/// clear of the registry brake does not reset the suspensions counted since the first (review M3).
+async fn a_clear_restarts_only_the_latched_brakes_count_and_a_replay_changes_nothing(backend: Backend) {
+    let authorities = Authorities::start().await;
+    let env = sweep_env(backend, &authorities, |c| c.proofing_suspend_brake = 3).await;
+    level_two(&env, ALICE_ID, ALICE_PHONE).await;
+    let browser = signed_in(&env, ALICE_ID).await;
+    for code in [COMPANY, COMPANY2] {
+        authorities.enterprise(code, "福州示例科技有限公司", "active", "张三", ALICE_ID);
+        bind(&browser, code).await;
+        authorities.enterprise(code, "福州示例科技有限公司", "cancelled", "张三", ALICE_ID);
+    }
+    env.app.clock.advance(601);
+    sweep_now(&env, &env.app.node_id).await;
+    assert_eq!(counted(&env, "registry").await, 2);
+
+    // Only the population brake latched: clearing it leaves the registry's count as it was.
+    env.app.db.trip_brake("population", "sweep").await.unwrap();
+    env.app.clock.advance(10);
+    clear_brakes_by_api(&env).await;
+    assert!(env.app.db.brakes_tripped().await.unwrap().is_empty());
+    assert_eq!(
+        counted(&env, "registry").await,
+        2,
+        "clearing another brake reset this count"
+    );
+
+    // The registry brake latched and cleared: its count starts again; a replay resets nothing more.
+    env.app.db.trip_brake("registry", "sweep").await.unwrap();
+    env.app.clock.advance(10);
+    clear_brakes_by_api(&env).await;
+    assert_eq!(counted(&env, "registry").await, 0);
+    authorities.enterprise(COMPANY3, "福州示例科技有限公司", "active", "张三", ALICE_ID);
+    bind(&browser, COMPANY3).await;
+    authorities.enterprise(COMPANY3, "福州示例科技有限公司", "cancelled", "张三", ALICE_ID);
+    env.app.clock.advance(601);
+    sweep_now(&env, &env.app.node_id).await;
+    assert_eq!(counted(&env, "registry").await, 1);
+    env.app.clock.advance(10);
+    clear_brakes_by_api(&env).await;
+    assert_eq!(
+        counted(&env, "registry").await,
+        1,
+        "a replayed clear reset the count"
+    );
+    let events = env.app.db.all_audit_events().await.unwrap();
+    let clears: Vec<_> = events
+        .iter()
+        .filter(|e| e.action == "proofing.brake.clear")
+        .collect();
+    assert_eq!(clears.len(), 3);
+    assert!(clears[2].detail.contains("\"cleared\":0"), "{}", clears[2].detail);
+}
+
 on_both_backends!(
+    a_clear_restarts_only_the_latched_brakes_count_and_a_replay_changes_nothing,
     only_a_super_admin_sets_an_organisation_the_registry_cancelled_active,
     an_admin_recorded_appointer_is_held_to_level_two_and_an_active_account,
     a_restored_binding_still_counts_against_the_suspension_brake,
