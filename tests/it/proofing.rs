@@ -3106,7 +3106,37 @@ async fn a_clear_restarts_only_the_latched_brakes_count_and_a_replay_changes_not
     assert!(clears[2].detail.contains("\"cleared\":0"), "{}", clears[2].detail);
 }
 
+/// The columns the sign-in and token paths and the brakes look rows up by are indexed (review M4): the
+/// first column of some index of the table, read from the database's own catalogue.
+async fn the_representation_checks_and_brake_counts_are_indexed(backend: Backend) {
+    let env = Env::start(backend).await;
+    let sql = match backend {
+        Backend::Sqlite => {
+            "SELECT sql AS def FROM sqlite_master WHERE type = 'index' AND tbl_name = $1 AND sql IS NOT NULL"
+        }
+        Backend::Postgres => "SELECT indexdef AS def FROM pg_indexes WHERE tablename = $1",
+    };
+    for (table, column) in [
+        ("org_bindings", "rep_id"),
+        ("org_appointments", "rep_id"),
+        ("org_bindings", "restored_at"),
+        ("org_bindings", "registry_suspended_at"),
+    ] {
+        let defs: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .bind(table)
+            .fetch_all(&env.app.db.pool)
+            .await
+            .unwrap();
+        let leading = regex_lite::Regex::new(&format!(r#"\(\s*"?{column}"?\s*[,)]"#)).unwrap();
+        assert!(
+            defs.iter().any(|d| leading.is_match(d)),
+            "no index leads with {table}.{column}: {defs:?}"
+        );
+    }
+}
+
 on_both_backends!(
+    the_representation_checks_and_brake_counts_are_indexed,
     a_clear_restarts_only_the_latched_brakes_count_and_a_replay_changes_nothing,
     only_a_super_admin_sets_an_organisation_the_registry_cancelled_active,
     an_admin_recorded_appointer_is_held_to_level_two_and_an_active_account,
