@@ -116,6 +116,18 @@ async fn insert(
     appointed_under: Option<String>,
     now: i64,
 ) -> Result<Representation, IdentityError> {
+    let rep = build(db, new, granted_by, appointed_under).await?;
+    db.insert_rep(&rep, now).await?;
+    Ok(rep)
+}
+
+/// The representation `new` describes, checked but not recorded.
+async fn build(
+    db: &Db,
+    new: NewRepresentation,
+    granted_by: &str,
+    appointed_under: Option<String>,
+) -> Result<Representation, IdentityError> {
     check_window(&new)?;
     db.person(&new.person_id)
         .await?
@@ -136,7 +148,6 @@ async fn insert(
         version: 1,
         appointed_under,
     };
-    db.insert_rep(&rep, now).await?;
     Ok(rep)
 }
 
@@ -193,6 +204,19 @@ pub async fn appoint_agent(
     new: NewRepresentation,
     now: i64,
 ) -> Result<Representation, IdentityError> {
+    let rep = plan_agent(db, appointer_id, new, now).await?;
+    db.insert_rep(&rep, now).await?;
+    Ok(rep)
+}
+
+/// What [`appoint_agent`] records, checked under its rules but not recorded (the caller records it,
+/// with what else must happen in the same transaction).
+pub async fn plan_agent(
+    db: &Db,
+    appointer_id: &str,
+    new: NewRepresentation,
+    now: i64,
+) -> Result<Representation, IdentityError> {
     if new.role != Role::Agent {
         return Err(IdentityError::Forbidden("only agents can be appointed this way"));
     }
@@ -232,7 +256,7 @@ pub async fn appoint_agent(
         ))?
         .id
         .clone();
-    insert(db, new, &format!("person:{appointer_id}"), Some(under), now).await
+    build(db, new, &format!("person:{appointer_id}"), Some(under)).await
 }
 
 /// A legal representative appoints a manager (who may then appoint agents), under one of their own
@@ -240,6 +264,18 @@ pub async fn appoint_agent(
 /// no more matters and no longer than they hold themselves, never themself. Managers and agents do
 /// not appoint managers.
 pub async fn appoint_manager(
+    db: &Db,
+    appointer_id: &str,
+    new: NewRepresentation,
+    now: i64,
+) -> Result<Representation, IdentityError> {
+    let rep = plan_manager(db, appointer_id, new, now).await?;
+    db.insert_rep(&rep, now).await?;
+    Ok(rep)
+}
+
+/// What [`appoint_manager`] records, checked under its rules but not recorded.
+pub async fn plan_manager(
     db: &Db,
     appointer_id: &str,
     new: NewRepresentation,
@@ -264,7 +300,7 @@ pub async fn appoint_manager(
             "only the legal representative appoints managers, within their own authority",
         ))?
         .id;
-    insert(db, new, &format!("person:{appointer_id}"), Some(under), now).await
+    build(db, new, &format!("person:{appointer_id}"), Some(under)).await
 }
 
 /// Whether an appointed agent's representation still sits inside its appointer's authority at `now`:

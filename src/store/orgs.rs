@@ -155,6 +155,26 @@ fn rep_from_row(row: &AnyRow) -> Result<Representation, sqlx::Error> {
     })
 }
 
+fn insert_rep_query(
+    r: &Representation,
+    now: i64,
+) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments> {
+    sqlx::query(
+        "INSERT INTO representations (id, person_id, org_id, role, matters, valid_from, valid_until, granted_by, \
+         created_at, appointed_under) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)",
+    )
+    .bind(&r.id)
+    .bind(&r.person_id)
+    .bind(&r.org_id)
+    .bind(r.role.as_str())
+    .bind(serde_json::to_string(&r.matters).unwrap_or_else(|_| "[]".into()))
+    .bind(r.valid_from)
+    .bind(r.valid_until)
+    .bind(&r.granted_by)
+    .bind(now)
+    .bind(&r.appointed_under)
+}
+
 const REP_COLUMNS: &str = "r.id, r.person_id, r.org_id, r.role, r.matters, r.valid_from, r.valid_until, r.granted_by, r.revoked_at, r.version, r.appointed_under";
 
 impl Db {
@@ -216,23 +236,38 @@ impl Db {
     }
 
     pub async fn insert_rep(&self, r: &Representation, now: i64) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "INSERT INTO representations (id, person_id, org_id, role, matters, valid_from, valid_until, granted_by, \
-             created_at, appointed_under) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)",
+        insert_rep_query(r, now).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Accepts a pending appointment and records the representation it makes, in one transaction:
+    /// the representation exists only with the appointment pointing at it (`rep_id`). False, and
+    /// nothing recorded, when the appointment is no longer pending.
+    pub async fn accept_appointment(
+        &self,
+        appointment_id: &str,
+        r: &Representation,
+        by: &str,
+        now: i64,
+    ) -> Result<bool, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        insert_rep_query(r, now).execute(&mut *tx).await?;
+        let done = sqlx::query(
+            "UPDATE org_appointments SET status = 'accepted', rep_id = $1, decided_at = $2, ended_by = $3 \
+             WHERE id = $4 AND status = 'pending'",
         )
         .bind(&r.id)
-        .bind(&r.person_id)
-        .bind(&r.org_id)
-        .bind(r.role.as_str())
-        .bind(serde_json::to_string(&r.matters).unwrap_or_else(|_| "[]".into()))
-        .bind(r.valid_from)
-        .bind(r.valid_until)
-        .bind(&r.granted_by)
         .bind(now)
-        .bind(&r.appointed_under)
-        .execute(&self.pool)
+        .bind(by)
+        .bind(appointment_id)
+        .execute(&mut *tx)
         .await?;
-        Ok(())
+        if done.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 
     pub async fn rep(&self, id: &str) -> Result<Option<Representation>, sqlx::Error> {

@@ -3135,7 +3135,76 @@ async fn the_representation_checks_and_brake_counts_are_indexed(backend: Backend
     }
 }
 
+/// Accepting an appointment records the representation and the acceptance together or not at all
+/// (review M2): with the appointment's update made to fail in the database, the appointee is left with
+/// no representation; once it works, exactly one.
+async fn an_appointment_accepted_leaves_no_representation_without_it(backend: Backend) {
+    let authorities = Authorities::start().await;
+    let env = sweep_env(backend, &authorities, |_| {}).await;
+    level_two(&env, ALICE_ID, ALICE_PHONE).await;
+    let bob_id = resident_id(92);
+    let bob = level_two(&env, &bob_id, "13900139092").await;
+    authorities.enterprise(COMPANY, "福州示例科技有限公司", "active", "张三", ALICE_ID);
+    let browser = signed_in(&env, ALICE_ID).await;
+    bind(&browser, COMPANY).await;
+    appoint(&browser, "13900139092", "agent").await;
+    let org_id = env.app.db.org_by_code(COMPANY).await.unwrap().unwrap().id;
+    let bobs = |env: &Env| {
+        let db = env.app.db.clone();
+        let (org_id, bob) = (org_id.clone(), bob.clone());
+        async move {
+            db.reps_of_org(&org_id)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|r| r.person_id == bob)
+                .count()
+        }
+    };
+    let fail: &[&str] = match backend {
+        Backend::Sqlite => &[
+            "CREATE TRIGGER fail_accept BEFORE UPDATE ON org_appointments BEGIN SELECT RAISE(ABORT, 'test'); END",
+        ],
+        Backend::Postgres => &[
+            "CREATE FUNCTION fail_accept() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'test'; END $$ LANGUAGE plpgsql",
+            "CREATE TRIGGER fail_accept BEFORE UPDATE ON org_appointments FOR EACH ROW EXECUTE FUNCTION fail_accept()",
+        ],
+    };
+    for sql in fail {
+        sqlx::query(sqlx::AssertSqlSafe(*sql))
+            .execute(&env.app.db.pool)
+            .await
+            .unwrap();
+    }
+    let bob_browser = signed_in(&env, &bob_id).await;
+    let page = accept_first(&bob_browser).await;
+    assert!(
+        !message_shown(&page).contains("已接受"),
+        "{}",
+        message_shown(&page)
+    );
+    assert_eq!(
+        bobs(&env).await,
+        0,
+        "a representation without its accepted appointment"
+    );
+
+    let drop = match backend {
+        Backend::Sqlite => "DROP TRIGGER fail_accept",
+        Backend::Postgres => "DROP TRIGGER fail_accept ON org_appointments",
+    };
+    sqlx::query(drop).execute(&env.app.db.pool).await.unwrap();
+    let page = accept_first(&bob_browser).await;
+    assert!(
+        message_shown(&page).contains("已接受"),
+        "{}",
+        message_shown(&page)
+    );
+    assert_eq!(bobs(&env).await, 1);
+}
+
 on_both_backends!(
+    an_appointment_accepted_leaves_no_representation_without_it,
     the_representation_checks_and_brake_counts_are_indexed,
     a_clear_restarts_only_the_latched_brakes_count_and_a_replay_changes_nothing,
     only_a_super_admin_sets_an_organisation_the_registry_cancelled_active,

@@ -63,14 +63,18 @@ type Effect<'a> = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send + 'a>>;
 pub trait Host: Send + Sync {
     fn end_everything<'a>(&'a self, person_id: &'a str, now: i64) -> Effect<'a>;
     /// Records an agent or manager appointed by `appointer_id` under `services::identity`'s appointment
-    /// rules (`appoint_agent`, `appoint_manager`); returns the representation id, or the rule that
-    /// refused it.
+    /// rules (`plan_agent`, `plan_manager`), together with the pending appointment `appointment_id`
+    /// accepted by `by`, in one transaction; returns the representation id (none, and nothing
+    /// recorded, when the appointment is no longer pending), or the rule that refused it; an error
+    /// only for a failure of the store.
     fn appoint<'a>(
         &'a self,
+        appointment_id: &'a str,
         appointer_id: &'a str,
         new: crate::services::identity::NewRepresentation,
+        by: &'a str,
         now: i64,
-    ) -> Pin<Box<dyn Future<Output = Result<String, String>> + Send + 'a>>;
+    ) -> Pin<Box<dyn Future<Output = anyhow::Result<Result<Option<String>, String>>> + Send + 'a>>;
 }
 
 /// Who did what to whom, from where, with what outcome: an audit event's head.

@@ -834,25 +834,18 @@ pub async fn accept(
         valid_from: now,
         valid_until: a.valid_until,
     };
-    let rep_id = ctx
+    // The representation and the appointment's acceptance are one transaction: never a representation
+    // without the appointment that holds it (and lets either side end it).
+    let by = format!("person:{}", person.id);
+    if ctx
         .host
-        .appoint(&a.appointer_id, new, now)
+        .appoint(&a.id, &a.appointer_id, new, &by, now)
         .await
-        .map_err(ProofingError::Forbidden)?;
-    if !ctx
-        .db
-        .decide_appointment(
-            &a.id,
-            "pending",
-            "accepted",
-            Some(&rep_id),
-            &format!("person:{}", person.id),
-            now,
-        )
-        .await?
+        .map_err(ProofingError::Internal)?
+        .map_err(ProofingError::Forbidden)?
+        .is_none()
     {
-        // Ended meanwhile by the other side: the representation just recorded goes too.
-        ctx.db.revoke_rep(&rep_id, now).await?;
+        // Ended meanwhile by the other side: nothing recorded.
         return Err(ProofingError::NotFound);
     }
     changed(ctx, &a, person, "org.appointment.accept", address, now).await?;
