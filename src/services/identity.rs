@@ -363,6 +363,15 @@ pub async fn reps_in_force(
     Ok(options)
 }
 
+/// Whether `rep` gives authority now under the rule acting uses ([`reps_in_force`]): current, of an
+/// active organisation, no binding of it held, its holder standing, and every appointer above it.
+pub async fn in_force(db: &Db, rep: &Representation, now: i64) -> Result<bool, IdentityError> {
+    Ok(reps_in_force(db, &rep.person_id, now)
+        .await?
+        .iter()
+        .any(|(r, _)| r.id == rep.id))
+}
+
 /// Whether a representation's holder still carries it: the holder's account is active (whatever made
 /// the representation: a locked or disabled account acts for nobody), no binding of it is suspended,
 /// and one made online (bound on the account page, or accepted from an appointment there) is held at

@@ -3203,7 +3203,63 @@ async fn an_appointment_accepted_leaves_no_representation_without_it(backend: Ba
     assert_eq!(bobs(&env).await, 1);
 }
 
+/// The legal-person entry and the admin API's `acts` use the rule acting uses (review L5): an agent
+/// whose appointer is locked has nothing to act for, so the entry sends her to bind an enterprise, and
+/// the admin API shows her representation current but not acting.
+async fn the_legal_entry_and_the_admin_view_use_the_acting_rule(backend: Backend) {
+    use crate::representation_rules::api;
+    let authorities = Authorities::start().await;
+    let env = sweep_env(backend, &authorities, |_| {}).await;
+    let alice = level_two(&env, ALICE_ID, ALICE_PHONE).await;
+    let carol_id = resident_id(93);
+    let carol = level_two(&env, &carol_id, "13900139093").await;
+    let org_id = recorded_legal_rep(&env, &alice, COMPANY).await;
+    let browser = signed_in(&env, ALICE_ID).await;
+    appoint(&browser, "13900139093", "agent").await;
+    accept_first(&signed_in(&env, &carol_id).await).await;
+    set_status(&env, &alice, "locked").await;
+
+    let client = org_client(&env).await;
+    let rp = Rp::discover(&env.base, &client).await;
+    let attempt = rp.start(&["org"]);
+    let entry_browser = Browser::new(&env.base);
+    let login = entry_browser.get(attempt.url.as_str()).await;
+    let re = regex_lite::Regex::new(r#"id="legal-entry" href="([^"]*)""#).unwrap();
+    let entry = re.captures(login.html().2).expect("the entry")[1].replace("&amp;", "&");
+    let login = entry_browser.get(&entry).await;
+    let page = entry_browser.login(&login, &carol_id, PASSWORD).await;
+    let (url, _, body) = page.html();
+    assert!(
+        url.contains("/account/organisations?entry=legal&req="),
+        "an agent with nothing in force is not sent to bind: {url} {body}"
+    );
+
+    let root = crate::admin::admin_token(&env, "yunid:admin").await;
+    let path = format!("/admin/api/organisations/{org_id}/representations");
+    let carols = |body: &Value| {
+        body["representations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["person_id"] == carol.as_str())
+            .cloned()
+            .unwrap_or_else(|| panic!("{body}"))
+    };
+    let (status, body, _) = api(&env, &root, reqwest::Method::GET, &path, None, None).await;
+    assert_eq!(status, 200, "{body}");
+    let shown = carols(&body);
+    assert_eq!(
+        (shown["current"].clone(), shown["acts"].clone()),
+        (Value::Bool(true), Value::Bool(false)),
+        "{shown}"
+    );
+    set_status(&env, &alice, "active").await;
+    let (_, body, _) = api(&env, &root, reqwest::Method::GET, &path, None, None).await;
+    assert_eq!(carols(&body)["acts"], true, "{body}");
+}
+
 on_both_backends!(
+    the_legal_entry_and_the_admin_view_use_the_acting_rule,
     an_appointment_accepted_leaves_no_representation_without_it,
     the_representation_checks_and_brake_counts_are_indexed,
     a_clear_restarts_only_the_latched_brakes_count_and_a_replay_changes_nothing,
