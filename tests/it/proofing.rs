@@ -3258,7 +3258,141 @@ async fn the_legal_entry_and_the_admin_view_use_the_acting_rule(backend: Backend
     assert_eq!(carols(&body)["acts"], true, "{body}");
 }
 
+/// The console's brake clear posted by a counter clerk is refused (403) and audited, the brake stays
+/// latched; a super admin's clear replayed (the same form posted again) clears nothing more and
+/// restarts no count (review L6, M3).
+async fn the_console_clear_is_refused_to_a_clerk_and_a_replay_clears_nothing_more(backend: Backend) {
+    let authorities = Authorities::start().await;
+    let inbox = crate::common::sms::SmsInbox::start(0).await;
+    let sms = crate::common::console::sms_to(&inbox);
+    let env = Env::start_with(backend, |c| {
+        sms(c);
+        authorities.configure(c);
+    })
+    .await;
+    env.app.db.trip_brake("registry", "sweep").await.unwrap();
+    let clerk_id = resident_id(94);
+    let clerk = env.person(&clerk_id, "13900139094", PASSWORD).await;
+    env.app
+        .db
+        .grant_admin_role(&clerk, "counter_clerk", "", "test", env.app.now())
+        .await
+        .unwrap();
+    let root_id = resident_id(95);
+    let root = env.person(&root_id, "13900139095", PASSWORD).await;
+    env.app
+        .db
+        .grant_admin_role(&root, "super_admin", "", "test", env.app.now())
+        .await
+        .unwrap();
+
+    let clerk_browser = Browser::new(&env.base);
+    crate::common::console::sign_in(&clerk_browser, &inbox, &clerk_id, PASSWORD).await;
+    // The clerk's proofing page offers no clear; the console's token from another of its forms.
+    let page = clerk_browser.get("/admin/proofing").await;
+    assert!(
+        !page.html().2.contains("action=\"/admin/proofing/brake/clear\""),
+        "{}",
+        page.html().2
+    );
+    let csrf = field(clerk_browser.get("/admin").await.html().2, "csrf").unwrap();
+    let refused = clerk_browser
+        .post("/admin/proofing/brake/clear", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(refused.html().1, 403, "{}", refused.html().2);
+    assert_eq!(
+        env.app.db.brakes_tripped().await.unwrap().len(),
+        1,
+        "a clerk cleared the brake"
+    );
+    let events = env.app.db.all_audit_events().await.unwrap();
+    assert!(events.iter().any(|e| e.action == "proofing.brake.clear"
+        && e.outcome == "forbidden"
+        && e.actor == format!("person:{clerk}")));
+
+    let admin = Browser::new(&env.base);
+    crate::common::console::sign_in(&admin, &inbox, &root_id, PASSWORD).await;
+    let csrf = field(admin.get("/admin/proofing").await.html().2, "csrf").unwrap();
+    admin
+        .post("/admin/proofing/brake/clear", &[("csrf", &csrf)])
+        .await;
+    assert!(env.app.db.brakes_tripped().await.unwrap().is_empty());
+    let cleared_at = env.app.db.brake_cleared_at("registry").await.unwrap();
+    assert!(cleared_at.is_some());
+    env.app.clock.advance(60);
+    admin
+        .post("/admin/proofing/brake/clear", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(
+        env.app.db.brake_cleared_at("registry").await.unwrap(),
+        cleared_at,
+        "the replay restarted the count"
+    );
+    assert_eq!(env.app.db.brake_cleared_at("population").await.unwrap(), None);
+    let events = env.app.db.all_audit_events().await.unwrap();
+    let cleared: Vec<_> = events
+        .iter()
+        .filter(|e| e.action == "proofing.brake.clear" && e.outcome == "success")
+        .map(|e| e.detail.clone())
+        .collect();
+    assert_eq!(cleared.len(), 2, "{cleared:?}");
+    assert!(cleared[1].contains("\"cleared\":0"), "{cleared:?}");
+}
+
+/// Appointing someone registered and a number nobody has queues the same outbox work: two rows each
+/// (the appointer's notice, and the appointee's or one never sent), the nobody row sealed empty
+/// (review L6 for #9). Rows are seen as they are inserted (a trigger), not after the worker drains them.
+async fn appointing_nobody_queues_the_same_outbox_rows(backend: Backend) {
+    let authorities = Authorities::start().await;
+    let env = start(backend, &authorities).await;
+    level_two(&env, ALICE_ID, ALICE_PHONE).await;
+    let bob_id = resident_id(96);
+    env.person(&bob_id, "13900139096", PASSWORD).await;
+    authorities.enterprise(COMPANY, "福州示例科技有限公司", "active", "张三", ALICE_ID);
+    let alice = signed_in(&env, ALICE_ID).await;
+    bind(&alice, COMPANY).await;
+    let watch: &[&str] = match backend {
+        Backend::Sqlite => &[
+            "CREATE TABLE outbox_seen (id TEXT, nobody INTEGER)",
+            "CREATE TRIGGER outbox_seen AFTER INSERT ON sms_outbox BEGIN \
+             INSERT INTO outbox_seen VALUES (NEW.id, NEW.sealed IS NULL); END",
+        ],
+        Backend::Postgres => &[
+            "CREATE TABLE outbox_seen (id TEXT, nobody BOOLEAN)",
+            "CREATE FUNCTION outbox_seen() RETURNS trigger AS $$ BEGIN \
+             INSERT INTO outbox_seen VALUES (NEW.id, NEW.sealed IS NULL); RETURN NEW; END $$ LANGUAGE plpgsql",
+            "CREATE TRIGGER outbox_seen AFTER INSERT ON sms_outbox FOR EACH ROW EXECUTE FUNCTION outbox_seen()",
+        ],
+    };
+    for sql in watch {
+        sqlx::query(sqlx::AssertSqlSafe(*sql))
+            .execute(&env.app.db.pool)
+            .await
+            .unwrap();
+    }
+    let seen = |env: &Env| {
+        let db = env.app.db.clone();
+        async move {
+            let all: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox_seen")
+                .fetch_one(&db.pool)
+                .await
+                .unwrap();
+            let nobody: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox_seen WHERE nobody")
+                .fetch_one(&db.pool)
+                .await
+                .unwrap();
+            (all, nobody)
+        }
+    };
+    appoint(&alice, "13900139096", "agent").await;
+    assert_eq!(seen(&env).await, (2, 0), "a registered appointee");
+    appoint(&alice, "13900139099", "agent").await;
+    assert_eq!(seen(&env).await, (4, 1), "a number nobody has");
+}
+
 on_both_backends!(
+    the_console_clear_is_refused_to_a_clerk_and_a_replay_clears_nothing_more,
+    appointing_nobody_queues_the_same_outbox_rows,
     the_legal_entry_and_the_admin_view_use_the_acting_rule,
     an_appointment_accepted_leaves_no_representation_without_it,
     the_representation_checks_and_brake_counts_are_indexed,
