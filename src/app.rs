@@ -458,9 +458,7 @@ impl crate::services::proofing::Host for App {
         new: crate::services::identity::NewRepresentation,
         by: &'a str,
         now: i64,
-    ) -> std::pin::Pin<
-        Box<dyn std::future::Future<Output = anyhow::Result<Result<Option<String>, String>>> + Send + 'a>,
-    > {
+    ) -> crate::services::proofing::Appointed<'a> {
         Box::pin(async move {
             let planned = match new.role {
                 crate::store::orgs::Role::Manager => {

@@ -57,6 +57,11 @@ pub struct Settings {
 
 type Effect<'a> = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send + 'a>>;
 
+/// What [`Host::appoint`] answers: the representation id (none: the appointment is no longer pending),
+/// or the rule that refused it; an error only for a failure of the store.
+pub type Appointed<'a> =
+    Pin<Box<dyn Future<Output = anyhow::Result<Result<Option<String>, String>>> + Send + 'a>>;
+
 /// What proofing asks of the rest of yunid that is not its own to do: cutting a person off everywhere
 /// (sessions ended with back-channel logout, grants revoked — what an admin lock does) and recording an
 /// appointment under the appointment rules (`services::identity`). Implemented by `app.rs`.
@@ -74,7 +79,7 @@ pub trait Host: Send + Sync {
         new: crate::services::identity::NewRepresentation,
         by: &'a str,
         now: i64,
-    ) -> Pin<Box<dyn Future<Output = anyhow::Result<Result<Option<String>, String>>> + Send + 'a>>;
+    ) -> Appointed<'a>;
 }
 
 /// Who did what to whom, from where, with what outcome: an audit event's head.

@@ -362,7 +362,7 @@ pub async fn suspend(
 /// checked the enterprise by other means: the binding and the organisation are active again, audited
 /// `org.binding.restore` with the admin as actor. Only such a suspension, whose representation was
 /// never revoked, and only while no other binding of the organisation is active; an admin's own
-/// suspension or pin stays (the person binds again, which the registry must confirm).
+/// suspension or pin stays (nothing undoes it yet: binding again is refused as an admin suspension).
 pub async fn lift(ctx: &Ctx<'_>, binding_id: &str, by: &str, now: i64) -> Result<BindingRow, ProofingError> {
     let b = ctx.db.binding(binding_id).await?.ok_or(ProofingError::NotFound)?;
     let registry_suspended = b.status == "suspended"
