@@ -514,6 +514,11 @@ impl App {
                     .unwrap_or_else(|_| c.issuer.clone()),
                 throttle_window: c.login_throttle_window,
                 throttle_memory: crate::services::login::THROTTLE_MEMORY,
+                limit: crate::services::new_codes::Settings {
+                    burst: c.new_code_burst,
+                    interval_ms: c.new_code_interval_ms,
+                    max_live: c.device_max_live,
+                },
             },
             rng: self.random.as_ref(),
             secrets: &self.secrets,
@@ -525,6 +530,11 @@ impl App {
             db: &self.db,
             ttl: self.config.scan_ttl,
             apps: &self.config.scan_apps,
+            limit: crate::services::new_codes::Settings {
+                burst: self.config.new_code_burst,
+                interval_ms: self.config.new_code_interval_ms,
+                max_live: self.config.scan_max_live,
+            },
             rng: self.random.as_ref(),
             throttle: crate::services::scan::Throttle {
                 window: self.config.login_throttle_window,

@@ -173,6 +173,17 @@ pub struct Config {
     /// Client ids of the province's mobile app(s): only their access tokens may answer a scanned login
     /// (see docs/SCAN-API.md). Empty: scan to sign in is off and the login page does not offer it.
     pub scan_apps: Vec<String>,
+    /// Most scan-to-sign-in codes live at once across the deployment (0: no cap). Past it `/login/scan`
+    /// answers 503 with `Retry-After` (each code lives `scan_ttl`); per-address limits come first.
+    pub scan_max_live: i64,
+    /// Most device codes live at once across the deployment (0: no cap). Past it
+    /// `/device_authorization` answers 503 `temporarily_unavailable` with `Retry-After`.
+    pub device_max_live: i64,
+    /// New scan-to-sign-in codes, and device codes per app, one IPv4 address or IPv6 /64 may have at once
+    /// (an IPv6 /48 four times as many); refused asks count too.
+    pub new_code_burst: i64,
+    /// Past the burst, one new code per this many milliseconds (a /48: four times as fast).
+    pub new_code_interval_ms: i64,
 }
 
 impl Default for Config {
@@ -246,6 +257,10 @@ impl Default for Config {
             device_poll_interval: 5,
             scan_ttl: 120,
             scan_apps: Vec::new(),
+            scan_max_live: 200_000,
+            device_max_live: 200_000,
+            new_code_burst: crate::services::new_codes::BURST,
+            new_code_interval_ms: crate::services::new_codes::INTERVAL_MS,
         }
     }
 }
@@ -351,6 +366,13 @@ impl Config {
         anyhow::ensure!(
             (30..=600).contains(&self.scan_ttl),
             "scan_ttl must be 30..=600 seconds"
+        );
+        anyhow::ensure!(
+            (1..=100_000).contains(&self.new_code_burst)
+                && (4..=3_600_000).contains(&self.new_code_interval_ms)
+                && self.scan_max_live >= 0
+                && self.device_max_live >= 0,
+            "new_code_burst must be 1..=100000, new_code_interval_ms 4..=3600000, and the live caps 0 or more"
         );
         self.trusted_proxy_nets()?;
         self.client_outbound_nets()?;

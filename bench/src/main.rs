@@ -18,7 +18,9 @@
 //! See BENCHMARKS.md for the method and the latest numbers.
 
 mod bare;
+mod browse;
 mod flows;
+mod inbox;
 mod micro;
 mod passkeys;
 mod report;

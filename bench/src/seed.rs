@@ -8,7 +8,8 @@ use std::time::Instant;
 
 use yunid::{App, Config};
 
-use crate::server::PASSWORD;
+/// Every seeded person's password.
+pub const PASSWORD: &str = "bench passphrase 2026";
 
 /// What the driver needs to sign in as person `i`.
 pub struct SeedPerson {

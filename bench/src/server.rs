@@ -11,7 +11,7 @@ use yunid::services::registry::NewClient;
 use yunid::{App, Config};
 
 use crate::ServerArgs;
-use crate::flows::Inbox;
+use crate::inbox::Inbox;
 use crate::softkey::SoftKey;
 
 /// Pins this process (all threads) to `core` when the machine has it and `taskset` exists.
@@ -300,7 +300,7 @@ pub struct Creds {
 }
 
 pub const REDIRECT_URI: &str = "http://127.0.0.1:9/cb";
-pub const PASSWORD: &str = "bench passphrase 2026";
+pub use crate::seed::PASSWORD;
 const WEBHOOK_SECRET: &str = "bench-webhook-secret-0123456789";
 
 /// Where a provider's endpoints are: yunid's own paths, or the peer's from its discovery document.

@@ -98,9 +98,3 @@ pub fn page_owner(sid: &str) -> String {
 pub fn same_owner(who: Option<&str>, sid: &str) -> bool {
     who.is_none_or(|w| crypto::ct_eq(w.as_bytes(), page_owner(sid).as_bytes()))
 }
-
-/// Where a step of a request that belongs to another browser goes: `/authorize/resume` starts it over
-/// for this browser.
-pub fn restart(req: &str) -> Response {
-    Redirect::to(&resume_path(req)).into_response()
-}

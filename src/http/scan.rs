@@ -166,14 +166,16 @@ pub async fn show(
     State(app): State<App>,
     lang: Lang,
     jar: CookieJar,
+    headers: HeaderMap,
     ClientAddr(addr): ClientAddr,
     Query(q): Query<Show>,
 ) -> Response {
     let result: anyhow::Result<Response> = async {
         let now = app.now();
         let ctx = methods::context(&app, &jar, lang, q.req.as_deref(), now).await?;
-        if let (Some(req), true) = (&q.req, ctx.login.foreign) {
-            return Ok(pending::restart(req));
+        // Another browser's request starts over there; one answered already gets no code.
+        if let Some(next) = ctx.login.restart() {
+            return Ok(pending::render(&app, ctx.lang, jar, next));
         }
         if q.req.is_some() && ctx.login.request.is_none() {
             return Ok(page::fail(ctx.lang, StatusCode::BAD_REQUEST, Msg::RequestExpired));
@@ -202,6 +204,18 @@ pub async fn show(
             _ => None,
         };
         let x = cross_texts::of(ctx.lang);
+        // Another site's page loading this URL (an image, a frame, a script-driven navigation) would
+        // use up the address's new codes for everyone behind it (review F4): no code for it.
+        if cross_site(&headers) {
+            return Ok(render(
+                &app,
+                jar,
+                &ctx,
+                None,
+                Some(x.scan_cross_site),
+                StatusCode::FORBIDDEN,
+            ));
+        }
         match scan::start(&scan_ctx, &browser_hash, shown_for, &addr, now).await {
             Ok(started) => {
                 let shown = Shown {
@@ -221,22 +235,50 @@ pub async fn show(
                 Some(x.scan_fresh_login),
                 StatusCode::FORBIDDEN,
             )),
-            Err(ScanError::Throttled) => {
+            Err(ScanError::Throttled { retry_after }) => {
                 app.metrics.throttled("scan_start");
-                Ok(render(
+                let res = render(
                     &app,
                     jar,
                     &ctx,
                     None,
                     Some(x.scan_throttled),
                     StatusCode::TOO_MANY_REQUESTS,
-                ))
+                );
+                Ok(with_retry_after(res, retry_after))
+            }
+            Err(ScanError::Full { retry_after }) => {
+                app.metrics.throttled("scan_live_cap");
+                let res = render(
+                    &app,
+                    jar,
+                    &ctx,
+                    None,
+                    Some(x.scan_busy),
+                    StatusCode::SERVICE_UNAVAILABLE,
+                );
+                Ok(with_retry_after(res, retry_after))
             }
             Err(e) => Err(anyhow::anyhow!("{e}")),
         }
     }
     .await;
     result.unwrap_or_else(|e| page::internal(e, "scan login page"))
+}
+
+fn with_retry_after(mut res: Response, seconds: i64) -> Response {
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from(seconds.max(1)));
+    res
+}
+
+/// Whether a request came from another origin (Fetch Metadata `Sec-Fetch-Site`: `cross-site`, or
+/// `same-site` — a department app or a page on a sibling subdomain is another party). Same-origin, a typed
+/// address or bookmark (`none`) and browsers that send no such header pass.
+fn cross_site(headers: &HeaderMap) -> bool {
+    headers
+        .get("sec-fetch-site")
+        .is_some_and(|v| !matches!(v.as_bytes(), b"same-origin" | b"none"))
 }
 
 #[derive(Deserialize)]
@@ -288,8 +330,9 @@ pub async fn finish(
     let result: anyhow::Result<Response> = async {
         let now = app.now();
         let ctx = methods::context(&app, &jar, lang, f.req.as_deref(), now).await?;
-        if let (Some(req), true) = (&f.req, ctx.login.foreign) {
-            return Ok(pending::restart(req));
+        // Another browser's request starts over there; one answered already signs nobody in for it.
+        if let Some(next) = ctx.login.restart() {
+            return Ok(pending::render(&app, ctx.lang, jar, next));
         }
         let x = cross_texts::of(ctx.lang);
         let browser_hash = cookies::browser_value(&app, &jar)
@@ -403,7 +446,7 @@ fn scan_error(e: ScanError) -> Response {
         ScanError::AlreadyScanned => (StatusCode::CONFLICT, "already_scanned"),
         ScanError::NotYours => (StatusCode::CONFLICT, "not_yours"),
         ScanError::NumberMismatch => (StatusCode::CONFLICT, "number_mismatch"),
-        ScanError::TooManyWrongNumbers | ScanError::Throttled => {
+        ScanError::TooManyWrongNumbers | ScanError::Throttled { .. } => {
             (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts")
         }
         ScanError::TooOld | ScanError::FreshSignInRequired => (StatusCode::CONFLICT, "sign_in_too_old"),
@@ -411,6 +454,7 @@ fn scan_error(e: ScanError) -> Response {
         ScanError::Denied | ScanError::NotApproved | ScanError::Used | ScanError::GrantEnded => {
             (StatusCode::CONFLICT, "not_scanned")
         }
+        ScanError::Full { .. } => (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable"),
         ScanError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "server_error"),
     };
     api_error(status, code, &e.to_string())

@@ -4,6 +4,7 @@
 //! `services::oidc::grants::device_code`.
 
 use crate::crypto::{self, Random, Secrets};
+use crate::services::new_codes::{self, Admit};
 use crate::store::Db;
 use crate::store::clients::Client;
 use crate::store::device::{DeviceApproval, DeviceRow, DeviceStatus};
@@ -21,12 +22,6 @@ pub const USER_CODE_LEN: usize = 8;
 const ADDRESS_MAX: i64 = 10;
 /// Times one user code may be looked up before it waits.
 const CODE_MAX: i64 = 5;
-/// Device authorization requests one address (per /64 for IPv6) may make in a burst before it waits
-/// [`START_WINDOW`] between requests; a quiet [`START_WINDOW`] starts the count again. A kiosk asks for
-/// one code every `device_code_ttl` (ten minutes), so a service hall's kiosks behind one address stay far
-/// below it.
-pub const STARTS_PER_ADDRESS: i64 = 60;
-pub const START_WINDOW: i64 = 60;
 /// The longest a kiosk app's grant lives when it was marked without a limit of its own.
 pub const DEFAULT_KIOSK_TTL: i64 = 15 * 60;
 
@@ -49,6 +44,8 @@ pub struct Settings {
     pub throttle_window: i64,
     /// How long failures are remembered by the throttle.
     pub throttle_memory: i64,
+    /// New codes per app and address and the live codes' cap (`new_code_*`, `device_max_live`).
+    pub limit: new_codes::Settings,
 }
 
 /// The pieces the device service works with.
@@ -71,9 +68,12 @@ pub enum DeviceError {
     UnknownCode,
     #[error("too many codes tried; wait and try again")]
     Throttled,
-    /// Too many device authorization requests from this address.
-    #[error("too many device authorization requests from this address; wait and try again")]
-    TooManyStarts,
+    /// Too many device authorization requests by this app from this address (or its network).
+    #[error("too many device authorization requests from this network; wait and try again")]
+    TooManyStarts { retry_after: i64 },
+    /// The deployment holds its cap of live device codes (`device_max_live`).
+    #[error("too many device codes are live; try again shortly")]
+    Full { retry_after: i64 },
     /// The answer does not come with the consent token of a page shown to this session for this request
     /// (forged, or shown to another session, or to an earlier request under the same code).
     #[error("this answer was not given on the page shown for this request")]
@@ -157,7 +157,10 @@ pub fn code_hash(secrets: &Secrets, normalized: &str) -> String {
 }
 
 /// RFC 8628 §3.1: a device at `address` asks to be authorized. Every request is counted against the
-/// address (see [`STARTS_PER_ADDRESS`]) before a row is written.
+/// app and the address (and its IPv6 /48), and the live codes are capped, before a row is written
+/// (`services::new_codes`). A kiosk asks for one code every `device_code_ttl` (ten minutes): a service
+/// hall's kiosks behind one address stay far below the limits, and another app's requests there do not
+/// count against them.
 pub async fn start(
     ctx: &Ctx<'_>,
     client: &Client,
@@ -173,14 +176,29 @@ pub async fn start(
     if scopes.is_empty() {
         return Err(DeviceError::NoScope);
     }
-    let key = format!("device:start:{}", crate::services::login::address_bucket(address));
-    let limit = Limit {
-        max: STARTS_PER_ADDRESS,
-        window: START_WINDOW,
-        forget_before: now - START_WINDOW,
+    let limit = ctx.settings.limit;
+    // Per app first (a guest's app refused there charges nothing more), then per address for all apps
+    // together at twice the allowance (what one address may write in all), then the live cap.
+    let per_app = new_codes::Settings { max_live: 0, ..limit };
+    let all_apps = new_codes::Settings {
+        burst: limit.burst * 2,
+        interval_ms: (limit.interval_ms / 2).max(1),
+        ..limit
     };
-    if !ctx.db.reserve_attempt(&key, limit, now).await? {
-        return Err(DeviceError::TooManyStarts);
+    let scope = format!("device:{}", client.id);
+    let no_count = async { Ok(0) };
+    let first = new_codes::admit(ctx.db, &scope, address, no_count, per_app, now).await?;
+    let admitted = match first {
+        Admit::Yes => {
+            let live = ctx.db.live_device_grants(now, limit.max_live);
+            new_codes::admit(ctx.db, "device", address, live, all_apps, now).await?
+        }
+        refused => refused,
+    };
+    match admitted {
+        Admit::Yes => {}
+        Admit::Throttled { retry_after } => return Err(DeviceError::TooManyStarts { retry_after }),
+        Admit::Full { retry_after } => return Err(DeviceError::Full { retry_after }),
     }
     let device_code = ctx.rng.token();
     let s = &ctx.settings;

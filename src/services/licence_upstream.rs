@@ -17,7 +17,7 @@ use serde::Deserialize;
 
 use crate::crypto::Secrets;
 use crate::metrics::Metrics;
-use crate::services::licence::{self, LicenceInput};
+use crate::services::licence_record::{self as licence, LicenceInput};
 use crate::services::outbound::error_text;
 use crate::store::Db;
 use crate::store::licences::upsert_licence;

@@ -384,7 +384,10 @@ pub async fn sign_in(
     if let Some((cookie, session)) = current.filter(|(_, s)| s.person_id == person_id) {
         let held = Amr::parse(&session.amr);
         let adds_a_factor = methods.iter().any(|m| !held.contains(*m));
-        let mut amr = if renewal == Renewal::StepUp && adds_a_factor {
+        // Factors carried from elsewhere (a phone's grant, an upstream) were proven on another device,
+        // perhaps months ago: a step-up here never joins them (review F6). It counts only what this
+        // browser proves from now on, so two factors need two of its own.
+        let mut amr = if renewal == Renewal::StepUp && adds_a_factor && !is_carried(&session.amr) {
             held
         } else {
             Amr::default()
@@ -423,6 +426,14 @@ pub async fn sign_in(
         ctx.sessions.end_session(&previous.sid, now).await?;
     }
     Ok(Some(signed))
+}
+
+/// Whether a session's methods were carried from a sign-in elsewhere: a scan (`mca`, RFC 8176: more
+/// than one channel) or an upstream provider (`fed`). Such factors are never combined with a factor
+/// proven in this browser.
+pub fn is_carried(amr: &str) -> bool {
+    amr.split(' ')
+        .any(|m| m == crate::services::scan::AMR || m == Method::Fed.as_str())
 }
 
 /// A sign-in made elsewhere and carried over as it is (scan to sign in: the phone's grant): its methods,

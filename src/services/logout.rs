@@ -97,6 +97,9 @@ impl Logout<'_> {
             self.end_session(&s.sid, now).await?;
         }
         self.db.revoke_person_families(person_id, now).await?;
+        // Device codes approved by any of the person's sessions, timed-out ones included (those are not
+        // among the live sessions ended above).
+        self.db.expire_person_device_grants(person_id, now).await?;
         // Scan codes the person's phone claimed or approved but no browser finished yet.
         self.db.deny_person_scans(person_id).await?;
         self.db.drop_sms_codes_of(person_id).await?;

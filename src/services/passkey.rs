@@ -91,9 +91,12 @@ fn stored(row: &PasskeyRow) -> Result<Passkey, PasskeyError> {
 /// Whether this session may add a credential: two factors (acr 2: password and SMS code, or a
 /// user-verified passkey) at most `max_age` seconds ago. A passkey signs in at level 2, so adding one
 /// from a one-factor session would turn one stolen factor (a password, one SMS code) into two-factor
-/// access that outlives a password reset.
+/// access that outlives a password reset. Factors carried from a phone (a scan) or an upstream are not
+/// the person's own proof here (review of F6): such a session steps up in this browser first.
 pub fn may_add_credentials(session: &SessionRow, max_age: i64, now: i64) -> bool {
-    session.acr >= 2 && now - session.auth_time <= max_age
+    session.acr >= 2
+        && now - session.auth_time <= max_age
+        && !crate::services::login::is_carried(&session.amr)
 }
 
 fn step_up_done(ctx: &Ctx<'_>, session: &SessionRow, now: i64) -> Result<(), PasskeyError> {

@@ -7,18 +7,13 @@
 //! app-side API is docs/SCAN-API.md.
 
 use crate::crypto::{self, Random};
+use crate::services::new_codes::{self, Admit};
 use crate::store::Db;
 use crate::store::login::Limit;
 use crate::store::scan::{ScanApproval, ScanRow, ScanStatus};
 
 /// The `amr` value a scan adds to the phone's methods (RFC 8176 §2: multiple-channel authentication).
 pub const AMR: &str = "mca";
-/// New QR codes one address (per /64 for IPv6) may have drawn in a burst before it waits
-/// [`START_WINDOW`] between codes; a quiet [`START_WINDOW`] starts the count again. A page shows one code
-/// every `scan_ttl` (two minutes), so this is far above what the people behind one service hall's
-/// address need, and far below what filling the table would take.
-pub const STARTS_PER_ADDRESS: i64 = 60;
-pub const START_WINDOW: i64 = 60;
 /// Wrong numbers one person may type (each refuses its request) before their answers wait.
 pub const WRONG_NUMBERS: i64 = 5;
 
@@ -36,6 +31,8 @@ pub struct Ctx<'a> {
     pub ttl: i64,
     /// Client ids of the province's app: only their tokens answer a scan.
     pub apps: &'a [String],
+    /// New codes per address and the live codes' cap (`new_code_*`, `scan_max_live`).
+    pub limit: new_codes::Settings,
     pub rng: &'a dyn Random,
     pub throttle: Throttle,
 }
@@ -58,8 +55,12 @@ pub enum ScanError {
     NumberMismatch,
     #[error("too many wrong numbers; wait and try again")]
     TooManyWrongNumbers,
-    #[error("too many QR codes were drawn from this network; wait a minute")]
-    Throttled,
+    #[error("too many QR codes were drawn from this network; wait and try again")]
+    Throttled { retry_after: i64 },
+    /// The deployment holds its cap of live codes (`scan_max_live`).
+    #[error("too many QR codes are live; try again shortly")]
+    Full { retry_after: i64 },
+
     /// The app asks for a new sign-in now (`prompt=login`): a phone's earlier sign-in is not one.
     #[error("the app asks for a new sign-in, which scanning cannot give")]
     FreshSignInRequired,
@@ -125,7 +126,7 @@ pub struct ShownFor<'a> {
 
 /// Shows a new request in the browser whose binding cookie hashes to `browser_hash`, for the
 /// authorization request `shown_for` (none: yunid's own account page). Each new code is counted against
-/// the address asking (see [`STARTS_PER_ADDRESS`]).
+/// the address asking and the live codes are capped (`services::new_codes`).
 pub async fn start(
     ctx: &Ctx<'_>,
     browser_hash: &str,
@@ -139,14 +140,16 @@ pub async fn start(
     if shown_for.is_some_and(|f| f.prompt_login) {
         return Err(ScanError::FreshSignInRequired);
     }
-    let key = format!("scan:start:{}", crate::services::login::address_bucket(address));
-    let limit = Limit {
-        max: STARTS_PER_ADDRESS,
-        window: START_WINDOW,
-        forget_before: now - START_WINDOW,
-    };
-    if !ctx.db.reserve_attempt(&key, limit, now).await.map_err(internal)? {
-        return Err(ScanError::Throttled);
+    // A page shows one code every `scan_ttl` (two minutes): the limits are far above what the people
+    // behind one service hall's address need, and far below what filling the table would take.
+    let live = ctx.db.live_scans(now, ctx.limit.max_live);
+    match new_codes::admit(ctx.db, "scan", address, live, ctx.limit, now)
+        .await
+        .map_err(internal)?
+    {
+        Admit::Yes => {}
+        Admit::Throttled { retry_after } => return Err(ScanError::Throttled { retry_after }),
+        Admit::Full { retry_after } => return Err(ScanError::Full { retry_after }),
     }
     let (qr_token, handle) = (ctx.rng.token(), ctx.rng.token());
     let row = ScanRow {

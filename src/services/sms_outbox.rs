@@ -4,7 +4,7 @@
 
 use crate::crypto::Secrets;
 use crate::metrics::Metrics;
-use crate::services::sms::{SmsGateway, SmsMessage};
+use crate::services::sms_gateway::{SmsGateway, SmsMessage};
 use crate::store::Db;
 use crate::store::sms_outbox::Outgoing;
 

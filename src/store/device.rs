@@ -131,6 +131,17 @@ impl Db {
         }
     }
 
+    /// Requests not expired yet, counted up to `cap` (the count stops there: it is only compared with it).
+    pub async fn live_device_grants(&self, now: i64, cap: i64) -> Result<i64, sqlx::Error> {
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM device_grants WHERE expires_at > $1 LIMIT $2) AS live",
+        )
+        .bind(now)
+        .bind(cap)
+        .fetch_one(&self.pool)
+        .await
+    }
+
     /// A request by its user code's hash, while it waits for an answer and has not expired.
     pub async fn pending_device_grant(
         &self,
@@ -255,6 +266,20 @@ impl Db {
         )
         .bind(now)
         .bind(sid)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Ends, as expired, every request the person approved that no device redeemed yet, whichever of
+    /// their sessions approved it ("sign out everywhere", a lock, a reset).
+    pub async fn expire_person_device_grants(&self, person_id: &str, now: i64) -> Result<u64, sqlx::Error> {
+        let done = sqlx::query(
+            "UPDATE device_grants SET expires_at = $1 WHERE person_id = $2 AND status = 'approved' \
+             AND expires_at > $1",
+        )
+        .bind(now)
+        .bind(person_id)
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected())

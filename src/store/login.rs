@@ -46,6 +46,13 @@ pub struct Limit {
     pub forget_before: i64,
 }
 
+/// A leaky bucket (`services::new_codes`): `burst` takes at once, then one per `interval_ms`.
+#[derive(Debug, Clone, Copy)]
+pub struct Bucket {
+    pub burst: i64,
+    pub interval_ms: i64,
+}
+
 /// Limits on sending SMS codes: per phone (hourly cap, cooldown) and per address (hourly cap).
 #[derive(Debug, Clone, Copy)]
 pub struct SendLimits {
@@ -79,6 +86,44 @@ impl Db {
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.is_some())
+    }
+
+    /// Takes one from the leaky bucket `key` (stored in `login_throttle`: `attempts` is the level in
+    /// milliseconds of drain, `last_at` when it was last charged). The level drains 1000 a second; each
+    /// take adds `interval_ms`, refused or not, up to twice the bucket's size. One statement (the upsert
+    /// locks the row), so concurrent takes on any node are all counted. `None` when taken; else the
+    /// seconds until a take would pass.
+    pub async fn take_from_bucket(
+        &self,
+        key: &str,
+        bucket: Bucket,
+        now: i64,
+    ) -> Result<Option<i64>, sqlx::Error> {
+        let size = bucket.burst.max(1) * bucket.interval_ms;
+        let level: i64 = sqlx::query_scalar(
+            "INSERT INTO login_throttle (key, attempts, last_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (key) DO UPDATE SET attempts = CASE \
+               WHEN login_throttle.attempts - 1000 * (CASE WHEN $3 > login_throttle.last_at \
+                 THEN $3 - login_throttle.last_at ELSE 0 END) <= 0 THEN $2 \
+               WHEN login_throttle.attempts - 1000 * (CASE WHEN $3 > login_throttle.last_at \
+                 THEN $3 - login_throttle.last_at ELSE 0 END) + $2 > $4 THEN $4 \
+               ELSE login_throttle.attempts - 1000 * (CASE WHEN $3 > login_throttle.last_at \
+                 THEN $3 - login_throttle.last_at ELSE 0 END) + $2 END, \
+             last_at = CASE WHEN $3 > login_throttle.last_at THEN $3 ELSE login_throttle.last_at END \
+             RETURNING attempts",
+        )
+        .bind(key)
+        .bind(bucket.interval_ms)
+        .bind(now)
+        .bind(size + bucket.interval_ms)
+        .fetch_one(&self.pool)
+        .await?;
+        if level <= size {
+            return Ok(None);
+        }
+        // Drained to `size - interval_ms` the next take passes.
+        let over = level - (size - bucket.interval_ms);
+        Ok(Some((over + 999) / 1000))
     }
 
     /// Gives back a reserved attempt that turned out not to be a failure (or was never tried).

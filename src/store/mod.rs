@@ -51,6 +51,8 @@ pub struct Db {
     live_tokens: std::sync::Arc<client_cache::LiveTokens>,
     /// This node's audit writer, started by the first append ([`audit`]).
     audit: std::sync::Arc<audit::AuditQueue>,
+    /// The upstream providers as the login page lists them ([`Db::listed_upstreams`]).
+    listed_upstreams: std::sync::Arc<client_cache::NodeCache<std::sync::Arc<Vec<upstreams::UpstreamRow>>>>,
 }
 
 impl Db {
@@ -121,6 +123,9 @@ impl Db {
             clients,
             live_tokens,
             audit: Default::default(),
+            // A display only (starting a sign-in reads the row itself): kept for the cache's short TTL
+            // on every backend, without notifications; this node's own writes forget it.
+            listed_upstreams: std::sync::Arc::new(client_cache::NodeCache::new(true, 1)),
         })
     }
 

@@ -125,6 +125,17 @@ impl Db {
         Ok(())
     }
 
+    /// Requests not expired yet, counted up to `cap` (the count stops there: it is only compared with it).
+    pub async fn live_scans(&self, now: i64, cap: i64) -> Result<i64, sqlx::Error> {
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM scan_requests WHERE expires_at > $1 LIMIT $2) AS live",
+        )
+        .bind(now)
+        .bind(cap)
+        .fetch_one(&self.pool)
+        .await
+    }
+
     /// A request by the browser's handle (expired or not: the caller tells the browser which).
     pub async fn scan_by_handle(&self, handle_hash: &str) -> Result<Option<ScanRow>, sqlx::Error> {
         let sql = sqlx::AssertSqlSafe(format!(

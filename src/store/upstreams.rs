@@ -92,6 +92,21 @@ impl Db {
         rows.iter().map(from_row).collect()
     }
 
+    /// The upstream providers as the login page lists them, read at most once per `client_cache::TTL`
+    /// on this node (the page is rendered at every step of a sign-in). A list only: starting a sign-in
+    /// at an upstream reads its row (`Db::upstream`), so one disabled on another node is refused at
+    /// once even while this node still lists it; this node's own writes forget the list.
+    pub async fn listed_upstreams(&self) -> Result<std::sync::Arc<Vec<UpstreamRow>>, sqlx::Error> {
+        match self.listed_upstreams.get("") {
+            Ok(rows) => Ok(rows),
+            Err(generation) => {
+                let rows = std::sync::Arc::new(self.upstreams().await?);
+                self.listed_upstreams.put(String::new(), rows.clone(), generation);
+                Ok(rows)
+            }
+        }
+    }
+
     pub async fn upstream(&self, id: &str) -> Result<Option<UpstreamRow>, sqlx::Error> {
         let sql = sqlx::AssertSqlSafe(format!("{SELECT} WHERE id = $1"));
         let row = sqlx::query(sql).bind(id).fetch_optional(&self.pool).await?;
@@ -121,6 +136,7 @@ impl Db {
         .bind(u.updated_at)
         .execute(&self.pool)
         .await;
+        self.listed_upstreams.clear();
         match result {
             Ok(_) => Ok(true),
             Err(e) if is_unique_violation(&e) => Ok(false),
@@ -150,6 +166,7 @@ impl Db {
         .bind(version)
         .execute(&self.pool)
         .await?;
+        self.listed_upstreams.clear();
         Ok(done.rows_affected() == 1)
     }
 

@@ -720,38 +720,200 @@ async fn signing_out_ends_an_approval_no_device_redeemed_yet(backend: Backend) {
     approved_tokens(&env, &app, &other, "openid").await;
 }
 
-/// Finding: `/device_authorization` wrote a row for every request, without limit. Requests are counted
-/// per address in the database: past the burst the answer is 429 `slow_down` with `Retry-After`, and a
-/// quiet minute later it works again.
-async fn device_authorization_is_limited_per_address(backend: Backend) {
-    let env = Env::start(backend).await;
+/// Review F5: redemption checked only that the approving session had not been ended, not that it was
+/// still live. An approval is worth no more than its session: once the session has timed out — idle or
+/// past its absolute end — the kiosk hears `expired_token`, well within the device code's own life.
+async fn an_approval_ends_when_its_session_times_out(backend: Backend) {
+    let env = Env::start_with(backend, |c| {
+        c.session_idle_ttl = 240;
+        c.session_absolute_ttl = 400;
+    })
+    .await;
+    let alice = env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
     let app = kiosk(&env, "自助终端").await;
-    for _ in 0..yunid::services::device::STARTS_PER_ADDRESS {
-        assert_eq!(device_authorization(&env, &app, "openid").await.0, StatusCode::OK);
+    // Idle: Alice approves and leaves her browser alone for longer than the idle limit.
+    let (_, started) = device_authorization(&env, &app, "openid").await;
+    let browser = Browser::new(&env.base);
+    let page = alice_opens(&browser, started["verification_uri_complete"].as_str().unwrap()).await;
+    answer(&browser, &page, true).await;
+    env.app.clock.advance(241);
+    let device_code = started["device_code"].as_str().unwrap();
+    assert_error(&poll(&env, &app, device_code).await, "expired_token");
+    // Absolute: the session kept busy, but past its absolute end.
+    let (_, started) = device_authorization(&env, &app, "openid").await;
+    let browser = Browser::new(&env.base);
+    let page = alice_opens(&browser, started["verification_uri_complete"].as_str().unwrap()).await;
+    answer(&browser, &page, true).await;
+    env.app.clock.advance(200);
+    assert!(!browser.get("/account").await.is_login(), "still signed in");
+    env.app.clock.advance(201);
+    let device_code = started["device_code"].as_str().unwrap();
+    assert_error(&poll(&env, &app, device_code).await, "expired_token");
+    // Sign out everywhere ends the approval of a session that timed out too (it is not among the live
+    // sessions it ends), and a live session's approval still works.
+    let (_, started) = device_authorization(&env, &app, "openid").await;
+    let browser = Browser::new(&env.base);
+    let page = alice_opens(&browser, started["verification_uri_complete"].as_str().unwrap()).await;
+    answer(&browser, &page, true).await;
+    env.app.clock.advance(401); // past its absolute end: no longer among the sessions "sign out everywhere" ends
+    env.app
+        .logout()
+        .end_everything(&alice, env.app.now())
+        .await
+        .unwrap();
+    let device_code = started["device_code"].as_str().unwrap();
+    assert_error(&poll(&env, &app, device_code).await, "expired_token");
+    // Ended by the sign-out itself (not only refused at redemption, which spends the code): polled
+    // again, still `expired_token`.
+    assert_error(&poll(&env, &app, device_code).await, "expired_token");
+    approved_tokens(&env, &app, &Browser::new(&env.base), "openid").await;
+}
+
+/// The race between a redemption and a logout, arranged in the database: the logout ends the session
+/// right after the redemption claimed the approved code (so the logout finds no grant to revoke and no
+/// approval to expire). The redemption checks the session after writing the grant: the kiosk hears
+/// `expired_token` and keeps no live grant.
+async fn a_logout_racing_a_redemption_leaves_the_kiosk_nothing(backend: Backend) {
+    let env = Env::start(backend).await;
+    env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    let app = kiosk(&env, "自助终端").await;
+    let (_, started) = device_authorization(&env, &app, "openid").await;
+    let browser = Browser::new(&env.base);
+    let page = alice_opens(&browser, started["verification_uri_complete"].as_str().unwrap()).await;
+    answer(&browser, &page, true).await;
+    crate::common::races::on(
+        &env.app.db,
+        env.db.is_sqlite(),
+        "device_grants",
+        "UPDATE OF status",
+        "NEW.status = 'used'",
+        "UPDATE sessions SET ended_at = NEW.created_at WHERE sid = NEW.session_sid",
+    )
+    .await;
+    let device_code = started["device_code"].as_str().unwrap();
+    assert_error(&poll(&env, &app, device_code).await, "expired_token");
+    let live: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM families WHERE client_id = $1 AND revoked_at IS NULL")
+            .bind(&app.id)
+            .fetch_one(&env.app.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(live, 0, "no live grant for the kiosk");
+    assert!(browser.get("/account").await.is_login(), "the session ended");
+}
+
+/// `POST /device_authorization` by `client` as if from `from` (behind a trusted proxy): status, body
+/// and `Retry-After`.
+async fn device_authorization_from(
+    base: &str,
+    client: &TestClient,
+    from: &str,
+) -> (StatusCode, Value, Option<i64>) {
+    let res = http()
+        .post(format!("{base}/device_authorization"))
+        .basic_auth(&client.id, Some(&client.secret))
+        .header("x-forwarded-for", from)
+        .form(&[("scope", "openid")])
+        .send()
+        .await
+        .unwrap();
+    let status = res.status();
+    let wait = res
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().parse().unwrap());
+    (status, res.json().await.unwrap_or(Value::Null), wait)
+}
+
+/// Findings F3/F4: `/device_authorization` was limited per address for all apps together (a guest's app
+/// on a service hall's network could block every kiosk there), with a one-window memory, and answered
+/// `slow_down`, which RFC 8628 defines only at the token endpoint. Now: a leaky bucket per app and
+/// address (and IPv6 /48) in the database, refused asks counting; past it 429 `temporarily_unavailable`
+/// with `Retry-After`; another app at the same address is unaffected; a /48 stops a spread over /64s.
+async fn device_authorization_is_limited_per_app_and_network(backend: Backend) {
+    // A small bucket draining slowly (one code per ten minutes), so the test's own running time drains
+    // nothing that matters.
+    let tweak = |c: &mut yunid::config::Config| {
+        c.trusted_proxies = vec!["127.0.0.1".into()];
+        c.new_code_burst = 10;
+        c.new_code_interval_ms = 600_000;
+    };
+    let env = Env::start_with(backend, tweak).await;
+    let node = env.peer_node_with(tweak).await;
+    let burst = env.app.config.new_code_burst;
+    let burst_48 = burst * yunid::services::new_codes::PER_48;
+    let guest = kiosk(&env, "访客应用").await;
+    let hall = kiosk(&env, "大厅自助终端").await;
+    let at = "2001:db8:1:1::5";
+    for _ in 0..burst {
+        assert_eq!(
+            device_authorization_from(&env.base, &guest, at).await.0,
+            StatusCode::OK
+        );
     }
-    let res = http()
-        .post(env.url("/device_authorization"))
-        .basic_auth(&app.id, Some(&app.secret))
-        .form(&[("scope", "openid")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
-    assert!(res.headers().contains_key("retry-after"));
-    let body: Value = res.json().await.unwrap();
-    assert_eq!(body["error"], "slow_down", "{body}");
+    let (status, body, wait) = device_authorization_from(&env.base, &guest, at).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(body["error"], "temporarily_unavailable", "{body}");
+    assert!(wait.is_some_and(|w| w >= 1), "{wait:?}");
     // Held in the database: another node says the same.
-    let node = env.peer_node().await;
-    let res = http()
-        .post(node.url("/device_authorization"))
-        .basic_auth(&app.id, Some(&app.secret))
-        .form(&[("scope", "openid")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
-    env.app.clock.advance(yunid::services::device::START_WINDOW + 1);
-    assert_eq!(device_authorization(&env, &app, "openid").await.0, StatusCode::OK);
+    let (status, _, wait) = device_authorization_from(&node.base, &guest, at).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    // The hall's kiosks at the same address are not blocked by the guest's app.
+    let (status, body, _) = device_authorization_from(&env.base, &hall, at).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // After the wait it was told, the guest's app gets a code again.
+    env.app.clock.advance(wait.unwrap());
+    node.app.clock.advance(wait.unwrap());
+    assert_eq!(
+        device_authorization_from(&env.base, &guest, at).await.0,
+        StatusCode::OK
+    );
+    // Spread over the /64s of one /48: the /48 stops it at its own burst.
+    let mut passed = 0;
+    for net in 2..=6 {
+        for _ in 0..burst {
+            let from = format!("2001:db8:1:{net:x}::5");
+            if device_authorization_from(&env.base, &guest, &from).await.0 == StatusCode::OK {
+                passed += 1;
+            }
+        }
+    }
+    assert!(passed <= burst_48 && passed < 5 * burst, "{passed}");
+    let (status, _, _) = device_authorization_from(&env.base, &guest, "2001:db8:1:7::5").await;
+    assert_eq!(
+        status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "a fresh /64 of the same /48"
+    );
+    let (status, _, _) = device_authorization_from(&env.base, &guest, "2001:db8:2:7::5").await;
+    assert_eq!(status, StatusCode::OK, "another /48");
+}
+
+/// Finding F3: nothing capped the live device codes in total (many addresses could fill the table).
+/// Past `device_max_live`: 503 `temporarily_unavailable` with `Retry-After`, until codes expire.
+async fn device_codes_are_capped_in_total(backend: Backend) {
+    let env = Env::start_with(backend, |c| {
+        c.trusted_proxies = vec!["127.0.0.1".into()];
+        c.device_max_live = 3;
+    })
+    .await;
+    let app = kiosk(&env, "自助终端").await;
+    for n in 1..=3 {
+        let from = format!("203.0.113.{n}");
+        assert_eq!(
+            device_authorization_from(&env.base, &app, &from).await.0,
+            StatusCode::OK
+        );
+    }
+    let (status, body, wait) = device_authorization_from(&env.base, &app, "198.51.100.9").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"], "temporarily_unavailable", "{body}");
+    assert!(wait.is_some(), "Retry-After");
+    env.app.clock.advance(env.app.config.device_code_ttl + 1);
+    assert_eq!(
+        device_authorization_from(&env.base, &app, "198.51.100.9").await.0,
+        StatusCode::OK
+    );
 }
 
 /// Finding: the consent page did not say where or when the device asked. It now shows the device's
@@ -781,7 +943,10 @@ on_both_backends!(
     a_kiosks_tokens_end_with_its_short_session,
     a_kiosk_marked_without_a_limit_gets_the_default_one,
     signing_out_ends_an_approval_no_device_redeemed_yet,
-    device_authorization_is_limited_per_address,
+    an_approval_ends_when_its_session_times_out,
+    a_logout_racing_a_redemption_leaves_the_kiosk_nothing,
+    device_authorization_is_limited_per_app_and_network,
+    device_codes_are_capped_in_total,
     the_consent_page_shows_the_devices_network_and_the_codes_age,
     kiosk_signs_in_with_every_polling_answer_and_its_code_works_once,
     a_denied_request_answers_access_denied_once,

@@ -559,6 +559,88 @@ async fn a_scan_hands_on_the_phones_sign_in_time_and_marks_the_scan(backend: Bac
     assert!(computer.get(again.url.as_str()).await.is_login());
 }
 
+/// Review F6: a scan-made session holds the phone's methods (its `pwd` perhaps months old). An app
+/// asking for two factors sends the computer to step up; one SMS code typed there must not join the
+/// phone's password into a "fresh" two-factor session. The step-up counts only what this browser proves:
+/// after the SMS code it asks for the password too, and only then does the app get its code, with
+/// `acr` 2 from the browser's own two factors (no `mca`).
+async fn a_browser_step_up_never_joins_the_phones_factors(backend: Backend) {
+    let s = scan_env(backend).await;
+    let phone = phone_token(&s, false).await;
+    let computer = Browser::new(&s.node.base);
+    let shown = account_code(&s, &computer).await;
+    let (code, body) = scan_and_approve(&s, &phone, &computer, &shown).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let landed = finish(&computer, &shown).await;
+    let (url, status, body) = landed.html();
+    assert!(url.ends_with("/account"), "{status} {body}");
+    // An app asking for two factors.
+    let app = department_app(&s).await;
+    let mut attempt = app.start(&["profile"]);
+    attempt.url.query_pairs_mut().append_pair("acr_values", "2");
+    let up = computer.get(attempt.url.as_str()).await;
+    let req = req_of(&up);
+    assert!(
+        up.html().2.contains("/login/sms/send") || up.html().2.contains("method=sms"),
+        "the step-up page: {up:?}"
+    );
+    let sms_page = computer
+        .get(&format!("/login?req={}&method=sms", urlencoding(&req)))
+        .await;
+    let after_sms = crate::common::console::step_up(&computer, &s.sms, &sms_page).await;
+    let (_, status, body) = after_sms.html();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(
+        after_sms.is_login(),
+        "one SMS code in a scan-made session is one factor: the password is asked for too: {body}"
+    );
+    let back = to_app(&computer, computer.login(&after_sms, ALICE_ID, PASSWORD).await).await;
+    let tokens = app
+        .exchange(&back.params()["code"], attempt.verifier)
+        .await
+        .unwrap();
+    let id_token = openidconnect::TokenResponse::id_token(&tokens)
+        .unwrap()
+        .to_string();
+    let claims = wire::jwt_parts(&id_token).1;
+    assert_eq!(claims["acr"], "2", "{claims}");
+    let amr = amr_of(&claims);
+    assert!(
+        amr.iter().any(|m| m == "sms") && amr.iter().any(|m| m == "pwd"),
+        "{amr:?}"
+    );
+    assert!(
+        !amr.iter().any(|m| m == "mca"),
+        "nothing of the scan is left: {amr:?}"
+    );
+}
+
+/// Review of F6 (H2): a scan-made session from a two-factor phone sign-in is `acr` 2 and recent, but its
+/// factors were proven on the phone. Adding a passkey from it would make them the browser's own (a
+/// passkey then signs in at level 2 without `mca`): the account page asks for a step-up in this browser
+/// first.
+async fn a_scan_made_session_adds_no_passkey_without_its_own_factors(backend: Backend) {
+    let s = scan_env(backend).await;
+    let phone = phone_token(&s, true).await;
+    let computer = Browser::new(&s.node.base);
+    let shown = account_code(&s, &computer).await;
+    let (code, body) = scan_and_approve(&s, &phone, &computer, &shown).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let landed = finish(&computer, &shown).await;
+    let (url, _, _) = landed.html();
+    assert!(url.ends_with("/account"), "{url}");
+    let account = computer.get("/account").await;
+    let html = account.html().2;
+    assert!(
+        html.contains("href=\"/login?step_up=account\""),
+        "a step-up in this browser first: {html}"
+    );
+}
+
+fn urlencoding(v: &str) -> String {
+    url::form_urlencoded::byte_serialize(v.as_bytes()).collect()
+}
+
 /// Finding: an app asking for `max_age` or `prompt=login` got a scan-made session from an old phone
 /// sign-in. A phone sign-in older than `max_age` claims nothing (the app is told to have the person sign
 /// in again), and the computer checks again when it continues; `prompt=login` is not offered scanning.
@@ -665,14 +747,25 @@ async fn a_code_finishes_only_for_the_sign_in_it_was_shown_for(backend: Backend)
     );
 }
 
-/// Finding: anyone could have `GET /login/scan` write rows without limit. New codes are counted per
-/// address in the database: past the burst the page says to wait (429, no code); a code already shown
-/// is shown again meanwhile; a quiet minute later it works again.
+/// Finding F3: new codes were counted with a memory of one window, so a refused ask did not count and a
+/// fresh burst came every ~61 s. Now a leaky bucket per address (and IPv6 /48) in the database: a burst of
+/// `new_code_burst`, then one per `new_code_interval_ms`; a refused ask counts too, so whoever keeps
+/// asking faster gets nothing more and, once they stop, waits what `Retry-After` says.
 async fn new_codes_are_limited_per_address(backend: Backend) {
     let s = scan_env(backend).await;
-    let computer = Browser::new(&s.node.base);
+    // A small bucket draining slowly (one code per ten minutes), so the test's own running time
+    // drains nothing that matters.
+    let id = s.phone_app.id.clone();
+    let node = crate::common::Server::start(&s.env.db.url, s.env.keys.path(), &move |c| {
+        c.scan_apps = vec![id.clone()];
+        c.new_code_burst = 10;
+        c.new_code_interval_ms = 600_000;
+    })
+    .await;
+    let (burst, interval) = (node.app.config.new_code_burst, 600);
+    let computer = Browser::new(&node.base);
     let mut first = None;
-    for _ in 0..yunid::services::scan::STARTS_PER_ADDRESS {
+    for _ in 0..burst {
         let page = computer.get("/login/scan").await;
         assert_eq!(page.html().1, StatusCode::OK);
         first.get_or_insert_with(|| page.clone_html());
@@ -683,7 +776,7 @@ async fn new_codes_are_limited_per_address(backend: Backend) {
     assert!(!body.contains("<svg"), "{body}");
     assert!(body.contains("二维码太多"), "{body}");
     // Another browser at the same address is held back too (the count is the address's).
-    let other = Browser::new(&s.node.base);
+    let other = Browser::new(&node.base);
     assert_eq!(
         other.get("/login/scan").await.html().1,
         StatusCode::TOO_MANY_REQUESTS
@@ -700,8 +793,83 @@ async fn new_codes_are_limited_per_address(backend: Backend) {
         .await;
     assert_eq!(again.html().1, StatusCode::OK);
     assert!(again.html().2.contains("<svg"));
-    s.node.app.clock.advance(yunid::services::scan::START_WINDOW + 1);
+    // Asking twice per drain interval, far longer than the old one-window memory: nothing.
+    for _ in 0..15 {
+        node.app.clock.advance(interval);
+        for _ in 0..2 {
+            assert_eq!(
+                computer.get("/login/scan").await.html().1,
+                StatusCode::TOO_MANY_REQUESTS,
+                "a refused ask counts: no new burst"
+            );
+        }
+    }
+    // Once it stops, it waits what it is told, then gets one code per interval.
+    let res = computer.http.get(node.url("/login/scan")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    let wait: i64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=(2 * burst + 1) * interval).contains(&wait), "{wait}");
+    node.app.clock.advance(wait);
     assert_eq!(computer.get("/login/scan").await.html().1, StatusCode::OK);
+    for _ in 0..3 {
+        node.app.clock.advance(interval);
+        assert_eq!(computer.get("/login/scan").await.html().1, StatusCode::OK);
+    }
+    assert_eq!(
+        computer.get("/login/scan").await.html().1,
+        StatusCode::TOO_MANY_REQUESTS,
+        "one per interval, not more"
+    );
+}
+
+/// Finding F4: any site could make browsers load `/login/scan` (an image, a frame) and use up the
+/// address's new codes for everyone behind it. A cross-site or same-site load (a department app on a
+/// sibling subdomain is another party) gets no code and costs nothing; the login page's own link
+/// (same-origin), a typed address (`none`) and browsers without Fetch Metadata still get one. And however many addresses ask, the live codes stop at `scan_max_live`: 503 with
+/// `Retry-After` until codes expire.
+async fn scan_codes_are_refused_to_other_sites_and_capped_in_total(backend: Backend) {
+    let s = scan_env(backend).await;
+    let id = s.phone_app.id.clone();
+    let node = crate::common::Server::start(&s.env.db.url, s.env.keys.path(), &move |c| {
+        c.scan_apps = vec![id.clone()];
+        c.scan_max_live = 3;
+    })
+    .await;
+    let from = |site: &str| Browser::with_headers(&node.base, &[("sec-fetch-site", site)]);
+    for site in ["cross-site", "same-site"] {
+        for _ in 0..yunid::services::new_codes::BURST + 5 {
+            let page = from(site).get("/login/scan").await;
+            let (_, status, body) = page.html();
+            assert_eq!(status, StatusCode::FORBIDDEN, "{site}: {body}");
+            assert!(
+                field(body, "c").is_none() && !body.contains("<svg"),
+                "no code: {body}"
+            );
+        }
+    }
+    // None of those counted: the live cap (3) is reached by the pages that may have codes.
+    for site in ["same-origin", "none"] {
+        let page = from(site).get("/login/scan").await;
+        assert_eq!(page.html().1, StatusCode::OK, "{site}");
+        assert!(field(page.html().2, "c").is_some(), "{site}");
+    }
+    let page = Browser::new(&node.base).get("/login/scan").await;
+    assert_eq!(page.html().1, StatusCode::OK, "no Fetch Metadata");
+    let res = Browser::new(&node.base)
+        .http
+        .get(node.url("/login/scan"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(res.headers().contains_key("retry-after"));
+    let body = res.text().await.unwrap();
+    assert!(field(&body, "c").is_none() && body.contains("稍后再试"), "{body}");
+    node.app.clock.advance(node.app.config.scan_ttl + 1);
+    assert_eq!(
+        Browser::new(&node.base).get("/login/scan").await.html().1,
+        StatusCode::OK
+    );
 }
 
 async fn an_expired_code_cannot_be_scanned(backend: Backend) {
@@ -932,6 +1100,35 @@ async fn an_approval_ends_with_sign_out_everywhere_or_the_phones_grant(backend: 
     assert!(back.params().contains_key("code"), "{back:?}");
 }
 
+/// The race between Continue and "sign out everywhere", arranged in the database: the sign-out listed
+/// the person's sessions just before Continue made the computer's, and revokes the phone's grant right
+/// after (here: as the session row is written). Continue checks the grant again once the session exists,
+/// ends it and refuses: nobody is signed in on the computer.
+async fn a_sign_out_everywhere_racing_continue_signs_nobody_in(backend: Backend) {
+    let s = scan_env(backend).await;
+    let app = department_app(&s).await;
+    let phone = phone_token(&s, false).await;
+    let computer = Browser::new(&s.node.base);
+    let shown = show_code(&s, &computer, &app).await;
+    let (code, body) = scan_and_approve(&s, &phone, &computer, &shown).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    crate::common::races::on(
+        &s.node.app.db,
+        s.env.db.is_sqlite(),
+        "sessions",
+        "INSERT",
+        "NEW.person_id IS NOT NULL",
+        "UPDATE families SET revoked_at = NEW.created_at WHERE person_id = NEW.person_id AND revoked_at IS NULL",
+    )
+    .await;
+    let refused = finish(&computer, &shown).await;
+    assert_eq!(refused.html().1, StatusCode::FORBIDDEN, "{}", refused.html().2);
+    assert!(
+        computer.get("/account").await.is_login(),
+        "nobody is signed in on the computer"
+    );
+}
+
 /// The same in headless Chromium (`tests/browser/scan.mjs`): the page's script shows the number once the
 /// phone scanned and continues once it approved; a denial is shown; without JavaScript the page says
 /// what to do and its Refresh link and Continue button do the same.
@@ -1031,13 +1228,17 @@ on_both_backends!(
     a_wrong_number_refuses_the_sign_in_for_good,
     the_number_is_typed_and_wrong_numbers_count_as_failed_attempts,
     a_scan_hands_on_the_phones_sign_in_time_and_marks_the_scan,
+    a_browser_step_up_never_joins_the_phones_factors,
+    a_scan_made_session_adds_no_passkey_without_its_own_factors,
     an_app_asking_for_a_recent_or_new_sign_in_gets_no_scan_of_an_older_one,
     a_code_finishes_only_for_the_sign_in_it_was_shown_for,
     new_codes_are_limited_per_address,
+    scan_codes_are_refused_to_other_sites_and_capped_in_total,
     an_expired_code_cannot_be_scanned,
     a_second_scan_is_refused_whoever_makes_it,
     an_approved_code_finishes_only_in_the_browser_that_showed_it,
     only_the_provinces_app_with_a_live_token_may_answer,
     an_approval_ends_with_sign_out_everywhere_or_the_phones_grant,
+    a_sign_out_everywhere_racing_continue_signs_nobody_in,
     in_chromium_the_page_follows_the_phone_with_and_without_script,
 );

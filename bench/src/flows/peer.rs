@@ -2,7 +2,7 @@
 //! prompt, posted back to `/interaction/<uid>` with a hidden `prompt` field (`login`, then `consent`).
 //! Everything else (authorization URL, redirects, token endpoint) is shared with yunid's flows.
 
-use super::{Jar, Landed, Req, Res, authorize_url, exchange, field, navigate, page_error};
+use crate::browse::{Jar, Landed, Req, Res, authorize_url, exchange, field, navigate, page_error};
 use crate::server::{Bench, PASSWORD};
 
 /// Where a page's form posts to.

@@ -18,7 +18,7 @@ use crate::http::i18n::Lang;
 use crate::http::messages::Msg;
 use crate::http::{cookies, page, pending};
 use crate::services::authn::{Next, steps};
-use crate::services::login::{LoginError, Method};
+use crate::services::login::{self, LoginError, Method};
 use crate::services::sms::{Purpose, SendError, VerifyError};
 
 /// What the login page knows about the request it serves, and its language.
@@ -103,11 +103,13 @@ pub fn render(app: &App, jar: CookieJar, ctx: &Ctx, view: View<'_>, status: Stat
     // two-factor session that is only too old (the account page's step-up) is offered both: a factor
     // typed again replaces the session's factors (`login::sign_in`), so a fresh two-factor sign-in takes
     // both, one after the other.
+    // Factors carried from a phone or an upstream are never joined by a step-up (`login::sign_in`):
+    // none of them counts as used here.
     let used = |m: &str| {
         l.step_up
-            && l.session
-                .as_ref()
-                .is_some_and(|(s, _)| s.acr < 2 && s.amr.split(' ').any(|x| x == m))
+            && l.session.as_ref().is_some_and(|(s, _)| {
+                s.acr < 2 && !login::is_carried(&s.amr) && s.amr.split(' ').any(|x| x == m)
+            })
     };
     let show_password = !used("pwd");
     let show_sms = !used("sms");

@@ -216,8 +216,9 @@ pub async fn start(
         Ok(c) => c,
         Err(e) => return page::internal(e, "upstream sign-in"),
     };
-    if let (Some(req), true) = (&f.req, ctx.login.foreign) {
-        return pending::restart(req);
+    // Another browser's request starts over there; one answered already starts no upstream sign-in.
+    if let Some(next) = ctx.login.restart() {
+        return pending::render(&app, ctx.lang, jar, next);
     }
     if f.req.is_some() && ctx.login.request.is_none() {
         return page::fail(ctx.lang, StatusCode::BAD_REQUEST, Msg::RequestExpired);
@@ -337,8 +338,10 @@ pub async fn callback(
             }
             Ok(Outcome::SignedIn(fed)) => {
                 let ctx = methods::context(&app, &jar, lang, fed.req.as_deref(), now).await?;
-                if let (Some(req), true) = (&fed.req, ctx.login.foreign) {
-                    return Ok(pending::restart(req));
+                // Another browser's request starts over there; one answered already (its app has its
+                // code) signs nobody in for it (a second callback for the same `req`).
+                if let Some(next) = ctx.login.restart() {
+                    return Ok(pending::render(&app, ctx.lang, jar, next));
                 }
                 // Another person's session in this browser ends (a shared terminal), as with any login.
                 if let Some((previous, _)) = ctx

@@ -20,7 +20,8 @@ impl From<DeviceError> for Error {
             DeviceError::NoScope => OAuthError::invalid_scope(e.to_string()).into(),
             DeviceError::UnknownCode
             | DeviceError::Throttled
-            | DeviceError::TooManyStarts
+            | DeviceError::TooManyStarts { .. }
+            | DeviceError::Full { .. }
             | DeviceError::NotShown
             | DeviceError::TooWeak => OAuthError::invalid_request(e.to_string()).into(),
             DeviceError::Internal(e) => e.into(),
@@ -39,18 +40,33 @@ pub async fn authorize(
     let client = client_auth::authenticate(&app.client_auth(), &presented(&headers, &params)?, now).await?;
     let started = match device::start(&app.device(), &client, params.get("scope")?, &address, now).await {
         Ok(s) => s,
-        // Too many requests from this address: 429 with RFC 8628's `slow_down` (the device waits and asks
-        // again), and how long to wait.
-        Err(e @ DeviceError::TooManyStarts) => {
-            app.metrics.throttled("device_start");
+        // Too many requests by this app from this network: 429; the live codes at their cap: 503. Either
+        // way `temporarily_unavailable` (RFC 6749 §4.1.2.1: "try again later"; RFC 8628 defines
+        // `slow_down` at the token endpoint only, and some device libraries take it as fatal here) and
+        // how long to wait.
+        Err(e @ (DeviceError::TooManyStarts { .. } | DeviceError::Full { .. })) => {
+            let (status, retry_after) = match e {
+                DeviceError::TooManyStarts { retry_after } => {
+                    app.metrics.throttled("device_start");
+                    (StatusCode::TOO_MANY_REQUESTS, retry_after)
+                }
+                DeviceError::Full { retry_after } => {
+                    app.metrics.throttled("device_live_cap");
+                    (StatusCode::SERVICE_UNAVAILABLE, retry_after)
+                }
+                _ => (StatusCode::SERVICE_UNAVAILABLE, 1),
+            };
             let mut res = (
-                StatusCode::TOO_MANY_REQUESTS,
+                status,
                 [(header::CACHE_CONTROL, "no-store")],
-                Json(serde_json::json!({ "error": "slow_down", "error_description": e.to_string() })),
+                Json(serde_json::json!({
+                    "error": "temporarily_unavailable",
+                    "error_description": e.to_string(),
+                })),
             )
                 .into_response();
             res.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(device::START_WINDOW));
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after.max(1)));
             return Ok(res);
         }
         Err(e) => return Err(e.into()),

@@ -85,15 +85,25 @@ async fn enabled_upstream(ctx: &Ctx<'_>, id: &str) -> Result<UpstreamRow, Federa
     Ok(row)
 }
 
-/// The upstreams the login page offers: `(id, display name, logo)`.
+/// The upstreams the login page offers: `(id, display name, logo)`. A logo stored over http (before
+/// registrations required https; review F10) is not shown, unless http is allowed (development).
 pub async fn offered(ctx: &Ctx<'_>) -> Result<Vec<(String, String, Option<String>)>, FederationError> {
+    let shown = |logo: &String| {
+        url::Url::parse(logo).is_ok_and(|u| u.scheme() == "https" || (ctx.allow_http && u.scheme() == "http"))
+    };
     Ok(ctx
         .db
-        .upstreams()
+        .listed_upstreams()
         .await?
-        .into_iter()
+        .iter()
         .filter(|u| u.enabled)
-        .map(|u| (u.id, u.display_name, u.logo_url))
+        .map(|u| {
+            (
+                u.id.clone(),
+                u.display_name.clone(),
+                u.logo_url.clone().filter(shown),
+            )
+        })
         .collect())
 }
 

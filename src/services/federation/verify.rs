@@ -95,7 +95,6 @@ pub async fn signed_claims(
     jwks: &RemoteJwks,
     token: &str,
     expect: &Expect<'_>,
-    exp_required: bool,
 ) -> Result<Map<String, Value>, TokenError> {
     let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
     if !ALGS.contains(&header.alg) {
@@ -164,14 +163,12 @@ pub async fn signed_claims(
         _ => {}
     }
     let now = expect.now;
-    // Present but not a number (RFC 7519 NumericDate): refused, for logout tokens too (where a missing
-    // `exp` is still accepted, for upstreams written before the errata made it required).
+    // Required and a number (RFC 7519 NumericDate), for ID tokens and logout tokens alike
+    // (Back-Channel Logout 1.0 §2.4 requires `exp` since its errata; review F10).
     match claims.get("exp").map(|e| e.as_f64().map(|f| f.floor() as i64)) {
         Some(Some(exp)) if exp + LEEWAY <= now => return Err(TokenError::Expired),
         Some(Some(_)) => {}
-        Some(None) => return Err(TokenError::Expired),
-        None if exp_required => return Err(TokenError::Expired),
-        None => {}
+        Some(None) | None => return Err(TokenError::Expired),
     }
     match claims.get("iat").and_then(Value::as_i64) {
         Some(iat) if iat <= now + LEEWAY && iat >= now - MAX_AGE => {}
@@ -198,7 +195,7 @@ pub async fn id_token(
     if header.typ.as_deref().is_some_and(is_logout_typ) {
         return Err(TokenError::LogoutAsIdToken);
     }
-    let claims = signed_claims(http, jwks, token, expect, true).await?;
+    let claims = signed_claims(http, jwks, token, expect).await?;
     // Back-Channel Logout 1.0 §2.4: a logout token carries `events`; an ID token never does.
     if claims.contains_key("events") {
         return Err(TokenError::LogoutAsIdToken);
@@ -222,7 +219,7 @@ fn is_logout_typ(typ: &str) -> bool {
 }
 
 /// A logout token (Back-Channel Logout 1.0 §2.4): `typ` `logout+jwt` when a `typ` is given, the logout
-/// event, a `sub` or a `sid`, a `jti`, and no `nonce` (so an ID token is never one).
+/// event, a `sub` or a `sid`, a `jti`, an `exp`, and no `nonce` (so an ID token is never one).
 pub async fn logout_token(
     http: &ClientHttp,
     jwks: &RemoteJwks,
@@ -233,7 +230,7 @@ pub async fn logout_token(
     if header.typ.as_deref().is_some_and(|t| !is_logout_typ(t)) {
         return Err(TokenError::Typ);
     }
-    let claims = signed_claims(http, jwks, token, expect, false).await?;
+    let claims = signed_claims(http, jwks, token, expect).await?;
     let has_event = claims
         .get("events")
         .and_then(Value::as_object)

@@ -77,6 +77,23 @@ impl Browser {
         }
     }
 
+    /// A browser that sends `headers` with every request (`Sec-Fetch-Site`, `X-Forwarded-For`, …).
+    pub fn with_headers(origin: &str, headers: &[(&'static str, &str)]) -> Browser {
+        let mut map = reqwest::header::HeaderMap::new();
+        for (k, v) in headers {
+            map.insert(*k, v.parse().unwrap());
+        }
+        Browser {
+            http: reqwest::Client::builder()
+                .cookie_store(true)
+                .default_headers(map)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            origin: origin.trim_end_matches('/').to_owned(),
+        }
+    }
+
     fn absolute(&self, location: &str) -> String {
         if location.starts_with('/') {
             format!("{}{}", self.origin, location)

@@ -321,6 +321,13 @@ impl FakeOp {
         self.key[0].sign_typed(Some("logout+jwt"), &all)
     }
 
+    /// A logout token without the claim `name`.
+    pub fn logout_token_without(&self, sub: &str, now: i64, name: &str) -> String {
+        let mut all = self.logout_claims(sub, now);
+        all.as_object_mut().unwrap().remove(name);
+        self.key[0].sign_typed(Some("logout+jwt"), &all)
+    }
+
     fn logout_claims(&self, sub: &str, now: i64) -> Value {
         json!({
             "iss": self.base,

@@ -8,6 +8,7 @@ pub mod browser;
 pub mod console;
 pub mod fake_op;
 pub mod jwks_server;
+pub mod races;
 pub mod receiver;
 pub mod rp;
 pub mod sms;
@@ -172,6 +173,16 @@ impl Env {
     /// Another node on the same database and keys (what a cluster looks like).
     pub async fn second_node(&self) -> Server {
         Server::start(&self.db.url, self.keys.path(), &|_| {}).await
+    }
+
+    /// [`Env::peer_node`], its configuration tweaked.
+    pub async fn peer_node_with(&self, tweak: impl Fn(&mut Config) + 'static) -> Server {
+        let issuer = self.app.config.issuer.clone();
+        Server::start(&self.db.url, self.keys.path(), &move |c: &mut Config| {
+            c.issuer = issuer.clone();
+            tweak(c);
+        })
+        .await
     }
 
     /// Another node on the same database and keys that answers for the same issuer as the first (so the

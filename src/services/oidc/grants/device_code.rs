@@ -79,10 +79,11 @@ pub async fn redeem(
     ctx.db.insert_family(&family).await?;
     // Signing out of the session that approved it logs the device out too (back-channel logout): the
     // family carries the session's `sid` (`Db::session_clients`).
-    // The approving session ended before the grant was written (its logout found no grant to revoke):
-    // the approval ended with it. Logout ends the session before it revokes, so a session still found
-    // here will revoke this grant if it ends now.
-    if ctx.db.session_by_sid(&sid).await?.is_none() {
+    // The approving session ended before the grant was written (its logout found no grant to revoke),
+    // or timed out (idle or absolute: review F5): the approval ended with it. Logout ends the session
+    // before it revokes, so a session still found live here will revoke this grant if it ends now.
+    let idle_since = now - ctx.settings.session_idle_ttl;
+    if !ctx.db.session_is_live(&sid, now, idle_since).await? {
         ctx.db.revoke_family(&family.id, now).await?;
         return Err(GrantError::ExpiredToken);
     }
