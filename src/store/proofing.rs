@@ -407,6 +407,46 @@ impl Db {
         Ok(done.rows_affected() == 1)
     }
 
+    /// A super admin lifts a suspension the registry's answer made: the binding and its organisation
+    /// active again, in one transaction (both or neither). Not a restore the brake counts
+    /// (`restored_at` untouched): only the sweep's automatic restores are held back by it. False, and
+    /// nothing changed, when the binding was not so suspended.
+    pub async fn lift_binding(
+        &self,
+        id: &str,
+        org_id: &str,
+        from: &[&str],
+        now: i64,
+    ) -> Result<bool, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE org_bindings SET status = 'active', reason = NULL, suspended_by = NULL, suspended_at = NULL, \
+             checked_at = $1 WHERE id = $2 AND status = 'suspended' AND suspended_by = 'registry' \
+             AND reason IN ('gone', 'revoked', 'cancelled')",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        sqlx::query(
+            "UPDATE organisations SET status = 'active', updated_at = $1, version = version + 1 WHERE id = $2 \
+             AND status IN ($3, $4, $5)",
+        )
+        .bind(now)
+        .bind(org_id)
+        .bind(from.first().copied().unwrap_or(""))
+        .bind(from.get(1).copied().unwrap_or(""))
+        .bind(from.get(2).copied().unwrap_or(""))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     /// A super admin pins a suspension the registry's answer made: it becomes the admin's (`by`), so no
     /// later registry answer restores it; false when the binding was not so suspended.
     pub async fn pin_binding(&self, id: &str, by: &str, now: i64) -> Result<bool, sqlx::Error> {

@@ -2775,6 +2775,12 @@ async fn a_super_admin_lifts_a_registry_suspension(backend: Backend) {
     let (status, body) = crate::admin::call(&env, &root, reqwest::Method::POST, &path, None).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "active", "{body}");
+    // A lift is not an automatic restore: the restore brake does not count it (review L2).
+    assert_eq!(
+        counted(&env, "restore").await,
+        0,
+        "the lift counted against the restore brake"
+    );
     let page = browser.get("/account/organisations").await;
     assert!(page.html().2.contains("id=\"represents\""), "{}", page.html().2);
     let events = env.app.db.all_audit_events().await.unwrap();

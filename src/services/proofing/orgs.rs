@@ -385,10 +385,12 @@ pub async fn lift(ctx: &Ctx<'_>, binding_id: &str, by: &str, now: i64) -> Result
             "another binding of this organisation is active",
         ));
     }
-    ctx.db
-        .set_org_status_from(&b.org_id, &REGISTRY_STATUSES, "active", now)
-        .await?;
-    if !ctx.db.restore_binding(&b.id, now).await? {
+    // The binding and the organisation in one transaction; not counted by the restore brake.
+    if !ctx
+        .db
+        .lift_binding(&b.id, &b.org_id, &REGISTRY_STATUSES, now)
+        .await?
+    {
         return Err(ProofingError::Invalid(
             "only a suspension the registry's answer made can be lifted",
         ));
