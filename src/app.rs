@@ -453,18 +453,26 @@ impl crate::services::proofing::Host for App {
 
     fn appoint<'a>(
         &'a self,
+        appointment_id: &'a str,
         appointer_id: &'a str,
         new: crate::services::identity::NewRepresentation,
+        by: &'a str,
         now: i64,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, String>> + Send + 'a>> {
+    ) -> crate::services::proofing::Appointed<'a> {
         Box::pin(async move {
-            let recorded = match new.role {
+            let planned = match new.role {
                 crate::store::orgs::Role::Manager => {
-                    crate::services::identity::appoint_manager(&self.db, appointer_id, new, now).await
+                    crate::services::identity::plan_manager(&self.db, appointer_id, new, now).await
                 }
-                _ => crate::services::identity::appoint_agent(&self.db, appointer_id, new, now).await,
+                _ => crate::services::identity::plan_agent(&self.db, appointer_id, new, now).await,
             };
-            recorded.map(|rep| rep.id).map_err(|e| e.to_string())
+            let rep = match planned {
+                Ok(rep) => rep,
+                Err(crate::services::identity::IdentityError::Internal(e)) => return Err(e),
+                Err(refused) => return Ok(Err(refused.to_string())),
+            };
+            let accepted = self.db.accept_appointment(appointment_id, &rep, by, now).await?;
+            Ok(Ok(accepted.then_some(rep.id)))
         })
     }
 }

@@ -20,3 +20,11 @@ ALTER TABLE org_bindings ADD COLUMN restored_at INTEGER;
 -- restored (or pinned by a super admin) since still counts for the 24 hours.
 ALTER TABLE org_bindings ADD COLUMN registry_suspended_at INTEGER;
 UPDATE org_bindings SET registry_suspended_at = suspended_at WHERE suspended_by = 'registry';
+
+-- Indexes for the checks on the sign-in and token paths (every representation, every link of its
+-- appointment chain: is it bound, is a binding of it held, was it accepted from an appointment) and
+-- for the brakes' counts of suspensions and restores in their window.
+CREATE INDEX org_bindings_rep ON org_bindings(rep_id);
+CREATE INDEX org_appointments_rep ON org_appointments(rep_id);
+CREATE INDEX org_bindings_restored ON org_bindings(restored_at);
+CREATE INDEX org_bindings_registry_suspended ON org_bindings(registry_suspended_at);

@@ -5,7 +5,7 @@ use crate::identity::{CreditCode, CreditCodeError};
 use crate::services::admin::Admin;
 use crate::store::Db;
 use crate::store::clients::Client;
-use crate::store::orgs::{Matters, Organisation, Representation, Role};
+use crate::store::orgs::{Matters, Organisation, Representation, Role, Standing};
 
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
@@ -116,6 +116,18 @@ async fn insert(
     appointed_under: Option<String>,
     now: i64,
 ) -> Result<Representation, IdentityError> {
+    let rep = build(db, new, granted_by, appointed_under).await?;
+    db.insert_rep(&rep, now).await?;
+    Ok(rep)
+}
+
+/// The representation `new` describes, checked but not recorded.
+async fn build(
+    db: &Db,
+    new: NewRepresentation,
+    granted_by: &str,
+    appointed_under: Option<String>,
+) -> Result<Representation, IdentityError> {
     check_window(&new)?;
     db.person(&new.person_id)
         .await?
@@ -136,7 +148,6 @@ async fn insert(
         version: 1,
         appointed_under,
     };
-    db.insert_rep(&rep, now).await?;
     Ok(rep)
 }
 
@@ -193,6 +204,19 @@ pub async fn appoint_agent(
     new: NewRepresentation,
     now: i64,
 ) -> Result<Representation, IdentityError> {
+    let rep = plan_agent(db, appointer_id, new, now).await?;
+    db.insert_rep(&rep, now).await?;
+    Ok(rep)
+}
+
+/// What [`appoint_agent`] records, checked under its rules but not recorded (the caller records it,
+/// with what else must happen in the same transaction).
+pub async fn plan_agent(
+    db: &Db,
+    appointer_id: &str,
+    new: NewRepresentation,
+    now: i64,
+) -> Result<Representation, IdentityError> {
     if new.role != Role::Agent {
         return Err(IdentityError::Forbidden("only agents can be appointed this way"));
     }
@@ -232,7 +256,7 @@ pub async fn appoint_agent(
         ))?
         .id
         .clone();
-    insert(db, new, &format!("person:{appointer_id}"), Some(under), now).await
+    build(db, new, &format!("person:{appointer_id}"), Some(under)).await
 }
 
 /// A legal representative appoints a manager (who may then appoint agents), under one of their own
@@ -240,6 +264,18 @@ pub async fn appoint_agent(
 /// no more matters and no longer than they hold themselves, never themself. Managers and agents do
 /// not appoint managers.
 pub async fn appoint_manager(
+    db: &Db,
+    appointer_id: &str,
+    new: NewRepresentation,
+    now: i64,
+) -> Result<Representation, IdentityError> {
+    let rep = plan_manager(db, appointer_id, new, now).await?;
+    db.insert_rep(&rep, now).await?;
+    Ok(rep)
+}
+
+/// What [`appoint_manager`] records, checked under its rules but not recorded.
+pub async fn plan_manager(
     db: &Db,
     appointer_id: &str,
     new: NewRepresentation,
@@ -264,7 +300,7 @@ pub async fn appoint_manager(
             "only the legal representative appoints managers, within their own authority",
         ))?
         .id;
-    insert(db, new, &format!("person:{appointer_id}"), Some(under), now).await
+    build(db, new, &format!("person:{appointer_id}"), Some(under)).await
 }
 
 /// Whether an appointed agent's representation still sits inside its appointer's authority at `now`:
@@ -317,44 +353,64 @@ pub async fn reps_in_force(
 ) -> Result<Vec<(Representation, Organisation)>, IdentityError> {
     let mut options = Vec::new();
     for (rep, org) in db.current_reps(person_id, now).await? {
-        if !stands(db, &rep.id).await? || !chain_holds(db, &rep, now).await? {
+        let Some(standing) = stands(db, &rep.id).await? else {
             continue;
+        };
+        if chain_holds(db, &rep, &standing, now).await? {
+            options.push((rep, org));
         }
-        options.push((rep, org));
     }
     Ok(options)
 }
 
-/// Whether a representation's holder still carries it: no binding of it is suspended, and one made
-/// online (bound on the account page, or accepted from an appointment there) is held by an active account at
-/// real-name level 2 or above — a level lowered, or an account locked or disabled, since it was made
-/// stops it here, at every use, and with it everyone appointed under it.
-async fn stands(db: &Db, rep_id: &str) -> Result<bool, IdentityError> {
+/// Whether `rep` gives authority now under the rule acting uses ([`reps_in_force`]): current, of an
+/// active organisation, no binding of it held, its holder standing, and every appointer above it.
+pub async fn in_force(db: &Db, rep: &Representation, now: i64) -> Result<bool, IdentityError> {
+    Ok(reps_in_force(db, &rep.person_id, now)
+        .await?
+        .iter()
+        .any(|(r, _)| r.id == rep.id))
+}
+
+/// Whether a representation's holder still carries it: the holder's account is active (whatever made
+/// the representation: a locked or disabled account acts for nobody), no binding of it is suspended,
+/// and one made online (bound on the account page, or accepted from an appointment there) is held at
+/// real-name level 2 or above — a level lowered since it was made stops it here, at every use, and with
+/// it everyone appointed under it.
+async fn stands(db: &Db, rep_id: &str) -> Result<Option<Standing>, IdentityError> {
     let Some(s) = db.rep_standing(rep_id).await? else {
-        return Ok(false);
+        return Ok(None);
     };
-    if s.binding_held {
-        return Ok(false);
-    }
-    Ok(!s.online || (s.holder_status == "active" && s.holder_level >= 2))
+    let carried = !s.binding_held && s.holder_status == "active" && (!s.online || s.holder_level >= 2);
+    Ok(carried.then_some(s))
 }
 
 /// Whether every appointer above `rep` still covers the one below ([`within_appointer`]) and still
-/// [`stands`], up to a representation nobody appointed: an agent a manager appointed stops when the
-/// legal representative who appointed that manager stops, or when either's real-name level drops below
-/// 2 or their account is locked.
-async fn chain_holds(db: &Db, rep: &Representation, now: i64) -> Result<bool, IdentityError> {
-    let mut below = rep.clone();
+/// [`stands`], up to a representation nobody appointed. An appointer is held to level 2 too when the
+/// appointment below was made online (accepted on the account page), whatever recorded the appointer's
+/// own representation (an admin at the counter included): an agent a manager appointed stops when the
+/// legal representative who appointed that manager stops, when either's account is locked, or when
+/// either's real-name level drops below 2.
+async fn chain_holds(
+    db: &Db,
+    rep: &Representation,
+    below: &Standing,
+    now: i64,
+) -> Result<bool, IdentityError> {
+    let mut below = (rep.clone(), below.clone());
     for _ in 0..4 {
-        let Some(under) = &below.appointed_under else {
+        let Some(under) = &below.0.appointed_under else {
             return Ok(true);
         };
         let appointer = db.rep(under).await?;
-        if !within_appointer(&below, appointer.as_ref(), now) {
+        if !within_appointer(&below.0, appointer.as_ref(), now) {
             return Ok(false);
         }
-        match appointer {
-            Some(a) if stands(db, &a.id).await? => below = a,
+        let Some(a) = appointer else {
+            return Ok(false);
+        };
+        match stands(db, &a.id).await? {
+            Some(s) if !below.1.appointed_online || s.holder_level >= 2 => below = (a, s),
             _ => return Ok(false),
         }
     }

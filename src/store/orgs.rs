@@ -113,6 +113,9 @@ pub struct Standing {
     /// Made online: bound on `/account/organisations` (an `org_bindings` row) or accepted from an
     /// appointment there (an admin's record, even one from the registry, is not).
     pub online: bool,
+    /// Accepted from an appointment on `/account/organisations` (an `org_appointments` row): the
+    /// appointer is held to level 2 as long as it lasts.
+    pub appointed_online: bool,
     /// A binding of this representation is suspended (by the registry or an admin).
     pub binding_held: bool,
 }
@@ -150,6 +153,26 @@ fn rep_from_row(row: &AnyRow) -> Result<Representation, sqlx::Error> {
         version: row.try_get("version")?,
         appointed_under: row.try_get("appointed_under")?,
     })
+}
+
+fn insert_rep_query(
+    r: &Representation,
+    now: i64,
+) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments> {
+    sqlx::query(
+        "INSERT INTO representations (id, person_id, org_id, role, matters, valid_from, valid_until, granted_by, \
+         created_at, appointed_under) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)",
+    )
+    .bind(&r.id)
+    .bind(&r.person_id)
+    .bind(&r.org_id)
+    .bind(r.role.as_str())
+    .bind(serde_json::to_string(&r.matters).unwrap_or_else(|_| "[]".into()))
+    .bind(r.valid_from)
+    .bind(r.valid_until)
+    .bind(&r.granted_by)
+    .bind(now)
+    .bind(&r.appointed_under)
 }
 
 const REP_COLUMNS: &str = "r.id, r.person_id, r.org_id, r.role, r.matters, r.valid_from, r.valid_until, r.granted_by, r.revoked_at, r.version, r.appointed_under";
@@ -213,23 +236,38 @@ impl Db {
     }
 
     pub async fn insert_rep(&self, r: &Representation, now: i64) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "INSERT INTO representations (id, person_id, org_id, role, matters, valid_from, valid_until, granted_by, \
-             created_at, appointed_under) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)",
+        insert_rep_query(r, now).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Accepts a pending appointment and records the representation it makes, in one transaction:
+    /// the representation exists only with the appointment pointing at it (`rep_id`). False, and
+    /// nothing recorded, when the appointment is no longer pending.
+    pub async fn accept_appointment(
+        &self,
+        appointment_id: &str,
+        r: &Representation,
+        by: &str,
+        now: i64,
+    ) -> Result<bool, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        insert_rep_query(r, now).execute(&mut *tx).await?;
+        let done = sqlx::query(
+            "UPDATE org_appointments SET status = 'accepted', rep_id = $1, decided_at = $2, ended_by = $3 \
+             WHERE id = $4 AND status = 'pending'",
         )
         .bind(&r.id)
-        .bind(&r.person_id)
-        .bind(&r.org_id)
-        .bind(r.role.as_str())
-        .bind(serde_json::to_string(&r.matters).unwrap_or_else(|_| "[]".into()))
-        .bind(r.valid_from)
-        .bind(r.valid_until)
-        .bind(&r.granted_by)
         .bind(now)
-        .bind(&r.appointed_under)
-        .execute(&self.pool)
+        .bind(by)
+        .bind(appointment_id)
+        .execute(&mut *tx)
         .await?;
-        Ok(())
+        if done.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 
     pub async fn rep(&self, id: &str) -> Result<Option<Representation>, sqlx::Error> {
@@ -303,6 +341,7 @@ impl Db {
             holder_status: row.try_get("status")?,
             holder_level: row.try_get("real_name_level")?,
             online: bound > 0 || appointed > 0,
+            appointed_online: appointed > 0,
             binding_held: held > 0,
         }))
     }

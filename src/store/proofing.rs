@@ -407,6 +407,46 @@ impl Db {
         Ok(done.rows_affected() == 1)
     }
 
+    /// A super admin lifts a suspension the registry's answer made: the binding and its organisation
+    /// active again, in one transaction (both or neither). Not a restore the brake counts
+    /// (`restored_at` untouched): only the sweep's automatic restores are held back by it. False, and
+    /// nothing changed, when the binding was not so suspended.
+    pub async fn lift_binding(
+        &self,
+        id: &str,
+        org_id: &str,
+        from: &[&str],
+        now: i64,
+    ) -> Result<bool, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE org_bindings SET status = 'active', reason = NULL, suspended_by = NULL, suspended_at = NULL, \
+             checked_at = $1 WHERE id = $2 AND status = 'suspended' AND suspended_by = 'registry' \
+             AND reason IN ('gone', 'revoked', 'cancelled')",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        sqlx::query(
+            "UPDATE organisations SET status = 'active', updated_at = $1, version = version + 1 WHERE id = $2 \
+             AND status IN ($3, $4, $5)",
+        )
+        .bind(now)
+        .bind(org_id)
+        .bind(from.first().copied().unwrap_or(""))
+        .bind(from.get(1).copied().unwrap_or(""))
+        .bind(from.get(2).copied().unwrap_or(""))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     /// A super admin pins a suspension the registry's answer made: it becomes the admin's (`by`), so no
     /// later registry answer restores it; false when the binding was not so suspended.
     pub async fn pin_binding(&self, id: &str, by: &str, now: i64) -> Result<bool, sqlx::Error> {
@@ -527,26 +567,39 @@ impl Db {
             .collect()
     }
 
-    /// Clears every tripped proofing brake, and starts its 24-hour count again from `now` (a row
-    /// `proofing_brake_cleared` whose `expires_at` is when); how many were tripped.
+    /// Clears every tripped proofing brake and starts that brake's 24-hour count again from `now` (a
+    /// row `proofing_brake_cleared:<kind>` whose `expires_at` is when), in one transaction: a kind whose
+    /// latch was not there keeps its count, so a replayed clear changes nothing. How many were tripped.
     pub async fn clear_brakes(&self, by: &str, now: i64) -> Result<u64, sqlx::Error> {
-        let done = sqlx::query("DELETE FROM leases WHERE name LIKE 'proofing_brake:%'")
-            .execute(&self.pool)
+        let mut tx = self.pool.begin().await?;
+        let mut cleared = 0;
+        for kind in ["population", "registry", "restore"] {
+            let done = sqlx::query("DELETE FROM leases WHERE name = $1")
+                .bind(format!("proofing_brake:{kind}"))
+                .execute(&mut *tx)
+                .await?;
+            if done.rows_affected() == 0 {
+                continue;
+            }
+            cleared += done.rows_affected();
+            sqlx::query(
+                "INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (name) DO UPDATE SET holder = $2, expires_at = $3",
+            )
+            .bind(format!("proofing_brake_cleared:{kind}"))
+            .bind(by)
+            .bind(now)
+            .execute(&mut *tx)
             .await?;
-        sqlx::query(
-            "INSERT INTO leases (name, holder, expires_at) VALUES ('proofing_brake_cleared', $1, $2) \
-             ON CONFLICT (name) DO UPDATE SET holder = $1, expires_at = $2",
-        )
-        .bind(by)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
+        }
+        tx.commit().await?;
+        Ok(cleared)
     }
 
-    /// When a super admin last cleared the proofing brakes.
-    pub async fn brake_cleared_at(&self) -> Result<Option<i64>, sqlx::Error> {
-        let row = sqlx::query("SELECT expires_at FROM leases WHERE name = 'proofing_brake_cleared'")
+    /// When a super admin last cleared the proofing brake of `kind` (a clear that found it latched).
+    pub async fn brake_cleared_at(&self, kind: &str) -> Result<Option<i64>, sqlx::Error> {
+        let row = sqlx::query("SELECT expires_at FROM leases WHERE name = $1")
+            .bind(format!("proofing_brake_cleared:{kind}"))
             .fetch_optional(&self.pool)
             .await?;
         row.map(|r| r.try_get("expires_at")).transpose()

@@ -2775,6 +2775,12 @@ async fn a_super_admin_lifts_a_registry_suspension(backend: Backend) {
     let (status, body) = crate::admin::call(&env, &root, reqwest::Method::POST, &path, None).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "active", "{body}");
+    // A lift is not an automatic restore: the restore brake does not count it (review L2).
+    assert_eq!(
+        counted(&env, "restore").await,
+        0,
+        "the lift counted against the restore brake"
+    );
     let page = browser.get("/account/organisations").await;
     assert!(page.html().2.contains("id=\"represents\""), "{}", page.html().2);
     let events = env.app.db.all_audit_events().await.unwrap();
@@ -2837,7 +2843,568 @@ async fn a_restored_binding_still_counts_against_the_suspension_brake(backend: B
     );
 }
 
+// ---- The hostile review of proof3 ----
+
+/// Records `person` as the legal representative of a new organisation `code`, as an admin does at the
+/// counter (no binding, no appointment); the organisation's id.
+async fn recorded_legal_rep(env: &Env, person: &str, code: &str) -> String {
+    use yunid::services::identity;
+    use yunid::store::orgs::{Matters, Role};
+    let now = env.app.now();
+    let org = identity::add_org(&env.app.db, code, "福州示例科技有限公司", "company", now)
+        .await
+        .unwrap();
+    identity::grant(
+        &env.app.db,
+        identity::NewRepresentation {
+            person_id: person.to_owned(),
+            org_id: org.id.clone(),
+            role: Role::LegalRepresentative,
+            matters: Matters::all(),
+            valid_from: now - 1,
+            valid_until: None,
+        },
+        "admin:counter",
+        now,
+    )
+    .await
+    .unwrap();
+    org.id
+}
+
+async fn set_status(env: &Env, person: &str, status: &str) {
+    sqlx::query("UPDATE persons SET status = $1 WHERE id = $2")
+        .bind(status)
+        .bind(person)
+        .execute(&env.app.db.pool)
+        .await
+        .unwrap();
+}
+
+/// A legal representative an admin recorded at the counter appoints online only at level 2 and while
+/// active, and the agent she appointed there stops when she is locked or drops below level 2 (review
+/// H1: the admin's record itself is not held to level 2, its appointees' chain is).
+async fn an_admin_recorded_appointer_is_held_to_level_two_and_an_active_account(backend: Backend) {
+    let authorities = Authorities::start().await;
+    let env = sweep_env(backend, &authorities, |_| {}).await;
+    let alice = env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    let carol_id = resident_id(91);
+    level_two(&env, &carol_id, "13900139091").await;
+    let org_id = recorded_legal_rep(&env, &alice, COMPANY).await;
+    let browser = signed_in(&env, ALICE_ID).await;
+
+    // Below level 2: no appointment form, and a forged post is refused.
+    let page = browser.get("/account/organisations").await;
+    let body = page.html().2.to_owned();
+    assert!(body.contains(COMPANY), "the recorded company is shown: {body}");
+    assert!(
+        !body.contains("action=\"/account/organisations/appoint\""),
+        "{body}"
+    );
+    let csrf = field(browser.get("/account/verify").await.html().2, "csrf").unwrap();
+    let page = browser
+        .post(
+            "/account/organisations/appoint",
+            &[
+                ("csrf", csrf.as_str()),
+                ("org_id", org_id.as_str()),
+                ("role", "agent"),
+                ("appointee", "13900139091"),
+                ("matters", "all"),
+                ("valid_days", "30"),
+            ],
+        )
+        .await;
+    assert!(
+        !message_shown(&page).contains("已发出"),
+        "a level-1 appointer appointed: {}",
+        message_shown(&page)
+    );
+    assert!(
+        env.app.db.appointments_of(&alice).await.unwrap().is_empty(),
+        "a level-1 appointer's appointment was recorded"
+    );
+
+    // At level 2 she appoints Carol, who accepts and acts.
+    env.app
+        .db
+        .set_real_name(&alice, 2, "online", "test", env.app.now())
+        .await
+        .unwrap();
+    appoint(&browser, "13900139091", "agent").await;
+    let carol = signed_in(&env, &carol_id).await;
+    accept_first(&carol).await;
+    let client = org_client(&env).await;
+    let rp = Rp::discover(&env.base, &client).await;
+    let tokens = act_for(&rp, &Browser::new(&env.base), &carol_id, COMPANY).await;
+    assert!(refresh_works(&rp, &tokens).await);
+
+    // Alice locked: Carol's refresh is refused, and she is offered the company nowhere.
+    set_status(&env, &alice, "locked").await;
+    assert!(
+        !refresh_works(&rp, &tokens).await,
+        "the agent of a locked admin-recorded appointer still acts"
+    );
+    assert!(act_for_or_none(&env, &rp, &carol_id).await.is_none());
+
+    // Active again but at level 1: still nobody acts under her appointment; back at 2, Carol acts.
+    set_status(&env, &alice, "active").await;
+    env.app
+        .db
+        .set_real_name(&alice, 1, "self", "test", env.app.now())
+        .await
+        .unwrap();
+    assert!(
+        act_for_or_none(&env, &rp, &carol_id).await.is_none(),
+        "the agent of a level-1 admin-recorded appointer still acts"
+    );
+    env.app
+        .db
+        .set_real_name(&alice, 2, "online", "test", env.app.now())
+        .await
+        .unwrap();
+    let tokens = act_for_or_none(&env, &rp, &carol_id)
+        .await
+        .expect("Carol acts again");
+    // A locked holder of an admin's record never acts herself either.
+    let alice_tokens = act_for(&rp, &Browser::new(&env.base), ALICE_ID, COMPANY).await;
+    set_status(&env, &alice, "locked").await;
+    assert!(!refresh_works(&rp, &alice_tokens).await);
+    assert!(!refresh_works(&rp, &tokens).await);
+}
+
+/// An organisation the registry reported cancelled is not set active again by an admin who is not a
+/// super admin (refused, audited); a super admin's override is audited with the status it overrode
+/// (review M1).
+async fn only_a_super_admin_sets_an_organisation_the_registry_cancelled_active(backend: Backend) {
+    use crate::representation_rules::api;
+    use reqwest::Method;
+    let authorities = Authorities::start().await;
+    let env = sweep_env(backend, &authorities, |_| {}).await;
+    let alice = level_two(&env, ALICE_ID, ALICE_PHONE).await;
+    let org_id = recorded_legal_rep(&env, &alice, COMPANY).await;
+    env.app
+        .db
+        .set_org_status(&org_id, "cancelled", env.app.now())
+        .await
+        .unwrap();
+    let client = org_client(&env).await;
+    let rp = Rp::discover(&env.base, &client).await;
+    assert!(act_for_or_none(&env, &rp, ALICE_ID).await.is_none());
+
+    let path = format!("/admin/api/organisations/{org_id}");
+    let clerk = crate::admin::admin_token(&env, "yunid:counter").await;
+    let (_, _, tag) = api(&env, &clerk, Method::GET, &path, None, None).await;
+    let patch = Some(serde_json::json!({ "status": "active" }));
+    let (status, body, _) = api(&env, &clerk, Method::PATCH, &path, patch.clone(), tag.as_deref()).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(
+        env.app.db.org(&org_id).await.unwrap().unwrap().status,
+        "cancelled"
+    );
+    assert!(act_for_or_none(&env, &rp, ALICE_ID).await.is_none());
+    let events = env.app.db.all_audit_events().await.unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.action == "organisation.update" && e.outcome == "forbidden"),
+        "the refusal is audited"
+    );
+
+    let root = crate::admin::admin_token(&env, "yunid:admin").await;
+    let (status, body, _) = api(&env, &root, Method::PATCH, &path, patch, tag.as_deref()).await;
+    assert_eq!(status, 200, "{body}");
+    let events = env.app.db.all_audit_events().await.unwrap();
+    let update = events
+        .iter()
+        .find(|e| e.action == "organisation.update" && e.outcome == "success")
+        .expect("the override is audited");
+    assert!(update.detail.contains("cancelled"), "{}", update.detail);
+    assert!(act_for_or_none(&env, &rp, ALICE_ID).await.is_some());
+}
+
+/// What `GET /admin/api/proofing/brake` counts for `kind` in its window.
+async fn counted(env: &Env, kind: &str) -> i64 {
+    let root = crate::admin::admin_token(env, "yunid:admin").await;
+    let (_, body) = crate::admin::call(
+        env,
+        &root,
+        reqwest::Method::GET,
+        "/admin/api/proofing/brake",
+        None,
+    )
+    .await;
+    body["brakes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["kind"] == kind)
+        .unwrap_or_else(|| panic!("{body}"))["counted"]
+        .as_i64()
+        .unwrap()
+}
+
+async fn clear_brakes_by_api(env: &Env) {
+    let root = crate::admin::admin_token(env, "yunid:admin").await;
+    let (status, body) = crate::admin::call(
+        env,
+        &root,
+        reqwest::Method::DELETE,
+        "/admin/api/proofing/brake",
+        None,
+    )
+    .await;
+    assert_eq!(status, 204, "{body}");
+}
+
+/// Clearing a brake starts the count again only for a brake that was latched, and a replayed clear
+/// changes nothing: the registry's count stands while the population brake is cleared, and a second
+/// clear of the registry brake does not reset the suspensions counted since the first (review M3).
+async fn a_clear_restarts_only_the_latched_brakes_count_and_a_replay_changes_nothing(backend: Backend) {
+    let authorities = Authorities::start().await;
+    let env = sweep_env(backend, &authorities, |c| c.proofing_suspend_brake = 3).await;
+    level_two(&env, ALICE_ID, ALICE_PHONE).await;
+    let browser = signed_in(&env, ALICE_ID).await;
+    for code in [COMPANY, COMPANY2] {
+        authorities.enterprise(code, "福州示例科技有限公司", "active", "张三", ALICE_ID);
+        bind(&browser, code).await;
+        authorities.enterprise(code, "福州示例科技有限公司", "cancelled", "张三", ALICE_ID);
+    }
+    env.app.clock.advance(601);
+    sweep_now(&env, &env.app.node_id).await;
+    assert_eq!(counted(&env, "registry").await, 2);
+
+    // Only the population brake latched: clearing it leaves the registry's count as it was.
+    env.app.db.trip_brake("population", "sweep").await.unwrap();
+    env.app.clock.advance(10);
+    clear_brakes_by_api(&env).await;
+    assert!(env.app.db.brakes_tripped().await.unwrap().is_empty());
+    assert_eq!(
+        counted(&env, "registry").await,
+        2,
+        "clearing another brake reset this count"
+    );
+
+    // The registry brake latched and cleared: its count starts again; a replay resets nothing more.
+    env.app.db.trip_brake("registry", "sweep").await.unwrap();
+    env.app.clock.advance(10);
+    clear_brakes_by_api(&env).await;
+    assert_eq!(counted(&env, "registry").await, 0);
+    authorities.enterprise(COMPANY3, "福州示例科技有限公司", "active", "张三", ALICE_ID);
+    bind(&browser, COMPANY3).await;
+    authorities.enterprise(COMPANY3, "福州示例科技有限公司", "cancelled", "张三", ALICE_ID);
+    env.app.clock.advance(601);
+    sweep_now(&env, &env.app.node_id).await;
+    assert_eq!(counted(&env, "registry").await, 1);
+    env.app.clock.advance(10);
+    clear_brakes_by_api(&env).await;
+    assert_eq!(
+        counted(&env, "registry").await,
+        1,
+        "a replayed clear reset the count"
+    );
+    let events = env.app.db.all_audit_events().await.unwrap();
+    let clears: Vec<_> = events
+        .iter()
+        .filter(|e| e.action == "proofing.brake.clear")
+        .collect();
+    assert_eq!(clears.len(), 3);
+    assert!(clears[2].detail.contains("\"cleared\":0"), "{}", clears[2].detail);
+}
+
+/// The columns the sign-in and token paths and the brakes look rows up by are indexed (review M4): the
+/// first column of some index of the table, read from the database's own catalogue.
+async fn the_representation_checks_and_brake_counts_are_indexed(backend: Backend) {
+    let env = Env::start(backend).await;
+    let sql = match backend {
+        Backend::Sqlite => {
+            "SELECT sql AS def FROM sqlite_master WHERE type = 'index' AND tbl_name = $1 AND sql IS NOT NULL"
+        }
+        Backend::Postgres => "SELECT indexdef AS def FROM pg_indexes WHERE tablename = $1",
+    };
+    for (table, column) in [
+        ("org_bindings", "rep_id"),
+        ("org_appointments", "rep_id"),
+        ("org_bindings", "restored_at"),
+        ("org_bindings", "registry_suspended_at"),
+    ] {
+        let defs: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .bind(table)
+            .fetch_all(&env.app.db.pool)
+            .await
+            .unwrap();
+        let leading = regex_lite::Regex::new(&format!(r#"\(\s*"?{column}"?\s*[,)]"#)).unwrap();
+        assert!(
+            defs.iter().any(|d| leading.is_match(d)),
+            "no index leads with {table}.{column}: {defs:?}"
+        );
+    }
+}
+
+/// Accepting an appointment records the representation and the acceptance together or not at all
+/// (review M2): with the appointment's update made to fail in the database, the appointee is left with
+/// no representation; once it works, exactly one.
+async fn an_appointment_accepted_leaves_no_representation_without_it(backend: Backend) {
+    let authorities = Authorities::start().await;
+    let env = sweep_env(backend, &authorities, |_| {}).await;
+    level_two(&env, ALICE_ID, ALICE_PHONE).await;
+    let bob_id = resident_id(92);
+    let bob = level_two(&env, &bob_id, "13900139092").await;
+    authorities.enterprise(COMPANY, "福州示例科技有限公司", "active", "张三", ALICE_ID);
+    let browser = signed_in(&env, ALICE_ID).await;
+    bind(&browser, COMPANY).await;
+    appoint(&browser, "13900139092", "agent").await;
+    let org_id = env.app.db.org_by_code(COMPANY).await.unwrap().unwrap().id;
+    let bobs = |env: &Env| {
+        let db = env.app.db.clone();
+        let (org_id, bob) = (org_id.clone(), bob.clone());
+        async move {
+            db.reps_of_org(&org_id)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|r| r.person_id == bob)
+                .count()
+        }
+    };
+    let fail: &[&str] = match backend {
+        Backend::Sqlite => &[
+            "CREATE TRIGGER fail_accept BEFORE UPDATE ON org_appointments BEGIN SELECT RAISE(ABORT, 'test'); END",
+        ],
+        Backend::Postgres => &[
+            "CREATE FUNCTION fail_accept() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'test'; END $$ LANGUAGE plpgsql",
+            "CREATE TRIGGER fail_accept BEFORE UPDATE ON org_appointments FOR EACH ROW EXECUTE FUNCTION fail_accept()",
+        ],
+    };
+    for sql in fail {
+        sqlx::query(sqlx::AssertSqlSafe(*sql))
+            .execute(&env.app.db.pool)
+            .await
+            .unwrap();
+    }
+    let bob_browser = signed_in(&env, &bob_id).await;
+    let page = accept_first(&bob_browser).await;
+    assert!(
+        !message_shown(&page).contains("已接受"),
+        "{}",
+        message_shown(&page)
+    );
+    assert_eq!(
+        bobs(&env).await,
+        0,
+        "a representation without its accepted appointment"
+    );
+
+    let drop = match backend {
+        Backend::Sqlite => "DROP TRIGGER fail_accept",
+        Backend::Postgres => "DROP TRIGGER fail_accept ON org_appointments",
+    };
+    sqlx::query(drop).execute(&env.app.db.pool).await.unwrap();
+    let page = accept_first(&bob_browser).await;
+    assert!(
+        message_shown(&page).contains("已接受"),
+        "{}",
+        message_shown(&page)
+    );
+    assert_eq!(bobs(&env).await, 1);
+}
+
+/// The legal-person entry and the admin API's `acts` use the rule acting uses (review L5): an agent
+/// whose appointer is locked has nothing to act for, so the entry sends her to bind an enterprise, and
+/// the admin API shows her representation current but not acting.
+async fn the_legal_entry_and_the_admin_view_use_the_acting_rule(backend: Backend) {
+    use crate::representation_rules::api;
+    let authorities = Authorities::start().await;
+    let env = sweep_env(backend, &authorities, |_| {}).await;
+    let alice = level_two(&env, ALICE_ID, ALICE_PHONE).await;
+    let carol_id = resident_id(93);
+    let carol = level_two(&env, &carol_id, "13900139093").await;
+    let org_id = recorded_legal_rep(&env, &alice, COMPANY).await;
+    let browser = signed_in(&env, ALICE_ID).await;
+    appoint(&browser, "13900139093", "agent").await;
+    accept_first(&signed_in(&env, &carol_id).await).await;
+    set_status(&env, &alice, "locked").await;
+
+    let client = org_client(&env).await;
+    let rp = Rp::discover(&env.base, &client).await;
+    let attempt = rp.start(&["org"]);
+    let entry_browser = Browser::new(&env.base);
+    let login = entry_browser.get(attempt.url.as_str()).await;
+    let re = regex_lite::Regex::new(r#"id="legal-entry" href="([^"]*)""#).unwrap();
+    let entry = re.captures(login.html().2).expect("the entry")[1].replace("&amp;", "&");
+    let login = entry_browser.get(&entry).await;
+    let page = entry_browser.login(&login, &carol_id, PASSWORD).await;
+    let (url, _, body) = page.html();
+    assert!(
+        url.contains("/account/organisations?entry=legal&req="),
+        "an agent with nothing in force is not sent to bind: {url} {body}"
+    );
+
+    let root = crate::admin::admin_token(&env, "yunid:admin").await;
+    let path = format!("/admin/api/organisations/{org_id}/representations");
+    let carols = |body: &Value| {
+        body["representations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["person_id"] == carol.as_str())
+            .cloned()
+            .unwrap_or_else(|| panic!("{body}"))
+    };
+    let (status, body, _) = api(&env, &root, reqwest::Method::GET, &path, None, None).await;
+    assert_eq!(status, 200, "{body}");
+    let shown = carols(&body);
+    assert_eq!(
+        (shown["current"].clone(), shown["acts"].clone()),
+        (Value::Bool(true), Value::Bool(false)),
+        "{shown}"
+    );
+    set_status(&env, &alice, "active").await;
+    let (_, body, _) = api(&env, &root, reqwest::Method::GET, &path, None, None).await;
+    assert_eq!(carols(&body)["acts"], true, "{body}");
+}
+
+/// The console's brake clear posted by a counter clerk is refused (403) and audited, the brake stays
+/// latched; a super admin's clear replayed (the same form posted again) clears nothing more and
+/// restarts no count (review L6, M3).
+async fn the_console_clear_is_refused_to_a_clerk_and_a_replay_clears_nothing_more(backend: Backend) {
+    let authorities = Authorities::start().await;
+    let inbox = crate::common::sms::SmsInbox::start(0).await;
+    let sms = crate::common::console::sms_to(&inbox);
+    let env = Env::start_with(backend, |c| {
+        sms(c);
+        authorities.configure(c);
+    })
+    .await;
+    env.app.db.trip_brake("registry", "sweep").await.unwrap();
+    let clerk_id = resident_id(94);
+    let clerk = env.person(&clerk_id, "13900139094", PASSWORD).await;
+    env.app
+        .db
+        .grant_admin_role(&clerk, "counter_clerk", "", "test", env.app.now())
+        .await
+        .unwrap();
+    let root_id = resident_id(95);
+    let root = env.person(&root_id, "13900139095", PASSWORD).await;
+    env.app
+        .db
+        .grant_admin_role(&root, "super_admin", "", "test", env.app.now())
+        .await
+        .unwrap();
+
+    let clerk_browser = Browser::new(&env.base);
+    crate::common::console::sign_in(&clerk_browser, &inbox, &clerk_id, PASSWORD).await;
+    // The clerk's proofing page offers no clear; the console's token from another of its forms.
+    let page = clerk_browser.get("/admin/proofing").await;
+    assert!(
+        !page.html().2.contains("action=\"/admin/proofing/brake/clear\""),
+        "{}",
+        page.html().2
+    );
+    let csrf = field(clerk_browser.get("/admin").await.html().2, "csrf").unwrap();
+    let refused = clerk_browser
+        .post("/admin/proofing/brake/clear", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(refused.html().1, 403, "{}", refused.html().2);
+    assert_eq!(
+        env.app.db.brakes_tripped().await.unwrap().len(),
+        1,
+        "a clerk cleared the brake"
+    );
+    let events = env.app.db.all_audit_events().await.unwrap();
+    assert!(events.iter().any(|e| e.action == "proofing.brake.clear"
+        && e.outcome == "forbidden"
+        && e.actor == format!("person:{clerk}")));
+
+    let admin = Browser::new(&env.base);
+    crate::common::console::sign_in(&admin, &inbox, &root_id, PASSWORD).await;
+    let csrf = field(admin.get("/admin/proofing").await.html().2, "csrf").unwrap();
+    admin
+        .post("/admin/proofing/brake/clear", &[("csrf", &csrf)])
+        .await;
+    assert!(env.app.db.brakes_tripped().await.unwrap().is_empty());
+    let cleared_at = env.app.db.brake_cleared_at("registry").await.unwrap();
+    assert!(cleared_at.is_some());
+    env.app.clock.advance(60);
+    admin
+        .post("/admin/proofing/brake/clear", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(
+        env.app.db.brake_cleared_at("registry").await.unwrap(),
+        cleared_at,
+        "the replay restarted the count"
+    );
+    assert_eq!(env.app.db.brake_cleared_at("population").await.unwrap(), None);
+    let events = env.app.db.all_audit_events().await.unwrap();
+    let cleared: Vec<_> = events
+        .iter()
+        .filter(|e| e.action == "proofing.brake.clear" && e.outcome == "success")
+        .map(|e| e.detail.clone())
+        .collect();
+    assert_eq!(cleared.len(), 2, "{cleared:?}");
+    assert!(cleared[1].contains("\"cleared\":0"), "{cleared:?}");
+}
+
+/// Appointing someone registered and a number nobody has queues the same outbox work: two rows each
+/// (the appointer's notice, and the appointee's or one never sent), the nobody row sealed empty
+/// (review L6 for #9). Rows are seen as they are inserted (a trigger), not after the worker drains them.
+async fn appointing_nobody_queues_the_same_outbox_rows(backend: Backend) {
+    let authorities = Authorities::start().await;
+    let env = start(backend, &authorities).await;
+    level_two(&env, ALICE_ID, ALICE_PHONE).await;
+    let bob_id = resident_id(96);
+    env.person(&bob_id, "13900139096", PASSWORD).await;
+    authorities.enterprise(COMPANY, "福州示例科技有限公司", "active", "张三", ALICE_ID);
+    let alice = signed_in(&env, ALICE_ID).await;
+    bind(&alice, COMPANY).await;
+    let watch: &[&str] = match backend {
+        Backend::Sqlite => &[
+            "CREATE TABLE outbox_seen (id TEXT, nobody INTEGER)",
+            "CREATE TRIGGER outbox_seen AFTER INSERT ON sms_outbox BEGIN \
+             INSERT INTO outbox_seen VALUES (NEW.id, NEW.sealed IS NULL); END",
+        ],
+        Backend::Postgres => &[
+            "CREATE TABLE outbox_seen (id TEXT, nobody BOOLEAN)",
+            "CREATE FUNCTION outbox_seen() RETURNS trigger AS $$ BEGIN \
+             INSERT INTO outbox_seen VALUES (NEW.id, NEW.sealed IS NULL); RETURN NEW; END $$ LANGUAGE plpgsql",
+            "CREATE TRIGGER outbox_seen AFTER INSERT ON sms_outbox FOR EACH ROW EXECUTE FUNCTION outbox_seen()",
+        ],
+    };
+    for sql in watch {
+        sqlx::query(sqlx::AssertSqlSafe(*sql))
+            .execute(&env.app.db.pool)
+            .await
+            .unwrap();
+    }
+    let seen = |env: &Env| {
+        let db = env.app.db.clone();
+        async move {
+            let all: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox_seen")
+                .fetch_one(&db.pool)
+                .await
+                .unwrap();
+            let nobody: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox_seen WHERE nobody")
+                .fetch_one(&db.pool)
+                .await
+                .unwrap();
+            (all, nobody)
+        }
+    };
+    appoint(&alice, "13900139096", "agent").await;
+    assert_eq!(seen(&env).await, (2, 0), "a registered appointee");
+    appoint(&alice, "13900139099", "agent").await;
+    assert_eq!(seen(&env).await, (4, 1), "a number nobody has");
+}
+
 on_both_backends!(
+    the_console_clear_is_refused_to_a_clerk_and_a_replay_clears_nothing_more,
+    appointing_nobody_queues_the_same_outbox_rows,
+    the_legal_entry_and_the_admin_view_use_the_acting_rule,
+    an_appointment_accepted_leaves_no_representation_without_it,
+    the_representation_checks_and_brake_counts_are_indexed,
+    a_clear_restarts_only_the_latched_brakes_count_and_a_replay_changes_nothing,
+    only_a_super_admin_sets_an_organisation_the_registry_cancelled_active,
+    an_admin_recorded_appointer_is_held_to_level_two_and_an_active_account,
     a_restored_binding_still_counts_against_the_suspension_brake,
     a_super_admin_lifts_a_registry_suspension,
     a_registry_suspension_survives_the_organisation_set_active_and_a_super_admin_pins_it,

@@ -47,7 +47,7 @@ async fn company(env: &Env, manager: &str, matters: Matters, until: Option<i64>)
     (org.id, rep.id)
 }
 
-async fn api(
+pub(crate) async fn api(
     env: &Env,
     token: &str,
     method: Method,

@@ -2,6 +2,7 @@
 //! allow-listed as a lawful pilot code. Recorded and edited by super admins; read by counter clerks and
 //! auditors too.
 
+use crate::services::proofing::orgs::REGISTRY_STATUSES;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -149,6 +150,9 @@ struct OrgPatch {
     status: Option<String>,
 }
 
+/// The refusal of a status change of an organisation the registry reported gone, revoked or cancelled.
+pub const REGISTRY_OVERRIDE: &str = "the registry reported this organisation gone, revoked or cancelled: only a super admin changes its status";
+
 /// Name, type, status (`active`, or `inactive`: no one acts for it while inactive). The credit code is
 /// the organisation's identity and does not change.
 async fn update(
@@ -181,9 +185,28 @@ async fn update(
         }
         org.org_type = t.trim().to_owned();
     }
+    let before = org.status.clone();
     if let Some(status) = b.status {
         if !matches!(status.as_str(), "active" | "inactive") {
             return Err(Problem::field("status", "status is active or inactive"));
+        }
+        // The registry reported the enterprise gone, revoked or cancelled: setting its organisation
+        // active again revives every representation an admin recorded for it (those have no binding
+        // to hold them). Only a super admin overrides the registry, audited with the status overridden.
+        if REGISTRY_STATUSES.contains(&before.as_str()) && status != before && !caller.0.is_super() {
+            ctx.audit(
+                "organisation.update",
+                &org.id,
+                "",
+                "forbidden",
+                json!({ "status": status, "registry_status": before }),
+            )
+            .await?;
+            return Err(Problem::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                REGISTRY_OVERRIDE,
+            ));
         }
         org.status = status;
     }
@@ -200,7 +223,7 @@ async fn update(
         &org.id,
         "",
         "success",
-        json!({ "status": org.status }),
+        json!({ "status": org.status, "from": before }),
     )
     .await?;
     let org = load_org(&app, &id).await?;

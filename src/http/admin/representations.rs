@@ -33,8 +33,9 @@ pub fn router() -> Router<App> {
         )
 }
 
-/// `appointer`: the representation `r.appointed_under` names, if any (for `acts`).
-fn rep_json(r: &Representation, appointer: Option<&Representation>, now: i64) -> Value {
+/// `acts`: whether the representation gives authority now, under the rule acting uses
+/// ([`identity::in_force`]: its organisation, binding, holder and every appointer above it).
+fn rep_json(r: &Representation, acts: bool, now: i64) -> Value {
     json!({
         "id": r.id,
         "person_id": r.person_id,
@@ -46,7 +47,7 @@ fn rep_json(r: &Representation, appointer: Option<&Representation>, now: i64) ->
         "granted_by": r.granted_by,
         "revoked_at": r.revoked_at,
         "current": r.is_current(now),
-        "acts": r.is_current(now) && identity::within_appointer(r, appointer, now),
+        "acts": acts,
         "version": r.version,
         "appointed_under": r.appointed_under,
     })
@@ -65,13 +66,12 @@ async fn load_rep(app: &App, id: &str) -> Result<Representation, Problem> {
     edit::found(app.db.rep(id).await, "representation")
 }
 
-/// A representation as the API shows it (its appointer loaded for `acts`).
+/// A representation as the API shows it.
 async fn shown(app: &App, rep: &Representation, now: i64) -> Result<Value, Problem> {
-    let appointer = match &rep.appointed_under {
-        Some(id) => app.db.rep(id).await.map_err(Problem::internal)?,
-        None => None,
-    };
-    Ok(rep_json(rep, appointer.as_ref(), now))
+    let acts = identity::in_force(&app.db, rep, now)
+        .await
+        .map_err(|e| Problem::internal(anyhow::anyhow!("{e}")))?;
+    Ok(rep_json(rep, acts, now))
 }
 
 async fn list(
@@ -86,12 +86,10 @@ async fn list(
     let org = load_org(&app, &id).await?;
     let now = app.now();
     let reps = app.db.reps_of_org(&org.id).await.map_err(Problem::internal)?;
-    // An appointer represents the same organisation: its row is in this list.
-    let by_id = |id: &Option<String>| id.as_ref().and_then(|id| reps.iter().find(|a| &a.id == id));
-    let list: Vec<Value> = reps
-        .iter()
-        .map(|r| rep_json(r, by_id(&r.appointed_under), now))
-        .collect();
+    let mut list: Vec<Value> = Vec::with_capacity(reps.len());
+    for r in &reps {
+        list.push(shown(&app, r, now).await?);
+    }
     Ok(Json(json!({ "representations": list })).into_response())
 }
 

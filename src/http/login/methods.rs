@@ -244,7 +244,11 @@ pub async fn finish(
             // Through the legal-person entry, with no enterprise to act for: binding one first, then back.
             if let (Some(req), Next::Resume(resume)) = (&done.req, &next) {
                 let (jar, legal) = crate::http::account::legal_entry::for_request(app, jar, req);
-                if legal && app.db.current_reps(&done.person_id, done.now).await?.is_empty() {
+                if legal
+                    && crate::services::identity::reps_in_force(&app.db, &done.person_id, done.now)
+                        .await?
+                        .is_empty()
+                {
                     let to = crate::http::account::legal_entry::bind_path(resume);
                     return Ok((jar, Redirect::to(&to)).into_response());
                 }

@@ -57,20 +57,29 @@ pub struct Settings {
 
 type Effect<'a> = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send + 'a>>;
 
+/// What [`Host::appoint`] answers: the representation id (none: the appointment is no longer pending),
+/// or the rule that refused it; an error only for a failure of the store.
+pub type Appointed<'a> =
+    Pin<Box<dyn Future<Output = anyhow::Result<Result<Option<String>, String>>> + Send + 'a>>;
+
 /// What proofing asks of the rest of yunid that is not its own to do: cutting a person off everywhere
 /// (sessions ended with back-channel logout, grants revoked — what an admin lock does) and recording an
 /// appointment under the appointment rules (`services::identity`). Implemented by `app.rs`.
 pub trait Host: Send + Sync {
     fn end_everything<'a>(&'a self, person_id: &'a str, now: i64) -> Effect<'a>;
     /// Records an agent or manager appointed by `appointer_id` under `services::identity`'s appointment
-    /// rules (`appoint_agent`, `appoint_manager`); returns the representation id, or the rule that
-    /// refused it.
+    /// rules (`plan_agent`, `plan_manager`), together with the pending appointment `appointment_id`
+    /// accepted by `by`, in one transaction; returns the representation id (none, and nothing
+    /// recorded, when the appointment is no longer pending), or the rule that refused it; an error
+    /// only for a failure of the store.
     fn appoint<'a>(
         &'a self,
+        appointment_id: &'a str,
         appointer_id: &'a str,
         new: crate::services::identity::NewRepresentation,
+        by: &'a str,
         now: i64,
-    ) -> Pin<Box<dyn Future<Output = Result<String, String>> + Send + 'a>>;
+    ) -> Appointed<'a>;
 }
 
 /// Who did what to whom, from where, with what outcome: an audit event's head.
@@ -343,14 +352,14 @@ pub const BRAKE_WINDOW: i64 = 86_400;
 
 /// Whether one more automatic lock (`population`) or suspension (`registry`) is allowed: not once
 /// that brake is tripped (latched in the database until a super admin clears it), nor once
-/// `suspend_brake` of them were made in the last 24 hours (or since a super admin last cleared the
-/// brake), by any node, sweep or page.
+/// `suspend_brake` of them were made in the last 24 hours (or since a super admin last cleared that
+/// brake while it was latched), by any node, sweep or page.
 pub async fn may_close(ctx: &Ctx<'_>, kind: &str, now: i64) -> Result<bool, ProofingError> {
     if ctx.db.brakes_tripped().await?.iter().any(|(k, _)| k == kind) {
         return Ok(false);
     }
-    // A super admin clearing the brake starts the count again.
-    let since = (now - BRAKE_WINDOW).max(ctx.db.brake_cleared_at().await?.unwrap_or(0));
+    // A super admin clearing this brake, latched, starts its count again.
+    let since = (now - BRAKE_WINDOW).max(ctx.db.brake_cleared_at(kind).await?.unwrap_or(0));
     Ok(ctx.db.closures_since(kind, since).await? < brake_of(ctx, kind))
 }
 
@@ -367,9 +376,9 @@ pub fn brake_of(ctx: &Ctx<'_>, kind: &str) -> i64 {
 /// latched (and by what: `sweep` or `page`), how many it counted in the current window and its limit.
 pub async fn brake_state(ctx: &Ctx<'_>, now: i64) -> Result<Vec<BrakeState>, ProofingError> {
     let tripped = ctx.db.brakes_tripped().await?;
-    let since = (now - BRAKE_WINDOW).max(ctx.db.brake_cleared_at().await?.unwrap_or(0));
     let mut out = Vec::new();
     for kind in ["population", "registry", "restore"] {
+        let since = (now - BRAKE_WINDOW).max(ctx.db.brake_cleared_at(kind).await?.unwrap_or(0));
         out.push(BrakeState {
             kind,
             tripped_by: tripped.iter().find(|(k, _)| k == kind).map(|(_, by)| by.clone()),
@@ -386,7 +395,8 @@ pub struct BrakeState {
     pub kind: &'static str,
     /// `sweep` or `page` when latched; none when not.
     pub tripped_by: Option<String>,
-    /// Automatic actions counted in the last 24 hours (or since a super admin last cleared the brakes).
+    /// Automatic actions counted in the last 24 hours (or since a super admin last cleared this brake,
+    /// latched).
     pub counted: i64,
     pub limit: i64,
 }

@@ -50,7 +50,9 @@ fn is_person(ctx: &Ctx<'_>, person: &PersonRow, name: &str, id_number: &str) -> 
 const NOTICE: &str = "【统一身份认证】您账号下的企业授权有变更，请登录统一身份认证“我的企业”查看。如非本人操作，请联系政务服务窗口。";
 
 /// The organisation statuses the registry sets (and a later `active` answer or binding lifts).
-const REGISTRY_STATUSES: [&str; 3] = ["revoked", "cancelled", "gone"];
+/// The organisation statuses the registry's answer sets (an admin's PATCH does not undo them, see
+/// `http::admin::orgs`).
+pub const REGISTRY_STATUSES: [&str; 3] = ["revoked", "cancelled", "gone"];
 
 /// A person binds an enterprise they legally represent.
 pub async fn bind(
@@ -360,7 +362,7 @@ pub async fn suspend(
 /// checked the enterprise by other means: the binding and the organisation are active again, audited
 /// `org.binding.restore` with the admin as actor. Only such a suspension, whose representation was
 /// never revoked, and only while no other binding of the organisation is active; an admin's own
-/// suspension or pin stays (the person binds again, which the registry must confirm).
+/// suspension or pin stays (nothing undoes it yet: binding again is refused as an admin suspension).
 pub async fn lift(ctx: &Ctx<'_>, binding_id: &str, by: &str, now: i64) -> Result<BindingRow, ProofingError> {
     let b = ctx.db.binding(binding_id).await?.ok_or(ProofingError::NotFound)?;
     let registry_suspended = b.status == "suspended"
@@ -383,10 +385,12 @@ pub async fn lift(ctx: &Ctx<'_>, binding_id: &str, by: &str, now: i64) -> Result
             "another binding of this organisation is active",
         ));
     }
-    ctx.db
-        .set_org_status_from(&b.org_id, &REGISTRY_STATUSES, "active", now)
-        .await?;
-    if !ctx.db.restore_binding(&b.id, now).await? {
+    // The binding and the organisation in one transaction; not counted by the restore brake.
+    if !ctx
+        .db
+        .lift_binding(&b.id, &b.org_id, &REGISTRY_STATUSES, now)
+        .await?
+    {
         return Err(ProofingError::Invalid(
             "only a suspension the registry's answer made can be lifted",
         ));
@@ -717,8 +721,16 @@ pub async fn appoint(
             "legal representatives are recorded from the registry; appoint managers or agents here".into(),
         ));
     }
-    // What the appointer holds in force now: an online appointer below level 2, locked, or under a
-    // suspended binding or a fallen appointer, appoints nobody.
+    // Whoever appoints here is an active account at real-name level 2, whatever recorded their own
+    // representation (an admin at the counter included): what they appoint is held to that at every use.
+    if appointer.status != "active" {
+        return Err(ProofingError::Forbidden("this account is not active".into()));
+    }
+    if appointer.real_name_level < 2 {
+        return Err(ProofingError::NeedsLevel(2));
+    }
+    // What the appointer holds in force now: a representation under a suspended binding or a fallen
+    // appointer appoints nobody.
     let own: Vec<Role> = crate::services::identity::reps_in_force(ctx.db, &appointer.id, now)
         .await
         .map_err(|e| ProofingError::Internal(anyhow::anyhow!("{e}")))?
@@ -824,25 +836,18 @@ pub async fn accept(
         valid_from: now,
         valid_until: a.valid_until,
     };
-    let rep_id = ctx
+    // The representation and the appointment's acceptance are one transaction: never a representation
+    // without the appointment that holds it (and lets either side end it).
+    let by = format!("person:{}", person.id);
+    if ctx
         .host
-        .appoint(&a.appointer_id, new, now)
+        .appoint(&a.id, &a.appointer_id, new, &by, now)
         .await
-        .map_err(ProofingError::Forbidden)?;
-    if !ctx
-        .db
-        .decide_appointment(
-            &a.id,
-            "pending",
-            "accepted",
-            Some(&rep_id),
-            &format!("person:{}", person.id),
-            now,
-        )
-        .await?
+        .map_err(ProofingError::Internal)?
+        .map_err(ProofingError::Forbidden)?
+        .is_none()
     {
-        // Ended meanwhile by the other side: the representation just recorded goes too.
-        ctx.db.revoke_rep(&rep_id, now).await?;
+        // Ended meanwhile by the other side: nothing recorded.
         return Err(ProofingError::NotFound);
     }
     changed(ctx, &a, person, "org.appointment.accept", address, now).await?;
@@ -941,7 +946,12 @@ pub async fn overview(ctx: &Ctx<'_>, person: &PersonRow, now: i64) -> Result<Ove
         .map(|(r, o)| (o.name.clone(), o.credit_code.clone(), r.role.as_str().to_owned()))
         .collect();
     let mut may_appoint: Vec<(String, String, bool)> = Vec::new();
-    for (r, o) in current.into_iter().filter(|(r, _)| r.role.may_appoint()) {
+    // Only an active account at level 2 appoints (see [`appoint`]).
+    let appoints = person.status == "active" && person.real_name_level >= 2;
+    for (r, o) in current
+        .into_iter()
+        .filter(|(r, _)| appoints && r.role.may_appoint())
+    {
         let lr = r.role == Role::LegalRepresentative;
         match may_appoint.iter_mut().find(|(id, _, _)| *id == o.id) {
             Some(entry) => entry.2 |= lr,

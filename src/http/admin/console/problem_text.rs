@@ -133,6 +133,10 @@ const SENTENCES: &[(&str, &str)] = &[
         "只能解除因登记机关答复而暂停的绑定",
     ),
     (
+        "the registry reported this organisation gone, revoked or cancelled: only a super admin changes its status",
+        "登记机关已答复该企业不存在、被吊销或已注销：只有超级管理员可以更改其状态",
+    ),
+    (
         "another binding of this organisation is active",
         "该企业已有其他有效绑定",
     ),
