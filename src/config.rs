@@ -335,6 +335,11 @@ impl Config {
             "code_ttl must be 1..=60 seconds"
         );
         anyhow::ensure!((1..=90).contains(&self.par_ttl), "par_ttl must be 1..=90 seconds");
+        // A pending request is sealed under a day key that opens for two days at most (`Secrets::open_carried`).
+        anyhow::ensure!(
+            (60..=86_400).contains(&self.auth_request_ttl),
+            "auth_request_ttl must be 60..=86400 seconds"
+        );
         anyhow::ensure!(
             (0..=86_400).contains(&self.key_publish_delay),
             "key_publish_delay must be 0..=86400 seconds"

@@ -398,13 +398,16 @@ pub async fn finish(
         else {
             return refused(&app, jar);
         };
-        // A sign-out everywhere or a revocation of the phone's grant that ran while the session was
-        // being made: it missed the new session, so end it here (either order ends it).
-        if !scan::grant_live(&scan_ctx, &approved.family_id, &approved.person_id, now)
-            .await
-            .map_err(|_| anyhow::anyhow!("scan grant check failed"))?
-        {
-            app.logout().end_session(&signed.session.sid, now).await?;
+        // A sign-out everywhere that ran while the session was being made missed the new session (it
+        // turns approved codes to denied, ends the person's sessions, and revokes their grants): the
+        // grant is checked again now and the new session ended if it is gone. A check that fails ends it
+        // too (never a session whose grant was not seen live).
+        let live = scan::grant_live(&scan_ctx, &approved.family_id, &approved.person_id, now).await;
+        if !matches!(live, Ok(true)) {
+            let ended = app.logout().end_session(&signed.session.sid, now).await;
+            if live.is_err() || ended.is_err() {
+                anyhow::bail!("scan grant check failed");
+            }
             app.metrics.login("scan", "unavailable");
             return refused(&app, jar);
         }

@@ -284,9 +284,18 @@ pub fn to_page(
             (p, binding)
         }
     };
+    let sealed = pending.seal(ctx.secrets, now)?;
+    // What the steps add (licence types, answers) counts too: a request that would no longer open is
+    // refused now rather than shown as expired at the next step.
+    if sealed.len() > super::pending::MAX_SEALED {
+        return Ok(Next::Refused {
+            target: pending.req.target,
+            refusal: Refusal::invalid_request("the authorization request is too large"),
+        });
+    }
     Ok(Next::Page {
         page,
-        req: pending.seal(ctx.secrets, now)?,
+        req: sealed,
         binding,
     })
 }
