@@ -280,8 +280,12 @@ mod tests {
             "too old"
         );
         assert!(
-            s.open_carried(&sealed, b"purpose", day - 1).is_none(),
-            "from a future day"
+            s.open_carried(&sealed, b"purpose", day - 1).is_some(),
+            "a node a moment behind midnight"
+        );
+        assert!(
+            s.open_carried(&sealed, b"purpose", day - 86_401).is_none(),
+            "from a day ahead and more"
         );
         assert!(
             s.open_carried(&sealed, b"other", day + 5).is_none(),
