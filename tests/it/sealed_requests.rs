@@ -10,6 +10,17 @@ use crate::on_both_backends;
 
 const CALLBACK: &str = "http://127.0.0.1:9/callback";
 
+/// A provider with Alice registered, an app registered at it (discovered by a certified RP library) and
+/// a fresh browser.
+async fn alice_and_an_app(backend: Backend) -> (Env, Rp, Browser) {
+    let env = Env::start(backend).await;
+    env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    let client = env.client(CALLBACK).await;
+    let rp = Rp::discover(&env.base, &client).await;
+    let alice = Browser::new(&env.base);
+    (env, rp, alice)
+}
+
 /// Posts the consent page's "allow" without following the redirect; returns the resume link.
 async fn allow_without_following(browser: &Browser, consent: &Page) -> String {
     let body = consent.html().2;
@@ -33,11 +44,7 @@ async fn allow_without_following(browser: &Browser, consent: &Page) -> String {
 /// visit goes back to the app with a code, the second is told the request was answered (no code).
 /// An earlier state of the same request (the consent page's) is refused just the same.
 async fn a_request_is_answered_once_whatever_state_comes_back(backend: Backend) {
-    let env = Env::start(backend).await;
-    env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
-    let client = env.client(CALLBACK).await;
-    let rp = Rp::discover(&env.base, &client).await;
-    let alice = Browser::new(&env.base);
+    let (_env, rp, alice) = alice_and_an_app(backend).await;
     let attempt = rp.start(&["profile"]);
     let login = alice.get(attempt.url.as_str()).await;
     let consent = alice.login(&login, ALICE_ID, PASSWORD).await;
@@ -62,11 +69,7 @@ async fn a_request_is_answered_once_whatever_state_comes_back(backend: Backend) 
 /// "allow" is told so, and nothing of it is kept — the next request of the same app asks for consent
 /// again.
 async fn an_answered_request_saves_no_consent_when_replayed(backend: Backend) {
-    let env = Env::start(backend).await;
-    env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
-    let client = env.client(CALLBACK).await;
-    let rp = Rp::discover(&env.base, &client).await;
-    let alice = Browser::new(&env.base);
+    let (_env, rp, alice) = alice_and_an_app(backend).await;
     let attempt = rp.start(&["profile"]);
     let login = alice.get(attempt.url.as_str()).await;
     let consent = alice.login(&login, ALICE_ID, PASSWORD).await;
@@ -89,11 +92,7 @@ async fn an_answered_request_saves_no_consent_when_replayed(backend: Backend) {
 
 /// A `req` changed by one character is no request at all: the expired page, nothing done.
 async fn an_altered_request_is_refused_as_expired(backend: Backend) {
-    let env = Env::start(backend).await;
-    env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
-    let client = env.client(CALLBACK).await;
-    let rp = Rp::discover(&env.base, &client).await;
-    let alice = Browser::new(&env.base);
+    let (_env, rp, alice) = alice_and_an_app(backend).await;
     let attempt = rp.start(&["profile"]);
     let login = alice.get(attempt.url.as_str()).await;
     let req = field(login.html().2, "req").unwrap();
@@ -114,11 +113,7 @@ async fn an_altered_request_is_refused_as_expired(backend: Backend) {
 /// The expiry is sealed in: past `auth_request_ttl` the request is refused even in the browser that
 /// started it, at every step, and no code reaches the app.
 async fn an_expired_request_is_refused_in_its_own_browser(backend: Backend) {
-    let env = Env::start(backend).await;
-    env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
-    let client = env.client(CALLBACK).await;
-    let rp = Rp::discover(&env.base, &client).await;
-    let alice = Browser::new(&env.base);
+    let (env, rp, alice) = alice_and_an_app(backend).await;
     let attempt = rp.start(&["profile"]);
     let login = alice.get(attempt.url.as_str()).await;
     let req = field(login.html().2, "req").unwrap();
@@ -146,11 +141,7 @@ async fn an_expired_request_is_refused_in_its_own_browser(backend: Backend) {
 /// opened afterwards gives the app no code (the login sealed into the request ended with the session),
 /// and neither does a `prompt=none` request started after the logout.
 async fn a_request_consented_before_a_logout_gives_no_code_after_it(backend: Backend) {
-    let env = Env::start(backend).await;
-    env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
-    let client = env.client(CALLBACK).await;
-    let rp = Rp::discover(&env.base, &client).await;
-    let alice = Browser::new(&env.base);
+    let (_env, rp, alice) = alice_and_an_app(backend).await;
     let attempt = rp.start(&["profile"]);
     let login = alice.get(attempt.url.as_str()).await;
     let consent = alice.login(&login, ALICE_ID, PASSWORD).await;
@@ -185,11 +176,7 @@ async fn a_request_consented_before_a_logout_gives_no_code_after_it(backend: Bac
 /// Review L1: a request too large to travel in URLs is refused to the app (`invalid_request`, with its
 /// `state`), and a `req` longer than any sealed request can be is not even opened (the expired page).
 async fn an_oversized_request_is_refused_and_an_oversized_req_not_opened(backend: Backend) {
-    let env = Env::start(backend).await;
-    env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
-    let client = env.client(CALLBACK).await;
-    let rp = Rp::discover(&env.base, &client).await;
-    let alice = Browser::new(&env.base);
+    let (_env, rp, alice) = alice_and_an_app(backend).await;
     let attempt = rp.start(&["profile"]);
     // Each value within the per-parameter limit, the whole over 6 KiB.
     let big = "n".repeat(4000);
