@@ -8,7 +8,9 @@
 //! and once it stops the key is free again within two intervals. Keys, narrowest first: the IPv4
 //! address, or for IPv6 the /64 (one subscriber) then the /48 (one site, [`PER_48`] times the burst and
 //! the rate). Device codes are counted per app and address, then per address for all apps together at
-//! twice the per-app allowance, so one app on a shared network cannot block another app's kiosks. Beside
+//! twice the per-app allowance: one app used at its full rate on a shared network leaves room for the
+//! kiosks of others, but a party using two apps' client ids at their full rates fills the shared bucket
+//! (the price of bounding what one address writes in all; see the threat model's known limits). Beside
 //! the buckets, the live rows of each table are capped (`scan_max_live`, `device_max_live`): an emergency
 //! stop against a flood from many addresses (it is global: such a flood then blocks everyone, see the
 //! threat model's known limits).
