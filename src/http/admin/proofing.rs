@@ -143,16 +143,7 @@ async fn suspend(
     let ctx = Ctx::of(&app, &caller, &address);
     ctx.forbid(caller.0.is_super(), "org.binding.suspend", &id, "")
         .await?;
-    match orgs::suspend(&app.proofing(), &id, &caller.0.actor, app.now()).await {
-        Ok(b) => Ok(Json(json!(b)).into_response()),
-        Err(ProofingError::NotFound) => Err(Problem::new(
-            StatusCode::NOT_FOUND,
-            "not found",
-            "no such binding",
-        )),
-        Err(ProofingError::Invalid(m)) => Err(Problem::new(StatusCode::CONFLICT, "conflict", m)),
-        Err(e) => Err(Problem::internal(anyhow::anyhow!("{e}"))),
-    }
+    binding_answer(orgs::suspend(&app.proofing(), &id, &caller.0.actor, app.now()).await)
 }
 
 /// A super admin lifts a suspension the registry's answer made (`orgs::lift`); audited
@@ -166,7 +157,12 @@ async fn restore(
     let ctx = Ctx::of(&app, &caller, &address);
     ctx.forbid(caller.0.is_super(), "org.binding.restore", &id, "")
         .await?;
-    match orgs::lift(&app.proofing(), &id, &caller.0.actor, app.now()).await {
+    binding_answer(orgs::lift(&app.proofing(), &id, &caller.0.actor, app.now()).await)
+}
+
+/// The binding a suspend or a lift left, or why it was refused.
+fn binding_answer<B: serde::Serialize>(result: Result<B, ProofingError>) -> Result<Response, Problem> {
+    match result {
         Ok(b) => Ok(Json(json!(b)).into_response()),
         Err(ProofingError::NotFound) => Err(Problem::new(
             StatusCode::NOT_FOUND,
