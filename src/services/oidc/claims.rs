@@ -72,16 +72,8 @@ pub enum SubjectError {
     Internal(#[from] anyhow::Error),
 }
 
-pub async fn grant_subject(
-    ctx: &Subjects<'_>,
-    client: &Client,
-    family: &Family,
-    now: i64,
-) -> Result<GrantSubject, SubjectError> {
-    grant_subject_of(ctx, client, family, None, now).await
-}
-
-/// [`grant_subject`], with the family's person when the caller read it together with the family.
+/// Who a grant speaks for now, checked at `now`: `person` is the family's person when the caller read
+/// it together with the family (else it is read here).
 pub async fn grant_subject_of(
     ctx: &Subjects<'_>,
     client: &Client,

@@ -54,10 +54,15 @@ async fn describe(
         // A person's token is only as good as its subject: a person locked or a representation ended
         // since it was issued makes it inactive, as userinfo already treats it.
         if let Some(family_id) = at.family_id.as_deref() {
-            let Some(family) = db.family(family_id).await?.filter(|f| f.expires_at > now) else {
+            // The grant and its person in one read.
+            let Some((family, person)) = db
+                .family_with_person(family_id)
+                .await?
+                .filter(|(f, _)| f.expires_at > now)
+            else {
                 return Ok(None);
             };
-            match claims::grant_subject(&ctx.subjects, client, &family, now).await {
+            match claims::grant_subject_of(&ctx.subjects, client, &family, person, now).await {
                 Ok(_) => {}
                 Err(SubjectError::Internal(e)) => return Err(e.into()),
                 Err(_) => return Ok(None),

@@ -47,8 +47,9 @@ pub async fn userinfo(ctx: &Ctx<'_>, token: &str, now: i64) -> Result<Map<String
     if db.access_token_revoked(&at.jti, Some(family_id)).await? {
         return Err(invalid("token revoked"));
     }
-    let family = db
-        .family(family_id)
+    // The grant and its person in one read (the subject check below uses this person).
+    let (family, person) = db
+        .family_with_person(family_id)
         .await?
         .ok_or_else(|| invalid("unknown grant"))?;
     // A grant that has run out (a kiosk app's short session) answers for none of its tokens.
@@ -68,7 +69,7 @@ pub async fn userinfo(ctx: &Ctx<'_>, token: &str, now: i64) -> Result<Map<String
     if !scopes.contains("openid") {
         return Err(UserinfoError::NoOpenid);
     }
-    let subject = match claims::grant_subject(&ctx.subjects, &client, &family, now).await {
+    let subject = match claims::grant_subject_of(&ctx.subjects, &client, &family, person, now).await {
         Ok(s) => s,
         Err(SubjectError::Internal(e)) => return Err(e.into()),
         Err(e) => return Err(invalid(&e.to_string())),
