@@ -29,8 +29,8 @@ pub struct Inner {
     /// Requests made on behalf of apps, to URLs they registered: guarded against internal addresses.
     pub client_http: crate::services::outbound::ClientHttp,
     pub sms: Box<dyn crate::services::sms::SmsGateway>,
-    /// Wakes this node's SMS outbox worker when a message is queued.
-    pub sms_wake: tokio::sync::Notify,
+    /// SMS this node queued claimed, for its outbox worker to send at once.
+    pub sms_handoff: crate::services::sms_outbox::Handoff,
     /// The WebAuthn relying party; `None` when the issuer's host cannot serve passkeys.
     pub webauthn: Option<webauthn_rs::Webauthn>,
     pub metrics: crate::metrics::Metrics,
@@ -127,7 +127,7 @@ impl App {
             http,
             client_http,
             sms,
-            sms_wake: tokio::sync::Notify::new(),
+            sms_handoff: Default::default(),
             webauthn,
             metrics,
             verified_tokens: Default::default(),
@@ -235,7 +235,7 @@ impl App {
             db: &self.db,
             secrets: &self.secrets,
             metrics: &self.metrics,
-            wake: &self.sms_wake,
+            handoff: &self.sms_handoff,
         }
     }
 
@@ -423,20 +423,29 @@ impl App {
             }
         });
         let app = self.clone();
+        // From here on, messages this node queues are claimed by it and handed to this worker.
+        app.sms_handoff.start();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {
-                tokio::select! {
-                    _ = tick.tick() => {}
-                    _ = app.sms_wake.notified() => {}
-                }
+                let sweep = tokio::select! {
+                    _ = tick.tick() => true,
+                    _ = app.sms_handoff.handed() => false,
+                };
                 let delivery = crate::services::sms_outbox::Delivery {
                     db: &app.db,
                     secrets: &app.secrets,
                     metrics: &app.metrics,
                     gateway: &*app.sms,
                 };
-                delivery.deliver_due(app.now()).await;
+                let handed = app.sms_handoff.take();
+                if !handed.is_empty() {
+                    delivery.deliver_claimed(&handed, app.now()).await;
+                }
+                // What is due of any node's (retries, a dead node's messages after their lease).
+                if sweep {
+                    delivery.deliver_due(app.now()).await;
+                }
             }
         });
     }

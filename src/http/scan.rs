@@ -20,7 +20,7 @@ use crate::http::i18n::{Lang, Texts};
 use crate::http::login::methods;
 use crate::http::messages::Msg;
 use crate::http::{cookies, page, pending};
-use crate::services::authn::steps;
+use crate::services::authn::steps::{self, Marker};
 use crate::services::login;
 use crate::services::oidc::tokens;
 use crate::services::scan::{self, BrowserView, Decision, Phone, ScanError, ShownFor};
@@ -172,7 +172,7 @@ pub async fn show(
 ) -> Response {
     let result: anyhow::Result<Response> = async {
         let now = app.now();
-        let ctx = methods::context(&app, &jar, lang, q.req.as_deref(), now).await?;
+        let ctx = methods::context(&app, &jar, lang, q.req.as_deref(), Marker::Read, now).await?;
         // Another browser's request starts over there; one answered already gets no code.
         if let Some(next) = ctx.login.restart() {
             return Ok(pending::render(&app, ctx.lang, jar, next));
@@ -329,7 +329,7 @@ pub async fn finish(
     }
     let result: anyhow::Result<Response> = async {
         let now = app.now();
-        let ctx = methods::context(&app, &jar, lang, f.req.as_deref(), now).await?;
+        let ctx = methods::context(&app, &jar, lang, f.req.as_deref(), Marker::Read, now).await?;
         // Another browser's request starts over there; one answered already signs nobody in for it.
         if let Some(next) = ctx.login.restart() {
             return Ok(pending::render(&app, ctx.lang, jar, next));

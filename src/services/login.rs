@@ -10,7 +10,7 @@ use crate::metrics::Metrics;
 use crate::services::password::Hasher;
 use crate::store::Db;
 use crate::store::persons::PersonRow;
-use crate::store::sessions::SessionRow;
+use crate::store::sessions::{Renewed, SessionRow};
 
 /// The configuration a login reads.
 #[derive(Debug, Clone, Copy)]
@@ -370,21 +370,32 @@ pub struct SignedIn {
     pub session: SessionRow,
 }
 
+/// How a [`sign_in`] ended.
+pub enum SignIn {
+    Signed(SignedIn),
+    /// The person is not active: nothing written.
+    Unavailable,
+    /// The pending request the sign-in was for was answered already (review M1): no session made.
+    Answered,
+}
+
 /// Signs a person in with `methods` (e.g. `[Pwd]`, `[Sms]`, `[Hwk, User]`). A live session of the same
 /// person is renewed in place — same `sid`, so apps and logout keep finding it; fresh `auth_time` — and
 /// either gains these methods (a step-up: a factor the session lacked, both count) or, for any other
 /// login, holds only these (a re-authentication proves only what was typed now: a password typed again
 /// must not refresh an old second factor). A different person gets a new session. Either way the
-/// browser gets a new cookie value (no session fixation). `None` when the person is not active (checked
-/// by the statement that writes the session).
+/// browser gets a new cookie value (no session fixation). Whether the person is active, and whether
+/// the pending request it is for (`request`: the hash of its id) is unanswered, is checked by the
+/// statement that writes the session; only when it writes nothing is the marker read, to say why.
 pub async fn sign_in(
     ctx: &Ctx<'_>,
     current: Option<(&str, &SessionRow)>,
     person_id: &str,
     methods: &[Method],
     renewal: Renewal,
+    request: Option<&str>,
     now: i64,
-) -> anyhow::Result<Option<SignedIn>> {
+) -> anyhow::Result<SignIn> {
     if let Some((cookie, session)) = current.filter(|(_, s)| s.person_id == person_id) {
         let held = Amr::parse(&session.amr);
         let adds_a_factor = methods.iter().any(|m| !held.contains(*m));
@@ -401,9 +412,14 @@ pub async fn sign_in(
         let amr = amr.with_mfa().to_string();
         let new_cookie = ctx.rng.token();
         let new_hash = crypto::token_hash(&new_cookie);
+        let renewed = Renewed {
+            amr: &amr,
+            acr,
+            auth_time: now,
+        };
         if ctx
             .db
-            .upgrade_session(&crypto::token_hash(cookie), &new_hash, &amr, acr, now, now)
+            .upgrade_session(&crypto::token_hash(cookie), &new_hash, renewed, now, request)
             .await?
         {
             let session = SessionRow {
@@ -414,22 +430,29 @@ pub async fn sign_in(
                 last_seen: now,
                 ..session.clone()
             };
-            return Ok(Some(SignedIn {
+            return Ok(SignIn::Signed(SignedIn {
                 cookie: new_cookie,
                 session,
             }));
         }
     }
     let amr = Amr::of(methods);
-    let Some(signed) = start_session(ctx, person_id, &amr.to_string(), amr.acr(), now).await? else {
-        return Ok(None);
+    let started = start_session_at(ctx, person_id, &amr.to_string(), amr.acr(), now, request, now).await?;
+    let Some(signed) = started else {
+        // Nothing written: the marker says whether it was the request (else the person).
+        if let Some(r) = request
+            && ctx.db.auth_request_answered(r).await?
+        {
+            return Ok(SignIn::Answered);
+        }
+        return Ok(SignIn::Unavailable);
     };
     // Another person signed in on this browser (a shared counter terminal): the previous person's
     // session ends, with its grants and a back-channel logout to its apps.
     if let Some((_, previous)) = current.filter(|(_, s)| s.person_id != person_id) {
         ctx.sessions.end_session(&previous.sid, now).await?;
     }
-    Ok(Some(signed))
+    Ok(SignIn::Signed(signed))
 }
 
 /// Whether a session's methods were carried from a sign-in elsewhere: a scan (`mca`, RFC 8176: more
@@ -476,10 +499,13 @@ pub async fn sign_in_carried(
             .upgrade_session(
                 &crypto::token_hash(cookie),
                 &new_hash,
-                carried.amr,
-                carried.acr,
-                carried.auth_time,
+                Renewed {
+                    amr: carried.amr,
+                    acr: carried.acr,
+                    auth_time: carried.auth_time,
+                },
                 now,
+                None,
             )
             .await?;
         if renewed {
@@ -497,8 +523,16 @@ pub async fn sign_in_carried(
             }));
         }
     }
-    let Some(signed) =
-        start_session_at(ctx, person_id, carried.amr, carried.acr, carried.auth_time, now).await?
+    let Some(signed) = start_session_at(
+        ctx,
+        person_id,
+        carried.amr,
+        carried.acr,
+        carried.auth_time,
+        None,
+        now,
+    )
+    .await?
     else {
         return Ok(None);
     };
@@ -508,24 +542,16 @@ pub async fn sign_in_carried(
     Ok(Some(signed))
 }
 
-/// A new SSO session for an active person (a new id at every login: no fixation).
-async fn start_session(
-    ctx: &Ctx<'_>,
-    person_id: &str,
-    amr: &str,
-    acr: i64,
-    now: i64,
-) -> anyhow::Result<Option<SignedIn>> {
-    start_session_at(ctx, person_id, amr, acr, now, now).await
-}
-
-/// A new SSO session whose sign-in happened at `auth_time`.
+/// A new SSO session for an active person (a new id at every login: no fixation), whose sign-in
+/// happened at `auth_time`; for a pending request (`request`, the hash of its id), only while it is
+/// unanswered. `None`: nothing written.
 async fn start_session_at(
     ctx: &Ctx<'_>,
     person_id: &str,
     amr: &str,
     acr: i64,
     auth_time: i64,
+    request: Option<&str>,
     now: i64,
 ) -> anyhow::Result<Option<SignedIn>> {
     let cookie = ctx.rng.token();
@@ -540,7 +566,7 @@ async fn start_session_at(
         last_seen: now,
         expires_at: now + ctx.settings.session_absolute_ttl,
     };
-    if !ctx.db.insert_session_if_active(&session).await? {
+    if !ctx.db.insert_session_if_active(&session, request).await? {
         return Ok(None);
     }
     Ok(Some(SignedIn { cookie, session }))

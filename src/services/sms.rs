@@ -61,6 +61,9 @@ pub enum VerifyError {
     Wrong,
     /// Expired, used, unknown, or out of tries: start again.
     Expired,
+    /// The pending request the code was posted for was answered already (review M1): the code is
+    /// neither used nor counted as a wrong try.
+    Answered,
 }
 
 /// A verified code: who it proves, and for which purpose (and session, for step-up).
@@ -184,10 +187,14 @@ impl Sms<'_> {
         Ok(Ok(attempt))
     }
 
+    /// Checks a code posted for `attempt`; `request` is the hash of the id of the pending request it
+    /// is posted for, if any: a code is used only while that request is unanswered (its marker is
+    /// checked by the statement that uses the code, and read only when that statement used nothing).
     pub async fn verify_code(
         &self,
         attempt: &str,
         code: &str,
+        request: Option<&str>,
         now: i64,
     ) -> anyhow::Result<Result<Verified, VerifyError>> {
         let attempt_hash = crypto::token_hash(attempt);
@@ -196,7 +203,7 @@ impl Sms<'_> {
         // The right code is used by the statement that finds it (one write, nothing read before).
         if let Some((person_id, purpose, session_sid)) = self
             .db
-            .sms_use_matching(&attempt_hash, &presented, max, now)
+            .sms_use_matching(&attempt_hash, &presented, max, request, now)
             .await?
         {
             return Ok(Ok(Verified {
@@ -204,6 +211,12 @@ impl Sms<'_> {
                 purpose,
                 session_sid,
             }));
+        }
+        // An answered request: nothing more is done for it, whatever the code (no try counted).
+        if let Some(r) = request
+            && self.db.auth_request_answered(r).await?
+        {
+            return Ok(Err(VerifyError::Answered));
         }
         // Not used: unknown, used, expired, out of tries, or a wrong code (a right code for a phone
         // of no account counts as wrong).

@@ -1,6 +1,11 @@
 //! The SMS outbox: messages are queued sealed with the data-protection secret (bound to their row) and
-//! sent by a background worker on any node, each claimed with a lease; a message is deleted once
-//! delivered. No answer waits for the SMS provider.
+//! sent by a background worker, each claimed with a lease; a message is deleted once delivered. The node
+//! that queues a message claims it in the same insert and its worker sends it at once; any node's sweep
+//! sends what is due (a failed send tried again, a message whose node died, after its lease). No answer
+//! waits for the SMS provider.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::crypto::Secrets;
 use crate::metrics::Metrics;
@@ -13,18 +18,62 @@ const LEASE: i64 = 60;
 /// Deliveries tried per message (each of them the gateway's own three tries), while the code lives.
 const MAX_ATTEMPTS: i64 = 3;
 
-/// What queues messages: the store, the data-protection secret, and this node's worker to wake.
+/// Messages this node queued claimed, handed to its own outbox worker to send at once (no claim
+/// statement), and what wakes that worker. Until the worker runs (`App::spawn_background`: a command-line
+/// tool has none), messages are queued unclaimed, for any node's sweep.
+#[derive(Default)]
+pub struct Handoff {
+    running: AtomicBool,
+    queue: Mutex<Vec<Outgoing>>,
+    wake: tokio::sync::Notify,
+}
+
+impl Handoff {
+    /// This node's worker takes the messages handed to it from now on.
+    pub fn start(&self) {
+        self.running.store(true, Ordering::SeqCst);
+    }
+
+    fn running(&self) -> bool {
+        self.running.load(Ordering::SeqCst)
+    }
+
+    fn push(&self, message: Outgoing) {
+        self.queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(message);
+        self.wake.notify_one();
+    }
+
+    /// The messages handed over since the last call.
+    pub fn take(&self) -> Vec<Outgoing> {
+        std::mem::take(
+            &mut *self
+                .queue
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+
+    /// Waits until a message is handed over (at once when one was since the last wait).
+    pub async fn handed(&self) {
+        self.wake.notified().await;
+    }
+}
+
+/// What queues messages: the store, the data-protection secret, and this node's worker to hand them to.
 pub struct Outbox<'a> {
     pub db: &'a Db,
     pub secrets: &'a Secrets,
     pub metrics: &'a Metrics,
-    /// Wakes this node's outbox worker when a message is queued.
-    pub wake: &'a tokio::sync::Notify,
+    pub handoff: &'a Handoff,
 }
 
 impl Outbox<'_> {
     /// Puts a message in the outbox, sealed with the data-protection secret (bound to its row); `None`
-    /// writes a row with nothing to send, so that path costs the same. Wakes this node's worker.
+    /// writes a row with nothing to send, so that path costs the same. The row is claimed for this
+    /// node's worker (one lease) and handed to it to send at once.
     pub async fn enqueue(
         &self,
         message: Option<&SmsMessage>,
@@ -36,10 +85,21 @@ impl Outbox<'_> {
             Some(m) => Some(self.secrets.encrypt(&serde_json::to_string(m)?, id.as_bytes())?),
             None => None,
         };
+        if !self.handoff.running() {
+            self.db
+                .enqueue_sms(&id, sealed.as_deref(), now, expires_at)
+                .await?;
+            return Ok(());
+        }
         self.db
-            .enqueue_sms(&id, sealed.as_deref(), now, expires_at)
+            .enqueue_sms_claimed(&id, sealed.as_deref(), now, now + LEASE, expires_at)
             .await?;
-        self.wake.notify_one();
+        self.handoff.push(Outgoing {
+            id,
+            sealed,
+            attempts: 1,
+            expires_at,
+        });
         Ok(())
     }
 }
@@ -64,9 +124,15 @@ impl Delivery<'_> {
                 return;
             }
         };
-        // Sent side by side: the whole batch then takes one message's time (a hanging provider ~16 s),
-        // well inside the lease, so no message outlives its claim and is sent twice by another node.
-        let sending = due.iter().map(|m| async move {
+        self.deliver_claimed(&due, now).await;
+    }
+
+    /// Sends messages this node holds the claim of (claimed by the sweep, or queued claimed and handed
+    /// over), side by side: the whole batch then takes one message's time (a hanging provider ~16 s),
+    /// well inside the lease even for a message handed over while the batch before it was being sent,
+    /// so no message outlives its claim and is sent twice by another node.
+    pub async fn deliver_claimed(&self, claimed: &[Outgoing], now: i64) {
+        let sending = claimed.iter().map(|m| async move {
             if let Err(e) = self.deliver(m, now).await {
                 tracing::warn!(error = %e, "cannot update the SMS outbox");
             }

@@ -101,6 +101,8 @@ const BATCH: usize = 64;
 pub(super) type AuditQueue = std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<Job>>;
 
 async fn writer(pool: sqlx::AnyPool, mut jobs: tokio::sync::mpsc::UnboundedReceiver<Job>) {
+    // The head as this writer's last commit left it, while no other writer (node) has appended since.
+    let mut known: Option<Head> = None;
     while let Some(first) = jobs.recv().await {
         let mut batch = vec![first];
         while batch.len() < BATCH {
@@ -110,7 +112,7 @@ async fn writer(pool: sqlx::AnyPool, mut jobs: tokio::sync::mpsc::UnboundedRecei
             }
         }
         let events: Vec<(&OwnedEvent, i64)> = batch.iter().map(|j| (&j.event, j.now)).collect();
-        match append_batch(&pool, &events).await {
+        match append_batch(&pool, &events, &mut known).await {
             Ok(first_seq) => {
                 for (i, job) in batch.into_iter().enumerate() {
                     let _ = job.done.send(Ok(first_seq + i as i64));
@@ -119,7 +121,7 @@ async fn writer(pool: sqlx::AnyPool, mut jobs: tokio::sync::mpsc::UnboundedRecei
             // One at a time, so each caller hears its own error (a lost database is a 503, not a 500).
             Err(_) => {
                 for job in batch {
-                    let result = append_batch(&pool, &[(&job.event, job.now)]).await;
+                    let result = append_batch(&pool, &[(&job.event, job.now)], &mut known).await;
                     let _ = job.done.send(result);
                 }
             }
@@ -127,17 +129,18 @@ async fn writer(pool: sqlx::AnyPool, mut jobs: tokio::sync::mpsc::UnboundedRecei
     }
 }
 
-/// One transaction: the head row's write lock (which orders appends across nodes), the events with
-/// their chained hashes in one INSERT, the new head. Returns the first event's sequence number.
-async fn append_batch(pool: &sqlx::AnyPool, events: &[(&OwnedEvent, i64)]) -> Result<i64, sqlx::Error> {
-    let n = events.len() as i64;
-    let mut tx = pool.begin().await?;
-    let head = sqlx::query("UPDATE audit_head SET seq = seq + $1 WHERE id = 1 RETURNING seq, hash")
-        .bind(n)
-        .fetch_one(&mut *tx)
-        .await?;
-    let first: i64 = head.try_get::<i64, _>("seq")? - n + 1;
-    let mut prev: String = head.try_get("hash")?;
+/// The chain's head: the last event's sequence number and hash.
+struct Head {
+    seq: i64,
+    hash: String,
+}
+
+/// An event row to insert: (seq, at, event, prev_hash, hash).
+type EventRow<'a> = (i64, i64, &'a OwnedEvent, String, String);
+
+/// The events numbered from `first` on, each chained to the one before, the first to `prev`.
+fn chained<'a>(events: &[(&'a OwnedEvent, i64)], first: i64, prev: &str) -> Vec<EventRow<'a>> {
+    let mut prev = prev.to_owned();
     let mut rows = Vec::with_capacity(events.len());
     for (i, (event, now)) in events.iter().enumerate() {
         let seq = first + i as i64;
@@ -150,6 +153,50 @@ async fn append_batch(pool: &sqlx::AnyPool, events: &[(&OwnedEvent, i64)]) -> Re
             hash,
         ));
     }
+    rows
+}
+
+/// One transaction: the head row's write lock (which orders appends across nodes), the events with
+/// their chained hashes in one INSERT, the new head. Returns the first event's sequence number.
+///
+/// The head's hash stays what it always was (the last event's hash: `services::audit::verify` checks
+/// it, and a node of the previous release chains from it). When the head is still as this writer left
+/// it (`known`: no other node appended since), the hashes are computed before the lock is taken and
+/// the statement that takes it also writes the new head hash: three statements (lock, insert, commit).
+/// Otherwise the head's hash is read under the lock and written after the insert, as before: four.
+/// Both are decided by the one `UPDATE`, on the row as it is once locked (PostgreSQL re-reads a row
+/// another transaction changed meanwhile), so two nodes appending at once still form one chain.
+async fn append_batch(
+    pool: &sqlx::AnyPool,
+    events: &[(&OwnedEvent, i64)],
+    known: &mut Option<Head>,
+) -> Result<i64, sqlx::Error> {
+    let n = events.len() as i64;
+    let guess = known.take();
+    let planned = guess.as_ref().map(|h| chained(events, h.seq + 1, &h.hash));
+    let (expected_seq, new_hash) = match (&guess, planned.as_ref().and_then(|rows| rows.last())) {
+        (Some(h), Some(last)) => (h.seq, last.4.as_str()),
+        _ => (-1, ""),
+    };
+    let mut tx = pool.begin().await?;
+    let head = sqlx::query(
+        "UPDATE audit_head SET seq = seq + $1, hash = CASE WHEN seq = $2 THEN $3 ELSE hash END \
+         WHERE id = 1 RETURNING seq, hash",
+    )
+    .bind(n)
+    .bind(expected_seq)
+    .bind(new_hash)
+    .fetch_one(&mut *tx)
+    .await?;
+    let last_seq: i64 = head.try_get("seq")?;
+    let first = last_seq - n + 1;
+    let (rows, head_written) = match planned {
+        Some(rows) if first - 1 == expected_seq => (rows, true),
+        _ => {
+            let prev: String = head.try_get("hash")?;
+            (chained(events, first, &prev), false)
+        }
+    };
     let placeholders: Vec<String> = (0..rows.len())
         .map(|r| {
             let p: Vec<String> = (1..=11).map(|c| format!("${}", r * 11 + c)).collect();
@@ -173,11 +220,18 @@ async fn append_batch(pool: &sqlx::AnyPool, events: &[(&OwnedEvent, i64)]) -> Re
             .bind(hash.as_str());
     }
     insert.execute(&mut *tx).await?;
-    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
-        .bind(&prev)
-        .execute(&mut *tx)
-        .await?;
+    let last_hash = rows.last().map(|r| r.4.clone()).unwrap_or_default();
+    if !head_written {
+        sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
+            .bind(&last_hash)
+            .execute(&mut *tx)
+            .await?;
+    }
     tx.commit().await?;
+    *known = Some(Head {
+        seq: last_seq,
+        hash: last_hash,
+    });
     Ok(first)
 }
 

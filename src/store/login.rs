@@ -207,23 +207,27 @@ impl Db {
 
     /// Uses a code once, if `code_hash` is its code, it belongs to a person and it is unused, unexpired
     /// and within its tries: the code's person, purpose and session for the one caller that did (one
-    /// statement: the read and the use of a right code are the same write).
+    /// statement: the read and the use of a right code are the same write). Not used while `unanswered`
+    /// names a pending request whose answered marker exists (review M1: a code is not spent on it).
     pub async fn sms_use_matching(
         &self,
         attempt_hash: &str,
         code_hash: &str,
         max: i64,
+        unanswered: Option<&str>,
         now: i64,
     ) -> Result<Option<(String, String, Option<String>)>, sqlx::Error> {
         let row = sqlx::query(
             "UPDATE sms_codes SET used_at = $1 WHERE attempt_hash = $2 AND code_hash = $3 \
              AND person_id IS NOT NULL AND used_at IS NULL AND tries < $4 AND expires_at > $1 \
+             AND NOT EXISTS (SELECT 1 FROM auth_requests WHERE id_hash = $5) \
              RETURNING person_id, purpose, session_sid",
         )
         .bind(now)
         .bind(attempt_hash)
         .bind(code_hash)
         .bind(max)
+        .bind(unanswered)
         .fetch_optional(&self.pool)
         .await?;
         row.map(|r| {

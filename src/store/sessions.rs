@@ -55,11 +55,18 @@ impl Db {
     }
 
     /// Starts a session for a person who is active, checked by the same statement; false (nothing
-    /// written) when the person is locked, disabled or gone.
-    pub async fn insert_session_if_active(&self, s: &SessionRow) -> Result<bool, sqlx::Error> {
+    /// written) when the person is locked, disabled or gone, or when `unanswered` names a pending
+    /// request whose answered marker exists (review M1: no session is made for an answered request;
+    /// the caller reads the marker to tell which).
+    pub async fn insert_session_if_active(
+        &self,
+        s: &SessionRow,
+        unanswered: Option<&str>,
+    ) -> Result<bool, sqlx::Error> {
         let done = sqlx::query(
             "INSERT INTO sessions (id_hash, sid, person_id, auth_time, amr, acr, created_at, last_seen, expires_at) \
-             SELECT $1,$2,$3,$4,$5,$6,$7,$8,$9 FROM persons WHERE id = $3 AND status = 'active'",
+             SELECT $1,$2,$3,$4,$5,$6,$7,$8,$9 FROM persons WHERE id = $3 AND status = 'active' \
+             AND NOT EXISTS (SELECT 1 FROM auth_requests WHERE id_hash = $10)",
         )
         .bind(&s.id_hash)
         .bind(&s.sid)
@@ -70,6 +77,7 @@ impl Db {
         .bind(s.created_at)
         .bind(s.last_seen)
         .bind(s.expires_at)
+        .bind(unanswered)
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
@@ -214,29 +222,39 @@ impl Db {
     }
 }
 
+/// What a renewal writes into a session: its methods, level and sign-in time.
+#[derive(Debug, Clone, Copy)]
+pub struct Renewed<'a> {
+    pub amr: &'a str,
+    pub acr: i64,
+    pub auth_time: i64,
+}
+
 impl Db {
     /// Raises or renews a session: a new cookie id (no fixation), the given methods and level and the
     /// given `auth_time` (now after a further factor here; the original sign-in's time for one carried
-    /// from an upstream or a phone); `sid` stays, so apps keep their session. False if it ended meanwhile.
+    /// from an upstream or a phone); `sid` stays, so apps keep their session. False if it ended meanwhile,
+    /// or when `unanswered` names a pending request whose answered marker exists (review M1).
     pub async fn upgrade_session(
         &self,
         old_id_hash: &str,
         new_id_hash: &str,
-        amr: &str,
-        acr: i64,
-        auth_time: i64,
+        renewed: Renewed<'_>,
         now: i64,
+        unanswered: Option<&str>,
     ) -> Result<bool, sqlx::Error> {
         let done = sqlx::query(
             "UPDATE sessions SET id_hash = $1, amr = $2, acr = $3, auth_time = $4, last_seen = $5 \
-             WHERE id_hash = $6 AND ended_at IS NULL",
+             WHERE id_hash = $6 AND ended_at IS NULL \
+             AND NOT EXISTS (SELECT 1 FROM auth_requests WHERE id_hash = $7)",
         )
         .bind(new_id_hash)
-        .bind(amr)
-        .bind(acr)
-        .bind(auth_time)
+        .bind(renewed.amr)
+        .bind(renewed.acr)
+        .bind(renewed.auth_time)
         .bind(now)
         .bind(old_id_hash)
+        .bind(unanswered)
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)

@@ -36,6 +36,31 @@ impl Db {
         Ok(())
     }
 
+    /// Queues a message already claimed by the node that sends it at once, until `locked_until` (its
+    /// first attempt counted): no other node's sweep takes it before then, and any node's sweep does
+    /// after, should that send fail or the node die.
+    pub async fn enqueue_sms_claimed(
+        &self,
+        id: &str,
+        sealed: Option<&str>,
+        now: i64,
+        locked_until: i64,
+        expires_at: i64,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO sms_outbox (id, sealed, attempts, next_attempt_at, locked_until, expires_at) \
+             VALUES ($1, $2, 1, $3, $4, $5)",
+        )
+        .bind(id)
+        .bind(sealed)
+        .bind(now)
+        .bind(locked_until)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// Claims due messages for `lease` seconds in one statement: a row another node holds (or took
     /// meanwhile: PostgreSQL re-checks the condition on the locked row) is not returned.
     pub async fn claim_sms(&self, now: i64, lease: i64) -> Result<Vec<Outgoing>, sqlx::Error> {

@@ -516,6 +516,74 @@ async fn events_recorded_at_once_on_two_nodes_form_one_chain(backend: Backend) {
     assert_eq!(v.broken, None, "{v:?}");
 }
 
+/// The head row keeps the last event's hash whichever way an event is appended: a node of the previous
+/// release (which chains from the head's hash, and writes it after its insert) appending between events
+/// of this one leaves one chain that verifies, and this node goes on from that node's event.
+async fn an_append_by_a_node_of_the_previous_release_keeps_one_chain(backend: Backend) {
+    use sqlx::Row;
+    use yunid::store::audit::{NewEvent, chain_hash};
+    let env = Env::start(backend).await;
+    let record = |subject: &'static str| {
+        let app = env.app.clone();
+        async move {
+            yunid::services::audit::record(
+                &app.db,
+                app.now(),
+                NewEvent {
+                    actor: subject,
+                    action: "login",
+                    subject,
+                    outcome: "ok",
+                    ..NewEvent::default()
+                },
+            )
+            .await
+            .unwrap();
+        }
+    };
+    record("a").await;
+    record("b").await;
+    // The previous release's append, as it was written.
+    let mut tx = env.app.db.pool.begin().await.unwrap();
+    let head = sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    let seq: i64 = head.try_get("seq").unwrap();
+    let prev: String = head.try_get("hash").unwrap();
+    let at = env.app.now();
+    let hash = chain_hash(&prev, seq, at, ["old-node", "login", "c", "", "", "ok", ""]);
+    sqlx::query(
+        "INSERT INTO audit_events (seq, at, actor, action, subject, client_id, address, outcome, detail, \
+         prev_hash, hash) VALUES ($1, $2, 'old-node', 'login', 'c', '', '', 'ok', '', $3, $4)",
+    )
+    .bind(seq)
+    .bind(at)
+    .bind(&prev)
+    .bind(&hash)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
+        .bind(&hash)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    record("d").await;
+    record("e").await;
+
+    let events = env.app.db.all_audit_events().await.unwrap();
+    let subjects: Vec<&str> = events.iter().map(|e| e.subject.as_str()).collect();
+    assert!(subjects.ends_with(&["a", "b", "c", "d", "e"]), "{subjects:?}");
+    for pair in events.windows(2) {
+        assert_eq!(pair[1].seq, pair[0].seq + 1, "no gap in the sequence");
+        assert_eq!(pair[1].prev_hash, pair[0].hash, "each event names the one before");
+    }
+    let v = yunid::services::audit::verify(&env.app.db).await.unwrap();
+    assert_eq!(v.broken, None, "{v:?}");
+}
+
 async fn the_first_super_admin_is_bootstrapped_once(backend: Backend) {
     let env = Env::start(backend).await;
     env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
@@ -571,6 +639,7 @@ on_both_backends!(
     the_audit_trail_shows_an_edited_or_deleted_row,
     pruning_old_events_keeps_the_chain_verifiable,
     events_recorded_at_once_on_two_nodes_form_one_chain,
+    an_append_by_a_node_of_the_previous_release_keeps_one_chain,
     the_first_super_admin_is_bootstrapped_once,
 );
 

@@ -410,6 +410,48 @@ async fn a_code_works_once_and_only_for_five_minutes(backend: Backend) {
     assert_eq!(error(&late).as_deref(), Some(ZH.err_code_expired));
 }
 
+/// Review M1, checked by the writes of the sign-in itself (no read before them): a fresh code posted
+/// for a request answered already — here another person's, asked for on the same request's page in the
+/// same browser — signs nobody in. The page says the request was answered, no session is made for that
+/// person, and the code is not spent on it: it still signs its person in for a new request.
+async fn a_fresh_code_for_an_answered_request_signs_nobody_in_and_is_not_spent(backend: Backend) {
+    let inbox = SmsInbox::start(0).await;
+    let env = provider(backend, &inbox).await;
+    let bob_phone = "13900139031";
+    let bob = env.person(&resident_id(31), bob_phone, PASSWORD).await;
+    let (_, rp) = plain_app(&env).await;
+    let browser = Browser::new(&env.base);
+    let login = browser.get(rp.start(&["profile"]).url.as_str()).await;
+    let page = sms_method(&browser, &login).await;
+    let sent = send(&browser, &page, Some(ALICE_PHONE)).await;
+    let back = through_consent(&browser, verify(&browser, &sent, &inbox.last_code()).await).await;
+    assert!(back.params().contains_key("code"), "{back:?}");
+
+    // The answered request's SMS page, used again for Bob's number.
+    let for_bob = send(&browser, &page, Some(bob_phone)).await;
+    assert_eq!(status(&for_bob), StatusCode::OK, "{}", body(&for_bob));
+    let bobs_code = inbox.last_code();
+    let refused = verify(&browser, &for_bob, &bobs_code).await;
+    assert_eq!(status(&refused), StatusCode::BAD_REQUEST, "{}", body(&refused));
+    assert!(
+        body(&refused).contains("此登录请求已经处理过了"),
+        "{}",
+        body(&refused)
+    );
+    let sessions = env.app.db.sessions_of(&bob, env.app.now()).await.unwrap();
+    assert!(sessions.is_empty(), "nobody signed in for the answered request");
+
+    // A new request of the same browser that asks for a sign-in: Bob's code was not spent.
+    let fresh = rp.start(&["profile"]);
+    let fresh = browser.get(&format!("{}&prompt=login", fresh.url)).await;
+    let fresh = sms_method(&browser, &fresh).await;
+    let signed = verify_attempt(&browser, &fresh, &attempt_of(&for_bob), &bobs_code).await;
+    let back = through_consent(&browser, signed).await;
+    assert!(back.params().contains_key("code"), "{back:?}");
+    let sessions = env.app.db.sessions_of(&bob, env.app.now()).await.unwrap();
+    assert_eq!(sessions.len(), 1, "Bob is signed in for the new request");
+}
+
 async fn a_code_opens_only_its_own_attempt(backend: Backend) {
     let inbox = SmsInbox::start(0).await;
     let env = provider(backend, &inbox).await;
@@ -875,6 +917,7 @@ on_both_backends!(
     an_unregistered_phone_gets_the_same_page_and_no_sms,
     wrong_codes_are_refused_and_five_use_up_the_attempt,
     a_code_works_once_and_only_for_five_minutes,
+    a_fresh_code_for_an_answered_request_signs_nobody_in_and_is_not_spent,
     a_code_opens_only_its_own_attempt,
     codes_to_one_phone_are_spaced_and_capped_per_hour,
     one_address_may_ask_for_only_so_many_codes,

@@ -301,6 +301,49 @@ async fn a_passkey_answer_for_another_origin_is_refused(backend: Backend) {
     assert!(body.contains("通行密钥验证未通过"), "{body}");
 }
 
+/// Review M1, checked by the statement that writes the session (nothing read before it): a passkey
+/// answer posted for a request whose app has its code already signs nobody in for it. The page says the
+/// request was answered, and no session is made or raised with the passkey.
+async fn a_passkey_for_an_answered_request_signs_nobody_in(backend: Backend) {
+    let env = localhost_env(backend).await;
+    let alice = env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    let mut key = SoftPasskey::new(true);
+    let registered = register_passkey(
+        &env,
+        &env.sms,
+        &Browser::new(env.app.config.iss()),
+        &mut key,
+        "key",
+    )
+    .await;
+    let credential_id = registered["credential_id"].as_str().unwrap().to_owned();
+    let client = env.client("http://localhost:9/cb").await;
+    let rp = Rp::discover(env.app.config.iss(), &client).await;
+    let browser = Browser::new(env.app.config.iss());
+    let login = browser.get(rp.start(&["profile"]).url.as_str()).await;
+    let mut page = browser.login(&login, ALICE_ID, PASSWORD).await;
+    if page.is_consent() {
+        page = browser.consent(&page, true).await;
+    }
+    assert!(page.params().contains_key("code"), "{page:?}");
+    let before = env.app.db.sessions_of(&alice, env.app.now()).await.unwrap();
+
+    // The answered request's login page, answered again with the passkey.
+    let (ceremony, credential, csrf, req) =
+        passkey_assertion(&browser, &login, &mut key, &credential_id, &alice, origin(&env)).await;
+    assert!(req.is_some(), "the login page carries its request");
+    let refused = finish(&browser, &ceremony, &credential, &csrf, req.as_deref()).await;
+    let (_, status, body) = refused.html();
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("此登录请求已经处理过了"), "{body}");
+    let after = env.app.db.sessions_of(&alice, env.app.now()).await.unwrap();
+    assert_eq!(after.len(), before.len(), "no session made: {after:?}");
+    assert!(
+        after.iter().all(|s| !s.amr.split(' ').any(|m| m == "hwk")),
+        "no session raised with the passkey: {after:?}"
+    );
+}
+
 async fn a_removed_passkey_no_longer_signs_in(backend: Backend) {
     let env = localhost_env(backend).await;
     let alice = env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
@@ -413,6 +456,7 @@ on_both_backends!(
     a_passkey_signs_a_citizen_in_without_a_password,
     a_passkey_answer_for_another_origin_is_refused,
     a_removed_passkey_no_longer_signs_in,
+    a_passkey_for_an_answered_request_signs_nobody_in,
     passkey_registration_needs_a_session_and_the_csrf_token,
     the_account_page_ends_sessions_and_revokes_apps,
 );

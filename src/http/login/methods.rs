@@ -17,7 +17,8 @@ use crate::http::i18n::Lang;
 use crate::http::messages::Msg;
 use crate::http::page::forbidden_csrf;
 use crate::http::{cookies, page, pending};
-use crate::services::authn::{Next, steps};
+use crate::services::authn::steps::{self, Marker, NotSignedIn};
+use crate::services::authn::{Next, Stop};
 use crate::services::login::{self, LoginError, Method};
 use crate::services::sms::{Purpose, SendError, VerifyError};
 
@@ -38,15 +39,19 @@ impl Ctx {
     }
 }
 
+/// The login page's context for `req`; `marker`: whether the request's answered marker is read now
+/// (`steps::Marker`).
 pub async fn context(
     app: &App,
     jar: &CookieJar,
     lang: Lang,
     req: Option<&str>,
+    marker: Marker,
     now: i64,
 ) -> anyhow::Result<Ctx> {
     let (binding, cookie) = pending::cookies_of(app, jar);
-    let login = steps::login_page(&app.authn(), req, pending::browser(&binding, &cookie), now).await?;
+    let browser = pending::browser(&binding, &cookie);
+    let login = steps::login_page(&app.authn(), req, browser, marker, now).await?;
     // The app's ui_locales choose the language when it names one we have.
     let lang = login
         .request
@@ -192,7 +197,8 @@ pub struct Show {
 
 pub async fn show(State(app): State<App>, lang: Lang, jar: CookieJar, Query(q): Query<Show>) -> Response {
     let now = app.now();
-    let mut ctx = match context(&app, &jar, lang, q.req.as_deref(), now).await {
+    // The page only displays: the sign-in it leads to checks the answered marker.
+    let mut ctx = match context(&app, &jar, lang, q.req.as_deref(), Marker::Unread, now).await {
         Ok(c) => c,
         Err(e) => return internal(e),
     };
@@ -259,6 +265,11 @@ pub async fn finish(
     }
 }
 
+/// A sign-in posted for a request answered already (review M1): it is said so, nobody is signed in.
+pub fn answered(app: &App, jar: CookieJar, lang: Lang) -> Response {
+    pending::render(app, lang, jar, Next::Stop(Stop::RequestAnswered))
+}
+
 /// A form posted for a request that belongs to another browser: nothing is done for it there.
 fn foreign(app: &App, jar: &CookieJar, ctx: &Ctx) -> Option<Response> {
     ctx.login
@@ -288,7 +299,9 @@ pub async fn password(
     }
     let now = app.now();
     let result: anyhow::Result<Response> = async {
-        let ctx = context(&app, &jar, lang, f.req.as_deref(), now).await?;
+        // A password is checked (and a temporary one may be replaced) before the session is written:
+        // the answered marker is read first.
+        let ctx = context(&app, &jar, lang, f.req.as_deref(), Marker::Read, now).await?;
         if let Some(restart) = foreign(&app, &jar, &ctx) {
             return Ok(restart);
         }
@@ -338,6 +351,7 @@ pub async fn password(
                 }
                 Ok(res)
             }
+            steps::PasswordStop::Answered => Ok(answered(&app, jar, ctx.lang)),
             steps::PasswordStop::MustChange { weak } => {
                 let view = View {
                     method: "password",
@@ -379,7 +393,8 @@ pub async fn sms_send(
     }
     let now = app.now();
     let result: anyhow::Result<Response> = async {
-        let ctx = context(&app, &jar, lang, f.req.as_deref(), now).await?;
+        // Sending a code answers nothing: the marker is checked where the code is used.
+        let ctx = context(&app, &jar, lang, f.req.as_deref(), Marker::Unread, now).await?;
         if let Some(restart) = foreign(&app, &jar, &ctx) {
             return Ok(restart);
         }
@@ -465,13 +480,20 @@ pub async fn sms_verify(
     }
     let now = app.now();
     let result: anyhow::Result<Response> = async {
-        let ctx = context(&app, &jar, lang, f.req.as_deref(), now).await?;
+        // The code's use and the session insert check the answered marker (`verify_code`, `sign_in`).
+        let ctx = context(&app, &jar, lang, f.req.as_deref(), Marker::Unread, now).await?;
         if let Some(restart) = foreign(&app, &jar, &ctx) {
             return Ok(restart);
         }
         let t = ctx.lang.texts();
-        let verified = match app.sms().verify_code(&f.attempt, &f.code, now).await? {
+        let request = ctx.login.request_hash();
+        let verified = match app
+            .sms()
+            .verify_code(&f.attempt, &f.code, request.as_deref(), now)
+            .await?
+        {
             Ok(v) => v,
+            Err(VerifyError::Answered) => return Ok(answered(&app, jar, ctx.lang)),
             Err(VerifyError::Wrong) => {
                 app.metrics.login("sms", "invalid");
                 let view = View {
@@ -504,8 +526,9 @@ pub async fn sms_verify(
             step_up_sid,
         };
         match steps::proven(&app.authn(), &ctx.login, ctx.browser(), proof, &addr, now).await? {
-            Some(done) => finish(&app, jar, ctx.lang, "sms", done).await,
-            None => {
+            Ok(done) => finish(&app, jar, ctx.lang, "sms", done).await,
+            Err(NotSignedIn::Answered) => Ok(answered(&app, jar, ctx.lang)),
+            Err(NotSignedIn::Unavailable) => {
                 let view = View {
                     method: "sms",
                     error: Some(t.err_unavailable),

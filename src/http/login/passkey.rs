@@ -13,7 +13,7 @@ use crate::http::cookies;
 use crate::http::forms::ClientAddr;
 use crate::http::i18n::Lang;
 use crate::http::login::methods::{self, View};
-use crate::services::authn::steps;
+use crate::services::authn::steps::{self, Marker, NotSignedIn};
 use crate::services::login::Method;
 use crate::services::passkey::{self, PasskeyError};
 
@@ -54,7 +54,8 @@ pub async fn finish(
     }
     let now = app.now();
     let result: anyhow::Result<Response> = async {
-        let ctx = methods::context(&app, &jar, lang, f.req.as_deref(), now).await?;
+        // The session insert checks the answered marker (`login::sign_in`): not read here.
+        let ctx = methods::context(&app, &jar, lang, f.req.as_deref(), Marker::Unread, now).await?;
         if let Some(restart) = ctx.login.restart() {
             return Ok(crate::http::pending::render(&app, ctx.lang, jar, restart));
         }
@@ -87,8 +88,9 @@ pub async fn finish(
             step_up_sid: None,
         };
         match steps::proven(&app.authn(), &ctx.login, ctx.browser(), proof, &addr, now).await? {
-            Some(done) => methods::finish(&app, jar, ctx.lang, "passkey", done).await,
-            None => {
+            Ok(done) => methods::finish(&app, jar, ctx.lang, "passkey", done).await,
+            Err(NotSignedIn::Answered) => Ok(methods::answered(&app, jar, ctx.lang)),
+            Err(NotSignedIn::Unavailable) => {
                 let view = View {
                     method: "passkey",
                     error: Some(t.err_unavailable),

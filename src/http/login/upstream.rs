@@ -25,7 +25,7 @@ use crate::http::i18n::Lang;
 use crate::http::messages::Msg;
 use crate::http::page::forbidden_csrf;
 use crate::http::{cookies, page, pending};
-use crate::services::authn::steps;
+use crate::services::authn::steps::{self, Marker};
 use crate::services::federation::flow::{self, Callback, Outcome};
 use crate::services::federation::{FederationError, TokenError};
 use crate::services::login::SignedIn;
@@ -139,7 +139,7 @@ pub async fn start(
         return forbidden_csrf(lang);
     }
     let now = app.now();
-    let ctx = match methods::context(&app, &jar, lang, f.req.as_deref(), now).await {
+    let ctx = match methods::context(&app, &jar, lang, f.req.as_deref(), Marker::Read, now).await {
         Ok(c) => c,
         Err(e) => return page::internal(e, "upstream sign-in"),
     };
@@ -215,7 +215,7 @@ pub async fn callback(
                 req,
                 ..
             }) => {
-                let ctx = methods::context(&app, &jar, lang, req.as_deref(), now).await?;
+                let ctx = methods::context(&app, &jar, lang, req.as_deref(), Marker::Unread, now).await?;
                 let jar = jar.add(cookies::link_offer(&app, offer));
                 let t = ctx.lang.texts();
                 let notice = format!("{} {upstream_name}", t.upstream_link_notice);
@@ -264,7 +264,7 @@ pub async fn callback(
                 ))
             }
             Ok(Outcome::SignedIn(fed)) => {
-                let ctx = methods::context(&app, &jar, lang, fed.req.as_deref(), now).await?;
+                let ctx = methods::context(&app, &jar, lang, fed.req.as_deref(), Marker::Read, now).await?;
                 // Another browser's request starts over there; one answered already (its app has its
                 // code) signs nobody in for it (a second callback for the same `req`).
                 if let Some(next) = ctx.login.restart() {
@@ -378,7 +378,7 @@ pub async fn confirm_page(
 ) -> Response {
     let now = app.now();
     let result: anyhow::Result<Response> = async {
-        let ctx = methods::context(&app, &jar, lang, q.req.as_deref(), now).await?;
+        let ctx = methods::context(&app, &jar, lang, q.req.as_deref(), Marker::Unread, now).await?;
         let offer = jar.get(&cookies::link_offer_name(&app)).map(|c| c.value().to_owned());
         let browser = cookies::browser_value(&app, &jar);
         let (Some((session, _)), Some(offer), Some(browser)) = (&ctx.login.session, offer, browser) else {
@@ -433,7 +433,7 @@ pub async fn confirm(
     }
     let now = app.now();
     let result: anyhow::Result<Response> = async {
-        let ctx = methods::context(&app, &jar, lang, f.req.as_deref(), now).await?;
+        let ctx = methods::context(&app, &jar, lang, f.req.as_deref(), Marker::Unread, now).await?;
         let offer = jar
             .get(&cookies::link_offer_name(&app))
             .map(|c| c.value().to_owned());

@@ -8,7 +8,7 @@ use super::flow::{self, Browser};
 use super::pending::{self, Lookup, Pending};
 use super::{Ctx, Next, Page, Stop};
 use crate::crypto;
-use crate::services::login::{self, LoginError, Method, Renewal, SignedIn};
+use crate::services::login::{self, LoginError, Method, Renewal, SignIn, SignedIn};
 use crate::services::oidc::authorize::{self, AuthRequest, Rejection, Untrusted};
 use crate::services::params::Params;
 use crate::store::clients::Client;
@@ -74,11 +74,31 @@ pub async fn push(
     Ok(uri)
 }
 
-/// Opens `sealed` for this browser, as `pending::load`, and refuses a request answered already (its
-/// marker row exists: one indexed read).
-async fn open(ctx: &Ctx<'_>, sealed: &str, browser: Browser<'_>, now: i64) -> anyhow::Result<Lookup> {
+/// Whether a step reads its request's answered marker before it acts (review M1: nothing is done for
+/// a request answered already).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Marker {
+    /// Read first (one indexed read): steps that would act before any write of theirs could check it
+    /// (a password, which may replace a temporary one; an upstream or scan sign-in; a consent or
+    /// acting-for answer).
+    Read,
+    /// Not read here: pages that only display, and steps whose own write checks it (an SMS code's use
+    /// and the session insert, `login::sign_in`; the code's marker insert, `flow::answer`).
+    Unread,
+}
+
+/// Opens `sealed` for this browser, as `pending::load`; with [`Marker::Read`], a request answered
+/// already (its marker row exists) is refused.
+async fn open(
+    ctx: &Ctx<'_>,
+    sealed: &str,
+    browser: Browser<'_>,
+    marker: Marker,
+    now: i64,
+) -> anyhow::Result<Lookup> {
     let lookup = pending::load(ctx.secrets, sealed, browser.binding, now);
-    if let Lookup::Bound(p) = &lookup
+    if marker == Marker::Read
+        && let Lookup::Bound(p) = &lookup
         && ctx.db.auth_request_answered(&p.id_hash()).await?
     {
         return Ok(Lookup::Answered);
@@ -89,9 +109,10 @@ async fn open(ctx: &Ctx<'_>, sealed: &str, browser: Browser<'_>, now: i64) -> an
 /// `GET /authorize/resume`: after login, consent or the act-as choice, picks up the request where it
 /// stopped. A request started in another browser starts over here instead: whatever was answered
 /// there (login, consent, acting-for choice) does not count, and the person signed in here sees the
-/// consent page before any code is issued.
+/// consent page before any code is issued. The answered marker is not read: writing it is what issues
+/// a code (`flow::answer`), and a request answered already writes nothing and gets `RequestAnswered`.
 pub async fn resume(ctx: &Ctx<'_>, sealed: &str, browser: Browser<'_>, now: i64) -> anyhow::Result<Next> {
-    let (pending, req) = match open(ctx, sealed, browser, now).await? {
+    let (pending, req) = match open(ctx, sealed, browser, Marker::Unread, now).await? {
         Lookup::Missing => return Ok(Next::Stop(Stop::RequestExpired)),
         Lookup::Answered => return Ok(Next::Stop(Stop::RequestAnswered)),
         Lookup::Foreign(req) => {
@@ -120,16 +141,17 @@ pub struct Answering {
 }
 
 /// Opens the request of a page step (consent, act-as) for this browser and the signed-in person.
-/// `Err` is where the browser goes instead: expired, another browser's (it starts over there), or
-/// nobody signed in (`signed_out`).
+/// `Err` is where the browser goes instead: expired, answered (with [`Marker::Read`]), another
+/// browser's (it starts over there), or nobody signed in (`signed_out`).
 async fn answering(
     ctx: &Ctx<'_>,
     sealed: &str,
     browser: Browser<'_>,
+    marker: Marker,
     now: i64,
     signed_out: Next,
 ) -> anyhow::Result<Result<Answering, Next>> {
-    let pending = match open(ctx, sealed, browser, now).await? {
+    let pending = match open(ctx, sealed, browser, marker, now).await? {
         Lookup::Missing => return Ok(Err(Next::Stop(Stop::RequestExpired))),
         Lookup::Answered => return Ok(Err(Next::Stop(Stop::RequestAnswered))),
         Lookup::Foreign(_) => return Ok(Err(Next::Resume(sealed.to_owned()))),
@@ -190,7 +212,7 @@ pub async fn consent_page(
         req: sealed.to_owned(),
         binding: None,
     };
-    let a = match answering(ctx, sealed, browser, now, to_login).await? {
+    let a = match answering(ctx, sealed, browser, Marker::Unread, now, to_login).await? {
         Ok(a) => a,
         Err(next) => return Ok(Err(next)),
     };
@@ -240,7 +262,16 @@ pub async fn answer_consent(
     allow: bool,
     now: i64,
 ) -> anyhow::Result<Next> {
-    let a = match answering(ctx, sealed, browser, now, Next::Stop(Stop::SignedOut)).await? {
+    let a = match answering(
+        ctx,
+        sealed,
+        browser,
+        Marker::Read,
+        now,
+        Next::Stop(Stop::SignedOut),
+    )
+    .await?
+    {
         Ok(a) => a,
         Err(next) => return Ok(next),
     };
@@ -334,7 +365,16 @@ pub async fn act_as_page(
     browser: Browser<'_>,
     now: i64,
 ) -> anyhow::Result<Result<ActAsView, Next>> {
-    let a = match answering(ctx, sealed, browser, now, Next::Stop(Stop::SignedOut)).await? {
+    let a = match answering(
+        ctx,
+        sealed,
+        browser,
+        Marker::Unread,
+        now,
+        Next::Stop(Stop::SignedOut),
+    )
+    .await?
+    {
         Ok(a) => a,
         Err(next) => return Ok(Err(next)),
     };
@@ -367,7 +407,16 @@ pub async fn answer_acting(
     acting: &str,
     now: i64,
 ) -> anyhow::Result<Next> {
-    let a = match answering(ctx, sealed, browser, now, Next::Stop(Stop::SignedOut)).await? {
+    let a = match answering(
+        ctx,
+        sealed,
+        browser,
+        Marker::Read,
+        now,
+        Next::Stop(Stop::SignedOut),
+    )
+    .await?
+    {
         Ok(a) => a,
         Err(next) => return Ok(next),
     };
@@ -419,7 +468,8 @@ pub struct Login {
     /// `req` names a request started in another browser: it starts over here (`Next::Resume`) before
     /// anything is done for it.
     pub foreign: bool,
-    /// `req` names a request of this browser answered already: no sign-in is made for it.
+    /// `req` names a request of this browser answered already (known only when the page was opened
+    /// with [`Marker::Read`]): nothing is done for it.
     pub answered: bool,
     pub session: Option<(SessionRow, PersonRow)>,
     /// A session exists but is weaker than the app requires.
@@ -442,6 +492,11 @@ impl Login {
         }
     }
 
+    /// The hash of the id of the request this browser's sign-in is for (its answered marker's key).
+    pub fn request_hash(&self) -> Option<String> {
+        self.pending.as_ref().map(Pending::id_hash)
+    }
+
     fn renewal(&self) -> Renewal {
         if self.reauth {
             Renewal::Replace
@@ -451,16 +506,19 @@ impl Login {
     }
 }
 
-/// The login page's view of its request and of the browser's session.
+/// The login page's view of its request and of the browser's session; `marker`: whether the request's
+/// answered marker is read (the page and the SMS send only display; the sign-in's session insert
+/// checks it for the SMS code and the passkey).
 pub async fn login_page(
     ctx: &Ctx<'_>,
     sealed: Option<&str>,
     browser: Browser<'_>,
+    marker: Marker,
     now: i64,
 ) -> anyhow::Result<Login> {
     let (mut request, mut pending, mut foreign, mut answered) = (None, None, false, false);
     if let Some(sealed) = sealed {
-        match open(ctx, sealed, browser, now).await? {
+        match open(ctx, sealed, browser, marker, now).await? {
             Lookup::Missing => {}
             Lookup::Answered => answered = true,
             Lookup::Foreign(_) => foreign = true,
@@ -583,6 +641,8 @@ async fn logged_in(
 #[derive(Debug)]
 pub enum PasswordStop {
     Refused(LoginError),
+    /// The request was answered already (review M1): nobody is signed in for it.
+    Answered,
     /// The password is a temporary one from the counter: a new one is asked for (`weak`: the one
     /// given was refused).
     MustChange {
@@ -646,18 +706,24 @@ pub async fn password(
         .await;
     }
     let current = browser.session.zip(page.session.as_ref().map(|(s, _)| s));
-    let Some(signed) = login::sign_in(
+    let request = page.request_hash();
+    let signed = login::sign_in(
         &ctx.login,
         current,
         &person.id,
         &[Method::Pwd],
         page.renewal(),
+        request.as_deref(),
         now,
     )
-    .await?
-    else {
-        ctx.login.metrics.login("pwd", "unavailable");
-        return Ok(Err(PasswordStop::Refused(LoginError::Unavailable)));
+    .await?;
+    let signed = match signed {
+        SignIn::Signed(s) => s,
+        SignIn::Answered => return Ok(Err(PasswordStop::Answered)),
+        SignIn::Unavailable => {
+            ctx.login.metrics.login("pwd", "unavailable");
+            return Ok(Err(PasswordStop::Refused(LoginError::Unavailable)));
+        }
     };
     Ok(Ok(logged_in(ctx, page, signed, "pwd", address, now).await?))
 }
@@ -672,8 +738,18 @@ pub struct Proven<'a> {
     pub step_up_sid: Option<&'a str>,
 }
 
+/// Why a proven person was not signed in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotSignedIn {
+    /// The account is not active.
+    Unavailable,
+    /// The request was answered already (review M1): nothing is done for it.
+    Answered,
+}
+
 /// After an SMS code or a passkey proved a person: signs them in (raising the browser's session of the
-/// same person, or only the session a step-up code was sent for). `None`: the account is not active.
+/// same person, or only the session a step-up code was sent for). The statement that writes the
+/// session checks that the person is active and that the request is unanswered.
 pub async fn proven(
     ctx: &Ctx<'_>,
     page: &Login,
@@ -681,28 +757,32 @@ pub async fn proven(
     proof: Proven<'_>,
     address: &str,
     now: i64,
-) -> anyhow::Result<Option<LoggedIn>> {
+) -> anyhow::Result<Result<LoggedIn, NotSignedIn>> {
     let current = browser.session.zip(page.session.as_ref().map(|(s, _)| s));
     let current = match proof.step_up_sid {
         Some(sid) => current.filter(|(_, s)| s.sid == sid),
         None => current,
     };
-    let Some(signed) = login::sign_in(
+    let request = page.request_hash();
+    let signed = login::sign_in(
         &ctx.login,
         current,
         proof.person_id,
         proof.methods,
         page.renewal(),
+        request.as_deref(),
         now,
     )
-    .await?
-    else {
-        ctx.login.metrics.login(proof.method, "unavailable");
-        return Ok(None);
+    .await?;
+    let signed = match signed {
+        SignIn::Signed(s) => s,
+        SignIn::Answered => return Ok(Err(NotSignedIn::Answered)),
+        SignIn::Unavailable => {
+            ctx.login.metrics.login(proof.method, "unavailable");
+            return Ok(Err(NotSignedIn::Unavailable));
+        }
     };
-    Ok(Some(
-        logged_in(ctx, page, signed, proof.method, address, now).await?,
-    ))
+    Ok(Ok(logged_in(ctx, page, signed, proof.method, address, now).await?))
 }
 
 /// After a scan: the phone's sign-in carried over as it is (its methods, level and time). `None`: the

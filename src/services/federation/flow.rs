@@ -12,7 +12,7 @@ use crate::identity::{Phone, ResidentId};
 use crate::keys::Alg;
 use crate::services::outbound::error_text;
 use crate::store::persons::PersonRow;
-use crate::store::sessions::SessionRow;
+use crate::store::sessions::{Renewed, SessionRow};
 use crate::store::upstreams::{FlowRow, LinkRow, UpstreamRow};
 
 /// A person signed in through an upstream.
@@ -614,10 +614,13 @@ pub async fn open_session(
             .upgrade_session(
                 &crypto::token_hash(old),
                 &id_hash,
-                "fed",
-                fed.acr,
-                fed.auth_time,
+                Renewed {
+                    amr: "fed",
+                    acr: fed.acr,
+                    auth_time: fed.auth_time,
+                },
                 now,
+                None,
             )
             .await?
             .then(|| SessionRow {
