@@ -432,18 +432,30 @@ impl App {
                     _ = tick.tick() => true,
                     _ = app.sms_handoff.handed() => false,
                 };
-                let delivery = crate::services::sms_outbox::Delivery {
-                    db: &app.db,
-                    secrets: &app.secrets,
-                    metrics: &app.metrics,
-                    gateway: &*app.sms,
-                };
                 let handed = app.sms_handoff.take();
                 if !handed.is_empty() {
-                    delivery.deliver_claimed(&handed, app.now()).await;
+                    // In a task of their own: their lease started when they were queued, so they never
+                    // wait behind a sweep's batch or the batch handed before them (a hanging provider
+                    // holds a batch ~16 s).
+                    let app = app.clone();
+                    tokio::spawn(async move {
+                        let delivery = crate::services::sms_outbox::Delivery {
+                            db: &app.db,
+                            secrets: &app.secrets,
+                            metrics: &app.metrics,
+                            gateway: &*app.sms,
+                        };
+                        delivery.deliver_claimed(&handed, app.now()).await;
+                    });
                 }
                 // What is due of any node's (retries, a dead node's messages after their lease).
                 if sweep {
+                    let delivery = crate::services::sms_outbox::Delivery {
+                        db: &app.db,
+                        secrets: &app.secrets,
+                        metrics: &app.metrics,
+                        gateway: &*app.sms,
+                    };
                     delivery.deliver_due(app.now()).await;
                 }
             }

@@ -161,7 +161,7 @@ fn chained<'a>(events: &[(&'a OwnedEvent, i64)], first: i64, prev: &str) -> Vec<
 ///
 /// The head's hash stays what it always was (the last event's hash: `services::audit::verify` checks
 /// it, and a node of the previous release chains from it). When the head is still as this writer left
-/// it (`known`: no other node appended since), the hashes are computed before the lock is taken and
+/// it (`known`: no other node appended since, same number and same hash), the hashes are computed before the lock is taken and
 /// the statement that takes it also writes the new head hash: three statements (lock, insert, commit).
 /// Otherwise the head's hash is read under the lock and written after the insert, as before: four.
 /// Both are decided by the one `UPDATE`, on the row as it is once locked (PostgreSQL re-reads a row
@@ -174,28 +174,30 @@ async fn append_batch(
     let n = events.len() as i64;
     let guess = known.take();
     let planned = guess.as_ref().map(|h| chained(events, h.seq + 1, &h.hash));
-    let (expected_seq, new_hash) = match (&guess, planned.as_ref().and_then(|rows| rows.last())) {
-        (Some(h), Some(last)) => (h.seq, last.4.as_str()),
-        _ => (-1, ""),
-    };
+    let (expected_seq, expected_hash, new_hash) =
+        match (&guess, planned.as_ref().and_then(|rows| rows.last())) {
+            (Some(h), Some(last)) => (h.seq, h.hash.as_str(), last.4.as_str()),
+            _ => (-1, "", ""),
+        };
     let mut tx = pool.begin().await?;
     let head = sqlx::query(
-        "UPDATE audit_head SET seq = seq + $1, hash = CASE WHEN seq = $2 THEN $3 ELSE hash END \
+        "UPDATE audit_head SET seq = seq + $1, hash = CASE WHEN seq = $2 AND hash = $4 THEN $3 ELSE hash END \
          WHERE id = 1 RETURNING seq, hash",
     )
     .bind(n)
     .bind(expected_seq)
     .bind(new_hash)
+    .bind(expected_hash)
     .fetch_one(&mut *tx)
     .await?;
     let last_seq: i64 = head.try_get("seq")?;
     let first = last_seq - n + 1;
+    // The remembered head is taken only when both its number and its hash are still the head's: a
+    // database failed over or restored to another chain with the same number is chained from as found.
+    let returned: String = head.try_get("hash")?;
     let (rows, head_written) = match planned {
-        Some(rows) if first - 1 == expected_seq => (rows, true),
-        _ => {
-            let prev: String = head.try_get("hash")?;
-            (chained(events, first, &prev), false)
-        }
+        Some(rows) if first - 1 == expected_seq && returned == new_hash => (rows, true),
+        _ => (chained(events, first, &returned), false),
     };
     let placeholders: Vec<String> = (0..rows.len())
         .map(|r| {
