@@ -2,7 +2,7 @@
 //! sent by a background worker on any node, each claimed with a lease; a message is deleted once
 //! delivered. No answer waits for the SMS provider.
 
-use crate::crypto::Secrets;
+use crate::crypto::{Random, Secrets};
 use crate::metrics::Metrics;
 use crate::services::sms_gateway::{SmsGateway, SmsMessage};
 use crate::store::Db;
@@ -13,13 +13,15 @@ const LEASE: i64 = 60;
 /// Deliveries tried per message (each of them the gateway's own three tries), while the code lives.
 const MAX_ATTEMPTS: i64 = 3;
 
-/// What queues messages: the store, the data-protection secret, and this node's worker to wake.
+/// What queues messages: the store, the data-protection secret, this node's worker to wake, and the
+/// randomness of the messages' ids.
 pub struct Outbox<'a> {
     pub db: &'a Db,
     pub secrets: &'a Secrets,
     pub metrics: &'a Metrics,
     /// Wakes this node's outbox worker when a message is queued.
     pub wake: &'a tokio::sync::Notify,
+    pub rng: &'a dyn Random,
 }
 
 impl Outbox<'_> {
@@ -31,7 +33,7 @@ impl Outbox<'_> {
         now: i64,
         expires_at: i64,
     ) -> anyhow::Result<()> {
-        let id = uuid::Uuid::now_v7().to_string();
+        let id = crate::ids::new_id(now, self.rng).to_string();
         let sealed = match message {
             Some(m) => Some(self.secrets.encrypt(&serde_json::to_string(m)?, id.as_bytes())?),
             None => None,

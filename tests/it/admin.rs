@@ -997,6 +997,7 @@ mod console {
             "福州示例科技有限公司",
             "enterprise",
             env.app.now(),
+            env.app.random.as_ref(),
         )
         .await
         .unwrap();

@@ -2851,9 +2851,16 @@ async fn recorded_legal_rep(env: &Env, person: &str, code: &str) -> String {
     use yunid::services::identity;
     use yunid::store::orgs::{Matters, Role};
     let now = env.app.now();
-    let org = identity::add_org(&env.app.db, code, "福州示例科技有限公司", "company", now)
-        .await
-        .unwrap();
+    let org = identity::add_org(
+        &env.app.db,
+        code,
+        "福州示例科技有限公司",
+        "company",
+        now,
+        env.app.random.as_ref(),
+    )
+    .await
+    .unwrap();
     identity::grant(
         &env.app.db,
         identity::NewRepresentation {
@@ -2866,6 +2873,7 @@ async fn recorded_legal_rep(env: &Env, person: &str, code: &str) -> String {
         },
         "admin:counter",
         now,
+        env.app.random.as_ref(),
     )
     .await
     .unwrap();

@@ -60,7 +60,7 @@ pub(super) async fn record_check(
 ) -> Result<(), ProofingError> {
     ctx.db
         .insert_proofing_check(&CheckRow {
-            id: uuid::Uuid::now_v7().to_string(),
+            id: crate::ids::new_id(now, ctx.rng).to_string(),
             person_id: person_id.to_owned(),
             connector: connector.as_str().to_owned(),
             outcome: outcome.to_owned(),

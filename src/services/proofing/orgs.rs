@@ -166,7 +166,7 @@ pub async fn bind(
         }
         None => {
             let org = Organisation {
-                id: uuid::Uuid::now_v7().to_string(),
+                id: crate::ids::new_id(now, ctx.rng).to_string(),
                 credit_code: code.as_str().to_owned(),
                 name: name.trim().chars().take(200).collect(),
                 org_type: org_type.trim().chars().take(64).collect(),
@@ -210,7 +210,7 @@ pub async fn bind(
         suspend_one(ctx, &old, "representative_changed", "registry", now).await?;
     }
     let rep = Representation {
-        id: uuid::Uuid::now_v7().to_string(),
+        id: crate::ids::new_id(now, ctx.rng).to_string(),
         person_id: person.id.clone(),
         org_id: org.id.clone(),
         role: Role::LegalRepresentative,
@@ -224,7 +224,7 @@ pub async fn bind(
     };
     ctx.db.insert_rep(&rep, now).await?;
     let binding = BindingRow {
-        id: uuid::Uuid::now_v7().to_string(),
+        id: crate::ids::new_id(now, ctx.rng).to_string(),
         org_id: org.id.clone(),
         person_id: person.id.clone(),
         rep_id: rep.id.clone(),
@@ -775,7 +775,7 @@ pub async fn appoint(
     }
     let appointee = appointee.filter(|p| p.status == "active");
     let row = AppointmentRow {
-        id: uuid::Uuid::now_v7().to_string(),
+        id: crate::ids::new_id(now, ctx.rng).to_string(),
         org_id: new.org_id.to_owned(),
         appointer_id: appointer.id.clone(),
         appointee_id: appointee.as_ref().map(|p| p.id.clone()),
