@@ -392,7 +392,7 @@ async fn stands(db: &Db, rep_id: &str) -> Result<Option<Standing>, IdentityError
     let Some(s) = db.rep_standing(rep_id).await? else {
         return Ok(None);
     };
-    let carried = !s.binding_held && s.holder_status == "active" && (!s.online || s.holder_level >= 2);
+    let carried = !s.binding_held && s.holder_status.is_active() && (!s.online || s.holder_level >= 2);
     Ok(carried.then_some(s))
 }
 

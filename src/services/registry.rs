@@ -350,7 +350,7 @@ async fn add_person(r: &Registry<'_>, new: NewPerson, now: i64) -> Result<String
         phone: phone.map(|p| p.as_str().to_owned()),
         password_hash,
         real_name_level: 1,
-        status: PersonStatus::Active.as_str().into(),
+        status: PersonStatus::Active,
         phone_verified: new.phone_verified,
         real_name_verified_at: None,
         real_name_method: None,

@@ -45,7 +45,7 @@ pub async fn signed(
     if now - session.last_seen > 30 {
         ctx.db.touch_session(&hash, now).await?;
     }
-    if person.status != "active" {
+    if !person.status.is_active() {
         return Ok(None);
     }
     Ok(Some(Signed { session, consented }))

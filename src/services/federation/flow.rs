@@ -11,7 +11,7 @@ use crate::crypto::{self, Random};
 use crate::identity::{Phone, ResidentId};
 use crate::keys::Alg;
 use crate::services::outbound::error_text;
-use crate::store::persons::PersonRow;
+use crate::store::persons::{PersonRow, PersonStatus};
 use crate::store::sessions::SessionRow;
 use crate::store::upstreams::{FlowRow, LinkRow, UpstreamRow};
 
@@ -378,7 +378,7 @@ pub async fn callback(
         .db
         .person(&fed.person_id)
         .await?
-        .is_some_and(|p| p.status == "active");
+        .is_some_and(|p| p.status.is_active());
     if !active {
         return Err(FederationError::PersonUnavailable);
     }
@@ -540,7 +540,7 @@ async fn by_verified_number(
         phone,
         password_hash: None,
         real_name_level: 1,
-        status: "active".into(),
+        status: PersonStatus::Active,
         real_name_verified_at: None,
         real_name_method: None,
         real_name_verified_by: None,
