@@ -15,7 +15,8 @@ use crate::store::Db;
 pub struct Inner {
     pub config: Config,
     pub db: Db,
-    pub clock: Clock,
+    /// The node's one clock, shared with the database's caches (`Db::with_clock`); tests advance it.
+    pub clock: Arc<Clock>,
     pub secrets: Secrets,
     pub hasher: Hasher,
     pub key_store: KeyStore,
@@ -65,13 +66,15 @@ impl App {
     pub async fn new(config: Config) -> anyhow::Result<App> {
         config.check()?;
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-        let clock = Clock::default();
+        let clock = Arc::new(Clock::default());
         let now = clock.now();
         let key_store = KeyStore::new(&config.keys_dir);
         key_store.ensure(config.key_encryption_key.is_some())?;
         let secrets = Secrets::from_master(&key_store.secret()?)?;
         let kek = key_store.kek(config.key_encryption_key.as_deref())?;
-        let db = Db::connect(&config.database_url, config.database_max_connections).await?;
+        let db = Db::connect(&config.database_url, config.database_max_connections)
+            .await?
+            .with_clock(clock.clone());
         db.watch_changes(&config.database_url);
         rotation::bootstrap(&db, &kek, &key_store, now).await?;
         let node_id = crate::crypto::random_token();
@@ -226,6 +229,7 @@ impl App {
         crate::services::logout::Logout {
             db: &self.db,
             secrets: &self.secrets,
+            rng: self.random.as_ref(),
         }
     }
 
@@ -236,6 +240,7 @@ impl App {
             secrets: &self.secrets,
             metrics: &self.metrics,
             handoff: &self.sms_handoff,
+            rng: self.random.as_ref(),
         }
     }
 
@@ -483,9 +488,13 @@ impl crate::services::proofing::Host for App {
         Box::pin(async move {
             let planned = match new.role {
                 crate::store::orgs::Role::Manager => {
-                    crate::services::identity::plan_manager(&self.db, appointer_id, new, now).await
+                    crate::services::identity::plan_manager(&self.db, appointer_id, new, now, &*self.random)
+                        .await
                 }
-                _ => crate::services::identity::plan_agent(&self.db, appointer_id, new, now).await,
+                _ => {
+                    crate::services::identity::plan_agent(&self.db, appointer_id, new, now, &*self.random)
+                        .await
+                }
             };
             let rep = match planned {
                 Ok(rep) => rep,

@@ -12,6 +12,7 @@ pub mod error;
 pub mod fuzzing;
 pub mod http;
 pub mod identity;
+pub mod ids;
 pub mod keys;
 pub mod metrics;
 pub mod oauth;

@@ -51,7 +51,15 @@ pub async fn run(config: Config, command: OrgCommand) -> anyhow::Result<()> {
             name,
             r#type,
         } => {
-            let org = identity::add_org(&app.db, &credit_code, &name, &r#type, app.now()).await?;
+            let org = identity::add_org(
+                &app.db,
+                &credit_code,
+                &name,
+                &r#type,
+                app.now(),
+                app.random.as_ref(),
+            )
+            .await?;
             cli_audit(
                 &app,
                 "organisation.create",
@@ -102,6 +110,7 @@ pub async fn run(config: Config, command: OrgCommand) -> anyhow::Result<()> {
                 },
                 &cli_actor(),
                 now,
+                app.random.as_ref(),
             )
             .await?;
             cli_audit(

@@ -42,7 +42,7 @@ pub async fn run(config: Config, command: RegistrationTokenCommand) -> anyhow::R
                 department,
                 note,
             };
-            let (secret, row) = registration::new_token(request, &cli_actor(), now)
+            let (secret, row) = registration::new_token(request, &cli_actor(), now, app.random.as_ref())
                 .map_err(|(_, message)| anyhow::anyhow!(message))?;
             app.db.insert_registration_token(&row).await?;
             println!("id {}\ntoken {secret}", row.id);

@@ -51,7 +51,7 @@ pub async fn session(
     else {
         return Ok(None);
     };
-    if person.status != "active" {
+    if !person.status.is_active() {
         return Ok(None);
     }
     Ok(Some((session, person)))

@@ -540,7 +540,7 @@ async fn phone(app: &App, headers: &HeaderMap, address: &str, now: i64) -> Resul
         .person(&person_id)
         .await
         .map_err(internal)?
-        .is_some_and(|p| p.status == "active");
+        .is_some_and(|p| p.status.is_active());
     if !active {
         return Err(unauthorized("the person cannot sign in"));
     }

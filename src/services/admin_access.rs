@@ -116,7 +116,7 @@ async fn person(db: &Db, client: &Client, at: &AccessToken, family_id: &str) -> 
     if acr.min(family.acr) < console::REQUIRED_ACR {
         return Err(Refusal::Forbidden("administration needs a two-factor sign-in"));
     }
-    let active = db.person(person_id).await?.is_some_and(|p| p.status == "active");
+    let active = db.person(person_id).await?.is_some_and(|p| p.status.is_active());
     if !active {
         return Err(Refusal::InvalidToken("the person's account is not active"));
     }

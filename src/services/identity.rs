@@ -1,6 +1,7 @@
 //! Legal persons and representation: organisations keyed by the unified social credit code, and the
 //! natural persons who may act for them (legal representative, manager, agent), within matters and time.
 
+use crate::crypto::Random;
 use crate::identity::{CreditCode, CreditCodeError};
 use crate::services::admin::Admin;
 use crate::store::Db;
@@ -51,6 +52,7 @@ pub async fn add_org(
     name: &str,
     org_type: &str,
     now: i64,
+    rng: &dyn Random,
 ) -> Result<Organisation, IdentityError> {
     let code = credit_code(db, code).await?;
     let name = name.trim();
@@ -60,7 +62,7 @@ pub async fn add_org(
         ));
     }
     let org = Organisation {
-        id: uuid::Uuid::now_v7().to_string(),
+        id: crate::ids::new_id(now, rng).to_string(),
         credit_code: code.as_str().to_owned(),
         name: name.to_owned(),
         org_type: org_type.trim().to_owned(),
@@ -105,8 +107,9 @@ pub async fn grant(
     new: NewRepresentation,
     granted_by: &str,
     now: i64,
+    rng: &dyn Random,
 ) -> Result<Representation, IdentityError> {
-    insert(db, new, granted_by, None, now).await
+    insert(db, new, granted_by, None, now, rng).await
 }
 
 async fn insert(
@@ -115,8 +118,9 @@ async fn insert(
     granted_by: &str,
     appointed_under: Option<String>,
     now: i64,
+    rng: &dyn Random,
 ) -> Result<Representation, IdentityError> {
-    let rep = build(db, new, granted_by, appointed_under).await?;
+    let rep = build(db, new, granted_by, appointed_under, now, rng).await?;
     db.insert_rep(&rep, now).await?;
     Ok(rep)
 }
@@ -127,6 +131,8 @@ async fn build(
     new: NewRepresentation,
     granted_by: &str,
     appointed_under: Option<String>,
+    now: i64,
+    rng: &dyn Random,
 ) -> Result<Representation, IdentityError> {
     check_window(&new)?;
     db.person(&new.person_id)
@@ -136,7 +142,7 @@ async fn build(
         .await?
         .ok_or(IdentityError::NotFound("organisation"))?;
     let rep = Representation {
-        id: uuid::Uuid::now_v7().to_string(),
+        id: crate::ids::new_id(now, rng).to_string(),
         person_id: new.person_id,
         org_id: new.org_id,
         role: new.role,
@@ -168,6 +174,7 @@ pub async fn appoint(
     new: NewRepresentation,
     appointed_by: Option<&str>,
     now: i64,
+    rng: &dyn Random,
 ) -> Result<Representation, IdentityError> {
     if !(by.can_manage_orgs() || by.can_record_appointments()) {
         return Err(IdentityError::Forbidden("representation.create"));
@@ -180,9 +187,9 @@ pub async fn appoint(
         return Err(IdentityError::Forbidden(SELF_APPOINTMENT));
     }
     match appointed_by {
-        None if by.can_manage_orgs() => grant(db, new, &by.actor, now).await,
+        None if by.can_manage_orgs() => grant(db, new, &by.actor, now, rng).await,
         None => Err(IdentityError::Forbidden(NEEDS_APPOINTER)),
-        Some(appointer) => appoint_agent(db, appointer, new, now).await,
+        Some(appointer) => appoint_agent(db, appointer, new, now, rng).await,
     }
 }
 
@@ -203,8 +210,9 @@ pub async fn appoint_agent(
     appointer_id: &str,
     new: NewRepresentation,
     now: i64,
+    rng: &dyn Random,
 ) -> Result<Representation, IdentityError> {
-    let rep = plan_agent(db, appointer_id, new, now).await?;
+    let rep = plan_agent(db, appointer_id, new, now, rng).await?;
     db.insert_rep(&rep, now).await?;
     Ok(rep)
 }
@@ -216,6 +224,7 @@ pub async fn plan_agent(
     appointer_id: &str,
     new: NewRepresentation,
     now: i64,
+    rng: &dyn Random,
 ) -> Result<Representation, IdentityError> {
     if new.role != Role::Agent {
         return Err(IdentityError::Forbidden("only agents can be appointed this way"));
@@ -256,7 +265,7 @@ pub async fn plan_agent(
         ))?
         .id
         .clone();
-    build(db, new, &format!("person:{appointer_id}"), Some(under)).await
+    build(db, new, &format!("person:{appointer_id}"), Some(under), now, rng).await
 }
 
 /// A legal representative appoints a manager (who may then appoint agents), under one of their own
@@ -268,8 +277,9 @@ pub async fn appoint_manager(
     appointer_id: &str,
     new: NewRepresentation,
     now: i64,
+    rng: &dyn Random,
 ) -> Result<Representation, IdentityError> {
-    let rep = plan_manager(db, appointer_id, new, now).await?;
+    let rep = plan_manager(db, appointer_id, new, now, rng).await?;
     db.insert_rep(&rep, now).await?;
     Ok(rep)
 }
@@ -280,6 +290,7 @@ pub async fn plan_manager(
     appointer_id: &str,
     new: NewRepresentation,
     now: i64,
+    rng: &dyn Random,
 ) -> Result<Representation, IdentityError> {
     if new.role != Role::Manager {
         return Err(IdentityError::Forbidden(
@@ -300,7 +311,7 @@ pub async fn plan_manager(
             "only the legal representative appoints managers, within their own authority",
         ))?
         .id;
-    build(db, new, &format!("person:{appointer_id}"), Some(under)).await
+    build(db, new, &format!("person:{appointer_id}"), Some(under), now, rng).await
 }
 
 /// Whether an appointed agent's representation still sits inside its appointer's authority at `now`:
@@ -381,7 +392,7 @@ async fn stands(db: &Db, rep_id: &str) -> Result<Option<Standing>, IdentityError
     let Some(s) = db.rep_standing(rep_id).await? else {
         return Ok(None);
     };
-    let carried = !s.binding_held && s.holder_status == "active" && (!s.online || s.holder_level >= 2);
+    let carried = !s.binding_held && s.holder_status.is_active() && (!s.online || s.holder_level >= 2);
     Ok(carried.then_some(s))
 }
 

@@ -349,7 +349,7 @@ pub async fn password_login(
     };
     db.refund_attempt(&address_key).await?;
     db.clear_attempts(&account_key).await?;
-    if person.status != "active" {
+    if !person.status.is_active() {
         return Err(LoginError::Unavailable);
     }
     Ok(person)
@@ -487,7 +487,7 @@ pub async fn sign_in_carried(
         .db
         .person(person_id)
         .await?
-        .is_some_and(|p| p.status == "active");
+        .is_some_and(|p| p.status.is_active());
     if !active {
         return Ok(None);
     }

@@ -35,6 +35,7 @@ const TOKEN_TTL: i64 = 120;
 pub struct Logout<'a> {
     pub db: &'a Db,
     pub secrets: &'a Secrets,
+    pub rng: &'a dyn Random,
 }
 
 impl Logout<'_> {
@@ -76,7 +77,7 @@ impl Logout<'_> {
         }
         for local_id in local_ids {
             let delivery = Delivery {
-                id: uuid::Uuid::now_v7().to_string(),
+                id: crate::ids::new_id(now, self.rng).to_string(),
                 client_id: client.id.clone(),
                 uri: uri.clone(),
                 subject: claims::subject(self.secrets, client, &local_id),

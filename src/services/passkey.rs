@@ -178,7 +178,7 @@ pub async fn finish_registration(
     let name = name.trim();
     let name = if name.is_empty() { "通行密钥" } else { name };
     let row = PasskeyRow {
-        id: Uuid::now_v7().to_string(),
+        id: crate::ids::new_id(now, ctx.rng).to_string(),
         person_id: person_id.to_owned(),
         name: name.chars().take(64).collect(),
         credential_id: crypto::b64url(passkey.cred_id().as_ref()),

@@ -187,7 +187,7 @@ async fn add_client(r: &Registry<'_>, new: NewClient, now: i64) -> anyhow::Resul
             (Some(secret), Some(hash))
         }
     };
-    let id = uuid::Uuid::now_v7().simple().to_string();
+    let id = crate::ids::new_id(now, r.rng).simple().to_string();
     let sector = sector_for(&sector, &id);
     let client = Client {
         id,
@@ -341,7 +341,7 @@ async fn add_person(r: &Registry<'_>, new: NewPerson, now: i64) -> Result<String
         }
         None => None,
     };
-    let id = uuid::Uuid::now_v7().to_string();
+    let id = crate::ids::new_id(now, r.rng).to_string();
     let row = PersonRow {
         id_number_hash: r.secrets.id_hash(id_number.as_str()),
         id_number_enc: r.secrets.encrypt(id_number.as_str(), id.as_bytes())?,
@@ -350,7 +350,7 @@ async fn add_person(r: &Registry<'_>, new: NewPerson, now: i64) -> Result<String
         phone: phone.map(|p| p.as_str().to_owned()),
         password_hash,
         real_name_level: 1,
-        status: PersonStatus::Active.as_str().into(),
+        status: PersonStatus::Active,
         phone_verified: new.phone_verified,
         real_name_verified_at: None,
         real_name_method: None,

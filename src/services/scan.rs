@@ -474,7 +474,7 @@ pub async fn grant_live(
         .person(person_id)
         .await
         .map_err(internal)?
-        .is_some_and(|p| p.status == "active"))
+        .is_some_and(|p| p.status.is_active()))
 }
 
 /// The browser that showed the request continues with it, once, for the authorization request it was

@@ -8,7 +8,6 @@
 use crate::crypto::{self, Random, Secrets};
 use crate::identity::{Phone, PhoneError};
 use crate::metrics::Metrics;
-use crate::services::admin::persons::PersonStatus;
 use crate::services::sms_outbox::Outbox;
 use crate::store::Db;
 use crate::store::login::SmsCode;
@@ -139,7 +138,7 @@ impl Sms<'_> {
                     .db
                     .person_by_phone(phone.as_str())
                     .await?
-                    .filter(|p| p.phone_verified && PersonStatus::Active.is(&p.status));
+                    .filter(|p| p.phone_verified && p.status.is_active());
                 (phone.as_str().to_owned(), person, "login", None)
             }
             Purpose::StepUp { sid, person } => match (&person.phone, person.phone_verified) {

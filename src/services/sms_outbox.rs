@@ -7,7 +7,7 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::crypto::Secrets;
+use crate::crypto::{Random, Secrets};
 use crate::metrics::Metrics;
 use crate::services::sms_gateway::{SmsGateway, SmsMessage};
 use crate::store::Db;
@@ -62,12 +62,15 @@ impl Handoff {
     }
 }
 
-/// What queues messages: the store, the data-protection secret, and this node's worker to hand them to.
+/// What queues messages: the store, the data-protection secret, this node's worker to hand them to, and
+/// the randomness of the messages' ids.
 pub struct Outbox<'a> {
     pub db: &'a Db,
     pub secrets: &'a Secrets,
     pub metrics: &'a Metrics,
     pub handoff: &'a Handoff,
+    /// The randomness of the messages' ids.
+    pub rng: &'a dyn Random,
 }
 
 impl Outbox<'_> {
@@ -80,7 +83,7 @@ impl Outbox<'_> {
         now: i64,
         expires_at: i64,
     ) -> anyhow::Result<()> {
-        let id = uuid::Uuid::now_v7().to_string();
+        let id = crate::ids::new_id(now, self.rng).to_string();
         let sealed = match message {
             Some(m) => Some(self.secrets.encrypt(&serde_json::to_string(m)?, id.as_bytes())?),
             None => None,

@@ -9,7 +9,9 @@
 //!   '<id>'`, or `NOTIFY yunid_revocations`), and each node LISTENs on a connection of its own
 //!   ([`Db::watch_changes`]). The caches serve only while that connection is up; when it drops, they are
 //!   forgotten and bypassed until it is back;
-//! - a short time-to-live bounds what any missed notification could cost.
+//! - a short time-to-live bounds what any missed notification could cost. It is counted on the node's
+//!   injected clock ([`crate::clock::Clock`], the one tests advance), in whole seconds: a value is served
+//!   while `now - stored_at` is 0 to [`TTL`] − 1, so between [`TTL`] − 1 and [`TTL`] seconds of real time.
 //!
 //! A read that raced with an eviction must not put the old answer back: evictions bump a generation, and
 //! a value read before the bump is not stored.
@@ -21,10 +23,10 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// How long a cached value is trusted without any notification.
-pub const TTL: Duration = Duration::from_secs(5);
+/// How long a cached value is trusted without any notification, seconds.
+pub const TTL: i64 = 5;
 /// The PostgreSQL channel that carries the ids of changed clients.
 pub const CHANNEL: &str = "yunid_clients";
 /// The PostgreSQL channel that says "some token or grant was revoked" (no payload: every node forgets
@@ -38,7 +40,8 @@ pub type LiveTokens = NodeCache<()>;
 
 struct State<V> {
     generation: u64,
-    rows: HashMap<String, (V, Instant)>,
+    /// Each value with the time (epoch seconds) it was stored.
+    rows: HashMap<String, (V, i64)>,
 }
 
 pub struct NodeCache<V> {
@@ -68,31 +71,33 @@ impl<V: Clone> NodeCache<V> {
         }
     }
 
-    /// A fresh cached value, or the generation to pass to [`NodeCache::put`] after a miss.
-    pub fn get(&self, key: &str) -> Result<V, u64> {
+    /// A value cached and still fresh at `now`, or the generation to pass to [`NodeCache::put`] after a
+    /// miss.
+    pub fn get(&self, key: &str, now: i64) -> Result<V, u64> {
         let state = self.state();
         if self.enabled.load(Ordering::Acquire)
             && let Some((value, at)) = state.rows.get(key)
-            && at.elapsed() < TTL
+            && fresh(*at, now)
         {
             return Ok(value.clone());
         }
         Err(state.generation)
     }
 
-    /// Stores a value read from the database, unless something changed since `generation` was taken.
-    pub fn put(&self, key: String, value: V, generation: u64) {
+    /// Stores a value read from the database at `now`, unless something changed since `generation` was
+    /// taken.
+    pub fn put(&self, key: String, value: V, generation: u64, now: i64) {
         let mut state = self.state();
         if state.generation != generation || !self.enabled.load(Ordering::Acquire) {
             return;
         }
         if state.rows.len() >= self.capacity && !state.rows.contains_key(&key) {
-            state.rows.retain(|_, (_, at)| at.elapsed() < TTL);
+            state.rows.retain(|_, (_, at)| fresh(*at, now));
             if state.rows.len() >= self.capacity {
                 state.rows.clear();
             }
         }
-        state.rows.insert(key, (value, Instant::now()));
+        state.rows.insert(key, (value, now));
     }
 
     /// How many evictions and clears this cache has seen: it moves whenever something cached here may
@@ -118,6 +123,12 @@ impl<V: Clone> NodeCache<V> {
         self.clear();
         self.enabled.store(on, Ordering::Release);
     }
+}
+
+/// Whether a value stored at `at` is still trusted at `now`; one stored "later" than `now` (a clock set
+/// back) is not.
+fn fresh(at: i64, now: i64) -> bool {
+    (0..TTL).contains(&(now - at))
 }
 
 /// The caches one listener keeps up to date: rows by id (`C`, the client rows) and live tokens.
@@ -185,6 +196,9 @@ pub async fn listen<C: Clone + Send + Sync + 'static>(url: String, watched: Watc
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::Clock;
+
+    const NOW: i64 = 1_900_000_000;
 
     /// Rows by id, as the client cache holds them.
     type ClientCache = NodeCache<Arc<String>>;
@@ -196,33 +210,48 @@ mod tests {
     #[test]
     fn a_row_read_before_an_eviction_is_not_stored() {
         let cache = ClientCache::new(true, 16);
-        let generation = cache.get("a").unwrap_err();
+        let generation = cache.get("a", NOW).unwrap_err();
         cache.evict("a");
-        cache.put("a".into(), client("a"), generation);
-        assert!(cache.get("a").is_err());
-        let generation = cache.get("a").unwrap_err();
-        cache.put("a".into(), client("a"), generation);
-        assert!(cache.get("a").is_ok());
+        cache.put("a".into(), client("a"), generation, NOW);
+        assert!(cache.get("a", NOW).is_err());
+        let generation = cache.get("a", NOW).unwrap_err();
+        cache.put("a".into(), client("a"), generation, NOW);
+        assert!(cache.get("a", NOW).is_ok());
         cache.evict("a");
-        assert!(cache.get("a").is_err());
+        assert!(cache.get("a", NOW).is_err());
     }
 
     #[test]
     fn a_disabled_cache_serves_nothing() {
         let cache = ClientCache::new(false, 16);
-        let generation = cache.get("a").unwrap_err();
-        cache.put("a".into(), client("a"), generation);
-        assert!(cache.get("a").is_err());
+        let generation = cache.get("a", NOW).unwrap_err();
+        cache.put("a".into(), client("a"), generation, NOW);
+        assert!(cache.get("a", NOW).is_err());
     }
 
     #[test]
     fn a_full_cache_stays_within_its_capacity() {
         let cache = LiveTokens::new(true, 2);
         for key in ["a", "b", "c"] {
-            let generation = cache.get(key).unwrap_err();
-            cache.put(key.into(), (), generation);
+            let generation = cache.get(key, NOW).unwrap_err();
+            cache.put(key.into(), (), generation, NOW);
         }
-        assert!(cache.get("c").is_ok(), "the newest value is kept");
+        assert!(cache.get("c", NOW).is_ok(), "the newest value is kept");
         assert!(cache.state().rows.len() <= 2);
+    }
+
+    #[test]
+    fn a_cached_row_expires_when_the_clock_is_advanced_past_its_ttl() {
+        let clock = Clock::default();
+        let cache = ClientCache::new(true, 16);
+        let generation = cache.get("a", clock.now()).unwrap_err();
+        cache.put("a".into(), client("a"), generation, clock.now());
+        assert!(cache.get("a", clock.now()).is_ok());
+        clock.advance(TTL);
+        assert!(cache.get("a", clock.now()).is_err(), "stale after TTL seconds");
+        // A value stored at a time the clock has not reached (a clock set back) is not trusted either.
+        let generation = cache.get("b", clock.now()).unwrap_err();
+        cache.put("b".into(), client("b"), generation, clock.now() + 60);
+        assert!(cache.get("b", clock.now()).is_err());
     }
 }

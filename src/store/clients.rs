@@ -127,7 +127,9 @@ const COLUMNS: &str = "id, name, secret_hash, redirect_uris, post_logout_redirec
 impl Db {
     /// The client, from this node's cache when it holds a fresh copy ([`super::client_cache`]).
     pub async fn client(&self, id: &str) -> Result<Option<Arc<Client>>, sqlx::Error> {
-        let generation = match self.clients.get(id) {
+        // Dated when the read starts: what it returns is at least that fresh.
+        let now = self.clock.now();
+        let generation = match self.clients.get(id, now) {
             Ok(client) => return Ok(Some(client)),
             Err(generation) => generation,
         };
@@ -137,7 +139,7 @@ impl Db {
             return Ok(None);
         };
         let client = Arc::new(client);
-        self.clients.put(id.to_owned(), client.clone(), generation);
+        self.clients.put(id.to_owned(), client.clone(), generation, now);
         Ok(Some(client))
     }
 
@@ -375,5 +377,54 @@ impl Db {
         tx.commit().await?;
         self.forget_client(&c.id);
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::Clock;
+    use crate::store::client_cache::TTL;
+
+    fn app(name: &str) -> Client {
+        Client {
+            id: "app".into(),
+            name: name.into(),
+            secret_hash: None,
+            redirect_uris: vec!["https://app.example/cb".into()],
+            post_logout_redirect_uris: Vec::new(),
+            scopes: vec!["openid".into()],
+            grant_types: vec!["authorization_code".into()],
+            auth_method: AuthMethod::ClientSecretBasic,
+            jwks: None,
+            jwks_uri: None,
+            id_token_alg: Alg::ES256,
+            subject_type: SubjectType::Pairwise,
+            sector: "app.example".into(),
+            backchannel_logout_uri: None,
+            min_acr: 1,
+            disabled: false,
+            matters: Vec::new(),
+            department: String::new(),
+            version: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_cached_client_is_read_again_once_the_node_clock_passes_the_ttl() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/clients.db", dir.path().display());
+        let clock = Arc::new(Clock::default());
+        let db = Db::connect(&url, 2).await.unwrap().with_clock(clock.clone());
+        db.insert_client(&app("before"), clock.now()).await.unwrap();
+        assert_eq!(db.client("app").await.unwrap().unwrap().name, "before");
+        // Changed behind this node's back (another node, whose notification was lost).
+        sqlx::query("UPDATE clients SET name = 'after' WHERE id = 'app'")
+            .execute(&db.pool)
+            .await
+            .unwrap();
+        assert_eq!(db.client("app").await.unwrap().unwrap().name, "before", "cached");
+        clock.advance(TTL);
+        assert_eq!(db.client("app").await.unwrap().unwrap().name, "after");
     }
 }

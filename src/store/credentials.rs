@@ -4,6 +4,7 @@
 use sqlx::Row;
 
 use super::Db;
+use super::persons::PersonStatus;
 
 /// A person's standing as the admin rule sees it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -28,21 +29,20 @@ impl Db {
         })
     }
 
-    /// Sets the account status (`active`, `locked`, `disabled`) and whether a super admin set it; back
-    /// to `active`, the mark goes too.
+    /// Sets the account status and whether a super admin set it; back to active, the mark goes too.
     pub async fn set_person_status_by(
         &self,
         id: &str,
-        status: &str,
+        status: PersonStatus,
         by_super: bool,
         now: i64,
     ) -> Result<bool, sqlx::Error> {
-        let mark = i64::from(by_super && status != "active");
+        let mark = i64::from(by_super && !status.is_active());
         let done = sqlx::query(
             "UPDATE persons SET status = $1, locked_by_super = $2, updated_at = $3, version = version + 1 \
              WHERE id = $4",
         )
-        .bind(status)
+        .bind(status.as_str())
         .bind(mark)
         .bind(now)
         .bind(id)

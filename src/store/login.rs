@@ -348,7 +348,7 @@ impl Db {
         sqlx::query(
             "INSERT INTO login_events (id, person_id, at, method, address, outcome) VALUES ($1,$2,$3,$4,$5,$6)",
         )
-        .bind(uuid::Uuid::now_v7().to_string())
+        .bind(crate::ids::new_id(now, &crate::crypto::OsRandom).to_string())
         .bind(person_id)
         .bind(now)
         .bind(method)

@@ -27,7 +27,9 @@ impl Db {
     ) -> Result<bool, sqlx::Error> {
         let family_id = family_id.unwrap_or("");
         let key = format!("{jti}\n{family_id}");
-        let generation = match self.live_tokens.get(&key) {
+        // Dated when the read starts: what it returns is at least that fresh.
+        let now = self.clock.now();
+        let generation = match self.live_tokens.get(&key, now) {
             Ok(()) => return Ok(false),
             Err(generation) => generation,
         };
@@ -40,7 +42,7 @@ impl Db {
         .fetch_one(&self.pool)
         .await?;
         if revoked == 0 {
-            self.live_tokens.put(key, (), generation);
+            self.live_tokens.put(key, (), generation, now);
         }
         Ok(revoked > 0)
     }

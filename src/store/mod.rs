@@ -32,6 +32,8 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
+use crate::clock::Clock;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
@@ -53,6 +55,8 @@ pub struct Db {
     audit: std::sync::Arc<audit::AuditQueue>,
     /// The upstream providers as the login page lists them ([`Db::listed_upstreams`]).
     listed_upstreams: std::sync::Arc<client_cache::NodeCache<std::sync::Arc<Vec<upstreams::UpstreamRow>>>>,
+    /// The node's clock, which dates what the caches above hold (the app's own: see [`Db::with_clock`]).
+    clock: std::sync::Arc<Clock>,
 }
 
 impl Db {
@@ -126,7 +130,14 @@ impl Db {
             // A display only (starting a sign-in reads the row itself): kept for the cache's short TTL
             // on every backend, without notifications; this node's own writes forget it.
             listed_upstreams: std::sync::Arc::new(client_cache::NodeCache::new(true, 1)),
+            clock: Default::default(),
         })
+    }
+
+    /// Dates the node caches with `clock` (the app's, which tests advance) instead of a clock of its own.
+    pub fn with_clock(mut self, clock: std::sync::Arc<Clock>) -> Db {
+        self.clock = clock;
+        self
     }
 
     pub async fn ping(&self) -> bool {

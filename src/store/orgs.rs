@@ -108,7 +108,7 @@ pub struct Representation {
 /// What a representation's authority stands on beyond its own row (see [`Db::rep_standing`]).
 #[derive(Debug, Clone)]
 pub struct Standing {
-    pub holder_status: String,
+    pub holder_status: super::persons::PersonStatus,
     pub holder_level: i64,
     /// Made online: bound on `/account/organisations` (an `org_bindings` row) or accepted from an
     /// appointment there (an admin's record, even one from the registry, is not).
@@ -338,7 +338,7 @@ impl Db {
         let bound: i64 = row.try_get("bound")?;
         let held: i64 = row.try_get("held")?;
         Ok(Some(Standing {
-            holder_status: row.try_get("status")?,
+            holder_status: super::persons::status_of(&row)?,
             holder_level: row.try_get("real_name_level")?,
             online: bound > 0 || appointed > 0,
             appointed_online: appointed > 0,

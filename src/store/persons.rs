@@ -5,6 +5,42 @@ use sqlx::any::AnyRow;
 
 use super::Db;
 
+/// A person's account status (`persons.status`, stored as `active`, `locked` or `disabled`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PersonStatus {
+    Active,
+    /// Locked by an administrator (or by proofing); unlocked at the counter.
+    Locked,
+    Disabled,
+}
+
+impl PersonStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PersonStatus::Active => "active",
+            PersonStatus::Locked => "locked",
+            PersonStatus::Disabled => "disabled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<PersonStatus> {
+        [PersonStatus::Active, PersonStatus::Locked, PersonStatus::Disabled]
+            .into_iter()
+            .find(|p| p.as_str() == s)
+    }
+
+    /// Whether the account may be used (sign in, be released to apps, appoint, be appointed).
+    pub fn is_active(self) -> bool {
+        self == PersonStatus::Active
+    }
+}
+
+impl std::fmt::Display for PersonStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Clone)]
 pub struct PersonRow {
     pub id: String,
@@ -14,7 +50,7 @@ pub struct PersonRow {
     pub phone: Option<String>,
     pub password_hash: Option<String>,
     pub real_name_level: i64,
-    pub status: String,
+    pub status: PersonStatus,
     pub phone_verified: bool,
     /// How the real-name level was reached: when, by which method, by whom.
     pub real_name_verified_at: Option<i64>,
@@ -31,7 +67,7 @@ impl std::fmt::Debug for PersonRow {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PersonRow")
             .field("id", &self.id)
-            .field("status", &self.status)
+            .field("status", &self.status.as_str())
             .finish()
     }
 }
@@ -57,7 +93,7 @@ fn from_row_with_id(row: &AnyRow, id: &str) -> Result<PersonRow, sqlx::Error> {
         phone: row.try_get("phone")?,
         password_hash: row.try_get("password_hash")?,
         real_name_level: row.try_get("real_name_level")?,
-        status: row.try_get("status")?,
+        status: status_of(row)?,
         phone_verified: row.try_get::<i64, _>("phone_verified")? != 0,
         real_name_verified_at: row.try_get("real_name_verified_at")?,
         real_name_method: row.try_get("real_name_method")?,
@@ -66,6 +102,14 @@ fn from_row_with_id(row: &AnyRow, id: &str) -> Result<PersonRow, sqlx::Error> {
         password_expires_at: row.try_get("password_expires_at")?,
         password_must_change: row.try_get::<i64, _>("password_must_change")? != 0,
     })
+}
+
+/// The stored status (column `status`), of which there are three: anything else is a decoding error,
+/// not a fourth state.
+pub(super) fn status_of(row: &AnyRow) -> Result<PersonStatus, sqlx::Error> {
+    let stored: String = row.try_get("status")?;
+    PersonStatus::parse(&stored)
+        .ok_or_else(|| sqlx::Error::Decode(format!("unknown person status {stored:?}").into()))
 }
 
 const SELECT: &str = "SELECT id, id_number_hash, id_number_enc, name, phone, password_hash, real_name_level, \
@@ -97,7 +141,7 @@ impl Db {
         .bind(&p.phone)
         .bind(&p.password_hash)
         .bind(p.real_name_level)
-        .bind(&p.status)
+        .bind(p.status.as_str())
         .bind(now)
         .bind(i64::from(p.phone_verified))
         .execute(&self.pool)
@@ -222,12 +266,17 @@ impl Db {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Sets the account status (`active`, `locked`, `disabled`).
-    pub async fn set_person_status(&self, id: &str, status: &str, now: i64) -> Result<bool, sqlx::Error> {
+    /// Sets the account status.
+    pub async fn set_person_status(
+        &self,
+        id: &str,
+        status: PersonStatus,
+        now: i64,
+    ) -> Result<bool, sqlx::Error> {
         let done = sqlx::query(
             "UPDATE persons SET status = $1, updated_at = $2, version = version + 1 WHERE id = $3",
         )
-        .bind(status)
+        .bind(status.as_str())
         .bind(now)
         .bind(id)
         .execute(&self.pool)

@@ -97,11 +97,13 @@ impl Db {
     /// at an upstream reads its row (`Db::upstream`), so one disabled on another node is refused at
     /// once even while this node still lists it; this node's own writes forget the list.
     pub async fn listed_upstreams(&self) -> Result<std::sync::Arc<Vec<UpstreamRow>>, sqlx::Error> {
-        match self.listed_upstreams.get("") {
+        let now = self.clock.now();
+        match self.listed_upstreams.get("", now) {
             Ok(rows) => Ok(rows),
             Err(generation) => {
                 let rows = std::sync::Arc::new(self.upstreams().await?);
-                self.listed_upstreams.put(String::new(), rows.clone(), generation);
+                self.listed_upstreams
+                    .put(String::new(), rows.clone(), generation, now);
                 Ok(rows)
             }
         }

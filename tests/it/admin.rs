@@ -724,6 +724,7 @@ mod console {
     use crate::common::resident_id;
     use crate::common::sms::SmsInbox;
     use yunid::http::i18n::ZH;
+    use yunid::store::persons::PersonStatus;
 
     /// A person holding `role`, signed in to the console through yunid.
     async fn signed_in_admin(
@@ -919,7 +920,10 @@ mod console {
             .post(&format!("/admin/persons/{bob}/lock"), &[("csrf", &csrf)])
             .await;
         assert!(body(&done).contains("已完成"), "{}", body(&done));
-        assert_eq!(env.app.db.person(&bob).await.unwrap().unwrap().status, "locked");
+        assert_eq!(
+            env.app.db.person(&bob).await.unwrap().unwrap().status,
+            PersonStatus::Locked
+        );
         let forged = browser
             .post(&format!("/admin/persons/{bob}/unlock"), &[("x", "y")])
             .await;
@@ -1066,6 +1070,7 @@ mod console {
             "福州示例科技有限公司",
             "enterprise",
             env.app.now(),
+            env.app.random.as_ref(),
         )
         .await
         .unwrap();

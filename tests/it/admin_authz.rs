@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use url::Url;
 use yunid::identity::licence_id::mod37_36;
 use yunid::services::registry::NewClient;
+use yunid::store::persons::PersonStatus;
 
 use crate::common::browser::Page;
 use crate::common::console::{self, is_step_up};
@@ -219,7 +220,11 @@ async fn a_console_token_is_refused_while_the_console_is_disabled_or_the_admin_l
 
     // Alice locked (her grants not revoked, as when the status is changed without ending her sessions).
     let now = env.app.now();
-    env.app.db.set_person_status(&alice, "locked", now).await.unwrap();
+    env.app
+        .db
+        .set_person_status(&alice, PersonStatus::Locked, now)
+        .await
+        .unwrap();
     let (status, problem) = audit_status(&env, &token).await;
     assert_eq!(status, 401, "{problem}");
     assert!(
@@ -228,11 +233,15 @@ async fn a_console_token_is_refused_while_the_console_is_disabled_or_the_admin_l
     );
     env.app
         .db
-        .set_person_status(&alice, "disabled", now)
+        .set_person_status(&alice, PersonStatus::Disabled, now)
         .await
         .unwrap();
     assert_eq!(audit_status(&env, &token).await.0, 401);
-    env.app.db.set_person_status(&alice, "active", now).await.unwrap();
+    env.app
+        .db
+        .set_person_status(&alice, PersonStatus::Active, now)
+        .await
+        .unwrap();
     assert_eq!(audit_status(&env, &token).await.0, 200);
 }
 

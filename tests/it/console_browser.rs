@@ -70,6 +70,7 @@ async fn an_admin_works_in_the_console_in_a_real_browser(backend: Backend) {
         "福州示例科技有限公司",
         "enterprise",
         env.app.now(),
+        env.app.random.as_ref(),
     )
     .await
     .unwrap();

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use webauthn_authenticator_rs::WebauthnAuthenticator;
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 use webauthn_rs_proto::CreationChallengeResponse;
+use yunid::store::persons::PersonStatus;
 
 use crate::admin::admin_token;
 use crate::common::browser::{Page, field};
@@ -396,7 +397,7 @@ async fn a_counter_clerk_cannot_take_over_an_administrator_through_the_api(backe
     assert_eq!(status, 403, "{problem}");
     assert_eq!(
         env.app.db.person(&citizen).await.unwrap().unwrap().status,
-        "locked"
+        PersonStatus::Locked
     );
     let (status, unlocked) = api(&env, &super_admin, Method::POST, &unlock, None).await;
     assert_eq!((status, unlocked["status"].as_str()), (200, Some("active")));
@@ -522,13 +523,13 @@ async fn a_counter_clerk_cannot_take_over_an_administrator_in_the_console(backen
     assert_eq!(refused.html().1, 403);
     assert_eq!(
         env.app.db.person(&citizen).await.unwrap().unwrap().status,
-        "locked"
+        PersonStatus::Locked
     );
     let unlocked = console_post(&root, &format!("/admin/persons/{citizen}/unlock"), &[]).await;
     assert!(body(&unlocked).contains("已完成"));
     assert_eq!(
         env.app.db.person(&citizen).await.unwrap().unwrap().status,
-        "active"
+        PersonStatus::Active
     );
 
     // The clerk resets the citizen's password and changes her phone; the old phone hears of both.

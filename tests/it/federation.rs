@@ -1732,7 +1732,7 @@ async fn migration_21_keeps_one_link_of_an_issuer_registered_twice(backend: Back
         phone_verified: false,
         password_hash: None,
         real_name_level: 2,
-        status: "active".into(),
+        status: yunid::store::persons::PersonStatus::Active,
         real_name_verified_at: None,
         real_name_method: None,
         real_name_verified_by: None,

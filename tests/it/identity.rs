@@ -42,6 +42,7 @@ async fn company_with(env: &Env, person_id: &str, role: Role, matters: Matters) 
         "福州示例科技有限公司",
         "enterprise",
         env.app.now(),
+        env.app.random.as_ref(),
     )
     .await
     .unwrap();
@@ -57,6 +58,7 @@ async fn company_with(env: &Env, person_id: &str, role: Role, matters: Matters) 
         },
         "test",
         env.app.now(),
+        env.app.random.as_ref(),
     )
     .await
     .unwrap();
@@ -193,20 +195,36 @@ async fn registration_says_which_check_failed(backend: Backend) {
 
 async fn credit_codes_are_checked_and_pilot_codes_can_be_allowed(backend: Backend) {
     let env = Env::start(backend).await;
-    identity::add_org(&env.app.db, COMPANY, "福州示例", "enterprise", env.app.now())
-        .await
-        .unwrap();
+    identity::add_org(
+        &env.app.db,
+        COMPANY,
+        "福州示例",
+        "enterprise",
+        env.app.now(),
+        env.app.random.as_ref(),
+    )
+    .await
+    .unwrap();
     let dup = identity::add_org(
         &env.app.db,
         &COMPANY.to_lowercase(),
         "again",
         "enterprise",
         env.app.now(),
+        env.app.random.as_ref(),
     )
     .await;
     assert!(matches!(dup, Err(IdentityError::Conflict)), "{dup:?}");
     let bad = "91350100M000100Y44";
-    let refused = identity::add_org(&env.app.db, bad, "pilot", "enterprise", env.app.now()).await;
+    let refused = identity::add_org(
+        &env.app.db,
+        bad,
+        "pilot",
+        "enterprise",
+        env.app.now(),
+        env.app.random.as_ref(),
+    )
+    .await;
     match refused {
         Err(IdentityError::CreditCode(e)) => assert_eq!(e.code(), "check_character"),
         other => panic!("expected a check-character error, got {other:?}"),
@@ -216,15 +234,23 @@ async fn credit_codes_are_checked_and_pilot_codes_can_be_allowed(backend: Backen
         .allow_credit_code(bad, "admin", env.app.now())
         .await
         .unwrap();
-    identity::add_org(&env.app.db, bad, "pilot", "enterprise", env.app.now())
-        .await
-        .expect("allow-listed pilot code");
+    identity::add_org(
+        &env.app.db,
+        bad,
+        "pilot",
+        "enterprise",
+        env.app.now(),
+        env.app.random.as_ref(),
+    )
+    .await
+    .expect("allow-listed pilot code");
     let garbage = identity::add_org(
         &env.app.db,
         "91350100M000100IO3",
         "x",
         "enterprise",
         env.app.now(),
+        env.app.random.as_ref(),
     )
     .await;
     assert!(matches!(garbage, Err(IdentityError::CreditCode(_))));
@@ -528,16 +554,25 @@ async fn only_representatives_and_managers_appoint_agents(backend: Backend) {
         &boss,
         agent(&clerk, Matters::Only(vec!["A".into()]), Some(now + 3600)),
         now,
+        env.app.random.as_ref(),
     )
     .await
     .expect("a manager appoints an agent within her matters");
-    let beyond = identity::appoint_agent(&env.app.db, &boss, agent(&other, Matters::all(), None), now).await;
+    let beyond = identity::appoint_agent(
+        &env.app.db,
+        &boss,
+        agent(&other, Matters::all(), None),
+        now,
+        env.app.random.as_ref(),
+    )
+    .await;
     assert!(matches!(beyond, Err(IdentityError::Forbidden(_))), "{beyond:?}");
     let by_agent = identity::appoint_agent(
         &env.app.db,
         &clerk,
         agent(&other, Matters::Only(vec!["A".into()]), Some(now + 60)),
         now,
+        env.app.random.as_ref(),
     )
     .await;
     assert!(
@@ -549,6 +584,7 @@ async fn only_representatives_and_managers_appoint_agents(backend: Backend) {
         &other,
         agent(&clerk, Matters::Only(vec!["A".into()]), None),
         now,
+        env.app.random.as_ref(),
     )
     .await;
     assert!(matches!(outsider, Err(IdentityError::Forbidden(_))));
@@ -560,6 +596,7 @@ async fn only_representatives_and_managers_appoint_agents(backend: Backend) {
             ..agent(&other, Matters::Only(vec!["B".into()]), None)
         },
         now,
+        env.app.random.as_ref(),
     )
     .await;
     assert!(

@@ -111,6 +111,7 @@ pub(crate) async fn setup(env: &Env) -> String {
         "福州示例科技有限公司",
         "enterprise",
         env.app.now(),
+        env.app.random.as_ref(),
     )
     .await
     .unwrap();
@@ -126,6 +127,7 @@ pub(crate) async fn setup(env: &Env) -> String {
         },
         "test",
         env.app.now(),
+        env.app.random.as_ref(),
     )
     .await
     .unwrap();

@@ -1645,7 +1645,7 @@ async fn a_sweep_stops_at_its_brake(backend: Backend) {
     assert_eq!(suspended, 2, "{bindings:?}");
     let mut locked = 0;
     for p in &people {
-        if env.app.db.person(p).await.unwrap().unwrap().status == "locked" {
+        if env.app.db.person(p).await.unwrap().unwrap().status.as_str() == "locked" {
             locked += 1;
         }
     }
@@ -1951,7 +1951,7 @@ async fn the_brake_latches_until_a_super_admin_clears_it(backend: Backend) {
         async move {
             let mut n = 0;
             for p in &ids {
-                if db.person(p).await.unwrap().unwrap().status == "locked" {
+                if db.person(p).await.unwrap().unwrap().status.as_str() == "locked" {
                     n += 1;
                 }
             }
@@ -1979,7 +1979,7 @@ async fn the_brake_latches_until_a_super_admin_clears_it(backend: Backend) {
     // The account page goes through the same brake: a person due opening it is not locked.
     let mut open = None;
     for (p, id) in &people {
-        if env.app.db.person(p).await.unwrap().unwrap().status == "active" {
+        if env.app.db.person(p).await.unwrap().unwrap().status.as_str() == "active" {
             open = Some(id.clone());
             break;
         }
@@ -2321,7 +2321,7 @@ async fn migration_25_ends_the_representation_of_a_duplicate_binding(backend: Ba
             phone_verified: false,
             password_hash: None,
             real_name_level: 2,
-            status: "active".into(),
+            status: yunid::store::persons::PersonStatus::Active,
             real_name_verified_at: None,
             real_name_method: None,
             real_name_verified_by: None,
@@ -2851,9 +2851,16 @@ async fn recorded_legal_rep(env: &Env, person: &str, code: &str) -> String {
     use yunid::services::identity;
     use yunid::store::orgs::{Matters, Role};
     let now = env.app.now();
-    let org = identity::add_org(&env.app.db, code, "福州示例科技有限公司", "company", now)
-        .await
-        .unwrap();
+    let org = identity::add_org(
+        &env.app.db,
+        code,
+        "福州示例科技有限公司",
+        "company",
+        now,
+        env.app.random.as_ref(),
+    )
+    .await
+    .unwrap();
     identity::grant(
         &env.app.db,
         identity::NewRepresentation {
@@ -2866,6 +2873,7 @@ async fn recorded_legal_rep(env: &Env, person: &str, code: &str) -> String {
         },
         "admin:counter",
         now,
+        env.app.random.as_ref(),
     )
     .await
     .unwrap();

@@ -24,9 +24,16 @@ const SECOND_NAME: &str = "厦门第二贸易有限公司";
 
 /// A company Alice manages; returns (org id, representation id).
 async fn company(env: &Env, alice: &str, code: &str, name: &str) -> (String, String) {
-    let org = identity::add_org(&env.app.db, code, name, "enterprise", env.app.now())
-        .await
-        .unwrap();
+    let org = identity::add_org(
+        &env.app.db,
+        code,
+        name,
+        "enterprise",
+        env.app.now(),
+        env.app.random.as_ref(),
+    )
+    .await
+    .unwrap();
     let rep = identity::grant(
         &env.app.db,
         NewRepresentation {
@@ -39,6 +46,7 @@ async fn company(env: &Env, alice: &str, code: &str, name: &str) -> (String, Str
         },
         "test",
         env.app.now(),
+        env.app.random.as_ref(),
     )
     .await
     .unwrap();

@@ -26,6 +26,7 @@ async fn company(env: &Env, manager: &str, matters: Matters, until: Option<i64>)
         "福州示例科技有限公司",
         "enterprise",
         env.app.now(),
+        env.app.random.as_ref(),
     )
     .await
     .unwrap();
@@ -41,6 +42,7 @@ async fn company(env: &Env, manager: &str, matters: Matters, until: Option<i64>)
         },
         "registry",
         env.app.now(),
+        env.app.random.as_ref(),
     )
     .await
     .unwrap();

@@ -29,6 +29,7 @@ async fn alice_represents_the_company(env: &Env) {
         "福州示例科技有限公司",
         "enterprise",
         env.app.now(),
+        env.app.random.as_ref(),
     )
     .await
     .unwrap();
@@ -44,6 +45,7 @@ async fn alice_represents_the_company(env: &Env) {
         },
         "test",
         env.app.now(),
+        env.app.random.as_ref(),
     )
     .await
     .unwrap();

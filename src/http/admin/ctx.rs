@@ -145,7 +145,7 @@ pub fn person_json(app: &App, p: &PersonRow) -> Value {
         "phone_masked": p.phone.as_deref().and_then(|x| Phone::parse(x).ok()).map(|x| x.masked()),
         "real_name_level": p.real_name_level,
         "real_name_method": p.real_name_method,
-        "status": p.status,
+        "status": p.status.as_str(),
         "phone_verified": p.phone_verified,
         "password_must_change": p.password_must_change,
         "version": p.version,

@@ -112,9 +112,16 @@ async fn create(
     if b.org_type.chars().count() > 64 {
         return Err(Problem::field("org_type", "at most 64 characters"));
     }
-    let org = identity::add_org(&app.db, &b.credit_code, &b.name, &b.org_type, app.now())
-        .await
-        .map_err(|e| identity_problem(e, "credit_code"))?;
+    let org = identity::add_org(
+        &app.db,
+        &b.credit_code,
+        &b.name,
+        &b.org_type,
+        app.now(),
+        app.random.as_ref(),
+    )
+    .await
+    .map_err(|e| identity_problem(e, "credit_code"))?;
     ctx.audit(
         "organisation.create",
         &org.id,

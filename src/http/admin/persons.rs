@@ -534,10 +534,10 @@ pub async fn act_on_person(
             let status = PersonStatus::set_by(kind).unwrap_or(PersonStatus::Active);
             // A super admin's lock is a super admin's to lift (see `services::admin`).
             app.db
-                .set_person_status_by(&person.id, status.as_str(), admin.is_super(), now)
+                .set_person_status_by(&person.id, status, admin.is_super(), now)
                 .await
                 .map_err(Problem::internal)?;
-            if status != PersonStatus::Active {
+            if !status.is_active() {
                 end_all_sessions(app, &person.id).await?;
             }
             detail = json!({ "status": status.as_str() });

@@ -122,6 +122,7 @@ async fn issue_token(
         },
         &caller.0.actor,
         now,
+        app.random.as_ref(),
     )
     .map_err(|(field, message)| Problem::field(field, message))?;
     app.db

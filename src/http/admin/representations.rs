@@ -144,16 +144,23 @@ async fn appoint(
         valid_from: b.valid_from.unwrap_or(now),
         valid_until: b.valid_until,
     };
-    let rep = identity::appoint(&app.db, admin, new, b.appointed_by.as_deref(), now)
-        .await
-        .map_err(|e| {
-            let field = match &e {
-                IdentityError::Forbidden(m) if *m == identity::SELF_APPOINTMENT => "person_id",
-                _ if b.appointed_by.is_some() => "appointed_by",
-                _ => "role",
-            };
-            identity_problem(e, field)
-        })?;
+    let rep = identity::appoint(
+        &app.db,
+        admin,
+        new,
+        b.appointed_by.as_deref(),
+        now,
+        app.random.as_ref(),
+    )
+    .await
+    .map_err(|e| {
+        let field = match &e {
+            IdentityError::Forbidden(m) if *m == identity::SELF_APPOINTMENT => "person_id",
+            _ if b.appointed_by.is_some() => "appointed_by",
+            _ => "role",
+        };
+        identity_problem(e, field)
+    })?;
     ctx.audit(
         "representation.create",
         &rep.id,

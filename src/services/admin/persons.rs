@@ -6,35 +6,10 @@ use super::{Admin, AdminError, PersonAction, Role, Target, Verdict};
 use crate::store::Db;
 use crate::store::persons::PersonRow;
 
-/// A person's account status (`persons.status`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PersonStatus {
-    Active,
-    /// Locked by an administrator (or by proofing); unlocked at the counter.
-    Locked,
-    Disabled,
-}
+pub use crate::store::persons::PersonStatus;
 
+// What the admin actions set; the type and its stored form live with the row (`store::persons`).
 impl PersonStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PersonStatus::Active => "active",
-            PersonStatus::Locked => "locked",
-            PersonStatus::Disabled => "disabled",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<PersonStatus> {
-        [PersonStatus::Active, PersonStatus::Locked, PersonStatus::Disabled]
-            .into_iter()
-            .find(|p| p.as_str() == s)
-    }
-
-    /// Whether a stored status is this one.
-    pub fn is(self, stored: &str) -> bool {
-        self.as_str() == stored
-    }
-
     /// The status a lock, disable or unlock sets; `None` for the other actions.
     pub fn set_by(action: PersonAction) -> Option<PersonStatus> {
         match action {

@@ -45,7 +45,7 @@ pub async fn signed(
     if now - session.last_seen > 30 {
         ctx.db.touch_session(&hash, now).await?;
     }
-    if person.status != "active" {
+    if !person.status.is_active() {
         return Ok(None);
     }
     Ok(Some(Signed { session, consented }))
@@ -373,7 +373,7 @@ pub async fn issue_code(
     now: i64,
 ) -> anyhow::Result<String> {
     let family = Family {
-        id: uuid::Uuid::now_v7().simple().to_string(),
+        id: crate::ids::new_id(now, ctx.rng).simple().to_string(),
         client_id: client.id.clone(),
         person_id: Some(session.person_id.clone()),
         session_sid: Some(session.sid.clone()),

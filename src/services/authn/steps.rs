@@ -173,7 +173,7 @@ async fn answering(
         }
         None => None,
     };
-    let Some((session, person, consented)) = signed.filter(|(_, p, _)| p.status == "active") else {
+    let Some((session, person, consented)) = signed.filter(|(_, p, _)| p.status.is_active()) else {
         return Ok(Err(signed_out));
     };
     let client = ctx.db.client(&pending.req.client_id).await?;
@@ -533,7 +533,7 @@ pub async fn login_page(
     let session = match browser.session {
         Some(cookie) => login::current_session(ctx.db, ctx.settings.session_idle_ttl, cookie, now)
             .await?
-            .filter(|(_, p)| p.status == "active"),
+            .filter(|(_, p)| p.status.is_active()),
         None => None,
     };
     let reauth = match (&session, &pending) {

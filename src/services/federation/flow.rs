@@ -11,7 +11,7 @@ use crate::crypto::{self, Random};
 use crate::identity::{Phone, ResidentId};
 use crate::keys::Alg;
 use crate::services::outbound::error_text;
-use crate::store::persons::PersonRow;
+use crate::store::persons::{PersonRow, PersonStatus};
 use crate::store::sessions::{Renewed, SessionRow};
 use crate::store::upstreams::{FlowRow, LinkRow, UpstreamRow};
 
@@ -329,7 +329,7 @@ pub async fn callback(
     if let Some(person_id) = ctx.db.upstream_link(&issuer, &subject).await? {
         fed.person_id = person_id;
     } else if let ByNumber::Person(person_id, created) =
-        match by_verified_number(ctx, &upstream, &issuer, &m, &claims, acr, now).await? {
+        match by_verified_number(ctx, &upstream, &m, &claims, acr, now, rng).await? {
             ByNumber::Unverified(holder, holder_phone) => {
                 return Ok(Outcome::Conflict {
                     upstream_id: upstream.id,
@@ -378,7 +378,7 @@ pub async fn callback(
         .db
         .person(&fed.person_id)
         .await?
-        .is_some_and(|p| p.status == "active");
+        .is_some_and(|p| p.status.is_active());
     if !active {
         return Err(FederationError::PersonUnavailable);
     }
@@ -479,12 +479,13 @@ async fn redeem(
 async fn by_verified_number(
     ctx: &Ctx<'_>,
     upstream: &UpstreamRow,
-    issuer: &str,
     m: &Mapping,
     claims: &Map<String, Value>,
     acr: i64,
     now: i64,
+    rng: &dyn Random,
 ) -> Result<ByNumber, FederationError> {
+    let issuer = &issuer_of(upstream);
     let (Some(min), Some(id_claim), Some(level_claim)) = (m.link_min_level, &m.id_number, &m.level) else {
         return Ok(ByNumber::Offer);
     };
@@ -529,7 +530,7 @@ async fn by_verified_number(
         Some(p) if ctx.db.person_by_phone(p.as_str()).await?.is_none() => Some(p.as_str().to_owned()),
         _ => None,
     };
-    let id = uuid::Uuid::now_v7().to_string();
+    let id = crate::ids::new_id(now, rng).to_string();
     let row = PersonRow {
         id_number_hash: hash.clone(),
         id_number_enc: ctx.secrets.encrypt(number.as_str(), id.as_bytes())?,
@@ -539,7 +540,7 @@ async fn by_verified_number(
         phone,
         password_hash: None,
         real_name_level: 1,
-        status: "active".into(),
+        status: PersonStatus::Active,
         real_name_verified_at: None,
         real_name_method: None,
         real_name_verified_by: None,

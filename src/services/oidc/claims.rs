@@ -95,7 +95,7 @@ pub async fn grant_subject_of(
         None => ctx.db.person(person_id).await.map_err(anyhow::Error::from)?,
     };
     let person = person
-        .filter(|p| p.status == "active")
+        .filter(|p| p.status.is_active())
         .ok_or(SubjectError::Inactive)?;
     let acting = match &family.acting_rep_id {
         None => None,

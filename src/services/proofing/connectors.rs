@@ -299,6 +299,7 @@ impl Connectors<'_> {
         let Some(endpoint) = self.endpoint(which) else {
             return Err(Upstream::NotConfigured);
         };
+        // A duration for the latency metric only, never a decision: the one clock read the domain keeps.
         let started = Instant::now();
         let result = self.send(endpoint, segments, body).await;
         let outcome = match &result {

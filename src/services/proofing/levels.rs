@@ -8,7 +8,7 @@ use serde_json::json;
 use super::connectors::{Connector, RecordState, Upstream};
 use super::{Ctx, Event, ProofingError};
 use crate::identity::ResidentId;
-use crate::store::persons::PersonRow;
+use crate::store::persons::{PersonRow, PersonStatus};
 use crate::store::proofing::CheckRow;
 
 /// The real-name method recorded for a level reached online.
@@ -60,7 +60,7 @@ pub(super) async fn record_check(
 ) -> Result<(), ProofingError> {
     ctx.db
         .insert_proofing_check(&CheckRow {
-            id: uuid::Uuid::now_v7().to_string(),
+            id: crate::ids::new_id(now, ctx.rng).to_string(),
             person_id: person_id.to_owned(),
             connector: connector.as_str().to_owned(),
             outcome: outcome.to_owned(),
@@ -247,7 +247,9 @@ async fn close_record(
     ctx.db
         .set_population_state(&person.id, state.as_str(), now)
         .await?;
-    ctx.db.set_person_status(&person.id, "locked", now).await?;
+    ctx.db
+        .set_person_status(&person.id, PersonStatus::Locked, now)
+        .await?;
     ctx.host.end_everything(&person.id, now).await?;
     ctx.audit(
         Event {
@@ -276,7 +278,7 @@ pub async fn recheck(
     may_lock: bool,
     now: i64,
 ) -> Result<bool, ProofingError> {
-    if person.status != "active" {
+    if !person.status.is_active() {
         return Ok(false);
     }
     match ctx.db.population_checked_at(&person.id).await? {

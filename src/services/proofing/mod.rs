@@ -152,7 +152,7 @@ impl Ctx<'_> {
             code: String::new(),
             text: text.to_owned(),
         };
-        let id = uuid::Uuid::now_v7().to_string();
+        let id = crate::ids::new_id(now, self.rng).to_string();
         let queued = async {
             let sealed = self
                 .secrets

@@ -166,7 +166,7 @@ pub async fn bind(
         }
         None => {
             let org = Organisation {
-                id: uuid::Uuid::now_v7().to_string(),
+                id: crate::ids::new_id(now, ctx.rng).to_string(),
                 credit_code: code.as_str().to_owned(),
                 name: name.trim().chars().take(200).collect(),
                 org_type: org_type.trim().chars().take(64).collect(),
@@ -210,7 +210,7 @@ pub async fn bind(
         suspend_one(ctx, &old, "representative_changed", "registry", now).await?;
     }
     let rep = Representation {
-        id: uuid::Uuid::now_v7().to_string(),
+        id: crate::ids::new_id(now, ctx.rng).to_string(),
         person_id: person.id.clone(),
         org_id: org.id.clone(),
         role: Role::LegalRepresentative,
@@ -224,7 +224,7 @@ pub async fn bind(
     };
     ctx.db.insert_rep(&rep, now).await?;
     let binding = BindingRow {
-        id: uuid::Uuid::now_v7().to_string(),
+        id: crate::ids::new_id(now, ctx.rng).to_string(),
         org_id: org.id.clone(),
         person_id: person.id.clone(),
         rep_id: rep.id.clone(),
@@ -535,7 +535,7 @@ pub async fn recheck(
         let holder = ctx.db.person(&b.person_id).await?;
         let holder_fit = holder
             .as_ref()
-            .is_some_and(|p| p.status == "active" && p.real_name_level >= 2);
+            .is_some_and(|p| p.status.is_active() && p.real_name_level >= 2);
         if b.reason.as_deref() != Some("gone") || !holder_fit {
             ctx.db.binding_checked(&b.id, now).await?;
             return Ok(Recheck::Unchanged);
@@ -723,7 +723,7 @@ pub async fn appoint(
     }
     // Whoever appoints here is an active account at real-name level 2, whatever recorded their own
     // representation (an admin at the counter included): what they appoint is held to that at every use.
-    if appointer.status != "active" {
+    if !appointer.status.is_active() {
         return Err(ProofingError::Forbidden("this account is not active".into()));
     }
     if appointer.real_name_level < 2 {
@@ -773,9 +773,9 @@ pub async fn appoint(
     if appointee.as_ref().is_some_and(|p| p.id == appointer.id) {
         return Err(ProofingError::Forbidden("nobody appoints themself".into()));
     }
-    let appointee = appointee.filter(|p| p.status == "active");
+    let appointee = appointee.filter(|p| p.status.is_active());
     let row = AppointmentRow {
-        id: uuid::Uuid::now_v7().to_string(),
+        id: crate::ids::new_id(now, ctx.rng).to_string(),
         org_id: new.org_id.to_owned(),
         appointer_id: appointer.id.clone(),
         appointee_id: appointee.as_ref().map(|p| p.id.clone()),
@@ -947,7 +947,7 @@ pub async fn overview(ctx: &Ctx<'_>, person: &PersonRow, now: i64) -> Result<Ove
         .collect();
     let mut may_appoint: Vec<(String, String, bool)> = Vec::new();
     // Only an active account at level 2 appoints (see [`appoint`]).
-    let appoints = person.status == "active" && person.real_name_level >= 2;
+    let appoints = person.status.is_active() && person.real_name_level >= 2;
     for (r, o) in current
         .into_iter()
         .filter(|(r, _)| appoints && r.role.may_appoint())

@@ -1,6 +1,6 @@
 //! Initial access tokens (RFC 7591 §1.2): what a super admin hands out so that an app may register.
 
-use crate::crypto;
+use crate::crypto::{self, Random};
 use crate::store::registration::RegistrationToken;
 
 /// Lifetime of an initial access token when the admin gives none, seconds.
@@ -18,12 +18,13 @@ pub struct TokenRequest {
     pub note: String,
 }
 
-/// A new initial access token: the secret (shown once) and the stored row (hash only). An invalid
-/// request names the field.
+/// A new initial access token, drawn from `rng`: the secret (shown once) and the stored row (hash only).
+/// An invalid request names the field.
 pub fn new_token(
     req: TokenRequest,
     created_by: &str,
     now: i64,
+    rng: &dyn Random,
 ) -> Result<(String, RegistrationToken), (&'static str, String)> {
     let ttl = req.expires_in.unwrap_or(DEFAULT_TOKEN_TTL);
     if !(60..=MAX_TOKEN_TTL).contains(&ttl) {
@@ -42,9 +43,9 @@ pub fn new_token(
     if req.department.chars().count() > 100 {
         return Err(("department", "department is at most 100 characters".into()));
     }
-    let secret = crypto::random_token();
+    let secret = rng.token();
     let row = RegistrationToken {
-        id: uuid::Uuid::now_v7().simple().to_string(),
+        id: crate::ids::new_id(now, rng).simple().to_string(),
         token_hash: crypto::token_hash(&secret),
         department: req.department,
         note: req.note,

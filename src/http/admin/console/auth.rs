@@ -301,7 +301,7 @@ pub async fn admin(app: &App, jar: &CookieJar, lang: Lang, return_to: &str) -> R
         Ok(p) => p,
         Err(e) => return Err(internal(e)),
     };
-    let active = person.is_some_and(|p| p.status == "active");
+    let active = person.is_some_and(|p| p.status.is_active());
     if !alive || !active {
         if let Err(e) = app.db.delete_console_sessions_of_sid(&session.sid).await {
             return Err(internal(e));

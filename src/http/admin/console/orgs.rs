@@ -313,9 +313,16 @@ async fn appoint(
             valid_from: day(&f.valid_from).map_err(fail)?.unwrap_or(now),
             valid_until: day(&f.valid_until).map_err(fail)?,
         };
-        identity::appoint(&app.db, admin, new, appointed_by.as_deref(), now)
-            .await
-            .map_err(fail)
+        identity::appoint(
+            &app.db,
+            admin,
+            new,
+            appointed_by.as_deref(),
+            now,
+            app.random.as_ref(),
+        )
+        .await
+        .map_err(fail)
     }
     .await;
     match result {

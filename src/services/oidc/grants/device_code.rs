@@ -60,7 +60,7 @@ pub async fn redeem(
         None => grant_ttl,
     };
     let family = Family {
-        id: uuid::Uuid::now_v7().simple().to_string(),
+        id: crate::ids::new_id(now, ctx.rng).simple().to_string(),
         client_id: client.id.clone(),
         person_id: Some(person_id.clone()),
         session_sid: Some(sid.clone()),

@@ -18,7 +18,7 @@ use crate::services::oidc::tokens::TokenSettings;
 use crate::store::clients::{AuthMethod, SubjectType};
 use crate::store::families::{CodeRow, Family};
 use crate::store::orgs::{Organisation, Representation};
-use crate::store::persons::PersonRow;
+use crate::store::persons::{PersonRow, PersonStatus};
 use crate::store::sessions::SessionRow;
 
 const NOW: i64 = 1_800_000_000;
@@ -99,7 +99,7 @@ impl World {
             phone: None,
             password_hash: None,
             real_name_level: 1,
-            status: "active".into(),
+            status: PersonStatus::Active,
             phone_verified: false,
             real_name_verified_at: None,
             real_name_method: None,
