@@ -7,8 +7,12 @@ use crate::crypto::Random;
 
 /// Counts the ids this process made. `now` is whole seconds, so ids made within one second would
 /// otherwise sort at random; this counter (RFC 9562 §6.2, method 1: 18 bits, in `rand_a` and the top of
-/// `rand_b`) keeps them in the order they were made, as `Uuid::now_v7` did, for the lists that break
-/// ties by id. It wraps after 2^18 ids; the 56 random bits that follow keep ids unique regardless.
+/// `rand_b`) keeps the ids one process makes within a second in the order they were made, for the
+/// display lists that break ties by id (no cursor relies on it). Ids of the same second made by two
+/// nodes sort in no particular order between them, and the order flips once where the counter wraps
+/// (every 2^18 ids); the 56 random bits that follow keep ids unique regardless. The counter is visible in
+/// the ids apps see (a family id as `fid`, a person's id as a public `sub`): two of an app's tokens tell
+/// how many ids this node made between them (Low, THREAT-MODEL "Subjects, session ids and keys").
 static SEQUENCE: AtomicU32 = AtomicU32::new(0);
 
 /// A new id dated `now` (epoch seconds).

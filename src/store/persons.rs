@@ -106,10 +106,15 @@ fn from_row_with_id(row: &AnyRow, id: &str) -> Result<PersonRow, sqlx::Error> {
 
 /// The stored status (column `status`), of which there are three: anything else is a decoding error,
 /// not a fourth state.
+/// A person's stored status. A value yunid never writes (one put there by hand) reads as `Disabled`:
+/// not active, as every check treated it before the status was typed, so one odd row stops that account
+/// only, never a whole list or the accounts appointed under it (and an admin can still set it right).
 pub(super) fn status_of(row: &AnyRow) -> Result<PersonStatus, sqlx::Error> {
     let stored: String = row.try_get("status")?;
-    PersonStatus::parse(&stored)
-        .ok_or_else(|| sqlx::Error::Decode(format!("unknown person status {stored:?}").into()))
+    Ok(PersonStatus::parse(&stored).unwrap_or_else(|| {
+        tracing::warn!(status = %stored, "a person has a status yunid does not know; treated as disabled");
+        PersonStatus::Disabled
+    }))
 }
 
 const SELECT: &str = "SELECT id, id_number_hash, id_number_enc, name, phone, password_hash, real_name_level, \

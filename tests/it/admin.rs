@@ -584,6 +584,76 @@ async fn an_append_by_a_node_of_the_previous_release_keeps_one_chain(backend: Ba
     assert_eq!(v.broken, None, "{v:?}");
 }
 
+/// A database failed over or restored to a chain of the same length but other events (another hash at
+/// the same number): the next append chains from the head as found, not from what this node remembers.
+async fn a_database_restored_to_another_chain_of_the_same_length_is_chained_from_as_found(backend: Backend) {
+    use yunid::store::audit::{NewEvent, chain_hash};
+    let env = Env::start(backend).await;
+    let record = |subject: &'static str| {
+        let app = env.app.clone();
+        async move {
+            yunid::services::audit::record(
+                &app.db,
+                app.now(),
+                NewEvent {
+                    actor: subject,
+                    action: "login",
+                    subject,
+                    outcome: "ok",
+                    ..NewEvent::default()
+                },
+            )
+            .await
+            .unwrap();
+        }
+    };
+    record("a").await;
+    record("b").await;
+    // The restored database: its last event is another one at the same number (this node remembers "b").
+    let events = env.app.db.all_audit_events().await.unwrap();
+    let last = events.last().unwrap().clone();
+    let before = &events[events.len() - 2];
+    let at = env.app.now();
+    let other = chain_hash(
+        &before.hash,
+        last.seq,
+        at,
+        ["restored", "login", "b2", "", "", "ok", ""],
+    );
+    let mut tx = env.app.db.pool.begin().await.unwrap();
+    sqlx::query("DELETE FROM audit_events WHERE seq = $1")
+        .bind(last.seq)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO audit_events (seq, at, actor, action, subject, client_id, address, outcome, detail, \
+         prev_hash, hash) VALUES ($1, $2, 'restored', 'login', 'b2', '', '', 'ok', '', $3, $4)",
+    )
+    .bind(last.seq)
+    .bind(at)
+    .bind(&before.hash)
+    .bind(&other)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
+        .bind(&other)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    record("c").await;
+
+    let events = env.app.db.all_audit_events().await.unwrap();
+    let subjects: Vec<&str> = events.iter().map(|e| e.subject.as_str()).collect();
+    assert!(subjects.ends_with(&["a", "b2", "c"]), "{subjects:?}");
+    let c = events.last().unwrap();
+    assert_eq!(c.prev_hash, other, "chained from the head as found");
+    let v = yunid::services::audit::verify(&env.app.db).await.unwrap();
+    assert_eq!(v.broken, None, "{v:?}");
+}
+
 async fn the_first_super_admin_is_bootstrapped_once(backend: Backend) {
     let env = Env::start(backend).await;
     env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
@@ -640,6 +710,7 @@ on_both_backends!(
     pruning_old_events_keeps_the_chain_verifiable,
     events_recorded_at_once_on_two_nodes_form_one_chain,
     an_append_by_a_node_of_the_previous_release_keeps_one_chain,
+    a_database_restored_to_another_chain_of_the_same_length_is_chained_from_as_found,
     the_first_super_admin_is_bootstrapped_once,
 );
 

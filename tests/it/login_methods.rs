@@ -886,6 +886,26 @@ async fn a_locked_account_is_told_only_after_the_right_password(backend: Backend
     assert!(inbox.calls().is_empty());
 }
 
+/// A status yunid never writes (put there by hand) stops that account like a lock, and nothing else: the
+/// sign-in is refused as for a locked account, not answered with a server error.
+async fn an_unknown_stored_status_stops_the_account_like_a_lock(backend: Backend) {
+    let inbox = SmsInbox::start(0).await;
+    let env = provider(backend, &inbox).await;
+    let (_, rp) = plain_app(&env).await;
+    sqlx::query("UPDATE persons SET status = 'suspended'")
+        .execute(&env.app.db.pool)
+        .await
+        .unwrap();
+    let browser = Browser::new(&env.base);
+    let login = browser.get(rp.start(&["profile"]).url.as_str()).await;
+    let right = browser.login(&login, ALICE_ID, PASSWORD).await;
+    assert_eq!(status(&right), StatusCode::FORBIDDEN);
+    assert_eq!(error(&right).as_deref(), Some(ZH.err_unavailable));
+    let sent = send(&browser, &sms_method(&browser, &login).await, Some(ALICE_PHONE)).await;
+    assert_eq!(status(&sent), StatusCode::OK);
+    assert!(inbox.calls().is_empty());
+}
+
 // 9. Production refuses development conveniences.
 
 async fn production_refuses_the_console_gateway(backend: Backend) {
@@ -931,5 +951,6 @@ on_both_backends!(
     the_login_page_helps_the_browser_and_keeps_scripts_out,
     forms_without_the_csrf_token_are_refused,
     a_locked_account_is_told_only_after_the_right_password,
+    an_unknown_stored_status_stops_the_account_like_a_lock,
     production_refuses_the_console_gateway,
 );
