@@ -137,9 +137,10 @@ async fn a_database_outage_answers_503_fast_and_heals_without_restart() {
         started.elapsed()
     );
 
-    // A browser gets a page saying so, not a hang or a bare 500. The authorization request itself needs
-    // no database (it travels sealed with the browser, `services::authn::pending`): the login page it
-    // leads to is the first step that does.
+    // A browser gets a page saying so, not a hang or a bare 500. The authorization request and the login
+    // page it leads to need no database (the request travels sealed with the browser,
+    // `services::authn::pending`, and a page that only displays it does not read its answered marker):
+    // the sign-in posted from that page is the first step that does.
     // A browser keeps its cookies (the request is bound to it), so the login page is its own request's.
     let browser = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -152,6 +153,25 @@ async fn a_database_outage_answers_503_fast_and_heals_without_restart() {
     let login = env.url(res.headers()["location"].to_str().unwrap());
     assert!(login.contains("/login?req="), "{login}");
     let res = browser.get(&login).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let form = res.text().await.unwrap();
+    let csrf = field(&form, "csrf").expect("the login form");
+    let req = field(&form, "req").expect("the request it carries");
+    let sign_in = |lang: Option<&'static str>| {
+        let post = browser.post(env.url("/login"));
+        let post = match lang {
+            Some(lang) => post.header("accept-language", lang),
+            None => post,
+        };
+        post.form(&[
+            ("csrf", csrf.as_str()),
+            ("req", req.as_str()),
+            ("username", crate::common::ALICE_ID),
+            ("password", crate::common::PASSWORD),
+        ])
+        .send()
+    };
+    let res = sign_in(None).await.unwrap();
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(res.headers().contains_key("retry-after"));
     // In one language: Chinese by default, English when asked for.
@@ -160,12 +180,7 @@ async fn a_database_outage_answers_503_fast_and_heals_without_restart() {
         page.contains("服务暂时不可用") && !page.contains("temporarily unavailable"),
         "{page}"
     );
-    let res = browser
-        .get(&login)
-        .header("accept-language", "en")
-        .send()
-        .await
-        .unwrap();
+    let res = sign_in(Some("en")).await.unwrap();
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(res.headers().contains_key("retry-after"));
     let page = res.text().await.unwrap();
