@@ -519,28 +519,28 @@ async fn events_recorded_at_once_on_two_nodes_form_one_chain(backend: Backend) {
 /// The head row keeps the last event's hash whichever way an event is appended: a node of the previous
 /// release (which chains from the head's hash, and writes it after its insert) appending between events
 /// of this one leaves one chain that verifies, and this node goes on from that node's event.
+/// Records a login event through the audit writer, as a sign-in does.
+async fn record_login(env: &Env, subject: &'static str) {
+    yunid::services::audit::record(
+        &env.app.db,
+        env.app.now(),
+        yunid::store::audit::NewEvent {
+            actor: subject,
+            action: "login",
+            subject,
+            outcome: "ok",
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+}
+
 async fn an_append_by_a_node_of_the_previous_release_keeps_one_chain(backend: Backend) {
     use sqlx::Row;
-    use yunid::store::audit::{NewEvent, chain_hash};
+    use yunid::store::audit::chain_hash;
     let env = Env::start(backend).await;
-    let record = |subject: &'static str| {
-        let app = env.app.clone();
-        async move {
-            yunid::services::audit::record(
-                &app.db,
-                app.now(),
-                NewEvent {
-                    actor: subject,
-                    action: "login",
-                    subject,
-                    outcome: "ok",
-                    ..NewEvent::default()
-                },
-            )
-            .await
-            .unwrap();
-        }
-    };
+    let record = |subject: &'static str| record_login(&env, subject);
     record("a").await;
     record("b").await;
     // The previous release's append, as it was written.
@@ -587,26 +587,9 @@ async fn an_append_by_a_node_of_the_previous_release_keeps_one_chain(backend: Ba
 /// A database failed over or restored to a chain of the same length but other events (another hash at
 /// the same number): the next append chains from the head as found, not from what this node remembers.
 async fn a_database_restored_to_another_chain_of_the_same_length_is_chained_from_as_found(backend: Backend) {
-    use yunid::store::audit::{NewEvent, chain_hash};
+    use yunid::store::audit::chain_hash;
     let env = Env::start(backend).await;
-    let record = |subject: &'static str| {
-        let app = env.app.clone();
-        async move {
-            yunid::services::audit::record(
-                &app.db,
-                app.now(),
-                NewEvent {
-                    actor: subject,
-                    action: "login",
-                    subject,
-                    outcome: "ok",
-                    ..NewEvent::default()
-                },
-            )
-            .await
-            .unwrap();
-        }
-    };
+    let record = |subject: &'static str| record_login(&env, subject);
     record("a").await;
     record("b").await;
     // The restored database: its last event is another one at the same number (this node remembers "b").
