@@ -186,6 +186,17 @@ async fn answering(
     }))
 }
 
+/// [`answering`] for a step whose browser, signed out, is told so (`Stop::SignedOut`).
+async fn answering_signed_in(
+    ctx: &Ctx<'_>,
+    sealed: &str,
+    browser: Browser<'_>,
+    marker: Marker,
+    now: i64,
+) -> anyhow::Result<Result<Answering, Next>> {
+    answering(ctx, sealed, browser, marker, now, Next::Stop(Stop::SignedOut)).await
+}
+
 /// What the consent page shows.
 pub struct ConsentView {
     pub req: AuthRequest,
@@ -262,16 +273,7 @@ pub async fn answer_consent(
     allow: bool,
     now: i64,
 ) -> anyhow::Result<Next> {
-    let a = match answering(
-        ctx,
-        sealed,
-        browser,
-        Marker::Read,
-        now,
-        Next::Stop(Stop::SignedOut),
-    )
-    .await?
-    {
+    let a = match answering_signed_in(ctx, sealed, browser, Marker::Read, now).await? {
         Ok(a) => a,
         Err(next) => return Ok(next),
     };
@@ -365,16 +367,7 @@ pub async fn act_as_page(
     browser: Browser<'_>,
     now: i64,
 ) -> anyhow::Result<Result<ActAsView, Next>> {
-    let a = match answering(
-        ctx,
-        sealed,
-        browser,
-        Marker::Unread,
-        now,
-        Next::Stop(Stop::SignedOut),
-    )
-    .await?
-    {
+    let a = match answering_signed_in(ctx, sealed, browser, Marker::Unread, now).await? {
         Ok(a) => a,
         Err(next) => return Ok(Err(next)),
     };
@@ -407,16 +400,7 @@ pub async fn answer_acting(
     acting: &str,
     now: i64,
 ) -> anyhow::Result<Next> {
-    let a = match answering(
-        ctx,
-        sealed,
-        browser,
-        Marker::Read,
-        now,
-        Next::Stop(Stop::SignedOut),
-    )
-    .await?
-    {
+    let a = match answering_signed_in(ctx, sealed, browser, Marker::Read, now).await? {
         Ok(a) => a,
         Err(next) => return Ok(next),
     };
