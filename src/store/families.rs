@@ -251,20 +251,66 @@ impl Db {
         Ok(())
     }
 
+    /// Writes a grant family and its single-use code in one statement (one round trip, one commit): the
+    /// view `code_grants` writes both rows (migration 0026), where a node of the previous release reads
+    /// them.
+    pub async fn insert_code_grant(
+        &self,
+        f: &Family,
+        code_hash: &str,
+        c: &CodeRow,
+    ) -> Result<(), sqlx::Error> {
+        debug_assert_eq!(c.family_id, f.id);
+        debug_assert_eq!(c.client_id, f.client_id);
+        sqlx::query(
+            "INSERT INTO code_grants (family_id, client_id, person_id, session_sid, scope, claims, acr, amr, \
+             auth_time, nonce, created_at, expires_at, acting_rep_id, licence_types, code_hash, redirect_uri, \
+             code_challenge, code_expires_at) \
+             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18)",
+        )
+        .bind(&f.id)
+        .bind(&f.client_id)
+        .bind(&f.person_id)
+        .bind(&f.session_sid)
+        .bind(&f.scope)
+        .bind(&f.claims)
+        .bind(f.acr)
+        .bind(&f.amr)
+        .bind(f.auth_time)
+        .bind(&f.nonce)
+        .bind(f.created_at)
+        .bind(f.expires_at)
+        .bind(&f.acting_rep_id)
+        .bind(&f.licence_types)
+        .bind(code_hash)
+        .bind(&c.redirect_uri)
+        .bind(&c.code_challenge)
+        .bind(c.expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// Marks a code used if, and only if, everything presented matches it: the client it was issued to,
     /// the redirect URI of the authorization request, the PKCE challenge of the presented verifier, and
     /// an expiry still ahead. All of it is checked by the one statement that consumes the code, so a
     /// request that fails any check (another client holding a leaked code) leaves the code usable by the
     /// rightful client. Of any number of concurrent matching callers exactly one gets `Redeemed`; a caller
     /// the statement refused gets the code as stored, to tell why.
+    ///
+    /// `first_refresh` (the hash of the grant's first refresh token and its expiry) is stored by the same
+    /// statement, and only when it consumes the code (the trigger of migration 0026), so a refused or
+    /// raced request leaves no refresh token behind.
     pub async fn redeem_code(
         &self,
         code_hash: &str,
         presented: &PresentedCode<'_>,
+        first_refresh: Option<(&str, i64)>,
         now: i64,
     ) -> Result<CodeRedemption, sqlx::Error> {
         let family: Option<String> = sqlx::query_scalar(
-            "UPDATE codes SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL AND client_id = $3 \
+            "UPDATE codes SET used_at = $1, refresh_hash = $6, refresh_expires_at = $7 \
+             WHERE code_hash = $2 AND used_at IS NULL AND client_id = $3 \
              AND redirect_uri = $4 AND code_challenge = $5 AND expires_at > $1 RETURNING family_id",
         )
         .bind(now)
@@ -272,6 +318,8 @@ impl Db {
         .bind(presented.client_id)
         .bind(presented.redirect_uri)
         .bind(presented.code_challenge)
+        .bind(first_refresh.map(|(hash, _)| hash))
+        .bind(first_refresh.map(|(_, expires_at)| expires_at))
         .fetch_optional(&self.pool)
         .await?;
         if let Some(family_id) = family {

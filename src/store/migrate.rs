@@ -163,6 +163,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0025_proofing_review2.sql"),
         postgres: include_str!("../../migrations/postgres/0025_proofing_review2.sql"),
     },
+    Migration {
+        version: 26,
+        name: "code_grants",
+        sqlite: include_str!("../../migrations/sqlite/0026_code_grants.sql"),
+        postgres: include_str!("../../migrations/postgres/0026_code_grants.sql"),
+    },
 ];
 
 const LOCK_ID: i64 = 0x79_756e_6964; // "yunid"
@@ -225,7 +231,8 @@ async fn apply(backend: Backend, conn: &mut sqlx::AnyConnection, last: i64) -> a
 
 /// Splits a migration into statements at the semicolons that end them, dropping comments. A semicolon
 /// inside a string ('…'), a quoted identifier ("…"), a dollar-quoted body (PostgreSQL `$$ … $$` or
-/// `$tag$ … $tag$`, as in a function) or a comment does not end a statement.
+/// `$tag$ … $tag$`, as in a function), a SQLite trigger's `BEGIN … END` body or a comment does not end a
+/// statement.
 fn statements(sql: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut current = String::new();
@@ -249,6 +256,7 @@ fn statements(sql: &str) -> Vec<String> {
                     .find(tag)
                     .map_or(rest.len(), |i| tag.len() + i + tag.len())
             }),
+            ';' if in_trigger_body(&current) => 1,
             ';' => {
                 current.push(';');
                 if !current.trim().trim_end_matches(';').trim().is_empty() {
@@ -267,6 +275,24 @@ fn statements(sql: &str) -> Vec<String> {
         out.push(current.trim().to_owned());
     }
     out
+}
+
+/// Whether `text`, a statement read so far, is a SQLite `CREATE TRIGGER … BEGIN` whose body has not reached
+/// its `END`: the semicolons that end the body's own statements do not end the trigger. (A PostgreSQL
+/// trigger names a function instead and has no `BEGIN`; a function's body is dollar-quoted.)
+fn in_trigger_body(text: &str) -> bool {
+    let words: Vec<String> = text
+        .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+        .filter(|w| !w.is_empty())
+        .map(str::to_ascii_uppercase)
+        .collect();
+    let is_trigger =
+        words.first().is_some_and(|w| w == "CREATE") && words.iter().skip(1).take(3).any(|w| w == "TRIGGER");
+    let upper = text.trim_end().to_ascii_uppercase();
+    let at_end = upper.strip_suffix("END").is_some_and(|before| {
+        before.is_empty() || before.ends_with(|c: char| c.is_ascii_whitespace() || c == ';')
+    });
+    is_trigger && words.iter().any(|w| w == "BEGIN") && !at_end
 }
 
 /// The length of a quoted run starting at `text` (opening `quote` included), a doubled quote being an
@@ -302,6 +328,34 @@ fn dollar_tag(text: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::statements;
+
+    #[test]
+    fn a_sqlite_trigger_body_stays_one_statement() {
+        let sql = "CREATE TABLE t (id INTEGER);
+CREATE TRIGGER t_copy AFTER INSERT ON t
+BEGIN
+    INSERT INTO u (id) VALUES (NEW.id);
+    INSERT INTO v (note) VALUES ('end;');
+END;
+CREATE TRIGGER t_gone AFTER DELETE ON t BEGIN DELETE FROM u WHERE id = OLD.id; END;
+CREATE TRIGGER pg AFTER UPDATE ON t FOR EACH ROW EXECUTE FUNCTION f();
+INSERT INTO t (id) VALUES (1);";
+        let got = statements(sql);
+        assert_eq!(got.len(), 5, "{got:#?}");
+        assert!(
+            got[1].starts_with("CREATE TRIGGER t_copy") && got[1].ends_with("END;"),
+            "{}",
+            got[1]
+        );
+        assert!(
+            got[1].contains("VALUES (NEW.id);") && got[1].contains("'end;'"),
+            "{}",
+            got[1]
+        );
+        assert!(got[2].ends_with("END;"), "{}", got[2]);
+        assert!(got[3].ends_with("f();"), "{}", got[3]);
+        assert_eq!(got[4], "INSERT INTO t (id) VALUES (1);");
+    }
 
     #[test]
     fn a_function_body_in_dollar_quotes_stays_one_statement() {
@@ -341,8 +395,9 @@ INSERT INTO t (id) VALUES (1);";
 
     #[test]
     fn every_shipped_migration_splits_as_before() {
-        // Statements end with a semicolon at the end of a line in the files shipped so far.
-        for m in super::MIGRATIONS {
+        // Statements end with a semicolon at the end of a line in the files shipped before the first
+        // trigger (0026, whose bodies hold statements of their own: counted below).
+        for m in super::MIGRATIONS.iter().filter(|m| m.version < 26) {
             for sql in [m.sqlite, m.postgres] {
                 let ends = sql
                     .lines()
@@ -351,5 +406,10 @@ INSERT INTO t (id) VALUES (1);";
                 assert_eq!(statements(sql).len(), ends, "{}", m.name);
             }
         }
+        let code_grants = &super::MIGRATIONS[25];
+        assert_eq!(code_grants.name, "code_grants");
+        // A view, its trigger, two columns, a trigger; PostgreSQL adds a function per trigger.
+        assert_eq!(statements(code_grants.sqlite).len(), 5);
+        assert_eq!(statements(code_grants.postgres).len(), 7);
     }
 }

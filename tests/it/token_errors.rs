@@ -386,10 +386,24 @@ async fn fifty_concurrent_redemptions_of_one_code_succeed_exactly_once(backend: 
     assert_eq!(counts, (1, 49));
     // The replays revoke what the one success received (RFC 6749 §4.1.2).
     let winner = answers.iter().find(|a| a.status == StatusCode::OK).unwrap();
-    assert_eq!(
-        introspect(&env, &client, &winner.str("access_token")).await.body,
-        serde_json::json!({ "active": false })
-    );
+    for token in [winner.str("access_token"), winner.str("refresh_token")] {
+        assert_eq!(
+            introspect(&env, &client, &token).await.body,
+            serde_json::json!({ "active": false })
+        );
+    }
+    // Every attempt brought a refresh token to be stored by the statement that uses the code: only the
+    // winner's was stored (a refused attempt leaves nothing behind).
+    let fid = crate::common::wire::jwt_parts(&winner.str("access_token")).1["fid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM refresh_tokens WHERE family_id = $1")
+        .bind(&fid)
+        .fetch_one(&env.app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, 1);
 }
 
 /// One refresh token sent fifty times at once: one rotation wins, the others are reuse, and reuse revokes

@@ -742,7 +742,128 @@ async fn id_tokens_are_signed_with_the_algorithm_each_client_registered(backend:
     }
 }
 
+/// A rolling upgrade (deploy/OPERATIONS.md): a code written by a node of the previous release, as a family
+/// row and a code row of their own, is redeemed here once, and the refresh token stored with its use works.
+async fn a_code_written_by_the_previous_release_is_redeemed_once_here(backend: Backend) {
+    let env = Env::start(backend).await;
+    let (_client, rp) = alice_and_app(&env, CALLBACK).await;
+    let browser = Browser::new(&env.base);
+    let first = sign_in(&rp, &browser, &["profile"]).await;
+    let fid = wire::jwt_parts(&first.access_token()).1["fid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The previous release's two writes, for another authorization of the same person and app.
+    let db = &env.app.db;
+    let mut family = db.family(&fid).await.unwrap().expect("the first grant");
+    family.id = "family-written-by-the-previous-release".into();
+    family.nonce = None;
+    db.insert_family(&family).await.unwrap();
+    let (verifier, challenge) = pkce();
+    let code = yunid::crypto::random_token();
+    let now = env.app.now();
+    db.insert_code(
+        &yunid::crypto::token_hash(&code),
+        &yunid::store::families::CodeRow {
+            client_id: family.client_id.clone(),
+            redirect_uri: CALLBACK.into(),
+            code_challenge: challenge,
+            family_id: family.id.clone(),
+            expires_at: now + 60,
+        },
+    )
+    .await
+    .unwrap();
+
+    let tokens = rp
+        .exchange(&code, PkceCodeVerifier::new(verifier.clone()))
+        .await
+        .expect("this release redeems the previous release's code");
+    let (access, refresh_token) = pair(&tokens);
+    assert_eq!(wire::jwt_parts(&access).1["fid"], family.id.as_str());
+    let refreshed = refresh(&rp, &refresh_token, &[])
+        .await
+        .expect("its refresh token works");
+    assert_eq!(
+        wire::userinfo(&env.base, &pair(&refreshed).0).await.0,
+        StatusCode::OK
+    );
+    let again = rp.exchange(&code, PkceCodeVerifier::new(verifier)).await;
+    assert!(again.unwrap_err().contains("invalid_grant"), "a code works once");
+}
+
+/// The other way round: a code this release wrote (in one statement, through the `code_grants` view) is
+/// found and redeemed by a node of the previous release with its own statements, which also store the
+/// refresh token themselves; no second one appears, and the code is spent here too.
+async fn a_code_written_here_is_redeemed_by_a_node_of_the_previous_release(backend: Backend) {
+    use sqlx::Row;
+    let env = Env::start(backend).await;
+    let (client, rp) = alice_and_app(&env, CALLBACK).await;
+    let browser = Browser::new(&env.base);
+    let attempt = rp.start(&["profile"]);
+    let back = browser.sign_in(attempt.url.as_str(), ALICE_ID, PASSWORD).await;
+    let code = back.params()["code"].clone();
+    let hash = yunid::crypto::token_hash(&code);
+    let challenge = yunid::crypto::b64url(&yunid::crypto::sha256(attempt.verifier.secret().as_bytes()));
+    let db = &env.app.db;
+
+    // The previous release's redemption, as it was written: read the grant, use the code, store a refresh token.
+    let (family, _) = db
+        .code_family_with_person(&hash)
+        .await
+        .unwrap()
+        .expect("the previous release finds the grant of the code");
+    let now = env.app.now();
+    let used: Option<String> = sqlx::query_scalar(
+        "UPDATE codes SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL AND client_id = $3 \
+         AND redirect_uri = $4 AND code_challenge = $5 AND expires_at > $1 RETURNING family_id",
+    )
+    .bind(now)
+    .bind(&hash)
+    .bind(&client.id)
+    .bind(CALLBACK)
+    .bind(&challenge)
+    .fetch_optional(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(used.as_deref(), Some(family.id.as_str()));
+    let old_refresh = yunid::crypto::random_token();
+    db.insert_refresh(
+        &yunid::crypto::token_hash(&old_refresh),
+        &family.id,
+        now,
+        now + 3600,
+    )
+    .await
+    .unwrap();
+    let stored = sqlx::query("SELECT COUNT(*) AS n FROM refresh_tokens WHERE family_id = $1")
+        .bind(&family.id)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        stored.try_get::<i64, _>("n").unwrap(),
+        1,
+        "only the previous release's own"
+    );
+
+    let refreshed = refresh(&rp, &old_refresh, &[])
+        .await
+        .expect("that refresh token works here");
+    assert_eq!(
+        wire::userinfo(&env.base, &pair(&refreshed).0).await.0,
+        StatusCode::OK
+    );
+    let here = rp.exchange(&code, attempt.verifier).await;
+    assert!(
+        here.unwrap_err().contains("invalid_grant"),
+        "the code is spent here too"
+    );
+}
+
 on_both_backends!(
+    a_code_written_by_the_previous_release_is_redeemed_once_here,
+    a_code_written_here_is_redeemed_by_a_node_of_the_previous_release,
     a_revocation_on_one_node_ends_the_token_on_every_node,
     refresh_rotates_tokens_and_reuse_revokes_the_family,
     refresh_is_bound_to_its_client_and_scope_can_only_narrow,

@@ -393,19 +393,16 @@ pub async fn issue_code(
             .filter(|a| !a.is_empty() && req.scopes.iter().any(|s| s == "org")),
         licence_types: req.licence_types.clone().unwrap_or_default().join(" "),
     };
-    ctx.db.insert_family(&family).await?;
     let code = ctx.rng.token();
+    let row = CodeRow {
+        client_id: client.id.clone(),
+        redirect_uri: req.target.redirect_uri.clone(),
+        code_challenge: req.code_challenge.clone(),
+        family_id: family.id.clone(),
+        expires_at: now + ctx.settings.code_ttl,
+    };
     ctx.db
-        .insert_code(
-            &crypto::token_hash(&code),
-            &CodeRow {
-                client_id: client.id.clone(),
-                redirect_uri: req.target.redirect_uri.clone(),
-                code_challenge: req.code_challenge.clone(),
-                family_id: family.id.clone(),
-                expires_at: now + ctx.settings.code_ttl,
-            },
-        )
+        .insert_code_grant(&family, &crypto::token_hash(&code), &row)
         .await?;
     Ok(code)
 }

@@ -8,7 +8,7 @@ use crate::crypto;
 use crate::services::oidc::authorize::is_pkce_value;
 use crate::services::oidc::code::{Refusal, refusal};
 use crate::services::oidc::scope::ScopeSet;
-use crate::services::oidc::tokens::TokenResponse;
+use crate::services::oidc::tokens::{TokenResponse, refresh_expiry};
 use crate::store::clients::Client;
 use crate::store::families::{CodeRedemption, PresentedCode};
 
@@ -52,7 +52,21 @@ pub async fn redeem(
         redirect_uri,
         code_challenge: &challenge,
     };
-    let family_id = match ctx.db.redeem_code(&hash, &presented, now).await? {
+    // The grant's first refresh token, when the client may refresh, is stored by the statement that
+    // consumes the code: stored only if this request is the one that uses it.
+    let first_refresh = family
+        .as_ref()
+        .filter(|(f, _)| f.revoked_at.is_none() && client.allows_grant("refresh_token"))
+        .map(|(f, _)| {
+            let token = ctx.rng.token();
+            let hash = crypto::token_hash(&token);
+            let expires_at = refresh_expiry(ctx.minting.settings.refresh_idle_ttl, f, now);
+            (token, hash, expires_at)
+        });
+    let stored = first_refresh
+        .as_ref()
+        .map(|(_, hash, expires_at)| (hash.as_str(), *expires_at));
+    let family_id = match ctx.db.redeem_code(&hash, &presented, stored, now).await? {
         CodeRedemption::Redeemed(family_id) => family_id,
         CodeRedemption::Refused(row, used) => {
             let why = refusal(&row, used, &client.id, redirect_uri, &challenge, now);
@@ -70,5 +84,7 @@ pub async fn redeem(
         .ok_or(GrantError::GrantRevoked)?;
     let subject = subject_of(ctx, client, &family, person, now).await?;
     let scope = ScopeSet::parse(&family.scope);
-    issue(ctx, client, &family, subject, &scope, Via::Code(code), now).await
+    let first_refresh = first_refresh.map(|(token, _, _)| token);
+    let via = Via::Code(code, first_refresh);
+    issue(ctx, client, &family, subject, &scope, via, now).await
 }

@@ -12,8 +12,9 @@ use crate::store::persons::PersonRow;
 
 /// What the tokens are issued for.
 pub(super) enum Via<'a> {
-    /// An authorization code (its ID token carries the nonce and `c_hash`).
-    Code(&'a str),
+    /// An authorization code (its ID token carries the nonce and `c_hash`), with the grant's first refresh
+    /// token when the client may refresh: stored already, by the statement that consumed the code.
+    Code(&'a str, Option<String>),
     /// A refresh, whose successor refresh token is already stored.
     Refresh(String),
     /// A device code (RFC 8628): no nonce, no `c_hash`; a refresh token when the client may refresh.
@@ -32,8 +33,8 @@ pub(super) async fn subject_of(
     Ok(claims::grant_subject_of(&ctx.subjects(), client, family, person, now).await?)
 }
 
-/// Access token, ID token (when `openid` counts) and a refresh token: the rotated one after a refresh,
-/// else a new one when the client may refresh.
+/// Access token, ID token (when `openid` counts) and a refresh token: the one stored with the code's use
+/// or the rotated one after a refresh, else (a device code) a new one when the client may refresh.
 pub(super) async fn issue(
     ctx: &Ctx<'_>,
     client: &Client,
@@ -43,10 +44,11 @@ pub(super) async fn issue(
     via: Via<'_>,
     now: i64,
 ) -> Result<TokenResponse, GrantError> {
-    let (code, rotated) = match via {
-        Via::Code(code) => (Some(code), None),
-        Via::Refresh(next) => (None, Some(next)),
-        Via::Device => (None, None),
+    // The refresh token already stored for this issue, and whether one is still to be made here.
+    let (code, stored_refresh, mint_refresh) = match via {
+        Via::Code(code, first) => (Some(code), first, false),
+        Via::Refresh(next) => (None, Some(next), false),
+        Via::Device => (None, None, true),
     };
     // What this issue releases follows the scope asked now and the app as it is now (OIDC Core §5.4),
     // not the scope once granted.
@@ -98,9 +100,9 @@ pub(super) async fn issue(
     } else {
         None
     };
-    let refresh_token = match rotated {
+    let refresh_token = match stored_refresh {
         Some(token) => Some(token),
-        None if client.allows_grant("refresh_token") => Some(
+        None if mint_refresh && client.allows_grant("refresh_token") => Some(
             tokens::refresh_token(
                 ctx.db,
                 ctx.rng,
