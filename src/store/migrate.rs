@@ -278,21 +278,39 @@ fn statements(sql: &str) -> Vec<String> {
 }
 
 /// Whether `text`, a statement read so far, is a SQLite `CREATE TRIGGER … BEGIN` whose body has not reached
-/// its `END`: the semicolons that end the body's own statements do not end the trigger. (A PostgreSQL
-/// trigger names a function instead and has no `BEGIN`; a function's body is dollar-quoted.)
+/// its `END`: the semicolons that end the body's own statements do not end the trigger. `CASE … END` inside
+/// the body nests; words inside quotes do not count. (A PostgreSQL trigger names a function instead and has
+/// no `BEGIN`; a function's body is dollar-quoted.)
 fn in_trigger_body(text: &str) -> bool {
-    let words: Vec<String> = text
-        .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
-        .filter(|w| !w.is_empty())
-        .map(str::to_ascii_uppercase)
-        .collect();
+    let mut words = Vec::new();
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        if c == '\'' || c == '"' {
+            rest = &rest[quoted(rest, c)..];
+        } else if c.is_ascii_alphanumeric() || c == '_' {
+            let end = rest
+                .find(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+                .unwrap_or(rest.len());
+            words.push(rest[..end].to_ascii_uppercase());
+            rest = &rest[end..];
+        } else {
+            rest = &rest[c.len_utf8()..];
+        }
+    }
     let is_trigger =
         words.first().is_some_and(|w| w == "CREATE") && words.iter().skip(1).take(3).any(|w| w == "TRIGGER");
-    let upper = text.trim_end().to_ascii_uppercase();
-    let at_end = upper.strip_suffix("END").is_some_and(|before| {
-        before.is_empty() || before.ends_with(|c: char| c.is_ascii_whitespace() || c == ';')
-    });
-    is_trigger && words.iter().any(|w| w == "BEGIN") && !at_end
+    let Some(body) = words.iter().position(|w| w == "BEGIN") else {
+        return false;
+    };
+    let mut depth = 0_i32;
+    for w in &words[body..] {
+        match w.as_str() {
+            "BEGIN" | "CASE" => depth += 1,
+            "END" => depth -= 1,
+            _ => {}
+        }
+    }
+    is_trigger && depth > 0
 }
 
 /// The length of a quoted run starting at `text` (opening `quote` included), a doubled quote being an
@@ -338,23 +356,32 @@ BEGIN
     INSERT INTO v (note) VALUES ('end;');
 END;
 CREATE TRIGGER t_gone AFTER DELETE ON t BEGIN DELETE FROM u WHERE id = OLD.id; END;
+CREATE TRIGGER t_case AFTER UPDATE ON t BEGIN
+    UPDATE u SET legend = CASE WHEN NEW.id > 0 THEN 'END' ELSE \"end\" END;
+    DELETE FROM v WHERE note = 'BEGIN';
+END;
 CREATE TRIGGER pg AFTER UPDATE ON t FOR EACH ROW EXECUTE FUNCTION f();
 INSERT INTO t (id) VALUES (1);";
         let got = statements(sql);
-        assert_eq!(got.len(), 5, "{got:#?}");
-        assert!(
-            got[1].starts_with("CREATE TRIGGER t_copy") && got[1].ends_with("END;"),
-            "{}",
-            got[1]
-        );
+        assert_eq!(got.len(), 6, "{got:#?}");
+        let trigger = |i: usize, name: &str| {
+            assert!(
+                got[i].starts_with(&format!("CREATE TRIGGER {name} ")) && got[i].ends_with("END;"),
+                "{}",
+                got[i]
+            );
+        };
+        trigger(1, "t_copy");
+        trigger(2, "t_gone");
+        trigger(3, "t_case");
         assert!(
             got[1].contains("VALUES (NEW.id);") && got[1].contains("'end;'"),
             "{}",
             got[1]
         );
-        assert!(got[2].ends_with("END;"), "{}", got[2]);
-        assert!(got[3].ends_with("f();"), "{}", got[3]);
-        assert_eq!(got[4], "INSERT INTO t (id) VALUES (1);");
+        assert!(got[3].contains("'BEGIN';"), "{}", got[3]);
+        assert!(got[4].ends_with("f();"), "{}", got[4]);
+        assert_eq!(got[5], "INSERT INTO t (id) VALUES (1);");
     }
 
     #[test]
