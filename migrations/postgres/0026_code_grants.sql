@@ -30,7 +30,8 @@ ALTER TABLE codes ADD COLUMN refresh_expires_at BIGINT;
 CREATE FUNCTION codes_first_refresh() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO refresh_tokens (token_hash, family_id, created_at, expires_at)
-    VALUES (NEW.refresh_hash, NEW.family_id, NEW.used_at, NEW.refresh_expires_at);
+    SELECT NEW.refresh_hash, NEW.family_id, NEW.used_at, NEW.refresh_expires_at
+    WHERE EXISTS (SELECT 1 FROM families f WHERE f.id = NEW.family_id AND f.revoked_at IS NULL);
     RETURN NULL;
 END
 $$;

@@ -6,8 +6,13 @@
 --    INSTEAD OF trigger writes both rows.
 -- 2. The first refresh token of a code's grant is stored by the statement that consumes the code: the
 --    consuming UPDATE sets `refresh_hash` (and its expiry), and a trigger inserts that refresh token when, and
---    only when, this update is the one that marks the code used. A node of the previous release sets neither
---    column, so the trigger does nothing for it and that node stores its refresh token itself, as before.
+--    only when, this update is the one that marks the code used (and its family is not revoked). A node of the
+--    previous release sets neither column, so the trigger does nothing for it and that node stores its refresh
+--    token itself, as before.
+--
+-- A node checks at start that both triggers exist and are enabled (store::migrate::check_triggers). They fall
+-- under the same expand/contract rule as columns: a later release that stops using them drops them one release
+-- after that.
 
 CREATE VIEW code_grants AS
 SELECT c.code_hash, c.redirect_uri, c.code_challenge, c.expires_at AS code_expires_at,
@@ -34,5 +39,6 @@ CREATE TRIGGER codes_first_refresh AFTER UPDATE OF used_at ON codes
 WHEN OLD.used_at IS NULL AND NEW.used_at IS NOT NULL AND NEW.refresh_hash IS NOT NULL
 BEGIN
     INSERT INTO refresh_tokens (token_hash, family_id, created_at, expires_at)
-    VALUES (NEW.refresh_hash, NEW.family_id, NEW.used_at, NEW.refresh_expires_at);
+    SELECT NEW.refresh_hash, NEW.family_id, NEW.used_at, NEW.refresh_expires_at
+    WHERE EXISTS (SELECT 1 FROM families f WHERE f.id = NEW.family_id AND f.revoked_at IS NULL);
 END;

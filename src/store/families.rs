@@ -83,6 +83,16 @@ pub enum CodeRedemption {
     Unknown,
 }
 
+/// A new code of a grant family ([`Db::insert_code_grant`]): its client and family are the family's.
+#[derive(Debug, Clone, Copy)]
+pub struct NewCode<'a> {
+    pub code_hash: &'a str,
+    pub redirect_uri: &'a str,
+    /// BASE64URL(SHA256(code_verifier)) of the authorization request (RFC 7636 §4.2, S256 only).
+    pub code_challenge: &'a str,
+    pub expires_at: i64,
+}
+
 #[derive(Debug, Clone)]
 pub struct CodeRow {
     pub client_id: String,
@@ -253,15 +263,8 @@ impl Db {
 
     /// Writes a grant family and its single-use code in one statement (one round trip, one commit): the
     /// view `code_grants` writes both rows (migration 0026), where a node of the previous release reads
-    /// them.
-    pub async fn insert_code_grant(
-        &self,
-        f: &Family,
-        code_hash: &str,
-        c: &CodeRow,
-    ) -> Result<(), sqlx::Error> {
-        debug_assert_eq!(c.family_id, f.id);
-        debug_assert_eq!(c.client_id, f.client_id);
+    /// them. The code belongs to the family and its client.
+    pub async fn insert_code_grant(&self, f: &Family, code: &NewCode<'_>) -> Result<(), sqlx::Error> {
         sqlx::query(
             "INSERT INTO code_grants (family_id, client_id, person_id, session_sid, scope, claims, acr, amr, \
              auth_time, nonce, created_at, expires_at, acting_rep_id, licence_types, code_hash, redirect_uri, \
@@ -282,12 +285,22 @@ impl Db {
         .bind(f.expires_at)
         .bind(&f.acting_rep_id)
         .bind(&f.licence_types)
-        .bind(code_hash)
-        .bind(&c.redirect_uri)
-        .bind(&c.code_challenge)
-        .bind(c.expires_at)
+        .bind(code.code_hash)
+        .bind(code.redirect_uri)
+        .bind(code.code_challenge)
+        .bind(code.expires_at)
         .execute(&self.pool)
         .await?;
+        Ok(())
+    }
+
+    /// Drops a refresh token that was stored but never handed out (a redemption refused after the code's
+    /// use stored the grant's first one).
+    pub async fn drop_unsent_refresh(&self, token_hash: &str) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM refresh_tokens WHERE token_hash = $1 AND used_at IS NULL")
+            .bind(token_hash)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 

@@ -174,7 +174,40 @@ const MIGRATIONS: &[Migration] = &[
 const LOCK_ID: i64 = 0x79_756e_6964; // "yunid"
 
 pub async fn run(db: &Db) -> anyhow::Result<()> {
-    run_until(db, i64::MAX).await
+    run_until(db, i64::MAX).await?;
+    check_triggers(db).await
+}
+
+/// The triggers yunid's writes rely on (migration 0026): without `codes_first_refresh` a redeemed code's
+/// refresh token would not be stored, and every app's first refresh would fail. A migration that rebuilds
+/// `codes` (SQLite's table rebuild drops its triggers) or a restore without triggers must stop the node at
+/// start, not there.
+const TRIGGERS: [&str; 2] = ["code_grants_insert", "codes_first_refresh"];
+
+async fn check_triggers(db: &Db) -> anyhow::Result<()> {
+    // The catalogues differ, so the text does (as the advisory lock above).
+    let sql = match db.backend {
+        Backend::Sqlite => "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name IN ($1, $2)",
+        Backend::Postgres => {
+            "SELECT tgname FROM pg_trigger WHERE tgname IN ($1, $2) AND tgenabled <> 'D' AND NOT tgisinternal"
+        }
+    };
+    let found: Vec<String> = sqlx::query_scalar(sql)
+        .bind(TRIGGERS[0])
+        .bind(TRIGGERS[1])
+        .fetch_all(&db.pool)
+        .await?;
+    let missing: Vec<&str> = TRIGGERS
+        .into_iter()
+        .filter(|t| !found.iter().any(|f| f == t))
+        .collect();
+    anyhow::ensure!(
+        missing.is_empty(),
+        "the database lacks the trigger(s) {} of migration 0026 (or they are disabled): restore them \
+         (deploy/OPERATIONS.md, Rolling upgrade) before starting yunid",
+        missing.join(", ")
+    );
+    Ok(())
 }
 
 /// Applies the migrations up to version `last` (upgrade tests seed data in an older schema).

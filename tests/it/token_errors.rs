@@ -398,12 +398,13 @@ async fn fifty_concurrent_redemptions_of_one_code_succeed_exactly_once(backend: 
         .as_str()
         .unwrap()
         .to_owned();
-    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM refresh_tokens WHERE family_id = $1")
-        .bind(&fid)
-        .fetch_one(&env.app.db.pool)
-        .await
-        .unwrap();
-    assert_eq!(stored, 1);
+    let stored: Vec<String> =
+        sqlx::query_scalar("SELECT token_hash FROM refresh_tokens WHERE family_id = $1")
+            .bind(&fid)
+            .fetch_all(&env.app.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(stored, [yunid::crypto::token_hash(&winner.str("refresh_token"))]);
 }
 
 /// One refresh token sent fifty times at once: one rotation wins, the others are reuse, and reuse revokes

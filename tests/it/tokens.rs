@@ -861,7 +861,60 @@ async fn a_code_written_here_is_redeemed_by_a_node_of_the_previous_release(backe
     );
 }
 
+/// A redemption refused after the code's use (the person was locked in between): the app gets
+/// `invalid_grant`, and the refresh token the code's use stored for the grant, never sent, is gone.
+async fn a_redemption_refused_after_the_codes_use_leaves_no_refresh_token(backend: Backend) {
+    let env = Env::start(backend).await;
+    let (_client, rp) = alice_and_app(&env, CALLBACK).await;
+    let browser = Browser::new(&env.base);
+    let attempt = rp.start(&["profile"]);
+    let back = browser.sign_in(attempt.url.as_str(), ALICE_ID, PASSWORD).await;
+    let code = back.params()["code"].clone();
+    let db = &env.app.db;
+    let (family, person) = db
+        .code_family_with_person(&yunid::crypto::token_hash(&code))
+        .await
+        .unwrap()
+        .unwrap();
+    sqlx::query("UPDATE persons SET status = 'locked' WHERE id = $1")
+        .bind(&person.unwrap().id)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let refused = rp.exchange(&code, attempt.verifier).await;
+    assert!(refused.unwrap_err().contains("invalid_grant"));
+    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM refresh_tokens WHERE family_id = $1")
+        .bind(&family.id)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, 0);
+}
+
+/// A node does not start on a database that lost a trigger of migration 0026 (a table rebuild, a restore
+/// without triggers): without it no code would bring its refresh token, so it says so at start.
+async fn a_node_does_not_start_without_the_code_triggers(backend: Backend) {
+    let env = Env::start(backend).await;
+    let drop = if env.db.is_sqlite() {
+        "DROP TRIGGER codes_first_refresh"
+    } else {
+        "DROP TRIGGER codes_first_refresh ON codes"
+    };
+    sqlx::query(drop).execute(&env.app.db.pool).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let config = crate::common::test_config(&env.db.url, env.keys.path(), listener.local_addr().unwrap());
+    let refused = yunid::App::new(config)
+        .await
+        .err()
+        .expect("the node refuses to start");
+    let message = format!("{refused:#}");
+    assert!(message.contains("codes_first_refresh"), "{message}");
+    assert!(!message.contains("code_grants_insert"), "{message}");
+}
+
 on_both_backends!(
+    a_redemption_refused_after_the_codes_use_leaves_no_refresh_token,
+    a_node_does_not_start_without_the_code_triggers,
     a_code_written_by_the_previous_release_is_redeemed_once_here,
     a_code_written_here_is_redeemed_by_a_node_of_the_previous_release,
     a_revocation_on_one_node_ends_the_token_on_every_node,

@@ -11,7 +11,7 @@ use crate::crypto;
 use crate::services::oidc::authorize::{self, AuthRequest, Decision, Refusal, Situation};
 use crate::services::oidc::claims;
 use crate::store::clients::Client;
-use crate::store::families::{CodeRow, Family};
+use crate::store::families::{Family, NewCode};
 use crate::store::orgs::{Organisation, Representation};
 use crate::store::sessions::SessionRow;
 
@@ -394,15 +394,13 @@ pub async fn issue_code(
         licence_types: req.licence_types.clone().unwrap_or_default().join(" "),
     };
     let code = ctx.rng.token();
-    let row = CodeRow {
-        client_id: client.id.clone(),
-        redirect_uri: req.target.redirect_uri.clone(),
-        code_challenge: req.code_challenge.clone(),
-        family_id: family.id.clone(),
+    let code_hash = crypto::token_hash(&code);
+    let new_code = NewCode {
+        code_hash: &code_hash,
+        redirect_uri: &req.target.redirect_uri,
+        code_challenge: &req.code_challenge,
         expires_at: now + ctx.settings.code_ttl,
     };
-    ctx.db
-        .insert_code_grant(&family, &crypto::token_hash(&code), &row)
-        .await?;
+    ctx.db.insert_code_grant(&family, &new_code).await?;
     Ok(code)
 }

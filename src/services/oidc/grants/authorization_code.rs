@@ -10,7 +10,8 @@ use crate::services::oidc::code::{Refusal, refusal};
 use crate::services::oidc::scope::ScopeSet;
 use crate::services::oidc::tokens::{TokenResponse, refresh_expiry};
 use crate::store::clients::Client;
-use crate::store::families::{CodeRedemption, PresentedCode};
+use crate::store::families::{CodeRedemption, Family, PresentedCode};
+use crate::store::persons::PersonRow;
 
 /// The request's `code`, `redirect_uri` and `code_verifier`.
 #[derive(Debug, Clone, Copy)]
@@ -79,12 +80,37 @@ pub async fn redeem(
         }
         CodeRedemption::Unknown => return Err(GrantError::UnknownCode),
     };
+    let (token, stored_hash) = first_refresh
+        .map(|(token, hash, _)| (Some(token), Some(hash)))
+        .unwrap_or_default();
+    let issued = issue_for(ctx, client, family, &family_id, code, token, now).await;
+    if issued.is_err()
+        && let Some(hash) = stored_hash
+    {
+        // Refused after the code's use (a locked person, an ended representation): the refresh token
+        // stored with it was never sent; drop it rather than leave it in the family.
+        if let Err(e) = ctx.db.drop_unsent_refresh(&hash).await {
+            tracing::warn!(error = %e, "an unsent refresh token could not be dropped");
+        }
+    }
+    issued
+}
+
+/// The tokens of the grant a code was redeemed for (read before its use), or why not now.
+async fn issue_for(
+    ctx: &Ctx<'_>,
+    client: &Client,
+    family: Option<(Family, Option<PersonRow>)>,
+    family_id: &str,
+    code: &str,
+    first_refresh: Option<String>,
+    now: i64,
+) -> Result<TokenResponse, GrantError> {
     let (family, person) = family
         .filter(|(f, _)| f.id == family_id && f.revoked_at.is_none())
         .ok_or(GrantError::GrantRevoked)?;
     let subject = subject_of(ctx, client, &family, person, now).await?;
     let scope = ScopeSet::parse(&family.scope);
-    let first_refresh = first_refresh.map(|(token, _, _)| token);
     let via = Via::Code(code, first_refresh);
     issue(ctx, client, &family, subject, &scope, via, now).await
 }
