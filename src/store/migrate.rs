@@ -189,7 +189,7 @@ async fn check_triggers(db: &Db) -> anyhow::Result<()> {
     let sql = match db.backend {
         Backend::Sqlite => "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name IN ($1, $2)",
         Backend::Postgres => {
-            "SELECT tgname FROM pg_trigger WHERE tgname IN ($1, $2) AND tgenabled <> 'D' AND NOT tgisinternal"
+            "SELECT CAST(tgname AS TEXT) FROM pg_trigger WHERE tgname IN ($1, $2) AND tgenabled <> 'D' AND NOT tgisinternal"
         }
     };
     let found: Vec<String> = sqlx::query_scalar(sql)
