@@ -620,23 +620,31 @@ async fn logged_in(
         session,
         consented,
     } = signed;
+    // The person's sign-in history row goes with the audit event, in the node's group commit (no
+    // statement of its own); the sign-in fails if it cannot be written, as when it was written alone.
+    let history = crate::store::audit::LoginRow {
+        id: crate::ids::new_id(now, ctx.rng).to_string(),
+        person_id: session.person_id.clone(),
+        at: now,
+        method: method.to_owned(),
+        address: address.to_owned(),
+        outcome: "success".to_owned(),
+    };
     ctx.db
-        .record_login_event(&session.person_id, method, address, "success", now)
+        .append_audit_with_login(
+            &crate::store::audit::NewEvent {
+                actor: &format!("person:{}", session.person_id),
+                action: "login",
+                subject: &session.person_id,
+                address,
+                outcome: "success",
+                detail: serde_json::json!({ "method": method, "acr": session.acr }).to_string(),
+                ..Default::default()
+            },
+            history,
+            now,
+        )
         .await?;
-    audit(
-        ctx,
-        crate::store::audit::NewEvent {
-            actor: &format!("person:{}", session.person_id),
-            action: "login",
-            subject: &session.person_id,
-            address,
-            outcome: "success",
-            detail: serde_json::json!({ "method": method, "acr": session.acr }).to_string(),
-            ..Default::default()
-        },
-        now,
-    )
-    .await;
     ctx.login.metrics.login(method, "success");
     let Some(req) = &page.req else {
         return Ok(LoggedIn {
