@@ -472,7 +472,8 @@ async fn a_sign_in_for_an_app_consented_before_goes_back_to_it_in_one_answer(bac
     let back = first.consent(&asked, true).await;
     let before = redeem(&rp, attempt, &back).await;
 
-    // On another computer, her code's answer is the redirect to the app itself.
+    // On another computer, after the resend cooldown, her code's answer is the redirect to the app itself.
+    env.app.clock.advance(120);
     let browser = Browser::new(&env.base);
     let attempt = rp.start(&["profile"]);
     let login = browser.get(attempt.url.as_str()).await;
