@@ -269,7 +269,10 @@ async fn insert_logins(
         })
         .collect();
     let sql = sqlx::AssertSqlSafe(format!(
-        "INSERT INTO login_events (id, person_id, at, method, address, outcome) VALUES {}",
+        // A batch retried after a commit whose outcome was unclear may find its rows written: they are the
+        // same sign-ins (same ids), so that is not a failure (review L2).
+        "INSERT INTO login_events (id, person_id, at, method, address, outcome) VALUES {} \
+         ON CONFLICT (id) DO NOTHING",
         placeholders.join(",")
     ));
     let mut insert = sqlx::query(sql);

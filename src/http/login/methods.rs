@@ -263,10 +263,18 @@ pub async fn finish(
             }
             // The request's next step in this response (the code, or the page it needs), rather than a
             // redirect to `/authorize/resume` that would read back the session just written.
+            // Should that step fail (a database error), the browser still gets its session cookie and
+            // resumes the request as before: the sign-in itself is done (review M1).
             let next = match done.go_on {
                 Some(go_on) => {
                     let binding = cookies::browser_value(app, &jar);
-                    steps::go_on(&app.authn(), go_on, binding.as_deref(), done.now).await?
+                    match steps::go_on(&app.authn(), go_on, binding.as_deref(), done.now).await {
+                        Ok(step) => step,
+                        Err(e) => {
+                            tracing::warn!(error = %format!("{e:#}"), "the step after a sign-in failed; the browser resumes the request");
+                            next
+                        }
+                    }
                 }
                 None => next,
             };
