@@ -48,11 +48,14 @@ pub fn render(app: &App, lang: Lang, jar: CookieJar, next: Next) -> Response {
             (jar, Redirect::to(&with_req(page.path(), &req))).into_response()
         }
         Next::Resume(req) => (jar, Redirect::to(&resume_path(&req))).into_response(),
-        Next::Code { target, code } => respond(app, &target, vec![("code", code)]),
-        Next::Refused { target, refusal } => respond_error(app, &target, &oauth(&refusal)),
+        // The jar goes along: a sign-in that goes on at once sets its session cookie in this response.
+        Next::Code { target, code } => (jar, respond(app, &target, vec![("code", code)])).into_response(),
+        Next::Refused { target, refusal } => {
+            (jar, respond_error(app, &target, &oauth(&refusal))).into_response()
+        }
         Next::Stop(stop) => {
             let (status, msg) = stopped(stop);
-            page::fail(lang, status, msg)
+            (jar, page::fail(lang, status, msg)).into_response()
         }
     }
 }

@@ -10,7 +10,7 @@ use crate::metrics::Metrics;
 use crate::services::password::Hasher;
 use crate::store::Db;
 use crate::store::persons::PersonRow;
-use crate::store::sessions::{Renewed, SessionRow};
+use crate::store::sessions::{ForRequest, Renewed, SessionRow};
 
 /// The configuration a login reads.
 #[derive(Debug, Clone, Copy)]
@@ -368,6 +368,9 @@ pub enum Renewal {
 pub struct SignedIn {
     pub cookie: String,
     pub session: SessionRow,
+    /// For a sign-in for a pending request: what the person consented to for its app, read by the
+    /// statement that wrote the session (`None`: not read).
+    pub consented: Option<Option<String>>,
 }
 
 /// How a [`sign_in`] ended.
@@ -385,15 +388,16 @@ pub enum SignIn {
 /// login, holds only these (a re-authentication proves only what was typed now: a password typed again
 /// must not refresh an old second factor). A different person gets a new session. Either way the
 /// browser gets a new cookie value (no session fixation). Whether the person is active, and whether
-/// the pending request it is for (`request`: the hash of its id) is unanswered, is checked by the
-/// statement that writes the session; only when it writes nothing is the marker read, to say why.
+/// the pending request it is for (`request`: the hash of its id, and its app) is unanswered, is checked
+/// by the statement that writes the session; only when it writes nothing is the marker read, to say why.
+/// That statement also reads what the person consented to for the request's app.
 pub async fn sign_in(
     ctx: &Ctx<'_>,
     current: Option<(&str, &SessionRow)>,
     person_id: &str,
     methods: &[Method],
     renewal: Renewal,
-    request: Option<&str>,
+    request: Option<ForRequest<'_>>,
     now: i64,
 ) -> anyhow::Result<SignIn> {
     if let Some((cookie, session)) = current.filter(|(_, s)| s.person_id == person_id) {
@@ -417,7 +421,7 @@ pub async fn sign_in(
             acr,
             auth_time: now,
         };
-        if ctx
+        if let Some(consented) = ctx
             .db
             .upgrade_session(&crypto::token_hash(cookie), &new_hash, renewed, now, request)
             .await?
@@ -433,6 +437,7 @@ pub async fn sign_in(
             return Ok(SignIn::Signed(SignedIn {
                 cookie: new_cookie,
                 session,
+                consented: request.map(|_| consented),
             }));
         }
     }
@@ -441,7 +446,7 @@ pub async fn sign_in(
     let Some(signed) = started else {
         // Nothing written: the marker says whether it was the request (else the person).
         if let Some(r) = request
-            && ctx.db.auth_request_answered(r).await?
+            && ctx.db.auth_request_answered(r.id_hash).await?
         {
             return Ok(SignIn::Answered);
         }
@@ -508,7 +513,7 @@ pub async fn sign_in_carried(
                 None,
             )
             .await?;
-        if renewed {
+        if renewed.is_some() {
             let session = SessionRow {
                 id_hash: new_hash,
                 amr: carried.amr.to_owned(),
@@ -520,6 +525,7 @@ pub async fn sign_in_carried(
             return Ok(Some(SignedIn {
                 cookie: new_cookie,
                 session,
+                consented: None,
             }));
         }
     }
@@ -543,15 +549,15 @@ pub async fn sign_in_carried(
 }
 
 /// A new SSO session for an active person (a new id at every login: no fixation), whose sign-in
-/// happened at `auth_time`; for a pending request (`request`, the hash of its id), only while it is
-/// unanswered. `None`: nothing written.
+/// happened at `auth_time`; for a pending request (`request`), only while it is unanswered (and what
+/// the person consented to for its app is read back). `None`: nothing written.
 async fn start_session_at(
     ctx: &Ctx<'_>,
     person_id: &str,
     amr: &str,
     acr: i64,
     auth_time: i64,
-    request: Option<&str>,
+    request: Option<ForRequest<'_>>,
     now: i64,
 ) -> anyhow::Result<Option<SignedIn>> {
     let cookie = ctx.rng.token();
@@ -566,10 +572,14 @@ async fn start_session_at(
         last_seen: now,
         expires_at: now + ctx.settings.session_absolute_ttl,
     };
-    if !ctx.db.insert_session_if_active(&session, request).await? {
+    let Some(consented) = ctx.db.insert_session_if_active(&session, request).await? else {
         return Ok(None);
-    }
-    Ok(Some(SignedIn { cookie, session }))
+    };
+    Ok(Some(SignedIn {
+        cookie,
+        session,
+        consented: request.map(|_| consented),
+    }))
 }
 
 /// The live session a cookie names and its person, refreshing the session's idle timer.

@@ -222,20 +222,24 @@ pub async fn finish_login(
     now: i64,
 ) -> Result<String, PasskeyError> {
     let wa = webauthn(ctx)?;
-    let (_, state) = ctx
+    let ceremony = crypto::token_hash(ceremony);
+    // The key the browser names is read by the statement that uses the ceremony (one statement).
+    let Ok((user, cred_id)) = wa.identify_discoverable_authentication(credential) else {
+        // Unreadable: the ceremony is used all the same (as when it was taken first).
+        ctx.db
+            .take_ceremony(&ceremony, "login", now)
+            .await?
+            .ok_or(PasskeyError::Ceremony)?;
+        return Err(PasskeyError::Rejected);
+    };
+    let (state, row) = ctx
         .db
-        .take_ceremony(&crypto::token_hash(ceremony), "login", now)
+        .take_login_ceremony(&ceremony, &crypto::b64url(cred_id), now)
         .await?
         .ok_or(PasskeyError::Ceremony)?;
     let state: DiscoverableAuthentication =
         serde_json::from_str(&state).map_err(|e| PasskeyError::Internal(e.into()))?;
-    let (user, cred_id) = wa
-        .identify_discoverable_authentication(credential)
-        .map_err(|_| PasskeyError::Rejected)?;
-    let row = ctx
-        .db
-        .passkey_by_credential(&crypto::b64url(cred_id))
-        .await?
+    let row = row
         .filter(|r| Uuid::parse_str(&r.person_id).ok() == Some(user))
         .ok_or(PasskeyError::Rejected)?;
     let mut passkey = stored(&row)?;

@@ -128,21 +128,17 @@ impl Sms<'_> {
         address: &str,
         now: i64,
     ) -> anyhow::Result<Result<String, SendError>> {
-        let (e164, person, kind, sid) = match purpose {
+        // A login's person is found by the statement that writes the code (`None`: known only then).
+        let (e164, person_id, kind, sid) = match purpose {
             Purpose::Login => {
                 let phone = match Phone::parse(phone.unwrap_or("")) {
                     Ok(p) => p,
                     Err(e) => return Ok(Err(SendError::Phone(e))),
                 };
-                let person = self
-                    .db
-                    .person_by_phone(phone.as_str())
-                    .await?
-                    .filter(|p| p.phone_verified && p.status.is_active());
-                (phone.as_str().to_owned(), person, "login", None)
+                (phone.as_str().to_owned(), None, "login", None)
             }
             Purpose::StepUp { sid, person } => match (&person.phone, person.phone_verified) {
-                (Some(p), true) => (p.clone(), Some(person.clone()), "stepup", Some(sid.to_owned())),
+                (Some(p), true) => (p.clone(), Some(person.id.clone()), "stepup", Some(sid.to_owned())),
                 _ => return Ok(Err(SendError::NoPhone)),
             },
         };
@@ -153,22 +149,28 @@ impl Sms<'_> {
         }
         let attempt = self.rng.token();
         let code = six_digits(self.rng);
-        self.db
-            .insert_sms_code(
-                &crypto::token_hash(&attempt),
-                &SmsCode {
-                    phone_hash: hash,
-                    person_id: person.as_ref().map(|p| p.id.clone()),
-                    purpose: kind.to_owned(),
-                    session_sid: sid,
-                    code_hash: code_hash(&attempt, &code),
-                    expires_at: now + c.code_ttl,
-                    tries: 0,
-                    used: false,
-                },
-                now,
-            )
-            .await?;
+        let row = SmsCode {
+            phone_hash: hash,
+            person_id: person_id.clone(),
+            purpose: kind.to_owned(),
+            session_sid: sid,
+            code_hash: code_hash(&attempt, &code),
+            expires_at: now + c.code_ttl,
+            tries: 0,
+            used: false,
+        };
+        let attempt_hash = crypto::token_hash(&attempt);
+        let person = match person_id {
+            Some(id) => {
+                self.db.insert_sms_code(&attempt_hash, &row, now).await?;
+                Some(id)
+            }
+            None => {
+                self.db
+                    .insert_login_sms_code(&attempt_hash, &row, &e164, now)
+                    .await?
+            }
+        };
         // The same work whether or not the number is registered: an outbox row either way, one with
         // nothing to send for an unknown number.
         let message = person.as_ref().map(|_| SmsMessage {

@@ -133,20 +133,37 @@ impl Delivery<'_> {
     /// Sends messages this node holds the claim of (claimed by the sweep, or queued claimed and handed
     /// over), side by side: the whole batch then takes one message's time (a hanging provider ~16 s),
     /// well inside the lease even for a message handed over while the batch before it was being sent,
-    /// so no message outlives its claim and is sent twice by another node.
+    /// so no message outlives its claim and is sent twice by another node. The batch's finished
+    /// messages are deleted together, in one statement, once the batch is through.
     pub async fn deliver_claimed(&self, claimed: &[Outgoing], now: i64) {
         let sending = claimed.iter().map(|m| async move {
-            if let Err(e) = self.deliver(m, now).await {
-                tracing::warn!(error = %e, "cannot update the SMS outbox");
+            match self.deliver(m, now).await {
+                Ok(Finished::Yes) => Some(m.id.as_str()),
+                Ok(Finished::Retry) => None,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot update the SMS outbox");
+                    None
+                }
             }
         });
-        futures_util::future::join_all(sending).await;
+        let finished: Vec<&str> = futures_util::future::join_all(sending)
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
+        if finished.is_empty() {
+            return;
+        }
+        if let Err(e) = self.db.sms_done(&finished).await {
+            tracing::warn!(error = %e, "cannot update the SMS outbox");
+        }
     }
 
-    async fn deliver(&self, m: &Outgoing, now: i64) -> anyhow::Result<()> {
+    /// Sends one message; says whether it is finished with (delivered, given up, nothing to send: to be
+    /// deleted) or was put back for another try.
+    async fn deliver(&self, m: &Outgoing, now: i64) -> anyhow::Result<Finished> {
         let Some(sealed) = &m.sealed else {
-            self.db.sms_done(&m.id).await?;
-            return Ok(());
+            return Ok(Finished::Yes);
         };
         let message: SmsMessage = match self
             .secrets
@@ -157,28 +174,35 @@ impl Delivery<'_> {
             Err(e) => {
                 self.metrics.sms("failed");
                 tracing::error!(error = %e, "an SMS in the outbox cannot be opened; dropped");
-                self.db.sms_done(&m.id).await?;
-                return Ok(());
+                return Ok(Finished::Yes);
             }
         };
         match self.gateway.send(&message, now).await {
             Ok(()) => {
                 self.metrics.sms("sent");
-                self.db.sms_done(&m.id).await?;
+                Ok(Finished::Yes)
             }
             Err(e) => {
                 let next = now + (2i64 << m.attempts.min(6));
                 if m.attempts < MAX_ATTEMPTS && next < m.expires_at {
                     tracing::warn!(error = %e, attempts = m.attempts, "SMS not sent yet; will try again");
                     self.db.sms_retry(&m.id, next).await?;
+                    Ok(Finished::Retry)
                 } else {
                     // The person sees the same page either way; a failed send is for the operator.
                     self.metrics.sms("failed");
                     tracing::error!(error = %e, "SMS could not be sent");
-                    self.db.sms_done(&m.id).await?;
+                    Ok(Finished::Yes)
                 }
             }
         }
-        Ok(())
     }
+}
+
+/// What became of a message after one attempt.
+enum Finished {
+    /// Delivered, given up, or nothing to send: deleted with its batch.
+    Yes,
+    /// Put back for another try later.
+    Retry,
 }

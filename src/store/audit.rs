@@ -70,7 +70,20 @@ const COLUMNS: &str = "seq, at, actor, action, subject, client_id, address, outc
 pub(super) struct Job {
     event: OwnedEvent,
     now: i64,
+    /// A row of the person's sign-in history written with the event, in the same transaction.
+    login: Option<LoginRow>,
     done: tokio::sync::oneshot::Sender<Result<i64, sqlx::Error>>,
+}
+
+/// A `login_events` row (the person's own sign-in history, shown on the account page).
+#[derive(Debug, Clone)]
+pub struct LoginRow {
+    pub id: String,
+    pub person_id: String,
+    pub at: i64,
+    pub method: String,
+    pub address: String,
+    pub outcome: String,
 }
 
 struct OwnedEvent {
@@ -112,7 +125,8 @@ async fn writer(pool: sqlx::AnyPool, mut jobs: tokio::sync::mpsc::UnboundedRecei
             }
         }
         let events: Vec<(&OwnedEvent, i64)> = batch.iter().map(|j| (&j.event, j.now)).collect();
-        match append_batch(&pool, &events, &mut known).await {
+        let logins: Vec<&LoginRow> = batch.iter().filter_map(|j| j.login.as_ref()).collect();
+        match append_batch(&pool, &events, &logins, &mut known).await {
             Ok(first_seq) => {
                 for (i, job) in batch.into_iter().enumerate() {
                     let _ = job.done.send(Ok(first_seq + i as i64));
@@ -121,7 +135,8 @@ async fn writer(pool: sqlx::AnyPool, mut jobs: tokio::sync::mpsc::UnboundedRecei
             // One at a time, so each caller hears its own error (a lost database is a 503, not a 500).
             Err(_) => {
                 for job in batch {
-                    let result = append_batch(&pool, &[(&job.event, job.now)], &mut known).await;
+                    let logins: Vec<&LoginRow> = job.login.iter().collect();
+                    let result = append_batch(&pool, &[(&job.event, job.now)], &logins, &mut known).await;
                     let _ = job.done.send(result);
                 }
             }
@@ -157,7 +172,8 @@ fn chained<'a>(events: &[(&'a OwnedEvent, i64)], first: i64, prev: &str) -> Vec<
 }
 
 /// One transaction: the head row's write lock (which orders appends across nodes), the events with
-/// their chained hashes in one INSERT, the new head. Returns the first event's sequence number.
+/// their chained hashes in one INSERT, the new head, and the sign-in history rows that came with the
+/// events in one INSERT more. Returns the first event's sequence number.
 ///
 /// The head's hash stays what it always was (the last event's hash: `services::audit::verify` checks
 /// it, and a node of the previous release chains from it). When the head is still as this writer left
@@ -169,6 +185,7 @@ fn chained<'a>(events: &[(&'a OwnedEvent, i64)], first: i64, prev: &str) -> Vec<
 async fn append_batch(
     pool: &sqlx::AnyPool,
     events: &[(&OwnedEvent, i64)],
+    logins: &[&LoginRow],
     known: &mut Option<Head>,
 ) -> Result<i64, sqlx::Error> {
     let n = events.len() as i64;
@@ -222,6 +239,9 @@ async fn append_batch(
             .bind(hash.as_str());
     }
     insert.execute(&mut *tx).await?;
+    if !logins.is_empty() {
+        insert_logins(&mut tx, logins).await?;
+    }
     let last_hash = rows.last().map(|r| r.4.clone()).unwrap_or_default();
     if !head_written {
         sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
@@ -237,9 +257,62 @@ async fn append_batch(
     Ok(first)
 }
 
+/// The sign-in history rows of a batch, in one INSERT.
+async fn insert_logins(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    logins: &[&LoginRow],
+) -> Result<(), sqlx::Error> {
+    let placeholders: Vec<String> = (0..logins.len())
+        .map(|r| {
+            let p: Vec<String> = (1..=6).map(|c| format!("${}", r * 6 + c)).collect();
+            format!("({})", p.join(","))
+        })
+        .collect();
+    let sql = sqlx::AssertSqlSafe(format!(
+        // A batch retried after a commit whose outcome was unclear may find its rows written: they are the
+        // same sign-ins (same ids), so that is not a failure (review L2).
+        "INSERT INTO login_events (id, person_id, at, method, address, outcome) VALUES {} \
+         ON CONFLICT (id) DO NOTHING",
+        placeholders.join(",")
+    ));
+    let mut insert = sqlx::query(sql);
+    for l in logins {
+        insert = insert
+            .bind(l.id.as_str())
+            .bind(l.person_id.as_str())
+            .bind(l.at)
+            .bind(l.method.as_str())
+            .bind(l.address.as_str())
+            .bind(l.outcome.as_str());
+    }
+    insert.execute(&mut **tx).await?;
+    Ok(())
+}
+
 impl Db {
     /// Appends an event to the chain; returns its sequence number once it is committed.
     pub async fn append_audit(&self, e: &NewEvent<'_>, now: i64) -> Result<i64, sqlx::Error> {
+        self.append_audit_job(e, None, now).await
+    }
+
+    /// Appends an event to the chain and writes a row of the person's sign-in history with it, in the
+    /// same transaction of the node's group commit (no statement of its own); returns the event's
+    /// sequence number once both are committed.
+    pub async fn append_audit_with_login(
+        &self,
+        e: &NewEvent<'_>,
+        login: LoginRow,
+        now: i64,
+    ) -> Result<i64, sqlx::Error> {
+        self.append_audit_job(e, Some(login), now).await
+    }
+
+    async fn append_audit_job(
+        &self,
+        e: &NewEvent<'_>,
+        login: Option<LoginRow>,
+        now: i64,
+    ) -> Result<i64, sqlx::Error> {
         let queue = self.audit.get_or_init(|| {
             let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
             tokio::spawn(writer(self.pool.clone(), rx));
@@ -249,6 +322,7 @@ impl Db {
         let job = Job {
             event: OwnedEvent::of(e),
             now,
+            login,
             done,
         };
         if queue.send(job).is_err() {

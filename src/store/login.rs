@@ -169,6 +169,35 @@ impl Db {
         Ok(())
     }
 
+    /// Starts a login attempt for the phone `e164`: the code row, for the person whose verified phone it
+    /// is while they are active, found by the same statement (`c.person_id` is not read). Returns that
+    /// person's id; `None` for a number of no such person (the row is written all the same, with no
+    /// person: its code never signs anyone in).
+    pub async fn insert_login_sms_code(
+        &self,
+        attempt_hash: &str,
+        c: &SmsCode,
+        e164: &str,
+        now: i64,
+    ) -> Result<Option<String>, sqlx::Error> {
+        sqlx::query_scalar(
+            "INSERT INTO sms_codes (attempt_hash, phone_hash, person_id, purpose, session_sid, code_hash, \
+             created_at, expires_at) SELECT $1, $2, \
+             (SELECT id FROM persons WHERE phone = $8 AND phone_verified = 1 AND status = 'active'), \
+             $3, $4, $5, $6, $7 RETURNING person_id",
+        )
+        .bind(attempt_hash)
+        .bind(&c.phone_hash)
+        .bind(&c.purpose)
+        .bind(&c.session_sid)
+        .bind(&c.code_hash)
+        .bind(now)
+        .bind(c.expires_at)
+        .bind(e164)
+        .fetch_one(&self.pool)
+        .await
+    }
+
     pub async fn sms_code(&self, attempt_hash: &str) -> Result<Option<SmsCode>, sqlx::Error> {
         let row = sqlx::query(
             "SELECT phone_hash, person_id, purpose, session_sid, code_hash, expires_at, tries, used_at \
@@ -477,6 +506,54 @@ impl Db {
         .await?;
         row.map(|r| Ok((r.try_get("person_id")?, r.try_get("state")?)))
             .transpose()
+    }
+}
+
+impl Db {
+    /// Takes a login ceremony's state once, before it expires, and reads the passkey `credential_id`
+    /// names in the same statement (its columns ride on the ceremony's `RETURNING`): `None` when the
+    /// ceremony is unknown, used or expired; else its state and the key, if one has that id. The
+    /// ceremony is used either way, as when the two were read one after the other.
+    pub async fn take_login_ceremony(
+        &self,
+        id_hash: &str,
+        credential_id: &str,
+        now: i64,
+    ) -> Result<Option<(String, Option<PasskeyRow>)>, sqlx::Error> {
+        let key =
+            |column: &str| format!("(SELECT {column} FROM passkeys WHERE credential_id = $3) AS k_{column}");
+        let columns: Vec<String> = ["id", "person_id", "name", "passkey", "created_at", "last_used_at"]
+            .into_iter()
+            .map(key)
+            .collect();
+        let sql = sqlx::AssertSqlSafe(format!(
+            "UPDATE webauthn_ceremonies SET used_at = $1 WHERE id_hash = $2 AND kind = 'login' \
+             AND used_at IS NULL AND expires_at > $1 RETURNING state, {}",
+            columns.join(", ")
+        ));
+        let row = sqlx::query(sql)
+            .bind(now)
+            .bind(id_hash)
+            .bind(credential_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(r) = row else {
+            return Ok(None);
+        };
+        let state: String = r.try_get("state")?;
+        let key = match r.try_get::<Option<String>, _>("k_id")? {
+            None => None,
+            Some(id) => Some(PasskeyRow {
+                id,
+                person_id: r.try_get("k_person_id")?,
+                name: r.try_get("k_name")?,
+                credential_id: credential_id.to_owned(),
+                passkey: r.try_get("k_passkey")?,
+                created_at: r.try_get("k_created_at")?,
+                last_used_at: r.try_get("k_last_used_at")?,
+            }),
+        };
+        Ok(Some((state, key)))
     }
 }
 

@@ -54,19 +54,21 @@ impl Db {
         Ok(())
     }
 
-    /// Starts a session for a person who is active, checked by the same statement; false (nothing
-    /// written) when the person is locked, disabled or gone, or when `unanswered` names a pending
-    /// request whose answered marker exists (review M1: no session is made for an answered request;
-    /// the caller reads the marker to tell which).
+    /// Starts a session for a person who is active, checked by the same statement; `None` (nothing
+    /// written) when the person is locked, disabled or gone, or when `request` names a pending request
+    /// whose answered marker exists (review M1: no session is made for an answered request; the caller
+    /// reads the marker to tell which). Written: what the person consented to for the request's app,
+    /// read by the same statement (what the request's next step would read with the session).
     pub async fn insert_session_if_active(
         &self,
         s: &SessionRow,
-        unanswered: Option<&str>,
-    ) -> Result<bool, sqlx::Error> {
-        let done = sqlx::query(
+        request: Option<ForRequest<'_>>,
+    ) -> Result<Option<Option<String>>, sqlx::Error> {
+        let row = sqlx::query(
             "INSERT INTO sessions (id_hash, sid, person_id, auth_time, amr, acr, created_at, last_seen, expires_at) \
              SELECT $1,$2,$3,$4,$5,$6,$7,$8,$9 FROM persons WHERE id = $3 AND status = 'active' \
-             AND NOT EXISTS (SELECT 1 FROM auth_requests WHERE id_hash = $10)",
+             AND NOT EXISTS (SELECT 1 FROM auth_requests WHERE id_hash = $10) \
+             RETURNING (SELECT scopes FROM consents WHERE person_id = $3 AND client_id = $11) AS consented",
         )
         .bind(&s.id_hash)
         .bind(&s.sid)
@@ -77,10 +79,11 @@ impl Db {
         .bind(s.created_at)
         .bind(s.last_seen)
         .bind(s.expires_at)
-        .bind(unanswered)
-        .execute(&self.pool)
+        .bind(request.map(|r| r.id_hash))
+        .bind(request.map(|r| r.client_id))
+        .fetch_optional(&self.pool)
         .await?;
-        Ok(done.rows_affected() == 1)
+        row.map(|r| r.try_get("consented")).transpose()
     }
 
     /// A live session, its person, and what the person consented to for `client_id`, in one read (the
@@ -230,23 +233,34 @@ pub struct Renewed<'a> {
     pub auth_time: i64,
 }
 
+/// The pending request a session is written for: the hash of its id (the key of its answered marker)
+/// and its app (whose consent the write reads back).
+#[derive(Debug, Clone, Copy)]
+pub struct ForRequest<'a> {
+    pub id_hash: &'a str,
+    pub client_id: &'a str,
+}
+
 impl Db {
     /// Raises or renews a session: a new cookie id (no fixation), the given methods and level and the
     /// given `auth_time` (now after a further factor here; the original sign-in's time for one carried
-    /// from an upstream or a phone); `sid` stays, so apps keep their session. False if it ended meanwhile,
-    /// or when `unanswered` names a pending request whose answered marker exists (review M1).
+    /// from an upstream or a phone); `sid` stays, so apps keep their session. `None` if it ended
+    /// meanwhile, or when `request` names a pending request whose answered marker exists (review M1).
+    /// Renewed: what the person consented to for the request's app, read by the same statement.
     pub async fn upgrade_session(
         &self,
         old_id_hash: &str,
         new_id_hash: &str,
         renewed: Renewed<'_>,
         now: i64,
-        unanswered: Option<&str>,
-    ) -> Result<bool, sqlx::Error> {
-        let done = sqlx::query(
+        request: Option<ForRequest<'_>>,
+    ) -> Result<Option<Option<String>>, sqlx::Error> {
+        let row = sqlx::query(
             "UPDATE sessions SET id_hash = $1, amr = $2, acr = $3, auth_time = $4, last_seen = $5 \
              WHERE id_hash = $6 AND ended_at IS NULL \
-             AND NOT EXISTS (SELECT 1 FROM auth_requests WHERE id_hash = $7)",
+             AND NOT EXISTS (SELECT 1 FROM auth_requests WHERE id_hash = $7) \
+             RETURNING (SELECT scopes FROM consents WHERE consents.person_id = sessions.person_id \
+             AND consents.client_id = $8) AS consented",
         )
         .bind(new_id_hash)
         .bind(renewed.amr)
@@ -254,10 +268,11 @@ impl Db {
         .bind(renewed.auth_time)
         .bind(now)
         .bind(old_id_hash)
-        .bind(unanswered)
-        .execute(&self.pool)
+        .bind(request.map(|r| r.id_hash))
+        .bind(request.map(|r| r.client_id))
+        .fetch_optional(&self.pool)
         .await?;
-        Ok(done.rows_affected() == 1)
+        row.map(|r| r.try_get("consented")).transpose()
     }
 
     /// A person's live sessions, newest first.

@@ -86,12 +86,20 @@ impl Db {
             .collect()
     }
 
-    /// Removes a message: delivered, given up, or nothing to send.
-    pub async fn sms_done(&self, id: &str) -> Result<(), sqlx::Error> {
-        sqlx::query("DELETE FROM sms_outbox WHERE id = $1")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+    /// Removes messages: delivered, given up, or nothing to send (one statement per 256).
+    pub async fn sms_done(&self, ids: &[&str]) -> Result<(), sqlx::Error> {
+        for chunk in ids.chunks(256) {
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = sqlx::AssertSqlSafe(format!(
+                "DELETE FROM sms_outbox WHERE id IN ({})",
+                placeholders.join(",")
+            ));
+            let mut delete = sqlx::query(sql);
+            for id in chunk {
+                delete = delete.bind(*id);
+            }
+            delete.execute(&self.pool).await?;
+        }
         Ok(())
     }
 

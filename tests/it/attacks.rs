@@ -980,8 +980,7 @@ async fn every_html_page_refuses_to_be_framed(backend: Backend) {
         .send()
         .await
         .unwrap();
-    let resume = res.headers()[header::LOCATION].to_str().unwrap().to_owned();
-    let res = get(resume).await;
+    // The sign-in goes straight on to the consent page (issue 17: no stop at `/authorize/resume`).
     let consent = res.headers()[header::LOCATION].to_str().unwrap().to_owned();
     let body = check(get(consent).await, "consent page", &mut seen)
         .text()

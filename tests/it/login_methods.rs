@@ -452,6 +452,82 @@ async fn a_fresh_code_for_an_answered_request_signs_nobody_in_and_is_not_spent(b
     assert_eq!(sessions.len(), 1, "Bob is signed in for the new request");
 }
 
+/// A sign-in for an app the person consented to before finishes the request in the same answer: the
+/// code form's response sends the browser straight back to the app with the code (and sets the
+/// session cookie), no stop at `/authorize/resume` in between. What that stop checked still holds: an
+/// app never consented to gets the consent page first, and the same form posted again for the answered
+/// request gives no second code.
+async fn a_sign_in_for_an_app_consented_before_goes_back_to_it_in_one_answer(backend: Backend) {
+    let inbox = SmsInbox::start(0).await;
+    let env = provider(backend, &inbox).await;
+    let (_, rp) = plain_app(&env).await;
+
+    // The first time, Alice is asked before the app gets anything.
+    let first = Browser::new(&env.base);
+    let attempt = rp.start(&["profile"]);
+    let login = first.get(attempt.url.as_str()).await;
+    let sent = send(&first, &sms_method(&first, &login).await, Some(ALICE_PHONE)).await;
+    let asked = verify(&first, &sent, &inbox.last_code()).await;
+    assert!(asked.is_consent(), "consent comes first: {asked:?}");
+    let back = first.consent(&asked, true).await;
+    let before = redeem(&rp, attempt, &back).await;
+
+    // On another computer, after the resend cooldown, her code's answer is the redirect to the app itself.
+    env.app.clock.advance(120);
+    let browser = Browser::new(&env.base);
+    let attempt = rp.start(&["profile"]);
+    let login = browser.get(attempt.url.as_str()).await;
+    let sent = send(&browser, &sms_method(&browser, &login).await, Some(ALICE_PHONE)).await;
+    let code = inbox.last_code();
+    let form = [
+        ("csrf", field(body(&sent), "csrf").unwrap()),
+        ("req", field(body(&sent), "req").unwrap()),
+        ("attempt", attempt_of(&sent)),
+        ("code", code),
+    ];
+    let res = browser
+        .http
+        .post(format!("{}/login/sms/verify", env.base))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        location.starts_with(CALLBACK),
+        "straight back to the app: {location}"
+    );
+    let cookies: Vec<&str> = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert!(
+        cookies.iter().any(|c| c.contains("yunid_session=")),
+        "the session cookie comes with it: {cookies:?}"
+    );
+    let back = Page::Left(url::Url::parse(&location).unwrap());
+    let claims = redeem(&rp, attempt, &back).await;
+    assert_eq!(claims["sub"], before["sub"], "for Alice");
+    assert_eq!(amr(&claims), ["sms"]);
+
+    // The same form again: the request was answered, no second code.
+    let again = browser
+        .post(
+            "/login/sms/verify",
+            &form.iter().map(|(k, v)| (*k, v.as_str())).collect::<Vec<_>>(),
+        )
+        .await;
+    assert_eq!(status(&again), StatusCode::BAD_REQUEST, "{again:?}");
+    assert!(
+        body(&again).contains("此登录请求已经处理过了"),
+        "{}",
+        body(&again)
+    );
+}
+
 async fn a_code_opens_only_its_own_attempt(backend: Backend) {
     let inbox = SmsInbox::start(0).await;
     let env = provider(backend, &inbox).await;
@@ -938,6 +1014,7 @@ on_both_backends!(
     wrong_codes_are_refused_and_five_use_up_the_attempt,
     a_code_works_once_and_only_for_five_minutes,
     a_fresh_code_for_an_answered_request_signs_nobody_in_and_is_not_spent,
+    a_sign_in_for_an_app_consented_before_goes_back_to_it_in_one_answer,
     a_code_opens_only_its_own_attempt,
     codes_to_one_phone_are_spaced_and_capped_per_hour,
     one_address_may_ask_for_only_so_many_codes,

@@ -248,8 +248,10 @@ pub async fn finish(
         }
         Some(next) => {
             // Through the legal-person entry, with no enterprise to act for: binding one first, then back.
+            let mut jar = jar;
             if let (Some(req), Next::Resume(resume)) = (&done.req, &next) {
-                let (jar, legal) = crate::http::account::legal_entry::for_request(app, jar, req);
+                let legal;
+                (jar, legal) = crate::http::account::legal_entry::for_request(app, jar, req);
                 if legal
                     && crate::services::identity::reps_in_force(&app.db, &done.person_id, done.now)
                         .await?
@@ -258,8 +260,24 @@ pub async fn finish(
                     let to = crate::http::account::legal_entry::bind_path(resume);
                     return Ok((jar, Redirect::to(&to)).into_response());
                 }
-                return Ok(pending::render(app, lang, jar, next));
             }
+            // The request's next step in this response (the code, or the page it needs), rather than a
+            // redirect to `/authorize/resume` that would read back the session just written.
+            // Should that step fail (a database error), the browser still gets its session cookie and
+            // resumes the request as before: the sign-in itself is done (review M1).
+            let next = match done.go_on {
+                Some(go_on) => {
+                    let binding = cookies::browser_value(app, &jar);
+                    match steps::go_on(&app.authn(), go_on, binding.as_deref(), done.now).await {
+                        Ok(step) => step,
+                        Err(e) => {
+                            tracing::warn!(error = %format!("{e:#}"), "the step after a sign-in failed; the browser resumes the request");
+                            next
+                        }
+                    }
+                }
+                None => next,
+            };
             Ok(pending::render(app, lang, jar, next))
         }
     }

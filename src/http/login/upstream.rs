@@ -309,7 +309,11 @@ pub async fn callback(
                     )
                     .await;
                 }
-                let signed = SignedIn { cookie, session };
+                let signed = SignedIn {
+                    cookie,
+                    session,
+                    consented: None,
+                };
                 let done = steps::signed_in(&app.authn(), &ctx.login, signed, "fed", &addr, now).await?;
                 let res = methods::finish(&app, jar, ctx.lang, "fed", done).await?;
                 Ok(continue_page(ctx.lang, res))

@@ -59,7 +59,8 @@ pub struct Browser<'a> {
 }
 
 /// Decides and acts: send to login, to act-as, to consent, or issue the code. `pending` is the
-/// request as the browser carried it, when it belongs to this browser.
+/// request as the browser carried it, when it belongs to this browser. `known`: the browser's session
+/// as the sign-in this same HTTP request made wrote it (not read again); else the session cookie's.
 pub async fn advance(
     ctx: &Ctx<'_>,
     client: &Client,
@@ -67,6 +68,7 @@ pub async fn advance(
     pending: Option<&Pending>,
     browser: Browser<'_>,
     now: i64,
+    known: Option<Signed>,
 ) -> anyhow::Result<Next> {
     let mut req = req;
     if req.licence_types.is_none() {
@@ -76,7 +78,10 @@ pub async fn advance(
             .await?;
         req.licence_types = Some(types);
     }
-    let signed = signed(ctx, browser.session, &client.id, now).await?;
+    let signed = match known {
+        Some(signed) => Some(signed),
+        None => signed(ctx, browser.session, &client.id, now).await?,
+    };
     let session_row = signed.as_ref().map(|s| &s.session);
     let fresh_login = match (pending.and_then(|p| p.login_sid.as_deref()), session_row) {
         (Some(login_sid), Some(s)) => s.sid == login_sid,

@@ -13,7 +13,7 @@ use crate::services::oidc::authorize::{self, AuthRequest, Rejection, Untrusted};
 use crate::services::params::Params;
 use crate::store::clients::Client;
 use crate::store::persons::PersonRow;
-use crate::store::sessions::SessionRow;
+use crate::store::sessions::{ForRequest, SessionRow};
 
 /// The prefix of a `request_uri` from the pushed authorization request endpoint (RFC 9126 §2.2).
 pub const PAR_URN: &str = "urn:ietf:params:oauth:request_uri:";
@@ -40,7 +40,7 @@ pub async fn authorize(
         let Some(client) = ctx.db.client(&req.client_id).await? else {
             return Ok(Next::Stop(Stop::UnknownClient));
         };
-        return flow::advance(ctx, &client, req, None, browser, now).await;
+        return flow::advance(ctx, &client, req, None, browser, now, None).await;
     }
     let client = match params.get("client_id") {
         Ok(Some(id)) => ctx.db.client(id).await?,
@@ -51,7 +51,7 @@ pub async fn authorize(
         None => Err(Rejection::Page(Untrusted::UnknownClient)),
     });
     match (req, client) {
-        (Ok(req), Some(client)) => flow::advance(ctx, &client, req, None, browser, now).await,
+        (Ok(req), Some(client)) => flow::advance(ctx, &client, req, None, browser, now, None).await,
         (Err(Rejection::Redirect(target, refusal)), _) => Ok(Next::Refused { target, refusal }),
         (Err(Rejection::Page(m)), _) => Ok(Next::Stop(Stop::Untrusted(m))),
         (Ok(_), None) => Ok(Next::Stop(Stop::UnknownClient)),
@@ -127,7 +127,7 @@ pub async fn resume(ctx: &Ctx<'_>, sealed: &str, browser: Browser<'_>, now: i64)
     let Some(client) = ctx.db.client(&req.client_id).await? else {
         return Ok(Next::Stop(Stop::UnknownClient));
     };
-    flow::advance(ctx, &client, req, pending.as_deref(), browser, now).await
+    flow::advance(ctx, &client, req, pending.as_deref(), browser, now, None).await
 }
 
 /// A page step's request, bound to this browser, and the signed-in person answering it.
@@ -481,6 +481,16 @@ impl Login {
         self.pending.as_ref().map(Pending::id_hash)
     }
 
+    /// The request this browser's sign-in is for, as the session write takes it: `id_hash` (from
+    /// [`Login::request_hash`]) and its app.
+    fn for_request<'a>(&'a self, id_hash: Option<&'a str>) -> Option<ForRequest<'a>> {
+        let p = self.pending.as_ref()?;
+        Some(ForRequest {
+            id_hash: id_hash?,
+            client_id: &p.req.client_id,
+        })
+    }
+
     fn renewal(&self) -> Renewal {
         if self.reauth {
             Renewal::Replace
@@ -551,6 +561,35 @@ pub struct LoggedIn {
     pub now: i64,
     /// `None`: to the account page (a login without a request).
     pub next: Option<Next>,
+    /// The request's next step, when this request may take it at once ([`go_on`]) instead of sending
+    /// the browser to `/authorize/resume`.
+    pub go_on: Option<GoOn>,
+}
+
+/// A request's next step after a sign-in for it, with what that step would read: the request (bound
+/// to this browser, the login sealed in), its app, and the new session with the consent read by the
+/// statement that wrote it.
+pub struct GoOn {
+    pending: Pending,
+    client: Arc<Client>,
+    signed: flow::Signed,
+}
+
+/// Takes the request's next step right after the sign-in for it, in the same HTTP request: what
+/// `/authorize/resume` would do with the new session (`flow::advance`: step-up, act-as, consent, or the
+/// code with its answered marker), without reading back the session this request just wrote.
+pub async fn go_on(ctx: &Ctx<'_>, next: GoOn, binding: Option<&str>, now: i64) -> anyhow::Result<Next> {
+    let GoOn {
+        pending,
+        client,
+        signed,
+    } = next;
+    let browser = Browser {
+        binding,
+        session: None,
+    };
+    let req = pending.req.clone();
+    flow::advance(ctx, &client, req, Some(&pending), browser, now, Some(signed)).await
 }
 
 /// After a session was opened by a sign-in of another service (an upstream provider): records it,
@@ -576,24 +615,36 @@ async fn logged_in(
     address: &str,
     now: i64,
 ) -> anyhow::Result<LoggedIn> {
-    let SignedIn { cookie, session } = signed;
+    let SignedIn {
+        cookie,
+        session,
+        consented,
+    } = signed;
+    // The person's sign-in history row goes with the audit event, in the node's group commit (no
+    // statement of its own); the sign-in fails if it cannot be written, as when it was written alone.
+    let history = crate::store::audit::LoginRow {
+        id: crate::ids::new_id(now, ctx.rng).to_string(),
+        person_id: session.person_id.clone(),
+        at: now,
+        method: method.to_owned(),
+        address: address.to_owned(),
+        outcome: "success".to_owned(),
+    };
     ctx.db
-        .record_login_event(&session.person_id, method, address, "success", now)
+        .append_audit_with_login(
+            &crate::store::audit::NewEvent {
+                actor: &format!("person:{}", session.person_id),
+                action: "login",
+                subject: &session.person_id,
+                address,
+                outcome: "success",
+                detail: serde_json::json!({ "method": method, "acr": session.acr }).to_string(),
+                ..Default::default()
+            },
+            history,
+            now,
+        )
         .await?;
-    audit(
-        ctx,
-        crate::store::audit::NewEvent {
-            actor: &format!("person:{}", session.person_id),
-            action: "login",
-            subject: &session.person_id,
-            address,
-            outcome: "success",
-            detail: serde_json::json!({ "method": method, "acr": session.acr }).to_string(),
-            ..Default::default()
-        },
-        now,
-    )
-    .await;
     ctx.login.metrics.login(method, "success");
     let Some(req) = &page.req else {
         return Ok(LoggedIn {
@@ -602,15 +653,32 @@ async fn logged_in(
             req: None,
             now,
             next: None,
+            go_on: None,
         });
     };
-    let sealed = match &page.pending {
-        Some(p) => Pending {
-            login_sid: Some(session.sid.clone()),
-            ..p.clone()
+    let (sealed, go_on) = match &page.pending {
+        Some(p) => {
+            let pending = Pending {
+                login_sid: Some(session.sid.clone()),
+                ..p.clone()
+            };
+            let sealed = pending.seal(ctx.secrets, now)?;
+            // Only with everything the next step reads at hand: the app, and the consent read with the
+            // session's write (the person's status was checked by it, or read by this request's page).
+            let go_on = match (&page.request, consented) {
+                (Some((_, client)), Some(consented)) => Some(GoOn {
+                    pending,
+                    client: client.clone(),
+                    signed: flow::Signed {
+                        session: session.clone(),
+                        consented,
+                    },
+                }),
+                _ => None,
+            };
+            (sealed, go_on)
         }
-        .seal(ctx.secrets, now)?,
-        None => req.clone(),
+        None => (req.clone(), None),
     };
     Ok(LoggedIn {
         cookie,
@@ -618,6 +686,7 @@ async fn logged_in(
         req: Some(req.clone()),
         now,
         next: Some(Next::Resume(sealed)),
+        go_on,
     })
 }
 
@@ -697,7 +766,7 @@ pub async fn password(
         &person.id,
         &[Method::Pwd],
         page.renewal(),
-        request.as_deref(),
+        page.for_request(request.as_deref()),
         now,
     )
     .await?;
@@ -754,7 +823,7 @@ pub async fn proven(
         proof.person_id,
         proof.methods,
         page.renewal(),
-        request.as_deref(),
+        page.for_request(request.as_deref()),
         now,
     )
     .await?;

@@ -624,7 +624,7 @@ pub async fn open_session(
                 None,
             )
             .await?
-            .then(|| SessionRow {
+            .map(|_| SessionRow {
                 id_hash: id_hash.clone(),
                 amr: "fed".into(),
                 acr: fed.acr,
