@@ -547,12 +547,7 @@ async fn phone(app: &App, headers: &HeaderMap, address: &str, now: i64) -> Resul
     Ok(Phone {
         client_id: at.client_id,
         person_id,
-        amr: family
-            .amr
-            .split(' ')
-            .filter(|m| !m.is_empty())
-            .map(str::to_owned)
-            .collect(),
+        amr: family.amr.clone(),
         acr: family.acr,
         auth_time: family.auth_time,
         address: address.to_owned(),
