@@ -665,7 +665,14 @@ pub async fn api_answer(
         app.metrics.login("scan", "invalid");
         if let Err(e) = app
             .db
-            .record_login_event(&phone.person_id, "scan", &phone.address, "failure", now)
+            .record_login_event(
+                crate::ids::new_id(now, &*app.random),
+                &phone.person_id,
+                "scan",
+                &phone.address,
+                "failure",
+                now,
+            )
             .await
         {
             return page::internal(e.into(), "scan api");

@@ -441,7 +441,7 @@ async fn start_session_at(
     let cookie = ctx.rng.token();
     let session = SessionRow {
         id_hash: crypto::token_hash(&cookie),
-        sid: uuid::Uuid::new_v4().simple().to_string(),
+        sid: ctx.rng.uuid_v4().simple().to_string(),
         person_id: person_id.to_owned(),
         auth_time,
         amr,

@@ -578,7 +578,14 @@ async fn logged_in(
 ) -> anyhow::Result<LoggedIn> {
     let SignedIn { cookie, session } = signed;
     ctx.db
-        .record_login_event(&session.person_id, method, address, "success", now)
+        .record_login_event(
+            crate::ids::new_id(now, ctx.rng),
+            &session.person_id,
+            method,
+            address,
+            "success",
+            now,
+        )
         .await?;
     audit(
         ctx,
@@ -672,7 +679,7 @@ pub async fn password(
         if crate::services::password::check_new(new).is_err() || new == password {
             return Ok(Err(PasswordStop::MustChange { weak: true }));
         }
-        let hash = ctx.login.hasher.hash(new.to_owned()).await?;
+        let hash = ctx.login.hasher.hash(new.to_owned(), ctx.rng).await?;
         ctx.db.set_password(&person.id, &hash, None, now).await?;
         audit(
             ctx,

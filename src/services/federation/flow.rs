@@ -640,7 +640,7 @@ pub async fn open_session(
         None => {
             let row = SessionRow {
                 id_hash,
-                sid: uuid::Uuid::new_v4().simple().to_string(),
+                sid: rng.uuid_v4().simple().to_string(),
                 person_id: fed.person_id.clone(),
                 auth_time: fed.auth_time,
                 amr: Amr::of(&[Method::Fed]),
