@@ -324,9 +324,20 @@ pub async fn answer_consent(
             scopes.push(s);
         }
     }
-    ctx.db
-        .save_consent(&session.person_id, &client_id, &scopes.join(" "), now)
-        .await?;
+    // Answered meanwhile in another tab (after the marker was read above): nothing saved.
+    if !ctx
+        .db
+        .save_consent(
+            &session.person_id,
+            &client_id,
+            &scopes.join(" "),
+            &pending.id_hash(),
+            now,
+        )
+        .await?
+    {
+        return Ok(Next::Stop(Stop::RequestAnswered));
+    }
     audit(
         ctx,
         crate::store::audit::NewEvent {
