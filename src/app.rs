@@ -80,8 +80,12 @@ impl App {
         let node_id = crate::crypto::random_token();
         // Serving nodes report what they publish (`reload_keys`); command-line tools only load.
         let keys = rotation::load(&db, &kek, now, publish_grace(&config), hint_grace(&config)).await?;
-        let hasher = Hasher::new(config.argon2_memory_kib, config.argon2_iterations)?
-            .with_queue(config.password_hash_queue);
+        let hasher = Hasher::new(
+            config.argon2_memory_kib,
+            config.argon2_iterations,
+            &crate::crypto::OsRandom,
+        )?
+        .with_queue(config.password_hash_queue);
         let sms: Box<dyn crate::services::sms::SmsGateway> = match &config.sms_gateway {
             SmsGatewayKind::Console => Box::new(crate::services::sms::ConsoleGateway),
             SmsGatewayKind::Webhook => Box::new(crate::services::sms::WebhookGateway::new(

@@ -41,6 +41,14 @@ pub trait Random: Send + Sync {
         self.fill(&mut bytes);
         b64url(&bytes)
     }
+
+    /// A random UUID (version 4, RFC 9562 §5.4: 122 random bits), for ids that must not tell when they
+    /// were made.
+    fn uuid_v4(&self) -> uuid::Uuid {
+        let mut bytes = [0u8; 16];
+        self.fill(&mut bytes);
+        uuid::Builder::from_random_bytes(bytes).into_uuid()
+    }
 }
 
 /// The operating system's CSPRNG.

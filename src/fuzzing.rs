@@ -15,7 +15,7 @@ use crate::services::licence::LicenceInput;
 use crate::services::oidc::authorize::{self, AuthRequest, Rejection};
 use crate::services::oidc::client_auth;
 use crate::services::params::{MAX_VALUE, Params};
-use crate::store::clients::{AuthMethod, Client, SubjectType};
+use crate::store::clients::Client;
 
 /// A harness: arbitrary bytes in, a panic when an invariant breaks.
 pub type Harness = fn(&[u8]);
@@ -144,9 +144,7 @@ pub fn licence_import_line(data: &[u8]) {
 pub fn fixed_client() -> &'static Client {
     static CLIENT: OnceLock<Client> = OnceLock::new();
     CLIENT.get_or_init(|| Client {
-        id: "fuzz-client".into(),
         name: "fuzz".into(),
-        secret_hash: None,
         redirect_uris: vec![
             "https://app.example.gov.cn/cb".into(),
             "http://127.0.0.1:9/cb".into(),
@@ -154,18 +152,9 @@ pub fn fixed_client() -> &'static Client {
         post_logout_redirect_uris: vec!["https://app.example.gov.cn/bye".into()],
         scopes: authorize::SCOPES.iter().map(|s| (*s).to_owned()).collect(),
         grant_types: vec!["authorization_code".into(), "refresh_token".into()],
-        auth_method: AuthMethod::ClientSecretBasic,
-        jwks: None,
-        jwks_uri: None,
         id_token_alg: Alg::RS256,
-        subject_type: SubjectType::Pairwise,
         sector: "app.example.gov.cn".into(),
-        backchannel_logout_uri: None,
-        min_acr: 1,
-        disabled: false,
-        matters: Vec::new(),
-        department: String::new(),
-        version: 1,
+        ..Client::example("fuzz-client")
     })
 }
 

@@ -2,6 +2,7 @@
 //!
 //! `main.rs` is the CLI; this library builds the application so tests can start it on port 0.
 
+pub mod amr;
 pub mod app;
 pub mod clock;
 pub mod config;

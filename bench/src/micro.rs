@@ -99,13 +99,13 @@ fn run_blocking(budget: Duration) -> anyhow::Result<Vec<Micro>> {
         keys.verify(&token).map(drop).map_err(|e| anyhow::anyhow!("{e}"))
     })?);
     // argon2id, production parameters.
-    let hasher = yunid::services::password::Hasher::new(19 * 1024, 2)?;
+    let hasher = yunid::services::password::Hasher::new(19 * 1024, 2, &yunid::crypto::OsRandom)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let argon_budget = budget.max(Duration::from_millis(300));
     out.push(measure("argon2id hash (yunid Hasher)", argon_budget, || {
-        rt.block_on(hasher.hash("bench passphrase 2026".to_owned()))
+        rt.block_on(hasher.hash("bench passphrase 2026".to_owned(), &yunid::crypto::OsRandom))
             .map(drop)
     })?);
     let params = argon2::Params::new(19 * 1024, 2, 1, Some(32)).map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -91,7 +91,7 @@ pub async fn seed_range(app: &App, from: usize, to: usize) -> anyhow::Result<()>
     if to <= from {
         return Ok(());
     }
-    let hash = app.hasher.hash(PASSWORD.to_owned()).await?;
+    let hash = app.hasher.hash(PASSWORD.to_owned(), &*app.random).await?;
     let now = app.now();
     let full_sql = insert_sql(ROWS_PER_STATEMENT);
     let mut i = from;

@@ -36,7 +36,7 @@ pub async fn observe(State(app): State<App>, mut req: Request, next: Next) -> Re
         .and_then(|v| v.to_str().ok())
         .filter(|v| sane(v))
         .map(str::to_owned)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        .unwrap_or_else(|| app.random.uuid_v4().to_string());
     let route = req
         .extensions()
         .get::<MatchedPath>()

@@ -547,12 +547,7 @@ async fn phone(app: &App, headers: &HeaderMap, address: &str, now: i64) -> Resul
     Ok(Phone {
         client_id: at.client_id,
         person_id,
-        amr: family
-            .amr
-            .split(' ')
-            .filter(|m| !m.is_empty())
-            .map(str::to_owned)
-            .collect(),
+        amr: family.amr.clone(),
         acr: family.acr,
         auth_time: family.auth_time,
         address: address.to_owned(),
@@ -670,7 +665,14 @@ pub async fn api_answer(
         app.metrics.login("scan", "invalid");
         if let Err(e) = app
             .db
-            .record_login_event(&phone.person_id, "scan", &phone.address, "failure", now)
+            .record_login_event(
+                crate::ids::new_id(now, &*app.random),
+                &phone.person_id,
+                "scan",
+                &phone.address,
+                "failure",
+                now,
+            )
             .await
         {
             return page::internal(e.into(), "scan api");

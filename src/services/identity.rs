@@ -66,7 +66,7 @@ pub async fn add_org(
         credit_code: code.as_str().to_owned(),
         name: name.to_owned(),
         org_type: org_type.trim().to_owned(),
-        status: "active".into(),
+        status: crate::store::orgs::OrgStatus::Active,
         version: 1,
     };
     match db.insert_org(&org, now).await {

@@ -10,10 +10,10 @@ use crate::services::licence_upstream::{self, Upstream};
 use crate::services::oidc::claims::{GrantSubject, TRUST_FRAMEWORK};
 use crate::store::Db;
 use crate::store::clients::Client;
-use crate::store::licences::{LicenceRow, LicenceType, upsert_licence};
+use crate::store::licences::{LicenceRow, LicenceStatus, LicenceType, upsert_licence};
 
 pub use crate::services::licence_record::{
-    Holder, Issuer, LicenceError, LicenceInput, STATUSES, holder_hash, validate,
+    Holder, Issuer, LicenceError, LicenceInput, holder_hash, validate,
 };
 
 /// Validates and stores one licence (idempotent by identifier).
@@ -232,7 +232,7 @@ pub async fn release(
         let Some(ty) = types.iter().find(|t| t.code == l.type_code) else {
             continue;
         };
-        let current = l.status == "01"
+        let current = l.status == LicenceStatus::Valid
             && l.valid_from <= today
             && l.valid_until.as_deref().is_none_or(|u| today.as_str() <= u);
         if !current {

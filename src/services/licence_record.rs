@@ -9,10 +9,7 @@ use crate::crypto::Secrets;
 use crate::identity::{LicenceId, LicenceIdError, ResidentId};
 use crate::services::identity as orgs;
 use crate::store::Db;
-use crate::store::licences::LicenceRow;
-
-/// Status codes of GB/T 36903: valid, suspended, withdrawn, cancelled, expired, revoked, other.
-pub const STATUSES: [&str; 7] = ["01", "02", "03", "04", "05", "07", "99"];
+use crate::store::licences::{LicenceRow, LicenceStatus};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -159,9 +156,7 @@ pub async fn validate(
             return Err(LicenceError::Dates("valid_until must not be before issued_on"));
         }
     }
-    if !STATUSES.contains(&input.status.as_str()) {
-        return Err(LicenceError::Status);
-    }
+    let status = LicenceStatus::parse(&input.status).ok_or(LicenceError::Status)?;
     if input.area_code.len() != 6 || !input.area_code.bytes().all(|b| b.is_ascii_digit()) {
         return Err(LicenceError::Area);
     }
@@ -179,7 +174,7 @@ pub async fn validate(
         valid_from: from.to_string(),
         valid_until: until.map(|u| u.to_string()),
         area_code: input.area_code.clone(),
-        status: input.status.clone(),
+        status,
         surface: Value::Object(input.surface.clone()).to_string(),
         source: source.to_owned(),
     })

@@ -20,7 +20,7 @@ use crate::metrics::Metrics;
 use crate::services::licence_record::{self as licence, LicenceInput};
 use crate::services::outbound::error_text;
 use crate::store::Db;
-use crate::store::licences::upsert_licence;
+use crate::store::licences::{LicenceStatus, upsert_licence};
 
 #[derive(Deserialize)]
 struct Answer {
@@ -123,9 +123,13 @@ pub async fn refresh(up: &Upstream<'_>, code_type: &str, code: &str, holder_hash
     match up.db.licences_of_holder(holder_hash).await {
         Ok(known) => {
             for l in known {
-                let live = l.status == "01" || l.status == "02";
+                let live = matches!(l.status, LicenceStatus::Valid | LicenceStatus::Suspended);
                 if l.source == "upstream" && live && !listed(&l.id) {
-                    match up.db.set_licence_status(&l.id, "03", now).await {
+                    match up
+                        .db
+                        .set_licence_status(&l.id, LicenceStatus::Withdrawn, now)
+                        .await
+                    {
                         Ok(_) => {
                             tracing::info!(licence = %l.id, "no longer listed by the e-licence library; withdrawn")
                         }

@@ -80,117 +80,7 @@ impl LoginError {
     }
 }
 
-/// The `amr` value a scan to sign in adds ("multiple-channel authentication", RFC 8176): the session's
-/// factors were proven on the phone, not in this browser.
-pub const SCAN_AMR: &str = "mca";
-
-/// An authentication method reference (RFC 8176) yunid records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Method {
-    /// A password.
-    Pwd,
-    /// An SMS one-time code.
-    Sms,
-    /// A hardware-protected key (a passkey).
-    Hwk,
-    /// A software-protected key.
-    Swk,
-    /// The user was verified by the authenticator (PIN, biometrics).
-    User,
-    /// More than one factor.
-    Mfa,
-    /// An upstream provider's sign-in (a session opened by federation, carried on by a scan).
-    Fed,
-}
-
-impl Method {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Method::Pwd => "pwd",
-            Method::Sms => "sms",
-            Method::Hwk => "hwk",
-            Method::Swk => "swk",
-            Method::User => "user",
-            Method::Mfa => "mfa",
-            Method::Fed => "fed",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Method> {
-        Some(match s {
-            "pwd" => Method::Pwd,
-            "sms" => Method::Sms,
-            "hwk" => Method::Hwk,
-            "swk" => Method::Swk,
-            "user" => Method::User,
-            "mfa" => Method::Mfa,
-            "fed" => Method::Fed,
-            _ => return None,
-        })
-    }
-
-    /// A factor of its own (`user` and `mfa` only qualify others).
-    fn is_factor(self) -> bool {
-        matches!(self, Method::Pwd | Method::Sms | Method::Hwk | Method::Swk)
-    }
-}
-
-/// The methods of a sign-in, in order, each once (the `amr` claim, stored space-separated).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Amr(Vec<Method>);
-
-impl Amr {
-    pub fn of(methods: &[Method]) -> Amr {
-        let mut amr = Amr::default();
-        amr.add(methods);
-        amr
-    }
-
-    /// The stored form (`"pwd sms mfa"`); unknown values are dropped.
-    pub fn parse(stored: &str) -> Amr {
-        let methods: Vec<Method> = stored.split(' ').filter_map(Method::parse).collect();
-        Amr::of(&methods)
-    }
-
-    fn add(&mut self, methods: &[Method]) {
-        for m in methods {
-            if !self.0.contains(m) {
-                self.0.push(*m);
-            }
-        }
-    }
-
-    pub fn contains(&self, m: Method) -> bool {
-        self.0.contains(&m)
-    }
-
-    fn factors(&self) -> usize {
-        self.0.iter().filter(|m| m.is_factor()).count()
-    }
-
-    /// The level these methods reach: 2 for two distinct factors or a user-verified passkey, else 1.
-    pub fn acr(&self) -> i64 {
-        let verified_key =
-            (self.contains(Method::Hwk) || self.contains(Method::Swk)) && self.contains(Method::User);
-        if self.factors() >= 2 || verified_key { 2 } else { 1 }
-    }
-
-    /// The same methods, marked `mfa` when two factors are in.
-    fn with_mfa(mut self) -> Amr {
-        self.0.retain(|m| *m != Method::Mfa);
-        if self.factors() >= 2 {
-            self.0.push(Method::Mfa);
-        }
-        self
-    }
-}
-
-impl std::fmt::Display for Amr {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let names: Vec<&str> = self.0.iter().map(|m| m.as_str()).collect();
-        f.write_str(&names.join(" "))
-    }
-}
+pub use crate::amr::{Amr, Method};
 
 /// Where persons are looked up: the database, and the keyed hash of their identifiers.
 pub trait People {
@@ -401,19 +291,19 @@ pub async fn sign_in(
     now: i64,
 ) -> anyhow::Result<SignIn> {
     if let Some((cookie, session)) = current.filter(|(_, s)| s.person_id == person_id) {
-        let held = Amr::parse(&session.amr);
+        let held = &session.amr;
         let adds_a_factor = methods.iter().any(|m| !held.contains(*m));
         // Factors carried from elsewhere (a phone's grant, an upstream) were proven on another device,
         // perhaps months ago: a step-up here never joins them (review F6). It counts only what this
         // browser proves from now on, so two factors need two of its own.
-        let mut amr = if renewal == Renewal::StepUp && adds_a_factor && !is_carried(&session.amr) {
-            held
+        let mut amr = if renewal == Renewal::StepUp && adds_a_factor && !held.is_carried() {
+            held.clone()
         } else {
             Amr::default()
         };
         amr.add(methods);
         let acr = amr.acr();
-        let amr = amr.with_mfa().to_string();
+        let amr = amr.with_mfa();
         let new_cookie = ctx.rng.token();
         let new_hash = crypto::token_hash(&new_cookie);
         let renewed = Renewed {
@@ -442,7 +332,8 @@ pub async fn sign_in(
         }
     }
     let amr = Amr::of(methods);
-    let started = start_session_at(ctx, person_id, &amr.to_string(), amr.acr(), now, request, now).await?;
+    let acr = amr.acr();
+    let started = start_session_at(ctx, person_id, amr, acr, now, request, now).await?;
     let Some(signed) = started else {
         // Nothing written: the marker says whether it was the request (else the person).
         if let Some(r) = request
@@ -460,18 +351,11 @@ pub async fn sign_in(
     Ok(SignIn::Signed(signed))
 }
 
-/// Whether a session's methods were carried from a sign-in elsewhere: a scan (`mca`, RFC 8176: more
-/// than one channel) or an upstream provider (`fed`). Such factors are never combined with a factor
-/// proven in this browser.
-pub fn is_carried(amr: &str) -> bool {
-    amr.split(' ').any(|m| m == SCAN_AMR || m == Method::Fed.as_str())
-}
-
 /// A sign-in made elsewhere and carried over as it is (scan to sign in: the phone's grant): its methods,
 /// level and time.
 #[derive(Debug, Clone, Copy)]
 pub struct Carried<'a> {
-    pub amr: &'a str,
+    pub amr: &'a Amr,
     pub acr: i64,
     pub auth_time: i64,
 }
@@ -516,7 +400,7 @@ pub async fn sign_in_carried(
         if renewed.is_some() {
             let session = SessionRow {
                 id_hash: new_hash,
-                amr: carried.amr.to_owned(),
+                amr: carried.amr.clone(),
                 acr: carried.acr,
                 auth_time: carried.auth_time,
                 last_seen: now,
@@ -532,7 +416,7 @@ pub async fn sign_in_carried(
     let Some(signed) = start_session_at(
         ctx,
         person_id,
-        carried.amr,
+        carried.amr.clone(),
         carried.acr,
         carried.auth_time,
         None,
@@ -554,7 +438,7 @@ pub async fn sign_in_carried(
 async fn start_session_at(
     ctx: &Ctx<'_>,
     person_id: &str,
-    amr: &str,
+    amr: Amr,
     acr: i64,
     auth_time: i64,
     request: Option<ForRequest<'_>>,
@@ -563,10 +447,10 @@ async fn start_session_at(
     let cookie = ctx.rng.token();
     let session = SessionRow {
         id_hash: crypto::token_hash(&cookie),
-        sid: uuid::Uuid::new_v4().simple().to_string(),
+        sid: ctx.rng.uuid_v4().simple().to_string(),
         person_id: person_id.to_owned(),
         auth_time,
-        amr: amr.to_owned(),
+        amr,
         acr,
         created_at: now,
         last_seen: now,
@@ -601,18 +485,6 @@ pub async fn current_session(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn amr_counts_factors_and_marks_mfa() {
-        assert_eq!(Amr::of(&[Method::Pwd]).acr(), 1);
-        assert_eq!(Amr::of(&[Method::Hwk, Method::User]).acr(), 2);
-        assert_eq!(Amr::of(&[Method::Hwk]).acr(), 1);
-        let both = Amr::of(&[Method::Pwd, Method::Sms]);
-        assert_eq!(both.acr(), 2);
-        assert_eq!(both.with_mfa().to_string(), "pwd sms mfa");
-        assert_eq!(Amr::parse("pwd sms mfa").with_mfa().to_string(), "pwd sms mfa");
-        assert_eq!(Amr::parse("pwd pwd").to_string(), "pwd");
-    }
 
     #[test]
     fn per_address_limits_count_an_ipv6_subscriber_by_its_64() {

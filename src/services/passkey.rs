@@ -94,9 +94,7 @@ fn stored(row: &PasskeyRow) -> Result<Passkey, PasskeyError> {
 /// access that outlives a password reset. Factors carried from a phone (a scan) or an upstream are not
 /// the person's own proof here (review of F6): such a session steps up in this browser first.
 pub fn may_add_credentials(session: &SessionRow, max_age: i64, now: i64) -> bool {
-    session.acr >= 2
-        && now - session.auth_time <= max_age
-        && !crate::services::login::is_carried(&session.amr)
+    session.acr >= 2 && now - session.auth_time <= max_age && !session.amr.is_carried()
 }
 
 fn step_up_done(ctx: &Ctx<'_>, session: &SessionRow, now: i64) -> Result<(), PasskeyError> {
@@ -269,7 +267,7 @@ mod tests {
             sid: String::new(),
             person_id: String::new(),
             auth_time,
-            amr: String::new(),
+            amr: Default::default(),
             acr,
             created_at: auth_time,
             last_seen: auth_time,

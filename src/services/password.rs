@@ -8,6 +8,8 @@ use argon2::password_hash::{PasswordHash, PasswordHasher as _, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use tokio::sync::Semaphore;
 
+use crate::crypto::Random;
+
 #[derive(Clone)]
 pub struct Hasher {
     params: Params,
@@ -86,13 +88,13 @@ pub fn check_new(password: &str) -> Result<(), Weakness> {
 }
 
 impl Hasher {
-    pub fn new(memory_kib: u32, iterations: u32) -> anyhow::Result<Hasher> {
+    /// `rng` salts the dummy hash that unknown accounts are verified against.
+    pub fn new(memory_kib: u32, iterations: u32, rng: &dyn Random) -> anyhow::Result<Hasher> {
         let params = Params::new(memory_kib, iterations, 1, None)
             .map_err(|e| anyhow::anyhow!("argon2 parameters: {e}"))?;
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
-        let salt = SaltString::encode_b64(&crate::crypto::random_bytes::<16>())
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let salt = SaltString::encode_b64(&salt_from(rng)).map_err(|e| anyhow::anyhow!("{e}"))?;
         let dummy = argon
             .hash_password(b"dummy password for unknown accounts", &salt)
             .map_err(|e| anyhow::anyhow!("{e}"))?
@@ -166,11 +168,12 @@ impl Hasher {
         )
     }
 
-    pub async fn hash(&self, password: String) -> anyhow::Result<String> {
+    /// A PHC string of `password` under a fresh salt drawn from `rng`.
+    pub async fn hash(&self, password: String, rng: &dyn Random) -> anyhow::Result<String> {
         let params = self.params.clone();
+        let salt = salt_from(rng);
         self.with_memory(params.block_count(), move |memory| {
-            let salt = SaltString::encode_b64(&crate::crypto::random_bytes::<16>())
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let salt = SaltString::encode_b64(&salt).map_err(|e| anyhow::anyhow!("{e}"))?;
             let mut salt_bytes = [0u8; 64];
             let salt_bytes = salt
                 .decode_b64(&mut salt_bytes)
@@ -215,6 +218,13 @@ impl Hasher {
     }
 }
 
+/// A 16-byte salt (RFC 9106 §3.1 recommends 128 bits).
+fn salt_from(rng: &dyn Random) -> [u8; 16] {
+    let mut salt = [0u8; 16];
+    rng.fill(&mut salt);
+    salt
+}
+
 /// Algorithm, parameters, salt and hash of a PHC string (`$argon2id$v=19$m=…,t=…,p=…$salt$hash`).
 fn parse_phc(stored: &str) -> Option<(Argon2<'static>, Vec<u8>, Vec<u8>)> {
     let phc = PasswordHash::new(stored).ok()?;
@@ -253,6 +263,38 @@ impl Hasher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crypto::OsRandom;
+
+    /// Randomness that always gives the same bytes.
+    struct Sevens;
+
+    impl Random for Sevens {
+        fn fill(&self, out: &mut [u8]) {
+            out.fill(7);
+        }
+    }
+
+    #[tokio::test]
+    async fn the_salt_is_drawn_from_the_randomness_handed_in() {
+        let hasher = Hasher::new(64, 1, &Sevens).unwrap();
+        let first = hasher
+            .hash("correct horse battery".into(), &Sevens)
+            .await
+            .unwrap();
+        let again = hasher
+            .hash("correct horse battery".into(), &Sevens)
+            .await
+            .unwrap();
+        assert_eq!(first, again, "the same randomness, the same salt");
+        let salt = SaltString::encode_b64(&[7u8; 16]).unwrap();
+        assert!(first.contains(&format!("${}$", salt.as_str())), "{first}");
+        assert!(
+            hasher
+                .verify(Some(first), "correct horse battery".into())
+                .await
+                .unwrap()
+        );
+    }
 
     #[test]
     fn common_and_short_passwords_are_refused() {
@@ -268,7 +310,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_queue_refuses_at_once_and_frees_its_places() {
-        let hasher = Hasher::new(64, 1).unwrap().with_queue(1);
+        let hasher = Hasher::new(64, 1, &OsRandom).unwrap().with_queue(1);
         let threads = hasher.permits.available_permits();
         // Every hashing thread busy: the queued checks wait for a permit.
         let held = hasher
@@ -301,10 +343,16 @@ mod tests {
     #[tokio::test]
     async fn pooled_hashes_verify_like_the_reference_implementation() {
         use argon2::PasswordVerifier as _;
-        let hasher = Hasher::new(64, 1).unwrap();
-        let first = hasher.hash("correct horse battery".into()).await.unwrap();
+        let hasher = Hasher::new(64, 1, &OsRandom).unwrap();
+        let first = hasher
+            .hash("correct horse battery".into(), &OsRandom)
+            .await
+            .unwrap();
         // The second hash reuses the first one's memory block.
-        let second = hasher.hash("correct horse battery".into()).await.unwrap();
+        let second = hasher
+            .hash("correct horse battery".into(), &OsRandom)
+            .await
+            .unwrap();
         assert_ne!(first, second, "fresh salt each time");
         for phc in [&first, &second] {
             let parsed = PasswordHash::new(phc).unwrap();

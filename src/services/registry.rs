@@ -337,7 +337,7 @@ async fn add_person(r: &Registry<'_>, new: NewPerson, now: i64) -> Result<String
                 Err(password::Weakness::Length) => return Err(PersonError::Password),
                 Err(password::Weakness::Common) => return Err(PersonError::CommonPassword),
             }
-            Some(r.hasher.hash(p).await?)
+            Some(r.hasher.hash(p, r.rng).await?)
         }
         None => None,
     };

@@ -6,6 +6,7 @@
 //! `mca` added (RFC 8176: more than one channel took part) — never more than the phone had. The
 //! app-side API is docs/SCAN-API.md.
 
+use crate::amr::{Amr, Method};
 use crate::crypto::{self, Random};
 use crate::services::new_codes::{self, Admit};
 use crate::store::Db;
@@ -13,7 +14,7 @@ use crate::store::login::Limit;
 use crate::store::scan::{ScanApproval, ScanRow, ScanStatus};
 
 /// The `amr` value a scan adds to the phone's methods (RFC 8176 §2: multiple-channel authentication).
-pub use crate::services::login::SCAN_AMR as AMR;
+pub const AMR: Method = Method::Mca;
 /// Wrong numbers one person may type (each refuses its request) before their answers wait.
 pub const WRONG_NUMBERS: i64 = 5;
 
@@ -244,7 +245,7 @@ pub struct Phone {
     pub client_id: String,
     pub person_id: String,
     /// How the person signed in to the app: the grant's `amr`, `acr` and `auth_time`.
-    pub amr: Vec<String>,
+    pub amr: Amr,
     pub acr: i64,
     pub auth_time: i64,
     /// The address the phone's request came from.
@@ -384,11 +385,7 @@ pub async fn answer(
             ScanError::NotYours
         });
     }
-    let mut amr: Vec<&str> = phone.amr.iter().map(String::as_str).collect();
-    if !amr.contains(&AMR) {
-        amr.push(AMR);
-    }
-    let amr = amr.join(" ");
+    let amr = phone.amr.clone().with(AMR);
     let approval = ScanApproval {
         amr: &amr,
         acr: phone.acr,
@@ -443,7 +440,7 @@ pub async fn answer(
 #[derive(Debug, Clone)]
 pub struct Approved {
     pub person_id: String,
-    pub amr: String,
+    pub amr: Amr,
     pub acr: i64,
     pub auth_time: i64,
     /// The phone grant that approved; checked again once the browser's session exists.

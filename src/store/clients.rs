@@ -82,6 +82,34 @@ impl Client {
     pub fn allows_scope(&self, scope: &str) -> bool {
         self.scopes.iter().any(|s| s == scope)
     }
+
+    /// An app with every field at its plainest (code flow, `openid` only, pairwise subjects), for unit
+    /// tests and the fuzz harness, which set what they are about with struct update syntax. Never
+    /// stored by yunid itself.
+    #[doc(hidden)]
+    pub fn example(id: &str) -> Client {
+        Client {
+            id: id.into(),
+            name: id.into(),
+            secret_hash: None,
+            redirect_uris: vec!["https://app.example/cb".into()],
+            post_logout_redirect_uris: Vec::new(),
+            scopes: vec!["openid".into()],
+            grant_types: vec!["authorization_code".into()],
+            auth_method: AuthMethod::ClientSecretBasic,
+            jwks: None,
+            jwks_uri: None,
+            id_token_alg: Alg::ES256,
+            subject_type: SubjectType::Pairwise,
+            sector: "app.example".into(),
+            backchannel_logout_uri: None,
+            min_acr: 1,
+            disabled: false,
+            matters: Vec::new(),
+            department: String::new(),
+            version: 1,
+        }
+    }
 }
 
 fn from_row(row: &AnyRow) -> Result<Client, sqlx::Error> {
@@ -388,25 +416,8 @@ mod tests {
 
     fn app(name: &str) -> Client {
         Client {
-            id: "app".into(),
             name: name.into(),
-            secret_hash: None,
-            redirect_uris: vec!["https://app.example/cb".into()],
-            post_logout_redirect_uris: Vec::new(),
-            scopes: vec!["openid".into()],
-            grant_types: vec!["authorization_code".into()],
-            auth_method: AuthMethod::ClientSecretBasic,
-            jwks: None,
-            jwks_uri: None,
-            id_token_alg: Alg::ES256,
-            subject_type: SubjectType::Pairwise,
-            sector: "app.example".into(),
-            backchannel_logout_uri: None,
-            min_acr: 1,
-            disabled: false,
-            matters: Vec::new(),
-            department: String::new(),
-            version: 1,
+            ..Client::example("app")
         }
     }
 

@@ -4,6 +4,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::Db;
+use crate::amr::Amr;
 
 /// Where a device authorization request stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,7 +47,7 @@ pub struct DeviceRow {
     pub person_id: Option<String>,
     pub session_sid: Option<String>,
     pub acr: Option<i64>,
-    pub amr: Option<String>,
+    pub amr: Option<Amr>,
     pub auth_time: Option<i64>,
     pub interval_secs: i64,
     pub last_poll_at: Option<i64>,
@@ -62,7 +63,7 @@ pub struct DeviceApproval<'a> {
     pub person_id: &'a str,
     pub session_sid: &'a str,
     pub acr: i64,
-    pub amr: &'a str,
+    pub amr: &'a Amr,
     pub auth_time: i64,
 }
 
@@ -80,7 +81,7 @@ fn from_row(r: &AnyRow) -> Result<DeviceRow, sqlx::Error> {
         person_id: r.try_get("person_id")?,
         session_sid: r.try_get("session_sid")?,
         acr: r.try_get("acr")?,
-        amr: r.try_get("amr")?,
+        amr: r.try_get::<Option<String>, _>("amr")?.as_deref().map(Amr::parse),
         auth_time: r.try_get("auth_time")?,
         interval_secs: r.try_get("interval_secs")?,
         last_poll_at: r.try_get("last_poll_at")?,
@@ -115,7 +116,7 @@ impl Db {
             .bind(&r.person_id)
             .bind(&r.session_sid)
             .bind(r.acr)
-            .bind(&r.amr)
+            .bind(r.amr.as_ref().map(Amr::to_string))
             .bind(r.auth_time)
             .bind(r.interval_secs)
             .bind(r.last_poll_at)
@@ -173,7 +174,7 @@ impl Db {
         .bind(by.person_id)
         .bind(by.session_sid)
         .bind(by.acr)
-        .bind(by.amr)
+        .bind(by.amr.to_string())
         .bind(by.auth_time)
         .bind(device_hash)
         .bind(now)

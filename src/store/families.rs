@@ -5,6 +5,7 @@ use sqlx::any::AnyRow;
 
 use super::Db;
 use super::persons::PersonRow;
+use crate::amr::Amr;
 
 #[derive(Debug, Clone)]
 pub struct Family {
@@ -16,7 +17,8 @@ pub struct Family {
     /// The `claims` request parameter (JSON) the authorization carried.
     pub claims: Option<String>,
     pub acr: i64,
-    pub amr: String,
+    /// How the sign-in behind the grant was made (stored space-separated).
+    pub amr: Amr,
     pub auth_time: i64,
     pub nonce: Option<String>,
     pub created_at: i64,
@@ -37,7 +39,7 @@ fn from_row(row: &AnyRow) -> Result<Family, sqlx::Error> {
         scope: row.try_get("scope")?,
         claims: row.try_get("claims")?,
         acr: row.try_get("acr")?,
-        amr: row.try_get("amr")?,
+        amr: Amr::parse(&row.try_get::<String, _>("amr")?),
         auth_time: row.try_get("auth_time")?,
         nonce: row.try_get("nonce")?,
         created_at: row.try_get("created_at")?,
@@ -116,7 +118,7 @@ impl Db {
         .bind(&f.scope)
         .bind(&f.claims)
         .bind(f.acr)
-        .bind(&f.amr)
+        .bind(f.amr.to_string())
         .bind(f.auth_time)
         .bind(&f.nonce)
         .bind(f.created_at)

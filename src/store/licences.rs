@@ -17,6 +17,69 @@ pub struct LicenceType {
     pub released_fields: Vec<String>,
 }
 
+/// A licence's status, as GB/T 36903 codes it (`licences.status`, stored as the two-digit code).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LicenceStatus {
+    /// `01`: valid, the only status ever released to apps.
+    Valid,
+    /// `02`
+    Suspended,
+    /// `03`
+    Withdrawn,
+    /// `04`
+    Cancelled,
+    /// `05`
+    Expired,
+    /// `07`
+    Revoked,
+    /// `99`
+    Other,
+}
+
+impl LicenceStatus {
+    pub const ALL: [LicenceStatus; 7] = [
+        LicenceStatus::Valid,
+        LicenceStatus::Suspended,
+        LicenceStatus::Withdrawn,
+        LicenceStatus::Cancelled,
+        LicenceStatus::Expired,
+        LicenceStatus::Revoked,
+        LicenceStatus::Other,
+    ];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            LicenceStatus::Valid => "01",
+            LicenceStatus::Suspended => "02",
+            LicenceStatus::Withdrawn => "03",
+            LicenceStatus::Cancelled => "04",
+            LicenceStatus::Expired => "05",
+            LicenceStatus::Revoked => "07",
+            LicenceStatus::Other => "99",
+        }
+    }
+
+    pub fn parse(code: &str) -> Option<LicenceStatus> {
+        LicenceStatus::ALL.into_iter().find(|s| s.code() == code)
+    }
+
+    /// A code yunid never writes reads as `Other`: not valid, so never released, until the library
+    /// sends the licence again.
+    fn read(stored: &str) -> LicenceStatus {
+        LicenceStatus::parse(stored).unwrap_or_else(|| {
+            tracing::warn!(status = %stored, "a licence has a status yunid does not know; treated as 99 (other)");
+            LicenceStatus::Other
+        })
+    }
+}
+
+/// Shown and audited as its code (`"01"`), as the licence library sends it.
+impl serde::Serialize for LicenceStatus {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.code())
+    }
+}
+
 /// A stored licence. The holder code (an ID number for persons) is kept encrypted and found by its keyed hash.
 #[derive(Debug, Clone)]
 pub struct LicenceRow {
@@ -33,7 +96,7 @@ pub struct LicenceRow {
     pub valid_from: String,
     pub valid_until: Option<String>,
     pub area_code: String,
-    pub status: String,
+    pub status: LicenceStatus,
     pub surface: String,
     pub source: String,
 }
@@ -53,7 +116,7 @@ fn licence_from_row(r: &AnyRow) -> Result<LicenceRow, sqlx::Error> {
         valid_from: r.try_get("valid_from")?,
         valid_until: r.try_get("valid_until")?,
         area_code: r.try_get("area_code")?,
-        status: r.try_get("status")?,
+        status: LicenceStatus::read(&r.try_get::<String, _>("status")?),
         surface: r.try_get("surface")?,
         source: r.try_get("source")?,
     })
@@ -92,7 +155,7 @@ where
     .bind(&l.valid_from)
     .bind(&l.valid_until)
     .bind(&l.area_code)
-    .bind(&l.status)
+    .bind(l.status.code())
     .bind(&l.surface)
     .bind(&l.source)
     .bind(now)
@@ -158,9 +221,14 @@ impl Db {
         rows.iter().map(licence_from_row).collect()
     }
 
-    pub async fn set_licence_status(&self, id: &str, status: &str, now: i64) -> Result<bool, sqlx::Error> {
+    pub async fn set_licence_status(
+        &self,
+        id: &str,
+        status: LicenceStatus,
+        now: i64,
+    ) -> Result<bool, sqlx::Error> {
         let done = sqlx::query("UPDATE licences SET status = $1, updated_at = $2 WHERE id = $3")
-            .bind(status)
+            .bind(status.code())
             .bind(now)
             .bind(id)
             .execute(&self.pool)

@@ -366,8 +366,11 @@ impl Db {
         ))
     }
 
+    /// Records a sign-in attempt under `id` (a record id the caller made from its own `now` and
+    /// randomness, [`crate::ids::new_id`]).
     pub async fn record_login_event(
         &self,
+        id: uuid::Uuid,
         person_id: &str,
         method: &str,
         address: &str,
@@ -377,7 +380,7 @@ impl Db {
         sqlx::query(
             "INSERT INTO login_events (id, person_id, at, method, address, outcome) VALUES ($1,$2,$3,$4,$5,$6)",
         )
-        .bind(crate::ids::new_id(now, &crate::crypto::OsRandom).to_string())
+        .bind(id.to_string())
         .bind(person_id)
         .bind(now)
         .bind(method)

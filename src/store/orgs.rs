@@ -12,9 +12,69 @@ pub struct Organisation {
     pub credit_code: String,
     pub name: String,
     pub org_type: String,
-    pub status: String,
+    pub status: OrgStatus,
     /// Bumped by every edit; the admin API's ETag.
     pub version: i64,
+}
+
+/// An organisation's status (`organisations.status`): set by an admin (`active`, `inactive`) or by the
+/// legal-person registry's answer (`revoked`, `cancelled`, `gone`). Only an active one is acted for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OrgStatus {
+    Active,
+    /// Deactivated by an admin.
+    Inactive,
+    /// The registry reported the enterprise's licence revoked (吊销).
+    Revoked,
+    /// The registry reported the enterprise cancelled (注销).
+    Cancelled,
+    /// The registry no longer knows the enterprise.
+    Gone,
+}
+
+impl OrgStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrgStatus::Active => "active",
+            OrgStatus::Inactive => "inactive",
+            OrgStatus::Revoked => "revoked",
+            OrgStatus::Cancelled => "cancelled",
+            OrgStatus::Gone => "gone",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<OrgStatus> {
+        [
+            OrgStatus::Active,
+            OrgStatus::Inactive,
+            OrgStatus::Revoked,
+            OrgStatus::Cancelled,
+            OrgStatus::Gone,
+        ]
+        .into_iter()
+        .find(|o| o.as_str() == s)
+    }
+
+    /// A status only the registry's answer sets (an admin does not lift it, a super admin overrides it).
+    pub fn is_registrys(self) -> bool {
+        matches!(self, OrgStatus::Revoked | OrgStatus::Cancelled | OrgStatus::Gone)
+    }
+
+    /// A value yunid never writes reads as `Inactive`: nobody acts for that organisation (the SQL that
+    /// lists representations in force already reads only `active` ones) until an admin sets it right.
+    fn read(stored: &str) -> OrgStatus {
+        OrgStatus::parse(stored).unwrap_or_else(|| {
+            tracing::warn!(status = %stored, "an organisation has a status yunid does not know; treated as inactive");
+            OrgStatus::Inactive
+        })
+    }
+}
+
+impl std::fmt::Display for OrgStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -132,7 +192,7 @@ fn org_from_row(row: &AnyRow) -> Result<Organisation, sqlx::Error> {
         credit_code: row.try_get("credit_code")?,
         name: row.try_get("name")?,
         org_type: row.try_get("org_type")?,
-        status: row.try_get("status")?,
+        status: OrgStatus::read(&row.try_get::<String, _>("status")?),
         version: row.try_get("version")?,
     })
 }
@@ -187,7 +247,7 @@ impl Db {
         .bind(&o.credit_code)
         .bind(&o.name)
         .bind(&o.org_type)
-        .bind(&o.status)
+        .bind(o.status.as_str())
         .bind(now)
         .execute(&self.pool)
         .await?;
@@ -309,7 +369,7 @@ impl Db {
                     credit_code: row.try_get("credit_code")?,
                     name: row.try_get("name")?,
                     org_type: row.try_get("org_type")?,
-                    status: row.try_get("status")?,
+                    status: OrgStatus::read(&row.try_get::<String, _>("status")?),
                     version: row.try_get("org_version")?,
                 };
                 Ok((rep, org))
@@ -389,7 +449,7 @@ impl Db {
         )
         .bind(&o.name)
         .bind(&o.org_type)
-        .bind(&o.status)
+        .bind(o.status.as_str())
         .bind(now)
         .bind(&o.id)
         .bind(version)

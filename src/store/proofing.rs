@@ -26,13 +26,83 @@ pub struct EvidenceRow {
     pub at: i64,
 }
 
+/// A binding's status (`org_bindings.status`, stored as `active` or `suspended`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BindingStatus {
+    Active,
+    /// Suspended by the registry's answer or by an admin (`suspended_by` says which).
+    Suspended,
+}
+
+impl BindingStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BindingStatus::Active => "active",
+            BindingStatus::Suspended => "suspended",
+        }
+    }
+
+    /// A value yunid never writes reads as `Suspended`: the binding holds nothing until an admin
+    /// looks at it (the representation it carries stops, as every check treated it before).
+    fn read(stored: &str) -> BindingStatus {
+        match stored {
+            "active" => BindingStatus::Active,
+            "suspended" => BindingStatus::Suspended,
+            _ => {
+                tracing::warn!(status = %stored, "a binding has a status yunid does not know; treated as suspended");
+                BindingStatus::Suspended
+            }
+        }
+    }
+}
+
+/// An appointment's status (`org_appointments.status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AppointmentStatus {
+    /// Made, waiting for the appointee (until it expires).
+    Pending,
+    /// Accepted: a representation holds it.
+    Accepted,
+    Declined,
+    /// Ended by either side.
+    Ended,
+}
+
+impl AppointmentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppointmentStatus::Pending => "pending",
+            AppointmentStatus::Accepted => "accepted",
+            AppointmentStatus::Declined => "declined",
+            AppointmentStatus::Ended => "ended",
+        }
+    }
+
+    /// A value yunid never writes reads as `Ended`: nobody can accept or end it, and it is shown as
+    /// over (as every check treated it before).
+    fn read(stored: &str) -> AppointmentStatus {
+        match stored {
+            "pending" => AppointmentStatus::Pending,
+            "accepted" => AppointmentStatus::Accepted,
+            "declined" => AppointmentStatus::Declined,
+            "ended" => AppointmentStatus::Ended,
+            _ => {
+                tracing::warn!(status = %stored, "an appointment has a status yunid does not know; treated as ended");
+                AppointmentStatus::Ended
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct BindingRow {
     pub id: String,
     pub org_id: String,
     pub person_id: String,
     pub rep_id: String,
-    pub status: String,
+    pub status: BindingStatus,
     pub reason: Option<String>,
     pub transaction_id: String,
     pub bound_at: i64,
@@ -55,8 +125,7 @@ pub struct AppointmentRow {
     /// JSON, as representations store it.
     pub matters: String,
     pub valid_until: Option<i64>,
-    /// `pending`, `accepted`, `declined`, `ended`.
-    pub status: String,
+    pub status: AppointmentStatus,
     pub rep_id: Option<String>,
     pub created_at: i64,
     /// A pending appointment not accepted by then can no longer be.
@@ -66,7 +135,7 @@ pub struct AppointmentRow {
 impl AppointmentRow {
     /// Pending and past its expiry.
     pub fn expired(&self, now: i64) -> bool {
-        self.status == "pending" && self.expires_at <= now
+        self.status == AppointmentStatus::Pending && self.expires_at <= now
     }
 }
 
@@ -91,7 +160,7 @@ fn binding_from_row(r: &AnyRow) -> Result<BindingRow, sqlx::Error> {
         org_id: r.try_get("org_id")?,
         person_id: r.try_get("person_id")?,
         rep_id: r.try_get("rep_id")?,
-        status: r.try_get("status")?,
+        status: BindingStatus::read(&r.try_get::<String, _>("status")?),
         reason: r.try_get("reason")?,
         transaction_id: r.try_get("transaction_id")?,
         bound_at: r.try_get("bound_at")?,
@@ -114,7 +183,7 @@ fn appointment_from_row(r: &AnyRow) -> Result<AppointmentRow, sqlx::Error> {
         role: r.try_get("role")?,
         matters: r.try_get("matters")?,
         valid_until: r.try_get("valid_until")?,
-        status: r.try_get("status")?,
+        status: AppointmentStatus::read(&r.try_get::<String, _>("status")?),
         rep_id: r.try_get("rep_id")?,
         created_at: r.try_get("created_at")?,
         expires_at: r.try_get("expires_at")?,
@@ -304,7 +373,7 @@ impl Db {
         .bind(&b.org_id)
         .bind(&b.person_id)
         .bind(&b.rep_id)
-        .bind(&b.status)
+        .bind(b.status.as_str())
         .bind(&b.reason)
         .bind(&b.transaction_id)
         .bind(b.bound_at)
@@ -656,7 +725,7 @@ impl Db {
         .bind(&a.role)
         .bind(&a.matters)
         .bind(a.valid_until)
-        .bind(&a.status)
+        .bind(a.status.as_str())
         .bind(a.created_at)
         .bind(a.expires_at)
         .execute(&self.pool)
@@ -686,8 +755,8 @@ impl Db {
     pub async fn decide_appointment(
         &self,
         id: &str,
-        from: &str,
-        to: &str,
+        from: AppointmentStatus,
+        to: AppointmentStatus,
         rep_id: Option<&str>,
         by: &str,
         now: i64,
@@ -696,12 +765,12 @@ impl Db {
             "UPDATE org_appointments SET status = $1, rep_id = COALESCE($2, rep_id), decided_at = $3, ended_by = $4 \
              WHERE id = $5 AND status = $6",
         )
-        .bind(to)
+        .bind(to.as_str())
         .bind(rep_id)
         .bind(now)
         .bind(by)
         .bind(id)
-        .bind(from)
+        .bind(from.as_str())
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)

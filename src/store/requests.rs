@@ -83,24 +83,32 @@ impl Db {
             .await
     }
 
+    /// Saves (or replaces) a person's consent to an app, given for the pending request whose id hashes
+    /// to `unanswered`, only while that request's answered marker does not exist: checked by the same
+    /// statement, so a second tab answering the request after this step read the marker leaves no
+    /// consent behind (as the session insert does). False: nothing saved.
     pub async fn save_consent(
         &self,
         person_id: &str,
         client_id: &str,
         scopes: &str,
+        unanswered: &str,
         now: i64,
-    ) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "INSERT INTO consents (person_id, client_id, scopes, created_at) VALUES ($1,$2,$3,$4) \
+    ) -> Result<bool, sqlx::Error> {
+        // SQLite needs the WHERE for an upsert from a SELECT (its `ON` would otherwise parse as a join's).
+        let done = sqlx::query(
+            "INSERT INTO consents (person_id, client_id, scopes, created_at) SELECT $1,$2,$3,$4 \
+             WHERE NOT EXISTS (SELECT 1 FROM auth_requests WHERE id_hash = $5) \
              ON CONFLICT (person_id, client_id) DO UPDATE SET scopes = excluded.scopes, created_at = excluded.created_at",
         )
         .bind(person_id)
         .bind(client_id)
         .bind(scopes)
         .bind(now)
+        .bind(unanswered)
         .execute(&self.pool)
         .await?;
-        Ok(())
+        Ok(done.rows_affected() == 1)
     }
 }
 

@@ -4,6 +4,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::Db;
+use crate::amr::Amr;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ScanStatus {
@@ -49,7 +50,7 @@ pub struct ScanRow {
     pub number: i64,
     pub status: ScanStatus,
     pub person_id: Option<String>,
-    pub amr: Option<String>,
+    pub amr: Option<Amr>,
     pub created_at: i64,
     pub expires_at: i64,
     /// The hash of the id of the authorization request the code was shown for (`None`: yunid's own
@@ -67,7 +68,7 @@ pub struct ScanRow {
 /// The phone's authentication an approval hands on to the browser.
 #[derive(Debug, Clone, Copy)]
 pub struct ScanApproval<'a> {
-    pub amr: &'a str,
+    pub amr: &'a Amr,
     pub acr: i64,
     pub auth_time: i64,
     pub family_id: &'a str,
@@ -87,7 +88,7 @@ fn from_row(r: &AnyRow) -> Result<ScanRow, sqlx::Error> {
         number: r.try_get("number")?,
         status: ScanStatus::parse(&status),
         person_id: r.try_get("person_id")?,
-        amr: r.try_get("amr")?,
+        amr: r.try_get::<Option<String>, _>("amr")?.as_deref().map(Amr::parse),
         created_at: r.try_get("created_at")?,
         expires_at: r.try_get("expires_at")?,
         request_hash: r.try_get("request_hash")?,
@@ -112,7 +113,7 @@ impl Db {
             .bind(r.number)
             .bind(r.status.as_str())
             .bind(&r.person_id)
-            .bind(&r.amr)
+            .bind(r.amr.as_ref().map(Amr::to_string))
             .bind(r.created_at)
             .bind(r.expires_at)
             .bind(&r.request_hash)
@@ -188,7 +189,7 @@ impl Db {
              WHERE qr_hash = $6 AND person_id = $7 AND status = 'scanned' AND expires_at > $8",
         )
         .bind(status.as_str())
-        .bind(approve_with.map(|a| a.amr))
+        .bind(approve_with.map(|a| a.amr.to_string()))
         .bind(approve_with.map(|a| a.acr))
         .bind(approve_with.map(|a| a.auth_time))
         .bind(approve_with.map(|a| a.family_id))

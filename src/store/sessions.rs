@@ -4,6 +4,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::Db;
+use crate::amr::Amr;
 
 #[derive(Debug, Clone)]
 pub struct SessionRow {
@@ -12,8 +13,8 @@ pub struct SessionRow {
     pub sid: String,
     pub person_id: String,
     pub auth_time: i64,
-    /// Space-separated `amr` values.
-    pub amr: String,
+    /// How the session's sign-in was made (stored space-separated).
+    pub amr: Amr,
     pub acr: i64,
     pub created_at: i64,
     pub last_seen: i64,
@@ -26,7 +27,7 @@ fn from_row(row: &AnyRow) -> Result<SessionRow, sqlx::Error> {
         sid: row.try_get("sid")?,
         person_id: row.try_get("person_id")?,
         auth_time: row.try_get("auth_time")?,
-        amr: row.try_get("amr")?,
+        amr: Amr::parse(&row.try_get::<String, _>("amr")?),
         acr: row.try_get("acr")?,
         created_at: row.try_get("created_at")?,
         last_seen: row.try_get("last_seen")?,
@@ -44,7 +45,7 @@ impl Db {
         .bind(&s.sid)
         .bind(&s.person_id)
         .bind(s.auth_time)
-        .bind(&s.amr)
+        .bind(s.amr.to_string())
         .bind(s.acr)
         .bind(s.created_at)
         .bind(s.last_seen)
@@ -74,7 +75,7 @@ impl Db {
         .bind(&s.sid)
         .bind(&s.person_id)
         .bind(s.auth_time)
-        .bind(&s.amr)
+        .bind(s.amr.to_string())
         .bind(s.acr)
         .bind(s.created_at)
         .bind(s.last_seen)
@@ -228,7 +229,7 @@ impl Db {
 /// What a renewal writes into a session: its methods, level and sign-in time.
 #[derive(Debug, Clone, Copy)]
 pub struct Renewed<'a> {
-    pub amr: &'a str,
+    pub amr: &'a Amr,
     pub acr: i64,
     pub auth_time: i64,
 }
@@ -263,7 +264,7 @@ impl Db {
              AND consents.client_id = $8) AS consented",
         )
         .bind(new_id_hash)
-        .bind(renewed.amr)
+        .bind(renewed.amr.to_string())
         .bind(renewed.acr)
         .bind(renewed.auth_time)
         .bind(now)

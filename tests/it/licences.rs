@@ -744,7 +744,7 @@ async fn a_licence_the_library_no_longer_lists_is_withdrawn(backend: Backend) {
     );
     let status = |id: String| {
         let env = &env;
-        async move { env.app.db.licence(&id).await.unwrap().unwrap().status }
+        async move { env.app.db.licence(&id).await.unwrap().unwrap().status.code() }
     };
     assert_eq!(status(pulled.clone()).await, "03", "withdrawn locally");
     assert_eq!(

@@ -12,6 +12,7 @@ mod browser;
 mod cluster;
 mod code_binding;
 mod conformance;
+mod consent;
 mod console_browser;
 mod core_flow;
 mod credentials;

@@ -210,12 +210,19 @@ pub(crate) async fn finish(
     browser.post("/login/passkey/finish", &form).await
 }
 
-async fn a_passkey_signs_a_citizen_in_without_a_password(backend: Backend) {
-    let env = localhost_env(backend).await;
+/// Alice with a passkey she registered from her account page, and an app of the provider.
+struct PasskeyApp {
+    alice: String,
+    key: SoftPasskey,
+    credential_id: String,
+    rp: Rp,
+}
+
+async fn passkey_app(env: &Localhost) -> PasskeyApp {
     let alice = env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
     let mut key = SoftPasskey::new(true);
     let registered = register_passkey(
-        &env,
+        env,
         &env.sms,
         &Browser::new(env.app.config.iss()),
         &mut key,
@@ -223,9 +230,24 @@ async fn a_passkey_signs_a_citizen_in_without_a_password(backend: Backend) {
     )
     .await;
     let credential_id = registered["credential_id"].as_str().unwrap().to_owned();
-
     let client = env.client("http://localhost:9/cb").await;
     let rp = Rp::discover(env.app.config.iss(), &client).await;
+    PasskeyApp {
+        alice,
+        key,
+        credential_id,
+        rp,
+    }
+}
+
+async fn a_passkey_signs_a_citizen_in_without_a_password(backend: Backend) {
+    let env = localhost_env(backend).await;
+    let PasskeyApp {
+        alice,
+        mut key,
+        credential_id,
+        rp,
+    } = passkey_app(&env).await;
     let attempt = rp.start(&["profile"]);
     let browser = Browser::new(env.app.config.iss());
     let first = browser.get(attempt.url.as_str()).await;
@@ -306,19 +328,12 @@ async fn a_passkey_answer_for_another_origin_is_refused(backend: Backend) {
 /// request was answered, and no session is made or raised with the passkey.
 async fn a_passkey_for_an_answered_request_signs_nobody_in(backend: Backend) {
     let env = localhost_env(backend).await;
-    let alice = env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
-    let mut key = SoftPasskey::new(true);
-    let registered = register_passkey(
-        &env,
-        &env.sms,
-        &Browser::new(env.app.config.iss()),
-        &mut key,
-        "key",
-    )
-    .await;
-    let credential_id = registered["credential_id"].as_str().unwrap().to_owned();
-    let client = env.client("http://localhost:9/cb").await;
-    let rp = Rp::discover(env.app.config.iss(), &client).await;
+    let PasskeyApp {
+        alice,
+        mut key,
+        credential_id,
+        rp,
+    } = passkey_app(&env).await;
     let browser = Browser::new(env.app.config.iss());
     let login = browser.get(rp.start(&["profile"]).url.as_str()).await;
     let mut page = browser.login(&login, ALICE_ID, PASSWORD).await;
@@ -339,7 +354,7 @@ async fn a_passkey_for_an_answered_request_signs_nobody_in(backend: Backend) {
     let after = env.app.db.sessions_of(&alice, env.app.now()).await.unwrap();
     assert_eq!(after.len(), before.len(), "no session made: {after:?}");
     assert!(
-        after.iter().all(|s| !s.amr.split(' ').any(|m| m == "hwk")),
+        after.iter().all(|s| !s.amr.contains(yunid::amr::Method::Hwk)),
         "no session raised with the passkey: {after:?}"
     );
 }

@@ -1641,7 +1641,10 @@ async fn a_sweep_stops_at_its_brake(backend: Backend) {
         .unwrap();
     assert!(ran);
     let bindings = env.app.db.bindings(Some(&alice), None, None, 10).await.unwrap();
-    let suspended = bindings.iter().filter(|b| b.status == "suspended").count();
+    let suspended = bindings
+        .iter()
+        .filter(|b| b.status.as_str() == "suspended")
+        .count();
     assert_eq!(suspended, 2, "{bindings:?}");
     let mut locked = 0;
     for p in &people {
@@ -1731,7 +1734,7 @@ async fn binding_again_keeps_an_admin_suspension_and_an_admin_deactivation(backe
             .is_empty()
     );
     let all = env.app.db.bindings(Some(&alice), None, None, 10).await.unwrap();
-    assert!(all.iter().all(|b| b.status == "suspended"), "{all:?}");
+    assert!(all.iter().all(|b| b.status.as_str() == "suspended"), "{all:?}");
 
     // An organisation an admin deactivated stays so.
     env.app
@@ -1742,7 +1745,7 @@ async fn binding_again_keeps_an_admin_suspension_and_an_admin_deactivation(backe
                 credit_code: COMPANY2.into(),
                 name: "福州停用示例有限公司".into(),
                 org_type: "有限责任公司".into(),
-                status: "inactive".into(),
+                status: yunid::store::orgs::OrgStatus::Inactive,
                 version: 1,
             },
             env.app.now(),
@@ -1763,7 +1766,7 @@ async fn binding_again_keeps_an_admin_suspension_and_an_admin_deactivation(backe
         message_shown(&page)
     );
     let org = env.app.db.org_by_code(COMPANY2).await.unwrap().unwrap();
-    assert_eq!(org.status, "inactive");
+    assert_eq!(org.status.as_str(), "inactive");
 }
 
 /// The browser goes only to the configured provider page; identifiers outside the contract's format
@@ -1902,14 +1905,14 @@ async fn only_one_node_runs_the_recheck_sweep_at_a_time(backend: Backend) {
     assert!(!ran);
     assert_eq!(authorities.calls("registry").len(), asked);
     let binding = &env.app.db.bindings(Some(&alice), None, None, 1).await.unwrap()[0];
-    assert_eq!(binding.status, "active");
+    assert_eq!(binding.status.as_str(), "active");
     env.app.clock.advance(300);
     let ran = yunid::services::proofing::sweep(&env.app.proofing(), &env.app.node_id, env.app.now())
         .await
         .unwrap();
     assert!(ran);
     let binding = &env.app.db.bindings(Some(&alice), None, None, 1).await.unwrap()[0];
-    assert_eq!(binding.status, "suspended");
+    assert_eq!(binding.status.as_str(), "suspended");
     // Kept for the whole sweep interval, not given back after the sweep: the other node may not take
     // it at once, so N nodes still sweep once per interval.
     assert!(
@@ -2279,7 +2282,7 @@ async fn a_registry_suspension_survives_the_organisation_set_active_and_a_super_
     env.app.clock.advance(601);
     sweep_now(&env, &env.app.node_id).await;
     let binding = env.app.db.binding(&binding.id).await.unwrap().unwrap();
-    assert_eq!(binding.status, "suspended");
+    assert_eq!(binding.status.as_str(), "suspended");
     let page = browser.get("/account/organisations").await;
     assert!(!page.html().2.contains("id=\"represents\""), "{}", page.html().2);
     assert!(act_for_or_none(&env, &rp, &bob_id).await.is_none());
@@ -2374,7 +2377,10 @@ async fn migration_25_ends_the_representation_of_a_duplicate_binding(backend: Ba
         "the duplicate binding's representation is still live"
     );
     assert!(db.rep("r-2").await.unwrap().unwrap().revoked_at.is_none());
-    assert_eq!(db.binding("b-2").await.unwrap().unwrap().status, "active");
+    assert_eq!(
+        db.binding("b-2").await.unwrap().unwrap().status.as_str(),
+        "active"
+    );
 }
 
 /// An online appointer whose real-name level drops below 2, or whose account is locked, appoints
@@ -2492,7 +2498,7 @@ async fn restores_stop_at_their_own_brake_until_a_super_admin_clears_it(backend:
                 .await
                 .unwrap()
                 .iter()
-                .filter(|b| b.status == "active")
+                .filter(|b| b.status.as_str() == "active")
                 .count()
         }
     };
@@ -2560,7 +2566,7 @@ async fn a_restore_needs_an_active_holder_at_level_two(backend: Backend) {
         async move {
             db.bindings(Some(&alice), None, None, 1).await.unwrap()[0]
                 .status
-                .clone()
+                .as_str()
         }
     };
     assert_eq!(status(&env).await, "suspended");
@@ -2619,7 +2625,7 @@ async fn the_registry_brake_latches_until_a_super_admin_clears_it(backend: Backe
                 .await
                 .unwrap()
                 .iter()
-                .filter(|b| b.status == "suspended")
+                .filter(|b| b.status.as_str() == "suspended")
                 .count()
         }
     };
@@ -2682,12 +2688,16 @@ async fn a_sweep_that_outlived_its_lease_stops(backend: Backend) {
         .await
         .unwrap();
     let binding = &env.app.db.bindings(Some(&alice), None, None, 1).await.unwrap()[0];
-    assert_eq!(binding.status, "active", "a sweep past its lease went on");
+    assert_eq!(
+        binding.status.as_str(),
+        "active",
+        "a sweep past its lease went on"
+    );
     assert_eq!(authorities.calls("registry").len(), asked);
     // A sweep on time does it.
     sweep_now(&env, &env.app.node_id).await;
     let binding = &env.app.db.bindings(Some(&alice), None, None, 1).await.unwrap()[0];
-    assert_eq!(binding.status, "suspended");
+    assert_eq!(binding.status.as_str(), "suspended");
 }
 
 /// The console shows the brakes (held back or not, counts and limits) to admins who read
@@ -2766,7 +2776,7 @@ async fn a_super_admin_lifts_a_registry_suspension(backend: Backend) {
     env.app.clock.advance(601);
     sweep_now(&env, &env.app.node_id).await;
     let binding = env.app.db.bindings(Some(&alice), None, None, 1).await.unwrap()[0].clone();
-    assert_eq!(binding.status, "suspended");
+    assert_eq!(binding.status.as_str(), "suspended");
     let path = format!("/admin/api/proofing/bindings/{}/restore", binding.id);
     let clerk = crate::admin::admin_token(&env, "yunid:counter").await;
     let (status, _) = crate::admin::call(&env, &clerk, reqwest::Method::POST, &path, None).await;
@@ -2828,7 +2838,10 @@ async fn a_restored_binding_still_counts_against_the_suspension_brake(backend: B
     env.app.clock.advance(601);
     sweep_now(&env, &env.app.node_id).await;
     let bindings = env.app.db.bindings(Some(&alice), None, None, 10).await.unwrap();
-    assert!(bindings.iter().all(|b| b.status == "active"), "{bindings:?}");
+    assert!(
+        bindings.iter().all(|b| b.status.as_str() == "active"),
+        "{bindings:?}"
+    );
     // The other two cancelled: one suspension counted already (the restored one), so only one more.
     for code in [COMPANY2, COMPANY3] {
         authorities.enterprise(code, "福州示例科技有限公司", "cancelled", "张三", ALICE_ID);
@@ -2836,7 +2849,10 @@ async fn a_restored_binding_still_counts_against_the_suspension_brake(backend: B
     env.app.clock.advance(601);
     sweep_now(&env, &env.app.node_id).await;
     let bindings = env.app.db.bindings(Some(&alice), None, None, 10).await.unwrap();
-    let suspended = bindings.iter().filter(|b| b.status == "suspended").count();
+    let suspended = bindings
+        .iter()
+        .filter(|b| b.status.as_str() == "suspended")
+        .count();
     assert_eq!(
         suspended, 1,
         "the restored binding's suspension was not counted: {bindings:?}"
@@ -3007,7 +3023,7 @@ async fn only_a_super_admin_sets_an_organisation_the_registry_cancelled_active(b
     let (status, body, _) = api(&env, &clerk, Method::PATCH, &path, patch.clone(), tag.as_deref()).await;
     assert_eq!(status, 403, "{body}");
     assert_eq!(
-        env.app.db.org(&org_id).await.unwrap().unwrap().status,
+        env.app.db.org(&org_id).await.unwrap().unwrap().status.as_str(),
         "cancelled"
     );
     assert!(act_for_or_none(&env, &rp, ALICE_ID).await.is_none());

@@ -153,7 +153,14 @@ async fn show(State(app): State<App>, lang: Lang, jar: CookieJar) -> Response {
             .sessions_of(&person.id, now)
             .await?
             .into_iter()
-            .map(|s| (time(s.auth_time), s.sid.clone(), s.sid == session.sid, s.amr))
+            .map(|s| {
+                (
+                    time(s.auth_time),
+                    s.sid.clone(),
+                    s.sid == session.sid,
+                    s.amr.to_string(),
+                )
+            })
             .collect();
         // The store gives (client id, name, scopes); the page wants the name first.
         let apps = app

@@ -1,6 +1,7 @@
 //! `/account/organisations`: a person at level 2 or above binds an enterprise they legally represent
 //! (through the legal-person registry), appoints agents, and accepts or ends appointments.
 
+use crate::store::proofing::{AppointmentStatus, BindingStatus};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -86,8 +87,8 @@ async fn show(State(app): State<App>, lang: Lang, jar: CookieJar, Query(q): Quer
             .into_iter()
             .map(|(b, o)| {
                 let (name, code) = o.map(|o| (o.name, o.credit_code)).unwrap_or_default();
-                let status = match (b.status.as_str(), b.suspended_by.as_deref()) {
-                    ("active", _) => p.status_active,
+                let status = match (b.status, b.suspended_by.as_deref()) {
+                    (BindingStatus::Active, _) => p.status_active,
                     (_, Some("registry") | Some("migration")) => p.status_suspended,
                     _ => p.status_suspended_admin,
                 };
@@ -101,12 +102,12 @@ async fn show(State(app): State<App>, lang: Lang, jar: CookieJar, Query(q): Quer
             .into_iter()
             .map(|(a, org, other, mine)| {
                 let expired = a.expired(now);
-                let status = match (a.status.as_str(), expired) {
-                    ("accepted", _) => p.accepted,
+                let status = match (a.status, expired) {
+                    (AppointmentStatus::Accepted, _) => p.accepted,
                     (_, true) => p.expired,
                     _ => p.pending,
                 };
-                let acceptable = !mine && a.status == "pending" && !expired;
+                let acceptable = !mine && a.status == AppointmentStatus::Pending && !expired;
                 (a.id, org, other, mine, status, acceptable)
             })
             .collect(),

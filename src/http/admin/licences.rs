@@ -18,8 +18,8 @@ use super::{Caller, Problem};
 use crate::app::App;
 use crate::http::forms::ClientAddr;
 use crate::services::admin::Role;
-use crate::services::licence::{self, LicenceError, LicenceInput, STATUSES};
-use crate::store::licences::LicenceType;
+use crate::services::licence::{self, LicenceError, LicenceInput};
+use crate::store::licences::{LicenceStatus, LicenceType};
 
 pub fn router() -> Router<App> {
     Router::new()
@@ -216,12 +216,12 @@ async fn set_status(
     ctx.forbid(caller.0.has(&Role::LicenceLibrary), "licence.status", &id, "")
         .await?;
     let b = body(parsed)?;
-    if !STATUSES.contains(&b.status.as_str()) {
+    let Some(status) = LicenceStatus::parse(&b.status) else {
         return Err(Problem::field(
             "status",
             "status must be one of 01, 02, 03, 04, 05, 07, 99",
         ));
-    }
+    };
     let id = crate::identity::LicenceId::parse(&id).map_err(|e| Problem::field("id", e.to_string()))?;
     let before = app
         .db
@@ -231,7 +231,7 @@ async fn set_status(
         .map(|l| l.status);
     let found = app
         .db
-        .set_licence_status(id.as_str(), &b.status, app.now())
+        .set_licence_status(id.as_str(), status, app.now())
         .await
         .map_err(Problem::internal)?;
     if !found {

@@ -2,7 +2,7 @@
 //! allow-listed as a lawful pilot code. Recorded and edited by super admins; read by counter clerks and
 //! auditors too.
 
-use crate::services::proofing::orgs::REGISTRY_STATUSES;
+use crate::store::orgs::OrgStatus;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -192,15 +192,17 @@ async fn update(
         }
         org.org_type = t.trim().to_owned();
     }
-    let before = org.status.clone();
+    let before = org.status;
     if let Some(status) = b.status {
-        if !matches!(status.as_str(), "active" | "inactive") {
+        let Some(status) =
+            OrgStatus::parse(&status).filter(|s| matches!(s, OrgStatus::Active | OrgStatus::Inactive))
+        else {
             return Err(Problem::field("status", "status is active or inactive"));
-        }
+        };
         // The registry reported the enterprise gone, revoked or cancelled: setting its organisation
         // active again revives every representation an admin recorded for it (those have no binding
         // to hold them). Only a super admin overrides the registry, audited with the status overridden.
-        if REGISTRY_STATUSES.contains(&before.as_str()) && status != before && !caller.0.is_super() {
+        if before.is_registrys() && status != before && !caller.0.is_super() {
             ctx.audit(
                 "organisation.update",
                 &org.id,

@@ -326,7 +326,7 @@ pub async fn reset(ctx: &Ctx<'_>, id: &str, keep_passkeys: bool) -> Result<Reset
     debug_assert!(password::check_new(&temporary).is_ok());
     let hash = app
         .hasher
-        .hash(temporary.clone())
+        .hash(temporary.clone(), &*app.random)
         .await
         .map_err(Problem::internal)?;
     let now = app.now();

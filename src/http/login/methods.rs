@@ -19,7 +19,7 @@ use crate::http::page::forbidden_csrf;
 use crate::http::{cookies, page, pending};
 use crate::services::authn::steps::{self, Marker, NotSignedIn};
 use crate::services::authn::{Next, Stop};
-use crate::services::login::{self, LoginError, Method};
+use crate::services::login::{LoginError, Method};
 use crate::services::sms::{Purpose, SendError, VerifyError};
 
 /// What the login page knows about the request it serves, and its language.
@@ -110,14 +110,14 @@ pub fn render(app: &App, jar: CookieJar, ctx: &Ctx, view: View<'_>, status: Stat
     // both, one after the other.
     // Factors carried from a phone or an upstream are never joined by a step-up (`login::sign_in`):
     // none of them counts as used here.
-    let used = |m: &str| {
+    let used = |m: Method| {
         l.step_up
-            && l.session.as_ref().is_some_and(|(s, _)| {
-                s.acr < 2 && !login::is_carried(&s.amr) && s.amr.split(' ').any(|x| x == m)
-            })
+            && l.session
+                .as_ref()
+                .is_some_and(|(s, _)| s.acr < 2 && !s.amr.is_carried() && s.amr.contains(m))
     };
-    let show_password = !used("pwd");
-    let show_sms = !used("sms");
+    let show_password = !used(Method::Pwd);
+    let show_sms = !used(Method::Sms);
     let method = match view.method {
         "sms" if show_sms => "sms",
         "passkey" => "passkey",

@@ -324,9 +324,20 @@ pub async fn answer_consent(
             scopes.push(s);
         }
     }
-    ctx.db
-        .save_consent(&session.person_id, &client_id, &scopes.join(" "), now)
-        .await?;
+    // Answered meanwhile in another tab (after the marker was read above): nothing saved.
+    if !ctx
+        .db
+        .save_consent(
+            &session.person_id,
+            &client_id,
+            &scopes.join(" "),
+            &pending.id_hash(),
+            now,
+        )
+        .await?
+    {
+        return Ok(Next::Stop(Stop::RequestAnswered));
+    }
     audit(
         ctx,
         crate::store::audit::NewEvent {
@@ -741,7 +752,7 @@ pub async fn password(
         if crate::services::password::check_new(new).is_err() || new == password {
             return Ok(Err(PasswordStop::MustChange { weak: true }));
         }
-        let hash = ctx.login.hasher.hash(new.to_owned()).await?;
+        let hash = ctx.login.hasher.hash(new.to_owned(), ctx.rng).await?;
         ctx.db.set_password(&person.id, &hash, None, now).await?;
         audit(
             ctx,

@@ -7,6 +7,7 @@ use super::discovery::{Metadata, limited_body};
 use super::settings::{mapping, secret_aad};
 use super::verify::{self, Expect, TokenError};
 use super::{Ctx, FLOW_TTL, FederationError, Mapping, OFFER_TTL};
+use crate::amr::{Amr, Method};
 use crate::crypto::{self, Random};
 use crate::identity::{Phone, ResidentId};
 use crate::keys::Alg;
@@ -616,7 +617,7 @@ pub async fn open_session(
                 &crypto::token_hash(old),
                 &id_hash,
                 Renewed {
-                    amr: "fed",
+                    amr: &Amr::of(&[Method::Fed]),
                     acr: fed.acr,
                     auth_time: fed.auth_time,
                 },
@@ -626,7 +627,7 @@ pub async fn open_session(
             .await?
             .map(|_| SessionRow {
                 id_hash: id_hash.clone(),
-                amr: "fed".into(),
+                amr: Amr::of(&[Method::Fed]),
                 acr: fed.acr,
                 auth_time: fed.auth_time,
                 last_seen: now,
@@ -639,10 +640,10 @@ pub async fn open_session(
         None => {
             let row = SessionRow {
                 id_hash,
-                sid: uuid::Uuid::new_v4().simple().to_string(),
+                sid: rng.uuid_v4().simple().to_string(),
                 person_id: fed.person_id.clone(),
                 auth_time: fed.auth_time,
-                amr: "fed".into(),
+                amr: Amr::of(&[Method::Fed]),
                 acr: fed.acr,
                 created_at: now,
                 last_seen: now,
@@ -671,11 +672,7 @@ pub const CONFIRM_WINDOW: i64 = 300;
 /// A session opened by a credential entered in this browser (password, SMS code, passkey), not by a
 /// scan on a phone or another upstream: only such a sign-in may confirm a link offer.
 fn entered_here(session: &SessionRow) -> bool {
-    !session.amr.is_empty()
-        && session
-            .amr
-            .split(' ')
-            .all(|m| matches!(m, "pwd" | "sms" | "hwk" | "swk" | "user"))
+    session.amr.all_entered_here()
 }
 
 /// The upstream `(id, display name)` that the link offer this browser holds would link to the signed-in

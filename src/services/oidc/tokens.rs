@@ -122,7 +122,7 @@ pub fn access_token(
         claims["fid"] = json!(f.id);
         claims["auth_time"] = json!(f.auth_time);
         claims["acr"] = json!(f.acr.to_string());
-        claims["amr"] = json!(f.amr.split(' ').collect::<Vec<_>>());
+        claims["amr"] = json!(f.amr);
     }
     // RFC 8693 §4.1: the person acting for the organisation that is the subject.
     if let Some(actor) = actor {
@@ -155,7 +155,7 @@ pub fn id_token(m: &Minting<'_>, client: &Client, input: IdTokenInput<'_>) -> Re
         "exp": lifetime_end(input.now + m.settings.id_token_ttl, Some(f)),
         "auth_time": f.auth_time,
         "acr": f.acr.to_string(),
-        "amr": f.amr.split(' ').collect::<Vec<_>>(),
+        "amr": f.amr,
     });
     // Per app, so that two apps cannot join their users by the session they share.
     if let Some(sid) = &f.session_sid {

@@ -212,14 +212,25 @@ pub struct FaceSession {
 #[derive(Debug, Clone, Deserialize)]
 pub struct FaceResult {
     pub transaction_id: String,
-    /// `completed` once the person finished; anything else has no verdict yet.
-    pub status: String,
+    pub status: FaceState,
     #[serde(default)]
     pub passed: bool,
     #[serde(default)]
     pub liveness: bool,
     #[serde(default)]
     pub score: f64,
+}
+
+/// Where a face verification stands at the provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FaceState {
+    /// The person finished: the result carries a verdict.
+    Completed,
+    /// Anything else the provider says (not finished, abandoned, a state added later): no verdict, so
+    /// never a match.
+    #[serde(other)]
+    Unfinished,
 }
 
 /// A legal-person registry record.

@@ -109,7 +109,7 @@ pub async fn finish(
             return Err(unavailable(Connector::Face, e));
         }
     };
-    let passed = result.status == "completed"
+    let passed = result.status == super::connectors::FaceState::Completed
         && result.passed
         && result.liveness
         && result.score >= ctx.settings.face_min_score as f64;

@@ -11,14 +11,14 @@
 
 use serde_json::json;
 
-use super::connectors::{Connector, Upstream};
+use super::connectors::{Connector, EnterpriseStatus, Upstream};
 use super::levels::{record_check, unavailable};
 use super::{Ctx, Event, ProofingError};
 use crate::identity::{CreditCode, CreditCodeError, Phone, ResidentId};
 use crate::services::identity::NewRepresentation;
-use crate::store::orgs::{Matters, Organisation, Representation, Role};
+use crate::store::orgs::{Matters, OrgStatus, Organisation, Representation, Role};
 use crate::store::persons::PersonRow;
-use crate::store::proofing::{AppointmentRow, BindingRow};
+use crate::store::proofing::{AppointmentRow, AppointmentStatus, BindingRow, BindingStatus};
 
 /// Parses a credit code; one failing only its check character passes if an admin allow-listed it.
 async fn credit_code(ctx: &Ctx<'_>, raw: &str) -> Result<CreditCode, ProofingError> {
@@ -112,7 +112,7 @@ pub async fn bind(
         fail("malformed").await?;
         return Err(ProofingError::Unavailable(Connector::Registry));
     }
-    if record.status != super::connectors::EnterpriseStatus::Active {
+    if record.status != EnterpriseStatus::Active {
         let status = record.status.as_str().to_owned();
         fail("inactive").await?;
         return Err(ProofingError::EnterpriseInactive(status));
@@ -140,22 +140,21 @@ pub async fn bind(
                 .db
                 .bindings(Some(&person.id), Some(&org.id), None, 100)
                 .await?;
-            if mine.iter().any(|b| b.status == "active") {
+            if mine.iter().any(|b| b.status == BindingStatus::Active) {
                 return Err(ProofingError::AlreadyBound);
             }
             // A super admin's suspension of this person's binding stands: binding again does not undo it.
-            if mine
-                .iter()
-                .any(|b| b.status == "suspended" && b.suspended_by.as_deref() != Some("registry"))
-            {
+            if mine.iter().any(|b| {
+                b.status == BindingStatus::Suspended && b.suspended_by.as_deref() != Some("registry")
+            }) {
                 fail("admin_suspended").await?;
                 return Err(ProofingError::SuspendedByAdmin);
             }
-            if org.status != "active" {
+            if org.status != OrgStatus::Active {
                 // The registry's own statuses are the registry's to lift; an admin's deactivation is not.
                 if !ctx
                     .db
-                    .set_org_status_from(&org.id, &REGISTRY_STATUSES, "active", now)
+                    .set_org_status_from(&org.id, &REGISTRY_STATUSES, OrgStatus::Active.as_str(), now)
                     .await?
                 {
                     fail("org_deactivated").await?;
@@ -170,7 +169,7 @@ pub async fn bind(
                 credit_code: code.as_str().to_owned(),
                 name: name.trim().chars().take(200).collect(),
                 org_type: org_type.trim().chars().take(64).collect(),
-                status: "active".into(),
+                status: OrgStatus::Active,
                 version: 1,
             };
             ctx.db.insert_org(&org, now).await?;
@@ -181,7 +180,7 @@ pub async fn bind(
     // them again), anyone else's is over.
     for old in ctx
         .db
-        .bindings(None, Some(&org.id), Some("suspended"), 100)
+        .bindings(None, Some(&org.id), Some(BindingStatus::Suspended.as_str()), 100)
         .await?
     {
         let restorable = old.suspended_by.as_deref() == Some("registry")
@@ -206,7 +205,11 @@ pub async fn bind(
         }
     }
     // The registry names this person now: whoever bound it before is no longer its representative.
-    for old in ctx.db.bindings(None, Some(&org.id), Some("active"), 100).await? {
+    for old in ctx
+        .db
+        .bindings(None, Some(&org.id), Some(BindingStatus::Active.as_str()), 100)
+        .await?
+    {
         suspend_one(ctx, &old, "representative_changed", "registry", now).await?;
     }
     let rep = Representation {
@@ -228,7 +231,7 @@ pub async fn bind(
         org_id: org.id.clone(),
         person_id: person.id.clone(),
         rep_id: rep.id.clone(),
-        status: "active".into(),
+        status: BindingStatus::Active,
         reason: None,
         transaction_id: txn.clone(),
         bound_at: now,
@@ -240,7 +243,11 @@ pub async fn bind(
         // Another binding of this organisation became active meanwhile (one active binding per
         // organisation, by a unique index): this one did not happen.
         ctx.db.revoke_rep(&rep.id, now).await?;
-        return match ctx.db.bindings(None, Some(&org.id), Some("active"), 1).await? {
+        return match ctx
+            .db
+            .bindings(None, Some(&org.id), Some(BindingStatus::Active.as_str()), 1)
+            .await?
+        {
             b if !b.is_empty() => Err(ProofingError::AlreadyBound),
             _ => Err(e.into()),
         };
@@ -332,7 +339,7 @@ pub async fn suspend(
     now: i64,
 ) -> Result<BindingRow, ProofingError> {
     let b = ctx.db.binding(binding_id).await?.ok_or(ProofingError::NotFound)?;
-    if b.status == "suspended" && b.suspended_by.as_deref() == Some("registry") {
+    if b.status == BindingStatus::Suspended && b.suspended_by.as_deref() == Some("registry") {
         if !ctx.db.pin_binding(&b.id, by, now).await? {
             return Err(ProofingError::Invalid("the binding is not active"));
         }
@@ -365,7 +372,7 @@ pub async fn suspend(
 /// suspension or pin stays (nothing undoes it yet: binding again is refused as an admin suspension).
 pub async fn lift(ctx: &Ctx<'_>, binding_id: &str, by: &str, now: i64) -> Result<BindingRow, ProofingError> {
     let b = ctx.db.binding(binding_id).await?.ok_or(ProofingError::NotFound)?;
-    let registry_suspended = b.status == "suspended"
+    let registry_suspended = b.status == BindingStatus::Suspended
         && b.suspended_by.as_deref() == Some("registry")
         && b.reason
             .as_deref()
@@ -377,7 +384,7 @@ pub async fn lift(ctx: &Ctx<'_>, binding_id: &str, by: &str, now: i64) -> Result
     }
     if !ctx
         .db
-        .bindings(None, Some(&b.org_id), Some("active"), 1)
+        .bindings(None, Some(&b.org_id), Some(BindingStatus::Active.as_str()), 1)
         .await?
         .is_empty()
     {
@@ -486,14 +493,15 @@ pub async fn recheck(
         return Ok(Recheck::Unchanged);
     }
     let status = record.status.as_str();
+    let active = record.status == EnterpriseStatus::Active;
     let lr = record.legal_representative.clone();
     let same = match ctx.db.person(&b.person_id).await? {
         Some(p) => is_person(ctx, &p, &lr.name, &lr.id_number),
         None => false,
     };
-    let outcome = match (status, same) {
-        ("active", true) => "match",
-        ("active", false) => "not_representative",
+    let outcome = match (active, same) {
+        (true, true) => "match",
+        (true, false) => "not_representative",
         _ => "inactive",
     };
     record_check(
@@ -506,8 +514,8 @@ pub async fn recheck(
         now,
     )
     .await?;
-    if status != "active" {
-        if b.status != "active" {
+    if !active {
+        if b.status != BindingStatus::Active {
             // Still gone: asked again after the TTL.
             ctx.db.binding_checked(&b.id, now).await?;
             return Ok(Recheck::Unchanged);
@@ -515,7 +523,7 @@ pub async fn recheck(
         return suspend_enterprise(ctx, b, &org.id, status, may_suspend, now).await;
     }
     if !same {
-        if b.status != "active" {
+        if b.status != BindingStatus::Active {
             // Active again, but under someone else: this binding does not come back.
             ctx.db.binding_checked(&b.id, now).await?;
             return Ok(Recheck::Unchanged);
@@ -526,7 +534,7 @@ pub async fn recheck(
         suspend_one(ctx, b, "representative_changed", "registry", now).await?;
         return Ok(Recheck::Suspended);
     }
-    if b.status != "active" {
+    if b.status != BindingStatus::Active {
         // Active again with the same legal representative: the registry's suspension is lifted. An
         // organisation an admin deactivated meanwhile stays so.
         // Restored automatically only from "no longer registered" (a contract 404): a cancellation
@@ -549,7 +557,7 @@ pub async fn recheck(
             return Ok(Recheck::RestoreBraked);
         }
         ctx.db
-            .set_org_status_from(&org.id, &REGISTRY_STATUSES, "active", now)
+            .set_org_status_from(&org.id, &REGISTRY_STATUSES, OrgStatus::Active.as_str(), now)
             .await?;
         if ctx.db.restore_binding(&b.id, now).await? {
             ctx.audit(
@@ -587,7 +595,7 @@ async fn suspend_enterprise(
     may_suspend: bool,
     now: i64,
 ) -> Result<Recheck, ProofingError> {
-    if b.status != "active" {
+    if b.status != BindingStatus::Active {
         ctx.db.binding_checked(&b.id, now).await?;
         return Ok(Recheck::Unchanged);
     }
@@ -595,7 +603,12 @@ async fn suspend_enterprise(
         return Ok(Recheck::Braked);
     }
     ctx.db
-        .set_org_status_from(org_id, &["active", "revoked", "cancelled"], status, now)
+        .set_org_status_from(
+            org_id,
+            &[OrgStatus::Active, OrgStatus::Revoked, OrgStatus::Cancelled].map(OrgStatus::as_str),
+            status,
+            now,
+        )
         .await?;
     suspend_one(ctx, b, status, "registry", now).await?;
     Ok(Recheck::Suspended)
@@ -783,7 +796,7 @@ pub async fn appoint(
         role: role.as_str().to_owned(),
         matters: serde_json::to_string(&matters).map_err(anyhow::Error::from)?,
         valid_until,
-        status: "pending".into(),
+        status: AppointmentStatus::Pending,
         rep_id: None,
         created_at: now,
         expires_at: now + APPOINTMENT_TTL,
@@ -818,7 +831,9 @@ pub async fn accept(
         .db
         .appointment(appointment_id)
         .await?
-        .filter(|a| a.appointee_id.as_deref() == Some(person.id.as_str()) && a.status == "pending")
+        .filter(|a| {
+            a.appointee_id.as_deref() == Some(person.id.as_str()) && a.status == AppointmentStatus::Pending
+        })
         .ok_or(ProofingError::NotFound)?;
     if a.expired(now) {
         return Err(ProofingError::Expired);
@@ -867,14 +882,14 @@ pub async fn end(
         .appointment(appointment_id)
         .await?
         .filter(|a| a.appointee_id.as_deref() == Some(person.id.as_str()) || a.appointer_id == person.id)
-        .filter(|a| a.status == "pending" || a.status == "accepted")
+        .filter(|a| matches!(a.status, AppointmentStatus::Pending | AppointmentStatus::Accepted))
         .ok_or(ProofingError::NotFound)?;
     if !ctx
         .db
         .decide_appointment(
             &a.id,
-            &a.status,
-            "ended",
+            a.status,
+            AppointmentStatus::Ended,
             None,
             &format!("person:{}", person.id),
             now,
@@ -966,7 +981,7 @@ pub async fn overview(ctx: &Ctx<'_>, person: &PersonRow, now: i64) -> Result<Ove
         // person's name masked (`张*`): never a name before acceptance (the form finds nobody). The
         // appointee sees who appointed them.
         let other = match mine {
-            true if a.status == "accepted" => {
+            true if a.status == AppointmentStatus::Accepted => {
                 let name = match &a.appointee_id {
                     Some(id) => ctx.db.person(id).await?.map(|p| mask_name(&p.name)),
                     None => None,

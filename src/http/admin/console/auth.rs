@@ -14,6 +14,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::labels;
+use crate::amr::Method;
 use crate::app::App;
 use crate::crypto;
 use crate::http::forms::ClientAddr;
@@ -292,7 +293,7 @@ pub async fn admin(app: &App, jar: &CookieJar, lang: Lang, return_to: &str) -> R
     let (alive, federated) = match app.db.session_by_sid(&session.sid).await {
         Ok(Some(s)) => (
             s.person_id == session.person_id && s.expires_at > now,
-            s.amr.split(' ').any(|m| m == "fed"),
+            s.amr.contains(Method::Fed),
         ),
         Ok(None) => (false, false),
         Err(e) => return Err(internal(e)),

@@ -2,6 +2,7 @@
 //! bindings, searchable, and a super admin's suspension of a binding, under the same rules as the API
 //! (`/admin/api/proofing/*`) and audited the same way.
 
+use crate::store::proofing::BindingStatus;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -178,13 +179,14 @@ async fn show(State(app): State<App>, lang: Lang, jar: CookieJar, Query(q): Quer
             for b in app.db.bindings(person.as_deref(), None, None, 200).await? {
                 let org = app.db.org(&b.org_id).await?;
                 let (name, code) = org.map(|o| (o.name, o.credit_code)).unwrap_or_default();
-                let suspendable = b.status == "active" || b.suspended_by.as_deref() == Some("registry");
+                let suspendable =
+                    b.status == BindingStatus::Active || b.suspended_by.as_deref() == Some("registry");
                 bindings.push((
                     b.id,
                     name,
                     code,
                     b.person_id,
-                    b.status,
+                    b.status.as_str().to_owned(),
                     b.reason.unwrap_or_default(),
                     suspendable,
                 ));

@@ -8,14 +8,14 @@ use serde_json::Value;
 
 use super::*;
 use crate::crypto::{self, Secrets};
-use crate::keys::{Alg, KeySet};
+use crate::keys::KeySet;
 use crate::services::licence::Release;
 use crate::services::oidc::BoxFuture;
 use crate::services::oidc::claims::GrantSubject;
 use crate::services::oidc::code::Refusal;
 use crate::services::oidc::scope::ScopeSet;
 use crate::services::oidc::tokens::TokenSettings;
-use crate::store::clients::{AuthMethod, SubjectType};
+use crate::store::clients::SubjectType;
 use crate::store::families::{CodeRow, Family};
 use crate::store::orgs::{Organisation, Representation};
 use crate::store::persons::{PersonRow, PersonStatus};
@@ -151,7 +151,7 @@ impl World {
                     sid: sid.into(),
                     person_id: "person-1".into(),
                     auth_time: NOW - 10,
-                    amr: "pwd".into(),
+                    amr: crate::amr::Amr::of(&[crate::amr::Method::Pwd]),
                     acr: 1,
                     created_at: NOW - 10,
                     last_seen: NOW - 10,
@@ -169,7 +169,7 @@ impl World {
                 scope: scope.into(),
                 claims: None,
                 acr: 1,
-                amr: "pwd".into(),
+                amr: crate::amr::Amr::of(&[crate::amr::Method::Pwd]),
                 auth_time: NOW - 10,
                 nonce: Some("n-0S6_WzA2Mj".into()),
                 created_at: NOW - 5,
@@ -227,27 +227,14 @@ impl World {
 
 fn client(id: &str, grants: &[&str]) -> Client {
     Client {
-        id: id.into(),
-        name: id.into(),
         secret_hash: Some(crypto::token_hash("secret")),
         redirect_uris: vec![CALLBACK.into()],
-        post_logout_redirect_uris: Vec::new(),
         scopes: ["openid", "profile", "phone", "offline_access"]
             .map(String::from)
             .to_vec(),
         grant_types: grants.iter().map(|g| (*g).to_owned()).collect(),
-        auth_method: AuthMethod::ClientSecretBasic,
-        jwks: None,
-        jwks_uri: None,
-        id_token_alg: Alg::ES256,
         subject_type: SubjectType::Public,
-        sector: "app.example".into(),
-        backchannel_logout_uri: None,
-        min_acr: 1,
-        disabled: false,
-        matters: Vec::new(),
-        department: String::new(),
-        version: 1,
+        ..Client::example(id)
     }
 }
 
