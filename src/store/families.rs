@@ -280,7 +280,7 @@ impl Db {
         .bind(&f.scope)
         .bind(&f.claims)
         .bind(f.acr)
-        .bind(&f.amr)
+        .bind(f.amr.to_string())
         .bind(f.auth_time)
         .bind(&f.nonce)
         .bind(f.created_at)
