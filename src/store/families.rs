@@ -104,14 +104,12 @@ pub struct CodeRow {
     pub expires_at: i64,
 }
 
-impl Db {
-    pub async fn insert_family(&self, f: &Family) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "INSERT INTO families (id, client_id, person_id, session_sid, scope, claims, acr, amr, auth_time, nonce, \
-             created_at, expires_at, acting_rep_id, licence_types) \
-             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)",
-        )
-        .bind(&f.id)
+/// Binds a family's fourteen columns as `$1`–`$14`, in the order both family inserts name them.
+fn bind_family<'q>(
+    q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    f: &'q Family,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    q.bind(&f.id)
         .bind(&f.client_id)
         .bind(&f.person_id)
         .bind(&f.session_sid)
@@ -125,8 +123,16 @@ impl Db {
         .bind(f.expires_at)
         .bind(&f.acting_rep_id)
         .bind(&f.licence_types)
-        .execute(&self.pool)
-        .await?;
+}
+
+impl Db {
+    pub async fn insert_family(&self, f: &Family) -> Result<(), sqlx::Error> {
+        let insert = sqlx::query(
+            "INSERT INTO families (id, client_id, person_id, session_sid, scope, claims, acr, amr, auth_time, nonce, \
+             created_at, expires_at, acting_rep_id, licence_types) \
+             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)",
+        );
+        bind_family(insert, f).execute(&self.pool).await?;
         Ok(())
     }
 
@@ -267,32 +273,19 @@ impl Db {
     /// view `code_grants` writes both rows (migration 0026), where a node of the previous release reads
     /// them. The code belongs to the family and its client.
     pub async fn insert_code_grant(&self, f: &Family, code: &NewCode<'_>) -> Result<(), sqlx::Error> {
-        sqlx::query(
+        let insert = sqlx::query(
             "INSERT INTO code_grants (family_id, client_id, person_id, session_sid, scope, claims, acr, amr, \
              auth_time, nonce, created_at, expires_at, acting_rep_id, licence_types, code_hash, redirect_uri, \
              code_challenge, code_expires_at) \
              VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18)",
-        )
-        .bind(&f.id)
-        .bind(&f.client_id)
-        .bind(&f.person_id)
-        .bind(&f.session_sid)
-        .bind(&f.scope)
-        .bind(&f.claims)
-        .bind(f.acr)
-        .bind(f.amr.to_string())
-        .bind(f.auth_time)
-        .bind(&f.nonce)
-        .bind(f.created_at)
-        .bind(f.expires_at)
-        .bind(&f.acting_rep_id)
-        .bind(&f.licence_types)
-        .bind(code.code_hash)
-        .bind(code.redirect_uri)
-        .bind(code.code_challenge)
-        .bind(code.expires_at)
-        .execute(&self.pool)
-        .await?;
+        );
+        bind_family(insert, f)
+            .bind(code.code_hash)
+            .bind(code.redirect_uri)
+            .bind(code.code_challenge)
+            .bind(code.expires_at)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
