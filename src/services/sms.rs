@@ -10,7 +10,7 @@ use crate::identity::{Phone, PhoneError};
 use crate::metrics::Metrics;
 use crate::services::sms_outbox::Outbox;
 use crate::store::Db;
-use crate::store::login::SmsCode;
+use crate::store::login::{SendLimits, SmsCode, SmsSend};
 use crate::store::persons::PersonRow;
 
 pub use crate::services::sms_gateway::{ConsoleGateway, SendFuture, SmsGateway, SmsMessage, WebhookGateway};
@@ -97,30 +97,40 @@ impl Sms<'_> {
     /// Checks the sending limits for a phone (cooldown, hourly cap) and an address (hourly cap), and
     /// counts this send when they allow it, atomically (concurrent requests cannot all pass).
     pub(crate) async fn may_send(&self, phone_hash: &str, address: &str, now: i64) -> anyhow::Result<bool> {
-        let c = &self.settings;
-        let limits = crate::store::login::SendLimits {
-            per_phone_hour: c.per_phone_hour,
-            per_address_hour: c.per_address_hour,
-            cooldown: c.resend_cooldown,
-        };
         if !self
             .db
             .try_record_sms_send(
                 phone_hash,
                 &crate::services::login::address_bucket(address),
-                limits,
+                self.limits(),
                 now,
             )
             .await?
         {
-            self.metrics.throttled("sms_send");
-            self.metrics.sms("refused");
+            self.refused();
             return Ok(false);
         }
         Ok(true)
     }
 
+    fn limits(&self) -> SendLimits {
+        let c = &self.settings;
+        SendLimits {
+            per_phone_hour: c.per_phone_hour,
+            per_address_hour: c.per_address_hour,
+            cooldown: c.resend_cooldown,
+        }
+    }
+
+    /// Counts a send the limits refused.
+    fn refused(&self) {
+        self.metrics.throttled("sms_send");
+        self.metrics.sms("refused");
+    }
+
     /// Starts an SMS attempt; returns its id (for the next form). Sends only to a registered, verified phone.
+    /// The limits, the code and its message are one statement (`Db::send_sms_code`), which also finds a
+    /// login's person: the same work, and the same answer, whether or not the number is registered.
     pub async fn send_code(
         &self,
         phone: Option<&str>,
@@ -144,14 +154,11 @@ impl Sms<'_> {
         };
         let hash = phone_hash(self.secrets, &e164);
         let c = &self.settings;
-        if !self.may_send(&hash, address, now).await? {
-            return Ok(Err(SendError::Throttled));
-        }
         let attempt = self.rng.token();
         let code = six_digits(self.rng);
         let row = SmsCode {
             phone_hash: hash,
-            person_id: person_id.clone(),
+            person_id,
             purpose: kind.to_owned(),
             session_sid: sid,
             code_hash: code_hash(&attempt, &code),
@@ -159,21 +166,11 @@ impl Sms<'_> {
             tries: 0,
             used: false,
         };
-        let attempt_hash = crypto::token_hash(&attempt);
-        let person = match person_id {
-            Some(id) => {
-                self.db.insert_sms_code(&attempt_hash, &row, now).await?;
-                Some(id)
-            }
-            None => {
-                self.db
-                    .insert_login_sms_code(&attempt_hash, &row, &e164, now)
-                    .await?
-            }
-        };
-        // The same work whether or not the number is registered: an outbox row either way, one with
-        // nothing to send for an unknown number.
-        let message = person.as_ref().map(|_| SmsMessage {
+        // The message is sealed before the statement knows whether the number has a person, so a
+        // registered number's answer costs what an unknown one's does; the statement keeps it only
+        // for a person.
+        let lookup_phone = row.person_id.is_none().then(|| e164.clone());
+        let message = SmsMessage {
             to: e164,
             template: "login_code".into(),
             text: format!(
@@ -181,10 +178,30 @@ impl Sms<'_> {
                 c.code_ttl / 60
             ),
             code,
-        });
-        self.outbox
-            .enqueue(message.as_ref(), now, now + c.code_ttl)
+        };
+        let queued = self.outbox.prepare(&message, now, row.expires_at)?;
+        let attempt_hash = crypto::token_hash(&attempt);
+        let outcome = self
+            .db
+            .send_sms_code(
+                &SmsSend {
+                    attempt_hash: &attempt_hash,
+                    code: &row,
+                    lookup_phone: lookup_phone.as_deref(),
+                    address: &crate::services::login::address_bucket(address),
+                    limits: self.limits(),
+                    outbox_id: &queued.id,
+                    sealed: &queued.sealed,
+                    claimed_until: queued.claimed_until,
+                },
+                now,
+            )
             .await?;
+        if !outcome.allowed {
+            self.refused();
+            return Ok(Err(SendError::Throttled));
+        }
+        self.outbox.hand_over(queued, outcome.person_id.is_some());
         Ok(Ok(attempt))
     }
 

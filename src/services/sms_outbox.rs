@@ -73,6 +73,15 @@ pub struct Outbox<'a> {
     pub rng: &'a dyn Random,
 }
 
+/// A message sealed for its outbox row, not yet written: the row's id, the sealed text, and the claim of
+/// this node's worker (`None` while no worker runs here).
+pub struct Queued {
+    pub id: String,
+    pub sealed: String,
+    pub claimed_until: Option<i64>,
+    expires_at: i64,
+}
+
 impl Outbox<'_> {
     /// Puts a message in the outbox, sealed with the data-protection secret (bound to its row); `None`
     /// writes a row with nothing to send, so that path costs the same. The row is claimed for this
@@ -85,25 +94,60 @@ impl Outbox<'_> {
     ) -> anyhow::Result<()> {
         let id = crate::ids::new_id(now, self.rng).to_string();
         let sealed = match message {
-            Some(m) => Some(self.secrets.encrypt(&serde_json::to_string(m)?, id.as_bytes())?),
+            Some(m) => Some(self.seal(m, &id)?),
             None => None,
         };
-        if !self.handoff.running() {
-            self.db
-                .enqueue_sms(&id, sealed.as_deref(), now, expires_at)
-                .await?;
-            return Ok(());
-        }
-        self.db
-            .enqueue_sms_claimed(&id, sealed.as_deref(), now, now + LEASE, expires_at)
-            .await?;
-        self.handoff.push(Outgoing {
+        let queued = Queued {
             id,
-            sealed,
-            attempts: 1,
+            sealed: sealed.clone().unwrap_or_default(),
+            claimed_until: self.handoff.running().then_some(now + LEASE),
             expires_at,
-        });
+        };
+        match queued.claimed_until {
+            None => {
+                self.db
+                    .enqueue_sms(&queued.id, sealed.as_deref(), now, expires_at)
+                    .await?
+            }
+            Some(until) => {
+                self.db
+                    .enqueue_sms_claimed(&queued.id, sealed.as_deref(), now, until, expires_at)
+                    .await?
+            }
+        }
+        self.hand_over(queued, sealed.is_some());
         Ok(())
+    }
+
+    /// Seals `message` for a row another statement writes (`Db::send_sms_code`), claimed for this node's
+    /// worker when it runs; [`Outbox::hand_over`] once the row is written.
+    pub fn prepare(&self, message: &SmsMessage, now: i64, expires_at: i64) -> anyhow::Result<Queued> {
+        let id = crate::ids::new_id(now, self.rng).to_string();
+        Ok(Queued {
+            sealed: self.seal(message, &id)?,
+            id,
+            claimed_until: self.handoff.running().then_some(now + LEASE),
+            expires_at,
+        })
+    }
+
+    /// Hands a written row this node claimed to its worker, to send at once; `to_send` false for a row
+    /// written with nothing to send. A row not claimed is left for any node's sweep.
+    pub fn hand_over(&self, queued: Queued, to_send: bool) {
+        if queued.claimed_until.is_none() {
+            return;
+        }
+        self.handoff.push(Outgoing {
+            id: queued.id,
+            sealed: to_send.then_some(queued.sealed),
+            attempts: 1,
+            expires_at: queued.expires_at,
+        });
+    }
+
+    fn seal(&self, message: &SmsMessage, id: &str) -> anyhow::Result<String> {
+        self.secrets
+            .encrypt(&serde_json::to_string(message)?, id.as_bytes())
     }
 }
 

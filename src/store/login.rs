@@ -145,7 +145,82 @@ impl Db {
     }
 }
 
+/// One code to send, as the statement that counts the send, writes the code and queues its message sees
+/// it (`Db::send_sms_code`).
+pub struct SmsSend<'a> {
+    pub attempt_hash: &'a str,
+    /// The code's row: `person_id` is the person of a step-up; a login's is found by `lookup_phone`.
+    pub code: &'a SmsCode,
+    /// A login's phone (E.164): its person, if it is a verified phone of an active person, is the code's.
+    pub lookup_phone: Option<&'a str>,
+    /// The address bucket the send is counted against.
+    pub address: &'a str,
+    pub limits: SendLimits,
+    pub outbox_id: &'a str,
+    /// The message, sealed; stored only when the code has a person.
+    pub sealed: &'a str,
+    /// Claimed by this node's worker until then (its first attempt counted), or `None`: left for any
+    /// node's sweep.
+    pub claimed_until: Option<i64>,
+}
+
+/// What the send statement decided.
+#[derive(Debug, PartialEq, Eq)]
+pub struct SendOutcome {
+    /// The limits allowed the send: the send is counted, the code written and its message queued.
+    pub allowed: bool,
+    /// The code's person (a login's: found by its phone), if any.
+    pub person_id: Option<String>,
+}
+
 impl Db {
+    /// Counts a send against the limits, and when they allow it writes the code and queues its message
+    /// (with nothing to send when the code has no person), in one statement: an insert into the view
+    /// `sms_code_sends`, whose trigger writes the rows the previous release writes (migration 0027, which
+    /// says why concurrent sends on any node cannot all pass).
+    pub async fn send_sms_code(&self, s: &SmsSend<'_>, now: i64) -> Result<SendOutcome, sqlx::Error> {
+        let (attempts, locked_until) = match s.claimed_until {
+            Some(until) => (1, until),
+            None => (0, 0),
+        };
+        let row = sqlx::query(
+            "INSERT INTO sms_code_sends (attempt_hash, phone_hash, person_id, purpose, session_sid, code_hash, \
+             created_at, expires_at, address, hour_since, per_phone_hour, per_address_hour, cooldown_since, \
+             outbox_id, sealed, attempts, locked_until, allowed) \
+             SELECT $1, $2, COALESCE($3, (SELECT id FROM persons WHERE phone = $4 AND phone_verified = 1 \
+             AND status = 'active')), $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
+             CASE WHEN (SELECT COUNT(*) FROM sms_sends WHERE phone_hash = $2 AND at >= $11) < $12 \
+             AND (SELECT COUNT(*) FROM sms_sends WHERE address = $10 AND at >= $11) < $13 \
+             AND COALESCE((SELECT MAX(at) FROM sms_sends WHERE phone_hash = $2), $14) <= $14 \
+             THEN 1 ELSE 0 END RETURNING allowed, person_id",
+        )
+        .bind(s.attempt_hash)
+        .bind(&s.code.phone_hash)
+        .bind(&s.code.person_id)
+        .bind(s.lookup_phone)
+        .bind(&s.code.purpose)
+        .bind(&s.code.session_sid)
+        .bind(&s.code.code_hash)
+        .bind(now)
+        .bind(s.code.expires_at)
+        .bind(s.address)
+        .bind(now - 3600)
+        .bind(s.limits.per_phone_hour)
+        .bind(s.limits.per_address_hour)
+        .bind(now - s.limits.cooldown)
+        .bind(s.outbox_id)
+        .bind(s.sealed)
+        .bind(attempts)
+        .bind(locked_until)
+        .fetch_one(&self.pool)
+        .await?;
+        let allowed: i64 = row.try_get("allowed")?;
+        Ok(SendOutcome {
+            allowed: allowed == 1,
+            person_id: row.try_get("person_id")?,
+        })
+    }
+
     pub async fn insert_sms_code(
         &self,
         attempt_hash: &str,
@@ -167,35 +242,6 @@ impl Db {
         .execute(&self.pool)
         .await?;
         Ok(())
-    }
-
-    /// Starts a login attempt for the phone `e164`: the code row, for the person whose verified phone it
-    /// is while they are active, found by the same statement (`c.person_id` is not read). Returns that
-    /// person's id; `None` for a number of no such person (the row is written all the same, with no
-    /// person: its code never signs anyone in).
-    pub async fn insert_login_sms_code(
-        &self,
-        attempt_hash: &str,
-        c: &SmsCode,
-        e164: &str,
-        now: i64,
-    ) -> Result<Option<String>, sqlx::Error> {
-        sqlx::query_scalar(
-            "INSERT INTO sms_codes (attempt_hash, phone_hash, person_id, purpose, session_sid, code_hash, \
-             created_at, expires_at) SELECT $1, $2, \
-             (SELECT id FROM persons WHERE phone = $8 AND phone_verified = 1 AND status = 'active'), \
-             $3, $4, $5, $6, $7 RETURNING person_id",
-        )
-        .bind(attempt_hash)
-        .bind(&c.phone_hash)
-        .bind(&c.purpose)
-        .bind(&c.session_sid)
-        .bind(&c.code_hash)
-        .bind(now)
-        .bind(c.expires_at)
-        .bind(e164)
-        .fetch_one(&self.pool)
-        .await
     }
 
     pub async fn sms_code(&self, attempt_hash: &str) -> Result<Option<SmsCode>, sqlx::Error> {

@@ -169,6 +169,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0026_code_grants.sql"),
         postgres: include_str!("../../migrations/postgres/0026_code_grants.sql"),
     },
+    Migration {
+        version: 27,
+        name: "sms_code_sends",
+        sqlite: include_str!("../../migrations/sqlite/0027_sms_code_sends.sql"),
+        postgres: include_str!("../../migrations/postgres/0027_sms_code_sends.sql"),
+    },
 ];
 
 const LOCK_ID: i64 = 0x79_756e_6964; // "yunid"
@@ -178,23 +184,29 @@ pub async fn run(db: &Db) -> anyhow::Result<()> {
     check_triggers(db).await
 }
 
-/// The triggers yunid's writes rely on (migration 0026): without `codes_first_refresh` a redeemed code's
-/// refresh token would not be stored, and every app's first refresh would fail. A migration that rebuilds
-/// `codes` (SQLite's table rebuild drops its triggers) or a restore without triggers must stop the node at
-/// start, not there.
-const TRIGGERS: [&str; 2] = ["code_grants_insert", "codes_first_refresh"];
+/// The triggers yunid's writes rely on (migrations 0026, 0027): without `codes_first_refresh` a redeemed
+/// code's refresh token would not be stored, and every app's first refresh would fail; without the views'
+/// `INSTEAD OF` triggers every code flow or SMS send would fail. A migration that rebuilds `codes` (SQLite's
+/// table rebuild drops its triggers) or a restore without triggers must stop the node at start, not there.
+const TRIGGERS: [&str; 3] = [
+    "code_grants_insert",
+    "codes_first_refresh",
+    "sms_code_sends_insert",
+];
 
 async fn check_triggers(db: &Db) -> anyhow::Result<()> {
     // The catalogues differ, so the text does (as the advisory lock above).
     let sql = match db.backend {
-        Backend::Sqlite => "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name IN ($1, $2)",
+        Backend::Sqlite => "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name IN ($1, $2, $3)",
         Backend::Postgres => {
-            "SELECT CAST(tgname AS TEXT) FROM pg_trigger WHERE tgname IN ($1, $2) AND tgenabled <> 'D' AND NOT tgisinternal"
+            "SELECT CAST(tgname AS TEXT) FROM pg_trigger WHERE tgname IN ($1, $2, $3) AND tgenabled <> 'D' \
+             AND NOT tgisinternal"
         }
     };
     let found: Vec<String> = sqlx::query_scalar(sql)
         .bind(TRIGGERS[0])
         .bind(TRIGGERS[1])
+        .bind(TRIGGERS[2])
         .fetch_all(&db.pool)
         .await?;
     let missing: Vec<&str> = TRIGGERS
@@ -203,7 +215,7 @@ async fn check_triggers(db: &Db) -> anyhow::Result<()> {
         .collect();
     anyhow::ensure!(
         missing.is_empty(),
-        "the database lacks the trigger(s) {} of migration 0026 (or they are disabled): restore them \
+        "the database lacks the trigger(s) {} of migrations 0026-0027 (or they are disabled): restore them \
          (deploy/OPERATIONS.md, Rolling upgrade) before starting yunid",
         missing.join(", ")
     );
@@ -471,5 +483,10 @@ INSERT INTO t (id) VALUES (1);";
         // A view, its trigger, two columns, a trigger; PostgreSQL adds a function per trigger.
         assert_eq!(statements(code_grants.sqlite).len(), 5);
         assert_eq!(statements(code_grants.postgres).len(), 7);
+        let sms_code_sends = &super::MIGRATIONS[26];
+        assert_eq!(sms_code_sends.name, "sms_code_sends");
+        // A view and its trigger; PostgreSQL adds the trigger's function.
+        assert_eq!(statements(sms_code_sends.sqlite).len(), 2);
+        assert_eq!(statements(sms_code_sends.postgres).len(), 3);
     }
 }

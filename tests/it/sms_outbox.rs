@@ -8,6 +8,7 @@ use std::time::Duration;
 use base64::Engine;
 use reqwest::StatusCode;
 use yunid::Config;
+use yunid::store::login::SendLimits;
 
 use crate::common::browser::{Page, field};
 use crate::common::sms::SmsInbox;
@@ -194,7 +195,146 @@ async fn a_burst_of_code_requests_sends_one_code(backend: Backend) {
     assert_eq!(inbox.delivered().len(), 1, "one SMS, to the registered phone");
 }
 
+/// The limits of the phone of the last code sent: its hash, as the send record holds it.
+async fn last_phone_hash(env: &Env) -> String {
+    sqlx::query_scalar("SELECT phone_hash FROM sms_sends ORDER BY at DESC LIMIT 1")
+        .fetch_one(&env.app.db.pool)
+        .await
+        .unwrap()
+}
+
+fn limits(env: &Env) -> SendLimits {
+    SendLimits {
+        per_phone_hour: env.app.config.sms_per_phone_hour,
+        per_address_hour: env.app.config.sms_per_address_hour,
+        cooldown: env.app.config.sms_resend_cooldown,
+    }
+}
+
+/// A rolling upgrade runs this release beside the previous one, which counts a send in its own
+/// transaction (`Db::try_record_sms_send`, the lock rows then the send record). Each counts the other's
+/// sends: a code sent here holds back the previous release's send within the cooldown, and the other way
+/// round; and a burst split between the two sends one code.
+async fn sends_are_counted_alike_by_this_release_and_the_previous_one(backend: Backend) {
+    let inbox = SmsInbox::start(0).await;
+    let env = Env::start_with(backend, webhook(&inbox)).await;
+    env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    let browser = Browser::new(&env.base);
+    let page = browser.get("/login?method=sms").await;
+    let db = &env.app.db;
+
+    // Sent here: the previous release's send for the same phone is refused within the cooldown.
+    assert_eq!(send(&browser, &page, ALICE_PHONE).await.html().1, StatusCode::OK);
+    let phone = last_phone_hash(&env).await;
+    let now = env.app.now();
+    assert!(
+        !db.try_record_sms_send(&phone, "old-node", limits(&env), now)
+            .await
+            .unwrap()
+    );
+
+    // Sent by the previous release after the cooldown: refused here within it.
+    env.app.clock.advance(61);
+    let now = env.app.now();
+    assert!(
+        db.try_record_sms_send(&phone, "old-node", limits(&env), now)
+            .await
+            .unwrap()
+    );
+    let refused = send(&browser, &page, ALICE_PHONE).await;
+    assert_eq!(refused.html().1, StatusCode::TOO_MANY_REQUESTS);
+
+    // After the next cooldown, five presses here and five sends of the previous release at once:
+    // one of the ten is counted.
+    env.app.clock.advance(61);
+    let now = env.app.now();
+    let csrf = field(page.html().2, "csrf").unwrap();
+    let old: Vec<_> = (0..5)
+        .map(|_| {
+            let (db, phone, limits) = (db.clone(), phone.clone(), limits(&env));
+            tokio::spawn(async move {
+                db.try_record_sms_send(&phone, "old-node", limits, now)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let here = burst_of_sends(&browser, &csrf, ALICE_PHONE, 5).await;
+    let mut passed = here.iter().filter(|s| **s == StatusCode::OK).count();
+    for task in old {
+        passed += usize::from(task.await.unwrap());
+    }
+    assert_eq!(passed, 1, "one send of ten: {here:?}");
+    let counted: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sms_sends WHERE phone_hash = $1")
+        .bind(&phone)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(counted, 3, "the three sends that passed, each counted once");
+}
+
+/// What the send statement writes is what the previous release wrote: the send record, the code (with
+/// its person for a registered number, none for an unknown one) and an outbox row, with a message only
+/// for the registered number; nothing at all for a refused send.
+async fn a_send_writes_the_rows_the_previous_release_reads(backend: Backend) {
+    // The provider holds every message, so the outbox rows stay until the test has read them.
+    let inbox = SmsInbox::start_held().await;
+    let env = Env::start_with(backend, webhook(&inbox)).await;
+    let alice = env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    let browser = Browser::new(&env.base);
+    let page = browser.get("/login?method=sms").await;
+    let pool = &env.app.db.pool;
+
+    assert_eq!(send(&browser, &page, ALICE_PHONE).await.html().1, StatusCode::OK);
+    assert_eq!(
+        send(&browser, &page, "13900139000").await.html().1,
+        StatusCode::OK
+    );
+    assert_eq!(
+        send(&browser, &page, ALICE_PHONE).await.html().1,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    let sends: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sms_sends")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(sends, 2);
+    let codes: Vec<(Option<String>, String)> =
+        sqlx::query_as("SELECT person_id, purpose FROM sms_codes ORDER BY person_id IS NULL")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        codes,
+        [
+            (Some(alice.clone()), "login".to_owned()),
+            (None, "login".to_owned())
+        ]
+    );
+    // The unknown number's row had nothing to send: this node's worker deletes it at once, while the
+    // provider holds Alice's message, whose row waits, claimed by this node.
+    let outbox: Vec<(Option<String>, i64)> = sqlx::query_as("SELECT sealed, attempts FROM sms_outbox")
+        .fetch_all(pool)
+        .await
+        .unwrap();
+    let messages: Vec<_> = outbox.iter().filter(|(sealed, _)| sealed.is_some()).collect();
+    assert_eq!(messages.len(), 1, "one message, for Alice: {outbox:?}");
+    assert!(
+        messages[0]
+            .0
+            .as_deref()
+            .is_some_and(|s| !s.contains(ALICE_PHONE) && s.len() > 40)
+    );
+    assert!(
+        outbox.iter().all(|(_, attempts)| *attempts == 1),
+        "claimed by this node: {outbox:?}"
+    );
+    inbox.release();
+}
+
 on_both_backends!(
+    sends_are_counted_alike_by_this_release_and_the_previous_one,
+    a_send_writes_the_rows_the_previous_release_reads,
     a_burst_of_code_requests_sends_one_code,
     sms_answers_never_wait_for_the_provider,
     two_nodes_never_claim_the_same_message,
