@@ -891,14 +891,22 @@ async fn a_redemption_refused_after_the_codes_use_leaves_no_refresh_token(backen
     assert_eq!(stored, 0);
 }
 
-/// A node does not start on a database that lost a trigger of migration 0026 (a table rebuild, a restore
-/// without triggers): without it no code would bring its refresh token, so it says so at start.
+/// A node does not start on a database that lost a trigger of migrations 0026-0027 (a table rebuild, a
+/// restore without triggers): without them no code would bring its refresh token and no SMS code could be
+/// sent, so it says so at start, naming the missing ones.
 async fn a_node_does_not_start_without_the_code_triggers(backend: Backend) {
     let env = Env::start(backend).await;
     let drop = if env.db.is_sqlite() {
         "DROP TRIGGER codes_first_refresh"
     } else {
         "DROP TRIGGER codes_first_refresh ON codes"
+    };
+    sqlx::query(drop).execute(&env.app.db.pool).await.unwrap();
+    // And the SMS send's (migration 0027): without it no SMS code could be sent.
+    let drop = if env.db.is_sqlite() {
+        "DROP TRIGGER sms_code_sends_insert"
+    } else {
+        "DROP TRIGGER sms_code_sends_insert ON sms_code_sends"
     };
     sqlx::query(drop).execute(&env.app.db.pool).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -909,6 +917,7 @@ async fn a_node_does_not_start_without_the_code_triggers(backend: Backend) {
         .expect("the node refuses to start");
     let message = format!("{refused:#}");
     assert!(message.contains("codes_first_refresh"), "{message}");
+    assert!(message.contains("sms_code_sends_insert"), "{message}");
     assert!(!message.contains("code_grants_insert"), "{message}");
 }
 
