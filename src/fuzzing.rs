@@ -174,8 +174,8 @@ pub fn authorization_request(data: &[u8]) {
         Ok(req) => {
             assert!(authorize::is_pkce_value(&req.code_challenge) && req.code_challenge.len() == 43);
             assert!(!req.scopes.is_empty());
-            for scope in &req.scopes {
-                assert!(authorize::SCOPES.contains(&scope.as_str()) && client.allows_scope(scope));
+            for scope in req.scopes.iter() {
+                assert!(authorize::SCOPES.contains(&scope) && client.allows_scope(scope));
             }
             assert!(req.claims.as_ref().is_none_or(Value::is_object));
             assert!(req.max_age.is_none_or(|m| m >= 0));

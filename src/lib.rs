@@ -17,6 +17,7 @@ pub mod ids;
 pub mod keys;
 pub mod metrics;
 pub mod oauth;
+pub mod scope;
 pub mod services;
 pub mod store;
 

@@ -154,7 +154,7 @@ pub async fn show(
         p.items = found
             .row
             .scope
-            .split(' ')
+            .iter()
             .map(|s| page::scope_text(t, s).to_owned())
             .filter(|s| !s.is_empty())
             .collect();

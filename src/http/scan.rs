@@ -20,6 +20,7 @@ use crate::http::i18n::{Lang, Texts};
 use crate::http::login::methods;
 use crate::http::messages::Msg;
 use crate::http::{cookies, page, pending};
+use crate::scope::ScopeSet;
 use crate::services::authn::steps::{self, Marker};
 use crate::services::login;
 use crate::services::oidc::tokens;
@@ -527,7 +528,7 @@ async fn phone(app: &App, headers: &HeaderMap, address: &str, now: i64) -> Resul
     // never sends to a resource server (a token an API received does not answer scans).
     let scoped = at.claims["scope"]
         .as_str()
-        .is_some_and(|s| s.split(' ').any(|s| s == SCAN_SCOPE));
+        .is_some_and(|s| ScopeSet::parse(s).contains(SCAN_SCOPE));
     if !scoped {
         return Err(insufficient_scope());
     }

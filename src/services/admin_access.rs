@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::services::admin::{Admin, Role};
 use crate::services::console;
-use crate::services::oidc::scope::ScopeSet;
+use crate::services::oidc::scope::{AllowedFor, ScopeSet};
 use crate::services::oidc::tokens::AccessToken;
 use crate::store::Db;
 use crate::store::clients::Client;

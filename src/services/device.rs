@@ -4,6 +4,7 @@
 //! `services::oidc::grants::device_code`.
 
 use crate::crypto::{self, Random, Secrets};
+use crate::scope::ScopeSet;
 use crate::services::new_codes::{self, Admit};
 use crate::store::Db;
 use crate::store::clients::Client;
@@ -104,19 +105,12 @@ pub struct Started {
 
 /// Scopes as the authorization endpoint takes them: known ones this client may ask for, once each;
 /// a kiosk client (short sessions) never gets `offline_access`.
-fn scopes_for(client: &Client, asked: Option<&str>, kiosk: bool) -> Vec<String> {
-    let mut scopes: Vec<String> = Vec::new();
-    for s in asked.unwrap_or("openid").split(' ') {
-        let known = crate::services::oidc::authorize::SCOPES.contains(&s);
-        if known
+fn scopes_for(client: &Client, asked: Option<&str>, kiosk: bool) -> ScopeSet {
+    ScopeSet::parse(asked.unwrap_or("openid")).filter(|s| {
+        crate::services::oidc::authorize::SCOPES.contains(&s)
             && client.allows_scope(s)
             && !(kiosk && s == "offline_access")
-            && !scopes.iter().any(|x| x == s)
-        {
-            scopes.push(s.to_owned());
-        }
-    }
-    scopes
+    })
 }
 
 /// A user code drawn uniformly from [`ALPHABET`] (rejection sampling: no character more likely).
@@ -209,7 +203,7 @@ pub async fn start(
             device_hash: crypto::token_hash(&device_code),
             user_code_hash: code_hash(ctx.secrets, &code),
             client_id: client.id.clone(),
-            scope: scopes.join(" "),
+            scope: scopes.clone(),
             status: DeviceStatus::Pending,
             person_id: None,
             session_sid: None,

@@ -6,6 +6,7 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use crate::crypto::Secrets;
+use crate::scope::ScopeSet;
 use crate::services::licence_upstream::{self, Upstream};
 use crate::services::oidc::claims::{GrantSubject, TRUST_FRAMEWORK};
 use crate::store::Db;
@@ -85,10 +86,10 @@ pub async fn import(
 pub async fn requested_types(
     db: &Db,
     client: &Client,
-    scopes: &[String],
+    scopes: &ScopeSet,
     claims: Option<&Value>,
 ) -> anyhow::Result<Vec<LicenceType>> {
-    if scopes.iter().any(|s| s == "licences") {
+    if scopes.contains("licences") {
         return Ok(db.allowed_licence_types(&client.id).await?);
     }
     let mut named = Vec::new();
@@ -153,7 +154,7 @@ pub struct Release<'a> {
     /// The licence types the person consented to for this grant (space-separated).
     pub consented: &'a str,
     /// The effective scopes of this call.
-    pub scopes: &'a [&'a str],
+    pub scopes: &'a ScopeSet,
     pub claims: Option<&'a Value>,
     /// `userinfo` or `id_token`.
     pub member: &'a str,
@@ -167,10 +168,7 @@ impl Release<'_> {
         if self.member == "id_token" && !asks_verified_claims(self.claims, "id_token") {
             return Vec::new();
         }
-        let by_scope = self
-            .scopes
-            .iter()
-            .any(|s| *s == "licences" && client.allows_scope(s));
+        let by_scope = self.scopes.contains("licences") && client.allows_scope("licences");
         if by_scope {
             return consented.collect();
         }
@@ -181,9 +179,7 @@ impl Release<'_> {
     /// The holder's resident ID number goes out (as `personal_number`) only under the `identity` scope,
     /// the one whose consent line names the ID number.
     fn shows_id_number(&self, client: &Client) -> bool {
-        self.scopes
-            .iter()
-            .any(|s| *s == "identity" && client.allows_scope(s))
+        self.scopes.contains("identity") && client.allows_scope("identity")
     }
 }
 

@@ -7,6 +7,7 @@ use std::pin::Pin;
 use crate::crypto::{self, Random, Secrets};
 use crate::identity::{Phone, ResidentId};
 use crate::metrics::Metrics;
+use crate::scope::ScopeSet;
 use crate::services::password::Hasher;
 use crate::store::Db;
 use crate::store::persons::PersonRow;
@@ -260,7 +261,7 @@ pub struct SignedIn {
     pub session: SessionRow,
     /// For a sign-in for a pending request: what the person consented to for its app, read by the
     /// statement that wrote the session (`None`: not read).
-    pub consented: Option<Option<String>>,
+    pub consented: Option<Option<ScopeSet>>,
 }
 
 /// How a [`sign_in`] ended.

@@ -5,6 +5,7 @@ use sqlx::any::AnyRow;
 
 use super::Db;
 use crate::amr::Amr;
+use crate::scope::ScopeSet;
 
 /// Where a device authorization request stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,7 +43,8 @@ pub struct DeviceRow {
     pub device_hash: String,
     pub user_code_hash: String,
     pub client_id: String,
-    pub scope: String,
+    /// The scopes asked for (stored space-separated).
+    pub scope: ScopeSet,
     pub status: DeviceStatus,
     pub person_id: Option<String>,
     pub session_sid: Option<String>,
@@ -76,7 +78,7 @@ fn from_row(r: &AnyRow) -> Result<DeviceRow, sqlx::Error> {
         device_hash: r.try_get("device_hash")?,
         user_code_hash: r.try_get("user_code_hash")?,
         client_id: r.try_get("client_id")?,
-        scope: r.try_get("scope")?,
+        scope: ScopeSet::parse(&r.try_get::<String, _>("scope")?),
         status: DeviceStatus::parse(&status),
         person_id: r.try_get("person_id")?,
         session_sid: r.try_get("session_sid")?,
@@ -111,7 +113,7 @@ impl Db {
             .bind(&r.device_hash)
             .bind(&r.user_code_hash)
             .bind(&r.client_id)
-            .bind(&r.scope)
+            .bind(r.scope.to_string())
             .bind(r.status.as_str())
             .bind(&r.person_id)
             .bind(&r.session_sid)

@@ -6,6 +6,7 @@ use sqlx::any::AnyRow;
 use super::Db;
 use super::persons::PersonRow;
 use crate::amr::Amr;
+use crate::scope::ScopeSet;
 
 #[derive(Debug, Clone)]
 pub struct Family {
@@ -13,7 +14,8 @@ pub struct Family {
     pub client_id: String,
     pub person_id: Option<String>,
     pub session_sid: Option<String>,
-    pub scope: String,
+    /// What the grant covers (stored space-separated, in the order it was granted).
+    pub scope: ScopeSet,
     /// The `claims` request parameter (JSON) the authorization carried.
     pub claims: Option<String>,
     pub acr: i64,
@@ -36,7 +38,7 @@ fn from_row(row: &AnyRow) -> Result<Family, sqlx::Error> {
         client_id: row.try_get("client_id")?,
         person_id: row.try_get("person_id")?,
         session_sid: row.try_get("session_sid")?,
-        scope: row.try_get("scope")?,
+        scope: ScopeSet::parse(&row.try_get::<String, _>("scope")?),
         claims: row.try_get("claims")?,
         acr: row.try_get("acr")?,
         amr: Amr::parse(&row.try_get::<String, _>("amr")?),
@@ -113,7 +115,7 @@ fn bind_family<'q>(
         .bind(&f.client_id)
         .bind(&f.person_id)
         .bind(&f.session_sid)
-        .bind(&f.scope)
+        .bind(f.scope.to_string())
         .bind(&f.claims)
         .bind(f.acr)
         .bind(f.amr.to_string())

@@ -2,6 +2,7 @@
 //! browser, `services::authn::pending`), pushed requests (RFC 9126), and consents.
 
 use super::Db;
+use crate::scope::ScopeSet;
 
 impl Db {
     /// Marks a pending request (carried sealed by its browser, `services::authn::pending`) answered:
@@ -75,12 +76,15 @@ impl Db {
         .await
     }
 
-    pub async fn consent(&self, person_id: &str, client_id: &str) -> Result<Option<String>, sqlx::Error> {
-        sqlx::query_scalar("SELECT scopes FROM consents WHERE person_id = $1 AND client_id = $2")
-            .bind(person_id)
-            .bind(client_id)
-            .fetch_optional(&self.pool)
-            .await
+    /// What a person consented to for an app (stored space-separated).
+    pub async fn consent(&self, person_id: &str, client_id: &str) -> Result<Option<ScopeSet>, sqlx::Error> {
+        let stored: Option<String> =
+            sqlx::query_scalar("SELECT scopes FROM consents WHERE person_id = $1 AND client_id = $2")
+                .bind(person_id)
+                .bind(client_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(stored.as_deref().map(ScopeSet::parse))
     }
 
     /// Saves (or replaces) a person's consent to an app, given for the pending request whose id hashes
@@ -91,7 +95,7 @@ impl Db {
         &self,
         person_id: &str,
         client_id: &str,
-        scopes: &str,
+        scopes: &ScopeSet,
         unanswered: &str,
         now: i64,
     ) -> Result<bool, sqlx::Error> {
@@ -103,7 +107,7 @@ impl Db {
         )
         .bind(person_id)
         .bind(client_id)
-        .bind(scopes)
+        .bind(scopes.to_string())
         .bind(now)
         .bind(unanswered)
         .execute(&self.pool)
@@ -114,7 +118,7 @@ impl Db {
 
 impl Db {
     /// The apps a person consented to: (client id, client name, scopes).
-    pub async fn consents_of(&self, person_id: &str) -> Result<Vec<(String, String, String)>, sqlx::Error> {
+    pub async fn consents_of(&self, person_id: &str) -> Result<Vec<(String, String, ScopeSet)>, sqlx::Error> {
         use sqlx::Row;
         let rows = sqlx::query(
             "SELECT c.client_id, k.name, c.scopes FROM consents c JOIN clients k ON k.id = c.client_id \
@@ -124,7 +128,14 @@ impl Db {
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
-            .map(|r| Ok((r.try_get("client_id")?, r.try_get("name")?, r.try_get("scopes")?)))
+            .map(|r| {
+                let scopes: String = r.try_get("scopes")?;
+                Ok((
+                    r.try_get("client_id")?,
+                    r.try_get("name")?,
+                    ScopeSet::parse(&scopes),
+                ))
+            })
             .collect()
     }
 

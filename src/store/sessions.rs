@@ -5,6 +5,7 @@ use sqlx::any::AnyRow;
 
 use super::Db;
 use crate::amr::Amr;
+use crate::scope::ScopeSet;
 
 #[derive(Debug, Clone)]
 pub struct SessionRow {
@@ -33,6 +34,13 @@ fn from_row(row: &AnyRow) -> Result<SessionRow, sqlx::Error> {
         last_seen: row.try_get("last_seen")?,
         expires_at: row.try_get("expires_at")?,
     })
+}
+
+/// The `consented` column a statement read with the session: the person's consent to the request's app
+/// (stored space-separated), if any.
+fn consented(row: &AnyRow) -> Result<Option<ScopeSet>, sqlx::Error> {
+    let stored: Option<String> = row.try_get("consented")?;
+    Ok(stored.as_deref().map(ScopeSet::parse))
 }
 
 impl Db {
@@ -64,7 +72,7 @@ impl Db {
         &self,
         s: &SessionRow,
         request: Option<ForRequest<'_>>,
-    ) -> Result<Option<Option<String>>, sqlx::Error> {
+    ) -> Result<Option<Option<ScopeSet>>, sqlx::Error> {
         let row = sqlx::query(
             "INSERT INTO sessions (id_hash, sid, person_id, auth_time, amr, acr, created_at, last_seen, expires_at) \
              SELECT $1,$2,$3,$4,$5,$6,$7,$8,$9 FROM persons WHERE id = $3 AND status = 'active' \
@@ -84,7 +92,7 @@ impl Db {
         .bind(request.map(|r| r.client_id))
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|r| r.try_get("consented")).transpose()
+        row.as_ref().map(consented).transpose()
     }
 
     /// A live session, its person, and what the person consented to for `client_id`, in one read (the
@@ -95,7 +103,7 @@ impl Db {
         client_id: &str,
         now: i64,
         idle_since: i64,
-    ) -> Result<Option<(SessionRow, super::persons::PersonRow, Option<String>)>, sqlx::Error> {
+    ) -> Result<Option<(SessionRow, super::persons::PersonRow, Option<ScopeSet>)>, sqlx::Error> {
         let sql = sqlx::AssertSqlSafe(format!(
             "SELECT s.id_hash, s.sid, s.person_id, s.auth_time, s.amr, s.acr, s.created_at, s.last_seen, \
              s.expires_at, c.scopes AS consented, {} FROM sessions s JOIN persons p ON p.id = s.person_id \
@@ -111,13 +119,7 @@ impl Db {
             .fetch_optional(&self.pool)
             .await?;
         row.as_ref()
-            .map(|r| {
-                Ok((
-                    from_row(r)?,
-                    super::persons::from_row(r)?,
-                    r.try_get("consented")?,
-                ))
-            })
+            .map(|r| Ok((from_row(r)?, super::persons::from_row(r)?, consented(r)?)))
             .transpose()
     }
 
@@ -255,7 +257,7 @@ impl Db {
         renewed: Renewed<'_>,
         now: i64,
         request: Option<ForRequest<'_>>,
-    ) -> Result<Option<Option<String>>, sqlx::Error> {
+    ) -> Result<Option<Option<ScopeSet>>, sqlx::Error> {
         let row = sqlx::query(
             "UPDATE sessions SET id_hash = $1, amr = $2, acr = $3, auth_time = $4, last_seen = $5 \
              WHERE id_hash = $6 AND ended_at IS NULL \
@@ -273,7 +275,7 @@ impl Db {
         .bind(request.map(|r| r.client_id))
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|r| r.try_get("consented")).transpose()
+        row.as_ref().map(consented).transpose()
     }
 
     /// A person's live sessions, newest first.

@@ -5,6 +5,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Db, is_unique_violation};
+use crate::scope::ScopeSet;
 
 #[derive(Clone)]
 pub struct UpstreamRow {
@@ -16,8 +17,8 @@ pub struct UpstreamRow {
     /// Sealed with `Secrets::encrypt` (associated data `upstream:<id>`).
     pub client_secret_enc: Option<String>,
     pub auth_method: String,
-    /// Space-separated.
-    pub scopes: String,
+    /// The scopes asked of the upstream (stored space-separated).
+    pub scopes: ScopeSet,
     /// JSON (`services::federation::Mapping`).
     pub mapping: String,
     pub enabled: bool,
@@ -50,7 +51,7 @@ fn from_row(row: &AnyRow) -> Result<UpstreamRow, sqlx::Error> {
         client_id: row.try_get("client_id")?,
         client_secret_enc: row.try_get("client_secret_enc")?,
         auth_method: row.try_get("auth_method")?,
-        scopes: row.try_get("scopes")?,
+        scopes: ScopeSet::parse(&row.try_get::<String, _>("scopes")?),
         mapping: row.try_get("mapping")?,
         enabled: row.try_get::<i64, _>("enabled")? != 0,
         source: row.try_get("source")?,
@@ -129,7 +130,7 @@ impl Db {
         .bind(&u.client_id)
         .bind(&u.client_secret_enc)
         .bind(&u.auth_method)
-        .bind(&u.scopes)
+        .bind(u.scopes.to_string())
         .bind(&u.mapping)
         .bind(i64::from(u.enabled))
         .bind(&u.source)
@@ -159,7 +160,7 @@ impl Db {
         .bind(&u.client_id)
         .bind(&u.client_secret_enc)
         .bind(&u.auth_method)
-        .bind(&u.scopes)
+        .bind(u.scopes.to_string())
         .bind(&u.mapping)
         .bind(i64::from(u.enabled))
         .bind(&u.source)

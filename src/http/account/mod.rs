@@ -168,7 +168,7 @@ async fn show(State(app): State<App>, lang: Lang, jar: CookieJar) -> Response {
             .consents_of(&person.id)
             .await?
             .into_iter()
-            .map(|(id, name, scopes)| (name, id, scopes))
+            .map(|(id, name, scopes)| (name, id, scopes.to_string()))
             .collect();
         let events = app
             .db

@@ -36,7 +36,7 @@ fn upstream_json(u: &UpstreamRow) -> Value {
         "client_id": u.client_id,
         "has_client_secret": u.client_secret_enc.is_some(),
         "auth_method": u.auth_method,
-        "scopes": u.scopes.split(' ').filter(|s| !s.is_empty()).collect::<Vec<_>>(),
+        "scopes": u.scopes,
         "mapping": mapping,
         "enabled": u.enabled,
         "source": u.source,

@@ -25,7 +25,7 @@ impl Directory for App {
     fn licence_types<'a>(
         &'a self,
         client: &'a Client,
-        scopes: &'a [String],
+        scopes: &'a crate::scope::ScopeSet,
         claims: Option<&'a serde_json::Value>,
     ) -> BoxFuture<'a, anyhow::Result<Vec<String>>> {
         Box::pin(async move {

@@ -8,6 +8,7 @@ use serde_json::Value;
 use super::pending::Pending;
 use super::{Ctx, Next, Page, Stop};
 use crate::crypto;
+use crate::scope::ScopeSet;
 use crate::services::oidc::authorize::{self, AuthRequest, Decision, Refusal, Situation};
 use crate::services::oidc::claims;
 use crate::store::clients::Client;
@@ -19,7 +20,7 @@ use crate::store::sessions::SessionRow;
 /// person consented to for the request's app.
 pub struct Signed {
     pub session: SessionRow,
-    pub consented: Option<String>,
+    pub consented: Option<ScopeSet>,
 }
 
 /// Reads the session a cookie names, with the consent for `client_id`, in one statement; refreshes
@@ -87,7 +88,7 @@ pub async fn advance(
         (Some(login_sid), Some(s)) => s.sid == login_sid,
         _ => false,
     };
-    let wants_org = req.scopes.iter().any(|s| s == "org");
+    let wants_org = req.scopes.contains("org");
     let options = match session_row {
         Some(s) if wants_org || req.id_token_hint.is_some() || req.requested_sub().is_some() => {
             ctx.directory.acting_options(&s.person_id, client, now).await?
@@ -136,7 +137,7 @@ pub async fn advance(
     }
     let consented = match &signed {
         // yunid's own console is first party: nothing to consent to.
-        Some(_) if crate::services::console::is_console(client) => Some(req.scope_string()),
+        Some(_) if crate::services::console::is_console(client) => Some(req.scopes.clone()),
         Some(s) => s.consented.clone(),
         None => None,
     };
@@ -144,7 +145,7 @@ pub async fn advance(
         session: session_row,
         fresh_login,
         hint_matches,
-        consented: consented.as_deref(),
+        consented: consented.as_ref(),
         acting_org,
         defer_consent,
         now,
@@ -382,7 +383,7 @@ pub async fn issue_code(
         client_id: client.id.clone(),
         person_id: Some(session.person_id.clone()),
         session_sid: Some(session.sid.clone()),
-        scope: req.scope_string(),
+        scope: req.scopes.clone(),
         claims: req.claims.as_ref().map(Value::to_string),
         acr: req.reported_acr(session.acr),
         amr: session.amr.clone(),
@@ -395,7 +396,7 @@ pub async fn issue_code(
         acting_rep_id: req
             .acting
             .clone()
-            .filter(|a| !a.is_empty() && req.scopes.iter().any(|s| s == "org")),
+            .filter(|a| !a.is_empty() && req.scopes.contains("org")),
         licence_types: req.licence_types.clone().unwrap_or_default().join(" "),
     };
     let code = ctx.rng.token();

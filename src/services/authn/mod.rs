@@ -51,7 +51,7 @@ pub trait Directory: Send + Sync {
     fn licence_types<'a>(
         &'a self,
         client: &'a Client,
-        scopes: &'a [String],
+        scopes: &'a crate::scope::ScopeSet,
         claims: Option<&'a serde_json::Value>,
     ) -> BoxFuture<'a, anyhow::Result<Vec<String>>>;
 }

@@ -8,6 +8,7 @@ use super::flow::{self, Browser};
 use super::pending::{self, Lookup, Pending};
 use super::{Ctx, Next, Page, Stop};
 use crate::crypto;
+use crate::scope::ScopeSet;
 use crate::services::login::{self, LoginError, Method, Renewal, SignIn, SignedIn};
 use crate::services::oidc::authorize::{self, AuthRequest, Rejection, Untrusted};
 use crate::services::params::Params;
@@ -137,7 +138,7 @@ pub struct Answering {
     pub session: SessionRow,
     pub person: PersonRow,
     /// What the person consented to for this app before.
-    pub consented: Option<String>,
+    pub consented: Option<ScopeSet>,
 }
 
 /// Opens the request of a page step (consent, act-as) for this browser and the signed-in person.
@@ -299,9 +300,7 @@ pub async fn answer_consent(
         });
     }
     let client_id = pending.req.client_id.clone();
-    let mut scopes: Vec<String> = consented
-        .map(|s| s.split(' ').map(str::to_owned).collect())
-        .unwrap_or_default();
+    let mut scopes = consented.unwrap_or_default();
     // The organisation the person acts for is consented for by name (`org:<id>`).
     let acting_org = match (
         pending
@@ -319,21 +318,11 @@ pub async fn answer_consent(
             .map(|(_, org)| org.id),
         _ => None,
     };
-    for s in pending.req.consent_tokens(acting_org.as_deref()) {
-        if !scopes.contains(&s) {
-            scopes.push(s);
-        }
-    }
+    scopes.extend(pending.req.consent_tokens(acting_org.as_deref()).iter());
     // Answered meanwhile in another tab (after the marker was read above): nothing saved.
     if !ctx
         .db
-        .save_consent(
-            &session.person_id,
-            &client_id,
-            &scopes.join(" "),
-            &pending.id_hash(),
-            now,
-        )
+        .save_consent(&session.person_id, &client_id, &scopes, &pending.id_hash(), now)
         .await?
     {
         return Ok(Next::Stop(Stop::RequestAnswered));
@@ -423,7 +412,7 @@ pub async fn answer_acting(
     };
     let mut pending = a.pending;
     // Acting for an organisation is for requests that asked for `org` (the app may learn of it).
-    if !pending.req.scopes.iter().any(|s| s == "org") {
+    if !pending.req.scopes.contains("org") {
         return Ok(Next::Stop(Stop::NoOrgAsked));
     }
     if !acting.is_empty() {

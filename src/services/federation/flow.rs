@@ -166,7 +166,7 @@ pub async fn start(
         q.append_pair("response_type", "code")
             .append_pair("client_id", &upstream.client_id)
             .append_pair("redirect_uri", &ctx.redirect_uri(id))
-            .append_pair("scope", &upstream.scopes)
+            .append_pair("scope", &upstream.scopes.to_string())
             .append_pair("state", &state)
             .append_pair("nonce", &nonce)
             .append_pair(

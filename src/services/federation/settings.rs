@@ -116,7 +116,7 @@ pub fn row(
         client_id,
         client_secret_enc,
         auth_method: new.auth_method.clone(),
-        scopes: new.scopes.join(" "),
+        scopes: new.scopes.iter().map(String::as_str).collect(),
         mapping: serde_json::to_string(&new.mapping).map_err(anyhow::Error::from)?,
         enabled: new.enabled,
         source: source.to_owned(),

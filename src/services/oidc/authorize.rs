@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::scope::ScopeSet;
 use crate::services::params::Params;
 use crate::store::clients::Client;
 use crate::store::orgs::{Organisation, Representation};
@@ -89,7 +90,7 @@ pub struct Target {
 pub struct AuthRequest {
     pub client_id: String,
     pub target: Target,
-    pub scopes: Vec<String>,
+    pub scopes: ScopeSet,
     pub nonce: Option<String>,
     pub code_challenge: String,
     pub prompt: Vec<String>,
@@ -134,20 +135,21 @@ impl AuthRequest {
     /// acting for an organisation, each of those for that organisation (`org:<id>:<scope>`) and the
     /// organisation itself (`org:<id>`): a consent given as oneself or for one company releases nothing
     /// of another company's.
-    pub fn consent_tokens(&self, acting_org: Option<&str>) -> Vec<String> {
+    pub fn consent_tokens(&self, acting_org: Option<&str>) -> ScopeSet {
         let licences = self
             .licence_types
             .iter()
             .flatten()
             .map(|t| format!("licence:{t}"));
-        let own = self.scopes.iter().cloned().chain(licences);
-        match acting_org {
+        let own = self.scopes.iter().map(str::to_owned).chain(licences);
+        let tokens: Vec<String> = match acting_org {
             None => own.collect(),
             Some(o) => own
                 .map(|t| format!("org:{o}:{t}"))
                 .chain(std::iter::once(format!("org:{o}")))
                 .collect(),
-        }
+        };
+        tokens.iter().map(String::as_str).collect()
     }
 
     /// The representation `login_hint=org:<credit code>` names among the person's options, if any.
@@ -239,10 +241,6 @@ impl AuthRequest {
 
     pub fn has_prompt(&self, p: &str) -> bool {
         self.prompt.iter().any(|x| x == p)
-    }
-
-    pub fn scope_string(&self) -> String {
-        self.scopes.join(" ")
     }
 
     /// The lowest `acr` this request insists on: the client's minimum, or an essential `acr` claim.
@@ -404,16 +402,8 @@ pub fn validate(params: &Params, client: &Client, target: Target) -> Result<Auth
         )));
     }
     // OIDC Core §3.1.2.1: scope values that are not understood are ignored; so are ones the client lacks.
-    let scopes: Vec<String> = got("scope")?
-        .unwrap_or("")
-        .split(' ')
-        .filter(|s| !s.is_empty() && SCOPES.contains(s) && client.allows_scope(s))
-        .fold(Vec::new(), |mut acc, s| {
-            if !acc.iter().any(|a| a == s) {
-                acc.push(s.to_owned());
-            }
-            acc
-        });
+    let scopes = ScopeSet::parse(got("scope")?.unwrap_or(""))
+        .filter(|s| SCOPES.contains(&s) && client.allows_scope(s));
     if scopes.is_empty() {
         return Err(fail(Refusal::invalid_scope(
             "no scope this client may request was asked for",
@@ -528,8 +518,8 @@ pub struct Situation<'a> {
     pub fresh_login: bool,
     /// `Some(true)` when `id_token_hint` names the session's person, `Some(false)` when someone else.
     pub hint_matches: Option<bool>,
-    /// Scopes the person already consented to for this client.
-    pub consented: Option<&'a str>,
+    /// What the person already consented to for this client (scopes and [`AuthRequest::consent_tokens`]).
+    pub consented: Option<&'a ScopeSet>,
     /// The organisation (id) the request acts for, once chosen: its consent is recorded apart.
     pub acting_org: Option<&'a str>,
     /// Whom the person acts for is not chosen yet: consent is decided after that choice.
@@ -585,11 +575,10 @@ pub fn decide(req: &AuthRequest, client: &Client, s: &Situation<'_>) -> Decision
     if s.defer_consent {
         return Decision::Issue;
     }
-    let consented = s.consented.unwrap_or("");
+    let nothing = ScopeSet::default();
     let covered = req
         .consent_tokens(s.acting_org)
-        .iter()
-        .all(|scope| consented.split(' ').any(|c| c == scope));
+        .is_subset_of(s.consented.unwrap_or(&nothing));
     // A consent answered in this request counts only for the person who gave it (issue: a request
     // carried to another browser or another person must not reuse it).
     let answered = req.consent_answered_by(&session.person_id);

@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 use crate::crypto::Secrets;
 use crate::identity::ResidentId;
 use crate::services::oidc::BoxFuture;
-use crate::services::oidc::scope::ScopeSet;
+use crate::services::oidc::scope::{AllowedFor, ScopeSet};
 use crate::store::Db;
 use crate::store::clients::{Client, SubjectType};
 use crate::store::families::Family;

@@ -104,7 +104,7 @@ async fn describe(
     Ok(Some(json!({
         "active": true,
         "token_type": "refresh_token",
-        "scope": family.scope,
+        "scope": family.scope.to_string(),
         "client_id": client.id,
         "sub": sub,
         "iss": ctx.verifier.iss,

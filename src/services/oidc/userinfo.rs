@@ -88,10 +88,9 @@ pub async fn userinfo(ctx: &Ctx<'_>, token: &str, now: i64) -> Result<Map<String
         true,
     )?;
     body.insert("sub".into(), json!(subject.sub));
-    let scope_list = scopes.as_strs();
     let asked = Release {
         consented: &family.licence_types,
-        scopes: &scope_list,
+        scopes: &scopes,
         claims: claims_request.as_ref(),
         member: "userinfo",
     };

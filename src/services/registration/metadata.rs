@@ -5,6 +5,7 @@
 use serde_json::{Map, Value};
 
 use crate::keys::Alg;
+use crate::scope::ScopeSet;
 use crate::services::outbound::Guard;
 use crate::services::registry::{NewClient, check_jwks_uri, check_uri};
 use crate::store::clients::AuthMethod;
@@ -270,20 +271,12 @@ pub fn validate(body: &Value) -> Result<Registration> {
     };
 
     let scope = string(body, "scope")?;
-    let scopes: Vec<String> = match &scope {
-        Some(s) => s
-            .split(' ')
-            .filter(|s| !s.is_empty())
-            .fold(Vec::new(), |mut acc, s| {
-                if !acc.iter().any(|a| a == s) {
-                    acc.push(s.to_owned());
-                }
-                acc
-            }),
+    let scopes = match &scope {
+        Some(s) => ScopeSet::parse(s),
         None => {
-            let mut d = vec!["openid".to_owned(), "profile".into(), "phone".into()];
+            let mut d = ScopeSet::parse("openid profile phone");
             if grant_types.iter().any(|g| g == "refresh_token") {
-                d.push("offline_access".into());
+                d.extend(["offline_access"]);
             }
             d
         }
@@ -291,7 +284,7 @@ pub fn validate(body: &Value) -> Result<Registration> {
     if scopes.is_empty() {
         return Err(MetadataError::metadata("scope", "no scope given"));
     }
-    if let Some(s) = scopes.iter().find(|s| !SELF_SERVICE_SCOPES.contains(&s.as_str())) {
+    if let Some(s) = scopes.iter().find(|s| !SELF_SERVICE_SCOPES.contains(s)) {
         return Err(MetadataError::metadata(
             "scope",
             format!("{s} cannot be registered dynamically (an administrator grants it)"),
@@ -408,7 +401,7 @@ pub fn validate(body: &Value) -> Result<Registration> {
     out.insert("grant_types".into(), grant_types.clone().into());
     out.insert("application_type".into(), application_type.into());
     out.insert("token_endpoint_auth_method".into(), auth_method.as_str().into());
-    out.insert("scope".into(), scopes.join(" ").into());
+    out.insert("scope".into(), scopes.to_string().into());
     out.insert("subject_type".into(), subject_type.into());
     out.insert(
         "id_token_signed_response_alg".into(),
@@ -441,7 +434,7 @@ pub fn validate(body: &Value) -> Result<Registration> {
             name,
             redirect_uris,
             post_logout_redirect_uris,
-            scopes,
+            scopes: scopes.iter().map(str::to_owned).collect(),
             grant_types,
             auth_method,
             jwks,

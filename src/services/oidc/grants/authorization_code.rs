@@ -7,7 +7,6 @@ use super::{Ctx, GrantError};
 use crate::crypto;
 use crate::services::oidc::authorize::is_pkce_value;
 use crate::services::oidc::code::{Refusal, refusal};
-use crate::services::oidc::scope::ScopeSet;
 use crate::services::oidc::tokens::{TokenResponse, refresh_expiry};
 use crate::store::clients::Client;
 use crate::store::families::{CodeRedemption, Family, PresentedCode};
@@ -110,7 +109,6 @@ async fn issue_for(
         .filter(|(f, _)| f.id == family_id && f.revoked_at.is_none())
         .ok_or(GrantError::GrantRevoked)?;
     let subject = subject_of(ctx, client, &family, person, now).await?;
-    let scope = ScopeSet::parse(&family.scope);
     let via = Via::Code(code, first_refresh);
-    issue(ctx, client, &family, subject, &scope, via, now).await
+    issue(ctx, client, &family, subject, &family.scope, via, now).await
 }

@@ -6,7 +6,6 @@
 use super::issue::{Via, issue, subject_of};
 use super::{Ctx, GrantError};
 use crate::crypto;
-use crate::services::oidc::scope::ScopeSet;
 use crate::services::oidc::tokens::TokenResponse;
 use crate::store::clients::Client;
 use crate::store::device::{DeviceStatus, Poll};
@@ -89,6 +88,5 @@ pub async fn redeem(
     }
     let person = ctx.db.person(&person_id).await?;
     let subject = subject_of(ctx, client, &family, person, now).await?;
-    let scope = ScopeSet::parse(&family.scope);
-    issue(ctx, client, &family, subject, &scope, Via::Device, now).await
+    issue(ctx, client, &family, subject, &family.scope, Via::Device, now).await
 }

@@ -74,10 +74,9 @@ pub(super) async fn issue(
         .as_deref()
         .and_then(|s| serde_json::from_str(s).ok());
     let id_token = if scopes.contains("openid") {
-        let scope_list = scopes.as_strs();
         let asked = Release {
             consented: &family.licence_types,
-            scopes: &scope_list,
+            scopes: &scopes,
             claims: claims_request.as_ref(),
             member: "id_token",
         };

@@ -21,10 +21,10 @@ pub struct Input<'a> {
 
 /// The scope a refresh asks for: the granted one, or a subset of it (RFC 6749 §6).
 fn requested_scope(family: &Family, asked: Result<Option<ScopeSet>, String>) -> Result<ScopeSet, GrantError> {
-    let granted = ScopeSet::parse(&family.scope);
+    let granted = &family.scope;
     match asked.map_err(GrantError::InvalidRequest)? {
-        None => Ok(granted),
-        Some(asked) if asked.is_subset_of(&granted) => Ok(asked),
+        None => Ok(granted.clone()),
+        Some(asked) if asked.is_subset_of(granted) => Ok(asked),
         Some(_) => Err(GrantError::ScopeExceedsGrant),
     }
 }
@@ -54,7 +54,7 @@ pub async fn refresh(
     }
     // A grant without offline_access lives only as long as the SSO session that made it (OIDC Core §11):
     // once that session ended, or expired idle or absolute, the app must send the person back to sign in.
-    if !state.used && !ScopeSet::parse(&family.scope).contains("offline_access") {
+    if !state.used && !family.scope.contains("offline_access") {
         let live = match &family.session_sid {
             Some(sid) => {
                 ctx.db

@@ -166,7 +166,7 @@ impl World {
                 client_id: "app".into(),
                 person_id: Some("person-1".into()),
                 session_sid: session.map(str::to_owned),
-                scope: scope.into(),
+                scope: ScopeSet::parse(scope),
                 claims: None,
                 acr: 1,
                 amr: crate::amr::Amr::of(&[crate::amr::Method::Pwd]),
