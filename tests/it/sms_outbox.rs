@@ -293,7 +293,10 @@ async fn record_outbox_inserts(env: &Env) {
         ]
     };
     for sql in statements {
-        sqlx::query(sqlx::AssertSqlSafe(*sql)).execute(pool).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(*sql))
+            .execute(pool)
+            .await
+            .unwrap();
     }
 }
 
@@ -418,6 +421,59 @@ async fn a_send_waits_for_a_send_of_the_previous_release_in_progress(backend: Ba
     assert_eq!(inbox.delivered().len(), 1, "no second SMS");
 }
 
+/// A phone changed while a send for it waits for the lock rows (here: by a transaction that holds them
+/// and changes Alice's number) is seen by that send: the number has no person any more, so the code
+/// signs nobody in and no SMS goes to the former owner's number (review L1 of the one-statement send).
+async fn a_send_that_waited_sees_a_phone_changed_meanwhile(backend: Backend) {
+    let inbox = SmsInbox::start(0).await;
+    let env = Env::start_with(backend, webhook(&inbox)).await;
+    let alice = env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    let browser = Browser::new(&env.base);
+    let page = browser.get("/login?method=sms").await;
+    assert_eq!(send(&browser, &page, ALICE_PHONE).await.html().1, StatusCode::OK);
+    let phone = last_phone_hash(&env).await;
+    env.app.clock.advance(61);
+    let now = env.app.now();
+
+    let mut change = env.app.db.pool.begin().await.unwrap();
+    sqlx::query(
+        "INSERT INTO login_throttle (key, attempts, last_at) VALUES ($1, 0, $2) \
+         ON CONFLICT (key) DO UPDATE SET last_at = excluded.last_at",
+    )
+    .bind(format!("sms-lock:phone:{phone}"))
+    .bind(now)
+    .execute(&mut *change)
+    .await
+    .unwrap();
+    sqlx::query("UPDATE persons SET phone = $1 WHERE id = $2")
+        .bind("+8613700137000")
+        .bind(&alice)
+        .execute(&mut *change)
+        .await
+        .unwrap();
+    let csrf = field(page.html().2, "csrf").unwrap();
+    let here = tokio::spawn(burst_of_sends_owned(
+        browser.http.clone(),
+        browser.origin.clone(),
+        csrf,
+    ));
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(!here.is_finished(), "the send waits for the lock rows");
+    change.commit().await.unwrap();
+    assert_eq!(
+        here.await.unwrap(),
+        [StatusCode::OK],
+        "the same page as for any number"
+    );
+    assert_eq!(inbox.delivered().len(), 1, "no SMS to the number Alice gave up");
+    let people: Vec<Option<String>> =
+        sqlx::query_scalar("SELECT person_id FROM sms_codes ORDER BY created_at, person_id IS NULL")
+            .fetch_all(&env.app.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(people, [Some(alice), None], "the second code is nobody's");
+}
+
 /// One press of "send code" for Alice, on a task of its own.
 async fn burst_of_sends_owned(http: reqwest::Client, origin: String, csrf: String) -> Vec<StatusCode> {
     let form = [("csrf", csrf), ("phone", ALICE_PHONE.to_owned())];
@@ -431,6 +487,7 @@ async fn burst_of_sends_owned(http: reqwest::Client, origin: String, csrf: Strin
 }
 
 on_both_backends!(
+    a_send_that_waited_sees_a_phone_changed_meanwhile,
     a_send_waits_for_a_send_of_the_previous_release_in_progress,
     sends_are_counted_alike_by_this_release_and_the_previous_one,
     a_send_writes_the_rows_the_previous_release_reads,
