@@ -7,11 +7,14 @@
 -- order, as the previous release's transaction, so the two releases wait for each other too), then counts:
 -- each statement of a VOLATILE function in READ COMMITTED takes a fresh snapshot, so it sees every send
 -- committed by whoever held the locks before. The send is recorded only if the limits still allow it, and
--- `allowed` is set to what was decided (1 or 0) (RETURNING reads the row the function returns).
+-- `allowed` is set to what was decided (1 or 0), and a login's person (`lookup_phone`) is found again after
+-- the locks; RETURNING reads the row the function returns. This needs READ COMMITTED, PostgreSQL's default
+-- (deploy/OPERATIONS.md): under REPEATABLE READ or SERIALIZABLE concurrent sends fail with an error instead.
 
 CREATE VIEW sms_code_sends AS
 SELECT CAST(NULL AS TEXT) AS attempt_hash, CAST(NULL AS TEXT) AS phone_hash, CAST(NULL AS TEXT) AS person_id,
-       CAST(NULL AS TEXT) AS purpose, CAST(NULL AS TEXT) AS session_sid, CAST(NULL AS TEXT) AS code_hash,
+       CAST(NULL AS TEXT) AS lookup_phone, CAST(NULL AS TEXT) AS purpose, CAST(NULL AS TEXT) AS session_sid,
+       CAST(NULL AS TEXT) AS code_hash,
        CAST(NULL AS BIGINT) AS created_at, CAST(NULL AS BIGINT) AS expires_at, CAST(NULL AS TEXT) AS address,
        CAST(NULL AS BIGINT) AS hour_since, CAST(NULL AS BIGINT) AS per_phone_hour,
        CAST(NULL AS BIGINT) AS per_address_hour, CAST(NULL AS BIGINT) AS cooldown_since,
@@ -25,6 +28,12 @@ BEGIN
     VALUES ('sms-lock:phone:' || NEW.phone_hash, 0, NEW.created_at),
            ('sms-lock:addr:' || NEW.address, 0, NEW.created_at)
     ON CONFLICT (key) DO UPDATE SET last_at = excluded.last_at;
+    -- A login's person found again after the locks: a phone changed (and its codes dropped) while this send
+    -- waited is seen here, so no code is written for the person who no longer has this number (review L1).
+    IF NEW.lookup_phone IS NOT NULL THEN
+        NEW.person_id := (SELECT id FROM persons
+                          WHERE phone = NEW.lookup_phone AND phone_verified = 1 AND status = 'active');
+    END IF;
     INSERT INTO sms_sends (phone_hash, address, at)
     SELECT NEW.phone_hash, NEW.address, NEW.created_at
     WHERE (SELECT COUNT(*) FROM sms_sends WHERE phone_hash = NEW.phone_hash AND at >= NEW.hour_since)

@@ -176,19 +176,21 @@ pub struct SendOutcome {
 impl Db {
     /// Counts a send against the limits, and when they allow it writes the code and queues its message
     /// (with nothing to send when the code has no person), in one statement: an insert into the view
-    /// `sms_code_sends`, whose trigger writes the rows the previous release writes (migration 0027, which
-    /// says why concurrent sends on any node cannot all pass).
+    /// `sms_code_sends`, whose trigger decides the limits again and writes the rows the previous release
+    /// writes (migration 0027, which says why concurrent sends on any node cannot all pass). The
+    /// statement's own decision and person are what SQLite reports; PostgreSQL's trigger replaces both
+    /// with its own, made after it waited for the lock rows.
     pub async fn send_sms_code(&self, s: &SmsSend<'_>, now: i64) -> Result<SendOutcome, sqlx::Error> {
         let (attempts, locked_until) = match s.claimed_until {
             Some(until) => (1, until),
             None => (0, 0),
         };
         let row = sqlx::query(
-            "INSERT INTO sms_code_sends (attempt_hash, phone_hash, person_id, purpose, session_sid, code_hash, \
-             created_at, expires_at, address, hour_since, per_phone_hour, per_address_hour, cooldown_since, \
-             outbox_id, sealed, attempts, locked_until, allowed) \
+            "INSERT INTO sms_code_sends (attempt_hash, phone_hash, person_id, lookup_phone, purpose, \
+             session_sid, code_hash, created_at, expires_at, address, hour_since, per_phone_hour, \
+             per_address_hour, cooldown_since, outbox_id, sealed, attempts, locked_until, allowed) \
              SELECT $1, $2, COALESCE($3, (SELECT id FROM persons WHERE phone = $4 AND phone_verified = 1 \
-             AND status = 'active')), $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
+             AND status = 'active')), $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
              CASE WHEN (SELECT COUNT(*) FROM sms_sends WHERE phone_hash = $2 AND at >= $11) < $12 \
              AND (SELECT COUNT(*) FROM sms_sends WHERE address = $10 AND at >= $11) < $13 \
              AND COALESCE((SELECT MAX(at) FROM sms_sends WHERE phone_hash = $2), $14) <= $14 \

@@ -188,30 +188,28 @@ pub async fn run(db: &Db) -> anyhow::Result<()> {
 /// code's refresh token would not be stored, and every app's first refresh would fail; without the views'
 /// `INSTEAD OF` triggers every code flow or SMS send would fail. A migration that rebuilds `codes` (SQLite's
 /// table rebuild drops its triggers) or a restore without triggers must stop the node at start, not there.
-const TRIGGERS: [&str; 3] = [
-    "code_grants_insert",
-    "codes_first_refresh",
-    "sms_code_sends_insert",
+const TRIGGERS: [(&str, &str); 3] = [
+    ("code_grants_insert", "code_grants"),
+    ("codes_first_refresh", "codes"),
+    ("sms_code_sends_insert", "sms_code_sends"),
 ];
 
 async fn check_triggers(db: &Db) -> anyhow::Result<()> {
-    // The catalogues differ, so the text does (as the advisory lock above).
+    // The catalogues differ, so the text does (as the advisory lock above). Each trigger on its own table.
     let sql = match db.backend {
-        Backend::Sqlite => "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name IN ($1, $2, $3)",
+        Backend::Sqlite => "SELECT name || ' ON ' || tbl_name FROM sqlite_master WHERE type = 'trigger'",
         Backend::Postgres => {
-            "SELECT CAST(tgname AS TEXT) FROM pg_trigger WHERE tgname IN ($1, $2, $3) AND tgenabled <> 'D' \
-             AND NOT tgisinternal"
+            "SELECT CAST(t.tgname AS TEXT) || ' ON ' || CAST(c.relname AS TEXT) FROM pg_trigger t \
+             JOIN pg_class c ON c.oid = t.tgrelid \
+             WHERE c.relnamespace = CAST(current_schema() AS regnamespace) AND t.tgenabled <> 'D' \
+             AND NOT t.tgisinternal"
         }
     };
-    let found: Vec<String> = sqlx::query_scalar(sql)
-        .bind(TRIGGERS[0])
-        .bind(TRIGGERS[1])
-        .bind(TRIGGERS[2])
-        .fetch_all(&db.pool)
-        .await?;
+    let found: Vec<String> = sqlx::query_scalar(sql).fetch_all(&db.pool).await?;
     let missing: Vec<&str> = TRIGGERS
         .into_iter()
-        .filter(|t| !found.iter().any(|f| f == t))
+        .filter(|(name, table)| !found.iter().any(|f| *f == format!("{name} ON {table}")))
+        .map(|(name, _)| name)
         .collect();
     anyhow::ensure!(
         missing.is_empty(),

@@ -273,14 +273,42 @@ async fn sends_are_counted_alike_by_this_release_and_the_previous_one(backend: B
     assert_eq!(counted, 3, "the three sends that passed, each counted once");
 }
 
+/// Records every row inserted into the outbox, and whether it holds a message, before any worker can
+/// delete it (a test-only trigger on this test's own database).
+async fn record_outbox_inserts(env: &Env) {
+    let pool = &env.app.db.pool;
+    let statements: &[&str] = if env.db.is_sqlite() {
+        &[
+            "CREATE TABLE outbox_seen (id TEXT, has_message INTEGER)",
+            "CREATE TRIGGER outbox_seen AFTER INSERT ON sms_outbox BEGIN \
+             INSERT INTO outbox_seen VALUES (NEW.id, CASE WHEN NEW.sealed IS NULL THEN 0 ELSE 1 END); END",
+        ]
+    } else {
+        &[
+            "CREATE TABLE outbox_seen (id TEXT, has_message BIGINT)",
+            "CREATE FUNCTION outbox_seen() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+             INSERT INTO outbox_seen VALUES (NEW.id, CASE WHEN NEW.sealed IS NULL THEN 0 ELSE 1 END); \
+             RETURN NULL; END $$",
+            "CREATE TRIGGER outbox_seen AFTER INSERT ON sms_outbox FOR EACH ROW EXECUTE FUNCTION outbox_seen()",
+        ]
+    };
+    for sql in statements {
+        sqlx::query(sqlx::AssertSqlSafe(*sql))
+            .execute(pool)
+            .await
+            .unwrap();
+    }
+}
+
 /// What the send statement writes is what the previous release wrote: the send record, the code (with
 /// its person for a registered number, none for an unknown one) and an outbox row, with a message only
-/// for the registered number; nothing at all for a refused send.
+/// for the registered number; for a refused send no send record, code or outbox row.
 async fn a_send_writes_the_rows_the_previous_release_reads(backend: Backend) {
-    // The provider holds every message, so the outbox rows stay until the test has read them.
+    // The provider holds every message, so Alice's outbox row stays until the test has read it.
     let inbox = SmsInbox::start_held().await;
     let env = Env::start_with(backend, webhook(&inbox)).await;
     let alice = env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    record_outbox_inserts(&env).await;
     let browser = Browser::new(&env.base);
     let page = browser.get("/login?method=sms").await;
     let pool = &env.app.db.pool;
@@ -311,28 +339,156 @@ async fn a_send_writes_the_rows_the_previous_release_reads(backend: Backend) {
             (None, "login".to_owned())
         ]
     );
-    // The unknown number's row had nothing to send: this node's worker deletes it at once, while the
+    // Two outbox rows were written: one with nothing to send (the unknown number's), one with a message.
+    let seen: Vec<(String, i64)> =
+        sqlx::query_as("SELECT id, has_message FROM outbox_seen ORDER BY has_message")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        seen.iter().map(|(_, m)| *m).collect::<Vec<_>>(),
+        [0, 1],
+        "{seen:?}"
+    );
+    // The unknown number's row had nothing to send: this node's worker deleted it at once, while the
     // provider holds Alice's message, whose row waits, claimed by this node.
-    let outbox: Vec<(Option<String>, i64)> = sqlx::query_as("SELECT sealed, attempts FROM sms_outbox")
-        .fetch_all(pool)
-        .await
-        .unwrap();
-    let messages: Vec<_> = outbox.iter().filter(|(sealed, _)| sealed.is_some()).collect();
-    assert_eq!(messages.len(), 1, "one message, for Alice: {outbox:?}");
+    let outbox: Vec<(String, Option<String>, i64)> =
+        sqlx::query_as("SELECT id, sealed, attempts FROM sms_outbox")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+    assert_eq!(outbox.len(), 1, "{outbox:?}");
+    assert_eq!(outbox[0].0, seen[1].0, "the row with the message is Alice's");
     assert!(
-        messages[0]
-            .0
+        outbox[0]
+            .1
             .as_deref()
             .is_some_and(|s| !s.contains(ALICE_PHONE) && s.len() > 40)
     );
-    assert!(
-        outbox.iter().all(|(_, attempts)| *attempts == 1),
-        "claimed by this node: {outbox:?}"
-    );
+    assert_eq!(outbox[0].2, 1, "claimed by this node");
     inbox.release();
 }
 
+/// A send of the previous release in progress (its transaction has taken the lock rows and recorded
+/// its send, not yet committed) holds this release's send for the same phone until it commits; the
+/// send then sees it and is refused by the cooldown. Without the trigger's lock rows and second look,
+/// PostgreSQL's send would not wait and would pass on its earlier snapshot.
+async fn a_send_waits_for_a_send_of_the_previous_release_in_progress(backend: Backend) {
+    let inbox = SmsInbox::start(0).await;
+    let env = Env::start_with(backend, webhook(&inbox)).await;
+    env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    let browser = Browser::new(&env.base);
+    let page = browser.get("/login?method=sms").await;
+    assert_eq!(send(&browser, &page, ALICE_PHONE).await.html().1, StatusCode::OK);
+    let phone = last_phone_hash(&env).await;
+    env.app.clock.advance(61);
+    let now = env.app.now();
+
+    let mut old = env.app.db.pool.begin().await.unwrap();
+    sqlx::query(
+        "INSERT INTO login_throttle (key, attempts, last_at) VALUES ($1, 0, $3), ($2, 0, $3) \
+         ON CONFLICT (key) DO UPDATE SET last_at = excluded.last_at",
+    )
+    .bind(format!("sms-lock:phone:{phone}"))
+    .bind("sms-lock:addr:old-node")
+    .bind(now)
+    .execute(&mut *old)
+    .await
+    .unwrap();
+    sqlx::query("INSERT INTO sms_sends (phone_hash, address, at) VALUES ($1, $2, $3)")
+        .bind(&phone)
+        .bind("old-node")
+        .bind(now)
+        .execute(&mut *old)
+        .await
+        .unwrap();
+
+    let csrf = field(page.html().2, "csrf").unwrap();
+    let here = tokio::spawn(burst_of_sends_owned(
+        browser.http.clone(),
+        browser.origin.clone(),
+        csrf,
+    ));
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(!here.is_finished(), "this release's send waits for the lock rows");
+    old.commit().await.unwrap();
+    let statuses = here.await.unwrap();
+    assert_eq!(
+        statuses,
+        [StatusCode::TOO_MANY_REQUESTS],
+        "the committed send counts"
+    );
+    assert_eq!(inbox.delivered().len(), 1, "no second SMS");
+}
+
+/// A phone changed while a send for it waits for the lock rows (here: by a transaction that holds them
+/// and changes Alice's number) is seen by that send: the number has no person any more, so the code
+/// signs nobody in and no SMS goes to the former owner's number (review L1 of the one-statement send).
+async fn a_send_that_waited_sees_a_phone_changed_meanwhile(backend: Backend) {
+    let inbox = SmsInbox::start(0).await;
+    let env = Env::start_with(backend, webhook(&inbox)).await;
+    let alice = env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    let browser = Browser::new(&env.base);
+    let page = browser.get("/login?method=sms").await;
+    assert_eq!(send(&browser, &page, ALICE_PHONE).await.html().1, StatusCode::OK);
+    let phone = last_phone_hash(&env).await;
+    env.app.clock.advance(61);
+    let now = env.app.now();
+
+    let mut change = env.app.db.pool.begin().await.unwrap();
+    sqlx::query(
+        "INSERT INTO login_throttle (key, attempts, last_at) VALUES ($1, 0, $2) \
+         ON CONFLICT (key) DO UPDATE SET last_at = excluded.last_at",
+    )
+    .bind(format!("sms-lock:phone:{phone}"))
+    .bind(now)
+    .execute(&mut *change)
+    .await
+    .unwrap();
+    sqlx::query("UPDATE persons SET phone = $1 WHERE id = $2")
+        .bind("+8613700137000")
+        .bind(&alice)
+        .execute(&mut *change)
+        .await
+        .unwrap();
+    let csrf = field(page.html().2, "csrf").unwrap();
+    let here = tokio::spawn(burst_of_sends_owned(
+        browser.http.clone(),
+        browser.origin.clone(),
+        csrf,
+    ));
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(!here.is_finished(), "the send waits for the lock rows");
+    change.commit().await.unwrap();
+    assert_eq!(
+        here.await.unwrap(),
+        [StatusCode::OK],
+        "the same page as for any number"
+    );
+    assert_eq!(inbox.delivered().len(), 1, "no SMS to the number Alice gave up");
+    let people: Vec<Option<String>> =
+        sqlx::query_scalar("SELECT person_id FROM sms_codes ORDER BY created_at, person_id IS NULL")
+            .fetch_all(&env.app.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(people, [Some(alice), None], "the second code is nobody's");
+}
+
+/// One press of "send code" for Alice, on a task of its own.
+async fn burst_of_sends_owned(http: reqwest::Client, origin: String, csrf: String) -> Vec<StatusCode> {
+    let form = [("csrf", csrf), ("phone", ALICE_PHONE.to_owned())];
+    let res = http
+        .post(format!("{origin}/login/sms/send"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    vec![res.status()]
+}
+
 on_both_backends!(
+    a_send_that_waited_sees_a_phone_changed_meanwhile,
+    a_send_waits_for_a_send_of_the_previous_release_in_progress,
     sends_are_counted_alike_by_this_release_and_the_previous_one,
     a_send_writes_the_rows_the_previous_release_reads,
     a_burst_of_code_requests_sends_one_code,
