@@ -369,40 +369,63 @@ async fn a_send_writes_the_rows_the_previous_release_reads(backend: Backend) {
     inbox.release();
 }
 
-/// A send of the previous release in progress (its transaction has taken the lock rows and recorded
-/// its send, not yet committed) holds this release's send for the same phone until it commits; the
-/// send then sees it and is refused by the cooldown. Without the trigger's lock rows and second look,
-/// PostgreSQL's send would not wait and would pass on its earlier snapshot.
-async fn a_send_waits_for_a_send_of_the_previous_release_in_progress(backend: Backend) {
+/// Alice's first code, sent; the clock past its cooldown.
+struct Sent {
+    inbox: SmsInbox,
+    env: Env,
+    alice: String,
+    browser: Browser,
+    page: Page,
+    /// Alice's phone as the send records hold it.
+    phone: String,
+    now: i64,
+}
+
+async fn one_code_sent_and_the_cooldown_over(backend: Backend) -> Sent {
     let inbox = SmsInbox::start(0).await;
     let env = Env::start_with(backend, webhook(&inbox)).await;
-    env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
+    let alice = env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
     let browser = Browser::new(&env.base);
     let page = browser.get("/login?method=sms").await;
     assert_eq!(send(&browser, &page, ALICE_PHONE).await.html().1, StatusCode::OK);
     let phone = last_phone_hash(&env).await;
     env.app.clock.advance(61);
     let now = env.app.now();
+    Sent {
+        inbox,
+        env,
+        alice,
+        browser,
+        page,
+        phone,
+        now,
+    }
+}
 
-    let mut old = env.app.db.pool.begin().await.unwrap();
-    sqlx::query(
-        "INSERT INTO login_throttle (key, attempts, last_at) VALUES ($1, 0, $3), ($2, 0, $3) \
-         ON CONFLICT (key) DO UPDATE SET last_at = excluded.last_at",
-    )
-    .bind(format!("sms-lock:phone:{phone}"))
-    .bind("sms-lock:addr:old-node")
-    .bind(now)
-    .execute(&mut *old)
-    .await
-    .unwrap();
-    sqlx::query("INSERT INTO sms_sends (phone_hash, address, at) VALUES ($1, $2, $3)")
-        .bind(&phone)
-        .bind("old-node")
+/// A transaction holding the lock rows `keys` (in that order), as the previous release's send takes them.
+async fn lock_rows_held(env: &Env, keys: &[String], now: i64) -> sqlx::Transaction<'static, sqlx::Any> {
+    let mut held = env.app.db.pool.begin().await.unwrap();
+    for key in keys {
+        sqlx::query(
+            "INSERT INTO login_throttle (key, attempts, last_at) VALUES ($1, 0, $2) \
+             ON CONFLICT (key) DO UPDATE SET last_at = excluded.last_at",
+        )
+        .bind(key)
         .bind(now)
-        .execute(&mut *old)
+        .execute(&mut *held)
         .await
         .unwrap();
+    }
+    held
+}
 
+/// Presses "send code" for Alice while `held` (an open transaction holding lock rows) is not committed:
+/// the send must still be waiting after 700 ms; then commits `held` and gives the send's status.
+async fn press_while_held(
+    browser: &Browser,
+    page: &Page,
+    held: sqlx::Transaction<'static, sqlx::Any>,
+) -> Vec<StatusCode> {
     let csrf = field(page.html().2, "csrf").unwrap();
     let here = tokio::spawn(burst_of_sends_owned(
         browser.http.clone(),
@@ -411,8 +434,38 @@ async fn a_send_waits_for_a_send_of_the_previous_release_in_progress(backend: Ba
     ));
     tokio::time::sleep(Duration::from_millis(700)).await;
     assert!(!here.is_finished(), "this release's send waits for the lock rows");
-    old.commit().await.unwrap();
-    let statuses = here.await.unwrap();
+    held.commit().await.unwrap();
+    here.await.unwrap()
+}
+
+/// A send of the previous release in progress (its transaction has taken the lock rows and recorded
+/// its send, not yet committed) holds this release's send for the same phone until it commits; the
+/// send then sees it and is refused by the cooldown. Without the trigger's lock rows and second look,
+/// PostgreSQL's send would not wait and would pass on its earlier snapshot.
+async fn a_send_waits_for_a_send_of_the_previous_release_in_progress(backend: Backend) {
+    let Sent {
+        inbox,
+        env,
+        browser,
+        page,
+        phone,
+        now,
+        ..
+    } = one_code_sent_and_the_cooldown_over(backend).await;
+    let keys = [
+        format!("sms-lock:phone:{phone}"),
+        "sms-lock:addr:old-node".to_owned(),
+    ];
+    let mut old = lock_rows_held(&env, &keys, now).await;
+    sqlx::query("INSERT INTO sms_sends (phone_hash, address, at) VALUES ($1, $2, $3)")
+        .bind(&phone)
+        .bind("old-node")
+        .bind(now)
+        .execute(&mut *old)
+        .await
+        .unwrap();
+
+    let statuses = press_while_held(&browser, &page, old).await;
     assert_eq!(
         statuses,
         [StatusCode::TOO_MANY_REQUESTS],
@@ -425,43 +478,24 @@ async fn a_send_waits_for_a_send_of_the_previous_release_in_progress(backend: Ba
 /// and changes Alice's number) is seen by that send: the number has no person any more, so the code
 /// signs nobody in and no SMS goes to the former owner's number (review L1 of the one-statement send).
 async fn a_send_that_waited_sees_a_phone_changed_meanwhile(backend: Backend) {
-    let inbox = SmsInbox::start(0).await;
-    let env = Env::start_with(backend, webhook(&inbox)).await;
-    let alice = env.person(ALICE_ID, ALICE_PHONE, PASSWORD).await;
-    let browser = Browser::new(&env.base);
-    let page = browser.get("/login?method=sms").await;
-    assert_eq!(send(&browser, &page, ALICE_PHONE).await.html().1, StatusCode::OK);
-    let phone = last_phone_hash(&env).await;
-    env.app.clock.advance(61);
-    let now = env.app.now();
-
-    let mut change = env.app.db.pool.begin().await.unwrap();
-    sqlx::query(
-        "INSERT INTO login_throttle (key, attempts, last_at) VALUES ($1, 0, $2) \
-         ON CONFLICT (key) DO UPDATE SET last_at = excluded.last_at",
-    )
-    .bind(format!("sms-lock:phone:{phone}"))
-    .bind(now)
-    .execute(&mut *change)
-    .await
-    .unwrap();
+    let Sent {
+        inbox,
+        env,
+        alice,
+        browser,
+        page,
+        phone,
+        now,
+    } = one_code_sent_and_the_cooldown_over(backend).await;
+    let mut change = lock_rows_held(&env, &[format!("sms-lock:phone:{phone}")], now).await;
     sqlx::query("UPDATE persons SET phone = $1 WHERE id = $2")
         .bind("+8613700137000")
         .bind(&alice)
         .execute(&mut *change)
         .await
         .unwrap();
-    let csrf = field(page.html().2, "csrf").unwrap();
-    let here = tokio::spawn(burst_of_sends_owned(
-        browser.http.clone(),
-        browser.origin.clone(),
-        csrf,
-    ));
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    assert!(!here.is_finished(), "the send waits for the lock rows");
-    change.commit().await.unwrap();
     assert_eq!(
-        here.await.unwrap(),
+        press_while_held(&browser, &page, change).await,
         [StatusCode::OK],
         "the same page as for any number"
     );
